@@ -1,0 +1,106 @@
+/** One validation issue, as zod reports it, with the path joined for humans. */
+export interface Issue {
+  path: (string | number)[];
+  message: string;
+  code?: string;
+}
+
+/** An RFC 9457 problem document. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  errors?: Issue[];
+  [extension: string]: unknown;
+}
+
+/**
+ * The base of every error Herald throws on purpose. `code` is stable and machine-readable;
+ * `status` is the HTTP status a server answers with.
+ */
+export class HeraldError extends Error {
+  override readonly name: string = 'HeraldError';
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    readonly title = message,
+  ) {
+    super(message);
+  }
+
+  /** Extra members for the problem document. */
+  protected extensions(): Record<string, unknown> {
+    return {};
+  }
+
+  toProblem(): Problem {
+    return {
+      type: `urn:herald:problem:${this.code}`,
+      title: this.title,
+      status: this.status,
+      detail: this.message,
+      ...this.extensions(),
+    };
+  }
+}
+
+/** Input that does not fit its schema: 422 with the issues. */
+export class ValidationError extends HeraldError {
+  override readonly name = 'ValidationError';
+  constructor(
+    message: string,
+    readonly issues: Issue[],
+    code = 'validation-failed',
+  ) {
+    super(code, 422, message, 'Validation failed');
+  }
+  protected override extensions() {
+    return { errors: this.issues };
+  }
+}
+
+export class UnknownEventTypeError extends HeraldError {
+  override readonly name = 'UnknownEventTypeError';
+  constructor(readonly eventType: string) {
+    super('unknown-event-type', 422, `Event type "${eventType}" is not in the catalog`, 'Unknown event type');
+  }
+}
+
+export class NotFoundError extends HeraldError {
+  override readonly name = 'NotFoundError';
+  constructor(what: string) {
+    super('not-found', 404, `${what} was not found`, 'Not found');
+  }
+}
+
+export class ConflictError extends HeraldError {
+  override readonly name = 'ConflictError';
+  constructor(message: string) {
+    super('conflict', 409, message, 'Conflict');
+  }
+}
+
+export class UnauthorizedError extends HeraldError {
+  override readonly name = 'UnauthorizedError';
+  constructor(message = 'A valid API key is required: Authorization: Bearer <key>') {
+    super('unauthorized', 401, message, 'Unauthorized');
+  }
+}
+
+export class ForbiddenError extends HeraldError {
+  override readonly name = 'ForbiddenError';
+  constructor(message = 'This key may not do that') {
+    super('forbidden', 403, message, 'Forbidden');
+  }
+}
+
+/** Turns any zod-style issue list into Herald issues. */
+export function toIssues(issues: readonly { path: readonly PropertyKey[]; message: string; code?: string }[]): Issue[] {
+  return issues.map((issue) => ({
+    path: issue.path.map((key) => (typeof key === 'number' ? key : String(key))),
+    message: issue.message,
+    ...(issue.code ? { code: issue.code } : {}),
+  }));
+}

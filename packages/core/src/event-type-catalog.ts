@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { ConflictError, toIssues, UnknownEventTypeError, ValidationError } from './errors.js';
+import { eventTypeName } from './names.js';
+
+/** An event type: its name, the schema its `data` must satisfy, and a description. */
+export interface EventTypeDefinition<TName extends string = string, TSchema extends z.ZodType = z.ZodType> {
+  readonly name: TName;
+  readonly schema: TSchema;
+  readonly description?: string;
+}
+
+/** An event type as the catalog lists it: its data schema exported as JSON Schema. */
+export interface EventTypeInfo {
+  name: string;
+  description?: string;
+  schema: Record<string, unknown>;
+  /** `code` for types defined with {@link defineEventType}, `api` for types registered over REST. */
+  origin: 'code' | 'api';
+}
+
+/** The map from event-type name to data type that typed `publish` and clients use. */
+export type EventMapOf<TDefinitions extends readonly EventTypeDefinition[]> = {
+  [D in TDefinitions[number] as D['name']]: z.input<D['schema']>;
+};
+
+/** Defines an event type in code: `defineEventType('order.created', z.object({...}), { description })`. */
+export function defineEventType<TName extends string, TSchema extends z.ZodType>(
+  name: TName,
+  schema: TSchema,
+  options: { description?: string } = {},
+): EventTypeDefinition<TName, TSchema> {
+  assertName(name);
+  return { name, schema, ...(options.description ? { description: options.description } : {}) };
+}
+
+/** Builds a definition from a JSON Schema, as registered over REST. Throws a ValidationError when it is not one. */
+export function eventTypeFromJsonSchema(
+  name: string,
+  schema: Record<string, unknown> | undefined,
+  description?: string,
+): EventTypeDefinition {
+  assertName(name);
+  let zodSchema: z.ZodType;
+  try {
+    zodSchema = schema ? z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]) : z.unknown();
+  } catch (error) {
+    throw new ValidationError(`The schema of "${name}" is not a JSON Schema Herald can use`, [
+      { path: ['schema'], message: error instanceof Error ? error.message : String(error) },
+    ]);
+  }
+  return { name, schema: zodSchema, ...(description ? { description } : {}) };
+}
+
+function assertName(name: string): void {
+  const result = eventTypeName.safeParse(name);
+  if (!result.success) {
+    throw new ValidationError(`"${name}" is not a valid event-type name`, toIssues(result.error.issues));
+  }
+}
+
+interface Entry {
+  definition: EventTypeDefinition;
+  info: EventTypeInfo;
+}
+
+/** The event types a Herald accepts. Unknown types and data failing their schema are refused. */
+export class EventCatalog {
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(definitions: readonly EventTypeDefinition[] = []) {
+    for (const definition of definitions) this.add(definition, 'code');
+  }
+
+  /**
+   * Adds a type. A second definition of the same name is a ConflictError, unless `origin` is
+   * `api` and the stored JSON Schema is the same (registering is idempotent).
+   */
+  add(definition: EventTypeDefinition, origin: EventTypeInfo['origin'], jsonSchema?: Record<string, unknown>): EventTypeInfo {
+    const schema = jsonSchema ?? toJsonSchema(definition.schema);
+    const existing = this.#entries.get(definition.name);
+    if (existing) {
+      const same =
+        existing.info.origin === origin &&
+        JSON.stringify(existing.info.schema) === JSON.stringify(schema) &&
+        existing.info.description === definition.description;
+      if (same) return existing.info;
+      throw new ConflictError(`Event type "${definition.name}" is already defined`);
+    }
+    const info: EventTypeInfo = {
+      name: definition.name,
+      ...(definition.description ? { description: definition.description } : {}),
+      schema,
+      origin,
+    };
+    this.#entries.set(definition.name, { definition, info });
+    return info;
+  }
+
+  has(name: string): boolean {
+    return this.#entries.has(name);
+  }
+
+  get(name: string): EventTypeInfo | undefined {
+    return this.#entries.get(name)?.info;
+  }
+
+  list(): EventTypeInfo[] {
+    return [...this.#entries.values()].map((entry) => entry.info).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Returns the parsed data, or throws UnknownEventTypeError / ValidationError with the issues. */
+  validate(type: string, data: unknown): unknown {
+    const entry = this.#entries.get(type);
+    if (!entry) throw new UnknownEventTypeError(type);
+    const result = entry.definition.schema.safeParse(data);
+    if (!result.success) {
+      throw new ValidationError(
+        `The data does not match the schema of "${type}"`,
+        toIssues(result.error.issues).map((issue) => ({ ...issue, path: ['data', ...issue.path] })),
+      );
+    }
+    return result.data;
+  }
+}
+
+function toJsonSchema(schema: z.ZodType): Record<string, unknown> {
+  try {
+    return z.toJSONSchema(schema, { unrepresentable: 'any' }) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { eventTypePattern, matchesPattern } from './names.js';
+
+describe('matchesPattern', () => {
+  it.each([
+    ['order.created', 'order.created', true],
+    ['order.created', 'order.updated', false],
+    ['order.*', 'order.created', true],
+    ['order.*', 'order.created.v2', false],
+    ['order.*', 'order', false],
+    ['order.**', 'order.created.v2', true],
+    ['order.**', 'order', false],
+    ['*.created', 'invoice.created', true],
+    ['**', 'anything.at.all', true],
+    ['a.*.c', 'a.b.c', true],
+    ['a.*.c', 'a.b.d', false],
+  ])('%s ~ %s is %s', (pattern, type, expected) => {
+    expect(matchesPattern(pattern, type)).toBe(expected);
+  });
+
+  it.each(['order.created', 'order.*', '*.created', 'order.**', '**', 'a.*.b.**'])('accepts the pattern %s', (pattern) => {
+    expect(eventTypePattern.safeParse(pattern).success).toBe(true);
+  });
+
+  it.each(['', 'order.', '.order', 'order..created', 'order.**.created', 'ord er', 'order.***', '**.x', 'a.b*'])(
+    'refuses the pattern %j',
+    (pattern) => {
+      expect(eventTypePattern.safeParse(pattern).success).toBe(false);
+    },
+  );
+});

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+const segment = '[A-Za-z0-9_-]+';
+
+/** Event-type names: dot-separated segments of letters, digits, `_` and `-`. */
+export const eventTypeName = z
+  .string()
+  .max(128)
+  .regex(new RegExp(`^${segment}(\\.${segment})*$`), 'must be dot-separated segments of letters, digits, "_" and "-"');
+
+/** Patterns: names whose segments may also be `*` (one segment) or, last, `**` (one or more). */
+export const eventTypePattern = z
+  .string()
+  .max(128)
+  .regex(
+    new RegExp(`^(${segment}|\\*)(\\.(${segment}|\\*))*(\\.\\*\\*)?$|^\\*\\*$`),
+    'must be an event type, or a pattern with "*" for one segment and a final "**" for one or more',
+  );
+
+/** Consumer ids: what a provider calls its customers, e.g. `acme` or `cus_123`. */
+export const consumerId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.:@-]+$/, 'must be letters, digits and "_.:@-"');
+
+/** True when `type` matches `pattern` (see {@link eventTypePattern}). */
+export function matchesPattern(pattern: string, type: string): boolean {
+  const want = pattern.split('.');
+  const have = type.split('.');
+  for (let i = 0; i < want.length; i++) {
+    if (want[i] === '**') return have.length > i;
+    if (i >= have.length) return false;
+    if (want[i] !== '*' && want[i] !== have[i]) return false;
+  }
+  return want.length === have.length;
+}

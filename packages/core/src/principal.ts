@@ -1,0 +1,23 @@
+import type { Role } from './store.js';
+import type { Subscription } from './subscription.js';
+
+/** Who is calling: an API key, or a stream token derived from one. */
+export interface Principal {
+  /** The API key behind the call. */
+  keyId: string;
+  role: Role;
+  /** The consumer a `consumer` principal is bound to. */
+  consumer?: string;
+  /** A stream token's type scope. @default every type */
+  types?: readonly string[];
+}
+
+/** Admins reach every subscription; a consumer only its own. */
+export function canAccess(principal: Principal, subscription: Pick<Subscription, 'consumer'>): boolean {
+  return principal.role === 'admin' || principal.consumer === subscription.consumer;
+}
+
+/** Whether a principal may see an event addressed to `consumer` (absent: to everyone). */
+export function canSee(principal: Principal, event: { consumer?: string }): boolean {
+  return principal.role === 'admin' || event.consumer === undefined || event.consumer === principal.consumer;
+}

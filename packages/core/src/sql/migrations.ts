@@ -1,0 +1,72 @@
+import { type Kysely, type Migration, Migrator } from 'kysely';
+import type { SqlFlavor } from './sql-flavor.js';
+
+function migrations(flavor: SqlFlavor): Record<string, Migration> {
+  return {
+    '0001_initial': {
+      async up(db: Kysely<unknown>) {
+        await flavor
+          .addSeqColumn(db.schema.createTable('herald_events'))
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text')
+          .addColumn('time', 'text', (c) => c.notNull())
+          .addColumn('datacontenttype', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('consumer', 'text')
+          .execute();
+        await db.schema.createIndex('herald_events_type_seq').on('herald_events').columns(['type', 'seq']).execute();
+
+        await db.schema
+          .createTable('herald_event_types')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('description', 'text')
+          .addColumn('schema', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('herald_subscriptions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('consumer', 'text', (c) => c.notNull())
+          .addColumn('transport', 'text', (c) => c.notNull())
+          .addColumn('types', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('config', 'text', (c) => c.notNull())
+          .addColumn('cursor', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('disabled_reason', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('herald_subscriptions_consumer')
+          .on('herald_subscriptions')
+          .columns(['consumer', 'created_at'])
+          .execute();
+
+        await db.schema
+          .createTable('herald_api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('consumer', 'text')
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .execute();
+      },
+    },
+  };
+}
+
+/** Brings the schema up to date; throws when a migration fails. */
+export async function migrate(db: Kysely<unknown>, flavor: SqlFlavor): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations(flavor) },
+    migrationTableName: 'herald_migration',
+    migrationLockTableName: 'herald_migration_lock',
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error;
+}

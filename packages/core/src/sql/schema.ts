@@ -1,0 +1,54 @@
+import type { Generated } from 'kysely';
+
+export interface EventsTable {
+  seq: Generated<number | string>;
+  id: string;
+  type: string;
+  source: string;
+  subject: string | null;
+  time: string;
+  datacontenttype: string;
+  /** JSON text. */
+  data: string;
+  consumer: string | null;
+}
+
+export interface EventTypesTable {
+  name: string;
+  description: string | null;
+  /** JSON Schema as JSON text. */
+  schema: string | null;
+  created_at: string;
+}
+
+export interface SubscriptionsTable {
+  id: string;
+  consumer: string;
+  transport: string;
+  /** JSON array. */
+  types: string;
+  status: string;
+  /** JSON object. */
+  config: string;
+  cursor: number | string;
+  disabled_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  role: string;
+  consumer: string | null;
+  hash: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** Herald's tables, as kysely sees them. */
+export interface HeraldDatabase {
+  herald_events: EventsTable;
+  herald_event_types: EventTypesTable;
+  herald_subscriptions: SubscriptionsTable;
+  herald_api_keys: ApiKeysTable;
+}

@@ -1,0 +1,338 @@
+import { type Kysely, type Selectable, sql } from 'kysely';
+import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
+import { matchesPattern } from '../names.js';
+import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
+import type { Subscription, SubscriptionStatus } from '../subscription.js';
+import { migrate } from './migrations.js';
+import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
+import type { SqlFlavor } from './sql-flavor.js';
+
+/** Rows per INSERT, well under every dialect's bound-parameter limit. */
+const insertChunk = 500;
+
+interface PendingAppend {
+  events: readonly NewEvent[];
+  resolve(results: PublishResult[]): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The Store on kysely, shared by SQLite and PostgreSQL. Appends that arrive while another commit
+ * is being prepared or is in flight are committed together in one transaction (group commit).
+ */
+export class SqlStore implements Store {
+  readonly #db: Kysely<HeraldDatabase>;
+  readonly #flavor: SqlFlavor;
+  #pending: PendingAppend[] = [];
+  #flushing?: Promise<void>;
+
+  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor) {
+    this.#db = db;
+    this.#flavor = flavor;
+  }
+
+  get flavor(): SqlFlavor['name'] {
+    return this.#flavor.name;
+  }
+
+  async init(): Promise<void> {
+    await migrate(this.#db as Kysely<unknown>, this.#flavor);
+  }
+
+  async close(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    await this.#db.destroy();
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.#db);
+  }
+
+  append(events: readonly NewEvent[]): Promise<PublishResult[]> {
+    if (events.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ events, resolve, reject });
+      if (!this.#flushing) this.#flushing = this.#flushSoon();
+    });
+  }
+
+  /** Lets the appends of this turn of the event loop gather, then commits them; repeats while more arrived. */
+  async #flushSoon(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.#pending.length > 0) {
+      const group = this.#pending;
+      this.#pending = [];
+      try {
+        const results = await this.#db.transaction().execute((trx) => insertEvents(trx, group.flatMap((p) => p.events)));
+        let at = 0;
+        for (const pending of group) {
+          pending.resolve(results.slice(at, at + pending.events.length));
+          at += pending.events.length;
+        }
+      } catch (error) {
+        for (const pending of group) pending.reject(error);
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  async read({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
+    const filter = types && types.length > 0 ? typeFilter(types) : undefined;
+    const found: HeraldEvent[] = [];
+    let cursor = after;
+    while (found.length < limit) {
+      let query = this.#db.selectFrom('herald_events').selectAll().where('seq', '>', cursor).orderBy('seq').limit(limit);
+      if (visibleTo !== undefined) {
+        query = query.where((eb) => eb.or([eb('consumer', 'is', null), eb('consumer', '=', visibleTo)]));
+      }
+      if (filter?.sql) {
+        const { exact, prefixes } = filter.sql;
+        query = query.where((eb) =>
+          eb.or([
+            ...(exact.length > 0 ? [eb('type', 'in', exact)] : []),
+            ...prefixes.map((prefix) => sql<boolean>`${sql.ref('type')} like ${`${escapeLike(prefix)}%`} escape '\\'`),
+          ]),
+        );
+      }
+      const rows = await query.execute();
+      for (const row of rows) {
+        const event = toEvent(row);
+        cursor = event.seq;
+        if (!filter || filter.exactOnly || types?.some((pattern) => matchesPattern(pattern, event.type))) {
+          found.push(event);
+          if (found.length === limit) break;
+        }
+      }
+      if (rows.length < limit || filter === undefined || filter.exactOnly) break;
+    }
+    return found;
+  }
+
+  async bounds(): Promise<LogBounds> {
+    const row = await this.#db
+      .selectFrom('herald_events')
+      .select((eb) => [eb.fn.min('seq').as('oldest'), eb.fn.max('seq').as('latest')])
+      .executeTakeFirst();
+    return {
+      oldest: row?.oldest == null ? null : Number(row.oldest),
+      latest: row?.latest == null ? 0 : Number(row.latest),
+    };
+  }
+
+  readonly eventTypes = {
+    list: async (): Promise<StoredEventType[]> => {
+      const rows = await this.#db.selectFrom('herald_event_types').selectAll().orderBy('name').execute();
+      return rows.map((row) => ({
+        name: row.name,
+        ...(row.description !== null ? { description: row.description } : {}),
+        ...(row.schema !== null ? { schema: JSON.parse(row.schema) as Record<string, unknown> } : {}),
+        createdAt: row.created_at,
+      }));
+    },
+    insert: async (eventType: StoredEventType): Promise<boolean> => {
+      const inserted = await this.#db
+        .insertInto('herald_event_types')
+        .values({
+          name: eventType.name,
+          description: eventType.description ?? null,
+          schema: eventType.schema ? JSON.stringify(eventType.schema) : null,
+          created_at: eventType.createdAt,
+        })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .executeTakeFirst();
+      return Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
+    },
+  };
+
+  readonly subscriptions = {
+    create: async (subscription: Omit<Subscription, 'createdAt' | 'updatedAt'>): Promise<Subscription> => {
+      const now = new Date().toISOString();
+      const created: Subscription = { ...subscription, createdAt: now, updatedAt: now };
+      await this.#db.insertInto('herald_subscriptions').values(fromSubscription(created)).execute();
+      return created;
+    },
+    get: async (id: string): Promise<Subscription | undefined> => {
+      const row = await this.#db.selectFrom('herald_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toSubscription(row);
+    },
+    list: async (filter: { consumer?: string; transport?: string } = {}): Promise<Subscription[]> => {
+      let query = this.#db.selectFrom('herald_subscriptions').selectAll().orderBy('created_at').orderBy('id');
+      if (filter.consumer !== undefined) query = query.where('consumer', '=', filter.consumer);
+      if (filter.transport !== undefined) query = query.where('transport', '=', filter.transport);
+      return (await query.execute()).map(toSubscription);
+    },
+    update: async (id: string, changes: Partial<Subscription>): Promise<Subscription | undefined> => {
+      return this.#db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('herald_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+        if (!row) return undefined;
+        const updated: Subscription = { ...toSubscription(row), ...changes, updatedAt: new Date().toISOString() };
+        if (changes.status !== undefined && changes.status !== 'disabled' && changes.disabledReason === undefined) {
+          delete updated.disabledReason;
+        }
+        const { id: _id, created_at: _created, ...values } = fromSubscription(updated);
+        await trx.updateTable('herald_subscriptions').set(values).where('id', '=', id).execute();
+        return updated;
+      });
+    },
+    delete: async (id: string): Promise<boolean> => {
+      const result = await this.#db.deleteFrom('herald_subscriptions').where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+  };
+
+  readonly keys = {
+    put: async (key: ApiKeyRecord): Promise<void> => {
+      const row = fromKey(key);
+      await this.#db
+        .insertInto('herald_api_keys')
+        .values(row)
+        .onConflict((oc) => oc.column('id').doUpdateSet({ role: row.role, consumer: row.consumer, hash: row.hash, revoked_at: row.revoked_at }))
+        .execute();
+    },
+    get: async (id: string): Promise<ApiKeyRecord | undefined> => {
+      const row = await this.#db.selectFrom('herald_api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toKey(row);
+    },
+    list: async (): Promise<ApiKeyRecord[]> => {
+      const rows = await this.#db.selectFrom('herald_api_keys').selectAll().orderBy('created_at').orderBy('id').execute();
+      return rows.map(toKey);
+    },
+    revoke: async (id: string): Promise<boolean> => {
+      const result = await this.#db
+        .updateTable('herald_api_keys')
+        .set({ revoked_at: new Date().toISOString() })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+  };
+}
+
+/** Inserts the new events of a group, and finds the first result of those whose id was already logged. */
+async function insertEvents(trx: Kysely<HeraldDatabase>, events: readonly NewEvent[]): Promise<PublishResult[]> {
+  const fresh = new Map<string, NewEvent>();
+  for (const event of events) if (!fresh.has(event.id)) fresh.set(event.id, event);
+  const seqs = new Map<string, number>();
+  const rows = [...fresh.values()].map(fromEvent);
+  for (let at = 0; at < rows.length; at += insertChunk) {
+    const inserted = await trx
+      .insertInto('herald_events')
+      .values(rows.slice(at, at + insertChunk))
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning(['id', 'seq'])
+      .execute();
+    for (const row of inserted) seqs.set(row.id, Number(row.seq));
+  }
+  const earlier = new Map<string, HeraldEvent>();
+  const missing = [...fresh.keys()].filter((id) => !seqs.has(id));
+  for (let at = 0; at < missing.length; at += insertChunk) {
+    const found = await trx.selectFrom('herald_events').selectAll().where('id', 'in', missing.slice(at, at + insertChunk)).execute();
+    for (const row of found) earlier.set(row.id, toEvent(row));
+  }
+  const claimed = new Set<string>();
+  return events.map((event) => {
+    const seq = seqs.get(event.id);
+    if (seq === undefined) return { event: earlier.get(event.id) as HeraldEvent, created: false };
+    const created = !claimed.has(event.id);
+    claimed.add(event.id);
+    return { event: { ...(fresh.get(event.id) as NewEvent), seq }, created };
+  });
+}
+
+/** The SQL side of a type filter: exact names and LIKE prefixes; `exactOnly` when no pattern needs a check in code. */
+function typeFilter(types: readonly string[]): { sql?: { exact: string[]; prefixes: string[] }; exactOnly: boolean } {
+  const exact: string[] = [];
+  const prefixes: string[] = [];
+  for (const pattern of types) {
+    const wildcard = pattern.split('.').findIndex((segment) => segment === '*' || segment === '**');
+    if (wildcard === -1) exact.push(pattern);
+    else if (wildcard === 0) return { exactOnly: false };
+    else prefixes.push(`${pattern.split('.').slice(0, wildcard).join('.')}.`);
+  }
+  return { sql: { exact, prefixes }, exactOnly: prefixes.length === 0 };
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
+function fromEvent(event: NewEvent): Omit<EventsTable, 'seq'> {
+  return {
+    id: event.id,
+    type: event.type,
+    source: event.source,
+    subject: event.subject ?? null,
+    time: event.time,
+    datacontenttype: event.datacontenttype,
+    data: JSON.stringify(event.data ?? null),
+    consumer: event.consumer ?? null,
+  };
+}
+
+function toEvent(row: Selectable<EventsTable>): HeraldEvent {
+  return {
+    specversion: '1.0',
+    id: row.id,
+    seq: Number(row.seq),
+    type: row.type,
+    source: row.source,
+    ...(row.subject !== null ? { subject: row.subject } : {}),
+    time: row.time,
+    datacontenttype: row.datacontenttype,
+    data: JSON.parse(row.data),
+    ...(row.consumer !== null ? { consumer: row.consumer } : {}),
+  };
+}
+
+function fromSubscription(subscription: Subscription): SubscriptionsTable {
+  return {
+    id: subscription.id,
+    consumer: subscription.consumer,
+    transport: subscription.transport,
+    types: JSON.stringify(subscription.types),
+    status: subscription.status,
+    config: JSON.stringify(subscription.config),
+    cursor: subscription.cursor,
+    disabled_reason: subscription.disabledReason ?? null,
+    created_at: subscription.createdAt,
+    updated_at: subscription.updatedAt,
+  };
+}
+
+function toSubscription(row: Selectable<SubscriptionsTable>): Subscription {
+  return {
+    id: row.id,
+    consumer: row.consumer,
+    transport: row.transport,
+    types: JSON.parse(row.types) as string[],
+    status: row.status as SubscriptionStatus,
+    config: JSON.parse(row.config) as Record<string, unknown>,
+    cursor: Number(row.cursor),
+    ...(row.disabled_reason !== null ? { disabledReason: row.disabled_reason } : {}),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function fromKey(key: ApiKeyRecord): ApiKeysTable {
+  return {
+    id: key.id,
+    role: key.role,
+    consumer: key.consumer ?? null,
+    hash: key.hash,
+    created_at: key.createdAt,
+    revoked_at: key.revokedAt ?? null,
+  };
+}
+
+function toKey(row: Selectable<ApiKeysTable>): ApiKeyRecord {
+  return {
+    id: row.id,
+    role: row.role as Role,
+    ...(row.consumer !== null ? { consumer: row.consumer } : {}),
+    hash: row.hash,
+    createdAt: row.created_at,
+    ...(row.revoked_at !== null ? { revokedAt: row.revoked_at } : {}),
+  };
+}

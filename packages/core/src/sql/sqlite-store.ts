@@ -1,0 +1,29 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { HeraldDatabase } from './schema.js';
+import { sqliteFlavor } from './sql-flavor.js';
+import { SqlStore } from './sql-store.js';
+
+export interface SqliteStoreOptions {
+  /** A file path, or `:memory:`. The file's folder is created when missing. @default './data/herald.db' */
+  path?: string;
+  /**
+   * SQLite's `synchronous` setting in WAL mode. `full` syncs every commit, so acknowledged events
+   * survive a power loss; `normal` survives a killed process but may lose the last commits on power loss.
+   * @default 'full'
+   */
+  synchronous?: 'full' | 'normal';
+}
+
+/** The SQL store on an embedded SQLite database (better-sqlite3, WAL mode): Herald's default. */
+export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
+  const path = options.path ?? './data/herald.db';
+  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
+  const database = new Database(path);
+  database.pragma('journal_mode = WAL');
+  database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+  database.pragma('busy_timeout = 5000');
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database }) }), sqliteFlavor);
+}

@@ -1,0 +1,90 @@
+import type { HeraldEvent, NewEvent, PublishResult } from './envelope.js';
+import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
+
+/** Which part of the log to read. */
+export interface ReadOptions {
+  /** Read events with a `seq` greater than this. */
+  after: number;
+  /** At most this many events. */
+  limit: number;
+  /** Only these types and patterns. @default every type */
+  types?: readonly string[];
+  /** Only what this consumer may see: events addressed to it or to everyone. @default everything */
+  visibleTo?: string;
+}
+
+/** An event type registered over the API, as stored. */
+export interface StoredEventType {
+  name: string;
+  description?: string;
+  /** JSON Schema of the data. */
+  schema?: Record<string, unknown>;
+  createdAt: string;
+}
+
+export type Role = 'admin' | 'consumer';
+
+/** An API key as stored: never the key itself, only its SHA-256. */
+export interface ApiKeyRecord {
+  id: string;
+  role: Role;
+  /** The consumer a `consumer` key is bound to. */
+  consumer?: string;
+  /** Hex SHA-256 of the key. */
+  hash: string;
+  createdAt: string;
+  revokedAt?: string;
+}
+
+/** The first and last `seq` the log holds; `oldest` is null while it is empty. */
+export interface LogBounds {
+  oldest: number | null;
+  latest: number;
+}
+
+/**
+ * The durable side of Herald: the event log, the catalog's API-registered types, subscriptions and
+ * API keys. Implementations: the SQL store in this package (SQLite, PostgreSQL).
+ */
+export interface Store {
+  /** Creates or migrates the schema. Call once before anything else. */
+  init(): Promise<void>;
+  /** Finishes pending appends, then releases the database. */
+  close(): Promise<void>;
+  /** Resolves when the database answers. */
+  ping(): Promise<void>;
+
+  /**
+   * Appends events durably, giving each the next `seq`. Idempotent on `id`: an event whose id
+   * is already in the log is not stored again, and its first result comes back with `created: false`.
+   * Results are in the order of the input.
+   */
+  append(events: readonly NewEvent[]): Promise<PublishResult[]>;
+  /** Events after `options.after`, in `seq` order. */
+  read(options: ReadOptions): Promise<HeraldEvent[]>;
+  bounds(): Promise<LogBounds>;
+
+  readonly eventTypes: {
+    list(): Promise<StoredEventType[]>;
+    /** Inserts, or does nothing when the name is taken; true when inserted. */
+    insert(eventType: StoredEventType): Promise<boolean>;
+  };
+
+  readonly subscriptions: {
+    create(subscription: NewSubscription): Promise<Subscription>;
+    get(id: string): Promise<Subscription | undefined>;
+    list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]>;
+    update(id: string, changes: SubscriptionChanges): Promise<Subscription | undefined>;
+    /** True when there was one to delete. */
+    delete(id: string): Promise<boolean>;
+  };
+
+  readonly keys: {
+    /** Inserts, or replaces the key with the same id. */
+    put(key: ApiKeyRecord): Promise<void>;
+    get(id: string): Promise<ApiKeyRecord | undefined>;
+    list(): Promise<ApiKeyRecord[]>;
+    /** True when there was an unrevoked key to revoke. */
+    revoke(id: string): Promise<boolean>;
+  };
+}

@@ -1,0 +1,93 @@
+import type { Broker, Unsubscribe } from './broker.js';
+import type { HeraldEvent } from './envelope.js';
+import { newId } from './ids.js';
+import type { Store } from './store.js';
+import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
+import { SubscriptionMatcher } from './subscription-matcher.js';
+
+const channel = 'herald:subscriptions';
+
+/**
+ * The durable subscriptions, stored in the Store and indexed in memory per transport. Changes
+ * made on any node ring the others, which reload the subscription from the Store.
+ */
+export class SubscriptionRegistry {
+  readonly #matchers = new Map<string, SubscriptionMatcher<Subscription>>();
+  readonly #store: Store;
+  readonly #broker: Broker;
+  #unsubscribe?: Unsubscribe;
+
+  constructor(store: Store, broker: Broker) {
+    this.#store = store;
+    this.#broker = broker;
+  }
+
+  async start(): Promise<void> {
+    this.#unsubscribe = await this.#broker.subscribe(channel, (id) => void this.#reload(id));
+    for (const subscription of await this.#store.subscriptions.list()) this.#index(subscription);
+  }
+
+  async stop(): Promise<void> {
+    await this.#unsubscribe?.();
+  }
+
+  async create(input: Omit<NewSubscription, 'id'> & { id?: string }): Promise<Subscription> {
+    const subscription = await this.#store.subscriptions.create({ ...input, id: input.id ?? newId('sub') });
+    return this.#changed(subscription);
+  }
+
+  async update(id: string, changes: SubscriptionChanges): Promise<Subscription | undefined> {
+    const subscription = await this.#store.subscriptions.update(id, changes);
+    return subscription && this.#changed(subscription);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const deleted = await this.#store.subscriptions.delete(id);
+    this.#unindex(id);
+    if (deleted) await this.#ring(id);
+    return deleted;
+  }
+
+  get(id: string): Promise<Subscription | undefined> {
+    return this.#store.subscriptions.get(id);
+  }
+
+  list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]> {
+    return this.#store.subscriptions.list(filter);
+  }
+
+  /** The active subscriptions of `transport` that should receive `event`. */
+  match(event: Pick<HeraldEvent, 'type' | 'consumer'>, transport: string): Subscription[] {
+    const matcher = this.#matchers.get(transport);
+    if (!matcher) return [];
+    return matcher
+      .match(event.type)
+      .filter((s) => s.status === 'active' && (event.consumer === undefined || event.consumer === s.consumer));
+  }
+
+  async #changed(subscription: Subscription): Promise<Subscription> {
+    this.#index(subscription);
+    await this.#ring(subscription.id);
+    return subscription;
+  }
+
+  async #ring(id: string): Promise<void> {
+    await this.#broker.publish(channel, id).catch(() => {});
+  }
+
+  async #reload(id: string): Promise<void> {
+    const subscription = await this.#store.subscriptions.get(id).catch(() => undefined);
+    if (subscription) this.#index(subscription);
+    else this.#unindex(id);
+  }
+
+  #index(subscription: Subscription): void {
+    let matcher = this.#matchers.get(subscription.transport);
+    if (!matcher) this.#matchers.set(subscription.transport, (matcher = new SubscriptionMatcher()));
+    matcher.set(subscription);
+  }
+
+  #unindex(id: string): void {
+    for (const matcher of this.#matchers.values()) matcher.delete(id);
+  }
+}

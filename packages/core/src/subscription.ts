@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { eventTypePattern } from './names.js';
+
+/** `pending` waits for endpoint verification; only `active` subscriptions receive events. */
+export const subscriptionStatus = z.enum(['active', 'paused', 'disabled', 'pending']);
+export type SubscriptionStatus = z.infer<typeof subscriptionStatus>;
+
+/** One or more event types or patterns, without repeats. */
+export const subscriptionTypes = z
+  .array(eventTypePattern)
+  .min(1)
+  .max(100)
+  .transform((types) => [...new Set(types)]);
+
+/** A consumer's standing request for events of some types over one transport. */
+export interface Subscription {
+  id: string;
+  consumer: string;
+  transport: string;
+  /** Exact names and patterns (`*` one segment, `**` any trailing segments). */
+  types: string[];
+  status: SubscriptionStatus;
+  /** Transport-specific, validated by the transport's own schema. */
+  config: Record<string, unknown>;
+  /** The last `seq` this subscription has acknowledged (WebSocket/SSE durable subscriptions). */
+  cursor: number;
+  /** Why the subscription was disabled, when the system disabled it. */
+  disabledReason?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What a store needs to create a subscription. */
+export type NewSubscription = Omit<Subscription, 'createdAt' | 'updatedAt'>;
+
+/** The fields an update may change. */
+export type SubscriptionChanges = Partial<Pick<Subscription, 'types' | 'status' | 'config' | 'cursor' | 'disabledReason'>>;

@@ -1,0 +1,99 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { z } from 'zod';
+import type { EventBus } from './event-bus.js';
+import type { EventCatalog } from './event-type-catalog.js';
+import type { Logger } from './logger.js';
+import type { Principal } from './principal.js';
+import type { Store } from './store.js';
+import type { Subscription, SubscriptionStatus } from './subscription.js';
+import type { SubscriptionRegistry } from './subscription-registry.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What a route handler receives: validated input and the caller. */
+export interface RouteRequest<TBody = unknown, TQuery = unknown> {
+  principal: Principal;
+  params: Record<string, string>;
+  body: TBody;
+  query: TQuery;
+  raw: IncomingMessage;
+  response: ServerResponse;
+}
+
+/** A JSON answer; a handler that writes to `response` itself (a stream) returns nothing. */
+export interface RouteResult {
+  /** @default 200 */
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A route a transport adds to the server. The server authenticates the caller, validates the
+ * body and query with the given zod schemas, and turns thrown errors into problem+json.
+ */
+export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
+  method: HttpMethod;
+  /** Express-style path, e.g. `/v1/subscriptions/:id/replay`. */
+  path: string;
+  /** `admin` refuses consumer keys with 403. @default 'any' */
+  role?: 'admin' | 'any';
+  /** Also accept the credential as `?access_token=` (for browser EventSource). @default false */
+  queryToken?: boolean;
+  body?: z.ZodType<TBody>;
+  query?: z.ZodType<TQuery>;
+  handle(request: RouteRequest<TBody, TQuery>): Promise<RouteResult | undefined> | RouteResult | undefined;
+}
+
+/** Handles an HTTP upgrade on a path; the handler owns the socket from then on. */
+export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** How a transport reaches the HTTP server it is mounted on. */
+export interface HttpMount {
+  route<TBody, TQuery>(definition: RouteDefinition<TBody, TQuery>): void;
+  upgrade(path: string, handler: UpgradeHandler): void;
+}
+
+/** Everything a transport is given when it starts. */
+export interface TransportContext {
+  store: Store;
+  bus: EventBus;
+  catalog: EventCatalog;
+  subscriptions: SubscriptionRegistry;
+  logger: Logger;
+  http: HttpMount;
+  /** Resolves an API key or stream token to its principal; throws UnauthorizedError. */
+  authenticate(credential: string): Promise<Principal>;
+  /** The environment the server was configured from. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Aborted when the server begins to stop. */
+  signal: AbortSignal;
+}
+
+/** A transport's stored config, what the creator is shown once, and the initial status. */
+export interface PreparedConfig {
+  config: Record<string, unknown>;
+  /** Shown once in the create (or change) response, e.g. a generated webhook secret. */
+  reveal?: Record<string, unknown>;
+  /** @default 'active' */
+  status?: SubscriptionStatus;
+}
+
+/**
+ * A way of delivering events: webhook, WebSocket, SSE, or a contributor's. Like a kysely
+ * Dialect: a small object with an explicit lifecycle that the server drives.
+ */
+export interface Transport {
+  /** The `transport` value of its subscriptions. */
+  readonly name: string;
+  /** Validates `Subscription.config`; its output is what is stored. @default config must be an empty object */
+  readonly configSchema?: z.ZodType<Record<string, unknown>>;
+  /** Completes a validated config on create or change (generates secrets). @default stored as given */
+  prepareConfig?(config: Record<string, unknown>, previous?: Subscription): Promise<PreparedConfig> | PreparedConfig;
+  /** The config as the API shows it, secrets left out. @default the stored config */
+  publicConfig?(config: Record<string, unknown>): Record<string, unknown>;
+  start(context: TransportContext): Promise<void>;
+  /** Graceful: finishes in-flight work and closes connections properly. */
+  stop(): Promise<void>;
+}

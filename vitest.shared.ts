@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+/** Workspace packages resolve to their TypeScript sources, so tests need no build. */
+const conditions = ['herald-source', 'node', 'import', 'module', 'default'];
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ['herald-source'] } },
+  test: { testTimeout: 30_000, hookTimeout: 30_000 },
+});

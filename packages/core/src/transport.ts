@@ -97,3 +97,8 @@ export interface Transport {
   /** Graceful: finishes in-flight work and closes connections properly. */
   stop(): Promise<void>;
 }
+
+/** Infers a route's body and query types from its schemas: `defineRoute({ body: z.object(...), handle({ body }) {...} })`. */
+export function defineRoute<TBody = unknown, TQuery = unknown>(route: RouteDefinition<TBody, TQuery>): RouteDefinition {
+  return route as RouteDefinition;
+}

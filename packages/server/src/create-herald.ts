@@ -1,0 +1,241 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Broker,
+  EventBus,
+  EventCatalog,
+  type EventMapOf,
+  type EventTypeDefinition,
+  type Logger,
+  memoryBroker,
+  type PublishInput,
+  type PublishResult,
+  type Store,
+  SubscriptionRegistry,
+  sqliteStore,
+  type Transport,
+} from '@herald/core';
+import express, { type Express } from 'express';
+import { pino } from 'pino';
+import { ApiKeys } from './api-keys.js';
+import { TransportMount } from './http-mount.js';
+import type { HeraldOptions } from './options.js';
+import { resolveOptions } from './options.js';
+import { notFoundHandler, problemHandler } from './problem.js';
+import { mountRoute, requireJsonBody } from './route-mount.js';
+import { eventRoutes } from './routes/event-routes.js';
+import { eventTypeRoutes, eventTypesChannel, loadStoredEventTypes } from './routes/event-type-routes.js';
+import { mountHealthRoutes } from './routes/health-routes.js';
+import { keyRoutes } from './routes/key-routes.js';
+import { subscriptionRoutes } from './routes/subscription-routes.js';
+import type { ServerContext } from './server-context.js';
+
+/** The typed `publish` input: `data` is checked against the type's schema at compile time too. */
+export type TypedPublishInput<TMap> = [keyof TMap] extends [never]
+  ? PublishInput
+  : { [K in keyof TMap & string]: PublishInput<K, TMap[K]> }[keyof TMap & string];
+
+export interface ListenOptions {
+  /** @default the `port` option, then `PORT`, then 3000 */
+  port?: number;
+  /** @default the `host` option, then every interface */
+  host?: string;
+  /** Close gracefully on SIGTERM and SIGINT, then exit. @default true */
+  handleSignals?: boolean;
+}
+
+export interface Listening {
+  server: Server;
+  port: number;
+  /** e.g. `http://127.0.0.1:3000` */
+  url: string;
+}
+
+/** A composed Herald: the express app, the HTTP listener, publishing, and shutdown. */
+export interface Herald<TMap = Record<never, never>> {
+  /** The express app, for mounting into another server or for tests. Waits for `ready` on each request. */
+  readonly app: Express;
+  /** Resolves when the store is migrated and the transports have started. */
+  readonly ready: Promise<void>;
+  readonly store: Store;
+  readonly bus: EventBus;
+  readonly catalog: EventCatalog;
+  readonly subscriptions: SubscriptionRegistry;
+  readonly logger: Logger;
+  /** An admin key generated on this start because none existed; shown only this once. */
+  readonly generatedAdminKey: Promise<string | undefined>;
+  /** Starts an HTTP server (with the transports' upgrade handlers). */
+  listen(options?: ListenOptions): Promise<Listening>;
+  /** Validates, stores durably and delivers an event. Resolves once it is in the log. */
+  publish(input: TypedPublishInput<TMap>): Promise<PublishResult>;
+  /**
+   * Stops gracefully: stops accepting, lets in-flight requests and publishes finish, stops the
+   * transports, then closes the broker and the store. Safe to call more than once.
+   */
+  close(): Promise<void>;
+}
+
+function storeFrom(database: string): Store {
+  if (/^postgres(ql)?:\/\//.test(database)) {
+    throw new Error('HERALD_DATABASE: the PostgreSQL store is not available yet; use a SQLite path');
+  }
+  return sqliteStore({ path: database });
+}
+
+function brokerFrom(url: string): Broker {
+  if (url === 'memory') return memoryBroker();
+  throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory)`);
+}
+
+/**
+ * Composes Herald: `createHerald({ store, broker, transports: [webhook(), websocket(), sse()], eventTypes })`.
+ * Starts at once in the background; `ready`, `listen()` and `publish()` wait for it.
+ */
+export function createHerald<const TEventTypes extends readonly EventTypeDefinition[] = []>(
+  options: HeraldOptions<TEventTypes> = {},
+): Herald<EventMapOf<TEventTypes>> {
+  const env = options.env ?? process.env;
+  const resolved = resolveOptions(options, env);
+  const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' });
+  const store = options.store ?? storeFrom(resolved.database);
+  const broker = options.broker ?? brokerFrom(resolved.brokerUrl);
+  const catalog = new EventCatalog(options.eventTypes ?? []);
+  const bus = new EventBus({
+    store,
+    broker,
+    catalog,
+    logger: logger.child({ component: 'bus' }),
+    ...(options.source !== undefined ? { source: options.source } : {}),
+  });
+  const subscriptions = new SubscriptionRegistry(store, broker);
+  const keys = new ApiKeys(store);
+  const transports = new Map<string, Transport>();
+  for (const transport of options.transports ?? []) {
+    if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
+    transports.set(transport.name, transport);
+  }
+  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger };
+  const authenticate = (credential: string) => keys.authenticate(credential);
+  const abort = new AbortController();
+  let stopping = false;
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  const api = express.Router();
+  const transportRouter = express.Router();
+  const mount = new TransportMount(transportRouter, authenticate);
+
+  let started: Transport[] = [];
+  let generatedAdminKey: string | undefined;
+  const ready = (async () => {
+    await store.init();
+    await broker.init?.();
+    await loadStoredEventTypes(context);
+    await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
+    generatedAdminKey = await keys.bootstrap(resolved.adminKey);
+    await subscriptions.start();
+    await bus.start();
+    for (const transport of transports.values()) {
+      await transport.start({
+        store,
+        bus,
+        catalog,
+        subscriptions,
+        logger: logger.child({ transport: transport.name }),
+        http: mount,
+        authenticate,
+        env,
+        signal: abort.signal,
+      });
+      started = [...started, transport];
+    }
+  })();
+  ready.catch((error: unknown) => logger.error({ err: error }, 'Herald failed to start'));
+
+  app.use(async (_req, _res, next) => {
+    await ready;
+    next();
+  });
+  mountHealthRoutes(app, store, () => stopping);
+  app.use(requireJsonBody);
+  app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  for (const route of [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context)]) {
+    mountRoute(api, route, authenticate);
+  }
+  app.use(api);
+  app.use(transportRouter);
+  app.use(notFoundHandler);
+  app.use(problemHandler((error) => logger.error({ err: error }, 'unexpected error')));
+
+  let server: Server | undefined;
+  let closing: Promise<void> | undefined;
+  const signalHandlers: [NodeJS.Signals, () => void][] = [];
+
+  const close = () =>
+    (closing ??= (async () => {
+      stopping = true;
+      abort.abort();
+      for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+      await ready.catch(() => {});
+      const serverClosed = server ? new Promise<void>((resolve) => server?.close(() => resolve())) : Promise.resolve();
+      server?.closeIdleConnections();
+      for (const transport of [...started].reverse()) {
+        await transport.stop().catch((error: unknown) => logger.error({ err: error, transport: transport.name }, 'a transport failed to stop'));
+      }
+      const timeout = setTimeout(() => server?.closeAllConnections(), options.shutdownTimeout ?? 10_000);
+      await serverClosed;
+      clearTimeout(timeout);
+      await bus.stop();
+      await subscriptions.stop();
+      await broker.close();
+      await store.close();
+    })());
+
+  return {
+    app,
+    ready,
+    store,
+    bus,
+    catalog,
+    subscriptions,
+    logger,
+    generatedAdminKey: ready.then(() => generatedAdminKey),
+    async listen(listenOptions = {}) {
+      await ready;
+      const httpServer = createServer(app);
+      httpServer.on('upgrade', mount.handleUpgrade);
+      const port = listenOptions.port ?? resolved.port;
+      const host = listenOptions.host ?? options.host;
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host, () => resolve());
+      });
+      server = httpServer;
+      if (listenOptions.handleSignals ?? true) {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+          const handler = () => {
+            logger.info({ signal }, 'stopping');
+            close().then(
+              () => process.exit(0),
+              (error: unknown) => {
+                logger.error({ err: error }, 'stopping failed');
+                process.exit(1);
+              },
+            );
+          };
+          process.once(signal, handler);
+          signalHandlers.push([signal, handler]);
+        }
+      }
+      const address = httpServer.address() as AddressInfo;
+      const shownHost = address.family === 'IPv6' ? (address.address === '::' ? 'localhost' : `[${address.address}]`) : address.address;
+      return { server: httpServer, port: address.port, url: `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}` };
+    },
+    async publish(input) {
+      await ready;
+      return bus.publish(input as PublishInput);
+    },
+    close,
+  };
+}

@@ -1,0 +1,62 @@
+import type { Broker, EventTypeDefinition, Logger, Store, Transport } from '@herald/core';
+
+/** Everything `createHerald` takes. Each option named after an environment variable falls back to it. */
+export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[] = readonly EventTypeDefinition[]> {
+  /** Where the environment variables are read from. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** A store to use instead of `database`. */
+  store?: Store;
+  /**
+   * `HERALD_DATABASE`: a SQLite file path, `:memory:`, or a `postgres://` URL.
+   * @default './data/herald.db'
+   */
+  database?: string;
+  /** `HERALD_BROKER` is read when this is absent: `memory`, or a `redis://` URL. @default memoryBroker() */
+  broker?: Broker;
+  /** The transports to mount, e.g. `[webhook(), websocket(), sse()]`. @default [] */
+  transports?: readonly Transport[];
+  /** Event types defined in code with `defineEventType`. @default [] */
+  eventTypes?: TEventTypes;
+  /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and printed once. */
+  adminKey?: string;
+  /** `PORT`: what `listen()` binds when given no port. @default 3000 */
+  port?: number;
+  /** The address `listen()` binds. @default '::' (every interface) */
+  host?: string;
+  /** `HERALD_LOG_LEVEL`: pino's level. @default 'info' */
+  logLevel?: string;
+  /** A pino-compatible logger to use instead of a new one. */
+  logger?: Logger;
+  /** Largest accepted request body, in bytes. @default 262144 (256 KiB) */
+  bodyLimit?: number;
+  /** The envelope's `source`. @default '/herald' */
+  source?: string;
+  /** How long `close()` waits for in-flight requests before cutting connections, in ms. @default 10000 */
+  shutdownTimeout?: number;
+}
+
+export interface ResolvedOptions {
+  database: string;
+  brokerUrl: string;
+  adminKey?: string;
+  port: number;
+  logLevel: string;
+  bodyLimit: number;
+}
+
+/** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
+export function resolveOptions(options: HeraldOptions, env: Readonly<Record<string, string | undefined>>): ResolvedOptions {
+  const port = options.port ?? Number(env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not "${env.PORT}"`);
+  const bodyLimit = options.bodyLimit ?? 256 * 1024;
+  if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
+  const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
+  return {
+    database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
+    brokerUrl: env.HERALD_BROKER || 'memory',
+    ...(adminKey !== undefined ? { adminKey } : {}),
+    port,
+    logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),
+    bodyLimit,
+  };
+}

@@ -1,0 +1,66 @@
+import { ConflictError, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition } from '@herald/core';
+import { z } from 'zod';
+import type { ServerContext } from '../server-context.js';
+
+const registerBody = z.strictObject({
+  name: z.string(),
+  description: z.string().max(1024).optional(),
+  schema: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** The broker channel on which nodes announce newly registered event types. */
+export const eventTypesChannel = 'herald:event-types';
+
+/** Adds the stored event types the catalog does not have yet (from this node's start or another node). */
+export async function loadStoredEventTypes({ store, catalog, logger }: ServerContext): Promise<void> {
+  for (const stored of await store.eventTypes.list()) {
+    if (catalog.has(stored.name)) continue;
+    try {
+      catalog.add(eventTypeFromJsonSchema(stored.name, stored.schema, stored.description), 'api', stored.schema ?? {});
+    } catch (error) {
+      logger.warn({ err: error, eventType: stored.name }, 'a stored event type could not be loaded');
+    }
+  }
+}
+
+export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
+  const { store, catalog, broker } = context;
+  return [
+    defineRoute({
+      method: 'GET',
+      path: '/v1/event-types',
+      handle: () => ({ body: { data: catalog.list() } }),
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/event-types/:name',
+      handle({ params }) {
+        const info = catalog.get(params.name as string);
+        if (!info) throw new NotFoundError(`Event type ${params.name}`);
+        return { body: info };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/event-types',
+      role: 'admin',
+      body: registerBody,
+      async handle({ body }) {
+        const definition = eventTypeFromJsonSchema(body.name, body.schema, body.description);
+        const existing = catalog.get(body.name);
+        if (existing?.origin === 'code') throw new ConflictError(`Event type "${body.name}" is defined in code`);
+        const schema = body.schema ?? {};
+        const inserted = await store.eventTypes.insert({
+          name: body.name,
+          ...(body.description !== undefined ? { description: body.description } : {}),
+          schema,
+          createdAt: new Date().toISOString(),
+        });
+        if (!inserted) await loadStoredEventTypes(context);
+        const info = catalog.add(definition, 'api', schema);
+        if (inserted) await broker.publish(eventTypesChannel, body.name).catch(() => {});
+        return { status: inserted ? 201 : 200, body: info };
+      },
+    }),
+  ];
+}

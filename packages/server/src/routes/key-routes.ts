@@ -1,0 +1,46 @@
+import { type ApiKeyRecord, consumerId, defineRoute, NotFoundError, type RouteDefinition } from '@herald/core';
+import { z } from 'zod';
+import type { ServerContext } from '../server-context.js';
+
+const createKeyBody = z
+  .strictObject({ role: z.enum(['admin', 'consumer']), consumer: consumerId.optional() })
+  .refine((body) => (body.role === 'consumer') === (body.consumer !== undefined), {
+    message: 'a consumer key needs `consumer`; an admin key takes none',
+    path: ['consumer'],
+  });
+
+function publicKey({ hash: _hash, ...key }: ApiKeyRecord) {
+  return key;
+}
+
+export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
+  return [
+    defineRoute({
+      method: 'POST',
+      path: '/v1/keys',
+      role: 'admin',
+      body: createKeyBody,
+      async handle({ body }) {
+        const { record, key } = await keys.create(body.role, body.consumer);
+        return { status: 201, body: { ...publicKey(record), key } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/keys',
+      role: 'admin',
+      async handle() {
+        return { body: { data: (await store.keys.list()).map(publicKey) } };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      path: '/v1/keys/:id',
+      role: 'admin',
+      async handle({ params }) {
+        if (!(await keys.revoke(params.id as string))) throw new NotFoundError(`Key ${params.id}`);
+        return { status: 204 };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,164 @@
+import {
+  canAccess,
+  consumerId,
+  defineRoute,
+  ForbiddenError,
+  NotFoundError,
+  type Principal,
+  type RouteDefinition,
+  type Subscription,
+  type SubscriptionStatus,
+  subscriptionTypes,
+  type Transport,
+  toIssues,
+  ValidationError,
+} from '@herald/core';
+import { z } from 'zod';
+import type { ServerContext } from '../server-context.js';
+
+const config = z.record(z.string(), z.unknown());
+
+const createBody = z.strictObject({
+  transport: z.string().min(1),
+  types: subscriptionTypes,
+  config: config.default({}),
+  consumer: consumerId.optional(),
+  status: z.enum(['active', 'paused']).optional(),
+});
+
+const updateBody = z
+  .strictObject({
+    types: subscriptionTypes.optional(),
+    config: config.optional(),
+    status: z.enum(['active', 'paused', 'disabled']).optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, { message: 'name at least one of types, config, status' });
+
+const listQuery = z.object({
+  consumer: consumerId.optional(),
+  transport: z.string().min(1).optional(),
+});
+
+const emptyConfig = z.strictObject({});
+
+export function subscriptionRoutes({ subscriptions, transports }: ServerContext): RouteDefinition[] {
+  const transportOf = (name: string): Transport => {
+    const transport = transports.get(name);
+    if (!transport) {
+      throw new ValidationError(`Transport "${name}" is not mounted on this server`, [
+        { path: ['transport'], message: `must be one of: ${[...transports.keys()].join(', ') || '(none)'}` },
+      ]);
+    }
+    return transport;
+  };
+
+  /** Validates a config with the transport's schema and lets the transport complete it. */
+  const prepare = async (transport: Transport, input: Record<string, unknown>, previous?: Subscription) => {
+    const parsed = (transport.configSchema ?? emptyConfig).safeParse(input);
+    if (!parsed.success) {
+      throw new ValidationError(
+        `The config is not valid for transport "${transport.name}"`,
+        toIssues(parsed.error.issues).map((issue) => ({ ...issue, path: ['config', ...issue.path] })),
+      );
+    }
+    return transport.prepareConfig ? transport.prepareConfig(parsed.data, previous) : { config: parsed.data };
+  };
+
+  const present = (subscription: Subscription, reveal: Record<string, unknown> = {}) => {
+    const transport = transports.get(subscription.transport);
+    const shown = transport?.publicConfig ? transport.publicConfig(subscription.config) : subscription.config;
+    return { ...subscription, config: { ...shown, ...reveal } };
+  };
+
+  /** The subscription, if this principal may reach it; another consumer's is a 404, not a 403. */
+  const reachable = async (principal: Principal, id: string): Promise<Subscription> => {
+    const subscription = await subscriptions.get(id);
+    if (!subscription || !canAccess(principal, subscription)) throw new NotFoundError(`Subscription ${id}`);
+    return subscription;
+  };
+
+  return [
+    defineRoute({
+      method: 'POST',
+      path: '/v1/subscriptions',
+      body: createBody,
+      async handle({ body, principal }) {
+        let consumer = principal.consumer;
+        if (principal.role === 'admin') {
+          if (body.consumer === undefined) {
+            throw new ValidationError('An admin must say which consumer the subscription is for', [
+              { path: ['consumer'], message: 'required with an admin key' },
+            ]);
+          }
+          consumer = body.consumer;
+        } else if (body.consumer !== undefined && body.consumer !== consumer) {
+          throw new ForbiddenError('A consumer key may only subscribe for its own consumer');
+        }
+        const transport = transportOf(body.transport);
+        const prepared = await prepare(transport, body.config);
+        const subscription = await subscriptions.create({
+          consumer: consumer as string,
+          transport: transport.name,
+          types: body.types,
+          status: prepared.status ?? body.status ?? 'active',
+          config: prepared.config,
+          cursor: 0,
+        });
+        return { status: 201, body: present(subscription, prepared.reveal) };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/subscriptions',
+      query: listQuery,
+      async handle({ query, principal }) {
+        const consumer = principal.role === 'admin' ? query.consumer : principal.consumer;
+        const list = await subscriptions.list({
+          ...(consumer !== undefined ? { consumer } : {}),
+          ...(query.transport !== undefined ? { transport: query.transport } : {}),
+        });
+        return { body: { data: list.map((subscription) => present(subscription)) } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/subscriptions/:id',
+      async handle({ params, principal }) {
+        return { body: present(await reachable(principal, params.id as string)) };
+      },
+    }),
+    defineRoute({
+      method: 'PATCH',
+      path: '/v1/subscriptions/:id',
+      body: updateBody,
+      async handle({ params, principal, body }) {
+        const current = await reachable(principal, params.id as string);
+        let reveal: Record<string, unknown> | undefined;
+        let status: SubscriptionStatus | undefined = body.status;
+        let nextConfig: Record<string, unknown> | undefined;
+        if (body.config !== undefined) {
+          const prepared = await prepare(transportOf(current.transport), { ...current.config, ...body.config }, current);
+          nextConfig = prepared.config;
+          reveal = prepared.reveal;
+          status = prepared.status ?? status;
+        }
+        const updated = await subscriptions.update(current.id, {
+          ...(body.types !== undefined ? { types: body.types } : {}),
+          ...(nextConfig !== undefined ? { config: nextConfig } : {}),
+          ...(status !== undefined ? { status } : {}),
+        });
+        if (!updated) throw new NotFoundError(`Subscription ${current.id}`);
+        return { body: present(updated, reveal) };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      path: '/v1/subscriptions/:id',
+      async handle({ params, principal }) {
+        const subscription = await reachable(principal, params.id as string);
+        await subscriptions.delete(subscription.id);
+        return { status: 204 };
+      },
+    }),
+  ];
+}

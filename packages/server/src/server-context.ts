@@ -1,0 +1,14 @@
+import type { Broker, EventBus, EventCatalog, Logger, Store, SubscriptionRegistry, Transport } from '@herald/core';
+import type { ApiKeys } from './api-keys.js';
+
+/** What the built-in routes work with. */
+export interface ServerContext {
+  store: Store;
+  broker: Broker;
+  bus: EventBus;
+  catalog: EventCatalog;
+  subscriptions: SubscriptionRegistry;
+  keys: ApiKeys;
+  transports: ReadonlyMap<string, Transport>;
+  logger: Logger;
+}

@@ -92,8 +92,9 @@ export class EventBus {
     this.#stopped = true;
     clearInterval(this.#timer);
     await Promise.allSettled(this.#inFlight);
-    await this.#pumping;
     await this.#unsubscribe?.();
+    // A pump may hand over to another one (a ring arrived while it ran): wait for the last.
+    while (this.#pumping) await this.#pumping;
   }
 
   /** Calls `listener` with every event that enters the log from now on. */
@@ -165,7 +166,8 @@ export class EventBus {
     }
     this.#pumping = this.#pump().finally(() => {
       this.#pumping = undefined;
-      if (this.#rungAgain && !this.#stopped) {
+      // Also after stop(): the rings of in-flight publishes must still reach the listeners.
+      if (this.#rungAgain) {
         this.#rungAgain = false;
         this.#ring(this.#known);
       }

@@ -81,7 +81,7 @@ export class EventCatalog {
     if (existing) {
       const same =
         existing.info.origin === origin &&
-        JSON.stringify(existing.info.schema) === JSON.stringify(schema) &&
+        canonicalJson(existing.info.schema) === canonicalJson(schema) &&
         existing.info.description === definition.description;
       if (same) return existing.info;
       throw new ConflictError(`Event type "${definition.name}" is already defined`);
@@ -121,6 +121,15 @@ export class EventCatalog {
     }
     return result.data;
   }
+}
+
+/** JSON with object keys sorted, so schemas that differ only in key order compare equal. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, member: unknown) =>
+    member !== null && typeof member === 'object' && !Array.isArray(member)
+      ? Object.fromEntries(Object.entries(member).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : member,
+  );
 }
 
 function toJsonSchema(schema: z.ZodType): Record<string, unknown> {

@@ -17,3 +17,4 @@ export * from './subscription.js';
 export * from './subscription-matcher.js';
 export * from './subscription-registry.js';
 export * from './transport.js';
+export * from './event-feed.js';

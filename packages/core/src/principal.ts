@@ -10,6 +10,10 @@ export interface Principal {
   consumer?: string;
   /** A stream token's type scope. @default every type */
   types?: readonly string[];
+  /** When a stream token expires (RFC 3339). @default never */
+  expiresAt?: string;
+  /** The API key that issued this stream token. */
+  parentKeyId?: string;
 }
 
 /** Admins reach every subscription; a consumer only its own. */

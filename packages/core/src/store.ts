@@ -24,7 +24,7 @@ export interface StoredEventType {
 
 export type Role = 'admin' | 'consumer';
 
-/** An API key as stored: never the key itself, only its SHA-256. */
+/** An API key or stream token as stored: never the key itself, only its SHA-256. */
 export interface ApiKeyRecord {
   id: string;
   role: Role;
@@ -34,6 +34,12 @@ export interface ApiKeyRecord {
   hash: string;
   createdAt: string;
   revokedAt?: string;
+  /** Stream tokens: when the token stops working. */
+  expiresAt?: string;
+  /** Stream tokens: the API key that issued it; revoking that key ends the token too. */
+  parentId?: string;
+  /** Stream tokens: the event types and patterns it is limited to. */
+  types?: string[];
 }
 
 /** The first and last `seq` the log holds; `oldest` is null while it is empty. */
@@ -84,6 +90,8 @@ export interface Store {
     put(key: ApiKeyRecord): Promise<void>;
     get(id: string): Promise<ApiKeyRecord | undefined>;
     list(): Promise<ApiKeyRecord[]>;
+    /** Deletes stream tokens that expired before this time (RFC 3339); returns how many. */
+    deleteExpired(before: string): Promise<number>;
     /** True when there was an unrevoked key to revoke. */
     revoke(id: string): Promise<boolean>;
   };

@@ -65,6 +65,8 @@ export interface TransportContext {
   http: HttpMount;
   /** Resolves an API key or stream token to its principal; throws UnauthorizedError. */
   authenticate(credential: string): Promise<Principal>;
+  /** Calls `listener` with the id of every key revoked on any node; returns a function that stops it. */
+  onKeyRevoked(listener: (keyId: string) => void): () => void;
   /** The environment the server was configured from. */
   env: Readonly<Record<string, string | undefined>>;
   /** Aborted when the server begins to stop. */

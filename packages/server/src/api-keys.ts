@@ -1,8 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { type ApiKeyRecord, type Principal, type Role, type Store, UnauthorizedError } from '@herald/core';
+import { type ApiKeyRecord, type Broker, type Principal, type Role, type Store, UnauthorizedError } from '@herald/core';
 
-const keyFormat = /^hk_([0-9a-z]{20})_([0-9a-f]{64})$/;
+const keyFormat = /^(hk|hs)_([0-9a-f]{20})_([0-9a-f]{64})$/;
+const idPrefix = { hk: 'key', hs: 'stk' } as const;
 const envAdminKeyId = 'key_admin';
+const revokedChannel = 'herald:key-revoked';
 /** How long a looked-up key is trusted before it is read again (revocation on other nodes). */
 const cacheMilliseconds = 5_000;
 
@@ -10,16 +12,43 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
+/** What a stream token may be limited to. */
+export interface StreamTokenRequest {
+  /** The consumer the token acts for; an admin may name any, a consumer only itself. */
+  consumer?: string;
+  /** Event types and patterns the token is limited to. @default every type */
+  types?: string[];
+  /** Lifetime in seconds. @default 300 */
+  ttl?: number;
+}
+
 /**
- * Issues and checks API keys. Keys look like `hk_<id>_<secret>`; only their SHA-256 is stored,
- * and it is compared in constant time.
+ * Issues and checks API keys (`hk_<id>_<secret>`) and stream tokens (`hs_<id>_<secret>`, short-lived,
+ * for browsers that cannot send headers). Only their SHA-256 is stored, compared in constant time.
  */
 export class ApiKeys {
   readonly #store: Store;
+  readonly #broker: Broker;
   readonly #cache = new Map<string, { record: ApiKeyRecord; at: number }>();
+  readonly #revokeListeners = new Set<(keyId: string) => void>();
 
-  constructor(store: Store) {
+  constructor(store: Store, broker: Broker) {
     this.#store = store;
+    this.#broker = broker;
+  }
+
+  /** Listens for revocations made on any node. */
+  async start(): Promise<void> {
+    await this.#broker.subscribe(revokedChannel, (keyId) => {
+      this.#cache.delete(keyId);
+      for (const listener of this.#revokeListeners) listener(keyId);
+    });
+  }
+
+  /** Calls `listener` with the id of each revoked key; returns a function that stops it. */
+  onRevoked(listener: (keyId: string) => void): () => void {
+    this.#revokeListeners.add(listener);
+    return () => this.#revokeListeners.delete(listener);
   }
 
   /**
@@ -42,13 +71,30 @@ export class ApiKeys {
     return (await this.create('admin')).key;
   }
 
-  async create(role: Role, consumer?: string): Promise<{ record: ApiKeyRecord; key: string }> {
-    const idPart = randomBytes(10).toString('hex');
-    const key = `hk_${idPart}_${randomBytes(32).toString('hex')}`;
-    const record: ApiKeyRecord = {
-      id: `key_${idPart}`,
-      role,
+  create(role: Role, consumer?: string): Promise<{ record: ApiKeyRecord; key: string }> {
+    return this.#issue('hk', { role, ...(consumer !== undefined ? { consumer } : {}) });
+  }
+
+  /** A stream token acting for `issuer` (an API key's principal), limited as asked. */
+  async createStreamToken(issuer: Principal, request: StreamTokenRequest): Promise<{ record: ApiKeyRecord; key: string }> {
+    const now = Date.now();
+    await this.#store.keys.deleteExpired(new Date(now - 3_600_000).toISOString());
+    const consumer = request.consumer ?? issuer.consumer;
+    return this.#issue('hs', {
+      role: consumer === undefined ? 'admin' : 'consumer',
       ...(consumer !== undefined ? { consumer } : {}),
+      ...(request.types !== undefined ? { types: request.types } : {}),
+      parentId: issuer.keyId,
+      expiresAt: new Date(now + (request.ttl ?? 300) * 1000).toISOString(),
+    });
+  }
+
+  async #issue(kind: 'hk' | 'hs', fields: Omit<ApiKeyRecord, 'id' | 'hash' | 'createdAt'>) {
+    const idPart = randomBytes(10).toString('hex');
+    const key = `${kind}_${idPart}_${randomBytes(32).toString('hex')}`;
+    const record: ApiKeyRecord = {
+      id: `${idPrefix[kind]}_${idPart}`,
+      ...fields,
       hash: sha256(key).toString('hex'),
       createdAt: new Date().toISOString(),
     };
@@ -58,17 +104,34 @@ export class ApiKeys {
 
   async revoke(id: string): Promise<boolean> {
     this.#cache.delete(id);
-    return this.#store.keys.revoke(id);
+    const revoked = await this.#store.keys.revoke(id);
+    if (revoked) await this.#broker.publish(revokedChannel, id).catch(() => {});
+    return revoked;
   }
 
-  /** The principal of an API key; throws UnauthorizedError for anything else. */
+  /** The principal of an API key or stream token; throws UnauthorizedError for anything else. */
   async authenticate(key: string): Promise<Principal> {
-    const id = `key_${keyFormat.exec(key)?.[1] ?? 'admin'}`;
+    const parsed = keyFormat.exec(key);
+    const id = parsed ? `${idPrefix[parsed[1] as 'hk' | 'hs']}_${parsed[2]}` : envAdminKeyId;
     const record = await this.#lookup(id);
     if (!record || record.revokedAt || !timingSafeEqual(sha256(key), Buffer.from(record.hash, 'hex'))) {
       throw new UnauthorizedError('The API key is not valid');
     }
-    return { keyId: record.id, role: record.role, ...(record.consumer !== undefined ? { consumer: record.consumer } : {}) };
+    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now()) {
+      throw new UnauthorizedError('The stream token has expired');
+    }
+    if (record.parentId !== undefined) {
+      const parent = await this.#lookup(record.parentId);
+      if (!parent || parent.revokedAt) throw new UnauthorizedError('The key that issued this stream token was revoked');
+    }
+    return {
+      keyId: record.id,
+      role: record.role,
+      ...(record.consumer !== undefined ? { consumer: record.consumer } : {}),
+      ...(record.types !== undefined ? { types: record.types } : {}),
+      ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),
+      ...(record.parentId !== undefined ? { parentKeyId: record.parentId } : {}),
+    };
   }
 
   async #lookup(id: string): Promise<ApiKeyRecord | undefined> {

@@ -27,6 +27,7 @@ import { eventRoutes } from './routes/event-routes.js';
 import { eventTypeRoutes, eventTypesChannel, loadStoredEventTypes } from './routes/event-type-routes.js';
 import { mountHealthRoutes } from './routes/health-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
+import { streamTokenRoutes } from './routes/stream-token-routes.js';
 import { subscriptionRoutes } from './routes/subscription-routes.js';
 import type { ServerContext } from './server-context.js';
 
@@ -108,7 +109,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     ...(options.source !== undefined ? { source: options.source } : {}),
   });
   const subscriptions = new SubscriptionRegistry(store, broker);
-  const keys = new ApiKeys(store);
+  const keys = new ApiKeys(store, broker);
   const transports = new Map<string, Transport>();
   for (const transport of options.transports ?? []) {
     if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
@@ -134,6 +135,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     await loadStoredEventTypes(context);
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
     generatedAdminKey = await keys.bootstrap(resolved.adminKey);
+    await keys.start();
     await subscriptions.start();
     await bus.start();
     for (const transport of transports.values()) {
@@ -145,6 +147,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
         logger: logger.child({ transport: transport.name }),
         http: mount,
         authenticate,
+        onKeyRevoked: (listener) => keys.onRevoked(listener),
         env,
         signal: abort.signal,
       });
@@ -160,7 +163,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   mountHealthRoutes(app, store, () => stopping);
   app.use(requireJsonBody);
   app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'] }));
-  for (const route of [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context)]) {
+  for (const route of [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)]) {
     mountRoute(api, route, authenticate);
   }
   app.use(api);

@@ -1,1 +1,5 @@
-export {};
+export * from './memory-transport.js';
+export * from './store-suite.js';
+export * from './test-app.js';
+export * from './transport-suite.js';
+export * from './wait-for.js';

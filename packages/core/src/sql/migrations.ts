@@ -53,6 +53,9 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
           .addColumn('hash', 'text', (c) => c.notNull())
           .addColumn('created_at', 'text', (c) => c.notNull())
           .addColumn('revoked_at', 'text')
+          .addColumn('expires_at', 'text')
+          .addColumn('parent_id', 'text')
+          .addColumn('types', 'text')
           .execute();
       },
     },

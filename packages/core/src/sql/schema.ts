@@ -43,6 +43,10 @@ export interface ApiKeysTable {
   hash: string;
   created_at: string;
   revoked_at: string | null;
+  expires_at: string | null;
+  parent_id: string | null;
+  /** JSON array. */
+  types: string | null;
 }
 
 /** Herald's tables, as kysely sees them. */

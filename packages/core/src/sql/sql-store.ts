@@ -12,6 +12,8 @@ const insertChunk = 500;
 
 interface PendingAppend {
   events: readonly NewEvent[];
+  /** The events as rows, serialised when appended, so one that cannot be fails alone rather than its whole group. */
+  rows: Omit<EventsTable, 'seq'>[];
   resolve(results: PublishResult[]): void;
   reject(error: unknown): void;
 }
@@ -50,8 +52,14 @@ export class SqlStore implements Store {
 
   append(events: readonly NewEvent[]): Promise<PublishResult[]> {
     if (events.length === 0) return Promise.resolve([]);
+    let rows: Omit<EventsTable, 'seq'>[];
+    try {
+      rows = events.map(fromEvent);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
-      this.#pending.push({ events, resolve, reject });
+      this.#pending.push({ events, rows, resolve, reject });
       if (!this.#flushing) this.#flushing = this.#flushSoon();
     });
   }
@@ -63,7 +71,10 @@ export class SqlStore implements Store {
       const group = this.#pending;
       this.#pending = [];
       try {
-        const results = await this.#db.transaction().execute((trx) => insertEvents(trx, group.flatMap((p) => p.events)));
+        const results = await this.#db
+          .transaction()
+          .execute((trx) => insertEvents(trx, group.flatMap((p) => p.events), group.flatMap((p) => p.rows)),
+        );
         let at = 0;
         for (const pending of group) {
           pending.resolve(results.slice(at, at + pending.events.length));
@@ -165,7 +176,9 @@ export class SqlStore implements Store {
       return this.#db.transaction().execute(async (trx) => {
         const row = await trx.selectFrom('herald_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
         if (!row) return undefined;
-        const updated: Subscription = { ...toSubscription(row), ...changes, updatedAt: new Date().toISOString() };
+        // A change that is present but undefined leaves the field as it is (rather than blanking it in the result).
+        const given = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
+        const updated: Subscription = { ...toSubscription(row), ...given, updatedAt: new Date().toISOString() };
         if (changes.status !== undefined && changes.status !== 'disabled' && changes.disabledReason === undefined) {
           delete updated.disabledReason;
         }
@@ -183,10 +196,11 @@ export class SqlStore implements Store {
   readonly keys = {
     put: async (key: ApiKeyRecord): Promise<void> => {
       const row = fromKey(key);
+      const { id: _id, created_at: _createdAt, ...changes } = row;
       await this.#db
         .insertInto('herald_api_keys')
         .values(row)
-        .onConflict((oc) => oc.column('id').doUpdateSet({ role: row.role, consumer: row.consumer, hash: row.hash, revoked_at: row.revoked_at }))
+        .onConflict((oc) => oc.column('id').doUpdateSet(changes))
         .execute();
     },
     get: async (id: string): Promise<ApiKeyRecord | undefined> => {
@@ -196,6 +210,10 @@ export class SqlStore implements Store {
     list: async (): Promise<ApiKeyRecord[]> => {
       const rows = await this.#db.selectFrom('herald_api_keys').selectAll().orderBy('created_at').orderBy('id').execute();
       return rows.map(toKey);
+    },
+    deleteExpired: async (before: string): Promise<number> => {
+      const result = await this.#db.deleteFrom('herald_api_keys').where('expires_at', '<', before).executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
     revoke: async (id: string): Promise<boolean> => {
       const result = await this.#db
@@ -210,11 +228,19 @@ export class SqlStore implements Store {
 }
 
 /** Inserts the new events of a group, and finds the first result of those whose id was already logged. */
-async function insertEvents(trx: Kysely<HeraldDatabase>, events: readonly NewEvent[]): Promise<PublishResult[]> {
+async function insertEvents(
+  trx: Kysely<HeraldDatabase>,
+  events: readonly NewEvent[],
+  eventRows: readonly Omit<EventsTable, 'seq'>[],
+): Promise<PublishResult[]> {
   const fresh = new Map<string, NewEvent>();
-  for (const event of events) if (!fresh.has(event.id)) fresh.set(event.id, event);
+  const rows: Omit<EventsTable, 'seq'>[] = [];
+  events.forEach((event, at) => {
+    if (fresh.has(event.id)) return;
+    fresh.set(event.id, event);
+    rows.push(eventRows[at] as Omit<EventsTable, 'seq'>);
+  });
   const seqs = new Map<string, number>();
-  const rows = [...fresh.values()].map(fromEvent);
   for (let at = 0; at < rows.length; at += insertChunk) {
     const inserted = await trx
       .insertInto('herald_events')
@@ -323,6 +349,9 @@ function fromKey(key: ApiKeyRecord): ApiKeysTable {
     hash: key.hash,
     created_at: key.createdAt,
     revoked_at: key.revokedAt ?? null,
+    expires_at: key.expiresAt ?? null,
+    parent_id: key.parentId ?? null,
+    types: key.types ? JSON.stringify(key.types) : null,
   };
 }
 
@@ -334,5 +363,8 @@ function toKey(row: Selectable<ApiKeysTable>): ApiKeyRecord {
     hash: row.hash,
     createdAt: row.created_at,
     ...(row.revoked_at !== null ? { revokedAt: row.revoked_at } : {}),
+    ...(row.expires_at !== null ? { expiresAt: row.expires_at } : {}),
+    ...(row.parent_id !== null ? { parentId: row.parent_id } : {}),
+    ...(row.types !== null ? { types: JSON.parse(row.types) as string[] } : {}),
   };
 }

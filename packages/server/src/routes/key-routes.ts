@@ -30,7 +30,7 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       path: '/v1/keys',
       role: 'admin',
       async handle() {
-        return { body: { data: (await store.keys.list()).map(publicKey) } };
+        return { body: { data: (await store.keys.list()).filter((key) => key.parentId === undefined).map(publicKey) } };
       },
     }),
     defineRoute({

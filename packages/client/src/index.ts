@@ -1,0 +1,3 @@
+export * from './event-stream.js';
+export * from './herald-socket.js';
+export * from './webhook-verify.js';

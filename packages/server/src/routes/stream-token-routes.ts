@@ -1,0 +1,39 @@
+import { consumerId, defineRoute, eventTypePattern, ForbiddenError, type RouteDefinition } from '@herald/core';
+import { z } from 'zod';
+import type { ServerContext } from '../server-context.js';
+
+const tokenBody = z.strictObject({
+  consumer: consumerId.optional(),
+  types: z.array(eventTypePattern).min(1).max(100).optional(),
+  ttl: z.number().int().min(10).max(86_400).default(300),
+});
+
+export function streamTokenRoutes({ keys }: ServerContext): RouteDefinition[] {
+  return [
+    defineRoute({
+      method: 'POST',
+      path: '/v1/stream-tokens',
+      body: tokenBody.default({ ttl: 300 }),
+      async handle({ body, principal }) {
+        if (principal.expiresAt !== undefined) throw new ForbiddenError('A stream token cannot issue stream tokens');
+        if (principal.role !== 'admin' && body.consumer !== undefined && body.consumer !== principal.consumer) {
+          throw new ForbiddenError('A consumer key may only issue tokens for its own consumer');
+        }
+        const { record, key } = await keys.createStreamToken(principal, {
+          ...(body.consumer !== undefined ? { consumer: body.consumer } : {}),
+          ...(body.types !== undefined ? { types: body.types } : {}),
+          ttl: body.ttl,
+        });
+        return {
+          status: 201,
+          body: {
+            token: key,
+            expiresAt: record.expiresAt,
+            ...(record.consumer !== undefined ? { consumer: record.consumer } : {}),
+            ...(record.types !== undefined ? { types: record.types } : {}),
+          },
+        };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import type { NewEvent, Store } from '@herald/core';
+import { describe, it } from 'vitest';
+import type { SuiteCase } from './transport-suite.js';
+
+/** A fresh, empty database that can be opened, closed and opened again. */
+export interface StoreUnderTest {
+  /** A new Store on this database (not yet initialised). */
+  open(): Store;
+  /** Drops the database. */
+  dispose(): Promise<void>;
+}
+
+export interface StoreHarness {
+  /** Makes a new empty database. */
+  create(): Promise<StoreUnderTest>;
+}
+
+let counter = 0;
+function newEvent(type: string, fields: Partial<NewEvent> = {}): NewEvent {
+  counter += 1;
+  return {
+    specversion: '1.0',
+    id: `evt_suite_${process.pid}_${counter}`,
+    type,
+    source: '/testkit',
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data: { n: counter, text: 'ünïcødé ✓' },
+    ...fields,
+  };
+}
+
+async function withStore(harness: StoreHarness, check: (store: Store, database: StoreUnderTest) => Promise<Store>): Promise<void> {
+  const database = await harness.create();
+  let store = database.open();
+  try {
+    await store.init();
+    store = await check(store, database);
+  } finally {
+    await store.close().catch(() => {});
+    await database.dispose();
+  }
+}
+
+/** Every check of the store suite, each on a fresh database. */
+export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
+  return [
+    {
+      name: 'appends idempotently on id',
+      run: () =>
+        withStore(harness, async (store) => {
+          const first = newEvent('order.created');
+          const [created] = await store.append([first]);
+          assert.equal(created?.created, true);
+          const again = { ...first, data: { changed: true } };
+          const [repeat] = await store.append([again]);
+          assert.equal(repeat?.created, false);
+          assert.equal(repeat?.event.seq, created?.event.seq);
+          assert.deepEqual(repeat?.event.data, first.data);
+          const twiceInOneCall = newEvent('order.created');
+          const results = await store.append([twiceInOneCall, twiceInOneCall]);
+          assert.deepEqual(
+            results.map((result) => result.created),
+            [true, false],
+          );
+          assert.equal(results[0]?.event.seq, results[1]?.event.seq);
+          assert.equal((await store.read({ after: 0, limit: 100 })).length, 2);
+          return store;
+        }),
+    },
+    {
+      name: 'assigns strictly increasing seq, also to concurrent appends',
+      run: () =>
+        withStore(harness, async (store) => {
+          const batches = Array.from({ length: 50 }, (_, i) => [newEvent(i % 2 ? 'order.created' : 'invoice.paid'), newEvent('order.shipped')]);
+          const results = (await Promise.all(batches.map((batch) => store.append(batch)))).flat();
+          const seqs = results.map((result) => result.event.seq);
+          assert.equal(new Set(seqs).size, 100, 'every event has its own seq');
+          const log = await store.read({ after: 0, limit: 1000 });
+          assert.equal(log.length, 100);
+          for (let i = 1; i < log.length; i++) assert.ok((log[i]?.seq as number) > (log[i - 1]?.seq as number));
+          for (const result of results) {
+            assert.equal(log.find((event) => event.seq === result.event.seq)?.id, result.event.id);
+          }
+          return store;
+        }),
+    },
+    {
+      name: 'reads after a seq, in order, by type and visibility',
+      run: () =>
+        withStore(harness, async (store) => {
+          const events = [
+            newEvent('order.created'),
+            newEvent('order.line.added'),
+            newEvent('invoice.paid', { consumer: 'alpha' }),
+            newEvent('order.shipped', { consumer: 'beta' }),
+            newEvent('user_x.signed_up'),
+            newEvent('userxx.signed_up'),
+          ];
+          const stored = (await store.append(events)).map((result) => result.event);
+          const read = async (options: Parameters<Store['read']>[0]) => (await store.read(options)).map((event) => event.type);
+          assert.deepEqual(await read({ after: stored[1]?.seq as number, limit: 2 }), ['invoice.paid', 'order.shipped']);
+          assert.deepEqual(await read({ after: 0, limit: 10, types: ['order.*'] }), ['order.created', 'order.shipped']);
+          assert.deepEqual(await read({ after: 0, limit: 10, types: ['order.**'] }), ['order.created', 'order.line.added', 'order.shipped']);
+          assert.deepEqual(await read({ after: 0, limit: 10, types: ['user_x.*'] }), ['user_x.signed_up']);
+          assert.deepEqual(await read({ after: 0, limit: 10, types: ['*.paid', 'order.created'] }), ['order.created', 'invoice.paid']);
+          assert.deepEqual(await read({ after: 0, limit: 10, visibleTo: 'alpha', types: ['order.*', 'invoice.*'] }), [
+            'order.created',
+            'invoice.paid',
+          ]);
+          assert.deepEqual(await read({ after: stored.at(-1)?.seq as number, limit: 10 }), []);
+          const bounds = await store.bounds();
+          assert.deepEqual(bounds, { oldest: stored[0]?.seq, latest: stored.at(-1)?.seq });
+          return store;
+        }),
+    },
+    {
+      name: 'keeps everything across close and reopen',
+      run: () =>
+        withStore(harness, async (store, database) => {
+          const stored = (await store.append([newEvent('order.created'), newEvent('invoice.paid', { subject: 'inv-1' })])).map(
+            (result) => result.event,
+          );
+          await store.eventTypes.insert({ name: 'order.created', schema: { type: 'object' }, createdAt: new Date().toISOString() });
+          const subscription = await store.subscriptions.create({
+            id: 'sub_suite',
+            consumer: 'alpha',
+            transport: 'memory',
+            types: ['order.*'],
+            status: 'active',
+            config: { nested: { ok: true } },
+            cursor: 0,
+          });
+          await store.keys.put({ id: 'key_suite', role: 'consumer', consumer: 'alpha', hash: 'ab'.repeat(32), createdAt: new Date().toISOString() });
+          await store.close();
+
+          const reopened = database.open();
+          await reopened.init();
+          assert.deepEqual(await reopened.read({ after: 0, limit: 10 }), stored);
+          assert.deepEqual(await reopened.subscriptions.get('sub_suite'), subscription);
+          assert.equal((await reopened.keys.get('key_suite'))?.consumer, 'alpha');
+          assert.deepEqual(
+            (await reopened.eventTypes.list()).map((type) => type.name),
+            ['order.created'],
+          );
+          const [next] = await reopened.append([newEvent('order.created')]);
+          assert.ok((next?.event.seq as number) > (stored.at(-1)?.seq as number), 'seq goes on increasing after reopen');
+          return reopened;
+        }),
+    },
+  ];
+}
+
+/** The conformance suite every store passes, for vitest. */
+export function runStoreSuite(name: string, harness: StoreHarness): void {
+  describe(`store suite: ${name}`, () => {
+    for (const check of storeSuiteCases(harness)) it(check.name, check.run, 60_000);
+  });
+}

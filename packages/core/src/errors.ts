@@ -48,7 +48,7 @@ export class HeraldError extends Error {
 
 /** Input that does not fit its schema: 422 with the issues. */
 export class ValidationError extends HeraldError {
-  override readonly name = 'ValidationError';
+  override readonly name: string = 'ValidationError';
   constructor(
     message: string,
     readonly issues: Issue[],
@@ -61,36 +61,36 @@ export class ValidationError extends HeraldError {
   }
 }
 
-export class UnknownEventTypeError extends HeraldError {
-  override readonly name = 'UnknownEventTypeError';
+export class UnknownEventTypeError extends ValidationError {
+  override readonly name: string = 'UnknownEventTypeError';
   constructor(readonly eventType: string) {
-    super('unknown-event-type', 422, `Event type "${eventType}" is not in the catalog`, 'Unknown event type');
+    super(`Event type "${eventType}" is not in the catalog`, [{ path: ['type'], message: 'is not in the catalog' }], 'unknown-event-type');
   }
 }
 
 export class NotFoundError extends HeraldError {
-  override readonly name = 'NotFoundError';
+  override readonly name: string = 'NotFoundError';
   constructor(what: string) {
     super('not-found', 404, `${what} was not found`, 'Not found');
   }
 }
 
 export class ConflictError extends HeraldError {
-  override readonly name = 'ConflictError';
+  override readonly name: string = 'ConflictError';
   constructor(message: string) {
     super('conflict', 409, message, 'Conflict');
   }
 }
 
 export class UnauthorizedError extends HeraldError {
-  override readonly name = 'UnauthorizedError';
+  override readonly name: string = 'UnauthorizedError';
   constructor(message = 'A valid API key is required: Authorization: Bearer <key>') {
     super('unauthorized', 401, message, 'Unauthorized');
   }
 }
 
 export class ForbiddenError extends HeraldError {
-  override readonly name = 'ForbiddenError';
+  override readonly name: string = 'ForbiddenError';
   constructor(message = 'This key may not do that') {
     super('forbidden', 403, message, 'Forbidden');
   }

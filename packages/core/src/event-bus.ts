@@ -145,7 +145,7 @@ export class EventBus {
     let newest = 0;
     for (const { event, created } of results) {
       if (!created) continue;
-      this.#appended.set(event.seq, event);
+      if (event.seq > this.#latest) this.#appended.set(event.seq, event);
       newest = Math.max(newest, event.seq);
     }
     if (newest > 0) {

@@ -72,8 +72,8 @@ export class EventCatalog {
   }
 
   /**
-   * Adds a type. A second definition of the same name is a ConflictError, unless `origin` is
-   * `api` and the stored JSON Schema is the same (registering is idempotent).
+   * Adds a type. A second definition of the same name is a ConflictError, unless it has the same
+   * origin, JSON Schema and description (adding is idempotent).
    */
   add(definition: EventTypeDefinition, origin: EventTypeInfo['origin'], jsonSchema?: Record<string, unknown>): EventTypeInfo {
     const schema = jsonSchema ?? toJsonSchema(definition.schema);

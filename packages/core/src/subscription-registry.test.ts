@@ -1,0 +1,165 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Broker } from './broker.js';
+import { memoryBroker } from './memory-broker.js';
+import type { SqlStore } from './sql/sql-store.js';
+import { sqliteStore } from './sql/sqlite-store.js';
+import type { Subscription } from './subscription.js';
+import { SubscriptionRegistry } from './subscription-registry.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function openStore(): Promise<SqlStore> {
+  const store = sqliteStore({ path: ':memory:' });
+  await store.init();
+  cleanups.push(() => store.close());
+  return store;
+}
+
+async function registry(store: SqlStore, broker: Broker = memoryBroker()): Promise<SubscriptionRegistry> {
+  const r = new SubscriptionRegistry(store, broker);
+  await r.start();
+  cleanups.push(() => r.stop());
+  return r;
+}
+
+const ids = (subscriptions: readonly Subscription[]) => subscriptions.map((s) => s.id).sort();
+const input = (id: string, types: string[], extra: Partial<Subscription> = {}) => ({
+  id,
+  consumer: 'acme',
+  transport: 'webhook',
+  types,
+  status: 'active' as const,
+  config: {},
+  cursor: 0,
+  ...extra,
+});
+
+/** Lets rings already published through a memory broker, and the reloads they start, finish. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+describe('SubscriptionRegistry', () => {
+  it('create, update and delete keep match(event, transport) right', async () => {
+    const store = await openStore();
+    const subs = await registry(store);
+    const created = await subs.create(input('sub_orders', ['order.*']));
+    expect(created).toMatchObject({ id: 'sub_orders', types: ['order.*'], createdAt: expect.any(String) });
+    await subs.create(input('sub_all', ['**']));
+    await subs.create(input('sub_ws', ['order.*'], { transport: 'websocket' }));
+
+    expect(ids(subs.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_all', 'sub_orders']);
+    expect(ids(subs.match({ type: 'order.created' }, 'websocket'))).toEqual(['sub_ws']);
+    expect(subs.match({ type: 'order.created' }, 'sse')).toEqual([]);
+    expect(ids(subs.match({ type: 'invoice.paid' }, 'webhook'))).toEqual(['sub_all']);
+
+    const updated = await subs.update('sub_orders', { types: ['invoice.*'] });
+    expect(updated?.types).toEqual(['invoice.*']);
+    expect(ids(subs.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_all']);
+    expect(ids(subs.match({ type: 'invoice.paid' }, 'webhook'))).toEqual(['sub_all', 'sub_orders']);
+    // The matched object is the current one.
+    expect(subs.match({ type: 'invoice.paid' }, 'webhook').find((s) => s.id === 'sub_orders')?.types).toEqual(['invoice.*']);
+
+    expect(await subs.delete('sub_all')).toBe(true);
+    expect(await subs.delete('sub_all')).toBe(false);
+    expect(ids(subs.match({ type: 'invoice.paid' }, 'webhook'))).toEqual(['sub_orders']);
+    expect(subs.match({ type: 'order.created' }, 'webhook')).toEqual([]);
+
+    expect(await subs.update('sub_missing', { types: ['x'] })).toBeUndefined();
+    expect(ids(await subs.list())).toEqual(['sub_orders', 'sub_ws']);
+    expect(await subs.get('sub_orders')).toEqual(updated);
+    // The store agrees with the index.
+    expect(await store.subscriptions.get('sub_all')).toBeUndefined();
+  });
+
+  it('generates an id when none is given', async () => {
+    const subs = await registry(await openStore());
+    const { id: _id, ...rest } = input('unused', ['a.b']);
+    const created = await subs.create(rest);
+    expect(created.id).toMatch(/^sub_[0-9a-z]{26}$/);
+    expect(subs.match({ type: 'a.b' }, 'webhook')).toEqual([created]);
+  });
+
+  it('paused, disabled and pending subscriptions never match; active again matches', async () => {
+    const subs = await registry(await openStore());
+    await subs.create(input('sub_s', ['order.created']));
+    await subs.create(input('sub_pending', ['order.created'], { status: 'pending' }));
+    expect(ids(subs.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_s']);
+    for (const status of ['paused', 'disabled', 'pending'] as const) {
+      await subs.update('sub_s', { status });
+      expect(subs.match({ type: 'order.created' }, 'webhook')).toEqual([]);
+      expect(subs.match({ type: 'order.created', consumer: 'acme' }, 'webhook')).toEqual([]);
+      await subs.update('sub_s', { status: 'active' });
+      expect(ids(subs.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_s']);
+    }
+  });
+
+  it('an event addressed to a consumer matches only that consumer’s subscriptions', async () => {
+    const subs = await registry(await openStore());
+    await subs.create(input('sub_acme', ['order.*'], { consumer: 'acme' }));
+    await subs.create(input('sub_acme2', ['**'], { consumer: 'acme' }));
+    await subs.create(input('sub_globex', ['order.*'], { consumer: 'globex' }));
+    expect(ids(subs.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_acme', 'sub_acme2', 'sub_globex']);
+    expect(ids(subs.match({ type: 'order.created', consumer: 'acme' }, 'webhook'))).toEqual(['sub_acme', 'sub_acme2']);
+    expect(ids(subs.match({ type: 'order.created', consumer: 'globex' }, 'webhook'))).toEqual(['sub_globex']);
+    expect(subs.match({ type: 'order.created', consumer: 'initech' }, 'webhook')).toEqual([]);
+  });
+
+  it('start() indexes the subscriptions already in the store', async () => {
+    const store = await openStore();
+    await store.subscriptions.create(input('sub_old', ['order.*']));
+    await store.subscriptions.create(input('sub_old_paused', ['order.*'], { status: 'paused' }));
+    const subs = await registry(store);
+    expect(ids(subs.match({ type: 'order.paid' }, 'webhook'))).toEqual(['sub_old']);
+  });
+
+  it('an update with fields present but undefined keeps the subscription matching', async () => {
+    const subs = await registry(await openStore());
+    await subs.create(input('sub_u', ['order.*']));
+    await subs.update('sub_u', { types: undefined, config: undefined });
+    expect(ids(subs.match({ type: 'order.paid' }, 'webhook'))).toEqual(['sub_u']);
+  });
+});
+
+describe('two SubscriptionRegistry instances sharing one store and one memory broker', () => {
+  it('see each other’s creates, updates and deletes', async () => {
+    const store = await openStore();
+    const broker = memoryBroker();
+    const a = await registry(store, broker);
+    const b = await registry(store, broker);
+
+    await a.create(input('sub_1', ['order.*']));
+    await vi.waitFor(() => expect(ids(b.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_1']));
+
+    await a.update('sub_1', { types: ['invoice.paid'] });
+    await vi.waitFor(() => expect(b.match({ type: 'order.created' }, 'webhook')).toEqual([]));
+    expect(ids(b.match({ type: 'invoice.paid' }, 'webhook'))).toEqual(['sub_1']);
+
+    await b.create(input('sub_2', ['invoice.*'], { consumer: 'globex' }));
+    await vi.waitFor(() => expect(ids(a.match({ type: 'invoice.paid' }, 'webhook'))).toEqual(['sub_1', 'sub_2']));
+
+    await b.update('sub_1', { status: 'paused' });
+    await vi.waitFor(() => expect(ids(a.match({ type: 'invoice.paid' }, 'webhook'))).toEqual(['sub_2']));
+
+    await a.delete('sub_2');
+    await vi.waitFor(() => expect(b.match({ type: 'invoice.paid' }, 'webhook')).toEqual([]));
+
+    await b.update('sub_1', { status: 'active' });
+    await vi.waitFor(() => expect(ids(a.match({ type: 'invoice.paid', consumer: 'acme' }, 'webhook'))).toEqual(['sub_1']));
+    expect(a.match({ type: 'invoice.paid', consumer: 'globex' }, 'webhook')).toEqual([]);
+  });
+
+  it('a stopped registry no longer hears the other’s changes; a fresh one loads them from the store', async () => {
+    const store = await openStore();
+    const broker = memoryBroker();
+    const a = await registry(store, broker);
+    const b = await registry(store, broker);
+    await b.stop();
+    await a.create(input('sub_late', ['order.*']));
+    await settle();
+    expect(b.match({ type: 'order.paid' }, 'webhook')).toEqual([]);
+    const c = await registry(store, broker);
+    expect(ids(c.match({ type: 'order.paid' }, 'webhook'))).toEqual(['sub_late']);
+  });
+});

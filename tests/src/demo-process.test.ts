@@ -1,0 +1,91 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { sqliteStore } from '@herald/core';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const tsx = join(root, 'node_modules/.bin/tsx');
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  adminKey: string;
+  exited: Promise<number | null>;
+}
+
+/** Starts the demo as `pnpm start` does, on an ephemeral port and a fresh database, and reads what it prints. */
+async function startDemo(database: string): Promise<Running> {
+  const child = spawn(tsx, ['--conditions=herald-source', 'src/main.ts'], {
+    cwd: join(root, 'apps/demo'),
+    env: { ...process.env, PORT: '0', HERALD_DATABASE: database, HERALD_LOG_LEVEL: 'warn', HERALD_ADMIN_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  let output = '';
+  const found = await new Promise<{ url: string; adminKey: string }>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`the demo did not start:\n${output}`)), 30_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
+      const adminKey = /Admin key \(shown once, keep it\): (hk_\S+)/.exec(output)?.[1];
+      if (url && adminKey) {
+        clearTimeout(timer);
+        done({ url, adminKey });
+      }
+    };
+    child.stdout?.on('data', read);
+    child.stderr?.on('data', read);
+    void exited.then((code) => fail(new Error(`the demo exited with ${code}:\n${output}`)));
+  });
+  return { child, exited, ...found };
+}
+
+let cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const step of cleanup) step();
+  cleanup = [];
+});
+
+describe('the demo process', () => {
+  it('starts like `pnpm start`, answers /healthz, and stops gracefully on SIGTERM without losing an acknowledged publish', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-demo-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const database = join(dir, 'herald.db');
+    const demo = await startDemo(database);
+    cleanup.push(() => demo.child.kill('SIGKILL'));
+
+    expect(await (await fetch(`${demo.url}/healthz`)).json()).toEqual({ status: 'ok' });
+
+    const acknowledged: string[] = [];
+    let stop = false;
+    const publisher = async () => {
+      for (let n = 0; !stop; n++) {
+        try {
+          const response = await fetch(`${demo.url}/v1/events`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${demo.adminKey}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ type: 'invoice.paid', data: { invoiceId: `inv-${n}`, amount: n } }),
+          });
+          if (response.status === 202) acknowledged.push(((await response.json()) as { id: string }).id);
+        } catch {
+          return;
+        }
+      }
+    };
+    const publishers = [publisher(), publisher(), publisher()];
+    while (acknowledged.length < 50) await new Promise((done) => setTimeout(done, 10));
+    demo.child.kill('SIGTERM');
+    expect(await demo.exited).toBe(0);
+    stop = true;
+    await Promise.all(publishers);
+
+    const store = sqliteStore({ path: database });
+    await store.init();
+    const log = await store.read({ after: 0, limit: 100_000 });
+    await store.close();
+    const logged = new Set(log.map((event) => event.id));
+    expect(acknowledged.filter((id) => !logged.has(id))).toEqual([]);
+  });
+});

@@ -6,7 +6,6 @@ import { sqliteStore } from '@herald/core';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
-const tsx = join(root, 'node_modules/.bin/tsx');
 
 interface Running {
   child: ChildProcess;
@@ -17,7 +16,9 @@ interface Running {
 
 /** Starts the demo as `pnpm start` does, on an ephemeral port and a fresh database, and reads what it prints. */
 async function startDemo(database: string): Promise<Running> {
-  const child = spawn(tsx, ['--conditions=herald-source', 'src/main.ts'], {
+  // Node with tsx's loader, as `pnpm start` runs it: the tsx CLI would relay SIGTERM to its child and
+  // SIGKILL it if a busy event loop does not answer within 30 ms.
+  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', 'tsx', 'src/main.ts'], {
     cwd: join(root, 'apps/demo'),
     env: { ...process.env, PORT: '0', HERALD_DATABASE: database, HERALD_LOG_LEVEL: 'warn', HERALD_ADMIN_KEY: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

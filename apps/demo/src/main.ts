@@ -1,11 +1,9 @@
-import { createHerald } from '@herald/server';
-import { demoEventTypes } from './event-types.js';
+import { startDemo } from './demo-server.js';
 
-const herald = createHerald({ eventTypes: demoEventTypes });
-const { url } = await herald.listen();
-const adminKey = await herald.generatedAdminKey;
+const demo = await startDemo();
 
-console.log(`\nHerald demo listening on ${url}`);
-if (adminKey) console.log(`Admin key (shown once, keep it): ${adminKey}`);
+console.log(`\nHerald demo listening on ${demo.url}`);
+console.log(`Open ${demo.url} in a browser; the API documents are at ${demo.url}/docs`);
+if (demo.adminKey) console.log(`Admin key (shown once, keep it): ${demo.adminKey}`);
 else console.log('Admin key: the one set by HERALD_ADMIN_KEY, or printed on the first start');
-console.log(`Try: curl -H "Authorization: Bearer <admin key>" ${url}/v1/event-types\n`);
+console.log(`Try: curl -H "Authorization: Bearer <admin key>" ${demo.url}/v1/event-types\n`);

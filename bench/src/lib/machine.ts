@@ -1,12 +1,20 @@
-import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
 
-/** One line describing where a benchmark ran, e.g. `AMD EPYC ×2, 24 GB RAM, Linux 6.1, Node v20.20.2, load 1.2 0.9 0.7`. */
+/** One line describing the machine, e.g. `AMD EPYC ×2, 24 GB RAM, Linux 6.1, Node v20.20.2, load average 1.20 0.90 0.70`. */
 export function machineNote(): string {
   const processors = cpus();
   const model = processors[0]?.model.trim() ?? 'unknown CPU';
-  const gigabytes = (bytes: number) => Math.round(bytes / 2 ** 30);
   const load = loadavg()
     .map((value) => value.toFixed(2))
     .join(' ');
-  return `${model} ×${processors.length}, ${gigabytes(totalmem())} GB RAM (${gigabytes(freemem())} GB free), ${type()} ${release()}, Node ${process.version}, load average ${load} at start`;
+  return `${model} ×${processors.length}, ${Math.round(totalmem() / 2 ** 30)} GB RAM, ${type()} ${release()}, Node ${process.version}, load average ${load}`;
+}
+
+/**
+ * The line a benchmark section opens with: when, with which command, and on what, e.g.
+ * `_Measured 2026-11-27 04:10 UTC with \`pnpm bench core\` on AMD EPYC ×2, …, load average 1.2 0.9 0.7 at the start._`
+ */
+export function measuredWith(command: string): string {
+  const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  return `_Measured ${when} UTC with \`${command}\` on ${machineNote()} at the start._`;
 }

@@ -48,3 +48,8 @@ export function formatDuration(milliseconds: number): string {
   if (milliseconds < 1000) return `${milliseconds.toFixed(2)} ms`;
   return `${(milliseconds / 1000).toFixed(2)} s`;
 }
+
+/** `subject ÷ baseline` for each round, in round order. */
+export function roundRatios(subject: { rounds: readonly number[] }, baseline: { rounds: readonly number[] }): number[] {
+  return subject.rounds.map((rate, round) => rate / (baseline.rounds[round] as number));
+}

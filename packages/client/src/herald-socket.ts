@@ -1,1 +1,508 @@
-export {};
+/**
+ * `HeraldSocket`: a client for Herald's WebSocket protocol `herald.v1`, for Node and browsers. It
+ * authenticates, subscribes, reconnects with exponential backoff and full jitter, resumes every
+ * subscription from the last `seq` it saw, and acknowledges durable subscriptions. No runtime
+ * dependencies: it uses the global `WebSocket` (browsers, Node 22+) or the one you pass (`ws`).
+ */
+
+const subprotocol = 'herald.v1';
+
+/** An event as Herald delivers it (CloudEvents attribute names). */
+export interface SocketEvent<TType extends string = string, TData = unknown> {
+  specversion: '1.0';
+  id: string;
+  /** Position in the log, strictly increasing. */
+  seq: number;
+  type: TType;
+  source: string;
+  subject?: string;
+  time: string;
+  datacontenttype: string;
+  data: TData;
+  consumer?: string;
+}
+
+/** True when the event-type pattern `P` matches the type `T` (`*` one segment, a final `**` one or more). */
+export type PatternMatches<P extends string, T extends string> = string extends P
+  ? true
+  : P extends '**'
+    ? true
+    : P extends `${infer Head}.${infer Rest}`
+      ? T extends `${infer TypeHead}.${infer TypeRest}`
+        ? Head extends '*' | TypeHead
+          ? PatternMatches<Rest, TypeRest>
+          : false
+        : false
+      : T extends `${string}.${string}`
+        ? false
+        : P extends '*' | T
+          ? true
+          : false;
+
+/** Every event of the map `TMap` (type name → data) whose type one of `TPatterns` matches. */
+export type MatchingEvent<TMap, TPatterns extends string> = string extends keyof TMap
+  ? SocketEvent<string, TMap[keyof TMap]>
+  : {
+      [K in keyof TMap & string]: true extends (TPatterns extends string ? PatternMatches<TPatterns, K> : never) ? SocketEvent<K, TMap[K]> : never;
+    }[keyof TMap & string];
+
+/** The part of the WebSocket API HeraldSocket uses: browsers' and `ws`'s both fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+}
+
+/** A WebSocket constructor: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
+export type WebSocketConstructor = new (url: string, protocols: string | string[]) => WebSocketLike;
+
+/** A credential: an API key or stream token, or a function that returns a fresh one on every connect. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface HeraldSocketOptions {
+  /** The WebSocket endpoint, e.g. `wss://api.example.com/v1/ws`; `http(s)://` is switched to `ws(s)://`. */
+  url: string;
+  /** An API key (server side), a stream token, or a function returning a fresh stream token (browsers). */
+  token: TokenSource;
+  /** @default globalThis.WebSocket */
+  WebSocket?: WebSocketConstructor;
+  /** The first reconnect waits up to this long, in ms. @default 500 */
+  initialDelay?: number;
+  /** No reconnect waits longer than this, in ms. @default 30000 */
+  maxDelay?: number;
+  /** How much the longest wait grows after each failed attempt. @default 2 */
+  backoffFactor?: number;
+  /** A JSON `ping` is sent this often, in ms. @default 25000 */
+  pingInterval?: number;
+  /** With nothing received for `pingInterval` + this, the connection is taken for dead and replaced, in ms. @default 10000 */
+  pongTimeout?: number;
+  /** Durable subscriptions are acknowledged at most this often, in ms. @default 1000 */
+  ackInterval?: number;
+  /** With a token function, a fresh token is sent this long before the current one expires, in ms. @default 30000 */
+  refreshBefore?: number;
+}
+
+/** A subscription made with {@link HeraldSocket.subscribe}. */
+export interface SocketSubscription {
+  /** The id on the wire (`subscribe {id}`), unique on this socket. */
+  readonly id: string;
+  /** The durable subscription it is attached to. */
+  readonly subscription?: string;
+  /** The last `seq` seen on it: where it resumes after a reconnect. */
+  readonly lastSeq: number | undefined;
+  /** False once unsubscribed, or refused by the server. */
+  readonly active: boolean;
+  unsubscribe(): void;
+}
+
+/** What each listener of {@link HeraldSocket.on} receives. */
+export interface HeraldSocketEvents {
+  /** Authenticated and ready; the subscriptions are being sent again. */
+  open: { consumer: string | null };
+  /** The connection closed; `reconnecting` tells whether another attempt follows (after `delay` ms). */
+  close: { code: number; reason: string; reconnecting: boolean; delay?: number };
+  /** The server confirmed a subscription; live events continue after `after`. */
+  subscribed: { subscription: SocketSubscription; after: number };
+  /** The resume position could not be used (`expired`: older than the log keeps); delivery goes on from `after`. */
+  reset: { subscription: SocketSubscription; reason: string; after: number };
+  /** An `error` from the server, a handler that threw, or a token function that failed. */
+  error: { code: string; message: string; subscription?: SocketSubscription; cause?: unknown };
+}
+
+type Listener<K extends keyof HeraldSocketEvents> = (event: HeraldSocketEvents[K]) => void;
+
+/** Close codes after which reconnecting cannot help. 4401 also, unless the token comes from a function. */
+const fatalCloseCodes = new Set([1007, 1009, 4400, 4403, 4409]);
+/** Subscription errors after which subscribing again cannot help. */
+const fatalSubscriptionErrors = new Set(['forbidden', 'unknown-event-type', 'subscription-not-found', 'wrong-transport', 'too-many-subscriptions']);
+const OPEN = 1;
+
+interface Entry {
+  handle: SocketSubscription;
+  id: string;
+  types?: readonly string[];
+  subscription?: string;
+  handler: (event: SocketEvent) => unknown;
+  lastSeq: number | undefined;
+  active: boolean;
+  /** The server confirmed it on the current connection. */
+  confirmed: boolean;
+  /** Received, not yet handed to the handler. */
+  queue: SocketEvent[];
+  /** The handler is running (an async handler has not settled). */
+  running: boolean;
+  /** The last handled `seq` not yet acknowledged (durable only). */
+  toAck?: number;
+}
+
+type ServerMessage =
+  | { type: 'ready'; consumer: string | null; expiresAt?: string }
+  | { type: 'subscribed'; id: string; after: number }
+  | { type: 'event'; id: string; event: SocketEvent }
+  | { type: 'reset'; id: string; reason: string; after: number }
+  | { type: 'error'; id?: string; code: string; message: string }
+  | { type: 'ping' }
+  | { type: 'pong' };
+
+/**
+ * A resuming client for herald.v1, typed by an event map (`EventMapOf<typeof eventTypes>` from
+ * `@herald/core`, or any `{ 'order.created': OrderData, ... }`):
+ *
+ * ```ts
+ * const socket = new HeraldSocket<Events>({ url: 'wss://api.example.com/v1/ws', token: () => fetchStreamToken() });
+ * socket.subscribe(['order.*'], (event) => console.log(event.type, event.data));
+ * ```
+ */
+export class HeraldSocket<TMap = Record<string, unknown>> {
+  readonly #url: string;
+  readonly #token: TokenSource;
+  readonly #WebSocket: WebSocketConstructor;
+  readonly #initialDelay: number;
+  readonly #maxDelay: number;
+  readonly #backoffFactor: number;
+  readonly #pingInterval: number;
+  readonly #pongTimeout: number;
+  readonly #ackInterval: number;
+  readonly #refreshBefore: number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #listeners = new Map<keyof HeraldSocketEvents, Set<(event: never) => void>>();
+  #ws?: WebSocketLike;
+  #ready = false;
+  #closed = false;
+  #attempt = 0;
+  #nextId = 1;
+  #lastReceived = 0;
+  #reconnectTimer?: ReturnType<typeof setTimeout>;
+  #pingTimer?: ReturnType<typeof setInterval>;
+  #ackTimer?: ReturnType<typeof setInterval>;
+  #refreshTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(options: HeraldSocketOptions) {
+    const Constructor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!Constructor) throw new TypeError('HeraldSocket: no global WebSocket here; pass one, e.g. { WebSocket } from "ws"');
+    this.#WebSocket = Constructor;
+    this.#url = options.url.replace(/^http(s?):/i, 'ws$1:');
+    this.#token = options.token;
+    this.#initialDelay = options.initialDelay ?? 500;
+    this.#maxDelay = options.maxDelay ?? 30_000;
+    this.#backoffFactor = options.backoffFactor ?? 2;
+    this.#pingInterval = options.pingInterval ?? 25_000;
+    this.#pongTimeout = options.pongTimeout ?? 10_000;
+    this.#ackInterval = options.ackInterval ?? 1_000;
+    this.#refreshBefore = options.refreshBefore ?? 30_000;
+    this.#connect();
+  }
+
+  /** True while authenticated on an open connection. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /**
+   * Subscribes to event types and patterns (`order.*`, `order.**`), from now or after `options.after`;
+   * or, with `{ subscription }`, attaches to a durable `websocket` subscription, which resumes from its
+   * stored cursor and is acknowledged as events are handled. Handlers run in `seq` order, one at a
+   * time per subscription (an async handler is awaited); each event reaches them once.
+   */
+  subscribe<const TTypes extends readonly string[]>(
+    types: TTypes,
+    handler: (event: MatchingEvent<TMap, TTypes[number]>) => unknown,
+    options?: { after?: number },
+  ): SocketSubscription;
+  subscribe(
+    target: { subscription: string; after?: number },
+    handler: (event: MatchingEvent<TMap, '**'>) => unknown,
+  ): SocketSubscription;
+  subscribe(
+    target: readonly string[] | { subscription: string; after?: number },
+    handler: (event: never) => unknown,
+    options: { after?: number } = {},
+  ): SocketSubscription {
+    if (this.#closed) throw new Error('HeraldSocket: subscribe() after close()');
+    const id = `s${this.#nextId++}`;
+    const durable = 'subscription' in target ? target : undefined;
+    const entry: Entry = {
+      id,
+      ...(durable ? { subscription: durable.subscription } : { types: [...(target as readonly string[])] }),
+      handler: handler as (event: SocketEvent) => unknown,
+      lastSeq: durable ? durable.after : options.after,
+      active: true,
+      confirmed: false,
+      queue: [],
+      running: false,
+      handle: undefined as unknown as SocketSubscription,
+    };
+    entry.handle = {
+      id,
+      ...(durable ? { subscription: durable.subscription } : {}),
+      get lastSeq() {
+        return entry.lastSeq;
+      },
+      get active() {
+        return entry.active;
+      },
+      unsubscribe: () => this.#unsubscribe(entry),
+    };
+    this.#entries.set(id, entry);
+    if (this.#ready) this.#sendSubscribe(entry);
+    return entry.handle;
+  }
+
+  /** Listens for `open`, `close`, `subscribed`, `reset` and `error`; returns a function that stops listening. */
+  on<K extends keyof HeraldSocketEvents>(type: K, listener: Listener<K>): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
+    set.add(listener as (event: never) => void);
+    return () => set.delete(listener as (event: never) => void);
+  }
+
+  /** Acknowledges what was handled, closes the connection and stops reconnecting. */
+  close(): void {
+    if (this.#closed) return;
+    this.#flushAcks();
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    const ws = this.#ws;
+    this.#drop();
+    if (ws) ws.close(1000, 'client closed');
+    this.#emit('close', { code: 1000, reason: 'client closed', reconnecting: false });
+  }
+
+  #emit<K extends keyof HeraldSocketEvents>(type: K, event: HeraldSocketEvents[K]): void {
+    for (const listener of this.#listeners.get(type) ?? []) {
+      try {
+        (listener as Listener<K>)(event);
+      } catch {
+        // A listener's failure is its own; the socket goes on.
+      }
+    }
+  }
+
+  #connect(): void {
+    let ws: WebSocketLike;
+    try {
+      ws = new this.#WebSocket(this.#url, subprotocol);
+    } catch (error) {
+      this.#emit('error', { code: 'connect-failed', message: String(error), cause: error });
+      return void this.#scheduleReconnect(1006, 'could not connect');
+    }
+    this.#ws = ws;
+    this.#lastReceived = Date.now();
+    ws.onopen = () => void this.#authenticate(ws);
+    ws.onmessage = ({ data }: { data: unknown }) => {
+      if (ws !== this.#ws || typeof data !== 'string') return;
+      this.#lastReceived = Date.now();
+      let message: ServerMessage;
+      try {
+        message = JSON.parse(data) as ServerMessage;
+      } catch {
+        return;
+      }
+      this.#receive(message);
+    };
+    ws.onclose = ({ code, reason }: { code: number; reason: string }) => {
+      if (ws !== this.#ws) return;
+      this.#drop();
+      this.#scheduleReconnect(code, reason);
+    };
+    ws.onerror = () => {};
+  }
+
+  async #authenticate(ws: WebSocketLike): Promise<void> {
+    let token: string;
+    try {
+      token = typeof this.#token === 'string' ? this.#token : await this.#token();
+    } catch (error) {
+      if (ws !== this.#ws) return;
+      this.#emit('error', { code: 'token-failed', message: `the token function failed: ${String(error)}`, cause: error });
+      this.#abandon(4000, 'no token');
+      return;
+    }
+    if (ws === this.#ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token }));
+  }
+
+  #receive(message: ServerMessage): void {
+    switch (message.type) {
+      case 'ready':
+        return void this.#onReady(message.consumer, message.expiresAt);
+      case 'subscribed': {
+        const entry = this.#entries.get(message.id);
+        if (!entry) return;
+        entry.confirmed = true;
+        if (entry.lastSeq === undefined || message.after > entry.lastSeq) entry.lastSeq = message.after;
+        return void this.#emit('subscribed', { subscription: entry.handle, after: message.after });
+      }
+      case 'event': {
+        const entry = this.#entries.get(message.id);
+        if (!entry?.active || (entry.lastSeq !== undefined && message.event.seq <= entry.lastSeq)) return;
+        entry.lastSeq = message.event.seq;
+        return void this.#handle(entry, message.event);
+      }
+      case 'reset': {
+        const entry = this.#entries.get(message.id);
+        if (!entry) return;
+        entry.lastSeq = message.after;
+        return void this.#emit('reset', { subscription: entry.handle, reason: message.reason, after: message.after });
+      }
+      case 'error':
+        return void this.#onError(message.code, message.message, message.id);
+      case 'ping':
+        return void this.#send({ type: 'pong' });
+    }
+  }
+
+  #onReady(consumer: string | null, expiresAt: string | undefined): void {
+    const firstReady = !this.#ready;
+    this.#ready = true;
+    this.#attempt = 0;
+    clearTimeout(this.#refreshTimer);
+    if (expiresAt !== undefined && typeof this.#token === 'function') {
+      const left = Date.parse(expiresAt) - Date.now();
+      const ws = this.#ws;
+      this.#refreshTimer = setTimeout(() => void (ws && this.#authenticate(ws)), Math.max(0, left - this.#refreshBefore, left / 2));
+    }
+    if (!firstReady) return;
+    this.#emit('open', { consumer });
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = setInterval(() => this.#heartbeat(), this.#pingInterval);
+    clearInterval(this.#ackTimer);
+    this.#ackTimer = setInterval(() => this.#flushAcks(), this.#ackInterval);
+    for (const entry of this.#entries.values()) this.#sendSubscribe(entry);
+  }
+
+  #onError(code: string, message: string, id: string | undefined): void {
+    const entry = id === undefined ? undefined : this.#entries.get(id);
+    if (entry && fatalSubscriptionErrors.has(code)) {
+      entry.active = false;
+      this.#entries.delete(entry.id);
+    }
+    if (entry && code === 'unavailable') {
+      setTimeout(() => entry.active && this.#ready && this.#sendSubscribe(entry), this.#initialDelay);
+    }
+    this.#emit('error', { code, message, ...(entry ? { subscription: entry.handle } : {}) });
+  }
+
+  #sendSubscribe(entry: Entry): void {
+    entry.confirmed = false;
+    this.#send({
+      type: 'subscribe',
+      id: entry.id,
+      ...(entry.subscription !== undefined ? { subscription: entry.subscription } : { types: entry.types }),
+      ...(entry.lastSeq !== undefined ? { after: entry.lastSeq } : {}),
+    });
+  }
+
+  #handle(entry: Entry, event: SocketEvent): void {
+    entry.queue.push(event);
+    if (!entry.running) this.#drain(entry);
+  }
+
+  /** Hands queued events to the handler in order; an async handler is awaited before the next. */
+  #drain(entry: Entry): void {
+    entry.running = true;
+    for (let event = entry.queue.shift(); event && entry.active; event = entry.queue.shift()) {
+      let result: unknown;
+      try {
+        result = entry.handler(event);
+      } catch (error) {
+        this.#handlerFailed(entry, event, error);
+      }
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+        const handled = event;
+        (result as PromiseLike<unknown>)
+          .then(undefined, (error: unknown) => this.#handlerFailed(entry, handled, error))
+          .then(() => {
+            this.#handled(entry, handled);
+            this.#drain(entry);
+          });
+        return;
+      }
+      this.#handled(entry, event);
+    }
+    entry.queue.length = 0;
+    entry.running = false;
+  }
+
+  #handled(entry: Entry, event: SocketEvent): void {
+    if (entry.subscription !== undefined) entry.toAck = event.seq;
+  }
+
+  #handlerFailed(entry: Entry, event: SocketEvent, error: unknown): void {
+    this.#emit('error', { code: 'handler-failed', message: `the handler of ${entry.id} threw on seq ${event.seq}`, subscription: entry.handle, cause: error });
+  }
+
+  #flushAcks(): void {
+    if (!this.#ready) return;
+    for (const entry of this.#entries.values()) {
+      if (entry.toAck === undefined || !entry.confirmed) continue;
+      this.#send({ type: 'ack', id: entry.id, seq: entry.toAck });
+      entry.toAck = undefined;
+    }
+  }
+
+  #unsubscribe(entry: Entry): void {
+    if (!entry.active) return;
+    if (entry.confirmed && entry.toAck !== undefined) this.#send({ type: 'ack', id: entry.id, seq: entry.toAck });
+    entry.active = false;
+    this.#entries.delete(entry.id);
+    if (this.#ready) this.#send({ type: 'unsubscribe', id: entry.id });
+  }
+
+  #heartbeat(): void {
+    if (Date.now() - this.#lastReceived > this.#pingInterval + this.#pongTimeout) return void this.#abandon(4000, 'no answer to ping');
+    this.#send({ type: 'ping' });
+  }
+
+  /** Gives up on the current connection (it may be dead without knowing it) and reconnects. */
+  #abandon(code: number, reason: string): void {
+    const ws = this.#ws;
+    this.#drop();
+    try {
+      ws?.close(code, reason);
+    } catch {
+      // Closing a socket that never opened can throw; it is being replaced either way.
+    }
+    this.#scheduleReconnect(code, reason);
+  }
+
+  /** Forgets the current connection and its timers. */
+  #drop(): void {
+    const ws = this.#ws;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // `ws` emits an error when a connecting socket is closed; with no listener that would throw.
+      ws.onerror = () => {};
+    }
+    this.#ws = undefined;
+    this.#ready = false;
+    for (const entry of this.#entries.values()) entry.confirmed = false;
+    clearInterval(this.#pingTimer);
+    clearInterval(this.#ackTimer);
+    clearTimeout(this.#refreshTimer);
+  }
+
+  #scheduleReconnect(code: number, reason: string): void {
+    if (this.#closed) return;
+    const fatal = fatalCloseCodes.has(code) || (code === 4401 && typeof this.#token === 'string');
+    if (fatal) {
+      this.#closed = true;
+      for (const entry of this.#entries.values()) entry.active = false;
+      this.#emit('close', { code, reason, reconnecting: false });
+      return;
+    }
+    const ceiling = Math.min(this.#maxDelay, this.#initialDelay * this.#backoffFactor ** this.#attempt);
+    const delay = Math.round(Math.random() * ceiling);
+    this.#attempt += 1;
+    this.#emit('close', { code, reason, reconnecting: true, delay });
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #send(message: Record<string, unknown>): void {
+    const ws = this.#ws;
+    if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(message));
+  }
+}

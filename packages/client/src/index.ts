@@ -1,3 +1,4 @@
 export * from './event-stream.js';
 export * from './herald-socket.js';
+export * from './webhook-middleware.js';
 export * from './webhook-verify.js';

@@ -10,5 +10,11 @@ export interface Broker {
   init?(): Promise<void>;
   publish(channel: string, message: string): Promise<void>;
   subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe>;
+  /**
+   * Calls `listener` each time the broker is back after losing its connection: rings sent meanwhile
+   * were lost, so the listener catches up from the Store. Returns a function that stops it.
+   * @default never called (a broker that cannot lose its connection)
+   */
+  onReconnect?(listener: () => void): () => void;
   close(): Promise<void>;
 }

@@ -62,6 +62,7 @@ export class EventBus {
   #rungAgain = false;
   #timer?: NodeJS.Timeout;
   #unsubscribe?: Unsubscribe;
+  #stopReconnect?: () => void;
   #stopped = false;
 
   constructor(options: EventBusOptions) {
@@ -83,6 +84,7 @@ export class EventBus {
   async start(): Promise<void> {
     this.#latest = this.#known = (await this.#store.bounds()).latest;
     this.#unsubscribe = await this.#broker.subscribe(channel, (message) => this.#ring(Number(message)));
+    this.#stopReconnect = this.#broker.onReconnect?.(() => void this.#poll());
     this.#timer = setInterval(() => void this.#poll(), this.#pollInterval);
     this.#timer.unref();
   }
@@ -91,6 +93,7 @@ export class EventBus {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#stopReconnect?.();
     await Promise.allSettled(this.#inFlight);
     await this.#unsubscribe?.();
     // A pump may hand over to another one (a ring arrived while it ran): wait for the last.

@@ -15,6 +15,8 @@ export interface EventFeedOptions {
   batchSize?: number;
   /** Live events held while the replay is read; past it they are dropped and read from the log instead. @default 10000 */
   holdLimit?: number;
+  /** Awaited before each page of the replay is read, so a slow sink can drain first. @default no wait */
+  drained?: () => Promise<void>;
 }
 
 /** Where a feed's events go. */
@@ -33,6 +35,20 @@ export interface EventFeed {
   /** The last `seq` handed to the sink (or the start position). */
   readonly position: number;
   close(): void;
+}
+
+/** A running feed's handle. A class: V8 keeps an object literal with a getter in slow (dictionary) mode, and a server holds one per client. */
+class FeedHandle implements EventFeed {
+  readonly #position: () => number;
+  constructor(
+    position: () => number,
+    readonly close: () => void,
+  ) {
+    this.#position = position;
+  }
+  get position(): number {
+    return this.#position();
+  }
 }
 
 /**
@@ -74,15 +90,13 @@ export async function openEventFeed(
     } else held.push(...events);
   });
 
-  const feed: EventFeed = {
-    get position() {
-      return position;
-    },
-    close() {
+  const feed: EventFeed = new FeedHandle(
+    () => position,
+    () => {
       closed = true;
       stopListening();
     },
-  };
+  );
 
   if (options.after === undefined) return feed;
   try {
@@ -95,6 +109,8 @@ export async function openEventFeed(
       do {
         overflowed = false;
         for (;;) {
+          if (options.drained) await options.drained();
+          if (closed) break;
           const page = await store.read({ after: position, limit: batchSize, types, ...(visibleTo !== undefined ? { visibleTo } : {}) });
           if (closed || page.length === 0) break;
           deliver(page);

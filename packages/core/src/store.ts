@@ -1,4 +1,5 @@
 import type { HeraldEvent, NewEvent, PublishResult } from './envelope.js';
+import type { Outbox } from './outbox.js';
 import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
 
 /** Which part of the log to read. */
@@ -84,6 +85,9 @@ export interface Store {
     /** True when there was one to delete. */
     delete(id: string): Promise<boolean>;
   };
+
+  /** Deliveries of push transports (webhooks), durable and claimed under leases. */
+  readonly outbox: Outbox;
 
   readonly keys: {
     /** Inserts, or replaces the key with the same id. */

@@ -17,6 +17,27 @@ function node<T>(): TrieNode<T> {
   return { exact: new Map(), here: new Map(), rest: new Map() };
 }
 
+/** What a match has found so far; `seen` only once an entry with several patterns, which could be found twice, turns up. */
+interface Found<T> {
+  entries: T[];
+  seen?: Set<string>;
+}
+
+/**
+ * Adds `entries` to `found`. An entry with one pattern sits at one place in the trie, which a walk
+ * reaches at most once, so only entries with several patterns need checking for repeats.
+ */
+function collect<T extends Matchable>(entries: Map<string, T>, found: Found<T>): void {
+  for (const entry of entries.values()) {
+    if (entry.types.length > 1) {
+      found.seen ??= new Set();
+      if (found.seen.has(entry.id)) continue;
+      found.seen.add(entry.id);
+    }
+    found.entries.push(entry);
+  }
+}
+
 /**
  * Finds the entries whose patterns match an event type by walking a trie of pattern segments,
  * so the cost grows with the depth of the type, not with the number of entries.
@@ -53,20 +74,20 @@ export class SubscriptionMatcher<T extends Matchable> {
 
   /** Every entry with a pattern matching `type`, each once. */
   match(type: string): T[] {
-    const found = new Map<string, T>();
-    const segments = type.split('.');
-    const visit = (at: TrieNode<T>, index: number): void => {
-      if (index === segments.length) {
-        for (const [id, entry] of at.here) found.set(id, entry);
-        return;
-      }
-      for (const [id, entry] of at.rest) found.set(id, entry);
-      const next = at.exact.get(segments[index] as string);
-      if (next) visit(next, index + 1);
-      if (at.any) visit(at.any, index + 1);
-    };
-    visit(this.#root, 0);
-    return [...found.values()];
+    const found: Found<T> = { entries: [] };
+    this.#visit(this.#root, type.split('.'), 0, found);
+    return found.entries;
+  }
+
+  #visit(at: TrieNode<T>, segments: readonly string[], index: number, found: Found<T>): void {
+    if (index === segments.length) {
+      collect(at.here, found);
+      return;
+    }
+    collect(at.rest, found);
+    const next = at.exact.get(segments[index] as string);
+    if (next) this.#visit(next, segments, index + 1, found);
+    if (at.any) this.#visit(at.any, segments, index + 1, found);
   }
 
   #insert(segments: string[], entry: T): void {

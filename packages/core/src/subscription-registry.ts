@@ -16,6 +16,7 @@ export class SubscriptionRegistry {
   readonly #store: Store;
   readonly #broker: Broker;
   #unsubscribe?: Unsubscribe;
+  #stopReconnect?: () => void;
 
   constructor(store: Store, broker: Broker) {
     this.#store = store;
@@ -24,10 +25,13 @@ export class SubscriptionRegistry {
 
   async start(): Promise<void> {
     this.#unsubscribe = await this.#broker.subscribe(channel, (id) => void this.#reload(id));
-    for (const subscription of await this.#store.subscriptions.list()) this.#index(subscription);
+    // Changes rung while the broker was away were lost: read them all again.
+    this.#stopReconnect = this.#broker.onReconnect?.(() => void this.#reloadAll().catch(() => {}));
+    await this.#reloadAll();
   }
 
   async stop(): Promise<void> {
+    this.#stopReconnect?.();
     await this.#unsubscribe?.();
   }
 
@@ -79,6 +83,15 @@ export class SubscriptionRegistry {
     const subscription = await this.#store.subscriptions.get(id).catch(() => undefined);
     if (subscription) this.#index(subscription);
     else this.#unindex(id);
+  }
+
+  async #reloadAll(): Promise<void> {
+    const stored = await this.#store.subscriptions.list();
+    const ids = new Set(stored.map((subscription) => subscription.id));
+    for (const subscription of stored) this.#index(subscription);
+    const missing = [...this.#matchers.values()].flatMap((matcher) => [...matcher.values()]).filter(({ id }) => !ids.has(id));
+    // Each on its own: one may have been created after the list was read.
+    for (const { id } of missing) await this.#reload(id);
   }
 
   #index(subscription: Subscription): void {

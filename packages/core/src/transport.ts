@@ -43,16 +43,37 @@ export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
   queryToken?: boolean;
   body?: z.ZodType<TBody>;
   query?: z.ZodType<TQuery>;
+  /** One line for the generated API documents (`/openapi.json`). */
+  summary?: string;
+  /** The successful answer, for the generated API documents. @default 200 with a JSON body not described */
+  response?: RouteResponse;
   handle(request: RouteRequest<TBody, TQuery>): Promise<RouteResult | undefined> | RouteResult | undefined;
+}
+
+/** A route's successful answer as the generated API documents describe it. */
+export interface RouteResponse {
+  /** @default 200 */
+  status?: number;
+  /** The JSON body; absent for an empty answer (204) or one left undescribed. */
+  body?: z.ZodType;
+  /** The media type when the answer is not JSON, e.g. `text/event-stream`. @default 'application/json' */
+  mediaType?: string;
+  /** @default 'OK' */
+  description?: string;
 }
 
 /** Handles an HTTP upgrade on a path; the handler owns the socket from then on. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** Answers an unauthenticated request itself, e.g. a CORS preflight. */
+export type PlainHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
 /** How a transport reaches the HTTP server it is mounted on. */
 export interface HttpMount {
   route<TBody, TQuery>(definition: RouteDefinition<TBody, TQuery>): void;
   upgrade(path: string, handler: UpgradeHandler): void;
+  /** Answers `OPTIONS` requests on `path` (CORS preflight, which carries no credentials) without authentication. */
+  preflight?(path: string, handler: PlainHandler): void;
 }
 
 /** Everything a transport is given when it starts. */
@@ -71,6 +92,22 @@ export interface TransportContext {
   env: Readonly<Record<string, string | undefined>>;
   /** Aborted when the server begins to stop. */
   signal: AbortSignal;
+  /** What the transport reports for `/metrics`, labelled with its name. */
+  metrics: TransportMetrics;
+}
+
+/**
+ * A transport's measurements for `/metrics`. The server itself counts open connections (upgraded
+ * sockets and streaming responses), so a transport reports only what it alone can see.
+ */
+export interface TransportMetrics {
+  /**
+   * One delivery ended: `outcome` is e.g. `delivered`, `failed` or `dropped`; `latencyMs` is the
+   * time from the event's publication (its `time`) to this delivery.
+   */
+  delivered(outcome: string, latencyMs: number): void;
+  /** Reads the transport's backlog (e.g. webhook deliveries waiting in the outbox) each time metrics are scraped. */
+  backlog(read: () => number | Promise<number>): void;
 }
 
 /** A transport's stored config, what the creator is shown once, and the initial status. */

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type Broker,
@@ -9,6 +9,7 @@ import {
   type Logger,
   memoryBroker,
   type PublishInput,
+  postgresStore,
   type PublishResult,
   type Store,
   SubscriptionRegistry,
@@ -18,11 +19,15 @@ import {
 import express, { type Express } from 'express';
 import { pino } from 'pino';
 import { ApiKeys } from './api-keys.js';
+import type { ApiSurface } from './api-surface.js';
 import { TransportMount } from './http-mount.js';
+import { lazyBroker } from './lazy-broker.js';
+import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { notFoundHandler, problemHandler } from './problem.js';
 import { mountRoute, requireJsonBody } from './route-mount.js';
+import { mountDocsRoutes, operationalRoutes } from './routes/docs-routes.js';
 import { eventRoutes } from './routes/event-routes.js';
 import { eventTypeRoutes, eventTypesChannel, loadStoredEventTypes } from './routes/event-type-routes.js';
 import { mountHealthRoutes } from './routes/health-routes.js';
@@ -43,6 +48,8 @@ export interface ListenOptions {
   host?: string;
   /** Close gracefully on SIGTERM and SIGINT, then exit. @default true */
   handleSignals?: boolean;
+  /** What answers the requests: an app of yours that mounts `herald.app` (the upgrades still reach the transports). @default the `app` */
+  handler?: (request: IncomingMessage, response: ServerResponse) => void;
 }
 
 export interface Listening {
@@ -63,6 +70,8 @@ export interface Herald<TMap = Record<never, never>> {
   readonly catalog: EventCatalog;
   readonly subscriptions: SubscriptionRegistry;
   readonly logger: Logger;
+  /** Issues API keys and stream tokens in code, e.g. a stream token for a signed-in user of your own page. */
+  readonly keys: ApiKeys;
   /** An admin key generated on this start because none existed; shown only this once. */
   readonly generatedAdminKey: Promise<string | undefined>;
   /** Starts an HTTP server (with the transports' upgrade handlers). */
@@ -77,15 +86,22 @@ export interface Herald<TMap = Record<never, never>> {
 }
 
 function storeFrom(database: string): Store {
-  if (/^postgres(ql)?:\/\//.test(database)) {
-    throw new Error('HERALD_DATABASE: the PostgreSQL store is not available yet; use a SQLite path');
-  }
+  if (/^postgres(ql)?:\/\//.test(database)) return postgresStore({ url: database });
   return sqliteStore({ path: database });
 }
 
 function brokerFrom(url: string): Broker {
   if (url === 'memory') return memoryBroker();
-  throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory)`);
+  if (/^rediss?:\/\//.test(url)) {
+    return lazyBroker(async () => {
+      // An optional peer dependency: only a server that rings over Redis installs it.
+      const { redisBroker } = await import('@herald/redis').catch((error: unknown) => {
+        throw new Error('HERALD_BROKER: a redis:// URL needs the @herald/redis package', { cause: error });
+      });
+      return redisBroker({ url });
+    });
+  }
+  throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
 }
 
 /**
@@ -125,7 +141,9 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   app.set('query parser', 'simple');
   const api = express.Router();
   const transportRouter = express.Router();
-  const mount = new TransportMount(transportRouter, authenticate);
+  const metrics = new HeraldMetrics(() => bus.latest);
+  bus.onEvents(metrics.published);
+  const mount = new TransportMount(transportRouter, authenticate, metrics.connection);
 
   let started: Transport[] = [];
   let generatedAdminKey: string | undefined;
@@ -134,6 +152,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     await broker.init?.();
     await loadStoredEventTypes(context);
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
+    broker.onReconnect?.(() => void loadStoredEventTypes(context));
     generatedAdminKey = await keys.bootstrap(resolved.adminKey);
     await keys.start();
     await subscriptions.start();
@@ -145,11 +164,12 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
         catalog,
         subscriptions,
         logger: logger.child({ transport: transport.name }),
-        http: mount,
+        http: mount.forTransport(transport.name),
         authenticate,
         onKeyRevoked: (listener) => keys.onRevoked(listener),
         env,
         signal: abort.signal,
+        metrics: metrics.forTransport(transport.name),
       });
       started = [...started, transport];
     }
@@ -163,9 +183,16 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   mountHealthRoutes(app, store, () => stopping);
   app.use(requireJsonBody);
   app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'] }));
-  for (const route of [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)]) {
-    mountRoute(api, route, authenticate);
-  }
+  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)];
+  for (const route of builtInRoutes) mountRoute(api, route, authenticate);
+  const surface = (): ApiSurface => ({
+    routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],
+    upgrades: mount.upgrades,
+    plainRoutes: operationalRoutes,
+    catalog,
+    transports: [...transports.keys()],
+  });
+  mountDocsRoutes(app, surface, metrics);
   app.use(api);
   app.use(transportRouter);
   app.use(notFoundHandler);
@@ -203,10 +230,11 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     catalog,
     subscriptions,
     logger,
+    keys,
     generatedAdminKey: ready.then(() => generatedAdminKey),
     async listen(listenOptions = {}) {
       await ready;
-      const httpServer = createServer(app);
+      const httpServer = createServer(listenOptions.handler ?? app);
       httpServer.on('upgrade', mount.handleUpgrade);
       const port = listenOptions.port ?? resolved.port;
       const host = listenOptions.host ?? options.host;

@@ -59,6 +59,63 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_webhook_outbox': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_outbox_positions')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('herald_deliveries')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('event_seq', 'bigint', (c) => c.notNull())
+          .addColumn('event_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint')
+          .addColumn('locked_by', 'text')
+          .addColumn('locked_until', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('herald_deliveries_subscription_event', ['subscription_id', 'event_seq'])
+          .execute();
+        await db.schema
+          .createIndex('herald_deliveries_subscription_status')
+          .on('herald_deliveries')
+          .columns(['subscription_id', 'status', 'event_seq'])
+          .execute();
+        await db.schema.createIndex('herald_deliveries_due').on('herald_deliveries').columns(['status', 'next_attempt_at']).execute();
+        await db.schema.createIndex('herald_deliveries_updated').on('herald_deliveries').columns(['status', 'updated_at']).execute();
+
+        await db.schema
+          .createTable('herald_delivery_attempts')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('delivery_id', 'text', (c) => c.notNull())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('attempt', 'integer', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('duration_ms', 'integer', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('response_status', 'integer')
+          .addColumn('response_body', 'text')
+          .addColumn('error', 'text')
+          .addColumn('next_attempt_at', 'bigint')
+          .execute();
+        await db.schema
+          .createIndex('herald_delivery_attempts_delivery')
+          .on('herald_delivery_attempts')
+          .columns(['delivery_id', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('herald_delivery_attempts_subscription')
+          .on('herald_delivery_attempts')
+          .columns(['subscription_id', 'outcome', 'started_at'])
+          .execute();
+      },
+    },
   };
 }
 

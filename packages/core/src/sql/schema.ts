@@ -49,10 +49,48 @@ export interface ApiKeysTable {
   types: string | null;
 }
 
+/** A fan-out position of the outbox: every event up to `seq` has its deliveries. */
+export interface OutboxPositionsTable {
+  name: string;
+  seq: number | string;
+}
+
+/** Times are ms since the epoch. */
+export interface DeliveriesTable {
+  id: string;
+  subscription_id: string;
+  event_seq: number | string;
+  event_id: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number | string | null;
+  locked_by: string | null;
+  locked_until: number | string | null;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+export interface DeliveryAttemptsTable {
+  id: string;
+  delivery_id: string;
+  subscription_id: string;
+  attempt: number;
+  started_at: number | string;
+  duration_ms: number;
+  outcome: string;
+  response_status: number | null;
+  response_body: string | null;
+  error: string | null;
+  next_attempt_at: number | string | null;
+}
+
 /** Herald's tables, as kysely sees them. */
 export interface HeraldDatabase {
   herald_events: EventsTable;
   herald_event_types: EventTypesTable;
   herald_subscriptions: SubscriptionsTable;
   herald_api_keys: ApiKeysTable;
+  herald_outbox_positions: OutboxPositionsTable;
+  herald_deliveries: DeliveriesTable;
+  herald_delivery_attempts: DeliveryAttemptsTable;
 }

@@ -1,18 +1,39 @@
-import type { CreateTableBuilder } from 'kysely';
+import { type CreateTableBuilder, type Kysely, type SelectQueryBuilder, sql } from 'kysely';
+import type { HeraldDatabase } from './schema.js';
 
 /** The few things SQLite and PostgreSQL must be told apart for; everything else is shared kysely code. */
 export interface SqlFlavor {
   readonly name: 'sqlite' | 'postgres';
   /** Adds `seq`: an ever-increasing key that is never reused. */
   addSeqColumn<T extends string>(table: CreateTableBuilder<T>): CreateTableBuilder<T>;
+  /**
+   * Locks the rows an outbox claim selects, for the rest of its transaction. `skip`: concurrent claims
+   * pass over them (PostgreSQL: `FOR UPDATE SKIP LOCKED`); `wait`: they wait for them (`FOR UPDATE`).
+   * SQLite runs one writing statement at a time, so its claims need no lock.
+   */
+  lockForClaim<DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>, mode: 'skip' | 'wait'): SelectQueryBuilder<DB, TB, O>;
+  /**
+   * Runs first in every append transaction, so appends commit in `seq` order: a reader that has seen
+   * a `seq` has seen every smaller one. PostgreSQL takes a transaction-scoped advisory lock (several
+   * nodes append at once); SQLite writes one transaction at a time already. See docs/guides/scaling.md.
+   */
+  serializeAppends?(trx: Kysely<HeraldDatabase>): Promise<void>;
 }
+
+/** The advisory lock key that serialises appends on PostgreSQL: "herald" in ASCII. */
+export const appendLockKey = 0x6865_7261_6c64;
 
 export const sqliteFlavor: SqlFlavor = {
   name: 'sqlite',
   addSeqColumn: (table) => table.addColumn('seq', 'integer', (column) => column.primaryKey().autoIncrement()),
+  lockForClaim: (query) => query,
 };
 
 export const postgresFlavor: SqlFlavor = {
   name: 'postgres',
   addSeqColumn: (table) => table.addColumn('seq', 'bigserial', (column) => column.primaryKey()),
+  lockForClaim: (query, mode) => (mode === 'skip' ? query.forUpdate().skipLocked() : query.forUpdate()),
+  async serializeAppends(trx) {
+    await sql`select pg_advisory_xact_lock(${appendLockKey})`.execute(trx);
+  },
 };

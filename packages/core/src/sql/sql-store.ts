@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { CompiledQuery, type Kysely, type Selectable, sql } from 'kysely';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
@@ -6,6 +6,7 @@ import type { Subscription, SubscriptionStatus } from '../subscription.js';
 import { migrate } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
+import { SqlOutbox } from './sql-outbox.js';
 
 /** Rows per INSERT, well under every dialect's bound-parameter limit. */
 const insertChunk = 500;
@@ -25,12 +26,17 @@ interface PendingAppend {
 export class SqlStore implements Store {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
+  /** Webhook deliveries and their attempts. */
+  readonly outbox: SqlOutbox;
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
+  /** The SQL of the event insert, by row count. */
+  readonly #insertSql = new Map<number, string>();
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor) {
     this.#db = db;
     this.#flavor = flavor;
+    this.outbox = new SqlOutbox(db, flavor, { event: toEvent, subscription: toSubscription });
   }
 
   get flavor(): SqlFlavor['name'] {
@@ -73,8 +79,10 @@ export class SqlStore implements Store {
       try {
         const results = await this.#db
           .transaction()
-          .execute((trx) => insertEvents(trx, group.flatMap((p) => p.events), group.flatMap((p) => p.rows)),
-        );
+          .execute(async (trx) => {
+            await this.#flavor.serializeAppends?.(trx);
+            return insertEvents(trx, group.flatMap((p) => p.events), group.flatMap((p) => p.rows), this.#insertSql);
+          });
         let at = 0;
         for (const pending of group) {
           pending.resolve(results.slice(at, at + pending.events.length));
@@ -227,11 +235,15 @@ export class SqlStore implements Store {
   };
 }
 
+/** The columns of an event row, in the order the compiled insert binds them. */
+const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'] as const satisfies readonly (keyof Omit<EventsTable, 'seq'>)[];
+
 /** Inserts the new events of a group, and finds the first result of those whose id was already logged. */
 async function insertEvents(
   trx: Kysely<HeraldDatabase>,
   events: readonly NewEvent[],
   eventRows: readonly Omit<EventsTable, 'seq'>[],
+  insertSql: Map<number, string>,
 ): Promise<PublishResult[]> {
   const fresh = new Map<string, NewEvent>();
   const rows: Omit<EventsTable, 'seq'>[] = [];
@@ -242,12 +254,22 @@ async function insertEvents(
   });
   const seqs = new Map<string, number>();
   for (let at = 0; at < rows.length; at += insertChunk) {
-    const inserted = await trx
-      .insertInto('herald_events')
-      .values(rows.slice(at, at + insertChunk))
-      .onConflict((oc) => oc.column('id').doNothing())
-      .returning(['id', 'seq'])
-      .execute();
+    const chunk = rows.slice(at, at + insertChunk);
+    // Building and compiling a many-row insert with the query builder costs more than running it: compile once per row count.
+    let text = insertSql.get(chunk.length);
+    if (text === undefined) {
+      text = trx
+        .insertInto('herald_events')
+        // Only the shape matters here: the values are bound when it runs.
+        .values(chunk.map(() => Object.fromEntries(eventColumns.map((column) => [column, null])) as unknown as Omit<EventsTable, 'seq'>))
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning(['id', 'seq'])
+        .compile().sql;
+      insertSql.set(chunk.length, text);
+    }
+    const parameters: unknown[] = [];
+    for (const row of chunk) for (const column of eventColumns) parameters.push(row[column]);
+    const { rows: inserted } = await trx.executeQuery<{ id: string; seq: number | string }>(CompiledQuery.raw(text, parameters));
     for (const row of inserted) seqs.set(row.id, Number(row.seq));
   }
   const earlier = new Map<string, HeraldEvent>();

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, type SqliteDatabase, SqliteDialect, type SqliteStatement } from 'kysely';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
@@ -25,5 +25,32 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   database.pragma('journal_mode = WAL');
   database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   database.pragma('busy_timeout = 5000');
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database }) }), sqliteFlavor);
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database: keepingStatements(database) }) }), sqliteFlavor);
+}
+
+/** Prepared statements kept, by SQL text, at most this many. */
+const keptStatements = 200;
+
+/**
+ * better-sqlite3 with its prepared statements kept by SQL text: kysely prepares every query it
+ * runs, and publishing runs the same few (`begin`, the insert for a group of N, `commit`) over and over.
+ * Kysely runs one query at a time on its one connection, so a statement is never in use twice at once.
+ */
+function keepingStatements(database: Database.Database): SqliteDatabase {
+  const statements = new Map<string, SqliteStatement>();
+  return {
+    close: () => database.close(),
+    prepare(sql) {
+      let statement = statements.get(sql);
+      if (statement) {
+        // Least recently used first: move it to the end.
+        statements.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (statements.size >= keptStatements) statements.delete(statements.keys().next().value as string);
+      }
+      statements.set(sql, statement);
+      return statement;
+    },
+  };
 }

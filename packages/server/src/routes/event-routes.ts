@@ -1,5 +1,6 @@
 import { defineRoute, eventTypePattern, publishInputSchema, type RouteDefinition } from '@herald/core';
 import { z } from 'zod';
+import { eventPageSchema, publishResultSchema } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 /** `a,b,c` → a list of patterns. */
@@ -21,6 +22,8 @@ export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
       path: '/v1/events',
       role: 'admin',
       body: publishInputSchema,
+      summary: 'Publish an event (202; the same `id` again answers 200 with the first result)',
+      response: { status: 202, body: publishResultSchema },
       async handle({ body }) {
         const { event, created } = await bus.publish(body);
         return { status: created ? 202 : 200, body: { id: event.id, seq: event.seq } };
@@ -30,6 +33,8 @@ export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
       method: 'GET',
       path: '/v1/events',
       query: readQuery,
+      summary: 'Read the log after a seq (a consumer sees what is addressed to it or to everyone)',
+      response: { body: eventPageSchema },
       async handle({ query, principal }) {
         const events = await store.read({
           after: query.after,

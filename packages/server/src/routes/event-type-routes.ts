@@ -1,5 +1,6 @@
 import { ConflictError, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition } from '@herald/core';
 import { z } from 'zod';
+import { eventTypeInfoSchema, listOf } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const registerBody = z.strictObject({
@@ -29,11 +30,15 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
     defineRoute({
       method: 'GET',
       path: '/v1/event-types',
+      summary: 'List the event-type catalog, with the JSON Schema of each type’s data',
+      response: { body: listOf(eventTypeInfoSchema) },
       handle: () => ({ body: { data: catalog.list() } }),
     }),
     defineRoute({
       method: 'GET',
       path: '/v1/event-types/:name',
+      summary: 'Read one event type',
+      response: { body: eventTypeInfoSchema },
       handle({ params }) {
         const info = catalog.get(params.name as string);
         if (!info) throw new NotFoundError(`Event type ${params.name}`);
@@ -45,6 +50,8 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
       path: '/v1/event-types',
       role: 'admin',
       body: registerBody,
+      summary: 'Register an event type with a JSON Schema (201; 200 when the same one exists)',
+      response: { status: 201, body: eventTypeInfoSchema },
       async handle({ body }) {
         const definition = eventTypeFromJsonSchema(body.name, body.schema, body.description);
         const existing = catalog.get(body.name);

@@ -1,5 +1,6 @@
 import { type ApiKeyRecord, consumerId, defineRoute, NotFoundError, type RouteDefinition } from '@herald/core';
 import { z } from 'zod';
+import { apiKeySchema, createdKeySchema, listOf } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const createKeyBody = z
@@ -20,6 +21,8 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       path: '/v1/keys',
       role: 'admin',
       body: createKeyBody,
+      summary: 'Create an API key (shown only in this response)',
+      response: { status: 201, body: createdKeySchema },
       async handle({ body }) {
         const { record, key } = await keys.create(body.role, body.consumer);
         return { status: 201, body: { ...publicKey(record), key } };
@@ -29,6 +32,8 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       method: 'GET',
       path: '/v1/keys',
       role: 'admin',
+      summary: 'List the API keys (never the keys themselves)',
+      response: { body: listOf(apiKeySchema) },
       async handle() {
         return { body: { data: (await store.keys.list()).filter((key) => key.parentId === undefined).map(publicKey) } };
       },
@@ -37,6 +42,8 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       method: 'DELETE',
       path: '/v1/keys/:id',
       role: 'admin',
+      summary: 'Revoke an API key and the stream tokens it issued',
+      response: { status: 204 },
       async handle({ params }) {
         if (!(await keys.revoke(params.id as string))) throw new NotFoundError(`Key ${params.id}`);
         return { status: 204 };

@@ -1,5 +1,6 @@
 import { consumerId, defineRoute, eventTypePattern, ForbiddenError, type RouteDefinition } from '@herald/core';
 import { z } from 'zod';
+import { streamTokenSchema } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const tokenBody = z.strictObject({
@@ -14,6 +15,8 @@ export function streamTokenRoutes({ keys }: ServerContext): RouteDefinition[] {
       method: 'POST',
       path: '/v1/stream-tokens',
       body: tokenBody.default({ ttl: 300 }),
+      summary: 'Issue a short-lived stream token for browser SSE and WebSocket clients',
+      response: { status: 201, body: streamTokenSchema },
       async handle({ body, principal }) {
         if (principal.expiresAt !== undefined) throw new ForbiddenError('A stream token cannot issue stream tokens');
         if (principal.role !== 'admin' && body.consumer !== undefined && body.consumer !== principal.consumer) {

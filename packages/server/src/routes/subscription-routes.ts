@@ -14,6 +14,7 @@ import {
   ValidationError,
 } from '@herald/core';
 import { z } from 'zod';
+import { listOf, subscriptionSchema } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const config = z.record(z.string(), z.unknown());
@@ -41,7 +42,7 @@ const listQuery = z.object({
 
 const emptyConfig = z.strictObject({});
 
-export function subscriptionRoutes({ subscriptions, transports }: ServerContext): RouteDefinition[] {
+export function subscriptionRoutes({ bus, subscriptions, transports }: ServerContext): RouteDefinition[] {
   const transportOf = (name: string): Transport => {
     const transport = transports.get(name);
     if (!transport) {
@@ -82,6 +83,8 @@ export function subscriptionRoutes({ subscriptions, transports }: ServerContext)
       method: 'POST',
       path: '/v1/subscriptions',
       body: createBody,
+      summary: 'Subscribe (a webhook’s `whsec_` secret is shown only in this response)',
+      response: { status: 201, body: subscriptionSchema },
       async handle({ body, principal }) {
         let consumer = principal.consumer;
         if (principal.role === 'admin') {
@@ -102,7 +105,8 @@ export function subscriptionRoutes({ subscriptions, transports }: ServerContext)
           types: body.types,
           status: prepared.status ?? body.status ?? 'active',
           config: prepared.config,
-          cursor: 0,
+          // A new subscription starts from now: a WebSocket/SSE client that attaches later resumes from here.
+          cursor: bus.latest,
         });
         return { status: 201, body: present(subscription, prepared.reveal) };
       },
@@ -111,6 +115,8 @@ export function subscriptionRoutes({ subscriptions, transports }: ServerContext)
       method: 'GET',
       path: '/v1/subscriptions',
       query: listQuery,
+      summary: 'List subscriptions (a consumer sees its own)',
+      response: { body: listOf(subscriptionSchema) },
       async handle({ query, principal }) {
         const consumer = principal.role === 'admin' ? query.consumer : principal.consumer;
         const list = await subscriptions.list({
@@ -123,6 +129,8 @@ export function subscriptionRoutes({ subscriptions, transports }: ServerContext)
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions/:id',
+      summary: 'Read a subscription',
+      response: { body: subscriptionSchema },
       async handle({ params, principal }) {
         return { body: present(await reachable(principal, params.id as string)) };
       },
@@ -131,6 +139,8 @@ export function subscriptionRoutes({ subscriptions, transports }: ServerContext)
       method: 'PATCH',
       path: '/v1/subscriptions/:id',
       body: updateBody,
+      summary: 'Change types, config or status',
+      response: { body: subscriptionSchema },
       async handle({ params, principal, body }) {
         const current = await reachable(principal, params.id as string);
         let reveal: Record<string, unknown> | undefined;
@@ -154,6 +164,8 @@ export function subscriptionRoutes({ subscriptions, transports }: ServerContext)
     defineRoute({
       method: 'DELETE',
       path: '/v1/subscriptions/:id',
+      summary: 'Unsubscribe',
+      response: { status: 204 },
       async handle({ params, principal }) {
         const subscription = await reachable(principal, params.id as string);
         await subscriptions.delete(subscription.id);

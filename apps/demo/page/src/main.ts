@@ -1,0 +1,273 @@
+import { type EventStream, HeraldSocket, openEventStream, type StreamedEvent } from '@herald/client';
+import { type DemoSession, describeProblem, loadSession, publish, restApi, streamToken } from './demo-api.js';
+import { EventLog } from './event-log.js';
+import { LatencyChart } from './latency-chart.js';
+import { SubscriptionsPanel } from './subscriptions-panel.js';
+
+type TransportKey = 'websocket' | 'sse' | 'webhook';
+
+function byTestId<T extends Element>(id: string): T {
+  const node = document.querySelector<T>(`[data-testid="${id}"]`);
+  if (!node) throw new Error(`no element with data-testid="${id}"`);
+  return node;
+}
+
+function setState(id: string, state: 'connecting' | 'live' | 'reconnecting' | 'disconnected', text: string = state): void {
+  const node = byTestId<HTMLElement>(id);
+  node.dataset.state = state;
+  node.textContent = text;
+}
+
+const session: DemoSession = await loadSession();
+/** When this page published each event, by event id: the start of its publish-to-receipt latency. */
+const publishedAt = new Map<string, number>();
+/** When each panel was last reconnected by hand: events published before it and received after it were replayed. */
+const reconnectedAt: Partial<Record<TransportKey, number>> = {};
+const chart = new LatencyChart(byTestId<SVGSVGElement>('latency-chart'), [
+  { key: 'websocket', label: 'WebSocket', color: '#2563eb' },
+  { key: 'sse', label: 'SSE', color: '#0d9488' },
+  { key: 'webhook', label: 'Webhook', color: '#c2410c' },
+]);
+const logs: Record<TransportKey, EventLog> = {
+  websocket: new EventLog(byTestId('ws-log')),
+  sse: new EventLog(byTestId('sse-log')),
+  webhook: new EventLog(byTestId('webhook-log')),
+};
+
+interface ReceivedEvent {
+  seq: number;
+  id: string;
+  type: string;
+  time: string;
+}
+
+/** Shows an event in a panel, with its latency from publish (or from its `time`, for events published elsewhere). */
+function received(transport: TransportKey, event: ReceivedEvent, at: number, signature?: { verified: boolean; detail: string }): void {
+  const published = publishedAt.get(event.id);
+  const latencyMs = Math.max(0, at - (published ?? Date.parse(event.time)));
+  const resumed = published !== undefined && published < (reconnectedAt[transport] ?? 0);
+  // Replayed events waited out the disconnect: they would say nothing about delivery latency.
+  if (published !== undefined && !resumed) chart.add(transport, latencyMs, at);
+  logs[transport].add({
+    seq: event.seq,
+    type: event.type,
+    id: event.id,
+    latencyMs,
+    estimated: published === undefined,
+    resumed,
+    ...(signature ? { signature } : {}),
+  });
+}
+
+/** A panel whose connection can be dropped and restored; it resumes after the last seq it saw. */
+interface ResumablePanel {
+  connect(): void;
+  disconnect(): void;
+}
+
+function toggle(testId: string, transport: TransportKey, panel: ResumablePanel, position: () => number): void {
+  const log = logs[transport];
+  const button = byTestId<HTMLButtonElement>(testId);
+  let connected = true;
+  button.addEventListener('click', () => {
+    connected = !connected;
+    if (connected) {
+      reconnectedAt[transport] = Date.now();
+      log.note(`reconnecting: resume after #${position()}`);
+      panel.connect();
+    } else {
+      log.note(`disconnected after #${position()}`);
+      panel.disconnect();
+    }
+    button.textContent = connected ? 'Disconnect' : 'Reconnect';
+  });
+}
+
+/** The WebSocket panel: a HeraldSocket with an ad hoc subscription to every type. */
+class WebSocketPanel implements ResumablePanel {
+  position = session.latestSeq;
+  #socket: HeraldSocket | undefined;
+
+  connect(): void {
+    setState('ws-status', 'connecting');
+    const socket = new HeraldSocket({ url: `${location.origin}/v1/ws`, token: streamToken });
+    socket.on('subscribed', () => setState('ws-status', 'live'));
+    socket.on('close', ({ reconnecting }) => {
+      if (reconnecting) setState('ws-status', 'reconnecting');
+    });
+    socket.on('reset', ({ reason, after }) => {
+      logs.websocket.note(`reset (${reason}): going on after #${after}`);
+      this.position = after;
+    });
+    socket.on('error', ({ code, message }) => logs.websocket.note(`error ${code}: ${message}`));
+    socket.subscribe(
+      ['**'],
+      (event) => {
+        this.position = event.seq;
+        received('websocket', event, Date.now());
+      },
+      { after: this.position },
+    );
+    this.#socket = socket;
+  }
+
+  disconnect(): void {
+    this.#socket?.close();
+    this.#socket = undefined;
+    setState('ws-status', 'disconnected');
+  }
+}
+
+/** The SSE panel: an EventSource through `openEventStream`, reopened with a fresh token when it fails for good. */
+class SsePanel implements ResumablePanel {
+  position = session.latestSeq;
+  #stream: EventStream | undefined;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #generation = 0;
+
+  connect(): void {
+    setState('sse-status', 'connecting');
+    const generation = ++this.#generation;
+    void streamToken().then(
+      (token) => {
+        if (generation !== this.#generation) return;
+        this.#stream = openEventStream(
+          { url: location.origin, types: ['**'], token, after: this.position },
+          {
+            open: () => setState('sse-status', 'live'),
+            event: (event: StreamedEvent) => {
+              this.position = event.seq;
+              received('sse', event, Date.now());
+            },
+            reset: ({ reason, latest }) => {
+              logs.sse.note(`reset (${reason}): going on after #${latest}`);
+              this.position = latest;
+            },
+            error: ({ closed }) => {
+              setState('sse-status', 'reconnecting');
+              // The EventSource retries by itself, with the token in its URL; once that is refused, start over.
+              if (closed) this.#reopen(generation);
+            },
+          },
+        );
+      },
+      () => this.#reopen(generation),
+    );
+  }
+
+  #reopen(generation: number): void {
+    if (generation !== this.#generation) return;
+    this.#stream?.close();
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => this.connect(), 1000);
+  }
+
+  disconnect(): void {
+    this.#generation++;
+    clearTimeout(this.#retry);
+    this.#stream?.close();
+    this.#stream = undefined;
+    setState('sse-status', 'disconnected');
+  }
+}
+
+/** What the inbox received, streamed by the demo server (`GET /demo/inbox/stream`). */
+interface InboxEntry {
+  receivedAt: number;
+  verified: boolean;
+  subscriptionId?: string;
+  problem?: string;
+  event?: Partial<ReceivedEvent> & { data?: unknown };
+}
+
+function followInbox(): void {
+  const source = new EventSource('/demo/inbox/stream');
+  source.addEventListener('open', () => setState('webhook-status', 'live'));
+  source.addEventListener('error', () => setState('webhook-status', 'reconnecting'));
+  source.addEventListener('message', ({ data }) => {
+    const entry = JSON.parse(data as string) as InboxEntry;
+    const event = entry.event;
+    if (event?.type === 'herald.endpoint.verification') {
+      logs.webhook.note(`endpoint verification challenge ${entry.verified ? 'answered' : 'refused'}`);
+      return;
+    }
+    const signature = entry.verified
+      ? { verified: true, detail: `✓ signature verified (${entry.subscriptionId?.slice(-8) ?? ''})` }
+      : { verified: false, detail: `✗ ${entry.problem ?? 'not verified'}` };
+    received('webhook', { seq: event?.seq ?? 0, id: event?.id ?? '', type: event?.type ?? '(refused)', time: event?.time ?? '' }, entry.receivedAt, signature);
+  });
+}
+
+function publishForm(): void {
+  const type = byTestId<HTMLSelectElement>('publish-type');
+  const data = byTestId<HTMLTextAreaElement>('publish-data');
+  const result = byTestId<HTMLElement>('publish-result');
+  const form = document.getElementById('publish-form') as HTMLFormElement;
+  for (const eventType of session.eventTypes) {
+    type.append(new Option(eventType.description ? `${eventType.name}: ${eventType.description}` : eventType.name, eventType.name));
+  }
+  const example = () => {
+    data.value = JSON.stringify(session.eventTypes.find((eventType) => eventType.name === type.value)?.example ?? {});
+  };
+  type.addEventListener('change', example);
+  example();
+
+  const report = (text: string, ok: boolean) => {
+    result.textContent = text;
+    result.className = `result ${ok ? 'ok' : 'error'}`;
+  };
+  const publishOnce = async (eventType = type.value, text = data.value): Promise<boolean> => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      report('The data is not JSON', false);
+      return false;
+    }
+    const id = `demo_${crypto.randomUUID()}`;
+    publishedAt.set(id, Date.now());
+    const { status, body } = await publish({ type: eventType, data: parsed, id });
+    if (status === 202 || status === 200) {
+      report(`published #${body.seq} (${body.id})`, true);
+      return true;
+    }
+    publishedAt.delete(id);
+    report(`refused (${status}): ${describeProblem(body)}`, false);
+    return false;
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void publishOnce();
+  });
+  byTestId<HTMLButtonElement>('publish-burst').addEventListener('click', async () => {
+    // One of each type in turn, with its example data.
+    for (let n = 0; n < 10; n++) {
+      const eventType = session.eventTypes[n % session.eventTypes.length];
+      if (eventType && !(await publishOnce(eventType.name, JSON.stringify(eventType.example)))) return;
+    }
+  });
+}
+
+publishForm();
+const websocketPanel = new WebSocketPanel();
+const ssePanel = new SsePanel();
+websocketPanel.connect();
+ssePanel.connect();
+toggle('ws-toggle', 'websocket', websocketPanel, () => websocketPanel.position);
+toggle('sse-toggle', 'sse', ssePanel, () => ssePanel.position);
+followInbox();
+(document.getElementById('consumer-name') as HTMLElement).textContent = session.consumer;
+new SubscriptionsPanel({
+  body: byTestId('subscriptions'),
+  form: document.getElementById('subscribe-form') as HTMLFormElement,
+  transport: byTestId('subscribe-transport'),
+  types: byTestId('subscribe-types'),
+  transports: session.transports,
+  inboxUrl: session.inboxUrl,
+  api: restApi(session.consumerKey),
+  report: (text, ok) => {
+    const result = byTestId<HTMLElement>('publish-result');
+    result.textContent = text;
+    result.className = `result ${ok ? 'ok' : 'error'}`;
+  },
+});

@@ -1,0 +1,327 @@
+/**
+ * Beyond one machine: publishing into the PostgreSQL log against the SQLite log (in process, through
+ * the EventBus), and WebSocket fan-out with the clients spread over two nodes against one node (nodes
+ * are child processes on PostgreSQL and Redis). Prints a markdown section.
+ * Run alone: `pnpm --filter @herald/bench exec tsx --conditions=herald-source src/scaling-bench.ts`.
+ * Needs the machine's PostgreSQL (`BENCH_POSTGRES_URL`, default postgres://postgres@127.0.0.1:5432/test,
+ * a database in which it may create and drop databases) and Redis (`BENCH_REDIS_URL`, default redis://127.0.0.1:6379).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { defineEventType, EventBus, EventCatalog, memoryBroker, postgresStore, type Store, sqliteStore } from '@herald/core';
+import { redisBroker } from '@herald/redis';
+import { createHerald } from '@herald/server';
+import { websocket } from '@herald/websocket';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { z } from 'zod';
+import { markdownTable } from './lib/markdown.js';
+import { type AlternateOptions, alternate, envNumber, progress, type Workload } from './lib/rounds.js';
+import { formatCount, formatRatio, roundRatios } from './lib/stats.js';
+import { tempDirectory } from './lib/temp-directory.js';
+
+const postgresAdminUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const eventType = defineEventType('bench.event', z.object({ payload: z.string() }));
+/** 1,024 bytes of JSON, as in the core benchmark. */
+const data = { payload: 'x'.repeat(1024 - '{"payload":""}'.length) };
+
+// ---------------------------------------------------------------------------------------------
+// A node: this same file, started with `--node`, serving the WebSocket transport.
+
+if (process.argv.includes('--node')) {
+  const env = process.env;
+  const herald = createHerald({
+    store: postgresStore({ url: env.BENCH_NODE_DATABASE as string, maxConnections: 4 }),
+    broker: redisBroker({ url: redisUrl, prefix: env.BENCH_NODE_PREFIX as string }),
+    transports: [websocket({ maxBufferedAmount: 64 * 1024 * 1024 })],
+    eventTypes: [eventType],
+    adminKey: env.BENCH_NODE_ADMIN_KEY as string,
+    logLevel: 'warn',
+    env: {},
+  });
+  const { port } = await herald.listen({ port: 0, host: '127.0.0.1' });
+  process.stdout.write(`listening ${port}\n`);
+} else {
+  await main();
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL databases of the benchmark's own.
+
+async function postgresAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: postgresAdminUrl });
+  await client.connect().catch((error: Error) => {
+    throw new Error(`PostgreSQL is not reachable at ${postgresAdminUrl}: ${error.message}`);
+  });
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `herald_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await postgresAdmin((client) => client.query(`create database ${name}`));
+  const url = new URL(postgresAdminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.href, drop: () => postgresAdmin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publish throughput: EventBus.publish from 64 concurrent loops, as in the core benchmark.
+
+interface OpenWorkload {
+  run: Workload;
+  close(): Promise<void>;
+}
+
+/** `publishers` loops publishing through one EventBus per store; several stores on one database are several nodes. */
+async function publishing(stores: Store[], publishers: number, cleanup: () => Promise<void> | void): Promise<OpenWorkload> {
+  const buses = await Promise.all(
+    stores.map(async (store) => {
+      await store.init();
+      const bus = new EventBus({ store, broker: memoryBroker(), catalog: new EventCatalog([eventType]) });
+      await bus.start();
+      return bus;
+    }),
+  );
+  let published = 0;
+  return {
+    async run(milliseconds) {
+      const before = published;
+      const deadline = performance.now() + milliseconds;
+      await Promise.all(
+        Array.from({ length: publishers }, async (_, loop) => {
+          const bus = buses[loop % buses.length] as EventBus;
+          while (performance.now() < deadline) {
+            await bus.publish({ type: eventType.name, data });
+            published++;
+          }
+        }),
+      );
+      return published - before;
+    },
+    async close() {
+      for (const bus of buses) await bus.stop();
+      for (const store of stores) await store.close();
+      await cleanup();
+    },
+  };
+}
+
+async function publishThroughput(): Promise<string> {
+  const publishers = 64;
+  const schedule: AlternateOptions = {
+    rounds: envNumber('BENCH_ROUNDS', 3),
+    slices: envNumber('BENCH_SCALING_SLICES', 4),
+    sliceMilliseconds: envNumber('BENCH_SCALING_SLICE_MS', 400),
+  };
+  const dir = tempDirectory();
+  const [one, two] = await Promise.all([freshDatabase(), freshDatabase()]);
+  const workloads = {
+    sqlite: await publishing([sqliteStore({ path: dir.file('herald.db') })], publishers, () => dir.remove()),
+    postgres: await publishing([postgresStore({ url: one.url })], publishers, () => one.drop()),
+    postgresTwoNodes: await publishing([postgresStore({ url: two.url }), postgresStore({ url: two.url })], publishers, () => two.drop()),
+  };
+  try {
+    for (const workload of Object.values(workloads)) await workload.run(200);
+    progress(`publishing: ${schedule.rounds} rounds of ${schedule.slices} × ${schedule.sliceMilliseconds} ms each`);
+    const rates = await alternate(schedule, {
+      sqlite: workloads.sqlite.run,
+      postgres: workloads.postgres.run,
+      postgresTwoNodes: workloads.postgresTwoNodes.run,
+    });
+    const perRound = (subject: 'postgres' | 'postgresTwoNodes') =>
+      roundRatios(rates[subject], rates.sqlite)
+        .map((ratio) => formatRatio(ratio))
+        .join(', ');
+    return [
+      `### Publish throughput: PostgreSQL against SQLite`,
+      '',
+      `\`EventBus.publish\` of 1 KiB events from ${publishers} concurrent loops in one process, group commit on; SQLite is a`,
+      'file in WAL mode with `synchronous=FULL`, PostgreSQL the machine\'s server (`synchronous_commit=on`) over loopback,',
+      'each append transaction taking the append lock. "2 nodes" is two stores (two pools) on one database, half the',
+      `loops each: their appends queue for the same lock. ${schedule.rounds} rounds, alternating.`,
+      '',
+      markdownTable(
+        ['store', 'events/s', 'vs SQLite', 'per round'],
+        [
+          ['SQLite (one node only)', formatCount(rates.sqlite.total), '1.00', ''],
+          ['PostgreSQL, 1 node', formatCount(rates.postgres.total), formatRatio(rates.postgres.total / rates.sqlite.total), perRound('postgres')],
+          [
+            'PostgreSQL, 2 nodes',
+            formatCount(rates.postgresTwoNodes.total),
+            formatRatio(rates.postgresTwoNodes.total / rates.sqlite.total),
+            perRound('postgresTwoNodes'),
+          ],
+        ],
+      ),
+    ].join('\n');
+  } finally {
+    for (const workload of Object.values(workloads)) await workload.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket fan-out: the same clients on one node, or spread over two.
+
+interface BenchNode {
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startNode(database: string, prefix: string, adminKey: string): Promise<BenchNode> {
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--node'], {
+    env: { ...process.env, BENCH_NODE_DATABASE: database, BENCH_NODE_PREFIX: prefix, BENCH_NODE_ADMIN_KEY: adminKey },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((done) => child.once('exit', done));
+  const port = await new Promise<number>((done, fail) => {
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const found = /listening (\d+)/.exec(output);
+      if (found) done(Number(found[1]));
+    });
+    void exited.then(() => fail(new Error(`a node exited before listening: ${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+interface Cluster {
+  nodes: BenchNode[];
+  adminKey: string;
+  close(): Promise<void>;
+}
+
+async function cluster(size: number): Promise<Cluster> {
+  const database = await freshDatabase();
+  const adminKey = `bench-${randomBytes(12).toString('hex')}`;
+  const prefix = `bench-${process.pid}-${randomBytes(4).toString('hex')}:`;
+  // The first node migrates the database alone; the others start on the migrated schema.
+  const first = await startNode(database.url, prefix, adminKey);
+  const others = await Promise.all(Array.from({ length: size - 1 }, () => startNode(database.url, prefix, adminKey)));
+  const nodes = [first, ...others];
+  return {
+    nodes,
+    adminKey,
+    async close() {
+      await Promise.all(nodes.map((node) => node.stop()));
+      await database.drop();
+    },
+  };
+}
+
+/** A client subscribed to `bench.*` that counts the events it receives. */
+interface CountingClient {
+  received: number;
+  close(): void;
+}
+
+async function countingClient(node: BenchNode, key: string): Promise<CountingClient> {
+  const socket = new WebSocket(`${node.url.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
+  const client: CountingClient = { received: 0, close: () => socket.close() };
+  await new Promise<void>((done, fail) => {
+    socket.once('error', fail);
+    socket.on('message', (raw) => {
+      const message = JSON.parse(raw.toString()) as { type: string };
+      if (message.type === 'event') client.received++;
+      else if (message.type === 'ready') socket.send(JSON.stringify({ type: 'subscribe', id: 's', types: ['bench.*'] }));
+      else if (message.type === 'subscribed') done();
+    });
+  });
+  return client;
+}
+
+/** A fan-out setup: its clients spread over its nodes; each run publishes a burst to the first node and waits for every delivery. */
+async function fanOutWorkload(size: number, clients: number, burst: number): Promise<OpenWorkload & { deliveries: number[] }> {
+  const running = await cluster(size);
+  const connected: CountingClient[] = [];
+  for (let i = 0; i < clients; i++) connected.push(await countingClient(running.nodes[i % size] as BenchNode, running.adminKey));
+  const publisher = running.nodes[0] as BenchNode;
+  const deliveries: number[] = [];
+  const publishOne = async () => {
+    const response = await fetch(`${publisher.url}/v1/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${running.adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: eventType.name, data }),
+    });
+    if (response.status !== 202) throw new Error(`publishing answered ${response.status}`);
+  };
+  return {
+    deliveries,
+    async run() {
+      const expected = connected.reduce((sum, client) => sum + client.received, 0) + clients * burst;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next++ < burst) await publishOne();
+        }),
+      );
+      const deadline = performance.now() + 60_000;
+      while (connected.reduce((sum, client) => sum + client.received, 0) < expected) {
+        if (performance.now() > deadline) throw new Error('fan-out: not every client received every event within 60 s');
+        await new Promise((done) => setTimeout(done, 5));
+      }
+      deliveries.push(clients * burst);
+      return clients * burst;
+    },
+    async close() {
+      for (const client of connected) client.close();
+      await running.close();
+    },
+  };
+}
+
+async function fanOut(): Promise<string> {
+  const clients = envNumber('BENCH_SCALING_CLIENTS', 200);
+  const burst = envNumber('BENCH_SCALING_BURST', 100);
+  const schedule: AlternateOptions = { rounds: envNumber('BENCH_ROUNDS', 3), slices: envNumber('BENCH_SCALING_FANOUT_SLICES', 2), sliceMilliseconds: 0 };
+  progress(`fan-out: starting 1 + 2 nodes, ${clients} clients each setup`);
+  const single = await fanOutWorkload(1, clients, burst);
+  const spread = await fanOutWorkload(2, clients, burst);
+  try {
+    await single.run(0);
+    await spread.run(0);
+    const rates = await alternate(schedule, { oneNode: single.run, twoNodes: spread.run });
+    const perRound = roundRatios(rates.twoNodes, rates.oneNode)
+      .map((ratio) => formatRatio(ratio))
+      .join(', ');
+    return [
+      `### WebSocket fan-out: clients spread over 2 nodes against 1 node`,
+      '',
+      `${clients} WebSocket clients subscribed to \`bench.*\`; each turn publishes ${burst} 1 KiB events over REST to the first`,
+      `node and waits until every client has every event (${formatCount(clients * burst)} deliveries). One node: all clients on it.`,
+      'Two nodes: half the clients on each; the second node learns of the events by the Redis ring and reads them from',
+      'PostgreSQL. Nodes are separate processes; the clients run in the benchmark process, on the same 2 cores.',
+      '',
+      markdownTable(
+        ['setup', 'deliveries/s', 'vs 1 node', 'per round'],
+        [
+          ['one node', formatCount(rates.oneNode.total), '1.00', ''],
+          ['two nodes', formatCount(rates.twoNodes.total), formatRatio(rates.twoNodes.total / rates.oneNode.total), perRound],
+        ],
+      ),
+    ].join('\n');
+  } finally {
+    await single.close();
+    await spread.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const publish = await publishThroughput();
+  const fan = await fanOut();
+  console.log(['## Scaling', '', publish, '', fan, ''].join('\n'));
+  progress(`scaling: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}

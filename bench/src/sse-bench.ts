@@ -1,0 +1,523 @@
+/**
+ * @herald/sse: fan-out throughput, publish-to-receipt latency and memory per idle connection, against
+ * a raw `node:http` `res.write` broadcast of the same frames and better-sse's channel broadcast. Every
+ * server runs in its own child process and every client in one more, so the server measured has a
+ * core to itself. Prints a markdown section. Run alone: `tsx --conditions=herald-source bench/src/sse-bench.ts`.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { defineEventType, type HeraldEvent } from '@herald/core';
+import { createHerald } from '@herald/server';
+import { sse } from '@herald/sse';
+import { createChannel, createSession } from 'better-sse';
+import express from 'express';
+import { z } from 'zod';
+import { measuredWith } from './lib/machine.js';
+import { markdownTable } from './lib/markdown.js';
+import { envNumber, progress } from './lib/rounds.js';
+import { formatCount, formatGoal, formatRatio, type Goal, median, percentile, roundRatios, verdict } from './lib/stats.js';
+import { tempDirectory } from './lib/temp-directory.js';
+
+const fanOutClients = envNumber('BENCH_SSE_CLIENTS', 1000);
+const fanOutEvents = envNumber('BENCH_SSE_EVENTS', 500);
+const rounds = envNumber('BENCH_ROUNDS', 3);
+const latencyRate = 200;
+const latencySeconds = envNumber('BENCH_SSE_LATENCY_SECONDS', 5);
+const idleConnections = envNumber('BENCH_SSE_IDLE', 10_000);
+const goals = { vsRaw: { atLeast: 0.85 } as Goal, vsBetterSse: { atLeast: 1.0 } as Goal };
+
+/** The servers of the fan-out and latency runs. */
+type Kind = 'herald' | 'raw' | 'better-sse';
+/** `express`, a bare app holding the same streams, only has its memory measured. */
+type ServerKind = Kind | 'express';
+const kinds: Kind[] = ['herald', 'raw', 'better-sse'];
+const label: Record<ServerKind, string> = {
+  herald: '@herald/sse',
+  raw: 'raw `node:http` `res.write` broadcast',
+  'better-sse': 'better-sse 0.16 channel broadcast',
+  express: 'a bare express 5 app',
+};
+
+/** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z.number(), pad: z.string() }));
+/** Pads `data` so that the envelope is about 250 bytes of JSON. */
+const pad = 'x'.repeat(48);
+
+/** The envelope Herald would send, for the baselines to send the same bytes. */
+function envelope(seq: number, n: number): HeraldEvent {
+  return {
+    specversion: '1.0',
+    id: `evt_${seq.toString(36).padStart(20, '0')}`,
+    seq,
+    type: 'bench.event',
+    source: '/herald',
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data: { n, t: now(), pad },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny request/response over the IPC channel.
+
+type Request = { id: number; command: string; args: any };
+type Response = { id: number; result?: any; error?: string };
+
+function serveRequests(handlers: Record<string, (args: any) => Promise<unknown> | unknown>): void {
+  process.on('message', async (message: Request) => {
+    try {
+      const handler = handlers[message.command];
+      if (!handler) throw new Error(`unknown command ${message.command}`);
+      const result = await handler(message.args);
+      if (process.connected) process.send?.({ id: message.id, result } satisfies Response);
+    } catch (error) {
+      if (process.connected) process.send?.({ id: message.id, error: String((error as Error)?.stack ?? error) } satisfies Response);
+    }
+  });
+}
+
+interface Child {
+  call<T = any>(command: string, args?: unknown): Promise<T>;
+  kill(): Promise<void>;
+}
+
+async function spawnChild(role: string[], gc = false): Promise<Child> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), role, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [...process.execArgv, ...(gc ? ['--expose-gc'] : []), '--max-old-space-size=4096'],
+  });
+  const up = new Promise<void>((resolve, reject) => {
+    child.once('message', (message) => (message === 'up' ? resolve() : reject(new Error(`${role.join(' ')}: ${String(message)}`))));
+    child.once('exit', (code) => reject(new Error(`${role.join(' ')} exited with ${code} before it was up`)));
+  });
+  let next = 0;
+  const pending = new Map<number, { resolve(value: any): void; reject(error: Error): void }>();
+  child.on('message', (message: Response | 'up') => {
+    if (message === 'up') return;
+    const waiter = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.error !== undefined) waiter?.reject(new Error(message.error));
+    else waiter?.resolve(message.result);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', (code) => {
+    for (const waiter of pending.values()) waiter.reject(new Error(`${role.join(' ')} exited with ${code}`));
+  });
+  await up;
+  return {
+    call: (command, args) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve, reject });
+        child.send({ id, command, args } satisfies Request);
+      }),
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers, each in its own process.
+
+function memory() {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) collect?.();
+  const usage = process.memoryUsage();
+  return { rss: usage.rss, heap: usage.heapUsed + usage.external };
+}
+
+async function listen(server: ReturnType<typeof createServer>): Promise<number> {
+  server.maxConnections = Number.POSITIVE_INFINITY;
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+async function runServer(kind: ServerKind): Promise<void> {
+  let count = () => 0;
+  let publish: (n: number) => Promise<void> | void;
+  let port: number;
+  let key = '';
+  let seq = 0;
+
+  if (kind === 'herald') {
+    const dir = tempDirectory();
+    const adminKey = 'bench-admin-key';
+    const transport = sse();
+    const herald = createHerald({
+      database: dir.file('herald.db'),
+      logLevel: 'silent',
+      env: {},
+      adminKey,
+      eventTypes: [benchEvent],
+      transports: [transport],
+    });
+    const listening = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+    port = listening.port;
+    const response = await fetch(`http://127.0.0.1:${port}/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ role: 'consumer', consumer: 'bench' }),
+    });
+    key = ((await response.json()) as { key: string }).key;
+    count = () => transport.connections;
+    publish = async (n) => void (await herald.publish({ type: 'bench.event', data: { n, t: now(), pad } }));
+  } else if (kind === 'raw') {
+    const clients = new Set<ServerResponse>();
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+      res.flushHeaders();
+      clients.add(res);
+      req.once('close', () => clients.delete(res));
+    });
+    port = await listen(server);
+    count = () => clients.size;
+    publish = (n) => {
+      seq += 1;
+      const frame = `id: ${seq}\nevent: bench.event\ndata: ${JSON.stringify(envelope(seq, n))}\n\n`;
+      for (const client of clients) client.write(frame);
+    };
+  } else if (kind === 'express') {
+    const clients = new Set<ServerResponse>();
+    const app = express();
+    app.get('/', (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+      res.flushHeaders();
+      clients.add(res);
+      req.once('close', () => clients.delete(res));
+    });
+    port = await listen(createServer(app));
+    count = () => clients.size;
+    publish = () => {
+      throw new Error('the express server only has its memory measured');
+    };
+  } else {
+    const channel = createChannel();
+    const server = createServer(async (req, res) => {
+      const session = await createSession(req, res, { serializer: (data) => data as string, keepAlive: 15_000 });
+      channel.register(session);
+    });
+    port = await listen(server);
+    count = () => channel.sessionCount;
+    publish = (n) => {
+      seq += 1;
+      channel.broadcast(JSON.stringify(envelope(seq, n)), 'bench.event', { eventId: String(seq) });
+    };
+  }
+
+  serveRequests({
+    info: () => ({ port, key }),
+    count: () => count(),
+    memory,
+    /** Publishes `events` events as fast as it can (at `rate` per second when given); returns when it started. */
+    async publish({ events, rate }: { events: number; rate?: number }) {
+      const startedAt = now();
+      if (!rate) {
+        const all: (Promise<void> | void)[] = [];
+        for (let n = 0; n < events; n++) all.push(publish(n));
+        await Promise.all(all);
+        return { startedAt };
+      }
+      // Like producers on their own requests: each publish starts on time, without waiting for the one before.
+      const interval = 1000 / rate;
+      const all: (Promise<void> | void)[] = [];
+      for (let n = 0; n < events; n++) {
+        const due = startedAt + n * interval;
+        const wait = due - now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        all.push(publish(n));
+      }
+      await Promise.all(all);
+      return { startedAt };
+    },
+  });
+  process.send?.('up');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients, all in one process: plain `node:http` GETs with the same minimal parser for every server.
+
+interface Counter {
+  received: number;
+}
+
+interface ClientGroup {
+  counters: Counter[];
+  /** Called with each event's publish time, when measuring latency. */
+  onEvent?: (publishedAt: number) => void;
+  samples?: number[];
+  lastAt: number;
+  close(): void;
+}
+
+async function inBatches(total: number, batch: number, open: (index: number) => Promise<void>): Promise<void> {
+  for (let start = 0; start < total; start += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, total - start) }, (_, i) => open(start + i)));
+  }
+}
+
+/**
+ * Calls `onEvent` with the publish time of each event frame in the stream: frames end with a blank line,
+ * and only event frames carry `"t":`. Reading one number instead of parsing the whole envelope keeps the
+ * clients' process cheap, so the servers are what is measured.
+ */
+function eventStreamParser(onEvent: (publishedAt: number) => void): (chunk: string) => void {
+  let buffered = '';
+  return (chunk) => {
+    buffered = buffered === '' ? chunk : buffered + chunk;
+    let start = 0;
+    for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n', start)) {
+      const at = buffered.indexOf('"t":', start);
+      if (at !== -1 && at < end) onEvent(Number.parseFloat(buffered.slice(at + 4, at + 32)));
+      start = end + 2;
+    }
+    buffered = start === buffered.length ? '' : buffered.slice(start);
+  };
+}
+
+function runClients(): void {
+  const groups = new Map<string, ClientGroup>();
+  const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+
+  const connect = async ({ name, kind, port, key, count }: { name: string; kind: ServerKind; port: number; key: string; count: number }) => {
+    const group: ClientGroup = { counters: [], lastAt: 0, close: () => {} };
+    const closers: (() => void)[] = [];
+    group.close = () => {
+      for (const close of closers) close();
+    };
+    groups.set(name, group);
+    const path = kind === 'herald' ? '/v1/stream?types=bench.*' : '/';
+    const headers = { accept: 'text/event-stream', ...(kind === 'herald' ? { authorization: `Bearer ${key}` } : {}) };
+    const started = now();
+    await inBatches(count, 250, async () => {
+      const counter: Counter = { received: 0 };
+      group.counters.push(counter);
+      const parse = eventStreamParser((publishedAt) => {
+        counter.received += 1;
+        group.lastAt = now();
+        group.onEvent?.(publishedAt);
+      });
+      await new Promise<void>((resolve, reject) => {
+        const get = request({ host: '127.0.0.1', port, path, headers, agent }, (response) => {
+          if (response.statusCode !== 200) return reject(new Error(`${kind} answered ${response.statusCode}`));
+          response.setEncoding('utf8');
+          response.on('data', parse);
+          resolve();
+        });
+        get.on('error', reject);
+        get.end();
+        closers.push(() => get.destroy());
+      });
+    });
+    return { ms: now() - started };
+  };
+
+  /** Resolves when every client of `group` received `perClient` events since the last reset; rejects when that stalls for a minute. */
+  const allReceived = (group: ClientGroup, perClient: number) =>
+    new Promise<void>((resolve, reject) => {
+      let total = -1;
+      let progressAt = now();
+      const check = () => {
+        if (group.counters.every((counter) => counter.received >= perClient)) return resolve();
+        const received = group.counters.reduce((sum, counter) => sum + counter.received, 0);
+        if (received !== total) {
+          total = received;
+          progressAt = now();
+        } else if (now() - progressAt > 60_000) {
+          return reject(new Error(`stalled: ${group.counters.filter((c) => c.received < perClient).length} clients behind, ${received} deliveries`));
+        }
+        setTimeout(check, 5);
+      };
+      check();
+    });
+
+  const groupNamed = (name: string) => {
+    const group = groups.get(name);
+    if (!group) throw new Error(`no client group ${name}`);
+    return group;
+  };
+
+  serveRequests({
+    connect,
+    reset({ name }: { name: string }) {
+      const group = groupNamed(name);
+      for (const counter of group.counters) counter.received = 0;
+      group.onEvent = undefined;
+      return true;
+    },
+    async fanOut({ name, perClient }: { name: string; perClient: number }) {
+      const group = groupNamed(name);
+      await allReceived(group, perClient);
+      return { lastAt: group.lastAt };
+    },
+    startLatency({ name }: { name: string }) {
+      const group = groupNamed(name);
+      const samples: number[] = [];
+      group.samples = samples;
+      group.onEvent = (publishedAt) => samples.push(now() - publishedAt);
+      for (const counter of group.counters) counter.received = 0;
+      return true;
+    },
+    async latency({ name, perClient }: { name: string; perClient: number }) {
+      const group = groupNamed(name);
+      await allReceived(group, perClient);
+      const samples = group.samples ?? [];
+      group.onEvent = undefined;
+      return { p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.reduce((a, b) => Math.max(a, b), 0), count: samples.length };
+    },
+    close({ name }: { name: string }) {
+      groupNamed(name).close();
+      groups.delete(name);
+      return true;
+    },
+  });
+  process.send?.('up');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orchestra.
+
+async function waitForCount(server: Child, expected: number, what: string): Promise<void> {
+  const deadline = now() + 60_000;
+  for (;;) {
+    const count = await server.call<number>('count');
+    if (count === expected) return;
+    if (now() > deadline) throw new Error(`${what}: ${count} of ${expected} streams are registered`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function main(): Promise<void> {
+  const started0 = now();
+  const measured = measuredWith('tsx --conditions=herald-source bench/src/sse-bench.ts');
+  const clients = await spawnChild(['clients']);
+  const servers = {} as Record<Kind, Child>;
+  for (const kind of kinds) {
+    servers[kind] = await spawnChild(['server', kind]);
+    const { port, key } = await servers[kind].call('info');
+    const { ms } = await clients.call('connect', { name: kind, kind, port, key, count: fanOutClients });
+    await waitForCount(servers[kind], fanOutClients, kind);
+    progress(`${kind}: ${fanOutClients} clients connected in ${Math.round(ms)} ms`);
+  }
+
+  // Fan-out: each round runs every kind once, in rotating order; round 0, a fifth of the size, warms up.
+  const rates: Record<Kind, number[]> = { herald: [], raw: [], 'better-sse': [] };
+  for (let round = 0; round < rounds + 1; round++) {
+    const events = round === 0 ? Math.ceil(fanOutEvents / 5) : fanOutEvents;
+    for (let i = 0; i < kinds.length; i++) {
+      const kind = kinds[(round + i) % kinds.length] as Kind;
+      await clients.call('reset', { name: kind });
+      const received = clients.call('fanOut', { name: kind, perClient: events });
+      const { startedAt } = await servers[kind].call('publish', { events });
+      const { lastAt } = await received;
+      const rate = (fanOutClients * events) / ((lastAt - startedAt) / 1000);
+      if (round > 0) rates[kind].push(rate);
+      progress(`fan-out ${round === 0 ? 'warm-up' : `round ${round}`} ${kind}: ${formatCount(rate)} deliveries/s`);
+    }
+  }
+
+  // Latency at a steady rate.
+  const latency = {} as Record<Kind, { p50: number; p99: number; max: number; count: number }>;
+  const latencyEvents = latencyRate * latencySeconds;
+  for (const kind of kinds) {
+    await clients.call('startLatency', { name: kind });
+    const done = clients.call('latency', { name: kind, perClient: latencyEvents });
+    await servers[kind].call('publish', { events: latencyEvents, rate: latencyRate });
+    latency[kind] = await done;
+    progress(`latency ${kind}: p50 ${latency[kind].p50.toFixed(2)} ms, p99 ${latency[kind].p99.toFixed(2)} ms`);
+  }
+  for (const kind of kinds) {
+    await clients.call('close', { name: kind });
+    await servers[kind].kill();
+  }
+
+  // Memory per idle connection: a fresh server, measured before and after `idleConnections` connect.
+  const perConnection = {} as Record<'herald' | 'raw' | 'express', { rss: number; heap: number }>;
+  for (const kind of ['herald', 'raw', 'express'] as const) {
+    const server = await spawnChild(['server', kind], true);
+    const { port, key } = await server.call('info');
+    const before = await server.call('memory');
+    const { ms } = await clients.call('connect', { name: `idle-${kind}`, kind, port, key, count: idleConnections });
+    await waitForCount(server, idleConnections, `idle ${kind}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = await server.call('memory');
+    perConnection[kind] = { rss: (after.rss - before.rss) / idleConnections, heap: (after.heap - before.heap) / idleConnections };
+    progress(`memory ${kind}: ${idleConnections} connections in ${Math.round(ms)} ms, ${formatCount(perConnection[kind].rss)} B RSS / ${formatCount(perConnection[kind].heap)} B heap each`);
+    await server.kill();
+    await clients.call('close', { name: `idle-${kind}` });
+  }
+  await clients.kill();
+
+  const fanOut = Object.fromEntries(kinds.map((kind) => [kind, median(rates[kind])])) as Record<Kind, number>;
+  const vsRaw = fanOut.herald / fanOut.raw;
+  const vsBetterSse = fanOut.herald / fanOut['better-sse'];
+  const perRound = (baseline: Kind) => roundRatios({ rounds: rates.herald }, { rounds: rates[baseline] }).map(formatRatio).join(', ');
+  const memoryRatio = perConnection.herald.rss / perConnection.raw.rss;
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  const sampleFrame = `id: 1\nevent: bench.event\ndata: ${JSON.stringify(envelope(1, 0))}\n\n`;
+  console.log(`## SSE
+
+${measured} It took ${formatCount((now() - started0) / 1000)} s; it is also part of \`pnpm bench\`.
+
+Each server runs in its own process, the clients in another one: plain \`node:http\` GETs with the same minimal
+\`text/event-stream\` parser for every server, which finds each frame and reads its publish time. Herald's clients
+stream \`?types=bench.*\` with a consumer key; Herald also validates, stores (SQLite, WAL) and numbers each event.
+The raw server and better-sse send the same frames (an envelope of ${sampleFrame.length - 'id: 1\nevent: bench.event\ndata: \n\n'.length} bytes of JSON), serialised once per event.
+Herald writes the events that arrive together to each stream in one write; the raw server writes each event to each client.
+
+### Fan-out: ${formatCount(fanOutClients)} clients, ${fanOutEvents} events of ~250 bytes, median of ${rounds} rounds
+
+${markdownTable(
+  ['server', 'deliveries/s', 'Herald ÷ it', 'per round', 'goal', ''],
+  [
+    [label.herald, formatCount(fanOut.herald), '', '', '', ''],
+    [label.raw, formatCount(fanOut.raw), formatRatio(vsRaw), perRound('raw'), formatGoal(goals.vsRaw), verdict(vsRaw, goals.vsRaw)],
+    [
+      label['better-sse'],
+      formatCount(fanOut['better-sse']),
+      formatRatio(vsBetterSse),
+      perRound('better-sse'),
+      formatGoal(goals.vsBetterSse),
+      verdict(vsBetterSse, goals.vsBetterSse),
+    ],
+  ],
+)}
+
+### Publish-to-receipt latency: ${formatCount(fanOutClients)} clients, ${latencyRate} events/s for ${latencySeconds} s
+
+${markdownTable(
+  ['server', 'p50', 'p99', 'max', 'deliveries'],
+  kinds.map((kind) => [label[kind], `${latency[kind].p50.toFixed(2)} ms`, `${latency[kind].p99.toFixed(2)} ms`, `${latency[kind].max.toFixed(1)} ms`, formatCount(latency[kind].count)]),
+)}
+
+Each event is published on schedule, without waiting for the one before. Herald's time runs from the
+\`publish()\` call (validation and the SQLite append, synced to disk, included) to the client's parser.
+The run asks for ${formatCount(fanOutClients * latencyRate)} deliveries/s; a server whose fan-out above is below that cannot keep up
+on this machine, and its latency is the queue that builds up in ${latencySeconds} s.
+
+### Memory per idle connection at ${formatCount(idleConnections)} connections
+
+${markdownTable(
+  ['server', 'RSS per connection', 'JS heap + external per connection', '÷ raw (RSS)'],
+  [
+    ['@herald/sse (authenticated, ad hoc stream)', kib(perConnection.herald.rss), kib(perConnection.herald.heap), formatRatio(memoryRatio)],
+    ['raw `node:http`', kib(perConnection.raw.rss), kib(perConnection.raw.heap), ''],
+    [label.express, kib(perConnection.express.rss), kib(perConnection.express.heap), formatRatio(perConnection.express.rss / perConnection.raw.rss)],
+  ],
+)}
+
+Herald serves its routes through express; the bare express app, which only holds the same open responses,
+shows how much of the difference is express's own per-request state.
+`);
+}
+
+const role = process.argv[2];
+if (role !== undefined) process.once('disconnect', () => process.exit(0));
+if (role === 'server') await runServer(process.argv[3] as ServerKind);
+else if (role === 'clients') runClients();
+else await main();

@@ -1,0 +1,376 @@
+/**
+ * @herald/webhook: deliveries per second through the durable outbox (signed, leased, recorded) against a
+ * raw undici POST loop with the same concurrency and receiver; publish-to-receipt latency at 200
+ * events/s; memory across 100,000 deliveries. The receiver runs in its own process. Prints a markdown
+ * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { defineEventType, type HeraldEvent, sqliteStore } from '@herald/core';
+import { createHerald } from '@herald/server';
+import { webhook } from '@herald/webhook';
+import { Pool } from 'undici';
+import { z } from 'zod';
+import { markdownTable } from './lib/markdown.js';
+import { envNumber, progress } from './lib/rounds.js';
+import { best, formatCount, formatGoal, formatRatio, type Goal, percentile, verdict } from './lib/stats.js';
+import { tempDirectory } from './lib/temp-directory.js';
+
+const concurrency = envNumber('BENCH_WEBHOOK_CONCURRENCY', 32);
+const drainEvents = envNumber('BENCH_WEBHOOK_EVENTS', 20_000);
+const rounds = envNumber('BENCH_ROUNDS', 3);
+const latencyRate = 200;
+const latencySeconds = envNumber('BENCH_WEBHOOK_LATENCY_SECONDS', 10);
+const memoryDeliveries = envNumber('BENCH_WEBHOOK_MEMORY_DELIVERIES', 100_000);
+/** The memory run stops early past this, and says so. */
+const memoryBudgetMs = envNumber('BENCH_WEBHOOK_MEMORY_SECONDS', 75) * 1000;
+const goal: Goal = { atLeast: 0.5 };
+
+/** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
+/** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
+const pad = 'x'.repeat(48);
+const adminKey = 'bench-admin-key-0123456789';
+
+// ---------------------------------------------------------------------------------------------
+// The receiver, in its own process: answers 200 at once and notes when each webhook-id first came.
+
+type Command = { id: number; command: 'port' | 'reset' | 'count' | 'receipts' };
+
+async function runReceiver(): Promise<void> {
+  let total = 0;
+  let receipts = new Map<string, number>();
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      total += 1;
+      const id = req.headers['webhook-id'];
+      if (typeof id === 'string' && !receipts.has(id)) receipts.set(id, now());
+      res.writeHead(200, { 'content-length': '0' });
+      res.end();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
+  process.on('message', (message: Command) => {
+    let result: unknown;
+    if (message.command === 'port') result = (server.address() as AddressInfo).port;
+    else if (message.command === 'reset') {
+      total = 0;
+      receipts = new Map();
+    } else if (message.command === 'count') result = { total, unique: receipts.size };
+    else result = [...receipts];
+    process.send?.({ id: message.id, result });
+  });
+  process.send?.('up');
+}
+
+interface Receiver {
+  port: number;
+  call<T>(command: Command['command']): Promise<T>;
+  kill(): void;
+}
+
+async function startReceiver(): Promise<Receiver> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['receiver'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', (message) => (message === 'up' ? resolve() : reject(new Error(String(message)))));
+    child.once('exit', (code) => reject(new Error(`the receiver exited with ${code}`)));
+  });
+  let next = 0;
+  const waiting = new Map<number, (value: unknown) => void>();
+  child.on('message', (message: { id: number; result: unknown } | 'up') => {
+    if (message === 'up') return;
+    waiting.get(message.id)?.(message.result);
+    waiting.delete(message.id);
+  });
+  const call = <T>(command: Command['command']) =>
+    new Promise<T>((resolve) => {
+      const id = next++;
+      waiting.set(id, resolve as (value: unknown) => void);
+      child.send({ id, command });
+    });
+  return { port: await call<number>('port'), call, kill: () => child.kill('SIGKILL') };
+}
+
+async function until(condition: () => Promise<boolean>, what: string, timeout = 120_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  for (let i = 0; i < 3; i++) gc();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The subjects.
+
+/** `concurrency` loops POSTing a 250-byte JSON body with undici, as fast as the receiver answers. */
+/** A rate, and the CPU time this process spent per unit, in µs (less disturbed by other load than the rate). */
+interface Measured {
+  rate: number;
+  cpu: number;
+}
+
+async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> {
+  const pool = new Pool(`http://127.0.0.1:${receiver.port}`, { connections: concurrency });
+  const body = JSON.stringify({ specversion: '1.0', id: 'evt_0', seq: 1, type: 'bench.event', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 0, pad } });
+  let sent = 0;
+  const cpuBefore = process.cpuUsage();
+  const started = now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (sent < requests) {
+        sent += 1;
+        const response = await pool.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'webhook-id': `raw_${sent}` }, body });
+        await response.body.dump();
+      }
+    }),
+  );
+  const seconds = (now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  await pool.close();
+  return { rate: requests / seconds, cpu: (cpu.user + cpu.system) / requests };
+}
+
+function startHerald(database: string, withWebhooks: boolean) {
+  return createHerald({
+    store: sqliteStore({ path: database }),
+    adminKey,
+    logLevel: 'silent',
+    env: {},
+    eventTypes: [benchEvent],
+    transports: withWebhooks ? [webhook({ allowPrivate: true, concurrency })] : [],
+  });
+}
+
+/** A database with a webhook subscription to the receiver. */
+async function prepare(receiver: Receiver, database: string): Promise<void> {
+  const herald = startHerald(database, true);
+  const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+  const response = await fetch(`${url}/v1/subscriptions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ transport: 'webhook', types: ['bench.*'], consumer: 'bench', config: { url: `http://127.0.0.1:${receiver.port}/hook` } }),
+  });
+  if (response.status !== 201) throw new Error(`creating the subscription answered ${response.status}`);
+  await herald.close();
+}
+
+type BenchHerald = ReturnType<typeof startHerald>;
+
+async function publishBatches(herald: BenchHerald, events: number): Promise<void> {
+  for (let n = 0; n < events; n += 500) {
+    await herald.bus.publishMany(Array.from({ length: Math.min(500, events - n) }, (_, i) => ({ type: 'bench.event', data: { n: n + i, pad } })));
+  }
+}
+
+/**
+ * Drains the outbox: `events` are published while no node delivers webhooks, then a node starts and
+ * fans them out, claims, signs, sends and records every delivery. Deliveries/s from its start to the last receipt.
+ */
+async function outboxDrain(receiver: Receiver, events: number): Promise<Measured> {
+  const dir = tempDirectory();
+  try {
+    const database = dir.file('herald.db');
+    await prepare(receiver, database);
+    const publisher = startHerald(database, false);
+    await publisher.ready;
+    await publishBatches(publisher, events);
+    await publisher.close();
+    await receiver.call('reset');
+    const cpuBefore = process.cpuUsage();
+    const started = now();
+    const node = startHerald(database, true);
+    await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, 'the outbox to drain');
+    const seconds = (now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    await node.close();
+    return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events };
+  } finally {
+    dir.remove();
+  }
+}
+
+/** Events published while the node delivers them, from the first publish to the last receipt. */
+async function endToEnd(receiver: Receiver, events: number): Promise<number> {
+  const dir = tempDirectory();
+  try {
+    const database = dir.file('herald.db');
+    await prepare(receiver, database);
+    const node = startHerald(database, true);
+    await node.ready;
+    await receiver.call('reset');
+    const started = now();
+    await publishBatches(node, events);
+    await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, 'every delivery');
+    const seconds = (now() - started) / 1000;
+    await node.close();
+    return events / seconds;
+  } finally {
+    dir.remove();
+  }
+}
+
+/** One event every 5 ms for `latencySeconds`; the time from calling publish to the receiver's first receipt. */
+async function latency(receiver: Receiver): Promise<number[]> {
+  const dir = tempDirectory();
+  try {
+    const database = dir.file('herald.db');
+    await prepare(receiver, database);
+    const node = startHerald(database, true);
+    await node.ready;
+    await receiver.call('reset');
+    const sentAt = new Map<string, number>();
+    const total = latencyRate * latencySeconds;
+    const started = now();
+    const publishing: Promise<unknown>[] = [];
+    for (let n = 0; n < total; n++) {
+      const due = started + (n * 1000) / latencyRate;
+      while (now() < due) await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - now() - 1)));
+      const at = now();
+      const id = `evt_latency_${n}`;
+      sentAt.set(id, at);
+      publishing.push(node.publish({ type: 'bench.event', id, data: { n, pad } } as never));
+    }
+    await Promise.all(publishing);
+    await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= total, 'every latency event');
+    const receipts = await receiver.call<[string, number][]>('receipts');
+    await node.close();
+    return receipts.map(([id, at]) => at - (sentAt.get(id) as number));
+  } finally {
+    dir.remove();
+  }
+}
+
+interface MemorySample {
+  deliveries: number;
+  heapMb: number;
+  rssMb: number;
+}
+
+/** Keeps up to 5,000 events ahead of the receiver, and samples memory every 10% of the run. */
+async function memoryRun(receiver: Receiver): Promise<{ samples: MemorySample[]; stoppedEarly: boolean }> {
+  const dir = tempDirectory();
+  try {
+    const database = dir.file('herald.db');
+    await prepare(receiver, database);
+    const node = startHerald(database, true);
+    await node.ready;
+    await receiver.call('reset');
+    const step = memoryDeliveries / 10;
+    const samples: MemorySample[] = [];
+    const sample = (deliveries: number) => {
+      collectGarbage();
+      const usage = process.memoryUsage();
+      samples.push({ deliveries, heapMb: usage.heapUsed / 2 ** 20, rssMb: usage.rss / 2 ** 20 });
+    };
+    sample(0);
+    const started = Date.now();
+    let published = 0;
+    let stoppedEarly = false;
+    while (samples.length <= 10) {
+      const { unique } = await receiver.call<{ unique: number }>('count');
+      if (unique >= step * samples.length) {
+        sample(unique);
+        progress(`memory: ${formatCount(unique)} deliveries, heap ${(samples.at(-1) as MemorySample).heapMb.toFixed(1)} MB`);
+        if (Date.now() - started > memoryBudgetMs && samples.length <= 10) {
+          stoppedEarly = true;
+          break;
+        }
+        continue;
+      }
+      if (published < memoryDeliveries && published - unique < 5_000) {
+        const batch = Math.min(500, memoryDeliveries - published);
+        await node.bus.publishMany(Array.from({ length: batch }, (_, i) => ({ type: 'bench.event', data: { n: published + i, pad } })));
+        published += batch;
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+    await node.close();
+    return { samples, stoppedEarly };
+  } finally {
+    dir.remove();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const receiver = await startReceiver();
+  try {
+    progress(`warming up`);
+    await rawLoop(receiver, 2_000);
+    await outboxDrain(receiver, 2_000);
+
+    const raw: Measured[] = [];
+    const drained: Measured[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      raw.push(await rawLoop(receiver, drainEvents));
+      drained.push(await outboxDrain(receiver, drainEvents));
+      progress(`round ${round}/${rounds}: raw undici ${formatCount((raw.at(-1) as Measured).rate)}/s, outbox ${formatCount((drained.at(-1) as Measured).rate)}/s`);
+    }
+    const live = await endToEnd(receiver, drainEvents);
+    progress(`publishing while delivering: ${formatCount(live)}/s`);
+    const latencies = await latency(receiver);
+    progress(`latency p50 ${percentile(latencies, 50).toFixed(2)} ms`);
+    const memory = await memoryRun(receiver);
+
+    const rawRate = best(raw.map((m) => m.rate));
+    const drainedRate = best(drained.map((m) => m.rate));
+    const ratio = drainedRate / rawRate;
+    const cpuOf = (runs: Measured[]) => Math.min(...runs.map((m) => m.cpu));
+    const lines = [
+      '## Webhooks',
+      '',
+      `\`tsx --conditions=herald-source bench/src/webhook-bench.ts\` (part of \`pnpm bench\`). One subscription, ${concurrency} requests in flight, a \`node:http\` receiver in its own process answering 200 at once; Herald on a SQLite file with the default \`synchronous=FULL\` (every commit is fsynced). Each rate is the best of ${rounds} rounds; ratios come from the same run.`,
+      '',
+      markdownTable(
+        ['what', 'deliveries/s', `ratio to raw (goal ${formatGoal(goal)})`, 'CPU of the sending process per delivery'],
+        [
+          [`raw undici \`Pool\` POST loop, ${concurrency} at a time, no signing, no storage`, formatCount(rawRate), '1.00', `${cpuOf(raw).toFixed(0)} µs`],
+          [
+            `@herald/webhook draining the outbox: fan-out, lease claim, Standard Webhooks signature, POST, attempt recorded (${formatCount(drainEvents)} events)`,
+            formatCount(drainedRate),
+            `${formatRatio(ratio)} (${verdict(ratio, goal)})`,
+            `${cpuOf(drained).toFixed(0)} µs`,
+          ],
+          [`@herald/webhook while the same node publishes the events (append to the log included)`, formatCount(live), formatRatio(live / rawRate), ''],
+        ],
+      ),
+      '',
+      `Publish-to-receipt latency at ${latencyRate} events/s for ${latencySeconds} s (${formatCount(latencies.length)} events; from calling \`publish\` to the receiver reading the request, one clock for both processes):`,
+      '',
+      markdownTable(
+        ['p50', 'p90', 'p99', 'max'],
+        [[50, 90, 99, 100].map((p) => `${percentile(latencies, p).toFixed(2)} ms`)],
+      ),
+      '',
+      `Memory of the Herald process while delivering ${formatCount(memory.samples.at(-1)?.deliveries ?? 0)} events (published as they are delivered, at most 5,000 ahead; after a full GC):`,
+      '',
+      markdownTable(
+        ['deliveries', 'heap used', 'RSS'],
+        memory.samples.map((s) => [formatCount(s.deliveries), `${s.heapMb.toFixed(1)} MB`, `${s.rssMb.toFixed(1)} MB`]),
+      ),
+      ...(memory.stoppedEarly ? ['', `The memory run stopped at the ${memoryBudgetMs / 1000} s budget, before ${formatCount(memoryDeliveries)} deliveries.`] : []),
+      '',
+    ];
+    console.log(lines.join('\n'));
+  } finally {
+    receiver.kill();
+  }
+}
+
+if (process.argv[2] === 'receiver') await runReceiver();
+else await main();

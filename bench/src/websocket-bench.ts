@@ -1,0 +1,549 @@
+/**
+ * @herald/websocket: fan-out throughput, publish-to-receipt latency and memory per idle connection,
+ * against a raw `ws` broadcast of the same frames and Socket.IO 4's broadcast. Every server runs in
+ * its own child process and every client in one more, so the server measured has a core to itself.
+ * Prints a markdown section. Run alone: `tsx --conditions=herald-source bench/src/websocket-bench.ts`.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { defineEventType, type HeraldEvent } from '@herald/core';
+import { HeraldSocket } from '@herald/client';
+import { createHerald } from '@herald/server';
+import { websocket } from '@herald/websocket';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Server as SocketIoServer } from 'socket.io';
+import { io as socketIoClient, type Socket as SocketIoSocket } from 'socket.io-client';
+import { WebSocket, WebSocketServer } from 'ws';
+import { z } from 'zod';
+import { markdownTable } from './lib/markdown.js';
+import { envNumber, progress } from './lib/rounds.js';
+import { formatCount, formatGoal, formatRatio, type Goal, median, percentile, verdict } from './lib/stats.js';
+import { tempDirectory } from './lib/temp-directory.js';
+
+const fanOutClients = envNumber('BENCH_WS_CLIENTS', 1000);
+const fanOutEvents = envNumber('BENCH_WS_EVENTS', 500);
+const rounds = envNumber('BENCH_ROUNDS', 3);
+const latencyRate = 200;
+const latencySeconds = envNumber('BENCH_WS_LATENCY_SECONDS', 5);
+const idleConnections = envNumber('BENCH_WS_IDLE', 10_000);
+const goals = { vsWs: { atLeast: 0.85 } as Goal, vsSocketIo: { atLeast: 1.15 } as Goal, memory: { atMost: 1.5 } as Goal };
+
+/**
+ * What is measured, each with its own server process: Herald with minimal clients (the same work per
+ * frame as the raw clients: `JSON.parse`), Herald with `HeraldSocket` clients, a raw `ws` server, Socket.IO.
+ */
+type Kind = 'herald' | 'herald-socket' | 'ws' | 'socketio';
+const kinds: Kind[] = ['herald', 'herald-socket', 'ws', 'socketio'];
+const label: Record<Kind, [server: string, clients: string]> = {
+  herald: ['@herald/websocket', '`ws`, `JSON.parse` per frame'],
+  'herald-socket': ['@herald/websocket', '`HeraldSocket` (on `ws`)'],
+  ws: ['raw `ws`: each batch corked and written client by client', '`ws`, `JSON.parse` per frame'],
+  socketio: ['Socket.IO 4: `io.emit()` per event', '`socket.io-client`, websocket transport'],
+};
+/** Which Herald run each baseline is compared with: like clients for the raw server, each library's own for Socket.IO. */
+const comparedWith: Partial<Record<Kind, Kind>> = { ws: 'herald', socketio: 'herald-socket' };
+
+/** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z.number(), pad: z.string() }));
+/** Pads `data` so that the envelope is about 250 bytes of JSON. */
+const pad = 'x'.repeat(48);
+
+// ---------------------------------------------------------------------------------------------
+// A tiny request/response over the IPC channel.
+
+type Request = { id: number; command: string; args: any };
+type Response = { id: number; result?: any; error?: string };
+
+function serveRequests(handlers: Record<string, (args: any) => Promise<unknown> | unknown>): void {
+  // A child ends with its parent, also when the parent fails.
+  process.once('disconnect', () => process.exit(0));
+  process.on('message', async (message: Request) => {
+    try {
+      const handler = handlers[message.command];
+      if (!handler) throw new Error(`unknown command ${message.command}`);
+      process.send?.({ id: message.id, result: await handler(message.args) } satisfies Response);
+    } catch (error) {
+      process.send?.({ id: message.id, error: String((error as Error)?.stack ?? error) } satisfies Response);
+    }
+  });
+}
+
+interface Child {
+  call<T = any>(command: string, args?: unknown): Promise<T>;
+  kill(): Promise<void>;
+}
+
+/** Forks this script in `role`; resolves once the child serves requests. */
+async function spawnChild(role: string[], gc = false): Promise<Child> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), role, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [...process.execArgv, ...(gc ? ['--expose-gc'] : []), '--max-old-space-size=4096'],
+  });
+  let next = 0;
+  const pending = new Map<number, { resolve(value: any): void; reject(error: Error): void }>();
+  const up = new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`${role.join(' ')} exited with ${code} before it started`)));
+  });
+  child.on('message', (message: Response) => {
+    const waiter = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.error !== undefined) waiter?.reject(new Error(message.error));
+    else waiter?.resolve(message.result);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', (code) => {
+    for (const waiter of pending.values()) waiter.reject(new Error(`${role.join(' ')} exited with ${code}`));
+  });
+  await up;
+  return {
+    call: (command, args) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve, reject });
+        child.send({ id, command, args } satisfies Request);
+      }),
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers, each in its own process.
+
+function memory() {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) collect?.();
+  const usage = process.memoryUsage();
+  return { rss: usage.rss, heap: usage.heapUsed + usage.external };
+}
+
+async function runServer(kind: Kind): Promise<void> {
+  let count = () => 0;
+  let publish: (n: number) => Promise<void> | void;
+  /** Publishes a burst of events at once; the default publishes each (concurrently). */
+  let publishBurst: ((events: number) => Promise<void> | void) | undefined;
+  let port: number;
+  let key = '';
+
+  if (kind === 'herald' || kind === 'herald-socket') {
+    const dir = tempDirectory();
+    const adminKey = 'bench-admin-key';
+    const transport = websocket({ maxConnectionsPerKey: 1_000_000 });
+    const herald = createHerald({
+      database: dir.file('herald.db'),
+      logLevel: 'silent',
+      env: {},
+      adminKey,
+      eventTypes: [benchEvent],
+      transports: [transport],
+    });
+    port = (await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false })).port;
+    const response = await fetch(`http://127.0.0.1:${port}/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ role: 'consumer', consumer: 'bench' }),
+    });
+    key = ((await response.json()) as { key: string }).key;
+    count = () => transport.stats().subscriptions;
+    publish = async (n) => void (await herald.publish({ type: 'bench.event', data: { n, t: now(), pad } }));
+  } else if (kind === 'ws') {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await new Promise((resolve) => server.once('listening', resolve));
+    port = (server.address() as AddressInfo).port;
+    count = () => server.clients.size;
+    let seq = 0;
+    /** The frame Herald sends for the same event, serialised once. */
+    const frame = (n: number) => {
+      seq += 1;
+      const event: HeraldEvent = {
+        specversion: '1.0',
+        id: `evt_${seq.toString(36).padStart(20, '0')}`,
+        seq,
+        type: 'bench.event',
+        source: '/herald',
+        time: new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data: { n, t: now(), pad },
+      };
+      return Buffer.from(`{"type":"event","id":"s1","event":${JSON.stringify(event)}}`);
+    };
+    publish = (n) => {
+      const data = frame(n);
+      for (const client of server.clients) client.send(data, { binary: false });
+    };
+    publishBurst = (events) => {
+      const frames = Array.from({ length: events }, (_, n) => frame(n));
+      for (const client of server.clients) {
+        const socket = (client as unknown as { _socket: Duplex })._socket;
+        socket.cork();
+        for (const data of frames) client.send(data, { binary: false });
+        socket.uncork();
+      }
+    };
+  } else {
+    const http = createServer();
+    const server = new SocketIoServer(http, { transports: ['websocket'], serveClient: false, perMessageDeflate: false });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    port = (http.address() as AddressInfo).port;
+    count = () => server.engine.clientsCount;
+    let seq = 0;
+    publish = (n) => {
+      seq += 1;
+      server.emit('event', {
+        specversion: '1.0',
+        id: `evt_${seq.toString(36).padStart(20, '0')}`,
+        seq,
+        type: 'bench.event',
+        source: '/herald',
+        time: new Date().toISOString(),
+        datacontenttype: 'application/json',
+        data: { n, t: now(), pad },
+      });
+    };
+  }
+
+  serveRequests({
+    info: () => ({ port, key }),
+    cpu: () => process.cpuUsage(),
+    count: () => count(),
+    memory,
+    /** Publishes `count` events as fast as it can (at `rate` per second when given); returns when it started. */
+    async publish({ events, rate }: { events: number; rate?: number }) {
+      const startedAt = now();
+      if (!rate && publishBurst) {
+        await publishBurst(events);
+        return { startedAt, finishedAt: now() };
+      }
+      if (!rate) {
+        const all: (Promise<void> | void)[] = [];
+        for (let n = 0; n < events; n++) all.push(publish(n));
+        await Promise.all(all);
+        return { startedAt, finishedAt: now() };
+      }
+      const interval = 1000 / rate;
+      for (let n = 0; n < events; n++) {
+        const due = startedAt + n * interval;
+        const wait = due - now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        await publish(n);
+      }
+      return { startedAt };
+    },
+  });
+  process.send?.('up');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients, all in one process.
+
+interface Counter {
+  received: number;
+}
+
+interface ClientGroup {
+  counters: Counter[];
+  /** Called with each event's publish time, when measuring latency. */
+  onEvent?: (publishedAt: number) => void;
+  lastAt: number;
+  close(): void;
+}
+
+async function inBatches(total: number, batch: number, open: (index: number) => Promise<void>): Promise<void> {
+  for (let start = 0; start < total; start += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, total - start) }, (_, i) => open(start + i)));
+  }
+}
+
+function runClients(): void {
+  const groups = new Map<string, ClientGroup>();
+
+  const connect = async ({ name, kind, port, key, count }: { name: string; kind: Kind; port: number; key: string; count: number }) => {
+    const group: ClientGroup = { counters: [], lastAt: 0, close: () => {} };
+    const closers: (() => void)[] = [];
+    group.close = () => {
+      for (const close of closers) close();
+    };
+    groups.set(name, group);
+    const received = (counter: Counter, publishedAt: number) => {
+      counter.received += 1;
+      group.lastAt = now();
+      group.onEvent?.(publishedAt);
+    };
+    const started = now();
+    await inBatches(count, 200, async () => {
+      const counter: Counter = { received: 0 };
+      group.counters.push(counter);
+      if (kind === 'herald') {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, 'herald.v1', { perMessageDeflate: false });
+        closers.push(() => ws.terminate());
+        await new Promise<void>((resolve, reject) => {
+          ws.once('error', reject);
+          ws.once('open', () => ws.send(JSON.stringify({ type: 'auth', token: key })));
+          ws.on('message', (data) => {
+            const message = JSON.parse(data.toString());
+            if (message.type === 'event') received(counter, message.event.data.t);
+            else if (message.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', id: 's1', types: ['bench.*'] }));
+            else if (message.type === 'subscribed') resolve();
+          });
+        });
+      } else if (kind === 'herald-socket') {
+        const socket = new HeraldSocket<{ 'bench.event': { n: number; t: number; pad: string } }>({ url: `ws://127.0.0.1:${port}/v1/ws`, token: key, WebSocket });
+        closers.push(() => socket.close());
+        await new Promise<void>((resolve) => {
+          socket.on('subscribed', () => resolve());
+          socket.subscribe(['bench.*'], (event) => received(counter, event.data.t));
+        });
+      } else if (kind === 'ws') {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+        closers.push(() => ws.terminate());
+        ws.on('message', (data) => received(counter, JSON.parse(data.toString()).event.data.t));
+        await new Promise((resolve, reject) => {
+          ws.once('open', resolve);
+          ws.once('error', reject);
+        });
+      } else {
+        const socket: SocketIoSocket = socketIoClient(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true, reconnection: false });
+        closers.push(() => socket.disconnect());
+        socket.on('event', (event: HeraldEvent<{ t: number }>) => received(counter, event.data.t));
+        await new Promise((resolve, reject) => {
+          socket.once('connect', () => resolve(undefined));
+          socket.once('connect_error', reject);
+        });
+      }
+    });
+    return { ms: now() - started };
+  };
+
+  /** Resolves when every client of `name` received `perClient` events since the last reset. */
+  const allReceived = (group: ClientGroup, perClient: number) =>
+    new Promise<void>((resolve, reject) => {
+      const deadline = now() + 120_000;
+      const check = () => {
+        if (group.counters.every((counter) => counter.received >= perClient)) return resolve();
+        if (now() > deadline) return reject(new Error(`timed out: ${group.counters.filter((c) => c.received < perClient).length} clients behind`));
+        setTimeout(check, 5);
+      };
+      check();
+    });
+
+  const groupNamed = (name: string) => {
+    const group = groups.get(name);
+    if (!group) throw new Error(`no client group ${name}`);
+    return group;
+  };
+
+  serveRequests({
+    connect,
+    cpu: () => process.cpuUsage(),
+    reset({ name }: { name: string }) {
+      const group = groupNamed(name);
+      for (const counter of group.counters) counter.received = 0;
+      group.onEvent = undefined;
+      return true;
+    },
+    async fanOut({ name, perClient }: { name: string; perClient: number }) {
+      const group = groupNamed(name);
+      await allReceived(group, perClient);
+      return { lastAt: group.lastAt };
+    },
+    startLatency({ name }: { name: string }) {
+      const group = groupNamed(name);
+      const samples: number[] = [];
+      group.onEvent = (publishedAt) => samples.push(now() - publishedAt);
+      (group as ClientGroup & { samples?: number[] }).samples = samples;
+      for (const counter of group.counters) counter.received = 0;
+      return true;
+    },
+    async latency({ name, perClient }: { name: string; perClient: number }) {
+      const group = groupNamed(name);
+      await allReceived(group, perClient);
+      const samples = (group as ClientGroup & { samples?: number[] }).samples ?? [];
+      group.onEvent = undefined;
+      let max = 0;
+      for (const sample of samples) max = Math.max(max, sample);
+      return { p50: percentile(samples, 50), p99: percentile(samples, 99), max, count: samples.length };
+    },
+    close({ name }: { name: string }) {
+      groupNamed(name).close();
+      groups.delete(name);
+      return true;
+    },
+  });
+  process.send?.('up');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orchestra.
+
+async function main(): Promise<void> {
+  const began = now();
+  const children: Child[] = [];
+  const spawn = async (role: string[], gc = false) => {
+    const child = await spawnChild(role, gc);
+    children.push(child);
+    return child;
+  };
+  try {
+    const clients = await spawn(['clients']);
+    const servers = {} as Record<Kind, Child>;
+    for (const kind of kinds) {
+      servers[kind] = await spawn(['server', kind]);
+      const { port, key } = await servers[kind].call('info');
+      const { ms } = await clients.call('connect', { name: kind, kind, port, key, count: fanOutClients });
+      progress(`${kind}: ${formatCount(fanOutClients)} clients connected in ${formatCount(ms)} ms`);
+    }
+
+    // Fan-out: a warm-up, then rounds that run every server once each, in rotating order.
+    /** Deliveries per second, and the CPU time the server and the clients spent per delivery (µs). */
+    const fanOutOnce = async (kind: Kind, events: number) => {
+      await clients.call('reset', { name: kind });
+      const [serverBefore, clientsBefore] = await Promise.all([servers[kind].call('cpu'), clients.call('cpu')]);
+      const received = clients.call('fanOut', { name: kind, perClient: events });
+      const { startedAt, finishedAt } = await servers[kind].call('publish', { events });
+      const { lastAt } = await received;
+      progress(`  ${kind}: published in ${formatCount(finishedAt - startedAt)} ms, received by all after ${formatCount(lastAt - startedAt)} ms`);
+      const [serverAfter, clientsAfter] = await Promise.all([servers[kind].call('cpu'), clients.call('cpu')]);
+      const deliveries = fanOutClients * events;
+      const perDelivery = (before: NodeJS.CpuUsage, after: NodeJS.CpuUsage) => (after.user + after.system - before.user - before.system) / deliveries;
+      return {
+        rate: deliveries / ((lastAt - startedAt) / 1000),
+        serverCpu: perDelivery(serverBefore, serverAfter),
+        clientsCpu: perDelivery(clientsBefore, clientsAfter),
+      };
+    };
+    for (const kind of kinds) await fanOutOnce(kind, 100);
+    const runs = Object.fromEntries(kinds.map((kind) => [kind, [] as Awaited<ReturnType<typeof fanOutOnce>>[]])) as Record<
+      Kind,
+      Awaited<ReturnType<typeof fanOutOnce>>[]
+    >;
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < kinds.length; i++) {
+        const kind = kinds[(round + i) % kinds.length] as Kind;
+        const run = await fanOutOnce(kind, fanOutEvents);
+        runs[kind].push(run);
+        progress(
+          `fan-out round ${round + 1} ${kind}: ${formatCount(run.rate)} deliveries/s; CPU per delivery ${run.serverCpu.toFixed(2)} µs server, ${run.clientsCpu.toFixed(2)} µs clients`,
+        );
+      }
+    }
+    const rates = Object.fromEntries(kinds.map((kind) => [kind, runs[kind].map((run) => run.rate)])) as Record<Kind, number[]>;
+    const serverCpu = Object.fromEntries(kinds.map((kind) => [kind, median(runs[kind].map((run) => run.serverCpu))])) as Record<Kind, number>;
+    const clientsCpu = Object.fromEntries(kinds.map((kind) => [kind, median(runs[kind].map((run) => run.clientsCpu))])) as Record<Kind, number>;
+
+    // Latency at a steady rate. Not Socket.IO's: its fan-out (above) is slower than the rate asked here, so its
+    // latency would only measure its growing queue.
+    const latencyKinds: Kind[] = ['herald', 'herald-socket', 'ws'];
+    const latency = {} as Record<Kind, { p50: number; p99: number; max: number; count: number }>;
+    const latencyEvents = latencyRate * latencySeconds;
+    for (const kind of latencyKinds) {
+      await clients.call('startLatency', { name: kind });
+      const done = clients.call('latency', { name: kind, perClient: latencyEvents });
+      await servers[kind].call('publish', { events: latencyEvents, rate: latencyRate });
+      latency[kind] = await done;
+      progress(`latency ${kind}: p50 ${latency[kind].p50.toFixed(2)} ms, p99 ${latency[kind].p99.toFixed(2)} ms`);
+    }
+    for (const kind of kinds) {
+      await servers[kind].kill();
+      await clients.call('close', { name: kind });
+    }
+
+    // Memory per idle connection: a fresh server, measured before and after the connections open.
+    const perConnection = {} as Record<'herald' | 'ws', { rss: number; heap: number }>;
+    for (const kind of ['herald', 'ws'] as const) {
+      const server = await spawn(['server', kind], true);
+      const { port, key } = await server.call('info');
+      const before = await server.call('memory');
+      const { ms } = await clients.call('connect', { name: `idle-${kind}`, kind, port, key, count: idleConnections });
+      const connected = await server.call('count');
+      if (connected !== idleConnections) throw new Error(`${kind}: ${connected} of ${idleConnections} connections are up`);
+      const after = await server.call('memory');
+      perConnection[kind] = { rss: (after.rss - before.rss) / idleConnections, heap: (after.heap - before.heap) / idleConnections };
+      progress(`memory ${kind}: ${formatCount(idleConnections)} connections in ${formatCount(ms)} ms; ${formatCount(perConnection[kind].rss)} B RSS, ${formatCount(perConnection[kind].heap)} B heap each`);
+      await server.kill();
+      await clients.call('close', { name: `idle-${kind}` });
+    }
+
+    const fanOut = Object.fromEntries(kinds.map((kind) => [kind, median(rates[kind])])) as Record<Kind, number>;
+    const ratio = (kind: Kind) => fanOut[comparedWith[kind] as Kind] / fanOut[kind];
+    const goalOf: Partial<Record<Kind, Goal>> = { ws: goals.vsWs, socketio: goals.vsSocketIo };
+    const rssRatio = perConnection.herald.rss / perConnection.ws.rss;
+    const heapRatio = perConnection.herald.heap / perConnection.ws.heap;
+    const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
+    console.log(`## WebSocket
+
+Command: \`tsx --conditions=herald-source bench/src/websocket-bench.ts\` (also part of \`pnpm bench\`); this run took ${formatCount((now() - began) / 1000)} s.
+Every server runs in its own process and all the clients in one more, so the server measured has a core to itself.
+The raw \`ws\` server sends the very frames Herald sends (\`{"type":"event","id":…,"event":{…}}\`), each serialised once.
+Herald also validates each event, appends it to SQLite (WAL, a file in the temp folder) and numbers it before it is sent.
+
+### Fan-out: ${formatCount(fanOutClients)} clients, ${fanOutEvents} events of ~250 bytes published at once, median of ${rounds} rounds
+
+${markdownTable(
+  ['server', 'clients', 'deliveries/s', 'Herald ÷ it', 'goal', '', 'server CPU per delivery', 'clients CPU per delivery'],
+  kinds.map((kind) => {
+    const goal = goalOf[kind];
+    return [
+      label[kind][0],
+      label[kind][1],
+      formatCount(fanOut[kind]),
+      goal ? formatRatio(ratio(kind)) : '',
+      goal ? formatGoal(goal) : '',
+      goal ? verdict(ratio(kind), goal) : '',
+      `${serverCpu[kind].toFixed(2)} µs`,
+      `${clientsCpu[kind].toFixed(2)} µs`,
+    ];
+  }),
+)}
+
+The raw \`ws\` server is compared with Herald serving the same minimal clients, so only the servers differ;
+Socket.IO, which needs its own client, with Herald serving \`HeraldSocket\`s. Herald hands each connection the
+events of a bus batch in one corked write (one system call, not one per frame), and the raw baseline does the same.
+With the clients' process the bottleneck, deliveries/s is bounded by what the clients can read; the CPU columns
+show each side's cost per delivery.
+
+### Publish-to-receipt latency: ${formatCount(fanOutClients)} clients, ${latencyRate} events/s for ${latencySeconds} s
+
+${markdownTable(
+  ['server', 'clients', 'p50', 'p99', 'max', 'deliveries'],
+  latencyKinds.map((kind) => [
+    label[kind][0],
+    label[kind][1],
+    `${latency[kind].p50.toFixed(2)} ms`,
+    `${latency[kind].p99.toFixed(2)} ms`,
+    `${latency[kind].max.toFixed(1)} ms`,
+    formatCount(latency[kind].count),
+  ]),
+)}
+
+From the \`publish()\` call (for Herald: validation and the SQLite commit included) to the client's handler, on one clock
+(\`CLOCK_MONOTONIC\`, shared by the processes). Socket.IO is left out: its fan-out rate above is below the
+${formatCount(latencyRate * fanOutClients)} deliveries/s asked here, so its latency would only measure a growing queue.
+
+### Memory per idle connection at ${formatCount(idleConnections)} connections
+
+${markdownTable(
+  ['server', 'RSS', 'JS heap + external', 'Herald ÷ raw', 'goal', ''],
+  [
+    ['@herald/websocket (authenticated, one subscription)', kib(perConnection.herald.rss), kib(perConnection.herald.heap), `${formatRatio(rssRatio)} RSS, ${formatRatio(heapRatio)} heap`, formatGoal(goals.memory), verdict(Math.max(rssRatio, heapRatio), goals.memory)],
+    ['raw `ws`', kib(perConnection.ws.rss), kib(perConnection.ws.heap), '', '', ''],
+  ],
+)}
+
+Measured in the server's process after a full garbage collection, before and after the connections open.
+`);
+  } finally {
+    for (const child of children) await child.kill();
+  }
+}
+
+const role = process.argv[2];
+if (role === 'server') await runServer(process.argv[3] as Kind);
+else if (role === 'clients') runClients();
+else await main();

@@ -1,0 +1,241 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EventMapOf, HeraldEvent } from '@herald/core';
+import { createHerald, type Herald } from '@herald/server';
+import { settle, testEventTypes, waitFor } from '@herald/testkit';
+import { websocket } from '@herald/websocket';
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { HeraldSocket, type HeraldSocketEvents, type MatchingEvent, type SocketEvent } from './herald-socket.js';
+
+type Events = EventMapOf<typeof testEventTypes>;
+const adminKey = 'admin-herald-socket-test';
+
+interface Server {
+  herald: Herald<Events>;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** A Herald with the WebSocket transport on `database`, on `port` (0: any free one). */
+async function startServer(database: string, port = 0): Promise<Server> {
+  const herald = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [websocket()] });
+  const listening = await herald.listen({ port, host: '127.0.0.1', handleSignals: false });
+  return { herald, port: listening.port, url: `ws://127.0.0.1:${listening.port}/v1/ws`, close: () => herald.close() };
+}
+
+async function api(server: Server, method: string, path: string, body?: unknown, key = adminKey): Promise<any> {
+  const response = await fetch(`http://127.0.0.1:${server.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return response.json();
+}
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function tempDatabase(): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), 'herald-socket-'));
+  cleanups.push(() => rm(directory, { recursive: true, force: true }));
+  return join(directory, 'herald.db');
+}
+
+function socketFor<TMap = Events>(options: ConstructorParameters<typeof HeraldSocket>[0]): HeraldSocket<TMap> {
+  const socket = new HeraldSocket<TMap>({ WebSocket, initialDelay: 50, maxDelay: 400, ...options });
+  cleanups.push(() => socket.close());
+  return socket;
+}
+
+function record<K extends keyof HeraldSocketEvents>(socket: HeraldSocket<any>, type: K): HeraldSocketEvents[K][] {
+  const seen: HeraldSocketEvents[K][] = [];
+  socket.on(type, (event) => seen.push(event));
+  return seen;
+}
+
+const ids = (events: readonly { id: string }[]) => events.map((event) => event.id);
+
+describe('HeraldSocket', () => {
+  it('authenticates with a token function, subscribes, and receives typed events once each', async () => {
+    const server = await startServer(':memory:');
+    cleanups.push(() => server.close());
+    const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
+    let tokens = 0;
+    const socket = socketFor({
+      url: server.url.replace(/^ws/, 'http'),
+      token: async () => {
+        tokens += 1;
+        return (await api(server, 'POST', '/v1/stream-tokens', { types: ['order.**'] }, key)).token;
+      },
+    });
+    const opened = record(socket, 'open');
+    const received: SocketEvent[] = [];
+    const orders = socket.subscribe(['order.created', 'order.shipped'], (event) => {
+      expectTypeOf(event.type).toEqualTypeOf<'order.created' | 'order.shipped'>();
+      expectTypeOf(event.data).toEqualTypeOf<{ n: number }>();
+      received.push(event);
+    });
+    const errors = record(socket, 'error');
+    const forbidden = socket.subscribe(['invoice.paid'], () => {});
+    await waitFor(() => errors.length === 1, 'the refusal of invoice.paid');
+    expect(errors[0]).toMatchObject({ code: 'forbidden', subscription: forbidden });
+    expect(forbidden.active).toBe(false);
+    expect(opened).toEqual([{ consumer: 'acme' }]);
+    expect(socket.ready).toBe(true);
+
+    const published: HeraldEvent[] = [];
+    for (const [n, type] of ['order.created', 'invoice.paid', 'order.shipped', 'order.line.added', 'order.created'].entries()) {
+      published.push((await server.herald.publish({ type, data: { n } } as never)).event);
+    }
+    const expected = published.filter((event) => event.type === 'order.created' || event.type === 'order.shipped');
+    await waitFor(() => received.length === expected.length, 'the order events');
+    await settle();
+    expect(ids(received)).toEqual(ids(expected));
+    expect(orders.lastSeq).toBe(expected.at(-1)?.seq);
+    expect(tokens).toBe(1);
+
+    orders.unsubscribe();
+    await server.herald.publish({ type: 'order.created', data: { n: 99 } });
+    await settle();
+    expect(received.length).toBe(expected.length);
+  });
+
+  it('survives a server restart on the same database and port with nothing missed, and acks its durable subscription', async () => {
+    const database = await tempDatabase();
+    let server = await startServer(database);
+    const port = server.port;
+    cleanups.push(() => server.close());
+    const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
+    const durable = await api(server, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key);
+    let connects = 0;
+    const socket = socketFor({
+      url: server.url,
+      token: () => {
+        connects += 1;
+        return key;
+      },
+      ackInterval: 50,
+    });
+    const closes = record(socket, 'close');
+    const adHoc: SocketEvent[] = [];
+    const attached: SocketEvent[] = [];
+    socket.subscribe(['order.*', 'invoice.paid'], (event) => void adHoc.push(event));
+    socket.subscribe({ subscription: durable.id }, async (event) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      attached.push(event);
+    });
+    await waitFor(() => socket.ready, 'the socket to be ready');
+    expect(connects).toBe(1);
+
+    const published: HeraldEvent[] = [];
+    const publishSome = async (from: number, count: number) => {
+      for (let n = from; n < from + count; n++) {
+        published.push((await server.herald.publish({ type: n % 4 === 3 ? 'invoice.paid' : 'order.created', data: { n } })).event);
+      }
+    };
+    await publishSome(0, 40);
+    await waitFor(() => adHoc.length === 40, 'the events before the restart');
+
+    await server.close();
+    expect(closes[0]).toMatchObject({ code: 1001, reconnecting: true });
+    server = await startServer(database, port);
+    await publishSome(40, 40);
+    await waitFor(() => adHoc.length >= 80 && attached.length >= 60, 'the events after the restart', 20_000);
+    await settle(200);
+    expect(connects).toBeGreaterThanOrEqual(2);
+    expect(ids(adHoc)).toEqual(ids(published));
+    expect(ids(attached)).toEqual(ids(published.filter((event) => event.type === 'order.created')));
+
+    const last = attached.at(-1) as SocketEvent;
+    await waitFor(async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor === last.seq, 'the cursor to reach the last event');
+  });
+
+  it('runs handlers one at a time in seq order, reports one that throws and goes on, and passes resets on', async () => {
+    const server = await startServer(':memory:');
+    cleanups.push(() => server.close());
+    const socket = socketFor({ url: server.url, token: adminKey });
+    const errors = record(socket, 'error');
+    const resets = record(socket, 'reset');
+    const handled: number[] = [];
+    let running = 0;
+    const ahead = socket.subscribe(['order.*'], () => {}, { after: 1_000_000 });
+    socket.subscribe(['order.*'], async (event) => {
+      running += 1;
+      expect(running).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, event.data.n % 3));
+      running -= 1;
+      handled.push(event.seq);
+      if (event.data.n === 2) throw new Error('boom');
+    });
+    await waitFor(() => resets.length === 1, 'the reset');
+    expect(resets[0]).toMatchObject({ subscription: ahead, reason: 'ahead', after: 0 });
+    const published: HeraldEvent[] = [];
+    for (let n = 0; n < 20; n++) published.push((await server.herald.publish({ type: 'order.created', data: { n } })).event);
+    await waitFor(() => handled.length === 20, 'every event handled');
+    expect(handled).toEqual(published.map((event) => event.seq));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'handler-failed', message: `the handler of s2 threw on seq ${published[2]?.seq}` });
+    expect(errors[0]?.cause).toMatchObject({ message: 'boom' });
+  });
+
+  it('stops reconnecting after a close that retrying cannot fix', async () => {
+    const server = await startServer(':memory:');
+    cleanups.push(() => server.close());
+    const socket = socketFor({ url: server.url, token: `hk_00000000000000000000_${'0'.repeat(64)}` });
+    const closes = record(socket, 'close');
+    await waitFor(() => closes.length === 1, 'the close');
+    await settle(300);
+    expect(closes).toEqual([{ code: 4401, reason: 'The API key is not valid', reconnecting: false }]);
+    expect(socket.ready).toBe(false);
+  });
+
+  it('replaces a connection whose server stopped answering, and resubscribes from where it was', async () => {
+    const connections: WebSocket[] = [];
+    const subscribes: any[] = [];
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    cleanups.push(() => {
+      for (const connection of connections) connection.terminate();
+    });
+    server.on('connection', (connection) => {
+      connections.push(connection);
+      connection.on('message', (data) => {
+        const message = JSON.parse(data.toString());
+        if (message.type === 'auth') connection.send(JSON.stringify({ type: 'ready', consumer: 'acme' }));
+        if (message.type === 'subscribe') {
+          subscribes.push(message);
+          if (connections.length === 1) {
+            connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 10 }));
+            connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 11, id: 'evt_11', type: 'order.created', data: { n: 1 } } }));
+            connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 11, id: 'evt_11', type: 'order.created', data: { n: 1 } } }));
+          }
+        }
+      });
+    });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as { port: number };
+    const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x', pingInterval: 100, pongTimeout: 100 });
+    const received: SocketEvent[] = [];
+    socket.subscribe(['order.*'], (event) => void received.push(event));
+    await waitFor(() => connections.length >= 2 && subscribes.length >= 2, 'a second connection and subscribe');
+    expect(received.map((event) => event.seq)).toEqual([11]);
+    expect(subscribes[1]).toEqual({ type: 'subscribe', id: subscribes[0].id, types: ['order.*'], after: 11 });
+  });
+});
+
+describe('MatchingEvent', () => {
+  it('narrows the event map by patterns', () => {
+    type Map = { 'order.created': { a: 1 }; 'order.line.added': { b: 2 }; 'invoice.paid': { c: 3 } };
+    expectTypeOf<MatchingEvent<Map, 'order.*'>['type']>().toEqualTypeOf<'order.created'>();
+    expectTypeOf<MatchingEvent<Map, 'order.**'>['type']>().toEqualTypeOf<'order.created' | 'order.line.added'>();
+    expectTypeOf<MatchingEvent<Map, '*.paid' | 'order.created'>['type']>().toEqualTypeOf<'invoice.paid' | 'order.created'>();
+    expectTypeOf<MatchingEvent<Map, '**'>['type']>().toEqualTypeOf<keyof Map>();
+    expectTypeOf<MatchingEvent<Map, string>['type']>().toEqualTypeOf<keyof Map>();
+    expectTypeOf<MatchingEvent<Record<string, unknown>, 'x.*'>['type']>().toEqualTypeOf<string>();
+  });
+});

@@ -1,0 +1,154 @@
+import type { HeraldEvent } from './envelope.js';
+import type { Subscription } from './subscription.js';
+
+/** `pending` waits for its next attempt (or is being attempted under a lease); the others are settled. */
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One event on its way to one subscription's endpoint, as the outbox keeps it. Times are ms since the epoch. */
+export interface Delivery {
+  id: string;
+  subscriptionId: string;
+  eventSeq: number;
+  eventId: string;
+  status: DeliveryStatus;
+  /** Attempts in the current round; a manual retry or a replay starts a new round. */
+  attempts: number;
+  /** When the next attempt is due; null once settled. */
+  nextAttemptAt: number | null;
+  /** The worker holding the delivery while it attempts it. */
+  lockedBy: string | null;
+  /** When that worker's lease ends; after it, any worker may claim the delivery again. */
+  lockedUntil: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One try at sending a delivery. */
+export interface DeliveryAttempt {
+  deliveryId: string;
+  subscriptionId: string;
+  /** 1 for the first attempt of a round. */
+  attempt: number;
+  startedAt: number;
+  durationMs: number;
+  outcome: 'succeeded' | 'failed';
+  /** The endpoint's HTTP status, when it answered. */
+  responseStatus?: number;
+  /** The start of the endpoint's answer (a few KiB at most). */
+  responseBody?: string;
+  /** Why the attempt failed, when it did not get an answer or the answer was not 2xx. */
+  error?: string;
+  /** When the delivery is tried again after this attempt; absent when it is settled. */
+  nextAttemptAt?: number;
+}
+
+/** A delivery to create: the pair (subscription, event) is unique in the outbox. */
+export interface NewDelivery {
+  id: string;
+  subscriptionId: string;
+  eventSeq: number;
+  eventId: string;
+  /** When the first attempt is due. */
+  nextAttemptAt: number;
+}
+
+/** Who claims, and for how long. */
+export interface Lease {
+  worker: string;
+  /** The current time, ms since the epoch. */
+  now: number;
+  /** When the claims made under this lease expire. */
+  until: number;
+}
+
+/** Claim up to `limit` due deliveries of one subscription, oldest event first. */
+export interface ClaimRequest {
+  subscriptionId: string;
+  limit: number;
+  /** One at a time in `seq` order: claim only the subscription's oldest pending delivery, and only when nobody holds it. */
+  ordered?: boolean;
+}
+
+/** A claimed delivery with what is needed to send it. */
+export interface ClaimedDelivery {
+  delivery: Delivery;
+  /** Absent when the event is no longer in the log. */
+  event?: HeraldEvent;
+  /** Absent when the subscription was deleted. */
+  subscription?: Subscription;
+}
+
+/** The outcome of an attempt made under a lease. */
+export interface SettledAttempt {
+  attempt: DeliveryAttempt;
+  /** `pending` schedules another attempt at `attempt.nextAttemptAt`. */
+  status: DeliveryStatus;
+}
+
+/** Moves a fan-out position from `from` to `to` and creates the deliveries of the events in between. */
+export interface FanOut {
+  name: string;
+  from: number;
+  to: number;
+  deliveries: readonly NewDelivery[];
+}
+
+/** Work done in one transaction, in this order: settle, fan out, claim. */
+export interface OutboxBatch {
+  lease: Lease;
+  settle?: readonly SettledAttempt[];
+  fanOut?: FanOut;
+  claim?: readonly ClaimRequest[];
+}
+
+export interface OutboxBatchResult {
+  /** False when the fan-out position was no longer `from` (another node moved it): nothing of the fan-out was written. */
+  fannedOut: boolean;
+  /** The fan-out position after the batch. */
+  position?: number;
+  claimed: ClaimedDelivery[];
+}
+
+/** Which deliveries of a subscription to list, newest event first. */
+export interface DeliveryListOptions {
+  /** @default 50 */
+  limit?: number;
+  /** Only deliveries of events with a smaller `seq`. */
+  before?: number;
+  status?: DeliveryStatus;
+}
+
+/**
+ * The durable outbox of push transports (webhooks): deliveries of events to subscriptions, their
+ * attempts, and fan-out positions in the log. Workers claim due deliveries under a lease, so the
+ * claims of a worker that died come back when its lease ends, and two workers never hold the same
+ * delivery at once.
+ */
+export interface Outbox {
+  /** The fan-out position `name`: the events up to it have their deliveries. Created at `initial` when missing. */
+  position(name: string, initial: number): Promise<number>;
+  /** Settles attempts, fans out and claims, atomically. */
+  commit(batch: OutboxBatch): Promise<OutboxBatchResult>;
+  /** Gives claimed deliveries back without counting an attempt. */
+  release(worker: string, deliveryIds: readonly string[]): Promise<void>;
+  /** Subscriptions that have deliveries due by `now` that nobody holds. */
+  due(now: number, limit: number): Promise<string[]>;
+  get(deliveryId: string): Promise<Delivery | undefined>;
+  list(subscriptionId: string, options?: DeliveryListOptions): Promise<Delivery[]>;
+  /** The attempts of these deliveries, oldest first. */
+  attempts(deliveryIds: readonly string[]): Promise<DeliveryAttempt[]>;
+  /** Starts a new round for one delivery, due at `now`, whatever its status; undefined when there is none. */
+  retry(deliveryId: string, now: number): Promise<Delivery | undefined>;
+  /** Creates these deliveries, or starts a new round for those that exist; returns how many. */
+  replay(deliveries: readonly NewDelivery[], now: number): Promise<number>;
+  /** When the run of failed attempts of a subscription began (the first failure after its last success). */
+  failingSince(subscriptionId: string): Promise<number | undefined>;
+  /** Marks the pending deliveries of a subscription failed, with no further attempt; returns how many. */
+  abandon(subscriptionId: string, now: number): Promise<number>;
+  /** Deletes every delivery and attempt of a subscription. */
+  purge(subscriptionId: string): Promise<void>;
+  /** How many deliveries are pending. */
+  backlog(): Promise<number>;
+  /** Deletes settled deliveries (and their attempts) last changed before `before`; returns how many. */
+  prune(before: number): Promise<number>;
+}

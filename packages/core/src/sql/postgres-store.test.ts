@@ -1,0 +1,312 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+// By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
+import { runStoreSuite } from '../../../testkit/src/store-suite.js';
+import type { HeraldEvent, NewEvent } from '../envelope.js';
+import { EventBus } from '../event-bus.js';
+import { EventCatalog, eventTypeFromJsonSchema } from '../event-type-catalog.js';
+import { memoryBroker } from '../memory-broker.js';
+import { postgresStore } from './postgres-store.js';
+import type { SqlStore } from './sql-store.js';
+
+/** A database on the machine's PostgreSQL in which the tests may create and drop databases. */
+const adminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  try {
+    await client.connect();
+  } catch (error) {
+    // Loud on purpose: these tests need the machine's PostgreSQL (.ci/run starts it).
+    throw new Error(`PostgreSQL is not reachable at ${adminUrl}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A new empty database; its URL, and a function that drops it. */
+async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `herald_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await admin((client) => client.query(`create database ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.href, drop: () => admin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))) };
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function database(): Promise<string> {
+  const { url, drop } = await freshDatabase();
+  cleanups.push(drop);
+  return url;
+}
+
+/** An initialised store on `url`, closed after the test. */
+async function open(url: string, maxConnections?: number): Promise<SqlStore> {
+  const store = postgresStore({ url, ...(maxConnections !== undefined ? { maxConnections } : {}) });
+  let closed = false;
+  const close = store.close.bind(store);
+  store.close = async () => {
+    closed = true;
+    await close();
+  };
+  cleanups.push(async () => {
+    if (!closed) await store.close();
+  });
+  await store.init();
+  return store;
+}
+
+let counter = 0;
+function newEvent(type: string, data: unknown = {}): NewEvent {
+  counter += 1;
+  return {
+    specversion: '1.0',
+    id: `evt_pg_${process.pid}_${counter}`,
+    type,
+    source: '/test',
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data,
+  };
+}
+
+runStoreSuite('PostgreSQL', {
+  async create() {
+    const { url, drop } = await freshDatabase();
+    return { open: () => postgresStore({ url }), dispose: drop };
+  },
+});
+
+describe('postgresStore', () => {
+  it('takes a url or a pool, not both and not neither', async () => {
+    expect(() => postgresStore({})).toThrow(/either `url` or `pool`/);
+    expect(() => postgresStore({ url: adminUrl, pool: new pg.Pool() })).toThrow(/either `url` or `pool`/);
+    expect(() => postgresStore({ url: 'mysql://localhost/db' })).toThrow(/postgres:\/\//);
+  });
+
+  it('runs on a pg Pool it is given, and ends it on close', async () => {
+    const url = await database();
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const store = postgresStore({ pool });
+    await store.init();
+    const [result] = await store.append([newEvent('order.created', { big: 2 ** 40 })]);
+    expect(result?.event.seq).toBe(1);
+    expect(typeof result?.event.seq).toBe('number');
+    expect((await store.read({ after: 0, limit: 5 }))[0]?.data).toEqual({ big: 2 ** 40 });
+    await store.close();
+    expect(pool.ended).toBe(true);
+  });
+
+  it('init is safe on an already migrated database, also from several nodes at once', async () => {
+    const url = await database();
+    const stores = await Promise.all(Array.from({ length: 3 }, () => open(url, 2)));
+    await stores[0]?.append([newEvent('order.created')]);
+    const again = await open(url, 2);
+    expect(await again.bounds()).toEqual({ oldest: 1, latest: 1 });
+  });
+
+  it('takes the append lock in every append transaction', async () => {
+    const url = await database();
+    const store = await open(url);
+    // Hold the lock from outside: an append must wait for it, so commits cannot overtake each other.
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    cleanups.push(() => holder.end());
+    await holder.query('begin');
+    await holder.query('select pg_advisory_xact_lock($1)', [0x6865_7261_6c64]);
+    let appended = false;
+    const append = store.append([newEvent('order.created')]).then((results) => {
+      appended = true;
+      return results;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(appended).toBe(false);
+    await holder.query('commit');
+    expect((await append)[0]?.created).toBe(true);
+  });
+});
+
+describe('resume across concurrent writers', () => {
+  const catalog = new EventCatalog();
+  catalog.add(eventTypeFromJsonSchema('tick', { type: 'object' }), 'api');
+
+  it(
+    'a reader tailing "after the last seq seen" sees every seq exactly once while 8 nodes append at once',
+    async () => {
+      const url = await database();
+      const writers = await Promise.all(Array.from({ length: 8 }, () => open(url, 2)));
+      const readerStore = await open(url, 2);
+      // An EventBus on its own store and broker hears no ring from the writers: it finds their events by polling.
+      const bus = new EventBus({ store: readerStore, broker: memoryBroker(), catalog, pollInterval: 5, batchSize: 50 });
+      await bus.start();
+      cleanups.push(() => bus.stop());
+      const heardByBus: number[] = [];
+      bus.onEvents((events) => heardByBus.push(...events.map((event) => event.seq)));
+
+      let writing = true;
+      const seenByReader: number[] = [];
+      const tail = (async () => {
+        let last = 0;
+        for (let idle = 0; writing || idle < 2; ) {
+          const page = await readerStore.read({ after: last, limit: 100 });
+          if (page.length === 0) idle += writing ? 0 : 1;
+          for (const event of page) seenByReader.push(event.seq);
+          last = page.at(-1)?.seq ?? last;
+        }
+      })();
+
+      const perLoop = 60;
+      const acknowledged: HeraldEvent[] = [];
+      await Promise.all(
+        writers.flatMap((store, node) =>
+          Array.from({ length: 4 }, async (_, loop) => {
+            for (let n = 0; n < perLoop; n++) {
+              const batch = n % 5 === 4 ? [newEvent('tick', { node, loop, n }), newEvent('tick', { node, loop, n: -n })] : [newEvent('tick', { node, loop, n })];
+              for (const result of await store.append(batch)) acknowledged.push(result.event);
+            }
+          }),
+        ),
+      );
+      writing = false;
+      await tail;
+
+      const log = (await readerStore.read({ after: 0, limit: 100_000 })).map((event) => event.seq);
+      expect(log.length).toBe(acknowledged.length);
+      expect(new Set(acknowledged.map((event) => event.seq)).size).toBe(acknowledged.length);
+      expect(seenByReader).toEqual(log);
+      await expect.poll(() => heardByBus.length, { timeout: 15_000 }).toBe(log.length);
+      expect(heardByBus).toEqual(log);
+    },
+    60_000,
+  );
+
+  it('two nodes appending the same id at once store it once, and both get its first result', async () => {
+    const url = await database();
+    const [a, b] = await Promise.all([open(url, 2), open(url, 2)]);
+    for (let round = 0; round < 20; round++) {
+      const event = newEvent('tick', { round });
+      const [fromA, fromB] = await Promise.all([a?.append([event]), b?.append([{ ...event, data: { other: true } }])]);
+      expect([fromA?.[0]?.created, fromB?.[0]?.created].sort()).toEqual([false, true]);
+      expect(fromA?.[0]?.event).toEqual(fromB?.[0]?.event);
+      expect(fromA?.[0]?.event.data).toEqual(fromA?.[0]?.created ? { round } : { other: true });
+    }
+    expect((await a?.read({ after: 0, limit: 100 }))?.length).toBe(20);
+  });
+});
+
+describe('the outbox on PostgreSQL', () => {
+  const lease = (worker: string, now: number, forMs = 10_000) => ({ worker, now, until: now + forMs });
+
+  async function outboxWith(count: number) {
+    const store = await open(await database(), 12);
+    const events = (await store.append(Array.from({ length: count }, (_, n) => newEvent('order.created', { n })))).map((result) => result.event);
+    await store.subscriptions.create({ id: 'sub_pg', consumer: 'acme', transport: 'webhook', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+    const now = Date.now();
+    const position = await store.outbox.position('webhook', 0);
+    const deliveries = events.map((event) => ({ id: `dlv_${event.seq}`, subscriptionId: 'sub_pg', eventSeq: event.seq, eventId: event.id, nextAttemptAt: now }));
+    const fanned = await store.outbox.commit({ lease: lease('fan', now), fanOut: { name: 'webhook', from: position, to: events.at(-1)?.seq as number, deliveries } });
+    return { store, events, fanned, now };
+  }
+
+  it('fans out once: a second node fanning out from the same position writes nothing', async () => {
+    const { store, events, fanned, now } = await outboxWith(5);
+    expect(fanned).toEqual({ fannedOut: true, position: events.at(-1)?.seq, claimed: [] });
+    const again = await store.outbox.commit({
+      lease: lease('other', now),
+      fanOut: { name: 'webhook', from: 0, to: 5, deliveries: [{ id: 'dlv_again', subscriptionId: 'sub_pg', eventSeq: 1, eventId: 'x', nextAttemptAt: now }] },
+    });
+    expect(again).toEqual({ fannedOut: false, position: 5, claimed: [] });
+    expect(await store.outbox.get('dlv_again')).toBeUndefined();
+    expect(await store.outbox.position('webhook', 0)).toBe(5);
+  });
+
+  it('concurrent claims by several workers (FOR UPDATE SKIP LOCKED) never hand out a delivery twice', async () => {
+    const { store, events, now } = await outboxWith(60);
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, (_, worker) => store.outbox.commit({ lease: lease(`wkr_${worker}`, now + 1), claim: [{ subscriptionId: 'sub_pg', limit: 10 }] })),
+    );
+    const claimed = claims.flatMap((claim) => claim.claimed);
+    expect(new Set(claimed.map((c) => c.delivery.id)).size).toBe(claimed.length);
+    // SKIP LOCKED: nobody waits for a locked row, and together the workers took every free one.
+    expect(claimed.length).toBe(60);
+    const first = claimed[0];
+    expect(typeof first?.delivery.eventSeq).toBe('number');
+    expect(typeof first?.delivery.lockedUntil).toBe('number');
+    expect(first?.event).toEqual(events.find((event) => event.seq === first?.delivery.eventSeq));
+    expect(first?.subscription?.id).toBe('sub_pg');
+    expect(await store.outbox.due(now + 1, 10)).toEqual([]);
+  });
+
+  it('an expired lease can be claimed by another worker; settling records the attempt with numbers', async () => {
+    const { store, now } = await outboxWith(3);
+    const [held] = (await store.outbox.commit({ lease: lease('wkr_dead', now, 1_000), claim: [{ subscriptionId: 'sub_pg', limit: 1 }] })).claimed;
+    expect((await store.outbox.commit({ lease: lease('wkr_live', now + 500), claim: [{ subscriptionId: 'sub_pg', ordered: true, limit: 1 }] })).claimed).toEqual([]);
+    expect(await store.outbox.due(now + 1_001, 10)).toEqual(['sub_pg']);
+    const later = now + 1_001;
+    const taken = (await store.outbox.commit({ lease: lease('wkr_live', later), claim: [{ subscriptionId: 'sub_pg', limit: 3 }] })).claimed;
+    expect(taken.map((c) => c.delivery.id)).toContain(held?.delivery.id);
+    expect(taken.find((c) => c.delivery.id === held?.delivery.id)?.delivery.attempts).toBe(2);
+
+    const attempt = {
+      deliveryId: held?.delivery.id as string,
+      subscriptionId: 'sub_pg',
+      attempt: 2,
+      startedAt: later,
+      durationMs: 12.6,
+      outcome: 'succeeded' as const,
+      responseStatus: 204,
+    };
+    // The dead worker's late settle is ignored; the live one's counts.
+    await store.outbox.commit({ lease: lease('wkr_dead', later), settle: [{ attempt, status: 'delivered' }] });
+    expect((await store.outbox.get(attempt.deliveryId))?.status).toBe('pending');
+    await store.outbox.commit({ lease: lease('wkr_live', later), settle: [{ attempt, status: 'delivered' }] });
+    expect(await store.outbox.get(attempt.deliveryId)).toMatchObject({ status: 'delivered', lockedBy: null, lockedUntil: null, nextAttemptAt: null });
+    const attempts = await store.outbox.attempts([attempt.deliveryId]);
+    expect(attempts.at(-1)).toEqual({ ...attempt, durationMs: 13 });
+
+    const others = taken.filter((c) => c.delivery.id !== attempt.deliveryId).map((c) => c.delivery.id);
+    await store.outbox.release('wkr_live', others);
+    expect((await store.outbox.get(others[0] as string))?.lockedBy).toBeNull();
+  });
+
+  it('lists, retries, replays, abandons, purges and prunes on PostgreSQL', async () => {
+    const { store, events, now } = await outboxWith(4);
+    const failed = {
+      deliveryId: 'dlv_1',
+      subscriptionId: 'sub_pg',
+      attempt: 1,
+      startedAt: now,
+      durationMs: 5,
+      outcome: 'failed' as const,
+      error: 'connection refused',
+      nextAttemptAt: now + 60_000,
+    };
+    await store.outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_pg', limit: 1 }] });
+    await store.outbox.commit({ lease: lease('w', now), settle: [{ attempt: failed, status: 'pending' }] });
+    expect(await store.outbox.failingSince('sub_pg')).toBe(now);
+    expect((await store.outbox.list('sub_pg', { limit: 2 })).map((d) => d.eventSeq)).toEqual([4, 3]);
+    expect((await store.outbox.list('sub_pg', { before: 3 })).map((d) => d.eventSeq)).toEqual([2, 1]);
+    expect(await store.outbox.retry('dlv_1', now + 1)).toMatchObject({ status: 'pending', attempts: 0, nextAttemptAt: now + 1 });
+    const replayed = await store.outbox.replay(
+      events.map((event) => ({ id: `dlv_r${event.seq}`, subscriptionId: 'sub_pg', eventSeq: event.seq, eventId: event.id, nextAttemptAt: now })),
+      now + 2,
+    );
+    expect(replayed).toBe(4);
+    expect(await store.outbox.abandon('sub_pg', now + 3)).toBe(4);
+    expect(await store.outbox.list('sub_pg', { status: 'failed' })).toHaveLength(4);
+    expect(await store.outbox.prune(now + 4)).toBe(4);
+    expect(await store.outbox.list('sub_pg')).toEqual([]);
+    await store.outbox.replay([{ id: 'dlv_x', subscriptionId: 'sub_pg', eventSeq: 1, eventId: events[0]?.id as string, nextAttemptAt: now }], now);
+    await store.outbox.purge('sub_pg');
+    expect(await store.outbox.list('sub_pg')).toEqual([]);
+    expect(await store.outbox.attempts(['dlv_1'])).toEqual([]);
+  });
+});

@@ -1,0 +1,407 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { HeraldEvent } from '../envelope.js';
+import { newId } from '../ids.js';
+import type {
+  ClaimedDelivery,
+  ClaimRequest,
+  Delivery,
+  DeliveryAttempt,
+  DeliveryListOptions,
+  DeliveryStatus,
+  FanOut,
+  Lease,
+  NewDelivery,
+  Outbox,
+  OutboxBatch,
+  OutboxBatchResult,
+  SettledAttempt,
+} from '../outbox.js';
+import type { Subscription } from '../subscription.js';
+import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
+import type { SqlFlavor } from './sql-flavor.js';
+
+/** Rows per statement, well under every dialect's bound-parameter limit. */
+const chunk = 200;
+
+/** How the store turns its rows into Herald's objects. */
+export interface RowReaders {
+  event(row: Selectable<EventsTable>): HeraldEvent;
+  subscription(row: Selectable<SubscriptionsTable>): Subscription;
+}
+
+function chunks<T>(items: readonly T[], size = chunk): T[][] {
+  const out: T[][] = [];
+  for (let at = 0; at < items.length; at += size) out.push(items.slice(at, at + size));
+  return out;
+}
+
+const toNumber = (value: number | string | null): number | null => (value === null ? null : Number(value));
+
+function toDelivery(row: Selectable<DeliveriesTable>): Delivery {
+  return {
+    id: row.id,
+    subscriptionId: row.subscription_id,
+    eventSeq: Number(row.event_seq),
+    eventId: row.event_id,
+    status: row.status as DeliveryStatus,
+    attempts: Number(row.attempts),
+    nextAttemptAt: toNumber(row.next_attempt_at),
+    lockedBy: row.locked_by,
+    lockedUntil: toNumber(row.locked_until),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toAttempt(row: Selectable<DeliveryAttemptsTable>): DeliveryAttempt {
+  return {
+    deliveryId: row.delivery_id,
+    subscriptionId: row.subscription_id,
+    attempt: Number(row.attempt),
+    startedAt: Number(row.started_at),
+    durationMs: Number(row.duration_ms),
+    outcome: row.outcome as DeliveryAttempt['outcome'],
+    ...(row.response_status !== null ? { responseStatus: Number(row.response_status) } : {}),
+    ...(row.response_body !== null ? { responseBody: row.response_body } : {}),
+    ...(row.error !== null ? { error: row.error } : {}),
+    ...(row.next_attempt_at !== null ? { nextAttemptAt: Number(row.next_attempt_at) } : {}),
+  };
+}
+
+function fromAttempt(attempt: DeliveryAttempt): DeliveryAttemptsTable {
+  return {
+    id: newId('att'),
+    delivery_id: attempt.deliveryId,
+    subscription_id: attempt.subscriptionId,
+    attempt: attempt.attempt,
+    started_at: attempt.startedAt,
+    duration_ms: Math.round(attempt.durationMs),
+    outcome: attempt.outcome,
+    response_status: attempt.responseStatus ?? null,
+    response_body: attempt.responseBody ?? null,
+    error: attempt.error ?? null,
+    next_attempt_at: attempt.nextAttemptAt ?? null,
+  };
+}
+
+/** The outbox on kysely, shared by SQLite and PostgreSQL; `SqlFlavor.lockForClaim` is the one dialect-specific part. */
+export class SqlOutbox implements Outbox {
+  readonly #db: Kysely<HeraldDatabase>;
+  readonly #flavor: SqlFlavor;
+  readonly #rows: RowReaders;
+
+  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, rows: RowReaders) {
+    this.#db = db;
+    this.#flavor = flavor;
+    this.#rows = rows;
+  }
+
+  async position(name: string, initial: number): Promise<number> {
+    await this.#db
+      .insertInto('herald_outbox_positions')
+      .values({ name, seq: initial })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    const row = await this.#db.selectFrom('herald_outbox_positions').select('seq').where('name', '=', name).executeTakeFirstOrThrow();
+    return Number(row.seq);
+  }
+
+  commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
+    return this.#db.transaction().execute(async (trx) => {
+      if (batch.settle && batch.settle.length > 0) await settle(trx, batch.lease, batch.settle);
+      let fannedOut = false;
+      let position: number | undefined;
+      if (batch.fanOut) {
+        fannedOut = await fanOut(trx, batch.fanOut, batch.lease.now);
+        position = fannedOut
+          ? batch.fanOut.to
+          : Number((await trx.selectFrom('herald_outbox_positions').select('seq').where('name', '=', batch.fanOut.name).executeTakeFirst())?.seq ?? 0);
+      }
+      const claimed = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, batch.lease, batch.claim) : [];
+      return { fannedOut, ...(position !== undefined ? { position } : {}), claimed };
+    });
+  }
+
+  async #claim(trx: Transaction<HeraldDatabase>, lease: Lease, requests: readonly ClaimRequest[]): Promise<ClaimedDelivery[]> {
+    const rows: Selectable<DeliveriesTable>[] = [];
+    for (const request of requests) {
+      if (request.limit <= 0) continue;
+      const candidates = this.#flavor.lockForClaim(
+        request.ordered
+          ? trx
+              .selectFrom('herald_deliveries')
+              .select('id')
+              .where('subscription_id', '=', request.subscriptionId)
+              .where('status', '=', 'pending')
+              .orderBy('event_seq')
+              .limit(1)
+          : trx
+              .selectFrom('herald_deliveries')
+              .select('id')
+              .where('subscription_id', '=', request.subscriptionId)
+              .where('status', '=', 'pending')
+              // Through coalesce, so that SQLite walks the subscription's index in seq order rather than the due index.
+              .where((eb) => eb(eb.fn.coalesce('next_attempt_at', eb.val(0)), '<=', lease.now))
+              .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
+              .orderBy('event_seq')
+              .limit(request.limit),
+        request.ordered ? 'wait' : 'skip',
+      );
+      const claimed = await trx
+        .updateTable('herald_deliveries')
+        .set((eb) => ({
+          locked_by: lease.worker,
+          locked_until: lease.until,
+          attempts: eb('attempts', '+', 1),
+          updated_at: lease.now,
+        }))
+        .where('id', 'in', candidates)
+        // For an ordered claim the head must itself be due and free; repeated for the unordered one, harmlessly.
+        .where('next_attempt_at', '<=', lease.now)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
+        .returningAll()
+        .execute();
+      rows.push(...claimed);
+    }
+    if (rows.length === 0) return [];
+    rows.sort((a, b) => Number(a.event_seq) - Number(b.event_seq));
+
+    const events = new Map<number, HeraldEvent>();
+    for (const seqs of chunks([...new Set(rows.map((row) => Number(row.event_seq)))])) {
+      const found = await trx.selectFrom('herald_events').selectAll().where('seq', 'in', seqs).execute();
+      for (const row of found) events.set(Number(row.seq), this.#rows.event(row));
+    }
+    const subscriptions = new Map<string, Subscription>();
+    for (const ids of chunks([...new Set(rows.map((row) => row.subscription_id))])) {
+      const found = await trx.selectFrom('herald_subscriptions').selectAll().where('id', 'in', ids).execute();
+      for (const row of found) subscriptions.set(row.id, this.#rows.subscription(row));
+    }
+    return rows.map((row) => {
+      const event = events.get(Number(row.event_seq));
+      const subscription = subscriptions.get(row.subscription_id);
+      return { delivery: toDelivery(row), ...(event ? { event } : {}), ...(subscription ? { subscription } : {}) };
+    });
+  }
+
+  async release(worker: string, deliveryIds: readonly string[]): Promise<void> {
+    for (const ids of chunks(deliveryIds)) {
+      await this.#db
+        .updateTable('herald_deliveries')
+        .set((eb) => ({ locked_by: null, locked_until: null, attempts: eb('attempts', '-', 1) }))
+        .where('id', 'in', ids)
+        .where('locked_by', '=', worker)
+        .where('status', '=', 'pending')
+        .execute();
+    }
+  }
+
+  async due(now: number, limit: number): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('herald_deliveries')
+      .select('subscription_id')
+      .distinct()
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+      // Paused and disabled subscriptions keep their deliveries for later; deleted ones are found, to be purged.
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('herald_subscriptions as s')
+              .select('s.id')
+              .whereRef('s.id', '=', 'herald_deliveries.subscription_id')
+              .where('s.status', '!=', 'active'),
+          ),
+        ),
+      )
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.subscription_id);
+  }
+
+  async get(deliveryId: string): Promise<Delivery | undefined> {
+    const row = await this.#db.selectFrom('herald_deliveries').selectAll().where('id', '=', deliveryId).executeTakeFirst();
+    return row && toDelivery(row);
+  }
+
+  async list(subscriptionId: string, options: DeliveryListOptions = {}): Promise<Delivery[]> {
+    let query = this.#db
+      .selectFrom('herald_deliveries')
+      .selectAll()
+      .where('subscription_id', '=', subscriptionId)
+      .orderBy('event_seq', 'desc')
+      .limit(options.limit ?? 50);
+    if (options.before !== undefined) query = query.where('event_seq', '<', options.before);
+    if (options.status !== undefined) query = query.where('status', '=', options.status);
+    return (await query.execute()).map(toDelivery);
+  }
+
+  async attempts(deliveryIds: readonly string[]): Promise<DeliveryAttempt[]> {
+    const found: DeliveryAttempt[] = [];
+    for (const ids of chunks(deliveryIds)) {
+      const rows = await this.#db
+        .selectFrom('herald_delivery_attempts')
+        .selectAll()
+        .where('delivery_id', 'in', ids)
+        .orderBy('started_at')
+        .orderBy('attempt')
+        .execute();
+      found.push(...rows.map(toAttempt));
+    }
+    return found.sort((a, b) => a.startedAt - b.startedAt);
+  }
+
+  async retry(deliveryId: string, now: number): Promise<Delivery | undefined> {
+    const row = await this.#db
+      .updateTable('herald_deliveries')
+      .set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now })
+      .where('id', '=', deliveryId)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toDelivery(row);
+  }
+
+  async replay(deliveries: readonly NewDelivery[], now: number): Promise<number> {
+    let count = 0;
+    await this.#db.transaction().execute(async (trx) => {
+      for (const group of chunks(deliveries)) {
+        const result = await trx
+          .insertInto('herald_deliveries')
+          .values(group.map((delivery) => fromNewDelivery(delivery, now)))
+          .onConflict((oc) =>
+            oc.columns(['subscription_id', 'event_seq']).doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now }),
+          )
+          .executeTakeFirst();
+        count += Number(result.numInsertedOrUpdatedRows ?? 0);
+      }
+    });
+    return count;
+  }
+
+  async failingSince(subscriptionId: string): Promise<number | undefined> {
+    const success = await this.#db
+      .selectFrom('herald_delivery_attempts')
+      .select((eb) => eb.fn.max('started_at').as('at'))
+      .where('subscription_id', '=', subscriptionId)
+      .where('outcome', '=', 'succeeded')
+      .executeTakeFirst();
+    let query = this.#db
+      .selectFrom('herald_delivery_attempts')
+      .select((eb) => eb.fn.min('started_at').as('at'))
+      .where('subscription_id', '=', subscriptionId)
+      .where('outcome', '=', 'failed');
+    if (success?.at != null) query = query.where('started_at', '>', Number(success.at));
+    const failure = await query.executeTakeFirst();
+    return failure?.at == null ? undefined : Number(failure.at);
+  }
+
+  async abandon(subscriptionId: string, now: number): Promise<number> {
+    const result = await this.#db
+      .updateTable('herald_deliveries')
+      .set({ status: 'failed', next_attempt_at: null, updated_at: now })
+      .where('subscription_id', '=', subscriptionId)
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  async purge(subscriptionId: string): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('herald_delivery_attempts').where('subscription_id', '=', subscriptionId).execute();
+      await trx.deleteFrom('herald_deliveries').where('subscription_id', '=', subscriptionId).execute();
+    });
+  }
+
+  async backlog(): Promise<number> {
+    const row = await this.#db
+      .selectFrom('herald_deliveries')
+      .select((eb) => eb.fn.countAll().as('count'))
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+
+  async prune(before: number): Promise<number> {
+    return this.#db.transaction().execute(async (trx) => {
+      const old = trx
+        .selectFrom('herald_deliveries')
+        .select('id')
+        .where('status', 'in', ['delivered', 'failed'])
+        .where('updated_at', '<', before);
+      await trx.deleteFrom('herald_delivery_attempts').where('delivery_id', 'in', old).execute();
+      const result = await trx
+        .deleteFrom('herald_deliveries')
+        .where('status', 'in', ['delivered', 'failed'])
+        .where('updated_at', '<', before)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+}
+
+function fromNewDelivery(delivery: NewDelivery, now: number): DeliveriesTable {
+  return {
+    id: delivery.id,
+    subscription_id: delivery.subscriptionId,
+    event_seq: delivery.eventSeq,
+    event_id: delivery.eventId,
+    status: 'pending',
+    attempts: 0,
+    next_attempt_at: delivery.nextAttemptAt,
+    locked_by: null,
+    locked_until: null,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/** Records the attempts, and settles or reschedules the deliveries this worker still holds. */
+async function settle(trx: Transaction<HeraldDatabase>, lease: Lease, settled: readonly SettledAttempt[]): Promise<void> {
+  for (const rows of chunks(settled.map((s) => fromAttempt(s.attempt)), 100)) {
+    await trx.insertInto('herald_delivery_attempts').values(rows).execute();
+  }
+  const delivered = settled.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
+  for (const ids of chunks(delivered)) {
+    await trx
+      .updateTable('herald_deliveries')
+      .set({ status: 'delivered', next_attempt_at: null, locked_by: null, locked_until: null, updated_at: lease.now })
+      .where('id', 'in', ids)
+      .where('locked_by', '=', lease.worker)
+      .execute();
+  }
+  for (const { attempt, status } of settled) {
+    if (status === 'delivered') continue;
+    await trx
+      .updateTable('herald_deliveries')
+      .set({
+        status,
+        next_attempt_at: status === 'pending' ? (attempt.nextAttemptAt ?? lease.now) : null,
+        locked_by: null,
+        locked_until: null,
+        updated_at: lease.now,
+      })
+      .where('id', '=', attempt.deliveryId)
+      .where('locked_by', '=', lease.worker)
+      .execute();
+  }
+}
+
+/** Moves the position if it is still at `from`, then inserts the deliveries that do not exist yet. */
+async function fanOut(trx: Transaction<HeraldDatabase>, input: FanOut, now: number): Promise<boolean> {
+  const moved = await trx
+    .updateTable('herald_outbox_positions')
+    .set({ seq: input.to })
+    .where('name', '=', input.name)
+    .where('seq', '=', input.from)
+    .executeTakeFirst();
+  if (Number(moved.numUpdatedRows) !== 1) return false;
+  for (const group of chunks(input.deliveries)) {
+    await trx
+      .insertInto('herald_deliveries')
+      .values(group.map((delivery) => fromNewDelivery(delivery, now)))
+      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing())
+      .execute();
+  }
+  return true;
+}

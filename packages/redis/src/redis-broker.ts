@@ -1,0 +1,209 @@
+import type { Broker, Logger, Unsubscribe } from '@herald/core';
+import { Redis } from 'ioredis';
+
+export interface RedisBrokerOptions {
+  /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
+  url?: string;
+  /** Put before every channel name, so several Herald deployments can share one Redis. @default '' */
+  prefix?: string;
+  /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */
+  connectTimeout?: number;
+  /** The longest wait between two reconnection attempts, in ms. @default 2000 */
+  maxReconnectDelay?: number;
+  /** How long a ring may take to send before it is given up (the nodes then find the event by polling), in ms. @default 2000 */
+  publishTimeout?: number;
+  /** Rings kept while Redis is unreachable, sent once it is back; past this the oldest are dropped. @default 1000 */
+  maxHeldRings?: number;
+  /** @default silent */
+  logger?: Logger;
+}
+
+/**
+ * A broker for several Herald nodes: rings go through Redis pub/sub to every node. Redis is only the
+ * doorbell: after a lost connection (a Redis restart) it reconnects, subscribes again, sends the rings
+ * it held, and tells the node to catch up from the Store (`onReconnect`), so a lost ring loses nothing.
+ */
+export function redisBroker(options: RedisBrokerOptions = {}): Broker {
+  return new RedisBroker(options);
+}
+
+class RedisBroker implements Broker {
+  readonly #url: string;
+  readonly #prefix: string;
+  readonly #connectTimeout: number;
+  readonly #publishTimeout: number;
+  readonly #maxHeldRings: number;
+  readonly #maxReconnectDelay: number;
+  readonly #logger?: Logger;
+  readonly #listeners = new Map<string, Set<(message: string) => void>>();
+  readonly #reconnectListeners = new Set<() => void>();
+  /** Rings that could not be sent while Redis was away, oldest first, by channel and message. */
+  #held = new Map<string, [channel: string, message: string]>();
+  #publisher?: Redis;
+  #subscriber?: Redis;
+  #closed = false;
+
+  constructor(options: RedisBrokerOptions) {
+    this.#url = options.url ?? 'redis://127.0.0.1:6379';
+    if (!/^rediss?:\/\//.test(this.#url)) throw new Error('redisBroker: `url` must start with redis:// or rediss://');
+    this.#prefix = options.prefix ?? '';
+    this.#connectTimeout = options.connectTimeout ?? 10_000;
+    this.#maxReconnectDelay = options.maxReconnectDelay ?? 2_000;
+    this.#publishTimeout = options.publishTimeout ?? 2_000;
+    this.#maxHeldRings = options.maxHeldRings ?? 1_000;
+    if (options.logger) this.#logger = options.logger;
+  }
+
+  async init(): Promise<void> {
+    if (this.#publisher) return;
+    const publisher = this.#connection('publisher');
+    const subscriber = this.#connection('subscriber');
+    this.#publisher = publisher;
+    this.#subscriber = subscriber;
+    subscriber.on('message', (channel: string, message: string) => this.#dispatch(channel, message));
+    try {
+      await Promise.all([this.#connect(publisher), this.#connect(subscriber)]);
+    } catch (error) {
+      publisher.disconnect();
+      subscriber.disconnect();
+      this.#publisher = this.#subscriber = undefined;
+      throw new Error(`Redis is not reachable at ${redacted(this.#url)}: ${(error as Error).message}`, { cause: error });
+    }
+    publisher.on('ready', () => this.#sendHeld());
+    subscriber.on('ready', () => void this.#resubscribe());
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    const publisher = this.#publisher;
+    if (!publisher || this.#closed) return;
+    if (publisher.status !== 'ready') return this.#hold(channel, message);
+    try {
+      await publisher.publish(this.#prefix + channel, message);
+    } catch (error) {
+      this.#logger?.warn({ err: error, channel }, 'a ring could not be sent to Redis; it is sent again once Redis answers');
+      this.#hold(channel, message);
+    }
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
+    let listeners = this.#listeners.get(channel);
+    if (!listeners) {
+      this.#listeners.set(channel, (listeners = new Set()));
+      // While Redis is away the channel is subscribed on reconnection, with all the others.
+      if (this.#subscriber?.status === 'ready') {
+        await this.#subscriber.subscribe(this.#prefix + channel).catch((error: unknown) => {
+          this.#logger?.warn({ err: error, channel }, 'subscribing failed; it is tried again when the connection to Redis is back');
+        });
+      }
+    }
+    const own = (message: string) => listener(message);
+    listeners.add(own);
+    return async () => {
+      listeners.delete(own);
+      if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
+      this.#listeners.delete(channel);
+      if (this.#subscriber?.status === 'ready') await this.#subscriber.unsubscribe(this.#prefix + channel).catch(() => {});
+    };
+  }
+
+  onReconnect(listener: () => void): () => void {
+    this.#reconnectListeners.add(listener);
+    return () => this.#reconnectListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#reconnectListeners.clear();
+    await Promise.all([this.#publisher, this.#subscriber].map((connection) => connection?.quit().catch(() => connection.disconnect())));
+  }
+
+  #connection(role: 'publisher' | 'subscriber'): Redis {
+    const connection = new Redis(this.#url, {
+      lazyConnect: true,
+      connectionName: `herald-${role}`,
+      connectTimeout: this.#connectTimeout,
+      // Commands are never queued while disconnected: a ring is held by this broker instead, and sent once.
+      enableOfflineQueue: false,
+      autoResubscribe: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.#publishTimeout,
+      retryStrategy: (attempt) => (this.#closed ? null : Math.min(50 * 2 ** Math.min(attempt, 10), this.#maxReconnectDelay)),
+    });
+    let down = false;
+    connection.on('error', (error: Error) => {
+      if (!down) this.#logger?.warn({ err: error, role }, 'the connection to Redis failed; reconnecting');
+      down = true;
+    });
+    connection.on('ready', () => {
+      if (down) this.#logger?.info({ role }, 'reconnected to Redis');
+      down = false;
+    });
+    return connection;
+  }
+
+  async #connect(connection: Redis): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.#connectTimeout} ms`)), this.#connectTimeout);
+    });
+    try {
+      await Promise.race([connection.connect(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #dispatch(prefixed: string, message: string): void {
+    if (!prefixed.startsWith(this.#prefix)) return;
+    for (const listener of this.#listeners.get(prefixed.slice(this.#prefix.length)) ?? []) {
+      try {
+        listener(message);
+      } catch (error) {
+        this.#logger?.error({ err: error, channel: prefixed }, 'a broker listener threw');
+      }
+    }
+  }
+
+  #hold(channel: string, message: string): void {
+    this.#held.set(`${channel}\n${message}`, [channel, message]);
+    if (this.#held.size > this.#maxHeldRings) this.#held.delete(this.#held.keys().next().value as string);
+  }
+
+  /** Sends the rings held while Redis was away, in order. */
+  #sendHeld(): void {
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    for (const [channel, message] of held) void this.publish(channel, message);
+  }
+
+  /**
+   * The subscriber is (re)connected: Redis forgot its channels, and rings sent meanwhile were lost.
+   * Subscribe again first, then tell the node to catch up, so nothing falls between the two.
+   */
+  async #resubscribe(): Promise<void> {
+    const subscriber = this.#subscriber;
+    if (!subscriber || this.#closed) return;
+    const channels = [...this.#listeners.keys()].map((channel) => this.#prefix + channel);
+    try {
+      if (channels.length > 0) await subscriber.subscribe(...channels);
+    } catch (error) {
+      // The connection broke again; the next 'ready' tries again.
+      this.#logger?.warn({ err: error }, 'subscribing again after reconnecting to Redis failed');
+      return;
+    }
+    for (const listener of this.#reconnectListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.#logger?.error({ err: error }, 'a reconnect listener threw');
+      }
+    }
+  }
+}
+
+function redacted(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

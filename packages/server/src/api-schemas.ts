@@ -1,0 +1,72 @@
+import { subscriptionStatus } from '@herald/core';
+import { z } from 'zod';
+
+// What the REST API answers, as zod schemas: the generated OpenAPI document describes its responses with them.
+
+/** `{ data: [...] }`, the shape of every list. */
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.object({ data: z.array(item) });
+}
+
+/** An event as stored and delivered (CloudEvents 1.0 attribute names). */
+export const eventEnvelopeSchema = z
+  .object({
+    specversion: z.literal('1.0'),
+    id: z.string().describe('Unique; the producer’s idempotency key, or generated'),
+    seq: z.number().int().positive().describe('Position in the log, strictly increasing'),
+    type: z.string().describe('The event type, e.g. `order.created`'),
+    source: z.string(),
+    subject: z.string().optional(),
+    time: z.string().describe('When it was published (RFC 3339)'),
+    datacontenttype: z.string(),
+    data: z.unknown().describe('Valid against the event type’s schema'),
+    consumer: z.string().optional().describe('Addressed to this consumer only; absent for every subscribed consumer'),
+  });
+
+export const publishResultSchema = z.object({ id: z.string(), seq: z.number().int().positive() });
+
+export const eventPageSchema = z.object({
+  data: z.array(eventEnvelopeSchema),
+  next: z.number().int().describe('Pass as `after` to read on'),
+  hasMore: z.boolean(),
+});
+
+export const eventTypeInfoSchema = z
+  .object({
+    name: z.string(),
+    description: z.string().optional(),
+    schema: z.record(z.string(), z.unknown()).describe('JSON Schema of `data`'),
+    origin: z.enum(['code', 'api']),
+  });
+
+export const apiKeySchema = z
+  .object({
+    id: z.string(),
+    role: z.enum(['admin', 'consumer']),
+    consumer: z.string().optional(),
+    createdAt: z.string(),
+    revokedAt: z.string().optional(),
+  });
+
+export const createdKeySchema = apiKeySchema.extend({ key: z.string().describe('The key itself, shown only this once') });
+
+export const streamTokenSchema = z.object({
+  token: z.string().describe('`hs_...`, for `?access_token=` or the WebSocket `auth` message'),
+  expiresAt: z.string(),
+  consumer: z.string().optional(),
+  types: z.array(z.string()).optional(),
+});
+
+export const subscriptionSchema = z
+  .object({
+    id: z.string(),
+    consumer: z.string(),
+    transport: z.string(),
+    types: z.array(z.string()),
+    status: subscriptionStatus,
+    config: z.record(z.string(), z.unknown()).describe('Transport-specific; secrets appear only in the response that creates them'),
+    cursor: z.number().int(),
+    disabledReason: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  });

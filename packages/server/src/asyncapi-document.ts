@@ -1,0 +1,202 @@
+import { eventTypePattern } from '@herald/core';
+import { z } from 'zod';
+import type { ApiSurface } from './api-surface.js';
+import { eventEnvelopeSchema } from './api-schemas.js';
+import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
+
+// The frames of herald.v1 as the public contract defines them (docs/protocol); the WebSocket
+// transport validates what clients send with its own copy of these schemas.
+const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');
+const seq = z.number().int().nonnegative();
+
+const clientFrames = {
+  auth: z.object({ type: z.literal('auth'), token: z.string().describe('A stream token (`hs_...`) or an API key') }),
+  subscribe: z.object({
+    type: z.literal('subscribe'),
+    id: subscriptionId,
+    types: z.array(eventTypePattern).min(1).optional().describe('Event types and patterns (ad hoc); or give `subscription`'),
+    subscription: z.string().optional().describe('Attach to a durable subscription by id; the server keeps its cursor'),
+    after: seq.optional().describe('Resume after this seq'),
+  }),
+  unsubscribe: z.object({ type: z.literal('unsubscribe'), id: subscriptionId }),
+  ack: z.object({ type: z.literal('ack'), id: subscriptionId, seq: seq.describe('Advances a durable subscription’s cursor') }),
+  ping: z.object({ type: z.literal('ping') }),
+  pong: z.object({ type: z.literal('pong') }),
+};
+
+const serverFrames = {
+  ready: z.object({ type: z.literal('ready'), consumer: z.string().nullable(), expiresAt: z.string().optional() }),
+  subscribed: z.object({ type: z.literal('subscribed'), id: subscriptionId, after: seq }),
+  event: z.object({ type: z.literal('event'), id: subscriptionId, event: eventEnvelopeSchema }),
+  reset: z.object({
+    type: z.literal('reset'),
+    id: subscriptionId,
+    reason: z.enum(['ahead', 'expired']).describe('The resume position is past the log’s end, or older than the log keeps'),
+    after: seq,
+  }),
+  error: z.object({ type: z.literal('error'), id: subscriptionId.optional(), code: z.string(), message: z.string() }),
+  ping: z.object({ type: z.literal('ping') }),
+  pong: z.object({ type: z.literal('pong') }),
+};
+
+const sseReset = z.object({ reason: z.enum(['ahead', 'expired']), latest: seq });
+
+const webhookHeaders = z.object({
+  'webhook-id': z.string().describe('The event id: the same on every retry, for deduplication'),
+  'webhook-timestamp': z.string().describe('Unix seconds of this attempt'),
+  'webhook-signature': z
+    .string()
+    .describe('`v1,<base64 HMAC-SHA256 of id.timestamp.body>`; several, space-separated, while a rotated secret is in its grace period'),
+});
+
+const ref = (pointer: string) => ({ $ref: pointer });
+
+/** An envelope whose `type` is this event type and whose `data` has its schema, for AsyncAPI (draft-07). */
+function typedEnvelope(name: string, data: JsonSchema, description?: string): JsonSchema {
+  const envelope = exportSchema(eventEnvelopeSchema, 'draft-7');
+  const properties = envelope.properties as Record<string, JsonSchema>;
+  return {
+    ...envelope,
+    ...(description ? { description } : {}),
+    properties: { ...properties, type: { type: 'string', const: name }, data: embeddable(data) },
+  };
+}
+
+/** `order.created` → `order-created`, for ids the AsyncAPI spec restricts to `[A-Za-z0-9._-]`. */
+function key(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.-]/g, '-');
+}
+
+export interface AsyncApiOptions {
+  /** `host[:port]` the clients connect to, e.g. from the request's `Host`. @default 'localhost' */
+  host?: string;
+}
+
+/**
+ * The AsyncAPI 3.0 document of what a Herald pushes: the WebSocket channel (herald.v1 frames), the
+ * SSE stream and the webhook messages of the mounted transports, one message per catalog type.
+ */
+export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions = {}): Record<string, unknown> {
+  const host = options.host ?? 'localhost';
+  const types = surface.catalog.list();
+  const mounted = new Set(surface.transports);
+  const servers: Record<string, unknown> = {};
+  const channels: Record<string, unknown> = {};
+  const operations: Record<string, unknown> = {};
+  const schemas: Record<string, JsonSchema> = {};
+  const messages: Record<string, unknown> = {};
+
+  for (const type of types) {
+    schemas[`Event.${key(type.name)}`] = typedEnvelope(type.name, type.schema, type.description);
+  }
+  const eventMessage = (prefix: string, name: string, description: string | undefined, extra: Record<string, unknown> = {}) => {
+    const id = `${prefix}.${key(name)}`;
+    messages[id] = {
+      name,
+      title: name,
+      ...(description ? { summary: description } : {}),
+      payload: ref(`#/components/schemas/Event.${key(name)}`),
+      ...extra,
+    };
+    return id;
+  };
+  const frameMessage = (id: string, name: string, schema: z.ZodType, summary: string) => {
+    messages[id] = { name, title: name, summary, payload: exportSchema(schema, 'draft-7') };
+    return id;
+  };
+  const channelMessages = (ids: string[]) => Object.fromEntries(ids.map((id) => [id, ref(`#/components/messages/${id}`)]));
+  const operationMessages = (channel: string, ids: string[]) => ids.map((id) => ref(`#/channels/${channel}/messages/${id}`));
+
+  if (mounted.has('websocket')) {
+    const path = surface.upgrades.find((upgrade) => upgrade.transport === 'websocket')?.path ?? '/v1/ws';
+    servers.websocket = { host, protocol: 'ws', description: 'The WebSocket transport; subprotocol `herald.v1`, JSON text frames.' };
+    const sent = Object.entries(clientFrames).map(([name, schema]) => frameMessage(`ws.client.${name}`, name, schema, `Client → server: \`${name}\``));
+    const received = Object.entries(serverFrames).map(([name, schema]) => frameMessage(`ws.server.${name}`, name, schema, `Server → client: \`${name}\``));
+    channels.websocket = {
+      address: path,
+      title: 'WebSocket (herald.v1)',
+      description:
+        'Authenticate with `auth` within 10 s (or `Authorization` on the upgrade), then `subscribe` to types or a durable subscription; events arrive as `event` frames. Close codes: 4400 bad message, 4401 unauthorized, 4403 forbidden, 4408 auth timeout, 4409 duplicate subscription id, 4429 too slow, 1001 going away.',
+      servers: [ref('#/servers/websocket')],
+      messages: channelMessages([...sent, ...received]),
+    };
+    operations.receiveClientFrames = {
+      action: 'receive',
+      title: 'Frames a client sends',
+      channel: ref('#/channels/websocket'),
+      messages: operationMessages('websocket', sent),
+    };
+    operations.sendServerFrames = {
+      action: 'send',
+      title: 'Frames the server sends',
+      channel: ref('#/channels/websocket'),
+      messages: operationMessages('websocket', received),
+    };
+  }
+
+  if (mounted.has('sse')) {
+    const streamRoute = surface.routes.find(
+      (route) => route.transport === 'sse' && route.definition.method === 'GET' && route.definition.response?.mediaType === 'text/event-stream',
+    );
+    const path = streamRoute?.definition.path ?? surface.routes.find((route) => route.transport === 'sse')?.definition.path ?? '/v1/stream';
+    servers.sse = { host, protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' };
+    const ids = [
+      ...types.map((type) => eventMessage('sse', type.name, type.description)),
+      frameMessage('sse.reset', 'reset', sseReset, 'The resume position cannot be served; start again from `latest`'),
+    ];
+    channels.sse = {
+      address: path,
+      title: 'Server-Sent Events',
+      description:
+        'GET with `?types=a,b` (patterns allowed), authorised by `Authorization: Bearer` or `?access_token=` (a stream token). Each event is `id: <seq>`, `event: <type>`, `data: <envelope JSON>`; `Last-Event-ID` (or `?lastEventId=`) resumes after that seq.',
+      servers: [ref('#/servers/sse')],
+      messages: channelMessages(ids),
+    };
+    operations.sendServerSentEvents = {
+      action: 'send',
+      title: 'Events on the stream',
+      channel: ref('#/channels/sse'),
+      messages: operationMessages('sse', ids),
+    };
+  }
+
+  if (mounted.has('webhook') && types.length > 0) {
+    servers.webhookEndpoint = {
+      host: '{endpoint}',
+      protocol: 'https',
+      description: 'The consumer’s endpoint: the `config.url` of a webhook subscription.',
+      variables: { endpoint: { description: 'The host of the subscription’s URL' } },
+    };
+    const headers = exportSchema(webhookHeaders, 'draft-7');
+    const ids = types.map((type) => eventMessage('webhook', type.name, type.description, { headers, contentType: 'application/json' }));
+    channels.webhook = {
+      address: null,
+      title: 'Webhooks (Standard Webhooks)',
+      description:
+        'A POST to each matching webhook subscription’s `config.url`, with the envelope as the JSON body, signed per Standard Webhooks. 2xx is delivered; anything else is retried on a schedule.',
+      servers: [ref('#/servers/webhookEndpoint')],
+      messages: channelMessages(ids),
+    };
+    operations.sendWebhooks = {
+      action: 'send',
+      title: 'Webhook deliveries',
+      channel: ref('#/channels/webhook'),
+      messages: operationMessages('webhook', ids),
+    };
+  }
+
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'Herald events',
+      version: '1',
+      description:
+        'What a Herald server pushes to its consumers, one message per event type of its catalog, over the transports it has mounted. The REST API is described in `/openapi.json`.',
+    },
+    defaultContentType: 'application/json',
+    servers,
+    channels,
+    operations,
+    components: { schemas, messages },
+  };
+}

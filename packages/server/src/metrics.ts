@@ -1,0 +1,116 @@
+import type { HeraldEvent, TransportMetrics } from '@herald/core';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Seconds from publication to delivery: webhooks that wait out retries land in the last buckets. */
+const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
+
+let processRegistry: Registry | undefined;
+
+/** The process metrics (CPU, memory, event loop), collected once per process however many Heralds it runs. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
+ * What `/metrics` shows, in the Prometheus text format: events published, deliveries by transport
+ * and outcome, delivery latency, connected clients and transport backlogs, plus the process metrics.
+ */
+export class HeraldMetrics {
+  readonly #registry = new Registry();
+  readonly #published: Counter<'type'>;
+  readonly #deliveries: Counter<'transport' | 'outcome'>;
+  readonly #latency: Histogram<'transport'>;
+  readonly #connections: Gauge<'transport'>;
+  readonly #backlogs = new Map<string, () => number | Promise<number>>();
+
+  constructor(latestSeq: () => number) {
+    const registers = [this.#registry];
+    this.#published = new Counter({
+      name: 'herald_events_published_total',
+      help: 'Events that entered the log, by type (as this node saw them)',
+      labelNames: ['type'],
+      registers,
+    });
+    new Gauge({
+      name: 'herald_log_latest_seq',
+      help: 'The newest seq this node has handed to its transports',
+      registers,
+      collect() {
+        this.set(latestSeq());
+      },
+    });
+    this.#deliveries = new Counter({
+      name: 'herald_deliveries_total',
+      help: 'Deliveries by transport and outcome, as the transports report them',
+      labelNames: ['transport', 'outcome'],
+      registers,
+    });
+    this.#latency = new Histogram({
+      name: 'herald_delivery_latency_seconds',
+      help: "Time from an event's publication to its delivery, by transport",
+      labelNames: ['transport'],
+      buckets: latencyBuckets,
+      registers,
+    });
+    this.#connections = new Gauge({
+      name: 'herald_connected_clients',
+      help: 'Open client connections by transport: upgraded sockets and streaming responses',
+      labelNames: ['transport'],
+      registers,
+    });
+    const backlogs = this.#backlogs;
+    new Gauge({
+      name: 'herald_transport_backlog',
+      help: 'Work waiting in a transport, e.g. webhook deliveries in the outbox',
+      labelNames: ['transport'],
+      registers,
+      async collect() {
+        for (const [transport, read] of backlogs) {
+          try {
+            this.set({ transport }, await read());
+          } catch {
+            // A backlog that cannot be read now is left out of this scrape rather than failing it.
+          }
+        }
+      },
+    });
+  }
+
+  /** Counts events entering the log; give it to `bus.onEvents`. */
+  readonly published = (events: readonly HeraldEvent[]): void => {
+    for (const event of events) this.#published.inc({ type: event.type });
+  };
+
+  /** A client connection of `transport` opened (+1) or closed (-1). */
+  readonly connection = (transport: string, delta: 1 | -1): void => {
+    this.#connections.inc({ transport }, delta);
+  };
+
+  /** The metrics one transport reports, labelled with its name. */
+  forTransport(transport: string): TransportMetrics {
+    this.#connections.set({ transport }, 0);
+    return {
+      delivered: (outcome, latencyMs) => {
+        this.#deliveries.inc({ transport, outcome });
+        if (Number.isFinite(latencyMs) && latencyMs >= 0) this.#latency.observe({ transport }, latencyMs / 1000);
+      },
+      backlog: (read) => {
+        this.#backlogs.set(transport, read);
+      },
+    };
+  }
+
+  /** The content type of {@link text}. */
+  get contentType(): string {
+    return this.#registry.contentType;
+  }
+
+  /** Every metric in the Prometheus text format. */
+  text(): Promise<string> {
+    return Registry.merge([processMetrics(), this.#registry]).metrics();
+  }
+}

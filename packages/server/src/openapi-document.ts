@@ -1,0 +1,210 @@
+import { publishInputSchema, type RouteDefinition } from '@herald/core';
+import { z } from 'zod';
+import type { ApiSurface, DocumentedRoute, PlainRoute } from './api-surface.js';
+import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
+
+type Operation = Record<string, unknown>;
+
+const problemSchema = z.object({
+  type: z.string().describe('`urn:herald:problem:<code>`'),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  errors: z
+    .array(z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string(), code: z.string().optional() }))
+    .optional()
+    .describe('The validation issues'),
+});
+
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+
+/** `/v1/subscriptions/:id` → `/v1/subscriptions/{id}`, and the names of its parameters. */
+function openApiPath(path: string): { path: string; params: string[] } {
+  const params: string[] = [];
+  const converted = path.replace(/:([A-Za-z0-9_]+)/g, (_match, name: string) => {
+    params.push(name);
+    return `{${name}}`;
+  });
+  return { path: converted, params };
+}
+
+/** `POST /v1/subscriptions/:id/replay` → `postSubscriptionsByIdReplay`. */
+function operationId(method: string, path: string): string {
+  const words = path
+    .split('/')
+    .filter((segment) => segment !== '' && segment !== 'v1')
+    .map((segment) => (segment.startsWith(':') ? `by-${segment.slice(1)}` : segment))
+    .flatMap((segment) => segment.split(/[^A-Za-z0-9]+/))
+    .filter((word) => word !== '');
+  return method.toLowerCase() + words.map((word) => word[0]?.toUpperCase() + word.slice(1)).join('');
+}
+
+function tagOf(route: DocumentedRoute): string {
+  if (route.transport) return route.transport;
+  return route.definition.path.split('/').filter((segment) => segment !== '' && segment !== 'v1')[0] ?? 'herald';
+}
+
+/** A query schema's properties as `in: query` parameters. */
+function queryParameters(schema: z.ZodType): Operation[] {
+  const json = exportSchema(schema);
+  const properties = (json.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((json.required ?? []) as string[]);
+  return Object.entries(properties).map(([name, property]) => ({
+    name,
+    in: 'query',
+    required: required.has(name),
+    ...(typeof property.description === 'string' ? { description: property.description } : {}),
+    schema: property,
+  }));
+}
+
+/** The publish body names every type of the catalog with the schema of its `data`. */
+function publishBody(surface: ApiSurface): JsonSchema {
+  const base = exportSchema(publishInputSchema);
+  const types = surface.catalog.list();
+  if (types.length === 0) return base;
+  const baseProperties = (base.properties ?? {}) as Record<string, JsonSchema>;
+  return {
+    oneOf: types.map((type) => ({
+      ...base,
+      title: type.name,
+      ...(type.description ? { description: type.description } : {}),
+      properties: {
+        ...baseProperties,
+        type: { const: type.name },
+        data: { $ref: `#/components/schemas/${eventDataSchemaName(type.name)}` },
+      },
+    })),
+  };
+}
+
+/** The component name of an event type's data schema. */
+export function eventDataSchemaName(type: string): string {
+  return `EventData.${type}`;
+}
+
+function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation {
+  const { definition } = route;
+  const { params } = openApiPath(definition.path);
+  const success = definition.response ?? {};
+  const status = success.status ?? 200;
+  const mediaType = success.mediaType ?? 'application/json';
+  const successContent =
+    status === 204
+      ? {}
+      : success.body
+        ? { content: { [mediaType]: { schema: exportSchema(success.body) } } }
+        : mediaType !== 'application/json'
+          ? { content: { [mediaType]: { schema: { type: 'string' } } } }
+          : {};
+  const responses: Record<string, unknown> = {
+    [String(status)]: { description: success.description ?? (status === 204 ? 'No content' : 'OK'), ...successContent },
+  };
+  if (definition.body) {
+    responses['400'] = problem('The body is not valid JSON');
+    responses['415'] = problem('The body is not application/json');
+  }
+  responses['401'] = problem('No valid API key (or stream token)');
+  if (definition.role === 'admin') responses['403'] = problem('Only an admin key may do this');
+  if (params.length > 0) responses['404'] = problem('Not found, or not this key’s to see');
+  if (definition.body || definition.query) responses['422'] = problem('The input does not fit its schema; `errors` lists the issues');
+
+  const parameters = [
+    ...params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+    ...(definition.query ? queryParameters(definition.query) : []),
+  ];
+  const body = definition.body === publishInputSchema ? publishBody(surface) : definition.body ? exportSchema(definition.body) : undefined;
+  return {
+    operationId: operationId(definition.method, definition.path),
+    tags: [tagOf(route)],
+    ...(definition.summary ? { summary: definition.summary } : {}),
+    ...(definition.role === 'admin' ? { description: 'Admin keys only.' } : {}),
+    security: definition.queryToken ? [{ bearer: [] }, { accessToken: [] }] : [{ bearer: [] }],
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(body ? { requestBody: { required: !(definition.body as z.ZodType).safeParse(undefined).success, content: { 'application/json': { schema: body } } } } : {}),
+    responses,
+  };
+}
+
+function plainOperation(route: PlainRoute): Operation {
+  const mediaType = route.mediaType ?? 'application/json';
+  return {
+    operationId: operationId('GET', route.path),
+    tags: [route.tag],
+    summary: route.summary,
+    security: [],
+    responses: {
+      '200': {
+        description: 'OK',
+        content: { [mediaType]: { schema: route.body ? exportSchema(route.body) : mediaType === 'application/json' ? {} : { type: 'string' } } },
+      },
+    },
+  };
+}
+
+function upgradeOperation(path: string, transport: string): Operation {
+  return {
+    operationId: operationId('GET', path),
+    tags: [transport],
+    summary: 'Open a WebSocket (subprotocol herald.v1)',
+    description:
+      'An HTTP upgrade to WebSocket. Authenticate with `Authorization: Bearer <key>` on the upgrade, or with an `auth` message carrying a stream token. The messages are described in `/asyncapi.json`.',
+    security: [{ bearer: [] }, {}],
+    responses: {
+      '101': { description: 'Switching Protocols: the WebSocket is open' },
+      '404': problem('Not an upgrade request'),
+    },
+  };
+}
+
+/** The OpenAPI 3.1 document of everything `surface` serves, generated from the routes' zod schemas and the catalog. */
+export function openApiDocument(surface: ApiSurface): Record<string, unknown> {
+  const paths: Record<string, Record<string, Operation>> = {};
+  const add = (method: string, path: string, operation: Operation) => {
+    const converted = openApiPath(path).path;
+    const item = (paths[converted] ??= {});
+    item[method.toLowerCase()] = operation;
+  };
+  for (const route of surface.plainRoutes) add('GET', route.path, plainOperation(route));
+  for (const route of surface.routes) add(route.definition.method, route.definition.path, routeOperation(route, surface));
+  for (const upgrade of surface.upgrades) add('GET', upgrade.path, upgradeOperation(upgrade.path, upgrade.transport));
+
+  const schemas: Record<string, JsonSchema> = { Problem: exportSchema(problemSchema) };
+  for (const type of surface.catalog.list()) {
+    schemas[eventDataSchemaName(type.name)] = { ...embeddable(type.schema), ...(type.description ? { description: type.description } : {}) };
+  }
+  const tags = [...new Set(Object.values(paths).flatMap((item) => Object.values(item).flatMap((operation) => operation.tags as string[])))];
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Herald API',
+      version: '1',
+      description:
+        'The REST API of a Herald server: API keys, the event-type catalog, publishing and reading the log, subscriptions, stream tokens, and the routes of its transports. Errors are RFC 9457 `application/problem+json`. Pushed events (WebSocket, SSE, webhooks) are described in `/asyncapi.json`.',
+    },
+    servers: [{ url: '/' }],
+    tags: tags.map((name) => ({ name })),
+    paths,
+    components: {
+      schemas,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API key (`hk_...`), or a stream token (`hs_...`)' },
+        accessToken: { type: 'apiKey', in: 'query', name: 'access_token', description: 'A stream token, for browser EventSource, which cannot send headers' },
+      },
+    },
+  };
+}
+
+/** The method and path of every operation in a generated document (`GET /v1/events`), for checks. */
+export function operationsOf(document: Record<string, unknown>): string[] {
+  const paths = document.paths as Record<string, Record<string, unknown>>;
+  return Object.entries(paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+}
+
+/** The OpenAPI form of an express path, `/v1/subscriptions/{id}`. */
+export function documentedPath(route: Pick<RouteDefinition, 'path'>): string {
+  return openApiPath(route.path).path;
+}

@@ -1,0 +1,58 @@
+import type { EventFeed, EventFeedSink, HeraldEvent, Principal } from '@herald/core';
+import type { EnvelopeFrames } from './envelope-frames.js';
+import { encodeFrame } from './sse-frame.js';
+import type { SseStream } from './sse-stream.js';
+
+/** How one connection delivers. */
+export interface ConnectionOptions {
+  principal: Principal;
+  /** `false`: plain `message` events instead of `event: <type>`. */
+  named: boolean;
+  /** A last check at delivery time, after the feed's types and visibility (durable subscriptions). @default every event */
+  accepts?: (event: HeraldEvent) => boolean;
+  /** Called with the last seq handled: written and flushed to the socket, or passed over. */
+  onPosition?: (seq: number) => void;
+}
+
+/** One client's stream: takes events from its feed and writes their frames, a batch per write. */
+export class SseConnection implements EventFeedSink {
+  readonly stream: SseStream;
+  readonly principal: Principal;
+  feed?: EventFeed;
+  readonly #frames: EnvelopeFrames;
+  readonly #options: ConnectionOptions;
+
+  constructor(stream: SseStream, frames: EnvelopeFrames, options: ConnectionOptions) {
+    this.stream = stream;
+    this.principal = options.principal;
+    this.#frames = frames;
+    this.#options = options;
+  }
+
+  events(events: readonly HeraldEvent[]): void {
+    if (this.stream.closed) return;
+    const { accepts, named, onPosition } = this.#options;
+    let chunk = '';
+    for (const event of events) {
+      if (accepts === undefined || accepts(event)) chunk += this.#frames.of(event, named);
+    }
+    const last = events.at(-1);
+    if (onPosition === undefined || last === undefined) this.stream.write(chunk);
+    else if (chunk === '') onPosition(last.seq);
+    else this.stream.write(chunk, () => onPosition(last.seq));
+  }
+
+  reset(reason: 'ahead' | 'expired', latest: number): void {
+    if (this.stream.closed) return;
+    const { onPosition } = this.#options;
+    this.stream.write(
+      encodeFrame({ id: latest, event: 'reset', data: JSON.stringify({ reason, latest }) }),
+      onPosition && (() => onPosition(latest)),
+    );
+  }
+
+  /** Stops the feed; the stream is ended or destroyed by the caller. */
+  close(): void {
+    this.feed?.close();
+  }
+}

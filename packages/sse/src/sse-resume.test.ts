@@ -1,0 +1,165 @@
+import type { HeraldEvent } from '@herald/core';
+import { settle, waitFor } from '@herald/testkit';
+import { EventSource } from 'eventsource';
+import { afterEach, describe, expect, it } from 'vitest';
+import { collectEvents, eventSourceWithKey, opened, type StreamApp, startStreamApp } from './stream-app.test-support.js';
+
+const orderTypes = ['order.created', 'order.shipped'] as const;
+const idsOf = (events: readonly HeraldEvent[]) => events.map((event) => event.id);
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let app: StreamApp | undefined;
+const sources: EventSource[] = [];
+afterEach(async () => {
+  for (const source of sources.splice(0)) source.close();
+  await app?.close();
+  app = undefined;
+});
+
+function track(source: EventSource): EventSource {
+  sources.push(source);
+  return source;
+}
+
+describe('resuming with the eventsource package', () => {
+  it('reconnects by itself with Last-Event-ID after the server drops it, missing and repeating nothing', async () => {
+    app = await startStreamApp({ retry: 100 });
+    const key = await app.consumerKey('acme');
+    const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.*,invoice.paid`, key));
+    const events = collectEvents(source, [...orderTypes, 'invoice.paid']);
+    let opens = 0;
+    source.addEventListener('open', () => opens++);
+    await opened(source);
+
+    const types = [...orderTypes, 'invoice.paid'] as const;
+    const published: HeraldEvent[] = [];
+    for (let n = 0; n < 250; n++) {
+      const { event } = await app.herald.publish({ type: types[n % types.length] as 'order.created', data: { n } });
+      published.push(event);
+      // Dropped mid-flight, twice (the second time once it is back); publishing goes on while it is away.
+      if (n === 80) app.dropConnections();
+      if (n === 170) {
+        await waitFor(() => opens === 2, 'the first reconnection');
+        app.dropConnections();
+      }
+      if (n % 5 === 0) await pause(2);
+    }
+    await waitFor(() => events.length >= published.length, `${published.length} events`, 20_000);
+    await settle();
+    expect(idsOf(events)).toEqual(idsOf(published));
+    expect(opens).toBeGreaterThanOrEqual(3);
+    expect(app.lastEventIds[0]).toBeUndefined();
+    const resumedFrom = app.lastEventIds.slice(1).map(Number);
+    expect(resumedFrom.length).toBeGreaterThanOrEqual(2);
+    for (const seq of resumedFrom) expect(published.map((event) => event.seq)).toContain(seq);
+  });
+
+  it('resumes a live stream that had received nothing from where it started, not from now', async () => {
+    app = await startStreamApp({ retry: 100 });
+    const key = await app.consumerKey('acme');
+    await app.herald.publish({ type: 'invoice.paid', data: { n: 0 } });
+    await waitFor(() => app?.herald.bus.latest === 1, 'the bus to hand the event on');
+    const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.created`, key));
+    const events = collectEvents(source, ['order.created']);
+    // The ready frame carries the position the stream started at.
+    await new Promise((resolve) => source.addEventListener('ready', resolve, { once: true }));
+    app.dropConnections();
+    // Published while the client is away and before it received any event.
+    const { event } = await app.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => events.length === 1, 'the event published while away');
+    expect(events[0]?.id).toBe(event.id);
+    expect(app.lastEventIds.at(-1)).toBe('1');
+  });
+
+  it('sends a reset event with the end of the log when Last-Event-ID is past it, then goes on live', async () => {
+    app = await startStreamApp();
+    const key = await app.consumerKey('acme');
+    for (let n = 0; n < 3; n++) await app.herald.publish({ type: 'order.created', data: { n } });
+    const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.created&lastEventId=999`, key));
+    const resets: { data: unknown; lastEventId: string }[] = [];
+    source.addEventListener('reset', (message) => resets.push({ data: JSON.parse(message.data as string), lastEventId: message.lastEventId }));
+    const events = collectEvents(source, ['order.created']);
+    await waitFor(() => resets.length === 1, 'the reset event');
+    expect(resets[0]).toEqual({ data: { reason: 'ahead', latest: 3 }, lastEventId: '3' });
+    const { event } = await app.herald.publish({ type: 'order.created', data: { n: 3 } });
+    await waitFor(() => events.length === 1, 'the live event after the reset');
+    expect(events[0]?.id).toBe(event.id);
+  });
+});
+
+describe('durable subscriptions', () => {
+  it('keeps a cursor, so a new connection without Last-Event-ID gets what was missed', async () => {
+    app = await startStreamApp({ cursorInterval: 50 });
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, key);
+    expect(created.status).toBe(201);
+    const url = `${app.baseUrl}/v1/stream?subscription=${created.body.id}`;
+
+    const first = track(eventSourceWithKey(url, key));
+    const firstEvents = collectEvents(first, [...orderTypes]);
+    await opened(first);
+    const before: HeraldEvent[] = [];
+    for (let n = 0; n < 5; n++) before.push((await app.herald.publish({ type: 'order.created', data: { n } })).event);
+    await app.herald.publish({ type: 'invoice.paid', data: { n: 5 } });
+    await waitFor(() => firstEvents.length === 5, 'the first five events');
+    // The cursor passes over the invoice too: it is past everything the subscription was shown.
+    await waitFor(async () => (await app?.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key))?.body.cursor === 6, 'the cursor at 6');
+    first.close();
+    await waitFor(() => app?.sse.connections === 0, 'the stream to close');
+
+    const missed: HeraldEvent[] = [];
+    for (let n = 0; n < 5; n++) missed.push((await app.herald.publish({ type: 'order.shipped', data: { n } })).event);
+    const second = track(eventSourceWithKey(url, key));
+    const secondEvents = collectEvents(second, [...orderTypes]);
+    await waitFor(() => secondEvents.length === 5, 'the five missed events');
+    await settle();
+    expect(idsOf(firstEvents)).toEqual(idsOf(before));
+    expect(idsOf(secondEvents)).toEqual(idsOf(missed));
+
+    // Last-Event-ID, when given, wins over the cursor.
+    const third = track(eventSourceWithKey(`${url}&lastEventId=${before[2]?.seq}`, key));
+    const thirdEvents = collectEvents(third, [...orderTypes]);
+    await waitFor(() => thirdEvents.length === 7, 'the replay from lastEventId');
+    expect(idsOf(thirdEvents)).toEqual(idsOf([...before.slice(3), ...missed]));
+  });
+
+  it('follows changes of types and status while connected', async () => {
+    app = await startStreamApp();
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.created'] }, key);
+    const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?subscription=${created.body.id}&named=false`, key));
+    const events = collectEvents(source);
+    await opened(source);
+    const path = `/v1/subscriptions/${created.body.id}`;
+
+    const a = await app.herald.publish({ type: 'order.created', data: { n: 1 } });
+    // Once it arrives the replay is over and every later event is checked as it is published.
+    await waitFor(() => events.length === 1, 'the first event');
+    await app.herald.publish({ type: 'invoice.paid', data: { n: 2 } });
+    expect((await app.api('PATCH', path, { types: ['order.created', 'invoice.paid'] }, key)).status).toBe(200);
+    const b = await app.herald.publish({ type: 'invoice.paid', data: { n: 3 } });
+    expect((await app.api('PATCH', path, { status: 'paused' }, key)).status).toBe(200);
+    await app.herald.publish({ type: 'order.created', data: { n: 4 } });
+    expect((await app.api('PATCH', path, { status: 'active' }, key)).status).toBe(200);
+    const c = await app.herald.publish({ type: 'order.created', data: { n: 5 } });
+    await waitFor(() => events.length >= 3, 'three events');
+    await settle();
+    expect(idsOf(events)).toEqual([a.event.id, b.event.id, c.event.id]);
+  });
+
+  it('ends the streams of a revoked key, and the client cannot come back', async () => {
+    app = await startStreamApp({ retry: 50 });
+    const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
+    const token = await app.streamToken(made.body.key, { types: ['order.*'] });
+    const source = track(new EventSource(`${app.baseUrl}/v1/stream?types=order.created&access_token=${token}`));
+    const events = collectEvents(source, ['order.created']);
+    await opened(source);
+    await app.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => events.length === 1, 'the first event');
+
+    expect((await app.api('DELETE', `/v1/keys/${made.body.id}`)).status).toBe(204);
+    await waitFor(() => source.readyState === EventSource.CLOSED, 'the EventSource to give up', 15_000);
+    expect(app.sse.connections).toBe(0);
+    expect(app.lastEventIds.length).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -1,0 +1,293 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  canAccess,
+  defineRoute,
+  ForbiddenError,
+  HeraldError,
+  type HeraldEvent,
+  matchesPattern,
+  NotFoundError,
+  openEventFeed,
+  type Principal,
+  type RouteRequest,
+  type Transport,
+  type TransportContext,
+  ValidationError,
+} from '@herald/core';
+import { CorsPolicy, type SseCorsOptions } from './cors-policy.js';
+import { CursorKeeper } from './cursor-keeper.js';
+import { EnvelopeFrames } from './envelope-frames.js';
+import { SseConnection } from './sse-connection.js';
+import { encodeComment, encodeFrame } from './sse-frame.js';
+import { SseStream, StreamClosedError } from './sse-stream.js';
+import { parseLastEventId, type StreamQuery, streamQuery } from './stream-request.js';
+import { outsideScope } from './type-scope.js';
+
+/** How the SSE transport behaves. Every option has a default. */
+export interface SseOptions {
+  /** Where the stream is served. @default '/v1/stream' */
+  path?: string;
+  /** Milliseconds between `: keep-alive` comments on every stream; 0 sends none. @default 15000 */
+  keepAlive?: number;
+  /** The reconnection delay sent to clients as `retry:`, in ms. @default 3000 */
+  retry?: number;
+  /**
+   * Bytes that may wait to be sent to one client. A reader that falls further behind is cut off (it
+   * may reconnect and resume with `Last-Event-ID`), so memory per connection stays bounded.
+   * @default 1048576 (1 MiB)
+   */
+  maxBufferedBytes?: number;
+  /** Milliseconds between saves of durable subscriptions' cursors. @default 1000 */
+  cursorInterval?: number;
+  /** Let pages on other origins open the stream. @default no CORS headers: same origin only */
+  cors?: SseCorsOptions;
+}
+
+/** The SSE transport, with a look at its open streams. */
+export interface SseTransport extends Transport {
+  readonly name: 'sse';
+  /** Streams open now. */
+  readonly connections: number;
+}
+
+const streamHeaders = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+  'X-Accel-Buffering': 'no',
+  Connection: 'keep-alive',
+};
+
+/** How long stop() lets ended streams flush before it drops their connections, in ms. */
+const stopGrace = 1_000;
+
+class StoppingError extends HeraldError {
+  constructor() {
+    super('unavailable', 503, 'The server is stopping; reconnect to another node or later', 'Service unavailable');
+  }
+}
+
+/** What one stream request resolves to: the feed to open and how to deliver it. */
+interface StreamPlan {
+  types: readonly string[];
+  visibleTo?: string;
+  after?: number;
+  accepts?: (event: HeraldEvent) => boolean;
+  onPosition?: (seq: number) => void;
+}
+
+function positiveInteger(name: string, value: number, allowZero = false): number {
+  if (!Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new Error(`sse: ${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, not ${value}`);
+  }
+  return value;
+}
+
+class ServerSentEvents implements SseTransport {
+  readonly name = 'sse' as const;
+  readonly #path: string;
+  readonly #keepAlive: number;
+  readonly #retry: number;
+  readonly #maxBufferedBytes: number;
+  readonly #cursorInterval: number;
+  readonly #cors: CorsPolicy | undefined;
+  readonly #frames = new EnvelopeFrames();
+  readonly #connections = new Set<SseConnection>();
+  readonly #opening = new Set<Promise<unknown>>();
+  /** The durable subscriptions each event matches, worked out once per event for every stream. */
+  readonly #matched = new WeakMap<HeraldEvent, ReadonlySet<string>>();
+  #cursors: CursorKeeper | undefined;
+  #keepAliveTimer: NodeJS.Timeout | undefined;
+  #stopRevocations: (() => void) | undefined;
+  #stopping = false;
+
+  constructor(options: SseOptions) {
+    this.#path = options.path ?? '/v1/stream';
+    if (!this.#path.startsWith('/')) throw new Error(`sse: path must start with "/", not "${this.#path}"`);
+    this.#keepAlive = positiveInteger('keepAlive', options.keepAlive ?? 15_000, true);
+    this.#retry = positiveInteger('retry', options.retry ?? 3_000, true);
+    this.#maxBufferedBytes = positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 1_048_576);
+    this.#cursorInterval = positiveInteger('cursorInterval', options.cursorInterval ?? 1_000);
+    this.#cors = options.cors && new CorsPolicy(options.cors);
+  }
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  async start(context: TransportContext): Promise<void> {
+    this.#stopping = false;
+    this.#cursors = new CursorKeeper(context.subscriptions, context.logger, this.#cursorInterval);
+    context.http.route(
+      defineRoute({
+        method: 'GET',
+        path: this.#path,
+        summary: 'Stream events as Server-Sent Events; resumes after Last-Event-ID',
+        response: {
+          mediaType: 'text/event-stream',
+          description: 'A `ready` frame, then every matching event as `id: <seq>`, `event: <type>`, `data: <envelope>`; `reset` when the resume position is gone',
+        },
+        queryToken: true,
+        query: streamQuery,
+        handle: (request) => this.#track(this.#open(context, request)),
+      }),
+    );
+    if (this.#cors) {
+      if (context.http.preflight) context.http.preflight(this.#path, (request, response) => this.#preflight(request, response));
+      else context.logger.warn('this server cannot answer CORS preflight requests; cross-origin streams work only without custom headers');
+    }
+    if (this.#keepAlive > 0) {
+      const comment = encodeComment('keep-alive');
+      this.#keepAliveTimer = setInterval(() => {
+        for (const connection of this.#connections) connection.stream.write(comment);
+      }, this.#keepAlive);
+      this.#keepAliveTimer.unref();
+    }
+    this.#stopRevocations = context.onKeyRevoked((keyId) => {
+      for (const connection of this.#connections) {
+        if (connection.principal.keyId === keyId || connection.principal.parentKeyId === keyId) {
+          connection.close();
+          connection.stream.end();
+        }
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#keepAliveTimer);
+    this.#stopRevocations?.();
+    const open = [...this.#connections];
+    for (const connection of open) {
+      connection.close();
+      connection.stream.end();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, stopGrace);
+    });
+    await Promise.race([Promise.all(open.map((connection) => connection.stream.whenGone)), graceOver]);
+    clearTimeout(timer);
+    // Readers that stopped reading cannot take the end of their stream: drop them.
+    for (const connection of open) connection.stream.destroy();
+    await Promise.allSettled(this.#opening);
+    await this.#cursors?.close();
+  }
+
+  async #track<T>(work: Promise<T>): Promise<T> {
+    this.#opening.add(work);
+    try {
+      return await work;
+    } finally {
+      this.#opening.delete(work);
+    }
+  }
+
+  async #open(context: TransportContext, { principal, query, raw, response }: RouteRequest<unknown, StreamQuery>): Promise<undefined> {
+    if (this.#stopping) throw new StoppingError();
+    // Set first, so a problem answer can be read cross-origin too.
+    for (const [name, value] of Object.entries(this.#cors?.headers(raw.headers.origin) ?? {})) response.setHeader(name, value);
+    const fromHeader = parseLastEventId(raw.headers['last-event-id'], 'The Last-Event-ID header');
+    const fromQuery = parseLastEventId(query.lastEventId, 'The lastEventId parameter');
+    if (principal.role !== 'admin' && principal.consumer === undefined) throw new ForbiddenError('This key is bound to no consumer');
+    const plan =
+      query.subscription !== undefined
+        ? await this.#durablePlan(context, principal, query.subscription, fromHeader ?? fromQuery)
+        : this.#adHocPlan(context, principal, query.types ?? [], fromHeader ?? fromQuery);
+    if (this.#stopping) throw new StoppingError();
+    // The client may have gone while the subscription was read; nothing would tell us later.
+    if (raw.socket.destroyed) return undefined;
+
+    response.writeHead(200, streamHeaders);
+    if (raw.method === 'HEAD') {
+      response.end();
+      return undefined;
+    }
+    const stream = new SseStream(response, this.#maxBufferedBytes, (bufferedBytes) => {
+      context.logger.warn({ consumer: principal.consumer, bufferedBytes }, 'an SSE reader fell too far behind; its stream was cut off');
+    });
+    const connection = new SseConnection(stream, this.#frames, {
+      principal,
+      named: query.named === 'true',
+      ...(plan.accepts ? { accepts: plan.accepts } : {}),
+      ...(plan.onPosition ? { onPosition: plan.onPosition } : {}),
+    });
+    this.#connections.add(connection);
+    response.once('close', () => {
+      this.#connections.delete(connection);
+      connection.close();
+    });
+
+    // Read in the same tick as the feed reads it, so this is exactly where a live stream starts.
+    const start = plan.after ?? context.bus.latest;
+    stream.write(encodeFrame({ retry: this.#retry, id: start, event: 'ready', data: JSON.stringify({ after: start }) }));
+    try {
+      connection.feed = await openEventFeed(
+        context,
+        { types: plan.types, visibleTo: plan.visibleTo, after: plan.after, drained: () => stream.drained() },
+        connection,
+      );
+    } catch (error) {
+      if (!(error instanceof StreamClosedError)) context.logger.warn({ err: error }, 'replaying the log to an SSE stream failed');
+      stream.destroy();
+      return undefined;
+    }
+    if (stream.closed) connection.close();
+    else stream.enforceLimit();
+    return undefined;
+  }
+
+  #adHocPlan(context: TransportContext, principal: Principal, types: readonly string[], after: number | undefined): StreamPlan {
+    const known = context.catalog.list().map((info) => info.name);
+    const unknown = types.flatMap((pattern, index) =>
+      known.some((name) => matchesPattern(pattern, name)) ? [] : [{ path: ['types', index], message: `"${pattern}" matches no event type in the catalog` }],
+    );
+    if (unknown.length > 0) throw new ValidationError('The stream names event types that do not exist', unknown, 'unknown-event-type');
+    const outside = outsideScope(principal.types, types);
+    if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
+    return { types, visibleTo: principal.role === 'admin' ? undefined : principal.consumer, after };
+  }
+
+  async #durablePlan(context: TransportContext, principal: Principal, id: string, after: number | undefined): Promise<StreamPlan> {
+    const subscription = await context.subscriptions.get(id);
+    if (!subscription || subscription.transport !== this.name || !canAccess(principal, subscription)) {
+      throw new NotFoundError(`SSE subscription ${id}`);
+    }
+    const outside = outsideScope(principal.types, subscription.types);
+    if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
+    const scope = principal.types;
+    const cursors = this.#cursors as CursorKeeper;
+    return {
+      // Every visible event, so changes of the subscription's types and status apply at delivery time.
+      types: ['**'],
+      visibleTo: subscription.consumer,
+      after: after ?? subscription.cursor,
+      accepts: (event) =>
+        this.#matchedBy(context, event).has(id) && (scope === undefined || scope.some((pattern) => matchesPattern(pattern, event.type))),
+      onPosition: (seq) => cursors.advance(id, seq),
+    };
+  }
+
+  #matchedBy(context: TransportContext, event: HeraldEvent): ReadonlySet<string> {
+    let ids = this.#matched.get(event);
+    if (ids === undefined) {
+      ids = new Set(context.subscriptions.match(event, this.name).map((subscription) => subscription.id));
+      this.#matched.set(event, ids);
+    }
+    return ids;
+  }
+
+  #preflight(request: IncomingMessage, response: ServerResponse): void {
+    const headers = this.#cors?.preflightHeaders(request.headers.origin) ?? {};
+    response.writeHead(204, { ...headers, 'Content-Length': '0' });
+    response.end();
+  }
+}
+
+/**
+ * The Server-Sent Events transport: `GET /v1/stream?types=...` (or `?subscription=ID`) streams events
+ * as `text/event-stream`, resumes from `Last-Event-ID`, and cuts off readers that fall too far behind.
+ * `createHerald({ transports: [sse()] })`.
+ */
+export function sse(options: SseOptions = {}): SseTransport {
+  return new ServerSentEvents(options);
+}

@@ -1,0 +1,47 @@
+import { eventTypePattern, HeraldError } from '@herald/core';
+import { z } from 'zod';
+
+/** A `Last-Event-ID` (or `?lastEventId=`) that is not a log position: 400. */
+export class MalformedLastEventIdError extends HeraldError {
+  override readonly name = 'MalformedLastEventIdError';
+  constructor(where: string) {
+    super('malformed-last-event-id', 400, `${where} must be the seq of an event: a non-negative integer`, 'Malformed Last-Event-ID');
+  }
+}
+
+const commaSeparated = z
+  .union([z.string(), z.array(z.string())])
+  .transform((value) => (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(',')).map((item) => item.trim()))
+  .pipe(z.array(eventTypePattern).min(1, 'name at least one event type or pattern').max(100))
+  .transform((types) => [...new Set(types)])
+  .describe('Event types and patterns, comma-separated: `*` one segment, a final `**` one or more');
+
+/**
+ * The query of `GET /v1/stream`: either `types` (comma-separated, or repeated) for an ad hoc stream,
+ * or `subscription` to attach to a durable one. `access_token` is read by the server's auth.
+ */
+export const streamQuery = z
+  .object({
+    types: commaSeparated.optional(),
+    subscription: z.string().min(1).max(128).optional().describe('A durable SSE subscription to attach to, instead of `types`'),
+    /** Checked by {@link parseLastEventId}, so a bad value is the same 400 here as in the header. */
+    lastEventId: z.unknown().optional().describe('Resume after this seq; the `Last-Event-ID` header wins'),
+    /** `false` sends every event as a plain `message` (one `onmessage` handler for every type). @default 'true' */
+    named: z.enum(['true', 'false']).default('true').describe('`false`: plain `message` events instead of `event: <type>`'),
+  })
+  .superRefine((query, issues) => {
+    if ((query.types === undefined) === (query.subscription === undefined)) {
+      issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
+    }
+  });
+
+export type StreamQuery = z.output<typeof streamQuery>;
+
+/** The seq in a `Last-Event-ID`; absent or empty is no position. Throws {@link MalformedLastEventIdError}. */
+export function parseLastEventId(value: unknown, where: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || !/^\d{1,16}$/.test(value)) throw new MalformedLastEventIdError(where);
+  const seq = Number(value);
+  if (!Number.isSafeInteger(seq)) throw new MalformedLastEventIdError(where);
+  return seq;
+}

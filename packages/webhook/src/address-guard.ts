@@ -1,0 +1,181 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+
+/** Why an address is not a webhook target. */
+export type RefusedAddressClass =
+  | 'unspecified'
+  | 'loopback'
+  | 'private'
+  | 'link-local'
+  | 'shared (CGNAT)'
+  | 'unique-local'
+  | 'ipv4-mapped'
+  | 'multicast'
+  | 'reserved';
+
+interface Range {
+  /** The network, as 4 or 16 bytes. */
+  bytes: number[];
+  bits: number;
+  refused: RefusedAddressClass;
+}
+
+const v4 = (cidr: string, refused: RefusedAddressClass): Range => {
+  const [address, bits] = cidr.split('/') as [string, string];
+  return { bytes: parseIPv4(address) as number[], bits: Number(bits), refused };
+};
+const v6 = (cidr: string, refused: RefusedAddressClass): Range => {
+  const [address, bits] = cidr.split('/') as [string, string];
+  return { bytes: parseIPv6(address) as number[], bits: Number(bits), refused };
+};
+
+const ipv4Ranges: Range[] = [
+  v4('0.0.0.0/8', 'unspecified'),
+  v4('10.0.0.0/8', 'private'),
+  v4('100.64.0.0/10', 'shared (CGNAT)'),
+  v4('127.0.0.0/8', 'loopback'),
+  v4('169.254.0.0/16', 'link-local'),
+  v4('172.16.0.0/12', 'private'),
+  v4('192.0.0.0/24', 'reserved'),
+  v4('192.168.0.0/16', 'private'),
+  v4('198.18.0.0/15', 'reserved'),
+  v4('224.0.0.0/4', 'multicast'),
+  v4('240.0.0.0/4', 'reserved'),
+];
+
+const ipv6Ranges: Range[] = [
+  v6('::/128', 'unspecified'),
+  v6('::1/128', 'loopback'),
+  v6('::ffff:0:0/96', 'ipv4-mapped'),
+  // IPv4-compatible (deprecated) and NAT64 addresses carry an IPv4 address too.
+  v6('::/96', 'ipv4-mapped'),
+  v6('64:ff9b::/96', 'ipv4-mapped'),
+  v6('64:ff9b:1::/48', 'ipv4-mapped'),
+  v6('100::/64', 'reserved'),
+  v6('fc00::/7', 'unique-local'),
+  v6('fe80::/10', 'link-local'),
+  v6('fec0::/10', 'link-local'),
+  v6('ff00::/8', 'multicast'),
+];
+
+function parseIPv4(address: string): number[] | undefined {
+  const parts = address.split('.');
+  if (parts.length !== 4) return undefined;
+  const bytes = parts.map((part) => (/^\d{1,3}$/.test(part) ? Number(part) : Number.NaN));
+  return bytes.every((byte) => byte >= 0 && byte <= 255) ? bytes : undefined;
+}
+
+function parseIPv6(address: string): number[] | undefined {
+  let text = address.toLowerCase();
+  const zone = text.indexOf('%');
+  if (zone !== -1) text = text.slice(0, zone);
+  let tail: number[] = [];
+  const lastColon = text.lastIndexOf(':');
+  if (text.slice(lastColon + 1).includes('.')) {
+    const embedded = parseIPv4(text.slice(lastColon + 1));
+    if (!embedded) return undefined;
+    tail = embedded;
+    text = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (half: string) => (half === '' ? [] : half.split(':'));
+  const head = groups(halves[0] as string);
+  const rest = halves.length === 2 ? groups(halves[1] as string) : [];
+  const missing = 8 - head.length - rest.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 0) return undefined;
+  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...rest];
+  const bytes: number[] = [];
+  for (const group of all) {
+    if (!/^[0-9a-f]{1,4}$/.test(group)) return undefined;
+    const value = Number.parseInt(group, 16);
+    bytes.push(value >> 8, value & 0xff);
+  }
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+function inRange(bytes: number[], range: Range): boolean {
+  let bits = range.bits;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if (((bytes[i] as number) & mask) !== ((range.bytes[i] as number) & mask)) return false;
+  }
+  return true;
+}
+
+/**
+ * Why an IP address may not be a webhook target (loopback, private, link-local, CGNAT, IPv6
+ * unique-local, IPv4-mapped, unspecified, multicast, reserved), or undefined when it may be.
+ * Text that is not an IP address is refused as `reserved`.
+ */
+export function refusedAddressClass(address: string): RefusedAddressClass | undefined {
+  const family = isIP(address);
+  const bytes = family === 4 ? parseIPv4(address) : family === 6 ? parseIPv6(address) : undefined;
+  if (!bytes) return 'reserved';
+  // The most specific range names the class: ::1 is loopback, not "IPv4-compatible".
+  let best: Range | undefined;
+  for (const range of family === 4 ? ipv4Ranges : ipv6Ranges) {
+    if (inRange(bytes, range) && (!best || range.bits > best.bits)) best = range;
+  }
+  return best?.refused;
+}
+
+/** A connection or URL refused by the SSRF guard. */
+export class RefusedTargetError extends Error {
+  override readonly name = 'RefusedTargetError';
+  readonly code = 'ERR_HERALD_REFUSED_TARGET';
+  constructor(
+    readonly target: string,
+    readonly refused: RefusedAddressClass | 'local name',
+  ) {
+    super(
+      `${target} is a ${refused} address; webhooks may not target it (HERALD_WEBHOOK_ALLOW_PRIVATE=1 allows it for development)`,
+    );
+  }
+}
+
+/** The hostname of a URL without IPv6 brackets. */
+export function bareHostname(hostname: string): string {
+  return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+}
+
+/**
+ * The check made when a subscription is created or changed: a literal IP address in the URL must be
+ * public, and `localhost` names are refused. Names are checked again at connect time, when they resolve.
+ */
+export function refusedUrlTarget(url: URL): RefusedTargetError | undefined {
+  const host = bareHostname(url.hostname).toLowerCase();
+  if (isIP(host) !== 0) {
+    const refused = refusedAddressClass(host);
+    return refused ? new RefusedTargetError(host, refused) : undefined;
+  }
+  const name = host.endsWith('.') ? host.slice(0, -1) : host;
+  if (name === 'localhost' || name.endsWith('.localhost')) return new RefusedTargetError(host, 'local name');
+  return undefined;
+}
+
+/** `dns.lookup`'s shape, as `net.connect` calls it. */
+export type LookupFunction = (
+  hostname: string,
+  options: { family?: number | string; all?: boolean; hints?: number },
+  callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+) => void;
+
+/** Wraps a lookup so that a name resolving to any refused address fails to connect. */
+export function guardedLookup(lookup: LookupFunction = dnsLookup as unknown as LookupFunction): LookupFunction {
+  return (hostname, options, callback) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, options.all ? [] : '', 0);
+      const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: isIP(addresses) }]) as LookupAddress[];
+      for (const { address } of list) {
+        const refused = refusedAddressClass(address);
+        if (refused) return callback(new RefusedTargetError(`${hostname} (${address})`, refused), options.all ? [] : '', 0);
+      }
+      if (list.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), options.all ? [] : '', 0);
+      if (options.all) return callback(null, list);
+      const first = list[0] as LookupAddress;
+      return callback(null, first.address, first.family);
+    });
+  };
+}

@@ -1,0 +1,491 @@
+import {
+  type ClaimedDelivery,
+  type ClaimRequest,
+  type DeliveryAttempt,
+  newId,
+  type Outbox,
+  type SettledAttempt,
+  type Subscription,
+  type TransportContext,
+} from '@herald/core';
+import { type Outcome, outcomeOf } from './delivery-outcome.js';
+import type { HttpSender, SendResult } from './http-sender.js';
+import type { OutboxDispatcher } from './outbox-dispatcher.js';
+import { type StoredWebhookConfig, signingSecrets } from './webhook-config.js';
+import type { ResolvedWebhookOptions } from './webhook-options.js';
+import { signedHeaders } from './webhook-signature.js';
+
+const userAgent = 'Herald-Webhooks/0.1';
+/** Settles with nothing waiting on them are gathered this long, so that they share a commit. */
+const settleDelay = 50;
+/** Retries due later than this are left to the poll rather than given a timer. */
+const timerHorizon = 60_000;
+/** How long a subscription read from the store is trusted by the poll. */
+const subscriptionTtl = 5_000;
+/** An unordered endpoint claims ahead about this much of its measured throughput, in seconds... */
+const prefetchSeconds = 0.25;
+/** ...but at least its concurrency and at most this many. */
+const maxPrefetch = 1024;
+/** Time left on a lease, beyond the timeout, for an attempt to be recorded before the lease ends. */
+const leaseMargin = 1_000;
+/** How often settled deliveries past their retention are deleted. */
+const pruneInterval = 600_000;
+
+/** One subscription's endpoint, as this node's worker sees it. */
+interface Endpoint {
+  id: string;
+  subscription?: Subscription;
+  refreshedAt: number;
+  inFlight: number;
+  /** Claimed and waiting for a free slot: sent as soon as one frees, without waiting for a commit. */
+  queue: ClaimedWithSubscription[];
+  /** No due delivery known: nothing to claim until a fan-out, a timer, the poll or a route says otherwise. */
+  idle: boolean;
+  timer?: NodeJS.Timeout;
+  timerAt: number;
+  /** Attempts finished per second, smoothed, and the current count. */
+  rate: number;
+  finished: number;
+  finishedSince: number;
+  /** Rate limit: a token bucket. */
+  tokens: number;
+  tokensAt: number;
+  /** When its run of failures began: null when it is not failing, undefined when not known. */
+  failingSince?: number | null;
+}
+
+type ClaimedWithSubscription = ClaimedDelivery & { subscription: Subscription };
+
+interface EngineDependencies {
+  context: TransportContext;
+  options: ResolvedWebhookOptions;
+  sender: HttpSender;
+  dispatcher: OutboxDispatcher;
+}
+
+/**
+ * This node's webhook worker. One loop commits everything it writes in shared transactions (settled
+ * attempts, fan-outs, claims); each endpoint has its own limit of requests in flight, so a slow or
+ * dead endpoint holds only its own slots.
+ */
+export class DeliveryEngine {
+  readonly worker = newId('wkr');
+  readonly #context: TransportContext;
+  readonly #outbox: Outbox;
+  readonly #options: ResolvedWebhookOptions;
+  readonly #sender: HttpSender;
+  readonly #dispatcher: OutboxDispatcher;
+  readonly #endpoints = new Map<string, Endpoint>();
+  /** Endpoints that are not idle. */
+  readonly #wanted = new Set<Endpoint>();
+  readonly #tasks = new Set<Promise<void>>();
+  #settles: SettledAttempt[] = [];
+  #cycling?: Promise<void>;
+  #again = false;
+  #stopping = false;
+  #settleTimer?: NodeJS.Timeout;
+  #retryTimer?: NodeJS.Timeout;
+  #pollTimer?: NodeJS.Timeout;
+  #pruneTimer?: NodeJS.Timeout;
+  #polling = false;
+
+  constructor({ context, options, sender, dispatcher }: EngineDependencies) {
+    this.#context = context;
+    this.#outbox = context.store.outbox;
+    this.#options = options;
+    this.#sender = sender;
+    this.#dispatcher = dispatcher;
+  }
+
+  start(): void {
+    this.#context.metrics?.backlog(() => this.#outbox.backlog());
+    this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollInterval);
+    this.#pollTimer.unref();
+    this.#pruneTimer = setInterval(() => void this.#prune(), pruneInterval);
+    this.#pruneTimer.unref();
+    void this.#poll();
+  }
+
+  /**
+   * Stops claiming, gives back the claims not yet started, lets attempts in flight finish (each
+   * bounded by the timeout) and records them.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#pollTimer);
+    clearInterval(this.#pruneTimer);
+    clearTimeout(this.#settleTimer);
+    clearTimeout(this.#retryTimer);
+    for (const endpoint of this.#endpoints.values()) clearTimeout(endpoint.timer);
+    while (this.#cycling) await this.#cycling;
+    const unstarted = [...this.#endpoints.values()].flatMap((endpoint) => endpoint.queue.splice(0).map((item) => item.delivery.id));
+    if (unstarted.length > 0) await this.#release(unstarted);
+    while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+    this.#kick();
+    while (this.#cycling) await this.#cycling;
+  }
+
+  /** New events are in the log. */
+  ring(): void {
+    this.#kick();
+  }
+
+  /** A subscription may have due deliveries (a route created or revived some). */
+  wake(subscription: Subscription): void {
+    const endpoint = this.#endpoint(subscription.id);
+    endpoint.subscription = subscription;
+    endpoint.refreshedAt = Date.now();
+    this.#setIdle(endpoint, false);
+    this.#kick();
+  }
+
+  /** Forgets what this node knows of a subscription, e.g. after its secret changed. */
+  refresh(subscription: Subscription): void {
+    const endpoint = this.#endpoints.get(subscription.id);
+    if (endpoint) {
+      endpoint.subscription = subscription;
+      endpoint.refreshedAt = Date.now();
+    }
+  }
+
+  #endpoint(id: string): Endpoint {
+    let endpoint = this.#endpoints.get(id);
+    if (!endpoint) {
+      const now = Date.now();
+      endpoint = { id, refreshedAt: 0, inFlight: 0, queue: [], idle: true, timerAt: 0, rate: 0, finished: 0, finishedSince: now, tokens: Number.POSITIVE_INFINITY, tokensAt: 0 };
+      this.#endpoints.set(id, endpoint);
+    }
+    return endpoint;
+  }
+
+  #setIdle(endpoint: Endpoint, idle: boolean): void {
+    endpoint.idle = idle;
+    if (idle) this.#wanted.delete(endpoint);
+    else this.#wanted.add(endpoint);
+  }
+
+  /**
+   * Runs a cycle, or another one after the current. A cycle starts in the check phase of the event
+   * loop: the store answers synchronously, so a cycle started at once would commit each answer that
+   * arrives on its own, where waiting a phase lets every answer already received share one commit.
+   */
+  #kick(): void {
+    if (this.#cycling) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
+    this.#cycling = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#cycle())
+      .catch((error: unknown) => this.#context.logger.error({ err: error }, 'the webhook worker failed; retrying'))
+      .finally(() => {
+        this.#cycling = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.#kick();
+        }
+      });
+  }
+
+  #kickSoon(): void {
+    if (this.#cycling) {
+      this.#again = true;
+      return;
+    }
+    this.#settleTimer ??= setTimeout(() => {
+      this.#settleTimer = undefined;
+      this.#kick();
+    }, settleDelay);
+  }
+
+  /** Commits settled attempts, the next fan-out and new claims together, until there is nothing left to do. */
+  async #cycle(): Promise<void> {
+    for (;;) {
+      this.#again = false;
+      const now = Date.now();
+      const prepared = this.#stopping ? undefined : await this.#dispatcher.next(now);
+      if (prepared) {
+        for (const [id, subscription] of prepared.subscriptions) {
+          const endpoint = this.#endpoint(id);
+          endpoint.subscription = subscription;
+          endpoint.refreshedAt = now;
+          this.#setIdle(endpoint, false);
+        }
+      }
+      const settle = this.#settles;
+      this.#settles = [];
+      const claim = this.#stopping ? [] : this.#claimRequests(now);
+      if (!prepared && settle.length === 0 && claim.length === 0) return;
+      let result: Awaited<ReturnType<Outbox['commit']>>;
+      try {
+        result = await this.#outbox.commit({
+          lease: { worker: this.worker, now, until: now + this.#options.lease },
+          ...(settle.length > 0 ? { settle } : {}),
+          ...(prepared ? { fanOut: prepared.fanOut } : {}),
+          ...(claim.length > 0 ? { claim } : {}),
+        });
+      } catch (error) {
+        this.#settles = [...settle, ...this.#settles];
+        this.#context.logger.error({ err: error }, 'the webhook outbox could not commit; retrying in 1 s');
+        this.#retryTimer ??= setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#kick();
+        }, 1000);
+        return;
+      }
+      if (prepared) this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
+      this.#takeClaims(claim, result.claimed, now);
+      if (!prepared && !this.#again) return;
+    }
+  }
+
+  #claimRequests(now: number): ClaimRequest[] {
+    const requests: ClaimRequest[] = [];
+    for (const endpoint of this.#wanted) {
+      const subscription = endpoint.subscription;
+      if (!subscription || subscription.status !== 'active') {
+        this.#setIdle(endpoint, true);
+        continue;
+      }
+      const config = subscription.config as StoredWebhookConfig;
+      const busy = endpoint.inFlight + endpoint.queue.length;
+      // Unordered endpoints claim ahead, so that a free slot never waits for a commit and commits stay few.
+      let limit = config.ordered ? (busy === 0 ? 1 : 0) : this.#options.concurrency + this.#ahead(endpoint) - busy;
+      if (limit > 0 && config.rateLimit !== undefined) {
+        const rate = config.rateLimit;
+        const capacity = Math.max(1, rate);
+        endpoint.tokens = Math.min(capacity, endpoint.tokens + ((now - endpoint.tokensAt) * rate) / 1000);
+        endpoint.tokensAt = now;
+        limit = Math.min(limit, Math.floor(endpoint.tokens));
+        if (limit === 0) this.#wakeAt(endpoint, now + Math.ceil(((1 - endpoint.tokens) * 1000) / rate));
+      }
+      if (limit > 0) requests.push({ subscriptionId: endpoint.id, limit, ...(config.ordered ? { ordered: true } : {}) });
+    }
+    return requests;
+  }
+
+  /** How many deliveries an unordered endpoint keeps claimed beyond those in flight. */
+  #ahead(endpoint: Endpoint): number {
+    return Math.min(maxPrefetch, Math.max(this.#options.concurrency, Math.round(endpoint.rate * prefetchSeconds)));
+  }
+
+  #takeClaims(requests: readonly ClaimRequest[], claimed: readonly ClaimedDelivery[], now: number): void {
+    const counts = new Map<string, number>();
+    for (const { delivery } of claimed) counts.set(delivery.subscriptionId, (counts.get(delivery.subscriptionId) ?? 0) + 1);
+    for (const request of requests) {
+      const endpoint = this.#endpoint(request.subscriptionId);
+      const got = counts.get(request.subscriptionId) ?? 0;
+      if (got < request.limit) this.#setIdle(endpoint, true);
+      if (Number.isFinite(endpoint.tokens)) endpoint.tokens -= got;
+    }
+    const release: string[] = [];
+    for (const item of claimed) {
+      const endpoint = this.#endpoint(item.delivery.subscriptionId);
+      if (item.subscription) {
+        endpoint.subscription = item.subscription;
+        endpoint.refreshedAt = now;
+      } else {
+        void this.#forget(endpoint);
+      }
+      if (this.#stopping || item.subscription?.status !== 'active') release.push(item.delivery.id);
+      else endpoint.queue.push(item as ClaimedWithSubscription);
+    }
+    for (const request of requests) this.#pump(this.#endpoint(request.subscriptionId));
+    if (release.length > 0) void this.#release(release);
+  }
+
+  async #release(deliveryIds: string[]): Promise<void> {
+    await this.#outbox
+      .release(this.worker, deliveryIds)
+      .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'releasing claimed deliveries failed; their lease runs out'));
+  }
+
+  /** Sends queued deliveries while the endpoint has free slots. */
+  #pump(endpoint: Endpoint): void {
+    const expiring: string[] = [];
+    while (!this.#stopping && endpoint.queue.length > 0 && endpoint.inFlight < this.#options.concurrency) {
+      const next = endpoint.queue.shift() as ClaimedWithSubscription;
+      // An attempt must end well within its lease, or another worker could claim it and send it too.
+      if ((next.delivery.lockedUntil ?? 0) - Date.now() < this.#options.timeout + leaseMargin) expiring.push(next.delivery.id);
+      else this.#send(endpoint, next);
+    }
+    if (expiring.length > 0) void this.#release(expiring);
+  }
+
+  #send(endpoint: Endpoint, claimed: ClaimedWithSubscription): void {
+    endpoint.inFlight += 1;
+    const task = this.#attempt(claimed)
+      .then(({ settled, outcome }) => {
+        this.#settles.push(settled);
+        this.#afterAttempt(endpoint, settled.attempt, outcome, claimed.event?.time);
+      })
+      .catch((error: unknown) => this.#context.logger.error({ err: error }, 'a webhook attempt failed unexpectedly; its lease runs out'))
+      .finally(() => {
+        endpoint.inFlight -= 1;
+        this.#tasks.delete(task);
+        this.#measure(endpoint);
+        this.#pump(endpoint);
+        const ordered = (claimed.subscription.config as StoredWebhookConfig).ordered;
+        if (ordered || (!endpoint.idle && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
+        else this.#kickSoon();
+      });
+    this.#tasks.add(task);
+  }
+
+  #measure(endpoint: Endpoint): void {
+    endpoint.finished += 1;
+    const now = Date.now();
+    const elapsed = now - endpoint.finishedSince;
+    if (elapsed >= 500) {
+      endpoint.rate = endpoint.rate === 0 ? (endpoint.finished * 1000) / elapsed : 0.5 * endpoint.rate + (0.5 * endpoint.finished * 1000) / elapsed;
+      endpoint.finished = 0;
+      endpoint.finishedSince = now;
+    }
+  }
+
+  async #attempt({ delivery, event, subscription }: ClaimedWithSubscription) {
+    const startedAt = Date.now();
+    let result: SendResult;
+    if (event) {
+      const config = subscription.config as StoredWebhookConfig;
+      const body = JSON.stringify(event);
+      const headers: Record<string, string> = {
+        'user-agent': userAgent,
+        ...config.headers,
+        'content-type': 'application/json',
+        ...signedHeaders(signingSecrets(config, startedAt), event.id, Math.floor(startedAt / 1000), body),
+      };
+      result = await this.#sender.post(new URL(config.url), headers, body, this.#options.timeout);
+    } else {
+      result = { durationMs: 0, error: 'the event is no longer in the log' };
+    }
+    const now = Date.now();
+    const outcome: Outcome = event
+      ? outcomeOf(result, delivery.attempts, this.#options.retrySchedule, this.#options.jitter, now)
+      : { status: 'failed', error: 'the event is no longer in the log' };
+    const attempt: DeliveryAttempt = {
+      deliveryId: delivery.id,
+      subscriptionId: delivery.subscriptionId,
+      attempt: delivery.attempts,
+      startedAt,
+      durationMs: Math.round(result.durationMs),
+      outcome: outcome.status === 'delivered' ? 'succeeded' : 'failed',
+      ...(result.status !== undefined ? { responseStatus: result.status } : {}),
+      ...(result.body !== undefined ? { responseBody: result.body } : {}),
+      ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+      ...(outcome.nextAttemptAt !== undefined ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
+    };
+    return { settled: { attempt, status: outcome.status }, outcome };
+  }
+
+  #afterAttempt(endpoint: Endpoint, attempt: DeliveryAttempt, outcome: Outcome, eventTime: string | undefined): void {
+    try {
+      this.#options.onAttempt?.(attempt);
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'onAttempt threw');
+    }
+    if (outcome.status !== 'pending') {
+      this.#context.metrics?.delivered(outcome.status, eventTime === undefined ? 0 : Date.now() - Date.parse(eventTime));
+    }
+    if (outcome.status === 'delivered') {
+      endpoint.failingSince = null;
+      return;
+    }
+    if (outcome.nextAttemptAt !== undefined) this.#wakeAt(endpoint, outcome.nextAttemptAt);
+    if (outcome.disable) void this.#disable(endpoint, outcome.disable);
+    else void this.#checkFailing(endpoint, attempt.startedAt);
+  }
+
+  /** Disables a subscription whose attempts have all failed for `disableAfter`. */
+  async #checkFailing(endpoint: Endpoint, failedAt: number): Promise<void> {
+    try {
+      if (endpoint.failingSince === undefined) endpoint.failingSince = (await this.#outbox.failingSince(endpoint.id)) ?? failedAt;
+      endpoint.failingSince ??= failedAt;
+      if (failedAt - endpoint.failingSince < this.#options.disableAfter) return;
+      // Another node may have delivered since: ask the store before disabling.
+      const since = await this.#outbox.failingSince(endpoint.id);
+      endpoint.failingSince = since ?? failedAt;
+      if (since === undefined || failedAt - since < this.#options.disableAfter) return;
+      const days = (this.#options.disableAfter / 86_400_000).toFixed(2).replace(/\.?0+$/, '');
+      await this.#disable(endpoint, `every attempt failed for ${days} days`);
+    } catch (error) {
+      this.#context.logger.warn({ err: error, subscription: endpoint.id }, 'checking a failing endpoint failed');
+    }
+  }
+
+  async #disable(endpoint: Endpoint, reason: string): Promise<void> {
+    try {
+      const updated = await this.#context.subscriptions.update(endpoint.id, { status: 'disabled', disabledReason: reason });
+      if (updated) endpoint.subscription = updated;
+      this.#setIdle(endpoint, true);
+      const abandoned = await this.#outbox.abandon(endpoint.id, Date.now());
+      this.#context.logger.warn({ subscription: endpoint.id, reason, abandoned }, 'webhook subscription disabled');
+    } catch (error) {
+      this.#context.logger.error({ err: error, subscription: endpoint.id }, 'disabling a webhook subscription failed');
+    }
+  }
+
+  #wakeAt(endpoint: Endpoint, at: number): void {
+    const wait = at - Date.now();
+    if (this.#stopping || wait > timerHorizon) return;
+    if (endpoint.timer && endpoint.timerAt <= at) return;
+    clearTimeout(endpoint.timer);
+    endpoint.timerAt = at;
+    endpoint.timer = setTimeout(
+      () => {
+        endpoint.timer = undefined;
+        this.#setIdle(endpoint, false);
+        this.#kick();
+      },
+      Math.max(0, wait),
+    );
+    endpoint.timer.unref();
+  }
+
+  /** Finds due deliveries this node does not know about: retries, work of nodes that died, deliveries released. */
+  async #poll(): Promise<void> {
+    if (this.#polling || this.#stopping) return;
+    this.#polling = true;
+    try {
+      const now = Date.now();
+      const due = await this.#outbox.due(now, 1000);
+      await Promise.all(
+        due.map(async (id) => {
+          const endpoint = this.#endpoint(id);
+          if (!endpoint.subscription || endpoint.subscription.status !== 'active' || now - endpoint.refreshedAt > subscriptionTtl) {
+            const subscription = await this.#context.subscriptions.get(id);
+            if (!subscription) return this.#forget(endpoint);
+            endpoint.subscription = subscription;
+            endpoint.refreshedAt = now;
+          }
+          this.#setIdle(endpoint, false);
+        }),
+      );
+      this.#kick();
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'polling the webhook outbox failed');
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  /** Drops a deleted subscription's endpoint and deliveries. */
+  async #forget(endpoint: Endpoint): Promise<void> {
+    if (endpoint.inFlight > 0 || endpoint.queue.length > 0) return;
+    clearTimeout(endpoint.timer);
+    this.#setIdle(endpoint, true);
+    this.#endpoints.delete(endpoint.id);
+    await this.#outbox
+      .purge(endpoint.id)
+      .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'purging the deliveries of a deleted subscription failed'));
+  }
+
+  async #prune(): Promise<void> {
+    try {
+      await this.#outbox.prune(Date.now() - this.#options.retention);
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'pruning settled webhook deliveries failed');
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import { type FanOut, type HeraldEvent, type NewDelivery, newId, type Store, type Subscription, type SubscriptionRegistry } from '@herald/core';
+
+export interface DispatcherOptions {
+  /** The fan-out position's name, and the transport whose subscriptions are matched. */
+  transport: string;
+  store: Store;
+  subscriptions: SubscriptionRegistry;
+  /** Whether a matching subscription gets deliveries (e.g. only verified endpoints). */
+  accepts(subscription: Subscription): boolean;
+  /** Events per fan-out. @default 500 */
+  batchSize?: number;
+  /** Events kept from the bus while the fan-out lags, before it reads the log instead. @default 10000 */
+  stashLimit?: number;
+}
+
+/** A fan-out ready to commit, and the subscriptions that get deliveries from it. */
+export interface PreparedFanOut {
+  fanOut: FanOut;
+  subscriptions: Map<string, Subscription>;
+}
+
+/**
+ * Turns the log into deliveries: reads the events after the durable fan-out position and makes one
+ * delivery per matching subscription. The position moves in the transaction that inserts them, and
+ * only from where this node saw it, so a crash or a second node never loses or doubles a delivery.
+ */
+export class OutboxDispatcher {
+  readonly #options: DispatcherOptions;
+  readonly #batchSize: number;
+  readonly #stashLimit: number;
+  /** Events from the bus with a seq above `#coveredFrom`, in order. */
+  #stash: HeraldEvent[] = [];
+  /** Every event after this seq is in the stash or already fanned out. */
+  #coveredFrom = Number.POSITIVE_INFINITY;
+  #position = 0;
+
+  constructor(options: DispatcherOptions) {
+    this.#options = options;
+    this.#batchSize = options.batchSize ?? 500;
+    this.#stashLimit = options.stashLimit ?? 10_000;
+  }
+
+  /** Loads the position (created at `latest` on the very first start, so the existing log is not fanned out). */
+  async init(latest: number): Promise<void> {
+    this.#position = await this.#options.store.outbox.position(this.#options.transport, latest);
+    this.#coveredFrom = latest;
+  }
+
+  /** Takes the events the bus hands over, in seq order. */
+  onEvents(events: readonly HeraldEvent[]): void {
+    this.#stash.push(...events);
+    if (this.#stash.length > this.#stashLimit) {
+      this.#coveredFrom = (this.#stash.at(-1) as HeraldEvent).seq;
+      this.#stash = [];
+    }
+  }
+
+  /** The next fan-out, or undefined when every event in the log has its deliveries. */
+  async next(now: number): Promise<PreparedFanOut | undefined> {
+    const from = this.#position;
+    let events: HeraldEvent[];
+    if (from >= this.#coveredFrom) {
+      const start = this.#stash.findIndex((event) => event.seq > from);
+      this.#stash = start === -1 ? [] : this.#stash.slice(start);
+      events = this.#stash.slice(0, this.#batchSize);
+    } else {
+      events = await this.#options.store.read({ after: from, limit: this.#batchSize });
+    }
+    if (events.length === 0) return undefined;
+    const deliveries: NewDelivery[] = [];
+    const subscriptions = new Map<string, Subscription>();
+    for (const event of events) {
+      for (const subscription of this.#options.subscriptions.match(event, this.#options.transport)) {
+        if (!this.#options.accepts(subscription)) continue;
+        subscriptions.set(subscription.id, subscription);
+        deliveries.push({
+          id: newId('dlv'),
+          subscriptionId: subscription.id,
+          eventSeq: event.seq,
+          eventId: event.id,
+          nextAttemptAt: now,
+        });
+      }
+    }
+    return { fanOut: { name: this.#options.transport, from, to: (events.at(-1) as HeraldEvent).seq, deliveries }, subscriptions };
+  }
+
+  /** Records where the position is after a commit (moved by this node, or found moved by another). */
+  committed(position: number): void {
+    this.#position = position;
+  }
+}

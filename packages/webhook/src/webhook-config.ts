@@ -1,0 +1,132 @@
+import { type PreparedConfig, type Subscription, ValidationError } from '@herald/core';
+import { z } from 'zod';
+import { refusedUrlTarget } from './address-guard.js';
+import { generateSecret, secretKey, secretPattern } from './webhook-signature.js';
+
+/** Headers Herald sets itself; `config.headers` may not name them. */
+const reservedHeaders = new Set([
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'transfer-encoding',
+  'host',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+]);
+
+/** `whsec_` + base64 of 24 to 64 bytes. */
+export const webhookSecret = z
+  .string()
+  .regex(secretPattern, 'must be "whsec_" followed by base64')
+  .refine((secret) => {
+    const length = secretKey(secret).length;
+    return length >= 24 && length <= 64;
+  }, 'must encode 24 to 64 bytes');
+
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, 'must be an HTTP header name')
+  .refine((name) => !reservedHeaders.has(name.toLowerCase()), 'is set by Herald');
+
+/** A webhook subscription's `config`, as validated on create and change. */
+export const webhookConfigSchema = z.strictObject({
+  /** Where events are POSTed: https, or http when private targets are allowed. */
+  url: z
+    .string()
+    .max(2048)
+    .refine((text) => {
+      try {
+        const url = new URL(text);
+        return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
+      } catch {
+        return false;
+      }
+    }, 'must be an absolute http(s) URL without credentials'),
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when absent and shown once. */
+  secret: webhookSecret.optional(),
+  /** Extra static headers sent with every delivery. */
+  headers: z
+    .record(headerName, z.string().max(1024).regex(/^[^\r\n\0]*$/, 'must be one line'))
+    .refine((headers) => Object.keys(headers).length <= 20, 'at most 20 headers')
+    .optional(),
+  /** At most this many deliveries per second to this endpoint (on each node). */
+  rateLimit: z.number().positive().max(10_000).optional(),
+  /** One delivery at a time, in `seq` order: a failing event holds back the ones after it. */
+  ordered: z.boolean().optional(),
+  /** Secrets replaced by a rotation, still signing until they expire. Managed by Herald. */
+  previousSecrets: z
+    .array(z.strictObject({ secret: webhookSecret, expiresAt: z.iso.datetime() }))
+    .max(10)
+    .optional(),
+  /** When the endpoint echoed the verification challenge for this URL. Managed by Herald. */
+  verifiedAt: z.iso.datetime().optional(),
+  /** The endpoint must echo a challenge before it gets deliveries. Managed by Herald. */
+  unverified: z.literal(true).optional(),
+});
+
+export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
+
+/** A stored webhook config: the secret is always there. */
+export type StoredWebhookConfig = WebhookConfig & { secret: string };
+
+/** What the config checks depend on. */
+export interface ConfigPolicy {
+  allowPrivate: boolean;
+  verifyEndpoints: boolean;
+}
+
+function invalidUrl(message: string): ValidationError {
+  return new ValidationError('The webhook URL is not allowed', [{ path: ['config', 'url'], message }]);
+}
+
+/** Checks what the schema cannot (scheme and literal address against the policy), and fills in the secret. */
+export function prepareWebhookConfig(input: Record<string, unknown>, previous: Subscription | undefined, policy: ConfigPolicy): PreparedConfig {
+  const config = input as WebhookConfig;
+  const url = new URL(config.url);
+  if (!policy.allowPrivate) {
+    if (url.protocol !== 'https:') throw invalidUrl('must be https (http only when HERALD_WEBHOOK_ALLOW_PRIVATE=1)');
+    const refused = refusedUrlTarget(url);
+    if (refused) throw invalidUrl(refused.message);
+  }
+  const before = previous?.config as StoredWebhookConfig | undefined;
+  const generated = config.secret === undefined ? generateSecret() : undefined;
+  const secret = config.secret ?? generated ?? '';
+  const now = Date.now();
+  const previousSecrets =
+    before && before.secret === secret ? (before.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now) : [];
+  const { previousSecrets: _previous, verifiedAt: _verified, unverified: _unverified, ...rest } = config;
+  const sameUrl = before !== undefined && before.url === config.url;
+  const verifiedAt = sameUrl ? before.verifiedAt : undefined;
+  const needsVerification = policy.verifyEndpoints && (!sameUrl || before.unverified === true);
+  const stored: StoredWebhookConfig = {
+    ...rest,
+    secret,
+    ...(previousSecrets.length > 0 ? { previousSecrets } : {}),
+    ...(verifiedAt !== undefined ? { verifiedAt } : {}),
+    ...(needsVerification ? { unverified: true as const } : {}),
+  };
+  return {
+    config: stored,
+    ...(generated ? { reveal: { secret: generated } } : {}),
+    ...(needsVerification ? { status: 'pending' as const } : {}),
+  };
+}
+
+/** The config as the API shows it: no secrets. */
+export function publicWebhookConfig(config: Record<string, unknown>): Record<string, unknown> {
+  const { secret: _secret, previousSecrets, unverified, ...shown } = config as StoredWebhookConfig;
+  const graceUntil = (previousSecrets ?? []).map((old) => old.expiresAt).sort().at(-1);
+  return { ...shown, ...(graceUntil ? { previousSecretExpiresAt: graceUntil } : {}), ...(unverified ? { verification: 'pending' } : {}) };
+}
+
+/** The secrets that sign now: the current one, then rotated ones still in their grace period. */
+export function signingSecrets(config: StoredWebhookConfig, now: number): string[] {
+  return [config.secret, ...(config.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now).map((old) => old.secret)];
+}

@@ -1,0 +1,406 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type HeraldEvent, sqliteStore } from '@herald/core';
+import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LookupFunction } from './address-guard.js';
+import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import type { WebhookOptions } from './webhook-options.js';
+import { webhook as createWebhook } from './webhook-transport.js';
+
+const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate): Promise<TestApp> {
+  const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env });
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function receiver(reply?: ReplyFn): Promise<TestReceiver> {
+  const started = await startReceiver(reply);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+/** Creates a webhook subscription over REST with `consumer`'s key; returns its id and secret. */
+async function subscribe(target: TestApp, config: Record<string, unknown>, consumer = 'acme', types = ['**']) {
+  const key = await target.consumerKey(consumer);
+  const { status, body } = await target.api('POST', '/v1/subscriptions', { transport: 'webhook', types, config }, key);
+  expect(status, JSON.stringify(body)).toBe(201);
+  return { id: body.id as string, secret: body.config.secret as string, key };
+}
+
+async function publish(target: TestApp, n: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent> {
+  return (await target.herald.publish({ type, data: { n } })).event;
+}
+
+async function deliveries(target: TestApp, subscriptionId: string, key = target.adminKey) {
+  const { status, body } = await target.api('GET', `/v1/subscriptions/${subscriptionId}/deliveries?limit=200`, undefined, key);
+  expect(status).toBe(200);
+  return body.data as any[];
+}
+
+const eventOf = (request: ReceivedRequest) => JSON.parse(request.body) as HeraldEvent<{ n: number }>;
+
+describe('webhook subscriptions over REST', () => {
+  it('returns a generated secret once and never shows it again', async () => {
+    const server = await app();
+    const { id, secret, key } = await subscribe(server, { url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' } });
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+={0,2}$/);
+    const read = await server.api('GET', `/v1/subscriptions/${id}`, undefined, key);
+    expect(read.body.config).toEqual({ url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' } });
+    const listed = await server.api('GET', '/v1/subscriptions', undefined, key);
+    expect(JSON.stringify(listed.body)).not.toContain(secret.slice(6));
+    const patched = await server.api('PATCH', `/v1/subscriptions/${id}`, { config: { rateLimit: 5 } }, key);
+    expect(patched.status).toBe(200);
+    expect(patched.body.config).toEqual({ url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' }, rateLimit: 5 });
+
+    const given = await subscribe(server, { url: 'http://127.0.0.1:9/other', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+    expect(given.secret).toBeUndefined();
+  });
+
+  it('refuses private targets and plain http with a 422 unless they are allowed', async () => {
+    const strict = await app({}, {});
+    const key = await strict.consumerKey('acme');
+    for (const url of [
+      'https://127.0.0.1/hook',
+      'https://[::1]/hook',
+      'https://10.0.0.8/hook',
+      'https://172.20.1.1/hook',
+      'https://192.168.0.10/hook',
+      'https://169.254.169.254/latest/meta-data',
+      'https://100.64.1.1/hook',
+      'https://[fd00::1]/hook',
+      'https://[fe80::1]/hook',
+      'https://[::ffff:127.0.0.1]/hook',
+      'https://0.0.0.0/hook',
+      'https://localhost/hook',
+      'http://hooks.example.com/in',
+    ]) {
+      const { status, body } = await strict.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url } }, key);
+      expect(status, url).toBe(422);
+      expect(body.errors[0].path, url).toEqual(['config', 'url']);
+    }
+    // A public name passes the create-time check (nothing is published, so nothing is sent).
+    expect((await strict.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: 'https://hooks.example.com/in' } }, key)).status).toBe(201);
+    for (const config of [
+      { url: 'https://hooks.example.com/in', secret: 'whsec_short' },
+      { url: 'https://hooks.example.com/in', headers: { 'webhook-signature': 'v1,forged' } },
+      { url: 'https://hooks.example.com/in', headers: { 'x-ok': 'line\r\nbreak' } },
+      { url: 'https://user:pass@hooks.example.com/in' },
+      { url: 'ftp://hooks.example.com/in' },
+      { url: 'https://hooks.example.com/in', rateLimit: 0 },
+      { url: 'https://hooks.example.com/in', surprise: true },
+      {},
+    ]) {
+      const { status } = await strict.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config }, key);
+      expect(status, JSON.stringify(config)).toBe(422);
+    }
+    const open = await app();
+    await subscribe(open, { url: 'http://127.0.0.1:9/hook' });
+  });
+
+  it('refuses at connect time a public-looking name that resolves to 127.0.0.1 (DNS rebinding)', async () => {
+    let lookups = 0;
+    const rebinding: LookupFunction = (_hostname, options, callback) => {
+      lookups += 1;
+      return options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
+    };
+    const server = await app({ lookup: rebinding, retrySchedule: [0, 60] }, {});
+    const { id } = await subscribe(server, { url: 'https://hooks.rebind.example/in' });
+    await publish(server, 1);
+    await waitFor(async () => (await deliveries(server, id))[0]?.attempts.length === 1, 'the first attempt');
+    const [delivery] = await deliveries(server, id);
+    expect(lookups).toBeGreaterThan(0);
+    expect(delivery).toMatchObject({ status: 'pending', attemptCount: 1 });
+    expect(delivery.attempts[0]).toMatchObject({ status: 'failed', responseStatus: null });
+    expect(delivery.attempts[0].error).toMatch(/hooks\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
+    expect(Date.parse(delivery.nextAttemptAt)).toBeGreaterThan(Date.now() + 30_000);
+  });
+});
+
+describe('delivery', () => {
+  it('sends the envelope with Standard Webhooks headers that standardwebhooks verifies, and the extra headers', async () => {
+    const server = await app();
+    const inbox = await receiver();
+    const { secret } = await subscribe(server, { url: inbox.url, headers: { 'x-tenant': 'acme' } });
+    const event = await publish(server, 7);
+    await waitFor(() => inbox.requests.length === 1, 'the delivery');
+    const [request] = inbox.requests as [ReceivedRequest];
+    expect(verifiedEvent(secret, request)).toEqual(event);
+    expect(request.headers['webhook-id']).toBe(event.id);
+    expect(Math.abs(Number(request.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(30);
+    expect(request.headers['content-type']).toBe('application/json');
+    expect(request.headers['x-tenant']).toBe('acme');
+    expect(() => new Webhook(`whsec_${Buffer.alloc(32, 1).toString('base64')}`).verify(request.body, request.headers as Record<string, string>)).toThrow();
+  });
+
+  it('gets every event through 500s, timeouts, dropped connections and 429/503 with Retry-After, and the attempts API shows each try', async () => {
+    const server = await app({ retrySchedule: [0, 0.1, 0.1, 0.1, 0.1, 0.1], timeout: 400, jitter: 0 });
+    const tries = new Map<string, number>();
+    /** What the receiver answers to the k-th try of the event with data.n. */
+    const plans: Record<number, ReturnType<ReplyFn>[]> = {
+      0: [{ status: 500, body: 'boom' }, { status: 502 }],
+      1: [{ hang: true }],
+      2: [{ status: 429, headers: { 'retry-after': '1' } }],
+      3: [{ status: 503, headers: { 'retry-after': '1' } }],
+      4: [{ destroy: true }],
+      5: [{ status: 301, headers: { location: '/elsewhere' } }],
+    };
+    const inbox = await receiver((request) => {
+      const id = String(request.headers['webhook-id']);
+      const k = tries.get(id) ?? 0;
+      tries.set(id, k + 1);
+      return plans[eventOf(request).data.n]?.[k] ?? { status: 200, body: 'thanks' };
+    });
+    const { id, secret } = await subscribe(server, { url: inbox.url });
+    const published: HeraldEvent[] = [];
+    for (let n = 0; n < 10; n++) published.push(await publish(server, n));
+
+    await waitFor(async () => (await deliveries(server, id)).filter((d) => d.status === 'delivered').length === 10, 'every delivery', 20_000);
+    expect(inbox.ids()).toEqual(new Set(published.map((e) => e.id)));
+    for (const request of inbox.requests) expect(published).toContainEqual(verifiedEvent(secret, request));
+
+    const byEvent = new Map((await deliveries(server, id)).map((d) => [d.eventId, d]));
+    const triesOf = (n: number) => byEvent.get((published[n] as HeraldEvent).id).attempts;
+    expect(triesOf(0).map((a: any) => [a.status, a.responseStatus])).toEqual([
+      ['failed', 500],
+      ['failed', 502],
+      ['succeeded', 200],
+    ]);
+    expect(triesOf(0)[0]).toMatchObject({ attempt: 1, responseBody: 'boom', error: 'the endpoint answered 500' });
+    expect(Date.parse(triesOf(0)[0].nextAttemptAt)).toBeGreaterThan(Date.parse(triesOf(0)[0].startedAt));
+    expect(triesOf(0)[2]).toMatchObject({ attempt: 3, responseBody: 'thanks', error: null, nextAttemptAt: null });
+    expect(triesOf(1)[0]).toMatchObject({ status: 'failed', responseStatus: null, error: 'timed out after 400 ms' });
+    expect(triesOf(1)[0].durationMs).toBeGreaterThanOrEqual(350);
+    for (const n of [2, 3]) {
+      const [first, second] = triesOf(n);
+      expect(first.responseStatus).toBe(n === 2 ? 429 : 503);
+      // Retry-After: 1 beats the 0.1 s of the schedule.
+      expect(Date.parse(second.startedAt) - Date.parse(first.startedAt)).toBeGreaterThanOrEqual(900);
+    }
+    expect(triesOf(4)[0].error).toMatch(/connection closed|socket|ECONNRESET/i);
+    expect(triesOf(5)[0]).toMatchObject({ responseStatus: 301, error: 'the endpoint answered 301 (redirects are not followed)' });
+    for (let n = 6; n < 10; n++) expect(triesOf(n)).toHaveLength(1);
+    // Every try reached the receiver, and the attempts API has one entry per try.
+    const attemptsTotal = [...byEvent.values()].reduce((sum, d) => sum + d.attempts.length, 0);
+    expect(attemptsTotal).toBe(inbox.requests.length);
+  });
+
+  it('delivers to an endpoint that refused connections once it comes up', async () => {
+    const server = await app({ retrySchedule: [0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2], jitter: 0 });
+    const probe = await startReceiver();
+    const { port } = probe;
+    await probe.close();
+    const { id } = await subscribe(server, { url: `http://127.0.0.1:${port}/hook` });
+    const event = await publish(server, 1);
+    await waitFor(async () => ((await deliveries(server, id))[0]?.attempts.length ?? 0) >= 2, 'two refused attempts');
+    const inbox = await startReceiver(undefined, port);
+    cleanups.push(() => inbox.close());
+    await waitFor(() => inbox.ids().has(event.id), 'the delivery once the endpoint is up');
+    const [delivery] = await deliveries(server, id);
+    await waitFor(async () => (await deliveries(server, id))[0].status === 'delivered', 'the delivery to settle');
+    expect(delivery.attempts[0].error).toBe('connection refused (ECONNREFUSED)');
+  });
+
+  it('disables the subscription when the endpoint answers 410, and stops sending', async () => {
+    const server = await app();
+    const inbox = await receiver(() => ({ status: 410 }));
+    const { id } = await subscribe(server, { url: inbox.url });
+    await publish(server, 1);
+    await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}`)).body.status === 'disabled', 'the subscription to be disabled');
+    const { body } = await server.api('GET', `/v1/subscriptions/${id}`);
+    expect(body.disabledReason).toMatch(/410/);
+    await waitFor(async () => (await deliveries(server, id))[0]?.status === 'failed', 'the delivery to fail');
+    await publish(server, 2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(inbox.requests).toHaveLength(1);
+  });
+
+  it('disables a subscription whose every attempt failed for the window', async () => {
+    const server = await app({ disableAfter: 800, retrySchedule: Array(50).fill(0.1), jitter: 0 });
+    const inbox = await receiver(() => ({ status: 500 }));
+    const { id } = await subscribe(server, { url: inbox.url });
+    await publish(server, 1);
+    await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}`)).body.status === 'disabled', 'the subscription to be disabled');
+    const { body } = await server.api('GET', `/v1/subscriptions/${id}`);
+    expect(body.disabledReason).toMatch(/every attempt failed/);
+    expect(inbox.requests.length).toBeGreaterThanOrEqual(3);
+    const [first, last] = [inbox.requests[0], inbox.requests.at(-1)] as [ReceivedRequest, ReceivedRequest];
+    expect(last.at - first.at).toBeGreaterThanOrEqual(700);
+  });
+
+  it('retries one delivery by hand and replays the events after a seq', async () => {
+    const server = await app();
+    const inbox = await receiver();
+    const early = await publish(server, 0);
+    const { id, key } = await subscribe(server, { url: inbox.url }, 'acme', ['order.*']);
+    const events = [await publish(server, 1), await publish(server, 2, 'invoice.paid'), await publish(server, 3)];
+    await waitFor(() => inbox.requests.length === 2, 'the two order events');
+    await waitFor(async () => (await deliveries(server, id, key)).every((d) => d.status === 'delivered'), 'them to settle');
+    const first = (await deliveries(server, id, key)).find((d) => d.eventId === events[0]?.id);
+
+    const retried = await server.api('POST', `/v1/deliveries/${first.id}/retry`, undefined, key);
+    expect(retried.status).toBe(202);
+    expect(retried.body).toMatchObject({ id: first.id, status: 'pending' });
+    await waitFor(() => inbox.requests.length === 3, 'the retried delivery');
+    expect(eventOf(inbox.requests[2] as ReceivedRequest).id).toBe(events[0]?.id);
+    await waitFor(async () => (await server.api('GET', `/v1/deliveries/${first.id}`, undefined, key)).body.attempts.length === 2, 'its second attempt');
+
+    const replay = await server.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    expect(replay).toMatchObject({ status: 202, body: { replayed: 3 } });
+    await waitFor(() => inbox.requests.length === 6, 'the replayed events');
+    expect(
+      inbox.requests
+        .slice(3)
+        .map((request) => eventOf(request).id)
+        .sort(),
+    ).toEqual([early.id, events[0]?.id, events[2]?.id].sort());
+    expect((await server.api('POST', `/v1/subscriptions/${id}/replay`, { after: -1 }, key)).status).toBe(422);
+    expect((await server.api('POST', `/v1/subscriptions/${id}/replay`, {}, key)).status).toBe(422);
+  });
+
+  it('shows deliveries, retries and replays only to the subscription owner (and admins)', async () => {
+    const server = await app();
+    const inbox = await receiver();
+    const { id } = await subscribe(server, { url: inbox.url }, 'acme');
+    await publish(server, 1);
+    await waitFor(async () => (await deliveries(server, id)).length === 1, 'the delivery');
+    const [delivery] = await deliveries(server, id);
+    const stranger = await server.consumerKey('globex');
+    for (const [method, path, body] of [
+      ['GET', `/v1/subscriptions/${id}/deliveries`],
+      ['GET', `/v1/deliveries/${delivery.id}`],
+      ['POST', `/v1/deliveries/${delivery.id}/retry`],
+      ['POST', `/v1/subscriptions/${id}/replay`, { after: 0 }],
+      ['POST', `/v1/subscriptions/${id}/secret/rotate`],
+    ] as const) {
+      const answer = await server.api(method, path, body, stranger);
+      expect(answer.status, `${method} ${path}`).toBe(404);
+      expect(answer.body.type).toBe('urn:herald:problem:not-found');
+    }
+    expect((await server.api('GET', `/v1/deliveries/${delivery.id}`)).status).toBe(200);
+    expect((await server.api('GET', '/v1/deliveries/dlv_nope')).status).toBe(404);
+    expect((await server.api('GET', `/v1/subscriptions/${id}/deliveries?limit=0`)).status).toBe(422);
+  });
+
+  it('signs with both secrets during the grace period of a rotation', async () => {
+    const server = await app();
+    const inbox = await receiver();
+    const { id, secret: original, key } = await subscribe(server, { url: inbox.url });
+    const rotated = await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, undefined, key);
+    expect(rotated.status).toBe(200);
+    const { secret: next, previousSecretExpiresAt } = rotated.body;
+    expect(next).toMatch(/^whsec_/);
+    expect(next).not.toBe(original);
+    expect(Math.abs(Date.parse(previousSecretExpiresAt) - (Date.now() + 86_400_000))).toBeLessThan(60_000);
+    expect((await server.api('GET', `/v1/subscriptions/${id}`, undefined, key)).body.config.previousSecretExpiresAt).toBe(previousSecretExpiresAt);
+
+    await publish(server, 1);
+    await waitFor(() => inbox.requests.length === 1, 'a delivery after the rotation');
+    const during = inbox.requests[0] as ReceivedRequest;
+    expect(String(during.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect(verifiedEvent(original, during).data).toEqual({ n: 1 });
+    expect(verifiedEvent(next, during).data).toEqual({ n: 1 });
+
+    const immediate = await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, { gracePeriod: 0 }, key);
+    const latest = immediate.body.secret as string;
+    await publish(server, 2);
+    await waitFor(() => inbox.requests.length === 2, 'a delivery after the second rotation');
+    const after = inbox.requests[1] as ReceivedRequest;
+    // The first secret is still in its grace period; the second was replaced with none.
+    expect(String(after.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect(verifiedEvent(latest, after).data).toEqual({ n: 2 });
+    expect(verifiedEvent(original, after).data).toEqual({ n: 2 });
+    expect(() => verifiedEvent(next, after)).toThrow();
+    expect((await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, { secret: 'whsec_nope' }, key)).status).toBe(422);
+  });
+});
+
+describe('stopping', () => {
+  it('lets attempts in flight finish, records them, and gives back the claims not started', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-stop-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const database = join(dir, 'herald.db');
+    const server = await startTestApp([createWebhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
+    const inbox = await receiver(() => ({ status: 200, delay: 400 }));
+    const { id } = await subscribe(server, { url: inbox.url });
+    await Promise.all(Array.from({ length: 10 }, (_, n) => publish(server, n)));
+    await waitFor(() => inbox.requests.length === 2, 'two requests in flight');
+    await server.close();
+    // The two in flight were answered and recorded before close() resolved; nothing else was sent.
+    expect(inbox.requests).toHaveLength(2);
+
+    const store = sqliteStore({ path: database });
+    await store.init();
+    try {
+      const rows = await store.outbox.list(id, { limit: 100 });
+      expect(rows).toHaveLength(10);
+      const delivered = rows.filter((row) => row.status === 'delivered');
+      expect(delivered.map((row) => row.eventId).sort()).toEqual([...inbox.ids()].sort());
+      expect(rows.filter((row) => row.status === 'pending')).toHaveLength(8);
+      // No lease is left behind: another worker may claim them at once.
+      expect(rows.every((row) => row.lockedBy === null && row.lockedUntil === null)).toBe(true);
+      expect(rows.filter((row) => row.status === 'pending').every((row) => row.attempts === 0)).toBe(true);
+      expect(await store.outbox.attempts(delivered.map((row) => row.id))).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('per endpoint', () => {
+  it('a hanging endpoint does not delay another one', async () => {
+    const server = await app({ concurrency: 2, timeout: 20_000 });
+    const stuck = await receiver(() => ({ hang: true }));
+    const fast = await receiver();
+    await subscribe(server, { url: stuck.url });
+    await subscribe(server, { url: fast.url });
+    const started = Date.now();
+    for (let n = 0; n < 30; n++) await publish(server, n);
+    await waitFor(() => fast.requests.length === 30, 'the fast endpoint to get everything');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(stuck.requests).toHaveLength(2);
+  });
+
+  it('keeps to the concurrency limit, to one at a time in seq order when ordered, and to the rate limit', async () => {
+    const server = await app({ concurrency: 3 });
+    const open = new Map<string, number>();
+    const peaks = new Map<string, number>();
+    /** Answers after 40 ms, counting the requests it holds at once. */
+    const slow = (name: string): ReplyFn => () => {
+      open.set(name, (open.get(name) ?? 0) + 1);
+      peaks.set(name, Math.max(peaks.get(name) ?? 0, open.get(name) as number));
+      setTimeout(() => open.set(name, (open.get(name) as number) - 1), 40);
+      return { status: 200, delay: 40 };
+    };
+    const parallel = await receiver(slow('parallel'));
+    await subscribe(server, { url: parallel.url }, 'acme', ['order.created']);
+    await Promise.all(Array.from({ length: 15 }, (_, n) => publish(server, n)));
+    await waitFor(() => parallel.requests.length === 15, 'the unordered deliveries');
+    expect(peaks.get('parallel')).toBe(3);
+
+    const ordered = await receiver(slow('ordered'));
+    await subscribe(server, { url: ordered.url, ordered: true }, 'acme', ['invoice.paid']);
+    const sent: HeraldEvent[] = [];
+    sent.push(...(await Promise.all(Array.from({ length: 10 }, (_, n) => publish(server, n, 'invoice.paid')))));
+    sent.sort((a, b) => a.seq - b.seq);
+    await waitFor(() => ordered.requests.length === 10, 'the ordered deliveries');
+    expect(peaks.get('ordered')).toBe(1);
+    expect(ordered.requests.map((request) => eventOf(request).seq)).toEqual(sent.map((event) => event.seq));
+
+    const limited = await receiver();
+    await subscribe(server, { url: limited.url, rateLimit: 10 }, 'globex', ['order.created']);
+    await Promise.all(Array.from({ length: 20 }, (_, n) => publish(server, n)));
+    await waitFor(() => limited.requests.length === 20, 'the rate-limited deliveries');
+    // A token bucket of 10 at 10 per second: 20 requests take at least a second from the first to the last.
+    const times = limited.requests.map((request) => request.at);
+    expect((times.at(-1) as number) - (times[0] as number)).toBeGreaterThanOrEqual(900);
+  });
+});

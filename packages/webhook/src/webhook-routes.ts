@@ -1,0 +1,215 @@
+import {
+  canAccess,
+  type Delivery,
+  type DeliveryAttempt,
+  defineRoute,
+  HeraldError,
+  NotFoundError,
+  type NewDelivery,
+  newId,
+  type Principal,
+  type RouteDefinition,
+  type Subscription,
+  type TransportContext,
+} from '@herald/core';
+import { z } from 'zod';
+import type { DeliveryEngine } from './delivery-engine.js';
+import type { EndpointVerifier } from './endpoint-verifier.js';
+import { type StoredWebhookConfig, webhookSecret } from './webhook-config.js';
+import { generateSecret } from './webhook-signature.js';
+
+const rotateBody = z
+  .strictObject({
+    /** The new secret; generated when absent. */
+    secret: webhookSecret.optional(),
+    /** Seconds the old secret keeps signing next to the new one. */
+    gracePeriod: z.number().int().min(0).max(7 * 86_400).optional(),
+  })
+  .optional();
+
+const deliveriesQuery = z.object({
+  status: z.enum(['pending', 'delivered', 'failed']).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** Only deliveries of events with a smaller seq: the `next` of the previous page. */
+  before: z.coerce.number().int().positive().optional(),
+});
+
+const replayBody = z.strictObject({
+  /** Redeliver every matching event with a greater seq. */
+  after: z.number().int().min(0),
+});
+
+/** Events read from the log per page while replaying. */
+const replayPage = 500;
+
+class NotVerifyingError extends HeraldError {
+  constructor() {
+    super('verification-disabled', 409, 'This server does not verify webhook endpoints (webhook({ verifyEndpoints: true }))', 'Conflict');
+  }
+}
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+function attemptView(attempt: DeliveryAttempt) {
+  return {
+    attempt: attempt.attempt,
+    startedAt: iso(attempt.startedAt),
+    status: attempt.outcome,
+    responseStatus: attempt.responseStatus ?? null,
+    durationMs: attempt.durationMs,
+    responseBody: attempt.responseBody ?? null,
+    error: attempt.error ?? null,
+    nextAttemptAt: iso(attempt.nextAttemptAt),
+  };
+}
+
+/** A delivery as the API shows it, with every attempt, oldest first. */
+export function deliveryView(delivery: Delivery, attempts: readonly DeliveryAttempt[]) {
+  return {
+    id: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    eventId: delivery.eventId,
+    eventSeq: delivery.eventSeq,
+    status: delivery.status,
+    attemptCount: delivery.attempts,
+    nextAttemptAt: delivery.status === 'pending' ? iso(delivery.nextAttemptAt) : null,
+    createdAt: iso(delivery.createdAt),
+    updatedAt: iso(delivery.updatedAt),
+    attempts: attempts.map(attemptView),
+  };
+}
+
+/** The webhook routes: secret rotation, the attempts API, replay, manual retry, endpoint verification. */
+export function webhookRoutes(
+  context: TransportContext,
+  engine: DeliveryEngine,
+  verifier: EndpointVerifier | undefined,
+  rotationGracePeriod: number,
+): RouteDefinition[] {
+  const { store, subscriptions } = context;
+
+  /** The webhook subscription, when this principal may reach it; anyone else's is a 404, not a 403. */
+  const reachable = async (principal: Principal, id: string): Promise<Subscription> => {
+    const subscription = await subscriptions.get(id);
+    if (!subscription || subscription.transport !== 'webhook' || !canAccess(principal, subscription)) {
+      throw new NotFoundError(`Webhook subscription ${id}`);
+    }
+    return subscription;
+  };
+
+  const reachableDelivery = async (principal: Principal, id: string) => {
+    const delivery = await store.outbox.get(id);
+    const subscription = delivery && (await subscriptions.get(delivery.subscriptionId));
+    if (!delivery || !subscription || !canAccess(principal, subscription)) throw new NotFoundError(`Delivery ${id}`);
+    return { delivery, subscription };
+  };
+
+  return [
+    defineRoute({
+      method: 'POST',
+      path: '/v1/subscriptions/:id/secret/rotate',
+      summary: 'Rotate a webhook secret; the old one keeps signing for a grace period',
+      body: rotateBody,
+      async handle({ principal, params, body }) {
+        const subscription = await reachable(principal, params.id as string);
+        const config = subscription.config as StoredWebhookConfig;
+        const now = Date.now();
+        const grace = body?.gracePeriod !== undefined ? body.gracePeriod * 1000 : rotationGracePeriod;
+        const secret = body?.secret ?? generateSecret();
+        const kept = (config.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now && old.secret !== secret);
+        const previousSecrets =
+          grace > 0 && config.secret !== secret ? [{ secret: config.secret, expiresAt: iso(now + grace) as string }, ...kept].slice(0, 10) : kept;
+        const updated = await subscriptions.update(subscription.id, {
+          config: { ...config, secret, previousSecrets: previousSecrets.length > 0 ? previousSecrets : undefined },
+        });
+        if (!updated) throw new NotFoundError(`Webhook subscription ${subscription.id}`);
+        engine.refresh(updated);
+        const graceUntil = previousSecrets.map((old) => old.expiresAt).sort().at(-1);
+        return { body: { secret, previousSecretExpiresAt: graceUntil ?? null } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/subscriptions/:id/deliveries',
+      summary: 'The deliveries of a webhook subscription, newest first, with every attempt',
+      query: deliveriesQuery,
+      async handle({ principal, params, query }) {
+        const subscription = await reachable(principal, params.id as string);
+        const deliveries = await store.outbox.list(subscription.id, {
+          limit: query.limit,
+          ...(query.before !== undefined ? { before: query.before } : {}),
+          ...(query.status !== undefined ? { status: query.status } : {}),
+        });
+        const attempts = await store.outbox.attempts(deliveries.map((delivery) => delivery.id));
+        const data = deliveries.map((delivery) =>
+          deliveryView(
+            delivery,
+            attempts.filter((attempt) => attempt.deliveryId === delivery.id),
+          ),
+        );
+        const last = deliveries.at(-1);
+        return { body: { data, next: deliveries.length === query.limit && last ? last.eventSeq : null } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/deliveries/:id',
+      summary: 'One webhook delivery with every attempt',
+      async handle({ principal, params }) {
+        const { delivery } = await reachableDelivery(principal, params.id as string);
+        return { body: deliveryView(delivery, await store.outbox.attempts([delivery.id])) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/deliveries/:id/retry',
+      summary: 'Retry one webhook delivery now',
+      async handle({ principal, params }) {
+        const { delivery, subscription } = await reachableDelivery(principal, params.id as string);
+        const retried = await store.outbox.retry(delivery.id, Date.now());
+        if (!retried) throw new NotFoundError(`Delivery ${delivery.id}`);
+        engine.wake(subscription);
+        return { status: 202, body: deliveryView(retried, await store.outbox.attempts([retried.id])) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/subscriptions/:id/replay',
+      summary: 'Redeliver every matching event after a seq',
+      body: replayBody,
+      async handle({ principal, params, body }) {
+        const subscription = await reachable(principal, params.id as string);
+        let after = body.after;
+        let replayed = 0;
+        for (;;) {
+          const events = await store.read({ after, limit: replayPage, types: subscription.types, visibleTo: subscription.consumer });
+          if (events.length === 0) break;
+          const now = Date.now();
+          const deliveries: NewDelivery[] = events.map((event) => ({
+            id: newId('dlv'),
+            subscriptionId: subscription.id,
+            eventSeq: event.seq,
+            eventId: event.id,
+            nextAttemptAt: now,
+          }));
+          replayed += await store.outbox.replay(deliveries, now);
+          engine.wake(subscription);
+          after = (events.at(-1) as { seq: number }).seq;
+          if (events.length < replayPage) break;
+        }
+        return { status: 202, body: { replayed } };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/subscriptions/:id/verify',
+      summary: 'Send the endpoint verification challenge now',
+      async handle({ principal, params }) {
+        const subscription = await reachable(principal, params.id as string);
+        if (!verifier) throw new NotVerifyingError();
+        const result = await verifier.verify(subscription);
+        return { body: { ...result, status: (await subscriptions.get(subscription.id))?.status ?? subscription.status } };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,46 @@
+import type { HeraldEvent } from '@herald/core';
+import { runTransportSuite, type TestApp } from '@herald/testkit';
+import { startReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { webhook } from './webhook-transport.js';
+
+/**
+ * The conformance suite. Its subscriptions are `ordered`: the suite checks that events arrive in seq
+ * order, which webhooks promise only for ordered subscriptions (the others send up to `concurrency` at once).
+ * Every request is checked with the independent `standardwebhooks` verifier.
+ */
+runTransportSuite('webhook', {
+  transport: () => webhook({ retrySchedule: [0, 0.05, 0.1, 0.2], pollInterval: 100 }),
+  options: { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } },
+  async receive(app: TestApp, { consumer, types }) {
+    const events: HeraldEvent[] = [];
+    const failures: string[] = [];
+    let secret: string | undefined;
+    const receiver = await startReceiver((request) => {
+      if (!secret) return { status: 503 };
+      try {
+        events.push(verifiedEvent(secret, request));
+        return { status: 200 };
+      } catch (error) {
+        failures.push(String(error));
+        return { status: 400 };
+      }
+    });
+    const key = await app.consumerKey(consumer);
+    const { status, body } = await app.api(
+      'POST',
+      '/v1/subscriptions',
+      { transport: 'webhook', types, config: { url: receiver.url, ordered: true } },
+      key,
+    );
+    if (status !== 201) throw new Error(`creating a webhook subscription answered ${status}: ${JSON.stringify(body)}`);
+    secret = body.config.secret;
+    return {
+      subscriptionId: body.id,
+      events,
+      async close() {
+        await receiver.close();
+        if (failures.length > 0) throw new Error(`requests failed standardwebhooks verification: ${failures.join('; ')}`);
+      },
+    };
+  },
+});

@@ -1,0 +1,52 @@
+import type { Logger, SubscriptionRegistry } from '@herald/core';
+
+/**
+ * Writes acknowledged positions to durable subscriptions' cursors, coalesced: many acks between
+ * two flushes cost one read and at most one write per subscription. Cursors only move forward,
+ * also when several connections attach to the same subscription.
+ */
+export class CursorWriter {
+  readonly #subscriptions: SubscriptionRegistry;
+  readonly #logger: Logger;
+  readonly #pending = new Map<string, number>();
+  readonly #timer: NodeJS.Timeout;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(subscriptions: SubscriptionRegistry, logger: Logger, interval: number) {
+    this.#subscriptions = subscriptions;
+    this.#logger = logger;
+    this.#timer = setInterval(() => void this.flush(), interval);
+    this.#timer.unref();
+  }
+
+  /** Records that `seq` was acknowledged on subscription `id`. */
+  ack(id: string, seq: number): void {
+    if (seq > (this.#pending.get(id) ?? -1)) this.#pending.set(id, seq);
+  }
+
+  /** Writes every pending cursor; resolves when they are stored. */
+  flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      const batch = [...this.#pending];
+      this.#pending.clear();
+      await Promise.all(
+        batch.map(async ([id, seq]) => {
+          try {
+            const current = await this.#subscriptions.get(id);
+            if (current && seq > current.cursor) await this.#subscriptions.update(id, { cursor: seq });
+          } catch (error) {
+            this.#logger.warn({ err: error, subscription: id }, 'storing a cursor failed; retrying on the next flush');
+            this.ack(id, seq);
+          }
+        }),
+      );
+    });
+    return this.#flushing;
+  }
+
+  /** Writes what is pending and stops the timer. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush();
+  }
+}

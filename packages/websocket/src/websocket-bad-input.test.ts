@@ -1,0 +1,147 @@
+import { waitFor } from '@herald/testkit';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type ConnectOptions, ProtocolClient, refusedUpgrade, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { CloseCode } from './websocket-protocol.js';
+
+let ws: WsApp;
+let witness: ProtocolClient;
+let consumerKey: string;
+let published = 0;
+const opened: ProtocolClient[] = [];
+
+async function connect(options: ConnectOptions = { bearer: consumerKey }): Promise<ProtocolClient> {
+  const client = await ProtocolClient.connect(ws.url, options);
+  opened.push(client);
+  return client;
+}
+
+beforeAll(async () => {
+  ws = await startWsApp({ authTimeout: 500 });
+  consumerKey = await ws.app.consumerKey('acme');
+  witness = await ProtocolClient.connect(ws.url, { bearer: consumerKey });
+  await witness.subscribe({ id: 'w', types: ['**'] });
+});
+
+afterAll(async () => {
+  await witness.close();
+  await ws.close();
+});
+
+/** After every case: the witness connection still receives, and a new connection is served. */
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((client) => client.close()));
+  const { event } = await ws.app.herald.publish({ type: 'order.created', data: { n: ++published } });
+  await waitFor(() => witness.events('w').some((received) => received.id === event.id), 'the witness to receive');
+  expect(witness.closedWith).toBeUndefined();
+  const fresh = await ProtocolClient.connect(ws.url, { token: consumerKey });
+  fresh.send({ type: 'ping' });
+  await fresh.next('pong');
+  await fresh.close();
+});
+
+describe('closed with a code', () => {
+  const frames: [string, string | RegExp, string | Buffer, boolean][] = [
+    ['not JSON', 'the message is not JSON', '{"type":"ping"', false],
+    ['JSON that is not an object', 'the message must be a JSON object', '[{"type":"ping"}]', false],
+    ['an unknown message type', 'unknown message type "subscribe-all"', '{"type":"subscribe-all"}', false],
+    ['a message without a type', 'unknown message type undefined', '{"id":"a"}', false],
+    ['an invalid pattern', /^invalid subscribe message: types\.0 must be an event type/, '{"type":"subscribe","id":"a","types":["order..x"]}', false],
+    ['a field the message does not have', /^invalid ping message/, '{"type":"ping","extra":1}', false],
+    ['both types and subscription', /^invalid subscribe message: types give either/, '{"type":"subscribe","id":"a","types":["a"],"subscription":"sub_1"}', false],
+    ['a negative after', /^invalid subscribe message: after/, '{"type":"subscribe","id":"a","types":["a"],"after":-1}', false],
+    ['a binary frame', /^binary frames are not part of herald\.v1/, Buffer.from('{"type":"ping"}'), true],
+  ];
+  for (const [name, reason, frame, binary] of frames) {
+    it(`4400 for ${name}`, async () => {
+      const client = await connect();
+      client.ws.send(frame, { binary });
+      const closed = await client.closed;
+      expect(closed.code).toBe(CloseCode.BadMessage);
+      if (typeof reason === 'string') expect(closed.reason).toBe(reason);
+      else expect(closed.reason).toMatch(reason);
+    });
+  }
+
+  it('1009 (from ws) for a frame over maxPayload', async () => {
+    const client = await connect();
+    client.send({ type: 'auth', token: 'x'.repeat(70 * 1024) });
+    expect((await client.closed).code).toBe(CloseCode.MessageTooBig);
+  });
+
+  it('1007 (from ws) for a text frame that is not UTF-8', async () => {
+    const client = await connect();
+    client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    expect((await client.closed).code).toBe(CloseCode.InvalidPayload);
+  });
+
+  it('4401 for subscribe before auth', async () => {
+    const client = await connect({});
+    client.send({ type: 'subscribe', id: 'a', types: ['order.*'] });
+    expect(await client.closed).toEqual({ code: 4401, reason: 'subscribe before auth: send auth {token} first' });
+  });
+
+  it('4401 for a bad token in the auth message', async () => {
+    const client = await connect({ token: `hk_00000000000000000000_${'0'.repeat(64)}`, waitReady: false });
+    expect(await client.closed).toEqual({ code: 4401, reason: 'The API key is not valid' });
+  });
+
+  it('4408 when no auth message comes in time', async () => {
+    const client = await connect({});
+    client.send({ type: 'ping' });
+    await client.next('pong');
+    expect(await client.closed).toEqual({ code: 4408, reason: 'no auth message in time' });
+  });
+
+  it('4409 for a subscription id already in use', async () => {
+    const client = await connect();
+    await client.subscribe({ id: 'a', types: ['order.*'] });
+    client.send({ type: 'subscribe', id: 'a', types: ['invoice.*'] });
+    expect(await client.closed).toEqual({ code: 4409, reason: 'subscription id "a" is already in use' });
+  });
+});
+
+describe('refused upgrades', () => {
+  it('400 for a wrong subprotocol, or none', async () => {
+    for (const protocols of ['graphql-transport-ws', [] as string[]]) {
+      const { status, body } = await refusedUpgrade(ws.url, { protocols });
+      expect(status).toBe(400);
+      expect(body).toMatchObject({ status: 400, detail: 'Sec-WebSocket-Protocol must offer herald.v1' });
+    }
+  });
+
+  it('401 for a bad or malformed Authorization header', async () => {
+    expect(await refusedUpgrade(ws.url, { bearer: 'not-a-key' })).toMatchObject({ status: 401, body: { status: 401, detail: 'The API key is not valid' } });
+    const malformed = await refusedUpgrade(ws.url, { bearer: '' });
+    expect(malformed.status).toBe(401);
+  });
+});
+
+describe('answered with an error, the connection stays open', () => {
+  it("for another consumer's durable subscription, as for one that does not exist", async () => {
+    const durable = await ws.durable('other', ['order.*']);
+    const client = await connect();
+    client.send({ type: 'subscribe', id: 'theirs', subscription: durable.id });
+    client.send({ type: 'subscribe', id: 'none', subscription: 'sub_none' });
+    const theirs = await client.next('error', (message) => message.id === 'theirs');
+    const none = await client.next('error', (message) => message.id === 'none');
+    expect(theirs).toEqual({ type: 'error', id: 'theirs', code: 'subscription-not-found', message: `no subscription "${durable.id}" for this consumer` });
+    expect(none.code).toBe(theirs.code);
+    await client.subscribe({ id: 'theirs', types: ['order.*'] });
+    expect(client.closedWith).toBeUndefined();
+  });
+
+  it('for a pattern that matches no event type in the catalog', async () => {
+    const client = await connect();
+    client.send({ type: 'subscribe', id: 'typo', types: ['order.created', 'ordr.*'] });
+    expect(await client.next('error')).toEqual({ type: 'error', id: 'typo', code: 'unknown-event-type', message: 'ordr.* matches no event type in the catalog' });
+    await client.subscribe({ id: 'typo', types: ['order.created'] });
+  });
+
+  it('for unsubscribe of an unknown id', async () => {
+    const client = await connect();
+    client.send({ type: 'unsubscribe', id: 'nothing' });
+    expect(await client.next('error')).toEqual({ type: 'error', id: 'nothing', code: 'unknown-subscription', message: 'no subscription "nothing" on this connection' });
+    client.send({ type: 'ping' });
+    await client.next('pong');
+  });
+});

@@ -1,0 +1,178 @@
+import { eventTypePattern, type HeraldEvent, type Issue, toIssues } from '@herald/core';
+import { z } from 'zod';
+
+/**
+ * The wire protocol `herald.v1`, in one place: the subprotocol, every client message as a zod
+ * schema, the one function that parses them, the close codes, and the server messages.
+ * docs/protocol/websocket.md describes it for people.
+ */
+export const subprotocol = 'herald.v1';
+
+/** How the server ends a connection. 1009 (frame over `maxPayload`) and 1007 (text that is not UTF-8) come from `ws` itself. */
+export enum CloseCode {
+  /** A client closed normally. */
+  Normal = 1000,
+  /** The server is stopping; reconnect (to another node, or later). */
+  GoingAway = 1001,
+  /** A text frame that is not valid UTF-8 (sent by `ws`). */
+  InvalidPayload = 1007,
+  /** A frame over `maxPayload` (sent by `ws`). */
+  MessageTooBig = 1009,
+  /** The key already has `maxConnectionsPerKey` connections; reconnect later. */
+  TryAgainLater = 1013,
+  /** Not JSON, a binary frame, an unknown message type, or fields that do not fit the message. */
+  BadMessage = 4400,
+  /** No valid credential: a bad, revoked or expired token, or a message other than `auth` before `ready`. */
+  Unauthorized = 4401,
+  /** A token refresh for another consumer, or a scope that no longer covers the open subscriptions. */
+  Forbidden = 4403,
+  /** No `auth` message within `authTimeout` of the upgrade. */
+  AuthTimeout = 4408,
+  /** `subscribe` with an id this connection already uses. */
+  DuplicateSubscription = 4409,
+  /** The send buffer went over `maxBufferedAmount`: the client reads too slowly. */
+  TooSlow = 4429,
+}
+
+/** The `code` of a recoverable `error` message; the connection stays open. */
+export type ErrorCode =
+  /** `unsubscribe` or `ack` naming a subscription id this connection does not have. */
+  | 'unknown-subscription'
+  /** `ack` on a subscription that is not attached to a durable one. */
+  | 'not-durable'
+  /** `ack` of a `seq` this connection has not delivered on the subscription. */
+  | 'ack-ahead'
+  /** A pattern outside the stream token's `types`. */
+  | 'forbidden'
+  /** A type or pattern that matches no event type in the catalog (a typo, most likely). */
+  | 'unknown-event-type'
+  /** No durable subscription with that id that this consumer may reach. */
+  | 'subscription-not-found'
+  /** The durable subscription belongs to another transport. */
+  | 'wrong-transport'
+  /** The connection already has `maxSubscriptions` subscriptions. */
+  | 'too-many-subscriptions'
+  /** The server could not read the log for the replay; subscribe again. */
+  | 'unavailable';
+
+const subscriptionId = z.string().min(1).max(128);
+const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+const authMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096) });
+const subscribeMessage = z
+  .strictObject({
+    type: z.literal('subscribe'),
+    id: subscriptionId,
+    types: z.array(eventTypePattern).min(1).max(100).optional(),
+    subscription: z.string().min(1).max(128).optional(),
+    after: seq.optional(),
+  })
+  .refine((message) => (message.types === undefined) !== (message.subscription === undefined), {
+    message: 'give either types or subscription',
+    path: ['types'],
+  });
+const unsubscribeMessage = z.strictObject({ type: z.literal('unsubscribe'), id: subscriptionId });
+const ackMessage = z.strictObject({ type: z.literal('ack'), id: subscriptionId, seq });
+const pingMessage = z.strictObject({ type: z.literal('ping') });
+const pongMessage = z.strictObject({ type: z.literal('pong') });
+
+const clientMessages = {
+  auth: authMessage,
+  subscribe: subscribeMessage,
+  unsubscribe: unsubscribeMessage,
+  ack: ackMessage,
+  ping: pingMessage,
+  pong: pongMessage,
+} as const;
+
+export type AuthMessage = z.infer<typeof authMessage>;
+export type SubscribeMessage = z.infer<typeof subscribeMessage>;
+export type UnsubscribeMessage = z.infer<typeof unsubscribeMessage>;
+export type AckMessage = z.infer<typeof ackMessage>;
+/** Every message a client may send. */
+export type ClientMessage = { [K in keyof typeof clientMessages]: z.infer<(typeof clientMessages)[K]> }[keyof typeof clientMessages];
+
+/** What {@link parseClientMessage} makes of a frame. */
+export type ParsedClientMessage = { ok: true; message: ClientMessage } | { ok: false; reason: string; issues?: Issue[] };
+
+/** Validates one frame from a client: a JSON text frame holding one of the client messages. */
+export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedClientMessage {
+  if (isBinary) return { ok: false, reason: 'binary frames are not part of herald.v1; send JSON text' };
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof data === 'string' ? data : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(toBuffers(data)).toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'the message is not JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'the message must be a JSON object' };
+  const type = (value as { type?: unknown }).type;
+  const schema = typeof type === 'string' && Object.hasOwn(clientMessages, type) ? clientMessages[type as keyof typeof clientMessages] : undefined;
+  if (!schema) return { ok: false, reason: `unknown message type ${JSON.stringify(type)}` };
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issues = toIssues(parsed.error.issues);
+    const first = issues[0];
+    return { ok: false, reason: `invalid ${type} message${first ? `: ${[...first.path].join('.') || '(root)'} ${first.message}` : ''}`, issues };
+  }
+  return { ok: true, message: parsed.data as ClientMessage };
+}
+
+function toBuffers(data: ArrayBuffer | Buffer[]): Buffer[] {
+  return Array.isArray(data) ? data : [Buffer.from(data)];
+}
+
+/** Every message the server sends, built by {@link serverMessage}. */
+export type ServerMessage =
+  | { type: 'ready'; consumer: string | null; expiresAt?: string }
+  | { type: 'subscribed'; id: string; after: number }
+  | { type: 'event'; id: string; event: HeraldEvent }
+  | { type: 'reset'; id: string; reason: 'ahead' | 'expired'; after: number }
+  | { type: 'error'; id?: string; code: ErrorCode; message: string; issues?: Issue[] }
+  | { type: 'ping' }
+  | { type: 'pong' };
+
+/** The server messages as JSON text. Events go through {@link EventFrames}, which serialises each envelope once. */
+export const serverMessage = {
+  ready: (consumer: string | undefined, expiresAt?: string) =>
+    JSON.stringify({ type: 'ready', consumer: consumer ?? null, ...(expiresAt !== undefined ? { expiresAt } : {}) }),
+  subscribed: (id: string, after: number) => JSON.stringify({ type: 'subscribed', id, after }),
+  reset: (id: string, reason: 'ahead' | 'expired', after: number) => JSON.stringify({ type: 'reset', id, reason, after }),
+  error: (code: ErrorCode, message: string, id?: string) => JSON.stringify({ type: 'error', ...(id !== undefined ? { id } : {}), code, message }),
+  ping: () => '{"type":"ping"}',
+  pong: () => '{"type":"pong"}',
+} as const;
+
+/** A close reason fits in a control frame: at most 123 bytes of UTF-8. */
+export function closeReason(text: string): string {
+  if (Buffer.byteLength(text) <= 123) return text;
+  let cut = text.slice(0, 120);
+  while (Buffer.byteLength(`${cut}...`) > 123) cut = cut.slice(0, -1);
+  return `${cut}...`;
+}
+
+/**
+ * Serialises each event once and each `event` frame once per subscription id, so fan-out to many
+ * connections that use the same id (the usual case: clients run the same code) costs one
+ * `JSON.stringify` and one Buffer per event, like a raw broadcast.
+ */
+export class EventFrames {
+  readonly #frames = new WeakMap<HeraldEvent, { json: string; byId: Map<string, Buffer> }>();
+  readonly #idsPerEvent: number;
+
+  /** @param idsPerEvent frames kept per event, one per distinct subscription id. @default 32 */
+  constructor(idsPerEvent = 32) {
+    this.#idsPerEvent = idsPerEvent;
+  }
+
+  /** The `event {id, event}` frame as UTF-8, to send as a text frame. */
+  frame(id: string, event: HeraldEvent): Buffer {
+    let entry = this.#frames.get(event);
+    if (!entry) this.#frames.set(event, (entry = { json: JSON.stringify(event), byId: new Map() }));
+    let frame = entry.byId.get(id);
+    if (!frame) {
+      frame = Buffer.from(`{"type":"event","id":${JSON.stringify(id)},"event":${entry.json}}`);
+      if (entry.byId.size < this.#idsPerEvent) entry.byId.set(id, frame);
+    }
+    return frame;
+  }
+}

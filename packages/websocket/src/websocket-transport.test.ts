@@ -1,0 +1,313 @@
+import type { HeraldEvent } from '@herald/core';
+import { memoryTransport, type Receiver, runTransportSuite, settle, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProtocolClient, refusedUpgrade, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { websocket } from './websocket-transport.js';
+
+const wsUrl = (app: TestApp) => `${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`;
+
+runTransportSuite('websocket', {
+  transport: () => websocket(),
+  async receive(app, { consumer, types }): Promise<Receiver> {
+    const key = await app.consumerKey(consumer);
+    const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types }, key);
+    if (status !== 201) throw new Error(`creating a subscription answered ${status}`);
+    const client = await ProtocolClient.connect(wsUrl(app), { bearer: key });
+    await client.subscribe({ id: 'durable', subscription: body.id });
+    return {
+      subscriptionId: body.id,
+      get events() {
+        return client.events('durable');
+      },
+      close: async () => void (await client.close()),
+    };
+  },
+});
+
+let open: WsApp | undefined;
+const clients: ProtocolClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await open?.close();
+  open = undefined;
+});
+
+async function start(...args: Parameters<typeof startWsApp>): Promise<WsApp> {
+  open = await startWsApp(...args);
+  return open;
+}
+
+async function connect(url: string, options: Parameters<typeof ProtocolClient.connect>[1]): Promise<ProtocolClient> {
+  const client = await ProtocolClient.connect(url, options);
+  clients.push(client);
+  return client;
+}
+
+const publish = (ws: WsApp, type: string, n: number, consumer?: string) =>
+  ws.app.herald.publish({ type, data: { n }, ...(consumer !== undefined ? { consumer } : {}) } as never).then(({ event }) => event);
+
+const seqs = (events: readonly HeraldEvent[]) => events.map((event) => event.seq);
+
+function expectExactlyOnceInOrder(received: readonly HeraldEvent[], expected: readonly HeraldEvent[]): void {
+  expect(new Set(seqs(received)).size, 'an event arrived twice').toBe(received.length);
+  expect(seqs(received)).toEqual(seqs(expected));
+}
+
+describe('subscribe', () => {
+  it('delivers the matching events it may see, from now, in order', async () => {
+    const ws = await start();
+    await publish(ws, 'order.created', 0);
+    const client = await connect(ws.url, { token: await ws.app.consumerKey('acme') });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme' });
+    const { after } = await client.subscribe({ id: 'orders', types: ['order.*'] });
+    expect(after).toBe(ws.app.herald.bus.latest);
+
+    const published = [
+      await publish(ws, 'order.created', 1),
+      await publish(ws, 'invoice.paid', 2),
+      await publish(ws, 'order.shipped', 3, 'acme'),
+      await publish(ws, 'order.shipped', 4, 'other'),
+      await publish(ws, 'order.line.added', 5),
+      await publish(ws, 'order.created', 6),
+    ];
+    const expected = published.filter((event) => event.type.startsWith('order.') && event.type.split('.').length === 2 && event.consumer !== 'other');
+    await waitFor(() => client.events('orders').length >= expected.length, 'the matching events');
+    await settle();
+    expect(client.events('orders')).toEqual(expected);
+  });
+
+  it('replays the log after `after`, then goes live', async () => {
+    const ws = await start();
+    const first = await publish(ws, 'order.created', 1);
+    const earlier = [await publish(ws, 'order.created', 2), await publish(ws, 'order.shipped', 3)];
+    const client = await connect(ws.url, { bearer: ws.app.adminKey });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: null });
+    const { after } = await client.subscribe({ id: 'a', types: ['order.**'], after: first.seq });
+    expect(after).toBe(earlier[1]?.seq);
+    const later = await publish(ws, 'order.line.added', 4);
+    await waitFor(() => client.events('a').length === 3, 'the replay and the live event');
+    expectExactlyOnceInOrder(client.events('a'), [...earlier, later]);
+  });
+
+  it('sends reset when `after` is ahead of the log, then goes on live', async () => {
+    const ws = await start();
+    const event = await publish(ws, 'order.created', 1);
+    const client = await connect(ws.url, { bearer: ws.app.adminKey });
+    const { after } = await client.subscribe({ id: 'a', types: ['**'], after: event.seq + 1000 });
+    expect(await client.next('reset')).toEqual({ type: 'reset', id: 'a', reason: 'ahead', after: event.seq });
+    expect(after).toBe(event.seq);
+    const next = await publish(ws, 'order.created', 2);
+    await waitFor(() => client.events('a').length === 1, 'the live event');
+    expect(client.events('a')[0]?.id).toBe(next.id);
+  });
+
+  it('stops delivering on unsubscribe and answers ping with pong', async () => {
+    const ws = await start();
+    const client = await connect(ws.url, { bearer: ws.app.adminKey });
+    await client.subscribe({ id: 'a', types: ['**'] });
+    await client.subscribe({ id: 'b', types: ['**'] });
+    client.send({ type: 'unsubscribe', id: 'a' });
+    client.send({ type: 'ping' });
+    await client.next('pong');
+    await publish(ws, 'order.created', 1);
+    await waitFor(() => client.events('b').length === 1, 'the event on b');
+    await settle();
+    expect(client.events('a')).toEqual([]);
+    expect(ws.transport.stats().subscriptions).toBe(1);
+  });
+
+  it('limits subscriptions per connection and connections per key', async () => {
+    const ws = await start({ maxSubscriptions: 2, maxConnectionsPerKey: 2 });
+    const key = await ws.app.consumerKey('acme');
+    const client = await connect(ws.url, { bearer: key });
+    await client.subscribe({ id: 'a', types: ['order.*'] });
+    await client.subscribe({ id: 'b', types: ['invoice.*'] });
+    client.send({ type: 'subscribe', id: 'c', types: ['user.*'] });
+    expect(await client.next('error')).toMatchObject({ id: 'c', code: 'too-many-subscriptions' });
+
+    await connect(ws.url, { token: key });
+    expect(await refusedUpgrade(ws.url, { bearer: key })).toMatchObject({ status: 429 });
+    const third = await connect(ws.url, { token: key, waitReady: false });
+    expect(await third.closed).toEqual({ code: 1013, reason: 'this key has too many open connections' });
+    await client.close();
+    await waitFor(() => ws.transport.stats().connections === 1, 'the closed connection to be released');
+    await connect(ws.url, { bearer: key });
+  });
+});
+
+describe('resume', () => {
+  it('drops the connection while 1,000 events are published; reconnecting with `after` gets each once, in order', async () => {
+    const ws = await start();
+    const key = await ws.app.consumerKey('acme');
+    const first = await connect(ws.url, { bearer: key });
+    await first.subscribe({ id: 's', types: ['order.*', 'invoice.paid'] });
+    const types = ['order.created', 'invoice.paid', 'order.shipped'];
+    const published: HeraldEvent[] = [];
+    const publishing = (async () => {
+      for (let n = 0; n < 1000; n++) {
+        published.push(await publish(ws, types[n % 3] as string, n));
+        if (n === 300) {
+          await waitFor(() => first.events('s').length > 0, 'the first events');
+          first.ws.terminate();
+        }
+      }
+    })();
+    await first.closed;
+    const before = first.events('s');
+    expect(before.length).toBeGreaterThan(0);
+    const last = before.at(-1) as HeraldEvent;
+    const second = await connect(ws.url, { bearer: key });
+    await second.subscribe({ id: 's', types: ['order.*', 'invoice.paid'], after: last.seq });
+    await publishing;
+    await waitFor(() => before.length + second.events('s').length >= 1000, 'all 1,000 events', 20_000);
+    await settle();
+    expectExactlyOnceInOrder([...before, ...second.events('s')], published);
+  });
+
+  it('hands over from replay to live under concurrent publishing: nothing lost, nothing repeated', async () => {
+    const ws = await start();
+    const types = ['order.created', 'order.shipped', 'invoice.paid'];
+    for (let n = 0; n < 1500; n++) await publish(ws, types[n % 3] as string, n);
+    let publishing = true;
+    const loops = Array.from({ length: 4 }, async (_, loop) => {
+      for (let n = 0; publishing; n++) await publish(ws, types[(n + loop) % 3] as string, n);
+    });
+    const subscribers: { client: ProtocolClient; after: number }[] = [];
+    for (const after of [0, 200, 700, 1200, 1490]) {
+      const client = await connect(ws.url, { bearer: ws.app.adminKey });
+      client.send({ type: 'subscribe', id: 'orders', types: ['order.*'], after });
+      subscribers.push({ client, after });
+      await settle(30);
+    }
+    await Promise.all(subscribers.map(({ client }) => client.next('subscribed', () => true, 20_000)));
+    await settle(200);
+    publishing = false;
+    await Promise.all(loops);
+    const log = await ws.app.herald.store.read({ after: 0, limit: 100_000, types: ['order.*'] });
+    for (const { client, after } of subscribers) {
+      const expected = log.filter((event) => event.seq > after);
+      await waitFor(() => client.events('orders').length >= expected.length, `the events after ${after}`, 20_000);
+      await settle();
+      expectExactlyOnceInOrder(client.events('orders'), expected);
+    }
+  });
+});
+
+describe('durable subscriptions', () => {
+  it('resume from the stored cursor, which ack advances', async () => {
+    const ws = await start({ cursorFlushInterval: 50 });
+    const key = await ws.app.consumerKey('acme');
+    const durable = await ws.durable('acme', ['order.*']);
+    const missed = [await publish(ws, 'order.created', 1), await publish(ws, 'invoice.paid', 2), await publish(ws, 'order.shipped', 3)];
+
+    const client = await connect(ws.url, { bearer: key });
+    const { after } = await client.subscribe({ id: 'd', subscription: durable.id });
+    expect(after).toBe(missed[2]?.seq);
+    expect(client.events('d').map((event) => event.id)).toEqual([missed[0]?.id, missed[2]?.id]);
+
+    client.send({ type: 'ack', id: 'd', seq: missed[0]?.seq });
+    await waitFor(async () => (await ws.app.api('GET', `/v1/subscriptions/${durable.id}`, undefined, key)).body.cursor === missed[0]?.seq, 'the cursor');
+    client.send({ type: 'ack', id: 'd', seq: (missed[2]?.seq as number) + 5 });
+    expect(await client.next('error', (message) => message.code === 'ack-ahead')).toMatchObject({ id: 'd' });
+    await client.close();
+
+    const again = await connect(ws.url, { bearer: key });
+    await again.subscribe({ id: 'd', subscription: durable.id });
+    expect(again.events('d').map((event) => event.id)).toEqual([missed[2]?.id]);
+  });
+
+  it('cannot be attached by another consumer, nor over another transport; acks need a durable subscription', async () => {
+    const ws = await start({}, [memoryTransport()]);
+    const durable = await ws.durable('acme', ['order.*']);
+    const memory = await ws.app.api('POST', '/v1/subscriptions', { transport: 'memory', types: ['order.*'] }, await ws.app.consumerKey('acme'));
+    const other = await connect(ws.url, { bearer: await ws.app.consumerKey('other') });
+    other.send({ type: 'subscribe', id: 'x', subscription: durable.id });
+    const refused = await other.next('error', (message) => message.id === 'x');
+    other.send({ type: 'subscribe', id: 'y', subscription: 'sub_does_not_exist' });
+    const missing = await other.next('error', (message) => message.id === 'y');
+    expect(refused.code).toBe('subscription-not-found');
+    expect({ ...refused, id: 'y', message: '' }).toEqual({ ...missing, message: '' });
+
+    const owner = await connect(ws.url, { bearer: await ws.app.consumerKey('acme') });
+    owner.send({ type: 'subscribe', id: 'm', subscription: memory.body.id });
+    expect(await owner.next('error', (message) => message.id === 'm')).toMatchObject({ code: 'wrong-transport' });
+    await owner.subscribe({ id: 'adhoc', types: ['order.*'] });
+    owner.send({ type: 'ack', id: 'adhoc', seq: 0 });
+    expect(await owner.next('error', (message) => message.id === 'adhoc')).toMatchObject({ code: 'not-durable' });
+    owner.send({ type: 'ack', id: 'nope', seq: 0 });
+    expect(await owner.next('error', (message) => message.id === 'nope')).toMatchObject({ code: 'unknown-subscription' });
+  });
+});
+
+describe('stream tokens', () => {
+  it('limit patterns to their types, and a refresh keeps the connection for the same consumer', async () => {
+    const ws = await start();
+    const key = await ws.app.consumerKey('acme');
+    const token = async (body: Record<string, unknown>, issuer = key) => {
+      const { status, body: answer } = await ws.app.api('POST', '/v1/stream-tokens', body, issuer);
+      expect(status).toBe(201);
+      return answer as { token: string; expiresAt: string };
+    };
+    const scoped = await token({ types: ['order.*'] });
+    const client = await connect(ws.url, { token: scoped.token });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme', expiresAt: scoped.expiresAt });
+    client.send({ type: 'subscribe', id: 'wide', types: ['order.**'] });
+    expect(await client.next('error', (message) => message.id === 'wide')).toMatchObject({ code: 'forbidden' });
+    await client.subscribe({ id: 'narrow', types: ['order.created'] });
+
+    const refreshed = await token({ types: ['order.*'], ttl: 600 });
+    client.send({ type: 'auth', token: refreshed.token });
+    await client.next('ready', (message) => message.expiresAt === refreshed.expiresAt);
+    const event = await publish(ws, 'order.created', 1);
+    await waitFor(() => client.events('narrow').length === 1, 'the event after the refresh');
+    expect(client.events('narrow')[0]?.id).toBe(event.id);
+
+    const narrower = await token({ types: ['invoice.*'] });
+    client.send({ type: 'auth', token: narrower.token });
+    expect(await client.closed).toMatchObject({ code: 4403 });
+
+    const another = await connect(ws.url, { token: (await token({})).token });
+    another.send({ type: 'auth', token: (await token({}, await ws.app.consumerKey('other'))).token });
+    expect(await another.closed).toMatchObject({ code: 4403 });
+  });
+});
+
+describe('revocation and shutdown', () => {
+  it('closes the connections of a revoked key and of its stream tokens with 4401; others carry on', async () => {
+    const ws = await start();
+    const created = await ws.app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
+    const byKey = await connect(ws.url, { bearer: created.body.key });
+    const streamToken = (await ws.app.api('POST', '/v1/stream-tokens', {}, created.body.key)).body.token;
+    const byToken = await connect(ws.url, { token: streamToken });
+    const bystander = await connect(ws.url, { bearer: await ws.app.consumerKey('acme') });
+    await bystander.subscribe({ id: 'b', types: ['**'] });
+
+    expect((await ws.app.api('DELETE', `/v1/keys/${created.body.id}`)).status).toBe(204);
+    expect(await byKey.closed).toEqual({ code: 4401, reason: 'the key was revoked' });
+    expect(await byToken.closed).toEqual({ code: 4401, reason: 'the key was revoked' });
+    const event = await publish(ws, 'order.created', 1);
+    await waitFor(() => bystander.events('b').length === 1, 'the bystander to receive');
+    expect(bystander.events('b')[0]?.id).toBe(event.id);
+  });
+
+  it('closes every connection with 1001 on stop', async () => {
+    const ws = await start();
+    const a = await connect(ws.url, { bearer: ws.app.adminKey });
+    const b = await connect(ws.url, { waitReady: false });
+    await ws.close();
+    open = undefined;
+    expect(await a.closed).toEqual({ code: 1001, reason: 'the server is stopping' });
+    expect((await b.closed).code).toBe(1001);
+  });
+
+  it('terminates a peer that stops answering protocol pings', async () => {
+    const ws = await start({ heartbeatInterval: 150 });
+    const alive = await connect(ws.url, { bearer: ws.app.adminKey });
+    const dead = await connect(ws.url, { bearer: ws.app.adminKey });
+    (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    await waitFor(() => ws.transport.stats().connections === 1, 'the dead peer to be terminated');
+    await settle(400);
+    expect(alive.closedWith).toBeUndefined();
+    expect(ws.transport.stats().connections).toBe(1);
+  });
+});

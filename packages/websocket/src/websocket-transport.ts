@@ -1,0 +1,222 @@
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  HeraldError,
+  type HeraldEvent,
+  type Principal,
+  type Problem,
+  type Transport,
+  type TransportContext,
+  UnauthorizedError,
+} from '@herald/core';
+import { WebSocketServer } from 'ws';
+import type { ClientSubscription } from './client-subscription.js';
+import { CursorWriter } from './cursor-writer.js';
+import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
+import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
+import { CloseCode, EventFrames, subprotocol } from './websocket-protocol.js';
+
+/** Live numbers about the transport, for metrics and tests. */
+export interface WebSocketStats {
+  /** Open connections, authenticated or not. */
+  connections: number;
+  /** Subscriptions across every connection. */
+  subscriptions: number;
+  /** Bytes waiting to be sent, across every connection. */
+  bufferedAmount: number;
+  /** The largest `bufferedAmount` of one connection. */
+  largestBufferedAmount: number;
+}
+
+/** The WebSocket transport: herald.v1 on `ws`, mounted at `/v1/ws`. */
+export interface WebSocketTransport extends Transport {
+  readonly name: 'websocket';
+  stats(): WebSocketStats;
+}
+
+const problem = (status: number, code: string, detail: string): Problem => ({
+  type: `urn:herald:problem:${code}`,
+  title: STATUS_CODES[status] ?? 'Error',
+  status,
+  detail,
+});
+
+/** Answers an upgrade request with an HTTP error (problem+json) instead of switching protocols. */
+function refuseUpgrade(socket: Duplex, body: Problem): void {
+  if (socket.destroyed) return;
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? 'Error'}\r\nConnection: close\r\n` +
+      `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+  );
+}
+
+function offeredProtocols(request: IncomingMessage): string[] {
+  return (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
+}
+
+/**
+ * The WebSocket transport: consumers open `GET /v1/ws` with subprotocol `herald.v1`, authenticate,
+ * and subscribe ad hoc (types and a resume position) or by attaching to a durable `websocket`
+ * subscription whose cursor the server keeps. See docs/protocol/websocket.md.
+ */
+export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
+  const resolved: ResolvedWebSocketOptions = resolveWebSocketOptions(options);
+  const connections = new Set<Connection>();
+  const byKey = new Map<string, Set<Connection>>();
+  let server: WebSocketServer | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let stopRevocations: (() => void) | undefined;
+  let stopListening: (() => void) | undefined;
+  let host: ConnectionHost | undefined;
+  let stopping = false;
+
+  const countOf = (keyId: string) => byKey.get(keyId)?.size ?? 0;
+  const addToKey = (connection: Connection, keyId: string) => {
+    let set = byKey.get(keyId);
+    if (!set) byKey.set(keyId, (set = new Set()));
+    set.add(connection);
+  };
+  const removeFromKey = (connection: Connection, keyId: string) => {
+    const set = byKey.get(keyId);
+    set?.delete(connection);
+    if (set?.size === 0) byKey.delete(keyId);
+  };
+
+  const upgrade = async (context: TransportContext, request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const ignore = () => {};
+    socket.on('error', ignore);
+    if (stopping || !server) return refuseUpgrade(socket, problem(503, 'unavailable', 'The server is stopping'));
+    if (!offeredProtocols(request).includes(subprotocol)) {
+      return refuseUpgrade(socket, problem(400, 'bad-subprotocol', `Sec-WebSocket-Protocol must offer ${subprotocol}`));
+    }
+    let principal: Principal | undefined;
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const credential = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+      try {
+        if (credential === undefined) throw new UnauthorizedError('The Authorization header must be "Bearer <key>"');
+        principal = await context.authenticate(credential);
+      } catch (error) {
+        if (error instanceof HeraldError) return refuseUpgrade(socket, error.toProblem());
+        context.logger.error({ err: error }, 'authenticating a websocket upgrade failed');
+        return refuseUpgrade(socket, problem(503, 'unavailable', 'The credential could not be checked'));
+      }
+      if (countOf(principal.keyId) >= resolved.maxConnectionsPerKey) {
+        return refuseUpgrade(socket, problem(429, 'too-many-connections', 'This key has too many open connections'));
+      }
+    }
+    if (stopping || socket.destroyed) return refuseUpgrade(socket, problem(503, 'unavailable', 'The server is stopping'));
+    server.handleUpgrade(request, socket, head, (ws) => {
+      socket.off('error', ignore);
+      // Other upgrades for the same key may have been admitted while this one was authenticated.
+      if (principal && countOf(principal.keyId) >= resolved.maxConnectionsPerKey) {
+        ws.close(CloseCode.TryAgainLater, 'this key has too many open connections');
+        return;
+      }
+      const connection = new Connection(ws as HeraldWebSocket, host as ConnectionHost, principal);
+      connections.add(connection);
+      if (principal) addToKey(connection, principal.keyId);
+    });
+  };
+
+  return {
+    name: 'websocket',
+
+    async start(context) {
+      stopping = false;
+      const durableMatches = new WeakMap<HeraldEvent, Set<string>>();
+      const cursors = new CursorWriter(context.subscriptions, context.logger, resolved.cursorFlushInterval);
+      const live = new Set<ClientSubscription>();
+      // One bus listener for every live subscription (a replaying one gets its events from its feed).
+      stopListening = context.bus.onEvents((events) => {
+        for (const subscription of live) subscription.offer(events);
+      });
+      host = {
+        live,
+        context,
+        options: resolved,
+        frames: new EventFrames(),
+        cursors,
+        name: 'websocket',
+        admit(connection, keyId) {
+          if (countOf(keyId) >= resolved.maxConnectionsPerKey) return false;
+          addToKey(connection, keyId);
+          return true;
+        },
+        rekey(connection, from, to) {
+          removeFromKey(connection, from);
+          addToKey(connection, to);
+        },
+        release(connection) {
+          connections.delete(connection);
+          if (connection.principal) removeFromKey(connection, connection.principal.keyId);
+        },
+        durableMatches(event, id) {
+          let matched = durableMatches.get(event);
+          if (!matched) {
+            matched = new Set(context.subscriptions.match(event, 'websocket').map((subscription) => subscription.id));
+            durableMatches.set(event, matched);
+          }
+          return matched.has(id);
+        },
+      };
+      server = new WebSocketServer({
+        noServer: true,
+        maxPayload: resolved.maxPayload,
+        perMessageDeflate: false,
+        clientTracking: false,
+        WebSocket: HeraldWebSocket,
+        handleProtocols: (protocols) => (protocols.has(subprotocol) ? subprotocol : false),
+      });
+      context.http.upgrade(resolved.path, (request, socket, head) => {
+        upgrade(context, request, socket, head).catch((error: unknown) => {
+          context.logger.error({ err: error }, 'a websocket upgrade failed');
+          socket.destroy();
+        });
+      });
+      stopRevocations = context.onKeyRevoked((keyId) => {
+        for (const connection of connections) {
+          const principal = connection.principal;
+          if (principal?.keyId === keyId || principal?.parentKeyId === keyId) connection.close(CloseCode.Unauthorized, 'the key was revoked');
+        }
+      });
+      heartbeat = setInterval(() => {
+        for (const connection of connections) connection.heartbeat();
+      }, resolved.heartbeatInterval);
+      heartbeat.unref();
+    },
+
+    async stop() {
+      stopping = true;
+      clearInterval(heartbeat);
+      stopRevocations?.();
+      stopListening?.();
+      const open = [...connections];
+      for (const connection of open) connection.close(CloseCode.GoingAway, 'the server is stopping');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(open.map((connection) => connection.whenClosed())),
+        new Promise((resolve) => (timer = setTimeout(resolve, resolved.stopTimeout))),
+      ]);
+      clearTimeout(timer);
+      for (const connection of open) connection.ws.terminate();
+      await Promise.all(open.map((connection) => connection.whenClosed()));
+      await host?.cursors.close();
+      server?.close();
+      server = undefined;
+    },
+
+    stats() {
+      let subscriptions = 0;
+      let bufferedAmount = 0;
+      let largestBufferedAmount = 0;
+      for (const connection of connections) {
+        subscriptions += connection.subscriptionCount;
+        bufferedAmount += connection.ws.bufferedAmount;
+        largestBufferedAmount = Math.max(largestBufferedAmount, connection.ws.bufferedAmount);
+      }
+      return { connections: connections.size, subscriptions, bufferedAmount, largestBufferedAmount };
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import type { Transport, TransportContext } from '@herald/core';
+import { sse } from '@herald/sse';
+import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { websocket } from '@herald/websocket';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+
+/** A transport that reports through the metrics seam what a real one would: two deliveries and a backlog. */
+function probeTransport(): Transport & { context?: TransportContext } {
+  const probe: Transport & { context?: TransportContext } = {
+    name: 'probe',
+    async start(context) {
+      probe.context = context;
+      context.metrics.backlog(() => 7);
+    },
+    async stop() {},
+  };
+  return probe;
+}
+
+let app: TestApp;
+const probe = probeTransport();
+
+beforeAll(async () => {
+  app = await startTestApp([websocket(), sse(), probe]);
+});
+afterAll(() => app?.close());
+
+/** `name{labels} value` lines of the Prometheus text format, by series. */
+async function scrape(): Promise<Map<string, number>> {
+  const response = await fetch(`${app.baseUrl}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const series = new Map<string, number>();
+  for (const line of (await response.text()).split('\n')) {
+    const match = /^([a-z_:]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (match) series.set(match[1] as string, Number(match[2]));
+  }
+  return series;
+}
+
+async function value(series: string): Promise<number | undefined> {
+  return (await scrape()).get(series);
+}
+
+describe('/metrics', () => {
+  it('is served without a key, with the process metrics', async () => {
+    const series = await scrape();
+    expect(series.get('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(series.has('process_cpu_user_seconds_total')).toBe(true);
+    expect(series.get('herald_connected_clients{transport="websocket"}')).toBe(0);
+  });
+
+  it('counts the events that enter the log, by type', async () => {
+    const before = (await value('herald_events_published_total{type="order.created"}')) ?? 0;
+    for (const n of [1, 2]) expect((await app.api('POST', '/v1/events', { type: 'order.created', data: { n } })).status).toBe(202);
+    expect((await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 3 } })).status).toBe(202);
+    // The same id again is not a new event.
+    const again = await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 3 }, id: 'once' });
+    expect((await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 3 }, id: 'once' })).status).toBe(200);
+    expect(again.status).toBe(202);
+    await waitFor(async () => (await value('herald_events_published_total{type="order.created"}')) === before + 2, 'two order.created counted');
+    expect(await value('herald_events_published_total{type="invoice.paid"}')).toBe(2);
+    expect(await value('herald_log_latest_seq')).toBe(app.herald.bus.latest);
+  });
+
+  it('counts connected WebSocket and SSE clients while they are connected', async () => {
+    const key = await app.consumerKey('metrics-watcher');
+    const socket = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    const stream = new AbortController();
+    const response = await fetch(`${app.baseUrl}/v1/stream?types=order.*`, { headers: { authorization: `Bearer ${key}` }, signal: stream.signal });
+    expect(response.status).toBe(200);
+    await waitFor(async () => (await value('herald_connected_clients{transport="websocket"}')) === 1, 'one WebSocket client');
+    expect(await value('herald_connected_clients{transport="sse"}')).toBe(1);
+
+    socket.close();
+    stream.abort();
+    await waitFor(async () => (await value('herald_connected_clients{transport="websocket"}')) === 0, 'the WebSocket client gone');
+    await waitFor(async () => (await value('herald_connected_clients{transport="sse"}')) === 0, 'the SSE client gone');
+  });
+
+  it('shows what transports report: deliveries by outcome, the latency histogram, their backlog', async () => {
+    const metrics = probe.context?.metrics;
+    if (!metrics) throw new Error('the probe transport did not start');
+    metrics.delivered('delivered', 120);
+    metrics.delivered('failed', 4);
+    const series = await scrape();
+    expect(series.get('herald_deliveries_total{transport="probe",outcome="delivered"}')).toBe(1);
+    expect(series.get('herald_deliveries_total{transport="probe",outcome="failed"}')).toBe(1);
+    expect(series.get('herald_delivery_latency_seconds_count{transport="probe"}')).toBe(2);
+    expect(series.get('herald_delivery_latency_seconds_bucket{le="0.005",transport="probe"}')).toBe(1);
+    expect(series.get('herald_delivery_latency_seconds_bucket{le="0.1",transport="probe"}')).toBe(1);
+    expect(series.get('herald_delivery_latency_seconds_bucket{le="0.25",transport="probe"}')).toBe(2);
+    expect(series.get('herald_delivery_latency_seconds_sum{transport="probe"}')).toBeCloseTo(0.124, 6);
+    expect(series.get('herald_transport_backlog{transport="probe"}')).toBe(7);
+  });
+});

@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  api,
+  checkMachineRedis,
+  exactlyOnceInOrder,
+  freshDatabase,
+  machineRedisUrl,
+  type NodeProcess,
+  publishMany,
+  socketClient,
+  startNodes,
+  streamClient,
+  waitFor,
+  type WebhookReceiver,
+  webhookReceiver,
+} from './multi-node-cluster.js';
+
+/**
+ * Three identical nodes as separate processes on the machine's PostgreSQL (a fresh database, dropped
+ * afterwards) and Redis (channels under a prefix of this run's own).
+ */
+describe('three Herald nodes on PostgreSQL and Redis', () => {
+  const adminKey = `admin-${randomBytes(12).toString('hex')}`;
+  const nodes: NodeProcess[] = [];
+  const receivers: WebhookReceiver[] = [];
+  // Generous: on a loaded machine an attempt that times out is retried, and that second send would be a duplicate.
+  const webhookTimeout = 10_000;
+  const webhookLease = 15_000;
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
+
+  beforeAll(async () => {
+    await checkMachineRedis();
+    database = await freshDatabase();
+    const env = {
+      HERALD_ADMIN_KEY: adminKey,
+      MULTI_NODE_DATABASE: database.url,
+      MULTI_NODE_REDIS: machineRedisUrl,
+      MULTI_NODE_REDIS_PREFIX: `multi-node-${process.pid}-${randomBytes(4).toString('hex')}:`,
+      MULTI_NODE_WEBHOOK_TIMEOUT: String(webhookTimeout),
+      MULTI_NODE_WEBHOOK_LEASE: String(webhookLease),
+    };
+    nodes.push(...(await startNodes([['A', env], ['B', env], ['C', env]])));
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await Promise.all(receivers.map((receiver) => receiver.close()));
+    await database?.drop();
+  }, 90_000);
+
+  it('WebSocket and SSE clients on C receive what A and B publish concurrently, each once, in seq order', async () => {
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    // A key made on A works on C: the keys live in the shared store.
+    const made = await api(a, adminKey, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
+    expect(made.status).toBe(201);
+    const key = made.body.key as string;
+    const socket = await socketClient(c, key, ['order.*']);
+    const stream = await streamClient(c, key, ['order.*']);
+    try {
+      const [fromA, fromB] = await Promise.all([publishMany(a, adminKey, { count: 300 }), publishMany(b, adminKey, { count: 300 })]);
+      const published = [...fromA, ...fromB];
+      // They did publish at once: their seqs interleave.
+      const maxA = Math.max(...fromA.map((event) => event.seq));
+      const maxB = Math.max(...fromB.map((event) => event.seq));
+      expect(fromA.some((event) => event.seq < maxB) && fromB.some((event) => event.seq < maxA)).toBe(true);
+
+      await waitFor(() => socket.events.length >= published.length, 'every event over the WebSocket on C');
+      await waitFor(() => stream.events.length >= published.length, 'every event over SSE on C');
+      // Nothing more comes after a pause: no late duplicates.
+      await new Promise((done) => setTimeout(done, 1_500));
+      expect(exactlyOnceInOrder(socket.events, published)).toEqual([]);
+      expect(exactlyOnceInOrder(stream.events, published)).toEqual([]);
+      expect(socket.events.length).toBe(published.length);
+      expect(stream.events.length).toBe(published.length);
+    } finally {
+      socket.close();
+      stream.close();
+    }
+    for (const node of nodes) expect(node.errors).not.toMatch(/error/i);
+  }, 120_000);
+
+  /** A webhook subscription to `types` on a receiver of its own, created through node A. */
+  async function subscribe(types: string[], delay: number): Promise<{ receiver: WebhookReceiver; subscriptionId: string }> {
+    const receiver = await webhookReceiver(delay);
+    receivers.push(receiver);
+    const created = await api(nodes[0] as NodeProcess, adminKey, 'POST', '/v1/subscriptions', {
+      transport: 'webhook',
+      types,
+      config: { url: receiver.url },
+      consumer: 'acme',
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    return { receiver, subscriptionId: created.body.id as string };
+  }
+
+  const attemptsOf = (node: NodeProcess, ids: ReadonlySet<string>) => node.attempts.filter((attempt) => ids.has(attempt.deliveryId)).length;
+
+  it('2,000 webhook events with workers on all three nodes: every one delivered, none sent twice', async () => {
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const { receiver, subscriptionId } = await subscribe(['order.paid'], 5);
+    const published = (
+      await Promise.all([
+        publishMany(a, adminKey, { count: 667, type: 'order.paid' }),
+        publishMany(b, adminKey, { count: 667, type: 'order.paid' }),
+        publishMany(c, adminKey, { count: 666, type: 'order.paid' }),
+      ])
+    ).flat();
+    expect(published.length).toBe(2_000);
+
+    await waitFor(() => receiver.received.size >= published.length, 'every webhook delivered', 90_000);
+    const deliveries = await database?.query<{ id: string; status: string }>(
+      `select id, status from herald_deliveries where subscription_id = '${subscriptionId}'`,
+    );
+    await waitFor(async () => {
+      const rows = await database?.query<{ pending: string }>(
+        `select count(*) as pending from herald_deliveries where subscription_id = '${subscriptionId}' and status <> 'delivered'`,
+      );
+      return Number(rows?.[0]?.pending) === 0;
+    }, 'every delivery settled as delivered');
+    // A moment for a late second send to show up, had there been one.
+    await new Promise((done) => setTimeout(done, 1_500));
+
+    expect([...receiver.received.keys()].sort()).toEqual(published.map((event) => event.id).sort());
+    const ids = new Set(deliveries?.map((delivery) => delivery.id));
+    const sentTwice = [...receiver.received].filter(([, times]) => times.length > 1);
+    const failedAttempts = nodes.flatMap((node) => node.attempts.filter((attempt) => ids.has(attempt.deliveryId) && attempt.outcome !== 'succeeded'));
+    expect(sentTwice, `${failedAttempts.length} failed attempts`).toEqual([]);
+    expect(receiver.requests).toBe(2_000);
+    expect(deliveries?.length).toBe(2_000);
+    const perNode = nodes.map((node) => attemptsOf(node, ids));
+    // Workers on all three nodes took part, and together made exactly one attempt per delivery.
+    expect(perNode.every((count) => count > 0), `attempts per node: ${perNode.join(', ')}`).toBe(true);
+    expect(perNode.reduce((sum, count) => sum + count, 0)).toBe(2_000);
+  }, 180_000);
+
+  it('SIGKILL of a node mid-run: its claimed deliveries are taken over after the lease, nothing is lost', async () => {
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    // A slow endpoint makes the deliveries queue up, so every worker holds as many as it may while B dies.
+    const { receiver, subscriptionId } = await subscribe(['order.shipped'], 500);
+    const publishing = Promise.all([
+      publishMany(a, adminKey, { count: 200, type: 'order.shipped' }),
+      publishMany(c, adminKey, { count: 200, type: 'order.shipped' }),
+    ]);
+    publishing.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+    const ours = async () =>
+      new Set(
+        (await database?.query<{ id: string }>(`select id from herald_deliveries where subscription_id = '${subscriptionId}'`))?.map((row) => row.id),
+      );
+    const holding = async () =>
+      Number(
+        (
+          await database?.query<{ held: string }>(
+            `select count(*) as held from herald_deliveries where subscription_id = '${subscriptionId}' and locked_by = '${b.workerId}' and status = 'pending'`,
+          )
+        )?.[0]?.held,
+      );
+    await waitFor(async () => attemptsOf(b, await ours()) >= 5 && (await holding()) > 0, 'B to be delivering');
+    const killedAt = Date.now();
+    expect(await b.kill('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+    const heldByB = await database?.query<{ id: string; locked_until: string }>(
+      `select id, locked_until from herald_deliveries where subscription_id = '${subscriptionId}' and locked_by = '${b.workerId}' and status = 'pending'`,
+    );
+    expect(heldByB?.length, 'deliveries B held when it died').toBeGreaterThan(0);
+
+    const published = (await publishing).flat();
+    await waitFor(() => receiver.received.size >= published.length, 'every webhook delivered after the kill', 90_000);
+    await waitFor(async () => {
+      const rows = await database?.query<{ pending: string }>(
+        `select count(*) as pending from herald_deliveries where subscription_id = '${subscriptionId}' and status <> 'delivered'`,
+      );
+      return Number(rows?.[0]?.pending) === 0;
+    }, 'every delivery settled as delivered');
+
+    expect([...receiver.received.keys()].sort()).toEqual(published.map((event) => event.id).sort());
+    const eventOf = new Map(
+      (
+        await database?.query<{ id: string; event_id: string }>(
+          `select id, event_id from herald_deliveries where subscription_id = '${subscriptionId}'`,
+        )
+      )?.map((row) => [row.id, row.event_id]),
+    );
+    // What B held was sent again by A or C, and only once its lease was over.
+    for (const { id, locked_until } of heldByB ?? []) {
+      const times = receiver.received.get(eventOf.get(id) as string) ?? [];
+      expect(times.length, `sends of delivery ${id}`).toBeGreaterThanOrEqual(1);
+      expect(times.at(-1), `delivery ${id} sent again before B's lease ended`).toBeGreaterThanOrEqual(Number(locked_until));
+      expect(Number(locked_until) - killedAt).toBeLessThanOrEqual(webhookLease);
+    }
+    // At least once: only what B held when it died may have been sent twice.
+    const heldEvents = new Set(heldByB?.map(({ id }) => eventOf.get(id)));
+    const sentTwice = [...receiver.received].filter(([, times]) => times.length > 1).map(([id]) => id);
+    expect(sentTwice.filter((id) => !heldEvents.has(id))).toEqual([]);
+    expect(a.errors + c.errors).not.toMatch(/error/i);
+  }, 180_000);
+});

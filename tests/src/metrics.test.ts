@@ -80,6 +80,42 @@ describe('/metrics', () => {
     await waitFor(async () => (await value('herald_connected_clients{transport="sse"}')) === 0, 'the SSE client gone');
   });
 
+  it('counts the events written to SSE streams, with their latency', async () => {
+    const key = await app.consumerKey('sse-metrics');
+    const stream = new AbortController();
+    const response = await fetch(`${app.baseUrl}/v1/stream?types=invoice.paid`, { headers: { authorization: `Bearer ${key}` }, signal: stream.signal });
+    expect(response.status).toBe(200);
+    const before = (await value('herald_deliveries_total{transport="sse",outcome="delivered"}')) ?? 0;
+    await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 10 } });
+    await app.api('POST', '/v1/events', { type: 'order.created', data: { n: 11 } });
+    await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 12 } });
+    await waitFor(async () => (await value('herald_deliveries_total{transport="sse",outcome="delivered"}')) === before + 2, 'two SSE deliveries counted');
+    expect(await value('herald_delivery_latency_seconds_count{transport="sse"}')).toBe(before + 2);
+    stream.abort();
+  });
+
+  it('counts the events sent on WebSocket connections, with their latency', async () => {
+    const key = await app.consumerKey('ws-metrics');
+    const socket = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
+    const received: unknown[] = [];
+    let subscribed = false;
+    socket.on('message', (data) => {
+      const message = JSON.parse(String(data));
+      if (message.type === 'ready') socket.send(JSON.stringify({ type: 'subscribe', id: 's1', types: ['user.*'] }));
+      if (message.type === 'subscribed') subscribed = true;
+      if (message.type === 'event') received.push(message);
+    });
+    await new Promise((resolve) => socket.once('open', resolve));
+    await waitFor(async () => (await value('herald_connected_clients{transport="websocket"}')) === 1, 'the WebSocket client');
+    const before = (await value('herald_deliveries_total{transport="websocket",outcome="delivered"}')) ?? 0;
+    await waitFor(() => subscribed, 'the subscription confirmed');
+    await app.api('POST', '/v1/events', { type: 'user.signed_up', data: { n: 1 } });
+    await app.api('POST', '/v1/events', { type: 'order.created', data: { n: 2 } });
+    await waitFor(() => received.length === 1, 'the event on the socket');
+    await waitFor(async () => (await value('herald_deliveries_total{transport="websocket",outcome="delivered"}')) === before + 1, 'one WebSocket delivery counted');
+    socket.close();
+  });
+
   it('shows what transports report: deliveries by outcome, the latency histogram, their backlog', async () => {
     const metrics = probe.context?.metrics;
     if (!metrics) throw new Error('the probe transport did not start');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventTypePattern, matchesPattern } from './names.js';
+import { eventTypePattern, matchesPattern, outsideScope, patternCovers } from './names.js';
 
 describe('matchesPattern', () => {
   it.each([
@@ -28,4 +28,27 @@ describe('matchesPattern', () => {
       expect(eventTypePattern.safeParse(pattern).success).toBe(false);
     },
   );
+});
+
+describe('type scope', () => {
+  it.each([
+    ['**', 'order.created', true],
+    ['**', 'order.**', true],
+    ['order.*', 'order.created', true],
+    ['order.*', 'order.*', true],
+    ['order.*', 'order.**', false],
+    ['order.*', 'order.line.added', false],
+    ['order.**', 'order.line.*', true],
+    ['order.**', 'order', false],
+    ['order.created', 'order.*', false],
+    ['*.paid', 'invoice.paid', true],
+    ['invoice.paid', '*.paid', false],
+  ])('%s covers %s: %s', (scope, pattern, covers) => {
+    expect(patternCovers(scope, pattern)).toBe(covers);
+  });
+
+  it('lists what falls outside the scope', () => {
+    expect(outsideScope(undefined, ['**'])).toEqual([]);
+    expect(outsideScope(['order.*', 'invoice.paid'], ['order.created', 'invoice.*', 'invoice.paid'])).toEqual(['invoice.*']);
+  });
 });

@@ -93,10 +93,15 @@ export class HeraldMetrics {
   /** The metrics one transport reports, labelled with its name. */
   forTransport(transport: string): TransportMetrics {
     this.#connections.set({ transport }, 0);
+    // Label lookups cost more than the counting: WebSocket and SSE report once per event per connection.
+    const counters = new Map<string, { inc(): void }>();
+    const latency = this.#latency.labels({ transport });
     return {
       delivered: (outcome, latencyMs) => {
-        this.#deliveries.inc({ transport, outcome });
-        if (Number.isFinite(latencyMs) && latencyMs >= 0) this.#latency.observe({ transport }, latencyMs / 1000);
+        let counter = counters.get(outcome);
+        if (!counter) counters.set(outcome, (counter = this.#deliveries.labels({ transport, outcome })));
+        counter.inc();
+        if (Number.isFinite(latencyMs) && latencyMs >= 0) latency.observe(latencyMs / 1000);
       },
       backlog: (read) => {
         this.#backlogs.set(transport, read);

@@ -1,4 +1,4 @@
-import type { EventFeed, EventFeedSink, HeraldEvent, Principal } from '@herald/core';
+import type { EventFeed, EventFeedSink, HeraldEvent, Principal, TransportMetrics } from '@herald/core';
 import type { EnvelopeFrames } from './envelope-frames.js';
 import { encodeFrame } from './sse-frame.js';
 import type { SseStream } from './sse-stream.js';
@@ -12,6 +12,8 @@ export interface ConnectionOptions {
   accepts?: (event: HeraldEvent) => boolean;
   /** Called with the last seq handled: written and flushed to the socket, or passed over. */
   onPosition?: (seq: number) => void;
+  /** Where each written event is counted, with its publish-to-write latency. */
+  metrics: TransportMetrics;
 }
 
 /** One client's stream: takes events from its feed and writes their frames, a batch per write. */
@@ -31,10 +33,13 @@ export class SseConnection implements EventFeedSink {
 
   events(events: readonly HeraldEvent[]): void {
     if (this.stream.closed) return;
-    const { accepts, named, onPosition } = this.#options;
+    const { accepts, named, onPosition, metrics } = this.#options;
+    const now = Date.now();
     let chunk = '';
     for (const event of events) {
-      if (accepts === undefined || accepts(event)) chunk += this.#frames.of(event, named);
+      if (accepts !== undefined && !accepts(event)) continue;
+      chunk += this.#frames.of(event, named);
+      metrics.delivered('delivered', now - Date.parse(event.time));
     }
     const last = events.at(-1);
     if (onPosition === undefined || last === undefined) this.stream.write(chunk);

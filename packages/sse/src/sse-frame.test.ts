@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeComment, encodeFrame } from './sse-frame.js';
 import { MalformedLastEventIdError, parseLastEventId } from './stream-request.js';
-import { outsideScope, patternCovers } from './type-scope.js';
 
 describe('encodeFrame', () => {
   it('writes id, event and data, and the blank line that dispatches them', () => {
@@ -42,28 +41,5 @@ describe('parseLastEventId', () => {
 
   it('refuses a repeated parameter', () => {
     expect(() => parseLastEventId(['1', '2'], 'x')).toThrow(MalformedLastEventIdError);
-  });
-});
-
-describe('type scope', () => {
-  it.each([
-    ['**', 'order.created', true],
-    ['**', 'order.**', true],
-    ['order.*', 'order.created', true],
-    ['order.*', 'order.*', true],
-    ['order.*', 'order.**', false],
-    ['order.*', 'order.line.added', false],
-    ['order.**', 'order.line.*', true],
-    ['order.**', 'order', false],
-    ['order.created', 'order.*', false],
-    ['*.paid', 'invoice.paid', true],
-    ['invoice.paid', '*.paid', false],
-  ])('%s covers %s: %s', (scope, pattern, covers) => {
-    expect(patternCovers(scope, pattern)).toBe(covers);
-  });
-
-  it('lists what falls outside the scope', () => {
-    expect(outsideScope(undefined, ['**'])).toEqual([]);
-    expect(outsideScope(['order.*', 'invoice.paid'], ['order.created', 'invoice.*', 'invoice.paid'])).toEqual(['invoice.*']);
   });
 });

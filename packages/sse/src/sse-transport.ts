@@ -8,6 +8,7 @@ import {
   matchesPattern,
   NotFoundError,
   openEventFeed,
+  outsideScope,
   type Principal,
   type RouteRequest,
   type Transport,
@@ -21,7 +22,6 @@ import { SseConnection } from './sse-connection.js';
 import { encodeComment, encodeFrame } from './sse-frame.js';
 import { SseStream, StreamClosedError } from './sse-stream.js';
 import { parseLastEventId, type StreamQuery, streamQuery } from './stream-request.js';
-import { outsideScope } from './type-scope.js';
 
 /** How the SSE transport behaves. Every option has a default. */
 export interface SseOptions {
@@ -208,6 +208,7 @@ class ServerSentEvents implements SseTransport {
     const connection = new SseConnection(stream, this.#frames, {
       principal,
       named: query.named === 'true',
+      metrics: context.metrics,
       ...(plan.accepts ? { accepts: plan.accepts } : {}),
       ...(plan.onPosition ? { onPosition: plan.onPosition } : {}),
     });

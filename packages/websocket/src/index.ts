@@ -1,4 +1,3 @@
-export * from './type-scope.js';
 export * from './websocket-options.js';
 export * from './websocket-protocol.js';
 export * from './websocket-transport.js';

@@ -1,10 +1,9 @@
-import { canAccess, HeraldError, type HeraldEvent, openEventFeed, type Principal, type TransportContext } from '@herald/core';
 import type { Duplex } from 'node:stream';
+import { canAccess, HeraldError, type HeraldEvent, openEventFeed, outsideScope, type Principal, type TransportContext } from '@herald/core';
 import { WebSocket } from 'ws';
 import { ClientSubscription, type SubscriptionOwner } from './client-subscription.js';
-import { patternMatches } from './pattern-cache.js';
 import type { CursorWriter } from './cursor-writer.js';
-import { outsideScope } from './type-scope.js';
+import { patternMatches } from './pattern-cache.js';
 import type { ResolvedWebSocketOptions } from './websocket-options.js';
 import {
   type AckMessage,
@@ -304,7 +303,8 @@ export class Connection implements SubscriptionOwner {
     const subscription = resolved;
     list[index] = subscription;
 
-    const after = message.after ?? (subscription.durable !== undefined ? resolved.position : undefined);
+    // A durable subscription resumes from its stored cursor, which `#resolveSubscription` put in `position`.
+    const after = message.after ?? (subscription.durable !== undefined ? subscription.position : undefined);
     if (after === undefined) {
       subscription.position = this.#host.context.bus.latest;
     } else {
@@ -380,7 +380,9 @@ export class Connection implements SubscriptionOwner {
   /** Sends one event on a subscription; false when nothing more should be sent. */
   sendEvent(subscription: ClientSubscription, event: HeraldEvent): boolean {
     // A replay waits for the buffer to drain before each page, so its pages may go over the limit.
-    return this.send(this.#host.frames.frame(subscription.id, event), !subscription.live);
+    const sent = this.send(this.#host.frames.frame(subscription.id, event), !subscription.live);
+    this.#host.context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - Date.parse(event.time));
+    return sent;
   }
 
   #ack({ id, seq }: AckMessage): void {

@@ -1,6 +1,6 @@
 import type { HeraldEvent } from '@herald/core';
 import { describe, expect, it } from 'vitest';
-import { outsideScope, patternCovers } from './type-scope.js';
+import { outsideScope, patternCovers } from '@herald/core';
 import { closeReason, EventFrames, parseClientMessage } from './websocket-protocol.js';
 
 const parse = (value: unknown) => parseClientMessage(JSON.stringify(value), false);

@@ -1,17 +1,7 @@
-/** An event as it arrives on a Herald stream: the envelope, with CloudEvents 1.0 attribute names. */
-export interface StreamedEvent<TType extends string = string, TData = unknown> {
-  specversion: '1.0';
-  id: string;
-  /** Position in the log; what a reconnection resumes after. */
-  seq: number;
-  type: TType;
-  source: string;
-  subject?: string;
-  time: string;
-  datacontenttype: string;
-  data: TData;
-  consumer?: string;
-}
+import type { DeliveredEvent } from './delivered-event.js';
+
+/** An event as it arrives on a Herald stream. */
+export type StreamedEvent<TType extends string = string, TData = unknown> = DeliveredEvent<TType, TData>;
 
 /** The events of a catalog `{ 'order.created': { id: string }, ... }`, as a union. */
 export type StreamedEventOf<TMap> = { [K in keyof TMap & string]: StreamedEvent<K, TMap[K]> }[keyof TMap & string];

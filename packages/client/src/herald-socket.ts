@@ -5,22 +5,12 @@
  * dependencies: it uses the global `WebSocket` (browsers, Node 22+) or the one you pass (`ws`).
  */
 
+import type { DeliveredEvent } from './delivered-event.js';
+
 const subprotocol = 'herald.v1';
 
-/** An event as Herald delivers it (CloudEvents attribute names). */
-export interface SocketEvent<TType extends string = string, TData = unknown> {
-  specversion: '1.0';
-  id: string;
-  /** Position in the log, strictly increasing. */
-  seq: number;
-  type: TType;
-  source: string;
-  subject?: string;
-  time: string;
-  datacontenttype: string;
-  data: TData;
-  consumer?: string;
-}
+/** An event as it arrives on a HeraldSocket subscription. */
+export type SocketEvent<TType extends string = string, TData = unknown> = DeliveredEvent<TType, TData>;
 
 /** True when the event-type pattern `P` matches the type `T` (`*` one segment, a final `**` one or more). */
 export type PatternMatches<P extends string, T extends string> = string extends P

@@ -1,3 +1,4 @@
+export * from './delivered-event.js';
 export * from './event-stream.js';
 export * from './herald-socket.js';
 export * from './webhook-middleware.js';

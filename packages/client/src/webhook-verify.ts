@@ -1,21 +1,11 @@
+import type { DeliveredEvent } from './delivered-event.js';
 /**
  * Verifies webhooks on the receiver's side, after Standard Webhooks. Uses only Web Crypto, so it runs
  * in Node.js 20+, Deno, Bun, edge runtimes and browsers.
  */
 
-/** An event as Herald delivers it: the envelope, with CloudEvents attribute names. */
-export interface WebhookEvent<TData = unknown> {
-  specversion: '1.0';
-  id: string;
-  seq: number;
-  type: string;
-  source: string;
-  subject?: string;
-  time: string;
-  datacontenttype: string;
-  data: TData;
-  consumer?: string;
-}
+/** An event as a webhook delivers it. */
+export type WebhookEvent<TData = unknown> = DeliveredEvent<string, TData>;
 
 /** Request headers: a fetch `Headers`, anything with `get`, or a Node.js-style object. */
 export type WebhookHeaders =

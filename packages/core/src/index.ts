@@ -1,4 +1,5 @@
 export * from './broker.js';
+export * from './cursor-writer.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './event-bus.js';

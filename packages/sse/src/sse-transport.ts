@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   canAccess,
+  CursorWriter,
   defineRoute,
   ForbiddenError,
   HeraldError,
@@ -16,7 +17,6 @@ import {
   ValidationError,
 } from '@herald/core';
 import { CorsPolicy, type SseCorsOptions } from './cors-policy.js';
-import { CursorKeeper } from './cursor-keeper.js';
 import { EnvelopeFrames } from './envelope-frames.js';
 import { SseConnection } from './sse-connection.js';
 import { encodeComment, encodeFrame } from './sse-frame.js';
@@ -95,7 +95,7 @@ class ServerSentEvents implements SseTransport {
   readonly #opening = new Set<Promise<unknown>>();
   /** The durable subscriptions each event matches, worked out once per event for every stream. */
   readonly #matched = new WeakMap<HeraldEvent, ReadonlySet<string>>();
-  #cursors: CursorKeeper | undefined;
+  #cursors: CursorWriter | undefined;
   #keepAliveTimer: NodeJS.Timeout | undefined;
   #stopRevocations: (() => void) | undefined;
   #stopping = false;
@@ -116,7 +116,7 @@ class ServerSentEvents implements SseTransport {
 
   async start(context: TransportContext): Promise<void> {
     this.#stopping = false;
-    this.#cursors = new CursorKeeper(context.subscriptions, context.logger, this.#cursorInterval);
+    this.#cursors = new CursorWriter(context.subscriptions, context.logger, this.#cursorInterval);
     context.http.route(
       defineRoute({
         method: 'GET',
@@ -256,7 +256,7 @@ class ServerSentEvents implements SseTransport {
     const outside = outsideScope(principal.types, subscription.types);
     if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
     const scope = principal.types;
-    const cursors = this.#cursors as CursorKeeper;
+    const cursors = this.#cursors as CursorWriter;
     return {
       // Every visible event, so changes of the subscription's types and status apply at delivery time.
       types: ['**'],

@@ -1,8 +1,7 @@
 import type { Duplex } from 'node:stream';
-import { canAccess, HeraldError, type HeraldEvent, openEventFeed, outsideScope, type Principal, type TransportContext } from '@herald/core';
+import { canAccess, type CursorWriter, HeraldError, type HeraldEvent, openEventFeed, outsideScope, type Principal, type TransportContext } from '@herald/core';
 import { WebSocket } from 'ws';
 import { ClientSubscription, type SubscriptionOwner } from './client-subscription.js';
-import type { CursorWriter } from './cursor-writer.js';
 import { patternMatches } from './pattern-cache.js';
 import type { ResolvedWebSocketOptions } from './websocket-options.js';
 import {
@@ -390,7 +389,7 @@ export class Connection implements SubscriptionOwner {
     if (!subscription) return void this.#error('unknown-subscription', `no subscription "${id}" on this connection`, id);
     if (subscription.durable === undefined) return void this.#error('not-durable', `subscription "${id}" is not attached to a durable subscription`, id);
     if (seq > subscription.position) return void this.#error('ack-ahead', `seq ${seq} has not been delivered on "${id}"`, id);
-    this.#host.cursors.ack(subscription.durable, seq);
+    this.#host.cursors.advance(subscription.durable, seq);
   }
 
   #error(code: ErrorCode, message: string, id?: string): void {

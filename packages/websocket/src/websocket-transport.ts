@@ -1,6 +1,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  CursorWriter,
   HeraldError,
   type HeraldEvent,
   type Principal,
@@ -11,7 +12,6 @@ import {
 } from '@herald/core';
 import { WebSocketServer } from 'ws';
 import type { ClientSubscription } from './client-subscription.js';
-import { CursorWriter } from './cursor-writer.js';
 import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
 import { CloseCode, EventFrames, subprotocol } from './websocket-protocol.js';

@@ -1,9 +1,10 @@
-import type { Logger, SubscriptionRegistry } from '@herald/core';
+import type { Logger } from './logger.js';
+import type { SubscriptionRegistry } from './subscription-registry.js';
 
 /**
- * Writes acknowledged positions to durable subscriptions' cursors, coalesced: many acks between
- * two flushes cost one read and at most one write per subscription. Cursors only move forward,
- * also when several connections attach to the same subscription.
+ * Writes how far durable subscriptions have got (acknowledged over WebSocket, streamed over SSE) to
+ * their cursors, coalesced: many positions between two flushes cost one read and at most one write
+ * per subscription. Cursors only move forward, also when several connections attach to one subscription.
  */
 export class CursorWriter {
   readonly #subscriptions: SubscriptionRegistry;
@@ -19,8 +20,8 @@ export class CursorWriter {
     this.#timer.unref();
   }
 
-  /** Records that `seq` was acknowledged on subscription `id`. */
-  ack(id: string, seq: number): void {
+  /** Records that subscription `id` has got up to `seq`. */
+  advance(id: string, seq: number): void {
     if (seq > (this.#pending.get(id) ?? -1)) this.#pending.set(id, seq);
   }
 
@@ -36,7 +37,7 @@ export class CursorWriter {
             if (current && seq > current.cursor) await this.#subscriptions.update(id, { cursor: seq });
           } catch (error) {
             this.#logger.warn({ err: error, subscription: id }, 'storing a cursor failed; retrying on the next flush');
-            this.ack(id, seq);
+            this.advance(id, seq);
           }
         }),
       );

@@ -4,16 +4,15 @@
  * server runs in its own child process and every client in one more, so the server measured has a
  * core to itself. Prints a markdown section. Run alone: `tsx --conditions=herald-source bench/src/sse-bench.ts`.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { defineEventType, type HeraldEvent } from '@herald/core';
 import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
 import { createChannel, createSession } from 'better-sse';
 import express from 'express';
 import { z } from 'zod';
+import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
@@ -61,76 +60,6 @@ function envelope(seq: number, n: number): HeraldEvent {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// A tiny request/response over the IPC channel.
-
-type Request = { id: number; command: string; args: any };
-type Response = { id: number; result?: any; error?: string };
-
-function serveRequests(handlers: Record<string, (args: any) => Promise<unknown> | unknown>): void {
-  process.on('message', async (message: Request) => {
-    try {
-      const handler = handlers[message.command];
-      if (!handler) throw new Error(`unknown command ${message.command}`);
-      const result = await handler(message.args);
-      if (process.connected) process.send?.({ id: message.id, result } satisfies Response);
-    } catch (error) {
-      if (process.connected) process.send?.({ id: message.id, error: String((error as Error)?.stack ?? error) } satisfies Response);
-    }
-  });
-}
-
-interface Child {
-  call<T = any>(command: string, args?: unknown): Promise<T>;
-  kill(): Promise<void>;
-}
-
-async function spawnChild(role: string[], gc = false): Promise<Child> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), role, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [...process.execArgv, ...(gc ? ['--expose-gc'] : []), '--max-old-space-size=4096'],
-  });
-  const up = new Promise<void>((resolve, reject) => {
-    child.once('message', (message) => (message === 'up' ? resolve() : reject(new Error(`${role.join(' ')}: ${String(message)}`))));
-    child.once('exit', (code) => reject(new Error(`${role.join(' ')} exited with ${code} before it was up`)));
-  });
-  let next = 0;
-  const pending = new Map<number, { resolve(value: any): void; reject(error: Error): void }>();
-  child.on('message', (message: Response | 'up') => {
-    if (message === 'up') return;
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.error !== undefined) waiter?.reject(new Error(message.error));
-    else waiter?.resolve(message.result);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.once('exit', (code) => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`${role.join(' ')} exited with ${code}`));
-  });
-  await up;
-  return {
-    call: (command, args) =>
-      new Promise((resolve, reject) => {
-        const id = next++;
-        pending.set(id, { resolve, reject });
-        child.send({ id, command, args } satisfies Request);
-      }),
-    kill: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Servers, each in its own process.
-
-function memory() {
-  const collect = (globalThis as { gc?: () => void }).gc;
-  for (let i = 0; i < 3; i++) collect?.();
-  const usage = process.memoryUsage();
-  return { rss: usage.rss, heap: usage.heapUsed + usage.external };
-}
 
 async function listen(server: ReturnType<typeof createServer>): Promise<number> {
   server.maxConnections = Number.POSITIVE_INFINITY;
@@ -395,10 +324,10 @@ async function waitForCount(server: Child, expected: number, what: string): Prom
 async function main(): Promise<void> {
   const started0 = now();
   const measured = measuredWith('tsx --conditions=herald-source bench/src/sse-bench.ts');
-  const clients = await spawnChild(['clients']);
+  const clients = await spawnChild(import.meta.url, ['clients']);
   const servers = {} as Record<Kind, Child>;
   for (const kind of kinds) {
-    servers[kind] = await spawnChild(['server', kind]);
+    servers[kind] = await spawnChild(import.meta.url, ['server', kind]);
     const { port, key } = await servers[kind].call('info');
     const { ms } = await clients.call('connect', { name: kind, kind, port, key, count: fanOutClients });
     await waitForCount(servers[kind], fanOutClients, kind);
@@ -439,7 +368,7 @@ async function main(): Promise<void> {
   // Memory per idle connection: a fresh server, measured before and after `idleConnections` connect.
   const perConnection = {} as Record<'herald' | 'raw' | 'express', { rss: number; heap: number }>;
   for (const kind of ['herald', 'raw', 'express'] as const) {
-    const server = await spawnChild(['server', kind], true);
+    const server = await spawnChild(import.meta.url, ['server', kind], true);
     const { port, key } = await server.call('info');
     const before = await server.call('memory');
     const { ms } = await clients.call('connect', { name: `idle-${kind}`, kind, port, key, count: idleConnections });
@@ -517,7 +446,6 @@ shows how much of the difference is express's own per-request state.
 }
 
 const role = process.argv[2];
-if (role !== undefined) process.once('disconnect', () => process.exit(0));
 if (role === 'server') await runServer(process.argv[3] as ServerKind);
 else if (role === 'clients') runClients();
 else await main();

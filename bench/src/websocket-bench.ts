@@ -4,11 +4,9 @@
  * its own child process and every client in one more, so the server measured has a core to itself.
  * Prints a markdown section. Run alone: `tsx --conditions=herald-source bench/src/websocket-bench.ts`.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { HeraldSocket } from '@herald/client';
 import { defineEventType, type HeraldEvent } from '@herald/core';
 import { createHerald } from '@herald/server';
@@ -17,6 +15,7 @@ import { Server as SocketIoServer } from 'socket.io';
 import { io as socketIoClient, type Socket as SocketIoSocket } from 'socket.io-client';
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
+import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
@@ -56,76 +55,7 @@ const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z
 const pad = 'x'.repeat(48);
 
 // ---------------------------------------------------------------------------------------------
-// A tiny request/response over the IPC channel.
-
-type Request = { id: number; command: string; args: any };
-type Response = { id: number; result?: any; error?: string };
-
-function serveRequests(handlers: Record<string, (args: any) => Promise<unknown> | unknown>): void {
-  // A child ends with its parent, also when the parent fails.
-  process.once('disconnect', () => process.exit(0));
-  process.on('message', async (message: Request) => {
-    try {
-      const handler = handlers[message.command];
-      if (!handler) throw new Error(`unknown command ${message.command}`);
-      process.send?.({ id: message.id, result: await handler(message.args) } satisfies Response);
-    } catch (error) {
-      process.send?.({ id: message.id, error: String((error as Error)?.stack ?? error) } satisfies Response);
-    }
-  });
-}
-
-interface Child {
-  call<T = any>(command: string, args?: unknown): Promise<T>;
-  kill(): Promise<void>;
-}
-
-/** Forks this script in `role`; resolves once the child serves requests. */
-async function spawnChild(role: string[], gc = false): Promise<Child> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), role, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [...process.execArgv, ...(gc ? ['--expose-gc'] : []), '--max-old-space-size=4096'],
-  });
-  let next = 0;
-  const pending = new Map<number, { resolve(value: any): void; reject(error: Error): void }>();
-  const up = new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`${role.join(' ')} exited with ${code} before it started`)));
-  });
-  child.on('message', (message: Response) => {
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.error !== undefined) waiter?.reject(new Error(message.error));
-    else waiter?.resolve(message.result);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.once('exit', (code) => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`${role.join(' ')} exited with ${code}`));
-  });
-  await up;
-  return {
-    call: (command, args) =>
-      new Promise((resolve, reject) => {
-        const id = next++;
-        pending.set(id, { resolve, reject });
-        child.send({ id, command, args } satisfies Request);
-      }),
-    kill: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Servers, each in its own process.
-
-function memory() {
-  const collect = (globalThis as { gc?: () => void }).gc;
-  for (let i = 0; i < 3; i++) collect?.();
-  const usage = process.memoryUsage();
-  return { rss: usage.rss, heap: usage.heapUsed + usage.external };
-}
 
 async function runServer(kind: Kind): Promise<void> {
   let count = () => 0;
@@ -390,7 +320,7 @@ async function main(): Promise<void> {
   const measured = measuredWith('pnpm bench websocket');
   const children: Child[] = [];
   const spawn = async (role: string[], gc = false) => {
-    const child = await spawnChild(role, gc);
+    const child = await spawnChild(import.meta.url, role, gc);
     children.push(child);
     return child;
   };

@@ -10,6 +10,7 @@ import { connect, createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { HeraldEvent } from '@herald/core';
+import { waitFor as waitUntil } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import pg from 'pg';
 import WebSocket from 'ws';
@@ -24,13 +25,8 @@ export const postgresAdminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgre
 /** The machine's Redis. */
 export const machineRedisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeout = 30_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 25));
-  }
-}
+/** testkit's `waitFor`, with room for three processes on a loaded machine. */
+export const waitFor = (condition: () => boolean | Promise<boolean>, what: string, timeout = 30_000) => waitUntil(condition, what, timeout);
 
 async function postgresAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: postgresAdminUrl });

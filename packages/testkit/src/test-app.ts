@@ -14,34 +14,7 @@ export const testEventTypes = [
 
 export interface ApiResponse {
   status: number;
-  headers: Headers;
   body: any;
-}
-
-/** A small REST client for a Herald at `baseUrl`: `api` calls with a key (the admin's by default), `consumerKey` makes one key per consumer. */
-export function restClient(baseUrl: string, adminKey: string) {
-  const api = async (method: string, path: string, body?: unknown, key = adminKey): Promise<ApiResponse> => {
-    const response = await fetch(`${baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-  };
-  const keys = new Map<string, Promise<string>>();
-  const consumerKey = (consumer: string): Promise<string> => {
-    let key = keys.get(consumer);
-    if (!key) {
-      key = api('POST', '/v1/keys', { role: 'consumer', consumer }).then(({ status, body }) => {
-        if (status !== 201) throw new Error(`Creating a key for ${consumer} answered ${status}`);
-        return body.key as string;
-      });
-      keys.set(consumer, key);
-    }
-    return key;
-  };
-  return { api, consumerKey };
 }
 
 /** A Herald listening on 127.0.0.1 with an ephemeral port, and a small REST client for it. */
@@ -70,6 +43,26 @@ export async function startTestApp(transports: Transport[], options: Partial<Her
   });
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   const baseUrl = `http://127.0.0.1:${port}`;
-  const { api, consumerKey } = restClient(baseUrl, adminKey);
+  const api = async (method: string, path: string, body?: unknown, key = adminKey): Promise<ApiResponse> => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+  const keys = new Map<string, Promise<string>>();
+  const consumerKey = (consumer: string) => {
+    let key = keys.get(consumer);
+    if (!key) {
+      key = api('POST', '/v1/keys', { role: 'consumer', consumer }).then(({ status, body }) => {
+        if (status !== 201) throw new Error(`Creating a key for ${consumer} answered ${status}`);
+        return body.key as string;
+      });
+      keys.set(consumer, key);
+    }
+    return key;
+  };
   return { herald, baseUrl, adminKey, consumerKey, api, close: () => herald.close() };
 }

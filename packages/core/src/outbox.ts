@@ -91,6 +91,8 @@ export interface FanOut {
   from: number;
   to: number;
   deliveries: readonly NewDelivery[];
+  /** The version of the subscriptions the deliveries were matched against (`Store['subscriptions']['version']`). */
+  subscriptionVersion?: number;
 }
 
 /** Work done in one transaction, in this order: settle, fan out, claim. */
@@ -102,7 +104,10 @@ export interface OutboxBatch {
 }
 
 export interface OutboxBatchResult {
-  /** False when the fan-out position was no longer `from` (another node moved it): nothing of the fan-out was written. */
+  /**
+   * False when the fan-out position was no longer `from` (another node moved it) or the subscriptions
+   * were no longer at `subscriptionVersion`: nothing of the fan-out was written.
+   */
   fannedOut: boolean;
   /** The fan-out position after the batch. */
   position?: number;

@@ -84,6 +84,11 @@ export interface Store {
     update(id: string, changes: SubscriptionChanges): Promise<Subscription | undefined>;
     /** True when there was one to delete. */
     delete(id: string): Promise<boolean>;
+    /**
+     * Counts the changes to what subscriptions match: creates, deletes, and updates of anything but
+     * the cursor. Moves in the same transaction as the change.
+     */
+    version(): Promise<number>;
   };
 
   /** Deliveries of push transports (webhooks), durable and claimed under leases. */

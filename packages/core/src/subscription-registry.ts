@@ -24,10 +24,10 @@ export class SubscriptionRegistry {
   }
 
   async start(): Promise<void> {
-    this.#unsubscribe = await this.#broker.subscribe(channel, (id) => void this.#reload(id));
+    this.#unsubscribe = await this.#broker.subscribe(channel, (id) => void this.#reloadOne(id));
     // Changes rung while the broker was away were lost: read them all again.
-    this.#stopReconnect = this.#broker.onReconnect?.(() => void this.#reloadAll().catch(() => {}));
-    await this.#reloadAll();
+    this.#stopReconnect = this.#broker.onReconnect?.(() => void this.reload().catch(() => {}));
+    await this.reload();
   }
 
   async stop(): Promise<void> {
@@ -79,19 +79,21 @@ export class SubscriptionRegistry {
     await this.#broker.publish(channel, id).catch(() => {});
   }
 
-  async #reload(id: string): Promise<void> {
+  async #reloadOne(id: string): Promise<void> {
     const subscription = await this.#store.subscriptions.get(id).catch(() => undefined);
     if (subscription) this.#index(subscription);
     else this.#unindex(id);
   }
 
-  async #reloadAll(): Promise<void> {
-    const stored = await this.#store.subscriptions.list();
+  /** Reads the subscriptions (of one transport) from the store again, for changes whose ring this node missed. */
+  async reload(transport?: string): Promise<void> {
+    const stored = await this.#store.subscriptions.list(transport === undefined ? {} : { transport });
     const ids = new Set(stored.map((subscription) => subscription.id));
     for (const subscription of stored) this.#index(subscription);
-    const missing = [...this.#matchers.values()].flatMap((matcher) => [...matcher.values()]).filter(({ id }) => !ids.has(id));
+    const matchers = transport === undefined ? [...this.#matchers.values()] : [this.#matchers.get(transport)].filter((m) => m !== undefined);
+    const missing = matchers.flatMap((matcher) => [...matcher.values()]).filter(({ id }) => !ids.has(id));
     // Each on its own: one may have been created after the list was read.
-    for (const { id } of missing) await this.#reload(id);
+    for (const { id } of missing) await this.#reloadOne(id);
   }
 
   #index(subscription: Subscription): void {

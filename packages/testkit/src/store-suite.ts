@@ -149,6 +149,33 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           return reopened;
         }),
     },
+    {
+      name: 'versions the subscriptions: creates, deletes and changes move it, cursors do not',
+      run: () =>
+        withStore(harness, async (store) => {
+          const versions: number[] = [await store.subscriptions.version()];
+          const moved = async () => {
+            versions.push(await store.subscriptions.version());
+            return (versions.at(-1) as number) > (versions.at(-2) as number);
+          };
+          const fields = { consumer: 'alpha', transport: 'memory', types: ['order.*'], status: 'active' as const, config: {}, cursor: 0 };
+          await store.subscriptions.create({ id: 'sub_version', ...fields });
+          assert.ok(await moved(), 'a create moves it');
+          await store.subscriptions.update('sub_version', { cursor: 42 });
+          assert.ok(!(await moved()), 'a cursor does not');
+          await store.subscriptions.update('sub_version', { types: ['order.*', 'invoice.*'] });
+          assert.ok(await moved(), 'a change of types moves it');
+          await store.subscriptions.update('sub_version', { status: 'paused' });
+          assert.ok(await moved(), 'a change of status moves it');
+          await store.subscriptions.update('missing', { status: 'paused' });
+          assert.ok(!(await moved()), 'an update of nothing does not');
+          assert.equal(await store.subscriptions.delete('sub_version'), true);
+          assert.ok(await moved(), 'a delete moves it');
+          assert.equal(await store.subscriptions.delete('sub_version'), false);
+          assert.ok(!(await moved()), 'a delete of nothing does not');
+          return store;
+        }),
+    },
   ];
 }
 

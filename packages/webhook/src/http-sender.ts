@@ -53,57 +53,15 @@ export class HttpSender {
   }
 
   /** POSTs `body` to `url`; never throws. */
-  async post(url: URL, headers: Record<string, string>, body: string, timeout: number): Promise<SendResult> {
-    const started = performance.now();
-    const signal = AbortSignal.timeout(timeout);
-    let status: number | undefined;
-    let retryAfter: string | undefined;
-    const kept: Buffer[] = [];
-    let keptBytes = 0;
-    try {
-      const response = await this.#agent.request({
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
-        method: 'POST',
-        headers,
-        body,
-        signal,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-      });
-      status = response.statusCode;
-      const header = response.headers['retry-after'];
-      retryAfter = Array.isArray(header) ? header[0] : header;
-      let read = 0;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        if (keptBytes < this.#keepBytes) {
-          const part = chunk.subarray(0, this.#keepBytes - keptBytes);
-          kept.push(part);
-          keptBytes += part.length;
-        }
-        read += chunk.length;
-        if (read > drainLimit) {
-          response.body.destroy();
-          break;
-        }
-      }
-      return this.#result(started, status, retryAfter, kept);
-    } catch (error) {
-      const result = this.#result(started, status, retryAfter, kept);
-      // A body that breaks off after the status line does not change the answer.
-      if (status !== undefined) return result;
-      return { ...result, error: describe(error, signal, timeout) };
-    }
-  }
-
-  #result(started: number, status: number | undefined, retryAfter: string | undefined, kept: Buffer[]): SendResult {
-    const body = kept.length > 0 ? Buffer.concat(kept).toString('utf8') : undefined;
-    return {
-      durationMs: performance.now() - started,
-      ...(status !== undefined ? { status } : {}),
-      ...(body !== undefined && body !== '' ? { body } : {}),
-      ...(retryAfter !== undefined ? { retryAfter } : {}),
-    };
+  post(url: URL, headers: Record<string, string>, body: string, timeout: number): Promise<SendResult> {
+    return new Promise((resolve) => {
+      const exchange = new Exchange(this.#keepBytes, timeout, resolve);
+      // undici's dispatch API with a plain handler: no response stream and no abort signal per request.
+      this.#agent.dispatch(
+        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, headersTimeout: timeout, bodyTimeout: timeout },
+        exchange,
+      );
+    });
   }
 
   /** Closes idle connections and waits for the ones in use. */
@@ -112,8 +70,88 @@ export class HttpSender {
   }
 }
 
-function describe(error: unknown, signal: AbortSignal, timeout: number): string {
-  if (signal.aborted) return `timed out after ${timeout} ms`;
+/** One POST as undici's dispatcher reports it, with a timer for the whole exchange. */
+class Exchange {
+  readonly #started = performance.now();
+  readonly #keepBytes: number;
+  readonly #timeout: number;
+  readonly #resolve: (result: SendResult) => void;
+  readonly #timer: NodeJS.Timeout;
+  #abort?: (reason?: Error) => void;
+  #status?: number;
+  #retryAfter?: string;
+  readonly #kept: Buffer[] = [];
+  #keptBytes = 0;
+  #read = 0;
+  #timedOut = false;
+  #done = false;
+
+  constructor(keepBytes: number, timeout: number, resolve: (result: SendResult) => void) {
+    this.#keepBytes = keepBytes;
+    this.#timeout = timeout;
+    this.#resolve = resolve;
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      // A request still waiting for a connection has no abort yet: onConnect aborts it.
+      this.#abort?.(new Error('timed out'));
+      this.onError(new Error('timed out'));
+    }, timeout);
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#timedOut) abort(new Error('timed out'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true;
+    this.#status = statusCode;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i] as Buffer;
+      if (name.length === 11 && name.toString('latin1').toLowerCase() === 'retry-after') {
+        this.#retryAfter = rawHeaders[i + 1]?.toString('latin1');
+        break;
+      }
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#keptBytes < this.#keepBytes) {
+      const part = chunk.subarray(0, this.#keepBytes - this.#keptBytes);
+      this.#kept.push(part);
+      this.#keptBytes += part.length;
+    }
+    this.#read += chunk.length;
+    if (this.#read > drainLimit) this.#abort?.(new Error('the response body is too long to drain'));
+    return true;
+  }
+
+  onComplete(): void {
+    this.#finish();
+  }
+
+  onError(error: Error): void {
+    // A body that breaks off after the status line does not change the answer.
+    this.#finish(this.#status === undefined ? (this.#timedOut ? `timed out after ${this.#timeout} ms` : describe(error, this.#timeout)) : undefined);
+  }
+
+  #finish(error?: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    const body = this.#keptBytes > 0 ? Buffer.concat(this.#kept).toString('utf8') : '';
+    this.#resolve({
+      durationMs: performance.now() - this.#started,
+      ...(this.#status !== undefined ? { status: this.#status } : {}),
+      ...(body !== '' ? { body } : {}),
+      ...(this.#retryAfter !== undefined ? { retryAfter: this.#retryAfter } : {}),
+      ...(error !== undefined ? { error } : {}),
+    });
+  }
+}
+
+function describe(error: unknown, timeout: number): string {
   if (error instanceof RefusedTargetError) return error.message;
   const cause = error instanceof Error && error.cause instanceof RefusedTargetError ? error.cause : undefined;
   if (cause) return cause.message;

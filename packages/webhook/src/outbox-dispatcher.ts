@@ -22,7 +22,8 @@ export interface PreparedFanOut {
 /**
  * Turns the log into deliveries: reads the events after the durable fan-out position and makes one
  * delivery per matching subscription. The position moves in the transaction that inserts them, and
- * only from where this node saw it, so a crash or a second node never loses or doubles a delivery.
+ * only from where this node saw it and while the subscriptions are as it matched them, so a crash, a
+ * second node or a subscription made on another node never loses or doubles a delivery.
  */
 export class OutboxDispatcher {
   readonly #options: DispatcherOptions;
@@ -33,6 +34,8 @@ export class OutboxDispatcher {
   /** Every event after this seq is in the stash or already fanned out. */
   #coveredFrom = Number.POSITIVE_INFINITY;
   #position = 0;
+  /** The version of the subscriptions the registry was last brought up to. */
+  #subscriptionVersion?: number;
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
@@ -67,6 +70,12 @@ export class OutboxDispatcher {
       events = await this.#options.store.read({ after: from, limit: this.#batchSize });
     }
     if (events.length === 0) return undefined;
+    // A subscription created on another node is matched even before its ring arrives here: the commit checks the version.
+    const subscriptionVersion = await this.#options.store.subscriptions.version();
+    if (subscriptionVersion !== this.#subscriptionVersion) {
+      await this.#options.subscriptions.reload(this.#options.transport);
+      this.#subscriptionVersion = subscriptionVersion;
+    }
     const deliveries: NewDelivery[] = [];
     const subscriptions = new Map<string, Subscription>();
     for (const event of events) {
@@ -82,10 +91,10 @@ export class OutboxDispatcher {
         });
       }
     }
-    return { fanOut: { name: this.#options.transport, from, to: (events.at(-1) as HeraldEvent).seq, deliveries }, subscriptions };
+    return { fanOut: { name: this.#options.transport, from, to: (events.at(-1) as HeraldEvent).seq, deliveries, subscriptionVersion }, subscriptions };
   }
 
-  /** Records where the position is after a commit (moved by this node, or found moved by another). */
+  /** Records where the position is after a commit (moved by this node, or found moved by another, or not moved as the subscriptions changed). */
   committed(position: number): void {
     this.#position = position;
   }

@@ -355,6 +355,33 @@ describe('stopping', () => {
   });
 });
 
+describe('several nodes on one database', () => {
+  it('delivers to a subscription that another node created, without waiting for its ring', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-nodes-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const database = join(dir, 'herald.db');
+    const server = await startTestApp([createWebhook({ pollInterval: 50 })], { env: allowPrivate, database });
+    cleanups.push(() => server.close());
+    const inbox = await receiver();
+    // Once this node's own subscription has the first event, its fan-out has passed it.
+    const witness = await receiver();
+    await subscribe(server, { url: witness.url });
+    await publish(server, 0);
+    await waitFor(() => witness.requests.length === 1, 'the first event');
+    // The other node: its rings never reach this one (each node here has its own in-memory broker).
+    const other = sqliteStore({ path: database });
+    await other.init();
+    cleanups.push(() => other.close());
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const config = { url: inbox.url, secret };
+    await other.subscriptions.create({ id: 'sub_other_node', consumer: 'acme', transport: 'webhook', types: ['order.*'], status: 'active', config, cursor: 0 });
+
+    const event = await publish(server, 1);
+    await waitFor(() => inbox.requests.length > 0 && witness.requests.length === 2, "the delivery to the other node's subscription");
+    expect(inbox.requests.map((request) => verifiedEvent(secret, request).id)).toEqual([event.id]);
+  });
+});
+
 describe('per endpoint', () => {
   it('a hanging endpoint does not delay another one', async () => {
     const server = await app({ concurrency: 2, timeout: 20_000 });

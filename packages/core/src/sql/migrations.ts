@@ -1,5 +1,18 @@
-import { type Kysely, type Migration, Migrator } from 'kysely';
+import { type Kysely, type Migration, Migrator, sql } from 'kysely';
 import type { SqlFlavor } from './sql-flavor.js';
+
+const attemptColumns = [
+  'delivery_id',
+  'subscription_id',
+  'attempt',
+  'started_at',
+  'duration_ms',
+  'outcome',
+  'response_status',
+  'response_body',
+  'error',
+  'next_attempt_at',
+];
 
 function migrations(flavor: SqlFlavor): Record<string, Migration> {
   return {
@@ -116,17 +129,80 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_lean_outbox': {
+      // Fewer index writes per delivery: pending deliveries are indexed only while pending, settled ones
+      // only once settled, and attempts, append-only, lose their own key (a second index per row).
+      async up(db: Kysely<unknown>) {
+        for (const index of ['herald_deliveries_subscription_status', 'herald_deliveries_due', 'herald_deliveries_updated']) {
+          await db.schema.dropIndex(index).execute();
+        }
+        await db.schema
+          .createIndex('herald_deliveries_pending')
+          .on('herald_deliveries')
+          .columns(['subscription_id', 'event_seq'])
+          .where(sql.ref('status'), '=', 'pending')
+          .execute();
+        await db.schema.createIndex('herald_deliveries_due').on('herald_deliveries').column('next_attempt_at').where(sql.ref('status'), '=', 'pending').execute();
+        await db.schema
+          .createIndex('herald_deliveries_settled')
+          .on('herald_deliveries')
+          .column('updated_at')
+          .where(sql.ref('status'), '!=', 'pending')
+          .execute();
+
+        await db.schema.alterTable('herald_delivery_attempts').renameTo('herald_delivery_attempts_0002').execute();
+        await db.schema.dropIndex('herald_delivery_attempts_delivery').execute();
+        await db.schema.dropIndex('herald_delivery_attempts_subscription').execute();
+        await db.schema
+          .createTable('herald_delivery_attempts')
+          .addColumn('delivery_id', 'text', (c) => c.notNull())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('attempt', 'integer', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('duration_ms', 'integer', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('response_status', 'integer')
+          .addColumn('response_body', 'text')
+          .addColumn('error', 'text')
+          .addColumn('next_attempt_at', 'bigint')
+          .execute();
+        const columns = sql.join(attemptColumns.map((column) => sql.ref(column)));
+        await sql`insert into herald_delivery_attempts (${columns}) select ${columns} from herald_delivery_attempts_0002`.execute(db);
+        await db.schema.dropTable('herald_delivery_attempts_0002').execute();
+        await db.schema
+          .createIndex('herald_delivery_attempts_delivery')
+          .on('herald_delivery_attempts')
+          .columns(['delivery_id', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('herald_delivery_attempts_subscription')
+          .on('herald_delivery_attempts')
+          .columns(['subscription_id', 'outcome', 'started_at'])
+          .execute();
+      },
+    },
+    '0004_subscription_version': {
+      // Counts the changes to what subscriptions match, so that a webhook fan-out can tell that it matched against all of them.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_counters')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'bigint', (c) => c.notNull())
+          .execute();
+        await sql`insert into herald_counters (name, value) values ('subscriptions', 0)`.execute(db);
+      },
+    },
   };
 }
 
-/** Brings the schema up to date; throws when a migration fails. */
-export async function migrate(db: Kysely<unknown>, flavor: SqlFlavor): Promise<void> {
+/** Brings the schema up to date, or up to the migration named `to`; throws when a migration fails. */
+export async function migrate(db: Kysely<unknown>, flavor: SqlFlavor, to?: string): Promise<void> {
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations(flavor) },
     migrationTableName: 'herald_migration',
     migrationLockTableName: 'herald_migration_lock',
   });
-  const { error } = await migrator.migrateToLatest();
+  const { error } = await (to === undefined ? migrator.migrateToLatest() : migrator.migrateTo(to));
   if (error) throw error;
 }

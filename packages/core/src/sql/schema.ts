@@ -71,7 +71,6 @@ export interface DeliveriesTable {
 }
 
 export interface DeliveryAttemptsTable {
-  id: string;
   delivery_id: string;
   subscription_id: string;
   attempt: number;
@@ -84,11 +83,17 @@ export interface DeliveryAttemptsTable {
   next_attempt_at: number | string | null;
 }
 
+export interface CountersTable {
+  name: string;
+  value: number | string;
+}
+
 /** Herald's tables, as kysely sees them. */
 export interface HeraldDatabase {
   herald_events: EventsTable;
   herald_event_types: EventTypesTable;
   herald_subscriptions: SubscriptionsTable;
+  herald_counters: CountersTable;
   herald_api_keys: ApiKeysTable;
   herald_outbox_positions: OutboxPositionsTable;
   herald_deliveries: DeliveriesTable;

@@ -1,6 +1,5 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { HeraldEvent } from '../envelope.js';
-import { newId } from '../ids.js';
 import type {
   ClaimedDelivery,
   ClaimRequest,
@@ -18,7 +17,12 @@ import type {
 } from '../outbox.js';
 import type { Subscription } from '../subscription.js';
 import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
+import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlFlavor } from './sql-flavor.js';
+import { subscriptionVersion } from './subscription-version.js';
+
+/** Inlined rather than bound, so that the planners can use the partial indexes of pending deliveries. */
+const pending = sql.lit('pending');
 
 /** Rows per statement, well under every dialect's bound-parameter limit. */
 const chunk = 200;
@@ -34,6 +38,33 @@ function chunks<T>(items: readonly T[], size = chunk): T[][] {
   for (let at = 0; at < items.length; at += size) out.push(items.slice(at, at + size));
   return out;
 }
+
+const deliveryColumns = [
+  'id',
+  'subscription_id',
+  'event_seq',
+  'event_id',
+  'status',
+  'attempts',
+  'next_attempt_at',
+  'locked_by',
+  'locked_until',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof DeliveriesTable)[];
+
+const attemptColumns = [
+  'delivery_id',
+  'subscription_id',
+  'attempt',
+  'started_at',
+  'duration_ms',
+  'outcome',
+  'response_status',
+  'response_body',
+  'error',
+  'next_attempt_at',
+] as const satisfies readonly (keyof DeliveryAttemptsTable)[];
 
 const toNumber = (value: number | string | null): number | null => (value === null ? null : Number(value));
 
@@ -70,7 +101,6 @@ function toAttempt(row: Selectable<DeliveryAttemptsTable>): DeliveryAttempt {
 
 function fromAttempt(attempt: DeliveryAttempt): DeliveryAttemptsTable {
   return {
-    id: newId('att'),
     delivery_id: attempt.deliveryId,
     subscription_id: attempt.subscriptionId,
     attempt: attempt.attempt,
@@ -89,6 +119,13 @@ export class SqlOutbox implements Outbox {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
   readonly #rows: RowReaders;
+  readonly #insertDeliveries = new ManyRowInsert<DeliveriesTable>(deliveryColumns, (db, rows) =>
+    db
+      .insertInto('herald_deliveries')
+      .values(rows)
+      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing()),
+  );
+  readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable>(attemptColumns, (db, rows) => db.insertInto('herald_delivery_attempts').values(rows));
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, rows: RowReaders) {
     this.#db = db;
@@ -108,11 +145,11 @@ export class SqlOutbox implements Outbox {
 
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
     return this.#db.transaction().execute(async (trx) => {
-      if (batch.settle && batch.settle.length > 0) await settle(trx, batch.lease, batch.settle);
+      if (batch.settle && batch.settle.length > 0) await settle(trx, batch.lease, batch.settle, this.#insertAttempts);
       let fannedOut = false;
       let position: number | undefined;
       if (batch.fanOut) {
-        fannedOut = await fanOut(trx, batch.fanOut, batch.lease.now);
+        fannedOut = await fanOut(trx, batch.fanOut, batch.lease.now, this.#insertDeliveries);
         position = fannedOut
           ? batch.fanOut.to
           : Number((await trx.selectFrom('herald_outbox_positions').select('seq').where('name', '=', batch.fanOut.name).executeTakeFirst())?.seq ?? 0);
@@ -132,14 +169,14 @@ export class SqlOutbox implements Outbox {
               .selectFrom('herald_deliveries')
               .select('id')
               .where('subscription_id', '=', request.subscriptionId)
-              .where('status', '=', 'pending')
+              .where('status', '=', pending)
               .orderBy('event_seq')
               .limit(1)
           : trx
               .selectFrom('herald_deliveries')
               .select('id')
               .where('subscription_id', '=', request.subscriptionId)
-              .where('status', '=', 'pending')
+              .where('status', '=', pending)
               // Through coalesce, so that SQLite walks the subscription's index in seq order rather than the due index.
               .where((eb) => eb(eb.fn.coalesce('next_attempt_at', eb.val(0)), '<=', lease.now))
               .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
@@ -190,7 +227,7 @@ export class SqlOutbox implements Outbox {
         .set((eb) => ({ locked_by: null, locked_until: null, attempts: eb('attempts', '-', 1) }))
         .where('id', 'in', ids)
         .where('locked_by', '=', worker)
-        .where('status', '=', 'pending')
+        .where('status', '=', pending)
         .execute();
     }
   }
@@ -200,7 +237,7 @@ export class SqlOutbox implements Outbox {
       .selectFrom('herald_deliveries')
       .select('subscription_id')
       .distinct()
-      .where('status', '=', 'pending')
+      .where('status', '=', pending)
       .where('next_attempt_at', '<=', now)
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
       // Paused and disabled subscriptions keep their deliveries for later; deleted ones are found, to be purged.
@@ -300,7 +337,7 @@ export class SqlOutbox implements Outbox {
       .updateTable('herald_deliveries')
       .set({ status: 'failed', next_attempt_at: null, updated_at: now })
       .where('subscription_id', '=', subscriptionId)
-      .where('status', '=', 'pending')
+      .where('status', '=', pending)
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
@@ -317,7 +354,7 @@ export class SqlOutbox implements Outbox {
     const row = await this.#db
       .selectFrom('herald_deliveries')
       .select((eb) => eb.fn.countAll().as('count'))
-      .where('status', '=', 'pending')
+      .where('status', '=', pending)
       .executeTakeFirst();
     return Number(row?.count ?? 0);
   }
@@ -327,12 +364,12 @@ export class SqlOutbox implements Outbox {
       const old = trx
         .selectFrom('herald_deliveries')
         .select('id')
-        .where('status', 'in', ['delivered', 'failed'])
+        .where('status', '!=', pending)
         .where('updated_at', '<', before);
       await trx.deleteFrom('herald_delivery_attempts').where('delivery_id', 'in', old).execute();
       const result = await trx
         .deleteFrom('herald_deliveries')
-        .where('status', 'in', ['delivered', 'failed'])
+        .where('status', '!=', pending)
         .where('updated_at', '<', before)
         .executeTakeFirst();
       return Number(result.numDeletedRows);
@@ -357,10 +394,13 @@ function fromNewDelivery(delivery: NewDelivery, now: number): DeliveriesTable {
 }
 
 /** Records the attempts, and settles or reschedules the deliveries this worker still holds. */
-async function settle(trx: Transaction<HeraldDatabase>, lease: Lease, settled: readonly SettledAttempt[]): Promise<void> {
-  for (const rows of chunks(settled.map((s) => fromAttempt(s.attempt)), 100)) {
-    await trx.insertInto('herald_delivery_attempts').values(rows).execute();
-  }
+async function settle(
+  trx: Transaction<HeraldDatabase>,
+  lease: Lease,
+  settled: readonly SettledAttempt[],
+  insertAttempts: ManyRowInsert<DeliveryAttemptsTable>,
+): Promise<void> {
+  for (const rows of chunks(settled.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
   const delivered = settled.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
   for (const ids of chunks(delivered)) {
     await trx
@@ -387,8 +427,9 @@ async function settle(trx: Transaction<HeraldDatabase>, lease: Lease, settled: r
   }
 }
 
-/** Moves the position if it is still at `from`, then inserts the deliveries that do not exist yet. */
-async function fanOut(trx: Transaction<HeraldDatabase>, input: FanOut, now: number): Promise<boolean> {
+/** Moves the position if it is still at `from` and the subscriptions did not change, then inserts the deliveries that do not exist yet. */
+async function fanOut(trx: Transaction<HeraldDatabase>, input: FanOut, now: number, insertDeliveries: ManyRowInsert<DeliveriesTable>): Promise<boolean> {
+  if (input.subscriptionVersion !== undefined && (await subscriptionVersion(trx)) !== input.subscriptionVersion) return false;
   const moved = await trx
     .updateTable('herald_outbox_positions')
     .set({ seq: input.to })
@@ -396,12 +437,6 @@ async function fanOut(trx: Transaction<HeraldDatabase>, input: FanOut, now: numb
     .where('seq', '=', input.from)
     .executeTakeFirst();
   if (Number(moved.numUpdatedRows) !== 1) return false;
-  for (const group of chunks(input.deliveries)) {
-    await trx
-      .insertInto('herald_deliveries')
-      .values(group.map((delivery) => fromNewDelivery(delivery, now)))
-      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing())
-      .execute();
-  }
+  for (const group of chunks(input.deliveries)) await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery(delivery, now)));
   return true;
 }

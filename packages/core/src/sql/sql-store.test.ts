@@ -6,6 +6,8 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HeraldEvent, NewEvent } from '../envelope.js';
 import { matchesPattern } from '../names.js';
+// By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
+import { runStoreSuite } from '../../../testkit/src/store-suite.js';
 import type { ApiKeyRecord } from '../store.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor } from './sql-flavor.js';
@@ -54,6 +56,14 @@ function event(type: string, data: unknown = {}, extra: Partial<NewEvent> = {}):
     ...extra,
   };
 }
+
+runStoreSuite('SQLite', {
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-store-suite-'));
+    const path = join(dir, 'herald.db');
+    return { open: () => sqliteStore({ path }), dispose: async () => rmSync(dir, { recursive: true, force: true }) };
+  },
+});
 
 const seqsOf = (events: readonly HeraldEvent[]) => events.map((e) => e.seq);
 const idsOf = (events: readonly { id: string }[]) => events.map((e) => e.id);

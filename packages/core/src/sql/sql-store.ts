@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely, type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
@@ -6,7 +6,9 @@ import type { Subscription, SubscriptionStatus } from '../subscription.js';
 import { migrate } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
+import { ManyRowInsert } from './many-row-insert.js';
 import { SqlOutbox } from './sql-outbox.js';
+import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 
 /** Rows per INSERT, well under every dialect's bound-parameter limit. */
 const insertChunk = 500;
@@ -30,8 +32,7 @@ export class SqlStore implements Store {
   readonly outbox: SqlOutbox;
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
-  /** The SQL of the event insert, by row count. */
-  readonly #insertSql = new Map<number, string>();
+  readonly #insertEvents = eventInsert();
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor) {
     this.#db = db;
@@ -81,7 +82,7 @@ export class SqlStore implements Store {
           .transaction()
           .execute(async (trx) => {
             await this.#flavor.serializeAppends?.(trx);
-            return insertEvents(trx, group.flatMap((p) => p.events), group.flatMap((p) => p.rows), this.#insertSql);
+            return insertEvents(trx, group.flatMap((p) => p.events), group.flatMap((p) => p.rows), this.#insertEvents);
           });
         let at = 0;
         for (const pending of group) {
@@ -167,7 +168,10 @@ export class SqlStore implements Store {
     create: async (subscription: Omit<Subscription, 'createdAt' | 'updatedAt'>): Promise<Subscription> => {
       const now = new Date().toISOString();
       const created: Subscription = { ...subscription, createdAt: now, updatedAt: now };
-      await this.#db.insertInto('herald_subscriptions').values(fromSubscription(created)).execute();
+      await this.#db.transaction().execute(async (trx) => {
+        await trx.insertInto('herald_subscriptions').values(fromSubscription(created)).execute();
+        await bumpSubscriptionVersion(trx);
+      });
       return created;
     },
     get: async (id: string): Promise<Subscription | undefined> => {
@@ -192,13 +196,19 @@ export class SqlStore implements Store {
         }
         const { id: _id, created_at: _created, ...values } = fromSubscription(updated);
         await trx.updateTable('herald_subscriptions').set(values).where('id', '=', id).execute();
+        if (Object.keys(given).some((field) => field !== 'cursor')) await bumpSubscriptionVersion(trx);
         return updated;
       });
     },
     delete: async (id: string): Promise<boolean> => {
-      const result = await this.#db.deleteFrom('herald_subscriptions').where('id', '=', id).executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+      return this.#db.transaction().execute(async (trx) => {
+        const result = await trx.deleteFrom('herald_subscriptions').where('id', '=', id).executeTakeFirst();
+        const deleted = Number(result.numDeletedRows) > 0;
+        if (deleted) await bumpSubscriptionVersion(trx);
+        return deleted;
+      });
     },
+    version: (): Promise<number> => subscriptionVersion(this.#db),
   };
 
   readonly keys = {
@@ -235,15 +245,24 @@ export class SqlStore implements Store {
   };
 }
 
-/** The columns of an event row, in the order the compiled insert binds them. */
-const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'] as const satisfies readonly (keyof Omit<EventsTable, 'seq'>)[];
+type EventInsert = ManyRowInsert<Omit<EventsTable, 'seq'>, { id: string; seq: number | string }>;
+
+function eventInsert(): EventInsert {
+  return new ManyRowInsert(['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'], (db, rows) =>
+    db
+      .insertInto('herald_events')
+      .values(rows)
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning(['id', 'seq']),
+  );
+}
 
 /** Inserts the new events of a group, and finds the first result of those whose id was already logged. */
 async function insertEvents(
   trx: Kysely<HeraldDatabase>,
   events: readonly NewEvent[],
   eventRows: readonly Omit<EventsTable, 'seq'>[],
-  insertSql: Map<number, string>,
+  insert: EventInsert,
 ): Promise<PublishResult[]> {
   const fresh = new Map<string, NewEvent>();
   const rows: Omit<EventsTable, 'seq'>[] = [];
@@ -254,22 +273,7 @@ async function insertEvents(
   });
   const seqs = new Map<string, number>();
   for (let at = 0; at < rows.length; at += insertChunk) {
-    const chunk = rows.slice(at, at + insertChunk);
-    // Building and compiling a many-row insert with the query builder costs more than running it: compile once per row count.
-    let text = insertSql.get(chunk.length);
-    if (text === undefined) {
-      text = trx
-        .insertInto('herald_events')
-        // Only the shape matters here: the values are bound when it runs.
-        .values(chunk.map(() => Object.fromEntries(eventColumns.map((column) => [column, null])) as unknown as Omit<EventsTable, 'seq'>))
-        .onConflict((oc) => oc.column('id').doNothing())
-        .returning(['id', 'seq'])
-        .compile().sql;
-      insertSql.set(chunk.length, text);
-    }
-    const parameters: unknown[] = [];
-    for (const row of chunk) for (const column of eventColumns) parameters.push(row[column]);
-    const { rows: inserted } = await trx.executeQuery<{ id: string; seq: number | string }>(CompiledQuery.raw(text, parameters));
+    const inserted = await insert.execute(trx, rows.slice(at, at + insertChunk));
     for (const row of inserted) seqs.set(row.id, Number(row.seq));
   }
   const earlier = new Map<string, HeraldEvent>();

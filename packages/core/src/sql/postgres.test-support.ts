@@ -1,0 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** A database on the machine's PostgreSQL in which the tests may create and drop databases. */
+export const adminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  try {
+    await client.connect();
+  } catch (error) {
+    // Loud on purpose: these tests need the machine's PostgreSQL (.ci/run starts it).
+    throw new Error(`PostgreSQL is not reachable at ${adminUrl}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A new empty database; its URL, and a function that drops it. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `herald_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await admin((client) => client.query(`create database ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { url: url.href, drop: () => admin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))) };
+}
+

@@ -58,6 +58,8 @@ export class EventBus {
   #latest = 0;
   #known = 0;
   #pumping?: Promise<void>;
+  /** Rings of this node's appends on their way to the broker. */
+  readonly #rings = new Set<Promise<void>>();
   /** A ring arrived while pumping. */
   #rungAgain = false;
   #timer?: NodeJS.Timeout;
@@ -89,12 +91,13 @@ export class EventBus {
     this.#timer.unref();
   }
 
-  /** Waits for in-flight publishes and deliveries to listeners, then stops listening. */
+  /** Waits for in-flight publishes, their rings and deliveries to listeners, then stops listening. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
     this.#stopReconnect?.();
     await Promise.allSettled(this.#inFlight);
+    await Promise.allSettled(this.#rings);
     await this.#unsubscribe?.();
     // A pump may hand over to another one (a ring arrived while it ran): wait for the last.
     while (this.#pumping) await this.#pumping;
@@ -153,9 +156,12 @@ export class EventBus {
     }
     if (newest > 0) {
       this.#ring(newest);
-      await this.#broker.publish(channel, String(newest)).catch((error: unknown) => {
+      // The event is in the log: a publish does not wait for the other nodes' doorbell (a hanging broker would hold it).
+      const rung = this.#broker.publish(channel, String(newest)).catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'ringing the broker failed; other nodes catch up by polling');
       });
+      this.#rings.add(rung);
+      void rung.finally(() => this.#rings.delete(rung));
     }
     return results;
   }

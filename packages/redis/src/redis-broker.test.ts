@@ -55,8 +55,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** A redis-server of this test's own, on a free port, that the test can kill and start again. */
-async function ownRedis(): Promise<{ url: string; kill(): Promise<void>; start(): Promise<void> }> {
+/** A redis-server of this test's own, on a free port, that the test can kill and start again, or freeze (SIGSTOP) and thaw. */
+async function ownRedis(): Promise<{ url: string; kill(): Promise<void>; start(): Promise<void>; freeze(): void; thaw(): void }> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
@@ -83,7 +83,7 @@ async function ownRedis(): Promise<{ url: string; kill(): Promise<void>; start()
   };
   await start();
   cleanups.push(kill);
-  return { url: `redis://127.0.0.1:${port}`, kill, start };
+  return { url: `redis://127.0.0.1:${port}`, kill, start, freeze: () => child?.kill('SIGSTOP'), thaw: () => child?.kill('SIGCONT') };
 }
 
 function received(target: Broker, channel: string): Promise<string[]> {
@@ -199,6 +199,26 @@ describe('redisBroker with the event bus and the subscription registry', () => {
     bus.onEvents((events) => heard.push(...events));
     return { bus, heard, subscriptions };
   }
+
+  it('publishing does not wait for a Redis that hangs, and the other node hears the ring once it answers again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const redis = await ownRedis();
+    const a = await node(join(dir, 'herald.db'), redis.url);
+    const b = await node(join(dir, 'herald.db'), redis.url);
+
+    // Stopped, not killed: the connections stay open and every command waits (up to publishTimeout, 2 s).
+    redis.freeze();
+    cleanups.push(() => redis.thaw());
+    const started = Date.now();
+    await a.bus.publish({ type: 'tick', data: { n: 1 } });
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(a.heard).toHaveLength(1);
+    redis.thaw();
+    await a.bus.publish({ type: 'tick', data: { n: 2 } });
+    await waitFor(() => b.heard.length === 2, 'B to hear both events');
+    expect(b.heard.map((event) => event.data)).toEqual([{ n: 1 }, { n: 2 }]);
+  });
 
   it('a node catches up from the store with what was published and changed while Redis was down', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));

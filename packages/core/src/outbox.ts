@@ -50,6 +50,8 @@ export interface NewDelivery {
   eventId: string;
   /** When the first attempt is due. */
   nextAttemptAt: number;
+  /** Created under the batch's lease, its first attempt counted, for the worker to send at once (in a fan-out only). */
+  claimed?: boolean;
 }
 
 /** Who claims, and for how long. */
@@ -111,6 +113,8 @@ export interface OutboxBatchResult {
   fannedOut: boolean;
   /** The fan-out position after the batch. */
   position?: number;
+  /** The ids of the fan-out's deliveries created under the lease: those marked `claimed` that did not exist yet. */
+  claimedInFanOut: string[];
   claimed: ClaimedDelivery[];
 }
 

@@ -176,6 +176,53 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           return store;
         }),
     },
+    {
+      name: 'fans out under a lease: deliveries marked claimed are created held, unless they existed',
+      run: () =>
+        withStore(harness, async (store) => {
+          const events = (await store.append([newEvent('order.created'), newEvent('order.created'), newEvent('order.created')])).map((r) => r.event);
+          await store.subscriptions.create({ id: 'sub_fan', consumer: 'alpha', transport: 'webhook', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+          const now = Date.now();
+          const lease = { worker: 'wkr_fan', now, until: now + 60_000 };
+          const delivery = (n: number, claimed: boolean) => ({
+            id: `dlv_fan_${n}`,
+            subscriptionId: 'sub_fan',
+            eventSeq: events[n]?.seq as number,
+            eventId: events[n]?.id as string,
+            nextAttemptAt: now,
+            ...(claimed ? { claimed } : {}),
+          });
+          // A replay made the third delivery before the fan-out reached it.
+          assert.equal(await store.outbox.replay([{ ...delivery(2, false), id: 'dlv_replayed' }], now), 1);
+          const from = await store.outbox.position('webhook', 0);
+          const version = await store.subscriptions.version();
+          const result = await store.outbox.commit({
+            lease,
+            fanOut: { name: 'webhook', from, to: events[2]?.seq as number, deliveries: [delivery(0, true), delivery(1, false), delivery(2, true)], subscriptionVersion: version },
+            claim: [{ subscriptionId: 'sub_fan', limit: 10 }],
+          });
+          assert.equal(result.fannedOut, true);
+          assert.deepEqual(result.claimedInFanOut, ['dlv_fan_0']);
+          // The claim in the same batch takes the others, not the one held already.
+          assert.deepEqual(result.claimed.map((c) => c.delivery.id).sort(), ['dlv_fan_1', 'dlv_replayed']);
+          const held = await store.outbox.get('dlv_fan_0');
+          assert.deepEqual(
+            { status: held?.status, attempts: held?.attempts, lockedBy: held?.lockedBy, lockedUntil: held?.lockedUntil },
+            { status: 'pending', attempts: 1, lockedBy: 'wkr_fan', lockedUntil: lease.until },
+          );
+          assert.equal(await store.outbox.get('dlv_fan_2'), undefined);
+
+          // A fan-out matched against subscriptions that changed since writes nothing.
+          const more = (await store.append([newEvent('order.created')])).map((r) => r.event);
+          await store.subscriptions.update('sub_fan', { types: ['order.**'] });
+          const stale = await store.outbox.commit({
+            lease,
+            fanOut: { name: 'webhook', from: events[2]?.seq as number, to: more[0]?.seq as number, deliveries: [], subscriptionVersion: version },
+          });
+          assert.deepEqual({ fannedOut: stale.fannedOut, position: stale.position }, { fannedOut: false, position: events[2]?.seq });
+          return store;
+        }),
+    },
   ];
 }
 

@@ -2,6 +2,8 @@ import {
   type ClaimedDelivery,
   type ClaimRequest,
   type DeliveryAttempt,
+  type HeraldEvent,
+  type Lease,
   newId,
   type Outbox,
   type SettledAttempt,
@@ -10,7 +12,7 @@ import {
 } from '@herald/core';
 import { type Outcome, outcomeOf } from './delivery-outcome.js';
 import type { HttpSender, SendResult } from './http-sender.js';
-import type { OutboxDispatcher } from './outbox-dispatcher.js';
+import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
 import { type StoredWebhookConfig, signingSecrets } from './webhook-config.js';
 import type { ResolvedWebhookOptions } from './webhook-options.js';
 import { signedHeaders } from './webhook-signature.js';
@@ -28,6 +30,8 @@ const prefetchSeconds = 0.25;
 const maxPrefetch = 1024;
 /** Time left on a lease, beyond the timeout, for an attempt to be recorded before the lease ends. */
 const leaseMargin = 1_000;
+/** How long new events may wait in the log while every endpoint has as much work claimed as it takes. */
+const maxFanOutWait = 1_000;
 /** How often settled deliveries past their retention are deleted. */
 const pruneInterval = 600_000;
 
@@ -88,6 +92,7 @@ export class DeliveryEngine {
   #pollTimer?: NodeJS.Timeout;
   #pruneTimer?: NodeJS.Timeout;
   #polling = false;
+  #fannedOutAt = 0;
 
   constructor({ context, options, sender, dispatcher }: EngineDependencies) {
     this.#context = context;
@@ -204,8 +209,10 @@ export class DeliveryEngine {
     for (;;) {
       this.#again = false;
       const now = Date.now();
-      const prepared = this.#stopping ? undefined : await this.#dispatcher.next(now);
+      const room = this.#stopping ? 0 : this.#fanOutRoom(now);
+      const prepared = room > 0 ? await this.#dispatcher.next(now, room) : undefined;
       if (prepared) {
+        this.#fannedOutAt = now;
         for (const [id, subscription] of prepared.subscriptions) {
           const endpoint = this.#endpoint(id);
           endpoint.subscription = subscription;
@@ -216,14 +223,16 @@ export class DeliveryEngine {
       const settle = this.#settles;
       this.#settles = [];
       const claim = this.#stopping ? [] : this.#claimRequests(now);
+      const rest = prepared ? claimInFanOut(prepared, claim) : claim;
       if (!prepared && settle.length === 0 && claim.length === 0) return;
+      const lease = { worker: this.worker, now, until: now + this.#options.lease };
       let result: Awaited<ReturnType<Outbox['commit']>>;
       try {
         result = await this.#outbox.commit({
-          lease: { worker: this.worker, now, until: now + this.#options.lease },
+          lease,
           ...(settle.length > 0 ? { settle } : {}),
           ...(prepared ? { fanOut: prepared.fanOut } : {}),
-          ...(claim.length > 0 ? { claim } : {}),
+          ...(rest.length > 0 ? { claim: rest } : {}),
         });
       } catch (error) {
         this.#settles = [...settle, ...this.#settles];
@@ -235,9 +244,24 @@ export class DeliveryEngine {
         return;
       }
       if (prepared) this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
-      this.#takeClaims(claim, result.claimed, now);
+      const claimed = prepared && result.claimedInFanOut.length > 0 ? [...heldFromFanOut(prepared, result.claimedInFanOut, lease), ...result.claimed] : result.claimed;
+      this.#takeClaims(claim, claimed, now);
       if (!prepared && !this.#again) return;
     }
+  }
+
+  /**
+   * How many events to fan out now, at most. While the endpoints this node knows have work claimed,
+   * new events wait in the log (`maxFanOutWait` at most) and are fanned out as room frees, so that their
+   * deliveries are created claimed (one write fewer each) rather than created now and claimed later.
+   */
+  #fanOutRoom(now: number): number {
+    if (now - this.#fannedOutAt >= maxFanOutWait || this.#endpoints.size === 0) return Number.POSITIVE_INFINITY;
+    let room = 0;
+    for (const endpoint of this.#endpoints.values()) {
+      room = Math.max(room, this.#options.concurrency + this.#ahead(endpoint) - endpoint.inFlight - endpoint.queue.length);
+    }
+    return room;
   }
 
   #claimRequests(now: number): ClaimRequest[] {
@@ -488,4 +512,46 @@ export class DeliveryEngine {
       this.#context.logger.warn({ err: error }, 'pruning settled webhook deliveries failed');
     }
   }
+}
+
+/**
+ * Marks the fan-out's deliveries to unordered endpoints as claimed, oldest first, up to what each
+ * endpoint asks for; returns the claims left for deliveries already in the outbox.
+ */
+function claimInFanOut(prepared: PreparedFanOut, requests: readonly ClaimRequest[]): ClaimRequest[] {
+  const left = new Map(requests.filter((request) => !request.ordered).map((request) => [request.subscriptionId, request.limit]));
+  for (const delivery of prepared.fanOut.deliveries) {
+    const limit = left.get(delivery.subscriptionId) ?? 0;
+    if (limit === 0) continue;
+    delivery.claimed = true;
+    left.set(delivery.subscriptionId, limit - 1);
+  }
+  return requests
+    .map((request) => (request.ordered ? request : { ...request, limit: left.get(request.subscriptionId) ?? 0 }))
+    .filter((request) => request.limit > 0);
+}
+
+/** The deliveries the fan-out created under `lease`, as claims. */
+function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease: Lease): ClaimedDelivery[] {
+  const held = new Set(ids);
+  const events = new Map(prepared.events.map((event) => [event.seq, event]));
+  return prepared.fanOut.deliveries
+    .filter((delivery) => held.has(delivery.id))
+    .map((delivery) => ({
+      delivery: {
+        id: delivery.id,
+        subscriptionId: delivery.subscriptionId,
+        eventSeq: delivery.eventSeq,
+        eventId: delivery.eventId,
+        status: 'pending',
+        attempts: 1,
+        nextAttemptAt: delivery.nextAttemptAt,
+        lockedBy: lease.worker,
+        lockedUntil: lease.until,
+        createdAt: lease.now,
+        updatedAt: lease.now,
+      },
+      event: events.get(delivery.eventSeq) as HeraldEvent,
+      subscription: prepared.subscriptions.get(delivery.subscriptionId) as Subscription,
+    }));
 }

@@ -16,6 +16,8 @@ export interface DispatcherOptions {
 /** A fan-out ready to commit, and the subscriptions that get deliveries from it. */
 export interface PreparedFanOut {
   fanOut: FanOut;
+  /** The events it covers. */
+  events: HeraldEvent[];
   subscriptions: Map<string, Subscription>;
 }
 
@@ -58,16 +60,17 @@ export class OutboxDispatcher {
     }
   }
 
-  /** The next fan-out, or undefined when every event in the log has its deliveries. */
-  async next(now: number): Promise<PreparedFanOut | undefined> {
+  /** The next fan-out, of `limit` events at most; undefined when every event in the log has its deliveries. */
+  async next(now: number, limit = Number.POSITIVE_INFINITY): Promise<PreparedFanOut | undefined> {
     const from = this.#position;
+    const size = Math.max(1, Math.min(this.#batchSize, limit));
     let events: HeraldEvent[];
     if (from >= this.#coveredFrom) {
       const start = this.#stash.findIndex((event) => event.seq > from);
       this.#stash = start === -1 ? [] : this.#stash.slice(start);
-      events = this.#stash.slice(0, this.#batchSize);
+      events = this.#stash.slice(0, size);
     } else {
-      events = await this.#options.store.read({ after: from, limit: this.#batchSize });
+      events = await this.#options.store.read({ after: from, limit: size });
     }
     if (events.length === 0) return undefined;
     // A subscription created on another node is matched even before its ring arrives here: the commit checks the version.
@@ -91,7 +94,7 @@ export class OutboxDispatcher {
         });
       }
     }
-    return { fanOut: { name: this.#options.transport, from, to: (events.at(-1) as HeraldEvent).seq, deliveries, subscriptionVersion }, subscriptions };
+    return { fanOut: { name: this.#options.transport, from, to: (events.at(-1) as HeraldEvent).seq, deliveries, subscriptionVersion }, events, subscriptions };
   }
 
   /** Records where the position is after a commit (moved by this node, or found moved by another, or not moved as the subscriptions changed). */

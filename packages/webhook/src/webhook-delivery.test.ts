@@ -396,6 +396,21 @@ describe('per endpoint', () => {
     expect(stuck.requests).toHaveLength(2);
   });
 
+  it('fans out for a new subscription while every endpoint it knows is busy', async () => {
+    const server = await app({ concurrency: 2, timeout: 20_000 });
+    const stuck = await receiver(() => ({ hang: true }));
+    await subscribe(server, { url: stuck.url }, 'acme', ['order.created']);
+    for (let n = 0; n < 10; n++) await publish(server, n);
+    await waitFor(() => stuck.requests.length === 2, 'the stuck endpoint to hold its slots');
+    const late = await receiver();
+    await subscribe(server, { url: late.url }, 'acme', ['invoice.paid']);
+    const started = Date.now();
+    await publish(server, 0, 'invoice.paid');
+    await waitFor(() => late.requests.length === 1, "the new endpoint's delivery");
+    // The events wait in the log while the stuck endpoint has all it can take, but a second at most.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it('keeps to the concurrency limit, to one at a time in seq order when ordered, and to the rate limit', async () => {
     const server = await app({ concurrency: 3 });
     const open = new Map<string, number>();

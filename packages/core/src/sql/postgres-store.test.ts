@@ -191,12 +191,12 @@ describe('the outbox on PostgreSQL', () => {
 
   it('fans out once: a second node fanning out from the same position writes nothing', async () => {
     const { store, events, fanned, now } = await outboxWith(5);
-    expect(fanned).toEqual({ fannedOut: true, position: events.at(-1)?.seq, claimed: [] });
+    expect(fanned).toEqual({ fannedOut: true, position: events.at(-1)?.seq, claimedInFanOut: [], claimed: [] });
     const again = await store.outbox.commit({
       lease: lease('other', now),
       fanOut: { name: 'webhook', from: 0, to: 5, deliveries: [{ id: 'dlv_again', subscriptionId: 'sub_pg', eventSeq: 1, eventId: 'x', nextAttemptAt: now }] },
     });
-    expect(again).toEqual({ fannedOut: false, position: 5, claimed: [] });
+    expect(again).toEqual({ fannedOut: false, position: 5, claimedInFanOut: [], claimed: [] });
     expect(await store.outbox.get('dlv_again')).toBeUndefined();
     expect(await store.outbox.position('webhook', 0)).toBe(5);
   });

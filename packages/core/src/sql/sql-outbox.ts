@@ -119,11 +119,12 @@ export class SqlOutbox implements Outbox {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
   readonly #rows: RowReaders;
-  readonly #insertDeliveries = new ManyRowInsert<DeliveriesTable>(deliveryColumns, (db, rows) =>
+  readonly #insertDeliveries = new ManyRowInsert<DeliveriesTable, { id: string }>(deliveryColumns, (db, rows) =>
     db
       .insertInto('herald_deliveries')
       .values(rows)
-      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing()),
+      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing())
+      .returning('id'),
   );
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable>(attemptColumns, (db, rows) => db.insertInto('herald_delivery_attempts').values(rows));
 
@@ -147,15 +148,18 @@ export class SqlOutbox implements Outbox {
     return this.#db.transaction().execute(async (trx) => {
       if (batch.settle && batch.settle.length > 0) await settle(trx, batch.lease, batch.settle, this.#insertAttempts);
       let fannedOut = false;
+      let claimedInFanOut: string[] = [];
       let position: number | undefined;
       if (batch.fanOut) {
-        fannedOut = await fanOut(trx, batch.fanOut, batch.lease.now, this.#insertDeliveries);
+        const inserted = await fanOut(trx, batch.fanOut, batch.lease, this.#insertDeliveries);
+        fannedOut = inserted !== undefined;
+        claimedInFanOut = inserted ?? [];
         position = fannedOut
           ? batch.fanOut.to
           : Number((await trx.selectFrom('herald_outbox_positions').select('seq').where('name', '=', batch.fanOut.name).executeTakeFirst())?.seq ?? 0);
       }
       const claimed = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, batch.lease, batch.claim) : [];
-      return { fannedOut, ...(position !== undefined ? { position } : {}), claimed };
+      return { fannedOut, ...(position !== undefined ? { position } : {}), claimedInFanOut, claimed };
     });
   }
 
@@ -377,17 +381,19 @@ export class SqlOutbox implements Outbox {
   }
 }
 
-function fromNewDelivery(delivery: NewDelivery, now: number): DeliveriesTable {
+/** A new delivery's row; under `lease` when it is marked claimed. */
+function fromNewDelivery(delivery: NewDelivery, now: number, lease?: Lease): DeliveriesTable {
+  const claimed = delivery.claimed === true && lease !== undefined;
   return {
     id: delivery.id,
     subscription_id: delivery.subscriptionId,
     event_seq: delivery.eventSeq,
     event_id: delivery.eventId,
     status: 'pending',
-    attempts: 0,
+    attempts: claimed ? 1 : 0,
     next_attempt_at: delivery.nextAttemptAt,
-    locked_by: null,
-    locked_until: null,
+    locked_by: claimed ? lease.worker : null,
+    locked_until: claimed ? lease.until : null,
     created_at: now,
     updated_at: now,
   };
@@ -427,16 +433,30 @@ async function settle(
   }
 }
 
-/** Moves the position if it is still at `from` and the subscriptions did not change, then inserts the deliveries that do not exist yet. */
-async function fanOut(trx: Transaction<HeraldDatabase>, input: FanOut, now: number, insertDeliveries: ManyRowInsert<DeliveriesTable>): Promise<boolean> {
-  if (input.subscriptionVersion !== undefined && (await subscriptionVersion(trx)) !== input.subscriptionVersion) return false;
+/**
+ * Moves the position if it is still at `from` and the subscriptions did not change, then inserts the
+ * deliveries that do not exist yet; undefined when it did not move, else the ids of the inserted ones made under the lease.
+ */
+async function fanOut(
+  trx: Transaction<HeraldDatabase>,
+  input: FanOut,
+  lease: Lease,
+  insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
+): Promise<string[] | undefined> {
+  if (input.subscriptionVersion !== undefined && (await subscriptionVersion(trx)) !== input.subscriptionVersion) return undefined;
   const moved = await trx
     .updateTable('herald_outbox_positions')
     .set({ seq: input.to })
     .where('name', '=', input.name)
     .where('seq', '=', input.from)
     .executeTakeFirst();
-  if (Number(moved.numUpdatedRows) !== 1) return false;
-  for (const group of chunks(input.deliveries)) await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery(delivery, now)));
-  return true;
+  if (Number(moved.numUpdatedRows) !== 1) return undefined;
+  const claimed = new Set(input.deliveries.filter((delivery) => delivery.claimed).map((delivery) => delivery.id));
+  const inserted: string[] = [];
+  for (const group of chunks(input.deliveries)) {
+    for (const { id } of await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery(delivery, lease.now, lease)))) {
+      if (claimed.has(id)) inserted.push(id);
+    }
+  }
+  return inserted;
 }

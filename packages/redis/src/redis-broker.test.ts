@@ -200,12 +200,16 @@ describe('redisBroker with the event bus and the subscription registry', () => {
     return { bus, heard, subscriptions };
   }
 
-  it('publishing does not wait for a Redis that hangs, and the other node hears the ring once it answers again', async () => {
+  /** Two nodes on one SQLite file and a redis-server of their own. */
+  async function twoNodes() {
     const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const redis = await ownRedis();
-    const a = await node(join(dir, 'herald.db'), redis.url);
-    const b = await node(join(dir, 'herald.db'), redis.url);
+    return { redis, a: await node(join(dir, 'herald.db'), redis.url), b: await node(join(dir, 'herald.db'), redis.url) };
+  }
+
+  it('publishing does not wait for a Redis that hangs, and the other node hears the ring once it answers again', async () => {
+    const { redis, a, b } = await twoNodes();
 
     // Stopped, not killed: the connections stay open and every command waits (up to publishTimeout, 2 s).
     redis.freeze();
@@ -221,11 +225,7 @@ describe('redisBroker with the event bus and the subscription registry', () => {
   });
 
   it('a node catches up from the store with what was published and changed while Redis was down', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const redis = await ownRedis();
-    const a = await node(join(dir, 'herald.db'), redis.url);
-    const b = await node(join(dir, 'herald.db'), redis.url);
+    const { redis, a, b } = await twoNodes();
 
     await a.bus.publish({ type: 'tick', data: { n: 1 } });
     await waitFor(() => b.heard.length === 1, 'the ring before the restart');

@@ -5,6 +5,8 @@ const keyFormat = /^(hk|hs)_([0-9a-f]{20})_([0-9a-f]{64})$/;
 const idPrefix = { hk: 'key', hs: 'stk' } as const;
 const envAdminKeyId = 'key_admin';
 const revokedChannel = 'herald:key-revoked';
+/** How far back a catch-up looks beyond the last one, for clocks of nodes that disagree a little. */
+const clockSkewMargin = 60_000;
 /** How long a looked-up key is trusted before it is read again (revocation on other nodes). */
 const cacheMilliseconds = 5_000;
 
@@ -31,18 +33,43 @@ export class ApiKeys {
   readonly #broker: Broker;
   readonly #cache = new Map<string, { record: ApiKeyRecord; at: number }>();
   readonly #revokeListeners = new Set<(keyId: string) => void>();
+  /** Revocations up to about this time (ms) have reached this node's listeners. */
+  #caughtUpAt = 0;
+  #stopReconnect?: () => void;
 
   constructor(store: Store, broker: Broker) {
     this.#store = store;
     this.#broker = broker;
   }
 
-  /** Listens for revocations made on any node. */
+  /** Listens for revocations made on any node, and after the broker was away, finds those it missed in the store. */
   async start(): Promise<void> {
-    await this.#broker.subscribe(revokedChannel, (keyId) => {
-      this.#cache.delete(keyId);
-      for (const listener of this.#revokeListeners) listener(keyId);
-    });
+    this.#caughtUpAt = Date.now();
+    await this.#broker.subscribe(revokedChannel, (keyId) => this.#revoked(keyId));
+    this.#stopReconnect = this.#broker.onReconnect?.(() => void this.#catchUp());
+  }
+
+  stop(): void {
+    this.#stopReconnect?.();
+  }
+
+  #revoked(keyId: string): void {
+    this.#cache.delete(keyId);
+    for (const listener of this.#revokeListeners) listener(keyId);
+  }
+
+  /** Tells the listeners of the keys revoked since the last catch-up (or the start): their rings may have been lost. */
+  async #catchUp(): Promise<void> {
+    const since = this.#caughtUpAt - clockSkewMargin;
+    const now = Date.now();
+    try {
+      const keys = await this.#store.keys.list();
+      this.#cache.clear();
+      for (const key of keys) if (key.revokedAt !== undefined && Date.parse(key.revokedAt) >= since) this.#revoked(key.id);
+      this.#caughtUpAt = now;
+    } catch {
+      // The next reconnect tries again from the same point; meanwhile the key cache expires within 5 s.
+    }
   }
 
   /** Calls `listener` with the id of each revoked key; returns a function that stops it. */

@@ -218,6 +218,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       clearTimeout(timeout);
       await bus.stop();
       await subscriptions.stop();
+      keys.stop();
       await broker.close();
       await store.close();
     })());

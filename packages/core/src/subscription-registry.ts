@@ -60,6 +60,13 @@ export class SubscriptionRegistry {
     return this.#store.subscriptions.list(filter);
   }
 
+  /** How many subscriptions of `transport` are active. */
+  countActive(transport: string): number {
+    let count = 0;
+    for (const subscription of this.#matchers.get(transport)?.values() ?? []) if (subscription.status === 'active') count += 1;
+    return count;
+  }
+
   /** The active subscriptions of `transport` that should receive `event`. */
   match(event: Pick<HeraldEvent, 'type' | 'consumer'>, transport: string): Subscription[] {
     const matcher = this.#matchers.get(transport);

@@ -252,7 +252,7 @@ export class DeliveryEngine {
 
   /**
    * How many events to fan out now, at most. While the endpoints this node knows have work claimed,
-   * new events wait in the log (`maxFanOutWait` at most) and are fanned out as room frees, so that their
+   * new events wait in the log (`maxFanOutWait` at most, in case a subscription made on another node has not rung yet) and are fanned out as room frees, so that their
    * deliveries are created claimed (one write fewer each) rather than created now and claimed later.
    */
   #fanOutRoom(now: number): number {
@@ -261,6 +261,8 @@ export class DeliveryEngine {
     for (const endpoint of this.#endpoints.values()) {
       room = Math.max(room, this.#options.concurrency + this.#ahead(endpoint) - endpoint.inFlight - endpoint.queue.length);
     }
+    // An active subscription this node has no endpoint for yet (a new one) has all the room it wants.
+    if (room === 0 && this.#context.subscriptions.countActive(this.#dispatcher.transport) > this.#endpoints.size) return Number.POSITIVE_INFINITY;
     return room;
   }
 

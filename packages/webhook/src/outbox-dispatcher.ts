@@ -28,6 +28,8 @@ export interface PreparedFanOut {
  * second node or a subscription made on another node never loses or doubles a delivery.
  */
 export class OutboxDispatcher {
+  /** The transport whose subscriptions it matches. */
+  readonly transport: string;
   readonly #options: DispatcherOptions;
   readonly #batchSize: number;
   readonly #stashLimit: number;
@@ -41,6 +43,7 @@ export class OutboxDispatcher {
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
+    this.transport = options.transport;
     this.#batchSize = options.batchSize ?? 500;
     this.#stashLimit = options.stashLimit ?? 10_000;
   }

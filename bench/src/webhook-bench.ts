@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { defineEventType, type HeraldEvent, sqliteStore } from '@herald/core';
+import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald } from '@herald/server';
 import { webhook } from '@herald/webhook';
 import { Pool } from 'undici';

@@ -270,7 +270,7 @@ export class DeliveryEngine {
     const requests: ClaimRequest[] = [];
     for (const endpoint of this.#wanted) {
       const subscription = endpoint.subscription;
-      if (!subscription || subscription.status !== 'active') {
+      if (subscription?.status !== 'active') {
         this.#setIdle(endpoint, true);
         continue;
       }
@@ -479,7 +479,7 @@ export class DeliveryEngine {
       await Promise.all(
         due.map(async (id) => {
           const endpoint = this.#endpoint(id);
-          if (!endpoint.subscription || endpoint.subscription.status !== 'active' || now - endpoint.refreshedAt > subscriptionTtl) {
+          if (endpoint.subscription?.status !== 'active' || now - endpoint.refreshedAt > subscriptionTtl) {
             const subscription = await this.#context.subscriptions.get(id);
             if (!subscription) return this.#forget(endpoint);
             endpoint.subscription = subscription;

@@ -91,7 +91,7 @@ export function webhookRoutes(
   /** The webhook subscription, when this principal may reach it; anyone else's is a 404, not a 403. */
   const reachable = async (principal: Principal, id: string): Promise<Subscription> => {
     const subscription = await subscriptions.get(id);
-    if (!subscription || subscription.transport !== 'webhook' || !canAccess(principal, subscription)) {
+    if (subscription?.transport !== 'webhook' || !canAccess(principal, subscription)) {
       throw new NotFoundError(`Webhook subscription ${id}`);
     }
     return subscription;

@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
 import type { SqlFlavor } from './sql-flavor.js';
 
+/** The columns of herald_delivery_attempts besides 0002's `id`, as 0003 copies them. */
 const attemptColumns = [
   'delivery_id',
   'subscription_id',
@@ -13,6 +14,33 @@ const attemptColumns = [
   'error',
   'next_attempt_at',
 ];
+
+/** herald_delivery_attempts as 0002 made it (with a key of its own) and as 0003 made it again (without). */
+async function createAttempts(db: Kysely<unknown>, withId: boolean): Promise<void> {
+  let table = db.schema.createTable('herald_delivery_attempts');
+  if (withId) table = table.addColumn('id', 'text', (c) => c.primaryKey());
+  await table
+    .addColumn('delivery_id', 'text', (c) => c.notNull())
+    .addColumn('subscription_id', 'text', (c) => c.notNull())
+    .addColumn('attempt', 'integer', (c) => c.notNull())
+    .addColumn('started_at', 'bigint', (c) => c.notNull())
+    .addColumn('duration_ms', 'integer', (c) => c.notNull())
+    .addColumn('outcome', 'text', (c) => c.notNull())
+    .addColumn('response_status', 'integer')
+    .addColumn('response_body', 'text')
+    .addColumn('error', 'text')
+    .addColumn('next_attempt_at', 'bigint')
+    .execute();
+}
+
+async function createAttemptIndexes(db: Kysely<unknown>): Promise<void> {
+  await db.schema.createIndex('herald_delivery_attempts_delivery').on('herald_delivery_attempts').columns(['delivery_id', 'started_at']).execute();
+  await db.schema
+    .createIndex('herald_delivery_attempts_subscription')
+    .on('herald_delivery_attempts')
+    .columns(['subscription_id', 'outcome', 'started_at'])
+    .execute();
+}
 
 function migrations(flavor: SqlFlavor): Record<string, Migration> {
   return {
@@ -103,30 +131,8 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.createIndex('herald_deliveries_due').on('herald_deliveries').columns(['status', 'next_attempt_at']).execute();
         await db.schema.createIndex('herald_deliveries_updated').on('herald_deliveries').columns(['status', 'updated_at']).execute();
 
-        await db.schema
-          .createTable('herald_delivery_attempts')
-          .addColumn('id', 'text', (c) => c.primaryKey())
-          .addColumn('delivery_id', 'text', (c) => c.notNull())
-          .addColumn('subscription_id', 'text', (c) => c.notNull())
-          .addColumn('attempt', 'integer', (c) => c.notNull())
-          .addColumn('started_at', 'bigint', (c) => c.notNull())
-          .addColumn('duration_ms', 'integer', (c) => c.notNull())
-          .addColumn('outcome', 'text', (c) => c.notNull())
-          .addColumn('response_status', 'integer')
-          .addColumn('response_body', 'text')
-          .addColumn('error', 'text')
-          .addColumn('next_attempt_at', 'bigint')
-          .execute();
-        await db.schema
-          .createIndex('herald_delivery_attempts_delivery')
-          .on('herald_delivery_attempts')
-          .columns(['delivery_id', 'started_at'])
-          .execute();
-        await db.schema
-          .createIndex('herald_delivery_attempts_subscription')
-          .on('herald_delivery_attempts')
-          .columns(['subscription_id', 'outcome', 'started_at'])
-          .execute();
+        await createAttempts(db, true);
+        await createAttemptIndexes(db);
       },
     },
     '0003_lean_outbox': {
@@ -153,32 +159,11 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.alterTable('herald_delivery_attempts').renameTo('herald_delivery_attempts_0002').execute();
         await db.schema.dropIndex('herald_delivery_attempts_delivery').execute();
         await db.schema.dropIndex('herald_delivery_attempts_subscription').execute();
-        await db.schema
-          .createTable('herald_delivery_attempts')
-          .addColumn('delivery_id', 'text', (c) => c.notNull())
-          .addColumn('subscription_id', 'text', (c) => c.notNull())
-          .addColumn('attempt', 'integer', (c) => c.notNull())
-          .addColumn('started_at', 'bigint', (c) => c.notNull())
-          .addColumn('duration_ms', 'integer', (c) => c.notNull())
-          .addColumn('outcome', 'text', (c) => c.notNull())
-          .addColumn('response_status', 'integer')
-          .addColumn('response_body', 'text')
-          .addColumn('error', 'text')
-          .addColumn('next_attempt_at', 'bigint')
-          .execute();
+        await createAttempts(db, false);
         const columns = sql.join(attemptColumns.map((column) => sql.ref(column)));
         await sql`insert into herald_delivery_attempts (${columns}) select ${columns} from herald_delivery_attempts_0002`.execute(db);
         await db.schema.dropTable('herald_delivery_attempts_0002').execute();
-        await db.schema
-          .createIndex('herald_delivery_attempts_delivery')
-          .on('herald_delivery_attempts')
-          .columns(['delivery_id', 'started_at'])
-          .execute();
-        await db.schema
-          .createIndex('herald_delivery_attempts_subscription')
-          .on('herald_delivery_attempts')
-          .columns(['subscription_id', 'outcome', 'started_at'])
-          .execute();
+        await createAttemptIndexes(db);
       },
     },
     '0004_subscription_version': {

@@ -237,20 +237,26 @@ export class SqlOutbox implements Outbox {
   }
 
   async due(now: number, limit: number): Promise<string[]> {
-    const rows = await this.#db
+    // Ordered by when they are due, so that SQLite walks the due index (only what is due) rather than the
+    // pending one, which the DISTINCT alone would make it prefer, and which holds every pending delivery.
+    const dueDeliveries = this.#db
       .selectFrom('herald_deliveries')
       .select('subscription_id')
-      .distinct()
       .where('status', '=', pending)
       .where('next_attempt_at', '<=', now)
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+      .orderBy('next_attempt_at');
+    const rows = await this.#db
+      .selectFrom(dueDeliveries.as('d'))
+      .select('d.subscription_id')
+      .distinct()
       // Paused and disabled subscriptions keep their deliveries for later; deleted ones are found, to be purged.
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
             selectFrom('herald_subscriptions as s')
               .select('s.id')
-              .whereRef('s.id', '=', 'herald_deliveries.subscription_id')
+              .whereRef('s.id', '=', 'd.subscription_id')
               .where('s.status', '!=', 'active'),
           ),
         ),

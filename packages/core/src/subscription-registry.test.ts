@@ -150,6 +150,21 @@ describe('two SubscriptionRegistry instances sharing one store and one memory br
     expect(a.match({ type: 'invoice.paid', consumer: 'globex' }, 'webhook')).toEqual([]);
   });
 
+  it('a cursor update rings nobody; every other change rings once', async () => {
+    const store = await openStore();
+    const broker = memoryBroker();
+    const a = await registry(store, broker);
+    const rung: string[] = [];
+    await broker.subscribe('herald:subscriptions', (id) => rung.push(id));
+    await a.create(input('sub_cursor', ['order.*']));
+    await a.update('sub_cursor', { cursor: 41 });
+    await a.update('sub_cursor', { cursor: 42 });
+    await a.update('sub_cursor', { types: ['order.**'] });
+    await settle();
+    expect(rung).toEqual(['sub_cursor', 'sub_cursor']);
+    expect((await store.subscriptions.get('sub_cursor'))?.cursor).toBe(42);
+  });
+
   it('a stopped registry no longer hears the other’s changes; a fresh one loads them from the store', async () => {
     const store = await openStore();
     const broker = memoryBroker();

@@ -42,7 +42,13 @@ export class SubscriptionRegistry {
 
   async update(id: string, changes: SubscriptionChanges): Promise<Subscription | undefined> {
     const subscription = await this.#store.subscriptions.update(id, changes);
-    return subscription && this.#changed(subscription);
+    if (!subscription) return undefined;
+    // A cursor alone changes nothing the other nodes match by (they read cursors from the store): no ring.
+    if (Object.keys(changes).every((field) => field === 'cursor')) {
+      this.#index(subscription);
+      return subscription;
+    }
+    return this.#changed(subscription);
   }
 
   async delete(id: string): Promise<boolean> {

@@ -171,6 +171,11 @@ describe('/asyncapi.json', () => {
     const frames = channels.get('websocket')?.messages().all().map((message) => message.id()) ?? [];
     for (const frame of ['auth', 'subscribe', 'unsubscribe', 'ack', 'ping', 'pong']) expect(frames).toContain(`ws.client.${frame}`);
     for (const frame of ['ready', 'subscribed', 'event', 'reset', 'error', 'ping', 'pong']) expect(frames).toContain(`ws.server.${frame}`);
+    // The client frames are the transport's own validation schemas: strict, with its limits.
+    const subscribe = documents.asyncApi.components.messages['ws.client.subscribe'].payload;
+    expect(subscribe.additionalProperties).toBe(false);
+    expect(subscribe.properties.types.maxItems).toBe(100);
+    expect(subscribe.properties.id.description).toMatch(/name for this subscription/);
     const operations = parsed.operations().all().map((operation) => `${operation.action()} ${operation.channels().all()[0]?.id()}`);
     expect(operations.sort()).toEqual(['receive websocket', 'send sse', 'send webhook', 'send websocket']);
   });

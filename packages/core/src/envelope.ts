@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * An event as it is stored and delivered. Attribute names follow CloudEvents 1.0, so an
  * envelope maps one-to-one onto a CloudEvent in structured JSON mode.
@@ -39,3 +41,18 @@ export interface PublishResult<TData = unknown> {
   event: HeraldEvent<TData>;
   created: boolean;
 }
+
+/** {@link HeraldEvent} as a zod schema, for documents that describe it (OpenAPI, AsyncAPI). */
+export const eventEnvelopeSchema = z
+  .object({
+    specversion: z.literal('1.0'),
+    id: z.string().describe('Unique; the producer’s idempotency key, or generated'),
+    seq: z.number().int().positive().describe('Position in the log, strictly increasing'),
+    type: z.string().describe('The event type, e.g. `order.created`'),
+    source: z.string(),
+    subject: z.string().optional(),
+    time: z.string().describe('When it was published (RFC 3339)'),
+    datacontenttype: z.string(),
+    data: z.unknown().describe('Valid against the event type’s schema'),
+    consumer: z.string().optional().describe('Addressed to this consumer only; absent for every subscribed consumer'),
+  });

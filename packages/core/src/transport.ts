@@ -119,6 +119,14 @@ export interface PreparedConfig {
   status?: SubscriptionStatus;
 }
 
+/** The frames of a transport's wire protocol by name, for the AsyncAPI document. */
+export interface TransportFrames {
+  /** What clients send (the schemas the transport validates them with). */
+  client: Readonly<Record<string, z.ZodType>>;
+  /** What the server sends, besides the events of the catalog. */
+  server: Readonly<Record<string, z.ZodType>>;
+}
+
 /**
  * A way of delivering events: webhook, WebSocket, SSE, or a contributor's. Like a kysely
  * Dialect: a small object with an explicit lifecycle that the server drives.
@@ -132,6 +140,8 @@ export interface Transport {
   prepareConfig?(config: Record<string, unknown>, previous?: Subscription): Promise<PreparedConfig> | PreparedConfig;
   /** The config as the API shows it, secrets left out. @default the stored config */
   publicConfig?(config: Record<string, unknown>): Record<string, unknown>;
+  /** Its wire protocol's frames, which `/asyncapi.json` describes. @default none */
+  readonly frames?: TransportFrames;
   start(context: TransportContext): Promise<void>;
   /** Graceful: finishes in-flight work and closes connections properly. */
   stop(): Promise<void>;

@@ -1,4 +1,4 @@
-import { subscriptionStatus } from '@herald/core';
+import { eventEnvelopeSchema, subscriptionStatus } from '@herald/core';
 import { z } from 'zod';
 
 // What the REST API answers, as zod schemas: the generated OpenAPI document describes its responses with them.
@@ -7,21 +7,6 @@ import { z } from 'zod';
 export function listOf<T extends z.ZodType>(item: T) {
   return z.object({ data: z.array(item) });
 }
-
-/** An event as stored and delivered (CloudEvents 1.0 attribute names). */
-export const eventEnvelopeSchema = z
-  .object({
-    specversion: z.literal('1.0'),
-    id: z.string().describe('Unique; the producer’s idempotency key, or generated'),
-    seq: z.number().int().positive().describe('Position in the log, strictly increasing'),
-    type: z.string().describe('The event type, e.g. `order.created`'),
-    source: z.string(),
-    subject: z.string().optional(),
-    time: z.string().describe('When it was published (RFC 3339)'),
-    datacontenttype: z.string(),
-    data: z.unknown().describe('Valid against the event type’s schema'),
-    consumer: z.string().optional().describe('Addressed to this consumer only; absent for every subscribed consumer'),
-  });
 
 export const publishResultSchema = z.object({ id: z.string(), seq: z.number().int().positive() });
 

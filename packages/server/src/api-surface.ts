@@ -1,4 +1,4 @@
-import type { EventCatalog, RouteDefinition } from '@herald/core';
+import type { EventCatalog, RouteDefinition, Transport } from '@herald/core';
 import type { z } from 'zod';
 
 /** A route the server mounted, and the transport that added it (none for the built-in ones). */
@@ -25,6 +25,6 @@ export interface ApiSurface {
   upgrades: readonly { path: string; transport: string }[];
   plainRoutes: readonly PlainRoute[];
   catalog: EventCatalog;
-  /** The names of the mounted transports. */
-  transports: readonly string[];
+  /** The mounted transports, by name. */
+  transports: ReadonlyMap<string, Transport>;
 }

@@ -1,45 +1,7 @@
-import { eventTypePattern } from '@herald/core';
+import { eventEnvelopeSchema, type TransportFrames } from '@herald/core';
 import { z } from 'zod';
 import type { ApiSurface } from './api-surface.js';
-import { eventEnvelopeSchema } from './api-schemas.js';
 import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
-
-// The frames of herald.v1 as the public contract defines them (docs/protocol); the WebSocket
-// transport validates what clients send with its own copy of these schemas.
-const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');
-const seq = z.number().int().nonnegative();
-
-const clientFrames = {
-  auth: z.object({ type: z.literal('auth'), token: z.string().describe('A stream token (`hs_...`) or an API key') }),
-  subscribe: z.object({
-    type: z.literal('subscribe'),
-    id: subscriptionId,
-    types: z.array(eventTypePattern).min(1).optional().describe('Event types and patterns (ad hoc); or give `subscription`'),
-    subscription: z.string().optional().describe('Attach to a durable subscription by id; the server keeps its cursor'),
-    after: seq.optional().describe('Resume after this seq'),
-  }),
-  unsubscribe: z.object({ type: z.literal('unsubscribe'), id: subscriptionId }),
-  ack: z.object({ type: z.literal('ack'), id: subscriptionId, seq: seq.describe('Advances a durable subscription’s cursor') }),
-  ping: z.object({ type: z.literal('ping') }),
-  pong: z.object({ type: z.literal('pong') }),
-};
-
-const serverFrames = {
-  ready: z.object({ type: z.literal('ready'), consumer: z.string().nullable(), expiresAt: z.string().optional() }),
-  subscribed: z.object({ type: z.literal('subscribed'), id: subscriptionId, after: seq }),
-  event: z.object({ type: z.literal('event'), id: subscriptionId, event: eventEnvelopeSchema }),
-  reset: z.object({
-    type: z.literal('reset'),
-    id: subscriptionId,
-    reason: z.enum(['ahead', 'expired']).describe('The resume position is past the log’s end, or older than the log keeps'),
-    after: seq,
-  }),
-  error: z.object({ type: z.literal('error'), id: subscriptionId.optional(), code: z.string(), message: z.string() }),
-  ping: z.object({ type: z.literal('ping') }),
-  pong: z.object({ type: z.literal('pong') }),
-};
-
-const sseReset = z.object({ reason: z.enum(['ahead', 'expired']), latest: seq });
 
 const webhookHeaders = z.object({
   'webhook-id': z.string().describe('The event id: the same on every retry, for deduplication'),
@@ -79,7 +41,8 @@ export interface AsyncApiOptions {
 export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions = {}): Record<string, unknown> {
   const host = options.host ?? 'localhost';
   const types = surface.catalog.list();
-  const mounted = new Set(surface.transports);
+  const mounted = surface.transports;
+  const framesOf = (transport: string): TransportFrames => mounted.get(transport)?.frames ?? { client: {}, server: {} };
   const servers: Record<string, unknown> = {};
   const channels: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
@@ -101,7 +64,7 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
     return id;
   };
   const frameMessage = (id: string, name: string, schema: z.ZodType, summary: string) => {
-    messages[id] = { name, title: name, summary, payload: exportSchema(schema, 'draft-7') };
+    messages[id] = { name, title: name, summary: schema.description ?? summary, payload: exportSchema(schema, 'draft-7') };
     return id;
   };
   const channelMessages = (ids: string[]) => Object.fromEntries(ids.map((id) => [id, ref(`#/components/messages/${id}`)]));
@@ -110,8 +73,9 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
   if (mounted.has('websocket')) {
     const path = surface.upgrades.find((upgrade) => upgrade.transport === 'websocket')?.path ?? '/v1/ws';
     servers.websocket = { host, protocol: 'ws', description: 'The WebSocket transport; subprotocol `herald.v1`, JSON text frames.' };
-    const sent = Object.entries(clientFrames).map(([name, schema]) => frameMessage(`ws.client.${name}`, name, schema, `Client → server: \`${name}\``));
-    const received = Object.entries(serverFrames).map(([name, schema]) => frameMessage(`ws.server.${name}`, name, schema, `Server → client: \`${name}\``));
+    const { client, server } = framesOf('websocket');
+    const sent = Object.entries(client).map(([name, schema]) => frameMessage(`ws.client.${name}`, name, schema, `Client → server: \`${name}\``));
+    const received = Object.entries(server).map(([name, schema]) => frameMessage(`ws.server.${name}`, name, schema, `Server → client: \`${name}\``));
     channels.websocket = {
       address: path,
       title: 'WebSocket (herald.v1)',
@@ -142,7 +106,7 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
     servers.sse = { host, protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' };
     const ids = [
       ...types.map((type) => eventMessage('sse', type.name, type.description)),
-      frameMessage('sse.reset', 'reset', sseReset, 'The resume position cannot be served; start again from `latest`'),
+      ...Object.entries(framesOf('sse').server).map(([name, schema]) => frameMessage(`sse.${name}`, name, schema, `The \`${name}\` event`)),
     ];
     channels.sse = {
       address: path,

@@ -190,7 +190,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     upgrades: mount.upgrades,
     plainRoutes: operationalRoutes,
     catalog,
-    transports: [...transports.keys()],
+    transports,
   });
   mountDocsRoutes(app, surface, metrics);
   app.use(api);

@@ -1,7 +1,18 @@
-import type { EventFeed, EventFeedSink, HeraldEvent, Principal, TransportMetrics } from '@herald/core';
+import type { EventFeed, EventFeedSink, HeraldEvent, Principal, TransportFrames, TransportMetrics } from '@herald/core';
+import { z } from 'zod';
 import type { EnvelopeFrames } from './envelope-frames.js';
 import { encodeFrame } from './sse-frame.js';
 import type { SseStream } from './sse-stream.js';
+
+/** The frames of the stream besides the events, for the AsyncAPI document: `reset`, as {@link SseConnection.reset} writes it. */
+export const frames = {
+  client: {},
+  server: {
+    reset: z
+      .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative() })
+      .describe('The resume position cannot be served; start again from `latest`'),
+  },
+} satisfies TransportFrames;
 
 /** How one connection delivers. */
 export interface ConnectionOptions {

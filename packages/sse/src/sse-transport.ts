@@ -18,7 +18,7 @@ import {
 } from '@herald/core';
 import { CorsPolicy, type SseCorsOptions } from './cors-policy.js';
 import { EnvelopeFrames } from './envelope-frames.js';
-import { SseConnection } from './sse-connection.js';
+import { frames, SseConnection } from './sse-connection.js';
 import { encodeComment, encodeFrame } from './sse-frame.js';
 import { SseStream, StreamClosedError } from './sse-stream.js';
 import { parseLastEventId, type StreamQuery, streamQuery } from './stream-request.js';
@@ -84,6 +84,7 @@ function positiveInteger(name: string, value: number, allowZero = false): number
 
 class ServerSentEvents implements SseTransport {
   readonly name = 'sse' as const;
+  readonly frames = frames;
   readonly #path: string;
   readonly #keepAlive: number;
   readonly #retry: number;

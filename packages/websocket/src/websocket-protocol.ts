@@ -1,4 +1,4 @@
-import { eventTypePattern, type HeraldEvent, type Issue, toIssues } from '@herald/core';
+import { eventEnvelopeSchema, eventTypePattern, type HeraldEvent, type Issue, type TransportFrames, toIssues } from '@herald/core';
 import { z } from 'zod';
 
 /**
@@ -55,24 +55,24 @@ export type ErrorCode =
   /** The server could not read the log for the replay; subscribe again. */
   | 'unavailable';
 
-const subscriptionId = z.string().min(1).max(128);
+const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
-const authMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096) });
+const authMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096).describe('A stream token (`hs_...`) or an API key') });
 const subscribeMessage = z
   .strictObject({
     type: z.literal('subscribe'),
     id: subscriptionId,
-    types: z.array(eventTypePattern).min(1).max(100).optional(),
-    subscription: z.string().min(1).max(128).optional(),
-    after: seq.optional(),
+    types: z.array(eventTypePattern).min(1).max(100).optional().describe('Event types and patterns (ad hoc); or give `subscription`'),
+    subscription: z.string().min(1).max(128).optional().describe('Attach to a durable subscription by id; the server keeps its cursor'),
+    after: seq.optional().describe('Resume after this seq'),
   })
   .refine((message) => (message.types === undefined) !== (message.subscription === undefined), {
     message: 'give either types or subscription',
     path: ['types'],
   });
 const unsubscribeMessage = z.strictObject({ type: z.literal('unsubscribe'), id: subscriptionId });
-const ackMessage = z.strictObject({ type: z.literal('ack'), id: subscriptionId, seq });
+const ackMessage = z.strictObject({ type: z.literal('ack'), id: subscriptionId, seq: seq.describe('Advances a durable subscription’s cursor') });
 const pingMessage = z.strictObject({ type: z.literal('ping') });
 const pongMessage = z.strictObject({ type: z.literal('pong') });
 
@@ -120,6 +120,25 @@ export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[
 function toBuffers(data: ArrayBuffer | Buffer[]): Buffer[] {
   return Array.isArray(data) ? data : [Buffer.from(data)];
 }
+
+/** The frames of herald.v1, for the AsyncAPI document: the client's as validated, the server's as built by {@link serverMessage}. */
+export const frames = {
+  client: clientMessages,
+  server: {
+    ready: z.object({ type: z.literal('ready'), consumer: z.string().nullable(), expiresAt: z.string().optional() }),
+    subscribed: z.object({ type: z.literal('subscribed'), id: subscriptionId, after: seq }),
+    event: z.object({ type: z.literal('event'), id: subscriptionId, event: eventEnvelopeSchema }),
+    reset: z.object({
+      type: z.literal('reset'),
+      id: subscriptionId,
+      reason: z.enum(['ahead', 'expired']).describe('The resume position is past the log’s end, or older than the log keeps'),
+      after: seq,
+    }),
+    error: z.object({ type: z.literal('error'), id: subscriptionId.optional(), code: z.string(), message: z.string() }),
+    ping: pingMessage,
+    pong: pongMessage,
+  },
+} satisfies TransportFrames;
 
 /** Every message the server sends, built by {@link serverMessage}. */
 export type ServerMessage =

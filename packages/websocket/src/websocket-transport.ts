@@ -14,7 +14,7 @@ import { WebSocketServer } from 'ws';
 import type { ClientSubscription } from './client-subscription.js';
 import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
-import { CloseCode, EventFrames, subprotocol } from './websocket-protocol.js';
+import { CloseCode, EventFrames, frames, subprotocol } from './websocket-protocol.js';
 
 /** Live numbers about the transport, for metrics and tests. */
 export interface WebSocketStats {
@@ -122,6 +122,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
 
   return {
     name: 'websocket',
+    frames,
 
     async start(context) {
       stopping = false;

@@ -4,10 +4,11 @@ import type { EnvelopeFrames } from './envelope-frames.js';
 import { encodeFrame } from './sse-frame.js';
 import type { SseStream } from './sse-stream.js';
 
-/** The frames of the stream besides the events, for the AsyncAPI document: `reset`, as {@link SseConnection.reset} writes it. */
+/** The frames of the stream besides the events, for the AsyncAPI document: `ready` (the stream's first), and `reset` as {@link SseConnection.reset} writes it. */
 export const frames = {
   client: {},
   server: {
+    ready: z.object({ after: z.number().int().nonnegative() }).describe('The stream is open; events follow after `after`'),
     reset: z
       .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative() })
       .describe('The resume position cannot be served; start again from `latest`'),

@@ -56,6 +56,8 @@ interface Endpoint {
   tokensAt: number;
   /** When its run of failures began: null when it is not failing, undefined when not known. */
   failingSince?: number | null;
+  /** A disable of its subscription is under way. */
+  disabling?: boolean;
 }
 
 type ClaimedWithSubscription = ClaimedDelivery & { subscription: Subscription };
@@ -306,18 +308,24 @@ export class DeliveryEngine {
       if (Number.isFinite(endpoint.tokens)) endpoint.tokens -= got;
     }
     const release: string[] = [];
+    const deleted = new Set<Endpoint>();
     for (const item of claimed) {
       const endpoint = this.#endpoint(item.delivery.subscriptionId);
       if (item.subscription) {
         endpoint.subscription = item.subscription;
         endpoint.refreshedAt = now;
       } else {
-        void this.#forget(endpoint);
+        deleted.add(endpoint);
       }
       if (this.#stopping || item.subscription?.status !== 'active') release.push(item.delivery.id);
       else endpoint.queue.push(item as ClaimedWithSubscription);
     }
-    for (const request of requests) this.#pump(this.#endpoint(request.subscriptionId));
+    // Once per deleted subscription, and before pumping, so that its endpoint is not made again.
+    for (const endpoint of deleted) void this.#forget(endpoint);
+    for (const request of requests) {
+      const endpoint = this.#endpoints.get(request.subscriptionId);
+      if (endpoint) this.#pump(endpoint);
+    }
     if (release.length > 0) void this.#release(release);
   }
 
@@ -426,11 +434,12 @@ export class DeliveryEngine {
   /** Disables a subscription whose attempts have all failed for `disableAfter`. */
   async #checkFailing(endpoint: Endpoint, failedAt: number): Promise<void> {
     try {
-      if (endpoint.failingSince === undefined) endpoint.failingSince = (await this.#outbox.failingSince(endpoint.id)) ?? failedAt;
+      const known = endpoint.failingSince !== undefined;
+      if (!known) endpoint.failingSince = await this.#outbox.failingSince(endpoint.id);
       endpoint.failingSince ??= failedAt;
       if (failedAt - endpoint.failingSince < this.#options.disableAfter) return;
-      // Another node may have delivered since: ask the store before disabling.
-      const since = await this.#outbox.failingSince(endpoint.id);
+      // Another node may have delivered since: ask the store before disabling (unless it was just asked).
+      const since = known ? await this.#outbox.failingSince(endpoint.id) : endpoint.failingSince;
       endpoint.failingSince = since ?? failedAt;
       if (since === undefined || failedAt - since < this.#options.disableAfter) return;
       const days = (this.#options.disableAfter / 86_400_000).toFixed(2).replace(/\.?0+$/, '');
@@ -441,6 +450,9 @@ export class DeliveryEngine {
   }
 
   async #disable(endpoint: Endpoint, reason: string): Promise<void> {
+    // The attempts still in flight fail too: the first to get here disables the subscription, once.
+    if (endpoint.disabling || endpoint.subscription?.status === 'disabled') return;
+    endpoint.disabling = true;
     try {
       const updated = await this.#context.subscriptions.update(endpoint.id, { status: 'disabled', disabledReason: reason });
       if (updated) endpoint.subscription = updated;
@@ -449,6 +461,8 @@ export class DeliveryEngine {
       this.#context.logger.warn({ subscription: endpoint.id, reason, abandoned }, 'webhook subscription disabled');
     } catch (error) {
       this.#context.logger.error({ err: error, subscription: endpoint.id }, 'disabling a webhook subscription failed');
+    } finally {
+      endpoint.disabling = false;
     }
   }
 

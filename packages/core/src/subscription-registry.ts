@@ -2,7 +2,7 @@ import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
 import { newId } from './ids.js';
 import type { Store } from './store.js';
-import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
+import { affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
 import { SubscriptionMatcher } from './subscription-matcher.js';
 
 const channel = 'herald:subscriptions';
@@ -44,7 +44,7 @@ export class SubscriptionRegistry {
     const subscription = await this.#store.subscriptions.update(id, changes);
     if (!subscription) return undefined;
     // A cursor alone changes nothing the other nodes match by (they read cursors from the store): no ring.
-    if (Object.keys(changes).every((field) => field === 'cursor')) {
+    if (!affectsMatching(changes)) {
       this.#index(subscription);
       return subscription;
     }

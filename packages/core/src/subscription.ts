@@ -35,3 +35,8 @@ export type NewSubscription = Omit<Subscription, 'createdAt' | 'updatedAt'>;
 
 /** The fields an update may change. */
 export type SubscriptionChanges = Partial<Pick<Subscription, 'types' | 'status' | 'config' | 'cursor' | 'disabledReason'>>;
+
+/** Whether `changes` touch what a subscription matches: any field but the cursor, given a value. */
+export function affectsMatching(changes: SubscriptionChanges): boolean {
+  return Object.entries(changes).some(([field, value]) => field !== 'cursor' && value !== undefined);
+}

@@ -2,7 +2,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
-import type { Subscription, SubscriptionStatus } from '../subscription.js';
+import { affectsMatching, type Subscription, type SubscriptionStatus } from '../subscription.js';
 import { migrate } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
@@ -196,7 +196,7 @@ export class SqlStore implements Store {
         }
         const { id: _id, created_at: _created, ...values } = fromSubscription(updated);
         await trx.updateTable('herald_subscriptions').set(values).where('id', '=', id).execute();
-        if (Object.keys(given).some((field) => field !== 'cursor')) await bumpSubscriptionVersion(trx);
+        if (affectsMatching(changes)) await bumpSubscriptionVersion(trx);
         return updated;
       });
     },

@@ -60,6 +60,9 @@ export class EventBus {
   #pumping?: Promise<void>;
   /** Rings of this node's appends on their way to the broker. */
   readonly #rings = new Set<Promise<void>>();
+  /** The newest seq to ring the other nodes with, and whether that ring is scheduled. */
+  #ringTo = 0;
+  #ringPending = false;
   /** A ring arrived while pumping. */
   #rungAgain = false;
   #timer?: NodeJS.Timeout;
@@ -156,14 +159,29 @@ export class EventBus {
     }
     if (newest > 0) {
       this.#ring(newest);
-      // The event is in the log: a publish does not wait for the other nodes' doorbell (a hanging broker would hold it).
-      const rung = this.#broker.publish(channel, String(newest)).catch((error: unknown) => {
-        this.#logger.warn({ err: error }, 'ringing the broker failed; other nodes catch up by polling');
-      });
-      this.#rings.add(rung);
-      void rung.finally(() => this.#rings.delete(rung));
+      this.#ringOthers(newest);
     }
     return results;
+  }
+
+  /**
+   * Rings the other nodes with the newest seq, once for all the publishes a commit resolves at once (a
+   * ring means "read up to at least here"). A publish does not wait for it: a hanging broker would hold it.
+   */
+  #ringOthers(seq: number): void {
+    this.#ringTo = Math.max(this.#ringTo, seq);
+    if (this.#ringPending) return;
+    this.#ringPending = true;
+    const rung = Promise.resolve()
+      .then(() => {
+        this.#ringPending = false;
+        return this.#broker.publish(channel, String(this.#ringTo));
+      })
+      .catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'ringing the broker failed; other nodes catch up by polling');
+      });
+    this.#rings.add(rung);
+    void rung.finally(() => this.#rings.delete(rung));
   }
 
   #ring(seq: number): void {

@@ -13,9 +13,10 @@ const webhookHeaders = z.object({
 
 const ref = (pointer: string) => ({ $ref: pointer });
 
+const envelope = exportSchema(eventEnvelopeSchema, 'draft-7');
+
 /** An envelope whose `type` is this event type and whose `data` has its schema, for AsyncAPI (draft-07). */
 function typedEnvelope(name: string, data: JsonSchema, description?: string): JsonSchema {
-  const envelope = exportSchema(eventEnvelopeSchema, 'draft-7');
   const properties = envelope.properties as Record<string, JsonSchema>;
   return {
     ...envelope,
@@ -70,83 +71,89 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
   const channelMessages = (ids: string[]) => Object.fromEntries(ids.map((id) => [id, ref(`#/components/messages/${id}`)]));
   const operationMessages = (channel: string, ids: string[]) => ids.map((id) => ref(`#/channels/${channel}/messages/${id}`));
 
+  /** A channel, the server it is on, and its operations. */
+  const addChannel = (
+    id: string,
+    spec: {
+      server: [id: string, server: Record<string, unknown>];
+      address: string | null;
+      title: string;
+      description: string;
+      messages: string[];
+      operations: Record<string, { action: 'send' | 'receive'; title: string; messages: string[] }>;
+    },
+  ) => {
+    const [serverId, server] = spec.server;
+    servers[serverId] = server;
+    channels[id] = {
+      address: spec.address,
+      title: spec.title,
+      description: spec.description,
+      servers: [ref(`#/servers/${serverId}`)],
+      messages: channelMessages(spec.messages),
+    };
+    for (const [operationId, operation] of Object.entries(spec.operations)) {
+      operations[operationId] = { action: operation.action, title: operation.title, channel: ref(`#/channels/${id}`), messages: operationMessages(id, operation.messages) };
+    }
+  };
+
   if (mounted.has('websocket')) {
-    const path = surface.upgrades.find((upgrade) => upgrade.transport === 'websocket')?.path ?? '/v1/ws';
-    servers.websocket = { host, protocol: 'ws', description: 'The WebSocket transport; subprotocol `herald.v1`, JSON text frames.' };
     const { client, server } = framesOf('websocket');
     const sent = Object.entries(client).map(([name, schema]) => frameMessage(`ws.client.${name}`, name, schema, `Client → server: \`${name}\``));
     const received = Object.entries(server).map(([name, schema]) => frameMessage(`ws.server.${name}`, name, schema, `Server → client: \`${name}\``));
-    channels.websocket = {
-      address: path,
+    addChannel('websocket', {
+      server: ['websocket', { host, protocol: 'ws', description: 'The WebSocket transport; subprotocol `herald.v1`, JSON text frames.' }],
+      address: surface.upgrades.find((upgrade) => upgrade.transport === 'websocket')?.path ?? '/v1/ws',
       title: 'WebSocket (herald.v1)',
       description:
         'Authenticate with `auth` within 10 s (or `Authorization` on the upgrade), then `subscribe` to types or a durable subscription; events arrive as `event` frames. Close codes: 4400 bad message, 4401 unauthorized, 4403 forbidden, 4408 auth timeout, 4409 duplicate subscription id, 4429 too slow, 1001 going away.',
-      servers: [ref('#/servers/websocket')],
-      messages: channelMessages([...sent, ...received]),
-    };
-    operations.receiveClientFrames = {
-      action: 'receive',
-      title: 'Frames a client sends',
-      channel: ref('#/channels/websocket'),
-      messages: operationMessages('websocket', sent),
-    };
-    operations.sendServerFrames = {
-      action: 'send',
-      title: 'Frames the server sends',
-      channel: ref('#/channels/websocket'),
-      messages: operationMessages('websocket', received),
-    };
+      messages: [...sent, ...received],
+      operations: {
+        receiveClientFrames: { action: 'receive', title: 'Frames a client sends', messages: sent },
+        sendServerFrames: { action: 'send', title: 'Frames the server sends', messages: received },
+      },
+    });
   }
 
   if (mounted.has('sse')) {
     const streamRoute = surface.routes.find(
       (route) => route.transport === 'sse' && route.definition.method === 'GET' && route.definition.response?.mediaType === 'text/event-stream',
     );
-    const path = streamRoute?.definition.path ?? surface.routes.find((route) => route.transport === 'sse')?.definition.path ?? '/v1/stream';
-    servers.sse = { host, protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' };
     const ids = [
       ...types.map((type) => eventMessage('sse', type.name, type.description)),
       ...Object.entries(framesOf('sse').server).map(([name, schema]) => frameMessage(`sse.${name}`, name, schema, `The \`${name}\` event`)),
     ];
-    channels.sse = {
-      address: path,
+    addChannel('sse', {
+      server: ['sse', { host, protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' }],
+      address: streamRoute?.definition.path ?? surface.routes.find((route) => route.transport === 'sse')?.definition.path ?? '/v1/stream',
       title: 'Server-Sent Events',
       description:
         'GET with `?types=a,b` (patterns allowed), authorised by `Authorization: Bearer` or `?access_token=` (a stream token). Each event is `id: <seq>`, `event: <type>`, `data: <envelope JSON>`; `Last-Event-ID` (or `?lastEventId=`) resumes after that seq.',
-      servers: [ref('#/servers/sse')],
-      messages: channelMessages(ids),
-    };
-    operations.sendServerSentEvents = {
-      action: 'send',
-      title: 'Events on the stream',
-      channel: ref('#/channels/sse'),
-      messages: operationMessages('sse', ids),
-    };
+      messages: ids,
+      operations: { sendServerSentEvents: { action: 'send', title: 'Events on the stream', messages: ids } },
+    });
   }
 
   if (mounted.has('webhook') && types.length > 0) {
-    servers.webhookEndpoint = {
-      host: '{endpoint}',
-      protocol: 'https',
-      description: 'The consumer’s endpoint: the `config.url` of a webhook subscription.',
-      variables: { endpoint: { description: 'The host of the subscription’s URL' } },
-    };
     const headers = exportSchema(webhookHeaders, 'draft-7');
     const ids = types.map((type) => eventMessage('webhook', type.name, type.description, { headers, contentType: 'application/json' }));
-    channels.webhook = {
+    addChannel('webhook', {
+      server: [
+        'webhookEndpoint',
+        {
+          host: '{endpoint}',
+          protocol: 'https',
+          description: 'The consumer’s endpoint: the `config.url` of a webhook subscription.',
+          variables: { endpoint: { description: 'The host of the subscription’s URL' } },
+        },
+      ],
       address: null,
       title: 'Webhooks (Standard Webhooks)',
       description:
         'A POST to each matching webhook subscription’s `config.url`, with the envelope as the JSON body, signed per Standard Webhooks. 2xx is delivered; anything else is retried on a schedule.',
-      servers: [ref('#/servers/webhookEndpoint')],
-      messages: channelMessages(ids),
-    };
-    operations.sendWebhooks = {
-      action: 'send',
-      title: 'Webhook deliveries',
-      channel: ref('#/channels/webhook'),
-      messages: operationMessages('webhook', ids),
-    };
+      messages: ids,
+      operations: { sendWebhooks: { action: 'send', title: 'Webhook deliveries', messages: ids } },
+    });
   }
 
   return {

@@ -54,6 +54,24 @@ export interface NewDelivery {
   claimed?: boolean;
 }
 
+/** A new delivery as the outbox creates it at `now`: held under `lease`, its first attempt counted, when it is marked claimed and a lease is given. */
+export function createdDelivery(delivery: NewDelivery, now: number, lease?: Lease): Delivery {
+  const claimed = delivery.claimed === true && lease !== undefined;
+  return {
+    id: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    eventSeq: delivery.eventSeq,
+    eventId: delivery.eventId,
+    status: 'pending',
+    attempts: claimed ? 1 : 0,
+    nextAttemptAt: delivery.nextAttemptAt,
+    lockedBy: claimed ? lease.worker : null,
+    lockedUntil: claimed ? lease.until : null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
 /** Who claims, and for how long. */
 export interface Lease {
   worker: string;

@@ -1,6 +1,7 @@
 import {
   type ClaimedDelivery,
   type ClaimRequest,
+  createdDelivery,
   type DeliveryAttempt,
   type HeraldEvent,
   type Lease,
@@ -554,19 +555,7 @@ function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease:
   return prepared.fanOut.deliveries
     .filter((delivery) => held.has(delivery.id))
     .map((delivery) => ({
-      delivery: {
-        id: delivery.id,
-        subscriptionId: delivery.subscriptionId,
-        eventSeq: delivery.eventSeq,
-        eventId: delivery.eventId,
-        status: 'pending',
-        attempts: 1,
-        nextAttemptAt: delivery.nextAttemptAt,
-        lockedBy: lease.worker,
-        lockedUntil: lease.until,
-        createdAt: lease.now,
-        updatedAt: lease.now,
-      },
+      delivery: createdDelivery(delivery, lease.now, lease),
       event: events.get(delivery.eventSeq) as HeraldEvent,
       subscription: prepared.subscriptions.get(delivery.subscriptionId) as Subscription,
     }));

@@ -1,19 +1,20 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { HeraldEvent } from '../envelope.js';
-import type {
-  ClaimedDelivery,
-  ClaimRequest,
-  Delivery,
-  DeliveryAttempt,
-  DeliveryListOptions,
-  DeliveryStatus,
-  FanOut,
-  Lease,
-  NewDelivery,
-  Outbox,
-  OutboxBatch,
-  OutboxBatchResult,
-  SettledAttempt,
+import {
+  type ClaimedDelivery,
+  type ClaimRequest,
+  createdDelivery,
+  type Delivery,
+  type DeliveryAttempt,
+  type DeliveryListOptions,
+  type DeliveryStatus,
+  type FanOut,
+  type Lease,
+  type NewDelivery,
+  type Outbox,
+  type OutboxBatch,
+  type OutboxBatchResult,
+  type SettledAttempt,
 } from '../outbox.js';
 import type { Subscription } from '../subscription.js';
 import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
@@ -387,21 +388,21 @@ export class SqlOutbox implements Outbox {
   }
 }
 
-/** A new delivery's row; under `lease` when it is marked claimed. */
+/** A new delivery's row (see `createdDelivery`). */
 function fromNewDelivery(delivery: NewDelivery, now: number, lease?: Lease): DeliveriesTable {
-  const claimed = delivery.claimed === true && lease !== undefined;
+  const created = createdDelivery(delivery, now, lease);
   return {
-    id: delivery.id,
-    subscription_id: delivery.subscriptionId,
-    event_seq: delivery.eventSeq,
-    event_id: delivery.eventId,
-    status: 'pending',
-    attempts: claimed ? 1 : 0,
-    next_attempt_at: delivery.nextAttemptAt,
-    locked_by: claimed ? lease.worker : null,
-    locked_until: claimed ? lease.until : null,
-    created_at: now,
-    updated_at: now,
+    id: created.id,
+    subscription_id: created.subscriptionId,
+    event_seq: created.eventSeq,
+    event_id: created.eventId,
+    status: created.status,
+    attempts: created.attempts,
+    next_attempt_at: created.nextAttemptAt,
+    locked_by: created.lockedBy,
+    locked_until: created.lockedUntil,
+    created_at: created.createdAt,
+    updated_at: created.updatedAt,
   };
 }
 

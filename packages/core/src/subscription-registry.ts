@@ -13,6 +13,7 @@ const channel = 'herald:subscriptions';
  */
 export class SubscriptionRegistry {
   readonly #matchers = new Map<string, SubscriptionMatcher<Subscription>>();
+  readonly #matchedIds = new WeakMap<HeraldEvent, Map<string, ReadonlySet<string>>>();
   readonly #store: Store;
   readonly #broker: Broker;
   #unsubscribe?: Unsubscribe;
@@ -64,6 +65,18 @@ export class SubscriptionRegistry {
 
   list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]> {
     return this.#store.subscriptions.list(filter);
+  }
+
+  /**
+   * The ids of what {@link match} gives, worked out once per event object and transport: transports
+   * ask it for each connection attached to a durable subscription.
+   */
+  matchedIds(event: HeraldEvent, transport: string): ReadonlySet<string> {
+    let byTransport = this.#matchedIds.get(event);
+    if (!byTransport) this.#matchedIds.set(event, (byTransport = new Map()));
+    let ids = byTransport.get(transport);
+    if (!ids) byTransport.set(transport, (ids = new Set(this.match(event, transport).map((subscription) => subscription.id))));
+    return ids;
   }
 
   /** How many subscriptions of `transport` are active. */

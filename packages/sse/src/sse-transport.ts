@@ -95,7 +95,6 @@ class ServerSentEvents implements SseTransport {
   readonly #connections = new Set<SseConnection>();
   readonly #opening = new Set<Promise<unknown>>();
   /** The durable subscriptions each event matches, worked out once per event for every stream. */
-  readonly #matched = new WeakMap<HeraldEvent, ReadonlySet<string>>();
   #cursors: CursorWriter | undefined;
   #keepAliveTimer: NodeJS.Timeout | undefined;
   #stopRevocations: (() => void) | undefined;
@@ -264,18 +263,9 @@ class ServerSentEvents implements SseTransport {
       visibleTo: subscription.consumer,
       after: after ?? subscription.cursor,
       accepts: (event) =>
-        this.#matchedBy(context, event).has(id) && (scope === undefined || scope.some((pattern) => matchesPattern(pattern, event.type))),
+        context.subscriptions.matchedIds(event, this.name).has(id) && (scope === undefined || scope.some((pattern) => matchesPattern(pattern, event.type))),
       onPosition: (seq) => cursors.advance(id, seq),
     };
-  }
-
-  #matchedBy(context: TransportContext, event: HeraldEvent): ReadonlySet<string> {
-    let ids = this.#matched.get(event);
-    if (ids === undefined) {
-      ids = new Set(context.subscriptions.match(event, this.name).map((subscription) => subscription.id));
-      this.#matched.set(event, ids);
-    }
-    return ids;
   }
 
   #preflight(request: IncomingMessage, response: ServerResponse): void {

@@ -3,7 +3,6 @@ import type { Duplex } from 'node:stream';
 import {
   CursorWriter,
   HeraldError,
-  type HeraldEvent,
   type Principal,
   type Problem,
   type Transport,
@@ -126,7 +125,6 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
 
     async start(context) {
       stopping = false;
-      const durableMatches = new WeakMap<HeraldEvent, Set<string>>();
       const cursors = new CursorWriter(context.subscriptions, context.logger, resolved.cursorFlushInterval);
       const live = new Set<ClientSubscription>();
       // One bus listener for every live subscription (a replaying one gets its events from its feed).
@@ -153,14 +151,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
           connections.delete(connection);
           if (connection.principal) removeFromKey(connection, connection.principal.keyId);
         },
-        durableMatches(event, id) {
-          let matched = durableMatches.get(event);
-          if (!matched) {
-            matched = new Set(context.subscriptions.match(event, 'websocket').map((subscription) => subscription.id));
-            durableMatches.set(event, matched);
-          }
-          return matched.has(id);
-        },
+        durableMatches: (event, id) => context.subscriptions.matchedIds(event, 'websocket').has(id),
       };
       server = new WebSocketServer({
         noServer: true,

@@ -20,8 +20,3 @@ export interface Principal {
 export function canAccess(principal: Principal, subscription: Pick<Subscription, 'consumer'>): boolean {
   return principal.role === 'admin' || principal.consumer === subscription.consumer;
 }
-
-/** Whether a principal may see an event addressed to `consumer` (absent: to everyone). */
-export function canSee(principal: Principal, event: { consumer?: string }): boolean {
-  return principal.role === 'admin' || event.consumer === undefined || event.consumer === principal.consumer;
-}

@@ -1,4 +1,4 @@
-import { publishInputSchema, type RouteDefinition } from '@herald/core';
+import { publishInputSchema } from '@herald/core';
 import { z } from 'zod';
 import type { ApiSurface, DocumentedRoute, PlainRoute } from './api-surface.js';
 import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
@@ -196,15 +196,4 @@ export function openApiDocument(surface: ApiSurface): Record<string, unknown> {
       },
     },
   };
-}
-
-/** The method and path of every operation in a generated document (`GET /v1/events`), for checks. */
-export function operationsOf(document: Record<string, unknown>): string[] {
-  const paths = document.paths as Record<string, Record<string, unknown>>;
-  return Object.entries(paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
-}
-
-/** The OpenAPI form of an express path, `/v1/subscriptions/{id}`. */
-export function documentedPath(route: Pick<RouteDefinition, 'path'>): string {
-  return openApiPath(route.path).path;
 }

@@ -140,16 +140,6 @@ export const frames = {
   },
 } satisfies TransportFrames;
 
-/** Every message the server sends, built by {@link serverMessage}. */
-export type ServerMessage =
-  | { type: 'ready'; consumer: string | null; expiresAt?: string }
-  | { type: 'subscribed'; id: string; after: number }
-  | { type: 'event'; id: string; event: HeraldEvent }
-  | { type: 'reset'; id: string; reason: 'ahead' | 'expired'; after: number }
-  | { type: 'error'; id?: string; code: ErrorCode; message: string; issues?: Issue[] }
-  | { type: 'ping' }
-  | { type: 'pong' };
-
 /** The server messages as JSON text. Events go through {@link EventFrames}, which serialises each envelope once. */
 export const serverMessage = {
   ready: (consumer: string | undefined, expiresAt?: string) =>
@@ -157,7 +147,6 @@ export const serverMessage = {
   subscribed: (id: string, after: number) => JSON.stringify({ type: 'subscribed', id, after }),
   reset: (id: string, reason: 'ahead' | 'expired', after: number) => JSON.stringify({ type: 'reset', id, reason, after }),
   error: (code: ErrorCode, message: string, id?: string) => JSON.stringify({ type: 'error', ...(id !== undefined ? { id } : {}), code, message }),
-  ping: () => '{"type":"ping"}',
   pong: () => '{"type":"pong"}',
 } as const;
 

@@ -4,17 +4,14 @@
  * events/s; memory across 100,000 deliveries. The receiver runs in its own process. Prints a markdown
  * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald } from '@herald/server';
 import { webhook } from '@herald/webhook';
 import { Pool } from 'undici';
 import { z } from 'zod';
+import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { best, formatCount, formatGoal, formatRatio, type Goal, percentile, verdict } from './lib/stats.js';
@@ -40,8 +37,6 @@ const adminKey = 'bench-admin-key-0123456789';
 // ---------------------------------------------------------------------------------------------
 // The receiver, in its own process: answers 200 at once and notes when each webhook-id first came.
 
-type Command = { id: number; command: 'port' | 'reset' | 'count' | 'receipts' };
-
 async function runReceiver(): Promise<void> {
   let total = 0;
   let receipts = new Map<string, number>();
@@ -57,45 +52,26 @@ async function runReceiver(): Promise<void> {
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
-  process.on('message', (message: Command) => {
-    let result: unknown;
-    if (message.command === 'port') result = (server.address() as AddressInfo).port;
-    else if (message.command === 'reset') {
+  serveRequests({
+    port: () => (server.address() as AddressInfo).port,
+    reset: () => {
       total = 0;
       receipts = new Map();
-    } else if (message.command === 'count') result = { total, unique: receipts.size };
-    else result = [...receipts];
-    process.send?.({ id: message.id, result });
+      return true;
+    },
+    count: () => ({ total, unique: receipts.size }),
+    receipts: () => [...receipts],
   });
   process.send?.('up');
 }
 
-interface Receiver {
+interface Receiver extends Child {
   port: number;
-  call<T>(command: Command['command']): Promise<T>;
-  kill(): void;
 }
 
 async function startReceiver(): Promise<Receiver> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['receiver'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', (message) => (message === 'up' ? resolve() : reject(new Error(String(message)))));
-    child.once('exit', (code) => reject(new Error(`the receiver exited with ${code}`)));
-  });
-  let next = 0;
-  const waiting = new Map<number, (value: unknown) => void>();
-  child.on('message', (message: { id: number; result: unknown } | 'up') => {
-    if (message === 'up') return;
-    waiting.get(message.id)?.(message.result);
-    waiting.delete(message.id);
-  });
-  const call = <T>(command: Command['command']) =>
-    new Promise<T>((resolve) => {
-      const id = next++;
-      waiting.set(id, resolve as (value: unknown) => void);
-      child.send({ id, command });
-    });
-  return { port: await call<number>('port'), call, kill: () => child.kill('SIGKILL') };
+  const child = await spawnChild(import.meta.url, ['receiver']);
+  return { ...child, port: await child.call<number>('port') };
 }
 
 async function until(condition: () => Promise<boolean>, what: string, timeout = 120_000): Promise<void> {
@@ -106,11 +82,6 @@ async function until(condition: () => Promise<boolean>, what: string, timeout = 
   }
 }
 
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  for (let i = 0; i < 3; i++) gc();
-}
 
 // ---------------------------------------------------------------------------------------------
 // The subjects.
@@ -169,6 +140,18 @@ async function prepare(receiver: Receiver, database: string): Promise<void> {
 
 type BenchHerald = ReturnType<typeof startHerald>;
 
+/** Runs `work` on a fresh database that has the subscription to the receiver, then deletes it. */
+async function withDatabase<T>(receiver: Receiver, work: (database: string) => Promise<T>): Promise<T> {
+  const dir = tempDirectory();
+  try {
+    const database = dir.file('herald.db');
+    await prepare(receiver, database);
+    return await work(database);
+  } finally {
+    dir.remove();
+  }
+}
+
 async function publishBatches(herald: BenchHerald, events: number): Promise<void> {
   for (let n = 0; n < events; n += 500) {
     await herald.bus.publishMany(Array.from({ length: Math.min(500, events - n) }, (_, i) => ({ type: 'bench.event', data: { n: n + i, pad } })));
@@ -180,10 +163,7 @@ async function publishBatches(herald: BenchHerald, events: number): Promise<void
  * fans them out, claims, signs, sends and records every delivery. Deliveries/s from its start to the last receipt.
  */
 async function outboxDrain(receiver: Receiver, events: number): Promise<Measured> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    await prepare(receiver, database);
+  return withDatabase(receiver, async (database) => {
     const publisher = startHerald(database, false);
     await publisher.ready;
     await publishBatches(publisher, events);
@@ -197,17 +177,12 @@ async function outboxDrain(receiver: Receiver, events: number): Promise<Measured
     const cpu = process.cpuUsage(cpuBefore);
     await node.close();
     return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events };
-  } finally {
-    dir.remove();
-  }
+  });
 }
 
 /** Events published while the node delivers them, from the first publish to the last receipt. */
 async function endToEnd(receiver: Receiver, events: number): Promise<number> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    await prepare(receiver, database);
+  return withDatabase(receiver, async (database) => {
     const node = startHerald(database, true);
     await node.ready;
     await receiver.call('reset');
@@ -217,17 +192,12 @@ async function endToEnd(receiver: Receiver, events: number): Promise<number> {
     const seconds = (now() - started) / 1000;
     await node.close();
     return events / seconds;
-  } finally {
-    dir.remove();
-  }
+  });
 }
 
 /** One event every 5 ms for `latencySeconds`; the time from calling publish to the receiver's first receipt. */
 async function latency(receiver: Receiver): Promise<number[]> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    await prepare(receiver, database);
+  return withDatabase(receiver, async (database) => {
     const node = startHerald(database, true);
     await node.ready;
     await receiver.call('reset');
@@ -248,9 +218,7 @@ async function latency(receiver: Receiver): Promise<number[]> {
     const receipts = await receiver.call<[string, number][]>('receipts');
     await node.close();
     return receipts.map(([id, at]) => at - (sentAt.get(id) as number));
-  } finally {
-    dir.remove();
-  }
+  });
 }
 
 interface MemorySample {
@@ -261,10 +229,7 @@ interface MemorySample {
 
 /** Keeps up to 5,000 events ahead of the receiver, and samples memory every 10% of the run. */
 async function memoryRun(receiver: Receiver): Promise<{ samples: MemorySample[]; stoppedEarly: boolean }> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    await prepare(receiver, database);
+  return withDatabase(receiver, async (database) => {
     const node = startHerald(database, true);
     await node.ready;
     await receiver.call('reset');
@@ -300,9 +265,7 @@ async function memoryRun(receiver: Receiver): Promise<{ samples: MemorySample[];
     }
     await node.close();
     return { samples, stoppedEarly };
-  } finally {
-    dir.remove();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,7 +331,7 @@ async function main(): Promise<void> {
     ];
     console.log(lines.join('\n'));
   } finally {
-    receiver.kill();
+    await receiver.kill();
   }
 }
 

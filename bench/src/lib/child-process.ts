@@ -1,5 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** A tiny request/response over the IPC channel between a benchmark and the processes it forks. */
 type Request = { id: number; command: string; args: any };
@@ -63,10 +65,19 @@ export async function spawnChild(script: string, role: string[], gc = false): Pr
   };
 }
 
-/** This process's memory after collecting garbage (run with `--expose-gc`). */
+/** Collects garbage fully, with or without `--expose-gc`. */
+export function collectGarbage(): void {
+  let gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  for (let i = 0; i < 3; i++) gc();
+}
+
+/** This process's memory after collecting garbage. */
 export function memory(): { rss: number; heap: number } {
-  const collect = (globalThis as { gc?: () => void }).gc;
-  for (let i = 0; i < 3; i++) collect?.();
+  collectGarbage();
   const usage = process.memoryUsage();
   return { rss: usage.rss, heap: usage.heapUsed + usage.external };
 }

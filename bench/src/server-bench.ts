@@ -4,14 +4,14 @@
  * itself while autocannon loads it from this one. Prints a markdown section.
  * Run alone: `pnpm --filter @herald/bench exec tsx --conditions=herald-source src/server-bench.ts`.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
 import { defineEventType } from '@herald/core';
 import { createHerald } from '@herald/server';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import express from 'express';
 import { z } from 'zod';
+import { type Child, serveRequests, spawnChild } from './lib/child-process.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { type AlternateOptions, alternate, envNumber, progress } from './lib/rounds.js';
@@ -34,18 +34,9 @@ const body = JSON.stringify({ type: eventType.name, data: { payload: 'x'.repeat(
 
 type Kind = 'herald' | 'express';
 
-/** What the parent asks a server child. */
-type Request = 'cpu' | 'stop';
-/** What a server child answers. */
-type Answer = { listening: number } | { cpu: number } | { stored: number };
-
 /** In a child process: serve `kind` on 127.0.0.1, tell the parent the port, answer its questions. */
 async function serve(kind: Kind): Promise<void> {
-  const send = (answer: Answer) => process.send?.(answer);
-  const cpu = () => {
-    const { user, system } = process.cpuUsage();
-    return user + system;
-  };
+  let port: number;
   let stop: () => Promise<number>;
   if (kind === 'express') {
     const app = express();
@@ -54,10 +45,9 @@ async function serve(kind: Kind): Promise<void> {
     app.post('/v1/events', (req, res) => {
       res.status(202).json({ id: `evt_${typeof req.body === 'object' ? ++seq : 0}`, seq });
     });
-    const server = app.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      send({ listening: typeof address === 'object' && address ? address.port : 0 });
-    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    port = (server.address() as AddressInfo).port;
     stop = async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -66,8 +56,7 @@ async function serve(kind: Kind): Promise<void> {
   } else {
     const dir = tempDirectory();
     const herald = createHerald({ database: dir.file('herald.db'), logLevel: 'silent', adminKey, env: {}, eventTypes: [eventType] });
-    const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
-    send({ listening: port });
+    ({ port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false }));
     stop = async () => {
       await herald.close();
       // Counted afresh from the file, after the store is closed: what a restart would find.
@@ -78,19 +67,21 @@ async function serve(kind: Kind): Promise<void> {
       return stored;
     };
   }
-  process.on('message', async (request: Request) => {
-    if (request === 'cpu') send({ cpu: cpu() });
-    else {
-      send({ stored: await stop() });
-      process.disconnect();
-    }
+  serveRequests({
+    port: () => port,
+    cpu: () => {
+      const { user, system } = process.cpuUsage();
+      return user + system;
+    },
+    stop: () => stop(),
   });
+  process.send?.('up');
 }
 
 interface Target {
   kind: Kind;
   port: number;
-  child: ChildProcess;
+  child: Child;
   /** Requests that were answered 2xx, so the Herald child's log can be checked against them. */
   acknowledged: number;
   /** CPU time the server spent under measured load, in µs, and the requests it answered then. */
@@ -99,34 +90,14 @@ interface Target {
   latencies: { p50: number; p99: number }[];
 }
 
-function start(kind: Kind): Promise<Target> {
-  const child = fork(fileURLToPath(import.meta.url), ['serve', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`The ${kind} server exited with ${code} before listening`)));
-    child.once('message', (answer: Answer) => {
-      if ('listening' in answer) resolve({ kind, port: answer.listening, child, acknowledged: 0, cpuMicroseconds: 0, measuredRequests: 0, latencies: [] });
-    });
-  });
-}
-
-function ask<K extends 'cpu' | 'stored'>(target: Target, request: Request, key: K): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`The ${target.kind} server exited with ${code}`));
-    const onAnswer = (answer: Answer) => {
-      if (!(key in answer)) return;
-      target.child.off('message', onAnswer);
-      target.child.off('exit', onExit);
-      resolve((answer as Record<K, number>)[key]);
-    };
-    target.child.on('message', onAnswer);
-    target.child.once('exit', onExit);
-    target.child.send(request);
-  });
+async function start(kind: Kind): Promise<Target> {
+  const child = await spawnChild(import.meta.url, ['serve', kind]);
+  return { kind, port: await child.call<number>('port'), child, acknowledged: 0, cpuMicroseconds: 0, measuredRequests: 0, latencies: [] };
 }
 
 /** Requests answered 2xx in `seconds`; any other answer or error fails the benchmark. */
 async function load(target: Target, seconds: number, measured = true): Promise<number> {
-  const cpuBefore = await ask(target, 'cpu', 'cpu');
+  const cpuBefore = await target.child.call<number>('cpu');
   const result = await autocannon({
     url: `http://127.0.0.1:${target.port}/v1/events`,
     method: 'POST',
@@ -135,7 +106,7 @@ async function load(target: Target, seconds: number, measured = true): Promise<n
     connections,
     duration: seconds,
   });
-  const cpuAfter = await ask(target, 'cpu', 'cpu');
+  const cpuAfter = await target.child.call<number>('cpu');
   target.acknowledged += result['2xx'];
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${target.kind}: ${result.non2xx} answers were not 2xx and ${result.errors} requests failed`);
@@ -161,8 +132,8 @@ async function main(): Promise<void> {
       express: (milliseconds) => load(bare, milliseconds / 1000),
       herald: (milliseconds) => load(herald, milliseconds / 1000),
     });
-    const stored = await ask(herald, 'stop', 'stored');
-    await ask(bare, 'stop', 'stored');
+    const stored = await herald.child.call<number>('stop');
+    await bare.child.call<number>('stop');
     // autocannon stops with requests in flight, so the log may hold a few more than were acknowledged; never fewer.
     if (stored < herald.acknowledged) {
       throw new Error(`Herald acknowledged ${herald.acknowledged} publishes but its log holds only ${stored} events`);
@@ -206,8 +177,7 @@ ${markdownTable(
 )}
 `);
   } finally {
-    herald.child.kill();
-    bare.child.kill();
+    await Promise.all([herald.child.kill(), bare.child.kill()]);
   }
 }
 

@@ -13,10 +13,11 @@ import { createChannel, createSession } from 'better-sse';
 import express from 'express';
 import { z } from 'zod';
 import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
+import { now, serveClientGroups } from './lib/client-groups.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
-import { formatCount, formatGoal, formatRatio, type Goal, median, percentile, roundRatios, verdict } from './lib/stats.js';
+import { formatCount, formatGoal, formatRatio, type Goal, median, roundRatios, verdict } from './lib/stats.js';
 import { tempDirectory } from './lib/temp-directory.js';
 
 const fanOutClients = envNumber('BENCH_SSE_CLIENTS', 1000);
@@ -38,9 +39,6 @@ const label: Record<ServerKind, string> = {
   'better-sse': 'better-sse 0.16 channel broadcast',
   express: 'a bare express 5 app',
 };
-
-/** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z.number(), pad: z.string() }));
 /** Pads `data` so that the envelope is about 250 bytes of JSON. */
@@ -171,25 +169,6 @@ async function runServer(kind: ServerKind): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Clients, all in one process: plain `node:http` GETs with the same minimal parser for every server.
 
-interface Counter {
-  received: number;
-}
-
-interface ClientGroup {
-  counters: Counter[];
-  /** Called with each event's publish time, when measuring latency. */
-  onEvent?: (publishedAt: number) => void;
-  samples?: number[];
-  lastAt: number;
-  close(): void;
-}
-
-async function inBatches(total: number, batch: number, open: (index: number) => Promise<void>): Promise<void> {
-  for (let start = 0; start < total; start += batch) {
-    await Promise.all(Array.from({ length: Math.min(batch, total - start) }, (_, i) => open(start + i)));
-  }
-}
-
 /**
  * Calls `onEvent` with the publish time of each event frame in the stream: frames end with a blank line,
  * and only event frames carry `"t":`. Reading one number instead of parsing the whole envelope keeps the
@@ -210,102 +189,23 @@ function eventStreamParser(onEvent: (publishedAt: number) => void): (chunk: stri
 }
 
 function runClients(): void {
-  const groups = new Map<string, ClientGroup>();
   const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
-
-  const connect = async ({ name, kind, port, key, count }: { name: string; kind: ServerKind; port: number; key: string; count: number }) => {
-    const group: ClientGroup = { counters: [], lastAt: 0, close: () => {} };
-    const closers: (() => void)[] = [];
-    group.close = () => {
-      for (const close of closers) close();
-    };
-    groups.set(name, group);
+  serveClientGroups<ServerKind>(250, ({ kind, port, key }, received, onClose) => {
     const path = kind === 'herald' ? '/v1/stream?types=bench.*' : '/';
     const headers = { accept: 'text/event-stream', ...(kind === 'herald' ? { authorization: `Bearer ${key}` } : {}) };
-    const started = now();
-    await inBatches(count, 250, async () => {
-      const counter: Counter = { received: 0 };
-      group.counters.push(counter);
-      const parse = eventStreamParser((publishedAt) => {
-        counter.received += 1;
-        group.lastAt = now();
-        group.onEvent?.(publishedAt);
+    const parse = eventStreamParser(received);
+    return new Promise<void>((resolve, reject) => {
+      const get = request({ host: '127.0.0.1', port, path, headers, agent }, (response) => {
+        if (response.statusCode !== 200) return reject(new Error(`${kind} answered ${response.statusCode}`));
+        response.setEncoding('utf8');
+        response.on('data', parse);
+        resolve();
       });
-      await new Promise<void>((resolve, reject) => {
-        const get = request({ host: '127.0.0.1', port, path, headers, agent }, (response) => {
-          if (response.statusCode !== 200) return reject(new Error(`${kind} answered ${response.statusCode}`));
-          response.setEncoding('utf8');
-          response.on('data', parse);
-          resolve();
-        });
-        get.on('error', reject);
-        get.end();
-        closers.push(() => get.destroy());
-      });
+      get.on('error', reject);
+      get.end();
+      onClose(() => get.destroy());
     });
-    return { ms: now() - started };
-  };
-
-  /** Resolves when every client of `group` received `perClient` events since the last reset; rejects when that stalls for a minute. */
-  const allReceived = (group: ClientGroup, perClient: number) =>
-    new Promise<void>((resolve, reject) => {
-      let total = -1;
-      let progressAt = now();
-      const check = () => {
-        if (group.counters.every((counter) => counter.received >= perClient)) return resolve();
-        const received = group.counters.reduce((sum, counter) => sum + counter.received, 0);
-        if (received !== total) {
-          total = received;
-          progressAt = now();
-        } else if (now() - progressAt > 60_000) {
-          return reject(new Error(`stalled: ${group.counters.filter((c) => c.received < perClient).length} clients behind, ${received} deliveries`));
-        }
-        setTimeout(check, 5);
-      };
-      check();
-    });
-
-  const groupNamed = (name: string) => {
-    const group = groups.get(name);
-    if (!group) throw new Error(`no client group ${name}`);
-    return group;
-  };
-
-  serveRequests({
-    connect,
-    reset({ name }: { name: string }) {
-      const group = groupNamed(name);
-      for (const counter of group.counters) counter.received = 0;
-      group.onEvent = undefined;
-      return true;
-    },
-    async fanOut({ name, perClient }: { name: string; perClient: number }) {
-      const group = groupNamed(name);
-      await allReceived(group, perClient);
-      return { lastAt: group.lastAt };
-    },
-    startLatency({ name }: { name: string }) {
-      const group = groupNamed(name);
-      const samples: number[] = [];
-      group.samples = samples;
-      group.onEvent = (publishedAt) => samples.push(now() - publishedAt);
-      for (const counter of group.counters) counter.received = 0;
-      return true;
-    },
-    async latency({ name, perClient }: { name: string; perClient: number }) {
-      const group = groupNamed(name);
-      await allReceived(group, perClient);
-      const samples = group.samples ?? [];
-      group.onEvent = undefined;
-      return { p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.reduce((a, b) => Math.max(a, b), 0), count: samples.length };
-    },
-    close({ name }: { name: string }) {
-      groupNamed(name).close();
-      groups.delete(name);
-      return true;
-    },
   });
-  process.send?.('up');
 }
 
 // ---------------------------------------------------------------------------------------------

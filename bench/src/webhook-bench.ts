@@ -12,6 +12,7 @@ import { webhook } from '@herald/webhook';
 import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
+import { now } from './lib/client-groups.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { best, formatCount, formatGoal, formatRatio, type Goal, percentile, verdict } from './lib/stats.js';
@@ -27,8 +28,6 @@ const memoryDeliveries = envNumber('BENCH_WEBHOOK_MEMORY_DELIVERIES', 100_000);
 const memoryBudgetMs = envNumber('BENCH_WEBHOOK_MEMORY_SECONDS', 75) * 1000;
 const goal: Goal = { atLeast: 0.5 };
 
-/** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
 /** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
 const pad = 'x'.repeat(48);

@@ -16,10 +16,11 @@ import { io as socketIoClient, type Socket as SocketIoSocket } from 'socket.io-c
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
+import { now, serveClientGroups } from './lib/client-groups.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
-import { formatCount, formatGoal, formatRatio, type Goal, median, percentile, verdict } from './lib/stats.js';
+import { formatCount, formatGoal, formatRatio, type Goal, median, verdict } from './lib/stats.js';
 import { tempDirectory } from './lib/temp-directory.js';
 
 const fanOutClients = envNumber('BENCH_WS_CLIENTS', 1000);
@@ -46,9 +47,6 @@ const label: Record<Kind, [server: string, clients: string]> = {
 };
 /** Which Herald run each baseline is compared with: like clients for the raw server, each library's own for Socket.IO. */
 const comparedWith: Partial<Record<Kind, Kind>> = { ws: 'herald', socketio: 'herald-socket' };
-
-/** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
-const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z.number(), pad: z.string() }));
 /** Pads `data` so that the envelope is about 250 bytes of JSON. */
@@ -176,140 +174,46 @@ async function runServer(kind: Kind): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Clients, all in one process.
 
-interface Counter {
-  received: number;
-}
-
-interface ClientGroup {
-  counters: Counter[];
-  /** Called with each event's publish time, when measuring latency. */
-  onEvent?: (publishedAt: number) => void;
-  lastAt: number;
-  close(): void;
-}
-
-async function inBatches(total: number, batch: number, open: (index: number) => Promise<void>): Promise<void> {
-  for (let start = 0; start < total; start += batch) {
-    await Promise.all(Array.from({ length: Math.min(batch, total - start) }, (_, i) => open(start + i)));
-  }
-}
-
 function runClients(): void {
-  const groups = new Map<string, ClientGroup>();
-
-  const connect = async ({ name, kind, port, key, count }: { name: string; kind: Kind; port: number; key: string; count: number }) => {
-    const group: ClientGroup = { counters: [], lastAt: 0, close: () => {} };
-    const closers: (() => void)[] = [];
-    group.close = () => {
-      for (const close of closers) close();
-    };
-    groups.set(name, group);
-    const received = (counter: Counter, publishedAt: number) => {
-      counter.received += 1;
-      group.lastAt = now();
-      group.onEvent?.(publishedAt);
-    };
-    const started = now();
-    await inBatches(count, 200, async () => {
-      const counter: Counter = { received: 0 };
-      group.counters.push(counter);
-      if (kind === 'herald') {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, 'herald.v1', { perMessageDeflate: false });
-        closers.push(() => ws.terminate());
-        await new Promise<void>((resolve, reject) => {
-          ws.once('error', reject);
-          ws.once('open', () => ws.send(JSON.stringify({ type: 'auth', token: key })));
-          ws.on('message', (data) => {
-            const message = JSON.parse(data.toString());
-            if (message.type === 'event') received(counter, message.event.data.t);
-            else if (message.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', id: 's1', types: ['bench.*'] }));
-            else if (message.type === 'subscribed') resolve();
-          });
+  serveClientGroups<Kind>(200, async ({ kind, port, key }, received, onClose) => {
+    if (kind === 'herald') {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, 'herald.v1', { perMessageDeflate: false });
+      onClose(() => ws.terminate());
+      await new Promise<void>((resolve, reject) => {
+        ws.once('error', reject);
+        ws.once('open', () => ws.send(JSON.stringify({ type: 'auth', token: key })));
+        ws.on('message', (data) => {
+          const message = JSON.parse(data.toString());
+          if (message.type === 'event') received(message.event.data.t);
+          else if (message.type === 'ready') ws.send(JSON.stringify({ type: 'subscribe', id: 's1', types: ['bench.*'] }));
+          else if (message.type === 'subscribed') resolve();
         });
-      } else if (kind === 'herald-socket') {
-        const socket = new HeraldSocket<{ 'bench.event': { n: number; t: number; pad: string } }>({ url: `ws://127.0.0.1:${port}/v1/ws`, token: key, WebSocket });
-        closers.push(() => socket.close());
-        await new Promise<void>((resolve) => {
-          socket.on('subscribed', () => resolve());
-          socket.subscribe(['bench.*'], (event) => received(counter, event.data.t));
-        });
-      } else if (kind === 'ws') {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
-        closers.push(() => ws.terminate());
-        ws.on('message', (data) => received(counter, JSON.parse(data.toString()).event.data.t));
-        await new Promise((resolve, reject) => {
-          ws.once('open', resolve);
-          ws.once('error', reject);
-        });
-      } else {
-        const socket: SocketIoSocket = socketIoClient(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true, reconnection: false });
-        closers.push(() => socket.disconnect());
-        socket.on('event', (event: HeraldEvent<{ t: number }>) => received(counter, event.data.t));
-        await new Promise((resolve, reject) => {
-          socket.once('connect', () => resolve(undefined));
-          socket.once('connect_error', reject);
-        });
-      }
-    });
-    return { ms: now() - started };
-  };
-
-  /** Resolves when every client of `name` received `perClient` events since the last reset. */
-  const allReceived = (group: ClientGroup, perClient: number) =>
-    new Promise<void>((resolve, reject) => {
-      const deadline = now() + 120_000;
-      const check = () => {
-        if (group.counters.every((counter) => counter.received >= perClient)) return resolve();
-        if (now() > deadline) return reject(new Error(`timed out: ${group.counters.filter((c) => c.received < perClient).length} clients behind`));
-        setTimeout(check, 5);
-      };
-      check();
-    });
-
-  const groupNamed = (name: string) => {
-    const group = groups.get(name);
-    if (!group) throw new Error(`no client group ${name}`);
-    return group;
-  };
-
-  serveRequests({
-    connect,
-    cpu: () => process.cpuUsage(),
-    reset({ name }: { name: string }) {
-      const group = groupNamed(name);
-      for (const counter of group.counters) counter.received = 0;
-      group.onEvent = undefined;
-      return true;
-    },
-    async fanOut({ name, perClient }: { name: string; perClient: number }) {
-      const group = groupNamed(name);
-      await allReceived(group, perClient);
-      return { lastAt: group.lastAt };
-    },
-    startLatency({ name }: { name: string }) {
-      const group = groupNamed(name);
-      const samples: number[] = [];
-      group.onEvent = (publishedAt) => samples.push(now() - publishedAt);
-      (group as ClientGroup & { samples?: number[] }).samples = samples;
-      for (const counter of group.counters) counter.received = 0;
-      return true;
-    },
-    async latency({ name, perClient }: { name: string; perClient: number }) {
-      const group = groupNamed(name);
-      await allReceived(group, perClient);
-      const samples = (group as ClientGroup & { samples?: number[] }).samples ?? [];
-      group.onEvent = undefined;
-      let max = 0;
-      for (const sample of samples) max = Math.max(max, sample);
-      return { p50: percentile(samples, 50), p99: percentile(samples, 99), max, count: samples.length };
-    },
-    close({ name }: { name: string }) {
-      groupNamed(name).close();
-      groups.delete(name);
-      return true;
-    },
+      });
+    } else if (kind === 'herald-socket') {
+      const socket = new HeraldSocket<{ 'bench.event': { n: number; t: number; pad: string } }>({ url: `ws://127.0.0.1:${port}/v1/ws`, token: key, WebSocket });
+      onClose(() => socket.close());
+      await new Promise<void>((resolve) => {
+        socket.on('subscribed', () => resolve());
+        socket.subscribe(['bench.*'], (event) => received(event.data.t));
+      });
+    } else if (kind === 'ws') {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+      onClose(() => ws.terminate());
+      ws.on('message', (data) => received(JSON.parse(data.toString()).event.data.t));
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+    } else {
+      const socket: SocketIoSocket = socketIoClient(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true, reconnection: false });
+      onClose(() => socket.disconnect());
+      socket.on('event', (event: HeraldEvent<{ t: number }>) => received(event.data.t));
+      await new Promise((resolve, reject) => {
+        socket.once('connect', () => resolve(undefined));
+        socket.once('connect_error', reject);
+      });
+    }
   });
-  process.send?.('up');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import { createChannel, createSession } from 'better-sse';
 import express from 'express';
 import { z } from 'zod';
 import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
-import { now, serveClientGroups } from './lib/client-groups.js';
+import { type LatencySummary, measureLatency, now, serveClientGroups } from './lib/client-groups.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
@@ -251,13 +251,10 @@ async function main(): Promise<void> {
   }
 
   // Latency at a steady rate.
-  const latency = {} as Record<Kind, { p50: number; p99: number; max: number; count: number }>;
+  const latency = {} as Record<Kind, LatencySummary>;
   const latencyEvents = latencyRate * latencySeconds;
   for (const kind of kinds) {
-    await clients.call('startLatency', { name: kind });
-    const done = clients.call('latency', { name: kind, perClient: latencyEvents });
-    await servers[kind].call('publish', { events: latencyEvents, rate: latencyRate });
-    latency[kind] = await done;
+    latency[kind] = await measureLatency(clients, servers[kind], kind, latencyEvents, latencyRate);
     progress(`latency ${kind}: p50 ${latency[kind].p50.toFixed(2)} ms, p99 ${latency[kind].p99.toFixed(2)} ms`);
   }
   for (const kind of kinds) {

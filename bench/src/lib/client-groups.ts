@@ -1,4 +1,4 @@
-import { serveRequests } from './child-process.js';
+import { type Child, serveRequests } from './child-process.js';
 import { percentile } from './stats.js';
 
 /** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
@@ -116,4 +116,20 @@ export function serveClientGroups<Kind extends string>(batch: number, open: Open
     cpu: () => process.cpuUsage(),
   });
   process.send?.('up');
+}
+
+/** Publish-to-receipt latency of a client group, in ms. */
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+  count: number;
+}
+
+/** Has `server` publish `events` at `rate` per second, and measures how long each took to reach the group `name`. */
+export async function measureLatency(clients: Child, server: Child, name: string, events: number, rate: number): Promise<LatencySummary> {
+  await clients.call('startLatency', { name });
+  const done = clients.call<LatencySummary>('latency', { name, perClient: events });
+  await server.call('publish', { events, rate });
+  return done;
 }

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { defineEventType, type HeraldEvent, type Logger, type Transport } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
+import { type RestClient, restClient } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { z } from 'zod';
 import { type SseOptions, type SseTransport, sse } from './sse-transport.js';
@@ -15,12 +16,6 @@ export const streamEventTypes = [
 ] as const;
 
 type StreamHerald = Herald<{ 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number }; 'blob.created': { text: string } }>;
-
-export interface ApiResponse {
-  status: number;
-  headers: Headers;
-  body: any;
-}
 
 /** A Herald with the SSE transport on 127.0.0.1, the sockets it has accepted, and a small REST client. */
 export interface StreamApp {
@@ -35,7 +30,8 @@ export interface StreamApp {
   lastEventIds: (string | undefined)[];
   consumerKey(consumer: string): Promise<string>;
   streamToken(key: string, body?: Record<string, unknown>): Promise<string>;
-  api(method: string, path: string, body?: unknown, key?: string): Promise<ApiResponse>;
+  /** testkit's REST client, with the response's headers. */
+  api: RestClient['request'];
   /** Destroys every connection on the server side, as a network failure would. */
   dropConnections(): void;
   close(): Promise<void>;
@@ -65,27 +61,7 @@ export async function startStreamApp(options: SseOptions = {}, more: Transport[]
     if (request.url?.startsWith('/v1/stream?')) lastEventIds.push(typeof header === 'string' ? header : undefined);
   });
   const baseUrl = `http://127.0.0.1:${port}`;
-  const api = async (method: string, path: string, body?: unknown, key = adminKey): Promise<ApiResponse> => {
-    const response = await fetch(`${baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-  };
-  const keys = new Map<string, Promise<string>>();
-  const consumerKey = (consumer: string) => {
-    let key = keys.get(consumer);
-    if (!key) {
-      key = api('POST', '/v1/keys', { role: 'consumer', consumer }).then(({ status, body }) => {
-        if (status !== 201) throw new Error(`Creating a key for ${consumer} answered ${status}`);
-        return body.key as string;
-      });
-      keys.set(consumer, key);
-    }
-    return key;
-  };
+  const { request: api, consumerKey } = restClient(baseUrl, adminKey);
   const streamToken = async (key: string, body: Record<string, unknown> = {}) => {
     const { status, body: answer } = await api('POST', '/v1/stream-tokens', body, key);
     if (status !== 201) throw new Error(`Issuing a stream token answered ${status}: ${JSON.stringify(answer)}`);

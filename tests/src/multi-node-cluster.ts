@@ -2,17 +2,16 @@
  * What the multi-node tests run on: a fresh PostgreSQL database, Redis (the machine's, or a
  * redis-server of the test's own that it can kill and restart), and Herald nodes as child processes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { HeraldEvent } from '@herald/core';
 import { waitFor as waitUntil } from '@herald/testkit';
 import { EventSource } from 'eventsource';
-import pg from 'pg';
 import WebSocket from 'ws';
 
 const here = import.meta.dirname;
@@ -20,49 +19,14 @@ const here = import.meta.dirname;
 const tsxLoader = pathToFileURL(createRequire(resolve(here, '../package.json')).resolve('tsx')).href;
 const nodeScript = resolve(here, 'multi-node-node.ts');
 
-/** A database in which the tests may create and drop databases. */
-export const postgresAdminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** The machine's Redis. */
 export const machineRedisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** testkit's `waitFor`, with room for three processes on a loaded machine. */
 export const waitFor = (condition: () => boolean | Promise<boolean>, what: string, timeout = 30_000) => waitUntil(condition, what, timeout);
 
-async function postgresAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: postgresAdminUrl });
-  try {
-    await client.connect();
-  } catch (error) {
-    // Loud on purpose: the multi-node tests need the machine's PostgreSQL (.ci/run starts it).
-    throw new Error(`PostgreSQL is not reachable at ${postgresAdminUrl}: ${(error as Error).message}`, { cause: error });
-  }
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/** A new empty database for one test run; `drop()` removes it, connections and all. */
-export async function freshDatabase(): Promise<{ url: string; query<R extends pg.QueryResultRow>(text: string): Promise<R[]>; drop(): Promise<void> }> {
-  const name = `herald_multi_${process.pid}_${randomBytes(5).toString('hex')}`;
-  await postgresAdmin((client) => client.query(`create database ${name}`));
-  const url = new URL(postgresAdminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    async query<R extends pg.QueryResultRow>(text: string) {
-      const client = new pg.Client({ connectionString: url.href });
-      await client.connect();
-      try {
-        return (await client.query<R>(text)).rows;
-      } finally {
-        await client.end();
-      }
-    },
-    drop: () => postgresAdmin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))),
-  };
-}
+// A database of its own on the machine's PostgreSQL, shared with packages/core's tests (by path, as the redis-server below).
+export { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
 
 /** Fails loudly when the machine's Redis does not answer a PING. */
 export async function checkMachineRedis(): Promise<void> {
@@ -84,52 +48,8 @@ export async function checkMachineRedis(): Promise<void> {
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
-/** A redis-server of the test's own on a free port, with no persistence: killing it forgets everything. */
-export interface OwnRedis {
-  url: string;
-  kill(): Promise<void>;
-  start(): Promise<void>;
-}
-
-export async function ownRedis(): Promise<OwnRedis> {
-  const port = await freePort();
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = proc;
-    let output = '';
-    await new Promise<void>((done, fail) => {
-      proc.once('error', (error) => fail(new Error(`redis-server could not be started: ${error.message}`)));
-      proc.once('exit', (code) => fail(new Error(`redis-server exited with ${code}: ${output}`)));
-      proc.stdout?.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) done();
-      });
-    });
-  };
-  const kill = async () => {
-    const proc = child;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((done) => proc.once('exit', done));
-    proc.kill('SIGKILL');
-    await exited;
-  };
-  await start();
-  return { url: `redis://127.0.0.1:${port}`, kill, start };
-}
+// Its own redis-server, shared with packages/redis's tests (by path: a test-support file is no package export).
+export { freePort, type OwnRedis, ownRedis } from '../../packages/redis/src/own-redis.test-support.js';
 
 /** A Herald node running as a child process. */
 export interface NodeProcess {

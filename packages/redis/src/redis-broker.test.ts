@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -16,6 +15,7 @@ import {
 } from '@herald/core';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, type OwnRedis, ownRedis as startOwnRedis } from './own-redis.test-support.js';
 import { type RedisBrokerOptions, redisBroker } from './redis-broker.js';
 
 /** The machine's Redis, for the tests that do not restart it. */
@@ -44,46 +44,11 @@ async function broker(options: RedisBrokerOptions = {}): Promise<Broker> {
 
 const testPrefix = () => `test-${randomBytes(6).toString('hex')}:`;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A redis-server of this test's own, on a free port, that the test can kill and start again, or freeze (SIGSTOP) and thaw. */
-async function ownRedis(): Promise<{ url: string; kill(): Promise<void>; start(): Promise<void>; freeze(): void; thaw(): void }> {
-  const port = await freePort();
-  let child: ChildProcess | undefined;
-  const start = async () => {
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = proc;
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      proc.once('error', reject);
-      proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));
-      proc.stdout?.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) resolve();
-      });
-    });
-  };
-  const kill = async () => {
-    const proc = child;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    proc.kill('SIGKILL');
-    await exited;
-  };
-  await start();
-  cleanups.push(kill);
-  return { url: `redis://127.0.0.1:${port}`, kill, start, freeze: () => child?.kill('SIGSTOP'), thaw: () => child?.kill('SIGCONT') };
+/** A redis-server of this test's own, killed after the test. */
+async function ownRedis(): Promise<OwnRedis> {
+  const redis = await startOwnRedis();
+  cleanups.push(redis.kill);
+  return redis;
 }
 
 function received(target: Broker, channel: string): Promise<string[]> {

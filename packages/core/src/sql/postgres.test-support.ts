@@ -19,12 +19,23 @@ async function admin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A new empty database; its URL, and a function that drops it. */
-export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+/** A new empty database: its URL, a way to query it, and a function that drops it, connections and all. */
+export async function freshDatabase(): Promise<{ url: string; query<R extends pg.QueryResultRow>(text: string): Promise<R[]>; drop(): Promise<void> }> {
   const name = `herald_test_${process.pid}_${randomBytes(6).toString('hex')}`;
   await admin((client) => client.query(`create database ${name}`));
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  return { url: url.href, drop: () => admin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))) };
+  return {
+    url: url.href,
+    async query<R extends pg.QueryResultRow>(text: string) {
+      const client = new pg.Client({ connectionString: url.href });
+      await client.connect();
+      try {
+        return (await client.query<R>(text)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    drop: () => admin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))),
+  };
 }
-

@@ -97,7 +97,8 @@ export class SqlStore implements Store {
   }
 
   async read({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
-    const filter = types && types.length > 0 ? typeFilter(types) : undefined;
+    // `**` matches every type: no filter at all.
+    const filter = types && types.length > 0 && !types.includes('**') ? typeFilter(types) : undefined;
     const found: HeraldEvent[] = [];
     let cursor = after;
     while (found.length < limit) {
@@ -116,10 +117,10 @@ export class SqlStore implements Store {
       }
       const rows = await query.execute();
       for (const row of rows) {
-        const event = toEvent(row);
-        cursor = event.seq;
-        if (!filter || filter.exactOnly || types?.some((pattern) => matchesPattern(pattern, event.type))) {
-          found.push(event);
+        cursor = Number(row.seq);
+        // Checked on the row, so that only the events kept are parsed.
+        if (!filter || filter.exactOnly || types?.some((pattern) => matchesPattern(pattern, row.type))) {
+          found.push(toEvent(row));
           if (found.length === limit) break;
         }
       }

@@ -44,8 +44,6 @@ interface Endpoint {
   inFlight: number;
   /** Claimed and waiting for a free slot: sent as soon as one frees, without waiting for a commit. */
   queue: ClaimedWithSubscription[];
-  /** No due delivery known: nothing to claim until a fan-out, a timer, the poll or a route says otherwise. */
-  idle: boolean;
   timer?: NodeJS.Timeout;
   timerAt: number;
   /** Attempts finished per second, smoothed, and the current count. */
@@ -83,7 +81,7 @@ export class DeliveryEngine {
   readonly #sender: HttpSender;
   readonly #dispatcher: OutboxDispatcher;
   readonly #endpoints = new Map<string, Endpoint>();
-  /** Endpoints that are not idle. */
+  /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
   readonly #wanted = new Set<Endpoint>();
   readonly #tasks = new Set<Promise<void>>();
   #settles: SettledAttempt[] = [];
@@ -160,14 +158,13 @@ export class DeliveryEngine {
     let endpoint = this.#endpoints.get(id);
     if (!endpoint) {
       const now = Date.now();
-      endpoint = { id, refreshedAt: 0, inFlight: 0, queue: [], idle: true, timerAt: 0, rate: 0, finished: 0, finishedSince: now, tokens: Number.POSITIVE_INFINITY, tokensAt: 0 };
+      endpoint = { id, refreshedAt: 0, inFlight: 0, queue: [], timerAt: 0, rate: 0, finished: 0, finishedSince: now, tokens: Number.POSITIVE_INFINITY, tokensAt: 0 };
       this.#endpoints.set(id, endpoint);
     }
     return endpoint;
   }
 
   #setIdle(endpoint: Endpoint, idle: boolean): void {
-    endpoint.idle = idle;
     if (idle) this.#wanted.delete(endpoint);
     else this.#wanted.add(endpoint);
   }
@@ -362,7 +359,7 @@ export class DeliveryEngine {
         this.#measure(endpoint);
         this.#pump(endpoint);
         const ordered = (claimed.subscription.config as StoredWebhookConfig).ordered;
-        if (ordered || (!endpoint.idle && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
+        if (ordered || (this.#wanted.has(endpoint) && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
         else this.#kickSoon();
       });
     this.#tasks.add(task);

@@ -75,6 +75,8 @@ export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
 
 /** A stored webhook config: the secret is always there. */
 export type StoredWebhookConfig = WebhookConfig & { secret: string };
+/** A rotated secret and when it stops signing. */
+type PreviousSecret = NonNullable<WebhookConfig['previousSecrets']>[number];
 
 /** What the config checks depend on. */
 export interface ConfigPolicy {
@@ -100,7 +102,7 @@ export function prepareWebhookConfig(input: Record<string, unknown>, previous: S
   const secret = config.secret ?? generated ?? '';
   const now = Date.now();
   const previousSecrets =
-    before && before.secret === secret ? (before.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now) : [];
+    before && before.secret === secret ? livePreviousSecrets(before, now) : [];
   const { previousSecrets: _previous, verifiedAt: _verified, unverified: _unverified, ...rest } = config;
   const sameUrl = before !== undefined && before.url === config.url;
   const verifiedAt = sameUrl ? before.verifiedAt : undefined;
@@ -122,11 +124,21 @@ export function prepareWebhookConfig(input: Record<string, unknown>, previous: S
 /** The config as the API shows it: no secrets. */
 export function publicWebhookConfig(config: Record<string, unknown>): Record<string, unknown> {
   const { secret: _secret, previousSecrets, unverified, ...shown } = config as StoredWebhookConfig;
-  const graceUntil = (previousSecrets ?? []).map((old) => old.expiresAt).sort().at(-1);
+  const graceUntil = graceEnd(previousSecrets ?? []);
   return { ...shown, ...(graceUntil ? { previousSecretExpiresAt: graceUntil } : {}), ...(unverified ? { verification: 'pending' } : {}) };
+}
+
+/** The rotated secrets still in their grace period at `now`. */
+export function livePreviousSecrets(config: StoredWebhookConfig, now: number): PreviousSecret[] {
+  return (config.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now);
+}
+
+/** When the last of `previousSecrets` stops signing; undefined when there is none. */
+export function graceEnd(previousSecrets: readonly PreviousSecret[]): string | undefined {
+  return previousSecrets.map((old) => old.expiresAt).sort().at(-1);
 }
 
 /** The secrets that sign now: the current one, then rotated ones still in their grace period. */
 export function signingSecrets(config: StoredWebhookConfig, now: number): string[] {
-  return [config.secret, ...(config.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now).map((old) => old.secret)];
+  return [config.secret, ...livePreviousSecrets(config, now).map((old) => old.secret)];
 }

@@ -15,7 +15,7 @@ import {
 import { z } from 'zod';
 import type { DeliveryEngine } from './delivery-engine.js';
 import type { EndpointVerifier } from './endpoint-verifier.js';
-import { type StoredWebhookConfig, webhookSecret } from './webhook-config.js';
+import { graceEnd, livePreviousSecrets, type StoredWebhookConfig, webhookSecret } from './webhook-config.js';
 import { generateSecret } from './webhook-signature.js';
 
 const rotateBody = z
@@ -116,7 +116,7 @@ export function webhookRoutes(
         const now = Date.now();
         const grace = body?.gracePeriod !== undefined ? body.gracePeriod * 1000 : rotationGracePeriod;
         const secret = body?.secret ?? generateSecret();
-        const kept = (config.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now && old.secret !== secret);
+        const kept = livePreviousSecrets(config, now).filter((old) => old.secret !== secret);
         const previousSecrets =
           grace > 0 && config.secret !== secret ? [{ secret: config.secret, expiresAt: iso(now + grace) as string }, ...kept].slice(0, 10) : kept;
         const updated = await subscriptions.update(subscription.id, {
@@ -124,8 +124,7 @@ export function webhookRoutes(
         });
         if (!updated) throw new NotFoundError(`Webhook subscription ${subscription.id}`);
         engine.refresh(updated);
-        const graceUntil = previousSecrets.map((old) => old.expiresAt).sort().at(-1);
-        return { body: { secret, previousSecretExpiresAt: graceUntil ?? null } };
+        return { body: { secret, previousSecretExpiresAt: graceEnd(previousSecrets) ?? null } };
       },
     }),
     defineRoute({

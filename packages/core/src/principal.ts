@@ -1,3 +1,4 @@
+import { UnauthorizedError } from './errors.js';
 import type { Role } from './store.js';
 import type { Subscription } from './subscription.js';
 
@@ -19,4 +20,11 @@ export interface Principal {
 /** Admins reach every subscription; a consumer only its own. */
 export function canAccess(principal: Principal, subscription: Pick<Subscription, 'consumer'>): boolean {
   return principal.role === 'admin' || principal.consumer === subscription.consumer;
+}
+
+/** The credential of an `Authorization: Bearer <key>` header; throws UnauthorizedError for any other form. */
+export function bearerCredential(header: string): string {
+  const credential = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  if (credential === undefined) throw new UnauthorizedError('The Authorization header must be "Bearer <key>"');
+  return credential;
 }

@@ -1,4 +1,4 @@
-import { ForbiddenError, HeraldError, type Principal, type RouteDefinition, toIssues, UnauthorizedError, ValidationError } from '@herald/core';
+import { bearerCredential, ForbiddenError, HeraldError, type Principal, type RouteDefinition, toIssues, UnauthorizedError, ValidationError } from '@herald/core';
 import type { Request, RequestHandler, Router } from 'express';
 import type { z } from 'zod';
 
@@ -20,11 +20,7 @@ export const requireJsonBody: RequestHandler = (req, _res, next) => {
 
 function credentialOf(req: Request, queryToken: boolean): string | undefined {
   const header = req.headers.authorization;
-  if (header !== undefined) {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new UnauthorizedError('The Authorization header must be "Bearer <key>"');
-    return match[1];
-  }
+  if (header !== undefined) return bearerCredential(header);
   const fromQuery = req.query.access_token;
   if (queryToken && typeof fromQuery === 'string' && fromQuery !== '') return fromQuery;
   return undefined;

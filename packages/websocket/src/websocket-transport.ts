@@ -2,12 +2,12 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   CursorWriter,
+  bearerCredential,
   HeraldError,
   type Principal,
   type Problem,
   type Transport,
   type TransportContext,
-  UnauthorizedError,
 } from '@herald/core';
 import { WebSocketServer } from 'ws';
 import type { ClientSubscription } from './client-subscription.js';
@@ -92,10 +92,8 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
     let principal: Principal | undefined;
     const header = request.headers.authorization;
     if (header !== undefined) {
-      const credential = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
       try {
-        if (credential === undefined) throw new UnauthorizedError('The Authorization header must be "Bearer <key>"');
-        principal = await context.authenticate(credential);
+        principal = await context.authenticate(bearerCredential(header));
       } catch (error) {
         if (error instanceof HeraldError) return refuseUpgrade(socket, error.toProblem());
         context.logger.error({ err: error }, 'authenticating a websocket upgrade failed');

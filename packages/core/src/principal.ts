@@ -28,3 +28,8 @@ export function bearerCredential(header: string): string {
   if (credential === undefined) throw new UnauthorizedError('The Authorization header must be "Bearer <key>"');
   return credential;
 }
+
+/** Whether `principal` acts with the key `keyId`: the key itself, or a stream token it issued (revoking the key ends both). */
+export function actsWithKey(principal: Principal, keyId: string): boolean {
+  return principal.keyId === keyId || principal.parentKeyId === keyId;
+}

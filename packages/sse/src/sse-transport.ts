@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  actsWithKey,
   canAccess,
   CursorWriter,
   defineRoute,
@@ -144,7 +145,7 @@ class ServerSentEvents implements SseTransport {
     }
     this.#stopRevocations = context.onKeyRevoked((keyId) => {
       for (const connection of this.#connections) {
-        if (connection.principal.keyId === keyId || connection.principal.parentKeyId === keyId) {
+        if (actsWithKey(connection.principal, keyId)) {
           connection.close();
           connection.stream.end();
         }

@@ -1,6 +1,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  actsWithKey,
   CursorWriter,
   bearerCredential,
   HeraldError,
@@ -168,7 +169,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
       stopRevocations = context.onKeyRevoked((keyId) => {
         for (const connection of connections) {
           const principal = connection.principal;
-          if (principal?.keyId === keyId || principal?.parentKeyId === keyId) connection.close(CloseCode.Unauthorized, 'the key was revoked');
+          if (principal && actsWithKey(principal, keyId)) connection.close(CloseCode.Unauthorized, 'the key was revoked');
         }
       });
       heartbeat = setInterval(() => {

@@ -6,14 +6,14 @@
  */
 import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { defineEventType, type HeraldEvent } from '@herald/core';
+import { defineEventType, } from '@herald/core';
 import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
 import { createChannel, createSession } from 'better-sse';
 import express from 'express';
 import { z } from 'zod';
 import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
-import { type LatencySummary, measureLatency, now, serveClientGroups } from './lib/client-groups.js';
+import { benchEnvelope, type LatencySummary, measureLatency, now, pad, serveClientGroups } from './lib/client-groups.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
@@ -41,22 +41,6 @@ const label: Record<ServerKind, string> = {
 };
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z.number(), pad: z.string() }));
-/** Pads `data` so that the envelope is about 250 bytes of JSON. */
-const pad = 'x'.repeat(48);
-
-/** The envelope Herald would send, for the baselines to send the same bytes. */
-function envelope(seq: number, n: number): HeraldEvent {
-  return {
-    specversion: '1.0',
-    id: `evt_${seq.toString(36).padStart(20, '0')}`,
-    seq,
-    type: 'bench.event',
-    source: '/herald',
-    time: new Date().toISOString(),
-    datacontenttype: 'application/json',
-    data: { n, t: now(), pad },
-  };
-}
 
 
 async function listen(server: ReturnType<typeof createServer>): Promise<number> {
@@ -106,7 +90,7 @@ async function runServer(kind: ServerKind): Promise<void> {
     count = () => clients.size;
     publish = (n) => {
       seq += 1;
-      const frame = `id: ${seq}\nevent: bench.event\ndata: ${JSON.stringify(envelope(seq, n))}\n\n`;
+      const frame = `id: ${seq}\nevent: bench.event\ndata: ${JSON.stringify(benchEnvelope(seq, n))}\n\n`;
       for (const client of clients) client.write(frame);
     };
   } else if (kind === 'express') {
@@ -133,7 +117,7 @@ async function runServer(kind: ServerKind): Promise<void> {
     count = () => channel.sessionCount;
     publish = (n) => {
       seq += 1;
-      channel.broadcast(JSON.stringify(envelope(seq, n)), 'bench.event', { eventId: String(seq) });
+      channel.broadcast(JSON.stringify(benchEnvelope(seq, n)), 'bench.event', { eventId: String(seq) });
     };
   }
 
@@ -285,7 +269,7 @@ async function main(): Promise<void> {
   const perRound = (baseline: Kind) => roundRatios({ rounds: rates.herald }, { rounds: rates[baseline] }).map(formatRatio).join(', ');
   const memoryRatio = perConnection.herald.rss / perConnection.raw.rss;
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
-  const sampleFrame = `id: 1\nevent: bench.event\ndata: ${JSON.stringify(envelope(1, 0))}\n\n`;
+  const sampleFrame = `id: 1\nevent: bench.event\ndata: ${JSON.stringify(benchEnvelope(1, 0))}\n\n`;
   console.log(`## SSE
 
 ${measured} It took ${formatCount((now() - started0) / 1000)} s; it is also part of \`pnpm bench\`.

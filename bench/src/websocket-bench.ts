@@ -16,7 +16,7 @@ import { io as socketIoClient, type Socket as SocketIoSocket } from 'socket.io-c
 import { WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { type Child, memory, serveRequests, spawnChild } from './lib/child-process.js';
-import { type LatencySummary, measureLatency, now, serveClientGroups } from './lib/client-groups.js';
+import { benchEnvelope, type LatencySummary, measureLatency, now, pad, serveClientGroups } from './lib/client-groups.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
@@ -49,8 +49,6 @@ const label: Record<Kind, [server: string, clients: string]> = {
 const comparedWith: Partial<Record<Kind, Kind>> = { ws: 'herald', socketio: 'herald-socket' };
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), t: z.number(), pad: z.string() }));
-/** Pads `data` so that the envelope is about 250 bytes of JSON. */
-const pad = 'x'.repeat(48);
 
 // ---------------------------------------------------------------------------------------------
 // Servers, each in its own process.
@@ -93,17 +91,7 @@ async function runServer(kind: Kind): Promise<void> {
     /** The frame Herald sends for the same event, serialised once. */
     const frame = (n: number) => {
       seq += 1;
-      const event: HeraldEvent = {
-        specversion: '1.0',
-        id: `evt_${seq.toString(36).padStart(20, '0')}`,
-        seq,
-        type: 'bench.event',
-        source: '/herald',
-        time: new Date().toISOString(),
-        datacontenttype: 'application/json',
-        data: { n, t: now(), pad },
-      };
-      return Buffer.from(`{"type":"event","id":"s1","event":${JSON.stringify(event)}}`);
+      return Buffer.from(`{"type":"event","id":"s1","event":${JSON.stringify(benchEnvelope(seq, n))}}`);
     };
     publish = (n) => {
       const data = frame(n);
@@ -127,16 +115,7 @@ async function runServer(kind: Kind): Promise<void> {
     let seq = 0;
     publish = (n) => {
       seq += 1;
-      server.emit('event', {
-        specversion: '1.0',
-        id: `evt_${seq.toString(36).padStart(20, '0')}`,
-        seq,
-        type: 'bench.event',
-        source: '/herald',
-        time: new Date().toISOString(),
-        datacontenttype: 'application/json',
-        data: { n, t: now(), pad },
-      });
+      server.emit('event', benchEnvelope(seq, n));
     };
   }
 

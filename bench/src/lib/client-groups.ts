@@ -1,8 +1,26 @@
+import type { HeraldEvent } from '@herald/core';
 import { type Child, serveRequests } from './child-process.js';
 import { percentile } from './stats.js';
 
 /** A monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
 export const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** Pads `data` so that the envelope is about 250 bytes of JSON. */
+export const pad = 'x'.repeat(48);
+
+/** The envelope Herald sends for the `n`th event, for the baselines to send the same bytes; `data.t` is when it was made. */
+export function benchEnvelope(seq: number, n: number): HeraldEvent<{ n: number; t: number; pad: string }> {
+  return {
+    specversion: '1.0',
+    id: `evt_${seq.toString(36).padStart(20, '0')}`,
+    seq,
+    type: 'bench.event',
+    source: '/herald',
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data: { n, t: now(), pad },
+  };
+}
 
 /** What a fan-out benchmark's clients process is asked to connect: `count` clients of one server, as the group `name`. */
 export interface ConnectRequest<Kind extends string> {

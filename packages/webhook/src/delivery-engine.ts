@@ -217,14 +217,13 @@ export class DeliveryEngine {
           const endpoint = this.#endpoint(id);
           endpoint.subscription = subscription;
           endpoint.refreshedAt = now;
-          this.#setIdle(endpoint, false);
         }
       }
       const settle = this.#settles;
       this.#settles = [];
-      const claim = this.#stopping ? [] : this.#claimRequests(now);
-      const rest = prepared ? claimInFanOut(prepared, claim) : claim;
-      if (!prepared && settle.length === 0 && claim.length === 0) return;
+      const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
+      const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
+      if (!prepared && settle.length === 0 && rest.length === 0) return;
       const lease = { worker: this.worker, now, until: now + this.#options.lease };
       let result: Awaited<ReturnType<Outbox['commit']>>;
       try {
@@ -244,8 +243,8 @@ export class DeliveryEngine {
         return;
       }
       if (prepared) this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
-      const claimed = prepared && result.claimedInFanOut.length > 0 ? [...heldFromFanOut(prepared, result.claimedInFanOut, lease), ...result.claimed] : result.claimed;
-      this.#takeClaims(claim, claimed, now);
+      const fromFanOut = prepared && result.claimedInFanOut.length > 0 ? heldFromFanOut(prepared, result.claimedInFanOut, lease) : [];
+      this.#takeClaims(rest, result.claimed, fromFanOut, now);
       if (!prepared && !this.#again) return;
     }
   }
@@ -262,13 +261,17 @@ export class DeliveryEngine {
       room = Math.max(room, this.#options.concurrency + this.#ahead(endpoint) - endpoint.inFlight - endpoint.queue.length);
     }
     // An active subscription this node has no endpoint for yet (a new one) has all the room it wants.
-    if (room === 0 && this.#context.subscriptions.countActive(this.#dispatcher.transport) > this.#endpoints.size) return Number.POSITIVE_INFINITY;
-    return room;
+    if (room < this.#options.concurrency && this.#context.subscriptions.countActive(this.#dispatcher.transport) > this.#endpoints.size) return Number.POSITIVE_INFINITY;
+    // Less than a round of requests: the endpoints are still well supplied, and a fan-out this small would cost a commit for little.
+    return room < this.#options.concurrency ? 0 : room;
   }
 
-  #claimRequests(now: number): ClaimRequest[] {
+  /** What each endpoint wanted, or given deliveries by `prepared`, can take now. */
+  #claimRequests(now: number, prepared: PreparedFanOut | undefined): ClaimRequest[] {
     const requests: ClaimRequest[] = [];
-    for (const endpoint of this.#wanted) {
+    const endpoints = new Set(this.#wanted);
+    if (prepared) for (const id of prepared.subscriptions.keys()) endpoints.add(this.#endpoint(id));
+    for (const endpoint of endpoints) {
       const subscription = endpoint.subscription;
       if (subscription?.status !== 'active') {
         this.#setIdle(endpoint, true);
@@ -291,39 +294,64 @@ export class DeliveryEngine {
     return requests;
   }
 
+  /**
+   * Marks the fan-out's deliveries to unordered endpoints as claimed, oldest first, up to what each
+   * endpoint asks for, and returns the claims left for deliveries already in the outbox: those of the
+   * endpoints that may have some (wanted ones, and those given more by the fan-out than they take now).
+   */
+  #claimInFanOut(prepared: PreparedFanOut, requests: readonly ClaimRequest[]): ClaimRequest[] {
+    const left = new Map(requests.filter((request) => !request.ordered).map((request) => [request.subscriptionId, request.limit]));
+    for (const delivery of prepared.fanOut.deliveries) {
+      const limit = left.get(delivery.subscriptionId) ?? 0;
+      if (limit === 0) {
+        this.#setIdle(this.#endpoint(delivery.subscriptionId), false);
+        continue;
+      }
+      delivery.claimed = true;
+      left.set(delivery.subscriptionId, limit - 1);
+    }
+    return requests
+      .filter((request) => this.#wanted.has(this.#endpoint(request.subscriptionId)))
+      .map((request) => (request.ordered ? request : { ...request, limit: left.get(request.subscriptionId) ?? 0 }))
+      .filter((request) => request.limit > 0);
+  }
+
   /** How many deliveries an unordered endpoint keeps claimed beyond those in flight. */
   #ahead(endpoint: Endpoint): number {
     return Math.min(maxPrefetch, Math.max(this.#options.concurrency, Math.round(endpoint.rate * prefetchSeconds)));
   }
 
-  #takeClaims(requests: readonly ClaimRequest[], claimed: readonly ClaimedDelivery[], now: number): void {
+  /**
+   * Queues what the fan-out and the store claimed and sends what the endpoints have room for. An
+   * endpoint that got less from the store than it asked for has nothing due left there: it idles.
+   */
+  #takeClaims(requests: readonly ClaimRequest[], fromStore: readonly ClaimedDelivery[], fromFanOut: readonly ClaimedDelivery[], now: number): void {
     const counts = new Map<string, number>();
-    for (const { delivery } of claimed) counts.set(delivery.subscriptionId, (counts.get(delivery.subscriptionId) ?? 0) + 1);
+    for (const { delivery } of fromStore) counts.set(delivery.subscriptionId, (counts.get(delivery.subscriptionId) ?? 0) + 1);
     for (const request of requests) {
-      const endpoint = this.#endpoint(request.subscriptionId);
-      const got = counts.get(request.subscriptionId) ?? 0;
-      if (got < request.limit) this.#setIdle(endpoint, true);
-      if (Number.isFinite(endpoint.tokens)) endpoint.tokens -= got;
+      if ((counts.get(request.subscriptionId) ?? 0) < request.limit) this.#setIdle(this.#endpoint(request.subscriptionId), true);
     }
     const release: string[] = [];
     const deleted = new Set<Endpoint>();
-    for (const item of claimed) {
-      const endpoint = this.#endpoint(item.delivery.subscriptionId);
-      if (item.subscription) {
-        endpoint.subscription = item.subscription;
-        endpoint.refreshedAt = now;
-      } else {
-        deleted.add(endpoint);
+    const supplied = new Set<Endpoint>();
+    for (const claimed of [fromFanOut, fromStore]) {
+      for (const item of claimed) {
+        const endpoint = this.#endpoint(item.delivery.subscriptionId);
+        supplied.add(endpoint);
+        if (Number.isFinite(endpoint.tokens)) endpoint.tokens -= 1;
+        if (item.subscription) {
+          endpoint.subscription = item.subscription;
+          endpoint.refreshedAt = now;
+        } else {
+          deleted.add(endpoint);
+        }
+        if (this.#stopping || item.subscription?.status !== 'active') release.push(item.delivery.id);
+        else endpoint.queue.push(item as ClaimedWithSubscription);
       }
-      if (this.#stopping || item.subscription?.status !== 'active') release.push(item.delivery.id);
-      else endpoint.queue.push(item as ClaimedWithSubscription);
     }
     // Once per deleted subscription, and before pumping, so that its endpoint is not made again.
     for (const endpoint of deleted) void this.#forget(endpoint);
-    for (const request of requests) {
-      const endpoint = this.#endpoints.get(request.subscriptionId);
-      if (endpoint) this.#pump(endpoint);
-    }
+    for (const endpoint of supplied) if (this.#endpoints.get(endpoint.id) === endpoint) this.#pump(endpoint);
     if (release.length > 0) void this.#release(release);
   }
 
@@ -359,7 +387,8 @@ export class DeliveryEngine {
         this.#measure(endpoint);
         this.#pump(endpoint);
         const ordered = (claimed.subscription.config as StoredWebhookConfig).ordered;
-        if (ordered || (this.#wanted.has(endpoint) && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
+        const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
+        if (ordered || (more && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
         else this.#kickSoon();
       });
     this.#tasks.add(task);
@@ -526,23 +555,6 @@ export class DeliveryEngine {
       this.#context.logger.warn({ err: error }, 'pruning settled webhook deliveries failed');
     }
   }
-}
-
-/**
- * Marks the fan-out's deliveries to unordered endpoints as claimed, oldest first, up to what each
- * endpoint asks for; returns the claims left for deliveries already in the outbox.
- */
-function claimInFanOut(prepared: PreparedFanOut, requests: readonly ClaimRequest[]): ClaimRequest[] {
-  const left = new Map(requests.filter((request) => !request.ordered).map((request) => [request.subscriptionId, request.limit]));
-  for (const delivery of prepared.fanOut.deliveries) {
-    const limit = left.get(delivery.subscriptionId) ?? 0;
-    if (limit === 0) continue;
-    delivery.claimed = true;
-    left.set(delivery.subscriptionId, limit - 1);
-  }
-  return requests
-    .map((request) => (request.ordered ? request : { ...request, limit: left.get(request.subscriptionId) ?? 0 }))
-    .filter((request) => request.limit > 0);
 }
 
 /** The deliveries the fan-out created under `lease`, as claims. */

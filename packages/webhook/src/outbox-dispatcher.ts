@@ -40,6 +40,7 @@ export class OutboxDispatcher {
   #position = 0;
   /** The version of the subscriptions the registry was last brought up to. */
   #subscriptionVersion?: number;
+  #caughtUp = false;
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
@@ -54,8 +55,14 @@ export class OutboxDispatcher {
     this.#coveredFrom = latest;
   }
 
+  /** Whether the last fan-out found every event in the log fanned out, and no event came since. */
+  get caughtUp(): boolean {
+    return this.#caughtUp;
+  }
+
   /** Takes the events the bus hands over, in seq order. */
   onEvents(events: readonly HeraldEvent[]): void {
+    if (events.length > 0) this.#caughtUp = false;
     this.#stash.push(...events);
     if (this.#stash.length > this.#stashLimit) {
       this.#coveredFrom = (this.#stash.at(-1) as HeraldEvent).seq;
@@ -75,6 +82,7 @@ export class OutboxDispatcher {
     } else {
       events = await this.#options.store.read({ after: from, limit: size });
     }
+    this.#caughtUp = events.length === 0;
     if (events.length === 0) return undefined;
     // A subscription created on another node is matched even before its ring arrives here: the commit checks the version.
     const subscriptionVersion = await this.#options.store.subscriptions.version();

@@ -14,11 +14,10 @@ import {
 import { type Outcome, outcomeOf } from './delivery-outcome.js';
 import type { HttpSender, SendResult } from './http-sender.js';
 import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
-import { type StoredWebhookConfig, signingSecrets } from './webhook-config.js';
+import type { StoredWebhookConfig } from './webhook-config.js';
 import type { ResolvedWebhookOptions } from './webhook-options.js';
-import { signedHeaders } from './webhook-signature.js';
+import { webhookRequest } from './webhook-request.js';
 
-const userAgent = 'Herald-Webhooks/0.1';
 /** Settles with nothing waiting on them are gathered this long, so that they share a commit. */
 const settleDelay = 50;
 /** Retries due later than this are left to the poll rather than given a timer. */
@@ -60,6 +59,12 @@ interface Endpoint {
 }
 
 type ClaimedWithSubscription = ClaimedDelivery & { subscription: Subscription };
+
+/** An attempt made: what to record, and what it means. */
+interface Attempted {
+  settled: SettledAttempt;
+  outcome: Outcome;
+}
 
 interface EngineDependencies {
   context: TransportContext;
@@ -375,23 +380,32 @@ export class DeliveryEngine {
 
   #send(endpoint: Endpoint, claimed: ClaimedWithSubscription): void {
     endpoint.inFlight += 1;
-    const task = this.#attempt(claimed)
-      .then(({ settled, outcome }) => {
-        this.#settles.push(settled);
-        this.#afterAttempt(endpoint, settled.attempt, outcome, claimed.event?.time);
-      })
-      .catch((error: unknown) => this.#context.logger.error({ err: error }, 'a webhook attempt failed unexpectedly; its lease runs out'))
-      .finally(() => {
-        endpoint.inFlight -= 1;
-        this.#tasks.delete(task);
-        this.#measure(endpoint);
-        this.#pump(endpoint);
-        const ordered = (claimed.subscription.config as StoredWebhookConfig).ordered;
-        const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
-        if (ordered || (more && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
-        else this.#kickSoon();
-      });
+    const task: Promise<void> = this.#attempt(claimed).then(
+      (attempted) => this.#attempted(endpoint, claimed, task, attempted),
+      (error: unknown) => this.#attempted(endpoint, claimed, task, undefined, error),
+    );
     this.#tasks.add(task);
+  }
+
+  /** Records an attempt (or its unexpected failure: then its lease runs out) and sends the endpoint's next delivery. */
+  #attempted(endpoint: Endpoint, claimed: ClaimedWithSubscription, task: Promise<void>, attempted?: Attempted, error?: unknown): void {
+    try {
+      if (attempted) {
+        this.#settles.push(attempted.settled);
+        this.#afterAttempt(endpoint, attempted.settled.attempt, attempted.outcome, claimed.event?.time);
+      } else {
+        this.#context.logger.error({ err: error }, 'a webhook attempt failed unexpectedly; its lease runs out');
+      }
+    } finally {
+      endpoint.inFlight -= 1;
+      this.#tasks.delete(task);
+      this.#measure(endpoint);
+      this.#pump(endpoint);
+      const ordered = (claimed.subscription.config as StoredWebhookConfig).ordered;
+      const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
+      if (ordered || (more && endpoint.queue.length <= this.#ahead(endpoint) / 2)) this.#kick();
+      else this.#kickSoon();
+    }
   }
 
   #measure(endpoint: Endpoint): void {
@@ -405,25 +419,18 @@ export class DeliveryEngine {
     }
   }
 
-  async #attempt({ delivery, event, subscription }: ClaimedWithSubscription) {
+  async #attempt({ delivery, event, subscription }: ClaimedWithSubscription): Promise<Attempted> {
     const startedAt = Date.now();
     let result: SendResult;
     if (event) {
-      const config = subscription.config as StoredWebhookConfig;
       const body = JSON.stringify(event);
-      const headers: Record<string, string> = {
-        'user-agent': userAgent,
-        ...config.headers,
-        'content-type': 'application/json',
-        ...signedHeaders(signingSecrets(config, startedAt), event.id, Math.floor(startedAt / 1000), body),
-      };
-      result = await this.#sender.post(new URL(config.url), headers, body, this.#options.timeout);
+      const { url, headers } = webhookRequest(subscription.config as StoredWebhookConfig, event.id, body, startedAt);
+      result = await this.#sender.post(url, headers, body, this.#options.timeout);
     } else {
       result = { durationMs: 0, error: 'the event is no longer in the log' };
     }
-    const now = Date.now();
     const outcome: Outcome = event
-      ? outcomeOf(result, delivery.attempts, this.#options.retrySchedule, this.#options.jitter, now)
+      ? outcomeOf(result, delivery.attempts, this.#options.retrySchedule, this.#options.jitter, Date.now())
       : { status: 'failed', error: 'the event is no longer in the log' };
     const attempt: DeliveryAttempt = {
       deliveryId: delivery.id,
@@ -432,11 +439,11 @@ export class DeliveryEngine {
       startedAt,
       durationMs: Math.round(result.durationMs),
       outcome: outcome.status === 'delivered' ? 'succeeded' : 'failed',
-      ...(result.status !== undefined ? { responseStatus: result.status } : {}),
-      ...(result.body !== undefined ? { responseBody: result.body } : {}),
-      ...(outcome.error !== undefined ? { error: outcome.error } : {}),
-      ...(outcome.nextAttemptAt !== undefined ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
     };
+    if (result.status !== undefined) attempt.responseStatus = result.status;
+    if (result.body !== undefined) attempt.responseBody = result.body;
+    if (outcome.error !== undefined) attempt.error = outcome.error;
+    if (outcome.nextAttemptAt !== undefined) attempt.nextAttemptAt = outcome.nextAttemptAt;
     return { settled: { attempt, status: outcome.status }, outcome };
   }
 

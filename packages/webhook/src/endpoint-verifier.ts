@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { newId, type Subscription, type TransportContext } from '@herald/core';
 import type { HttpSender } from './http-sender.js';
-import { type StoredWebhookConfig, signingSecrets } from './webhook-config.js';
-import { signedHeaders } from './webhook-signature.js';
+import type { StoredWebhookConfig } from './webhook-config.js';
+import { webhookRequest } from './webhook-request.js';
 
 /** The `type` of the verification request's body. */
 export const verificationEventType = 'herald.endpoint.verification';
@@ -117,12 +117,8 @@ export class EndpointVerifier {
       datacontenttype: 'application/json',
       data: { challenge, subscriptionId: subscription.id },
     });
-    const headers = {
-      ...config.headers,
-      'content-type': 'application/json',
-      ...signedHeaders(signingSecrets(config, now), id, Math.floor(now / 1000), body),
-    };
-    const result = await this.#sender.post(new URL(config.url), headers, body, this.#timeout);
+    const { url, headers } = webhookRequest(config, id, body, now);
+    const result = await this.#sender.post(url, headers, body, this.#timeout);
     let error: string | undefined;
     if (result.status === undefined) error = result.error ?? 'no answer';
     else if (result.status < 200 || result.status >= 300) error = `the endpoint answered ${result.status}`;

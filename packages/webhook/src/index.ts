@@ -5,5 +5,6 @@ export * from './http-sender.js';
 export * from './retry-schedule.js';
 export * from './webhook-config.js';
 export * from './webhook-options.js';
+export * from './webhook-request.js';
 export * from './webhook-signature.js';
 export * from './webhook-transport.js';

@@ -138,7 +138,3 @@ export function graceEnd(previousSecrets: readonly PreviousSecret[]): string | u
   return previousSecrets.map((old) => old.expiresAt).sort().at(-1);
 }
 
-/** The secrets that sign now: the current one, then rotated ones still in their grace period. */
-export function signingSecrets(config: StoredWebhookConfig, now: number): string[] {
-  return [config.secret, ...livePreviousSecrets(config, now).map((old) => old.secret)];
-}

@@ -1,5 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
+import type { StoredWebhookConfig } from './webhook-config.js';
+import { webhookRequest } from './webhook-request.js';
 import { generateSecret, secretKey, signature, signedHeaders } from './webhook-signature.js';
 
 /** The reference vector of the Standard Webhooks specification and its libraries. */
@@ -37,6 +39,31 @@ describe('Standard Webhooks signatures', () => {
     expect(new Webhook(previous).verify(body, headers)).toEqual({ n: 1 });
     expect(() => new Webhook(stranger).verify(body, headers)).toThrow(/signature/i);
     expect(() => new Webhook(current).verify('{"n":2}', headers)).toThrow(/signature/i);
+  });
+
+  it('builds the request: static headers, then every secret still signing, each verifiable', () => {
+    const [current, rotated, expired] = [generateSecret(), generateSecret(), generateSecret()];
+    const now = Date.now();
+    const config: StoredWebhookConfig = {
+      url: 'https://hooks.example.com/in?tenant=7',
+      secret: current,
+      headers: { 'x-tenant': '7', 'user-agent': 'acme-relay' },
+      previousSecrets: [
+        { secret: rotated, expiresAt: new Date(now + 60_000).toISOString() },
+        { secret: expired, expiresAt: new Date(now - 1).toISOString() },
+      ],
+    };
+    const body = '{"n":3}';
+    const { url, headers } = webhookRequest(config, 'evt_3', body, now);
+    expect(url.href).toBe(config.url);
+    expect(headers).toMatchObject({ 'content-type': 'application/json', 'x-tenant': '7', 'user-agent': 'acme-relay', 'webhook-id': 'evt_3' });
+    expect(headers['webhook-timestamp']).toBe(String(Math.floor(now / 1000)));
+    expect(headers['webhook-signature']?.split(' ')).toHaveLength(2);
+    expect(new Webhook(current).verify(body, headers)).toEqual({ n: 3 });
+    expect(new Webhook(rotated).verify(body, headers)).toEqual({ n: 3 });
+    expect(() => new Webhook(expired).verify(body, headers)).toThrow(/signature/i);
+    // Past the rotated secret's grace period, only the current one signs.
+    expect(webhookRequest(config, 'evt_3', body, now + 120_000).headers['webhook-signature']?.split(' ')).toHaveLength(1);
   });
 
   it('generates whsec_ secrets of 24 to 64 random bytes', () => {

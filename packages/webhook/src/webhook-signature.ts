@@ -32,9 +32,9 @@ function cachedKey(secret: string): KeyObject {
 }
 
 /** `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the secret's key. */
-export function signature(secret: string | Buffer, id: string, timestamp: number, body: string): string {
+export function signature(secret: string | Buffer | KeyObject, id: string, timestamp: number, body: string): string {
   const key = typeof secret === 'string' ? cachedKey(secret) : secret;
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest('base64')}`;
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
 }
 
 /** The three Standard Webhooks headers; one signature per secret, space-separated. */

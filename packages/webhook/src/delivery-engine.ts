@@ -247,7 +247,11 @@ export class DeliveryEngine {
         }, 1000);
         return;
       }
-      if (prepared) this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
+      if (prepared) {
+        this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
+        // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
+        if (!result.fannedOut) for (const id of prepared.subscriptions.keys()) this.#setIdle(this.#endpoint(id), false);
+      }
       const fromFanOut = prepared && result.claimedInFanOut.length > 0 ? heldFromFanOut(prepared, result.claimedInFanOut, lease) : [];
       this.#takeClaims(rest, result.claimed, fromFanOut, now);
       if (!prepared && !this.#again) return;

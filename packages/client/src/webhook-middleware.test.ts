@@ -70,11 +70,15 @@ describe('webhookMiddleware', () => {
     expect(seen).toEqual([]);
   });
 
-  it('works behind express.raw(), and says how to fix it when express.json() ran first', async () => {
+  it('works behind express.raw() and express.text(), and says how to fix it when express.json() ran first', async () => {
     const seen: unknown[] = [];
     const rawUrl = await listen(appWith(seen, [express.raw({ type: 'application/json' })]));
     expect((await post(rawUrl, '{"n":2}')).status).toBe(204);
-    expect(seen).toHaveLength(1);
+    expect(seen).toEqual([expect.objectContaining({ body: { n: 2 }, raw: '{"n":2}' })]);
+    const textUrl = await listen(appWith(seen, [express.text({ type: 'application/json' })]));
+    expect((await post(textUrl, '{"n":"ünï ✓"}')).status).toBe(204);
+    expect(seen[1]).toEqual(expect.objectContaining({ body: { n: 'ünï ✓' }, raw: '{"n":"ünï ✓"}' }));
+    seen.splice(1);
 
     const jsonApp = appWith(seen, [express.json()]);
     const errors: string[] = [];

@@ -122,9 +122,11 @@ export function webhookMiddleware(options: WebhookMiddlewareOptions) {
           return;
         }
       }
+      // Bytes once, for the check and for `req.rawBody`: text encoded, an ArrayBuffer viewed, a Buffer kept (no copy).
+      const bytes = typeof raw === 'string' ? new TextEncoder().encode(raw) : raw instanceof Uint8Array ? raw : new Uint8Array(raw);
       let payload: unknown;
       try {
-        payload = await verifyWebhook(options.secret, raw, req.headers, options);
+        payload = await verifyWebhook(options.secret, bytes, req.headers, options);
       } catch (error) {
         if (!(error instanceof WebhookVerificationError)) return next(error);
         answer(res, error.code === 'invalid-payload' ? 400 : 401, { error: error.code, message: error.message });
@@ -136,7 +138,7 @@ export function webhookMiddleware(options: WebhookMiddlewareOptions) {
         return;
       }
       const verified = req as RequestLike & VerifiedWebhookRequest<unknown>;
-      verified.rawBody = typeof raw === 'string' ? new TextEncoder().encode(raw) : new Uint8Array(raw);
+      verified.rawBody = bytes;
       verified.body = payload;
       verified.webhook = { id: String(req.headers['webhook-id']), timestamp: Number(req.headers['webhook-timestamp']) };
       next();

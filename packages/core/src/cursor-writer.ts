@@ -3,8 +3,8 @@ import type { SubscriptionRegistry } from './subscription-registry.js';
 
 /**
  * Writes how far durable subscriptions have got (acknowledged over WebSocket, streamed over SSE) to
- * their cursors, coalesced: many positions between two flushes cost one read and at most one write
- * per subscription. Cursors only move forward, also when several connections attach to one subscription.
+ * their cursors, coalesced: many positions between two flushes cost one write per subscription. Cursors
+ * only move forward, also when several connections attach to one subscription.
  */
 export class CursorWriter {
   readonly #subscriptions: SubscriptionRegistry;
@@ -33,8 +33,7 @@ export class CursorWriter {
       await Promise.all(
         batch.map(async ([id, seq]) => {
           try {
-            const current = await this.#subscriptions.get(id);
-            if (current && seq > current.cursor) await this.#subscriptions.update(id, { cursor: seq });
+            await this.#subscriptions.advanceCursor(id, seq);
           } catch (error) {
             this.#logger.warn({ err: error, subscription: id }, 'storing a cursor failed; retrying on the next flush');
             this.advance(id, seq);

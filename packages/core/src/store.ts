@@ -82,6 +82,11 @@ export interface Store {
     get(id: string): Promise<Subscription | undefined>;
     list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]>;
     update(id: string, changes: SubscriptionChanges): Promise<Subscription | undefined>;
+    /**
+     * Moves the subscription's cursor forward to `seq`, never back: true when it moved (false when the
+     * subscription is gone or its cursor was at `seq` or past it). Does not count as a change (see `version`).
+     */
+    advanceCursor(id: string, seq: number): Promise<boolean>;
     /** True when there was one to delete. */
     delete(id: string): Promise<boolean>;
     /**

@@ -52,6 +52,14 @@ export class SubscriptionRegistry {
     return this.#changed(subscription);
   }
 
+  /**
+   * Moves a durable subscription's cursor forward (see `Store`): one write, no ring, no re-index, as
+   * nothing reads cursors from this index (transports read them from the store when a connection attaches).
+   */
+  advanceCursor(id: string, seq: number): Promise<boolean> {
+    return this.#store.subscriptions.advanceCursor(id, seq);
+  }
+
   async delete(id: string): Promise<boolean> {
     const deleted = await this.#store.subscriptions.delete(id);
     this.#unindex(id);

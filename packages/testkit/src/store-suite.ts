@@ -163,6 +163,8 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           assert.ok(await moved(), 'a create moves it');
           await store.subscriptions.update('sub_version', { cursor: 42 });
           assert.ok(!(await moved()), 'a cursor does not');
+          assert.equal(await store.subscriptions.advanceCursor('sub_version', 43), true);
+          assert.ok(!(await moved()), 'an advanced cursor does not');
           await store.subscriptions.update('sub_version', { types: ['order.*', 'invoice.*'] });
           assert.ok(await moved(), 'a change of types moves it');
           await store.subscriptions.update('sub_version', { status: 'paused' });
@@ -173,6 +175,23 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           assert.ok(await moved(), 'a delete moves it');
           assert.equal(await store.subscriptions.delete('sub_version'), false);
           assert.ok(!(await moved()), 'a delete of nothing does not');
+          return store;
+        }),
+    },
+    {
+      name: 'advances a cursor forward only',
+      run: () =>
+        withStore(harness, async (store) => {
+          const fields = { consumer: 'alpha', transport: 'memory', types: ['order.*'], status: 'active' as const, config: {}, cursor: 5 };
+          const created = await store.subscriptions.create({ id: 'sub_cursor', ...fields });
+          assert.equal(await store.subscriptions.advanceCursor('sub_cursor', 9), true);
+          assert.equal((await store.subscriptions.get('sub_cursor'))?.cursor, 9);
+          assert.equal(await store.subscriptions.advanceCursor('sub_cursor', 7), false, 'never back');
+          assert.equal(await store.subscriptions.advanceCursor('sub_cursor', 9), false, 'not to where it is');
+          assert.equal(await store.subscriptions.advanceCursor('missing', 9), false);
+          const stored = await store.subscriptions.get('sub_cursor');
+          assert.equal(stored?.cursor, 9);
+          assert.deepEqual({ ...stored, cursor: 5, updatedAt: created.updatedAt }, created, 'nothing else changed');
           return store;
         }),
     },

@@ -201,6 +201,15 @@ export class SqlStore implements Store {
         return updated;
       });
     },
+    advanceCursor: async (id: string, seq: number): Promise<boolean> => {
+      const result = await this.#db
+        .updateTable('herald_subscriptions')
+        .set({ cursor: seq, updated_at: new Date().toISOString() })
+        .where('id', '=', id)
+        .where('cursor', '<', seq)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
     delete: async (id: string): Promise<boolean> => {
       return this.#db.transaction().execute(async (trx) => {
         const result = await trx.deleteFrom('herald_subscriptions').where('id', '=', id).executeTakeFirst();

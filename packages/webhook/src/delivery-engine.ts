@@ -89,6 +89,7 @@ export class DeliveryEngine {
   /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
   readonly #wanted = new Set<Endpoint>();
   readonly #tasks = new Set<Promise<void>>();
+  readonly #bodies = new WeakMap<HeraldEvent, string>();
   #settles: SettledAttempt[] = [];
   #cycling?: Promise<void>;
   #again = false;
@@ -423,11 +424,21 @@ export class DeliveryEngine {
     }
   }
 
+  /** The event's JSON, once per event object (a fan-out shares one among the subscriptions it matched). */
+  #bodyOf(event: HeraldEvent): string {
+    let body = this.#bodies.get(event);
+    if (body === undefined) {
+      body = JSON.stringify(event);
+      this.#bodies.set(event, body);
+    }
+    return body;
+  }
+
   async #attempt({ delivery, event, subscription }: ClaimedWithSubscription): Promise<Attempted> {
     const startedAt = Date.now();
     let result: SendResult;
     if (event) {
-      const body = JSON.stringify(event);
+      const body = this.#bodyOf(event);
       const { url, headers } = webhookRequest(subscription.config as StoredWebhookConfig, event.id, body, startedAt);
       result = await this.#sender.post(url, headers, body, this.#options.timeout);
     } else {

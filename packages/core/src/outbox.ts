@@ -50,7 +50,11 @@ export interface NewDelivery {
   eventId: string;
   /** When the first attempt is due. */
   nextAttemptAt: number;
-  /** Created under the batch's lease, its first attempt counted, for the worker to send at once (in a fan-out only). */
+  /**
+   * In a fan-out only: held under the batch's lease for the worker to send at once, rather than stored.
+   * Its row is created when its first attempt is settled (or when it is given back unsent, or when the
+   * hold runs out), so that a delivery sent once costs one row write instead of two.
+   */
   claimed?: boolean;
 }
 
@@ -103,6 +107,24 @@ export interface SettledAttempt {
   attempt: DeliveryAttempt;
   /** `pending` schedules another attempt at `attempt.nextAttemptAt`. */
   status: DeliveryStatus;
+  /** The delivery, when a fan-out held it rather than stored it: the settle creates its row. */
+  held?: NewDelivery;
+}
+
+/**
+ * Deliveries a fan-out gave a worker to send rather than stored: those of `subscriptionIds` for the
+ * events in (`from`, `to`] that have no row. When its lease ends before the worker drops it, any worker
+ * may recover it: the deliveries still missing are created pending.
+ */
+export interface Hold {
+  id: string;
+  /** The fan-out position it came from. */
+  name: string;
+  worker: string;
+  lockedUntil: number;
+  from: number;
+  to: number;
+  subscriptionIds: string[];
 }
 
 /** Moves a fan-out position from `from` to `to` and creates the deliveries of the events in between. */
@@ -115,10 +137,14 @@ export interface FanOut {
   subscriptionVersion?: number;
 }
 
-/** Work done in one transaction, in this order: settle, fan out, claim. */
+/** Work done in one transaction, in this order: settle, give back, drop holds, fan out, claim. */
 export interface OutboxBatch {
   lease: Lease;
   settle?: readonly SettledAttempt[];
+  /** Held deliveries given back unsent: created pending, due at once, their attempt not counted. */
+  unhold?: readonly NewDelivery[];
+  /** Holds of this worker whose deliveries all have their rows now. */
+  dropHolds?: readonly string[];
   fanOut?: FanOut;
   claim?: readonly ClaimRequest[];
 }
@@ -131,8 +157,10 @@ export interface OutboxBatchResult {
   fannedOut: boolean;
   /** The fan-out position after the batch. */
   position?: number;
-  /** The ids of the fan-out's deliveries created under the lease: those marked `claimed` that did not exist yet. */
+  /** The ids of the fan-out's deliveries held under the lease: those marked `claimed` that did not exist yet. */
   claimedInFanOut: string[];
+  /** The hold they are in, when there are any. */
+  hold?: string;
   claimed: ClaimedDelivery[];
 }
 
@@ -158,6 +186,13 @@ export interface Outbox {
   commit(batch: OutboxBatch): Promise<OutboxBatchResult>;
   /** Gives claimed deliveries back without counting an attempt. */
   release(worker: string, deliveryIds: readonly string[]): Promise<void>;
+  /** The holds of fan-out `name` whose lease ended before `now`. */
+  expiredHolds(name: string, now: number): Promise<Hold[]>;
+  /**
+   * Recovers an expired hold: drops it and creates those of `deliveries` that have no row, pending and
+   * due at `now`, in one transaction; false (and nothing written) when it is gone or its lease was renewed.
+   */
+  recoverHold(id: string, deliveries: readonly NewDelivery[], now: number): Promise<boolean>;
   /** Subscriptions that have deliveries due by `now` that nobody holds. */
   due(now: number, limit: number): Promise<string[]>;
   get(deliveryId: string): Promise<Delivery | undefined>;

@@ -4,7 +4,10 @@ import {
   createdDelivery,
   type DeliveryAttempt,
   type HeraldEvent,
+  type Hold,
   type Lease,
+  matchesPattern,
+  type NewDelivery,
   newId,
   type Outbox,
   type SettledAttempt,
@@ -58,7 +61,9 @@ interface Endpoint {
   disabling?: boolean;
 }
 
-type ClaimedWithSubscription = ClaimedDelivery & { subscription: Subscription };
+/** A claimed delivery; `held` (with its `hold`) when a fan-out gave it to this worker without storing it. */
+type Claimed = ClaimedDelivery & { held?: NewDelivery; hold?: string };
+type ClaimedWithSubscription = Claimed & { subscription: Subscription };
 
 /** An attempt made: what to record, and what it means. */
 interface Attempted {
@@ -91,6 +96,11 @@ export class DeliveryEngine {
   readonly #tasks = new Set<Promise<void>>();
   readonly #bodies = new WeakMap<HeraldEvent, string>();
   #settles: SettledAttempt[] = [];
+  /** Held deliveries given back unsent, and holds whose deliveries all have rows: for the next commit. */
+  #unhold: NewDelivery[] = [];
+  #dropHolds: string[] = [];
+  /** How many deliveries of each of this worker's holds have no row yet. */
+  readonly #holds = new Map<string, number>();
   #cycling?: Promise<void>;
   #again = false;
   #stopping = false;
@@ -130,11 +140,12 @@ export class DeliveryEngine {
     clearTimeout(this.#retryTimer);
     for (const endpoint of this.#endpoints.values()) clearTimeout(endpoint.timer);
     while (this.#cycling) await this.#cycling;
-    const unstarted = [...this.#endpoints.values()].flatMap((endpoint) => endpoint.queue.splice(0).map((item) => item.delivery.id));
+    const unstarted = [...this.#endpoints.values()].flatMap((endpoint) => endpoint.queue.splice(0));
     if (unstarted.length > 0) await this.#release(unstarted);
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
     this.#kick();
     while (this.#cycling) await this.#cycling;
+    clearTimeout(this.#settleTimer);
   }
 
   /** New events are in the log. */
@@ -226,21 +237,29 @@ export class DeliveryEngine {
         }
       }
       const settle = this.#settles;
+      const unhold = this.#unhold;
+      const dropHolds = this.#dropHolds;
       this.#settles = [];
+      this.#unhold = [];
+      this.#dropHolds = [];
       const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
       const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
-      if (!prepared && settle.length === 0 && rest.length === 0) return;
+      if (!prepared && settle.length === 0 && unhold.length === 0 && dropHolds.length === 0 && rest.length === 0) return;
       const lease = { worker: this.worker, now, until: now + this.#options.lease };
       let result: Awaited<ReturnType<Outbox['commit']>>;
       try {
         result = await this.#outbox.commit({
           lease,
           ...(settle.length > 0 ? { settle } : {}),
+          ...(unhold.length > 0 ? { unhold } : {}),
+          ...(dropHolds.length > 0 ? { dropHolds } : {}),
           ...(prepared ? { fanOut: prepared.fanOut } : {}),
           ...(rest.length > 0 ? { claim: rest } : {}),
         });
       } catch (error) {
         this.#settles = [...settle, ...this.#settles];
+        this.#unhold = [...unhold, ...this.#unhold];
+        this.#dropHolds = [...dropHolds, ...this.#dropHolds];
         this.#context.logger.error({ err: error }, 'the webhook outbox could not commit; retrying in 1 s');
         this.#retryTimer ??= setTimeout(() => {
           this.#retryTimer = undefined;
@@ -253,7 +272,8 @@ export class DeliveryEngine {
         // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
         if (!result.fannedOut) for (const id of prepared.subscriptions.keys()) this.#setIdle(this.#endpoint(id), false);
       }
-      const fromFanOut = prepared && result.claimedInFanOut.length > 0 ? heldFromFanOut(prepared, result.claimedInFanOut, lease) : [];
+      const fromFanOut = prepared && result.hold ? heldFromFanOut(prepared, result.claimedInFanOut, lease, result.hold) : [];
+      if (result.hold) this.#holds.set(result.hold, fromFanOut.length);
       this.#takeClaims(rest, result.claimed, fromFanOut, now);
       if (!prepared && !this.#again) return;
     }
@@ -335,13 +355,13 @@ export class DeliveryEngine {
    * Queues what the fan-out and the store claimed and sends what the endpoints have room for. An
    * endpoint that got less from the store than it asked for has nothing due left there: it idles.
    */
-  #takeClaims(requests: readonly ClaimRequest[], fromStore: readonly ClaimedDelivery[], fromFanOut: readonly ClaimedDelivery[], now: number): void {
+  #takeClaims(requests: readonly ClaimRequest[], fromStore: readonly Claimed[], fromFanOut: readonly Claimed[], now: number): void {
     const counts = new Map<string, number>();
     for (const { delivery } of fromStore) counts.set(delivery.subscriptionId, (counts.get(delivery.subscriptionId) ?? 0) + 1);
     for (const request of requests) {
       if ((counts.get(request.subscriptionId) ?? 0) < request.limit) this.#setIdle(this.#endpoint(request.subscriptionId), true);
     }
-    const release: string[] = [];
+    const release: Claimed[] = [];
     const deleted = new Set<Endpoint>();
     const supplied = new Set<Endpoint>();
     for (const claimed of [fromFanOut, fromStore]) {
@@ -355,7 +375,7 @@ export class DeliveryEngine {
         } else {
           deleted.add(endpoint);
         }
-        if (this.#stopping || item.subscription?.status !== 'active') release.push(item.delivery.id);
+        if (this.#stopping || item.subscription?.status !== 'active') release.push(item);
         else endpoint.queue.push(item as ClaimedWithSubscription);
       }
     }
@@ -365,19 +385,43 @@ export class DeliveryEngine {
     if (release.length > 0) void this.#release(release);
   }
 
-  async #release(deliveryIds: string[]): Promise<void> {
+  /** Gives claimed deliveries back unsent: held ones are created pending by the next commit. */
+  async #release(items: readonly Claimed[]): Promise<void> {
+    const stored: string[] = [];
+    for (const item of items) {
+      if (item.held) {
+        this.#unhold.push(item.held);
+        this.#recorded(item);
+      } else {
+        stored.push(item.delivery.id);
+      }
+    }
+    if (this.#unhold.length > 0) this.#kickSoon();
+    if (stored.length === 0) return;
     await this.#outbox
-      .release(this.worker, deliveryIds)
+      .release(this.worker, stored)
       .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'releasing claimed deliveries failed; their lease runs out'));
+  }
+
+  /** A held delivery will have its row after the next commit: its hold is dropped with the last of them. */
+  #recorded({ hold }: Claimed): void {
+    if (hold === undefined) return;
+    const left = (this.#holds.get(hold) ?? 1) - 1;
+    if (left > 0) {
+      this.#holds.set(hold, left);
+      return;
+    }
+    this.#holds.delete(hold);
+    this.#dropHolds.push(hold);
   }
 
   /** Sends queued deliveries while the endpoint has free slots. */
   #pump(endpoint: Endpoint): void {
-    const expiring: string[] = [];
+    const expiring: Claimed[] = [];
     while (!this.#stopping && endpoint.queue.length > 0 && endpoint.inFlight < this.#options.concurrency) {
       const next = endpoint.queue.shift() as ClaimedWithSubscription;
       // An attempt must end well within its lease, or another worker could claim it and send it too.
-      if ((next.delivery.lockedUntil ?? 0) - Date.now() < this.#options.timeout + leaseMargin) expiring.push(next.delivery.id);
+      if ((next.delivery.lockedUntil ?? 0) - Date.now() < this.#options.timeout + leaseMargin) expiring.push(next);
       else this.#send(endpoint, next);
     }
     if (expiring.length > 0) void this.#release(expiring);
@@ -397,6 +441,7 @@ export class DeliveryEngine {
     try {
       if (attempted) {
         this.#settles.push(attempted.settled);
+        this.#recorded(claimed);
         this.#afterAttempt(endpoint, attempted.settled.attempt, attempted.outcome, claimed.event?.time);
       } else {
         this.#context.logger.error({ err: error }, 'a webhook attempt failed unexpectedly; its lease runs out');
@@ -434,7 +479,7 @@ export class DeliveryEngine {
     return body;
   }
 
-  async #attempt({ delivery, event, subscription }: ClaimedWithSubscription): Promise<Attempted> {
+  async #attempt({ delivery, event, subscription, held }: ClaimedWithSubscription): Promise<Attempted> {
     const startedAt = Date.now();
     let result: SendResult;
     if (event) {
@@ -459,7 +504,7 @@ export class DeliveryEngine {
     if (result.body !== undefined) attempt.responseBody = result.body;
     if (outcome.error !== undefined) attempt.error = outcome.error;
     if (outcome.nextAttemptAt !== undefined) attempt.nextAttemptAt = outcome.nextAttemptAt;
-    return { settled: { attempt, status: outcome.status }, outcome };
+    return { settled: { attempt, status: outcome.status, ...(held ? { held } : {}) }, outcome };
   }
 
   #afterAttempt(endpoint: Endpoint, attempt: DeliveryAttempt, outcome: Outcome, eventTime: string | undefined): void {
@@ -538,6 +583,7 @@ export class DeliveryEngine {
     this.#polling = true;
     try {
       const now = Date.now();
+      for (const hold of await this.#outbox.expiredHolds(this.#dispatcher.transport, now)) await this.#recover(hold, now);
       const due = await this.#outbox.due(now, 1000);
       await Promise.all(
         due.map(async (id) => {
@@ -556,6 +602,27 @@ export class DeliveryEngine {
       this.#context.logger.warn({ err: error }, 'polling the webhook outbox failed');
     } finally {
       this.#polling = false;
+    }
+  }
+
+  /**
+   * Recovers a hold whose worker did not drop it in time (it died, most likely): the deliveries it held
+   * that have no row yet are created pending. They are matched against the subscriptions as they are now.
+   */
+  async #recover(hold: Hold, now: number): Promise<void> {
+    const events = (await this.#context.store.read({ after: hold.from, limit: hold.to - hold.from })).filter((event) => event.seq <= hold.to);
+    const deliveries: NewDelivery[] = [];
+    for (const id of hold.subscriptionIds) {
+      const subscription = await this.#context.subscriptions.get(id);
+      if (!subscription) continue;
+      for (const event of events) {
+        if (takes(subscription, event)) deliveries.push({ id: newId('dlv'), subscriptionId: id, eventSeq: event.seq, eventId: event.id, nextAttemptAt: now });
+      }
+    }
+    // Should this node be the one that held it, the deliveries it still counts are no longer its own.
+    this.#holds.delete(hold.id);
+    if (await this.#outbox.recoverHold(hold.id, deliveries, now)) {
+      this.#context.logger.warn({ hold: hold.id, worker: hold.worker, deliveries: deliveries.length }, 'recovered the deliveries of an expired hold');
     }
   }
 
@@ -579,8 +646,8 @@ export class DeliveryEngine {
   }
 }
 
-/** The deliveries the fan-out created under `lease`, as claims. */
-function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease: Lease): ClaimedDelivery[] {
+/** The deliveries the fan-out holds under `lease` (in `hold`), as claims. */
+function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease: Lease, hold: string): Claimed[] {
   const held = new Set(ids);
   const events = new Map(prepared.events.map((event) => [event.seq, event]));
   return prepared.fanOut.deliveries
@@ -589,5 +656,13 @@ function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease:
       delivery: createdDelivery(delivery, lease.now, lease),
       event: events.get(delivery.eventSeq) as HeraldEvent,
       subscription: prepared.subscriptions.get(delivery.subscriptionId) as Subscription,
+      held: delivery,
+      hold,
     }));
+}
+
+/** Whether `subscription` takes `event` by its types and addressing (whatever its status). */
+function takes(subscription: Subscription, event: HeraldEvent): boolean {
+  if (event.consumer !== undefined && event.consumer !== subscription.consumer) return false;
+  return subscription.types.some((pattern) => matchesPattern(pattern, event.type));
 }

@@ -177,6 +177,21 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await sql`insert into herald_counters (name, value) values ('subscriptions', 0)`.execute(db);
       },
     },
+    '0005_outbox_holds': {
+      // A fan-out gives a worker deliveries to send as one row rather than one row each (see `Hold`).
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_outbox_holds')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('worker', 'text', (c) => c.notNull())
+          .addColumn('locked_until', 'bigint', (c) => c.notNull())
+          .addColumn('from_seq', 'bigint', (c) => c.notNull())
+          .addColumn('to_seq', 'bigint', (c) => c.notNull())
+          .addColumn('subscription_ids', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

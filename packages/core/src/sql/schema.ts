@@ -83,6 +83,17 @@ export interface DeliveryAttemptsTable {
   next_attempt_at: number | string | null;
 }
 
+/** Deliveries a fan-out gave a worker rather than stored (see `Hold`); `subscription_ids` is a JSON array. */
+export interface OutboxHoldsTable {
+  id: string;
+  name: string;
+  worker: string;
+  locked_until: number | string;
+  from_seq: number | string;
+  to_seq: number | string;
+  subscription_ids: string;
+}
+
 export interface CountersTable {
   name: string;
   value: number | string;
@@ -98,4 +109,5 @@ export interface HeraldDatabase {
   herald_outbox_positions: OutboxPositionsTable;
   herald_deliveries: DeliveriesTable;
   herald_delivery_attempts: DeliveryAttemptsTable;
+  herald_outbox_holds: OutboxHoldsTable;
 }

@@ -9,6 +9,7 @@ import {
   type DeliveryListOptions,
   type DeliveryStatus,
   type FanOut,
+  type Hold,
   type Lease,
   type NewDelivery,
   type Outbox,
@@ -16,8 +17,9 @@ import {
   type OutboxBatchResult,
   type SettledAttempt,
 } from '../outbox.js';
+import { newId } from '../ids.js';
 import type { Subscription } from '../subscription.js';
-import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
+import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, OutboxHoldsTable, SubscriptionsTable } from './schema.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import { subscriptionVersion } from './subscription-version.js';
@@ -120,6 +122,7 @@ export class SqlOutbox implements Outbox {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
   readonly #rows: RowReaders;
+  /** Creates deliveries, leaving those whose (subscription, event) has a row already; returns the ids created. */
   readonly #insertDeliveries = new ManyRowInsert<DeliveriesTable, { id: string }>(deliveryColumns, (db, rows) =>
     db
       .insertInto('herald_deliveries')
@@ -147,20 +150,49 @@ export class SqlOutbox implements Outbox {
 
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
     return this.#db.transaction().execute(async (trx) => {
-      if (batch.settle && batch.settle.length > 0) await settle(trx, batch.lease, batch.settle, this.#insertAttempts);
+      const { lease } = batch;
+      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertDeliveries);
+      if (batch.unhold && batch.unhold.length > 0) await this.#create(trx, batch.unhold, lease.now);
+      for (const ids of chunks(batch.dropHolds ?? [])) {
+        await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
+      }
       let fannedOut = false;
-      let claimedInFanOut: string[] = [];
+      let held: { ids: string[]; hold?: string } = { ids: [] };
       let position: number | undefined;
       if (batch.fanOut) {
-        const inserted = await fanOut(trx, batch.fanOut, batch.lease, this.#insertDeliveries);
-        fannedOut = inserted !== undefined;
-        claimedInFanOut = inserted ?? [];
+        const result = await fanOut(trx, batch.fanOut, lease, this.#insertDeliveries);
+        fannedOut = result !== undefined;
+        held = result ?? held;
         position = fannedOut
           ? batch.fanOut.to
           : Number((await trx.selectFrom('herald_outbox_positions').select('seq').where('name', '=', batch.fanOut.name).executeTakeFirst())?.seq ?? 0);
       }
-      const claimed = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, batch.lease, batch.claim) : [];
-      return { fannedOut, ...(position !== undefined ? { position } : {}), claimedInFanOut, claimed };
+      const claimed = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, lease, batch.claim) : [];
+      return { fannedOut, ...(position !== undefined ? { position } : {}), claimedInFanOut: held.ids, ...(held.hold ? { hold: held.hold } : {}), claimed };
+    });
+  }
+
+  /** Creates these deliveries unclaimed, due by `now`, leaving those that have a row. */
+  async #create(trx: Transaction<HeraldDatabase>, deliveries: readonly NewDelivery[], now: number): Promise<void> {
+    for (const group of chunks(deliveries)) {
+      await this.#insertDeliveries.execute(
+        trx,
+        group.map((delivery) => fromNewDelivery({ ...delivery, claimed: false, nextAttemptAt: Math.min(delivery.nextAttemptAt, now) }, now)),
+      );
+    }
+  }
+
+  async expiredHolds(name: string, now: number): Promise<Hold[]> {
+    const rows = await this.#db.selectFrom('herald_outbox_holds').selectAll().where('name', '=', name).where('locked_until', '<', now).execute();
+    return rows.map(toHold);
+  }
+
+  recoverHold(id: string, deliveries: readonly NewDelivery[], now: number): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const dropped = await trx.deleteFrom('herald_outbox_holds').where('id', '=', id).where('locked_until', '<', now).executeTakeFirst();
+      if (Number(dropped.numDeletedRows) !== 1) return false;
+      await this.#create(trx, deliveries, now);
+      return true;
     });
   }
 
@@ -412,9 +444,18 @@ async function settle(
   lease: Lease,
   settled: readonly SettledAttempt[],
   insertAttempts: ManyRowInsert<DeliveryAttemptsTable>,
+  insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
 ): Promise<void> {
-  for (const rows of chunks(settled.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
-  const delivered = settled.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
+  // A held delivery gets its row now, as its attempt left it, unless a recovery of its hold made one
+  // meanwhile: that row stays as it is, with its own attempts, and this attempt is not recorded.
+  const created = new Set<string>();
+  for (const group of chunks(settled.filter((s) => s.held !== undefined))) {
+    for (const { id } of await insertDeliveries.execute(trx, group.map((s) => settledRow(s, lease.now)))) created.add(id);
+  }
+  const recorded = settled.filter((s) => s.held === undefined || created.has(s.attempt.deliveryId));
+  for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
+  const stored = settled.filter((s) => s.held === undefined);
+  const delivered = stored.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
   for (const ids of chunks(delivered)) {
     await trx
       .updateTable('herald_deliveries')
@@ -423,7 +464,7 @@ async function settle(
       .where('locked_by', '=', lease.worker)
       .execute();
   }
-  for (const { attempt, status } of settled) {
+  for (const { attempt, status } of stored) {
     if (status === 'delivered') continue;
     await trx
       .updateTable('herald_deliveries')
@@ -440,16 +481,47 @@ async function settle(
   }
 }
 
+/** The row of a held delivery whose attempt settled at `now`. */
+function settledRow({ attempt, status, held }: SettledAttempt, now: number): DeliveriesTable {
+  const delivery = held as NewDelivery;
+  return {
+    id: delivery.id,
+    subscription_id: delivery.subscriptionId,
+    event_seq: delivery.eventSeq,
+    event_id: delivery.eventId,
+    status,
+    attempts: attempt.attempt,
+    next_attempt_at: status === 'pending' ? (attempt.nextAttemptAt ?? now) : null,
+    locked_by: null,
+    locked_until: null,
+    created_at: delivery.nextAttemptAt,
+    updated_at: now,
+  };
+}
+
+function toHold(row: Selectable<OutboxHoldsTable>): Hold {
+  return {
+    id: row.id,
+    name: row.name,
+    worker: row.worker,
+    lockedUntil: Number(row.locked_until),
+    from: Number(row.from_seq),
+    to: Number(row.to_seq),
+    subscriptionIds: JSON.parse(row.subscription_ids) as string[],
+  };
+}
+
 /**
- * Moves the position if it is still at `from` and the subscriptions did not change, then inserts the
- * deliveries that do not exist yet; undefined when it did not move, else the ids of the inserted ones made under the lease.
+ * Moves the position if it is still at `from` and the subscriptions did not change, creates the
+ * deliveries not marked claimed, and holds the claimed ones that have no row yet (a replay may have
+ * made one): undefined when it did not move, else the ids held and their hold.
  */
 async function fanOut(
   trx: Transaction<HeraldDatabase>,
   input: FanOut,
   lease: Lease,
   insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
-): Promise<string[] | undefined> {
+): Promise<{ ids: string[]; hold?: string } | undefined> {
   if (input.subscriptionVersion !== undefined && (await subscriptionVersion(trx)) !== input.subscriptionVersion) return undefined;
   const moved = await trx
     .updateTable('herald_outbox_positions')
@@ -458,12 +530,36 @@ async function fanOut(
     .where('seq', '=', input.from)
     .executeTakeFirst();
   if (Number(moved.numUpdatedRows) !== 1) return undefined;
-  const claimed = new Set(input.deliveries.filter((delivery) => delivery.claimed).map((delivery) => delivery.id));
-  const inserted: string[] = [];
-  for (const group of chunks(input.deliveries)) {
-    for (const { id } of await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery(delivery, lease.now, lease)))) {
-      if (claimed.has(id)) inserted.push(id);
-    }
+  let held = input.deliveries.filter((delivery) => delivery.claimed);
+  const subscriptionIds = [...new Set(held.map((delivery) => delivery.subscriptionId))];
+  const existing = new Set<string>();
+  for (const ids of chunks(subscriptionIds)) {
+    const rows = await trx
+      .selectFrom('herald_deliveries')
+      .select(['subscription_id', 'event_seq'])
+      .where('subscription_id', 'in', ids)
+      .where('event_seq', '>', input.from)
+      .where('event_seq', '<=', input.to)
+      .execute();
+    for (const row of rows) existing.add(`${row.subscription_id} ${Number(row.event_seq)}`);
   }
-  return inserted;
+  if (existing.size > 0) held = held.filter((delivery) => !existing.has(`${delivery.subscriptionId} ${delivery.eventSeq}`));
+  for (const group of chunks(input.deliveries.filter((delivery) => !delivery.claimed))) {
+    await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery(delivery, lease.now)));
+  }
+  if (held.length === 0) return { ids: [] };
+  const hold = newId('hld');
+  await trx
+    .insertInto('herald_outbox_holds')
+    .values({
+      id: hold,
+      name: input.name,
+      worker: lease.worker,
+      locked_until: lease.until,
+      from_seq: input.from,
+      to_seq: input.to,
+      subscription_ids: JSON.stringify([...new Set(held.map((delivery) => delivery.subscriptionId))]),
+    })
+    .execute();
+  return { ids: held.map((delivery) => delivery.id), hold };
 }

@@ -303,7 +303,7 @@ async function main(): Promise<void> {
         [
           [`raw undici \`Pool\` POST loop, ${concurrency} at a time, no signing, no storage`, formatCount(rawRate), '1.00', `${cpuOf(raw).toFixed(0)} µs`],
           [
-            `@herald/webhook draining the outbox: fan-out, lease claim, Standard Webhooks signature, POST, attempt recorded (${formatCount(drainEvents)} events)`,
+            `@herald/webhook draining the outbox: fan-out under a lease, Standard Webhooks signature, POST, delivery and attempt recorded (${formatCount(drainEvents)} events)`,
             formatCount(drainedRate),
             `${formatRatio(ratio)} (${verdict(ratio, goal)})`,
             `${cpuOf(drained).toFixed(0)} µs`,

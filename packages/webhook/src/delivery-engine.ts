@@ -446,6 +446,8 @@ export class DeliveryEngine {
       } else {
         this.#context.logger.error({ err: error }, 'a webhook attempt failed unexpectedly; its lease runs out');
       }
+    } catch (thrown) {
+      this.#context.logger.error({ err: thrown }, 'recording a webhook attempt failed');
     } finally {
       endpoint.inFlight -= 1;
       this.#tasks.delete(task);

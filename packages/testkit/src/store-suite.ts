@@ -269,9 +269,11 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
             deliveryId: `dlv_hold_${n}`,
             subscriptionId: 'sub_hold',
             attempt: 1,
-            startedAt: now,
+            startedAt: now + n,
             durationMs: 3,
             outcome,
+            responseStatus: outcome === 'succeeded' ? 200 : 500,
+            ...(outcome === 'succeeded' ? { responseBody: 'ok' } : { error: 'the endpoint answered 500' }),
             ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
           });
           // One delivered, one to retry; the third given back unsent; the fourth lost with its worker.
@@ -291,7 +293,9 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           assert.deepEqual(await row(1), { status: 'pending', attempts: 1, nextAttemptAt: now + 5_000, lockedBy: null });
           assert.deepEqual(await row(2), { status: 'pending', attempts: 0, nextAttemptAt: now, lockedBy: null });
           assert.equal(await row(3), undefined);
-          assert.deepEqual((await store.outbox.attempts(['dlv_hold_0', 'dlv_hold_1'])).map((a) => a.outcome).sort(), ['failed', 'succeeded']);
+          // Both attempts read back as made, the delivering one kept on its delivery's row.
+          assert.deepEqual(await store.outbox.attempts(['dlv_hold_0', 'dlv_hold_1']), [attempt(0, 'succeeded'), attempt(1, 'failed', now + 5_000)]);
+          assert.equal(await store.outbox.failingSince('sub_hold'), now + 1, 'failing since the failure after the success on the row');
 
           // The lease ends: a recovery creates what has no row (the fourth), pending, and the rows made stay as they are.
           const [hold] = await store.outbox.expiredHolds('webhook', lease.until + 1);

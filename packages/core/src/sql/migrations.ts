@@ -192,6 +192,19 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_delivering_attempt_on_row': {
+      // A held delivery delivered by its first attempt keeps that attempt on its row: no attempt row.
+      async up(db: Kysely<unknown>) {
+        for (const [column, type] of [
+          ['attempt_started_at', 'bigint'],
+          ['attempt_duration_ms', 'integer'],
+          ['attempt_response_status', 'integer'],
+          ['attempt_response_body', 'text'],
+        ] as const) {
+          await db.schema.alterTable('herald_deliveries').addColumn(column, type).execute();
+        }
+      },
+    },
   };
 }
 

@@ -68,6 +68,14 @@ export interface DeliveriesTable {
   locked_until: number | string | null;
   created_at: number | string;
   updated_at: number | string;
+  /**
+   * The attempt that delivered it, when it is kept on the row rather than in herald_delivery_attempts
+   * (the first attempt of a delivery held by a fan-out, when it succeeds).
+   */
+  attempt_started_at: number | string | null;
+  attempt_duration_ms: number | null;
+  attempt_response_status: number | null;
+  attempt_response_body: string | null;
 }
 
 export interface DeliveryAttemptsTable {

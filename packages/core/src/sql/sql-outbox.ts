@@ -56,6 +56,15 @@ const deliveryColumns = [
   'updated_at',
 ] as const satisfies readonly (keyof DeliveriesTable)[];
 
+/** A held delivery's row as its first attempt settles it: the attempt is on the row when it delivered. */
+const settledColumns = [
+  ...deliveryColumns,
+  'attempt_started_at',
+  'attempt_duration_ms',
+  'attempt_response_status',
+  'attempt_response_body',
+] as const satisfies readonly (keyof DeliveriesTable)[];
+
 const attemptColumns = [
   'delivery_id',
   'subscription_id',
@@ -117,19 +126,24 @@ function fromAttempt(attempt: DeliveryAttempt): DeliveryAttemptsTable {
   };
 }
 
-/** The outbox on kysely, shared by SQLite and PostgreSQL; `SqlFlavor.lockForClaim` is the one dialect-specific part. */
-export class SqlOutbox implements Outbox {
-  readonly #db: Kysely<HeraldDatabase>;
-  readonly #flavor: SqlFlavor;
-  readonly #rows: RowReaders;
-  /** Creates deliveries, leaving those whose (subscription, event) has a row already; returns the ids created. */
-  readonly #insertDeliveries = new ManyRowInsert<DeliveriesTable, { id: string }>(deliveryColumns, (db, rows) =>
+/** Creates deliveries (these columns of them), leaving those whose (subscription, event) has a row already; returns the ids created. */
+function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): ManyRowInsert<DeliveriesTable, { id: string }> {
+  return new ManyRowInsert<DeliveriesTable, { id: string }>(columns, (db, rows) =>
     db
       .insertInto('herald_deliveries')
       .values(rows)
       .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing())
       .returning('id'),
   );
+}
+
+/** The outbox on kysely, shared by SQLite and PostgreSQL; `SqlFlavor.lockForClaim` is the one dialect-specific part. */
+export class SqlOutbox implements Outbox {
+  readonly #db: Kysely<HeraldDatabase>;
+  readonly #flavor: SqlFlavor;
+  readonly #rows: RowReaders;
+  readonly #insertDeliveries = deliveryInsert(deliveryColumns);
+  readonly #insertSettled = deliveryInsert(settledColumns);
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable>(attemptColumns, (db, rows) => db.insertInto('herald_delivery_attempts').values(rows));
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, rows: RowReaders) {
@@ -151,7 +165,7 @@ export class SqlOutbox implements Outbox {
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
     return this.#db.transaction().execute(async (trx) => {
       const { lease } = batch;
-      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertDeliveries);
+      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled);
       if (batch.unhold && batch.unhold.length > 0) await this.#create(trx, batch.unhold, lease.now);
       for (const ids of chunks(batch.dropHolds ?? [])) {
         await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
@@ -327,8 +341,15 @@ export class SqlOutbox implements Outbox {
         .orderBy('attempt')
         .execute();
       found.push(...rows.map(toAttempt));
+      const delivered = await this.#db
+        .selectFrom('herald_deliveries')
+        .selectAll()
+        .where('id', 'in', ids)
+        .where('attempt_started_at', 'is not', null)
+        .execute();
+      found.push(...delivered.map(attemptOnRow));
     }
-    return found.sort((a, b) => a.startedAt - b.startedAt);
+    return found.sort((a, b) => a.startedAt - b.startedAt || a.attempt - b.attempt);
   }
 
   async retry(deliveryId: string, now: number): Promise<Delivery | undefined> {
@@ -365,12 +386,22 @@ export class SqlOutbox implements Outbox {
       .where('subscription_id', '=', subscriptionId)
       .where('outcome', '=', 'succeeded')
       .executeTakeFirst();
+    // Successes kept on their rows: the newest event's, found walking the subscription's index from its end.
+    const onRow = await this.#db
+      .selectFrom('herald_deliveries')
+      .select('attempt_started_at as at')
+      .where('subscription_id', '=', subscriptionId)
+      .where('attempt_started_at', 'is not', null)
+      .orderBy('event_seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const lastSuccess = Math.max(Number(success?.at ?? Number.NEGATIVE_INFINITY), Number(onRow?.at ?? Number.NEGATIVE_INFINITY));
     let query = this.#db
       .selectFrom('herald_delivery_attempts')
       .select((eb) => eb.fn.min('started_at').as('at'))
       .where('subscription_id', '=', subscriptionId)
       .where('outcome', '=', 'failed');
-    if (success?.at != null) query = query.where('started_at', '>', Number(success.at));
+    if (Number.isFinite(lastSuccess)) query = query.where('started_at', '>', lastSuccess);
     const failure = await query.executeTakeFirst();
     return failure?.at == null ? undefined : Number(failure.at);
   }
@@ -435,6 +466,10 @@ function fromNewDelivery(delivery: NewDelivery, now: number, lease?: Lease): Del
     locked_until: created.lockedUntil,
     created_at: created.createdAt,
     updated_at: created.updatedAt,
+    attempt_started_at: null,
+    attempt_duration_ms: null,
+    attempt_response_status: null,
+    attempt_response_body: null,
   };
 }
 
@@ -444,15 +479,16 @@ async function settle(
   lease: Lease,
   settled: readonly SettledAttempt[],
   insertAttempts: ManyRowInsert<DeliveryAttemptsTable>,
-  insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
+  insertSettled: ManyRowInsert<DeliveriesTable, { id: string }>,
 ): Promise<void> {
   // A held delivery gets its row now, as its attempt left it, unless a recovery of its hold made one
   // meanwhile: that row stays as it is, with its own attempts, and this attempt is not recorded.
   const created = new Set<string>();
   for (const group of chunks(settled.filter((s) => s.held !== undefined))) {
-    for (const { id } of await insertDeliveries.execute(trx, group.map((s) => settledRow(s, lease.now)))) created.add(id);
+    for (const { id } of await insertSettled.execute(trx, group.map((s) => settledRow(s, lease.now)))) created.add(id);
   }
-  const recorded = settled.filter((s) => s.held === undefined || created.has(s.attempt.deliveryId));
+  // A held delivery's delivering attempt is on its row (see `settledRow`).
+  const recorded = settled.filter((s) => s.held === undefined || (created.has(s.attempt.deliveryId) && s.status !== 'delivered'));
   for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
   const stored = settled.filter((s) => s.held === undefined);
   const delivered = stored.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
@@ -481,9 +517,10 @@ async function settle(
   }
 }
 
-/** The row of a held delivery whose attempt settled at `now`. */
+/** The row of a held delivery whose first attempt settled at `now`: with the attempt on it, when it delivered. */
 function settledRow({ attempt, status, held }: SettledAttempt, now: number): DeliveriesTable {
   const delivery = held as NewDelivery;
+  const delivered = status === 'delivered';
   return {
     id: delivery.id,
     subscription_id: delivery.subscriptionId,
@@ -496,6 +533,24 @@ function settledRow({ attempt, status, held }: SettledAttempt, now: number): Del
     locked_until: null,
     created_at: delivery.nextAttemptAt,
     updated_at: now,
+    attempt_started_at: delivered ? attempt.startedAt : null,
+    attempt_duration_ms: delivered ? Math.round(attempt.durationMs) : null,
+    attempt_response_status: delivered ? (attempt.responseStatus ?? null) : null,
+    attempt_response_body: delivered ? (attempt.responseBody ?? null) : null,
+  };
+}
+
+/** The attempt kept on a delivery's row. */
+function attemptOnRow(row: Selectable<DeliveriesTable>): DeliveryAttempt {
+  return {
+    deliveryId: row.id,
+    subscriptionId: row.subscription_id,
+    attempt: 1,
+    startedAt: Number(row.attempt_started_at),
+    durationMs: Number(row.attempt_duration_ms),
+    outcome: 'succeeded',
+    ...(row.attempt_response_status !== null ? { responseStatus: Number(row.attempt_response_status) } : {}),
+    ...(row.attempt_response_body !== null ? { responseBody: row.attempt_response_body } : {}),
   };
 }
 

@@ -1,10 +1,15 @@
 import { type Compilable, CompiledQuery, type Kysely } from 'kysely';
 import type { HeraldDatabase } from './schema.js';
 
+/** Row counts are multiples of this, or smaller: few distinct statements, all of them kept prepared. */
+const step = 25;
+
 /**
  * A many-row INSERT whose SQL is compiled once per row count: building one with the query builder
  * costs more than running it. `build` gets rows of nulls, since only the shape matters (the values
- * are bound when it runs), in the order of `columns`.
+ * are bound when it runs), in the order of `columns`. The rows go in at most two statements, of a
+ * multiple of 25 rows and of fewer than 25, so that an insert of any size is one of a few dozen
+ * statements that stay compiled here and prepared in the database, rather than one of hundreds.
  */
 export class ManyRowInsert<Row extends object, Output = unknown> {
   readonly #columns: readonly (keyof Row & string)[];
@@ -16,8 +21,14 @@ export class ManyRowInsert<Row extends object, Output = unknown> {
     this.#build = build;
   }
 
-  /** Inserts `rows` (keep them within the dialect's bound-parameter limit) and returns what the statement returns. */
+  /** Inserts `rows` (keep them within the dialect's bound-parameter limit) and returns what the statements return. */
   async execute(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<Output[]> {
+    const split = rows.length - (rows.length % step);
+    if (split === 0 || split === rows.length) return this.#insert(db, rows);
+    return [...(await this.#insert(db, rows.slice(0, split))), ...(await this.#insert(db, rows.slice(split)))];
+  }
+
+  async #insert(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<Output[]> {
     let text = this.#sql.get(rows.length);
     if (text === undefined) {
       const shape = Object.fromEntries(this.#columns.map((column) => [column, null])) as Row;

@@ -190,7 +190,7 @@ export interface Outbox {
   expiredHolds(name: string, now: number): Promise<Hold[]>;
   /**
    * Recovers an expired hold: drops it and creates those of `deliveries` that have no row, pending and
-   * due at `now`, in one transaction; false (and nothing written) when it is gone or its lease was renewed.
+   * due at `now`, in one transaction; false (and nothing written) when it is gone or its lease has not ended.
    */
   recoverHold(id: string, deliveries: readonly NewDelivery[], now: number): Promise<boolean>;
   /** Subscriptions that have deliveries due by `now` that nobody holds. */

@@ -22,7 +22,7 @@ import type { Subscription } from '../subscription.js';
 import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, OutboxHoldsTable, SubscriptionsTable } from './schema.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlFlavor } from './sql-flavor.js';
-import { subscriptionVersion } from './subscription-version.js';
+import { subscriptionVersionQuery } from './subscription-version.js';
 
 /** Inlined rather than bound, so that the planners can use the partial indexes of pending deliveries. */
 const pending = sql.lit('pending');
@@ -577,13 +577,10 @@ async function fanOut(
   lease: Lease,
   insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
 ): Promise<{ ids: string[]; hold?: string } | undefined> {
-  if (input.subscriptionVersion !== undefined && (await subscriptionVersion(trx)) !== input.subscriptionVersion) return undefined;
-  const moved = await trx
-    .updateTable('herald_outbox_positions')
-    .set({ seq: input.to })
-    .where('name', '=', input.name)
-    .where('seq', '=', input.from)
-    .executeTakeFirst();
+  let move = trx.updateTable('herald_outbox_positions').set({ seq: input.to }).where('name', '=', input.name).where('seq', '=', input.from);
+  const version = input.subscriptionVersion;
+  if (version !== undefined) move = move.where((eb) => eb(subscriptionVersionQuery(eb), '=', version));
+  const moved = await move.executeTakeFirst();
   if (Number(moved.numUpdatedRows) !== 1) return undefined;
   let held = input.deliveries.filter((delivery) => delivery.claimed);
   const subscriptionIds = [...new Set(held.map((delivery) => delivery.subscriptionId))];

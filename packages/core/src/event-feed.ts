@@ -1,6 +1,6 @@
 import type { HeraldEvent } from './envelope.js';
 import type { EventBus } from './event-bus.js';
-import { matchesPattern } from './names.js';
+import { takesEvent } from './subscription.js';
 import type { Store } from './store.js';
 
 /** What a feed delivers: the types, who may see them, and where to start. */
@@ -65,9 +65,7 @@ export async function openEventFeed(
   const { types, visibleTo } = options;
   const batchSize = options.batchSize ?? 500;
   const holdLimit = options.holdLimit ?? 10_000;
-  const wanted = (event: HeraldEvent) =>
-    (visibleTo === undefined || event.consumer === undefined || event.consumer === visibleTo) &&
-    types.some((pattern) => matchesPattern(pattern, event.type));
+  const wanted = (event: HeraldEvent) => takesEvent(event, types, visibleTo);
 
   let position = bus.latest;
   let replaying = options.after !== undefined;

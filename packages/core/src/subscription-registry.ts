@@ -2,7 +2,7 @@ import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
 import { newId } from './ids.js';
 import type { Store } from './store.js';
-import { affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
+import { addressedTo, affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
 import { SubscriptionMatcher } from './subscription-matcher.js';
 
 const channel = 'herald:subscriptions';
@@ -100,7 +100,7 @@ export class SubscriptionRegistry {
     if (!matcher) return [];
     return matcher
       .match(event.type)
-      .filter((s) => s.status === 'active' && (event.consumer === undefined || event.consumer === s.consumer));
+      .filter((s) => s.status === 'active' && addressedTo(event, s.consumer));
   }
 
   async #changed(subscription: Subscription): Promise<Subscription> {

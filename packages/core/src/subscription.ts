@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { eventTypePattern } from './names.js';
+import type { HeraldEvent } from './envelope.js';
+import { eventTypePattern, matchesPattern } from './names.js';
 
 /** `pending` waits for endpoint verification; only `active` subscriptions receive events. */
 export const subscriptionStatus = z.enum(['active', 'paused', 'disabled', 'pending']);
@@ -39,4 +40,14 @@ export type SubscriptionChanges = Partial<Pick<Subscription, 'types' | 'status' 
 /** Whether `changes` touch what a subscription matches: any field but the cursor, given a value. */
 export function affectsMatching(changes: SubscriptionChanges): boolean {
   return Object.entries(changes).some(([field, value]) => field !== 'cursor' && value !== undefined);
+}
+
+/** Whether `event` is for `consumer`: addressed to nobody in particular, or to it. No consumer sees every event. */
+export function addressedTo(event: Pick<HeraldEvent, 'consumer'>, consumer: string | undefined): boolean {
+  return consumer === undefined || event.consumer === undefined || event.consumer === consumer;
+}
+
+/** Whether `event` is one that `types` (patterns), seen by `consumer`, take. */
+export function takesEvent(event: Pick<HeraldEvent, 'type' | 'consumer'>, types: readonly string[], consumer: string | undefined): boolean {
+  return addressedTo(event, consumer) && types.some((pattern) => matchesPattern(pattern, event.type));
 }

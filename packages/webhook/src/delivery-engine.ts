@@ -6,12 +6,12 @@ import {
   type HeraldEvent,
   type Hold,
   type Lease,
-  matchesPattern,
   type NewDelivery,
   newId,
   type Outbox,
   type SettledAttempt,
   type Subscription,
+  takesEvent,
   type TransportContext,
 } from '@herald/core';
 import { type Outcome, outcomeOf } from './delivery-outcome.js';
@@ -618,7 +618,7 @@ export class DeliveryEngine {
       const subscription = await this.#context.subscriptions.get(id);
       if (!subscription) continue;
       for (const event of events) {
-        if (takes(subscription, event)) deliveries.push({ id: newId('dlv'), subscriptionId: id, eventSeq: event.seq, eventId: event.id, nextAttemptAt: now });
+        if (takesEvent(event, subscription.types, subscription.consumer)) deliveries.push({ id: newId('dlv'), subscriptionId: id, eventSeq: event.seq, eventId: event.id, nextAttemptAt: now });
       }
     }
     // Should this node be the one that held it, the deliveries it still counts are no longer its own.
@@ -661,10 +661,4 @@ function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease:
       held: delivery,
       hold,
     }));
-}
-
-/** Whether `subscription` takes `event` by its types and addressing (whatever its status). */
-function takes(subscription: Subscription, event: HeraldEvent): boolean {
-  if (event.consumer !== undefined && event.consumer !== subscription.consumer) return false;
-  return subscription.types.some((pattern) => matchesPattern(pattern, event.type));
 }

@@ -95,10 +95,8 @@ export class DeliveryEngine {
   readonly #wanted = new Set<Endpoint>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #bodies = new WeakMap<HeraldEvent, string>();
-  #settles: SettledAttempt[] = [];
-  /** Held deliveries given back unsent, and holds whose deliveries all have rows: for the next commit. */
-  #unhold: NewDelivery[] = [];
-  #dropHolds: string[] = [];
+  /** What the next commit writes besides its fan-out and claims. */
+  #writes = noWrites();
   /** How many deliveries of each of this worker's holds have no row yet. */
   readonly #holds = new Map<string, number>();
   #cycling?: Promise<void>;
@@ -236,30 +234,19 @@ export class DeliveryEngine {
           endpoint.refreshedAt = now;
         }
       }
-      const settle = this.#settles;
-      const unhold = this.#unhold;
-      const dropHolds = this.#dropHolds;
-      this.#settles = [];
-      this.#unhold = [];
-      this.#dropHolds = [];
+      const writes = this.#writes;
+      this.#writes = noWrites();
       const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
       const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
-      if (!prepared && settle.length === 0 && unhold.length === 0 && dropHolds.length === 0 && rest.length === 0) return;
+      if (!prepared && rest.length === 0 && writes.settle.length + writes.unhold.length + writes.dropHolds.length === 0) return;
       const lease = { worker: this.worker, now, until: now + this.#options.lease };
       let result: Awaited<ReturnType<Outbox['commit']>>;
       try {
-        result = await this.#outbox.commit({
-          lease,
-          ...(settle.length > 0 ? { settle } : {}),
-          ...(unhold.length > 0 ? { unhold } : {}),
-          ...(dropHolds.length > 0 ? { dropHolds } : {}),
-          ...(prepared ? { fanOut: prepared.fanOut } : {}),
-          ...(rest.length > 0 ? { claim: rest } : {}),
-        });
+        result = await this.#outbox.commit({ lease, ...writes, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest });
       } catch (error) {
-        this.#settles = [...settle, ...this.#settles];
-        this.#unhold = [...unhold, ...this.#unhold];
-        this.#dropHolds = [...dropHolds, ...this.#dropHolds];
+        // Written next time, before what has come since.
+        const later = this.#writes;
+        this.#writes = { settle: [...writes.settle, ...later.settle], unhold: [...writes.unhold, ...later.unhold], dropHolds: [...writes.dropHolds, ...later.dropHolds] };
         this.#context.logger.error({ err: error }, 'the webhook outbox could not commit; retrying in 1 s');
         this.#retryTimer ??= setTimeout(() => {
           this.#retryTimer = undefined;
@@ -282,7 +269,7 @@ export class DeliveryEngine {
   /**
    * How many events to fan out now, at most. While the endpoints this node knows have work claimed,
    * new events wait in the log (`maxFanOutWait` at most, in case a subscription made on another node has not rung yet) and are fanned out as room frees, so that their
-   * deliveries are created claimed (one write fewer each) rather than created now and claimed later.
+   * deliveries are held by the fan-out and sent at once, rather than stored now and claimed later.
    */
   #fanOutRoom(now: number): number {
     if (now - this.#fannedOutAt >= maxFanOutWait || this.#endpoints.size === 0) return Number.POSITIVE_INFINITY;
@@ -390,13 +377,13 @@ export class DeliveryEngine {
     const stored: string[] = [];
     for (const item of items) {
       if (item.held) {
-        this.#unhold.push(item.held);
+        this.#writes.unhold.push(item.held);
         this.#recorded(item);
       } else {
         stored.push(item.delivery.id);
       }
     }
-    if (this.#unhold.length > 0) this.#kickSoon();
+    if (this.#writes.unhold.length > 0) this.#kickSoon();
     if (stored.length === 0) return;
     await this.#outbox
       .release(this.worker, stored)
@@ -412,7 +399,7 @@ export class DeliveryEngine {
       return;
     }
     this.#holds.delete(hold);
-    this.#dropHolds.push(hold);
+    this.#writes.dropHolds.push(hold);
   }
 
   /** Sends queued deliveries while the endpoint has free slots. */
@@ -440,7 +427,7 @@ export class DeliveryEngine {
   #attempted(endpoint: Endpoint, claimed: ClaimedWithSubscription, task: Promise<void>, attempted?: Attempted, error?: unknown): void {
     try {
       if (attempted) {
-        this.#settles.push(attempted.settled);
+        this.#writes.settle.push(attempted.settled);
         this.#recorded(claimed);
         this.#afterAttempt(endpoint, attempted.settled.attempt, attempted.outcome, claimed.event?.time);
       } else {
@@ -646,6 +633,20 @@ export class DeliveryEngine {
       this.#context.logger.warn({ err: error }, 'pruning settled webhook deliveries failed');
     }
   }
+}
+
+/**
+ * Settled attempts, held deliveries given back unsent (created pending), and holds whose deliveries
+ * all have their rows (dropped): each commit writes them before its fan-out and claims.
+ */
+interface Writes {
+  settle: SettledAttempt[];
+  unhold: NewDelivery[];
+  dropHolds: string[];
+}
+
+function noWrites(): Writes {
+  return { settle: [], unhold: [], dropHolds: [] };
 }
 
 /** The deliveries the fan-out holds under `lease` (in `hold`), as claims. */

@@ -166,7 +166,7 @@ export class SqlOutbox implements Outbox {
     return this.#db.transaction().execute(async (trx) => {
       const { lease } = batch;
       if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled);
-      if (batch.unhold && batch.unhold.length > 0) await this.#create(trx, batch.unhold, lease.now);
+      if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
       for (const ids of chunks(batch.dropHolds ?? [])) {
         await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
       }
@@ -186,16 +186,6 @@ export class SqlOutbox implements Outbox {
     });
   }
 
-  /** Creates these deliveries unclaimed, due by `now`, leaving those that have a row. */
-  async #create(trx: Transaction<HeraldDatabase>, deliveries: readonly NewDelivery[], now: number): Promise<void> {
-    for (const group of chunks(deliveries)) {
-      await this.#insertDeliveries.execute(
-        trx,
-        group.map((delivery) => fromNewDelivery({ ...delivery, claimed: false, nextAttemptAt: Math.min(delivery.nextAttemptAt, now) }, now)),
-      );
-    }
-  }
-
   async expiredHolds(name: string, now: number): Promise<Hold[]> {
     const rows = await this.#db.selectFrom('herald_outbox_holds').selectAll().where('name', '=', name).where('locked_until', '<', now).execute();
     return rows.map(toHold);
@@ -205,7 +195,7 @@ export class SqlOutbox implements Outbox {
     return this.#db.transaction().execute(async (trx) => {
       const dropped = await trx.deleteFrom('herald_outbox_holds').where('id', '=', id).where('locked_until', '<', now).executeTakeFirst();
       if (Number(dropped.numDeletedRows) !== 1) return false;
-      await this.#create(trx, deliveries, now);
+      await createDeliveries(trx, this.#insertDeliveries, deliveries, now);
       return true;
     });
   }
@@ -451,9 +441,21 @@ export class SqlOutbox implements Outbox {
   }
 }
 
-/** A new delivery's row (see `createdDelivery`). */
-function fromNewDelivery(delivery: NewDelivery, now: number, lease?: Lease): DeliveriesTable {
-  const created = createdDelivery(delivery, now, lease);
+/** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */
+async function createDeliveries(
+  trx: Transaction<HeraldDatabase>,
+  insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
+  deliveries: readonly NewDelivery[],
+  now: number,
+): Promise<void> {
+  for (const group of chunks(deliveries)) {
+    await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery({ ...delivery, nextAttemptAt: Math.min(delivery.nextAttemptAt, now) }, now)));
+  }
+}
+
+/** A new delivery's row, unclaimed (see `createdDelivery`). */
+function fromNewDelivery(delivery: NewDelivery, now: number): DeliveriesTable {
+  const created = createdDelivery(delivery, now);
   return {
     id: created.id,
     subscription_id: created.subscriptionId,
@@ -596,9 +598,7 @@ async function fanOut(
     for (const row of rows) existing.add(`${row.subscription_id} ${Number(row.event_seq)}`);
   }
   if (existing.size > 0) held = held.filter((delivery) => !existing.has(`${delivery.subscriptionId} ${delivery.eventSeq}`));
-  for (const group of chunks(input.deliveries.filter((delivery) => !delivery.claimed))) {
-    await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery(delivery, lease.now)));
-  }
+  await createDeliveries(trx, insertDeliveries, input.deliveries.filter((delivery) => !delivery.claimed), lease.now);
   if (held.length === 0) return { ids: [] };
   const hold = newId('hld');
   await trx

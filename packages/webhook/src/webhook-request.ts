@@ -1,6 +1,6 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { StoredWebhookConfig } from './webhook-config.js';
-import { secretKey, signature } from './webhook-signature.js';
+import { secretKey, signedHeaders } from './webhook-signature.js';
 
 const userAgent = 'Herald-Webhooks/0.1';
 
@@ -43,16 +43,15 @@ function targetOf(config: StoredWebhookConfig): Target {
  */
 export function webhookRequest(config: StoredWebhookConfig, id: string, body: string, now: number): WebhookRequest {
   const target = targetOf(config);
-  const timestamp = Math.floor(now / 1000);
-  let signatures = signature(target.key, id, timestamp, body);
-  for (const old of target.previous) if (old.until > now) signatures += ` ${signature(old.key, id, timestamp, body)}`;
+  const keys = [target.key, ...target.previous.filter((old) => old.until > now).map((old) => old.key)];
+  const signed = signedHeaders(keys, id, Math.floor(now / 1000), body);
   // A literal, not a spread: objects of one shape keep undici's header handling on its fast path (several µs a request).
   const headers: Record<string, string> = {
     'user-agent': userAgent,
     'content-type': 'application/json',
-    'webhook-id': id,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': signatures,
+    'webhook-id': signed['webhook-id'],
+    'webhook-timestamp': signed['webhook-timestamp'],
+    'webhook-signature': signed['webhook-signature'],
   };
   for (const [name, value] of target.extraHeaders) headers[name] = value;
   return { url: target.url, headers };

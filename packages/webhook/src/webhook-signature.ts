@@ -39,7 +39,7 @@ export function signature(secret: string | Buffer | KeyObject, id: string, times
 
 /** The three Standard Webhooks headers; one signature per secret, space-separated. */
 export function signedHeaders(
-  secrets: readonly (string | Buffer)[],
+  secrets: readonly (string | Buffer | KeyObject)[],
   id: string,
   timestamp: number,
   body: string,

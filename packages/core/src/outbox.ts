@@ -182,7 +182,11 @@ export interface DeliveryListOptions {
 export interface Outbox {
   /** The fan-out position `name`: the events up to it have their deliveries. Created at `initial` when missing. */
   position(name: string, initial: number): Promise<number>;
-  /** Settles attempts, fans out and claims, atomically. */
+  /**
+   * Settles attempts, fans out and claims, atomically. A killed process keeps what it committed; a power
+   * loss may undo the last commits (not the events, which are synced as they are appended), and that
+   * only sends their deliveries again.
+   */
   commit(batch: OutboxBatch): Promise<OutboxBatchResult>;
   /** Gives claimed deliveries back without counting an attempt. */
   release(worker: string, deliveryIds: readonly string[]): Promise<void>;

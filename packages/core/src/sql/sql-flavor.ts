@@ -1,4 +1,4 @@
-import { type CreateTableBuilder, type Kysely, type SelectQueryBuilder, sql } from 'kysely';
+import { type CreateTableBuilder, type Kysely, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
 import type { HeraldDatabase } from './schema.js';
 
 /** The few things SQLite and PostgreSQL must be told apart for; everything else is shared kysely code. */
@@ -18,6 +18,13 @@ export interface SqlFlavor {
    * nodes append at once); SQLite writes one transaction at a time already. See docs/guides/scaling.md.
    */
   serializeAppends?(trx: Kysely<HeraldDatabase>): Promise<void>;
+  /**
+   * Runs `work` in a transaction whose commit is not waited to disk: a killed process keeps it, a power
+   * loss or an OS crash may undo it (and what committed after it, never what came before). For writes
+   * that are safe to lose that way, such as the outbox's, whose loss only sends a delivery again. Absent:
+   * an ordinary transaction.
+   */
+  unsyncedTransaction?<T>(db: Kysely<HeraldDatabase>, work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T>;
 }
 
 /** The advisory lock key that serialises appends on PostgreSQL: "herald" in ASCII. */
@@ -29,6 +36,24 @@ export const sqliteFlavor: SqlFlavor = {
   lockForClaim: (query) => query,
 };
 
+/**
+ * SQLite with `synchronous=FULL`, whose unsynced transactions commit under `synchronous=NORMAL`: in WAL
+ * mode the commit is written to the WAL but not fsynced, and the next synced commit (or checkpoint)
+ * makes it durable. The setting cannot change inside a transaction, so the connection is held around it.
+ */
+export const syncedSqliteFlavor: SqlFlavor = {
+  ...sqliteFlavor,
+  unsyncedTransaction: (db, work) =>
+    db.connection().execute(async (connection) => {
+      await sql`pragma synchronous = normal`.execute(connection);
+      try {
+        return await connection.transaction().execute(work);
+      } finally {
+        await sql`pragma synchronous = full`.execute(connection);
+      }
+    }),
+};
+
 export const postgresFlavor: SqlFlavor = {
   name: 'postgres',
   addSeqColumn: (table) => table.addColumn('seq', 'bigserial', (column) => column.primaryKey()),
@@ -36,4 +61,10 @@ export const postgresFlavor: SqlFlavor = {
   async serializeAppends(trx) {
     await sql`select pg_advisory_xact_lock(${appendLockKey})`.execute(trx);
   },
+  // PostgreSQL's asynchronous commit: the WAL is flushed by the WAL writer shortly after, not waited for.
+  unsyncedTransaction: (db, work) =>
+    db.transaction().execute(async (trx) => {
+      await sql`set local synchronous_commit = off`.execute(trx);
+      return work(trx);
+    }),
 };

@@ -163,7 +163,7 @@ export class SqlOutbox implements Outbox {
   }
 
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       const { lease } = batch;
       if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled);
       if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
@@ -184,6 +184,11 @@ export class SqlOutbox implements Outbox {
       const claimed = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, lease, batch.claim) : [];
       return { fannedOut, ...(position !== undefined ? { position } : {}), claimedInFanOut: held.ids, ...(held.hold ? { hold: held.hold } : {}), claimed };
     });
+  }
+
+  /** Losing a commit to a power failure only sends its deliveries again: its events were synced when appended. */
+  #transaction<T>(work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T> {
+    return this.#flavor.unsyncedTransaction ? this.#flavor.unsyncedTransaction(this.#db, work) : this.#db.transaction().execute(work);
   }
 
   async expiredHolds(name: string, now: number): Promise<Hold[]> {

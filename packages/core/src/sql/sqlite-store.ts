@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, type SqliteDatabase, SqliteDialect, type SqliteStatement } from 'kysely';
 import type { HeraldDatabase } from './schema.js';
-import { sqliteFlavor } from './sql-flavor.js';
+import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
 
 export interface SqliteStoreOptions {
@@ -25,7 +25,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   database.pragma('journal_mode = WAL');
   database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   database.pragma('busy_timeout = 5000');
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database: keepingStatements(database) }) }), sqliteFlavor);
+  const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database: keepingStatements(database) }) }), flavor);
 }
 
 /** Prepared statements kept, by SQL text, at most this many. */
@@ -41,6 +42,8 @@ function keepingStatements(database: Database.Database): SqliteDatabase {
   return {
     close: () => database.close(),
     prepare(sql) {
+      // A pragma acts when it is prepared: a kept one would not act again.
+      if (sql.startsWith('pragma')) return database.prepare(sql);
       let statement = statements.get(sql);
       if (statement) {
         // Least recently used first: move it to the end.

@@ -309,7 +309,8 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           assert.deepEqual(await row(0), { status: 'delivered', attempts: 1, nextAttemptAt: null, lockedBy: null });
           const again = await store.outbox.get('dlv_again_3');
           assert.deepEqual({ status: again?.status, attempts: again?.attempts, nextAttemptAt: again?.nextAttemptAt }, { status: 'pending', attempts: 0, nextAttemptAt: now });
-          // The lost worker's attempt, settled late, changes nothing: the recovered row is the delivery now.
+          // The lost worker's attempts, settled late, change nothing: the recovered row is the delivery now.
+          await store.outbox.commit({ lease, settle: [{ attempt: attempt(3, 'failed', now + 60_000), status: 'pending', held: held[3] as NewDelivery }] });
           await store.outbox.commit({ lease, settle: [{ attempt: attempt(3, 'succeeded'), status: 'delivered', held: held[3] as NewDelivery }] });
           assert.equal(await row(3), undefined);
           assert.equal((await store.outbox.get('dlv_again_3'))?.status, 'pending');

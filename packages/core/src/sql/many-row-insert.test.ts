@@ -41,4 +41,19 @@ describe('ManyRowInsert', () => {
     const sizes = [...prepared].filter((text) => text.startsWith('insert')).map((text) => text.split('(?, ?)').length - 1);
     expect(sizes.sort((a, b) => a - b)).toEqual([1, 10, 12, 24, 25, 50, 125, 175, 200]);
   });
+
+  it('counts the rows that went in, without those a conflict skipped', async () => {
+    const database = new Database(':memory:');
+    databases.push(database);
+    const db = new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database }) });
+    await sql`create table herald_outbox_positions (name text primary key, seq integer not null)`.execute(db);
+    const insert = new ManyRowInsert<OutboxPositionsTable>(['name', 'seq'], (kysely, rows) =>
+      kysely.insertInto('herald_outbox_positions').values(rows).onConflict((oc) => oc.column('name').doNothing()),
+    );
+    const rows = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ name: `p${from + i}`, seq: from + i }));
+    expect(await insert.insert(db, rows(0, 30))).toBe(30);
+    // 40 rows in two statements (25 + 15), 20 of them already in.
+    expect(await insert.insert(db, rows(10, 40))).toBe(20);
+    expect(Number((await sql<{ n: number }>`select count(*) as n from herald_outbox_positions`.execute(db)).rows[0]?.n)).toBe(50);
+  });
 });

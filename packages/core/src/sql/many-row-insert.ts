@@ -1,4 +1,4 @@
-import { type Compilable, CompiledQuery, type Kysely } from 'kysely';
+import { type Compilable, CompiledQuery, type Kysely, type QueryResult } from 'kysely';
 import type { HeraldDatabase } from './schema.js';
 
 /** Row counts are multiples of this, or smaller: few distinct statements, all of them kept prepared. */
@@ -23,12 +23,21 @@ export class ManyRowInsert<Row extends object, Output = unknown> {
 
   /** Inserts `rows` (keep them within the dialect's bound-parameter limit) and returns what the statements return. */
   async execute(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<Output[]> {
-    const split = rows.length - (rows.length % step);
-    if (split === 0 || split === rows.length) return this.#insert(db, rows);
-    return [...(await this.#insert(db, rows.slice(0, split))), ...(await this.#insert(db, rows.slice(split)))];
+    return (await this.#run(db, rows)).flatMap((result) => result.rows);
   }
 
-  async #insert(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<Output[]> {
+  /** Inserts `rows` (as `execute`) and returns how many went in: fewer when the statement skips conflicting ones. */
+  async insert(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<number> {
+    return (await this.#run(db, rows)).reduce((sum, result) => sum + Number(result.numAffectedRows ?? 0), 0);
+  }
+
+  async #run(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<QueryResult<Output>[]> {
+    const split = rows.length - (rows.length % step);
+    if (split === 0 || split === rows.length) return [await this.#statement(db, rows)];
+    return [await this.#statement(db, rows.slice(0, split)), await this.#statement(db, rows.slice(split))];
+  }
+
+  async #statement(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<QueryResult<Output>> {
     let text = this.#sql.get(rows.length);
     if (text === undefined) {
       const shape = Object.fromEntries(this.#columns.map((column) => [column, null])) as Row;
@@ -37,6 +46,6 @@ export class ManyRowInsert<Row extends object, Output = unknown> {
     }
     const parameters: unknown[] = [];
     for (const row of rows) for (const column of this.#columns) parameters.push(row[column]);
-    return (await db.executeQuery<Output>(CompiledQuery.raw(text, parameters))).rows;
+    return db.executeQuery<Output>(CompiledQuery.raw(text, parameters));
   }
 }

@@ -126,14 +126,13 @@ function fromAttempt(attempt: DeliveryAttempt): DeliveryAttemptsTable {
   };
 }
 
-/** Creates deliveries (these columns of them), leaving those whose (subscription, event) has a row already; returns the ids created. */
-function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): ManyRowInsert<DeliveriesTable, { id: string }> {
-  return new ManyRowInsert<DeliveriesTable, { id: string }>(columns, (db, rows) =>
+/** Creates deliveries (these columns of them), leaving those whose (subscription, event) has a row already. */
+function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): ManyRowInsert<DeliveriesTable> {
+  return new ManyRowInsert<DeliveriesTable>(columns, (db, rows) =>
     db
       .insertInto('herald_deliveries')
       .values(rows)
-      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing())
-      .returning('id'),
+      .onConflict((oc) => oc.columns(['subscription_id', 'event_seq']).doNothing()),
   );
 }
 
@@ -449,12 +448,12 @@ export class SqlOutbox implements Outbox {
 /** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */
 async function createDeliveries(
   trx: Transaction<HeraldDatabase>,
-  insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
+  insertDeliveries: ManyRowInsert<DeliveriesTable>,
   deliveries: readonly NewDelivery[],
   now: number,
 ): Promise<void> {
   for (const group of chunks(deliveries)) {
-    await insertDeliveries.execute(trx, group.map((delivery) => fromNewDelivery({ ...delivery, nextAttemptAt: Math.min(delivery.nextAttemptAt, now) }, now)));
+    await insertDeliveries.insert(trx, group.map((delivery) => fromNewDelivery({ ...delivery, nextAttemptAt: Math.min(delivery.nextAttemptAt, now) }, now)));
   }
 }
 
@@ -486,16 +485,20 @@ async function settle(
   lease: Lease,
   settled: readonly SettledAttempt[],
   insertAttempts: ManyRowInsert<DeliveryAttemptsTable>,
-  insertSettled: ManyRowInsert<DeliveriesTable, { id: string }>,
+  insertSettled: ManyRowInsert<DeliveriesTable>,
 ): Promise<void> {
   // A held delivery gets its row now, as its attempt left it, unless a recovery of its hold made one
   // meanwhile: that row stays as it is, with its own attempts, and this attempt is not recorded.
-  const created = new Set<string>();
+  const notCreated = new Set<string>();
   for (const group of chunks(settled.filter((s) => s.held !== undefined))) {
-    for (const { id } of await insertSettled.execute(trx, group.map((s) => settledRow(s, lease.now)))) created.add(id);
+    const rows = group.map((s) => settledRow(s, lease.now));
+    if ((await insertSettled.insert(trx, rows)) === rows.length) continue;
+    const ids = rows.map((row) => row.id);
+    const created = new Set((await trx.selectFrom('herald_deliveries').select('id').where('id', 'in', ids).execute()).map((row) => row.id));
+    for (const id of ids) if (!created.has(id)) notCreated.add(id);
   }
   // A held delivery's delivering attempt is on its row (see `settledRow`).
-  const recorded = settled.filter((s) => s.held === undefined || (created.has(s.attempt.deliveryId) && s.status !== 'delivered'));
+  const recorded = settled.filter((s) => s.held === undefined || (s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId)));
   for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
   const stored = settled.filter((s) => s.held === undefined);
   const delivered = stored.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
@@ -582,7 +585,7 @@ async function fanOut(
   trx: Transaction<HeraldDatabase>,
   input: FanOut,
   lease: Lease,
-  insertDeliveries: ManyRowInsert<DeliveriesTable, { id: string }>,
+  insertDeliveries: ManyRowInsert<DeliveriesTable>,
 ): Promise<{ ids: string[]; hold?: string } | undefined> {
   let move = trx.updateTable('herald_outbox_positions').set({ seq: input.to }).where('name', '=', input.name).where('seq', '=', input.from);
   const version = input.subscriptionVersion;

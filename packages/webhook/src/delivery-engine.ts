@@ -27,6 +27,8 @@ const settleDelay = 50;
 const timerHorizon = 60_000;
 /** How long a subscription read from the store is trusted by the poll. */
 const subscriptionTtl = 5_000;
+/** How often an endpoint's throughput is measured, in ms: soon enough that a burst after a quiet spell is claimed ahead within its first rounds. */
+const rateWindow = 50;
 /** An unordered endpoint claims ahead about this much of its measured throughput, in seconds... */
 const prefetchSeconds = 0.25;
 /** ...but at least its concurrency and at most this many. */
@@ -451,7 +453,7 @@ export class DeliveryEngine {
     endpoint.finished += 1;
     const now = Date.now();
     const elapsed = now - endpoint.finishedSince;
-    if (elapsed >= 500) {
+    if (elapsed >= rateWindow) {
       endpoint.rate = endpoint.rate === 0 ? (endpoint.finished * 1000) / elapsed : 0.5 * endpoint.rate + (0.5 * endpoint.finished * 1000) / elapsed;
       endpoint.finished = 0;
       endpoint.finishedSince = now;

@@ -453,7 +453,9 @@ export class DeliveryEngine {
     endpoint.finished += 1;
     const now = Date.now();
     const elapsed = now - endpoint.finishedSince;
-    if (elapsed >= rateWindow) {
+    // The first estimate as soon as a round of requests has finished, so that a new endpoint is claimed ahead for at once.
+    const firstRound = endpoint.rate === 0 && endpoint.finished >= this.#options.concurrency && elapsed > 0;
+    if (elapsed >= rateWindow || firstRound) {
       endpoint.rate = endpoint.rate === 0 ? (endpoint.finished * 1000) / elapsed : 0.5 * endpoint.rate + (0.5 * endpoint.finished * 1000) / elapsed;
       endpoint.finished = 0;
       endpoint.finishedSince = now;

@@ -63,8 +63,11 @@ interface Endpoint {
   disabling?: boolean;
 }
 
-/** A claimed delivery; `held` (with its `hold`) when a fan-out gave it to this worker without storing it. */
-type Claimed = ClaimedDelivery & { held?: NewDelivery; hold?: string };
+/**
+ * A claimed delivery; `held` (with its `hold`) when a fan-out gave it to this worker without storing it,
+ * and then with its event's JSON, which the fan-out made once for the subscriptions it matched.
+ */
+type Claimed = ClaimedDelivery & { held?: NewDelivery; hold?: string; body?: string };
 type ClaimedWithSubscription = Claimed & { subscription: Subscription };
 
 /** An attempt made: what to record, and what it means. */
@@ -96,7 +99,6 @@ export class DeliveryEngine {
   /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
   readonly #wanted = new Set<Endpoint>();
   readonly #tasks = new Set<Promise<void>>();
-  readonly #bodies = new WeakMap<HeraldEvent, string>();
   /** What the next commit writes besides its fan-out and claims. */
   #writes = noWrites();
   /** How many deliveries of each of this worker's holds have no row yet. */
@@ -462,21 +464,11 @@ export class DeliveryEngine {
     }
   }
 
-  /** The event's JSON, once per event object (a fan-out shares one among the subscriptions it matched). */
-  #bodyOf(event: HeraldEvent): string {
-    let body = this.#bodies.get(event);
-    if (body === undefined) {
-      body = JSON.stringify(event);
-      this.#bodies.set(event, body);
-    }
-    return body;
-  }
-
-  async #attempt({ delivery, event, subscription, held }: ClaimedWithSubscription): Promise<Attempted> {
+  async #attempt({ delivery, event, subscription, held, body: fannedOutBody }: ClaimedWithSubscription): Promise<Attempted> {
     const startedAt = Date.now();
     let result: SendResult;
     if (event) {
-      const body = this.#bodyOf(event);
+      const body = fannedOutBody ?? JSON.stringify(event);
       const { url, headers } = webhookRequest(subscription.config as StoredWebhookConfig, event.id, body, startedAt);
       result = await this.#sender.post(url, headers, body, this.#options.timeout);
     } else {
@@ -656,14 +648,19 @@ function noWrites(): Writes {
 /** The deliveries the fan-out holds under `lease` (in `hold`), as claims. */
 function heldFromFanOut(prepared: PreparedFanOut, ids: readonly string[], lease: Lease, hold: string): Claimed[] {
   const held = new Set(ids);
-  const events = new Map(prepared.events.map((event) => [event.seq, event]));
+  const events = new Map(prepared.events.map((event) => [event.seq, { event, body: '' }]));
   return prepared.fanOut.deliveries
     .filter((delivery) => held.has(delivery.id))
-    .map((delivery) => ({
-      delivery: createdDelivery(delivery, lease.now, lease),
-      event: events.get(delivery.eventSeq) as HeraldEvent,
-      subscription: prepared.subscriptions.get(delivery.subscriptionId) as Subscription,
-      held: delivery,
-      hold,
-    }));
+    .map((delivery) => {
+      const fannedOut = events.get(delivery.eventSeq) as { event: HeraldEvent; body: string };
+      fannedOut.body ||= JSON.stringify(fannedOut.event);
+      return {
+        delivery: createdDelivery(delivery, lease.now, lease),
+        event: fannedOut.event,
+        body: fannedOut.body,
+        subscription: prepared.subscriptions.get(delivery.subscriptionId) as Subscription,
+        held: delivery,
+        hold,
+      };
+    });
 }

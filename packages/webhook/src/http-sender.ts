@@ -58,7 +58,8 @@ export class HttpSender {
       const exchange = new Exchange(this.#keepBytes, timeout, resolve);
       // undici's dispatch API with a plain handler: no response stream and no abort signal per request.
       this.#agent.dispatch(
-        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, headersTimeout: timeout, bodyTimeout: timeout },
+        // The exchange's own timer bounds the whole of it: undici's header and body timers are off.
+        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, headersTimeout: 0, bodyTimeout: 0 },
         exchange,
       );
     });

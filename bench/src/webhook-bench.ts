@@ -298,7 +298,7 @@ async function main(): Promise<void> {
     const lines = [
       '## Webhooks',
       '',
-      `\`tsx --conditions=herald-source bench/src/webhook-bench.ts\` (part of \`pnpm bench\`). One subscription, ${concurrency} requests in flight, a \`node:http\` receiver in its own process answering 200 at once; Herald on a SQLite file with the default \`synchronous=FULL\` (every commit is fsynced). Each rate is the best of ${rounds} rounds; ratios come from the same run.`,
+      `\`tsx --conditions=herald-source bench/src/webhook-bench.ts\` (part of \`pnpm bench\`). One subscription, ${concurrency} requests in flight, a \`node:http\` receiver in its own process answering 200 at once; Herald on a SQLite file with the default \`synchronous=FULL\` (appends are fsynced; the outbox's own commits are not waited to disk, since losing one to a power failure only sends its deliveries again). Each rate is the best of ${rounds} rounds; ratios come from the same run.`,
       '',
       markdownTable(
         ['what', 'deliveries/s', `ratio to raw (goal ${formatGoal(goal)})`, 'CPU of the sending process per delivery'],

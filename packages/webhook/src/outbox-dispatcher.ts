@@ -92,10 +92,17 @@ export class OutboxDispatcher {
     }
     const deliveries: NewDelivery[] = [];
     const subscriptions = new Map<string, Subscription>();
+    // Which subscriptions take an event depends on its type and consumer only: matched once per pair in a fan-out.
+    const matched = new Map<string, Subscription[]>();
     for (const event of events) {
-      for (const subscription of this.#options.subscriptions.match(event, this.#options.transport)) {
-        if (!this.#options.accepts(subscription)) continue;
-        subscriptions.set(subscription.id, subscription);
+      const key = event.consumer === undefined ? event.type : `${event.type}\n${event.consumer}`;
+      let taking = matched.get(key);
+      if (!taking) {
+        taking = this.#options.subscriptions.match(event, this.#options.transport).filter((subscription) => this.#options.accepts(subscription));
+        matched.set(key, taking);
+        for (const subscription of taking) subscriptions.set(subscription.id, subscription);
+      }
+      for (const subscription of taking) {
         deliveries.push({
           id: newId('dlv'),
           subscriptionId: subscription.id,

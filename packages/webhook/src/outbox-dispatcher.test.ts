@@ -1,0 +1,79 @@
+import { memoryBroker, type NewEvent, sqliteStore, SubscriptionRegistry } from '@herald/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OutboxDispatcher } from './outbox-dispatcher.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+let counter = 0;
+function event(type: string, consumer?: string): NewEvent {
+  counter += 1;
+  return {
+    specversion: '1.0',
+    id: `evt_dispatch_${counter}`,
+    type,
+    source: '/test',
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data: { n: counter },
+    ...(consumer !== undefined ? { consumer } : {}),
+  };
+}
+
+describe('OutboxDispatcher', () => {
+  it('matches every event of a fan-out by its type and consumer, whatever the others in it', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    await store.init();
+    cleanups.push(() => store.close());
+    const registry = new SubscriptionRegistry(store, memoryBroker());
+    const subscription = (consumer: string, types: string[], status: 'active' | 'paused' = 'active') =>
+      registry.create({ consumer, transport: 'webhook', types, status, config: {}, cursor: 0 });
+    const alpha = await subscription('alpha', ['order.*']);
+    const beta = await subscription('beta', ['order.created']);
+    const unverified = await subscription('gamma', ['order.*']);
+    await subscription('delta', ['order.*'], 'paused');
+    await registry.create({ consumer: 'alpha', transport: 'websocket', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+
+    const dispatcher = new OutboxDispatcher({
+      transport: 'webhook',
+      store,
+      subscriptions: registry,
+      accepts: (candidate) => candidate.id !== unverified.id,
+    });
+    const events = [
+      event('order.created'),
+      event('order.created', 'alpha'),
+      event('order.created', 'beta'),
+      event('order.shipped', 'alpha'),
+      event('order.shipped'),
+      event('order.created', 'alpha'),
+      event('invoice.paid'),
+    ];
+    const appended = (await store.append(events)).map((result) => result.event);
+    // The fan-out position from before the events, so that they are read from the log.
+    await store.outbox.position('webhook', 0);
+    await dispatcher.init((appended.at(-1) as { seq: number }).seq);
+    const prepared = await dispatcher.next(Date.now());
+
+    const name = new Map([
+      [alpha.id, 'alpha'],
+      [beta.id, 'beta'],
+    ]);
+    // In seq order; the subscriptions of one event in no particular order.
+    const delivered = prepared?.fanOut.deliveries.map((delivery) => `${delivery.eventSeq} ${name.get(delivery.subscriptionId)}`).sort();
+    const seq = (n: number) => appended[n]?.seq;
+    expect(delivered).toEqual([
+      `${seq(0)} alpha`,
+      `${seq(0)} beta`,
+      `${seq(1)} alpha`,
+      `${seq(2)} beta`,
+      `${seq(3)} alpha`,
+      `${seq(4)} alpha`,
+      `${seq(5)} alpha`,
+    ]);
+    expect([...(prepared?.subscriptions.keys() ?? [])].sort()).toEqual([alpha.id, beta.id].sort());
+    expect(prepared?.fanOut).toMatchObject({ from: 0, to: seq(6) });
+  });
+});

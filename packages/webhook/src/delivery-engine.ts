@@ -489,7 +489,7 @@ export class DeliveryEngine {
     if (result.body !== undefined) attempt.responseBody = result.body;
     if (outcome.error !== undefined) attempt.error = outcome.error;
     if (outcome.nextAttemptAt !== undefined) attempt.nextAttemptAt = outcome.nextAttemptAt;
-    return { settled: { attempt, status: outcome.status, ...(held ? { held } : {}) }, outcome };
+    return { settled: held ? { attempt, status: outcome.status, held } : { attempt, status: outcome.status }, outcome };
   }
 
   #afterAttempt(endpoint: Endpoint, attempt: DeliveryAttempt, outcome: Outcome, eventTime: string | undefined): void {

@@ -141,14 +141,12 @@ class Exchange {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#timer);
-    const body = this.#keptBytes > 0 ? Buffer.concat(this.#kept).toString('utf8') : '';
-    this.#resolve({
-      durationMs: performance.now() - this.#started,
-      ...(this.#status !== undefined ? { status: this.#status } : {}),
-      ...(body !== '' ? { body } : {}),
-      ...(this.#retryAfter !== undefined ? { retryAfter: this.#retryAfter } : {}),
-      ...(error !== undefined ? { error } : {}),
-    });
+    const result: SendResult = { durationMs: performance.now() - this.#started };
+    if (this.#status !== undefined) result.status = this.#status;
+    if (this.#keptBytes > 0) result.body = Buffer.concat(this.#kept).toString('utf8');
+    if (this.#retryAfter !== undefined) result.retryAfter = this.#retryAfter;
+    if (error !== undefined) result.error = error;
+    this.#resolve(result);
   }
 }
 

@@ -16,6 +16,8 @@ interface Target {
   /** The subscription's extra static headers (none of them one that Herald sets, but `user-agent`). */
   extraHeaders: [string, string][];
   key: KeyObject;
+  /** Just `key`, for the usual endpoint, whose secret was never rotated. */
+  keys: readonly KeyObject[];
   /** Rotated secrets, each signing until its grace period ends (ms since the epoch). */
   previous: { key: KeyObject; until: number }[];
 }
@@ -25,10 +27,12 @@ const targets = new WeakMap<StoredWebhookConfig, Target>();
 function targetOf(config: StoredWebhookConfig): Target {
   let target = targets.get(config);
   if (!target) {
+    const key = createSecretKey(secretKey(config.secret));
     target = {
       url: new URL(config.url),
       extraHeaders: Object.entries(config.headers ?? {}),
-      key: createSecretKey(secretKey(config.secret)),
+      key,
+      keys: [key],
       previous: (config.previousSecrets ?? []).map((old) => ({ key: createSecretKey(secretKey(old.secret)), until: Date.parse(old.expiresAt) })),
     };
     targets.set(config, target);
@@ -43,7 +47,7 @@ function targetOf(config: StoredWebhookConfig): Target {
  */
 export function webhookRequest(config: StoredWebhookConfig, id: string, body: string, now: number): WebhookRequest {
   const target = targetOf(config);
-  const keys = [target.key, ...target.previous.filter((old) => old.until > now).map((old) => old.key)];
+  const keys = target.previous.length === 0 ? target.keys : [target.key, ...target.previous.filter((old) => old.until > now).map((old) => old.key)];
   const signed = signedHeaders(keys, id, Math.floor(now / 1000), body);
   // A literal, not a spread: objects of one shape keep undici's header handling on its fast path (several µs a request).
   const headers: Record<string, string> = {

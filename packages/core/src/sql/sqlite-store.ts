@@ -49,11 +49,30 @@ function keepingStatements(database: Database.Database): SqliteDatabase {
         // Least recently used first: move it to the end.
         statements.delete(sql);
       } else {
-        statement = database.prepare(sql);
+        statement = withRowObjects(database.prepare(sql));
         if (statements.size >= keptStatements) statements.delete(statements.keys().next().value as string);
       }
       statements.set(sql, statement);
       return statement;
+    },
+  };
+}
+
+/**
+ * A statement whose rows are read as arrays and made into objects by a function compiled for its
+ * columns, so that every row has one shape: better-sqlite3's own row objects take about twice as long.
+ */
+function withRowObjects(statement: Database.Statement): SqliteStatement {
+  if (!statement.reader) return statement;
+  statement.raw(true);
+  const fields = statement.columns().map((column, index) => `${JSON.stringify(column.name)}: values[${index}]`);
+  const toRow = new Function('values', `return { ${fields.join(', ')} };`) as (values: unknown[]) => unknown;
+  return {
+    reader: true,
+    all: (parameters) => (statement.all(parameters) as unknown[][]).map(toRow),
+    run: (parameters) => statement.run(parameters),
+    *iterate(parameters) {
+      for (const values of statement.iterate(parameters) as IterableIterator<unknown[]>) yield toRow(values);
     },
   };
 }

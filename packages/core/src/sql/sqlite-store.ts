@@ -10,8 +10,9 @@ export interface SqliteStoreOptions {
   /** A file path, or `:memory:`. The file's folder is created when missing. @default './data/herald.db' */
   path?: string;
   /**
-   * SQLite's `synchronous` setting in WAL mode. `full` syncs every commit, so acknowledged events
-   * survive a power loss; `normal` survives a killed process but may lose the last commits on power loss.
+   * SQLite's `synchronous` setting in WAL mode. `full` syncs every commit but the webhook outbox's
+   * (`SqlFlavor.unsyncedTransaction`), so acknowledged events survive a power loss; `normal` survives
+   * a killed process but may lose the last commits on power loss.
    * @default 'full'
    */
   synchronous?: 'full' | 'normal';

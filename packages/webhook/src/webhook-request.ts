@@ -13,7 +13,7 @@ export interface WebhookRequest {
 /** What every request to one endpoint shares, worked out once per stored config. */
 interface Target {
   url: URL;
-  /** The subscription's extra static headers (none of them one that Herald sets, but `user-agent`). */
+  /** The subscription's extra static headers, names in lower case (none of them one that Herald sets, but `user-agent`). */
   extraHeaders: [string, string][];
   key: KeyObject;
   /** Just `key`, for the usual endpoint, whose secret was never rotated. */
@@ -30,7 +30,8 @@ function targetOf(config: StoredWebhookConfig): Target {
     const key = createSecretKey(secretKey(config.secret));
     target = {
       url: new URL(config.url),
-      extraHeaders: Object.entries(config.headers ?? {}),
+      // In lower case, as Herald's own: a `User-Agent` replaces Herald's rather than going out beside it.
+      extraHeaders: Object.entries(config.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
       key,
       keys: [key],
       previous: (config.previousSecrets ?? []).map((old) => ({ key: createSecretKey(secretKey(old.secret)), until: Date.parse(old.expiresAt) })),

@@ -47,7 +47,8 @@ describe('Standard Webhooks signatures', () => {
     const config: StoredWebhookConfig = {
       url: 'https://hooks.example.com/in?tenant=7',
       secret: current,
-      headers: { 'x-tenant': '7', 'user-agent': 'acme-relay' },
+      // Names in any case: a User-Agent replaces Herald's rather than going out beside it.
+      headers: { 'X-Tenant': '7', 'User-Agent': 'acme-relay' },
       previousSecrets: [
         { secret: rotated, expiresAt: new Date(now + 60_000).toISOString() },
         { secret: expired, expiresAt: new Date(now - 1).toISOString() },
@@ -57,6 +58,7 @@ describe('Standard Webhooks signatures', () => {
     const { url, headers } = webhookRequest(config, 'evt_3', body, now);
     expect(url.href).toBe(config.url);
     expect(headers).toMatchObject({ 'content-type': 'application/json', 'x-tenant': '7', 'user-agent': 'acme-relay', 'webhook-id': 'evt_3' });
+    expect(Object.keys(headers).filter((name) => name.toLowerCase() === 'user-agent')).toEqual(['user-agent']);
     expect(headers['webhook-timestamp']).toBe(String(Math.floor(now / 1000)));
     expect(headers['webhook-signature']?.split(' ')).toHaveLength(2);
     expect(new Webhook(current).verify(body, headers)).toEqual({ n: 3 });

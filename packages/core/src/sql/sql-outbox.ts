@@ -459,23 +459,27 @@ async function createDeliveries(
 
 /** A new delivery's row, unclaimed (see `createdDelivery`). */
 function fromNewDelivery(delivery: NewDelivery, now: number): DeliveriesTable {
-  const created = createdDelivery(delivery, now);
+  return fromDelivery(createdDelivery(delivery, now));
+}
+
+/** A delivery's row, with `delivering`, the attempt that delivered it, when that is kept on the row (see `settledRow`). */
+function fromDelivery(delivery: Delivery, delivering?: DeliveryAttempt): DeliveriesTable {
   return {
-    id: created.id,
-    subscription_id: created.subscriptionId,
-    event_seq: created.eventSeq,
-    event_id: created.eventId,
-    status: created.status,
-    attempts: created.attempts,
-    next_attempt_at: created.nextAttemptAt,
-    locked_by: created.lockedBy,
-    locked_until: created.lockedUntil,
-    created_at: created.createdAt,
-    updated_at: created.updatedAt,
-    attempt_started_at: null,
-    attempt_duration_ms: null,
-    attempt_response_status: null,
-    attempt_response_body: null,
+    id: delivery.id,
+    subscription_id: delivery.subscriptionId,
+    event_seq: delivery.eventSeq,
+    event_id: delivery.eventId,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    next_attempt_at: delivery.nextAttemptAt,
+    locked_by: delivery.lockedBy,
+    locked_until: delivery.lockedUntil,
+    created_at: delivery.createdAt,
+    updated_at: delivery.updatedAt,
+    attempt_started_at: delivering ? delivering.startedAt : null,
+    attempt_duration_ms: delivering ? Math.round(delivering.durationMs) : null,
+    attempt_response_status: delivering?.responseStatus ?? null,
+    attempt_response_body: delivering?.responseBody ?? null,
   };
 }
 
@@ -530,38 +534,38 @@ async function settle(
 /** The row of a held delivery whose first attempt settled at `now`: with the attempt on it, when it delivered. */
 function settledRow({ attempt, status, held }: SettledAttempt, now: number): DeliveriesTable {
   const delivery = held as NewDelivery;
-  const delivered = status === 'delivered';
-  return {
-    id: delivery.id,
-    subscription_id: delivery.subscriptionId,
-    event_seq: delivery.eventSeq,
-    event_id: delivery.eventId,
-    status,
-    attempts: attempt.attempt,
-    next_attempt_at: status === 'pending' ? (attempt.nextAttemptAt ?? now) : null,
-    locked_by: null,
-    locked_until: null,
-    created_at: delivery.nextAttemptAt,
-    updated_at: now,
-    attempt_started_at: delivered ? attempt.startedAt : null,
-    attempt_duration_ms: delivered ? Math.round(attempt.durationMs) : null,
-    attempt_response_status: delivered ? (attempt.responseStatus ?? null) : null,
-    attempt_response_body: delivered ? (attempt.responseBody ?? null) : null,
-  };
+  return fromDelivery(
+    {
+      id: delivery.id,
+      subscriptionId: delivery.subscriptionId,
+      eventSeq: delivery.eventSeq,
+      eventId: delivery.eventId,
+      status,
+      attempts: attempt.attempt,
+      nextAttemptAt: status === 'pending' ? (attempt.nextAttemptAt ?? now) : null,
+      lockedBy: null,
+      lockedUntil: null,
+      createdAt: delivery.nextAttemptAt,
+      updatedAt: now,
+    },
+    status === 'delivered' ? attempt : undefined,
+  );
 }
 
-/** The attempt kept on a delivery's row. */
+/** The attempt kept on a delivery's row, read as an attempt row is. */
 function attemptOnRow(row: Selectable<DeliveriesTable>): DeliveryAttempt {
-  return {
-    deliveryId: row.id,
-    subscriptionId: row.subscription_id,
+  return toAttempt({
+    delivery_id: row.id,
+    subscription_id: row.subscription_id,
     attempt: 1,
-    startedAt: Number(row.attempt_started_at),
-    durationMs: Number(row.attempt_duration_ms),
+    started_at: row.attempt_started_at as number | string,
+    duration_ms: row.attempt_duration_ms as number,
     outcome: 'succeeded',
-    ...(row.attempt_response_status !== null ? { responseStatus: Number(row.attempt_response_status) } : {}),
-    ...(row.attempt_response_body !== null ? { responseBody: row.attempt_response_body } : {}),
-  };
+    response_status: row.attempt_response_status,
+    response_body: row.attempt_response_body,
+    error: null,
+    next_attempt_at: null,
+  });
 }
 
 function toHold(row: Selectable<OutboxHoldsTable>): Hold {

@@ -1,5 +1,5 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import type { StoredWebhookConfig } from './webhook-config.js';
+import { livePreviousSecrets, type StoredWebhookConfig } from './webhook-config.js';
 import { secretKey, signedHeaders } from './webhook-signature.js';
 
 const userAgent = 'Herald-Webhooks/0.1';
@@ -15,11 +15,8 @@ interface Target {
   url: URL;
   /** The subscription's extra static headers, names in lower case (none of them one that Herald sets, but `user-agent`). */
   extraHeaders: [string, string][];
-  key: KeyObject;
-  /** Just `key`, for the usual endpoint, whose secret was never rotated. */
-  keys: readonly KeyObject[];
-  /** Rotated secrets, each signing until its grace period ends (ms since the epoch). */
-  previous: { key: KeyObject; until: number }[];
+  /** The current secret's key, alone: all that signs for an endpoint whose secret was never rotated. */
+  current: readonly [KeyObject];
 }
 
 const targets = new WeakMap<StoredWebhookConfig, Target>();
@@ -27,14 +24,11 @@ const targets = new WeakMap<StoredWebhookConfig, Target>();
 function targetOf(config: StoredWebhookConfig): Target {
   let target = targets.get(config);
   if (!target) {
-    const key = createSecretKey(secretKey(config.secret));
     target = {
       url: new URL(config.url),
       // In lower case, as Herald's own: a `User-Agent` replaces Herald's rather than going out beside it.
       extraHeaders: Object.entries(config.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
-      key,
-      keys: [key],
-      previous: (config.previousSecrets ?? []).map((old) => ({ key: createSecretKey(secretKey(old.secret)), until: Date.parse(old.expiresAt) })),
+      current: [createSecretKey(secretKey(config.secret))],
     };
     targets.set(config, target);
   }
@@ -48,8 +42,8 @@ function targetOf(config: StoredWebhookConfig): Target {
  */
 export function webhookRequest(config: StoredWebhookConfig, id: string, body: string, now: number): WebhookRequest {
   const target = targetOf(config);
-  const keys = target.previous.length === 0 ? target.keys : [target.key, ...target.previous.filter((old) => old.until > now).map((old) => old.key)];
-  const signed = signedHeaders(keys, id, Math.floor(now / 1000), body);
+  const secrets = config.previousSecrets?.length ? [...target.current, ...livePreviousSecrets(config, now).map((old) => old.secret)] : target.current;
+  const signed = signedHeaders(secrets, id, Math.floor(now / 1000), body);
   // A literal, not a spread: objects of one shape keep undici's header handling on its fast path (several µs a request).
   const headers: Record<string, string> = {
     'user-agent': userAgent,

@@ -43,7 +43,7 @@ function keepingStatements(database: Database.Database): SqliteDatabase {
   return {
     close: () => database.close(),
     prepare(sql) {
-      // A pragma acts when it is prepared: a kept one would not act again.
+      // A pragma acts when it is prepared; a kept one, run again, does not reliably act again.
       if (sql.startsWith('pragma')) return database.prepare(sql);
       let statement = statements.get(sql);
       if (statement) {

@@ -17,7 +17,8 @@ export interface StoreHarness {
 }
 
 let counter = 0;
-function newEvent(type: string, fields: Partial<NewEvent> = {}): NewEvent {
+/** A valid new event of `type` for a test, with a unique id and a numbered `data`; `fields` override any of it. */
+export function newEvent(type: string, fields: Partial<NewEvent> = {}): NewEvent {
   counter += 1;
   return {
     specversion: '1.0',

@@ -1,4 +1,5 @@
-import { memoryBroker, type NewEvent, sqliteStore, SubscriptionRegistry } from '@herald/core';
+import { memoryBroker, sqliteStore, SubscriptionRegistry } from '@herald/core';
+import { newEvent } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
 
@@ -7,20 +8,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-let counter = 0;
-function event(type: string, consumer?: string): NewEvent {
-  counter += 1;
-  return {
-    specversion: '1.0',
-    id: `evt_dispatch_${counter}`,
-    type,
-    source: '/test',
-    time: new Date().toISOString(),
-    datacontenttype: 'application/json',
-    data: { n: counter },
-    ...(consumer !== undefined ? { consumer } : {}),
-  };
-}
+/** An event of `type`, addressed to `consumer` when one is given. */
+const event = (type: string, consumer?: string) => newEvent(type, consumer !== undefined ? { consumer } : {});
 
 describe('OutboxDispatcher', () => {
   it('matches every event of a fan-out by its type and consumer, whatever the others in it', async () => {

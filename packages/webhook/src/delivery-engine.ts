@@ -242,15 +242,14 @@ export class DeliveryEngine {
       this.#writes = noWrites();
       const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
       const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
-      if (!prepared && rest.length === 0 && writes.settle.length + writes.unhold.length + writes.dropHolds.length === 0) return;
+      if (!prepared && rest.length === 0 && !hasWrites(writes)) return;
       const lease = { worker: this.worker, now, until: now + this.#options.lease };
       let result: Awaited<ReturnType<Outbox['commit']>>;
       try {
         result = await this.#outbox.commit({ lease, ...writes, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest });
       } catch (error) {
         // Written next time, before what has come since.
-        const later = this.#writes;
-        this.#writes = { settle: [...writes.settle, ...later.settle], unhold: [...writes.unhold, ...later.unhold], dropHolds: [...writes.dropHolds, ...later.dropHolds] };
+        this.#writes = joinWrites(writes, this.#writes);
         this.#context.logger.error({ err: error }, 'the webhook outbox could not commit; retrying in 1 s');
         this.#retryTimer ??= setTimeout(() => {
           this.#retryTimer = undefined;
@@ -643,6 +642,15 @@ interface Writes {
 
 function noWrites(): Writes {
   return { settle: [], unhold: [], dropHolds: [] };
+}
+
+function hasWrites({ settle, unhold, dropHolds }: Writes): boolean {
+  return settle.length + unhold.length + dropHolds.length > 0;
+}
+
+/** `first`'s writes, then `then`'s. */
+function joinWrites(first: Writes, then: Writes): Writes {
+  return { settle: [...first.settle, ...then.settle], unhold: [...first.unhold, ...then.unhold], dropHolds: [...first.dropHolds, ...then.dropHolds] };
 }
 
 /** The deliveries the fan-out holds under `lease` (in `hold`), as claims. */

@@ -41,6 +41,11 @@ export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
   role?: 'admin' | 'any';
   /** Also accept the credential as `?access_token=` (for browser EventSource). @default false */
   queryToken?: boolean;
+  /**
+   * Stream tokens (`hs_…`) may call this route: only read-only routes that limit what they answer to
+   * the token's types and consumer. Every other route answers a stream token with 403. @default false
+   */
+  streamToken?: boolean;
   body?: z.ZodType<TBody>;
   query?: z.ZodType<TQuery>;
   /** One line for the generated API documents (`/openapi.json`). */
@@ -94,6 +99,20 @@ export interface TransportContext {
   signal: AbortSignal;
   /** What the transport reports for `/metrics`, labelled with its name. */
   metrics: TransportMetrics;
+  /** Counts long-lived connections (WebSocket, SSE, ...) per key across every transport, against one limit. */
+  connections: ConnectionLimiter;
+}
+
+/**
+ * The server's count of open long-lived connections per credential (an API key or a stream token),
+ * shared by every transport so that one limit holds for all of them together.
+ */
+export interface ConnectionLimiter {
+  /**
+   * Counts one more connection for `principal`'s credential. Returns the function that releases it
+   * (call it once, when the connection closes), or `undefined` when the credential is at its limit.
+   */
+  acquire(principal: Principal): (() => void) | undefined;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
 import express, { type Express } from 'express';
 import { pino } from 'pino';
 import { ApiKeys } from './api-keys.js';
+import { PerKeyConnectionLimiter } from './connection-limiter.js';
 import type { ApiSurface } from './api-surface.js';
 import { TransportMount } from './http-mount.js';
 import { lazyBroker } from './lazy-broker.js';
@@ -144,6 +145,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const metrics = new HeraldMetrics(() => bus.latest);
   bus.onEvents(metrics.published);
   const mount = new TransportMount(transportRouter, authenticate, metrics.connection);
+  const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
 
   let started: Transport[] = [];
   let generatedAdminKey: string | undefined;
@@ -170,6 +172,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
         env,
         signal: abort.signal,
         metrics: metrics.forTransport(transport.name),
+        connections,
       });
       started = [...started, transport];
     }

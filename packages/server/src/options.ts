@@ -33,6 +33,11 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   source?: string;
   /** How long `close()` waits for in-flight requests before cutting connections, in ms. @default 10000 */
   shutdownTimeout?: number;
+  /**
+   * `HERALD_MAX_CONNECTIONS_PER_KEY`: open WebSocket, SSE and other long-lived connections per API key
+   * or stream token, every transport together. @default 1000
+   */
+  maxConnectionsPerKey?: number;
 }
 
 export interface ResolvedOptions {
@@ -42,6 +47,7 @@ export interface ResolvedOptions {
   port: number;
   logLevel: string;
   bodyLimit: number;
+  maxConnectionsPerKey: number;
 }
 
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
@@ -50,6 +56,10 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not "${env.PORT}"`);
   const bodyLimit = options.bodyLimit ?? 256 * 1024;
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
+  const maxConnectionsPerKey = options.maxConnectionsPerKey ?? Number(env.HERALD_MAX_CONNECTIONS_PER_KEY || 1000);
+  if (!Number.isInteger(maxConnectionsPerKey) || maxConnectionsPerKey < 1) {
+    throw new Error(`HERALD_MAX_CONNECTIONS_PER_KEY must be a positive whole number, not "${env.HERALD_MAX_CONNECTIONS_PER_KEY}"`);
+  }
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
@@ -58,5 +68,6 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     port,
     logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),
     bodyLimit,
+    maxConnectionsPerKey,
   };
 }

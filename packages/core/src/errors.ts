@@ -35,6 +35,11 @@ export class HeraldError extends Error {
     return {};
   }
 
+  /** Response headers that go with the problem, e.g. `Retry-After`. */
+  headers(): Record<string, string> {
+    return {};
+  }
+
   toProblem(): Problem {
     return {
       type: `urn:herald:problem:${this.code}`,
@@ -93,6 +98,22 @@ export class ForbiddenError extends HeraldError {
   override readonly name: string = 'ForbiddenError';
   constructor(message = 'This key may not do that') {
     super('forbidden', 403, message, 'Forbidden');
+  }
+}
+
+/** Herald cannot do this now (the store is locked or refuses writes): 503 with `Retry-After`. */
+export class UnavailableError extends HeraldError {
+  override readonly name: string = 'UnavailableError';
+  constructor(
+    message: string,
+    /** Seconds the client should wait before it tries again. */
+    readonly retryAfter = 1,
+    code = 'unavailable',
+  ) {
+    super(code, 503, message, 'Service unavailable');
+  }
+  override headers(): Record<string, string> {
+    return { 'retry-after': String(this.retryAfter) };
   }
 }
 

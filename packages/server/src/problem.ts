@@ -53,7 +53,8 @@ export function sendProblem(res: Parameters<RequestHandler>[1], problem: Problem
 export function problemHandler(onUnexpected: (error: unknown) => void): ErrorRequestHandler {
   return (error, _req, res, _next) => {
     const problem = toProblem(error);
-    if (problem.status >= 500) onUnexpected(error);
+    if (problem.status >= 500 && !(error instanceof HeraldError)) onUnexpected(error);
+    if (error instanceof HeraldError && !res.headersSent) for (const [name, value] of Object.entries(error.headers())) res.setHeader(name, value);
     sendProblem(res, problem);
   };
 }

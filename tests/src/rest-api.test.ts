@@ -133,8 +133,7 @@ describe('the REST API', () => {
     expect(token.status).toBe(201);
     expect(token.body).toMatchObject({ consumer: 'alpha', types: ['order.*'], token: expect.stringMatching(/^hs_/) });
     expect(Date.parse(token.body.expiresAt) - Date.now()).toBeGreaterThan(50_000);
-    const asToken = await app.api('GET', '/v1/subscriptions', undefined, token.body.token);
-    expect(asToken.status).toBe(200);
+    expect((await app.api('GET', '/v1/events?types=order.*', undefined, token.body.token)).status).toBe(200);
     expect((await app.api('POST', '/v1/stream-tokens', {}, token.body.token)).status).toBe(403);
     expect((await app.api('POST', '/v1/stream-tokens', { consumer: 'beta' }, alphaKey)).status).toBe(403);
     const forBeta = await app.api('POST', '/v1/stream-tokens', { consumer: 'beta' });
@@ -144,11 +143,70 @@ describe('the REST API', () => {
   it('revokes keys, and the stream tokens they issued', async () => {
     const key = (await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'delta' })).body;
     const token = (await app.api('POST', '/v1/stream-tokens', {}, key.key)).body.token;
-    expect((await app.api('GET', '/v1/subscriptions', undefined, token)).status).toBe(200);
+    expect((await app.api('GET', '/v1/events', undefined, token)).status).toBe(200);
     expect((await app.api('DELETE', `/v1/keys/${key.id}`)).status).toBe(204);
     expect((await app.api('GET', '/v1/subscriptions', undefined, key.key)).status).toBe(401);
-    expect((await app.api('GET', '/v1/subscriptions', undefined, token)).status).toBe(401);
+    expect((await app.api('GET', '/v1/events', undefined, token)).status).toBe(401);
     expect((await app.api('DELETE', `/v1/keys/${key.id}`)).status).toBe(404);
+  });
+
+  it('lets a stream token only read (issue 13): every other route answers 403 with its own problem type', async () => {
+    // An admin's 10-second token for one type: once it could mint a permanent admin key.
+    const adminToken = (await app.api('POST', '/v1/stream-tokens', { types: ['order.created'], ttl: 10 })).body.token;
+    const consumerToken = (await app.api('POST', '/v1/stream-tokens', { types: ['invoice.*'] }, alphaKey)).body.token;
+    const sub = (await app.api('POST', '/v1/subscriptions', { transport: 'memory', types: ['invoice.*'] }, alphaKey)).body;
+    const writes: [string, string, unknown][] = [
+      ['POST', '/v1/keys', { role: 'admin' }],
+      ['GET', '/v1/keys', undefined],
+      ['POST', '/v1/events', { type: 'order.created', data: { n: 1 } }],
+      ['POST', '/v1/event-types', { name: 'token.made' }],
+      ['POST', '/v1/stream-tokens', {}],
+      ['GET', '/v1/subscriptions', undefined],
+      ['POST', '/v1/subscriptions', { transport: 'memory', types: ['order.*'] }],
+      ['GET', `/v1/subscriptions/${sub.id}`, undefined],
+      ['PATCH', `/v1/subscriptions/${sub.id}`, { types: ['order.*'] }],
+      ['DELETE', `/v1/subscriptions/${sub.id}`, undefined],
+    ];
+    for (const token of [adminToken, consumerToken]) {
+      for (const [method, path, body] of writes) {
+        const answer = await app.api(method, path, body, token);
+        expect({ method, path, status: answer.status, type: answer.body?.type }).toEqual({
+          method,
+          path,
+          status: 403,
+          type: 'urn:herald:problem:stream-token-forbidden',
+        });
+      }
+    }
+    expect((await app.api('GET', '/v1/keys')).body.data.filter((key: { role: string }) => key.role === 'admin')).toHaveLength(1);
+    expect((await app.api('GET', `/v1/subscriptions/${sub.id}`)).body.types).toEqual(['invoice.*']);
+    expect((await app.api('GET', '/v1/event-types', undefined, adminToken)).status).toBe(200);
+  });
+
+  it('limits what a stream token reads to its types and its consumer (issue 13)', async () => {
+    for (const [type, consumer] of [['order.created', undefined], ['invoice.paid', undefined], ['invoice.paid', 'alpha'], ['invoice.paid', 'beta']] as const) {
+      const published = await app.api('POST', '/v1/events', { type, data: { n: 1 }, ...(consumer ? { consumer } : {}) });
+      expect(published.status).toBe(202);
+    }
+    const read = async (token: string, query = '') => {
+      const answer = await app.api('GET', `/v1/events?after=0&limit=1000${query}`, undefined, token);
+      expect(answer.status).toBe(200);
+      return answer.body.data as { type: string; consumer?: string }[];
+    };
+    const invoices = (await app.api('POST', '/v1/stream-tokens', { types: ['invoice.*'] }, alphaKey)).body.token;
+    expect((await app.api('GET', '/v1/events?types=order.*', undefined, invoices)).status).toBe(403);
+    expect((await app.api('GET', '/v1/events?types=invoice.*,order.created', undefined, invoices)).status).toBe(403);
+    const seen = await read(invoices);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((event) => event.type.startsWith('invoice.') && (event.consumer ?? 'alpha') === 'alpha')).toBe(true);
+    expect(seen.some((event) => event.consumer === 'alpha')).toBe(true);
+    expect(await read(invoices, '&types=invoice.paid')).toEqual(seen.filter((event) => event.type === 'invoice.paid'));
+
+    // An admin's token for no consumer reads only what is addressed to everyone.
+    const broadcast = (await app.api('POST', '/v1/stream-tokens', {})).body.token;
+    const everyone = await read(broadcast);
+    expect(everyone.some((event) => event.type === 'order.created')).toBe(true);
+    expect(everyone.filter((event) => event.consumer !== undefined)).toEqual([]);
   });
 
   it('answers health and readiness', async () => {

@@ -101,6 +101,19 @@ export class ForbiddenError extends HeraldError {
   }
 }
 
+/** A stream token called a route that only API keys may call: 403. */
+export class StreamTokenForbiddenError extends HeraldError {
+  override readonly name: string = 'StreamTokenForbiddenError';
+  constructor() {
+    super(
+      'stream-token-forbidden',
+      403,
+      'A stream token may only read events (GET /v1/events, GET /v1/event-types and the streaming transports); use an API key',
+      'Forbidden for stream tokens',
+    );
+  }
+}
+
 /** Herald cannot do this now (the store is locked or refuses writes): 503 with `Retry-After`. */
 export class UnavailableError extends HeraldError {
   override readonly name: string = 'UnavailableError';

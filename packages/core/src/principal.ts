@@ -4,9 +4,12 @@ import type { Subscription } from './subscription.js';
 
 /** Who is calling: an API key, or a stream token derived from one. */
 export interface Principal {
-  /** The API key behind the call. */
+  /** The API key or stream token behind the call. */
   keyId: string;
+  /** `admin` only for an admin API key: a stream token is never an admin, whoever issued it. */
   role: Role;
+  /** A stream token only reads, within its `types` and consumer, on the routes that allow it. @default 'api-key' */
+  credential?: 'api-key' | 'stream-token';
   /** The consumer a `consumer` principal is bound to. */
   consumer?: string;
   /** A stream token's type scope. @default every type */
@@ -15,6 +18,21 @@ export interface Principal {
   expiresAt?: string;
   /** The API key that issued this stream token. */
   parentKeyId?: string;
+}
+
+/** Whether `principal` authenticated with a stream token (`hs_…`). */
+export function isStreamToken(principal: Principal): boolean {
+  return principal.credential === 'stream-token';
+}
+
+/**
+ * Whose events `principal` may read, as `ReadOptions.visibleTo`: `undefined` (every event) for an admin
+ * key; otherwise those addressed to everyone and to its consumer. A stream token issued for no consumer
+ * reads only the events addressed to everyone (`''`, which no consumer id can be).
+ */
+export function visibleTo(principal: Principal): string | undefined {
+  if (principal.role === 'admin') return undefined;
+  return principal.consumer ?? '';
 }
 
 /** Admins reach every subscription; a consumer only its own. */

@@ -10,7 +10,10 @@ export interface ReadOptions {
   limit: number;
   /** Only these types and patterns. @default every type */
   types?: readonly string[];
-  /** Only what this consumer may see: events addressed to it or to everyone. @default everything */
+  /**
+   * Only what this consumer may see: events addressed to it or to everyone (`''`: only those addressed to
+   * everyone; see `visibleTo(principal)`). @default everything
+   */
   visibleTo?: string;
 }
 

@@ -108,7 +108,7 @@ export class ApiKeys {
     await this.#store.keys.deleteExpired(new Date(now - 3_600_000).toISOString());
     const consumer = request.consumer ?? issuer.consumer;
     return this.#issue('hs', {
-      role: consumer === undefined ? 'admin' : 'consumer',
+      role: 'consumer',
       ...(consumer !== undefined ? { consumer } : {}),
       ...(request.types !== undefined ? { types: request.types } : {}),
       parentId: issuer.keyId,
@@ -151,9 +151,12 @@ export class ApiKeys {
       const parent = await this.#lookup(record.parentId);
       if (!parent || parent.revokedAt) throw new UnauthorizedError('The key that issued this stream token was revoked');
     }
+    const streamToken = parsed?.[1] === 'hs';
     return {
       keyId: record.id,
-      role: record.role,
+      // Tokens stored by earlier versions may say `admin`; a stream token never acts as one.
+      role: streamToken ? 'consumer' : record.role,
+      ...(streamToken ? { credential: 'stream-token' as const } : {}),
       ...(record.consumer !== undefined ? { consumer: record.consumer } : {}),
       ...(record.types !== undefined ? { types: record.types } : {}),
       ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),

@@ -1,4 +1,15 @@
-import { bearerCredential, ForbiddenError, HeraldError, type Principal, type RouteDefinition, toIssues, UnauthorizedError, ValidationError } from '@herald/core';
+import {
+  bearerCredential,
+  ForbiddenError,
+  HeraldError,
+  isStreamToken,
+  type Principal,
+  type RouteDefinition,
+  StreamTokenForbiddenError,
+  toIssues,
+  UnauthorizedError,
+  ValidationError,
+} from '@herald/core';
 import type { Request, RequestHandler, Router } from 'express';
 import type { z } from 'zod';
 
@@ -40,6 +51,7 @@ export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition
     const credential = credentialOf(req, route.queryToken ?? false);
     if (credential === undefined) throw new UnauthorizedError();
     const principal = await authenticate(credential);
+    if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
     if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
     const body = route.body ? parseInput(route.body, req.body, 'body') : (req.body as TBody);
     const query = route.query ? parseInput(route.query, req.query, 'query') : (req.query as TQuery);

@@ -16,6 +16,7 @@ import {
   type Transport,
   type TransportContext,
   ValidationError,
+  visibleTo,
 } from '@herald/core';
 import { CorsPolicy, type SseCorsOptions } from './cors-policy.js';
 import { EnvelopeFrames } from './envelope-frames.js';
@@ -128,6 +129,7 @@ class ServerSentEvents implements SseTransport {
           description: 'A `ready` frame, then every matching event as `id: <seq>`, `event: <type>`, `data: <envelope>`; `reset` when the resume position is gone',
         },
         queryToken: true,
+        streamToken: true,
         query: streamQuery,
         handle: (request) => this.#track(this.#open(context, request)),
       }),
@@ -189,7 +191,6 @@ class ServerSentEvents implements SseTransport {
     for (const [name, value] of Object.entries(this.#cors?.headers(raw.headers.origin) ?? {})) response.setHeader(name, value);
     const fromHeader = parseLastEventId(raw.headers['last-event-id'], 'The Last-Event-ID header');
     const fromQuery = parseLastEventId(query.lastEventId, 'The lastEventId parameter');
-    if (principal.role !== 'admin' && principal.consumer === undefined) throw new ForbiddenError('This key is bound to no consumer');
     const plan =
       query.subscription !== undefined
         ? await this.#durablePlan(context, principal, query.subscription, fromHeader ?? fromQuery)
@@ -246,7 +247,7 @@ class ServerSentEvents implements SseTransport {
     if (unknown.length > 0) throw new ValidationError('The stream names event types that do not exist', unknown, 'unknown-event-type');
     const outside = outsideScope(principal.types, types);
     if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
-    return { types, visibleTo: principal.role === 'admin' ? undefined : principal.consumer, after };
+    return { types, visibleTo: visibleTo(principal), after };
   }
 
   async #durablePlan(context: TransportContext, principal: Principal, id: string, after: number | undefined): Promise<StreamPlan> {

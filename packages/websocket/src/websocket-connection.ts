@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { canAccess, type CursorWriter, HeraldError, type HeraldEvent, openEventFeed, outsideScope, type Principal, type TransportContext } from '@herald/core';
+import { canAccess, type CursorWriter, HeraldError, type HeraldEvent, openEventFeed, outsideScope, type Principal, type TransportContext, visibleTo } from '@herald/core';
 import { WebSocket } from 'ws';
 import { ClientSubscription, type SubscriptionOwner } from './client-subscription.js';
 import { patternMatches } from './pattern-cache.js';
@@ -354,7 +354,7 @@ export class Connection implements SubscriptionOwner {
       const known = this.#host.context.catalog.list().map((info) => info.name);
       const unknown = patterns.filter((pattern) => !known.some((name) => patternMatches(pattern, name)));
       if (unknown.length > 0) return refuse('unknown-event-type', `${unknown.join(', ')} matches no event type in the catalog`);
-      return new ClientSubscription(message.id, this, patterns, principal.role === 'admin' ? undefined : principal.consumer);
+      return new ClientSubscription(message.id, this, patterns, visibleTo(principal));
     }
     const durable = await this.#host.context.subscriptions.get(message.subscription);
     if (!durable || !canAccess(principal, durable)) return refuse('subscription-not-found', `no subscription "${message.subscription}" for this consumer`);

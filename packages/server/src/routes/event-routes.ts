@@ -1,4 +1,4 @@
-import { defineRoute, eventTypePattern, publishInputSchema, type RouteDefinition } from '@herald/core';
+import { defineRoute, eventTypePattern, ForbiddenError, outsideScope, publishInputSchema, type RouteDefinition, visibleTo } from '@herald/core';
 import { z } from 'zod';
 import { eventPageSchema, publishResultSchema } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
@@ -33,14 +33,21 @@ export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
       method: 'GET',
       path: '/v1/events',
       query: readQuery,
-      summary: 'Read the log after a seq (a consumer sees what is addressed to it or to everyone)',
+      streamToken: true,
+      summary: 'Read the log after a seq (a consumer sees what is addressed to it or to everyone; a stream token, its types)',
       response: { body: eventPageSchema },
       async handle({ query, principal }) {
+        const outside = outsideScope(principal.types, query.types ?? ['**']);
+        if (query.types !== undefined && outside.length > 0) {
+          throw new ForbiddenError(`This stream token does not cover ${outside.join(', ')}`);
+        }
+        const types = query.types ?? principal.types;
+        const reader = visibleTo(principal);
         const events = await store.read({
           after: query.after,
           limit: query.limit,
-          ...(query.types ? { types: query.types } : {}),
-          ...(principal.role === 'admin' ? {} : { visibleTo: principal.consumer as string }),
+          ...(types ? { types } : {}),
+          ...(reader !== undefined ? { visibleTo: reader } : {}),
         });
         return { body: { data: events, next: events.at(-1)?.seq ?? query.after, hasMore: events.length === query.limit } };
       },

@@ -30,6 +30,7 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
     defineRoute({
       method: 'GET',
       path: '/v1/event-types',
+      streamToken: true,
       summary: 'List the event-type catalog, with the JSON Schema of each type’s data',
       response: { body: listOf(eventTypeInfoSchema) },
       handle: () => ({ body: { data: catalog.list() } }),
@@ -37,6 +38,7 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
     defineRoute({
       method: 'GET',
       path: '/v1/event-types/:name',
+      streamToken: true,
       summary: 'Read one event type',
       response: { body: eventTypeInfoSchema },
       handle({ params }) {

@@ -18,7 +18,6 @@ export function streamTokenRoutes({ keys }: ServerContext): RouteDefinition[] {
       summary: 'Issue a short-lived stream token for browser SSE and WebSocket clients',
       response: { status: 201, body: streamTokenSchema },
       async handle({ body, principal }) {
-        if (principal.expiresAt !== undefined) throw new ForbiddenError('A stream token cannot issue stream tokens');
         if (principal.role !== 'admin' && body.consumer !== undefined && body.consumer !== principal.consumer) {
           throw new ForbiddenError('A consumer key may only issue tokens for its own consumer');
         }

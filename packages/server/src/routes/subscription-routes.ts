@@ -3,6 +3,7 @@ import {
   consumerId,
   defineRoute,
   ForbiddenError,
+  HeraldError,
   NotFoundError,
   type Principal,
   type RouteDefinition,
@@ -41,6 +42,18 @@ const listQuery = z.object({
 });
 
 const emptyConfig = z.strictObject({});
+
+/** A PATCH named a status for a subscription that awaits endpoint verification: only verification moves it. */
+class SubscriptionPendingError extends HeraldError {
+  constructor(id: string) {
+    super(
+      'subscription-pending',
+      409,
+      `Subscription ${id} awaits the verification of its endpoint: only that makes it active. Change its types or config, or delete it.`,
+      'Subscription pending verification',
+    );
+  }
+}
 
 export function subscriptionRoutes({ bus, subscriptions, transports }: ServerContext): RouteDefinition[] {
   const transportOf = (name: string): Transport => {
@@ -143,6 +156,8 @@ export function subscriptionRoutes({ bus, subscriptions, transports }: ServerCon
       response: { body: subscriptionSchema },
       async handle({ params, principal, body }) {
         const current = await reachable(principal, params.id as string);
+        const pending = current.status === 'pending';
+        if (pending && body.status !== undefined) throw new SubscriptionPendingError(current.id);
         let reveal: Record<string, unknown> | undefined;
         let status: SubscriptionStatus | undefined = body.status;
         let nextConfig: Record<string, unknown> | undefined;
@@ -150,7 +165,8 @@ export function subscriptionRoutes({ bus, subscriptions, transports }: ServerCon
           const prepared = await prepare(transportOf(current.transport), { ...current.config, ...body.config }, current);
           nextConfig = prepared.config;
           reveal = prepared.reveal;
-          status = prepared.status ?? status;
+          // A pending subscription stays pending whatever its transport answers: only verification activates it.
+          status = pending ? undefined : (prepared.status ?? status);
         }
         const updated = await subscriptions.update(current.id, {
           ...(body.types !== undefined ? { types: body.types } : {}),

@@ -132,7 +132,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
     transports.set(transport.name, transport);
   }
-  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger };
+  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger, maxSubscriptions: resolved.maxSubscriptions };
   const authenticate = (credential: string) => keys.authenticate(credential);
   const abort = new AbortController();
   let stopping = false;

@@ -38,6 +38,11 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * or stream token, every transport together. @default 1000
    */
   maxConnectionsPerKey?: number;
+  /**
+   * `HERALD_MAX_SUBSCRIPTIONS`: durable subscriptions one consumer may hold, every transport and status
+   * together; past it, creating one answers 409. @default 100
+   */
+  maxSubscriptions?: number;
 }
 
 export interface ResolvedOptions {
@@ -48,6 +53,14 @@ export interface ResolvedOptions {
   logLevel: string;
   bodyLimit: number;
   maxConnectionsPerKey: number;
+  maxSubscriptions: number;
+}
+
+/** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
+function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number {
+  const value = option ?? Number(env[name] || fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number, not "${option ?? env[name]}"`);
+  return value;
 }
 
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
@@ -56,10 +69,8 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not "${env.PORT}"`);
   const bodyLimit = options.bodyLimit ?? 256 * 1024;
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
-  const maxConnectionsPerKey = options.maxConnectionsPerKey ?? Number(env.HERALD_MAX_CONNECTIONS_PER_KEY || 1000);
-  if (!Number.isInteger(maxConnectionsPerKey) || maxConnectionsPerKey < 1) {
-    throw new Error(`HERALD_MAX_CONNECTIONS_PER_KEY must be a positive whole number, not "${env.HERALD_MAX_CONNECTIONS_PER_KEY}"`);
-  }
+  const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
+  const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
@@ -69,5 +80,6 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),
     bodyLimit,
     maxConnectionsPerKey,
+    maxSubscriptions,
   };
 }

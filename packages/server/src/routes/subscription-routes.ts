@@ -16,6 +16,7 @@ import {
 } from '@herald/core';
 import { z } from 'zod';
 import { listOf, subscriptionSchema } from '../api-schemas.js';
+import { KeyedLock } from '../keyed-lock.js';
 import type { ServerContext } from '../server-context.js';
 
 const config = z.record(z.string(), z.unknown());
@@ -55,7 +56,25 @@ class SubscriptionPendingError extends HeraldError {
   }
 }
 
-export function subscriptionRoutes({ bus, subscriptions, transports }: ServerContext): RouteDefinition[] {
+/** The consumer holds as many subscriptions as it may: 409, nothing stored. */
+class SubscriptionLimitError extends HeraldError {
+  constructor(readonly limit: number) {
+    super(
+      'subscription-limit',
+      409,
+      `A consumer may hold at most ${limit} subscriptions (HERALD_MAX_SUBSCRIPTIONS); delete one first`,
+      'Too many subscriptions',
+    );
+  }
+  protected override extensions() {
+    return { limit: this.limit };
+  }
+}
+
+export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscriptions }: ServerContext): RouteDefinition[] {
+  // Creates by one consumer take turns, so that counting and storing are one step on this node.
+  const creates = new KeyedLock();
+
   const transportOf = (name: string): Transport => {
     const transport = transports.get(name);
     if (!transport) {
@@ -110,16 +129,20 @@ export function subscriptionRoutes({ bus, subscriptions, transports }: ServerCon
         } else if (body.consumer !== undefined && body.consumer !== consumer) {
           throw new ForbiddenError('A consumer key may only subscribe for its own consumer');
         }
+        const owner = consumer as string;
         const transport = transportOf(body.transport);
         const prepared = await prepare(transport, body.config);
-        const subscription = await subscriptions.create({
-          consumer: consumer as string,
-          transport: transport.name,
-          types: body.types,
-          status: prepared.status ?? body.status ?? 'active',
-          config: prepared.config,
-          // A new subscription starts from now: a WebSocket/SSE client that attaches later resumes from here.
-          cursor: bus.latest,
+        const subscription = await creates.run(owner, async () => {
+          if ((await subscriptions.list({ consumer: owner })).length >= maxSubscriptions) throw new SubscriptionLimitError(maxSubscriptions);
+          return subscriptions.create({
+            consumer: owner,
+            transport: transport.name,
+            types: body.types,
+            status: prepared.status ?? body.status ?? 'active',
+            config: prepared.config,
+            // A new subscription starts from now: a WebSocket/SSE client that attaches later resumes from here.
+            cursor: bus.latest,
+          });
         });
         return { status: 201, body: present(subscription, prepared.reveal) };
       },

@@ -58,7 +58,7 @@ async function runServer(kind: ServerKind): Promise<void> {
 
   if (kind === 'herald') {
     const dir = tempDirectory();
-    const adminKey = 'bench-admin-key';
+    const adminKey = 'bench-admin-key-0123456789abcdef0123';
     const transport = sse();
     const herald = createHerald({
       database: dir.file('herald.db'),

@@ -136,14 +136,22 @@ export class ApiKeys {
     return revoked;
   }
 
+  /** The stored record whose hash is the key's: the one its id names, else the configured admin key, which may have any shape. */
+  async #recordOf(key: string): Promise<ApiKeyRecord | undefined> {
+    const parsed = keyFormat.exec(key);
+    const hash = sha256(key);
+    const ids = parsed ? [`${idPrefix[parsed[1] as 'hk' | 'hs']}_${parsed[2]}`, envAdminKeyId] : [envAdminKeyId];
+    for (const id of ids) {
+      const record = await this.#lookup(id);
+      if (record && timingSafeEqual(hash, Buffer.from(record.hash, 'hex'))) return record;
+    }
+    return undefined;
+  }
+
   /** The principal of an API key or stream token; throws UnauthorizedError for anything else. */
   async authenticate(key: string): Promise<Principal> {
-    const parsed = keyFormat.exec(key);
-    const id = parsed ? `${idPrefix[parsed[1] as 'hk' | 'hs']}_${parsed[2]}` : envAdminKeyId;
-    const record = await this.#lookup(id);
-    if (!record || record.revokedAt || !timingSafeEqual(sha256(key), Buffer.from(record.hash, 'hex'))) {
-      throw new UnauthorizedError('The API key is not valid');
-    }
+    const record = await this.#recordOf(key);
+    if (!record || record.revokedAt) throw new UnauthorizedError('The API key is not valid');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now()) {
       throw new UnauthorizedError('The stream token has expired');
     }
@@ -151,7 +159,7 @@ export class ApiKeys {
       const parent = await this.#lookup(record.parentId);
       if (!parent || parent.revokedAt) throw new UnauthorizedError('The key that issued this stream token was revoked');
     }
-    const streamToken = parsed?.[1] === 'hs';
+    const streamToken = record.id.startsWith(`${idPrefix.hs}_`);
     return {
       keyId: record.id,
       // Tokens stored by earlier versions may say `admin`; a stream token never acts as one.

@@ -17,7 +17,11 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   transports?: readonly Transport[];
   /** Event types defined in code with `defineEventType`. @default [] */
   eventTypes?: TEventTypes;
-  /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and printed once. */
+  /**
+   * `HERALD_ADMIN_KEY`: an admin key, any value of at least 32 visible ASCII characters without spaces (one
+   * in the shape the server issues, `hk_…`, too); it replaces the one configured before. When absent and no
+   * admin key is stored, one is generated and printed once.
+   */
   adminKey?: string;
   /** `PORT`: what `listen()` binds when given no port. @default 3000 */
   port?: number;
@@ -63,6 +67,20 @@ function positiveWhole(name: string, option: number | undefined, env: Readonly<R
   return value;
 }
 
+/** Shorter configured admin keys are refused: guessable, or typed in as a placeholder. */
+const minAdminKeyLength = 32;
+
+function checkAdminKey(key: string): void {
+  if (!/^[\x21-\x7e]+$/.test(key)) {
+    throw new Error('HERALD_ADMIN_KEY must be visible ASCII characters without spaces: it is sent as "Authorization: Bearer <key>"');
+  }
+  if (key.length < minAdminKeyLength) {
+    throw new Error(
+      `HERALD_ADMIN_KEY must be at least ${minAdminKeyLength} characters (it has ${key.length}); e.g. \`openssl rand -hex 32\`, or leave it unset to have one generated`,
+    );
+  }
+}
+
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
 export function resolveOptions(options: HeraldOptions, env: Readonly<Record<string, string | undefined>>): ResolvedOptions {
   const port = options.port ?? Number(env.PORT ?? 3000);
@@ -72,6 +90,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
   const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
+  if (adminKey !== undefined) checkAdminKey(adminKey);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
     brokerUrl: env.HERALD_BROKER || 'memory',

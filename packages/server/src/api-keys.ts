@@ -9,6 +9,8 @@ const revokedChannel = 'herald:key-revoked';
 const clockSkewMargin = 60_000;
 /** How long a looked-up key is trusted before it is read again (revocation on other nodes). */
 const cacheMilliseconds = 5_000;
+/** How often the cache is swept of what it may no longer use. */
+const sweepMilliseconds = 1_000;
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -33,6 +35,7 @@ export class ApiKeys {
   readonly #broker: Broker;
   readonly #cache = new Map<string, { record: ApiKeyRecord; at: number }>();
   readonly #revokeListeners = new Set<(keyId: string) => void>();
+  #sweptAt = 0;
   /** Revocations up to about this time (ms) have reached this node's listeners. */
   #caughtUpAt = 0;
   #stopReconnect?: () => void;
@@ -172,9 +175,26 @@ export class ApiKeys {
     };
   }
 
+  /** How many keys and stream tokens this node holds in its cache, for `/metrics`. */
+  cachedCredentials(): number {
+    this.#sweep(Date.now());
+    return this.#cache.size;
+  }
+
+  /** Drops, at most once a second, what the cache may no longer answer with: stale records and expired tokens. */
+  #sweep(now: number): void {
+    if (now - this.#sweptAt < sweepMilliseconds) return;
+    this.#sweptAt = now;
+    for (const [id, { record, at }] of this.#cache) {
+      if (now - at >= cacheMilliseconds || (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now)) this.#cache.delete(id);
+    }
+  }
+
   async #lookup(id: string): Promise<ApiKeyRecord | undefined> {
+    const now = Date.now();
+    this.#sweep(now);
     const cached = this.#cache.get(id);
-    if (cached && Date.now() - cached.at < cacheMilliseconds) return cached.record;
+    if (cached && now - cached.at < cacheMilliseconds) return cached.record;
     const record = await this.#store.keys.get(id);
     if (record) this.#cache.set(id, { record, at: Date.now() });
     else this.#cache.delete(id);

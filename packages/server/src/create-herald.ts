@@ -142,7 +142,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   app.set('query parser', 'simple');
   const api = express.Router();
   const transportRouter = express.Router();
-  const metrics = new HeraldMetrics(() => bus.latest);
+  const metrics = new HeraldMetrics(() => bus.latest, () => keys.cachedCredentials());
   bus.onEvents(metrics.published);
   const mount = new TransportMount(transportRouter, authenticate, metrics.connection);
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);

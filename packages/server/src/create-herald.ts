@@ -22,6 +22,7 @@ import { ApiKeys } from './api-keys.js';
 import { PerKeyConnectionLimiter } from './connection-limiter.js';
 import type { ApiSurface } from './api-surface.js';
 import { TransportMount } from './http-mount.js';
+import { refuseDeepJson } from './json-depth-guard.js';
 import { lazyBroker } from './lazy-broker.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
@@ -185,7 +186,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   });
   mountHealthRoutes(app, store, () => stopping);
   app.use(requireJsonBody);
-  app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'], verify: refuseDeepJson }));
   const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)];
   for (const route of builtInRoutes) mountRoute(api, route, authenticate);
   const surface = (): ApiSurface => ({

@@ -28,6 +28,7 @@ import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { notFoundHandler, problemHandler } from './problem.js';
+import { RequestLimiter } from './rate-limiter.js';
 import { mountRoute, requireJsonBody } from './route-mount.js';
 import { mountDocsRoutes, operationalRoutes } from './routes/docs-routes.js';
 import { eventRoutes } from './routes/event-routes.js';
@@ -145,7 +146,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const transportRouter = express.Router();
   const metrics = new HeraldMetrics(() => bus.latest, () => keys.cachedCredentials());
   bus.onEvents(metrics.published);
-  const mount = new TransportMount(transportRouter, authenticate, metrics.connection);
+  const limiter = new RequestLimiter(resolved.rateLimits);
+  const mount = new TransportMount(transportRouter, authenticate, metrics.connection, limiter);
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
 
   let started: Transport[] = [];
@@ -188,7 +190,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   app.use(requireJsonBody);
   app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'], verify: refuseDeepJson }));
   const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)];
-  for (const route of builtInRoutes) mountRoute(api, route, authenticate);
+  for (const route of builtInRoutes) mountRoute(api, route, authenticate, limiter);
   const surface = (): ApiSurface => ({
     routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],
     upgrades: mount.upgrades,

@@ -1,4 +1,12 @@
 import type { Broker, EventTypeDefinition, Logger, Store, Transport } from '@herald/core';
+import type { RateLimits } from './rate-limiter.js';
+
+/** A quota: at most `requests` in each `window` of seconds. */
+export interface RateLimit {
+  requests: number;
+  /** Seconds. */
+  window: number;
+}
 
 /** Everything `createHerald` takes. Each option named after an environment variable falls back to it. */
 export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[] = readonly EventTypeDefinition[]> {
@@ -47,6 +55,23 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * together; past it, creating one answers 409. @default 100
    */
   maxSubscriptions?: number;
+  /**
+   * `HERALD_RATE_LIMIT` (e.g. `600/1m`, or `off`): REST requests each consumer key and each stream token may
+   * make per window, on each node; past it they answer 429 with `Retry-After`. `false` turns it off.
+   * @default { requests: 600, window: 60 }
+   */
+  rateLimit?: RateLimit | false;
+  /**
+   * `HERALD_ADMIN_RATE_LIMIT`: the same for each admin key. Off by default: an admin key is the provider's
+   * own backend, which publishes with it. @default false
+   */
+  adminRateLimit?: RateLimit | false;
+  /**
+   * `HERALD_AUTH_FAILURE_LIMIT`: failed authentications one client address (an IPv6 /64) may make per
+   * window, on each node; past it, its REST requests answer 429 without being authenticated. `false` turns it off.
+   * @default { requests: 60, window: 60 }
+   */
+  authFailureLimit?: RateLimit | false;
 }
 
 export interface ResolvedOptions {
@@ -58,6 +83,7 @@ export interface ResolvedOptions {
   bodyLimit: number;
   maxConnectionsPerKey: number;
   maxSubscriptions: number;
+  rateLimits: RateLimits;
 }
 
 /** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
@@ -65,6 +91,29 @@ function positiveWhole(name: string, option: number | undefined, env: Readonly<R
   const value = option ?? Number(env[name] || fallback);
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number, not "${option ?? env[name]}"`);
   return value;
+}
+
+const durationUnits = { s: 1, m: 60, h: 3600 } as const;
+
+/** The option, else the environment variable (`<requests>/<window>` with `s`, `m` or `h`, e.g. `600/1m`; or `off`), else the default. */
+function rateLimitOf(
+  name: string,
+  option: RateLimit | false | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  fallback: RateLimit | false,
+): RateLimit | false {
+  const text = env[name]?.trim();
+  let limit = option ?? fallback;
+  if (option === undefined && text) {
+    const parsed = /^(\d+)\/(\d+)([smh])$/.exec(text);
+    if (text === 'off') limit = false;
+    else if (parsed) limit = { requests: Number(parsed[1]), window: Number(parsed[2]) * durationUnits[parsed[3] as keyof typeof durationUnits] };
+    else throw new Error(`${name} must be <requests>/<window> (e.g. 600/1m, 100/10s, 5000/1h) or off, not "${text}"`);
+  }
+  if (limit && !(Number.isInteger(limit.requests) && limit.requests >= 1 && Number.isInteger(limit.window) && limit.window >= 1)) {
+    throw new Error(`${name} needs a whole number of at least 1 request per whole number of at least 1 second`);
+  }
+  return limit;
 }
 
 /** Shorter configured admin keys are refused: guessable, or typed in as a placeholder. */
@@ -100,5 +149,10 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     bodyLimit,
     maxConnectionsPerKey,
     maxSubscriptions,
+    rateLimits: {
+      key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),
+      admin: rateLimitOf('HERALD_ADMIN_RATE_LIMIT', options.adminRateLimit, env, false),
+      authFailures: rateLimitOf('HERALD_AUTH_FAILURE_LIMIT', options.authFailureLimit, env, { requests: 60, window: 60 }),
+    },
   };
 }

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHerald, type Herald } from '@herald/server';
+import { createHerald } from '@herald/server';
 import { restClient, testEventTypes } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 
-const running: Herald[] = [];
+const running: { close(): Promise<void> }[] = [];
 afterEach(async () => {
   for (const herald of running.splice(0)) await herald.close();
 });

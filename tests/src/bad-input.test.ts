@@ -3,6 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { memoryTransport, startTestApp, type TestApp } from '@herald/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingLogger, stackTraces } from './recording-logger.js';
+import { storeSnapshot } from './store-snapshot.js';
 
 let app: TestApp;
 let alphaKey: string;
@@ -63,20 +64,9 @@ const cases: Case[] = [
   { name: 'an unknown route', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'not-found' },
 ];
 
-/** What is stored: the log's bounds, every subscription, every key and every event type. */
-async function snapshot(target = app) {
-  const { store } = target.herald;
-  return {
-    log: await store.bounds(),
-    subscriptions: await store.subscriptions.list(),
-    keys: await store.keys.list(),
-    eventTypes: await store.eventTypes.list(),
-  };
-}
-
 describe('bad input', () => {
   it.each(cases)('$name → $status', async (badCase) => {
-    const before = await snapshot();
+    const before = await storeSnapshot(app.herald.store);
     const authorization = {
       admin: `Bearer ${app.adminKey}`,
       alpha: `Bearer ${alphaKey}`,
@@ -94,7 +84,7 @@ describe('bad input', () => {
     const problem = await response.json();
     expect(problem).toMatchObject({ type: `urn:herald:problem:${badCase.code}`, status: badCase.status, title: expect.any(String) });
     if (badCase.status === 422) expect(problem.errors?.length ?? 0).toBeGreaterThan(0);
-    expect(await snapshot()).toEqual(before);
+    expect(await storeSnapshot(app.herald.store)).toEqual(before);
   });
 });
 
@@ -169,13 +159,13 @@ describe('bad input before authentication (issue 13)', () => {
   afterAll(() => quiet.close());
 
   it.each(rawCases)('$name → $status', async (rawCase) => {
-    const before = await snapshot(quiet);
+    const before = await storeSnapshot(quiet.herald.store);
     const loggedBefore = logged.entries.length;
     const headers = { ...rawCase.headers, ...(rawCase.admin ? { authorization: `Bearer ${quiet.adminKey}` } : {}) };
     const answer = await rawRequest(quiet, rawCase.method, rawCase.path, headers, rawCase.body);
     expect({ status: answer.status, type: answer.type }).toEqual({ status: rawCase.status, type: expect.stringMatching(/^application\/problem\+json/) });
     expect(JSON.parse(answer.body)).toMatchObject({ type: `urn:herald:problem:${rawCase.code}`, status: rawCase.status, title: expect.any(String) });
-    expect(await snapshot(quiet)).toEqual(before);
+    expect(await storeSnapshot(quiet.herald.store)).toEqual(before);
     expect(stackTraces(logged.entries.slice(loggedBefore))).toEqual([]);
     // The server still answers.
     expect((await fetch(`${quiet.baseUrl}/healthz`)).status).toBe(200);

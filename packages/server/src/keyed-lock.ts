@@ -4,7 +4,7 @@ export class KeyedLock {
 
   run<T>(key: string, work: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
-    const result = previous.then(work, work);
+    const result = previous.then(work);
     const tail = result.catch(() => {});
     this.#tails.set(key, tail);
     // The last one out leaves no entry behind, so keys never seen again cost nothing.

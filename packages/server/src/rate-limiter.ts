@@ -3,7 +3,6 @@ import { isIPv6 } from 'node:net';
 import { HeraldError, type Principal, UnauthorizedError } from '@herald/core';
 import type { RateLimit } from './options.js';
 
-
 /** The state of one client's quota, as the `RateLimit` header tells it. */
 interface Quota {
   /** The policy's name in the headers. */

@@ -205,7 +205,7 @@ interface Cluster {
 
 async function cluster(size: number): Promise<Cluster> {
   const database = await freshDatabase();
-  const adminKey = `bench-${randomBytes(12).toString('hex')}`;
+  const adminKey = `bench-${randomBytes(16).toString('hex')}`;
   const prefix = `bench-${process.pid}-${randomBytes(4).toString('hex')}:`;
   // The first node migrates the database alone; the others start on the migrated schema.
   const first = await startNode(database.url, prefix, adminKey);

@@ -26,7 +26,7 @@ const schedule: AlternateOptions = {
 const warmupSeconds = 3;
 const connections = 64;
 const goal: Goal = { atLeast: 0.6 };
-const adminKey = 'bench-admin-key';
+const adminKey = 'bench-admin-key-0123456789abcdef0123';
 
 const eventType = defineEventType('bench.event', z.object({ payload: z.string() }));
 /** A publish request whose `data` is 1,024 bytes of JSON, like the in-process benchmark's events. */

@@ -31,7 +31,7 @@ const goal: Goal = { atLeast: 0.5 };
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
 /** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
 const pad = 'x'.repeat(48);
-const adminKey = 'bench-admin-key-0123456789';
+const adminKey = 'bench-admin-key-0123456789abcdef0123';
 
 // ---------------------------------------------------------------------------------------------
 // The receiver, in its own process: answers 200 at once and notes when each webhook-id first came.

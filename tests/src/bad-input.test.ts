@@ -1,5 +1,9 @@
+import { request } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { memoryTransport, startTestApp, type TestApp } from '@herald/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordingLogger, stackTraces } from './recording-logger.js';
+import { storeSnapshot } from './store-snapshot.js';
 
 let app: TestApp;
 let alphaKey: string;
@@ -60,19 +64,9 @@ const cases: Case[] = [
   { name: 'an unknown route', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'not-found' },
 ];
 
-/** What is stored: the log's bounds, every subscription, every key and every event type. */
-async function snapshot() {
-  return {
-    log: await app.herald.store.bounds(),
-    subscriptions: await app.herald.store.subscriptions.list(),
-    keys: await app.herald.store.keys.list(),
-    eventTypes: await app.herald.store.eventTypes.list(),
-  };
-}
-
 describe('bad input', () => {
   it.each(cases)('$name → $status', async (badCase) => {
-    const before = await snapshot();
+    const before = await storeSnapshot(app.herald.store);
     const authorization = {
       admin: `Bearer ${app.adminKey}`,
       alpha: `Bearer ${alphaKey}`,
@@ -90,6 +84,102 @@ describe('bad input', () => {
     const problem = await response.json();
     expect(problem).toMatchObject({ type: `urn:herald:problem:${badCase.code}`, status: badCase.status, title: expect.any(String) });
     if (badCase.status === 422) expect(problem.errors?.length ?? 0).toBeGreaterThan(0);
-    expect(await snapshot()).toEqual(before);
+    expect(await storeSnapshot(app.herald.store)).toEqual(before);
   });
 });
+
+/** Sends a request exactly as given, path and body bytes included. */
+function rawRequest(
+  target: TestApp,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string | Buffer,
+): Promise<{ status: number; type: string; body: string }> {
+  const { port } = new URL(target.baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+interface RawCase {
+  name: string;
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** Send the admin key: the same input must be refused with it too. */
+  admin?: boolean;
+  status: number;
+  code: string;
+}
+
+const rawCases: RawCase[] = [
+  { name: 'an unknown Content-Encoding', method: 'POST', path: '/v1/events', headers: { ...json, 'content-encoding': 'bogus' }, body: '{}', status: 415, code: 'unsupported-encoding' },
+  { name: 'a gzip body that is not gzip', method: 'POST', path: '/v1/events', headers: { ...json, 'content-encoding': 'gzip' }, body: 'not gzip at all', status: 400, code: 'undecodable-body' },
+  { name: 'a deflate body that is not deflate', method: 'POST', path: '/v1/subscriptions', headers: { ...json, 'content-encoding': 'deflate' }, body: 'not deflate', status: 400, code: 'undecodable-body' },
+  { name: 'a br body that is not brotli', method: 'POST', path: '/v1/keys', headers: { ...json, 'content-encoding': 'br' }, body: Buffer.from([0xff, 0xff, 0xff, 0xff]), status: 400, code: 'undecodable-body' },
+  { name: 'a gzip body that inflates past the limit', method: 'POST', path: '/v1/events', headers: { ...json, 'content-encoding': 'gzip' }, body: gzipSync(`{"pad":"${'x'.repeat(300_000)}"}`), status: 413, code: 'body-too-large' },
+  { name: 'a UTF-16 body', method: 'POST', path: '/v1/events', headers: { 'content-type': 'application/json; charset=utf-16le' }, body: Buffer.from('{"type":"order.created"}', 'utf16le'), status: 415, code: 'unsupported-charset' },
+  { name: 'a malformed percent-encoding in a subscription path', method: 'GET', path: '/v1/subscriptions/%E0%A4%A', status: 400, code: 'malformed-path' },
+  { name: 'a malformed percent-encoding in a PATCH', method: 'PATCH', path: '/v1/subscriptions/%E0%A4%A', headers: json, body: '{"status":"paused"}', status: 400, code: 'malformed-path' },
+  { name: 'a malformed percent-encoding in a DELETE', method: 'DELETE', path: '/v1/keys/%E0%A4%A', status: 400, code: 'malformed-path' },
+  { name: 'a malformed percent-encoding in an event-type path', method: 'GET', path: '/v1/event-types/%C0', status: 400, code: 'malformed-path' },
+  { name: 'JSON objects nested 5,000 deep', method: 'POST', path: '/v1/events', headers: json, body: nested(5000), status: 400, code: 'json-too-deep' },
+  { name: 'JSON arrays nested 4,000 deep', method: 'POST', path: '/v1/subscriptions', headers: json, body: `${'['.repeat(4000)}${']'.repeat(4000)}`, status: 400, code: 'json-too-deep' },
+  { name: 'deep JSON in a gzip body', method: 'POST', path: '/v1/events', headers: { ...json, 'content-encoding': 'gzip' }, body: gzipSync(nested(3000)), status: 400, code: 'json-too-deep' },
+  {
+    name: 'event data nested 50,000 deep, with the admin key',
+    method: 'POST',
+    path: '/v1/events',
+    headers: json,
+    body: `{"type":"order.created","data":{"n":1,"deep":${`${'['.repeat(50_000)}${']'.repeat(50_000)}`}}}`,
+    admin: true,
+    status: 400,
+    code: 'json-too-deep',
+  },
+];
+
+describe('bad input before authentication (issue 13)', () => {
+  let logged: ReturnType<typeof recordingLogger>;
+  let quiet: TestApp;
+
+  beforeAll(async () => {
+    logged = recordingLogger();
+    quiet = await startTestApp([memoryTransport()], { logger: logged });
+  });
+  afterAll(() => quiet.close());
+
+  it.each(rawCases)('$name → $status', async (rawCase) => {
+    const before = await storeSnapshot(quiet.herald.store);
+    const loggedBefore = logged.entries.length;
+    const headers = { ...rawCase.headers, ...(rawCase.admin ? { authorization: `Bearer ${quiet.adminKey}` } : {}) };
+    const answer = await rawRequest(quiet, rawCase.method, rawCase.path, headers, rawCase.body);
+    expect({ status: answer.status, type: answer.type }).toEqual({ status: rawCase.status, type: expect.stringMatching(/^application\/problem\+json/) });
+    expect(JSON.parse(answer.body)).toMatchObject({ type: `urn:herald:problem:${rawCase.code}`, status: rawCase.status, title: expect.any(String) });
+    expect(await storeSnapshot(quiet.herald.store)).toEqual(before);
+    expect(stackTraces(logged.entries.slice(loggedBefore))).toEqual([]);
+    // The server still answers.
+    expect((await fetch(`${quiet.baseUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('still takes JSON nested as deep as any real document goes', async () => {
+    const answer = await rawRequest(quiet, 'POST', '/v1/event-types', { ...json, authorization: `Bearer ${quiet.adminKey}` }, JSON.stringify({ name: 'deep.enough', schema: deepSchema(45) }));
+    expect(answer.status).toBe(201);
+  });
+});
+
+/** A JSON Schema of objects within objects, `levels` deep (two JSON levels each). */
+function deepSchema(levels: number): Record<string, unknown> {
+  let schema: Record<string, unknown> = { type: 'string' };
+  for (let level = 0; level < levels; level++) schema = { type: 'object', properties: { inner: schema } };
+  return schema;
+}

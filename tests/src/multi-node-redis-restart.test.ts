@@ -22,7 +22,7 @@ import {
  * publish: Redis is only the doorbell, so nothing published is lost and nothing arrives twice.
  */
 describe('three Herald nodes through a Redis restart', () => {
-  const adminKey = `admin-${randomBytes(12).toString('hex')}`;
+  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const nodes: NodeProcess[] = [];
   let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   let redis: OwnRedis | undefined;

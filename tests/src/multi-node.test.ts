@@ -21,7 +21,7 @@ import {
  * afterwards) and Redis (channels under a prefix of this run's own).
  */
 describe('three Herald nodes on PostgreSQL and Redis', () => {
-  const adminKey = `admin-${randomBytes(12).toString('hex')}`;
+  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const nodes: NodeProcess[] = [];
   const receivers: WebhookReceiver[] = [];
   // Generous: on a loaded machine an attempt that times out is retried, and that second send would be a duplicate.

@@ -26,7 +26,7 @@ const page = `<!doctype html><meta charset="utf-8"><title>herald socket</title>
   };
 </script>`;
 
-const adminKey = 'admin-browser-socket-test';
+const adminKey = 'admin-browser-socket-test-0123456789abcdef';
 let browser: Browser;
 let pageServer: Server;
 let pageOrigin: string;

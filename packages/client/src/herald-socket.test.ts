@@ -10,7 +10,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { HeraldSocket, type HeraldSocketEvents, type MatchingEvent, type SocketEvent } from './herald-socket.js';
 
 type Events = EventMapOf<typeof testEventTypes>;
-const adminKey = 'admin-herald-socket-test';
+const adminKey = 'admin-herald-socket-test-0123456789abcdef';
 
 interface Server {
   herald: Herald<Events>;

@@ -9,6 +9,8 @@ const revokedChannel = 'herald:key-revoked';
 const clockSkewMargin = 60_000;
 /** How long a looked-up key is trusted before it is read again (revocation on other nodes). */
 const cacheMilliseconds = 5_000;
+/** How often the cache is swept of what it may no longer use. */
+const sweepMilliseconds = 1_000;
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -33,6 +35,7 @@ export class ApiKeys {
   readonly #broker: Broker;
   readonly #cache = new Map<string, { record: ApiKeyRecord; at: number }>();
   readonly #revokeListeners = new Set<(keyId: string) => void>();
+  #sweptAt = 0;
   /** Revocations up to about this time (ms) have reached this node's listeners. */
   #caughtUpAt = 0;
   #stopReconnect?: () => void;
@@ -136,14 +139,22 @@ export class ApiKeys {
     return revoked;
   }
 
+  /** The stored record whose hash is the key's: the one its id names, else the configured admin key, which may have any shape. */
+  async #recordOf(key: string): Promise<ApiKeyRecord | undefined> {
+    const parsed = keyFormat.exec(key);
+    const hash = sha256(key);
+    const ids = parsed ? [`${idPrefix[parsed[1] as 'hk' | 'hs']}_${parsed[2]}`, envAdminKeyId] : [envAdminKeyId];
+    for (const id of ids) {
+      const record = await this.#lookup(id);
+      if (record && timingSafeEqual(hash, Buffer.from(record.hash, 'hex'))) return record;
+    }
+    return undefined;
+  }
+
   /** The principal of an API key or stream token; throws UnauthorizedError for anything else. */
   async authenticate(key: string): Promise<Principal> {
-    const parsed = keyFormat.exec(key);
-    const id = parsed ? `${idPrefix[parsed[1] as 'hk' | 'hs']}_${parsed[2]}` : envAdminKeyId;
-    const record = await this.#lookup(id);
-    if (!record || record.revokedAt || !timingSafeEqual(sha256(key), Buffer.from(record.hash, 'hex'))) {
-      throw new UnauthorizedError('The API key is not valid');
-    }
+    const record = await this.#recordOf(key);
+    if (!record || record.revokedAt) throw new UnauthorizedError('The API key is not valid');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now()) {
       throw new UnauthorizedError('The stream token has expired');
     }
@@ -151,7 +162,7 @@ export class ApiKeys {
       const parent = await this.#lookup(record.parentId);
       if (!parent || parent.revokedAt) throw new UnauthorizedError('The key that issued this stream token was revoked');
     }
-    const streamToken = parsed?.[1] === 'hs';
+    const streamToken = record.id.startsWith(`${idPrefix.hs}_`);
     return {
       keyId: record.id,
       // Tokens stored by earlier versions may say `admin`; a stream token never acts as one.
@@ -164,9 +175,26 @@ export class ApiKeys {
     };
   }
 
+  /** How many keys and stream tokens this node holds in its cache, for `/metrics`. */
+  cachedCredentials(): number {
+    this.#sweep(Date.now());
+    return this.#cache.size;
+  }
+
+  /** Drops, at most once a second, what the cache may no longer answer with: stale records and expired tokens. */
+  #sweep(now: number): void {
+    if (now - this.#sweptAt < sweepMilliseconds) return;
+    this.#sweptAt = now;
+    for (const [id, { record, at }] of this.#cache) {
+      if (now - at >= cacheMilliseconds || (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now)) this.#cache.delete(id);
+    }
+  }
+
   async #lookup(id: string): Promise<ApiKeyRecord | undefined> {
+    const now = Date.now();
+    this.#sweep(now);
     const cached = this.#cache.get(id);
-    if (cached && Date.now() - cached.at < cacheMilliseconds) return cached.record;
+    if (cached && now - cached.at < cacheMilliseconds) return cached.record;
     const record = await this.#store.keys.get(id);
     if (record) this.#cache.set(id, { record, at: Date.now() });
     else this.#cache.delete(id);

@@ -22,11 +22,13 @@ import { ApiKeys } from './api-keys.js';
 import { PerKeyConnectionLimiter } from './connection-limiter.js';
 import type { ApiSurface } from './api-surface.js';
 import { TransportMount } from './http-mount.js';
+import { refuseDeepJson } from './json-depth-guard.js';
 import { lazyBroker } from './lazy-broker.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { notFoundHandler, problemHandler } from './problem.js';
+import { RequestLimiter } from './rate-limiter.js';
 import { mountRoute, requireJsonBody } from './route-mount.js';
 import { mountDocsRoutes, operationalRoutes } from './routes/docs-routes.js';
 import { eventRoutes } from './routes/event-routes.js';
@@ -132,7 +134,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
     transports.set(transport.name, transport);
   }
-  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger };
+  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger, maxSubscriptions: resolved.maxSubscriptions };
   const authenticate = (credential: string) => keys.authenticate(credential);
   const abort = new AbortController();
   let stopping = false;
@@ -142,9 +144,10 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   app.set('query parser', 'simple');
   const api = express.Router();
   const transportRouter = express.Router();
-  const metrics = new HeraldMetrics(() => bus.latest);
+  const metrics = new HeraldMetrics(() => bus.latest, () => keys.cachedCredentials());
   bus.onEvents(metrics.published);
-  const mount = new TransportMount(transportRouter, authenticate, metrics.connection);
+  const limiter = new RequestLimiter(resolved.rateLimits);
+  const mount = new TransportMount(transportRouter, authenticate, metrics.connection, limiter);
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
 
   let started: Transport[] = [];
@@ -185,9 +188,9 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   });
   mountHealthRoutes(app, store, () => stopping);
   app.use(requireJsonBody);
-  app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'], verify: refuseDeepJson }));
   const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)];
-  for (const route of builtInRoutes) mountRoute(api, route, authenticate);
+  for (const route of builtInRoutes) mountRoute(api, route, authenticate, limiter);
   const surface = (): ApiSurface => ({
     routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],
     upgrades: mount.upgrades,

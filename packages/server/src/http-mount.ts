@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { HttpMount, PlainHandler, RouteDefinition, UpgradeHandler } from '@herald/core';
 import type { Router } from 'express';
+import type { RequestLimiter } from './rate-limiter.js';
 import { type Authenticate, mountRoute } from './route-mount.js';
 
 /** A route or upgrade path a transport added, for the generated API documents. */
@@ -23,14 +24,16 @@ export class TransportMount implements HttpMount {
   readonly #router: Router;
   readonly #authenticate: Authenticate;
   readonly #countConnection: ConnectionCounter;
+  readonly #limiter: RequestLimiter | undefined;
   readonly #upgrades = new Map<string, UpgradeHandler>();
   readonly #upgradeOwners = new Map<string, string>();
   readonly #routes: MountedRoute[] = [];
 
-  constructor(router: Router, authenticate: Authenticate, countConnection: ConnectionCounter = () => {}) {
+  constructor(router: Router, authenticate: Authenticate, countConnection: ConnectionCounter = () => {}, limiter?: RequestLimiter) {
     this.#router = router;
     this.#authenticate = authenticate;
     this.#countConnection = countConnection;
+    this.#limiter = limiter;
   }
 
   route: HttpMount['route'] = (definition) => this.#route(definition as RouteDefinition, '');
@@ -75,6 +78,7 @@ export class TransportMount implements HttpMount {
         },
       },
       this.#authenticate,
+      this.#limiter,
     );
   }
 

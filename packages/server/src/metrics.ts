@@ -29,7 +29,7 @@ export class HeraldMetrics {
   readonly #connections: Gauge<'transport'>;
   readonly #backlogs = new Map<string, () => number | Promise<number>>();
 
-  constructor(latestSeq: () => number) {
+  constructor(latestSeq: () => number, cachedCredentials: () => number) {
     const registers = [this.#registry];
     this.#published = new Counter({
       name: 'herald_events_published_total',
@@ -43,6 +43,14 @@ export class HeraldMetrics {
       registers,
       collect() {
         this.set(latestSeq());
+      },
+    });
+    new Gauge({
+      name: 'herald_key_cache_entries',
+      help: 'API keys and stream tokens this node holds in its authentication cache (those used in the last seconds)',
+      registers,
+      collect() {
+        this.set(cachedCredentials());
       },
     });
     this.#deliveries = new Counter({

@@ -1,4 +1,12 @@
 import type { Broker, EventTypeDefinition, Logger, Store, Transport } from '@herald/core';
+import type { RateLimits } from './rate-limiter.js';
+
+/** A quota: at most `requests` in each `window` of seconds. */
+export interface RateLimit {
+  requests: number;
+  /** Seconds. */
+  window: number;
+}
 
 /** Everything `createHerald` takes. Each option named after an environment variable falls back to it. */
 export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[] = readonly EventTypeDefinition[]> {
@@ -17,7 +25,11 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   transports?: readonly Transport[];
   /** Event types defined in code with `defineEventType`. @default [] */
   eventTypes?: TEventTypes;
-  /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and printed once. */
+  /**
+   * `HERALD_ADMIN_KEY`: an admin key, any value of at least 32 visible ASCII characters without spaces (one
+   * in the shape the server issues, `hk_…`, too); it replaces the one configured before. When absent and no
+   * admin key is stored, one is generated and printed once.
+   */
   adminKey?: string;
   /** `PORT`: what `listen()` binds when given no port. @default 3000 */
   port?: number;
@@ -38,6 +50,28 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * or stream token, every transport together. @default 1000
    */
   maxConnectionsPerKey?: number;
+  /**
+   * `HERALD_MAX_SUBSCRIPTIONS`: durable subscriptions one consumer may hold, every transport and status
+   * together; past it, creating one answers 409. @default 100
+   */
+  maxSubscriptions?: number;
+  /**
+   * `HERALD_RATE_LIMIT` (e.g. `600/1m`, or `off`): REST requests each consumer key and each stream token may
+   * make per window, on each node; past it they answer 429 with `Retry-After`. `false` turns it off.
+   * @default { requests: 600, window: 60 }
+   */
+  rateLimit?: RateLimit | false;
+  /**
+   * `HERALD_ADMIN_RATE_LIMIT`: the same for each admin key. Off by default: an admin key is the provider's
+   * own backend, which publishes with it. @default false
+   */
+  adminRateLimit?: RateLimit | false;
+  /**
+   * `HERALD_AUTH_FAILURE_LIMIT`: failed authentications one client address (an IPv6 /64) may make per
+   * window, on each node; past it, its REST requests answer 429 without being authenticated. `false` turns it off.
+   * @default { requests: 60, window: 60 }
+   */
+  authFailureLimit?: RateLimit | false;
 }
 
 export interface ResolvedOptions {
@@ -48,6 +82,52 @@ export interface ResolvedOptions {
   logLevel: string;
   bodyLimit: number;
   maxConnectionsPerKey: number;
+  maxSubscriptions: number;
+  rateLimits: RateLimits;
+}
+
+/** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
+function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number {
+  const value = option ?? Number(env[name] || fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number, not "${option ?? env[name]}"`);
+  return value;
+}
+
+const durationUnits = { s: 1, m: 60, h: 3600 } as const;
+
+/** The option, else the environment variable (`<requests>/<window>` with `s`, `m` or `h`, e.g. `600/1m`; or `off`), else the default. */
+function rateLimitOf(
+  name: string,
+  option: RateLimit | false | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  fallback: RateLimit | false,
+): RateLimit | false {
+  const text = env[name]?.trim();
+  let limit = option ?? fallback;
+  if (option === undefined && text) {
+    const parsed = /^(\d+)\/(\d+)([smh])$/.exec(text);
+    if (text === 'off') limit = false;
+    else if (parsed) limit = { requests: Number(parsed[1]), window: Number(parsed[2]) * durationUnits[parsed[3] as keyof typeof durationUnits] };
+    else throw new Error(`${name} must be <requests>/<window> (e.g. 600/1m, 100/10s, 5000/1h) or off, not "${text}"`);
+  }
+  if (limit && !(Number.isInteger(limit.requests) && limit.requests >= 1 && Number.isInteger(limit.window) && limit.window >= 1)) {
+    throw new Error(`${name} needs a whole number of at least 1 request per whole number of at least 1 second`);
+  }
+  return limit;
+}
+
+/** Shorter configured admin keys are refused: guessable, or typed in as a placeholder. */
+const minAdminKeyLength = 32;
+
+function checkAdminKey(key: string): void {
+  if (!/^[\x21-\x7e]+$/.test(key)) {
+    throw new Error('HERALD_ADMIN_KEY must be visible ASCII characters without spaces: it is sent as "Authorization: Bearer <key>"');
+  }
+  if (key.length < minAdminKeyLength) {
+    throw new Error(
+      `HERALD_ADMIN_KEY must be at least ${minAdminKeyLength} characters (it has ${key.length}); e.g. \`openssl rand -hex 32\`, or leave it unset to have one generated`,
+    );
+  }
 }
 
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
@@ -56,11 +136,10 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not "${env.PORT}"`);
   const bodyLimit = options.bodyLimit ?? 256 * 1024;
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
-  const maxConnectionsPerKey = options.maxConnectionsPerKey ?? Number(env.HERALD_MAX_CONNECTIONS_PER_KEY || 1000);
-  if (!Number.isInteger(maxConnectionsPerKey) || maxConnectionsPerKey < 1) {
-    throw new Error(`HERALD_MAX_CONNECTIONS_PER_KEY must be a positive whole number, not "${env.HERALD_MAX_CONNECTIONS_PER_KEY}"`);
-  }
+  const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
+  const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
+  if (adminKey !== undefined) checkAdminKey(adminKey);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
     brokerUrl: env.HERALD_BROKER || 'memory',
@@ -69,5 +148,11 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),
     bodyLimit,
     maxConnectionsPerKey,
+    maxSubscriptions,
+    rateLimits: {
+      key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),
+      admin: rateLimitOf('HERALD_ADMIN_RATE_LIMIT', options.adminRateLimit, env, false),
+      authFailures: rateLimitOf('HERALD_AUTH_FAILURE_LIMIT', options.authFailureLimit, env, { requests: 60, window: 60 }),
+    },
   };
 }

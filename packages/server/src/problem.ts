@@ -2,15 +2,16 @@ import { HeraldError, NotFoundError, type Problem, toIssues } from '@herald/core
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 
-/** Errors from express's body parser carry a `type` and a client-error status. */
-interface BodyParserError {
-  type: string;
+/** Errors of express and its body parser carry a client-error `status`, and the body parser's a `type`. */
+interface ExpressError {
   status: number;
-  expose?: boolean;
+  type?: string;
+  /** Set on zlib's errors: a body that does not decode with its Content-Encoding. */
+  errno?: number;
 }
 
-function isBodyParserError(error: unknown): error is BodyParserError {
-  return typeof error === 'object' && error !== null && 'type' in error && 'status' in error && typeof error.status === 'number';
+function isExpressClientError(error: unknown): error is ExpressError {
+  return typeof error === 'object' && error !== null && 'status' in error && typeof error.status === 'number' && error.status >= 400 && error.status < 500;
 }
 
 const bodyParserProblems: Record<string, { code: string; title: string; detail: string }> = {
@@ -21,20 +22,27 @@ const bodyParserProblems: Record<string, { code: string; title: string; detail: 
   'request.aborted': { code: 'request-aborted', title: 'Request aborted', detail: 'The client aborted the request' },
 };
 
+/** What a client error of express is about: the body parser's `type`, the path's percent-encoding, or the body's Content-Encoding. */
+function expressProblem(error: ExpressError): { code: string; title: string; detail: string } {
+  const known = error.type !== undefined ? bodyParserProblems[error.type] : undefined;
+  if (known) return known;
+  // The router could not decode a path parameter.
+  if (error instanceof URIError) return { code: 'malformed-path', title: 'Malformed path', detail: 'The path is not valid percent-encoded UTF-8' };
+  if (typeof error.errno === 'number') {
+    return { code: 'undecodable-body', title: 'Undecodable body', detail: 'The request body does not decode with its Content-Encoding' };
+  }
+  return { code: 'bad-request', title: 'Bad request', detail: 'The request could not be read' };
+}
+
 /** Turns any error into an RFC 9457 problem. Unexpected errors become a bare 500 with no internals. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof HeraldError) return error.toProblem();
   if (error instanceof ZodError) {
     return { type: 'urn:herald:problem:validation-failed', title: 'Validation failed', status: 422, errors: toIssues(error.issues) };
   }
-  if (isBodyParserError(error) && error.status >= 400 && error.status < 500) {
-    const known = bodyParserProblems[error.type];
-    return {
-      type: `urn:herald:problem:${known?.code ?? 'bad-request'}`,
-      title: known?.title ?? 'Bad request',
-      status: error.status,
-      detail: known?.detail ?? 'The request could not be read',
-    };
+  if (isExpressClientError(error)) {
+    const { code, title, detail } = expressProblem(error);
+    return { type: `urn:herald:problem:${code}`, title, status: error.status, detail };
   }
   return { type: 'urn:herald:problem:internal', title: 'Internal Server Error', status: 500 };
 }

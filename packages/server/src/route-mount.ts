@@ -12,6 +12,7 @@ import {
 } from '@herald/core';
 import type { Request, RequestHandler, Router } from 'express';
 import type { z } from 'zod';
+import type { RequestLimiter } from './rate-limiter.js';
 
 /** Resolves a credential (API key or stream token) to its principal. */
 export type Authenticate = (credential: string) => Promise<Principal>;
@@ -44,13 +45,18 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: strin
   return result.data;
 }
 
-/** Adds a route to an express router: authentication, role, input validation, JSON answer. */
-export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition<TBody, TQuery>, authenticate: Authenticate): void {
+/**
+ * Adds a route to an express router: authentication (within the rate limits of `limiter`, when given),
+ * role, input validation, JSON answer.
+ */
+export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition<TBody, TQuery>, authenticate: Authenticate, limiter?: RequestLimiter): void {
   const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
-  router[method](route.path, async (req, res) => {
+  const principalOf = (req: Request) => {
     const credential = credentialOf(req, route.queryToken ?? false);
-    if (credential === undefined) throw new UnauthorizedError();
-    const principal = await authenticate(credential);
+    return credential === undefined ? Promise.reject(new UnauthorizedError()) : authenticate(credential);
+  };
+  router[method](route.path, async (req, res) => {
+    const principal = await (limiter ? limiter.authenticate(req, res, () => principalOf(req)) : principalOf(req));
     if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
     if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
     const body = route.body ? parseInput(route.body, req.body, 'body') : (req.body as TBody);

@@ -11,4 +11,6 @@ export interface ServerContext {
   keys: ApiKeys;
   transports: ReadonlyMap<string, Transport>;
   logger: Logger;
+  /** Durable subscriptions one consumer may hold. */
+  maxSubscriptions: number;
 }

@@ -45,7 +45,7 @@ describe('endpoint verification', () => {
     const retried = await app.api('POST', `/v1/subscriptions/${id}/verify`, undefined, key);
     expect(retried.body).toMatchObject({ verified: false, status: 'pending', error: 'the endpoint answered without echoing the challenge' });
     // Switching itself to active does not skip verification.
-    expect((await app.api('PATCH', `/v1/subscriptions/${id}`, { status: 'active' }, key)).status).toBe(200);
+    expect((await app.api('PATCH', `/v1/subscriptions/${id}`, { status: 'active' }, key)).status).toBe(409);
     await app.herald.publish({ type: 'order.created', data: { n: 2 } });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(inbox.requests.every((request) => JSON.parse(request.body).type === 'herald.endpoint.verification')).toBe(true);

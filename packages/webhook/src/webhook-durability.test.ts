@@ -82,7 +82,7 @@ async function prepareDatabase(url: string): Promise<{ database: string; adminKe
   const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const database = join(dir, 'herald.db');
-  const adminKey = `admin-${randomBytes(12).toString('hex')}`;
+  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const herald = createHerald({
     database,
     adminKey,

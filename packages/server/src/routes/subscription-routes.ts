@@ -3,6 +3,7 @@ import {
   consumerId,
   defineRoute,
   ForbiddenError,
+  HeraldError,
   NotFoundError,
   type Principal,
   type RouteDefinition,
@@ -15,6 +16,7 @@ import {
 } from '@herald/core';
 import { z } from 'zod';
 import { listOf, subscriptionSchema } from '../api-schemas.js';
+import { KeyedLock } from '../keyed-lock.js';
 import type { ServerContext } from '../server-context.js';
 
 const config = z.record(z.string(), z.unknown());
@@ -42,7 +44,37 @@ const listQuery = z.object({
 
 const emptyConfig = z.strictObject({});
 
-export function subscriptionRoutes({ bus, subscriptions, transports }: ServerContext): RouteDefinition[] {
+/** A PATCH named a status for a subscription that awaits endpoint verification: only verification moves it. */
+class SubscriptionPendingError extends HeraldError {
+  constructor(id: string) {
+    super(
+      'subscription-pending',
+      409,
+      `Subscription ${id} awaits the verification of its endpoint: only that makes it active. Change its types or config, or delete it.`,
+      'Subscription pending verification',
+    );
+  }
+}
+
+/** The consumer holds as many subscriptions as it may: 409, nothing stored. */
+class SubscriptionLimitError extends HeraldError {
+  constructor(readonly limit: number) {
+    super(
+      'subscription-limit',
+      409,
+      `A consumer may hold at most ${limit} subscriptions (HERALD_MAX_SUBSCRIPTIONS); delete one first`,
+      'Too many subscriptions',
+    );
+  }
+  protected override extensions() {
+    return { limit: this.limit };
+  }
+}
+
+export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscriptions }: ServerContext): RouteDefinition[] {
+  // Creates by one consumer take turns, so that counting and storing are one step on this node.
+  const creates = new KeyedLock();
+
   const transportOf = (name: string): Transport => {
     const transport = transports.get(name);
     if (!transport) {
@@ -97,16 +129,20 @@ export function subscriptionRoutes({ bus, subscriptions, transports }: ServerCon
         } else if (body.consumer !== undefined && body.consumer !== consumer) {
           throw new ForbiddenError('A consumer key may only subscribe for its own consumer');
         }
+        const owner = consumer as string;
         const transport = transportOf(body.transport);
         const prepared = await prepare(transport, body.config);
-        const subscription = await subscriptions.create({
-          consumer: consumer as string,
-          transport: transport.name,
-          types: body.types,
-          status: prepared.status ?? body.status ?? 'active',
-          config: prepared.config,
-          // A new subscription starts from now: a WebSocket/SSE client that attaches later resumes from here.
-          cursor: bus.latest,
+        const subscription = await creates.run(owner, async () => {
+          if ((await subscriptions.list({ consumer: owner })).length >= maxSubscriptions) throw new SubscriptionLimitError(maxSubscriptions);
+          return subscriptions.create({
+            consumer: owner,
+            transport: transport.name,
+            types: body.types,
+            status: prepared.status ?? body.status ?? 'active',
+            config: prepared.config,
+            // A new subscription starts from now: a WebSocket/SSE client that attaches later resumes from here.
+            cursor: bus.latest,
+          });
         });
         return { status: 201, body: present(subscription, prepared.reveal) };
       },
@@ -143,6 +179,8 @@ export function subscriptionRoutes({ bus, subscriptions, transports }: ServerCon
       response: { body: subscriptionSchema },
       async handle({ params, principal, body }) {
         const current = await reachable(principal, params.id as string);
+        const pending = current.status === 'pending';
+        if (pending && body.status !== undefined) throw new SubscriptionPendingError(current.id);
         let reveal: Record<string, unknown> | undefined;
         let status: SubscriptionStatus | undefined = body.status;
         let nextConfig: Record<string, unknown> | undefined;
@@ -150,7 +188,8 @@ export function subscriptionRoutes({ bus, subscriptions, transports }: ServerCon
           const prepared = await prepare(transportOf(current.transport), { ...current.config, ...body.config }, current);
           nextConfig = prepared.config;
           reveal = prepared.reveal;
-          status = prepared.status ?? status;
+          // A pending subscription stays pending whatever its transport answers: only verification activates it.
+          status = pending ? undefined : (prepared.status ?? status);
         }
         const updated = await subscriptions.update(current.id, {
           ...(body.types !== undefined ? { types: body.types } : {}),

@@ -1,0 +1,142 @@
+import { memoryTransport, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.close();
+});
+
+async function start(options: Parameters<typeof startTestApp>[1] = {}): Promise<TestApp> {
+  const app = await startTestApp([memoryTransport()], options);
+  apps.push(app);
+  return app;
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+async function call(app: TestApp, method: string, path: string, key?: string, body?: unknown): Promise<Answer> {
+  const response = await fetch(`${app.baseUrl}${path}`, {
+    method,
+    headers: { ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+/** `RateLimit: "name";r=R;t=T` → its parts. */
+function rateLimitOf(answer: Answer): { policy: string; remaining: number; reset: number } | undefined {
+  const match = /^"([^"]+)";r=(\d+);t=(\d+)$/.exec(answer.headers.get('ratelimit') ?? '');
+  return match ? { policy: match[1] as string, remaining: Number(match[2]), reset: Number(match[3]) } : undefined;
+}
+
+const wrongKey = 'hk_0123456789abcdef0123_0000000000000000000000000000000000000000000000000000000000000000';
+
+describe('rate limits (issue 13)', () => {
+  it('counts each key’s requests, says so in RateLimit headers, and answers 429 past the quota, storing nothing', async () => {
+    const app = await start({ rateLimit: { requests: 5, window: 60 } });
+    const key = await app.consumerKey('acme');
+    for (let n = 1; n <= 4; n++) {
+      const answer = await call(app, 'GET', '/v1/subscriptions', key);
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('ratelimit-policy')).toBe('"key";q=5;w=60');
+      expect(rateLimitOf(answer)).toEqual({ policy: 'key', remaining: 5 - n, reset: expect.any(Number) });
+      expect(rateLimitOf(answer)?.reset).toBeGreaterThan(0);
+      expect(rateLimitOf(answer)?.reset).toBeLessThanOrEqual(60);
+    }
+    expect((await call(app, 'POST', '/v1/subscriptions', key, { transport: 'memory', types: ['order.*'] })).status).toBe(201);
+
+    const before = await app.herald.store.subscriptions.list();
+    const refused = await call(app, 'POST', '/v1/subscriptions', key, { transport: 'memory', types: ['invoice.*'] });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.body).toMatchObject({ type: 'urn:herald:problem:rate-limited', status: 429 });
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(rateLimitOf(refused)).toEqual({ policy: 'key', remaining: 0, reset: retryAfter });
+    expect(refused.headers.get('ratelimit-policy')).toBe('"key";q=5;w=60');
+    expect(await app.herald.store.subscriptions.list()).toEqual(before);
+
+    // Other keys, and stream tokens, count on their own.
+    expect((await call(app, 'GET', '/v1/subscriptions', await app.consumerKey('beta'))).status).toBe(200);
+    const token = (await app.herald.keys.createStreamToken(await app.herald.keys.authenticate(key), {})).key;
+    expect(rateLimitOf(await call(app, 'GET', '/v1/events', token))).toMatchObject({ policy: 'key', remaining: 4 });
+  });
+
+  it('leaves admin keys unlimited by default, and limits them with adminRateLimit', async () => {
+    const open = await start({ rateLimit: { requests: 2, window: 60 } });
+    for (let n = 0; n < 50; n++) {
+      const answer = await call(open, 'POST', '/v1/events', open.adminKey, { type: 'order.created', data: { n } });
+      expect(answer.status).toBe(202);
+      expect(answer.headers.get('ratelimit')).toBeNull();
+    }
+    const limited = await start({ adminRateLimit: { requests: 3, window: 10 } });
+    const statuses = [];
+    for (let n = 0; n < 4; n++) statuses.push((await call(limited, 'POST', '/v1/events', limited.adminKey, { type: 'order.created', data: { n } })).status);
+    expect(statuses).toEqual([202, 202, 202, 429]);
+    expect((await limited.herald.store.bounds()).latest).toBe(3);
+  });
+
+  it('takes the limits from the environment, and turns them off', async () => {
+    const fromEnv = await start({ env: { HERALD_RATE_LIMIT: '3/2m', HERALD_ADMIN_RATE_LIMIT: '7/10s', HERALD_AUTH_FAILURE_LIMIT: '4/30s' } });
+    expect((await call(fromEnv, 'GET', '/v1/subscriptions', await fromEnv.consumerKey('acme'))).headers.get('ratelimit-policy')).toBe('"key";q=3;w=120');
+    expect((await call(fromEnv, 'GET', '/v1/keys', fromEnv.adminKey)).headers.get('ratelimit-policy')).toBe('"admin";q=7;w=10');
+    expect((await call(fromEnv, 'GET', '/v1/keys', wrongKey)).headers.get('ratelimit-policy')).toBe('"auth-failures";q=4;w=30');
+
+    const off = await start({ env: { HERALD_RATE_LIMIT: 'off', HERALD_AUTH_FAILURE_LIMIT: 'off' } });
+    const key = await off.consumerKey('acme');
+    for (let n = 0; n < 700; n++) expect((await call(off, 'GET', '/v1/event-types', key)).headers.get('ratelimit')).toBeNull();
+    for (let n = 0; n < 100; n++) expect((await call(off, 'GET', '/v1/event-types', wrongKey)).status).toBe(401);
+
+    await expect(startTestApp([], { env: { HERALD_RATE_LIMIT: 'lots' } })).rejects.toThrow(/HERALD_RATE_LIMIT/);
+    await expect(startTestApp([], { env: { HERALD_RATE_LIMIT: '0/1m' } })).rejects.toThrow(/HERALD_RATE_LIMIT/);
+  });
+
+  it('holds a generous quota by default', async () => {
+    const app = await start();
+    const answer = await call(app, 'GET', '/v1/subscriptions', await app.consumerKey('acme'));
+    expect(answer.headers.get('ratelimit-policy')).toBe('"key";q=600;w=60');
+    expect((await call(app, 'GET', '/v1/keys', wrongKey)).headers.get('ratelimit-policy')).toBe('"auth-failures";q=60;w=60');
+  });
+
+  it('limits failed authentications per client address, so keys cannot be guessed at line rate', async () => {
+    const app = await start({ authFailureLimit: { requests: 3, window: 60 } });
+    const key = await app.consumerKey('acme');
+    const failures = [];
+    for (let n = 0; n < 3; n++) failures.push(await call(app, 'GET', '/v1/subscriptions', n === 0 ? undefined : wrongKey));
+    expect(failures.map((answer) => answer.status)).toEqual([401, 401, 401]);
+    expect(failures.map((answer) => rateLimitOf(answer)?.remaining)).toEqual([2, 1, 0]);
+
+    // From now on this address is not even authenticated: a right key and a wrong one get the same answer.
+    for (const attempt of [wrongKey, key, app.adminKey]) {
+      const answer = await call(app, 'GET', '/v1/subscriptions', attempt);
+      expect(answer.status).toBe(429);
+      expect(answer.body).toMatchObject({ type: 'urn:herald:problem:rate-limited' });
+      expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(rateLimitOf(answer)).toMatchObject({ policy: 'auth-failures', remaining: 0 });
+    }
+    // Operations and documents answer whatever the limits.
+    for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/asyncapi.json', '/docs']) {
+      const answer = await fetch(`${app.baseUrl}${path}`);
+      expect({ path, status: answer.status, limited: answer.headers.get('ratelimit') }).toEqual({ path, status: 200, limited: null });
+    }
+  });
+
+  it('gives the quota back when its window ends', async () => {
+    const app = await start({ rateLimit: { requests: 2, window: 3 } });
+    const key = await app.consumerKey('acme');
+    expect((await call(app, 'GET', '/v1/subscriptions', key)).status).toBe(200);
+    expect((await call(app, 'GET', '/v1/subscriptions', key)).status).toBe(200);
+    const refused = await call(app, 'GET', '/v1/subscriptions', key);
+    expect(refused.status).toBe(429);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(3);
+    await waitFor(async () => (await call(app, 'GET', '/v1/subscriptions', key)).status === 200, 'the next window', 10_000);
+  });
+});

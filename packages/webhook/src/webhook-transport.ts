@@ -3,7 +3,7 @@ import { DeliveryEngine } from './delivery-engine.js';
 import { EndpointVerifier } from './endpoint-verifier.js';
 import { HttpSender } from './http-sender.js';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
-import { prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, webhookConfigSchema } from './webhook-config.js';
+import { endpointVerified, prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, webhookConfigSchema } from './webhook-config.js';
 import { type ResolvedWebhookOptions, resolveWebhookOptions, type WebhookOptions } from './webhook-options.js';
 import { webhookRoutes } from './webhook-routes.js';
 
@@ -50,13 +50,12 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
         keepBytes: current.responseBodyBytes,
         ...(current.lookup ? { lookup: current.lookup } : {}),
       });
-      const dispatcher = new OutboxDispatcher({
-        transport: 'webhook',
-        store: context.store,
-        subscriptions: context.subscriptions,
-        accepts: (subscription: Subscription) => !(current.verifyEndpoints && (subscription.config as StoredWebhookConfig).unverified),
-      });
-      const worker = (engine = new DeliveryEngine({ context, options: current, sender, dispatcher }));
+      // The one rule every fan-out, claim and send checks: whatever its status says, an endpoint is sent
+      // nothing until it has answered the verification challenge for its current URL.
+      const deliverable = (subscription: Subscription) =>
+        subscription.status === 'active' && (!current.verifyEndpoints || endpointVerified(subscription.config as StoredWebhookConfig));
+      const dispatcher = new OutboxDispatcher({ transport: 'webhook', store: context.store, subscriptions: context.subscriptions, accepts: deliverable });
+      const worker = (engine = new DeliveryEngine({ context, options: current, sender, dispatcher, deliverable }));
       if (current.verifyEndpoints) {
         verifier = new EndpointVerifier(context, sender, current.timeout, (subscription) => worker.refresh(subscription));
       }

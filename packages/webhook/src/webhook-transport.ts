@@ -3,6 +3,7 @@ import { DeliveryEngine } from './delivery-engine.js';
 import { EndpointVerifier } from './endpoint-verifier.js';
 import { HttpSender } from './http-sender.js';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
+import { ReplayRunner } from './replay-runner.js';
 import { endpointVerified, prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, webhookConfigSchema } from './webhook-config.js';
 import { type ResolvedWebhookOptions, resolveWebhookOptions, type WebhookOptions } from './webhook-options.js';
 import { webhookRoutes } from './webhook-routes.js';
@@ -24,6 +25,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
   let sender: HttpSender | undefined;
   let engine: DeliveryEngine | undefined;
   let verifier: EndpointVerifier | undefined;
+  let replays: ReplayRunner | undefined;
   let stopListening: (() => void) | undefined;
   const settings = () => (resolved ??= resolveWebhookOptions(options, process.env));
 
@@ -59,7 +61,8 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
       if (current.verifyEndpoints) {
         verifier = new EndpointVerifier(context, sender, current.timeout, (subscription) => worker.refresh(subscription));
       }
-      for (const route of webhookRoutes(context, worker, verifier, current.rotationGracePeriod)) context.http.route(route);
+      replays = new ReplayRunner(context, { wake: (subscription) => worker.wake(subscription) });
+      for (const route of webhookRoutes(context, worker, replays, verifier, current.rotationGracePeriod)) context.http.route(route);
 
       // The bus hands over every event after `latest`, so the two must be taken together.
       const latest = context.bus.latest;
@@ -74,6 +77,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
 
     async stop() {
       stopListening?.();
+      await replays?.stop();
       await verifier?.stop();
       await engine?.stop();
       await sender?.close();

@@ -153,12 +153,15 @@ describe('durable subscriptions', () => {
     const token = await app.streamToken(made.body.key, { types: ['order.*'] });
     const source = track(new EventSource(`${app.baseUrl}/v1/stream?types=order.created&access_token=${token}`));
     const events = collectEvents(source, ['order.created']);
+    const ends: unknown[] = [];
+    source.addEventListener('end', (message) => ends.push(JSON.parse(message.data)));
     await opened(source);
     await app.herald.publish({ type: 'order.created', data: { n: 1 } });
     await waitFor(() => events.length === 1, 'the first event');
 
     expect((await app.api('DELETE', `/v1/keys/${made.body.id}`)).status).toBe(204);
     await waitFor(() => source.readyState === EventSource.CLOSED, 'the EventSource to give up', 15_000);
+    expect(ends).toEqual([{ reason: 'revoked', message: 'the key was revoked' }]);
     expect(app.sse.connections).toBe(0);
     expect(app.lastEventIds.length).toBeGreaterThanOrEqual(2);
   });

@@ -147,10 +147,7 @@ class ServerSentEvents implements SseTransport {
     }
     this.#stopRevocations = context.onKeyRevoked((keyId) => {
       for (const connection of this.#connections) {
-        if (actsWithKey(connection.principal, keyId)) {
-          connection.close();
-          connection.stream.end();
-        }
+        if (actsWithKey(connection.principal, keyId)) connection.end('revoked', 'the key was revoked');
       }
     });
   }
@@ -160,10 +157,7 @@ class ServerSentEvents implements SseTransport {
     clearInterval(this.#keepAliveTimer);
     this.#stopRevocations?.();
     const open = [...this.#connections];
-    for (const connection of open) {
-      connection.close();
-      connection.stream.end();
-    }
+    for (const connection of open) connection.end('stopping', 'the server is stopping: reconnect');
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, stopGrace);

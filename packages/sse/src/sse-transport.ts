@@ -13,6 +13,7 @@ import {
   outsideScope,
   type Principal,
   type RouteRequest,
+  TooManyConnectionsError,
   type Transport,
   type TransportContext,
   ValidationError,
@@ -192,6 +193,10 @@ class ServerSentEvents implements SseTransport {
     if (this.#stopping) throw new StoppingError();
     // The client may have gone while the subscription was read; nothing would tell us later.
     if (raw.socket.destroyed) return undefined;
+    // One limit for the key's streams and its connections on every other transport.
+    const release = context.connections.acquire(principal);
+    if (!release) throw new TooManyConnectionsError();
+    response.once('close', release);
 
     response.writeHead(200, streamHeaders);
     if (raw.method === 'HEAD') {

@@ -117,7 +117,7 @@ describe('subscribe', () => {
   });
 
   it('limits subscriptions per connection and connections per key', async () => {
-    const ws = await start({ maxSubscriptions: 2, maxConnectionsPerKey: 2 });
+    const ws = await start({ maxSubscriptions: 2 }, [], { maxConnectionsPerKey: 2 });
     const key = await ws.app.consumerKey('acme');
     const client = await connect(ws.url, { bearer: key });
     await client.subscribe({ id: 'a', types: ['order.*'] });
@@ -132,6 +132,28 @@ describe('subscribe', () => {
     await client.close();
     await waitFor(() => ws.transport.stats().connections === 1, 'the closed connection to be released');
     await connect(ws.url, { bearer: key });
+  });
+
+  it('counts a refreshed connection against its new token, and refuses a refresh to a token at its limit', async () => {
+    const ws = await start({}, [], { maxConnectionsPerKey: 1 });
+    const key = await ws.app.consumerKey('acme');
+    const token = async () => (await ws.app.api('POST', '/v1/stream-tokens', {}, key)).body.token as string;
+    const [a, b, c] = [await token(), await token(), await token()];
+    const onA = await connect(ws.url, { token: a });
+    const onB = await connect(ws.url, { token: b });
+    onA.send({ type: 'auth', token: b });
+    expect(await onA.closed).toEqual({ code: 1013, reason: 'this key has too many open connections' });
+    // Its slot on a came back when it closed.
+    await connect(ws.url, { token: a });
+    onB.send({ type: 'auth', token: c });
+    await waitFor(() => onB.messages.filter((message) => message.type === 'ready').length === 2, 'the ready after the refresh');
+    // The refresh moved it from b to c.
+    await connect(ws.url, { token: b });
+    expect(await refusedUpgrade(ws.url, { bearer: c })).toMatchObject({ status: 429, body: { type: 'urn:herald:problem:too-many-connections' } });
+  });
+
+  it('points maxConnectionsPerKey to createHerald, where one limit covers every transport', () => {
+    expect(() => websocket({ maxConnectionsPerKey: 5 } as never)).toThrow(/createHerald/);
   });
 });
 

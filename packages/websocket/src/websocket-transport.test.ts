@@ -1,13 +1,56 @@
 import type { HeraldEvent } from '@herald/core';
-import { memoryTransport, type Receiver, runTransportSuite, settle, type TestApp, waitFor } from '@herald/testkit';
+import {
+  type ClientConnection,
+  type ConnectRequest,
+  ConnectionRefusedError,
+  memoryTransport,
+  type Receiver,
+  type Refusal,
+  runTransportSuite,
+  settle,
+  type TestApp,
+  waitFor,
+} from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProtocolClient, refusedUpgrade, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { CloseCode } from './websocket-protocol.js';
 import { websocket } from './websocket-transport.js';
 
 const wsUrl = (app: TestApp) => `${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`;
 
+const closeRefusals: Record<number, Refusal> = { [CloseCode.Unauthorized]: 'unauthorized', [CloseCode.TryAgainLater]: 'too-many-connections' };
+const errorRefusals: Record<string, Refusal> = { forbidden: 'forbidden', 'subscription-not-found': 'not-found' };
+
+/** A browser-like client: `auth` with the credential, then one subscription; refused by a close code or an `error` message. */
+async function connectClient(app: TestApp, { credential, types, subscription }: ConnectRequest): Promise<ClientConnection> {
+  const client = await ProtocolClient.connect(wsUrl(app), { token: credential, waitReady: false });
+  const refuse = async (reason: Refusal | undefined, detail: string): Promise<never> => {
+    await client.close();
+    throw reason ? new ConnectionRefusedError(reason, detail) : new Error(`the connection failed: ${detail}`);
+  };
+  // Read through a function: the client sets it when the socket closes.
+  const closed = () => client.closedWith;
+  await waitFor(() => closed() !== undefined || client.messages.some((message) => message.type === 'ready'), 'ready or a close');
+  const refusedBy = closed();
+  if (refusedBy) return refuse(closeRefusals[refusedBy.code], `close ${refusedBy.code} ${refusedBy.reason}`);
+  client.send({ type: 'subscribe', id: 's', ...(types !== undefined ? { types } : { subscription }) });
+  const answered = () => client.messages.find((message) => message.id === 's' && (message.type === 'subscribed' || message.type === 'error'));
+  await waitFor(() => closed() !== undefined || answered() !== undefined, 'an answer to subscribe');
+  const answer = answered();
+  if (answer?.type === 'error') return refuse(errorRefusals[answer.code], `error ${answer.code}: ${answer.message}`);
+  if (!answer) return refuse(undefined, `close ${closed()?.code} before an answer to subscribe`);
+  return {
+    get events() {
+      return client.events('s');
+    },
+    ended: client.closed.then(() => undefined),
+    close: async () => void (await client.close()),
+  };
+}
+
 runTransportSuite('websocket', {
   transport: () => websocket(),
+  connect: connectClient,
   async receive(app, { consumer, types }): Promise<Receiver> {
     const key = await app.consumerKey(consumer);
     const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types }, key);

@@ -9,10 +9,10 @@ export const replaySchema = z.object({
   status: z
     .enum(['running', 'completed', 'cancelled', 'failed'])
     .describe('`cancelled`: by `DELETE`, because the subscription was deleted, or because the server stopped; `failed`: see `error`'),
-  after: z.number().int().describe('Events after this seq are replayed...'),
-  until: z.number().int().describe('...up to this one: the end of the log when the replay began'),
-  position: z.number().int().describe('Every matching event up to this seq has its delivery in the outbox'),
-  replayed: z.number().int().describe('Deliveries made (or started again) so far'),
+  after: z.number().int().nonnegative().describe('Events after this seq are replayed...'),
+  until: z.number().int().nonnegative().describe('...up to this one: the end of the log when the replay began'),
+  position: z.number().int().nonnegative().describe('Every matching event up to this seq has its delivery in the outbox'),
+  replayed: z.number().int().nonnegative().describe('Deliveries made (or started again) so far'),
   startedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().nullable(),
   error: z.string().optional().describe('Why it was cancelled or failed'),

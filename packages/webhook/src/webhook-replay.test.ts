@@ -103,13 +103,19 @@ describe('replay (issue 13)', () => {
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 2_000 }, key)).body).toMatchObject({ status: 'running', after: 2_000 });
   });
 
-  it('answers 404 before any replay, 422 to a bad body, and completes at once with nothing to replay', async () => {
+  it('answers 404 before any replay and 422 to a bad body, completes at once with nothing to replay, and is in /openapi.json', async () => {
     const app = await appWithLog(0);
     const { id, key } = await subscribe(app, 'http://127.0.0.1:9/hook');
     expect(await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
     for (const body of [{}, { after: -1 }, { after: 1.5 }, { after: '3' }, { after: 0, until: 9 }]) {
       expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, body, key)).status, JSON.stringify(body)).toBe(422);
     }
+    const documented = (await (await fetch(`${app.baseUrl}/openapi.json`)).json()).paths['/v1/subscriptions/{id}/replay'];
+    expect(Object.keys(documented).sort()).toEqual(['delete', 'get', 'post']);
+    expect(documented.post.responses['202'].content['application/json'].schema.properties).toHaveProperty('position');
+    expect(documented.get.responses['200'].content['application/json'].schema.required).toEqual(
+      expect.arrayContaining(['id', 'subscriptionId', 'status', 'after', 'until', 'position', 'replayed']),
+    );
     // Nothing to replay: done at once.
     const empty = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
     expect(empty).toMatchObject({ status: 202, body: { status: 'completed', until: 0, replayed: 0 } });

@@ -34,8 +34,7 @@ const deliveriesQuery = z.object({
 });
 
 const replayBody = z.strictObject({
-  /** Redeliver every matching event with a greater seq. */
-  after: z.number().int().min(0),
+  after: z.number().int().min(0).describe('Redeliver every matching event with a greater seq'),
 });
 
 class NotVerifyingError extends HeraldError {

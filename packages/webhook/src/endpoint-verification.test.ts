@@ -129,7 +129,8 @@ describe('endpoint verification', () => {
     const stored = (await app.herald.subscriptions.get(id))?.config as StoredWebhookConfig;
     const { unverified: _flag, ...unflagged } = stored;
     await app.herald.subscriptions.update(id, { status: 'active', config: unflagged });
-    expect(await status(app, id)).toMatchObject({ status: 'active' });
+    // What the API shows says what holds: the endpoint still waits for verification.
+    expect(await status(app, id)).toMatchObject({ status: 'active', config: { verification: 'pending' } });
 
     expect((await app.api('POST', `/v1/deliveries/${delivery.id}/retry`, undefined, key)).status).toBe(202);
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);

@@ -124,11 +124,16 @@ export function prepareWebhookConfig(input: Record<string, unknown>, previous: S
   };
 }
 
-/** The config as the API shows it: no secrets. */
-export function publicWebhookConfig(config: Record<string, unknown>): Record<string, unknown> {
-  const { secret: _secret, previousSecrets, unverified, verifiedUrl: _verifiedUrl, ...shown } = config as StoredWebhookConfig;
+/**
+ * The config as the API shows it: no secrets, and `verification: "pending"` while the endpoint waits for
+ * verification (when `verifying`, any endpoint that has not answered the challenge for its URL).
+ */
+export function publicWebhookConfig(config: Record<string, unknown>, verifying = false): Record<string, unknown> {
+  const stored = config as StoredWebhookConfig;
+  const { secret: _secret, previousSecrets, unverified, verifiedUrl: _verifiedUrl, ...shown } = stored;
   const graceUntil = graceEnd(previousSecrets ?? []);
-  return { ...shown, ...(graceUntil ? { previousSecretExpiresAt: graceUntil } : {}), ...(unverified ? { verification: 'pending' } : {}) };
+  const pending = unverified === true || (verifying && !endpointVerified(stored));
+  return { ...shown, ...(graceUntil ? { previousSecretExpiresAt: graceUntil } : {}), ...(pending ? { verification: 'pending' } : {}) };
 }
 
 /** Whether the endpoint at the config's URL has echoed the verification challenge. */

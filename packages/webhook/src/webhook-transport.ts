@@ -43,7 +43,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
       return prepared;
     },
 
-    publicConfig: publicWebhookConfig,
+    publicConfig: (config) => publicWebhookConfig(config, settings().verifyEndpoints),
 
     async start(context: TransportContext) {
       const current = (resolved = resolveWebhookOptions(options, context.env));

@@ -18,7 +18,7 @@ function assertInOrder(receiver: Receiver, label: string): void {
   }
 }
 
-/** Every check of the transport suite, each starting its own server: those that apply to `harness` and those that do not. */
+/** Every check of the transport suite, each starting its own server, whether it applies to `harness` or not ({@link missingCapabilities}). */
 export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
   return [...deliveryCases(harness), ...authorizationCases(harness)];
 }
@@ -132,7 +132,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
 /**
  * The conformance suite every transport passes, for vitest:
  * `runTransportSuite('websocket', { transport: () => websocket(), receive, connect })`. The title says
- * how many cases apply, and names those that need what the harness does not offer.
+ * how many cases apply, and counts the others by what they need that the harness does not offer.
  */
 export function runTransportSuite(name: string, harness: TransportHarness): void {
   const cases = transportSuiteCases(harness);

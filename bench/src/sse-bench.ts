@@ -65,6 +65,8 @@ async function runServer(kind: ServerKind): Promise<void> {
       logLevel: 'silent',
       env: {},
       adminKey,
+      // Every client streams with the one key.
+      maxConnectionsPerKey: 1_000_000,
       eventTypes: [benchEvent],
       transports: [transport],
       // Thousands of clients connect with one consumer key in a few seconds: more than its REST quota.

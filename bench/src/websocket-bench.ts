@@ -64,12 +64,13 @@ async function runServer(kind: Kind): Promise<void> {
   if (kind === 'herald' || kind === 'herald-socket') {
     const dir = tempDirectory();
     const adminKey = 'bench-admin-key-0123456789abcdef0123';
-    const transport = websocket({ maxConnectionsPerKey: 1_000_000 });
+    const transport = websocket();
     const herald = createHerald({
       database: dir.file('herald.db'),
       logLevel: 'silent',
       env: {},
       adminKey,
+      maxConnectionsPerKey: 1_000_000,
       eventTypes: [benchEvent],
       transports: [transport],
     });

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import type { EventBus } from './event-bus.js';
+import { HeraldError } from './errors.js';
 import type { EventCatalog } from './event-type-catalog.js';
 import type { Logger } from './logger.js';
 import type { Principal } from './principal.js';
@@ -110,9 +111,23 @@ export interface TransportContext {
 export interface ConnectionLimiter {
   /**
    * Counts one more connection for `principal`'s credential. Returns the function that releases it
-   * (call it once, when the connection closes), or `undefined` when the credential is at its limit.
+   * (call it once, when the connection closes), or `undefined` when the credential is at its limit:
+   * then refuse the connection with {@link TooManyConnectionsError} (HTTP 429).
    */
   acquire(principal: Principal): (() => void) | undefined;
+}
+
+/** The credential already holds as many connections as the server allows ({@link ConnectionLimiter}): 429. */
+export class TooManyConnectionsError extends HeraldError {
+  override readonly name: string = 'TooManyConnectionsError';
+  constructor() {
+    super(
+      'too-many-connections',
+      429,
+      'This key (or stream token) already holds as many open connections as the server allows; close one, or try again later',
+      'Too many connections',
+    );
+  }
 }
 
 /**

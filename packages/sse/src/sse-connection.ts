@@ -12,8 +12,16 @@ export const frames = {
     reset: z
       .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative() })
       .describe('The resume position cannot be served; start again from `latest`'),
+    end: z
+      .object({ reason: z.enum(['token-expired', 'revoked', 'stopping']), message: z.string() })
+      .describe('The server ends the stream, for `reason`: the last frame before it does'),
   },
 } satisfies TransportFrames;
+
+/** Why the server ends a stream: the `reason` of its `end` frame. */
+export type EndReason = z.infer<typeof frames.server.end>['reason'];
+
+const maxTimer = 2_147_483_647;
 
 /** How one connection delivers. */
 export interface ConnectionOptions {
@@ -35,12 +43,19 @@ export class SseConnection implements EventFeedSink {
   feed?: EventFeed;
   readonly #frames: EnvelopeFrames;
   readonly #options: ConnectionOptions;
+  #expiry?: NodeJS.Timeout;
 
   constructor(stream: SseStream, frames: EnvelopeFrames, options: ConnectionOptions) {
     this.stream = stream;
     this.principal = options.principal;
     this.#frames = frames;
     this.#options = options;
+    const { expiresAt } = options.principal;
+    if (expiresAt !== undefined) {
+      const left = Math.max(0, Date.parse(expiresAt) - Date.now());
+      this.#expiry = setTimeout(() => this.end('token-expired', 'the stream token expired: open the stream again with a new token and lastEventId'), Math.min(left, maxTimer));
+      this.#expiry.unref();
+    }
   }
 
   events(events: readonly HeraldEvent[]): void {
@@ -68,8 +83,19 @@ export class SseConnection implements EventFeedSink {
     );
   }
 
+  /**
+   * Ends the stream with an `end` frame that says why. The frame has no `id`, so the client's last event
+   * ID stays that of the last event it received, ready for a new stream that resumes after it.
+   */
+  end(reason: EndReason, message: string): void {
+    this.close();
+    this.stream.write(encodeFrame({ event: 'end', data: JSON.stringify({ reason, message }) }));
+    this.stream.end();
+  }
+
   /** Stops the feed; the stream is ended or destroyed by the caller. */
   close(): void {
+    clearTimeout(this.#expiry);
     this.feed?.close();
   }
 }

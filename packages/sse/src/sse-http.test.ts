@@ -99,6 +99,16 @@ describe('the stream on the wire', () => {
     expect(ids(consumer)).toEqual([mine.event.seq, everyone.event.seq]);
     expect(ids(admin)).toEqual([mine.event.seq, theirs.event.seq, everyone.event.seq]);
   });
+
+  it('ends every stream with an `end` frame when the server stops', async () => {
+    const { app, key } = await start({});
+    const stream = await raw(`${app.baseUrl}/v1/stream?types=order.created`, { authorization: `Bearer ${key}` });
+    await waitFor(() => stream.text.includes('event: ready'), 'the ready frame');
+    const ended = new Promise((resolve) => stream.response.once('end', resolve));
+    await app.close();
+    await ended;
+    expect(stream.text.endsWith('event: end\ndata: {"reason":"stopping","message":"the server is stopping: reconnect"}\n\n')).toBe(true);
+  });
 });
 
 describe('CORS', () => {

@@ -13,6 +13,7 @@ import {
   outsideScope,
   type Principal,
   type RouteRequest,
+  TooManyConnectionsError,
   type Transport,
   type TransportContext,
   ValidationError,
@@ -147,10 +148,7 @@ class ServerSentEvents implements SseTransport {
     }
     this.#stopRevocations = context.onKeyRevoked((keyId) => {
       for (const connection of this.#connections) {
-        if (actsWithKey(connection.principal, keyId)) {
-          connection.close();
-          connection.stream.end();
-        }
+        if (actsWithKey(connection.principal, keyId)) connection.end('revoked', 'the key was revoked');
       }
     });
   }
@@ -160,10 +158,7 @@ class ServerSentEvents implements SseTransport {
     clearInterval(this.#keepAliveTimer);
     this.#stopRevocations?.();
     const open = [...this.#connections];
-    for (const connection of open) {
-      connection.close();
-      connection.stream.end();
-    }
+    for (const connection of open) connection.end('stopping', 'the server is stopping: reconnect');
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, stopGrace);
@@ -198,6 +193,10 @@ class ServerSentEvents implements SseTransport {
     if (this.#stopping) throw new StoppingError();
     // The client may have gone while the subscription was read; nothing would tell us later.
     if (raw.socket.destroyed) return undefined;
+    // One limit for the key's streams and its connections on every other transport.
+    const release = context.connections.acquire(principal);
+    if (!release) throw new TooManyConnectionsError();
+    response.once('close', release);
 
     response.writeHead(200, streamHeaders);
     if (raw.method === 'HEAD') {

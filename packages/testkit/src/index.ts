@@ -1,5 +1,6 @@
 export * from './memory-transport.js';
 export * from './store-suite.js';
 export * from './test-app.js';
+export * from './transport-harness.js';
 export * from './transport-suite.js';
 export * from './wait-for.js';

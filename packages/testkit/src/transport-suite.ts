@@ -1,62 +1,15 @@
 import assert from 'node:assert/strict';
-import { type HeraldEvent, matchesPattern, type Transport } from '@herald/core';
-import type { HeraldOptions } from '@herald/server';
+import { type HeraldEvent, matchesPattern } from '@herald/core';
 import { describe, it } from 'vitest';
-import { startTestApp, type TestApp } from './test-app.js';
+import { authorizationCases } from './authorization-cases.js';
+import { idsOf, publish, withApp } from './suite-app.js';
+import { startTestApp } from './test-app.js';
+import type { HarnessCapability, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
 import { settle, waitFor } from './wait-for.js';
 
-/** One consumer's endpoint on a durable subscription, as the transport under test delivers to it. */
-export interface Receiver {
-  subscriptionId: string;
-  /** Every event received so far, in arrival order. */
-  readonly events: readonly HeraldEvent[];
-  close(): Promise<void>;
-}
-
-/** What the suite needs to know about a transport. */
-export interface TransportHarness {
-  /** A new instance of the transport under test. */
-  transport(): Transport;
-  /** More createHerald options, e.g. `env` allowing private webhook targets. */
-  options?: Partial<HeraldOptions>;
-  /**
-   * Creates a durable subscription of `consumer` to `types` on the transport (through the REST API,
-   * with that consumer's key) and starts receiving on it.
-   */
-  receive(app: TestApp, input: { consumer: string; types: string[] }): Promise<Receiver>;
-}
-
-/** A named check of the suite; `run` rejects when the transport fails it. */
-export interface SuiteCase {
-  name: string;
-  run(): Promise<void>;
-}
+export type { SuiteCase } from './transport-harness.js';
 
 const mixedTypes = ['order.created', 'order.shipped', 'order.line.added', 'invoice.paid', 'user.signed_up'];
-
-type Receive = (consumer: string, types: string[]) => Promise<Receiver>;
-
-/** Runs `check` against a fresh server; closes its receivers and the server afterwards. */
-async function withApp(harness: TransportHarness, check: (app: TestApp, receive: Receive) => Promise<void>): Promise<void> {
-  const app = await startTestApp([harness.transport()], harness.options);
-  const receivers: Receiver[] = [];
-  const receive: Receive = async (consumer, types) => {
-    const receiver = await harness.receive(app, { consumer, types });
-    receivers.push(receiver);
-    return receiver;
-  };
-  try {
-    await check(app, receive);
-  } finally {
-    await app.close();
-    await Promise.all(receivers.map((receiver) => receiver.close()));
-  }
-}
-
-async function publish(app: TestApp, type: string, n: number, consumer?: string): Promise<HeraldEvent> {
-  const { event } = await app.herald.publish({ type, data: { n }, ...(consumer !== undefined ? { consumer } : {}) } as never);
-  return event;
-}
 
 function assertInOrder(receiver: Receiver, label: string): void {
   const seqs = receiver.events.map((event) => event.seq);
@@ -65,15 +18,22 @@ function assertInOrder(receiver: Receiver, label: string): void {
   }
 }
 
-const idsOf = (events: readonly HeraldEvent[]) => events.map((event) => event.id);
-
-/** Every check of the transport suite, each starting its own server. */
+/** Every check of the transport suite, each starting its own server, whether it applies to `harness` or not ({@link missingCapabilities}). */
 export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
+  return [...deliveryCases(harness), ...authorizationCases(harness)];
+}
+
+/** What `check` needs that `harness` does not offer: it applies when nothing is missing. */
+export function missingCapabilities(harness: TransportHarness, check: SuiteCase): HarnessCapability[] {
+  return (check.needs ?? []).filter((capability) => harness[capability] === undefined);
+}
+
+function deliveryCases(harness: TransportHarness): SuiteCase[] {
   return [
     {
       name: 'delivers exactly the matching events, in seq order',
       run: () =>
-        withApp(harness, async (app, receive) => {
+        withApp(harness, async ({ app, receive }) => {
           const patterns = [['order.created'], ['order.*'], ['order.**'], ['*.paid', 'user.*'], ['**']];
           const receivers = await Promise.all(patterns.map((types) => receive('acme', types)));
           const published: HeraldEvent[] = [];
@@ -91,7 +51,7 @@ export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'honours consumer addressing',
       run: () =>
-        withApp(harness, async (app, receive) => {
+        withApp(harness, async ({ app, receive }) => {
           const alpha = await receive('alpha', ['order.*']);
           const beta = await receive('beta', ['order.*']);
           const published = [
@@ -112,12 +72,14 @@ export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'gives paused and disabled subscriptions nothing',
       run: () =>
-        withApp(harness, async (app, receive) => {
+        withApp(harness, async ({ app, receive }) => {
           const paused = await receive('acme', ['order.*']);
           const disabled = await receive('acme', ['order.*']);
           const control = await receive('acme', ['order.*']);
-          for (const [receiver, status] of [[paused, 'paused'], [disabled, 'disabled']] as const) {
-            const { status: code } = await app.api('PATCH', `/v1/subscriptions/${receiver.subscriptionId}`, { status });
+          // Paused by its consumer, disabled by an admin.
+          const key = await app.consumerKey('acme');
+          for (const [receiver, status, by] of [[paused, 'paused', key], [disabled, 'disabled', app.adminKey]] as const) {
+            const { status: code } = await app.api('PATCH', `/v1/subscriptions/${receiver.subscriptionId}`, { status }, by);
             assert.equal(code, 200, `PATCH status ${status}`);
           }
           const published: HeraldEvent[] = [];
@@ -127,11 +89,12 @@ export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
           assert.equal(paused.events.length, 0, 'events delivered to a paused subscription');
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
 
-          const resumed = await app.api('PATCH', `/v1/subscriptions/${paused.subscriptionId}`, { status: 'active' });
+          const resumed = await app.api('PATCH', `/v1/subscriptions/${paused.subscriptionId}`, { status: 'active' }, key);
           assert.equal(resumed.status, 200);
           const after = await publish(app, 'order.shipped', 99);
           await waitFor(() => paused.events.some((event) => event.id === after.id), 'the resumed subscription to receive');
           await settle();
+          assert.deepEqual(idsOf(paused.events), [after.id], 'what the resumed subscription received: nothing published while it was paused');
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
         }),
     },
@@ -168,10 +131,20 @@ export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
 
 /**
  * The conformance suite every transport passes, for vitest:
- * `runTransportSuite('websocket', { transport: () => websocket(), receive })`.
+ * `runTransportSuite('websocket', { transport: () => websocket(), receive, connect })`. The title says
+ * how many cases apply, and counts the others by what they need that the harness does not offer.
  */
 export function runTransportSuite(name: string, harness: TransportHarness): void {
-  describe(`transport suite: ${name}`, () => {
-    for (const check of transportSuiteCases(harness)) it(check.name, check.run, 60_000);
+  const cases = transportSuiteCases(harness);
+  const applicable = cases.filter((check) => missingCapabilities(harness, check).length === 0);
+  const missing = new Map<string, number>();
+  for (const check of cases) {
+    const needs = missingCapabilities(harness, check).join(' and ');
+    if (needs) missing.set(needs, (missing.get(needs) ?? 0) + 1);
+  }
+  const left = [...missing].map(([needs, count]) => `${count} that need ${needs}()`);
+  const title = `transport suite: ${name}, ${applicable.length} of ${cases.length} cases${left.length > 0 ? ` (not applicable: ${left.join(', ')})` : ''}`;
+  describe(title, () => {
+    for (const check of applicable) it(check.name, check.run, 60_000);
   });
 }

@@ -81,6 +81,8 @@ interface EngineDependencies {
   options: ResolvedWebhookOptions;
   sender: HttpSender;
   dispatcher: OutboxDispatcher;
+  /** Whether a subscription may be sent anything now (active, and its endpoint verified when verification is on). */
+  deliverable(subscription: Subscription): boolean;
 }
 
 /**
@@ -95,6 +97,7 @@ export class DeliveryEngine {
   readonly #options: ResolvedWebhookOptions;
   readonly #sender: HttpSender;
   readonly #dispatcher: OutboxDispatcher;
+  readonly #deliverable: (subscription: Subscription) => boolean;
   readonly #endpoints = new Map<string, Endpoint>();
   /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
   readonly #wanted = new Set<Endpoint>();
@@ -113,12 +116,13 @@ export class DeliveryEngine {
   #polling = false;
   #fannedOutAt = 0;
 
-  constructor({ context, options, sender, dispatcher }: EngineDependencies) {
+  constructor({ context, options, sender, dispatcher, deliverable }: EngineDependencies) {
     this.#context = context;
     this.#outbox = context.store.outbox;
     this.#options = options;
     this.#sender = sender;
     this.#dispatcher = dispatcher;
+    this.#deliverable = deliverable;
   }
 
   start(): void {
@@ -293,7 +297,7 @@ export class DeliveryEngine {
     if (prepared) for (const id of prepared.subscriptions.keys()) endpoints.add(this.#endpoint(id));
     for (const endpoint of endpoints) {
       const subscription = endpoint.subscription;
-      if (subscription?.status !== 'active') {
+      if (!subscription || !this.#deliverable(subscription)) {
         this.#setIdle(endpoint, true);
         continue;
       }
@@ -365,7 +369,7 @@ export class DeliveryEngine {
         } else {
           deleted.add(endpoint);
         }
-        if (this.#stopping || item.subscription?.status !== 'active') release.push(item);
+        if (this.#stopping || !item.subscription) release.push(item);
         else endpoint.queue.push(item as ClaimedWithSubscription);
       }
     }
@@ -405,16 +409,18 @@ export class DeliveryEngine {
     this.#writes.dropHolds.push(hold);
   }
 
-  /** Sends queued deliveries while the endpoint has free slots. */
+  /** Sends queued deliveries while the endpoint has free slots, and only while it may be sent anything. */
   #pump(endpoint: Endpoint): void {
-    const expiring: Claimed[] = [];
+    const giveBack: Claimed[] = [];
+    const latest = endpoint.subscription;
     while (!this.#stopping && endpoint.queue.length > 0 && endpoint.inFlight < this.#options.concurrency) {
       const next = endpoint.queue.shift() as ClaimedWithSubscription;
+      if (!this.#deliverable(next.subscription) || (latest && !this.#deliverable(latest))) giveBack.push(next);
       // An attempt must end well within its lease, or another worker could claim it and send it too.
-      if ((next.delivery.lockedUntil ?? 0) - Date.now() < this.#options.timeout + leaseMargin) expiring.push(next);
+      else if ((next.delivery.lockedUntil ?? 0) - Date.now() < this.#options.timeout + leaseMargin) giveBack.push(next);
       else this.#send(endpoint, next);
     }
-    if (expiring.length > 0) void this.#release(expiring);
+    if (giveBack.length > 0) void this.#release(giveBack);
   }
 
   #send(endpoint: Endpoint, claimed: ClaimedWithSubscription): void {
@@ -572,7 +578,7 @@ export class DeliveryEngine {
       await Promise.all(
         due.map(async (id) => {
           const endpoint = this.#endpoint(id);
-          if (endpoint.subscription?.status !== 'active' || now - endpoint.refreshedAt > subscriptionTtl) {
+          if (!endpoint.subscription || !this.#deliverable(endpoint.subscription) || now - endpoint.refreshedAt > subscriptionTtl) {
             const subscription = await this.#context.subscriptions.get(id);
             if (!subscription) return this.#forget(endpoint);
             endpoint.subscription = subscription;

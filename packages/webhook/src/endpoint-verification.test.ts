@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type VerifiedWebhookRequest, webhookMiddleware } from '@herald/client';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ReceivedRequest, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import type { StoredWebhookConfig } from './webhook-config.js';
 import { webhook } from './webhook-transport.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -19,6 +20,23 @@ async function verifyingApp(): Promise<TestApp> {
 }
 
 const status = async (app: TestApp, id: string) => (await app.api('GET', `/v1/subscriptions/${id}`)).body;
+
+const isChallenge = (request: ReceivedRequest) => JSON.parse(request.body).type === 'herald.endpoint.verification';
+
+/** Answers challenges with the challenge while `echo()` says so (else with a bare 200), and events with 204. */
+function challengeReply(echo: () => boolean): ReplyFn {
+  return (request) => {
+    const body = JSON.parse(request.body);
+    if (!isChallenge(request)) return { status: 204 };
+    return echo() ? { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ challenge: body.data.challenge }) } : { status: 200, body: 'ok' };
+  };
+}
+
+async function receiver(reply: ReplyFn): Promise<TestReceiver> {
+  const started = await startReceiver(reply);
+  cleanups.push(() => started.close());
+  return started;
+}
 
 describe('endpoint verification', () => {
   it('keeps a new subscription pending until its endpoint echoes the signed challenge', async () => {
@@ -88,5 +106,50 @@ describe('endpoint verification', () => {
     const { event } = await app.herald.publish({ type: 'order.created', data: { n: 1 } });
     await waitFor(() => received.length === 1, 'the event');
     expect(received[0]).toEqual(event);
+  });
+
+  it('never sends to an endpoint that has not passed verification, whatever its status says (issue 13)', async () => {
+    const app = await verifyingApp();
+    const verified = await receiver(challengeReply(() => true));
+    let echo = false;
+    const unverified = await receiver(challengeReply(() => echo));
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url: verified.url } }, key);
+    const { id } = created.body;
+    await waitFor(async () => (await status(app, id)).status === 'active', 'the first endpoint to be verified');
+    const first = (await app.herald.publish({ type: 'order.created', data: { n: 1 } })).event;
+    await waitFor(() => verified.ids().has(first.id), 'the first event at the verified endpoint');
+    await waitFor(async () => (await app.api('GET', `/v1/subscriptions/${id}/deliveries`, undefined, key)).body.data.length === 1, 'its delivery to be recorded');
+    const [delivery] = (await app.api('GET', `/v1/subscriptions/${id}/deliveries`, undefined, key)).body.data;
+
+    // Moved to an endpoint that does not answer the challenge: pending again.
+    const moved = await app.api('PATCH', `/v1/subscriptions/${id}`, { config: { url: unverified.url } }, key);
+    expect(moved.body).toMatchObject({ status: 'pending', config: { verification: 'pending' } });
+    // The bypass, simulated through the store: the subscription says it is active and no longer says it waits for verification.
+    const stored = (await app.herald.subscriptions.get(id))?.config as StoredWebhookConfig;
+    const { unverified: _flag, ...unflagged } = stored;
+    await app.herald.subscriptions.update(id, { status: 'active', config: unflagged });
+    // What the API shows says what holds: the endpoint still waits for verification.
+    expect(await status(app, id)).toMatchObject({ status: 'active', config: { verification: 'pending' } });
+
+    expect((await app.api('POST', `/v1/deliveries/${delivery.id}/retry`, undefined, key)).status).toBe(202);
+    expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
+    const second = (await app.herald.publish({ type: 'order.created', data: { n: 2 } })).event;
+    // A control subscription gets the live event, and the poll (every 50 ms) has had ten turns at the retry and the replay.
+    const control = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url: verified.url } }, key);
+    await waitFor(async () => (await status(app, control.body.id)).status === 'active', 'the control endpoint to be verified');
+    const third = (await app.herald.publish({ type: 'order.created', data: { n: 3 } })).event;
+    await waitFor(() => verified.ids().has(third.id), 'the control subscription to receive');
+    await settle(500);
+    expect(unverified.requests.filter((request) => !isChallenge(request)).map((request) => JSON.parse(request.body).id)).toEqual([]);
+
+    // Once the endpoint answers the challenge, the retried and replayed delivery goes out, and later events follow.
+    echo = true;
+    expect((await app.api('POST', `/v1/subscriptions/${id}/verify`, undefined, key)).body).toMatchObject({ verified: true, status: 'active' });
+    await waitFor(() => unverified.ids().has(first.id), 'the retried and replayed event after verification');
+    const fourth = (await app.herald.publish({ type: 'order.created', data: { n: 4 } })).event;
+    await waitFor(() => unverified.ids().has(fourth.id), 'a live event after verification');
+    // Published while the endpoint was unverified, after the replay began: never sent to it.
+    expect(unverified.ids().has(second.id)).toBe(false);
   });
 });

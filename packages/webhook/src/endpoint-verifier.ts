@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { newId, type Subscription, type TransportContext } from '@herald/core';
 import type { HttpSender } from './http-sender.js';
-import type { StoredWebhookConfig } from './webhook-config.js';
+import { endpointVerified, type StoredWebhookConfig } from './webhook-config.js';
 import { webhookRequest } from './webhook-request.js';
 
 /** The `type` of the verification request's body. */
@@ -136,7 +136,7 @@ export class EndpointVerifier {
     }
     const { unverified: _unverified, ...verified } = current.config as StoredWebhookConfig;
     const updated = await this.#context.subscriptions.update(current.id, {
-      config: { ...verified, verifiedAt: new Date().toISOString() },
+      config: { ...verified, verifiedAt: new Date().toISOString(), verifiedUrl: config.url },
       ...(current.status === 'pending' ? { status: 'active' as const } : {}),
     });
     if (updated) this.#onVerified(updated);
@@ -144,7 +144,7 @@ export class EndpointVerifier {
   }
 }
 
-/** Whether a subscription's endpoint still has to answer a challenge. */
+/** Whether a subscription's endpoint still has to answer a challenge for its current URL. */
 export function needsVerification(subscription: Subscription): boolean {
-  return (subscription.config as StoredWebhookConfig).unverified === true && subscription.status !== 'disabled';
+  return !endpointVerified(subscription.config as StoredWebhookConfig) && subscription.status !== 'disabled';
 }

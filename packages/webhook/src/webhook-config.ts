@@ -67,6 +67,8 @@ export const webhookConfigSchema = z.strictObject({
     .optional(),
   /** When the endpoint echoed the verification challenge for this URL. Managed by Herald. */
   verifiedAt: z.iso.datetime().optional(),
+  /** The URL whose endpoint echoed the challenge: with verification on, only it is sent anything. Managed by Herald. */
+  verifiedUrl: z.string().max(2048).optional(),
   /** The endpoint must echo a challenge before it gets deliveries. Managed by Herald. */
   unverified: z.literal(true).optional(),
 });
@@ -103,15 +105,16 @@ export function prepareWebhookConfig(input: Record<string, unknown>, previous: S
   const now = Date.now();
   const previousSecrets =
     before && before.secret === secret ? livePreviousSecrets(before, now) : [];
-  const { previousSecrets: _previous, verifiedAt: _verified, unverified: _unverified, ...rest } = config;
-  const sameUrl = before !== undefined && before.url === config.url;
-  const verifiedAt = sameUrl ? before.verifiedAt : undefined;
-  const needsVerification = policy.verifyEndpoints && (!sameUrl || before.unverified === true);
+  const { previousSecrets: _previous, verifiedAt: _verified, verifiedUrl: _verifiedUrl, unverified: _unverified, ...rest } = config;
+  // What verification proved holds for the URL it proved it for, and is only ever written by the verifier.
+  const verified = before !== undefined && before.url === config.url && endpointVerified(before);
+  const needsVerification = policy.verifyEndpoints && !verified;
   const stored: StoredWebhookConfig = {
     ...rest,
     secret,
     ...(previousSecrets.length > 0 ? { previousSecrets } : {}),
-    ...(verifiedAt !== undefined ? { verifiedAt } : {}),
+    ...(verified && before.verifiedAt !== undefined ? { verifiedAt: before.verifiedAt } : {}),
+    ...(verified ? { verifiedUrl: config.url } : {}),
     ...(needsVerification ? { unverified: true as const } : {}),
   };
   return {
@@ -121,11 +124,21 @@ export function prepareWebhookConfig(input: Record<string, unknown>, previous: S
   };
 }
 
-/** The config as the API shows it: no secrets. */
-export function publicWebhookConfig(config: Record<string, unknown>): Record<string, unknown> {
-  const { secret: _secret, previousSecrets, unverified, ...shown } = config as StoredWebhookConfig;
+/**
+ * The config as the API shows it: no secrets, and `verification: "pending"` while the endpoint waits for
+ * verification (when `verifying`, any endpoint that has not answered the challenge for its URL).
+ */
+export function publicWebhookConfig(config: Record<string, unknown>, verifying = false): Record<string, unknown> {
+  const stored = config as StoredWebhookConfig;
+  const { secret: _secret, previousSecrets, unverified, verifiedUrl: _verifiedUrl, ...shown } = stored;
   const graceUntil = graceEnd(previousSecrets ?? []);
-  return { ...shown, ...(graceUntil ? { previousSecretExpiresAt: graceUntil } : {}), ...(unverified ? { verification: 'pending' } : {}) };
+  const pending = unverified === true || (verifying && !endpointVerified(stored));
+  return { ...shown, ...(graceUntil ? { previousSecretExpiresAt: graceUntil } : {}), ...(pending ? { verification: 'pending' } : {}) };
+}
+
+/** Whether the endpoint at the config's URL has echoed the verification challenge. */
+export function endpointVerified(config: StoredWebhookConfig): boolean {
+  return config.verifiedUrl !== undefined && config.verifiedUrl === config.url;
 }
 
 /** The rotated secrets still in their grace period at `now`. */

@@ -255,8 +255,10 @@ describe('delivery', () => {
     await waitFor(async () => (await server.api('GET', `/v1/deliveries/${first.id}`, undefined, key)).body.attempts.length === 2, 'its second attempt');
 
     const replay = await server.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
-    expect(replay).toMatchObject({ status: 202, body: { replayed: 3 } });
+    expect(replay).toMatchObject({ status: 202, body: { status: 'running', after: 0 } });
     await waitFor(() => inbox.requests.length === 6, 'the replayed events');
+    await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'the replay to complete');
+    expect((await server.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ replayed: 3, position: events[2]?.seq });
     expect(
       inbox.requests
         .slice(3)
@@ -280,6 +282,8 @@ describe('delivery', () => {
       ['GET', `/v1/deliveries/${delivery.id}`],
       ['POST', `/v1/deliveries/${delivery.id}/retry`],
       ['POST', `/v1/subscriptions/${id}/replay`, { after: 0 }],
+      ['GET', `/v1/subscriptions/${id}/replay`],
+      ['DELETE', `/v1/subscriptions/${id}/replay`],
       ['POST', `/v1/subscriptions/${id}/secret/rotate`],
     ] as const) {
       const answer = await server.api(method, path, body, stranger);

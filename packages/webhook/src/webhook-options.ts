@@ -21,7 +21,7 @@ export interface WebhookOptions {
   concurrency?: number;
   /** A subscription whose every attempt has failed for this long, in ms, is disabled. @default 432000000 (5 days) */
   disableAfter?: number;
-  /** New subscriptions stay `pending` until their endpoint echoes a challenge. @default false */
+  /** Endpoints are sent nothing until they echo a challenge for their URL; new subscriptions stay `pending` until then. @default false */
   verifyEndpoints?: boolean;
   /** How often to look for due retries and for work left by other nodes, in ms. @default 1000 */
   pollInterval?: number;

@@ -5,8 +5,6 @@ import {
   defineRoute,
   HeraldError,
   NotFoundError,
-  type NewDelivery,
-  newId,
   type Principal,
   type RouteDefinition,
   type Subscription,
@@ -15,6 +13,7 @@ import {
 import { z } from 'zod';
 import type { DeliveryEngine } from './delivery-engine.js';
 import type { EndpointVerifier } from './endpoint-verifier.js';
+import { type ReplayRunner, replaySchema } from './replay-runner.js';
 import { graceEnd, livePreviousSecrets, type StoredWebhookConfig, webhookSecret } from './webhook-config.js';
 import { generateSecret } from './webhook-signature.js';
 
@@ -35,12 +34,8 @@ const deliveriesQuery = z.object({
 });
 
 const replayBody = z.strictObject({
-  /** Redeliver every matching event with a greater seq. */
-  after: z.number().int().min(0),
+  after: z.number().int().min(0).describe('Redeliver every matching event with a greater seq'),
 });
-
-/** Events read from the log per page while replaying. */
-const replayPage = 500;
 
 class NotVerifyingError extends HeraldError {
   constructor() {
@@ -83,6 +78,7 @@ export function deliveryView(delivery: Delivery, attempts: readonly DeliveryAtte
 export function webhookRoutes(
   context: TransportContext,
   engine: DeliveryEngine,
+  replays: ReplayRunner,
   verifier: EndpointVerifier | undefined,
   rotationGracePeriod: number,
 ): RouteDefinition[] {
@@ -174,29 +170,36 @@ export function webhookRoutes(
     defineRoute({
       method: 'POST',
       path: '/v1/subscriptions/:id/replay',
-      summary: 'Redeliver every matching event after a seq',
+      summary: 'Redeliver every matching event after a seq, in the background; 409 while a replay of the subscription runs',
       body: replayBody,
+      response: { status: 202, body: replaySchema, description: 'The replay, started' },
       async handle({ principal, params, body }) {
         const subscription = await reachable(principal, params.id as string);
-        let after = body.after;
-        let replayed = 0;
-        for (;;) {
-          const events = await store.read({ after, limit: replayPage, types: subscription.types, visibleTo: subscription.consumer });
-          if (events.length === 0) break;
-          const now = Date.now();
-          const deliveries: NewDelivery[] = events.map((event) => ({
-            id: newId('dlv'),
-            subscriptionId: subscription.id,
-            eventSeq: event.seq,
-            eventId: event.id,
-            nextAttemptAt: now,
-          }));
-          replayed += await store.outbox.replay(deliveries, now);
-          engine.wake(subscription);
-          after = (events.at(-1) as { seq: number }).seq;
-          if (events.length < replayPage) break;
-        }
-        return { status: 202, body: { replayed } };
+        return { status: 202, body: replays.start(subscription, body.after) };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/subscriptions/:id/replay',
+      summary: 'The running or last replay of a webhook subscription, and how far it got',
+      response: { body: replaySchema },
+      async handle({ principal, params }) {
+        const subscription = await reachable(principal, params.id as string);
+        const replay = replays.get(subscription.id);
+        if (!replay) throw new NotFoundError(`A replay of subscription ${subscription.id} on this node`);
+        return { body: replay };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      path: '/v1/subscriptions/:id/replay',
+      summary: 'Cancel the running replay of a webhook subscription (the deliveries it made stay)',
+      response: { body: replaySchema },
+      async handle({ principal, params }) {
+        const subscription = await reachable(principal, params.id as string);
+        const replay = await replays.cancel(subscription.id);
+        if (!replay) throw new NotFoundError(`A running replay of subscription ${subscription.id} on this node`);
+        return { body: replay };
       },
     }),
     defineRoute({

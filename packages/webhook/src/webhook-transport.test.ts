@@ -11,6 +11,13 @@ import { webhook } from './webhook-transport.js';
 runTransportSuite('webhook', {
   transport: () => webhook({ retrySchedule: [0, 0.05, 0.1, 0.2], pollInterval: 100 }),
   options: { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } },
+  // Push only: no client connections, so the suite's connection cases do not apply; its own routes must stay the consumer's.
+  subscriptionRoutes: [
+    { method: 'GET', path: '/v1/subscriptions/:id/deliveries' },
+    { method: 'POST', path: '/v1/subscriptions/:id/replay', body: { after: 0 } },
+    { method: 'GET', path: '/v1/subscriptions/:id/replay' },
+    { method: 'POST', path: '/v1/subscriptions/:id/secret/rotate', body: {} },
+  ],
   async receive(app: TestApp, { consumer, types }) {
     const events: HeraldEvent[] = [];
     const failures: string[] = [];

@@ -3,7 +3,8 @@ import { DeliveryEngine } from './delivery-engine.js';
 import { EndpointVerifier } from './endpoint-verifier.js';
 import { HttpSender } from './http-sender.js';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
-import { prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, webhookConfigSchema } from './webhook-config.js';
+import { ReplayRunner } from './replay-runner.js';
+import { endpointVerified, prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, webhookConfigSchema } from './webhook-config.js';
 import { type ResolvedWebhookOptions, resolveWebhookOptions, type WebhookOptions } from './webhook-options.js';
 import { webhookRoutes } from './webhook-routes.js';
 
@@ -24,6 +25,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
   let sender: HttpSender | undefined;
   let engine: DeliveryEngine | undefined;
   let verifier: EndpointVerifier | undefined;
+  let replays: ReplayRunner | undefined;
   let stopListening: (() => void) | undefined;
   const settings = () => (resolved ??= resolveWebhookOptions(options, process.env));
 
@@ -41,7 +43,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
       return prepared;
     },
 
-    publicConfig: publicWebhookConfig,
+    publicConfig: (config) => publicWebhookConfig(config, settings().verifyEndpoints),
 
     async start(context: TransportContext) {
       const current = (resolved = resolveWebhookOptions(options, context.env));
@@ -50,17 +52,17 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
         keepBytes: current.responseBodyBytes,
         ...(current.lookup ? { lookup: current.lookup } : {}),
       });
-      const dispatcher = new OutboxDispatcher({
-        transport: 'webhook',
-        store: context.store,
-        subscriptions: context.subscriptions,
-        accepts: (subscription: Subscription) => !(current.verifyEndpoints && (subscription.config as StoredWebhookConfig).unverified),
-      });
-      const worker = (engine = new DeliveryEngine({ context, options: current, sender, dispatcher }));
+      // The one rule every fan-out, claim and send checks: whatever its status says, an endpoint is sent
+      // nothing until it has answered the verification challenge for its current URL.
+      const deliverable = (subscription: Subscription) =>
+        subscription.status === 'active' && (!current.verifyEndpoints || endpointVerified(subscription.config as StoredWebhookConfig));
+      const dispatcher = new OutboxDispatcher({ transport: 'webhook', store: context.store, subscriptions: context.subscriptions, accepts: deliverable });
+      const worker = (engine = new DeliveryEngine({ context, options: current, sender, dispatcher, deliverable }));
       if (current.verifyEndpoints) {
         verifier = new EndpointVerifier(context, sender, current.timeout, (subscription) => worker.refresh(subscription));
       }
-      for (const route of webhookRoutes(context, worker, verifier, current.rotationGracePeriod)) context.http.route(route);
+      replays = new ReplayRunner(context, { wake: (subscription) => worker.wake(subscription) });
+      for (const route of webhookRoutes(context, worker, replays, verifier, current.rotationGracePeriod)) context.http.route(route);
 
       // The bus hands over every event after `latest`, so the two must be taken together.
       const latest = context.bus.latest;
@@ -75,6 +77,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
 
     async stop() {
       stopListening?.();
+      await replays?.stop();
       await verifier?.stop();
       await engine?.stop();
       await sender?.close();

@@ -23,10 +23,6 @@ export interface ConnectionHost {
   readonly cursors: CursorWriter;
   /** The transport's name: the `transport` of the durable subscriptions it serves. */
   readonly name: string;
-  /** Counts the connection against its key; false when the key is at `maxConnectionsPerKey`. */
-  admit(connection: Connection, keyId: string): boolean;
-  /** Moves the connection to another key after a token refresh. */
-  rekey(connection: Connection, from: string, to: string): void;
   /** Forgets a closed connection. */
   release(connection: Connection): void;
   /** Whether the durable subscription `id` is active and matches `event` right now. */
@@ -35,7 +31,14 @@ export interface ConnectionHost {
   readonly live: Set<ClientSubscription>;
 }
 
+/** A credential checked and counted against the server's connection limit, with the function that gives its slot back. */
+export interface Admitted {
+  principal: Principal;
+  release: () => void;
+}
+
 const textFrame = { binary: false } as const;
+const tooManyConnections = 'this key has too many open connections';
 const maxMessagesWhileAuthenticating = 100;
 const maxTimer = 2_147_483_647;
 /** Events per replay page: small, so one page adds little to a send buffer that has just drained. */
@@ -94,6 +97,8 @@ export class Connection implements SubscriptionOwner {
   /** At most `maxSubscriptions`, so a list (smaller than a Map for the usual one or two). */
   #subscriptions?: ClientSubscription[];
   #principal?: Principal;
+  /** Gives back the connection's slot in the server's per-key limit. */
+  #release?: () => void;
   #closing = false;
   #authenticating?: Promise<void>;
   #queued?: [Buffer, boolean][];
@@ -103,13 +108,15 @@ export class Connection implements SubscriptionOwner {
   #whenClosed?: Promise<void>;
   #isClosed = false;
 
-  /** @param principal set when the upgrade carried a valid `Authorization` header (already admitted). */
-  constructor(ws: HeraldWebSocket, host: ConnectionHost, principal?: Principal) {
+  /** @param admitted set when the upgrade carried a valid `Authorization` header. */
+  constructor(ws: HeraldWebSocket, host: ConnectionHost, admitted?: Admitted) {
     this.ws = ws;
     this.#host = host;
     ws.connection = this;
-    if (principal) this.#authenticated(principal);
-    else {
+    if (admitted) {
+      this.#release = admitted.release;
+      this.#authenticated(admitted.principal);
+    } else {
       this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'no auth message in time'), host.options.authTimeout);
       this.#authTimer.unref();
     }
@@ -126,6 +133,8 @@ export class Connection implements SubscriptionOwner {
   closed(): void {
     this.#isClosed = true;
     this.#cleanUp();
+    this.#release?.();
+    this.#release = undefined;
     clearTimeout(this.#killTimer);
     this.#killTimer = undefined;
     this.#host.release(this);
@@ -240,9 +249,13 @@ export class Connection implements SubscriptionOwner {
         if (outsideScope(principal.types, open).length > 0) {
           return this.close(CloseCode.Forbidden, "the refreshed token's types do not cover the open subscriptions");
         }
-        if (previous.keyId !== principal.keyId) this.#host.rekey(this, previous.keyId, principal.keyId);
-      } else if (!this.#host.admit(this, principal.keyId)) {
-        return this.close(CloseCode.TryAgainLater, 'this key has too many open connections');
+      }
+      // The connection counts against the credential it now uses (a refreshed token is another one).
+      if (previous?.keyId !== principal.keyId) {
+        const release = this.#host.context.connections.acquire(principal);
+        if (!release) return this.close(CloseCode.TryAgainLater, tooManyConnections);
+        this.#release?.();
+        this.#release = release;
       }
       this.#authenticated(principal);
     })();

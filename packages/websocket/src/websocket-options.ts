@@ -18,8 +18,6 @@ export interface WebSocketOptions {
   closeTimeout?: number;
   /** Subscriptions one connection may hold at once. @default 100 */
   maxSubscriptions?: number;
-  /** Open connections per API key or stream token. @default 1000 */
-  maxConnectionsPerKey?: number;
   /** How often acknowledged positions are written to durable subscriptions' cursors, in ms. @default 1000 */
   cursorFlushInterval?: number;
   /** How long `stop()` waits for clients to answer the 1001 close before terminating them, in ms. @default 2000 */
@@ -36,7 +34,6 @@ const defaults: ResolvedWebSocketOptions = {
   maxBufferedAmount: 4 * 1024 * 1024,
   closeTimeout: 2_000,
   maxSubscriptions: 100,
-  maxConnectionsPerKey: 1_000,
   cursorFlushInterval: 1_000,
   stopTimeout: 2_000,
 };
@@ -49,6 +46,8 @@ export function resolveWebSocketOptions(options: WebSocketOptions): ResolvedWebS
     if (name === 'path') {
       if (typeof value !== 'string' || !value.startsWith('/')) throw new TypeError('websocket(): path must start with "/"');
       resolved.path = value;
+    } else if ((name as string) === 'maxConnectionsPerKey') {
+      throw new TypeError('websocket(): maxConnectionsPerKey is an option of createHerald now (HERALD_MAX_CONNECTIONS_PER_KEY): one limit for every transport');
     } else if (!(name in defaults)) {
       throw new TypeError(`websocket(): unknown option "${name}"`);
     } else {

@@ -18,7 +18,7 @@ export enum CloseCode {
   InvalidPayload = 1007,
   /** A frame over `maxPayload` (sent by `ws`). */
   MessageTooBig = 1009,
-  /** The key already has `maxConnectionsPerKey` connections; reconnect later. */
+  /** The key (or token) already holds the server's `maxConnectionsPerKey` connections, every transport together; reconnect later. */
   TryAgainLater = 1013,
   /** Not JSON, a binary frame, an unknown message type, or fields that do not fit the message. */
   BadMessage = 4400,

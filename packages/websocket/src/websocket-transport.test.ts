@@ -1,13 +1,56 @@
 import type { HeraldEvent } from '@herald/core';
-import { memoryTransport, type Receiver, runTransportSuite, settle, type TestApp, waitFor } from '@herald/testkit';
+import {
+  type ClientConnection,
+  type ConnectRequest,
+  ConnectionRefusedError,
+  memoryTransport,
+  type Receiver,
+  type Refusal,
+  runTransportSuite,
+  settle,
+  type TestApp,
+  waitFor,
+} from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProtocolClient, refusedUpgrade, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { CloseCode } from './websocket-protocol.js';
 import { websocket } from './websocket-transport.js';
 
 const wsUrl = (app: TestApp) => `${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`;
 
+const closeRefusals: Record<number, Refusal> = { [CloseCode.Unauthorized]: 'unauthorized', [CloseCode.TryAgainLater]: 'too-many-connections' };
+const errorRefusals: Record<string, Refusal> = { forbidden: 'forbidden', 'subscription-not-found': 'not-found' };
+
+/** A browser-like client: `auth` with the credential, then one subscription; refused by a close code or an `error` message. */
+async function connectClient(app: TestApp, { credential, types, subscription }: ConnectRequest): Promise<ClientConnection> {
+  const client = await ProtocolClient.connect(wsUrl(app), { token: credential, waitReady: false });
+  const refuse = async (reason: Refusal | undefined, detail: string): Promise<never> => {
+    await client.close();
+    throw reason ? new ConnectionRefusedError(reason, detail) : new Error(`the connection failed: ${detail}`);
+  };
+  // Read through a function: the client sets it when the socket closes.
+  const closed = () => client.closedWith;
+  await waitFor(() => closed() !== undefined || client.messages.some((message) => message.type === 'ready'), 'ready or a close');
+  const refusedBy = closed();
+  if (refusedBy) return refuse(closeRefusals[refusedBy.code], `close ${refusedBy.code} ${refusedBy.reason}`);
+  client.send({ type: 'subscribe', id: 's', ...(types !== undefined ? { types } : { subscription }) });
+  const answered = () => client.messages.find((message) => message.id === 's' && (message.type === 'subscribed' || message.type === 'error'));
+  await waitFor(() => closed() !== undefined || answered() !== undefined, 'an answer to subscribe');
+  const answer = answered();
+  if (answer?.type === 'error') return refuse(errorRefusals[answer.code], `error ${answer.code}: ${answer.message}`);
+  if (!answer) return refuse(undefined, `close ${closed()?.code} before an answer to subscribe`);
+  return {
+    get events() {
+      return client.events('s');
+    },
+    ended: client.closed.then(() => undefined),
+    close: async () => void (await client.close()),
+  };
+}
+
 runTransportSuite('websocket', {
   transport: () => websocket(),
+  connect: connectClient,
   async receive(app, { consumer, types }): Promise<Receiver> {
     const key = await app.consumerKey(consumer);
     const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types }, key);
@@ -117,7 +160,7 @@ describe('subscribe', () => {
   });
 
   it('limits subscriptions per connection and connections per key', async () => {
-    const ws = await start({ maxSubscriptions: 2, maxConnectionsPerKey: 2 });
+    const ws = await start({ maxSubscriptions: 2 }, [], { maxConnectionsPerKey: 2 });
     const key = await ws.app.consumerKey('acme');
     const client = await connect(ws.url, { bearer: key });
     await client.subscribe({ id: 'a', types: ['order.*'] });
@@ -132,6 +175,28 @@ describe('subscribe', () => {
     await client.close();
     await waitFor(() => ws.transport.stats().connections === 1, 'the closed connection to be released');
     await connect(ws.url, { bearer: key });
+  });
+
+  it('counts a refreshed connection against its new token, and refuses a refresh to a token at its limit', async () => {
+    const ws = await start({}, [], { maxConnectionsPerKey: 1 });
+    const key = await ws.app.consumerKey('acme');
+    const token = async () => (await ws.app.api('POST', '/v1/stream-tokens', {}, key)).body.token as string;
+    const [a, b, c] = [await token(), await token(), await token()];
+    const onA = await connect(ws.url, { token: a });
+    const onB = await connect(ws.url, { token: b });
+    onA.send({ type: 'auth', token: b });
+    expect(await onA.closed).toEqual({ code: 1013, reason: 'this key has too many open connections' });
+    // Its slot on a came back when it closed.
+    await connect(ws.url, { token: a });
+    onB.send({ type: 'auth', token: c });
+    await waitFor(() => onB.messages.filter((message) => message.type === 'ready').length === 2, 'the ready after the refresh');
+    // The refresh moved it from b to c.
+    await connect(ws.url, { token: b });
+    expect(await refusedUpgrade(ws.url, { bearer: c })).toMatchObject({ status: 429, body: { type: 'urn:herald:problem:too-many-connections' } });
+  });
+
+  it('points maxConnectionsPerKey to createHerald, where one limit covers every transport', () => {
+    expect(() => websocket({ maxConnectionsPerKey: 5 } as never)).toThrow(/createHerald/);
   });
 });
 

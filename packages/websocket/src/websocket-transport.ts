@@ -7,12 +7,13 @@ import {
   HeraldError,
   type Principal,
   type Problem,
+  TooManyConnectionsError,
   type Transport,
   type TransportContext,
 } from '@herald/core';
 import { WebSocketServer } from 'ws';
 import type { ClientSubscription } from './client-subscription.js';
-import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
+import { type Admitted, Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
 import { CloseCode, EventFrames, frames, subprotocol } from './websocket-protocol.js';
 
@@ -63,25 +64,12 @@ function offeredProtocols(request: IncomingMessage): string[] {
 export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
   const resolved: ResolvedWebSocketOptions = resolveWebSocketOptions(options);
   const connections = new Set<Connection>();
-  const byKey = new Map<string, Set<Connection>>();
   let server: WebSocketServer | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let stopRevocations: (() => void) | undefined;
   let stopListening: (() => void) | undefined;
   let host: ConnectionHost | undefined;
   let stopping = false;
-
-  const countOf = (keyId: string) => byKey.get(keyId)?.size ?? 0;
-  const addToKey = (connection: Connection, keyId: string) => {
-    let set = byKey.get(keyId);
-    if (!set) byKey.set(keyId, (set = new Set()));
-    set.add(connection);
-  };
-  const removeFromKey = (connection: Connection, keyId: string) => {
-    const set = byKey.get(keyId);
-    set?.delete(connection);
-    if (set?.size === 0) byKey.delete(keyId);
-  };
 
   const upgrade = async (context: TransportContext, request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const ignore = () => {};
@@ -90,9 +78,10 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
     if (!offeredProtocols(request).includes(subprotocol)) {
       return refuseUpgrade(socket, problem(400, 'bad-subprotocol', `Sec-WebSocket-Protocol must offer ${subprotocol}`));
     }
-    let principal: Principal | undefined;
+    let admitted: Admitted | undefined;
     const header = request.headers.authorization;
     if (header !== undefined) {
+      let principal: Principal;
       try {
         principal = await context.authenticate(bearerCredential(header));
       } catch (error) {
@@ -100,21 +89,21 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
         context.logger.error({ err: error }, 'authenticating a websocket upgrade failed');
         return refuseUpgrade(socket, problem(503, 'unavailable', 'The credential could not be checked'));
       }
-      if (countOf(principal.keyId) >= resolved.maxConnectionsPerKey) {
-        return refuseUpgrade(socket, problem(429, 'too-many-connections', 'This key has too many open connections'));
-      }
+      const release = context.connections.acquire(principal);
+      if (!release) return refuseUpgrade(socket, new TooManyConnectionsError().toProblem());
+      admitted = { principal, release };
     }
-    if (stopping || socket.destroyed) return refuseUpgrade(socket, problem(503, 'unavailable', 'The server is stopping'));
+    if (stopping || socket.destroyed) {
+      admitted?.release();
+      return refuseUpgrade(socket, problem(503, 'unavailable', 'The server is stopping'));
+    }
+    // ws gives up silently on a socket that went away meanwhile: its slot must come back all the same.
+    let handedOver = false;
+    if (admitted) socket.once('close', () => handedOver || admitted.release());
     server.handleUpgrade(request, socket, head, (ws) => {
+      handedOver = true;
       socket.off('error', ignore);
-      // Other upgrades for the same key may have been admitted while this one was authenticated.
-      if (principal && countOf(principal.keyId) >= resolved.maxConnectionsPerKey) {
-        ws.close(CloseCode.TryAgainLater, 'this key has too many open connections');
-        return;
-      }
-      const connection = new Connection(ws as HeraldWebSocket, host as ConnectionHost, principal);
-      connections.add(connection);
-      if (principal) addToKey(connection, principal.keyId);
+      connections.add(new Connection(ws as HeraldWebSocket, host as ConnectionHost, admitted));
     });
   };
 
@@ -137,18 +126,8 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
         frames: new EventFrames(),
         cursors,
         name: 'websocket',
-        admit(connection, keyId) {
-          if (countOf(keyId) >= resolved.maxConnectionsPerKey) return false;
-          addToKey(connection, keyId);
-          return true;
-        },
-        rekey(connection, from, to) {
-          removeFromKey(connection, from);
-          addToKey(connection, to);
-        },
         release(connection) {
           connections.delete(connection);
-          if (connection.principal) removeFromKey(connection, connection.principal.keyId);
         },
         durableMatches: (event, id) => context.subscriptions.matchedIds(event, 'websocket').has(id),
       };

@@ -1,4 +1,5 @@
 import type { HeraldEvent, Transport } from '@herald/core';
+import type { HeraldOptions } from '@herald/server';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import WebSocket from 'ws';
 import { type WebSocketOptions, type WebSocketTransport, websocket } from '../index.js';
@@ -118,9 +119,9 @@ export interface WsApp {
   close(): Promise<void>;
 }
 
-export async function startWsApp(options: WebSocketOptions = {}, otherTransports: Transport[] = []): Promise<WsApp> {
+export async function startWsApp(options: WebSocketOptions = {}, otherTransports: Transport[] = [], herald: Partial<HeraldOptions> = {}): Promise<WsApp> {
   const transport = websocket(options);
-  const app = await startTestApp([transport, ...otherTransports]);
+  const app = await startTestApp([transport, ...otherTransports], herald);
   return {
     app,
     transport,

@@ -1,0 +1,84 @@
+import type { HeraldEvent, Transport } from '@herald/core';
+import type { HeraldOptions } from '@herald/server';
+import type { TestApp } from './test-app.js';
+
+/** One consumer's endpoint on a durable subscription, as the transport under test delivers to it. */
+export interface Receiver {
+  subscriptionId: string;
+  /** Every event received so far, in arrival order. */
+  readonly events: readonly HeraldEvent[];
+  close(): Promise<void>;
+}
+
+/** What a client of a streaming transport asks for when it connects: an ad hoc stream, or a durable subscription. */
+export type ConnectRequest = {
+  /** The API key or stream token the client authenticates with. */
+  credential: string;
+} & ({ types: string[]; subscription?: undefined } | { subscription: string; types?: undefined });
+
+/** A connection a client of a streaming transport holds open (a WebSocket, an SSE stream). */
+export interface ClientConnection {
+  /** Every event received so far, in arrival order. */
+  readonly events: readonly HeraldEvent[];
+  /** Resolves once the server has ended the connection; it receives nothing more. */
+  readonly ended: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Why a transport refused a connection, as the harness reads its answer (an HTTP status, a close code, an error message). */
+export type Refusal = 'unauthorized' | 'forbidden' | 'not-found' | 'too-many-connections';
+
+/** What {@link TransportHarness.connect} throws when the transport refuses the connection. */
+export class ConnectionRefusedError extends Error {
+  override readonly name = 'ConnectionRefusedError';
+  constructor(
+    readonly reason: Refusal,
+    detail: string,
+  ) {
+    super(`the connection was refused (${reason}): ${detail}`);
+  }
+}
+
+/** A route the transport adds under a durable subscription, with a request its consumer may make. */
+export interface SubscriptionRoute {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** With `:id` for the subscription's id, e.g. `/v1/subscriptions/:id/deliveries`. */
+  path: string;
+  body?: unknown;
+}
+
+/**
+ * What the suite needs to know about a transport. Beyond `transport` and `receive`, which every
+ * transport has, a harness says what else its transport offers; the cases that need what it does not
+ * offer do not apply to it (the suite's title lists them).
+ */
+export interface TransportHarness {
+  /** A new instance of the transport under test. */
+  transport(): Transport;
+  /** More createHerald options, e.g. `env` allowing private webhook targets. */
+  options?: Partial<HeraldOptions>;
+  /**
+   * Creates a durable subscription of `consumer` to `types` on the transport (through the REST API,
+   * with that consumer's key) and starts receiving on it.
+   */
+  receive(app: TestApp, input: { consumer: string; types: string[] }): Promise<Receiver>;
+  /**
+   * Transports whose clients hold connections (WebSocket, SSE): opens one as a client would, and
+   * resolves once the transport has accepted it and delivers to it. Rejects with
+   * {@link ConnectionRefusedError} when the transport refuses it.
+   */
+  connect?(app: TestApp, request: ConnectRequest): Promise<ClientConnection>;
+  /** Routes the transport adds under a durable subscription (e.g. a webhook's deliveries), which only its consumer may reach. */
+  subscriptionRoutes?: readonly SubscriptionRoute[];
+}
+
+/** What a case may need of a harness beyond `transport` and `receive`. */
+export type HarnessCapability = 'connect';
+
+/** A named check of the suite; `run` rejects when the transport fails it. */
+export interface SuiteCase {
+  name: string;
+  /** What the case needs of the harness; it does not apply to a transport without it. @default nothing */
+  needs?: readonly HarnessCapability[];
+  run(): Promise<void>;
+}

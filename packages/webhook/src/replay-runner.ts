@@ -1,0 +1,200 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HeraldError, type NewDelivery, newId, type Subscription, type TransportContext } from '@herald/core';
+import { z } from 'zod';
+
+/** A replay as the API shows it. */
+export const replaySchema = z.object({
+  id: z.string().describe('`rpl_…`'),
+  subscriptionId: z.string(),
+  status: z
+    .enum(['running', 'completed', 'cancelled', 'failed'])
+    .describe('`cancelled`: by `DELETE`, because the subscription was deleted, or because the server stopped; `failed`: see `error`'),
+  after: z.number().int().nonnegative().describe('Events after this seq are replayed...'),
+  until: z.number().int().nonnegative().describe('...up to this one: the end of the log when the replay began'),
+  position: z.number().int().nonnegative().describe('Every matching event up to this seq has its delivery in the outbox'),
+  replayed: z.number().int().nonnegative().describe('Deliveries made (or started again) so far'),
+  startedAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().nullable(),
+  error: z.string().optional().describe('Why it was cancelled or failed'),
+});
+
+export type ReplayView = z.infer<typeof replaySchema>;
+
+/** A replay of the subscription is still running: 409, with the replay. */
+export class ReplayInProgressError extends HeraldError {
+  override readonly name = 'ReplayInProgressError';
+  constructor(readonly replay: ReplayView) {
+    super(
+      'replay-in-progress',
+      409,
+      `Replay ${replay.id} of this subscription is still running (at seq ${replay.position} of ${replay.until}); wait for it to finish, or cancel it with DELETE`,
+      'Replay in progress',
+    );
+  }
+  protected override extensions() {
+    return { replay: this.replay };
+  }
+}
+
+/** How replays run. */
+export interface ReplayRunnerOptions {
+  /** Events read, and deliveries made, per batch. @default 500 */
+  batchSize?: number;
+  /** Called after each batch, so the delivery engine claims it. */
+  wake(subscription: Subscription): void;
+}
+
+interface Replay {
+  view: ReplayView;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * While a replay waits for its batches to leave the outbox, it looks every `quickWait` ms for the
+ * first `quickLooks` ms (a batch to a working endpoint goes in that time, and the next one is ready
+ * before the endpoint runs dry), then every `slowWait` ms (the endpoint is failing, paused or unverified).
+ */
+const quickWait = 25;
+const quickLooks = 2_000;
+const slowWait = 1_000;
+/** How long a finished replay stays visible. */
+const finishedRetention = 3_600_000;
+
+/**
+ * Replays run in the background, one at a time per subscription: each turns the matching events of
+ * the log into deliveries a batch at a time, and makes the next batch only once every batch before
+ * the last has left the outbox, so a replay of millions of events never holds more than two batches
+ * there and goes out through the same outbox, claims and per-endpoint concurrency as live deliveries.
+ * Replays live in this process: a restart drops the one in flight (its batches already made stay).
+ */
+export class ReplayRunner {
+  readonly #context: TransportContext;
+  readonly #batchSize: number;
+  readonly #wake: (subscription: Subscription) => void;
+  /** The running or last replay of each subscription. */
+  readonly #replays = new Map<string, Replay>();
+
+  constructor(context: TransportContext, options: ReplayRunnerOptions) {
+    this.#context = context;
+    this.#batchSize = options.batchSize ?? 500;
+    this.#wake = options.wake;
+  }
+
+  /** Starts replaying the events after `after`; throws {@link ReplayInProgressError} while one runs. */
+  start(subscription: Subscription, after: number): ReplayView {
+    this.#forgetFinished(Date.now());
+    const running = this.#running(subscription.id);
+    if (running) throw new ReplayInProgressError({ ...running.view });
+    const until = this.#context.bus.latest;
+    const view: ReplayView = {
+      id: newId('rpl'),
+      subscriptionId: subscription.id,
+      status: 'running',
+      after,
+      until,
+      position: Math.min(after, until),
+      replayed: 0,
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+    };
+    const abort = new AbortController();
+    const replay: Replay = { view, abort, done: Promise.resolve() };
+    replay.done = this.#run(replay);
+    this.#replays.set(subscription.id, replay);
+    return { ...view };
+  }
+
+  /** The running or last replay of a subscription. */
+  get(subscriptionId: string): ReplayView | undefined {
+    this.#forgetFinished(Date.now());
+    const replay = this.#replays.get(subscriptionId);
+    return replay && { ...replay.view };
+  }
+
+  /** Cancels the running replay of a subscription; undefined when none runs. */
+  async cancel(subscriptionId: string): Promise<ReplayView | undefined> {
+    const running = this.#running(subscriptionId);
+    if (!running) return undefined;
+    running.abort.abort('cancelled by request');
+    await running.done;
+    return { ...running.view };
+  }
+
+  /** Cancels every running replay and waits for them to end. */
+  async stop(): Promise<void> {
+    const running = [...this.#replays.values()].filter((replay) => replay.view.status === 'running');
+    for (const replay of running) replay.abort.abort('the server stopped');
+    await Promise.all(running.map((replay) => replay.done));
+  }
+
+  #running(subscriptionId: string): Replay | undefined {
+    const replay = this.#replays.get(subscriptionId);
+    return replay?.view.status === 'running' ? replay : undefined;
+  }
+
+  #forgetFinished(now: number): void {
+    for (const [id, { view }] of this.#replays) {
+      if (view.finishedAt !== null && now - Date.parse(view.finishedAt) > finishedRetention) this.#replays.delete(id);
+    }
+  }
+
+  async #run({ view, abort }: Replay): Promise<void> {
+    const { store, subscriptions, logger } = this.#context;
+    // The end of the batch before the last: once nothing of this replay up to it is pending, the next batch is made.
+    let settledBefore = view.after;
+    let lastBatchEnd = view.after;
+    try {
+      while (view.position < view.until) {
+        await this.#settled(view, settledBefore, abort.signal);
+        // The subscription as it is now: its types, its consumer, and whether it still exists.
+        const subscription = await subscriptions.get(view.subscriptionId);
+        if (!subscription) return this.#finish(view, 'cancelled', 'the subscription was deleted');
+        const events = (
+          await store.read({ after: view.position, limit: this.#batchSize, types: subscription.types, visibleTo: subscription.consumer })
+        ).filter((event) => event.seq <= view.until);
+        if (abort.signal.aborted) break;
+        if (events.length > 0) {
+          const now = Date.now();
+          const deliveries: NewDelivery[] = events.map((event) => ({
+            id: newId('dlv'),
+            subscriptionId: subscription.id,
+            eventSeq: event.seq,
+            eventId: event.id,
+            nextAttemptAt: now,
+          }));
+          view.replayed += await store.outbox.replay(deliveries, now);
+          this.#wake(subscription);
+        }
+        settledBefore = lastBatchEnd;
+        view.position = events.length < this.#batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
+        lastBatchEnd = view.position;
+      }
+      if (abort.signal.aborted) return this.#finish(view, 'cancelled', String(abort.signal.reason));
+      this.#finish(view, 'completed');
+    } catch (error) {
+      if (abort.signal.aborted) return this.#finish(view, 'cancelled', String(abort.signal.reason));
+      logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a webhook replay failed');
+      this.#finish(view, 'failed', `the log or the outbox could not be read; replay again with after=${view.position}`);
+    }
+  }
+
+  /** Resolves once no delivery of this replay for an event up to `seq` is pending; rejects when aborted. */
+  async #settled(view: ReplayView, seq: number, signal: AbortSignal): Promise<void> {
+    const since = Date.now();
+    for (;;) {
+      signal.throwIfAborted();
+      if (seq <= view.after) return;
+      const [newest] = await this.#context.store.outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
+      // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
+      if (newest === undefined || newest.eventSeq <= view.after) return;
+      await sleep(Date.now() - since < quickLooks ? quickWait : slowWait, undefined, { signal });
+    }
+  }
+
+  #finish(view: ReplayView, status: ReplayView['status'], error?: string): void {
+    view.status = status;
+    view.finishedAt = new Date().toISOString();
+    if (error !== undefined) view.error = error;
+  }
+}

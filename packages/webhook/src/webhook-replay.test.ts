@@ -1,0 +1,123 @@
+import { type HeraldEvent, sqliteStore } from '@herald/core';
+import { newEvent, settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ReplyFn, startReceiver, type TestReceiver } from './test-receiver.test-support.js';
+import type { WebhookOptions } from './webhook-options.js';
+import { webhook } from './webhook-transport.js';
+
+const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A Herald whose log already holds `logged` order.created events, appended through the store in big batches. */
+async function appWithLog(logged: number, options: WebhookOptions = {}): Promise<TestApp> {
+  const store = sqliteStore({ path: ':memory:' });
+  await store.init();
+  for (let n = 0; n < logged; n += 10_000) {
+    await store.append(Array.from({ length: Math.min(10_000, logged - n) }, (_, i) => newEvent('order.created', { data: { n: n + i } })));
+  }
+  const app = await startTestApp([webhook({ pollInterval: 50, ...options })], { store, env: allowPrivate });
+  cleanups.push(() => app.close());
+  return app;
+}
+
+async function receiver(reply?: ReplyFn): Promise<TestReceiver> {
+  const started = await startReceiver(reply);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function subscribe(app: TestApp, url: string, types = ['order.*']) {
+  const key = await app.consumerKey('acme');
+  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types, config: { url } }, key);
+  expect(status, JSON.stringify(body)).toBe(201);
+  return { id: body.id as string, key };
+}
+
+const seqOf = (body: string) => (JSON.parse(body) as HeraldEvent).seq;
+
+describe('replay (issue 13)', () => {
+  it('answers at once on a log of 100,000 events, then sends them in order, a bounded batch at a time', async () => {
+    const logged = 100_000;
+    // One request at a time: the outbox is claimed oldest event first, so arrival order is seq order.
+    const app = await appWithLog(logged, { concurrency: 1 });
+    const inbox = await receiver();
+    const { id, key } = await subscribe(app, inbox.url);
+
+    const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    expect(started.status).toBe(202);
+    expect(started.body).toMatchObject({ id: expect.stringMatching(/^rpl_/), subscriptionId: id, status: 'running', after: 0, until: logged });
+    // Nothing like the whole log has been turned into deliveries by the time it answers.
+    const pendingNow = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
+    expect(pendingNow.length).toBeLessThan(5_000);
+
+    const again = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 500 }, key);
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ type: 'urn:herald:problem:replay-in-progress', status: 409, replay: { id: started.body.id, status: 'running' } });
+
+    // While it runs, the outbox holds a bounded number of its deliveries, and its position only moves forward.
+    let mostPending = 0;
+    let lastPosition = 0;
+    for (let status = 'running'; status === 'running'; await settle(100)) {
+      const pending = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
+      mostPending = Math.max(mostPending, pending.length);
+      const { body } = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
+      expect(body.position).toBeGreaterThanOrEqual(lastPosition);
+      lastPosition = body.position;
+      status = body.status;
+    }
+    expect(mostPending).toBeLessThanOrEqual(1_000);
+    await waitFor(() => inbox.requests.length >= logged, `${logged} requests`, 120_000);
+    const seqs = inbox.requests.map((request) => seqOf(request.body));
+    expect(seqs).toEqual(Array.from({ length: logged }, (_, i) => i + 1));
+
+    const done = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
+    expect(done.body).toMatchObject({ id: started.body.id, status: 'completed', after: 0, until: logged, position: logged, replayed: logged, finishedAt: expect.any(String) });
+    // One finished, another may start.
+    expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: logged - 2 }, key)).status).toBe(202);
+    await waitFor(() => inbox.requests.length === logged + 2, 'the second replay');
+  }, 180_000);
+
+  it('holds at two batches while the endpoint takes nothing, and can be cancelled', async () => {
+    const app = await appWithLog(3_000, { retrySchedule: [0, 3600] });
+    const inbox = await receiver(() => ({ status: 503 }));
+    const { id, key } = await subscribe(app, inbox.url);
+    const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    expect(started.status).toBe(202);
+    // Two batches of 500 are made and tried once; they wait for their retry, and so does the replay.
+    await waitFor(() => inbox.requests.length === 1_000, 'the first two batches to be tried');
+    await settle(500);
+    expect(inbox.requests.length).toBe(1_000);
+    const waiting = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
+    expect(waiting.body).toMatchObject({ status: 'running', position: 1_000, replayed: 1_000, finishedAt: null });
+
+    const cancelled = await app.api('DELETE', `/v1/subscriptions/${id}/replay`, undefined, key);
+    expect(cancelled).toMatchObject({ status: 200, body: { id: started.body.id, status: 'cancelled', error: 'cancelled by request', position: 1_000 } });
+    expect((await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ id: started.body.id, status: 'cancelled' });
+    const nothingRunning = await app.api('DELETE', `/v1/subscriptions/${id}/replay`, undefined, key);
+    expect(nothingRunning).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
+    // The deliveries it made stay in the outbox; a new replay may start.
+    expect(await app.herald.store.outbox.list(id, { status: 'pending', limit: 5_000 })).toHaveLength(1_000);
+    expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 2_000 }, key)).body).toMatchObject({ status: 'running', after: 2_000 });
+  });
+
+  it('answers 404 before any replay and 422 to a bad body, completes at once with nothing to replay, and is in /openapi.json', async () => {
+    const app = await appWithLog(0);
+    const { id, key } = await subscribe(app, 'http://127.0.0.1:9/hook');
+    expect(await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
+    for (const body of [{}, { after: -1 }, { after: 1.5 }, { after: '3' }, { after: 0, until: 9 }]) {
+      expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, body, key)).status, JSON.stringify(body)).toBe(422);
+    }
+    const documented = (await (await fetch(`${app.baseUrl}/openapi.json`)).json()).paths['/v1/subscriptions/{id}/replay'];
+    expect(Object.keys(documented).sort()).toEqual(['delete', 'get', 'post']);
+    expect(documented.post.responses['202'].content['application/json'].schema.properties).toHaveProperty('position');
+    expect(documented.get.responses['200'].content['application/json'].schema.required).toEqual(
+      expect.arrayContaining(['id', 'subscriptionId', 'status', 'after', 'until', 'position', 'replayed']),
+    );
+    // Nothing to replay: done at once.
+    const empty = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    expect(empty).toMatchObject({ status: 202, body: { status: 'completed', until: 0, replayed: 0 } });
+  });
+});

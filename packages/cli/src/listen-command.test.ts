@@ -4,7 +4,7 @@ import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { closedPort, killAll, runCli, startCli } from './cli-process.test-support.js';
+import { closedPort, jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 /** A local webhook endpoint that verifies every request with the `standardwebhooks` package. */
 interface Receiver {
@@ -113,12 +113,7 @@ describe('herald listen --forward-to', () => {
     listener.child.kill('SIGTERM');
     expect((await listener.exited).code).toBe(0);
 
-    const lines = listener
-      .stdout()
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = jsonLines(listener.stdout()).slice(1);
     expect(lines.map(({ seq, type, attempt, status, outcome }) => ({ seq, type, attempt, status, outcome }))).toEqual([
       { seq: 1, type: 'order.created', attempt: 1, status: 503, outcome: 'retrying' },
       { seq: 1, type: 'order.created', attempt: 2, status: undefined, outcome: 'retrying' },

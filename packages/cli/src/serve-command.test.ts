@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { killAll, runCli, startCli } from './cli-process.test-support.js';
+import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
 const cliIndex = fileURLToPath(new URL('./index.ts', import.meta.url));
@@ -113,7 +113,7 @@ describe('herald serve', () => {
     expect(await serve.exited).toEqual({ code: 0, signal: null });
     expect(await closed).toBe(1001);
     // Logs are pino's JSON lines, to the last one.
-    const logs = serve.stdout().trim().split('\n').map((line) => JSON.parse(line) as { msg: string });
+    const logs = jsonLines<{ msg: string }>(serve.stdout());
     expect(logs.map((log) => log.msg)).toEqual(expect.arrayContaining(['Herald is listening', 'stopping']));
   });
 

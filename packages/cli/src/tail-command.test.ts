@@ -1,7 +1,7 @@
 import { sse } from '@herald/sse';
 import { startTestApp, type TestApp } from '@herald/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, runCli, startCli } from './cli-process.test-support.js';
+import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -29,11 +29,7 @@ describe('herald tail', () => {
     await tail.waitFor(/"seq":6/, 'stdout');
     tail.child.kill('SIGINT');
     expect((await tail.exited).code).toBe(0);
-    const events = tail
-      .stdout()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { seq: number; type: string; data: unknown });
+    const events = jsonLines<{ seq: number; type: string; data: unknown }>(tail.stdout());
     expect(events.map(({ seq, type, data }) => ({ seq, type, data }))).toEqual([
       { seq: 3, type: 'order.shipped', data: { n: 3 } },
       { seq: 4, type: 'order.created', data: { n: 4 } },

@@ -2,7 +2,7 @@ import type { EventMapOf } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoEventTypes } from '../../../apps/demo/src/event-types.js';
-import { closedPort, killAll, runCli } from './cli-process.test-support.js';
+import { closedPort, jsonLines, killAll, runCli } from './cli-process.test-support.js';
 
 const adminKey = 'admin-key-for-trigger';
 let herald: Herald<EventMapOf<typeof demoEventTypes>>;
@@ -33,7 +33,7 @@ describe('herald trigger', () => {
       expect(new Set(events.map((event) => JSON.stringify(event.data))).size, name).toBeGreaterThan(1);
     }
     // Each printed line is what was stored.
-    const printed = runs.flatMap((run) => run.stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; seq: number; type: string; data: unknown }));
+    const printed = runs.flatMap((run) => jsonLines<{ id: string; seq: number; type: string; data: unknown }>(run.stdout));
     expect(printed.sort((a, b) => a.seq - b.seq)).toEqual(stored.map(({ id, seq, type, data }) => ({ id, seq, type, data })));
   });
 

@@ -1,10 +1,8 @@
 import { z } from 'zod';
 
 /**
- * An event type in `herald.config`: a module path or package whose exported `defineEventType(...)`
- * results (or arrays of them) are the types, a `.json` file holding `{ name, description?, schema? }`
- * objects, one such object inline (`schema` a JSON Schema, or the path of a JSON Schema file), or,
- * in a TypeScript or JavaScript config, a `defineEventType(...)` result itself.
+ * An event type in `herald.config`: a module path (relative to the config) or a package whose exported
+ * `defineEventType(...)` results, alone or in arrays, are the types; or one type given inline.
  */
 export type EventTypeSource = string | EventTypeObject;
 

@@ -20,7 +20,7 @@ export interface HeraldConfig {
   port?: number;
   /** The address to listen on. @default '::' (every interface) */
   host?: string;
-  /** `HERALD_DATABASE`: a SQLite file, `:memory:`, or a `postgres://` URL. @default './data/herald.db' */
+  /** `HERALD_DATABASE`: a SQLite file (relative to the config), `:memory:`, or a `postgres://` URL. @default './data/herald.db' */
   database?: string;
   /** `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several. @default 'memory' */
   broker?: string;

@@ -71,8 +71,8 @@ describe('herald serve', () => {
   it('runs the config file: zod modules, JSON Schemas and a transport package it was never told about; a REST publish reaches a WebSocket client; SIGTERM stops it', async () => {
     const dir = project({
       'package.json': JSON.stringify({ type: 'module' }),
-      'schemas/ping.json': JSON.stringify({ type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] }),
-      'herald.config.ts': `
+      'config/schemas/ping.json': JSON.stringify({ type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] }),
+      'config/herald.config.ts': `
         import { defineConfig } from ${JSON.stringify(cliIndex)};
         export default defineConfig({
           port: 0,
@@ -87,12 +87,12 @@ describe('herald serve', () => {
         });`,
       ...echoPackage,
     });
-    // The database path is the config's, relative to where the command runs.
-    const serve = startCli(['serve'], { cwd: dir, env: { HERALD_ADMIN_KEY: '', PORT: '1' } });
+    // Paths in the config are relative to it; the transport package is found from there too (../node_modules).
+    const serve = startCli(['serve', '--config', 'config/herald.config.ts'], { cwd: dir, env: { HERALD_ADMIN_KEY: '', PORT: '1' } });
     const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
     expect(url).not.toMatch(/:1$/);
     const adminKey = (await serve.waitFor(/Admin key \(generated; shown only this once, keep it\): (hk_\w+)/, 'stderr'))[1] as string;
-    expect(existsSync(join(dir, 'herald.db'))).toBe(true);
+    expect(existsSync(join(dir, 'config/herald.db'))).toBe(true);
 
     const catalog = (await (await fetch(`${url}/v1/event-types`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { data: { name: string }[] };
     expect(catalog.data.map((type) => type.name)).toEqual(['invoice.paid', 'invoice.sent', 'note.added', 'order.created', 'order.paid', 'order.shipped', 'ping.sent']);

@@ -68,11 +68,13 @@ export async function loadServeConfig(cwd: string, given?: string, env: NodeJS.P
   problems.push(...loadedTypes.problems, ...loadedTransports.problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file ?? 'herald.config', problems);
 
-  const { transports: _transports, eventTypes: _eventTypes, broker, ...options } = parsed.data;
+  const { transports: _transports, eventTypes: _eventTypes, broker, database, ...options } = parsed.data;
   return {
     ...(file !== undefined ? { file } : {}),
     options: {
       ...options,
+      // A SQLite file is relative to the config, as every path in it; `:memory:` and URLs stay as they are.
+      ...(database !== undefined ? { database: /^(?::memory:$|[a-z][a-z0-9+.-]*:)/i.test(database) ? database : resolve(directory, database) } : {}),
       env: broker !== undefined ? { ...env, HERALD_BROKER: broker } : env,
       transports: loadedTransports.transports,
       eventTypes: loadedTypes.eventTypes,

@@ -1,0 +1,44 @@
+import { createHerald } from '@herald/server';
+import { CliError, oneLine } from '../cli-error.js';
+import { loadServeConfig } from '../serve-config.js';
+import { shutdownSignal } from '../shutdown-signal.js';
+import { terminal } from '../terminal-output.js';
+
+/** `herald serve`'s flags, which win over the config file and the environment. */
+export interface ServeFlags {
+  config?: string;
+  port?: number;
+  database?: string;
+}
+
+/**
+ * Runs Herald from `herald.config.{ts,js,json}` (or the environment) until SIGTERM or SIGINT, then
+ * stops gracefully. Logs are pino's JSON lines on stdout; a generated admin key is printed once on stderr.
+ */
+export async function serve(flags: ServeFlags): Promise<void> {
+  const { file, options } = await loadServeConfig(process.cwd(), flags.config);
+  const herald = createHerald({
+    ...options,
+    ...(flags.port !== undefined ? { port: flags.port } : {}),
+    ...(flags.database !== undefined ? { database: flags.database } : {}),
+  });
+  const stopped = shutdownSignal();
+  let url: string;
+  try {
+    await herald.ready;
+    ({ url } = await herald.listen({ handleSignals: false }));
+  } catch (error) {
+    await herald.close().catch(() => {});
+    throw new CliError('start-failed', `Herald could not start: ${oneLine(error)}`, 503);
+  }
+  herald.logger.info(
+    { url, config: file ?? null, transports: options.transports.map((transport) => transport.name), eventTypes: herald.catalog.list().length },
+    'Herald is listening',
+  );
+  const adminKey = await herald.generatedAdminKey;
+  if (adminKey) terminal.note(`Admin key (generated; shown only this once, keep it): ${adminKey}`);
+
+  const signal = await stopped;
+  herald.logger.info({ signal }, 'stopping');
+  await herald.close();
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+/**
+ * An event type in `herald.config`: a module path (relative to the config) or a package whose exported
+ * `defineEventType(...)` results, alone or in arrays, are the types; or one type given inline.
+ */
+export type EventTypeSource = string | EventTypeObject;
+
+/** An event type given inline; a `defineEventType(...)` result is one too. */
+export interface EventTypeObject {
+  name: string;
+  description?: string;
+  /** The data's JSON Schema, the path of a file holding it (relative to the config), or a zod schema. @default any data */
+  schema?: string | Record<string, unknown> | z.ZodType;
+}
+
+/** `herald.config.{ts,js,json}`: what `herald serve` runs. Every field falls back to its environment variable, then its default. */
+export interface HeraldConfig {
+  /** `PORT`: the port to listen on. @default 3000 */
+  port?: number;
+  /** The address to listen on. @default '::' (every interface) */
+  host?: string;
+  /** `HERALD_DATABASE`: a SQLite file (relative to the config), `:memory:`, or a `postgres://` URL. @default './data/herald.db' */
+  database?: string;
+  /** `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several. @default 'memory' */
+  broker?: string;
+  /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and printed once. */
+  adminKey?: string;
+  /** `HERALD_LOG_LEVEL`: pino's level. @default 'info' */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** The envelope's `source`. @default '/herald' */
+  source?: string;
+  /** Largest accepted request body, in bytes. @default 262144 */
+  bodyLimit?: number;
+  /** How long a stop waits for in-flight requests, in ms. @default 10000 */
+  shutdownTimeout?: number;
+  /** `HERALD_MAX_CONNECTIONS_PER_KEY`: long-lived connections per key, every transport together. @default 1000 */
+  maxConnectionsPerKey?: number;
+  /**
+   * The transports to mount, each with its factory's options (`true` for the defaults). A short name is
+   * a package of Herald's: `amqp` is `@herald/amqp`, whose export `amqp` is the factory. A module path
+   * (`./mqtt-transport.js`) or a scoped package (`@acme/herald-mqtt`) is called through its default export.
+   * @default { webhook: {}, websocket: {}, sse: {} }
+   */
+  transports?: Record<string, true | Record<string, unknown>>;
+  /** The event-type catalog. Types registered over REST are added to it. @default [] */
+  eventTypes?: EventTypeSource | EventTypeSource[];
+}
+
+/** Types `herald.config.ts`: `export default defineConfig({ ... })`. */
+export function defineConfig(config: HeraldConfig): HeraldConfig {
+  return config;
+}
+
+/** A transport's name: short (`webhook`), a module path, or a scoped package. */
+export const transportKey = z
+  .string()
+  .regex(/^(?:[a-z][a-z0-9-]*|\.{1,2}\/.+|\/.+|@[^/]+\/.+)$/, 'a transport is a short name like "webhook", a module path like "./my-transport.js", or a scoped package');
+
+/** A value made by zod (a `defineEventType` schema), as opposed to a JSON Schema. */
+export function isZodSchema(value: unknown): value is z.ZodType {
+  return typeof value === 'object' && value !== null && typeof (value as { safeParse?: unknown }).safeParse === 'function';
+}
+
+/** Checks an {@link EventTypeObject}. */
+export const eventTypeObject = z.strictObject({
+  name: z.string(),
+  description: z.string().optional(),
+  schema: z.union([z.string().min(1), z.record(z.string(), z.unknown()), z.custom<z.ZodType>(isZodSchema, 'a zod schema')]).optional(),
+});
+
+/** A transport's options: `true` for the defaults, or an object. */
+export const transportOptions = z.union([z.literal(true), z.record(z.string(), z.unknown())]);
+
+/**
+ * Checks a config's fields; every unknown field is a problem too. The entries of `transports` and
+ * `eventTypes` are checked one by one as they are loaded, so that one bad entry hides no other problem.
+ */
+export const heraldConfigSchema = z.strictObject({
+  port: z.number().int().min(0).max(65535).optional(),
+  host: z.string().min(1).optional(),
+  database: z.string().min(1).optional(),
+  broker: z
+    .string()
+    .regex(/^(?:memory|rediss?:\/\/.+)$/, 'expected "memory" or a redis:// URL')
+    .optional(),
+  adminKey: z.string().min(1).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  source: z.string().min(1).optional(),
+  bodyLimit: z.number().int().positive().optional(),
+  shutdownTimeout: z.number().int().nonnegative().optional(),
+  maxConnectionsPerKey: z.number().int().positive().optional(),
+  transports: z.record(z.string(), z.unknown()).optional(),
+  eventTypes: z.unknown().optional(),
+});

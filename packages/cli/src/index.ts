@@ -1,0 +1,1 @@
+export { defineConfig, type EventTypeObject, type EventTypeSource, type HeraldConfig } from './config-schema.js';

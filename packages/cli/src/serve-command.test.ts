@@ -1,0 +1,171 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
+
+const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
+const cliIndex = fileURLToPath(new URL('./index.ts', import.meta.url));
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  killAll();
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+/** A project directory holding `files` (path → content). */
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  return dir;
+}
+
+/** A transport package of the project's own, which the CLI has never heard of: it answers GET /v1/echo with its options. */
+const echoPackage = {
+  'node_modules/@herald/echo/package.json': JSON.stringify({ name: '@herald/echo', type: 'module', exports: { '.': './index.js' } }),
+  'node_modules/@herald/echo/index.js': `
+    export function echo(options) {
+      return {
+        name: 'echo',
+        async start(context) {
+          context.http.route({ method: 'GET', path: '/v1/echo', handle: () => ({ body: options }) });
+        },
+        async stop() {},
+      };
+    }`,
+};
+
+interface Frame {
+  type: string;
+  [field: string]: unknown;
+}
+
+/** A plain `ws` client speaking herald.v1; resolves once subscribed, and collects the events. */
+async function subscribeOverWebSocket(url: string, key: string, types: string[]) {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
+  const frames: Frame[] = [];
+  socket.on('message', (data) => frames.push(JSON.parse(String(data)) as Frame));
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  socket.send(JSON.stringify({ type: 'subscribe', id: 'all', types }));
+  await waitFor(() => frames.some((frame) => frame.type === 'subscribed'), 'subscribed');
+  return { socket, events: () => frames.filter((frame) => frame.type === 'event').map((frame) => frame.event as { type: string; data: unknown }) };
+}
+
+async function publish(url: string, key: string, type: string, data: unknown): Promise<number> {
+  const response = await fetch(`${url}/v1/events`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ type, data }),
+  });
+  return response.status;
+}
+
+describe('herald serve', () => {
+  it('runs the config file: zod modules, JSON Schemas and a transport package it was never told about; a REST publish reaches a WebSocket client; SIGTERM stops it', async () => {
+    const dir = project({
+      'package.json': JSON.stringify({ type: 'module' }),
+      'config/schemas/ping.json': JSON.stringify({ type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] }),
+      'config/herald.config.ts': `
+        import { defineConfig } from ${JSON.stringify(cliIndex)};
+        export default defineConfig({
+          port: 0,
+          database: './herald.db',
+          logLevel: 'info',
+          transports: { websocket: {}, echo: { greeting: 'hello from echo' } },
+          eventTypes: [
+            ${JSON.stringify(demoEventTypes)},
+            { name: 'ping.sent', description: 'a ping', schema: './schemas/ping.json' },
+            { name: 'note.added', schema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } },
+          ],
+        });`,
+      ...echoPackage,
+    });
+    // Paths in the config are relative to it; the transport package is found from there too (../node_modules).
+    const serve = startCli(['serve', '--config', 'config/herald.config.ts'], { cwd: dir, env: { HERALD_ADMIN_KEY: '', PORT: '1' } });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+    expect(url).not.toMatch(/:1$/);
+    const adminKey = (await serve.waitFor(/Admin key \(generated; shown only this once, keep it\): (hk_\w+)/, 'stderr'))[1] as string;
+    expect(existsSync(join(dir, 'config/herald.db'))).toBe(true);
+
+    const catalog = (await (await fetch(`${url}/v1/event-types`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { data: { name: string }[] };
+    expect(catalog.data.map((type) => type.name)).toEqual(['invoice.paid', 'invoice.sent', 'note.added', 'order.created', 'order.paid', 'order.shipped', 'ping.sent']);
+    expect(await (await fetch(`${url}/v1/echo`, { headers: { authorization: `Bearer ${adminKey}` } })).json()).toEqual({ greeting: 'hello from echo' });
+
+    const client = await subscribeOverWebSocket(url, adminKey, ['order.*', 'ping.sent']);
+    expect(await publish(url, adminKey, 'order.created', { orderId: 'o-1', total: 42, currency: 'EUR' })).toBe(202);
+    expect(await publish(url, adminKey, 'ping.sent', { n: 'not a number' })).toBe(422);
+    expect(await publish(url, adminKey, 'ping.sent', { n: 7 })).toBe(202);
+    await waitFor(() => client.events().length === 2, 'two events over the WebSocket');
+    expect(client.events().map(({ type, data }) => ({ type, data }))).toEqual([
+      { type: 'order.created', data: { orderId: 'o-1', total: 42, currency: 'EUR' } },
+      { type: 'ping.sent', data: { n: 7 } },
+    ]);
+
+    const closed = new Promise<number>((resolve) => client.socket.once('close', (code) => resolve(code)));
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+    expect(await closed).toBe(1001);
+    // Logs are pino's JSON lines, to the last one.
+    const logs = jsonLines<{ msg: string }>(serve.stdout());
+    expect(logs.map((log) => log.msg)).toEqual(expect.arrayContaining(['Herald is listening', 'stopping']));
+  });
+
+  it('lists every problem of a config that does not validate, each with the file and the path, and does not start', async () => {
+    const dir = project({
+      'herald.config.json': JSON.stringify({
+        port: 70000,
+        databse: './typo.db',
+        broker: 'kafka://localhost',
+        transports: { websocket: {}, carrierpigeon: {}, 'Bad Name': {}, sse: 5 },
+        eventTypes: [{ name: 'Order Created' }, { name: 'ping.sent', schema: './missing.json' }, './missing-module.ts', { name: 'x.y', schema: 5 }],
+      }),
+    });
+    const { code, stdout, stderr } = await runCli(['serve'], { cwd: dir });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    const lines = stderr.trim().split('\n');
+    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (10 problems)');
+    expect(lines.slice(1).map((line) => line.trim())).toEqual([
+      'herald.config.json: port: Too big: expected number to be <=65535',
+      expect.stringMatching(/^herald\.config\.json: broker: expected "memory" or a redis:\/\/ URL/),
+      'herald.config.json: databse: not a field Herald knows',
+      expect.stringMatching(/^herald\.config\.json: eventTypes\[0\]\.name: "Order Created" is not a valid event-type name/),
+      expect.stringMatching(/^herald\.config\.json: eventTypes\[1\]\.schema: cannot read ".*missing\.json": no such file/),
+      expect.stringMatching(/^herald\.config\.json: eventTypes\[2\]: cannot load "\.\/missing-module\.ts": no such file/),
+      'herald.config.json: eventTypes[3].schema: expected a string or an object or a zod schema',
+      'herald.config.json: transports.carrierpigeon: the package @herald/carrierpigeon is not installed (npm install @herald/carrierpigeon)',
+      expect.stringMatching(/^herald\.config\.json: transports\["Bad Name"\]: a transport is a short name like "webhook"/),
+      'herald.config.json: transports.sse: expected true or an object',
+    ]);
+  });
+
+  it('without a config file, runs from the environment with the default transports; --port and --database win over it', async () => {
+    const dir = project({});
+    const serve = startCli(['serve', '--port', '0', '--database', './flag.db'], {
+      cwd: dir,
+      env: { PORT: '1', HERALD_DATABASE: './env.db', HERALD_ADMIN_KEY: 'admin-from-env' },
+    });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+    expect(url).not.toMatch(/:1$/);
+    expect(existsSync(join(dir, 'flag.db'))).toBe(true);
+    expect(existsSync(join(dir, 'env.db'))).toBe(false);
+    for (const transport of ['webhook', 'websocket', 'sse']) {
+      const response = await fetch(`${url}/v1/subscriptions`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer admin-from-env', 'content-type': 'application/json' },
+        body: JSON.stringify({ transport, types: ['**'], consumer: 'c', config: transport === 'webhook' ? { url: 'https://example.com/hooks' } : {} }),
+      });
+      expect(response.status, transport).toBe(201);
+    }
+    expect(serve.stderr()).not.toContain('Admin key');
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+  });
+});

@@ -1,0 +1,83 @@
+import { existsSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import type { EventTypeDefinition, Transport } from '@herald/core';
+import type { HeraldOptions } from '@herald/server';
+import { CliError, oneLine } from './cli-error.js';
+import { type ConfigProblem, ConfigError, zodProblems } from './config-problems.js';
+import { heraldConfigSchema } from './config-schema.js';
+import { loadEventTypes } from './event-type-loader.js';
+import { importFile, readJsonFile } from './module-loader.js';
+import { defaultTransports, loadTransports } from './transport-loader.js';
+
+/** The names `herald serve` looks for in the working directory, in this order. */
+const configFileNames = ['herald.config.ts', 'herald.config.mts', 'herald.config.js', 'herald.config.mjs', 'herald.config.json'] as const;
+
+/** What `herald serve` runs: createHerald's options, from the config file (if any) and the environment. */
+export interface ServeConfig {
+  /** The config file read, as given or relative to the working directory; none without one. */
+  file?: string;
+  options: HeraldOptions & { transports: Transport[]; eventTypes: EventTypeDefinition[] };
+}
+
+/** The config file `--config` names, or the first of {@link configFileNames} in `cwd`. */
+function findConfigFile(cwd: string, given?: string): string | undefined {
+  if (given !== undefined) {
+    if (!existsSync(resolve(cwd, given))) throw new CliError('bad-input', `--config: no such file: ${given}`);
+    return resolve(cwd, given);
+  }
+  return configFileNames.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+async function readConfig(path: string): Promise<unknown> {
+  if (path.endsWith('.json')) return readJsonFile(path);
+  const module = await importFile(path);
+  if (!('default' in module)) throw new Error('it has no default export (export default defineConfig({ ... }))');
+  return module.default;
+}
+
+/**
+ * Reads and checks the config: every problem, in the shape and in what it names (modules, schema
+ * files, transport packages), is collected before a {@link ConfigError} lists them all. Without a
+ * config file, the environment variables decide (createHerald reads them) and the default transports
+ * are mounted.
+ */
+export async function loadServeConfig(cwd: string, given?: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeConfig> {
+  const path = findConfigFile(cwd, given);
+  const directory = path ? dirname(path) : cwd;
+  const file = path ? relative(cwd, path) || path : undefined;
+  let raw: unknown = {};
+  if (path) {
+    try {
+      raw = await readConfig(path);
+    } catch (error) {
+      throw new ConfigError(file as string, [{ path: [], message: `cannot load it: ${oneLine(error)}` }]);
+    }
+  }
+  const problems: ConfigProblem[] = [];
+  const parsed = heraldConfigSchema.safeParse(raw);
+  if (!parsed.success) problems.push(...zodProblems(parsed.error.issues));
+  const record = isObject(raw) ? raw : {};
+
+  // Each entry is loaded even when other fields are wrong, so that one run lists every problem.
+  const loadedTypes = record.eventTypes !== undefined ? await loadEventTypes(record.eventTypes, directory) : { eventTypes: [], problems: [] };
+  const loadedTransports = await loadTransports(record.transports === undefined ? defaultTransports : isObject(record.transports) ? record.transports : {}, directory);
+  problems.push(...loadedTypes.problems, ...loadedTransports.problems);
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(file ?? 'herald.config', problems);
+
+  const { transports: _transports, eventTypes: _eventTypes, broker, database, ...options } = parsed.data;
+  return {
+    ...(file !== undefined ? { file } : {}),
+    options: {
+      ...options,
+      // A SQLite file is relative to the config, as every path in it; `:memory:` and URLs stay as they are.
+      ...(database !== undefined ? { database: /^(?::memory:$|[a-z][a-z0-9+.-]*:)/i.test(database) ? database : resolve(directory, database) } : {}),
+      env: broker !== undefined ? { ...env, HERALD_BROKER: broker } : env,
+      transports: loadedTransports.transports,
+      eventTypes: loadedTypes.eventTypes,
+    },
+  };
+}

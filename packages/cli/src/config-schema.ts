@@ -84,7 +84,7 @@ export const heraldConfigSchema = z.strictObject({
     .string()
     .regex(/^(?:memory|rediss?:\/\/.+)$/, 'expected "memory" or a redis:// URL')
     .optional(),
-  adminKey: z.string().min(1).optional(),
+  adminKey: z.string().min(32, 'must be at least 32 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   source: z.string().min(1).optional(),
   bodyLimit: z.number().int().positive().optional(),

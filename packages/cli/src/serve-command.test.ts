@@ -150,7 +150,7 @@ describe('herald serve', () => {
     const dir = project({});
     const serve = startCli(['serve', '--port', '0', '--database', './flag.db'], {
       cwd: dir,
-      env: { PORT: '1', HERALD_DATABASE: './env.db', HERALD_ADMIN_KEY: 'admin-from-env' },
+      env: { PORT: '1', HERALD_DATABASE: './env.db', HERALD_ADMIN_KEY: 'admin-from-env-0123456789abcdef0123' },
     });
     const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
     expect(url).not.toMatch(/:1$/);
@@ -159,7 +159,7 @@ describe('herald serve', () => {
     for (const transport of ['webhook', 'websocket', 'sse']) {
       const response = await fetch(`${url}/v1/subscriptions`, {
         method: 'POST',
-        headers: { authorization: 'Bearer admin-from-env', 'content-type': 'application/json' },
+        headers: { authorization: 'Bearer admin-from-env-0123456789abcdef0123', 'content-type': 'application/json' },
         body: JSON.stringify({ transport, types: ['**'], consumer: 'c', config: transport === 'webhook' ? { url: 'https://example.com/hooks' } : {} }),
       });
       expect(response.status, transport).toBe(201);

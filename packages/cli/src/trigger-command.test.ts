@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoEventTypes } from '../../../apps/demo/src/event-types.js';
 import { closedPort, jsonLines, killAll, runCli } from './cli-process.test-support.js';
 
-const adminKey = 'admin-key-for-trigger';
+const adminKey = 'admin-key-for-trigger-0123456789abcdef';
 let herald: Herald<EventMapOf<typeof demoEventTypes>>;
 let url: string;
 beforeAll(async () => {

@@ -142,6 +142,8 @@ describe('HeraldSocket', () => {
     await waitFor(() => adHoc.length === 40, 'the events before the restart');
 
     await server.close();
+    // The close frame reaches the client after the server has finished closing.
+    await waitFor(() => closes.length > 0, 'the socket to see the close');
     expect(closes[0]).toMatchObject({ code: 1001, reconnecting: true });
     server = await startServer(database, port);
     await publishSome(40, 40);

@@ -12,7 +12,7 @@ import {
   SqliteDriver,
   type SqliteStatement,
 } from 'kysely';
-import { type Logger, silentLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
@@ -52,7 +52,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   database.pragma('busy_timeout = 0');
   const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
   const dialect = new LockFirstSqliteDialect({ database: keepingStatements(database) }, database);
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout: options.lockTimeout ?? 1000, logger: options.logger ?? silentLogger });
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout: options.lockTimeout, logger: options.logger });
 }
 
 function openDatabase(path: string): Database.Database {

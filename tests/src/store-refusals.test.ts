@@ -4,13 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineEventType, type Logger, sqliteStore } from '@herald/core';
+import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald, type HeraldOptions } from '@herald/server';
 import { restClient, testEventTypes, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-// By path: core's test support, which has better-sqlite3 at hand.
+// By path: core's test support (which has better-sqlite3 at hand).
+import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
 import { holdSqliteLock, openSqlite } from '../../packages/core/src/sql/sqlite.test-support.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -22,23 +23,6 @@ function tempPath(): string {
   const dir = mkdtempSync(join(tmpdir(), 'herald-store-refusals-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return join(dir, 'herald.db');
-}
-
-interface LogLine {
-  level: string;
-  fields: Record<string, unknown>;
-  message: string;
-}
-
-/** A logger that keeps what it is told, children and all. */
-function recordingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const at =
-    (level: string) =>
-    (fields: object | string, message?: string): void => {
-      lines.push(typeof fields === 'string' ? { level, fields: {}, message: fields } : { level, fields: fields as Record<string, unknown>, message: message ?? '' });
-    };
-  const logger = { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
-  return logger;
 }
 
 const blobType = defineEventType('blob.stored', z.object({ text: z.string() }));

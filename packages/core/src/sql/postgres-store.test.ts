@@ -6,6 +6,7 @@ import type { HeraldEvent, NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
 import { EventBus } from '../event-bus.js';
 import { EventCatalog, eventTypeFromJsonSchema } from '../event-type-catalog.js';
+import { recordingLogger } from '../logger.test-support.js';
 import { memoryBroker } from '../memory-broker.js';
 import { postgresStore } from './postgres-store.js';
 import { adminUrl, freshDatabase } from './postgres.test-support.js';
@@ -296,10 +297,7 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     await migrated.close();
 
     await query(`alter database ${name} set default_transaction_read_only = on`);
-    const logged: { level: string; fields: unknown; message: string | undefined }[] = [];
-    const record = (level: string) => (fields: object | string, message?: string) =>
-      void logged.push(typeof fields === 'string' ? { level, fields: {}, message: fields } : { level, fields, message });
-    const logger = { debug() {}, info: record('info'), warn: record('warn'), error: record('error'), child: () => logger };
+    const logger = recordingLogger();
     let poolErrors = 0;
     const store = postgresStore({ url, maxConnections: 1, logger, onPoolError: () => void poolErrors++ });
     cleanups.push(() => store.close());
@@ -313,7 +311,7 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     expect(refused).toMatchObject({ status: 503, code: 'store-unavailable', cause: { code: '25006' } });
     await expect(store.subscriptions.advanceCursor('sub_none', 1)).rejects.toMatchObject({ status: 503 });
     await expect(store.ping()).rejects.toMatchObject({ status: 503, cause: { code: '25006' } });
-    expect(logged).toEqual([{ level: 'error', fields: { err: expect.objectContaining({ code: '25006' }), refusal: 'unavailable' }, message: `the store refuses writes: ${(refused as Error).message}` }]);
+    expect(logger.lines).toEqual([{ level: 'error', fields: { err: expect.objectContaining({ code: '25006' }), refusal: 'unavailable' }, message: `the store refuses writes: ${(refused as Error).message}` }]);
     expect((await store.read({ after: 0, limit: 10 })).map((e) => e.id)).toEqual([kept?.event.id]);
 
     // Writable again, for new sessions (asked from another database: this one's are read-only): the pool's
@@ -328,7 +326,7 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     }
     await vi.waitFor(() => expect(poolErrors, 'the pool saw its connection end').toBeGreaterThan(0));
     await store.ping();
-    expect(logged.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
     const [stored] = await store.append([newEvent('order.created')]);
     expect(stored?.created).toBe(true);
   });

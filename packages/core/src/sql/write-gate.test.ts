@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { recordingLogger } from '../logger.test-support.js';
 import type { NewDelivery } from '../outbox.js';
 import type { SqlStore } from './sql-store.js';
 import { holdSqliteLock, type LockHolder } from './sqlite.test-support.js';
@@ -30,23 +30,6 @@ async function holdLock(path: string): Promise<LockHolder> {
   const holder = await holdSqliteLock(path);
   cleanups.push(() => holder.kill());
   return holder;
-}
-
-interface LogLine {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  fields: Record<string, unknown>;
-  message: string;
-}
-
-/** A logger that keeps what it is told. */
-function recordingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const at =
-    (level: LogLine['level']) =>
-    (fields: object | string, message?: string): void => {
-      lines.push(typeof fields === 'string' ? { level, fields: {}, message: fields } : { level, fields: fields as Record<string, unknown>, message: message ?? '' });
-    };
-  const logger = { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
-  return logger;
 }
 
 async function open(options: Parameters<typeof sqliteStore>[0]): Promise<SqlStore> {

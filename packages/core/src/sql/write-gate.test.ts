@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
 import { recordingLogger } from '../logger.test-support.js';
+import { longestStall } from '../stall.test-support.js';
 import type { NewDelivery } from '../outbox.js';
 import type { SqlStore } from './sql-store.js';
 import { holdSqliteLock, type LockHolder } from './sqlite.test-support.js';
@@ -51,26 +52,6 @@ function event(data: unknown = { n: counter }): NewEvent {
     datacontenttype: 'application/json',
     data,
   };
-}
-
-/** The longest the event loop was held up while `work` ran, in ms: the longest gap between the ticks of a 5 ms timer, less 5 ms. */
-async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; stall: number }> {
-  let last = performance.now();
-  let longest = 0;
-  const tick = () => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last - 5);
-    last = now;
-  };
-  const timer = setInterval(tick, 5);
-  try {
-    const result = await work();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    tick();
-    return { result, stall: longest };
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 /** The error `promise` rejects with (it fails the test when it resolves). */

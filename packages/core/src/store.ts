@@ -61,7 +61,10 @@ export interface Store {
   init(): Promise<void>;
   /** Finishes pending appends, then releases the database. */
   close(): Promise<void>;
-  /** Resolves when the database answers. */
+  /**
+   * Resolves when the database answers and takes writes (`/readyz` asks it). The SQL store rejects with
+   * a `StoreUnavailableError` while its writes are refused, until a write succeeds again.
+   */
   ping(): Promise<void>;
 
   /**

@@ -205,6 +205,12 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         }
       },
     },
+    '0007_write_probe': {
+      // While the store refuses writes, `ping` writes a row here and deletes it, to learn when it takes them again.
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('herald_write_probe').addColumn('pad', 'text', (c) => c.notNull()).execute();
+      },
+    },
   };
 }
 

@@ -1,10 +1,12 @@
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 // By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
 import { runStoreSuite } from '../../../testkit/src/store-suite.js';
 import type { HeraldEvent, NewEvent } from '../envelope.js';
+import { StoreUnavailableError } from '../errors.js';
 import { EventBus } from '../event-bus.js';
 import { EventCatalog, eventTypeFromJsonSchema } from '../event-type-catalog.js';
+import { recordingLogger } from '../logger.test-support.js';
 import { memoryBroker } from '../memory-broker.js';
 import { postgresStore } from './postgres-store.js';
 import { adminUrl, freshDatabase } from './postgres.test-support.js';
@@ -281,5 +283,51 @@ describe('the outbox on PostgreSQL', () => {
     await store.outbox.purge('sub_pg');
     expect(await store.outbox.list('sub_pg')).toEqual([]);
     expect(await store.outbox.attempts(['dlv_1'])).toEqual([]);
+  });
+});
+
+describe('PostgreSQL refusing writes (issue 13)', () => {
+  it('a write refused by a read-only database is a 503 with its error as the cause; ping fails until writes succeed', async () => {
+    const { url, query, drop } = await freshDatabase();
+    cleanups.push(drop);
+    const name = new URL(url).pathname.slice(1);
+    const migrated = postgresStore({ url });
+    await migrated.init();
+    const [kept] = await migrated.append([newEvent('order.created')]);
+    await migrated.close();
+
+    await query(`alter database ${name} set default_transaction_read_only = on`);
+    const logger = recordingLogger();
+    let poolErrors = 0;
+    const store = postgresStore({ url, maxConnections: 1, logger, onPoolError: () => void poolErrors++ });
+    cleanups.push(() => store.close());
+    await store.ping();
+
+    const refused = await store.append([newEvent('order.created')]).then(
+      () => expect.fail('the append was stored'),
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(StoreUnavailableError);
+    expect(refused).toMatchObject({ status: 503, code: 'store-unavailable', cause: { code: '25006' } });
+    await expect(store.subscriptions.advanceCursor('sub_none', 1)).rejects.toMatchObject({ status: 503 });
+    await expect(store.ping()).rejects.toMatchObject({ status: 503, cause: { code: '25006' } });
+    expect(logger.lines).toEqual([{ level: 'error', fields: { err: expect.objectContaining({ code: '25006' }), refusal: 'unavailable' }, message: `the store refuses writes: ${(refused as Error).message}` }]);
+    expect((await store.read({ after: 0, limit: 10 })).map((e) => e.id)).toEqual([kept?.event.id]);
+
+    // Writable again, for new sessions (asked from another database: this one's are read-only): the pool's
+    // one connection is ended, and the next one takes writes.
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    try {
+      await admin.query(`alter database ${name} reset default_transaction_read_only`);
+      await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1`, [name]);
+    } finally {
+      await admin.end();
+    }
+    await vi.waitFor(() => expect(poolErrors, 'the pool saw its connection end').toBeGreaterThan(0));
+    await store.ping();
+    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    const [stored] = await store.append([newEvent('order.created')]);
+    expect(stored?.created).toBe(true);
   });
 });

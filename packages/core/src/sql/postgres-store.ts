@@ -1,4 +1,5 @@
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
+import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { postgresFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
@@ -18,12 +19,15 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Called with the errors of idle connections in the pool made from `url` (the pool replaces them). @default ignored */
   onPoolError?: (error: Error) => void;
+  /** Told when the store starts refusing writes (with PostgreSQL's own error) and when it takes them again. @default silentLogger */
+  logger?: Logger;
 }
 
 /**
  * The SQL store on PostgreSQL: the same kysely code as SQLite, for several Herald nodes sharing one
  * log and one outbox. Appends commit in `seq` order across nodes (an advisory lock in the append
- * transaction), and outbox claims use `FOR UPDATE SKIP LOCKED`.
+ * transaction), and outbox claims use `FOR UPDATE SKIP LOCKED`. A write PostgreSQL refuses (a full disk,
+ * a read-only server, a lost connection) is a 503 `StoreUnavailableError`, as on SQLite.
  */
 export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const { url, pool } = options;
@@ -32,7 +36,7 @@ export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const dialect = new PostgresDialect({
     pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
   });
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), postgresFlavor);
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), postgresFlavor, { logger: options.logger });
 }
 
 async function createPool(url: string, max: number, onError: ((error: Error) => void) | undefined): Promise<PostgresPool> {

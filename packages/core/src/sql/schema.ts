@@ -107,6 +107,11 @@ export interface CountersTable {
   value: number | string;
 }
 
+/** Empty but while `SqlStore.ping` checks that the store takes writes again. */
+export interface WriteProbeTable {
+  pad: string;
+}
+
 /** Herald's tables, as kysely sees them. */
 export interface HeraldDatabase {
   herald_events: EventsTable;
@@ -118,4 +123,5 @@ export interface HeraldDatabase {
   herald_deliveries: DeliveriesTable;
   herald_delivery_attempts: DeliveryAttemptsTable;
   herald_outbox_holds: OutboxHoldsTable;
+  herald_write_probe: WriteProbeTable;
 }

@@ -1,4 +1,5 @@
 import { type CreateTableBuilder, type Kysely, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
+import type { StoreRefusal } from '../errors.js';
 import type { HeraldDatabase } from './schema.js';
 
 /** The few things SQLite and PostgreSQL must be told apart for; everything else is shared kysely code. */
@@ -25,15 +26,31 @@ export interface SqlFlavor {
    * an ordinary transaction.
    */
   unsyncedTransaction?<T>(db: Kysely<HeraldDatabase>, work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T>;
+  /**
+   * Why the database refused a write, when it did: `locked` (another connection holds the lock: the
+   * write may simply run again), `full`, `unavailable` (it takes no writes for now). Undefined for
+   * every other error (bad input, a bug), which is thrown as it is.
+   */
+  refusal(error: unknown): StoreRefusal | undefined;
 }
 
 /** The advisory lock key that serialises appends on PostgreSQL: "herald" in ASCII. */
 export const appendLockKey = 0x6865_7261_6c64;
 
+const errorCode = (error: unknown): string => String((error as { code?: unknown } | null)?.code ?? '');
+
 export const sqliteFlavor: SqlFlavor = {
   name: 'sqlite',
   addSeqColumn: (table) => table.addColumn('seq', 'integer', (column) => column.primaryKey().autoIncrement()),
   lockForClaim: (query) => query,
+  // better-sqlite3's SqliteError carries SQLite's extended result code by name, e.g. SQLITE_BUSY_SNAPSHOT.
+  refusal(error) {
+    const code = errorCode(error);
+    if (/^SQLITE_(BUSY|LOCKED)/.test(code)) return 'locked';
+    if (code === 'SQLITE_FULL') return 'full';
+    if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code)) return 'unavailable';
+    return undefined;
+  },
 };
 
 /**
@@ -67,4 +84,14 @@ export const postgresFlavor: SqlFlavor = {
       await sql`set local synchronous_commit = off`.execute(trx);
       return work(trx);
     }),
+  // SQLSTATEs from pg's errors, and Node's from a connection that failed.
+  refusal(error) {
+    const code = errorCode(error);
+    if (code === '55P03') return 'locked'; // lock_not_available, after the session's lock_timeout
+    if (code === '53100') return 'full'; // disk_full
+    // insufficient resources, connection exceptions, shutting down or starting up, a read-only server
+    if (/^(53|08|57P0)/.test(code) || code === '25006') return 'unavailable';
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code)) return 'unavailable';
+    return undefined;
+  },
 };

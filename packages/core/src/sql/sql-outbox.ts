@@ -23,6 +23,7 @@ import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabas
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import { subscriptionVersionQuery } from './subscription-version.js';
+import type { WriteGate } from './write-gate.js';
 
 /** Inlined rather than bound, so that the planners can use the partial indexes of pending deliveries. */
 const pending = sql.lit('pending');
@@ -136,33 +137,40 @@ function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): M
   );
 }
 
-/** The outbox on kysely, shared by SQLite and PostgreSQL; `SqlFlavor.lockForClaim` is the one dialect-specific part. */
+/**
+ * The outbox on kysely, shared by SQLite and PostgreSQL; `SqlFlavor.lockForClaim` is the one dialect-specific
+ * part. Its writes go through the store's {@link WriteGate}, as the store's own do.
+ */
 export class SqlOutbox implements Outbox {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
   readonly #rows: RowReaders;
+  readonly #gate: WriteGate;
   readonly #insertDeliveries = deliveryInsert(deliveryColumns);
   readonly #insertSettled = deliveryInsert(settledColumns);
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable>(attemptColumns, (db, rows) => db.insertInto('herald_delivery_attempts').values(rows));
 
-  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, rows: RowReaders) {
+  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, rows: RowReaders, gate: WriteGate) {
     this.#db = db;
     this.#flavor = flavor;
     this.#rows = rows;
+    this.#gate = gate;
   }
 
   async position(name: string, initial: number): Promise<number> {
-    await this.#db
-      .insertInto('herald_outbox_positions')
-      .values({ name, seq: initial })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .execute();
+    await this.#gate.run(() =>
+      this.#db
+        .insertInto('herald_outbox_positions')
+        .values({ name, seq: initial })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute(),
+    );
     const row = await this.#db.selectFrom('herald_outbox_positions').select('seq').where('name', '=', name).executeTakeFirstOrThrow();
     return Number(row.seq);
   }
 
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
-    return this.#transaction(async (trx) => {
+    return this.#unsyncedTransaction(async (trx) => {
       const { lease } = batch;
       if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled);
       if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
@@ -186,8 +194,13 @@ export class SqlOutbox implements Outbox {
   }
 
   /** Losing a commit to a power failure only sends its deliveries again: its events were synced when appended. */
+  #unsyncedTransaction<T>(work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T> {
+    const flavor = this.#flavor;
+    return this.#gate.run(() => (flavor.unsyncedTransaction ? flavor.unsyncedTransaction(this.#db, work) : this.#db.transaction().execute(work)));
+  }
+
   #transaction<T>(work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T> {
-    return this.#flavor.unsyncedTransaction ? this.#flavor.unsyncedTransaction(this.#db, work) : this.#db.transaction().execute(work);
+    return this.#gate.run(() => this.#db.transaction().execute(work));
   }
 
   async expiredHolds(name: string, now: number): Promise<Hold[]> {
@@ -196,7 +209,7 @@ export class SqlOutbox implements Outbox {
   }
 
   recoverHold(id: string, deliveries: readonly NewDelivery[], now: number): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       const dropped = await trx.deleteFrom('herald_outbox_holds').where('id', '=', id).where('locked_until', '<', now).executeTakeFirst();
       if (Number(dropped.numDeletedRows) !== 1) return false;
       await createDeliveries(trx, this.#insertDeliveries, deliveries, now);
@@ -267,13 +280,15 @@ export class SqlOutbox implements Outbox {
 
   async release(worker: string, deliveryIds: readonly string[]): Promise<void> {
     for (const ids of chunks(deliveryIds)) {
-      await this.#db
-        .updateTable('herald_deliveries')
-        .set((eb) => ({ locked_by: null, locked_until: null, attempts: eb('attempts', '-', 1) }))
-        .where('id', 'in', ids)
-        .where('locked_by', '=', worker)
-        .where('status', '=', pending)
-        .execute();
+      await this.#gate.run(() =>
+        this.#db
+          .updateTable('herald_deliveries')
+          .set((eb) => ({ locked_by: null, locked_until: null, attempts: eb('attempts', '-', 1) }))
+          .where('id', 'in', ids)
+          .where('locked_by', '=', worker)
+          .where('status', '=', pending)
+          .execute(),
+      );
     }
   }
 
@@ -347,18 +362,21 @@ export class SqlOutbox implements Outbox {
   }
 
   async retry(deliveryId: string, now: number): Promise<Delivery | undefined> {
-    const row = await this.#db
-      .updateTable('herald_deliveries')
-      .set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now })
-      .where('id', '=', deliveryId)
-      .returningAll()
-      .executeTakeFirst();
+    const row = await this.#gate.run(() =>
+      this.#db
+        .updateTable('herald_deliveries')
+        .set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now })
+        .where('id', '=', deliveryId)
+        .returningAll()
+        .executeTakeFirst(),
+    );
     return row && toDelivery(row);
   }
 
   async replay(deliveries: readonly NewDelivery[], now: number): Promise<number> {
     let count = 0;
-    await this.#db.transaction().execute(async (trx) => {
+    await this.#transaction(async (trx) => {
+      count = 0;
       for (const group of chunks(deliveries)) {
         const result = await trx
           .insertInto('herald_deliveries')
@@ -401,18 +419,20 @@ export class SqlOutbox implements Outbox {
   }
 
   async abandon(subscriptionId: string, now: number): Promise<number> {
-    const result = await this.#db
-      .updateTable('herald_deliveries')
-      .set({ status: 'failed', next_attempt_at: null, updated_at: now })
-      .where('subscription_id', '=', subscriptionId)
-      .where('status', '=', pending)
-      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
-      .executeTakeFirst();
+    const result = await this.#gate.run(() =>
+      this.#db
+        .updateTable('herald_deliveries')
+        .set({ status: 'failed', next_attempt_at: null, updated_at: now })
+        .where('subscription_id', '=', subscriptionId)
+        .where('status', '=', pending)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+        .executeTakeFirst(),
+    );
     return Number(result.numUpdatedRows);
   }
 
   async purge(subscriptionId: string): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
+    await this.#transaction(async (trx) => {
       await trx.deleteFrom('herald_delivery_attempts').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_deliveries').where('subscription_id', '=', subscriptionId).execute();
     });
@@ -428,7 +448,7 @@ export class SqlOutbox implements Outbox {
   }
 
   async prune(before: number): Promise<number> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       const old = trx
         .selectFrom('herald_deliveries')
         .select('id')

@@ -1,5 +1,6 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
+import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
 import { affectsMatching, type Subscription, type SubscriptionStatus } from '../subscription.js';
@@ -9,9 +10,26 @@ import type { SqlFlavor } from './sql-flavor.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import { SqlOutbox } from './sql-outbox.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
+import { WriteGate } from './write-gate.js';
 
 /** Rows per INSERT, well under every dialect's bound-parameter limit. */
 const insertChunk = 500;
+
+/** How long `init` waits for a lock held elsewhere, in ms: a migration may wait longer than a request. */
+const initLockTimeout = 30_000;
+
+/**
+ * What the write probe commits, and then deletes: 64 KiB, more than most writes, so that a store that
+ * takes it has room for them (a small probe can fit where a failed write had already grown the file).
+ */
+const probePad = '.'.repeat(64 * 1024);
+
+export interface SqlStoreOptions {
+  /** How long a write waits, in ms, for a lock held by another connection (see `WriteGate`). @default 1000 */
+  lockTimeout?: number;
+  /** Told when the store starts refusing writes, and when it takes them again. @default silentLogger */
+  logger?: Logger;
+}
 
 interface PendingAppend {
   events: readonly NewEvent[];
@@ -19,25 +37,31 @@ interface PendingAppend {
   rows: Omit<EventsTable, 'seq'>[];
   resolve(results: PublishResult[]): void;
   reject(error: unknown): void;
+  /** When it was asked for (ms): it waits for a lock held elsewhere from then on. */
+  since: number;
 }
 
 /**
  * The Store on kysely, shared by SQLite and PostgreSQL. Appends that arrive while another commit
- * is being prepared or is in flight are committed together in one transaction (group commit).
+ * is being prepared or is in flight are committed together in one transaction (group commit). Every
+ * write goes through a {@link WriteGate}: a write the database refuses is a 503 `StoreUnavailableError`,
+ * and `ping` fails until the store takes writes again.
  */
 export class SqlStore implements Store {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
+  readonly #gate: WriteGate;
   /** Webhook deliveries and their attempts. */
   readonly outbox: SqlOutbox;
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
   readonly #insertEvents = eventInsert();
 
-  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor) {
+  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, options: SqlStoreOptions = {}) {
     this.#db = db;
     this.#flavor = flavor;
-    this.outbox = new SqlOutbox(db, flavor, { event: toEvent, subscription: toSubscription });
+    this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, options.logger ?? silentLogger);
+    this.outbox = new SqlOutbox(db, flavor, { event: toEvent, subscription: toSubscription }, this.#gate);
   }
 
   get flavor(): SqlFlavor['name'] {
@@ -45,7 +69,7 @@ export class SqlStore implements Store {
   }
 
   async init(): Promise<void> {
-    await migrate(this.#db as Kysely<unknown>, this.#flavor);
+    await this.#gate.run(() => migrate(this.#db as Kysely<unknown>, this.#flavor), Date.now(), initLockTimeout);
   }
 
   async close(): Promise<void> {
@@ -53,8 +77,15 @@ export class SqlStore implements Store {
     await this.#db.destroy();
   }
 
+  /** Fails while the store refuses writes: then it tries a write of its own, whose success ends that. */
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.#db);
+    if (!this.#gate.refused) return;
+    await this.#gate.probe(async () => {
+      // Committed, so that it is written out (deleted in the same transaction, most of it would never be).
+      await this.#db.insertInto('herald_write_probe').values({ pad: probePad }).execute();
+      await this.#db.deleteFrom('herald_write_probe').execute();
+    });
   }
 
   append(events: readonly NewEvent[]): Promise<PublishResult[]> {
@@ -66,7 +97,7 @@ export class SqlStore implements Store {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.#pending.push({ events, rows, resolve, reject });
+      this.#pending.push({ events, rows, resolve, reject, since: Date.now() });
       if (!this.#flushing) this.#flushing = this.#flushSoon();
     });
   }
@@ -77,13 +108,17 @@ export class SqlStore implements Store {
     while (this.#pending.length > 0) {
       const group = this.#pending;
       this.#pending = [];
+      const events = group.flatMap((p) => p.events);
+      const rows = group.flatMap((p) => p.rows);
       try {
-        const results = await this.#db
-          .transaction()
-          .execute(async (trx) => {
-            await this.#flavor.serializeAppends?.(trx);
-            return insertEvents(trx, group.flatMap((p) => p.events), group.flatMap((p) => p.rows), this.#insertEvents);
-          });
+        const results = await this.#gate.run(
+          () =>
+            this.#db.transaction().execute(async (trx) => {
+              await this.#flavor.serializeAppends?.(trx);
+              return insertEvents(trx, events, rows, this.#insertEvents);
+            }),
+          (group[0] as PendingAppend).since,
+        );
         let at = 0;
         for (const pending of group) {
           pending.resolve(results.slice(at, at + pending.events.length));
@@ -151,16 +186,18 @@ export class SqlStore implements Store {
       }));
     },
     insert: async (eventType: StoredEventType): Promise<boolean> => {
-      const inserted = await this.#db
-        .insertInto('herald_event_types')
-        .values({
-          name: eventType.name,
-          description: eventType.description ?? null,
-          schema: eventType.schema ? JSON.stringify(eventType.schema) : null,
-          created_at: eventType.createdAt,
-        })
-        .onConflict((oc) => oc.column('name').doNothing())
-        .executeTakeFirst();
+      const inserted = await this.#gate.run(() =>
+        this.#db
+          .insertInto('herald_event_types')
+          .values({
+            name: eventType.name,
+            description: eventType.description ?? null,
+            schema: eventType.schema ? JSON.stringify(eventType.schema) : null,
+            created_at: eventType.createdAt,
+          })
+          .onConflict((oc) => oc.column('name').doNothing())
+          .executeTakeFirst(),
+      );
       return Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
     },
   };
@@ -169,7 +206,7 @@ export class SqlStore implements Store {
     create: async (subscription: Omit<Subscription, 'createdAt' | 'updatedAt'>): Promise<Subscription> => {
       const now = new Date().toISOString();
       const created: Subscription = { ...subscription, createdAt: now, updatedAt: now };
-      await this.#db.transaction().execute(async (trx) => {
+      await this.#transaction(async (trx) => {
         await trx.insertInto('herald_subscriptions').values(fromSubscription(created)).execute();
         await bumpSubscriptionVersion(trx);
       });
@@ -186,7 +223,7 @@ export class SqlStore implements Store {
       return (await query.execute()).map(toSubscription);
     },
     update: async (id: string, changes: Partial<Subscription>): Promise<Subscription | undefined> => {
-      return this.#db.transaction().execute(async (trx) => {
+      return this.#transaction(async (trx) => {
         const row = await trx.selectFrom('herald_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
         if (!row) return undefined;
         // A change that is present but undefined leaves the field as it is (rather than blanking it in the result).
@@ -202,16 +239,18 @@ export class SqlStore implements Store {
       });
     },
     advanceCursor: async (id: string, seq: number): Promise<boolean> => {
-      const result = await this.#db
-        .updateTable('herald_subscriptions')
-        .set({ cursor: seq, updated_at: new Date().toISOString() })
-        .where('id', '=', id)
-        .where('cursor', '<', seq)
-        .executeTakeFirst();
+      const result = await this.#gate.run(() =>
+        this.#db
+          .updateTable('herald_subscriptions')
+          .set({ cursor: seq, updated_at: new Date().toISOString() })
+          .where('id', '=', id)
+          .where('cursor', '<', seq)
+          .executeTakeFirst(),
+      );
       return Number(result.numUpdatedRows) > 0;
     },
     delete: async (id: string): Promise<boolean> => {
-      return this.#db.transaction().execute(async (trx) => {
+      return this.#transaction(async (trx) => {
         const result = await trx.deleteFrom('herald_subscriptions').where('id', '=', id).executeTakeFirst();
         const deleted = Number(result.numDeletedRows) > 0;
         if (deleted) await bumpSubscriptionVersion(trx);
@@ -221,15 +260,21 @@ export class SqlStore implements Store {
     version: (): Promise<number> => subscriptionVersion(this.#db),
   };
 
+  #transaction<T>(work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T> {
+    return this.#gate.run(() => this.#db.transaction().execute(work));
+  }
+
   readonly keys = {
     put: async (key: ApiKeyRecord): Promise<void> => {
       const row = fromKey(key);
       const { id: _id, created_at: _createdAt, ...changes } = row;
-      await this.#db
-        .insertInto('herald_api_keys')
-        .values(row)
-        .onConflict((oc) => oc.column('id').doUpdateSet(changes))
-        .execute();
+      await this.#gate.run(() =>
+        this.#db
+          .insertInto('herald_api_keys')
+          .values(row)
+          .onConflict((oc) => oc.column('id').doUpdateSet(changes))
+          .execute(),
+      );
     },
     get: async (id: string): Promise<ApiKeyRecord | undefined> => {
       const row = await this.#db.selectFrom('herald_api_keys').selectAll().where('id', '=', id).executeTakeFirst();
@@ -240,16 +285,18 @@ export class SqlStore implements Store {
       return rows.map(toKey);
     },
     deleteExpired: async (before: string): Promise<number> => {
-      const result = await this.#db.deleteFrom('herald_api_keys').where('expires_at', '<', before).executeTakeFirst();
+      const result = await this.#gate.run(() => this.#db.deleteFrom('herald_api_keys').where('expires_at', '<', before).executeTakeFirst());
       return Number(result.numDeletedRows);
     },
     revoke: async (id: string): Promise<boolean> => {
-      const result = await this.#db
-        .updateTable('herald_api_keys')
-        .set({ revoked_at: new Date().toISOString() })
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
+      const result = await this.#gate.run(() =>
+        this.#db
+          .updateTable('herald_api_keys')
+          .set({ revoked_at: new Date().toISOString() })
+          .where('id', '=', id)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst(),
+      );
       return Number(result.numUpdatedRows) > 0;
     },
   };

@@ -1,7 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, type SqliteDatabase, SqliteDialect, type SqliteStatement } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  type SqliteDatabase,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+  type SqliteStatement,
+} from 'kysely';
+import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
@@ -10,24 +21,82 @@ export interface SqliteStoreOptions {
   /** A file path, or `:memory:`. The file's folder is created when missing. @default './data/herald.db' */
   path?: string;
   /**
+   * A better-sqlite3 database to use instead of opening `path`. The store sets its pragmas (WAL mode,
+   * `synchronous`, no busy wait) and owns it from then on: `close()` closes it.
+   */
+  database?: Database.Database;
+  /**
    * SQLite's `synchronous` setting in WAL mode. `full` syncs every commit but the webhook outbox's
    * (`SqlFlavor.unsyncedTransaction`), so acknowledged events survive a power loss; `normal` survives
    * a killed process but may lose the last commits on power loss.
    * @default 'full'
    */
   synchronous?: 'full' | 'normal';
+  /**
+   * How long a write waits, in ms, while another process (or connection) holds the database's write
+   * lock, before it fails with a 503 `StoreUnavailableError`. It waits on timers: the event loop is never
+   * blocked by a lock. Reads are not held up by a writer in WAL mode.
+   * @default 1000
+   */
+  lockTimeout?: number;
+  /** Told when the store starts refusing writes (with SQLite's own error) and when it takes them again. @default silentLogger */
+  logger?: Logger;
 }
 
 /** The SQL store on an embedded SQLite database (better-sqlite3, WAL mode): Herald's default. */
 export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
-  const path = options.path ?? './data/herald.db';
-  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
-  const database = new Database(path);
+  const database = options.database ?? openDatabase(options.path ?? './data/herald.db');
   database.pragma('journal_mode = WAL');
   database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-  database.pragma('busy_timeout = 5000');
+  // A lock held elsewhere fails at once, and the store waits it out on timers (see WriteGate).
+  database.pragma('busy_timeout = 0');
   const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database: keepingStatements(database) }) }), flavor);
+  const dialect = new LockFirstSqliteDialect({ database: keepingStatements(database) }, database);
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout: options.lockTimeout, logger: options.logger });
+}
+
+function openDatabase(path: string): Database.Database {
+  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
+  return new Database(path);
+}
+
+/** kysely's SQLite dialect with {@link LockFirstSqliteDriver}. */
+class LockFirstSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  readonly #database: Database.Database;
+
+  constructor(config: SqliteDialectConfig, database: Database.Database) {
+    super(config);
+    this.#config = config;
+    this.#database = database;
+  }
+
+  override createDriver(): Driver {
+    return new LockFirstSqliteDriver(this.#config, this.#database);
+  }
+}
+
+/**
+ * kysely's SQLite driver, whose transactions take the write lock as they begin (`begin immediate`): a
+ * lock held elsewhere then fails a transaction before it has done anything, so that it can simply run
+ * again. After an error that SQLite answers by rolling back itself (SQLITE_FULL, SQLITE_IOERR), the
+ * rollback is skipped, so that the error thrown is that one and not "no transaction is active".
+ */
+class LockFirstSqliteDriver extends SqliteDriver {
+  readonly #database: Database.Database;
+
+  constructor(config: SqliteDialectConfig, database: Database.Database) {
+    super(config);
+    this.#database = database;
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.#database.inTransaction) await super.rollbackTransaction(connection);
+  }
 }
 
 /** Prepared statements kept, by SQL text, at most this many. */

@@ -1,8 +1,11 @@
-import type { Store } from '@herald/core';
+import { type Store, UnavailableError } from '@herald/core';
 import type { Router } from 'express';
 import { sendProblem } from '../problem.js';
 
-/** `/healthz`: the process answers. `/readyz`: the store answers and the server is not stopping. */
+/**
+ * `/healthz`: the process answers. `/readyz`: the store answers, takes writes (while it refuses them,
+ * `ping` fails with why), and the server is not stopping.
+ */
 export function mountHealthRoutes(router: Router, store: Store, isStopping: () => boolean): void {
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -14,8 +17,8 @@ export function mountHealthRoutes(router: Router, store: Store, isStopping: () =
     try {
       await store.ping();
       res.json({ status: 'ready' });
-    } catch {
-      unready('The store does not answer');
+    } catch (error) {
+      unready(error instanceof UnavailableError ? error.message : 'The store does not answer');
     }
   });
 }

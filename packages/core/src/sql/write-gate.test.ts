@@ -1,0 +1,289 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NewEvent } from '../envelope.js';
+import { StoreUnavailableError } from '../errors.js';
+import { recordingLogger } from '../logger.test-support.js';
+import { longestStall } from '../stall.test-support.js';
+import type { NewDelivery } from '../outbox.js';
+import type { SqlStore } from './sql-store.js';
+import { holdSqliteLock, type LockHolder } from './sqlite.test-support.js';
+import { sqliteStore } from './sqlite-store.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-write-gate-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'herald.db');
+}
+
+async function holdLock(path: string): Promise<LockHolder> {
+  const holder = await holdSqliteLock(path);
+  cleanups.push(() => holder.kill());
+  return holder;
+}
+
+async function open(options: Parameters<typeof sqliteStore>[0]): Promise<SqlStore> {
+  const store = sqliteStore(options);
+  cleanups.push(() => store.close());
+  await store.init();
+  return store;
+}
+
+let counter = 0;
+function event(data: unknown = { n: counter }): NewEvent {
+  counter += 1;
+  return {
+    specversion: '1.0',
+    id: `evt_gate_${process.pid}_${counter}`,
+    type: 'order.created',
+    source: '/test',
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    data,
+  };
+}
+
+/** The error `promise` rejects with (it fails the test when it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    (value) => expect.fail(`resolved with ${JSON.stringify(value)}`),
+    (error: unknown) => error,
+  );
+}
+
+function delivery(n: number, subscriptionId: string, eventSeq: number, eventId: string): NewDelivery {
+  return { id: `dlv_gate_${n}`, subscriptionId, eventSeq, eventId, nextAttemptAt: Date.now() };
+}
+
+/** A store with a subscription, an event, a key and deliveries, so that every write has something to act on. */
+async function withData(store: SqlStore) {
+  const [appended] = await store.append([event()]);
+  const seq = appended?.event.seq as number;
+  const eventId = appended?.event.id as string;
+  await store.subscriptions.create({ id: 'sub_gate', consumer: 'acme', transport: 'webhook', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+  await store.keys.put({ id: 'key_gate', role: 'consumer', consumer: 'acme', hash: 'h', createdAt: new Date().toISOString() });
+  await store.outbox.replay([delivery(1, 'sub_gate', seq, eventId)], Date.now());
+  return { seq, eventId };
+}
+
+/** Every write of the store and its outbox, each given something it would change. */
+function everyWrite(store: SqlStore, { seq, eventId }: { seq: number; eventId: string }): Record<string, () => Promise<unknown>> {
+  const now = Date.now();
+  const lease = { worker: 'wrk_gate', now, until: now + 60_000 };
+  return {
+    append: () => store.append([event()]),
+    'eventTypes.insert': () => store.eventTypes.insert({ name: `gate.type${counter++}`, createdAt: new Date().toISOString() }),
+    'subscriptions.create': () =>
+      store.subscriptions.create({ id: `sub_gate_${counter++}`, consumer: 'acme', transport: 'webhook', types: ['x'], status: 'active', config: {}, cursor: 0 }),
+    'subscriptions.update': () => store.subscriptions.update('sub_gate', { types: ['order.created'] }),
+    'subscriptions.advanceCursor': () => store.subscriptions.advanceCursor('sub_gate', seq + 1),
+    'subscriptions.delete': () => store.subscriptions.delete('sub_gate'),
+    'keys.put': () => store.keys.put({ id: `key_gate_${counter++}`, role: 'admin', hash: 'h', createdAt: new Date().toISOString() }),
+    'keys.revoke': () => store.keys.revoke('key_gate'),
+    'keys.deleteExpired': () => store.keys.deleteExpired(new Date().toISOString()),
+    'outbox.position': () => store.outbox.position(`webhook-${counter++}`, 0),
+    'outbox.commit': () => store.outbox.commit({ lease, claim: [{ subscriptionId: 'sub_gate', limit: 10 }] }),
+    'outbox.recoverHold': () => store.outbox.recoverHold('hld_none', [], now),
+    'outbox.release': () => store.outbox.release('wrk_gate', ['dlv_gate_1']),
+    'outbox.retry': () => store.outbox.retry('dlv_gate_1', now),
+    'outbox.replay': () => store.outbox.replay([delivery(2, 'sub_gate', seq, eventId)], now),
+    'outbox.abandon': () => store.outbox.abandon('sub_gate', now),
+    'outbox.purge': () => store.outbox.purge('sub_gate_gone'),
+    'outbox.prune': () => store.outbox.prune(now + 1),
+  };
+}
+
+describe('SQLite store while another process holds the write lock (issue 13)', () => {
+  it('refuses every write with a 503 after its lock timeout, never blocking the event loop; reads go on', async () => {
+    const path = tempPath();
+    const logger = recordingLogger();
+    const store = await open({ path, lockTimeout: 300, logger });
+    const data = await withData(store);
+    const holder = await holdLock(path);
+
+    const writes = everyWrite(store, data);
+    const { result: outcomes, stall } = await longestStall(() =>
+      Promise.all(
+        Object.entries(writes).map(async ([name, write]) => {
+          const started = performance.now();
+          const error = await rejection(write());
+          return { name, error, took: performance.now() - started };
+        }),
+      ),
+    );
+    for (const { name, error, took } of outcomes) {
+      expect(error, name).toBeInstanceOf(StoreUnavailableError);
+      const refused = error as StoreUnavailableError;
+      expect({ name, status: refused.status, code: refused.code, retryAfter: refused.headers()['retry-after'] }).toEqual({
+        name,
+        status: 503,
+        code: 'store-locked',
+        retryAfter: '1',
+      });
+      expect((refused.cause as { code?: string }).code, name).toBe('SQLITE_BUSY');
+      // It waited for the lock (300 ms), then gave up, well within a second.
+      expect(took, name).toBeGreaterThanOrEqual(250);
+      expect(took, name).toBeLessThan(1_500);
+    }
+    expect(stall, 'the longest stall of the event loop, in ms').toBeLessThan(100);
+
+    // Reads are not held up by the other process's write lock (WAL).
+    const { result: reads, stall: readStall } = await longestStall(async () => ({
+      events: (await store.read({ after: 0, limit: 10 })).length,
+      subscription: (await store.subscriptions.get('sub_gate'))?.types,
+      key: (await store.keys.get('key_gate'))?.revokedAt,
+      backlog: await store.outbox.backlog(),
+    }));
+    expect(reads).toEqual({ events: 1, subscription: ['order.*'], key: undefined, backlog: 1 });
+    expect(readStall).toBeLessThan(100);
+
+    // Not ready while it refuses writes; it says so at once, with SQLite's own error in the log.
+    const pinged = performance.now();
+    expect(await rejection(store.ping())).toMatchObject({ status: 503, code: 'store-locked' });
+    expect(performance.now() - pinged).toBeLessThan(100);
+    const refusals = logger.lines.filter((line) => line.message.startsWith('the store refuses writes'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatchObject({ level: 'warn', fields: { refusal: 'locked', err: { code: 'SQLITE_BUSY' } } });
+
+    await holder.release();
+    await store.ping();
+    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    // Every write works again, and none of the refused ones left anything behind.
+    expect(await store.read({ after: 0, limit: 10 })).toHaveLength(1);
+    for (const [name, write] of Object.entries(everyWrite(store, data))) await expect(write(), name).resolves.not.toThrow();
+    expect(await store.read({ after: 0, limit: 10 })).toHaveLength(2);
+  });
+
+  it('a write waits out a lock shorter than its timeout on timers, and then commits once', async () => {
+    const path = tempPath();
+    const store = await open({ path, lockTimeout: 10_000 });
+    const data = await withData(store);
+    const holder = await holdLock(path);
+
+    const { result, stall } = await longestStall(async () => {
+      const appended = store.append([event({ during: 'lock' })]);
+      const committed = store.outbox.commit({ lease: { worker: 'wrk_wait', now: Date.now(), until: Date.now() + 60_000 }, claim: [{ subscriptionId: 'sub_gate', limit: 10 }] });
+      let settled = false;
+      void Promise.allSettled([appended, committed]).then(() => {
+        settled = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled, 'it waits while the lock is held').toBe(false);
+      await holder.release();
+      return { appended: await appended, committed: await committed };
+    });
+    expect(stall).toBeLessThan(100);
+    expect(result.appended[0]?.event.seq).toBe(data.seq + 1);
+    expect(result.committed.claimed.map((claimed) => claimed.delivery.id)).toEqual(['dlv_gate_1']);
+    expect((await store.read({ after: data.seq, limit: 10 })).map((e) => e.data)).toEqual([{ during: 'lock' }]);
+  });
+});
+
+describe('SQLite store on a full database (issue 13)', () => {
+  it("refuses writes with a 503 that carries SQLite's own error, is not ready, and recovers when there is room", async () => {
+    const path = tempPath();
+    const database = new Database(path);
+    const logger = recordingLogger();
+    const store = await open({ database, logger });
+    const kept = await store.append([event({ n: 1 }), event({ n: 2 })]);
+    await store.ping();
+
+    // Genuinely full: SQLite may not grow the file past the pages it has.
+    const pages = database.pragma('page_count', { simple: true }) as number;
+    database.pragma(`max_page_count = ${pages}`);
+    const big = event({ text: 'x'.repeat(64 * 1024) });
+    const refused = await rejection(store.append([big]));
+    expect(refused).toBeInstanceOf(StoreUnavailableError);
+    expect(refused).toMatchObject({ status: 503, code: 'store-full', refusal: 'full' });
+    expect((refused as StoreUnavailableError).cause).toMatchObject({ code: 'SQLITE_FULL', message: 'database or disk is full' });
+    const logged = logger.lines.filter((line) => line.level === 'error');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ fields: { refusal: 'full', err: { code: 'SQLITE_FULL' } } });
+    expect(logged[0]?.message).toMatch(/^the store refuses writes: /);
+
+    // Not ready while full, however often it is asked; what was stored is intact.
+    for (let i = 0; i < 3; i++) expect(await rejection(store.ping())).toMatchObject({ status: 503, code: 'store-full' });
+    expect((await store.read({ after: 0, limit: 10 })).map((e) => e.id)).toEqual(kept.map((r) => r.event.id));
+
+    database.pragma(`max_page_count = ${pages * 100}`);
+    await store.ping();
+    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    const [stored] = await store.append([big]);
+    expect(stored?.created).toBe(true);
+    expect((await store.read({ after: 0, limit: 10 })).map((e) => e.id)).toEqual([...kept.map((r) => r.event.id), big.id]);
+  });
+});
+
+const here = dirname(fileURLToPath(import.meta.url));
+const tsxLoader = pathToFileURL(createRequire(resolve(here, '../../../../package.json')).resolve('tsx')).href;
+
+/**
+ * The child: appends 4 KiB events to the store at argv[2] until one fails, then pings, and prints what
+ * happened as JSON. Run under a file size limit, the failing write is refused by the OS, as on a full disk.
+ */
+const filler = `
+process.on('SIGXFSZ', () => {}); // the failing write(2) then answers EFBIG, rather than the signal killing the process
+const { sqliteStore } = await import(${JSON.stringify(pathToFileURL(resolve(here, 'sqlite-store.ts')).href)});
+const log = [];
+const record = (level) => (fields, message) => log.push({ level, message, code: fields?.err?.code, errorMessage: fields?.err?.message });
+const logger = { debug() {}, info: record('info'), warn: record('warn'), error: record('error'), child: () => logger };
+const store = sqliteStore({ path: process.argv[2], logger });
+await store.init();
+const acked = [];
+const describe = (error) => ({ name: error.name, message: error.message, status: error.status, code: error.code, cause: { code: error.cause?.code, message: error.cause?.message } });
+let refused;
+for (let n = 0; n < 10000 && !refused; n++) {
+  const id = 'evt_fill_' + n;
+  try {
+    await store.append([{ specversion: '1.0', id, type: 'fill', source: '/test', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n, pad: 'x'.repeat(4096) } }]);
+    acked.push(id);
+  } catch (error) {
+    refused = describe(error);
+  }
+}
+const ping = await store.ping().then(() => 'ready', describe);
+process.stdout.write(JSON.stringify({ acked, refused, ping, log }));
+`;
+
+describe('SQLite store when the file system refuses to grow its files (issue 13)', () => {
+  it("the refused commit's own error comes out, as a 503, not the failed rollback after it", async () => {
+    const path = tempPath();
+    const script = join(dirname(path), 'filler.mjs');
+    writeFileSync(script, filler);
+    // ulimit -f: the files this process writes may not grow past 2,048 blocks (1 or 2 MiB, as the shell counts).
+    const { stdout } = await promisify(execFile)('/bin/sh', ['-c', 'ulimit -f 2048 && exec "$0" --import "$1" "$2" "$3"', process.execPath, tsxLoader, script, path]);
+    const { acked, refused, ping, log } = JSON.parse(stdout) as {
+      acked: string[];
+      refused?: { name: string; message: string; status: number; code: string; cause: { code: string; message: string } };
+      ping: unknown;
+      log: { level: string; message: string; code?: string }[];
+    };
+    expect(acked.length).toBeGreaterThan(10);
+    expect(refused).toMatchObject({ name: 'StoreUnavailableError', status: 503 });
+    // EFBIG from write(2): SQLITE_FULL when the write was cut short, SQLITE_IOERR_WRITE when nothing of it was written.
+    expect(refused?.cause.code).toMatch(/^SQLITE_(FULL|IOERR_WRITE)$/);
+    expect(refused?.code).toBe(refused?.cause.code === 'SQLITE_FULL' ? 'store-full' : 'store-unavailable');
+    expect(ping).toMatchObject({ status: 503, cause: { code: refused?.cause.code } });
+    expect(log).toEqual([{ level: 'error', message: `the store refuses writes: ${refused?.message}`, code: refused?.cause.code, errorMessage: refused?.cause.message }]);
+
+    // Every acknowledged event is there, and only those.
+    const database = new Database(path);
+    try {
+      expect(database.pragma('integrity_check', { simple: true })).toBe('ok');
+      expect(database.prepare('select id from herald_events order by seq').pluck().all()).toEqual(acked);
+    } finally {
+      database.close();
+    }
+  });
+});

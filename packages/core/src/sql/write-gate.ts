@@ -1,0 +1,76 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { StoreUnavailableError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { SqlFlavor } from './sql-flavor.js';
+
+/** The first wait for a lock held elsewhere, in ms; each next one is twice as long, up to `longestWait`. */
+const firstWait = 2;
+const longestWait = 50;
+
+/**
+ * What every write of the SQL store goes through. A write that finds the database locked by another
+ * connection runs again after a wait on a timer, never blocking the event loop, until `lockTimeout`
+ * after it began; a write the database refuses (that lock for too long, a full disk, ...) becomes a
+ * {@link StoreUnavailableError}. The gate remembers that the store refuses writes until one succeeds,
+ * for readiness, and logs when that starts and ends.
+ */
+export class WriteGate {
+  readonly #flavor: SqlFlavor;
+  readonly #lockTimeout: number;
+  readonly #logger: Logger;
+  #refused?: StoreUnavailableError;
+
+  constructor(flavor: SqlFlavor, lockTimeout: number, logger: Logger) {
+    this.#flavor = flavor;
+    this.#lockTimeout = lockTimeout;
+    this.#logger = logger;
+  }
+
+  /** The last refusal, while no write has succeeded since. */
+  get refused(): StoreUnavailableError | undefined {
+    return this.#refused;
+  }
+
+  /**
+   * Runs `write`, again while the database is locked elsewhere, until `lockTimeout` after `since`. The
+   * write must be safe to run again after a lock failure: one transaction (which SQLite begins by taking
+   * the lock, so it fails before doing anything), or statements that each are.
+   */
+  async run<T>(write: () => Promise<T>, since = Date.now(), lockTimeout = this.#lockTimeout): Promise<T> {
+    for (let wait = firstWait; ; wait = Math.min(wait * 2, longestWait)) {
+      try {
+        const result = await write();
+        this.#accepted();
+        return result;
+      } catch (error) {
+        const refusal = this.#flavor.refusal(error);
+        if (refusal === undefined) throw error;
+        if (refusal === 'locked' && Date.now() + wait < since + lockTimeout) {
+          await delay(wait);
+          continue;
+        }
+        throw this.#refuse(new StoreUnavailableError(refusal, error));
+      }
+    }
+  }
+
+  /** Runs `write` once, without waiting for a lock: whether the store takes writes now. */
+  async probe(write: () => Promise<unknown>): Promise<void> {
+    await this.run(write, Date.now(), 0);
+  }
+
+  #refuse(error: StoreUnavailableError): StoreUnavailableError {
+    if (!this.#refused) {
+      const log = error.refusal === 'locked' ? this.#logger.warn : this.#logger.error;
+      log.call(this.#logger, { err: error.cause, refusal: error.refusal }, `the store refuses writes: ${error.message}`);
+    }
+    this.#refused = error;
+    return error;
+  }
+
+  #accepted(): void {
+    if (!this.#refused) return;
+    this.#refused = undefined;
+    this.#logger.info('the store accepts writes again');
+  }
+}

@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defineEventType, sqliteStore } from '@herald/core';
+import { createHerald, type HeraldOptions } from '@herald/server';
+import { restClient, testEventTypes, waitFor } from '@herald/testkit';
+import { webhook } from '@herald/webhook';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+// By path: core's test support (which has better-sqlite3 at hand).
+import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
+import { holdSqliteLock, openSqlite } from '../../packages/core/src/sql/sqlite.test-support.js';
+import { cpuWaitMs } from '../../packages/core/src/stall.test-support.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-store-refusals-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'herald.db');
+}
+
+const blobType = defineEventType('blob.stored', z.object({ text: z.string() }));
+
+async function start(options: Partial<HeraldOptions>) {
+  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
+  const herald = createHerald({ adminKey, env: {}, eventTypes: [...testEventTypes, blobType], ...options });
+  cleanups.push(() => herald.close());
+  const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return { baseUrl, ...restClient(baseUrl, adminKey) };
+}
+
+/** A webhook receiver that answers 200, or holds its answers back while `holding`. */
+async function startReceiver() {
+  const ids: string[] = [];
+  const held: ServerResponse[] = [];
+  let holding = false;
+  const server = createServer((req, res) => {
+    req.resume().on('end', () => {
+      ids.push(String(req.headers['webhook-id']));
+      if (holding) held.push(res);
+      else res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    ids,
+    hold() {
+      holding = true;
+    },
+    answerHeld() {
+      holding = false;
+      for (const res of held.splice(0)) res.end();
+    },
+    held: () => held.length,
+  };
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<T & { took: number }> {
+  const started = performance.now();
+  const result = await work();
+  return { ...result, took: performance.now() - started };
+}
+
+describe('the server while another process holds the SQLite write lock (issue 13)', () => {
+  it('answers /healthz within 100 ms throughout, refuses writes with 503 and Retry-After, keeps reading, and loses or repeats nothing after', async () => {
+    const path = tempPath();
+    const logger = recordingLogger();
+    const receiver = await startReceiver();
+    const { baseUrl, api, request } = await start({ database: path, logger, transports: [webhook({ allowPrivate: true })] });
+    const publish = (n: number, id?: string) => request('POST', '/v1/events', { type: 'order.created', data: { n }, ...(id ? { id } : {}) });
+    const subscribed = await api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], consumer: 'acme', config: { url: receiver.url } });
+    expect(subscribed.status).toBe(201);
+    const delivered = async () =>
+      (await api('GET', `/v1/subscriptions/${subscribed.body.id}/deliveries?limit=100`)).body.data.filter((d: { status: string }) => d.status === 'delivered').length;
+
+    const acked: string[] = [];
+    for (let n = 0; n < 5; n++) {
+      const { status, body } = await publish(n);
+      expect(status).toBe(202);
+      acked.push(body.id);
+    }
+    await waitFor(async () => (await delivered()) === 5, 'the first deliveries');
+    // Attempts in flight as the lock is taken: their outcomes are committed while it is held.
+    receiver.hold();
+    for (let n = 5; n < 10; n++) acked.push((await publish(n)).body.id);
+    await waitFor(() => receiver.held() === 5, 'the held deliveries');
+
+    const holder = await holdSqliteLock(path);
+    cleanups.push(() => holder.kill());
+    const lockedAt = performance.now();
+    receiver.answerHeld();
+
+    // How long each /healthz took, less the time the process waited for a CPU meanwhile (the machine's delay, not Herald's).
+    const healthz: number[] = [];
+    let slowestAsMeasured = 0;
+    const sampling = (async () => {
+      while (performance.now() - lockedAt < 10_000) {
+        const waited = cpuWaitMs();
+        const { status, took } = await timed(async () => ({ status: (await fetch(`${baseUrl}/healthz`)).status }));
+        expect(status).toBe(200);
+        healthz.push(took - (cpuWaitMs() - waited));
+        slowestAsMeasured = Math.max(slowestAsMeasured, took);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+
+    const refused: string[] = [];
+    const refusals: { status: number; type: string; retryAfter: string | null; took: number }[] = [];
+    while (performance.now() - lockedAt < 9_000) {
+      const id = `evt_refused_${refused.length}`;
+      refused.push(id);
+      const { status, headers, body, took } = await timed(() => publish(100, id));
+      refusals.push({ status, type: body.type, retryAfter: headers.get('retry-after'), took });
+      // The other writes are refused as well; reads go on (WAL).
+      const writes = await Promise.all([
+        api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], consumer: 'other', config: { url: receiver.url } }),
+        api('POST', '/v1/keys', { role: 'consumer', consumer: 'other' }),
+      ]);
+      expect(writes.map((write) => write.status)).toEqual([503, 503]);
+      const read = await api('GET', '/v1/events?after=0&limit=100');
+      expect(read.status).toBe(200);
+      expect(read.body.data.map((event: { id: string }) => event.id)).toEqual(acked);
+      expect((await fetch(`${baseUrl}/readyz`)).status).toBe(503);
+      // The webhook outbox cannot record the attempts answered during the lock, and keeps them.
+      expect(await delivered()).toBe(5);
+    }
+    await sampling;
+    await holder.release();
+
+    expect(refusals.length).toBeGreaterThanOrEqual(3);
+    for (const refusal of refusals) {
+      expect(refusal).toMatchObject({ status: 503, type: 'urn:herald:problem:store-locked', retryAfter: '1' });
+      // It waited for the lock (1 s by default) and then answered: never for seconds.
+      expect(refusal.took).toBeLessThan(2_500);
+    }
+    expect(healthz.length).toBeGreaterThanOrEqual(100);
+    expect(Math.max(...healthz), `the slowest of ${healthz.length} /healthz answers, in ms (${slowestAsMeasured} as measured)`).toBeLessThan(100);
+    const storeLog = logger.lines.filter((line) => line.message.startsWith('the store refuses writes'));
+    expect(storeLog[0]).toMatchObject({ level: 'warn', fields: { refusal: 'locked', err: { code: 'SQLITE_BUSY' } } });
+
+    // Once the lock is gone: ready, publishing works, every event is delivered, nothing twice.
+    await waitFor(async () => (await fetch(`${baseUrl}/readyz`)).status === 200, '/readyz to be ready again');
+    for (let n = 10; n < 15; n++) {
+      const { status, body } = await publish(n);
+      expect(status).toBe(202);
+      acked.push(body.id);
+    }
+    const retried = await publish(100, refused[0]);
+    expect(retried.status).toBe(202);
+    acked.push(retried.body.id);
+    await waitFor(() => receiver.ids.length >= acked.length, 'every delivery', 15_000);
+    const log = await api('GET', '/v1/events?after=0&limit=100');
+    expect(log.body.data.map((event: { id: string }) => event.id)).toEqual(acked);
+    expect(receiver.ids.sort()).toEqual([...acked].sort());
+    await waitFor(async () => (await delivered()) === acked.length, 'every delivery recorded');
+  }, 60_000);
+});
+
+describe('the server on a full SQLite database (issue 13)', () => {
+  it("answers publish with 503 and Retry-After, is not ready until writes succeed again, and logs SQLite's error", async () => {
+    const path = tempPath();
+    const database = openSqlite(path);
+    const logger = recordingLogger();
+    const { baseUrl, api, request } = await start({ store: sqliteStore({ database, logger }), logger });
+    const publish = (text: string) => request('POST', '/v1/events', { type: 'blob.stored', data: { text } });
+    const acked = [(await publish('a')).body.id, (await publish('b')).body.id];
+    expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
+
+    // Genuinely full: SQLite may not grow the file past the pages it has now.
+    const pages = database.pragma('page_count', { simple: true }) as number;
+    database.pragma(`max_page_count = ${pages}`);
+    const big = 'x'.repeat(32 * 1024);
+    const refused = await publish(big);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body).toMatchObject({ type: 'urn:herald:problem:store-full', status: 503 });
+    expect(JSON.stringify(refused.body)).not.toMatch(/SQLITE|sqlite/);
+    const logged = logger.lines.filter((line) => line.level === 'error');
+    expect(logged).toEqual([expect.objectContaining({ fields: expect.objectContaining({ err: expect.objectContaining({ code: 'SQLITE_FULL', message: 'database or disk is full' }) }) })]);
+
+    for (let i = 0; i < 3; i++) {
+      const ready = await fetch(`${baseUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ type: 'urn:herald:problem:not-ready' });
+    }
+    expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual(acked);
+
+    database.pragma(`max_page_count = ${pages * 100}`);
+    expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
+    const stored = await publish(big);
+    expect(stored.status).toBe(202);
+    expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual([...acked, stored.body.id]);
+  });
+});

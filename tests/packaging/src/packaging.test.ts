@@ -1,12 +1,15 @@
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageProblems, undeclaredTypes } from './package-rules.js';
-import { keepNativeBuild, type StrangerProject, strangerProject } from './stranger-project.js';
+import { keepNativeBuild, type StrangerProject, strangersEnvironment, strangerProject } from './stranger-project.js';
 import { type Packed, pack, publicPackages, readManifest, root, workspacePackages } from './workspace-packages.js';
 
 const packages = publicPackages();
+/** Guides whose TypeScript uses only the public packages and the stranger's own dependencies. */
+const guides = ['docs/guides/existing-app.md'];
 const packed = new Map<string, Packed>();
 const tarballs = mkdtempSync(join(tmpdir(), 'herald-tarballs-'));
 /** Seconds each step took, printed at the end. */
@@ -79,14 +82,14 @@ describe('installed with npm into an existing app, outside the workspace (issue 
     if (project) rmSync(project.directory, { recursive: true, force: true });
   });
 
-  it('type-checks, with skipLibCheck off, an app that uses every public package, and the TypeScript of every README', async () => {
+  it('type-checks, with skipLibCheck off, an app that uses every public package, and the TypeScript of every README and guide to them', async () => {
     copyFileSync(join(import.meta.dirname, '../stranger/existing-app.ts'), join(project.directory, 'existing-app.ts'));
     const imports = packages.map((found, index) => `export * as package${index} from '${found.name}';`);
     writeFileSync(join(project.directory, 'every-package.ts'), `${imports.join('\n')}\n`);
-    for (const [index, found] of packages.entries()) {
-      const readme = readFileSync(join((packed.get(found.name) as Packed).unpacked, 'README.md'), 'utf8');
-      for (const [block, [, code]] of [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].entries()) {
-        writeFileSync(join(project.directory, `readme-${index}-${block}.ts`), `// ${found.name}, README.md, block ${block + 1}\n${code}export {};\n`);
+    const documents = [...packages.map((found) => join((packed.get(found.name) as Packed).unpacked, 'README.md')), ...guides.map((guide) => join(root, guide))];
+    for (const [index, document] of documents.entries()) {
+      for (const [block, [, code]] of [...readFileSync(document, 'utf8').matchAll(/^```ts\n([\s\S]*?)^```$/gm)].entries()) {
+        writeFileSync(join(project.directory, `document-${index}-${block}.ts`), `// ${document}, block ${block + 1}\n${code}export {};\n`);
       }
     }
     const compilerOptions = {
@@ -120,4 +123,20 @@ describe('installed with npm into an existing app, outside the workspace (issue 
       ownWebSocket: 'echo: ping',
     });
   }, 180_000);
+});
+
+describe('pnpm release --dry-run (issue 17)', () => {
+  it('shows the versions the changesets make and packs every public package, offline, changing nothing', () => {
+    const status = () => execFileSync('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: root, encoding: 'utf8' });
+    const before = status();
+    // Every registry on a closed port: nothing may need the network.
+    const offline = { ...strangersEnvironment(), npm_config_registry: 'http://127.0.0.1:9/', pnpm_config_registry: 'http://127.0.0.1:9/' };
+    const output = execFileSync('pnpm', ['release', '--dry-run'], { cwd: root, env: offline, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(output).toContain('changeset version would make:');
+    for (const found of packages) {
+      expect(output).toMatch(new RegExp(`^  ${found.name} ${found.manifest.version}( -> \\d+\\.\\d+\\.\\d+| \\(no change\\))$`, 'm'));
+      expect(output).toContain(`Skip publishing ${found.name}@${found.manifest.version} (dry run)`);
+    }
+    expect(status()).toBe(before);
+  }, 300_000);
 });

@@ -11,7 +11,7 @@ import { root } from './workspace-packages.js';
 export const npmCache = join(root, 'node_modules/.cache/herald-packaging/npm');
 
 /** The environment of a stranger's shell: none of the `npm_*` and `PNPM_*` settings that `pnpm test` hands its scripts. */
-function strangersEnvironment(): NodeJS.ProcessEnv {
+export function strangersEnvironment(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(npm_|pnpm_|PNPM_|INIT_CWD$)/i.test(name)));
   // Node's headers cannot be downloaded here: native addons build against the installed ones.
   if (existsSync('/usr/include/node')) env.npm_config_nodedir = '/usr';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createHerald } from '@herald/server';
 import { restClient, testEventTypes } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recordingLogger } from './recording-logger.js';
 
 const running: { close(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -61,5 +62,34 @@ describe('HERALD_ADMIN_KEY (issue 13)', () => {
     expect(start({}, 'admin-short')).toThrow(/HERALD_ADMIN_KEY must be at least 32 characters/);
     expect(start({ HERALD_ADMIN_KEY: `${'x'.repeat(20)} ${'y'.repeat(20)}` })).toThrow(/HERALD_ADMIN_KEY must be .*without spaces/);
     expect(start({ HERALD_ADMIN_KEY: `${'é'.repeat(40)}` })).toThrow(/HERALD_ADMIN_KEY must be .*without spaces/);
+  });
+});
+
+describe('a generated admin key (issue 17)', () => {
+  it('is logged by createHerald once, at warn level, and not again on the next start', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'herald-generated-key-'));
+    try {
+      const database = join(directory, 'herald.db');
+      const start = async () => {
+        const logger = recordingLogger();
+        const herald = createHerald({ database, logger, env: {}, eventTypes: testEventTypes });
+        running.push(herald);
+        await herald.ready;
+        return { herald, logged: logger.entries.filter((entry) => JSON.stringify(entry).includes('hk_')) };
+      };
+      const first = await start();
+      const key = await first.herald.generatedAdminKey;
+      expect(key).toMatch(/^hk_/);
+      expect(first.logged).toEqual([{ level: 'warn', fields: {}, message: expect.stringContaining(key as string) }]);
+      const { url } = await first.herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+      expect((await restClient(url, key as string).api('GET', '/v1/keys')).status).toBe(200);
+      await first.herald.close();
+
+      const second = await start();
+      expect(await second.herald.generatedAdminKey).toBeUndefined();
+      expect(second.logged).toEqual([]);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -191,13 +191,14 @@ describe('/asyncapi.json', () => {
 });
 
 describe('/docs', () => {
-  it('is a page that loads both documents from this server, with no outside resource', async () => {
+  it('is a page that loads both documents from next to it on this server, with no outside resource', async () => {
     const response = documents.docsPage as Response;
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/html/);
     const html = documents.docsHtml ?? '';
-    expect(html).toContain("fetch('/openapi.json')");
-    expect(html).toContain("fetch('/asyncapi.json')");
+    // Relative, so that the page works under the path Herald is mounted at too.
+    expect(html).toContain("fetch('openapi.json')");
+    expect(html).toContain("fetch('asyncapi.json')");
     expect(html).not.toMatch(/(src|href)="https?:/);
   });
 });

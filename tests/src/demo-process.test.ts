@@ -12,6 +12,8 @@ interface Running {
   url: string;
   adminKey: string;
   exited: Promise<number | null>;
+  /** Everything it printed so far, stdout and stderr. */
+  output(): string;
 }
 
 /** Starts the demo as `pnpm start` does, on an ephemeral port and a fresh database, and reads what it prints. */
@@ -30,7 +32,7 @@ async function startDemo(database: string): Promise<Running> {
     const read = (chunk: Buffer) => {
       output += chunk.toString();
       const url = /listening on (http:\/\/\S+)/.exec(output)?.[1];
-      const adminKey = /Admin key \(shown once, keep it\): (hk_\S+)/.exec(output)?.[1];
+      const adminKey = /Generated an admin key[^"\n]*: (hk_\w+)/.exec(output)?.[1];
       if (url && adminKey) {
         clearTimeout(timer);
         done({ url, adminKey });
@@ -40,7 +42,7 @@ async function startDemo(database: string): Promise<Running> {
     child.stderr?.on('data', read);
     void exited.then((code) => fail(new Error(`the demo exited with ${code}:\n${output}`)));
   });
-  return { child, exited, ...found };
+  return { child, exited, output: () => output, ...found };
 }
 
 let cleanup: (() => void)[] = [];
@@ -58,6 +60,9 @@ describe('the demo process', () => {
     cleanup.push(() => demo.child.kill('SIGKILL'));
 
     expect(await (await fetch(`${demo.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    // createHerald logs the generated key once, at warn level; the demo does not print it again.
+    expect(demo.output().split(demo.adminKey)).toHaveLength(2);
+    expect(demo.output()).toMatch(/"level":40[^\n]*Generated an admin key/);
 
     const acknowledged: string[] = [];
     let stop = false;

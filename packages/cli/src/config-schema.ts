@@ -24,7 +24,7 @@ export interface HeraldConfig {
   database?: string;
   /** `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several. @default 'memory' */
   broker?: string;
-  /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and printed once. */
+  /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and logged once, at warn level. */
   adminKey?: string;
   /** `HERALD_LOG_LEVEL`: pino's level. @default 'info' */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -33,6 +33,8 @@ function key(name: string): string {
 export interface AsyncApiOptions {
   /** `host[:port]` the clients connect to, e.g. from the request's `Host`. @default 'localhost' */
   host?: string;
+  /** The path the WebSocket and SSE channels are served under, e.g. `/events`. @default '' (the root) */
+  basePath?: string;
 }
 
 /**
@@ -41,6 +43,7 @@ export interface AsyncApiOptions {
  */
 export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions = {}): Record<string, unknown> {
   const host = options.host ?? 'localhost';
+  const pathname = options.basePath ? { pathname: options.basePath } : {};
   const types = surface.catalog.list();
   const mounted = surface.transports;
   const framesOf = (transport: string): TransportFrames => mounted.get(transport)?.frames ?? { client: {}, server: {} };
@@ -102,7 +105,7 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
     const sent = Object.entries(client).map(([name, schema]) => frameMessage(`ws.client.${name}`, name, schema, `Client → server: \`${name}\``));
     const received = Object.entries(server).map(([name, schema]) => frameMessage(`ws.server.${name}`, name, schema, `Server → client: \`${name}\``));
     addChannel('websocket', {
-      server: ['websocket', { host, protocol: 'ws', description: 'The WebSocket transport; subprotocol `herald.v1`, JSON text frames.' }],
+      server: ['websocket', { host, ...pathname, protocol: 'ws', description: 'The WebSocket transport; subprotocol `herald.v1`, JSON text frames.' }],
       address: surface.upgrades.find((upgrade) => upgrade.transport === 'websocket')?.path ?? '/v1/ws',
       title: 'WebSocket (herald.v1)',
       description:
@@ -124,7 +127,7 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
       ...Object.entries(framesOf('sse').server).map(([name, schema]) => frameMessage(`sse.${name}`, name, schema, `The \`${name}\` event`)),
     ];
     addChannel('sse', {
-      server: ['sse', { host, protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' }],
+      server: ['sse', { host, ...pathname, protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' }],
       address: streamRoute?.definition.path ?? surface.routes.find((route) => route.transport === 'sse')?.definition.path ?? '/v1/stream',
       title: 'Server-Sent Events',
       description:

@@ -8,6 +8,7 @@ import {
   type EventTypeDefinition,
   type Logger,
   memoryBroker,
+  NotFoundError,
   type PublishInput,
   postgresStore,
   type PublishResult,
@@ -21,15 +22,15 @@ import { pino } from 'pino';
 import { ApiKeys } from './api-keys.js';
 import { PerKeyConnectionLimiter } from './connection-limiter.js';
 import type { ApiSurface } from './api-surface.js';
-import { TransportMount } from './http-mount.js';
-import { refuseDeepJson } from './json-depth-guard.js';
+import { type HeraldHandlers, heraldHandlers, type MountOptions } from './herald-handlers.js';
+import { refuseUpgrade, TransportMount } from './http-mount.js';
 import { lazyBroker } from './lazy-broker.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
 import { resolveOptions } from './options.js';
-import { notFoundHandler, problemHandler } from './problem.js';
+import { problemHandler } from './problem.js';
 import { RequestLimiter } from './rate-limiter.js';
-import { mountRoute, requireJsonBody } from './route-mount.js';
+import { jsonBody, mountRoute, type RouteMountOptions } from './route-mount.js';
 import { mountDocsRoutes, operationalRoutes } from './routes/docs-routes.js';
 import { eventRoutes } from './routes/event-routes.js';
 import { eventTypeRoutes, eventTypesChannel, loadStoredEventTypes } from './routes/event-type-routes.js';
@@ -37,6 +38,7 @@ import { mountHealthRoutes } from './routes/health-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { streamTokenRoutes } from './routes/stream-token-routes.js';
 import { subscriptionRoutes } from './routes/subscription-routes.js';
+import { attachHandlers, type HttpServer } from './server-attachment.js';
 import type { ServerContext } from './server-context.js';
 
 /** The typed `publish` input: `data` is checked against the type's schema at compile time too. */
@@ -64,7 +66,11 @@ export interface Listening {
 
 /** A composed Herald: the express app, the HTTP listener, publishing, and shutdown. */
 export interface Herald<TMap = Record<never, never>> {
-  /** The express app, for mounting into another server or for tests. Waits for `ready` on each request. */
+  /**
+   * The express app, for `app.use('/events', herald.app)` in an express app of yours or for tests. Waits for
+   * `ready` on each request. Mounted in another app, it hands the requests none of its routes takes on to the
+   * routes after it; on its own, it answers them 404. For the WebSocket under a path, prefer `attach`.
+   */
   readonly app: Express;
   /** Resolves when the store is migrated and the transports have started. */
   readonly ready: Promise<void>;
@@ -79,6 +85,15 @@ export interface Herald<TMap = Record<never, never>> {
   readonly generatedAdminKey: Promise<string | undefined>;
   /** Starts an HTTP server (with the transports' upgrade handlers). */
   listen(options?: ListenOptions): Promise<Listening>;
+  /**
+   * Attaches Herald to an HTTP server your app already has: its REST routes, WebSocket and SSE answer under
+   * `basePath`, ahead of the server's own listeners, whether they were added before or after; every other
+   * request and upgrade reaches them as it came. Resolves once Herald is ready. `close()` detaches it and
+   * leaves the server, still listening, to your app.
+   */
+  attach(server: HttpServer, options?: MountOptions): Promise<void>;
+  /** The request handler and the upgrade handler that `attach` is made of, for a server or framework of yours. */
+  handlers(options?: MountOptions): HeraldHandlers;
   /** Validates, stores durably and delivers an event. Resolves once it is in the log. */
   publish(input: TypedPublishInput<TMap>): Promise<PublishResult>;
   /**
@@ -147,8 +162,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const transportRouter = express.Router();
   const metrics = new HeraldMetrics(() => bus.latest, () => keys.cachedCredentials());
   bus.onEvents(metrics.published);
-  const limiter = new RequestLimiter(resolved.rateLimits);
-  const mount = new TransportMount(transportRouter, authenticate, metrics.connection, limiter);
+  const routeOptions: RouteMountOptions = { authenticate, limiter: new RequestLimiter(resolved.rateLimits), readBody: jsonBody(resolved.bodyLimit) };
+  const mount = new TransportMount(transportRouter, routeOptions, metrics.connection);
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
 
   let started: Transport[] = [];
@@ -160,6 +175,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
     broker.onReconnect?.(() => void loadStoredEventTypes(context));
     generatedAdminKey = await keys.bootstrap(resolved.adminKey);
+    if (generatedAdminKey) logger.warn(`Generated an admin key, shown only this once: keep it (or set HERALD_ADMIN_KEY): ${generatedAdminKey}`);
     await keys.start();
     await subscriptions.start();
     await bus.start();
@@ -188,10 +204,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     next();
   });
   mountHealthRoutes(app, store, () => stopping);
-  app.use(requireJsonBody);
-  app.use(express.json({ limit: resolved.bodyLimit, type: ['application/json', 'application/*+json'], verify: refuseDeepJson }));
   const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)];
-  for (const route of builtInRoutes) mountRoute(api, route, authenticate, limiter);
+  for (const route of builtInRoutes) mountRoute(api, route, routeOptions);
   const surface = (): ApiSurface => ({
     routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],
     upgrades: mount.upgrades,
@@ -202,8 +216,14 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   mountDocsRoutes(app, surface, metrics);
   app.use(api);
   app.use(transportRouter);
-  app.use(notFoundHandler);
+  // What no route takes: 404, unless an app of yours mounts this one, or a handler hands it on.
+  let mounted = false;
+  app.on('mount', () => (mounted = true));
+  const passOn = new WeakSet<IncomingMessage>();
+  app.use((req, _res, next) => next(mounted || passOn.has(req) ? undefined : new NotFoundError(`Route ${req.method} ${req.path}`)));
   app.use(problemHandler((error) => logger.error({ err: error }, 'unexpected error')));
+  const handlers = (mountOptions?: MountOptions) => heraldHandlers(app, passOn, (...upgrade) => mount.takeUpgrade(...upgrade), mountOptions);
+  const detachments: (() => void)[] = [];
 
   let server: Server | undefined;
   let closing: Promise<void> | undefined;
@@ -212,6 +232,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const close = () =>
     (closing ??= (async () => {
       stopping = true;
+      for (const detach of detachments.splice(0)) detach();
       abort.abort();
       for (const [signal, handler] of signalHandlers) process.off(signal, handler);
       await ready.catch(() => {});
@@ -243,7 +264,10 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     async listen(listenOptions = {}) {
       await ready;
       const httpServer = createServer(listenOptions.handler ?? app);
-      httpServer.on('upgrade', mount.handleUpgrade);
+      const { handleUpgrade } = handlers();
+      httpServer.on('upgrade', (request, socket, head) => {
+        if (!handleUpgrade(request, socket, head)) refuseUpgrade(socket);
+      });
       const port = listenOptions.port ?? resolved.port;
       const host = listenOptions.host ?? options.host;
       await new Promise<void>((resolve, reject) => {
@@ -271,6 +295,18 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       const shownHost = address.family === 'IPv6' ? (address.address === '::' ? 'localhost' : `[${address.address}]`) : address.address;
       return { server: httpServer, port: address.port, url: `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}` };
     },
+    async attach(server, attachOptions) {
+      if (stopping) throw new Error('This Herald is closed: attach a new one');
+      const detach = attachHandlers(server, handlers(attachOptions));
+      detachments.push(detach);
+      try {
+        await ready;
+      } catch (error) {
+        detach();
+        throw error;
+      }
+    },
+    handlers,
     async publish(input) {
       await ready;
       return bus.publish(input as PublishInput);

@@ -2,8 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { HttpMount, PlainHandler, RouteDefinition, UpgradeHandler } from '@herald/core';
 import type { Router } from 'express';
-import type { RequestLimiter } from './rate-limiter.js';
-import { type Authenticate, mountRoute } from './route-mount.js';
+import { mountRoute, type RouteMountOptions } from './route-mount.js';
 
 /** A route or upgrade path a transport added, for the generated API documents. */
 export interface MountedRoute {
@@ -22,18 +21,16 @@ export type ConnectionCounter = (transport: string, delta: 1 | -1) => void;
 /** Routes and upgrade handlers that transports add, on the server's router and HTTP server. */
 export class TransportMount implements HttpMount {
   readonly #router: Router;
-  readonly #authenticate: Authenticate;
+  readonly #routeOptions: RouteMountOptions;
   readonly #countConnection: ConnectionCounter;
-  readonly #limiter: RequestLimiter | undefined;
   readonly #upgrades = new Map<string, UpgradeHandler>();
   readonly #upgradeOwners = new Map<string, string>();
   readonly #routes: MountedRoute[] = [];
 
-  constructor(router: Router, authenticate: Authenticate, countConnection: ConnectionCounter = () => {}, limiter?: RequestLimiter) {
+  constructor(router: Router, routeOptions: RouteMountOptions, countConnection: ConnectionCounter = () => {}) {
     this.#router = router;
-    this.#authenticate = authenticate;
+    this.#routeOptions = routeOptions;
     this.#countConnection = countConnection;
-    this.#limiter = limiter;
   }
 
   route: HttpMount['route'] = (definition) => this.#route(definition as RouteDefinition, '');
@@ -77,8 +74,7 @@ export class TransportMount implements HttpMount {
           return result;
         },
       },
-      this.#authenticate,
-      this.#limiter,
+      this.#routeOptions,
     );
   }
 
@@ -91,15 +87,19 @@ export class TransportMount implements HttpMount {
     this.#upgrades.set(path, handler);
   }
 
-  /** The HTTP server's `upgrade` listener: hands the socket to the handler of its path, or answers 404. */
-  handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  /** Hands an upgrade request for `path` to the transport that added it; returns false, touching nothing, when none did. */
+  takeUpgrade(path: string, request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const handler = this.#upgrades.get(path);
-    if (handler) {
-      const transport = this.#upgradeOwners.get(path) ?? '';
-      this.#countConnection(transport, 1);
-      socket.once('close', () => this.#countConnection(transport, -1));
-      handler(request, socket, head);
-    } else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-  };
+    if (!handler) return false;
+    const transport = this.#upgradeOwners.get(path) ?? '';
+    this.#countConnection(transport, 1);
+    socket.once('close', () => this.#countConnection(transport, -1));
+    handler(request, socket, head);
+    return true;
+  }
+}
+
+/** Answers an upgrade request that nobody takes with 404, and closes its socket. */
+export function refuseUpgrade(socket: Duplex): void {
+  socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
 }

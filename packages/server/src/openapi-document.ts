@@ -160,8 +160,13 @@ function upgradeOperation(path: string, transport: string): Operation {
   };
 }
 
+export interface OpenApiOptions {
+  /** The path the routes are served under, e.g. `/events`. @default '' (the root) */
+  basePath?: string;
+}
+
 /** The OpenAPI 3.1 document of everything `surface` serves, generated from the routes' zod schemas and the catalog. */
-export function openApiDocument(surface: ApiSurface): Record<string, unknown> {
+export function openApiDocument(surface: ApiSurface, options: OpenApiOptions = {}): Record<string, unknown> {
   const paths: Record<string, Record<string, Operation>> = {};
   const add = (method: string, path: string, operation: Operation) => {
     const converted = openApiPath(path).path;
@@ -185,7 +190,7 @@ export function openApiDocument(surface: ApiSurface): Record<string, unknown> {
       description:
         'The REST API of a Herald server: API keys, the event-type catalog, publishing and reading the log, subscriptions, stream tokens, and the routes of its transports. Errors are RFC 9457 `application/problem+json`. Pushed events (WebSocket, SSE, webhooks) are described in `/asyncapi.json`.',
     },
-    servers: [{ url: '/' }],
+    servers: [{ url: options.basePath || '/' }],
     tags: tags.map((name) => ({ name })),
     paths,
     components: {

@@ -28,7 +28,7 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   /**
    * `HERALD_ADMIN_KEY`: an admin key, any value of at least 32 visible ASCII characters without spaces (one
    * in the shape the server issues, `hk_…`, too); it replaces the one configured before. When absent and no
-   * admin key is stored, one is generated and printed once.
+   * admin key is stored, one is generated and logged once, at warn level.
    */
   adminKey?: string;
   /** `PORT`: what `listen()` binds when given no port. @default 3000 */

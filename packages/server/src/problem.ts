@@ -1,4 +1,4 @@
-import { HeraldError, NotFoundError, type Problem, toIssues } from '@herald/core';
+import { HeraldError, type Problem, toIssues } from '@herald/core';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ZodError } from 'zod';
 
@@ -57,17 +57,28 @@ export function sendProblem(res: Parameters<RequestHandler>[1], problem: Problem
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
 
+/** Sends `error` as problem+json, with the headers a HeraldError asks for (e.g. `Retry-After`). */
+function sendError(res: Parameters<RequestHandler>[1], error: unknown): void {
+  if (error instanceof HeraldError && !res.headersSent) for (const [name, value] of Object.entries(error.headers())) res.setHeader(name, value);
+  sendProblem(res, toProblem(error));
+}
+
 /** The last handler: every error becomes problem+json; 5xx are logged. */
 export function problemHandler(onUnexpected: (error: unknown) => void): ErrorRequestHandler {
   return (error, _req, res, _next) => {
-    const problem = toProblem(error);
-    if (problem.status >= 500 && !(error instanceof HeraldError)) onUnexpected(error);
-    if (error instanceof HeraldError && !res.headersSent) for (const [name, value] of Object.entries(error.headers())) res.setHeader(name, value);
-    sendProblem(res, problem);
+    if (!(error instanceof HeraldError) && toProblem(error).status >= 500) onUnexpected(error);
+    sendError(res, error);
   };
 }
 
-/** Answers every request that no route took with a 404 problem. */
-export const notFoundHandler: RequestHandler = (req, _res, next) => {
-  next(new NotFoundError(`Route ${req.method} ${req.path}`));
-};
+/**
+ * For the routes of your own express app, after them: `app.use(errorHandler())`. An error of Herald's (a
+ * `ValidationError` thrown by `herald.publish`, a `NotFoundError`, ...) becomes RFC 9457 problem+json with
+ * its status; any other error goes on to your next error handler, untouched.
+ */
+export function errorHandler(): ErrorRequestHandler {
+  return (error, _req, res, next) => {
+    if (error instanceof HeraldError) sendError(res, error);
+    else next(error);
+  };
+}

@@ -10,8 +10,9 @@ import {
   UnauthorizedError,
   ValidationError,
 } from '@herald/core';
-import type { Request, RequestHandler, Router } from 'express';
+import express, { type Request, type RequestHandler, type Router } from 'express';
 import type { z } from 'zod';
+import { refuseDeepJson } from './json-depth-guard.js';
 import type { RequestLimiter } from './rate-limiter.js';
 
 /** Resolves a credential (API key or stream token) to its principal. */
@@ -23,12 +24,28 @@ class UnsupportedMediaTypeError extends HeraldError {
   }
 }
 
+const jsonTypes = ['application/json', 'application/*+json'];
+
 /** Refuses request bodies that are not JSON with 415, before they are read. */
 export const requireJsonBody: RequestHandler = (req, _res, next) => {
   const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-  if (hasBody && !req.is(['application/json', 'application/*+json'])) throw new UnsupportedMediaTypeError();
+  if (hasBody && !req.is(jsonTypes)) throw new UnsupportedMediaTypeError();
   next();
 };
+
+/** Reads a route's body: refuses one that is not JSON (415), parses JSON of at most `limit` bytes and refuses deep nesting. */
+export function jsonBody(limit: number): RequestHandler[] {
+  return [requireJsonBody, express.json({ limit, type: jsonTypes, verify: refuseDeepJson })];
+}
+
+/** How {@link mountRoute} authenticates a request and reads its body. */
+export interface RouteMountOptions {
+  authenticate: Authenticate;
+  /** Spends each request of its key's quota, and refuses client addresses over their failed authentications. */
+  limiter?: RequestLimiter;
+  /** Run before the route, only for requests to it: e.g. {@link jsonBody}. @default [] (the body is not read) */
+  readBody?: readonly RequestHandler[];
+}
 
 function credentialOf(req: Request, queryToken: boolean): string | undefined {
   const header = req.headers.authorization;
@@ -46,16 +63,17 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: strin
 }
 
 /**
- * Adds a route to an express router: authentication (within the rate limits of `limiter`, when given),
- * role, input validation, JSON answer.
+ * Adds a route to an express router: its body read, authentication (within the rate limits of the
+ * `limiter`, when given), role, input validation, JSON answer.
  */
-export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition<TBody, TQuery>, authenticate: Authenticate, limiter?: RequestLimiter): void {
+export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions): void {
+  const { authenticate, limiter, readBody = [] } = options;
   const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
   const principalOf = (req: Request) => {
     const credential = credentialOf(req, route.queryToken ?? false);
     return credential === undefined ? Promise.reject(new UnauthorizedError()) : authenticate(credential);
   };
-  router[method](route.path, async (req, res) => {
+  router[method](route.path, ...readBody, async (req, res) => {
     const principal = await (limiter ? limiter.authenticate(req, res, () => principalOf(req)) : principalOf(req));
     if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
     if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');

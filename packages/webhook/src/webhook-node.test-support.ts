@@ -47,6 +47,7 @@ await transport.start({
   env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' },
   signal: new AbortController().signal,
   metrics: { delivered() {}, backlog() {} },
+  connections: { acquire: () => () => {} },
 });
 const herald = {
   bus,

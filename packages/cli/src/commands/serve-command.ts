@@ -2,7 +2,6 @@ import { createHerald } from '@herald/server';
 import { CliError, oneLine } from '../cli-error.js';
 import { loadServeConfig } from '../serve-config.js';
 import { shutdownSignal } from '../shutdown-signal.js';
-import { terminal } from '../terminal-output.js';
 
 /** `herald serve`'s flags, which win over the config file and the environment. */
 export interface ServeFlags {
@@ -13,7 +12,7 @@ export interface ServeFlags {
 
 /**
  * Runs Herald from `herald.config.{ts,js,json}` (or the environment) until SIGTERM or SIGINT, then
- * stops gracefully. Logs are pino's JSON lines on stdout; a generated admin key is printed once on stderr.
+ * stops gracefully. Logs are pino's JSON lines on stdout, among them the generated admin key, once, at warn level.
  */
 export async function serve(flags: ServeFlags): Promise<void> {
   const { file, options } = await loadServeConfig(process.cwd(), flags.config);
@@ -35,8 +34,6 @@ export async function serve(flags: ServeFlags): Promise<void> {
     { url, config: file ?? null, transports: options.transports.map((transport) => transport.name), eventTypes: herald.catalog.list().length },
     'Herald is listening',
   );
-  const adminKey = await herald.generatedAdminKey;
-  if (adminKey) terminal.note(`Admin key (generated; shown only this once, keep it): ${adminKey}`);
 
   const signal = await stopped;
   herald.logger.info({ signal }, 'stopping');

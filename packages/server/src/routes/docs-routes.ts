@@ -16,14 +16,15 @@ export const operationalRoutes: readonly PlainRoute[] = [
   { path: '/docs', summary: 'Both documents as a page', tag: 'documents', mediaType: 'text/html' },
 ];
 
-/** Mounts `/openapi.json`, `/asyncapi.json`, `/docs` and `/metrics`, without authentication. */
+/** Mounts `/openapi.json`, `/asyncapi.json`, `/docs` and `/metrics`, without authentication; the documents name the path they are served under. */
 export function mountDocsRoutes(router: Router, surface: () => ApiSurface, metrics: HeraldMetrics): void {
-  router.get('/openapi.json', (_req, res) => {
-    res.json(openApiDocument(surface()));
+  // `baseUrl` is the path Herald is mounted under, whether by `attach` or by an express app of yours.
+  router.get('/openapi.json', (req, res) => {
+    res.json(openApiDocument(surface(), { basePath: req.baseUrl }));
   });
   router.get('/asyncapi.json', (req, res) => {
     const host = req.get('host');
-    res.json(asyncApiDocument(surface(), host ? { host } : {}));
+    res.json(asyncApiDocument(surface(), { basePath: req.baseUrl, ...(host ? { host } : {}) }));
   });
   router.get('/docs', (_req, res) => {
     res.type('html').send(docsPage);

@@ -322,7 +322,12 @@ export class StreamSubscription {
       }
       const held = this.#held;
       this.#held = undefined;
-      if (held.length > 0) this.#hand(held);
+      if (held.length > 0 && !this.#hand(held)) return !this.#closed;
+      // Every event up to the bus's latest was read or held: those not handed over are passed over.
+      if (bus.latest > this.position) {
+        this.position = bus.latest;
+        if (this.#durable !== undefined) this.#passOver(this.#durable);
+      }
       return !this.#closed;
     } catch (error) {
       if (this.#closed) return false;

@@ -5,6 +5,7 @@ import { anyPatternMatches } from './pattern-cache.js';
 import { canAccess, visibleTo } from './principal.js';
 import { SubscriptionNotFoundError, WrongTransportError } from './stream-errors.js';
 import type { StreamEndReason, StreamSession } from './stream-session.js';
+import type { StreamSessions } from './stream-sessions.js';
 
 /** Decides whether a subscription takes an event; e.g. a payload filter, compiled once per subscription. */
 export type EventPredicate = (event: HeraldEvent) => boolean;
@@ -108,10 +109,7 @@ export class StreamSubscription {
   /** Live events that arrived while it replays; undefined once live. */
   #held: HeraldEvent[] | undefined;
   #overflowed = false;
-  #started = false;
   #closed = false;
-  /** Wakes a waiting pull. */
-  #wake: (() => void) | undefined;
 
   /** Use {@link StreamSession.subscribe}. */
   constructor(session: StreamSession, request: StreamRequest) {
@@ -140,7 +138,7 @@ export class StreamSubscription {
 
   /** Taking live events (its replay, if any, is over). */
   get live(): boolean {
-    return this.#started && this.#held === undefined && !this.#closed;
+    return this.#sink !== undefined && this.#held === undefined && !this.#closed;
   }
 
   get closed(): boolean {
@@ -206,7 +204,7 @@ export class StreamSubscription {
       if (caughtUp && collector.events.length === 0 && wait > 0 && !this.#closed) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
-          this.#wake = collector.wake = () => {
+          collector.wake = () => {
             clearTimeout(timer);
             resolve();
           };
@@ -237,7 +235,7 @@ export class StreamSubscription {
   }
 
   /** Whether the client gets `event`: visibility, then the types (a durable subscription's as they are now, and the token's scope), then the filter. */
-  takes(event: HeraldEvent): boolean {
+  #takes(event: HeraldEvent): boolean {
     const visible = this.#visibleTo;
     if (visible !== undefined && event.consumer !== undefined && event.consumer !== visible) return false;
     const durable = this.#durable;
@@ -249,7 +247,7 @@ export class StreamSubscription {
     return this.#filter === undefined || this.#filter(event);
   }
 
-  /** A live batch from the bus: held while it replays, else handed over. */
+  /** For {@link StreamSessions}: a live batch from the bus, held while it replays, else handed over. */
   offer(events: readonly HeraldEvent[]): void {
     const held = this.#held;
     if (held === undefined) {
@@ -270,12 +268,11 @@ export class StreamSubscription {
     this.#held = undefined;
     this.session.sessions.withdraw(this);
     this.session.forget(this);
-    this.#wake?.();
+    if (this.#sink instanceof PullCollector) this.#sink.wake?.();
   }
 
   #goLive(): void {
     this.position = this.session.sessions.context.bus.latest;
-    this.#started = true;
     if (this.#durable !== undefined) this.#durable.delivered = this.position;
     if (!this.#closed) this.session.sessions.offer(this);
   }
@@ -289,7 +286,6 @@ export class StreamSubscription {
     const { sessions } = this.session;
     const { store, bus } = sessions.context;
     this.position = after;
-    this.#started = true;
     if (this.#durable !== undefined) this.#durable.delivered = after;
     if (this.#closed) return false;
     this.#held = [];
@@ -363,7 +359,7 @@ export class StreamSubscription {
   #take(sink: StreamSink, event: HeraldEvent): boolean {
     if (this.#closed) return false;
     if (event.seq <= this.position) return true;
-    if (this.takes(event)) {
+    if (this.#takes(event)) {
       if (!sink.deliver(this, event)) return false;
       if (this.#durable !== undefined) this.#durable.delivered = event.seq;
     }

@@ -20,13 +20,13 @@ const maxTimer = 2_147_483_647;
 export class StreamSession {
   readonly sessions: StreamSessions;
   #principal: Principal;
-  #release: () => void;
+  /** Gives the connection's slot back; undefined once the session is closed. */
+  #release: (() => void) | undefined;
   #sink?: StreamSink;
   /** At most a few, so a list (smaller than a Map for the usual one or two). */
   #subscriptions?: StreamSubscription[];
   #expiry?: NodeJS.Timeout;
   #ended?: StreamEndReason;
-  #closed = false;
 
   /** Use {@link StreamSessions.open}. */
   constructor(sessions: StreamSessions, principal: Principal, release: () => void) {
@@ -68,7 +68,7 @@ export class StreamSession {
    */
   subscribe(request: StreamRequest): StreamSubscription {
     const subscription = new StreamSubscription(this, request);
-    if (this.#closed || this.#ended !== undefined) subscription.close();
+    if (this.#release === undefined || this.#ended !== undefined) subscription.close();
     else if (this.#subscriptions) this.#subscriptions.push(subscription);
     // A literal, not push() on an empty list, which would reserve room for 17.
     else this.#subscriptions = [subscription];
@@ -87,6 +87,7 @@ export class StreamSession {
    * Nothing changes when it throws.
    */
   refresh(principal: Principal): void {
+    if (this.#release === undefined) return;
     const previous = this.#principal;
     if (previous.role !== principal.role || previous.consumer !== principal.consumer) {
       throw new ForbiddenError('a refreshed token must be for the same consumer');
@@ -105,7 +106,7 @@ export class StreamSession {
 
   /** The server ends the session: its subscriptions stop at once, and the sink is told why (it closes the connection). */
   end(reason: StreamEndReason): void {
-    if (this.#closed || this.#ended !== undefined) return;
+    if (this.#release === undefined || this.#ended !== undefined) return;
     this.#ended = reason;
     this.#stopDelivering();
     this.#sink?.end(reason);
@@ -113,10 +114,11 @@ export class StreamSession {
 
   /** The connection is gone (or going): delivery stops and the slot in the connection limit is given back. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    const release = this.#release;
+    if (release === undefined) return;
+    this.#release = undefined;
     this.#stopDelivering();
-    this.#release();
+    release();
     this.sessions.forget(this);
   }
 

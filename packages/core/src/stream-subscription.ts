@@ -101,14 +101,12 @@ export class StreamSubscription {
   #patterns: readonly string[];
   #visibleTo: string | undefined;
   readonly #filter: EventPredicate | undefined;
-  /** Until resolved, the id of the durable subscription asked for. */
-  #durableId: string | undefined;
+  /** Until resolved, only the id of the durable subscription asked for. */
   #durable: DurableAttachment | undefined;
   #after: number | undefined;
   #sink: StreamSink | undefined;
-  /** Live events that arrived while it replays; undefined once live. */
+  /** Live events that arrived while it replays (a new list when they were too many); undefined once live. */
   #held: HeraldEvent[] | undefined;
-  #overflowed = false;
   #closed = false;
 
   /** Use {@link StreamSession.subscribe}. */
@@ -116,7 +114,7 @@ export class StreamSubscription {
     this.session = session;
     this.id = request.id ?? '';
     this.#patterns = request.types ?? [];
-    this.#durableId = request.subscription;
+    if (request.subscription !== undefined) this.#durable = { id: request.subscription, scope: undefined, delivered: 0, acknowledged: 0 };
     this.#after = request.after;
     this.#filter = request.filter;
   }
@@ -126,7 +124,7 @@ export class StreamSubscription {
     return this.#patterns;
   }
 
-  /** The id of the durable subscription it is attached to (once resolved). */
+  /** The id of the durable subscription it attaches to. */
   get durable(): string | undefined {
     return this.#durable?.id;
   }
@@ -153,7 +151,7 @@ export class StreamSubscription {
    */
   async resolve(): Promise<void> {
     const { principal, sessions } = this.session;
-    const id = this.#durableId;
+    const id = this.#durable?.id;
     if (id === undefined) {
       const outside = outsideScope(principal.types, this.#patterns);
       if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
@@ -169,7 +167,6 @@ export class StreamSubscription {
     this.#patterns = stored.types;
     this.#visibleTo = stored.consumer;
     this.#durable = { id, scope: principal.types, delivered: 0, acknowledged: stored.cursor };
-    this.#durableId = undefined;
     this.#after ??= stored.cursor;
   }
 
@@ -254,11 +251,9 @@ export class StreamSubscription {
       this.#hand(events);
       return;
     }
-    if (held.length + events.length > this.session.sessions.holdLimit) {
-      // Read from the log instead, once the replay gets there.
-      held.length = 0;
-      this.#overflowed = true;
-    } else for (const event of events) held.push(event);
+    // Too many: dropped, and read from the log instead (the replay sees the new list and reads on).
+    if (held.length + events.length > this.session.sessions.holdLimit) this.#held = [];
+    else for (const event of events) held.push(event);
   }
 
   /** Stops delivering (an `unsubscribe`, or the session ending). */
@@ -302,8 +297,9 @@ export class StreamSubscription {
         const types = this.#durable !== undefined ? ['**'] : this.#patterns;
         const visible = this.#visibleTo;
         let read = 0;
+        let holding: HeraldEvent[] | undefined;
         do {
-          this.#overflowed = false;
+          holding = this.#held;
           for (;;) {
             if (sink.drained) await sink.drained(this);
             if (this.#closed) return false;
@@ -314,7 +310,7 @@ export class StreamSubscription {
             if (page.length === 0) break;
             if (!this.#hand(page)) return this.#stopCatchingUp();
           }
-        } while (this.#overflowed);
+        } while (this.#held !== holding);
       }
       const held = this.#held;
       this.#held = undefined;

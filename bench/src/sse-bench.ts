@@ -127,6 +127,7 @@ async function runServer(kind: ServerKind): Promise<void> {
 
   serveRequests({
     info: () => ({ port, key }),
+    cpu: () => process.cpuUsage(),
     count: () => count(),
     memory,
     /** Publishes `events` events as fast as it can (at `rate` per second when given); returns when it started. */
@@ -224,19 +225,35 @@ async function main(): Promise<void> {
 
   // Fan-out: each round runs every kind once, in rotating order; round 0, a fifth of the size, warms up.
   const rates: Record<Kind, number[]> = { herald: [], raw: [], 'better-sse': [] };
+  /** CPU time (user + system) the server and the clients spent per delivery, in µs, per round. */
+  const serverCpuRuns: Record<Kind, number[]> = { herald: [], raw: [], 'better-sse': [] };
+  const clientsCpuRuns: Record<Kind, number[]> = { herald: [], raw: [], 'better-sse': [] };
   for (let round = 0; round < rounds + 1; round++) {
     const events = round === 0 ? Math.ceil(fanOutEvents / 5) : fanOutEvents;
     for (let i = 0; i < kinds.length; i++) {
       const kind = kinds[(round + i) % kinds.length] as Kind;
       await clients.call('reset', { name: kind });
+      const [serverBefore, clientsBefore] = await Promise.all([servers[kind].call('cpu'), clients.call('cpu')]);
       const received = clients.call('fanOut', { name: kind, perClient: events });
       const { startedAt } = await servers[kind].call('publish', { events });
       const { lastAt } = await received;
-      const rate = (fanOutClients * events) / ((lastAt - startedAt) / 1000);
-      if (round > 0) rates[kind].push(rate);
-      progress(`fan-out ${round === 0 ? 'warm-up' : `round ${round}`} ${kind}: ${formatCount(rate)} deliveries/s`);
+      const [serverAfter, clientsAfter] = await Promise.all([servers[kind].call('cpu'), clients.call('cpu')]);
+      const deliveries = fanOutClients * events;
+      const perDelivery = (before: NodeJS.CpuUsage, after: NodeJS.CpuUsage) => (after.user + after.system - before.user - before.system) / deliveries;
+      const rate = deliveries / ((lastAt - startedAt) / 1000);
+      if (round > 0) {
+        rates[kind].push(rate);
+        serverCpuRuns[kind].push(perDelivery(serverBefore, serverAfter));
+        clientsCpuRuns[kind].push(perDelivery(clientsBefore, clientsAfter));
+      }
+      progress(
+        `fan-out ${round === 0 ? 'warm-up' : `round ${round}`} ${kind}: ${formatCount(rate)} deliveries/s; CPU per delivery ${perDelivery(serverBefore, serverAfter).toFixed(2)} µs server, ${perDelivery(clientsBefore, clientsAfter).toFixed(2)} µs clients`,
+      );
     }
   }
+  const serverCpu = Object.fromEntries(kinds.map((kind) => [kind, median(serverCpuRuns[kind])])) as Record<Kind, number>;
+  const clientsCpu = Object.fromEntries(kinds.map((kind) => [kind, median(clientsCpuRuns[kind])])) as Record<Kind, number>;
+  const cpuColumns = (kind: Kind) => [`${serverCpu[kind].toFixed(2)} µs`, `${clientsCpu[kind].toFixed(2)} µs`];
 
   // Latency at a steady rate.
   const latency = {} as Record<Kind, LatencySummary>;
@@ -287,10 +304,10 @@ Herald writes the events that arrive together to each stream in one write; the r
 ### Fan-out: ${formatCount(fanOutClients)} clients, ${fanOutEvents} events of ~250 bytes, median of ${rounds} rounds
 
 ${markdownTable(
-  ['server', 'deliveries/s', 'Herald ÷ it', 'per round', 'goal', ''],
+  ['server', 'deliveries/s', 'Herald ÷ it', 'per round', 'goal', '', 'server CPU per delivery', 'clients CPU per delivery'],
   [
-    [label.herald, formatCount(fanOut.herald), '', '', '', ''],
-    [label.raw, formatCount(fanOut.raw), formatRatio(vsRaw), perRound('raw'), formatGoal(goals.vsRaw), verdict(vsRaw, goals.vsRaw)],
+    [label.herald, formatCount(fanOut.herald), '', '', '', '', ...cpuColumns('herald')],
+    [label.raw, formatCount(fanOut.raw), formatRatio(vsRaw), perRound('raw'), formatGoal(goals.vsRaw), verdict(vsRaw, goals.vsRaw), ...cpuColumns('raw')],
     [
       label['better-sse'],
       formatCount(fanOut['better-sse']),
@@ -298,9 +315,12 @@ ${markdownTable(
       perRound('better-sse'),
       formatGoal(goals.vsBetterSse),
       verdict(vsBetterSse, goals.vsBetterSse),
+      ...cpuColumns('better-sse'),
     ],
   ],
 )}
+
+CPU per delivery is the process's user + system time (\`process.cpuUsage()\`) over the round, divided by its deliveries.
 
 ### Publish-to-receipt latency: ${formatCount(fanOutClients)} clients, ${latencyRate} events/s for ${latencySeconds} s
 

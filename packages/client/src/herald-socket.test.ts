@@ -153,8 +153,10 @@ describe('HeraldSocket', () => {
     expect(ids(adHoc)).toEqual(ids(published));
     expect(ids(attached)).toEqual(ids(published.filter((event) => event.type === 'order.created')));
 
-    const last = attached.at(-1) as SocketEvent;
-    await waitFor(async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor === last.seq, 'the cursor to reach the last event');
+    // The log ends with an invoice, which the subscription passes over: acknowledging the last order moves the cursor past it too.
+    const last = published.at(-1) as HeraldEvent;
+    expect(last.type).toBe('invoice.paid');
+    await waitFor(async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor === last.seq, 'the cursor to reach the end of the log');
   });
 
   it('runs handlers one at a time in seq order, reports one that throws and goes on, and passes resets on', async () => {

@@ -1,4 +1,4 @@
-import type { EventFeed, EventFeedSink, HeraldEvent, Principal, TransportFrames, TransportMetrics } from '@herald/core';
+import type { HeraldEvent, ResetReason, StreamEndReason, StreamSink, StreamSubscription, TransportFrames, TransportMetrics } from '@herald/core';
 import { z } from 'zod';
 import type { EnvelopeFrames } from './envelope-frames.js';
 import { encodeFrame } from './sse-frame.js';
@@ -18,84 +18,83 @@ export const frames = {
   },
 } satisfies TransportFrames;
 
-/** Why the server ends a stream: the `reason` of its `end` frame. */
-export type EndReason = z.infer<typeof frames.server.end>['reason'];
+/** What the `end` frame tells the client, by why the session ended. */
+const endMessages: Record<StreamEndReason, string> = {
+  'token-expired': 'the stream token expired: open the stream again with a new token and lastEventId',
+  revoked: 'the key was revoked',
+  stopping: 'the server is stopping: reconnect',
+};
 
-const maxTimer = 2_147_483_647;
-
-/** How one connection delivers. */
-export interface ConnectionOptions {
-  principal: Principal;
-  /** `false`: plain `message` events instead of `event: <type>`. */
-  named: boolean;
-  /** A last check at delivery time, after the feed's types and visibility (durable subscriptions). @default every event */
-  accepts?: (event: HeraldEvent) => boolean;
-  /** Called with the last seq handled: written and flushed to the socket, or passed over. */
-  onPosition?: (seq: number) => void;
-  /** Where each written event is counted, with its publish-to-write latency. */
-  metrics: TransportMetrics;
-}
-
-/** One client's stream: takes events from its feed and writes their frames, a batch per write. */
-export class SseConnection implements EventFeedSink {
+/**
+ * One client's stream: the wire format of its session's one subscription. Writes the events a batch
+ * brings in one write and, on a durable subscription, acknowledges them once the operating system has
+ * taken them.
+ */
+export class SseConnection implements StreamSink {
   readonly stream: SseStream;
-  readonly principal: Principal;
-  feed?: EventFeed;
+  readonly #subscription: StreamSubscription;
   readonly #frames: EnvelopeFrames;
-  readonly #options: ConnectionOptions;
-  #expiry?: NodeJS.Timeout;
+  readonly #named: boolean;
+  readonly #metrics: TransportMetrics;
+  /** While corked: the frames of the batch, and the last seq among them. */
+  #chunk: string | undefined;
+  #chunkSeq = 0;
+  #chunkTime = 0;
 
-  constructor(stream: SseStream, frames: EnvelopeFrames, options: ConnectionOptions) {
+  /** @param named `false`: plain `message` events instead of `event: <type>`. */
+  constructor(stream: SseStream, subscription: StreamSubscription, frames: EnvelopeFrames, named: boolean, metrics: TransportMetrics) {
     this.stream = stream;
-    this.principal = options.principal;
+    this.#subscription = subscription;
     this.#frames = frames;
-    this.#options = options;
-    const { expiresAt } = options.principal;
-    if (expiresAt !== undefined) {
-      const left = Math.max(0, Date.parse(expiresAt) - Date.now());
-      this.#expiry = setTimeout(() => this.end('token-expired', 'the stream token expired: open the stream again with a new token and lastEventId'), Math.min(left, maxTimer));
-      this.#expiry.unref();
-    }
+    this.#named = named;
+    this.#metrics = metrics;
   }
 
-  events(events: readonly HeraldEvent[]): void {
-    if (this.stream.closed) return;
-    const { accepts, named, onPosition, metrics } = this.#options;
-    const now = Date.now();
-    let chunk = '';
-    for (const event of events) {
-      if (accepts !== undefined && !accepts(event)) continue;
-      chunk += this.#frames.of(event, named);
-      metrics.delivered('delivered', now - Date.parse(event.time));
+  deliver(_subscription: StreamSubscription, event: HeraldEvent): boolean {
+    const frame = this.#frames.of(event, this.#named);
+    const chunk = this.#chunk;
+    if (chunk === undefined) {
+      this.#metrics.delivered('delivered', Date.now() - Date.parse(event.time));
+      this.#write(frame, event.seq);
+    } else {
+      this.#metrics.delivered('delivered', this.#chunkTime - Date.parse(event.time));
+      this.#chunk = chunk + frame;
+      this.#chunkSeq = event.seq;
     }
-    const last = events.at(-1);
-    if (onPosition === undefined || last === undefined) this.stream.write(chunk);
-    else if (chunk === '') onPosition(last.seq);
-    else this.stream.write(chunk, () => onPosition(last.seq));
+    return !this.stream.closed;
   }
 
-  reset(reason: 'ahead' | 'expired', latest: number): void {
-    if (this.stream.closed) return;
-    const { onPosition } = this.#options;
-    this.stream.write(
-      encodeFrame({ id: latest, event: 'reset', data: JSON.stringify({ reason, latest }) }),
-      onPosition && (() => onPosition(latest)),
-    );
+  cork(): void {
+    this.#chunk = '';
+    this.#chunkTime = Date.now();
+  }
+
+  uncork(): void {
+    const chunk = this.#chunk;
+    this.#chunk = undefined;
+    if (chunk) this.#write(chunk, this.#chunkSeq);
+  }
+
+  reset(_subscription: StreamSubscription, reason: ResetReason, latest: number): void {
+    this.stream.write(encodeFrame({ id: latest, event: 'reset', data: JSON.stringify({ reason, latest }) }));
   }
 
   /**
    * Ends the stream with an `end` frame that says why. The frame has no `id`, so the client's last event
    * ID stays that of the last event it received, ready for a new stream that resumes after it.
    */
-  end(reason: EndReason, message: string): void {
-    this.close();
-    this.stream.write(encodeFrame({ event: 'end', data: JSON.stringify({ reason, message }) }));
+  end(reason: StreamEndReason): void {
+    this.stream.write(encodeFrame({ event: 'end', data: JSON.stringify({ reason, message: endMessages[reason] }) }));
     this.stream.end();
   }
 
-  /** Stops the feed; the stream is ended or destroyed by the caller. */
-  close(): void {
-    clearTimeout(this.#expiry);
-    this.feed?.close();
+  drained(): Promise<void> {
+    return this.stream.drained();
+  }
+
+  #write(chunk: string, seq: number): void {
+    const subscription = this.#subscription;
+    if (subscription.durable === undefined) this.stream.write(chunk);
+    else this.stream.write(chunk, () => subscription.acknowledge(seq));
   }
 }

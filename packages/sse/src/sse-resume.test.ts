@@ -154,6 +154,34 @@ describe('durable subscriptions', () => {
     expect(idsOf(events)).toEqual([a.event.id, b.event.id, c.event.id]);
   });
 
+  it('passes over what is published while paused, and a later connection does not replay it (the same rule as WebSocket)', async () => {
+    app = await startStreamApp({ cursorInterval: 50 });
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, key);
+    const path = `/v1/subscriptions/${created.body.id}`;
+    const url = `${app.baseUrl}/v1/stream?subscription=${created.body.id}`;
+    const cursor = async () => (await app?.api('GET', path, undefined, key))?.body.cursor as number;
+    const first = track(eventSourceWithKey(url, key));
+    const firstEvents = collectEvents(first, [...orderTypes]);
+    await opened(first);
+    const { event: before } = await app.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => firstEvents.length === 1, 'the event before the pause');
+    expect((await app.api('PATCH', path, { status: 'paused' }, key)).status).toBe(200);
+    const whilePaused = [(await app.herald.publish({ type: 'order.created', data: { n: 2 } })).event, (await app.herald.publish({ type: 'order.shipped', data: { n: 3 } })).event];
+    await waitFor(async () => (await cursor()) === whilePaused[1]?.seq, 'the cursor to pass over the events published while paused');
+    first.close();
+    await waitFor(() => app?.sse.connections === 0, 'the stream to close');
+
+    expect((await app.api('PATCH', path, { status: 'active' }, key)).status).toBe(200);
+    const { event: after } = await app.herald.publish({ type: 'order.created', data: { n: 4 } });
+    const second = track(eventSourceWithKey(url, key));
+    const secondEvents = collectEvents(second, [...orderTypes]);
+    await waitFor(() => secondEvents.length === 1, 'the event published after the pause');
+    await settle();
+    expect(idsOf(secondEvents)).toEqual([after.id]);
+    expect(idsOf(firstEvents)).toEqual([before.id]);
+  });
+
   it('ends the streams of a revoked key, and the client cannot come back', async () => {
     app = await startStreamApp({ retry: 50 });
     const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });

@@ -1,23 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  actsWithKey,
-  canAccess,
-  CursorWriter,
   defineRoute,
-  ForbiddenError,
   HeraldError,
-  type HeraldEvent,
-  matchesPattern,
-  NotFoundError,
-  openEventFeed,
-  outsideScope,
-  type Principal,
   type RouteRequest,
-  TooManyConnectionsError,
+  StreamSessions,
+  SubscriptionNotFoundError,
   type Transport,
   type TransportContext,
-  ValidationError,
-  visibleTo,
+  WrongTransportError,
 } from '@herald/core';
 import { CorsPolicy, type SseCorsOptions } from './cors-policy.js';
 import { EnvelopeFrames } from './envelope-frames.js';
@@ -69,15 +59,6 @@ class StoppingError extends HeraldError {
   }
 }
 
-/** What one stream request resolves to: the feed to open and how to deliver it. */
-interface StreamPlan {
-  types: readonly string[];
-  visibleTo?: string;
-  after?: number;
-  accepts?: (event: HeraldEvent) => boolean;
-  onPosition?: (seq: number) => void;
-}
-
 function positiveInteger(name: string, value: number, allowZero = false): number {
   if (!Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
     throw new Error(`sse: ${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, not ${value}`);
@@ -97,10 +78,8 @@ class ServerSentEvents implements SseTransport {
   readonly #frames = new EnvelopeFrames();
   readonly #connections = new Set<SseConnection>();
   readonly #opening = new Set<Promise<unknown>>();
-  /** The durable subscriptions each event matches, worked out once per event for every stream. */
-  #cursors: CursorWriter | undefined;
+  #sessions: StreamSessions | undefined;
   #keepAliveTimer: NodeJS.Timeout | undefined;
-  #stopRevocations: (() => void) | undefined;
   #stopping = false;
 
   constructor(options: SseOptions) {
@@ -119,7 +98,7 @@ class ServerSentEvents implements SseTransport {
 
   async start(context: TransportContext): Promise<void> {
     this.#stopping = false;
-    this.#cursors = new CursorWriter(context.subscriptions, context.logger, this.#cursorInterval);
+    this.#sessions = new StreamSessions(context, { transport: this.name, cursorInterval: this.#cursorInterval });
     context.http.route(
       defineRoute({
         method: 'GET',
@@ -146,29 +125,24 @@ class ServerSentEvents implements SseTransport {
       }, this.#keepAlive);
       this.#keepAliveTimer.unref();
     }
-    this.#stopRevocations = context.onKeyRevoked((keyId) => {
-      for (const connection of this.#connections) {
-        if (actsWithKey(connection.principal, keyId)) connection.end('revoked', 'the key was revoked');
-      }
-    });
   }
 
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#keepAliveTimer);
-    this.#stopRevocations?.();
-    const open = [...this.#connections];
-    for (const connection of open) connection.end('stopping', 'the server is stopping: reconnect');
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, stopGrace);
+    // Ending the sessions writes each stream's `end` frame; then the streams get a grace period to flush it.
+    await this.#sessions?.stop(async () => {
+      const open = [...this.#connections];
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, stopGrace);
+      });
+      await Promise.race([Promise.all(open.map((connection) => connection.stream.whenGone)), graceOver]);
+      clearTimeout(timer);
+      // Readers that stopped reading cannot take the end of their stream: drop them.
+      for (const connection of open) connection.stream.destroy();
+      await Promise.allSettled(this.#opening);
     });
-    await Promise.race([Promise.all(open.map((connection) => connection.stream.whenGone)), graceOver]);
-    clearTimeout(timer);
-    // Readers that stopped reading cannot take the end of their stream: drop them.
-    for (const connection of open) connection.stream.destroy();
-    await Promise.allSettled(this.#opening);
-    await this.#cursors?.close();
   }
 
   async #track<T>(work: Promise<T>): Promise<T> {
@@ -186,87 +160,54 @@ class ServerSentEvents implements SseTransport {
     for (const [name, value] of Object.entries(this.#cors?.headers(raw.headers.origin) ?? {})) response.setHeader(name, value);
     const fromHeader = parseLastEventId(raw.headers['last-event-id'], 'The Last-Event-ID header');
     const fromQuery = parseLastEventId(query.lastEventId, 'The lastEventId parameter');
-    const plan =
-      query.subscription !== undefined
-        ? await this.#durablePlan(context, principal, query.subscription, fromHeader ?? fromQuery)
-        : this.#adHocPlan(context, principal, query.types ?? [], fromHeader ?? fromQuery);
-    if (this.#stopping) throw new StoppingError();
-    // The client may have gone while the subscription was read; nothing would tell us later.
-    if (raw.socket.destroyed) return undefined;
+    const after = fromHeader ?? fromQuery;
     // One limit for the key's streams and its connections on every other transport.
-    const release = context.connections.acquire(principal);
-    if (!release) throw new TooManyConnectionsError();
-    response.once('close', release);
+    const session = (this.#sessions as StreamSessions).open(principal);
+    response.once('close', () => session.close());
+    const subscription = session.subscribe(query.subscription !== undefined ? { subscription: query.subscription, after } : { types: query.types ?? [], after });
+    try {
+      await subscription.resolve();
+    } catch (error) {
+      session.close();
+      // Another transport's subscription is as unknown here as one that does not exist.
+      throw error instanceof WrongTransportError ? new SubscriptionNotFoundError(error.subscriptionId) : error;
+    }
+    if (this.#stopping) {
+      session.close();
+      throw new StoppingError();
+    }
+    // The client may have gone while the subscription was read; nothing would tell us later.
+    if (raw.socket.destroyed) {
+      session.close();
+      return undefined;
+    }
 
     response.writeHead(200, streamHeaders);
     if (raw.method === 'HEAD') {
+      session.close();
       response.end();
       return undefined;
     }
     const stream = new SseStream(response, this.#maxBufferedBytes, (bufferedBytes) => {
       context.logger.warn({ consumer: principal.consumer, bufferedBytes }, 'an SSE reader fell too far behind; its stream was cut off');
     });
-    const connection = new SseConnection(stream, this.#frames, {
-      principal,
-      named: query.named === 'true',
-      metrics: context.metrics,
-      ...(plan.accepts ? { accepts: plan.accepts } : {}),
-      ...(plan.onPosition ? { onPosition: plan.onPosition } : {}),
-    });
+    const connection = new SseConnection(stream, subscription, this.#frames, query.named === 'true', context.metrics);
     this.#connections.add(connection);
-    response.once('close', () => {
-      this.#connections.delete(connection);
-      connection.close();
-    });
+    response.once('close', () => this.#connections.delete(connection));
 
-    // Read in the same tick as the feed reads it, so this is exactly where a live stream starts.
-    const start = plan.after ?? context.bus.latest;
+    // Read in the same tick as the subscription starts, so this is exactly where a live stream starts.
+    const start = subscription.after ?? context.bus.latest;
     stream.write(encodeFrame({ retry: this.#retry, id: start, event: 'ready', data: JSON.stringify({ after: start }) }));
+    session.attach(connection);
     try {
-      connection.feed = await openEventFeed(
-        context,
-        { types: plan.types, visibleTo: plan.visibleTo, after: plan.after, drained: () => stream.drained() },
-        connection,
-      );
+      await subscription.start();
     } catch (error) {
       if (!(error instanceof StreamClosedError)) context.logger.warn({ err: error }, 'replaying the log to an SSE stream failed');
       stream.destroy();
       return undefined;
     }
-    if (stream.closed) connection.close();
-    else stream.enforceLimit();
+    if (!stream.closed) stream.enforceLimit();
     return undefined;
-  }
-
-  #adHocPlan(context: TransportContext, principal: Principal, types: readonly string[], after: number | undefined): StreamPlan {
-    const known = context.catalog.list().map((info) => info.name);
-    const unknown = types.flatMap((pattern, index) =>
-      known.some((name) => matchesPattern(pattern, name)) ? [] : [{ path: ['types', index], message: `"${pattern}" matches no event type in the catalog` }],
-    );
-    if (unknown.length > 0) throw new ValidationError('The stream names event types that do not exist', unknown, 'unknown-event-type');
-    const outside = outsideScope(principal.types, types);
-    if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
-    return { types, visibleTo: visibleTo(principal), after };
-  }
-
-  async #durablePlan(context: TransportContext, principal: Principal, id: string, after: number | undefined): Promise<StreamPlan> {
-    const subscription = await context.subscriptions.get(id);
-    if (!subscription || subscription.transport !== this.name || !canAccess(principal, subscription)) {
-      throw new NotFoundError(`SSE subscription ${id}`);
-    }
-    const outside = outsideScope(principal.types, subscription.types);
-    if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
-    const scope = principal.types;
-    const cursors = this.#cursors as CursorWriter;
-    return {
-      // Every visible event, so changes of the subscription's types and status apply at delivery time.
-      types: ['**'],
-      visibleTo: subscription.consumer,
-      after: after ?? subscription.cursor,
-      accepts: (event) =>
-        context.subscriptions.matchedIds(event, this.name).has(id) && (scope === undefined || scope.some((pattern) => matchesPattern(pattern, event.type))),
-      onPosition: (seq) => cursors.advance(id, seq),
-    };
   }
 
   #preflight(request: IncomingMessage, response: ServerResponse): void {

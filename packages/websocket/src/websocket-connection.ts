@@ -1,8 +1,19 @@
 import type { Duplex } from 'node:stream';
-import { canAccess, type CursorWriter, HeraldError, type HeraldEvent, openEventFeed, outsideScope, type Principal, type TransportContext, visibleTo } from '@herald/core';
+import {
+  ForbiddenError,
+  HeraldError,
+  type HeraldEvent,
+  type Principal,
+  type ResetReason,
+  type StreamEndReason,
+  type StreamSession,
+  type StreamSessions,
+  type StreamSink,
+  type StreamSubscription,
+  TooManyConnectionsError,
+  type TransportContext,
+} from '@herald/core';
 import { WebSocket } from 'ws';
-import { ClientSubscription, type SubscriptionOwner } from './client-subscription.js';
-import { patternMatches } from './pattern-cache.js';
 import type { ResolvedWebSocketOptions } from './websocket-options.js';
 import {
   type AckMessage,
@@ -20,30 +31,31 @@ export interface ConnectionHost {
   readonly context: TransportContext;
   readonly options: ResolvedWebSocketOptions;
   readonly frames: EventFrames;
-  readonly cursors: CursorWriter;
-  /** The transport's name: the `transport` of the durable subscriptions it serves. */
-  readonly name: string;
+  /** Opens each authenticated connection's session. */
+  readonly sessions: StreamSessions;
   /** Forgets a closed connection. */
   release(connection: Connection): void;
-  /** Whether the durable subscription `id` is active and matches `event` right now. */
-  durableMatches(event: HeraldEvent, id: string): boolean;
-  /** Subscriptions the transport's bus listener offers each batch to. */
-  readonly live: Set<ClientSubscription>;
-}
-
-/** A credential checked and counted against the server's connection limit, with the function that gives its slot back. */
-export interface Admitted {
-  principal: Principal;
-  release: () => void;
 }
 
 const textFrame = { binary: false } as const;
 const tooManyConnections = 'this key has too many open connections';
 const maxMessagesWhileAuthenticating = 100;
-const maxTimer = 2_147_483_647;
-/** Events per replay page: small, so one page adds little to a send buffer that has just drained. */
-const replayBatchSize = 100;
 const drainPollInterval = 10;
+
+/** How the session's ends close the connection. */
+const endings: Record<StreamEndReason, [CloseCode, string]> = {
+  revoked: [CloseCode.Unauthorized, 'the key was revoked'],
+  'token-expired': [CloseCode.Unauthorized, 'the stream token expired: send auth with a new token before it does'],
+  stopping: [CloseCode.GoingAway, 'the server is stopping'],
+};
+
+/** The `error` code of each refusal of a `subscribe`, by the refusing error's code. */
+const refusals: Readonly<Record<string, ErrorCode>> = {
+  forbidden: 'forbidden',
+  'unknown-event-type': 'unknown-event-type',
+  'not-found': 'subscription-not-found',
+  'wrong-transport': 'wrong-transport',
+};
 
 /**
  * The server's WebSocket class (ws's `WebSocket` option): it hands ws's events straight to its
@@ -88,35 +100,29 @@ export class HeraldWebSocket extends WebSocket {
   }
 }
 
-/** A client speaking herald.v1 on one WebSocket. */
-export class Connection implements SubscriptionOwner {
+/** A client speaking herald.v1 on one WebSocket: the wire format of its {@link StreamSession}. */
+export class Connection implements StreamSink {
   readonly ws: HeraldWebSocket;
   /** Set until the connection answers a protocol ping. */
   alive = true;
   readonly #host: ConnectionHost;
-  /** At most `maxSubscriptions`, so a list (smaller than a Map for the usual one or two). */
-  #subscriptions?: ClientSubscription[];
-  #principal?: Principal;
-  /** Gives back the connection's slot in the server's per-key limit. */
-  #release?: () => void;
+  /** Once authenticated: whom the connection is for, what it subscribes to, its slot in the per-key limit. */
+  #session?: StreamSession;
   #closing = false;
   #authenticating?: Promise<void>;
   #queued?: [Buffer, boolean][];
   #authTimer?: NodeJS.Timeout;
-  #expiryTimer?: NodeJS.Timeout;
   #killTimer?: NodeJS.Timeout;
   #whenClosed?: Promise<void>;
   #isClosed = false;
 
-  /** @param admitted set when the upgrade carried a valid `Authorization` header. */
-  constructor(ws: HeraldWebSocket, host: ConnectionHost, admitted?: Admitted) {
+  /** @param session opened when the upgrade carried a valid `Authorization` header. */
+  constructor(ws: HeraldWebSocket, host: ConnectionHost, session?: StreamSession) {
     this.ws = ws;
     this.#host = host;
     ws.connection = this;
-    if (admitted) {
-      this.#release = admitted.release;
-      this.#authenticated(admitted.principal);
-    } else {
+    if (session) this.#authenticated(session);
+    else {
       this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'no auth message in time'), host.options.authTimeout);
       this.#authTimer.unref();
     }
@@ -133,8 +139,6 @@ export class Connection implements SubscriptionOwner {
   closed(): void {
     this.#isClosed = true;
     this.#cleanUp();
-    this.#release?.();
-    this.#release = undefined;
     clearTimeout(this.#killTimer);
     this.#killTimer = undefined;
     this.#host.release(this);
@@ -144,16 +148,8 @@ export class Connection implements SubscriptionOwner {
     this.#host.context.logger.debug({ err: error }, 'websocket error');
   }
 
-  get principal(): Principal | undefined {
-    return this.#principal;
-  }
-
   get subscriptionCount(): number {
-    return this.#subscriptions?.length ?? 0;
-  }
-
-  durableMatches(event: HeraldEvent, id: string): boolean {
-    return this.#host.durableMatches(event, id);
+    return this.#session?.subscriptions.length ?? 0;
   }
 
   /** Pings at the protocol level; terminates the connection if the previous ping went unanswered. */
@@ -169,26 +165,25 @@ export class Connection implements SubscriptionOwner {
   /** Stops delivering, sends a close frame, and terminates if it cannot be flushed within `closeTimeout`. */
   close(code: CloseCode, reason: string): void {
     if (this.#closing) return;
-    this.#closing = true;
+    const consumer = this.#session?.principal.consumer;
     this.#cleanUp();
-    this.#host.context.logger.debug({ code, reason, consumer: this.#principal?.consumer }, 'closing a websocket');
+    this.#host.context.logger.debug({ code, reason, consumer }, 'closing a websocket');
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, closeReason(reason));
     this.#killTimer = setTimeout(() => this.ws.terminate(), this.#host.options.closeTimeout);
     this.#killTimer.unref();
   }
 
-  #cleanUp(): void {
-    this.#closing = true;
-    this.#clearTimers();
-    for (const subscription of this.#subscriptions ?? []) this.#cancel(subscription);
-    this.#subscriptions = undefined;
-    this.#queued = undefined;
+  /** The session ended (revoked, token expired, server stopping). */
+  end(reason: StreamEndReason): void {
+    this.close(...endings[reason]);
   }
 
-  #clearTimers(): void {
+  #cleanUp(): void {
+    this.#closing = true;
     clearTimeout(this.#authTimer);
-    clearTimeout(this.#expiryTimer);
-    this.#authTimer = this.#expiryTimer = undefined;
+    this.#authTimer = undefined;
+    this.#session?.close();
+    this.#queued = undefined;
   }
 
   /** Handles one frame from the client. */
@@ -212,20 +207,21 @@ export class Connection implements SubscriptionOwner {
       case 'auth':
         return void this.#authenticate(message.token);
     }
-    if (!this.#principal) return void this.close(CloseCode.Unauthorized, `${message.type} before auth: send auth {token} first`);
+    const session = this.#session;
+    if (!session) return void this.close(CloseCode.Unauthorized, `${message.type} before auth: send auth {token} first`);
     switch (message.type) {
       case 'subscribe':
-        return void this.#subscribe(message, this.#principal).catch((error: unknown) => {
+        return void this.#subscribe(message, session).catch((error: unknown) => {
           this.#host.context.logger.error({ err: error }, 'subscribing failed');
         });
       case 'unsubscribe': {
-        const subscription = this.#find(message.id);
+        const subscription = session.find(message.id);
         if (!subscription) return void this.#error('unknown-subscription', `no subscription "${message.id}" on this connection`, message.id);
-        this.#remove(subscription);
+        subscription.close();
         return;
       }
       case 'ack':
-        return void this.#ack(message);
+        return void this.#ack(message, session);
     }
   }
 
@@ -240,24 +236,15 @@ export class Connection implements SubscriptionOwner {
         return this.close(CloseCode.Unauthorized, error instanceof HeraldError ? error.message : 'the token could not be checked');
       }
       if (this.#closing) return;
-      const previous = this.#principal;
-      if (previous) {
-        if (previous.role !== principal.role || previous.consumer !== principal.consumer) {
-          return this.close(CloseCode.Forbidden, 'a refreshed token must be for the same consumer');
-        }
-        const open = (this.#subscriptions ?? []).flatMap((subscription) => subscription.patterns);
-        if (outsideScope(principal.types, open).length > 0) {
-          return this.close(CloseCode.Forbidden, "the refreshed token's types do not cover the open subscriptions");
-        }
+      try {
+        if (this.#session) this.#session.refresh(principal);
+        else this.#session = this.#host.sessions.open(principal);
+      } catch (error) {
+        if (error instanceof ForbiddenError) return this.close(CloseCode.Forbidden, error.message);
+        if (error instanceof TooManyConnectionsError) return this.close(CloseCode.TryAgainLater, tooManyConnections);
+        return this.close(CloseCode.GoingAway, 'the server is stopping');
       }
-      // The connection counts against the credential it now uses (a refreshed token is another one).
-      if (previous?.keyId !== principal.keyId) {
-        const release = this.#host.context.connections.acquire(principal);
-        if (!release) return this.close(CloseCode.TryAgainLater, tooManyConnections);
-        this.#release?.();
-        this.#release = release;
-      }
-      this.#authenticated(principal);
+      this.#authenticated(this.#session);
     })();
     this.#authenticating = work;
     await work;
@@ -267,118 +254,42 @@ export class Connection implements SubscriptionOwner {
     for (const [data, isBinary] of queued) this.receive(data, isBinary);
   }
 
-  #authenticated(principal: Principal): void {
-    this.#principal = principal;
-    this.#clearTimers();
-    if (principal.expiresAt !== undefined) {
-      const left = Math.max(0, Date.parse(principal.expiresAt) - Date.now());
-      this.#expiryTimer = setTimeout(() => this.close(CloseCode.Unauthorized, 'the stream token expired: send auth with a new token before it does'), Math.min(left, maxTimer));
-      this.#expiryTimer.unref();
-    }
-    this.send(serverMessage.ready(principal.consumer, principal.expiresAt));
+  #authenticated(session: StreamSession): void {
+    this.#session = session;
+    clearTimeout(this.#authTimer);
+    this.#authTimer = undefined;
+    session.attach(this);
+    const { consumer, expiresAt } = session.principal;
+    this.send(serverMessage.ready(consumer, expiresAt));
   }
 
-  #find(id: string): ClientSubscription | undefined {
-    return this.#subscriptions?.find((subscription) => subscription.id === id);
-  }
-
-  #cancel(subscription: ClientSubscription): void {
-    subscription.cancelled = true;
-    this.#host.live.delete(subscription);
-  }
-
-  #remove(subscription: ClientSubscription): void {
-    this.#cancel(subscription);
-    const list = this.#subscriptions;
-    if (list) list.splice(list.indexOf(subscription), 1);
-  }
-
-  async #subscribe(message: SubscribeMessage, principal: Principal): Promise<void> {
+  async #subscribe(message: SubscribeMessage, session: StreamSession): Promise<void> {
     const { id } = message;
-    if (this.#find(id)) return this.close(CloseCode.DuplicateSubscription, `subscription id "${id}" is already in use`);
-    if (this.subscriptionCount >= this.#host.options.maxSubscriptions) {
+    if (session.find(id)) return this.close(CloseCode.DuplicateSubscription, `subscription id "${id}" is already in use`);
+    if (session.subscriptions.length >= this.#host.options.maxSubscriptions) {
       return this.#error('too-many-subscriptions', `a connection may hold ${this.#host.options.maxSubscriptions} subscriptions`, id);
     }
-    // Taken at once, so a duplicate id sent while this one is looked up or replayed is caught.
-    const placeholder = new ClientSubscription(id, this, [], undefined);
-    // A literal, not push() on an empty list, which would reserve room for 17.
-    let list = this.#subscriptions;
-    if (list) list.push(placeholder);
-    else list = this.#subscriptions = [placeholder];
-    const resolved = await this.#resolveSubscription(message, principal, placeholder);
-    if (this.#subscriptions !== list || placeholder.cancelled) return;
-    const index = list.indexOf(placeholder);
-    if (typeof resolved === 'string') {
-      list.splice(index, 1);
-      return;
+    // Held by the session at once, so a duplicate id sent while this one is looked up or replayed is caught.
+    const subscription = session.subscribe({ id, ...(message.types !== undefined ? { types: message.types } : { subscription: message.subscription }), after: message.after });
+    try {
+      await subscription.resolve();
+    } catch (error) {
+      if (subscription.closed) return;
+      subscription.close();
+      const code = error instanceof HeraldError ? refusals[error.code] : undefined;
+      if (code === undefined) throw error;
+      return this.#error(code, (error as HeraldError).message, id);
     }
-    const subscription = resolved;
-    list[index] = subscription;
-
-    // A durable subscription resumes from its stored cursor, which `#resolveSubscription` put in `position`.
-    const after = message.after ?? (subscription.durable !== undefined ? subscription.position : undefined);
-    if (after === undefined) {
-      subscription.position = this.#host.context.bus.latest;
-    } else {
-      subscription.position = after;
-      try {
-        const feed = await openEventFeed(
-          this.#host.context,
-          // The feed replays with its own filter; `subscription.wants` then decides (a durable one's matcher).
-          {
-            types: subscription.durable !== undefined ? ['**'] : subscription.patterns,
-            visibleTo: subscription.visibleTo,
-            after,
-            batchSize: replayBatchSize,
-            drained: () => this.#drained(subscription),
-          },
-          subscription,
-        );
-        // The hand-over from the feed to the transport's bus listener happens here, between two bus batches.
-        feed.close();
-        subscription.position = Math.max(subscription.position, feed.position);
-      } catch (error) {
-        if (subscription.cancelled) return;
-        this.#host.context.logger.error({ err: error }, 'opening an event feed failed');
-        this.#remove(subscription);
-        this.#error('unavailable', 'the log could not be read; subscribe again', id);
-        return;
-      }
-      if (subscription.cancelled) return;
+    if (subscription.closed) return;
+    try {
+      await subscription.start();
+    } catch (error) {
+      if (subscription.closed) return;
+      this.#host.context.logger.error({ err: error }, 'replaying the log failed');
+      subscription.close();
+      return this.#error('unavailable', 'the log could not be read; subscribe again', id);
     }
-    subscription.live = true;
-    this.#host.live.add(subscription);
-    this.send(serverMessage.subscribed(id, subscription.position));
-  }
-
-  /**
-   * Checks a subscribe message against the principal and the stored subscription; answers an
-   * `error` and returns its code when it is refused. A durable subscription comes back with its cursor as `position`.
-   */
-  async #resolveSubscription(message: SubscribeMessage, principal: Principal, placeholder: ClientSubscription): Promise<ClientSubscription | ErrorCode> {
-    const refuse = (code: ErrorCode, text: string): ErrorCode => {
-      if (!placeholder.cancelled) this.#error(code, text, message.id);
-      return code;
-    };
-    if (message.subscription === undefined) {
-      const patterns = message.types ?? [];
-      const outside = outsideScope(principal.types, patterns);
-      if (outside.length > 0) return refuse('forbidden', `the token does not allow ${outside.join(', ')}`);
-      const known = this.#host.context.catalog.list().map((info) => info.name);
-      const unknown = patterns.filter((pattern) => !known.some((name) => patternMatches(pattern, name)));
-      if (unknown.length > 0) return refuse('unknown-event-type', `${unknown.join(', ')} matches no event type in the catalog`);
-      return new ClientSubscription(message.id, this, patterns, visibleTo(principal));
-    }
-    const durable = await this.#host.context.subscriptions.get(message.subscription);
-    if (!durable || !canAccess(principal, durable)) return refuse('subscription-not-found', `no subscription "${message.subscription}" for this consumer`);
-    if (durable.transport !== this.#host.name) {
-      return refuse('wrong-transport', `subscription "${durable.id}" is for transport "${durable.transport}", not "${this.#host.name}"`);
-    }
-    const outside = outsideScope(principal.types, durable.types);
-    if (outside.length > 0) return refuse('forbidden', `the token does not allow ${outside.join(', ')}`);
-    const subscription = new ClientSubscription(message.id, this, durable.types, durable.consumer, durable.id, principal.types);
-    subscription.position = durable.cursor;
-    return subscription;
+    if (!subscription.closed) this.send(serverMessage.subscribed(id, subscription.position));
   }
 
   cork(): void {
@@ -390,33 +301,32 @@ export class Connection implements SubscriptionOwner {
   }
 
   /** Sends one event on a subscription; false when nothing more should be sent. */
-  sendEvent(subscription: ClientSubscription, event: HeraldEvent): boolean {
+  deliver(subscription: StreamSubscription, event: HeraldEvent): boolean {
     // A replay waits for the buffer to drain before each page, so its pages may go over the limit.
     const sent = this.send(this.#host.frames.frame(subscription.id, event), !subscription.live);
     this.#host.context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - Date.parse(event.time));
     return sent;
   }
 
-  #ack({ id, seq }: AckMessage): void {
-    const subscription = this.#find(id);
+  reset(subscription: StreamSubscription, reason: ResetReason, latest: number): void {
+    this.send(serverMessage.reset(subscription.id, reason, latest));
+  }
+
+  #ack({ id, seq }: AckMessage, session: StreamSession): void {
+    const subscription = session.find(id);
     if (!subscription) return void this.#error('unknown-subscription', `no subscription "${id}" on this connection`, id);
     if (subscription.durable === undefined) return void this.#error('not-durable', `subscription "${id}" is not attached to a durable subscription`, id);
-    if (seq > subscription.position) return void this.#error('ack-ahead', `seq ${seq} has not been delivered on "${id}"`, id);
-    this.#host.cursors.advance(subscription.durable, seq);
+    if (!subscription.acknowledge(seq)) this.#error('ack-ahead', `seq ${seq} has not been delivered on "${id}"`, id);
   }
 
   #error(code: ErrorCode, message: string, id?: string): void {
     this.send(serverMessage.error(code, message, id));
   }
 
-  /**
-   * Resolves once the send buffer is under half its limit: a replay reads its next page then.
-   * Rejects when the subscription is gone, which ends its replay.
-   */
-  async #drained(subscription: ClientSubscription): Promise<void> {
+  /** Resolves once the send buffer is under half its limit (or the subscription is gone): a replay reads its next page then. */
+  async drained(subscription: StreamSubscription): Promise<void> {
     const threshold = this.#host.options.maxBufferedAmount / 2;
-    while (!subscription.cancelled && this.ws.bufferedAmount > threshold) await new Promise((resolve) => setTimeout(resolve, drainPollInterval));
-    if (subscription.cancelled) throw new Error('the subscription ended during its replay');
+    while (!subscription.closed && this.ws.bufferedAmount > threshold) await new Promise((resolve) => setTimeout(resolve, drainPollInterval));
   }
 
   /**

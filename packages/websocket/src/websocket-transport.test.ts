@@ -281,6 +281,31 @@ describe('durable subscriptions', () => {
     expect(again.events('d').map((event) => event.id)).toEqual([missed[2]?.id]);
   });
 
+  it('pass over what is published while paused, and a later attach does not replay it (the same rule as SSE)', async () => {
+    const ws = await start({ cursorFlushInterval: 50 });
+    const key = await ws.app.consumerKey('acme');
+    const durable = await ws.durable('acme', ['order.*']);
+    const path = `/v1/subscriptions/${durable.id}`;
+    const cursor = async () => (await ws.app.api('GET', path, undefined, key)).body.cursor as number;
+    const client = await connect(ws.url, { bearer: key });
+    await client.subscribe({ id: 'd', subscription: durable.id });
+    const before = await publish(ws, 'order.created', 1);
+    await waitFor(() => client.events('d').length === 1, 'the event before the pause');
+    client.send({ type: 'ack', id: 'd', seq: before.seq });
+    expect((await ws.app.api('PATCH', path, { status: 'paused' }, key)).status).toBe(200);
+    const whilePaused = [await publish(ws, 'order.created', 2), await publish(ws, 'order.shipped', 3)];
+    // Everything delivered is acknowledged, so passing them over moves the cursor past them.
+    await waitFor(async () => (await cursor()) === whilePaused[1]?.seq, 'the cursor to pass over the events published while paused');
+    await client.close();
+
+    expect((await ws.app.api('PATCH', path, { status: 'active' }, key)).status).toBe(200);
+    const after = await publish(ws, 'order.created', 4);
+    const again = await connect(ws.url, { bearer: key });
+    await again.subscribe({ id: 'd', subscription: durable.id });
+    expect(again.events('d').map((event) => event.id)).toEqual([after.id]);
+    expect(client.events('d').map((event) => event.id)).toEqual([before.id]);
+  });
+
   it('cannot be attached by another consumer, nor over another transport; acks need a durable subscription', async () => {
     const ws = await start({}, [memoryTransport()]);
     const durable = await ws.durable('acme', ['order.*']);

@@ -1,19 +1,8 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  actsWithKey,
-  CursorWriter,
-  bearerCredential,
-  HeraldError,
-  type Principal,
-  type Problem,
-  TooManyConnectionsError,
-  type Transport,
-  type TransportContext,
-} from '@herald/core';
+import { bearerCredential, HeraldError, type Problem, type StreamSession, StreamSessions, type Transport, type TransportContext } from '@herald/core';
 import { WebSocketServer } from 'ws';
-import type { ClientSubscription } from './client-subscription.js';
-import { type Admitted, Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
+import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
 import { CloseCode, EventFrames, frames, subprotocol } from './websocket-protocol.js';
 
@@ -66,8 +55,6 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
   const connections = new Set<Connection>();
   let server: WebSocketServer | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
-  let stopRevocations: (() => void) | undefined;
-  let stopListening: (() => void) | undefined;
   let host: ConnectionHost | undefined;
   let stopping = false;
 
@@ -78,32 +65,28 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
     if (!offeredProtocols(request).includes(subprotocol)) {
       return refuseUpgrade(socket, problem(400, 'bad-subprotocol', `Sec-WebSocket-Protocol must offer ${subprotocol}`));
     }
-    let admitted: Admitted | undefined;
+    let session: StreamSession | undefined;
     const header = request.headers.authorization;
     if (header !== undefined) {
-      let principal: Principal;
       try {
-        principal = await context.authenticate(bearerCredential(header));
+        session = (host as ConnectionHost).sessions.open(await context.authenticate(bearerCredential(header)));
       } catch (error) {
         if (error instanceof HeraldError) return refuseUpgrade(socket, error.toProblem());
         context.logger.error({ err: error }, 'authenticating a websocket upgrade failed');
         return refuseUpgrade(socket, problem(503, 'unavailable', 'The credential could not be checked'));
       }
-      const release = context.connections.acquire(principal);
-      if (!release) return refuseUpgrade(socket, new TooManyConnectionsError().toProblem());
-      admitted = { principal, release };
     }
     if (stopping || socket.destroyed) {
-      admitted?.release();
+      session?.close();
       return refuseUpgrade(socket, problem(503, 'unavailable', 'The server is stopping'));
     }
     // ws gives up silently on a socket that went away meanwhile: its slot must come back all the same.
     let handedOver = false;
-    if (admitted) socket.once('close', () => handedOver || admitted.release());
+    if (session) socket.once('close', () => handedOver || session.close());
     server.handleUpgrade(request, socket, head, (ws) => {
       handedOver = true;
       socket.off('error', ignore);
-      connections.add(new Connection(ws as HeraldWebSocket, host as ConnectionHost, admitted));
+      connections.add(new Connection(ws as HeraldWebSocket, host as ConnectionHost, session));
     });
   };
 
@@ -113,23 +96,15 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
 
     async start(context) {
       stopping = false;
-      const cursors = new CursorWriter(context.subscriptions, context.logger, resolved.cursorFlushInterval);
-      const live = new Set<ClientSubscription>();
-      // One bus listener for every live subscription (a replaying one gets its events from its feed).
-      stopListening = context.bus.onEvents((events) => {
-        for (const subscription of live) subscription.offer(events);
-      });
       host = {
-        live,
         context,
         options: resolved,
         frames: new EventFrames(),
-        cursors,
-        name: 'websocket',
+        // Replay pages are small, so one page adds little to a send buffer that has just drained.
+        sessions: new StreamSessions(context, { transport: 'websocket', cursorInterval: resolved.cursorFlushInterval, replayBatchSize: 100 }),
         release(connection) {
           connections.delete(connection);
         },
-        durableMatches: (event, id) => context.subscriptions.matchedIds(event, 'websocket').has(id),
       };
       server = new WebSocketServer({
         noServer: true,
@@ -145,12 +120,6 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
           socket.destroy();
         });
       });
-      stopRevocations = context.onKeyRevoked((keyId) => {
-        for (const connection of connections) {
-          const principal = connection.principal;
-          if (principal && actsWithKey(principal, keyId)) connection.close(CloseCode.Unauthorized, 'the key was revoked');
-        }
-      });
       heartbeat = setInterval(() => {
         for (const connection of connections) connection.heartbeat();
       }, resolved.heartbeatInterval);
@@ -160,19 +129,19 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
     async stop() {
       stopping = true;
       clearInterval(heartbeat);
-      stopRevocations?.();
-      stopListening?.();
-      const open = [...connections];
-      for (const connection of open) connection.close(CloseCode.GoingAway, 'the server is stopping');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(open.map((connection) => connection.whenClosed())),
-        new Promise((resolve) => (timer = setTimeout(resolve, resolved.stopTimeout))),
-      ]);
-      clearTimeout(timer);
-      for (const connection of open) connection.ws.terminate();
-      await Promise.all(open.map((connection) => connection.whenClosed()));
-      await host?.cursors.close();
+      // Ending the sessions closes their connections with 1001; the drain closes the unauthenticated ones too.
+      await host?.sessions.stop(async () => {
+        const open = [...connections];
+        for (const connection of open) connection.close(CloseCode.GoingAway, 'the server is stopping');
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.all(open.map((connection) => connection.whenClosed())),
+          new Promise((resolve) => (timer = setTimeout(resolve, resolved.stopTimeout))),
+        ]);
+        clearTimeout(timer);
+        for (const connection of open) connection.ws.terminate();
+        await Promise.all(open.map((connection) => connection.whenClosed()));
+      });
       server?.close();
       server = undefined;
     },

@@ -1,4 +1,4 @@
-import { matchesPattern } from '@herald/core';
+import { matchesPattern } from './names.js';
 
 /** Remembered results, pattern → type → match; cleared whole when it grows past the limit. */
 const results = new Map<string, Map<string, boolean>>();
@@ -6,7 +6,7 @@ let size = 0;
 const limit = 50_000;
 
 /**
- * `matchesPattern`, remembered: fan-out asks the same question for every connection that uses a
+ * `matchesPattern`, remembered: live fan-out asks the same question for every subscription that uses a
  * pattern, and the answer needs no string splitting the second time.
  */
 export function patternMatches(pattern: string, type: string): boolean {
@@ -22,4 +22,10 @@ export function patternMatches(pattern: string, type: string): boolean {
   byType.set(type, matched);
   size += 1;
   return matched;
+}
+
+/** Whether any of `patterns` matches `type`. */
+export function anyPatternMatches(patterns: readonly string[], type: string): boolean {
+  for (const pattern of patterns) if (patternMatches(pattern, type)) return true;
+  return false;
 }

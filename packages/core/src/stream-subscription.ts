@@ -1,0 +1,400 @@
+import type { HeraldEvent } from './envelope.js';
+import { ForbiddenError } from './errors.js';
+import { outsideScope } from './names.js';
+import { anyPatternMatches } from './pattern-cache.js';
+import { canAccess, visibleTo } from './principal.js';
+import { SubscriptionNotFoundError, WrongTransportError } from './stream-errors.js';
+import type { StreamEndReason, StreamSession } from './stream-session.js';
+import type { StreamSessions } from './stream-sessions.js';
+
+/** Decides whether a subscription takes an event; e.g. a payload filter, compiled once per subscription. */
+export type EventPredicate = (event: HeraldEvent) => boolean;
+
+/** Why a resume position cannot be served: past the end of the log (it was replaced), or older than the log keeps. */
+export type ResetReason = 'ahead' | 'expired';
+
+/** What a client asks for: an ad hoc subscription (`types`) or a durable one (`subscription`), and where to resume. */
+export interface StreamRequest {
+  /** The client's name for it (a WebSocket `subscribe` message's `id`), for the transport's frames. @default '' */
+  id?: string;
+  /** Event types and patterns: an ad hoc subscription. Give exactly one of `types` and `subscription`. */
+  types?: readonly string[];
+  /** The id of a durable subscription of this transport to attach to. */
+  subscription?: string;
+  /** Resume after this `seq`. @default a durable subscription's cursor; an ad hoc one starts live, at the end of the log */
+  after?: number;
+  /**
+   * A last say on each event, after types, visibility and (durable) status: payload filters plug in here,
+   * compiled once. It applies to the replay and to live events alike, and the events it refuses still
+   * move a durable subscription's cursor. @default every event
+   */
+  filter?: EventPredicate;
+}
+
+/**
+ * Where a session's events go: the transport's connection, which writes them in its wire format. The
+ * session calls it in `seq` order; it must not wait (a slow client is the connection's to cut off).
+ */
+export interface StreamSink {
+  /** Writes one event of `subscription`; false when the connection takes nothing more (it is closing). */
+  deliver(subscription: StreamSubscription, event: HeraldEvent): boolean;
+  /** Several events follow: hold what is written until {@link uncork} (one write, one system call). */
+  cork(): void;
+  uncork(): void;
+  /** `subscription`'s resume position could not be served; it goes on from `latest`. */
+  reset(subscription: StreamSubscription, reason: ResetReason, latest: number): void;
+  /** The server ends the session for `reason`: say so in the wire format and close the connection. */
+  end(reason: StreamEndReason): void;
+  /** Resolves once the client has room again: a replay reads its next page then. @default no wait */
+  drained?(subscription: StreamSubscription): Promise<void>;
+}
+
+/** What a {@link StreamSubscription.pull} asks for. */
+export interface PullOptions {
+  /** At most this many events. */
+  limit: number;
+  /** When nothing follows the position yet: how long to wait for the first event, in ms. @default 0 */
+  wait?: number;
+}
+
+/** What a {@link StreamSubscription.pull} answers. */
+export interface PullResult {
+  /** The events the subscription takes, in `seq` order. */
+  events: HeraldEvent[];
+  /** Where the next pull goes on from: the last `seq` handed over, delivered or passed over. */
+  next: number;
+  /** Set when the resume position could not be served; `next` is then the end of the log. */
+  reset?: { reason: ResetReason; latest: number };
+}
+
+/** Pages of the log one pull reads at most before it answers with what it has (a very selective subscription). */
+const pullPages = 10;
+
+/** A subscription attached to a durable one: what its stored cursor has been told. */
+interface DurableAttachment {
+  readonly id: string;
+  /** A stream token's types, which also limit the durable subscription's events. */
+  readonly scope: readonly string[] | undefined;
+  /** The last `seq` handed to the sink. */
+  delivered: number;
+  /** Everything up to here is acknowledged or passed over: the cursor is (being written) there. */
+  acknowledged: number;
+}
+
+/**
+ * One subscription of a session, ad hoc or attached to a durable subscription. It decides which events
+ * the client may have (types, visibility, the token's scope, the durable subscription's current status
+ * and types, the filter), replays the log from a resume position and hands over to live events with no
+ * gap and no duplicate, and moves a durable subscription's cursor. It holds no closures, so an idle one
+ * is one small object.
+ *
+ * The one rule for durable subscriptions: status and types are judged when an event is handed over, live
+ * or from the log. An event the subscription does not take then (another type, paused or disabled,
+ * filtered out) is passed over, and the cursor moves past it as past an acknowledged one.
+ */
+export class StreamSubscription {
+  readonly session: StreamSession;
+  /** The client's name for it (see {@link StreamRequest.id}). */
+  readonly id: string;
+  /** The last `seq` handed over: delivered, or passed over. Where it goes on from, and what may be acknowledged. */
+  position = 0;
+  #patterns: readonly string[];
+  #visibleTo: string | undefined;
+  readonly #filter: EventPredicate | undefined;
+  /** Until resolved, only the id of the durable subscription asked for. */
+  #durable: DurableAttachment | undefined;
+  #after: number | undefined;
+  #sink: StreamSink | undefined;
+  /** Live events that arrived while it replays (a new list when they were too many); undefined once live. */
+  #held: HeraldEvent[] | undefined;
+  #closed = false;
+
+  /** Use {@link StreamSession.subscribe}. */
+  constructor(session: StreamSession, request: StreamRequest) {
+    this.session = session;
+    this.id = request.id ?? '';
+    this.#patterns = request.types ?? [];
+    if (request.subscription !== undefined) this.#durable = { id: request.subscription, scope: undefined, delivered: 0, acknowledged: 0 };
+    this.#after = request.after;
+    this.#filter = request.filter;
+  }
+
+  /** The patterns it was allowed for: the ad hoc types, or the durable subscription's types when it attached. */
+  get patterns(): readonly string[] {
+    return this.#patterns;
+  }
+
+  /** The id of the durable subscription it attaches to. */
+  get durable(): string | undefined {
+    return this.#durable?.id;
+  }
+
+  /** Where it starts once resolved: the resume position (a durable subscription's cursor when none was asked for), or undefined for live from now. */
+  get after(): number | undefined {
+    return this.#after;
+  }
+
+  /** Taking live events (its replay, if any, is over). */
+  get live(): boolean {
+    return this.#sink !== undefined && this.#held === undefined && !this.#closed;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Checks the request against the session's principal. Ad hoc: the token's scope (`ForbiddenError`) and
+   * the catalog (`ValidationError` `unknown-event-type`). Durable: that the principal may reach it
+   * (`SubscriptionNotFoundError`, the same for another consumer's), that it is this transport's
+   * (`WrongTransportError`), and that its types are within the scope.
+   */
+  async resolve(): Promise<void> {
+    const { principal, sessions } = this.session;
+    const id = this.#durable?.id;
+    if (id === undefined) {
+      const outside = outsideScope(principal.types, this.#patterns);
+      if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
+      sessions.assertKnown(this.#patterns);
+      this.#visibleTo = visibleTo(principal);
+      return;
+    }
+    const stored = await sessions.context.subscriptions.get(id);
+    if (!stored || !canAccess(principal, stored)) throw new SubscriptionNotFoundError(id);
+    if (stored.transport !== sessions.transport) throw new WrongTransportError(id, stored.transport, sessions.transport);
+    const outside = outsideScope(principal.types, stored.types);
+    if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
+    this.#patterns = stored.types;
+    this.#visibleTo = stored.consumer;
+    this.#durable = { id, scope: principal.types, delivered: 0, acknowledged: stored.cursor };
+    this.#after ??= stored.cursor;
+  }
+
+  /**
+   * Push: delivers to the session's sink, from {@link after} (the log first, page by page, waiting for the
+   * sink to drain between pages) or live from now. Resolves once live. Rejects when the log cannot be read.
+   */
+  async start(): Promise<void> {
+    const sink = this.session.sink;
+    if (!sink) throw new Error('attach a sink to the session before starting its subscriptions');
+    this.#sink = sink;
+    if (this.#after === undefined) this.#goLive();
+    else await this.#catchUp(this.#after, Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * Request/response: the events after {@link after} (at most `limit`; a durable subscription's cursor is
+   * acknowledged up to `after` first), or, when the log has none yet, the first that arrive within `wait`
+   * ms. A subscription pulls once; it is closed when the answer is ready.
+   */
+  async pull({ limit, wait = 0 }: PullOptions): Promise<PullResult> {
+    const collector = new PullCollector(limit);
+    this.#sink = collector;
+    try {
+      const after = this.#after;
+      let caughtUp = true;
+      if (after === undefined) this.#goLive();
+      else {
+        caughtUp = await this.#catchUp(after, pullPages);
+        if (this.#durable !== undefined && collector.resetTo === undefined) this.acknowledge(after);
+      }
+      if (caughtUp && collector.events.length === 0 && wait > 0 && !this.#closed) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          collector.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      return { events: collector.events, next: this.position, ...(collector.resetTo ? { reset: collector.resetTo } : {}) };
+    } finally {
+      this.close();
+    }
+  }
+
+  /**
+   * The client has handled everything up to `seq`: a WebSocket `ack`, an SSE frame handed to the operating
+   * system, a poll that goes on from `seq`. A durable subscription's cursor moves there, and past the
+   * events passed over after it when `seq` is the last one delivered. False when `seq` is ahead of
+   * {@link position} (nothing moves).
+   */
+  acknowledge(seq: number): boolean {
+    if (seq > this.position) return false;
+    const durable = this.#durable;
+    if (durable === undefined) return true;
+    const upTo = seq >= durable.delivered ? this.position : seq;
+    if (upTo > durable.acknowledged) {
+      durable.acknowledged = upTo;
+      this.session.sessions.cursors.advance(durable.id, upTo);
+    }
+    return true;
+  }
+
+  /** Whether the client gets `event`: visibility, then the types (a durable subscription's as they are now, and the token's scope), then the filter. */
+  #takes(event: HeraldEvent): boolean {
+    const visible = this.#visibleTo;
+    if (visible !== undefined && event.consumer !== undefined && event.consumer !== visible) return false;
+    const durable = this.#durable;
+    if (durable === undefined) {
+      if (!anyPatternMatches(this.#patterns, event.type)) return false;
+    } else if (!this.session.sessions.matchesDurable(event, durable.id) || (durable.scope !== undefined && !anyPatternMatches(durable.scope, event.type))) {
+      return false;
+    }
+    return this.#filter === undefined || this.#filter(event);
+  }
+
+  /** For {@link StreamSessions}: a live batch from the bus, held while it replays, else handed over. */
+  offer(events: readonly HeraldEvent[]): void {
+    const held = this.#held;
+    if (held === undefined) {
+      this.#hand(events);
+      return;
+    }
+    // Too many: dropped, and read from the log instead (the replay sees the new list and reads on).
+    if (held.length + events.length > this.session.sessions.holdLimit) this.#held = [];
+    else for (const event of events) held.push(event);
+  }
+
+  /** Stops delivering (an `unsubscribe`, or the session ending). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#held = undefined;
+    this.session.sessions.withdraw(this);
+    this.session.forget(this);
+    if (this.#sink instanceof PullCollector) this.#sink.wake?.();
+  }
+
+  #goLive(): void {
+    this.position = this.session.sessions.context.bus.latest;
+    if (this.#durable !== undefined) this.#durable.delivered = this.position;
+    if (!this.#closed) this.session.sessions.offer(this);
+  }
+
+  /**
+   * Replays the log after `after` (at most `pages` pages), holding live events meanwhile, then hands over
+   * to them in the same tick: events committed during the replay are neither lost nor repeated. True when
+   * it is live; false when it stopped first (closed, the sink took no more, or `pages` read).
+   */
+  async #catchUp(after: number, pages: number): Promise<boolean> {
+    const { sessions } = this.session;
+    const { store, bus } = sessions.context;
+    this.position = after;
+    if (this.#durable !== undefined) this.#durable.delivered = after;
+    if (this.#closed) return false;
+    this.#held = [];
+    sessions.offer(this);
+    const sink = this.#sink as StreamSink;
+    try {
+      const { latest, oldest } = await store.bounds();
+      if (this.#closed) return false;
+      if (after > latest || (oldest !== null && after < oldest - 1)) {
+        this.position = Math.max(latest, bus.latest);
+        sink.reset(this, after > latest ? 'ahead' : 'expired', this.position);
+        if (this.#durable !== undefined) this.#passOver(this.#durable);
+      } else {
+        const types = this.#durable !== undefined ? ['**'] : this.#patterns;
+        const visible = this.#visibleTo;
+        let read = 0;
+        let holding: HeraldEvent[] | undefined;
+        do {
+          holding = this.#held;
+          for (;;) {
+            if (sink.drained) await sink.drained(this);
+            if (this.#closed) return false;
+            if (read === pages) return this.#stopCatchingUp();
+            read += 1;
+            const page = await store.read({ after: this.position, limit: sessions.replayBatchSize, types, ...(visible !== undefined ? { visibleTo: visible } : {}) });
+            if (this.#closed) return false;
+            if (page.length === 0) break;
+            if (!this.#hand(page)) return this.#stopCatchingUp();
+          }
+        } while (this.#held !== holding);
+      }
+      const held = this.#held;
+      this.#held = undefined;
+      if (held.length > 0 && !this.#hand(held)) return !this.#closed;
+      // Every event up to the bus's latest was read or held: those not handed over are passed over.
+      if (bus.latest > this.position) {
+        this.position = bus.latest;
+        if (this.#durable !== undefined) this.#passOver(this.#durable);
+      }
+      return !this.#closed;
+    } catch (error) {
+      if (this.#closed) return false;
+      this.close();
+      throw error;
+    }
+  }
+
+  #stopCatchingUp(): false {
+    this.#held = undefined;
+    this.session.sessions.withdraw(this);
+    return false;
+  }
+
+  /** Hands `events` to the sink, those after `position` that it takes; false when the sink takes no more. */
+  #hand(events: readonly HeraldEvent[]): boolean {
+    const sink = this.#sink as StreamSink;
+    let going: boolean;
+    if (events.length === 1) going = this.#take(sink, events[0] as HeraldEvent);
+    else {
+      going = true;
+      sink.cork();
+      try {
+        for (const event of events) if (!(going = this.#take(sink, event))) break;
+      } finally {
+        sink.uncork();
+      }
+    }
+    if (this.#durable !== undefined) this.#passOver(this.#durable);
+    return going;
+  }
+
+  #take(sink: StreamSink, event: HeraldEvent): boolean {
+    if (this.#closed) return false;
+    if (event.seq <= this.position) return true;
+    if (this.#takes(event)) {
+      if (!sink.deliver(this, event)) return false;
+      if (this.#durable !== undefined) this.#durable.delivered = event.seq;
+    }
+    this.position = event.seq;
+    return true;
+  }
+
+  /** With everything delivered acknowledged, the events passed over since move the cursor too. */
+  #passOver(durable: DurableAttachment): void {
+    if (durable.delivered > durable.acknowledged || this.position <= durable.acknowledged) return;
+    durable.acknowledged = this.position;
+    this.session.sessions.cursors.advance(durable.id, this.position);
+  }
+}
+
+/** A pull's sink: collects up to `limit` events and wakes the pull at the first. */
+class PullCollector implements StreamSink {
+  readonly events: HeraldEvent[] = [];
+  resetTo: PullResult['reset'];
+  wake: (() => void) | undefined;
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  deliver(_subscription: StreamSubscription, event: HeraldEvent): boolean {
+    if (this.events.length >= this.#limit) return false;
+    this.events.push(event);
+    this.wake?.();
+    return true;
+  }
+
+  cork(): void {}
+  uncork(): void {}
+
+  reset(_subscription: StreamSubscription, reason: ResetReason, latest: number): void {
+    this.resetTo = { reason, latest };
+  }
+
+  end(): void {}
+}

@@ -5,7 +5,7 @@ import { authorizationCases } from './authorization-cases.js';
 import { idsOf, publish, withApp } from './suite-app.js';
 import { startTestApp } from './test-app.js';
 import type { HarnessCapability, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
-import { settle, waitFor } from './wait-for.js';
+import { linger, waitFor } from './wait-for.js';
 
 export type { SuiteCase } from './transport-harness.js';
 
@@ -42,7 +42,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
             const types = patterns[index] as string[];
             const expected = published.filter((event) => types.some((pattern) => matchesPattern(pattern, event.type)));
             await waitFor(() => receiver.events.length >= expected.length, `${expected.length} events for ${types}`);
-            await settle();
+            await linger();
             assert.deepEqual(idsOf(receiver.events), idsOf(expected), `the events received for ${types}`);
             assertInOrder(receiver, types.join(','));
           }
@@ -64,7 +64,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           for (const [consumer, receiver] of [['alpha', alpha], ['beta', beta]] as const) {
             const expected = published.filter((event) => event.consumer === undefined || event.consumer === consumer);
             await waitFor(() => receiver.events.length >= expected.length, `${consumer}'s events`);
-            await settle();
+            await linger();
             assert.deepEqual(idsOf(receiver.events), idsOf(expected), `what ${consumer} received`);
           }
         }),
@@ -85,7 +85,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           const published: HeraldEvent[] = [];
           for (let n = 0; n < 5; n++) published.push(await publish(app, 'order.created', n));
           await waitFor(() => control.events.length >= published.length, 'the active subscription to receive');
-          await settle();
+          await linger();
           assert.equal(paused.events.length, 0, 'events delivered to a paused subscription');
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
 
@@ -93,7 +93,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           assert.equal(resumed.status, 200);
           const after = await publish(app, 'order.shipped', 99);
           await waitFor(() => paused.events.some((event) => event.id === after.id), 'the resumed subscription to receive');
-          await settle();
+          await linger();
           assert.deepEqual(idsOf(paused.events), [after.id], 'what the resumed subscription received: nothing published while it was paused');
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
         }),
@@ -116,7 +116,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           closed = true;
           assert.ok(Date.now() - started < 15_000, 'close() took over 15 s');
           const count = receiver.events.length;
-          await settle(300);
+          await linger(300);
           assert.equal(receiver.events.length, count, 'events arrived after close() resolved');
           assert.equal(new Set(idsOf(receiver.events)).size, receiver.events.length, 'an event arrived twice');
           assertInOrder(receiver, 'before close');

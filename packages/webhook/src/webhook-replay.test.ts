@@ -1,5 +1,5 @@
 import { type HeraldEvent, sqliteStore } from '@herald/core';
-import { newEvent, settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { newEvent, linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ReplyFn, startReceiver, type TestReceiver } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
@@ -60,7 +60,7 @@ describe('replay (issue 13)', () => {
     // While it runs, the outbox holds a bounded number of its deliveries, and its position only moves forward.
     let mostPending = 0;
     let lastPosition = 0;
-    for (let status = 'running'; status === 'running'; await settle(100)) {
+    for (let status = 'running'; status === 'running'; await linger(100)) {
       const pending = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
       mostPending = Math.max(mostPending, pending.length);
       const { body } = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
@@ -88,7 +88,7 @@ describe('replay (issue 13)', () => {
     expect(started.status).toBe(202);
     // Two batches of 500 are made and tried once; they wait for their retry, and so does the replay.
     await waitFor(() => inbox.requests.length === 1_000, 'the first two batches to be tried');
-    await settle(500);
+    await linger(500);
     expect(inbox.requests.length).toBe(1_000);
     const waiting = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
     expect(waiting.body).toMatchObject({ status: 'running', position: 1_000, replayed: 1_000, finishedAt: null });

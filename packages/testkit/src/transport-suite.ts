@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type HeraldEvent, matchesPattern } from '@herald/core';
 import { describe, it } from 'vitest';
 import { authorizationCases } from './authorization-cases.js';
+import { pushCases } from './push-cases.js';
 import { idsOf, publish, withApp } from './suite-app.js';
 import { startTestApp } from './test-app.js';
 import type { HarnessCapability, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
@@ -20,7 +21,7 @@ function assertInOrder(receiver: Receiver, label: string): void {
 
 /** Every check of the transport suite, each starting its own server, whether it applies to `harness` or not ({@link missingCapabilities}). */
 export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
-  return [...deliveryCases(harness), ...authorizationCases(harness)];
+  return [...deliveryCases(harness), ...authorizationCases(harness), ...pushCases(harness)];
 }
 
 /** What `check` needs that `harness` does not offer: it applies when nothing is missing. */
@@ -139,10 +140,12 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
   const applicable = cases.filter((check) => missingCapabilities(harness, check).length === 0);
   const missing = new Map<string, number>();
   for (const check of cases) {
-    const needs = missingCapabilities(harness, check).join(' and ');
+    const needs = missingCapabilities(harness, check)
+      .map((capability) => (capability === 'connect' ? 'connect()' : capability))
+      .join(' and ');
     if (needs) missing.set(needs, (missing.get(needs) ?? 0) + 1);
   }
-  const left = [...missing].map(([needs, count]) => `${count} that need ${needs}()`);
+  const left = [...missing].map(([needs, count]) => `${count} that need ${needs}`);
   const title = `transport suite: ${name}, ${applicable.length} of ${cases.length} cases${left.length > 0 ? ` (not applicable: ${left.join(', ')})` : ''}`;
   describe(title, () => {
     for (const check of applicable) it(check.name, check.run, 60_000);

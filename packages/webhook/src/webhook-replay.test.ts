@@ -1,4 +1,5 @@
 import { type HeraldEvent, sqliteStore } from '@herald/core';
+import { sqlOutbox } from '@herald/outbox';
 import { newEvent, linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ReplyFn, startReceiver, type TestReceiver } from './test-receiver.test-support.js';
@@ -50,7 +51,7 @@ describe('replay (issue 13)', () => {
     expect(started.status).toBe(202);
     expect(started.body).toMatchObject({ id: expect.stringMatching(/^rpl_/), subscriptionId: id, status: 'running', after: 0, until: logged });
     // Nothing like the whole log has been turned into deliveries by the time it answers.
-    const pendingNow = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
+    const pendingNow = await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: logged });
     expect(pendingNow.length).toBeLessThan(5_000);
 
     const again = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 500 }, key);
@@ -61,7 +62,7 @@ describe('replay (issue 13)', () => {
     let mostPending = 0;
     let lastPosition = 0;
     for (let status = 'running'; status === 'running'; await linger(100)) {
-      const pending = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
+      const pending = await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: logged });
       mostPending = Math.max(mostPending, pending.length);
       const { body } = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
       expect(body.position).toBeGreaterThanOrEqual(lastPosition);
@@ -99,7 +100,7 @@ describe('replay (issue 13)', () => {
     const nothingRunning = await app.api('DELETE', `/v1/subscriptions/${id}/replay`, undefined, key);
     expect(nothingRunning).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
     // The deliveries it made stay in the outbox; a new replay may start.
-    expect(await app.herald.store.outbox.list(id, { status: 'pending', limit: 5_000 })).toHaveLength(1_000);
+    expect(await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: 5_000 })).toHaveLength(1_000);
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 2_000 }, key)).body).toMatchObject({ status: 'running', after: 2_000 });
   });
 

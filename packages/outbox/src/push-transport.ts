@@ -98,7 +98,6 @@ export interface PushTransportDefinition<TConfig extends PushConfig, TInput exte
 
 /** A transport made by {@link definePushTransport}. */
 export interface PushTransport<TConfig extends PushConfig, TInput extends Record<string, unknown> = TConfig> extends Transport<TConfig, TInput> {
-  readonly name: string;
   /** This node's worker id, as stored in the leases it takes. Set once started. */
   readonly workerId: string | undefined;
 }

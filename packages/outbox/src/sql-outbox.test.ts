@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type HeraldDatabase, postgresStore, SqlStore, sqliteStore, syncedSqliteFlavor } from '@herald/core';
+import { postgresStore, sqliteStore } from '@herald/core';
 import { newEvent, runOutboxSuite } from '@herald/testkit';
-import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 // By path, as the integration tests do: the one helper that makes PostgreSQL databases for tests.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
+import { commitLevelsStore } from '../../core/src/sql/sqlite.test-support.js';
 import { sqlOutbox } from './sql-outbox.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -59,26 +58,9 @@ describe('sqlOutbox', () => {
 
 describe('the outbox on SQLite with synchronous=FULL', () => {
   it('commits unsynced (NORMAL), and the store is back to FULL after each commit, a failed one too', async () => {
-    const database = new Database(join(tempDir(), 'herald.db'));
-    database.pragma('journal_mode = WAL');
-    database.pragma('synchronous = FULL');
-    const levels: number[] = [];
-    const db = new Kysely<HeraldDatabase>({
-      dialect: new SqliteDialect({
-        database: {
-          close: () => database.close(),
-          prepare(sql: string) {
-            if (sql === 'commit') levels.push(database.pragma('synchronous', { simple: true }) as number);
-            return database.prepare(sql);
-          },
-        },
-      }),
-    });
-    const store = new SqlStore(db, syncedSqliteFlavor);
-    await store.init();
+    const { store, level, levels } = await commitLevelsStore(join(tempDir(), 'herald.db'));
     cleanups.push(() => store.close());
     const outbox = await sqlOutbox(store);
-    const level = () => database.pragma('synchronous', { simple: true });
 
     const [appended] = await store.append([newEvent('sync.one')]);
     const now = Date.now();

@@ -62,8 +62,8 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
           .execute();
       },
     },
-    // The outbox's tables, which these made, belong to @herald/outbox now (its migration adopts them): kept, empty, so that the
-    // history of a database they ran on stays valid.
+    // The outbox's tables, which these made, are @herald/outbox's now (its first migration adopts them):
+    // kept, empty, so that the history of a database they ran on stays valid.
     '0002_webhook_outbox': moved,
     '0003_lean_outbox': moved,
     '0004_subscription_version': {
@@ -88,17 +88,16 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
   };
 }
 
-/** Where a history of migrations is recorded. */
+/** Where a history of migrations is recorded, and the lock taken while they run. */
 export interface MigrationTables {
-  /** @default 'herald_migration' */
   table: string;
-  /** @default 'herald_migration_lock' */
   lockTable: string;
 }
 
 /**
- * Runs `migrations` up to date, or up to the one named `to`, recording them in `tables`; throws when one
- * fails. The store's own use the default tables; an extension of the store has tables of its own.
+ * Runs `migrations` up to date, or up to the one named `to`, recording them in `tables` (the store's own:
+ * `herald_migration`, `herald_migration_lock`); throws when one fails. An extension of the store has
+ * tables of its own.
  */
 export async function runMigrations(
   db: Kysely<unknown>,

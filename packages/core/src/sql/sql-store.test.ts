@@ -12,6 +12,7 @@ import type { ApiKeyRecord } from '../store.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
+import { commitLevelsStore } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -552,28 +553,10 @@ describe('SqlStore group commit', () => {
 });
 
 describe('SqlStore on SQLite with synchronous=FULL', () => {
-  /** A store on a file whose every COMMIT notes the connection's `synchronous` level at that moment (2 FULL, 1 NORMAL). */
   async function watched() {
-    const database = new Database(join(tempDir(), 'herald.db'));
-    database.pragma('journal_mode = WAL');
-    database.pragma('synchronous = FULL');
-    const levels: number[] = [];
-    const db = new Kysely<HeraldDatabase>({
-      dialect: new SqliteDialect({
-        database: {
-          close: () => database.close(),
-          prepare(sql: string) {
-            if (sql === 'commit') levels.push(database.pragma('synchronous', { simple: true }) as number);
-            return database.prepare(sql);
-          },
-        },
-      }),
-    });
-    const store = new SqlStore(db, syncedSqliteFlavor);
-    await store.init();
-    cleanups.push(() => store.close());
-    levels.length = 0;
-    return { store, db, levels, level: () => database.pragma('synchronous', { simple: true }) };
+    const watching = await commitLevelsStore(join(tempDir(), 'herald.db'));
+    cleanups.push(() => watching.store.close());
+    return watching;
   }
 
   it('syncs appends, commits an unsynced transaction (the outbox writes in them) under NORMAL, and is back to FULL after each, a failed one too', async () => {

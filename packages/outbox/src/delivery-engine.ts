@@ -327,7 +327,6 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   #attempt(endpoint: Endpoint<TConfig>, item: Queued<TConfig>): void {
     endpoint.inFlight += 1;
     const startedAt = Date.now();
-    const started = performance.now();
     let sending: Promise<PushResult>;
     try {
       sending = this.#send(item, this.#targetOf(item.subscription.config));
@@ -335,8 +334,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       sending = Promise.reject(error);
     }
     const task: Promise<void> = sending.then(
-      (result) => this.#attempted(endpoint, item, task, startedAt, performance.now() - started, result),
-      (error: unknown) => this.#attempted(endpoint, item, task, startedAt, performance.now() - started, failure(error)),
+      (result) => this.#attempted(endpoint, item, task, startedAt, result),
+      (error: unknown) => this.#attempted(endpoint, item, task, startedAt, failure(error)),
     );
     this.#tasks.add(task);
   }
@@ -351,9 +350,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   /** Records an attempt and sends the endpoint's next delivery. */
-  #attempted(endpoint: Endpoint<TConfig>, item: Queued<TConfig>, task: Promise<void>, startedAt: number, durationMs: number, result: PushResult): void {
+  #attempted(endpoint: Endpoint<TConfig>, item: Queued<TConfig>, task: Promise<void>, startedAt: number, result: PushResult): void {
+    const now = Date.now();
     try {
-      const settled = settledAttempt(item.delivery, item.held, startedAt, durationMs, result, this.#options, Date.now());
+      const settled = settledAttempt(item.delivery, item.held, startedAt, now - startedAt, result, this.#options, now);
       this.#record(endpoint, settled, result, item.hold, item.event);
     } catch (thrown) {
       this.#context.logger.error({ err: thrown }, 'recording an attempt failed');
@@ -361,7 +361,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       const { concurrency } = this.#options;
       endpoint.inFlight -= 1;
       this.#tasks.delete(task);
-      endpoint.throughput.finished(Date.now(), concurrency);
+      endpoint.throughput.finished(now, concurrency);
       this.#pump(endpoint);
       const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
       if (item.subscription.config.ordered || (more && endpoint.queue.length <= endpoint.throughput.ahead(concurrency) / 2)) this.#loop.now();

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -78,7 +78,7 @@ describe('a pending subscription (issue 13)', () => {
     expect(retyped.body).toMatchObject({ status: 'pending', types: ['order.*'], config: { verification: 'pending', headers: { 'x-tenant': 'acme' } } });
 
     await app.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 } });
-    await settle(300);
+    await linger(300);
     expect(inbox.types.filter((type) => type !== 'herald.endpoint.verification')).toEqual([]);
     expect((await app.api('GET', `/v1/subscriptions/${id}`)).body.status).toBe('pending');
   });

@@ -1,6 +1,6 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { sse } from '@herald/sse';
-import { settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EventStream, openEventStream, type StreamedEvent, type StreamReset } from './event-stream.js';
@@ -83,7 +83,7 @@ describe('openEventStream', () => {
       if (n % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
     }
     await waitFor(() => received.length >= published.length, `${published.length} events`);
-    await settle();
+    await linger();
     expect(received.map((event) => event.id)).toEqual(published.map((event) => event.id));
     expect(stream.lastSeq).toBe(published.at(-1)?.seq);
     expect(opens).toBeGreaterThanOrEqual(2);

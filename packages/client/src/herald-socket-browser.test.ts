@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
-import { settle, testEventTypes, waitFor } from '@herald/testkit';
+import { linger, testEventTypes, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { type Browser, chromium } from 'playwright-core';
 import ts from 'typescript';
@@ -90,7 +90,7 @@ it("runs in Chromium on the browser's WebSocket: a stream token, a server restar
     await publish(30);
     const received = () => tab.evaluate(() => (window as any).received as HeraldEvent[]);
     await waitFor(async () => (await received()).length >= 60, '60 events in the browser', 20_000);
-    await settle();
+    await linger();
     expect((await received()).map((event) => event.id)).toEqual(published.map((event) => event.id));
     expect(await tab.evaluate(() => (window as any).closes)).toContain(1001);
     expect(await tab.evaluate(() => (window as any).opens)).toBe(2);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
-import { settle, testEventTypes, waitFor } from '@herald/testkit';
+import { linger, testEventTypes, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -94,14 +94,14 @@ describe('HeraldSocket', () => {
     }
     const expected = published.filter((event) => event.type === 'order.created' || event.type === 'order.shipped');
     await waitFor(() => received.length === expected.length, 'the order events');
-    await settle();
+    await linger();
     expect(ids(received)).toEqual(ids(expected));
     expect(orders.lastSeq).toBe(expected.at(-1)?.seq);
     expect(tokens).toBe(1);
 
     orders.unsubscribe();
     await server.herald.publish({ type: 'order.created', data: { n: 99 } });
-    await settle();
+    await linger();
     expect(received.length).toBe(expected.length);
   });
 
@@ -148,7 +148,7 @@ describe('HeraldSocket', () => {
     server = await startServer(database, port);
     await publishSome(40, 40);
     await waitFor(() => adHoc.length >= 80 && attached.length >= 60, 'the events after the restart', 20_000);
-    await settle(200);
+    await linger(200);
     expect(connects).toBeGreaterThanOrEqual(2);
     expect(ids(adHoc)).toEqual(ids(published));
     expect(ids(attached)).toEqual(ids(published.filter((event) => event.type === 'order.created')));
@@ -193,7 +193,7 @@ describe('HeraldSocket', () => {
     const socket = socketFor({ url: server.url, token: `hk_00000000000000000000_${'0'.repeat(64)}` });
     const closes = record(socket, 'close');
     await waitFor(() => closes.length === 1, 'the close');
-    await settle(300);
+    await linger(300);
     expect(closes).toEqual([{ code: 4401, reason: 'The API key is not valid', reconnecting: false }]);
     expect(socket.ready).toBe(false);
   });

@@ -1,5 +1,4 @@
 import type { HeraldEvent, NewEvent, PublishResult } from './envelope.js';
-import type { Outbox } from './outbox.js';
 import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
 
 /** Which part of the log to read. */
@@ -54,7 +53,8 @@ export interface LogBounds {
 
 /**
  * The durable side of Herald: the event log, the catalog's API-registered types, subscriptions and
- * API keys. Implementations: the SQL store in this package (SQLite, PostgreSQL).
+ * API keys. Implementations: the SQL store in this package (SQLite, PostgreSQL). What push transports
+ * keep (their outbox of deliveries) is not here: `@herald/outbox` extends the SQL store with it.
  */
 export interface Store {
   /** Creates or migrates the schema. Call once before anything else. */
@@ -101,9 +101,6 @@ export interface Store {
      */
     version(): Promise<number>;
   };
-
-  /** Deliveries of push transports (webhooks), durable and claimed under leases. */
-  readonly outbox: Outbox;
 
   readonly keys: {
     /** Inserts, or replaces the key with the same id. */

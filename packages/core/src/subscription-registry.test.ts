@@ -38,7 +38,7 @@ const input = (id: string, types: string[], extra: Partial<Subscription> = {}) =
 });
 
 /** Lets rings already published through a memory broker, and the reloads they start, finish. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+const linger = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('SubscriptionRegistry', () => {
   it('create, update and delete keep match(event, transport) right', async () => {
@@ -160,7 +160,7 @@ describe('two SubscriptionRegistry instances sharing one store and one memory br
     await a.update('sub_cursor', { cursor: 41 });
     await a.update('sub_cursor', { cursor: 42 });
     await a.update('sub_cursor', { types: ['order.**'] });
-    await settle();
+    await linger();
     expect(rung).toEqual(['sub_cursor', 'sub_cursor']);
     expect((await store.subscriptions.get('sub_cursor'))?.cursor).toBe(42);
   });
@@ -172,7 +172,7 @@ describe('two SubscriptionRegistry instances sharing one store and one memory br
     const b = await registry(store, broker);
     await b.stop();
     await a.create(input('sub_late', ['order.*']));
-    await settle();
+    await linger();
     expect(b.match({ type: 'order.paid' }, 'webhook')).toEqual([]);
     const c = await registry(store, broker);
     expect(ids(c.match({ type: 'order.paid' }, 'webhook'))).toEqual(['sub_late']);

@@ -13,8 +13,11 @@ export const subscriptionTypes = z
   .max(100)
   .transform((types) => [...new Set(types)]);
 
-/** A consumer's standing request for events of some types over one transport. */
-export interface Subscription {
+/**
+ * A consumer's standing request for events of some types over one transport. `TConfig` is the stored
+ * config of that transport (`Transport<TConfig>`), which `isSubscriptionOf` tells a subscription of it by.
+ */
+export interface Subscription<TConfig extends Record<string, unknown> = Record<string, unknown>> {
   id: string;
   consumer: string;
   transport: string;
@@ -22,7 +25,7 @@ export interface Subscription {
   types: string[];
   status: SubscriptionStatus;
   /** Transport-specific, validated by the transport's own schema. */
-  config: Record<string, unknown>;
+  config: TConfig;
   /** The last `seq` this subscription has acknowledged (WebSocket/SSE durable subscriptions). */
   cursor: number;
   /** Why the subscription was disabled, when the system disabled it. */

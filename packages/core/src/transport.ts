@@ -145,8 +145,8 @@ export interface TransportMetrics {
 }
 
 /** A transport's stored config, what the creator is shown once, and the initial status. */
-export interface PreparedConfig {
-  config: Record<string, unknown>;
+export interface PreparedConfig<TConfig extends Record<string, unknown> = Record<string, unknown>> {
+  config: TConfig;
   /** Shown once in the create (or change) response, e.g. a generated webhook secret. */
   reveal?: Record<string, unknown>;
   /** @default 'active' */
@@ -163,22 +163,36 @@ export interface TransportFrames {
 
 /**
  * A way of delivering events: webhook, WebSocket, SSE, or a contributor's. Like a kysely
- * Dialect: a small object with an explicit lifecycle that the server drives.
+ * Dialect: a small object with an explicit lifecycle that the server drives. `TConfig` is the config its
+ * subscriptions store, `TInput` what its `configSchema` gives (the same, unless `prepareConfig` completes
+ * it, as the webhook transport fills in a generated secret). A server takes transports of any config.
  */
-export interface Transport {
+export interface Transport<TConfig extends Record<string, unknown> = Record<string, unknown>, TInput extends Record<string, unknown> = TConfig> {
   /** The `transport` value of its subscriptions. */
   readonly name: string;
   /** Validates `Subscription.config`; its output is what is stored. @default config must be an empty object */
-  readonly configSchema?: z.ZodType<Record<string, unknown>>;
+  readonly configSchema?: z.ZodType<TInput>;
   /** Completes a validated config on create or change (generates secrets). @default stored as given */
-  prepareConfig?(config: Record<string, unknown>, previous?: Subscription): Promise<PreparedConfig> | PreparedConfig;
+  prepareConfig?(config: TInput, previous?: Subscription<TConfig>): Promise<PreparedConfig<TConfig>> | PreparedConfig<TConfig>;
   /** The config as the API shows it, secrets left out. @default the stored config */
-  publicConfig?(config: Record<string, unknown>): Record<string, unknown>;
+  publicConfig?(config: TConfig): Record<string, unknown>;
   /** Its wire protocol's frames, which `/asyncapi.json` describes. @default none */
   readonly frames?: TransportFrames;
   start(context: TransportContext): Promise<void>;
   /** Graceful: finishes in-flight work and closes connections properly. */
   stop(): Promise<void>;
+}
+
+/**
+ * Whether `subscription` is one of `transport`'s, and so has its config: the server validates every
+ * config a subscription is created or changed with against its transport's `configSchema` (and lets
+ * `prepareConfig` complete it) before it is stored.
+ */
+export function isSubscriptionOf<TConfig extends Record<string, unknown>, TInput extends Record<string, unknown>>(
+  transport: Transport<TConfig, TInput>,
+  subscription: Subscription,
+): subscription is Subscription<TConfig> {
+  return subscription.transport === transport.name;
 }
 
 /** Infers a route's body and query types from its schemas: `defineRoute({ body: z.object(...), handle({ body }) {...} })`. */

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
-import { settle, waitFor } from '@herald/testkit';
+import { linger, waitFor } from '@herald/testkit';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type StreamApp, startStreamApp } from './stream-app.test-support.js';
@@ -74,7 +74,7 @@ it('Chromium\'s own EventSource receives, reconnects by itself with Last-Event-I
     if (n % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
   }
   await waitFor(async () => (await received(tab)).length >= published.length, `${published.length} events in the browser`, 30_000);
-  await settle();
+  await linger();
   expect((await received(tab)).map((event) => event.id)).toEqual(published.map((event) => event.id));
   expect(await count(tab, 'opens')).toBeGreaterThanOrEqual(3);
   expect(await count(tab, 'errors')).toBeGreaterThanOrEqual(2);

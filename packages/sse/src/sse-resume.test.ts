@@ -1,5 +1,5 @@
 import type { HeraldEvent } from '@herald/core';
-import { settle, waitFor } from '@herald/testkit';
+import { linger, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collectEvents, eventSourceWithKey, opened, type StreamApp, startStreamApp } from './stream-app.test-support.js';
@@ -52,7 +52,7 @@ describe('resuming with the eventsource package', () => {
       if (n % 5 === 0) await pause(2);
     }
     await waitFor(() => events.length >= published.length, `${published.length} events`, 20_000);
-    await settle();
+    await linger();
     expect(idsOf(events)).toEqual(idsOf(published));
     expect(opens).toBeGreaterThanOrEqual(3);
     expect(app.lastEventIds[0]).toBeUndefined();
@@ -119,7 +119,7 @@ describe('durable subscriptions', () => {
     const second = track(eventSourceWithKey(url, key));
     const secondEvents = collectEvents(second, [...orderTypes]);
     await waitFor(() => secondEvents.length === 5, 'the five missed events');
-    await settle();
+    await linger();
     expect(idsOf(firstEvents)).toEqual(idsOf(before));
     expect(idsOf(secondEvents)).toEqual(idsOf(missed));
 
@@ -150,7 +150,7 @@ describe('durable subscriptions', () => {
     expect((await app.api('PATCH', path, { status: 'active' }, key)).status).toBe(200);
     const c = await app.herald.publish({ type: 'order.created', data: { n: 5 } });
     await waitFor(() => events.length >= 3, 'three events');
-    await settle();
+    await linger();
     expect(idsOf(events)).toEqual([a.event.id, b.event.id, c.event.id]);
   });
 
@@ -177,7 +177,7 @@ describe('durable subscriptions', () => {
     const second = track(eventSourceWithKey(url, key));
     const secondEvents = collectEvents(second, [...orderTypes]);
     await waitFor(() => secondEvents.length === 1, 'the event published after the pause');
-    await settle();
+    await linger();
     expect(idsOf(secondEvents)).toEqual([after.id]);
     expect(idsOf(firstEvents)).toEqual([before.id]);
   });

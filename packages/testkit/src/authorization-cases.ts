@@ -3,7 +3,7 @@ import type { HeraldEvent } from '@herald/core';
 import { idsOf, publish, withApp } from './suite-app.js';
 import type { TestApp } from './test-app.js';
 import { type ClientConnection, type ConnectRequest, ConnectionRefusedError, type Refusal, type SuiteCase, type TransportHarness } from './transport-harness.js';
-import { settle, waitFor } from './wait-for.js';
+import { linger, waitFor } from './wait-for.js';
 
 /** How long the server may take to end a connection it must end. */
 const endTimeout = 5_000;
@@ -54,7 +54,7 @@ async function endedInTime(connection: ClientConnection, what: string): Promise<
 async function receivedExactly(receiver: { events: readonly HeraldEvent[] }, expected: readonly HeraldEvent[], label: string): Promise<void> {
   const last = expected.at(-1);
   if (last) await waitFor(() => receiver.events.some((event) => event.id === last.id), `${label}: the last event`);
-  await settle();
+  await linger();
   assert.deepEqual(idsOf(receiver.events), idsOf(expected), label);
 }
 

@@ -1,4 +1,5 @@
 export * from './memory-transport.js';
+export * from './outbox-suite.js';
 export * from './store-suite.js';
 export * from './test-app.js';
 export * from './transport-harness.js';

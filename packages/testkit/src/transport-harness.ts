@@ -7,6 +7,11 @@ export interface Receiver {
   subscriptionId: string;
   /** Every event received so far, in arrival order. */
   readonly events: readonly HeraldEvent[];
+  /**
+   * Push transports: makes the destination refuse what it is sent (an HTTP 500, a missing directory, a
+   * closed queue), or take it again. What it refuses is not in `events`.
+   */
+  fail?(failing: boolean): void | Promise<void>;
   close(): Promise<void>;
 }
 
@@ -70,10 +75,29 @@ export interface TransportHarness {
   connect?(app: TestApp, request: ConnectRequest): Promise<ClientConnection>;
   /** Routes the transport adds under a durable subscription (e.g. a webhook's deliveries), which only its consumer may reach. */
   subscriptionRoutes?: readonly SubscriptionRoute[];
+  /** Push transports (webhook, a queue): what the cases of durable delivery need. Its receivers must offer `fail`. */
+  push?: PushHarness;
+}
+
+/**
+ * How the suite runs a push transport in a process of its own, which it kills with SIGKILL and starts
+ * again on the same database.
+ */
+export interface PushHarness {
+  /**
+   * The path or file URL of a module whose export `transport()` makes the transport as the harness's
+   * `transport()` does, but with a short lease (a few seconds): what the killed process held comes
+   * back when its lease ends.
+   */
+  module: string | URL;
+  /** Node's arguments for that process. @default ['--conditions=herald-source', '--import', 'tsx'] (tsx resolved from the module) */
+  nodeArguments?: readonly string[];
+  /** How long a restarted process may take to deliver what the killed one left, in ms (its lease, and then some). @default 60000 */
+  recoveryTime?: number;
 }
 
 /** What a case may need of a harness beyond `transport` and `receive`. */
-export type HarnessCapability = 'connect';
+export type HarnessCapability = 'connect' | 'push';
 
 /** A named check of the suite; `run` rejects when the transport fails it. */
 export interface SuiteCase {

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { type HeraldEvent, matchesPattern } from '@herald/core';
 import { describe, it } from 'vitest';
 import { authorizationCases } from './authorization-cases.js';
+import { pushCases } from './push-cases.js';
 import { idsOf, publish, withApp } from './suite-app.js';
 import { startTestApp } from './test-app.js';
 import type { HarnessCapability, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
-import { settle, waitFor } from './wait-for.js';
+import { linger, waitFor } from './wait-for.js';
 
 export type { SuiteCase } from './transport-harness.js';
 
@@ -20,7 +21,7 @@ function assertInOrder(receiver: Receiver, label: string): void {
 
 /** Every check of the transport suite, each starting its own server, whether it applies to `harness` or not ({@link missingCapabilities}). */
 export function transportSuiteCases(harness: TransportHarness): SuiteCase[] {
-  return [...deliveryCases(harness), ...authorizationCases(harness)];
+  return [...deliveryCases(harness), ...authorizationCases(harness), ...pushCases(harness)];
 }
 
 /** What `check` needs that `harness` does not offer: it applies when nothing is missing. */
@@ -42,7 +43,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
             const types = patterns[index] as string[];
             const expected = published.filter((event) => types.some((pattern) => matchesPattern(pattern, event.type)));
             await waitFor(() => receiver.events.length >= expected.length, `${expected.length} events for ${types}`);
-            await settle();
+            await linger();
             assert.deepEqual(idsOf(receiver.events), idsOf(expected), `the events received for ${types}`);
             assertInOrder(receiver, types.join(','));
           }
@@ -64,7 +65,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           for (const [consumer, receiver] of [['alpha', alpha], ['beta', beta]] as const) {
             const expected = published.filter((event) => event.consumer === undefined || event.consumer === consumer);
             await waitFor(() => receiver.events.length >= expected.length, `${consumer}'s events`);
-            await settle();
+            await linger();
             assert.deepEqual(idsOf(receiver.events), idsOf(expected), `what ${consumer} received`);
           }
         }),
@@ -85,7 +86,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           const published: HeraldEvent[] = [];
           for (let n = 0; n < 5; n++) published.push(await publish(app, 'order.created', n));
           await waitFor(() => control.events.length >= published.length, 'the active subscription to receive');
-          await settle();
+          await linger();
           assert.equal(paused.events.length, 0, 'events delivered to a paused subscription');
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
 
@@ -93,7 +94,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           assert.equal(resumed.status, 200);
           const after = await publish(app, 'order.shipped', 99);
           await waitFor(() => paused.events.some((event) => event.id === after.id), 'the resumed subscription to receive');
-          await settle();
+          await linger();
           assert.deepEqual(idsOf(paused.events), [after.id], 'what the resumed subscription received: nothing published while it was paused');
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
         }),
@@ -116,7 +117,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           closed = true;
           assert.ok(Date.now() - started < 15_000, 'close() took over 15 s');
           const count = receiver.events.length;
-          await settle(300);
+          await linger(300);
           assert.equal(receiver.events.length, count, 'events arrived after close() resolved');
           assert.equal(new Set(idsOf(receiver.events)).size, receiver.events.length, 'an event arrived twice');
           assertInOrder(receiver, 'before close');
@@ -139,10 +140,12 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
   const applicable = cases.filter((check) => missingCapabilities(harness, check).length === 0);
   const missing = new Map<string, number>();
   for (const check of cases) {
-    const needs = missingCapabilities(harness, check).join(' and ');
+    const needs = missingCapabilities(harness, check)
+      .map((capability) => (capability === 'connect' ? 'connect()' : capability))
+      .join(' and ');
     if (needs) missing.set(needs, (missing.get(needs) ?? 0) + 1);
   }
-  const left = [...missing].map(([needs, count]) => `${count} that need ${needs}()`);
+  const left = [...missing].map(([needs, count]) => `${count} that need ${needs}`);
   const title = `transport suite: ${name}, ${applicable.length} of ${cases.length} cases${left.length > 0 ? ` (not applicable: ${left.join(', ')})` : ''}`;
   describe(title, () => {
     for (const check of applicable) it(check.name, check.run, 60_000);

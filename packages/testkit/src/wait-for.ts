@@ -8,4 +8,4 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
 }
 
 /** Waits `ms` milliseconds: for checks that nothing more arrives. */
-export const settle = (ms = 250) => new Promise((resolve) => setTimeout(resolve, ms));
+export const linger = (ms = 250) => new Promise((resolve) => setTimeout(resolve, ms));

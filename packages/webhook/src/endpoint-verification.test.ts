@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type VerifiedWebhookRequest, webhookMiddleware } from '@herald/client';
-import { settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
@@ -140,7 +140,7 @@ describe('endpoint verification', () => {
     await waitFor(async () => (await status(app, control.body.id)).status === 'active', 'the control endpoint to be verified');
     const third = (await app.herald.publish({ type: 'order.created', data: { n: 3 } })).event;
     await waitFor(() => verified.ids().has(third.id), 'the control subscription to receive');
-    await settle(500);
+    await linger(500);
     expect(unverified.requests.filter((request) => !isChallenge(request)).map((request) => JSON.parse(request.body).id)).toEqual([]);
 
     // Once the endpoint answers the challenge, the retried and replayed delivery goes out, and later events follow.

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { newId, type Subscription, type TransportContext } from '@herald/core';
+import { newId, type Subscription } from '@herald/core';
+import type { PushContext } from '@herald/outbox';
 import type { HttpSender } from './http-sender.js';
 import { endpointVerified, type StoredWebhookConfig } from './webhook-config.js';
 import { webhookRequest } from './webhook-request.js';
@@ -34,10 +35,9 @@ export function echoesChallenge(body: string | undefined, challenge: string): bo
  * signed POST with a random challenge, and becomes active once its endpoint answers 2xx with it.
  */
 export class EndpointVerifier {
-  readonly #context: TransportContext;
+  readonly #context: PushContext<StoredWebhookConfig>;
   readonly #sender: HttpSender;
   readonly #timeout: number;
-  readonly #onVerified: (subscription: Subscription) => void;
   readonly #inProgress = new Map<string, Promise<VerificationResult>>();
   /** Per subscription: failed tries and when the next one is due. */
   readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
@@ -45,11 +45,11 @@ export class EndpointVerifier {
   #interval?: NodeJS.Timeout;
   #stopped = false;
 
-  constructor(context: TransportContext, sender: HttpSender, timeout: number, onVerified: (subscription: Subscription) => void) {
+  /** The context's `refresh` is told of every endpoint it verifies. */
+  constructor(context: PushContext<StoredWebhookConfig>, sender: HttpSender, timeout: number) {
     this.#context = context;
     this.#sender = sender;
     this.#timeout = timeout;
-    this.#onVerified = onVerified;
   }
 
   start(): void {
@@ -82,10 +82,12 @@ export class EndpointVerifier {
     if (this.#stopped) return;
     try {
       const now = Date.now();
-      const waiting = (await this.#context.subscriptions.list({ transport: 'webhook' })).filter(
-        (subscription) =>
-          needsVerification(subscription) && !this.#inProgress.has(subscription.id) && (this.#backoff.get(subscription.id)?.nextAt ?? 0) <= now,
-      );
+      const waiting = (await this.#context.subscriptions.list({ transport: 'webhook' }))
+        .filter((subscription) => this.#context.owns(subscription))
+        .filter(
+          (subscription) =>
+            needsVerification(subscription) && !this.#inProgress.has(subscription.id) && (this.#backoff.get(subscription.id)?.nextAt ?? 0) <= now,
+        );
       await Promise.all(waiting.map((subscription) => this.verify(subscription)));
     } catch (error) {
       this.#context.logger.warn({ err: error }, 'looking for webhook endpoints to verify failed');
@@ -93,7 +95,7 @@ export class EndpointVerifier {
   }
 
   /** Challenges the endpoint of one subscription now. */
-  verify(subscription: Subscription): Promise<VerificationResult> {
+  verify(subscription: Subscription<StoredWebhookConfig>): Promise<VerificationResult> {
     let running = this.#inProgress.get(subscription.id);
     if (!running) {
       running = this.#challenge(subscription).finally(() => this.#inProgress.delete(subscription.id));
@@ -102,8 +104,8 @@ export class EndpointVerifier {
     return running;
   }
 
-  async #challenge(subscription: Subscription): Promise<VerificationResult> {
-    const config = subscription.config as StoredWebhookConfig;
+  async #challenge(subscription: Subscription<StoredWebhookConfig>): Promise<VerificationResult> {
+    const { config } = subscription;
     const challenge = randomBytes(24).toString('base64url');
     const now = Date.now();
     const id = newId('ver');
@@ -131,20 +133,20 @@ export class EndpointVerifier {
     this.#backoff.delete(subscription.id);
     const current = await this.#context.subscriptions.get(subscription.id);
     // The URL may have changed while the challenge was out: then this answer proves nothing.
-    if (!current || (current.config as StoredWebhookConfig).url !== config.url) {
+    if (!current || !this.#context.owns(current) || current.config.url !== config.url) {
       return { verified: false, error: 'the subscription changed during verification' };
     }
-    const { unverified: _unverified, ...verified } = current.config as StoredWebhookConfig;
+    const { unverified: _unverified, ...verified } = current.config;
     const updated = await this.#context.subscriptions.update(current.id, {
       config: { ...verified, verifiedAt: new Date().toISOString(), verifiedUrl: config.url },
       ...(current.status === 'pending' ? { status: 'active' as const } : {}),
     });
-    if (updated) this.#onVerified(updated);
+    if (updated && this.#context.owns(updated)) this.#context.refresh(updated);
     return { verified: true };
   }
 }
 
 /** Whether a subscription's endpoint still has to answer a challenge for its current URL. */
-export function needsVerification(subscription: Subscription): boolean {
-  return !endpointVerified(subscription.config as StoredWebhookConfig) && subscription.status !== 'disabled';
+export function needsVerification(subscription: Subscription<StoredWebhookConfig>): boolean {
+  return !endpointVerified(subscription.config) && subscription.status !== 'disabled';
 }

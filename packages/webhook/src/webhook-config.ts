@@ -1,4 +1,5 @@
 import { type PreparedConfig, type Subscription, ValidationError } from '@herald/core';
+import { pushConfigFields } from '@herald/outbox';
 import { z } from 'zod';
 import { refusedUrlTarget } from './address-guard.js';
 import { generateSecret, secretKey, secretPattern } from './webhook-signature.js';
@@ -56,10 +57,8 @@ export const webhookConfigSchema = z.strictObject({
     .record(headerName, z.string().max(1024).regex(/^[^\r\n\0]*$/, 'must be one line'))
     .refine((headers) => Object.keys(headers).length <= 20, 'at most 20 headers')
     .optional(),
-  /** At most this many deliveries per second to this endpoint (on each node). */
-  rateLimit: z.number().positive().max(10_000).optional(),
-  /** One delivery at a time, in `seq` order: a failing event holds back the ones after it. */
-  ordered: z.boolean().optional(),
+  /** `rateLimit` (deliveries per second to this endpoint, on each node) and `ordered` (one at a time, in `seq` order). */
+  ...pushConfigFields,
   /** Secrets replaced by a rotation, still signing until they expire. Managed by Herald. */
   previousSecrets: z
     .array(z.strictObject({ secret: webhookSecret, expiresAt: z.iso.datetime() }))
@@ -91,15 +90,18 @@ function invalidUrl(message: string): ValidationError {
 }
 
 /** Checks what the schema cannot (scheme and literal address against the policy), and fills in the secret. */
-export function prepareWebhookConfig(input: Record<string, unknown>, previous: Subscription | undefined, policy: ConfigPolicy): PreparedConfig {
-  const config = input as WebhookConfig;
+export function prepareWebhookConfig(
+  config: WebhookConfig,
+  previous: Subscription<StoredWebhookConfig> | undefined,
+  policy: ConfigPolicy,
+): PreparedConfig<StoredWebhookConfig> {
   const url = new URL(config.url);
   if (!policy.allowPrivate) {
     if (url.protocol !== 'https:') throw invalidUrl('must be https (http only when HERALD_WEBHOOK_ALLOW_PRIVATE=1)');
     const refused = refusedUrlTarget(url);
     if (refused) throw invalidUrl(refused.message);
   }
-  const before = previous?.config as StoredWebhookConfig | undefined;
+  const before = previous?.config;
   const generated = config.secret === undefined ? generateSecret() : undefined;
   const secret = config.secret ?? generated ?? '';
   const now = Date.now();
@@ -128,8 +130,7 @@ export function prepareWebhookConfig(input: Record<string, unknown>, previous: S
  * The config as the API shows it: no secrets, and `verification: "pending"` while the endpoint waits for
  * verification (when `verifying`, any endpoint that has not answered the challenge for its URL).
  */
-export function publicWebhookConfig(config: Record<string, unknown>, verifying = false): Record<string, unknown> {
-  const stored = config as StoredWebhookConfig;
+export function publicWebhookConfig(stored: StoredWebhookConfig, verifying = false): Record<string, unknown> {
   const { secret: _secret, previousSecrets, unverified, verifiedUrl: _verifiedUrl, ...shown } = stored;
   const graceUntil = graceEnd(previousSecrets ?? []);
   const pending = unverified === true || (verifying && !endpointVerified(stored));

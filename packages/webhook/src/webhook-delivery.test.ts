@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type HeraldEvent, sqliteStore } from '@herald/core';
+import { sqlOutbox } from '@herald/outbox';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -205,7 +206,7 @@ describe('delivery', () => {
     cleanups.push(() => inbox.close());
     await waitFor(() => inbox.ids().has(event.id), 'the delivery once the endpoint is up');
     const [delivery] = await deliveries(server, id);
-    await waitFor(async () => (await deliveries(server, id))[0].status === 'delivered', 'the delivery to settle');
+    await waitFor(async () => (await deliveries(server, id))[0].status === 'delivered', 'the delivery to be recorded as delivered');
     expect(delivery.attempts[0].error).toBe('connection refused (ECONNREFUSED)');
   });
 
@@ -244,7 +245,7 @@ describe('delivery', () => {
     const events = [await publish(server, 1), await publish(server, 2, 'invoice.paid'), await publish(server, 3)];
     await waitFor(() => inbox.requests.length === 2, 'the two order events');
     // A delivery sent straight from the fan-out is listed once its first attempt is recorded.
-    await waitFor(async () => (await deliveries(server, id, key)).filter((d) => d.status === 'delivered').length === 2, 'them to settle');
+    await waitFor(async () => (await deliveries(server, id, key)).filter((d) => d.status === 'delivered').length === 2, 'them to be recorded as delivered');
     const first = (await deliveries(server, id, key)).find((d) => d.eventId === events[0]?.id);
 
     const retried = await server.api('POST', `/v1/deliveries/${first.id}/retry`, undefined, key);
@@ -345,7 +346,8 @@ describe('stopping', () => {
     const store = sqliteStore({ path: database });
     await store.init();
     try {
-      const rows = await store.outbox.list(id, { limit: 100 });
+      const outbox = await sqlOutbox(store);
+      const rows = await outbox.list(id, { limit: 100 });
       expect(rows).toHaveLength(10);
       const delivered = rows.filter((row) => row.status === 'delivered');
       expect(delivered.map((row) => row.eventId).sort()).toEqual([...inbox.ids()].sort());
@@ -353,7 +355,7 @@ describe('stopping', () => {
       // No lease is left behind: another worker may claim them at once.
       expect(rows.every((row) => row.lockedBy === null && row.lockedUntil === null)).toBe(true);
       expect(rows.filter((row) => row.status === 'pending').every((row) => row.attempts === 0)).toBe(true);
-      expect(await store.outbox.attempts(delivered.map((row) => row.id))).toHaveLength(2);
+      expect(await outbox.attempts(delivered.map((row) => row.id))).toHaveLength(2);
     } finally {
       await store.close();
     }

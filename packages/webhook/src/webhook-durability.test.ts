@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { defineEventType, sqliteStore } from '@herald/core';
+import { sqlOutbox } from '@herald/outbox';
 import { createHerald } from '@herald/server';
 import { waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -108,7 +109,7 @@ async function deliveredInOutbox(database: string): Promise<Set<string>> {
   await store.init();
   try {
     const [subscription] = await store.subscriptions.list();
-    const delivered = await store.outbox.list(subscription?.id as string, { status: 'delivered', limit: 10_000 });
+    const delivered = await (await sqlOutbox(store)).list(subscription?.id as string, { status: 'delivered', limit: 10_000 });
     return new Set(delivered.map((delivery) => delivery.eventId));
   } finally {
     await store.close();

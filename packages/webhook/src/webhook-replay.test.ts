@@ -1,5 +1,6 @@
 import { type HeraldEvent, sqliteStore } from '@herald/core';
-import { newEvent, settle, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { sqlOutbox } from '@herald/outbox';
+import { newEvent, linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ReplyFn, startReceiver, type TestReceiver } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
@@ -50,7 +51,7 @@ describe('replay (issue 13)', () => {
     expect(started.status).toBe(202);
     expect(started.body).toMatchObject({ id: expect.stringMatching(/^rpl_/), subscriptionId: id, status: 'running', after: 0, until: logged });
     // Nothing like the whole log has been turned into deliveries by the time it answers.
-    const pendingNow = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
+    const pendingNow = await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: logged });
     expect(pendingNow.length).toBeLessThan(5_000);
 
     const again = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 500 }, key);
@@ -60,8 +61,8 @@ describe('replay (issue 13)', () => {
     // While it runs, the outbox holds a bounded number of its deliveries, and its position only moves forward.
     let mostPending = 0;
     let lastPosition = 0;
-    for (let status = 'running'; status === 'running'; await settle(100)) {
-      const pending = await app.herald.store.outbox.list(id, { status: 'pending', limit: logged });
+    for (let status = 'running'; status === 'running'; await linger(100)) {
+      const pending = await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: logged });
       mostPending = Math.max(mostPending, pending.length);
       const { body } = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
       expect(body.position).toBeGreaterThanOrEqual(lastPosition);
@@ -88,7 +89,7 @@ describe('replay (issue 13)', () => {
     expect(started.status).toBe(202);
     // Two batches of 500 are made and tried once; they wait for their retry, and so does the replay.
     await waitFor(() => inbox.requests.length === 1_000, 'the first two batches to be tried');
-    await settle(500);
+    await linger(500);
     expect(inbox.requests.length).toBe(1_000);
     const waiting = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
     expect(waiting.body).toMatchObject({ status: 'running', position: 1_000, replayed: 1_000, finishedAt: null });
@@ -99,7 +100,7 @@ describe('replay (issue 13)', () => {
     const nothingRunning = await app.api('DELETE', `/v1/subscriptions/${id}/replay`, undefined, key);
     expect(nothingRunning).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
     // The deliveries it made stay in the outbox; a new replay may start.
-    expect(await app.herald.store.outbox.list(id, { status: 'pending', limit: 5_000 })).toHaveLength(1_000);
+    expect(await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: 5_000 })).toHaveLength(1_000);
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 2_000 }, key)).body).toMatchObject({ status: 'running', after: 2_000 });
   });
 

@@ -11,7 +11,7 @@ export interface WebhookRequest {
 }
 
 /** What every request to one endpoint shares, worked out once per stored config. */
-interface Target {
+export interface WebhookTarget {
   url: URL;
   /** The subscription's extra static headers, names in lower case (none of them one that Herald sets, but `user-agent`). */
   extraHeaders: [string, string][];
@@ -19,29 +19,22 @@ interface Target {
   current: readonly [KeyObject];
 }
 
-const targets = new WeakMap<StoredWebhookConfig, Target>();
-
-function targetOf(config: StoredWebhookConfig): Target {
-  let target = targets.get(config);
-  if (!target) {
-    target = {
-      url: new URL(config.url),
-      // In lower case, as Herald's own: a `User-Agent` replaces Herald's rather than going out beside it.
-      extraHeaders: Object.entries(config.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
-      current: [createSecretKey(secretKey(config.secret))],
-    };
-    targets.set(config, target);
-  }
-  return target;
+/** What every request to the endpoint of `config` shares: its URL, its static headers, its current secret's key. */
+export function webhookTarget(config: StoredWebhookConfig): WebhookTarget {
+  return {
+    url: new URL(config.url),
+    // In lower case, as Herald's own: a `User-Agent` replaces Herald's rather than going out beside it.
+    extraHeaders: Object.entries(config.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
+    current: [createSecretKey(secretKey(config.secret))],
+  };
 }
 
 /**
- * The request that carries `body`, the JSON of the message `id`, to the config's endpoint at `now`:
- * its static headers and the Standard Webhooks ones, signed with the current secret and with the
+ * The headers of the request that carries `body`, the JSON of the message `id`, to `target` (of `config`)
+ * at `now`: its static headers and the Standard Webhooks ones, signed with the current secret and with the
  * rotated ones still in their grace period.
  */
-export function webhookRequest(config: StoredWebhookConfig, id: string, body: string, now: number): WebhookRequest {
-  const target = targetOf(config);
+export function webhookHeaders(target: WebhookTarget, config: StoredWebhookConfig, id: string, body: string, now: number): Record<string, string> {
   const secrets = config.previousSecrets?.length ? [...target.current, ...livePreviousSecrets(config, now).map((old) => old.secret)] : target.current;
   const signed = signedHeaders(secrets, id, Math.floor(now / 1000), body);
   // A literal, not a spread: objects of one shape keep undici's header handling on its fast path (several µs a request).
@@ -53,5 +46,17 @@ export function webhookRequest(config: StoredWebhookConfig, id: string, body: st
     'webhook-signature': signed['webhook-signature'],
   };
   for (const [name, value] of target.extraHeaders) headers[name] = value;
-  return { url: target.url, headers };
+  return headers;
+}
+
+const targets = new WeakMap<StoredWebhookConfig, WebhookTarget>();
+
+/** The request that carries `body`, the JSON of the message `id`, to the config's endpoint at `now` (see {@link webhookHeaders}). */
+export function webhookRequest(config: StoredWebhookConfig, id: string, body: string, now: number): WebhookRequest {
+  let target = targets.get(config);
+  if (!target) {
+    target = webhookTarget(config);
+    targets.set(config, target);
+  }
+  return { url: target.url, headers: webhookHeaders(target, config, id, body, now) };
 }

@@ -9,7 +9,8 @@ import { webhook } from './webhook-transport.js';
  * Every request is checked with the independent `standardwebhooks` verifier.
  */
 runTransportSuite('webhook', {
-  transport: () => webhook({ retrySchedule: [0, 0.05, 0.1, 0.2], pollInterval: 100 }),
+  transport: () => webhook({ retrySchedule: [0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4], pollInterval: 100 }),
+  push: { module: new URL('./webhook-push-node.test-support.ts', import.meta.url) },
   options: { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } },
   // Push only: no client connections, so the suite's connection cases do not apply; its own routes must stay the consumer's.
   subscriptionRoutes: [
@@ -22,8 +23,10 @@ runTransportSuite('webhook', {
     const events: HeraldEvent[] = [];
     const failures: string[] = [];
     let secret: string | undefined;
+    let failing = false;
     const receiver = await startReceiver((request) => {
       if (!secret) return { status: 503 };
+      if (failing) return { status: 500 };
       try {
         events.push(verifiedEvent(secret, request));
         return { status: 200 };
@@ -44,6 +47,9 @@ runTransportSuite('webhook', {
     return {
       subscriptionId: body.id,
       events,
+      fail(refuse) {
+        failing = refuse;
+      },
       async close() {
         await receiver.close();
         if (failures.length > 0) throw new Error(`requests failed standardwebhooks verification: ${failures.join('; ')}`);

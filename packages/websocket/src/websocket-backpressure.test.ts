@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { defineEventType } from '@herald/core';
 import { createHerald } from '@herald/server';
-import { settle, waitFor } from '@herald/testkit';
+import { linger, waitFor } from '@herald/testkit';
 import { expect, it } from 'vitest';
 import { z } from 'zod';
 import { ProtocolClient } from './testing/protocol-client.js';
@@ -56,7 +56,7 @@ it('closes a client that stops reading with 4429; the others keep receiving and 
 
     const { event } = await herald.publish({ type: 'blob.stored', data: { n: -1, text: 'after' } });
     for (const client of fast) await waitFor(() => client.events('blobs').some((received) => received.id === event.id), 'the fast clients to go on');
-    await settle(100);
+    await linger(100);
     for (const client of fast) expect(client.closedWith).toBeUndefined();
   } finally {
     await Promise.all(clients.map((client) => client.close()));

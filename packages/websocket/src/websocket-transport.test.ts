@@ -7,7 +7,7 @@ import {
   type Receiver,
   type Refusal,
   runTransportSuite,
-  settle,
+  linger,
   type TestApp,
   waitFor,
 } from '@herald/testkit';
@@ -115,7 +115,7 @@ describe('subscribe', () => {
     ];
     const expected = published.filter((event) => event.type.startsWith('order.') && event.type.split('.').length === 2 && event.consumer !== 'other');
     await waitFor(() => client.events('orders').length >= expected.length, 'the matching events');
-    await settle();
+    await linger();
     expect(client.events('orders')).toEqual(expected);
   });
 
@@ -154,7 +154,7 @@ describe('subscribe', () => {
     await client.next('pong');
     await publish(ws, 'order.created', 1);
     await waitFor(() => client.events('b').length === 1, 'the event on b');
-    await settle();
+    await linger();
     expect(client.events('a')).toEqual([]);
     expect(ws.transport.stats().subscriptions).toBe(1);
   });
@@ -225,7 +225,7 @@ describe('resume', () => {
     await second.subscribe({ id: 's', types: ['order.*', 'invoice.paid'], after: last.seq });
     await publishing;
     await waitFor(() => before.length + second.events('s').length >= 1000, 'all 1,000 events', 20_000);
-    await settle();
+    await linger();
     expectExactlyOnceInOrder([...before, ...second.events('s')], published);
   });
 
@@ -242,17 +242,17 @@ describe('resume', () => {
       const client = await connect(ws.url, { bearer: ws.app.adminKey });
       client.send({ type: 'subscribe', id: 'orders', types: ['order.*'], after });
       subscribers.push({ client, after });
-      await settle(30);
+      await linger(30);
     }
     await Promise.all(subscribers.map(({ client }) => client.next('subscribed', () => true, 20_000)));
-    await settle(200);
+    await linger(200);
     publishing = false;
     await Promise.all(loops);
     const log = await ws.app.herald.store.read({ after: 0, limit: 100_000, types: ['order.*'] });
     for (const { client, after } of subscribers) {
       const expected = log.filter((event) => event.seq > after);
       await waitFor(() => client.events('orders').length >= expected.length, `the events after ${after}`, 20_000);
-      await settle();
+      await linger();
       expectExactlyOnceInOrder(client.events('orders'), expected);
     }
   });
@@ -396,7 +396,7 @@ describe('revocation and shutdown', () => {
     const dead = await connect(ws.url, { bearer: ws.app.adminKey });
     (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     await waitFor(() => ws.transport.stats().connections === 1, 'the dead peer to be terminated');
-    await settle(400);
+    await linger(400);
     expect(alive.closedWith).toBeUndefined();
     expect(ws.transport.stats().connections).toBe(1);
   });

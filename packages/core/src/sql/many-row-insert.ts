@@ -11,33 +11,33 @@ const step = 25;
  * multiple of 25 rows and of fewer than 25, so that an insert of any size is one of a few dozen
  * statements that stay compiled here and prepared in the database, rather than one of hundreds.
  */
-export class ManyRowInsert<Row extends object, Output = unknown> {
+export class ManyRowInsert<Row extends object, Output = unknown, DB = HeraldDatabase> {
   readonly #columns: readonly (keyof Row & string)[];
-  readonly #build: (db: Kysely<HeraldDatabase>, rows: Row[]) => Compilable<Output>;
+  readonly #build: (db: Kysely<DB>, rows: Row[]) => Compilable<Output>;
   readonly #sql = new Map<number, string>();
 
-  constructor(columns: readonly (keyof Row & string)[], build: (db: Kysely<HeraldDatabase>, rows: Row[]) => Compilable<Output>) {
+  constructor(columns: readonly (keyof Row & string)[], build: (db: Kysely<DB>, rows: Row[]) => Compilable<Output>) {
     this.#columns = columns;
     this.#build = build;
   }
 
   /** Inserts `rows` (keep them within the dialect's bound-parameter limit) and returns what the statements return. */
-  async execute(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<Output[]> {
+  async execute(db: Kysely<DB>, rows: readonly Row[]): Promise<Output[]> {
     return (await this.#run(db, rows)).flatMap((result) => result.rows);
   }
 
   /** Inserts `rows` (as `execute`) and returns how many went in: fewer when the statement skips conflicting ones. */
-  async insert(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<number> {
+  async insert(db: Kysely<DB>, rows: readonly Row[]): Promise<number> {
     return (await this.#run(db, rows)).reduce((sum, result) => sum + Number(result.numAffectedRows ?? 0), 0);
   }
 
-  async #run(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<QueryResult<Output>[]> {
+  async #run(db: Kysely<DB>, rows: readonly Row[]): Promise<QueryResult<Output>[]> {
     const split = rows.length - (rows.length % step);
     if (split === 0 || split === rows.length) return [await this.#statement(db, rows)];
     return [await this.#statement(db, rows.slice(0, split)), await this.#statement(db, rows.slice(split))];
   }
 
-  async #statement(db: Kysely<HeraldDatabase>, rows: readonly Row[]): Promise<QueryResult<Output>> {
+  async #statement(db: Kysely<DB>, rows: readonly Row[]): Promise<QueryResult<Output>> {
     let text = this.#sql.get(rows.length);
     if (text === undefined) {
       const shape = Object.fromEntries(this.#columns.map((column) => [column, null])) as Row;

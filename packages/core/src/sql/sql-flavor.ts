@@ -22,10 +22,10 @@ export interface SqlFlavor {
   /**
    * Runs `work` in a transaction whose commit is not waited to disk: a killed process keeps it, a power
    * loss or an OS crash may undo it (and what committed after it, never what came before). For writes
-   * that are safe to lose that way, such as the outbox's, whose loss only sends a delivery again. Absent:
-   * an ordinary transaction.
+   * that are safe to lose that way, such as those of the push transports' outbox, whose loss only sends
+   * a delivery again. Absent: an ordinary transaction.
    */
-  unsyncedTransaction?<T>(db: Kysely<HeraldDatabase>, work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T>;
+  unsyncedTransaction?<DB, T>(db: Kysely<DB>, work: (trx: Transaction<DB>) => Promise<T>): Promise<T>;
   /**
    * Why the database refused a write, when it did: `locked` (another connection holds the lock: the
    * write may simply run again), `full`, `unavailable` (it takes no writes for now). Undefined for

@@ -12,6 +12,7 @@ import type { ApiKeyRecord } from '../store.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
+import { commitLevelsStore } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -552,47 +553,26 @@ describe('SqlStore group commit', () => {
 });
 
 describe('SqlStore on SQLite with synchronous=FULL', () => {
-  /** A store on a file whose every COMMIT notes the connection's `synchronous` level at that moment (2 FULL, 1 NORMAL). */
   async function watched() {
-    const database = new Database(join(tempDir(), 'herald.db'));
-    database.pragma('journal_mode = WAL');
-    database.pragma('synchronous = FULL');
-    const levels: number[] = [];
-    const db = new Kysely<HeraldDatabase>({
-      dialect: new SqliteDialect({
-        database: {
-          close: () => database.close(),
-          prepare(sql: string) {
-            if (sql === 'commit') levels.push(database.pragma('synchronous', { simple: true }) as number);
-            return database.prepare(sql);
-          },
-        },
-      }),
-    });
-    const store = new SqlStore(db, syncedSqliteFlavor);
-    await store.init();
-    cleanups.push(() => store.close());
-    levels.length = 0;
-    return { store, levels, level: () => database.pragma('synchronous', { simple: true }) };
+    const watching = await commitLevelsStore(join(tempDir(), 'herald.db'));
+    cleanups.push(() => watching.store.close());
+    return watching;
   }
 
-  it('syncs appends, commits the outbox unsynced, and is back to FULL after each, a failed outbox commit too', async () => {
-    const { store, levels, level } = await watched();
-    const [appended] = await store.append([event('sync.one')]);
-    const now = Date.now();
-    const lease = { worker: 'wkr_sync', now, until: now + 60_000 };
-    const from = await store.outbox.position('webhook', 0);
+  it('syncs appends, commits an unsynced transaction (the outbox writes in them) under NORMAL, and is back to FULL after each, a failed one too', async () => {
+    const { store, db, levels, level } = await watched();
+    const unsynced = syncedSqliteFlavor.unsyncedTransaction;
+    if (!unsynced) throw new Error('syncedSqliteFlavor has unsynced transactions');
+    await store.append([event('sync.one')]);
     levels.length = 0;
-    await store.outbox.commit({ lease, fanOut: { name: 'webhook', from, to: appended?.event.seq as number, deliveries: [], subscriptionVersion: await store.subscriptions.version() } });
+    await unsynced(db, (trx) => trx.insertInto('herald_write_probe').values({ pad: 'unsynced' }).execute());
     await store.append([event('sync.two')]);
     expect(levels).toEqual([1, 2]);
     expect(level()).toBe(2);
 
-    const unbindable = { id: 'dlv_sync', subscriptionId: 'sub_sync', eventSeq: 1, eventId: {} as string, nextAttemptAt: now };
-    await expect(store.outbox.commit({ lease, unhold: [unbindable] })).rejects.toThrow(/bind/);
+    await expect(unsynced(db, (trx) => trx.insertInto('herald_write_probe').values({ pad: {} as string }).execute())).rejects.toThrow(/bind/);
     expect(level()).toBe(2);
     await store.append([event('sync.three')]);
     expect(levels).toEqual([1, 2, 2]);
-    expect(await store.outbox.position('webhook', 0)).toBe(appended?.event.seq);
   });
 });

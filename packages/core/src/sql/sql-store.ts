@@ -4,11 +4,11 @@ import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
 import { affectsMatching, type Subscription, type SubscriptionStatus } from '../subscription.js';
-import { migrate } from './migrations.js';
+import { migrate, runMigrations } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import { ManyRowInsert } from './many-row-insert.js';
-import { SqlOutbox } from './sql-outbox.js';
+import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
 
@@ -45,14 +45,13 @@ interface PendingAppend {
  * The Store on kysely, shared by SQLite and PostgreSQL. Appends that arrive while another commit
  * is being prepared or is in flight are committed together in one transaction (group commit). Every
  * write goes through a {@link WriteGate}: a write the database refuses is a 503 `StoreUnavailableError`,
- * and `ping` fails until the store takes writes again.
+ * and `ping` fails until the store takes writes again. Extensions (`extend`) add tables of their own.
  */
 export class SqlStore implements Store {
   readonly #db: Kysely<HeraldDatabase>;
   readonly #flavor: SqlFlavor;
   readonly #gate: WriteGate;
-  /** Webhook deliveries and their attempts. */
-  readonly outbox: SqlOutbox;
+  readonly #extensions = new Map<SqlStoreExtension<unknown>, Promise<unknown>>();
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
   readonly #insertEvents = eventInsert();
@@ -61,7 +60,6 @@ export class SqlStore implements Store {
     this.#db = db;
     this.#flavor = flavor;
     this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, options.logger ?? silentLogger);
-    this.outbox = new SqlOutbox(db, flavor, { event: toEvent, subscription: toSubscription }, this.#gate);
   }
 
   get flavor(): SqlFlavor['name'] {
@@ -70,6 +68,25 @@ export class SqlStore implements Store {
 
   async init(): Promise<void> {
     await this.#gate.run(() => migrate(this.#db as Kysely<unknown>, this.#flavor), Date.now(), initLockTimeout);
+  }
+
+  /**
+   * The extension on this store, made once: its migrations run (after `init`, with their own history)
+   * the first time it is asked for, and every later call gets the same one.
+   */
+  extend<T>(extension: SqlStoreExtension<T>): Promise<T> {
+    let extended = this.#extensions.get(extension) as Promise<T> | undefined;
+    if (!extended) {
+      const context: SqlStoreContext = { db: this.#db, flavor: this.#flavor, gate: this.#gate, rows: { event: toEvent, subscription: toSubscription } };
+      const tables = { table: `herald_${extension.name}_migration`, lockTable: `herald_${extension.name}_migration_lock` };
+      extended = this.#gate
+        .run(() => runMigrations(this.#db as Kysely<unknown>, extension.migrations(this.#flavor), tables), Date.now(), initLockTimeout)
+        .then(() => extension.create(context));
+      // A failed migration is tried again by the next call.
+      extended.catch(() => this.#extensions.delete(extension));
+      this.#extensions.set(extension, extended);
+    }
+    return extended;
   }
 
   async close(): Promise<void> {

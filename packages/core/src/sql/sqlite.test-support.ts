@@ -3,6 +3,10 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { HeraldDatabase } from './schema.js';
+import { syncedSqliteFlavor } from './sql-flavor.js';
+import { SqlStore } from './sql-store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const betterSqlite3 = createRequire(resolve(here, '../../package.json')).resolve('better-sqlite3');
@@ -74,4 +78,30 @@ export async function holdSqliteLock(path: string): Promise<LockHolder> {
  */
 export function openSqlite(path: string): Database.Database {
   return new Database(path);
+}
+
+/**
+ * A store (synchronous=FULL, WAL) on a new SQLite file at `path`, initialised, whose every COMMIT notes in
+ * `levels` the connection's `synchronous` level at that moment (2 FULL, 1 NORMAL); `level()` reads it now.
+ */
+export async function commitLevelsStore(path: string) {
+  const database = new Database(path);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = FULL');
+  const levels: number[] = [];
+  const db = new Kysely<HeraldDatabase>({
+    dialect: new SqliteDialect({
+      database: {
+        close: () => database.close(),
+        prepare(sql: string) {
+          if (sql === 'commit') levels.push(database.pragma('synchronous', { simple: true }) as number);
+          return database.prepare(sql);
+        },
+      },
+    }),
+  });
+  const store = new SqlStore(db, syncedSqliteFlavor);
+  await store.init();
+  levels.length = 0;
+  return { store, db, levels, level: () => database.pragma('synchronous', { simple: true }) };
 }

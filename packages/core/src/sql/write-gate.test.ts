@@ -11,7 +11,6 @@ import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
 import { recordingLogger } from '../logger.test-support.js';
 import { longestStall } from '../stall.test-support.js';
-import type { NewDelivery } from '../outbox.js';
 import type { SqlStore } from './sql-store.js';
 import { holdSqliteLock, type LockHolder } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
@@ -62,25 +61,17 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-function delivery(n: number, subscriptionId: string, eventSeq: number, eventId: string): NewDelivery {
-  return { id: `dlv_gate_${n}`, subscriptionId, eventSeq, eventId, nextAttemptAt: Date.now() };
-}
-
-/** A store with a subscription, an event, a key and deliveries, so that every write has something to act on. */
+/** A store with a subscription, an event and a key, so that every write has something to act on. */
 async function withData(store: SqlStore) {
   const [appended] = await store.append([event()]);
   const seq = appended?.event.seq as number;
-  const eventId = appended?.event.id as string;
   await store.subscriptions.create({ id: 'sub_gate', consumer: 'acme', transport: 'webhook', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
   await store.keys.put({ id: 'key_gate', role: 'consumer', consumer: 'acme', hash: 'h', createdAt: new Date().toISOString() });
-  await store.outbox.replay([delivery(1, 'sub_gate', seq, eventId)], Date.now());
-  return { seq, eventId };
+  return { seq };
 }
 
-/** Every write of the store and its outbox, each given something it would change. */
-function everyWrite(store: SqlStore, { seq, eventId }: { seq: number; eventId: string }): Record<string, () => Promise<unknown>> {
-  const now = Date.now();
-  const lease = { worker: 'wrk_gate', now, until: now + 60_000 };
+/** Every write of the store, each given something it would change (the outbox's are @herald/outbox's test). */
+function everyWrite(store: SqlStore, { seq }: { seq: number }): Record<string, () => Promise<unknown>> {
   return {
     append: () => store.append([event()]),
     'eventTypes.insert': () => store.eventTypes.insert({ name: `gate.type${counter++}`, createdAt: new Date().toISOString() }),
@@ -92,15 +83,6 @@ function everyWrite(store: SqlStore, { seq, eventId }: { seq: number; eventId: s
     'keys.put': () => store.keys.put({ id: `key_gate_${counter++}`, role: 'admin', hash: 'h', createdAt: new Date().toISOString() }),
     'keys.revoke': () => store.keys.revoke('key_gate'),
     'keys.deleteExpired': () => store.keys.deleteExpired(new Date().toISOString()),
-    'outbox.position': () => store.outbox.position(`webhook-${counter++}`, 0),
-    'outbox.commit': () => store.outbox.commit({ lease, claim: [{ subscriptionId: 'sub_gate', limit: 10 }] }),
-    'outbox.recoverHold': () => store.outbox.recoverHold('hld_none', [], now),
-    'outbox.release': () => store.outbox.release('wrk_gate', ['dlv_gate_1']),
-    'outbox.retry': () => store.outbox.retry('dlv_gate_1', now),
-    'outbox.replay': () => store.outbox.replay([delivery(2, 'sub_gate', seq, eventId)], now),
-    'outbox.abandon': () => store.outbox.abandon('sub_gate', now),
-    'outbox.purge': () => store.outbox.purge('sub_gate_gone'),
-    'outbox.prune': () => store.outbox.prune(now + 1),
   };
 }
 
@@ -143,9 +125,8 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
       events: (await store.read({ after: 0, limit: 10 })).length,
       subscription: (await store.subscriptions.get('sub_gate'))?.types,
       key: (await store.keys.get('key_gate'))?.revokedAt,
-      backlog: await store.outbox.backlog(),
     }));
-    expect(reads).toEqual({ events: 1, subscription: ['order.*'], key: undefined, backlog: 1 });
+    expect(reads).toEqual({ events: 1, subscription: ['order.*'], key: undefined });
     expect(readStall).toBeLessThan(100);
 
     // Not ready while it refuses writes; it says so at once, with SQLite's own error in the log.
@@ -173,7 +154,7 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
 
     const { result, stall } = await longestStall(async () => {
       const appended = store.append([event({ during: 'lock' })]);
-      const committed = store.outbox.commit({ lease: { worker: 'wrk_wait', now: Date.now(), until: Date.now() + 60_000 }, claim: [{ subscriptionId: 'sub_gate', limit: 10 }] });
+      const committed = store.subscriptions.update('sub_gate', { types: ['order.created'] });
       let settled = false;
       void Promise.allSettled([appended, committed]).then(() => {
         settled = true;
@@ -185,7 +166,7 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
     });
     expect(stall).toBeLessThan(100);
     expect(result.appended[0]?.event.seq).toBe(data.seq + 1);
-    expect(result.committed.claimed.map((claimed) => claimed.delivery.id)).toEqual(['dlv_gate_1']);
+    expect(result.committed?.types).toEqual(['order.created']);
     expect((await store.read({ after: data.seq, limit: 10 })).map((e) => e.data)).toEqual([{ during: 'lock' }]);
   });
 });

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HeraldError, type NewDelivery, newId, type Subscription, type TransportContext } from '@herald/core';
+import { HeraldError, newId, type Subscription, type TransportContext } from '@herald/core';
 import { z } from 'zod';
+import type { NewDelivery, Outbox } from './outbox.js';
 
 /** A replay as the API shows it. */
 export const replaySchema = z.object({
@@ -40,7 +41,7 @@ export class ReplayInProgressError extends HeraldError {
 export interface ReplayRunnerOptions {
   /** Events read, and deliveries made, per batch. @default 500 */
   batchSize?: number;
-  /** Called after each batch, so the delivery engine claims it. */
+  /** Called after each batch, so that the delivery engine claims it. */
   wake(subscription: Subscription): void;
 }
 
@@ -69,14 +70,16 @@ const finishedRetention = 3_600_000;
  * Replays live in this process: a restart drops the one in flight (its batches already made stay).
  */
 export class ReplayRunner {
-  readonly #context: TransportContext;
+  readonly #context: Pick<TransportContext, 'store' | 'bus' | 'subscriptions' | 'logger'>;
+  readonly #outbox: Outbox;
   readonly #batchSize: number;
   readonly #wake: (subscription: Subscription) => void;
   /** The running or last replay of each subscription. */
   readonly #replays = new Map<string, Replay>();
 
-  constructor(context: TransportContext, options: ReplayRunnerOptions) {
+  constructor(context: Pick<TransportContext, 'store' | 'bus' | 'subscriptions' | 'logger'>, outbox: Outbox, options: ReplayRunnerOptions) {
     this.#context = context;
+    this.#outbox = outbox;
     this.#batchSize = options.batchSize ?? 500;
     this.#wake = options.wake;
   }
@@ -142,11 +145,11 @@ export class ReplayRunner {
   async #run({ view, abort }: Replay): Promise<void> {
     const { store, subscriptions, logger } = this.#context;
     // The end of the batch before the last: once nothing of this replay up to it is pending, the next batch is made.
-    let settledBefore = view.after;
+    let drainedUpTo = view.after;
     let lastBatchEnd = view.after;
     try {
       while (view.position < view.until) {
-        await this.#settled(view, settledBefore, abort.signal);
+        await this.#drained(view, drainedUpTo, abort.signal);
         // The subscription as it is now: its types, its consumer, and whether it still exists.
         const subscription = await subscriptions.get(view.subscriptionId);
         if (!subscription) return this.#finish(view, 'cancelled', 'the subscription was deleted');
@@ -163,10 +166,10 @@ export class ReplayRunner {
             eventId: event.id,
             nextAttemptAt: now,
           }));
-          view.replayed += await store.outbox.replay(deliveries, now);
+          view.replayed += await this.#outbox.replay(deliveries, now);
           this.#wake(subscription);
         }
-        settledBefore = lastBatchEnd;
+        drainedUpTo = lastBatchEnd;
         view.position = events.length < this.#batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
         lastBatchEnd = view.position;
       }
@@ -174,18 +177,18 @@ export class ReplayRunner {
       this.#finish(view, 'completed');
     } catch (error) {
       if (abort.signal.aborted) return this.#finish(view, 'cancelled', String(abort.signal.reason));
-      logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a webhook replay failed');
+      logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a replay failed');
       this.#finish(view, 'failed', `the log or the outbox could not be read; replay again with after=${view.position}`);
     }
   }
 
-  /** Resolves once no delivery of this replay for an event up to `seq` is pending; rejects when aborted. */
-  async #settled(view: ReplayView, seq: number, signal: AbortSignal): Promise<void> {
+  /** Resolves once no delivery of this replay for an event up to `seq` is pending (each is final); rejects when aborted. */
+  async #drained(view: ReplayView, seq: number, signal: AbortSignal): Promise<void> {
     const since = Date.now();
     for (;;) {
       signal.throwIfAborted();
       if (seq <= view.after) return;
-      const [newest] = await this.#context.store.outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
+      const [newest] = await this.#outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
       // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
       if (newest === undefined || newest.eventSeq <= view.after) return;
       await sleep(Date.now() - since < quickLooks ? quickWait : slowWait, undefined, { signal });

@@ -1,7 +1,9 @@
-import { memoryBroker, sqliteStore, SubscriptionRegistry } from '@herald/core';
+import { memoryBroker, sqliteStore, SubscriptionRegistry, type Subscription } from '@herald/core';
 import { newEvent } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
+import type { PushConfig } from './push-transport.js';
+import { sqlOutbox } from './sql-outbox.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -25,10 +27,13 @@ describe('OutboxDispatcher', () => {
     await subscription('delta', ['order.*'], 'paused');
     await registry.create({ consumer: 'alpha', transport: 'websocket', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
 
+    const outbox = await sqlOutbox(store);
     const dispatcher = new OutboxDispatcher({
       transport: 'webhook',
       store,
+      outbox,
       subscriptions: registry,
+      ours: (candidate): candidate is Subscription<PushConfig> => candidate.transport === 'webhook',
       accepts: (candidate) => candidate.id !== unverified.id,
     });
     const events = [
@@ -42,7 +47,7 @@ describe('OutboxDispatcher', () => {
     ];
     const appended = (await store.append(events)).map((result) => result.event);
     // The fan-out position from before the events, so that they are read from the log.
-    await store.outbox.position('webhook', 0);
+    await outbox.position('webhook', 0);
     await dispatcher.init((appended.at(-1) as { seq: number }).seq);
     const prepared = await dispatcher.next(Date.now());
 

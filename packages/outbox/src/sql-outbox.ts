@@ -1,5 +1,17 @@
-import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
-import type { HeraldEvent } from '../envelope.js';
+import {
+  type HeraldEvent,
+  ManyRowInsert,
+  newId,
+  type RowReaders,
+  type SqlFlavor,
+  type SqlStore,
+  type SqlStoreContext,
+  type SqlStoreExtension,
+  type Store,
+  type Subscription,
+  type WriteGate,
+} from '@herald/core';
+import { type ExpressionBuilder, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import {
   type ClaimedDelivery,
   type ClaimRequest,
@@ -16,26 +28,15 @@ import {
   type OutboxBatch,
   type OutboxBatchResult,
   type SettledAttempt,
-} from '../outbox.js';
-import { newId } from '../ids.js';
-import type { Subscription } from '../subscription.js';
-import type { DeliveriesTable, DeliveryAttemptsTable, EventsTable, HeraldDatabase, OutboxHoldsTable, SubscriptionsTable } from './schema.js';
-import { ManyRowInsert } from './many-row-insert.js';
-import type { SqlFlavor } from './sql-flavor.js';
-import { subscriptionVersionQuery } from './subscription-version.js';
-import type { WriteGate } from './write-gate.js';
+} from './outbox.js';
+import { outboxMigrations } from './outbox-migrations.js';
+import type { DeliveriesTable, DeliveryAttemptsTable, OutboxDatabase, OutboxHoldsTable, OutboxTables } from './sql-outbox-schema.js';
 
 /** Inlined rather than bound, so that the planners can use the partial indexes of pending deliveries. */
 const pending = sql.lit('pending');
 
 /** Rows per statement, well under every dialect's bound-parameter limit. */
 const chunk = 200;
-
-/** How the store turns its rows into Herald's objects. */
-export interface RowReaders {
-  event(row: Selectable<EventsTable>): HeraldEvent;
-  subscription(row: Selectable<SubscriptionsTable>): Subscription;
-}
 
 function chunks<T>(items: readonly T[], size = chunk): T[][] {
   const out: T[][] = [];
@@ -128,8 +129,8 @@ function fromAttempt(attempt: DeliveryAttempt): DeliveryAttemptsTable {
 }
 
 /** Creates deliveries (these columns of them), leaving those whose (subscription, event) has a row already. */
-function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): ManyRowInsert<DeliveriesTable> {
-  return new ManyRowInsert<DeliveriesTable>(columns, (db, rows) =>
+function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase> {
+  return new ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>(columns, (db, rows) =>
     db
       .insertInto('herald_deliveries')
       .values(rows)
@@ -139,19 +140,22 @@ function deliveryInsert(columns: readonly (keyof DeliveriesTable & string)[]): M
 
 /**
  * The outbox on kysely, shared by SQLite and PostgreSQL; `SqlFlavor.lockForClaim` is the one dialect-specific
- * part. Its writes go through the store's {@link WriteGate}, as the store's own do.
+ * part. An extension of the SQL store ({@link sqlOutboxExtension}): its writes go through the store's
+ * {@link WriteGate}, as the store's own do, so a locked or full store refuses them with a 503 too.
  */
 export class SqlOutbox implements Outbox {
-  readonly #db: Kysely<HeraldDatabase>;
+  readonly #db: Kysely<OutboxDatabase>;
   readonly #flavor: SqlFlavor;
   readonly #rows: RowReaders;
   readonly #gate: WriteGate;
   readonly #insertDeliveries = deliveryInsert(deliveryColumns);
   readonly #insertSettled = deliveryInsert(settledColumns);
-  readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable>(attemptColumns, (db, rows) => db.insertInto('herald_delivery_attempts').values(rows));
+  readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>(attemptColumns, (db, rows) =>
+    db.insertInto('herald_delivery_attempts').values(rows),
+  );
 
-  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, rows: RowReaders, gate: WriteGate) {
-    this.#db = db;
+  constructor({ db, flavor, rows, gate }: SqlStoreContext) {
+    this.#db = db.withTables<OutboxTables>();
     this.#flavor = flavor;
     this.#rows = rows;
     this.#gate = gate;
@@ -194,12 +198,12 @@ export class SqlOutbox implements Outbox {
   }
 
   /** Losing a commit to a power failure only sends its deliveries again: its events were synced when appended. */
-  #unsyncedTransaction<T>(work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T> {
+  #unsyncedTransaction<T>(work: (trx: Transaction<OutboxDatabase>) => Promise<T>): Promise<T> {
     const flavor = this.#flavor;
     return this.#gate.run(() => (flavor.unsyncedTransaction ? flavor.unsyncedTransaction(this.#db, work) : this.#db.transaction().execute(work)));
   }
 
-  #transaction<T>(work: (trx: Transaction<HeraldDatabase>) => Promise<T>): Promise<T> {
+  #transaction<T>(work: (trx: Transaction<OutboxDatabase>) => Promise<T>): Promise<T> {
     return this.#gate.run(() => this.#db.transaction().execute(work));
   }
 
@@ -217,7 +221,7 @@ export class SqlOutbox implements Outbox {
     });
   }
 
-  async #claim(trx: Transaction<HeraldDatabase>, lease: Lease, requests: readonly ClaimRequest[]): Promise<ClaimedDelivery[]> {
+  async #claim(trx: Transaction<OutboxDatabase>, lease: Lease, requests: readonly ClaimRequest[]): Promise<ClaimedDelivery[]> {
     const rows: Selectable<DeliveriesTable>[] = [];
     for (const request of requests) {
       if (request.limit <= 0) continue;
@@ -292,7 +296,7 @@ export class SqlOutbox implements Outbox {
     }
   }
 
-  async due(now: number, limit: number): Promise<string[]> {
+  async due(transport: string, now: number, limit: number): Promise<string[]> {
     // Ordered by when they are due, so that SQLite walks the due index (only what is due) rather than the
     // pending one, which the DISTINCT alone would make it prefer, and which holds every pending delivery.
     const dueDeliveries = this.#db
@@ -306,14 +310,15 @@ export class SqlOutbox implements Outbox {
       .selectFrom(dueDeliveries.as('d'))
       .select('d.subscription_id')
       .distinct()
-      // Paused and disabled subscriptions keep their deliveries for later; deleted ones are found, to be purged.
+      // Paused and disabled subscriptions keep their deliveries for later, other transports' are theirs;
+      // deleted ones are found, to be purged.
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
             selectFrom('herald_subscriptions as s')
               .select('s.id')
               .whereRef('s.id', '=', 'd.subscription_id')
-              .where('s.status', '!=', 'active'),
+              .where((eb) => eb.or([eb('s.status', '!=', 'active'), eb('s.transport', '!=', transport)])),
           ),
         ),
       )
@@ -438,28 +443,30 @@ export class SqlOutbox implements Outbox {
     });
   }
 
-  async backlog(): Promise<number> {
+  async backlog(transport: string): Promise<number> {
     const row = await this.#db
-      .selectFrom('herald_deliveries')
+      .selectFrom('herald_deliveries as d')
       .select((eb) => eb.fn.countAll().as('count'))
-      .where('status', '=', pending)
+      .where('d.status', '=', pending)
+      .where(({ exists, selectFrom }) =>
+        exists(selectFrom('herald_subscriptions as s').select('s.id').whereRef('s.id', '=', 'd.subscription_id').where('s.transport', '=', transport)),
+      )
       .executeTakeFirst();
     return Number(row?.count ?? 0);
   }
 
-  async prune(before: number): Promise<number> {
+  async prune(transport: string, before: number): Promise<number> {
     return this.#transaction(async (trx) => {
       const old = trx
-        .selectFrom('herald_deliveries')
-        .select('id')
-        .where('status', '!=', pending)
-        .where('updated_at', '<', before);
+        .selectFrom('herald_deliveries as d')
+        .select('d.id')
+        .where('d.status', '!=', pending)
+        .where('d.updated_at', '<', before)
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('herald_subscriptions as s').select('s.id').whereRef('s.id', '=', 'd.subscription_id').where('s.transport', '!=', transport))),
+        );
       await trx.deleteFrom('herald_delivery_attempts').where('delivery_id', 'in', old).execute();
-      const result = await trx
-        .deleteFrom('herald_deliveries')
-        .where('status', '!=', pending)
-        .where('updated_at', '<', before)
-        .executeTakeFirst();
+      const result = await trx.deleteFrom('herald_deliveries').where('id', 'in', old).executeTakeFirst();
       return Number(result.numDeletedRows);
     });
   }
@@ -467,8 +474,8 @@ export class SqlOutbox implements Outbox {
 
 /** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */
 async function createDeliveries(
-  trx: Transaction<HeraldDatabase>,
-  insertDeliveries: ManyRowInsert<DeliveriesTable>,
+  trx: Transaction<OutboxDatabase>,
+  insertDeliveries: ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>,
   deliveries: readonly NewDelivery[],
   now: number,
 ): Promise<void> {
@@ -505,11 +512,11 @@ function fromDelivery(delivery: Delivery, delivering?: DeliveryAttempt): Deliver
 
 /** Records the attempts, and settles or reschedules the deliveries this worker still holds. */
 async function settle(
-  trx: Transaction<HeraldDatabase>,
+  trx: Transaction<OutboxDatabase>,
   lease: Lease,
   settled: readonly SettledAttempt[],
-  insertAttempts: ManyRowInsert<DeliveryAttemptsTable>,
-  insertSettled: ManyRowInsert<DeliveriesTable>,
+  insertAttempts: ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>,
+  insertSettled: ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>,
 ): Promise<void> {
   // A held delivery gets its row now, as its attempt left it, unless a recovery of its hold made one
   // meanwhile: that row stays as it is, with its own attempts, and this attempt is not recorded.
@@ -606,10 +613,10 @@ function toHold(row: Selectable<OutboxHoldsTable>): Hold {
  * made one): undefined when it did not move, else the ids held and their hold.
  */
 async function fanOut(
-  trx: Transaction<HeraldDatabase>,
+  trx: Transaction<OutboxDatabase>,
   input: FanOut,
   lease: Lease,
-  insertDeliveries: ManyRowInsert<DeliveriesTable>,
+  insertDeliveries: ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>,
 ): Promise<{ ids: string[]; hold?: string } | undefined> {
   let move = trx.updateTable('herald_outbox_positions').set({ seq: input.to }).where('name', '=', input.name).where('seq', '=', input.from);
   const version = input.subscriptionVersion;
@@ -646,4 +653,32 @@ async function fanOut(
     })
     .execute();
   return { ids: held.map((delivery) => delivery.id), hold };
+}
+
+/** The version of the subscriptions (`Store['subscriptions']['version']`), as a subquery of a position update. */
+function subscriptionVersionQuery(eb: ExpressionBuilder<OutboxDatabase, 'herald_outbox_positions'>) {
+  return eb.selectFrom('herald_counters').select('value').where('name', '=', 'subscriptions');
+}
+
+/** The outbox as an extension of the SQL store: its tables, their migrations, and the {@link SqlOutbox} on them. */
+export const sqlOutboxExtension: SqlStoreExtension<SqlOutbox> = {
+  name: 'outbox',
+  migrations: outboxMigrations,
+  create: (context) => new SqlOutbox(context),
+};
+
+/**
+ * The outbox on `store`: for the SQL store, its {@link sqlOutboxExtension}, made once per store (its
+ * migrations run the first time). Any other store needs an outbox of its own: give it to the push
+ * transports (`outbox` option).
+ */
+export function sqlOutbox(store: Store): Promise<Outbox> {
+  if (!isSqlStore(store)) {
+    return Promise.reject(new Error('This store has no outbox: push transports need the SQL store, or an `outbox` of their own'));
+  }
+  return store.extend(sqlOutboxExtension);
+}
+
+function isSqlStore(store: Store): store is SqlStore {
+  return typeof (store as Partial<SqlStore>).extend === 'function';
 }

@@ -1,12 +1,17 @@
-import { type FanOut, type HeraldEvent, type NewDelivery, newId, type Store, type Subscription, type SubscriptionRegistry } from '@herald/core';
+import { type HeraldEvent, newId, type Store, type Subscription, type SubscriptionRegistry } from '@herald/core';
+import type { FanOut, NewDelivery, Outbox } from './outbox.js';
+import type { PushConfig } from './push-transport.js';
 
-export interface DispatcherOptions {
+export interface DispatcherOptions<TConfig extends PushConfig> {
   /** The fan-out position's name, and the transport whose subscriptions are matched. */
   transport: string;
   store: Store;
+  outbox: Outbox;
   subscriptions: SubscriptionRegistry;
+  /** Whether a subscription is one of the transport's. */
+  ours(subscription: Subscription): subscription is Subscription<TConfig>;
   /** Whether a matching subscription gets deliveries (e.g. only verified endpoints). */
-  accepts(subscription: Subscription): boolean;
+  accepts(subscription: Subscription<TConfig>): boolean;
   /** Events per fan-out. @default 500 */
   batchSize?: number;
   /** Events kept from the bus while the fan-out lags, before it reads the log instead. @default 10000 */
@@ -14,11 +19,11 @@ export interface DispatcherOptions {
 }
 
 /** A fan-out ready to commit, and the subscriptions that get deliveries from it. */
-export interface PreparedFanOut {
+export interface PreparedFanOut<TConfig extends PushConfig> {
   fanOut: FanOut;
   /** The events it covers. */
   events: HeraldEvent[];
-  subscriptions: Map<string, Subscription>;
+  subscriptions: Map<string, Subscription<TConfig>>;
 }
 
 /**
@@ -27,10 +32,10 @@ export interface PreparedFanOut {
  * only from where this node saw it and while the subscriptions are as it matched them, so a crash, a
  * second node or a subscription made on another node never loses or doubles a delivery.
  */
-export class OutboxDispatcher {
+export class OutboxDispatcher<TConfig extends PushConfig> {
   /** The transport whose subscriptions it matches. */
   readonly transport: string;
-  readonly #options: DispatcherOptions;
+  readonly #options: DispatcherOptions<TConfig>;
   readonly #batchSize: number;
   readonly #stashLimit: number;
   /** Events from the bus with a seq above `#coveredFrom`, in order. */
@@ -42,7 +47,7 @@ export class OutboxDispatcher {
   #subscriptionVersion?: number;
   #caughtUp = false;
 
-  constructor(options: DispatcherOptions) {
+  constructor(options: DispatcherOptions<TConfig>) {
     this.#options = options;
     this.transport = options.transport;
     this.#batchSize = options.batchSize ?? 500;
@@ -51,7 +56,7 @@ export class OutboxDispatcher {
 
   /** Loads the position (created at `latest` on the very first start, so the existing log is not fanned out). */
   async init(latest: number): Promise<void> {
-    this.#position = await this.#options.store.outbox.position(this.#options.transport, latest);
+    this.#position = await this.#options.outbox.position(this.#options.transport, latest);
     this.#coveredFrom = latest;
   }
 
@@ -71,7 +76,7 @@ export class OutboxDispatcher {
   }
 
   /** The next fan-out, of `limit` events at most; undefined when every event in the log has its deliveries. */
-  async next(now: number, limit = Number.POSITIVE_INFINITY): Promise<PreparedFanOut | undefined> {
+  async next(now: number, limit = Number.POSITIVE_INFINITY): Promise<PreparedFanOut<TConfig> | undefined> {
     const from = this.#position;
     const size = Math.max(1, Math.min(this.#batchSize, limit));
     let events: HeraldEvent[];
@@ -91,14 +96,17 @@ export class OutboxDispatcher {
       this.#subscriptionVersion = subscriptionVersion;
     }
     const deliveries: NewDelivery[] = [];
-    const subscriptions = new Map<string, Subscription>();
+    const subscriptions = new Map<string, Subscription<TConfig>>();
     // Which subscriptions take an event depends on its type and consumer only: matched once per pair in a fan-out.
-    const matched = new Map<string, Subscription[]>();
+    const matched = new Map<string, Subscription<TConfig>[]>();
+    const { ours, accepts } = this.#options;
     for (const event of events) {
       const key = event.consumer === undefined ? event.type : `${event.type}\n${event.consumer}`;
       let taking = matched.get(key);
       if (!taking) {
-        taking = this.#options.subscriptions.match(event, this.#options.transport).filter((subscription) => this.#options.accepts(subscription));
+        taking = this.#options.subscriptions
+          .match(event, this.#options.transport)
+          .filter((subscription): subscription is Subscription<TConfig> => ours(subscription) && accepts(subscription));
         matched.set(key, taking);
         for (const subscription of taking) subscriptions.set(subscription.id, subscription);
       }

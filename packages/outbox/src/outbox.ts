@@ -1,7 +1,6 @@
-import type { HeraldEvent } from './envelope.js';
-import type { Subscription } from './subscription.js';
+import type { HeraldEvent, Subscription } from '@herald/core';
 
-/** `pending` waits for its next attempt (or is being attempted under a lease); the others are settled. */
+/** `pending` waits for its next attempt (or is being attempted under a lease); `delivered` and `failed` are final. */
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
 
 /** One event on its way to one subscription's endpoint, as the outbox keeps it. Times are ms since the epoch. */
@@ -13,7 +12,7 @@ export interface Delivery {
   status: DeliveryStatus;
   /** Attempts in the current round; a manual retry or a replay starts a new round. */
   attempts: number;
-  /** When the next attempt is due; null once settled. */
+  /** When the next attempt is due; null once final. */
   nextAttemptAt: number | null;
   /** The worker holding the delivery while it attempts it. */
   lockedBy: string | null;
@@ -32,13 +31,13 @@ export interface DeliveryAttempt {
   startedAt: number;
   durationMs: number;
   outcome: 'succeeded' | 'failed';
-  /** The endpoint's HTTP status, when it answered. */
+  /** The status the destination answered with (an HTTP status), when it answered with one. */
   responseStatus?: number;
-  /** The start of the endpoint's answer (a few KiB at most). */
+  /** The start of the destination's answer (a few KiB at most). */
   responseBody?: string;
-  /** Why the attempt failed, when it did not get an answer or the answer was not 2xx. */
+  /** Why the attempt failed. */
   error?: string;
-  /** When the delivery is tried again after this attempt; absent when it is settled. */
+  /** When the delivery is tried again after this attempt; absent when the attempt left it final. */
   nextAttemptAt?: number;
 }
 
@@ -102,7 +101,7 @@ export interface ClaimedDelivery {
   subscription?: Subscription;
 }
 
-/** The outcome of an attempt made under a lease. */
+/** An attempt made under a lease, and the state it leaves its delivery in: what settling records. */
 export interface SettledAttempt {
   attempt: DeliveryAttempt;
   /** `pending` schedules another attempt at `attempt.nextAttemptAt`. */
@@ -174,8 +173,8 @@ export interface DeliveryListOptions {
 }
 
 /**
- * The durable outbox of push transports (webhooks): deliveries of events to subscriptions, their
- * attempts, and fan-out positions in the log. Workers claim due deliveries under a lease, so the
+ * The durable outbox of push transports (webhooks, queues): deliveries of events to subscriptions, their
+ * attempts, and fan-out positions in the log (one per transport, named after it). Workers claim due deliveries under a lease, so the
  * claims of a worker that died come back when its lease ends, and two workers never hold the same
  * delivery at once.
  */
@@ -197,8 +196,11 @@ export interface Outbox {
    * due at `now`, in one transaction; false (and nothing written) when it is gone or its lease has not ended.
    */
   recoverHold(id: string, deliveries: readonly NewDelivery[], now: number): Promise<boolean>;
-  /** Subscriptions that have deliveries due by `now` that nobody holds. */
-  due(now: number, limit: number): Promise<string[]>;
+  /**
+   * Subscriptions of `transport` that have deliveries due by `now` that nobody holds, and deleted
+   * subscriptions that have some (for their deliveries to be purged).
+   */
+  due(transport: string, now: number, limit: number): Promise<string[]>;
   get(deliveryId: string): Promise<Delivery | undefined>;
   list(subscriptionId: string, options?: DeliveryListOptions): Promise<Delivery[]>;
   /** The attempts of these deliveries, oldest first. */
@@ -213,8 +215,11 @@ export interface Outbox {
   abandon(subscriptionId: string, now: number): Promise<number>;
   /** Deletes every delivery and attempt of a subscription. */
   purge(subscriptionId: string): Promise<void>;
-  /** How many deliveries are pending. */
-  backlog(): Promise<number>;
-  /** Deletes settled deliveries (and their attempts) last changed before `before`; returns how many. */
-  prune(before: number): Promise<number>;
+  /** How many deliveries to subscriptions of `transport` are pending. */
+  backlog(transport: string): Promise<number>;
+  /**
+   * Deletes the final deliveries (and their attempts) of `transport`'s subscriptions, and of deleted ones,
+   * last changed before `before`; returns how many.
+   */
+  prune(transport: string, before: number): Promise<number>;
 }

@@ -1,0 +1,69 @@
+import type { Delivery, DeliveryAttempt, DeliveryStatus, NewDelivery, SettledAttempt } from './outbox.js';
+import { retryDelay } from './retry-schedule.js';
+
+/** What came of one attempt, as a push transport's `send` tells it. */
+export interface PushResult {
+  /** The destination took the message (an HTTP 2xx, a broker's confirm): the delivery is done. */
+  delivered: boolean;
+  /** Why it was not delivered, in words a consumer understands: kept with the attempt. @default 'the attempt failed' */
+  error?: string;
+  /** The status the destination answered with (an HTTP status), kept with the attempt. */
+  responseStatus?: number;
+  /** The start of the destination's answer (a few KiB at most), kept with the attempt. */
+  responseBody?: string;
+  /** Try again after this many ms rather than the schedule's wait, while the schedule has attempts left (HTTP `Retry-After`). */
+  retryAfter?: number;
+  /** No attempt will ever deliver it: the delivery fails now, without the attempts left in the schedule. */
+  final?: boolean;
+  /** The destination is gone for good (HTTP 410): the delivery fails now and the subscription is disabled, with this reason. */
+  disable?: string;
+}
+
+/** How failed attempts are tried again. */
+export interface RetryPolicy {
+  /** Seconds before each attempt. */
+  retrySchedule: readonly number[];
+  /** The share of each wait moved at random. */
+  jitter: number;
+}
+
+/**
+ * The attempt `delivery.attempts` of `delivery`, started at `startedAt`, with `result`, and the state it
+ * leaves the delivery in at `now`: delivered; failed (when the result says so, or the schedule has no
+ * attempt left); or pending, due after `retryAfter` or the schedule's next wait. `held`: the delivery,
+ * when a fan-out held it and its row is made with this attempt.
+ */
+export function settledAttempt(
+  delivery: Delivery,
+  held: NewDelivery | undefined,
+  startedAt: number,
+  durationMs: number,
+  result: PushResult,
+  retry: RetryPolicy,
+  now: number,
+): SettledAttempt {
+  const attempt: DeliveryAttempt = {
+    deliveryId: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    attempt: delivery.attempts,
+    startedAt,
+    durationMs: Math.round(durationMs),
+    outcome: result.delivered ? 'succeeded' : 'failed',
+  };
+  if (result.responseStatus !== undefined) attempt.responseStatus = result.responseStatus;
+  if (result.responseBody !== undefined) attempt.responseBody = result.responseBody;
+  let status: DeliveryStatus = 'delivered';
+  if (!result.delivered) {
+    const error = result.error ?? 'the attempt failed';
+    const scheduled = result.final || result.disable !== undefined ? undefined : retryDelay(retry.retrySchedule, delivery.attempts + 1, retry.jitter);
+    if (scheduled !== undefined) {
+      status = 'pending';
+      attempt.error = error;
+      attempt.nextAttemptAt = now + (result.retryAfter ?? scheduled);
+    } else {
+      status = 'failed';
+      attempt.error = result.final || result.disable !== undefined ? error : `${error}; gave up after ${delivery.attempts} attempts`;
+    }
+  }
+  return held ? { attempt, status, held } : { attempt, status };
+}

@@ -1,0 +1,493 @@
+import { type HeraldEvent, newId, type Subscription, type TransportContext } from '@herald/core';
+import { type PushResult, settledAttempt } from './attempt-outcome.js';
+import { CommitLoop } from './commit-loop.js';
+import { Endpoint, type Queued, type Unsent } from './endpoint-state.js';
+import { FailurePolicy } from './failure-policy.js';
+import { recoverHold } from './hold-recovery.js';
+import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Lease, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
+import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
+import { hasWrites, PendingWrites } from './pending-writes.js';
+import type { ResolvedPushOptions } from './push-options.js';
+import type { PushConfig, PushMessage } from './push-transport.js';
+
+/** Retries due later than this are left to the poll rather than given a timer. */
+const timerHorizon = 60_000;
+/** How long a subscription read from the store is trusted by the poll. */
+const subscriptionTtl = 5_000;
+/** Time left on a lease, beyond the timeout, for an attempt to be recorded before the lease ends. */
+const leaseMargin = 1_000;
+/** How long new events may wait in the log while every endpoint has as much work claimed as it takes. */
+const maxFanOutWait = 1_000;
+/** How often final deliveries past their retention are deleted. */
+const pruneInterval = 600_000;
+
+interface EngineDependencies<TConfig extends PushConfig, TTarget> {
+  /** The push transport's name: its fan-out position, and the `transport` of its subscriptions. */
+  transport: string;
+  context: TransportContext;
+  outbox: Outbox;
+  options: ResolvedPushOptions;
+  dispatcher: OutboxDispatcher<TConfig>;
+  /** Whether a subscription may be sent anything now (active, and whatever else the transport requires). */
+  deliverable(subscription: Subscription<TConfig>): boolean;
+  /** Whether a subscription is one of this transport's. */
+  ours(subscription: Subscription): subscription is Subscription<TConfig>;
+  /** What every send to one stored config shares; worked out once per config. */
+  target(config: TConfig): TTarget;
+  send(message: PushMessage<TConfig>, target: TTarget): Promise<PushResult>;
+}
+
+/**
+ * This node's delivery worker for one push transport. One loop commits everything it writes in shared
+ * transactions (settled attempts, fan-outs, claims); each endpoint has its own limit of deliveries in
+ * flight, so a slow or dead endpoint holds only its own slots.
+ */
+export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
+  readonly worker = newId('wkr');
+  readonly #transport: string;
+  readonly #context: TransportContext;
+  readonly #outbox: Outbox;
+  readonly #options: ResolvedPushOptions;
+  readonly #dispatcher: OutboxDispatcher<TConfig>;
+  readonly #deliverable: (subscription: Subscription<TConfig>) => boolean;
+  readonly #ours: (subscription: Subscription) => subscription is Subscription<TConfig>;
+  readonly #target: (config: TConfig) => TTarget;
+  readonly #send: (message: PushMessage<TConfig>, target: TTarget) => Promise<PushResult>;
+  readonly #targets = new WeakMap<TConfig, TTarget>();
+  readonly #endpoints = new Map<string, Endpoint<TConfig>>();
+  /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
+  readonly #wanted = new Set<Endpoint<TConfig>>();
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #writes = new PendingWrites();
+  readonly #loop: CommitLoop;
+  readonly #failures: FailurePolicy;
+  #stopping = false;
+  #pollTimer?: NodeJS.Timeout;
+  #pruneTimer?: NodeJS.Timeout;
+  #polling = false;
+  #fannedOutAt = 0;
+
+  constructor(dependencies: EngineDependencies<TConfig, TTarget>) {
+    this.#transport = dependencies.transport;
+    this.#context = dependencies.context;
+    this.#outbox = dependencies.outbox;
+    this.#options = dependencies.options;
+    this.#dispatcher = dependencies.dispatcher;
+    this.#deliverable = dependencies.deliverable;
+    this.#ours = dependencies.ours;
+    this.#target = dependencies.target;
+    this.#send = dependencies.send;
+    this.#loop = new CommitLoop(
+      () => this.#cycle(),
+      (error) => this.#context.logger.error({ err: error }, 'the delivery worker failed; retrying'),
+    );
+    this.#failures = new FailurePolicy({
+      disableAfter: this.#options.disableAfter,
+      failingSince: (id) => this.#outbox.failingSince(id),
+      disable: (id, reason) => this.#disable(id, reason),
+    });
+  }
+
+  start(): void {
+    this.#context.metrics?.backlog(() => this.#outbox.backlog(this.#transport));
+    this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollInterval);
+    this.#pollTimer.unref();
+    this.#pruneTimer = setInterval(() => void this.#prune(), pruneInterval);
+    this.#pruneTimer.unref();
+    void this.#poll();
+  }
+
+  /**
+   * Stops claiming, gives back the claims not yet started, lets attempts in flight finish (each
+   * bounded by the timeout) and records them.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#pollTimer);
+    clearInterval(this.#pruneTimer);
+    this.#loop.cancelTimers();
+    for (const endpoint of this.#endpoints.values()) endpoint.sleep();
+    await this.#loop.idle();
+    const unstarted = [...this.#endpoints.values()].flatMap((endpoint) => endpoint.queue.splice(0));
+    if (unstarted.length > 0) await this.#release(unstarted);
+    while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+    this.#loop.now();
+    await this.#loop.idle();
+    this.#loop.cancelTimers();
+  }
+
+  /** New events are in the log. */
+  eventsArrived(): void {
+    this.#loop.now();
+  }
+
+  /** A subscription may have due deliveries (a route created or revived some). */
+  wake(subscription: Subscription<TConfig>): void {
+    const endpoint = this.#endpoint(subscription.id);
+    endpoint.refresh(subscription, Date.now());
+    this.#setIdle(endpoint, false);
+    this.#loop.now();
+  }
+
+  /** Takes what changed of a subscription, e.g. its secret. */
+  refresh(subscription: Subscription<TConfig>): void {
+    this.#endpoints.get(subscription.id)?.refresh(subscription, Date.now());
+  }
+
+  #endpoint(id: string): Endpoint<TConfig> {
+    let endpoint = this.#endpoints.get(id);
+    if (!endpoint) {
+      const created = new Endpoint<TConfig>(id, Date.now(), () => {
+        this.#setIdle(created, false);
+        this.#loop.now();
+      });
+      this.#endpoints.set(id, created);
+      endpoint = created;
+    }
+    return endpoint;
+  }
+
+  #setIdle(endpoint: Endpoint<TConfig>, idle: boolean): void {
+    if (idle) this.#wanted.delete(endpoint);
+    else this.#wanted.add(endpoint);
+  }
+
+  /** Commits settled attempts, the next fan-out and new claims together, until there is nothing left to do. */
+  async #cycle(): Promise<void> {
+    for (;;) {
+      this.#loop.clearAgain();
+      const now = Date.now();
+      const room = this.#stopping ? 0 : this.#fanOutRoom(now);
+      const prepared = room > 0 ? await this.#dispatcher.next(now, room) : undefined;
+      if (prepared) {
+        this.#fannedOutAt = now;
+        for (const [id, subscription] of prepared.subscriptions) this.#endpoint(id).refresh(subscription, now);
+      }
+      const writes = this.#writes.take();
+      const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
+      const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
+      if (!prepared && rest.length === 0 && !hasWrites(writes)) return;
+      const lease = { worker: this.worker, now, until: now + this.#options.lease };
+      let result: OutboxBatchResult;
+      try {
+        result = await this.#outbox.commit({ lease, ...writes, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest });
+      } catch (error) {
+        // Written next time, before what has come since.
+        this.#writes.restore(writes);
+        this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
+        this.#loop.retryLater();
+        return;
+      }
+      if (prepared) {
+        this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
+        // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
+        if (!result.fannedOut) for (const id of prepared.subscriptions.keys()) this.#setIdle(this.#endpoint(id), false);
+      }
+      const fromFanOut = prepared && result.hold ? heldFromFanOut(prepared, result.claimedInFanOut, lease, result.hold) : [];
+      if (result.hold) this.#writes.held(result.hold, fromFanOut.length);
+      this.#takeClaims(rest, result.claimed, fromFanOut, now);
+      if (!prepared && !this.#loop.again) return;
+    }
+  }
+
+  /**
+   * How many events to fan out now, at most. While the endpoints this node knows have work claimed, new
+   * events wait in the log (`maxFanOutWait` at most, in case a subscription made on another node has not
+   * rung yet) and are fanned out as room frees, so that their deliveries are held by the fan-out and sent
+   * at once, rather than stored now and claimed later.
+   */
+  #fanOutRoom(now: number): number {
+    if (now - this.#fannedOutAt >= maxFanOutWait || this.#endpoints.size === 0) return Number.POSITIVE_INFINITY;
+    const { concurrency } = this.#options;
+    let room = 0;
+    for (const endpoint of this.#endpoints.values()) room = Math.max(room, concurrency + endpoint.throughput.ahead(concurrency) - endpoint.busy);
+    // An active subscription this node has no endpoint for yet (a new one) has all the room it wants.
+    if (room < concurrency && this.#context.subscriptions.countActive(this.#transport) > this.#endpoints.size) return Number.POSITIVE_INFINITY;
+    // Less than a round of deliveries: the endpoints are still well supplied, and a fan-out this small would cost a commit for little.
+    return room < concurrency ? 0 : room;
+  }
+
+  /** What each endpoint wanted, or given deliveries by `prepared`, can take now. */
+  #claimRequests(now: number, prepared: PreparedFanOut<TConfig> | undefined): ClaimRequest[] {
+    const { concurrency } = this.#options;
+    const requests: ClaimRequest[] = [];
+    const endpoints = new Set(this.#wanted);
+    if (prepared) for (const id of prepared.subscriptions.keys()) endpoints.add(this.#endpoint(id));
+    for (const endpoint of endpoints) {
+      const subscription = endpoint.subscription;
+      if (!subscription || !this.#deliverable(subscription)) {
+        this.#setIdle(endpoint, true);
+        continue;
+      }
+      const { ordered, rateLimit } = subscription.config;
+      const busy = endpoint.busy;
+      // Unordered endpoints claim ahead, so that a free slot never waits for a commit and commits stay few.
+      let limit = ordered ? (busy === 0 ? 1 : 0) : concurrency + endpoint.throughput.ahead(concurrency) - busy;
+      if (limit > 0 && rateLimit !== undefined) {
+        limit = endpoint.bucket.available(now, rateLimit, limit);
+        if (limit === 0) this.#wakeAt(endpoint, now + endpoint.bucket.wait(rateLimit));
+      }
+      if (limit > 0) requests.push({ subscriptionId: endpoint.id, limit, ...(ordered ? { ordered: true } : {}) });
+    }
+    return requests;
+  }
+
+  /**
+   * Marks the fan-out's deliveries to unordered endpoints as claimed, oldest first, up to what each
+   * endpoint asks for, and returns the claims left for deliveries already in the outbox: those of the
+   * endpoints that may have some (wanted ones, and those given more by the fan-out than they take now).
+   */
+  #claimInFanOut(prepared: PreparedFanOut<TConfig>, requests: readonly ClaimRequest[]): ClaimRequest[] {
+    const left = new Map(requests.filter((request) => !request.ordered).map((request) => [request.subscriptionId, request.limit]));
+    for (const delivery of prepared.fanOut.deliveries) {
+      const limit = left.get(delivery.subscriptionId) ?? 0;
+      if (limit === 0) {
+        this.#setIdle(this.#endpoint(delivery.subscriptionId), false);
+        continue;
+      }
+      delivery.claimed = true;
+      left.set(delivery.subscriptionId, limit - 1);
+    }
+    return requests
+      .filter((request) => this.#wanted.has(this.#endpoint(request.subscriptionId)))
+      .map((request) => (request.ordered ? request : { ...request, limit: left.get(request.subscriptionId) ?? 0 }))
+      .filter((request) => request.limit > 0);
+  }
+
+  /**
+   * Queues what the fan-out and the store claimed and sends what the endpoints have room for. An
+   * endpoint that got less from the store than it asked for has nothing due left there: it idles.
+   */
+  #takeClaims(requests: readonly ClaimRequest[], fromStore: readonly ClaimedDelivery[], fromFanOut: readonly Queued<TConfig>[], now: number): void {
+    const counts = new Map<string, number>();
+    for (const { delivery } of fromStore) counts.set(delivery.subscriptionId, (counts.get(delivery.subscriptionId) ?? 0) + 1);
+    for (const request of requests) {
+      if ((counts.get(request.subscriptionId) ?? 0) < request.limit) this.#setIdle(this.#endpoint(request.subscriptionId), true);
+    }
+    const release: Unsent[] = [];
+    const deleted = new Set<Endpoint<TConfig>>();
+    const supplied = new Set<Endpoint<TConfig>>();
+    for (const item of fromFanOut) {
+      const endpoint = this.#endpoint(item.delivery.subscriptionId);
+      supplied.add(endpoint);
+      endpoint.bucket.spend();
+      endpoint.refresh(item.subscription, now);
+      if (this.#stopping) release.push(item);
+      else endpoint.queue.push(item);
+    }
+    for (const { delivery, event, subscription } of fromStore) {
+      const endpoint = this.#endpoint(delivery.subscriptionId);
+      supplied.add(endpoint);
+      endpoint.bucket.spend();
+      if (!subscription) {
+        deleted.add(endpoint);
+        release.push({ delivery });
+      } else if (!this.#ours(subscription) || this.#stopping) {
+        release.push({ delivery });
+      } else {
+        endpoint.refresh(subscription, now);
+        if (event) endpoint.queue.push({ delivery, event, body: JSON.stringify(event), subscription });
+        else this.#lost(endpoint, delivery, now);
+      }
+    }
+    // Once per deleted subscription, and before pumping, so that its endpoint is not made again.
+    for (const endpoint of deleted) void this.#forget(endpoint);
+    for (const endpoint of supplied) if (this.#endpoints.get(endpoint.id) === endpoint) this.#pump(endpoint);
+    if (release.length > 0) void this.#release(release);
+  }
+
+  /** Gives claimed deliveries back unsent: held ones are created pending by the next commit. */
+  async #release(items: readonly Unsent[]): Promise<void> {
+    const stored: string[] = [];
+    for (const item of items) {
+      if (item.held) this.#writes.unheld(item.held, item.hold);
+      else stored.push(item.delivery.id);
+    }
+    if (stored.length < items.length) this.#loop.soon();
+    if (stored.length === 0) return;
+    await this.#outbox
+      .release(this.worker, stored)
+      .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'releasing claimed deliveries failed; their lease runs out'));
+  }
+
+  /** Sends queued deliveries while the endpoint has free slots, and only while it may be sent anything. */
+  #pump(endpoint: Endpoint<TConfig>): void {
+    const giveBack: Queued<TConfig>[] = [];
+    const latest = endpoint.subscription;
+    while (!this.#stopping && endpoint.queue.length > 0 && endpoint.inFlight < this.#options.concurrency) {
+      const next = endpoint.queue.shift() as Queued<TConfig>;
+      if (!this.#deliverable(next.subscription) || (latest && !this.#deliverable(latest))) giveBack.push(next);
+      // An attempt must end well within its lease, or another worker could claim it and send it too.
+      else if ((next.delivery.lockedUntil ?? 0) - Date.now() < this.#options.timeout + leaseMargin) giveBack.push(next);
+      else this.#attempt(endpoint, next);
+    }
+    if (giveBack.length > 0) void this.#release(giveBack);
+  }
+
+  #attempt(endpoint: Endpoint<TConfig>, item: Queued<TConfig>): void {
+    endpoint.inFlight += 1;
+    const startedAt = Date.now();
+    let sending: Promise<PushResult>;
+    try {
+      sending = this.#send(item, this.#targetOf(item.subscription.config));
+    } catch (error) {
+      sending = Promise.reject(error);
+    }
+    const task: Promise<void> = sending.then(
+      (result) => this.#attempted(endpoint, item, task, startedAt, result),
+      (error: unknown) => this.#attempted(endpoint, item, task, startedAt, failure(error)),
+    );
+    this.#tasks.add(task);
+  }
+
+  #targetOf(config: TConfig): TTarget {
+    let target = this.#targets.get(config);
+    if (target === undefined) {
+      target = this.#target(config);
+      this.#targets.set(config, target);
+    }
+    return target;
+  }
+
+  /** Records an attempt and sends the endpoint's next delivery. */
+  #attempted(endpoint: Endpoint<TConfig>, item: Queued<TConfig>, task: Promise<void>, startedAt: number, result: PushResult): void {
+    const now = Date.now();
+    try {
+      const settled = settledAttempt(item.delivery, item.held, startedAt, now - startedAt, result, this.#options, now);
+      this.#record(endpoint, settled, result, item.hold, item.event);
+    } catch (thrown) {
+      this.#context.logger.error({ err: thrown }, 'recording an attempt failed');
+    } finally {
+      const { concurrency } = this.#options;
+      endpoint.inFlight -= 1;
+      this.#tasks.delete(task);
+      endpoint.throughput.finished(now, concurrency);
+      this.#pump(endpoint);
+      const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
+      if (item.subscription.config.ordered || (more && endpoint.queue.length <= endpoint.throughput.ahead(concurrency) / 2)) this.#loop.now();
+      else this.#loop.soon();
+    }
+  }
+
+  /** A claimed delivery whose event is no longer in the log: it fails, unsent. */
+  #lost(endpoint: Endpoint<TConfig>, delivery: ClaimedDelivery['delivery'], now: number): void {
+    const result: PushResult = { delivered: false, error: 'the event is no longer in the log', final: true };
+    this.#record(endpoint, settledAttempt(delivery, undefined, now, 0, result, this.#options, now), result, undefined, undefined);
+    this.#loop.soon();
+  }
+
+  /** What an attempt means: its record for the next commit, `onAttempt`, metrics, the next wake-up, the failure policy. */
+  #record(endpoint: Endpoint<TConfig>, settled: SettledAttempt, result: PushResult, hold: string | undefined, event: HeraldEvent | undefined): void {
+    const { attempt, status } = settled;
+    this.#writes.settled(settled, hold);
+    try {
+      this.#options.onAttempt?.(attempt);
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'onAttempt threw');
+    }
+    if (status !== 'pending') this.#context.metrics?.delivered(status, event === undefined ? 0 : Date.now() - Date.parse(event.time));
+    if (status === 'delivered') {
+      this.#failures.delivered(endpoint.failure);
+      return;
+    }
+    if (attempt.nextAttemptAt !== undefined) this.#wakeAt(endpoint, attempt.nextAttemptAt);
+    const checked =
+      result.disable !== undefined
+        ? this.#failures.disable(endpoint.id, endpoint.failure, result.disable)
+        : this.#failures.failed(endpoint.id, endpoint.failure, attempt.startedAt);
+    checked.catch((error: unknown) => this.#context.logger.warn({ err: error, subscription: endpoint.id }, 'checking a failing endpoint failed'));
+  }
+
+  /** Disables a subscription and gives up its pending deliveries (for the failure policy). */
+  async #disable(id: string, reason: string): Promise<void> {
+    const endpoint = this.#endpoints.get(id);
+    if (endpoint?.subscription?.status === 'disabled') return;
+    try {
+      const updated = await this.#context.subscriptions.update(id, { status: 'disabled', disabledReason: reason });
+      if (endpoint) {
+        if (updated && this.#ours(updated)) endpoint.subscription = updated;
+        this.#setIdle(endpoint, true);
+      }
+      const abandoned = await this.#outbox.abandon(id, Date.now());
+      this.#context.logger.warn({ subscription: id, reason, abandoned }, 'subscription disabled');
+    } catch (error) {
+      this.#context.logger.error({ err: error, subscription: id }, 'disabling a subscription failed');
+    }
+  }
+
+  #wakeAt(endpoint: Endpoint<TConfig>, at: number): void {
+    if (this.#stopping || at - Date.now() > timerHorizon) return;
+    endpoint.wakeAt(at);
+  }
+
+  /** Finds due deliveries this node does not know about: retries, work of nodes that died, deliveries released. */
+  async #poll(): Promise<void> {
+    if (this.#polling || this.#stopping) return;
+    this.#polling = true;
+    try {
+      const now = Date.now();
+      for (const hold of await this.#outbox.expiredHolds(this.#transport, now)) {
+        // Should this node be the one that held it, the deliveries it still counts are no longer its own.
+        this.#writes.forget(hold.id);
+        await recoverHold(this.#context, this.#outbox, hold, now);
+      }
+      const due = await this.#outbox.due(this.#transport, now, 1000);
+      await Promise.all(
+        due.map(async (id) => {
+          const endpoint = this.#endpoint(id);
+          if (!endpoint.subscription || !this.#deliverable(endpoint.subscription) || now - endpoint.refreshedAt > subscriptionTtl) {
+            const subscription = await this.#context.subscriptions.get(id);
+            if (!subscription) return this.#forget(endpoint);
+            if (!this.#ours(subscription)) return;
+            endpoint.refresh(subscription, now);
+          }
+          this.#setIdle(endpoint, false);
+        }),
+      );
+      this.#loop.now();
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'polling the outbox failed');
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  /** Drops a deleted subscription's endpoint and deliveries. */
+  async #forget(endpoint: Endpoint<TConfig>): Promise<void> {
+    if (endpoint.busy > 0) return;
+    endpoint.sleep();
+    this.#setIdle(endpoint, true);
+    this.#endpoints.delete(endpoint.id);
+    await this.#outbox
+      .purge(endpoint.id)
+      .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'purging the deliveries of a deleted subscription failed'));
+  }
+
+  async #prune(): Promise<void> {
+    try {
+      await this.#outbox.prune(this.#transport, Date.now() - this.#options.retention);
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'pruning final deliveries failed');
+    }
+  }
+}
+
+/** A send that threw or rejected: a failed attempt, with its message. */
+function failure(error: unknown): PushResult {
+  return { delivered: false, error: error instanceof Error ? error.message : String(error) };
+}
+
+/** The deliveries the fan-out holds under `lease` (in `hold`), queued. */
+function heldFromFanOut<TConfig extends PushConfig>(prepared: PreparedFanOut<TConfig>, ids: readonly string[], lease: Lease, hold: string): Queued<TConfig>[] {
+  const held = new Set(ids);
+  const events = new Map(prepared.events.map((event) => [event.seq, { event, body: '' }]));
+  const queued: Queued<TConfig>[] = [];
+  for (const delivery of prepared.fanOut.deliveries) {
+    const subscription = prepared.subscriptions.get(delivery.subscriptionId);
+    const fannedOut = events.get(delivery.eventSeq);
+    if (!held.has(delivery.id) || !subscription || !fannedOut) continue;
+    fannedOut.body ||= JSON.stringify(fannedOut.event);
+    queued.push({ delivery: createdDelivery(delivery, lease.now, lease), event: fannedOut.event, body: fannedOut.body, subscription, held: delivery, hold });
+  }
+  return queued;
+}

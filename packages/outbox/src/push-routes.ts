@@ -1,0 +1,188 @@
+import {
+  canAccess,
+  defineRoute,
+  NotFoundError,
+  type Principal,
+  type RouteDefinition,
+  type Subscription,
+  type SubscriptionRegistry,
+  type TransportContext,
+} from '@herald/core';
+import { z } from 'zod';
+import type { Delivery, DeliveryAttempt, Outbox } from './outbox.js';
+import { type ReplayRunner, replaySchema } from './replay-runner.js';
+
+/** What the routes need of one push transport started on the server. */
+export interface PushRouteHandler {
+  outbox: Outbox;
+  replays: ReplayRunner;
+  /** The subscription may have due deliveries (a retry, a replay's batch). */
+  wake(subscription: Subscription): void;
+}
+
+const deliveriesQuery = z.object({
+  status: z.enum(['pending', 'delivered', 'failed']).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** Only deliveries of events with a smaller seq: the `next` of the previous page. */
+  before: z.coerce.number().int().positive().optional(),
+});
+
+const replayBody = z.strictObject({
+  after: z.number().int().min(0).describe('Redeliver every matching event with a greater seq'),
+});
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+function attemptView(attempt: DeliveryAttempt) {
+  return {
+    attempt: attempt.attempt,
+    startedAt: iso(attempt.startedAt),
+    status: attempt.outcome,
+    responseStatus: attempt.responseStatus ?? null,
+    durationMs: attempt.durationMs,
+    responseBody: attempt.responseBody ?? null,
+    error: attempt.error ?? null,
+    nextAttemptAt: iso(attempt.nextAttemptAt),
+  };
+}
+
+/** A delivery as the API shows it, with every attempt, oldest first. */
+export function deliveryView(delivery: Delivery, attempts: readonly DeliveryAttempt[]) {
+  return {
+    id: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    eventId: delivery.eventId,
+    eventSeq: delivery.eventSeq,
+    status: delivery.status,
+    attemptCount: delivery.attempts,
+    nextAttemptAt: delivery.status === 'pending' ? iso(delivery.nextAttemptAt) : null,
+    createdAt: iso(delivery.createdAt),
+    updatedAt: iso(delivery.updatedAt),
+    attempts: attempts.map(attemptView),
+  };
+}
+
+/** The push transports started on each server (its subscription registry), by name. */
+const servers = new WeakMap<SubscriptionRegistry, Map<string, PushRouteHandler>>();
+
+/**
+ * Makes the attempts, retry and replay routes answer for the subscriptions of push transport `name`.
+ * The routes are mounted once per server, by the first push transport that starts on it, and answer for
+ * each subscription with the push transport it belongs to: several push transports share them. Returns
+ * the function that takes `name` out again, when its transport stops.
+ */
+export function mountPushRoutes(context: Pick<TransportContext, 'subscriptions' | 'http'>, name: string, handler: PushRouteHandler): () => void {
+  let transports = servers.get(context.subscriptions);
+  if (!transports) {
+    transports = new Map();
+    servers.set(context.subscriptions, transports);
+    for (const route of pushRoutes(context.subscriptions, transports)) context.http.route(route);
+  }
+  if (transports.has(name)) throw new Error(`A push transport named "${name}" is already started on this server`);
+  transports.set(name, handler);
+  return () => transports.delete(name);
+}
+
+function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap<string, PushRouteHandler>): RouteDefinition[] {
+  /** The subscription and its push transport, when this principal may reach it; anyone else's is a 404, not a 403. */
+  const reachable = async (principal: Principal, id: string) => {
+    const subscription = await subscriptions.get(id);
+    const handler = subscription && transports.get(subscription.transport);
+    if (!subscription || !handler || !canAccess(principal, subscription)) throw new NotFoundError(`Subscription ${id} of a push transport`);
+    return { subscription, handler };
+  };
+
+  const reachableDelivery = async (principal: Principal, id: string) => {
+    // The push transports of a server share one outbox, unless one was given its own.
+    let delivery: Delivery | undefined;
+    for (const outbox of new Set([...transports.values()].map((handler) => handler.outbox))) {
+      delivery ??= await outbox.get(id);
+    }
+    const subscription = delivery && (await subscriptions.get(delivery.subscriptionId));
+    const handler = subscription && transports.get(subscription.transport);
+    if (!delivery || !subscription || !handler || !canAccess(principal, subscription)) throw new NotFoundError(`Delivery ${id}`);
+    return { delivery, subscription, handler };
+  };
+
+  return [
+    defineRoute({
+      method: 'GET',
+      path: '/v1/subscriptions/:id/deliveries',
+      summary: 'The deliveries of a push subscription (webhook, queue...), newest first, with every attempt',
+      query: deliveriesQuery,
+      async handle({ principal, params, query }) {
+        const { subscription, handler } = await reachable(principal, params.id as string);
+        const deliveries = await handler.outbox.list(subscription.id, {
+          limit: query.limit,
+          ...(query.before !== undefined ? { before: query.before } : {}),
+          ...(query.status !== undefined ? { status: query.status } : {}),
+        });
+        const attempts = await handler.outbox.attempts(deliveries.map((delivery) => delivery.id));
+        const data = deliveries.map((delivery) =>
+          deliveryView(
+            delivery,
+            attempts.filter((attempt) => attempt.deliveryId === delivery.id),
+          ),
+        );
+        const last = deliveries.at(-1);
+        return { body: { data, next: deliveries.length === query.limit && last ? last.eventSeq : null } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/deliveries/:id',
+      summary: 'One delivery of a push subscription, with every attempt',
+      async handle({ principal, params }) {
+        const { delivery, handler } = await reachableDelivery(principal, params.id as string);
+        return { body: deliveryView(delivery, await handler.outbox.attempts([delivery.id])) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/deliveries/:id/retry',
+      summary: 'Retry one delivery now',
+      async handle({ principal, params }) {
+        const { delivery, subscription, handler } = await reachableDelivery(principal, params.id as string);
+        const retried = await handler.outbox.retry(delivery.id, Date.now());
+        if (!retried) throw new NotFoundError(`Delivery ${delivery.id}`);
+        handler.wake(subscription);
+        return { status: 202, body: deliveryView(retried, await handler.outbox.attempts([retried.id])) };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/subscriptions/:id/replay',
+      summary: 'Redeliver every matching event after a seq, in the background; 409 while a replay of the subscription runs',
+      body: replayBody,
+      response: { status: 202, body: replaySchema, description: 'The replay, started' },
+      async handle({ principal, params, body }) {
+        const { subscription, handler } = await reachable(principal, params.id as string);
+        return { status: 202, body: handler.replays.start(subscription, body.after) };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/subscriptions/:id/replay',
+      summary: 'The running or last replay of a push subscription, and how far it got',
+      response: { body: replaySchema },
+      async handle({ principal, params }) {
+        const { subscription, handler } = await reachable(principal, params.id as string);
+        const replay = handler.replays.get(subscription.id);
+        if (!replay) throw new NotFoundError(`A replay of subscription ${subscription.id} on this node`);
+        return { body: replay };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      path: '/v1/subscriptions/:id/replay',
+      summary: 'Cancel the running replay of a push subscription (the deliveries it made stay)',
+      response: { body: replaySchema },
+      async handle({ principal, params }) {
+        const { subscription, handler } = await reachable(principal, params.id as string);
+        const replay = await handler.replays.cancel(subscription.id);
+        if (!replay) throw new NotFoundError(`A running replay of subscription ${subscription.id} on this node`);
+        return { body: replay };
+      },
+    }),
+  ];
+}

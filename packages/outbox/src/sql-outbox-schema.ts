@@ -1,0 +1,65 @@
+import type { HeraldDatabase } from '@herald/core';
+
+/** A fan-out position of the outbox: every event up to `seq` has its deliveries. */
+export interface OutboxPositionsTable {
+  name: string;
+  seq: number | string;
+}
+
+/** Times are ms since the epoch. */
+export interface DeliveriesTable {
+  id: string;
+  subscription_id: string;
+  event_seq: number | string;
+  event_id: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number | string | null;
+  locked_by: string | null;
+  locked_until: number | string | null;
+  created_at: number | string;
+  updated_at: number | string;
+  /**
+   * The attempt that delivered it, when it is kept on the row rather than in herald_delivery_attempts
+   * (the first attempt of a delivery held by a fan-out, when it succeeds).
+   */
+  attempt_started_at: number | string | null;
+  attempt_duration_ms: number | null;
+  attempt_response_status: number | null;
+  attempt_response_body: string | null;
+}
+
+export interface DeliveryAttemptsTable {
+  delivery_id: string;
+  subscription_id: string;
+  attempt: number;
+  started_at: number | string;
+  duration_ms: number;
+  outcome: string;
+  response_status: number | null;
+  response_body: string | null;
+  error: string | null;
+  next_attempt_at: number | string | null;
+}
+
+/** Deliveries a fan-out gave a worker rather than stored (see `Hold`); `subscription_ids` is a JSON array. */
+export interface OutboxHoldsTable {
+  id: string;
+  name: string;
+  worker: string;
+  locked_until: number | string;
+  from_seq: number | string;
+  to_seq: number | string;
+  subscription_ids: string;
+}
+
+/** The outbox's tables. */
+export type OutboxTables = {
+  herald_outbox_positions: OutboxPositionsTable;
+  herald_deliveries: DeliveriesTable;
+  herald_delivery_attempts: DeliveryAttemptsTable;
+  herald_outbox_holds: OutboxHoldsTable;
+};
+
+/** The store's tables and the outbox's, as the outbox's queries see them. */
+export type OutboxDatabase = HeraldDatabase & OutboxTables;

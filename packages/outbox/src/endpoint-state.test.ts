@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { waitFor } from '@herald/testkit';
+import { waitFor } from '../../testkit/src/index.js';
 import { describe, expect, it } from 'vitest';
 import { Endpoint } from './endpoint-state.js';
 

@@ -1,5 +1,5 @@
 import { memoryBroker, silentLogger, sqliteStore, SubscriptionRegistry } from '@herald/core';
-import { newEvent } from '@herald/testkit';
+import { newEvent } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recoverHold } from './hold-recovery.js';
 import { sqlOutbox } from './sql-outbox.js';

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HeraldEvent, Transport } from '@herald/core';
-import type { Receiver, TestApp, TransportHarness } from '@herald/testkit';
+import type { Receiver, TestApp, TransportHarness } from '../../testkit/src/index.js';
 import { z } from 'zod';
 import type { PushOptions } from './push-options.js';
 import { definePushTransport, pushConfigFields } from './push-transport.js';

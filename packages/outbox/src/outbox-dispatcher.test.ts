@@ -1,5 +1,5 @@
 import { memoryBroker, sqliteStore, SubscriptionRegistry, type Subscription } from '@herald/core';
-import { newEvent } from '@herald/testkit';
+import { newEvent } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
 import type { PushConfig } from './push-transport.js';

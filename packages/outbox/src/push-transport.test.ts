@@ -1,4 +1,4 @@
-import { runTransportSuite, transportSuiteCases } from '@herald/testkit';
+import { runTransportSuite, transportSuiteCases } from '../../testkit/src/index.js';
 import { describe, expect, it } from 'vitest';
 import { atMostOnceJsonlTransport, jsonlHarness, jsonlTransport, quickDelivery } from './jsonl-transport.test-support.js';
 

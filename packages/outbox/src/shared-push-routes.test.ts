@@ -1,5 +1,5 @@
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { memoryTransport } from '@herald/testkit';
+import { startTestApp, type TestApp, waitFor } from '../../testkit/src/index.js';
+import { memoryTransport } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonlReceiver, jsonlTransport, quickDelivery } from './jsonl-transport.test-support.js';
 

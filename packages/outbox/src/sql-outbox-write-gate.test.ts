@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sqliteStore, StoreUnavailableError } from '@herald/core';
-import { newEvent } from '@herald/testkit';
+import { newEvent } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 // By path, as the integration tests do: core's helpers for a lock held by another process and for stalls of the event loop.
 import { holdSqliteLock } from '../../core/src/sql/sqlite.test-support.js';

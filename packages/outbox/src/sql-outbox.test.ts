@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postgresStore, sqliteStore } from '@herald/core';
-import { newEvent, runOutboxSuite } from '@herald/testkit';
+import { newEvent, runOutboxSuite } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 // By path, as the integration tests do: the one helper that makes PostgreSQL databases for tests.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';

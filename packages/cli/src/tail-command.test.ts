@@ -42,7 +42,7 @@ describe('herald tail', () => {
     expect(await runCli(['tail', '--types', 'ordr.*', '--url', app.baseUrl, '--key', app.adminKey])).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'herald: The stream names event types that do not exist: types.0: "ordr.*" matches no event type in the catalog (422)\n',
+      stderr: 'herald: ordr.* matches no event type in the catalog (422)\n',
     });
   });
 });

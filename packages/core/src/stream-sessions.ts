@@ -104,7 +104,7 @@ export class StreamSessions {
     if (unknown.length === 0) return;
     throw new ValidationError(
       `${unknown.join(', ')} matches no event type in the catalog`,
-      unknown.map((pattern) => ({ path: ['types', patterns.indexOf(pattern)], message: `"${pattern}" matches no event type in the catalog` })),
+      unknown.map((pattern) => ({ path: ['types', patterns.indexOf(pattern)], message: `${pattern} matches no event type in the catalog` })),
       'unknown-event-type',
     );
   }

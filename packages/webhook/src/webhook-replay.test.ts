@@ -40,16 +40,18 @@ async function subscribe(app: TestApp, url: string, types = ['order.*']) {
 const seqOf = (body: string) => (JSON.parse(body) as HeraldEvent).seq;
 
 describe('replay (issue 13)', () => {
-  it('answers at once on a log of 100,000 events, then sends them in order, a bounded batch at a time', async () => {
+  it('answers at once on a log of 100,000 events, then sends the 20,000 asked for in order, a bounded batch at a time', async () => {
     const logged = 100_000;
+    const after = 80_000;
+    const asked = logged - after;
     // One request at a time: the outbox is claimed oldest event first, so arrival order is seq order.
     const app = await appWithLog(logged, { concurrency: 1 });
     const inbox = await receiver();
     const { id, key } = await subscribe(app, inbox.url);
 
-    const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after }, key);
     expect(started.status).toBe(202);
-    expect(started.body).toMatchObject({ id: expect.stringMatching(/^rpl_/), subscriptionId: id, status: 'running', after: 0, until: logged });
+    expect(started.body).toMatchObject({ id: expect.stringMatching(/^rpl_/), subscriptionId: id, status: 'running', after, until: logged });
     // Nothing like the whole log has been turned into deliveries by the time it answers.
     const pendingNow = await (await sqlOutbox(app.herald.store)).list(id, { status: 'pending', limit: logged });
     expect(pendingNow.length).toBeLessThan(5_000);
@@ -70,15 +72,15 @@ describe('replay (issue 13)', () => {
       status = body.status;
     }
     expect(mostPending).toBeLessThanOrEqual(1_000);
-    await waitFor(() => inbox.requests.length >= logged, `${logged} requests`, 120_000);
+    await waitFor(() => inbox.requests.length >= asked, `${asked} requests`, 120_000);
     const seqs = inbox.requests.map((request) => seqOf(request.body));
-    expect(seqs).toEqual(Array.from({ length: logged }, (_, i) => i + 1));
+    expect(seqs).toEqual(Array.from({ length: asked }, (_, i) => after + i + 1));
 
     const done = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
-    expect(done.body).toMatchObject({ id: started.body.id, status: 'completed', after: 0, until: logged, position: logged, replayed: logged, finishedAt: expect.any(String) });
+    expect(done.body).toMatchObject({ id: started.body.id, status: 'completed', after, until: logged, position: logged, replayed: asked, finishedAt: expect.any(String) });
     // One finished, another may start.
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: logged - 2 }, key)).status).toBe(202);
-    await waitFor(() => inbox.requests.length === logged + 2, 'the second replay');
+    await waitFor(() => inbox.requests.length === asked + 2, 'the second replay');
   }, 180_000);
 
   it('holds at two batches while the endpoint takes nothing, and can be cancelled', async () => {
@@ -88,7 +90,8 @@ describe('replay (issue 13)', () => {
     const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
     expect(started.status).toBe(202);
     // Two batches of 500 are made and tried once; they wait for their retry, and so does the replay.
-    await waitFor(() => inbox.requests.length === 1_000, 'the first two batches to be tried');
+    // Failing attempts ramp up slowly (the failure policy), so on a loaded machine this takes a while.
+    await waitFor(() => inbox.requests.length === 1_000, 'the first two batches to be tried', 60_000);
     await linger(500);
     expect(inbox.requests.length).toBe(1_000);
     const waiting = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);

@@ -5,3 +5,4 @@ export * from './test-app.js';
 export * from './transport-harness.js';
 export * from './transport-suite.js';
 export * from './wait-for.js';
+export * from './transport-context.js';

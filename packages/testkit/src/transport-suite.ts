@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type HeraldEvent, matchesPattern } from '@herald/core';
 import { describe, it } from 'vitest';
 import { authorizationCases } from './authorization-cases.js';
+import { pullStopCase } from './pull-cases.js';
 import { pushCases } from './push-cases.js';
 import { idsOf, publish, startTestApp, withTestApp } from './test-app.js';
 import type { HarnessCapability, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
@@ -98,7 +99,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
         }),
     },
-    {
+    harness.pull ? pullStopCase(harness) : {
       name: 'stops gracefully',
       run: async () => {
         const app = await startTestApp([harness.transport()], harness.options);

@@ -63,7 +63,7 @@ export class HeraldApi {
     this.key = key;
   }
 
-  /** Checks that Herald answers and takes the key, before a command settles into a long wait. */
+  /** Checks that Herald answers and takes the key, before a command begins a long wait. */
   async check(): Promise<void> {
     await this.get('/v1/event-types');
   }

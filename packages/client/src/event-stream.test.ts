@@ -47,9 +47,7 @@ async function startProxy(target: string): Promise<{ url: string; drop(): void; 
 
 /** A consumer's stream token for the test server. */
 async function tokenFor(server: TestApp, consumer: string, body: Record<string, unknown> = {}): Promise<string> {
-  const { status, body: answer } = await server.api('POST', '/v1/stream-tokens', body, await server.consumerKey(consumer));
-  if (status !== 201) throw new Error(`stream token: ${status}`);
-  return answer.token;
+  return server.streamToken(await server.consumerKey(consumer), body);
 }
 
 describe('openEventStream', () => {

@@ -123,7 +123,7 @@ interface Entry {
   confirmed: boolean;
   /** Received, not yet handed to the handler. */
   queue: SocketEvent[];
-  /** The handler is running (an async handler has not settled). */
+  /** The handler is running (an async handler has not finished). */
   running: boolean;
   /** The last handled `seq` not yet acknowledged (durable only). */
   toAck?: number;

@@ -303,14 +303,14 @@ describe.each([
 ] as const)('EventBus.stop (%s)', (_name, broker) => {
   it('waits for in-flight publishes and hands their events to listeners, then refuses new ones', async () => {
     const { bus, store, received } = await node({ path: tempFile(), broker: broker() });
-    const settled: boolean[] = [];
+    const resolved: boolean[] = [];
     const publishes = Array.from({ length: 50 }, (_, i) =>
       bus.publish({ type: 'order.paid', data: { orderId: `o${i}` } }).finally(() => {
-        settled[i] = true;
+        resolved[i] = true;
       }),
     );
     await bus.stop();
-    expect(settled.filter(Boolean)).toHaveLength(50);
+    expect(resolved.filter(Boolean)).toHaveLength(50);
     const results = await Promise.all(publishes);
     expect(results.every((r) => r.created)).toBe(true);
     expect((await store.bounds()).latest).toBe(50);

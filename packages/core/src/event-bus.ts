@@ -63,8 +63,8 @@ export class EventBus {
   /** The newest seq to ring the other nodes with, and whether that ring is scheduled. */
   #ringTo = 0;
   #ringPending = false;
-  /** A ring arrived while pumping. */
-  #rungAgain = false;
+  /** A newer seq became known while pumping. */
+  #knownAgain = false;
   #timer?: NodeJS.Timeout;
   #unsubscribe?: Unsubscribe;
   #stopReconnect?: () => void;
@@ -88,7 +88,7 @@ export class EventBus {
   /** Starts listening from the current end of the log. */
   async start(): Promise<void> {
     this.#latest = this.#known = (await this.#store.bounds()).latest;
-    this.#unsubscribe = await this.#broker.subscribe(channel, (message) => this.#ring(Number(message)));
+    this.#unsubscribe = await this.#broker.subscribe(channel, (message) => this.#readUpTo(Number(message)));
     this.#stopReconnect = this.#broker.onReconnect?.(() => void this.#poll());
     this.#timer = setInterval(() => void this.#poll(), this.#pollInterval);
     this.#timer.unref();
@@ -102,7 +102,7 @@ export class EventBus {
     await Promise.allSettled(this.#inFlight);
     await Promise.allSettled(this.#rings);
     await this.#unsubscribe?.();
-    // A pump may hand over to another one (a ring arrived while it ran): wait for the last.
+    // A pump may hand over to another one (a newer seq became known while it ran): wait for the last.
     while (this.#pumping) await this.#pumping;
   }
 
@@ -158,7 +158,7 @@ export class EventBus {
       newest = Math.max(newest, event.seq);
     }
     if (newest > 0) {
-      this.#ring(newest);
+      this.#readUpTo(newest);
       this.#ringOthers(newest);
     }
     return results;
@@ -184,26 +184,27 @@ export class EventBus {
     void rung.finally(() => this.#rings.delete(rung));
   }
 
-  #ring(seq: number): void {
+  /** The log holds events up to `seq` (this node appended them, a ring or a poll says so): hands them to the listeners. */
+  #readUpTo(seq: number): void {
     if (!Number.isSafeInteger(seq) || seq <= this.#latest) return;
     this.#known = Math.max(this.#known, seq);
     if (this.#pumping) {
-      this.#rungAgain = true;
+      this.#knownAgain = true;
       return;
     }
     this.#pumping = this.#pump().finally(() => {
       this.#pumping = undefined;
-      // Also after stop(): the rings of in-flight publishes must still reach the listeners.
-      if (this.#rungAgain) {
-        this.#rungAgain = false;
-        this.#ring(this.#known);
+      // Also after stop(): the events of in-flight publishes must still reach the listeners.
+      if (this.#knownAgain) {
+        this.#knownAgain = false;
+        this.#readUpTo(this.#known);
       }
     });
   }
 
   async #poll(): Promise<void> {
     try {
-      this.#ring((await this.#store.bounds()).latest);
+      this.#readUpTo((await this.#store.bounds()).latest);
     } catch (error) {
       this.#logger.warn({ err: error }, 'polling the log failed');
     }
@@ -220,7 +221,7 @@ export class EventBus {
         try {
           batch.push(...(await this.#store.read({ after: this.#latest, limit: this.#batchSize })));
         } catch (error) {
-          this.#logger.warn({ err: error }, 'reading the log failed; retrying on the next ring');
+          this.#logger.warn({ err: error }, 'reading the log failed; retrying on the next ring or poll');
           return;
         }
         if (batch.length === 0) return;

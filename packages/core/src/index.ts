@@ -7,6 +7,7 @@ export * from './event-type-catalog.js';
 export * from './ids.js';
 export * from './logger.js';
 export * from './memory-broker.js';
+export * from './memory-store.js';
 export * from './names.js';
 export * from './principal.js';
 export * from './sql/many-row-insert.js';

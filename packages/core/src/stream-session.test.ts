@@ -173,8 +173,8 @@ async function subscribe(streams: Streaming, principal: Principal, request: Stre
 
 const seqs = (events: readonly HeraldEvent[]) => events.map((event) => event.seq);
 
-/** Lets the bus hand over what was published, and rings and timers due now run. */
-const settle = (ms = 30) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Lets the bus hand over what was published, and the broker's messages and timers due now run. */
+const linger = (ms = 30) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('ad hoc subscriptions', () => {
   it('deliver the types asked for, live from now, in order, each batch in one write', async () => {
@@ -205,7 +205,7 @@ describe('ad hoc subscriptions', () => {
       await streams.publish('order.created', 3),
     ];
     await vi.waitFor(() => expect(everything.sink.events()).toHaveLength(3));
-    await settle();
+    await linger();
     expect(seqs(acme.sink.events())).toEqual([published[0]?.seq, published[2]?.seq]);
     expect(seqs(everything.sink.events())).toEqual(seqs(published));
     expect(seqs(nobody.sink.events())).toEqual([published[2]?.seq]);
@@ -234,7 +234,7 @@ describe('ad hoc subscriptions', () => {
     const { sink } = await subscribe(streams, consumerKey('acme'), { types: ['order.*'], after: 0, filter: even });
     for (let n = 6; n < 10; n++) published.push(await streams.publish('order.created', n));
     await vi.waitFor(() => expect(sink.events()).toHaveLength(5));
-    await settle();
+    await linger();
     expect(seqs(sink.events())).toEqual(seqs(published.filter(even)));
   });
 });
@@ -256,7 +256,7 @@ describe('durable subscriptions', () => {
     await streams.registry.update(id, { status: 'active' });
     const after = await streams.publish('order.created', 6);
     await vi.waitFor(() => expect(sink.events('d')).toHaveLength(3));
-    await settle();
+    await linger();
     expect(seqs(sink.events('d'))).toEqual([missed[0]?.seq, invoice.seq, after.seq]);
   });
 
@@ -297,7 +297,7 @@ describe('durable subscriptions', () => {
     // Not taken, but `second` is not acknowledged yet: the cursor must not pass it.
     const invoice = await streams.publish('invoice.paid', 3);
     await vi.waitFor(() => expect(subscription.position).toBe(invoice.seq));
-    await settle(60);
+    await linger(60);
     expect(await streams.cursorOf(id)).toBe(first.seq);
     // Acknowledging the last delivered event covers what was passed over after it.
     subscription.acknowledge(second.seq);
@@ -347,7 +347,7 @@ describe('resume', () => {
       const started: { sink: RecordingSink; after: number }[] = [];
       for (const after of [0, 100, 350, 590, 600]) {
         started.push({ sink: (await subscribe(streams, admin, { types: ['order.*'], after })).sink, after });
-        await settle(10);
+        await linger(10);
       }
       publishing = false;
       await Promise.all(publishers);
@@ -355,7 +355,7 @@ describe('resume', () => {
       for (const { sink, after } of started) {
         const expected = seqs(log.filter((event) => event.seq > after));
         await vi.waitFor(() => expect(sink.events().length).toBeGreaterThanOrEqual(expected.length), { timeout: 10_000 });
-        await settle();
+        await linger();
         expect(seqs(sink.events())).toEqual(expected);
       }
     }, 30_000);
@@ -412,7 +412,7 @@ describe('the end of a session', () => {
     const refreshed = await subscribe(streams, streamToken(key, { expiresAt: soon() }), { types: ['order.*'] });
     refreshed.sink.session.refresh(streamToken(key, { expiresAt: new Date(Date.now() + 60_000).toISOString() }));
     await vi.waitFor(() => expect(expiring.sink.ended).toEqual(['token-expired']));
-    await settle(200);
+    await linger(200);
     expect(refreshed.sink.ended).toEqual([]);
     const event = await streams.publish('order.created', 1);
     await vi.waitFor(() => expect(seqs(refreshed.sink.events())).toEqual([event.seq]));
@@ -462,7 +462,7 @@ describe('the end of a session', () => {
     expect(await streams.cursorOf(id)).toBe(event.seq);
     expect(() => streams.sessions.open(admin)).toThrow(UnavailableError);
     await streams.publish('order.created', 2);
-    await settle();
+    await linger();
     expect(other.sink.events()).toHaveLength(1);
   });
 });
@@ -497,7 +497,7 @@ describe('pull', () => {
     const waiting = session.subscribe({ types: ['order.*'] });
     await waiting.resolve();
     const answer = waiting.pull({ limit: 10, wait: 10_000 });
-    await settle();
+    await linger();
     const published = await streams.bus.publishMany([
       { type: 'invoice.paid', data: { n: 1 } },
       { type: 'order.created', data: { n: 2 } },
@@ -541,7 +541,7 @@ describe('pull', () => {
     const subscription = session.subscribe({ types: ['order.*'] });
     await subscription.resolve();
     const answer = subscription.pull({ limit: 10, wait: 60_000 });
-    await settle();
+    await linger();
     await streams.revoke('key_gone');
     expect(await answer).toEqual({ events: [], next: streams.bus.latest });
     expect(session.ended).toBe('revoked');

@@ -1,5 +1,5 @@
-import { memoryBroker, silentLogger, sqliteStore, SubscriptionRegistry } from '@herald/core';
-import { newEvent } from '../../testkit/src/index.js';
+import { sqliteStore } from '@herald/core';
+import { createTransportContext, newEvent } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recoverHold } from './hold-recovery.js';
 import { sqlOutbox } from './sql-outbox.js';
@@ -12,10 +12,10 @@ afterEach(async () => {
 describe('recoverHold', () => {
   it("creates the missing deliveries of an expired hold, pending, for the events its subscriptions take now, once", async () => {
     const store = sqliteStore({ path: ':memory:' });
-    cleanups.push(() => store.close());
-    await store.init();
+    const context = await createTransportContext({ store });
+    cleanups.push(() => context.close());
     const outbox = await sqlOutbox(store);
-    const subscriptions = new SubscriptionRegistry(store, memoryBroker());
+    const { subscriptions } = context;
     const alpha = await subscriptions.create({ consumer: 'alpha', transport: 'webhook', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
     const events = (await store.append([newEvent('order.created'), newEvent('invoice.paid'), newEvent('order.created', { consumer: 'beta' }), newEvent('order.shipped')])).map(
       (result) => result.event,
@@ -30,7 +30,6 @@ describe('recoverHold', () => {
 
     const [expired] = await outbox.expiredHolds('webhook', lease.until + 1);
     expect(expired?.id).toBe(hold);
-    const context = { store, subscriptions, logger: silentLogger };
     expect(await recoverHold(context, outbox, expired as NonNullable<typeof expired>, lease.until + 1)).toBe(true);
     expect(await recoverHold(context, outbox, expired as NonNullable<typeof expired>, lease.until + 1)).toBe(false);
     // The order events addressed to everyone or to alpha: the first has its row already, the last is created pending.

@@ -1,5 +1,5 @@
-import { memoryBroker, sqliteStore, SubscriptionRegistry, type Subscription } from '@herald/core';
-import { newEvent } from '../../testkit/src/index.js';
+import { type Subscription, sqliteStore } from '@herald/core';
+import { createTransportContext, newEvent } from '../../testkit/src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
 import type { PushConfig } from './push-transport.js';
@@ -16,9 +16,8 @@ const event = (type: string, consumer?: string) => newEvent(type, consumer !== u
 describe('OutboxDispatcher', () => {
   it('matches every event of a fan-out by its type and consumer, whatever the others in it', async () => {
     const store = sqliteStore({ path: ':memory:' });
-    await store.init();
-    cleanups.push(() => store.close());
-    const registry = new SubscriptionRegistry(store, memoryBroker());
+    const { subscriptions: registry, close } = await createTransportContext({ store });
+    cleanups.push(close);
     const subscription = (consumer: string, types: string[], status: 'active' | 'paused' = 'active') =>
       registry.create({ consumer, transport: 'webhook', types, status, config: {}, cursor: 0 });
     const alpha = await subscription('alpha', ['order.*']);

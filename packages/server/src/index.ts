@@ -1,4 +1,5 @@
 export * from './api-keys.js';
+export * from './connection-limiter.js';
 export * from './create-herald.js';
 export * from './herald-handlers.js';
 export * from './options.js';

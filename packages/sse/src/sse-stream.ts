@@ -67,14 +67,14 @@ export class SseStream {
     const response = this.#response;
     if (response.writableLength <= response.writableHighWaterMark) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const settle = () => {
-        response.off('drain', settle);
-        response.off('close', settle);
+      const done = () => {
+        response.off('drain', done);
+        response.off('close', done);
         if (this.#closed) reject(new StreamClosedError());
         else resolve();
       };
-      response.on('drain', settle);
-      response.on('close', settle);
+      response.on('drain', done);
+      response.on('close', done);
     });
   }
 

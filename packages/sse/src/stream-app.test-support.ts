@@ -1,9 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { defineEventType, type HeraldEvent, type Logger, type Transport } from '@herald/core';
-import { createHerald, type Herald } from '@herald/server';
-import { type RestClient, restClient } from '@herald/testkit';
+import { type RestClient, startTestApp, type TestApp } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { z } from 'zod';
 import { type SseOptions, type SseTransport, sse } from './sse-transport.js';
@@ -15,73 +12,41 @@ export const streamEventTypes = [
   defineEventType('blob.created', z.object({ text: z.string() })),
 ] as const;
 
-type StreamHerald = Herald<{ 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number }; 'blob.created': { text: string } }>;
-
-/** A Herald with the SSE transport on 127.0.0.1, the sockets it has accepted, and a small REST client. */
-export interface StreamApp {
-  herald: StreamHerald;
+/** testkit's test app with the SSE transport, the sockets it has accepted, and the REST client's answers with their headers. */
+export interface StreamApp extends Omit<TestApp<typeof streamEventTypes>, 'api'> {
   sse: SseTransport;
-  server: Server;
-  baseUrl: string;
-  adminKey: string;
   /** Every connection the server accepted and has not yet closed. */
   sockets: Set<Socket>;
   /** The `Last-Event-ID` header of every stream request, in arrival order (undefined when absent). */
   lastEventIds: (string | undefined)[];
-  consumerKey(consumer: string): Promise<string>;
-  streamToken(key: string, body?: Record<string, unknown>): Promise<string>;
   /** testkit's REST client, with the response's headers. */
   api: RestClient['request'];
   /** Destroys every connection on the server side, as a network failure would. */
   dropConnections(): void;
-  close(): Promise<void>;
 }
 
 export async function startStreamApp(options: SseOptions = {}, more: Transport[] = [], logger?: Logger): Promise<StreamApp> {
-  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const transport = sse(options);
-  const herald: StreamHerald = createHerald({
-    database: ':memory:',
-    logLevel: process.env.HERALD_TEST_LOG_LEVEL ?? 'silent',
-    env: {},
-    adminKey,
-    eventTypes: streamEventTypes,
-    transports: [transport, ...more],
-    ...(logger ? { logger } : {}),
-  });
-  const { server, port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+  const app = await startTestApp([transport, ...more], { eventTypes: streamEventTypes, ...(logger ? { logger } : {}) });
   const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
+  app.server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
   const lastEventIds: (string | undefined)[] = [];
-  server.on('request', (request) => {
+  app.server.on('request', (request) => {
     const header = request.headers['last-event-id'];
     if (request.url?.startsWith('/v1/stream?')) lastEventIds.push(typeof header === 'string' ? header : undefined);
   });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const { request: api, consumerKey } = restClient(baseUrl, adminKey);
-  const streamToken = async (key: string, body: Record<string, unknown> = {}) => {
-    const { status, body: answer } = await api('POST', '/v1/stream-tokens', body, key);
-    if (status !== 201) throw new Error(`Issuing a stream token answered ${status}: ${JSON.stringify(answer)}`);
-    return answer.token as string;
-  };
   return {
-    herald,
+    ...app,
+    api: app.request,
     sse: transport,
-    server,
-    baseUrl,
-    adminKey,
     sockets,
     lastEventIds,
-    consumerKey,
-    streamToken,
-    api,
     dropConnections: () => {
       for (const socket of sockets) socket.destroy();
     },
-    close: () => herald.close(),
   };
 }
 

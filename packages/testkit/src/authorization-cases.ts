@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import type { HeraldEvent } from '@herald/core';
-import { idsOf, publish, withApp } from './suite-app.js';
-import type { TestApp } from './test-app.js';
+import { idsOf, publish, type TestApp, withTestApp } from './test-app.js';
 import { type ClientConnection, type ConnectRequest, ConnectionRefusedError, type Refusal, type SuiteCase, type TransportHarness } from './transport-harness.js';
 import { linger, waitFor } from './wait-for.js';
 
@@ -67,7 +66,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
     {
       name: "keeps another consumer's durable subscription out of reach of the REST API (404)",
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const alpha = await receive('alpha', ['order.*']);
           const path = `/v1/subscriptions/${alpha.subscriptionId}`;
           const [alphaKey, betaKey] = [await app.consumerKey('alpha'), await app.consumerKey('beta')];
@@ -93,7 +92,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
       name: "does not let another consumer attach to a durable subscription, nor tell it apart from one that does not exist",
       needs: ['connect'],
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const alpha = await receive('alpha', ['order.*']);
           const betaKey = await app.consumerKey('beta');
           for (const credential of [betaKey, await streamToken(app, betaKey)]) {
@@ -107,7 +106,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'lets a stream token neither subscribe nor change a subscription (403)',
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const alpha = await receive('alpha', ['order.*']);
           const token = await streamToken(app, await app.consumerKey('alpha'), { types: ['order.*'] });
           const path = `/v1/subscriptions/${alpha.subscriptionId}`;
@@ -131,7 +130,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
       name: "keeps a stream token's connections within its types",
       needs: ['connect'],
       run: () =>
-        withApp(harness, async ({ app, receive, track }) => {
+        withTestApp(harness, async ({ app, receive, track }) => {
           const alphaKey = await app.consumerKey('alpha');
           const wide = await receive('alpha', ['**']);
           const token = await streamToken(app, alphaKey, { types: ['order.*'] });
@@ -150,7 +149,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
       name: 'ends the connections of a revoked key and of the stream tokens it issued, and lets neither back in',
       needs: ['connect'],
       run: () =>
-        withApp(harness, async ({ app, track }) => {
+        withTestApp(harness, async ({ app, track }) => {
           const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'alpha' });
           assert.equal(made.status, 201);
           const revoked: string = made.body.key;
@@ -177,7 +176,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
       name: 'gives a paused subscription nothing on a connection opened while it is paused, until it is resumed',
       needs: ['connect'],
       run: () =>
-        withApp(harness, async ({ app, receive, track }) => {
+        withTestApp(harness, async ({ app, receive, track }) => {
           const key = await app.consumerKey('alpha');
           const subscription = await receive('alpha', ['order.*']);
           const path = `/v1/subscriptions/${subscription.subscriptionId}`;
@@ -200,7 +199,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
       name: 'gives a stream token issued without a consumer only the events addressed to everyone',
       needs: ['connect'],
       run: () =>
-        withApp(harness, async ({ app, receive, track }) => {
+        withTestApp(harness, async ({ app, receive, track }) => {
           const alpha = await receive('alpha', ['order.*']);
           const token = await streamToken(app, app.adminKey);
           assert.equal(await answerTo(connect(harness, app, { credential: token, subscription: alpha.subscriptionId })), 'not-found', "attaching to a consumer's subscription");
@@ -218,7 +217,7 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
       name: "counts its connections against the server's limit per key, and frees a slot when one closes",
       needs: ['connect'],
       run: () =>
-        withApp(
+        withTestApp(
           harness,
           async ({ app, track }) => {
             const [key, otherKey] = [await app.consumerKey('alpha'), await app.consumerKey('beta')];

@@ -5,8 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { idsOf, publish, withApp } from './suite-app.js';
-import { startTestApp } from './test-app.js';
+import { idsOf, publish, startTestApp, withTestApp } from './test-app.js';
 import type { PushHarness, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
 import { waitFor } from './wait-for.js';
 
@@ -136,7 +135,7 @@ export function pushCases(harness: TransportHarness): SuiteCase[] {
       name: 'retries a delivery its destination refused once it takes it again, on the schedule, and the attempts API shows each try',
       needs: ['push'],
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const receiver = await receive('acme', ['order.*']);
           assert.ok(receiver.fail, "a push harness's receivers can fail (Receiver.fail)");
           await receiver.fail(true);

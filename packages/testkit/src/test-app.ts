@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { defineEventType, type EventMapOf, type Transport } from '@herald/core';
+import type { Server } from 'node:http';
+import { defineEventType, type EventMapOf, type EventTypeDefinition, type HeraldEvent, type Transport } from '@herald/core';
 import { createHerald, type Herald, type HeraldOptions } from '@herald/server';
 import { z } from 'zod';
+import type { ClientConnection, Receiver, TransportHarness } from './transport-harness.js';
 
 /** The event types every suite publishes. */
 export const testEventTypes = [
@@ -25,8 +27,11 @@ export interface RestClient {
   request(method: string, path: string, body?: unknown, key?: string): Promise<ApiResponse & { headers: Headers }>;
   /** An API key for `consumer`, made once per consumer. */
   consumerKey(consumer: string): Promise<string>;
+  /** A stream token issued with `key` (`POST /v1/stream-tokens` with `body`); throws unless it is issued. */
+  streamToken(key: string, body?: Record<string, unknown>): Promise<string>;
 }
 
+/** A {@link RestClient} of the Herald at `baseUrl`. */
 export function restClient(baseUrl: string, adminKey: string): RestClient {
   const request: RestClient['request'] = async (method, path, body, key = adminKey) => {
     const response = await fetch(`${baseUrl}${path}`, {
@@ -54,23 +59,33 @@ export function restClient(baseUrl: string, adminKey: string): RestClient {
     }
     return key;
   };
-  return { api, request, consumerKey };
+  const streamToken = async (key: string, body: Record<string, unknown> = {}) => {
+    const { status, body: answer } = await api('POST', '/v1/stream-tokens', body, key);
+    if (status !== 201) throw new Error(`Issuing a stream token answered ${status}: ${JSON.stringify(answer)}`);
+    return answer.token as string;
+  };
+  return { api, request, consumerKey, streamToken };
 }
 
 /** A Herald listening on 127.0.0.1 with an ephemeral port, and a small REST client for it. */
-export interface TestApp {
-  herald: Herald<EventMapOf<typeof testEventTypes>>;
+export interface TestApp<TEventTypes extends readonly EventTypeDefinition[] = typeof testEventTypes> extends RestClient {
+  herald: Herald<EventMapOf<TEventTypes>>;
+  /** The HTTP server it listens on. */
+  server: Server;
   baseUrl: string;
   adminKey: string;
-  /** An API key for `consumer`, made once per consumer. */
-  consumerKey(consumer: string): Promise<string>;
-  /** Calls the REST API with `key` (the admin key by default). */
-  api(method: string, path: string, body?: unknown, key?: string): Promise<ApiResponse>;
   close(): Promise<void>;
 }
 
-/** Starts a Herald on an in-memory SQLite store with the test event types and `transports`. */
-export async function startTestApp(transports: Transport[], options: Partial<HeraldOptions> = {}): Promise<TestApp> {
+/**
+ * Starts a Herald on an in-memory SQLite store with `transports` and the test event types (or those of
+ * `options.eventTypes`). The one test app: every package's tests that need a server start it here, or
+ * through {@link withTestApp}.
+ */
+export async function startTestApp<const TEventTypes extends readonly EventTypeDefinition[] = typeof testEventTypes>(
+  transports: Transport[],
+  options: Partial<HeraldOptions<TEventTypes>> = {},
+): Promise<TestApp<TEventTypes>> {
   const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const herald = createHerald({
     database: ':memory:',
@@ -78,11 +93,51 @@ export async function startTestApp(transports: Transport[], options: Partial<Her
     env: {},
     ...options,
     adminKey,
-    eventTypes: testEventTypes,
+    eventTypes: options.eventTypes ?? (testEventTypes as unknown as TEventTypes),
     transports,
   });
-  const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+  const { server, port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   const baseUrl = `http://127.0.0.1:${port}`;
-  const { api, consumerKey } = restClient(baseUrl, adminKey);
-  return { herald, baseUrl, adminKey, consumerKey, api, close: () => herald.close() };
+  return { herald, server, baseUrl, adminKey, ...restClient(baseUrl, adminKey), close: () => herald.close() };
 }
+
+/** Starts a receiver on a durable subscription; closed with the server. */
+export type Receive = (consumer: string, types: string[]) => Promise<Receiver>;
+
+/** What a case gets: a fresh server, and ways to receive from it that are cleaned up after the case. */
+export interface SuiteApp {
+  app: TestApp;
+  receive: Receive;
+  /** Keeps a client connection to close after the case. */
+  track(connection: ClientConnection): ClientConnection;
+}
+
+/** Runs `check` against a fresh {@link startTestApp} server with `harness`'s transport; closes its receivers, connections and the server afterwards. */
+export async function withTestApp(harness: TransportHarness, check: (suite: SuiteApp) => Promise<void>, options: Partial<HeraldOptions> = {}): Promise<void> {
+  const app = await startTestApp([harness.transport()], { ...harness.options, ...options });
+  const open: { close(): Promise<void> }[] = [];
+  const receive: Receive = async (consumer, types) => {
+    const receiver = await harness.receive(app, { consumer, types });
+    open.push(receiver);
+    return receiver;
+  };
+  const track = (connection: ClientConnection) => {
+    open.push(connection);
+    return connection;
+  };
+  try {
+    await check({ app, receive, track });
+  } finally {
+    await app.close();
+    await Promise.all(open.map((item) => item.close()));
+  }
+}
+
+/** Publishes an event of `type` with data `{ n }` (addressed to `consumer`, when given) on `app`. */
+export async function publish(app: TestApp, type: string, n: number, consumer?: string): Promise<HeraldEvent> {
+  const { event } = await app.herald.publish({ type, data: { n }, ...(consumer !== undefined ? { consumer } : {}) } as never);
+  return event;
+}
+
+/** The ids of `events`, in order. */
+export const idsOf = (events: readonly HeraldEvent[]) => events.map((event) => event.id);

@@ -77,6 +77,37 @@ export interface TransportHarness {
   subscriptionRoutes?: readonly SubscriptionRoute[];
   /** Push transports (webhook, a queue): what the cases of durable delivery need. Its receivers must offer `fail`. */
   push?: PushHarness;
+  /**
+   * Pull transports (request/response, such as long polling): how a consumer asks for events. The suite
+   * then checks how the transport stops with its own case, in place of the one for transports that send.
+   */
+  pull?: PullHarness;
+}
+
+/** One request of a pull transport's consumer: the events of a durable subscription after a position. */
+export interface PullRequest {
+  /** The API key or stream token the consumer authenticates with. */
+  credential: string;
+  subscriptionId: string;
+  /** The `next` of the previous answer, which acknowledges everything up to it; absent on the first request. */
+  after?: string;
+  /** How long the server may wait for a first event before it answers with none, in ms. */
+  wait: number;
+}
+
+/** A pull transport's answer: the events, in `seq` order, and where the next request goes on from. */
+export interface PullAnswer {
+  events: HeraldEvent[];
+  next: string;
+}
+
+/** How the suite makes the requests of a pull transport's consumer (`pullingReceiver` turns it into a `Receiver`). */
+export interface PullHarness {
+  /**
+   * Makes one request as a consumer would, and resolves with the whole answer. Rejects when the request
+   * fails: refused, cut, or with no server to answer it.
+   */
+  pull(app: TestApp, request: PullRequest): Promise<PullAnswer>;
 }
 
 /**
@@ -97,7 +128,7 @@ export interface PushHarness {
 }
 
 /** What a case may need of a harness beyond `transport` and `receive`. */
-export type HarnessCapability = 'connect' | 'push';
+export type HarnessCapability = 'connect' | 'push' | 'pull';
 
 /** A named check of the suite; `run` rejects when the transport fails it. */
 export interface SuiteCase {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { type HeraldEvent, matchesPattern } from '@herald/core';
 import { describe, it } from 'vitest';
 import { authorizationCases } from './authorization-cases.js';
+import { pullStopCase } from './pull-cases.js';
 import { pushCases } from './push-cases.js';
-import { idsOf, publish, withApp } from './suite-app.js';
-import { startTestApp } from './test-app.js';
+import { idsOf, publish, startTestApp, withTestApp } from './test-app.js';
 import type { HarnessCapability, Receiver, SuiteCase, TransportHarness } from './transport-harness.js';
 import { linger, waitFor } from './wait-for.js';
 
@@ -34,7 +34,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'delivers exactly the matching events, in seq order',
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const patterns = [['order.created'], ['order.*'], ['order.**'], ['*.paid', 'user.*'], ['**']];
           const receivers = await Promise.all(patterns.map((types) => receive('acme', types)));
           const published: HeraldEvent[] = [];
@@ -52,7 +52,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'honours consumer addressing',
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const alpha = await receive('alpha', ['order.*']);
           const beta = await receive('beta', ['order.*']);
           const published = [
@@ -73,7 +73,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'gives paused and disabled subscriptions nothing',
       run: () =>
-        withApp(harness, async ({ app, receive }) => {
+        withTestApp(harness, async ({ app, receive }) => {
           const paused = await receive('acme', ['order.*']);
           const disabled = await receive('acme', ['order.*']);
           const control = await receive('acme', ['order.*']);
@@ -99,7 +99,7 @@ function deliveryCases(harness: TransportHarness): SuiteCase[] {
           assert.equal(disabled.events.length, 0, 'events delivered to a disabled subscription');
         }),
     },
-    {
+    harness.pull ? pullStopCase(harness) : {
       name: 'stops gracefully',
       run: async () => {
         const app = await startTestApp([harness.transport()], harness.options);

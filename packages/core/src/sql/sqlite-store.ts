@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -43,36 +43,63 @@ export interface SqliteStoreOptions {
   logger?: Logger;
 }
 
-/** The SQL store on an embedded SQLite database (better-sqlite3, WAL mode): Herald's default. */
+/**
+ * The SQL store on an embedded SQLite database (better-sqlite3, WAL mode): Herald's default. better-sqlite3
+ * is loaded when the store first reaches its database (`init`), so that an app on another store never loads it.
+ */
 export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
-  const database = options.database ?? openDatabase(options.path ?? './data/herald.db');
-  database.pragma('journal_mode = WAL');
-  database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-  // A lock held elsewhere fails at once, and the store waits it out on timers (see WriteGate).
-  database.pragma('busy_timeout = 0');
+  const given = options.database;
+  const path = options.path ?? './data/herald.db';
+  if (!given && path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
+  let database: Database.Database | undefined;
+  const open = async (): Promise<SqliteDatabase> => {
+    const opened = given ?? (await openDatabase(path));
+    try {
+      opened.pragma('journal_mode = WAL');
+      opened.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      // A lock held elsewhere fails at once, and the store waits it out on timers (see WriteGate).
+      opened.pragma('busy_timeout = 0');
+    } catch (error) {
+      // Opened again when the store next reaches for it (a lock held elsewhere is waited out).
+      if (!given) opened.close();
+      throw error;
+    }
+    database = opened;
+    return keepingStatements(opened);
+  };
   const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
-  const dialect = new LockFirstSqliteDialect({ database: keepingStatements(database) }, database);
+  const dialect = new LockFirstSqliteDialect({ database: open }, () => database?.inTransaction ?? false);
   return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout: options.lockTimeout, logger: options.logger });
 }
 
-function openDatabase(path: string): Database.Database {
-  if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
-  return new Database(path);
+async function openDatabase(path: string): Promise<Database.Database> {
+  let Sqlite: typeof Database;
+  try {
+    ({ default: Sqlite } = await import('better-sqlite3'));
+  } catch (error) {
+    throw new Error('sqliteStore() needs the `better-sqlite3` package, which @herald/core depends on: reinstall your dependencies', { cause: error });
+  }
+  try {
+    return new Sqlite(path);
+  } catch (error) {
+    // Not a refused write (the store has not started): said as it is, not as a 503.
+    throw new Error(`sqliteStore cannot open the database at ${path}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** kysely's SQLite dialect with {@link LockFirstSqliteDriver}. */
 class LockFirstSqliteDialect extends SqliteDialect {
   readonly #config: SqliteDialectConfig;
-  readonly #database: Database.Database;
+  readonly #inTransaction: () => boolean;
 
-  constructor(config: SqliteDialectConfig, database: Database.Database) {
+  constructor(config: SqliteDialectConfig, inTransaction: () => boolean) {
     super(config);
     this.#config = config;
-    this.#database = database;
+    this.#inTransaction = inTransaction;
   }
 
   override createDriver(): Driver {
-    return new LockFirstSqliteDriver(this.#config, this.#database);
+    return new LockFirstSqliteDriver(this.#config, this.#inTransaction);
   }
 }
 
@@ -83,11 +110,12 @@ class LockFirstSqliteDialect extends SqliteDialect {
  * rollback is skipped, so that the error thrown is that one and not "no transaction is active".
  */
 class LockFirstSqliteDriver extends SqliteDriver {
-  readonly #database: Database.Database;
+  /** Whether the database is in a transaction now. */
+  readonly #inTransaction: () => boolean;
 
-  constructor(config: SqliteDialectConfig, database: Database.Database) {
+  constructor(config: SqliteDialectConfig, inTransaction: () => boolean) {
     super(config);
-    this.#database = database;
+    this.#inTransaction = inTransaction;
   }
 
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -95,7 +123,7 @@ class LockFirstSqliteDriver extends SqliteDriver {
   }
 
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    if (this.#database.inTransaction) await super.rollbackTransaction(connection);
+    if (this.#inTransaction()) await super.rollbackTransaction(connection);
   }
 }
 

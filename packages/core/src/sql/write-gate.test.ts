@@ -155,12 +155,12 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
     const { result, stall } = await longestStall(async () => {
       const appended = store.append([event({ during: 'lock' })]);
       const committed = store.subscriptions.update('sub_gate', { types: ['order.created'] });
-      let settled = false;
+      let resolved = false;
       void Promise.allSettled([appended, committed]).then(() => {
-        settled = true;
+        resolved = true;
       });
       await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(settled, 'it waits while the lock is held').toBe(false);
+      expect(resolved, 'it waits while the lock is held').toBe(false);
       await holder.release();
       return { appended: await appended, committed: await committed };
     });

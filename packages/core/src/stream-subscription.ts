@@ -198,7 +198,8 @@ export class StreamSubscription {
         caughtUp = await this.#catchUp(after, pullPages);
         if (this.#durable !== undefined && collector.resetTo === undefined) this.acknowledge(after);
       }
-      if (caughtUp && collector.events.length === 0 && wait > 0 && !this.#closed) {
+      // A reset answers at once, so that the client learns of it before the next event.
+      if (caughtUp && collector.events.length === 0 && collector.resetTo === undefined && wait > 0 && !this.#closed) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
           collector.wake = () => {

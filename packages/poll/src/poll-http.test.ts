@@ -91,7 +91,10 @@ describe('GET /v1/poll, ad hoc', () => {
   it('answers a reset when `after` is past the end of the log, and goes on from `latest`', async () => {
     const app = await started();
     const last = await app.publish('order.created', 1);
-    const reset = await app.poll({ types: 'order.*', after: '1000', wait: '0' });
+    // At once: a reset does not wait for the next event.
+    const began = Date.now();
+    const reset = await app.poll({ types: 'order.*', after: '1000', wait: '30' });
+    expect(Date.now() - began).toBeLessThan(15_000);
     expect(reset.body).toEqual({ data: [], next: last.seq, reset: { reason: 'ahead', latest: last.seq } });
     const answer = app.poll({ types: 'order.*', after: String(reset.body.next), wait: '30' });
     await waitingFor(app, 1);

@@ -262,3 +262,16 @@ describe('stopping', () => {
     await expect(app.poll({ types: 'order.*', wait: '0' }, key)).rejects.toThrow();
   });
 });
+
+describe('API documents', () => {
+  it('describes GET /v1/poll in /openapi.json: its parameters, credentials and answer', async () => {
+    const app = await started();
+    const document = await (await fetch(`${app.baseUrl}/openapi.json`)).json();
+    const operation = document.paths['/v1/poll'].get;
+    expect(operation.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(['types', 'subscription', 'after', 'wait', 'limit']);
+    expect(operation.security).toEqual([{ bearer: [] }, { accessToken: [] }]);
+    const answer = operation.responses['200'].content['application/json'].schema;
+    expect(Object.keys(answer.properties)).toEqual(['data', 'next', 'reset']);
+    expect(answer.required).toEqual(['data', 'next']);
+  });
+});

@@ -114,8 +114,9 @@ class LongPolling implements PollTransport {
       const now = Date.now();
       for (const event of events) context.metrics.delivered('delivered', now - Date.parse(event.time));
       const answer: PollAnswer = { data: events, next, ...(reset ? { reset } : {}) };
+      const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
       // A stopping server closes the connection after the answer, so that it need not wait for the client to.
-      const headers: Record<string, string> = session.ended === 'stopping' ? { 'Cache-Control': 'no-store', Connection: 'close' } : { 'Cache-Control': 'no-store' };
+      if (session.ended === 'stopping') headers.Connection = 'close';
       return { headers, body: answer };
     } finally {
       session.close();

@@ -1,5 +1,6 @@
 export * from './delivered-event.js';
 export * from './event-stream.js';
 export * from './herald-socket.js';
+export * from './poll-events.js';
 export * from './webhook-middleware.js';
 export * from './webhook-verify.js';

@@ -488,6 +488,10 @@ describe('pull', () => {
     expect(rest.next).toBe(9);
     expect(await pull(rest.next, 3)).toEqual({ events: [], next: 9 });
     expect(await pull(99, 3)).toEqual({ events: [], next: 9, reset: { reason: 'ahead', latest: 9 } });
+    // A reset does not wait for the next event.
+    const ahead = session.subscribe({ types: ['order.*'], after: 99 });
+    await ahead.resolve();
+    expect(await ahead.pull({ limit: 3, wait: 60_000 })).toEqual({ events: [], next: 9, reset: { reason: 'ahead', latest: 9 } });
     expect(session.subscriptions).toEqual([]);
   });
 

@@ -193,12 +193,12 @@ export class StreamSubscription {
     try {
       const after = this.#after;
       let caughtUp = true;
-      if (after === undefined) this.#goLive();
-      else {
-        caughtUp = await this.#catchUp(after, pullPages);
-        if (this.#durable !== undefined && collector.resetTo === undefined) this.acknowledge(after);
-      }
-      if (caughtUp && collector.events.length === 0 && wait > 0 && !this.#closed) {
+      // At the end of the log there is nothing to read: live at once, without a query (a long-poller caught up).
+      if (after === undefined || after === this.session.sessions.context.bus.latest) this.#goLive();
+      else caughtUp = await this.#catchUp(after, pullPages);
+      if (after !== undefined && this.#durable !== undefined && collector.resetTo === undefined) this.acknowledge(after);
+      // A reset answers at once, so that the client learns of it before the next event.
+      if (caughtUp && collector.events.length === 0 && collector.resetTo === undefined && wait > 0 && !this.#closed) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
           collector.wake = () => {

@@ -1,0 +1,127 @@
+import { poll } from '@herald/poll';
+import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StreamedEvent, StreamReset } from './event-stream.js';
+import { PollError, pollEvents } from './poll-events.js';
+
+type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number } };
+
+let app: TestApp | undefined;
+const stops: AbortController[] = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0)) stop.abort();
+  await app?.close();
+  app = undefined;
+});
+
+function aborter(): AbortController {
+  const controller = new AbortController();
+  stops.push(controller);
+  return controller;
+}
+
+async function publish(server: TestApp, type: keyof TestEvents, n: number): Promise<StreamedEvent> {
+  return (await server.herald.publish({ type, data: { n } })).event;
+}
+
+/** Takes events from `source` into `into` until it ends. */
+async function drain<T>(source: AsyncIterable<T>, into: T[]): Promise<void> {
+  for await (const event of source) into.push(event);
+}
+
+describe('pollEvents', () => {
+  it('follows next from poll to poll and yields typed events of the types asked for, until aborted', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const stop = aborter();
+    const received: StreamedEvent[] = [];
+    const published = [await publish(server, 'order.created', 0), await publish(server, 'invoice.paid', 1)];
+    const polling = drain(pollEvents<TestEvents>({ url: server.baseUrl, token, types: ['order.*'], after: 0, wait: 5, limit: 3, signal: stop.signal }), received);
+    for (let n = 2; n < 30; n++) published.push(await publish(server, n % 3 === 0 ? 'invoice.paid' : 'order.shipped', n));
+    const orders = published.filter((event) => event.type.startsWith('order.'));
+    await waitFor(() => received.length === orders.length, `${orders.length} events`);
+    stop.abort();
+    await polling;
+    expect(received.map((event) => event.id)).toEqual(orders.map((event) => event.id));
+  });
+
+  it("acknowledges a durable subscription's answer only once every event of it was taken", async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const { body } = await server.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['order.*'] }, token);
+    const published = [await publish(server, 'order.created', 1), await publish(server, 'order.created', 2), await publish(server, 'order.created', 3)];
+    const options = { url: server.baseUrl, token, subscription: body.id as string, wait: 0, limit: 2 };
+    // Stops in the middle of the first answer: nothing is acknowledged.
+    for await (const event of pollEvents(options)) {
+      expect(event.id).toBe(published[0]?.id);
+      break;
+    }
+    // Takes the first answer whole, and stops in the second: the first is acknowledged by the second poll.
+    const seen: string[] = [];
+    for await (const event of pollEvents(options)) {
+      seen.push(event.id);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual(published.map((event) => event.id));
+    // The cursor is stored within a second: at the end of the first answer, not past the second.
+    await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${body.id}`)).body.cursor === published[1]?.seq, 'the cursor to move');
+    const rest: string[] = [];
+    for await (const event of pollEvents(options)) {
+      rest.push(event.id);
+      break;
+    }
+    expect(rest).toEqual([published[2]?.id]);
+  });
+
+  it('throws a PollError for a refusal that trying again cannot fix, and tells of a reset', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const key = await server.consumerKey('acme');
+    const { body } = await server.api('POST', '/v1/stream-tokens', { types: ['order.*'] }, key);
+    const refused = await drain(pollEvents({ url: server.baseUrl, token: body.token, types: ['invoice.*'] }), []).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(PollError);
+    expect(refused).toMatchObject({ status: 403, problem: { type: 'urn:herald:problem:forbidden' } });
+
+    const resets: StreamReset[] = [];
+    const last = await publish(server, 'order.created', 1);
+    const stop = aborter();
+    const received: StreamedEvent[] = [];
+    const polling = drain(pollEvents({ url: server.baseUrl, token: key, types: ['order.*'], after: 500, wait: 30, signal: stop.signal, onReset: (reset) => resets.push(reset) }), received);
+    await waitFor(() => resets.length === 1, 'the reset');
+    expect(resets).toEqual([{ reason: 'ahead', latest: last.seq }]);
+    const fresh = await publish(server, 'order.shipped', 2);
+    await waitFor(() => received.length === 1, 'the event after the reset');
+    expect(received[0]?.id).toBe(fresh.id);
+    stop.abort();
+    await polling;
+  });
+
+  it('tries again when the key is at its connection limit (429), and goes on once a slot is free', async () => {
+    const transport = poll();
+    app = await startTestApp([transport], { maxConnectionsPerKey: 1 });
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const holder = aborter();
+    const holding = fetch(`${server.baseUrl}/v1/poll?types=invoice.paid&wait=30`, { headers: { authorization: `Bearer ${token}` }, signal: holder.signal }).catch(() => undefined);
+    await waitFor(() => transport.waiting === 1, 'the poll that holds the only slot');
+    const first = await publish(server, 'order.created', 1);
+    const stop = aborter();
+    const received: StreamedEvent[] = [];
+    let polls = 0;
+    const counting: typeof fetch = (input, init) => {
+      polls++;
+      return fetch(input, init);
+    };
+    const polling = drain(pollEvents({ url: server.baseUrl, token, types: ['order.*'], after: 0, wait: 5, retryDelay: 50, signal: stop.signal, fetch: counting }), received);
+    await waitFor(() => polls >= 3, 'a few refused polls');
+    expect(received).toEqual([]);
+    holder.abort();
+    await holding;
+    await waitFor(() => received.length === 1, 'the event once a slot is free');
+    expect(received[0]?.id).toBe(first.id);
+    stop.abort();
+    await polling;
+  });
+});

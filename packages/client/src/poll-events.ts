@@ -1,0 +1,107 @@
+import type { StreamedEventOf, StreamReset } from './event-stream.js';
+
+export interface PollEventsOptions {
+  /** The Herald server, e.g. `https://api.example.com`. */
+  url: string;
+  /** Event types and patterns for an ad hoc poll; or give `subscription`. */
+  types?: readonly string[];
+  /** A durable `poll` subscription's id: each poll after the first acknowledges the events of the one before. */
+  subscription?: string;
+  /** An API key or a stream token (`hs_…`), sent as `Authorization: Bearer`. */
+  token: string;
+  /** Start after this seq. @default a durable subscription's cursor; for `types`, the end of the log (only new events) */
+  after?: number;
+  /** Seconds each poll waits for an event when there is none yet. @default the server's (25 s unless configured) */
+  wait?: number;
+  /** At most this many events per poll. @default 100 */
+  limit?: number;
+  /** @default '/v1/poll' */
+  path?: string;
+  /** Ends the polling: the loop returns (a `for await` ends) without an error. */
+  signal?: AbortSignal;
+  /** Milliseconds before polling again after a network error, a 429 or a 5xx (a `Retry-After` answer wins). @default 1000 */
+  retryDelay?: number;
+  /** Told when `after` could not be served and polling went on from `latest`: events before it were not read. */
+  onReset?(reset: StreamReset): void;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** A poll that will not succeed by trying again: 400-499 but 429 (bad parameters, credentials, scope, an unknown subscription). */
+export class PollError extends Error {
+  override readonly name = 'PollError';
+  constructor(
+    readonly status: number,
+    /** The problem+json answer (`type`, `title`, `detail`, `errors`), when there was one. */
+    readonly problem: { type?: string; title?: string; detail?: string; errors?: unknown } | undefined,
+  ) {
+    super(`polling answered ${status}${problem?.detail ? `: ${problem.detail}` : ''}`);
+  }
+}
+
+interface PollPage<TEvent> {
+  data: TEvent[];
+  next: number;
+  reset?: StreamReset;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Long-polls Herald's `GET /v1/poll`, following `next` from one answer to the next, and yields each
+ * event in `seq` order. On a durable subscription the next poll acknowledges an answer only once the loop
+ * has taken every event of it, so an event is never skipped (it may come again after a crash: dedupe by `id`).
+ * Network errors, 429 and 5xx answers are retried; other refusals throw {@link PollError}.
+ *
+ * ```ts
+ * for await (const event of pollEvents<EventMap>({ url, token, types: ['order.*'], signal })) render(event);
+ * ```
+ */
+export async function* pollEvents<TMap = Record<string, unknown>>(options: PollEventsOptions): AsyncGenerator<StreamedEventOf<TMap>, void, undefined> {
+  const request = options.fetch ?? globalThis.fetch;
+  const { signal, retryDelay = 1_000 } = options;
+  const base = new URL(options.path ?? '/v1/poll', options.url);
+  if (options.types !== undefined) base.searchParams.set('types', options.types.join(','));
+  if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
+  if (options.wait !== undefined) base.searchParams.set('wait', String(options.wait));
+  if (options.limit !== undefined) base.searchParams.set('limit', String(options.limit));
+  let after = options.after;
+  while (!signal?.aborted) {
+    const url = new URL(base);
+    if (after !== undefined) url.searchParams.set('after', String(after));
+    let answer: { page: PollPage<StreamedEventOf<TMap>> } | { retryIn: number };
+    try {
+      const response = await request(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' }, ...(signal ? { signal } : {}) });
+      if (response.status === 200) answer = { page: (await response.json()) as PollPage<StreamedEventOf<TMap>> };
+      else {
+        const problem = await response.json().catch(() => undefined);
+        if (response.status !== 429 && response.status < 500) throw new PollError(response.status, problem);
+        const retryAfter = Number(response.headers.get('retry-after'));
+        answer = { retryIn: retryAfter > 0 ? retryAfter * 1000 : retryDelay };
+      }
+    } catch (error) {
+      if (error instanceof PollError) throw error;
+      if (signal?.aborted) return;
+      answer = { retryIn: retryDelay };
+    }
+    if ('retryIn' in answer) {
+      await pause(answer.retryIn, signal);
+      continue;
+    }
+    const { page } = answer;
+    if (page.reset) options.onReset?.(page.reset);
+    for (const event of page.data) yield event;
+    after = page.next;
+  }
+}

@@ -1,0 +1,2 @@
+export * from './poll-query.js';
+export * from './poll-transport.js';

@@ -1,0 +1,277 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { memoryTransport, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type PollApp, seqs, startPollApp } from './poll-app.test-support.js';
+
+const apps: PollApp[] = [];
+const directories: string[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+async function started(...args: Parameters<typeof startPollApp>): Promise<PollApp> {
+  const app = await startPollApp(...args);
+  apps.push(app);
+  return app;
+}
+
+/** Waits until the server is answering `count` polls (they are waiting for events). */
+const waitingFor = (app: PollApp, count: number) => waitFor(() => app.transport.waiting === count, `${count} waiting polls`);
+
+describe('GET /v1/poll, ad hoc', () => {
+  it('waits for the first matching event and answers as soon as it is published', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const began = Date.now();
+    const answer = app.poll({ types: 'order.*', wait: '30' }, key);
+    await waitingFor(app, 1);
+    await app.publish('invoice.paid', 1);
+    const order = await app.publish('order.created', 2);
+    const { status, contentType, body } = await answer;
+    expect(Date.now() - began).toBeLessThan(20_000);
+    expect([status, contentType]).toEqual([200, 'application/json; charset=utf-8']);
+    expect(body).toEqual({ data: [order], next: order.seq });
+    expect(app.transport.waiting).toBe(0);
+  });
+
+  it('answers empty data and the same next when nothing comes within wait, and cuts a longer wait to maxWait', async () => {
+    const app = await started({ maxWait: 1 });
+    const order = await app.publish('order.created', 1);
+    let began = Date.now();
+    expect((await app.poll({ types: 'order.*', after: String(order.seq), wait: '0.3' })).body).toEqual({ data: [], next: order.seq });
+    expect(Date.now() - began).toBeGreaterThanOrEqual(280);
+
+    began = Date.now();
+    expect((await app.poll({ types: 'order.*', after: String(order.seq), wait: '600' })).body).toEqual({ data: [], next: order.seq });
+    const waited = Date.now() - began;
+    expect(waited).toBeGreaterThanOrEqual(950);
+    expect(waited).toBeLessThan(15_000);
+    // wait=0 answers at once, with what there is.
+    expect((await app.poll({ types: 'order.*', after: '0', wait: '0' })).body).toEqual({ data: [order], next: order.seq });
+  });
+
+  it('reads the log after `after`, at most `limit`, only the types asked for and what the consumer may see', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const published = [
+      await app.publish('order.created', 1),
+      await app.publish('invoice.paid', 2),
+      await app.publish('order.shipped', 3, 'acme'),
+      await app.publish('order.created', 4, 'other'),
+      await app.publish('order.line.added', 5),
+      await app.publish('order.created', 6),
+    ];
+    const visible = published.filter((event) => event.type.split('.').length === 2 && event.type.startsWith('order.') && event.consumer !== 'other');
+    const first = await app.poll({ types: 'order.*', after: '0', limit: '2', wait: '0' }, key);
+    expect(seqs(first.body.data)).toEqual(seqs(visible.slice(0, 2)));
+    expect(first.body.next).toBe(visible[1]?.seq);
+    const rest = await app.poll({ types: 'order.*', after: String(first.body.next), limit: '2', wait: '0' }, key);
+    expect(seqs(rest.body.data)).toEqual(seqs(visible.slice(2)));
+    expect(rest.body.next).toBe(published.at(-1)?.seq);
+
+    // Several patterns, comma-separated or repeated.
+    const url = `${app.baseUrl}/v1/poll?types=invoice.paid&types=order.line.*&after=0&wait=0`;
+    const repeated = await (await fetch(url, { headers: { authorization: `Bearer ${key}` } })).json();
+    expect(seqs(repeated.data)).toEqual([published[1]?.seq, published[4]?.seq]);
+    expect(seqs((await app.poll({ types: 'invoice.paid,order.line.*', after: '0', wait: '0' }, key)).body.data)).toEqual(seqs(repeated.data));
+  });
+
+  it('starts at the end of the log without `after`, then goes on from `next`', async () => {
+    const app = await started();
+    await app.publish('order.created', 1);
+    const answer = app.poll({ types: 'order.*', wait: '30' });
+    await waitingFor(app, 1);
+    const fresh = await app.publish('order.created', 2);
+    expect((await answer).body).toEqual({ data: [fresh], next: fresh.seq });
+  });
+
+  it('answers a reset when `after` is past the end of the log, and goes on from `latest`', async () => {
+    const app = await started();
+    const last = await app.publish('order.created', 1);
+    // At once: a reset does not wait for the next event.
+    const began = Date.now();
+    const reset = await app.poll({ types: 'order.*', after: '1000', wait: '30' });
+    expect(Date.now() - began).toBeLessThan(15_000);
+    expect(reset.body).toEqual({ data: [], next: last.seq, reset: { reason: 'ahead', latest: last.seq } });
+    const answer = app.poll({ types: 'order.*', after: String(reset.body.next), wait: '30' });
+    await waitingFor(app, 1);
+    const fresh = await app.publish('order.shipped', 2);
+    expect((await answer).body).toEqual({ data: [fresh], next: fresh.seq });
+  });
+});
+
+describe('GET /v1/poll, durable', () => {
+  it("moves the cursor only when the consumer polls again with after=next, and keeps it across a restart", async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'herald-poll-'));
+    directories.push(directory);
+    const database = join(directory, 'herald.db');
+    let app = await started({}, { database });
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['order.*'] }, key);
+    expect(created.status).toBe(201);
+    const subscription: string = created.body.id;
+    const published = [await app.publish('order.created', 1), await app.publish('invoice.paid', 2), await app.publish('order.shipped', 3)];
+
+    const first = await app.poll({ subscription, wait: '0' }, key);
+    expect(first.body).toEqual({ data: [published[0], published[2]], next: published[2]?.seq });
+    // Not acknowledged: the same answer again, from the stored cursor.
+    expect((await app.poll({ subscription, wait: '0' }, key)).body).toEqual(first.body);
+
+    const later = await app.publish('order.created', 4);
+    const second = await app.poll({ subscription, after: String(first.body.next), wait: '0' }, key);
+    expect(second.body).toEqual({ data: [later], next: later.seq });
+
+    // Restarted on the same file: the cursor is where the last poll acknowledged, not past `later`.
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    app = await started({}, { database });
+    const again = await app.poll({ subscription, wait: '0' }, key);
+    expect(again.body).toEqual(second.body);
+    await app.poll({ subscription, after: String(again.body.next), wait: '0' }, key);
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    app = await started({}, { database });
+    const waiting = app.poll({ subscription, wait: '30' }, key);
+    await waitingFor(app, 1);
+    const fresh = await app.publish('order.shipped', 5);
+    expect((await waiting).body).toEqual({ data: [fresh], next: fresh.seq });
+  });
+
+  it("refuses another consumer's subscription and another transport's as not found", async () => {
+    const app = await started({}, {}, [memoryTransport()]);
+    const [alpha, beta] = [await app.consumerKey('alpha'), await app.consumerKey('beta')];
+    const own = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['order.*'] }, alpha);
+    const other = await app.api('POST', '/v1/subscriptions', { transport: 'memory', types: ['order.*'] }, beta);
+    for (const [subscription, key] of [[own.body.id, beta], [other.body.id, beta], ['sub_01aaaaaaaaaaaaaaaaaaaaaaaa', beta]]) {
+      const { status, contentType, body } = await app.poll({ subscription, wait: '0' }, key);
+      expect([status, contentType, body.type]).toEqual([404, 'application/problem+json; charset=utf-8', 'urn:herald:problem:not-found']);
+    }
+    expect((await app.poll({ subscription: own.body.id, wait: '0' }, alpha)).status).toBe(200);
+  });
+});
+
+describe('GET /v1/poll, credentials', () => {
+  it("keeps a stream token within its types and its consumer's events", async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const token = await app.streamToken(key, { types: ['order.*'] });
+    for (const types of ['invoice.*', '**', 'order.**', 'order.*,invoice.paid']) {
+      const refused = await app.poll({ types, wait: '0' }, token);
+      expect([refused.status, refused.body.type], types).toEqual([403, 'urn:herald:problem:forbidden']);
+    }
+    const wide = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['**'] }, key);
+    expect((await app.poll({ subscription: wide.body.id, wait: '0' }, token)).status).toBe(403);
+
+    const published = [await app.publish('order.created', 1), await app.publish('invoice.paid', 2), await app.publish('order.shipped', 3, 'other')];
+    const answer = await app.poll({ types: 'order.*', after: '0', wait: '0' }, token);
+    expect(answer.body).toEqual({ data: [published[0]], next: published[2]?.seq });
+    // In the query too, for clients that cannot set headers.
+    const inQuery = await fetch(`${app.baseUrl}/v1/poll?types=order.*&after=0&wait=0&access_token=${token}`);
+    expect(await inQuery.json()).toEqual(answer.body);
+
+    const broadcast = await app.streamToken(app.adminKey);
+    const acme = await app.publish('order.created', 4, 'acme');
+    const everyone = await app.poll({ types: 'order.*', after: '0', wait: '0' }, broadcast);
+    expect(everyone.body).toEqual({ data: [published[0]], next: acme.seq });
+  });
+
+  it('answers a waiting poll at once when its key is revoked, and refuses the next one', async () => {
+    const app = await started();
+    const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
+    const key: string = made.body.key;
+    const token = await app.streamToken(key);
+    const began = Date.now();
+    const waiting = [app.poll({ types: 'order.*', wait: '30' }, key), app.poll({ types: 'order.*', wait: '30' }, token)];
+    await waitingFor(app, 2);
+    expect((await app.api('DELETE', `/v1/keys/${made.body.id}`)).status).toBe(204);
+    for (const answer of await Promise.all(waiting)) expect(answer).toMatchObject({ status: 200, body: { data: [] } });
+    expect(Date.now() - began).toBeLessThan(15_000);
+    for (const credential of [key, token]) expect((await app.poll({ types: 'order.*', wait: '0' }, credential)).status).toBe(401);
+  });
+
+  it("counts a waiting poll against the key's connections, and frees the slot when the client gives up", async () => {
+    const app = await started({}, { maxConnectionsPerKey: 2 });
+    const key = await app.consumerKey('acme');
+    const giveUp = new AbortController();
+    const first = app.poll({ types: 'order.*', wait: '30' }, key, giveUp.signal).catch((error: unknown) => error);
+    const second = app.poll({ types: 'order.*', wait: '30' }, key);
+    await waitingFor(app, 2);
+    const refused = await app.poll({ types: 'order.*', wait: '0' }, key);
+    expect([refused.status, refused.body.type]).toEqual([429, 'urn:herald:problem:too-many-connections']);
+    expect((await app.poll({ types: 'order.*', wait: '0' }, await app.consumerKey('other'))).status).toBe(200);
+
+    giveUp.abort();
+    expect(await first).toBeInstanceOf(Error);
+    await waitingFor(app, 1);
+    const third = app.poll({ types: 'order.*', wait: '30' }, key);
+    await waitingFor(app, 2);
+    const event = await app.publish('order.created', 1);
+    for (const answer of await Promise.all([second, third])) expect(answer.body).toEqual({ data: [event], next: event.seq });
+  });
+});
+
+describe('GET /v1/poll, bad parameters', () => {
+  it.each([
+    ['neither types nor subscription', {}],
+    ['both types and subscription', { types: 'order.*', subscription: 'sub_1' }],
+    ['a malformed pattern', { types: 'order..created' }],
+    ['an empty types', { types: '' }],
+    ['a negative after', { types: 'order.*', after: '-1' }],
+    ['an after that is no number', { types: 'order.*', after: 'latest' }],
+    ['an after beyond safe integers', { types: 'order.*', after: '9999999999999999' }],
+    ['a negative wait', { types: 'order.*', wait: '-1' }],
+    ['a wait that is no number', { types: 'order.*', wait: 'forever' }],
+    ['a limit of 0', { types: 'order.*', limit: '0' }],
+    ['a limit over 1000', { types: 'order.*', limit: '1001' }],
+  ])('answers 422 validation-failed for %s', async (_, query) => {
+    const app = await started();
+    const { status, contentType, body } = await app.poll(query as Record<string, string>);
+    expect([status, contentType, body.type]).toEqual([422, 'application/problem+json; charset=utf-8', 'urn:herald:problem:validation-failed']);
+    expect(body.errors.length).toBeGreaterThan(0);
+  });
+
+  it('answers 422 unknown-event-type for a pattern that matches no event type', async () => {
+    const app = await started();
+    const { status, body } = await app.poll({ types: 'order.*,ordr.created', wait: '0' });
+    expect([status, body.type]).toEqual([422, 'urn:herald:problem:unknown-event-type']);
+    expect(body.errors).toEqual([{ path: ['types', 1], message: 'ordr.created matches no event type in the catalog' }]);
+  });
+
+  it('answers 401 without a credential', async () => {
+    const app = await started();
+    const response = await fetch(`${app.baseUrl}/v1/poll?types=order.*&wait=0`);
+    expect(response.status).toBe(401);
+  });
+});
+
+describe('stopping', () => {
+  it('answers every waiting poll with what it has, then refuses new ones', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const published = await app.publish('order.created', 1);
+    const waiting = [1, 2, 3].map(() => app.poll({ types: 'order.*', after: String(published.seq), wait: '30' }, key));
+    await waitingFor(app, 3);
+    const began = Date.now();
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    expect(Date.now() - began).toBeLessThan(10_000);
+    for (const answer of await Promise.all(waiting)) expect(answer).toEqual({ status: 200, contentType: 'application/json; charset=utf-8', body: { data: [], next: published.seq } });
+    await expect(app.poll({ types: 'order.*', wait: '0' }, key)).rejects.toThrow();
+  });
+});
+
+describe('API documents', () => {
+  it('describes GET /v1/poll in /openapi.json: its parameters, credentials and answer', async () => {
+    const app = await started();
+    const document = await (await fetch(`${app.baseUrl}/openapi.json`)).json();
+    const operation = document.paths['/v1/poll'].get;
+    expect(operation.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(['types', 'subscription', 'after', 'wait', 'limit']);
+    expect(operation.security).toEqual([{ bearer: [] }, { accessToken: [] }]);
+    const answer = operation.responses['200'].content['application/json'].schema;
+    expect(Object.keys(answer.properties)).toEqual(['data', 'next', 'reset']);
+    expect(answer.required).toEqual(['data', 'next']);
+  });
+});

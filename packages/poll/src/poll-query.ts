@@ -1,0 +1,55 @@
+import { eventEnvelopeSchema, eventTypePattern } from '@herald/core';
+import { z } from 'zod';
+
+const typeList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((value) => (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(',')).map((item) => item.trim()))
+  .pipe(z.array(eventTypePattern).min(1, 'name at least one event type or pattern').max(100))
+  .transform((types) => [...new Set(types)]);
+
+const seq = z
+  .string()
+  .regex(/^\d{1,16}$/, 'a seq: a non-negative integer')
+  .transform(Number)
+  .refine(Number.isSafeInteger, 'a seq: a non-negative integer');
+
+const seconds = z
+  .string()
+  .regex(/^\d{1,6}(\.\d{1,3})?$/, 'seconds: a non-negative number, at most 3 decimals')
+  .transform(Number);
+
+/**
+ * The query of `GET /v1/poll`: either `types` (comma-separated, or repeated) for an ad hoc poll, or
+ * `subscription` for a durable one; `after`, `wait` and `limit` for both. `access_token` is read by the
+ * server's auth.
+ */
+export const pollQuery = z
+  .object({
+    types: typeList.optional().describe('Event types and patterns, comma-separated: `*` one segment, a final `**` one or more'),
+    subscription: z.string().min(1).max(128).optional().describe('A durable `poll` subscription, instead of `types`'),
+    after: seq
+      .optional()
+      .describe("Answer the events after this seq: the previous answer's `next`. On a durable subscription it also moves the cursor there. Default: the cursor; for `types`, the end of the log"),
+    wait: seconds.optional().describe('Seconds to wait for the first event when none follows `after` yet. Default 25; the server cuts a longer wait to its cap (60 unless configured)'),
+    limit: z.coerce.number().int().min(1).max(1000).default(100).describe('At most this many events'),
+  })
+  .superRefine((query, issues) => {
+    if ((query.types === undefined) === (query.subscription === undefined)) {
+      issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
+    }
+  });
+
+export type PollQuery = z.output<typeof pollQuery>;
+
+/** What `GET /v1/poll` answers. */
+export const pollAnswerSchema = z.object({
+  data: z.array(eventEnvelopeSchema).describe('The events after `after`, in `seq` order; empty when none came within `wait`'),
+  next: z.number().int().nonnegative().describe('Pass as `after` to poll on (on a durable subscription, that acknowledges `data`)'),
+  reset: z
+    .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative() })
+    .optional()
+    .describe('`after` could not be served (`expired`: older than the log keeps; `ahead`: past its end); polling goes on from `latest`, which is `next`'),
+});
+
+/** What `GET /v1/poll` answers. */
+export type PollAnswer = z.output<typeof pollAnswerSchema>;

@@ -1,0 +1,135 @@
+import {
+  defineRoute,
+  type RouteRequest,
+  type RouteResult,
+  StreamSessions,
+  SubscriptionNotFoundError,
+  type Transport,
+  type TransportContext,
+  WrongTransportError,
+} from '@herald/core';
+import { type PollAnswer, type PollQuery, pollAnswerSchema, pollQuery } from './poll-query.js';
+
+/** How the long-polling transport behaves. Every option has a default. */
+export interface PollOptions {
+  /** Where polls are answered. @default '/v1/poll' */
+  path?: string;
+  /** Seconds a poll without `wait` waits for its first event. @default 25 */
+  defaultWait?: number;
+  /**
+   * Seconds a poll waits at most, whatever its `wait`: a longer one is cut to this. Keep it under the
+   * idle timeout of the proxies between clients and the server. @default 60
+   */
+  maxWait?: number;
+  /** Milliseconds between saves of durable subscriptions' cursors. @default 1000 */
+  cursorInterval?: number;
+}
+
+/** The long-polling transport, with a look at the polls it is answering. */
+export interface PollTransport extends Transport {
+  readonly name: 'poll';
+  /** Polls being answered now: most of them waiting for an event. */
+  readonly waiting: number;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new Error(`poll: ${name} must be a non-negative number, not ${value}`);
+  return value;
+}
+
+class LongPolling implements PollTransport {
+  readonly name = 'poll' as const;
+  readonly #path: string;
+  readonly #defaultWait: number;
+  readonly #maxWait: number;
+  readonly #cursorInterval: number;
+  readonly #answering = new Set<Promise<unknown>>();
+  #sessions: StreamSessions | undefined;
+
+  constructor(options: PollOptions) {
+    this.#path = options.path ?? '/v1/poll';
+    if (!this.#path.startsWith('/')) throw new Error(`poll: path must start with "/", not "${this.#path}"`);
+    this.#maxWait = nonNegative('maxWait', options.maxWait ?? 60);
+    this.#defaultWait = Math.min(nonNegative('defaultWait', options.defaultWait ?? 25), this.#maxWait);
+    this.#cursorInterval = options.cursorInterval ?? 1_000;
+    if (!Number.isSafeInteger(this.#cursorInterval) || this.#cursorInterval < 1) {
+      throw new Error(`poll: cursorInterval must be a positive integer, not ${this.#cursorInterval}`);
+    }
+  }
+
+  get waiting(): number {
+    return this.#sessions?.size ?? 0;
+  }
+
+  async start(context: TransportContext): Promise<void> {
+    const sessions = new StreamSessions(context, { transport: this.name, cursorInterval: this.#cursorInterval });
+    this.#sessions = sessions;
+    context.http.route(
+      defineRoute({
+        method: 'GET',
+        path: this.#path,
+        summary: 'Long-poll: the events after `after`, waiting up to `wait` seconds for the first; poll again with `after=next`',
+        response: { body: pollAnswerSchema },
+        queryToken: true,
+        streamToken: true,
+        query: pollQuery,
+        handle: async (request) => {
+          const answering = this.#answer(sessions, context, request);
+          this.#answering.add(answering);
+          try {
+            return await answering;
+          } finally {
+            this.#answering.delete(answering);
+          }
+        },
+      }),
+    );
+  }
+
+  /** Answers every waiting poll with what it has (usually nothing), refuses new ones with 503, and saves the cursors. */
+  async stop(): Promise<void> {
+    await this.#sessions?.stop(async () => {
+      await Promise.allSettled(this.#answering);
+    });
+  }
+
+  async #answer(sessions: StreamSessions, context: TransportContext, request: RouteRequest<unknown, PollQuery>): Promise<RouteResult | undefined> {
+    const { principal, query, response } = request;
+    // The poll holds one of the key's connections while it waits, as a WebSocket or an SSE stream does.
+    const session = sessions.open(principal);
+    // A client that gives up waiting frees its slot at once.
+    response.once('close', () => session.close());
+    try {
+      const { after } = query;
+      const subscription = session.subscribe(query.subscription !== undefined ? { subscription: query.subscription, after } : { types: query.types ?? [], after });
+      try {
+        await subscription.resolve();
+      } catch (error) {
+        // Another transport's subscription is as unknown here as one that does not exist.
+        throw error instanceof WrongTransportError ? new SubscriptionNotFoundError(error.subscriptionId) : error;
+      }
+      const wait = Math.min(query.wait ?? this.#defaultWait, this.#maxWait);
+      const { events, next, reset } = await subscription.pull({ limit: query.limit, wait: Math.round(wait * 1000) });
+      if (response.destroyed) return undefined;
+      const now = Date.now();
+      for (const event of events) context.metrics.delivered('delivered', now - Date.parse(event.time));
+      const answer: PollAnswer = { data: events, next, ...(reset ? { reset } : {}) };
+      const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
+      // A stopping server closes the connection after the answer, so that it need not wait for the client to.
+      if (session.ended === 'stopping') headers.Connection = 'close';
+      return { headers, body: answer };
+    } finally {
+      session.close();
+    }
+  }
+}
+
+/**
+ * The HTTP long-polling transport: `GET /v1/poll?types=...` (or `?subscription=ID`) answers
+ * `{ data, next, reset? }`, the events after `after`, waiting up to `wait` seconds for the first one.
+ * Polling again with `after=next` reads on, and acknowledges a durable subscription's events.
+ * `createHerald({ transports: [poll()] })`.
+ */
+export function poll(options: PollOptions = {}): PollTransport {
+  return new LongPolling(options);
+}

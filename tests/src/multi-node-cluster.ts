@@ -68,9 +68,9 @@ export interface NodeProcess {
   stop(grace?: number): Promise<void>;
 }
 
-/** Starts a node; resolves once it listens. `env` configures it (see multi-node-node.ts). */
-export async function startNode(name: string, env: Record<string, string>): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, nodeScript], {
+/** Starts a node; resolves once it listens. `env` configures it (see multi-node-node.ts); `script`: another node of the same protocol. */
+export async function startNode(name: string, env: Record<string, string>, script = nodeScript): Promise<NodeProcess> {
+  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, script], {
     cwd: here,
     env: { ...process.env, HERALD_LOG_LEVEL: process.env.HERALD_TEST_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

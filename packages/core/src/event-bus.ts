@@ -1,3 +1,4 @@
+import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent, NewEvent, PublishInput, PublishResult } from './envelope.js';
@@ -10,6 +11,9 @@ import type { Store } from './store.js';
 
 const channel = 'herald:events';
 
+/** The first wait, in ms, before reading a log that held back a rung event again; it doubles up to the poll interval. */
+const firstHeldBackWait = 5;
+
 /** The envelope fields a producer sets; `type` and `data` are checked against the catalog. */
 export const publishInputSchema = z.strictObject({
   type: z.string().min(1),
@@ -21,6 +25,25 @@ export const publishInputSchema = z.strictObject({
   subject: z.string().min(1).max(1024).optional(),
   consumer: consumerId.optional(),
 });
+
+/** Publishing in a transaction of the app's own (see `Store.appendIn`). */
+export interface InTransaction<DB = unknown> {
+  /**
+   * A kysely transaction open on the same database as Herald's store (the same SQLite file, through
+   * `SqlStore.database`, or the same PostgreSQL database). The event is written in it: it enters the log
+   * when the transaction commits, and never when it rolls back.
+   */
+  transaction: Transaction<DB>;
+}
+
+/** A publish in the app's transaction: its result, and a way to deliver at once once the transaction has committed. */
+export interface PublishedInTransaction<TData = unknown> extends PublishResult<TData> {
+  /**
+   * Call after the transaction has committed: delivery starts at once, on every node. Without it, the
+   * event is delivered after the next poll of the log (`pollInterval`, 1 s by default). Harmless after a rollback.
+   */
+  afterCommit(): void;
+}
 
 /** Receives events in `seq` order, every event once, as they enter the log. */
 export type EventListener = (events: readonly HeraldEvent[]) => void;
@@ -66,6 +89,9 @@ export class EventBus {
   /** A newer seq became known while pumping. */
   #knownAgain = false;
   #timer?: NodeJS.Timeout;
+  /** Reads the log again while it holds back events that were rung (see `#readAgainSoon`). */
+  #heldBackTimer?: NodeJS.Timeout;
+  #heldBackWait = firstHeldBackWait;
   #unsubscribe?: Unsubscribe;
   #stopReconnect?: () => void;
   #stopped = false;
@@ -98,6 +124,7 @@ export class EventBus {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#heldBackTimer);
     this.#stopReconnect?.();
     await Promise.allSettled(this.#inFlight);
     await Promise.allSettled(this.#rings);
@@ -112,16 +139,25 @@ export class EventBus {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Validates, stores durably and announces one event. Resolves once it is in the log. */
-  async publish(input: PublishInput): Promise<PublishResult> {
-    const [result] = await this.publishMany([input]);
+  /**
+   * Validates, stores durably and announces one event. Resolves once it is in the log. With a
+   * `transaction`, the event is validated first (an invalid one throws before anything is written), then
+   * written in that transaction, and delivered once it has committed.
+   */
+  publish(input: PublishInput): Promise<PublishResult>;
+  publish<DB>(input: PublishInput, options: InTransaction<DB>): Promise<PublishedInTransaction>;
+  async publish<DB>(input: PublishInput, options?: InTransaction<DB>): Promise<PublishResult | PublishedInTransaction> {
+    const [result] = options ? await this.publishMany([input], options) : await this.publishMany([input]);
     return result as PublishResult;
   }
 
   /** Like {@link publish} for several events; nothing is stored unless all of them are valid. */
-  async publishMany(inputs: readonly PublishInput[]): Promise<PublishResult[]> {
+  publishMany(inputs: readonly PublishInput[]): Promise<PublishResult[]>;
+  publishMany<DB>(inputs: readonly PublishInput[], options: InTransaction<DB>): Promise<PublishedInTransaction[]>;
+  async publishMany<DB>(inputs: readonly PublishInput[], options?: InTransaction<DB>): Promise<PublishResult[] | PublishedInTransaction[]> {
     if (this.#stopped) throw new Error('The event bus is stopped');
     const events = inputs.map((input) => this.#envelope(input));
+    if (options) return this.#appendIn(options.transaction, events);
     const work = this.#append(events);
     this.#inFlight.add(work);
     try {
@@ -164,6 +200,14 @@ export class EventBus {
     return results;
   }
 
+  async #appendIn<DB>(transaction: Transaction<DB>, events: NewEvent[]): Promise<PublishedInTransaction[]> {
+    if (!this.#store.appendIn) throw new Error('This store cannot append in a transaction of yours: use the SQL store (SQLite or PostgreSQL)');
+    const results = await this.#store.appendIn(transaction, events);
+    // Not handed to listeners from here: the transaction may yet roll back. The log says what committed.
+    const afterCommit = () => void this.#poll(true);
+    return results.map((result) => ({ ...result, afterCommit }));
+  }
+
   /**
    * Rings the other nodes with the newest seq, once for all the publishes a commit resolves at once (a
    * ring means "read up to at least here"). A publish does not wait for it: a hanging broker would hold it.
@@ -202,12 +246,29 @@ export class EventBus {
     });
   }
 
-  async #poll(): Promise<void> {
+  /** Reads where the log ends, and hands listeners what is new; `ringOthers`: the other nodes too. */
+  async #poll(ringOthers = false): Promise<void> {
     try {
-      this.#readUpTo((await this.#store.bounds()).latest);
+      const { latest } = await this.#store.bounds();
+      this.#readUpTo(latest);
+      if (ringOthers && latest > 0 && !this.#stopped) this.#ringOthers(latest);
     } catch (error) {
       this.#logger.warn({ err: error }, 'polling the log failed');
     }
+  }
+
+  /**
+   * The log holds back a rung `seq` while a transaction that drew an older one is in flight (PostgreSQL,
+   * see `SqlFlavor.decidedRows`): read again soon, then less and less often, up to the poll interval.
+   */
+  #readAgainSoon(): void {
+    if (this.#heldBackTimer || this.#stopped) return;
+    this.#heldBackTimer = setTimeout(() => {
+      this.#heldBackTimer = undefined;
+      this.#readUpTo(this.#known);
+    }, this.#heldBackWait);
+    this.#heldBackTimer.unref();
+    this.#heldBackWait = Math.min(this.#heldBackWait * 2, this.#pollInterval);
   }
 
   /** Hands listeners every event up to `#known`, from this node's own appends where it can, else from the log. */
@@ -224,7 +285,11 @@ export class EventBus {
           this.#logger.warn({ err: error }, 'reading the log failed; retrying on the next ring or poll');
           return;
         }
-        if (batch.length === 0) return;
+        if (batch.length === 0) {
+          this.#readAgainSoon();
+          return;
+        }
+        this.#heldBackWait = firstHeldBackWait;
       }
       for (const event of batch) this.#appended.delete(event.seq);
       this.#latest = (batch.at(-1) as HeraldEvent).seq;

@@ -1,3 +1,4 @@
+import type { Transaction } from 'kysely';
 import type { HeraldEvent, NewEvent, PublishResult } from './envelope.js';
 import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
 
@@ -73,6 +74,12 @@ export interface Store {
    * Results are in the order of the input.
    */
   append(events: readonly NewEvent[]): Promise<PublishResult[]>;
+  /**
+   * Appends events in `transaction`, a kysely transaction of the app's own on the store's database:
+   * they enter the log if it commits, and never if it rolls back. Results as `append`.
+   * @default absent: the store takes no transaction of the app's (publishing with one throws)
+   */
+  appendIn?<DB>(transaction: Transaction<DB>, events: readonly NewEvent[]): Promise<PublishResult[]>;
   /** Events after `options.after`, in `seq` order. */
   read(options: ReadOptions): Promise<HeraldEvent[]>;
   bounds(): Promise<LogBounds>;

@@ -6,12 +6,15 @@ import {
   EventCatalog,
   type EventMapOf,
   type EventTypeDefinition,
+  type InTransaction,
   type Logger,
   memoryBroker,
   NotFoundError,
   type PublishInput,
   postgresStore,
+  type PublishedInTransaction,
   type PublishResult,
+  SqlStore,
   type Store,
   SubscriptionRegistry,
   sqliteStore,
@@ -94,8 +97,27 @@ export interface Herald<TMap = Record<never, never>> {
   attach(server: HttpServer, options?: MountOptions): Promise<void>;
   /** The request handler and the upgrade handler that `attach` is made of, for a server or framework of yours. */
   handlers(options?: MountOptions): HeraldHandlers;
-  /** Validates, stores durably and delivers an event. Resolves once it is in the log. */
+  /**
+   * Validates, stores durably and delivers an event. Resolves once it is in the log.
+   *
+   * With `{ transaction }`, a kysely transaction of yours on the store's database (see `database`), the
+   * event is validated first (invalid data throws before anything is written), then written in that
+   * transaction: it enters the log when it commits, and never when it rolls back. It is delivered after
+   * the commit by the next poll of the log (within a second), or at once when you call the result's
+   * `afterCommit()`. See docs/guides/transactional-publish.md.
+   */
   publish(input: TypedPublishInput<TMap>): Promise<PublishResult>;
+  publish<DB>(input: TypedPublishInput<TMap>, options: InTransaction<DB>): Promise<PublishedInTransaction>;
+  /** Like `publish` for several events, in order; nothing is stored unless all of them are valid. */
+  publishMany(inputs: readonly TypedPublishInput<TMap>[]): Promise<PublishResult[]>;
+  publishMany<DB>(inputs: readonly TypedPublishInput<TMap>[], options: InTransaction<DB>): Promise<PublishedInTransaction[]>;
+  /**
+   * The store's database, for your own tables and the transactions you publish in: on SQLite, Herald's
+   * own connection (your transactions and Herald's writes take turns on it, so neither finds the file
+   * locked); on PostgreSQL, Herald's pool (your own pool on the same database works as well). Add your
+   * tables' types with `herald.database.withTables<YourTables>()`. Throws when the store is not the SQL store.
+   */
+  readonly database: SqlStore['database'];
   /**
    * Stops gracefully: stops accepting, lets in-flight requests and publishes finish, stops the
    * transports, then closes the broker and the store. Safe to call more than once.
@@ -307,9 +329,17 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       }
     },
     handlers,
-    async publish(input) {
+    publish: (async <DB>(input: PublishInput, publishOptions?: InTransaction<DB>) => {
       await ready;
-      return bus.publish(input as PublishInput);
+      return publishOptions ? bus.publish(input, publishOptions) : bus.publish(input);
+    }) as Herald<EventMapOf<TEventTypes>>['publish'],
+    publishMany: (async <DB>(inputs: readonly PublishInput[], publishOptions?: InTransaction<DB>) => {
+      await ready;
+      return publishOptions ? bus.publishMany(inputs, publishOptions) : bus.publishMany(inputs);
+    }) as Herald<EventMapOf<TEventTypes>>['publishMany'],
+    get database() {
+      if (!(store instanceof SqlStore)) throw new Error('herald.database: this Herald’s store is not the SQL store (SQLite or PostgreSQL)');
+      return store.database;
     },
     close,
   };

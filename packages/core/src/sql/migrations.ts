@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
+import { appendTicketsMigration } from './append-tickets.js';
 import type { SqlFlavor } from './sql-flavor.js';
 
 /** A migration whose work moved to an extension of the store. */
@@ -85,6 +86,8 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.createTable('herald_write_probe').addColumn('pad', 'text', (c) => c.notNull()).execute();
       },
     },
+    // PostgreSQL appends draw their seqs with a ticket, and readers keep to the rows before the oldest transaction in flight.
+    '0011_append_tickets': appendTicketsMigration(flavor.name),
   };
 }
 

@@ -11,6 +11,8 @@ export interface EventsTable {
   /** JSON text. */
   data: string;
   consumer: string | null;
+  /** PostgreSQL: the append ticket of the row's transaction (see `append-tickets.ts`); null on SQLite. */
+  ticket: Generated<number | string | null>;
 }
 
 export interface EventTypesTable {

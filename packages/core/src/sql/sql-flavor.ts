@@ -1,5 +1,8 @@
 import { type CreateTableBuilder, type Kysely, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
 import type { StoreRefusal } from '../errors.js';
+import { claimSeqs, decidedRows, type SeqClaim } from './append-tickets.js';
+
+export { appendLockKey } from './append-tickets.js';
 import type { HeraldDatabase } from './schema.js';
 
 /** The few things SQLite and PostgreSQL must be told apart for; everything else is shared kysely code. */
@@ -14,11 +17,16 @@ export interface SqlFlavor {
    */
   lockForClaim<DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>, mode: 'skip' | 'wait'): SelectQueryBuilder<DB, TB, O>;
   /**
-   * Runs first in every append transaction, so appends commit in `seq` order: a reader that has seen
-   * a `seq` has seen every smaller one. PostgreSQL takes a transaction-scoped advisory lock (several
-   * nodes append at once); SQLite writes one transaction at a time already. See docs/guides/scaling.md.
+   * Draws the `seq`s of rows an append transaction is about to insert, with the ticket they record
+   * (PostgreSQL, whose appends commit in any order: see `append-tickets.ts`). Absent: the insert's own
+   * autoincrement, SQLite's, whose single writer commits in `seq` order.
    */
-  serializeAppends?(trx: Kysely<HeraldDatabase>): Promise<void>;
+  claimSeqs?(trx: Kysely<HeraldDatabase>, count: number): Promise<SeqClaim>;
+  /**
+   * Keeps a read of the log to rows whose every smaller `seq` is decided (committed or rolled back),
+   * so that a reader that has seen a `seq` has seen every smaller one. Absent: every committed row is.
+   */
+  decidedRows?<O>(query: SelectQueryBuilder<HeraldDatabase, 'herald_events', O>): SelectQueryBuilder<HeraldDatabase, 'herald_events', O>;
   /**
    * Runs `work` in a transaction whose commit is not waited to disk: a killed process keeps it, a power
    * loss or an OS crash may undo it (and what committed after it, never what came before). For writes
@@ -33,9 +41,6 @@ export interface SqlFlavor {
    */
   refusal(error: unknown): StoreRefusal | undefined;
 }
-
-/** The advisory lock key that serialises appends on PostgreSQL: "herald" in ASCII. */
-export const appendLockKey = 0x6865_7261_6c64;
 
 const errorCode = (error: unknown): string => String((error as { code?: unknown } | null)?.code ?? '');
 
@@ -75,9 +80,8 @@ export const postgresFlavor: SqlFlavor = {
   name: 'postgres',
   addSeqColumn: (table) => table.addColumn('seq', 'bigserial', (column) => column.primaryKey()),
   lockForClaim: (query, mode) => (mode === 'skip' ? query.forUpdate().skipLocked() : query.forUpdate()),
-  async serializeAppends(trx) {
-    await sql`select pg_advisory_xact_lock(${appendLockKey})`.execute(trx);
-  },
+  claimSeqs,
+  decidedRows,
   // PostgreSQL's asynchronous commit: the WAL is flushed by the WAL writer shortly after, not waited for.
   unsyncedTransaction: (db, work) =>
     db.transaction().execute(async (trx) => {

@@ -1,4 +1,5 @@
-import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { type Kysely, type Selectable, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
@@ -11,6 +12,12 @@ import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
+
+/** An event as a row of the log, before it has a `seq`. */
+type EventRow = Omit<EventsTable, 'seq' | 'ticket'>;
+
+/** The longest of the doubling waits of a read whose end of the log is held back, in ms (1 + 2 + ... + 256: about half a second). */
+const maxHeldBackWait = 256;
 
 /** Rows per INSERT, well under every dialect's bound-parameter limit. */
 const insertChunk = 500;
@@ -34,7 +41,7 @@ export interface SqlStoreOptions {
 interface PendingAppend {
   events: readonly NewEvent[];
   /** The events as rows, serialised when appended, so one that cannot be fails alone rather than its whole group. */
-  rows: Omit<EventsTable, 'seq'>[];
+  rows: EventRow[];
   resolve(results: PublishResult[]): void;
   reject(error: unknown): void;
   /** When it was asked for (ms): it waits for a lock held elsewhere from then on. */
@@ -54,11 +61,12 @@ export class SqlStore implements Store {
   readonly #extensions = new Map<SqlStoreExtension<unknown>, Promise<unknown>>();
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
-  readonly #insertEvents = eventInsert();
+  readonly #insertEvents: EventInsert;
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, options: SqlStoreOptions = {}) {
     this.#db = db;
     this.#flavor = flavor;
+    this.#insertEvents = eventInsert(flavor);
     this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, options.logger ?? silentLogger);
   }
 
@@ -107,7 +115,7 @@ export class SqlStore implements Store {
 
   append(events: readonly NewEvent[]): Promise<PublishResult[]> {
     if (events.length === 0) return Promise.resolve([]);
-    let rows: Omit<EventsTable, 'seq'>[];
+    let rows: EventRow[];
     try {
       rows = events.map(fromEvent);
     } catch (error) {
@@ -130,10 +138,7 @@ export class SqlStore implements Store {
       try {
         const results = await this.#gate.run(
           () =>
-            this.#db.transaction().execute(async (trx) => {
-              await this.#flavor.serializeAppends?.(trx);
-              return insertEvents(trx, events, rows, this.#insertEvents);
-            }),
+            this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor)),
           (group[0] as PendingAppend).since,
         );
         let at = 0;
@@ -148,13 +153,26 @@ export class SqlStore implements Store {
     this.#flushing = undefined;
   }
 
-  async read({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
+  /**
+   * On PostgreSQL the end of the log may be held back a moment, while a transaction that drew an older
+   * `seq` is in flight: then the read waits for it a little (up to about half a second), so that what an append
+   * just committed is read at once, and returns what it may read by then.
+   */
+  async read(options: ReadOptions): Promise<HeraldEvent[]> {
+    for (let wait = 1; ; wait *= 2) {
+      const found = await this.#readDecided(options);
+      if (found.length === options.limit || wait > maxHeldBackWait || !(await this.#heldBack())) return found;
+      await delay(wait);
+    }
+  }
+
+  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
     // `**` matches every type: no filter at all.
     const filter = types && types.length > 0 && !types.includes('**') ? typeFilter(types) : undefined;
     const found: HeraldEvent[] = [];
     let cursor = after;
     while (found.length < limit) {
-      let query = this.#db.selectFrom('herald_events').selectAll().where('seq', '>', cursor).orderBy('seq').limit(limit);
+      let query = this.#decided(this.#db.selectFrom('herald_events').selectAll().where('seq', '>', cursor).orderBy('seq').limit(limit));
       if (visibleTo !== undefined) {
         query = query.where((eb) => eb.or([eb('consumer', 'is', null), eb('consumer', '=', visibleTo)]));
       }
@@ -181,15 +199,55 @@ export class SqlStore implements Store {
     return found;
   }
 
+  /** `latest` is the last `seq` that may be read (see `read`), and waits as `read` does. */
   async bounds(): Promise<LogBounds> {
-    const row = await this.#db
-      .selectFrom('herald_events')
-      .select((eb) => [eb.fn.min('seq').as('oldest'), eb.fn.max('seq').as('latest')])
-      .executeTakeFirst();
-    return {
-      oldest: row?.oldest == null ? null : Number(row.oldest),
-      latest: row?.latest == null ? 0 : Number(row.latest),
-    };
+    for (let wait = 1; ; wait *= 2) {
+      const [oldest, latest] = await Promise.all([
+        this.#db.selectFrom('herald_events').select((eb) => eb.fn.min('seq').as('seq')).executeTakeFirst(),
+        this.#lastSeq(true),
+      ]);
+      if (wait > maxHeldBackWait || !(await this.#heldBack(latest))) return { oldest: oldest?.seq == null ? null : Number(oldest.seq), latest };
+      await delay(wait);
+    }
+  }
+
+  /** The last `seq` in the log; `decided`: the last that may be read (see `SqlFlavor.decidedRows`). 0 when there is none. */
+  async #lastSeq(decided: boolean): Promise<number> {
+    const query = this.#db.selectFrom('herald_events').select((eb) => eb.fn.max('seq').as('seq'));
+    const row = await (decided ? this.#decided(query) : query).executeTakeFirst();
+    return row?.seq == null ? 0 : Number(row.seq);
+  }
+
+  /** Whether committed rows at the end of the log are held back (PostgreSQL: they wait for an older transaction in flight). */
+  async #heldBack(decidedLatest?: number): Promise<boolean> {
+    if (!this.#flavor.decidedRows) return false;
+    const [all, decided] = await Promise.all([this.#lastSeq(false), decidedLatest ?? this.#lastSeq(true)]);
+    return all > decided;
+  }
+
+  /** A read of the log kept to the rows every reader may see in `seq` order (see `SqlFlavor.decidedRows`). */
+  #decided<O>(query: SelectQueryBuilder<HeraldDatabase, 'herald_events', O>): SelectQueryBuilder<HeraldDatabase, 'herald_events', O> {
+    return this.#flavor.decidedRows ? this.#flavor.decidedRows(query) : query;
+  }
+
+  /**
+   * Appends events in `transaction`, a transaction of the app's own on this store's database: they are
+   * in the log when it commits, and never when it rolls back. No group commit and no write gate: the
+   * app's transaction is the app's, and what fails in it is the app's to handle. Results as `append`.
+   */
+  async appendIn<DB>(transaction: Transaction<DB>, events: readonly NewEvent[]): Promise<PublishResult[]> {
+    if (events.length === 0) return [];
+    const rows = events.map(fromEvent);
+    return insertEvents(transaction as unknown as Kysely<HeraldDatabase>, events, rows, this.#insertEvents, this.#flavor);
+  }
+
+  /**
+   * The store's kysely instance, for an app's own tables and transactions on the same database (see
+   * `appendIn`). On SQLite, it is Herald's one connection: a transaction of the app's waits for Herald's
+   * writes and Herald's wait for it, so that no write ever finds the file locked.
+   */
+  get database(): Kysely<Record<never, never>> {
+    return this.#db as unknown as Kysely<Record<never, never>>;
   }
 
   readonly eventTypes = {
@@ -319,10 +377,16 @@ export class SqlStore implements Store {
   };
 }
 
-type EventInsert = ManyRowInsert<Omit<EventsTable, 'seq'>, { id: string; seq: number | string }>;
+/** An event row with its drawn `seq` and ticket, where the flavor draws them. */
+type ClaimedEventRow = EventRow & { seq?: number; ticket?: string };
 
-function eventInsert(): EventInsert {
-  return new ManyRowInsert(['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'], (db, rows) =>
+type EventInsert = ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>;
+
+const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'] as const;
+
+function eventInsert(flavor: SqlFlavor): EventInsert {
+  const columns = flavor.claimSeqs ? ([...eventColumns, 'seq', 'ticket'] as const) : eventColumns;
+  return new ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>(columns, (db, rows) =>
     db
       .insertInto('herald_events')
       .values(rows)
@@ -335,16 +399,21 @@ function eventInsert(): EventInsert {
 async function insertEvents(
   trx: Kysely<HeraldDatabase>,
   events: readonly NewEvent[],
-  eventRows: readonly Omit<EventsTable, 'seq'>[],
+  eventRows: readonly EventRow[],
   insert: EventInsert,
+  flavor: SqlFlavor,
 ): Promise<PublishResult[]> {
   const fresh = new Map<string, NewEvent>();
-  const rows: Omit<EventsTable, 'seq'>[] = [];
+  let rows: ClaimedEventRow[] = [];
   events.forEach((event, at) => {
     if (fresh.has(event.id)) return;
     fresh.set(event.id, event);
-    rows.push(eventRows[at] as Omit<EventsTable, 'seq'>);
+    rows.push(eventRows[at] as EventRow);
   });
+  if (flavor.claimSeqs) {
+    const { seqs, ticket } = await flavor.claimSeqs(trx, rows.length);
+    rows = rows.map((row, at) => ({ ...row, seq: seqs[at] as number, ticket }));
+  }
   const seqs = new Map<string, number>();
   for (let at = 0; at < rows.length; at += insertChunk) {
     const inserted = await insert.execute(trx, rows.slice(at, at + insertChunk));
@@ -383,7 +452,7 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (char) => `\\${char}`);
 }
 
-function fromEvent(event: NewEvent): Omit<EventsTable, 'seq'> {
+function fromEvent(event: NewEvent): EventRow {
   return {
     id: event.id,
     type: event.type,

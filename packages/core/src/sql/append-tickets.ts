@@ -1,0 +1,71 @@
+import { type Kysely, type Migration, type SelectQueryBuilder, sql } from 'kysely';
+import type { HeraldDatabase } from './schema.js';
+
+/**
+ * PostgreSQL appends without a lock held to the commit: each append transaction draws its `seq`s,
+ * together with a ticket, in a critical section of microseconds inside one function call (a session
+ * advisory lock taken and released in it), then inserts and commits in parallel with the others. The
+ * ticket is the newest transaction id that any append had when it drew, its own included: every
+ * transaction that drew a smaller `seq` has a transaction id no newer than the ticket. A reader keeps
+ * to the rows whose ticket is older than its snapshot's `xmin` (the oldest transaction still in
+ * flight): whatever drew a smaller `seq` has then committed (its rows are seen) or rolled back (its
+ * `seq`s stay gaps forever). So every read is a complete prefix of the log, as under SQLite's single
+ * writer. See docs/architecture.md, "Appends and their readers".
+ */
+
+/** The session advisory lock of the draw: "herald" in ASCII. Held for the draw only, never to a commit. */
+export const appendLockKey = 0x6865_7261_6c64;
+
+/** A draw of `seq`s: one per row, in order, and the ticket every row of the draw records. */
+export interface SeqClaim {
+  seqs: number[];
+  ticket: string;
+}
+
+/** Adds `herald_events.ticket` (both dialects, so that the schema is one), and PostgreSQL's draw. */
+export function appendTicketsMigration(dialect: 'sqlite' | 'postgres'): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('herald_events').addColumn('ticket', 'bigint').execute();
+      if (dialect !== 'postgres') return;
+      // Sequences are not transactional: the newest ticket stays drawn when its transaction rolls back, which only makes later tickets more careful.
+      await sql`create sequence herald_append_ticket minvalue 0 start 0`.execute(db);
+      await sql
+        .raw(`
+          create function herald_claim_seqs(n integer) returns table (seq bigint, ticket bigint) language plpgsql as $$
+          declare
+            events_seq text := pg_get_serial_sequence('herald_events', 'seq');
+            newest bigint;
+          begin
+            perform pg_advisory_lock(${appendLockKey});
+            begin
+              newest := greatest(pg_current_xact_id()::text::bigint, (select last_value from herald_append_ticket));
+              perform setval('herald_append_ticket', newest);
+              return query select nextval(events_seq), newest from generate_series(1, n);
+            exception when others then
+              perform pg_advisory_unlock(${appendLockKey});
+              raise;
+            end;
+            perform pg_advisory_unlock(${appendLockKey});
+          end
+          $$`)
+        .execute(db);
+    },
+  };
+}
+
+/** Draws `count` seqs in the transaction `trx`, for the rows it is about to insert. */
+export async function claimSeqs(trx: Kysely<HeraldDatabase>, count: number): Promise<SeqClaim> {
+  const { rows } = await sql<{ seq: string; ticket: string }>`select seq, ticket from herald_claim_seqs(${count})`.execute(trx);
+  return { seqs: rows.map((row) => Number(row.seq)), ticket: (rows[0] as { ticket: string }).ticket };
+}
+
+/**
+ * Keeps a read of `herald_events` to rows whose every smaller `seq` is decided: those whose ticket is
+ * older than the oldest transaction in flight (rows from before the tickets have none).
+ */
+export function decidedRows<O>(query: SelectQueryBuilder<HeraldDatabase, 'herald_events', O>): SelectQueryBuilder<HeraldDatabase, 'herald_events', O> {
+  return query.where((eb) =>
+    eb.or([eb('ticket', 'is', null), eb('ticket', '<', sql<string>`(select pg_snapshot_xmin(pg_current_snapshot())::text::bigint)`)]),
+  );
+}

@@ -1,0 +1,137 @@
+/**
+ * Issue 22: publishing in the app's own transaction, end to end, on SQLite and on PostgreSQL. The shop
+ * of transactional-orders.ts runs with Herald in a process of its own; a WebSocket client and a webhook
+ * endpoint receive what it publishes.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { HeraldSocket } from '@herald/client';
+import type { HeraldEvent } from '@herald/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { api, freshDatabase, type NodeProcess, startNode, waitFor, webhookReceiver } from './multi-node-cluster.js';
+
+const here = import.meta.dirname;
+const shopNode = resolve(here, 'transactional-orders-node.ts');
+const tsxLoader = pathToFileURL(createRequire(resolve(here, '../package.json')).resolve('tsx')).href;
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const backends: { name: string; database(): Promise<string> }[] = [
+  {
+    name: 'SQLite',
+    async database() {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-shop-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      return join(dir, 'shop.db');
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    async database() {
+      const { url, drop } = await freshDatabase();
+      cleanups.push(drop);
+      return url;
+    },
+  },
+];
+
+async function shop(env: Record<string, string>): Promise<NodeProcess> {
+  const node = await startNode('shop', env, shopNode);
+  cleanups.push(() => node.stop());
+  return node;
+}
+
+async function order(node: NodeProcess, body: Record<string, unknown>): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${node.url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, body: await response.json() };
+}
+
+/** Runs the shop with `SHOP_ORDER_THEN_KILL`: the id of the event it committed, once it has died of SIGKILL. */
+async function orderThenKill(env: Record<string, string>, orderId: string): Promise<string> {
+  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, shopNode], {
+    cwd: here,
+    env: { ...process.env, HERALD_LOG_LEVEL: 'warn', ...env, SHOP_ORDER_THEN_KILL: orderId },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const signal = await new Promise<NodeJS.Signals | null>((done) => child.once('exit', (_code, signal) => done(signal)));
+  expect(signal, output).toBe('SIGKILL');
+  const committed = /^committed (\S+)$/m.exec(output);
+  expect(committed, output).not.toBeNull();
+  return committed?.[1] as string;
+}
+
+describe.each(backends)('an order and its event in one transaction, on $name', ({ database }) => {
+  it(
+    'commit delivers over WebSocket and webhook; a rollback or invalid data stores and delivers nothing; kill -9 after the commit delivers on restart',
+    async () => {
+      const adminKey = `hk_admin_${randomBytes(12).toString('hex')}`;
+      const env = { HERALD_DATABASE: await database(), HERALD_ADMIN_KEY: adminKey };
+      const receiver = await webhookReceiver();
+      cleanups.push(() => receiver.close());
+      const node = await shop(env);
+
+      const key = await api(node, adminKey, 'POST', '/v1/keys', { role: 'consumer', consumer: 'shop-ui' });
+      expect(key.status).toBe(201);
+      const subscription = await api(node, adminKey, 'POST', '/v1/subscriptions', {
+        transport: 'webhook',
+        types: ['order.*'],
+        config: { url: receiver.url },
+        consumer: 'shop-ui',
+      });
+      expect(subscription.status).toBe(201);
+      const socket = new HeraldSocket({ url: `${node.url}/v1/ws`, token: key.body.key as string, WebSocket });
+      cleanups.push(() => socket.close());
+      const overSocket: HeraldEvent[] = [];
+      socket.subscribe(['order.created'], (event) => void overSocket.push(event as HeraldEvent), { after: 0 });
+      // A first order, to see both receivers working.
+      const probe = await order(node, { orderId: 'probe', sku: 'A', quantity: 1, total: 1 });
+      expect(probe.status).toBe(201);
+      await waitFor(() => overSocket.length === 1 && receiver.received.has(probe.body.eventId), 'the probe order over WebSocket and webhook');
+
+      // Commit: the order and its event.
+      const placed = await order(node, { orderId: 'o1', sku: 'A', quantity: 2, total: 20 });
+      expect(placed.status).toBe(201);
+      // Rolled back after the publish: out of stock.
+      const refused = await order(node, { orderId: 'o2', sku: 'A', quantity: 50, total: 500 });
+      expect(refused.status).toBe(409);
+      // Invalid event data: the publish throws, the transaction rolls back.
+      const invalid = await order(node, { orderId: 'o3', sku: 'A', quantity: 1, total: -1 });
+      expect(invalid.status).toBe(400);
+      expect(invalid.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: ['data', 'total'] })]));
+      const last = await order(node, { orderId: 'o4', sku: 'A', quantity: 1, total: 10 });
+      expect(last.status).toBe(201);
+
+      await waitFor(() => overSocket.length === 3 && receiver.received.has(last.body.eventId), 'o1 and o4 over WebSocket and webhook');
+      expect(overSocket.map((event) => (event.data as { orderId: string }).orderId)).toEqual(['probe', 'o1', 'o4']);
+      expect(overSocket.map((event) => event.id)).toEqual([probe.body.eventId, placed.body.eventId, last.body.eventId]);
+      expect([...receiver.received.keys()].sort()).toEqual([probe.body.eventId, placed.body.eventId, last.body.eventId].sort());
+      const orders = await fetch(`${node.url}/orders`).then((response) => response.json());
+      expect(orders.map((row: { id: string }) => row.id)).toEqual(['o1', 'o4', 'probe']);
+      const log = await api(node, adminKey, 'GET', '/v1/events?after=0');
+      expect(log.body.data.map((event: HeraldEvent) => (event.data as { orderId: string }).orderId)).toEqual(['probe', 'o1', 'o4']);
+
+      // kill -9 right after a commit: the event is in the log, and delivered once the shop is back.
+      await node.stop();
+      const killedEvent = await orderThenKill(env, 'o5');
+      expect(receiver.received.has(killedEvent)).toBe(false);
+      const restarted = await shop(env);
+      await waitFor(() => receiver.received.has(killedEvent), 'the event committed before kill -9, by webhook after the restart');
+      const after = await fetch(`${restarted.url}/orders`).then((response) => response.json());
+      expect(after.map((row: { id: string }) => row.id)).toContain('o5');
+      expect(receiver.received.get(placed.body.eventId)).toHaveLength(1);
+    },
+    180_000,
+  );
+});

@@ -137,7 +137,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
 
     async start(context) {
       const given = typeof definition.options === 'function' ? definition.options(context.env) : definition.options;
-      const options = resolvePushOptions(name, given ?? {});
+      const options = resolvePushOptions(name, given ?? {}, context.env);
       const outbox = options.outbox ?? (await sqlOutbox(context.store));
       const ours = (subscription: Subscription): subscription is Subscription<TConfig> => isSubscriptionOf(transport, subscription);
       const deliverable = (subscription: Subscription<TConfig>) => subscription.status === 'active' && (definition.deliverable?.(subscription) ?? true);

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { amqp } from '@herald/amqp';
 import type { EventMapOf, Principal } from '@herald/core';
+import { nats } from '@herald/nats';
 import { createHerald, type Herald, sendProblem, toProblem } from '@herald/server';
 import { sse } from '@herald/sse';
 import { webhook } from '@herald/webhook';
@@ -44,7 +46,7 @@ function isInboxUrl(url: unknown): boolean {
 }
 
 /**
- * The demo: a Herald with the webhook, WebSocket and SSE transports and the shop catalog, the built
+ * The demo: a Herald with the webhook, WebSocket, SSE, AMQP and NATS transports and the shop catalog, the built
  * page, the webhook inbox, and a few demo-only routes under `/demo` that let the page act as the
  * `demo-page` consumer and publish. Not a pattern for production: those routes need no credentials.
  */
@@ -52,7 +54,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const env = { ...(options.env ?? process.env) };
   // The inbox is on this machine: webhooks to loopback are refused unless allowed.
   env.HERALD_WEBHOOK_ALLOW_PRIVATE ??= '1';
-  const herald = createHerald({ env, eventTypes: demoEventTypes, transports: [webhook(), websocket(), sse()] });
+  const herald = createHerald({ env, eventTypes: demoEventTypes, transports: [webhook(), websocket(), sse(), amqp(), nats()] });
   await herald.ready;
   const adminKey = await herald.generatedAdminKey;
 

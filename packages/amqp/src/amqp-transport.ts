@@ -1,5 +1,4 @@
-import type { Logger } from '@herald/core';
-import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, resolvePushOptions } from '@herald/outbox';
+import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig } from './amqp-config.js';
 import { AmqpPool } from './amqp-pool.js';
 
@@ -31,21 +30,15 @@ function within<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
  * retried on the schedule. `createHerald({ transports: [amqp()] })`.
  */
 export function amqp(options: AmqpOptions = {}): AmqpTransport {
-  let allowPrivate: boolean | undefined;
+  let settings: ResolvedPushOptions | undefined;
   let pool: AmqpPool | undefined;
-  let timeout = 15_000;
-  let logger: Logger | undefined;
-  const privateAllowed = () => (allowPrivate ??= resolvePushOptions('amqp', options, process.env).allowPrivate);
+  // A config may be checked before the transport starts: the options then come from the process's environment.
+  const privateAllowed = () => (settings ?? resolvePushOptions('amqp', options, process.env)).allowPrivate;
 
   return definePushTransport({
     name: 'amqp',
     configSchema: amqpConfigSchema,
-    options: (env) => {
-      const resolved = resolvePushOptions('amqp', options, env);
-      allowPrivate = resolved.allowPrivate;
-      timeout = resolved.timeout;
-      return options;
-    },
+    options,
 
     prepareConfig: (config) => ({ config: checkAmqpConfig(config, privateAllowed()) }),
 
@@ -54,13 +47,8 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
     target: (config) => ({ url: config.url, exchange: config.exchange, routingKey: config.routingKey }),
 
     async send({ event, body }, { url, exchange, routingKey }) {
-      // Connections open when a subscription first needs one, so a server without AMQP subscriptions connects nowhere.
-      pool ??= new AmqpPool({
-        allowPrivate: privateAllowed(),
-        connectTimeout: timeout,
-        ...(options.lookup ? { lookup: options.lookup } : {}),
-        ...(logger ? { logger } : {}),
-      });
+      if (!pool || !settings) throw new Error('the amqp transport is not started');
+      const { timeout } = settings;
       const published = pool.publish({ url, exchange, routingKey: routingKey ?? event.type }, Buffer.from(body), {
         persistent: true,
         contentType: amqpContentType,
@@ -78,7 +66,14 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
     },
 
     start(context) {
-      logger = context.logger.child({ transport: 'amqp' });
+      settings = context.options;
+      // Connections open when a subscription first needs one, so a server without AMQP subscriptions connects nowhere.
+      pool = new AmqpPool({
+        allowPrivate: settings.allowPrivate,
+        connectTimeout: settings.timeout,
+        logger: context.logger.child({ transport: 'amqp' }),
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+      });
     },
 
     async stop() {

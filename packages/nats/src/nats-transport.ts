@@ -1,5 +1,4 @@
-import type { Logger } from '@herald/core';
-import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, resolvePushOptions } from '@herald/outbox';
+import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { checkNatsConfig, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, serverList } from './nats-config.js';
 import { NatsPool } from './nats-pool.js';
 
@@ -21,21 +20,15 @@ const encoder = new TextEncoder();
  * answer, is a failed attempt, retried on the schedule. `createHerald({ transports: [nats()] })`.
  */
 export function nats(options: NatsOptions = {}): NatsTransport {
-  let allowPrivate: boolean | undefined;
+  let settings: ResolvedPushOptions | undefined;
   let pool: NatsPool | undefined;
-  let timeout = 15_000;
-  let logger: Logger | undefined;
-  const privateAllowed = () => (allowPrivate ??= resolvePushOptions('nats', options, process.env).allowPrivate);
+  // A config may be checked before the transport starts: the options then come from the process's environment.
+  const privateAllowed = () => (settings ?? resolvePushOptions('nats', options, process.env)).allowPrivate;
 
   return definePushTransport({
     name: 'nats',
     configSchema: natsConfigSchema,
-    options: (env) => {
-      const resolved = resolvePushOptions('nats', options, env);
-      allowPrivate = resolved.allowPrivate;
-      timeout = resolved.timeout;
-      return options;
-    },
+    options,
 
     prepareConfig: (config) => ({ config: checkNatsConfig(config, privateAllowed()) }),
 
@@ -44,13 +37,8 @@ export function nats(options: NatsOptions = {}): NatsTransport {
     target: (config) => ({ servers: serverList(config), subject: config.subject }),
 
     async send({ event, body }, { servers, subject }) {
-      // Connections open when a subscription first needs one, so a server without NATS subscriptions connects nowhere.
-      pool ??= new NatsPool({
-        allowPrivate: privateAllowed(),
-        connectTimeout: timeout,
-        ...(options.lookup ? { lookup: options.lookup } : {}),
-        ...(logger ? { logger } : {}),
-      });
+      if (!pool || !settings) throw new Error('the nats transport is not started');
+      const { timeout } = settings;
       try {
         await pool.publish(servers, {
           subject: natsSubject({ subject }, event.type),
@@ -66,7 +54,14 @@ export function nats(options: NatsOptions = {}): NatsTransport {
     },
 
     start(context) {
-      logger = context.logger.child({ transport: 'nats' });
+      settings = context.options;
+      // Connections open when a subscription first needs one, so a server without NATS subscriptions connects nowhere.
+      pool = new NatsPool({
+        allowPrivate: settings.allowPrivate,
+        connectTimeout: settings.timeout,
+        logger: context.logger.child({ transport: 'nats' }),
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+      });
     },
 
     async stop() {

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { amqp } from '@herald/amqp';
 import type { EventMapOf, Principal } from '@herald/core';
 import { poll } from '@herald/poll';
+import { nats } from '@herald/nats';
 import { createHerald, type Herald, sendProblem, toProblem } from '@herald/server';
 import { sse } from '@herald/sse';
 import { webhook } from '@herald/webhook';
@@ -45,7 +47,7 @@ function isInboxUrl(url: unknown): boolean {
 }
 
 /**
- * The demo: a Herald with the webhook, WebSocket, SSE and long-polling transports and the shop catalog, the built
+ * The demo: a Herald with the webhook, WebSocket, SSE, long-polling, AMQP and NATS transports and the shop catalog, the built
  * page, the webhook inbox, and a few demo-only routes under `/demo` that let the page act as the
  * `demo-page` consumer and publish. Not a pattern for production: those routes need no credentials.
  */
@@ -53,7 +55,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const env = { ...(options.env ?? process.env) };
   // The inbox is on this machine: webhooks to loopback are refused unless allowed.
   env.HERALD_WEBHOOK_ALLOW_PRIVATE ??= '1';
-  const herald = createHerald({ env, eventTypes: demoEventTypes, transports: [webhook(), websocket(), sse(), poll()] });
+  const herald = createHerald({ env, eventTypes: demoEventTypes, transports: [webhook(), websocket(), sse(), poll(), amqp(), nats()] });
   await herald.ready;
   const adminKey = await herald.generatedAdminKey;
 

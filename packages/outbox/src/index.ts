@@ -1,3 +1,4 @@
+export * from './address-guard.js';
 export * from './attempt-outcome.js';
 export * from './outbox.js';
 export * from './push-options.js';

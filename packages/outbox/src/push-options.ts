@@ -1,3 +1,4 @@
+import { privateTargetsAllowed } from './address-guard.js';
 import type { DeliveryAttempt, Outbox } from './outbox.js';
 import { defaultRetrySchedule } from './retry-schedule.js';
 
@@ -22,6 +23,12 @@ export interface PushOptions {
   pollInterval?: number;
   /** How long final deliveries and their attempts are kept, in ms. @default 604800000 (7 days) */
   retention?: number;
+  /**
+   * `HERALD_ALLOW_PRIVATE=1` (or its alias `HERALD_WEBHOOK_ALLOW_PRIVATE=1`): destinations may be loopback,
+   * private and link-local addresses, which the address guard refuses otherwise. For development.
+   * @default false
+   */
+  allowPrivate?: boolean;
   /** Called after every attempt, e.g. for metrics. */
   onAttempt?(attempt: DeliveryAttempt): void;
   /** Where deliveries are kept. @default the SQL outbox on the server's store (`sqlOutbox`) */
@@ -38,6 +45,7 @@ export interface ResolvedPushOptions {
   disableAfter: number;
   pollInterval: number;
   retention: number;
+  allowPrivate: boolean;
   onAttempt?(attempt: DeliveryAttempt): void;
   outbox?: Outbox;
 }
@@ -48,8 +56,11 @@ export function atLeast(name: string, option: string, value: number, min = 1): n
   return value;
 }
 
-/** Applies the defaults; throws, naming the transport's factory (`webhook(): ...`), on values that make no sense. */
-export function resolvePushOptions(name: string, options: PushOptions): ResolvedPushOptions {
+/**
+ * Applies the environment (`HERALD_ALLOW_PRIVATE`) and the defaults; throws, naming the transport's factory
+ * (`webhook(): ...`), on values that make no sense.
+ */
+export function resolvePushOptions(name: string, options: PushOptions, env: Readonly<Record<string, string | undefined>> = {}): ResolvedPushOptions {
   const positive = (option: string, value: number, min = 1) => atLeast(name, option, value, min);
   const retrySchedule = options.retrySchedule ?? defaultRetrySchedule;
   if (retrySchedule.length === 0 || retrySchedule.some((s) => !Number.isFinite(s) || s < 0)) {
@@ -70,6 +81,7 @@ export function resolvePushOptions(name: string, options: PushOptions): Resolved
     disableAfter: positive('disableAfter', options.disableAfter ?? 5 * 86_400_000),
     pollInterval: positive('pollInterval', options.pollInterval ?? 1000, 10),
     retention: positive('retention', options.retention ?? 7 * 86_400_000),
+    allowPrivate: privateTargetsAllowed(options.allowPrivate, env),
     ...(onAttempt ? { onAttempt } : {}),
     ...(outbox ? { outbox } : {}),
   };

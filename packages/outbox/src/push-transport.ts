@@ -12,7 +12,7 @@ import type { PushResult } from './attempt-outcome.js';
 import { DeliveryEngine } from './delivery-engine.js';
 import type { Delivery, Outbox } from './outbox.js';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
-import { type PushOptions, resolvePushOptions } from './push-options.js';
+import { type PushOptions, type ResolvedPushOptions, resolvePushOptions } from './push-options.js';
 import { mountPushRoutes } from './push-routes.js';
 import { ReplayRunner } from './replay-runner.js';
 import { sqlOutbox } from './sql-outbox.js';
@@ -54,6 +54,8 @@ export interface PushContext<TConfig extends PushConfig> extends TransportContex
   owns(subscription: Subscription): subscription is Subscription<TConfig>;
   /** Tells this node's delivery engine that a subscription changed (a rotated secret, a verified endpoint). */
   refresh(subscription: Subscription<TConfig>): void;
+  /** The transport's options, with the environment (`HERALD_ALLOW_PRIVATE`) and the defaults applied. */
+  readonly options: ResolvedPushOptions;
 }
 
 interface PushTransportParts<TConfig extends PushConfig, TInput extends Record<string, unknown>> {
@@ -137,7 +139,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
 
     async start(context) {
       const given = typeof definition.options === 'function' ? definition.options(context.env) : definition.options;
-      const options = resolvePushOptions(name, given ?? {});
+      const options = resolvePushOptions(name, given ?? {}, context.env);
       const outbox = options.outbox ?? (await sqlOutbox(context.store));
       const ours = (subscription: Subscription): subscription is Subscription<TConfig> => isSubscriptionOf(transport, subscription);
       const deliverable = (subscription: Subscription<TConfig>) => subscription.status === 'active' && (definition.deliverable?.(subscription) ?? true);
@@ -158,7 +160,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
         if (ours(subscription)) worker.wake(subscription);
       };
       replays = new ReplayRunner(context, outbox, { wake });
-      await definition.start?.({ ...context, outbox, owns: ours, refresh: (subscription) => worker.refresh(subscription) });
+      await definition.start?.({ ...context, outbox, owns: ours, refresh: (subscription) => worker.refresh(subscription), options });
       unmount = mountPushRoutes(context, name, { outbox, replays, wake });
 
       // The bus hands over every event after `latest`, so the two must be taken together.

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
-import { bareHostname, guardedLookup, type LookupFunction, RefusedTargetError, refusedAddressClass } from './address-guard.js';
+import { bareHostname, guardedLookup, type LookupFunction, RefusedTargetError, refusedAddressClass } from '@herald/outbox';
 
 export interface HttpSenderOptions {
   /** Connect to loopback, private and link-local addresses too. @default false */

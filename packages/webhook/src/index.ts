@@ -1,4 +1,13 @@
-export * from './address-guard.js';
+// The address guard moved to @herald/outbox, for every push transport; re-exported here as before.
+export {
+  bareHostname,
+  guardedLookup,
+  type LookupFunction,
+  type RefusedAddressClass,
+  RefusedTargetError,
+  refusedAddressClass,
+  refusedUrlTarget,
+} from '@herald/outbox';
 export * from './endpoint-verifier.js';
 export * from './http-sender.js';
 export * from './retry-after.js';

@@ -1,7 +1,6 @@
 import { type PreparedConfig, type Subscription, ValidationError } from '@herald/core';
-import { pushConfigFields } from '@herald/outbox';
+import { pushConfigFields, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
-import { refusedUrlTarget } from './address-guard.js';
 import { generateSecret, secretKey, secretPattern } from './webhook-signature.js';
 
 /** Headers Herald sets itself; `config.headers` may not name them. */
@@ -97,7 +96,7 @@ export function prepareWebhookConfig(
 ): PreparedConfig<StoredWebhookConfig> {
   const url = new URL(config.url);
   if (!policy.allowPrivate) {
-    if (url.protocol !== 'https:') throw invalidUrl('must be https (http only when HERALD_WEBHOOK_ALLOW_PRIVATE=1)');
+    if (url.protocol !== 'https:') throw invalidUrl('must be https (http only when HERALD_ALLOW_PRIVATE=1)');
     const refused = refusedUrlTarget(url);
     if (refused) throw invalidUrl(refused.message);
   }

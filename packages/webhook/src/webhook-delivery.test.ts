@@ -2,11 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type HeraldEvent, sqliteStore } from '@herald/core';
-import { sqlOutbox } from '@herald/outbox';
+import { type LookupFunction, sqlOutbox } from '@herald/outbox';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LookupFunction } from './address-guard.js';
 import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook as createWebhook } from './webhook-transport.js';
@@ -103,8 +102,24 @@ describe('webhook subscriptions over REST', () => {
       const { status } = await strict.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config }, key);
       expect(status, JSON.stringify(config)).toBe(422);
     }
-    const open = await app();
-    await subscribe(open, { url: 'http://127.0.0.1:9/hook' });
+    // HERALD_ALLOW_PRIVATE, its alias HERALD_WEBHOOK_ALLOW_PRIVATE, and the option each allow them; `0` does not.
+    for (const [options, env] of [
+      [{}, { HERALD_ALLOW_PRIVATE: '1' }],
+      [{}, { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' }],
+      [{ allowPrivate: true }, {}],
+    ] as const) {
+      const open = await app(options, env);
+      await subscribe(open, { url: 'http://127.0.0.1:9/hook' });
+    }
+    for (const [options, env] of [
+      [{}, { HERALD_ALLOW_PRIVATE: '0' }],
+      [{ allowPrivate: false }, { HERALD_ALLOW_PRIVATE: '1' }],
+    ] as const) {
+      const closed = await app(options, env);
+      const denied = await closed.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: 'https://127.0.0.1/hook' } }, await closed.consumerKey('acme'));
+      expect(denied.status, JSON.stringify(env)).toBe(422);
+      expect(denied.body.errors[0].message).toMatch(/HERALD_ALLOW_PRIVATE=1 allows it/);
+    }
   });
 
   it('refuses at connect time a public-looking name that resolves to 127.0.0.1 (DNS rebinding)', async () => {

@@ -1,5 +1,4 @@
-import { atLeast, type PushOptions, parseRetrySchedule, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
-import type { LookupFunction } from './address-guard.js';
+import { atLeast, type LookupFunction, type PushOptions, parseRetrySchedule, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 
 /** Options of {@link webhook}: those of every push transport, and the webhook's own. Those named after an environment variable fall back to it. */
 export interface WebhookOptions extends PushOptions {
@@ -8,7 +7,7 @@ export interface WebhookOptions extends PushOptions {
    * @default [0, 5, 300, 1800, 7200, 18000, 36000, 36000] (at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)
    */
   retrySchedule?: readonly number[];
-  /** `HERALD_WEBHOOK_ALLOW_PRIVATE=1`: allow loopback, private and link-local targets, and http. @default false */
+  /** `HERALD_ALLOW_PRIVATE=1` (or `HERALD_WEBHOOK_ALLOW_PRIVATE=1`): allow loopback, private and link-local targets, and http. @default false */
   allowPrivate?: boolean;
   /** Endpoints are sent nothing until they echo a challenge for their URL; new subscriptions stay `pending` until then. @default false */
   verifyEndpoints?: boolean;
@@ -22,7 +21,6 @@ export interface WebhookOptions extends PushOptions {
 
 /** The options with every default applied. */
 export interface ResolvedWebhookOptions extends ResolvedPushOptions {
-  allowPrivate: boolean;
   verifyEndpoints: boolean;
   rotationGracePeriod: number;
   responseBodyBytes: number;
@@ -35,8 +33,7 @@ export function resolveWebhookOptions(options: WebhookOptions, env: Readonly<Rec
   const retrySchedule = options.retrySchedule ?? (scheduled ? parseRetrySchedule(scheduled, 'HERALD_WEBHOOK_RETRY_SCHEDULE') : undefined);
   const { lookup } = options;
   return {
-    ...resolvePushOptions('webhook', { ...options, ...(retrySchedule ? { retrySchedule } : {}) }),
-    allowPrivate: options.allowPrivate ?? env.HERALD_WEBHOOK_ALLOW_PRIVATE === '1',
+    ...resolvePushOptions('webhook', { ...options, ...(retrySchedule ? { retrySchedule } : {}) }, env),
     verifyEndpoints: options.verifyEndpoints ?? false,
     rotationGracePeriod: atLeast('webhook', 'rotationGracePeriod', options.rotationGracePeriod ?? 86_400_000, 0),
     responseBodyBytes: Math.floor(atLeast('webhook', 'responseBodyBytes', options.responseBodyBytes ?? 4096, 0)),

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 
-/** Why an address is not a webhook target. */
+/** Why an address is not a push transport's target (a webhook endpoint, a broker). */
 export type RefusedAddressClass =
   | 'unspecified'
   | 'loopback'
@@ -105,7 +105,7 @@ function inRange(bytes: number[], range: Range): boolean {
 }
 
 /**
- * Why an IP address may not be a webhook target (loopback, private, link-local, CGNAT, IPv6
+ * Why an IP address may not be a push transport's target (loopback, private, link-local, CGNAT, IPv6
  * unique-local, IPv4-mapped, unspecified, multicast, reserved), or undefined when it may be.
  * Text that is not an IP address is refused as `reserved`.
  */
@@ -121,7 +121,7 @@ export function refusedAddressClass(address: string): RefusedAddressClass | unde
   return best?.refused;
 }
 
-/** A connection or URL refused by the SSRF guard. */
+/** A connection or URL refused by the address (SSRF) guard. */
 export class RefusedTargetError extends Error {
   override readonly name = 'RefusedTargetError';
   readonly code = 'ERR_HERALD_REFUSED_TARGET';
@@ -130,7 +130,7 @@ export class RefusedTargetError extends Error {
     readonly refused: RefusedAddressClass | 'local name',
   ) {
     super(
-      `${target} is a ${refused} address; webhooks may not target it (HERALD_WEBHOOK_ALLOW_PRIVATE=1 allows it for development)`,
+      `${target} is a ${refused} address; push transports may not reach it (HERALD_ALLOW_PRIVATE=1 allows it for development)`,
     );
   }
 }
@@ -145,7 +145,12 @@ export function bareHostname(hostname: string): string {
  * public, and `localhost` names are refused. Names are checked again at connect time, when they resolve.
  */
 export function refusedUrlTarget(url: URL): RefusedTargetError | undefined {
-  const host = bareHostname(url.hostname).toLowerCase();
+  return refusedHost(url.hostname);
+}
+
+/** {@link refusedUrlTarget} for a bare host name or address (`[::1]` or `::1`), as in a `host:port` pair. */
+export function refusedHost(hostname: string): RefusedTargetError | undefined {
+  const host = bareHostname(hostname).toLowerCase();
   if (isIP(host) !== 0) {
     const refused = refusedAddressClass(host);
     return refused ? new RefusedTargetError(host, refused) : undefined;
@@ -178,4 +183,12 @@ export function guardedLookup(lookup: LookupFunction = dnsLookup as unknown as L
       return callback(null, first.address, first.family);
     });
   };
+}
+
+/**
+ * Whether push transports may reach loopback, private and link-local addresses: `allowPrivate` when
+ * given, else `HERALD_ALLOW_PRIVATE=1` or its alias `HERALD_WEBHOOK_ALLOW_PRIVATE=1`.
+ */
+export function privateTargetsAllowed(allowPrivate: boolean | undefined, env: Readonly<Record<string, string | undefined>>): boolean {
+  return allowPrivate ?? (env.HERALD_ALLOW_PRIVATE === '1' || env.HERALD_WEBHOOK_ALLOW_PRIVATE === '1');
 }

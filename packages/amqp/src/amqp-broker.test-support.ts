@@ -1,0 +1,88 @@
+/** The machine's RabbitMQ, and consumers on it made with amqplib, for the tests. */
+import { randomBytes } from 'node:crypto';
+import type { HeraldEvent } from '@herald/core';
+import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
+
+export const brokerUrl = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** A name no other test uses: exchanges and queues outlive a test that fails. */
+export const uniqueName = (prefix: string) => `herald-test.${prefix}.${randomBytes(6).toString('hex')}`;
+
+/** A message as the consumer got it. */
+export interface Received {
+  event: HeraldEvent;
+  message: ConsumeMessage;
+}
+
+/** An amqplib consumer of one queue bound to one topic exchange (`#`), both made for it. */
+export interface QueueConsumer {
+  exchange: string;
+  queue: string;
+  received: Received[];
+  /** The events received, in arrival order. */
+  readonly events: HeraldEvent[];
+  /** The ids of the events received. */
+  ids(): Set<string>;
+  /** Deletes the exchange, so that publishing to it fails, or makes it and binds the queue again. */
+  removeExchange(removed: boolean): Promise<void>;
+  /** Connects again and goes on consuming, e.g. after the broker restarted. */
+  reconnect(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  /** A durable exchange and queue that survive a broker restart, rather than an exclusive queue. @default false */
+  durable?: boolean;
+  /** The binding's pattern. @default '#' */
+  pattern?: string;
+  /** Arguments of the queue (e.g. `x-max-length`). */
+  queueArguments?: Record<string, unknown>;
+}
+
+export async function startConsumer({ durable = false, pattern = '#', queueArguments }: ConsumerOptions = {}): Promise<QueueConsumer> {
+  const exchange = uniqueName('exchange');
+  const queue = uniqueName('queue');
+  const received: Received[] = [];
+  let model: ChannelModel;
+  let channel: Channel;
+  const declare = async () => {
+    await channel.assertExchange(exchange, 'topic', { durable });
+    await channel.assertQueue(queue, { durable, exclusive: !durable, ...(queueArguments ? { arguments: queueArguments } : {}) });
+    await channel.bindQueue(queue, exchange, pattern);
+  };
+  const open = async () => {
+    model = await connect(brokerUrl);
+    model.on('error', () => {});
+    channel = await model.createChannel();
+    channel.on('error', () => {});
+    await declare();
+    await channel.consume(queue, (message) => {
+      if (!message) return;
+      received.push({ event: JSON.parse(message.content.toString('utf8')) as HeraldEvent, message });
+      channel.ack(message);
+    });
+  };
+  await open();
+  return {
+    exchange,
+    queue,
+    received,
+    get events() {
+      return received.map(({ event }) => event);
+    },
+    ids: () => new Set(received.map(({ event }) => event.id)),
+    async removeExchange(removed) {
+      if (removed) await channel.deleteExchange(exchange);
+      else await declare();
+    },
+    async reconnect() {
+      await model.close().catch(() => {});
+      await open();
+    },
+    async close() {
+      await channel.deleteExchange(exchange).catch(() => {});
+      if (durable) await channel.deleteQueue(queue).catch(() => {});
+      await model.close().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,235 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { HeraldEvent, Logger } from '@herald/core';
+import type { LookupFunction } from '@herald/outbox';
+import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { brokerUrl, type QueueConsumer, startConsumer, uniqueName } from './amqp-broker.test-support.js';
+import { type AmqpOptions, amqp } from './amqp-transport.js';
+
+const run = promisify(execFile);
+const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function app(options: AmqpOptions = {}, env: Record<string, string> = allowPrivate, logger?: Logger): Promise<TestApp> {
+  const started = await startTestApp([amqp({ pollInterval: 50, ...options })], { env, ...(logger ? { logger } : {}) });
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function consumer(options: Parameters<typeof startConsumer>[0] = {}): Promise<QueueConsumer> {
+  const started = await startConsumer(options);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function subscribe(target: TestApp, config: Record<string, unknown>, types = ['**']): Promise<string> {
+  const key = await target.consumerKey('acme');
+  const { status, body } = await target.api('POST', '/v1/subscriptions', { transport: 'amqp', types, config }, key);
+  expect(status, JSON.stringify(body)).toBe(201);
+  return body.id as string;
+}
+
+interface AttemptView {
+  status: string;
+  error: string | null;
+}
+async function attempts(target: TestApp, id: string): Promise<AttemptView[]> {
+  const { body } = await target.api('GET', `/v1/subscriptions/${id}/deliveries`);
+  return (body.data as { attempts: AttemptView[] }[]).flatMap((delivery) => delivery.attempts);
+}
+
+async function publish(target: TestApp, count: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent[]> {
+  const published: HeraldEvent[] = [];
+  for (let n = 0; n < count; n += 50) {
+    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) => ({ type, data: { n: n + i } }));
+    const results = await target.herald.bus.publishMany(batch as never);
+    published.push(...results.map(({ event }) => event));
+  }
+  return published;
+}
+
+/** A logger that keeps every line it is given, as JSON. */
+function recordingLogger(lines: string[]): Logger {
+  const make = (bindings: Record<string, unknown>): Logger => {
+    const at = (fields: object | string, message?: string) => {
+      lines.push(JSON.stringify({ bindings, fields: fields instanceof Error ? { message: fields.message, stack: fields.stack } : fields, message }));
+    };
+    return { debug: at, info: at, warn: at, error: at, child: (more) => make({ ...bindings, ...more }) };
+  };
+  return make({});
+}
+
+describe('messages', () => {
+  it('publishes each event as one persistent message: the envelope as CloudEvents JSON, its id, type, time and seq as properties', async () => {
+    const queue = await consumer();
+    const server = await app();
+    await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
+    const [event] = await publish(server, 1);
+    await waitFor(() => queue.received.length === 1, 'the message');
+    const { message } = queue.received[0] as (typeof queue.received)[number];
+    expect(JSON.parse(message.content.toString('utf8'))).toEqual(JSON.parse(JSON.stringify(event)));
+    expect(message.fields).toMatchObject({ exchange: queue.exchange, routingKey: 'order.created' });
+    expect(message.properties).toMatchObject({
+      deliveryMode: 2,
+      contentType: 'application/cloudevents+json',
+      messageId: event?.id,
+      type: 'order.created',
+      timestamp: Math.floor(Date.parse(event?.time as string) / 1000),
+      headers: { 'herald-seq': event?.seq },
+    });
+  });
+
+  it('routes by the event type unless the config names a routing key', async () => {
+    const byType = await consumer({ pattern: 'invoice.*' });
+    const fixed = await consumer({ pattern: 'billing' });
+    const server = await app();
+    await subscribe(server, { url: brokerUrl, exchange: byType.exchange });
+    await subscribe(server, { url: brokerUrl, exchange: fixed.exchange, routingKey: 'billing' });
+    const events = [...(await publish(server, 2)), ...(await publish(server, 3, 'invoice.paid'))];
+    const invoices = events.filter((event) => event.type === 'invoice.paid').map((event) => event.id);
+    await waitFor(() => fixed.received.length === 5 && byType.received.length === 3, 'both queues');
+    expect([...byType.ids()].sort()).toEqual([...invoices].sort());
+    expect(fixed.received.every(({ message }) => message.fields.routingKey === 'billing')).toBe(true);
+  });
+
+  it('delivers 1,000 events, none lost and none twice', async () => {
+    const queue = await consumer();
+    const server = await app({ concurrency: 20 });
+    await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
+    const published = await publish(server, 1000);
+    await waitFor(() => queue.ids().size === 1000, '1,000 events', 60_000);
+    expect([...queue.ids()].sort()).toEqual(published.map((event) => event.id).sort());
+    expect(queue.received).toHaveLength(1000);
+  }, 90_000);
+});
+
+describe('failed attempts', () => {
+  it('fails an attempt to a missing exchange, a broker that refuses connections and a nack, with a clear error, and retries', async () => {
+    const server = await app({ retrySchedule: [0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2] });
+    const missing = uniqueName('missing');
+    const toMissing = await subscribe(server, { url: brokerUrl, exchange: missing });
+    const toNowhere = await subscribe(server, { url: 'amqp://guest:s3cret-pass@127.0.0.1:1/', exchange: 'x' });
+    // A queue that holds one message and refuses the next: the broker nacks it.
+    const full = await consumer({ queueArguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+    const toFull = await subscribe(server, { url: brokerUrl, exchange: full.exchange });
+    await publish(server, 1);
+    const failedTwice = async (id: string) => (await attempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
+    await waitFor(async () => (await failedTwice(toMissing)) && (await failedTwice(toNowhere)) && (await failedTwice(toFull)), 'attempts retried');
+    expect((await attempts(server, toMissing))[0]?.error).toMatch(new RegExp(`the exchange "${missing.replaceAll('.', '\\.')}" does not exist on amqp://guest@127\\.0\\.0\\.1:5672.*NOT.FOUND`));
+    const refused = (await attempts(server, toNowhere))[0]?.error;
+    expect(refused).toMatch(/cannot connect to amqp:\/\/guest@127\.0\.0\.1:1\/: connection refused \(ECONNREFUSED\)/);
+    expect(refused).not.toContain('s3cret');
+    expect((await attempts(server, toFull))[0]?.error).toMatch(/the broker refused the message \(nack\)/);
+  });
+
+  it('fails the attempts while the exchange is gone (the channel closes), then delivers everything once it is back', async () => {
+    const queue = await consumer();
+    const errors: string[] = [];
+    const server = await app({ retrySchedule: Array(30).fill(0.2), onAttempt: (attempt) => void (attempt.error && errors.push(attempt.error)) });
+    await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
+    const before = await publish(server, 50);
+    await waitFor(() => queue.received.length >= 10, 'the first messages');
+    await queue.removeExchange(true);
+    const during = await publish(server, 50);
+    await waitFor(() => errors.length > 0, 'a failed attempt');
+    await queue.removeExchange(false);
+    const all = [...before, ...during].map((event) => event.id);
+    await waitFor(() => all.every((eventId) => queue.ids().has(eventId)), 'every event', 30_000);
+    expect(errors.some((error) => /NOT.FOUND/.test(error)), errors.join('\n')).toBe(true);
+  });
+});
+
+describe('a restart of the broker', () => {
+  it('loses nothing: attempts fail while RabbitMQ is down, and every event arrives once it is back', async () => {
+    const queue = await consumer({ durable: true });
+    const server = await app({ retrySchedule: Array(60).fill(1), concurrency: 5, timeout: 5_000 });
+    await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
+    const published = await publish(server, 300);
+    await waitFor(() => queue.received.length >= 50, 'the first messages', 30_000);
+    // stop_app and start_app restart RabbitMQ inside its running node: every connection drops, and only durable
+    // exchanges, queues and persistent messages survive, as in a full restart.
+    await run('rabbitmqctl', ['stop_app'], { timeout: 60_000 });
+    published.push(...(await publish(server, 300)));
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await run('rabbitmqctl', ['start_app'], { timeout: 60_000 });
+    await run('rabbitmqctl', ['await_startup'], { timeout: 60_000 });
+    await queue.reconnect();
+    await waitFor(() => published.every((event) => queue.ids().has(event.id)), 'every event after the restart', 60_000);
+    expect(queue.ids().size).toBe(600);
+  }, 180_000);
+});
+
+describe('the broker URL', () => {
+  it('never shows the password: not in the API, the errors or the logs', async () => {
+    const lines: string[] = [];
+    const server = await app({ retrySchedule: [0, 60] }, allowPrivate, recordingLogger(lines));
+    const secretUrl = 'amqp://herald:pa55-w0rd-secret@127.0.0.1:1/vhost';
+    const key = await server.consumerKey('acme');
+    const created = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url: secretUrl, exchange: 'events' } }, key);
+    expect(created.status).toBe(201);
+    expect(created.body.config.url).toBe('amqp://herald@127.0.0.1:1/vhost');
+    await publish(server, 1);
+    await waitFor(async () => (await attempts(server, created.body.id)).length === 1, 'the failed attempt');
+    const shown = [
+      created.body,
+      (await server.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key)).body,
+      (await server.api('GET', '/v1/subscriptions', undefined, key)).body,
+      (await server.api('GET', `/v1/subscriptions/${created.body.id}/deliveries`, undefined, key)).body,
+      (await server.api('PATCH', `/v1/subscriptions/${created.body.id}`, { config: { url: secretUrl, exchange: 'other' } }, key)).body,
+    ];
+    expect(JSON.stringify(shown)).toContain('ECONNREFUSED');
+    expect(JSON.stringify(shown)).not.toContain('pa55-w0rd-secret');
+    // The connection failure is logged, naming the broker without its password.
+    expect(lines.some((line) => line.includes('amqp://herald@127.0.0.1:1/vhost') && line.includes('ECONNREFUSED'))).toBe(true);
+    expect(lines.join('\n')).not.toContain('pa55-w0rd-secret');
+  });
+
+  it('refuses loopback, private and plain amqp brokers with a 422 unless HERALD_ALLOW_PRIVATE=1 or allowPrivate', async () => {
+    const strict = await app({}, {});
+    const key = await strict.consumerKey('acme');
+    for (const url of [
+      'amqps://guest:guest@127.0.0.1:5671',
+      'amqps://guest:guest@[::1]:5671',
+      'amqps://10.0.0.8',
+      'amqps://169.254.169.254',
+      'amqps://localhost',
+      'amqp://rabbit.example.com',
+      'http://rabbit.example.com',
+      'not a url',
+    ]) {
+      const { status, body } = await strict.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url, exchange: 'events' } }, key);
+      expect(status, url).toBe(422);
+      expect(body.errors[0].path, url).toEqual(['config', 'url']);
+    }
+    for (const config of [{ url: 'amqps://rabbit.example.com' }, { url: 'amqps://rabbit.example.com', exchange: 'x'.repeat(256) }, { url: 'amqps://rabbit.example.com', exchange: 'e', surprise: 1 }]) {
+      expect((await strict.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config }, key)).status, JSON.stringify(config)).toBe(422);
+    }
+    const allowed = { transport: 'amqp', types: ['**'], config: { url: 'amqps://rabbit.example.com', exchange: 'events' } };
+    expect((await strict.api('POST', '/v1/subscriptions', allowed, key)).status).toBe(201);
+    const local = { transport: 'amqp', types: ['**'], config: { url: brokerUrl, exchange: 'events' } };
+    for (const [options, env] of [
+      [{}, { HERALD_ALLOW_PRIVATE: '1' }],
+      [{}, { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' }],
+      [{ allowPrivate: true }, {}],
+    ] as const) {
+      const open = await app(options, env);
+      expect((await open.api('POST', '/v1/subscriptions', local, await open.consumerKey('acme'))).status, JSON.stringify(env)).toBe(201);
+    }
+  });
+
+  it('refuses at connect time a public-looking broker name that resolves to 127.0.0.1 (DNS rebinding)', async () => {
+    const queue = await consumer();
+    const rebinding: LookupFunction = (_hostname, options, callback) =>
+      options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
+    const server = await app({ lookup: rebinding, retrySchedule: [0, 60] }, {});
+    const id = await subscribe(server, { url: 'amqps://guest:guest@rabbit.rebind.example:5672', exchange: queue.exchange });
+    await publish(server, 1);
+    await waitFor(async () => (await attempts(server, id)).length === 1, 'the first attempt');
+    expect((await attempts(server, id))[0]?.error).toMatch(/rabbit\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
+    expect(queue.received).toHaveLength(0);
+  });
+});

@@ -1,0 +1,173 @@
+import type { Logger } from '@herald/core';
+import { guardedLookup, type LookupFunction, refusedHost } from '@herald/outbox';
+import { type ChannelModel, type ConfirmChannel, connect, type Options } from 'amqplib';
+import { redactedUrl } from './amqp-config.js';
+
+/** Where one message goes. */
+export interface AmqpDestination {
+  /** The broker's URL, with its password. */
+  url: string;
+  exchange: string;
+  routingKey: string;
+}
+
+export interface AmqpPoolOptions {
+  /** Connect to loopback, private and link-local addresses too. @default false */
+  allowPrivate?: boolean;
+  /** Resolves broker host names; the address guard checks what it returns. @default dns.lookup */
+  lookup?: LookupFunction;
+  /** How long connecting may take, in ms. @default 15000 */
+  connectTimeout?: number;
+  /** Told when a connection opens, fails or closes, with the broker's URL without its password. @default silent */
+  logger?: Logger;
+}
+
+/** A failed publish, in words that name the broker without its password. */
+export class AmqpPublishError extends Error {
+  override readonly name = 'AmqpPublishError';
+}
+
+/** A confirm channel and why the broker closed it, once it has. */
+interface OpenChannel {
+  channel: ConfirmChannel;
+  closedBecause?: string;
+}
+
+/**
+ * Connections to AMQP brokers, one per URL, with one confirm channel per exchange on each. A connection
+ * or channel that closes (a broker restart, a missing exchange) is dropped, and the next publish opens
+ * a new one.
+ */
+export class AmqpPool {
+  readonly #options: AmqpPoolOptions;
+  readonly #connections = new Map<string, Promise<ChannelModel>>();
+  readonly #channels = new Map<string, Promise<OpenChannel>>();
+  #closed = false;
+
+  constructor(options: AmqpPoolOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Publishes one message and resolves once the broker confirms it; rejects with an {@link AmqpPublishError}. */
+  async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish): Promise<void> {
+    const open = await this.#channel(destination);
+    await new Promise<void>((resolve, reject) => {
+      const failed = (error: unknown) => reject(new AmqpPublishError(publishFailure(destination, error, open.closedBecause)));
+      try {
+        open.channel.publish(destination.exchange, destination.routingKey, content, properties, (error) => (error ? failed(error) : resolve()));
+      } catch (error) {
+        failed(error);
+      }
+    });
+  }
+
+  /** Closes every connection; publishes still waiting for a confirm fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const connections = [...this.#connections.values()];
+    this.#connections.clear();
+    this.#channels.clear();
+    await Promise.all(connections.map((connection) => connection.then((model) => model.close()).catch(() => {})));
+  }
+
+  #channel(destination: AmqpDestination): Promise<OpenChannel> {
+    const key = `${destination.url}\n${destination.exchange}`;
+    let channel = this.#channels.get(key);
+    if (!channel) {
+      channel = this.#openChannel(destination);
+      this.#channels.set(key, channel);
+      const forget = () => {
+        if (this.#channels.get(key) === channel) this.#channels.delete(key);
+      };
+      channel.then((open) => open.channel.once('close', forget), forget);
+    }
+    return channel;
+  }
+
+  async #openChannel(destination: AmqpDestination): Promise<OpenChannel> {
+    const model = await this.#connection(destination.url);
+    let channel: ConfirmChannel;
+    try {
+      channel = await model.createConfirmChannel();
+    } catch (error) {
+      throw new AmqpPublishError(`cannot open a channel on ${redactedUrl(destination.url)}: ${reason(error, destination.url)}`);
+    }
+    const open: OpenChannel = { channel };
+    // A channel the broker closes emits `error` with the reason, before its pending confirms fail with "channel closed".
+    channel.on('error', (error: unknown) => {
+      open.closedBecause = reason(error, destination.url);
+    });
+    if (destination.exchange !== '') {
+      try {
+        await channel.checkExchange(destination.exchange);
+      } catch (error) {
+        throw new AmqpPublishError(missingExchange(destination, open.closedBecause ?? reason(error, destination.url)));
+      }
+    }
+    return open;
+  }
+
+  #connection(url: string): Promise<ChannelModel> {
+    if (this.#closed) return Promise.reject(new AmqpPublishError('the AMQP transport is stopped'));
+    let connection = this.#connections.get(url);
+    if (!connection) {
+      connection = this.#connect(url);
+      this.#connections.set(url, connection);
+      const forget = () => {
+        if (this.#connections.get(url) !== connection) return;
+        this.#connections.delete(url);
+        for (const key of this.#channels.keys()) if (key.startsWith(`${url}\n`)) this.#channels.delete(key);
+      };
+      const closed = (error?: unknown) => {
+        if (!this.#closed) this.#options.logger?.warn({ broker: redactedUrl(url), ...(error ? { error: reason(error, url) } : {}) }, 'the AMQP connection closed');
+        forget();
+      };
+      connection.then((model) => model.once('close', closed), forget);
+    }
+    return connection;
+  }
+
+  async #connect(url: string): Promise<ChannelModel> {
+    const { allowPrivate = false, lookup, connectTimeout = 15_000 } = this.#options;
+    const host = new URL(url).hostname;
+    if (!allowPrivate) {
+      // net.connect does not look literal addresses up, so the guard checks them here.
+      const refused = refusedHost(host);
+      if (refused) throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${refused.message}`);
+    }
+    try {
+      const guarded = allowPrivate ? lookup : guardedLookup(lookup);
+      const model = await connect(url, { timeout: connectTimeout, noDelay: true, ...(guarded ? { lookup: guarded } : {}), clientProperties: { connection_name: 'herald' } });
+      // Without a listener an `error` event would throw; `close` follows it and drops the connection.
+      model.on('error', () => {});
+      this.#options.logger?.info({ broker: redactedUrl(url) }, 'connected to the AMQP broker');
+      return model;
+    } catch (error) {
+      this.#options.logger?.warn({ broker: redactedUrl(url), error: reason(error, url) }, 'cannot connect to the AMQP broker');
+      throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${reason(error, url)}`);
+    }
+  }
+}
+
+function missingExchange(destination: AmqpDestination, why: string): string {
+  return /NOT[-_]FOUND/.test(why) ? `the exchange "${destination.exchange}" does not exist on ${redactedUrl(destination.url)} (${why})` : why;
+}
+
+function publishFailure(destination: AmqpDestination, error: unknown, closedBecause: string | undefined): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message === 'message nacked') return `the broker refused the message (nack) on ${redactedUrl(destination.url)}`;
+  if (closedBecause) return `the broker closed the channel before confirming: ${missingExchange(destination, closedBecause)}`;
+  return `the channel to ${redactedUrl(destination.url)} closed before the broker confirmed (${reason(error, destination.url)})`;
+}
+
+/** An error's message with a code when it has one, and never the URL's password. */
+function reason(error: unknown, url: string): string {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+  let message = error instanceof Error ? error.message : String(error);
+  if (code === 'ECONNREFUSED') message = 'connection refused (ECONNREFUSED)';
+  else if (code === 'ENOTFOUND') message = 'the host name does not resolve (ENOTFOUND)';
+  else if (code && !message.includes(code) && !/^\d+$/.test(code)) message = `${message} (${code})`;
+  const password = new URL(url).password;
+  if (password === '') return message;
+  return message.split(password).join('***').split(decodeURIComponent(password)).join('***');
+}

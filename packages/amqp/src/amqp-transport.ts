@@ -1,0 +1,84 @@
+import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
+import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig } from './amqp-config.js';
+import { AmqpPool } from './amqp-pool.js';
+
+/** Options of {@link amqp}: those of every push transport, and the AMQP transport's own. */
+export interface AmqpOptions extends PushOptions {
+  /** Resolves broker host names; the address guard checks every address it returns. @default dns.lookup */
+  lookup?: LookupFunction;
+}
+
+/** The AMQP transport: a push transport whose subscriptions store an {@link AmqpConfig}. */
+export type AmqpTransport = PushTransport<AmqpConfig>;
+
+/** The content type of every message: the body is the event's envelope, a CloudEvent in JSON. */
+export const amqpContentType = 'application/cloudevents+json';
+
+/** Rejects after `ms` unless `work` settles first. */
+function within<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Delivers events to RabbitMQ (or any AMQP 0-9-1 broker): each delivery is one persistent message,
+ * published to the subscription's exchange with publisher confirms, and delivered once the broker
+ * confirms it; a nack, a closed channel, a missing exchange or an unreachable broker is a failed attempt,
+ * retried on the schedule. `createHerald({ transports: [amqp()] })`.
+ */
+export function amqp(options: AmqpOptions = {}): AmqpTransport {
+  let settings: ResolvedPushOptions | undefined;
+  let pool: AmqpPool | undefined;
+  // A config may be checked before the transport starts: the options then come from the process's environment.
+  const privateAllowed = () => (settings ?? resolvePushOptions('amqp', options, process.env)).allowPrivate;
+
+  return definePushTransport({
+    name: 'amqp',
+    configSchema: amqpConfigSchema,
+    options,
+
+    prepareConfig: (config) => ({ config: checkAmqpConfig(config, privateAllowed()) }),
+
+    publicConfig: publicAmqpConfig,
+
+    target: (config) => ({ url: config.url, exchange: config.exchange, routingKey: config.routingKey }),
+
+    async send({ event, body }, { url, exchange, routingKey }) {
+      if (!pool || !settings) throw new Error('the amqp transport is not started');
+      const { timeout } = settings;
+      const published = pool.publish({ url, exchange, routingKey: routingKey ?? event.type }, Buffer.from(body), {
+        persistent: true,
+        contentType: amqpContentType,
+        messageId: event.id,
+        type: event.type,
+        timestamp: Math.floor(Date.parse(event.time) / 1000),
+        headers: { 'herald-seq': event.seq },
+      });
+      try {
+        await within(published, timeout, `the broker did not confirm within ${timeout} ms`);
+        return { delivered: true };
+      } catch (error) {
+        return { delivered: false, error: error instanceof Error ? error.message : String(error) };
+      }
+    },
+
+    start(context) {
+      settings = context.options;
+      // Connections open when a subscription first needs one, so a server without AMQP subscriptions connects nowhere.
+      pool = new AmqpPool({
+        allowPrivate: settings.allowPrivate,
+        connectTimeout: settings.timeout,
+        logger: context.logger.child({ transport: 'amqp' }),
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+      });
+    },
+
+    async stop() {
+      await pool?.close();
+      pool = undefined;
+    },
+  });
+}

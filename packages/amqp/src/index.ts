@@ -1,0 +1,3 @@
+export * from './amqp-config.js';
+export * from './amqp-pool.js';
+export * from './amqp-transport.js';

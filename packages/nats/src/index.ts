@@ -1,0 +1,3 @@
+export * from './nats-config.js';
+export * from './nats-pool.js';
+export * from './nats-transport.js';

@@ -1,0 +1,186 @@
+import type { HeraldEvent, Logger } from '@herald/core';
+import type { LookupFunction } from '@herald/outbox';
+import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
+import { type NatsOptions, nats } from './nats-transport.js';
+
+const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function app(options: NatsOptions = {}, env: Record<string, string> = allowPrivate, logger?: Logger): Promise<TestApp> {
+  const started = await startTestApp([nats({ pollInterval: 50, ...options })], { env, ...(logger ? { logger } : {}) });
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function consumer(server = natsServer): Promise<StreamConsumer> {
+  const started = await startStreamConsumer(server);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function subscribe(target: TestApp, config: Record<string, unknown>, types = ['**']): Promise<string> {
+  const key = await target.consumerKey('acme');
+  const { status, body } = await target.api('POST', '/v1/subscriptions', { transport: 'nats', types, config }, key);
+  expect(status, JSON.stringify(body)).toBe(201);
+  return body.id as string;
+}
+
+interface AttemptView {
+  status: string;
+  error: string | null;
+}
+async function attempts(target: TestApp, id: string): Promise<AttemptView[]> {
+  const { body } = await target.api('GET', `/v1/subscriptions/${id}/deliveries`);
+  return (body.data as { attempts: AttemptView[] }[]).flatMap((delivery) => delivery.attempts);
+}
+
+async function publish(target: TestApp, count: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent[]> {
+  const published: HeraldEvent[] = [];
+  for (let n = 0; n < count; n += 50) {
+    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) => ({ type, data: { n: n + i } }));
+    const results = await target.herald.bus.publishMany(batch as never);
+    published.push(...results.map(({ event }) => event));
+  }
+  return published;
+}
+
+describe('messages', () => {
+  it('publishes each event to its subject with Nats-Msg-Id = the event id, and the envelope as JSON', async () => {
+    const stream = await consumer();
+    const server = await app();
+    await subscribe(server, { servers: [natsServer], subject: `${stream.prefix}.{type}` });
+    const [created] = await publish(server, 1);
+    const [paid] = await publish(server, 1, 'invoice.paid');
+    await waitFor(() => stream.received.length === 2, 'both messages');
+    const [first, second] = stream.received;
+    expect(JSON.parse(first?.message.string() as string)).toEqual(JSON.parse(JSON.stringify(created)));
+    expect(first?.message.subject).toBe(`${stream.prefix}.order.created`);
+    expect(second?.message.subject).toBe(`${stream.prefix}.invoice.paid`);
+    expect(first?.message.headers?.get('Nats-Msg-Id')).toBe(created?.id);
+    expect(first?.message.headers?.get('Herald-Seq')).toBe(String(created?.seq));
+    expect(second?.event.id).toBe(paid?.id);
+  });
+
+  it('delivers 1,000 events, none lost, and the stream drops the duplicates of a replay', async () => {
+    const stream = await consumer();
+    let succeeded = 0;
+    const server = await app({ concurrency: 20, onAttempt: (attempt) => void (attempt.outcome === 'succeeded' && succeeded++) });
+    const id = await subscribe(server, { servers: natsServer, subject: `${stream.prefix}.{type}` });
+    const published = await publish(server, 1000);
+    await waitFor(() => stream.ids().size === 1000, '1,000 events', 60_000);
+    expect([...stream.ids()].sort()).toEqual(published.map((event) => event.id).sort());
+    expect(stream.received).toHaveLength(1000);
+
+    // A replay sends every event again, with the same Nats-Msg-Id: the stream keeps none of them twice.
+    const key = await server.consumerKey('acme');
+    expect((await server.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
+    await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'the replay', 60_000);
+    await waitFor(() => succeeded >= 2000, 'the replayed deliveries, each acknowledged', 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(stream.received).toHaveLength(1000);
+  }, 150_000);
+});
+
+describe('failed attempts', () => {
+  it('fails an attempt when no stream captures the subject, or the server refuses connections, with a clear error, and retries', async () => {
+    const server = await app({ retrySchedule: [0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2] });
+    const toNoStream = await subscribe(server, { servers: natsServer, subject: 'herald-test.nobody-listens.{type}' });
+    const toNowhere = await subscribe(server, { servers: 'nats://herald:s3cret-pass@127.0.0.1:1', subject: 'x.{type}' });
+    await publish(server, 1);
+    const failedTwice = async (id: string) => (await attempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
+    await waitFor(async () => (await failedTwice(toNoStream)) && (await failedTwice(toNowhere)), 'attempts retried');
+    expect((await attempts(server, toNoStream))[0]?.error).toBe(
+      `no JetStream stream captures the subject "herald-test.nobody-listens.order.created" on ${natsServer} (no responders)`,
+    );
+    const refused = (await attempts(server, toNowhere))[0]?.error;
+    expect(refused).toMatch(/cannot connect to NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1: connection refused/);
+    expect(refused).not.toContain('s3cret');
+  });
+});
+
+describe('a restart of the NATS server', () => {
+  it('loses nothing: attempts fail while the server is down, and every event arrives once it is back (default subject herald.{type})', async () => {
+    // The test's own nats-server on a port of its own, with its own store: the machine's, which other work uses, is never stopped.
+    const own = await startOwnNatsServer();
+    cleanups.push(() => own.close());
+    const stream = await startStreamConsumer(own.server);
+    cleanups.push(() => stream.close());
+    // The default subject: a stream capturing herald.> on the test's own server.
+    const { connect } = await import('nats');
+    const admin = await connect({ servers: own.server });
+    await (await admin.jetstreamManager()).streams.update(stream.stream, { subjects: ['herald.>'] });
+    await admin.close();
+
+    const server = await app({ retrySchedule: Array(60).fill(1), concurrency: 5, timeout: 3_000 });
+    await subscribe(server, { servers: own.server });
+    const published = await publish(server, 300);
+    await waitFor(() => stream.received.length >= 50, 'the first messages', 30_000);
+    await own.stop();
+    published.push(...(await publish(server, 300)));
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await own.start();
+    await stream.reconnect();
+    await waitFor(() => published.every((event) => stream.ids().has(event.id)), 'every event after the restart', 90_000);
+    expect(stream.ids().size).toBe(600);
+    expect(stream.received.every(({ message }) => message.subject.startsWith('herald.order.'))).toBe(true);
+  }, 180_000);
+});
+
+describe('the servers', () => {
+  it('never shows credentials in the API or the errors', async () => {
+    const server = await app({ retrySchedule: [0, 60] });
+    const key = await server.consumerKey('acme');
+    const config = { servers: ['nats://herald:pa55-w0rd-secret@127.0.0.1:1', 'nats://t0ken-secret@127.0.0.1:2'], subject: 'x.{type}' };
+    const created = await server.api('POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config }, key);
+    expect(created.status).toBe(201);
+    expect(created.body.config.servers).toEqual(['nats://***@127.0.0.1:1', 'nats://***@127.0.0.1:2']);
+    await publish(server, 1);
+    await waitFor(async () => (await attempts(server, created.body.id)).length === 1, 'the failed attempt');
+    const shown = JSON.stringify([
+      (await server.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key)).body,
+      (await server.api('GET', `/v1/subscriptions/${created.body.id}/deliveries`, undefined, key)).body,
+    ]);
+    expect(shown).toContain('connection refused');
+    expect(shown).not.toMatch(/pa55-w0rd-secret|t0ken-secret/);
+  });
+
+  it('refuses loopback and private servers with a 422 unless HERALD_ALLOW_PRIVATE=1 or allowPrivate, and bad subjects always', async () => {
+    const strict = await app({}, {});
+    const key = await strict.consumerKey('acme');
+    const create = (target: TestApp, config: unknown, as = key) => target.api('POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config }, as);
+    for (const servers of ['127.0.0.1:4222', 'nats://[::1]:4222', ['nats.example.com', '10.1.2.3:4222'], 'tls://localhost', '169.254.169.254']) {
+      const { status, body } = await create(strict, { servers });
+      expect(status, JSON.stringify(servers)).toBe(422);
+      expect(body.errors[0].path.slice(0, 2)).toEqual(['config', 'servers']);
+    }
+    for (const config of [{ servers: 'http://nats.example.com' }, { servers: [] }, { servers: 'nats.example.com', subject: 'a.*' }, { servers: 'nats.example.com', subject: 'a b' }, { servers: 'nats.example.com', subject: 'a..b' }, {}]) {
+      expect((await create(strict, config)).status, JSON.stringify(config)).toBe(422);
+    }
+    expect((await create(strict, { servers: 'nats.example.com:4222' })).status).toBe(201);
+    for (const [options, env] of [
+      [{}, { HERALD_ALLOW_PRIVATE: '1' }],
+      [{}, { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' }],
+      [{ allowPrivate: true }, {}],
+    ] as const) {
+      const open = await app(options, env);
+      expect((await create(open, { servers: natsServer }, await open.consumerKey('acme'))).status, JSON.stringify(env)).toBe(201);
+    }
+  });
+
+  it('refuses at connect time a public-looking server name that resolves to 127.0.0.1 (DNS rebinding)', async () => {
+    const stream = await consumer();
+    const rebinding: LookupFunction = (_hostname, options, callback) =>
+      options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
+    const server = await app({ lookup: rebinding, retrySchedule: [0, 60] }, {});
+    const id = await subscribe(server, { servers: 'nats.rebind.example:4222', subject: `${stream.prefix}.{type}` });
+    await publish(server, 1);
+    await waitFor(async () => (await attempts(server, id)).length === 1, 'the first attempt');
+    expect((await attempts(server, id))[0]?.error).toMatch(/nats\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
+    expect(stream.received).toHaveLength(0);
+  });
+});

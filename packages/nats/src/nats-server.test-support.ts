@@ -1,0 +1,149 @@
+/** The machine's NATS with JetStream, nats-server processes of the tests' own, and JetStream consumers made with the `nats` client. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HeraldEvent } from '@herald/core';
+import { waitFor } from '@herald/testkit';
+import { AckPolicy, type ConsumerMessages, connect, type JsMsg, type NatsConnection } from 'nats';
+
+export const natsServer = process.env.HERALD_TEST_NATS_SERVER ?? '127.0.0.1:4222';
+
+/** A name no other test uses: streams outlive a test that fails. */
+export const uniqueName = () => `herald_test_${randomBytes(6).toString('hex')}`;
+
+/** A message as the consumer got it. */
+export interface Received {
+  event: HeraldEvent;
+  message: JsMsg;
+}
+
+/** A stream of its own (capturing `<prefix>.>`) and a durable pull consumer on it. */
+export interface StreamConsumer {
+  stream: string;
+  /** Every subject of the stream starts with it: give subscriptions `<prefix>.{type}`. */
+  prefix: string;
+  received: Received[];
+  readonly events: HeraldEvent[];
+  ids(): Set<string>;
+  /**
+   * Makes the stream stop capturing its subjects, so that publishing to them fails for want of a stream,
+   * or capture them again. What it stored stays, and the consumer goes on.
+   */
+  refuse(refusing: boolean): Promise<void>;
+  /** Connects again and goes on consuming, e.g. after the server restarted. */
+  reconnect(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startStreamConsumer(server = natsServer): Promise<StreamConsumer> {
+  const stream = uniqueName();
+  const prefix = `herald-test.${stream}`;
+  const received: Received[] = [];
+  let connection: NatsConnection;
+  let messages: ConsumerMessages | undefined;
+  const declare = async () => {
+    const manager = await connection.jetstreamManager();
+    await manager.streams.add({ name: stream, subjects: [`${prefix}.>`] });
+    await manager.consumers.add(stream, { durable_name: 'test', ack_policy: AckPolicy.Explicit });
+  };
+  const consume = async () => {
+    const consumer = await connection.jetstream().consumers.get(stream, 'test');
+    const current = await consumer.consume();
+    messages = current;
+    void (async () => {
+      for await (const message of current) {
+        received.push({ event: JSON.parse(message.string()) as HeraldEvent, message });
+        message.ack();
+      }
+    })().catch(() => {});
+  };
+  const open = async () => {
+    connection = await connect({ servers: server, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const manager = await connection.jetstreamManager();
+    const exists = await manager.streams.info(stream).then(() => true, () => false);
+    if (!exists) await declare();
+    await consume();
+  };
+  await open();
+  return {
+    stream,
+    prefix,
+    received,
+    get events() {
+      return received.map(({ event }) => event);
+    },
+    ids: () => new Set(received.map(({ event }) => event.id)),
+    async refuse(refusing) {
+      const subjects = [refusing ? `${prefix}-refused.>` : `${prefix}.>`];
+      await (await connection.jetstreamManager()).streams.update(stream, { subjects });
+    },
+    async reconnect() {
+      messages?.stop();
+      await connection.close().catch(() => {});
+      await open();
+    },
+    async close() {
+      messages?.stop();
+      await (await connection.jetstreamManager()).streams.delete(stream).catch(() => {});
+      await connection.close().catch(() => {});
+    },
+  };
+}
+
+/** A nats-server with JetStream of the test's own, on a port of its own, which the test may stop and start again. */
+export interface OwnNatsServer {
+  server: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function reachable(port: number): Promise<boolean> {
+  try {
+    const connection = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 500 });
+    await connection.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function startOwnNatsServer(binary = process.env.HERALD_TEST_NATS_BINARY ?? '/usr/sbin/nats-server'): Promise<OwnNatsServer> {
+  const port = await freePort();
+  const storage = mkdtempSync(join(tmpdir(), 'herald-nats-'));
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage], { stdio: 'ignore' });
+    child = started;
+    await waitFor(() => started.exitCode !== null || reachable(port), 'nats-server to listen', 20_000);
+    if (started.exitCode !== null) throw new Error(`nats-server exited with ${started.exitCode}`);
+  };
+  const stop = async () => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  return {
+    server: `127.0.0.1:${port}`,
+    start,
+    stop,
+    async close() {
+      await stop();
+      rmSync(storage, { recursive: true, force: true });
+    },
+  };
+}

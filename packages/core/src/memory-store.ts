@@ -18,6 +18,7 @@ export class MemoryStoreData {
   readonly keys = new Map<string, ApiKeyRecord>();
 }
 
+/** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
   /** What the store keeps, shared with the stores given the same one (one at a time). @default a new, empty one */
   data?: MemoryStoreData;

@@ -2,6 +2,7 @@ import {
   actsWithKey,
   canAccess,
   type HeraldEvent,
+  memoryStore,
   outsideScope,
   type Principal,
   takesEvent,
@@ -32,6 +33,13 @@ function harnessFor(create: () => MemoryTransport): TransportHarness {
 }
 
 runTransportSuite('memory', harnessFor(() => memoryTransport()));
+runTransportSuite('memory, on a Herald whose store is memoryStore()', {
+  ...harnessFor(() => memoryTransport()),
+  // Read for each case's server: a store of its own.
+  get options() {
+    return { store: memoryStore() };
+  },
+});
 runTransportSuite('memory, streaming', streamingHarness({ scope: true, revocation: true }));
 
 /** Delivers every event of the subscribed types, ignoring status and addressing. */

@@ -18,6 +18,7 @@ import {
 import { ApiKeys, PerKeyConnectionLimiter } from '@herald/server';
 import { testEventTypes } from './test-app.js';
 
+/** Options of {@link createTransportContext}. */
 export interface TransportContextOptions {
   /** The store, initialised by the factory (`init` may run twice on it) and closed with the context. @default memoryStore() */
   store?: Store;

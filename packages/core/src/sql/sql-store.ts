@@ -159,9 +159,13 @@ export class SqlStore implements Store {
    * just committed is read at once, and returns what it may read by then.
    */
   async read(options: ReadOptions): Promise<HeraldEvent[]> {
+    const found: HeraldEvent[] = [];
     for (let wait = 1; ; wait *= 2) {
-      const { found, heldBack } = await this.#readDecided(options);
-      if (!heldBack || found.length === options.limit || wait > maxHeldBackWait) return found;
+      // Each attempt goes on from what the last one found.
+      const after = found.at(-1)?.seq ?? options.after;
+      const read = await this.#readDecided({ ...options, after, limit: options.limit - found.length });
+      found.push(...read.found);
+      if (!read.heldBack || found.length === options.limit || wait > maxHeldBackWait) return found;
       await delay(wait);
     }
   }

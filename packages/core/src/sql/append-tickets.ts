@@ -42,7 +42,7 @@ export function appendTicketsMigration(dialect: 'sqlite' | 'postgres'): Migratio
               newest := greatest(pg_current_xact_id()::text::bigint, (select last_value from herald_append_ticket));
               perform setval('herald_append_ticket', newest);
               return query select nextval(events_seq), newest from generate_series(1, n);
-            exception when others then
+            exception when others or query_canceled then
               perform pg_advisory_unlock(${appendLockKey});
               raise;
             end;

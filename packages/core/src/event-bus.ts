@@ -259,7 +259,7 @@ export class EventBus {
 
   /**
    * The log holds back a rung `seq` while a transaction that drew an older one is in flight (PostgreSQL,
-   * see `SqlFlavor.decidedRows`): read again soon, then less and less often, up to the poll interval.
+   * see `SqlFlavor.decidedRow`): read again soon, then less and less often, up to the poll interval.
    */
   #readAgainSoon(): void {
     if (this.#heldBackTimer || this.#stopped) return;

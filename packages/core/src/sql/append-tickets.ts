@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type SelectQueryBuilder, sql } from 'kysely';
+import { type Kysely, type Migration, type RawBuilder, sql } from 'kysely';
 import type { HeraldDatabase } from './schema.js';
 
 /**
@@ -42,7 +42,7 @@ export function appendTicketsMigration(dialect: 'sqlite' | 'postgres'): Migratio
               newest := greatest(pg_current_xact_id()::text::bigint, (select last_value from herald_append_ticket));
               perform setval('herald_append_ticket', newest);
               return query select nextval(events_seq), newest from generate_series(1, n);
-            exception when others then
+            exception when others or query_canceled then
               perform pg_advisory_unlock(${appendLockKey});
               raise;
             end;
@@ -61,11 +61,8 @@ export async function claimSeqs(trx: Kysely<HeraldDatabase>, count: number): Pro
 }
 
 /**
- * Keeps a read of `herald_events` to rows whose every smaller `seq` is decided: those whose ticket is
- * older than the oldest transaction in flight (rows from before the tickets have none).
+ * Whether a row of `herald_events` may be read: whether every smaller `seq` is decided, because its
+ * ticket is older than the oldest transaction in flight (rows from before the tickets have none).
+ * Tickets never decrease along `seq`, so the rows that may be read are a prefix of the log.
  */
-export function decidedRows<O>(query: SelectQueryBuilder<HeraldDatabase, 'herald_events', O>): SelectQueryBuilder<HeraldDatabase, 'herald_events', O> {
-  return query.where((eb) =>
-    eb.or([eb('ticket', 'is', null), eb('ticket', '<', sql<string>`(select pg_snapshot_xmin(pg_current_snapshot())::text::bigint)`)]),
-  );
-}
+export const decidedRow: RawBuilder<boolean> = sql<boolean>`(ticket is null or ticket < (select pg_snapshot_xmin(pg_current_snapshot())::text::bigint))`;

@@ -1,6 +1,6 @@
-import { type CreateTableBuilder, type Kysely, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
+import { type CreateTableBuilder, type Kysely, type RawBuilder, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
 import type { StoreRefusal } from '../errors.js';
-import { claimSeqs, decidedRows, type SeqClaim } from './append-tickets.js';
+import { claimSeqs, decidedRow, type SeqClaim } from './append-tickets.js';
 
 export { appendLockKey } from './append-tickets.js';
 import type { HeraldDatabase } from './schema.js';
@@ -23,10 +23,11 @@ export interface SqlFlavor {
    */
   claimSeqs?(trx: Kysely<HeraldDatabase>, count: number): Promise<SeqClaim>;
   /**
-   * Keeps a read of the log to rows whose every smaller `seq` is decided (committed or rolled back),
-   * so that a reader that has seen a `seq` has seen every smaller one. Absent: every committed row is.
+   * Whether a row of the log may be read: whether every smaller `seq` is decided (committed or rolled
+   * back), so that a reader that has seen a `seq` has seen every smaller one. The rows that may be read
+   * are a prefix of the log. Absent: every committed row may be.
    */
-  decidedRows?<O>(query: SelectQueryBuilder<HeraldDatabase, 'herald_events', O>): SelectQueryBuilder<HeraldDatabase, 'herald_events', O>;
+  readonly decidedRow?: RawBuilder<boolean>;
   /**
    * Runs `work` in a transaction whose commit is not waited to disk: a killed process keeps it, a power
    * loss or an OS crash may undo it (and what committed after it, never what came before). For writes
@@ -81,7 +82,7 @@ export const postgresFlavor: SqlFlavor = {
   addSeqColumn: (table) => table.addColumn('seq', 'bigserial', (column) => column.primaryKey()),
   lockForClaim: (query, mode) => (mode === 'skip' ? query.forUpdate().skipLocked() : query.forUpdate()),
   claimSeqs,
-  decidedRows,
+  decidedRow,
   // PostgreSQL's asynchronous commit: the WAL is flushed by the WAL writer shortly after, not waited for.
   unsyncedTransaction: (db, work) =>
     db.transaction().execute(async (trx) => {

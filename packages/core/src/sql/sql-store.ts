@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
+import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -159,20 +159,31 @@ export class SqlStore implements Store {
    * just committed is read at once, and returns what it may read by then.
    */
   async read(options: ReadOptions): Promise<HeraldEvent[]> {
+    const found: HeraldEvent[] = [];
     for (let wait = 1; ; wait *= 2) {
-      const found = await this.#readDecided(options);
-      if (found.length === options.limit || wait > maxHeldBackWait || !(await this.#heldBack())) return found;
+      // Each attempt goes on from what the last one found.
+      const after = found.at(-1)?.seq ?? options.after;
+      const read = await this.#readDecided({ ...options, after, limit: options.limit - found.length });
+      found.push(...read.found);
+      if (!read.heldBack || found.length === options.limit || wait > maxHeldBackWait) return found;
       await delay(wait);
     }
   }
 
-  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
+  /** Reads up to the first row that may not be read yet (`heldBack`: there was one). */
+  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
     // `**` matches every type: no filter at all.
     const filter = types && types.length > 0 && !types.includes('**') ? typeFilter(types) : undefined;
     const found: HeraldEvent[] = [];
     let cursor = after;
     while (found.length < limit) {
-      let query = this.#decided(this.#db.selectFrom('herald_events').selectAll().where('seq', '>', cursor).orderBy('seq').limit(limit));
+      let query = this.#db
+        .selectFrom('herald_events')
+        .selectAll()
+        .$if(this.#flavor.decidedRow !== undefined, (qb) => qb.select((this.#flavor.decidedRow as RawBuilder<boolean>).as('decided')))
+        .where('seq', '>', cursor)
+        .orderBy('seq')
+        .limit(limit);
       if (visibleTo !== undefined) {
         query = query.where((eb) => eb.or([eb('consumer', 'is', null), eb('consumer', '=', visibleTo)]));
       }
@@ -187,6 +198,7 @@ export class SqlStore implements Store {
       }
       const rows = await query.execute();
       for (const row of rows) {
+        if (row.decided === false) return { found, heldBack: true };
         cursor = Number(row.seq);
         // Checked on the row, so that only the events kept are parsed.
         if (!filter || filter.exactOnly || types?.some((pattern) => matchesPattern(pattern, row.type))) {
@@ -196,7 +208,7 @@ export class SqlStore implements Store {
       }
       if (rows.length < limit || filter === undefined || filter.exactOnly) break;
     }
-    return found;
+    return { found, heldBack: false };
   }
 
   /** `latest` is the last `seq` that may be read (see `read`), and waits as `read` does. */
@@ -211,23 +223,19 @@ export class SqlStore implements Store {
     }
   }
 
-  /** The last `seq` in the log; `decided`: the last that may be read (see `SqlFlavor.decidedRows`). 0 when there is none. */
+  /** The last `seq` in the log; `decided`: the last that may be read (see `SqlFlavor.decidedRow`). 0 when there is none. */
   async #lastSeq(decided: boolean): Promise<number> {
-    const query = this.#db.selectFrom('herald_events').select((eb) => eb.fn.max('seq').as('seq'));
-    const row = await (decided ? this.#decided(query) : query).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('herald_events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .$if(decided && this.#flavor.decidedRow !== undefined, (qb) => qb.where(this.#flavor.decidedRow as RawBuilder<boolean>))
+      .executeTakeFirst();
     return row?.seq == null ? 0 : Number(row.seq);
   }
 
   /** Whether committed rows at the end of the log are held back (PostgreSQL: they wait for an older transaction in flight). */
-  async #heldBack(decidedLatest?: number): Promise<boolean> {
-    if (!this.#flavor.decidedRows) return false;
-    const [all, decided] = await Promise.all([this.#lastSeq(false), decidedLatest ?? this.#lastSeq(true)]);
-    return all > decided;
-  }
-
-  /** A read of the log kept to the rows every reader may see in `seq` order (see `SqlFlavor.decidedRows`). */
-  #decided<O>(query: SelectQueryBuilder<HeraldDatabase, 'herald_events', O>): SelectQueryBuilder<HeraldDatabase, 'herald_events', O> {
-    return this.#flavor.decidedRows ? this.#flavor.decidedRows(query) : query;
+  async #heldBack(decidedLatest: number): Promise<boolean> {
+    return this.#flavor.decidedRow !== undefined && (await this.#lastSeq(false)) > decidedLatest;
   }
 
   /**

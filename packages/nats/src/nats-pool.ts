@@ -113,7 +113,9 @@ export class NatsPool {
         : {}),
     };
     try {
-      options.servers = allowPrivate ? urls.map((url) => url.host) : await this.#guardedServers(urls);
+      options.servers = allowPrivate ? urls.map((url) => (url.protocol === 'tls:' ? `tls://${url.host}` : url.host)) : await this.#guardedServers(urls);
+      // A tls:// server makes the connection require TLS.
+      if (urls.some((url) => url.protocol === 'tls:')) options.tls = {};
       // With the guard on, the servers a cluster gossips about are not taken on: they were not checked.
       if (!allowPrivate) Object.assign(options, { ignoreClusterUpdates: true, resolve: false });
       const connection = await connect(options);

@@ -108,8 +108,8 @@ export class NatsPool {
       reconnectTimeWait: 500,
       ...(credentials
         ? credentials.password === ''
-          ? { token: decodeURIComponent(credentials.username) }
-          : { user: decodeURIComponent(credentials.username), pass: decodeURIComponent(credentials.password) }
+          ? { token: decoded(credentials.username) }
+          : { user: decoded(credentials.username), pass: decoded(credentials.password) }
         : {}),
     };
     try {
@@ -154,6 +154,15 @@ export class NatsPool {
       else servers.push(...addresses.map((address) => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`)));
     }
     return servers;
+  }
+}
+
+/** A URL's user or password as the server expects it: percent-decoded when it is validly encoded. */
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 

@@ -169,5 +169,11 @@ function reason(error: unknown, url: string): string {
   else if (code && !message.includes(code) && !/^\d+$/.test(code)) message = `${message} (${code})`;
   const password = new URL(url).password;
   if (password === '') return message;
-  return message.split(password).join('***').split(decodeURIComponent(password)).join('***');
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch {
+    // Not percent-encoded as URLs are: amqplib sends it as written.
+  }
+  return message.split(password).join('***').split(decoded).join('***');
 }

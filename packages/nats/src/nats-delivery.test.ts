@@ -91,6 +91,8 @@ describe('failed attempts', () => {
     const server = await app({ retrySchedule: [0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2] });
     const toNoStream = await subscribe(server, { servers: natsServer, subject: 'herald-test.nobody-listens.{type}' });
     const toNowhere = await subscribe(server, { servers: 'nats://herald:s3cret-pass@127.0.0.1:1', subject: 'x.{type}' });
+    // A tls:// server must speak TLS: the machine's NATS does not, so nothing goes to it in the clear.
+    const overTls = await subscribe(server, { servers: `tls://${natsServer}`, subject: 'herald-test.nobody-listens.{type}' });
     await publish(server, 1);
     const failedTwice = async (id: string) => (await attempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
     await waitFor(async () => (await failedTwice(toNoStream)) && (await failedTwice(toNowhere)), 'attempts retried');
@@ -100,6 +102,8 @@ describe('failed attempts', () => {
     const refused = (await attempts(server, toNowhere))[0]?.error;
     expect(refused).toMatch(/cannot connect to NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1: connection refused/);
     expect(refused).not.toContain('s3cret');
+    await waitFor(async () => (await attempts(server, overTls)).length > 0, 'the attempt over TLS');
+    expect((await attempts(server, overTls))[0]?.error).toMatch(new RegExp(`^cannot connect to NATS at tls://${natsServer.replaceAll('.', '\\.')}: .*TLS`, 'i'));
   });
 });
 

@@ -108,12 +108,14 @@ export class NatsPool {
       reconnectTimeWait: 500,
       ...(credentials
         ? credentials.password === ''
-          ? { token: decodeURIComponent(credentials.username) }
-          : { user: decodeURIComponent(credentials.username), pass: decodeURIComponent(credentials.password) }
+          ? { token: decoded(credentials.username) }
+          : { user: decoded(credentials.username), pass: decoded(credentials.password) }
         : {}),
     };
     try {
-      options.servers = allowPrivate ? urls.map((url) => url.host) : await this.#guardedServers(urls);
+      options.servers = allowPrivate ? urls.map((url) => (url.protocol === 'tls:' ? `tls://${url.host}` : url.host)) : await this.#guardedServers(urls);
+      // A tls:// server makes the connection require TLS.
+      if (urls.some((url) => url.protocol === 'tls:')) options.tls = {};
       // With the guard on, the servers a cluster gossips about are not taken on: they were not checked.
       if (!allowPrivate) Object.assign(options, { ignoreClusterUpdates: true, resolve: false });
       const connection = await connect(options);
@@ -152,6 +154,15 @@ export class NatsPool {
       else servers.push(...addresses.map((address) => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`)));
     }
     return servers;
+  }
+}
+
+/** A URL's user or password as the server expects it: percent-decoded when it is validly encoded. */
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 

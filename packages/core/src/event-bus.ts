@@ -1,3 +1,4 @@
+import { type Context, context, type Span, SpanKind, trace } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent, NewEvent, PublishInput, PublishResult } from './envelope.js';
@@ -7,6 +8,7 @@ import { newId } from './ids.js';
 import { type Logger, silentLogger } from './logger.js';
 import { consumerId } from './names.js';
 import type { Store } from './store.js';
+import { endSpan, heraldTracer, inSpan, messagingAttributes, type TraceFields, traceFields } from './tracing.js';
 
 const channel = 'herald:events';
 
@@ -112,17 +114,27 @@ export class EventBus {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Validates, stores durably and announces one event. Resolves once it is in the log. */
-  async publish(input: PublishInput): Promise<PublishResult> {
-    const [result] = await this.publishMany([input]);
+  /**
+   * Validates, stores durably and announces one event. Resolves once it is in the log. The publish is
+   * traced in a span whose parent is in `parent` (the active OpenTelemetry context, by default), and the
+   * event carries that span's trace context (`traceparent`, `tracestate`).
+   */
+  async publish(input: PublishInput, parent?: Context): Promise<PublishResult> {
+    const [result] = await this.publishMany([input], parent);
     return result as PublishResult;
   }
 
   /** Like {@link publish} for several events; nothing is stored unless all of them are valid. */
-  async publishMany(inputs: readonly PublishInput[]): Promise<PublishResult[]> {
+  async publishMany(inputs: readonly PublishInput[], parent: Context = context.active()): Promise<PublishResult[]> {
     if (this.#stopped) throw new Error('The event bus is stopped');
-    const events = inputs.map((input) => this.#envelope(input));
-    const work = this.#append(events);
+    const types = new Set(inputs.map((input) => input.type));
+    const destination = types.size === 1 ? String(inputs[0]?.type) : undefined;
+    const span = heraldTracer.startSpan(
+      destination === undefined ? 'publish' : `publish ${destination}`,
+      { kind: SpanKind.PRODUCER, attributes: { ...messagingAttributes('publish', destination), 'messaging.batch.message_count': inputs.length } },
+      parent,
+    );
+    const work = this.#publish(inputs, span, trace.setSpan(parent, span));
     this.#inFlight.add(work);
     try {
       return await work;
@@ -131,7 +143,22 @@ export class EventBus {
     }
   }
 
-  #envelope(input: PublishInput): NewEvent {
+  /** Validates (synchronously: the publish is in flight from the call on) and appends, traced under `span` (in `inside`). */
+  async #publish(inputs: readonly PublishInput[], span: Span, inside: Context): Promise<PublishResult[]> {
+    try {
+      const traced = traceFields(span);
+      const events = inSpan('validate', inside, () => inputs.map((input) => this.#envelope(input, traced)));
+      const results = await inSpan('append', inside, () => this.#append(events));
+      if (results.length === 1) span.setAttribute('messaging.message.id', (results[0] as PublishResult).event.id);
+      endSpan(span);
+      return results;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  }
+
+  #envelope(input: PublishInput, traced: TraceFields): NewEvent {
     const parsed = publishInputSchema.safeParse(input);
     if (!parsed.success) throw new ValidationError('The event is not valid', toIssues(parsed.error.issues));
     const { type, id, subject, consumer } = parsed.data;
@@ -146,6 +173,7 @@ export class EventBus {
       datacontenttype: 'application/json',
       data,
       ...(consumer !== undefined ? { consumer } : {}),
+      ...traced,
     };
   }
 

@@ -85,6 +85,13 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.createTable('herald_write_probe').addColumn('pad', 'text', (c) => c.notNull()).execute();
       },
     },
+    '0020_event_trace_context': {
+      // The CloudEvents distributed-tracing extension: each event keeps the trace context of its publish.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('herald_events').addColumn('traceparent', 'text').execute();
+        await db.schema.alterTable('herald_events').addColumn('tracestate', 'text').execute();
+      },
+    },
   };
 }
 

@@ -11,6 +11,9 @@ export interface EventsTable {
   /** JSON text. */
   data: string;
   consumer: string | null;
+  /** CloudEvents distributed tracing: the W3C trace context of the publish. */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 export interface EventTypesTable {

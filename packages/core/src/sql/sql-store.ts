@@ -322,7 +322,7 @@ export class SqlStore implements Store {
 type EventInsert = ManyRowInsert<Omit<EventsTable, 'seq'>, { id: string; seq: number | string }>;
 
 function eventInsert(): EventInsert {
-  return new ManyRowInsert(['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'], (db, rows) =>
+  return new ManyRowInsert(['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer', 'traceparent', 'tracestate'], (db, rows) =>
     db
       .insertInto('herald_events')
       .values(rows)
@@ -393,6 +393,8 @@ function fromEvent(event: NewEvent): Omit<EventsTable, 'seq'> {
     datacontenttype: event.datacontenttype,
     data: JSON.stringify(event.data ?? null),
     consumer: event.consumer ?? null,
+    traceparent: event.traceparent ?? null,
+    tracestate: event.tracestate ?? null,
   };
 }
 
@@ -408,6 +410,8 @@ function toEvent(row: Selectable<EventsTable>): HeraldEvent {
     datacontenttype: row.datacontenttype,
     data: JSON.parse(row.data),
     ...(row.consumer !== null ? { consumer: row.consumer } : {}),
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
+    ...(row.tracestate !== null ? { tracestate: row.tracestate } : {}),
   };
 }
 

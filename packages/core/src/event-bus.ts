@@ -8,7 +8,7 @@ import { newId } from './ids.js';
 import { type Logger, silentLogger } from './logger.js';
 import { consumerId } from './names.js';
 import type { Store } from './store.js';
-import { endSpan, heraldTracer, inSpan, messagingAttributes, type TraceFields, traceFields } from './tracing.js';
+import { endSpan, inSpan, messagingAttributes, startSpan, type TraceFields, traceFields } from './tracing.js';
 
 const channel = 'herald:events';
 
@@ -129,11 +129,10 @@ export class EventBus {
     if (this.#stopped) throw new Error('The event bus is stopped');
     const types = new Set(inputs.map((input) => input.type));
     const destination = types.size === 1 ? String(inputs[0]?.type) : undefined;
-    const span = heraldTracer.startSpan(
-      destination === undefined ? 'publish' : `publish ${destination}`,
-      { kind: SpanKind.PRODUCER, attributes: { ...messagingAttributes('publish', destination), 'messaging.batch.message_count': inputs.length } },
-      parent,
-    );
+    const span = startSpan(destination === undefined ? 'publish' : `publish ${destination}`, SpanKind.PRODUCER, parent, () => ({
+      ...messagingAttributes('publish', destination),
+      'messaging.batch.message_count': inputs.length,
+    }));
     const work = this.#publish(inputs, span, trace.setSpan(parent, span));
     this.#inFlight.add(work);
     try {

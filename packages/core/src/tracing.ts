@@ -84,6 +84,16 @@ export function messagingAttributes(operation: string, destination?: string): At
   };
 }
 
+/**
+ * Starts a span of `kind` in `parent`. Its attributes are worked out only when the span is recorded: with
+ * no SDK, a span costs its start and nothing more.
+ */
+export function startSpan(name: string, kind: SpanKind, parent: Context, attributes: () => Attributes): Span {
+  const span = heraldTracer.startSpan(name, { kind }, parent);
+  if (span.isRecording()) span.setAttributes(attributes());
+  return span;
+}
+
 /** Ends `span`, marked as failed with `error` when there is one. */
 export function endSpan(span: Span, error?: unknown): void {
   if (error !== undefined) {
@@ -95,13 +105,15 @@ export function endSpan(span: Span, error?: unknown): void {
 
 /**
  * Runs `work` in a span named `name`, a child of `parent`, ended (and marked failed should `work` throw or
- * reject) once it settles: at once for a value, when it settles for a promise.
+ * reject) once it settles: at once for a value, when it settles for a promise. Under a parent that is not
+ * recorded (no SDK, or sampled out) it makes no span at all.
  */
-export function inSpan<T>(name: string, parent: Context, work: (span: Span) => T): T {
+export function inSpan<T>(name: string, parent: Context, work: () => T): T {
+  if (!trace.getSpan(parent)?.isRecording()) return work();
   const span = heraldTracer.startSpan(name, undefined, parent);
   let result: T;
   try {
-    result = work(span);
+    result = work();
   } catch (error) {
     endSpan(span, error);
     throw error;
@@ -130,14 +142,11 @@ export function inSpan<T>(name: string, parent: Context, work: (span: Span) => T
 export function deliverySpan(transport: string, events: readonly (TraceFields & { type: string })[]): Span {
   const first = events[0];
   const single = events.length === 1 && first !== undefined;
-  const span = heraldTracer.startSpan(
-    single ? `deliver ${first.type}` : 'deliver',
-    {
-      kind: SpanKind.PRODUCER,
-      attributes: { ...messagingAttributes('deliver', single ? first.type : undefined), 'messaging.batch.message_count': events.length, 'herald.transport': transport },
-    },
-    single ? eventTraceContext(first) : ROOT_CONTEXT,
-  );
+  const span = startSpan(single ? `deliver ${first.type}` : 'deliver', SpanKind.PRODUCER, single ? eventTraceContext(first) : ROOT_CONTEXT, () => ({
+    ...messagingAttributes('deliver', single ? first.type : undefined),
+    'messaging.batch.message_count': events.length,
+    'herald.transport': transport,
+  }));
   if (!single && span.isRecording()) {
     span.addLinks(events.flatMap((event) => {
       const publish = parseTraceparent(event.traceparent, event.tracestate);

@@ -1,4 +1,4 @@
-import { eventTraceContext, heraldTracer, messagingAttributes } from '@herald/core';
+import { eventTraceContext, messagingAttributes, startSpan } from '@herald/core';
 import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { PushResult } from './attempt-outcome.js';
 import type { PushConfig, PushMessage } from './push-transport.js';
@@ -10,18 +10,14 @@ import type { PushConfig, PushMessage } from './push-transport.js';
  */
 export function attemptSpan<TConfig extends PushConfig>(transport: string, message: Omit<PushMessage<TConfig>, 'trace'>): Span {
   const { event, subscription, delivery } = message;
-  const span = heraldTracer.startSpan(`send ${event.type}`, { kind: SpanKind.PRODUCER }, eventTraceContext(event));
-  if (span.isRecording()) {
-    span.setAttributes({
-      ...messagingAttributes('send', event.type),
-      'messaging.message.id': event.id,
-      'herald.transport': transport,
-      'herald.subscription.id': subscription.id,
-      'herald.delivery.id': delivery.id,
-      'herald.delivery.attempt': delivery.attempts,
-    });
-  }
-  return span;
+  return startSpan(`send ${event.type}`, SpanKind.PRODUCER, eventTraceContext(event), () => ({
+    ...messagingAttributes('send', event.type),
+    'messaging.message.id': event.id,
+    'herald.transport': transport,
+    'herald.subscription.id': subscription.id,
+    'herald.delivery.id': delivery.id,
+    'herald.delivery.attempt': delivery.attempts,
+  }));
 }
 
 /** Ends an attempt's span with what came of it. */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { endSpan, HeraldError, heraldTracer, messagingAttributes, newId, type Subscription, type TransportContext } from '@herald/core';
-import { type Context, context, type Span } from '@opentelemetry/api';
+import { endSpan, HeraldError, messagingAttributes, newId, type Subscription, startSpan, type TransportContext } from '@herald/core';
+import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { NewDelivery, Outbox } from './outbox.js';
 
@@ -108,11 +108,13 @@ export class ReplayRunner {
       finishedAt: null,
     };
     const abort = new AbortController();
-    const span = heraldTracer.startSpan(
-      'replay',
-      { attributes: { ...messagingAttributes('replay'), 'herald.subscription.id': subscription.id, 'herald.replay.id': view.id, 'herald.replay.after': after, 'herald.replay.until': until } },
-      parent,
-    );
+    const span = startSpan('replay', SpanKind.INTERNAL, parent, () => ({
+      ...messagingAttributes('replay'),
+      'herald.subscription.id': subscription.id,
+      'herald.replay.id': view.id,
+      'herald.replay.after': after,
+      'herald.replay.until': until,
+    }));
     const replay: Replay = { view, span, abort, done: Promise.resolve() };
     replay.done = this.#run(replay);
     this.#replays.set(subscription.id, replay);

@@ -6,6 +6,9 @@ import { z } from 'zod';
 import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
 import { memoryBroker } from './memory-broker.js';
+import { postgresStore } from './sql/postgres-store.js';
+import { freshDatabase } from './sql/postgres.test-support.js';
+import type { SqlStore } from './sql/sql-store.js';
 import { sqliteStore } from './sql/sqlite-store.js';
 import { deliverySpan, eventTraceContext, heraldTracer, parseTraceparent, requestTraceContext, traceFields } from './tracing.js';
 
@@ -58,6 +61,34 @@ describe('trace context (issue 17)', () => {
     const untraced = await events.publish({ type: 'order.created', data: { n: 2 } }, requestTraceContext({ traceparent: 'garbage' }));
     expect(untraced.event).not.toHaveProperty('traceparent');
     expect(untraced.event).not.toHaveProperty('tracestate');
+  });
+});
+
+describe.each([
+  ['SQLite', async (): Promise<SqlStore> => sqliteStore({ path: ':memory:' })],
+  [
+    'PostgreSQL',
+    async (): Promise<SqlStore> => {
+      const { url, drop } = await freshDatabase();
+      cleanups.push(drop);
+      return postgresStore({ url });
+    },
+  ],
+] as const)('the log on %s (issue 17)', (_name, makeStore) => {
+  it('keeps the trace context of each event, and none for an event without', async () => {
+    const store = await makeStore();
+    await store.init();
+    cleanups.push(() => store.close());
+    const base = { specversion: '1.0', type: 'order.created', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: {} } as const;
+    await store.append([
+      { ...base, id: 'evt_traced', traceparent: callerTraceparent, tracestate: 'a=1,b=2' },
+      { ...base, id: 'evt_plain' },
+    ]);
+    const [traced, plain] = await store.read({ after: 0, limit: 10 });
+    expect(traced).toMatchObject({ id: 'evt_traced', traceparent: callerTraceparent, tracestate: 'a=1,b=2' });
+    expect(plain?.id).toBe('evt_plain');
+    expect(plain).not.toHaveProperty('traceparent');
+    expect(plain).not.toHaveProperty('tracestate');
   });
 });
 

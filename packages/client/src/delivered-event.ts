@@ -15,4 +15,8 @@ export interface DeliveredEvent<TType extends string = string, TData = unknown> 
   data: TData;
   /** Set when the event is addressed to one consumer. */
   consumer?: string;
+  /** CloudEvents distributed tracing: the W3C trace context of the publish, when it was traced. */
+  traceparent?: string;
+  /** CloudEvents distributed tracing: the W3C `tracestate` that goes with `traceparent`. */
+  tracestate?: string;
 }

@@ -20,6 +20,13 @@ export interface HeraldEvent<TData = unknown> {
   data: TData;
   /** Addressed to this consumer only; absent means every consumer subscribed to the type. */
   consumer?: string;
+  /**
+   * CloudEvents distributed-tracing extension: the W3C trace context of the span that published the event,
+   * when its publish was traced (an OpenTelemetry SDK, or a `traceparent` on the publish request).
+   */
+  traceparent?: string;
+  /** CloudEvents distributed-tracing extension: the W3C `tracestate` that goes with `traceparent`. */
+  tracestate?: string;
 }
 
 /** An event before the log gives it a `seq`. */
@@ -55,4 +62,6 @@ export const eventEnvelopeSchema = z
     datacontenttype: z.string(),
     data: z.unknown().describe('Valid against the event type’s schema'),
     consumer: z.string().optional().describe('Addressed to this consumer only; absent for every subscribed consumer'),
+    traceparent: z.string().optional().describe('W3C trace context of the publish (CloudEvents distributed-tracing extension)'),
+    tracestate: z.string().optional().describe('W3C `tracestate` that goes with `traceparent`'),
   });

@@ -1,3 +1,4 @@
+import { type Context, context, type Span, SpanKind, trace } from '@opentelemetry/api';
 import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import type { Broker, Unsubscribe } from './broker.js';
@@ -8,6 +9,7 @@ import { newId } from './ids.js';
 import { type Logger, silentLogger } from './logger.js';
 import { consumerId } from './names.js';
 import type { Store } from './store.js';
+import { endSpan, inSpan, messagingAttributes, startSpan, type TraceFields, traceFields } from './tracing.js';
 
 const channel = 'herald:events';
 
@@ -26,8 +28,14 @@ export const publishInputSchema = z.strictObject({
   consumer: consumerId.optional(),
 });
 
+/** How a publish is made. */
+export interface PublishOptions {
+  /** The OpenTelemetry context whose span is the publish span's parent. @default the active context */
+  parent?: Context;
+}
+
 /** Publishing in a transaction of the app's own (see `Store.appendIn`). */
-export interface InTransaction<DB = unknown> {
+export interface InTransaction<DB = unknown> extends PublishOptions {
   /**
    * A kysely transaction open on the same database as Herald's store (the same SQLite file, through
    * `SqlStore.database`, or the same PostgreSQL database). The event is written in it: it enters the log
@@ -142,23 +150,35 @@ export class EventBus {
   /**
    * Validates, stores durably and announces one event. Resolves once it is in the log. With a
    * `transaction`, the event is validated first (an invalid one throws before anything is written), then
-   * written in that transaction, and delivered once it has committed.
+   * written in that transaction, and delivered once it has committed. The publish is traced in a span whose
+   * parent is in `parent` (the active OpenTelemetry context, by default), and the event carries that span's
+   * trace context (`traceparent`, `tracestate`).
    */
-  publish(input: PublishInput): Promise<PublishResult>;
+  publish(input: PublishInput, options?: PublishOptions): Promise<PublishResult>;
   publish<DB>(input: PublishInput, options: InTransaction<DB>): Promise<PublishedInTransaction>;
-  async publish<DB>(input: PublishInput, options?: InTransaction<DB>): Promise<PublishResult | PublishedInTransaction> {
-    const [result] = options ? await this.publishMany([input], options) : await this.publishMany([input]);
+  async publish<DB>(input: PublishInput, options?: PublishOptions | InTransaction<DB>): Promise<PublishResult | PublishedInTransaction> {
+    const [result] = await this.publishMany([input], options as InTransaction<DB>);
     return result as PublishResult;
   }
 
   /** Like {@link publish} for several events; nothing is stored unless all of them are valid. */
-  publishMany(inputs: readonly PublishInput[]): Promise<PublishResult[]>;
+  publishMany(inputs: readonly PublishInput[], options?: PublishOptions): Promise<PublishResult[]>;
   publishMany<DB>(inputs: readonly PublishInput[], options: InTransaction<DB>): Promise<PublishedInTransaction[]>;
-  async publishMany<DB>(inputs: readonly PublishInput[], options?: InTransaction<DB>): Promise<PublishResult[] | PublishedInTransaction[]> {
+  async publishMany<DB>(inputs: readonly PublishInput[], options: PublishOptions | InTransaction<DB> = {}): Promise<PublishResult[] | PublishedInTransaction[]> {
     if (this.#stopped) throw new Error('The event bus is stopped');
-    const events = inputs.map((input) => this.#envelope(input));
-    if (options) return this.#appendIn(options.transaction, events);
-    const work = this.#append(events);
+    const parent = options.parent ?? context.active();
+    const types = new Set(inputs.map((input) => input.type));
+    const destination = types.size === 1 ? String(inputs[0]?.type) : undefined;
+    const span = startSpan(destination === undefined ? 'publish' : `publish ${destination}`, SpanKind.PRODUCER, parent, () => ({
+      ...messagingAttributes('publish', destination),
+      'messaging.batch.message_count': inputs.length,
+    }));
+    const inside = trace.setSpan(parent, span);
+    if ('transaction' in options) {
+      const { transaction } = options;
+      return this.#publish(inputs, span, inside, (events) => this.#appendIn(transaction, events));
+    }
+    const work = this.#publish(inputs, span, inside, (events) => this.#append(events));
     this.#inFlight.add(work);
     try {
       return await work;
@@ -167,7 +187,22 @@ export class EventBus {
     }
   }
 
-  #envelope(input: PublishInput): NewEvent {
+  /** Validates (synchronously: the publish is in flight from the call on) and appends, traced under `span` (in `inside`). */
+  async #publish<R extends PublishResult>(inputs: readonly PublishInput[], span: Span, inside: Context, append: (events: NewEvent[]) => Promise<R[]>): Promise<R[]> {
+    try {
+      const traced = traceFields(span);
+      const events = inSpan('validate', inside, () => inputs.map((input) => this.#envelope(input, traced)));
+      const results = await inSpan('append', inside, () => append(events));
+      if (results.length === 1) span.setAttribute('messaging.message.id', (results[0] as PublishResult).event.id);
+      endSpan(span);
+      return results;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  }
+
+  #envelope(input: PublishInput, traced: TraceFields): NewEvent {
     const parsed = publishInputSchema.safeParse(input);
     if (!parsed.success) throw new ValidationError('The event is not valid', toIssues(parsed.error.issues));
     const { type, id, subject, consumer } = parsed.data;
@@ -182,6 +217,7 @@ export class EventBus {
       datacontenttype: 'application/json',
       data,
       ...(consumer !== undefined ? { consumer } : {}),
+      ...traced,
     };
   }
 

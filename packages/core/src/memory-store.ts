@@ -205,6 +205,8 @@ function storedEvent(event: NewEvent): Omit<HeraldEvent, 'seq'> {
     datacontenttype: event.datacontenttype,
     data: event.data ?? null,
     consumer: event.consumer,
+    traceparent: event.traceparent,
+    tracestate: event.tracestate,
   });
 }
 

@@ -5,6 +5,7 @@ import { patternMatches } from './pattern-cache.js';
 import { actsWithKey, type Principal } from './principal.js';
 import { StreamSession } from './stream-session.js';
 import type { StreamSubscription } from './stream-subscription.js';
+import { deliverySpan } from './tracing.js';
 import { TooManyConnectionsError, type TransportContext } from './transport.js';
 
 /** What the sessions of a transport need of its context. */
@@ -51,7 +52,9 @@ export class StreamSessions {
     this.holdLimit = options.holdLimit ?? 10_000;
     this.cursors = new CursorWriter(context.subscriptions, context.logger, options.cursorInterval ?? 1_000);
     this.#stopListening = context.bus.onEvents((events) => {
+      const span = deliverySpan(this.transport, events);
       for (const subscription of this.#offered) subscription.offer(events);
+      span.end();
     });
     this.#stopRevocations = context.onKeyRevoked((keyId) => {
       for (const session of this.#sessions) if (actsWithKey(session.principal, keyId)) session.end('revoked');

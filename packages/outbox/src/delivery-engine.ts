@@ -1,5 +1,6 @@
-import { type HeraldEvent, newId, type Subscription, type TransportContext } from '@herald/core';
+import { type HeraldEvent, newId, type Subscription, type TransportContext, traceFields } from '@herald/core';
 import { type PushResult, settledAttempt } from './attempt-outcome.js';
+import { attemptSpan, endAttemptSpan } from './attempt-span.js';
 import { CommitLoop } from './commit-loop.js';
 import { Endpoint, type Queued, type Unsent } from './endpoint-state.js';
 import { FailurePolicy } from './failure-policy.js';
@@ -327,16 +328,20 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   #attempt(endpoint: Endpoint<TConfig>, item: Queued<TConfig>): void {
     endpoint.inFlight += 1;
     const startedAt = Date.now();
+    const span = attemptSpan(this.#transport, item);
+    const { event, body, subscription, delivery } = item;
     let sending: Promise<PushResult>;
     try {
-      sending = this.#send(item, this.#targetOf(item.subscription.config));
+      sending = this.#send({ event, body, subscription, delivery, trace: traceFields(span) }, this.#targetOf(subscription.config));
     } catch (error) {
       sending = Promise.reject(error);
     }
-    const task: Promise<void> = sending.then(
-      (result) => this.#attempted(endpoint, item, task, startedAt, result),
-      (error: unknown) => this.#attempted(endpoint, item, task, startedAt, failure(error)),
-    );
+    const task: Promise<void> = sending
+      .catch((error: unknown) => failure(error))
+      .then((result) => {
+        endAttemptSpan(span, result);
+        this.#attempted(endpoint, item, task, startedAt, result);
+      });
     this.#tasks.add(task);
   }
 

@@ -4,6 +4,7 @@ import {
   NotFoundError,
   type Principal,
   type RouteDefinition,
+  requestTraceContext,
   type Subscription,
   type SubscriptionRegistry,
   type TransportContext,
@@ -155,9 +156,9 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
       summary: 'Redeliver every matching event after a seq, in the background; 409 while a replay of the subscription runs',
       body: replayBody,
       response: { status: 202, body: replaySchema, description: 'The replay, started' },
-      async handle({ principal, params, body }) {
+      async handle({ principal, params, body, raw }) {
         const { subscription, handler } = await reachable(principal, params.id as string);
-        return { status: 202, body: handler.replays.start(subscription, body.after) };
+        return { status: 202, body: handler.replays.start(subscription, body.after, requestTraceContext(raw.headers)) };
       },
     }),
     defineRoute({

@@ -5,6 +5,7 @@ import {
   type Subscription,
   type Transport,
   type TransportContext,
+  type TraceFields,
   type TransportFrames,
 } from '@herald/core';
 import { z } from 'zod';
@@ -43,7 +44,11 @@ export interface PushMessage<TConfig extends PushConfig> {
   readonly body: string;
   readonly subscription: Subscription<TConfig>;
   /** Its id, and `attempts`: the number of this attempt in the current round (1 for the first). */
-  readonly delivery: Delivery;
+  readonly delivery: Delivery;  /**
+   * The W3C trace context of this attempt's span (a child of the event's publish), for the destination:
+   * the webhook transport sends it as the `traceparent` and `tracestate` headers. Empty when nothing is traced.
+   */
+  readonly trace?: TraceFields;
 }
 
 /** What a push transport's own parts (routes, a verifier) are given as it starts. */

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HeraldError, newId, type Subscription, type TransportContext } from '@herald/core';
+import { endSpan, HeraldError, messagingAttributes, newId, type Subscription, startSpan, type TransportContext } from '@herald/core';
+import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { NewDelivery, Outbox } from './outbox.js';
 
@@ -47,6 +48,8 @@ export interface ReplayRunnerOptions {
 
 interface Replay {
   view: ReplayView;
+  /** Traces the replay from start to finish, with an event for each batch it makes. */
+  span: Span;
   abort: AbortController;
   done: Promise<void>;
 }
@@ -84,8 +87,11 @@ export class ReplayRunner {
     this.#wake = options.wake;
   }
 
-  /** Starts replaying the events after `after`; throws {@link ReplayInProgressError} while one runs. */
-  start(subscription: Subscription, after: number): ReplayView {
+  /**
+   * Starts replaying the events after `after`; throws {@link ReplayInProgressError} while one runs. The
+   * replay is traced in a span whose parent is in `parent` (the active OpenTelemetry context, by default).
+   */
+  start(subscription: Subscription, after: number, parent: Context = context.active()): ReplayView {
     this.#forgetFinished(Date.now());
     const running = this.#running(subscription.id);
     if (running) throw new ReplayInProgressError({ ...running.view });
@@ -102,7 +108,14 @@ export class ReplayRunner {
       finishedAt: null,
     };
     const abort = new AbortController();
-    const replay: Replay = { view, abort, done: Promise.resolve() };
+    const span = startSpan('replay', SpanKind.INTERNAL, parent, () => ({
+      ...messagingAttributes('replay'),
+      'herald.subscription.id': subscription.id,
+      'herald.replay.id': view.id,
+      'herald.replay.after': after,
+      'herald.replay.until': until,
+    }));
+    const replay: Replay = { view, span, abort, done: Promise.resolve() };
     replay.done = this.#run(replay);
     this.#replays.set(subscription.id, replay);
     return { ...view };
@@ -142,7 +155,7 @@ export class ReplayRunner {
     }
   }
 
-  async #run({ view, abort }: Replay): Promise<void> {
+  async #run({ view, span, abort }: Replay): Promise<void> {
     const { store, subscriptions, logger } = this.#context;
     // The end of the batch before the last: once nothing of this replay up to it is pending, the next batch is made.
     let drainedUpTo = view.after;
@@ -166,7 +179,9 @@ export class ReplayRunner {
             eventId: event.id,
             nextAttemptAt: now,
           }));
-          view.replayed += await this.#outbox.replay(deliveries, now);
+          const replayed = await this.#outbox.replay(deliveries, now);
+          view.replayed += replayed;
+          span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
           this.#wake(subscription);
         }
         drainedUpTo = lastBatchEnd;
@@ -179,6 +194,9 @@ export class ReplayRunner {
       if (abort.signal.aborted) return this.#finish(view, 'cancelled', String(abort.signal.reason));
       logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a replay failed');
       this.#finish(view, 'failed', `the log or the outbox could not be read; replay again with after=${view.position}`);
+    } finally {
+      span.setAttributes({ 'herald.replay.status': view.status, 'herald.replay.replayed': view.replayed });
+      endSpan(span, view.status === 'failed' ? view.error : undefined);
     }
   }
 

@@ -17,23 +17,34 @@ export class SseStream {
   readonly #response: ServerResponse;
   readonly #maxBufferedBytes: number;
   readonly #onCutOff: (bufferedBytes: number) => void;
-  /** Resolves when the response is closed (ended and flushed, cut off, or the client went away). */
-  readonly whenGone: Promise<void>;
   #enforcing = false;
   #closed = false;
   #gone = false;
+  /** Made only when someone waits for it: an idle stream holds no promise. */
+  #whenGone?: Promise<void>;
+  #resolveGone?: () => void;
 
+  /** The owner calls {@link gone} when `response` closes (it listens once for everything that ends with it). */
   constructor(response: ServerResponse, maxBufferedBytes: number, onCutOff: (bufferedBytes: number) => void) {
     this.#response = response;
     this.#maxBufferedBytes = maxBufferedBytes;
     this.#onCutOff = onCutOff;
-    this.whenGone = new Promise((resolve) => {
-      response.once('close', () => {
-        this.#closed = true;
-        this.#gone = true;
-        resolve();
-      });
+  }
+
+  /** Resolves when the response is closed (ended and flushed, cut off, or the client went away). */
+  get whenGone(): Promise<void> {
+    if (this.#gone) return Promise.resolve();
+    this.#whenGone ??= new Promise((resolve) => {
+      this.#resolveGone = resolve;
     });
+    return this.#whenGone;
+  }
+
+  /** The response closed: nothing more can be written. */
+  gone(): void {
+    this.#closed = true;
+    this.#gone = true;
+    this.#resolveGone?.();
   }
 
   /** True once nothing more can be written: ended, cut off, or gone. */

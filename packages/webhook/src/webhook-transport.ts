@@ -42,10 +42,13 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
 
     target: webhookTarget,
 
-    async send({ event, body, subscription }, target) {
+    async send({ event, body, subscription, trace }, target) {
       if (!http) throw new Error('the webhook transport is not started');
       const now = Date.now();
-      const result = await http.sender.post(target.url, webhookHeaders(target, subscription.config, event.id, body, now), body, http.timeout);
+      const headers = webhookHeaders(target, subscription.config, event.id, body, now);
+      if (trace?.traceparent) headers.traceparent = trace.traceparent;
+      if (trace?.tracestate) headers.tracestate = trace.tracestate;
+      const result = await http.sender.post(target.url, headers, body, http.timeout);
       return webhookOutcome(result, now);
     },
 

@@ -88,6 +88,13 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
     },
     // PostgreSQL appends draw their seqs with a ticket, and readers keep to the rows before the oldest transaction in flight.
     '0011_append_tickets': appendTicketsMigration(flavor.name),
+    '0020_event_trace_context': {
+      // The CloudEvents distributed-tracing extension: each event keeps the trace context of its publish.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('herald_events').addColumn('traceparent', 'text').execute();
+        await db.schema.alterTable('herald_events').addColumn('tracestate', 'text').execute();
+      },
+    },
   };
 }
 

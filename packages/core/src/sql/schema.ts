@@ -13,6 +13,9 @@ export interface EventsTable {
   consumer: string | null;
   /** PostgreSQL: the append ticket of the row's transaction (see `append-tickets.ts`); null on SQLite. */
   ticket: Generated<number | string | null>;
+  /** CloudEvents distributed tracing: the W3C trace context of the publish. */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 export interface EventTypesTable {

@@ -390,7 +390,7 @@ type ClaimedEventRow = EventRow & { seq?: number; ticket?: string };
 
 type EventInsert = ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>;
 
-const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer'] as const;
+const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer', 'traceparent', 'tracestate'] as const;
 
 function eventInsert(flavor: SqlFlavor): EventInsert {
   const columns = flavor.claimSeqs ? ([...eventColumns, 'seq', 'ticket'] as const) : eventColumns;
@@ -470,6 +470,8 @@ function fromEvent(event: NewEvent): EventRow {
     datacontenttype: event.datacontenttype,
     data: JSON.stringify(event.data ?? null),
     consumer: event.consumer ?? null,
+    traceparent: event.traceparent ?? null,
+    tracestate: event.tracestate ?? null,
   };
 }
 
@@ -485,6 +487,8 @@ function toEvent(row: Selectable<EventsTable>): HeraldEvent {
     datacontenttype: row.datacontenttype,
     data: JSON.parse(row.data),
     ...(row.consumer !== null ? { consumer: row.consumer } : {}),
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
+    ...(row.tracestate !== null ? { tracestate: row.tracestate } : {}),
   };
 }
 

@@ -1,4 +1,13 @@
-import { defineRoute, eventTypePattern, ForbiddenError, outsideScope, publishInputSchema, type RouteDefinition, visibleTo } from '@herald/core';
+import {
+  defineRoute,
+  eventTypePattern,
+  ForbiddenError,
+  outsideScope,
+  publishInputSchema,
+  type RouteDefinition,
+  requestTraceContext,
+  visibleTo,
+} from '@herald/core';
 import { z } from 'zod';
 import { eventPageSchema, publishResultSchema } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
@@ -24,8 +33,9 @@ export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
       body: publishInputSchema,
       summary: 'Publish an event (202; the same `id` again answers 200 with the first result)',
       response: { status: 202, body: publishResultSchema },
-      async handle({ body }) {
-        const { event, created } = await bus.publish(body);
+      async handle({ body, raw }) {
+        // The publish joins the caller's trace: its `traceparent` header, or the span of an HTTP instrumentation.
+        const { event, created } = await bus.publish(body, { parent: requestTraceContext(raw.headers) });
         return { status: created ? 202 : 200, body: { id: event.id, seq: event.seq } };
       },
     }),

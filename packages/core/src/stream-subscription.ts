@@ -1,14 +1,12 @@
 import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError } from './errors.js';
+import type { EventPredicate } from './event-filter.js';
 import { outsideScope } from './names.js';
 import { anyPatternMatches } from './pattern-cache.js';
 import { canAccess, visibleTo } from './principal.js';
 import { SubscriptionNotFoundError, WrongTransportError } from './stream-errors.js';
 import type { StreamEndReason, StreamSession } from './stream-session.js';
 import type { StreamSessions } from './stream-sessions.js';
-
-/** Decides whether a subscription takes an event; e.g. a payload filter, compiled once per subscription. */
-export type EventPredicate = (event: HeraldEvent) => boolean;
 
 /** Why a resume position cannot be served: past the end of the log (it was replaced), or older than the log keeps. */
 export type ResetReason = 'ahead' | 'expired';

@@ -1,5 +1,6 @@
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
+import { compileFilter } from './event-filter.js';
 import { newId } from './ids.js';
 import type { Store } from './store.js';
 import { addressedTo, affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
@@ -94,13 +95,27 @@ export class SubscriptionRegistry {
     return count;
   }
 
-  /** The active subscriptions of `transport` that should receive `event`. */
+  /**
+   * The active subscriptions of `transport` that should receive `event`: of its type, addressed to their
+   * consumer, and let through by their filter (which reads the members `event` has).
+   */
   match(event: Pick<HeraldEvent, 'type' | 'consumer'>, transport: string): Subscription[] {
+    const taken: Subscription[] = [];
+    for (const subscription of this.#matchers.get(transport)?.match(event.type) ?? []) {
+      if (subscription.status !== 'active' || !addressedTo(event, subscription.consumer)) continue;
+      if (subscription.filter === undefined || compileFilter(subscription.filter)(event as HeraldEvent)) taken.push(subscription);
+    }
+    return taken;
+  }
+
+  /**
+   * What {@link match} gives before the filters: it depends on the event's type and consumer only, so a
+   * fan-out works it out once per pair and applies each subscription's filter (`passesFilter`) per event.
+   */
+  candidates(event: Pick<HeraldEvent, 'type' | 'consumer'>, transport: string): Subscription[] {
     const matcher = this.#matchers.get(transport);
     if (!matcher) return [];
-    return matcher
-      .match(event.type)
-      .filter((s) => s.status === 'active' && addressedTo(event, s.consumer));
+    return matcher.match(event.type).filter((s) => s.status === 'active' && addressedTo(event, s.consumer));
   }
 
   async #changed(subscription: Subscription): Promise<Subscription> {

@@ -85,6 +85,12 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.createTable('herald_write_probe').addColumn('pad', 'text', (c) => c.notNull()).execute();
       },
     },
+    '0008_subscription_filter': {
+      // A subscription's payload filter, as JSON; null for none.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('herald_subscriptions').addColumn('filter', 'text').execute();
+      },
+    },
   };
 }
 

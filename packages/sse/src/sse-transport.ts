@@ -164,7 +164,11 @@ class ServerSentEvents implements SseTransport {
     // One limit for the key's streams and its connections on every other transport.
     const session = (this.#sessions as StreamSessions).open(principal);
     response.once('close', () => session.close());
-    const subscription = session.subscribe(query.subscription !== undefined ? { subscription: query.subscription, after } : { types: query.types ?? [], after });
+    const subscription = session.subscribe({
+      ...(query.subscription !== undefined ? { subscription: query.subscription } : { types: query.types ?? [] }),
+      after,
+      filter: query.filter,
+    });
     try {
       await subscription.resolve();
     } catch (error) {

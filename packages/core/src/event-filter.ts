@@ -317,120 +317,92 @@ export function assertFilterFits(filter: EventFilter, patterns: readonly string[
   if (issues.length > 0) throw new InvalidFilterError(issues);
 }
 
-// The compiler. A condition on a value is a test of one value; a path reads it from the envelope.
+// The compiler writes a filter as one JavaScript expression over the envelope `e`, with each operand in a
+// slot of `k` (never in the source), and makes it a function once per shape of filter: 10,000 subscriptions
+// with filters of one shape and different values share one function, whose property reads and comparisons
+// V8 optimises as if written by hand. Only path names (as JSON string literals) and the fixed operators
+// reach the source.
 
-type ValueTest = (value: unknown) => boolean;
-
-/** Arrays: a test holds when it holds for one of the elements. */
-function anyElement(test: ValueTest): ValueTest {
-  return (value) => {
-    if (!Array.isArray(value)) return test(value);
-    for (const element of value) if (test(element)) return true;
-    return false;
-  };
+interface Writing {
+  /** The operands, by slot. */
+  k: unknown[];
+  /** Temporaries declared so far. */
+  vars: number;
 }
 
-function equalTo(operand: FilterScalar): ValueTest {
-  return anyElement((value) => value === operand);
-}
+const canonicalIndex = /^(0|[1-9]\d*)$/;
 
-function oneOf(operands: readonly FilterScalar[]): ValueTest {
-  const set = new Set<unknown>(operands);
-  return anyElement((value) => set.has(value));
-}
-
-/** `$gt` and kin compare numbers with numbers and strings with strings; any other pairing does not hold. */
-function ordered(operator: (typeof comparisonOperators)[number], operand: number | string): ValueTest {
-  const kind = typeof operand;
-  switch (operator) {
-    case '$gt':
-      return anyElement((value) => typeof value === kind && (value as number) > (operand as number));
-    case '$gte':
-      return anyElement((value) => typeof value === kind && (value as number) >= (operand as number));
-    case '$lt':
-      return anyElement((value) => typeof value === kind && (value as number) < (operand as number));
-    case '$lte':
-      return anyElement((value) => typeof value === kind && (value as number) <= (operand as number));
+function expression(filter: EventFilter, writing: Writing): string {
+  const clauses: string[] = [];
+  for (const [key, member] of Object.entries(filter)) {
+    if (key === '$and' || key === '$or') {
+      const items = (member as EventFilter[]).map((item) => `(${expression(item, writing)})`);
+      clauses.push(`(${items.join(key === '$and' ? ' && ' : ' || ')})`);
+    } else if (key === '$not') clauses.push(`!(${expression(member as EventFilter, writing)})`);
+    else clauses.push(pathExpression(key, member as FilterCondition, writing));
   }
+  return clauses.length === 0 ? 'true' : clauses.join(' && ');
 }
 
-function operatorTest(operator: string, operand: unknown): ValueTest {
+/** Reads the path into a temporary, then tests it: own members of objects, canonical indexes of arrays, undefined elsewhere. */
+function pathExpression(path: string, condition: FilterCondition, writing: Writing): string {
+  const v = `v${writing.vars++}`;
+  const steps = path.split('.').map((segment) => {
+    const name = JSON.stringify(segment);
+    const member = segment in Object.prototype ? `(Object.hasOwn(${v}, ${name}) ? ${v}[${name}] : undefined)` : `${v}[${name}]`;
+    const element = canonicalIndex.test(segment) ? `${v}[${segment}]` : 'undefined';
+    return `${v} = typeof ${v} === "object" && ${v} !== null ? (Array.isArray(${v}) ? ${element} : ${member}) : undefined`;
+  });
+  const operators = isRecord(condition) ? Object.entries(condition) : [['$eq', condition] as const];
+  const tests = operators.map(([operator, operand]) => test(v, operator, operand, writing));
+  return `(${v} = e, ${steps.join(', ')}, ${tests.join(' && ')})`;
+}
+
+/** One operator on the value in `v`; on an array, `$eq` and kin hold for one element ($ne and $nin: for none). */
+function test(v: string, operator: string, operand: unknown, writing: Writing): string {
+  const slot = `k[${writing.k.length}]`;
+  writing.k.push(operator === '$in' || operator === '$nin' ? new Set(operand as FilterScalar[]) : operand);
+  const orElement = (scalar: string, element: string) => `(${scalar} || (Array.isArray(${v}) && ${v}.some((x) => ${element})))`;
   switch (operator) {
     case '$eq':
-      return equalTo(operand as FilterScalar);
-    case '$ne': {
-      const equal = equalTo(operand as FilterScalar);
-      return (value) => !equal(value);
-    }
+      return orElement(`${v} === ${slot}`, `x === ${slot}`);
+    case '$ne':
+      return `!${orElement(`${v} === ${slot}`, `x === ${slot}`)}`;
     case '$in':
-      return oneOf(operand as FilterScalar[]);
-    case '$nin': {
-      const within = oneOf(operand as FilterScalar[]);
-      return (value) => !within(value);
-    }
+      return orElement(`${slot}.has(${v})`, `${slot}.has(x)`);
+    case '$nin':
+      return `!${orElement(`${slot}.has(${v})`, `${slot}.has(x)`)}`;
     case '$exists':
-      return operand ? (value) => value !== undefined : (value) => value === undefined;
+      return operand ? `${v} !== undefined` : `${v} === undefined`;
     case '$startsWith':
-      return anyElement((value) => typeof value === 'string' && value.startsWith(operand as string));
-    default:
-      return ordered(operator as (typeof comparisonOperators)[number], operand as number | string);
+      return orElement(`(typeof ${v} === "string" && ${v}.startsWith(${slot}))`, `typeof x === "string" && x.startsWith(${slot})`);
+    default: {
+      // $gt and kin compare numbers with numbers and strings with strings; any other pairing does not hold.
+      const kind = JSON.stringify(typeof operand);
+      const sign = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' }[operator as (typeof comparisonOperators)[number]];
+      return orElement(`(typeof ${v} === ${kind} && ${v} ${sign} ${slot})`, `typeof x === ${kind} && x ${sign} ${slot}`);
+    }
   }
 }
 
-function conditionTest(condition: FilterCondition): ValueTest {
-  if (!isRecord(condition)) return equalTo(condition as FilterScalar);
-  return allOf(Object.entries(condition).map(([operator, operand]) => operatorTest(operator, operand)));
-}
+type PredicateFactory = (k: unknown[]) => EventPredicate;
 
-function allOf<T>(tests: ((input: T) => boolean)[]): (input: T) => boolean {
-  const [first, second] = tests;
-  if (tests.length === 1 && first) return first;
-  if (tests.length === 2 && first && second) return (input) => first(input) && second(input);
-  return (input) => {
-    for (const test of tests) if (!test(input)) return false;
-    return true;
-  };
-}
-
-/** Reads a path from the envelope: members of objects, canonical indexes of arrays; undefined where it leads nowhere. */
-function reader(path: string): (event: HeraldEvent) => unknown {
-  const segments = path.split('.');
-  const step = (value: unknown, segment: string): unknown => {
-    if (typeof value !== 'object' || value === null) return undefined;
-    if (Array.isArray(value)) return /^(0|[1-9]\d*)$/.test(segment) ? value[Number(segment)] : undefined;
-    return Object.hasOwn(value, segment) ? (value as Record<string, unknown>)[segment] : undefined;
-  };
-  const [first, second, third] = segments as [string, string?, string?];
-  if (segments.length === 1) return (event) => step(event, first);
-  if (segments.length === 2) return (event) => step(step(event, first), second as string);
-  if (segments.length === 3) return (event) => step(step(step(event, first), second as string), third as string);
-  return (event) => {
-    let value: unknown = event;
-    for (const segment of segments) value = step(value, segment);
-    return value;
-  };
-}
+/** One function per shape of filter (its source); cleared whole past the limit. */
+const factories = new Map<string, PredicateFactory>();
+const maxFactories = 1_000;
 
 function build(filter: EventFilter): EventPredicate {
-  const clauses: EventPredicate[] = [];
-  for (const [key, member] of Object.entries(filter)) {
-    if (key === '$and') clauses.push(allOf((member as EventFilter[]).map(build)));
-    else if (key === '$or') {
-      const any = (member as EventFilter[]).map(build);
-      clauses.push((event) => {
-        for (const test of any) if (test(event)) return true;
-        return false;
-      });
-    } else if (key === '$not') {
-      const negated = build(member as EventFilter);
-      clauses.push((event) => !negated(event));
-    } else {
-      const read = reader(key);
-      const test = conditionTest(member as FilterCondition);
-      clauses.push((event) => test(read(event)));
-    }
+  const writing: Writing = { k: [], vars: 0 };
+  const body = expression(filter, writing);
+  const declared = Array.from({ length: writing.vars }, (_, i) => `v${i}`).join(', ');
+  const source = `return (e) => {${declared ? ` let ${declared};` : ''} return ${body}; };`;
+  let factory = factories.get(source);
+  if (!factory) {
+    if (factories.size >= maxFactories) factories.clear();
+    factory = new Function('k', source) as PredicateFactory;
+    factories.set(source, factory);
   }
-  return clauses.length === 0 ? () => true : allOf(clauses);
+  return factory(writing.k);
 }
 
 const compiled = new WeakMap<EventFilter, EventPredicate>();

@@ -163,6 +163,13 @@ describe('event filters', () => {
     expect(parsed.error?.issues[0]?.path).toEqual(path);
   });
 
+  it('refuses a filter of too many paths or filters, once', () => {
+    const paths = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`data.f${i}`, i]));
+    expect(filterIssues(paths).map((issue) => issue.path)).toEqual([['data.f64']]);
+    const wide = { $or: Array.from({ length: 100 }, () => ({ $and: [{}, {}, {}] })) };
+    expect(filterIssues(wide)).toEqual([expect.objectContaining({ message: expect.stringMatching(/at most 256 filters/) })]);
+  });
+
   it('takes a filter as far as the depth limit', () => {
     expect(filterIssues(deep(maxFilterDepth))).toEqual([]);
   });

@@ -43,6 +43,8 @@ export type EventPredicate = (event: HeraldEvent) => boolean;
 export const maxFilterDepth = 5;
 /** Paths a filter may name, all levels together. */
 export const maxFilterPaths = 64;
+/** Filters (objects) a filter may hold, itself included, all levels together. */
+const maxFilterObjects = 256;
 /** Values in one `$in` or `$nin`, and filters in one `$and` or `$or`. */
 const maxListLength = 100;
 const maxPathSegments = 16;
@@ -68,6 +70,7 @@ function isScalar(value: unknown): value is FilterScalar {
 interface Checking {
   issues: Issue[];
   paths: number;
+  objects: number;
 }
 
 /**
@@ -77,7 +80,7 @@ interface Checking {
  * Whether its `data` paths exist in the event types' schemas is {@link filterPathIssues}'s to say.
  */
 export function filterIssues(filter: unknown): Issue[] {
-  const checking: Checking = { issues: [], paths: 0 };
+  const checking: Checking = { issues: [], paths: 0, objects: 0 };
   checkFilter(filter, [], 1, checking);
   return checking.issues;
 }
@@ -88,6 +91,9 @@ function checkFilter(filter: unknown, at: Path, depth: number, checking: Checkin
   };
   if (!isRecord(filter)) return void issue(at, 'must be an object of paths and conditions, e.g. {"data.total": {"$gte": 100}}');
   if (depth > maxFilterDepth) return void issue(at, `nests deeper than ${maxFilterDepth} levels of $and, $or and $not`);
+  checking.objects += 1;
+  if (checking.objects === maxFilterObjects + 1) return void issue(at, `a filter holds at most ${maxFilterObjects} filters in $and, $or and $not`);
+  if (checking.objects > maxFilterObjects) return;
   for (const [key, member] of Object.entries(filter)) {
     const path = [...at, key];
     if (key === '$and' || key === '$or') {

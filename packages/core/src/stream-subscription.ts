@@ -84,7 +84,7 @@ interface DurableAttachment {
  * One subscription of a session, ad hoc or attached to a durable subscription. It decides which events
  * the client may have (types, visibility, the token's scope, the durable subscription's current status
  * and types, the filter), replays the log from a resume position and hands over to live events with no
- * gap and no duplicate, and moves a durable subscription's cursor. It holds no closures, so an idle one
+ * gap and no duplicate, and moves a durable subscription's cursor. It holds no closures but a compiled filter, so an idle one
  * is one small object.
  *
  * The one rule for durable subscriptions: status and types are judged when an event is handed over, live

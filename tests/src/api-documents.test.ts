@@ -106,6 +106,7 @@ describe('/openapi.json', () => {
     const list = document.paths['/v1/events'].get;
     expect(list.parameters.map((parameter: { name: string; in: string }) => `${parameter.in}:${parameter.name}`).sort()).toEqual([
       'query:after',
+      'query:filter',
       'query:limit',
       'query:types',
     ]);
@@ -115,6 +116,8 @@ describe('/openapi.json', () => {
     const body = create.requestBody.content['application/json'].schema;
     expect(body.required).toEqual(expect.arrayContaining(['transport', 'types']));
     expect(body.additionalProperties).toBe(false);
+    expect(body.properties.filter.$ref).toBe('#/components/schemas/EventFilter');
+    expect(document.components.schemas.EventFilter.additionalProperties).toEqual({ $ref: '#/components/schemas/EventFilterCondition' });
     expect(create.responses['201']).toBeDefined();
     expect(create.responses['422'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
 
@@ -176,6 +179,8 @@ describe('/asyncapi.json', () => {
     const subscribe = documents.asyncApi.components.messages['ws.client.subscribe'].payload;
     expect(subscribe.additionalProperties).toBe(false);
     expect(subscribe.properties.types.maxItems).toBe(100);
+    expect(JSON.stringify(subscribe.properties.filter)).toContain('"$ref":"#/components/schemas/EventFilter"');
+    expect(documents.asyncApi.components.schemas.EventFilterCondition.anyOf).toHaveLength(2);
     expect(subscribe.properties.id.description).toMatch(/name for this subscription/);
     const operations = parsed.operations().all().map((operation) => `${operation.action()} ${operation.channels().all()[0]?.id()}`);
     expect(operations.sort()).toEqual(['receive websocket', 'send sse', 'send webhook', 'send websocket']);

@@ -159,6 +159,22 @@ describe('the demo page', () => {
     expect(await attempts.filter({ hasText: 'delivered' }).first().textContent()).toMatch(/#\d+delivered1(200|204)/);
   });
 
+  it('subscribes with a payload filter from the form, and says where a bad one is wrong (issue 20)', async () => {
+    const rows = page.locator('[data-testid="subscriptions"] tr[data-subscription]');
+    await page.getByTestId('subscribe-transport').selectOption('sse');
+    await page.getByTestId('subscribe-types').fill('invoice.paid');
+    await page.getByTestId('subscribe-filter').fill('{"data.amount": {"$gte": 100}}');
+    await page.getByTestId('subscribe-submit').click();
+    const created = rows.filter({ hasText: 'where {"data.amount":{"$gte":100}}' });
+    await expect.poll(() => created.count(), { timeout: 10_000 }).toBe(1);
+    await page.getByTestId('subscribe-filter').fill('{"data.amont": 1}');
+    await page.getByTestId('subscribe-submit').click();
+    await expect.poll(() => page.getByTestId('publish-result').textContent(), { timeout: 10_000 }).toMatch(/filter\.data\.amont/);
+    await created.getByRole('button', { name: 'delete' }).click();
+    await expect.poll(() => created.count(), { timeout: 10_000 }).toBe(0);
+    await page.getByTestId('subscribe-filter').fill('');
+  });
+
   it('serves /docs, which renders every operation of /openapi.json and every channel of /asyncapi.json', async () => {
     const openApi = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
     const asyncApi = (await (await fetch(`${url}/asyncapi.json`)).json()) as { channels: Record<string, unknown> };

@@ -3,6 +3,7 @@ export * from './cursor-writer.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './event-bus.js';
+export * from './event-filter.js';
 export * from './event-type-catalog.js';
 export * from './ids.js';
 export * from './logger.js';

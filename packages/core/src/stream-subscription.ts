@@ -1,14 +1,12 @@
 import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError } from './errors.js';
+import { assertFilterFits, compileFilter, type EventFilter, type EventPredicate, parseFilter } from './event-filter.js';
 import { outsideScope } from './names.js';
 import { anyPatternMatches } from './pattern-cache.js';
 import { canAccess, visibleTo } from './principal.js';
 import { SubscriptionNotFoundError, WrongTransportError } from './stream-errors.js';
 import type { StreamEndReason, StreamSession } from './stream-session.js';
 import type { StreamSessions } from './stream-sessions.js';
-
-/** Decides whether a subscription takes an event; e.g. a payload filter, compiled once per subscription. */
-export type EventPredicate = (event: HeraldEvent) => boolean;
 
 /** Why a resume position cannot be served: past the end of the log (it was replaced), or older than the log keeps. */
 export type ResetReason = 'ahead' | 'expired';
@@ -24,11 +22,12 @@ export interface StreamRequest {
   /** Resume after this `seq`. @default a durable subscription's cursor; an ad hoc one starts live, at the end of the log */
   after?: number;
   /**
-   * A last say on each event, after types, visibility and (durable) status: payload filters plug in here,
-   * compiled once. It applies to the replay and to live events alike, and the events it refuses still
-   * move a durable subscription's cursor. @default every event
+   * A last say on each event, after types, visibility and (durable) status and filter: a payload filter
+   * (checked against the catalog's schemas of the types it will see by {@link StreamSubscription.resolve},
+   * `InvalidFilterError`, then compiled once), or a predicate. It applies to the replay and to live events
+   * alike, and the events it refuses still move a durable subscription's cursor. @default every event
    */
-  filter?: EventPredicate;
+  filter?: EventFilter | EventPredicate;
 }
 
 /**
@@ -85,7 +84,7 @@ interface DurableAttachment {
  * One subscription of a session, ad hoc or attached to a durable subscription. It decides which events
  * the client may have (types, visibility, the token's scope, the durable subscription's current status
  * and types, the filter), replays the log from a resume position and hands over to live events with no
- * gap and no duplicate, and moves a durable subscription's cursor. It holds no closures, so an idle one
+ * gap and no duplicate, and moves a durable subscription's cursor. It holds no closures but a compiled filter, so an idle one
  * is one small object.
  *
  * The one rule for durable subscriptions: status and types are judged when an event is handed over, live
@@ -100,7 +99,9 @@ export class StreamSubscription {
   position = 0;
   #patterns: readonly string[];
   #visibleTo: string | undefined;
-  readonly #filter: EventPredicate | undefined;
+  #filter: EventFilter | EventPredicate | undefined;
+  /** The filter, compiled once resolved. */
+  #accepts: EventPredicate | undefined;
   /** Until resolved, only the id of the durable subscription asked for. */
   #durable: DurableAttachment | undefined;
   #after: number | undefined;
@@ -147,7 +148,8 @@ export class StreamSubscription {
    * Checks the request against the session's principal. Ad hoc: the token's scope (`ForbiddenError`) and
    * the catalog (`ValidationError` `unknown-event-type`). Durable: that the principal may reach it
    * (`SubscriptionNotFoundError`, the same for another consumer's), that it is this transport's
-   * (`WrongTransportError`), and that its types are within the scope.
+   * (`WrongTransportError`), and that its types are within the scope. Both: a payload filter's form, and its
+   * `data` paths against the schemas of the types it will see (`InvalidFilterError`).
    */
   async resolve(): Promise<void> {
     const { principal, sessions } = this.session;
@@ -157,6 +159,7 @@ export class StreamSubscription {
       if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
       sessions.assertKnown(this.#patterns);
       this.#visibleTo = visibleTo(principal);
+      this.#accepts = this.#compiledFilter(this.#patterns);
       return;
     }
     const stored = await sessions.context.subscriptions.get(id);
@@ -164,6 +167,7 @@ export class StreamSubscription {
     if (stored.transport !== sessions.transport) throw new WrongTransportError(id, stored.transport, sessions.transport);
     const outside = outsideScope(principal.types, stored.types);
     if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
+    this.#accepts = this.#compiledFilter(stored.types);
     this.#patterns = stored.types;
     this.#visibleTo = stored.consumer;
     this.#durable = { id, scope: principal.types, delivered: 0, acknowledged: stored.cursor };
@@ -231,6 +235,14 @@ export class StreamSubscription {
     return true;
   }
 
+  #compiledFilter(patterns: readonly string[]): EventPredicate | undefined {
+    const filter = this.#filter;
+    if (filter === undefined || typeof filter === 'function') return filter;
+    const parsed = parseFilter(filter);
+    assertFilterFits(parsed, patterns, this.session.sessions.context.catalog.list());
+    return compileFilter(parsed);
+  }
+
   /** Whether the client gets `event`: visibility, then the types (a durable subscription's as they are now, and the token's scope), then the filter. */
   #takes(event: HeraldEvent): boolean {
     const visible = this.#visibleTo;
@@ -241,7 +253,7 @@ export class StreamSubscription {
     } else if (!this.session.sessions.matchesDurable(event, durable.id) || (durable.scope !== undefined && !anyPatternMatches(durable.scope, event.type))) {
       return false;
     }
-    return this.#filter === undefined || this.#filter(event);
+    return this.#accepts === undefined || this.#accepts(event);
   }
 
   /** For {@link StreamSessions}: a live batch from the bus, held while it replays, else handed over. */

@@ -41,6 +41,26 @@ const input = (id: string, types: string[], extra: Partial<Subscription> = {}) =
 const linger = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('SubscriptionRegistry', () => {
+  it("stores a subscription's filter and matches by it; candidates ignore it; null removes it", async () => {
+    const store = await openStore();
+    const subs = await registry(store);
+    await subs.create(input('sub_big', ['order.*'], { filter: { 'data.total': { $gte: 100 } } }));
+    await subs.create(input('sub_all', ['order.*']));
+    expect((await store.subscriptions.get('sub_big'))?.filter).toEqual({ 'data.total': { $gte: 100 } });
+    const small = { type: 'order.created', data: { total: 99 } };
+    const big = { type: 'order.created', data: { total: 100 } };
+    expect(ids(subs.match(small, 'webhook'))).toEqual(['sub_all']);
+    expect(ids(subs.match(big, 'webhook'))).toEqual(['sub_all', 'sub_big']);
+    expect(ids(subs.candidates(small, 'webhook'))).toEqual(['sub_all', 'sub_big']);
+
+    await subs.update('sub_big', { filter: { 'data.total': { $lt: 100 } } });
+    expect(ids(subs.match(small, 'webhook'))).toEqual(['sub_all', 'sub_big']);
+    const cleared = await subs.update('sub_big', { filter: null });
+    expect(cleared).not.toHaveProperty('filter');
+    expect(await store.subscriptions.get('sub_big')).not.toHaveProperty('filter');
+    expect(ids(subs.match(big, 'webhook'))).toEqual(['sub_all', 'sub_big']);
+  });
+
   it('create, update and delete keep match(event, transport) right', async () => {
     const store = await openStore();
     const subs = await registry(store);

@@ -1,5 +1,6 @@
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
+import { compileFilter, type EventPredicate } from './event-filter.js';
 import { newId } from './ids.js';
 import type { Store } from './store.js';
 import { addressedTo, affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
@@ -7,12 +8,23 @@ import { SubscriptionMatcher } from './subscription-matcher.js';
 
 const channel = 'herald:subscriptions';
 
+/** A subscription as the matcher indexes it, with its filter compiled when it was indexed. */
+interface Indexed {
+  readonly id: string;
+  readonly types: readonly string[];
+  readonly subscription: Subscription;
+  /** The compiled filter; {@link acceptAll} without one, so that the matching loop always makes the same kind of call. */
+  readonly accepts: EventPredicate;
+}
+
+const acceptAll: EventPredicate = () => true;
+
 /**
  * The durable subscriptions, stored in the Store and indexed in memory per transport. Changes
  * made on any node ring the others, which reload the subscription from the Store.
  */
 export class SubscriptionRegistry {
-  readonly #matchers = new Map<string, SubscriptionMatcher<Subscription>>();
+  readonly #matchers = new Map<string, SubscriptionMatcher<Indexed>>();
   readonly #matchedIds = new WeakMap<HeraldEvent, Map<string, ReadonlySet<string>>>();
   readonly #store: Store;
   readonly #broker: Broker;
@@ -90,17 +102,33 @@ export class SubscriptionRegistry {
   /** How many subscriptions of `transport` are active. */
   countActive(transport: string): number {
     let count = 0;
-    for (const subscription of this.#matchers.get(transport)?.values() ?? []) if (subscription.status === 'active') count += 1;
+    for (const { subscription } of this.#matchers.get(transport)?.values() ?? []) if (subscription.status === 'active') count += 1;
     return count;
   }
 
-  /** The active subscriptions of `transport` that should receive `event`. */
+  /**
+   * The active subscriptions of `transport` that should receive `event`: of its type, addressed to their
+   * consumer, and let through by their filter (which reads the members `event` has).
+   */
   match(event: Pick<HeraldEvent, 'type' | 'consumer'>, transport: string): Subscription[] {
-    const matcher = this.#matchers.get(transport);
-    if (!matcher) return [];
-    return matcher
-      .match(event.type)
-      .filter((s) => s.status === 'active' && addressedTo(event, s.consumer));
+    const taken: Subscription[] = [];
+    for (const { subscription, accepts } of this.#matchers.get(transport)?.match(event.type) ?? []) {
+      if (subscription.status !== 'active' || !addressedTo(event, subscription.consumer)) continue;
+      if (accepts(event as HeraldEvent)) taken.push(subscription);
+    }
+    return taken;
+  }
+
+  /**
+   * What {@link match} gives before the filters: it depends on the event's type and consumer only, so a
+   * fan-out works it out once per pair and applies each subscription's filter (`passesFilter`) per event.
+   */
+  candidates(event: Pick<HeraldEvent, 'type' | 'consumer'>, transport: string): Subscription[] {
+    const taken: Subscription[] = [];
+    for (const { subscription } of this.#matchers.get(transport)?.match(event.type) ?? []) {
+      if (subscription.status === 'active' && addressedTo(event, subscription.consumer)) taken.push(subscription);
+    }
+    return taken;
   }
 
   async #changed(subscription: Subscription): Promise<Subscription> {
@@ -133,7 +161,8 @@ export class SubscriptionRegistry {
   #index(subscription: Subscription): void {
     let matcher = this.#matchers.get(subscription.transport);
     if (!matcher) this.#matchers.set(subscription.transport, (matcher = new SubscriptionMatcher()));
-    matcher.set(subscription);
+    const { id, types, filter } = subscription;
+    matcher.set({ id, types, subscription, accepts: filter === undefined ? acceptAll : compileFilter(filter) });
   }
 
   #unindex(id: string): void {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { HeraldEvent } from './envelope.js';
+import type { EventFilter } from './event-filter.js';
 import { eventTypePattern, matchesPattern } from './names.js';
 
 /** `pending` waits for endpoint verification; only `active` subscriptions receive events. */
@@ -26,6 +27,8 @@ export interface Subscription<TConfig extends Record<string, unknown> = Record<s
   status: SubscriptionStatus;
   /** Transport-specific, validated by the transport's own schema. */
   config: TConfig;
+  /** Takes only the events it lets through (see `EventFilter`); absent: every event of its types. */
+  filter?: EventFilter;
   /** The last `seq` this subscription has acknowledged (WebSocket/SSE durable subscriptions). */
   cursor: number;
   /** Why the subscription was disabled, when the system disabled it. */
@@ -37,8 +40,10 @@ export interface Subscription<TConfig extends Record<string, unknown> = Record<s
 /** What a store needs to create a subscription. */
 export type NewSubscription = Omit<Subscription, 'createdAt' | 'updatedAt'>;
 
-/** The fields an update may change. */
-export type SubscriptionChanges = Partial<Pick<Subscription, 'types' | 'status' | 'config' | 'cursor' | 'disabledReason'>>;
+/** The fields an update may change; a `filter` of `null` removes the filter. */
+export type SubscriptionChanges = Partial<Pick<Subscription, 'types' | 'status' | 'config' | 'cursor' | 'disabledReason'>> & {
+  filter?: EventFilter | null;
+};
 
 /** Whether `changes` touch what a subscription matches: any field but the cursor, given a value. */
 export function affectsMatching(changes: SubscriptionChanges): boolean {

@@ -39,4 +39,33 @@ describe('recoverHold', () => {
       [events[0]?.seq, 'delivered'],
     ]);
   });
+
+  it("leaves out the events the subscription's filter refuses", async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    const context = await createTransportContext({ store });
+    cleanups.push(() => context.close());
+    const outbox = await sqlOutbox(store);
+    const { subscriptions } = context;
+    const big = await subscriptions.create({
+      consumer: 'alpha',
+      transport: 'webhook',
+      types: ['order.*'],
+      status: 'active',
+      config: {},
+      cursor: 0,
+      filter: { 'data.total': { $gte: 100 } },
+    });
+    const events = (await store.append([newEvent('order.created', { data: { total: 5 } }), newEvent('order.created', { data: { total: 500 } })])).map((result) => result.event);
+    const from = await outbox.position('webhook', 0);
+    const now = Date.now();
+    const lease = { worker: 'wkr_dead', now, until: now + 1_000 };
+    const taken = events[1] as (typeof events)[number];
+    await outbox.commit({
+      lease,
+      fanOut: { name: 'webhook', from, to: taken.seq, deliveries: [{ id: 'dlv_held', subscriptionId: big.id, eventSeq: taken.seq, eventId: taken.id, nextAttemptAt: now, claimed: true }] },
+    });
+    const [expired] = await outbox.expiredHolds('webhook', lease.until + 1);
+    expect(await recoverHold(context, outbox, expired as NonNullable<typeof expired>, lease.until + 1)).toBe(true);
+    expect((await outbox.list(big.id)).map((delivery) => [delivery.eventSeq, delivery.status])).toEqual([[taken.seq, 'pending']]);
+  });
 });

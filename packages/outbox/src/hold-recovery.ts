@@ -1,4 +1,4 @@
-import { newId, takesEvent, type TransportContext } from '@herald/core';
+import { newId, passesFilter, takesEvent, type TransportContext } from '@herald/core';
 import type { Hold, NewDelivery, Outbox } from './outbox.js';
 
 /**
@@ -13,7 +13,7 @@ export async function recoverHold(context: Pick<TransportContext, 'store' | 'sub
     const subscription = await context.subscriptions.get(id);
     if (!subscription) continue;
     for (const event of events) {
-      if (takesEvent(event, subscription.types, subscription.consumer)) {
+      if (takesEvent(event, subscription.types, subscription.consumer) && passesFilter(subscription.filter, event)) {
         deliveries.push({ id: newId('dlv'), subscriptionId: id, eventSeq: event.seq, eventId: event.id, nextAttemptAt: now });
       }
     }

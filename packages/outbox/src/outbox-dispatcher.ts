@@ -1,4 +1,4 @@
-import { type HeraldEvent, newId, type Store, type Subscription, type SubscriptionRegistry } from '@herald/core';
+import { type HeraldEvent, newId, passesFilter, type Store, type Subscription, type SubscriptionRegistry } from '@herald/core';
 import type { FanOut, NewDelivery, Outbox } from './outbox.js';
 import type { PushConfig } from './push-transport.js';
 
@@ -97,7 +97,8 @@ export class OutboxDispatcher<TConfig extends PushConfig> {
     }
     const deliveries: NewDelivery[] = [];
     const subscriptions = new Map<string, Subscription<TConfig>>();
-    // Which subscriptions take an event depends on its type and consumer only: matched once per pair in a fan-out.
+    // Which subscriptions may take an event depends on its type and consumer only: matched once per pair in a
+    // fan-out; their filters are then asked per event.
     const matched = new Map<string, Subscription<TConfig>[]>();
     const { ours, accepts } = this.#options;
     for (const event of events) {
@@ -105,12 +106,13 @@ export class OutboxDispatcher<TConfig extends PushConfig> {
       let taking = matched.get(key);
       if (!taking) {
         taking = this.#options.subscriptions
-          .match(event, this.#options.transport)
+          .candidates(event, this.#options.transport)
           .filter((subscription): subscription is Subscription<TConfig> => ours(subscription) && accepts(subscription));
         matched.set(key, taking);
         for (const subscription of taking) subscriptions.set(subscription.id, subscription);
       }
       for (const subscription of taking) {
+        if (!passesFilter(subscription.filter, event)) continue;
         deliveries.push({
           id: newId('dlv'),
           subscriptionId: subscription.id,

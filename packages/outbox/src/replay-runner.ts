@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { endSpan, HeraldError, messagingAttributes, newId, type Subscription, startSpan, type TransportContext } from '@herald/core';
+import { endSpan, HeraldError, messagingAttributes, newId, passesFilter, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { NewDelivery, Outbox } from './outbox.js';
@@ -170,9 +170,10 @@ export class ReplayRunner {
           await store.read({ after: view.position, limit: this.#batchSize, types: subscription.types, visibleTo: subscription.consumer })
         ).filter((event) => event.seq <= view.until);
         if (abort.signal.aborted) break;
-        if (events.length > 0) {
+        const taken = events.filter((event) => passesFilter(subscription.filter, event));
+        if (taken.length > 0) {
           const now = Date.now();
-          const deliveries: NewDelivery[] = events.map((event) => ({
+          const deliveries: NewDelivery[] = taken.map((event) => ({
             id: newId('dlv'),
             subscriptionId: subscription.id,
             eventSeq: event.seq,

@@ -1,4 +1,4 @@
-import { eventEnvelopeSchema, subscriptionStatus } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterSchema, subscriptionStatus } from '@herald/core';
 import { z } from 'zod';
 
 // What the REST API answers, as zod schemas: the generated OpenAPI document describes its responses with them.
@@ -51,6 +51,7 @@ export const subscriptionSchema = z
     status: subscriptionStatus,
     config: z.record(z.string(), z.unknown()).describe('Transport-specific; secrets appear only in the response that creates them'),
     cursor: z.number().int(),
+    filter: eventFilterSchema.optional(),
     disabledReason: z.string().optional(),
     createdAt: z.string(),
     updatedAt: z.string(),

@@ -1,4 +1,4 @@
-import { eventEnvelopeSchema, type TransportFrames } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterJsonSchemas, type TransportFrames } from '@herald/core';
 import { z } from 'zod';
 import type { ApiSurface } from './api-surface.js';
 import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
@@ -50,7 +50,8 @@ export function asyncApiDocument(surface: ApiSurface, options: AsyncApiOptions =
   const servers: Record<string, unknown> = {};
   const channels: Record<string, unknown> = {};
   const operations: Record<string, unknown> = {};
-  const schemas: Record<string, JsonSchema> = {};
+  // The `filter` of a `subscribe` refers to it.
+  const schemas: Record<string, JsonSchema> = { ...eventFilterJsonSchemas };
   const messages: Record<string, unknown> = {};
 
   for (const type of types) {

@@ -1,4 +1,4 @@
-import { publishInputSchema } from '@herald/core';
+import { eventFilterJsonSchemas, publishInputSchema } from '@herald/core';
 import { z } from 'zod';
 import type { ApiSurface, DocumentedRoute, PlainRoute } from './api-surface.js';
 import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
@@ -177,7 +177,7 @@ export function openApiDocument(surface: ApiSurface, options: OpenApiOptions = {
   for (const route of surface.routes) add(route.definition.method, route.definition.path, routeOperation(route, surface));
   for (const upgrade of surface.upgrades) add('GET', upgrade.path, upgradeOperation(upgrade.path, upgrade.transport));
 
-  const schemas: Record<string, JsonSchema> = { Problem: exportSchema(problemSchema) };
+  const schemas: Record<string, JsonSchema> = { Problem: exportSchema(problemSchema), ...eventFilterJsonSchemas };
   for (const type of surface.catalog.list()) {
     schemas[eventDataSchemaName(type.name)] = { ...embeddable(type.schema), ...(type.description ? { description: type.description } : {}) };
   }

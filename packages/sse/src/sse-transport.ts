@@ -171,7 +171,11 @@ class ServerSentEvents implements SseTransport {
       connection.stream.gone();
       this.#connections.delete(connection);
     });
-    const subscription = session.subscribe(query.subscription !== undefined ? { subscription: query.subscription, after } : { types: query.types ?? [], after });
+    const subscription = session.subscribe({
+      ...(query.subscription !== undefined ? { subscription: query.subscription } : { types: query.types ?? [] }),
+      after,
+      filter: query.filter,
+    });
     try {
       await subscription.resolve();
     } catch (error) {

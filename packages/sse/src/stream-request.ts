@@ -1,4 +1,4 @@
-import { eventTypePattern, HeraldError } from '@herald/core';
+import { eventFilterQuery, eventTypePattern, HeraldError } from '@herald/core';
 import { z } from 'zod';
 
 /** A `Last-Event-ID` (or `?lastEventId=`) that is not a log position: 400. */
@@ -26,6 +26,7 @@ export const streamQuery = z
     subscription: z.string().min(1).max(128).optional().describe('A durable SSE subscription to attach to, instead of `types`'),
     /** Checked by {@link parseLastEventId}, so a bad value is the same 400 here as in the header. */
     lastEventId: z.unknown().optional().describe('Resume after this seq; the `Last-Event-ID` header wins'),
+    filter: eventFilterQuery.optional(),
     /** `false` sends every event as a plain `message` (one `onmessage` handler for every type). @default 'true' */
     named: z.enum(['true', 'false']).default('true').describe('`false`: plain `message` events instead of `event: <type>`'),
   })

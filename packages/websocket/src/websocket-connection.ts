@@ -3,6 +3,7 @@ import {
   ForbiddenError,
   HeraldError,
   type HeraldEvent,
+  InvalidFilterError,
   type Principal,
   type ResetReason,
   type StreamEndReason,
@@ -197,7 +198,10 @@ export class Connection implements StreamSink {
       return;
     }
     const parsed = parseClientMessage(data, isBinary);
-    if (!parsed.ok) return void this.close(CloseCode.BadMessage, parsed.reason);
+    if (!parsed.ok) {
+      if (parsed.filter) this.#error('invalid-filter', parsed.reason, parsed.filter.id);
+      return void this.close(CloseCode.BadMessage, parsed.reason);
+    }
     const message = parsed.message;
     switch (message.type) {
       case 'ping':
@@ -270,12 +274,21 @@ export class Connection implements StreamSink {
       return this.#error('too-many-subscriptions', `a connection may hold ${this.#host.options.maxSubscriptions} subscriptions`, id);
     }
     // Held by the session at once, so a duplicate id sent while this one is looked up or replayed is caught.
-    const subscription = session.subscribe({ id, ...(message.types !== undefined ? { types: message.types } : { subscription: message.subscription }), after: message.after });
+    const subscription = session.subscribe({
+      id,
+      ...(message.types !== undefined ? { types: message.types } : { subscription: message.subscription }),
+      after: message.after,
+      filter: message.filter,
+    });
     try {
       await subscription.resolve();
     } catch (error) {
       if (subscription.closed) return;
       subscription.close();
+      if (error instanceof InvalidFilterError) {
+        this.#error('invalid-filter', error.message, id);
+        return this.close(CloseCode.BadMessage, error.message);
+      }
       const code = error instanceof HeraldError ? refusals[error.code] : undefined;
       if (code === undefined) throw error;
       return this.#error(code, (error as HeraldError).message, id);

@@ -1,4 +1,4 @@
-import { eventEnvelopeSchema, eventTypePattern, type HeraldEvent, type Issue, type TransportFrames, toIssues } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterSchema, eventTypePattern, type HeraldEvent, type Issue, type TransportFrames, toIssues } from '@herald/core';
 import { z } from 'zod';
 
 /**
@@ -53,7 +53,9 @@ export type ErrorCode =
   /** The connection already has `maxSubscriptions` subscriptions. */
   | 'too-many-subscriptions'
   /** The server could not read the log for the replay; subscribe again. */
-  | 'unavailable';
+  | 'unavailable'
+  /** A `subscribe` whose `filter` does not fit (an unknown operator or path, a wrong operand, too deep): sent just before the connection closes with 4400. */
+  | 'invalid-filter';
 
 const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -66,6 +68,7 @@ const subscribeMessage = z
     types: z.array(eventTypePattern).min(1).max(100).optional().describe('Event types and patterns (ad hoc); or give `subscription`'),
     subscription: z.string().min(1).max(128).optional().describe('Attach to a durable subscription by id; the server keeps its cursor'),
     after: seq.optional().describe('Resume after this seq'),
+    filter: eventFilterSchema.optional(),
   })
   .refine((message) => (message.types === undefined) !== (message.subscription === undefined), {
     message: 'give either types or subscription',
@@ -92,8 +95,8 @@ export type AckMessage = z.infer<typeof ackMessage>;
 /** Every message a client may send. */
 export type ClientMessage = { [K in keyof typeof clientMessages]: z.infer<(typeof clientMessages)[K]> }[keyof typeof clientMessages];
 
-/** What {@link parseClientMessage} makes of a frame. */
-export type ParsedClientMessage = { ok: true; message: ClientMessage } | { ok: false; reason: string; issues?: Issue[] };
+/** What {@link parseClientMessage} makes of a frame; `filter` names the `subscribe` whose filter was the mistake. */
+export type ParsedClientMessage = { ok: true; message: ClientMessage } | { ok: false; reason: string; issues?: Issue[]; filter?: { id: string } };
 
 /** Validates one frame from a client: a JSON text frame holding one of the client messages. */
 export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedClientMessage {
@@ -112,7 +115,10 @@ export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[
   if (!parsed.success) {
     const issues = toIssues(parsed.error.issues);
     const first = issues[0];
-    return { ok: false, reason: `invalid ${type} message${first ? `: ${[...first.path].join('.') || '(root)'} ${first.message}` : ''}`, issues };
+    const reason = `invalid ${type} message${first ? `: ${[...first.path].join('.') || '(root)'} ${first.message}` : ''}`;
+    const id = (value as { id?: unknown }).id;
+    if (type === 'subscribe' && first?.path[0] === 'filter' && typeof id === 'string') return { ok: false, reason, issues, filter: { id } };
+    return { ok: false, reason, issues };
   }
   return { ok: true, message: parsed.data as ClientMessage };
 }

@@ -51,8 +51,8 @@ export function publish(input: { type: string; data: unknown; id: string }): Pro
 export function restApi(key: string) {
   return {
     subscriptions: () => call<{ data: Subscription[] }>('GET', '/v1/subscriptions', undefined, key),
-    subscribe: (transport: string, types: string[], config: Record<string, unknown> = {}) =>
-      call<Subscription>('POST', '/v1/subscriptions', { transport, types, config }, key),
+    subscribe: (transport: string, types: string[], config: Record<string, unknown> = {}, filter?: unknown) =>
+      call<Subscription>('POST', '/v1/subscriptions', { transport, types, config, ...(filter !== undefined ? { filter } : {}) }, key),
     unsubscribe: (id: string) => call('DELETE', `/v1/subscriptions/${encodeURIComponent(id)}`, undefined, key),
     deliveries: (id: string) => call<{ data: Delivery[] }>('GET', `/v1/subscriptions/${encodeURIComponent(id)}/deliveries?limit=10`, undefined, key),
     retry: (deliveryId: string) => call('POST', `/v1/deliveries/${encodeURIComponent(deliveryId)}/retry`, undefined, key),
@@ -65,6 +65,7 @@ export interface Subscription {
   types: string[];
   status: string;
   config: Record<string, unknown>;
+  filter?: Record<string, unknown>;
   createdAt: string;
 }
 

@@ -49,7 +49,15 @@ export class SubscriptionsPanel {
     options.form.addEventListener('submit', (event) => {
       event.preventDefault();
       const types = options.types.value.split(',').map((type) => type.trim()).filter(Boolean);
-      void this.#create(options.transport.value, types);
+      // The optional payload filter (docs/guides/filters.md), as JSON.
+      const filterText = options.form.querySelector<HTMLInputElement>('[data-testid="subscribe-filter"]')?.value.trim() ?? '';
+      let filter: unknown;
+      try {
+        filter = filterText === '' ? undefined : JSON.parse(filterText);
+      } catch {
+        return this.#report('the filter is not JSON', false);
+      }
+      void this.#create(options.transport.value, types, filter);
     });
     void this.refresh();
     setInterval(() => void this.refresh(), 5000);
@@ -66,8 +74,8 @@ export class SubscriptionsPanel {
     this.#body.replaceChildren(...rows);
   }
 
-  async #create(transport: string, types: string[]): Promise<void> {
-    const { status, body } = await this.#api.subscribe(transport, types, transport === 'webhook' ? { url: this.#inboxUrl } : {});
+  async #create(transport: string, types: string[], filter?: unknown): Promise<void> {
+    const { status, body } = await this.#api.subscribe(transport, types, transport === 'webhook' ? { url: this.#inboxUrl } : {}, filter);
     if (status === 201) this.#report(`subscribed: ${body.id} (${transport})`, true);
     else this.#report(`subscribing failed: ${describeProblem(body)}`, false);
     await this.refresh();
@@ -96,7 +104,7 @@ export class SubscriptionsPanel {
     row.append(
       cell(`…${subscription.id.slice(-8)}`, subscription.id),
       cell(subscription.transport, target),
-      cell(subscription.types.join(', ')),
+      cell(subscription.types.join(', ') + (subscription.filter ? ` where ${JSON.stringify(subscription.filter)}` : '')),
       cell(subscription.status),
       actions,
     );

@@ -86,6 +86,12 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.createTable('herald_write_probe').addColumn('pad', 'text', (c) => c.notNull()).execute();
       },
     },
+    '0008_subscription_filter': {
+      // A subscription's payload filter, as JSON; null for none.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('herald_subscriptions').addColumn('filter', 'text').execute();
+      },
+    },
     // PostgreSQL appends draw their seqs with a ticket, and readers keep to the rows before the oldest transaction in flight.
     '0011_append_tickets': appendTicketsMigration(flavor.name),
     '0020_event_trace_context': {

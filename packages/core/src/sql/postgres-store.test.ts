@@ -61,6 +61,18 @@ runStoreSuite('PostgreSQL', {
 });
 
 describe('postgresStore', () => {
+  it("stores a subscription's filter, changes it and removes it with null", async () => {
+    const store = await open(await database());
+    const filter = { 'data.total': { $gte: 100 }, $or: [{ subject: { $startsWith: 'eu-' } }, { 'data.tags': 'vip' }] };
+    const fields = { consumer: 'acme', transport: 'webhook', types: ['order.*'], status: 'active' as const, config: {}, cursor: 0 };
+    await store.subscriptions.create({ id: 'sub_filter', ...fields, filter });
+    expect((await store.subscriptions.get('sub_filter'))?.filter).toEqual(filter);
+    await store.subscriptions.update('sub_filter', { filter: { type: 'order.created' } });
+    expect((await store.subscriptions.get('sub_filter'))?.filter).toEqual({ type: 'order.created' });
+    await store.subscriptions.update('sub_filter', { filter: null });
+    expect(await store.subscriptions.get('sub_filter')).not.toHaveProperty('filter');
+  });
+
   it('takes a url or a pool, not both and not neither', async () => {
     expect(() => postgresStore({})).toThrow(/either `url` or `pool`/);
     expect(() => postgresStore({ url: adminUrl, pool: new pg.Pool() })).toThrow(/either `url` or `pool`/);

@@ -37,6 +37,8 @@ export interface SubscriptionsTable {
   config: string;
   cursor: number | string;
   disabled_reason: string | null;
+  /** JSON object: the subscription's filter; null for none. */
+  filter: string | null;
   created_at: string;
   updated_at: string;
 }

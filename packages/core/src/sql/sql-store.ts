@@ -4,7 +4,8 @@ import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
-import { affectsMatching, type Subscription, type SubscriptionStatus } from '../subscription.js';
+import type { EventFilter } from '../event-filter.js';
+import { affectsMatching, type Subscription, type SubscriptionChanges, type SubscriptionStatus } from '../subscription.js';
 import { migrate, runMigrations } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
@@ -305,16 +306,17 @@ export class SqlStore implements Store {
       if (filter.transport !== undefined) query = query.where('transport', '=', filter.transport);
       return (await query.execute()).map(toSubscription);
     },
-    update: async (id: string, changes: Partial<Subscription>): Promise<Subscription | undefined> => {
+    update: async (id: string, changes: SubscriptionChanges): Promise<Subscription | undefined> => {
       return this.#transaction(async (trx) => {
         const row = await trx.selectFrom('herald_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
         if (!row) return undefined;
         // A change that is present but undefined leaves the field as it is (rather than blanking it in the result).
         const given = Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined));
-        const updated: Subscription = { ...toSubscription(row), ...given, updatedAt: new Date().toISOString() };
+        const updated = { ...toSubscription(row), ...given, updatedAt: new Date().toISOString() };
         if (changes.status !== undefined && changes.status !== 'disabled' && changes.disabledReason === undefined) {
           delete updated.disabledReason;
         }
+        if (changes.filter === null) delete updated.filter;
         const { id: _id, created_at: _created, ...values } = fromSubscription(updated);
         await trx.updateTable('herald_subscriptions').set(values).where('id', '=', id).execute();
         if (affectsMatching(changes)) await bumpSubscriptionVersion(trx);
@@ -502,6 +504,7 @@ function fromSubscription(subscription: Subscription): SubscriptionsTable {
     config: JSON.stringify(subscription.config),
     cursor: subscription.cursor,
     disabled_reason: subscription.disabledReason ?? null,
+    filter: subscription.filter !== undefined ? JSON.stringify(subscription.filter) : null,
     created_at: subscription.createdAt,
     updated_at: subscription.updatedAt,
   };
@@ -517,6 +520,7 @@ function toSubscription(row: Selectable<SubscriptionsTable>): Subscription {
     config: JSON.parse(row.config) as Record<string, unknown>,
     cursor: Number(row.cursor),
     ...(row.disabled_reason !== null ? { disabledReason: row.disabled_reason } : {}),
+    ...(row.filter !== null ? { filter: JSON.parse(row.filter) as EventFilter } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -1,7 +1,11 @@
 import {
+  assertFilterFits,
+  compileFilter,
   defineRoute,
+  eventFilterQuery,
   eventTypePattern,
   ForbiddenError,
+  type HeraldEvent,
   outsideScope,
   publishInputSchema,
   type RouteDefinition,
@@ -22,9 +26,13 @@ const readQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   types: typeList.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  filter: eventFilterQuery.optional(),
 });
 
-export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
+/** Pages of `limit` events one filtered read looks through at most before it answers with what it found. */
+const filteredPages = 10;
+
+export function eventRoutes({ bus, catalog, store }: ServerContext): RouteDefinition[] {
   return [
     defineRoute({
       method: 'POST',
@@ -53,13 +61,31 @@ export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
         }
         const types = query.types ?? principal.types;
         const reader = visibleTo(principal);
-        const events = await store.read({
-          after: query.after,
-          limit: query.limit,
-          ...(types ? { types } : {}),
-          ...(reader !== undefined ? { visibleTo: reader } : {}),
-        });
-        return { body: { data: events, next: events.at(-1)?.seq ?? query.after, hasMore: events.length === query.limit } };
+        const read = (after: number) =>
+          store.read({ after, limit: query.limit, ...(types ? { types } : {}), ...(reader !== undefined ? { visibleTo: reader } : {}) });
+        if (query.filter === undefined) {
+          const events = await read(query.after);
+          return { body: { data: events, next: events.at(-1)?.seq ?? query.after, hasMore: events.length === query.limit } };
+        }
+        assertFilterFits(query.filter, types ?? ['**'], catalog.list());
+        const accepts = compileFilter(query.filter);
+        // `next` is the last event looked at, taken or not, so that reading on skips what the filter refused.
+        const data: HeraldEvent[] = [];
+        let next = query.after;
+        let hasMore = true;
+        for (let page = 0; page < filteredPages && data.length < query.limit && hasMore; page += 1) {
+          const events = await read(next);
+          hasMore = events.length === query.limit;
+          for (const event of events) {
+            if (data.length === query.limit) {
+              hasMore = true;
+              break;
+            }
+            next = event.seq;
+            if (accepts(event)) data.push(event);
+          }
+        }
+        return { body: { data, next, hasMore } };
       },
     }),
   ];

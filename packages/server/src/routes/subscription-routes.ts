@@ -1,7 +1,10 @@
 import {
+  assertFilterFits,
   canAccess,
   consumerId,
   defineRoute,
+  type EventFilter,
+  eventFilterSchema,
   ForbiddenError,
   HeraldError,
   NotFoundError,
@@ -27,6 +30,7 @@ const createBody = z.strictObject({
   config: config.default({}),
   consumer: consumerId.optional(),
   status: z.enum(['active', 'paused']).optional(),
+  filter: eventFilterSchema.optional(),
 });
 
 const updateBody = z
@@ -34,8 +38,9 @@ const updateBody = z
     types: subscriptionTypes.optional(),
     config: config.optional(),
     status: z.enum(['active', 'paused', 'disabled']).optional(),
+    filter: eventFilterSchema.nullable().optional().describe('A new filter; `null` removes it'),
   })
-  .refine((body) => Object.keys(body).length > 0, { message: 'name at least one of types, config, status' });
+  .refine((body) => Object.keys(body).length > 0, { message: 'name at least one of types, config, status, filter' });
 
 const listQuery = z.object({
   consumer: consumerId.optional(),
@@ -71,7 +76,7 @@ class SubscriptionLimitError extends HeraldError {
   }
 }
 
-export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscriptions }: ServerContext): RouteDefinition[] {
+export function subscriptionRoutes({ bus, catalog, subscriptions, transports, maxSubscriptions }: ServerContext): RouteDefinition[] {
   // Creates by one consumer take turns, so that counting and storing are one step on this node.
   const creates = new KeyedLock();
 
@@ -131,6 +136,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
         }
         const owner = consumer as string;
         const transport = transportOf(body.transport);
+        if (body.filter !== undefined) assertFilterFits(body.filter, body.types, catalog.list());
         const prepared = await prepare(transport, body.config);
         const subscription = await creates.run(owner, async () => {
           if ((await subscriptions.list({ consumer: owner })).length >= maxSubscriptions) throw new SubscriptionLimitError(maxSubscriptions);
@@ -140,6 +146,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
             types: body.types,
             status: prepared.status ?? body.status ?? 'active',
             config: prepared.config,
+            ...(body.filter !== undefined ? { filter: body.filter } : {}),
             // A new subscription starts from now: a WebSocket/SSE client that attaches later resumes from here.
             cursor: bus.latest,
           });
@@ -175,12 +182,15 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
       method: 'PATCH',
       path: '/v1/subscriptions/:id',
       body: updateBody,
-      summary: 'Change types, config or status',
+      summary: 'Change types, config, status or filter',
       response: { body: subscriptionSchema },
       async handle({ params, principal, body }) {
         const current = await reachable(principal, params.id as string);
         const pending = current.status === 'pending';
         if (pending && body.status !== undefined) throw new SubscriptionPendingError(current.id);
+        // The filter, new or kept, must fit the types, new or kept.
+        const filter: EventFilter | null | undefined = body.filter === undefined ? current.filter : body.filter;
+        if (filter && (body.filter !== undefined || body.types !== undefined)) assertFilterFits(filter, body.types ?? current.types, catalog.list());
         let reveal: Record<string, unknown> | undefined;
         let status: SubscriptionStatus | undefined = body.status;
         let nextConfig: Record<string, unknown> | undefined;
@@ -195,6 +205,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
           ...(body.types !== undefined ? { types: body.types } : {}),
           ...(nextConfig !== undefined ? { config: nextConfig } : {}),
           ...(status !== undefined ? { status } : {}),
+          ...(body.filter !== undefined ? { filter: body.filter } : {}),
         });
         if (!updated) throw new NotFoundError(`Subscription ${current.id}`);
         return { body: present(updated, reveal) };

@@ -213,6 +213,33 @@ describe('GET /v1/poll, credentials', () => {
   });
 });
 
+describe('GET /v1/poll, metrics', () => {
+  /** What `/metrics` says of poll's connected clients. */
+  async function connectedClients(app: PollApp): Promise<number | undefined> {
+    const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+    const line = /^herald_connected_clients\{transport="poll"\} (\d+)$/m.exec(text);
+    return line ? Number(line[1]) : undefined;
+  }
+
+  it('counts waiting polls in herald_connected_clients, until they are answered or given up', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    expect(await connectedClients(app)).toBe(0);
+    const giveUp = new AbortController();
+    const givenUp = app.poll({ types: 'order.*', wait: '30' }, key, giveUp.signal).catch((error: unknown) => error);
+    const answered = app.poll({ types: 'order.*', wait: '30' }, key);
+    await waitingFor(app, 2);
+    expect(await connectedClients(app)).toBe(2);
+
+    giveUp.abort();
+    expect(await givenUp).toBeInstanceOf(Error);
+    await waitFor(async () => (await connectedClients(app)) === 1, 'the poll given up to leave the count');
+    const event = await app.publish('order.created', 1);
+    expect((await answered).body).toEqual({ data: [event], next: event.seq });
+    await waitFor(async () => (await connectedClients(app)) === 0, 'the answered poll to leave the count');
+  });
+});
+
 describe('GET /v1/poll, bad parameters', () => {
   it.each([
     ['neither types nor subscription', {}],

@@ -72,6 +72,7 @@ class LongPolling implements PollTransport {
         response: { body: pollAnswerSchema },
         queryToken: true,
         streamToken: true,
+        longPoll: true,
         query: pollQuery,
         handle: async (request) => {
           const answering = this.#answer(sessions, context, request);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { memoryTransport, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type PollApp, seqs, startPollApp } from './poll-app.test-support.js';
+import { poll } from './poll-transport.js';
 
 const apps: PollApp[] = [];
 const directories: string[] = [];
@@ -210,6 +211,22 @@ describe('GET /v1/poll, credentials', () => {
     await waitingFor(app, 2);
     const event = await app.publish('order.created', 1);
     for (const answer of await Promise.all([second, third])) expect(answer.body).toEqual({ data: [event], next: event.seq });
+  });
+});
+
+describe('GET /v1/poll, batchWait', () => {
+  it('answers a poll woken by an event with what arrives within batchWait after it; 0 answers at once', async () => {
+    for (const [batchWait, together] of [[1_000, true], [0, false]] as const) {
+      const app = await started({ batchWait });
+      const key = await app.consumerKey('acme');
+      const answer = app.poll({ types: 'order.*', wait: '30' }, key);
+      await waitingFor(app, 1);
+      const first = await app.publish('order.created', 1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const second = await app.publish('order.created', 2);
+      expect(seqs((await answer).body.data), `batchWait ${batchWait}`).toEqual(together ? [first.seq, second.seq] : [first.seq]);
+    }
+    expect(() => poll({ batchWait: -1 })).toThrow('poll: batchWait must be a non-negative number, not -1');
   });
 });
 

@@ -539,6 +539,36 @@ describe('pull', () => {
     await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(3));
   });
 
+  it('with batchWait, waits that long after the first event for more, and answers at once when `limit` is reached or the session ends', async () => {
+    const streams = await streaming();
+    const session = streams.sessions.open(consumerKey('acme', 'key_batching'));
+    const pull = async (options: { limit: number; batchWait: number }) => {
+      const subscription = session.subscribe({ types: ['order.*'] });
+      await subscription.resolve();
+      return subscription.pull({ wait: 60_000, ...options });
+    };
+    const together = pull({ limit: 10, batchWait: 2_000 });
+    await linger();
+    const first = await streams.publish('order.created', 1);
+    await linger(300);
+    const second = await streams.publish('order.created', 2);
+    expect(seqs((await together).events)).toEqual([first.seq, second.seq]);
+
+    const full = pull({ limit: 2, batchWait: 60_000 });
+    await linger();
+    const began = Date.now();
+    const atLimit = [await streams.publish('order.created', 3), await streams.publish('order.created', 4)];
+    expect(seqs((await full).events)).toEqual(seqs(atLimit));
+    expect(Date.now() - began).toBeLessThan(20_000);
+
+    const ending = pull({ limit: 10, batchWait: 60_000 });
+    await linger();
+    const last = await streams.publish('order.created', 5);
+    await linger();
+    await streams.revoke('key_batching');
+    expect(seqs((await ending).events)).toEqual([last.seq]);
+  });
+
   it('ends a waiting pull with what it has when the session ends', async () => {
     const streams = await streaming();
     const session = streams.sessions.open(consumerKey('acme', 'key_gone'));

@@ -54,6 +54,11 @@ export interface PullOptions {
   limit: number;
   /** When nothing follows the position yet: how long to wait for the first event, in ms. @default 0 */
   wait?: number;
+  /**
+   * Once a waiting pull's first event has come: how long to wait for more before answering, in ms, so that
+   * events published together go in one answer. It ends early when `limit` is reached. @default 0
+   */
+  batchWait?: number;
 }
 
 /** What a {@link StreamSubscription.pull} answers. */
@@ -191,7 +196,7 @@ export class StreamSubscription {
    * acknowledged up to `after` first), or, when the log has none yet, the first that arrive within `wait`
    * ms. A subscription pulls once; it is closed when the answer is ready.
    */
-  async pull({ limit, wait = 0 }: PullOptions): Promise<PullResult> {
+  async pull({ limit, wait = 0, batchWait = 0 }: PullOptions): Promise<PullResult> {
     const collector = new PullCollector(limit);
     this.#sink = collector;
     try {
@@ -203,13 +208,8 @@ export class StreamSubscription {
       if (after !== undefined && this.#durable !== undefined && collector.resetTo === undefined) this.acknowledge(after);
       // A reset answers at once, so that the client learns of it before the next event.
       if (caughtUp && collector.events.length === 0 && collector.resetTo === undefined && wait > 0 && !this.#closed) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, wait);
-          collector.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await collector.waitForEvents(wait, () => true);
+        if (batchWait > 0 && collector.events.length > 0 && !this.#closed) await collector.waitForEvents(batchWait, () => this.#closed || collector.full);
       }
       return { events: collector.events, next: this.position, ...(collector.resetTo ? { reset: collector.resetTo } : {}) };
     } finally {
@@ -394,8 +394,24 @@ class PullCollector implements StreamSink {
     this.#limit = limit;
   }
 
+  get full(): boolean {
+    return this.events.length >= this.#limit;
+  }
+
+  /** Resolves after `ms`, or as soon as a wake (an event, the subscription closing) finds `done()`. */
+  waitForEvents(ms: number, done: () => boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
   deliver(_subscription: StreamSubscription, event: HeraldEvent): boolean {
-    if (this.events.length >= this.#limit) return false;
+    if (this.full) return false;
     this.events.push(event);
     this.wake?.();
     return true;

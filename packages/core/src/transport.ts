@@ -53,6 +53,11 @@ export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
   summary?: string;
   /** The successful answer, for the generated API documents. @default 200 with a JSON body not described */
   response?: RouteResponse;
+  /**
+   * Each request is a client connection until its answer (a long poll): `herald_connected_clients`
+   * counts it, as it counts streaming responses and upgraded sockets. @default false
+   */
+  longPoll?: boolean;
   handle(request: RouteRequest<TBody, TQuery>): Promise<RouteResult | undefined> | RouteResult | undefined;
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { memoryTransport, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type PollApp, seqs, startPollApp } from './poll-app.test-support.js';
+import { poll } from './poll-transport.js';
 
 const apps: PollApp[] = [];
 const directories: string[] = [];
@@ -210,6 +211,49 @@ describe('GET /v1/poll, credentials', () => {
     await waitingFor(app, 2);
     const event = await app.publish('order.created', 1);
     for (const answer of await Promise.all([second, third])) expect(answer.body).toEqual({ data: [event], next: event.seq });
+  });
+});
+
+describe('GET /v1/poll, batchWait', () => {
+  it('answers a poll woken by an event with what arrives within batchWait after it; 0 answers at once', async () => {
+    for (const [batchWait, together] of [[1_000, true], [0, false]] as const) {
+      const app = await started({ batchWait });
+      const key = await app.consumerKey('acme');
+      const answer = app.poll({ types: 'order.*', wait: '30' }, key);
+      await waitingFor(app, 1);
+      const first = await app.publish('order.created', 1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const second = await app.publish('order.created', 2);
+      expect(seqs((await answer).body.data), `batchWait ${batchWait}`).toEqual(together ? [first.seq, second.seq] : [first.seq]);
+    }
+    expect(() => poll({ batchWait: -1 })).toThrow('poll: batchWait must be a non-negative number, not -1');
+  });
+});
+
+describe('GET /v1/poll, metrics', () => {
+  /** What `/metrics` says of poll's connected clients. */
+  async function connectedClients(app: PollApp): Promise<number | undefined> {
+    const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+    const line = /^herald_connected_clients\{transport="poll"\} (\d+)$/m.exec(text);
+    return line ? Number(line[1]) : undefined;
+  }
+
+  it('counts waiting polls in herald_connected_clients, until they are answered or given up', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    expect(await connectedClients(app)).toBe(0);
+    const giveUp = new AbortController();
+    const givenUp = app.poll({ types: 'order.*', wait: '30' }, key, giveUp.signal).catch((error: unknown) => error);
+    const answered = app.poll({ types: 'order.*', wait: '30' }, key);
+    await waitingFor(app, 2);
+    expect(await connectedClients(app)).toBe(2);
+
+    giveUp.abort();
+    expect(await givenUp).toBeInstanceOf(Error);
+    await waitFor(async () => (await connectedClients(app)) === 1, 'the poll given up to leave the count');
+    const event = await app.publish('order.created', 1);
+    expect((await answered).body).toEqual({ data: [event], next: event.seq });
+    await waitFor(async () => (await connectedClients(app)) === 0, 'the answered poll to leave the count');
   });
 });
 

@@ -4,13 +4,12 @@ import {
   type ClientConnection,
   type ConnectRequest,
   ConnectionRefusedError,
-  missingCapabilities,
+  type PullHarness,
+  pullingReceiver,
   type Refusal,
+  runTransportSuite,
   type TestApp,
-  type TransportHarness,
-  transportSuiteCases,
 } from '@herald/testkit';
-import { describe, it } from 'vitest';
 import { type PollTransport, poll } from './poll-transport.js';
 
 const refusals: Record<number, Refusal> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not-found', 429: 'too-many-connections' };
@@ -34,19 +33,19 @@ function pollOnce(app: TestApp, credential: string, query: Record<string, string
 }
 
 /**
- * A client that polls `query` in a loop, each time after the previous answer's `next` (acknowledging a
+ * A client connection: polls `query` in a loop from the `next` of its first answer, each time after the previous answer's `next` (acknowledging a
  * durable subscription's events), until it is closed, or until the server refuses it with a status that
  * trying again cannot change (401, 403, 404). Other failures (the server stopping) are tried again shortly.
  */
-function pollInLoop(app: TestApp, credential: string, query: Record<string, string>, first?: Answer['page']): ClientConnection {
-  const events: HeraldEvent[] = [...(first?.data ?? [])];
+function pollInLoop(app: TestApp, credential: string, query: Record<string, string>, first: NonNullable<Answer['page']>): ClientConnection {
+  const events: HeraldEvent[] = [...first.data];
   const agent = new Agent({ keepAlive: true });
   let closed = false;
   const ended = (async () => {
-    let after = first?.next;
+    let after = first.next;
     while (!closed) {
       try {
-        const { status, page } = await pollOnce(app, credential, { ...query, wait: '5', ...(after !== undefined ? { after: String(after) } : {}) }, agent);
+        const { status, page } = await pollOnce(app, credential, { ...query, wait: '5', after: String(after) }, agent);
         if (page) {
           events.push(...page.data);
           after = page.next;
@@ -68,12 +67,22 @@ function pollInLoop(app: TestApp, credential: string, query: Record<string, stri
   };
 }
 
+/** A consumer's poll on its durable subscription, as the suite's pull cases make it. */
+const pull: PullHarness = {
+  async pull(app, { credential, subscriptionId, after, wait }) {
+    const query = { subscription: subscriptionId, wait: String(wait / 1000), ...(after !== undefined ? { after } : {}) };
+    const { status, page } = await pollOnce(app, credential, query, new Agent({ keepAlive: false }));
+    if (!page) throw new Error(`the poll answered ${status}`);
+    return { events: page.data, next: String(page.next) };
+  },
+};
+
 /** A durable `poll` subscription made over REST, polled in a loop from its cursor. */
 async function receive(app: TestApp, { consumer, types }: { consumer: string; types: string[] }) {
-  const key = await app.consumerKey(consumer);
-  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types }, key);
+  const credential = await app.consumerKey(consumer);
+  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types }, credential);
   if (status !== 201) throw new Error(`creating a poll subscription answered ${status}: ${JSON.stringify(body)}`);
-  return { subscriptionId: body.id as string, ...pollInLoop(app, key, { subscription: body.id }) };
+  return pullingReceiver(app, pull, { credential, subscriptionId: body.id });
 }
 
 /** A first poll that does not wait says whether the server takes the client; the loop goes on from its `next`. */
@@ -88,18 +97,4 @@ async function connect(app: TestApp, { credential, types, subscription }: Connec
   return pollInLoop(app, credential, query, page);
 }
 
-const harness: TransportHarness = { transport: (): PollTransport => poll(), receive, connect };
-
-/**
- * Why two cases are left out for a request/response transport until testkit knows pull transports
- * (then this becomes `runTransportSuite('poll', harness)`; poll-http.test.ts checks both behaviours):
- * - `stops gracefully` counts the events a client reads after close() resolved, which here measures how late
- *   the client parses the last answer (written before the server closed), not what the server sends;
- * - the connection limit case expects a client's connection to hold its slot the whole time, while a poller
- *   gives it back between two polls.
- */
-const leftOut = new Set(['stops gracefully', "counts its connections against the server's limit per key, and frees a slot when one closes"]);
-const cases = transportSuiteCases(harness).filter((check) => missingCapabilities(harness, check).length === 0 && !leftOut.has(check.name));
-describe(`transport suite: poll, ${cases.length} cases (push cases do not apply; left out: ${leftOut.size})`, () => {
-  for (const check of cases) it(check.name, check.run, 60_000);
-});
+runTransportSuite('poll', { transport: (): PollTransport => poll(), pull, receive, connect });

@@ -65,12 +65,15 @@ export class TransportMount implements HttpMount {
       {
         ...definition,
         async handle(request) {
+          const { response } = request;
+          const connected = () => {
+            count(transport, 1);
+            response.once('close', () => count(transport, -1));
+          };
+          if (definition.longPoll && !response.closed) connected();
           const result = await definition.handle(request);
           // A handler that answers nothing and leaves the response open is streaming to a client.
-          if (result === undefined && !request.response.writableEnded && !request.response.destroyed) {
-            count(transport, 1);
-            request.response.once('close', () => count(transport, -1));
-          }
+          if (!definition.longPoll && result === undefined && !response.writableEnded && !response.destroyed) connected();
           return result;
         },
       },

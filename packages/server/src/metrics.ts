@@ -68,7 +68,7 @@ export class HeraldMetrics {
     });
     this.#connections = new Gauge({
       name: 'herald_connected_clients',
-      help: 'Open client connections by transport: upgraded sockets and streaming responses',
+      help: 'Open client connections by transport: upgraded sockets, streaming responses and long polls',
       labelNames: ['transport'],
       registers,
     });

@@ -224,7 +224,13 @@ export function authorizationCases(harness: TransportHarness): SuiteCase[] {
             const types = ['order.*'];
             const first = track(await connect(harness, app, { credential: key, types }));
             track(await connect(harness, app, { credential: key, types }));
-            assert.equal(await answerTo(connect(harness, app, { credential: key, types })), 'too-many-connections', 'a third connection with a limit of 2');
+            const third = () => answerTo(connect(harness, app, { credential: key, types }));
+            if (harness.pull) {
+              // A pull transport's client holds its slot while a request waits, and gives it back between two: a third may come in such a gap.
+              await waitFor(async () => (await third()) === 'too-many-connections', 'a third connection with a limit of 2 to be refused');
+            } else {
+              assert.equal(await third(), 'too-many-connections', 'a third connection with a limit of 2');
+            }
             assert.equal(await answerTo(connect(harness, app, { credential: otherKey, types })), 'accepted', 'a connection with another key');
             await first.close();
             // The server sees the close a moment later.

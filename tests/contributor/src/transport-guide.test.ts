@@ -19,6 +19,29 @@ function samples(): { file: string; code: string }[] {
 const directory = mkdtempSync(join(here, '.tmp-guide-'));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
+/** Runs one of the guide's test files with vitest, as its author would; resolves with the titles of its tests, every one passed. */
+async function runGuideTest(file: string): Promise<string[]> {
+  const config = `import { defineProject, mergeConfig } from 'vitest/config';
+import shared from ${JSON.stringify(join(root, 'vitest.shared.js'))};
+export default mergeConfig(shared, defineProject({ test: { name: 'guide', include: [${JSON.stringify(file)}] } }));
+`;
+  writeFileSync(join(directory, 'vitest.config.ts'), config);
+  const report = join(directory, 'vitest.json');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST')));
+  const vitest = join(here, 'node_modules/vitest/vitest.mjs');
+  await run(process.execPath, [vitest, 'run', '--reporter=json', `--outputFile=${report}`], { cwd: directory, env, encoding: 'utf8' }).catch(
+    (error: { stdout: string; stderr: string }) => {
+      throw new Error(`the guide's ${file} failed:\n${error.stdout}\n${error.stderr}`);
+    },
+  );
+  const { numFailedTests, numPendingTests, testResults } = JSON.parse(readFileSync(report, 'utf8'));
+  const results: { title: string; status: string }[] = testResults.flatMap((found: { assertionResults: unknown[] }) => found.assertionResults);
+  expect({ numFailedTests, numPendingTests }).toEqual({ numFailedTests: 0, numPendingTests: 0 });
+  expect(results.length, 'tests run').toBeGreaterThan(0);
+  expect(results.map(({ status }) => status)).toEqual(results.map(() => 'passed'));
+  return results.map(({ title }) => title);
+}
+
 describe(`${guide} (issue 14)`, () => {
   beforeAll(() => {
     for (const { file, code } of samples()) writeFileSync(join(directory, file), code);
@@ -27,7 +50,7 @@ describe(`${guide} (issue 14)`, () => {
   it('has a sample of each kind of transport and its test, each block a file of its own', () => {
     const files = samples().map(({ file }) => file);
     expect(files).toEqual(
-      expect.arrayContaining(['mqtt-transport.ts', 'ndjson-transport.ts', 'long-poll-transport.ts', 'mqtt-transport.test.ts', 'mqtt-node.test-support.ts']),
+      expect.arrayContaining(['mqtt-transport.ts', 'ndjson-transport.ts', 'long-poll-transport.ts', 'mqtt-transport.test.ts', 'mqtt-node.test-support.ts', 'long-poll-transport.test.ts']),
     );
     expect(new Set(files).size, 'two blocks claim one file').toBe(files.length);
   });
@@ -46,24 +69,12 @@ describe(`${guide} (issue 14)`, () => {
   }, 120_000);
 
   it('has an MQTT transport that passes the transport suite, push cases included, against the broker on 127.0.0.1:1883', async () => {
-    const config = `import { defineProject, mergeConfig } from 'vitest/config';
-import shared from ${JSON.stringify(join(root, 'vitest.shared.js'))};
-export default mergeConfig(shared, defineProject({ test: { name: 'guide', include: ['mqtt-transport.test.ts'] } }));
-`;
-    writeFileSync(join(directory, 'vitest.config.ts'), config);
-    const report = join(directory, 'vitest.json');
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST')));
-    const vitest = join(here, 'node_modules/vitest/vitest.mjs');
-    await run(process.execPath, [vitest, 'run', '--reporter=json', `--outputFile=${report}`], { cwd: directory, env, encoding: 'utf8' }).catch(
-      (error: { stdout: string; stderr: string }) => {
-        throw new Error(`the guide's MQTT test failed:\n${error.stdout}\n${error.stderr}`);
-      },
-    );
-    const { numFailedTests, numPendingTests, testResults } = JSON.parse(readFileSync(report, 'utf8'));
-    const results: { title: string; status: string }[] = testResults.flatMap((file: { assertionResults: unknown[] }) => file.assertionResults);
-    expect({ numFailedTests, numPendingTests }).toEqual({ numFailedTests: 0, numPendingTests: 0 });
-    expect(results.map(({ status }) => status)).toEqual(results.map(() => 'passed'));
-    const titles = results.map(({ title }) => title);
+    const titles = await runGuideTest('mqtt-transport.test.ts');
     expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^loses nothing when killed with SIGKILL/), expect.stringMatching(/^retries a delivery/)]));
+  }, 240_000);
+
+  it('has a long-poll transport that passes the transport suite through the pull harness, its stop case included', async () => {
+    const titles = await runGuideTest('long-poll-transport.test.ts');
+    expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^stops gracefully: answers a request waiting/), 'delivers exactly the matching events, in seq order']));
   }, 240_000);
 });

@@ -277,6 +277,22 @@ describe('GET /v1/poll, bad parameters', () => {
     expect(body.errors.length).toBeGreaterThan(0);
   });
 
+  it('answers only what a payload filter lets through, moves next past the rest, and refuses a filter that does not fit', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const published = [];
+    for (const n of [5, 150, 20, 300, 7]) published.push(await app.publish('order.created', n));
+    const filter = JSON.stringify({ 'data.n': { $gte: 100 } });
+    const { status, body } = await app.poll({ types: 'order.*', after: '0', wait: '0', filter }, key);
+    expect(status).toBe(200);
+    expect(body.data.map((event: { data: { n: number } }) => event.data.n)).toEqual([150, 300]);
+    expect(body.next).toBe(published.at(-1)?.seq);
+    const unknownPath = await app.poll({ types: 'order.*', wait: '0', filter: JSON.stringify({ 'data.m': 1 }) }, key);
+    expect([unknownPath.status, unknownPath.body.type]).toEqual([422, 'urn:herald:problem:invalid-filter']);
+    const notJson = await app.poll({ types: 'order.*', wait: '0', filter: '{total' }, key);
+    expect([notJson.status, notJson.body.type]).toEqual([422, 'urn:herald:problem:validation-failed']);
+  });
+
   it('answers 422 unknown-event-type for a pattern that matches no event type', async () => {
     const app = await started();
     const { status, body } = await app.poll({ types: 'order.*,ordr.created', wait: '0' });

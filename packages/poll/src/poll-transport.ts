@@ -109,7 +109,11 @@ class LongPolling implements PollTransport {
     response.once('close', () => session.close());
     try {
       const { after } = query;
-      const subscription = session.subscribe(query.subscription !== undefined ? { subscription: query.subscription, after } : { types: query.types ?? [], after });
+      const subscription = session.subscribe({
+        ...(query.subscription !== undefined ? { subscription: query.subscription } : { types: query.types ?? [] }),
+        after,
+        filter: query.filter,
+      });
       try {
         await subscription.resolve();
       } catch (error) {

@@ -44,21 +44,6 @@ function chunks<T>(items: readonly T[], size = chunk): T[][] {
   return out;
 }
 
-/** `IN` lists are padded to a multiple of this (their last key repeated), so that their SQL is one of a few texts, each prepared once. */
-const inListStep = 25;
-
-/**
- * Keys for `IN (…)` lists, in chunks, each padded to a multiple of 25 by repeating its last key: a
- * drain's claims and settles otherwise make a statement of a new length nearly every commit, and the
- * SQLite store prepares (and keeps, among a few hundred) one per SQL text.
- */
-function inLists<T>(keys: readonly T[]): T[][] {
-  return chunks(keys).map((group) => {
-    const padding = (inListStep - (group.length % inListStep)) % inListStep;
-    return padding === 0 ? group : [...group, ...Array<T>(padding).fill(group.at(-1) as T)];
-  });
-}
-
 const deliveryColumns = [
   'id',
   'subscription_id',
@@ -165,20 +150,6 @@ export class SqlOutbox implements Outbox {
   readonly #gate: WriteGate;
   readonly #insertDeliveries = deliveryInsert(deliveryColumns);
   readonly #insertSettled = deliveryInsert(settledColumns);
-  /** New deliveries, or those of the same events made pending again: not yet attempted, due when their row was written (`updated_at`). */
-  readonly #replayDeliveries = new ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>(deliveryColumns, (db, rows) =>
-    db
-      .insertInto('herald_deliveries')
-      .values(rows)
-      .onConflict((oc) =>
-        oc.columns(['subscription_id', 'event_seq']).doUpdateSet((eb) => ({
-          status: eb.ref('excluded.status'),
-          attempts: eb.ref('excluded.attempts'),
-          next_attempt_at: eb.ref('excluded.updated_at'),
-          updated_at: eb.ref('excluded.updated_at'),
-        })),
-      ),
-  );
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>(attemptColumns, (db, rows) =>
     db.insertInto('herald_delivery_attempts').values(rows),
   );
@@ -295,12 +266,12 @@ export class SqlOutbox implements Outbox {
     rows.sort((a, b) => Number(a.event_seq) - Number(b.event_seq));
 
     const events = new Map<number, HeraldEvent>();
-    for (const seqs of inLists([...new Set(rows.map((row) => Number(row.event_seq)))])) {
+    for (const seqs of chunks([...new Set(rows.map((row) => Number(row.event_seq)))])) {
       const found = await trx.selectFrom('herald_events').selectAll().where('seq', 'in', seqs).execute();
       for (const row of found) events.set(Number(row.seq), this.#rows.event(row));
     }
     const subscriptions = new Map<string, Subscription>();
-    for (const ids of inLists([...new Set(rows.map((row) => row.subscription_id))])) {
+    for (const ids of chunks([...new Set(rows.map((row) => row.subscription_id))])) {
       const found = await trx.selectFrom('herald_subscriptions').selectAll().where('id', 'in', ids).execute();
       for (const row of found) subscriptions.set(row.id, this.#rows.subscription(row));
     }
@@ -312,7 +283,7 @@ export class SqlOutbox implements Outbox {
   }
 
   async release(worker: string, deliveryIds: readonly string[]): Promise<void> {
-    for (const ids of inLists(deliveryIds)) {
+    for (const ids of chunks(deliveryIds)) {
       await this.#gate.run(() =>
         this.#db
           .updateTable('herald_deliveries')
@@ -412,10 +383,14 @@ export class SqlOutbox implements Outbox {
     await this.#transaction(async (trx) => {
       count = 0;
       for (const group of chunks(deliveries)) {
-        count += await this.#replayDeliveries.insert(
-          trx,
-          group.map((delivery) => fromNewDelivery(delivery, now)),
-        );
+        const result = await trx
+          .insertInto('herald_deliveries')
+          .values(group.map((delivery) => fromNewDelivery(delivery, now)))
+          .onConflict((oc) =>
+            oc.columns(['subscription_id', 'event_seq']).doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now }),
+          )
+          .executeTakeFirst();
+        count += Number(result.numInsertedOrUpdatedRows ?? 0);
       }
     });
     return count;
@@ -558,7 +533,7 @@ async function settle(
   for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
   const stored = settled.filter((s) => s.held === undefined);
   const delivered = stored.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
-  for (const ids of inLists(delivered)) {
+  for (const ids of chunks(delivered)) {
     await trx
       .updateTable('herald_deliveries')
       .set({ status: 'delivered', next_attempt_at: null, locked_by: null, locked_until: null, updated_at: lease.now })

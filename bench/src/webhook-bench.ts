@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald } from '@herald/server';
 import { webhook } from '@herald/webhook';
+import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
@@ -26,6 +27,9 @@ const latencySeconds = envNumber('BENCH_WEBHOOK_LATENCY_SECONDS', 10);
 const memoryDeliveries = envNumber('BENCH_WEBHOOK_MEMORY_DELIVERIES', 100_000);
 /** The memory run stops early past this, and says so. */
 const memoryBudgetMs = envNumber('BENCH_WEBHOOK_MEMORY_SECONDS', 75) * 1000;
+const recoveryEvents = envNumber('BENCH_WEBHOOK_RECOVERY_EVENTS', 10_000);
+/** `recovery`: only the replay and retry-storm drains (with their raw loops); anything else: every part. */
+const only = process.env.BENCH_WEBHOOK_ONLY;
 const goal: Goal = { atLeast: 0.5 };
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
@@ -39,13 +43,15 @@ const adminKey = 'bench-admin-key-0123456789abcdef0123';
 async function runReceiver(): Promise<void> {
   let total = 0;
   let receipts = new Map<string, number>();
+  /** While true, the endpoint is down: every request is answered 503 and not counted as a receipt. */
+  let down = false;
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       total += 1;
       const id = req.headers['webhook-id'];
-      if (typeof id === 'string' && !receipts.has(id)) receipts.set(id, now());
-      res.writeHead(200, { 'content-length': '0' });
+      if (!down && typeof id === 'string' && !receipts.has(id)) receipts.set(id, now());
+      res.writeHead(down ? 503 : 200, { 'content-length': '0' });
       res.end();
     });
   });
@@ -56,6 +62,10 @@ async function runReceiver(): Promise<void> {
     reset: () => {
       total = 0;
       receipts = new Map();
+      return true;
+    },
+    down: (value: boolean) => {
+      down = value;
       return true;
     },
     count: () => ({ total, unique: receipts.size }),
@@ -124,8 +134,8 @@ function startHerald(database: string, withWebhooks: boolean) {
   });
 }
 
-/** A database with a webhook subscription to the receiver. */
-async function prepare(receiver: Receiver, database: string): Promise<void> {
+/** A database with a webhook subscription to the receiver; returns the subscription's id. */
+async function prepare(receiver: Receiver, database: string): Promise<string> {
   const herald = startHerald(database, true);
   const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   const response = await fetch(`${url}/v1/subscriptions`, {
@@ -134,18 +144,20 @@ async function prepare(receiver: Receiver, database: string): Promise<void> {
     body: JSON.stringify({ transport: 'webhook', types: ['bench.*'], consumer: 'bench', config: { url: `http://127.0.0.1:${receiver.port}/hook` } }),
   });
   if (response.status !== 201) throw new Error(`creating the subscription answered ${response.status}`);
+  const { id } = (await response.json()) as { id: string };
   await herald.close();
+  return id;
 }
 
 type BenchHerald = ReturnType<typeof startHerald>;
 
 /** Runs `work` on a fresh database that has the subscription to the receiver, then deletes it. */
-async function withDatabase<T>(receiver: Receiver, work: (database: string) => Promise<T>): Promise<T> {
+async function withDatabase<T>(receiver: Receiver, work: (database: string, subscriptionId: string) => Promise<T>): Promise<T> {
   const dir = tempDirectory();
   try {
     const database = dir.file('herald.db');
-    await prepare(receiver, database);
-    return await work(database);
+    const subscriptionId = await prepare(receiver, database);
+    return await work(database, subscriptionId);
   } finally {
     dir.remove();
   }
@@ -176,6 +188,85 @@ async function outboxDrain(receiver: Receiver, events: number): Promise<Measured
     const cpu = process.cpuUsage(cpuBefore);
     await node.close();
     return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events };
+  });
+}
+
+/** Waits for `events` unique receipts, from `started`: deliveries/s and this process's CPU per delivery. */
+async function drained(receiver: Receiver, events: number, started: number, cpuBefore: NodeJS.CpuUsage, what: string): Promise<Measured> {
+  await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, what);
+  const seconds = (now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events };
+}
+
+/** Whether the outbox holds `events` delivered deliveries and nothing else. */
+function settledOutbox(database: string, events: number): boolean {
+  const sqlite = new Database(database, { readonly: true });
+  try {
+    const { delivered, other } = sqlite
+      .prepare(
+        `SELECT sum(status = 'delivered') AS delivered, sum(status != 'delivered') + (SELECT count(*) FROM herald_outbox_holds) AS other FROM herald_deliveries`,
+      )
+      .get() as { delivered: number | null; other: number | null };
+    return delivered === events && (other ?? 0) === 0;
+  } finally {
+    sqlite.close();
+  }
+}
+
+/**
+ * A replay of `events` already delivered events to the one endpoint, on a running node: from the
+ * `POST /v1/subscriptions/:id/replay` to the last receipt.
+ */
+async function replayDrain(receiver: Receiver, events: number): Promise<Measured> {
+  return withDatabase(receiver, async (database, subscriptionId) => {
+    const node = startHerald(database, true);
+    const { url } = await node.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+    await publishBatches(node, events);
+    await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, 'the first deliveries');
+    // Every first attempt recorded: a replay of a delivery still in flight is settled by that attempt.
+    await until(async () => settledOutbox(database, events), 'the first attempts to be recorded');
+    await receiver.call('reset');
+    const cpuBefore = process.cpuUsage();
+    const started = now();
+    const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ after: 0 }),
+    });
+    if (response.status !== 202) throw new Error(`starting the replay answered ${response.status}`);
+    const measured = await drained(receiver, events, started, cpuBefore, 'the replay to drain');
+    await node.close();
+    return measured;
+  });
+}
+
+/**
+ * A retry storm: the endpoint is down (503) while `events` are published and attempted once each; the
+ * node stops, the outage ends and the retries fall due (their `next_attempt_at` set to now, as if the
+ * schedule's wait had passed), then a node starts: from its start to the last receipt.
+ */
+async function retryStormDrain(receiver: Receiver, events: number): Promise<Measured> {
+  return withDatabase(receiver, async (database) => {
+    await receiver.call('down', true);
+    await receiver.call('reset');
+    const failing = startHerald(database, true);
+    await failing.ready;
+    await publishBatches(failing, events);
+    await until(async () => (await receiver.call<{ total: number }>('count')).total >= events, 'the first attempts to fail');
+    await failing.close();
+    await receiver.call('down', false);
+    const sqlite = new Database(database);
+    const due = sqlite.prepare(`UPDATE herald_deliveries SET next_attempt_at = ? WHERE status = 'pending'`).run(Date.now()).changes;
+    sqlite.close();
+    if (due < events) throw new Error(`only ${due} of ${events} deliveries are waiting for a retry`);
+    await receiver.call('reset');
+    const cpuBefore = process.cpuUsage();
+    const started = now();
+    const node = startHerald(database, true);
+    const measured = await drained(receiver, events, started, cpuBefore, 'the retries to drain');
+    await node.close();
+    return measured;
   });
 }
 
@@ -269,10 +360,54 @@ async function memoryRun(receiver: Receiver): Promise<{ samples: MemorySample[];
 
 // ---------------------------------------------------------------------------------------------
 
+/** The replay and retry-storm drains, each round against a raw loop of as many requests run just before it. */
+async function recovery(receiver: Receiver): Promise<string[]> {
+  const runs = { replay: { raw: [] as Measured[], drained: [] as Measured[] }, retry: { raw: [] as Measured[], drained: [] as Measured[] } };
+  for (let round = 1; round <= rounds; round++) {
+    runs.replay.raw.push(await rawLoop(receiver, recoveryEvents));
+    runs.replay.drained.push(await replayDrain(receiver, recoveryEvents));
+    runs.retry.raw.push(await rawLoop(receiver, recoveryEvents));
+    runs.retry.drained.push(await retryStormDrain(receiver, recoveryEvents));
+    const rate = (measured: Measured[]) => formatCount((measured.at(-1) as Measured).rate);
+    progress(
+      `recovery round ${round}/${rounds}: raw ${rate(runs.replay.raw)}/s, replay ${rate(runs.replay.drained)}/s; raw ${rate(runs.retry.raw)}/s, retry storm ${rate(runs.retry.drained)}/s`,
+    );
+  }
+  const cpuOf = (measured: Measured[]) => `${Math.min(...measured.map((m) => m.cpu)).toFixed(0)} µs`;
+  const rows = (what: string, { raw, drained }: { raw: Measured[]; drained: Measured[] }) => {
+    const ratio = best(drained.map((m) => m.rate)) / best(raw.map((m) => m.rate));
+    const paired = roundRatios({ rounds: drained.map((m) => m.rate) }, { rounds: raw.map((m) => m.rate) });
+    return [
+      [`raw undici \`Pool\` POST loop, ${concurrency} at a time (run just before each ${what.split(':')[0]})`, formatCount(best(raw.map((m) => m.rate))), '1.00', '', cpuOf(raw)],
+      [what, formatCount(best(drained.map((m) => m.rate))), `${formatRatio(ratio)} (${verdict(ratio, goal)})`, `${paired.map(formatRatio).join(', ')}; median ${formatRatio(median(paired))}`, cpuOf(drained)],
+    ];
+  };
+  return [
+    '### Replay and retry-storm drains',
+    '',
+    `\`BENCH_WEBHOOK_ONLY=recovery tsx --conditions=herald-source bench/src/webhook-bench.ts\` (also part of \`pnpm bench webhook\`). The same receiver and ${concurrency} requests in flight; ${formatCount(recoveryEvents)} deliveries to the one endpoint, out of the outbox's stored rows rather than a live fan-out's held ones. Each rate is the best of ${rounds} rounds; each round's ratio is its drain against the raw loop run just before it.`,
+    '',
+    markdownTable(
+      ['what', 'deliveries/s', `ratio to raw (goal ${formatGoal(goal)})`, "each round's ratio", 'CPU of the sending process per delivery'],
+      [
+        ...rows(`replay: \`POST /v1/subscriptions/:id/replay\` of ${formatCount(recoveryEvents)} delivered events on a running node, to the last receipt`, runs.replay),
+        ...rows(`retry storm: ${formatCount(recoveryEvents)} due retries after a 503 outage, from a node's start to the last receipt`, runs.retry),
+      ],
+    ),
+    '',
+  ];
+}
+
 async function main(): Promise<void> {
   const receiver = await startReceiver();
   try {
     progress(`warming up`);
+    if (only === 'recovery') {
+      await rawLoop(receiver, 2_000);
+      await replayDrain(receiver, 2_000);
+      console.log((await recovery(receiver)).join('\n'));
+      return;
+    }
     await rawLoop(receiver, 2_000);
     await outboxDrain(receiver, 2_000);
 
@@ -331,6 +466,7 @@ async function main(): Promise<void> {
       ),
       ...(memory.stoppedEarly ? ['', `The memory run stopped at the ${memoryBudgetMs / 1000} s budget, before ${formatCount(memoryDeliveries)} deliveries.`] : []),
       '',
+      ...(await recovery(receiver)),
     ];
     console.log(lines.join('\n'));
   } finally {

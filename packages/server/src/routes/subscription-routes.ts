@@ -114,6 +114,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
     defineRoute({
       method: 'POST',
       path: '/v1/subscriptions',
+      portalToken: true,
       body: createBody,
       summary: 'Subscribe (a webhook’s `whsec_` secret is shown only in this response)',
       response: { status: 201, body: subscriptionSchema },
@@ -150,6 +151,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions',
+      portalToken: true,
       query: listQuery,
       summary: 'List subscriptions (a consumer sees its own)',
       response: { body: listOf(subscriptionSchema) },
@@ -165,6 +167,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions/:id',
+      portalToken: true,
       summary: 'Read a subscription',
       response: { body: subscriptionSchema },
       async handle({ params, principal }) {
@@ -174,6 +177,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
     defineRoute({
       method: 'PATCH',
       path: '/v1/subscriptions/:id',
+      portalToken: true,
       body: updateBody,
       summary: 'Change types, config or status',
       response: { body: subscriptionSchema },
@@ -203,6 +207,7 @@ export function subscriptionRoutes({ bus, subscriptions, transports, maxSubscrip
     defineRoute({
       method: 'DELETE',
       path: '/v1/subscriptions/:id',
+      portalToken: true,
       summary: 'Unsubscribe',
       response: { status: 204 },
       async handle({ params, principal }) {

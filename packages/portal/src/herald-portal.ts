@@ -2,6 +2,14 @@ import { css, html, LitElement, nothing, type TemplateResult } from 'lit';
 import { exampleOf } from './example-of.js';
 import { PortalApi, type Delivery, type EventType, SessionEndedError, type Subscription } from './portal-api.js';
 
+/** The comma-separated event types of a form's `types` field. */
+function typesOf(form: HTMLFormElement): string[] {
+  return String(new FormData(form).get('types') ?? '')
+    .split(',')
+    .map((type) => type.trim())
+    .filter(Boolean);
+}
+
 type View = 'catalog' | 'subscriptions' | 'deliveries' | 'tail';
 const views: { id: View; label: string }[] = [
   { id: 'catalog', label: 'Catalog' },
@@ -160,10 +168,7 @@ export class HeraldPortal extends LitElement {
   async #create(form: HTMLFormElement): Promise<void> {
     const data = new FormData(form);
     const transport = String(data.get('transport'));
-    const types = String(data.get('types'))
-      .split(',')
-      .map((type) => type.trim())
-      .filter(Boolean);
+    const types = typesOf(form);
     const url = String(data.get('url') ?? '').trim();
     const created = await this.#api.createSubscription({ transport, types, config: transport === 'webhook' ? { url } : {} });
     this.secret = typeof created.config.secret === 'string' ? created.config.secret : '';
@@ -174,6 +179,11 @@ export class HeraldPortal extends LitElement {
 
   async #setStatus(subscription: Subscription, status: 'active' | 'paused'): Promise<void> {
     await this.#api.updateSubscription(subscription.id, { status });
+    this.subscriptions = await this.#api.subscriptions();
+  }
+
+  async #setTypes(subscription: Subscription, form: HTMLFormElement): Promise<void> {
+    await this.#api.updateSubscription(subscription.id, { types: typesOf(form) });
     this.subscriptions = await this.#api.subscriptions();
   }
 
@@ -285,7 +295,14 @@ export class HeraldPortal extends LitElement {
             (subscription) => html`<tr data-testid="subscription-row" data-id=${subscription.id}>
               <td data-label="Id"><code>${subscription.id}</code></td>
               <td data-label="Transport">${subscription.transport}</td>
-              <td data-label="Types">${subscription.types.join(', ')}</td>
+              <td data-label="Types">
+                <form class="types" @submit=${this.#onSubmit((form) => this.#setTypes(subscription, form))}>
+                  <label><span class="visually-hidden">Event types of ${subscription.id}</span>
+                    <input name="types" required .value=${subscription.types.join(', ')} data-testid="subscription-types" />
+                  </label>
+                  <button type="submit" class="secondary">Save types</button>
+                </form>
+              </td>
               <td data-label="Status">${subscription.status}</td>
               <td data-label="Actions" class="actions">
                 ${subscription.status === 'paused'
@@ -382,7 +399,8 @@ export class HeraldPortal extends LitElement {
     h1 { font-size: 1.4rem; margin: 0; }
     nav { display: flex; flex-wrap: wrap; gap: 0.25rem; }
     button { font: inherit; border: 1px solid var(--_accent); background: var(--_bg); color: var(--_accent); border-radius: var(--_radius); padding: 0.3rem 0.7rem; cursor: pointer; }
-    button[type='submit'], button[aria-current='page'] { background: var(--_accent); color: #fff; }
+    button[type='submit']:not(.secondary), button[aria-current='page'] { background: var(--_accent); color: #fff; }
+    .types { display: flex; flex-wrap: wrap; gap: 0.25rem; align-items: end; }
     button.danger { border-color: var(--_danger); color: var(--_danger); }
     button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
     input, select { font: inherit; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }

@@ -68,7 +68,7 @@ export class PortalApi {
     return this.#call('POST', '/v1/subscriptions', input);
   }
 
-  updateSubscription(id: string, change: { status: 'active' | 'paused' }): Promise<Subscription> {
+  updateSubscription(id: string, change: { status?: 'active' | 'paused'; types?: string[] }): Promise<Subscription> {
     return this.#call('PATCH', `/v1/subscriptions/${encodeURIComponent(id)}`, change);
   }
 

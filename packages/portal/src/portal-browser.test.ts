@@ -114,6 +114,13 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await page.getByTestId('portal-create-submit').click();
     await expect.poll(() => page.getByTestId('portal-secret').textContent()).toMatch(/^whsec_/);
     await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    await page.getByTestId('subscription-types').fill('order.*, invoice.*');
+    await page.getByRole('button', { name: 'Save types' }).click();
+    await expect.poll(async () => (await admin('GET', '/v1/subscriptions?consumer=alpha')).body.data[0].types).toEqual(['order.*', 'invoice.*']);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await expect.poll(() => page.getByTestId('subscription-row').textContent()).toContain('paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(() => page.getByTestId('subscription-row').textContent()).toContain('active');
     await screenshot(page, 'subscriptions');
     await expectAccessible(page, 'subscriptions');
 

@@ -1,4 +1,5 @@
-import { css, html, LitElement, nothing, type TemplateResult } from 'lit';
+import { css, html, LitElement, nothing, svg, type TemplateResult } from 'lit';
+import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
 import { exampleOf } from './example-of.js';
 import { PortalApi, type Delivery, type EventType, SessionEndedError, type Subscription } from './portal-api.js';
 
@@ -10,11 +11,12 @@ function typesOf(form: HTMLFormElement): string[] {
     .filter(Boolean);
 }
 
-type View = 'catalog' | 'subscriptions' | 'deliveries' | 'tail';
+type View = 'catalog' | 'subscriptions' | 'deliveries' | 'health' | 'tail';
 const views: { id: View; label: string }[] = [
   { id: 'catalog', label: 'Catalog' },
   { id: 'subscriptions', label: 'Subscriptions' },
   { id: 'deliveries', label: 'Deliveries' },
+  { id: 'health', label: 'Health' },
   { id: 'tail', label: 'Live tail' },
 ];
 
@@ -45,6 +47,7 @@ export class HeraldPortal extends LitElement {
     next: { state: true },
     secret: { state: true },
     tail: { state: true },
+    health: { state: true },
   };
 
   /** Where the Herald API is. @default '' (this page's origin) */
@@ -64,6 +67,7 @@ export class HeraldPortal extends LitElement {
   declare next: number | null;
   declare secret: string;
   declare tail: TailEvent[];
+  declare health: { subscription: Subscription; health: EndpointHealth }[];
   #tailAbort: AbortController | undefined;
 
   constructor() {
@@ -83,6 +87,7 @@ export class HeraldPortal extends LitElement {
     this.next = null;
     this.secret = '';
     this.tail = [];
+    this.health = [];
   }
 
   get #api(): PortalApi {
@@ -122,6 +127,7 @@ export class HeraldPortal extends LitElement {
   #show(view: View): void {
     this.view = view;
     if (view === 'deliveries') void this.#run(() => this.#loadDeliveries());
+    if (view === 'health') void this.#run(() => this.#loadHealth());
     if (view === 'tail') this.#startTail();
     else this.#tailAbort?.abort();
   }
@@ -152,6 +158,20 @@ export class HeraldPortal extends LitElement {
     const page = await this.#api.deliveries(this.selected, this.statusFilter, before);
     this.deliveries = before === undefined ? page.data : [...this.deliveries, ...page.data];
     this.next = page.next;
+  }
+
+  /** The health of every push subscription over the last 24 hours (the others have no deliveries: 404, left out). */
+  async #loadHealth(): Promise<void> {
+    const now = Date.now();
+    const rows: { subscription: Subscription; health: EndpointHealth }[] = [];
+    for (const subscription of this.subscriptions) {
+      try {
+        rows.push({ subscription, health: endpointHealth(await this.#api.deliveriesSince(subscription.id, now - 86_400_000), now) });
+      } catch (error) {
+        if (error instanceof SessionEndedError) throw error;
+      }
+    }
+    this.health = rows;
   }
 
   #startTail(): void {
@@ -239,6 +259,8 @@ export class HeraldPortal extends LitElement {
         return this.#renderSubscriptions();
       case 'deliveries':
         return this.#renderDeliveries();
+      case 'health':
+        return this.#renderHealth();
       case 'tail':
         return this.#renderTail();
     }
@@ -370,6 +392,37 @@ export class HeraldPortal extends LitElement {
     </section>`;
   }
 
+  #renderHealth(): TemplateResult {
+    const percent = (rate: number | null) => (rate === null ? '–' : `${Math.round(rate * 100)}%`);
+    return html`<section data-testid="portal-health" aria-labelledby="health-title">
+      <h2 id="health-title">Health, last 24 hours</h2>
+      ${this.health.length === 0 ? html`<p>No push subscriptions.</p>` : nothing}
+      ${this.health.map(({ subscription, health }) => {
+        const summary = `${percent(health.successRate)} of ${health.attempts} attempts succeeded, median latency ${health.medianMs ?? '–'} ms`;
+        const slowest = Math.max(1, ...health.hours.map((hour) => hour.medianMs ?? 0));
+        return html`<article class="card" data-testid="health-endpoint" data-id=${subscription.id}>
+          <h3><code>${subscription.id}</code> ${String(subscription.config.url ?? subscription.transport)}</h3>
+          <p data-testid="health-summary">${summary}</p>
+          <svg class="chart" viewBox="0 0 240 60" role="img" aria-label=${`Hour by hour: ${summary}`}>
+            ${health.hours.map((hour, index) => {
+              const height = hour.attempts === 0 ? 0 : (hour.succeeded / hour.attempts) * 50;
+              return svg`<rect class="failed" x=${index * 10 + 1} y="5" width="8" height=${hour.attempts === 0 ? 0 : 50 - height}></rect>
+                <rect class="succeeded" x=${index * 10 + 1} y=${55 - height} width="8" height=${height}></rect>`;
+            })}
+            <polyline class="latency" points=${health.hours
+              .map((hour, index) => (hour.medianMs === null ? '' : `${index * 10 + 5},${55 - (hour.medianMs / slowest) * 50}`))
+              .filter(Boolean)
+              .join(' ')}></polyline>
+            ${health.hours.map((hour, index) =>
+              hour.medianMs === null ? nothing : svg`<circle class="latency-point" cx=${index * 10 + 5} cy=${55 - (hour.medianMs / slowest) * 50} r="2"></circle>`,
+            )}
+          </svg>
+          <p class="legend"><span class="swatch succeeded"></span> succeeded · <span class="swatch failed"></span> failed · line and dots: median latency (top: ${slowest} ms)</p>
+        </article>`;
+      })}
+    </section>`;
+  }
+
   #renderTail(): TemplateResult {
     return html`<section data-testid="portal-tail" aria-labelledby="tail-title">
       <h2 id="tail-title">Live tail</h2>
@@ -418,6 +471,13 @@ export class HeraldPortal extends LitElement {
     .error { color: var(--_danger); font-weight: 600; }
     .secret code { font-size: 1.05rem; }
     .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+    .chart { width: 100%; max-width: 36rem; height: auto; border-bottom: 1px solid var(--_border); }
+    .chart .succeeded, .swatch.succeeded { fill: var(--_accent); background: var(--_accent); }
+    .chart .failed, .swatch.failed { fill: var(--_danger); background: var(--_danger); }
+    .chart .latency { fill: none; stroke: var(--_fg); stroke-width: 1.5; }
+    .chart .latency-point { fill: var(--_fg); }
+    .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; vertical-align: middle; }
+    .legend { color: var(--_muted); font-size: 0.85rem; }
     .tail { font-family: ui-monospace, monospace; font-size: 0.85rem; }
     @media (max-width: 40rem) {
       thead { display: none; }

@@ -17,6 +17,7 @@ export interface Subscription {
 /** One try at delivering an event. */
 export interface Attempt {
   attempt: number;
+  startedAt: string | null;
   status: string;
   responseStatus: number | null;
   durationMs: number;
@@ -27,6 +28,7 @@ export interface Attempt {
 /** A delivery of a push subscription, with its attempts. */
 export interface Delivery {
   id: string;
+  createdAt?: string;
   eventSeq: number;
   status: string;
   attemptCount: number;
@@ -80,9 +82,23 @@ export class PortalApi {
     return (await this.#call<{ secret: string }>('POST', `/v1/subscriptions/${encodeURIComponent(id)}/secret/rotate`, {})).secret;
   }
 
-  deliveries(id: string, status: string, before?: number): Promise<{ data: Delivery[]; next: number | null }> {
-    const query = new URLSearchParams({ limit: '20', ...(status ? { status } : {}), ...(before !== undefined ? { before: String(before) } : {}) });
+  deliveries(id: string, status: string, before?: number, limit = 20): Promise<{ data: Delivery[]; next: number | null }> {
+    const query = new URLSearchParams({ limit: String(limit), ...(status ? { status } : {}), ...(before !== undefined ? { before: String(before) } : {}) });
     return this.#call('GET', `/v1/subscriptions/${encodeURIComponent(id)}/deliveries?${query}`);
+  }
+
+  /** The deliveries of subscription `id` made since `since` (ms), newest first: at most `pages` pages of 200. */
+  async deliveriesSince(id: string, since: number, pages = 10): Promise<Delivery[]> {
+    const all: Delivery[] = [];
+    let before: number | undefined;
+    for (let page = 0; page < pages; page++) {
+      const { data, next } = await this.deliveries(id, '', before, 200);
+      all.push(...data);
+      const oldest = data.at(-1);
+      if (next === null || !oldest || Date.parse(oldest.createdAt ?? '') < since) break;
+      before = next;
+    }
+    return all;
   }
 
   async retry(deliveryId: string): Promise<void> {

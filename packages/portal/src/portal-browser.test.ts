@@ -148,6 +148,23 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       await page.waitForTimeout(250);
     }
 
+    // Every delivery is delivered: no attempt is made while the view and the API are compared.
+    await page.getByRole('button', { name: 'Health' }).click();
+    await page.getByTestId('health-endpoint').waitFor();
+    const subscriptionId = await page.getByTestId('health-endpoint').getAttribute('data-id');
+    const attempts = (await admin('GET', `/v1/subscriptions/${subscriptionId}/deliveries?limit=200`)).body.data.flatMap(
+      (delivery: { attempts: { status: string }[] }) => delivery.attempts,
+    );
+    const succeeded = attempts.filter((attempt: { status: string }) => attempt.status === 'succeeded').length;
+    expect(succeeded).toBeGreaterThanOrEqual(2);
+    expect(succeeded).toBeLessThan(attempts.length);
+    expect(await page.getByTestId('health-summary').textContent()).toContain(
+      `${Math.round((succeeded / attempts.length) * 100)}% of ${attempts.length} attempts succeeded`,
+    );
+    await screenshot(page, 'health');
+    await expectAccessible(page, 'health');
+
+    await page.getByRole('button', { name: 'Deliveries', exact: true }).click();
     await page.getByTestId('portal-replay-after').fill('0');
     await page.getByTestId('portal-replay-submit').click();
     await expect.poll(() => page.locator('.error').count()).toBe(0);

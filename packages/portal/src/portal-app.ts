@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Router } from 'express';
 
 /** Where `vite build` puts the portal app (`pnpm --filter @herald/portal build`). */
-export const portalAppDirectory = fileURLToPath(new URL('../dist/app', import.meta.url));
+export const portalAppDirectory = fileURLToPath(new URL('../app/dist', import.meta.url));
 
 /** Options of {@link portal}. */
 export interface PortalOptions {

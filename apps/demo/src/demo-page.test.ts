@@ -192,6 +192,19 @@ describe('the demo page', () => {
     }
   });
 
+  it('links to the consumer portal, opened for its demo-page consumer (issue 19)', async () => {
+    const portalPage = await browser.newPage();
+    try {
+      await portalPage.goto(url);
+      await portalPage.getByRole('link', { name: 'Consumer portal' }).click();
+      await portalPage.getByTestId('portal-subscriptions').waitFor({ timeout: 15_000 });
+      expect(portalPage.url()).not.toContain('token=');
+      await expect.poll(() => portalPage.getByTestId('subscription-row').count()).toBeGreaterThan(0);
+    } finally {
+      await portalPage.close();
+    }
+  });
+
   it('keeps a screenshot of the page for the README', async () => {
     await page.getByTestId('publish-burst').click();
     await expect.poll(() => page.locator('[data-testid="ws-log"] li[data-seq]').count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(14);

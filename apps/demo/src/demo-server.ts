@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { amqp } from '@herald/amqp';
 import type { EventMapOf, Principal } from '@herald/core';
 import { poll } from '@herald/poll';
+import { portal, portalAppDirectory } from '@herald/portal';
 import { nats } from '@herald/nats';
 import { createHerald, type Herald, sendProblem, toProblem } from '@herald/server';
 import { sse } from '@herald/sse';
@@ -114,6 +115,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     } catch (error) {
       sendProblem(res, toProblem(error));
     }
+  });
+  // The consumer portal, opened for the page's consumer with a session issued by an admin key of the store.
+  if (existsSync(portalAppDirectory)) app.use('/portal', portal());
+  app.get('/demo/portal', async (_req, res) => {
+    const admin = (await herald.store.keys.list()).find((key) => key.role === 'admin' && !key.revokedAt && !key.expiresAt);
+    if (!admin) return void res.status(503).type('text').send('No admin key to open a portal session with');
+    const { key } = await herald.keys.createPortalToken({ keyId: admin.id, role: 'admin' }, demoConsumer, 3_600);
+    res.redirect(303, `/portal#token=${key}`);
   });
   if (existsSync(pageDirectory)) app.use(express.static(pageDirectory));
   else {

@@ -114,6 +114,19 @@ export class StreamTokenForbiddenError extends HeraldError {
   }
 }
 
+/** A portal token called a route outside its consumer's own ones (keys, publishing, admin routes): 403. */
+export class PortalTokenForbiddenError extends HeraldError {
+  override readonly name: string = 'PortalTokenForbiddenError';
+  constructor() {
+    super(
+      'portal-token-forbidden',
+      403,
+      "A portal token may only act as its consumer: its subscriptions, their deliveries, the event types and its events; use an API key",
+      'Forbidden for portal tokens',
+    );
+  }
+}
+
 /** Herald cannot do this now (the store is locked or refuses writes): 503 with `Retry-After`. */
 export class UnavailableError extends HeraldError {
   override readonly name: string = 'UnavailableError';

@@ -2,27 +2,35 @@ import { UnauthorizedError } from './errors.js';
 import type { Role } from './store.js';
 import type { Subscription } from './subscription.js';
 
-/** Who is calling: an API key, or a stream token derived from one. */
+/** Who is calling: an API key, or a stream or portal token derived from one. */
 export interface Principal {
   /** The API key or stream token behind the call. */
   keyId: string;
   /** `admin` only for an admin API key: a stream token is never an admin, whoever issued it. */
   role: Role;
-  /** A stream token only reads, within its `types` and consumer, on the routes that allow it. @default 'api-key' */
-  credential?: 'api-key' | 'stream-token';
+  /**
+   * A stream token only reads, within its `types` and consumer, on the routes that allow it; a portal token
+   * acts as its consumer on the routes that allow it (`RouteDefinition.portalToken`). @default 'api-key'
+   */
+  credential?: 'api-key' | 'stream-token' | 'portal-token';
   /** The consumer a `consumer` principal is bound to. */
   consumer?: string;
   /** A stream token's type scope. @default every type */
   types?: readonly string[];
-  /** When a stream token expires (RFC 3339). @default never */
+  /** When a stream or portal token expires (RFC 3339). @default never */
   expiresAt?: string;
-  /** The API key that issued this stream token. */
+  /** The API key that issued this stream or portal token. */
   parentKeyId?: string;
 }
 
 /** Whether `principal` authenticated with a stream token (`hs_…`). */
 export function isStreamToken(principal: Principal): boolean {
   return principal.credential === 'stream-token';
+}
+
+/** Whether `principal` authenticated with a portal token (`hp_…`), made by `POST /v1/portal-sessions`. */
+export function isPortalToken(principal: Principal): boolean {
+  return principal.credential === 'portal-token';
 }
 
 /**

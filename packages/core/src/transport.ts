@@ -47,6 +47,12 @@ export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
    * the token's types and consumer. Every other route answers a stream token with 403. @default false
    */
   streamToken?: boolean;
+  /**
+   * Portal tokens (`hp_…`, a consumer's session in `@herald/portal`) may call this route: only routes that
+   * limit what they do to the caller's consumer. Every other route answers a portal token with 403.
+   * @default the value of `streamToken`
+   */
+  portalToken?: boolean;
   body?: z.ZodType<TBody>;
   query?: z.ZodType<TQuery>;
   /** One line for the generated API documents (`/openapi.json`). */

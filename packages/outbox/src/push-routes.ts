@@ -109,6 +109,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions/:id/deliveries',
+      portalToken: true,
       summary: 'The deliveries of a push subscription (webhook, queue...), newest first, with every attempt',
       query: deliveriesQuery,
       async handle({ principal, params, query }) {
@@ -132,6 +133,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     defineRoute({
       method: 'GET',
       path: '/v1/deliveries/:id',
+      portalToken: true,
       summary: 'One delivery of a push subscription, with every attempt',
       async handle({ principal, params }) {
         const { delivery, handler } = await reachableDelivery(principal, params.id as string);
@@ -141,6 +143,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     defineRoute({
       method: 'POST',
       path: '/v1/deliveries/:id/retry',
+      portalToken: true,
       summary: 'Retry one delivery now',
       async handle({ principal, params }) {
         const { delivery, subscription, handler } = await reachableDelivery(principal, params.id as string);
@@ -153,6 +156,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     defineRoute({
       method: 'POST',
       path: '/v1/subscriptions/:id/replay',
+      portalToken: true,
       summary: 'Redeliver every matching event after a seq, in the background; 409 while a replay of the subscription runs',
       body: replayBody,
       response: { status: 202, body: replaySchema, description: 'The replay, started' },
@@ -164,6 +168,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions/:id/replay',
+      portalToken: true,
       summary: 'The running or last replay of a push subscription, and how far it got',
       response: { body: replaySchema },
       async handle({ principal, params }) {
@@ -176,6 +181,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     defineRoute({
       method: 'DELETE',
       path: '/v1/subscriptions/:id/replay',
+      portalToken: true,
       summary: 'Cancel the running replay of a push subscription (the deliveries it made stay)',
       response: { body: replaySchema },
       async handle({ principal, params }) {

@@ -1,8 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { type ApiKeyRecord, type Broker, type Principal, type Role, type Store, UnauthorizedError } from '@herald/core';
 
-const keyFormat = /^(hk|hs)_([0-9a-f]{20})_([0-9a-f]{64})$/;
-const idPrefix = { hk: 'key', hs: 'stk' } as const;
+const keyFormat = /^(hk|hs|hp)_([0-9a-f]{20})_([0-9a-f]{64})$/;
+const idPrefix = { hk: 'key', hs: 'stk', hp: 'ptl' } as const;
+type KeyKind = keyof typeof idPrefix;
 const envAdminKeyId = 'key_admin';
 const revokedChannel = 'herald:key-revoked';
 /** How far back a catch-up looks beyond the last one, for clocks of nodes that disagree a little. */
@@ -16,6 +17,17 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
+/** The kind of credential a stored record is, by its id's prefix. */
+function credentialOf(id: string): NonNullable<Principal['credential']> {
+  if (id.startsWith(`${idPrefix.hs}_`)) return 'stream-token';
+  if (id.startsWith(`${idPrefix.hp}_`)) return 'portal-token';
+  return 'api-key';
+}
+
+function tokenName(id: string): string {
+  return credentialOf(id) === 'portal-token' ? 'portal token' : 'stream token';
+}
+
 /** What a stream token may be limited to. */
 export interface StreamTokenRequest {
   /** The consumer the token acts for; an admin may name any, a consumer only itself. */
@@ -27,8 +39,9 @@ export interface StreamTokenRequest {
 }
 
 /**
- * Issues and checks API keys (`hk_<id>_<secret>`) and stream tokens (`hs_<id>_<secret>`, short-lived,
- * for browsers that cannot send headers). Only their SHA-256 is stored, compared in constant time.
+ * Issues and checks API keys (`hk_<id>_<secret>`), stream tokens (`hs_<id>_<secret>`, short-lived,
+ * for browsers that cannot send headers) and portal tokens (`hp_<id>_<secret>`, a consumer's session in
+ * the portal). Only their SHA-256 is stored, compared in constant time.
  */
 export class ApiKeys {
   readonly #store: Store;
@@ -119,7 +132,14 @@ export class ApiKeys {
     });
   }
 
-  async #issue(kind: 'hk' | 'hs', fields: Omit<ApiKeyRecord, 'id' | 'hash' | 'createdAt'>) {
+  /** A portal token acting as `consumer` for `ttl` seconds, issued by the admin key `issuer`; revoking that key ends it. */
+  async createPortalToken(issuer: Principal, consumer: string, ttl: number): Promise<{ record: ApiKeyRecord; key: string }> {
+    const now = Date.now();
+    await this.#store.keys.deleteExpired(new Date(now - 3_600_000).toISOString());
+    return this.#issue('hp', { role: 'consumer', consumer, parentId: issuer.keyId, expiresAt: new Date(now + ttl * 1000).toISOString() });
+  }
+
+  async #issue(kind: KeyKind, fields: Omit<ApiKeyRecord, 'id' | 'hash' | 'createdAt'>) {
     const idPart = randomBytes(10).toString('hex');
     const key = `${kind}_${idPart}_${randomBytes(32).toString('hex')}`;
     const record: ApiKeyRecord = {
@@ -143,7 +163,7 @@ export class ApiKeys {
   async #recordOf(key: string): Promise<ApiKeyRecord | undefined> {
     const parsed = keyFormat.exec(key);
     const hash = sha256(key);
-    const ids = parsed ? [`${idPrefix[parsed[1] as 'hk' | 'hs']}_${parsed[2]}`, envAdminKeyId] : [envAdminKeyId];
+    const ids = parsed ? [`${idPrefix[parsed[1] as KeyKind]}_${parsed[2]}`, envAdminKeyId] : [envAdminKeyId];
     for (const id of ids) {
       const record = await this.#lookup(id);
       if (record && timingSafeEqual(hash, Buffer.from(record.hash, 'hex'))) return record;
@@ -151,23 +171,23 @@ export class ApiKeys {
     return undefined;
   }
 
-  /** The principal of an API key or stream token; throws UnauthorizedError for anything else. */
+  /** The principal of an API key, stream token or portal token; throws UnauthorizedError for anything else. */
   async authenticate(key: string): Promise<Principal> {
     const record = await this.#recordOf(key);
     if (!record || record.revokedAt) throw new UnauthorizedError('The API key is not valid');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now()) {
-      throw new UnauthorizedError('The stream token has expired');
+      throw new UnauthorizedError(`The ${tokenName(record.id)} has expired`);
     }
     if (record.parentId !== undefined) {
       const parent = await this.#lookup(record.parentId);
-      if (!parent || parent.revokedAt) throw new UnauthorizedError('The key that issued this stream token was revoked');
+      if (!parent || parent.revokedAt) throw new UnauthorizedError(`The key that issued this ${tokenName(record.id)} was revoked`);
     }
-    const streamToken = record.id.startsWith(`${idPrefix.hs}_`);
+    const credential = credentialOf(record.id);
     return {
       keyId: record.id,
-      // Tokens stored by earlier versions may say `admin`; a stream token never acts as one.
-      role: streamToken ? 'consumer' : record.role,
-      ...(streamToken ? { credential: 'stream-token' as const } : {}),
+      // Tokens stored by earlier versions may say `admin`; a token never acts as one.
+      role: credential === 'api-key' ? record.role : 'consumer',
+      ...(credential !== 'api-key' ? { credential } : {}),
       ...(record.consumer !== undefined ? { consumer: record.consumer } : {}),
       ...(record.types !== undefined ? { types: record.types } : {}),
       ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}),

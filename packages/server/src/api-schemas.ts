@@ -42,6 +42,13 @@ export const streamTokenSchema = z.object({
   types: z.array(z.string()).optional(),
 });
 
+export const portalSessionSchema = z.object({
+  url: z.string().describe('Opens the portal as the consumer: `…/portal#token=hp_…` (the token in the fragment, which no request carries)'),
+  token: z.string().describe('`hp_...`, for `<herald-portal token>` or `Authorization: Bearer`'),
+  expiresAt: z.string(),
+  consumer: z.string(),
+});
+
 export const subscriptionSchema = z
   .object({
     id: z.string(),

@@ -39,6 +39,7 @@ import { eventRoutes } from './routes/event-routes.js';
 import { eventTypeRoutes, eventTypesChannel, loadStoredEventTypes } from './routes/event-type-routes.js';
 import { mountHealthRoutes } from './routes/health-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
+import { portalSessionRoutes } from './routes/portal-session-routes.js';
 import { streamTokenRoutes } from './routes/stream-token-routes.js';
 import { subscriptionRoutes } from './routes/subscription-routes.js';
 import { attachHandlers, type HttpServer } from './server-attachment.js';
@@ -226,7 +227,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     next();
   });
   mountHealthRoutes(app, store, () => stopping);
-  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context)];
+  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context), ...portalSessionRoutes(context)];
   for (const route of builtInRoutes) mountRoute(api, route, routeOptions);
   const surface = (): ApiSurface => ({
     routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],

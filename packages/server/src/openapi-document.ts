@@ -107,8 +107,9 @@ function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation 
     responses['400'] = problem('The body is not valid JSON');
     responses['415'] = problem('The body is not application/json');
   }
-  responses['401'] = problem('No valid API key (or stream token)');
+  responses['401'] = problem('No valid API key (or stream or portal token)');
   if (definition.role === 'admin') responses['403'] = problem('Only an admin key may do this');
+  else if (!(definition.portalToken ?? definition.streamToken)) responses['403'] = problem('Not for a portal token (`portal-token-forbidden`) or a stream token');
   if (params.length > 0) responses['404'] = problem('Not found, or not this key’s to see');
   if (definition.body || definition.query) responses['422'] = problem('The input does not fit its schema; `errors` lists the issues');
 
@@ -121,7 +122,7 @@ function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation 
     operationId: operationId(definition.method, definition.path),
     tags: [tagOf(route)],
     ...(definition.summary ? { summary: definition.summary } : {}),
-    ...(definition.role === 'admin' ? { description: 'Admin keys only.' } : {}),
+    ...(definition.role === 'admin' ? { description: 'Admin keys only.' } : (definition.portalToken ?? definition.streamToken) ? { description: 'A portal token (`hp_...`) may call it, as its consumer.' } : {}),
     security: definition.queryToken ? [{ bearer: [] }, { accessToken: [] }] : [{ bearer: [] }],
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(body ? { requestBody: { required: !(definition.body as z.ZodType).safeParse(undefined).success, content: { 'application/json': { schema: body } } } } : {}),
@@ -196,7 +197,7 @@ export function openApiDocument(surface: ApiSurface, options: OpenApiOptions = {
     components: {
       schemas,
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An API key (`hk_...`), or a stream token (`hs_...`)' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API key (`hk_...`), a stream token (`hs_...`) or a portal token (`hp_...`)' },
         accessToken: { type: 'apiKey', in: 'query', name: 'access_token', description: 'A stream token, for browser EventSource, which cannot send headers' },
       },
     },

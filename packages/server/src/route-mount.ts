@@ -2,7 +2,9 @@ import {
   bearerCredential,
   ForbiddenError,
   HeraldError,
+  isPortalToken,
   isStreamToken,
+  PortalTokenForbiddenError,
   type Principal,
   type RouteDefinition,
   StreamTokenForbiddenError,
@@ -15,7 +17,7 @@ import type { z } from 'zod';
 import { refuseDeepJson } from './json-depth-guard.js';
 import type { RequestLimiter } from './rate-limiter.js';
 
-/** Resolves a credential (API key or stream token) to its principal. */
+/** Resolves a credential (API key, stream token or portal token) to its principal. */
 export type Authenticate = (credential: string) => Promise<Principal>;
 
 class UnsupportedMediaTypeError extends HeraldError {
@@ -76,6 +78,7 @@ export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition
   router[method](route.path, ...readBody, async (req, res) => {
     const principal = await (limiter ? limiter.authenticate(req, res, () => principalOf(req)) : principalOf(req));
     if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
+    if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
     if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
     const body = route.body ? parseInput(route.body, req.body, 'body') : (req.body as TBody);
     const query = route.query ? parseInput(route.query, req.query, 'query') : (req.query as TQuery);

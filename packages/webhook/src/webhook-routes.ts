@@ -44,6 +44,7 @@ export function webhookRoutes(
     defineRoute({
       method: 'POST',
       path: '/v1/subscriptions/:id/secret/rotate',
+      portalToken: true,
       summary: 'Rotate a webhook secret; the old one keeps signing for a grace period',
       body: rotateBody,
       async handle({ principal, params, body }) {
@@ -65,6 +66,7 @@ export function webhookRoutes(
     defineRoute({
       method: 'POST',
       path: '/v1/subscriptions/:id/verify',
+      portalToken: true,
       summary: 'Send the endpoint verification challenge now',
       async handle({ principal, params }) {
         const subscription = await reachable(principal, params.id as string);

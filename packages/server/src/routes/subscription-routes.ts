@@ -119,6 +119,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
     defineRoute({
       method: 'POST',
       path: '/v1/subscriptions',
+      portalToken: true,
       body: createBody,
       summary: 'Subscribe (a webhook’s `whsec_` secret is shown only in this response)',
       response: { status: 201, body: subscriptionSchema },
@@ -157,6 +158,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions',
+      portalToken: true,
       query: listQuery,
       summary: 'List subscriptions (a consumer sees its own)',
       response: { body: listOf(subscriptionSchema) },
@@ -172,6 +174,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
     defineRoute({
       method: 'GET',
       path: '/v1/subscriptions/:id',
+      portalToken: true,
       summary: 'Read a subscription',
       response: { body: subscriptionSchema },
       async handle({ params, principal }) {
@@ -181,6 +184,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
     defineRoute({
       method: 'PATCH',
       path: '/v1/subscriptions/:id',
+      portalToken: true,
       body: updateBody,
       summary: 'Change types, config, status or filter',
       response: { body: subscriptionSchema },
@@ -214,6 +218,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
     defineRoute({
       method: 'DELETE',
       path: '/v1/subscriptions/:id',
+      portalToken: true,
       summary: 'Unsubscribe',
       response: { status: 204 },
       async handle({ params, principal }) {

@@ -1,0 +1,497 @@
+import { css, html, LitElement, nothing, svg, type TemplateResult } from 'lit';
+import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
+import { exampleOf } from './example-of.js';
+import { PortalApi, type Delivery, type EventType, SessionEndedError, type Subscription } from './portal-api.js';
+
+/** The comma-separated event types of a form's `types` field. */
+function typesOf(form: HTMLFormElement): string[] {
+  return String(new FormData(form).get('types') ?? '')
+    .split(',')
+    .map((type) => type.trim())
+    .filter(Boolean);
+}
+
+type View = 'catalog' | 'subscriptions' | 'deliveries' | 'health' | 'tail';
+const views: { id: View; label: string }[] = [
+  { id: 'catalog', label: 'Catalog' },
+  { id: 'subscriptions', label: 'Subscriptions' },
+  { id: 'deliveries', label: 'Deliveries' },
+  { id: 'health', label: 'Health' },
+  { id: 'tail', label: 'Live tail' },
+];
+
+interface TailEvent {
+  seq: string;
+  type: string;
+  data: string;
+}
+
+/**
+ * `<herald-portal base-url="https://events.example.com" token="hp_…">`: a consumer's own portal, acting
+ * with a portal token (`POST /v1/portal-sessions`). Themed with CSS custom properties: `--herald-accent`,
+ * `--herald-bg`, `--herald-fg`, `--herald-muted`, `--herald-border`, `--herald-danger`, `--herald-radius`, `--herald-font`.
+ */
+export class HeraldPortal extends LitElement {
+  static override properties = {
+    baseUrl: { attribute: 'base-url' },
+    token: {},
+    transports: {},
+    view: { state: true },
+    ended: { state: true },
+    error: { state: true },
+    types: { state: true },
+    subscriptions: { state: true },
+    selected: { state: true },
+    deliveries: { state: true },
+    statusFilter: { state: true },
+    next: { state: true },
+    secret: { state: true },
+    tail: { state: true },
+    health: { state: true },
+  };
+
+  /** Where the Herald API is. @default '' (this page's origin) */
+  declare baseUrl: string;
+  /** The portal token (`hp_…`). */
+  declare token: string;
+  /** The transports offered when creating a subscription, comma-separated. @default 'webhook' */
+  declare transports: string;
+  declare view: View;
+  declare ended: boolean;
+  declare error: string;
+  declare types: EventType[];
+  declare subscriptions: Subscription[];
+  declare selected: string;
+  declare deliveries: Delivery[];
+  declare statusFilter: string;
+  declare next: number | null;
+  declare secret: string;
+  declare tail: TailEvent[];
+  declare health: { subscription: Subscription; health: EndpointHealth }[];
+  #tailAbort: AbortController | undefined;
+
+  constructor() {
+    super();
+    // Lit's reactive properties must not be class fields (they would shadow its accessors).
+    this.baseUrl = '';
+    this.token = '';
+    this.transports = 'webhook';
+    this.view = 'subscriptions';
+    this.ended = false;
+    this.error = '';
+    this.types = [];
+    this.subscriptions = [];
+    this.selected = '';
+    this.deliveries = [];
+    this.statusFilter = '';
+    this.next = null;
+    this.secret = '';
+    this.tail = [];
+    this.health = [];
+  }
+
+  get #api(): PortalApi {
+    return new PortalApi(this.baseUrl, this.token);
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    void this.#run(() => this.#loadAll());
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.#tailAbort?.abort();
+  }
+
+  /** Runs an API step; a 401 ends the session, any other failure is shown. */
+  async #run(step: () => Promise<void>): Promise<void> {
+    this.error = '';
+    try {
+      await step();
+    } catch (error) {
+      if (error instanceof SessionEndedError) {
+        this.ended = true;
+        this.#tailAbort?.abort();
+      } else this.error = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  async #loadAll(): Promise<void> {
+    const [types, subscriptions] = await Promise.all([this.#api.eventTypes(), this.#api.subscriptions()]);
+    this.types = types;
+    this.subscriptions = subscriptions;
+    if (!this.selected && subscriptions[0]) this.selected = subscriptions[0].id;
+  }
+
+  #show(view: View): void {
+    this.view = view;
+    if (view === 'deliveries') void this.#run(() => this.#loadDeliveries());
+    if (view === 'health') void this.#run(() => this.#loadHealth());
+    if (view === 'tail') this.#startTail();
+    else this.#tailAbort?.abort();
+  }
+
+  #showDeliveriesOf(id: string): void {
+    this.selected = id;
+    this.#show('deliveries');
+  }
+
+  /** A form's submit handler: runs `step` with the form instead of navigating. */
+  #onSubmit(step: (form: HTMLFormElement) => Promise<void>): (event: Event) => void {
+    return (event) => {
+      event.preventDefault();
+      void this.#run(() => step(event.target as HTMLFormElement));
+    };
+  }
+
+  /** A deliveries filter's change handler: sets it, then loads the first page again. */
+  #onPick(set: (value: string) => void): (event: Event) => void {
+    return (event) => {
+      set((event.target as HTMLSelectElement).value);
+      void this.#run(() => this.#loadDeliveries());
+    };
+  }
+
+  async #loadDeliveries(before?: number): Promise<void> {
+    if (!this.selected) return;
+    const page = await this.#api.deliveries(this.selected, this.statusFilter, before);
+    this.deliveries = before === undefined ? page.data : [...this.deliveries, ...page.data];
+    this.next = page.next;
+  }
+
+  /** The health of every push subscription over the last 24 hours (the others have no deliveries: 404, left out). */
+  async #loadHealth(): Promise<void> {
+    const now = Date.now();
+    const rows: { subscription: Subscription; health: EndpointHealth }[] = [];
+    for (const subscription of this.subscriptions) {
+      try {
+        rows.push({ subscription, health: endpointHealth(await this.#api.deliveriesSince(subscription.id, now - 86_400_000), now) });
+      } catch (error) {
+        if (error instanceof SessionEndedError) throw error;
+      }
+    }
+    this.health = rows;
+  }
+
+  #startTail(): void {
+    this.#tailAbort?.abort();
+    const abort = new AbortController();
+    this.#tailAbort = abort;
+    void this.#run(() =>
+      this.#api.stream(abort.signal, (event) => {
+        this.tail = [event, ...this.tail].slice(0, 100);
+      }),
+    );
+  }
+
+  async #create(form: HTMLFormElement): Promise<void> {
+    const data = new FormData(form);
+    const transport = String(data.get('transport'));
+    const types = typesOf(form);
+    const url = String(data.get('url') ?? '').trim();
+    const created = await this.#api.createSubscription({ transport, types, config: transport === 'webhook' ? { url } : {} });
+    this.secret = typeof created.config.secret === 'string' ? created.config.secret : '';
+    this.selected = created.id;
+    form.reset();
+    this.subscriptions = await this.#api.subscriptions();
+  }
+
+  async #setStatus(subscription: Subscription, status: 'active' | 'paused'): Promise<void> {
+    await this.#api.updateSubscription(subscription.id, { status });
+    this.subscriptions = await this.#api.subscriptions();
+  }
+
+  async #setTypes(subscription: Subscription, form: HTMLFormElement): Promise<void> {
+    await this.#api.updateSubscription(subscription.id, { types: typesOf(form) });
+    this.subscriptions = await this.#api.subscriptions();
+  }
+
+  async #delete(subscription: Subscription): Promise<void> {
+    await this.#api.deleteSubscription(subscription.id);
+    if (this.selected === subscription.id) this.selected = '';
+    this.subscriptions = await this.#api.subscriptions();
+  }
+
+  async #rotate(subscription: Subscription): Promise<void> {
+    this.secret = await this.#api.rotateSecret(subscription.id);
+  }
+
+  async #retry(delivery: Delivery): Promise<void> {
+    await this.#api.retry(delivery.id);
+    await this.#loadDeliveries();
+  }
+
+  async #replay(form: HTMLFormElement): Promise<void> {
+    const after = Number(new FormData(form).get('after'));
+    await this.#api.replay(this.selected, after);
+    this.error = '';
+    await this.#loadDeliveries();
+  }
+
+  override render(): TemplateResult {
+    if (this.ended) {
+      return html`<main class="ended" data-testid="portal-ended" role="alert">
+        <h1>Session ended</h1>
+        <p>This portal session has expired or was revoked. Open the portal again from the application that sent you here.</p>
+      </main>`;
+    }
+    return html`<div class="portal">
+      <header>
+        <h1>Event portal</h1>
+        <nav aria-label="Portal views">
+          ${views.map(
+            ({ id, label }) =>
+              html`<button type="button" aria-current=${this.view === id ? 'page' : 'false'} @click=${() => this.#show(id)}>${label}</button>`,
+          )}
+        </nav>
+      </header>
+      ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing}
+      <main>${this.#renderView()}</main>
+    </div>`;
+  }
+
+  #renderView(): TemplateResult {
+    switch (this.view) {
+      case 'catalog':
+        return this.#renderCatalog();
+      case 'subscriptions':
+        return this.#renderSubscriptions();
+      case 'deliveries':
+        return this.#renderDeliveries();
+      case 'health':
+        return this.#renderHealth();
+      case 'tail':
+        return this.#renderTail();
+    }
+  }
+
+  #renderCatalog(): TemplateResult {
+    return html`<section data-testid="portal-catalog" aria-labelledby="catalog-title">
+      <h2 id="catalog-title">Event types</h2>
+      ${this.types.map(
+        (type) => html`<article class="card">
+          <h3>${type.name}</h3>
+          <p>${type.description ?? 'No description.'}</p>
+          <details>
+            <summary>JSON Schema</summary>
+            <pre>${JSON.stringify(type.schema ?? {}, null, 2)}</pre>
+          </details>
+          <details open>
+            <summary>Example</summary>
+            <pre>${JSON.stringify(exampleOf(type.schema), null, 2)}</pre>
+          </details>
+        </article>`,
+      )}
+    </section>`;
+  }
+
+  #renderSubscriptions(): TemplateResult {
+    const transports = this.transports.split(',').map((name) => name.trim()).filter(Boolean);
+    return html`<section data-testid="portal-subscriptions" aria-labelledby="subscriptions-title">
+      <h2 id="subscriptions-title">Subscriptions</h2>
+      <form class="card create" @submit=${this.#onSubmit((form) => this.#create(form))}>
+        <h3>New subscription</h3>
+        <label>Transport
+          <select name="transport" data-testid="portal-create-transport">${transports.map((name) => html`<option>${name}</option>`)}</select>
+        </label>
+        <label>Event types (comma-separated, patterns allowed)
+          <input name="types" required data-testid="portal-create-types" placeholder="order.*" />
+        </label>
+        <label>Endpoint URL (webhook)
+          <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
+        </label>
+        <button type="submit" data-testid="portal-create-submit">Create</button>
+      </form>
+      ${this.secret
+        ? html`<div class="card secret" role="status">
+            <p>Signing secret, shown only now: keep it.</p>
+            <code data-testid="portal-secret">${this.secret}</code>
+          </div>`
+        : nothing}
+      <table>
+        <caption class="visually-hidden">Your subscriptions</caption>
+        <thead><tr><th scope="col">Id</th><th scope="col">Transport</th><th scope="col">Types</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
+        <tbody>
+          ${this.subscriptions.map(
+            (subscription) => html`<tr data-testid="subscription-row" data-id=${subscription.id}>
+              <td data-label="Id"><code>${subscription.id}</code></td>
+              <td data-label="Transport">${subscription.transport}</td>
+              <td data-label="Types">
+                <form class="types" @submit=${this.#onSubmit((form) => this.#setTypes(subscription, form))}>
+                  <label><span class="visually-hidden">Event types of ${subscription.id}</span>
+                    <input name="types" required .value=${subscription.types.join(', ')} data-testid="subscription-types" />
+                  </label>
+                  <button type="submit" class="secondary">Save types</button>
+                </form>
+              </td>
+              <td data-label="Status">${subscription.status}</td>
+              <td data-label="Actions" class="actions">
+                ${subscription.status === 'paused'
+                  ? html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'active'))}>Resume</button>`
+                  : html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'paused'))}>Pause</button>`}
+                ${subscription.transport === 'webhook'
+                  ? html`<button type="button" @click=${() => this.#run(() => this.#rotate(subscription))}>Rotate secret</button>`
+                  : nothing}
+                <button type="button" @click=${() => this.#showDeliveriesOf(subscription.id)}>Deliveries</button>
+                <button type="button" class="danger" @click=${() => this.#run(() => this.#delete(subscription))}>Delete</button>
+              </td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>
+    </section>`;
+  }
+
+  #renderDeliveries(): TemplateResult {
+    return html`<section data-testid="portal-deliveries" aria-labelledby="deliveries-title">
+      <h2 id="deliveries-title">Deliveries</h2>
+      <div class="toolbar">
+        <label>Subscription
+          <select @change=${this.#onPick((value) => {
+            this.selected = value;
+          })}>
+            ${this.subscriptions.map((subscription) => html`<option value=${subscription.id} ?selected=${subscription.id === this.selected}>${subscription.id} (${subscription.transport})</option>`)}
+          </select>
+        </label>
+        <label>Status
+          <select @change=${this.#onPick((value) => {
+            this.statusFilter = value;
+          })}>
+            ${['', 'pending', 'delivered', 'failed'].map((status) => html`<option value=${status} ?selected=${status === this.statusFilter}>${status || 'any'}</option>`)}
+          </select>
+        </label>
+        <button type="button" @click=${() => this.#run(() => this.#loadDeliveries())}>Refresh</button>
+      </div>
+      <form class="toolbar" @submit=${this.#onSubmit((form) => this.#replay(form))}>
+        <label>Replay every event after seq
+          <input name="after" type="number" min="0" required value="0" data-testid="portal-replay-after" />
+        </label>
+        <button type="submit" data-testid="portal-replay-submit">Replay</button>
+      </form>
+      <ul class="deliveries">
+        ${this.deliveries.map(
+          (delivery) => html`<li class="card" data-testid="delivery-row" data-status=${delivery.status}>
+            <p><strong>Event #${delivery.eventSeq}</strong> · <span class="status">${delivery.status}</span> · ${delivery.attemptCount} attempt(s)
+              <button type="button" data-testid="delivery-retry" @click=${() => this.#run(() => this.#retry(delivery))}>Retry</button>
+            </p>
+            <ol>
+              ${delivery.attempts.map(
+                (attempt) => html`<li data-testid="delivery-attempt" data-status=${attempt.status}>
+                  ${attempt.status} · HTTP ${attempt.responseStatus ?? '–'} · ${attempt.durationMs} ms
+                  ${attempt.responseBody ? html`<pre>${attempt.responseBody}</pre>` : nothing}
+                  ${attempt.error ? html`<pre>${attempt.error}</pre>` : nothing}
+                </li>`,
+              )}
+            </ol>
+          </li>`,
+        )}
+      </ul>
+      ${this.deliveries.length === 0 ? html`<p>No deliveries yet.</p>` : nothing}
+      ${this.next !== null ? html`<button type="button" @click=${() => this.#run(() => this.#loadDeliveries(this.next ?? undefined))}>Older</button>` : nothing}
+    </section>`;
+  }
+
+  #renderHealth(): TemplateResult {
+    const percent = (rate: number | null) => (rate === null ? '–' : `${Math.round(rate * 100)}%`);
+    return html`<section data-testid="portal-health" aria-labelledby="health-title">
+      <h2 id="health-title">Health, last 24 hours</h2>
+      ${this.health.length === 0 ? html`<p>No push subscriptions.</p>` : nothing}
+      ${this.health.map(({ subscription, health }) => {
+        const summary = `${percent(health.successRate)} of ${health.attempts} attempts succeeded, median latency ${health.medianMs ?? '–'} ms`;
+        const slowest = Math.max(1, ...health.hours.map((hour) => hour.medianMs ?? 0));
+        return html`<article class="card" data-testid="health-endpoint" data-id=${subscription.id}>
+          <h3><code>${subscription.id}</code> ${String(subscription.config.url ?? subscription.transport)}</h3>
+          <p data-testid="health-summary">${summary}</p>
+          <svg class="chart" viewBox="0 0 240 60" role="img" aria-label=${`Hour by hour: ${summary}`}>
+            ${health.hours.map((hour, index) => {
+              const height = hour.attempts === 0 ? 0 : (hour.succeeded / hour.attempts) * 50;
+              return svg`<rect class="failed" x=${index * 10 + 1} y="5" width="8" height=${hour.attempts === 0 ? 0 : 50 - height}></rect>
+                <rect class="succeeded" x=${index * 10 + 1} y=${55 - height} width="8" height=${height}></rect>`;
+            })}
+            <polyline class="latency" points=${health.hours
+              .map((hour, index) => (hour.medianMs === null ? '' : `${index * 10 + 5},${55 - (hour.medianMs / slowest) * 50}`))
+              .filter(Boolean)
+              .join(' ')}></polyline>
+            ${health.hours.map((hour, index) =>
+              hour.medianMs === null ? nothing : svg`<circle class="latency-point" cx=${index * 10 + 5} cy=${55 - (hour.medianMs / slowest) * 50} r="2"></circle>`,
+            )}
+          </svg>
+          <p class="legend"><span class="swatch succeeded"></span> succeeded · <span class="swatch failed"></span> failed · line and dots: median latency (top: ${slowest} ms)</p>
+        </article>`;
+      })}
+    </section>`;
+  }
+
+  #renderTail(): TemplateResult {
+    return html`<section data-testid="portal-tail" aria-labelledby="tail-title">
+      <h2 id="tail-title">Live tail</h2>
+      <p>Events for you, as they are published.</p>
+      <ol class="tail" aria-live="polite">
+        ${this.tail.map((event) => html`<li><code>#${event.seq}</code> <strong>${event.type}</strong> <code>${event.data}</code></li>`)}
+      </ol>
+    </section>`;
+  }
+
+  static override styles = css`
+    :host {
+      --_accent: var(--herald-accent, #1d4ed8);
+      --_bg: var(--herald-bg, #ffffff);
+      --_fg: var(--herald-fg, #111827);
+      --_muted: var(--herald-muted, #4b5563);
+      --_border: var(--herald-border, #d1d5db);
+      --_danger: var(--herald-danger, #b91c1c);
+      --_radius: var(--herald-radius, 6px);
+      display: block;
+      background: var(--_bg);
+      color: var(--_fg);
+      font: 15px/1.5 var(--herald-font, system-ui, sans-serif);
+    }
+    .portal, .ended { max-width: 72rem; margin: 0 auto; padding: 1rem; }
+    header { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; justify-content: space-between; }
+    h1 { font-size: 1.4rem; margin: 0; }
+    nav { display: flex; flex-wrap: wrap; gap: 0.25rem; }
+    button { font: inherit; border: 1px solid var(--_accent); background: var(--_bg); color: var(--_accent); border-radius: var(--_radius); padding: 0.3rem 0.7rem; cursor: pointer; }
+    button[type='submit']:not(.secondary), button[aria-current='page'] { background: var(--_accent); color: #fff; }
+    .types { display: flex; flex-wrap: wrap; gap: 0.25rem; align-items: end; }
+    button.danger { border-color: var(--_danger); color: var(--_danger); }
+    button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
+    input, select { font: inherit; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }
+    label { display: flex; flex-direction: column; gap: 0.2rem; color: var(--_fg); }
+    .card { border: 1px solid var(--_border); border-radius: var(--_radius); padding: 0.75rem; margin: 0.75rem 0; }
+    .create { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap: 0.75rem; align-items: end; }
+    .create h3 { grid-column: 1 / -1; margin: 0; }
+    .toolbar { display: flex; flex-wrap: wrap; gap: 0.75rem; align-items: end; margin: 0.5rem 0; }
+    table { width: 100%; border-collapse: collapse; }
+    th, td { text-align: left; padding: 0.4rem; border-bottom: 1px solid var(--_border); vertical-align: top; }
+    .actions { display: flex; flex-wrap: wrap; gap: 0.25rem; }
+    pre { background: color-mix(in srgb, var(--_fg) 6%, var(--_bg)); padding: 0.5rem; overflow: auto; border-radius: var(--_radius); max-height: 16rem; }
+    code { overflow-wrap: anywhere; }
+    .deliveries { list-style: none; padding: 0; }
+    .error { color: var(--_danger); font-weight: 600; }
+    .secret code { font-size: 1.05rem; }
+    .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+    .chart { width: 100%; max-width: 36rem; height: auto; border-bottom: 1px solid var(--_border); }
+    .chart .succeeded, .swatch.succeeded { fill: var(--_accent); background: var(--_accent); }
+    .chart .failed, .swatch.failed { fill: var(--_danger); background: var(--_danger); }
+    .chart .latency { fill: none; stroke: var(--_fg); stroke-width: 1.5; }
+    .chart .latency-point { fill: var(--_fg); }
+    .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; vertical-align: middle; }
+    .legend { color: var(--_muted); font-size: 0.85rem; }
+    .tail { font-family: ui-monospace, monospace; font-size: 0.85rem; }
+    @media (max-width: 40rem) {
+      thead { display: none; }
+      tr, td { display: block; }
+      td::before { content: attr(data-label) ': '; font-weight: 600; }
+      tr { border-bottom: 2px solid var(--_border); padding: 0.5rem 0; }
+    }
+  `;
+}
+
+if (!customElements.get('herald-portal')) customElements.define('herald-portal', HeraldPortal);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'herald-portal': HeraldPortal;
+  }
+}

@@ -1,0 +1,9 @@
+import { defineConfig } from 'vite';
+
+/** Builds the portal app (app/) into app/dist (apart from the tsc build in dist), which `portal()` serves; assets are relative, so it works under any path. */
+export default defineConfig({
+  root: 'app',
+  base: './',
+  logLevel: 'warn',
+  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
+});

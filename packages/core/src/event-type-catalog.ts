@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, toIssues, UnknownEventTypeError, ValidationError } from './errors.js';
 import { eventTypeName } from './names.js';
+import { patternMatches } from './pattern-cache.js';
 
 /** An event type: its name, the schema its `data` must satisfy, and a description. */
 export interface EventTypeDefinition<TName extends string = string, TSchema extends z.ZodType = z.ZodType> {
@@ -106,6 +107,22 @@ export class EventCatalog {
 
   list(): EventTypeInfo[] {
     return [...this.#entries.values()].map((entry) => entry.info).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The catalog's type names that `patterns` match, so that a read of the log asks for exact types (an
+   * index range each) rather than scanning every event for a pattern. Undefined for `**`, which is every
+   * type, also those the catalog no longer holds. Events of a type no longer in the catalog are found only
+   * by its exact name.
+   */
+  typesMatching(patterns: readonly string[]): string[] | undefined {
+    if (patterns.includes('**')) return undefined;
+    const names = new Set(patterns.filter((pattern) => !pattern.includes('*')));
+    const wildcards = patterns.filter((pattern) => pattern.includes('*'));
+    if (wildcards.length > 0) {
+      for (const name of this.#entries.keys()) if (wildcards.some((pattern) => patternMatches(pattern, name))) names.add(name);
+    }
+    return [...names];
   }
 
   /** Returns the parsed data, or throws UnknownEventTypeError / ValidationError with the issues. */

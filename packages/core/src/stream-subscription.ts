@@ -294,7 +294,8 @@ export class StreamSubscription {
         sink.reset(this, after > latest ? 'ahead' : 'expired', this.position);
         if (this.#durable !== undefined) this.#passOver(this.#durable);
       } else {
-        const types = this.#durable !== undefined ? ['**'] : this.#patterns;
+        // The catalog's names for the patterns: an index range each (a durable subscription judges types as it hands over).
+        const types = this.#durable !== undefined ? undefined : sessions.context.catalog.typesMatching(this.#patterns);
         const visible = this.#visibleTo;
         let read = 0;
         let holding: HeraldEvent[] | undefined;
@@ -305,7 +306,15 @@ export class StreamSubscription {
             if (this.#closed) return false;
             if (read === pages) return this.#stopCatchingUp();
             read += 1;
-            const page = await store.read({ after: this.position, limit: sessions.replayBatchSize, types, ...(visible !== undefined ? { visibleTo: visible } : {}) });
+            const page =
+              types?.length === 0
+                ? []
+                : await store.read({
+                    after: this.position,
+                    limit: sessions.replayBatchSize,
+                    ...(types ? { types } : {}),
+                    ...(visible !== undefined ? { visibleTo: visible } : {}),
+                  });
             if (this.#closed) return false;
             if (page.length === 0) break;
             if (!this.#hand(page)) return this.#stopCatchingUp();

@@ -70,14 +70,14 @@ const finishedRetention = 3_600_000;
  * Replays live in this process: a restart drops the one in flight (its batches already made stay).
  */
 export class ReplayRunner {
-  readonly #context: Pick<TransportContext, 'store' | 'bus' | 'subscriptions' | 'logger'>;
+  readonly #context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>;
   readonly #outbox: Outbox;
   readonly #batchSize: number;
   readonly #wake: (subscription: Subscription) => void;
   /** The running or last replay of each subscription. */
   readonly #replays = new Map<string, Replay>();
 
-  constructor(context: Pick<TransportContext, 'store' | 'bus' | 'subscriptions' | 'logger'>, outbox: Outbox, options: ReplayRunnerOptions) {
+  constructor(context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>, outbox: Outbox, options: ReplayRunnerOptions) {
     this.#context = context;
     this.#outbox = outbox;
     this.#batchSize = options.batchSize ?? 500;
@@ -143,7 +143,7 @@ export class ReplayRunner {
   }
 
   async #run({ view, abort }: Replay): Promise<void> {
-    const { store, subscriptions, logger } = this.#context;
+    const { store, catalog, subscriptions, logger } = this.#context;
     // The end of the batch before the last: once nothing of this replay up to it is pending, the next batch is made.
     let drainedUpTo = view.after;
     let lastBatchEnd = view.after;
@@ -153,9 +153,14 @@ export class ReplayRunner {
         // The subscription as it is now: its types, its consumer, and whether it still exists.
         const subscription = await subscriptions.get(view.subscriptionId);
         if (!subscription) return this.#finish(view, 'cancelled', 'the subscription was deleted');
-        const events = (
-          await store.read({ after: view.position, limit: this.#batchSize, types: subscription.types, visibleTo: subscription.consumer })
-        ).filter((event) => event.seq <= view.until);
+        // The catalog's names for the subscription's patterns: an index range each.
+        const types = catalog.typesMatching(subscription.types);
+        const events =
+          types?.length === 0
+            ? []
+            : (await store.read({ after: view.position, limit: this.#batchSize, ...(types ? { types } : {}), visibleTo: subscription.consumer })).filter(
+                (event) => event.seq <= view.until,
+              );
         if (abort.signal.aborted) break;
         if (events.length > 0) {
           const now = Date.now();

@@ -12,8 +12,13 @@ export const publishResultSchema = z.object({ id: z.string(), seq: z.number().in
 
 export const eventPageSchema = z.object({
   data: z.array(eventEnvelopeSchema),
-  next: z.number().int().describe('Pass as `after` to read on'),
+  next: z.number().int().describe('Pass as `after` to read on; it always moves forward, past the events this reader does not get'),
   hasMore: z.boolean(),
+  oldest: z
+    .number()
+    .int()
+    .nullable()
+    .describe('The oldest `seq` the log still holds in full (older events were pruned; see the retention guide); null while it is empty'),
 });
 
 export const eventTypeInfoSchema = z

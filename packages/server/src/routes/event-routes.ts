@@ -15,7 +15,7 @@ const readQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
+export function eventRoutes({ bus, store, catalog }: ServerContext): RouteDefinition[] {
   return [
     defineRoute({
       method: 'POST',
@@ -41,15 +41,24 @@ export function eventRoutes({ bus, store }: ServerContext): RouteDefinition[] {
         if (query.types !== undefined && outside.length > 0) {
           throw new ForbiddenError(`This stream token does not cover ${outside.join(', ')}`);
         }
-        const types = query.types ?? principal.types;
+        const patterns = query.types ?? principal.types;
+        const types = patterns && catalog.typesMatching(patterns);
         const reader = visibleTo(principal);
-        const events = await store.read({
-          after: query.after,
-          limit: query.limit,
-          ...(types ? { types } : {}),
-          ...(reader !== undefined ? { visibleTo: reader } : {}),
-        });
-        return { body: { data: events, next: events.at(-1)?.seq ?? query.after, hasMore: events.length === query.limit } };
+        // Read first: every event up to `latest` is committed (appends commit in seq order), so a page that is
+        // not full has seen them all, and `next` moves past the events of other types at the end of the log.
+        const { latest, oldest } = await store.bounds();
+        const events =
+          types?.length === 0
+            ? []
+            : await store.read({
+                after: query.after,
+                limit: query.limit,
+                ...(types ? { types } : {}),
+                ...(reader !== undefined ? { visibleTo: reader } : {}),
+              });
+        const full = events.length === query.limit;
+        const last = events.at(-1)?.seq ?? query.after;
+        return { body: { data: events, next: full ? last : Math.max(last, latest, query.after), hasMore: full, oldest } };
       },
     }),
   ];

@@ -22,6 +22,10 @@ export interface StoredEventType {
   description?: string;
   /** JSON Schema of the data. */
   schema?: Record<string, unknown>;
+  /** Its own retention (e.g. `90d`), instead of the log's. */
+  retention?: string;
+  /** `subject`: beyond the retention, the newest event of each subject is kept. */
+  compaction?: 'subject';
   createdAt: string;
 }
 

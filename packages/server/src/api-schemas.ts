@@ -26,6 +26,8 @@ export const eventTypeInfoSchema = z
     name: z.string(),
     description: z.string().optional(),
     schema: z.record(z.string(), z.unknown()).describe('JSON Schema of `data`'),
+    retention: z.string().optional().describe("How long this type's events are kept, when not the log's retention"),
+    compaction: z.enum(['subject']).optional().describe('`subject`: beyond the retention, the newest event of each subject is kept'),
     origin: z.enum(['code', 'api']),
   });
 

@@ -8,6 +8,9 @@ import { migrate, runMigrations } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import { ManyRowInsert } from './many-row-insert.js';
+import { type LogHold, logFloor, type PruneResult, SqlLogPruner } from './log-prune.js';
+import { logBytes } from './log-size.js';
+import type { RetentionRules } from '../log-retention.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
@@ -58,6 +61,8 @@ export class SqlStore implements Store {
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
   readonly #insertEvents = eventInsert();
+  readonly #logHolds: LogHold[] = [];
+  #pruner?: SqlLogPruner;
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, options: SqlStoreOptions = {}) {
     this.#db = db;
@@ -80,7 +85,13 @@ export class SqlStore implements Store {
   extend<T>(extension: SqlStoreExtension<T>): Promise<T> {
     let extended = this.#extensions.get(extension) as Promise<T> | undefined;
     if (!extended) {
-      const context: SqlStoreContext = { db: this.#db, flavor: this.#flavor, gate: this.#gate, rows: { event: toEvent, subscription: toSubscription } };
+      const context: SqlStoreContext = {
+        db: this.#db,
+        flavor: this.#flavor,
+        gate: this.#gate,
+        rows: { event: toEvent, subscription: toSubscription },
+        holdLog: (hold) => void this.#logHolds.push(hold),
+      };
       const tables = { table: `herald_${extension.name}_migration`, lockTable: `herald_${extension.name}_migration_lock` };
       extended = this.#gate
         .run(() => runMigrations(this.#db as Kysely<unknown>, extension.migrations(this.#flavor), tables), Date.now(), initLockTimeout)
@@ -201,15 +212,37 @@ export class SqlStore implements Store {
     return (await query.execute(this.#db)).rows.map(toEvent);
   }
 
+  /** `oldest` is past the log's floor once it was pruned (see `prune`): the events a type keeps below it do not count. */
   async bounds(): Promise<LogBounds> {
+    const [row, floor] = await Promise.all([
+      this.#db
+        .selectFrom('herald_events')
+        .select((eb) => [eb.fn.min('seq').as('oldest'), eb.fn.max('seq').as('latest')])
+        .executeTakeFirst(),
+      logFloor(this.#db),
+    ]);
+    const latest = row?.latest == null ? 0 : Number(row.latest);
+    if (floor > 0) return { oldest: floor + 1, latest: Math.max(latest, floor) };
+    return { oldest: row?.oldest == null ? null : Number(row.oldest), latest };
+  }
+
+  /**
+   * Prunes one round of the log by `rules` (at most `batchSize` events looked at per rule, each delete its own
+   * short transaction), never an event an extension holds (`SqlStoreContext.holdLog`) nor the newest one.
+   * @param now ms since the epoch, for the retentions.
+   */
+  prune(rules: RetentionRules, now = Date.now(), batchSize = 500): Promise<PruneResult> {
+    this.#pruner ??= new SqlLogPruner(this.#db, this.#gate, this.#logHolds);
+    return this.#pruner.prune(rules, now, batchSize);
+  }
+
+  /** How many events the log holds, and how many bytes it takes (SQLite: the database file's pages in use). */
+  async logSize(): Promise<{ events: number; bytes: number }> {
     const row = await this.#db
       .selectFrom('herald_events')
-      .select((eb) => [eb.fn.min('seq').as('oldest'), eb.fn.max('seq').as('latest')])
+      .select((eb) => eb.fn.countAll().as('events'))
       .executeTakeFirst();
-    return {
-      oldest: row?.oldest == null ? null : Number(row.oldest),
-      latest: row?.latest == null ? 0 : Number(row.latest),
-    };
+    return { events: Number(row?.events ?? 0), bytes: await logBytes(this.#db, this.#flavor) };
   }
 
   readonly eventTypes = {
@@ -219,6 +252,8 @@ export class SqlStore implements Store {
         name: row.name,
         ...(row.description !== null ? { description: row.description } : {}),
         ...(row.schema !== null ? { schema: JSON.parse(row.schema) as Record<string, unknown> } : {}),
+        ...(row.retention !== null ? { retention: row.retention } : {}),
+        ...(row.compaction !== null ? { compaction: row.compaction as 'subject' } : {}),
         createdAt: row.created_at,
       }));
     },
@@ -230,6 +265,8 @@ export class SqlStore implements Store {
             name: eventType.name,
             description: eventType.description ?? null,
             schema: eventType.schema ? JSON.stringify(eventType.schema) : null,
+            retention: eventType.retention ?? null,
+            compaction: eventType.compaction ?? null,
             created_at: eventType.createdAt,
           })
           .onConflict((oc) => oc.column('name').doNothing())

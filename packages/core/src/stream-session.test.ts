@@ -110,7 +110,7 @@ async function streaming(options: Partial<StreamSessionsOptions> & { path?: stri
 /** A connection that keeps what it is sent, and closes its session when the server ends it, as a transport's would. */
 class RecordingSink implements StreamSink {
   readonly delivered = new Map<string, HeraldEvent[]>();
-  readonly resets: { id: string; reason: ResetReason; latest: number }[] = [];
+  readonly resets: { id: string; reason: ResetReason; latest: number; oldest?: number }[] = [];
   readonly ended: StreamEndReason[] = [];
   /** Writes: a corked batch counts once, like one system call. */
   writes = 0;
@@ -141,8 +141,8 @@ class RecordingSink implements StreamSink {
     this.writes += 1;
   }
 
-  reset(subscription: StreamSubscription, reason: ResetReason, latest: number): void {
-    this.resets.push({ id: subscription.id, reason, latest });
+  reset(subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void {
+    this.resets.push({ id: subscription.id, reason, latest, ...(oldest !== undefined ? { oldest } : {}) });
   }
 
   end(reason: StreamEndReason): void {
@@ -361,7 +361,7 @@ describe('resume', () => {
     }, 30_000);
   }
 
-  it('resets when the resume position is past the end of the log, or older than the log keeps, then goes on live', async () => {
+  it('resets when the resume position is past the end of the log (then goes on live), or older than the log keeps (then goes on with what it holds)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-stream-session-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const path = join(dir, 'herald.db');
@@ -371,12 +371,14 @@ describe('resume', () => {
     expect(ahead.sink.resets).toEqual([{ id: 'ahead', reason: 'ahead', latest: 5 }]);
     expect(ahead.subscription.position).toBe(5);
 
-    // The log no longer keeps its first three events (as retention would drop them).
+    // The log no longer keeps its first three events (as retention drops them: the floor moves past them).
     const database = new Database(path);
     database.prepare('DELETE FROM herald_events WHERE seq <= 3').run();
+    database.prepare("UPDATE herald_counters SET value = 3 WHERE name = 'log_floor'").run();
     database.close();
     const expired = await subscribe(streams, admin, { id: 'expired', types: ['**'], after: 1 });
-    expect(expired.sink.resets).toEqual([{ id: 'expired', reason: 'expired', latest: 5 }]);
+    expect(expired.sink.resets).toEqual([{ id: 'expired', reason: 'expired', latest: 1, oldest: 4 }]);
+    expect(seqs(expired.sink.events('expired'))).toEqual([4, 5]);
     const kept = await subscribe(streams, admin, { id: 'kept', types: ['**'], after: 3 });
     expect(kept.sink.resets).toEqual([]);
     expect(seqs(kept.sink.events('kept'))).toEqual([4, 5]);

@@ -126,6 +126,7 @@ describe.each([
       '0005_outbox_holds',
       '0006_delivering_attempt_on_row',
       '0007_write_probe',
+      '0009_log_retention',
     ]);
     expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt']);
   });

@@ -28,6 +28,7 @@ export class HeraldMetrics {
   readonly #latency: Histogram<'transport'>;
   readonly #connections: Gauge<'transport'>;
   readonly #backlogs = new Map<string, () => number | Promise<number>>();
+  readonly #cursorResets: Counter<'transport'>;
 
   constructor(latestSeq: () => number, cachedCredentials: () => number) {
     const registers = [this.#registry];
@@ -69,6 +70,12 @@ export class HeraldMetrics {
     this.#connections = new Gauge({
       name: 'herald_connected_clients',
       help: 'Open client connections by transport: upgraded sockets and streaming responses',
+      labelNames: ['transport'],
+      registers,
+    });
+    this.#cursorResets = new Counter({
+      name: 'herald_cursor_resets_total',
+      help: "Durable subscriptions that attached with a cursor older than the log keeps (retention pruned past it), and were reset",
       labelNames: ['transport'],
       registers,
     });
@@ -155,6 +162,9 @@ export class HeraldMetrics {
       },
       backlog: (read) => {
         this.#backlogs.set(transport, read);
+      },
+      cursorReset: () => {
+        this.#cursorResets.inc({ transport });
       },
     };
   }

@@ -8,7 +8,8 @@ import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError, UnavailableError, ValidationError } from './errors.js';
 import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
-import { silentLogger } from './logger.js';
+import { type Logger, silentLogger } from './logger.js';
+import { recordingLogger } from './logger.test-support.js';
 import { memoryBroker } from './memory-broker.js';
 import type { Principal } from './principal.js';
 import { sqliteStore } from './sql/sqlite-store.js';
@@ -17,7 +18,7 @@ import type { StreamEndReason, StreamSession } from './stream-session.js';
 import { type StreamContext, StreamSessions, type StreamSessionsOptions } from './stream-sessions.js';
 import type { ResetReason, StreamRequest, StreamSink, StreamSubscription } from './stream-subscription.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
-import { type ConnectionLimiter, TooManyConnectionsError } from './transport.js';
+import { type ConnectionLimiter, TooManyConnectionsError, type TransportMetrics } from './transport.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -56,7 +57,9 @@ interface Streaming {
 }
 
 /** A real SQLite store (in memory, or a file), event bus, memory broker and subscription registry, and the sessions of a transport `test`. */
-async function streaming(options: Partial<StreamSessionsOptions> & { path?: string; maxConnections?: number } = {}): Promise<Streaming> {
+async function streaming(
+  options: Partial<StreamSessionsOptions> & { path?: string; maxConnections?: number; logger?: Logger; metrics?: TransportMetrics } = {},
+): Promise<Streaming> {
   const store = sqliteStore({ path: options.path ?? ':memory:' });
   await store.init();
   const broker = memoryBroker();
@@ -74,7 +77,8 @@ async function streaming(options: Partial<StreamSessionsOptions> & { path?: stri
     bus,
     catalog,
     subscriptions: registry,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
     connections: connectionLimit(options.maxConnections ?? 1000),
     onKeyRevoked(listener) {
       revocations.add(listener);
@@ -240,6 +244,29 @@ describe('ad hoc subscriptions', () => {
 });
 
 describe('durable subscriptions', () => {
+  it('a cursor left behind by retention is reset, logged and counted, then moves on: never stuck (issue 16)', async () => {
+    const logger = recordingLogger();
+    let cursorResets = 0;
+    const metrics: TransportMetrics = { delivered: () => {}, backlog: () => {}, cursorReset: () => void (cursorResets += 1) };
+    const streams = await streaming({ logger, metrics });
+    const id = await streams.durable('acme', ['order.created']);
+    for (let n = 1; n <= 5; n++) await streams.publish('order.created', n);
+    await streams.store.prune({ maxAge: 86_400_000, maxEvents: 2, types: new Map() });
+    expect((await streams.store.bounds()).oldest).toBe(4);
+
+    const { sink, subscription } = await subscribe(streams, consumerKey('acme'), { id: 'd', subscription: id });
+    expect(sink.resets).toEqual([{ id: 'd', reason: 'expired', latest: 0, oldest: 4 }]);
+    expect(seqs(sink.events('d'))).toEqual([4, 5]);
+    expect(cursorResets).toBe(1);
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ subscription: id, cursor: 0, oldest: 4 }) }),
+    );
+    // Reset at once to where the log is whole, then moved on as the client acknowledges.
+    await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(3));
+    expect(subscription.acknowledge(5)).toBe(true);
+    await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(5));
+  });
+
   it('resume from the stored cursor, and follow changes of their types and status at once', async () => {
     const streams = await streaming();
     const id = await streams.durable('acme', ['order.created']);

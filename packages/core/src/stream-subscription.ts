@@ -348,12 +348,14 @@ export class StreamSubscription {
     (this.#sink as StreamSink).reset(this, 'expired', after, oldest);
     const durable = this.#durable;
     if (durable === undefined) return;
-    // A durable cursor left behind by retention: said once per attachment, and moved on as the replay goes.
+    // A durable cursor left behind by retention: said, counted, and moved to where the log is whole.
     sessions.context.logger.warn(
       { subscription: durable.id, transport: sessions.transport, cursor: after, oldest },
       "a durable subscription's cursor is older than the log keeps: it is reset, and goes on with the oldest events kept",
     );
     sessions.context.metrics?.cursorReset?.();
+    // Reset: past what was pruned (what its types keep below `oldest` is still delivered now, but not waited for).
+    sessions.cursors.advance(durable.id, oldest - 1);
   }
 
   #stopCatchingUp(): false {

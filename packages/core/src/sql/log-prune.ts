@@ -1,6 +1,7 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { RetentionRules } from '../log-retention.js';
 import type { HeraldDatabase } from './schema.js';
+import type { SqlFlavor } from './sql-flavor.js';
 import type { WriteGate } from './write-gate.js';
 
 /** What one round of pruning did. */
@@ -36,13 +37,15 @@ interface Row {
  */
 export class SqlLogPruner {
   readonly #db: Kysely<HeraldDatabase>;
+  readonly #flavor: SqlFlavor;
   readonly #gate: WriteGate;
   readonly #holds: readonly LogHold[];
   /** For each type with a retention of its own: its events up to here were gone through. */
   readonly #typeMarks = new Map<string, number>();
 
-  constructor(db: Kysely<HeraldDatabase>, gate: WriteGate, holds: readonly LogHold[]) {
+  constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, gate: WriteGate, holds: readonly LogHold[]) {
     this.#db = db;
+    this.#flavor = flavor;
     this.#gate = gate;
     this.#holds = holds;
   }
@@ -93,11 +96,17 @@ export class SqlLogPruner {
       more ||= typeRows.length === batchSize && reached === typeRows.at(-1)?.seq;
     }
 
-    pruned += await this.#delete(doomed);
-    pruned += await this.#compact(compacted);
-    if (newFloor > floor) {
-      await this.#gate.run(() =>
-        this.#db.updateTable('herald_counters').set({ value: newFloor }).where('name', '=', 'log_floor').where('value', '<', newFloor).execute(),
+    if (doomed.length > 0 || compacted.length > 0 || newFloor > floor) {
+      // One transaction, not waited to disk: a power loss may undo it, which only leaves events to prune again.
+      const unsynced = this.#flavor.unsyncedTransaction?.bind(this.#flavor) ?? ((db, work) => db.transaction().execute(work));
+      pruned = await this.#gate.run(() =>
+        unsynced(this.#db, async (trx: Transaction<HeraldDatabase>) => {
+          const deleted = (await deleteSeqs(trx, doomed)) + (await compact(trx, compacted));
+          if (newFloor > floor) {
+            await trx.updateTable('herald_counters').set({ value: newFloor }).where('name', '=', 'log_floor').where('value', '<', newFloor).execute();
+          }
+          return deleted;
+        }),
       );
     }
     return { pruned, floor: newFloor, more };
@@ -123,53 +132,50 @@ export class SqlLogPruner {
     if (type !== undefined) query = query.where('type', '=', type);
     return (await query.execute()).map((row) => ({ ...row, seq: Number(row.seq) }));
   }
-
-  async #delete(seqs: readonly number[]): Promise<number> {
-    let deleted = 0;
-    for (let at = 0; at < seqs.length; at += deleteChunk) {
-      const part = seqs.slice(at, at + deleteChunk);
-      const result = await this.#gate.run(() => this.#db.deleteFrom('herald_events').where('seq', 'in', part).executeTakeFirst());
-      deleted += Number(result.numDeletedRows);
-    }
-    return deleted;
-  }
-
-  /** Expired events of compacted types: each goes unless it is the newest of its subject; older ones of that subject go with it. */
-  async #compact(rows: readonly Row[]): Promise<number> {
-    const byType = new Map<string, { subjects: Set<string>; upTo: number }>();
-    for (const row of rows) {
-      const entry = byType.get(row.type) ?? { subjects: new Set<string>(), upTo: 0 };
-      entry.subjects.add(row.subject as string);
-      entry.upTo = Math.max(entry.upTo, row.seq);
-      byType.set(row.type, entry);
-    }
-    let deleted = 0;
-    for (const [type, { subjects, upTo }] of byType) {
-      const list = [...subjects];
-      for (let at = 0; at < list.length; at += deleteChunk) {
-        const part = list.slice(at, at + deleteChunk);
-        const result = await this.#gate.run(() =>
-          this.#db
-            .deleteFrom('herald_events')
-            .where('type', '=', type)
-            .where('subject', 'in', part)
-            .where('seq', '<=', upTo)
-            .where(
-              'seq',
-              '<',
-              sql<number>`(select max(newer.seq) from herald_events as newer where newer.type = herald_events.type and newer.subject = herald_events.subject)`,
-            )
-            .executeTakeFirst(),
-        );
-        deleted += Number(result.numDeletedRows);
-      }
-    }
-    return deleted;
-  }
 }
 
 /** Rows per DELETE, well under every dialect's bound-parameter limit. */
 const deleteChunk = 500;
+
+/** Deletes these events. */
+async function deleteSeqs(trx: Transaction<HeraldDatabase>, seqs: readonly number[]): Promise<number> {
+  let deleted = 0;
+  for (let at = 0; at < seqs.length; at += deleteChunk) {
+    const result = await trx.deleteFrom('herald_events').where('seq', 'in', seqs.slice(at, at + deleteChunk)).executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  return deleted;
+}
+
+/** Expired events of compacted types: each goes unless it is the newest of its subject; older ones of that subject go with it. */
+async function compact(trx: Transaction<HeraldDatabase>, rows: readonly Row[]): Promise<number> {
+  const byType = new Map<string, { subjects: Set<string>; upTo: number }>();
+  for (const row of rows) {
+    const entry = byType.get(row.type) ?? { subjects: new Set<string>(), upTo: 0 };
+    entry.subjects.add(row.subject as string);
+    entry.upTo = Math.max(entry.upTo, row.seq);
+    byType.set(row.type, entry);
+  }
+  let deleted = 0;
+  for (const [type, { subjects, upTo }] of byType) {
+    const list = [...subjects];
+    for (let at = 0; at < list.length; at += deleteChunk) {
+      const result = await trx
+        .deleteFrom('herald_events')
+        .where('type', '=', type)
+        .where('subject', 'in', list.slice(at, at + deleteChunk))
+        .where('seq', '<=', upTo)
+        .where(
+          'seq',
+          '<',
+          sql<number>`(select max(newer.seq) from herald_events as newer where newer.type = herald_events.type and newer.subject = herald_events.subject)`,
+        )
+        .executeTakeFirst();
+      deleted += Number(result.numDeletedRows);
+    }
+  }
+  return deleted;
+}
 
 /** The log's floor: every event up to it was pruned, but those their type keeps. */
 export async function logFloor(db: Kysely<HeraldDatabase>): Promise<number> {

@@ -234,7 +234,7 @@ export class SqlStore implements Store {
    * @param now ms since the epoch, for the retentions.
    */
   prune(rules: RetentionRules, now = Date.now(), batchSize = 500): Promise<PruneResult> {
-    this.#pruner ??= new SqlLogPruner(this.#db, this.#gate, this.#logHolds);
+    this.#pruner ??= new SqlLogPruner(this.#db, this.#flavor, this.#gate, this.#logHolds);
     return this.#pruner.prune(rules, now, batchSize);
   }
 

@@ -230,6 +230,10 @@ async function soak(): Promise<string> {
     const sizeRatio = finalSize / (sizeAtMax as number);
     const prunedTotal = pruned.pruner?.pruned ?? 0;
     const [unprunedEvents, prunedEvents] = [await without.close(), await pruned.close()];
+    // The work happened: every publish is in the unpruned log, and the pruned one holds exactly its maximum.
+    if (unprunedEvents !== soakEvents || prunedEvents !== maxEvents || prunedTotal !== soakEvents - maxEvents) {
+      throw new Error(`the logs hold ${unprunedEvents} and ${prunedEvents} events (${prunedTotal} pruned): expected ${soakEvents} and ${maxEvents}`);
+    }
     const image = join(dirname(fileURLToPath(import.meta.url)), '../../docs/images/retention-soak.svg');
     writeFileSync(image, plot(without.samples, pruned.samples));
     progress(`wrote ${image}`);

@@ -6,6 +6,7 @@ export * from './event-bus.js';
 export * from './event-type-catalog.js';
 export * from './ids.js';
 export * from './log-pruner.js';
+export * from './log-read.js';
 export * from './log-retention.js';
 export * from './logger.js';
 export * from './memory-broker.js';

@@ -1,5 +1,6 @@
 import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError } from './errors.js';
+import { readByPatterns } from './log-read.js';
 import { outsideScope } from './names.js';
 import { anyPatternMatches } from './pattern-cache.js';
 import { canAccess, visibleTo } from './principal.js';
@@ -299,8 +300,8 @@ export class StreamSubscription {
         if (this.#durable !== undefined) this.#passOver(this.#durable);
       } else {
         if (oldest !== null && after < oldest - 1) this.#expired(after, oldest);
-        // The catalog's names for the patterns: an index range each (a durable subscription judges types as it hands over).
-        const types = this.#durable !== undefined ? undefined : sessions.context.catalog.typesMatching(this.#patterns);
+        // A durable subscription judges types as it hands over.
+        const patterns = this.#durable !== undefined ? undefined : this.#patterns;
         const visible = this.#visibleTo;
         let read = 0;
         let holding: HeraldEvent[] | undefined;
@@ -311,15 +312,12 @@ export class StreamSubscription {
             if (this.#closed) return false;
             if (read === pages) return this.#stopCatchingUp();
             read += 1;
-            const page =
-              types?.length === 0
-                ? []
-                : await store.read({
-                    after: this.position,
-                    limit: sessions.replayBatchSize,
-                    ...(types ? { types } : {}),
-                    ...(visible !== undefined ? { visibleTo: visible } : {}),
-                  });
+            const page = await readByPatterns(store, sessions.context.catalog, {
+              after: this.position,
+              limit: sessions.replayBatchSize,
+              ...(patterns ? { patterns } : {}),
+              ...(visible !== undefined ? { visibleTo: visible } : {}),
+            });
             if (this.#closed) return false;
             if (page.length === 0) break;
             if (!this.#hand(page)) return this.#stopCatchingUp();

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HeraldError, newId, type Subscription, type TransportContext } from '@herald/core';
+import { HeraldError, newId, readByPatterns, type Subscription, type TransportContext } from '@herald/core';
 import { z } from 'zod';
 import type { NewDelivery, Outbox } from './outbox.js';
 
@@ -153,14 +153,9 @@ export class ReplayRunner {
         // The subscription as it is now: its types, its consumer, and whether it still exists.
         const subscription = await subscriptions.get(view.subscriptionId);
         if (!subscription) return this.#finish(view, 'cancelled', 'the subscription was deleted');
-        // The catalog's names for the subscription's patterns: an index range each.
-        const types = catalog.typesMatching(subscription.types);
-        const events =
-          types?.length === 0
-            ? []
-            : (await store.read({ after: view.position, limit: this.#batchSize, ...(types ? { types } : {}), visibleTo: subscription.consumer })).filter(
-                (event) => event.seq <= view.until,
-              );
+        const events = (
+          await readByPatterns(store, catalog, { after: view.position, limit: this.#batchSize, patterns: subscription.types, visibleTo: subscription.consumer })
+        ).filter((event) => event.seq <= view.until);
         if (abort.signal.aborted) break;
         if (events.length > 0) {
           const now = Date.now();

@@ -1,4 +1,4 @@
-import { defineRoute, eventTypePattern, ForbiddenError, outsideScope, publishInputSchema, type RouteDefinition, visibleTo } from '@herald/core';
+import { defineRoute, eventTypePattern, readByPatterns, ForbiddenError, outsideScope, publishInputSchema, type RouteDefinition, visibleTo } from '@herald/core';
 import { z } from 'zod';
 import { eventPageSchema, publishResultSchema } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
@@ -42,20 +42,16 @@ export function eventRoutes({ bus, store, catalog }: ServerContext): RouteDefini
           throw new ForbiddenError(`This stream token does not cover ${outside.join(', ')}`);
         }
         const patterns = query.types ?? principal.types;
-        const types = patterns && catalog.typesMatching(patterns);
         const reader = visibleTo(principal);
         // Read first: every event up to `latest` is committed (appends commit in seq order), so a page that is
         // not full has seen them all, and `next` moves past the events of other types at the end of the log.
         const { latest, oldest } = await store.bounds();
-        const events =
-          types?.length === 0
-            ? []
-            : await store.read({
-                after: query.after,
-                limit: query.limit,
-                ...(types ? { types } : {}),
-                ...(reader !== undefined ? { visibleTo: reader } : {}),
-              });
+        const events = await readByPatterns(store, catalog, {
+          after: query.after,
+          limit: query.limit,
+          ...(patterns ? { patterns } : {}),
+          ...(reader !== undefined ? { visibleTo: reader } : {}),
+        });
         const full = events.length === query.limit;
         const last = events.at(-1)?.seq ?? query.after;
         return { body: { data: events, next: full ? last : Math.max(last, latest, query.after), hasMore: full, oldest } };

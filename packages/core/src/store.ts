@@ -49,7 +49,11 @@ export interface ApiKeyRecord {
   types?: string[];
 }
 
-/** The first and last `seq` the log holds; `oldest` is null while it is empty. */
+/**
+ * The first and last `seq` the log holds; `oldest` is null while it is empty. Once retention pruned it,
+ * `oldest` is the first `seq` from which the log is whole (older events that their type keeps, by a longer
+ * retention or compaction, may still be read).
+ */
 export interface LogBounds {
   oldest: number | null;
   latest: number;

@@ -248,7 +248,7 @@ async function soak(): Promise<string> {
     return [
       `### Soak: ${formatCount(soakEvents)} events with \`HERALD_LOG_MAX_EVENTS=${formatCount(maxEvents)}\` against none`,
       '',
-      `Two logs on SQLite files (WAL, \`synchronous=FULL\`), each behind an \`EventBus\` with ${publishers} publishers at once (group commit), ~300-byte events; the logs take turns of ${formatCount(sliceEvents)} events. The pruned one runs the \`LogPruner\` createHerald runs (every second, batches of 500). Scaled down from the issue's 1,000,000 events with a maximum of 100,000 (the same 10 : 1) so that it runs in a few minutes on the shared machine.`,
+      `Two logs on SQLite files (WAL, \`synchronous=FULL\`), each behind an \`EventBus\` with ${publishers} publishers at once (group commit), ~300-byte events; the logs take turns of ${formatCount(sliceEvents)} events. The pruned one runs the \`LogPruner\` createHerald runs (every second, batches of 200, 20 ms apart). Scaled down from the issue's 1,000,000 events with a maximum of 100,000 (the same 10 : 1) so that it runs in a few minutes on the shared machine.`,
       '',
       markdownTable(
         ['log', 'events/s', 'publish p99', 'events kept', 'database size at the end'],

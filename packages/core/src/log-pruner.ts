@@ -20,9 +20,9 @@ export interface LogPrunerOptions {
   rules(): RetentionRules;
   /** Milliseconds between rounds. @default 1000 */
   interval?: number;
-  /** Events looked at per batch; a round runs batches until nothing more is ready, yielding between them. @default 500 */
+  /** Events looked at per batch; a round runs batches until nothing more is ready, yielding between them. @default 200 */
   batchSize?: number;
-  /** Milliseconds between the batches of a round, so that appends go first. @default 5 */
+  /** Milliseconds between the batches of a round, so that appends go first. @default 20 */
   pause?: number;
   logger?: Logger;
 }
@@ -67,7 +67,7 @@ export class LogPruner {
   }
 
   async #prune(): Promise<void> {
-    const { log, batchSize = 500, pause = 5 } = this.#options;
+    const { log, batchSize = 200, pause = 20 } = this.#options;
     try {
       const rules = this.#options.rules();
       for (;;) {

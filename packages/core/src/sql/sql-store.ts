@@ -233,7 +233,7 @@ export class SqlStore implements Store {
    * short transaction), never an event an extension holds (`SqlStoreContext.holdLog`) nor the newest one.
    * @param now ms since the epoch, for the retentions.
    */
-  prune(rules: RetentionRules, now = Date.now(), batchSize = 500): Promise<PruneResult> {
+  prune(rules: RetentionRules, now = Date.now(), batchSize = 200): Promise<PruneResult> {
     this.#pruner ??= new SqlLogPruner(this.#db, this.#flavor, this.#gate, this.#logHolds);
     return this.#pruner.prune(rules, now, batchSize);
   }

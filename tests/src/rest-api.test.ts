@@ -95,6 +95,22 @@ describe('the REST API', () => {
     expect(rest.body.hasMore).toBe(false);
   });
 
+  it('reports oldest, and moves next forward past what a read does not get (issue 16)', async () => {
+    await app.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 } });
+    const last = await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 2 } });
+    // `*.zzz` matches no type in the catalog: no scan, an empty page, and next at the head of the log.
+    const none = await app.api('GET', '/v1/events?after=0&types=*.zzz&limit=1000');
+    expect(none.body).toEqual({ data: [], next: last.body.seq, hasMore: false, oldest: 1 });
+    // The last order is behind the last invoice: a page that is not full goes on from the head, never back.
+    const orders = await app.api('GET', `/v1/events?after=${last.body.seq - 2}&types=order.*`);
+    expect(orders.body).toMatchObject({ data: [expect.objectContaining({ seq: last.body.seq - 1 })], next: last.body.seq, hasMore: false });
+    const again = await app.api('GET', `/v1/events?after=${orders.body.next}&types=order.*`);
+    expect(again.body).toEqual({ data: [], next: last.body.seq, hasMore: false, oldest: 1 });
+    // A full page goes on from its last event.
+    const full = await app.api('GET', '/v1/events?after=0&types=invoice.paid&limit=1');
+    expect(full.body).toMatchObject({ hasMore: true, next: full.body.data[0].seq, oldest: 1 });
+  });
+
   it('isolates consumers from each other in both directions', async () => {
     const toAlpha = await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 1 }, consumer: 'alpha' });
     const toBeta = await app.api('POST', '/v1/events', { type: 'invoice.paid', data: { n: 2 }, consumer: 'beta' });

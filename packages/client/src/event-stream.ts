@@ -10,7 +10,10 @@ export type StreamedEventOf<TMap> = { [K in keyof TMap & string]: StreamedEvent<
 export interface StreamReset {
   /** `expired`: older than the log keeps; `ahead`: past the end of the log. */
   reason: 'ahead' | 'expired';
+  /** The stream goes on after this seq. */
   latest: number;
+  /** `expired`: the oldest seq the log holds in full; the events before it were pruned. */
+  oldest?: number;
 }
 
 /** The part of the WHATWG `EventSource` the helper uses: the browser's, or the `eventsource` package's. */

@@ -98,7 +98,8 @@ export interface HeraldSocketEvents {
   /** The server confirmed a subscription; live events continue after `after`. */
   subscribed: { subscription: SocketSubscription; after: number };
   /** The resume position could not be used (`expired`: older than the log keeps); delivery goes on from `after`. */
-  reset: { subscription: SocketSubscription; reason: string; after: number };
+  /** `oldest`, when `expired`: the oldest seq the log holds in full (the events before it were pruned). */
+  reset: { subscription: SocketSubscription; reason: string; after: number; oldest?: number };
   /** An `error` from the server, a handler that threw, or a token function that failed. */
   error: { code: string; message: string; subscription?: SocketSubscription; cause?: unknown };
 }
@@ -133,7 +134,7 @@ type ServerMessage =
   | { type: 'ready'; consumer: string | null; expiresAt?: string }
   | { type: 'subscribed'; id: string; after: number }
   | { type: 'event'; id: string; event: SocketEvent }
-  | { type: 'reset'; id: string; reason: string; after: number }
+  | { type: 'reset'; id: string; reason: string; after: number; oldest?: number }
   | { type: 'error'; id?: string; code: string; message: string }
   | { type: 'ping' }
   | { type: 'pong' };
@@ -336,7 +337,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
         const entry = this.#entries.get(message.id);
         if (!entry) return;
         entry.lastSeq = message.after;
-        return void this.#emit('reset', { subscription: entry.handle, reason: message.reason, after: message.after });
+        const { reason, after, oldest } = message;
+        return void this.#emit('reset', { subscription: entry.handle, reason, after, ...(oldest !== undefined ? { oldest } : {}) });
       }
       case 'error':
         return void this.#onError(message.code, message.message, message.id);

@@ -187,3 +187,22 @@ describe('EventCatalog.add', () => {
     thrown(ConflictError, () => new EventCatalog([orderCreated, defineEventType('order.created', z.object({ other: z.string() }))]));
   });
 });
+
+describe('EventCatalog.typesMatching', () => {
+  const catalog = new EventCatalog(['order.created', 'order.shipped', 'order.line.added', 'invoice.created'].map((name) => defineEventType(name, z.unknown())));
+
+  it('turns patterns into the names of the catalog they match, so reads ask for exact types', () => {
+    expect(catalog.typesMatching(['*.created'])?.sort()).toEqual(['invoice.created', 'order.created']);
+    expect(catalog.typesMatching(['order.**'])?.sort()).toEqual(['order.created', 'order.line.added', 'order.shipped']);
+    expect(catalog.typesMatching(['order.*', 'invoice.created'])?.sort()).toEqual(['invoice.created', 'order.created', 'order.shipped']);
+  });
+
+  it('keeps exact names even when the catalog no longer holds them, and finds nothing for a pattern that matches no type', () => {
+    expect(catalog.typesMatching(['gone.type'])).toEqual(['gone.type']);
+    expect(catalog.typesMatching(['*.zzz'])).toEqual([]);
+  });
+
+  it('answers undefined (every type) for `**`', () => {
+    expect(catalog.typesMatching(['order.*', '**'])).toBeUndefined();
+  });
+});

@@ -1,12 +1,18 @@
 import { z } from 'zod';
 import { ConflictError, toIssues, UnknownEventTypeError, ValidationError } from './errors.js';
+import { checkTypeRetention, parseRetention, type RetentionRules, type TypeRetention } from './log-retention.js';
 import { eventTypeName } from './names.js';
+import { patternMatches } from './pattern-cache.js';
 
 /** An event type: its name, the schema its `data` must satisfy, and a description. */
 export interface EventTypeDefinition<TName extends string = string, TSchema extends z.ZodType = z.ZodType> {
   readonly name: TName;
   readonly schema: TSchema;
   readonly description?: string;
+  /** How long its events are kept, instead of the log's retention (see {@link TypeRetention}). */
+  readonly retention?: string;
+  /** `subject`: beyond its retention, the newest event of each subject is kept. */
+  readonly compaction?: TypeRetention['compaction'];
 }
 
 /** An event type as the catalog lists it: its data schema exported as JSON Schema. */
@@ -14,6 +20,10 @@ export interface EventTypeInfo {
   name: string;
   description?: string;
   schema: Record<string, unknown>;
+  /** Its own retention, when it has one. */
+  retention?: string;
+  /** Its compaction, when it has one. */
+  compaction?: TypeRetention['compaction'];
   /** `code` for types defined with {@link defineEventType}, `api` for types registered over REST. */
   origin: 'code' | 'api';
 }
@@ -23,14 +33,18 @@ export type EventMapOf<TDefinitions extends readonly EventTypeDefinition[]> = {
   [D in TDefinitions[number] as D['name']]: z.input<D['schema']>;
 };
 
-/** Defines an event type in code: `defineEventType('order.created', z.object({...}), { description })`. */
+/**
+ * Defines an event type in code: `defineEventType('order.created', z.object({...}), { description })`. A
+ * `retention` (`90d`) of its own, or `compaction: 'subject'`, that is not valid throws a `ValidationError`.
+ */
 export function defineEventType<TName extends string, TSchema extends z.ZodType>(
   name: TName,
   schema: TSchema,
-  options: { description?: string } = {},
+  options: { description?: string } & TypeRetention = {},
 ): EventTypeDefinition<TName, TSchema> {
   assertName(name);
-  return { name, schema, ...(options.description ? { description: options.description } : {}) };
+  const { description, ...retention } = options;
+  return { name, schema, ...(description ? { description } : {}), ...checkTypeRetention(name, retention) };
 }
 
 /** Builds a definition from a JSON Schema, as registered over REST. Throws a ValidationError when it is not one. */
@@ -38,8 +52,10 @@ export function eventTypeFromJsonSchema(
   name: string,
   schema: Record<string, unknown> | undefined,
   description?: string,
+  retention: TypeRetention = {},
 ): EventTypeDefinition {
   assertName(name);
+  const kept = checkTypeRetention(name, retention);
   let zodSchema: z.ZodType;
   try {
     zodSchema = schema ? z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]) : z.unknown();
@@ -48,7 +64,7 @@ export function eventTypeFromJsonSchema(
       { path: ['schema'], message: error instanceof Error ? error.message : String(error) },
     ]);
   }
-  return { name, schema: zodSchema, ...(description ? { description } : {}) };
+  return { name, schema: zodSchema, ...(description ? { description } : {}), ...kept };
 }
 
 function assertName(name: string): void {
@@ -82,7 +98,9 @@ export class EventCatalog {
       const same =
         existing.info.origin === origin &&
         canonicalJson(existing.info.schema) === canonicalJson(schema) &&
-        existing.info.description === definition.description;
+        existing.info.description === definition.description &&
+        existing.info.retention === definition.retention &&
+        existing.info.compaction === definition.compaction;
       if (same) return existing.info;
       throw new ConflictError(`Event type "${definition.name}" is already defined`);
     }
@@ -90,6 +108,8 @@ export class EventCatalog {
       name: definition.name,
       ...(definition.description ? { description: definition.description } : {}),
       schema,
+      ...(definition.retention !== undefined ? { retention: definition.retention } : {}),
+      ...(definition.compaction !== undefined ? { compaction: definition.compaction } : {}),
       origin,
     };
     this.#entries.set(definition.name, { definition, info });
@@ -106,6 +126,35 @@ export class EventCatalog {
 
   list(): EventTypeInfo[] {
     return [...this.#entries.values()].map((entry) => entry.info).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The catalog's type names that `patterns` match, so that a read of the log asks for exact types (an
+   * index range each) rather than scanning every event for a pattern. Undefined for `**`, which is every
+   * type, also those the catalog no longer holds. Events of a type no longer in the catalog are found only
+   * by its exact name.
+   */
+  typesMatching(patterns: readonly string[]): string[] | undefined {
+    if (patterns.includes('**')) return undefined;
+    const names = new Set(patterns.filter((pattern) => !pattern.includes('*')));
+    const wildcards = patterns.filter((pattern) => pattern.includes('*'));
+    if (wildcards.length > 0) {
+      for (const name of this.#entries.keys()) if (wildcards.some((pattern) => patternMatches(pattern, name))) names.add(name);
+    }
+    return [...names];
+  }
+
+  /** The rules the pruner applies: the log's limits, with the retention and compaction of each type that has its own. */
+  retentionRules(log: { retention: string; maxEvents?: number }): RetentionRules {
+    const types = new Map<string, { maxAge?: number; compaction?: TypeRetention['compaction'] }>();
+    for (const { definition } of this.#entries.values()) {
+      if (definition.retention === undefined && definition.compaction === undefined) continue;
+      types.set(definition.name, {
+        ...(definition.retention !== undefined ? { maxAge: parseRetention(definition.retention) } : {}),
+        ...(definition.compaction !== undefined ? { compaction: definition.compaction } : {}),
+      });
+    }
+    return { maxAge: parseRetention(log.retention, 'HERALD_LOG_RETENTION'), ...(log.maxEvents !== undefined ? { maxEvents: log.maxEvents } : {}), types };
   }
 
   /** Returns the parsed data, or throws UnknownEventTypeError / ValidationError with the issues. */

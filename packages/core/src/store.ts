@@ -23,6 +23,10 @@ export interface StoredEventType {
   description?: string;
   /** JSON Schema of the data. */
   schema?: Record<string, unknown>;
+  /** Its own retention (e.g. `90d`), instead of the log's. */
+  retention?: string;
+  /** `subject`: beyond the retention, the newest event of each subject is kept. */
+  compaction?: 'subject';
   createdAt: string;
 }
 
@@ -46,7 +50,11 @@ export interface ApiKeyRecord {
   types?: string[];
 }
 
-/** The first and last `seq` the log holds; `oldest` is null while it is empty. */
+/**
+ * The first and last `seq` the log holds; `oldest` is null while it is empty. Once retention pruned it,
+ * `oldest` is the first `seq` from which the log is whole (older events that their type keeps, by a longer
+ * retention or compaction, may still be read).
+ */
 export interface LogBounds {
   oldest: number | null;
   latest: number;

@@ -8,7 +8,8 @@ import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError, UnavailableError, ValidationError } from './errors.js';
 import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
-import { silentLogger } from './logger.js';
+import { type Logger, silentLogger } from './logger.js';
+import { recordingLogger } from './logger.test-support.js';
 import { memoryBroker } from './memory-broker.js';
 import type { Principal } from './principal.js';
 import { sqliteStore } from './sql/sqlite-store.js';
@@ -17,7 +18,7 @@ import type { StreamEndReason, StreamSession } from './stream-session.js';
 import { type StreamContext, StreamSessions, type StreamSessionsOptions } from './stream-sessions.js';
 import type { ResetReason, StreamRequest, StreamSink, StreamSubscription } from './stream-subscription.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
-import { type ConnectionLimiter, TooManyConnectionsError } from './transport.js';
+import { type ConnectionLimiter, TooManyConnectionsError, type TransportMetrics } from './transport.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -56,7 +57,9 @@ interface Streaming {
 }
 
 /** A real SQLite store (in memory, or a file), event bus, memory broker and subscription registry, and the sessions of a transport `test`. */
-async function streaming(options: Partial<StreamSessionsOptions> & { path?: string; maxConnections?: number } = {}): Promise<Streaming> {
+async function streaming(
+  options: Partial<StreamSessionsOptions> & { path?: string; maxConnections?: number; logger?: Logger; metrics?: TransportMetrics } = {},
+): Promise<Streaming> {
   const store = sqliteStore({ path: options.path ?? ':memory:' });
   await store.init();
   const broker = memoryBroker();
@@ -74,7 +77,8 @@ async function streaming(options: Partial<StreamSessionsOptions> & { path?: stri
     bus,
     catalog,
     subscriptions: registry,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
     connections: connectionLimit(options.maxConnections ?? 1000),
     onKeyRevoked(listener) {
       revocations.add(listener);
@@ -110,7 +114,7 @@ async function streaming(options: Partial<StreamSessionsOptions> & { path?: stri
 /** A connection that keeps what it is sent, and closes its session when the server ends it, as a transport's would. */
 class RecordingSink implements StreamSink {
   readonly delivered = new Map<string, HeraldEvent[]>();
-  readonly resets: { id: string; reason: ResetReason; latest: number }[] = [];
+  readonly resets: { id: string; reason: ResetReason; latest: number; oldest?: number }[] = [];
   readonly ended: StreamEndReason[] = [];
   /** Writes: a corked batch counts once, like one system call. */
   writes = 0;
@@ -141,8 +145,8 @@ class RecordingSink implements StreamSink {
     this.writes += 1;
   }
 
-  reset(subscription: StreamSubscription, reason: ResetReason, latest: number): void {
-    this.resets.push({ id: subscription.id, reason, latest });
+  reset(subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void {
+    this.resets.push({ id: subscription.id, reason, latest, ...(oldest !== undefined ? { oldest } : {}) });
   }
 
   end(reason: StreamEndReason): void {
@@ -240,6 +244,29 @@ describe('ad hoc subscriptions', () => {
 });
 
 describe('durable subscriptions', () => {
+  it('a cursor left behind by retention is reset, logged and counted, then moves on: never stuck (issue 16)', async () => {
+    const logger = recordingLogger();
+    let cursorResets = 0;
+    const metrics: TransportMetrics = { delivered: () => {}, backlog: () => {}, cursorReset: () => void (cursorResets += 1) };
+    const streams = await streaming({ logger, metrics });
+    const id = await streams.durable('acme', ['order.created']);
+    for (let n = 1; n <= 5; n++) await streams.publish('order.created', n);
+    await streams.store.prune({ maxAge: 86_400_000, maxEvents: 2, types: new Map() });
+    expect((await streams.store.bounds()).oldest).toBe(4);
+
+    const { sink, subscription } = await subscribe(streams, consumerKey('acme'), { id: 'd', subscription: id });
+    expect(sink.resets).toEqual([{ id: 'd', reason: 'expired', latest: 0, oldest: 4 }]);
+    expect(seqs(sink.events('d'))).toEqual([4, 5]);
+    expect(cursorResets).toBe(1);
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ subscription: id, cursor: 0, oldest: 4 }) }),
+    );
+    // Reset at once to where the log is whole, then moved on as the client acknowledges.
+    await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(3));
+    expect(subscription.acknowledge(5)).toBe(true);
+    await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(5));
+  });
+
   it('resume from the stored cursor, and follow changes of their types and status at once', async () => {
     const streams = await streaming();
     const id = await streams.durable('acme', ['order.created']);
@@ -361,7 +388,7 @@ describe('resume', () => {
     }, 30_000);
   }
 
-  it('resets when the resume position is past the end of the log, or older than the log keeps, then goes on live', async () => {
+  it('resets when the resume position is past the end of the log (then goes on live), or older than the log keeps (then goes on with what it holds)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-stream-session-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const path = join(dir, 'herald.db');
@@ -371,12 +398,14 @@ describe('resume', () => {
     expect(ahead.sink.resets).toEqual([{ id: 'ahead', reason: 'ahead', latest: 5 }]);
     expect(ahead.subscription.position).toBe(5);
 
-    // The log no longer keeps its first three events (as retention would drop them).
+    // The log no longer keeps its first three events (as retention drops them: the floor moves past them).
     const database = new Database(path);
     database.prepare('DELETE FROM herald_events WHERE seq <= 3').run();
+    database.prepare("UPDATE herald_counters SET value = 3 WHERE name = 'log_floor'").run();
     database.close();
     const expired = await subscribe(streams, admin, { id: 'expired', types: ['**'], after: 1 });
-    expect(expired.sink.resets).toEqual([{ id: 'expired', reason: 'expired', latest: 5 }]);
+    expect(expired.sink.resets).toEqual([{ id: 'expired', reason: 'expired', latest: 1, oldest: 4 }]);
+    expect(seqs(expired.sink.events('expired'))).toEqual([4, 5]);
     const kept = await subscribe(streams, admin, { id: 'kept', types: ['**'], after: 3 });
     expect(kept.sink.resets).toEqual([]);
     expect(seqs(kept.sink.events('kept'))).toEqual([4, 5]);

@@ -9,7 +9,8 @@ import { deliverySpan } from './tracing.js';
 import { TooManyConnectionsError, type TransportContext } from './transport.js';
 
 /** What the sessions of a transport need of its context. */
-export type StreamContext = Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger' | 'onKeyRevoked' | 'connections'>;
+export type StreamContext = Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger' | 'onKeyRevoked' | 'connections'> &
+  Partial<Pick<TransportContext, 'metrics'>>;
 
 /** How a transport's sessions behave; every option but `transport` has a default. */
 export interface StreamSessionsOptions {

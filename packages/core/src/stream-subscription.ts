@@ -1,6 +1,7 @@
 import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError } from './errors.js';
 import { assertFilterFits, compileFilter, type EventFilter, type EventPredicate, parseFilter } from './event-filter.js';
+import { readByPatterns } from './log-read.js';
 import { outsideScope } from './names.js';
 import { anyPatternMatches } from './pattern-cache.js';
 import { canAccess, visibleTo } from './principal.js';
@@ -40,8 +41,12 @@ export interface StreamSink {
   /** Several events follow: hold what is written until {@link uncork} (one write, one system call). */
   cork(): void;
   uncork(): void;
-  /** `subscription`'s resume position could not be served; it goes on from `latest`. */
-  reset(subscription: StreamSubscription, reason: ResetReason, latest: number): void;
+  /**
+   * `subscription`'s resume position could not be served; it goes on after `latest`. `ahead`: from the end of
+   * the log. `expired`: from the resume position all the same, with what the log still holds after it (the
+   * events its types keep, then everything from `oldest` on): the events in between were pruned.
+   */
+  reset(subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void;
   /** The server ends the session for `reason`: say so in the wire format and close the connection. */
   end(reason: StreamEndReason): void;
   /** Resolves once the client has room again: a replay reads its next page then. @default no wait */
@@ -67,8 +72,8 @@ export interface PullResult {
   events: HeraldEvent[];
   /** Where the next pull goes on from: the last `seq` handed over, delivered or passed over. */
   next: number;
-  /** Set when the resume position could not be served; `next` is then the end of the log. */
-  reset?: { reason: ResetReason; latest: number };
+  /** Set when the resume position could not be served (see {@link StreamSink.reset}). */
+  reset?: { reason: ResetReason; latest: number; oldest?: number };
 }
 
 /** Pages of the log one pull reads at most before it answers with what it has (a very selective subscription). */
@@ -301,12 +306,14 @@ export class StreamSubscription {
     try {
       const { latest, oldest } = await store.bounds();
       if (this.#closed) return false;
-      if (after > latest || (oldest !== null && after < oldest - 1)) {
+      if (after > latest) {
         this.position = Math.max(latest, bus.latest);
-        sink.reset(this, after > latest ? 'ahead' : 'expired', this.position);
+        sink.reset(this, 'ahead', this.position);
         if (this.#durable !== undefined) this.#passOver(this.#durable);
       } else {
-        const types = this.#durable !== undefined ? ['**'] : this.#patterns;
+        if (oldest !== null && after < oldest - 1) this.#expired(after, oldest);
+        // A durable subscription judges types as it hands over.
+        const patterns = this.#durable !== undefined ? undefined : this.#patterns;
         const visible = this.#visibleTo;
         let read = 0;
         let holding: HeraldEvent[] | undefined;
@@ -317,7 +324,12 @@ export class StreamSubscription {
             if (this.#closed) return false;
             if (read === pages) return this.#stopCatchingUp();
             read += 1;
-            const page = await store.read({ after: this.position, limit: sessions.replayBatchSize, types, ...(visible !== undefined ? { visibleTo: visible } : {}) });
+            const page = await readByPatterns(store, sessions.context.catalog, {
+              after: this.position,
+              limit: sessions.replayBatchSize,
+              ...(patterns ? { patterns } : {}),
+              ...(visible !== undefined ? { visibleTo: visible } : {}),
+            });
             if (this.#closed) return false;
             if (page.length === 0) break;
             if (!this.#hand(page)) return this.#stopCatchingUp();
@@ -338,6 +350,22 @@ export class StreamSubscription {
       this.close();
       throw error;
     }
+  }
+
+  /** The log was pruned past the resume position: the client is told, and goes on with what the log holds. */
+  #expired(after: number, oldest: number): void {
+    const { sessions } = this.session;
+    (this.#sink as StreamSink).reset(this, 'expired', after, oldest);
+    const durable = this.#durable;
+    if (durable === undefined) return;
+    // A durable cursor left behind by retention: said, counted, and moved to where the log is whole.
+    sessions.context.logger.warn(
+      { subscription: durable.id, transport: sessions.transport, cursor: after, oldest },
+      "a durable subscription's cursor is older than the log keeps: it is reset, and goes on with the oldest events kept",
+    );
+    sessions.context.metrics?.cursorReset?.();
+    // Reset: past what was pruned (what its types keep below `oldest` is still delivered now, but not waited for).
+    sessions.cursors.advance(durable.id, oldest - 1);
   }
 
   #stopCatchingUp(): false {
@@ -420,8 +448,8 @@ class PullCollector implements StreamSink {
   cork(): void {}
   uncork(): void {}
 
-  reset(_subscription: StreamSubscription, reason: ResetReason, latest: number): void {
-    this.resetTo = { reason, latest };
+  reset(_subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void {
+    this.resetTo = { reason, latest, ...(oldest !== undefined ? { oldest } : {}) };
   }
 
   end(): void {}

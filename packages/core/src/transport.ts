@@ -153,6 +153,8 @@ export interface TransportMetrics {
   delivered(outcome: string, latencyMs: number): void;
   /** Reads the transport's backlog (e.g. webhook deliveries waiting in the outbox) each time metrics are scraped. */
   backlog(read: () => number | Promise<number>): void;
+  /** A durable subscription attached with a cursor older than the log keeps, and was reset. */
+  cursorReset?(): void;
 }
 
 /** A transport's stored config, what the creator is shown once, and the initial status. */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { endSpan, HeraldError, messagingAttributes, newId, passesFilter, type Subscription, startSpan, type TransportContext } from '@herald/core';
+import { endSpan, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { NewDelivery, Outbox } from './outbox.js';
@@ -73,14 +73,14 @@ const finishedRetention = 3_600_000;
  * Replays live in this process: a restart drops the one in flight (its batches already made stay).
  */
 export class ReplayRunner {
-  readonly #context: Pick<TransportContext, 'store' | 'bus' | 'subscriptions' | 'logger'>;
+  readonly #context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>;
   readonly #outbox: Outbox;
   readonly #batchSize: number;
   readonly #wake: (subscription: Subscription) => void;
   /** The running or last replay of each subscription. */
   readonly #replays = new Map<string, Replay>();
 
-  constructor(context: Pick<TransportContext, 'store' | 'bus' | 'subscriptions' | 'logger'>, outbox: Outbox, options: ReplayRunnerOptions) {
+  constructor(context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>, outbox: Outbox, options: ReplayRunnerOptions) {
     this.#context = context;
     this.#outbox = outbox;
     this.#batchSize = options.batchSize ?? 500;
@@ -156,7 +156,7 @@ export class ReplayRunner {
   }
 
   async #run({ view, span, abort }: Replay): Promise<void> {
-    const { store, subscriptions, logger } = this.#context;
+    const { store, catalog, subscriptions, logger } = this.#context;
     // The end of the batch before the last: once nothing of this replay up to it is pending, the next batch is made.
     let drainedUpTo = view.after;
     let lastBatchEnd = view.after;
@@ -167,7 +167,7 @@ export class ReplayRunner {
         const subscription = await subscriptions.get(view.subscriptionId);
         if (!subscription) return this.#finish(view, 'cancelled', 'the subscription was deleted');
         const events = (
-          await store.read({ after: view.position, limit: this.#batchSize, types: subscription.types, visibleTo: subscription.consumer })
+          await readByPatterns(store, catalog, { after: view.position, limit: this.#batchSize, patterns: subscription.types, visibleTo: subscription.consumer })
         ).filter((event) => event.seq <= view.until);
         if (abort.signal.aborted) break;
         const taken = events.filter((event) => passesFilter(subscription.filter, event));

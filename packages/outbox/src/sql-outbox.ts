@@ -154,11 +154,40 @@ export class SqlOutbox implements Outbox {
     db.insertInto('herald_delivery_attempts').values(rows),
   );
 
-  constructor({ db, flavor, rows, gate }: SqlStoreContext) {
+  constructor({ db, flavor, rows, gate, holdLog }: SqlStoreContext) {
     this.#db = db.withTables<OutboxTables>();
     this.#flavor = flavor;
     this.#rows = rows;
     this.#gate = gate;
+    holdLog(() => this.neededFrom());
+  }
+
+  /**
+   * The oldest `seq` the outbox still needs from the log: that of a pending delivery, or the first after a
+   * fan-out position or a hold; undefined when it needs none. The store never prunes the log from there on.
+   */
+  async neededFrom(): Promise<number | undefined> {
+    const [delivery, position, hold] = await Promise.all([
+      this.#db
+        .selectFrom('herald_deliveries')
+        .select((eb) => eb.fn.min('event_seq').as('seq'))
+        .where('status', '=', pending)
+        .executeTakeFirst(),
+      this.#db
+        .selectFrom('herald_outbox_positions')
+        .select((eb) => eb.fn.min('seq').as('seq'))
+        .executeTakeFirst(),
+      this.#db
+        .selectFrom('herald_outbox_holds')
+        .select((eb) => eb.fn.min('from_seq').as('seq'))
+        .executeTakeFirst(),
+    ]);
+    const needed = [
+      delivery?.seq != null ? Number(delivery.seq) : undefined,
+      position?.seq != null ? Number(position.seq) + 1 : undefined,
+      hold?.seq != null ? Number(hold.seq) + 1 : undefined,
+    ].filter((seq): seq is number => seq !== undefined);
+    return needed.length > 0 ? Math.min(...needed) : undefined;
   }
 
   async position(name: string, initial: number): Promise<number> {

@@ -12,8 +12,13 @@ export const publishResultSchema = z.object({ id: z.string(), seq: z.number().in
 
 export const eventPageSchema = z.object({
   data: z.array(eventEnvelopeSchema),
-  next: z.number().int().describe('Pass as `after` to read on'),
+  next: z.number().int().describe('Pass as `after` to read on; it always moves forward, past the events this reader does not get'),
   hasMore: z.boolean(),
+  oldest: z
+    .number()
+    .int()
+    .nullable()
+    .describe('The oldest `seq` the log still holds in full (older events were pruned; see the retention guide); null while it is empty'),
 });
 
 export const eventTypeInfoSchema = z
@@ -21,6 +26,8 @@ export const eventTypeInfoSchema = z
     name: z.string(),
     description: z.string().optional(),
     schema: z.record(z.string(), z.unknown()).describe('JSON Schema of `data`'),
+    retention: z.string().optional().describe("How long this type's events are kept, when not the log's retention"),
+    compaction: z.enum(['subject']).optional().describe('`subject`: beyond the retention, the newest event of each subject is kept'),
     origin: z.enum(['code', 'api']),
   });
 

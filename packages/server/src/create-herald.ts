@@ -7,7 +7,9 @@ import {
   type EventMapOf,
   type EventTypeDefinition,
   type InTransaction,
+  isPrunable,
   type Logger,
+  LogPruner,
   memoryBroker,
   NotFoundError,
   type PublishInput,
@@ -30,7 +32,7 @@ import { refuseUpgrade, TransportMount } from './http-mount.js';
 import { lazyBroker } from './lazy-broker.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
-import { resolveOptions } from './options.js';
+import { type ResolvedOptions, resolveOptions } from './options.js';
 import { problemHandler } from './problem.js';
 import { RequestLimiter } from './rate-limiter.js';
 import { jsonBody, mountRoute, type RouteMountOptions } from './route-mount.js';
@@ -146,6 +148,15 @@ function brokerFrom(url: string): Broker {
   throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
 }
 
+/** Prunes the log of a store that can be pruned (the SQL store), by the log's and each type's retention. */
+function logPruner(store: Store, catalog: EventCatalog, resolved: ResolvedOptions, logger: Logger): LogPruner | undefined {
+  if (!isPrunable(store)) return undefined;
+  const log = { retention: resolved.logRetention, ...(resolved.logMaxEvents !== undefined ? { maxEvents: resolved.logMaxEvents } : {}) };
+  // Checked now, so that a bad retention fails the start rather than every round.
+  catalog.retentionRules(log);
+  return new LogPruner({ log: store, rules: () => catalog.retentionRules(log), logger });
+}
+
 /**
  * Composes Herald: `createHerald({ store, broker, transports: [webhook(), websocket(), sse()], eventTypes })`.
  * Starts at once in the background; `ready`, `listen()` and `publish()` wait for it.
@@ -184,6 +195,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const api = express.Router();
   const transportRouter = express.Router();
   const metrics = new HeraldMetrics(() => bus.latest, () => keys.cachedCredentials());
+  const pruner = logPruner(store, catalog, resolved, logger.child({ component: 'retention' }));
+  if (pruner && isPrunable(store)) metrics.log(store, pruner);
   bus.onEvents(metrics.published);
   const routeOptions: RouteMountOptions = { authenticate, limiter: new RequestLimiter(resolved.rateLimits), readBody: jsonBody(resolved.bodyLimit) };
   const mount = new TransportMount(transportRouter, routeOptions, metrics.connection);
@@ -219,6 +232,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       });
       started = [...started, transport];
     }
+    // After the transports: a push transport's outbox holds the events its pending deliveries need.
+    pruner?.start();
   })();
   ready.catch((error: unknown) => logger.error({ err: error }, 'Herald failed to start'));
 
@@ -267,6 +282,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       const timeout = setTimeout(() => server?.closeAllConnections(), options.shutdownTimeout ?? 10_000);
       await serverClosed;
       clearTimeout(timeout);
+      await pruner?.stop();
       await bus.stop();
       await subscriptions.stop();
       keys.stop();

@@ -1,4 +1,4 @@
-import type { HeraldEvent, TransportMetrics } from '@herald/core';
+import type { HeraldEvent, PrunableLog, TransportMetrics } from '@herald/core';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Seconds from publication to delivery: webhooks that wait out retries land in the last buckets. */
@@ -28,6 +28,7 @@ export class HeraldMetrics {
   readonly #latency: Histogram<'transport'>;
   readonly #connections: Gauge<'transport'>;
   readonly #backlogs = new Map<string, () => number | Promise<number>>();
+  readonly #cursorResets: Counter<'transport'>;
 
   constructor(latestSeq: () => number, cachedCredentials: () => number) {
     const registers = [this.#registry];
@@ -72,6 +73,12 @@ export class HeraldMetrics {
       labelNames: ['transport'],
       registers,
     });
+    this.#cursorResets = new Counter({
+      name: 'herald_cursor_resets_total',
+      help: "Durable subscriptions that attached with a cursor older than the log keeps (retention pruned past it), and were reset",
+      labelNames: ['transport'],
+      registers,
+    });
     const backlogs = this.#backlogs;
     new Gauge({
       name: 'herald_transport_backlog',
@@ -86,6 +93,42 @@ export class HeraldMetrics {
             // A backlog that cannot be read now is left out of this scrape rather than failing it.
           }
         }
+      },
+    });
+  }
+
+  /** The log's size and pruning, read each time metrics are scraped. */
+  log(log: PrunableLog & { bounds(): Promise<{ oldest: number | null }> }, pruner: { readonly pruned: number }): void {
+    const registers = [this.#registry];
+    let size: Promise<{ events: number; bytes: number; oldest: number }> | undefined;
+    // One read of the log for the three gauges of a scrape.
+    const read = () =>
+      (size ??= Promise.all([log.logSize(), log.bounds()])
+        .then(([{ events, bytes }, { oldest }]) => ({ events, bytes, oldest: oldest ?? 0 }))
+        .finally(() => setTimeout(() => (size = undefined), 1000).unref()));
+    const gauge = (name: string, help: string, pick: (read: { events: number; bytes: number; oldest: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          try {
+            this.set(pick(await read()));
+          } catch {
+            // Left out of this scrape rather than failing it.
+          }
+        },
+      });
+    gauge('herald_log_oldest_seq', 'The oldest seq the log holds in full (older events were pruned, but those their type keeps)', (r) => r.oldest);
+    gauge('herald_log_events', 'Events in the log', (r) => r.events);
+    gauge('herald_log_bytes', 'Bytes the log takes (SQLite: the pages of the database file in use)', (r) => r.bytes);
+    new Counter({
+      name: 'herald_log_pruned_events_total',
+      help: 'Events this node pruned from the log (retention, maximum count, compaction)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(pruner.pruned);
       },
     });
   }
@@ -119,6 +162,9 @@ export class HeraldMetrics {
       },
       backlog: (read) => {
         this.#backlogs.set(transport, read);
+      },
+      cursorReset: () => {
+        this.#cursorResets.inc({ transport });
       },
     };
   }

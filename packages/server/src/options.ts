@@ -1,4 +1,4 @@
-import type { Broker, EventTypeDefinition, Logger, Store, Transport } from '@herald/core';
+import { type Broker, type EventTypeDefinition, type Logger, retentionDuration, type Store, type Transport } from '@herald/core';
 import type { RateLimits } from './rate-limiter.js';
 
 /** A quota: at most `requests` in each `window` of seconds. */
@@ -72,6 +72,14 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * @default { requests: 60, window: 60 }
    */
   authFailureLimit?: RateLimit | false;
+  /**
+   * `HERALD_LOG_RETENTION`: how long events stay in the log (`90s`, `15m`, `12h`, `30d`), unless their type
+   * has a retention of its own. Pruning never removes an event a pending push delivery still needs.
+   * @default '30d'
+   */
+  logRetention?: string;
+  /** `HERALD_LOG_MAX_EVENTS`: at most this many of the newest events stay in the log, whatever their type. @default no limit */
+  logMaxEvents?: number;
 }
 
 export interface ResolvedOptions {
@@ -84,6 +92,8 @@ export interface ResolvedOptions {
   maxConnectionsPerKey: number;
   maxSubscriptions: number;
   rateLimits: RateLimits;
+  logRetention: string;
+  logMaxEvents?: number;
 }
 
 /** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
@@ -138,6 +148,12 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
   const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
   const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
+  const logRetention = options.logRetention ?? (env.HERALD_LOG_RETENTION?.trim() || '30d');
+  if (!retentionDuration.safeParse(logRetention).success) {
+    throw new Error(`HERALD_LOG_RETENTION must be a whole number of at least 1 and a unit, s, m, h or d (e.g. 90s, 15m, 12h, 30d), not "${logRetention}"`);
+  }
+  const logMaxEvents =
+    options.logMaxEvents !== undefined || env.HERALD_LOG_MAX_EVENTS?.trim() ? positiveWhole('HERALD_LOG_MAX_EVENTS', options.logMaxEvents, env, 1) : undefined;
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
   if (adminKey !== undefined) checkAdminKey(adminKey);
   return {
@@ -149,6 +165,8 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     bodyLimit,
     maxConnectionsPerKey,
     maxSubscriptions,
+    logRetention,
+    ...(logMaxEvents !== undefined ? { logMaxEvents } : {}),
     rateLimits: {
       key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),
       admin: rateLimitOf('HERALD_ADMIN_RATE_LIMIT', options.adminRateLimit, env, false),

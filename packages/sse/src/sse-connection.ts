@@ -10,8 +10,10 @@ export const frames = {
   server: {
     ready: z.object({ after: z.number().int().nonnegative() }).describe('The stream is open; events follow after `after`'),
     reset: z
-      .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative() })
-      .describe('The resume position cannot be served; start again from `latest`'),
+      .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative(), oldest: z.number().int().positive().optional() })
+      .describe(
+        'The resume position cannot be served; the stream goes on after `latest`. `expired`: the events before `oldest` (the oldest the log holds in full) were pruned',
+      ),
     end: z
       .object({ reason: z.enum(['token-expired', 'revoked', 'stopping']), message: z.string() })
       .describe('The server ends the stream, for `reason`: the last frame before it does'),
@@ -75,8 +77,8 @@ export class SseConnection implements StreamSink {
     if (chunk) this.#write(chunk, this.#chunkSeq);
   }
 
-  reset(_subscription: StreamSubscription, reason: ResetReason, latest: number): void {
-    this.stream.write(encodeFrame({ id: latest, event: 'reset', data: JSON.stringify({ reason, latest }) }));
+  reset(_subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void {
+    this.stream.write(encodeFrame({ id: latest, event: 'reset', data: JSON.stringify({ reason, latest, ...(oldest !== undefined ? { oldest } : {}) }) }));
   }
 
   /**

@@ -321,8 +321,8 @@ export class Connection implements StreamSink {
     return sent;
   }
 
-  reset(subscription: StreamSubscription, reason: ResetReason, latest: number): void {
-    this.send(serverMessage.reset(subscription.id, reason, latest));
+  reset(subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void {
+    this.send(serverMessage.reset(subscription.id, reason, latest, oldest));
   }
 
   #ack({ id, seq }: AckMessage, session: StreamSession): void {

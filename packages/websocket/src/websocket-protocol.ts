@@ -138,7 +138,8 @@ export const frames = {
       type: z.literal('reset'),
       id: subscriptionId,
       reason: z.enum(['ahead', 'expired']).describe('The resume position is past the log’s end, or older than the log keeps'),
-      after: seq,
+      after: seq.describe('Delivery goes on after this seq'),
+      oldest: seq.optional().describe('`expired`: the oldest seq the log holds in full; the events between `after` and it were pruned'),
     }),
     error: z.object({ type: z.literal('error'), id: subscriptionId.optional(), code: z.string(), message: z.string() }),
     ping: pingMessage,
@@ -151,7 +152,8 @@ export const serverMessage = {
   ready: (consumer: string | undefined, expiresAt?: string) =>
     JSON.stringify({ type: 'ready', consumer: consumer ?? null, ...(expiresAt !== undefined ? { expiresAt } : {}) }),
   subscribed: (id: string, after: number) => JSON.stringify({ type: 'subscribed', id, after }),
-  reset: (id: string, reason: 'ahead' | 'expired', after: number) => JSON.stringify({ type: 'reset', id, reason, after }),
+  reset: (id: string, reason: 'ahead' | 'expired', after: number, oldest?: number) =>
+    JSON.stringify({ type: 'reset', id, reason, after, ...(oldest !== undefined ? { oldest } : {}) }),
   error: (code: ErrorCode, message: string, id?: string) => JSON.stringify({ type: 'error', ...(id !== undefined ? { id } : {}), code, message }),
   pong: () => '{"type":"pong"}',
 } as const;

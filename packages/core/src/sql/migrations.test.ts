@@ -102,6 +102,7 @@ describe.each([
       '0006_delivering_attempt_on_row',
       '0007_write_probe',
       '0008_subscription_filter',
+      '0009_log_retention',
       '0011_append_tickets',
       '0020_event_trace_context',
     ]);

@@ -92,6 +92,21 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.alterTable('herald_subscriptions').addColumn('filter', 'text').execute();
       },
     },
+    '0009_log_retention': {
+      // A type's own retention and compaction; the newest event of a subject found without a scan (compaction); and
+      // the log's floor: every event up to it was pruned (but those a retention or compaction of their type keeps).
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('herald_event_types').addColumn('retention', 'text').execute();
+        await db.schema.alterTable('herald_event_types').addColumn('compaction', 'text').execute();
+        await db.schema
+          .createIndex('herald_events_subject')
+          .on('herald_events')
+          .columns(['type', 'subject', 'seq'])
+          .where(sql.ref('subject'), 'is not', null)
+          .execute();
+        await sql`insert into herald_counters (name, value) values ('log_floor', 0)`.execute(db);
+      },
+    },
     // PostgreSQL appends draw their seqs with a ticket, and readers keep to the rows before the oldest transaction in flight.
     '0011_append_tickets': appendTicketsMigration(flavor.name),
     '0020_event_trace_context': {

@@ -23,6 +23,9 @@ export interface EventTypesTable {
   description: string | null;
   /** JSON Schema as JSON text. */
   schema: string | null;
+  /** Added by 0009_log_retention. */
+  retention: string | null;
+  compaction: string | null;
   created_at: string;
 }
 

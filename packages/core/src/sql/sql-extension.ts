@@ -3,6 +3,7 @@ import type { HeraldEvent } from '../envelope.js';
 import type { Subscription } from '../subscription.js';
 import type { EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
+import type { LogHold } from './log-prune.js';
 import type { WriteGate } from './write-gate.js';
 
 /** How the store turns its rows into Herald's objects. */
@@ -24,6 +25,11 @@ export interface SqlStoreContext {
   readonly gate: WriteGate;
   /** The store's rows as Herald's objects, for an extension that reads the log or the subscriptions. */
   readonly rows: RowReaders;
+  /**
+   * Keeps the log from being pruned from the `seq` that `hold` answers on (e.g. the oldest event a pending
+   * push delivery still needs); undefined holds nothing. Asked before every round of pruning.
+   */
+  holdLog(hold: LogHold): void;
 }
 
 /**

@@ -9,6 +9,9 @@ import { affectsMatching, type Subscription, type SubscriptionChanges, type Subs
 import { migrate, runMigrations } from './migrations.js';
 import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
+import type { RetentionRules } from '../log-retention.js';
+import { type LogHold, logFloor, type PruneResult, SqlLogPruner } from './log-prune.js';
+import { logBytes } from './log-size.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
@@ -19,6 +22,9 @@ type EventRow = Omit<EventsTable, 'seq' | 'ticket'>;
 
 /** The longest of the doubling waits of a read whose end of the log is held back, in ms (1 + 2 + ... + 256: about half a second). */
 const maxHeldBackWait = 256;
+
+/** Types read as one index range each; more are read with one filtered scan of the log (SQLite allows 500 parts in a compound select). */
+const maxTypeRanges = 64;
 
 /** Rows per INSERT, well under every dialect's bound-parameter limit. */
 const insertChunk = 500;
@@ -63,6 +69,8 @@ export class SqlStore implements Store {
   #pending: PendingAppend[] = [];
   #flushing?: Promise<void>;
   readonly #insertEvents: EventInsert;
+  readonly #logHolds: LogHold[] = [];
+  #pruner?: SqlLogPruner;
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, options: SqlStoreOptions = {}) {
     this.#db = db;
@@ -86,7 +94,13 @@ export class SqlStore implements Store {
   extend<T>(extension: SqlStoreExtension<T>): Promise<T> {
     let extended = this.#extensions.get(extension) as Promise<T> | undefined;
     if (!extended) {
-      const context: SqlStoreContext = { db: this.#db, flavor: this.#flavor, gate: this.#gate, rows: { event: toEvent, subscription: toSubscription } };
+      const context: SqlStoreContext = {
+        db: this.#db,
+        flavor: this.#flavor,
+        gate: this.#gate,
+        rows: { event: toEvent, subscription: toSubscription },
+        holdLog: (hold) => void this.#logHolds.push(hold),
+      };
       const tables = { table: `herald_${extension.name}_migration`, lockTable: `herald_${extension.name}_migration_lock` };
       extended = this.#gate
         .run(() => runMigrations(this.#db as Kysely<unknown>, extension.migrations(this.#flavor), tables), Date.now(), initLockTimeout)
@@ -175,6 +189,8 @@ export class SqlStore implements Store {
   async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
     // `**` matches every type: no filter at all.
     const filter = types && types.length > 0 && !types.includes('**') ? typeFilter(types) : undefined;
+    const exact = filter?.exactOnly ? [...new Set(filter.sql?.exact)] : undefined;
+    if (exact && exact.length <= maxTypeRanges && limit > 0) return this.#readTypes(after, limit, exact, visibleTo);
     const found: HeraldEvent[] = [];
     let cursor = after;
     while (found.length < limit) {
@@ -212,14 +228,45 @@ export class SqlStore implements Store {
     return { found, heldBack: false };
   }
 
-  /** `latest` is the last `seq` that may be read (see `read`), and waits as `read` does. */
+  /**
+   * Events of these exact types: one index range (type, seq) per type, each at most `limit` long, merged in
+   * `seq` order, up to the first row that may not be read yet (as `#readDecided`). A page costs the same
+   * whatever the size of the log or the share of other types in it.
+   */
+  async #readTypes(after: number, limit: number, names: readonly string[], visibleTo: string | undefined): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
+    // Only seqs from the ranges (the index holds them); the rows of the page alone are read.
+    const ranges = names.map(
+      (name, at) =>
+        sql`select seq from (select seq from herald_events where type = ${name} and seq > ${after}${
+          visibleTo !== undefined ? sql` and (consumer is null or consumer = ${visibleTo})` : sql``
+        } order by seq limit ${limit}) as ${sql.ref(`r${at}`)}`,
+    );
+    const page = sql`select seq from (${sql.join(ranges, sql` union all `)}) as ranges order by seq limit ${limit}`;
+    const decided = this.#flavor.decidedRow ? sql`, ${this.#flavor.decidedRow} as decided` : sql``;
+    const query = sql<Selectable<EventsTable> & { decided?: boolean }>`select *${decided} from herald_events where seq in (${page}) order by seq`;
+    const found: HeraldEvent[] = [];
+    for (const row of (await query.execute(this.#db)).rows) {
+      if (row.decided === false) return { found, heldBack: true };
+      found.push(toEvent(row));
+    }
+    return { found, heldBack: false };
+  }
+
+  /**
+   * `latest` is the last `seq` that may be read (see `read`), and waits as `read` does. `oldest` is past the
+   * log's floor once it was pruned (see `prune`): the events a type keeps below it do not count.
+   */
   async bounds(): Promise<LogBounds> {
     for (let wait = 1; ; wait *= 2) {
-      const [oldest, latest] = await Promise.all([
+      const [oldest, latest, floor] = await Promise.all([
         this.#db.selectFrom('herald_events').select((eb) => eb.fn.min('seq').as('seq')).executeTakeFirst(),
         this.#lastSeq(true),
+        logFloor(this.#db),
       ]);
-      if (wait > maxHeldBackWait || !(await this.#heldBack(latest))) return { oldest: oldest?.seq == null ? null : Number(oldest.seq), latest };
+      if (wait > maxHeldBackWait || !(await this.#heldBack(latest))) {
+        if (floor > 0) return { oldest: floor + 1, latest: Math.max(latest, floor) };
+        return { oldest: oldest?.seq == null ? null : Number(oldest.seq), latest };
+      }
       await delay(wait);
     }
   }
@@ -259,6 +306,25 @@ export class SqlStore implements Store {
     return this.#db as unknown as Kysely<Record<never, never>>;
   }
 
+  /**
+   * Prunes one round of the log by `rules` (at most `batchSize` events looked at per rule, each delete its own
+   * short transaction), never an event an extension holds (`SqlStoreContext.holdLog`) nor the newest one.
+   * @param now ms since the epoch, for the retentions.
+   */
+  prune(rules: RetentionRules, now = Date.now(), batchSize = 200): Promise<PruneResult> {
+    this.#pruner ??= new SqlLogPruner(this.#db, this.#flavor, this.#gate, this.#logHolds);
+    return this.#pruner.prune(rules, now, batchSize);
+  }
+
+  /** How many events the log holds, and how many bytes it takes (SQLite: the database file's pages in use). */
+  async logSize(): Promise<{ events: number; bytes: number }> {
+    const row = await this.#db
+      .selectFrom('herald_events')
+      .select((eb) => eb.fn.countAll().as('events'))
+      .executeTakeFirst();
+    return { events: Number(row?.events ?? 0), bytes: await logBytes(this.#db, this.#flavor) };
+  }
+
   readonly eventTypes = {
     list: async (): Promise<StoredEventType[]> => {
       const rows = await this.#db.selectFrom('herald_event_types').selectAll().orderBy('name').execute();
@@ -266,6 +332,8 @@ export class SqlStore implements Store {
         name: row.name,
         ...(row.description !== null ? { description: row.description } : {}),
         ...(row.schema !== null ? { schema: JSON.parse(row.schema) as Record<string, unknown> } : {}),
+        ...(row.retention !== null ? { retention: row.retention } : {}),
+        ...(row.compaction !== null ? { compaction: row.compaction as 'subject' } : {}),
         createdAt: row.created_at,
       }));
     },
@@ -277,6 +345,8 @@ export class SqlStore implements Store {
             name: eventType.name,
             description: eventType.description ?? null,
             schema: eventType.schema ? JSON.stringify(eventType.schema) : null,
+            retention: eventType.retention ?? null,
+            compaction: eventType.compaction ?? null,
             created_at: eventType.createdAt,
           })
           .onConflict((oc) => oc.column('name').doNothing())

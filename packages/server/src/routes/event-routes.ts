@@ -3,11 +3,13 @@ import {
   compileFilter,
   defineRoute,
   eventFilterQuery,
+  type EventPredicate,
   eventTypePattern,
   ForbiddenError,
   type HeraldEvent,
   outsideScope,
   publishInputSchema,
+  readByPatterns,
   type RouteDefinition,
   requestTraceContext,
   visibleTo,
@@ -59,21 +61,28 @@ export function eventRoutes({ bus, catalog, store }: ServerContext): RouteDefini
         if (query.types !== undefined && outside.length > 0) {
           throw new ForbiddenError(`This stream token does not cover ${outside.join(', ')}`);
         }
-        const types = query.types ?? principal.types;
+        const patterns = query.types ?? principal.types;
         const reader = visibleTo(principal);
+        // Read first: every event up to `latest` is committed (appends commit in seq order), so a page that is
+        // not full has seen them all, and `next` moves past the events of other types at the end of the log.
+        const { latest, oldest } = await store.bounds();
         const read = (after: number) =>
-          store.read({ after, limit: query.limit, ...(types ? { types } : {}), ...(reader !== undefined ? { visibleTo: reader } : {}) });
-        if (query.filter === undefined) {
-          const events = await read(query.after);
-          return { body: { data: events, next: events.at(-1)?.seq ?? query.after, hasMore: events.length === query.limit } };
+          readByPatterns(store, catalog, {
+            after,
+            limit: query.limit,
+            ...(patterns ? { patterns } : {}),
+            ...(reader !== undefined ? { visibleTo: reader } : {}),
+          });
+        let accepts: EventPredicate | undefined;
+        if (query.filter !== undefined) {
+          assertFilterFits(query.filter, patterns ?? ['**'], catalog.list());
+          accepts = compileFilter(query.filter);
         }
-        assertFilterFits(query.filter, types ?? ['**'], catalog.list());
-        const accepts = compileFilter(query.filter);
         // `next` is the last event looked at, taken or not, so that reading on skips what the filter refused.
         const data: HeraldEvent[] = [];
         let next = query.after;
         let hasMore = true;
-        for (let page = 0; page < filteredPages && data.length < query.limit && hasMore; page += 1) {
+        for (let page = 0; page < (accepts ? filteredPages : 1) && data.length < query.limit && hasMore; page += 1) {
           const events = await read(next);
           hasMore = events.length === query.limit;
           for (const event of events) {
@@ -82,10 +91,10 @@ export function eventRoutes({ bus, catalog, store }: ServerContext): RouteDefini
               break;
             }
             next = event.seq;
-            if (accepts(event)) data.push(event);
+            if (!accepts || accepts(event)) data.push(event);
           }
         }
-        return { body: { data, next, hasMore } };
+        return { body: { data, next: hasMore ? next : Math.max(next, latest), hasMore, oldest } };
       },
     }),
   ];

@@ -1,4 +1,4 @@
-import { ConflictError, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition } from '@herald/core';
+import { ConflictError, compactionMode, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition, retentionDuration, type TypeRetention } from '@herald/core';
 import { z } from 'zod';
 import { eventTypeInfoSchema, listOf } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
@@ -7,6 +7,8 @@ const registerBody = z.strictObject({
   name: z.string(),
   description: z.string().max(1024).optional(),
   schema: z.record(z.string(), z.unknown()).optional(),
+  retention: retentionDuration.optional().describe("How long this type's events are kept, instead of HERALD_LOG_RETENTION (e.g. 90d)"),
+  compaction: compactionMode.optional().describe('`subject`: beyond the retention, the newest event of each subject is kept'),
 });
 
 /** The broker channel on which nodes announce newly registered event types. */
@@ -17,11 +19,18 @@ export async function loadStoredEventTypes({ store, catalog, logger }: ServerCon
   for (const stored of await store.eventTypes.list()) {
     if (catalog.has(stored.name)) continue;
     try {
-      catalog.add(eventTypeFromJsonSchema(stored.name, stored.schema, stored.description), 'api', stored.schema ?? {});
+      catalog.add(eventTypeFromJsonSchema(stored.name, stored.schema, stored.description, retentionOf(stored)), 'api', stored.schema ?? {});
     } catch (error) {
       logger.warn({ err: error, eventType: stored.name }, 'a stored event type could not be loaded');
     }
   }
+}
+
+function retentionOf(kept: TypeRetention): TypeRetention {
+  return {
+    ...(kept.retention !== undefined ? { retention: kept.retention } : {}),
+    ...(kept.compaction !== undefined ? { compaction: kept.compaction } : {}),
+  };
 }
 
 export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
@@ -55,7 +64,7 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
       summary: 'Register an event type with a JSON Schema (201; 200 when the same one exists)',
       response: { status: 201, body: eventTypeInfoSchema },
       async handle({ body }) {
-        const definition = eventTypeFromJsonSchema(body.name, body.schema, body.description);
+        const definition = eventTypeFromJsonSchema(body.name, body.schema, body.description, retentionOf(body));
         const existing = catalog.get(body.name);
         if (existing?.origin === 'code') throw new ConflictError(`Event type "${body.name}" is defined in code`);
         const schema = body.schema ?? {};
@@ -63,6 +72,7 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
           name: body.name,
           ...(body.description !== undefined ? { description: body.description } : {}),
           schema,
+          ...retentionOf(body),
           createdAt: new Date().toISOString(),
         });
         if (!inserted) await loadStoredEventTypes(context);

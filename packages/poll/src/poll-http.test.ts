@@ -328,7 +328,7 @@ describe('API documents', () => {
     const app = await started();
     const document = await (await fetch(`${app.baseUrl}/openapi.json`)).json();
     const operation = document.paths['/v1/poll'].get;
-    expect(operation.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(['types', 'subscription', 'after', 'wait', 'limit']);
+    expect(operation.parameters.map((parameter: { name: string }) => parameter.name)).toEqual(['types', 'subscription', 'after', 'wait', 'limit', 'filter']);
     expect(operation.security).toEqual([{ bearer: [] }, { accessToken: [] }]);
     const answer = operation.responses['200'].content['application/json'].schema;
     expect(Object.keys(answer.properties)).toEqual(['data', 'next', 'reset']);

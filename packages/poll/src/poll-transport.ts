@@ -109,11 +109,8 @@ class LongPolling implements PollTransport {
     response.once('close', () => session.close());
     try {
       const { after } = query;
-      const subscription = session.subscribe({
-        ...(query.subscription !== undefined ? { subscription: query.subscription } : { types: query.types ?? [] }),
-        after,
-        filter: query.filter,
-      });
+      // The query names exactly one of `types` and `subscription`.
+      const subscription = session.subscribe({ types: query.types, subscription: query.subscription, after, filter: query.filter });
       try {
         await subscription.resolve();
       } catch (error) {

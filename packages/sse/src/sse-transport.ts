@@ -171,11 +171,8 @@ class ServerSentEvents implements SseTransport {
       connection.stream.gone();
       this.#connections.delete(connection);
     });
-    const subscription = session.subscribe({
-      ...(query.subscription !== undefined ? { subscription: query.subscription } : { types: query.types ?? [] }),
-      after,
-      filter: query.filter,
-    });
+    // The query names exactly one of `types` and `subscription`.
+    const subscription = session.subscribe({ types: query.types, subscription: query.subscription, after, filter: query.filter });
     try {
       await subscription.resolve();
     } catch (error) {

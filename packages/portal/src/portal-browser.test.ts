@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { portal } from './portal-app.js';
 
 const packageDirectory = resolve(import.meta.dirname, '..');
-const imagesDirectory = resolve(packageDirectory, '../../docs/images');
+// The docs' screenshots are refreshed on request, so that a test run leaves the checkout as it found it.
+const imagesDirectory = process.env.HERALD_DOCS_SCREENSHOTS === '1' ? resolve(packageDirectory, '../../docs/images') : resolve(packageDirectory, 'test-results');
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const adminKey = 'admin-portal-browser-test-0123456789abcdef';
 

@@ -416,7 +416,10 @@ export class SqlOutbox implements Outbox {
           .insertInto('herald_deliveries')
           .values(group.map((delivery) => fromNewDelivery(delivery, now)))
           .onConflict((oc) =>
-            oc.columns(['subscription_id', 'event_seq']).doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now }),
+            // A delivery in flight is let go too: the attempt under way settles nothing, and the replay sends it again.
+            oc
+              .columns(['subscription_id', 'event_seq'])
+              .doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, locked_by: null, locked_until: null, updated_at: now }),
           )
           .executeTakeFirst();
         count += Number(result.numInsertedOrUpdatedRows ?? 0);

@@ -284,6 +284,23 @@ export function outboxSuiteCases(harness: OutboxHarness): SuiteCase[] {
         }),
     },
     {
+      name: 'a replay of a delivery in flight sends it again: the in-flight attempt does not settle it',
+      run: () =>
+        withOutbox(harness, async (store, outbox) => {
+          const { events, now } = await fannedOut(store, outbox, 1);
+          const event = events[0] as HeraldEvent;
+          const [taken] = (await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 1 }] })).claimed;
+          assert.equal(taken?.delivery.eventSeq, event.seq);
+          await outbox.replay([{ id: 'dlv_again', subscriptionId: 'sub_out', eventSeq: event.seq, eventId: event.id, nextAttemptAt: now }], now + 1);
+          const delivered: DeliveryAttempt = { deliveryId: taken?.delivery.id as string, subscriptionId: 'sub_out', attempt: 1, startedAt: now, durationMs: 3, outcome: 'succeeded' };
+          await outbox.commit({ lease: lease('w', now + 2), settle: [{ attempt: delivered, status: 'delivered' }] });
+          const after = await outbox.get(taken?.delivery.id as string);
+          assert.deepEqual({ status: after?.status, lockedBy: after?.lockedBy }, { status: 'pending', lockedBy: null });
+          const again = await outbox.commit({ lease: lease('w2', now + 3), claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
+          assert.deepEqual(again.claimed.map((c) => c.delivery.id), [taken?.delivery.id]);
+        }),
+    },
+    {
       name: "finds, counts and prunes a transport's deliveries, and those of deleted subscriptions, not another transport's",
       run: () =>
         withOutbox(harness, async (store, outbox) => {

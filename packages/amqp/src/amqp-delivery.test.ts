@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { HeraldEvent, Logger } from '@herald/core';
+import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokerUrl, type QueueConsumer, startConsumer, uniqueName } from './amqp-broker.test-support.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
@@ -33,24 +33,6 @@ async function subscribe(target: TestApp, config: Record<string, unknown>, types
   return body.id as string;
 }
 
-interface AttemptView {
-  status: string;
-  error: string | null;
-}
-async function attempts(target: TestApp, id: string): Promise<AttemptView[]> {
-  const { body } = await target.api('GET', `/v1/subscriptions/${id}/deliveries`);
-  return (body.data as { attempts: AttemptView[] }[]).flatMap((delivery) => delivery.attempts);
-}
-
-async function publish(target: TestApp, count: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent[]> {
-  const published: HeraldEvent[] = [];
-  for (let n = 0; n < count; n += 50) {
-    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) => ({ type, data: { n: n + i } }));
-    const results = await target.herald.bus.publishMany(batch as never);
-    published.push(...results.map(({ event }) => event));
-  }
-  return published;
-}
 
 /** A logger that keeps every line it is given, as JSON. */
 function recordingLogger(lines: string[]): Logger {
@@ -68,7 +50,7 @@ describe('messages', () => {
     const queue = await consumer();
     const server = await app();
     await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
-    const [event] = await publish(server, 1);
+    const [event] = await publishNumbered(server, 1);
     await waitFor(() => queue.received.length === 1, 'the message');
     const { message } = queue.received[0] as (typeof queue.received)[number];
     expect(JSON.parse(message.content.toString('utf8'))).toEqual(JSON.parse(JSON.stringify(event)));
@@ -89,7 +71,7 @@ describe('messages', () => {
     const server = await app();
     await subscribe(server, { url: brokerUrl, exchange: byType.exchange });
     await subscribe(server, { url: brokerUrl, exchange: fixed.exchange, routingKey: 'billing' });
-    const events = [...(await publish(server, 2)), ...(await publish(server, 3, 'invoice.paid'))];
+    const events = [...(await publishNumbered(server, 2)), ...(await publishNumbered(server, 3, 'invoice.paid'))];
     const invoices = events.filter((event) => event.type === 'invoice.paid').map((event) => event.id);
     await waitFor(() => fixed.received.length === 5 && byType.received.length === 3, 'both queues');
     expect([...byType.ids()].sort()).toEqual([...invoices].sort());
@@ -100,7 +82,7 @@ describe('messages', () => {
     const queue = await consumer();
     const server = await app({ concurrency: 20 });
     await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
-    const published = await publish(server, 1000);
+    const published = await publishNumbered(server, 1000);
     await waitFor(() => queue.ids().size === 1000, '1,000 events', 60_000);
     expect([...queue.ids()].sort()).toEqual(published.map((event) => event.id).sort());
     expect(queue.received).toHaveLength(1000);
@@ -116,14 +98,14 @@ describe('failed attempts', () => {
     // A queue that holds one message and refuses the next: the broker nacks it.
     const full = await consumer({ queueArguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
     const toFull = await subscribe(server, { url: brokerUrl, exchange: full.exchange });
-    await publish(server, 1);
-    const failedTwice = async (id: string) => (await attempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
+    await publishNumbered(server, 1);
+    const failedTwice = async (id: string) => (await deliveryAttempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
     await waitFor(async () => (await failedTwice(toMissing)) && (await failedTwice(toNowhere)) && (await failedTwice(toFull)), 'attempts retried');
-    expect((await attempts(server, toMissing))[0]?.error).toMatch(new RegExp(`the exchange "${missing.replaceAll('.', '\\.')}" does not exist on amqp://guest@127\\.0\\.0\\.1:5672.*NOT.FOUND`));
-    const refused = (await attempts(server, toNowhere))[0]?.error;
+    expect((await deliveryAttempts(server, toMissing))[0]?.error).toMatch(new RegExp(`the exchange "${missing.replaceAll('.', '\\.')}" does not exist on amqp://guest@127\\.0\\.0\\.1:5672.*NOT.FOUND`));
+    const refused = (await deliveryAttempts(server, toNowhere))[0]?.error;
     expect(refused).toMatch(/cannot connect to amqp:\/\/guest@127\.0\.0\.1:1\/: connection refused \(ECONNREFUSED\)/);
     expect(refused).not.toContain('s3cret');
-    expect((await attempts(server, toFull))[0]?.error).toMatch(/the broker refused the message \(nack\)/);
+    expect((await deliveryAttempts(server, toFull))[0]?.error).toMatch(/the broker refused the message \(nack\)/);
   });
 
   it('fails the attempts while the exchange is gone (the channel closes), then delivers everything once it is back', async () => {
@@ -131,10 +113,10 @@ describe('failed attempts', () => {
     const errors: string[] = [];
     const server = await app({ retrySchedule: Array(30).fill(0.2), onAttempt: (attempt) => void (attempt.error && errors.push(attempt.error)) });
     await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
-    const before = await publish(server, 50);
+    const before = await publishNumbered(server, 50);
     await waitFor(() => queue.received.length >= 10, 'the first messages');
     await queue.removeExchange(true);
-    const during = await publish(server, 50);
+    const during = await publishNumbered(server, 50);
     await waitFor(() => errors.length > 0, 'a failed attempt');
     await queue.removeExchange(false);
     const all = [...before, ...during].map((event) => event.id);
@@ -148,12 +130,12 @@ describe('a restart of the broker', () => {
     const queue = await consumer({ durable: true });
     const server = await app({ retrySchedule: Array(60).fill(1), concurrency: 5, timeout: 5_000 });
     await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
-    const published = await publish(server, 300);
+    const published = await publishNumbered(server, 300);
     await waitFor(() => queue.received.length >= 50, 'the first messages', 30_000);
     // stop_app and start_app restart RabbitMQ inside its running node: every connection drops, and only durable
     // exchanges, queues and persistent messages survive, as in a full restart.
     await run('rabbitmqctl', ['stop_app'], { timeout: 60_000 });
-    published.push(...(await publish(server, 300)));
+    published.push(...(await publishNumbered(server, 300)));
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await run('rabbitmqctl', ['start_app'], { timeout: 60_000 });
     await run('rabbitmqctl', ['await_startup'], { timeout: 60_000 });
@@ -172,8 +154,8 @@ describe('the broker URL', () => {
     const created = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url: secretUrl, exchange: 'events' } }, key);
     expect(created.status).toBe(201);
     expect(created.body.config.url).toBe('amqp://herald@127.0.0.1:1/vhost');
-    await publish(server, 1);
-    await waitFor(async () => (await attempts(server, created.body.id)).length === 1, 'the failed attempt');
+    await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, created.body.id)).length === 1, 'the failed attempt');
     const shown = [
       created.body,
       (await server.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key)).body,
@@ -227,9 +209,9 @@ describe('the broker URL', () => {
       options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
     const server = await app({ lookup: rebinding, retrySchedule: [0, 60] }, {});
     const id = await subscribe(server, { url: 'amqps://guest:guest@rabbit.rebind.example:5672', exchange: queue.exchange });
-    await publish(server, 1);
-    await waitFor(async () => (await attempts(server, id)).length === 1, 'the first attempt');
-    expect((await attempts(server, id))[0]?.error).toMatch(/rabbit\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
+    await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the first attempt');
+    expect((await deliveryAttempts(server, id))[0]?.error).toMatch(/rabbit\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
     expect(queue.received).toHaveLength(0);
   });
 });

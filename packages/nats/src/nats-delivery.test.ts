@@ -1,6 +1,6 @@
-import type { HeraldEvent, Logger } from '@herald/core';
+import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
 import { type NatsOptions, nats } from './nats-transport.js';
@@ -30,32 +30,14 @@ async function subscribe(target: TestApp, config: Record<string, unknown>, types
   return body.id as string;
 }
 
-interface AttemptView {
-  status: string;
-  error: string | null;
-}
-async function attempts(target: TestApp, id: string): Promise<AttemptView[]> {
-  const { body } = await target.api('GET', `/v1/subscriptions/${id}/deliveries`);
-  return (body.data as { attempts: AttemptView[] }[]).flatMap((delivery) => delivery.attempts);
-}
-
-async function publish(target: TestApp, count: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent[]> {
-  const published: HeraldEvent[] = [];
-  for (let n = 0; n < count; n += 50) {
-    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) => ({ type, data: { n: n + i } }));
-    const results = await target.herald.bus.publishMany(batch as never);
-    published.push(...results.map(({ event }) => event));
-  }
-  return published;
-}
 
 describe('messages', () => {
   it('publishes each event to its subject with Nats-Msg-Id = the event id, and the envelope as JSON', async () => {
     const stream = await consumer();
     const server = await app();
     await subscribe(server, { servers: [natsServer], subject: `${stream.prefix}.{type}` });
-    const [created] = await publish(server, 1);
-    const [paid] = await publish(server, 1, 'invoice.paid');
+    const [created] = await publishNumbered(server, 1);
+    const [paid] = await publishNumbered(server, 1, 'invoice.paid');
     await waitFor(() => stream.received.length === 2, 'both messages');
     const [first, second] = stream.received;
     expect(JSON.parse(first?.message.string() as string)).toEqual(JSON.parse(JSON.stringify(created)));
@@ -71,7 +53,7 @@ describe('messages', () => {
     let succeeded = 0;
     const server = await app({ concurrency: 20, onAttempt: (attempt) => void (attempt.outcome === 'succeeded' && succeeded++) });
     const id = await subscribe(server, { servers: natsServer, subject: `${stream.prefix}.{type}` });
-    const published = await publish(server, 1000);
+    const published = await publishNumbered(server, 1000);
     await waitFor(() => stream.ids().size === 1000, '1,000 events', 60_000);
     expect([...stream.ids()].sort()).toEqual(published.map((event) => event.id).sort());
     expect(stream.received).toHaveLength(1000);
@@ -93,17 +75,17 @@ describe('failed attempts', () => {
     const toNowhere = await subscribe(server, { servers: 'nats://herald:s3cret-pass@127.0.0.1:1', subject: 'x.{type}' });
     // A tls:// server must speak TLS: the machine's NATS does not, so nothing goes to it in the clear.
     const overTls = await subscribe(server, { servers: `tls://${natsServer}`, subject: 'herald-test.nobody-listens.{type}' });
-    await publish(server, 1);
-    const failedTwice = async (id: string) => (await attempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
+    await publishNumbered(server, 1);
+    const failedTwice = async (id: string) => (await deliveryAttempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
     await waitFor(async () => (await failedTwice(toNoStream)) && (await failedTwice(toNowhere)), 'attempts retried');
-    expect((await attempts(server, toNoStream))[0]?.error).toBe(
+    expect((await deliveryAttempts(server, toNoStream))[0]?.error).toBe(
       `no JetStream stream captures the subject "herald-test.nobody-listens.order.created" on ${natsServer} (no responders)`,
     );
-    const refused = (await attempts(server, toNowhere))[0]?.error;
+    const refused = (await deliveryAttempts(server, toNowhere))[0]?.error;
     expect(refused).toMatch(/cannot connect to NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1: connection refused/);
     expect(refused).not.toContain('s3cret');
-    await waitFor(async () => (await attempts(server, overTls)).length > 0, 'the attempt over TLS');
-    expect((await attempts(server, overTls))[0]?.error).toMatch(new RegExp(`^cannot connect to NATS at tls://${natsServer.replaceAll('.', '\\.')}: .*TLS`, 'i'));
+    await waitFor(async () => (await deliveryAttempts(server, overTls)).length > 0, 'the attempt over TLS');
+    expect((await deliveryAttempts(server, overTls))[0]?.error).toMatch(new RegExp(`^cannot connect to NATS at tls://${natsServer.replaceAll('.', '\\.')}: .*TLS`, 'i'));
   });
 });
 
@@ -122,10 +104,10 @@ describe('a restart of the NATS server', () => {
 
     const server = await app({ retrySchedule: Array(60).fill(1), concurrency: 5, timeout: 3_000 });
     await subscribe(server, { servers: own.server });
-    const published = await publish(server, 300);
+    const published = await publishNumbered(server, 300);
     await waitFor(() => stream.received.length >= 50, 'the first messages', 30_000);
     await own.stop();
-    published.push(...(await publish(server, 300)));
+    published.push(...(await publishNumbered(server, 300)));
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await own.start();
     await stream.reconnect();
@@ -143,8 +125,8 @@ describe('the servers', () => {
     const created = await server.api('POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config }, key);
     expect(created.status).toBe(201);
     expect(created.body.config.servers).toEqual(['nats://***@127.0.0.1:1', 'nats://***@127.0.0.1:2']);
-    await publish(server, 1);
-    await waitFor(async () => (await attempts(server, created.body.id)).length === 1, 'the failed attempt');
+    await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, created.body.id)).length === 1, 'the failed attempt');
     const shown = JSON.stringify([
       (await server.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key)).body,
       (await server.api('GET', `/v1/subscriptions/${created.body.id}/deliveries`, undefined, key)).body,
@@ -182,9 +164,9 @@ describe('the servers', () => {
       options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
     const server = await app({ lookup: rebinding, retrySchedule: [0, 60] }, {});
     const id = await subscribe(server, { servers: 'nats.rebind.example:4222', subject: `${stream.prefix}.{type}` });
-    await publish(server, 1);
-    await waitFor(async () => (await attempts(server, id)).length === 1, 'the first attempt');
-    expect((await attempts(server, id))[0]?.error).toMatch(/nats\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
+    await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the first attempt');
+    expect((await deliveryAttempts(server, id))[0]?.error).toMatch(/nats\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
     expect(stream.received).toHaveLength(0);
   });
 });

@@ -141,3 +141,26 @@ export async function publish(app: TestApp, type: string, n: number, consumer?: 
 
 /** The ids of `events`, in order. */
 export const idsOf = (events: readonly HeraldEvent[]) => events.map((event) => event.id);
+
+/** What {@link deliveryAttempts} lists of each attempt. */
+export interface AttemptView {
+  status: string;
+  error: string | null;
+}
+
+/** Every attempt of a push subscription's deliveries, newest delivery first, as the admin sees them. */
+export async function deliveryAttempts(app: TestApp, subscriptionId: string): Promise<AttemptView[]> {
+  const { body } = await app.api('GET', `/v1/subscriptions/${subscriptionId}/deliveries`);
+  return (body.data as { attempts: AttemptView[] }[]).flatMap((delivery) => delivery.attempts);
+}
+
+/** Publishes `count` events of `type` with data `{ n }` (0, 1, ...), 50 to a call; resolves with them in order. */
+export async function publishNumbered(app: TestApp, count: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent[]> {
+  const published: HeraldEvent[] = [];
+  for (let n = 0; n < count; n += 50) {
+    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) => ({ type, data: { n: n + i } }));
+    const results = await app.herald.bus.publishMany(batch as never);
+    published.push(...results.map(({ event }) => event));
+  }
+  return published;
+}

@@ -19,6 +19,7 @@ const packageDirectory = resolve(import.meta.dirname, '..');
 const imagesDirectory = process.env.HERALD_DOCS_SCREENSHOTS === '1' ? resolve(packageDirectory, '../../docs/images') : resolve(packageDirectory, 'test-results');
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const adminKey = 'admin-portal-browser-test-0123456789abcdef';
+const embeddedPage = resolve(packageDirectory, '../../docs/portal-embedded.html');
 
 let herald: Herald<EventMapOf<typeof testEventTypes>>;
 let baseUrl: string;
@@ -26,7 +27,11 @@ let receiver: Server;
 let hookUrl: string;
 /** What the receiver answers: 200 "thanks", or 500 "receiver down". */
 let receiverFails = false;
+/** The bodies the receiver was sent, by path. */
+const received = new Map<string, string[]>();
 let browser: Browser;
+/** The element built from src/herald-portal.ts as one ES module, for the embedded page. */
+let elementBundle: string;
 
 async function admin(method: string, path: string, body?: unknown, key = adminKey) {
   const response = await fetch(`${baseUrl}${path}`, {
@@ -74,9 +79,14 @@ async function refreshUntil(page: Page, selector: string, timeout = 30_000): Pro
 
 beforeAll(async () => {
   await build({ root: resolve(packageDirectory, 'app'), configFile: resolve(packageDirectory, 'vite.config.ts') });
-  receiver = createServer((_req, res) => {
-    res.statusCode = receiverFails ? 500 : 200;
-    res.end(receiverFails ? 'receiver down' : 'thanks');
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      received.set(req.url ?? '', [...(received.get(req.url ?? '') ?? []), body]);
+      res.statusCode = receiverFails ? 500 : 200;
+      res.end(receiverFails ? 'receiver down' : 'thanks');
+    });
   });
   await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
   hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
@@ -88,8 +98,24 @@ beforeAll(async () => {
     eventTypes: testEventTypes,
     transports: [webhook({ allowPrivate: true, pollInterval: 50 }), sse()],
   });
+  const bundled = await build({
+    configFile: false,
+    logLevel: 'warn',
+    build: { write: false, minify: false, lib: { entry: resolve(packageDirectory, 'src/herald-portal.ts'), formats: ['es'], fileName: 'herald-portal' } },
+  });
+  const chunk = (Array.isArray(bundled) ? bundled : [bundled]).flatMap((output) => ('output' in output ? output.output : [])).find((file) => file.type === 'chunk');
+  if (chunk?.type !== 'chunk') throw new Error('vite built no module of the element');
+  elementBundle = chunk.code;
   const app = express();
   app.use('/portal', portal());
+  // docs/portal-embedded.html as a provider would serve it: with the API's address and a portal token written in.
+  app.get('/embedded/', (req, res) => {
+    const page = readFileSync(embeddedPage, 'utf8')
+      .replace('base-url="https://events.example.com"', `base-url="${baseUrl}"`)
+      .replace('token="hp_from_your_backend"', `token="${String(req.query.token)}"`);
+    res.type('html').send(page);
+  });
+  app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
   app.use(herald.app);
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
   baseUrl = `http://127.0.0.1:${port}`;
@@ -116,7 +142,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expect.poll(() => page.getByTestId('portal-secret').textContent()).toMatch(/^whsec_/);
     await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
     await page.getByTestId('subscription-types').fill('order.*, invoice.*');
-    await page.getByRole('button', { name: 'Save types' }).click();
+    await page.getByRole('button', { name: 'Save changes' }).click();
     await expect.poll(async () => (await admin('GET', '/v1/subscriptions?consumer=alpha')).body.data[0].types).toEqual(['order.*', 'invoice.*']);
     await page.getByRole('button', { name: 'Pause' }).click();
     await expect.poll(() => page.getByTestId('subscription-row').textContent()).toContain('paused');
@@ -190,6 +216,86 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expectAccessible(page, 'phone');
     await page.close();
   }, 180_000);
+
+  it('creates a subscription with a filter: an event that does not match it is not delivered, one that does is; a bad filter shows why by its field', async () => {
+    const page = await openPortal('gamma');
+    const filterError = page.getByTestId('portal-create-filter-error');
+    await page.getByTestId('portal-create-transport').selectOption('webhook');
+    await page.getByTestId('portal-create-types').fill('order.created');
+    await page.getByTestId('portal-create-url').fill(`${hookUrl}/gamma`);
+    await page.getByTestId('portal-create-filter').fill('{"data.n": ');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => filterError.textContent()).toContain('The filter is not JSON');
+
+    await page.getByTestId('portal-create-filter').fill('{"data.n": {"$near": 10}}');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => filterError.textContent()).toMatch(/filter\.data\.n/);
+    const field = page.getByTestId('portal-create-filter');
+    expect(await field.getAttribute('aria-invalid')).toBe('true');
+    expect((await field.getAttribute('aria-describedby'))?.split(' ')).toContain(await filterError.getAttribute('id'));
+    expect(await filterError.getAttribute('role')).toBe('alert');
+    expect(await page.locator('p.error').count()).toBe(0);
+    expect((await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data).toEqual([]);
+    await screenshot(page, 'filter-refused');
+    await expectAccessible(page, 'filter refused');
+
+    await field.fill('{"data.n": {"$gte": 10}}');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    expect(await filterError.count()).toBe(0);
+    const [stored] = (await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data;
+    expect(stored.filter).toEqual({ 'data.n': { $gte: 10 } });
+    expect(await page.getByTestId('subscription-filter').inputValue()).toBe('{"data.n":{"$gte":10}}');
+
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'gamma' })).status).toBe(202);
+    const matching = await admin('POST', '/v1/events', { type: 'order.created', data: { n: 20 }, consumer: 'gamma' });
+    expect(matching.status).toBe(202);
+    await expect.poll(() => received.get('/hook/gamma')?.length ?? 0, { timeout: 15_000 }).toBe(1);
+    // Deliveries are made in the order of the log: with the later event's made, the earlier one was passed over.
+    const deliveries = (await admin('GET', `/v1/subscriptions/${stored.id}/deliveries`)).body.data;
+    expect(deliveries.map((delivery: { eventSeq: number }) => delivery.eventSeq)).toEqual([matching.body.seq]);
+    expect(JSON.parse(received.get('/hook/gamma')?.[0] ?? '{}').data).toEqual({ n: 20 });
+    await page.getByTestId('subscription-row').getByRole('button', { name: 'Deliveries' }).click();
+    await refreshUntil(page, '[data-testid="delivery-row"][data-status="delivered"]');
+    expect(await page.getByTestId('delivery-row').count()).toBe(1);
+
+    // The edit form: a refused filter is shown by its row, and an empty one removes it.
+    await page.getByRole('button', { name: 'Subscriptions' }).click();
+    const row = page.getByTestId('subscription-row');
+    await row.getByTestId('subscription-filter').fill('{"data.n": {"$gte": "ten", "$lt": []}}');
+    await row.getByRole('button', { name: 'Save changes' }).click();
+    await expect.poll(() => row.getByTestId('subscription-filter-error').textContent()).toMatch(/filter\.data\.n/);
+    expect(await row.getByTestId('subscription-filter').getAttribute('aria-invalid')).toBe('true');
+    await expectAccessible(page, 'filter refused in the edit form');
+    expect((await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter).toEqual({ 'data.n': { $gte: 10 } });
+    await row.getByTestId('subscription-filter').fill('');
+    await row.getByRole('button', { name: 'Save changes' }).click();
+    await expect.poll(async () => (await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter ?? null).toBeNull();
+    expect(await row.getByTestId('subscription-filter-error').count()).toBe(0);
+    await page.close();
+  }, 90_000);
+
+  it('offers the transports the server mounts unless its transports attribute names them, and only push subscriptions have deliveries', async () => {
+    const page = await openPortal('delta');
+    const transport = page.getByTestId('portal-create-transport');
+    expect(await transport.locator('option').allTextContents()).toEqual((await admin('GET', '/v1/transports')).body.data.map((t: { name: string }) => t.name));
+    expect(await transport.locator('option').allTextContents()).toEqual(['webhook', 'sse']);
+    await transport.selectOption('sse');
+    expect(await page.getByTestId('portal-create-url').count()).toBe(0);
+    await page.getByTestId('portal-create-types').fill('invoice.*');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    const streamRow = page.getByTestId('subscription-row');
+    expect(await streamRow.locator('td[data-label="Transport"]').textContent()).toBe('sse');
+    expect(await streamRow.getByTestId('portal-test-send').count()).toBe(0);
+    expect(await streamRow.getByRole('button', { name: 'Deliveries' }).count()).toBe(0);
+    await expectAccessible(page, 'subscriptions with a stream subscription');
+
+    await page.evaluate(() => document.querySelector('herald-portal')?.setAttribute('transports', 'webhook'));
+    await expect.poll(() => transport.locator('option').allTextContents()).toEqual(['webhook']);
+    expect(await page.getByTestId('portal-create-url').count()).toBe(1);
+    await page.close();
+  }, 60_000);
 
   it('never shows A the subscriptions of B', async () => {
     const theirs = await admin('POST', '/v1/subscriptions', { consumer: 'beta', transport: 'webhook', types: ['invoice.*'], config: { url: hookUrl } });

@@ -378,15 +378,20 @@ export class HeraldPortal extends LitElement {
     </section>`;
   }
 
-  /** A filter's JSON field, with the reason it was refused, if it was, tied to it for assistive technology. */
-  #filterField(key: string, value: string, testId: string, label: TemplateResult): TemplateResult {
+  /**
+   * A filter's JSON field, with the reason it was refused, if it was, tied to it for assistive technology.
+   * `help` shows how to write one (in the create form; the edit forms keep the table short).
+   */
+  #filterField(field: { key: string; value: string; testId: string; label: TemplateResult; help: boolean }): TemplateResult {
+    const { key, testId } = field;
     const reason = this.filterErrors[key];
-    const describedBy = `filter-help-${key}${reason ? ` filter-error-${key}` : ''}`;
-    return html`<label class="filter">${label}
-        <textarea name="filter" rows="2" spellcheck="false" .value=${value} placeholder='{"data.total": {"$gte": 100}}'
-          aria-invalid=${reason ? 'true' : 'false'} aria-describedby=${describedBy} data-testid=${testId}></textarea>
+    const describedBy = [field.help ? `filter-help-${key}` : '', reason ? `filter-error-${key}` : ''].filter(Boolean).join(' ');
+    return html`<label>${field.label}
+        <textarea name="filter" rows="2" spellcheck="false" .value=${field.value}
+          placeholder=${field.help ? '{"data.total": {"$gte": 100}}' : 'No filter: every event of its types'}
+          aria-invalid=${reason ? 'true' : 'false'} aria-describedby=${describedBy || nothing} data-testid=${testId}></textarea>
       </label>
-      <p class="hint" id=${`filter-help-${key}`}>Optional. JSON, for example <code>{"data.country": "DE"}</code>; empty takes every event of its types.</p>
+      ${field.help ? html`<p class="hint" id=${`filter-help-${key}`}>Optional. JSON, for example <code>{"data.country": "DE"}</code>; empty takes every event of its types.</p>` : nothing}
       ${reason ? html`<p class="field-error" id=${`filter-error-${key}`} role="alert" data-testid=${`${testId}-error`}>${reason}</p>` : nothing}`;
   }
 
@@ -394,7 +399,7 @@ export class HeraldPortal extends LitElement {
     const result = this.testResults[subscription.id];
     return html`<p class="test-result" role="status" data-testid="portal-test-result" data-status=${result?.status ?? ''}>${
       result
-        ? html`Test event: <strong>${result.status}</strong> · HTTP ${result.responseStatus ?? '–'} · ${result.durationMs} ms
+        ? html`Test event${result.event?.type ? html` <code>${result.event.type}</code>` : nothing}: <strong>${result.status}</strong> · HTTP ${result.responseStatus ?? '–'} · ${result.durationMs} ms
             ${result.responseBody ? html`<pre>${result.responseBody}</pre>` : nothing}
             ${result.error ? html`<pre>${result.error}</pre>` : nothing}`
         : nothing
@@ -421,7 +426,7 @@ export class HeraldPortal extends LitElement {
               <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
             </label>`
           : nothing}
-        <div class="wide">${this.#filterField('create', '', 'portal-create-filter', html`Filter (JSON)`)}</div>
+        <div class="wide">${this.#filterField({ key: 'create', value: '', testId: 'portal-create-filter', label: html`Filter (JSON)`, help: true })}</div>
         <button type="submit" data-testid="portal-create-submit">Create</button>
       </form>
       ${this.secret
@@ -443,12 +448,13 @@ export class HeraldPortal extends LitElement {
                   <label><span class="visually-hidden">Event types of ${subscription.id}</span>
                     <input name="types" required .value=${subscription.types.join(', ')} data-testid="subscription-types" />
                   </label>
-                  ${this.#filterField(
-                    subscription.id,
-                    subscription.filter ? JSON.stringify(subscription.filter) : '',
-                    'subscription-filter',
-                    html`<span class="visually-hidden">Filter (JSON) of ${subscription.id}</span>`,
-                  )}
+                  ${this.#filterField({
+                    key: subscription.id,
+                    value: subscription.filter ? JSON.stringify(subscription.filter) : '',
+                    testId: 'subscription-filter',
+                    label: html`<span class="visually-hidden">Filter (JSON) of ${subscription.id}</span>`,
+                    help: false,
+                  })}
                   <button type="submit" class="secondary">Save changes</button>
                 </form>
               </td>

@@ -29,6 +29,8 @@ export interface TestAttempt {
   durationMs: number;
   responseBody: string | null;
   error: string | null;
+  /** The test event sent: `seq` 0, an id that starts with `evt_test_`. */
+  event?: { type?: string };
 }
 
 /** Where a replay starts: after a `seq`, or at a point in time (an ISO 8601 instant). */

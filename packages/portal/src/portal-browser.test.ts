@@ -212,6 +212,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
 
     await page.setViewportSize({ width: 375, height: 740 });
     await page.getByRole('button', { name: 'Subscriptions' }).click();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await screenshot(page, 'phone');
     await expectAccessible(page, 'phone');
     await page.close();
@@ -294,6 +295,53 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await page.evaluate(() => document.querySelector('herald-portal')?.setAttribute('transports', 'webhook'));
     await expect.poll(() => transport.locator('option').allTextContents()).toEqual(['webhook']);
     expect(await page.getByTestId('portal-create-url').count()).toBe(1);
+    await page.close();
+  }, 60_000);
+
+  it('runs embedded in a provider\'s dashboard (docs/portal-embedded.html), themed by its CSS custom properties, down to 375 px', async () => {
+    const hook = await admin('POST', '/v1/subscriptions', {
+      consumer: 'epsilon',
+      transport: 'webhook',
+      types: ['order.*'],
+      config: { url: `${hookUrl}/epsilon` },
+      filter: { 'data.n': { $gte: 100 } },
+    });
+    expect(hook.status).toBe(201);
+    expect((await admin('POST', '/v1/subscriptions', { consumer: 'epsilon', transport: 'sse', types: ['invoice.*'] })).status).toBe(201);
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'epsilon', ttl: 600 });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${baseUrl}/embedded/?token=${session.body.token}`);
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(2);
+    expect(problems).toEqual([]);
+    expect(await page.getByRole('heading', { level: 1, name: 'Webhooks' }).count()).toBe(1);
+    // A test event goes to the endpoint once, now, and leaves no delivery behind.
+    const result = page.getByTestId('portal-test-result');
+    receiverFails = true;
+    await page.getByTestId('portal-test-send').click();
+    await expect.poll(() => result.getAttribute('data-status')).toBe('failed');
+    expect(await result.textContent()).toMatch(/HTTP 500[\s\S]*receiver down/);
+    receiverFails = false;
+    await page.getByTestId('portal-test-send').click();
+    await expect.poll(() => result.getAttribute('data-status')).toBe('succeeded');
+    expect(await result.textContent()).toMatch(/Test event order\.\S+: succeeded · HTTP 200 · \d+ ms\s+thanks/);
+    const tests = (received.get('/hook/epsilon') ?? []).map((body) => JSON.parse(body));
+    expect(tests.map((event) => [event.seq, event.id.startsWith('evt_test_')])).toEqual([
+      [0, true],
+      [0, true],
+    ]);
+    expect((await admin('GET', `/v1/subscriptions/${hook.body.id}/deliveries`)).body.data).toEqual([]);
+    expect(await page.locator('p.error').count()).toBe(0);
+
+    // The page's --herald-accent (#6d28d9) colours the element's primary buttons.
+    expect(await page.getByTestId('portal-create-submit').evaluate((button) => getComputedStyle(button).backgroundColor)).toBe('rgb(109, 40, 217)');
+    await screenshot(page, 'embedded');
+    await expectAccessible(page, 'embedded');
+
+    await page.setViewportSize({ width: 375, height: 740 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await expectAccessible(page, 'embedded at 375 px');
     await page.close();
   }, 60_000);
 

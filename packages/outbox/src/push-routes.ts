@@ -37,9 +37,15 @@ const deliveriesQuery = z.object({
   before: z.coerce.number().int().positive().optional(),
 });
 
-const replayBody = z.strictObject({
-  after: z.number().int().min(0).describe('Redeliver every matching event with a greater seq'),
-});
+const replayBody = z
+  .strictObject({
+    after: z.number().int().min(0).optional().describe('Redeliver every matching event with a greater seq'),
+    since: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe('Instead of `after`: redeliver every matching event published at or after this time (RFC 3339)'),
+  })
+  .refine((body) => (body.after === undefined) !== (body.since === undefined), { message: 'give exactly one of `after` (a seq) and `since` (a time)' });
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
@@ -202,12 +208,17 @@ function pushRoutes(subscriptions: SubscriptionRegistry, catalog: EventCatalog, 
       method: 'POST',
       path: '/v1/subscriptions/:id/replay',
       portalToken: true,
-      summary: 'Redeliver every matching event after a seq, in the background; 409 while a replay of the subscription runs',
+      summary: 'Redeliver every matching event after a seq, or since a time, in the background; 409 while a replay of the subscription runs',
       body: replayBody,
       response: { status: 202, body: replaySchema, description: 'The replay, started' },
       async handle({ principal, params, body, raw }) {
         const { subscription, handler } = await reachable(principal, params.id as string);
-        return { status: 202, body: handler.replays.start(subscription, body.after, requestTraceContext(raw.headers)) };
+        const trace = requestTraceContext(raw.headers);
+        const replay =
+          body.since !== undefined
+            ? await handler.replays.startSince(subscription, Date.parse(body.since), trace)
+            : handler.replays.start(subscription, body.after as number, trace);
+        return { status: 202, body: replay };
       },
     }),
     defineRoute({

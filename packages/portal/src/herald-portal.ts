@@ -47,6 +47,27 @@ function filterReason(error: unknown): string | undefined {
   return `The server refused the filter: ${issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`;
 }
 
+/** What went wrong, for the page: a problem's detail with the reasons it gives, where in the request and what. */
+function messageOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (!(error instanceof ProblemError) || error.issues.length === 0) return error.message;
+  return `${error.message}: ${error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ')}`;
+}
+
+/** The JSON object of a form's `config` field (a transport's settings), `{}` when it is left empty. */
+function configOf(form: HTMLFormElement): Record<string, unknown> {
+  const text = String(new FormData(form).get('config') ?? '').trim();
+  if (!text) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`The config is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('The config must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
 /** The value of a `datetime-local` field (the browser's local time) as an ISO 8601 instant. */
 function instantOf(local: string): string {
   const instant = new Date(local);
@@ -170,7 +191,7 @@ export class HeraldPortal extends LitElement {
       if (error instanceof SessionEndedError) {
         this.ended = true;
         this.#tailAbort?.abort();
-      } else this.error = error instanceof Error ? error.message : String(error);
+      } else this.error = messageOf(error);
     }
   }
 
@@ -272,9 +293,9 @@ export class HeraldPortal extends LitElement {
       const data = new FormData(form);
       const transport = String(data.get('transport'));
       const types = typesOf(form);
-      const url = String(data.get('url') ?? '').trim();
+      const config = transport === 'webhook' ? { url: String(data.get('url') ?? '').trim() } : configOf(form);
       const filter = filterOf(form);
-      const created = await this.#api.createSubscription({ transport, types, config: transport === 'webhook' ? { url } : {}, ...(filter ? { filter } : {}) });
+      const created = await this.#api.createSubscription({ transport, types, config, ...(filter ? { filter } : {}) });
       this.secret = typeof created.config.secret === 'string' ? created.config.secret : '';
       if (this.#isPush(created)) this.selected = created.id;
       form.reset();
@@ -425,7 +446,12 @@ export class HeraldPortal extends LitElement {
           ? html`<label>Endpoint URL
               <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
             </label>`
-          : nothing}
+          : html`<div class="wide">
+              <label>Config (JSON)
+                <textarea name="config" rows="2" spellcheck="false" placeholder="{}" aria-describedby="config-help" data-testid="portal-create-config"></textarea>
+              </label>
+              <p class="hint" id="config-help">What the ${chosen} transport takes, as its documentation says; empty for nothing.</p>
+            </div>`}
         <div class="wide">${this.#filterField({ key: 'create', value: '', testId: 'portal-create-filter', label: html`Filter (JSON)`, help: true })}</div>
         <button type="submit" data-testid="portal-create-submit">Create</button>
       </form>

@@ -289,6 +289,12 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await transport.selectOption('sse');
     expect(await page.getByTestId('portal-create-url').count()).toBe(0);
     await page.getByTestId('portal-create-types').fill('invoice.*');
+    // Another transport than a webhook takes its config as JSON; the server's reasons are shown.
+    await page.getByTestId('portal-create-config').fill('{"url": "https://example.com"}');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.locator('p.error').textContent()).toMatch(/The config is not valid for transport "sse": config\S*/);
+    expect((await admin('GET', '/v1/subscriptions?consumer=delta')).body.data).toEqual([]);
+    await page.getByTestId('portal-create-config').fill('');
     await page.getByTestId('portal-create-submit').click();
     await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
     const streamRow = page.getByTestId('subscription-row');

@@ -232,6 +232,9 @@ export class HeraldPortal extends LitElement {
       const reason = filterReason(error);
       if (reason === undefined) throw error;
       this.filterErrors = { ...others, [key]: reason };
+      // To the field, whose description now says why: a keyboard user is where the fix goes.
+      await this.updateComplete;
+      this.renderRoot.querySelector<HTMLTextAreaElement>(`textarea[aria-describedby~="filter-error-${key}"]`)?.focus();
     }
   }
 

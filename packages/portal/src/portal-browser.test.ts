@@ -236,6 +236,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     expect((await field.getAttribute('aria-describedby'))?.split(' ')).toContain(await filterError.getAttribute('id'));
     expect(await filterError.getAttribute('role')).toBe('alert');
     expect(await page.locator('p.error').count()).toBe(0);
+    expect(await page.evaluate(() => document.querySelector('herald-portal')?.shadowRoot?.activeElement?.getAttribute('data-testid'))).toBe('portal-create-filter');
     expect((await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data).toEqual([]);
     await screenshot(page, 'filter-refused');
     await expectAccessible(page, 'filter refused');
@@ -334,7 +335,8 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expect.poll(() => result.getAttribute('data-status')).toBe('failed');
     expect(await result.textContent()).toMatch(/HTTP 500[\s\S]*receiver down/);
     receiverFails = false;
-    await page.getByTestId('portal-test-send').click();
+    await page.getByTestId('portal-test-send').focus();
+    await page.keyboard.press('Enter');
     await expect.poll(() => result.getAttribute('data-status')).toBe('succeeded');
     expect(await result.textContent()).toMatch(/Test event order\.\S+: succeeded · HTTP 200 · \d+ ms\s+thanks/);
     const tests = (received.get('/hook/epsilon') ?? []).map((body) => JSON.parse(body));

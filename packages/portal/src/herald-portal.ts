@@ -7,6 +7,7 @@ import {
   type MountedTransport,
   PortalApi,
   ProblemError,
+  type ProblemIssue,
   type ReplayStart,
   SessionEndedError,
   type Subscription,
@@ -24,48 +25,41 @@ function typesOf(form: HTMLFormElement): string[] {
 /** A filter field the browser can tell is wrong before asking the server. */
 class FilterInputError extends Error {}
 
-/** The JSON object of a form's `filter` field, or `undefined` when it is left empty. Throws FilterInputError. */
-function filterOf(form: HTMLFormElement): Record<string, unknown> | undefined {
-  const text = String(new FormData(form).get('filter') ?? '').trim();
+/** The JSON object in the form's field `name`, or `undefined` when it is left empty; `refuse` makes the error when it is no JSON object. */
+function jsonFieldOf(form: HTMLFormElement, name: string, refuse: (reason: string) => Error): Record<string, unknown> | undefined {
+  const text = String(new FormData(form).get(name) ?? '').trim();
   if (!text) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new FilterInputError(`The filter is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+    throw refuse(`is not JSON: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new FilterInputError('The filter must be a JSON object, such as {"data.total": {"$gte": 100}}');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw refuse('must be a JSON object');
   return parsed as Record<string, unknown>;
 }
+
+/** The form's filter, or `undefined` when it is left empty. Throws FilterInputError. */
+const filterOf = (form: HTMLFormElement) => jsonFieldOf(form, 'filter', (reason) => new FilterInputError(`The filter ${reason}, such as {"data.total": {"$gte": 100}}`));
+
+/** The form's transport config, `{}` when it is left empty. */
+const configOf = (form: HTMLFormElement) => jsonFieldOf(form, 'config', (reason) => new Error(`The config ${reason}`)) ?? {};
+
+/** A problem's reasons, one `path: message` each. */
+const reasonsOf = (issues: readonly ProblemIssue[]) => issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
 
 /** Why the filter was refused, when `error` is about the filter: the browser's reason, or the server's (422) for the `filter` member. */
 function filterReason(error: unknown): string | undefined {
   if (error instanceof FilterInputError) return error.message;
   if (!(error instanceof ProblemError) || error.status !== 422) return undefined;
   const issues = error.issues.filter((issue) => issue.path[0] === 'filter');
-  if (issues.length === 0) return undefined;
-  return `The server refused the filter: ${issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`;
+  return issues.length > 0 ? `The server refused the filter: ${reasonsOf(issues)}` : undefined;
 }
 
-/** What went wrong, for the page: a problem's detail with the reasons it gives, where in the request and what. */
+/** What went wrong, for the page: a problem's detail with the reasons it gives. */
 function messageOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  if (!(error instanceof ProblemError) || error.issues.length === 0) return error.message;
-  return `${error.message}: ${error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ')}`;
-}
-
-/** The JSON object of a form's `config` field (a transport's settings), `{}` when it is left empty. */
-function configOf(form: HTMLFormElement): Record<string, unknown> {
-  const text = String(new FormData(form).get('config') ?? '').trim();
-  if (!text) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`The config is not JSON: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('The config must be a JSON object');
-  return parsed as Record<string, unknown>;
+  return error instanceof ProblemError && error.issues.length > 0 ? `${error.message}: ${reasonsOf(error.issues)}` : error.message;
 }
 
 /** The value of a `datetime-local` field (the browser's local time) as an ISO 8601 instant. */
@@ -320,6 +314,7 @@ export class HeraldPortal extends LitElement {
   }
 
   async #sendTest(subscription: Subscription): Promise<void> {
+    // The last result goes while the test is under way, so that an old one is never taken for the new.
     const { [subscription.id]: _last, ...others } = this.testResults;
     this.testResults = others;
     this.testResults = { ...others, [subscription.id]: await this.#api.sendTest(subscription.id) };

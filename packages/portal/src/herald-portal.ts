@@ -219,13 +219,13 @@ export class HeraldPortal extends LitElement {
   /** Runs a step that sends the filter of form `key`; a refused filter is shown by its field, not as the page's error. */
   async #withFilter(key: string, step: () => Promise<void>): Promise<void> {
     const { [key]: _shown, ...others } = this.filterErrors;
+    this.filterErrors = others;
     try {
       await step();
-      this.filterErrors = others;
     } catch (error) {
       const reason = filterReason(error);
       if (reason === undefined) throw error;
-      this.filterErrors = { ...others, [key]: reason };
+      this.filterErrors = { ...this.filterErrors, [key]: reason };
       // To the field, whose description now says why: a keyboard user is where the fix goes.
       await this.updateComplete;
       this.renderRoot.querySelector<HTMLTextAreaElement>(`textarea[aria-describedby~="filter-error-${key}"]`)?.focus();

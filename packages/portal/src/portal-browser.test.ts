@@ -236,7 +236,9 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     expect((await field.getAttribute('aria-describedby'))?.split(' ')).toContain(await filterError.getAttribute('id'));
     expect(await filterError.getAttribute('role')).toBe('alert');
     expect(await page.locator('p.error').count()).toBe(0);
-    expect(await page.evaluate(() => document.querySelector('herald-portal')?.shadowRoot?.activeElement?.getAttribute('data-testid'))).toBe('portal-create-filter');
+    await expect
+      .poll(() => page.evaluate(() => document.querySelector('herald-portal')?.shadowRoot?.activeElement?.getAttribute('data-testid')))
+      .toBe('portal-create-filter');
     expect((await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data).toEqual([]);
     await screenshot(page, 'filter-refused');
     await expectAccessible(page, 'filter refused');
@@ -278,7 +280,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await row.getByTestId('subscription-filter').fill('');
     await row.getByRole('button', { name: 'Save changes' }).click();
     await expect.poll(async () => (await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter ?? null).toBeNull();
-    expect(await row.getByTestId('subscription-filter-error').count()).toBe(0);
+    await expect.poll(() => row.getByTestId('subscription-filter-error').count()).toBe(0);
     await page.close();
   }, 90_000);
 

@@ -237,8 +237,10 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   })();
   ready.catch((error: unknown) => logger.error({ err: error }, 'Herald failed to start'));
 
-  app.use(async (_req, _res, next) => {
+  app.use(async (_req, res, next) => {
     await ready;
+    // Once closing, a keep-alive connection closes after its answer: close() need not wait out a client that keeps asking.
+    if (stopping) res.setHeader('Connection', 'close');
     next();
   });
   mountHealthRoutes(app, store, () => stopping);

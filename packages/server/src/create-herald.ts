@@ -184,7 +184,18 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
     transports.set(transport.name, transport);
   }
-  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger, maxSubscriptions: resolved.maxSubscriptions };
+  const context: ServerContext = {
+    store,
+    broker,
+    bus,
+    catalog,
+    subscriptions,
+    keys,
+    transports,
+    logger,
+    maxSubscriptions: resolved.maxSubscriptions,
+    ...(resolved.portalUrl !== undefined ? { portalUrl: resolved.portalUrl } : {}),
+  };
   const authenticate = (credential: string) => keys.authenticate(credential);
   const abort = new AbortController();
   let stopping = false;

@@ -27,6 +27,21 @@ export interface RetryPolicy {
   jitter: number;
 }
 
+/** The attempt `delivery.attempts` of `delivery`, started at `startedAt`, with `result`; no error or next attempt on it yet. */
+export function attemptOf(delivery: Delivery, startedAt: number, durationMs: number, result: PushResult): DeliveryAttempt {
+  const attempt: DeliveryAttempt = {
+    deliveryId: delivery.id,
+    subscriptionId: delivery.subscriptionId,
+    attempt: delivery.attempts,
+    startedAt,
+    durationMs: Math.round(durationMs),
+    outcome: result.delivered ? 'succeeded' : 'failed',
+  };
+  if (result.responseStatus !== undefined) attempt.responseStatus = result.responseStatus;
+  if (result.responseBody !== undefined) attempt.responseBody = result.responseBody;
+  return attempt;
+}
+
 /**
  * The attempt `delivery.attempts` of `delivery`, started at `startedAt`, with `result`, and the state it
  * leaves the delivery in at `now`: delivered; failed (when the result says so, or the schedule has no
@@ -42,16 +57,7 @@ export function settledAttempt(
   retry: RetryPolicy,
   now: number,
 ): SettledAttempt {
-  const attempt: DeliveryAttempt = {
-    deliveryId: delivery.id,
-    subscriptionId: delivery.subscriptionId,
-    attempt: delivery.attempts,
-    startedAt,
-    durationMs: Math.round(durationMs),
-    outcome: result.delivered ? 'succeeded' : 'failed',
-  };
-  if (result.responseStatus !== undefined) attempt.responseStatus = result.responseStatus;
-  if (result.responseBody !== undefined) attempt.responseBody = result.responseBody;
+  const attempt = attemptOf(delivery, startedAt, durationMs, result);
   let status: DeliveryStatus = 'delivered';
   if (!result.delivered) {
     const error = result.error ?? 'the attempt failed';

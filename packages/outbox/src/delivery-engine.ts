@@ -1,11 +1,11 @@
-import { type HeraldEvent, newId, type Subscription, type TransportContext, traceFields } from '@herald/core';
-import { type PushResult, settledAttempt } from './attempt-outcome.js';
+import { type HeraldEvent, newId, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
+import { attemptOf, type PushResult, settledAttempt } from './attempt-outcome.js';
 import { attemptSpan, endAttemptSpan } from './attempt-span.js';
 import { CommitLoop } from './commit-loop.js';
 import { Endpoint, type Queued, type Unsent } from './endpoint-state.js';
 import { FailurePolicy } from './failure-policy.js';
 import { recoverHold } from './hold-recovery.js';
-import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Lease, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
+import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Delivery, type DeliveryAttempt, type Lease, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
 import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
 import { hasWrites, PendingWrites } from './pending-writes.js';
 import type { ResolvedPushOptions } from './push-options.js';
@@ -133,6 +133,43 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   /** Takes what changed of a subscription, e.g. its secret. */
   refresh(subscription: Subscription<TConfig>): void {
     this.#endpoints.get(subscription.id)?.refresh(subscription, Date.now());
+  }
+
+  /**
+   * Sends `event` (a test event, in no log) to `subscription` once, now, with `send` as a delivery is sent:
+   * its target, its span, the transport's guards and timeout. Records nothing: the attempt is returned, not
+   * stored, and neither `onAttempt`, the metrics nor the failure policy hear of it.
+   */
+  async test(subscription: Subscription<TConfig>, event: HeraldEvent): Promise<DeliveryAttempt> {
+    if (this.#stopping) throw new UnavailableError('The server is stopping');
+    const now = Date.now();
+    const delivery: Delivery = {
+      ...createdDelivery({ id: newId('dlv_test'), subscriptionId: subscription.id, eventSeq: event.seq, eventId: event.id, nextAttemptAt: now }, now),
+      attempts: 1,
+    };
+    const message = { event, body: JSON.stringify(event), subscription, delivery, test: true };
+    const span = attemptSpan(this.#transport, message);
+    const sending = (async () => {
+      const startedAt = Date.now();
+      let result: PushResult;
+      try {
+        result = await this.#send({ ...message, trace: traceFields(span) }, this.#targetOf(subscription.config));
+      } catch (error) {
+        result = failure(error);
+      }
+      endAttemptSpan(span, result);
+      const attempt = attemptOf(delivery, startedAt, Date.now() - startedAt, result);
+      if (!result.delivered) attempt.error = result.error ?? 'the attempt failed';
+      return attempt;
+    })();
+    // The engine stops once it ends, as it does for deliveries.
+    const task = sending.then(
+      () => {},
+      () => {},
+    );
+    this.#tasks.add(task);
+    void task.finally(() => this.#tasks.delete(task));
+    return sending;
   }
 
   #endpoint(id: string): Endpoint<TConfig> {

@@ -1,6 +1,8 @@
 import {
   canAccess,
   defineRoute,
+  type EventCatalog,
+  type HeraldEvent,
   NotFoundError,
   type Principal,
   type RouteDefinition,
@@ -11,7 +13,9 @@ import {
 } from '@herald/core';
 import { z } from 'zod';
 import type { Delivery, DeliveryAttempt, Outbox } from './outbox.js';
+import { KeyedRateLimit, TooManyRequestsError } from './keyed-rate-limit.js';
 import { type ReplayRunner, replaySchema } from './replay-runner.js';
+import { testEvent, testEventBody } from './test-event.js';
 
 /** What the routes need of one push transport started on the server. */
 export interface PushRouteHandler {
@@ -19,7 +23,12 @@ export interface PushRouteHandler {
   replays: ReplayRunner;
   /** The subscription may have due deliveries (a retry, a replay's batch). */
   wake(subscription: Subscription): void;
+  /** Sends a test event to the subscription once, now, as its deliveries are sent; stores nothing. */
+  test(subscription: Subscription, event: HeraldEvent): Promise<DeliveryAttempt>;
 }
+
+/** Test events each subscription may be sent per second, on each node. */
+const testsPerSecond = 3;
 
 const deliveriesQuery = z.object({
   status: z.enum(['pending', 'delivered', 'failed']).optional(),
@@ -28,16 +37,38 @@ const deliveriesQuery = z.object({
   before: z.coerce.number().int().positive().optional(),
 });
 
-const replayBody = z.strictObject({
-  after: z.number().int().min(0).describe('Redeliver every matching event with a greater seq'),
-});
+const replayBody = z
+  .strictObject({
+    after: z.number().int().min(0).optional().describe('Redeliver every matching event with a greater seq'),
+    since: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe('Instead of `after`: redeliver every matching event published at or after this time (RFC 3339)'),
+  })
+  .refine((body) => (body.after === undefined) !== (body.since === undefined), { message: 'give exactly one of `after` (a seq) and `since` (a time)' });
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
-function attemptView(attempt: DeliveryAttempt) {
+/** An attempt as the API shows it. */
+const attemptSchema = z.object({
+  attempt: z.number().int().positive().describe('1 for the first attempt of a round'),
+  startedAt: z.iso.datetime(),
+  status: z.enum(['succeeded', 'failed']),
+  responseStatus: z.number().int().nullable().describe('What the destination answered (an HTTP status), when it answered'),
+  durationMs: z.number().int().nonnegative(),
+  responseBody: z.string().nullable().describe('The start of what the destination answered'),
+  error: z.string().nullable().describe('Why the attempt failed'),
+  nextAttemptAt: z.iso.datetime().nullable(),
+});
+
+const testResultSchema = attemptSchema.extend({
+  event: z.record(z.string(), z.unknown()).describe('The test event sent: `seq` 0, an id starting with `evt_test_`'),
+});
+
+function attemptView(attempt: DeliveryAttempt): z.infer<typeof attemptSchema> {
   return {
     attempt: attempt.attempt,
-    startedAt: iso(attempt.startedAt),
+    startedAt: new Date(attempt.startedAt).toISOString(),
     status: attempt.outcome,
     responseStatus: attempt.responseStatus ?? null,
     durationMs: attempt.durationMs,
@@ -72,19 +103,20 @@ const servers = new WeakMap<SubscriptionRegistry, Map<string, PushRouteHandler>>
  * each subscription with the push transport it belongs to: several push transports share them. Returns
  * the function that takes `name` out again, when its transport stops.
  */
-export function mountPushRoutes(context: Pick<TransportContext, 'subscriptions' | 'http'>, name: string, handler: PushRouteHandler): () => void {
+export function mountPushRoutes(context: Pick<TransportContext, 'subscriptions' | 'http' | 'catalog'>, name: string, handler: PushRouteHandler): () => void {
   let transports = servers.get(context.subscriptions);
   if (!transports) {
     transports = new Map();
     servers.set(context.subscriptions, transports);
-    for (const route of pushRoutes(context.subscriptions, transports)) context.http.route(route);
+    for (const route of pushRoutes(context.subscriptions, context.catalog, transports)) context.http.route(route);
   }
   if (transports.has(name)) throw new Error(`A push transport named "${name}" is already started on this server`);
   transports.set(name, handler);
   return () => transports.delete(name);
 }
 
-function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap<string, PushRouteHandler>): RouteDefinition[] {
+function pushRoutes(subscriptions: SubscriptionRegistry, catalog: EventCatalog, transports: ReadonlyMap<string, PushRouteHandler>): RouteDefinition[] {
+  const tests = new KeyedRateLimit(testsPerSecond);
   /** The subscription and its push transport, when this principal may reach it; anyone else's is a 404, not a 403. */
   const reachable = async (principal: Principal, id: string) => {
     const subscription = await subscriptions.get(id);
@@ -155,14 +187,38 @@ function pushRoutes(subscriptions: SubscriptionRegistry, transports: ReadonlyMap
     }),
     defineRoute({
       method: 'POST',
+      path: '/v1/subscriptions/:id/test',
+      portalToken: true,
+      summary:
+        'Send a test event to the endpoint once, now, signed and guarded as a delivery is; not appended to the log nor kept as a delivery. Also to a paused or disabled subscription; 409 for an unverified endpoint; 429 past 3 a second',
+      body: testEventBody,
+      response: { body: testResultSchema, description: 'The attempt, and the event it sent' },
+      async handle({ principal, params, body }) {
+        const { subscription, handler } = await reachable(principal, params.id as string);
+        const now = Date.now();
+        const event = testEvent(catalog, subscription, body, '/herald', now);
+        const wait = tests.take(subscription.id, now);
+        if (wait !== undefined) {
+          throw new TooManyRequestsError(`At most ${testsPerSecond} test events a second to one subscription`, Math.max(1, Math.ceil(wait / 1000)));
+        }
+        return { body: { ...attemptView(await handler.test(subscription, event)), event } };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
       path: '/v1/subscriptions/:id/replay',
       portalToken: true,
-      summary: 'Redeliver every matching event after a seq, in the background; 409 while a replay of the subscription runs',
+      summary: 'Redeliver every matching event after a seq, or since a time, in the background; 409 while a replay of the subscription runs',
       body: replayBody,
       response: { status: 202, body: replaySchema, description: 'The replay, started' },
       async handle({ principal, params, body, raw }) {
         const { subscription, handler } = await reachable(principal, params.id as string);
-        return { status: 202, body: handler.replays.start(subscription, body.after, requestTraceContext(raw.headers)) };
+        const trace = requestTraceContext(raw.headers);
+        const replay =
+          body.since !== undefined
+            ? await handler.replays.startSince(subscription, Date.parse(body.since), trace)
+            : handler.replays.start(subscription, body.after as number, trace);
+        return { status: 202, body: replay };
       },
     }),
     defineRoute({

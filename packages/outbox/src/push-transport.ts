@@ -1,4 +1,5 @@
 import {
+  ConflictError,
   type HeraldEvent,
   isSubscriptionOf,
   type PreparedConfig,
@@ -37,6 +38,14 @@ export const pushConfigFields = {
   ordered: z.boolean().optional(),
 };
 
+/** A test of an endpoint that may not be sent anything yet (a webhook endpoint not verified): 409. */
+export class EndpointNotDeliverableError extends ConflictError {
+  override readonly name = 'EndpointNotDeliverableError';
+  constructor(subscriptionId: string) {
+    super(`Subscription ${subscriptionId} may not be sent anything yet (its endpoint is not verified): not even a test`);
+  }
+}
+
 /** One delivery to send: the event, the subscription it goes to, and the delivery as the outbox keeps it. */
 export interface PushMessage<TConfig extends PushConfig> {
   readonly event: HeraldEvent;
@@ -44,7 +53,14 @@ export interface PushMessage<TConfig extends PushConfig> {
   readonly body: string;
   readonly subscription: Subscription<TConfig>;
   /** Its id, and `attempts`: the number of this attempt in the current round (1 for the first). */
-  readonly delivery: Delivery;  /**
+  readonly delivery: Delivery;
+  /**
+   * A test event sent by `POST /v1/subscriptions/:id/test`: in no log (its `seq` is 0, its id starts with
+   * `evt_test_`), not in the outbox, sent once. A transport may mark it on the wire too (the webhook
+   * transport sends the header `herald-test: 1`).
+   */
+  readonly test?: boolean;
+  /**
    * The W3C trace context of this attempt's span (a child of the event's publish), for the destination:
    * the webhook transport sends it as the `traceparent` and `tracestate` headers. Empty when nothing is traced.
    */
@@ -166,7 +182,13 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
       };
       replays = new ReplayRunner(context, outbox, { wake });
       await definition.start?.({ ...context, outbox, owns: ours, refresh: (subscription) => worker.refresh(subscription), options });
-      unmount = mountPushRoutes(context, name, { outbox, replays, wake });
+      const test = (subscription: Subscription, event: HeraldEvent) => {
+        if (!ours(subscription)) throw new Error(`Subscription ${subscription.id} is not one of the ${name} transport's`);
+        // Unverified endpoints are sent nothing, not even a test; paused and disabled ones are, on request.
+        if (!(definition.deliverable?.(subscription) ?? true)) throw new EndpointNotDeliverableError(subscription.id);
+        return worker.test(subscription, event);
+      };
+      unmount = mountPushRoutes(context, name, { outbox, replays, wake, test });
 
       // The bus hands over every event after `latest`, so the two must be taken together.
       const latest = context.bus.latest;

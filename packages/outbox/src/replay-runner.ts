@@ -3,6 +3,7 @@ import { endSpan, HeraldError, messagingAttributes, newId, passesFilter, readByP
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
 import type { NewDelivery, Outbox } from './outbox.js';
+import { seqBefore } from './seq-before.js';
 
 /** A replay as the API shows it. */
 export const replaySchema = z.object({
@@ -12,6 +13,10 @@ export const replaySchema = z.object({
     .enum(['running', 'completed', 'cancelled', 'failed'])
     .describe('`cancelled`: by `DELETE`, because the subscription was deleted, or because the server stopped; `failed`: see `error`'),
   after: z.number().int().nonnegative().describe('Events after this seq are replayed...'),
+  since: z.iso
+    .datetime()
+    .optional()
+    .describe('When the replay was asked from a time: `after` is the seq of the last event published before it'),
   until: z.number().int().nonnegative().describe('...up to this one: the end of the log when the replay began'),
   position: z.number().int().nonnegative().describe('Every matching event up to this seq has its delivery in the outbox'),
   replayed: z.number().int().nonnegative().describe('Deliveries made (or started again) so far'),
@@ -92,15 +97,35 @@ export class ReplayRunner {
    * replay is traced in a span whose parent is in `parent` (the active OpenTelemetry context, by default).
    */
   start(subscription: Subscription, after: number, parent: Context = context.active()): ReplayView {
-    this.#forgetFinished(Date.now());
-    const running = this.#running(subscription.id);
-    if (running) throw new ReplayInProgressError({ ...running.view });
+    this.#refuseWhileRunning(subscription.id);
+    return this.#start(subscription, after, this.#context.bus.latest, undefined, parent);
+  }
+
+  /**
+   * Starts replaying the events published at or after `since` (ms since the epoch): from the seq before the
+   * first of them (see {@link seqBefore}). One older than the log replays all of it; one in the future, nothing.
+   */
+  async startSince(subscription: Subscription, since: number, parent: Context = context.active()): Promise<ReplayView> {
+    this.#refuseWhileRunning(subscription.id);
     const until = this.#context.bus.latest;
+    const after = await seqBefore(this.#context.store, since, until);
+    this.#refuseWhileRunning(subscription.id);
+    return this.#start(subscription, after, until, new Date(since).toISOString(), parent);
+  }
+
+  #refuseWhileRunning(subscriptionId: string): void {
+    this.#forgetFinished(Date.now());
+    const running = this.#running(subscriptionId);
+    if (running) throw new ReplayInProgressError({ ...running.view });
+  }
+
+  #start(subscription: Subscription, after: number, until: number, since: string | undefined, parent: Context): ReplayView {
     const view: ReplayView = {
       id: newId('rpl'),
       subscriptionId: subscription.id,
       status: 'running',
       after,
+      ...(since !== undefined ? { since } : {}),
       until,
       position: Math.min(after, until),
       replayed: 0,

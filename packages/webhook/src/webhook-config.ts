@@ -8,6 +8,7 @@ const reservedHeaders = new Set([
   'webhook-id',
   'webhook-timestamp',
   'webhook-signature',
+  'herald-test',
   'content-type',
   'content-length',
   'content-encoding',

@@ -125,3 +125,69 @@ describe('replay (issue 13)', () => {
     expect(empty).toMatchObject({ status: 202, body: { status: 'completed', until: 0, replayed: 0 } });
   });
 });
+
+describe('replay since a time (issue 19)', () => {
+  const base = Date.parse('2025-03-01T12:00:00.000Z');
+  const at = (minutes: number) => new Date(base + minutes * 60_000).toISOString();
+
+  /** Events at known minutes (a real SQLite store, appended with their times), every third one of a type the subscription does not take. */
+  async function appAtMinutes(minutes: readonly number[]): Promise<TestApp> {
+    const store = sqliteStore({ path: ':memory:' });
+    await store.init();
+    await store.append(minutes.map((minute, i) => newEvent(i % 3 === 2 ? 'invoice.paid' : 'order.created', { time: at(minute), data: { n: i + 1 } })));
+    const app = await startTestApp([webhook({ pollInterval: 50 })], { store, env: allowPrivate });
+    cleanups.push(() => app.close());
+    return app;
+  }
+
+  async function replayed(app: TestApp, inbox: TestReceiver, id: string, key: string, body: unknown) {
+    const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, body, key);
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    await waitFor(async () => (await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'the replay');
+    const { body: done } = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
+    await waitFor(() => inbox.requests.length >= done.replayed, `${done.replayed} requests`);
+    await linger(100);
+    const seqs = inbox.requests.splice(0).map((request) => seqOf(request.body));
+    return { started: started.body, done, seqs: seqs.sort((a, b) => a - b) };
+  }
+
+  it('replays exactly the events published at or after `since`, ties included', async () => {
+    // seq:        1  2  3  4  5  6  7  8  9 10 11 12   (3, 6, 9, 12 are invoice.paid)
+    const app = await appAtMinutes([0, 1, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8]);
+    const inbox = await receiver();
+    const { id, key } = await subscribe(app, inbox.url);
+
+    const fromThree = await replayed(app, inbox, id, key, { since: at(3) });
+    expect(fromThree.started).toMatchObject({ after: 3, since: at(3), until: 12 });
+    expect(fromThree.seqs).toEqual([4, 5, 7, 8, 10, 11]);
+    expect(fromThree.done).toMatchObject({ status: 'completed', after: 3, since: at(3), replayed: 6 });
+
+    // Between two events, and written with an offset: from the next one on.
+    expect((await replayed(app, inbox, id, key, { since: '2025-03-01T13:05:30+01:00' })).seqs).toEqual([10, 11]);
+    // Older than the log: all of it.
+    const all = await replayed(app, inbox, id, key, { since: '2020-01-01T00:00:00Z' });
+    expect(all.started).toMatchObject({ after: 0 });
+    expect(all.seqs).toEqual([1, 2, 4, 5, 7, 8, 10, 11]);
+  });
+
+  it('completes at once with nothing for a `since` in the future, and answers 422 to anything but exactly one of after and since', async () => {
+    const app = await appAtMinutes([0, 1, 2]);
+    const inbox = await receiver();
+    const { id, key } = await subscribe(app, inbox.url);
+    const future = await app.api('POST', `/v1/subscriptions/${id}/replay`, { since: new Date(Date.now() + 60_000).toISOString() }, key);
+    expect(future).toMatchObject({ status: 202, body: { status: 'completed', after: 3, until: 3, replayed: 0 } });
+    await linger(200);
+    expect(inbox.requests).toHaveLength(0);
+
+    for (const body of [{}, { after: 0, since: at(0) }, { since: '2025-03-01' }, { since: 'yesterday' }, { since: 1_700_000_000 }, { since: at(0), until: 3 }]) {
+      const answer = await app.api('POST', `/v1/subscriptions/${id}/replay`, body, key);
+      expect(answer.status, JSON.stringify(body)).toBe(422);
+    }
+    const neither = await app.api('POST', `/v1/subscriptions/${id}/replay`, {}, key);
+    expect(JSON.stringify(neither.body.errors)).toMatch(/exactly one of `after` \(a seq\) and `since` \(a time\)/);
+
+    const documented = (await (await fetch(`${app.baseUrl}/openapi.json`)).json()).paths['/v1/subscriptions/{id}/replay'];
+    expect(documented.post.requestBody.content['application/json'].schema.properties).toHaveProperty('since');
+    expect(documented.post.responses['202'].content['application/json'].schema.properties).toHaveProperty('since');
+  });
+});

@@ -4,6 +4,9 @@ import { secretKey, signedHeaders } from './webhook-signature.js';
 
 const userAgent = 'Herald-Webhooks/0.1';
 
+/** The header that marks a test event (`POST /v1/subscriptions/:id/test`): `herald-test: 1`. */
+export const testHeader = 'herald-test';
+
 /** A signed POST to a webhook endpoint: where, and its headers. */
 export interface WebhookRequest {
   url: URL;

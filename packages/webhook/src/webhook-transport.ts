@@ -4,7 +4,7 @@ import { HttpSender } from './http-sender.js';
 import { endpointVerified, prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, type WebhookConfig, webhookConfigSchema } from './webhook-config.js';
 import { type ResolvedWebhookOptions, resolveWebhookOptions, type WebhookOptions } from './webhook-options.js';
 import { webhookOutcome } from './webhook-outcome.js';
-import { webhookHeaders, webhookTarget } from './webhook-request.js';
+import { testHeader, webhookHeaders, webhookTarget } from './webhook-request.js';
 import { webhookRoutes } from './webhook-routes.js';
 
 /** The webhook transport: a push transport whose subscriptions store a {@link StoredWebhookConfig}. */
@@ -42,12 +42,13 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
 
     target: webhookTarget,
 
-    async send({ event, body, subscription, trace }, target) {
+    async send({ event, body, subscription, trace, test }, target) {
       if (!http) throw new Error('the webhook transport is not started');
       const now = Date.now();
       const headers = webhookHeaders(target, subscription.config, event.id, body, now);
       if (trace?.traceparent) headers.traceparent = trace.traceparent;
       if (trace?.tracestate) headers.tracestate = trace.tracestate;
+      if (test) headers[testHeader] = '1';
       const result = await http.sender.post(target.url, headers, body, http.timeout);
       return webhookOutcome(result, now);
     },

@@ -120,6 +120,7 @@ describe('/openapi.json', () => {
     expect(document.components.schemas.EventFilter.additionalProperties).toEqual({ $ref: '#/components/schemas/EventFilterCondition' });
     expect(create.responses['201']).toBeDefined();
     expect(create.responses['422'].content['application/problem+json'].schema).toEqual({ $ref: '#/components/schemas/Problem' });
+    expect(Object.keys(create.responses['429'].headers).sort()).toEqual(['RateLimit', 'RateLimit-Policy', 'Retry-After']);
 
     const stream = document.paths['/v1/stream'].get;
     expect(stream.security).toEqual([{ bearer: [] }, { accessToken: [] }]);

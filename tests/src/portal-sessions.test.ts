@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHerald } from '@herald/server';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +45,21 @@ describe('portal sessions (issue 19)', () => {
       'urn:herald:problem:portal-token-forbidden',
     );
     expect((await fetch(`${app.baseUrl}/v1/portal-sessions`, { method: 'POST' })).status).toBe(401);
+  });
+
+  it('open at HERALD_PORTAL_URL when it is set, such as a page of the provider’s dashboard behind its proxy', async () => {
+    const proxied = await startTestApp([], { env: { HERALD_PORTAL_URL: 'https://dashboard.example.com/developers/events' } });
+    try {
+      const opened = (await proxied.api('POST', '/v1/portal-sessions', { consumer: 'alpha' })).body;
+      expect(opened.url).toBe(`https://dashboard.example.com/developers/events#token=${opened.token}`);
+      // The token it carries works against the API.
+      expect((await proxied.api('GET', '/v1/subscriptions', undefined, opened.token)).status).toBe(200);
+    } finally {
+      await proxied.close();
+    }
+    for (const bad of ['/portal', 'ftp://example.com/portal', 'https://example.com/portal#x', 'not a url']) {
+      expect(() => createHerald({ database: ':memory:', env: { HERALD_PORTAL_URL: bad } }), bad).toThrow(/HERALD_PORTAL_URL must be an absolute http\(s\) URL/);
+    }
   });
 
   it('refuse bad input with 422 and store nothing', async () => {

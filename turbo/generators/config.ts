@@ -7,8 +7,8 @@ const transportName = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
 
 interface Answers {
   name: string;
-  /** A push transport, on the outbox; or a streaming one, on the stream session. */
-  kind: 'push' | 'stream';
+  /** A push transport, on the outbox; a streaming one, on the stream session; or a pull one, on the session's `pull`. */
+  kind: 'push' | 'stream' | 'pull';
   turbo: { paths: { root: string } };
 }
 
@@ -21,7 +21,7 @@ function editJson(path: string, change: (json: any) => void): string {
 }
 
 /**
- * `pnpm turbo gen transport` (or `pnpm turbo gen transport --args <name> <push|stream>`): a new transport
+ * `pnpm turbo gen transport` (or `pnpm turbo gen transport --args <name> <push|stream|pull>`): a new transport
  * package, packages/<name>, that passes the testkit's suites as it is, ready to be made into the real thing.
  */
 export default function generator(plop: PlopTypes.NodePlopAPI): void {
@@ -32,7 +32,7 @@ export default function generator(plop: PlopTypes.NodePlopAPI): void {
   const ranges = { zod: outbox.dependencies.zod, tsx: outbox.devDependencies.tsx, vitest: outbox.devDependencies.vitest };
 
   plop.setGenerator('transport', {
-    description: 'A new transport package (push, on @herald/outbox; or stream, on the stream session of @herald/core), with its suites',
+    description: 'A new transport package (push, on @herald/outbox; stream or pull, on the stream session of @herald/core), with its suites',
     prompts: [
       {
         type: 'input',
@@ -47,6 +47,7 @@ export default function generator(plop: PlopTypes.NodePlopAPI): void {
         choices: [
           { name: 'push: Herald sends each event to a destination (a queue, email...): durable, retried, replayable', value: 'push' },
           { name: 'stream: clients hold a connection open and receive events over it', value: 'stream' },
+          { name: 'pull: clients ask for the events after a position, and a request waits for the first ones', value: 'pull' },
         ],
       },
     ],
@@ -55,7 +56,7 @@ export default function generator(plop: PlopTypes.NodePlopAPI): void {
       const root = answers.turbo.paths.root;
       const destination = join(root, 'packages', answers.name);
       if (existsSync(destination)) throw new Error(`packages/${answers.name} exists already`);
-      Object.assign(data as object, { ranges, push: answers.kind === 'push' });
+      Object.assign(data as object, { ranges, push: answers.kind === 'push', pull: answers.kind === 'pull' });
       const templates = join(here, 'templates');
       return [
         { type: 'addMany', destination, base: join(templates, 'common'), templateFiles: join(templates, 'common/**/*'), globOptions: { dot: true } },

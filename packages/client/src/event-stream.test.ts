@@ -3,7 +3,7 @@ import { sse } from '@herald/sse';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EventStream, openEventStream, type StreamedEvent, type StreamReset } from './event-stream.js';
+import { type EventStream, openEventStream, type StreamEnd, type StreamedEvent, type StreamReset } from './event-stream.js';
 
 type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number } };
 
@@ -137,6 +137,80 @@ describe('openEventStream', () => {
     const paid = await server.herald.publish({ type: 'invoice.paid', data: { n: 2 } });
     await waitFor(() => received.length === 1, 'the invoice');
     expect(received[0]?.id).toBe(paid.event.id);
+  });
+
+  it('opens a new stream with a fresh token when the token expires, and resumes after the last event', async () => {
+    const transport = sse({ retry: 100 });
+    app = await startTestApp([transport]);
+    const server = app;
+    const key = await server.consumerKey('acme');
+    let tokens = 0;
+    const freshToken = async () => {
+      tokens++;
+      return ((await server.api('POST', '/v1/stream-tokens', { ttl: tokens === 1 ? 10 : 60 }, key)).body as { token: string }).token;
+    };
+    const received: StreamedEvent[] = [];
+    const ended: StreamEnd[] = [];
+    let opens = 0;
+    const stream = openEventStream(
+      { url: server.baseUrl, types: ['order.*'], token: freshToken, EventSource },
+      { event: (event) => received.push(event), end: (end) => ended.push(end), open: () => opens++ },
+    );
+    streams.push(stream);
+    await waitFor(() => opens === 1, 'the first stream to open');
+    const first = stream.source;
+    const { event: before } = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event before expiry');
+
+    await waitFor(() => ended.length === 1, 'the end frame', 15_000);
+    expect(ended[0]?.reason).toBe('token-expired');
+    const { event: during } = await server.herald.publish({ type: 'order.shipped', data: { n: 2 } });
+    await waitFor(() => received.length === 2, 'the event published around the expiry', 15_000);
+    expect(received.map((event) => event.id)).toEqual([before.id, during.id]);
+    expect(tokens).toBe(2);
+    expect(opens).toBe(2);
+    expect(stream.source).not.toBe(first);
+    expect(first?.readyState).toBe(2);
+    await waitFor(() => transport.connections === 1, 'only the new stream to stay open');
+  }, 30_000);
+
+  it('closes the stream when its credential is revoked, or a fixed token expires', async () => {
+    const transport = sse({ retry: 100 });
+    app = await startTestApp([transport]);
+    const server = app;
+    const made = await server.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
+    const revokedToken = await server.streamToken(made.body.key, { types: ['order.*'] });
+    const expiringToken = await server.streamToken(await server.consumerKey('acme'), { types: ['order.*'], ttl: 10 });
+    const endings: Record<string, StreamEnd[]> = { revoked: [], expired: [] };
+    const revoked = openEventStream({ url: server.baseUrl, types: ['order.*'], token: revokedToken, EventSource }, { event: () => {}, end: (end) => endings.revoked?.push(end) });
+    const expired = openEventStream({ url: server.baseUrl, types: ['order.*'], token: expiringToken, EventSource }, { event: () => {}, end: (end) => endings.expired?.push(end) });
+    streams.push(revoked, expired);
+    await waitFor(() => transport.connections === 2, 'both streams to open');
+
+    expect((await server.api('DELETE', `/v1/keys/${made.body.id}`)).status).toBe(204);
+    await waitFor(() => endings.revoked?.length === 1, 'the revoked stream to end');
+    expect(endings.revoked?.[0]?.reason).toBe('revoked');
+    expect(revoked.source?.readyState).toBe(2);
+
+    await waitFor(() => endings.expired?.length === 1, 'the fixed token to expire', 15_000);
+    expect(endings.expired?.[0]?.reason).toBe('token-expired');
+    expect(expired.source?.readyState).toBe(2);
+    // Closed at once: no reconnect that would only get a 401.
+    await linger();
+    expect(transport.connections).toBe(0);
+  }, 30_000);
+
+  it('reports a token function that fails, and opens nothing', async () => {
+    app = await startTestApp([sse()]);
+    const failures: unknown[] = [];
+    const stream = openEventStream(
+      { url: app.baseUrl, types: ['order.*'], token: () => Promise.reject(new Error('no session')), EventSource },
+      { event: () => {}, tokenError: (error) => failures.push(error) },
+    );
+    streams.push(stream);
+    await waitFor(() => failures.length === 1, 'the token error');
+    expect(String(failures[0])).toMatch(/no session/);
+    expect(stream.source).toBeUndefined();
   });
 
   it('reports a stream that fails for good', async () => {

@@ -16,6 +16,12 @@ export interface StreamReset {
   oldest?: number;
 }
 
+/** Why the server ended a stream: its `end` frame. */
+export interface StreamEnd {
+  reason: 'token-expired' | 'revoked' | 'stopping';
+  message: string;
+}
+
 /** The part of the WHATWG `EventSource` the helper uses: the browser's, or the `eventsource` package's. */
 export interface EventSourceLike {
   readonly readyState: number;
@@ -32,8 +38,12 @@ export interface EventStreamOptions {
   types?: readonly string[];
   /** A durable SSE subscription's id: the server keeps its cursor. */
   subscription?: string;
-  /** A stream token (`POST /v1/stream-tokens`), sent as `?access_token=`. */
-  token?: string;
+  /**
+   * A stream token (`POST /v1/stream-tokens`), sent as `?access_token=`; or a function that returns a fresh
+   * one, called for every stream opened: when a token expires the server ends the stream, and the helper
+   * opens a new one with a fresh token that resumes after the last event received.
+   */
+  token?: string | (() => string | Promise<string>);
   /** Resume after this seq on the first connection; reconnections resume from the last event received. */
   after?: number;
   /** @default '/v1/stream' */
@@ -52,13 +62,22 @@ export interface EventStreamHandlers<TEvent> {
   open?(): void;
   /** The connection dropped (the EventSource reconnects by itself) or failed for good (`closed`). */
   error?(info: { closed: boolean }): void;
+  /**
+   * The server ended the stream. `stopping`: the EventSource reconnects by itself. `token-expired`: with a
+   * token function, a new stream opens with a fresh token; with a fixed token the stream is closed, as it is
+   * when the credential was `revoked`.
+   */
+  end?(end: StreamEnd): void;
+  /** The token function threw or rejected; the stream is closed. */
+  tokenError?(error: unknown): void;
 }
 
 /** An open stream. */
 export interface EventStream {
   /** The seq of the last event received. */
   readonly lastSeq: number | undefined;
-  readonly source: EventSourceLike;
+  /** The EventSource of the stream open now (a new one after a token expired); none while a token function runs for the first stream. */
+  readonly source: EventSourceLike | undefined;
   close(): void;
 }
 
@@ -79,34 +98,64 @@ export function openEventStream<TMap = Record<string, unknown>>(
 ): EventStream {
   const Source = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
   if (!Source) throw new Error('No EventSource here: pass one as `EventSource` (e.g. from the eventsource package)');
-  const url = new URL(options.path ?? '/v1/stream', options.url);
-  if (options.types !== undefined) url.searchParams.set('types', options.types.join(','));
-  if (options.subscription !== undefined) url.searchParams.set('subscription', options.subscription);
-  if (options.token !== undefined) url.searchParams.set('access_token', options.token);
-  if (options.after !== undefined) url.searchParams.set('lastEventId', String(options.after));
+  const base = new URL(options.path ?? '/v1/stream', options.url);
+  if (options.types !== undefined) base.searchParams.set('types', options.types.join(','));
+  if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
   // One `message` listener for every type: patterns cannot be listed as event names.
-  url.searchParams.set('named', 'false');
+  base.searchParams.set('named', 'false');
 
-  const source = new Source(url.toString(), options.init);
   let lastSeq = options.after;
+  let closed = false;
   const parse = (data: unknown): unknown => (typeof data === 'string' ? JSON.parse(data) : undefined);
-  source.addEventListener('message', ({ data }) => {
-    const event = parse(data) as StreamedEventOf<TMap>;
-    lastSeq = event.seq;
-    handlers.event(event);
-  });
-  source.addEventListener('reset', ({ data }) => {
-    const reset = parse(data) as StreamReset;
-    lastSeq = reset.latest;
-    handlers.reset?.(reset);
-  });
-  source.addEventListener('open', () => handlers.open?.());
-  source.addEventListener('error', () => handlers.error?.({ closed: source.readyState === closedState }));
+  const open = (token: string | undefined): EventSourceLike => {
+    const url = new URL(base);
+    if (token !== undefined) url.searchParams.set('access_token', token);
+    if (lastSeq !== undefined) url.searchParams.set('lastEventId', String(lastSeq));
+    const opened = new Source(url.toString(), options.init);
+    opened.addEventListener('message', ({ data }) => {
+      const event = parse(data) as StreamedEventOf<TMap>;
+      lastSeq = event.seq;
+      handlers.event(event);
+    });
+    opened.addEventListener('reset', ({ data }) => {
+      const reset = parse(data) as StreamReset;
+      lastSeq = reset.latest;
+      handlers.reset?.(reset);
+    });
+    opened.addEventListener('end', ({ data }) => {
+      const end = parse(data) as StreamEnd;
+      if (end.reason !== 'stopping') opened.close();
+      handlers.end?.(end);
+      if (end.reason === 'token-expired' && typeof options.token === 'function') void reopen();
+    });
+    opened.addEventListener('open', () => handlers.open?.());
+    opened.addEventListener('error', () => handlers.error?.({ closed: opened.readyState === closedState }));
+    return opened;
+  };
+  const reopen = async () => {
+    let token: string;
+    try {
+      token = await (options.token as () => string | Promise<string>)();
+    } catch (error) {
+      handlers.tokenError?.(error);
+      return;
+    }
+    if (!closed) source = open(token);
+  };
+
+  let source: EventSourceLike | undefined;
+  if (typeof options.token === 'function') void reopen();
+  else source = open(options.token);
   return {
     get lastSeq() {
       return lastSeq;
     },
-    source,
-    close: () => source.close(),
+    get source() {
+      return source;
+    },
+    close: () => {
+      closed = true;
+      source?.close();
+    },
   };
 }

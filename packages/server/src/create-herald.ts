@@ -185,7 +185,18 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
     transports.set(transport.name, transport);
   }
-  const context: ServerContext = { store, broker, bus, catalog, subscriptions, keys, transports, logger, maxSubscriptions: resolved.maxSubscriptions };
+  const context: ServerContext = {
+    store,
+    broker,
+    bus,
+    catalog,
+    subscriptions,
+    keys,
+    transports,
+    logger,
+    maxSubscriptions: resolved.maxSubscriptions,
+    ...(resolved.portalUrl !== undefined ? { portalUrl: resolved.portalUrl } : {}),
+  };
   const authenticate = (credential: string) => keys.authenticate(credential);
   const abort = new AbortController();
   let stopping = false;
@@ -238,8 +249,10 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   })();
   ready.catch((error: unknown) => logger.error({ err: error }, 'Herald failed to start'));
 
-  app.use(async (_req, _res, next) => {
+  app.use(async (_req, res, next) => {
     await ready;
+    // Once closing, a keep-alive connection closes after its answer: close() need not wait out a client that keeps asking.
+    if (stopping) res.setHeader('Connection', 'close');
     next();
   });
   mountHealthRoutes(app, store, () => stopping);

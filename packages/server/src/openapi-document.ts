@@ -112,6 +112,14 @@ function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation 
   else if (!(definition.portalToken ?? definition.streamToken)) responses['403'] = problem('Not for a portal token (`portal-token-forbidden`) or a stream token');
   if (params.length > 0) responses['404'] = problem('Not found, or not this key’s to see');
   if (definition.body || definition.query) responses['422'] = problem('The input does not fit its schema; `errors` lists the issues');
+  responses['429'] = {
+    ...problem('Over a rate limit: the key’s or token’s requests (`rateLimit`), or this address’s failed authentications (`authFailureLimit`)'),
+    headers: {
+      'Retry-After': { description: 'Seconds until the quota resets', schema: { type: 'integer' } },
+      RateLimit: { description: 'What is left of the quota (draft-ietf-httpapi-ratelimit-headers), e.g. `"key";r=12;t=30`', schema: { type: 'string' } },
+      'RateLimit-Policy': { description: 'The quota, e.g. `"key";q=600;w=60`', schema: { type: 'string' } },
+    },
+  };
 
   const parameters = [
     ...params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),

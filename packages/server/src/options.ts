@@ -80,6 +80,12 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   logRetention?: string;
   /** `HERALD_LOG_MAX_EVENTS`: at most this many of the newest events stay in the log, whatever their type. @default no limit */
   logMaxEvents?: number;
+  /**
+   * `HERALD_PORTAL_URL`: where consumers open the portal, e.g. `https://api.example.com/portal` behind a proxy, or a
+   * page of your dashboard that embeds `<herald-portal>`. A portal session's `url` is it with `#token=hp_…`.
+   * @default `/portal` on the host and under the path the `POST /v1/portal-sessions` request came by
+   */
+  portalUrl?: string;
 }
 
 export interface ResolvedOptions {
@@ -94,6 +100,7 @@ export interface ResolvedOptions {
   rateLimits: RateLimits;
   logRetention: string;
   logMaxEvents?: number;
+  portalUrl?: string;
 }
 
 /** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
@@ -140,6 +147,13 @@ function checkAdminKey(key: string): void {
   }
 }
 
+function checkPortalUrl(text: string): void {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.hash !== '' || text.includes('#')) {
+    throw new Error(`HERALD_PORTAL_URL must be an absolute http(s) URL without a fragment (the token goes there), e.g. https://api.example.com/portal, not "${text}"`);
+  }
+}
+
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
 export function resolveOptions(options: HeraldOptions, env: Readonly<Record<string, string | undefined>>): ResolvedOptions {
   const port = options.port ?? Number(env.PORT ?? 3000);
@@ -156,6 +170,8 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     options.logMaxEvents !== undefined || env.HERALD_LOG_MAX_EVENTS?.trim() ? positiveWhole('HERALD_LOG_MAX_EVENTS', options.logMaxEvents, env, 1) : undefined;
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
   if (adminKey !== undefined) checkAdminKey(adminKey);
+  const portalUrl = options.portalUrl ?? (env.HERALD_PORTAL_URL?.trim() || undefined);
+  if (portalUrl !== undefined) checkPortalUrl(portalUrl);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
     brokerUrl: env.HERALD_BROKER || 'memory',
@@ -167,6 +183,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     maxSubscriptions,
     logRetention,
     ...(logMaxEvents !== undefined ? { logMaxEvents } : {}),
+    ...(portalUrl !== undefined ? { portalUrl } : {}),
     rateLimits: {
       key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),
       admin: rateLimitOf('HERALD_ADMIN_RATE_LIMIT', options.adminRateLimit, env, false),

@@ -13,4 +13,6 @@ export interface ServerContext {
   logger: Logger;
   /** Durable subscriptions one consumer may hold. */
   maxSubscriptions: number;
+  /** Where consumers open the portal, when it is not `/portal` next to the API. */
+  portalUrl?: string;
 }

@@ -79,11 +79,13 @@ interface VitestReport {
 const expectedFiles = {
   push: ['src/{name}-node.test-support.ts', 'src/{name}-transport.test.ts', 'src/{name}-transport.ts'],
   stream: ['src/{name}-transport.test.ts', 'src/{name}-transport.ts'],
+  pull: ['src/{name}-transport.test.ts', 'src/{name}-transport.ts'],
 };
-/** Cases each kind must run: durable delivery for push transports; authorization and revocation on connections for streaming ones. */
+/** Cases each kind must run: durable delivery for push transports; authorization and revocation on connections for streaming and pull ones, and a pull's own stop. */
 const expectedCases = {
   push: [/^loses nothing when killed with SIGKILL/, /^retries a delivery its destination refused/, /^lets a stream token neither subscribe nor change/],
   stream: [/^ends the connections of a revoked key/, /^keeps a stream token's connections within its types/, /^counts its connections against the server's limit/],
+  pull: [/^stops gracefully: answers a request waiting for events at once/, /^ends the connections of a revoked key/, /^counts its connections against the server's limit/],
 };
 
 describe('pnpm turbo gen transport (issue 14)', () => {
@@ -91,8 +93,8 @@ describe('pnpm turbo gen transport (issue 14)', () => {
     expect(readJson(join(root, 'node_modules/@turbo/gen/package.json')).version).toBe(readJson(join(root, 'node_modules/turbo/package.json')).version);
   });
 
-  describe('makes a push and a stream transport, each a package that', () => {
-    const kinds = ['push', 'stream'] as const;
+  describe('makes a push, a stream and a pull transport, each a package that', () => {
+    const kinds = ['push', 'stream', 'pull'] as const;
     type Kind = (typeof kinds)[number];
     /** Each kind's package: its name, the frame it was generated in, and where it is built, next to core. */
     const made = {} as Record<Kind, { name: string; frame: string; placed: string }>;
@@ -163,7 +165,7 @@ describe('pnpm turbo gen transport (issue 14)', () => {
     writeFileSync(join(frame, 'packages/taken/src/index.ts'), 'export {};\n');
     const before = filesBelow(frame);
     await expect(generate(frame, 'Bad_Name', 'push')).rejects.toThrow(/lower-case letters and digits/);
-    await expect(generate(frame, 'good-name', 'pull')).rejects.toThrow(/pull/);
+    await expect(generate(frame, 'good-name', 'carrier-pigeon')).rejects.toThrow(/carrier-pigeon/);
     await expect(generate(frame, 'taken', 'stream')).rejects.toThrow(/packages\/taken exists already/);
     expect(filesBelow(frame)).toEqual(before);
   }, 60_000);

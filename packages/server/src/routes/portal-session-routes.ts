@@ -12,13 +12,13 @@ const sessionBody = z.strictObject({
   ttl: z.number().int().min(portalSessionTtl.min).max(portalSessionTtl.max).default(portalSessionTtl.default),
 });
 
-/** `/portal` next to the API, on the host and under the path the request came by. */
-function portalUrl(request: Request, token: string): string {
-  const origin = `${request.protocol}://${request.get('host') ?? 'localhost'}`;
-  return `${origin}${request.baseUrl}/portal#token=${token}`;
+/** The configured portal URL, else `/portal` next to the API, on the host and under the path the request came by. */
+function portalUrl(configured: string | undefined, request: Request, token: string): string {
+  const base = configured ?? `${request.protocol}://${request.get('host') ?? 'localhost'}${request.baseUrl}/portal`;
+  return `${base}#token=${token}`;
 }
 
-export function portalSessionRoutes({ keys }: ServerContext): RouteDefinition[] {
+export function portalSessionRoutes({ keys, portalUrl: configured }: ServerContext): RouteDefinition[] {
   return [
     defineRoute({
       method: 'POST',
@@ -31,7 +31,7 @@ export function portalSessionRoutes({ keys }: ServerContext): RouteDefinition[] 
         const { record, key } = await keys.createPortalToken(principal, body.consumer, body.ttl);
         return {
           status: 201,
-          body: { url: portalUrl(raw as Request, key), token: key, expiresAt: record.expiresAt, consumer: body.consumer },
+          body: { url: portalUrl(configured, raw as Request, key), token: key, expiresAt: record.expiresAt, consumer: body.consumer },
         };
       },
     }),

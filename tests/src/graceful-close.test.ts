@@ -1,0 +1,35 @@
+import { Agent, type IncomingMessage, request } from 'node:http';
+import { memoryTransport, startTestApp } from '@herald/testkit';
+import { describe, expect, it } from 'vitest';
+
+const answer = (response: IncomingMessage) =>
+  new Promise<{ status: number; connection: string | undefined }>((resolve) => {
+    response.resume();
+    response.on('end', () => resolve({ status: response.statusCode ?? 0, connection: response.headers.connection }));
+  });
+
+describe('close()', () => {
+  it('closes a keep-alive connection after its next answer, instead of waiting for the client to go quiet', async () => {
+    // Long enough that waiting for the client would time the test out.
+    const app = await startTestApp([memoryTransport()], { shutdownTimeout: 120_000 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // A request under way when close() begins keeps its connection open past closeIdleConnections().
+      const publish = request(`${app.baseUrl}/v1/events`, { method: 'POST', agent, headers: { authorization: `Bearer ${app.adminKey}`, 'content-type': 'application/json' } });
+      const published = new Promise<IncomingMessage>((resolve, reject) => publish.on('response', resolve).on('error', reject));
+      publish.write('{"type": "order.created", ');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const closed = app.close();
+      publish.end('"data": {"n": 1}}');
+      const first = await answer(await published);
+      expect(first).toEqual({ status: 202, connection: 'keep-alive' });
+
+      // The client asks again on the same connection: the answer says it closes.
+      const again = await new Promise<IncomingMessage>((resolve, reject) => request(`${app.baseUrl}/healthz`, { agent }, resolve).on('error', reject).end());
+      expect((await answer(again)).connection).toBe('close');
+      await closed;
+    } finally {
+      agent.destroy();
+    }
+  }, 30_000);
+});

@@ -356,6 +356,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
 
     await page.setViewportSize({ width: 375, height: 740 });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await screenshot(page, 'embedded-phone');
     await expectAccessible(page, 'embedded at 375 px');
     await page.close();
   }, 60_000);

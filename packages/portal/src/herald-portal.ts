@@ -1,7 +1,18 @@
 import { css, html, LitElement, nothing, svg, type TemplateResult } from 'lit';
 import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
 import { exampleOf } from './example-of.js';
-import { PortalApi, type Delivery, type EventType, SessionEndedError, type Subscription } from './portal-api.js';
+import {
+  type Delivery,
+  type EventType,
+  type MountedTransport,
+  PortalApi,
+  ProblemError,
+  type ProblemIssue,
+  type ReplayStart,
+  SessionEndedError,
+  type Subscription,
+  type TestAttempt,
+} from './portal-api.js';
 
 /** The comma-separated event types of a form's `types` field. */
 function typesOf(form: HTMLFormElement): string[] {
@@ -9,6 +20,53 @@ function typesOf(form: HTMLFormElement): string[] {
     .split(',')
     .map((type) => type.trim())
     .filter(Boolean);
+}
+
+/** A filter field the browser can tell is wrong before asking the server. */
+class FilterInputError extends Error {}
+
+/** The JSON object in the form's field `name`, or `undefined` when it is left empty; `refuse` makes the error when it is no JSON object. */
+function jsonFieldOf(form: HTMLFormElement, name: string, refuse: (reason: string) => Error): Record<string, unknown> | undefined {
+  const text = String(new FormData(form).get(name) ?? '').trim();
+  if (!text) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw refuse(`is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw refuse('must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+/** The form's filter, or `undefined` when it is left empty. Throws FilterInputError. */
+const filterOf = (form: HTMLFormElement) => jsonFieldOf(form, 'filter', (reason) => new FilterInputError(`The filter ${reason}, such as {"data.total": {"$gte": 100}}`));
+
+/** The form's transport config, `{}` when it is left empty. */
+const configOf = (form: HTMLFormElement) => jsonFieldOf(form, 'config', (reason) => new Error(`The config ${reason}`)) ?? {};
+
+/** A problem's reasons, one `path: message` each. */
+const reasonsOf = (issues: readonly ProblemIssue[]) => issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+
+/** Why the filter was refused, when `error` is about the filter: the browser's reason, or the server's (422) for the `filter` member. */
+function filterReason(error: unknown): string | undefined {
+  if (error instanceof FilterInputError) return error.message;
+  if (!(error instanceof ProblemError) || error.status !== 422) return undefined;
+  const issues = error.issues.filter((issue) => issue.path[0] === 'filter');
+  return issues.length > 0 ? `The server refused the filter: ${reasonsOf(issues)}` : undefined;
+}
+
+/** What went wrong, for the page: a problem's detail with the reasons it gives. */
+function messageOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error instanceof ProblemError && error.issues.length > 0 ? `${error.message}: ${reasonsOf(error.issues)}` : error.message;
+}
+
+/** The value of a `datetime-local` field (the browser's local time) as an ISO 8601 instant. */
+function instantOf(local: string): string {
+  const instant = new Date(local);
+  if (Number.isNaN(instant.getTime())) throw new Error(`"${local}" is not a date and time`);
+  return instant.toISOString();
 }
 
 type View = 'catalog' | 'subscriptions' | 'deliveries' | 'health' | 'tail';
@@ -48,13 +106,17 @@ export class HeraldPortal extends LitElement {
     secret: { state: true },
     tail: { state: true },
     health: { state: true },
+    mounted: { state: true },
+    createTransport: { state: true },
+    filterErrors: { state: true },
+    testResults: { state: true },
   };
 
   /** Where the Herald API is. @default '' (this page's origin) */
   declare baseUrl: string;
   /** The portal token (`hp_…`). */
   declare token: string;
-  /** The transports offered when creating a subscription, comma-separated. @default 'webhook' */
+  /** The transports offered when creating a subscription, comma-separated. @default '' (every transport the server mounts, `GET /v1/transports`) */
   declare transports: string;
   declare view: View;
   declare ended: boolean;
@@ -68,6 +130,12 @@ export class HeraldPortal extends LitElement {
   declare secret: string;
   declare tail: TailEvent[];
   declare health: { subscription: Subscription; health: EndpointHealth }[];
+  declare mounted: MountedTransport[];
+  declare createTransport: string;
+  /** Why a filter was refused, by form: `create`, or the id of the subscription edited. */
+  declare filterErrors: Record<string, string>;
+  /** The last test event's attempt, by subscription id. */
+  declare testResults: Record<string, TestAttempt>;
   #tailAbort: AbortController | undefined;
 
   constructor() {
@@ -75,7 +143,7 @@ export class HeraldPortal extends LitElement {
     // Lit's reactive properties must not be class fields (they would shadow its accessors).
     this.baseUrl = '';
     this.token = '';
-    this.transports = 'webhook';
+    this.transports = '';
     this.view = 'subscriptions';
     this.ended = false;
     this.error = '';
@@ -88,6 +156,10 @@ export class HeraldPortal extends LitElement {
     this.secret = '';
     this.tail = [];
     this.health = [];
+    this.mounted = [];
+    this.createTransport = '';
+    this.filterErrors = {};
+    this.testResults = {};
   }
 
   get #api(): PortalApi {
@@ -113,15 +185,16 @@ export class HeraldPortal extends LitElement {
       if (error instanceof SessionEndedError) {
         this.ended = true;
         this.#tailAbort?.abort();
-      } else this.error = error instanceof Error ? error.message : String(error);
+      } else this.error = messageOf(error);
     }
   }
 
   async #loadAll(): Promise<void> {
-    const [types, subscriptions] = await Promise.all([this.#api.eventTypes(), this.#api.subscriptions()]);
+    const [types, subscriptions, mounted] = await Promise.all([this.#api.eventTypes(), this.#api.subscriptions(), this.#api.transports()]);
     this.types = types;
     this.subscriptions = subscriptions;
-    if (!this.selected && subscriptions[0]) this.selected = subscriptions[0].id;
+    this.mounted = mounted;
+    if (!this.selected) this.selected = subscriptions.find((subscription) => this.#isPush(subscription))?.id ?? '';
   }
 
   #show(view: View): void {
@@ -130,6 +203,33 @@ export class HeraldPortal extends LitElement {
     if (view === 'health') void this.#run(() => this.#loadHealth());
     if (view === 'tail') this.#startTail();
     else this.#tailAbort?.abort();
+  }
+
+  /** The transports to offer: the `transports` attribute's, or else every one the server mounts. */
+  #offered(): string[] {
+    const named = this.transports.split(',').map((name) => name.trim()).filter(Boolean);
+    return named.length > 0 ? named : this.mounted.map((transport) => transport.name);
+  }
+
+  /** Whether the server sends the events of `subscription` itself, so that it has deliveries, and can be sent a test event. */
+  #isPush(subscription: Subscription): boolean {
+    return this.mounted.find((transport) => transport.name === subscription.transport)?.kind === 'push';
+  }
+
+  /** Runs a step that sends the filter of form `key`; a refused filter is shown by its field, not as the page's error. */
+  async #withFilter(key: string, step: () => Promise<void>): Promise<void> {
+    const { [key]: _shown, ...others } = this.filterErrors;
+    this.filterErrors = others;
+    try {
+      await step();
+    } catch (error) {
+      const reason = filterReason(error);
+      if (reason === undefined) throw error;
+      this.filterErrors = { ...this.filterErrors, [key]: reason };
+      // To the field, whose description now says why: a keyboard user is where the fix goes.
+      await this.updateComplete;
+      this.renderRoot.querySelector<HTMLTextAreaElement>(`textarea[aria-describedby~="filter-error-${key}"]`)?.focus();
+    }
   }
 
   #showDeliveriesOf(id: string): void {
@@ -186,15 +286,19 @@ export class HeraldPortal extends LitElement {
   }
 
   async #create(form: HTMLFormElement): Promise<void> {
-    const data = new FormData(form);
-    const transport = String(data.get('transport'));
-    const types = typesOf(form);
-    const url = String(data.get('url') ?? '').trim();
-    const created = await this.#api.createSubscription({ transport, types, config: transport === 'webhook' ? { url } : {} });
-    this.secret = typeof created.config.secret === 'string' ? created.config.secret : '';
-    this.selected = created.id;
-    form.reset();
-    this.subscriptions = await this.#api.subscriptions();
+    await this.#withFilter('create', async () => {
+      const data = new FormData(form);
+      const transport = String(data.get('transport'));
+      const types = typesOf(form);
+      const config = transport === 'webhook' ? { url: String(data.get('url') ?? '').trim() } : configOf(form);
+      const filter = filterOf(form);
+      const created = await this.#api.createSubscription({ transport, types, config, ...(filter ? { filter } : {}) });
+      this.secret = typeof created.config.secret === 'string' ? created.config.secret : '';
+      if (this.#isPush(created)) this.selected = created.id;
+      form.reset();
+      this.createTransport = '';
+      this.subscriptions = await this.#api.subscriptions();
+    });
   }
 
   async #setStatus(subscription: Subscription, status: 'active' | 'paused'): Promise<void> {
@@ -202,9 +306,18 @@ export class HeraldPortal extends LitElement {
     this.subscriptions = await this.#api.subscriptions();
   }
 
-  async #setTypes(subscription: Subscription, form: HTMLFormElement): Promise<void> {
-    await this.#api.updateSubscription(subscription.id, { types: typesOf(form) });
-    this.subscriptions = await this.#api.subscriptions();
+  async #edit(subscription: Subscription, form: HTMLFormElement): Promise<void> {
+    await this.#withFilter(subscription.id, async () => {
+      await this.#api.updateSubscription(subscription.id, { types: typesOf(form), filter: filterOf(form) ?? null });
+      this.subscriptions = await this.#api.subscriptions();
+    });
+  }
+
+  async #sendTest(subscription: Subscription): Promise<void> {
+    // The last result goes while the test is under way, so that an old one is never taken for the new.
+    const { [subscription.id]: _last, ...others } = this.testResults;
+    this.testResults = others;
+    this.testResults = { ...others, [subscription.id]: await this.#api.sendTest(subscription.id) };
   }
 
   async #delete(subscription: Subscription): Promise<void> {
@@ -222,10 +335,8 @@ export class HeraldPortal extends LitElement {
     await this.#loadDeliveries();
   }
 
-  async #replay(form: HTMLFormElement): Promise<void> {
-    const after = Number(new FormData(form).get('after'));
-    await this.#api.replay(this.selected, after);
-    this.error = '';
+  async #replay(start: ReplayStart): Promise<void> {
+    await this.#api.replay(this.selected, start);
     await this.#loadDeliveries();
   }
 
@@ -286,21 +397,60 @@ export class HeraldPortal extends LitElement {
     </section>`;
   }
 
+  /**
+   * A filter's JSON field, with the reason it was refused, if it was, tied to it for assistive technology.
+   * `help` shows how to write one (in the create form; the edit forms keep the table short).
+   */
+  #filterField(field: { key: string; value: string; testId: string; label: TemplateResult; help: boolean }): TemplateResult {
+    const { key, testId } = field;
+    const reason = this.filterErrors[key];
+    const describedBy = [field.help ? `filter-help-${key}` : '', reason ? `filter-error-${key}` : ''].filter(Boolean).join(' ');
+    return html`<label>${field.label}
+        <textarea name="filter" rows="2" spellcheck="false" .value=${field.value}
+          placeholder=${field.help ? '{"data.total": {"$gte": 100}}' : 'No filter: every event of its types'}
+          aria-invalid=${reason ? 'true' : 'false'} aria-describedby=${describedBy || nothing} data-testid=${testId}></textarea>
+      </label>
+      ${field.help ? html`<p class="hint" id=${`filter-help-${key}`}>Optional. JSON, for example <code>{"data.country": "DE"}</code>; empty takes every event of its types.</p>` : nothing}
+      ${reason ? html`<p class="field-error" id=${`filter-error-${key}`} role="alert" data-testid=${`${testId}-error`}>${reason}</p>` : nothing}`;
+  }
+
+  #renderTestResult(subscription: Subscription): TemplateResult {
+    const result = this.testResults[subscription.id];
+    return html`<p class="test-result" role="status" data-testid="portal-test-result" data-status=${result?.status ?? ''}>${
+      result
+        ? html`Test event${result.event?.type ? html` <code>${result.event.type}</code>` : nothing}: <strong>${result.status}</strong> · HTTP ${result.responseStatus ?? '–'} · ${result.durationMs} ms
+            ${result.responseBody ? html`<pre>${result.responseBody}</pre>` : nothing}
+            ${result.error ? html`<pre>${result.error}</pre>` : nothing}`
+        : nothing
+    }</p>`;
+  }
+
   #renderSubscriptions(): TemplateResult {
-    const transports = this.transports.split(',').map((name) => name.trim()).filter(Boolean);
+    const offered = this.#offered();
+    const chosen = offered.includes(this.createTransport) ? this.createTransport : (offered[0] ?? '');
     return html`<section data-testid="portal-subscriptions" aria-labelledby="subscriptions-title">
       <h2 id="subscriptions-title">Subscriptions</h2>
       <form class="card create" @submit=${this.#onSubmit((form) => this.#create(form))}>
         <h3>New subscription</h3>
         <label>Transport
-          <select name="transport" data-testid="portal-create-transport">${transports.map((name) => html`<option>${name}</option>`)}</select>
+          <select name="transport" data-testid="portal-create-transport" @change=${(event: Event) => {
+            this.createTransport = (event.target as HTMLSelectElement).value;
+          }}>${offered.map((name) => html`<option ?selected=${name === chosen}>${name}</option>`)}</select>
         </label>
         <label>Event types (comma-separated, patterns allowed)
           <input name="types" required data-testid="portal-create-types" placeholder="order.*" />
         </label>
-        <label>Endpoint URL (webhook)
-          <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
-        </label>
+        ${chosen === 'webhook'
+          ? html`<label>Endpoint URL
+              <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
+            </label>`
+          : html`<div class="wide">
+              <label>Config (JSON)
+                <textarea name="config" rows="2" spellcheck="false" placeholder="{}" aria-describedby="config-help" data-testid="portal-create-config"></textarea>
+              </label>
+              <p class="hint" id="config-help">What the ${chosen} transport takes, as its documentation says; empty for nothing.</p>
+            </div>`}
+        <div class="wide">${this.#filterField({ key: 'create', value: '', testId: 'portal-create-filter', label: html`Filter (JSON)`, help: true })}</div>
         <button type="submit" data-testid="portal-create-submit">Create</button>
       </form>
       ${this.secret
@@ -311,35 +461,49 @@ export class HeraldPortal extends LitElement {
         : nothing}
       <table>
         <caption class="visually-hidden">Your subscriptions</caption>
-        <thead><tr><th scope="col">Id</th><th scope="col">Transport</th><th scope="col">Types</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
+        <thead><tr><th scope="col">Id</th><th scope="col">Transport</th><th scope="col">Types and filter</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
         <tbody>
           ${this.subscriptions.map(
             (subscription) => html`<tr data-testid="subscription-row" data-id=${subscription.id}>
               <td data-label="Id"><code>${subscription.id}</code></td>
               <td data-label="Transport">${subscription.transport}</td>
-              <td data-label="Types">
-                <form class="types" @submit=${this.#onSubmit((form) => this.#setTypes(subscription, form))}>
+              <td data-label="Types and filter">
+                <form class="edit" @submit=${this.#onSubmit((form) => this.#edit(subscription, form))}>
                   <label><span class="visually-hidden">Event types of ${subscription.id}</span>
                     <input name="types" required .value=${subscription.types.join(', ')} data-testid="subscription-types" />
                   </label>
-                  <button type="submit" class="secondary">Save types</button>
+                  ${this.#filterField({
+                    key: subscription.id,
+                    value: subscription.filter ? JSON.stringify(subscription.filter) : '',
+                    testId: 'subscription-filter',
+                    label: html`<span class="visually-hidden">Filter (JSON) of ${subscription.id}</span>`,
+                    help: false,
+                  })}
+                  <button type="submit" class="secondary">Save changes</button>
                 </form>
               </td>
               <td data-label="Status">${subscription.status}</td>
-              <td data-label="Actions" class="actions">
-                ${subscription.status === 'paused'
-                  ? html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'active'))}>Resume</button>`
-                  : html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'paused'))}>Pause</button>`}
-                ${subscription.transport === 'webhook'
-                  ? html`<button type="button" @click=${() => this.#run(() => this.#rotate(subscription))}>Rotate secret</button>`
-                  : nothing}
-                <button type="button" @click=${() => this.#showDeliveriesOf(subscription.id)}>Deliveries</button>
-                <button type="button" class="danger" @click=${() => this.#run(() => this.#delete(subscription))}>Delete</button>
+              <td data-label="Actions">
+                <div class="actions">
+                  ${subscription.status === 'paused'
+                    ? html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'active'))}>Resume</button>`
+                    : html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'paused'))}>Pause</button>`}
+                  ${subscription.transport === 'webhook'
+                    ? html`<button type="button" @click=${() => this.#run(() => this.#rotate(subscription))}>Rotate secret</button>`
+                    : nothing}
+                  ${this.#isPush(subscription)
+                    ? html`<button type="button" data-testid="portal-test-send" @click=${() => this.#run(() => this.#sendTest(subscription))}>Send a test event</button>
+                        <button type="button" @click=${() => this.#showDeliveriesOf(subscription.id)}>Deliveries</button>`
+                    : nothing}
+                  <button type="button" class="danger" @click=${() => this.#run(() => this.#delete(subscription))}>Delete</button>
+                </div>
+                ${this.#isPush(subscription) ? this.#renderTestResult(subscription) : nothing}
               </td>
             </tr>`,
           )}
         </tbody>
       </table>
+      ${this.subscriptions.length === 0 ? html`<p>No subscriptions yet.</p>` : nothing}
     </section>`;
   }
 
@@ -351,7 +515,7 @@ export class HeraldPortal extends LitElement {
           <select @change=${this.#onPick((value) => {
             this.selected = value;
           })}>
-            ${this.subscriptions.map((subscription) => html`<option value=${subscription.id} ?selected=${subscription.id === this.selected}>${subscription.id} (${subscription.transport})</option>`)}
+            ${this.subscriptions.filter((subscription) => this.#isPush(subscription)).map((subscription) => html`<option value=${subscription.id} ?selected=${subscription.id === this.selected}>${subscription.id} (${subscription.transport})</option>`)}
           </select>
         </label>
         <label>Status
@@ -363,12 +527,20 @@ export class HeraldPortal extends LitElement {
         </label>
         <button type="button" @click=${() => this.#run(() => this.#loadDeliveries())}>Refresh</button>
       </div>
-      <form class="toolbar" @submit=${this.#onSubmit((form) => this.#replay(form))}>
-        <label>Replay every event after seq
-          <input name="after" type="number" min="0" required value="0" data-testid="portal-replay-after" />
-        </label>
-        <button type="submit" data-testid="portal-replay-submit">Replay</button>
-      </form>
+      <div class="toolbar">
+        <form class="toolbar" @submit=${this.#onSubmit((form) => this.#replay({ after: Number(new FormData(form).get('after')) }))}>
+          <label>Replay every event after seq
+            <input name="after" type="number" min="0" required value="0" data-testid="portal-replay-after" />
+          </label>
+          <button type="submit" data-testid="portal-replay-submit">Replay</button>
+        </form>
+        <form class="toolbar" @submit=${this.#onSubmit((form) => this.#replay({ since: instantOf(String(new FormData(form).get('since'))) }))}>
+          <label>…or every event since (your time)
+            <input name="since" type="datetime-local" step="1" required data-testid="portal-replay-since" />
+          </label>
+          <button type="submit" data-testid="portal-replay-since-submit">Replay since</button>
+        </form>
+      </div>
       <ul class="deliveries">
         ${this.deliveries.map(
           (delivery) => html`<li class="card" data-testid="delivery-row" data-status=${delivery.status}>
@@ -453,9 +625,17 @@ export class HeraldPortal extends LitElement {
     nav { display: flex; flex-wrap: wrap; gap: 0.25rem; }
     button { font: inherit; border: 1px solid var(--_accent); background: var(--_bg); color: var(--_accent); border-radius: var(--_radius); padding: 0.3rem 0.7rem; cursor: pointer; }
     button[type='submit']:not(.secondary), button[aria-current='page'] { background: var(--_accent); color: #fff; }
-    .types { display: flex; flex-wrap: wrap; gap: 0.25rem; align-items: end; }
+    .edit { display: flex; flex-direction: column; gap: 0.25rem; align-items: stretch; min-width: 14rem; }
+    .edit button { align-self: start; }
+    .wide { grid-column: 1 / -1; }
+    textarea { font: 0.85rem/1.4 ui-monospace, monospace; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); resize: vertical; width: 100%; box-sizing: border-box; }
+    textarea[aria-invalid='true'] { border: 2px solid var(--_danger); }
+    .hint { color: var(--_muted); font-size: 0.85rem; margin: 0.2rem 0 0; }
+    .field-error { color: var(--_danger); font-weight: 600; margin: 0.2rem 0 0; }
+    .test-result { margin: 0.4rem 0 0; }
+    .test-result:empty { margin: 0; }
     button.danger { border-color: var(--_danger); color: var(--_danger); }
-    button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
+    button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
     input, select { font: inherit; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }
     label { display: flex; flex-direction: column; gap: 0.2rem; color: var(--_fg); }
     .card { border: 1px solid var(--_border); border-radius: var(--_radius); padding: 0.75rem; margin: 0.75rem 0; }

@@ -12,6 +12,34 @@ export interface Subscription {
   types: string[];
   status: string;
   config: Record<string, unknown>;
+  /** Its payload filter ([docs/guides/filters.md](../../../docs/guides/filters.md)), when it has one. */
+  filter?: Record<string, unknown> | null;
+}
+
+/** How a transport reaches its consumers, as `GET /v1/transports` says. */
+export interface MountedTransport {
+  name: string;
+  kind: 'push' | 'stream' | 'pull';
+}
+
+/** What `POST /v1/subscriptions/:id/test` made of one test event: a single attempt, stored nowhere. */
+export interface TestAttempt {
+  status: string;
+  responseStatus: number | null;
+  durationMs: number;
+  responseBody: string | null;
+  error: string | null;
+  /** The test event sent: `seq` 0, an id that starts with `evt_test_`. */
+  event?: { type?: string };
+}
+
+/** Where a replay starts: after a `seq`, or at a point in time (an ISO 8601 instant). */
+export type ReplayStart = { after: number } | { since: string };
+
+/** One reason of a problem answer: where in the request (`['filter', 'data.total']`), and what is wrong there. */
+export interface ProblemIssue {
+  path: (string | number)[];
+  message: string;
 }
 
 /** One try at delivering an event. */
@@ -38,6 +66,17 @@ export interface Delivery {
 /** The portal token was refused (401): the session expired or was revoked. */
 export class SessionEndedError extends Error {}
 
+/** The API refused a request with a problem+json answer: its `detail` is the message, with its status and issues. */
+export class ProblemError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly issues: readonly ProblemIssue[],
+  ) {
+    super(message);
+  }
+}
+
 /** The consumer routes of a Herald server, called with a portal token. */
 export class PortalApi {
   constructor(
@@ -54,7 +93,10 @@ export class PortalApi {
     if (response.status === 401) throw new SessionEndedError();
     const text = await response.text();
     const parsed = text ? JSON.parse(text) : undefined;
-    if (!response.ok) throw new Error(parsed?.detail ?? `${method} ${path} answered ${response.status}`);
+    if (!response.ok) {
+      const issues = Array.isArray(parsed?.errors) ? (parsed.errors as ProblemIssue[]) : [];
+      throw new ProblemError(parsed?.detail ?? `${method} ${path} answered ${response.status}`, response.status, issues);
+    }
     return parsed as T;
   }
 
@@ -66,11 +108,21 @@ export class PortalApi {
     return (await this.#call<{ data: Subscription[] }>('GET', '/v1/subscriptions')).data;
   }
 
-  createSubscription(input: { transport: string; types: string[]; config: Record<string, unknown> }): Promise<Subscription> {
+  /** The transports the server mounts; an older server, without the route, is taken to mount a webhook transport only. */
+  async transports(): Promise<MountedTransport[]> {
+    try {
+      return (await this.#call<{ data: MountedTransport[] }>('GET', '/v1/transports')).data;
+    } catch (error) {
+      if (error instanceof ProblemError && error.status === 404) return [{ name: 'webhook', kind: 'push' }];
+      throw error;
+    }
+  }
+
+  createSubscription(input: { transport: string; types: string[]; config: Record<string, unknown>; filter?: Record<string, unknown> }): Promise<Subscription> {
     return this.#call('POST', '/v1/subscriptions', input);
   }
 
-  updateSubscription(id: string, change: { status?: 'active' | 'paused'; types?: string[] }): Promise<Subscription> {
+  updateSubscription(id: string, change: { status?: 'active' | 'paused'; types?: string[]; filter?: Record<string, unknown> | null }): Promise<Subscription> {
     return this.#call('PATCH', `/v1/subscriptions/${encodeURIComponent(id)}`, change);
   }
 
@@ -105,8 +157,13 @@ export class PortalApi {
     await this.#call('POST', `/v1/deliveries/${encodeURIComponent(deliveryId)}/retry`);
   }
 
-  async replay(id: string, after: number): Promise<void> {
-    await this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/replay`, { after });
+  async replay(id: string, start: ReplayStart): Promise<void> {
+    await this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/replay`, start);
+  }
+
+  /** Sends push subscription `id` one test event now, outside its deliveries, and answers how the attempt went. */
+  sendTest(id: string, event: { type?: string; data?: unknown } = {}): Promise<TestAttempt> {
+    return this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/test`, event);
   }
 
   /**

@@ -19,6 +19,7 @@ const packageDirectory = resolve(import.meta.dirname, '..');
 const imagesDirectory = process.env.HERALD_DOCS_SCREENSHOTS === '1' ? resolve(packageDirectory, '../../docs/images') : resolve(packageDirectory, 'test-results');
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const adminKey = 'admin-portal-browser-test-0123456789abcdef';
+const embeddedPage = resolve(packageDirectory, '../../docs/portal-embedded.html');
 
 let herald: Herald<EventMapOf<typeof testEventTypes>>;
 let baseUrl: string;
@@ -26,7 +27,11 @@ let receiver: Server;
 let hookUrl: string;
 /** What the receiver answers: 200 "thanks", or 500 "receiver down". */
 let receiverFails = false;
+/** The bodies the receiver was sent, by path. */
+const received = new Map<string, string[]>();
 let browser: Browser;
+/** The element built from src/herald-portal.ts as one ES module, for the embedded page. */
+let elementBundle: string;
 
 async function admin(method: string, path: string, body?: unknown, key = adminKey) {
   const response = await fetch(`${baseUrl}${path}`, {
@@ -38,10 +43,10 @@ async function admin(method: string, path: string, body?: unknown, key = adminKe
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function openPortal(consumer: string, key = adminKey): Promise<Page> {
+async function openPortal(consumer: string, key = adminKey, timezoneId?: string): Promise<Page> {
   const session = await admin('POST', '/v1/portal-sessions', { consumer, ttl: 600 }, key);
   expect(session.status).toBe(201);
-  const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+  const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true, ...(timezoneId ? { timezoneId } : {}) });
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(error.message));
   await page.goto(session.body.url);
@@ -74,9 +79,14 @@ async function refreshUntil(page: Page, selector: string, timeout = 30_000): Pro
 
 beforeAll(async () => {
   await build({ root: resolve(packageDirectory, 'app'), configFile: resolve(packageDirectory, 'vite.config.ts') });
-  receiver = createServer((_req, res) => {
-    res.statusCode = receiverFails ? 500 : 200;
-    res.end(receiverFails ? 'receiver down' : 'thanks');
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      received.set(req.url ?? '', [...(received.get(req.url ?? '') ?? []), body]);
+      res.statusCode = receiverFails ? 500 : 200;
+      res.end(receiverFails ? 'receiver down' : 'thanks');
+    });
   });
   await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
   hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
@@ -88,8 +98,24 @@ beforeAll(async () => {
     eventTypes: testEventTypes,
     transports: [webhook({ allowPrivate: true, pollInterval: 50 }), sse()],
   });
+  const bundled = await build({
+    configFile: false,
+    logLevel: 'warn',
+    build: { write: false, minify: false, lib: { entry: resolve(packageDirectory, 'src/herald-portal.ts'), formats: ['es'], fileName: 'herald-portal' } },
+  });
+  const chunk = (Array.isArray(bundled) ? bundled : [bundled]).flatMap((output) => ('output' in output ? output.output : [])).find((file) => file.type === 'chunk');
+  if (chunk?.type !== 'chunk') throw new Error('vite built no module of the element');
+  elementBundle = chunk.code;
   const app = express();
   app.use('/portal', portal());
+  // docs/portal-embedded.html as a provider would serve it: with the API's address and a portal token written in.
+  app.get('/embedded/', (req, res) => {
+    const page = readFileSync(embeddedPage, 'utf8')
+      .replace('base-url="https://events.example.com"', `base-url="${baseUrl}"`)
+      .replace('token="hp_from_your_backend"', `token="${String(req.query.token)}"`);
+    res.type('html').send(page);
+  });
+  app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
   app.use(herald.app);
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
   baseUrl = `http://127.0.0.1:${port}`;
@@ -116,7 +142,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expect.poll(() => page.getByTestId('portal-secret').textContent()).toMatch(/^whsec_/);
     await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
     await page.getByTestId('subscription-types').fill('order.*, invoice.*');
-    await page.getByRole('button', { name: 'Save types' }).click();
+    await page.getByRole('button', { name: 'Save changes' }).click();
     await expect.poll(async () => (await admin('GET', '/v1/subscriptions?consumer=alpha')).body.data[0].types).toEqual(['order.*', 'invoice.*']);
     await page.getByRole('button', { name: 'Pause' }).click();
     await expect.poll(() => page.getByTestId('subscription-row').textContent()).toContain('paused');
@@ -186,10 +212,187 @@ describe('the consumer portal in Chromium (issue 19)', () => {
 
     await page.setViewportSize({ width: 375, height: 740 });
     await page.getByRole('button', { name: 'Subscriptions' }).click();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await screenshot(page, 'phone');
     await expectAccessible(page, 'phone');
     await page.close();
   }, 180_000);
+
+  it('creates a subscription with a filter: an event that does not match it is not delivered, one that does is; a bad filter shows why by its field', async () => {
+    const page = await openPortal('gamma');
+    const filterError = page.getByTestId('portal-create-filter-error');
+    await page.getByTestId('portal-create-transport').selectOption('webhook');
+    await page.getByTestId('portal-create-types').fill('order.created');
+    await page.getByTestId('portal-create-url').fill(`${hookUrl}/gamma`);
+    await page.getByTestId('portal-create-filter').fill('{"data.n": ');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => filterError.textContent()).toContain('The filter is not JSON');
+
+    await page.getByTestId('portal-create-filter').fill('{"data.n": {"$near": 10}}');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => filterError.textContent()).toMatch(/filter\.data\.n/);
+    const field = page.getByTestId('portal-create-filter');
+    expect(await field.getAttribute('aria-invalid')).toBe('true');
+    expect((await field.getAttribute('aria-describedby'))?.split(' ')).toContain(await filterError.getAttribute('id'));
+    expect(await filterError.getAttribute('role')).toBe('alert');
+    expect(await page.locator('p.error').count()).toBe(0);
+    await expect
+      .poll(() => page.evaluate(() => document.querySelector('herald-portal')?.shadowRoot?.activeElement?.getAttribute('data-testid')))
+      .toBe('portal-create-filter');
+    expect((await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data).toEqual([]);
+    await screenshot(page, 'filter-refused');
+    await expectAccessible(page, 'filter refused');
+
+    await field.fill('{"data.n": {"$gte": 10}}');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    expect(await filterError.count()).toBe(0);
+    const [stored] = (await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data;
+    expect(stored.filter).toEqual({ 'data.n': { $gte: 10 } });
+    expect(await page.getByTestId('subscription-filter').inputValue()).toBe('{"data.n":{"$gte":10}}');
+
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'gamma' })).status).toBe(202);
+    const matching = await admin('POST', '/v1/events', { type: 'order.created', data: { n: 20 }, consumer: 'gamma' });
+    expect(matching.status).toBe(202);
+    // A delivery may be sent before it is stored (held by its fan-out): wait for the stored one.
+    const delivered = async () =>
+      (await admin('GET', `/v1/subscriptions/${stored.id}/deliveries?status=delivered`)).body.data.map((delivery: { eventSeq: number }) => delivery.eventSeq);
+    await expect.poll(delivered, { timeout: 15_000 }).toEqual([matching.body.seq]);
+    // Deliveries are made in the order of the log: with the later event's made, the earlier one was passed over.
+    await new Promise((done) => setTimeout(done, 500));
+    expect((await admin('GET', `/v1/subscriptions/${stored.id}/deliveries`)).body.data.map((delivery: { eventSeq: number }) => delivery.eventSeq)).toEqual([
+      matching.body.seq,
+    ]);
+    expect((received.get('/hook/gamma') ?? []).map((body) => JSON.parse(body).data)).toEqual([{ n: 20 }]);
+    await page.getByTestId('subscription-row').getByRole('button', { name: 'Deliveries' }).click();
+    await refreshUntil(page, '[data-testid="delivery-row"][data-status="delivered"]');
+    expect(await page.getByTestId('delivery-row').count()).toBe(1);
+
+    // The edit form: a refused filter is shown by its row, and an empty one removes it.
+    await page.getByRole('button', { name: 'Subscriptions' }).click();
+    const row = page.getByTestId('subscription-row');
+    await row.getByTestId('subscription-filter').fill('{"data.n": {"$gte": "ten", "$lt": []}}');
+    await row.getByRole('button', { name: 'Save changes' }).click();
+    await expect.poll(() => row.getByTestId('subscription-filter-error').textContent()).toMatch(/filter\.data\.n/);
+    expect(await row.getByTestId('subscription-filter').getAttribute('aria-invalid')).toBe('true');
+    await expectAccessible(page, 'filter refused in the edit form');
+    expect((await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter).toEqual({ 'data.n': { $gte: 10 } });
+    await row.getByTestId('subscription-filter').fill('');
+    await row.getByRole('button', { name: 'Save changes' }).click();
+    await expect.poll(async () => (await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter ?? null).toBeNull();
+    await expect.poll(() => row.getByTestId('subscription-filter-error').count()).toBe(0);
+    await page.close();
+  }, 90_000);
+
+  it('offers the transports the server mounts unless its transports attribute names them, and only push subscriptions have deliveries', async () => {
+    const page = await openPortal('delta');
+    const transport = page.getByTestId('portal-create-transport');
+    expect(await transport.locator('option').allTextContents()).toEqual((await admin('GET', '/v1/transports')).body.data.map((t: { name: string }) => t.name));
+    expect(await transport.locator('option').allTextContents()).toEqual(['webhook', 'sse']);
+    await transport.selectOption('sse');
+    expect(await page.getByTestId('portal-create-url').count()).toBe(0);
+    await page.getByTestId('portal-create-types').fill('invoice.*');
+    // Another transport than a webhook takes its config as JSON; the server's reasons are shown.
+    await page.getByTestId('portal-create-config').fill('{"url": "https://example.com"}');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.locator('p.error').textContent()).toMatch(/The config is not valid for transport "sse": config\S*/);
+    expect((await admin('GET', '/v1/subscriptions?consumer=delta')).body.data).toEqual([]);
+    await page.getByTestId('portal-create-config').fill('');
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    const streamRow = page.getByTestId('subscription-row');
+    expect(await streamRow.locator('td[data-label="Transport"]').textContent()).toBe('sse');
+    expect(await streamRow.getByTestId('portal-test-send').count()).toBe(0);
+    expect(await streamRow.getByRole('button', { name: 'Deliveries' }).count()).toBe(0);
+    await expectAccessible(page, 'subscriptions with a stream subscription');
+
+    await page.evaluate(() => document.querySelector('herald-portal')?.setAttribute('transports', 'webhook'));
+    await expect.poll(() => transport.locator('option').allTextContents()).toEqual(['webhook']);
+    expect(await page.getByTestId('portal-create-url').count()).toBe(1);
+    await page.close();
+  }, 60_000);
+
+  it('runs embedded in a provider\'s dashboard (docs/portal-embedded.html), themed by its CSS custom properties, down to 375 px', async () => {
+    const hook = await admin('POST', '/v1/subscriptions', {
+      consumer: 'epsilon',
+      transport: 'webhook',
+      types: ['order.*'],
+      config: { url: `${hookUrl}/epsilon` },
+      filter: { 'data.n': { $gte: 100 } },
+    });
+    expect(hook.status).toBe(201);
+    expect((await admin('POST', '/v1/subscriptions', { consumer: 'epsilon', transport: 'sse', types: ['invoice.*'] })).status).toBe(201);
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'epsilon', ttl: 600 });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${baseUrl}/embedded/?token=${session.body.token}`);
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(2);
+    expect(problems).toEqual([]);
+    expect(await page.getByRole('heading', { level: 1, name: 'Webhooks' }).count()).toBe(1);
+    // A test event goes to the endpoint once, now, and leaves no delivery behind.
+    const result = page.getByTestId('portal-test-result');
+    receiverFails = true;
+    await page.getByTestId('portal-test-send').click();
+    await expect.poll(() => result.getAttribute('data-status')).toBe('failed');
+    expect(await result.textContent()).toMatch(/HTTP 500[\s\S]*receiver down/);
+    receiverFails = false;
+    await page.getByTestId('portal-test-send').focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => result.getAttribute('data-status')).toBe('succeeded');
+    expect(await result.textContent()).toMatch(/Test event order\.\S+: succeeded · HTTP 200 · \d+ ms\s+thanks/);
+    const tests = (received.get('/hook/epsilon') ?? []).map((body) => JSON.parse(body));
+    expect(tests.map((event) => [event.seq, event.id.startsWith('evt_test_')])).toEqual([
+      [0, true],
+      [0, true],
+    ]);
+    expect((await admin('GET', `/v1/subscriptions/${hook.body.id}/deliveries`)).body.data).toEqual([]);
+    expect(await page.locator('p.error').count()).toBe(0);
+
+    // The page's --herald-accent (#6d28d9) colours the element's primary buttons.
+    expect(await page.getByTestId('portal-create-submit').evaluate((button) => getComputedStyle(button).backgroundColor)).toBe('rgb(109, 40, 217)');
+    await screenshot(page, 'embedded');
+    await expectAccessible(page, 'embedded');
+
+    await page.setViewportSize({ width: 375, height: 740 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await screenshot(page, 'embedded-phone');
+    await expectAccessible(page, 'embedded at 375 px');
+    await page.close();
+  }, 60_000);
+
+  it('replays every event since a date and time entered in the browser\'s time zone', async () => {
+    const subscription = await admin('POST', '/v1/subscriptions', { consumer: 'zeta', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/zeta` } });
+    expect(subscription.status).toBe(201);
+    const numbers = () => (received.get('/hook/zeta') ?? []).map((body) => JSON.parse(body).data.n);
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'zeta' })).status).toBe(202);
+    await expect.poll(numbers, { timeout: 15_000 }).toEqual([1]);
+    // The field takes whole seconds: the second after event 1 was published, and before event 2 is.
+    await new Promise((done) => setTimeout(done, 1_100));
+    const since = Math.floor(Date.now() / 1000) * 1000;
+    await new Promise((done) => setTimeout(done, 100));
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 2 }, consumer: 'zeta' })).status).toBe(202);
+    await expect.poll(numbers, { timeout: 15_000 }).toEqual([1, 2]);
+
+    // Half an hour off UTC, so that a time taken as UTC, or rounded to the hour, replays the wrong events.
+    const page = await openPortal('zeta', adminKey, 'Asia/Kolkata');
+    expect(await page.evaluate(() => new Date().getTimezoneOffset())).toBe(-330);
+    await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
+    await refreshUntil(page, '[data-testid="delivery-row"][data-status="delivered"]');
+    const local = await page.evaluate((ms) => {
+      const at = new Date(ms);
+      const two = (n: number) => String(n).padStart(2, '0');
+      return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())}T${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`;
+    }, since);
+    await page.getByTestId('portal-replay-since').fill(local);
+    await page.getByTestId('portal-replay-since-submit').click();
+    await expect.poll(numbers, { timeout: 15_000 }).toEqual([1, 2, 2]);
+    expect(await page.locator('p.error').count()).toBe(0);
+    await page.waitForTimeout(500);
+    expect(numbers()).toEqual([1, 2, 2]);
+    await expectAccessible(page, 'deliveries after a replay since');
+    await page.close();
+  }, 60_000);
 
   it('never shows A the subscriptions of B', async () => {
     const theirs = await admin('POST', '/v1/subscriptions', { consumer: 'beta', transport: 'webhook', types: ['invoice.*'], config: { url: hookUrl } });

@@ -44,6 +44,7 @@ import { keyRoutes } from './routes/key-routes.js';
 import { portalSessionRoutes } from './routes/portal-session-routes.js';
 import { streamTokenRoutes } from './routes/stream-token-routes.js';
 import { subscriptionRoutes } from './routes/subscription-routes.js';
+import { transportRoutes } from './routes/transport-routes.js';
 import { attachHandlers, type HttpServer } from './server-attachment.js';
 import type { ServerContext } from './server-context.js';
 
@@ -255,7 +256,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     next();
   });
   mountHealthRoutes(app, store, () => stopping);
-  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context), ...portalSessionRoutes(context)];
+  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context), ...portalSessionRoutes(context), ...transportRoutes(context, mount)];
   for (const route of builtInRoutes) mountRoute(api, route, routeOptions);
   const surface = (): ApiSurface => ({
     routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],

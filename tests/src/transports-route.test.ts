@@ -1,6 +1,6 @@
 import { defineRoute, type Transport } from '@herald/core';
 import { sse } from '@herald/sse';
-import { startTestApp, type TestApp } from '@herald/testkit';
+import { memoryTransport, startTestApp, type TestApp } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /** The smallest pull transport: one long-poll route that answers at once with nothing. */
 const pullTransport: Transport = {
   name: 'ask',
+  kind: 'pull',
   async start(context) {
     context.http.route(defineRoute({ method: 'GET', path: '/v1/ask', longPoll: true, handle: () => ({ body: { data: [] } }) }));
   },
@@ -17,7 +18,7 @@ const pullTransport: Transport = {
 let app: TestApp;
 
 beforeAll(async () => {
-  app = await startTestApp([webhook({ pollInterval: 50 }), sse(), websocket(), pullTransport]);
+  app = await startTestApp([webhook({ pollInterval: 50 }), sse(), websocket(), pullTransport, memoryTransport()]);
 });
 afterAll(() => app.close());
 
@@ -32,6 +33,8 @@ describe('GET /v1/transports', () => {
           { name: 'sse', kind: 'stream' },
           { name: 'websocket', kind: 'stream' },
           { name: 'ask', kind: 'pull' },
+          // A transport that does not say is taken for a stream.
+          { name: 'memory', kind: 'stream' },
         ],
       },
     });

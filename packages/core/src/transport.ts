@@ -180,9 +180,17 @@ export interface TransportFrames {
  * subscriptions store, `TInput` what its `configSchema` gives (the same, unless `prepareConfig` completes
  * it, as the webhook transport fills in a generated secret). A server takes transports of any config.
  */
+/**
+ * How a transport reaches its consumers: Herald sends each event to a destination (`push`: webhook, queue),
+ * the client holds a connection open (`stream`: WebSocket, SSE), or the client asks (`pull`: long polling).
+ */
+export type TransportKind = 'push' | 'stream' | 'pull';
+
 export interface Transport<TConfig extends Record<string, unknown> = Record<string, unknown>, TInput extends Record<string, unknown> = TConfig> {
   /** The `transport` value of its subscriptions. */
   readonly name: string;
+  /** How it reaches its consumers, as `GET /v1/transports` tells clients such as the portal. `definePushTransport` sets `push`. @default 'stream' */
+  readonly kind?: TransportKind;
   /** Validates `Subscription.config`; its output is what is stored. @default config must be an empty object */
   readonly configSchema?: z.ZodType<TInput>;
   /** Completes a validated config on create or change (generates secrets). @default stored as given */

@@ -150,6 +150,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
 
   const transport: PushTransport<TConfig, TInput> = {
     name,
+    kind: 'push',
     configSchema: definition.configSchema,
     ...(definition.prepareConfig ? { prepareConfig: definition.prepareConfig.bind(definition) } : {}),
     ...(definition.publicConfig ? { publicConfig: definition.publicConfig.bind(definition) } : {}),

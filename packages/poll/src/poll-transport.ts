@@ -44,6 +44,7 @@ function nonNegative(name: string, value: number): number {
 
 class LongPolling implements PollTransport {
   readonly name = 'poll' as const;
+  readonly kind = 'pull';
   readonly #path: string;
   readonly #defaultWait: number;
   readonly #maxWait: number;

@@ -256,7 +256,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     next();
   });
   mountHealthRoutes(app, store, () => stopping);
-  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context), ...portalSessionRoutes(context), ...transportRoutes(context, mount)];
+  const builtInRoutes = [...keyRoutes(context), ...eventTypeRoutes(context), ...eventRoutes(context), ...subscriptionRoutes(context), ...streamTokenRoutes(context), ...portalSessionRoutes(context), ...transportRoutes(context)];
   for (const route of builtInRoutes) mountRoute(api, route, routeOptions);
   const surface = (): ApiSurface => ({
     routes: [...builtInRoutes.map((definition) => ({ definition })), ...mount.routes],

@@ -68,6 +68,7 @@ function positiveInteger(name: string, value: number, allowZero = false): number
 
 class ServerSentEvents implements SseTransport {
   readonly name = 'sse' as const;
+  readonly kind = 'stream';
   readonly frames = frames;
   readonly #path: string;
   readonly #keepAlive: number;

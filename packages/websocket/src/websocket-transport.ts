@@ -92,6 +92,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
 
   return {
     name: 'websocket',
+    kind: 'stream',
     frames,
 
     async start(context) {

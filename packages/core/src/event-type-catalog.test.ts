@@ -112,13 +112,22 @@ describe('eventTypeFromJsonSchema', () => {
   it('enforces the JSON Schema', () => {
     const catalog = new EventCatalog();
     const info = catalog.add(eventTypeFromJsonSchema('stock.reserved', jsonSchema, 'Stock was reserved'), 'api', jsonSchema);
-    expect(info).toEqual({ name: 'stock.reserved', description: 'Stock was reserved', schema: jsonSchema, origin: 'api' });
+    expect(info).toEqual({ name: 'stock.reserved', description: 'Stock was reserved', schema: jsonSchema, example: { sku: 'string', quantity: 1 }, origin: 'api' });
+    // The example made from the schema fits it.
+    expect(catalog.validate('stock.reserved', info.example)).toEqual(info.example);
     expect(catalog.validate('stock.reserved', { sku: 'a', quantity: 2 })).toEqual({ sku: 'a', quantity: 2 });
     const error = thrown(ValidationError, () => catalog.validate('stock.reserved', { sku: 'a', quantity: 0 }));
     expect(error.issues.map((issue) => issue.path)).toEqual([['data', 'quantity']]);
     thrown(ValidationError, () => catalog.validate('stock.reserved', { sku: 'a', quantity: 1.5 }));
     thrown(ValidationError, () => catalog.validate('stock.reserved', { quantity: 1 }));
     thrown(ValidationError, () => catalog.validate('stock.reserved', { sku: 'a', quantity: 1, more: 1 }));
+  });
+
+  it("lists a type's own example, given with zod's meta, before one made from its schema", () => {
+    const catalog = new EventCatalog();
+    const given = { orderId: 'ord_1', total: 42 };
+    const schema = z.object({ orderId: z.string(), total: z.number() }).meta({ examples: [given] });
+    expect(catalog.add(defineEventType('order.placed', schema), 'code').example).toEqual(given);
   });
 
   it('accepts any data when no schema is given', () => {

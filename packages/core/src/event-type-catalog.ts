@@ -3,6 +3,7 @@ import { ConflictError, toIssues, UnknownEventTypeError, ValidationError } from 
 import { checkTypeRetention, parseRetention, type RetentionRules, type TypeRetention } from './log-retention.js';
 import { eventTypeName } from './names.js';
 import { patternMatches } from './pattern-cache.js';
+import { exampleOf } from './example-of.js';
 
 /** An event type: its name, the schema its `data` must satisfy, and a description. */
 export interface EventTypeDefinition<TName extends string = string, TSchema extends z.ZodType = z.ZodType> {
@@ -20,6 +21,8 @@ export interface EventTypeInfo {
   name: string;
   description?: string;
   schema: Record<string, unknown>;
+  /** An example of its data: the schema's own `examples[0]` (zod's `.meta({ examples })`), else one made from the schema. */
+  example: unknown;
   /** Its own retention, when it has one. */
   retention?: string;
   /** Its compaction, when it has one. */
@@ -108,6 +111,7 @@ export class EventCatalog {
       name: definition.name,
       ...(definition.description ? { description: definition.description } : {}),
       schema,
+      example: exampleOf(schema),
       ...(definition.retention !== undefined ? { retention: definition.retention } : {}),
       ...(definition.compaction !== undefined ? { compaction: definition.compaction } : {}),
       origin,

@@ -1,6 +1,5 @@
 import { type EventCatalog, type HeraldEvent, newId, type Subscription, ValidationError } from '@herald/core';
 import { z } from 'zod';
-import { exampleOf } from './example-of.js';
 
 /** The body of `POST /v1/subscriptions/:id/test`. */
 export const testEventBody = z.strictObject({
@@ -22,10 +21,10 @@ function typesOf(catalog: EventCatalog, subscription: Subscription): string[] {
   return names.filter((name) => catalog.has(name)).sort();
 }
 
-/** The example a type's JSON Schema gives (`examples`), if it gives one. */
-function givenExample(schema: Record<string, unknown>): { data: unknown } | undefined {
-  const { examples } = schema as { examples?: unknown[] };
-  return Array.isArray(examples) && examples.length > 0 ? { data: examples[0] } : undefined;
+/** Whether a type's JSON Schema gives an example of its own (`examples`). */
+function givesExample(schema: Record<string, unknown> | undefined): boolean {
+  const { examples } = (schema ?? {}) as { examples?: unknown[] };
+  return Array.isArray(examples) && examples.length > 0;
 }
 
 /**
@@ -44,9 +43,8 @@ export function testEvent(catalog: EventCatalog, subscription: Subscription, bod
       { path: ['type'], message: `must be one of ${types.join(', ')}` },
     ]);
   }
-  const schemaOf = (name: string) => catalog.get(name)?.schema ?? {};
-  const type = body.type ?? types.find((name) => givenExample(schemaOf(name))) ?? (types[0] as string);
-  const data = 'data' in body ? body.data : (givenExample(schemaOf(type))?.data ?? exampleOf(schemaOf(type)));
+  const type = body.type ?? types.find((name) => givesExample(catalog.get(name)?.schema)) ?? (types[0] as string);
+  const data = 'data' in body ? body.data : catalog.get(type)?.example;
   return {
     specversion: '1.0',
     id: newId('evt_test'),

@@ -1,6 +1,5 @@
 import { css, html, LitElement, nothing, svg, type TemplateResult } from 'lit';
 import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
-import { exampleOf } from './example-of.js';
 import {
   type Delivery,
   type EventType,
@@ -390,7 +389,7 @@ export class HeraldPortal extends LitElement {
           </details>
           <details open>
             <summary>Example</summary>
-            <pre>${JSON.stringify(exampleOf(type.schema), null, 2)}</pre>
+            <pre>${JSON.stringify(type.example, null, 2)}</pre>
           </details>
         </article>`,
       )}

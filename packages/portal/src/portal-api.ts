@@ -3,6 +3,8 @@ export interface EventType {
   name: string;
   description?: string;
   schema?: unknown;
+  /** An example of its data, from its schema. */
+  example?: unknown;
 }
 
 /** A subscription as the API shows it (secrets only when just made). */

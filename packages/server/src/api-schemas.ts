@@ -26,6 +26,7 @@ export const eventTypeInfoSchema = z
     name: z.string(),
     description: z.string().optional(),
     schema: z.record(z.string(), z.unknown()).describe('JSON Schema of `data`'),
+    example: z.unknown().describe("An example of `data`: the schema's own `examples[0]`, else one made from the schema"),
     retention: z.string().optional().describe("How long this type's events are kept, when not the log's retention"),
     compaction: z.enum(['subject']).optional().describe('`subject`: beyond the retention, the newest event of each subject is kept'),
     origin: z.enum(['code', 'api']),

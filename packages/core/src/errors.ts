@@ -127,6 +127,22 @@ export class PortalTokenForbiddenError extends HeraldError {
   }
 }
 
+/** Over a rate limit: 429 `rate-limited` with `Retry-After`, and any headers that describe the limit. */
+export class RateLimitedError extends HeraldError {
+  override readonly name: string = 'RateLimitedError';
+  constructor(
+    message: string,
+    /** Seconds until the next request is let through. */
+    readonly retryAfter: number,
+    readonly limitHeaders: Readonly<Record<string, string>> = {},
+  ) {
+    super('rate-limited', 429, message, 'Too many requests');
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': String(this.retryAfter), ...this.limitHeaders };
+  }
+}
+
 /** Herald cannot do this now (the store is locked or refuses writes): 503 with `Retry-After`. */
 export class UnavailableError extends HeraldError {
   override readonly name: string = 'UnavailableError';

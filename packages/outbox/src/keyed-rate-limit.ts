@@ -1,20 +1,4 @@
-import { HeraldError } from '@herald/core';
 import { TokenBucket } from './token-bucket.js';
-
-/** The caller asks more often than the route allows: 429 with `Retry-After`. */
-export class TooManyRequestsError extends HeraldError {
-  override readonly name = 'TooManyRequestsError';
-  constructor(
-    message: string,
-    /** Seconds until the next request is let through. */
-    readonly retryAfter: number,
-  ) {
-    super('too-many-requests', 429, message, 'Too many requests');
-  }
-  override headers(): Record<string, string> {
-    return { 'retry-after': String(this.retryAfter) };
-  }
-}
 
 /** Buckets left alone this long are full again, and forgotten. */
 const idleAfter = 1_000;

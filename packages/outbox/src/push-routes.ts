@@ -4,6 +4,7 @@ import {
   type EventCatalog,
   type HeraldEvent,
   NotFoundError,
+  RateLimitedError,
   type Principal,
   type RouteDefinition,
   requestTraceContext,
@@ -13,7 +14,7 @@ import {
 } from '@herald/core';
 import { z } from 'zod';
 import type { Delivery, DeliveryAttempt, Outbox } from './outbox.js';
-import { KeyedRateLimit, TooManyRequestsError } from './keyed-rate-limit.js';
+import { KeyedRateLimit } from './keyed-rate-limit.js';
 import { type ReplayRunner, replaySchema } from './replay-runner.js';
 import { testEvent, testEventBody } from './test-event.js';
 
@@ -199,7 +200,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, catalog: EventCatalog, 
         const event = testEvent(catalog, subscription, body, '/herald', now);
         const wait = tests.take(subscription.id, now);
         if (wait !== undefined) {
-          throw new TooManyRequestsError(`At most ${testsPerSecond} test events a second to one subscription`, Math.max(1, Math.ceil(wait / 1000)));
+          throw new RateLimitedError(`At most ${testsPerSecond} test events a second to one subscription`, Math.max(1, Math.ceil(wait / 1000)));
         }
         return { body: { ...attemptView(await handler.test(subscription, event)), event } };
       },

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { HeraldError, type Principal, UnauthorizedError } from '@herald/core';
+import { type Principal, RateLimitedError, UnauthorizedError } from '@herald/core';
 import type { RateLimit } from './options.js';
 
 /** The state of one client's quota, as the `RateLimit` header tells it. */
@@ -23,17 +23,7 @@ function rateLimitHeaders({ policy, limit, remaining, reset }: Quota): Record<st
 }
 
 /** Over a quota: 429 with `Retry-After` and the quota's RateLimit fields. */
-class RateLimitedError extends HeraldError {
-  constructor(
-    message: string,
-    readonly quota: Quota,
-  ) {
-    super('rate-limited', 429, message, 'Too many requests');
-  }
-  override headers(): Record<string, string> {
-    return { 'Retry-After': String(this.quota.reset), ...rateLimitHeaders(this.quota) };
-  }
-}
+const rateLimited = (message: string, quota: Quota) => new RateLimitedError(message, quota.reset, rateLimitHeaders(quota));
 
 /** How many clients one policy keeps count of at most; past it the oldest windows are forgotten. */
 const defaultMaxKeys = 100_000;
@@ -157,7 +147,7 @@ export class RequestLimiter {
     const address = this.#failures ? clientAddress(request) : '';
     const before = this.#failures?.peek(address);
     if (before && before.remaining <= 0) {
-      throw new RateLimitedError(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
+      throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
     }
     let principal: Principal;
     try {
@@ -169,7 +159,7 @@ export class RequestLimiter {
     const counter = principal.role === 'admin' ? this.#admin : this.#key;
     if (counter) {
       const { quota, allowed } = counter.take(principal.keyId);
-      if (!allowed) throw new RateLimitedError(`This key used its ${quota.limit.requests} requests per ${quota.limit.window} s; try again in ${quota.reset} s`, quota);
+      if (!allowed) throw rateLimited(`This key used its ${quota.limit.requests} requests per ${quota.limit.window} s; try again in ${quota.reset} s`, quota);
       setHeaders(response, quota);
     }
     return principal;

@@ -132,7 +132,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
     expect(sent).toBeLessThanOrEqual(4);
     expect(answers.filter((answer) => answer.status === 429)).toHaveLength(6 - sent);
     const limited = answers.find((answer) => answer.status === 429);
-    expect(limited?.body).toMatchObject({ type: 'urn:herald:problem:too-many-requests', status: 429 });
+    expect(limited?.body).toMatchObject({ type: 'urn:herald:problem:rate-limited', status: 429 });
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(inbox.requests).toHaveLength(answers.filter((answer) => answer.status === 200).length);
     // Another subscription has its own allowance.

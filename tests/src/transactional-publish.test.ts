@@ -135,3 +135,46 @@ describe.each(backends)('an order and its event in one transaction, on $name', (
     180_000,
   );
 });
+
+/** An app's own connection to Herald's SQLite file, in another process, set up as the guide says (busy_timeout, `begin immediate`): it restocks. */
+const restocker = `
+const Database = require(process.argv[1]);
+const db = new Database(process.argv[2]);
+db.pragma('busy_timeout = 10000');
+const restock = db.prepare("update stock set available = available + 1 where sku = 'A'");
+let restocked = 0;
+for (let n = 1; n <= Number(process.argv[3]); n++) {
+  db.exec('begin immediate');
+  restocked += restock.run().changes;
+  db.exec('commit');
+}
+process.stdout.write(String(restocked));
+db.close();
+`;
+
+describe('SQLite: an app connection of its own, from another process (docs/guides/transactional-publish.md)', () => {
+  it('writes while Herald and the app’s transactions on herald.database publish, and neither gets "database is locked"', async () => {
+    const database = (await backends[0]?.database()) as string;
+    const adminKey = `hk_admin_${randomBytes(12).toString('hex')}`;
+    const node = await shop({ HERALD_DATABASE: database, HERALD_ADMIN_KEY: adminKey });
+    const betterSqlite3 = createRequire(resolve(here, '../../packages/core/package.json')).resolve('better-sqlite3');
+
+    const writer = spawn(process.execPath, ['-e', restocker, betterSqlite3, database, '400'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let restocked = '';
+    let failure = '';
+    writer.stdout.on('data', (chunk: Buffer) => (restocked += chunk.toString()));
+    writer.stderr.on('data', (chunk: Buffer) => (failure += chunk.toString()));
+    const exited = new Promise<number | null>((done) => writer.once('exit', done));
+
+    // Each order is a transaction of the app's on herald.database that publishes; the stock may run out (409) if the restocker falls behind.
+    const placed: { status: number; body: any }[] = [];
+    for (let n = 0; n < 60; n++) placed.push(await order(node, { orderId: `o${n}`, sku: 'A', quantity: 1, total: 1 }));
+    expect(await exited, failure).toBe(0);
+    expect(restocked).toBe('400');
+    expect(placed.filter((answer) => answer.status !== 201 && answer.status !== 409)).toEqual([]);
+    const published = placed.filter((answer) => answer.status === 201).map((answer) => answer.body.eventId);
+    expect(published.length).toBeGreaterThan(5);
+    const log = await api(node, adminKey, 'GET', '/v1/events?after=0&limit=1000');
+    expect(log.body.data.map((event: HeraldEvent) => event.id).sort()).toEqual(published.sort());
+  }, 120_000);
+});

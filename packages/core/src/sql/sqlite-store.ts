@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
+import { inWriteGate, retryWhileLocked } from './write-gate.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or `:memory:`. The file's folder is created when missing. @default './data/herald.db' */
@@ -68,8 +69,9 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
     return keepingStatements(opened);
   };
   const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
-  const dialect = new LockFirstSqliteDialect({ database: open }, () => database?.inTransaction ?? false);
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout: options.lockTimeout, logger: options.logger });
+  const lockTimeout = options.lockTimeout ?? 1000;
+  const dialect = new LockFirstSqliteDialect({ database: open }, () => database?.inTransaction ?? false, lockTimeout);
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout, logger: options.logger });
 }
 
 async function openDatabase(path: string): Promise<Database.Database> {
@@ -91,35 +93,42 @@ async function openDatabase(path: string): Promise<Database.Database> {
 class LockFirstSqliteDialect extends SqliteDialect {
   readonly #config: SqliteDialectConfig;
   readonly #inTransaction: () => boolean;
+  readonly #lockTimeout: number;
 
-  constructor(config: SqliteDialectConfig, inTransaction: () => boolean) {
+  constructor(config: SqliteDialectConfig, inTransaction: () => boolean, lockTimeout: number) {
     super(config);
     this.#config = config;
     this.#inTransaction = inTransaction;
+    this.#lockTimeout = lockTimeout;
   }
 
   override createDriver(): Driver {
-    return new LockFirstSqliteDriver(this.#config, this.#inTransaction);
+    return new LockFirstSqliteDriver(this.#config, this.#inTransaction, this.#lockTimeout);
   }
 }
 
 /**
  * kysely's SQLite driver, whose transactions take the write lock as they begin (`begin immediate`): a
- * lock held elsewhere then fails a transaction before it has done anything, so that it can simply run
- * again. After an error that SQLite answers by rolling back itself (SQLITE_FULL, SQLITE_IOERR), the
+ * lock held elsewhere then fails a transaction before it has done anything. Herald's own writes then run
+ * again from the {@link WriteGate}, which waits with the connection free for reads. A transaction of the
+ * app's own on `herald.database` waits the lock out here instead, on timers, up to `lockTimeout`, rather
+ * than fail with "database is locked" when another process writes. After an error that SQLite answers by rolling back itself (SQLITE_FULL, SQLITE_IOERR), the
  * rollback is skipped, so that the error thrown is that one and not "no transaction is active".
  */
 class LockFirstSqliteDriver extends SqliteDriver {
   /** Whether the database is in a transaction now. */
   readonly #inTransaction: () => boolean;
+  readonly #lockTimeout: number;
 
-  constructor(config: SqliteDialectConfig, inTransaction: () => boolean) {
+  constructor(config: SqliteDialectConfig, inTransaction: () => boolean, lockTimeout: number) {
     super(config);
     this.#inTransaction = inTransaction;
+    this.#lockTimeout = lockTimeout;
   }
 
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    const begin = () => connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    await (inWriteGate() ? begin() : retryWhileLocked(sqliteFlavor, begin, Date.now(), this.#lockTimeout));
   }
 
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -6,6 +7,30 @@ import type { SqlFlavor } from './sql-flavor.js';
 /** The first wait for a lock held elsewhere, in ms; each next one is twice as long, up to `longestWait`. */
 const firstWait = 2;
 const longestWait = 50;
+
+/** Set while a write of the gate runs: its transactions fail at once on a lock, and the gate waits with the connection free. */
+const gated = new AsyncLocalStorage<true>();
+
+/** Whether the caller runs inside a {@link WriteGate} write (else it is, say, a transaction of the app's own). */
+export function inWriteGate(): boolean {
+  return gated.getStore() === true;
+}
+
+/**
+ * Runs `attempt`, again after a wait on a timer each time the database is locked elsewhere, until
+ * `lockTimeout` after `since`; then throws what the last attempt threw. `attempt` must fail before it has
+ * done anything when it finds the lock taken (a transaction, which SQLite begins by taking the lock).
+ */
+export async function retryWhileLocked<T>(flavor: Pick<SqlFlavor, 'refusal'>, attempt: () => Promise<T>, since: number, lockTimeout: number): Promise<T> {
+  for (let wait = firstWait; ; wait = Math.min(wait * 2, longestWait)) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (flavor.refusal(error) !== 'locked' || Date.now() + wait >= since + lockTimeout) throw error;
+      await delay(wait);
+    }
+  }
+}
 
 /**
  * What every write of the SQL store goes through. A write that finds the database locked by another
@@ -37,20 +62,14 @@ export class WriteGate {
    * the lock, so it fails before doing anything), or statements that each are.
    */
   async run<T>(write: () => Promise<T>, since = Date.now(), lockTimeout = this.#lockTimeout): Promise<T> {
-    for (let wait = firstWait; ; wait = Math.min(wait * 2, longestWait)) {
-      try {
-        const result = await write();
-        this.#accepted();
-        return result;
-      } catch (error) {
-        const refusal = this.#flavor.refusal(error);
-        if (refusal === undefined) throw error;
-        if (refusal === 'locked' && Date.now() + wait < since + lockTimeout) {
-          await delay(wait);
-          continue;
-        }
-        throw this.#refuse(new StoreUnavailableError(refusal, error));
-      }
+    try {
+      const result = await retryWhileLocked(this.#flavor, () => gated.run(true, write), since, lockTimeout);
+      this.#accepted();
+      return result;
+    } catch (error) {
+      const refusal = this.#flavor.refusal(error);
+      if (refusal === undefined) throw error;
+      throw this.#refuse(new StoreUnavailableError(refusal, error));
     }
   }
 

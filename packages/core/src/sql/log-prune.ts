@@ -1,4 +1,4 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type DeleteQueryBuilder, type DeleteResult, type Kysely, sql, type Transaction } from 'kysely';
 import type { RetentionRules } from '../log-retention.js';
 import type { HeraldDatabase } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
@@ -101,7 +101,7 @@ export class SqlLogPruner {
       const unsynced = this.#flavor.unsyncedTransaction?.bind(this.#flavor) ?? ((db, work) => db.transaction().execute(work));
       pruned = await this.#gate.run(() =>
         unsynced(this.#db, async (trx: Transaction<HeraldDatabase>) => {
-          const deleted = (await deleteSeqs(trx, doomed)) + (await compact(trx, compacted));
+          const deleted = (await deleteSeqs(trx, this.#flavor, doomed)) + (await compact(trx, this.#flavor, compacted));
           if (newFloor > floor) {
             await trx.updateTable('herald_counters').set({ value: newFloor }).where('name', '=', 'log_floor').where('value', '<', newFloor).execute();
           }
@@ -137,18 +137,30 @@ export class SqlLogPruner {
 /** Rows per DELETE, well under every dialect's bound-parameter limit. */
 const deleteChunk = 500;
 
+type EventDelete = DeleteQueryBuilder<HeraldDatabase, 'herald_events', DeleteResult>;
+
+/** Deletes the events `where` picks; on PostgreSQL their ids too, so that an id published again after it is a new event, as on SQLite. */
+async function deleteEvents(trx: Transaction<HeraldDatabase>, flavor: SqlFlavor, where: (query: EventDelete) => EventDelete): Promise<number> {
+  if (flavor.name !== 'postgres') return Number((await where(trx.deleteFrom('herald_events')).executeTakeFirst()).numDeletedRows);
+  const result = await trx
+    .with('gone', (db) => where(db.deleteFrom('herald_events')).returning('id'))
+    .deleteFrom('herald_event_ids')
+    .where('id', 'in', (eb) => eb.selectFrom('gone').select('gone.id'))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 /** Deletes these events. */
-async function deleteSeqs(trx: Transaction<HeraldDatabase>, seqs: readonly number[]): Promise<number> {
+async function deleteSeqs(trx: Transaction<HeraldDatabase>, flavor: SqlFlavor, seqs: readonly number[]): Promise<number> {
   let deleted = 0;
   for (let at = 0; at < seqs.length; at += deleteChunk) {
-    const result = await trx.deleteFrom('herald_events').where('seq', 'in', seqs.slice(at, at + deleteChunk)).executeTakeFirst();
-    deleted += Number(result.numDeletedRows);
+    deleted += await deleteEvents(trx, flavor, (query) => query.where('seq', 'in', seqs.slice(at, at + deleteChunk)));
   }
   return deleted;
 }
 
 /** Expired events of compacted types: each goes unless it is the newest of its subject; older ones of that subject go with it. */
-async function compact(trx: Transaction<HeraldDatabase>, rows: readonly Row[]): Promise<number> {
+async function compact(trx: Transaction<HeraldDatabase>, flavor: SqlFlavor, rows: readonly Row[]): Promise<number> {
   const byType = new Map<string, { subjects: Set<string>; upTo: number }>();
   for (const row of rows) {
     const entry = byType.get(row.type) ?? { subjects: new Set<string>(), upTo: 0 };
@@ -160,18 +172,17 @@ async function compact(trx: Transaction<HeraldDatabase>, rows: readonly Row[]): 
   for (const [type, { subjects, upTo }] of byType) {
     const list = [...subjects];
     for (let at = 0; at < list.length; at += deleteChunk) {
-      const result = await trx
-        .deleteFrom('herald_events')
-        .where('type', '=', type)
-        .where('subject', 'in', list.slice(at, at + deleteChunk))
-        .where('seq', '<=', upTo)
-        .where(
-          'seq',
-          '<',
-          sql<number>`(select max(newer.seq) from herald_events as newer where newer.type = herald_events.type and newer.subject = herald_events.subject)`,
-        )
-        .executeTakeFirst();
-      deleted += Number(result.numDeletedRows);
+      deleted += await deleteEvents(trx, flavor, (query) =>
+        query
+          .where('type', '=', type)
+          .where('subject', 'in', list.slice(at, at + deleteChunk))
+          .where('seq', '<=', upTo)
+          .where(
+            'seq',
+            '<',
+            sql<number>`(select max(newer.seq) from herald_events as newer where newer.type = herald_events.type and newer.subject = herald_events.subject)`,
+          ),
+      );
     }
   }
   return deleted;

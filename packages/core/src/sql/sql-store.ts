@@ -7,18 +7,16 @@ import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType
 import type { EventFilter } from '../event-filter.js';
 import { affectsMatching, type Subscription, type SubscriptionChanges, type SubscriptionStatus } from '../subscription.js';
 import { migrate, runMigrations } from './migrations.js';
-import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
+import type { ApiKeysTable, EventRow, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import type { RetentionRules } from '../log-retention.js';
 import { type LogHold, logFloor, type PruneResult, SqlLogPruner } from './log-prune.js';
+import { defaultLogPartitionSize, isMissingPartition, LogPartitionMaker } from './log-partitions.js';
 import { logBytes } from './log-size.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
-
-/** An event as a row of the log, before it has a `seq`. */
-type EventRow = Omit<EventsTable, 'seq' | 'ticket'>;
 
 /** The longest of the doubling waits of a read whose end of the log is held back, in ms (1 + 2 + ... + 256: about half a second). */
 const maxHeldBackWait = 256;
@@ -43,6 +41,11 @@ export interface SqlStoreOptions {
   lockTimeout?: number;
   /** Told when the store starts refusing writes, and when it takes them again. @default silentLogger */
   logger?: Logger;
+  /**
+   * PostgreSQL: seqs per partition of the log (from 1,000 to 100,000,000). Pruning drops a partition once
+   * all of it is beyond the retention; see docs/guides/retention.md. Ignored on SQLite. @default 100_000
+   */
+  logPartitionSize?: number;
 }
 
 interface PendingAppend {
@@ -71,12 +74,17 @@ export class SqlStore implements Store {
   readonly #insertEvents: EventInsert;
   readonly #logHolds: LogHold[] = [];
   #pruner?: SqlLogPruner;
+  readonly #logger: Logger;
+  /** PostgreSQL: makes the log's partitions ahead of the appends. */
+  readonly #partitions?: LogPartitionMaker;
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, options: SqlStoreOptions = {}) {
     this.#db = db;
     this.#flavor = flavor;
-    this.#insertEvents = eventInsert(flavor);
-    this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, options.logger ?? silentLogger);
+    this.#insertEvents = eventInsert();
+    this.#logger = options.logger ?? silentLogger;
+    this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, this.#logger);
+    if (flavor.name === 'postgres') this.#partitions = new LogPartitionMaker(db, options.logPartitionSize ?? defaultLogPartitionSize);
   }
 
   get flavor(): SqlFlavor['name'] {
@@ -85,6 +93,7 @@ export class SqlStore implements Store {
 
   async init(): Promise<void> {
     await this.#gate.run(() => migrate(this.#db as Kysely<unknown>, this.#flavor), Date.now(), initLockTimeout);
+    await this.#partitions?.ensure();
   }
 
   /**
@@ -150,12 +159,14 @@ export class SqlStore implements Store {
       this.#pending = [];
       const events = group.flatMap((p) => p.events);
       const rows = group.flatMap((p) => p.rows);
+      // PostgreSQL appends up to a chunk of rows in one statement, which needs no transaction around it.
+      const oneStatement = this.#flavor.appendRows !== undefined && rows.length <= (this.#flavor.appendChunk ?? 0);
+      const write = () =>
+        oneStatement
+          ? insertEvents(this.#db, events, rows, this.#insertEvents, this.#flavor)
+          : this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor));
       try {
-        const results = await this.#gate.run(
-          () =>
-            this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor)),
-          (group[0] as PendingAppend).since,
-        );
+        const results = await this.#gate.run(() => this.#withPartitions(write), (group[0] as PendingAppend).since);
         let at = 0;
         for (const pending of group) {
           pending.resolve(results.slice(at, at + pending.events.length));
@@ -166,6 +177,28 @@ export class SqlStore implements Store {
       }
     }
     this.#flushing = undefined;
+  }
+
+  /**
+   * Runs an append; on PostgreSQL, makes the partitions it found missing and runs it again, and makes more
+   * in the background once its seqs come near the end of the last one.
+   */
+  async #withPartitions(write: () => Promise<PublishResult[]>): Promise<PublishResult[]> {
+    const partitions = this.#partitions;
+    if (!partitions) return write();
+    let results: PublishResult[];
+    try {
+      results = await write();
+    } catch (error) {
+      if (!isMissingPartition(error)) throw error;
+      await partitions.ensure();
+      results = await write();
+    }
+    const last = results.reduce((max, result) => Math.max(max, result.event.seq), 0);
+    if (partitions.endsNear(last)) {
+      partitions.ensure().catch((error: unknown) => this.#logger.warn({ err: error }, "making the log's next partitions failed; trying again at the next append"));
+    }
+    return results;
   }
 
   /**
@@ -457,16 +490,13 @@ export class SqlStore implements Store {
   };
 }
 
-/** An event row with its drawn `seq` and ticket, where the flavor draws them. */
-type ClaimedEventRow = EventRow & { seq?: number; ticket?: string };
-
-type EventInsert = ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>;
+type EventInsert = ManyRowInsert<EventRow, { id: string; seq: number | string }>;
 
 const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer', 'traceparent', 'tracestate'] as const;
 
-function eventInsert(flavor: SqlFlavor): EventInsert {
-  const columns = flavor.claimSeqs ? ([...eventColumns, 'seq', 'ticket'] as const) : eventColumns;
-  return new ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>(columns, (db, rows) =>
+/** SQLite's insert, whose `seq` is the table's autoincrement and whose `id` is unique in the table itself. */
+function eventInsert(): EventInsert {
+  return new ManyRowInsert<EventRow, { id: string; seq: number | string }>(eventColumns, (db, rows) =>
     db
       .insertInto('herald_events')
       .values(rows)
@@ -484,26 +514,23 @@ async function insertEvents(
   flavor: SqlFlavor,
 ): Promise<PublishResult[]> {
   const fresh = new Map<string, NewEvent>();
-  let rows: ClaimedEventRow[] = [];
+  const rows: EventRow[] = [];
   events.forEach((event, at) => {
     if (fresh.has(event.id)) return;
     fresh.set(event.id, event);
     rows.push(eventRows[at] as EventRow);
   });
-  if (flavor.claimSeqs) {
-    const { seqs, ticket } = await flavor.claimSeqs(trx, rows.length);
-    rows = rows.map((row, at) => ({ ...row, seq: seqs[at] as number, ticket }));
-  }
   const seqs = new Map<string, number>();
-  for (let at = 0; at < rows.length; at += insertChunk) {
-    const inserted = await insert.execute(trx, rows.slice(at, at + insertChunk));
+  const chunk = flavor.appendChunk ?? insertChunk;
+  for (let at = 0; at < rows.length; at += chunk) {
+    const part = rows.slice(at, at + chunk);
+    const inserted = flavor.appendRows ? await flavor.appendRows(trx, part) : await insert.execute(trx, part);
     for (const row of inserted) seqs.set(row.id, Number(row.seq));
   }
   const earlier = new Map<string, HeraldEvent>();
   const missing = [...fresh.keys()].filter((id) => !seqs.has(id));
   for (let at = 0; at < missing.length; at += insertChunk) {
-    const found = await trx.selectFrom('herald_events').selectAll().where('id', 'in', missing.slice(at, at + insertChunk)).execute();
-    for (const row of found) earlier.set(row.id, toEvent(row));
+    for (const row of await eventsById(trx, flavor, missing.slice(at, at + insertChunk))) earlier.set(row.id, toEvent(row));
   }
   const claimed = new Set<string>();
   return events.map((event) => {
@@ -513,6 +540,17 @@ async function insertEvents(
     claimed.add(event.id);
     return { event: { ...(fresh.get(event.id) as NewEvent), seq }, created };
   });
+}
+
+/** The events of these ids; on PostgreSQL through `herald_event_ids`, since the partitioned log has no index on `id`. */
+function eventsById(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, ids: readonly string[]): Promise<Selectable<EventsTable>[]> {
+  if (flavor.name !== 'postgres') return db.selectFrom('herald_events').selectAll().where('id', 'in', ids).execute();
+  return db
+    .selectFrom('herald_event_ids')
+    .innerJoin('herald_events', 'herald_events.seq', 'herald_event_ids.seq')
+    .selectAll('herald_events')
+    .where('herald_event_ids.id', 'in', ids)
+    .execute();
 }
 
 /** The SQL side of a type filter: exact names and LIKE prefixes; `exactOnly` when no pattern needs a check in code. */

@@ -121,27 +121,43 @@ export class LogPartitionMaker {
     this.size = checkLogPartitionSize(size);
   }
 
-  /** Whether the partitions end soon after `seq`: less than one partition ahead of it. */
-  endsNear(seq: number): boolean {
-    return seq + this.size >= this.#end;
+  /** The last seq this store appended: where the partitions must go on from. */
+  #last = 0;
+
+  /** Notes that `seq` was appended. */
+  appended(seq: number): void {
+    this.#last = Math.max(this.#last, seq);
   }
 
-  /** Makes partitions up to at least one whole partition past the last seq drawn; one run at a time. */
-  ensure(): Promise<void> {
-    this.#making ??= this.#make().finally(() => {
+  /** Whether the partitions end less than one partition past `rows` more seqs than the last appended (as this store knows them). */
+  endsNear(rows = 0): boolean {
+    return this.#last + rows + this.size >= this.#end;
+  }
+
+  /**
+   * Makes partitions up to at least one whole partition past the last seq drawn, one run at a time; `room`:
+   * at least that many seqs past it, for an append of that many rows that found no partition.
+   */
+  async ensure(room = 0): Promise<void> {
+    if (room > this.size) {
+      await this.#making;
+      return this.#make(room);
+    }
+    this.#making ??= this.#make(room).finally(() => {
       this.#making = undefined;
     });
     return this.#making;
   }
 
-  async #make(): Promise<void> {
+  async #make(room: number): Promise<void> {
     this.#end = await this.#db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(${partitionsLockKey})`.execute(trx);
       const partitions = await logPartitions(trx);
       const { rows } = await sql<{ next: string }>`select case when is_called then last_value + 1 else last_value end as next from herald_events_seq_seq`.execute(trx);
       const next = Number(rows[0]?.next ?? 1);
+      this.#last = Math.max(this.#last, next - 1);
       let from = partitions.at(-1)?.to ?? next;
-      while (from <= next + this.size) {
+      while (from <= next + Math.max(room, this.size)) {
         const to = (Math.floor((from - 1) / this.size) + 1) * this.size + 1;
         const name = `herald_events_from_${from}`;
         // Made apart and then attached: attaching locks the log against schema changes only, not against appends or reads.

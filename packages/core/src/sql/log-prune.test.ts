@@ -4,8 +4,6 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import type { RetentionRules } from '../log-retention.js';
-import { postgresStore } from './postgres-store.js';
-import { freshDatabase } from './postgres.test-support.js';
 import type { SqlStore } from './sql-store.js';
 import { sqliteStore } from './sqlite-store.js';
 
@@ -45,6 +43,7 @@ async function pruneAll(store: SqlStore, retention: RetentionRules, batchSize = 
   }
 }
 
+// PostgreSQL prunes a partition at a time: its rules are tested in log-partitions.test.ts.
 const stores: [string, () => Promise<SqlStore>][] = [
   [
     'SQLite',
@@ -52,17 +51,6 @@ const stores: [string, () => Promise<SqlStore>][] = [
       const dir = mkdtempSync(join(tmpdir(), 'herald-prune-'));
       const store = sqliteStore({ path: join(dir, 'herald.db') });
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      cleanups.push(() => store.close());
-      await store.init();
-      return store;
-    },
-  ],
-  [
-    'PostgreSQL',
-    async () => {
-      const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
-      const store = postgresStore({ url });
       cleanups.push(() => store.close());
       await store.init();
       return store;

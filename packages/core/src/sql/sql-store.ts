@@ -166,7 +166,7 @@ export class SqlStore implements Store {
           ? insertEvents(this.#db, events, rows, this.#insertEvents, this.#flavor)
           : this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor));
       try {
-        const results = await this.#gate.run(() => this.#withPartitions(write), (group[0] as PendingAppend).since);
+        const results = await this.#gate.run(() => this.#withPartitions(write, rows.length), (group[0] as PendingAppend).since);
         let at = 0;
         for (const pending of group) {
           pending.resolve(results.slice(at, at + pending.events.length));
@@ -183,19 +183,21 @@ export class SqlStore implements Store {
    * Runs an append; on PostgreSQL, makes the partitions it found missing and runs it again, and makes more
    * in the background once its seqs come near the end of the last one.
    */
-  async #withPartitions(write: () => Promise<PublishResult[]>): Promise<PublishResult[]> {
+  async #withPartitions(write: () => Promise<PublishResult[]>, rows: number): Promise<PublishResult[]> {
     const partitions = this.#partitions;
     if (!partitions) return write();
+    // A group larger than a partition would not fit: its partitions are made first.
+    if (rows > partitions.size && partitions.endsNear(rows)) await partitions.ensure(rows);
     let results: PublishResult[];
     try {
       results = await write();
     } catch (error) {
       if (!isMissingPartition(error)) throw error;
-      await partitions.ensure();
+      await partitions.ensure(rows);
       results = await write();
     }
-    const last = results.reduce((max, result) => Math.max(max, result.event.seq), 0);
-    if (partitions.endsNear(last)) {
+    partitions.appended(results.reduce((max, result) => Math.max(max, result.event.seq), 0));
+    if (partitions.endsNear()) {
       partitions.ensure().catch((error: unknown) => this.#logger.warn({ err: error }, "making the log's next partitions failed; trying again at the next append"));
     }
     return results;

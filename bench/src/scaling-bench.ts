@@ -186,7 +186,9 @@ interface BenchNode {
 
 /** A node in a process of its own; `prefix`: its Redis ring's (empty: the memory broker, one node alone). */
 async function startNode(database: string, prefix: string, adminKey: string, pool = 4): Promise<BenchNode> {
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--node'], {
+  // BENCH_NODE_ARGS: more node flags for the nodes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them.
+  const extra = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, ...extra, fileURLToPath(import.meta.url), '--node'], {
     env: { ...process.env, BENCH_NODE_DATABASE: database, BENCH_NODE_PREFIX: prefix, BENCH_NODE_ADMIN_KEY: adminKey, BENCH_NODE_POOL: String(pool) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -172,6 +172,8 @@ describe('the partitioned log (PostgreSQL)', () => {
     await store.append([...first, ...many(996, 'order.created', old)]);
     // Partition 1001-2000: a newer update of acct-1, the rest plain; then fresh events.
     const newer = await store.append([event('account.updated', old, 'acct-1'), ...many(999, 'order.created', old)]);
+    // The next partition, made in the background, before the appends reach it (else their first seqs drawn stay gaps).
+    await expect.poll(db.partitions).toContain('herald_events_from_2001');
     await store.append(many(500));
     const types = new Map<string, { maxAge?: number; compaction?: 'subject' }>([
       ['audit.logged', { maxAge: 90 * day }],

@@ -43,6 +43,8 @@ export function logPartitionsMigration(dialect: 'sqlite' | 'postgres'): Migratio
       if (dialect !== 'postgres') return;
       await sql`create table herald_event_ids (id text primary key, seq bigint not null)`.execute(db);
       await sql`insert into herald_event_ids (id, seq) select id, seq from herald_events`.execute(db);
+      // A partition's ids go by range with it.
+      await sql`create index herald_event_ids_seq on herald_event_ids (seq)`.execute(db);
       const { rows } = await sql<{ last: string | null }>`select greatest(
           (select max(seq) from herald_events),
           (select case when is_called then last_value end from herald_events_seq_seq)
@@ -182,7 +184,7 @@ export async function dropLogPartition(db: Kysely<HeraldDatabase>, partition: Lo
       await sql`select pg_advisory_xact_lock(${partitionsLockKey})`.execute(trx);
       await sql.raw(`set local lock_timeout = ${Math.max(1, Math.round(lockTimeout))}`).execute(trx);
       const table = sql.table(partition.name);
-      const { numAffectedRows } = await sql`delete from herald_event_ids where id in (select id from ${table})`.execute(trx);
+      const { numAffectedRows } = await sql`delete from herald_event_ids where seq >= ${partition.from} and seq < ${partition.to}`.execute(trx);
       await sql`drop table ${table}`.execute(trx);
       await trx.updateTable('herald_counters').set({ value: floor }).where('name', '=', 'log_floor').where('value', '<', floor).execute();
       return Number(numAffectedRows ?? 0);

@@ -76,6 +76,11 @@ async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> 
   return { url: url.href, drop: () => postgresAdmin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))) };
 }
 
+/** A subject's rate against its baseline's, round by round, as a table cell. */
+function ratiosPerRound(subject: { rounds: number[] }, baseline: { rounds: number[] }): string {
+  return roundRatios(subject, baseline).map(formatRatio).join(', ');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Publish throughput: EventBus.publish from 64 concurrent loops, as in the core benchmark.
 
@@ -141,9 +146,7 @@ async function publishThroughput(): Promise<string> {
       postgresTwoNodes: workloads.postgresTwoNodes.run,
     });
     const perRound = (subject: 'postgres' | 'postgresTwoNodes') =>
-      roundRatios(rates[subject], rates.sqlite)
-        .map((ratio) => formatRatio(ratio))
-        .join(', ');
+      ratiosPerRound(rates[subject], rates.sqlite);
     return [
       `### Publish throughput: PostgreSQL against SQLite`,
       '',
@@ -163,9 +166,7 @@ async function publishThroughput(): Promise<string> {
             formatRatio(rates.postgresTwoNodes.total / rates.sqlite.total),
             perRound('postgresTwoNodes'),
             formatRatio(rates.postgresTwoNodes.total / rates.postgres.total),
-            roundRatios(rates.postgresTwoNodes, rates.postgres)
-              .map((ratio) => formatRatio(ratio))
-              .join(', '),
+            ratiosPerRound(rates.postgresTwoNodes, rates.postgres),
           ],
         ],
       ),
@@ -308,9 +309,7 @@ async function fanOut(): Promise<string> {
     await single.run(0);
     await spread.run(0);
     const rates = await alternate(schedule, { oneNode: single.run, twoNodes: spread.run });
-    const perRound = roundRatios(rates.twoNodes, rates.oneNode)
-      .map((ratio) => formatRatio(ratio))
-      .join(', ');
+    const perRound = ratiosPerRound(rates.twoNodes, rates.oneNode);
     return [
       `### WebSocket fan-out: clients spread over 2 nodes against 1 node`,
       '',
@@ -464,9 +463,7 @@ async function httpPublishThroughput(): Promise<string> {
         name,
         formatCount(rates[key].total),
         formatRatio(rates[key].total / rates.sqlite.total),
-        roundRatios(rates[key], rates.sqlite)
-          .map((ratio) => formatRatio(ratio))
-          .join(', '),
+        ratiosPerRound(rates[key], rates.sqlite),
         vsOne,
         vsOneRounds,
         formatCount(perPublish(setup, setup.tally.nodeCpu)),
@@ -493,9 +490,7 @@ async function httpPublishThroughput(): Promise<string> {
             'PostgreSQL, 2 nodes',
             'postgresTwoNodes',
             formatRatio(rates.postgresTwoNodes.total / rates.postgres.total),
-            roundRatios(rates.postgresTwoNodes, rates.postgres)
-              .map((ratio) => formatRatio(ratio))
-              .join(', '),
+            ratiosPerRound(rates.postgresTwoNodes, rates.postgres),
           ),
         ],
       ),

@@ -2,8 +2,8 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../envelope.js';
-import type { RetentionRules } from '../log-retention.js';
 import type { LogHold } from './log-prune.js';
+import { agedEvent, day, now, pruneAll, rules } from './log-prune.test-support.js';
 import { postgresStore } from './postgres-store.js';
 import { freshDatabase } from './postgres.test-support.js';
 import type { HeraldDatabase } from './schema.js';
@@ -16,27 +16,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const day = 86_400_000;
-const now = Date.parse('2026-06-01T00:00:00.000Z');
-let counter = 0;
-
-/** An event published `age` ms before `now`. */
-function event(type: string, age: number, subject?: string): NewEvent {
-  counter += 1;
-  return {
-    specversion: '1.0',
-    id: `evt_part_${process.pid}_${counter}`,
-    type,
-    source: '/test',
-    ...(subject !== undefined ? { subject } : {}),
-    time: new Date(now - age).toISOString(),
-    datacontenttype: 'application/json',
-    data: { n: counter },
-  };
-}
-
+const event = agedEvent;
 const many = (count: number, type = 'order.created', age = 0) => Array.from({ length: count }, () => event(type, age));
-const rules = (overrides: Partial<RetentionRules> = {}): RetentionRules => ({ maxAge: 30 * day, types: new Map(), ...overrides });
 
 /** A fresh database, and a way to query it as an operator would. */
 async function database() {
@@ -64,16 +45,6 @@ async function open(url: string, logPartitionSize = 1000): Promise<SqlStore> {
   cleanups.push(() => store.close());
   await store.init();
   return store;
-}
-
-/** Prunes until nothing more is ready, as the pruner's rounds do. */
-async function pruneAll(store: SqlStore, retention: RetentionRules): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const { pruned, more } = await store.prune(retention, now);
-    total += pruned;
-    if (!more) return total;
-  }
 }
 
 describe('the partitioned log (PostgreSQL)', () => {

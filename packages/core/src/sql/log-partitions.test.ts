@@ -102,6 +102,17 @@ describe('the partitioned log (PostgreSQL)', () => {
     expect(await store.prune(rules({ maxEvents: 1500 }), now)).toEqual({ pruned: 0, floor: 3000, more: false });
   });
 
+  it('two nodes pruning the same log at once drop each partition once', async () => {
+    const db = await database();
+    const [one, two] = [await open(db.url), await open(db.url)];
+    await one.append(many(5000));
+    const pruned = await Promise.all([pruneAll(one as SqlStore, rules({ maxEvents: 1500 })), pruneAll(two as SqlStore, rules({ maxEvents: 1500 }))]);
+    expect(pruned[0] + pruned[1]).toBe(3000);
+    expect((await db.partitions())[0]).toBe('herald_events_from_3001');
+    expect(await two.bounds()).toEqual({ oldest: 3001, latest: 5000 });
+    expect(await db.count('herald_event_ids')).toBe(2000);
+  });
+
   it('prunes by age a partition at a time, never the newest event', async () => {
     const db = await database();
     const store = await open(db.url);

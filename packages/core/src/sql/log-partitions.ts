@@ -185,7 +185,8 @@ export async function dropLogPartition(db: Kysely<HeraldDatabase>, partition: Lo
       await sql.raw(`set local lock_timeout = ${Math.max(1, Math.round(lockTimeout))}`).execute(trx);
       const table = sql.table(partition.name);
       const { numAffectedRows } = await sql`delete from herald_event_ids where seq >= ${partition.from} and seq < ${partition.to}`.execute(trx);
-      await sql`drop table ${table}`.execute(trx);
+      // Another node may have dropped it since it was listed: then nothing is left to do but the floor.
+      await sql`drop table if exists ${table}`.execute(trx);
       await trx.updateTable('herald_counters').set({ value: floor }).where('name', '=', 'log_floor').where('value', '<', floor).execute();
       return Number(numAffectedRows ?? 0);
     });

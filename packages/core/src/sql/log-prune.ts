@@ -34,7 +34,9 @@ interface Row {
  * - nothing from the lowest `seq` a {@link LogHold} answers on is touched, nor the newest event (the head
  *   of the log stays where it is).
  * The log's floor moves past the events pruned by the log's own rules; types with a retention of their own
- * are gone through apart, by their (type, seq) index, from where the last round stopped.
+ * are gone through apart, by their (type, seq) index, from where the last round stopped. On PostgreSQL the
+ * log's own rules go a partition at a time (dropped whole, or swept of all but what is kept: see
+ * `#dropPartitions`), and nothing is pruned from the first `seq` an append still in flight may hold.
  */
 export class SqlLogPruner {
   readonly #db: Kysely<HeraldDatabase>;

@@ -4,9 +4,13 @@
  *   positions of a large log (and the old way, the pattern handed to the store, for reference);
  * - a soak: two logs published to in alternating slices, one pruned to `HERALD_LOG_MAX_EVENTS`, one not: the
  *   publish rate of each, and the database size of the pruned one against its size when it first held the
- *   maximum. Writes a plot of both to docs/images/retention-soak.svg.
- * Run alone: `pnpm bench retention`. Sizes: BENCH_RETENTION_LOG, BENCH_RETENTION_SOAK, BENCH_RETENTION_MAX.
+ *   maximum. Writes a plot of both to docs/images/retention-soak.svg;
+ * - PostgreSQL (the machine's, `BENCH_POSTGRES_URL`): pruning by dropping whole partitions against deleting
+ *   the same events as rows (`--postgres-only` runs this alone).
+ * Run alone: `pnpm bench retention`. Sizes: BENCH_RETENTION_LOG, BENCH_RETENTION_SOAK, BENCH_RETENTION_MAX,
+ * BENCH_RETENTION_PG_EVENTS, BENCH_RETENTION_PG_PARTITION, BENCH_RETENTION_PG_KEEP.
  */
+import { randomBytes } from 'node:crypto';
 import { statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +21,11 @@ import {
   LogPruner,
   memoryBroker,
   type NewEvent,
+  postgresStore,
   type SqlStore,
   sqliteStore,
 } from '@herald/core';
+import pg from 'pg';
 import { z } from 'zod';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
@@ -276,5 +282,129 @@ async function soak(): Promise<string> {
   }
 }
 
-const sections = [`## Retention: the log kept in bounds`, '', measuredWith('pnpm bench retention'), '', await patternReads(), '', await soak()];
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: pruning drops whole partitions, against deleting the same events as rows.
+
+const postgresAdminUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function postgresAdmin<T>(work: (client: pg.Client) => Promise<T>, url = postgresAdminUrl): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh database with a log of `count` events, partitions of `partitionSize`: its store and URL. */
+async function postgresLog(count: number, partitionSize: number): Promise<{ store: SqlStore; url: string; drop(): Promise<void> }> {
+  const name = `herald_bench_prune_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await postgresAdmin((client) => client.query(`create database ${name}`));
+  const url = new URL(postgresAdminUrl);
+  url.pathname = `/${name}`;
+  const store = postgresStore({ url: url.href, logPartitionSize: partitionSize });
+  await store.init();
+  for (let at = 0; at < count; at += sliceEvents) {
+    await store.append(Array.from({ length: Math.min(sliceEvents, count - at) }, (_, i) => newEvent(typeNames[(at + i) % typeNames.length] as string)));
+  }
+  const drop = async () => {
+    await store.close();
+    await postgresAdmin((client) => client.query(`drop database if exists ${name} with (force)`));
+  };
+  return { store, url: url.href, drop };
+}
+
+/** The WAL PostgreSQL has written so far, in bytes (the whole server's: other databases' writes count too). */
+const walPosition = (url: string) =>
+  postgresAdmin(async (client) => Number((await client.query<{ bytes: string }>("select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') as bytes")).rows[0]?.bytes), url);
+
+/** How long `work` took (s) and the WAL written meanwhile (bytes). */
+async function measured(url: string, work: () => Promise<number>): Promise<{ seconds: number; wal: number; pruned: number }> {
+  await postgresAdmin((client) => client.query('checkpoint'), url);
+  const walBefore = await walPosition(url);
+  const started = performance.now();
+  const pruned = await work();
+  return { seconds: (performance.now() - started) / 1000, wal: (await walPosition(url)) - walBefore, pruned };
+}
+
+async function postgresPruning(): Promise<string> {
+  const events = envNumber('BENCH_RETENTION_PG_EVENTS', 200_000);
+  const partitionSize = envNumber('BENCH_RETENTION_PG_PARTITION', 50_000);
+  const keep = envNumber('BENCH_RETENTION_PG_KEEP', 50_000);
+  const rounds = envNumber('BENCH_ROUNDS', 2);
+  const results: { partitions: { seconds: number; wal: number; pruned: number }; rows: { seconds: number; wal: number; pruned: number } }[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    progress(`PostgreSQL pruning, round ${round}/${rounds}: two logs of ${formatCount(events)} events`);
+    const [partitioned, baseline] = [await postgresLog(events, partitionSize), await postgresLog(events, partitionSize)];
+    try {
+      const rules = { maxAge: 365 * 86_400_000, maxEvents: keep, types: new Map() };
+      const partitions = await measured(partitioned.url, async () => {
+        let pruned = 0;
+        for (let more = true; more; ) {
+          const result = await partitioned.store.prune(rules);
+          pruned += result.pruned;
+          more = result.more;
+        }
+        return pruned;
+      });
+      // As the pruner did before partitions: 200 events a transaction, looked up from the lowest seq, then deleted by seq.
+      const bound = events - keep;
+      const rows = await measured(baseline.url, () =>
+        postgresAdmin(async (client) => {
+          let pruned = 0;
+          for (;;) {
+            const { rows: batch } = await client.query<{ seq: string }>('select seq from herald_events where seq <= $1 order by seq limit 200', [bound]);
+            if (batch.length === 0) return pruned;
+            const deleted = await client.query('delete from herald_events where seq = any($1::bigint[])', [batch.map((row) => row.seq)]);
+            pruned += deleted.rowCount ?? 0;
+          }
+        }, baseline.url),
+      );
+      results.push({ partitions, rows });
+    } finally {
+      await partitioned.drop();
+      await baseline.drop();
+    }
+  }
+  const sum = (pick: (r: (typeof results)[number]) => { seconds: number; wal: number; pruned: number }) => ({
+    seconds: results.reduce((total, r) => total + pick(r).seconds, 0),
+    wal: results.reduce((total, r) => total + pick(r).wal, 0),
+    pruned: results.reduce((total, r) => total + pick(r).pruned, 0),
+  });
+  const [partitions, rows] = [sum((r) => r.partitions), sum((r) => r.rows)];
+  const perRound = (pick: (r: (typeof results)[number]) => number) => results.map((r) => formatRatio(pick(r))).join(', ');
+  const megabytes = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+  return [
+    '### PostgreSQL: dropping partitions against deleting rows (issue 16)',
+    '',
+    `Two logs of ${formatCount(events)} events (about 220 bytes of data each, 40 types) in fresh databases of the machine's`,
+    `PostgreSQL, partitions of ${formatCount(partitionSize)} seqs; each is pruned to its newest ${formatCount(keep)}. Partitions: \`SqlStore.prune\``,
+    'rounds until nothing is left to do (whole partitions dropped, their ids deleted by range). Rows: the events deleted',
+    '200 a transaction, as the pruner did before partitions (their ids left alone, which spares the rows their share).',
+    `WAL: \`pg_current_wal_lsn()\` before and after, after a checkpoint (the whole server's: others' writes count too). ${rounds} rounds.`,
+    '',
+    markdownTable(
+      ['pruning', 'events pruned', 'seconds', 'WAL written', 'time ÷ rows', 'per round', 'WAL ÷ rows', 'per round'],
+      [
+        ['rows, 200 a transaction', formatCount(rows.pruned), rows.seconds.toFixed(2), megabytes(rows.wal), '1.00', '', '1.00', ''],
+        [
+          'whole partitions',
+          formatCount(partitions.pruned),
+          partitions.seconds.toFixed(2),
+          megabytes(partitions.wal),
+          formatRatio(partitions.seconds / rows.seconds),
+          perRound((r) => r.partitions.seconds / r.rows.seconds),
+          formatRatio(partitions.wal / rows.wal),
+          perRound((r) => r.partitions.wal / r.rows.wal),
+        ],
+      ],
+    ),
+  ].join('\n');
+}
+
+// `--postgres-only`: the PostgreSQL section alone.
+const sections = process.argv.includes('--postgres-only')
+  ? [`## Retention: the log kept in bounds`, '', measuredWith('pnpm --filter @herald/bench exec tsx --conditions=herald-source src/retention-bench.ts --postgres-only'), '', await postgresPruning()]
+  : [`## Retention: the log kept in bounds`, '', measuredWith('pnpm bench retention'), '', await patternReads(), '', await soak(), '', await postgresPruning()];
 console.log(sections.join('\n'));

@@ -8,11 +8,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineEventType, EventBus, EventCatalog, memoryBroker, postgresStore, type Store, sqliteStore } from '@herald/core';
 import { redisBroker } from '@herald/redis';
 import { createHerald } from '@herald/server';
 import { websocket } from '@herald/websocket';
+import autocannon from 'autocannon';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { z } from 'zod';
@@ -32,9 +34,13 @@ const data = { payload: 'x'.repeat(1024 - '{"payload":""}'.length) };
 
 if (process.argv.includes('--node')) {
   const env = process.env;
+  const database = env.BENCH_NODE_DATABASE as string;
   const herald = createHerald({
-    store: postgresStore({ url: env.BENCH_NODE_DATABASE as string, maxConnections: 4 }),
-    broker: redisBroker({ url: redisUrl, prefix: env.BENCH_NODE_PREFIX as string }),
+    // A SQLite file is one node alone, with the memory broker; PostgreSQL nodes share the log and ring one another over Redis.
+    store: database.startsWith('postgres')
+      ? postgresStore({ url: database, maxConnections: Number(env.BENCH_NODE_POOL ?? 4) })
+      : sqliteStore({ path: database }),
+    broker: env.BENCH_NODE_PREFIX ? redisBroker({ url: redisUrl, prefix: env.BENCH_NODE_PREFIX }) : memoryBroker(),
     transports: [websocket({ maxBufferedAmount: 64 * 1024 * 1024 })],
     eventTypes: [eventType],
     adminKey: env.BENCH_NODE_ADMIN_KEY as string,
@@ -68,6 +74,11 @@ async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> 
   const url = new URL(postgresAdminUrl);
   url.pathname = `/${name}`;
   return { url: url.href, drop: () => postgresAdmin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))) };
+}
+
+/** A subject's rate against its baseline's, round by round, as a table cell. */
+function ratiosPerRound(subject: { rounds: number[] }, baseline: { rounds: number[] }): string {
+  return roundRatios(subject, baseline).map(formatRatio).join(', ');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,9 +146,7 @@ async function publishThroughput(): Promise<string> {
       postgresTwoNodes: workloads.postgresTwoNodes.run,
     });
     const perRound = (subject: 'postgres' | 'postgresTwoNodes') =>
-      roundRatios(rates[subject], rates.sqlite)
-        .map((ratio) => formatRatio(ratio))
-        .join(', ');
+      ratiosPerRound(rates[subject], rates.sqlite);
     return [
       `### Publish throughput: PostgreSQL against SQLite`,
       '',
@@ -157,9 +166,7 @@ async function publishThroughput(): Promise<string> {
             formatRatio(rates.postgresTwoNodes.total / rates.sqlite.total),
             perRound('postgresTwoNodes'),
             formatRatio(rates.postgresTwoNodes.total / rates.postgres.total),
-            roundRatios(rates.postgresTwoNodes, rates.postgres)
-              .map((ratio) => formatRatio(ratio))
-              .join(', '),
+            ratiosPerRound(rates.postgresTwoNodes, rates.postgres),
           ],
         ],
       ),
@@ -174,12 +181,16 @@ async function publishThroughput(): Promise<string> {
 
 interface BenchNode {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
-async function startNode(database: string, prefix: string, adminKey: string): Promise<BenchNode> {
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--node'], {
-    env: { ...process.env, BENCH_NODE_DATABASE: database, BENCH_NODE_PREFIX: prefix, BENCH_NODE_ADMIN_KEY: adminKey },
+/** A node in a process of its own; `prefix`: its Redis ring's (empty: the memory broker, one node alone). */
+async function startNode(database: string, prefix: string, adminKey: string, pool = 4): Promise<BenchNode> {
+  // BENCH_NODE_ARGS: more node flags for the nodes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them.
+  const extra = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, ...extra, fileURLToPath(import.meta.url), '--node'], {
+    env: { ...process.env, BENCH_NODE_DATABASE: database, BENCH_NODE_PREFIX: prefix, BENCH_NODE_ADMIN_KEY: adminKey, BENCH_NODE_POOL: String(pool) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((done) => child.once('exit', done));
@@ -194,6 +205,7 @@ async function startNode(database: string, prefix: string, adminKey: string): Pr
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid as number,
     async stop() {
       child.kill('SIGTERM');
       await exited;
@@ -297,9 +309,7 @@ async function fanOut(): Promise<string> {
     await single.run(0);
     await spread.run(0);
     const rates = await alternate(schedule, { oneNode: single.run, twoNodes: spread.run });
-    const perRound = roundRatios(rates.twoNodes, rates.oneNode)
-      .map((ratio) => formatRatio(ratio))
-      .join(', ');
+    const perRound = ratiosPerRound(rates.twoNodes, rates.oneNode);
     return [
       `### WebSocket fan-out: clients spread over 2 nodes against 1 node`,
       '',
@@ -322,11 +332,187 @@ async function fanOut(): Promise<string> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Publishing over HTTP to nodes in processes of their own, loaded by autocannon from this process.
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux); 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** What PostgreSQL did for one database: its backends' CPU seconds, and its transactions committed. */
+async function postgresWork(database: string): Promise<{ cpu: Map<number, number>; commits: number }> {
+  return postgresAdmin(async (client) => {
+    const backends = await client.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [database]);
+    const stats = await client.query<{ commits: string }>('select xact_commit as commits from pg_stat_database where datname = $1', [database]);
+    return { cpu: new Map(backends.rows.map((row) => [row.pid, cpuSeconds(row.pid)])), commits: Number(stats.rows[0]?.commits ?? 0) };
+  });
+}
+
+interface HttpSetup {
+  nodes: BenchNode[];
+  adminKey: string;
+  /** The PostgreSQL database's name, none for SQLite. */
+  database?: string;
+  close(): Promise<void>;
+  /** Per publish, over the measured turns: the nodes' CPU µs, PostgreSQL's backends' CPU µs, PostgreSQL's transactions. */
+  tally: { publishes: number; nodeCpu: number; postgresCpu: number; commits: number };
+}
+
+async function httpSetup(kind: 'sqlite' | 'postgres', size: number, pool: number): Promise<HttpSetup> {
+  const adminKey = `bench-${randomBytes(16).toString('hex')}`;
+  const tally = { publishes: 0, nodeCpu: 0, postgresCpu: 0, commits: 0 };
+  if (kind === 'sqlite') {
+    const dir = tempDirectory();
+    const node = await startNode(dir.file('herald.db'), '', adminKey);
+    const close = async () => {
+      await node.stop();
+      dir.remove();
+    };
+    return { nodes: [node], adminKey, tally, close };
+  }
+  const database = await freshDatabase();
+  const prefix = `bench-${process.pid}-${randomBytes(4).toString('hex')}:`;
+  // The first node migrates the database alone; the others start on the migrated schema.
+  const first = await startNode(database.url, prefix, adminKey, pool);
+  const others = await Promise.all(Array.from({ length: size - 1 }, () => startNode(database.url, prefix, adminKey, pool)));
+  const nodes = [first, ...others];
+  return {
+    nodes,
+    adminKey,
+    database: new URL(database.url).pathname.slice(1),
+    tally,
+    async close() {
+      await Promise.all(nodes.map((node) => node.stop()));
+      await database.drop();
+    },
+  };
+}
+
+/** Publishes for `seconds` over `connections` split between the setup's nodes; returns the publishes answered 202. */
+async function httpLoad(setup: HttpSetup, connections: number, seconds: number, measured = true): Promise<number> {
+  const nodeCpu = () => setup.nodes.reduce((sum, node) => sum + cpuSeconds(node.pid), 0);
+  const cpuBefore = nodeCpu();
+  const postgresBefore = setup.database ? await postgresWork(setup.database) : undefined;
+  const results = await Promise.all(
+    setup.nodes.map((node) =>
+      autocannon({
+        url: `${node.url}/v1/events`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${setup.adminKey}` },
+        body: JSON.stringify({ type: eventType.name, data }),
+        connections: Math.max(1, Math.round(connections / setup.nodes.length)),
+        duration: seconds,
+      }),
+    ),
+  );
+  const cpu = nodeCpu() - cpuBefore;
+  let postgresCpu = 0;
+  let commits = 0;
+  if (setup.database && postgresBefore) {
+    const after = await postgresWork(setup.database);
+    for (const [pid, seconds] of after.cpu) postgresCpu += seconds - (postgresBefore.cpu.get(pid) ?? 0);
+    commits = after.commits - postgresBefore.commits;
+  }
+  let published = 0;
+  for (const result of results) {
+    if (result.non2xx > 0 || result.errors > 0) throw new Error(`publishing: ${result.non2xx} answers were not 2xx and ${result.errors} requests failed`);
+    published += result['2xx'];
+  }
+  if (measured) {
+    setup.tally.publishes += published;
+    setup.tally.nodeCpu += cpu;
+    setup.tally.postgresCpu += postgresCpu;
+    setup.tally.commits += commits;
+  }
+  return published;
+}
+
+async function httpPublishThroughput(): Promise<string> {
+  const connections = envNumber('BENCH_SCALING_CONNECTIONS', 64);
+  const pool = envNumber('BENCH_SCALING_POOL', 4);
+  const schedule: AlternateOptions = {
+    rounds: envNumber('BENCH_ROUNDS', 3),
+    slices: envNumber('BENCH_SCALING_HTTP_SLICES', 2),
+    sliceMilliseconds: envNumber('BENCH_SCALING_HTTP_SLICE_MS', 2000),
+  };
+  progress(`publishing over HTTP: SQLite, PostgreSQL 1 node, 2 nodes (each a process), ${connections} connections, pool ${pool}`);
+  const setups = {
+    sqlite: await httpSetup('sqlite', 1, pool),
+    postgres: await httpSetup('postgres', 1, pool),
+    postgresTwoNodes: await httpSetup('postgres', 2, pool),
+  };
+  try {
+    for (const setup of Object.values(setups)) await httpLoad(setup, connections, 1, false);
+    const load = (setup: HttpSetup) => (milliseconds: number) => httpLoad(setup, connections, milliseconds / 1000);
+    const rates = await alternate(schedule, {
+      sqlite: load(setups.sqlite),
+      postgres: load(setups.postgres),
+      postgresTwoNodes: load(setups.postgresTwoNodes),
+    });
+    const perPublish = (setup: HttpSetup, value: number, scale = 1e6) => (setup.tally.publishes > 0 ? (value * scale) / setup.tally.publishes : 0);
+    const row = (name: string, key: keyof typeof setups, vsOne: string, vsOneRounds: string) => {
+      const setup = setups[key];
+      return [
+        name,
+        formatCount(rates[key].total),
+        formatRatio(rates[key].total / rates.sqlite.total),
+        ratiosPerRound(rates[key], rates.sqlite),
+        vsOne,
+        vsOneRounds,
+        formatCount(perPublish(setup, setup.tally.nodeCpu)),
+        setup.database ? formatCount(perPublish(setup, setup.tally.postgresCpu)) : '',
+        setup.database ? formatRatio(perPublish(setup, setup.tally.commits, 1)) : '',
+      ];
+    };
+    return [
+      `### Publish throughput over HTTP, each node a process of its own`,
+      '',
+      `\`POST /v1/events\` of 1 KiB events from autocannon in the benchmark's process, ${connections} connections split between`,
+      `the setup's nodes; each node is a process of its own (a Herald server on an ephemeral port, pool of ${pool}`,
+      'PostgreSQL connections, Redis ring between PostgreSQL nodes). SQLite: one node on a file (WAL, `synchronous=FULL`).',
+      `${schedule.rounds} rounds of ${schedule.slices} × ${schedule.sliceMilliseconds / 1000} s per setup, alternating. CPU per publish: the nodes'`,
+      "processes (user + system, from /proc), and the PostgreSQL backends serving the benchmark's database; PostgreSQL",
+      "transactions per publish: `pg_stat_database.xact_commit` of that database (appends and every node's reads).",
+      '',
+      markdownTable(
+        ['setup', 'publishes/s', 'vs SQLite', 'per round', 'vs 1 node', 'per round', 'node CPU µs/publish', 'PostgreSQL CPU µs/publish', 'PG transactions/publish'],
+        [
+          row('SQLite, 1 node', 'sqlite', '', ''),
+          row('PostgreSQL, 1 node', 'postgres', '1.00', ''),
+          row(
+            'PostgreSQL, 2 nodes',
+            'postgresTwoNodes',
+            formatRatio(rates.postgresTwoNodes.total / rates.postgres.total),
+            ratiosPerRound(rates.postgresTwoNodes, rates.postgres),
+          ),
+        ],
+      ),
+    ].join('\n');
+  } finally {
+    for (const setup of Object.values(setups)) await setup.close();
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
+  // `--http-publish-only`: publishing over HTTP to nodes in processes of their own, alone (about a minute).
+  if (process.argv.includes('--http-publish-only')) {
+    console.log(['## Scaling', '', await httpPublishThroughput(), ''].join('\n'));
+    progress(`scaling: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    return;
+  }
   const publish = await publishThroughput();
   // `--publish-only`: the publish throughput alone, about 30 s.
-  const fan = process.argv.includes('--publish-only') ? '' : await fanOut();
-  console.log(['## Scaling', '', publish, '', fan, ''].join('\n'));
+  const publishOnly = process.argv.includes('--publish-only');
+  const http = publishOnly ? '' : await httpPublishThroughput();
+  const fan = publishOnly ? '' : await fanOut();
+  console.log(['## Scaling', '', publish, '', http, '', fan, ''].join('\n'));
   progress(`scaling: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

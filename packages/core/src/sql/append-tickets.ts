@@ -1,5 +1,4 @@
 import { type Kysely, type Migration, type RawBuilder, sql } from 'kysely';
-import type { HeraldDatabase } from './schema.js';
 
 /**
  * PostgreSQL appends without a lock held to the commit: each append transaction draws its `seq`s,
@@ -15,12 +14,6 @@ import type { HeraldDatabase } from './schema.js';
 
 /** The session advisory lock of the draw: "herald" in ASCII. Held for the draw only, never to a commit. */
 export const appendLockKey = 0x6865_7261_6c64;
-
-/** A draw of `seq`s: one per row, in order, and the ticket every row of the draw records. */
-export interface SeqClaim {
-  seqs: number[];
-  ticket: string;
-}
 
 /** Adds `herald_events.ticket` (both dialects, so that the schema is one), and PostgreSQL's draw. */
 export function appendTicketsMigration(dialect: 'sqlite' | 'postgres'): Migration {
@@ -52,12 +45,6 @@ export function appendTicketsMigration(dialect: 'sqlite' | 'postgres'): Migratio
         .execute(db);
     },
   };
-}
-
-/** Draws `count` seqs in the transaction `trx`, for the rows it is about to insert. */
-export async function claimSeqs(trx: Kysely<HeraldDatabase>, count: number): Promise<SeqClaim> {
-  const { rows } = await sql<{ seq: string; ticket: string }>`select seq, ticket from herald_claim_seqs(${count})`.execute(trx);
-  return { seqs: rows.map((row) => Number(row.seq)), ticket: (rows[0] as { ticket: string }).ticket };
 }
 
 /**

@@ -2,10 +2,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { NewEvent } from '../envelope.js';
-import type { RetentionRules } from '../log-retention.js';
-import { postgresStore } from './postgres-store.js';
-import { freshDatabase } from './postgres.test-support.js';
+import { agedEvent, day, now, pruneAll, rules } from './log-prune.test-support.js';
 import type { SqlStore } from './sql-store.js';
 import { sqliteStore } from './sqlite-store.js';
 
@@ -14,37 +11,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const day = 86_400_000;
-const now = Date.parse('2026-06-01T00:00:00.000Z');
-let counter = 0;
+const event = agedEvent;
 
-/** An event published `age` ms before `now`. */
-function event(type: string, age: number, subject?: string): NewEvent {
-  counter += 1;
-  return {
-    specversion: '1.0',
-    id: `evt_prune_${process.pid}_${counter}`,
-    type,
-    source: '/test',
-    ...(subject !== undefined ? { subject } : {}),
-    time: new Date(now - age).toISOString(),
-    datacontenttype: 'application/json',
-    data: { n: counter },
-  };
-}
-
-const rules = (overrides: Partial<RetentionRules> = {}): RetentionRules => ({ maxAge: 30 * day, types: new Map(), ...overrides });
-
-/** Prunes until nothing more is ready, as the pruner's rounds do. */
-async function pruneAll(store: SqlStore, retention: RetentionRules, batchSize = 200): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const { pruned, more } = await store.prune(retention, now, batchSize);
-    total += pruned;
-    if (!more) return total;
-  }
-}
-
+// PostgreSQL prunes a partition at a time: its rules are tested in log-partitions.test.ts.
 const stores: [string, () => Promise<SqlStore>][] = [
   [
     'SQLite',
@@ -52,17 +21,6 @@ const stores: [string, () => Promise<SqlStore>][] = [
       const dir = mkdtempSync(join(tmpdir(), 'herald-prune-'));
       const store = sqliteStore({ path: join(dir, 'herald.db') });
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      cleanups.push(() => store.close());
-      await store.init();
-      return store;
-    },
-  ],
-  [
-    'PostgreSQL',
-    async () => {
-      const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
-      const store = postgresStore({ url });
       cleanups.push(() => store.close());
       await store.init();
       return store;

@@ -82,16 +82,21 @@ describe.each([
     const store = new SqlStore(db, flavor);
     cleanups.push(() => store.close());
     await store.init();
-    expect(await tables()).toEqual([
-      'herald_api_keys',
-      'herald_counters',
-      'herald_event_types',
-      'herald_events',
-      'herald_migration',
-      'herald_migration_lock',
-      'herald_subscriptions',
-      'herald_write_probe',
-    ]);
+    // PostgreSQL: the ids of the partitioned log, and its first two partitions (100,000 seqs each).
+    const partitioned = flavor.name === 'postgres' ? ['herald_event_ids', 'herald_events_from_1', 'herald_events_from_100001'] : [];
+    expect(await tables()).toEqual(
+      [
+        'herald_api_keys',
+        'herald_counters',
+        'herald_event_types',
+        'herald_events',
+        'herald_migration',
+        'herald_migration_lock',
+        'herald_subscriptions',
+        'herald_write_probe',
+        ...partitioned,
+      ].sort(),
+    );
     const applied = await sql<{ name: string }>`select name from herald_migration order by name`.execute(db);
     expect(applied.rows.map((row) => row.name)).toEqual([
       '0001_initial',
@@ -105,6 +110,7 @@ describe.each([
       '0009_log_retention',
       '0011_append_tickets',
       '0020_event_trace_context',
+      '0021_log_partitions',
     ]);
   });
 

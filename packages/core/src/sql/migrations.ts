@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
 import { appendTicketsMigration } from './append-tickets.js';
+import { logPartitionsMigration } from './log-partitions.js';
 import type { SqlFlavor } from './sql-flavor.js';
 
 /** A migration whose work moved to an extension of the store. */
@@ -116,6 +117,8 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
         await db.schema.alterTable('herald_events').addColumn('tracestate', 'text').execute();
       },
     },
+    // PostgreSQL: the log partitioned by range of seq, its ids kept unique in a table of their own.
+    '0021_log_partitions': logPartitionsMigration(flavor.name),
   };
 }
 

@@ -21,12 +21,18 @@ export interface PostgresStoreOptions {
   onPoolError?: (error: Error) => void;
   /** Told when the store starts refusing writes (with PostgreSQL's own error) and when it takes them again. @default silentLogger */
   logger?: Logger;
+  /**
+   * Seqs per partition of the log (from 1,000 to 100,000,000): pruning drops a partition once all of it
+   * is beyond the retention and no hold needs it. See docs/guides/retention.md, "PostgreSQL: partitions". @default 100_000
+   */
+  logPartitionSize?: number;
 }
 
 /**
  * The SQL store on PostgreSQL: the same kysely code as SQLite, for several Herald nodes sharing one
- * log and one outbox. Appends commit in `seq` order across nodes (an advisory lock in the append
- * transaction), and outbox claims use `FOR UPDATE SKIP LOCKED`. A write PostgreSQL refuses (a full disk,
+ * log and one outbox. Appends draw their `seq`s in order across nodes and readers keep to the prefix of the
+ * log that is decided (see `append-tickets.ts`); the log is partitioned by range of `seq` (see
+ * `log-partitions.ts`), and outbox claims use `FOR UPDATE SKIP LOCKED`. A write PostgreSQL refuses (a full disk,
  * a read-only server, a lost connection) is a 503 `StoreUnavailableError`, as on SQLite.
  */
 export function postgresStore(options: PostgresStoreOptions): SqlStore {
@@ -36,7 +42,10 @@ export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const dialect = new PostgresDialect({
     pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
   });
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), postgresFlavor, { logger: options.logger });
+  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), postgresFlavor, {
+    logger: options.logger,
+    ...(options.logPartitionSize !== undefined ? { logPartitionSize: options.logPartitionSize } : {}),
+  });
 }
 
 async function createPool(url: string, max: number, onError: ((error: Error) => void) | undefined): Promise<PostgresPool> {

@@ -18,6 +18,15 @@ export interface EventsTable {
   tracestate: string | null;
 }
 
+/** An event as a row of the log, before it has a `seq`. */
+export type EventRow = Omit<EventsTable, 'seq' | 'ticket'>;
+
+/** PostgreSQL: the id of each event of the log, kept unique here since the partitioned log cannot keep it unique (see `log-partitions.ts`). */
+export interface EventIdsTable {
+  id: string;
+  seq: number | string;
+}
+
 export interface EventTypesTable {
   name: string;
   description: string | null;
@@ -72,6 +81,8 @@ export interface WriteProbeTable {
 /** The store's tables, as kysely sees them (extensions such as `@herald/outbox` add their own). */
 export interface HeraldDatabase {
   herald_events: EventsTable;
+  /** PostgreSQL only. */
+  herald_event_ids: EventIdsTable;
   herald_event_types: EventTypesTable;
   herald_subscriptions: SubscriptionsTable;
   herald_counters: CountersTable;

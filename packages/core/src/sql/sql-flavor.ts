@@ -1,9 +1,10 @@
 import { type CreateTableBuilder, type Kysely, type RawBuilder, type SelectQueryBuilder, sql, type Transaction } from 'kysely';
 import type { StoreRefusal } from '../errors.js';
-import { claimSeqs, decidedRow, type SeqClaim } from './append-tickets.js';
+import { decidedRow } from './append-tickets.js';
+import { appendPostgresRows, postgresAppendChunk } from './postgres-append.js';
 
 export { appendLockKey } from './append-tickets.js';
-import type { HeraldDatabase } from './schema.js';
+import type { EventRow, HeraldDatabase } from './schema.js';
 
 /** The few things SQLite and PostgreSQL must be told apart for; everything else is shared kysely code. */
 export interface SqlFlavor {
@@ -17,11 +18,14 @@ export interface SqlFlavor {
    */
   lockForClaim<DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>, mode: 'skip' | 'wait'): SelectQueryBuilder<DB, TB, O>;
   /**
-   * Draws the `seq`s of rows an append transaction is about to insert, with the ticket they record
-   * (PostgreSQL, whose appends commit in any order: see `append-tickets.ts`). Absent: the insert's own
+   * Appends rows of distinct ids, at most `appendChunk` of them, in one statement that draws their `seq`s
+   * with the ticket they record (PostgreSQL, whose appends commit in any order: see `append-tickets.ts`)
+   * and skips the ids already logged; returns the rows inserted. Absent: an INSERT with the table's own
    * autoincrement, SQLite's, whose single writer commits in `seq` order.
    */
-  claimSeqs?(trx: Kysely<HeraldDatabase>, count: number): Promise<SeqClaim>;
+  appendRows?(db: Kysely<HeraldDatabase>, rows: readonly EventRow[]): Promise<{ id: string; seq: number | string }[]>;
+  /** Rows per `appendRows` at most. */
+  readonly appendChunk?: number;
   /**
    * Whether a row of the log may be read: whether every smaller `seq` is decided (committed or rolled
    * back), so that a reader that has seen a `seq` has seen every smaller one. The rows that may be read
@@ -81,7 +85,8 @@ export const postgresFlavor: SqlFlavor = {
   name: 'postgres',
   addSeqColumn: (table) => table.addColumn('seq', 'bigserial', (column) => column.primaryKey()),
   lockForClaim: (query, mode) => (mode === 'skip' ? query.forUpdate().skipLocked() : query.forUpdate()),
-  claimSeqs,
+  appendRows: appendPostgresRows,
+  appendChunk: postgresAppendChunk,
   decidedRow,
   // PostgreSQL's asynchronous commit: the WAL is flushed by the WAL writer shortly after, not waited for.
   unsyncedTransaction: (db, work) =>

@@ -1,5 +1,4 @@
 import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
@@ -7,21 +6,16 @@ import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType
 import type { EventFilter } from '../event-filter.js';
 import { affectsMatching, type Subscription, type SubscriptionChanges, type SubscriptionStatus } from '../subscription.js';
 import { migrate, runMigrations } from './migrations.js';
-import type { ApiKeysTable, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
+import type { ApiKeysTable, EventRow, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import type { RetentionRules } from '../log-retention.js';
-import { type LogHold, logFloor, type PruneResult, SqlLogPruner } from './log-prune.js';
+import { type LogHold, type PruneResult, SqlLogPruner } from './log-prune.js';
+import { defaultLogPartitionSize, isMissingPartition, LogPartitionMaker } from './log-partitions.js';
 import { logBytes } from './log-size.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
-
-/** An event as a row of the log, before it has a `seq`. */
-type EventRow = Omit<EventsTable, 'seq' | 'ticket'>;
-
-/** The longest of the doubling waits of a read whose end of the log is held back, in ms (1 + 2 + ... + 256: about half a second). */
-const maxHeldBackWait = 256;
 
 /** Types read as one index range each; more are read with one filtered scan of the log (SQLite allows 500 parts in a compound select). */
 const maxTypeRanges = 64;
@@ -43,6 +37,11 @@ export interface SqlStoreOptions {
   lockTimeout?: number;
   /** Told when the store starts refusing writes, and when it takes them again. @default silentLogger */
   logger?: Logger;
+  /**
+   * PostgreSQL: seqs per partition of the log (from 1,000 to 100,000,000). Pruning drops a partition once
+   * all of it is beyond the retention; see docs/guides/retention.md. Ignored on SQLite. @default 100_000
+   */
+  logPartitionSize?: number;
 }
 
 interface PendingAppend {
@@ -71,12 +70,17 @@ export class SqlStore implements Store {
   readonly #insertEvents: EventInsert;
   readonly #logHolds: LogHold[] = [];
   #pruner?: SqlLogPruner;
+  readonly #logger: Logger;
+  /** PostgreSQL: makes the log's partitions ahead of the appends. */
+  readonly #partitions?: LogPartitionMaker;
 
   constructor(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, options: SqlStoreOptions = {}) {
     this.#db = db;
     this.#flavor = flavor;
-    this.#insertEvents = eventInsert(flavor);
-    this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, options.logger ?? silentLogger);
+    this.#insertEvents = eventInsert();
+    this.#logger = options.logger ?? silentLogger;
+    this.#gate = new WriteGate(flavor, options.lockTimeout ?? 1000, this.#logger);
+    if (flavor.name === 'postgres') this.#partitions = new LogPartitionMaker(db, options.logPartitionSize ?? defaultLogPartitionSize);
   }
 
   get flavor(): SqlFlavor['name'] {
@@ -85,6 +89,7 @@ export class SqlStore implements Store {
 
   async init(): Promise<void> {
     await this.#gate.run(() => migrate(this.#db as Kysely<unknown>, this.#flavor), Date.now(), initLockTimeout);
+    await this.#partitions?.ensure();
   }
 
   /**
@@ -150,12 +155,14 @@ export class SqlStore implements Store {
       this.#pending = [];
       const events = group.flatMap((p) => p.events);
       const rows = group.flatMap((p) => p.rows);
+      // PostgreSQL appends up to a chunk of rows in one statement, which needs no transaction around it.
+      const oneStatement = this.#flavor.appendRows !== undefined && rows.length <= (this.#flavor.appendChunk ?? 0);
+      const write = () =>
+        oneStatement
+          ? insertEvents(this.#db, events, rows, this.#insertEvents, this.#flavor)
+          : this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor));
       try {
-        const results = await this.#gate.run(
-          () =>
-            this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor)),
-          (group[0] as PendingAppend).since,
-        );
+        const results = await this.#gate.run(() => this.#withPartitions(write, rows.length), (group[0] as PendingAppend).since);
         let at = 0;
         for (const pending of group) {
           pending.resolve(results.slice(at, at + pending.events.length));
@@ -169,24 +176,40 @@ export class SqlStore implements Store {
   }
 
   /**
-   * On PostgreSQL the end of the log may be held back a moment, while a transaction that drew an older
-   * `seq` is in flight: then the read waits for it a little (up to about half a second), so that what an append
-   * just committed is read at once, and returns what it may read by then.
+   * Runs an append; on PostgreSQL, makes the partitions it found missing and runs it again, and makes more
+   * in the background once its seqs come near the end of the last one.
    */
-  async read(options: ReadOptions): Promise<HeraldEvent[]> {
-    const found: HeraldEvent[] = [];
-    for (let wait = 1; ; wait *= 2) {
-      // Each attempt goes on from what the last one found.
-      const after = found.at(-1)?.seq ?? options.after;
-      const read = await this.#readDecided({ ...options, after, limit: options.limit - found.length });
-      found.push(...read.found);
-      if (!read.heldBack || found.length === options.limit || wait > maxHeldBackWait) return found;
-      await delay(wait);
+  async #withPartitions(write: () => Promise<PublishResult[]>, rows: number): Promise<PublishResult[]> {
+    const partitions = this.#partitions;
+    if (!partitions) return write();
+    // A group larger than a partition would not fit: its partitions are made first.
+    if (rows > partitions.size && partitions.endsNear(rows)) await partitions.ensure(rows);
+    let results: PublishResult[];
+    try {
+      results = await write();
+    } catch (error) {
+      if (!isMissingPartition(error)) throw error;
+      await partitions.ensure(rows);
+      results = await write();
     }
+    partitions.appended(results.reduce((max, result) => Math.max(max, result.event.seq), 0));
+    if (partitions.endsNear()) {
+      partitions.ensure().catch((error: unknown) => this.#logger.warn({ err: error }, "making the log's next partitions failed; trying again at the next append"));
+    }
+    return results;
   }
 
-  /** Reads up to the first row that may not be read yet (`heldBack`: there was one). */
-  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
+  /**
+   * On PostgreSQL the end of the log may be held back a moment, while a transaction that drew an older
+   * `seq` is in flight: the read stops before the first row held back, at once, and never waits for it.
+   * Whoever must see it reads again: the event bus does, on a backoff of its own (one depth of waiting).
+   */
+  async read(options: ReadOptions): Promise<HeraldEvent[]> {
+    return this.#readDecided(options);
+  }
+
+  /** Reads up to the first row that may not be read yet. */
+  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
     // `**` matches every type: no filter at all.
     const filter = types && types.length > 0 && !types.includes('**') ? typeFilter(types) : undefined;
     const exact = filter?.exactOnly ? [...new Set(filter.sql?.exact)] : undefined;
@@ -215,7 +238,7 @@ export class SqlStore implements Store {
       }
       const rows = await query.execute();
       for (const row of rows) {
-        if (row.decided === false) return { found, heldBack: true };
+        if (row.decided === false) return found;
         cursor = Number(row.seq);
         // Checked on the row, so that only the events kept are parsed.
         if (!filter || filter.exactOnly || types?.some((pattern) => matchesPattern(pattern, row.type))) {
@@ -225,7 +248,7 @@ export class SqlStore implements Store {
       }
       if (rows.length < limit || filter === undefined || filter.exactOnly) break;
     }
-    return { found, heldBack: false };
+    return found;
   }
 
   /**
@@ -233,7 +256,7 @@ export class SqlStore implements Store {
    * `seq` order, up to the first row that may not be read yet (as `#readDecided`). A page costs the same
    * whatever the size of the log or the share of other types in it.
    */
-  async #readTypes(after: number, limit: number, names: readonly string[], visibleTo: string | undefined): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
+  async #readTypes(after: number, limit: number, names: readonly string[], visibleTo: string | undefined): Promise<HeraldEvent[]> {
     // Only seqs from the ranges (the index holds them); the rows of the page alone are read.
     const ranges = names.map(
       (name, at) =>
@@ -246,44 +269,27 @@ export class SqlStore implements Store {
     const query = sql<Selectable<EventsTable> & { decided?: boolean }>`select *${decided} from herald_events where seq in (${page}) order by seq`;
     const found: HeraldEvent[] = [];
     for (const row of (await query.execute(this.#db)).rows) {
-      if (row.decided === false) return { found, heldBack: true };
+      if (row.decided === false) return found;
       found.push(toEvent(row));
     }
-    return { found, heldBack: false };
+    return found;
   }
 
   /**
-   * `latest` is the last `seq` that may be read (see `read`), and waits as `read` does. `oldest` is past the
-   * log's floor once it was pruned (see `prune`): the events a type keeps below it do not count.
+   * `latest` is the last `seq` that may be read (see `read`), at once. `oldest` is past the log's floor once
+   * it was pruned (see `prune`): the events a type keeps below it do not count. One statement.
    */
   async bounds(): Promise<LogBounds> {
-    for (let wait = 1; ; wait *= 2) {
-      const [oldest, latest, floor] = await Promise.all([
-        this.#db.selectFrom('herald_events').select((eb) => eb.fn.min('seq').as('seq')).executeTakeFirst(),
-        this.#lastSeq(true),
-        logFloor(this.#db),
-      ]);
-      if (wait > maxHeldBackWait || !(await this.#heldBack(latest))) {
-        if (floor > 0) return { oldest: floor + 1, latest: Math.max(latest, floor) };
-        return { oldest: oldest?.seq == null ? null : Number(oldest.seq), latest };
-      }
-      await delay(wait);
-    }
-  }
-
-  /** The last `seq` in the log; `decided`: the last that may be read (see `SqlFlavor.decidedRow`). 0 when there is none. */
-  async #lastSeq(decided: boolean): Promise<number> {
-    const row = await this.#db
-      .selectFrom('herald_events')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .$if(decided && this.#flavor.decidedRow !== undefined, (qb) => qb.where(this.#flavor.decidedRow as RawBuilder<boolean>))
-      .executeTakeFirst();
-    return row?.seq == null ? 0 : Number(row.seq);
-  }
-
-  /** Whether committed rows at the end of the log are held back (PostgreSQL: they wait for an older transaction in flight). */
-  async #heldBack(decidedLatest: number): Promise<boolean> {
-    return this.#flavor.decidedRow !== undefined && (await this.#lastSeq(false)) > decidedLatest;
+    const decided = this.#flavor.decidedRow ? sql` where ${this.#flavor.decidedRow}` : sql``;
+    const { rows } = await sql<{ oldest: string | number | null; latest: string | number | null; floor: string | number | null }>`select
+        (select min(seq) from herald_events) as oldest,
+        (select max(seq) from herald_events${decided}) as latest,
+        (select value from herald_counters where name = 'log_floor') as floor`.execute(this.#db);
+    const row = rows[0];
+    const latest = row?.latest == null ? 0 : Number(row.latest);
+    const floor = Number(row?.floor ?? 0);
+    if (floor > 0) return { oldest: floor + 1, latest: Math.max(latest, floor) };
+    return { oldest: row?.oldest == null ? null : Number(row.oldest), latest };
   }
 
   /**
@@ -457,16 +463,13 @@ export class SqlStore implements Store {
   };
 }
 
-/** An event row with its drawn `seq` and ticket, where the flavor draws them. */
-type ClaimedEventRow = EventRow & { seq?: number; ticket?: string };
-
-type EventInsert = ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>;
+type EventInsert = ManyRowInsert<EventRow, { id: string; seq: number | string }>;
 
 const eventColumns = ['id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'data', 'consumer', 'traceparent', 'tracestate'] as const;
 
-function eventInsert(flavor: SqlFlavor): EventInsert {
-  const columns = flavor.claimSeqs ? ([...eventColumns, 'seq', 'ticket'] as const) : eventColumns;
-  return new ManyRowInsert<ClaimedEventRow, { id: string; seq: number | string }>(columns, (db, rows) =>
+/** SQLite's insert, whose `seq` is the table's autoincrement and whose `id` is unique in the table itself. */
+function eventInsert(): EventInsert {
+  return new ManyRowInsert<EventRow, { id: string; seq: number | string }>(eventColumns, (db, rows) =>
     db
       .insertInto('herald_events')
       .values(rows)
@@ -484,26 +487,23 @@ async function insertEvents(
   flavor: SqlFlavor,
 ): Promise<PublishResult[]> {
   const fresh = new Map<string, NewEvent>();
-  let rows: ClaimedEventRow[] = [];
+  const rows: EventRow[] = [];
   events.forEach((event, at) => {
     if (fresh.has(event.id)) return;
     fresh.set(event.id, event);
     rows.push(eventRows[at] as EventRow);
   });
-  if (flavor.claimSeqs) {
-    const { seqs, ticket } = await flavor.claimSeqs(trx, rows.length);
-    rows = rows.map((row, at) => ({ ...row, seq: seqs[at] as number, ticket }));
-  }
   const seqs = new Map<string, number>();
-  for (let at = 0; at < rows.length; at += insertChunk) {
-    const inserted = await insert.execute(trx, rows.slice(at, at + insertChunk));
+  const chunk = flavor.appendChunk ?? insertChunk;
+  for (let at = 0; at < rows.length; at += chunk) {
+    const part = rows.slice(at, at + chunk);
+    const inserted = flavor.appendRows ? await flavor.appendRows(trx, part) : await insert.execute(trx, part);
     for (const row of inserted) seqs.set(row.id, Number(row.seq));
   }
   const earlier = new Map<string, HeraldEvent>();
   const missing = [...fresh.keys()].filter((id) => !seqs.has(id));
   for (let at = 0; at < missing.length; at += insertChunk) {
-    const found = await trx.selectFrom('herald_events').selectAll().where('id', 'in', missing.slice(at, at + insertChunk)).execute();
-    for (const row of found) earlier.set(row.id, toEvent(row));
+    for (const row of await eventsById(trx, flavor, missing.slice(at, at + insertChunk))) earlier.set(row.id, toEvent(row));
   }
   const claimed = new Set<string>();
   return events.map((event) => {
@@ -513,6 +513,17 @@ async function insertEvents(
     claimed.add(event.id);
     return { event: { ...(fresh.get(event.id) as NewEvent), seq }, created };
   });
+}
+
+/** The events of these ids; on PostgreSQL through `herald_event_ids`, since the partitioned log has no index on `id`. */
+function eventsById(db: Kysely<HeraldDatabase>, flavor: SqlFlavor, ids: readonly string[]): Promise<Selectable<EventsTable>[]> {
+  if (flavor.name !== 'postgres') return db.selectFrom('herald_events').selectAll().where('id', 'in', ids).execute();
+  return db
+    .selectFrom('herald_event_ids')
+    .innerJoin('herald_events', 'herald_events.seq', 'herald_event_ids.seq')
+    .selectAll('herald_events')
+    .where('herald_event_ids.id', 'in', ids)
+    .execute();
 }
 
 /** The SQL side of a type filter: exact names and LIKE prefixes; `exactOnly` when no pattern needs a check in code. */

@@ -130,6 +130,7 @@ describe.each([
       '0009_log_retention',
       '0011_append_tickets',
       '0020_event_trace_context',
+      '0021_log_partitions',
     ]);
     expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt']);
   });

@@ -22,14 +22,14 @@ const adminKey = `admin-${'r'.repeat(40)}`;
  * The machine's PostgreSQL (a fresh database), or SQLite in memory. PostgreSQL prunes a partition at a time:
  * with partitions of 1,000 seqs, the limits of these tests fall on their ends.
  */
-const databases: [string, () => Promise<{ database: string } | { store: Store }>][] = [
+const databases: [string, () => Promise<{ database: string; logPartitionSize?: number }>][] = [
   ['SQLite', async () => ({ database: ':memory:' })],
   [
     'PostgreSQL',
     async () => {
       const { url, drop } = await freshDatabase();
       cleanups.push(drop);
-      return { store: postgresStore({ url, logPartitionSize: 1000 }) };
+      return { database: url, logPartitionSize: 1000 };
     },
   ],
 ];
@@ -193,6 +193,10 @@ describe.each(databases)('the log kept in bounds (issue 16, %s)', (_name, databa
 describe('bad retention input (issue 16)', () => {
   it.each(['0', '-1d', 'abc', '1.5h', '30'])('HERALD_LOG_RETENTION=%s fails the start with a clear error', (value) => {
     expect(() => createHerald({ database: ':memory:', env: { HERALD_LOG_RETENTION: value } })).toThrow(/HERALD_LOG_RETENTION must be a whole number/);
+  });
+
+  it.each(['0', '999', '1.5', 'abc', '100000001'])('HERALD_LOG_PARTITION_SIZE=%s fails the start with a clear error', (value) => {
+    expect(() => createHerald({ database: ':memory:', env: { HERALD_LOG_PARTITION_SIZE: value } })).toThrow(/HERALD_LOG_PARTITION_SIZE must be a/);
   });
 
   it.each(['0', '-1', 'abc'])('HERALD_LOG_MAX_EVENTS=%s fails the start with a clear error', (value) => {

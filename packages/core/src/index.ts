@@ -14,6 +14,7 @@ export * from './memory-broker.js';
 export * from './memory-store.js';
 export * from './names.js';
 export * from './principal.js';
+export { checkLogPartitionSize } from './sql/log-partitions.js';
 export * from './sql/log-prune.js';
 export * from './sql/many-row-insert.js';
 export * from './sql/postgres-store.js';

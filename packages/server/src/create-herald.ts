@@ -130,8 +130,8 @@ export interface Herald<TMap = Record<never, never>> {
 }
 
 /** The store `HERALD_DATABASE` names; it logs when it starts refusing writes, and when it takes them again. */
-function storeFrom(database: string, logger: Logger): Store {
-  if (/^postgres(ql)?:\/\//.test(database)) return postgresStore({ url: database, logger });
+function storeFrom({ database, logPartitionSize }: ResolvedOptions, logger: Logger): Store {
+  if (/^postgres(ql)?:\/\//.test(database)) return postgresStore({ url: database, logger, ...(logPartitionSize !== undefined ? { logPartitionSize } : {}) });
   return sqliteStore({ path: database, logger });
 }
 
@@ -168,7 +168,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const env = options.env ?? process.env;
   const resolved = resolveOptions(options, env);
   const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' });
-  const store = options.store ?? storeFrom(resolved.database, logger.child({ component: 'store' }));
+  const store = options.store ?? storeFrom(resolved, logger.child({ component: 'store' }));
   const broker = options.broker ?? brokerFrom(resolved.brokerUrl);
   const catalog = new EventCatalog(options.eventTypes ?? []);
   const bus = new EventBus({

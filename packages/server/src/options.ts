@@ -1,4 +1,4 @@
-import { type Broker, type EventTypeDefinition, type Logger, retentionDuration, type Store, type Transport } from '@herald/core';
+import { type Broker, checkLogPartitionSize, type EventTypeDefinition, type Logger, retentionDuration, type Store, type Transport } from '@herald/core';
 import type { RateLimits } from './rate-limiter.js';
 
 /** A quota: at most `requests` in each `window` of seconds. */
@@ -81,6 +81,11 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   /** `HERALD_LOG_MAX_EVENTS`: at most this many of the newest events stay in the log, whatever their type. @default no limit */
   logMaxEvents?: number;
   /**
+   * `HERALD_LOG_PARTITION_SIZE`: seqs per partition of the log on PostgreSQL (from 1,000 to 100,000,000), which
+   * pruning drops whole; see docs/guides/retention.md. For a store made by `HERALD_DATABASE` only. @default 100000
+   */
+  logPartitionSize?: number;
+  /**
    * `HERALD_PORTAL_URL`: where consumers open the portal, e.g. `https://api.example.com/portal` behind a proxy, or a
    * page of your dashboard that embeds `<herald-portal>`. A portal session's `url` is it with `#token=hp_…`.
    * @default `/portal` on the host and under the path the `POST /v1/portal-sessions` request came by
@@ -100,6 +105,7 @@ export interface ResolvedOptions {
   rateLimits: RateLimits;
   logRetention: string;
   logMaxEvents?: number;
+  logPartitionSize?: number;
   portalUrl?: string;
 }
 
@@ -168,6 +174,10 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   }
   const logMaxEvents =
     options.logMaxEvents !== undefined || env.HERALD_LOG_MAX_EVENTS?.trim() ? positiveWhole('HERALD_LOG_MAX_EVENTS', options.logMaxEvents, env, 1) : undefined;
+  const logPartitionSize =
+    options.logPartitionSize !== undefined || env.HERALD_LOG_PARTITION_SIZE?.trim()
+      ? checkLogPartitionSize(positiveWhole('HERALD_LOG_PARTITION_SIZE', options.logPartitionSize, env, 1), 'HERALD_LOG_PARTITION_SIZE')
+      : undefined;
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
   if (adminKey !== undefined) checkAdminKey(adminKey);
   const portalUrl = options.portalUrl ?? (env.HERALD_PORTAL_URL?.trim() || undefined);
@@ -183,6 +193,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     maxSubscriptions,
     logRetention,
     ...(logMaxEvents !== undefined ? { logMaxEvents } : {}),
+    ...(logPartitionSize !== undefined ? { logPartitionSize } : {}),
     ...(portalUrl !== undefined ? { portalUrl } : {}),
     rateLimits: {
       key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),

@@ -24,10 +24,10 @@ export interface LogPartition {
   to: number;
 }
 
-/** Checks a `logPartitionSize`: a whole number from 1,000 to 100,000,000. */
-export function checkLogPartitionSize(size: number): number {
+/** Checks a `logPartitionSize` (named `name` in the error): a whole number from 1,000 to 100,000,000. */
+export function checkLogPartitionSize(size: number, name = 'logPartitionSize'): number {
   if (!Number.isInteger(size) || size < 1_000 || size > 100_000_000) {
-    throw new Error(`logPartitionSize must be a whole number from 1,000 to 100,000,000 (got ${size})`);
+    throw new Error(`${name} must be a whole number from 1,000 to 100,000,000 (got ${size})`);
   }
   return size;
 }

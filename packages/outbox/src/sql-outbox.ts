@@ -153,6 +153,7 @@ export class SqlOutbox implements Outbox {
   readonly #insertDeliveries = deliveryInsert(deliveryColumns);
   readonly #insertSettled = deliveryInsert(settledColumns);
   readonly #deliveredOnRow = new DeliveredOnRow();
+  readonly #upsertReplayed = replayUpsert();
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>(attemptColumns, (db, rows) =>
     db.insertInto('herald_delivery_attempts').values(rows),
   );
@@ -420,8 +421,6 @@ export class SqlOutbox implements Outbox {
   }
 
   #replay(deliveries: readonly NewDelivery[], now: number, lease?: Lease): Promise<ReplayClaim> {
-    // A delivery in flight is let go, not claimed: the attempt under way settles nothing, and the replay sends it again.
-    const inFlight = sql<boolean>`herald_deliveries.locked_until is not null and herald_deliveries.locked_until >= ${now}`;
     return this.#transaction(async (trx) => {
       const claim: ReplayClaim = { replayed: 0, claimed: [] };
       for (const group of chunks(deliveries)) {
@@ -430,22 +429,10 @@ export class SqlOutbox implements Outbox {
         for (const [subscriptionId, eventSeqs] of seqs) {
           await moveRowAttempts(trx, (eb) => eb.and([eb('subscription_id', '=', subscriptionId), eb('event_seq', 'in', eventSeqs)]));
         }
-        const rows = await trx
-          .insertInto('herald_deliveries')
-          .values(group.map((delivery) => fromDelivery(createdDelivery(delivery, now, lease))))
-          .onConflict((oc) =>
-            oc.columns(['subscription_id', 'event_seq']).doUpdateSet({
-              status: 'pending',
-              attempts: sql<number>`case when ${inFlight} then 0 else excluded.attempts end`,
-              next_attempt_at: now,
-              locked_by: sql<string | null>`case when ${inFlight} then null else excluded.locked_by end`,
-              locked_until: sql<number | null>`case when ${inFlight} then null else excluded.locked_until end`,
-              updated_at: now,
-              ...noRowAttempt,
-            }),
-          )
-          .returningAll()
-          .execute();
+        const rows = await this.#upsertReplayed.execute(
+          trx,
+          group.map((delivery) => fromDelivery(createdDelivery({ ...delivery, nextAttemptAt: now }, now, lease))),
+        );
         claim.replayed += rows.length;
         for (const row of rows) if (lease && row.locked_by === lease.worker) claim.claimed.push(toDelivery(row));
       }
@@ -530,7 +517,12 @@ export class SqlOutbox implements Outbox {
 }
 
 /** The columns of the delivering attempt kept on a row, cleared as a new round begins. */
-const noRowAttempt = { attempt_started_at: null, attempt_duration_ms: null, attempt_response_status: null, attempt_response_body: null };
+const noRowAttempt = {
+  attempt_started_at: sql<null>`null`,
+  attempt_duration_ms: sql<null>`null`,
+  attempt_response_status: sql<null>`null`,
+  attempt_response_body: sql<null>`null`,
+};
 
 /**
  * Moves the delivering attempts kept on the rows `where` picks into herald_delivery_attempts, before a new
@@ -563,6 +555,32 @@ async function moveRowAttempts(
           .where(where),
     )
     .execute();
+}
+
+/**
+ * Creates a replay's deliveries, or starts a new round for those that exist (their `updated_at` is the
+ * replay's time), claimed or not as the new row says; a delivery in flight is let go, not claimed: the
+ * attempt under way settles nothing, and the replay sends it again. Returns the rows as they are now.
+ */
+function replayUpsert(): ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTable>, OutboxDatabase> {
+  const inFlight = sql<boolean>`herald_deliveries.locked_until is not null and herald_deliveries.locked_until >= excluded.updated_at`;
+  return new ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTable>, OutboxDatabase>(deliveryColumns, (db, rows) =>
+    db
+      .insertInto('herald_deliveries')
+      .values(rows)
+      .onConflict((oc) =>
+        oc.columns(['subscription_id', 'event_seq']).doUpdateSet({
+          status: pending,
+          attempts: sql<number>`case when ${inFlight} then 0 else excluded.attempts end`,
+          next_attempt_at: sql<number>`excluded.next_attempt_at`,
+          locked_by: sql<string | null>`case when ${inFlight} then null else excluded.locked_by end`,
+          locked_until: sql<number | null>`case when ${inFlight} then null else excluded.locked_until end`,
+          updated_at: sql<number>`excluded.updated_at`,
+          ...noRowAttempt,
+        }),
+      )
+      .returningAll(),
+  );
 }
 
 /** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */

@@ -2,7 +2,9 @@
  * @herald/webhook: deliveries per second through the durable outbox (signed, leased, recorded) against a
  * raw undici POST loop with the same concurrency and receiver; publish-to-receipt latency at 200
  * events/s; memory across 100,000 deliveries. The receiver runs in its own process. Prints a markdown
- * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`.
+ * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`. `BENCH_WEBHOOK_ONLY=recovery`
+ * runs only the replay and retry-storm drains; `BENCH_WEBHOOK_PROFILE=<folder>` writes a CPU profile of the
+ * measured part of each of them there.
  */
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';

@@ -159,6 +159,25 @@ describe.each([
     expect(await attemptRows()).toBe(2);
   });
 
+  it("counts a retry's success kept on an older event's row when it says since when the subscription is failing", async () => {
+    const { outbox, now } = await withStored(2);
+    await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 2 }] });
+    await outbox.commit({
+      lease: lease('w', now + 1),
+      settle: [
+        { attempt: { ...attempt('dlv_0', 1, now + 10, 'failed'), nextAttemptAt: now + 11 }, status: 'pending' },
+        { attempt: attempt('dlv_1', 1, now, 'succeeded'), status: 'delivered' },
+      ],
+    });
+    expect(await outbox.failingSince('sub_out')).toBe(now + 10);
+    // The older event's delivery is delivered by its retry, after the newer event's.
+    await outbox.commit({ lease: lease('w', now + 20), claim: [{ subscriptionId: 'sub_out', limit: 2 }] });
+    await outbox.commit({ lease: lease('w', now + 21), settle: [{ attempt: attempt('dlv_0', 2, now + 20, 'succeeded'), status: 'delivered' }] });
+    expect(await outbox.failingSince('sub_out')).toBeUndefined();
+    await outbox.purge('sub_out');
+    expect(await outbox.failingSince('sub_out')).toBeUndefined();
+  });
+
   it('settles only what the worker still holds: a delivering attempt under a lost lease leaves the row as it is', async () => {
     const { outbox, now } = await withStored(1);
     await outbox.commit({ lease: { worker: 'w', now, until: now + 10 }, claim: [{ subscriptionId: 'sub_out', limit: 1 }] });

@@ -447,7 +447,7 @@ export class SqlOutbox implements Outbox {
       .where('subscription_id', '=', subscriptionId)
       .where('outcome', '=', 'succeeded')
       .executeTakeFirst();
-    // Successes kept on their rows: the newest event's, found walking the subscription's index from its end.
+    // Successes kept on held deliveries' rows: the newest event's, found walking the subscription's index from its end.
     const onRow = await this.#db
       .selectFrom('herald_deliveries')
       .select('attempt_started_at as at')
@@ -456,7 +456,13 @@ export class SqlOutbox implements Outbox {
       .orderBy('event_seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    const lastSuccess = Math.max(Number(success?.at ?? Number.NEGATIVE_INFINITY), Number(onRow?.at ?? Number.NEGATIVE_INFINITY));
+    // Those kept on stored deliveries' rows (a retry's, a replay's), which the walk above may miss.
+    const stored = await this.#db.selectFrom('herald_outbox_successes').select('at').where('subscription_id', '=', subscriptionId).executeTakeFirst();
+    const lastSuccess = Math.max(
+      Number(success?.at ?? Number.NEGATIVE_INFINITY),
+      Number(onRow?.at ?? Number.NEGATIVE_INFINITY),
+      Number(stored?.at ?? Number.NEGATIVE_INFINITY),
+    );
     let query = this.#db
       .selectFrom('herald_delivery_attempts')
       .select((eb) => eb.fn.min('started_at').as('at'))
@@ -484,6 +490,7 @@ export class SqlOutbox implements Outbox {
     await this.#transaction(async (trx) => {
       await trx.deleteFrom('herald_delivery_attempts').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_deliveries').where('subscription_id', '=', subscriptionId).execute();
+      await trx.deleteFrom('herald_outbox_successes').where('subscription_id', '=', subscriptionId).execute();
     });
   }
 
@@ -647,6 +654,7 @@ async function settle(
   for (const group of chunks(stored.filter((s) => s.status === 'delivered'))) {
     for (const id of await deliveredOnRow.update(trx, lease, group)) onRow.add(id);
   }
+  await noteSuccesses(trx, settled.filter((s) => onRow.has(s.attempt.deliveryId)));
   const recorded = settled.filter((s) =>
     s.held === undefined ? !onRow.has(s.attempt.deliveryId) : s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId),
   );
@@ -675,6 +683,22 @@ async function settle(
       .where('locked_by', '=', lease.worker)
       .execute();
   }
+}
+
+/** Keeps when each subscription's newest delivering attempt on a stored row started (see `OutboxSuccessesTable`). */
+async function noteSuccesses(trx: Transaction<OutboxDatabase>, settled: readonly SettledAttempt[]): Promise<void> {
+  const newest = new Map<string, number>();
+  for (const { attempt } of settled) newest.set(attempt.subscriptionId, Math.max(attempt.startedAt, newest.get(attempt.subscriptionId) ?? 0));
+  if (newest.size === 0) return;
+  await trx
+    .insertInto('herald_outbox_successes')
+    .values([...newest].map(([subscription_id, at]) => ({ subscription_id, at })))
+    .onConflict((oc) =>
+      oc.column('subscription_id').doUpdateSet({
+        at: sql<number>`case when excluded.at > herald_outbox_successes.at then excluded.at else herald_outbox_successes.at end`,
+      }),
+    )
+    .execute();
 }
 
 /** The row of a held delivery whose first attempt settled at `now`: with the attempt on it, when it delivered. */

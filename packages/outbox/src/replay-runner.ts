@@ -86,7 +86,8 @@ const finishedRetention = 3_600_000;
  * Replays run in the background, one at a time per subscription: each turns the matching events of
  * the log into deliveries a batch at a time, and makes the next batch only once every batch before
  * the last has left the outbox, so a replay of millions of events never holds more than two batches
- * there and goes out through the same outbox, claims and per-endpoint concurrency as live deliveries.
+ * there and goes out through the same outbox and per-endpoint concurrency as live deliveries (what the
+ * delivery engine has room for is created claimed and handed to it; the rest it claims as any delivery).
  * Replays live in this process: a restart drops the one in flight (its batches already made stay).
  */
 export class ReplayRunner {

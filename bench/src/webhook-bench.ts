@@ -2,9 +2,13 @@
  * @herald/webhook: deliveries per second through the durable outbox (signed, leased, recorded) against a
  * raw undici POST loop with the same concurrency and receiver; publish-to-receipt latency at 200
  * events/s; memory across 100,000 deliveries. The receiver runs in its own process. Prints a markdown
- * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`.
+ * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`. `BENCH_WEBHOOK_ONLY=recovery`
+ * runs only the replay and retry-storm drains; `BENCH_WEBHOOK_PROFILE=<folder>` writes a CPU profile of the
+ * measured part of each of them there.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald } from '@herald/server';
@@ -31,6 +35,24 @@ const recoveryEvents = envNumber('BENCH_WEBHOOK_RECOVERY_EVENTS', 10_000);
 /** `recovery`: only the replay and retry-storm drains (with their raw loops); anything else: every part. */
 const only = process.env.BENCH_WEBHOOK_ONLY;
 const goal: Goal = { atLeast: 0.5 };
+/** A folder: each replay and retry-storm drain writes the CPU profile of its measured part there (`<what>-<n>.cpuprofile`). */
+const profileDir = process.env.BENCH_WEBHOOK_PROFILE;
+let profiles = 0;
+
+/** Profiles this process from now until the returned function is called, when `BENCH_WEBHOOK_PROFILE` asks for it. */
+async function startProfile(what: string): Promise<() => Promise<void>> {
+  if (!profileDir) return async () => {};
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    profiles += 1;
+    writeFileSync(`${profileDir}/${what}-${profiles}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
 /** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
@@ -227,6 +249,7 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
     // Every first attempt recorded: a replay of a delivery still in flight is settled by that attempt.
     await until(async () => settledOutbox(database, events), 'the first attempts to be recorded');
     await receiver.call('reset');
+    const stopProfile = await startProfile('replay');
     const cpuBefore = process.cpuUsage();
     const started = now();
     const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
@@ -236,6 +259,7 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
     });
     if (response.status !== 202) throw new Error(`starting the replay answered ${response.status}`);
     const measured = await drained(receiver, events, started, cpuBefore, 'the replay to drain');
+    await stopProfile();
     await node.close();
     return measured;
   });
@@ -261,10 +285,12 @@ async function retryStormDrain(receiver: Receiver, events: number): Promise<Meas
     sqlite.close();
     if (due < events) throw new Error(`only ${due} of ${events} deliveries are waiting for a retry`);
     await receiver.call('reset');
+    const stopProfile = await startProfile('retry');
     const cpuBefore = process.cpuUsage();
     const started = now();
     const node = startHerald(database, true);
     const measured = await drained(receiver, events, started, cpuBefore, 'the retries to drain');
+    await stopProfile();
     await node.close();
     return measured;
   });

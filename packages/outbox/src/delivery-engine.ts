@@ -172,6 +172,36 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     return sending;
   }
 
+  /**
+   * How many of a replay's deliveries to `subscription` this node would send at once (as many as it claims
+   * ahead for the endpoint), and the lease to hold them under; undefined when it takes none that way: an
+   * ordered or rate-limited endpoint, one that may be sent nothing now, or one that may have due
+   * deliveries in the store (a replay's earlier batch among them, to be sent first). The replay stores
+   * those for any worker to claim, oldest first.
+   */
+  replayRoom(subscription: Subscription<TConfig>, now: number): { lease: Lease; limit: number } | undefined {
+    const { ordered, rateLimit } = subscription.config;
+    if (this.#stopping || !this.#deliverable(subscription) || ordered || rateLimit !== undefined) return undefined;
+    const endpoint = this.#endpoint(subscription.id);
+    if (this.#wanted.has(endpoint)) return undefined;
+    endpoint.refresh(subscription, now);
+    const { concurrency } = this.#options;
+    const limit = concurrency + endpoint.throughput.ahead(concurrency) - endpoint.busy;
+    return limit > 0 ? { lease: { worker: this.worker, now, until: now + this.#options.lease }, limit } : undefined;
+  }
+
+  /** Sends the deliveries a replay made already claimed, under a lease of {@link replayRoom}. */
+  takeReplayed(subscription: Subscription<TConfig>, claimed: readonly { delivery: Delivery; event: HeraldEvent }[]): void {
+    const endpoint = this.#endpoint(subscription.id);
+    const queued = claimed.map(({ delivery, event }) => ({ delivery, event, body: JSON.stringify(event), subscription }));
+    if (this.#stopping) {
+      void this.#release(queued);
+      return;
+    }
+    endpoint.queue.push(...queued);
+    this.#pump(endpoint);
+  }
+
   #endpoint(id: string): Endpoint<TConfig> {
     let endpoint = this.#endpoints.get(id);
     if (!endpoint) {

@@ -132,7 +132,7 @@ describe.each([
       '0020_event_trace_context',
       '0021_log_partitions',
     ]);
-    expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt']);
+    expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes']);
   });
 
   it('finishes what the store had not done to a database at 0002: every delivery and attempt kept, the indexes swapped', async () => {

@@ -154,5 +154,15 @@ export function outboxMigrations(_flavor: SqlFlavor): Record<string, Migration> 
         if (!deliveries?.has('attempt_started_at')) await addAttemptOnRow(db);
       },
     },
+    '0002_successes': {
+      // A stored delivery's delivering attempt is kept on its row too: when each subscription last had one.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_outbox_successes')
+          .addColumn('subscription_id', 'text', (c) => c.primaryKey())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

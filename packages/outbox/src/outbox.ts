@@ -50,7 +50,7 @@ export interface NewDelivery {
   /** When the first attempt is due. */
   nextAttemptAt: number;
   /**
-   * In a fan-out only: held under the batch's lease for the worker to send at once, rather than stored.
+   * In a fan-out: held under the batch's lease for the worker to send at once, rather than stored.
    * Its row is created when its first attempt is settled (or when it is given back unsent, or when the
    * hold runs out), so that a delivery sent once costs one row write instead of two.
    */
@@ -163,6 +163,13 @@ export interface OutboxBatchResult {
   claimed: ClaimedDelivery[];
 }
 
+/** What a replay made: how many deliveries it created or started again, and those it holds under its lease. */
+export interface ReplayClaim {
+  replayed: number;
+  /** As they are now: held by the lease's worker, their first attempt counted. */
+  claimed: Delivery[];
+}
+
 /** Which deliveries of a subscription to list, newest event first. */
 export interface DeliveryListOptions {
   /** @default 50 */
@@ -209,6 +216,12 @@ export interface Outbox {
   retry(deliveryId: string, now: number): Promise<Delivery | undefined>;
   /** Creates these deliveries, or starts a new round for those that exist; returns how many. */
   replay(deliveries: readonly NewDelivery[], now: number): Promise<number>;
+  /**
+   * `replay` at `lease.now`, holding those of `deliveries` marked `claimed` under `lease` for the caller to
+   * send at once (their first attempt counted), but those in flight, which it lets go as `replay` does.
+   * Optional: without it, a replay's deliveries are claimed as any others are.
+   */
+  replayClaiming?(deliveries: readonly NewDelivery[], lease: Lease): Promise<ReplayClaim>;
   /** When the run of failed attempts of a subscription began (the first failure after its last success). */
   failingSince(subscriptionId: string): Promise<number | undefined>;
   /** Marks the pending deliveries of a subscription failed, with no further attempt; returns how many. */

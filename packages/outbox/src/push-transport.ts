@@ -181,7 +181,15 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
       const wake = (subscription: Subscription) => {
         if (ours(subscription)) worker.wake(subscription);
       };
-      replays = new ReplayRunner(context, outbox, { wake });
+      replays = new ReplayRunner(context, outbox, {
+        wake,
+        handOver: {
+          room: (subscription, now) => (ours(subscription) ? worker.replayRoom(subscription, now) : undefined),
+          take: (subscription, claimed) => {
+            if (ours(subscription)) worker.takeReplayed(subscription, claimed);
+          },
+        },
+      });
       await definition.start?.({ ...context, outbox, owns: ours, refresh: (subscription) => worker.refresh(subscription), options });
       const test = (subscription: Subscription, event: HeraldEvent) => {
         if (!ours(subscription)) throw new Error(`Subscription ${subscription.id} is not one of the ${name} transport's`);

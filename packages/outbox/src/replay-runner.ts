@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { endSpan, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
+import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
-import type { NewDelivery, Outbox } from './outbox.js';
+import type { Delivery, Lease, NewDelivery, Outbox } from './outbox.js';
 import { seqBefore } from './seq-before.js';
 
 /** A replay as the API shows it. */
@@ -49,6 +49,18 @@ export interface ReplayRunnerOptions {
   batchSize?: number;
   /** Called after each batch, so that the delivery engine claims it. */
   wake(subscription: Subscription): void;
+  /**
+   * The delivery engine's way to take a batch's deliveries already claimed (when the outbox can:
+   * `replayClaiming`), rather than claim them again: how many it takes now and under which lease, and
+   * the deliveries claimed. @default every delivery is stored for the engine to claim
+   */
+  handOver?: ReplayHandOver;
+}
+
+/** See {@link ReplayRunnerOptions.handOver}. */
+export interface ReplayHandOver {
+  room(subscription: Subscription, now: number): { lease: Lease; limit: number } | undefined;
+  take(subscription: Subscription, claimed: readonly { delivery: Delivery; event: HeraldEvent }[]): void;
 }
 
 interface Replay {
@@ -74,7 +86,8 @@ const finishedRetention = 3_600_000;
  * Replays run in the background, one at a time per subscription: each turns the matching events of
  * the log into deliveries a batch at a time, and makes the next batch only once every batch before
  * the last has left the outbox, so a replay of millions of events never holds more than two batches
- * there and goes out through the same outbox, claims and per-endpoint concurrency as live deliveries.
+ * there and goes out through the same outbox and per-endpoint concurrency as live deliveries (what the
+ * delivery engine has room for is created claimed and handed to it; the rest it claims as any delivery).
  * Replays live in this process: a restart drops the one in flight (its batches already made stay).
  */
 export class ReplayRunner {
@@ -82,6 +95,7 @@ export class ReplayRunner {
   readonly #outbox: Outbox;
   readonly #batchSize: number;
   readonly #wake: (subscription: Subscription) => void;
+  readonly #handOver: ReplayHandOver | undefined;
   /** The running or last replay of each subscription. */
   readonly #replays = new Map<string, Replay>();
 
@@ -90,6 +104,7 @@ export class ReplayRunner {
     this.#outbox = outbox;
     this.#batchSize = options.batchSize ?? 500;
     this.#wake = options.wake;
+    this.#handOver = options.handOver;
   }
 
   /**
@@ -197,15 +212,7 @@ export class ReplayRunner {
         if (abort.signal.aborted) break;
         const taken = events.filter((event) => passesFilter(subscription.filter, event));
         if (taken.length > 0) {
-          const now = Date.now();
-          const deliveries: NewDelivery[] = taken.map((event) => ({
-            id: newId('dlv'),
-            subscriptionId: subscription.id,
-            eventSeq: event.seq,
-            eventId: event.id,
-            nextAttemptAt: now,
-          }));
-          const replayed = await this.#outbox.replay(deliveries, now);
+          const replayed = await this.#replayBatch(subscription, taken);
           view.replayed += replayed;
           span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
           this.#wake(subscription);
@@ -224,6 +231,34 @@ export class ReplayRunner {
       span.setAttributes({ 'herald.replay.status': view.status, 'herald.replay.replayed': view.replayed });
       endSpan(span, view.status === 'failed' ? view.error : undefined);
     }
+  }
+
+  /**
+   * Makes the deliveries of `events`: those the delivery engine has room for already claimed and handed to
+   * it (so that it need not claim them again), the others stored for it to claim. Returns how many.
+   */
+  async #replayBatch(subscription: Subscription, events: readonly HeraldEvent[]): Promise<number> {
+    const now = Date.now();
+    const room = this.#outbox.replayClaiming ? this.#handOver?.room(subscription, now) : undefined;
+    const deliveries: NewDelivery[] = events.map((event, i) => ({
+      id: newId('dlv'),
+      subscriptionId: subscription.id,
+      eventSeq: event.seq,
+      eventId: event.id,
+      nextAttemptAt: now,
+      ...(room && i < room.limit ? { claimed: true } : {}),
+    }));
+    if (!room || !this.#outbox.replayClaiming || !this.#handOver) return this.#outbox.replay(deliveries, now);
+    const { replayed, claimed } = await this.#outbox.replayClaiming(deliveries, room.lease);
+    const bySeq = new Map(events.map((event) => [event.seq, event]));
+    this.#handOver.take(
+      subscription,
+      claimed.flatMap((delivery) => {
+        const event = bySeq.get(delivery.eventSeq);
+        return event ? [{ delivery, event }] : [];
+      }),
+    );
+    return replayed;
   }
 
   /** Resolves once no delivery of this replay for an event up to `seq` is pending (each is final); rejects when aborted. */

@@ -53,12 +53,22 @@ export interface OutboxHoldsTable {
   subscription_ids: string;
 }
 
+/**
+ * When each subscription's newest delivering attempt kept on a stored delivery's row started (a retry's,
+ * a replay's): those rows are not in `event_seq` order of time, so their newest is kept here.
+ */
+export interface OutboxSuccessesTable {
+  subscription_id: string;
+  at: number | string;
+}
+
 /** The outbox's tables. */
 export type OutboxTables = {
   herald_outbox_positions: OutboxPositionsTable;
   herald_deliveries: DeliveriesTable;
   herald_delivery_attempts: DeliveryAttemptsTable;
   herald_outbox_holds: OutboxHoldsTable;
+  herald_outbox_successes: OutboxSuccessesTable;
 };
 
 /** The store's tables and the outbox's, as the outbox's queries see them. */

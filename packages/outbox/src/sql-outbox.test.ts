@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postgresStore, sqliteStore } from '@herald/core';
 import { newEvent, runOutboxSuite } from '../../testkit/src/index.js';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 // By path, as the integration tests do: the one helper that makes PostgreSQL databases for tests.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
@@ -78,5 +79,132 @@ describe('the outbox on SQLite with synchronous=FULL', () => {
     await store.append([newEvent('sync.three')]);
     expect(levels).toEqual([1, 2, 2]);
     expect(await outbox.position('webhook', 0)).toBe(appended?.event.seq);
+  });
+});
+
+describe.each([
+  ['SQLite', async () => sqliteStore({ path: join(tempDir(), 'herald.db') })],
+  [
+    'PostgreSQL',
+    async () => {
+      const { url, drop } = await freshDatabase();
+      cleanups.push(drop);
+      return postgresStore({ url });
+    },
+  ],
+])('stored deliveries on %s (issue 21)', (_name, open) => {
+  /** A store whose outbox holds one stored delivery, due, of each of `count` events to sub_out. */
+  async function withStored(count: number) {
+    const store = await open();
+    cleanups.push(() => store.close());
+    await store.init();
+    await store.subscriptions.create({ id: 'sub_out', transport: 'webhook', consumer: 'acme', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+    const outbox = await sqlOutbox(store);
+    const events = (await store.append(Array.from({ length: count }, () => newEvent('order.created')))).map((result) => result.event);
+    const now = Date.now();
+    const deliveries = events.map((event, i) => ({ id: `dlv_${i}`, subscriptionId: 'sub_out', eventSeq: event.seq, eventId: event.id, nextAttemptAt: now }));
+    expect(await outbox.replay(deliveries, now)).toBe(count);
+    const attemptRows = async () =>
+      Number(((await sql<{ n: number }>`select count(*) as n from herald_delivery_attempts`.execute(store.database)).rows[0] as { n: number }).n);
+    return { outbox, now, attemptRows };
+  }
+  const lease = (worker: string, now: number) => ({ worker, now, until: now + 60_000 });
+  const attempt = (deliveryId: string, n: number, startedAt: number, outcome: 'succeeded' | 'failed') => ({
+    deliveryId,
+    subscriptionId: 'sub_out',
+    attempt: n,
+    startedAt,
+    durationMs: 7,
+    outcome,
+    ...(outcome === 'succeeded' ? { responseStatus: 200, responseBody: 'thanks' } : { responseStatus: 500, error: 'the endpoint answered 500' }),
+  });
+
+  it('keeps the delivering attempt on the row, in the write that settles it, and moves it out when a retry starts a new round', async () => {
+    const { outbox, now, attemptRows } = await withStored(2);
+    const claim = async (at: number) => (await outbox.commit({ lease: lease('w', at), claim: [{ subscriptionId: 'sub_out', limit: 2 }] })).claimed;
+    expect((await claim(now)).map((c) => c.delivery.attempts)).toEqual([1, 1]);
+    await outbox.commit({
+      lease: lease('w', now + 1),
+      settle: [
+        { attempt: { ...attempt('dlv_0', 1, now, 'failed'), nextAttemptAt: now + 2 }, status: 'pending' },
+        { attempt: attempt('dlv_1', 1, now, 'succeeded'), status: 'delivered' },
+      ],
+    });
+    expect(await attemptRows()).toBe(1);
+    expect((await claim(now + 2)).map((c) => [c.delivery.id, c.delivery.attempts])).toEqual([['dlv_0', 2]]);
+    await outbox.commit({ lease: lease('w', now + 3), settle: [{ attempt: attempt('dlv_0', 2, now + 2, 'succeeded'), status: 'delivered' }] });
+    // Two deliveries, three attempts, one attempt row: the delivering attempts are on their rows.
+    expect(await attemptRows()).toBe(1);
+    const shown = (attempts: Awaited<ReturnType<typeof outbox.attempts>>) => attempts.map((a) => [a.deliveryId, a.attempt, a.outcome, a.responseStatus]);
+    expect(shown(await outbox.attempts(['dlv_0', 'dlv_1']))).toEqual([
+      ['dlv_0', 1, 'failed', 500],
+      ['dlv_1', 1, 'succeeded', 200],
+      ['dlv_0', 2, 'succeeded', 200],
+    ]);
+    expect(await outbox.get('dlv_0')).toMatchObject({ status: 'delivered', attempts: 2, lockedBy: null, nextAttemptAt: null });
+
+    // A retry keeps the round it ends among the attempts; the new round's delivering attempt is on the row.
+    await outbox.retry('dlv_0', now + 4);
+    expect(shown(await outbox.attempts(['dlv_0']))).toEqual([
+      ['dlv_0', 1, 'failed', 500],
+      ['dlv_0', 2, 'succeeded', 200],
+    ]);
+    expect((await claim(now + 5)).map((c) => [c.delivery.id, c.delivery.attempts])).toEqual([['dlv_0', 1]]);
+    await outbox.commit({ lease: lease('w', now + 6), settle: [{ attempt: attempt('dlv_0', 1, now + 5, 'succeeded'), status: 'delivered' }] });
+    expect(shown(await outbox.attempts(['dlv_0']))).toEqual([
+      ['dlv_0', 1, 'failed', 500],
+      ['dlv_0', 2, 'succeeded', 200],
+      ['dlv_0', 1, 'succeeded', 200],
+    ]);
+    expect(await attemptRows()).toBe(2);
+  });
+
+  it("counts a retry's success kept on an older event's row when it says since when the subscription is failing", async () => {
+    const { outbox, now } = await withStored(2);
+    await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 2 }] });
+    await outbox.commit({
+      lease: lease('w', now + 1),
+      settle: [
+        { attempt: { ...attempt('dlv_0', 1, now + 10, 'failed'), nextAttemptAt: now + 11 }, status: 'pending' },
+        { attempt: attempt('dlv_1', 1, now, 'succeeded'), status: 'delivered' },
+      ],
+    });
+    expect(await outbox.failingSince('sub_out')).toBe(now + 10);
+    // The older event's delivery is delivered by its retry, after the newer event's.
+    await outbox.commit({ lease: lease('w', now + 20), claim: [{ subscriptionId: 'sub_out', limit: 2 }] });
+    await outbox.commit({ lease: lease('w', now + 21), settle: [{ attempt: attempt('dlv_0', 2, now + 20, 'succeeded'), status: 'delivered' }] });
+    expect(await outbox.failingSince('sub_out')).toBeUndefined();
+    await outbox.purge('sub_out');
+    expect(await outbox.failingSince('sub_out')).toBeUndefined();
+  });
+
+  it('settles only what the worker still holds: a delivering attempt under a lost lease leaves the row as it is', async () => {
+    const { outbox, now } = await withStored(1);
+    await outbox.commit({ lease: { worker: 'w', now, until: now + 10 }, claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
+    // The lease ran out and another worker claimed it.
+    expect((await outbox.commit({ lease: lease('w2', now + 20), claim: [{ subscriptionId: 'sub_out', limit: 1 }] })).claimed).toHaveLength(1);
+    await outbox.commit({ lease: lease('w', now + 21), settle: [{ attempt: attempt('dlv_0', 1, now, 'succeeded'), status: 'delivered' }] });
+    expect(await outbox.get('dlv_0')).toMatchObject({ status: 'pending', lockedBy: 'w2', attempts: 2 });
+  });
+
+  it('replays claiming: holds the deliveries marked claimed under the lease, lets one in flight go, keeps the last round', async () => {
+    const { outbox, now } = await withStored(3);
+    const replayClaiming = outbox.replayClaiming?.bind(outbox);
+    if (!replayClaiming) throw new Error('the SQL outbox replays claiming');
+    // dlv_0 is delivered (its attempt on the row), dlv_1 is in flight under another worker's lease, dlv_2 is pending.
+    await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
+    await outbox.commit({ lease: lease('w', now + 1), settle: [{ attempt: attempt('dlv_0', 1, now, 'succeeded'), status: 'delivered' }] });
+    await outbox.commit({ lease: lease('other', now + 2), claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
+    const seqs = (await outbox.list('sub_out', { limit: 3 })).map((d) => [d.id, d.eventSeq, d.eventId] as const).reverse();
+    const again = seqs.map(([, eventSeq, eventId], i) => ({ id: `dlv_new_${i}`, subscriptionId: 'sub_out', eventSeq, eventId, nextAttemptAt: now + 3, claimed: true }));
+    const { replayed, claimed } = await replayClaiming(again, lease('w', now + 3));
+    expect(replayed).toBe(3);
+    // The rows keep their ids; the one in flight elsewhere is let go rather than claimed.
+    expect(claimed.map((d) => [d.id, d.attempts, d.lockedBy, d.status]).sort()).toEqual([
+      ['dlv_0', 1, 'w', 'pending'],
+      ['dlv_2', 1, 'w', 'pending'],
+    ]);
+    expect(await outbox.get('dlv_1')).toMatchObject({ status: 'pending', attempts: 0, lockedBy: null, lockedUntil: null });
+    expect((await outbox.attempts(['dlv_0'])).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'succeeded']]);
   });
 });

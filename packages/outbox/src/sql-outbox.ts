@@ -11,7 +11,7 @@ import {
   type Subscription,
   type WriteGate,
 } from '@herald/core';
-import { type ExpressionBuilder, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool, sql, type Transaction } from 'kysely';
 import {
   type ClaimedDelivery,
   type ClaimRequest,
@@ -27,8 +27,10 @@ import {
   type Outbox,
   type OutboxBatch,
   type OutboxBatchResult,
+  type ReplayClaim,
   type SettledAttempt,
 } from './outbox.js';
+import { DeliveredOnRow } from './delivered-on-row.js';
 import { outboxMigrations } from './outbox-migrations.js';
 import type { DeliveriesTable, DeliveryAttemptsTable, OutboxDatabase, OutboxHoldsTable, OutboxTables } from './sql-outbox-schema.js';
 
@@ -150,6 +152,8 @@ export class SqlOutbox implements Outbox {
   readonly #gate: WriteGate;
   readonly #insertDeliveries = deliveryInsert(deliveryColumns);
   readonly #insertSettled = deliveryInsert(settledColumns);
+  readonly #deliveredOnRow = new DeliveredOnRow();
+  readonly #upsertReplayed = replayUpsert();
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>(attemptColumns, (db, rows) =>
     db.insertInto('herald_delivery_attempts').values(rows),
   );
@@ -205,7 +209,7 @@ export class SqlOutbox implements Outbox {
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
     return this.#unsyncedTransaction(async (trx) => {
       const { lease } = batch;
-      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled);
+      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled, this.#deliveredOnRow);
       if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
       for (const ids of chunks(batch.dropHolds ?? [])) {
         await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
@@ -395,37 +399,45 @@ export class SqlOutbox implements Outbox {
     return found.sort((a, b) => a.startedAt - b.startedAt || a.attempt - b.attempt);
   }
 
-  async retry(deliveryId: string, now: number): Promise<Delivery | undefined> {
-    const row = await this.#gate.run(() =>
-      this.#db
+  retry(deliveryId: string, now: number): Promise<Delivery | undefined> {
+    return this.#transaction(async (trx) => {
+      await moveRowAttempts(trx, (eb) => eb('id', '=', deliveryId));
+      const row = await trx
         .updateTable('herald_deliveries')
-        .set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now })
+        .set({ status: 'pending', attempts: 0, next_attempt_at: now, updated_at: now, ...noRowAttempt })
         .where('id', '=', deliveryId)
         .returningAll()
-        .executeTakeFirst(),
-    );
-    return row && toDelivery(row);
+        .executeTakeFirst();
+      return row && toDelivery(row);
+    });
   }
 
   async replay(deliveries: readonly NewDelivery[], now: number): Promise<number> {
-    let count = 0;
-    await this.#transaction(async (trx) => {
-      count = 0;
+    return (await this.#replay(deliveries, now)).replayed;
+  }
+
+  replayClaiming(deliveries: readonly NewDelivery[], lease: Lease): Promise<ReplayClaim> {
+    return this.#replay(deliveries, lease.now, lease);
+  }
+
+  #replay(deliveries: readonly NewDelivery[], now: number, lease?: Lease): Promise<ReplayClaim> {
+    return this.#transaction(async (trx) => {
+      const claim: ReplayClaim = { replayed: 0, claimed: [] };
       for (const group of chunks(deliveries)) {
-        const result = await trx
-          .insertInto('herald_deliveries')
-          .values(group.map((delivery) => fromNewDelivery(delivery, now)))
-          .onConflict((oc) =>
-            // A delivery in flight is let go too: the attempt under way settles nothing, and the replay sends it again.
-            oc
-              .columns(['subscription_id', 'event_seq'])
-              .doUpdateSet({ status: 'pending', attempts: 0, next_attempt_at: now, locked_by: null, locked_until: null, updated_at: now }),
-          )
-          .executeTakeFirst();
-        count += Number(result.numInsertedOrUpdatedRows ?? 0);
+        const seqs = new Map<string, number[]>();
+        for (const delivery of group) seqs.set(delivery.subscriptionId, [...(seqs.get(delivery.subscriptionId) ?? []), delivery.eventSeq]);
+        for (const [subscriptionId, eventSeqs] of seqs) {
+          await moveRowAttempts(trx, (eb) => eb.and([eb('subscription_id', '=', subscriptionId), eb('event_seq', 'in', eventSeqs)]));
+        }
+        const rows = await this.#upsertReplayed.execute(
+          trx,
+          group.map((delivery) => fromDelivery(createdDelivery({ ...delivery, nextAttemptAt: now }, now, lease))),
+        );
+        claim.replayed += rows.length;
+        for (const row of rows) if (lease && row.locked_by === lease.worker) claim.claimed.push(toDelivery(row));
       }
+      return claim;
     });
-    return count;
   }
 
   async failingSince(subscriptionId: string): Promise<number | undefined> {
@@ -435,7 +447,7 @@ export class SqlOutbox implements Outbox {
       .where('subscription_id', '=', subscriptionId)
       .where('outcome', '=', 'succeeded')
       .executeTakeFirst();
-    // Successes kept on their rows: the newest event's, found walking the subscription's index from its end.
+    // Successes kept on held deliveries' rows: the newest event's, found walking the subscription's index from its end.
     const onRow = await this.#db
       .selectFrom('herald_deliveries')
       .select('attempt_started_at as at')
@@ -444,7 +456,13 @@ export class SqlOutbox implements Outbox {
       .orderBy('event_seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    const lastSuccess = Math.max(Number(success?.at ?? Number.NEGATIVE_INFINITY), Number(onRow?.at ?? Number.NEGATIVE_INFINITY));
+    // Those kept on stored deliveries' rows (a retry's, a replay's), which the walk above may miss.
+    const stored = await this.#db.selectFrom('herald_outbox_successes').select('at').where('subscription_id', '=', subscriptionId).executeTakeFirst();
+    const lastSuccess = Math.max(
+      Number(success?.at ?? Number.NEGATIVE_INFINITY),
+      Number(onRow?.at ?? Number.NEGATIVE_INFINITY),
+      Number(stored?.at ?? Number.NEGATIVE_INFINITY),
+    );
     let query = this.#db
       .selectFrom('herald_delivery_attempts')
       .select((eb) => eb.fn.min('started_at').as('at'))
@@ -472,6 +490,7 @@ export class SqlOutbox implements Outbox {
     await this.#transaction(async (trx) => {
       await trx.deleteFrom('herald_delivery_attempts').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_deliveries').where('subscription_id', '=', subscriptionId).execute();
+      await trx.deleteFrom('herald_outbox_successes').where('subscription_id', '=', subscriptionId).execute();
     });
   }
 
@@ -502,6 +521,73 @@ export class SqlOutbox implements Outbox {
       return Number(result.numDeletedRows);
     });
   }
+}
+
+/** The columns of the delivering attempt kept on a row, cleared as a new round begins. */
+const noRowAttempt = {
+  attempt_started_at: sql<null>`null`,
+  attempt_duration_ms: sql<null>`null`,
+  attempt_response_status: sql<null>`null`,
+  attempt_response_body: sql<null>`null`,
+};
+
+/**
+ * Moves the delivering attempts kept on the rows `where` picks into herald_delivery_attempts, before a new
+ * round (a retry, a replay) starts them again: the row keeps the delivering attempt of its last round only.
+ */
+async function moveRowAttempts(
+  trx: Transaction<OutboxDatabase>,
+  where: (eb: ExpressionBuilder<OutboxDatabase, 'herald_deliveries'>) => Expression<SqlBool>,
+): Promise<void> {
+  await trx
+    .insertInto('herald_delivery_attempts')
+    .columns([...attemptColumns])
+    .expression(
+      trx
+          .selectFrom('herald_deliveries')
+          .select([
+            'id',
+            'subscription_id',
+            'attempts',
+            'attempt_started_at',
+            'attempt_duration_ms',
+            sql.lit('succeeded').as('outcome'),
+            'attempt_response_status',
+            'attempt_response_body',
+            // Cast, so that PostgreSQL does not take the nulls for text.
+            sql<null>`cast(null as text)`.as('error'),
+            sql<null>`cast(null as bigint)`.as('next_attempt_at'),
+          ])
+          .where('attempt_started_at', 'is not', null)
+          .where(where),
+    )
+    .execute();
+}
+
+/**
+ * Creates a replay's deliveries, or starts a new round for those that exist (their `updated_at` is the
+ * replay's time), claimed or not as the new row says; a delivery in flight is let go, not claimed: the
+ * attempt under way settles nothing, and the replay sends it again. Returns the rows as they are now.
+ */
+function replayUpsert(): ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTable>, OutboxDatabase> {
+  const inFlight = sql<boolean>`herald_deliveries.locked_until is not null and herald_deliveries.locked_until >= excluded.updated_at`;
+  return new ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTable>, OutboxDatabase>(deliveryColumns, (db, rows) =>
+    db
+      .insertInto('herald_deliveries')
+      .values(rows)
+      .onConflict((oc) =>
+        oc.columns(['subscription_id', 'event_seq']).doUpdateSet({
+          status: pending,
+          attempts: sql<number>`case when ${inFlight} then 0 else excluded.attempts end`,
+          next_attempt_at: sql<number>`excluded.next_attempt_at`,
+          locked_by: sql<string | null>`case when ${inFlight} then null else excluded.locked_by end`,
+          locked_until: sql<number | null>`case when ${inFlight} then null else excluded.locked_until end`,
+          updated_at: sql<number>`excluded.updated_at`,
+          ...noRowAttempt,
+        }),
+      )
+      .returningAll(),
+  );
 }
 
 /** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */
@@ -549,6 +635,7 @@ async function settle(
   settled: readonly SettledAttempt[],
   insertAttempts: ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>,
   insertSettled: ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>,
+  deliveredOnRow: DeliveredOnRow,
 ): Promise<void> {
   // A held delivery gets its row now, as its attempt left it, unless a recovery of its hold made one
   // meanwhile: that row stays as it is, with its own attempts, and this attempt is not recorded.
@@ -561,10 +648,18 @@ async function settle(
     for (const id of ids) if (!created.has(id)) notCreated.add(id);
   }
   // A held delivery's delivering attempt is on its row (see `settledRow`).
-  const recorded = settled.filter((s) => s.held === undefined || (s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId)));
-  for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
   const stored = settled.filter((s) => s.held === undefined);
-  const delivered = stored.filter((s) => s.status === 'delivered').map((s) => s.attempt.deliveryId);
+  // A stored delivery's delivering attempt goes on its row too, in one write, unless the row has one already.
+  const onRow = new Set<string>();
+  for (const group of chunks(stored.filter((s) => s.status === 'delivered'))) {
+    for (const id of await deliveredOnRow.update(trx, lease, group)) onRow.add(id);
+  }
+  await noteSuccesses(trx, settled.filter((s) => onRow.has(s.attempt.deliveryId)));
+  const recorded = settled.filter((s) =>
+    s.held === undefined ? !onRow.has(s.attempt.deliveryId) : s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId),
+  );
+  for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
+  const delivered = stored.filter((s) => s.status === 'delivered' && !onRow.has(s.attempt.deliveryId)).map((s) => s.attempt.deliveryId);
   for (const ids of chunks(delivered)) {
     await trx
       .updateTable('herald_deliveries')
@@ -588,6 +683,22 @@ async function settle(
       .where('locked_by', '=', lease.worker)
       .execute();
   }
+}
+
+/** Keeps when each subscription's newest delivering attempt on a stored row started (see `OutboxSuccessesTable`). */
+async function noteSuccesses(trx: Transaction<OutboxDatabase>, settled: readonly SettledAttempt[]): Promise<void> {
+  const newest = new Map<string, number>();
+  for (const { attempt } of settled) newest.set(attempt.subscriptionId, Math.max(attempt.startedAt, newest.get(attempt.subscriptionId) ?? 0));
+  if (newest.size === 0) return;
+  await trx
+    .insertInto('herald_outbox_successes')
+    .values([...newest].map(([subscription_id, at]) => ({ subscription_id, at })))
+    .onConflict((oc) =>
+      oc.column('subscription_id').doUpdateSet({
+        at: sql<number>`case when excluded.at > herald_outbox_successes.at then excluded.at else herald_outbox_successes.at end`,
+      }),
+    )
+    .execute();
 }
 
 /** The row of a held delivery whose first attempt settled at `now`: with the attempt on it, when it delivered. */
@@ -616,7 +727,7 @@ function attemptOnRow(row: Selectable<DeliveriesTable>): DeliveryAttempt {
   return toAttempt({
     delivery_id: row.id,
     subscription_id: row.subscription_id,
-    attempt: 1,
+    attempt: Number(row.attempts),
     started_at: row.attempt_started_at as number | string,
     duration_ms: row.attempt_duration_ms as number,
     outcome: 'succeeded',

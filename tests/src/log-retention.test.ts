@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { defineEventType, type HeraldEvent, postgresStore, type Store } from '@herald/core';
+import { defineEventType, type HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { sse } from '@herald/sse';
 import { startTestApp, waitFor } from '@herald/testkit';

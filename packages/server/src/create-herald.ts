@@ -212,6 +212,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   bus.onEvents(metrics.published);
   const routeOptions: RouteMountOptions = { authenticate, limiter: new RequestLimiter(resolved.rateLimits), readBody: jsonBody(resolved.bodyLimit) };
   const mount = new TransportMount(transportRouter, routeOptions, metrics.connection);
+  mount.answerFirst(app, (error) => logger.error({ err: error }, 'unexpected error'));
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
 
   let started: Transport[] = [];

@@ -1,8 +1,9 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQuery } from 'node:querystring';
 import type { Duplex } from 'node:stream';
 import type { HttpMount, PlainHandler, RouteDefinition, UpgradeHandler } from '@herald/core';
-import type { Router } from 'express';
-import { mountRoute, type RouteMountOptions } from './route-mount.js';
+import type { Express, Router } from 'express';
+import { type DirectRoute, directRoute, mountRoute, type RouteMountOptions } from './route-mount.js';
 
 /** A route or upgrade path a transport added, for the generated API documents. */
 export interface MountedRoute {
@@ -26,6 +27,9 @@ export class TransportMount implements HttpMount {
   readonly #upgrades = new Map<string, UpgradeHandler>();
   readonly #upgradeOwners = new Map<string, string>();
   readonly #routes: MountedRoute[] = [];
+  /** The streaming routes answered before express sees the request, by path. */
+  readonly #direct = new Map<string, DirectRoute>();
+  #onUnexpected: ((error: unknown) => void) | undefined;
 
   constructor(router: Router, routeOptions: RouteMountOptions, countConnection: ConnectionCounter = () => {}) {
     this.#router = router;
@@ -60,25 +64,43 @@ export class TransportMount implements HttpMount {
   #route(definition: RouteDefinition, transport: string): void {
     this.#routes.push({ transport, definition });
     const count = this.#countConnection;
-    mountRoute(
-      this.#router,
-      {
-        ...definition,
-        async handle(request) {
-          const { response } = request;
-          const connected = () => {
-            count(transport, 1);
-            response.once('close', () => count(transport, -1));
-          };
-          if (definition.longPoll && !response.closed) connected();
-          const result = await definition.handle(request);
-          // A handler that answers nothing and leaves the response open is streaming to a client.
-          if (!definition.longPoll && result === undefined && !response.writableEnded && !response.destroyed) connected();
-          return result;
-        },
+    const counted: RouteDefinition = {
+      ...definition,
+      async handle(request) {
+        const { response } = request;
+        const connected = () => {
+          count(transport, 1);
+          response.once('close', () => count(transport, -1));
+        };
+        if (definition.longPoll && !response.closed) connected();
+        const result = await definition.handle(request);
+        // A handler that answers nothing and leaves the response open is streaming to a client.
+        if (!definition.longPoll && result === undefined && !response.writableEnded && !response.destroyed) connected();
+        return result;
       },
-      this.#routeOptions,
-    );
+    };
+    mountRoute(this.#router, counted, this.#routeOptions);
+    const onUnexpected = this.#onUnexpected;
+    if (onUnexpected && streamsWithoutExpress(definition)) this.#direct.set(definition.path, directRoute(counted, this.#routeOptions, onUnexpected));
+  }
+
+  /**
+   * Puts the streaming routes (`GET`, no path parameters, answered as `text/event-stream`) in front of
+   * `app`: their requests are answered straight from `node:http`, before express gives the request and
+   * the response its prototypes and routing state, which an open stream would keep for hours. The routes
+   * are on `app` all the same, for the requests this leaves to it: those with a body, those whose path
+   * is written differently (a trailing slash, other case), and all of them when `app` trusts a proxy
+   * (the client address the rate limits use is then express's to read). Call it before the routes are
+   * added; `onUnexpected` is told of the errors that become a 500.
+   */
+  answerFirst(app: Express, onUnexpected: (error: unknown) => void): void {
+    this.#onUnexpected = onUnexpected;
+    const expressApp = app as unknown as ExpressHandle;
+    const handle = expressApp.handle;
+    const direct = this.#direct;
+    expressApp.handle = function (this: ExpressHandle, request, response, next) {
+      if (direct.size === 0 || !answerDirectly(direct, app, request, response)) handle.call(this, request, response, next);
+    };
   }
 
   preflight(path: string, handler: PlainHandler): void {
@@ -100,6 +122,29 @@ export class TransportMount implements HttpMount {
     handler(request, socket, head);
     return true;
   }
+}
+
+/** What `express()` returns, as a function that handles a request: the `handle` it calls is looked up on each request. */
+interface ExpressHandle {
+  handle(request: IncomingMessage, response: ServerResponse, next?: (error?: unknown) => void): void;
+}
+
+/** A route {@link TransportMount.answerFirst} serves without express. */
+function streamsWithoutExpress(definition: RouteDefinition): boolean {
+  return definition.method === 'GET' && !definition.path.includes(':') && definition.response?.mediaType === 'text/event-stream';
+}
+
+/** Answers `request` when it is for one of the `direct` routes and nothing about it needs express; false otherwise. */
+function answerDirectly(direct: ReadonlyMap<string, DirectRoute>, app: Express, request: IncomingMessage, response: ServerResponse): boolean {
+  const { method, url = '/', headers } = request;
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  const mark = url.indexOf('?');
+  const route = direct.get(mark === -1 ? url : url.slice(0, mark));
+  if (route === undefined) return false;
+  if (headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0' || app.get('trust proxy')) return false;
+  // express's `simple` query parser, which Herald's app uses, is `querystring.parse`.
+  route(request, response, mark === -1 ? {} : parseQuery(url.slice(mark + 1)));
+  return true;
 }
 
 /** Answers an upgrade request that nobody takes with 404, and closes its socket. */

@@ -7,14 +7,17 @@ import {
   PortalTokenForbiddenError,
   type Principal,
   type RouteDefinition,
+  type RouteResult,
   StreamTokenForbiddenError,
   toIssues,
   UnauthorizedError,
   ValidationError,
 } from '@herald/core';
-import express, { type Request, type RequestHandler, type Router } from 'express';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import express, { type RequestHandler, type Router } from 'express';
 import type { z } from 'zod';
 import { refuseDeepJson } from './json-depth-guard.js';
+import { toProblem } from './problem.js';
 import type { RequestLimiter } from './rate-limiter.js';
 
 /** Resolves a credential (API key, stream token or portal token) to its principal. */
@@ -49,10 +52,11 @@ export interface RouteMountOptions {
   readBody?: readonly RequestHandler[];
 }
 
-function credentialOf(req: Request, queryToken: boolean): string | undefined {
-  const header = req.headers.authorization;
+/** The request's credential: its `Authorization` header, or its `?access_token=` on a route that takes one. */
+function credentialOf(headers: IncomingHttpHeaders, query: Record<string, unknown>, queryToken: boolean): string | undefined {
+  const header = headers.authorization;
   if (header !== undefined) return bearerCredential(header);
-  const fromQuery = req.query.access_token;
+  const fromQuery = query.access_token;
   if (queryToken && typeof fromQuery === 'string' && fromQuery !== '') return fromQuery;
   return undefined;
 }
@@ -64,29 +68,82 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: strin
   return result.data;
 }
 
+/** What a route is run with: the request as read by express, or as {@link answerDirectly} reads it. */
+interface RouteInput {
+  req: IncomingMessage;
+  res: ServerResponse;
+  query: Record<string, unknown>;
+  params: Record<string, string>;
+  body: unknown;
+}
+
+/** Authenticates (within the limits), checks the role, validates the input and runs the route. */
+async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions, input: RouteInput): Promise<RouteResult | undefined> {
+  const { authenticate, limiter } = options;
+  const { req, res } = input;
+  const principalOf = () => {
+    const credential = credentialOf(req.headers, input.query, route.queryToken ?? false);
+    return credential === undefined ? Promise.reject(new UnauthorizedError()) : authenticate(credential);
+  };
+  const principal = await (limiter ? limiter.authenticate(req, res, principalOf) : principalOf());
+  if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
+  if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
+  if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
+  const body = route.body ? parseInput(route.body, input.body, 'body') : (input.body as TBody);
+  const query = route.query ? parseInput(route.query, input.query, 'query') : (input.query as TQuery);
+  return route.handle({ principal, params: input.params, body, query, raw: req, response: res });
+}
+
 /**
  * Adds a route to an express router: its body read, authentication (within the rate limits of the
  * `limiter`, when given), role, input validation, JSON answer.
  */
 export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions): void {
-  const { authenticate, limiter, readBody = [] } = options;
   const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
-  const principalOf = (req: Request) => {
-    const credential = credentialOf(req, route.queryToken ?? false);
-    return credential === undefined ? Promise.reject(new UnauthorizedError()) : authenticate(credential);
-  };
-  router[method](route.path, ...readBody, async (req, res) => {
-    const principal = await (limiter ? limiter.authenticate(req, res, () => principalOf(req)) : principalOf(req));
-    if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
-    if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
-    if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
-    const body = route.body ? parseInput(route.body, req.body, 'body') : (req.body as TBody);
-    const query = route.query ? parseInput(route.query, req.query, 'query') : (req.query as TQuery);
-    const result = await route.handle({ principal, params: req.params as Record<string, string>, body, query, raw: req, response: res });
+  router[method](route.path, ...(options.readBody ?? []), async (req, res) => {
+    const result = await runRoute(route, options, { req, res, query: req.query, params: req.params as Record<string, string>, body: req.body });
     if (result === undefined) return;
     for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
     res.status(result.status ?? 200);
     if (result.body === undefined) res.end();
     else res.json(result.body);
   });
+}
+
+/** Answers a request without express: a route's answer, or the problem+json of its error. */
+export type DirectRoute = (req: IncomingMessage, res: ServerResponse, query: Record<string, unknown>) => void;
+
+/**
+ * The route of {@link mountRoute} for a request that has no body and no path parameters, answered
+ * straight from `node:http`: the same authentication, limits, validation and problem+json answers, with
+ * none of express's per-request state (its prototypes, router chain and parsed URL). For routes whose
+ * responses stay open for hours, where that state is most of what each one costs. `onUnexpected` is told
+ * of errors that become a 500.
+ */
+export function directRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions, onUnexpected: (error: unknown) => void): DirectRoute {
+  return (req, res, query) => {
+    runRoute(route, options, { req, res, query, params: {}, body: undefined }).then(
+      (result) => {
+        if (result === undefined) return;
+        const json = result.body === undefined ? undefined : JSON.stringify(result.body);
+        res.writeHead(result.status ?? 200, { ...result.headers, ...(json !== undefined ? { 'content-type': 'application/json; charset=utf-8' } : {}) });
+        res.end(json);
+      },
+      (error: unknown) => sendProblemDirectly(res, error, onUnexpected),
+    );
+  };
+}
+
+/** The problem+json answer the problem handler gives `error`, written with `node:http` alone. */
+function sendProblemDirectly(res: ServerResponse, error: unknown, onUnexpected: (error: unknown) => void): void {
+  const problem = toProblem(error);
+  if (!(error instanceof HeraldError) && problem.status >= 500) onUnexpected(error);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (error instanceof HeraldError) for (const [name, value] of Object.entries(error.headers())) res.setHeader(name, value);
+  if (problem.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  res.writeHead(problem.status, { 'content-type': 'application/problem+json; charset=utf-8' });
+  res.end(JSON.stringify(problem));
 }

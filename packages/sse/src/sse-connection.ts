@@ -39,9 +39,8 @@ export class SseConnection implements StreamSink {
   readonly #named: boolean;
   readonly #metrics: TransportMetrics;
   /** While corked: the frames of the batch, and the last seq among them. */
-  #chunk: string | undefined;
-  #chunkSeq = 0;
-  #chunkTime = 0;
+  #batch: Buffer[] | undefined;
+  #batchSeq = 0;
 
   /** @param named `false`: plain `message` events instead of `event: <type>`. */
   constructor(stream: SseStream, subscription: StreamSubscription, frames: EnvelopeFrames, named: boolean, metrics: TransportMetrics) {
@@ -53,28 +52,26 @@ export class SseConnection implements StreamSink {
   }
 
   deliver(_subscription: StreamSubscription, event: HeraldEvent): boolean {
-    const frame = this.#frames.of(event, this.#named);
-    const chunk = this.#chunk;
-    if (chunk === undefined) {
-      this.#metrics.delivered('delivered', Date.now() - Date.parse(event.time));
-      this.#write(frame, event.seq);
-    } else {
-      this.#metrics.delivered('delivered', this.#chunkTime - Date.parse(event.time));
-      this.#chunk = chunk + frame;
-      this.#chunkSeq = event.seq;
+    const frames = this.#frames;
+    const frame = frames.of(event, this.#named);
+    const batch = this.#batch;
+    if (batch === undefined) this.#write(frame, event.seq);
+    else {
+      batch.push(frame);
+      this.#batchSeq = event.seq;
     }
+    this.#metrics.delivered('delivered', Date.now() - frames.publishedAt(event));
     return !this.stream.closed;
   }
 
   cork(): void {
-    this.#chunk = '';
-    this.#chunkTime = Date.now();
+    this.#batch = [];
   }
 
   uncork(): void {
-    const chunk = this.#chunk;
-    this.#chunk = undefined;
-    if (chunk) this.#write(chunk, this.#chunkSeq);
+    const batch = this.#batch;
+    this.#batch = undefined;
+    if (batch !== undefined && batch.length > 0) this.#write(this.#frames.chunk(batch), this.#batchSeq);
   }
 
   reset(_subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void {
@@ -94,7 +91,7 @@ export class SseConnection implements StreamSink {
     return this.stream.drained();
   }
 
-  #write(chunk: string, seq: number): void {
+  #write(chunk: Buffer, seq: number): void {
     const subscription = this.#subscription;
     if (subscription.durable === undefined) this.stream.write(chunk);
     else this.stream.write(chunk, () => subscription.acknowledge(seq));

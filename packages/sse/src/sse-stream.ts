@@ -56,8 +56,8 @@ export class SseStream {
    * Writes `chunk`, then cuts the stream off if the buffer is over the limit (once {@link enforceLimit}
    * is on). `flushed` is called once the chunk has been handed to the operating system.
    */
-  write(chunk: string, flushed?: () => void): void {
-    if (this.#closed || chunk === '') return;
+  write(chunk: string | Buffer, flushed?: () => void): void {
+    if (this.#closed || chunk.length === 0) return;
     if (flushed) this.#response.write(chunk, (error) => error || flushed());
     else this.#response.write(chunk);
     this.#checkLimit();

@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream';
 import {
   ForbiddenError,
   HeraldError,
@@ -15,6 +14,7 @@ import {
   type TransportContext,
 } from '@herald/core';
 import { WebSocket } from 'ws';
+import { type SharedBatches, textPayload } from './shared-frames.js';
 import type { ResolvedWebSocketOptions } from './websocket-options.js';
 import {
   type AckMessage,
@@ -32,6 +32,8 @@ export interface ConnectionHost {
   readonly context: TransportContext;
   readonly options: ResolvedWebSocketOptions;
   readonly frames: EventFrames;
+  /** Encodes the frames of a batch once for every connection that gets the same ones. */
+  readonly batches: SharedBatches;
   /** Opens each authenticated connection's session. */
   readonly sessions: StreamSessions;
   /** Forgets a closed connection. */
@@ -39,6 +41,16 @@ export interface ConnectionHost {
 }
 
 const textFrame = { binary: false } as const;
+
+/** What {@link HeraldWebSocket.sendFrames} uses of ws's `Sender`, whose writes keep `bufferedAmount` right. */
+interface WsSender {
+  /** 0 (DEFAULT): not compressing, not reading a Blob, so nothing is queued before what is written now. */
+  _state: number;
+  /** False in the middle of a fragmented message. */
+  _firstFragment: boolean;
+  sendFrame(list: Buffer[], cb?: (error?: Error) => void): void;
+}
+const senderIdle = 0;
 const tooManyConnections = 'this key has too many open connections';
 const maxMessagesWhileAuthenticating = 100;
 const drainPollInterval = 10;
@@ -68,15 +80,15 @@ export class HeraldWebSocket extends WebSocket {
   connection?: Connection;
 
   /**
-   * Holds the frames sent until {@link uncork}, then hands them to the kernel in one write: a batch
-   * of events costs one system call per connection instead of one per frame.
+   * Writes whole text frames made by `encodeTextFrame` (`bytes`: `frames` back to back, perhaps the very
+   * Buffer other sockets write too) to the socket as they are, in one write. That is what `send` does
+   * for each frame once it has built its header, when nothing waits in ws's sender queue and no
+   * extension (permessage-deflate) changes the payload; otherwise each frame goes through `send`.
    */
-  cork(): void {
-    (this as unknown as { _socket?: Duplex })._socket?.cork();
-  }
-
-  uncork(): void {
-    (this as unknown as { _socket?: Duplex })._socket?.uncork();
+  sendFrames(bytes: Buffer, frames: readonly Buffer[]): void {
+    const sender = (this as unknown as { _sender: WsSender | null })._sender;
+    if (sender !== null && sender._state === senderIdle && sender._firstFragment && this.extensions === '') sender.sendFrame([bytes]);
+    else for (const frame of frames) this.send(textPayload(frame), textFrame);
   }
 
   override emit(event: string | symbol, ...args: any[]): boolean {
@@ -116,6 +128,9 @@ export class Connection implements StreamSink {
   #killTimer?: NodeJS.Timeout;
   #whenClosed?: Promise<void>;
   #isClosed = false;
+  /** While corked: the frames of the batch, and whether a replay brought any (the buffer limit waits for its drain). */
+  #batch?: Buffer[];
+  #batchLenient = false;
 
   /** @param session opened when the upgrade carried a valid `Authorization` header. */
   constructor(ws: HeraldWebSocket, host: ConnectionHost, session?: StreamSession) {
@@ -305,19 +320,35 @@ export class Connection implements StreamSink {
     if (!subscription.closed) this.send(serverMessage.subscribed(id, subscription.position));
   }
 
+  /** The events that follow go out in one write, at {@link uncork}: the frames of the batch back to back. */
   cork(): void {
-    this.ws.cork();
+    this.#batch = [];
+    this.#batchLenient = false;
   }
 
   uncork(): void {
-    this.ws.uncork();
+    const batch = this.#batch;
+    this.#batch = undefined;
+    if (batch !== undefined && batch.length > 0) this.#sendFrames(this.#host.batches.of(batch), batch, this.#batchLenient);
   }
 
   /** Sends one event on a subscription; false when nothing more should be sent. */
   deliver(subscription: StreamSubscription, event: HeraldEvent): boolean {
-    // A replay waits for the buffer to drain before each page, so its pages may go over the limit.
-    const sent = this.send(this.#host.frames.frame(subscription.id, event), !subscription.live);
-    this.#host.context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - Date.parse(event.time));
+    const { frames, context } = this.#host;
+    const frame = frames.frame(subscription.id, event);
+    const batch = this.#batch;
+    let sent: boolean;
+    if (batch === undefined) {
+      // A replay waits for the buffer to drain before each page, so its pages may go over the limit.
+      sent = this.#sendFrames(frame, [frame], !subscription.live);
+    } else {
+      sent = !this.#closing;
+      if (sent) {
+        batch.push(frame);
+        if (!subscription.live) this.#batchLenient = true;
+      }
+    }
+    context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - frames.publishedAt(event));
     return sent;
   }
 
@@ -349,6 +380,17 @@ export class Connection implements StreamSink {
   send(data: string | Buffer, lenient = false): boolean {
     if (this.#closing || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(data, textFrame);
+    return this.#withinLimit(lenient);
+  }
+
+  /** Writes whole frames (`bytes`: `frames` back to back); like {@link send} otherwise. */
+  #sendFrames(bytes: Buffer, frames: readonly Buffer[], lenient: boolean): boolean {
+    if (this.#closing || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.sendFrames(bytes, frames);
+    return this.#withinLimit(lenient);
+  }
+
+  #withinLimit(lenient: boolean): boolean {
     if (!lenient && this.ws.bufferedAmount > this.#host.options.maxBufferedAmount) {
       this.close(CloseCode.TooSlow, 'too slow: the send buffer is over its limit');
       return false;

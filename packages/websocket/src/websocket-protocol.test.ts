@@ -1,6 +1,7 @@
 import type { HeraldEvent } from '@herald/core';
 import { describe, expect, it } from 'vitest';
 import { outsideScope, patternCovers } from '@herald/core';
+import { textPayload } from './shared-frames.js';
 import { closeReason, EventFrames, parseClientMessage } from './websocket-protocol.js';
 
 const parse = (value: unknown) => parseClientMessage(JSON.stringify(value), false);
@@ -60,7 +61,7 @@ describe('EventFrames', () => {
     const frames = new EventFrames(2);
     const event = { seq: 1, id: 'evt_1', type: 'a.b', data: { text: '"quoted"' } } as unknown as HeraldEvent;
     const frame = frames.frame('s"1', event);
-    expect(JSON.parse(frame.toString())).toEqual({ type: 'event', id: 's"1', event });
+    expect(JSON.parse(textPayload(frame).toString())).toEqual({ type: 'event', id: 's"1', event });
     expect(frames.frame('s"1', event)).toBe(frame);
     expect(frames.frame('s2', event)).not.toBe(frame);
     const third = frames.frame('s3', event);

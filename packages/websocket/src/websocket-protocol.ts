@@ -1,5 +1,6 @@
 import { eventEnvelopeSchema, eventFilterSchema, eventTypePattern, type HeraldEvent, type Issue, type TransportFrames, toIssues } from '@herald/core';
 import { z } from 'zod';
+import { encodeTextFrame } from './shared-frames.js';
 
 /**
  * The wire protocol `herald.v1`, in one place: the subprotocol, every client message as a zod
@@ -169,10 +170,11 @@ export function closeReason(text: string): string {
 /**
  * Serialises each event once and each `event` frame once per subscription id, so fan-out to many
  * connections that use the same id (the usual case: clients run the same code) costs one
- * `JSON.stringify` and one Buffer per event, like a raw broadcast.
+ * `JSON.stringify` and one Buffer per event, like a raw broadcast. The Buffer is the whole WebSocket
+ * text frame, header included, ready to be written as it is (see `SharedBatches`).
  */
 export class EventFrames {
-  readonly #frames = new WeakMap<HeraldEvent, { json: string; byId: Map<string, Buffer> }>();
+  readonly #frames = new WeakMap<HeraldEvent, { json: string; publishedAt: number; byId: Map<string, Buffer> }>();
   readonly #idsPerEvent: number;
 
   /** @param idsPerEvent frames kept per event, one per distinct subscription id. @default 32 */
@@ -180,15 +182,25 @@ export class EventFrames {
     this.#idsPerEvent = idsPerEvent;
   }
 
-  /** The `event {id, event}` frame as UTF-8, to send as a text frame. */
+  /** The `event {id, event}` message as a whole unmasked text frame (its payload: `textPayload`). */
   frame(id: string, event: HeraldEvent): Buffer {
-    let entry = this.#frames.get(event);
-    if (!entry) this.#frames.set(event, (entry = { json: JSON.stringify(event), byId: new Map() }));
+    const entry = this.#entry(event);
     let frame = entry.byId.get(id);
     if (!frame) {
-      frame = Buffer.from(`{"type":"event","id":${JSON.stringify(id)},"event":${entry.json}}`);
+      frame = encodeTextFrame(Buffer.from(`{"type":"event","id":${JSON.stringify(id)},"event":${entry.json}}`));
       if (entry.byId.size < this.#idsPerEvent) entry.byId.set(id, frame);
     }
     return frame;
+  }
+
+  /** When `event` was published, in ms since the epoch: its `time`, parsed once. */
+  publishedAt(event: HeraldEvent): number {
+    return this.#entry(event).publishedAt;
+  }
+
+  #entry(event: HeraldEvent): { json: string; publishedAt: number; byId: Map<string, Buffer> } {
+    let entry = this.#frames.get(event);
+    if (!entry) this.#frames.set(event, (entry = { json: JSON.stringify(event), publishedAt: Date.parse(event.time), byId: new Map() }));
+    return entry;
   }
 }

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { bearerCredential, HeraldError, type Problem, type StreamSession, StreamSessions, type Transport, type TransportContext } from '@herald/core';
 import { WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
+import { SharedBatches } from './shared-frames.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
 import { CloseCode, EventFrames, frames, subprotocol } from './websocket-protocol.js';
 
@@ -101,6 +102,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
         context,
         options: resolved,
         frames: new EventFrames(),
+        batches: new SharedBatches(),
         // Replay pages are small, so one page adds little to a send buffer that has just drained.
         sessions: new StreamSessions(context, { transport: 'websocket', cursorInterval: resolved.cursorFlushInterval, replayBatchSize: 100 }),
         release(connection) {

@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
@@ -9,13 +10,16 @@ import { migrate, runMigrations } from './migrations.js';
 import type { ApiKeysTable, EventRow, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
 import type { SqlFlavor } from './sql-flavor.js';
 import type { RetentionRules } from '../log-retention.js';
-import { type LogHold, type PruneResult, SqlLogPruner } from './log-prune.js';
+import { type LogHold, logFloor, type PruneResult, SqlLogPruner } from './log-prune.js';
 import { defaultLogPartitionSize, isMissingPartition, LogPartitionMaker } from './log-partitions.js';
 import { logBytes } from './log-size.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
+
+/** The longest of the doubling waits of a read whose end of the log is held back, in ms (1 + 2 + ... + 256: about half a second). */
+const maxHeldBackWait = 256;
 
 /** Types read as one index range each; more are read with one filtered scan of the log (SQLite allows 500 parts in a compound select). */
 const maxTypeRanges = 64;
@@ -201,15 +205,23 @@ export class SqlStore implements Store {
 
   /**
    * On PostgreSQL the end of the log may be held back a moment, while a transaction that drew an older
-   * `seq` is in flight: the read stops before the first row held back, at once, and never waits for it.
-   * Whoever must see it reads again: the event bus does, on a backoff of its own (one depth of waiting).
+   * `seq` is in flight: then the read waits for it a little (up to about half a second), so that what an append
+   * just committed is read at once, and returns what it may read by then.
    */
   async read(options: ReadOptions): Promise<HeraldEvent[]> {
-    return this.#readDecided(options);
+    const found: HeraldEvent[] = [];
+    for (let wait = 1; ; wait *= 2) {
+      // Each attempt goes on from what the last one found.
+      const after = found.at(-1)?.seq ?? options.after;
+      const read = await this.#readDecided({ ...options, after, limit: options.limit - found.length });
+      found.push(...read.found);
+      if (!read.heldBack || found.length === options.limit || wait > maxHeldBackWait) return found;
+      await delay(wait);
+    }
   }
 
-  /** Reads up to the first row that may not be read yet. */
-  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<HeraldEvent[]> {
+  /** Reads up to the first row that may not be read yet (`heldBack`: there was one). */
+  async #readDecided({ after, limit, types, visibleTo }: ReadOptions): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
     // `**` matches every type: no filter at all.
     const filter = types && types.length > 0 && !types.includes('**') ? typeFilter(types) : undefined;
     const exact = filter?.exactOnly ? [...new Set(filter.sql?.exact)] : undefined;
@@ -238,7 +250,7 @@ export class SqlStore implements Store {
       }
       const rows = await query.execute();
       for (const row of rows) {
-        if (row.decided === false) return found;
+        if (row.decided === false) return { found, heldBack: true };
         cursor = Number(row.seq);
         // Checked on the row, so that only the events kept are parsed.
         if (!filter || filter.exactOnly || types?.some((pattern) => matchesPattern(pattern, row.type))) {
@@ -248,7 +260,7 @@ export class SqlStore implements Store {
       }
       if (rows.length < limit || filter === undefined || filter.exactOnly) break;
     }
-    return found;
+    return { found, heldBack: false };
   }
 
   /**
@@ -256,7 +268,7 @@ export class SqlStore implements Store {
    * `seq` order, up to the first row that may not be read yet (as `#readDecided`). A page costs the same
    * whatever the size of the log or the share of other types in it.
    */
-  async #readTypes(after: number, limit: number, names: readonly string[], visibleTo: string | undefined): Promise<HeraldEvent[]> {
+  async #readTypes(after: number, limit: number, names: readonly string[], visibleTo: string | undefined): Promise<{ found: HeraldEvent[]; heldBack: boolean }> {
     // Only seqs from the ranges (the index holds them); the rows of the page alone are read.
     const ranges = names.map(
       (name, at) =>
@@ -269,27 +281,44 @@ export class SqlStore implements Store {
     const query = sql<Selectable<EventsTable> & { decided?: boolean }>`select *${decided} from herald_events where seq in (${page}) order by seq`;
     const found: HeraldEvent[] = [];
     for (const row of (await query.execute(this.#db)).rows) {
-      if (row.decided === false) return found;
+      if (row.decided === false) return { found, heldBack: true };
       found.push(toEvent(row));
     }
-    return found;
+    return { found, heldBack: false };
   }
 
   /**
-   * `latest` is the last `seq` that may be read (see `read`), at once. `oldest` is past the log's floor once
-   * it was pruned (see `prune`): the events a type keeps below it do not count. One statement.
+   * `latest` is the last `seq` that may be read (see `read`), and waits as `read` does. `oldest` is past the
+   * log's floor once it was pruned (see `prune`): the events a type keeps below it do not count.
    */
   async bounds(): Promise<LogBounds> {
-    const decided = this.#flavor.decidedRow ? sql` where ${this.#flavor.decidedRow}` : sql``;
-    const { rows } = await sql<{ oldest: string | number | null; latest: string | number | null; floor: string | number | null }>`select
-        (select min(seq) from herald_events) as oldest,
-        (select max(seq) from herald_events${decided}) as latest,
-        (select value from herald_counters where name = 'log_floor') as floor`.execute(this.#db);
-    const row = rows[0];
-    const latest = row?.latest == null ? 0 : Number(row.latest);
-    const floor = Number(row?.floor ?? 0);
-    if (floor > 0) return { oldest: floor + 1, latest: Math.max(latest, floor) };
-    return { oldest: row?.oldest == null ? null : Number(row.oldest), latest };
+    for (let wait = 1; ; wait *= 2) {
+      const [oldest, latest, floor] = await Promise.all([
+        this.#db.selectFrom('herald_events').select((eb) => eb.fn.min('seq').as('seq')).executeTakeFirst(),
+        this.#lastSeq(true),
+        logFloor(this.#db),
+      ]);
+      if (wait > maxHeldBackWait || !(await this.#heldBack(latest))) {
+        if (floor > 0) return { oldest: floor + 1, latest: Math.max(latest, floor) };
+        return { oldest: oldest?.seq == null ? null : Number(oldest.seq), latest };
+      }
+      await delay(wait);
+    }
+  }
+
+  /** The last `seq` in the log; `decided`: the last that may be read (see `SqlFlavor.decidedRow`). 0 when there is none. */
+  async #lastSeq(decided: boolean): Promise<number> {
+    const row = await this.#db
+      .selectFrom('herald_events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .$if(decided && this.#flavor.decidedRow !== undefined, (qb) => qb.where(this.#flavor.decidedRow as RawBuilder<boolean>))
+      .executeTakeFirst();
+    return row?.seq == null ? 0 : Number(row.seq);
+  }
+
+  /** Whether committed rows at the end of the log are held back (PostgreSQL: they wait for an older transaction in flight). */
+  async #heldBack(decidedLatest: number): Promise<boolean> {
+    return this.#flavor.decidedRow !== undefined && (await this.#lastSeq(false)) > decidedLatest;
   }
 
   /**

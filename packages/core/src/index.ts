@@ -15,6 +15,7 @@ export * from './memory-store.js';
 export * from './names.js';
 export * from './principal.js';
 export { checkLogPartitionSize } from './sql/log-partitions.js';
+export * from './shared-batches.js';
 export * from './sql/log-prune.js';
 export * from './sql/many-row-insert.js';
 export * from './sql/postgres-store.js';

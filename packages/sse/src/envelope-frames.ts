@@ -1,8 +1,5 @@
-import type { HeraldEvent } from '@herald/core';
+import { type HeraldEvent, SharedBatches } from '@herald/core';
 import { encodeFrame } from './sse-frame.js';
-
-/** Chunks made in one tick, kept for the other streams that get the same frames in it. */
-const chunksKept = 8;
 
 interface Encoded {
   named?: Buffer;
@@ -18,8 +15,7 @@ interface Encoded {
  */
 export class EnvelopeFrames {
   readonly #encoded = new WeakMap<HeraldEvent, Encoded>();
-  #chunks: { frames: readonly Buffer[]; chunk: Buffer }[] = [];
-  #clearing = false;
+  readonly #batches = new SharedBatches();
 
   of(event: HeraldEvent, named: boolean): Buffer {
     const encoded = this.#entry(event);
@@ -37,19 +33,7 @@ export class EnvelopeFrames {
    * same Buffers, in the same order) in this tick; what is kept is let go of on the next one.
    */
   chunk(frames: readonly Buffer[]): Buffer {
-    if (frames.length === 1) return frames[0] as Buffer;
-    for (const kept of this.#chunks) if (sameFrames(kept.frames, frames)) return kept.chunk;
-    const chunk = Buffer.concat(frames as Buffer[]);
-    if (this.#chunks.length === chunksKept) this.#chunks.shift();
-    this.#chunks.push({ frames, chunk });
-    if (!this.#clearing) {
-      this.#clearing = true;
-      setImmediate(() => {
-        this.#chunks = [];
-        this.#clearing = false;
-      });
-    }
-    return chunk;
+    return this.#batches.of(frames);
   }
 
   #entry(event: HeraldEvent): Encoded {
@@ -57,10 +41,4 @@ export class EnvelopeFrames {
     if (encoded === undefined) this.#encoded.set(event, (encoded = { publishedAt: Date.parse(event.time) }));
     return encoded;
   }
-}
-
-function sameFrames(a: readonly Buffer[], b: readonly Buffer[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Writable } from 'node:stream';
 import * as wsModule from 'ws';
-import { encodeTextFrame, SharedBatches, textPayload } from './shared-frames.js';
+import { encodeTextFrame, textPayload } from './shared-frames.js';
 
 /** ws's own framing, which its ESM entry exports and its types leave out. */
 const { Receiver, Sender } = wsModule as unknown as {
@@ -27,26 +27,5 @@ describe('encodeTextFrame', () => {
     expect(frame.equals(Buffer.concat(Sender.frame(payload, { fin: true, mask: false, opcode: 1, readOnly: false, rsv1: false })))).toBe(true);
     expect(textPayload(frame).equals(payload)).toBe(true);
     expect(await receive(frame)).toEqual([payload.toString()]);
-  });
-});
-
-describe('SharedBatches', () => {
-  it('gives connections that get the same frames in one tick the same Buffer, and others their own', async () => {
-    const batches = new SharedBatches();
-    const [a, b, c] = ['{"n":1}', '{"n":2}', '{"n":3}'].map((text) => encodeTextFrame(Buffer.from(text))) as [Buffer, Buffer, Buffer];
-    const all = batches.of([a, b, c]);
-    expect(batches.of([a, b, c])).toBe(all);
-    const filtered = batches.of([a, c]);
-    expect(filtered).not.toBe(all);
-    expect(batches.of([a, c])).toBe(filtered);
-    // The same content in other Buffers (a frame that was not cached) is encoded again, and equal.
-    const copy = batches.of([Buffer.from(a), b, c]);
-    expect(copy).not.toBe(all);
-    expect(copy.equals(all)).toBe(true);
-    expect(batches.of([b])).toBe(b);
-    expect(await receive(all)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}']);
-    expect(await receive(filtered)).toEqual(['{"n":1}', '{"n":3}']);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(batches.of([a, b, c])).not.toBe(all);
   });
 });

@@ -5,6 +5,7 @@ import {
   InvalidFilterError,
   type Principal,
   type ResetReason,
+  type SharedBatches,
   type StreamEndReason,
   type StreamSession,
   type StreamSessions,
@@ -14,7 +15,7 @@ import {
   type TransportContext,
 } from '@herald/core';
 import { WebSocket } from 'ws';
-import { type SharedBatches, textPayload } from './shared-frames.js';
+import { textPayload } from './shared-frames.js';
 import type { ResolvedWebSocketOptions } from './websocket-options.js';
 import {
   type AckMessage,

@@ -1,9 +1,8 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { bearerCredential, HeraldError, type Problem, type StreamSession, StreamSessions, type Transport, type TransportContext } from '@herald/core';
+import { bearerCredential, HeraldError, type Problem, SharedBatches, type StreamSession, StreamSessions, type Transport, type TransportContext } from '@herald/core';
 import { WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, HeraldWebSocket } from './websocket-connection.js';
-import { SharedBatches } from './shared-frames.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from './websocket-options.js';
 import { CloseCode, EventFrames, frames, subprotocol } from './websocket-protocol.js';
 

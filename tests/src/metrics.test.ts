@@ -121,7 +121,11 @@ describe('/metrics', () => {
     if (!metrics) throw new Error('the probe transport did not start');
     metrics.delivered('delivered', 120);
     metrics.delivered('failed', 4);
+    // Counted, but a latency that is not a time is left out of the histogram.
+    metrics.delivered('dropped', Number.NaN);
     const series = await scrape();
+    expect(series.get('herald_deliveries_total{transport="probe",outcome="dropped"}')).toBe(1);
+    expect(series.get('herald_delivery_latency_seconds_bucket{le="+Inf",transport="probe"}')).toBe(2);
     expect(series.get('herald_deliveries_total{transport="probe",outcome="delivered"}')).toBe(1);
     expect(series.get('herald_deliveries_total{transport="probe",outcome="failed"}')).toBe(1);
     expect(series.get('herald_delivery_latency_seconds_count{transport="probe"}')).toBe(2);

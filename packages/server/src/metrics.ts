@@ -1,5 +1,6 @@
 import type { HeraldEvent, PrunableLog, TransportMetrics } from '@herald/core';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { DeliveryTally, TalliedHistogram } from './delivery-tally.js';
 
 /** Seconds from publication to delivery: webhooks that wait out retries land in the last buckets. */
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
@@ -24,8 +25,8 @@ export class HeraldMetrics {
   readonly #published: Counter<'type'>;
   /** The counter of each event type (the catalog's, so few): label lookups cost more than the counting. */
   readonly #publishedByType = new Map<string, { inc(): void }>();
-  readonly #deliveries: Counter<'transport' | 'outcome'>;
-  readonly #latency: Histogram<'transport'>;
+  /** Each transport's deliveries, counted in plain numbers and read into the two metrics below when scraped. */
+  readonly #tallies = new Map<string, DeliveryTally>();
   readonly #connections: Gauge<'transport'>;
   readonly #backlogs = new Map<string, () => number | Promise<number>>();
   readonly #cursorResets: Counter<'transport'>;
@@ -54,19 +55,21 @@ export class HeraldMetrics {
         this.set(cachedCredentials());
       },
     });
-    this.#deliveries = new Counter({
+    const tallies = this.#tallies;
+    new Counter({
       name: 'herald_deliveries_total',
       help: 'Deliveries by transport and outcome, as the transports report them',
       labelNames: ['transport', 'outcome'],
       registers,
+      collect() {
+        this.reset();
+        for (const [transport, tally] of tallies) for (const [outcome, count] of tally.outcomes) this.inc({ transport, outcome }, count);
+      },
     });
-    this.#latency = new Histogram({
-      name: 'herald_delivery_latency_seconds',
-      help: "Time from an event's publication to its delivery, by transport",
-      labelNames: ['transport'],
-      buckets: latencyBuckets,
-      registers,
-    });
+    new TalliedHistogram(
+      { name: 'herald_delivery_latency_seconds', help: "Time from an event's publication to its delivery, by transport", buckets: latencyBuckets, registers },
+      tallies,
+    );
     this.#connections = new Gauge({
       name: 'herald_connected_clients',
       help: 'Open client connections by transport: upgraded sockets, streaming responses and long polls',
@@ -150,16 +153,10 @@ export class HeraldMetrics {
   /** The metrics one transport reports, labelled with its name. */
   forTransport(transport: string): TransportMetrics {
     this.#connections.set({ transport }, 0);
-    // Label lookups cost more than the counting: WebSocket and SSE report once per event per connection.
-    const counters = new Map<string, { inc(): void }>();
-    const latency = this.#latency.labels({ transport });
+    let tally = this.#tallies.get(transport);
+    if (!tally) this.#tallies.set(transport, (tally = new DeliveryTally(latencyBuckets)));
     return {
-      delivered: (outcome, latencyMs) => {
-        let counter = counters.get(outcome);
-        if (!counter) counters.set(outcome, (counter = this.#deliveries.labels({ transport, outcome })));
-        counter.inc();
-        if (Number.isFinite(latencyMs) && latencyMs >= 0) latency.observe(latencyMs / 1000);
-      },
+      delivered: (outcome, latencyMs) => tally.add(outcome, latencyMs / 1000),
       backlog: (read) => {
         this.#backlogs.set(transport, read);
       },

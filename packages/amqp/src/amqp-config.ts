@@ -1,5 +1,5 @@
 import { ValidationError } from '@herald/core';
-import { pushConfigFields, refusedUrlTarget } from '@herald/outbox';
+import { destinationUrl, pushConfigFields, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
 
 /** An AMQP 0-9-1 short string: exchange names and routing keys. */
@@ -8,17 +8,7 @@ const shortString = z.string().max(255);
 /** An AMQP subscription's `config`, as validated on create and change. */
 export const amqpConfigSchema = z.strictObject({
   /** The broker: `amqps://user:password@host:port/vhost` (`amqp://` only when private targets are allowed). The password is never shown again. */
-  url: z
-    .string()
-    .max(2048)
-    .refine((text) => {
-      try {
-        const url = new URL(text);
-        return (url.protocol === 'amqp:' || url.protocol === 'amqps:') && url.hostname !== '';
-      } catch {
-        return false;
-      }
-    }, 'must be an absolute amqp:// or amqps:// URL'),
+  url: destinationUrl(['amqp:', 'amqps:'], 'must be an absolute amqp:// or amqps:// URL'),
   /** The exchange each event is published to; it must exist (Herald does not declare it). `''` is the default exchange. */
   exchange: shortString,
   /** The routing key of every message. @default the event's type */

@@ -38,6 +38,20 @@ export const pushConfigFields = {
   ordered: z.boolean().optional(),
 };
 
+/**
+ * A destination's URL, for a push transport's `configSchema`: absolute, at most 2,048 characters, of one of
+ * `protocols` (`'https:'`...), with a host; with `credentials: false`, without a user or password in it.
+ */
+export function destinationUrl(protocols: readonly string[], message: string, { credentials = true }: { credentials?: boolean } = {}) {
+  return z
+    .string()
+    .max(2048)
+    .refine((text) => {
+      const url = URL.canParse(text) ? new URL(text) : undefined;
+      return url !== undefined && protocols.includes(url.protocol) && url.hostname !== '' && (credentials || (url.username === '' && url.password === ''));
+    }, message);
+}
+
 /** A test of an endpoint that may not be sent anything yet (a webhook endpoint not verified): 409. */
 export class EndpointNotDeliverableError extends ConflictError {
   override readonly name = 'EndpointNotDeliverableError';

@@ -1,5 +1,5 @@
 import { type PreparedConfig, type Subscription, ValidationError } from '@herald/core';
-import { pushConfigFields, refusedUrlTarget } from '@herald/outbox';
+import { destinationUrl, pushConfigFields, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
 import { generateSecret, secretKey, secretPattern } from './webhook-signature.js';
 
@@ -39,17 +39,7 @@ const headerName = z
 /** A webhook subscription's `config`, as validated on create and change. */
 export const webhookConfigSchema = z.strictObject({
   /** Where events are POSTed: https, or http when private targets are allowed. */
-  url: z
-    .string()
-    .max(2048)
-    .refine((text) => {
-      try {
-        const url = new URL(text);
-        return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
-      } catch {
-        return false;
-      }
-    }, 'must be an absolute http(s) URL without credentials'),
+  url: destinationUrl(['https:', 'http:'], 'must be an absolute http(s) URL without credentials', { credentials: false }),
   /** `whsec_` + base64 of 24 to 64 bytes; generated when absent and shown once. */
   secret: webhookSecret.optional(),
   /** Extra static headers sent with every delivery. */

@@ -1,5 +1,5 @@
 import type { Logger } from '@herald/core';
-import { guardedLookup, type LookupFunction, refusedHost } from '@herald/outbox';
+import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type Options } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
@@ -40,17 +40,26 @@ interface OpenChannel {
  */
 export class AmqpPool {
   readonly #options: AmqpPoolOptions;
-  readonly #connections = new Map<string, Promise<ChannelModel>>();
-  readonly #channels = new Map<string, Promise<OpenChannel>>();
+  /** By the broker's URL. */
+  readonly #connections: SharedConnections<ChannelModel>;
+  /** By the broker's URL and the exchange: `${url}\n${exchange}`. */
+  readonly #channels = new SharedConnections<OpenChannel>((open, _key, gone) => open.channel.once('close', gone));
   #closed = false;
 
   constructor(options: AmqpPoolOptions = {}) {
     this.#options = options;
+    this.#connections = new SharedConnections((model, url, gone) =>
+      model.once('close', (error?: unknown) => {
+        if (!this.#closed) this.#options.logger?.warn({ broker: redactedUrl(url), ...(error ? { error: reason(error, url) } : {}) }, 'the AMQP connection closed');
+        gone();
+        this.#channels.forget((key) => key.startsWith(`${url}\n`));
+      }),
+    );
   }
 
   /** Publishes one message and resolves once the broker confirms it; rejects with an {@link AmqpPublishError}. */
   async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish): Promise<void> {
-    const open = await this.#channel(destination);
+    const open = await this.#channels.get(`${destination.url}\n${destination.exchange}`, () => this.#openChannel(destination));
     await new Promise<void>((resolve, reject) => {
       const failed = (error: unknown) => reject(new AmqpPublishError(publishFailure(destination, error, open.closedBecause)));
       try {
@@ -64,24 +73,8 @@ export class AmqpPool {
   /** Closes every connection; publishes still waiting for a confirm fail. */
   async close(): Promise<void> {
     this.#closed = true;
-    const connections = [...this.#connections.values()];
-    this.#connections.clear();
-    this.#channels.clear();
-    await Promise.all(connections.map((connection) => connection.then((model) => model.close()).catch(() => {})));
-  }
-
-  #channel(destination: AmqpDestination): Promise<OpenChannel> {
-    const key = `${destination.url}\n${destination.exchange}`;
-    let channel = this.#channels.get(key);
-    if (!channel) {
-      channel = this.#openChannel(destination);
-      this.#channels.set(key, channel);
-      const forget = () => {
-        if (this.#channels.get(key) === channel) this.#channels.delete(key);
-      };
-      channel.then((open) => open.channel.once('close', forget), forget);
-    }
-    return channel;
+    this.#channels.forget(() => true);
+    await Promise.all(this.#connections.takeAll().map((connection) => connection.then((model) => model.close()).catch(() => {})));
   }
 
   async #openChannel(destination: AmqpDestination): Promise<OpenChannel> {
@@ -109,22 +102,7 @@ export class AmqpPool {
 
   #connection(url: string): Promise<ChannelModel> {
     if (this.#closed) return Promise.reject(new AmqpPublishError('the AMQP transport is stopped'));
-    let connection = this.#connections.get(url);
-    if (!connection) {
-      connection = this.#connect(url);
-      this.#connections.set(url, connection);
-      const forget = () => {
-        if (this.#connections.get(url) !== connection) return;
-        this.#connections.delete(url);
-        for (const key of this.#channels.keys()) if (key.startsWith(`${url}\n`)) this.#channels.delete(key);
-      };
-      const closed = (error?: unknown) => {
-        if (!this.#closed) this.#options.logger?.warn({ broker: redactedUrl(url), ...(error ? { error: reason(error, url) } : {}) }, 'the AMQP connection closed');
-        forget();
-      };
-      connection.then((model) => model.once('close', closed), forget);
-    }
-    return connection;
+    return this.#connections.get(url, () => this.#connect(url));
   }
 
   async #connect(url: string): Promise<ChannelModel> {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { Logger } from '@herald/core';
-import { guardedLookup, type LookupFunction, refusedHost } from '@herald/outbox';
+import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
@@ -43,11 +43,18 @@ interface Client {
  */
 export class NatsPool {
   readonly #options: NatsPoolOptions;
-  readonly #clients = new Map<string, Promise<Client>>();
+  /** By the list of servers, joined by newlines. */
+  readonly #clients: SharedConnections<Client>;
   #closed = false;
 
   constructor(options: NatsPoolOptions = {}) {
     this.#options = options;
+    this.#clients = new SharedConnections(({ connection }, key, gone) => {
+      void connection.closed().then((error) => {
+        if (!this.#closed) this.#options.logger?.warn({ servers: key.split('\n').map(redactedServer), ...(error ? { error: describe(error) } : {}) }, 'the NATS connection closed');
+        gone();
+      });
+    });
   }
 
   /** Publishes one message to JetStream and resolves with the PubAck's stream; rejects with a {@link NatsPublishError}. */
@@ -71,29 +78,12 @@ export class NatsPool {
   /** Drains and closes every connection. */
   async close(): Promise<void> {
     this.#closed = true;
-    const clients = [...this.#clients.values()];
-    this.#clients.clear();
-    await Promise.all(clients.map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
+    await Promise.all(this.#clients.takeAll().map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
   }
 
   #client(servers: readonly string[]): Promise<Client> {
     if (this.#closed) return Promise.reject(new NatsPublishError('the NATS transport is stopped'));
-    const key = servers.join('\n');
-    let client = this.#clients.get(key);
-    if (!client) {
-      client = this.#connect(servers);
-      this.#clients.set(key, client);
-      const forget = () => {
-        if (this.#clients.get(key) === client) this.#clients.delete(key);
-      };
-      client.then(({ connection }) => {
-        void connection.closed().then((error) => {
-          if (!this.#closed) this.#options.logger?.warn({ servers: servers.map(redactedServer), ...(error ? { error: describe(error) } : {}) }, 'the NATS connection closed');
-          forget();
-        });
-      }, forget);
-    }
-    return client;
+    return this.#clients.get(servers.join('\n'), () => this.#connect(servers));
   }
 
   async #connect(servers: readonly string[]): Promise<Client> {

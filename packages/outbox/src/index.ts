@@ -5,5 +5,6 @@ export * from './push-options.js';
 export * from './push-transport.js';
 export * from './replay-runner.js';
 export * from './retry-schedule.js';
-export * from './sql-outbox.js';
+export * from './shared-connections.js';
 export * from './sql-outbox-schema.js';
+export * from './sql-outbox.js';

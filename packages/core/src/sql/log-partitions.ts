@@ -85,13 +85,14 @@ export function logPartitionsMigration(dialect: 'sqlite' | 'postgres'): Migratio
   };
 }
 
-/** The partitions of the log, lowest first. */
+/** The partitions of the log, lowest first; one that another node is dropping this moment (its bound already gone) is left out. */
 export async function logPartitions(db: Kysely<HeraldDatabase>): Promise<LogPartition[]> {
-  const { rows } = await sql<{ name: string; bound: string }>`
+  const { rows } = await sql<{ name: string; bound: string | null }>`
     select c.relname as name, pg_get_expr(c.relpartbound, c.oid) as bound
     from pg_inherits i join pg_class c on c.oid = i.inhrelid
     where i.inhparent = 'herald_events'::regclass`.execute(db);
   return rows
+    .filter((row): row is { name: string; bound: string } => row.bound !== null)
     .map(({ name, bound }) => {
       const match = /FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)/.exec(bound);
       if (!match) throw new Error(`the log's partition ${name} has bounds Herald did not make: ${bound}`);

@@ -18,6 +18,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { z } from 'zod';
+import { limitCpu } from './lib/cpu-limit.js';
 import { markdownTable } from './lib/markdown.js';
 import { type AlternateOptions, alternate, envNumber, progress, type Workload } from './lib/rounds.js';
 import { formatCount, formatRatio, roundRatios } from './lib/stats.js';
@@ -25,6 +26,8 @@ import { tempDirectory } from './lib/temp-directory.js';
 
 const postgresAdminUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** `BENCH_NODE_CPU`: the cores each node may use (0.5: half a core, a cgroup's quota), as under a container's CPU limit; unset: no limit. */
+const nodeCores = envNumber('BENCH_NODE_CPU', 0);
 const eventType = defineEventType('bench.event', z.object({ payload: z.string() }));
 /** 1,024 bytes of JSON, as in the core benchmark. */
 const data = { payload: 'x'.repeat(1024 - '{"payload":""}'.length) };
@@ -194,6 +197,7 @@ async function startNode(database: string, prefix: string, adminKey: string, poo
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((done) => child.once('exit', done));
+  const limit = nodeCores > 0 ? limitCpu(child.pid as number, nodeCores, `herald-bench-${child.pid}`) : undefined;
   const port = await new Promise<number>((done, fail) => {
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -209,6 +213,7 @@ async function startNode(database: string, prefix: string, adminKey: string, poo
     async stop() {
       child.kill('SIGTERM');
       await exited;
+      limit?.release();
     },
   };
 }
@@ -442,7 +447,8 @@ async function httpPublishThroughput(): Promise<string> {
     slices: envNumber('BENCH_SCALING_HTTP_SLICES', 2),
     sliceMilliseconds: envNumber('BENCH_SCALING_HTTP_SLICE_MS', 2000),
   };
-  progress(`publishing over HTTP: SQLite, PostgreSQL 1 node, 2 nodes (each a process), ${connections} connections, pool ${pool}`);
+  const limited = nodeCores > 0 ? `, each node held to ${nodeCores} of a core` : '';
+  progress(`publishing over HTTP: SQLite, PostgreSQL 1 node, 2 nodes (each a process${limited}), ${connections} connections, pool ${pool}`);
   const setups = {
     sqlite: await httpSetup('sqlite', 1, pool),
     postgres: await httpSetup('postgres', 1, pool),
@@ -477,6 +483,7 @@ async function httpPublishThroughput(): Promise<string> {
       `\`POST /v1/events\` of 1 KiB events from autocannon in the benchmark's process, ${connections} connections split between`,
       `the setup's nodes; each node is a process of its own (a Herald server on an ephemeral port, pool of ${pool}`,
       'PostgreSQL connections, Redis ring between PostgreSQL nodes). SQLite: one node on a file (WAL, `synchronous=FULL`).',
+      ...(nodeCores > 0 ? [`Each node's process is held to ${nodeCores} of a core by a cgroup's CPU quota (\`BENCH_NODE_CPU\`), as a container's CPU limit would.`] : []),
       `${schedule.rounds} rounds of ${schedule.slices} × ${schedule.sliceMilliseconds / 1000} s per setup, alternating. CPU per publish: the nodes'`,
       "processes (user + system, from /proc), and the PostgreSQL backends serving the benchmark's database; PostgreSQL",
       "transactions per publish: `pg_stat_database.xact_commit` of that database (appends and every node's reads).",

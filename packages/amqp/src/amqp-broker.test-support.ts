@@ -23,7 +23,11 @@ export interface QueueConsumer {
   readonly events: HeraldEvent[];
   /** The ids of the events received. */
   ids(): Set<string>;
-  /** Deletes the exchange, so that publishing to it fails, or makes it and binds the queue again. */
+  /**
+   * Deletes the exchange, so that publishing to it fails, or makes it and binds the queue again. Made again,
+   * it has an alternate exchange bound to the queue, so that a message published between the exchange's
+   * return and its binding's is not dropped as unroutable (confirmed, yet no queue would get it).
+   */
   removeExchange(removed: boolean): Promise<void>;
   /** Connects again and goes on consuming, e.g. after the broker restarted. */
   reconnect(): Promise<void>;
@@ -42,6 +46,7 @@ export interface ConsumerOptions {
 export async function startConsumer({ durable = false, pattern = '#', queueArguments }: ConsumerOptions = {}): Promise<QueueConsumer> {
   const exchange = uniqueName('exchange');
   const queue = uniqueName('queue');
+  const fallback = `${exchange}.fallback`;
   const received: Received[] = [];
   let model: ChannelModel;
   let channel: Channel;
@@ -72,8 +77,14 @@ export async function startConsumer({ durable = false, pattern = '#', queueArgum
     },
     ids: () => new Set(received.map(({ event }) => event.id)),
     async removeExchange(removed) {
-      if (removed) await channel.deleteExchange(exchange);
-      else await declare();
+      if (removed) {
+        await channel.deleteExchange(exchange);
+        return;
+      }
+      await channel.assertExchange(fallback, 'fanout', { durable });
+      await channel.bindQueue(queue, fallback, '');
+      await channel.assertExchange(exchange, 'topic', { durable, alternateExchange: fallback });
+      await channel.bindQueue(queue, exchange, pattern);
     },
     async reconnect() {
       await model.close().catch(() => {});
@@ -81,6 +92,7 @@ export async function startConsumer({ durable = false, pattern = '#', queueArgum
     },
     async close() {
       await channel.deleteExchange(exchange).catch(() => {});
+      await channel.deleteExchange(fallback).catch(() => {});
       if (durable) await channel.deleteQueue(queue).catch(() => {});
       await model.close().catch(() => {});
     },

@@ -3,9 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHerald } from '@herald/server';
-import { restClient, testEventTypes } from '@herald/testkit';
+import { recordingLogger, restClient, testEventTypes } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { recordingLogger } from './recording-logger.js';
 
 const running: { close(): Promise<void> }[] = [];
 afterEach(async () => {

@@ -1,8 +1,7 @@
 import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
-import { memoryTransport, startTestApp, type TestApp } from '@herald/testkit';
+import { type LogEntry, memoryTransport, recordingLogger, startTestApp, type TestApp } from '@herald/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordingLogger, stackTraces } from './recording-logger.js';
 import { storeSnapshot } from './store-snapshot.js';
 
 let app: TestApp;
@@ -182,4 +181,9 @@ function deepSchema(levels: number): Record<string, unknown> {
   let schema: Record<string, unknown> = { type: 'string' };
   for (let level = 0; level < levels; level++) schema = { type: 'object', properties: { inner: schema } };
   return schema;
+}
+
+/** The entries that carry an error with its stack trace, or are at level error. */
+function stackTraces(entries: readonly LogEntry[]): LogEntry[] {
+  return entries.filter((entry) => entry.level === 'error' || Object.values(entry.fields).some((value) => value instanceof Error));
 }

@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { sse } from '@herald/sse';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { type LogEntry, recordingLogger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { CloseCode, websocket } from '@herald/websocket';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type LogEntry, recordingLogger } from './recording-logger.js';
 import { storeSnapshot } from './store-snapshot.js';
 
 // A property-based pass over every REST route and the WebSocket protocol (issue 13): whatever arrives,

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokerUrl, type QueueConsumer, startConsumer, uniqueName } from './amqp-broker.test-support.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
@@ -26,24 +26,7 @@ async function consumer(options: Parameters<typeof startConsumer>[0] = {}): Prom
   return started;
 }
 
-async function subscribe(target: TestApp, config: Record<string, unknown>, types = ['**']): Promise<string> {
-  const key = await target.consumerKey('acme');
-  const { status, body } = await target.api('POST', '/v1/subscriptions', { transport: 'amqp', types, config }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return body.id as string;
-}
-
-
-/** A logger that keeps every line it is given, as JSON. */
-function recordingLogger(lines: string[]): Logger {
-  const make = (bindings: Record<string, unknown>): Logger => {
-    const at = (fields: object | string, message?: string) => {
-      lines.push(JSON.stringify({ bindings, fields: fields instanceof Error ? { message: fields.message, stack: fields.stack } : fields, message }));
-    };
-    return { debug: at, info: at, warn: at, error: at, child: (more) => make({ ...bindings, ...more }) };
-  };
-  return make({});
-}
+const subscribe = (target: TestApp, config: Record<string, unknown>, types?: string[]) => subscribeConsumer(target, 'amqp', config, { types });
 
 describe('messages', () => {
   it('publishes each event as one persistent message: the envelope as CloudEvents JSON, its id, type, time and seq as properties', async () => {
@@ -147,8 +130,8 @@ describe('a restart of the broker', () => {
 
 describe('the broker URL', () => {
   it('never shows the password: not in the API, the errors or the logs', async () => {
-    const lines: string[] = [];
-    const server = await app({ retrySchedule: [0, 60] }, allowPrivate, recordingLogger(lines));
+    const logger = recordingLogger();
+    const server = await app({ retrySchedule: [0, 60] }, allowPrivate, logger);
     const secretUrl = 'amqp://herald:pa55-w0rd-secret@127.0.0.1:1/vhost';
     const key = await server.consumerKey('acme');
     const created = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url: secretUrl, exchange: 'events' } }, key);
@@ -166,6 +149,7 @@ describe('the broker URL', () => {
     expect(JSON.stringify(shown)).toContain('ECONNREFUSED');
     expect(JSON.stringify(shown)).not.toContain('pa55-w0rd-secret');
     // The connection failure is logged, naming the broker without its password.
+    const lines = logger.entries.map((entry) => JSON.stringify(entry, (_, value) => (value instanceof Error ? { message: value.message, stack: value.stack } : value)));
     expect(lines.some((line) => line.includes('amqp://herald@127.0.0.1:1/vhost') && line.includes('ECONNREFUSED'))).toBe(true);
     expect(lines.join('\n')).not.toContain('pa55-w0rd-secret');
   });

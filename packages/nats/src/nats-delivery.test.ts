@@ -1,6 +1,6 @@
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
 import { type NatsOptions, nats } from './nats-transport.js';
@@ -23,12 +23,7 @@ async function consumer(server = natsServer): Promise<StreamConsumer> {
   return started;
 }
 
-async function subscribe(target: TestApp, config: Record<string, unknown>, types = ['**']): Promise<string> {
-  const key = await target.consumerKey('acme');
-  const { status, body } = await target.api('POST', '/v1/subscriptions', { transport: 'nats', types, config }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return body.id as string;
-}
+const subscribe = (target: TestApp, config: Record<string, unknown>, types?: string[]) => subscribeConsumer(target, 'nats', config, { types });
 
 
 describe('messages', () => {

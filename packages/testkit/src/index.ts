@@ -1,6 +1,7 @@
 export * from './memory-transport.js';
 export * from './outbox-suite.js';
 export * from './pull-cases.js';
+export * from './recording-logger.js';
 export * from './store-suite.js';
 export * from './test-app.js';
 export * from './transport-harness.js';

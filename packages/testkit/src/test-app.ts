@@ -139,6 +139,22 @@ export async function publish(app: TestApp, type: string, n: number, consumer?: 
   return event;
 }
 
+/**
+ * Subscribes `consumer` (with its own API key) to `types` over `transport` with `config`; throws with the
+ * answer unless the subscription is made. Resolves with its id.
+ */
+export async function subscribeConsumer(
+  app: RestClient,
+  transport: string,
+  config: Record<string, unknown>,
+  { types = ['**'], consumer = 'acme' }: { types?: string[]; consumer?: string } = {},
+): Promise<string> {
+  const key = await app.consumerKey(consumer);
+  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport, types, config }, key);
+  if (status !== 201) throw new Error(`creating a ${transport} subscription answered ${status}: ${JSON.stringify(body)}`);
+  return body.id as string;
+}
+
 /** The ids of `events`, in order. */
 export const idsOf = (events: readonly HeraldEvent[]) => events.map((event) => event.id);
 

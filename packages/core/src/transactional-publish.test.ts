@@ -11,7 +11,7 @@ import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
 import { memoryBroker } from './memory-broker.js';
 import { postgresStore } from './sql/postgres-store.js';
-import { freshDatabase } from './sql/postgres.test-support.js';
+import { adminUrl, freshDatabase } from './sql/postgres.test-support.js';
 import type { SqlStore } from './sql/sql-store.js';
 import { sqliteStore } from './sql/sqlite-store.js';
 
@@ -311,6 +311,28 @@ describe('PostgreSQL commits that finish out of seq order (issue 21)', () => {
     expect(heard).toEqual([]);
     await a.rollback();
     await expect.poll(() => heard.map((event) => event.seq), { timeout: 5000 }).toEqual([kept.event.seq]);
+  });
+
+  it('an open transaction that appended nothing, in this database or another, holds no reader back', async () => {
+    const { store, app } = await backends[1]!.open();
+    // Both older than the append, both with a transaction id: an app transaction that wrote an order, and one in another database.
+    const here = openTransaction(app);
+    cleanups.push(() => here.rollback());
+    await (await here.ready).insertInto('orders').values({ id: 'unrelated', total: 1 }).execute();
+    const elsewhere = new pg.Client({ connectionString: adminUrl });
+    await elsewhere.connect();
+    cleanups.push(() => elsewhere.end());
+    await elsewhere.query('begin');
+    await elsewhere.query('select pg_current_xact_id()');
+
+    const { heard } = await startBus(store, 10);
+    const [appended] = await store.append([newTick('while others are open')]);
+    expect((await store.read({ after: 0, limit: 10 })).map((event) => event.seq)).toEqual([appended!.event.seq]);
+    expect((await store.bounds()).latest).toBe(appended!.event.seq);
+    await expect.poll(() => heard.map((event) => event.seq), { timeout: 5000 }).toEqual([appended!.event.seq]);
+
+    await elsewhere.query('rollback');
+    await here.commit();
   });
 });
 

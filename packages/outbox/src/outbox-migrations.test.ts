@@ -131,6 +131,7 @@ describe.each([
       '0011_append_tickets',
       '0020_event_trace_context',
       '0021_log_partitions',
+      '0022_append_horizon',
     ]);
     expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes']);
   });

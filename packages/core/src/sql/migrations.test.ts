@@ -111,6 +111,7 @@ describe.each([
       '0011_append_tickets',
       '0020_event_trace_context',
       '0021_log_partitions',
+      '0022_append_horizon',
     ]);
   });
 

@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
-import { appendTicketsMigration } from './append-tickets.js';
+import { appendHorizonMigration, appendTicketsMigration } from './append-tickets.js';
 import { logPartitionsMigration } from './log-partitions.js';
 import type { SqlFlavor } from './sql-flavor.js';
 
@@ -119,6 +119,8 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
     },
     // PostgreSQL: the log partitioned by range of seq, its ids kept unique in a table of their own.
     '0021_log_partitions': logPartitionsMigration(flavor.name),
+    // PostgreSQL: readers wait only for the appends in flight in this database, not every transaction of the cluster.
+    '0022_append_horizon': appendHorizonMigration(flavor.name),
   };
 }
 

@@ -114,6 +114,11 @@ export class EventBus {
     this.#logger = options.logger ?? silentLogger;
   }
 
+  /** The `source` of the envelopes it makes (the server's `source` option). */
+  get source(): string {
+    return this.#source;
+  }
+
   /** The last `seq` handed to listeners. */
   get latest(): number {
     return this.#latest;

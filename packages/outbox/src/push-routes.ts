@@ -1,7 +1,6 @@
 import {
   canAccess,
   defineRoute,
-  type EventCatalog,
   type HeraldEvent,
   NotFoundError,
   RateLimitedError,
@@ -104,19 +103,22 @@ const servers = new WeakMap<SubscriptionRegistry, Map<string, PushRouteHandler>>
  * each subscription with the push transport it belongs to: several push transports share them. Returns
  * the function that takes `name` out again, when its transport stops.
  */
-export function mountPushRoutes(context: Pick<TransportContext, 'subscriptions' | 'http' | 'catalog'>, name: string, handler: PushRouteHandler): () => void {
+export function mountPushRoutes(context: Pick<TransportContext, 'subscriptions' | 'http' | 'catalog' | 'bus'>, name: string, handler: PushRouteHandler): () => void {
   let transports = servers.get(context.subscriptions);
   if (!transports) {
     transports = new Map();
     servers.set(context.subscriptions, transports);
-    for (const route of pushRoutes(context.subscriptions, context.catalog, transports)) context.http.route(route);
+    for (const route of pushRoutes(context, transports)) context.http.route(route);
   }
   if (transports.has(name)) throw new Error(`A push transport named "${name}" is already started on this server`);
   transports.set(name, handler);
   return () => transports.delete(name);
 }
 
-function pushRoutes(subscriptions: SubscriptionRegistry, catalog: EventCatalog, transports: ReadonlyMap<string, PushRouteHandler>): RouteDefinition[] {
+function pushRoutes(
+  { subscriptions, catalog, bus }: Pick<TransportContext, 'subscriptions' | 'catalog' | 'bus'>,
+  transports: ReadonlyMap<string, PushRouteHandler>,
+): RouteDefinition[] {
   const tests = new KeyedRateLimit(testsPerSecond);
   /** The subscription and its push transport, when this principal may reach it; anyone else's is a 404, not a 403. */
   const reachable = async (principal: Principal, id: string) => {
@@ -197,7 +199,7 @@ function pushRoutes(subscriptions: SubscriptionRegistry, catalog: EventCatalog, 
       async handle({ principal, params, body }) {
         const { subscription, handler } = await reachable(principal, params.id as string);
         const now = Date.now();
-        const event = testEvent(catalog, subscription, body, '/herald', now);
+        const event = testEvent(catalog, subscription, body, bus.source, now);
         const wait = tests.take(subscription.id, now);
         if (wait !== undefined) {
           throw new RateLimitedError(`At most ${testsPerSecond} test events a second to one subscription`, Math.max(1, Math.ceil(wait / 1000)));

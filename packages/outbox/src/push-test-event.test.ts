@@ -8,8 +8,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function app(): Promise<TestApp> {
-  const started = await startTestApp([jsonlTransport(quickDelivery), memoryTransport()]);
+async function app(source?: string): Promise<TestApp> {
+  const started = await startTestApp([jsonlTransport(quickDelivery), memoryTransport()], source !== undefined ? { source } : {});
   cleanups.push(() => started.close());
   return started;
 }
@@ -40,5 +40,14 @@ describe('POST /v1/subscriptions/:id/test on a push transport that is not HTTP',
     // A subscription of a transport that is not a push transport has no such route.
     const { body: memory } = await server.api('POST', '/v1/subscriptions', { transport: 'memory', types: ['order.*'] }, key);
     expect(await server.api('POST', `/v1/subscriptions/${memory.id}/test`, {}, key)).toMatchObject({ status: 404 });
+  });
+
+  it("carries the server's source, as the events it publishes do", async () => {
+    const server = await app('https://shop.example/events');
+    const receiver = await jsonlReceiver(server, { consumer: 'acme', types: ['order.*'] });
+    cleanups.push(() => receiver.close());
+    const sent = await server.api('POST', `/v1/subscriptions/${receiver.subscriptionId}/test`, {}, await server.consumerKey('acme'));
+    expect(sent.body.event.source).toBe('https://shop.example/events');
+    expect(receiver.events[0]?.source).toBe('https://shop.example/events');
   });
 });

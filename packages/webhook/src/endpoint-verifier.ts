@@ -114,7 +114,7 @@ export class EndpointVerifier {
       id,
       seq: 0,
       type: verificationEventType,
-      source: '/herald',
+      source: this.#context.bus.source,
       time: new Date(now).toISOString(),
       datacontenttype: 'application/json',
       data: { challenge, subscriptionId: subscription.id },

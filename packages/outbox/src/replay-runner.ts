@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
@@ -61,6 +60,11 @@ export interface ReplayRunnerOptions {
 export interface ReplayHandOver {
   room(subscription: Subscription, now: number): { lease: Lease; limit: number } | undefined;
   take(subscription: Subscription, claimed: readonly { delivery: Delivery; event: HeraldEvent }[]): void;
+  /**
+   * Resolves once the deliveries to the subscription for events up to `seq` that the engine holds have been
+   * attempted and recorded: a replay waiting for them looks at the outbox again then, rather than at its next look.
+   */
+  settled?(subscriptionId: string, seq: number): Promise<void>;
 }
 
 interface Replay {
@@ -270,7 +274,7 @@ export class ReplayRunner {
       const [newest] = await this.#outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
       // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
       if (newest === undefined || newest.eventSeq <= view.after) return;
-      await sleep(Date.now() - since < quickLooks ? quickWait : slowWait, undefined, { signal });
+      await wakeOrSleep(this.#handOver?.settled?.(view.subscriptionId, seq), Date.now() - since < quickLooks ? quickWait : slowWait, signal);
     }
   }
 
@@ -279,4 +283,23 @@ export class ReplayRunner {
     view.finishedAt = new Date().toISOString();
     if (error !== undefined) view.error = error;
   }
+}
+
+/** Resolves when `wake` does or after `ms`, whichever comes first; rejects when `signal` aborts. */
+function wakeOrSleep(wake: Promise<void> | undefined, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    };
+    const aborted = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', aborted, { once: true });
+    wake?.then(done, done);
+  });
 }

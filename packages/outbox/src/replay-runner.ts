@@ -216,10 +216,11 @@ export class ReplayRunner {
         if (abort.signal.aborted) break;
         const taken = events.filter((event) => passesFilter(subscription.filter, event));
         if (taken.length > 0) {
-          const replayed = await this.#replayBatch(subscription, taken);
+          const { replayed, handedOver } = await this.#replayBatch(subscription, taken);
           view.replayed += replayed;
           span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
-          this.#wake(subscription);
+          // The engine has every delivery handed over already: waking it would only have it look for more in the store.
+          if (handedOver < replayed) this.#wake(subscription);
         }
         drainedUpTo = lastBatchEnd;
         view.position = events.length < this.#batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
@@ -239,9 +240,10 @@ export class ReplayRunner {
 
   /**
    * Makes the deliveries of `events`: those the delivery engine has room for already claimed and handed to
-   * it (so that it need not claim them again), the others stored for it to claim. Returns how many.
+   * it (so that it need not claim them again), the others stored for it to claim. Returns how many, and how
+   * many of them were handed over.
    */
-  async #replayBatch(subscription: Subscription, events: readonly HeraldEvent[]): Promise<number> {
+  async #replayBatch(subscription: Subscription, events: readonly HeraldEvent[]): Promise<{ replayed: number; handedOver: number }> {
     const now = Date.now();
     const room = this.#outbox.replayClaiming ? this.#handOver?.room(subscription, now) : undefined;
     const deliveries: NewDelivery[] = events.map((event, i) => ({
@@ -252,17 +254,15 @@ export class ReplayRunner {
       nextAttemptAt: now,
       ...(room && i < room.limit ? { claimed: true } : {}),
     }));
-    if (!room || !this.#outbox.replayClaiming || !this.#handOver) return this.#outbox.replay(deliveries, now);
+    if (!room || !this.#outbox.replayClaiming || !this.#handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
     const { replayed, claimed } = await this.#outbox.replayClaiming(deliveries, room.lease);
     const bySeq = new Map(events.map((event) => [event.seq, event]));
-    this.#handOver.take(
-      subscription,
-      claimed.flatMap((delivery) => {
-        const event = bySeq.get(delivery.eventSeq);
-        return event ? [{ delivery, event }] : [];
-      }),
-    );
-    return replayed;
+    const handed = claimed.flatMap((delivery) => {
+      const event = bySeq.get(delivery.eventSeq);
+      return event ? [{ delivery, event }] : [];
+    });
+    this.#handOver.take(subscription, handed);
+    return { replayed, handedOver: handed.length };
   }
 
   /** Resolves once no delivery of this replay for an event up to `seq` is pending (each is final); rejects when aborted. */

@@ -45,6 +45,8 @@ async function startProfile(what: string): Promise<() => Promise<void>> {
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
+  // 100 µs rather than the default 1 ms: a drain of 10,000 deliveries lasts about a second.
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.start');
   return async () => {
     const { profile } = await session.post('Profiler.stop');

@@ -22,6 +22,14 @@ const maxFanOutWait = 1_000;
 /** How often final deliveries past their retention are deleted. */
 const pruneInterval = 600_000;
 
+/** A replay waiting for this node's deliveries of an endpoint up to `seq` to be settled and committed. */
+interface SettleWait {
+  seq: number;
+  /** How many of them are queued or in flight. */
+  left: number;
+  resolve: () => void;
+}
+
 interface EngineDependencies<TConfig extends PushConfig, TTarget> {
   /** The push transport's name: its fan-out position, and the `transport` of its subscriptions. */
   transport: string;
@@ -58,6 +66,9 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   readonly #endpoints = new Map<string, Endpoint<TConfig>>();
   /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
   readonly #wanted = new Set<Endpoint<TConfig>>();
+  readonly #settleWaits = new Map<Endpoint<TConfig>, SettleWait>();
+  /** Waits whose deliveries are all settled: resolved by the next commit. */
+  #settledWaits: SettleWait[] = [];
   readonly #tasks = new Set<Promise<void>>();
   readonly #writes = new PendingWrites();
   readonly #loop: CommitLoop;
@@ -115,6 +126,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     this.#loop.now();
     await this.#loop.idle();
     this.#loop.cancelTimers();
+    for (const wait of this.#settleWaits.values()) wait.resolve();
+    this.#settleWaits.clear();
   }
 
   /** New events are in the log. */
@@ -202,6 +215,39 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     this.#pump(endpoint);
   }
 
+  /**
+   * Resolves once this node's queued and in-flight deliveries to `subscriptionId` for events up to `seq`
+   * have been attempted and their attempts committed (at once when it has none), or the engine stops: when
+   * a replay waiting for them should look at the store again. A hint: deliveries claimed later, or given
+   * back, are not waited for. A new wait for the subscription resolves the one before.
+   */
+  settledUpTo(subscriptionId: string, seq: number): Promise<void> {
+    const endpoint = this.#endpoints.get(subscriptionId);
+    if (!endpoint || this.#stopping) return Promise.resolve();
+    this.#settleWaits.get(endpoint)?.resolve();
+    let left = 0;
+    for (const item of endpoint.queue) if (item.delivery.eventSeq <= seq) left += 1;
+    for (const item of endpoint.sending) if (item.delivery.eventSeq <= seq) left += 1;
+    return new Promise((resolve) => {
+      const wait: SettleWait = {
+        seq,
+        left,
+        resolve: () => {
+          if (this.#settleWaits.get(endpoint) === wait) this.#settleWaits.delete(endpoint);
+          resolve();
+        },
+      };
+      this.#settleWaits.set(endpoint, wait);
+      if (left === 0) this.#settleWaitDone(endpoint, wait);
+    });
+  }
+
+  #settleWaitDone(endpoint: Endpoint<TConfig>, wait: SettleWait): void {
+    this.#settleWaits.delete(endpoint);
+    this.#settledWaits.push(wait);
+    this.#loop.now();
+  }
+
   #endpoint(id: string): Endpoint<TConfig> {
     let endpoint = this.#endpoints.get(id);
     if (!endpoint) {
@@ -224,6 +270,9 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   async #cycle(): Promise<void> {
     for (;;) {
       this.#loop.clearAgain();
+      // Taken before the writes: the commit below writes every attempt they wait for.
+      const settledWaits = this.#settledWaits;
+      this.#settledWaits = [];
       const now = Date.now();
       const room = this.#stopping ? 0 : this.#fanOutRoom(now);
       const prepared = room > 0 ? await this.#dispatcher.next(now, room) : undefined;
@@ -234,7 +283,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       const writes = this.#writes.take();
       const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
       const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
-      if (!prepared && rest.length === 0 && !hasWrites(writes)) return;
+      if (!prepared && rest.length === 0 && !hasWrites(writes)) {
+        for (const wait of settledWaits) wait.resolve();
+        return;
+      }
       const lease = { worker: this.worker, now, until: now + this.#options.lease };
       let result: OutboxBatchResult;
       try {
@@ -242,10 +294,12 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       } catch (error) {
         // Written next time, before what has come since.
         this.#writes.restore(writes);
+        for (const wait of settledWaits) wait.resolve();
         this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
         this.#loop.retryLater();
         return;
       }
+      for (const wait of settledWaits) wait.resolve();
       if (prepared) {
         this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
         // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
@@ -393,7 +447,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   #attempt(endpoint: Endpoint<TConfig>, item: Queued<TConfig>): void {
-    endpoint.inFlight += 1;
+    endpoint.sending.add(item);
     const startedAt = Date.now();
     const span = attemptSpan(this.#transport, item);
     const { event, body, subscription, delivery } = item;
@@ -431,8 +485,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       this.#context.logger.error({ err: thrown }, 'recording an attempt failed');
     } finally {
       const { concurrency } = this.#options;
-      endpoint.inFlight -= 1;
+      endpoint.sending.delete(item);
       this.#tasks.delete(task);
+      const wait = this.#settleWaits.get(endpoint);
+      if (wait && item.delivery.eventSeq <= wait.seq && --wait.left <= 0) this.#settleWaitDone(endpoint, wait);
       endpoint.throughput.finished(now, concurrency);
       this.#pump(endpoint);
       const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;

@@ -31,7 +31,7 @@ describe('Endpoint', () => {
 
   it('counts as busy what is in flight and what waits for a slot', () => {
     const endpoint = new Endpoint('sub_1', Date.now(), () => {});
-    endpoint.inFlight = 2;
+    endpoint.sending.add({} as never).add({} as never);
     endpoint.queue.push({} as never, {} as never);
     expect(endpoint.busy).toBe(4);
   });

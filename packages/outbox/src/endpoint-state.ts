@@ -28,8 +28,8 @@ export class Endpoint<TConfig extends PushConfig> {
   subscription?: Subscription<TConfig>;
   /** When `subscription` was read. */
   refreshedAt = 0;
-  /** Attempts under way. */
-  inFlight = 0;
+  /** The attempts under way. */
+  readonly sending = new Set<Queued<TConfig>>();
   /** Claimed and waiting for a free slot: sent as soon as one frees, without waiting for a commit. */
   readonly queue: Queued<TConfig>[] = [];
   readonly throughput: ThroughputEstimate;
@@ -45,6 +45,11 @@ export class Endpoint<TConfig extends PushConfig> {
     this.id = id;
     this.throughput = new ThroughputEstimate(now);
     this.#wake = wake;
+  }
+
+  /** Attempts under way. */
+  get inFlight(): number {
+    return this.sending.size;
   }
 
   /** Deliveries in flight or waiting for a slot. */

@@ -202,6 +202,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
           take: (subscription, claimed) => {
             if (ours(subscription)) worker.takeReplayed(subscription, claimed);
           },
+          settled: (subscriptionId, seq) => worker.settledUpTo(subscriptionId, seq),
         },
       });
       await definition.start?.({ ...context, outbox, owns: ours, refresh: (subscription) => worker.refresh(subscription), options });

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
@@ -61,6 +60,11 @@ export interface ReplayRunnerOptions {
 export interface ReplayHandOver {
   room(subscription: Subscription, now: number): { lease: Lease; limit: number } | undefined;
   take(subscription: Subscription, claimed: readonly { delivery: Delivery; event: HeraldEvent }[]): void;
+  /**
+   * Resolves once the deliveries to the subscription for events up to `seq` that the engine holds have been
+   * attempted and recorded: a replay waiting for them looks at the outbox again then, rather than at its next look.
+   */
+  settled?(subscriptionId: string, seq: number): Promise<void>;
 }
 
 interface Replay {
@@ -212,10 +216,11 @@ export class ReplayRunner {
         if (abort.signal.aborted) break;
         const taken = events.filter((event) => passesFilter(subscription.filter, event));
         if (taken.length > 0) {
-          const replayed = await this.#replayBatch(subscription, taken);
+          const { replayed, handedOver } = await this.#replayBatch(subscription, taken);
           view.replayed += replayed;
           span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
-          this.#wake(subscription);
+          // The engine has every delivery handed over already: waking it would only have it look for more in the store.
+          if (handedOver < replayed) this.#wake(subscription);
         }
         drainedUpTo = lastBatchEnd;
         view.position = events.length < this.#batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
@@ -235,9 +240,10 @@ export class ReplayRunner {
 
   /**
    * Makes the deliveries of `events`: those the delivery engine has room for already claimed and handed to
-   * it (so that it need not claim them again), the others stored for it to claim. Returns how many.
+   * it (so that it need not claim them again), the others stored for it to claim. Returns how many, and how
+   * many of them were handed over.
    */
-  async #replayBatch(subscription: Subscription, events: readonly HeraldEvent[]): Promise<number> {
+  async #replayBatch(subscription: Subscription, events: readonly HeraldEvent[]): Promise<{ replayed: number; handedOver: number }> {
     const now = Date.now();
     const room = this.#outbox.replayClaiming ? this.#handOver?.room(subscription, now) : undefined;
     const deliveries: NewDelivery[] = events.map((event, i) => ({
@@ -248,17 +254,15 @@ export class ReplayRunner {
       nextAttemptAt: now,
       ...(room && i < room.limit ? { claimed: true } : {}),
     }));
-    if (!room || !this.#outbox.replayClaiming || !this.#handOver) return this.#outbox.replay(deliveries, now);
+    if (!room || !this.#outbox.replayClaiming || !this.#handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
     const { replayed, claimed } = await this.#outbox.replayClaiming(deliveries, room.lease);
     const bySeq = new Map(events.map((event) => [event.seq, event]));
-    this.#handOver.take(
-      subscription,
-      claimed.flatMap((delivery) => {
-        const event = bySeq.get(delivery.eventSeq);
-        return event ? [{ delivery, event }] : [];
-      }),
-    );
-    return replayed;
+    const handed = claimed.flatMap((delivery) => {
+      const event = bySeq.get(delivery.eventSeq);
+      return event ? [{ delivery, event }] : [];
+    });
+    this.#handOver.take(subscription, handed);
+    return { replayed, handedOver: handed.length };
   }
 
   /** Resolves once no delivery of this replay for an event up to `seq` is pending (each is final); rejects when aborted. */
@@ -270,7 +274,7 @@ export class ReplayRunner {
       const [newest] = await this.#outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
       // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
       if (newest === undefined || newest.eventSeq <= view.after) return;
-      await sleep(Date.now() - since < quickLooks ? quickWait : slowWait, undefined, { signal });
+      await wakeOrSleep(this.#handOver?.settled?.(view.subscriptionId, seq), Date.now() - since < quickLooks ? quickWait : slowWait, signal);
     }
   }
 
@@ -279,4 +283,23 @@ export class ReplayRunner {
     view.finishedAt = new Date().toISOString();
     if (error !== undefined) view.error = error;
   }
+}
+
+/** Resolves when `wake` does or after `ms`, whichever comes first; rejects when `signal` aborts. */
+function wakeOrSleep(wake: Promise<void> | undefined, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    };
+    const aborted = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', aborted, { once: true });
+    wake?.then(done, done);
+  });
 }

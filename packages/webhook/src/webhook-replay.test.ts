@@ -83,6 +83,21 @@ describe('replay (issue 13)', () => {
     await waitFor(() => inbox.requests.length === asked + 2, 'the second replay');
   }, 180_000);
 
+  it('makes its next batch as soon as the batch it waits for is delivered, not at its next look at the outbox', async () => {
+    const app = await appWithLog(1_500, { concurrency: 32 });
+    // Every request is answered at `release`: by then the replay, waiting for its first batch, looks at the outbox once a second.
+    let release = Number.POSITIVE_INFINITY;
+    const inbox = await receiver(() => ({ status: 204, delay: Math.max(0, release - Date.now()) }));
+    const { id, key } = await subscribe(app, inbox.url);
+    expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
+    release = Date.now() + 2_100;
+    await waitFor(async () => (await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'the replay', 10_000);
+    const { body } = await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key);
+    // Its last batch was made right after the first was delivered and recorded, not up to a second later.
+    expect(Date.parse(body.finishedAt) - release).toBeLessThan(600);
+    await waitFor(() => inbox.ids().size === 1_500, 'every replayed event');
+  });
+
   it('holds at two batches while the endpoint takes nothing, and can be cancelled', async () => {
     const app = await appWithLog(3_000, { retrySchedule: [0, 3600] });
     const inbox = await receiver(() => ({ status: 503 }));

@@ -1,5 +1,7 @@
 import { memoryTransport, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { websocket } from '@herald/websocket';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 
 const apps: TestApp[] = [];
 afterEach(async () => {
@@ -7,7 +9,7 @@ afterEach(async () => {
 });
 
 async function start(options: Parameters<typeof startTestApp>[1] = {}): Promise<TestApp> {
-  const app = await startTestApp([memoryTransport()], options);
+  const app = await startTestApp([memoryTransport(), websocket()], options);
   apps.push(app);
   return app;
 }
@@ -125,6 +127,38 @@ describe('rate limits (issue 13)', () => {
       const answer = await fetch(`${app.baseUrl}${path}`);
       expect({ path, status: answer.status, limited: answer.headers.get('ratelimit') }).toEqual({ path, status: 200, limited: null });
     }
+  });
+
+  it('counts failed WebSocket authentications against the same address limit, on the upgrade and in the auth message', async () => {
+    const app = await start({ authFailureLimit: { requests: 3, window: 60 } });
+    const key = await app.consumerKey('acme');
+    const url = `${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`;
+    /** Opens a WebSocket, with `bearer` on the upgrade or `token` in an auth message: the upgrade's refusal status, or how it closed. */
+    const open = (credential: { bearer?: string; token?: string }) =>
+      new Promise<{ refused?: number; closed?: number; ready?: boolean }>((resolve) => {
+        const ws = new WebSocket(url, 'herald.v1', credential.bearer ? { headers: { authorization: `Bearer ${credential.bearer}` } } : {});
+        ws.on('unexpected-response', (_request, response) => resolve({ refused: response.statusCode }));
+        ws.on('error', () => {});
+        ws.on('open', () => credential.token && ws.send(JSON.stringify({ type: 'auth', token: credential.token })));
+        ws.on('message', (data) => {
+          if (JSON.parse(String(data)).type === 'ready') {
+            resolve({ ready: true });
+            ws.close();
+          }
+        });
+        ws.on('close', (code) => resolve({ closed: code }));
+      });
+
+    expect(await open({ bearer: key })).toEqual({ ready: true });
+    expect(await open({ token: key })).toEqual({ ready: true });
+    expect(await open({ bearer: wrongKey })).toEqual({ refused: 401 });
+    expect(await open({ token: wrongKey })).toEqual({ closed: 4401 });
+    expect((await call(app, 'GET', '/v1/subscriptions', wrongKey)).status).toBe(401);
+
+    // Three failures from this address, whichever way they came: now nothing from it is looked at.
+    expect((await call(app, 'GET', '/v1/subscriptions', key)).status).toBe(429);
+    expect(await open({ bearer: key })).toEqual({ refused: 429 });
+    expect(await open({ token: key })).toEqual({ closed: 1013 });
   });
 
   it('gives the quota back when its window ends', async () => {

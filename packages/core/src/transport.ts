@@ -101,8 +101,12 @@ export interface TransportContext {
   subscriptions: SubscriptionRegistry;
   logger: Logger;
   http: HttpMount;
-  /** Resolves an API key or stream token to its principal; throws UnauthorizedError. */
-  authenticate(credential: string): Promise<Principal>;
+  /**
+   * Resolves an API key or stream token to its principal; throws UnauthorizedError. `from`: the request
+   * that carried it (a WebSocket upgrade, say): its client address's failed authentications count
+   * against the same limit as the REST API's, and past it this throws RateLimitedError without looking.
+   */
+  authenticate(credential: string, from?: IncomingMessage): Promise<Principal>;
   /** Calls `listener` with the id of every key revoked on any node; returns a function that stops it. */
   onKeyRevoked(listener: (keyId: string) => void): () => void;
   /** The environment the server was configured from. */

@@ -24,6 +24,7 @@ import {
 } from '@herald/core';
 import express, { type Express } from 'express';
 import { pino } from 'pino';
+import proxyaddr from 'proxy-addr';
 import { ApiKeys } from './api-keys.js';
 import { PerKeyConnectionLimiter } from './connection-limiter.js';
 import type { ApiSurface } from './api-surface.js';
@@ -210,7 +211,11 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const pruner = logPruner(store, catalog, resolved, logger.child({ component: 'retention' }));
   if (pruner && isPrunable(store)) metrics.log(store, pruner);
   bus.onEvents(metrics.published);
-  const routeOptions: RouteMountOptions = { authenticate, limiter: new RequestLimiter(resolved.rateLimits), readBody: jsonBody(resolved.bodyLimit) };
+  const limiter = new RequestLimiter(resolved.rateLimits);
+  const routeOptions: RouteMountOptions = { authenticate, limiter, readBody: jsonBody(resolved.bodyLimit) };
+  // A credential a transport got from a request of its own (a WebSocket upgrade): its address counts as the REST API's would.
+  const authenticateFrom = (credential: string, from?: IncomingMessage) =>
+    from ? limiter.credential(proxyaddr(from, app.get('trust proxy fn')), () => authenticate(credential)) : authenticate(credential);
   const mount = new TransportMount(transportRouter, routeOptions, metrics.connection);
   mount.answerFirst(app, (error) => logger.error({ err: error }, 'unexpected error'));
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
@@ -236,7 +241,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
         subscriptions,
         logger: logger.child({ transport: transport.name }),
         http: mount.forTransport(transport.name),
-        authenticate,
+        authenticate: authenticateFrom,
         onKeyRevoked: (listener) => keys.onRevoked(listener),
         env,
         signal: abort.signal,

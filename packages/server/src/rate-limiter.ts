@@ -114,7 +114,14 @@ export interface RateLimits {
 
 /** The request's client address as express sees it (`trust proxy` applies), an IPv6 address as its /64. */
 export function clientAddress(request: IncomingMessage & { ip?: string }): string {
-  const address = (request.ip ?? request.socket.remoteAddress ?? '').replace(/%.*$/, '');
+  return addressBlock(requestIp(request));
+}
+
+const requestIp = (request: IncomingMessage & { ip?: string }) => request.ip ?? request.socket.remoteAddress ?? '';
+
+/** An address as the failed authentications count it: an IPv6 address as its /64. */
+function addressBlock(ip: string): string {
+  const address = ip.replace(/%.*$/, '');
   if (address.startsWith('::ffff:') && address.includes('.')) return address.slice('::ffff:'.length);
   if (!isIPv6(address)) return address;
   const [head = '', tail] = address.split('::');
@@ -144,18 +151,7 @@ export class RequestLimiter {
 
   /** Runs `authenticate` for the request unless its address is over its failures; sets the RateLimit fields on `response`. */
   async authenticate(request: IncomingMessage, response: ServerResponse, authenticate: () => Promise<Principal>): Promise<Principal> {
-    const address = this.#failures ? clientAddress(request) : '';
-    const before = this.#failures?.peek(address);
-    if (before && before.remaining <= 0) {
-      throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
-    }
-    let principal: Principal;
-    try {
-      principal = await authenticate();
-    } catch (error) {
-      if (error instanceof UnauthorizedError && this.#failures) setHeaders(response, this.#failures.take(address).quota);
-      throw error;
-    }
+    const principal = await this.credential(requestIp(request), authenticate, (quota) => setHeaders(response, quota));
     const counter = principal.role === 'admin' ? this.#admin : this.#key;
     if (counter) {
       const { quota, allowed } = counter.take(principal.keyId);
@@ -163,6 +159,27 @@ export class RequestLimiter {
       setHeaders(response, quota);
     }
     return principal;
+  }
+
+  /**
+   * Runs `authenticate` for a credential from `ip` unless that address is over its failed authentications
+   * (then a RateLimitedError, without looking), and counts it when it fails (`failed` is told the quota).
+   */
+  async credential(ip: string, authenticate: () => Promise<Principal>, failed?: (quota: Quota) => void): Promise<Principal> {
+    const failures = this.#failures;
+    if (!failures) return authenticate();
+    const address = addressBlock(ip);
+    const before = failures.peek(address);
+    if (before.remaining <= 0) throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
+    try {
+      return await authenticate();
+    } catch (error) {
+      if (error instanceof UnauthorizedError) {
+        const { quota } = failures.take(address);
+        failed?.(quota);
+      }
+      throw error;
+    }
   }
 }
 

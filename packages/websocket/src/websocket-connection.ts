@@ -1,3 +1,4 @@
+import { IncomingMessage } from 'node:http';
 import {
   ForbiddenError,
   HeraldError,
@@ -11,6 +12,7 @@ import {
   type StreamSessions,
   type StreamSink,
   type StreamSubscription,
+  RateLimitedError,
   TooManyConnectionsError,
   type TransportContext,
 } from '@herald/core';
@@ -124,6 +126,8 @@ export class Connection implements StreamSink {
   #session?: StreamSession;
   #closing = false;
   #authenticating?: Promise<void>;
+  /** Until the first `auth` message is answered: the upgrade request, whose address's failed authentications count. */
+  #upgrade?: IncomingMessage;
   #queued?: [Buffer, boolean][];
   #authTimer?: NodeJS.Timeout;
   #killTimer?: NodeJS.Timeout;
@@ -133,13 +137,14 @@ export class Connection implements StreamSink {
   #batch?: Buffer[];
   #batchLenient = false;
 
-  /** @param session opened when the upgrade carried a valid `Authorization` header. */
-  constructor(ws: HeraldWebSocket, host: ConnectionHost, session?: StreamSession) {
+  /** @param opened the session, when the upgrade carried a valid `Authorization` header; else the upgrade request. */
+  constructor(ws: HeraldWebSocket, host: ConnectionHost, opened: StreamSession | IncomingMessage) {
     this.ws = ws;
     this.#host = host;
     ws.connection = this;
-    if (session) this.#authenticated(session);
+    if (!(opened instanceof IncomingMessage)) this.#authenticated(opened);
     else {
+      this.#upgrade = opened;
       this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'no auth message in time'), host.options.authTimeout);
       this.#authTimer.unref();
     }
@@ -250,10 +255,13 @@ export class Connection implements StreamSink {
     const work = (async () => {
       let principal: Principal;
       try {
-        principal = await this.#host.context.authenticate(token);
+        principal = await this.#host.context.authenticate(token, this.#upgrade);
       } catch (error) {
+        if (error instanceof RateLimitedError) return this.close(CloseCode.TryAgainLater, error.message);
         if (!(error instanceof HeraldError)) this.#host.context.logger.error({ err: error }, 'authenticating a websocket failed');
         return this.close(CloseCode.Unauthorized, error instanceof HeraldError ? error.message : 'the token could not be checked');
+      } finally {
+        this.#upgrade = undefined;
       }
       if (this.#closing) return;
       try {

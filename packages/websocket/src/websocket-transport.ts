@@ -69,7 +69,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
     const header = request.headers.authorization;
     if (header !== undefined) {
       try {
-        session = (host as ConnectionHost).sessions.open(await context.authenticate(bearerCredential(header)));
+        session = (host as ConnectionHost).sessions.open(await context.authenticate(bearerCredential(header), request));
       } catch (error) {
         if (error instanceof HeraldError) return refuseUpgrade(socket, error.toProblem());
         context.logger.error({ err: error }, 'authenticating a websocket upgrade failed');
@@ -86,7 +86,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
     server.handleUpgrade(request, socket, head, (ws) => {
       handedOver = true;
       socket.off('error', ignore);
-      connections.add(new Connection(ws as HeraldWebSocket, host as ConnectionHost, session));
+      connections.add(new Connection(ws as HeraldWebSocket, host as ConnectionHost, session ?? request));
     });
   };
 

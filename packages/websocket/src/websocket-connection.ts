@@ -1,8 +1,10 @@
 import {
+  countDeliveries,
   ForbiddenError,
   HeraldError,
   type HeraldEvent,
   InvalidFilterError,
+  type MatchedBatch,
   type Principal,
   type ResetReason,
   type SharedBatches,
@@ -350,6 +352,16 @@ export class Connection implements StreamSink {
       }
     }
     context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - frames.publishedAt(event));
+    return sent;
+  }
+
+  /** Sends a live batch's events of a subscription: the frames made once for every connection that names its subscription alike, in one write. */
+  deliverMatched(subscription: StreamSubscription, batch: MatchedBatch): boolean {
+    const { frames, context } = this.#host;
+    const { id } = subscription;
+    const encoded = batch.shared(id, () => frames.batch(id, batch.events));
+    const sent = this.#sendFrames(encoded.bytes, encoded.frames, false);
+    countDeliveries(context.metrics, sent ? 'delivered' : 'dropped', encoded.publishedAt);
     return sent;
   }
 

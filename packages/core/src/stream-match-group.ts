@@ -52,6 +52,7 @@ export class MatchGroup {
   readonly rule: MatchRule;
   /** The key it is kept under in {@link MatchGroups}; undefined for a group of its own (a predicate filter). */
   readonly key: string | undefined;
+  /** The subscriptions in it: counted by {@link MatchGroups}, which drops it with the last. */
   members = 0;
   readonly #matchesDurable: (event: HeraldEvent, id: string) => boolean;
   #batch: readonly HeraldEvent[] | undefined;

@@ -393,19 +393,24 @@ export class StreamSubscription {
 
   /** Hands `events` to the sink, those after `position` that it takes; false when the sink takes no more. */
   #hand(events: readonly HeraldEvent[]): boolean {
-    const sink = this.#sink as StreamSink;
-    let going: boolean;
-    if (events.length === 1) going = this.#take(sink, events[0] as HeraldEvent);
-    else {
-      going = true;
-      sink.cork();
-      try {
-        for (const event of events) if (!(going = this.#take(sink, event))) break;
-      } finally {
-        sink.uncork();
-      }
-    }
+    const going = this.#each(this.#sink as StreamSink, events, false);
     if (this.#durable !== undefined) this.#passOver(this.#durable);
+    return going;
+  }
+
+  /**
+   * Hands `events` to the sink one by one, corked when there are several: those it takes (`taken`: all of
+   * them, already matched) and has not had. False when the sink takes no more.
+   */
+  #each(sink: StreamSink, events: readonly HeraldEvent[], taken: boolean): boolean {
+    if (events.length === 1) return taken ? this.#deliver(sink, events[0] as HeraldEvent) : this.#take(sink, events[0] as HeraldEvent);
+    let going = true;
+    sink.cork();
+    try {
+      for (const event of events) if (!(going = taken ? this.#deliver(sink, event) : this.#take(sink, event))) break;
+    } finally {
+      sink.uncork();
+    }
     return going;
   }
 
@@ -426,15 +431,7 @@ export class StreamSubscription {
     } else if (first.seq > this.position && sink.deliverMatched !== undefined) {
       if (!sink.deliverMatched(this, batch)) return false;
       if (durable !== undefined) durable.delivered = (taken[taken.length - 1] as HeraldEvent).seq;
-    } else if (taken.length === 1) going = this.#deliver(sink, first);
-    else {
-      sink.cork();
-      try {
-        for (const event of taken) if (!(going = this.#deliver(sink, event))) break;
-      } finally {
-        sink.uncork();
-      }
-    }
+    } else going = this.#each(sink, taken, true);
     if (going && last > this.position) this.position = last;
     if (durable !== undefined) this.#passOver(durable);
     return going;
@@ -450,13 +447,11 @@ export class StreamSubscription {
     return true;
   }
 
+  /** Delivers `event` if the subscription takes it, else passes it over, unless it has had it. */
   #take(sink: StreamSink, event: HeraldEvent): boolean {
     if (this.#closed) return false;
     if (event.seq <= this.position) return true;
-    if (this.#matchGroup().takes(event)) {
-      if (!sink.deliver(this, event)) return false;
-      if (this.#durable !== undefined) this.#durable.delivered = event.seq;
-    }
+    if (this.#matchGroup().takes(event)) return this.#deliver(sink, event);
     this.position = event.seq;
     return true;
   }

@@ -4,7 +4,9 @@
  * its own child process and every client in one more, so the server measured has a core to itself.
  * Prints a markdown section. Run alone: `tsx --conditions=herald-source bench/src/websocket-bench.ts`.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HeraldSocket } from '@herald/client';
@@ -38,7 +40,13 @@ const goals = { vsWs: { atLeast: 0.85 } as Goal, vsSocketIo: { atLeast: 1.15 } a
  * frame as the raw clients: `JSON.parse`), Herald with `HeraldSocket` clients, a raw `ws` server, Socket.IO.
  */
 type Kind = 'herald' | 'herald-socket' | 'ws' | 'socketio';
-const kinds: Kind[] = ['herald', 'herald-socket', 'ws', 'socketio'];
+const allKinds: Kind[] = ['herald', 'herald-socket', 'ws', 'socketio'];
+/** `BENCH_WS_KINDS`: the servers to run, comma-separated (a baseline is compared only when its Herald run is there too). @default all four */
+const kinds = (process.env.BENCH_WS_KINDS?.split(',') ?? allKinds).filter((kind): kind is Kind => allKinds.includes(kind as Kind));
+/** `BENCH_WS_PARTS`: which of `fan-out`, `latency`, `memory` to run, comma-separated. @default all three */
+const parts = new Set(process.env.BENCH_WS_PARTS?.split(',') ?? ['fan-out', 'latency', 'memory']);
+/** `BENCH_WS_CPU_PROF`: a folder where each server writes a V8 CPU profile of its measured fan-out rounds. */
+const cpuProfileDir = process.env.BENCH_WS_CPU_PROF;
 const label: Record<Kind, [server: string, clients: string]> = {
   herald: ['@herald/websocket', '`ws`, `JSON.parse` per frame'],
   'herald-socket': ['@herald/websocket', '`HeraldSocket` (on `ws`)'],
@@ -120,8 +128,19 @@ async function runServer(kind: Kind): Promise<void> {
     };
   }
 
+  const profiler = new Session();
   serveRequests({
     info: () => ({ port, key }),
+    async profileStart() {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    },
+    async profileStop({ file }: { file: string }) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      profiler.disconnect();
+    },
     cpu: () => process.cpuUsage(),
     count: () => count(),
     memory,
@@ -232,83 +251,58 @@ async function main(): Promise<void> {
       return {
         rate: deliveries / ((lastAt - startedAt) / 1000),
         serverCpu: perDelivery(serverBefore, serverAfter),
+        /** The part of {@link serverCpu} spent in the kernel. */
+        serverSystem: (serverAfter.system - serverBefore.system) / deliveries,
         clientsCpu: perDelivery(clientsBefore, clientsAfter),
       };
     };
-    for (const kind of kinds) await fanOutOnce(kind, 100);
-    const runs = Object.fromEntries(kinds.map((kind) => [kind, [] as Awaited<ReturnType<typeof fanOutOnce>>[]])) as Record<
-      Kind,
-      Awaited<ReturnType<typeof fanOutOnce>>[]
-    >;
-    for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < kinds.length; i++) {
-        const kind = kinds[(round + i) % kinds.length] as Kind;
-        if (kind === 'socketio' && round >= socketIoRounds) continue;
-        const run = await fanOutOnce(kind, fanOutEvents);
-        runs[kind].push(run);
-        progress(
-          `fan-out round ${round + 1} ${kind}: ${formatCount(run.rate)} deliveries/s; CPU per delivery ${run.serverCpu.toFixed(2)} µs server, ${run.clientsCpu.toFixed(2)} µs clients`,
-        );
+    const sections: string[] = [];
+    const has = (kind: Kind) => kinds.includes(kind);
+    if (parts.has('fan-out')) {
+      for (const kind of kinds) await fanOutOnce(kind, 100);
+      if (cpuProfileDir) for (const kind of kinds) await servers[kind].call('profileStart');
+      const runs = Object.fromEntries(kinds.map((kind) => [kind, [] as Awaited<ReturnType<typeof fanOutOnce>>[]])) as Record<
+        Kind,
+        Awaited<ReturnType<typeof fanOutOnce>>[]
+      >;
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < kinds.length; i++) {
+          const kind = kinds[(round + i) % kinds.length] as Kind;
+          if (kind === 'socketio' && round >= socketIoRounds) continue;
+          const run = await fanOutOnce(kind, fanOutEvents);
+          runs[kind].push(run);
+          progress(
+            `fan-out round ${round + 1} ${kind}: ${formatCount(run.rate)} deliveries/s; CPU per delivery ${run.serverCpu.toFixed(2)} µs server (${run.serverSystem.toFixed(2)} µs system), ${run.clientsCpu.toFixed(2)} µs clients`,
+          );
+        }
       }
-    }
-    const rates = Object.fromEntries(kinds.map((kind) => [kind, runs[kind].map((run) => run.rate)])) as Record<Kind, number[]>;
-    const serverCpu = Object.fromEntries(kinds.map((kind) => [kind, median(runs[kind].map((run) => run.serverCpu))])) as Record<Kind, number>;
-    /** Herald's server CPU per delivery ÷ raw `ws`'s, round by round (both ran in each round). */
-    const cpuRatios = runs.herald.map((run, round) => run.serverCpu / (runs.ws[round] as { serverCpu: number }).serverCpu);
-    const cpuRatio = serverCpu.herald / serverCpu.ws;
-    const clientsCpu = Object.fromEntries(kinds.map((kind) => [kind, median(runs[kind].map((run) => run.clientsCpu))])) as Record<Kind, number>;
-
-    // Latency at a steady rate. Not Socket.IO's: its fan-out (above) is slower than the rate asked here, so its
-    // latency would only measure its growing queue.
-    const latencyKinds: Kind[] = ['herald', 'herald-socket', 'ws'];
-    const latency = {} as Record<Kind, LatencySummary>;
-    const latencyEvents = latencyRate * latencySeconds;
-    for (const kind of latencyKinds) {
-      latency[kind] = await measureLatency(clients, servers[kind], kind, latencyEvents, latencyRate);
-      progress(`latency ${kind}: p50 ${latency[kind].p50.toFixed(2)} ms, p99 ${latency[kind].p99.toFixed(2)} ms`);
-    }
-    for (const kind of kinds) {
-      await servers[kind].kill();
-      await clients.call('close', { name: kind });
-    }
-
-    // Memory per idle connection: a fresh server, measured before and after the connections open.
-    const perConnection = {} as Record<'herald' | 'ws', { rss: number; heap: number }>;
-    for (const kind of ['herald', 'ws'] as const) {
-      const server = await spawn(['server', kind], true);
-      const { port, key } = await server.call('info');
-      const before = await server.call('memory');
-      const { ms } = await clients.call('connect', { name: `idle-${kind}`, kind, port, key, count: idleConnections });
-      const connected = await server.call('count');
-      if (connected !== idleConnections) throw new Error(`${kind}: ${connected} of ${idleConnections} connections are up`);
-      const after = await server.call('memory');
-      perConnection[kind] = { rss: (after.rss - before.rss) / idleConnections, heap: (after.heap - before.heap) / idleConnections };
-      progress(`memory ${kind}: ${formatCount(idleConnections)} connections in ${formatCount(ms)} ms; ${formatCount(perConnection[kind].rss)} B RSS, ${formatCount(perConnection[kind].heap)} B heap each`);
-      await server.kill();
-      await clients.call('close', { name: `idle-${kind}` });
-    }
-
-    const fanOut = Object.fromEntries(kinds.map((kind) => [kind, median(rates[kind])])) as Record<Kind, number>;
-    const ratio = (kind: Kind) => fanOut[comparedWith[kind] as Kind] / fanOut[kind];
-    const goalOf: Partial<Record<Kind, Goal>> = { ws: goals.vsWs, socketio: goals.vsSocketIo };
-    const rssRatio = perConnection.herald.rss / perConnection.ws.rss;
-    const heapRatio = perConnection.herald.heap / perConnection.ws.heap;
-    const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
-    console.log(`## WebSocket
-
-${measured}
-
-Alone: \`tsx --conditions=herald-source bench/src/websocket-bench.ts\`; this run took ${formatCount((now() - began) / 1000)} s.
-Every server runs in its own process and all the clients in one more, so the server measured has a core to itself.
-The raw \`ws\` server sends the very frames Herald sends (\`{"type":"event","id":…,"event":{…}}\`), each serialised once.
-Herald also validates each event, appends it to SQLite (WAL, a file in the temp folder) and numbers it before it is sent.
-
-### Fan-out: ${formatCount(fanOutClients)} clients, ${fanOutEvents} events of ~250 bytes published at once, median of ${rounds} rounds (Socket.IO: ${socketIoRounds})
+      if (cpuProfileDir) {
+        for (const kind of kinds) await servers[kind].call('profileStop', { file: `${cpuProfileDir}/${kind}.cpuprofile` });
+        progress(`CPU profiles of the measured rounds in ${cpuProfileDir}`);
+      }
+      const rates = Object.fromEntries(kinds.map((kind) => [kind, runs[kind].map((run) => run.rate)])) as Record<Kind, number[]>;
+      const serverCpu = Object.fromEntries(kinds.map((kind) => [kind, median(runs[kind].map((run) => run.serverCpu))])) as Record<Kind, number>;
+      const clientsCpu = Object.fromEntries(kinds.map((kind) => [kind, median(runs[kind].map((run) => run.clientsCpu))])) as Record<Kind, number>;
+      const fanOut = Object.fromEntries(kinds.map((kind) => [kind, median(rates[kind])])) as Record<Kind, number>;
+      const compared = (kind: Kind) => {
+        const herald = comparedWith[kind];
+        return herald !== undefined && has(herald) ? herald : undefined;
+      };
+      const ratio = (kind: Kind) => fanOut[compared(kind) as Kind] / fanOut[kind];
+      const goalOf: Partial<Record<Kind, Goal>> = { ws: goals.vsWs, socketio: goals.vsSocketIo };
+      let cpuLine = '';
+      if (has('herald') && has('ws')) {
+        /** Herald's server CPU per delivery ÷ raw `ws`'s, round by round (both ran in each round). */
+        const cpuRatios = runs.herald.map((run, round) => run.serverCpu / (runs.ws[round] as { serverCpu: number }).serverCpu);
+        const cpuRatio = serverCpu.herald / serverCpu.ws;
+        cpuLine = `Server CPU per delivery, Herald (\`ws\` clients) ÷ raw \`ws\`: **${formatRatio(cpuRatio)}** (goal ${formatGoal(goals.cpuVsWs)}: ${verdict(cpuRatio, goals.cpuVsWs)}); round by round ${cpuRatios.map(formatRatio).join(', ')}.\n\n`;
+      }
+      sections.push(`### Fan-out: ${formatCount(fanOutClients)} clients, ${fanOutEvents} events of ~250 bytes published at once, median of ${rounds} rounds (Socket.IO: ${socketIoRounds})
 
 ${markdownTable(
   ['server', 'clients', 'deliveries/s', 'Herald ÷ it', 'goal', '', 'server CPU per delivery', 'clients CPU per delivery'],
   kinds.map((kind) => {
-    const goal = goalOf[kind];
+    const goal = compared(kind) ? goalOf[kind] : undefined;
     return [
       label[kind][0],
       label[kind][1],
@@ -322,16 +316,26 @@ ${markdownTable(
   }),
 )}
 
-Server CPU per delivery, Herald (\`ws\` clients) ÷ raw \`ws\`: **${formatRatio(cpuRatio)}** (goal ${formatGoal(goals.cpuVsWs)}: ${verdict(cpuRatio, goals.cpuVsWs)}); round by round ${cpuRatios.map(formatRatio).join(', ')}.
-
-The raw \`ws\` server is compared with Herald serving the same minimal clients, so only the servers differ;
+${cpuLine}The raw \`ws\` server is compared with Herald serving the same minimal clients, so only the servers differ;
 Socket.IO, which needs its own client, with Herald serving \`HeraldSocket\`s. Herald hands each connection the
 events of a bus batch in one write: the frames back to back, encoded once into one Buffer that every connection
 getting the same events writes as it is. The raw baseline corks each client's socket and calls \`send\` per frame.
 With the clients' process the bottleneck, deliveries/s is bounded by what the clients can read; the CPU columns
 show each side's cost per delivery.
+`);
+    }
 
-### Publish-to-receipt latency: ${formatCount(fanOutClients)} clients, ${latencyRate} events/s for ${latencySeconds} s
+    // Latency at a steady rate. Not Socket.IO's: its fan-out (above) is slower than the rate asked here, so its
+    // latency would only measure its growing queue.
+    if (parts.has('latency')) {
+      const latencyKinds = (['herald', 'herald-socket', 'ws'] as Kind[]).filter(has);
+      const latency = {} as Record<Kind, LatencySummary>;
+      const latencyEvents = latencyRate * latencySeconds;
+      for (const kind of latencyKinds) {
+        latency[kind] = await measureLatency(clients, servers[kind], kind, latencyEvents, latencyRate);
+        progress(`latency ${kind}: p50 ${latency[kind].p50.toFixed(2)} ms, p99 ${latency[kind].p99.toFixed(2)} ms`);
+      }
+      sections.push(`### Publish-to-receipt latency: ${formatCount(fanOutClients)} clients, ${latencyRate} events/s for ${latencySeconds} s
 
 ${markdownTable(
   ['server', 'clients', 'p50', 'p99', 'max', 'deliveries'],
@@ -348,8 +352,35 @@ ${markdownTable(
 From the \`publish()\` call (for Herald: validation and the SQLite commit included) to the client's handler, on one clock
 (\`CLOCK_MONOTONIC\`, shared by the processes). Socket.IO is left out: its fan-out rate above is below the
 ${formatCount(latencyRate * fanOutClients)} deliveries/s asked here, so its latency would only measure a growing queue.
+`);
+    }
+    for (const kind of kinds) {
+      await servers[kind].kill();
+      await clients.call('close', { name: kind });
+    }
 
-### Memory per idle connection at ${formatCount(idleConnections)} connections
+    // Memory per idle connection: a fresh server, measured before and after the connections open.
+    if (parts.has('memory')) {
+      const perConnection = {} as Record<'herald' | 'ws', { rss: number; heap: number }>;
+      for (const kind of ['herald', 'ws'] as const) {
+        const server = await spawn(['server', kind], true);
+        const { port, key } = await server.call('info');
+        const before = await server.call('memory');
+        const { ms } = await clients.call('connect', { name: `idle-${kind}`, kind, port, key, count: idleConnections });
+        const connected = await server.call('count');
+        if (connected !== idleConnections) throw new Error(`${kind}: ${connected} of ${idleConnections} connections are up`);
+        const after = await server.call('memory');
+        perConnection[kind] = { rss: (after.rss - before.rss) / idleConnections, heap: (after.heap - before.heap) / idleConnections };
+        progress(
+          `memory ${kind}: ${formatCount(idleConnections)} connections in ${formatCount(ms)} ms; ${formatCount(perConnection[kind].rss)} B RSS, ${formatCount(perConnection[kind].heap)} B heap each`,
+        );
+        await server.kill();
+        await clients.call('close', { name: `idle-${kind}` });
+      }
+      const rssRatio = perConnection.herald.rss / perConnection.ws.rss;
+      const heapRatio = perConnection.herald.heap / perConnection.ws.heap;
+      const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
+      sections.push(`### Memory per idle connection at ${formatCount(idleConnections)} connections
 
 ${markdownTable(
   ['server', 'RSS', 'JS heap + external', 'Herald ÷ raw', 'goal', ''],
@@ -361,6 +392,18 @@ ${markdownTable(
 
 Measured in the server's process after a full garbage collection, before and after the connections open.
 `);
+    }
+
+    console.log(`## WebSocket
+
+${measured}
+
+Alone: \`tsx --conditions=herald-source bench/src/websocket-bench.ts\`; this run took ${formatCount((now() - began) / 1000)} s.
+Every server runs in its own process and all the clients in one more, so the server measured has a core to itself.
+The raw \`ws\` server sends the very frames Herald sends (\`{"type":"event","id":…,"event":{…}}\`), each serialised once.
+Herald also validates each event, appends it to SQLite (WAL, a file in the temp folder) and numbers it before it is sent.
+
+${sections.join('\n')}`);
   } finally {
     for (const child of children) await child.kill();
   }

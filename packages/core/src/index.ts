@@ -27,6 +27,7 @@ export * from './sql/sqlite-store.js';
 export * from './sql/write-gate.js';
 export * from './store.js';
 export * from './stream-errors.js';
+export * from './stream-match-group.js';
 export * from './stream-session.js';
 export * from './stream-sessions.js';
 export * from './stream-subscription.js';

@@ -14,6 +14,7 @@ import { memoryBroker } from './memory-broker.js';
 import type { Principal } from './principal.js';
 import { sqliteStore } from './sql/sqlite-store.js';
 import { SubscriptionNotFoundError, WrongTransportError } from './stream-errors.js';
+import type { MatchedBatch } from './stream-match-group.js';
 import type { StreamEndReason, StreamSession } from './stream-session.js';
 import { type StreamContext, StreamSessions, type StreamSessionsOptions } from './stream-sessions.js';
 import type { ResetReason, StreamRequest, StreamSink, StreamSubscription } from './stream-subscription.js';
@@ -608,5 +609,103 @@ describe('pull', () => {
     await streams.revoke('key_gone');
     expect(await answer).toEqual({ events: [], next: streams.bus.latest });
     expect(session.ended).toBe('revoked');
+  });
+});
+
+/** A sink that takes live batches matched for its subscription's group, as the WebSocket and SSE connections do. */
+class MatchedSink extends RecordingSink {
+  readonly batches: MatchedBatch[] = [];
+
+  deliverMatched(subscription: StreamSubscription, batch: MatchedBatch): boolean {
+    this.batches.push(batch);
+    const list = this.delivered.get(subscription.id) ?? [];
+    list.push(...batch.events);
+    this.delivered.set(subscription.id, list);
+    this.writes += 1;
+    return true;
+  }
+}
+
+async function subscribeMatched(streams: Streaming, principal: Principal, request: StreamRequest): Promise<{ sink: MatchedSink; subscription: StreamSubscription }> {
+  const sink = new MatchedSink(streams.sessions.open(principal));
+  const subscription = sink.session.subscribe(request);
+  await subscription.resolve();
+  await subscription.start();
+  return { sink, subscription };
+}
+
+describe('live batches matched once per group', () => {
+  it('groups the subscriptions that take the same events, whatever the order of their types, and no others', async () => {
+    const streams = await streaming();
+    const acme = consumerKey('acme');
+    const same = [
+      await subscribeMatched(streams, acme, { id: 'a', types: ['order.created', 'order.shipped'] }),
+      await subscribeMatched(streams, consumerKey('acme', 'key_acme_2'), { id: 'b', types: ['order.shipped', 'order.created'] }),
+    ];
+    const others = [
+      await subscribeMatched(streams, consumerKey('beta'), { types: ['order.created', 'order.shipped'] }),
+      await subscribeMatched(streams, admin, { types: ['order.created', 'order.shipped'] }),
+      await subscribeMatched(streams, acme, { types: ['order.*'] }),
+      await subscribeMatched(streams, acme, { types: ['order.created', 'order.shipped'], filter: { 'data.n': { $gt: 1 } } }),
+    ];
+    const predicates = [
+      await subscribeMatched(streams, acme, { types: ['order.*'], filter: () => true }),
+      await subscribeMatched(streams, acme, { types: ['order.*'], filter: () => true }),
+    ];
+    const durable = await streams.durable('acme', ['order.*']);
+    const attached = [await subscribeMatched(streams, acme, { subscription: durable }), await subscribeMatched(streams, acme, { subscription: durable })];
+    // One group for `same`, one each for `others`, one for the two attached to the durable subscription; predicates are not kept by key.
+    expect(streams.sessions.groups.size).toBe(1 + others.length + 1);
+
+    const published = await streams.bus.publishMany([
+      { type: 'order.created', data: { n: 1 } },
+      { type: 'order.shipped', data: { n: 2 }, consumer: 'acme' },
+      { type: 'invoice.paid', data: { n: 3 } },
+      { type: 'order.created', data: { n: 4 }, consumer: 'beta' },
+    ]);
+    const [created, shipped, , forBeta] = published.map(({ event }) => event) as HeraldEvent[];
+    await vi.waitFor(() => expect(attached[1]?.sink.batches).toHaveLength(1));
+    // The same batch object, matched once, for the group's subscriptions.
+    expect(same[0]?.sink.batches[0]).toBe(same[1]?.sink.batches[0]);
+    expect(attached[0]?.sink.batches[0]).toBe(attached[1]?.sink.batches[0]);
+    expect(predicates[0]?.sink.batches[0]).not.toBe(predicates[1]?.sink.batches[0]);
+    expect(seqs(same[0]?.sink.events('a') ?? [])).toEqual(seqs([created, shipped] as HeraldEvent[]));
+    expect(seqs(same[1]?.sink.events('b') ?? [])).toEqual(seqs([created, shipped] as HeraldEvent[]));
+    expect(seqs(others[0]?.sink.events() ?? [])).toEqual(seqs([created, forBeta] as HeraldEvent[]));
+    expect(seqs(others[1]?.sink.events() ?? [])).toEqual(seqs([created, shipped, forBeta] as HeraldEvent[]));
+    expect(seqs(others[2]?.sink.events() ?? [])).toEqual(seqs([created, shipped] as HeraldEvent[]));
+    expect(seqs(others[3]?.sink.events() ?? [])).toEqual(seqs([shipped] as HeraldEvent[]));
+    for (const { sink, subscription } of [...same, ...others, ...predicates, ...attached]) {
+      expect(sink.writes).toBeLessThanOrEqual(1);
+      expect(subscription.position).toBe(published.at(-1)?.event.seq);
+    }
+
+    // A group is let go of with its last subscription.
+    for (const { subscription } of same) subscription.close();
+    expect(streams.sessions.groups.size).toBe(others.length + 1);
+    for (const { sink } of [...others, ...attached, ...predicates]) sink.session.close();
+    expect(streams.sessions.groups.size).toBe(0);
+  });
+
+  it('hands a subscription offered a batch it has had part of only the rest, event by event, and its durable cursor follows', async () => {
+    const streams = await streaming();
+    const durable = await streams.durable('acme', ['order.*']);
+    const { sink, subscription } = await subscribeMatched(streams, consumerKey('acme'), { subscription: durable });
+    const events = (await streams.bus.publishMany(Array.from({ length: 3 }, (_, n) => ({ type: 'order.created' as const, data: { n } })))).map(({ event }) => event);
+    await vi.waitFor(() => expect(sink.events()).toHaveLength(3));
+    const last = events.at(-1) as HeraldEvent;
+    // As a bus batch that a replay read in part reaches a subscription that has gone live.
+    const next = { ...last, id: 'evt_next', seq: last.seq + 1 };
+    const passed = { ...last, id: 'evt_passed', type: 'invoice.paid', seq: last.seq + 2 };
+    subscription.offer([events[1] as HeraldEvent, last, next, passed]);
+    expect(seqs(sink.events())).toEqual([...seqs(events), next.seq]);
+    expect(sink.batches).toHaveLength(1);
+    expect(subscription.position).toBe(passed.seq);
+    // All of it handed over again: nothing.
+    subscription.offer([last, next, passed]);
+    expect(sink.events()).toHaveLength(4);
+    // The last delivered acknowledged: the cursor passes over what followed it too.
+    expect(subscription.acknowledge(next.seq)).toBe(true);
+    await vi.waitFor(async () => expect(await streams.cursorOf(durable)).toBe(passed.seq));
   });
 });

@@ -3,6 +3,7 @@ import type { HeraldEvent } from './envelope.js';
 import { UnavailableError, ValidationError } from './errors.js';
 import { patternMatches } from './pattern-cache.js';
 import { actsWithKey, type Principal } from './principal.js';
+import { MatchGroups } from './stream-match-group.js';
 import { StreamSession } from './stream-session.js';
 import type { StreamSubscription } from './stream-subscription.js';
 import { deliverySpan } from './tracing.js';
@@ -39,6 +40,8 @@ export class StreamSessions {
   readonly cursors: CursorWriter;
   readonly replayBatchSize: number;
   readonly holdLimit: number;
+  /** The subscriptions that take the same events, each group matching a live batch once. */
+  readonly groups: MatchGroups;
   readonly #sessions = new Set<StreamSession>();
   /** Every started subscription: holding live events while it replays, or taking them. */
   readonly #offered = new Set<StreamSubscription>();
@@ -52,10 +55,15 @@ export class StreamSessions {
     this.replayBatchSize = options.replayBatchSize ?? 500;
     this.holdLimit = options.holdLimit ?? 10_000;
     this.cursors = new CursorWriter(context.subscriptions, context.logger, options.cursorInterval ?? 1_000);
+    this.groups = new MatchGroups((event, id) => this.matchesDurable(event, id));
     this.#stopListening = context.bus.onEvents((events) => {
       const span = deliverySpan(this.transport, events);
-      for (const subscription of this.#offered) subscription.offer(events);
-      span.end();
+      try {
+        for (const subscription of this.#offered) subscription.offer(events);
+      } finally {
+        this.groups.done();
+        span.end();
+      }
     });
     this.#stopRevocations = context.onKeyRevoked((keyId) => {
       for (const session of this.#sessions) if (actsWithKey(session.principal, keyId)) session.end('revoked');

@@ -3,9 +3,9 @@ import { ForbiddenError } from './errors.js';
 import { assertFilterFits, compileFilter, type EventFilter, type EventPredicate, parseFilter } from './event-filter.js';
 import { readByPatterns } from './log-read.js';
 import { outsideScope } from './names.js';
-import { anyPatternMatches } from './pattern-cache.js';
 import { canAccess, visibleTo } from './principal.js';
 import { SubscriptionNotFoundError, WrongTransportError } from './stream-errors.js';
+import { MatchGroup, type MatchedBatch } from './stream-match-group.js';
 import type { StreamEndReason, StreamSession } from './stream-session.js';
 import type { StreamSessions } from './stream-sessions.js';
 
@@ -38,6 +38,13 @@ export interface StreamRequest {
 export interface StreamSink {
   /** Writes one event of `subscription`; false when the connection takes nothing more (it is closing). */
   deliver(subscription: StreamSubscription, event: HeraldEvent): boolean;
+  /**
+   * Writes every event of a live batch that `subscription` takes (`batch.events`, all after its position),
+   * matched once for all the subscriptions that take the same events; what the transport encodes of them it
+   * shares with the others through `batch.shared`. False when the connection takes nothing more. Without
+   * it, the events go through {@link deliver} one by one, corked.
+   */
+  deliverMatched?(subscription: StreamSubscription, batch: MatchedBatch): boolean;
   /** Several events follow: hold what is written until {@link uncork} (one write, one system call). */
   cork(): void;
   uncork(): void;
@@ -110,8 +117,8 @@ export class StreamSubscription {
   #patterns: readonly string[];
   #visibleTo: string | undefined;
   #filter: EventFilter | EventPredicate | undefined;
-  /** The filter, compiled once resolved. */
-  #accepts: EventPredicate | undefined;
+  /** What decides the events it takes, shared with the session's other subscriptions that take the same: joined once resolved. */
+  #group: MatchGroup | undefined;
   /** Until resolved, only the id of the durable subscription asked for. */
   #durable: DurableAttachment | undefined;
   #after: number | undefined;
@@ -169,7 +176,7 @@ export class StreamSubscription {
       if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
       sessions.assertKnown(this.#patterns);
       this.#visibleTo = visibleTo(principal);
-      this.#accepts = this.#compiledFilter(this.#patterns);
+      this.#join(this.#filter, this.#compiledFilter(this.#patterns));
       return;
     }
     const stored = await sessions.context.subscriptions.get(id);
@@ -177,11 +184,12 @@ export class StreamSubscription {
     if (stored.transport !== sessions.transport) throw new WrongTransportError(id, stored.transport, sessions.transport);
     const outside = outsideScope(principal.types, stored.types);
     if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
-    this.#accepts = this.#compiledFilter(stored.types);
+    const accepts = this.#compiledFilter(stored.types);
     this.#patterns = stored.types;
     this.#visibleTo = stored.consumer;
     this.#durable = { id, scope: principal.types, delivered: 0, acknowledged: stored.cursor };
     this.#after ??= stored.cursor;
+    this.#join(this.#filter, accepts);
   }
 
   /**
@@ -248,24 +256,32 @@ export class StreamSubscription {
     return compileFilter(parsed);
   }
 
-  /** Whether the client gets `event`: visibility, then the types (a durable subscription's as they are now, and the token's scope), then the filter. */
-  #takes(event: HeraldEvent): boolean {
-    const visible = this.#visibleTo;
-    if (visible !== undefined && event.consumer !== undefined && event.consumer !== visible) return false;
+  /** Joins the group of the subscriptions of its transport that take the same events as it does. */
+  #join(filter: EventFilter | EventPredicate | undefined, accepts: EventPredicate | undefined): MatchGroup {
     const durable = this.#durable;
-    if (durable === undefined) {
-      if (!anyPatternMatches(this.#patterns, event.type)) return false;
-    } else if (!this.session.sessions.matchesDurable(event, durable.id) || (durable.scope !== undefined && !anyPatternMatches(durable.scope, event.type))) {
-      return false;
-    }
-    return this.#accepts === undefined || this.#accepts(event);
+    const { groups } = this.session.sessions;
+    const rule = {
+      patterns: this.#patterns,
+      visibleTo: this.#visibleTo,
+      ...(durable !== undefined ? { durable: { id: durable.id, scope: durable.scope } } : {}),
+      filter,
+      accepts,
+    };
+    // A closed subscription joins no group (it would never leave it).
+    this.#group = this.#closed ? new MatchGroup(rule, undefined, () => false) : groups.join(rule);
+    return this.#group;
+  }
+
+  /** What decides the events it takes (joined as it is, without its filter, if it was started without being resolved). */
+  #matchGroup(): MatchGroup {
+    return this.#group ?? this.#join(undefined, undefined);
   }
 
   /** For {@link StreamSessions}: a live batch from the bus, held while it replays, else handed over. */
   offer(events: readonly HeraldEvent[]): void {
     const held = this.#held;
     if (held === undefined) {
-      this.#hand(events);
+      this.#handLive(events);
       return;
     }
     // Too many: dropped, and read from the log instead (the replay sees the new list and reads on).
@@ -278,6 +294,7 @@ export class StreamSubscription {
     if (this.#closed) return;
     this.#closed = true;
     this.#held = undefined;
+    if (this.#group !== undefined) this.session.sessions.groups.leave(this.#group);
     this.session.sessions.withdraw(this);
     this.session.forget(this);
     if (this.#sink instanceof PullCollector) this.#sink.wake?.();
@@ -376,29 +393,65 @@ export class StreamSubscription {
 
   /** Hands `events` to the sink, those after `position` that it takes; false when the sink takes no more. */
   #hand(events: readonly HeraldEvent[]): boolean {
-    const sink = this.#sink as StreamSink;
-    let going: boolean;
-    if (events.length === 1) going = this.#take(sink, events[0] as HeraldEvent);
-    else {
-      going = true;
-      sink.cork();
-      try {
-        for (const event of events) if (!(going = this.#take(sink, event))) break;
-      } finally {
-        sink.uncork();
-      }
-    }
+    const going = this.#each(this.#sink as StreamSink, events, false);
     if (this.#durable !== undefined) this.#passOver(this.#durable);
     return going;
   }
 
+  /**
+   * Hands `events` to the sink one by one, corked when there are several: those it takes (`taken`: all of
+   * them, already matched) and has not had. False when the sink takes no more.
+   */
+  #each(sink: StreamSink, events: readonly HeraldEvent[], taken: boolean): boolean {
+    if (events.length === 1) return taken ? this.#deliver(sink, events[0] as HeraldEvent) : this.#take(sink, events[0] as HeraldEvent);
+    let going = true;
+    sink.cork();
+    try {
+      for (const event of events) if (!(going = taken ? this.#deliver(sink, event) : this.#take(sink, event))) break;
+    } finally {
+      sink.uncork();
+    }
+    return going;
+  }
+
+  /**
+   * Hands a live batch over: what its group takes of it, matched once for the group, in one
+   * {@link StreamSink.deliverMatched} when the sink has it and all of it is new; else event by event.
+   */
+  #handLive(events: readonly HeraldEvent[]): boolean {
+    if (this.#closed) return false;
+    const sink = this.#sink as StreamSink;
+    const batch = this.session.sessions.groups.match(this.#matchGroup(), events);
+    const { events: taken, last } = batch;
+    const durable = this.#durable;
+    const first = taken[0];
+    let going = true;
+    if (first === undefined) {
+      // Nothing to deliver: passed over.
+    } else if (first.seq > this.position && sink.deliverMatched !== undefined) {
+      if (!sink.deliverMatched(this, batch)) return false;
+      if (durable !== undefined) durable.delivered = (taken[taken.length - 1] as HeraldEvent).seq;
+    } else going = this.#each(sink, taken, true);
+    if (going && last > this.position) this.position = last;
+    if (durable !== undefined) this.#passOver(durable);
+    return going;
+  }
+
+  /** Delivers `event`, which the subscription takes, unless it has had it. */
+  #deliver(sink: StreamSink, event: HeraldEvent): boolean {
+    if (this.#closed) return false;
+    if (event.seq <= this.position) return true;
+    if (!sink.deliver(this, event)) return false;
+    if (this.#durable !== undefined) this.#durable.delivered = event.seq;
+    this.position = event.seq;
+    return true;
+  }
+
+  /** Delivers `event` if the subscription takes it, else passes it over, unless it has had it. */
   #take(sink: StreamSink, event: HeraldEvent): boolean {
     if (this.#closed) return false;
     if (event.seq <= this.position) return true;
-    if (this.#takes(event)) {
-      if (!sink.deliver(this, event)) return false;
-      if (this.#durable !== undefined) this.#durable.delivered = event.seq;
-    }
+    if (this.#matchGroup().takes(event)) return this.#deliver(sink, event);
     this.position = event.seq;
     return true;
   }

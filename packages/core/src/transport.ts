@@ -155,10 +155,22 @@ export interface TransportMetrics {
    * time from the event's publication (its `time`) to this delivery.
    */
   delivered(outcome: string, latencyMs: number): void;
+  /**
+   * Deliveries of several events that ended alike at the same moment (a batch written to one connection in
+   * one write): one {@link delivered} each, `atMs - publishedAt[i]` after its event's publication, said at once.
+   * Optional: without it, {@link delivered} is called for each.
+   */
+  deliveredAll?(outcome: string, publishedAt: readonly number[], atMs: number): void;
   /** Reads the transport's backlog (e.g. webhook deliveries waiting in the outbox) each time metrics are scraped. */
   backlog(read: () => number | Promise<number>): void;
   /** A durable subscription attached with a cursor older than the log keeps, and was reset. */
   cursorReset?(): void;
+}
+
+/** Says to `metrics` that the events published at `publishedAt` (ms since the epoch) were delivered to one connection now, with `outcome`. */
+export function countDeliveries(metrics: TransportMetrics, outcome: string, publishedAt: readonly number[], atMs = Date.now()): void {
+  if (metrics.deliveredAll) metrics.deliveredAll(outcome, publishedAt, atMs);
+  else for (const at of publishedAt) metrics.delivered(outcome, atMs - at);
 }
 
 /** A transport's stored config, what the creator is shown once, and the initial status. */

@@ -1,4 +1,14 @@
-import type { HeraldEvent, ResetReason, StreamEndReason, StreamSink, StreamSubscription, TransportFrames, TransportMetrics } from '@herald/core';
+import {
+  countDeliveries,
+  type HeraldEvent,
+  type MatchedBatch,
+  type ResetReason,
+  type StreamEndReason,
+  type StreamSink,
+  type StreamSubscription,
+  type TransportFrames,
+  type TransportMetrics,
+} from '@herald/core';
 import { z } from 'zod';
 import type { EnvelopeFrames } from './envelope-frames.js';
 import { encodeFrame } from './sse-frame.js';
@@ -61,6 +71,15 @@ export class SseConnection implements StreamSink {
       this.#batchSeq = event.seq;
     }
     this.#metrics.delivered('delivered', Date.now() - frames.publishedAt(event));
+    return !this.stream.closed;
+  }
+
+  /** Writes a live batch's events: the chunk made once for every stream of the same format that takes them, in one write. */
+  deliverMatched(_subscription: StreamSubscription, batch: MatchedBatch): boolean {
+    const named = this.#named;
+    const encoded = batch.shared(named ? 'named' : 'plain', () => this.#frames.batch(batch.events, named));
+    this.#write(encoded.bytes, batch.events[batch.events.length - 1]?.seq ?? 0);
+    countDeliveries(this.#metrics, 'delivered', encoded.publishedAt);
     return !this.stream.closed;
   }
 

@@ -45,4 +45,44 @@ describe('a burst fanned out with one chunk per distinct batch', () => {
     await expectEvents(shipped, matching((event) => event.type === 'order.shipped'));
     await expectEvents(resumed, [...before.slice(1), ...published]);
   });
+
+  it('gives streams of different consumers, an admin and a durable subscription exactly what each may see; the durable cursor follows the writes', async () => {
+    app = await startStreamApp({ cursorInterval: 50 });
+    const current = app;
+    const acme = await current.consumerKey('acme');
+    const globex = await current.consumerKey('globex');
+    const durable = (await current.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, acme)).body.id as string;
+    const open = async (query: string, key: string) => {
+      const source = eventSourceWithKey(`${current.baseUrl}/v1/stream?${query}`, key);
+      sources.push(source);
+      const events = collectEvents(source, ['order.created', 'order.shipped']);
+      await opened(source);
+      return events;
+    };
+    const twice = (query: string, key: string) => Promise.all([open(query, key), open(query, key)]);
+    const visibleTo = (consumer: string | undefined) => (event: HeraldEvent) => consumer === undefined || event.consumer === undefined || event.consumer === consumer;
+    const expected: [HeraldEvent[][], (event: HeraldEvent) => boolean][] = [
+      [await twice('types=order.*', acme), visibleTo('acme')],
+      [await twice('types=order.*', globex), visibleTo('globex')],
+      [await twice('types=order.*', current.adminKey), visibleTo(undefined)],
+      [await twice(`subscription=${durable}`, acme), visibleTo('acme')],
+    ];
+
+    const consumers = [undefined, 'acme', 'globex'];
+    const inputs = Array.from({ length: 30 }, (_, n) => ({
+      type: n % 2 === 0 ? 'order.created' : 'order.shipped',
+      data: { n },
+      ...(consumers[n % 3] !== undefined ? { consumer: consumers[n % 3] } : {}),
+    }));
+    const published = (await current.herald.publishMany(inputs as never)).map(({ event }) => event);
+    for (const [streams, takes] of expected) {
+      const mine = published.filter(takes);
+      for (const events of streams) {
+        await waitFor(() => events.length >= mine.length, `${mine.length} events`);
+        expect(events).toEqual(mine);
+      }
+    }
+    const cursor = async () => (await current.api('GET', `/v1/subscriptions/${durable}`, undefined, acme)).body.cursor as number;
+    await waitFor(async () => (await cursor()) === published.at(-1)?.seq, 'the durable cursor past the burst');
+  });
 });

@@ -1,9 +1,11 @@
 import { IncomingMessage } from 'node:http';
 import {
+  countDeliveries,
   ForbiddenError,
   HeraldError,
   type HeraldEvent,
   InvalidFilterError,
+  type MatchedBatch,
   type Principal,
   type ResetReason,
   type SharedBatches,
@@ -358,6 +360,16 @@ export class Connection implements StreamSink {
       }
     }
     context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - frames.publishedAt(event));
+    return sent;
+  }
+
+  /** Sends a live batch's events of a subscription: the frames made once for every connection that names its subscription alike, in one write. */
+  deliverMatched(subscription: StreamSubscription, batch: MatchedBatch): boolean {
+    const { frames, context } = this.#host;
+    const { id } = subscription;
+    const encoded = batch.shared(id, () => frames.batch(id, batch.events));
+    const sent = this.#sendFrames(encoded.bytes, encoded.frames, false);
+    countDeliveries(context.metrics, sent ? 'delivered' : 'dropped', encoded.publishedAt);
     return sent;
   }
 

@@ -19,6 +19,31 @@ export class DeliveryTally {
   /** One delivery ended with `outcome`, `seconds` after its event was published (left out of the latency when not a time). */
   add(outcome: string, seconds: number): void {
     this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    this.#observe(seconds);
+  }
+
+  /**
+   * The deliveries of a batch to one connection, all ended with `outcome` at `atMs`, of events published at
+   * `publishedAt`. The connections that get the same batch share the array: its latencies are tallied once
+   * per millisecond of `atMs`, and added as they are to each connection's count.
+   */
+  addAll(outcome: string, publishedAt: readonly number[], atMs: number): void {
+    this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + publishedAt.length);
+    let shared = this.#batches.get(publishedAt);
+    if (shared?.atMs !== atMs) {
+      shared = Object.assign(new DeliveryTally(this.bounds), { atMs });
+      for (const at of publishedAt) shared.#observe((atMs - at) / 1000);
+      this.#batches.set(publishedAt, shared);
+    }
+    for (let bucket = 0; bucket < this.buckets.length; bucket++) this.buckets[bucket] = (this.buckets[bucket] as number) + (shared.buckets[bucket] as number);
+    this.sum += shared.sum;
+    this.count += shared.count;
+  }
+
+  /** The tally of each batch for the moment it was last delivered. */
+  readonly #batches = new WeakMap<readonly number[], DeliveryTally & { atMs: number }>();
+
+  #observe(seconds: number): void {
     if (!(Number.isFinite(seconds) && seconds >= 0)) return;
     let bucket = 0;
     while (bucket < this.bounds.length && seconds > (this.bounds[bucket] as number)) bucket++;

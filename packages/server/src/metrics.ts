@@ -157,6 +157,7 @@ export class HeraldMetrics {
     if (!tally) this.#tallies.set(transport, (tally = new DeliveryTally(latencyBuckets)));
     return {
       delivered: (outcome, latencyMs) => tally.add(outcome, latencyMs / 1000),
+      deliveredAll: (outcome, publishedAt, atMs) => tally.addAll(outcome, publishedAt, atMs),
       backlog: (read) => {
         this.#backlogs.set(transport, read);
       },

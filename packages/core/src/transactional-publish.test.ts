@@ -64,11 +64,8 @@ const backends: Backend[] = [
         return store;
       };
       const store = await open();
-      // The app's own pool, as an app that has one already; like any app's, it listens for errors of idle connections (the
-      // database is dropped with its connections at the end).
-      const pool = new pg.Pool({ connectionString: url, max: 10 });
-      pool.on('error', () => {});
-      const app = new Kysely<OrdersDatabase>({ dialect: new PostgresDialect({ pool }) });
+      // The app's own pool, as an app that has one already.
+      const app = new Kysely<OrdersDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) });
       cleanups.push(() => app.destroy());
       await app.schema.createTable('orders').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('total', 'real').execute();
       return { store, app, another: open };

@@ -36,6 +36,16 @@ export async function freshDatabase(): Promise<{ url: string; query<R extends pg
         await client.end();
       }
     },
-    drop: () => admin(async (client) => void (await client.query(`drop database if exists ${name} with (force)`))),
+    drop: () =>
+      admin(async (client) => {
+        // A pool that has just ended may still be closing its connections: terminated now, such a client would
+        // report it as an error that no pool listens to any more. Give them a moment to go by themselves.
+        for (let waited = 0; waited < 2_000; waited += 20) {
+          const { rows } = await client.query<{ sessions: number }>('select count(*)::int as sessions from pg_stat_activity where datname = $1', [name]);
+          if (rows[0]?.sessions === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await client.query(`drop database if exists ${name} with (force)`);
+      }),
   };
 }

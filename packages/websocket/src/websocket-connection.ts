@@ -7,6 +7,7 @@ import {
   InvalidFilterError,
   type MatchedBatch,
   type Principal,
+  RateLimitedError,
   type ResetReason,
   type SharedBatches,
   type StreamEndReason,
@@ -14,7 +15,6 @@ import {
   type StreamSessions,
   type StreamSink,
   type StreamSubscription,
-  RateLimitedError,
   TooManyConnectionsError,
   type TransportContext,
 } from '@herald/core';

@@ -397,7 +397,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       if (this.#stopping) release.push(item);
       else endpoint.queue.push(item);
     }
-    for (const { delivery, event, subscription } of fromStore) {
+    for (const { delivery, event, body, subscription } of fromStore) {
       const endpoint = this.#endpoint(delivery.subscriptionId);
       supplied.add(endpoint);
       endpoint.bucket.spend();
@@ -408,7 +408,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
         release.push({ delivery });
       } else {
         endpoint.refresh(subscription, now);
-        if (event) endpoint.queue.push({ delivery, event, body: JSON.stringify(event), subscription });
+        if (event) endpoint.queue.push({ delivery, event, body: body ?? JSON.stringify(event), subscription });
         else this.#lost(endpoint, delivery, now);
       }
     }

@@ -97,6 +97,8 @@ export interface ClaimedDelivery {
   delivery: Delivery;
   /** Absent when the event is no longer in the log. */
   event?: HeraldEvent;
+  /** The event as JSON, when the outbox has it as text already; else the engine writes it. */
+  body?: string;
   /** Absent when the subscription was deleted. */
   subscription?: Subscription;
 }

@@ -119,6 +119,34 @@ describe.each([
     ...(outcome === 'succeeded' ? { responseStatus: 200, responseBody: 'thanks' } : { responseStatus: 500, error: 'the endpoint answered 500' }),
   });
 
+  it("gives each claimed delivery its event's JSON from the stored text: the same as the event read, written again", async () => {
+    const store = await open();
+    cleanups.push(() => store.close());
+    await store.init();
+    await store.subscriptions.create({ id: 'sub_out', transport: 'webhook', consumer: 'acme', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+    const outbox = await sqlOutbox(store);
+    const events = (
+      await store.append([
+        newEvent('order.created', { data: { n: 1, nested: { list: [1.5, -0.25, 1e21, null, true] }, text: 'quote " backslash \\ line\nbreak é 🎉 \u2028' } }),
+        newEvent('order.created', {
+          data: 'just a string',
+          subject: 'order/42',
+          consumer: 'acme',
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          tracestate: 'vendor=1',
+        }),
+        newEvent('order.created', { data: null }),
+      ])
+    ).map((result) => result.event);
+    const now = Date.now();
+    const deliveries = events.map((event, i) => ({ id: `dlv_${i}`, subscriptionId: 'sub_out', eventSeq: event.seq, eventId: event.id, nextAttemptAt: now }));
+    await outbox.replay(deliveries, now);
+    const { claimed } = await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 3 }] });
+    expect(claimed.map((c) => c.event)).toEqual(events);
+    // What the engine sent before: the event read, written again.
+    expect(claimed.map((c) => c.body)).toEqual(claimed.map((c) => JSON.stringify(c.event)));
+  });
+
   it('keeps the delivering attempt on the row, in the write that settles it, and moves it out when a retry starts a new round', async () => {
     const { outbox, now, attemptRows } = await withStored(2);
     const claim = async (at: number) => (await outbox.commit({ lease: lease('w', at), claim: [{ subscriptionId: 'sub_out', limit: 2 }] })).claimed;

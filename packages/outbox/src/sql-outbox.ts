@@ -1,4 +1,5 @@
 import {
+  eventRowJson,
   type HeraldEvent,
   ManyRowInsert,
   newId,
@@ -298,10 +299,10 @@ export class SqlOutbox implements Outbox {
     if (rows.length === 0) return [];
     rows.sort((a, b) => Number(a.event_seq) - Number(b.event_seq));
 
-    const events = new Map<number, HeraldEvent>();
+    const events = new Map<number, { event: HeraldEvent; body: string }>();
     for (const seqs of chunks([...new Set(rows.map((row) => Number(row.event_seq)))])) {
       const found = await trx.selectFrom('herald_events').selectAll().where('seq', 'in', seqs).execute();
-      for (const row of found) events.set(Number(row.seq), this.#rows.event(row));
+      for (const row of found) events.set(Number(row.seq), { event: this.#rows.event(row), body: eventRowJson(row) });
     }
     const subscriptions = new Map<string, Subscription>();
     for (const ids of chunks([...new Set(rows.map((row) => row.subscription_id))])) {
@@ -311,7 +312,7 @@ export class SqlOutbox implements Outbox {
     return rows.map((row) => {
       const event = events.get(Number(row.event_seq));
       const subscription = subscriptions.get(row.subscription_id);
-      return { delivery: toDelivery(row), ...(event ? { event } : {}), ...(subscription ? { subscription } : {}) };
+      return { delivery: toDelivery(row), ...(event ?? {}), ...(subscription ? { subscription } : {}) };
     });
   }
 

@@ -6,6 +6,7 @@ import {
   type DatabaseConnection,
   type Driver,
   Kysely,
+  type QueryCompiler,
   type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
@@ -14,9 +15,9 @@ import {
 } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
-import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
-import { SqlStore } from './sql-store.js';
-import { inWriteGate, retryWhileLocked } from './write-gate.js';
+import { type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
+import { SqlStore, type SqlStoreOptions } from './sql-store.js';
+import { retryWhileLocked } from './write-gate.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or `:memory:`. The file's folder is created when missing. @default './data/herald.db' */
@@ -70,8 +71,30 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   };
   const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
   const lockTimeout = options.lockTimeout ?? 1000;
-  const dialect = new LockFirstSqliteDialect({ database: open }, () => database?.inTransaction ?? false, lockTimeout);
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), flavor, { lockTimeout, logger: options.logger });
+  const config: SqliteDialectConfig = { database: open };
+  const driver = new LockFirstSqliteDriver(config, () => database?.inTransaction ?? false);
+  const dialect = new OneDriverSqliteDialect(config, driver);
+  return new SqliteSqlStore(new Kysely<HeraldDatabase>({ dialect }), dialect, flavor, { lockTimeout, logger: options.logger });
+}
+
+/**
+ * The SQL store on SQLite, whose `database` (the app's) is Herald's connection through a driver whose
+ * transactions wait out a lock held by another process, on timers, up to `lockTimeout`, rather than fail
+ * with "database is locked". Herald's own transactions fail at once on it, and the {@link WriteGate}
+ * runs them again with the connection free for reads.
+ */
+class SqliteSqlStore extends SqlStore {
+  readonly #appDatabase: Kysely<Record<never, never>>;
+
+  constructor(db: Kysely<HeraldDatabase>, dialect: OneDriverSqliteDialect, flavor: SqlFlavor, options: SqlStoreOptions & { lockTimeout: number }) {
+    super(db, flavor, options);
+    const driver = new LockWaitingDriver(dialect.driver, () => db.destroy(), options.lockTimeout);
+    this.#appDatabase = new Kysely({ config: { dialect }, dialect, driver, executor: db.getExecutor() });
+  }
+
+  override get database(): Kysely<Record<never, never>> {
+    return this.#appDatabase;
+  }
 }
 
 async function openDatabase(path: string): Promise<Database.Database> {
@@ -89,50 +112,100 @@ async function openDatabase(path: string): Promise<Database.Database> {
   }
 }
 
-/** kysely's SQLite dialect with {@link LockFirstSqliteDriver}. */
-class LockFirstSqliteDialect extends SqliteDialect {
-  readonly #config: SqliteDialectConfig;
-  readonly #inTransaction: () => boolean;
-  readonly #lockTimeout: number;
+/** kysely's SQLite dialect on one driver made beforehand, which the app's view of the store shares. */
+class OneDriverSqliteDialect extends SqliteDialect {
+  readonly driver: LockFirstSqliteDriver;
 
-  constructor(config: SqliteDialectConfig, inTransaction: () => boolean, lockTimeout: number) {
+  constructor(config: SqliteDialectConfig, driver: LockFirstSqliteDriver) {
     super(config);
-    this.#config = config;
-    this.#inTransaction = inTransaction;
-    this.#lockTimeout = lockTimeout;
+    this.driver = driver;
   }
 
   override createDriver(): Driver {
-    return new LockFirstSqliteDriver(this.#config, this.#inTransaction, this.#lockTimeout);
+    return this.driver;
   }
 }
 
 /**
  * kysely's SQLite driver, whose transactions take the write lock as they begin (`begin immediate`): a
- * lock held elsewhere then fails a transaction before it has done anything. Herald's own writes then run
- * again from the {@link WriteGate}, which waits with the connection free for reads. A transaction of the
- * app's own on `herald.database` waits the lock out here instead, on timers, up to `lockTimeout`, rather
- * than fail with "database is locked" when another process writes. After an error that SQLite answers by rolling back itself (SQLITE_FULL, SQLITE_IOERR), the
- * rollback is skipped, so that the error thrown is that one and not "no transaction is active".
+ * lock held elsewhere then fails a transaction before it has done anything, and Herald's writes run
+ * again from the {@link WriteGate}, which waits with the connection free for reads. After an error that
+ * SQLite answers by rolling back itself (SQLITE_FULL, SQLITE_IOERR), the rollback is skipped, so that the
+ * error thrown is that one and not "no transaction is active".
  */
 class LockFirstSqliteDriver extends SqliteDriver {
   /** Whether the database is in a transaction now. */
   readonly #inTransaction: () => boolean;
-  readonly #lockTimeout: number;
 
-  constructor(config: SqliteDialectConfig, inTransaction: () => boolean, lockTimeout: number) {
+  constructor(config: SqliteDialectConfig, inTransaction: () => boolean) {
     super(config);
     this.#inTransaction = inTransaction;
-    this.#lockTimeout = lockTimeout;
   }
 
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    const begin = () => connection.executeQuery(CompiledQuery.raw('begin immediate'));
-    await (inWriteGate() ? begin() : retryWhileLocked(sqliteFlavor, begin, Date.now(), this.#lockTimeout));
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
 
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     if (this.#inTransaction()) await super.rollbackTransaction(connection);
+  }
+}
+
+/**
+ * The driver of the app's transactions on `herald.database`: Herald's driver, on its one connection
+ * (which the store's kysely instance provides), whose transactions begin again after a wait on a timer
+ * while another process holds the write lock, until `lockTimeout` after they began. Herald's own writes
+ * do not wait in here, with the connection held: the app's view is the only way in.
+ */
+class LockWaitingDriver implements Driver {
+  readonly #driver: LockFirstSqliteDriver;
+  readonly #destroy: () => Promise<void>;
+  readonly #lockTimeout: number;
+
+  constructor(driver: LockFirstSqliteDriver, destroy: () => Promise<void>, lockTimeout: number) {
+    this.#driver = driver;
+    this.#destroy = destroy;
+    this.#lockTimeout = lockTimeout;
+  }
+
+  /** The store's kysely instance initializes the driver as it first provides the connection. */
+  async init(): Promise<void> {}
+
+  acquireConnection(): Promise<DatabaseConnection> {
+    return this.#driver.acquireConnection();
+  }
+
+  beginTransaction(connection: DatabaseConnection): Promise<void> {
+    return retryWhileLocked(sqliteFlavor, () => this.#driver.beginTransaction(connection), Date.now(), this.#lockTimeout);
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#driver.commitTransaction(connection);
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#driver.rollbackTransaction(connection);
+  }
+
+  savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#driver.savepoint(connection, name, compile);
+  }
+
+  rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#driver.rollbackToSavepoint(connection, name, compile);
+  }
+
+  releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#driver.releaseSavepoint(connection, name, compile);
+  }
+
+  releaseConnection(): Promise<void> {
+    return this.#driver.releaseConnection();
+  }
+
+  /** Destroying the app's view closes the store's connection, as it did when both were one instance. */
+  destroy(): Promise<void> {
+    return this.#destroy();
   }
 }
 

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
@@ -168,6 +169,48 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
     expect(result.appended[0]?.event.seq).toBe(data.seq + 1);
     expect(result.committed?.types).toEqual(['order.created']);
     expect((await store.read({ after: data.seq, limit: 10 })).map((e) => e.data)).toEqual([{ during: 'lock' }]);
+  });
+
+  it("an app's transaction on the store's database waits out the lock on timers, up to the lock timeout, and then fails with SQLite's error", async () => {
+    const path = tempPath();
+    const store = await open({ path, lockTimeout: 10_000 });
+    await sql`create table app_orders (id integer primary key, note text)`.execute(store.database);
+    const holder = await holdLock(path);
+
+    const { result, stall } = await longestStall(async () => {
+      const committed = store.database.transaction().execute(async (trx) => {
+        await sql`insert into app_orders (note) values ('during the lock')`.execute(trx);
+        return 'committed';
+      });
+      let resolved = false;
+      void committed.finally(() => {
+        resolved = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(resolved, 'it waits while the lock is held').toBe(false);
+      await holder.release();
+      return await committed;
+    });
+    expect(stall).toBeLessThan(100);
+    expect(result).toBe('committed');
+
+    // A controlled transaction of the app's, with a savepoint, on the same connection.
+    const trx = await store.database.startTransaction().execute();
+    await sql`insert into app_orders (note) values ('kept')`.execute(trx);
+    const savepoint = await trx.savepoint('before_dropped').execute();
+    await sql`insert into app_orders (note) values ('dropped')`.execute(savepoint);
+    await savepoint.rollbackToSavepoint('before_dropped').execute();
+    await trx.commit().execute();
+    const notes = await sql<{ note: string }>`select note from app_orders order by id`.execute(store.database);
+    expect(notes.rows.map((row) => row.note)).toEqual(['during the lock', 'kept']);
+
+    const impatient = await open({ path, lockTimeout: 300 });
+    const again = await holdLock(path);
+    const started = performance.now();
+    const error = await rejection(impatient.database.transaction().execute(async () => 'never'));
+    expect((error as { code?: string }).code).toBe('SQLITE_BUSY');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+    await again.release();
   });
 });
 

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -7,14 +6,6 @@ import type { SqlFlavor } from './sql-flavor.js';
 /** The first wait for a lock held elsewhere, in ms; each next one is twice as long, up to `longestWait`. */
 const firstWait = 2;
 const longestWait = 50;
-
-/** Set while a write of the gate runs: its transactions fail at once on a lock, and the gate waits with the connection free. */
-const gated = new AsyncLocalStorage<true>();
-
-/** Whether the caller runs inside a {@link WriteGate} write (else it is, say, a transaction of the app's own). */
-export function inWriteGate(): boolean {
-  return gated.getStore() === true;
-}
 
 /**
  * Runs `attempt`, again after a wait on a timer each time the database is locked elsewhere, until
@@ -63,7 +54,7 @@ export class WriteGate {
    */
   async run<T>(write: () => Promise<T>, since = Date.now(), lockTimeout = this.#lockTimeout): Promise<T> {
     try {
-      const result = await retryWhileLocked(this.#flavor, () => gated.run(true, write), since, lockTimeout);
+      const result = await retryWhileLocked(this.#flavor, write, since, lockTimeout);
       this.#accepted();
       return result;
     } catch (error) {

@@ -21,6 +21,7 @@ export function limitCpu(pid: number, cores: number, name: string): CpuLimit {
   if (existsSync(v2)) {
     group = join('/sys/fs/cgroup', name);
     mkdirSync(group, { recursive: true });
+    if (!existsSync(join(group, 'cpu.max'))) throw new Error('limiting a process to a share of CPU needs the cpu controller in /sys/fs/cgroup/cgroup.subtree_control');
     writeFileSync(join(group, 'cpu.max'), `${quota} ${period}`);
   } else if (existsSync(join(v1, 'cpu.cfs_quota_us'))) {
     group = join(v1, name);

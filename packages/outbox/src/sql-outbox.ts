@@ -33,7 +33,7 @@ import {
 } from './outbox.js';
 import { DeliveredOnRow } from './delivered-on-row.js';
 import { outboxMigrations } from './outbox-migrations.js';
-import type { DeliveriesTable, DeliveryAttemptsTable, OutboxDatabase, OutboxHoldsTable, OutboxSuccessesTable, OutboxTables } from './sql-outbox-schema.js';
+import type { DeliveriesTable, DeliveryAttemptsTable, OutboxDatabase, OutboxHoldsTable, OutboxTables } from './sql-outbox-schema.js';
 
 /** Inlined rather than bound, so that the planners can use the partial indexes of pending deliveries. */
 const pending = sql.lit('pending');
@@ -85,10 +85,7 @@ const attemptColumns = [
 
 const toNumber = (value: number | string | null): number | null => (value === null ? null : Number(value));
 
-/** A delivery's columns as read (see {@link deliveryColumns}). */
-type DeliveryRow = Pick<Selectable<DeliveriesTable>, (typeof deliveryColumns)[number]>;
-
-function toDelivery(row: DeliveryRow): Delivery {
+function toDelivery(row: Selectable<DeliveriesTable>): Delivery {
   return {
     id: row.id,
     subscriptionId: row.subscription_id,
@@ -158,7 +155,6 @@ export class SqlOutbox implements Outbox {
   readonly #insertSettled = deliveryInsert(settledColumns);
   readonly #deliveredOnRow = new DeliveredOnRow();
   readonly #upsertReplayed = replayUpsert();
-  readonly #upsertSuccesses = successesUpsert();
   readonly #insertAttempts = new ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>(attemptColumns, (db, rows) =>
     db.insertInto('herald_delivery_attempts').values(rows),
   );
@@ -214,7 +210,7 @@ export class SqlOutbox implements Outbox {
   commit(batch: OutboxBatch): Promise<OutboxBatchResult> {
     return this.#unsyncedTransaction(async (trx) => {
       const { lease } = batch;
-      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled, this.#deliveredOnRow, this.#upsertSuccesses);
+      if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled, this.#deliveredOnRow);
       if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
       for (const ids of chunks(batch.dropHolds ?? [])) {
         await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
@@ -260,7 +256,7 @@ export class SqlOutbox implements Outbox {
   }
 
   async #claim(trx: Transaction<OutboxDatabase>, lease: Lease, requests: readonly ClaimRequest[]): Promise<ClaimedDelivery[]> {
-    const rows: DeliveryRow[] = [];
+    const rows: Selectable<DeliveriesTable>[] = [];
     for (const request of requests) {
       if (request.limit <= 0) continue;
       const candidates = this.#flavor.lockForClaim(
@@ -296,9 +292,9 @@ export class SqlOutbox implements Outbox {
         // For an ordered claim the head must itself be due and free; repeated for the unordered one, harmlessly.
         .where('next_attempt_at', '<=', lease.now)
         .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
-        .returning(deliveryColumns)
+        .returningAll()
         .execute();
-      for (const row of claimed) rows.push(row);
+      rows.push(...claimed);
     }
     if (rows.length === 0) return [];
     rows.sort((a, b) => Number(a.event_seq) - Number(b.event_seq));
@@ -313,16 +309,10 @@ export class SqlOutbox implements Outbox {
       const found = await trx.selectFrom('herald_subscriptions').selectAll().where('id', 'in', ids).execute();
       for (const row of found) subscriptions.set(row.id, this.#rows.subscription(row));
     }
-    return rows.map((row): ClaimedDelivery => {
+    return rows.map((row) => {
       const event = events.get(Number(row.event_seq));
       const subscription = subscriptions.get(row.subscription_id);
-      const claimed: ClaimedDelivery = { delivery: toDelivery(row) };
-      if (event) {
-        claimed.event = event.event;
-        claimed.body = event.body;
-      }
-      if (subscription) claimed.subscription = subscription;
-      return claimed;
+      return { delivery: toDelivery(row), ...(event ?? {}), ...(subscription ? { subscription } : {}) };
     });
   }
 
@@ -647,7 +637,6 @@ async function settle(
   insertAttempts: ManyRowInsert<DeliveryAttemptsTable, unknown, OutboxDatabase>,
   insertSettled: ManyRowInsert<DeliveriesTable, unknown, OutboxDatabase>,
   deliveredOnRow: DeliveredOnRow,
-  upsertSuccesses: ManyRowInsert<OutboxSuccessesTable, unknown, OutboxDatabase>,
 ): Promise<void> {
   // A held delivery gets its row now, as its attempt left it, unless a recovery of its hold made one
   // meanwhile: that row stays as it is, with its own attempts, and this attempt is not recorded.
@@ -666,7 +655,7 @@ async function settle(
   for (const group of chunks(stored.filter((s) => s.status === 'delivered'))) {
     for (const id of await deliveredOnRow.update(trx, lease, group)) onRow.add(id);
   }
-  await noteSuccesses(trx, upsertSuccesses, settled.filter((s) => onRow.has(s.attempt.deliveryId)));
+  await noteSuccesses(trx, settled.filter((s) => onRow.has(s.attempt.deliveryId)));
   const recorded = settled.filter((s) =>
     s.held === undefined ? !onRow.has(s.attempt.deliveryId) : s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId),
   );
@@ -698,30 +687,19 @@ async function settle(
 }
 
 /** Keeps when each subscription's newest delivering attempt on a stored row started (see `OutboxSuccessesTable`). */
-async function noteSuccesses(
-  trx: Transaction<OutboxDatabase>,
-  upsertSuccesses: ManyRowInsert<OutboxSuccessesTable, unknown, OutboxDatabase>,
-  settled: readonly SettledAttempt[],
-): Promise<void> {
+async function noteSuccesses(trx: Transaction<OutboxDatabase>, settled: readonly SettledAttempt[]): Promise<void> {
   const newest = new Map<string, number>();
   for (const { attempt } of settled) newest.set(attempt.subscriptionId, Math.max(attempt.startedAt, newest.get(attempt.subscriptionId) ?? 0));
   if (newest.size === 0) return;
-  const rows = [...newest].map(([subscription_id, at]) => ({ subscription_id, at }));
-  for (const group of chunks(rows)) await upsertSuccesses.execute(trx, group);
-}
-
-/** Upserts subscriptions' newest successes, keeping the later of the stored and the new. */
-function successesUpsert(): ManyRowInsert<OutboxSuccessesTable, unknown, OutboxDatabase> {
-  return new ManyRowInsert<OutboxSuccessesTable, unknown, OutboxDatabase>(['subscription_id', 'at'], (db, rows) =>
-    db
-      .insertInto('herald_outbox_successes')
-      .values(rows)
-      .onConflict((oc) =>
-        oc.column('subscription_id').doUpdateSet({
-          at: sql<number>`case when excluded.at > herald_outbox_successes.at then excluded.at else herald_outbox_successes.at end`,
-        }),
-      ),
-  );
+  await trx
+    .insertInto('herald_outbox_successes')
+    .values([...newest].map(([subscription_id, at]) => ({ subscription_id, at })))
+    .onConflict((oc) =>
+      oc.column('subscription_id').doUpdateSet({
+        at: sql<number>`case when excluded.at > herald_outbox_successes.at then excluded.at else herald_outbox_successes.at end`,
+      }),
+    )
+    .execute();
 }
 
 /** The row of a held delivery whose first attempt settled at `now`: with the attempt on it, when it delivered. */

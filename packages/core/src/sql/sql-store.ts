@@ -604,27 +604,20 @@ export function eventRowJson(row: Selectable<EventsTable>): string {
 
 /** The event of a `herald_events` row; {@link eventRowJson} writes the same fields in the same order. */
 function toEvent(row: Selectable<EventsTable>): HeraldEvent {
-  // Built by assignment rather than spreads of optional fields: fewer objects made per event read.
-  const seq = Number(row.seq);
-  const data: unknown = JSON.parse(row.data);
-  const event: HeraldEvent =
-    row.subject === null
-      ? { specversion: '1.0', id: row.id, seq, type: row.type, source: row.source, time: row.time, datacontenttype: row.datacontenttype, data }
-      : {
-          specversion: '1.0',
-          id: row.id,
-          seq,
-          type: row.type,
-          source: row.source,
-          subject: row.subject,
-          time: row.time,
-          datacontenttype: row.datacontenttype,
-          data,
-        };
-  if (row.consumer !== null) event.consumer = row.consumer;
-  if (row.traceparent !== null) event.traceparent = row.traceparent;
-  if (row.tracestate !== null) event.tracestate = row.tracestate;
-  return event;
+  return {
+    specversion: '1.0',
+    id: row.id,
+    seq: Number(row.seq),
+    type: row.type,
+    source: row.source,
+    ...(row.subject !== null ? { subject: row.subject } : {}),
+    time: row.time,
+    datacontenttype: row.datacontenttype,
+    data: JSON.parse(row.data),
+    ...(row.consumer !== null ? { consumer: row.consumer } : {}),
+    ...(row.traceparent !== null ? { traceparent: row.traceparent } : {}),
+    ...(row.tracestate !== null ? { tracestate: row.tracestate } : {}),
+  };
 }
 
 function fromSubscription(subscription: Subscription): SubscriptionsTable {

@@ -145,6 +145,21 @@ describe.each([
     expect(claimed.map((c) => c.event)).toEqual(events);
     // What the engine sent before: the event read, written again.
     expect(claimed.map((c) => c.body)).toEqual(claimed.map((c) => JSON.stringify(c.event)));
+    // In the envelope's order, which the event read keeps: optional fields in their places, not at the end.
+    expect(Object.keys(claimed[1]?.event ?? {})).toEqual([
+      'specversion',
+      'id',
+      'seq',
+      'type',
+      'source',
+      'subject',
+      'time',
+      'datacontenttype',
+      'data',
+      'consumer',
+      'traceparent',
+      'tracestate',
+    ]);
   });
 
   it('keeps the delivering attempt on the row, in the write that settles it, and moves it out when a retry starts a new round', async () => {

@@ -1,24 +1,12 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import type { HeraldEvent, Logger } from '@herald/core';
-import { waitFor } from '@herald/testkit';
+import type { HeraldEvent } from '@herald/core';
+import { recordingLogger, waitFor } from '@herald/testkit';
 import { afterEach, expect, it } from 'vitest';
 import { collectEvents, eventSourceWithKey, opened, type StreamApp, startStreamApp } from './stream-app.test-support.js';
 
 const limit = 256 * 1024;
 const text = 'x'.repeat(64 * 1024);
-
-/** Keeps what the transport warns about, as any pino-like logger would. */
-function recordingLogger(warnings: Record<string, unknown>[]): Logger {
-  const logger: Logger = {
-    debug() {},
-    info() {},
-    warn: (fields) => void (typeof fields === 'object' && warnings.push(fields as Record<string, unknown>)),
-    error() {},
-    child: () => logger,
-  };
-  return logger;
-}
 
 let app: StreamApp | undefined;
 let slow: Socket | undefined;
@@ -28,8 +16,8 @@ afterEach(async () => {
 });
 
 it('cuts off a reader that stops reading at the buffer limit, while another keeps receiving', async () => {
-  const warnings: Record<string, unknown>[] = [];
-  app = await startStreamApp({ maxBufferedBytes: limit }, [], recordingLogger(warnings));
+  const logger = recordingLogger();
+  app = await startStreamApp({ maxBufferedBytes: limit }, [], logger);
   const key = await app.consumerKey('acme');
   const { port } = new URL(app.baseUrl);
 
@@ -68,7 +56,7 @@ it('cuts off a reader that stops reading at the buffer limit, while another keep
     expect(events.map((event) => event.id)).toEqual(published.map((event) => event.id));
     expect(app.sse.connections).toBe(1);
 
-    const cut = warnings.find((warning) => typeof warning.bufferedBytes === 'number');
+    const cut = logger.entries.find((entry) => entry.level === 'warn' && typeof entry.fields.bufferedBytes === 'number')?.fields;
     expect(cut, 'the cut-off was not logged').toBeDefined();
     expect(cut?.bufferedBytes as number).toBeGreaterThan(limit);
     // Bounded: over the limit by at most the one frame whose write crossed it.

@@ -1,15 +1,9 @@
 import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ProtocolClient, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { describe, expect, it } from 'vitest';
+import { closedAfterEach, ProtocolClient } from './testing/protocol-client.js';
 
-let open: WsApp | undefined;
-const clients: ProtocolClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await open?.close();
-  open = undefined;
-});
+const opened = closedAfterEach();
 
 const n = (event: HeraldEvent) => (event.data as { n: number }).n;
 /** What a consumer sees: the events addressed to everyone and to it; an admin (undefined) sees every one. */
@@ -17,15 +11,14 @@ const visibleTo = (consumer: string | undefined) => (event: HeraldEvent) => cons
 
 describe('live batches matched once per group of subscriptions that take the same events', () => {
   it('gives each connection exactly its events, whoever it is for, whatever its types, filter, durable subscription or scope', async () => {
-    const ws = (open = await startWsApp({ cursorFlushInterval: 50 }));
+    const ws = await opened.start({ cursorFlushInterval: 50 });
     const acme = await ws.app.consumerKey('acme');
     const globex = await ws.app.consumerKey('globex');
     const createdOnly = await ws.app.streamToken(acme, { types: ['order.created'] });
     const ordersOnly = await ws.app.streamToken(acme, { types: ['order.*'] });
     const durable = await ws.durable('acme', ['order.*']);
     const connect = async (token: string, subscribe: Record<string, unknown>) => {
-      const client = await ProtocolClient.connect(ws.url, { token });
-      clients.push(client);
+      const client = await opened.connect(ws.url, { token });
       await client.subscribe({ id: 's', ...subscribe });
       return client;
     };
@@ -72,12 +65,12 @@ describe('live batches matched once per group of subscriptions that take the sam
   });
 
   it('judges a durable subscription as it is at each batch: paused, its connections get nothing, the ad hoc ones of the same types everything', async () => {
-    const ws = (open = await startWsApp({ cursorFlushInterval: 50 }));
+    const ws = await opened.start({ cursorFlushInterval: 50 });
     const acme = await ws.app.consumerKey('acme');
     const durable = await ws.durable('acme', ['order.*']);
     const attached = await Promise.all([1, 2].map(() => ProtocolClient.connect(ws.url, { token: acme })));
     const adhoc = await Promise.all([1, 2].map(() => ProtocolClient.connect(ws.url, { token: acme })));
-    clients.push(...attached, ...adhoc);
+    opened.track(...attached, ...adhoc);
     for (const client of attached) await client.subscribe({ id: 's', subscription: durable.id });
     for (const client of adhoc) await client.subscribe({ id: 's', types: ['order.*'] });
     const burst = (from: number) =>

@@ -1,16 +1,10 @@
 import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ProtocolClient, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { closedAfterEach, type ProtocolClient } from './testing/protocol-client.js';
 
-let open: WsApp | undefined;
-const clients: ProtocolClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await open?.close();
-  open = undefined;
-});
+const opened = closedAfterEach();
 
 /** Every frame the socket receives, as ws reads them: one message per frame, text only. */
 function framesOf(ws: WebSocket): { text: string[]; binary: number } {
@@ -21,11 +15,10 @@ function framesOf(ws: WebSocket): { text: string[]; binary: number } {
 
 describe('a burst fanned out with one Buffer per distinct batch', () => {
   it('gives each client exactly its events, in order, whatever its types, filter or subscription id', async () => {
-    const ws = (open = await startWsApp());
+    const ws = await opened.start();
     const key = await ws.app.consumerKey('acme');
     const connect = async (subscribe: Record<string, unknown>) => {
-      const client = await ProtocolClient.connect(ws.url, { token: key });
-      clients.push(client);
+      const client = await opened.connect(ws.url, { token: key });
       const frames = framesOf(client.ws);
       await client.subscribe({ id: 's', ...subscribe });
       return { client, frames };
@@ -60,7 +53,7 @@ describe('a burst fanned out with one Buffer per distinct batch', () => {
   });
 
   it('serves a client that offers permessage-deflate, uncompressed, and it reads every frame', async () => {
-    const ws = (open = await startWsApp());
+    const ws = await opened.start();
     const key = await ws.app.consumerKey('acme');
     const socket = new WebSocket(ws.url, 'herald.v1', { perMessageDeflate: true, headers: { authorization: `Bearer ${key}` } });
     const client = await new Promise<ProtocolClient>((resolve, reject) => {

@@ -11,8 +11,8 @@ import {
   type TestApp,
   waitFor,
 } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ProtocolClient, refusedUpgrade, startWsApp, type WsApp } from './testing/protocol-client.js';
+import { describe, expect, it } from 'vitest';
+import { closedAfterEach, ProtocolClient, refusedUpgrade, type WsApp } from './testing/protocol-client.js';
 import { CloseCode } from './websocket-protocol.js';
 import { websocket } from './websocket-transport.js';
 
@@ -67,24 +67,8 @@ runTransportSuite('websocket', {
   },
 });
 
-let open: WsApp | undefined;
-const clients: ProtocolClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((client) => client.close()));
-  await open?.close();
-  open = undefined;
-});
-
-async function start(...args: Parameters<typeof startWsApp>): Promise<WsApp> {
-  open = await startWsApp(...args);
-  return open;
-}
-
-async function connect(url: string, options: Parameters<typeof ProtocolClient.connect>[1]): Promise<ProtocolClient> {
-  const client = await ProtocolClient.connect(url, options);
-  clients.push(client);
-  return client;
-}
+const opened = closedAfterEach();
+const { start, connect } = opened;
 
 const publish = (ws: WsApp, type: string, n: number, consumer?: string) =>
   ws.app.herald.publish({ type, data: { n }, ...(consumer !== undefined ? { consumer } : {}) } as never).then(({ event }) => event);
@@ -385,7 +369,7 @@ describe('revocation and shutdown', () => {
     const a = await connect(ws.url, { bearer: ws.app.adminKey });
     const b = await connect(ws.url, { waitReady: false });
     await ws.close();
-    open = undefined;
+    opened.forget();
     expect(await a.closed).toEqual({ code: 1001, reason: 'the server is stopping' });
     expect((await b.closed).code).toBe(1001);
   });

@@ -1,6 +1,7 @@
 import type { HeraldEvent, Transport } from '@herald/core';
 import type { HeraldOptions } from '@herald/server';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterEach } from 'vitest';
 import WebSocket from 'ws';
 import { type WebSocketOptions, type WebSocketTransport, websocket } from '../index.js';
 
@@ -132,5 +133,36 @@ export async function startWsApp(options: WebSocketOptions = {}, otherTransports
       return body;
     },
     close: () => app.close(),
+  };
+}
+
+/**
+ * A test file's app and clients, closed after each test: `start` opens the app, `connect` a client, `track`
+ * clients opened otherwise; `forget` the app when the test closed it itself.
+ */
+export function closedAfterEach() {
+  let open: WsApp | undefined;
+  const clients: ProtocolClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+    await open?.close();
+    open = undefined;
+  });
+  return {
+    async start(...args: Parameters<typeof startWsApp>): Promise<WsApp> {
+      open = await startWsApp(...args);
+      return open;
+    },
+    async connect(url: string, options: Parameters<typeof ProtocolClient.connect>[1]): Promise<ProtocolClient> {
+      const client = await ProtocolClient.connect(url, options);
+      clients.push(client);
+      return client;
+    },
+    track(...more: ProtocolClient[]): void {
+      clients.push(...more);
+    },
+    forget(): void {
+      open = undefined;
+    },
   };
 }

@@ -25,10 +25,16 @@ export class MatchedBatch {
   /** The `seq` of the batch's last event, taken or not. */
   readonly last: number;
   #shared?: Map<string, unknown>;
+  #publishedAt?: readonly number[];
 
   constructor(events: readonly HeraldEvent[], last: number) {
     this.events = events;
     this.last = last;
+  }
+
+  /** When each of {@link events} was published (its `time`), in ms since the epoch: for every connection's delivery count. */
+  get publishedAt(): readonly number[] {
+    return (this.#publishedAt ??= this.events.map((event) => Date.parse(event.time)));
   }
 
   /**

@@ -23,12 +23,6 @@ export class EnvelopeFrames {
     return (encoded.plain ??= Buffer.from(encodeFrame({ id: event.seq, data: JSON.stringify(event) })));
   }
 
-  /** The frames of `events` back to back in one Buffer, and when each event was published. */
-  batch(events: readonly HeraldEvent[], named: boolean): { bytes: Buffer; publishedAt: readonly number[] } {
-    const frames = events.map((event) => this.of(event, named));
-    return { bytes: frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames), publishedAt: events.map((event) => this.publishedAt(event)) };
-  }
-
   /** When `event` was published, in ms since the epoch. */
   publishedAt(event: HeraldEvent): number {
     return this.#entry(event).publishedAt;

@@ -77,9 +77,10 @@ export class SseConnection implements StreamSink {
   /** Writes a live batch's events: the chunk made once for every stream of the same format that takes them, in one write. */
   deliverMatched(_subscription: StreamSubscription, batch: MatchedBatch): boolean {
     const named = this.#named;
-    const encoded = batch.shared(named ? 'named' : 'plain', () => this.#frames.batch(batch.events, named));
-    this.#write(encoded.bytes, batch.events[batch.events.length - 1]?.seq ?? 0);
-    countDeliveries(this.#metrics, 'delivered', encoded.publishedAt);
+    const frames = this.#frames;
+    const bytes = batch.shared(named ? 'named' : 'plain', () => frames.chunk(batch.events.map((event) => frames.of(event, named))));
+    this.#write(bytes, batch.events[batch.events.length - 1]?.seq ?? 0);
+    countDeliveries(this.#metrics, 'delivered', batch.publishedAt);
     return !this.stream.closed;
   }
 

@@ -365,11 +365,14 @@ export class Connection implements StreamSink {
 
   /** Sends a live batch's events of a subscription: the frames made once for every connection that names its subscription alike, in one write. */
   deliverMatched(subscription: StreamSubscription, batch: MatchedBatch): boolean {
-    const { frames, context } = this.#host;
+    const { frames, batches, context } = this.#host;
     const { id } = subscription;
-    const encoded = batch.shared(id, () => frames.batch(id, batch.events));
-    const sent = this.#sendFrames(encoded.bytes, encoded.frames, false);
-    countDeliveries(context.metrics, sent ? 'delivered' : 'dropped', encoded.publishedAt);
+    const encoded = batch.shared(id, () => {
+      const list = batch.events.map((event) => frames.frame(id, event));
+      return { list, bytes: batches.of(list) };
+    });
+    const sent = this.#sendFrames(encoded.bytes, encoded.list, false);
+    countDeliveries(context.metrics, sent ? 'delivered' : 'dropped', batch.publishedAt);
     return sent;
   }
 

@@ -167,15 +167,6 @@ export function closeReason(text: string): string {
   return `${cut}...`;
 }
 
-/** The frames of a batch's events for one subscription id. */
-export interface EncodedBatch {
-  readonly frames: readonly Buffer[];
-  /** {@link frames} back to back. */
-  readonly bytes: Buffer;
-  /** When each event was published, in ms since the epoch. */
-  readonly publishedAt: readonly number[];
-}
-
 /**
  * Serialises each event once and each `event` frame once per subscription id, so fan-out to many
  * connections that use the same id (the usual case: clients run the same code) costs one
@@ -200,12 +191,6 @@ export class EventFrames {
       if (entry.byId.size < this.#idsPerEvent) entry.byId.set(id, frame);
     }
     return frame;
-  }
-
-  /** The frames of `events` for the subscription `id`, back to back in one Buffer, and when each event was published. */
-  batch(id: string, events: readonly HeraldEvent[]): EncodedBatch {
-    const frames = events.map((event) => this.frame(id, event));
-    return { frames, bytes: frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames), publishedAt: events.map((event) => this.publishedAt(event)) };
   }
 
   /** When `event` was published, in ms since the epoch: its `time`, parsed once. */

@@ -18,6 +18,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
 import { now } from './lib/client-groups.js';
+import { mainThreadCpu, mainThreadCpuPer } from './lib/main-thread-cpu.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { best, formatCount, formatGoal, formatRatio, type Goal, median, percentile, roundRatios, verdict } from './lib/stats.js';
@@ -120,10 +121,14 @@ async function until(condition: () => Promise<boolean>, what: string, timeout = 
 // The subjects.
 
 /** `concurrency` loops POSTing a 250-byte JSON body with undici, as fast as the receiver answers. */
-/** A rate, and the CPU time this process spent per unit, in µs (less disturbed by other load than the rate). */
+/**
+ * A rate, and the CPU time this process spent per unit, in µs (less disturbed by other load than the rate):
+ * all of it, and its main thread's alone (what the drains are bound by), where /proc tells.
+ */
 interface Measured {
   rate: number;
   cpu: number;
+  main?: number | undefined;
 }
 
 async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> {
@@ -131,6 +136,7 @@ async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> 
   const body = JSON.stringify({ specversion: '1.0', id: 'evt_0', seq: 1, type: 'bench.event', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 0, pad } });
   let sent = 0;
   const cpuBefore = process.cpuUsage();
+  const mainBefore = mainThreadCpu();
   const started = now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -143,8 +149,9 @@ async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> 
   );
   const seconds = (now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
+  const main = mainThreadCpuPer(mainBefore, requests);
   await pool.close();
-  return { rate: requests / seconds, cpu: (cpu.user + cpu.system) / requests };
+  return { rate: requests / seconds, cpu: (cpu.user + cpu.system) / requests, main };
 }
 
 function startHerald(database: string, withWebhooks: boolean) {
@@ -216,11 +223,11 @@ async function outboxDrain(receiver: Receiver, events: number): Promise<Measured
 }
 
 /** Waits for `events` unique receipts, from `started`: deliveries/s and this process's CPU per delivery. */
-async function drained(receiver: Receiver, events: number, started: number, cpuBefore: NodeJS.CpuUsage, what: string): Promise<Measured> {
+async function drained(receiver: Receiver, events: number, started: number, cpuBefore: NodeJS.CpuUsage, mainBefore: number | undefined, what: string): Promise<Measured> {
   await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, what);
   const seconds = (now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
-  return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events };
+  return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events, main: mainThreadCpuPer(mainBefore, events) };
 }
 
 /** Whether the outbox holds `events` delivered deliveries and nothing else. */
@@ -253,6 +260,7 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
     await receiver.call('reset');
     const stopProfile = await startProfile('replay');
     const cpuBefore = process.cpuUsage();
+    const mainBefore = mainThreadCpu();
     const started = now();
     const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
       method: 'POST',
@@ -260,7 +268,7 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
       body: JSON.stringify({ after: 0 }),
     });
     if (response.status !== 202) throw new Error(`starting the replay answered ${response.status}`);
-    const measured = await drained(receiver, events, started, cpuBefore, 'the replay to drain');
+    const measured = await drained(receiver, events, started, cpuBefore, mainBefore, 'the replay to drain');
     await stopProfile();
     await node.close();
     return measured;
@@ -289,9 +297,10 @@ async function retryStormDrain(receiver: Receiver, events: number): Promise<Meas
     await receiver.call('reset');
     const stopProfile = await startProfile('retry');
     const cpuBefore = process.cpuUsage();
+    const mainBefore = mainThreadCpu();
     const started = now();
     const node = startHerald(database, true);
-    const measured = await drained(receiver, events, started, cpuBefore, 'the retries to drain');
+    const measured = await drained(receiver, events, started, cpuBefore, mainBefore, 'the retries to drain');
     await stopProfile();
     await node.close();
     return measured;
@@ -402,21 +411,30 @@ async function recovery(receiver: Receiver): Promise<string[]> {
     );
   }
   const cpuOf = (measured: Measured[]) => `${Math.min(...measured.map((m) => m.cpu)).toFixed(0)} µs`;
+  const mains = (measured: Measured[]) => measured.flatMap((m) => (m.main === undefined ? [] : [m.main]));
+  const mainOf = (measured: Measured[]) => (mains(measured).length > 0 ? `${median(mains(measured)).toFixed(0)} µs` : 'n/a');
   const rows = (what: string, { raw, drained }: { raw: Measured[]; drained: Measured[] }) => {
     const ratio = best(drained.map((m) => m.rate)) / best(raw.map((m) => m.rate));
     const paired = roundRatios({ rounds: drained.map((m) => m.rate) }, { rounds: raw.map((m) => m.rate) });
     return [
-      [`raw undici \`Pool\` POST loop, ${concurrency} at a time (run just before each ${what.split(':')[0]})`, formatCount(best(raw.map((m) => m.rate))), '1.00', '', cpuOf(raw)],
-      [what, formatCount(best(drained.map((m) => m.rate))), `${formatRatio(ratio)} (${verdict(ratio, goal)})`, `${paired.map(formatRatio).join(', ')}; median ${formatRatio(median(paired))}`, cpuOf(drained)],
+      [`raw undici \`Pool\` POST loop, ${concurrency} at a time (run just before each ${what.split(':')[0]})`, formatCount(best(raw.map((m) => m.rate))), '1.00', '', cpuOf(raw), mainOf(raw)],
+      [
+        what,
+        formatCount(best(drained.map((m) => m.rate))),
+        `${formatRatio(ratio)} (${verdict(ratio, goal)})`,
+        `${paired.map(formatRatio).join(', ')}; median ${formatRatio(median(paired))}`,
+        cpuOf(drained),
+        mainOf(drained),
+      ],
     ];
   };
   return [
     '### Replay and retry-storm drains',
     '',
-    `\`BENCH_WEBHOOK_ONLY=recovery tsx --conditions=herald-source bench/src/webhook-bench.ts\` (also part of \`pnpm bench webhook\`). The same receiver and ${concurrency} requests in flight; ${formatCount(recoveryEvents)} deliveries to the one endpoint, out of the outbox's stored rows rather than a live fan-out's held ones. Each rate is the best of ${rounds} rounds; each round's ratio is its drain against the raw loop run just before it.`,
+    `\`BENCH_WEBHOOK_ONLY=recovery tsx --conditions=herald-source bench/src/webhook-bench.ts\` (also part of \`pnpm bench webhook\`). The same receiver and ${concurrency} requests in flight; ${formatCount(recoveryEvents)} deliveries to the one endpoint, out of the outbox's stored rows rather than a live fan-out's held ones. Each rate is the best of ${rounds} rounds; each round's ratio is its drain against the raw loop run just before it. A drain is bound by its main thread (busy nearly all of it), so that thread's CPU per delivery (from /proc, in 10 ms steps) says where it stands with less of the machine's noise than the rate.`,
     '',
     markdownTable(
-      ['what', 'deliveries/s', `ratio to raw (goal ${formatGoal(goal)})`, "each round's ratio", 'CPU of the sending process per delivery'],
+      ['what', 'deliveries/s', `ratio to raw (goal ${formatGoal(goal)})`, "each round's ratio", 'CPU of the sending process per delivery', 'of it, its main thread (median)'],
       [
         ...rows(`replay: \`POST /v1/subscriptions/:id/replay\` of ${formatCount(recoveryEvents)} delivered events on a running node, to the last receipt`, runs.replay),
         ...rows(`retry storm: ${formatCount(recoveryEvents)} due retries after a 503 outage, from a node's start to the last receipt`, runs.retry),

@@ -80,6 +80,19 @@ describe('the outbox on SQLite with synchronous=FULL', () => {
     expect(levels).toEqual([1, 2, 2]);
     expect(await outbox.position('webhook', 0)).toBe(appended?.event.seq);
   });
+
+  it("commits a replay's batch unsynced too: a replay lives in this process, and one cut short is asked again", async () => {
+    const { store, levels } = await commitLevelsStore(join(tempDir(), 'herald.db'));
+    cleanups.push(() => store.close());
+    const outbox = await sqlOutbox(store);
+    const [appended] = await store.append([newEvent('sync.replayed')]);
+    const now = Date.now();
+    const delivery = { id: 'dlv_replayed', subscriptionId: 'sub_sync', eventSeq: appended?.event.seq as number, eventId: appended?.event.id as string, nextAttemptAt: now };
+    levels.length = 0;
+    expect(await outbox.replay([delivery], now)).toBe(1);
+    expect(levels).toEqual([1]);
+    expect(await outbox.get('dlv_replayed')).toMatchObject({ status: 'pending', eventSeq: appended?.event.seq });
+  });
 });
 
 describe.each([

@@ -101,6 +101,34 @@ function toDelivery(row: Selectable<DeliveriesTable>): Delivery {
   };
 }
 
+/** What a claim reads of a delivery's row. */
+const claimedColumns = ['id', 'subscription_id', 'event_seq', 'event_id', 'attempts', 'next_attempt_at', 'locked_until', 'created_at'] as const;
+
+type ClaimedRow = Pick<Selectable<DeliveriesTable>, (typeof claimedColumns)[number]>;
+
+/** Whether a pending delivery's row is due at `now` and held by no live lease. */
+function claimable(row: ClaimedRow, now: number): boolean {
+  const lockedUntil = toNumber(row.locked_until);
+  return row.next_attempt_at !== null && Number(row.next_attempt_at) <= now && (lockedUntil === null || lockedUntil < now);
+}
+
+/** A delivery as the claim of `row` under `lease` left it. */
+function claimedDelivery(row: ClaimedRow, lease: Lease): Delivery {
+  return {
+    id: row.id,
+    subscriptionId: row.subscription_id,
+    eventSeq: Number(row.event_seq),
+    eventId: row.event_id,
+    status: 'pending',
+    attempts: Number(row.attempts) + 1,
+    nextAttemptAt: toNumber(row.next_attempt_at),
+    lockedBy: lease.worker,
+    lockedUntil: lease.until,
+    createdAt: Number(row.created_at),
+    updatedAt: lease.now,
+  };
+}
+
 function toAttempt(row: Selectable<DeliveryAttemptsTable>): DeliveryAttempt {
   return {
     deliveryId: row.delivery_id,
@@ -256,45 +284,42 @@ export class SqlOutbox implements Outbox {
   }
 
   async #claim(trx: Transaction<OutboxDatabase>, lease: Lease, requests: readonly ClaimRequest[]): Promise<ClaimedDelivery[]> {
-    const rows: Selectable<DeliveriesTable>[] = [];
+    const rows: ClaimedRow[] = [];
     for (const request of requests) {
       if (request.limit <= 0) continue;
-      const candidates = this.#flavor.lockForClaim(
-        request.ordered
-          ? trx
-              .selectFrom('herald_deliveries')
-              .select('id')
-              .where('subscription_id', '=', request.subscriptionId)
-              .where('status', '=', pending)
-              .orderBy('event_seq')
-              .limit(1)
-          : trx
-              .selectFrom('herald_deliveries')
-              .select('id')
-              .where('subscription_id', '=', request.subscriptionId)
-              .where('status', '=', pending)
-              // Through coalesce, so that SQLite walks the subscription's index in seq order rather than the due index.
-              .where((eb) => eb(eb.fn.coalesce('next_attempt_at', eb.val(0)), '<=', lease.now))
-              .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
-              .orderBy('event_seq')
-              .limit(request.limit),
-        request.ordered ? 'wait' : 'skip',
-      );
-      const claimed = await trx
-        .updateTable('herald_deliveries')
-        .set((eb) => ({
-          locked_by: lease.worker,
-          locked_until: lease.until,
-          attempts: eb('attempts', '+', 1),
-          updated_at: lease.now,
-        }))
-        .where('id', 'in', candidates)
-        // For an ordered claim the head must itself be due and free; repeated for the unordered one, harmlessly.
-        .where('next_attempt_at', '<=', lease.now)
-        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
-        .returningAll()
+      const found = await this.#flavor
+        .lockForClaim(
+          request.ordered
+            ? trx
+                .selectFrom('herald_deliveries')
+                .select(claimedColumns)
+                .where('subscription_id', '=', request.subscriptionId)
+                .where('status', '=', pending)
+                .orderBy('event_seq')
+                .limit(1)
+            : trx
+                .selectFrom('herald_deliveries')
+                .select(claimedColumns)
+                .where('subscription_id', '=', request.subscriptionId)
+                .where('status', '=', pending)
+                // Through coalesce, so that SQLite walks the subscription's index in seq order rather than the due index.
+                .where((eb) => eb(eb.fn.coalesce('next_attempt_at', eb.val(0)), '<=', lease.now))
+                .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
+                .orderBy('event_seq')
+                .limit(request.limit),
+          request.ordered ? 'wait' : 'skip',
+        )
         .execute();
-      rows.push(...claimed);
+      // The head of an ordered endpoint is claimed only when it is itself due and free.
+      for (const row of found) if (claimable(row, lease.now)) rows.push(row);
+    }
+    // Read, then written without RETURNING: SQLite's RETURNING costs more than the update itself.
+    for (const ids of chunks(rows.map((row) => row.id))) {
+      await trx
+        .updateTable('herald_deliveries')
+        .set((eb) => ({ locked_by: lease.worker, locked_until: lease.until, attempts: eb('attempts', '+', 1), updated_at: lease.now }))
+        .where('id', 'in', ids)
+        .execute();
     }
     if (rows.length === 0) return [];
     rows.sort((a, b) => Number(a.event_seq) - Number(b.event_seq));
@@ -312,7 +337,7 @@ export class SqlOutbox implements Outbox {
     return rows.map((row) => {
       const event = events.get(Number(row.event_seq));
       const subscription = subscriptions.get(row.subscription_id);
-      return { delivery: toDelivery(row), ...(event ?? {}), ...(subscription ? { subscription } : {}) };
+      return { delivery: claimedDelivery(row, lease), ...(event ?? {}), ...(subscription ? { subscription } : {}) };
     });
   }
 
@@ -421,8 +446,9 @@ export class SqlOutbox implements Outbox {
     return this.#replay(deliveries, lease.now, lease);
   }
 
+  /** Unsynced: a replay lives in this process, so a batch lost to a power failure is lost with the replay itself. */
   #replay(deliveries: readonly NewDelivery[], now: number, lease?: Lease): Promise<ReplayClaim> {
-    return this.#transaction(async (trx) => {
+    return this.#unsyncedTransaction(async (trx) => {
       const claim: ReplayClaim = { replayed: 0, claimed: [] };
       for (const group of chunks(deliveries)) {
         const seqs = new Map<string, number[]>();

@@ -479,6 +479,16 @@ describe('SqlStore on a SQLite file', () => {
     }
   });
 
+  it('keeps its statement journals in memory, on a database it is given too', async () => {
+    const database = new Database(join(tempDir(), 'herald.db'));
+    const store = sqliteStore({ database });
+    await store.init();
+    await store.append([event('journal.one')]);
+    // 2: MEMORY. With the default (a temporary file), each UPDATE … RETURNING in a transaction wrote its pages to a file.
+    expect(database.pragma('temp_store', { simple: true })).toBe(2);
+    await store.close();
+  });
+
   it('close waits for appends that are still pending', async () => {
     const path = join(tempDir(), 'herald.db');
     const store = await open(path);

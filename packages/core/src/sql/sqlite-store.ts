@@ -24,7 +24,7 @@ export interface SqliteStoreOptions {
   path?: string;
   /**
    * A better-sqlite3 database to use instead of opening `path`. The store sets its pragmas (WAL mode,
-   * `synchronous`, no busy wait) and owns it from then on: `close()` closes it.
+   * `synchronous`, no busy wait, temporary storage in memory) and owns it from then on: `close()` closes it.
    */
   database?: Database.Database;
   /**
@@ -61,6 +61,8 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
       opened.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       // A lock held elsewhere fails at once, and the store waits it out on timers (see WriteGate).
       opened.pragma('busy_timeout = 0');
+      // Statement journals (an UPDATE … RETURNING, a write of many rows, in a transaction) in memory rather than in temporary files.
+      opened.pragma('temp_store = MEMORY');
     } catch (error) {
       // Opened again when the store next reaches for it (a lock held elsewhere is waited out).
       if (!given) opened.close();

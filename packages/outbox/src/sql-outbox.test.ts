@@ -156,6 +156,8 @@ describe.each([
     await outbox.replay(deliveries, now);
     const { claimed } = await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 3 }] });
     expect(claimed.map((c) => c.event)).toEqual(events);
+    // Each claimed delivery is its row as the claim left it (made from what the claim read and wrote).
+    for (const { delivery } of claimed) expect(delivery).toEqual(await outbox.get(delivery.id));
     // What the engine sent before: the event read, written again.
     expect(claimed.map((c) => c.body)).toEqual(claimed.map((c) => JSON.stringify(c.event)));
     // In the envelope's order, which the event read keeps: optional fields in their places, not at the end.
@@ -260,6 +262,7 @@ describe.each([
       ['dlv_0', 1, 'w', 'pending'],
       ['dlv_2', 1, 'w', 'pending'],
     ]);
+    for (const delivery of claimed) expect(delivery).toEqual(await outbox.get(delivery.id));
     expect(await outbox.get('dlv_1')).toMatchObject({ status: 'pending', attempts: 0, lockedBy: null, lockedUntil: null });
     expect((await outbox.attempts(['dlv_0'])).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'succeeded']]);
   });

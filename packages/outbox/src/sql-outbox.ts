@@ -450,19 +450,60 @@ export class SqlOutbox implements Outbox {
   #replay(deliveries: readonly NewDelivery[], now: number, lease?: Lease): Promise<ReplayClaim> {
     return this.#unsyncedTransaction(async (trx) => {
       const claim: ReplayClaim = { replayed: 0, claimed: [] };
-      for (const group of chunks(deliveries)) {
-        const seqs = new Map<string, number[]>();
-        for (const delivery of group) seqs.set(delivery.subscriptionId, [...(seqs.get(delivery.subscriptionId) ?? []), delivery.eventSeq]);
-        for (const [subscriptionId, eventSeqs] of seqs) {
-          await moveRowAttempts(trx, (eb) => eb.and([eb('subscription_id', '=', subscriptionId), eb('event_seq', 'in', eventSeqs)]));
-        }
-        const rows = await this.#upsertReplayed.execute(
-          trx,
-          group.map((delivery) => fromDelivery(createdDelivery({ ...delivery, nextAttemptAt: now }, now, lease))),
-        );
-        claim.replayed += rows.length;
-        for (const row of rows) if (lease && row.locked_by === lease.worker) claim.claimed.push(toDelivery(row));
+      const bySubscription = new Map<string, NewDelivery[]>();
+      for (const delivery of deliveries) {
+        const group = bySubscription.get(delivery.subscriptionId);
+        if (group) group.push(delivery);
+        else bySubscription.set(delivery.subscriptionId, [delivery]);
       }
+      for (const [subscriptionId, ofSubscription] of bySubscription) {
+        for (const group of chunks(ofSubscription)) {
+          const eventSeqs = group.map((delivery) => delivery.eventSeq);
+          await moveRowAttempts(trx, (eb) => eb.and([eb('subscription_id', '=', subscriptionId), eb('event_seq', 'in', eventSeqs)]));
+          // Deliveries that have a row start their new round by an UPDATE without RETURNING, which SQLite's
+          // upsert would need; locked meanwhile, so that no other worker claims one between the read and the write.
+          const rows = await this.#flavor
+            .lockForClaim(
+              trx
+                .selectFrom('herald_deliveries')
+                .select(['id', 'event_seq', 'locked_until', 'created_at'])
+                .where('subscription_id', '=', subscriptionId)
+                .where('event_seq', 'in', eventSeqs),
+              'wait',
+            )
+            .execute();
+          const existing = new Map(rows.map((row) => [Number(row.event_seq), row]));
+          const fresh: NewDelivery[] = [];
+          const claimed: string[] = [];
+          const unclaimed: string[] = [];
+          for (const delivery of group) {
+            const row = existing.get(delivery.eventSeq);
+            if (!row) {
+              fresh.push(delivery);
+              continue;
+            }
+            // A delivery in flight is let go, not claimed: the attempt under way settles nothing, and the replay sends it again.
+            const inFlight = row.locked_until !== null && Number(row.locked_until) >= now;
+            const restarted = createdDelivery({ ...delivery, id: row.id, nextAttemptAt: now }, now, inFlight ? undefined : lease);
+            if (restarted.lockedBy === null) unclaimed.push(row.id);
+            else {
+              claimed.push(row.id);
+              claim.claimed.push({ ...restarted, createdAt: Number(row.created_at) });
+            }
+          }
+          await restartDeliveries(trx, claimed, now, lease);
+          await restartDeliveries(trx, unclaimed, now);
+          if (fresh.length > 0) {
+            const created = await this.#upsertReplayed.execute(
+              trx,
+              fresh.map((delivery) => fromDelivery(createdDelivery({ ...delivery, nextAttemptAt: now }, now, lease))),
+            );
+            for (const row of created) if (lease && row.locked_by === lease.worker) claim.claimed.push(toDelivery(row));
+          }
+          claim.replayed += group.length;
+        }
+      }
+      claim.claimed.sort((a, b) => a.eventSeq - b.eventSeq);
       return claim;
     });
   }
@@ -592,9 +633,9 @@ async function moveRowAttempts(
 }
 
 /**
- * Creates a replay's deliveries, or starts a new round for those that exist (their `updated_at` is the
- * replay's time), claimed or not as the new row says; a delivery in flight is let go, not claimed: the
- * attempt under way settles nothing, and the replay sends it again. Returns the rows as they are now.
+ * Creates a replay's deliveries that had no row, claimed or not as the new row says; should another node's
+ * fan-out have made one meanwhile, starts its new round instead (its `updated_at` is the replay's time), letting
+ * go of it if it is in flight. Returns the rows as they are now.
  */
 function replayUpsert(): ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTable>, OutboxDatabase> {
   const inFlight = sql<boolean>`herald_deliveries.locked_until is not null and herald_deliveries.locked_until >= excluded.updated_at`;
@@ -615,6 +656,25 @@ function replayUpsert(): ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTab
       )
       .returningAll(),
   );
+}
+
+/** Starts a new round of the deliveries `ids` (their rows' attempts moved out already): due at `now`, claimed under `lease` when given. */
+async function restartDeliveries(trx: Transaction<OutboxDatabase>, ids: readonly string[], now: number, lease?: Lease): Promise<void> {
+  for (const group of chunks(ids)) {
+    await trx
+      .updateTable('herald_deliveries')
+      .set({
+        status: pending,
+        attempts: lease ? 1 : 0,
+        next_attempt_at: now,
+        locked_by: lease?.worker ?? null,
+        locked_until: lease?.until ?? null,
+        updated_at: now,
+        ...noRowAttempt,
+      })
+      .where('id', 'in', group)
+      .execute();
+  }
 }
 
 /** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */

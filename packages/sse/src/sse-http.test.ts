@@ -1,8 +1,8 @@
 import { get, type IncomingMessage } from 'node:http';
 import { waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type SseOptions, sse } from './sse-transport.js';
-import { type StreamApp, startStreamApp } from './stream-app.test-support.js';
+import { closedAfterEach, type StreamApp } from './stream-app.test-support.js';
 
 /** A stream read with node:http, every byte kept as text. */
 interface RawStream {
@@ -31,23 +31,15 @@ function openRaw(url: string, headers: Record<string, string>): Promise<RawStrea
   });
 }
 
-let app: StreamApp | undefined;
-const streams: RawStream[] = [];
-afterEach(async () => {
-  for (const stream of streams.splice(0)) stream.close();
-  await app?.close();
-  app = undefined;
-});
+const { start: startApp, track } = closedAfterEach();
 
 async function start(options: SseOptions): Promise<{ app: StreamApp; key: string }> {
-  app = await startStreamApp(options);
+  const app = await startApp(options);
   return { app, key: await app.consumerKey('acme') };
 }
 
 async function raw(url: string, headers: Record<string, string>): Promise<RawStream> {
-  const stream = await openRaw(url, headers);
-  streams.push(stream);
-  return stream;
+  return track(await openRaw(url, headers));
 }
 
 describe('the stream on the wire', () => {

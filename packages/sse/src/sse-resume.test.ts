@@ -1,25 +1,14 @@
 import type { HeraldEvent } from '@herald/core';
 import { linger, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
-import { afterEach, describe, expect, it } from 'vitest';
-import { collectEvents, eventSourceWithKey, opened, type StreamApp, startStreamApp } from './stream-app.test-support.js';
+import { describe, expect, it } from 'vitest';
+import { closedAfterEach, collectEvents, eventSourceWithKey, opened } from './stream-app.test-support.js';
 
 const orderTypes = ['order.created', 'order.shipped'] as const;
 const idsOf = (events: readonly HeraldEvent[]) => events.map((event) => event.id);
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let app: StreamApp | undefined;
-const sources: EventSource[] = [];
-afterEach(async () => {
-  for (const source of sources.splice(0)) source.close();
-  await app?.close();
-  app = undefined;
-});
-
-function track(source: EventSource): EventSource {
-  sources.push(source);
-  return source;
-}
+const { start, track } = closedAfterEach();
 
 /** The data of every `end` frame the source receives. */
 function ends(source: EventSource): { reason: string; message: string }[] {
@@ -30,7 +19,7 @@ function ends(source: EventSource): { reason: string; message: string }[] {
 
 describe('resuming with the eventsource package', () => {
   it('reconnects by itself with Last-Event-ID after the server drops it, missing and repeating nothing', async () => {
-    app = await startStreamApp({ retry: 100 });
+    const app = await start({ retry: 100 });
     const key = await app.consumerKey('acme');
     const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.*,invoice.paid`, key));
     const events = collectEvents(source, [...orderTypes, 'invoice.paid']);
@@ -62,10 +51,10 @@ describe('resuming with the eventsource package', () => {
   });
 
   it('resumes a live stream that had received nothing from where it started, not from now', async () => {
-    app = await startStreamApp({ retry: 100 });
+    const app = await start({ retry: 100 });
     const key = await app.consumerKey('acme');
     await app.herald.publish({ type: 'invoice.paid', data: { n: 0 } });
-    await waitFor(() => app?.herald.bus.latest === 1, 'the bus to hand the event on');
+    await waitFor(() => app.herald.bus.latest === 1, 'the bus to hand the event on');
     const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.created`, key));
     const events = collectEvents(source, ['order.created']);
     // The ready frame carries the position the stream started at.
@@ -79,7 +68,7 @@ describe('resuming with the eventsource package', () => {
   });
 
   it('sends a reset event with the end of the log when Last-Event-ID is past it, then goes on live', async () => {
-    app = await startStreamApp();
+    const app = await start();
     const key = await app.consumerKey('acme');
     for (let n = 0; n < 3; n++) await app.herald.publish({ type: 'order.created', data: { n } });
     const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.created&lastEventId=999`, key));
@@ -96,7 +85,7 @@ describe('resuming with the eventsource package', () => {
 
 describe('durable subscriptions', () => {
   it('keeps a cursor, so a new connection without Last-Event-ID gets what was missed', async () => {
-    app = await startStreamApp({ cursorInterval: 50 });
+    const app = await start({ cursorInterval: 50 });
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, key);
     expect(created.status).toBe(201);
@@ -110,9 +99,9 @@ describe('durable subscriptions', () => {
     await app.herald.publish({ type: 'invoice.paid', data: { n: 5 } });
     await waitFor(() => firstEvents.length === 5, 'the first five events');
     // The cursor passes over the invoice too: it is past everything the subscription was shown.
-    await waitFor(async () => (await app?.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key))?.body.cursor === 6, 'the cursor at 6');
+    await waitFor(async () => (await app.api('GET', `/v1/subscriptions/${created.body.id}`, undefined, key)).body.cursor === 6, 'the cursor at 6');
     first.close();
-    await waitFor(() => app?.sse.connections === 0, 'the stream to close');
+    await waitFor(() => app.sse.connections === 0, 'the stream to close');
 
     const missed: HeraldEvent[] = [];
     for (let n = 0; n < 5; n++) missed.push((await app.herald.publish({ type: 'order.shipped', data: { n } })).event);
@@ -131,7 +120,7 @@ describe('durable subscriptions', () => {
   });
 
   it('follows changes of types and status while connected', async () => {
-    app = await startStreamApp();
+    const app = await start();
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.created'] }, key);
     const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?subscription=${created.body.id}&named=false`, key));
@@ -155,12 +144,12 @@ describe('durable subscriptions', () => {
   });
 
   it('passes over what is published while paused, and a later connection does not replay it (the same rule as WebSocket)', async () => {
-    app = await startStreamApp({ cursorInterval: 50 });
+    const app = await start({ cursorInterval: 50 });
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, key);
     const path = `/v1/subscriptions/${created.body.id}`;
     const url = `${app.baseUrl}/v1/stream?subscription=${created.body.id}`;
-    const cursor = async () => (await app?.api('GET', path, undefined, key))?.body.cursor as number;
+    const cursor = async () => (await app.api('GET', path, undefined, key)).body.cursor as number;
     const first = track(eventSourceWithKey(url, key));
     const firstEvents = collectEvents(first, [...orderTypes]);
     await opened(first);
@@ -170,7 +159,7 @@ describe('durable subscriptions', () => {
     const whilePaused = [(await app.herald.publish({ type: 'order.created', data: { n: 2 } })).event, (await app.herald.publish({ type: 'order.shipped', data: { n: 3 } })).event];
     await waitFor(async () => (await cursor()) === whilePaused[1]?.seq, 'the cursor to pass over the events published while paused');
     first.close();
-    await waitFor(() => app?.sse.connections === 0, 'the stream to close');
+    await waitFor(() => app.sse.connections === 0, 'the stream to close');
 
     expect((await app.api('PATCH', path, { status: 'active' }, key)).status).toBe(200);
     const { event: after } = await app.herald.publish({ type: 'order.created', data: { n: 4 } });
@@ -183,7 +172,7 @@ describe('durable subscriptions', () => {
   });
 
   it('ends the streams of a revoked key, and the client cannot come back', async () => {
-    app = await startStreamApp({ retry: 50 });
+    const app = await start({ retry: 50 });
     const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
     const token = await app.streamToken(made.body.key, { types: ['order.*'] });
     const source = track(new EventSource(`${app.baseUrl}/v1/stream?types=order.created&access_token=${token}`));
@@ -201,7 +190,7 @@ describe('durable subscriptions', () => {
   });
 
   it('ends a stream when its stream token expires, with an `end` frame that says why (issue 13)', async () => {
-    app = await startStreamApp({ retry: 100 });
+    const app = await start({ retry: 100 });
     const key = await app.consumerKey('acme');
     const issued = (await app.api('POST', '/v1/stream-tokens', { ttl: 10 }, key)).body as { token: string; expiresAt: string };
     const url = `${app.baseUrl}/v1/stream?types=order.*&access_token=${issued.token}`;
@@ -224,7 +213,7 @@ describe('durable subscriptions', () => {
     // A client that ignores the frame reconnects once, gets 401 for the dead token, and stops for good.
     await waitFor(() => expiring.readyState === EventSource.CLOSED, 'the EventSource to give up');
     expect(failures.at(-1)).toBe(401);
-    await waitFor(() => app?.sse.connections === 1, 'only the stream opened with the key to stay open');
+    await waitFor(() => app.sse.connections === 1, 'only the stream opened with the key to stay open');
 
     // What a client should do instead: open it again with a new token, from the last event it received.
     const { event: missed } = await app.herald.publish({ type: 'order.created', data: { n: 2 } });

@@ -1,25 +1,17 @@
 import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
-import type { EventSource } from 'eventsource';
-import { afterEach, describe, expect, it } from 'vitest';
-import { collectEvents, eventSourceWithKey, opened, type StreamApp, startStreamApp } from './stream-app.test-support.js';
+import { describe, expect, it } from 'vitest';
+import { closedAfterEach, collectEvents, eventSourceWithKey, opened } from './stream-app.test-support.js';
 
-let app: StreamApp | undefined;
-const sources: EventSource[] = [];
-afterEach(async () => {
-  for (const source of sources.splice(0)) source.close();
-  await app?.close();
-  app = undefined;
-});
+const { start, track } = closedAfterEach();
 
 describe('a burst fanned out with one chunk per distinct batch', () => {
   it('gives each stream exactly its events, in order, whatever its types, filter, naming or resume position', async () => {
-    app = await startStreamApp();
+    const app = await start();
     const key = await app.consumerKey('acme');
     const before = (await app.herald.publishMany([0, 1, 2].map((n) => ({ type: 'order.created', data: { n } })))).map(({ event }) => event);
     const open = async (query: string, types: readonly string[]) => {
-      const source = eventSourceWithKey(`${(app as StreamApp).baseUrl}/v1/stream?${query}`, key);
-      sources.push(source);
+      const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?${query}`, key));
       const events = collectEvents(source, types);
       await opened(source);
       return events;
@@ -47,14 +39,12 @@ describe('a burst fanned out with one chunk per distinct batch', () => {
   });
 
   it('gives streams of different consumers, an admin and a durable subscription exactly what each may see; the durable cursor follows the writes', async () => {
-    app = await startStreamApp({ cursorInterval: 50 });
-    const current = app;
-    const acme = await current.consumerKey('acme');
-    const globex = await current.consumerKey('globex');
-    const durable = (await current.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, acme)).body.id as string;
+    const app = await start({ cursorInterval: 50 });
+    const acme = await app.consumerKey('acme');
+    const globex = await app.consumerKey('globex');
+    const durable = (await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, acme)).body.id as string;
     const open = async (query: string, key: string) => {
-      const source = eventSourceWithKey(`${current.baseUrl}/v1/stream?${query}`, key);
-      sources.push(source);
+      const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?${query}`, key));
       const events = collectEvents(source, ['order.created', 'order.shipped']);
       await opened(source);
       return events;
@@ -64,7 +54,7 @@ describe('a burst fanned out with one chunk per distinct batch', () => {
     const expected: [HeraldEvent[][], (event: HeraldEvent) => boolean][] = [
       [await twice('types=order.*', acme), visibleTo('acme')],
       [await twice('types=order.*', globex), visibleTo('globex')],
-      [await twice('types=order.*', current.adminKey), visibleTo(undefined)],
+      [await twice('types=order.*', app.adminKey), visibleTo(undefined)],
       [await twice(`subscription=${durable}`, acme), visibleTo('acme')],
     ];
 
@@ -74,7 +64,7 @@ describe('a burst fanned out with one chunk per distinct batch', () => {
       data: { n },
       ...(consumers[n % 3] !== undefined ? { consumer: consumers[n % 3] } : {}),
     }));
-    const published = (await current.herald.publishMany(inputs as never)).map(({ event }) => event);
+    const published = (await app.herald.publishMany(inputs as never)).map(({ event }) => event);
     for (const [streams, takes] of expected) {
       const mine = published.filter(takes);
       for (const events of streams) {
@@ -82,7 +72,7 @@ describe('a burst fanned out with one chunk per distinct batch', () => {
         expect(events).toEqual(mine);
       }
     }
-    const cursor = async () => (await current.api('GET', `/v1/subscriptions/${durable}`, undefined, acme)).body.cursor as number;
+    const cursor = async () => (await app.api('GET', `/v1/subscriptions/${durable}`, undefined, acme)).body.cursor as number;
     await waitFor(async () => (await cursor()) === published.at(-1)?.seq, 'the durable cursor past the burst');
   });
 });

@@ -3,15 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { type VerifiedWebhookRequest, webhookMiddleware } from '@herald/client';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import express from 'express';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { describe, expect, it } from 'vitest';
+import { closedAfterEach, type ReceivedRequest, type ReplyFn, verifiedEvent } from './test-receiver.test-support.js';
 import type { StoredWebhookConfig } from './webhook-config.js';
 import { webhook } from './webhook-transport.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, receiver } = closedAfterEach();
 
 async function verifyingApp(): Promise<TestApp> {
   const app = await startTestApp([webhook({ verifyEndpoints: true, pollInterval: 50 })], { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } });
@@ -32,22 +29,11 @@ function challengeReply(echo: () => boolean): ReplyFn {
   };
 }
 
-async function receiver(reply: ReplyFn): Promise<TestReceiver> {
-  const started = await startReceiver(reply);
-  cleanups.push(() => started.close());
-  return started;
-}
-
 describe('endpoint verification', () => {
   it('keeps a new subscription pending until its endpoint echoes the signed challenge', async () => {
     const app = await verifyingApp();
     let echo = false;
-    const inbox = await startReceiver((request) => {
-      const body = JSON.parse(request.body);
-      if (body.type !== 'herald.endpoint.verification') return { status: 204 };
-      return echo ? { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ challenge: body.data.challenge }) } : { status: 200, body: 'ok' };
-    });
-    cleanups.push(() => inbox.close());
+    const inbox = await receiver(challengeReply(() => echo));
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: inbox.url } }, key);
     expect(created.status).toBe(201);

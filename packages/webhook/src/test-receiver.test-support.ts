@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
 import { Webhook } from 'standardwebhooks';
+import { afterEach } from 'vitest';
 
 /** One request as a test receiver saw it. */
 export interface ReceivedRequest {
@@ -79,6 +80,25 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+  };
+}
+
+/**
+ * A test file's cleanups, run after each test, the last added first. `receiver` starts a receiver
+ * (as {@link startReceiver}) and adds its close.
+ */
+export function closedAfterEach() {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    cleanups,
+    async receiver(...args: Parameters<typeof startReceiver>): Promise<TestReceiver> {
+      const started = await startReceiver(...args);
+      cleanups.push(() => started.close());
+      return started;
+    },
   };
 }
 

@@ -5,35 +5,19 @@ import { type HeraldEvent, sqliteStore } from '@herald/core';
 import { type LookupFunction, sqlOutbox } from '@herald/outbox';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { describe, expect, it } from 'vitest';
+import { subscribeWebhook } from './subscribe-webhook.test-support.js';
+import { closedAfterEach, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook as createWebhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, receiver } = closedAfterEach();
 
 async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate): Promise<TestApp> {
   const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env });
   cleanups.push(() => started.close());
   return started;
-}
-
-async function receiver(reply?: ReplyFn): Promise<TestReceiver> {
-  const started = await startReceiver(reply);
-  cleanups.push(() => started.close());
-  return started;
-}
-
-/** Creates a webhook subscription over REST with `consumer`'s key; returns its id and secret. */
-async function subscribe(target: TestApp, config: Record<string, unknown>, consumer = 'acme', types = ['**']) {
-  const key = await target.consumerKey(consumer);
-  const { status, body } = await target.api('POST', '/v1/subscriptions', { transport: 'webhook', types, config }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return { id: body.id as string, secret: body.config.secret as string, key };
 }
 
 async function publish(target: TestApp, n: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent> {
@@ -51,7 +35,7 @@ const eventOf = (request: ReceivedRequest) => JSON.parse(request.body) as Herald
 describe('webhook subscriptions over REST', () => {
   it('returns a generated secret once and never shows it again', async () => {
     const server = await app();
-    const { id, secret, key } = await subscribe(server, { url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' } });
+    const { id, secret, key } = await subscribeWebhook(server, { url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' } });
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+={0,2}$/);
     const read = await server.api('GET', `/v1/subscriptions/${id}`, undefined, key);
     expect(read.body.config).toEqual({ url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' } });
@@ -61,7 +45,7 @@ describe('webhook subscriptions over REST', () => {
     expect(patched.status).toBe(200);
     expect(patched.body.config).toEqual({ url: 'http://127.0.0.1:9/hook', headers: { 'x-tenant': 'acme' }, rateLimit: 5 });
 
-    const given = await subscribe(server, { url: 'http://127.0.0.1:9/other', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+    const given = await subscribeWebhook(server, { url: 'http://127.0.0.1:9/other', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
     expect(given.secret).toBeUndefined();
   });
 
@@ -109,7 +93,7 @@ describe('webhook subscriptions over REST', () => {
       [{ allowPrivate: true }, {}],
     ] as const) {
       const open = await app(options, env);
-      await subscribe(open, { url: 'http://127.0.0.1:9/hook' });
+      await subscribeWebhook(open, { url: 'http://127.0.0.1:9/hook' });
     }
     for (const [options, env] of [
       [{}, { HERALD_ALLOW_PRIVATE: '0' }],
@@ -129,7 +113,7 @@ describe('webhook subscriptions over REST', () => {
       return options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
     };
     const server = await app({ lookup: rebinding, retrySchedule: [0, 60] }, {});
-    const { id } = await subscribe(server, { url: 'https://hooks.rebind.example/in' });
+    const { id } = await subscribeWebhook(server, { url: 'https://hooks.rebind.example/in' });
     await publish(server, 1);
     await waitFor(async () => (await deliveries(server, id))[0]?.attempts.length === 1, 'the first attempt');
     const [delivery] = await deliveries(server, id);
@@ -145,7 +129,7 @@ describe('delivery', () => {
   it('sends the envelope with Standard Webhooks headers that standardwebhooks verifies, and the extra headers', async () => {
     const server = await app();
     const inbox = await receiver();
-    const { secret } = await subscribe(server, { url: inbox.url, headers: { 'x-tenant': 'acme' } });
+    const { secret } = await subscribeWebhook(server, { url: inbox.url, headers: { 'x-tenant': 'acme' } });
     const event = await publish(server, 7);
     await waitFor(() => inbox.requests.length === 1, 'the delivery');
     const [request] = inbox.requests as [ReceivedRequest];
@@ -175,7 +159,7 @@ describe('delivery', () => {
       tries.set(id, k + 1);
       return plans[eventOf(request).data.n]?.[k] ?? { status: 200, body: 'thanks' };
     });
-    const { id, secret } = await subscribe(server, { url: inbox.url });
+    const { id, secret } = await subscribeWebhook(server, { url: inbox.url });
     const published: HeraldEvent[] = [];
     for (let n = 0; n < 10; n++) published.push(await publish(server, n));
 
@@ -214,11 +198,10 @@ describe('delivery', () => {
     const probe = await startReceiver();
     const { port } = probe;
     await probe.close();
-    const { id } = await subscribe(server, { url: `http://127.0.0.1:${port}/hook` });
+    const { id } = await subscribeWebhook(server, { url: `http://127.0.0.1:${port}/hook` });
     const event = await publish(server, 1);
     await waitFor(async () => ((await deliveries(server, id))[0]?.attempts.length ?? 0) >= 2, 'two refused attempts');
-    const inbox = await startReceiver(undefined, port);
-    cleanups.push(() => inbox.close());
+    const inbox = await receiver(undefined, port);
     await waitFor(() => inbox.ids().has(event.id), 'the delivery once the endpoint is up');
     const [delivery] = await deliveries(server, id);
     await waitFor(async () => (await deliveries(server, id))[0].status === 'delivered', 'the delivery to be recorded as delivered');
@@ -228,7 +211,7 @@ describe('delivery', () => {
   it('disables the subscription when the endpoint answers 410, and stops sending', async () => {
     const server = await app();
     const inbox = await receiver(() => ({ status: 410 }));
-    const { id } = await subscribe(server, { url: inbox.url });
+    const { id } = await subscribeWebhook(server, { url: inbox.url });
     await publish(server, 1);
     await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}`)).body.status === 'disabled', 'the subscription to be disabled');
     const { body } = await server.api('GET', `/v1/subscriptions/${id}`);
@@ -242,7 +225,7 @@ describe('delivery', () => {
   it('disables a subscription whose every attempt failed for the window', async () => {
     const server = await app({ disableAfter: 800, retrySchedule: Array(50).fill(0.1), jitter: 0 });
     const inbox = await receiver(() => ({ status: 500 }));
-    const { id } = await subscribe(server, { url: inbox.url });
+    const { id } = await subscribeWebhook(server, { url: inbox.url });
     await publish(server, 1);
     await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}`)).body.status === 'disabled', 'the subscription to be disabled');
     const { body } = await server.api('GET', `/v1/subscriptions/${id}`);
@@ -256,7 +239,7 @@ describe('delivery', () => {
     const server = await app();
     const inbox = await receiver();
     const early = await publish(server, 0);
-    const { id, key } = await subscribe(server, { url: inbox.url }, 'acme', ['order.*']);
+    const { id, key } = await subscribeWebhook(server, { url: inbox.url }, { types: ['order.*'] });
     const events = [await publish(server, 1), await publish(server, 2, 'invoice.paid'), await publish(server, 3)];
     await waitFor(() => inbox.requests.length === 2, 'the two order events');
     // A delivery sent straight from the fan-out is listed once its first attempt is recorded.
@@ -288,7 +271,7 @@ describe('delivery', () => {
   it('shows deliveries, retries and replays only to the subscription owner (and admins)', async () => {
     const server = await app();
     const inbox = await receiver();
-    const { id } = await subscribe(server, { url: inbox.url }, 'acme');
+    const { id } = await subscribeWebhook(server, { url: inbox.url });
     await publish(server, 1);
     await waitFor(async () => (await deliveries(server, id)).length === 1, 'the delivery');
     const [delivery] = await deliveries(server, id);
@@ -314,7 +297,7 @@ describe('delivery', () => {
   it('signs with both secrets during the grace period of a rotation', async () => {
     const server = await app();
     const inbox = await receiver();
-    const { id, secret: original, key } = await subscribe(server, { url: inbox.url });
+    const { id, secret: original, key } = await subscribeWebhook(server, { url: inbox.url });
     const rotated = await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, undefined, key);
     expect(rotated.status).toBe(200);
     const { secret: next, previousSecretExpiresAt } = rotated.body;
@@ -351,7 +334,7 @@ describe('stopping', () => {
     const database = join(dir, 'herald.db');
     const server = await startTestApp([createWebhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
     const inbox = await receiver(() => ({ status: 200, delay: 400 }));
-    const { id } = await subscribe(server, { url: inbox.url });
+    const { id } = await subscribeWebhook(server, { url: inbox.url });
     await Promise.all(Array.from({ length: 10 }, (_, n) => publish(server, n)));
     await waitFor(() => inbox.requests.length === 2, 'two requests in flight');
     await server.close();
@@ -387,7 +370,7 @@ describe('several nodes on one database', () => {
     const inbox = await receiver();
     // Once this node's own subscription has the first event, its fan-out has passed it.
     const witness = await receiver();
-    await subscribe(server, { url: witness.url });
+    await subscribeWebhook(server, { url: witness.url });
     await publish(server, 0);
     await waitFor(() => witness.requests.length === 1, 'the first event');
     // The other node: its rings never reach this one (each node here has its own in-memory broker).
@@ -412,7 +395,7 @@ describe('several nodes on one database, while every endpoint this node knows is
     const server = await startTestApp([createWebhook({ concurrency: 2, timeout: 20_000, pollInterval: 50 })], { env: allowPrivate, database });
     cleanups.push(() => server.close());
     const stuck = await receiver(() => ({ hang: true }));
-    await subscribe(server, { url: stuck.url }, 'acme', ['order.created']);
+    await subscribeWebhook(server, { url: stuck.url }, { types: ['order.created'] });
     for (let n = 0; n < 10; n++) await publish(server, n);
     await waitFor(() => stuck.requests.length === 2, 'the stuck endpoint to hold its slots');
     // Made on the other node: no ring reaches this one, so only its fan-out's version check finds it.
@@ -436,8 +419,8 @@ describe('per endpoint', () => {
     const server = await app({ concurrency: 2, timeout: 20_000 });
     const stuck = await receiver(() => ({ hang: true }));
     const fast = await receiver();
-    await subscribe(server, { url: stuck.url });
-    await subscribe(server, { url: fast.url });
+    await subscribeWebhook(server, { url: stuck.url });
+    await subscribeWebhook(server, { url: fast.url });
     const started = Date.now();
     for (let n = 0; n < 30; n++) await publish(server, n);
     await waitFor(() => fast.requests.length === 30, 'the fast endpoint to get everything');
@@ -448,11 +431,11 @@ describe('per endpoint', () => {
   it('fans out for a new subscription while every endpoint it knows is busy', async () => {
     const server = await app({ concurrency: 2, timeout: 20_000 });
     const stuck = await receiver(() => ({ hang: true }));
-    await subscribe(server, { url: stuck.url }, 'acme', ['order.created']);
+    await subscribeWebhook(server, { url: stuck.url }, { types: ['order.created'] });
     for (let n = 0; n < 10; n++) await publish(server, n);
     await waitFor(() => stuck.requests.length === 2, 'the stuck endpoint to hold its slots');
     const late = await receiver();
-    await subscribe(server, { url: late.url }, 'acme', ['invoice.paid']);
+    await subscribeWebhook(server, { url: late.url }, { types: ['invoice.paid'] });
     const started = Date.now();
     await publish(server, 0, 'invoice.paid');
     await waitFor(() => late.requests.length === 1, "the new endpoint's delivery");
@@ -472,13 +455,13 @@ describe('per endpoint', () => {
       return { status: 200, delay: 40 };
     };
     const parallel = await receiver(slow('parallel'));
-    await subscribe(server, { url: parallel.url }, 'acme', ['order.created']);
+    await subscribeWebhook(server, { url: parallel.url }, { types: ['order.created'] });
     await Promise.all(Array.from({ length: 15 }, (_, n) => publish(server, n)));
     await waitFor(() => parallel.requests.length === 15, 'the unordered deliveries');
     expect(peaks.get('parallel')).toBe(3);
 
     const ordered = await receiver(slow('ordered'));
-    await subscribe(server, { url: ordered.url, ordered: true }, 'acme', ['invoice.paid']);
+    await subscribeWebhook(server, { url: ordered.url, ordered: true }, { types: ['invoice.paid'] });
     const sent: HeraldEvent[] = [];
     sent.push(...(await Promise.all(Array.from({ length: 10 }, (_, n) => publish(server, n, 'invoice.paid')))));
     sent.sort((a, b) => a.seq - b.seq);
@@ -487,7 +470,7 @@ describe('per endpoint', () => {
     expect(ordered.requests.map((request) => eventOf(request).seq)).toEqual(sent.map((event) => event.seq));
 
     const limited = await receiver();
-    await subscribe(server, { url: limited.url, rateLimit: 10 }, 'globex', ['order.created']);
+    await subscribeWebhook(server, { url: limited.url, rateLimit: 10 }, { consumer: 'globex', types: ['order.created'] });
     await Promise.all(Array.from({ length: 20 }, (_, n) => publish(server, n)));
     await waitFor(() => limited.requests.length === 20, 'the rate-limited deliveries');
     // A token bucket of 10 at 10 per second: 20 requests take at least a second from the first to the last.

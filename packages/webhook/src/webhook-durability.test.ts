@@ -9,9 +9,9 @@ import { defineEventType, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { createHerald } from '@herald/server';
 import { waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { startReceiver, type TestReceiver } from './test-receiver.test-support.js';
+import { closedAfterEach } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 
 const nodeScript = fileURLToPath(new URL('./webhook-node.test-support.ts', import.meta.url));
@@ -19,10 +19,7 @@ const nodeScript = fileURLToPath(new URL('./webhook-node.test-support.ts', impor
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const loadTick = defineEventType('load.tick', z.object({ n: z.number() }));
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, receiver } = closedAfterEach();
 
 interface Node {
   process: ChildProcess;
@@ -116,15 +113,9 @@ async function deliveredInOutbox(database: string): Promise<Set<string>> {
   }
 }
 
-async function receiver(delay = 0): Promise<TestReceiver> {
-  const started = await startReceiver(() => ({ status: 200, ...(delay ? { delay } : {}) }));
-  cleanups.push(() => started.close());
-  return started;
-}
-
 describe('the durable outbox', () => {
   it('delivers every acknowledged event after a SIGKILL in the middle of delivering 1,000 events and a restart', async () => {
-    const inbox = await receiver(5);
+    const inbox = await receiver(() => ({ status: 200, delay: 5 }));
     const { database } = await prepareDatabase(inbox.url);
 
     const first = await startNode(database, { publish: 1000 });
@@ -158,7 +149,7 @@ describe('the durable outbox', () => {
   }, 90_000);
 
   it('sends no attempt twice with two worker processes on one database', async () => {
-    const inbox = await receiver();
+    const inbox = await receiver(() => ({ status: 200 }));
     const { database, adminKey } = await prepareDatabase(inbox.url);
     // A lease far longer than any attempt, however loaded the machine: in normal operation none runs out.
     const workers = await Promise.all([startNode(database, { timeout: 10_000, lease: 30_000 }), startNode(database, { timeout: 10_000, lease: 30_000 })]);

@@ -1,16 +1,14 @@
 import { type HeraldEvent, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { newEvent, linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type ReplyFn, startReceiver, type TestReceiver } from './test-receiver.test-support.js';
+import { describe, expect, it } from 'vitest';
+import { subscribeWebhook } from './subscribe-webhook.test-support.js';
+import { closedAfterEach, type TestReceiver } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, receiver } = closedAfterEach();
 
 /** A Herald whose log already holds `logged` order.created events, appended through the store in big batches. */
 async function appWithLog(logged: number, options: WebhookOptions = {}): Promise<TestApp> {
@@ -24,19 +22,6 @@ async function appWithLog(logged: number, options: WebhookOptions = {}): Promise
   return app;
 }
 
-async function receiver(reply?: ReplyFn): Promise<TestReceiver> {
-  const started = await startReceiver(reply);
-  cleanups.push(() => started.close());
-  return started;
-}
-
-async function subscribe(app: TestApp, url: string, types = ['order.*']) {
-  const key = await app.consumerKey('acme');
-  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types, config: { url } }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return { id: body.id as string, key };
-}
-
 const seqOf = (body: string) => (JSON.parse(body) as HeraldEvent).seq;
 
 describe('replay (issue 13)', () => {
@@ -47,7 +32,7 @@ describe('replay (issue 13)', () => {
     // One request at a time: the outbox is claimed oldest event first, so arrival order is seq order.
     const app = await appWithLog(logged, { concurrency: 1 });
     const inbox = await receiver();
-    const { id, key } = await subscribe(app, inbox.url);
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
 
     const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after }, key);
     expect(started.status).toBe(202);
@@ -90,7 +75,7 @@ describe('replay (issue 13)', () => {
     // looks at the outbox once a second, and what is left to send after the release is those 32 answers.
     let release = 0;
     const inbox = await receiver((request) => ({ status: 204, delay: seqOf(request.body) <= 32 ? Math.max(0, release - Date.now()) : 0 }));
-    const { id, key } = await subscribe(app, inbox.url);
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     release = Date.now() + 2_100;
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
     await waitFor(async () => (await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'the replay', 10_000);
@@ -105,7 +90,7 @@ describe('replay (issue 13)', () => {
   it('holds at two batches while the endpoint takes nothing, and can be cancelled', async () => {
     const app = await appWithLog(3_000, { retrySchedule: [0, 3600] });
     const inbox = await receiver(() => ({ status: 503 }));
-    const { id, key } = await subscribe(app, inbox.url);
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
     expect(started.status).toBe(202);
     // Two batches of 500 are made and tried once; they wait for their retry, and so does the replay.
@@ -128,7 +113,7 @@ describe('replay (issue 13)', () => {
 
   it('answers 404 before any replay and 422 to a bad body, completes at once with nothing to replay, and is in /openapi.json', async () => {
     const app = await appWithLog(0);
-    const { id, key } = await subscribe(app, 'http://127.0.0.1:9/hook');
+    const { id, key } = await subscribeWebhook(app, { url: 'http://127.0.0.1:9/hook' }, { types: ['order.*'] });
     expect(await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
     for (const body of [{}, { after: -1 }, { after: 1.5 }, { after: '3' }, { after: 0, until: 9 }]) {
       expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, body, key)).status, JSON.stringify(body)).toBe(422);
@@ -174,7 +159,7 @@ describe('replay since a time (issue 19)', () => {
     // seq:        1  2  3  4  5  6  7  8  9 10 11 12   (3, 6, 9, 12 are invoice.paid)
     const app = await appAtMinutes([0, 1, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8]);
     const inbox = await receiver();
-    const { id, key } = await subscribe(app, inbox.url);
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
 
     const fromThree = await replayed(app, inbox, id, key, { since: at(3) });
     expect(fromThree.started).toMatchObject({ after: 3, since: at(3), until: 12 });
@@ -192,7 +177,7 @@ describe('replay since a time (issue 19)', () => {
   it('completes at once with nothing for a `since` in the future, and answers 422 to anything but exactly one of after and since', async () => {
     const app = await appAtMinutes([0, 1, 2]);
     const inbox = await receiver();
-    const { id, key } = await subscribe(app, inbox.url);
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     const future = await app.api('POST', `/v1/subscriptions/${id}/replay`, { since: new Date(Date.now() + 60_000).toISOString() }, key);
     expect(future).toMatchObject({ status: 202, body: { status: 'completed', after: 3, until: 3, replayed: 0 } });
     await linger(200);

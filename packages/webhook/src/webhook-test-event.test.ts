@@ -2,16 +2,14 @@ import type { LookupFunction } from '@herald/outbox';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { type ReceivedRequest, type ReplyFn, startReceiver, type TestReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { subscribeWebhook } from './subscribe-webhook.test-support.js';
+import { closedAfterEach, type ReceivedRequest, verifiedEvent } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, receiver } = closedAfterEach();
 
 // `order.created` sorts first but has no example of its own; `order.shipped` has one, so it is the default.
 const eventTypes = [
@@ -27,19 +25,6 @@ async function app(options: WebhookOptions = {}): Promise<TestApp<typeof eventTy
   return started;
 }
 
-async function receiver(reply?: ReplyFn): Promise<TestReceiver> {
-  const started = await startReceiver(reply);
-  cleanups.push(() => started.close());
-  return started;
-}
-
-async function subscribe(app: TestApp<typeof eventTypes>, url: string, consumer = 'acme') {
-  const key = await app.consumerKey(consumer);
-  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url } }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return { id: body.id as string, key, secret: body.config.secret as string };
-}
-
 /** What the test left behind: it must be nothing. */
 async function leftBehind(app: TestApp<typeof eventTypes>, id: string) {
   const outbox = await sqlOutbox(app.herald.store);
@@ -51,7 +36,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it('sends the example of the first matching type that has one, signed and marked as a test, and keeps nothing', async () => {
     const herald = await app();
     const inbox = await receiver(() => ({ status: 204 }));
-    const { id, key, secret } = await subscribe(herald, inbox.url);
+    const { id, key, secret } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
 
     const { status, body } = await herald.api('POST', `/v1/subscriptions/${id}/test`, {}, key);
     expect(status, JSON.stringify(body)).toBe(200);
@@ -73,7 +58,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it('sends the type and data given; a failing endpoint shows what it answered, and is not tried again', async () => {
     const herald = await app({ retrySchedule: [0, 0.05, 0.05] });
     const inbox = await receiver(() => ({ status: 500, body: 'the database is down' }));
-    const { id, key } = await subscribe(herald, inbox.url);
+    const { id, key } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
 
     const { status, body } = await herald.api('POST', `/v1/subscriptions/${id}/test`, { type: 'order.created', data: { n: 7 } }, key);
     expect(status).toBe(200);
@@ -91,7 +76,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it('answers a type the subscription does not match, data its schema refuses, or an unknown field with 422, sending nothing', async () => {
     const herald = await app();
     const inbox = await receiver();
-    const { id, key } = await subscribe(herald, inbox.url);
+    const { id, key } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     const refused = [
       [{ type: 'invoice.paid' }, 'type'],
       [{ type: 'order.cancelled' }, 'type'],
@@ -112,7 +97,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it("answers another consumer's subscription with 404", async () => {
     const herald = await app();
     const inbox = await receiver();
-    const { id } = await subscribe(herald, inbox.url, 'acme');
+    const { id } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     const otherKey = await herald.consumerKey('globex');
     expect(await herald.api('POST', `/v1/subscriptions/${id}/test`, {}, otherKey)).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
     expect(await herald.api('POST', '/v1/subscriptions/sub_nope/test', {}, otherKey)).toMatchObject({ status: 404 });
@@ -122,7 +107,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it('sends to a paused subscription, and answers more than 3 a second with 429 and Retry-After', async () => {
     const herald = await app();
     const inbox = await receiver();
-    const { id, key } = await subscribe(herald, inbox.url);
+    const { id, key } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     expect((await herald.api('PATCH', `/v1/subscriptions/${id}`, { status: 'paused' }, key)).status).toBe(200);
 
     // At once, so that the bucket has no time to refill (it does by one every 333 ms).
@@ -136,7 +121,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(inbox.requests).toHaveLength(answers.filter((answer) => answer.status === 200).length);
     // Another subscription has its own allowance.
-    const other = await subscribe(herald, inbox.url);
+    const other = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     expect((await herald.api('POST', `/v1/subscriptions/${other.id}/test`, {}, other.key)).status).toBe(200);
     // And this one has one again a second later.
     await linger(1_000);

@@ -3,6 +3,7 @@ import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { subscribeWebhook } from './subscribe-webhook.test-support.js';
 import { startReceiver, type TestReceiver } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 
@@ -32,10 +33,8 @@ async function setup(): Promise<{ app: TestApp; inbox: TestReceiver; subscriptio
   cleanups.push(() => app.close());
   const inbox = await startReceiver();
   cleanups.push(() => inbox.close());
-  const key = await app.consumerKey('acme');
-  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url: inbox.url } }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return { app, inbox, subscription: body.id as string, key };
+  const { id: subscription, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
+  return { app, inbox, subscription, key };
 }
 
 /** A POST with the caller's `traceparent` and `tracestate` headers. */

@@ -270,46 +270,50 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   async #cycle(): Promise<void> {
     for (;;) {
       this.#loop.clearAgain();
-      // Taken before the writes: the commit below writes every attempt they wait for.
+      // Taken before the writes: the commit of this round writes every attempt they wait for.
       const settledWaits = this.#settledWaits;
       this.#settledWaits = [];
-      const now = Date.now();
-      const room = this.#stopping ? 0 : this.#fanOutRoom(now);
-      const prepared = room > 0 ? await this.#dispatcher.next(now, room) : undefined;
-      if (prepared) {
-        this.#fannedOutAt = now;
-        for (const [id, subscription] of prepared.subscriptions) this.#endpoint(id).refresh(subscription, now);
-      }
-      const writes = this.#writes.take();
-      const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
-      const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
-      if (!prepared && rest.length === 0 && !hasWrites(writes)) {
-        for (const wait of settledWaits) wait.resolve();
-        return;
-      }
-      const lease = { worker: this.worker, now, until: now + this.#options.lease };
-      let result: OutboxBatchResult;
       try {
-        result = await this.#outbox.commit({ lease, ...writes, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest });
-      } catch (error) {
-        // Written next time, before what has come since.
-        this.#writes.restore(writes);
+        if (!(await this.#round())) return;
+      } finally {
         for (const wait of settledWaits) wait.resolve();
-        this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
-        this.#loop.retryLater();
-        return;
       }
-      for (const wait of settledWaits) wait.resolve();
-      if (prepared) {
-        this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
-        // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
-        if (!result.fannedOut) for (const id of prepared.subscriptions.keys()) this.#setIdle(this.#endpoint(id), false);
-      }
-      const fromFanOut = prepared && result.hold ? heldFromFanOut(prepared, result.claimedInFanOut, lease, result.hold) : [];
-      if (result.hold) this.#writes.held(result.hold, fromFanOut.length);
-      this.#takeClaims(rest, result.claimed, fromFanOut, now);
-      if (!prepared && !this.#loop.again) return;
     }
+  }
+
+  /** One commit of the {@link #cycle}; whether to go round again. */
+  async #round(): Promise<boolean> {
+    const now = Date.now();
+    const room = this.#stopping ? 0 : this.#fanOutRoom(now);
+    const prepared = room > 0 ? await this.#dispatcher.next(now, room) : undefined;
+    if (prepared) {
+      this.#fannedOutAt = now;
+      for (const [id, subscription] of prepared.subscriptions) this.#endpoint(id).refresh(subscription, now);
+    }
+    const writes = this.#writes.take();
+    const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
+    const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
+    if (!prepared && rest.length === 0 && !hasWrites(writes)) return false;
+    const lease = { worker: this.worker, now, until: now + this.#options.lease };
+    let result: OutboxBatchResult;
+    try {
+      result = await this.#outbox.commit({ lease, ...writes, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest });
+    } catch (error) {
+      // Written next time, before what has come since.
+      this.#writes.restore(writes);
+      this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
+      this.#loop.retryLater();
+      return false;
+    }
+    if (prepared) {
+      this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
+      // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
+      if (!result.fannedOut) for (const id of prepared.subscriptions.keys()) this.#setIdle(this.#endpoint(id), false);
+    }
+    const fromFanOut = prepared && result.hold ? heldFromFanOut(prepared, result.claimedInFanOut, lease, result.hold) : [];
+    if (result.hold) this.#writes.held(result.hold, fromFanOut.length);
+    this.#takeClaims(rest, result.claimed, fromFanOut, now);
+    return prepared !== undefined || this.#loop.again;
   }
 
   /**

@@ -106,10 +106,14 @@ const claimedColumns = ['id', 'subscription_id', 'event_seq', 'event_id', 'attem
 
 type ClaimedRow = Pick<Selectable<DeliveriesTable>, (typeof claimedColumns)[number]>;
 
+/** Whether a delivery's row is under a lease still running at `now` (an attempt is in flight). */
+function leased(row: Pick<Selectable<DeliveriesTable>, 'locked_until'>, now: number): boolean {
+  return row.locked_until !== null && Number(row.locked_until) >= now;
+}
+
 /** Whether a pending delivery's row is due at `now` and held by no live lease. */
 function claimable(row: ClaimedRow, now: number): boolean {
-  const lockedUntil = toNumber(row.locked_until);
-  return row.next_attempt_at !== null && Number(row.next_attempt_at) <= now && (lockedUntil === null || lockedUntil < now);
+  return row.next_attempt_at !== null && Number(row.next_attempt_at) <= now && !leased(row, now);
 }
 
 /** A delivery as the claim of `row` under `lease` left it. */
@@ -287,25 +291,20 @@ export class SqlOutbox implements Outbox {
     const rows: ClaimedRow[] = [];
     for (const request of requests) {
       if (request.limit <= 0) continue;
+      const pendingOfEndpoint = trx
+        .selectFrom('herald_deliveries')
+        .select(claimedColumns)
+        .where('subscription_id', '=', request.subscriptionId)
+        .where('status', '=', pending)
+        .orderBy('event_seq');
       const found = await this.#flavor
         .lockForClaim(
           request.ordered
-            ? trx
-                .selectFrom('herald_deliveries')
-                .select(claimedColumns)
-                .where('subscription_id', '=', request.subscriptionId)
-                .where('status', '=', pending)
-                .orderBy('event_seq')
-                .limit(1)
-            : trx
-                .selectFrom('herald_deliveries')
-                .select(claimedColumns)
-                .where('subscription_id', '=', request.subscriptionId)
-                .where('status', '=', pending)
+            ? pendingOfEndpoint.limit(1)
+            : pendingOfEndpoint
                 // Through coalesce, so that SQLite walks the subscription's index in seq order rather than the due index.
                 .where((eb) => eb(eb.fn.coalesce('next_attempt_at', eb.val(0)), '<=', lease.now))
                 .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', lease.now)]))
-                .orderBy('event_seq')
                 .limit(request.limit),
           request.ordered ? 'wait' : 'skip',
         )
@@ -483,8 +482,7 @@ export class SqlOutbox implements Outbox {
               continue;
             }
             // A delivery in flight is let go, not claimed: the attempt under way settles nothing, and the replay sends it again.
-            const inFlight = row.locked_until !== null && Number(row.locked_until) >= now;
-            const restarted = createdDelivery({ ...delivery, id: row.id, nextAttemptAt: now }, now, inFlight ? undefined : lease);
+            const restarted = createdDelivery({ ...delivery, id: row.id, nextAttemptAt: now }, now, leased(row, now) ? undefined : lease);
             if (restarted.lockedBy === null) unclaimed.push(row.id);
             else {
               claimed.push(row.id);

@@ -167,9 +167,14 @@ const streamToken = (parent: Principal, extra: Partial<Principal> = {}): Princip
   ...extra,
 });
 
-/** Opens a session with a recording sink and starts one subscription on it. */
-async function subscribe(streams: Streaming, principal: Principal, request: StreamRequest): Promise<{ sink: RecordingSink; subscription: StreamSubscription }> {
-  const sink = new RecordingSink(streams.sessions.open(principal));
+/** Opens a session with a recording sink (of class `Sink`) and starts one subscription on it. */
+async function subscribe<TSink extends RecordingSink = RecordingSink>(
+  streams: Streaming,
+  principal: Principal,
+  request: StreamRequest,
+  Sink: new (session: StreamSession) => TSink = RecordingSink as new (session: StreamSession) => TSink,
+): Promise<{ sink: TSink; subscription: StreamSubscription }> {
+  const sink = new Sink(streams.sessions.open(principal));
   const subscription = sink.session.subscribe(request);
   await subscription.resolve();
   await subscription.start();
@@ -626,13 +631,7 @@ class MatchedSink extends RecordingSink {
   }
 }
 
-async function subscribeMatched(streams: Streaming, principal: Principal, request: StreamRequest): Promise<{ sink: MatchedSink; subscription: StreamSubscription }> {
-  const sink = new MatchedSink(streams.sessions.open(principal));
-  const subscription = sink.session.subscribe(request);
-  await subscription.resolve();
-  await subscription.start();
-  return { sink, subscription };
-}
+const subscribeMatched = (streams: Streaming, principal: Principal, request: StreamRequest) => subscribe(streams, principal, request, MatchedSink);
 
 describe('live batches matched once per group', () => {
   it('groups the subscriptions that take the same events, whatever the order of their types, and no others', async () => {

@@ -26,7 +26,7 @@ async function consumer(options: Parameters<typeof startConsumer>[0] = {}): Prom
   return started;
 }
 
-const subscribe = (target: TestApp, config: Record<string, unknown>, types?: string[]) => subscribeConsumer(target, 'amqp', config, { types });
+const subscribe = async (target: TestApp, config: Record<string, unknown>, types?: string[]) => (await subscribeConsumer(target, 'amqp', config, { types })).id;
 
 describe('messages', () => {
   it('publishes each event as one persistent message: the envelope as CloudEvents JSON, its id, type, time and seq as properties', async () => {

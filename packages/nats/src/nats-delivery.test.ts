@@ -23,7 +23,7 @@ async function consumer(server = natsServer): Promise<StreamConsumer> {
   return started;
 }
 
-const subscribe = (target: TestApp, config: Record<string, unknown>, types?: string[]) => subscribeConsumer(target, 'nats', config, { types });
+const subscribe = async (target: TestApp, config: Record<string, unknown>, types?: string[]) => (await subscribeConsumer(target, 'nats', config, { types })).id;
 
 
 describe('messages', () => {

@@ -139,20 +139,27 @@ export async function publish(app: TestApp, type: string, n: number, consumer?: 
   return event;
 }
 
+/** A subscription {@link subscribeConsumer} made: its id, its config as the API answered it (a webhook's with its secret), and the consumer's API key. */
+export interface ConsumerSubscription {
+  id: string;
+  config: Record<string, unknown>;
+  key: string;
+}
+
 /**
  * Subscribes `consumer` (with its own API key) to `types` over `transport` with `config`; throws with the
- * answer unless the subscription is made. Resolves with its id.
+ * answer unless the subscription is made.
  */
 export async function subscribeConsumer(
   app: RestClient,
   transport: string,
   config: Record<string, unknown>,
   { types = ['**'], consumer = 'acme' }: { types?: string[]; consumer?: string } = {},
-): Promise<string> {
+): Promise<ConsumerSubscription> {
   const key = await app.consumerKey(consumer);
   const { status, body } = await app.api('POST', '/v1/subscriptions', { transport, types, config }, key);
   if (status !== 201) throw new Error(`creating a ${transport} subscription answered ${status}: ${JSON.stringify(body)}`);
-  return body.id as string;
+  return { id: body.id as string, config: body.config as Record<string, unknown>, key };
 }
 
 /** The ids of `events`, in order. */

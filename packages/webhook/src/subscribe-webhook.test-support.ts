@@ -1,24 +1,16 @@
-import type { RestClient } from '@herald/testkit';
-import { expect } from 'vitest';
+import { type ConsumerSubscription, type RestClient, subscribeConsumer } from '@herald/testkit';
 
-/** What {@link subscribeWebhook} made: the subscription's id, its secret, and the consumer's API key. */
-export interface WebhookSubscription {
-  id: string;
+/** A webhook subscription {@link subscribeWebhook} made, with its signing secret. */
+export interface WebhookSubscription extends ConsumerSubscription {
   secret: string;
-  key: string;
 }
 
-/**
- * Creates a webhook subscription with `config` over REST, with `consumer`'s own API key, to `types`;
- * expects a 201.
- */
+/** {@link subscribeConsumer} for a webhook: the subscription's signing secret too. */
 export async function subscribeWebhook(
   app: RestClient,
   config: Record<string, unknown>,
-  { consumer = 'acme', types = ['**'] }: { consumer?: string; types?: string[] } = {},
+  options?: Parameters<typeof subscribeConsumer>[3],
 ): Promise<WebhookSubscription> {
-  const key = await app.consumerKey(consumer);
-  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types, config }, key);
-  expect(status, JSON.stringify(body)).toBe(201);
-  return { id: body.id as string, secret: body.config.secret as string, key };
+  const made = await subscribeConsumer(app, 'webhook', config, options);
+  return { ...made, secret: made.config.secret as string };
 }

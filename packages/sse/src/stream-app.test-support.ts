@@ -1,8 +1,7 @@
 import type { Socket } from 'node:net';
 import { defineEventType, type HeraldEvent, type Logger, type Transport } from '@herald/core';
-import { type RestClient, startTestApp, type TestApp } from '@herald/testkit';
+import { appClosedAfterEach, type RestClient, startTestApp, type TestApp } from '@herald/testkit';
 import { EventSource } from 'eventsource';
-import { afterEach } from 'vitest';
 import { z } from 'zod';
 import { type SseOptions, type SseTransport, sse } from './sse-transport.js';
 
@@ -51,34 +50,8 @@ export async function startStreamApp(options: SseOptions = {}, more: Transport[]
   };
 }
 
-/** Anything a test opens and must close: an EventSource, a raw stream. */
-export interface Closable {
-  close(): unknown;
-}
-
-/**
- * A test file's app and streams, closed after each test, the streams first: `start` opens the app
- * (as {@link startStreamApp}), `track` remembers anything with a `close()` and returns it.
- */
-export function closedAfterEach() {
-  let open: StreamApp | undefined;
-  const closables: Closable[] = [];
-  afterEach(async () => {
-    await Promise.all(closables.splice(0).map((closable) => closable.close()));
-    await open?.close();
-    open = undefined;
-  });
-  return {
-    async start(...args: Parameters<typeof startStreamApp>): Promise<StreamApp> {
-      open = await startStreamApp(...args);
-      return open;
-    },
-    track<T extends Closable>(closable: T): T {
-      closables.push(closable);
-      return closable;
-    },
-  };
-}
+/** A test file's app and its streams, closed after each test, the streams first (see `appClosedAfterEach`). */
+export const closedAfterEach = () => appClosedAfterEach(startStreamApp);
 
 /** The `eventsource` package's EventSource, sending `key` as `Authorization: Bearer`. */
 export function eventSourceWithKey(url: string, key?: string): EventSource {

@@ -1,3 +1,4 @@
+export * from './closed-after-each.js';
 export * from './memory-transport.js';
 export * from './outbox-suite.js';
 export * from './pull-cases.js';

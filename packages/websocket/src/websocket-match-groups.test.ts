@@ -70,7 +70,7 @@ describe('live batches matched once per group of subscriptions that take the sam
     const durable = await ws.durable('acme', ['order.*']);
     const attached = await Promise.all([1, 2].map(() => ProtocolClient.connect(ws.url, { token: acme })));
     const adhoc = await Promise.all([1, 2].map(() => ProtocolClient.connect(ws.url, { token: acme })));
-    opened.track(...attached, ...adhoc);
+    for (const client of [...attached, ...adhoc]) opened.track(client);
     for (const client of attached) await client.subscribe({ id: 's', subscription: durable.id });
     for (const client of adhoc) await client.subscribe({ id: 's', types: ['order.*'] });
     const burst = (from: number) =>

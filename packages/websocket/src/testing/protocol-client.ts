@@ -1,7 +1,6 @@
 import type { HeraldEvent, Transport } from '@herald/core';
 import type { HeraldOptions } from '@herald/server';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { afterEach } from 'vitest';
+import { appClosedAfterEach, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import WebSocket from 'ws';
 import { type WebSocketOptions, type WebSocketTransport, websocket } from '../index.js';
 
@@ -137,32 +136,15 @@ export async function startWsApp(options: WebSocketOptions = {}, otherTransports
 }
 
 /**
- * A test file's app and clients, closed after each test: `start` opens the app, `connect` a client, `track`
- * clients opened otherwise; `forget` the app when the test closed it itself.
+ * A test file's app and clients, closed after each test (see `appClosedAfterEach`), with `connect` for a
+ * client kept that way.
  */
 export function closedAfterEach() {
-  let open: WsApp | undefined;
-  const clients: ProtocolClient[] = [];
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((client) => client.close()));
-    await open?.close();
-    open = undefined;
-  });
+  const opened = appClosedAfterEach(startWsApp);
   return {
-    async start(...args: Parameters<typeof startWsApp>): Promise<WsApp> {
-      open = await startWsApp(...args);
-      return open;
-    },
+    ...opened,
     async connect(url: string, options: Parameters<typeof ProtocolClient.connect>[1]): Promise<ProtocolClient> {
-      const client = await ProtocolClient.connect(url, options);
-      clients.push(client);
-      return client;
-    },
-    track(...more: ProtocolClient[]): void {
-      clients.push(...more);
-    },
-    forget(): void {
-      open = undefined;
+      return opened.track(await ProtocolClient.connect(url, options));
     },
   };
 }

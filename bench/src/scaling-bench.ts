@@ -8,7 +8,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineEventType, EventBus, EventCatalog, memoryBroker, postgresStore, type Store, sqliteStore } from '@herald/core';
 import { redisBroker } from '@herald/redis';
@@ -20,6 +19,7 @@ import WebSocket from 'ws';
 import { z } from 'zod';
 import { limitCpu } from './lib/cpu-limit.js';
 import { markdownTable } from './lib/markdown.js';
+import { procCpuSeconds } from './lib/proc-cpu.js';
 import { type AlternateOptions, alternate, envNumber, progress, type Workload } from './lib/rounds.js';
 import { formatCount, formatRatio, roundRatios } from './lib/stats.js';
 import { tempDirectory } from './lib/temp-directory.js';
@@ -341,15 +341,7 @@ async function fanOut(): Promise<string> {
 // Publishing over HTTP to nodes in processes of their own, loaded by autocannon from this process.
 
 /** CPU seconds (user + system) a process has used, from /proc (Linux); 0 once it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
+const cpuSeconds = (pid: number) => procCpuSeconds(`/proc/${pid}/stat`) ?? 0;
 
 /** What PostgreSQL did for one database: its backends' CPU seconds, and its transactions committed. */
 async function postgresWork(database: string): Promise<{ cpu: Map<number, number>; commits: number }> {

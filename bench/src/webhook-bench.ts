@@ -18,7 +18,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
 import { now } from './lib/client-groups.js';
-import { mainThreadCpu, mainThreadCpuPer } from './lib/main-thread-cpu.js';
+import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { best, formatCount, formatGoal, formatRatio, type Goal, median, percentile, roundRatios, verdict } from './lib/stats.js';

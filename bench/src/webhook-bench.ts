@@ -3,8 +3,8 @@
  * raw undici POST loop with the same concurrency and receiver; publish-to-receipt latency at 200
  * events/s; memory across 100,000 deliveries. The receiver runs in its own process. Prints a markdown
  * section. Run alone: `tsx --conditions=herald-source bench/src/webhook-bench.ts`. `BENCH_WEBHOOK_ONLY=recovery`
- * runs only the replay and retry-storm drains; `BENCH_WEBHOOK_PROFILE=<folder>` writes a CPU profile of the
- * measured part of each of them there.
+ * runs only the recovery section (Herald's signed send alone, the fan-out, replay and retry-storm drains);
+ * `BENCH_WEBHOOK_PROFILE=<folder>` writes a CPU profile of the measured part of each drain there.
  */
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -12,7 +12,7 @@ import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald } from '@herald/server';
-import { webhook } from '@herald/webhook';
+import { generateSecret, HttpSender, webhook, webhookRequest } from '@herald/webhook';
 import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { z } from 'zod';
@@ -33,10 +33,10 @@ const memoryDeliveries = envNumber('BENCH_WEBHOOK_MEMORY_DELIVERIES', 100_000);
 /** The memory run stops early past this, and says so. */
 const memoryBudgetMs = envNumber('BENCH_WEBHOOK_MEMORY_SECONDS', 75) * 1000;
 const recoveryEvents = envNumber('BENCH_WEBHOOK_RECOVERY_EVENTS', 10_000);
-/** `recovery`: only the replay and retry-storm drains (with their raw loops); anything else: every part. */
+/** `recovery`: only the fan-out, replay and retry-storm drains (with their raw loops); anything else: every part. */
 const only = process.env.BENCH_WEBHOOK_ONLY;
 const goal: Goal = { atLeast: 0.5 };
-/** A folder: each replay and retry-storm drain writes the CPU profile of its measured part there (`<what>-<n>.cpuprofile`). */
+/** A folder: each fan-out, replay and retry-storm drain writes the CPU profile of its measured part there (`<what>-<n>.cpuprofile`). */
 const profileDir = process.env.BENCH_WEBHOOK_PROFILE;
 let profiles = 0;
 
@@ -120,7 +120,6 @@ async function until(condition: () => Promise<boolean>, what: string, timeout = 
 // ---------------------------------------------------------------------------------------------
 // The subjects.
 
-/** `concurrency` loops POSTing a 250-byte JSON body with undici, as fast as the receiver answers. */
 /**
  * A rate, and the CPU time this process spent per unit, in µs (less disturbed by other load than the rate):
  * all of it, and its main thread's alone (what the drains are bound by), where /proc tells.
@@ -131,9 +130,11 @@ interface Measured {
   main?: number | undefined;
 }
 
-async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> {
-  const pool = new Pool(`http://127.0.0.1:${receiver.port}`, { connections: concurrency });
-  const body = JSON.stringify({ specversion: '1.0', id: 'evt_0', seq: 1, type: 'bench.event', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 0, pad } });
+/** The raw loop's body: an event's JSON of about 250 bytes. */
+const rawBody = JSON.stringify({ specversion: '1.0', id: 'evt_0', seq: 1, type: 'bench.event', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 0, pad } });
+
+/** `concurrency` loops each running `post(n)` for the next request number `n` until `requests` are sent. */
+async function postLoop(requests: number, post: (n: number) => Promise<void>): Promise<Measured> {
   let sent = 0;
   const cpuBefore = process.cpuUsage();
   const mainBefore = mainThreadCpu();
@@ -142,16 +143,40 @@ async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> 
     Array.from({ length: concurrency }, async () => {
       while (sent < requests) {
         sent += 1;
-        const response = await pool.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'webhook-id': `raw_${sent}` }, body });
-        await response.body.dump();
+        await post(sent);
       }
     }),
   );
   const seconds = (now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
-  const main = mainThreadCpuPer(mainBefore, requests);
+  return { rate: requests / seconds, cpu: (cpu.user + cpu.system) / requests, main: mainThreadCpuPer(mainBefore, requests) };
+}
+
+/** `concurrency` loops POSTing a 250-byte JSON body with undici, as fast as the receiver answers. */
+async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> {
+  const pool = new Pool(`http://127.0.0.1:${receiver.port}`, { connections: concurrency });
+  const measured = await postLoop(requests, async (n) => {
+    const response = await pool.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'webhook-id': `raw_${n}` }, body: rawBody });
+    await response.body.dump();
+  });
   await pool.close();
-  return { rate: requests / seconds, cpu: (cpu.user + cpu.system) / requests, main };
+  return measured;
+}
+
+/**
+ * Herald's send alone, without the delivery engine or the outbox: the same loops, each request signed
+ * and sent as the webhook transport sends a delivery (`webhookRequest`, then its `HttpSender`).
+ */
+async function signedLoop(receiver: Receiver, requests: number): Promise<Measured> {
+  const sender = new HttpSender({ allowPrivate: true });
+  const config = { url: `http://127.0.0.1:${receiver.port}/hook`, secret: generateSecret() };
+  const measured = await postLoop(requests, async (n) => {
+    const request = webhookRequest(config, `msg_${n}`, rawBody, Date.now());
+    const result = await sender.post(request.url, request.headers, rawBody, 15_000);
+    if (result.status !== 200) throw new Error(`the receiver answered ${result.status ?? result.error}`);
+  });
+  await sender.close();
+  return measured;
 }
 
 function startHerald(database: string, withWebhooks: boolean) {
@@ -211,14 +236,15 @@ async function outboxDrain(receiver: Receiver, events: number): Promise<Measured
     await publishBatches(publisher, events);
     await publisher.close();
     await receiver.call('reset');
+    const stopProfile = await startProfile('fan-out');
     const cpuBefore = process.cpuUsage();
+    const mainBefore = mainThreadCpu();
     const started = now();
     const node = startHerald(database, true);
-    await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, 'the outbox to drain');
-    const seconds = (now() - started) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
+    const measured = await drained(receiver, events, started, cpuBefore, mainBefore, 'the outbox to drain');
+    await stopProfile();
     await node.close();
-    return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events };
+    return measured;
   });
 }
 
@@ -397,17 +423,22 @@ async function memoryRun(receiver: Receiver): Promise<{ samples: MemorySample[];
 
 // ---------------------------------------------------------------------------------------------
 
-/** The replay and retry-storm drains, each round against a raw loop of as many requests run just before it. */
+/** The fan-out, replay and retry-storm drains, each round against a raw loop of as many requests run just before it. */
 async function recovery(receiver: Receiver): Promise<string[]> {
-  const runs = { replay: { raw: [] as Measured[], drained: [] as Measured[] }, retry: { raw: [] as Measured[], drained: [] as Measured[] } };
+  const pair = () => ({ raw: [] as Measured[], drained: [] as Measured[] });
+  const runs = { signed: pair(), fanOut: pair(), replay: pair(), retry: pair() };
   for (let round = 1; round <= rounds; round++) {
+    runs.signed.raw.push(await rawLoop(receiver, recoveryEvents));
+    runs.signed.drained.push(await signedLoop(receiver, recoveryEvents));
+    runs.fanOut.raw.push(await rawLoop(receiver, recoveryEvents));
+    runs.fanOut.drained.push(await outboxDrain(receiver, recoveryEvents));
     runs.replay.raw.push(await rawLoop(receiver, recoveryEvents));
     runs.replay.drained.push(await replayDrain(receiver, recoveryEvents));
     runs.retry.raw.push(await rawLoop(receiver, recoveryEvents));
     runs.retry.drained.push(await retryStormDrain(receiver, recoveryEvents));
     const rate = (measured: Measured[]) => formatCount((measured.at(-1) as Measured).rate);
     progress(
-      `recovery round ${round}/${rounds}: raw ${rate(runs.replay.raw)}/s, replay ${rate(runs.replay.drained)}/s; raw ${rate(runs.retry.raw)}/s, retry storm ${rate(runs.retry.drained)}/s`,
+      `recovery round ${round}/${rounds}: raw ${rate(runs.signed.raw)}/s, signed send ${rate(runs.signed.drained)}/s; raw ${rate(runs.fanOut.raw)}/s, fan-out ${rate(runs.fanOut.drained)}/s; raw ${rate(runs.replay.raw)}/s, replay ${rate(runs.replay.drained)}/s; raw ${rate(runs.retry.raw)}/s, retry storm ${rate(runs.retry.drained)}/s`,
     );
   }
   const cpuOf = (measured: Measured[]) => `${Math.min(...measured.map((m) => m.cpu)).toFixed(0)} µs`;
@@ -422,7 +453,8 @@ async function recovery(receiver: Receiver): Promise<string[]> {
     const rawMain = leastMain(raw);
     return drained && rawMain !== undefined ? `${own.toFixed(0)} µs; raw's ÷ this: ${formatRatio(rawMain / own)}` : `${own.toFixed(0)} µs`;
   };
-  const rows = (what: string, { raw, drained }: { raw: Measured[]; drained: Measured[] }) => {
+  /** A pair's two rows; `judged`: whether the goal applies to it. */
+  const rows = (what: string, { raw, drained }: { raw: Measured[]; drained: Measured[] }, judged = true) => {
     const ratio = best(drained.map((m) => m.rate)) / best(raw.map((m) => m.rate));
     const paired = roundRatios({ rounds: drained.map((m) => m.rate) }, { rounds: raw.map((m) => m.rate) });
     return [
@@ -430,7 +462,7 @@ async function recovery(receiver: Receiver): Promise<string[]> {
       [
         what,
         formatCount(best(drained.map((m) => m.rate))),
-        `${formatRatio(ratio)} (${verdict(ratio, goal)})`,
+        judged ? `${formatRatio(ratio)} (${verdict(ratio, goal)})` : formatRatio(ratio),
         `${paired.map(formatRatio).join(', ')}; median ${formatRatio(median(paired))}`,
         cpuOf(drained),
         mainOf(raw, drained),
@@ -438,13 +470,15 @@ async function recovery(receiver: Receiver): Promise<string[]> {
     ];
   };
   return [
-    '### Replay and retry-storm drains',
+    '### Replay and retry-storm drains, beside the fan-out drain',
     '',
-    `\`BENCH_WEBHOOK_ONLY=recovery tsx --conditions=herald-source bench/src/webhook-bench.ts\` (also part of \`pnpm bench webhook\`). The same receiver and ${concurrency} requests in flight; ${formatCount(recoveryEvents)} deliveries to the one endpoint, out of the outbox's stored rows rather than a live fan-out's held ones. Each rate is the best of ${rounds} rounds; each round's ratio is its drain against the raw loop run just before it. A drain is bound by its main thread (busy nearly all of it), so that thread's CPU per delivery (from /proc, in 10 ms steps) says where it stands with less of the machine's noise than the rate; the raw loop's main-thread CPU per request over it is the ratio the drain would reach if that thread alone set its pace. CPU figures are the least of the rounds.`,
+    `\`BENCH_WEBHOOK_ONLY=recovery tsx --conditions=herald-source bench/src/webhook-bench.ts\` (also part of \`pnpm bench webhook\`). The same receiver and ${concurrency} requests in flight; ${formatCount(recoveryEvents)} deliveries to the one endpoint. A replay and a retry storm send out of the outbox's stored rows; the fan-out drain, measured in the same rounds, sends what its fan-out holds (each delivery written once, as its attempt settles): the path the goal names as the one to match. The signed send (the webhook transport's signature and \`HttpSender\` in the raw loop's place, no engine, no outbox) says what sending itself costs; the rest of a drain's CPU is the engine's and the outbox's. Each rate is the best of ${rounds} rounds; each round's ratio is its drain against the raw loop run just before it. A drain is bound by its main thread (busy nearly all of it), so that thread's CPU per delivery (from /proc, in 10 ms steps) says where it stands with less of the machine's noise than the rate; the raw loop's main-thread CPU per request over it is the ratio the drain would reach if that thread alone set its pace. CPU figures are the least of the rounds.`,
     '',
     markdownTable(
       ['what', 'deliveries/s', `ratio to raw (goal ${formatGoal(goal)})`, "each round's ratio", 'CPU of the sending process per delivery', 'of it, its main thread'],
       [
+        ...rows(`signed send: Herald's signature and \`HttpSender\` in the same loops, no engine, no outbox (what the drains build on; the goal is theirs)`, runs.signed, false),
+        ...rows(`fan-out: ${formatCount(recoveryEvents)} events published while no node sends, from a node's start to the last receipt (the path the goal compares with)`, runs.fanOut),
         ...rows(`replay: \`POST /v1/subscriptions/:id/replay\` of ${formatCount(recoveryEvents)} delivered events on a running node, to the last receipt`, runs.replay),
         ...rows(`retry storm: ${formatCount(recoveryEvents)} due retries after a 503 outage, from a node's start to the last receipt`, runs.retry),
       ],

@@ -33,7 +33,7 @@ const memoryDeliveries = envNumber('BENCH_WEBHOOK_MEMORY_DELIVERIES', 100_000);
 /** The memory run stops early past this, and says so. */
 const memoryBudgetMs = envNumber('BENCH_WEBHOOK_MEMORY_SECONDS', 75) * 1000;
 const recoveryEvents = envNumber('BENCH_WEBHOOK_RECOVERY_EVENTS', 10_000);
-/** `recovery`: only the fan-out, replay and retry-storm drains (with their raw loops); anything else: every part. */
+/** `recovery`: only the recovery section (the signed send and the fan-out, replay and retry-storm drains, each with its raw loop); anything else: every part. */
 const only = process.env.BENCH_WEBHOOK_ONLY;
 const goal: Goal = { atLeast: 0.5 };
 /** A folder: each fan-out, replay and retry-storm drain writes the CPU profile of its measured part there (`<what>-<n>.cpuprofile`). */

@@ -1,6 +1,6 @@
 import type { HeraldEvent, Transport } from '@herald/core';
 import type { HeraldOptions } from '@herald/server';
-import { appClosedAfterEach, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { appClosedAfterEach, type ConsumerSubscription, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import WebSocket from 'ws';
 import { type WebSocketOptions, type WebSocketTransport, websocket } from '../index.js';
 
@@ -115,7 +115,7 @@ export interface WsApp {
   /** `ws://127.0.0.1:PORT/v1/ws` */
   url: string;
   /** A durable `websocket` subscription of `consumer`, created over REST with its key. */
-  durable(consumer: string, types: string[]): Promise<{ id: string; cursor: number }>;
+  durable(consumer: string, types: string[]): Promise<ConsumerSubscription>;
   close(): Promise<void>;
 }
 
@@ -126,11 +126,7 @@ export async function startWsApp(options: WebSocketOptions = {}, otherTransports
     app,
     transport,
     url: `${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`,
-    async durable(consumer, types) {
-      const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types }, await app.consumerKey(consumer));
-      if (status !== 201) throw new Error(`creating a subscription answered ${status}: ${JSON.stringify(body)}`);
-      return body;
-    },
+    durable: (consumer, types) => subscribeConsumer(app, 'websocket', {}, { consumer, types }),
     close: () => app.close(),
   };
 }

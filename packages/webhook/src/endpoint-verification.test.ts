@@ -4,11 +4,11 @@ import { type VerifiedWebhookRequest, webhookMiddleware } from '@herald/client';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import express from 'express';
 import { describe, expect, it } from 'vitest';
-import { closedAfterEach, type ReceivedRequest, type ReplyFn, verifiedEvent } from './test-receiver.test-support.js';
+import { cleanupsAfterEach, type ReceivedRequest, type ReplyFn, verifiedEvent } from './test-receiver.test-support.js';
 import type { StoredWebhookConfig } from './webhook-config.js';
 import { webhook } from './webhook-transport.js';
 
-const { cleanups, receiver } = closedAfterEach();
+const { cleanups, receiver } = cleanupsAfterEach();
 
 async function verifyingApp(): Promise<TestApp> {
   const app = await startTestApp([webhook({ verifyEndpoints: true, pollInterval: 50 })], { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } });

@@ -87,7 +87,7 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
  * A test file's cleanups, run after each test, the last added first. `receiver` starts a receiver
  * (as {@link startReceiver}) and adds its close.
  */
-export function closedAfterEach() {
+export function cleanupsAfterEach() {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();

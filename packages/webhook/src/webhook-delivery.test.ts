@@ -7,12 +7,12 @@ import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { closedAfterEach, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { cleanupsAfterEach, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook as createWebhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const { cleanups, receiver } = closedAfterEach();
+const { cleanups, receiver } = cleanupsAfterEach();
 
 async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate): Promise<TestApp> {
   const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env });

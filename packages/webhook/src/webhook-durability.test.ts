@@ -11,7 +11,7 @@ import { createHerald } from '@herald/server';
 import { waitFor } from '@herald/testkit';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { closedAfterEach } from './test-receiver.test-support.js';
+import { cleanupsAfterEach } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 
 const nodeScript = fileURLToPath(new URL('./webhook-node.test-support.ts', import.meta.url));
@@ -19,7 +19,7 @@ const nodeScript = fileURLToPath(new URL('./webhook-node.test-support.ts', impor
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const loadTick = defineEventType('load.tick', z.object({ n: z.number() }));
 
-const { cleanups, receiver } = closedAfterEach();
+const { cleanups, receiver } = cleanupsAfterEach();
 
 interface Node {
   process: ChildProcess;

@@ -3,12 +3,12 @@ import { sqlOutbox } from '@herald/outbox';
 import { newEvent, linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { closedAfterEach, type TestReceiver } from './test-receiver.test-support.js';
+import { cleanupsAfterEach, type TestReceiver } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const { cleanups, receiver } = closedAfterEach();
+const { cleanups, receiver } = cleanupsAfterEach();
 
 /** A Herald whose log already holds `logged` order.created events, appended through the store in big batches. */
 async function appWithLog(logged: number, options: WebhookOptions = {}): Promise<TestApp> {

@@ -5,11 +5,11 @@ import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { closedAfterEach, type ReceivedRequest, verifiedEvent } from './test-receiver.test-support.js';
+import { cleanupsAfterEach, type ReceivedRequest, verifiedEvent } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
 
-const { cleanups, receiver } = closedAfterEach();
+const { cleanups, receiver } = cleanupsAfterEach();
 
 // `order.created` sorts first but has no example of its own; `order.shipped` has one, so it is the default.
 const eventTypes = [

@@ -31,7 +31,7 @@ function openRaw(url: string, headers: Record<string, string>): Promise<RawStrea
   });
 }
 
-const { start: startApp, track } = closedAfterEach();
+const { start: startApp, track, forget } = closedAfterEach();
 
 async function start(options: SseOptions): Promise<{ app: StreamApp; key: string }> {
   const app = await startApp(options);
@@ -97,6 +97,7 @@ describe('the stream on the wire', () => {
     const stream = await raw(`${app.baseUrl}/v1/stream?types=order.created`, { authorization: `Bearer ${key}` });
     await waitFor(() => stream.text.includes('event: ready'), 'the ready frame');
     const ended = new Promise((resolve) => stream.response.once('end', resolve));
+    forget();
     await app.close();
     await ended;
     expect(stream.text.endsWith('event: end\ndata: {"reason":"stopping","message":"the server is stopping: reconnect"}\n\n')).toBe(true);

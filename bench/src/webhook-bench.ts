@@ -133,12 +133,24 @@ interface Measured {
 /** The raw loop's body: an event's JSON of about 250 bytes. */
 const rawBody = JSON.stringify({ specversion: '1.0', id: 'evt_0', seq: 1, type: 'bench.event', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 0, pad } });
 
-/** `concurrency` loops each running `post(n)` for the next request number `n` until `requests` are sent. */
-async function postLoop(requests: number, post: (n: number) => Promise<void>): Promise<Measured> {
-  let sent = 0;
+/** Starts measuring this process: `per(units)` is then the rate of `units` since the start, and the CPU spent per unit. */
+function startMeasuring(): { per(units: number): Measured } {
   const cpuBefore = process.cpuUsage();
   const mainBefore = mainThreadCpu();
   const started = now();
+  return {
+    per(units) {
+      const seconds = (now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      return { rate: units / seconds, cpu: (cpu.user + cpu.system) / units, main: mainThreadCpuPer(mainBefore, units) };
+    },
+  };
+}
+
+/** `concurrency` loops each running `post(n)` for the next request number `n` until `requests` are sent. */
+async function postLoop(requests: number, post: (n: number) => Promise<void>): Promise<Measured> {
+  let sent = 0;
+  const measuring = startMeasuring();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (sent < requests) {
@@ -147,9 +159,7 @@ async function postLoop(requests: number, post: (n: number) => Promise<void>): P
       }
     }),
   );
-  const seconds = (now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
-  return { rate: requests / seconds, cpu: (cpu.user + cpu.system) / requests, main: mainThreadCpuPer(mainBefore, requests) };
+  return measuring.per(requests);
 }
 
 /** `concurrency` loops POSTing a 250-byte JSON body with undici, as fast as the receiver answers. */
@@ -237,23 +247,19 @@ async function outboxDrain(receiver: Receiver, events: number): Promise<Measured
     await publisher.close();
     await receiver.call('reset');
     const stopProfile = await startProfile('fan-out');
-    const cpuBefore = process.cpuUsage();
-    const mainBefore = mainThreadCpu();
-    const started = now();
+    const measuring = startMeasuring();
     const node = startHerald(database, true);
-    const measured = await drained(receiver, events, started, cpuBefore, mainBefore, 'the outbox to drain');
+    const measured = await drained(receiver, events, measuring, 'the outbox to drain');
     await stopProfile();
     await node.close();
     return measured;
   });
 }
 
-/** Waits for `events` unique receipts, from `started`: deliveries/s and this process's CPU per delivery. */
-async function drained(receiver: Receiver, events: number, started: number, cpuBefore: NodeJS.CpuUsage, mainBefore: number | undefined, what: string): Promise<Measured> {
+/** Waits for `events` unique receipts: deliveries/s since `measuring` started, and this process's CPU per delivery. */
+async function drained(receiver: Receiver, events: number, measuring: ReturnType<typeof startMeasuring>, what: string): Promise<Measured> {
   await until(async () => (await receiver.call<{ unique: number }>('count')).unique >= events, what);
-  const seconds = (now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
-  return { rate: events / seconds, cpu: (cpu.user + cpu.system) / events, main: mainThreadCpuPer(mainBefore, events) };
+  return measuring.per(events);
 }
 
 /** Whether the outbox holds `events` delivered deliveries and nothing else. */
@@ -285,16 +291,14 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
     await until(async () => settledOutbox(database, events), 'the first attempts to be recorded');
     await receiver.call('reset');
     const stopProfile = await startProfile('replay');
-    const cpuBefore = process.cpuUsage();
-    const mainBefore = mainThreadCpu();
-    const started = now();
+    const measuring = startMeasuring();
     const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ after: 0 }),
     });
     if (response.status !== 202) throw new Error(`starting the replay answered ${response.status}`);
-    const measured = await drained(receiver, events, started, cpuBefore, mainBefore, 'the replay to drain');
+    const measured = await drained(receiver, events, measuring, 'the replay to drain');
     await stopProfile();
     await node.close();
     return measured;
@@ -322,11 +326,9 @@ async function retryStormDrain(receiver: Receiver, events: number): Promise<Meas
     if (due < events) throw new Error(`only ${due} of ${events} deliveries are waiting for a retry`);
     await receiver.call('reset');
     const stopProfile = await startProfile('retry');
-    const cpuBefore = process.cpuUsage();
-    const mainBefore = mainThreadCpu();
-    const started = now();
+    const measuring = startMeasuring();
     const node = startHerald(database, true);
-    const measured = await drained(receiver, events, started, cpuBefore, mainBefore, 'the retries to drain');
+    const measured = await drained(receiver, events, measuring, 'the retries to drain');
     await stopProfile();
     await node.close();
     return measured;

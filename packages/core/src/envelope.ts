@@ -29,6 +29,21 @@ export interface HeraldEvent<TData = unknown> {
   tracestate?: string;
 }
 
+const publishTimes = new WeakMap<HeraldEvent, number>();
+
+/**
+ * When `event` was published (its `time`), in ms since the epoch: parsed once per event object, however many
+ * deliveries of it a transport counts in its metrics.
+ */
+export function publishedAt(event: HeraldEvent): number {
+  let at = publishTimes.get(event);
+  if (at === undefined) {
+    at = Date.parse(event.time);
+    publishTimes.set(event, at);
+  }
+  return at;
+}
+
 /** An event before the log gives it a `seq`. */
 export type NewEvent<TData = unknown> = Omit<HeraldEvent<TData>, 'seq'>;
 

@@ -1,4 +1,4 @@
-import type { HeraldEvent } from './envelope.js';
+import { type HeraldEvent, publishedAt } from './envelope.js';
 import type { EventFilter, EventPredicate } from './event-filter.js';
 import { anyPatternMatches } from './pattern-cache.js';
 
@@ -34,7 +34,7 @@ export class MatchedBatch {
 
   /** When each of {@link events} was published (its `time`), in ms since the epoch: for every connection's delivery count. */
   get publishedAt(): readonly number[] {
-    return (this.#publishedAt ??= this.events.map((event) => Date.parse(event.time)));
+    return (this.#publishedAt ??= this.events.map(publishedAt));
   }
 
   /**

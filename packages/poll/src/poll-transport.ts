@@ -1,5 +1,6 @@
 import {
   defineRoute,
+  publishedAt,
   type RouteRequest,
   type RouteResult,
   StreamSessions,
@@ -122,7 +123,7 @@ class LongPolling implements PollTransport {
       const { events, next, reset } = await subscription.pull({ limit: query.limit, wait: Math.round(wait * 1000), batchWait: this.#batchWait });
       if (response.destroyed) return undefined;
       const now = Date.now();
-      for (const event of events) context.metrics.delivered('delivered', now - Date.parse(event.time));
+      for (const event of events) context.metrics.delivered('delivered', now - publishedAt(event));
       const answer: PollAnswer = { data: events, next, ...(reset ? { reset } : {}) };
       const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
       // A stopping server closes the connection after the answer, so that it need not wait for the client to.

@@ -4,8 +4,6 @@ import { encodeFrame } from './sse-frame.js';
 interface Encoded {
   named?: Buffer;
   plain?: Buffer;
-  /** The event's `time`, parsed once. */
-  publishedAt: number;
 }
 
 /**
@@ -23,11 +21,6 @@ export class EnvelopeFrames {
     return (encoded.plain ??= Buffer.from(encodeFrame({ id: event.seq, data: JSON.stringify(event) })));
   }
 
-  /** When `event` was published, in ms since the epoch. */
-  publishedAt(event: HeraldEvent): number {
-    return this.#entry(event).publishedAt;
-  }
-
   /**
    * `frames` back to back in one Buffer: the same Buffer for every stream that gets the same frames (the
    * same Buffers, in the same order) in this tick; what is kept is let go of on the next one.
@@ -38,7 +31,7 @@ export class EnvelopeFrames {
 
   #entry(event: HeraldEvent): Encoded {
     let encoded = this.#encoded.get(event);
-    if (encoded === undefined) this.#encoded.set(event, (encoded = { publishedAt: Date.parse(event.time) }));
+    if (encoded === undefined) this.#encoded.set(event, (encoded = {}));
     return encoded;
   }
 }

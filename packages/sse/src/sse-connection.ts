@@ -2,6 +2,7 @@ import {
   countDeliveries,
   type HeraldEvent,
   type MatchedBatch,
+  publishedAt,
   type ResetReason,
   type StreamEndReason,
   type StreamSink,
@@ -70,7 +71,7 @@ export class SseConnection implements StreamSink {
       batch.push(frame);
       this.#batchSeq = event.seq;
     }
-    this.#metrics.delivered('delivered', Date.now() - frames.publishedAt(event));
+    this.#metrics.delivered('delivered', Date.now() - publishedAt(event));
     return !this.stream.closed;
   }
 

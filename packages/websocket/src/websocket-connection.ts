@@ -7,6 +7,7 @@ import {
   InvalidFilterError,
   type MatchedBatch,
   type Principal,
+  publishedAt,
   RateLimitedError,
   type ResetReason,
   type SharedBatches,
@@ -359,7 +360,7 @@ export class Connection implements StreamSink {
         if (!subscription.live) this.#batchLenient = true;
       }
     }
-    context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - frames.publishedAt(event));
+    context.metrics.delivered(sent ? 'delivered' : 'dropped', Date.now() - publishedAt(event));
     return sent;
   }
 

@@ -174,7 +174,7 @@ export function closeReason(text: string): string {
  * text frame, header included, ready to be written as it is (see `SharedBatches`).
  */
 export class EventFrames {
-  readonly #frames = new WeakMap<HeraldEvent, { json: string; publishedAt: number; byId: Map<string, Buffer> }>();
+  readonly #frames = new WeakMap<HeraldEvent, { json: string; byId: Map<string, Buffer> }>();
   readonly #idsPerEvent: number;
 
   /** @param idsPerEvent frames kept per event, one per distinct subscription id. @default 32 */
@@ -193,14 +193,9 @@ export class EventFrames {
     return frame;
   }
 
-  /** When `event` was published, in ms since the epoch: its `time`, parsed once. */
-  publishedAt(event: HeraldEvent): number {
-    return this.#entry(event).publishedAt;
-  }
-
-  #entry(event: HeraldEvent): { json: string; publishedAt: number; byId: Map<string, Buffer> } {
+  #entry(event: HeraldEvent): { json: string; byId: Map<string, Buffer> } {
     let entry = this.#frames.get(event);
-    if (!entry) this.#frames.set(event, (entry = { json: JSON.stringify(event), publishedAt: Date.parse(event.time), byId: new Map() }));
+    if (!entry) this.#frames.set(event, (entry = { json: JSON.stringify(event), byId: new Map() }));
     return entry;
   }
 }

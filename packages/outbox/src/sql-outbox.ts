@@ -85,7 +85,7 @@ const attemptColumns = [
 
 const toNumber = (value: number | string | null): number | null => (value === null ? null : Number(value));
 
-function toDelivery(row: Selectable<DeliveriesTable>): Delivery {
+function toDelivery(row: Pick<Selectable<DeliveriesTable>, (typeof deliveryColumns)[number]>): Delivery {
   return {
     id: row.id,
     subscriptionId: row.subscription_id,
@@ -118,19 +118,7 @@ function claimable(row: ClaimedRow, now: number): boolean {
 
 /** A delivery as the claim of `row` under `lease` left it. */
 function claimedDelivery(row: ClaimedRow, lease: Lease): Delivery {
-  return {
-    id: row.id,
-    subscriptionId: row.subscription_id,
-    eventSeq: Number(row.event_seq),
-    eventId: row.event_id,
-    status: 'pending',
-    attempts: Number(row.attempts) + 1,
-    nextAttemptAt: toNumber(row.next_attempt_at),
-    lockedBy: lease.worker,
-    lockedUntil: lease.until,
-    createdAt: Number(row.created_at),
-    updatedAt: lease.now,
-  };
+  return toDelivery({ ...row, status: 'pending', attempts: Number(row.attempts) + 1, locked_by: lease.worker, locked_until: lease.until, updated_at: lease.now });
 }
 
 function toAttempt(row: Selectable<DeliveryAttemptsTable>): DeliveryAttempt {

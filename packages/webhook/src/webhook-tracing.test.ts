@@ -4,7 +4,7 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { startReceiver, type TestReceiver } from './test-receiver.test-support.js';
+import { cleanupsAfterEach, type TestReceiver } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 
 const exporter = new InMemorySpanExporter();
@@ -17,11 +17,9 @@ afterAll(async () => {
   await provider.shutdown();
 });
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  exporter.reset();
-});
+// Registered first, so that it runs last (vitest runs after-hooks as a stack): spans ended by the cleanups go too.
+afterEach(() => exporter.reset());
+const { cleanups, receiver } = cleanupsAfterEach();
 
 /** The caller's trace: the span that made the publish request. */
 const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -31,8 +29,7 @@ const callerTraceparent = `00-${callerTrace}-${callerSpan}-01`;
 async function setup(): Promise<{ app: TestApp; inbox: TestReceiver; subscription: string; key: string }> {
   const app = await startTestApp([webhook({ pollInterval: 50 })], { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } });
   cleanups.push(() => app.close());
-  const inbox = await startReceiver();
-  cleanups.push(() => inbox.close());
+  const inbox = await receiver();
   const { id: subscription, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
   return { app, inbox, subscription, key };
 }

@@ -6,7 +6,7 @@
  * runs only the recovery section (Herald's signed send alone, the fan-out, replay and retry-storm drains);
  * `BENCH_WEBHOOK_PROFILE=<folder>` writes a CPU profile of the measured part of each drain there.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
@@ -52,6 +52,7 @@ async function startProfile(what: string): Promise<() => Promise<void>> {
   return async () => {
     const { profile } = await session.post('Profiler.stop');
     profiles += 1;
+    mkdirSync(profileDir, { recursive: true });
     writeFileSync(`${profileDir}/${what}-${profiles}.cpuprofile`, JSON.stringify(profile));
     session.disconnect();
   };
@@ -147,9 +148,10 @@ function startMeasuring(): { per(units: number): Measured } {
   };
 }
 
-/** `concurrency` loops each running `post(n)` for the next request number `n` until `requests` are sent. */
-async function postLoop(requests: number, post: (n: number) => Promise<void>): Promise<Measured> {
+/** `concurrency` loops each running `post(n)` for the next request number `n` until `requests` are sent; profiled as `what`. */
+async function postLoop(what: string, requests: number, post: (n: number) => Promise<void>): Promise<Measured> {
   let sent = 0;
+  const stopProfile = await startProfile(what);
   const measuring = startMeasuring();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -159,13 +161,15 @@ async function postLoop(requests: number, post: (n: number) => Promise<void>): P
       }
     }),
   );
-  return measuring.per(requests);
+  const measured = measuring.per(requests);
+  await stopProfile();
+  return measured;
 }
 
 /** `concurrency` loops POSTing a 250-byte JSON body with undici, as fast as the receiver answers. */
 async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> {
   const pool = new Pool(`http://127.0.0.1:${receiver.port}`, { connections: concurrency });
-  const measured = await postLoop(requests, async (n) => {
+  const measured = await postLoop('raw', requests, async (n) => {
     const response = await pool.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json', 'webhook-id': `raw_${n}` }, body: rawBody });
     await response.body.dump();
   });
@@ -180,7 +184,7 @@ async function rawLoop(receiver: Receiver, requests: number): Promise<Measured> 
 async function signedLoop(receiver: Receiver, requests: number): Promise<Measured> {
   const sender = new HttpSender({ allowPrivate: true });
   const config = { url: `http://127.0.0.1:${receiver.port}/hook`, secret: generateSecret() };
-  const measured = await postLoop(requests, async (n) => {
+  const measured = await postLoop('signed', requests, async (n) => {
     const request = webhookRequest(config, `msg_${n}`, rawBody, Date.now());
     const result = await sender.post(request.url, request.headers, rawBody, 15_000);
     if (result.status !== 200) throw new Error(`the receiver answered ${result.status ?? result.error}`);

@@ -1,4 +1,4 @@
-import { type HeraldEvent, newId, publishedAt, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
+import { type HeraldEvent, newId, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
 import { attemptOf, type PushResult, settledAttempt } from './attempt-outcome.js';
 import { attemptSpan, endAttemptSpan } from './attempt-span.js';
 import { CommitLoop } from './commit-loop.js';
@@ -517,7 +517,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     } catch (error) {
       this.#context.logger.warn({ err: error }, 'onAttempt threw');
     }
-    if (status !== 'pending') this.#context.metrics?.delivered(status, event === undefined ? 0 : Date.now() - publishedAt(event));
+    // Parsed, not cached (as `publishedAt` does): a delivery counts its event once, and a cache of every event sent costs more.
+    if (status !== 'pending') this.#context.metrics?.delivered(status, event === undefined ? 0 : Date.now() - Date.parse(event.time));
     if (status === 'delivered') {
       this.#failures.delivered(endpoint.failure);
       return;

@@ -237,12 +237,23 @@ describe.each([
   });
 
   it('settles only what the worker still holds: a delivering attempt under a lost lease leaves the row as it is', async () => {
-    const { outbox, now } = await withStored(1);
-    await outbox.commit({ lease: { worker: 'w', now, until: now + 10 }, claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
-    // The lease ran out and another worker claimed it.
+    const { outbox, now, attemptRows } = await withStored(3);
+    await outbox.commit({ lease: { worker: 'w', now, until: now + 10 }, claim: [{ subscriptionId: 'sub_out', limit: 3 }] });
+    // The lease ran out and another worker claimed the first delivery; this worker's attempts settle all three at once.
     expect((await outbox.commit({ lease: lease('w2', now + 20), claim: [{ subscriptionId: 'sub_out', limit: 1 }] })).claimed).toHaveLength(1);
-    await outbox.commit({ lease: lease('w', now + 21), settle: [{ attempt: attempt('dlv_0', 1, now, 'succeeded'), status: 'delivered' }] });
+    await outbox.commit({
+      lease: lease('w', now + 21),
+      settle: ['dlv_0', 'dlv_1', 'dlv_2'].map((id) => ({ attempt: attempt(id, 1, now, 'succeeded'), status: 'delivered' as const })),
+    });
     expect(await outbox.get('dlv_0')).toMatchObject({ status: 'pending', lockedBy: 'w2', attempts: 2 });
+    for (const id of ['dlv_1', 'dlv_2']) expect(await outbox.get(id)).toMatchObject({ status: 'delivered', lockedBy: null, attempts: 1 });
+    // The two it held keep their attempts on their rows; the one it lost has its attempt recorded beside it.
+    expect(await attemptRows()).toBe(1);
+    expect((await outbox.attempts(['dlv_0', 'dlv_1', 'dlv_2'])).map((a) => [a.deliveryId, a.outcome]).sort()).toEqual([
+      ['dlv_0', 'succeeded'],
+      ['dlv_1', 'succeeded'],
+      ['dlv_2', 'succeeded'],
+    ]);
   });
 
   it('replays claiming: holds the deliveries marked claimed under the lease, lets one in flight go, keeps the last round', async () => {

@@ -6,9 +6,7 @@
  * runs only the recovery section (Herald's signed send alone, the fan-out, replay and retry-storm drains);
  * `BENCH_WEBHOOK_PROFILE=<folder>` writes a CPU profile of the measured part of each drain there.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald } from '@herald/server';
@@ -17,6 +15,7 @@ import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { z } from 'zod';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
+import { CpuProfiles } from './lib/cpu-profile.js';
 import { now } from './lib/client-groups.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
 import { markdownTable } from './lib/markdown.js';
@@ -37,26 +36,7 @@ const recoveryEvents = envNumber('BENCH_WEBHOOK_RECOVERY_EVENTS', 10_000);
 const only = process.env.BENCH_WEBHOOK_ONLY;
 const goal: Goal = { atLeast: 0.5 };
 /** A folder: each fan-out, replay and retry-storm drain writes the CPU profile of its measured part there (`<what>-<n>.cpuprofile`). */
-const profileDir = process.env.BENCH_WEBHOOK_PROFILE;
-let profiles = 0;
-
-/** Profiles this process from now until the returned function is called, when `BENCH_WEBHOOK_PROFILE` asks for it. */
-async function startProfile(what: string): Promise<() => Promise<void>> {
-  if (!profileDir) return async () => {};
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  // 100 µs rather than the default 1 ms: a drain of 10,000 deliveries lasts about a second.
-  await session.post('Profiler.setSamplingInterval', { interval: 100 });
-  await session.post('Profiler.start');
-  return async () => {
-    const { profile } = await session.post('Profiler.stop');
-    profiles += 1;
-    mkdirSync(profileDir, { recursive: true });
-    writeFileSync(`${profileDir}/${what}-${profiles}.cpuprofile`, JSON.stringify(profile));
-    session.disconnect();
-  };
-}
+const profiles = new CpuProfiles(process.env.BENCH_WEBHOOK_PROFILE);
 
 const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
 /** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
@@ -151,7 +131,7 @@ function startMeasuring(): { per(units: number): Measured } {
 /** `concurrency` loops each running `post(n)` for the next request number `n` until `requests` are sent; profiled as `what`. */
 async function postLoop(what: string, requests: number, post: (n: number) => Promise<void>): Promise<Measured> {
   let sent = 0;
-  const stopProfile = await startProfile(what);
+  const stopProfile = await profiles.start(what);
   const measuring = startMeasuring();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -250,7 +230,7 @@ async function outboxDrain(receiver: Receiver, events: number): Promise<Measured
     await publishBatches(publisher, events);
     await publisher.close();
     await receiver.call('reset');
-    const stopProfile = await startProfile('fan-out');
+    const stopProfile = await profiles.start('fan-out');
     const measuring = startMeasuring();
     const node = startHerald(database, true);
     const measured = await drained(receiver, events, measuring, 'the outbox to drain');
@@ -294,7 +274,7 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
     // Every first attempt recorded: a replay of a delivery still in flight is settled by that attempt.
     await until(async () => settledOutbox(database, events), 'the first attempts to be recorded');
     await receiver.call('reset');
-    const stopProfile = await startProfile('replay');
+    const stopProfile = await profiles.start('replay');
     const measuring = startMeasuring();
     const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
       method: 'POST',
@@ -329,7 +309,7 @@ async function retryStormDrain(receiver: Receiver, events: number): Promise<Meas
     sqlite.close();
     if (due < events) throw new Error(`only ${due} of ${events} deliveries are waiting for a retry`);
     await receiver.call('reset');
-    const stopProfile = await startProfile('retry');
+    const stopProfile = await profiles.start('retry');
     const measuring = startMeasuring();
     const node = startHerald(database, true);
     const measured = await drained(receiver, events, measuring, 'the retries to drain');

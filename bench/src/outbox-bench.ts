@@ -6,26 +6,21 @@
  * Run alone: `tsx --conditions=herald-source bench/src/outbox-bench.ts`. `BENCH_OUTBOX_PROFILE=<folder>` writes a
  * CPU profile of each drain's measured part there.
  */
-import { defineEventType, sqliteStore } from '@herald/core';
 import { definePushTransport, pushConfigFields } from '@herald/outbox';
-import { createHerald } from '@herald/server';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CpuProfiles } from './lib/cpu-profile.js';
+import { adminPost, drainNode, publishBatches, withSubscription } from './lib/drain-setup.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { formatCount, formatRatio, median } from './lib/stats.js';
-import { tempDirectory } from './lib/temp-directory.js';
 
 const deliveries = envNumber('BENCH_OUTBOX_DELIVERIES', 20_000);
 const rounds = envNumber('BENCH_ROUNDS', 5);
 const concurrency = 32;
-const adminKey = 'bench-admin-key-0123456789abcdef0123';
-const pad = 'x'.repeat(48);
 const profiles = new CpuProfiles(process.env.BENCH_OUTBOX_PROFILE);
-const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
 
 /** What the transport's sends do: fail (as an endpoint in an outage) or deliver, counting deliveries. */
 const destination = { down: false, delivered: 0 };
@@ -44,17 +39,8 @@ function startHerald(database: string, sending: boolean) {
       return { delivered: true, responseStatus: 200 };
     },
   });
-  return createHerald({
-    store: sqliteStore({ path: database }),
-    adminKey,
-    logLevel: 'silent',
-    env: {},
-    eventTypes: [benchEvent],
-    transports: sending ? [transport] : [],
-  });
+  return drainNode(database, sending ? [transport] : []);
 }
-
-type BenchHerald = ReturnType<typeof startHerald>;
 
 async function until(check: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 120_000;
@@ -64,31 +50,10 @@ async function until(check: () => boolean | Promise<boolean>): Promise<void> {
   }
 }
 
-async function publish(herald: BenchHerald, events: number): Promise<void> {
-  for (let n = 0; n < events; n += 500) {
-    await herald.bus.publishMany(Array.from({ length: Math.min(500, events - n) }, (_, i) => ({ type: 'bench.event', data: { n: n + i, pad } })));
-  }
-}
-
-/** Runs `work` on a fresh database that has one subscription of the transport, listening on `url`. */
-async function withDatabase<T>(work: (database: string, subscriptionId: string) => Promise<T>): Promise<T> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    const herald = startHerald(database, true);
-    const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
-    const response = await fetch(`${url}/v1/subscriptions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ transport: 'instant', types: ['bench.*'], consumer: 'bench', config: { name: 'bench' } }),
-    });
-    if (response.status !== 201) throw new Error(`creating the subscription answered ${response.status}`);
-    const { id } = (await response.json()) as { id: string };
-    await herald.close();
-    return await work(database, id);
-  } finally {
-    dir.remove();
-  }
+/** Runs `work` on a fresh database that has one subscription of the transport, then deletes it. */
+function withDatabase<T>(work: (database: string, subscriptionId: string) => Promise<T>): Promise<T> {
+  const subscription = { transport: 'instant', types: ['bench.*'], consumer: 'bench', config: { name: 'bench' } };
+  return withSubscription((database) => startHerald(database, true), subscription, work);
 }
 
 /** Main-thread CPU per delivery from a node's start until `target` deliveries are counted. */
@@ -117,7 +82,7 @@ function fanOut(): Promise<number> {
   return withDatabase(async (database) => {
     const publisher = startHerald(database, false);
     await publisher.ready;
-    await publish(publisher, deliveries);
+    await publishBatches(publisher, deliveries);
     await publisher.close();
     destination.delivered = 0;
     return drainFromStart('fan-out', database, deliveries);
@@ -130,7 +95,7 @@ function retryStorm(): Promise<number> {
     destination.down = true;
     const failing = startHerald(database, true);
     await failing.ready;
-    await publish(failing, deliveries);
+    await publishBatches(failing, deliveries);
     await until(() => count(database, `status = 'pending' AND attempts >= 1 AND locked_by IS NULL`) >= deliveries);
     await failing.close();
     destination.down = false;
@@ -148,17 +113,12 @@ function replay(): Promise<number> {
     destination.delivered = 0;
     const node = startHerald(database, true);
     const { url } = await node.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
-    await publish(node, deliveries);
+    await publishBatches(node, deliveries);
     await until(() => destination.delivered >= deliveries && count(database, `status = 'delivered'`) >= deliveries);
     destination.delivered = 0;
     const stopProfile = await profiles.start('replay');
     const before = mainThreadCpu();
-    const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ after: 0 }),
-    });
-    if (response.status !== 202) throw new Error(`starting the replay answered ${response.status}`);
+    await adminPost(url, `/v1/subscriptions/${subscriptionId}/replay`, { after: 0 }, 202);
     await until(() => destination.delivered >= deliveries);
     const perDelivery = mainThreadCpuPer(before, deliveries);
     await stopProfile();

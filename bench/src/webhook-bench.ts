@@ -8,20 +8,17 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { defineEventType, sqliteStore } from '@herald/core';
-import { createHerald } from '@herald/server';
 import { generateSecret, HttpSender, webhook, webhookRequest } from '@herald/webhook';
 import Database from 'better-sqlite3';
 import { Pool } from 'undici';
-import { z } from 'zod';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
 import { CpuProfiles } from './lib/cpu-profile.js';
+import { adminPost, drainNode, pad, publishBatches, withSubscription } from './lib/drain-setup.js';
 import { now } from './lib/client-groups.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { best, formatCount, formatGoal, formatRatio, type Goal, median, percentile, roundRatios, verdict } from './lib/stats.js';
-import { tempDirectory } from './lib/temp-directory.js';
 
 const concurrency = envNumber('BENCH_WEBHOOK_CONCURRENCY', 32);
 const drainEvents = envNumber('BENCH_WEBHOOK_EVENTS', 20_000);
@@ -38,10 +35,6 @@ const goal: Goal = { atLeast: 0.5 };
 /** A folder: each fan-out, replay and retry-storm drain writes the CPU profile of its measured part there (`<what>-<n>.cpuprofile`). */
 const profiles = new CpuProfiles(process.env.BENCH_WEBHOOK_PROFILE);
 
-const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
-/** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
-const pad = 'x'.repeat(48);
-const adminKey = 'bench-admin-key-0123456789abcdef0123';
 
 // ---------------------------------------------------------------------------------------------
 // The receiver, in its own process: answers 200 at once and notes when each webhook-id first came.
@@ -174,49 +167,13 @@ async function signedLoop(receiver: Receiver, requests: number): Promise<Measure
 }
 
 function startHerald(database: string, withWebhooks: boolean) {
-  return createHerald({
-    store: sqliteStore({ path: database }),
-    adminKey,
-    logLevel: 'silent',
-    env: {},
-    eventTypes: [benchEvent],
-    transports: withWebhooks ? [webhook({ allowPrivate: true, concurrency })] : [],
-  });
+  return drainNode(database, withWebhooks ? [webhook({ allowPrivate: true, concurrency })] : []);
 }
 
-/** A database with a webhook subscription to the receiver; returns the subscription's id. */
-async function prepare(receiver: Receiver, database: string): Promise<string> {
-  const herald = startHerald(database, true);
-  const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
-  const response = await fetch(`${url}/v1/subscriptions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ transport: 'webhook', types: ['bench.*'], consumer: 'bench', config: { url: `http://127.0.0.1:${receiver.port}/hook` } }),
-  });
-  if (response.status !== 201) throw new Error(`creating the subscription answered ${response.status}`);
-  const { id } = (await response.json()) as { id: string };
-  await herald.close();
-  return id;
-}
-
-type BenchHerald = ReturnType<typeof startHerald>;
-
-/** Runs `work` on a fresh database that has the subscription to the receiver, then deletes it. */
-async function withDatabase<T>(receiver: Receiver, work: (database: string, subscriptionId: string) => Promise<T>): Promise<T> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    const subscriptionId = await prepare(receiver, database);
-    return await work(database, subscriptionId);
-  } finally {
-    dir.remove();
-  }
-}
-
-async function publishBatches(herald: BenchHerald, events: number): Promise<void> {
-  for (let n = 0; n < events; n += 500) {
-    await herald.bus.publishMany(Array.from({ length: Math.min(500, events - n) }, (_, i) => ({ type: 'bench.event', data: { n: n + i, pad } })));
-  }
+/** Runs `work` on a fresh database that has a webhook subscription to the receiver, then deletes it. */
+function withDatabase<T>(receiver: Receiver, work: (database: string, subscriptionId: string) => Promise<T>): Promise<T> {
+  const subscription = { transport: 'webhook', types: ['bench.*'], consumer: 'bench', config: { url: `http://127.0.0.1:${receiver.port}/hook` } };
+  return withSubscription((database) => startHerald(database, true), subscription, work);
 }
 
 /**
@@ -276,12 +233,7 @@ async function replayDrain(receiver: Receiver, events: number): Promise<Measured
     await receiver.call('reset');
     const stopProfile = await profiles.start('replay');
     const measuring = startMeasuring();
-    const response = await fetch(`${url}/v1/subscriptions/${subscriptionId}/replay`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ after: 0 }),
-    });
-    if (response.status !== 202) throw new Error(`starting the replay answered ${response.status}`);
+    await adminPost(url, `/v1/subscriptions/${subscriptionId}/replay`, { after: 0 }, 202);
     const measured = await drained(receiver, events, measuring, 'the replay to drain');
     await stopProfile();
     await node.close();

@@ -1,0 +1,58 @@
+import { defineEventType, type EventBus, sqliteStore, type Transport } from '@herald/core';
+import { createHerald, type Herald } from '@herald/server';
+import { z } from 'zod';
+import { tempDirectory } from './temp-directory.js';
+
+/** The admin key of the benches' Herald nodes. */
+const adminKey = 'bench-admin-key-0123456789abcdef0123';
+
+/** The event the drain benches publish, its `data` padded with {@link pad}. */
+const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
+
+/** Pads `data` so that the envelope is about 250 bytes of JSON, like the raw loop's body. */
+export const pad = 'x'.repeat(48);
+
+/** A silent Herald node on the SQLite file `database`, knowing the bench event, with `transports`. */
+export function drainNode(database: string, transports: Transport[]) {
+  return createHerald({ store: sqliteStore({ path: database }), adminKey, logLevel: 'silent', env: {}, eventTypes: [benchEvent], transports });
+}
+
+/** Publishes `events` bench events, 500 to a batch. */
+export async function publishBatches(herald: { bus: EventBus }, events: number): Promise<void> {
+  for (let n = 0; n < events; n += 500) {
+    await herald.bus.publishMany(Array.from({ length: Math.min(500, events - n) }, (_, i) => ({ type: 'bench.event', data: { n: n + i, pad } })));
+  }
+}
+
+/** POSTs `body` as the admin to `path` of the node at `url`, and fails unless it answers `expected`; returns the answer's JSON. */
+export async function adminPost<T = unknown>(url: string, path: string, body: unknown, expected: number): Promise<T> {
+  const response = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== expected) throw new Error(`POST ${path} answered ${response.status}`);
+  return (await response.json()) as T;
+}
+
+/**
+ * Runs `work` on a fresh SQLite file in which a node of `start` (closed before `work`) made `subscription`
+ * through the API; `work` gets the file and the subscription's id. The file is deleted after.
+ */
+export async function withSubscription<T>(
+  start: (database: string) => Pick<Herald, 'listen' | 'close'>,
+  subscription: Record<string, unknown>,
+  work: (database: string, subscriptionId: string) => Promise<T>,
+): Promise<T> {
+  const dir = tempDirectory();
+  try {
+    const database = dir.file('herald.db');
+    const herald = start(database);
+    const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+    const { id } = await adminPost<{ id: string }>(url, '/v1/subscriptions', subscription, 201);
+    await herald.close();
+    return await work(database, id);
+  } finally {
+    dir.remove();
+  }
+}

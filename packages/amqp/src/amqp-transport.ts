@@ -1,4 +1,3 @@
-import { publishedAt } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig } from './amqp-config.js';
 import { AmqpPool } from './amqp-pool.js';
@@ -55,7 +54,8 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
         contentType: amqpContentType,
         messageId: event.id,
         type: event.type,
-        timestamp: Math.floor(publishedAt(event) / 1000),
+        // Parsed, not cached by `publishedAt`: one message a delivery, as the outbox counts it.
+        timestamp: Math.floor(Date.parse(event.time) / 1000),
         headers: { 'herald-seq': event.seq },
       });
       try {

@@ -10,7 +10,7 @@ import { definePushTransport, pushConfigFields } from '@herald/outbox';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CpuProfiles } from './lib/cpu-profile.js';
-import { adminPost, drainNode, publishBatches, withSubscription } from './lib/drain-setup.js';
+import { adminPost, drainNode, makeRetriesDue, publishBatches, until, withSubscription } from './lib/drain-setup.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
@@ -42,30 +42,34 @@ function startHerald(database: string, sending: boolean) {
   return drainNode(database, sending ? [transport] : []);
 }
 
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /** Runs `work` on a fresh database that has one subscription of the transport, then deletes it. */
 function withDatabase<T>(work: (database: string, subscriptionId: string) => Promise<T>): Promise<T> {
   const subscription = { transport: 'instant', types: ['bench.*'], consumer: 'bench', config: { name: 'bench' } };
   return withSubscription((database) => startHerald(database, true), subscription, work);
 }
 
-/** Main-thread CPU per delivery from a node's start until `target` deliveries are counted. */
-async function drainFromStart(what: string, database: string, target: number): Promise<number> {
+/** Main-thread CPU per delivery from `begin` until `deliveries` are counted; profiled as `what`. */
+async function measureDrain(what: string, begin: () => Promise<unknown>): Promise<number> {
+  destination.delivered = 0;
   const stopProfile = await profiles.start(what);
   const before = mainThreadCpu();
-  const node = startHerald(database, true);
-  await until(() => destination.delivered >= target);
-  const perDelivery = mainThreadCpuPer(before, target);
+  await begin();
+  await until(() => destination.delivered >= deliveries, `the ${what} drain`);
+  const perDelivery = mainThreadCpuPer(before, deliveries);
   await stopProfile();
-  await node.close();
   return perDelivery ?? Number.NaN;
+}
+
+/** {@link measureDrain} from a node's start on `database`, which is closed after. */
+async function drainFromStart(what: string, database: string): Promise<number> {
+  let node: ReturnType<typeof startHerald> | undefined;
+  try {
+    return await measureDrain(what, async () => {
+      node = startHerald(database, true);
+    });
+  } finally {
+    await node?.close();
+  }
 }
 
 function count(database: string, where: string): number {
@@ -84,8 +88,7 @@ function fanOut(): Promise<number> {
     await publisher.ready;
     await publishBatches(publisher, deliveries);
     await publisher.close();
-    destination.delivered = 0;
-    return drainFromStart('fan-out', database, deliveries);
+    return drainFromStart('fan-out', database);
   });
 }
 
@@ -96,14 +99,11 @@ function retryStorm(): Promise<number> {
     const failing = startHerald(database, true);
     await failing.ready;
     await publishBatches(failing, deliveries);
-    await until(() => count(database, `status = 'pending' AND attempts >= 1 AND locked_by IS NULL`) >= deliveries);
+    await until(() => count(database, `status = 'pending' AND attempts >= 1 AND locked_by IS NULL`) >= deliveries, 'the first attempts to fail');
     await failing.close();
     destination.down = false;
-    const sqlite = new Database(database);
-    sqlite.prepare(`UPDATE herald_deliveries SET next_attempt_at = ? WHERE status = 'pending'`).run(Date.now());
-    sqlite.close();
-    destination.delivered = 0;
-    return drainFromStart('retry', database, deliveries);
+    makeRetriesDue(database, deliveries);
+    return drainFromStart('retry', database);
   });
 }
 
@@ -114,16 +114,12 @@ function replay(): Promise<number> {
     const node = startHerald(database, true);
     const { url } = await node.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
     await publishBatches(node, deliveries);
-    await until(() => destination.delivered >= deliveries && count(database, `status = 'delivered'`) >= deliveries);
-    destination.delivered = 0;
-    const stopProfile = await profiles.start('replay');
-    const before = mainThreadCpu();
-    await adminPost(url, `/v1/subscriptions/${subscriptionId}/replay`, { after: 0 }, 202);
-    await until(() => destination.delivered >= deliveries);
-    const perDelivery = mainThreadCpuPer(before, deliveries);
-    await stopProfile();
-    await node.close();
-    return perDelivery ?? Number.NaN;
+    try {
+      await until(() => destination.delivered >= deliveries && count(database, `status = 'delivered'`) >= deliveries, 'the first deliveries');
+      return await measureDrain('replay', () => adminPost(url, `/v1/subscriptions/${subscriptionId}/replay`, { after: 0 }, 202));
+    } finally {
+      await node.close();
+    }
   });
 }
 

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
 import { CpuProfiles } from './lib/cpu-profile.js';
-import { adminPost, drainNode, pad, publishBatches, withSubscription } from './lib/drain-setup.js';
+import { adminPost, drainNode, makeRetriesDue, pad, publishBatches, until, withSubscription } from './lib/drain-setup.js';
 import { now } from './lib/client-groups.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
 import { markdownTable } from './lib/markdown.js';
@@ -81,15 +81,6 @@ async function startReceiver(): Promise<Receiver> {
   const child = await spawnChild(import.meta.url, ['receiver']);
   return { ...child, port: await child.call<number>('port') };
 }
-
-async function until(condition: () => Promise<boolean>, what: string, timeout = 120_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 
 // ---------------------------------------------------------------------------------------------
 // The subjects.
@@ -256,10 +247,7 @@ async function retryStormDrain(receiver: Receiver, events: number): Promise<Meas
     await until(async () => (await receiver.call<{ total: number }>('count')).total >= events, 'the first attempts to fail');
     await failing.close();
     await receiver.call('down', false);
-    const sqlite = new Database(database);
-    const due = sqlite.prepare(`UPDATE herald_deliveries SET next_attempt_at = ? WHERE status = 'pending'`).run(Date.now()).changes;
-    sqlite.close();
-    if (due < events) throw new Error(`only ${due} of ${events} deliveries are waiting for a retry`);
+    makeRetriesDue(database, events);
     await receiver.call('reset');
     const stopProfile = await profiles.start('retry');
     const measuring = startMeasuring();

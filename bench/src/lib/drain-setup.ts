@@ -1,5 +1,6 @@
 import { defineEventType, type EventBus, sqliteStore, type Transport } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
+import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { tempDirectory } from './temp-directory.js';
 
@@ -54,5 +55,25 @@ export async function withSubscription<T>(
     return await work(database, id);
   } finally {
     dir.remove();
+  }
+}
+
+/** Waits for `condition`, checked every 5 ms; throws, naming `what`, after `timeout` ms. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, timeout = 120_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Makes every pending delivery in `database` due now, as if its retry's wait had passed; throws unless there are `expected` of them. */
+export function makeRetriesDue(database: string, expected: number): void {
+  const sqlite = new Database(database);
+  try {
+    const due = sqlite.prepare(`UPDATE herald_deliveries SET next_attempt_at = ? WHERE status = 'pending'`).run(Date.now()).changes;
+    if (due < expected) throw new Error(`only ${due} of ${expected} deliveries are waiting for a retry`);
+  } finally {
+    sqlite.close();
   }
 }

@@ -461,12 +461,11 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     } catch (error) {
       sending = Promise.reject(error);
     }
-    const task: Promise<void> = sending
-      .catch((error: unknown) => failure(error))
-      .then((result) => {
-        endAttemptSpan(span, result);
-        this.#attempted(endpoint, item, task, startedAt, result);
-      });
+    const settle = (result: PushResult) => {
+      endAttemptSpan(span, result);
+      this.#attempted(endpoint, item, task, startedAt, result);
+    };
+    const task: Promise<void> = sending.then(settle, (error: unknown) => settle(failure(error)));
     this.#tasks.add(task);
   }
 

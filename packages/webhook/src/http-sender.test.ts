@@ -74,4 +74,19 @@ describe('the guard at connect time', () => {
     await receiver.close();
     expect((await post(open, `http://127.0.0.1:${port}/hook`)).error).toMatch(/ECONNREFUSED/);
   });
+
+  it('times each request out after its own timeout, never before it, whatever else is in flight', async () => {
+    receiver = await startReceiver(() => ({ hang: true }));
+    const open = sender({ allowPrivate: true });
+    const url = new URL(receiver.url);
+    const slow = open.post(url, {}, '{}', 1_500);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const quick = await open.post(url, {}, '{}', 200);
+    expect(quick.error).toBe('timed out after 200 ms');
+    expect(quick.durationMs).toBeGreaterThanOrEqual(200);
+    expect(quick.durationMs).toBeLessThan(1_000);
+    const late = await slow;
+    expect(late.error).toBe('timed out after 1500 ms');
+    expect(late.durationMs).toBeGreaterThanOrEqual(1_500);
+  });
 });

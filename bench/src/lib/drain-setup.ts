@@ -67,6 +67,19 @@ export async function until(condition: () => boolean | Promise<boolean>, what: s
   }
 }
 
+/** Waits for `promise`; throws, naming `what`, after `timeout` ms. */
+export async function within<T>(promise: Promise<T>, what: string, timeout = 120_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeout);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Makes every pending delivery in `database` due now, as if its retry's wait had passed; throws unless there are `expected` of them. */
 export function makeRetriesDue(database: string, expected: number): void {
   const sqlite = new Database(database);

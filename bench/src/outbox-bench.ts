@@ -7,10 +7,9 @@
  * CPU profile of each drain's measured part there.
  */
 import { definePushTransport, pushConfigFields } from '@herald/outbox';
-import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CpuProfiles } from './lib/cpu-profile.js';
-import { adminPost, drainNode, makeRetriesDue, publishBatches, until, withSubscription } from './lib/drain-setup.js';
+import { adminPost, drainNode, makeRetriesDue, onSqlite, publishBatches, until, withSubscription } from './lib/drain-setup.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
@@ -73,12 +72,7 @@ async function drainFromStart(what: string, database: string): Promise<number> {
 }
 
 function count(database: string, where: string): number {
-  const sqlite = new Database(database, { readonly: true });
-  try {
-    return (sqlite.prepare(`SELECT count(*) AS n FROM herald_deliveries WHERE ${where}`).get() as { n: number }).n;
-  } finally {
-    sqlite.close();
-  }
+  return (onSqlite(database, (sqlite) => sqlite.prepare(`SELECT count(*) AS n FROM herald_deliveries WHERE ${where}`).get(), { readonly: true }) as { n: number }).n;
 }
 
 /** Events published while no node sends, then a node starts: it fans them out, sends and records each. */
@@ -130,9 +124,8 @@ function replay(): Promise<number> {
  * outbox's. Main-thread CPU per delivery of the writes alone.
  */
 function rowsAlone(kind: 'insert' | 'update'): Promise<number> {
-  return withDatabase(async (database, subscriptionId) => {
-    const sqlite = new Database(database);
-    try {
+  return withDatabase(async (database, subscriptionId) =>
+    onSqlite(database, (sqlite) => {
       sqlite.pragma('synchronous = normal');
       const columns = `(id, subscription_id, event_seq, event_id, status, attempts, next_attempt_at, locked_by, locked_until, created_at, updated_at, attempt_started_at, attempt_duration_ms, attempt_response_status, attempt_response_body)`;
       const insert = sqlite.prepare(`INSERT INTO herald_deliveries ${columns} VALUES (?, ?, ?, ?, ?, 1, ?, NULL, NULL, ?, ?, ?, 3, 200, NULL)`);
@@ -155,10 +148,8 @@ function rowsAlone(kind: 'insert' | 'update'): Promise<number> {
           })();
       }
       return mainThreadCpuPer(before, deliveries) ?? Number.NaN;
-    } finally {
-      sqlite.close();
-    }
-  });
+    }),
+  );
 }
 
 async function main(): Promise<void> {

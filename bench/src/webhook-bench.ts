@@ -9,11 +9,10 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateSecret, HttpSender, webhook, webhookRequest } from '@herald/webhook';
-import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { type Child, collectGarbage, serveRequests, spawnChild } from './lib/child-process.js';
 import { CpuProfiles } from './lib/cpu-profile.js';
-import { adminPost, drainNode, makeRetriesDue, pad, publishBatches, until, withSubscription, within } from './lib/drain-setup.js';
+import { adminPost, drainNode, makeRetriesDue, onSqlite, pad, publishBatches, until, withSubscription, within } from './lib/drain-setup.js';
 import { now } from './lib/client-groups.js';
 import { mainThreadCpu, mainThreadCpuPer } from './lib/proc-cpu.js';
 import { markdownTable } from './lib/markdown.js';
@@ -211,17 +210,15 @@ async function drained(receiver: Receiver, events: number, measuring: ReturnType
 
 /** Whether the outbox holds `events` delivered deliveries and nothing else. */
 function settledOutbox(database: string, events: number): boolean {
-  const sqlite = new Database(database, { readonly: true });
-  try {
-    const { delivered, other } = sqlite
+  const { delivered, other } = onSqlite(database, (sqlite) =>
+    sqlite
       .prepare(
         `SELECT sum(status = 'delivered') AS delivered, sum(status != 'delivered') + (SELECT count(*) FROM herald_outbox_holds) AS other FROM herald_deliveries`,
       )
-      .get() as { delivered: number | null; other: number | null };
-    return delivered === events && (other ?? 0) === 0;
-  } finally {
-    sqlite.close();
-  }
+      .get(),
+    { readonly: true },
+  ) as { delivered: number | null; other: number | null };
+  return delivered === events && (other ?? 0) === 0;
 }
 
 /**
@@ -280,12 +277,11 @@ async function endToEnd(receiver: Receiver, events: number): Promise<number> {
     const node = startHerald(database, true);
     await node.ready;
     await receiver.call('reset');
-    const started = now();
+    const measuring = startMeasuring();
     await publishBatches(node, events);
-    await within(receiver.call('reached', events), 'every delivery');
-    const seconds = (now() - started) / 1000;
+    const { rate } = await drained(receiver, events, measuring, 'every delivery');
     await node.close();
-    return events / seconds;
+    return rate;
   });
 }
 

@@ -80,13 +80,18 @@ export async function within<T>(promise: Promise<T>, what: string, timeout = 120
   }
 }
 
-/** Makes every pending delivery in `database` due now, as if its retry's wait had passed; throws unless there are `expected` of them. */
-export function makeRetriesDue(database: string, expected: number): void {
-  const sqlite = new Database(database);
+/** Runs `use` on a connection of its own to the SQLite file `database` (opened with `options`), closed after. */
+export function onSqlite<T>(database: string, use: (sqlite: Database.Database) => T, options?: Database.Options): T {
+  const sqlite = new Database(database, options);
   try {
-    const due = sqlite.prepare(`UPDATE herald_deliveries SET next_attempt_at = ? WHERE status = 'pending'`).run(Date.now()).changes;
-    if (due < expected) throw new Error(`only ${due} of ${expected} deliveries are waiting for a retry`);
+    return use(sqlite);
   } finally {
     sqlite.close();
   }
+}
+
+/** Makes every pending delivery in `database` due now, as if its retry's wait had passed; throws unless there are `expected` of them. */
+export function makeRetriesDue(database: string, expected: number): void {
+  const due = onSqlite(database, (sqlite) => sqlite.prepare(`UPDATE herald_deliveries SET next_attempt_at = ? WHERE status = 'pending'`).run(Date.now()).changes);
+  if (due < expected) throw new Error(`only ${due} of ${expected} deliveries are waiting for a retry`);
 }

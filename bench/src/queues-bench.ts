@@ -6,17 +6,15 @@
  * alone: `pnpm bench queues`.
  */
 import { amqp } from '@herald/amqp';
-import { defineEventType, sqliteStore, type Transport } from '@herald/core';
+import type { Transport } from '@herald/core';
 import { nats } from '@herald/nats';
-import { createHerald } from '@herald/server';
 import { connect as amqpConnect } from 'amqplib';
 import { headers, connect as natsConnect } from 'nats';
-import { z } from 'zod';
 import { now } from './lib/client-groups.js';
+import { drainNode, pad, publishBatches, until, withSubscription } from './lib/drain-setup.js';
 import { markdownTable } from './lib/markdown.js';
 import { envNumber, progress } from './lib/rounds.js';
 import { best, formatCount, formatGoal, formatRatio, type Goal, median, roundRatios, verdict } from './lib/stats.js';
-import { tempDirectory } from './lib/temp-directory.js';
 
 const inFlight = envNumber('BENCH_QUEUE_IN_FLIGHT', 32);
 const events = envNumber('BENCH_QUEUE_EVENTS', 10_000);
@@ -25,9 +23,6 @@ const brokerUrl = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:56
 const natsServer = process.env.BENCH_NATS_SERVER ?? '127.0.0.1:4222';
 const goal: Goal = { atLeast: 0.5 };
 
-const benchEvent = defineEventType('bench.event', z.object({ n: z.number(), pad: z.string() }));
-const pad = 'x'.repeat(48);
-const adminKey = 'bench-admin-key-0123456789abcdef0123';
 /** An envelope of the size Herald sends, for the raw loops. */
 const envelope = Buffer.from(
   JSON.stringify({ specversion: '1.0', id: 'evt_0', seq: 1, type: 'bench.event', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 0, pad } }),
@@ -122,45 +117,23 @@ async function jetstream(): Promise<Destination> {
 // ---------------------------------------------------------------------------------------------
 // Herald: `events` published while no node delivers, then a node drains the outbox.
 
-function startHerald(database: string, transports: Transport[]) {
-  return createHerald({ store: sqliteStore({ path: database }), adminKey, logLevel: 'silent', env: {}, eventTypes: [benchEvent], transports });
-}
-
 /** Deliveries/s of a node draining `events` from the outbox, from its start to the last confirm. */
-async function outboxDrain(destination: Destination, name: string): Promise<number> {
-  const dir = tempDirectory();
-  try {
-    const database = dir.file('herald.db');
-    const setup = startHerald(database, [destination.transport(() => {})]);
-    const { url } = await setup.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
-    const response = await fetch(`${url}/v1/subscriptions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ transport: name, types: ['bench.*'], consumer: 'bench', config: destination.config }),
-    });
-    if (response.status !== 201) throw new Error(`creating the ${name} subscription answered ${response.status}: ${await response.text()}`);
-    await setup.close();
+function outboxDrain(destination: Destination, name: string): Promise<number> {
+  const subscription = { transport: name, types: ['bench.*'], consumer: 'bench', config: destination.config };
+  return withSubscription((database) => drainNode(database, [destination.transport(() => {})]), subscription, async (database) => {
     // Published by a Herald without the transport, so that nothing is delivered before the node starts.
-    const publisher = startHerald(database, []);
-    for (let n = 0; n < events; n += 500) {
-      await publisher.bus.publishMany(Array.from({ length: Math.min(500, events - n) }, (_, i) => ({ type: 'bench.event', data: { n: n + i, pad } })));
-    }
+    const publisher = drainNode(database, []);
+    await publishBatches(publisher, events);
     await publisher.close();
 
     let delivered = 0;
     const started = now();
-    const node = startHerald(database, [destination.transport(() => (delivered += 1))]);
-    const deadline = Date.now() + 120_000;
-    while (delivered < events) {
-      if (Date.now() > deadline) throw new Error(`${name}: ${delivered} of ${events} delivered after 120 s`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const node = drainNode(database, [destination.transport(() => (delivered += 1))]);
+    await until(() => delivered >= events, `${name}: every delivery`);
     const rate = events / ((now() - started) / 1000);
     await node.close();
     return rate;
-  } finally {
-    dir.remove();
-  }
+  });
 }
 
 interface Result {

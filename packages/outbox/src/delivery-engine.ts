@@ -5,10 +5,11 @@ import { CommitLoop } from './commit-loop.js';
 import { Endpoint, type Queued, type Unsent } from './endpoint-state.js';
 import { FailurePolicy } from './failure-policy.js';
 import { recoverHold } from './hold-recovery.js';
-import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Delivery, type DeliveryAttempt, type Lease, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
+import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Delivery, type DeliveryAttempt, type Lease, type NewDelivery, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
 import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
 import { hasWrites, PendingWrites } from './pending-writes.js';
 import type { ResolvedPushOptions } from './push-options.js';
+import type { HandedOver } from './replay-runner.js';
 import type { PushConfig, PushMessage } from './push-transport.js';
 
 /** Retries due later than this are left to the poll rather than given a timer. */
@@ -204,9 +205,15 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   /** Sends the deliveries a replay made already claimed, under a lease of {@link replayRoom}. */
-  takeReplayed(subscription: Subscription<TConfig>, claimed: readonly { delivery: Delivery; event: HeraldEvent }[]): void {
+  takeReplayed(subscription: Subscription<TConfig>, claimed: readonly HandedOver[]): void {
     const endpoint = this.#endpoint(subscription.id);
-    const queued = claimed.map(({ delivery, event }) => ({ delivery, event, body: JSON.stringify(event), subscription }));
+    const queued = claimed.map(({ delivery, event, startsRound }): Queued<TConfig> => ({
+      delivery,
+      event,
+      body: JSON.stringify(event),
+      subscription,
+      ...(startsRound ? { startsRound } : {}),
+    }));
     if (this.#stopping) {
       void this.#release(queued);
       return;
@@ -226,8 +233,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     if (!endpoint || this.#stopping) return Promise.resolve();
     this.#settleWaits.get(endpoint)?.resolve();
     let left = 0;
-    for (const item of endpoint.queue) if (item.delivery.eventSeq <= seq) left += 1;
-    for (const item of endpoint.sending) if (item.delivery.eventSeq <= seq) left += 1;
+    for (const _ of unsettled(endpoint, seq)) left += 1;
     return new Promise((resolve) => {
       const wait: SettleWait = {
         seq,
@@ -240,6 +246,17 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       this.#settleWaits.set(endpoint, wait);
       if (left === 0) this.#settleWaitDone(endpoint, wait);
     });
+  }
+
+  /**
+   * Whether this node has, queued or in flight, deliveries to `subscriptionId` for events up to `seq` that a
+   * replay handed over without writing their rows: the outbox does not show them pending.
+   */
+  holdsReplayed(subscriptionId: string, seq: number): boolean {
+    const endpoint = this.#endpoints.get(subscriptionId);
+    if (!endpoint) return false;
+    for (const item of unsettled(endpoint, seq)) if (item.startsRound) return true;
+    return false;
   }
 
   #settleWaitDone(endpoint: Endpoint<TConfig>, wait: SettleWait): void {
@@ -422,18 +439,29 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     if (release.length > 0) void this.#release(release);
   }
 
-  /** Gives claimed deliveries back unsent: held ones are created pending by the next commit. */
+  /**
+   * Gives claimed deliveries back unsent: held ones are created pending by the next commit; those a replay
+   * handed over unwritten are replayed into the outbox, for any worker to claim.
+   */
   async #release(items: readonly Unsent[]): Promise<void> {
     const stored: string[] = [];
+    const replayed: NewDelivery[] = [];
     for (const item of items) {
       if (item.held) this.#writes.unheld(item.held, item.hold);
+      else if (item.startsRound) replayed.push(unclaimed(item.delivery));
       else stored.push(item.delivery.id);
     }
-    if (stored.length < items.length) this.#loop.soon();
-    if (stored.length === 0) return;
-    await this.#outbox
-      .release(this.worker, stored)
-      .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'releasing claimed deliveries failed; their lease runs out'));
+    if (stored.length + replayed.length < items.length) this.#loop.soon();
+    if (stored.length > 0) {
+      await this.#outbox
+        .release(this.worker, stored)
+        .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'releasing claimed deliveries failed; their lease runs out'));
+    }
+    if (replayed.length > 0) {
+      await this.#outbox
+        .replay(replayed, Date.now())
+        .catch((error: unknown) => this.#context.logger.warn({ err: error, count: replayed.length }, 'giving back replayed deliveries failed; they stay as they were'));
+    }
   }
 
   /** Sends queued deliveries while the endpoint has free slots, and only while it may be sent anything. */
@@ -483,6 +511,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     const now = Date.now();
     try {
       const settled = settledAttempt(item.delivery, item.held, startedAt, now - startedAt, result, this.#options, now);
+      if (item.startsRound) settled.startsRound = true;
       this.#record(endpoint, settled, result, item.hold, item.event);
     } catch (thrown) {
       this.#context.logger.error({ err: thrown }, 'recording an attempt failed');
@@ -602,6 +631,17 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       this.#context.logger.warn({ err: error }, 'pruning final deliveries failed');
     }
   }
+}
+
+/** The deliveries of an endpoint for events up to `seq` that are queued or in flight. */
+function* unsettled<TConfig extends PushConfig>(endpoint: Endpoint<TConfig>, seq: number): Generator<Queued<TConfig>> {
+  for (const item of endpoint.queue) if (item.delivery.eventSeq <= seq) yield item;
+  for (const item of endpoint.sending) if (item.delivery.eventSeq <= seq) yield item;
+}
+
+/** A claimed delivery as a new, unclaimed one, due at once. */
+function unclaimed({ id, subscriptionId, eventSeq, eventId }: Delivery): NewDelivery {
+  return { id, subscriptionId, eventSeq, eventId, nextAttemptAt: Date.now() };
 }
 
 /** A send that threw or rejected: a failed attempt, with its message. */

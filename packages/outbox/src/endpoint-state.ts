@@ -7,18 +7,20 @@ import { TokenBucket } from './token-bucket.js';
 
 /**
  * A claimed delivery waiting for a free slot, with what sending it takes; `held` (with its `hold`) when a
- * fan-out gave it to this worker without storing it.
+ * fan-out gave it to this worker without storing it; `startsRound` when a replay gave it without writing its final row.
  */
 export interface Queued<TConfig extends PushConfig> extends PushMessage<TConfig> {
   held?: NewDelivery;
   hold?: string;
+  startsRound?: true;
 }
 
-/** A claimed delivery that goes back unsent: stored ones are released, held ones created pending. */
+/** A claimed delivery that goes back unsent: stored ones are released, held ones created pending, a replay's unwritten ones replayed. */
 export interface Unsent {
   delivery: Delivery;
   held?: NewDelivery;
   hold?: string;
+  startsRound?: true;
 }
 
 /** One subscription's destination, as this node's delivery engine sees it. */

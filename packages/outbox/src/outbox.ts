@@ -110,6 +110,11 @@ export interface SettledAttempt {
   status: DeliveryStatus;
   /** The delivery, when a fan-out held it rather than stored it: the settle creates its row. */
   held?: NewDelivery;
+  /**
+   * The delivery was final when a replay handed it over, and its row was left as it was (see
+   * {@link ReplayClaim.claimed}): the settle starts its new round with this attempt, unless the row is pending again by then.
+   */
+  startsRound?: true;
 }
 
 /**
@@ -168,8 +173,19 @@ export interface OutboxBatchResult {
 /** What a replay made: how many deliveries it created or started again, and those it holds under its lease. */
 export interface ReplayClaim {
   replayed: number;
-  /** As they are now: held by the lease's worker, their first attempt counted. */
-  claimed: Delivery[];
+  /**
+   * Held by the lease's worker, their first attempt counted. Those whose rows were final are marked
+   * `startsRound` and their rows left as they were, for the attempt's settle to write once (a replay of delivered
+   * events writes each row once rather than twice); until then the outbox shows them as they were.
+   */
+  claimed: ReplayedDelivery[];
+}
+
+/** A delivery a replay holds for its worker to send. */
+export interface ReplayedDelivery {
+  delivery: Delivery;
+  /** Its row is left as it was: see {@link SettledAttempt.startsRound}. */
+  startsRound?: true;
 }
 
 /** Which deliveries of a subscription to list, newest event first. */
@@ -220,8 +236,10 @@ export interface Outbox {
   replay(deliveries: readonly NewDelivery[], now: number): Promise<number>;
   /**
    * `replay` at `lease.now`, holding those of `deliveries` marked `claimed` under `lease` for the caller to
-   * send at once (their first attempt counted), but those in flight, which it lets go as `replay` does.
-   * Optional: without it, a replay's deliveries are claimed as any others are.
+   * send at once (their first attempt counted), but those in flight, which it lets go as `replay` does. Those
+   * whose rows were final it leaves unwritten (`startsRound`): the caller settles their attempts with that mark,
+   * or, should it not send them, gives them to `replay`. Optional: without it, a replay's deliveries are claimed
+   * as any others are.
    */
   replayClaiming?(deliveries: readonly NewDelivery[], lease: Lease): Promise<ReplayClaim>;
   /** When the run of failed attempts of a subscription began (the first failure after its last success). */

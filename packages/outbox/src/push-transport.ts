@@ -202,6 +202,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
           take: (subscription, claimed) => {
             if (ours(subscription)) worker.takeReplayed(subscription, claimed);
           },
+          holds: (subscriptionId, seq) => worker.holdsReplayed(subscriptionId, seq),
           settled: (subscriptionId, seq) => worker.settledUpTo(subscriptionId, seq),
         },
       });

@@ -1,7 +1,7 @@
 import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { z } from 'zod';
-import type { Delivery, Lease, NewDelivery, Outbox } from './outbox.js';
+import type { Lease, NewDelivery, Outbox, ReplayedDelivery } from './outbox.js';
 import { seqBefore } from './seq-before.js';
 
 /** A replay as the API shows it. */
@@ -59,12 +59,22 @@ export interface ReplayRunnerOptions {
 /** See {@link ReplayRunnerOptions.handOver}. */
 export interface ReplayHandOver {
   room(subscription: Subscription, now: number): { lease: Lease; limit: number } | undefined;
-  take(subscription: Subscription, claimed: readonly { delivery: Delivery; event: HeraldEvent }[]): void;
+  take(subscription: Subscription, claimed: readonly HandedOver[]): void;
+  /**
+   * Whether the engine still has, unsent or in flight, deliveries to the subscription for events up to `seq`
+   * that were handed over `startsRound`: the outbox does not show those pending.
+   */
+  holds(subscriptionId: string, seq: number): boolean;
   /**
    * Resolves once the deliveries to the subscription for events up to `seq` that the engine holds have been
    * attempted and recorded: a replay waiting for them looks at the outbox again then, rather than at its next look.
    */
   settled?(subscriptionId: string, seq: number): Promise<void>;
+}
+
+/** A delivery a replay holds (see `ReplayClaim.claimed`), with its event. */
+export interface HandedOver extends ReplayedDelivery {
+  event: HeraldEvent;
 }
 
 interface Replay {
@@ -91,8 +101,10 @@ const finishedRetention = 3_600_000;
  * the log into deliveries a batch at a time, and makes the next batch only once every batch before
  * the last has left the outbox, so a replay of millions of events never holds more than two batches
  * there and goes out through the same outbox and per-endpoint concurrency as live deliveries (what the
- * delivery engine has room for is created claimed and handed to it; the rest it claims as any delivery).
- * Replays live in this process: a restart drops the one in flight (its batches already made stay).
+ * delivery engine has room for is created claimed and handed to it, a delivered event's row left as it was
+ * until its attempt settles; the rest it claims as any delivery). Replays live in this process: a restart
+ * drops the one in flight (its batches already made stay; should the process die, what the engine held of
+ * them unsent goes with it, their rows as they were).
  */
 export class ReplayRunner {
   readonly #context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>;
@@ -257,23 +269,28 @@ export class ReplayRunner {
     if (!room || !this.#outbox.replayClaiming || !this.#handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
     const { replayed, claimed } = await this.#outbox.replayClaiming(deliveries, room.lease);
     const bySeq = new Map(events.map((event) => [event.seq, event]));
-    const handed = claimed.flatMap((delivery) => {
-      const event = bySeq.get(delivery.eventSeq);
-      return event ? [{ delivery, event }] : [];
+    const handed = claimed.flatMap((replayed): HandedOver[] => {
+      const event = bySeq.get(replayed.delivery.eventSeq);
+      return event ? [{ ...replayed, event }] : [];
     });
     this.#handOver.take(subscription, handed);
     return { replayed, handedOver: handed.length };
   }
 
-  /** Resolves once no delivery of this replay for an event up to `seq` is pending (each is final); rejects when aborted. */
+  /**
+   * Resolves once no delivery of this replay for an event up to `seq` is pending (each is final) or held by
+   * the engine unsent; rejects when aborted.
+   */
   async #drained(view: ReplayView, seq: number, signal: AbortSignal): Promise<void> {
     const since = Date.now();
     for (;;) {
       signal.throwIfAborted();
       if (seq <= view.after) return;
-      const [newest] = await this.#outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
-      // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
-      if (newest === undefined || newest.eventSeq <= view.after) return;
+      if (!this.#handOver?.holds(view.subscriptionId, seq)) {
+        const [newest] = await this.#outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
+        // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
+        if (newest === undefined || newest.eventSeq <= view.after) return;
+      }
       await wakeOrSleep(this.#handOver?.settled?.(view.subscriptionId, seq), Date.now() - since < quickLooks ? quickWait : slowWait, signal);
     }
   }

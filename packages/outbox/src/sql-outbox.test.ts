@@ -264,17 +264,87 @@ describe.each([
     await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
     await outbox.commit({ lease: lease('w', now + 1), settle: [{ attempt: attempt('dlv_0', 1, now, 'succeeded'), status: 'delivered' }] });
     await outbox.commit({ lease: lease('other', now + 2), claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
+    const delivered = await outbox.get('dlv_0');
     const seqs = (await outbox.list('sub_out', { limit: 3 })).map((d) => [d.id, d.eventSeq, d.eventId] as const).reverse();
     const again = seqs.map(([, eventSeq, eventId], i) => ({ id: `dlv_new_${i}`, subscriptionId: 'sub_out', eventSeq, eventId, nextAttemptAt: now + 3, claimed: true }));
     const { replayed, claimed } = await replayClaiming(again, lease('w', now + 3));
     expect(replayed).toBe(3);
     // The rows keep their ids; the one in flight elsewhere is let go rather than claimed.
-    expect(claimed.map((d) => [d.id, d.attempts, d.lockedBy, d.status]).sort()).toEqual([
-      ['dlv_0', 1, 'w', 'pending'],
-      ['dlv_2', 1, 'w', 'pending'],
+    expect(claimed.map(({ delivery: d, startsRound }) => [d.id, d.attempts, d.lockedBy, d.status, startsRound])).toEqual([
+      ['dlv_0', 1, 'w', 'pending', true],
+      ['dlv_2', 1, 'w', 'pending', undefined],
     ]);
-    for (const delivery of claimed) expect(delivery).toEqual(await outbox.get(delivery.id));
+    // The pending row is claimed as it says; the final one is left as it was, for its attempt's settle to write.
+    expect(claimed[1]?.delivery).toEqual(await outbox.get('dlv_2'));
+    expect(await outbox.get('dlv_0')).toEqual(delivered);
     expect(await outbox.get('dlv_1')).toMatchObject({ status: 'pending', attempts: 0, lockedBy: null, lockedUntil: null });
     expect((await outbox.attempts(['dlv_0'])).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'succeeded']]);
+  });
+
+  it("writes a replay's final rows once, as their attempts settle: a new round, unless the row is pending again or gone", async () => {
+    const { outbox, now, attemptRows } = await withStored(5);
+    const replayClaiming = outbox.replayClaiming?.bind(outbox);
+    if (!replayClaiming) throw new Error('the SQL outbox replays claiming');
+    // All five final: dlv_4 delivered long before the others, dlv_3 failed for good, the rest delivered.
+    await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 5 }] });
+    await outbox.commit({ lease: lease('w', now + 1), settle: [{ attempt: attempt('dlv_4', 1, now, 'succeeded'), status: 'delivered' }] });
+    await outbox.commit({
+      lease: lease('w', now + 10),
+      settle: [
+        ...['dlv_0', 'dlv_1', 'dlv_2'].map((id) => ({ attempt: attempt(id, 1, now, 'succeeded'), status: 'delivered' as const })),
+        { attempt: attempt('dlv_3', 1, now, 'failed'), status: 'failed' },
+      ],
+    });
+    expect(await attemptRows()).toBe(1);
+    const rows = (await outbox.list('sub_out', { limit: 5 })).reverse();
+    const again = rows.map(({ eventSeq, eventId }, i) => ({ id: `dlv_new_${i}`, subscriptionId: 'sub_out', eventSeq, eventId, nextAttemptAt: now + 20, claimed: true }));
+    const { claimed } = await replayClaiming(again, lease('w', now + 20));
+    expect(claimed.map(({ delivery, startsRound }) => [delivery.id, delivery.attempts, startsRound])).toEqual(
+      ['dlv_0', 'dlv_1', 'dlv_2', 'dlv_3', 'dlv_4'].map((id) => [id, 1, true]),
+    );
+    // Until they settle, the outbox shows them as they were.
+    expect((await outbox.list('sub_out', { limit: 5 })).reverse()).toEqual(rows);
+    // Meanwhile dlv_1 is retried by hand and dlv_4 pruned.
+    await outbox.retry('dlv_1', now + 21);
+    expect(await outbox.prune('webhook', now + 5)).toBe(1);
+
+    const settledAt = now + 30;
+    await outbox.commit({
+      lease: lease('w', settledAt),
+      settle: [
+        ...['dlv_0', 'dlv_1', 'dlv_3', 'dlv_4'].map((id) => ({ attempt: attempt(id, 1, now + 22, 'succeeded'), status: 'delivered' as const, startsRound: true as const })),
+        { attempt: { ...attempt('dlv_2', 1, now + 22, 'failed'), nextAttemptAt: now + 40 }, status: 'pending', startsRound: true },
+      ],
+    });
+    const shown = async (id: string) => (await outbox.attempts([id])).map((a) => [a.attempt, a.startedAt - now, a.outcome]);
+    // A new round: its delivering attempt on the row, the last round's among the attempts.
+    expect(await outbox.get('dlv_0')).toMatchObject({ status: 'delivered', attempts: 1, lockedBy: null, nextAttemptAt: null, updatedAt: settledAt });
+    expect(await shown('dlv_0')).toEqual([
+      [1, 0, 'succeeded'],
+      [1, 22, 'succeeded'],
+    ]);
+    // The failed delivery is delivered by its new round.
+    expect(await outbox.get('dlv_3')).toMatchObject({ status: 'delivered', attempts: 1, updatedAt: settledAt });
+    expect(await shown('dlv_3')).toEqual([
+      [1, 0, 'failed'],
+      [1, 22, 'succeeded'],
+    ]);
+    // A new round that failed waits for its retry.
+    expect(await outbox.get('dlv_2')).toMatchObject({ status: 'pending', attempts: 1, lockedBy: null, nextAttemptAt: now + 40, updatedAt: settledAt });
+    expect(await shown('dlv_2')).toEqual([
+      [1, 0, 'succeeded'],
+      [1, 22, 'failed'],
+    ]);
+    // The row retried meanwhile keeps its own round; the replay's attempt is recorded beside it.
+    expect(await outbox.get('dlv_1')).toMatchObject({ status: 'pending', attempts: 0, nextAttemptAt: now + 21 });
+    expect(await shown('dlv_1')).toEqual([
+      [1, 0, 'succeeded'],
+      [1, 22, 'succeeded'],
+    ]);
+    // The pruned one records nothing: no attempt is left without its delivery.
+    expect(await outbox.get('dlv_4')).toBeUndefined();
+    expect(await shown('dlv_4')).toEqual([]);
+    // dlv_3's failure, the four moved out (dlv_0, dlv_1 by its retry, dlv_2, none for dlv_3), dlv_1's and dlv_2's new attempts.
+    expect(await attemptRows()).toBe(6);
   });
 });

@@ -469,14 +469,13 @@ export class SqlOutbox implements Outbox {
       for (const [subscriptionId, ofSubscription] of bySubscription) {
         for (const group of chunks(ofSubscription)) {
           const eventSeqs = group.map((delivery) => delivery.eventSeq);
-          await moveRowAttempts(trx, (eb) => eb.and([eb('subscription_id', '=', subscriptionId), eb('event_seq', 'in', eventSeqs)]));
           // Deliveries that have a row start their new round by an UPDATE without RETURNING, which SQLite's
           // upsert would need; locked meanwhile, so that no other worker claims one between the read and the write.
           const rows = await this.#flavor
             .lockForClaim(
               trx
                 .selectFrom('herald_deliveries')
-                .select(['id', 'event_seq', 'locked_until', 'created_at'])
+                .select(['id', 'event_seq', 'status', 'locked_until', 'created_at'])
                 .where('subscription_id', '=', subscriptionId)
                 .where('event_seq', 'in', eventSeqs),
               'wait',
@@ -494,12 +493,17 @@ export class SqlOutbox implements Outbox {
             }
             // A delivery in flight is let go, not claimed: the attempt under way settles nothing, and the replay sends it again.
             const restarted = createdDelivery({ ...delivery, id: row.id, nextAttemptAt: now }, now, leased(row, now) ? undefined : lease);
+            const createdAt = Number(row.created_at);
             if (restarted.lockedBy === null) unclaimed.push(row.id);
+            // A final row is written once, as the attempt settles: nobody claims a final delivery meanwhile.
+            else if (row.status !== 'pending') claim.claimed.push({ delivery: { ...restarted, createdAt }, startsRound: true });
             else {
               claimed.push(row.id);
-              claim.claimed.push({ ...restarted, createdAt: Number(row.created_at) });
+              claim.claimed.push({ delivery: { ...restarted, createdAt } });
             }
           }
+          const startedAgain = [...claimed, ...unclaimed];
+          if (startedAgain.length > 0) await moveRowAttempts(trx, (eb) => eb('id', 'in', startedAgain));
           await restartDeliveries(trx, claimed, now, lease);
           await restartDeliveries(trx, unclaimed, now);
           if (fresh.length > 0) {
@@ -507,12 +511,12 @@ export class SqlOutbox implements Outbox {
               trx,
               fresh.map((delivery) => fromDelivery(createdDelivery({ ...delivery, nextAttemptAt: now }, now, lease))),
             );
-            for (const row of created) if (lease && row.locked_by === lease.worker) claim.claimed.push(toDelivery(row));
+            for (const row of created) if (lease && row.locked_by === lease.worker) claim.claimed.push({ delivery: toDelivery(row) });
           }
           claim.replayed += group.length;
         }
       }
-      claim.claimed.sort((a, b) => a.eventSeq - b.eventSeq);
+      claim.claimed.sort((a, b) => a.delivery.eventSeq - b.delivery.eventSeq);
       return claim;
     });
   }
@@ -744,15 +748,19 @@ async function settle(
     for (const id of ids) if (!created.has(id)) notCreated.add(id);
   }
   // A held delivery's delivering attempt is on its row (see `settledRow`).
-  const stored = settled.filter((s) => s.held === undefined);
+  const stored = settled.filter((s) => s.held === undefined && !s.startsRound);
   // A stored delivery's delivering attempt goes on its row too, in one write, unless the row has one already.
   const onRow = new Set<string>();
   for (const group of chunks(stored.filter((s) => s.status === 'delivered'))) {
-    for (const id of await deliveredOnRow.update(trx, lease, group)) onRow.add(id);
+    for (const id of await deliveredOnRow.update(trx, lease, group, false)) onRow.add(id);
   }
+  const rounds = await startRounds(trx, lease, settled.filter((s) => s.startsRound), deliveredOnRow);
+  for (const id of rounds.onRow) onRow.add(id);
   await noteSuccesses(trx, settled.filter((s) => onRow.has(s.attempt.deliveryId)));
   const recorded = settled.filter((s) =>
-    s.held === undefined ? !onRow.has(s.attempt.deliveryId) : s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId),
+    s.held === undefined
+      ? !onRow.has(s.attempt.deliveryId) && !rounds.gone.has(s.attempt.deliveryId)
+      : s.status !== 'delivered' && !notCreated.has(s.attempt.deliveryId),
   );
   for (const rows of chunks(recorded.map((s) => fromAttempt(s.attempt)))) await insertAttempts.execute(trx, rows);
   const delivered = stored.filter((s) => s.status === 'delivered' && !onRow.has(s.attempt.deliveryId)).map((s) => s.attempt.deliveryId);
@@ -779,6 +787,52 @@ async function settle(
       .where('locked_by', '=', lease.worker)
       .execute();
   }
+}
+
+/**
+ * Starts the new rounds of deliveries a replay handed over final (see `SettledAttempt.startsRound`), on the rows
+ * still final: the delivering attempt of the last round moves out first, as a replay's restart would have
+ * moved it, then the row takes the attempt's outcome (a delivering attempt kept on it). Returns the ids of the
+ * rows that keep their attempt, and those of rows gone meanwhile (pruned, purged), whose attempts are not recorded.
+ */
+async function startRounds(
+  trx: Transaction<OutboxDatabase>,
+  lease: Lease,
+  rounds: readonly SettledAttempt[],
+  deliveredOnRow: DeliveredOnRow,
+): Promise<{ onRow: string[]; gone: Set<string> }> {
+  const onRow: string[] = [];
+  if (rounds.length === 0) return { onRow, gone: new Set() };
+  for (const ids of chunks(rounds.map((s) => s.attempt.deliveryId))) {
+    await moveRowAttempts(trx, (eb) => eb.and([eb('id', 'in', ids), eb('status', '!=', pending)]));
+  }
+  for (const group of chunks(rounds.filter((s) => s.status === 'delivered'))) onRow.push(...(await deliveredOnRow.update(trx, lease, group, true)));
+  const notWritten = new Set(rounds.map((s) => s.attempt.deliveryId));
+  for (const id of onRow) notWritten.delete(id);
+  for (const { attempt, status } of rounds) {
+    if (status === 'delivered') continue;
+    const written = await trx
+      .updateTable('herald_deliveries')
+      .set({
+        status,
+        attempts: attempt.attempt,
+        next_attempt_at: status === 'pending' ? (attempt.nextAttemptAt ?? lease.now) : null,
+        locked_by: null,
+        locked_until: null,
+        updated_at: lease.now,
+        ...noRowAttempt,
+      })
+      .where('id', '=', attempt.deliveryId)
+      .where('status', '!=', pending)
+      .executeTakeFirst();
+    if (Number(written.numUpdatedRows) === 1) notWritten.delete(attempt.deliveryId);
+  }
+  // A row pending again (retried meanwhile) keeps its own round, and the attempt is recorded beside it.
+  const gone = new Set(notWritten);
+  for (const ids of chunks([...notWritten])) {
+    for (const row of await trx.selectFrom('herald_deliveries').select('id').where('id', 'in', ids).execute()) gone.delete(row.id);
+  }
+  return { onRow, gone };
 }
 
 /** Keeps when each subscription's newest delivering attempt on a stored row started (see `OutboxSuccessesTable`). */

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type HeraldEvent, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
-import { newEvent, linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { linger, newEvent, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
 import { cleanupsAfterEach, type TestReceiver } from './test-receiver.test-support.js';
@@ -127,6 +130,78 @@ describe('replay (issue 13)', () => {
     // Nothing to replay: done at once.
     const empty = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
     expect(empty).toMatchObject({ status: 202, body: { status: 'completed', until: 0, replayed: 0 } });
+  });
+});
+
+describe('replay of delivered events (issue 21)', () => {
+  it('sends them again two batches at a time, though the engine holds them unwritten, and settles each into a new round', async () => {
+    // Room for more than a batch: the engine takes each batch whole, and none of it is pending in the outbox.
+    const app = await appWithLog(0, { concurrency: 600 });
+    let release = 0;
+    const inbox = await receiver(() => ({ status: 204, delay: Math.max(0, release - Date.now()) }));
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
+    await publishNumbered(app, 3_000);
+    const outbox = await sqlOutbox(app.herald.store);
+    const delivered = async () => (await outbox.list(id, { limit: 3_000 })).filter((row) => row.status === 'delivered');
+    await waitFor(async () => (await delivered()).length === 3_000, 'the first round', 60_000);
+    await linger(200);
+
+    const startedAt = Date.now();
+    release = startedAt + 2_000;
+    expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
+    await linger(1_000);
+    // The endpoint holds its answers: the replay waits at two batches, and the rows it handed over stay as they were.
+    expect((await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ status: 'running', position: 1_000, replayed: 1_000 });
+    expect(await outbox.list(id, { status: 'pending', limit: 1 })).toEqual([]);
+    expect((await delivered()).every((row) => row.updatedAt < startedAt)).toBe(true);
+
+    await waitFor(() => inbox.requests.length === 6_000, 'the replay', 60_000);
+    await waitFor(async () => (await app.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'its end');
+    await waitFor(async () => (await delivered()).every((row) => row.updatedAt >= startedAt), 'every row in its new round');
+    const rows = await delivered();
+    expect(rows).toHaveLength(3_000);
+    expect(rows.every((row) => row.attempts === 1 && row.lockedBy === null)).toBe(true);
+    // Each delivery shows both rounds: the first delivery's attempt, then the replay's.
+    const attempts = await outbox.attempts(rows.map((row) => row.id));
+    expect(attempts).toHaveLength(6_000);
+    const perDelivery = new Map<string, string[]>();
+    for (const attempt of attempts) perDelivery.set(attempt.deliveryId, [...(perDelivery.get(attempt.deliveryId) ?? []), attempt.outcome]);
+    expect([...perDelivery.values()].every((outcomes) => outcomes.join() === 'succeeded,succeeded')).toBe(true);
+  }, 120_000);
+
+  it('gives back as pending what it handed over unsent when the server stops', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-replay-stop-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const database = join(dir, 'herald.db');
+    const app = await startTestApp([webhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
+    let delay = 0;
+    const inbox = await receiver(() => ({ status: 200, delay }));
+    const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
+    await publishNumbered(app, 10);
+    await waitFor(() => inbox.requests.length === 10, 'the first round');
+    await linger(200);
+    delay = 400;
+    // Two in flight, the rest of what the engine took (at least as many again) queued unsent.
+    expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
+    await waitFor(() => inbox.requests.length === 12, 'two requests in flight');
+    await app.close();
+    expect(inbox.requests).toHaveLength(12);
+
+    const store = sqliteStore({ path: database });
+    await store.init();
+    try {
+      const outbox = await sqlOutbox(store);
+      const rows = await outbox.list(id, { limit: 100 });
+      expect(rows).toHaveLength(10);
+      // The two sent are in their new round; the eight unsent are pending, for whichever node runs next.
+      expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(2);
+      const unsent = rows.filter((row) => row.status === 'pending');
+      expect(unsent).toHaveLength(8);
+      expect(unsent.every((row) => row.attempts === 0 && row.lockedBy === null && row.lockedUntil === null)).toBe(true);
+      expect(await outbox.attempts(rows.map((row) => row.id))).toHaveLength(12);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -269,9 +269,9 @@ export class ReplayRunner {
     if (!room || !this.#outbox.replayClaiming || !this.#handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
     const { replayed, claimed } = await this.#outbox.replayClaiming(deliveries, room.lease);
     const bySeq = new Map(events.map((event) => [event.seq, event]));
-    const handed = claimed.flatMap((replayed): HandedOver[] => {
-      const event = bySeq.get(replayed.delivery.eventSeq);
-      return event ? [{ ...replayed, event }] : [];
+    const handed = claimed.flatMap((held): HandedOver[] => {
+      const event = bySeq.get(held.delivery.eventSeq);
+      return event ? [{ ...held, event }] : [];
     });
     this.#handOver.take(subscription, handed);
     return { replayed, handedOver: handed.length };
@@ -279,7 +279,7 @@ export class ReplayRunner {
 
   /**
    * Resolves once no delivery of this replay for an event up to `seq` is pending (each is final) or held by
-   * the engine unsent; rejects when aborted.
+   * the engine (unsent or in flight); rejects when aborted.
    */
   async #drained(view: ReplayView, seq: number, signal: AbortSignal): Promise<void> {
     const since = Date.now();

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HeraldEvent } from '@herald/core';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type HeraldEvent, type SqlStore, sqliteStore } from '@herald/core';
 import { Webhook } from 'standardwebhooks';
 import { afterEach } from 'vitest';
 
@@ -85,7 +88,9 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
 
 /**
  * A test file's cleanups, run after each test, the last added first. `receiver` starts a receiver
- * (as {@link startReceiver}) and adds its close.
+ * (as {@link startReceiver}) and adds its close; `tempDatabase` makes a SQLite file in a folder of its own,
+ * removed after the test, for nodes that share it; `openStore` opens one as another node (or a node started
+ * again) would, and closes it after the test.
  */
 export function cleanupsAfterEach() {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -98,6 +103,17 @@ export function cleanupsAfterEach() {
       const started = await startReceiver(...args);
       cleanups.push(() => started.close());
       return started;
+    },
+    tempDatabase(): string {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      return join(dir, 'herald.db');
+    },
+    async openStore(database: string): Promise<SqlStore> {
+      const store = sqliteStore({ path: database });
+      await store.init();
+      cleanups.push(() => store.close());
+      return store;
     },
   };
 }

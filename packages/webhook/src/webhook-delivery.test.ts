@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type HeraldEvent, sqliteStore } from '@herald/core';
+import type { HeraldEvent } from '@herald/core';
 import { type LookupFunction, sqlOutbox } from '@herald/outbox';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
@@ -12,7 +9,7 @@ import type { WebhookOptions } from './webhook-options.js';
 import { webhook as createWebhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const { cleanups, receiver } = cleanupsAfterEach();
+const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate): Promise<TestApp> {
   const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env });
@@ -329,9 +326,7 @@ describe('delivery', () => {
 
 describe('stopping', () => {
   it('lets attempts in flight finish, records them, and gives back the claims not started', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-stop-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = join(dir, 'herald.db');
+    const database = tempDatabase();
     const server = await startTestApp([createWebhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
     const inbox = await receiver(() => ({ status: 200, delay: 400 }));
     const { id } = await subscribeWebhook(server, { url: inbox.url });
@@ -341,30 +336,22 @@ describe('stopping', () => {
     // The two in flight were answered and recorded before close() resolved; nothing else was sent.
     expect(inbox.requests).toHaveLength(2);
 
-    const store = sqliteStore({ path: database });
-    await store.init();
-    try {
-      const outbox = await sqlOutbox(store);
-      const rows = await outbox.list(id, { limit: 100 });
-      expect(rows).toHaveLength(10);
-      const delivered = rows.filter((row) => row.status === 'delivered');
-      expect(delivered.map((row) => row.eventId).sort()).toEqual([...inbox.ids()].sort());
-      expect(rows.filter((row) => row.status === 'pending')).toHaveLength(8);
-      // No lease is left behind: another worker may claim them at once.
-      expect(rows.every((row) => row.lockedBy === null && row.lockedUntil === null)).toBe(true);
-      expect(rows.filter((row) => row.status === 'pending').every((row) => row.attempts === 0)).toBe(true);
-      expect(await outbox.attempts(delivered.map((row) => row.id))).toHaveLength(2);
-    } finally {
-      await store.close();
-    }
+    const outbox = await sqlOutbox(await openStore(database));
+    const rows = await outbox.list(id, { limit: 100 });
+    expect(rows).toHaveLength(10);
+    const delivered = rows.filter((row) => row.status === 'delivered');
+    expect(delivered.map((row) => row.eventId).sort()).toEqual([...inbox.ids()].sort());
+    expect(rows.filter((row) => row.status === 'pending')).toHaveLength(8);
+    // No lease is left behind: another worker may claim them at once.
+    expect(rows.every((row) => row.lockedBy === null && row.lockedUntil === null)).toBe(true);
+    expect(rows.filter((row) => row.status === 'pending').every((row) => row.attempts === 0)).toBe(true);
+    expect(await outbox.attempts(delivered.map((row) => row.id))).toHaveLength(2);
   });
 });
 
 describe('several nodes on one database', () => {
   it('delivers to a subscription that another node created, without waiting for its ring', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-nodes-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = join(dir, 'herald.db');
+    const database = tempDatabase();
     const server = await startTestApp([createWebhook({ pollInterval: 50 })], { env: allowPrivate, database });
     cleanups.push(() => server.close());
     const inbox = await receiver();
@@ -374,9 +361,7 @@ describe('several nodes on one database', () => {
     await publish(server, 0);
     await waitFor(() => witness.requests.length === 1, 'the first event');
     // The other node: its rings never reach this one (each node here has its own in-memory broker).
-    const other = sqliteStore({ path: database });
-    await other.init();
-    cleanups.push(() => other.close());
+    const other = await openStore(database);
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     const config = { url: inbox.url, secret };
     await other.subscriptions.create({ id: 'sub_other_node', consumer: 'acme', transport: 'webhook', types: ['order.*'], status: 'active', config, cursor: 0 });
@@ -389,9 +374,7 @@ describe('several nodes on one database', () => {
 
 describe('several nodes on one database, while every endpoint this node knows is busy', () => {
   it("delivers to another node's new subscription within a second", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-nodes-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = join(dir, 'herald.db');
+    const database = tempDatabase();
     const server = await startTestApp([createWebhook({ concurrency: 2, timeout: 20_000, pollInterval: 50 })], { env: allowPrivate, database });
     cleanups.push(() => server.close());
     const stuck = await receiver(() => ({ hang: true }));
@@ -399,9 +382,7 @@ describe('several nodes on one database, while every endpoint this node knows is
     for (let n = 0; n < 10; n++) await publish(server, n);
     await waitFor(() => stuck.requests.length === 2, 'the stuck endpoint to hold its slots');
     // Made on the other node: no ring reaches this one, so only its fan-out's version check finds it.
-    const other = sqliteStore({ path: database });
-    await other.init();
-    cleanups.push(() => other.close());
+    const other = await openStore(database);
     const inbox = await receiver();
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     await other.subscriptions.create({ id: 'sub_other_busy', consumer: 'acme', transport: 'webhook', types: ['invoice.paid'], status: 'active', config: { url: inbox.url, secret }, cursor: 0 });

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type HeraldEvent, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { linger, newEvent, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
@@ -11,7 +8,7 @@ import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const { cleanups, receiver } = cleanupsAfterEach();
+const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 /** A Herald whose log already holds `logged` order.created events, appended through the store in big batches. */
 async function appWithLog(logged: number, options: WebhookOptions = {}): Promise<TestApp> {
@@ -170,9 +167,7 @@ describe('replay of delivered events (issue 21)', () => {
   }, 120_000);
 
   it('gives back as pending what it handed over unsent when the server stops', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-replay-stop-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = join(dir, 'herald.db');
+    const database = tempDatabase();
     const app = await startTestApp([webhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
     let delay = 0;
     const inbox = await receiver(() => ({ status: 200, delay }));
@@ -187,21 +182,15 @@ describe('replay of delivered events (issue 21)', () => {
     await app.close();
     expect(inbox.requests).toHaveLength(12);
 
-    const store = sqliteStore({ path: database });
-    await store.init();
-    try {
-      const outbox = await sqlOutbox(store);
-      const rows = await outbox.list(id, { limit: 100 });
-      expect(rows).toHaveLength(10);
-      // The two sent are in their new round; the eight unsent are pending, for whichever node runs next.
-      expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(2);
-      const unsent = rows.filter((row) => row.status === 'pending');
-      expect(unsent).toHaveLength(8);
-      expect(unsent.every((row) => row.attempts === 0 && row.lockedBy === null && row.lockedUntil === null)).toBe(true);
-      expect(await outbox.attempts(rows.map((row) => row.id))).toHaveLength(12);
-    } finally {
-      await store.close();
-    }
+    const outbox = await sqlOutbox(await openStore(database));
+    const rows = await outbox.list(id, { limit: 100 });
+    expect(rows).toHaveLength(10);
+    // The two sent are in their new round; the eight unsent are pending, for whichever node runs next.
+    expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(2);
+    const unsent = rows.filter((row) => row.status === 'pending');
+    expect(unsent).toHaveLength(8);
+    expect(unsent.every((row) => row.attempts === 0 && row.lockedBy === null && row.lockedUntil === null)).toBe(true);
+    expect(await outbox.attempts(rows.map((row) => row.id))).toHaveLength(12);
   });
 });
 

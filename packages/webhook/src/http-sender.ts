@@ -77,7 +77,7 @@ class Exchange {
   readonly #keepBytes: number;
   readonly #timeout: number;
   readonly #resolve: (result: SendResult) => void;
-  readonly #timer: NodeJS.Timeout;
+  #timer: NodeJS.Timeout;
   #abort?: (reason?: Error) => void;
   #status?: number;
   #retryAfter?: string;
@@ -91,12 +91,20 @@ class Exchange {
     this.#keepBytes = keepBytes;
     this.#timeout = timeout;
     this.#resolve = resolve;
-    this.#timer = setTimeout(() => {
-      this.#timedOut = true;
-      // A request still waiting for a connection has no abort yet: onConnect aborts it.
-      this.#abort?.(new Error('timed out'));
-      this.onError(new Error('timed out'));
-    }, timeout);
+    this.#timer = setTimeout(() => this.#expire(), timeout);
+  }
+
+  #expire(): void {
+    // The event loop's clock counts whole milliseconds, so a timer may fire up to one early.
+    const left = this.#timeout - (performance.now() - this.#started);
+    if (left > 0) {
+      this.#timer = setTimeout(() => this.#expire(), Math.ceil(left));
+      return;
+    }
+    this.#timedOut = true;
+    // A request still waiting for a connection has no abort yet: onConnect aborts it.
+    this.#abort?.(new Error('timed out'));
+    this.onError(new Error('timed out'));
   }
 
   onConnect(abort: (reason?: Error) => void): void {

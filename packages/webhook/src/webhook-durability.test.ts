@@ -1,11 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { defineEventType, sqliteStore } from '@herald/core';
+import { defineEventType } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { createHerald } from '@herald/server';
 import { waitFor } from '@herald/testkit';
@@ -19,7 +16,7 @@ const nodeScript = fileURLToPath(new URL('./webhook-node.test-support.ts', impor
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const loadTick = defineEventType('load.tick', z.object({ n: z.number() }));
 
-const { cleanups, receiver } = cleanupsAfterEach();
+const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 interface Node {
   process: ChildProcess;
@@ -77,9 +74,7 @@ async function startNode(database: string, { publish = 0, timeout = 3_000, lease
 
 /** A SQLite file with one webhook subscription to `url`, made by a Herald that is closed again. */
 async function prepareDatabase(url: string): Promise<{ database: string; adminKey: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const database = join(dir, 'herald.db');
+  const database = tempDatabase();
   const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const herald = createHerald({
     database,
@@ -102,15 +97,10 @@ async function prepareDatabase(url: string): Promise<{ database: string; adminKe
 
 /** The ids of the events the outbox of `database` records as delivered. */
 async function deliveredInOutbox(database: string): Promise<Set<string>> {
-  const store = sqliteStore({ path: database });
-  await store.init();
-  try {
-    const [subscription] = await store.subscriptions.list();
-    const delivered = await (await sqlOutbox(store)).list(subscription?.id as string, { status: 'delivered', limit: 10_000 });
-    return new Set(delivered.map((delivery) => delivery.eventId));
-  } finally {
-    await store.close();
-  }
+  const store = await openStore(database);
+  const [subscription] = await store.subscriptions.list();
+  const delivered = await (await sqlOutbox(store)).list(subscription?.id as string, { status: 'delivered', limit: 10_000 });
+  return new Set(delivered.map((delivery) => delivery.eventId));
 }
 
 describe('the durable outbox', () => {

@@ -676,18 +676,23 @@ async function restartDeliveries(trx: Transaction<OutboxDatabase>, ids: readonly
   for (const group of chunks(ids)) {
     await trx
       .updateTable('herald_deliveries')
-      .set({
-        status: pending,
-        attempts: lease ? 1 : 0,
-        next_attempt_at: now,
-        locked_by: lease?.worker ?? null,
-        locked_until: lease?.until ?? null,
-        updated_at: now,
-        ...noRowAttempt,
-      })
+      .set(newRound('pending', lease ? 1 : 0, now, now, lease))
       .where('id', 'in', group)
       .execute();
   }
+}
+
+/** A row as a new round leaves it at `now`: its last round's delivering attempt moved out already, held under `lease` when given. */
+function newRound(status: DeliveryStatus, attempts: number, nextAttemptAt: number | null, now: number, lease?: Lease) {
+  return {
+    status,
+    attempts,
+    next_attempt_at: nextAttemptAt,
+    locked_by: lease?.worker ?? null,
+    locked_until: lease?.until ?? null,
+    updated_at: now,
+    ...noRowAttempt,
+  };
 }
 
 /** Creates these deliveries at `now`, unclaimed, due by then at the latest, leaving those that have a row. */
@@ -813,15 +818,7 @@ async function startRounds(
     if (status === 'delivered') continue;
     const written = await trx
       .updateTable('herald_deliveries')
-      .set({
-        status,
-        attempts: attempt.attempt,
-        next_attempt_at: status === 'pending' ? (attempt.nextAttemptAt ?? lease.now) : null,
-        locked_by: null,
-        locked_until: null,
-        updated_at: lease.now,
-        ...noRowAttempt,
-      })
+      .set(newRound(status, attempt.attempt, status === 'pending' ? (attempt.nextAttemptAt ?? lease.now) : null, lease.now))
       .where('id', '=', attempt.deliveryId)
       .where('status', '!=', pending)
       .executeTakeFirst();

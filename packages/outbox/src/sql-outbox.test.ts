@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 // By path, as the integration tests do: the one helper that makes PostgreSQL databases for tests.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import { commitLevelsStore } from '../../core/src/sql/sqlite.test-support.js';
+import type { Outbox } from './outbox.js';
 import { sqlOutbox } from './sql-outbox.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -120,6 +121,12 @@ describe.each([
     const attemptRows = async () =>
       Number(((await sql<{ n: number }>`select count(*) as n from herald_delivery_attempts`.execute(store.database)).rows[0] as { n: number }).n);
     return { outbox, now, attemptRows };
+  }
+  /** The outbox's `replayClaiming`, which the seam leaves optional and the SQL outbox has. */
+  function replayClaimingOf(outbox: Outbox): NonNullable<Outbox['replayClaiming']> {
+    const replayClaiming = outbox.replayClaiming?.bind(outbox);
+    if (!replayClaiming) throw new Error('the SQL outbox replays claiming');
+    return replayClaiming;
   }
   const lease = (worker: string, now: number) => ({ worker, now, until: now + 60_000 });
   const attempt = (deliveryId: string, n: number, startedAt: number, outcome: 'succeeded' | 'failed') => ({
@@ -258,8 +265,7 @@ describe.each([
 
   it('replays claiming: holds the deliveries marked claimed under the lease, lets one in flight go, keeps the last round', async () => {
     const { outbox, now } = await withStored(3);
-    const replayClaiming = outbox.replayClaiming?.bind(outbox);
-    if (!replayClaiming) throw new Error('the SQL outbox replays claiming');
+    const replayClaiming = replayClaimingOf(outbox);
     // dlv_0 is delivered (its attempt on the row), dlv_1 is in flight under another worker's lease, dlv_2 is pending.
     await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 1 }] });
     await outbox.commit({ lease: lease('w', now + 1), settle: [{ attempt: attempt('dlv_0', 1, now, 'succeeded'), status: 'delivered' }] });
@@ -283,8 +289,7 @@ describe.each([
 
   it("writes a replay's final rows once, as their attempts settle: a new round, unless the row is pending again or gone", async () => {
     const { outbox, now, attemptRows } = await withStored(5);
-    const replayClaiming = outbox.replayClaiming?.bind(outbox);
-    if (!replayClaiming) throw new Error('the SQL outbox replays claiming');
+    const replayClaiming = replayClaimingOf(outbox);
     // All five final: dlv_4 delivered long before the others, dlv_3 failed for good, the rest delivered.
     await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 5 }] });
     await outbox.commit({ lease: lease('w', now + 1), settle: [{ attempt: attempt('dlv_4', 1, now, 'succeeded'), status: 'delivered' }] });

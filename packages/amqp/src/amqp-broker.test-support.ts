@@ -29,6 +29,8 @@ export interface QueueConsumer {
    * return and its binding's is not dropped as unroutable (confirmed, yet no queue would get it).
    */
   removeExchange(removed: boolean): Promise<void>;
+  /** Binds the queue to the exchange with one more pattern. */
+  bind(pattern: string): Promise<void>;
   /** Connects again and goes on consuming, e.g. after the broker restarted. */
   reconnect(): Promise<void>;
   close(): Promise<void>;
@@ -85,6 +87,9 @@ export async function startConsumer({ durable = false, pattern = '#', queueArgum
       await channel.bindQueue(queue, fallback, '');
       await channel.assertExchange(exchange, 'topic', { durable, alternateExchange: fallback });
       await channel.bindQueue(queue, exchange, pattern);
+    },
+    async bind(more) {
+      await channel.bindQueue(queue, exchange, more);
     },
     async reconnect() {
       await model.close().catch(() => {});

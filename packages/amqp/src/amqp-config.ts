@@ -13,6 +13,11 @@ export const amqpConfigSchema = z.strictObject({
   exchange: shortString,
   /** The routing key of every message. @default the event's type */
   routingKey: shortString.optional(),
+  /**
+   * Publish `mandatory`: the broker returns a message that no queue takes, and the attempt fails (and is
+   * retried) instead of the message being confirmed and dropped. @default false
+   */
+  mandatory: z.boolean().optional(),
   /** `rateLimit` (messages per second, on each node) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
 });

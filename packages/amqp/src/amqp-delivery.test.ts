@@ -91,6 +91,30 @@ describe('failed attempts', () => {
     expect((await deliveryAttempts(server, toFull))[0]?.error).toMatch(/the broker refused the message \(nack\)/);
   });
 
+  it('with mandatory, fails a message no queue takes with the reason the broker returned it, and delivers it once one does; without, the broker confirms and drops it', async () => {
+    const queue = await consumer({ pattern: 'billing' });
+    const server = await app({ retrySchedule: Array(50).fill(0.2) });
+    const dropped = await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
+    const returned = await subscribe(server, { url: brokerUrl, exchange: queue.exchange, mandatory: true });
+    const noQueue = uniqueName('no-queue');
+    const toNoQueue = await subscribe(server, { url: brokerUrl, exchange: '', routingKey: noQueue, mandatory: true });
+    const [event] = await publishNumbered(server, 1);
+    const failedTwice = async (id: string) => (await deliveryAttempts(server, id)).filter((attempt) => attempt.status === 'failed').length >= 2;
+    await waitFor(async () => (await failedTwice(returned)) && (await failedTwice(toNoQueue)), 'returned messages retried');
+    expect((await deliveryAttempts(server, returned))[0]?.error).toBe(
+      `the broker returned the message: no queue is bound to the exchange "${queue.exchange}" for the routing key "order.created" on amqp://guest@127.0.0.1:5672 (312 NO_ROUTE)`,
+    );
+    expect((await deliveryAttempts(server, toNoQueue))[0]?.error).toBe(`the broker returned the message: no queue is named "${noQueue}" on amqp://guest@127.0.0.1:5672 (312 NO_ROUTE)`);
+    expect((await deliveryAttempts(server, dropped)).map((attempt) => attempt.status)).toEqual(['succeeded']);
+    expect(queue.received).toHaveLength(0);
+
+    await queue.bind('order.*');
+    await waitFor(async () => (await deliveryAttempts(server, returned)).some((attempt) => attempt.status === 'succeeded'), 'the retry once a queue is bound');
+    // The message the broker confirmed and dropped is gone; the returned one arrives on its retry.
+    await waitFor(() => queue.ids().has(event?.id as string), 'the message');
+    expect(queue.received).toHaveLength(1);
+  });
+
   it('fails the attempts while the exchange is gone (the channel closes), then delivers everything once it is back', async () => {
     const queue = await consumer();
     const errors: string[] = [];
@@ -171,7 +195,7 @@ describe('the broker URL', () => {
       expect(status, url).toBe(422);
       expect(body.errors[0].path, url).toEqual(['config', 'url']);
     }
-    for (const config of [{ url: 'amqps://rabbit.example.com' }, { url: 'amqps://rabbit.example.com', exchange: 'x'.repeat(256) }, { url: 'amqps://rabbit.example.com', exchange: 'e', surprise: 1 }]) {
+    for (const config of [{ url: 'amqps://rabbit.example.com' }, { url: 'amqps://rabbit.example.com', exchange: 'x'.repeat(256) }, { url: 'amqps://rabbit.example.com', exchange: 'e', surprise: 1 }, { url: 'amqps://rabbit.example.com', exchange: 'e', mandatory: 'yes' }]) {
       expect((await strict.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config }, key)).status, JSON.stringify(config)).toBe(422);
     }
     const allowed = { transport: 'amqp', types: ['**'], config: { url: 'amqps://rabbit.example.com', exchange: 'events' } };

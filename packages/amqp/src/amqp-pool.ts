@@ -1,6 +1,6 @@
 import type { Logger } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
-import { type ChannelModel, type ConfirmChannel, connect, type Options } from 'amqplib';
+import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
 /** Where one message goes. */
@@ -27,10 +27,17 @@ export class AmqpPublishError extends Error {
   override readonly name = 'AmqpPublishError';
 }
 
-/** A confirm channel and why the broker closed it, once it has. */
+/** A confirm channel, why the broker closed it once it has, and the messages it returned not yet confirmed. */
 interface OpenChannel {
   channel: ConfirmChannel;
   closedBecause?: string;
+  /** Why, by {@link returnKey}: the broker returns a `mandatory` message before it confirms it. */
+  returned: Map<string, string[]>;
+}
+
+/** What tells a returned message from the others on its channel (one exchange): its routing key and id. */
+function returnKey(routingKey: string, messageId: unknown): string {
+  return `${routingKey}\n${String(messageId ?? '')}`;
 }
 
 /**
@@ -57,13 +64,22 @@ export class AmqpPool {
     );
   }
 
-  /** Publishes one message and resolves once the broker confirms it; rejects with an {@link AmqpPublishError}. */
+  /**
+   * Publishes one message and resolves once the broker confirms it; rejects with an {@link AmqpPublishError},
+   * also when the message is `mandatory` and the broker returned it.
+   */
   async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish): Promise<void> {
     const open = await this.#channels.get(`${destination.url}\n${destination.exchange}`, () => this.#openChannel(destination));
     await new Promise<void>((resolve, reject) => {
       const failed = (error: unknown) => reject(new AmqpPublishError(publishFailure(destination, error, open.closedBecause)));
+      const answered = (error: unknown) => {
+        const returned = properties.mandatory ? takeReturned(open, returnKey(destination.routingKey, properties.messageId)) : undefined;
+        if (error) failed(error);
+        else if (returned !== undefined) reject(new AmqpPublishError(returned));
+        else resolve();
+      };
       try {
-        open.channel.publish(destination.exchange, destination.routingKey, content, properties, (error) => (error ? failed(error) : resolve()));
+        open.channel.publish(destination.exchange, destination.routingKey, content, properties, answered);
       } catch (error) {
         failed(error);
       }
@@ -85,10 +101,16 @@ export class AmqpPool {
     } catch (error) {
       throw new AmqpPublishError(`cannot open a channel on ${redactedUrl(destination.url)}: ${reason(error, destination.url)}`);
     }
-    const open: OpenChannel = { channel };
+    const open: OpenChannel = { channel, returned: new Map() };
     // A channel the broker closes emits `error` with the reason, before its pending confirms fail with "channel closed".
     channel.on('error', (error: unknown) => {
       open.closedBecause = reason(error, destination.url);
+    });
+    channel.on('return', ({ fields, properties }: ReturnedMessage) => {
+      const key = returnKey(fields.routingKey, properties.messageId);
+      const whys = open.returned.get(key) ?? [];
+      whys.push(returnedMessage(destination, fields));
+      open.returned.set(key, whys);
     });
     if (destination.exchange !== '') {
       try {
@@ -125,6 +147,34 @@ export class AmqpPool {
       throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${reason(error, url)}`);
     }
   }
+}
+
+/** A message the broker returned (`basic.return`), as amqplib emits it; its types have no such message. */
+interface ReturnedMessage {
+  fields: ReturnFields;
+  properties: MessageProperties;
+}
+
+interface ReturnFields {
+  replyCode: number;
+  replyText: string;
+  routingKey: string;
+}
+
+/** The reason the broker returned a message, or undefined when it returned none by that key. */
+function takeReturned(open: OpenChannel, key: string): string | undefined {
+  const whys = open.returned.get(key);
+  const why = whys?.shift();
+  if (whys?.length === 0) open.returned.delete(key);
+  return why;
+}
+
+function returnedMessage(destination: AmqpDestination, { replyCode, replyText, routingKey }: ReturnFields): string {
+  const noQueue =
+    destination.exchange === ''
+      ? `no queue is named "${routingKey}" on ${redactedUrl(destination.url)}`
+      : `no queue is bound to the exchange "${destination.exchange}" for the routing key "${routingKey}" on ${redactedUrl(destination.url)}`;
+  return `the broker returned the message: ${noQueue} (${replyCode} ${replyText})`;
 }
 
 function missingExchange(destination: AmqpDestination, why: string): string {

@@ -26,8 +26,8 @@ function within<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
 /**
  * Delivers events to RabbitMQ (or any AMQP 0-9-1 broker): each delivery is one persistent message,
  * published to the subscription's exchange with publisher confirms, and delivered once the broker
- * confirms it; a nack, a closed channel, a missing exchange or an unreachable broker is a failed attempt,
- * retried on the schedule. `createHerald({ transports: [amqp()] })`.
+ * confirms it; a nack, a closed channel, a missing exchange, an unreachable broker or (for a `mandatory`
+ * subscription) a message the broker returns is a failed attempt, retried on the schedule. `createHerald({ transports: [amqp()] })`.
  */
 export function amqp(options: AmqpOptions = {}): AmqpTransport {
   let settings: ResolvedPushOptions | undefined;
@@ -44,9 +44,9 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
 
     publicConfig: publicAmqpConfig,
 
-    target: (config) => ({ url: config.url, exchange: config.exchange, routingKey: config.routingKey }),
+    target: (config) => ({ url: config.url, exchange: config.exchange, routingKey: config.routingKey, mandatory: config.mandatory === true }),
 
-    async send({ event, body }, { url, exchange, routingKey }) {
+    async send({ event, body }, { url, exchange, routingKey, mandatory }) {
       if (!pool || !settings) throw new Error('the amqp transport is not started');
       const { timeout } = settings;
       const published = pool.publish({ url, exchange, routingKey: routingKey ?? event.type }, Buffer.from(body), {
@@ -57,6 +57,7 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
         // Parsed, not cached by `publishedAt`: one message a delivery, as the outbox counts it.
         timestamp: Math.floor(Date.parse(event.time) / 1000),
         headers: { 'herald-seq': event.seq },
+        mandatory,
       });
       try {
         await within(published, timeout, `the broker did not confirm within ${timeout} ms`);

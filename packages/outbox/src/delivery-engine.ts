@@ -102,7 +102,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   start(): void {
-    this.#context.metrics?.backlog(() => this.#outbox.backlog(this.#transport));
+    this.#context.metrics?.backlog(async () => (await this.#outbox.backlog(this.#transport)) + this.#unstored());
     this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollInterval);
     this.#pollTimer.unref();
     this.#pruneTimer = setInterval(() => void this.#prune(), pruneInterval);
@@ -257,6 +257,18 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     if (!endpoint) return false;
     for (const item of unsettled(endpoint, seq)) if (item.startsRound) return true;
     return false;
+  }
+
+  /**
+   * This node's deliveries, queued or in flight, that the outbox does not count pending: a fan-out's, not
+   * written yet, and those a replay handed over, whose rows are final until their attempt settles.
+   */
+  #unstored(): number {
+    let count = 0;
+    for (const endpoint of this.#endpoints.values()) {
+      for (const item of unsettled(endpoint, Number.POSITIVE_INFINITY)) if (item.held || item.startsRound) count += 1;
+    }
+    return count;
   }
 
   #settleWaitDone(endpoint: Endpoint<TConfig>, wait: SettleWait): void {

@@ -85,7 +85,7 @@ export class HeraldMetrics {
     const backlogs = this.#backlogs;
     new Gauge({
       name: 'herald_transport_backlog',
-      help: 'Work waiting in a transport, e.g. webhook deliveries in the outbox',
+      help: 'Work waiting in a transport, e.g. webhook deliveries not yet made',
       labelNames: ['transport'],
       registers,
       async collect() {

@@ -459,3 +459,34 @@ describe('per endpoint', () => {
     expect((times.at(-1) as number) - (times[0] as number)).toBeGreaterThanOrEqual(900);
   });
 });
+
+describe('the backlog metric', () => {
+  /** `herald_transport_backlog` for webhooks, as `/metrics` shows it now. */
+  async function backlog(target: TestApp): Promise<number | undefined> {
+    const text = await (await fetch(`${target.baseUrl}/metrics`)).text();
+    const found = /^herald_transport_backlog\{transport="webhook"\} (\d+)$/m.exec(text);
+    return found ? Number(found[1]) : undefined;
+  }
+
+  it('counts every delivery not yet made: stored pending, held by a fan-out, handed over by a replay', async () => {
+    // The first four requests of each round answer after 4 s: until then the engine holds them in flight, and the rest wait.
+    let slowFrom = 1;
+    const slow = await receiver((request) => (request.n >= slowFrom && request.n < slowFrom + 4 ? { status: 204, delay: 4_000 } : { status: 204 }));
+    const server = await app({ concurrency: 4 });
+    const { id } = await subscribeWebhook(server, { url: slow.url });
+    for (let n = 0; n < 30; n++) await publish(server, n);
+    await waitFor(() => slow.requests.length === 4, 'four attempts in flight');
+    await waitFor(async () => (await backlog(server)) === 30, 'a backlog of the 30 deliveries', 3_000);
+    expect(slow.requests).toHaveLength(4);
+    await waitFor(async () => (await backlog(server)) === 0, 'no backlog once every delivery is made');
+    expect(slow.ids().size).toBe(30);
+
+    slowFrom = 31;
+    expect((await server.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 })).status).toBe(202);
+    await waitFor(() => slow.requests.length === 34, 'four replayed attempts in flight');
+    await waitFor(async () => (await backlog(server)) === 30, 'a backlog of the 30 replayed deliveries', 3_000);
+    expect(slow.requests).toHaveLength(34);
+    await waitFor(async () => (await backlog(server)) === 0, 'no backlog once the replay is sent');
+    expect(slow.requests).toHaveLength(60);
+  });
+});

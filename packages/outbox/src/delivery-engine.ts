@@ -204,16 +204,20 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     return limit > 0 ? { lease: { worker: this.worker, now, until: now + this.#options.lease }, limit } : undefined;
   }
 
-  /** Sends the deliveries a replay made already claimed, under a lease of {@link replayRoom}. */
-  takeReplayed(subscription: Subscription<TConfig>, claimed: readonly HandedOver[]): void {
+  /**
+   * Sends the deliveries a replay made already claimed, under a lease of {@link replayRoom}; `hold`, the
+   * replay hold of those `startsRound`, is dropped once they all settled or went back.
+   */
+  takeReplayed(subscription: Subscription<TConfig>, claimed: readonly HandedOver[], hold: string | undefined): void {
     const endpoint = this.#endpoint(subscription.id);
     const queued = claimed.map(({ delivery, event, startsRound }): Queued<TConfig> => ({
       delivery,
       event,
       body: JSON.stringify(event),
       subscription,
-      ...(startsRound ? { startsRound } : {}),
+      ...(startsRound ? { startsRound, ...(hold ? { hold } : {}) } : {}),
     }));
+    if (hold) this.#writes.held(hold, queued.filter((item) => item.startsRound).length);
     if (this.#stopping) {
       void this.#release(queued);
       return;
@@ -457,10 +461,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
    */
   async #release(items: readonly Unsent[]): Promise<void> {
     const stored: string[] = [];
-    const replayed: NewDelivery[] = [];
+    const replayed: Unsent[] = [];
     for (const item of items) {
       if (item.held) this.#writes.unheld(item.held, item.hold);
-      else if (item.startsRound) replayed.push(unclaimed(item.delivery));
+      else if (item.startsRound) replayed.push(item);
       else stored.push(item.delivery.id);
     }
     if (stored.length + replayed.length < items.length) this.#loop.soon();
@@ -470,9 +474,16 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
         .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'releasing claimed deliveries failed; their lease runs out'));
     }
     if (replayed.length > 0) {
-      await this.#outbox
-        .replay(replayed, Date.now())
-        .catch((error: unknown) => this.#context.logger.warn({ err: error, count: replayed.length }, 'giving back replayed deliveries failed; they stay as they were'));
+      try {
+        await this.#outbox.replay(
+          replayed.map((item) => unclaimed(item.delivery)),
+          Date.now(),
+        );
+        for (const item of replayed) this.#writes.givenBack(item.hold);
+        this.#loop.soon();
+      } catch (error) {
+        this.#context.logger.warn({ err: error, count: replayed.length }, 'giving back replayed deliveries failed; their replay hold restarts them once its lease ends');
+      }
     }
   }
 
@@ -603,6 +614,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
         // Should this node be the one that held it, the deliveries it still counts are no longer its own.
         this.#writes.forget(hold.id);
         await recoverHold(this.#context, this.#outbox, hold, now);
+      }
+      for (const { id, worker, restarted } of (await this.#outbox.recoverReplayHolds?.(now)) ?? []) {
+        this.#writes.forget(id);
+        this.#context.logger.warn({ hold: id, worker, deliveries: restarted }, "restarted the deliveries of an expired replay hold");
       }
       const due = await this.#outbox.due(this.#transport, now, 1000);
       await Promise.all(

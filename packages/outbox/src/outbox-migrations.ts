@@ -164,5 +164,18 @@ export function outboxMigrations(_flavor: SqlFlavor): Record<string, Migration> 
           .execute();
       },
     },
+    '0003_replay_holds': {
+      // The deliveries a replay hands a worker without writing their final rows, for any worker to restart should it die.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_outbox_replay_holds')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('worker', 'text', (c) => c.notNull())
+          .addColumn('locked_until', 'bigint', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('delivery_ids', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

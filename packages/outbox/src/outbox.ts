@@ -149,7 +149,7 @@ export interface OutboxBatch {
   settle?: readonly SettledAttempt[];
   /** Held deliveries given back unsent: created pending, due at once, their attempt not counted. */
   unhold?: readonly NewDelivery[];
-  /** Holds of this worker whose deliveries all have their rows now. */
+  /** Holds of this worker whose deliveries all have their rows now; replay holds ({@link ReplayClaim.hold}) whose deliveries all settled or went back. */
   dropHolds?: readonly string[];
   fanOut?: FanOut;
   claim?: readonly ClaimRequest[];
@@ -179,6 +179,12 @@ export interface ReplayClaim {
    * events writes each row once rather than twice); until then the outbox shows them as they were.
    */
   claimed: ReplayedDelivery[];
+  /**
+   * The replay hold of those marked `startsRound`, when there are any: it has the lease's worker and end, and
+   * should the worker not drop it by then (with `OutboxBatch.dropHolds`, once they all settled or went back),
+   * {@link Outbox.recoverReplayHolds} starts the new round of those still as they were.
+   */
+  hold?: string;
 }
 
 /** A delivery a replay holds for its worker to send. */
@@ -242,6 +248,13 @@ export interface Outbox {
    * as any others are.
    */
   replayClaiming?(deliveries: readonly NewDelivery[], lease: Lease): Promise<ReplayClaim>;
+  /**
+   * Recovers the replay holds whose lease ended before `now` (their worker died, most likely): each one's
+   * deliveries whose rows are still final and unchanged since the hand-over start their new round, pending
+   * and due at `now`, and the hold is dropped, in one transaction. Returns the holds recovered, by id, with how
+   * many deliveries each started again. Present with `replayClaiming`.
+   */
+  recoverReplayHolds?(now: number): Promise<{ id: string; worker: string; restarted: number }[]>;
   /** When the run of failed attempts of a subscription began (the first failure after its last success). */
   failingSince(subscriptionId: string): Promise<number | undefined>;
   /** Marks the pending deliveries of a subscription failed, with no further attempt; returns how many. */

@@ -18,7 +18,7 @@ export class PendingWrites {
   #writes: Writes = noWrites();
   readonly #holds = new Map<string, number>();
 
-  /** A fan-out held `count` deliveries in `hold` for this worker. */
+  /** A fan-out held `count` deliveries in `hold` for this worker, or a replay handed them over in its replay hold. */
   held(hold: string, count: number): void {
     this.#holds.set(hold, count);
   }
@@ -40,6 +40,11 @@ export class PendingWrites {
     this.#recorded(hold);
   }
 
+  /** A replay's delivery given back unsent, and written pending already: its replay hold is dropped with the last of them. */
+  givenBack(hold: string | undefined): void {
+    this.#recorded(hold);
+  }
+
   /** Takes everything, for the next commit. */
   take(): Writes {
     const writes = this.#writes;
@@ -57,7 +62,7 @@ export class PendingWrites {
     };
   }
 
-  /** A held delivery will have its row after the next commit: its hold is dropped with the last of them. */
+  /** A held delivery will have its row after the next commit (a replay's, its new round): its hold is dropped with the last of them. */
   #recorded(hold: string | undefined): void {
     if (hold === undefined) return;
     const left = (this.#holds.get(hold) ?? 1) - 1;

@@ -199,8 +199,8 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
         wake,
         handOver: {
           room: (subscription, now) => (ours(subscription) ? worker.replayRoom(subscription, now) : undefined),
-          take: (subscription, claimed) => {
-            if (ours(subscription)) worker.takeReplayed(subscription, claimed);
+          take: (subscription, claimed, hold) => {
+            if (ours(subscription)) worker.takeReplayed(subscription, claimed, hold);
           },
           holds: (subscriptionId, seq) => worker.holdsReplayed(subscriptionId, seq),
           settled: (subscriptionId, seq) => worker.settledUpTo(subscriptionId, seq),

@@ -59,7 +59,8 @@ export interface ReplayRunnerOptions {
 /** See {@link ReplayRunnerOptions.handOver}. */
 export interface ReplayHandOver {
   room(subscription: Subscription, now: number): { lease: Lease; limit: number } | undefined;
-  take(subscription: Subscription, claimed: readonly HandedOver[]): void;
+  /** `hold`: the replay hold of those `startsRound` ({@link ReplayClaim.hold}), for the engine to drop once they all settled or went back. */
+  take(subscription: Subscription, claimed: readonly HandedOver[], hold: string | undefined): void;
   /**
    * Whether the engine still has, unsent or in flight, deliveries to the subscription for events up to `seq`
    * that were handed over `startsRound`: the outbox does not show those pending.
@@ -102,9 +103,9 @@ const finishedRetention = 3_600_000;
  * the last has left the outbox, so a replay of millions of events never holds more than two batches
  * there and goes out through the same outbox and per-endpoint concurrency as live deliveries (what the
  * delivery engine has room for is created claimed and handed to it, a delivered event's row left as it was
- * until its attempt settles; the rest it claims as any delivery). Replays live in this process: a restart
- * drops the one in flight (its batches already made stay; should the process die, what the engine held of
- * them unsent goes with it, their rows as they were).
+ * until its attempt settles, under a replay hold; the rest it claims as any delivery). Replays live in this
+ * process: a restart drops the one in flight (its batches already made stay, and should the process die, the
+ * replay holds of what the engine held unsent bring those back once their lease ends).
  */
 export class ReplayRunner {
   readonly #context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>;
@@ -267,13 +268,13 @@ export class ReplayRunner {
       ...(room && i < room.limit ? { claimed: true } : {}),
     }));
     if (!room || !this.#outbox.replayClaiming || !this.#handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
-    const { replayed, claimed } = await this.#outbox.replayClaiming(deliveries, room.lease);
+    const { replayed, claimed, hold } = await this.#outbox.replayClaiming(deliveries, room.lease);
     const bySeq = new Map(events.map((event) => [event.seq, event]));
     const handed = claimed.flatMap((held): HandedOver[] => {
       const event = bySeq.get(held.delivery.eventSeq);
       return event ? [{ ...held, event }] : [];
     });
-    this.#handOver.take(subscription, handed);
+    this.#handOver.take(subscription, handed, hold);
     return { replayed, handedOver: handed.length };
   }
 

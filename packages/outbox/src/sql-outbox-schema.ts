@@ -53,6 +53,16 @@ export interface OutboxHoldsTable {
   subscription_ids: string;
 }
 
+/** Deliveries a replay handed a worker with their final rows left as they were (see `ReplayClaim.hold`); `delivery_ids` is a JSON array. */
+export interface OutboxReplayHoldsTable {
+  id: string;
+  worker: string;
+  locked_until: number | string;
+  /** When the replay handed them over: a row still final and not changed since has not had its new round yet. */
+  started_at: number | string;
+  delivery_ids: string;
+}
+
 /**
  * When each subscription's newest delivering attempt kept on a stored delivery's row started (a retry's,
  * a replay's): those rows are not in `event_seq` order of time, so their newest is kept here.
@@ -69,6 +79,7 @@ export type OutboxTables = {
   herald_delivery_attempts: DeliveryAttemptsTable;
   herald_outbox_holds: OutboxHoldsTable;
   herald_outbox_successes: OutboxSuccessesTable;
+  herald_outbox_replay_holds: OutboxReplayHoldsTable;
 };
 
 /** The store's tables and the outbox's, as the outbox's queries see them. */

@@ -118,9 +118,9 @@ describe.each([
     const now = Date.now();
     const deliveries = events.map((event, i) => ({ id: `dlv_${i}`, subscriptionId: 'sub_out', eventSeq: event.seq, eventId: event.id, nextAttemptAt: now }));
     expect(await outbox.replay(deliveries, now)).toBe(count);
-    const attemptRows = async () =>
-      Number(((await sql<{ n: number }>`select count(*) as n from herald_delivery_attempts`.execute(store.database)).rows[0] as { n: number }).n);
-    return { outbox, now, attemptRows };
+    const rowsOf = async (table: 'herald_delivery_attempts' | 'herald_outbox_replay_holds') =>
+      Number(((await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(store.database)).rows[0] as { n: number }).n);
+    return { outbox, now, attemptRows: () => rowsOf('herald_delivery_attempts'), replayHolds: () => rowsOf('herald_outbox_replay_holds') };
   }
   /** The outbox's `replayClaiming`, which the seam leaves optional and the SQL outbox has. */
   function replayClaimingOf(outbox: Outbox): NonNullable<Outbox['replayClaiming']> {
@@ -285,6 +285,51 @@ describe.each([
     expect(await outbox.get('dlv_0')).toEqual(delivered);
     expect(await outbox.get('dlv_1')).toMatchObject({ status: 'pending', attempts: 0, lockedBy: null, lockedUntil: null });
     expect((await outbox.attempts(['dlv_0'])).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'succeeded']]);
+  });
+
+  it('keeps a replay hold of the final rows it hands over, and restarts those still unsent once its lease ends, once', async () => {
+    const { outbox, now } = await withStored(4);
+    const replayClaiming = replayClaimingOf(outbox);
+    const ids = ['dlv_0', 'dlv_1', 'dlv_2', 'dlv_3'];
+    await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 4 }] });
+    await outbox.commit({ lease: lease('w', now + 1), settle: ids.map((id) => ({ attempt: attempt(id, 1, now, 'succeeded'), status: 'delivered' as const })) });
+    const again = (await outbox.list('sub_out', { limit: 4 }))
+      .reverse()
+      .map(({ eventSeq, eventId }, i) => ({ id: `dlv_new_${i}`, subscriptionId: 'sub_out', eventSeq, eventId, nextAttemptAt: now + 10, claimed: true }));
+    const { claimed, hold } = await replayClaiming(again, { worker: 'w', now: now + 10, until: now + 20 });
+    expect(claimed.map(({ delivery, startsRound }) => [delivery.id, startsRound])).toEqual(ids.map((id) => [id, true]));
+    expect(hold).toMatch(/^rhld_/);
+    expect(await outbox.recoverReplayHolds?.(now + 20)).toEqual([]);
+    // dlv_0's attempt settles its new round and dlv_1 is retried by hand; then the worker dies, dlv_2 and dlv_3 unsent.
+    await outbox.commit({ lease: lease('w', now + 12), settle: [{ attempt: attempt('dlv_0', 1, now + 11, 'succeeded'), status: 'delivered', startsRound: true }] });
+    await outbox.retry('dlv_1', now + 13);
+
+    expect(await outbox.recoverReplayHolds?.(now + 21)).toEqual([{ id: hold, worker: 'w', restarted: 2 }]);
+    for (const id of ['dlv_2', 'dlv_3']) {
+      expect(await outbox.get(id)).toMatchObject({ status: 'pending', attempts: 0, lockedBy: null, nextAttemptAt: now + 21, updatedAt: now + 21 });
+      // The last round's delivering attempt is kept among the attempts.
+      expect((await outbox.attempts([id])).map((a) => [a.attempt, a.startedAt - now, a.outcome])).toEqual([[1, 0, 'succeeded']]);
+    }
+    expect(await outbox.get('dlv_0')).toMatchObject({ status: 'delivered', attempts: 1, updatedAt: now + 12 });
+    expect(await outbox.get('dlv_1')).toMatchObject({ status: 'pending', nextAttemptAt: now + 13 });
+    expect(await outbox.recoverReplayHolds?.(now + 22)).toEqual([]);
+  });
+
+  it('drops a replay hold with the commit of its worker that names it: nothing to recover then', async () => {
+    const { outbox, now, replayHolds } = await withStored(2);
+    const replayClaiming = replayClaimingOf(outbox);
+    await outbox.commit({ lease: lease('w', now), claim: [{ subscriptionId: 'sub_out', limit: 2 }] });
+    await outbox.commit({ lease: lease('w', now + 1), settle: ['dlv_0', 'dlv_1'].map((id) => ({ attempt: attempt(id, 1, now, 'succeeded'), status: 'delivered' as const })) });
+    const rows = (await outbox.list('sub_out', { limit: 2 })).reverse();
+    const again = rows.map(({ eventSeq, eventId }, i) => ({ id: `dlv_new_${i}`, subscriptionId: 'sub_out', eventSeq, eventId, nextAttemptAt: now + 10, claimed: true }));
+    const { hold } = await replayClaiming(again, { worker: 'w', now: now + 10, until: now + 20 });
+    expect(await replayHolds()).toBe(1);
+    await outbox.commit({ lease: lease('other', now + 11), dropHolds: [hold as string] });
+    expect(await replayHolds()).toBe(1);
+    await outbox.commit({ lease: lease('w', now + 11), dropHolds: [hold as string] });
+    expect(await replayHolds()).toBe(0);
+    expect(await outbox.recoverReplayHolds?.(now + 21)).toEqual([]);
+    expect((await outbox.list('sub_out', { limit: 2 })).reverse()).toEqual(rows);
   });
 
   it("writes a replay's final rows once, as their attempts settle: a new round, unless the row is pending again or gone", async () => {

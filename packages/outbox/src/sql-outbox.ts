@@ -251,6 +251,7 @@ export class SqlOutbox implements Outbox {
       if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
       for (const ids of chunks(batch.dropHolds ?? [])) {
         await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
+        await trx.deleteFrom('herald_outbox_replay_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
       }
       let fannedOut = false;
       let held: { ids: string[]; hold?: string } = { ids: [] };
@@ -517,8 +518,39 @@ export class SqlOutbox implements Outbox {
         }
       }
       claim.claimed.sort((a, b) => a.delivery.eventSeq - b.delivery.eventSeq);
+      const startingRound = claim.claimed.flatMap(({ delivery, startsRound }) => (startsRound ? [delivery.id] : []));
+      if (lease && startingRound.length > 0) {
+        claim.hold = newId('rhld');
+        await trx
+          .insertInto('herald_outbox_replay_holds')
+          .values({ id: claim.hold, worker: lease.worker, locked_until: lease.until, started_at: now, delivery_ids: JSON.stringify(startingRound) })
+          .execute();
+      }
       return claim;
     });
+  }
+
+  async recoverReplayHolds(now: number): Promise<{ id: string; worker: string; restarted: number }[]> {
+    const expired = await this.#db.selectFrom('herald_outbox_replay_holds').select(['id', 'worker']).where('locked_until', '<', now).execute();
+    const recovered: { id: string; worker: string; restarted: number }[] = [];
+    for (const { id, worker } of expired) {
+      const restarted = await this.#transaction(async (trx) => {
+        const hold = await trx.deleteFrom('herald_outbox_replay_holds').where('id', '=', id).where('locked_until', '<', now).returning(['started_at', 'delivery_ids']).executeTakeFirst();
+        if (!hold) return undefined;
+        let count = 0;
+        for (const ids of chunks(JSON.parse(hold.delivery_ids) as string[])) {
+          // Those whose attempt settled (a new round), were retried by hand (pending) or pruned are left as they are.
+          const unsent = (eb: ExpressionBuilder<OutboxDatabase, 'herald_deliveries'>) =>
+            eb.and([eb('id', 'in', ids), eb('status', '!=', pending), eb('updated_at', '<=', Number(hold.started_at))]);
+          await moveRowAttempts(trx, unsent);
+          const result = await trx.updateTable('herald_deliveries').set(newRound('pending', 0, now, now)).where(unsent).executeTakeFirst();
+          count += Number(result.numUpdatedRows);
+        }
+        return count;
+      });
+      if (restarted !== undefined) recovered.push({ id, worker, restarted });
+    }
+    return recovered;
   }
 
   async failingSince(subscriptionId: string): Promise<number | undefined> {

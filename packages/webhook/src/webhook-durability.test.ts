@@ -20,6 +20,8 @@ const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 interface Node {
   process: ChildProcess;
+  /** Starts a replay of its subscription from the start of the log; resolves once it runs. */
+  replay(): Promise<void>;
   acked: string[];
   attempts: number;
   failedAttempts: number;
@@ -36,13 +38,18 @@ async function startNode(database: string, { publish = 0, timeout = 3_000, lease
   const child = spawn(
     process.execPath,
     ['--conditions=herald-source', '--import', tsxLoader, nodeScript, JSON.stringify({ database, publish, timeout, lease })],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   cleanups.push(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+  let replaying = false;
   const node: Node = {
     process: child,
+    async replay() {
+      child.stdin?.write('replay\n');
+      await waitFor(() => replaying, 'the replay to start');
+    },
     acked: [],
     attempts: 0,
     failedAttempts: 0,
@@ -60,6 +67,7 @@ async function startNode(database: string, { publish = 0, timeout = 3_000, lease
     pending = lines.pop() as string;
     for (const line of lines) {
       if (line === `ready ${child.pid}`) ready = true;
+      else if (line === 'replaying') replaying = true;
       else if (line.startsWith('acked ')) node.acked.push(line.slice(6));
       else if (line.startsWith('attempt ')) {
         node.attempts += 1;
@@ -136,6 +144,29 @@ describe('the durable outbox', () => {
     // What the killed node had recorded as delivered is never sent again; only its unrecorded sends may be.
     expect(afterKill.filter((id) => recordedAtKill.has(id))).toEqual([]);
     expect(recordedAtKill.size).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("sends again a replay's deliveries that a node killed with SIGKILL held unsent, once their replay hold's lease ends", async () => {
+    let stalled = false;
+    const inbox = await receiver(() => (stalled ? { hang: true } : { status: 200 }));
+    const { database } = await prepareDatabase(inbox.url);
+    const first = await startNode(database, { publish: 200 });
+    await waitFor(async () => (await deliveredInOutbox(database)).size === 200, 'every event delivered and recorded', 30_000);
+    const before = inbox.requests.length;
+
+    // The replay hands the node what it has room for, their rows left delivered; the endpoint takes nothing now.
+    stalled = true;
+    await first.replay();
+    await waitFor(() => inbox.requests.length >= before + 8, 'replayed attempts in flight');
+    first.process.kill('SIGKILL');
+    expect(await first.exited, first.stderr()).toEqual({ code: null, signal: 'SIGKILL' });
+    stalled = false;
+
+    const second = await startNode(database);
+    const replayed = () => new Set(inbox.requests.slice(before).map((request) => String(request.headers['webhook-id'])));
+    await waitFor(() => first.acked.every((id) => replayed().has(id)), 'every event replayed after the kill', 40_000);
+    second.process.kill('SIGTERM');
+    expect(await second.exited, second.stderr()).toEqual({ code: 0, signal: null });
   }, 90_000);
 
   it('sends no attempt twice with two worker processes on one database', async () => {

@@ -2,10 +2,12 @@
  * A Herald node (core and the webhook transport) for the durability tests, run as its own process:
  * `node --conditions=herald-source --import tsx webhook-node.test-support.ts '<json>'`.
  * It delivers webhooks from the SQLite file it is given, prints `ready <pid>`, then `acked <event id>`
- * for each event it published (when asked to publish) and `attempt <outcome>` after each attempt.
- * SIGTERM closes it gracefully.
+ * for each event it published (when asked to publish) and `attempt <outcome>` after each attempt. A line
+ * `replay` on its stdin starts a replay of its first subscription from the start of the log, as the
+ * admin's `POST /v1/subscriptions/:id/replay` does, and prints `replaying`. SIGTERM closes it gracefully.
  */
-import { EventBus, EventCatalog, eventTypeFromJsonSchema, memoryBroker, SubscriptionRegistry, silentLogger, sqliteStore } from '@herald/core';
+import { createInterface } from 'node:readline';
+import { EventBus, EventCatalog, eventTypeFromJsonSchema, memoryBroker, type RouteDefinition, SubscriptionRegistry, silentLogger, sqliteStore } from '@herald/core';
 import { webhook } from './webhook-transport.js';
 
 interface NodeArguments {
@@ -27,6 +29,8 @@ const bus = new EventBus({ store, broker, catalog, pollInterval: 100 });
 const subscriptions = new SubscriptionRegistry(store, broker);
 await subscriptions.start();
 await bus.start();
+/** The transport's routes, which no HTTP server serves here: `replay` calls one directly. */
+const routes: RouteDefinition[] = [];
 const transport = webhook({
   concurrency: 8,
   timeout: args.timeout,
@@ -41,7 +45,7 @@ await transport.start({
   catalog,
   subscriptions,
   logger: silentLogger,
-  http: { route() {}, upgrade() {} },
+  http: { route: (route) => void routes.push(route as RouteDefinition), upgrade() {} },
   authenticate: () => Promise.reject(new Error('no HTTP here')),
   onKeyRevoked: () => () => {},
   env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' },
@@ -60,6 +64,17 @@ const herald = {
 };
 process.on('SIGTERM', () => {
   void herald.close().then(() => process.exit(0));
+});
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line !== 'replay') return;
+  void (async () => {
+    const [subscription] = await store.subscriptions.list();
+    const route = routes.find((candidate) => candidate.method === 'POST' && candidate.path === '/v1/subscriptions/:id/replay');
+    if (!subscription || !route) throw new Error('nothing to replay');
+    const principal = { keyId: 'key_node', role: 'admin' as const };
+    await route.handle({ principal, params: { id: subscription.id }, body: { after: 0 }, query: {}, raw: { headers: {} }, response: undefined } as never);
+    process.stdout.write('replaying\n');
+  })();
 });
 process.stdout.write(`ready ${process.pid}\n`);
 setInterval(() => {}, 1 << 30);

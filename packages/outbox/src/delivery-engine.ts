@@ -475,10 +475,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     }
     if (replayed.length > 0) {
       try {
-        await this.#outbox.replay(
-          replayed.map((item) => unclaimed(item.delivery)),
-          Date.now(),
-        );
+        await this.#outbox.replay(replayed.map((item) => unclaimed(item.delivery)), Date.now());
         for (const item of replayed) this.#writes.givenBack(item.hold);
         this.#loop.soon();
       } catch (error) {
@@ -617,7 +614,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       }
       for (const { id, worker, restarted } of (await this.#outbox.recoverReplayHolds?.(now)) ?? []) {
         this.#writes.forget(id);
-        this.#context.logger.warn({ hold: id, worker, deliveries: restarted }, "restarted the deliveries of an expired replay hold");
+        this.#context.logger.warn({ hold: id, worker, deliveries: restarted }, 'restarted the deliveries of an expired replay hold');
       }
       const due = await this.#outbox.due(this.#transport, now, 1000);
       await Promise.all(

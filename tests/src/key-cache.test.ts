@@ -1,4 +1,4 @@
-import { memoryTransport, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { memoryTransport, metricValue, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let app: TestApp;
@@ -10,10 +10,9 @@ afterAll(() => app.close());
 
 /** The authentication cache's size, as /metrics shows it. */
 async function cachedCredentials(): Promise<number> {
-  const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
-  const line = text.split('\n').find((row) => row.startsWith('herald_key_cache_entries '));
-  if (line === undefined) throw new Error('/metrics has no herald_key_cache_entries');
-  return Number(line.split(' ')[1]);
+  const entries = await metricValue(app, 'herald_key_cache_entries');
+  if (entries === undefined) throw new Error('/metrics has no herald_key_cache_entries');
+  return entries;
 }
 
 describe('the key cache (issue 13)', () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { memoryTransport, waitFor } from '@herald/testkit';
+import { memoryTransport, metricValue, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type PollApp, seqs, startPollApp } from './poll-app.test-support.js';
 import { poll } from './poll-transport.js';
@@ -231,12 +231,7 @@ describe('GET /v1/poll, batchWait', () => {
 });
 
 describe('GET /v1/poll, metrics', () => {
-  /** What `/metrics` says of poll's connected clients. */
-  async function connectedClients(app: PollApp): Promise<number | undefined> {
-    const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
-    const line = /^herald_connected_clients\{transport="poll"\} (\d+)$/m.exec(text);
-    return line ? Number(line[1]) : undefined;
-  }
+  const connectedClients = (app: PollApp) => metricValue(app, 'herald_connected_clients{transport="poll"}');
 
   it('counts waiting polls in herald_connected_clients, until they are answered or given up', async () => {
     const app = await started();

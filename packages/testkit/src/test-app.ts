@@ -177,6 +177,16 @@ export async function deliveryAttempts(app: TestApp, subscriptionId: string): Pr
   return (body.data as { attempts: AttemptView[] }[]).flatMap((delivery) => delivery.attempts);
 }
 
+/**
+ * The value of one series on the app's `/metrics` now, e.g. `herald_transport_backlog{transport="webhook"}`
+ * (labels as the server writes them); undefined when it has none.
+ */
+export async function metricValue(app: { baseUrl: string }, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${app.baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** Publishes `count` events of `type` with data `{ n }` (0, 1, ...), 50 to a call; resolves with them in order. */
 export async function publishNumbered(app: TestApp, count: number, type: 'order.created' | 'invoice.paid' = 'order.created'): Promise<HeraldEvent[]> {
   const published: HeraldEvent[] = [];

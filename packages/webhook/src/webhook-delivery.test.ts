@@ -1,6 +1,6 @@
 import type { HeraldEvent } from '@herald/core';
 import { type LookupFunction, sqlOutbox } from '@herald/outbox';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { metricValue, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
@@ -461,12 +461,7 @@ describe('per endpoint', () => {
 });
 
 describe('the backlog metric', () => {
-  /** `herald_transport_backlog` for webhooks, as `/metrics` shows it now. */
-  async function backlog(target: TestApp): Promise<number | undefined> {
-    const text = await (await fetch(`${target.baseUrl}/metrics`)).text();
-    const found = /^herald_transport_backlog\{transport="webhook"\} (\d+)$/m.exec(text);
-    return found ? Number(found[1]) : undefined;
-  }
+  const backlog = (target: TestApp) => metricValue(target, 'herald_transport_backlog{transport="webhook"}');
 
   it('counts every delivery not yet made: stored pending, held by a fan-out, handed over by a replay', async () => {
     // The first four requests of each round answer after 4 s: until then the engine holds them in flight, and the rest wait.

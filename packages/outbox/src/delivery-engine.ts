@@ -475,7 +475,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     }
     if (replayed.length > 0) {
       try {
-        await this.#outbox.replay(replayed.map((item) => unclaimed(item.delivery)), Date.now());
+        const now = Date.now();
+        await this.#outbox.replay(replayed.map((item) => unclaimed(item.delivery, now)), now);
         for (const item of replayed) this.#writes.givenBack(item.hold);
         this.#loop.soon();
       } catch (error) {
@@ -663,9 +664,9 @@ function* unsettled<TConfig extends PushConfig>(endpoint: Endpoint<TConfig>, seq
   for (const item of endpoint.sending) if (item.delivery.eventSeq <= seq) yield item;
 }
 
-/** A claimed delivery as a new, unclaimed one, due at once. */
-function unclaimed({ id, subscriptionId, eventSeq, eventId }: Delivery): NewDelivery {
-  return { id, subscriptionId, eventSeq, eventId, nextAttemptAt: Date.now() };
+/** A claimed delivery as a new, unclaimed one, due at `now`. */
+function unclaimed({ id, subscriptionId, eventSeq, eventId }: Delivery, now: number): NewDelivery {
+  return { id, subscriptionId, eventSeq, eventId, nextAttemptAt: now };
 }
 
 /** A send that threw or rejected: a failed attempt, with its message. */

@@ -537,16 +537,20 @@ export class SqlOutbox implements Outbox {
       const restarted = await this.#transaction(async (trx) => {
         const hold = await trx.deleteFrom('herald_outbox_replay_holds').where('id', '=', id).where('locked_until', '<', now).returning(['started_at', 'delivery_ids']).executeTakeFirst();
         if (!hold) return undefined;
-        let count = 0;
+        const unsent: string[] = [];
         for (const ids of chunks(JSON.parse(hold.delivery_ids) as string[])) {
           // Those whose attempt settled (a new round), were retried by hand (pending) or pruned are left as they are.
-          const unsent = (eb: ExpressionBuilder<OutboxDatabase, 'herald_deliveries'>) =>
-            eb.and([eb('id', 'in', ids), eb('status', '!=', pending), eb('updated_at', '<=', Number(hold.started_at))]);
-          await moveRowAttempts(trx, unsent);
-          const result = await trx.updateTable('herald_deliveries').set(newRound('pending', 0, now, now)).where(unsent).executeTakeFirst();
-          count += Number(result.numUpdatedRows);
+          const rows = await this.#flavor
+            .lockForClaim(
+              trx.selectFrom('herald_deliveries').select('id').where('id', 'in', ids).where('status', '!=', pending).where('updated_at', '<=', Number(hold.started_at)),
+              'wait',
+            )
+            .execute();
+          for (const row of rows) unsent.push(row.id);
         }
-        return count;
+        for (const ids of chunks(unsent)) await moveRowAttempts(trx, (eb) => eb('id', 'in', ids));
+        await restartDeliveries(trx, unsent, now);
+        return unsent.length;
       });
       if (restarted !== undefined) recovered.push({ id, worker, restarted });
     }

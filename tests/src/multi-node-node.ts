@@ -23,6 +23,7 @@ export const clusterEventTypes = [
   defineEventType('order.created', z.object({ node: z.string(), n: z.number().int() })),
   defineEventType('order.paid', z.object({ node: z.string(), n: z.number().int() })),
   defineEventType('order.shipped', z.object({ node: z.string(), n: z.number().int() })),
+  defineEventType('order.refunded', z.object({ node: z.string(), n: z.number().int() })),
 ];
 
 const hooks = webhook({

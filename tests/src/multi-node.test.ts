@@ -81,13 +81,13 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
   }, 120_000);
 
   /** A webhook subscription to `types` on a receiver of its own, created through node A. */
-  async function subscribe(types: string[], delay: number): Promise<{ receiver: WebhookReceiver; subscriptionId: string }> {
+  async function subscribe(types: string[], delay: number, config: object = {}): Promise<{ receiver: WebhookReceiver; subscriptionId: string }> {
     const receiver = await webhookReceiver(delay);
     receivers.push(receiver);
     const created = await api(nodes[0] as NodeProcess, adminKey, 'POST', '/v1/subscriptions', {
       transport: 'webhook',
       types,
-      config: { url: receiver.url },
+      config: { url: receiver.url, ...config },
       consumer: 'acme',
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
@@ -134,6 +134,26 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
     expect(perNode.every((count) => count > 0), `attempts per node: ${perNode.join(', ')}`).toBe(true);
     expect(perNode.reduce((sum, count) => sum + count, 0)).toBe(2_000);
   }, 180_000);
+
+  it("an endpoint's rate limit holds across the three nodes, not on each", async () => {
+    const rateLimit = 5;
+    const { receiver, subscriptionId } = await subscribe(['order.refunded'], 0, { rateLimit });
+    const published = (await Promise.all(nodes.map((node) => publishMany(node, adminKey, { count: 10, type: 'order.refunded' })))).flat();
+    await waitFor(() => receiver.received.size >= published.length, 'every rate-limited webhook delivered', 60_000);
+
+    const times = [...receiver.received.values()].map((sends) => sends[0] as number).sort((x, y) => x - y);
+    // One bucket of 5 tokens refilled at 5 a second: no second sees more than 5 + 5, and 30 deliveries take (30 - 5) / 5 = 5 s.
+    const busiestSecond = Math.max(...times.map((start) => times.filter((time) => time >= start && time < start + 1_000).length));
+    expect(busiestSecond, `arrivals: ${times.map((time) => time - (times[0] as number)).join(', ')}`).toBeLessThanOrEqual(2 * rateLimit + 1);
+    expect((times.at(-1) as number) - (times[0] as number)).toBeGreaterThanOrEqual(4_500);
+    // With more than one node sending.
+    const ids = new Set(
+      (await database?.query<{ id: string }>(`select id from herald_deliveries where subscription_id = '${subscriptionId}'`))?.map((row) => row.id),
+    );
+    const perNode = nodes.map((node) => attemptsOf(node, ids));
+    expect(perNode.filter((count) => count > 0).length, `attempts per node: ${perNode.join(', ')}`).toBeGreaterThan(1);
+    expect(perNode.reduce((sum, count) => sum + count, 0)).toBe(published.length);
+  }, 120_000);
 
   it('SIGKILL of a node mid-run: its claimed deliveries are taken over after the lease, nothing is lost', async () => {
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];

@@ -18,7 +18,7 @@ export const amqpConfigSchema = z.strictObject({
    * retried) instead of the message being confirmed and dropped. @default false
    */
   mandatory: z.boolean().optional(),
-  /** `rateLimit` (messages per second, on each node) and `ordered` (one at a time, in `seq` order). */
+  /** `rateLimit` (messages per second, across all nodes) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
 });
 

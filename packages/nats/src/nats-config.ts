@@ -24,7 +24,7 @@ export const natsConfigSchema = z.strictObject({
     .max(255)
     .regex(/^[^\s*>.]+(\.[^\s*>.]+)*$/, 'must be dot-separated tokens without spaces or wildcards')
     .optional(),
-  /** `rateLimit` (publishes per second, on each node) and `ordered` (one at a time, in `seq` order). */
+  /** `rateLimit` (publishes per second, across all nodes) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
 });
 

@@ -324,7 +324,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       for (const [id, subscription] of prepared.subscriptions) this.#endpoint(id).refresh(subscription, now);
     }
     const writes = this.#writes.take();
-    const claim = this.#stopping ? [] : this.#claimRequests(now, prepared);
+    const claim = this.#stopping ? [] : this.#claimRequests(prepared);
     const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
     if (!prepared && rest.length === 0 && !hasWrites(writes)) return false;
     const lease = { worker: this.worker, now, until: now + this.#options.lease };
@@ -345,7 +345,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     }
     const fromFanOut = prepared && result.hold ? heldFromFanOut(prepared, result.claimedInFanOut, lease, result.hold) : [];
     if (result.hold) this.#writes.held(result.hold, fromFanOut.length);
-    this.#takeClaims(rest, result.claimed, fromFanOut, now);
+    this.#takeClaims(rest, result, fromFanOut, now);
     return prepared !== undefined || this.#loop.again;
   }
 
@@ -367,7 +367,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   /** What each endpoint wanted, or given deliveries by `prepared`, can take now. */
-  #claimRequests(now: number, prepared: PreparedFanOut<TConfig> | undefined): ClaimRequest[] {
+  #claimRequests(prepared: PreparedFanOut<TConfig> | undefined): ClaimRequest[] {
     const { concurrency } = this.#options;
     const requests: ClaimRequest[] = [];
     const endpoints = new Set(this.#wanted);
@@ -381,23 +381,21 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       const { ordered, rateLimit } = subscription.config;
       const busy = endpoint.busy;
       // Unordered endpoints claim ahead, so that a free slot never waits for a commit and commits stay few.
-      let limit = ordered ? (busy === 0 ? 1 : 0) : concurrency + endpoint.throughput.ahead(concurrency) - busy;
-      if (limit > 0 && rateLimit !== undefined) {
-        limit = endpoint.bucket.available(now, rateLimit, limit);
-        if (limit === 0) this.#wakeAt(endpoint, now + endpoint.bucket.wait(rateLimit));
-      }
-      if (limit > 0) requests.push({ subscriptionId: endpoint.id, limit, ...(ordered ? { ordered: true } : {}) });
+      const limit = ordered ? (busy === 0 ? 1 : 0) : concurrency + endpoint.throughput.ahead(concurrency) - busy;
+      if (limit > 0) requests.push({ subscriptionId: endpoint.id, limit, ...(ordered ? { ordered: true } : {}), ...(rateLimit !== undefined ? { rateLimit } : {}) });
     }
     return requests;
   }
 
   /**
-   * Marks the fan-out's deliveries to unordered endpoints as claimed, oldest first, up to what each
-   * endpoint asks for, and returns the claims left for deliveries already in the outbox: those of the
+   * Marks the fan-out's deliveries to unordered endpoints without a rate limit as claimed, oldest first, up
+   * to what each endpoint asks for, and returns the claims left for deliveries in the outbox: those of the
    * endpoints that may have some (wanted ones, and those given more by the fan-out than they take now).
+   * A rate-limited endpoint's deliveries are all claimed from the outbox, which keeps its tokens.
    */
   #claimInFanOut(prepared: PreparedFanOut<TConfig>, requests: readonly ClaimRequest[]): ClaimRequest[] {
-    const left = new Map(requests.filter((request) => !request.ordered).map((request) => [request.subscriptionId, request.limit]));
+    const inFanOut = (request: ClaimRequest) => !request.ordered && request.rateLimit === undefined;
+    const left = new Map(requests.filter(inFanOut).map((request) => [request.subscriptionId, request.limit]));
     for (const delivery of prepared.fanOut.deliveries) {
       const limit = left.get(delivery.subscriptionId) ?? 0;
       if (limit === 0) {
@@ -409,19 +407,29 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     }
     return requests
       .filter((request) => this.#wanted.has(this.#endpoint(request.subscriptionId)))
-      .map((request) => (request.ordered ? request : { ...request, limit: left.get(request.subscriptionId) ?? 0 }))
+      .map((request) => (inFanOut(request) ? { ...request, limit: left.get(request.subscriptionId) ?? 0 } : request))
       .filter((request) => request.limit > 0);
   }
 
   /**
    * Queues what the fan-out and the store claimed and sends what the endpoints have room for. An
-   * endpoint that got less from the store than it asked for has nothing due left there: it idles.
+   * endpoint that got less from the store than it asked for has nothing due left there, or no tokens
+   * left for what is due until the time the store said: it idles, until then.
    */
-  #takeClaims(requests: readonly ClaimRequest[], fromStore: readonly ClaimedDelivery[], fromFanOut: readonly Queued<TConfig>[], now: number): void {
+  #takeClaims(
+    requests: readonly ClaimRequest[],
+    { claimed: fromStore, rateLimited }: Pick<OutboxBatchResult, 'claimed' | 'rateLimited'>,
+    fromFanOut: readonly Queued<TConfig>[],
+    now: number,
+  ): void {
     const counts = new Map<string, number>();
     for (const { delivery } of fromStore) counts.set(delivery.subscriptionId, (counts.get(delivery.subscriptionId) ?? 0) + 1);
-    for (const request of requests) {
-      if ((counts.get(request.subscriptionId) ?? 0) < request.limit) this.#setIdle(this.#endpoint(request.subscriptionId), true);
+    for (const { subscriptionId, limit } of requests) {
+      if ((counts.get(subscriptionId) ?? 0) >= limit) continue;
+      const endpoint = this.#endpoint(subscriptionId);
+      this.#setIdle(endpoint, true);
+      const tokenAt = rateLimited?.get(subscriptionId);
+      if (tokenAt !== undefined) this.#wakeAt(endpoint, tokenAt);
     }
     const release: Unsent[] = [];
     const deleted = new Set<Endpoint<TConfig>>();
@@ -429,7 +437,6 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     for (const item of fromFanOut) {
       const endpoint = this.#endpoint(item.delivery.subscriptionId);
       supplied.add(endpoint);
-      endpoint.bucket.spend();
       endpoint.refresh(item.subscription, now);
       if (this.#stopping) release.push(item);
       else endpoint.queue.push(item);
@@ -437,7 +444,6 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     for (const { delivery, event, body, subscription } of fromStore) {
       const endpoint = this.#endpoint(delivery.subscriptionId);
       supplied.add(endpoint);
-      endpoint.bucket.spend();
       if (!subscription) {
         deleted.add(endpoint);
         release.push({ delivery });

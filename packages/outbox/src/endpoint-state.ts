@@ -3,7 +3,6 @@ import type { FailureState } from './failure-policy.js';
 import type { Delivery, NewDelivery } from './outbox.js';
 import type { PushConfig, PushMessage } from './push-transport.js';
 import { ThroughputEstimate } from './throughput-estimate.js';
-import { TokenBucket } from './token-bucket.js';
 
 /**
  * A claimed delivery waiting for a free slot, with what sending it takes; `held` (with its `hold`) when a
@@ -35,8 +34,6 @@ export class Endpoint<TConfig extends PushConfig> {
   /** Claimed and waiting for a free slot: sent as soon as one frees, without waiting for a commit. */
   readonly queue: Queued<TConfig>[] = [];
   readonly throughput: ThroughputEstimate;
-  /** Its rate limit, when its config has one. */
-  readonly bucket = new TokenBucket();
   readonly failure: FailureState = {};
   readonly #wake: () => void;
   #timer?: NodeJS.Timeout;

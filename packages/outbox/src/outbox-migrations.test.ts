@@ -133,7 +133,7 @@ describe.each([
       '0021_log_partitions',
       '0022_append_horizon',
     ]);
-    expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes', '0003_replay_holds']);
+    expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes', '0003_replay_holds', '0004_rate_limits']);
   });
 
   it('finishes what the store had not done to a database at 0002: every delivery and attempt kept, the indexes swapped', async () => {

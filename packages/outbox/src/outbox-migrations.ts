@@ -177,5 +177,16 @@ export function outboxMigrations(_flavor: SqlFlavor): Record<string, Migration> 
           .execute();
       },
     },
+    '0004_rate_limits': {
+      // An endpoint's rate limit holds across the cluster: one token bucket per subscription, spent by every worker's claims.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_outbox_rate_limits')
+          .addColumn('subscription_id', 'text', (c) => c.primaryKey())
+          .addColumn('tokens', 'double precision', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

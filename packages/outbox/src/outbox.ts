@@ -90,6 +90,12 @@ export interface ClaimRequest {
   limit: number;
   /** One at a time in `seq` order: claim only the subscription's oldest pending delivery, and only when nobody holds it. */
   ordered?: boolean;
+  /**
+   * Deliveries per second to the endpoint, across every worker: claim no more than the subscription's
+   * token bucket holds (one second's worth, at least one, refilled at this rate), shared by all workers,
+   * and spend a token on each delivery claimed.
+   */
+  rateLimit?: number;
 }
 
 /** A claimed delivery with what is needed to send it. */
@@ -168,6 +174,8 @@ export interface OutboxBatchResult {
   /** The hold they are in, when there are any. */
   hold?: string;
   claimed: ClaimedDelivery[];
+  /** The subscriptions that had more due than their rate limit let the claim take, and when each has a token again (ms since the epoch). */
+  rateLimited?: ReadonlyMap<string, number>;
 }
 
 /** What a replay made: how many deliveries it created or started again, and those it holds under its lease. */

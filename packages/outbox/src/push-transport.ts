@@ -26,13 +26,13 @@ import { sqlOutbox } from './sql-outbox.js';
 export interface PushConfig extends Record<string, unknown> {
   /** One delivery at a time, in `seq` order: a failing event holds back the ones after it. */
   ordered?: boolean;
-  /** At most this many deliveries per second to this destination (on each node). */
+  /** At most this many deliveries per second to this destination, across all nodes (one token bucket in the outbox). */
   rateLimit?: number;
 }
 
 /** `ordered` and `rateLimit`, for a push transport's `configSchema`: `z.strictObject({ url: ..., ...pushConfigFields })`. */
 export const pushConfigFields = {
-  /** At most this many deliveries per second to this destination (on each node). */
+  /** At most this many deliveries per second to this destination, across all nodes (one token bucket in the outbox). */
   rateLimit: z.number().positive().max(10_000).optional(),
   /** One delivery at a time, in `seq` order: a failing event holds back the ones after it. */
   ordered: z.boolean().optional(),

@@ -72,6 +72,16 @@ export interface OutboxSuccessesTable {
   at: number | string;
 }
 
+/**
+ * Each rate-limited subscription's token bucket, shared by every worker (see `ClaimRequest.rateLimit`):
+ * the tokens it held at `at`, refilled at the rate from then on.
+ */
+export interface OutboxRateLimitsTable {
+  subscription_id: string;
+  tokens: number;
+  at: number | string;
+}
+
 /** The outbox's tables. */
 export type OutboxTables = {
   herald_outbox_positions: OutboxPositionsTable;
@@ -80,6 +90,7 @@ export type OutboxTables = {
   herald_outbox_holds: OutboxHoldsTable;
   herald_outbox_successes: OutboxSuccessesTable;
   herald_outbox_replay_holds: OutboxReplayHoldsTable;
+  herald_outbox_rate_limits: OutboxRateLimitsTable;
 };
 
 /** The store's tables and the outbox's, as the outbox's queries see them. */

@@ -33,6 +33,7 @@ import {
 } from './outbox.js';
 import { DeliveredOnRow } from './delivered-on-row.js';
 import { outboxMigrations } from './outbox-migrations.js';
+import { refilled, untilToken } from './token-bucket.js';
 import type { DeliveriesTable, DeliveryAttemptsTable, OutboxDatabase, OutboxHoldsTable, OutboxTables } from './sql-outbox-schema.js';
 
 /** Inlined rather than bound, so that the planners can use the partial indexes of pending deliveries. */
@@ -264,8 +265,15 @@ export class SqlOutbox implements Outbox {
           ? batch.fanOut.to
           : Number((await trx.selectFrom('herald_outbox_positions').select('seq').where('name', '=', batch.fanOut.name).executeTakeFirst())?.seq ?? 0);
       }
-      const claimed = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, lease, batch.claim) : [];
-      return { fannedOut, ...(position !== undefined ? { position } : {}), claimedInFanOut: held.ids, ...(held.hold ? { hold: held.hold } : {}), claimed };
+      const { claimed, rateLimited } = batch.claim && batch.claim.length > 0 ? await this.#claim(trx, lease, batch.claim) : { claimed: [] };
+      return {
+        fannedOut,
+        ...(position !== undefined ? { position } : {}),
+        claimedInFanOut: held.ids,
+        ...(held.hold ? { hold: held.hold } : {}),
+        claimed,
+        ...(rateLimited ? { rateLimited } : {}),
+      };
     });
   }
 
@@ -293,8 +301,13 @@ export class SqlOutbox implements Outbox {
     });
   }
 
-  async #claim(trx: Transaction<OutboxDatabase>, lease: Lease, requests: readonly ClaimRequest[]): Promise<ClaimedDelivery[]> {
+  async #claim(
+    trx: Transaction<OutboxDatabase>,
+    lease: Lease,
+    requests: readonly ClaimRequest[],
+  ): Promise<Pick<OutboxBatchResult, 'claimed' | 'rateLimited'>> {
     const rows: ClaimedRow[] = [];
+    const rateLimitedRows: RateLimitedRows[] = [];
     for (const request of requests) {
       if (request.limit <= 0) continue;
       const pendingOfEndpoint = trx
@@ -316,8 +329,11 @@ export class SqlOutbox implements Outbox {
         )
         .execute();
       // The head of an ordered endpoint is claimed only when it is itself due and free.
-      for (const row of found) if (claimable(row, lease.now)) rows.push(row);
+      const due = found.filter((row) => claimable(row, lease.now));
+      if (request.rateLimit !== undefined && due.length > 0) rateLimitedRows.push({ subscriptionId: request.subscriptionId, rate: request.rateLimit, due });
+      else rows.push(...due);
     }
+    const rateLimited = await takeTokens(trx, lease.now, rateLimitedRows, rows);
     // Read, then written without RETURNING: SQLite's RETURNING costs more than the update itself.
     for (const ids of chunks(rows.map((row) => row.id))) {
       await trx
@@ -326,7 +342,7 @@ export class SqlOutbox implements Outbox {
         .where('id', 'in', ids)
         .execute();
     }
-    if (rows.length === 0) return [];
+    if (rows.length === 0) return { claimed: [], ...(rateLimited ? { rateLimited } : {}) };
     rows.sort((a, b) => Number(a.event_seq) - Number(b.event_seq));
 
     const events = new Map<number, { event: HeraldEvent; body: string }>();
@@ -339,7 +355,7 @@ export class SqlOutbox implements Outbox {
       const found = await trx.selectFrom('herald_subscriptions').selectAll().where('id', 'in', ids).execute();
       for (const row of found) subscriptions.set(row.id, this.#rows.subscription(row));
     }
-    return rows.map((row) => {
+    const claimed = rows.map((row) => {
       const claimed: ClaimedDelivery = { delivery: claimedDelivery(row, lease) };
       const found = events.get(Number(row.event_seq));
       if (found) {
@@ -350,6 +366,7 @@ export class SqlOutbox implements Outbox {
       if (subscription) claimed.subscription = subscription;
       return claimed;
     });
+    return { claimed, ...(rateLimited ? { rateLimited } : {}) };
   }
 
   async release(worker: string, deliveryIds: readonly string[]): Promise<void> {
@@ -608,6 +625,7 @@ export class SqlOutbox implements Outbox {
       await trx.deleteFrom('herald_delivery_attempts').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_deliveries').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_outbox_successes').where('subscription_id', '=', subscriptionId).execute();
+      await trx.deleteFrom('herald_outbox_rate_limits').where('subscription_id', '=', subscriptionId).execute();
     });
   }
 
@@ -705,6 +723,48 @@ function replayUpsert(): ManyRowInsert<DeliveriesTable, Selectable<DeliveriesTab
       )
       .returningAll(),
   );
+}
+
+/** A rate-limited endpoint's due deliveries that a claim found, oldest first, before it takes their tokens. */
+interface RateLimitedRows {
+  subscriptionId: string;
+  rate: number;
+  due: ClaimedRow[];
+}
+
+/**
+ * Takes from each endpoint's shared token bucket what its due deliveries need, and adds to `rows` those it
+ * had tokens for. The buckets are locked after every delivery row the transaction locks, and in
+ * subscription order, so that two workers' claims cannot wait for each other. Returns, for the endpoints
+ * that had more due than tokens, when each has a token again.
+ */
+async function takeTokens(
+  trx: Transaction<OutboxDatabase>,
+  now: number,
+  limited: readonly RateLimitedRows[],
+  rows: ClaimedRow[],
+): Promise<Map<string, number> | undefined> {
+  let waits: Map<string, number> | undefined;
+  for (const { subscriptionId, rate, due } of [...limited].sort((a, b) => (a.subscriptionId < b.subscriptionId ? -1 : 1))) {
+    // Read and locked in one statement by a do-nothing update; a new bucket was emptied long ago, so is full.
+    const bucket = await trx
+      .insertInto('herald_outbox_rate_limits')
+      .values({ subscription_id: subscriptionId, tokens: 0, at: 0 })
+      .onConflict((oc) => oc.column('subscription_id').doUpdateSet({ subscription_id: subscriptionId }))
+      .returning(['tokens', 'at'])
+      .executeTakeFirstOrThrow();
+    const at = Number(bucket.at);
+    const tokens = refilled(Number(bucket.tokens), now - at, rate);
+    const taken = Math.min(due.length, Math.floor(tokens));
+    rows.push(...due.slice(0, taken));
+    await trx
+      .updateTable('herald_outbox_rate_limits')
+      .set({ tokens: tokens - taken, at: Math.max(now, at) })
+      .where('subscription_id', '=', subscriptionId)
+      .execute();
+    if (taken < due.length) (waits ??= new Map()).set(subscriptionId, now + untilToken(tokens - taken, rate));
+  }
+  return waits;
 }
 
 /** Starts a new round of the deliveries `ids` (their rows' attempts moved out already): due at `now`, claimed under `lease` when given. */

@@ -204,6 +204,32 @@ export function outboxSuiteCases(harness: OutboxHarness): SuiteCase[] {
         }),
     },
     {
+      name: "an endpoint's rate limit holds across workers: their claims spend one bucket, and say when it has a token again",
+      run: () =>
+        withOutbox(harness, async (store, outbox) => {
+          const { now } = await fannedOut(store, outbox, 13);
+          const claim = (worker: string, at: number) => ({ lease: lease(worker, at, 600_000), claim: [{ subscriptionId: 'sub_out', limit: 10, rateLimit: 5 }] });
+          // A second's worth of tokens (5) among eight workers claiming at once; each one cut short is told when a token comes (in 200 ms).
+          const first = await Promise.all(Array.from({ length: 8 }, (_, worker) => outbox.commit(claim(`wkr_${worker}`, now))));
+          assert.equal(first.flatMap((result) => result.claimed).length, 5);
+          const limited = first.filter((result) => result.rateLimited !== undefined);
+          assert.ok(limited.length > 0, 'some claim was cut short by the rate limit');
+          for (const result of limited) assert.deepEqual([...(result.rateLimited ?? [])], [['sub_out', now + 200]]);
+          // 400 ms later the bucket has refilled by two.
+          const later = await outbox.commit(claim('wkr_late', now + 400));
+          assert.equal(later.claimed.length, 2);
+          assert.deepEqual([...(later.rateLimited ?? [])], [['sub_out', now + 600]]);
+          // Never more than a second's worth, however long it waited.
+          const full = await outbox.commit(claim('wkr_idle', now + 60_000));
+          assert.equal(full.claimed.length, 5);
+          assert.deepEqual([...(full.rateLimited ?? [])], [['sub_out', now + 60_200]]);
+          // Fewer due than tokens: the claim takes them all, and is not cut short.
+          const rest = await outbox.commit(claim('wkr_rest', now + 120_000));
+          assert.equal(rest.claimed.length, 1);
+          assert.equal(rest.rateLimited, undefined);
+        }),
+    },
+    {
       name: 'an expired lease can be claimed by another worker; settling records the attempt with numbers',
       run: () =>
         withOutbox(harness, async (store, outbox) => {

@@ -47,7 +47,7 @@ export const webhookConfigSchema = z.strictObject({
     .record(headerName, z.string().max(1024).regex(/^[^\r\n\0]*$/, 'must be one line'))
     .refine((headers) => Object.keys(headers).length <= 20, 'at most 20 headers')
     .optional(),
-  /** `rateLimit` (deliveries per second to this endpoint, on each node) and `ordered` (one at a time, in `seq` order). */
+  /** `rateLimit` (deliveries per second to this endpoint, across all nodes) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
   /** Secrets replaced by a rotation, still signing until they expire. Managed by Herald. */
   previousSecrets: z

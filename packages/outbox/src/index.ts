@@ -4,6 +4,7 @@ export * from './outbox.js';
 export * from './push-options.js';
 export * from './push-transport.js';
 export * from './replay-runner.js';
+export * from './replay-view.js';
 export * from './retry-schedule.js';
 export * from './shared-connections.js';
 export * from './sql-outbox-schema.js';

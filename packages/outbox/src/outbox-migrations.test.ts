@@ -116,8 +116,8 @@ describe.each([
       { id: 'hld_1', name: 'webhook', worker: 'wkr_dead', lockedUntil: 1500, from: 2, to: 3, subscriptionIds: ['sub_1'] },
     ]);
     expect(await outbox.due('webhook', 5000, 10)).toEqual(['sub_1']);
-    // The tables are the outbox's now, as they were; the store's history is as it was, and the outbox has one of its own.
-    expect(await schema(backend)).toEqual(before);
+    // The tables are the outbox's now, as they were (with the index of 0005_replays); the store's history is as it was, and the outbox has one of its own.
+    expect(await schema(backend)).toEqual({ ...before, indexes: [...before.indexes, 'herald_outbox_replays_running'] });
     expect(await appliedMigrations(db, 'herald_migration')).toEqual([
       '0001_initial',
       '0002_webhook_outbox',
@@ -133,7 +133,7 @@ describe.each([
       '0021_log_partitions',
       '0022_append_horizon',
     ]);
-    expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes', '0003_replay_holds', '0004_rate_limits']);
+    expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes', '0003_replay_holds', '0004_rate_limits', '0005_replays']);
   });
 
   it('finishes what the store had not done to a database at 0002: every delivery and attempt kept, the indexes swapped', async () => {
@@ -169,6 +169,7 @@ describe.each([
       'herald_deliveries_settled',
       'herald_delivery_attempts_delivery',
       'herald_delivery_attempts_subscription',
+      'herald_outbox_replays_running',
     ]);
     expect(await backend.columns('herald_delivery_attempts')).toHaveLength(10);
     expect(await backend.columns('herald_delivery_attempts')).not.toContain('id');
@@ -188,6 +189,7 @@ describe.each([
       'herald_deliveries_settled',
       'herald_delivery_attempts_delivery',
       'herald_delivery_attempts_subscription',
+      'herald_outbox_replays_running',
     ]);
   });
 });

@@ -188,5 +188,27 @@ export function outboxMigrations(_flavor: SqlFlavor): Record<string, Migration> 
           .execute();
       },
     },
+    '0005_replays': {
+      // Replays where every node sees them: each subscription's running or last one, under its worker's lease.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('herald_outbox_replays')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('worker', 'text', (c) => c.notNull())
+          .addColumn('locked_until', 'bigint', (c) => c.notNull())
+          .addColumn('view', 'text', (c) => c.notNull())
+          .execute();
+        // At most one running replay per subscription, whichever node starts it.
+        await db.schema
+          .createIndex('herald_outbox_replays_running')
+          .on('herald_outbox_replays')
+          .column('subscription_id')
+          .unique()
+          .where(sql.ref('status'), '=', 'running')
+          .execute();
+      },
+    },
   };
 }

@@ -1,4 +1,5 @@
 import type { HeraldEvent, Subscription } from '@herald/core';
+import type { ReplayView } from './replay-view.js';
 
 /** `pending` waits for its next attempt (or is being attempted under a lease); `delivered` and `failed` are final. */
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
@@ -212,6 +213,28 @@ export interface DeliveryListOptions {
 }
 
 /**
+ * The replays of every node (see {@link Outbox.replays}): at most one running per subscription, each held
+ * by the worker that runs it under a lease, which it renews as it goes.
+ */
+export interface ReplayRecords {
+  /** Records `replay` as running under `lease`; when another replay of its subscription runs, records nothing and returns that one. */
+  begin(replay: ReplayView, lease: Lease): Promise<ReplayView | undefined>;
+  /**
+   * Records how far `replay` got and holds it until `lease.until`; false, writing nothing, when it no longer
+   * runs under `lease.worker` (it was cancelled, or taken over once its lease ended).
+   */
+  progress(replay: ReplayView, lease: Lease): Promise<boolean>;
+  /** Records how `replay` ended, unless it no longer runs under `worker`. */
+  finish(replay: ReplayView, worker: string): Promise<void>;
+  /** The subscription's running replay, or else its last one. */
+  latest(subscriptionId: string): Promise<ReplayView | undefined>;
+  /** Cancels the subscription's running replay, whichever worker runs it, with `error` as the reason; undefined when none runs. */
+  cancel(subscriptionId: string, error: string, now: number): Promise<ReplayView | undefined>;
+  /** Takes over, under `lease`, the running replays of `transport`'s subscriptions whose lease ended before `lease.now`. */
+  takeOver(transport: string, lease: Lease): Promise<ReplayView[]>;
+}
+
+/**
  * The durable outbox of push transports (webhooks, queues): deliveries of events to subscriptions, their
  * attempts, and fan-out positions in the log (one per transport, named after it). Workers claim due deliveries under a lease, so the
  * claims of a worker that died come back when its lease ends, and two workers never hold the same
@@ -263,6 +286,11 @@ export interface Outbox {
    * many deliveries each started again. Present with `replayClaiming`.
    */
   recoverReplayHolds?(now: number): Promise<{ id: string; worker: string; restarted: number }[]>;
+  /**
+   * Where replays are recorded, so that every node shows and cancels them and one whose node stopped or
+   * died is taken over. Optional: without it, a replay is known only to the node that runs it, and ends with it.
+   */
+  readonly replays?: ReplayRecords;
   /** When the run of failed attempts of a subscription began (the first failure after its last success). */
   failingSince(subscriptionId: string): Promise<number | undefined>;
   /** Marks the pending deliveries of a subscription failed, with no further attempt; returns how many. */

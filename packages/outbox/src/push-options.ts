@@ -13,7 +13,7 @@ export interface PushOptions {
   jitter?: number;
   /** How long one attempt may take, in ms: the transport's `send` ends within it. @default 15000 */
   timeout?: number;
-  /** How long a worker's claim on a delivery lasts, in ms (at least timeout + 2000); a dead worker's claims come back after it. @default timeout + 30000 */
+  /** How long a worker's claim on a delivery, or on a replay it runs, lasts, in ms (at least timeout + 2000); a dead worker's claims come back after it. @default timeout + 30000 */
   lease?: number;
   /** Deliveries in flight to one destination (one subscription) at most, on each node. @default 10 */
   concurrency?: number;

@@ -14,7 +14,8 @@ import {
 import { z } from 'zod';
 import type { Delivery, DeliveryAttempt, Outbox } from './outbox.js';
 import { KeyedRateLimit } from './keyed-rate-limit.js';
-import { type ReplayRunner, replaySchema } from './replay-runner.js';
+import type { ReplayRunner } from './replay-runner.js';
+import { replaySchema } from './replay-view.js';
 import { testEvent, testEventBody } from './test-event.js';
 
 /** What the routes need of one push transport started on the server. */
@@ -220,7 +221,7 @@ function pushRoutes(
         const replay =
           body.since !== undefined
             ? await handler.replays.startSince(subscription, Date.parse(body.since), trace)
-            : handler.replays.start(subscription, body.after as number, trace);
+            : await handler.replays.start(subscription, body.after as number, trace);
         return { status: 202, body: replay };
       },
     }),
@@ -232,8 +233,8 @@ function pushRoutes(
       response: { body: replaySchema },
       async handle({ principal, params }) {
         const { subscription, handler } = await reachable(principal, params.id as string);
-        const replay = handler.replays.get(subscription.id);
-        if (!replay) throw new NotFoundError(`A replay of subscription ${subscription.id} on this node`);
+        const replay = await handler.replays.get(subscription.id);
+        if (!replay) throw new NotFoundError(`A replay of subscription ${subscription.id}`);
         return { body: replay };
       },
     }),
@@ -246,7 +247,7 @@ function pushRoutes(
       async handle({ principal, params }) {
         const { subscription, handler } = await reachable(principal, params.id as string);
         const replay = await handler.replays.cancel(subscription.id);
-        if (!replay) throw new NotFoundError(`A running replay of subscription ${subscription.id} on this node`);
+        if (!replay) throw new NotFoundError(`A running replay of subscription ${subscription.id}`);
         return { body: replay };
       },
     }),

@@ -196,6 +196,9 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
         if (ours(subscription)) worker.wake(subscription);
       };
       replays = new ReplayRunner(context, outbox, {
+        transport: name,
+        worker: worker.worker,
+        lease: options.lease,
         wake,
         handOver: {
           room: (subscription, now) => (ours(subscription) ? worker.replayRoom(subscription, now) : undefined),

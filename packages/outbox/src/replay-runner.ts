@@ -1,30 +1,9 @@
 import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
-import { z } from 'zod';
-import type { Lease, NewDelivery, Outbox, ReplayedDelivery } from './outbox.js';
+import { MemoryReplayRecords } from './memory-replay-records.js';
+import type { Lease, NewDelivery, Outbox, ReplayedDelivery, ReplayRecords } from './outbox.js';
+import type { ReplayView } from './replay-view.js';
 import { seqBefore } from './seq-before.js';
-
-/** A replay as the API shows it. */
-export const replaySchema = z.object({
-  id: z.string().describe('`rpl_…`'),
-  subscriptionId: z.string(),
-  status: z
-    .enum(['running', 'completed', 'cancelled', 'failed'])
-    .describe('`cancelled`: by `DELETE`, because the subscription was deleted, or because the server stopped; `failed`: see `error`'),
-  after: z.number().int().nonnegative().describe('Events after this seq are replayed...'),
-  since: z.iso
-    .datetime()
-    .optional()
-    .describe('When the replay was asked from a time: `after` is the seq of the last event published before it'),
-  until: z.number().int().nonnegative().describe('...up to this one: the end of the log when the replay began'),
-  position: z.number().int().nonnegative().describe('Every matching event up to this seq has its delivery in the outbox'),
-  replayed: z.number().int().nonnegative().describe('Deliveries made (or started again) so far'),
-  startedAt: z.iso.datetime(),
-  finishedAt: z.iso.datetime().nullable(),
-  error: z.string().optional().describe('Why it was cancelled or failed'),
-});
-
-export type ReplayView = z.infer<typeof replaySchema>;
 
 /** A replay of the subscription is still running: 409, with the replay. */
 export class ReplayInProgressError extends HeraldError {
@@ -44,6 +23,12 @@ export class ReplayInProgressError extends HeraldError {
 
 /** How replays run. */
 export interface ReplayRunnerOptions {
+  /** The push transport whose subscriptions' replays this runner runs, and takes over. */
+  transport: string;
+  /** Who runs them: the delivery engine's worker id. */
+  worker: string;
+  /** How long a replay is held under its worker's lease, in ms; the worker renews it as the replay goes, and another takes it over once it ends. */
+  lease: number;
   /** Events read, and deliveries made, per batch. @default 500 */
   batchSize?: number;
   /** Called after each batch, so that the delivery engine claims it. */
@@ -84,6 +69,8 @@ interface Replay {
   span: Span;
   abort: AbortController;
   done: Promise<void>;
+  /** When to renew its lease next, while it waits (ms since the epoch). */
+  renewAt: number;
 }
 
 /**
@@ -94,42 +81,46 @@ interface Replay {
 const quickWait = 25;
 const quickLooks = 2_000;
 const slowWait = 1_000;
-/** How long a finished replay stays visible. */
-const finishedRetention = 3_600_000;
+
+/** Why a replay stops running here without finishing: its node stops, and hands it over. */
+const handedOver = new Error('the server stopped; another node goes on with the replay');
+/** Why a replay stops running here without finishing: it no longer runs under this worker (cancelled on another node, or taken over). */
+const superseded = new Error('the replay no longer runs here');
 
 /**
- * Replays run in the background, one at a time per subscription: each turns the matching events of
- * the log into deliveries a batch at a time, and makes the next batch only once every batch before
+ * Replays run in the background, one at a time per subscription across the nodes: each turns the matching
+ * events of the log into deliveries a batch at a time, and makes the next batch only once every batch before
  * the last has left the outbox, so a replay of millions of events never holds more than two batches
  * there and goes out through the same outbox and per-endpoint concurrency as live deliveries (what the
  * delivery engine has room for is created claimed and handed to it, a delivered event's row left as it was
- * until its attempt settles, under a replay hold; the rest it claims as any delivery). Replays live in this
- * process: a restart drops the one in flight (its batches already made stay, and should the process die, the
- * replay holds of what the engine held unsent bring those back once their lease ends).
+ * until its attempt settles, under a replay hold; the rest it claims as any delivery). The outbox's
+ * {@link ReplayRecords} show each replay to every node, which may cancel it; a replay's node holds it under
+ * a lease it renews as it goes, and hands it over when it stops. When that lease ends (its node stopped or
+ * died), a node's next look takes it over and goes on from its `position`.
  */
 export class ReplayRunner {
   readonly #context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>;
   readonly #outbox: Outbox;
-  readonly #batchSize: number;
-  readonly #wake: (subscription: Subscription) => void;
-  readonly #handOver: ReplayHandOver | undefined;
-  /** The running or last replay of each subscription. */
-  readonly #replays = new Map<string, Replay>();
+  readonly #records: ReplayRecords;
+  readonly #options: ReplayRunnerOptions & { batchSize: number };
+  /** The replays running on this node, by subscription. */
+  readonly #running = new Map<string, Replay>();
+  readonly #looks: NodeJS.Timeout;
 
   constructor(context: Pick<TransportContext, 'store' | 'bus' | 'catalog' | 'subscriptions' | 'logger'>, outbox: Outbox, options: ReplayRunnerOptions) {
     this.#context = context;
     this.#outbox = outbox;
-    this.#batchSize = options.batchSize ?? 500;
-    this.#wake = options.wake;
-    this.#handOver = options.handOver;
+    this.#records = outbox.replays ?? new MemoryReplayRecords();
+    this.#options = { ...options, batchSize: options.batchSize ?? 500 };
+    this.#looks = setInterval(() => void this.#takeOver(), Math.min(5_000, options.lease / 2));
+    this.#looks.unref();
   }
 
   /**
    * Starts replaying the events after `after`; throws {@link ReplayInProgressError} while one runs. The
    * replay is traced in a span whose parent is in `parent` (the active OpenTelemetry context, by default).
    */
-  start(subscription: Subscription, after: number, parent: Context = context.active()): ReplayView {
-    this.#refuseWhileRunning(subscription.id);
+  start(subscription: Subscription, after: number, parent: Context = context.active()): Promise<ReplayView> {
     return this.#start(subscription, after, this.#context.bus.latest, undefined, parent);
   }
 
@@ -138,20 +129,15 @@ export class ReplayRunner {
    * first of them (see {@link seqBefore}). One older than the log replays all of it; one in the future, nothing.
    */
   async startSince(subscription: Subscription, since: number, parent: Context = context.active()): Promise<ReplayView> {
-    this.#refuseWhileRunning(subscription.id);
+    // Refused before the log is searched, and by the start itself should another begin meanwhile.
+    const latest = await this.#records.latest(subscription.id);
+    if (latest?.status === 'running') throw new ReplayInProgressError(latest);
     const until = this.#context.bus.latest;
     const after = await seqBefore(this.#context.store, since, until);
-    this.#refuseWhileRunning(subscription.id);
     return this.#start(subscription, after, until, new Date(since).toISOString(), parent);
   }
 
-  #refuseWhileRunning(subscriptionId: string): void {
-    this.#forgetFinished(Date.now());
-    const running = this.#running(subscriptionId);
-    if (running) throw new ReplayInProgressError({ ...running.view });
-  }
-
-  #start(subscription: Subscription, after: number, until: number, since: string | undefined, parent: Context): ReplayView {
+  async #start(subscription: Subscription, after: number, until: number, since: string | undefined, parent: Context): Promise<ReplayView> {
     const view: ReplayView = {
       id: newId('rpl'),
       subscriptionId: subscription.id,
@@ -164,90 +150,142 @@ export class ReplayRunner {
       startedAt: new Date().toISOString(),
       finishedAt: null,
     };
-    const abort = new AbortController();
-    const span = startSpan('replay', SpanKind.INTERNAL, parent, () => ({
-      ...messagingAttributes('replay'),
-      'herald.subscription.id': subscription.id,
-      'herald.replay.id': view.id,
-      'herald.replay.after': after,
-      'herald.replay.until': until,
-    }));
-    const replay: Replay = { view, span, abort, done: Promise.resolve() };
-    replay.done = this.#run(replay);
-    this.#replays.set(subscription.id, replay);
+    const running = await this.#records.begin(view, this.#lease());
+    if (running) throw new ReplayInProgressError(running);
+    const replay = this.#run(view, parent, false);
+    // Nothing to replay: it is answered completed, and recorded so before the answer.
+    if (view.position >= view.until) await replay.done;
     return { ...view };
   }
 
-  /** The running or last replay of a subscription. */
-  get(subscriptionId: string): ReplayView | undefined {
-    this.#forgetFinished(Date.now());
-    const replay = this.#replays.get(subscriptionId);
-    return replay && { ...replay.view };
+  /** The running or last replay of a subscription, on any node. */
+  async get(subscriptionId: string): Promise<ReplayView | undefined> {
+    return this.#records.latest(subscriptionId);
   }
 
-  /** Cancels the running replay of a subscription; undefined when none runs. */
+  /** Cancels the running replay of a subscription, on whichever node runs it; undefined when none runs. */
   async cancel(subscriptionId: string): Promise<ReplayView | undefined> {
-    const running = this.#running(subscriptionId);
-    if (!running) return undefined;
-    running.abort.abort('cancelled by request');
-    await running.done;
-    return { ...running.view };
+    const reason = 'cancelled by request';
+    const here = this.#running.get(subscriptionId);
+    if (!here) return this.#records.cancel(subscriptionId, reason, Date.now());
+    here.abort.abort(reason);
+    await here.done;
+    return { ...here.view };
   }
 
-  /** Cancels every running replay and waits for them to end. */
+  /** Stops the replays running here and waits for them to end: each is handed over, for another node (or this one, started again) to go on with. */
   async stop(): Promise<void> {
-    const running = [...this.#replays.values()].filter((replay) => replay.view.status === 'running');
-    for (const replay of running) replay.abort.abort('the server stopped');
+    clearInterval(this.#looks);
+    const running = [...this.#running.values()];
+    for (const replay of running) replay.abort.abort(handedOver);
     await Promise.all(running.map((replay) => replay.done));
   }
 
-  #running(subscriptionId: string): Replay | undefined {
-    const replay = this.#replays.get(subscriptionId);
-    return replay?.view.status === 'running' ? replay : undefined;
+  /** How often a running replay records its progress and renews its lease, while it waits for its batches to leave. */
+  get #renewEvery(): number {
+    return Math.min(2_000, this.#options.lease / 3);
   }
 
-  #forgetFinished(now: number): void {
-    for (const [id, { view }] of this.#replays) {
-      if (view.finishedAt !== null && now - Date.parse(view.finishedAt) > finishedRetention) this.#replays.delete(id);
+  #lease(now = Date.now()): Lease {
+    return { worker: this.#options.worker, now, until: now + this.#options.lease };
+  }
+
+  /** Goes on with the replays whose lease ended: their node stopped or died. */
+  async #takeOver(): Promise<void> {
+    try {
+      for (const view of await this.#records.takeOver(this.#options.transport, this.#lease())) {
+        // Its own, whose lease ran out while this node was too busy to renew it: it runs here still, and holds it again.
+        if (this.#running.has(view.subscriptionId)) continue;
+        this.#context.logger.warn({ subscription: view.subscriptionId, replay: view.id, position: view.position }, 'took over a replay whose lease ended');
+        this.#run(view, context.active(), true);
+      }
+    } catch (error) {
+      this.#context.logger.warn({ err: error }, 'looking for replays to take over failed');
     }
   }
 
-  async #run({ view, span, abort }: Replay): Promise<void> {
+  /** Runs `view` here, from its start or, `resumed`, from its position, where the batches before it may still be in the outbox. */
+  #run(view: ReplayView, parent: Context, resumed: boolean): Replay {
+    const span = startSpan('replay', SpanKind.INTERNAL, parent, () => ({
+      ...messagingAttributes('replay'),
+      'herald.subscription.id': view.subscriptionId,
+      'herald.replay.id': view.id,
+      'herald.replay.after': view.after,
+      'herald.replay.until': view.until,
+      ...(resumed ? { 'herald.replay.resumed_at': view.position } : {}),
+    }));
+    const replay: Replay = { view, span, abort: new AbortController(), done: Promise.resolve(), renewAt: Date.now() + this.#renewEvery };
+    this.#running.set(view.subscriptionId, replay);
+    replay.done = this.#batches(replay, resumed ? view.position : view.after).finally(() => this.#running.delete(view.subscriptionId));
+    return replay;
+  }
+
+  /** Makes the replay's batches, from `drainedUpTo` on, and records how it ended. */
+  async #batches(replay: Replay, drainedUpTo: number): Promise<void> {
+    const { view, span, abort } = replay;
     const { store, catalog, subscriptions, logger } = this.#context;
     // The end of the batch before the last: once nothing of this replay up to it is pending, the next batch is made.
-    let drainedUpTo = view.after;
-    let lastBatchEnd = view.after;
+    let lastBatchEnd = drainedUpTo;
+    let ended: Pick<ReplayView, 'status' | 'error'> | undefined;
     try {
       while (view.position < view.until) {
-        await this.#drained(view, drainedUpTo, abort.signal);
+        await this.#drained(replay, drainedUpTo);
+        // Cancelled on another node while it waited: no further batch.
+        await this.#renew(replay);
         // The subscription as it is now: its types, its consumer, and whether it still exists.
         const subscription = await subscriptions.get(view.subscriptionId);
-        if (!subscription) return this.#finish(view, 'cancelled', 'the subscription was deleted');
+        if (!subscription) {
+          ended = { status: 'cancelled', error: 'the subscription was deleted' };
+          break;
+        }
         const events = (
-          await readByPatterns(store, catalog, { after: view.position, limit: this.#batchSize, patterns: subscription.types, visibleTo: subscription.consumer })
+          await readByPatterns(store, catalog, { after: view.position, limit: this.#options.batchSize, patterns: subscription.types, visibleTo: subscription.consumer })
         ).filter((event) => event.seq <= view.until);
-        if (abort.signal.aborted) break;
+        abort.signal.throwIfAborted();
         const taken = events.filter((event) => passesFilter(subscription.filter, event));
         if (taken.length > 0) {
           const { replayed, handedOver } = await this.#replayBatch(subscription, taken);
           view.replayed += replayed;
           span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
           // The engine has every delivery handed over already: waking it would only have it look for more in the store.
-          if (handedOver < replayed) this.#wake(subscription);
+          if (handedOver < replayed) this.#options.wake(subscription);
         }
         drainedUpTo = lastBatchEnd;
-        view.position = events.length < this.#batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
+        view.position = events.length < this.#options.batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
         lastBatchEnd = view.position;
+        if (view.position < view.until) await this.#renew(replay);
       }
-      if (abort.signal.aborted) return this.#finish(view, 'cancelled', String(abort.signal.reason));
-      this.#finish(view, 'completed');
+      ended ??= { status: 'completed' };
     } catch (error) {
-      if (abort.signal.aborted) return this.#finish(view, 'cancelled', String(abort.signal.reason));
-      logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a replay failed');
-      this.#finish(view, 'failed', `the log or the outbox could not be read; replay again with after=${view.position}`);
-    } finally {
-      span.setAttributes({ 'herald.replay.status': view.status, 'herald.replay.replayed': view.replayed });
-      endSpan(span, view.status === 'failed' ? view.error : undefined);
+      const reason: unknown = abort.signal.aborted ? abort.signal.reason : error;
+      // Its lease ends at once, for the next look of any node to go on with it (should the write fail, when the lease runs out).
+      if (reason === handedOver) await this.#records.progress(view, { worker: this.#options.worker, now: Date.now(), until: 0 }).catch(() => {});
+      else if (reason !== superseded && abort.signal.aborted) ended = { status: 'cancelled', error: String(reason) };
+      else if (reason !== superseded) {
+        logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a replay failed');
+        ended = { status: 'failed', error: `the log or the outbox could not be read; replay again with after=${view.position}` };
+      }
+    }
+    if (ended) await this.#finish(view, ended);
+    span.setAttributes({ 'herald.replay.status': view.status, 'herald.replay.replayed': view.replayed });
+    endSpan(span, view.status === 'failed' ? view.error : undefined);
+  }
+
+  /** Records how far the replay got and holds it for another lease; throws `superseded` when it no longer runs here. */
+  async #renew(replay: Replay): Promise<void> {
+    const now = Date.now();
+    replay.renewAt = now + this.#renewEvery;
+    if (!(await this.#records.progress(replay.view, this.#lease(now)))) throw superseded;
+  }
+
+  async #finish(view: ReplayView, { status, error }: Pick<ReplayView, 'status' | 'error'>): Promise<void> {
+    view.status = status;
+    view.finishedAt = new Date().toISOString();
+    if (error !== undefined) view.error = error;
+    try {
+      await this.#records.finish(view, this.#options.worker);
+    } catch (recording) {
+      this.#context.logger.error({ err: recording, subscription: view.subscriptionId, replay: view.id }, 'recording how a replay ended failed');
     }
   }
 
@@ -258,7 +296,8 @@ export class ReplayRunner {
    */
   async #replayBatch(subscription: Subscription, events: readonly HeraldEvent[]): Promise<{ replayed: number; handedOver: number }> {
     const now = Date.now();
-    const room = this.#outbox.replayClaiming ? this.#handOver?.room(subscription, now) : undefined;
+    const { handOver } = this.#options;
+    const room = this.#outbox.replayClaiming ? handOver?.room(subscription, now) : undefined;
     const deliveries: NewDelivery[] = events.map((event, i) => ({
       id: newId('dlv'),
       subscriptionId: subscription.id,
@@ -267,14 +306,14 @@ export class ReplayRunner {
       nextAttemptAt: now,
       ...(room && i < room.limit ? { claimed: true } : {}),
     }));
-    if (!room || !this.#outbox.replayClaiming || !this.#handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
+    if (!room || !this.#outbox.replayClaiming || !handOver) return { replayed: await this.#outbox.replay(deliveries, now), handedOver: 0 };
     const { replayed, claimed, hold } = await this.#outbox.replayClaiming(deliveries, room.lease);
     const bySeq = new Map(events.map((event) => [event.seq, event]));
     const handed = claimed.flatMap((held): HandedOver[] => {
       const event = bySeq.get(held.delivery.eventSeq);
       return event ? [{ ...held, event }] : [];
     });
-    this.#handOver.take(subscription, handed, hold);
+    handOver.take(subscription, handed, hold);
     return { replayed, handedOver: handed.length };
   }
 
@@ -282,24 +321,20 @@ export class ReplayRunner {
    * Resolves once no delivery of this replay for an event up to `seq` is pending (each is final) or held by
    * the engine (unsent or in flight); rejects when aborted.
    */
-  async #drained(view: ReplayView, seq: number, signal: AbortSignal): Promise<void> {
+  async #drained(replay: Replay, seq: number): Promise<void> {
+    const { view, abort } = replay;
     const since = Date.now();
     for (;;) {
-      signal.throwIfAborted();
+      abort.signal.throwIfAborted();
       if (seq <= view.after) return;
-      if (!this.#handOver?.holds(view.subscriptionId, seq)) {
+      if (Date.now() >= replay.renewAt) await this.#renew(replay);
+      if (!this.#options.handOver?.holds(view.subscriptionId, seq)) {
         const [newest] = await this.#outbox.list(view.subscriptionId, { status: 'pending', before: seq + 1, limit: 1 });
         // Pending deliveries of events before the replay's range are not its own: they do not hold it back.
         if (newest === undefined || newest.eventSeq <= view.after) return;
       }
-      await wakeOrSleep(this.#handOver?.settled?.(view.subscriptionId, seq), Date.now() - since < quickLooks ? quickWait : slowWait, signal);
+      await wakeOrSleep(this.#options.handOver?.settled?.(view.subscriptionId, seq), Date.now() - since < quickLooks ? quickWait : slowWait, abort.signal);
     }
-  }
-
-  #finish(view: ReplayView, status: ReplayView['status'], error?: string): void {
-    view.status = status;
-    view.finishedAt = new Date().toISOString();
-    if (error !== undefined) view.error = error;
   }
 }
 

@@ -82,6 +82,16 @@ export interface OutboxRateLimitsTable {
   at: number | string;
 }
 
+/** Each subscription's running or last replay (`view`, its `ReplayView` as JSON), held by `worker` until `locked_until` while it runs. */
+export interface OutboxReplaysTable {
+  id: string;
+  subscription_id: string;
+  status: string;
+  worker: string;
+  locked_until: number | string;
+  view: string;
+}
+
 /** The outbox's tables. */
 export type OutboxTables = {
   herald_outbox_positions: OutboxPositionsTable;
@@ -91,6 +101,7 @@ export type OutboxTables = {
   herald_outbox_successes: OutboxSuccessesTable;
   herald_outbox_replay_holds: OutboxReplayHoldsTable;
   herald_outbox_rate_limits: OutboxRateLimitsTable;
+  herald_outbox_replays: OutboxReplaysTable;
 };
 
 /** The store's tables and the outbox's, as the outbox's queries see them. */

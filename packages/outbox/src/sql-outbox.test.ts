@@ -398,3 +398,89 @@ describe.each([
     expect(await attemptRows()).toBe(6);
   });
 });
+
+describe.each([
+  ['SQLite', async () => sqliteStore({ path: join(tempDir(), 'herald.db') })],
+  [
+    'PostgreSQL',
+    async () => {
+      const { url, drop } = await freshDatabase();
+      cleanups.push(drop);
+      return postgresStore({ url });
+    },
+  ],
+])('replays recorded on %s, for every node', (_name, open) => {
+  async function records() {
+    const store = await open();
+    cleanups.push(() => store.close());
+    await store.init();
+    await store.subscriptions.create({ id: 'sub_rpl', transport: 'webhook', consumer: 'acme', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+    const { replays } = await sqlOutbox(store);
+    if (!replays) throw new Error('the SQL outbox records replays');
+    return replays;
+  }
+  const now = Date.parse('2026-12-06T10:00:00.000Z');
+  const lease = (worker: string, at: number) => ({ worker, now: at, until: at + 30_000 });
+  const replay = (id: string) => ({
+    id,
+    subscriptionId: 'sub_rpl',
+    status: 'running' as const,
+    after: 0,
+    until: 2_000,
+    position: 0,
+    replayed: 0,
+    startedAt: new Date(now).toISOString(),
+    finishedAt: null,
+  });
+
+  it('begins one running replay per subscription, however many workers start one at once', async () => {
+    const replays = await records();
+    const begun = await Promise.all(Array.from({ length: 8 }, (_, n) => replays.begin(replay(`rpl_${n}`), lease(`wkr_${n}`, now))));
+    const winners = begun.flatMap((other, n) => (other === undefined ? [`rpl_${n}`] : []));
+    expect(winners).toHaveLength(1);
+    // Every other worker is shown the one that runs.
+    for (const other of begun) if (other) expect(other.id).toBe(winners[0]);
+    expect((await replays.latest('sub_rpl'))?.id).toBe(winners[0]);
+    expect(await replays.latest('sub_other')).toBeUndefined();
+  });
+
+  it('records progress under its lease; is cancelled by any node; then makes way for the next', async () => {
+    const replays = await records();
+    const first = replay('rpl_first');
+    expect(await replays.begin(first, lease('wkr_a', now))).toBeUndefined();
+    expect(await replays.progress({ ...first, position: 500, replayed: 500 }, lease('wkr_a', now + 1_000))).toBe(true);
+    // Another worker's progress is not written.
+    expect(await replays.progress({ ...first, position: 900 }, lease('wkr_b', now + 1_000))).toBe(false);
+    expect(await replays.latest('sub_rpl')).toMatchObject({ id: 'rpl_first', status: 'running', position: 500, replayed: 500 });
+
+    const cancelled = await replays.cancel('sub_rpl', 'cancelled by request', now + 2_000);
+    expect(cancelled).toMatchObject({ id: 'rpl_first', status: 'cancelled', error: 'cancelled by request', finishedAt: new Date(now + 2_000).toISOString(), position: 500 });
+    // Its worker learns at its next progress, and writes nothing over the cancel; its finish neither.
+    expect(await replays.progress({ ...first, position: 1_000 }, lease('wkr_a', now + 3_000))).toBe(false);
+    await replays.finish({ ...first, status: 'completed', position: 2_000 }, 'wkr_a');
+    expect(await replays.latest('sub_rpl')).toEqual(cancelled);
+    expect(await replays.cancel('sub_rpl', 'again', now + 4_000)).toBeUndefined();
+
+    const second = replay('rpl_second');
+    expect(await replays.begin(second, lease('wkr_b', now + 5_000))).toBeUndefined();
+    await replays.finish({ ...second, status: 'completed', position: 2_000, finishedAt: new Date(now + 6_000).toISOString() }, 'wkr_b');
+    expect(await replays.latest('sub_rpl')).toMatchObject({ id: 'rpl_second', status: 'completed', position: 2_000 });
+  });
+
+  it("takes over, once, a replay whose lease ended, and only for the subscription's transport", async () => {
+    const replays = await records();
+    const dead = { ...replay('rpl_dead'), position: 1_000 };
+    expect(await replays.begin(dead, lease('wkr_dead', now))).toBeUndefined();
+    expect(await replays.takeOver('webhook', lease('wkr_live', now + 29_000))).toEqual([]);
+    expect(await replays.takeOver('amqp', lease('wkr_live', now + 31_000))).toEqual([]);
+    const [taken, ...more] = await Promise.all([replays.takeOver('webhook', lease('wkr_live', now + 31_000)), replays.takeOver('webhook', lease('wkr_other', now + 31_000))]);
+    expect([...(taken ?? []), ...more.flat()].map((view) => view.id)).toEqual(['rpl_dead']);
+    // The dead worker's late writes are refused; the new one's are not.
+    const winner = taken?.length === 1 ? 'wkr_live' : 'wkr_other';
+    expect(await replays.progress({ ...dead, position: 1_500 }, lease('wkr_dead', now + 32_000))).toBe(false);
+    expect(await replays.progress({ ...dead, position: 1_500 }, lease(winner, now + 32_000))).toBe(true);
+    // A worker that hands its replay over ends its lease at once.
+    expect(await replays.progress({ ...dead, position: 1_600 }, { worker: winner, now: now + 33_000, until: 0 })).toBe(true);
+    expect((await replays.takeOver('webhook', lease('wkr_next', now + 33_001))).map((view) => view.position)).toEqual([1_600]);
+  });
+});

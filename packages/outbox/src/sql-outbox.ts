@@ -29,10 +29,12 @@ import {
   type OutboxBatch,
   type OutboxBatchResult,
   type ReplayClaim,
+  type ReplayRecords,
   type SettledAttempt,
 } from './outbox.js';
 import { DeliveredOnRow } from './delivered-on-row.js';
 import { outboxMigrations } from './outbox-migrations.js';
+import { SqlReplayRecords } from './sql-replay-records.js';
 import { refilled, untilToken } from './token-bucket.js';
 import type { DeliveriesTable, DeliveryAttemptsTable, OutboxDatabase, OutboxHoldsTable, OutboxTables } from './sql-outbox-schema.js';
 
@@ -188,6 +190,7 @@ export class SqlOutbox implements Outbox {
   readonly #flavor: SqlFlavor;
   readonly #rows: RowReaders;
   readonly #gate: WriteGate;
+  readonly replays: ReplayRecords;
   readonly #insertDeliveries = deliveryInsert(deliveryColumns);
   readonly #insertSettled = deliveryInsert(settledColumns);
   readonly #deliveredOnRow: DeliveredOnRow;
@@ -201,6 +204,7 @@ export class SqlOutbox implements Outbox {
     this.#flavor = flavor;
     this.#rows = rows;
     this.#gate = gate;
+    this.replays = new SqlReplayRecords(this.#db, gate);
     this.#deliveredOnRow = new DeliveredOnRow(flavor.name === 'sqlite');
     holdLog(() => this.neededFrom());
   }
@@ -626,6 +630,7 @@ export class SqlOutbox implements Outbox {
       await trx.deleteFrom('herald_deliveries').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_outbox_successes').where('subscription_id', '=', subscriptionId).execute();
       await trx.deleteFrom('herald_outbox_rate_limits').where('subscription_id', '=', subscriptionId).execute();
+      await trx.deleteFrom('herald_outbox_replays').where('subscription_id', '=', subscriptionId).execute();
     });
   }
 

@@ -259,3 +259,59 @@ describe('replay since a time (issue 19)', () => {
     expect(documented.post.responses['202'].content['application/json'].schema.properties).toHaveProperty('since');
   });
 });
+
+describe('a replay seen from every node', () => {
+  /** Two nodes on one SQLite database whose log holds 1,500 order.created events (seq 1 to 1,500), and a subscription to them. */
+  async function twoNodes(answer: () => { status: number; delay?: number }) {
+    const database = tempDatabase();
+    const seed = await openStore(database);
+    await seed.append(Array.from({ length: 1_500 }, (_, n) => newEvent('order.created', { data: { n } })));
+    // A lease of 3 s: a node looks for replays to take over every 1.5 s.
+    const options: WebhookOptions = { pollInterval: 50, timeout: 1_000, lease: 3_000, retrySchedule: [0, 3600] };
+    const a = await startTestApp([webhook(options)], { env: allowPrivate, database });
+    cleanups.push(() => a.close());
+    const b = await startTestApp([webhook(options)], { env: allowPrivate, database });
+    cleanups.push(() => b.close());
+    const inbox = await receiver(answer);
+    // Through B, whose admin key is the one stored last; the consumer's key works on both.
+    const { id, key } = await subscribeWebhook(b, { url: inbox.url }, { types: ['order.*'] });
+    return { a, b, inbox, id, key };
+  }
+
+  it('shows a replay on every node, refuses a second one on any, and stops it when another node cancels it', async () => {
+    let delay = 800;
+    const { a, b, inbox, id, key } = await twoNodes(() => ({ status: 200, delay }));
+    const started = await a.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    expect(started.status).toBe(202);
+    await waitFor(() => inbox.requests.length > 0, 'the first replayed delivery');
+    expect((await b.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ id: started.body.id, status: 'running', until: 1_500 });
+    const second = await b.api('POST', `/v1/subscriptions/${id}/replay`, { after: 1_000 }, key);
+    expect(second).toMatchObject({ status: 409, body: { type: 'urn:herald:problem:replay-in-progress', replay: { id: started.body.id } } });
+
+    const cancelled = await b.api('DELETE', `/v1/subscriptions/${id}/replay`, undefined, key);
+    expect(cancelled).toMatchObject({ status: 200, body: { id: started.body.id, status: 'cancelled', error: 'cancelled by request' } });
+    expect((await a.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ id: started.body.id, status: 'cancelled' });
+    // Its two batches (seq 1 to 1,000) drain once the endpoint is quick; had A gone on, a third would follow.
+    delay = 0;
+    await waitFor(() => inbox.ids().size === 1_000, 'the two batches made before the cancel', 30_000);
+    await linger(2_500);
+    expect(Math.max(...inbox.requests.map((request) => seqOf(request.body)))).toBe(1_000);
+    expect((await a.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ status: 'cancelled', position: cancelled.body.position });
+  });
+
+  it('goes on from where it was on another node when its node stops', async () => {
+    const { a, b, inbox, id, key } = await twoNodes(() => ({ status: 200, delay: 50 }));
+    const started = await a.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
+    expect(started.status).toBe(202);
+    // Its first two batches made, it waits for the first to be delivered before the third.
+    await waitFor(() => inbox.requests.length >= 20, 'the replay under way on A');
+    await a.close();
+    const handedOver = (await b.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body;
+    expect(handedOver).toMatchObject({ id: started.body.id, status: 'running' });
+    expect(handedOver.position).toBeLessThan(1_500);
+
+    await waitFor(async () => (await b.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body.status === 'completed', 'B to finish the replay', 30_000);
+    await waitFor(() => inbox.ids().size === 1_500, 'every replayed event', 30_000);
+    expect((await b.api('GET', `/v1/subscriptions/${id}/replay`, undefined, key)).body).toMatchObject({ id: started.body.id, position: 1_500, replayed: 1_500 });
+  });
+});

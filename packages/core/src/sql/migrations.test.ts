@@ -10,6 +10,7 @@ import type { HeraldDatabase } from './schema.js';
 import type { SqlStoreExtension } from './sql-extension.js';
 import { postgresFlavor, type SqlFlavor, sqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
+import { sqliteStore } from './sqlite-store.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -132,5 +133,25 @@ describe.each([
     expect(await tables()).toEqual(expect.arrayContaining(['herald_things', 'herald_things_migration', 'herald_things_migration_lock']));
     const applied = await sql<{ name: string }>`select name from herald_things_migration order by name`.execute(db);
     expect(applied.rows.map((row) => row.name)).toEqual(['0001_things', '0002_first_thing']);
+  });
+});
+
+describe('two processes starting on one new SQLite file at once', () => {
+  it('migrate it one after the other: both start, and each migration is recorded once', async () => {
+    // Two connections of their own, as two processes have; ten fresh files, since an unguarded race is lost only now and then.
+    for (let round = 0; round < 10; round++) {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-migrations-race-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const path = join(dir, 'herald.db');
+      const stores = [sqliteStore({ path }), sqliteStore({ path })];
+      for (const store of stores) cleanups.push(() => store.close());
+      await Promise.all(stores.map((store) => store.init()));
+      const { extension, state } = thingsExtension();
+      state.failing = false;
+      await Promise.all(stores.map((store) => store.extend(extension)));
+      const [first] = stores as [SqlStore];
+      const applied = await sql<{ name: string }>`select name from herald_things_migration`.execute(first.database);
+      expect(applied.rows).toHaveLength(2);
+    }
   });
 });

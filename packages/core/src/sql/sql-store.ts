@@ -92,8 +92,33 @@ export class SqlStore implements Store {
   }
 
   async init(): Promise<void> {
-    await this.#gate.run(() => migrate(this.#db as Kysely<unknown>, this.#flavor), Date.now(), initLockTimeout);
+    await this.#migrating((db) => migrate(db, this.#flavor));
     await this.#partitions?.ensure();
+  }
+
+  /**
+   * Runs migrations through the write gate. On SQLite they hold the database's write lock from the first
+   * read of their history to their last step (kysely takes no lock there, and runs them outside a
+   * transaction), so that processes starting on one file at once migrate it one after the other, and a
+   * failed step leaves nothing half done; on PostgreSQL, kysely's own lock does that.
+   */
+  #migrating(run: (db: Kysely<unknown>) => Promise<void>): Promise<void> {
+    const db = this.#db as Kysely<unknown>;
+    const migrating =
+      this.#flavor.name === 'sqlite'
+        ? () =>
+            db.connection().execute(async (connection) => {
+              await sql`begin immediate`.execute(connection);
+              try {
+                await run(connection);
+              } catch (error) {
+                await sql`rollback`.execute(connection);
+                throw error;
+              }
+              await sql`commit`.execute(connection);
+            })
+        : () => run(db);
+    return this.#gate.run(migrating, Date.now(), initLockTimeout);
   }
 
   /**
@@ -111,9 +136,7 @@ export class SqlStore implements Store {
         holdLog: (hold) => void this.#logHolds.push(hold),
       };
       const tables = { table: `herald_${extension.name}_migration`, lockTable: `herald_${extension.name}_migration_lock` };
-      extended = this.#gate
-        .run(() => runMigrations(this.#db as Kysely<unknown>, extension.migrations(this.#flavor), tables), Date.now(), initLockTimeout)
-        .then(() => extension.create(context));
+      extended = this.#migrating((db) => runMigrations(db, extension.migrations(this.#flavor), tables)).then(() => extension.create(context));
       // A failed migration is tried again by the next call.
       extended.catch(() => this.#extensions.delete(extension));
       this.#extensions.set(extension, extended);

@@ -96,7 +96,8 @@ describe('the outbox on SQLite with synchronous=FULL', () => {
   });
 });
 
-describe.each([
+/** A new store on a fresh SQLite file, and one on a fresh PostgreSQL database, each dropped after the test. */
+const freshStores = [
   ['SQLite', async () => sqliteStore({ path: join(tempDir(), 'herald.db') })],
   [
     'PostgreSQL',
@@ -106,7 +107,9 @@ describe.each([
       return postgresStore({ url });
     },
   ],
-])('stored deliveries on %s (issue 21)', (_name, open) => {
+] as const;
+
+describe.each(freshStores)('stored deliveries on %s (issue 21)', (_name, open) => {
   /** A store whose outbox holds one stored delivery, due, of each of `count` events to sub_out. */
   async function withStored(count: number) {
     const store = await open();
@@ -399,17 +402,7 @@ describe.each([
   });
 });
 
-describe.each([
-  ['SQLite', async () => sqliteStore({ path: join(tempDir(), 'herald.db') })],
-  [
-    'PostgreSQL',
-    async () => {
-      const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
-      return postgresStore({ url });
-    },
-  ],
-])('replays recorded on %s, for every node', (_name, open) => {
+describe.each(freshStores)('replays recorded on %s, for every node', (_name, open) => {
   async function records() {
     const store = await open();
     cleanups.push(() => store.close());

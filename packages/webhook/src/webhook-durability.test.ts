@@ -146,15 +146,16 @@ describe('the durable outbox', () => {
     expect(recordedAtKill.size).toBeGreaterThan(0);
   }, 90_000);
 
-  it("sends again a replay's deliveries that a node killed with SIGKILL held unsent, once their replay hold's lease ends", async () => {
+  it("goes on with a replay whose node was killed with SIGKILL, and sends again what it held unsent, once their leases end", async () => {
     let stalled = false;
     const inbox = await receiver(() => (stalled ? { hang: true } : { status: 200 }));
     const { database } = await prepareDatabase(inbox.url);
-    const first = await startNode(database, { publish: 200 });
-    await waitFor(async () => (await deliveredInOutbox(database)).size === 200, 'every event delivered and recorded', 30_000);
+    const first = await startNode(database, { publish: 1_500 });
+    await waitFor(async () => (await deliveredInOutbox(database)).size === 1_500, 'every event delivered and recorded', 30_000);
     const before = inbox.requests.length;
 
     // The replay hands the node what it has room for, their rows left delivered; the endpoint takes nothing now.
+    // It makes two batches of 500 and waits for the first to leave; the third (seq 1,001 on) only a node that takes it over makes.
     stalled = true;
     await first.replay();
     await waitFor(() => inbox.requests.length >= before + 8, 'replayed attempts in flight');

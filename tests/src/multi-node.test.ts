@@ -155,6 +155,24 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
     expect(perNode.reduce((sum, count) => sum + count, 0)).toBe(published.length);
   }, 120_000);
 
+  it('a replay started on one node is shown on every node, refused again on any, and cancelled from another', async () => {
+    const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    await Promise.all(nodes.map((node) => publishMany(node, adminKey, { count: 400, type: 'order.refunded' })));
+    // Made after the events, so that only the replay sends them; slow, so that it waits after its first two batches of 500.
+    const { receiver, subscriptionId } = await subscribe(['order.refunded'], 1_000);
+    const replay = `/v1/subscriptions/${subscriptionId}/replay`;
+    const started = await api(a, adminKey, 'POST', replay, { after: 0 });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    await waitFor(() => receiver.requests > 0, 'the replay under way');
+    expect((await api(c, adminKey, 'GET', replay)).body).toMatchObject({ id: started.body.id, status: 'running' });
+    expect(await api(b, adminKey, 'POST', replay, { after: 0 })).toMatchObject({ status: 409, body: { replay: { id: started.body.id } } });
+    const cancelled = await api(b, adminKey, 'DELETE', replay);
+    expect(cancelled).toMatchObject({ status: 200, body: { id: started.body.id, status: 'cancelled', error: 'cancelled by request' } });
+    expect((await api(a, adminKey, 'GET', replay)).body).toMatchObject({ id: started.body.id, status: 'cancelled', position: cancelled.body.position });
+    // Its deliveries go with the subscription, rather than load the nodes for the tests after.
+    expect((await api(c, adminKey, 'DELETE', `/v1/subscriptions/${subscriptionId}`)).status).toBeLessThan(300);
+  }, 60_000);
+
   it('SIGKILL of a node mid-run: its claimed deliveries are taken over after the lease, nothing is lost', async () => {
     const [a, b, c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     // A slow endpoint makes the deliveries queue up, so every worker holds as many as it may while B dies.

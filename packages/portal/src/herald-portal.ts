@@ -7,6 +7,7 @@ import {
   PortalApi,
   ProblemError,
   type ProblemIssue,
+  type Replay,
   type ReplayStart,
   SessionEndedError,
   type Subscription,
@@ -109,6 +110,7 @@ export class HeraldPortal extends LitElement {
     createTransport: { state: true },
     filterErrors: { state: true },
     testResults: { state: true },
+    replay: { state: true },
   };
 
   /** Where the Herald API is. @default '' (this page's origin) */
@@ -135,7 +137,11 @@ export class HeraldPortal extends LitElement {
   declare filterErrors: Record<string, string>;
   /** The last test event's attempt, by subscription id. */
   declare testResults: Record<string, TestAttempt>;
+  /** The running or last replay of the selected subscription. */
+  declare replay: Replay | undefined;
   #tailAbort: AbortController | undefined;
+  /** Looks at a running replay again, while the deliveries view shows it. */
+  #replayLook: ReturnType<typeof setTimeout> | undefined;
 
   constructor() {
     super();
@@ -159,6 +165,7 @@ export class HeraldPortal extends LitElement {
     this.createTransport = '';
     this.filterErrors = {};
     this.testResults = {};
+    this.replay = undefined;
   }
 
   get #api(): PortalApi {
@@ -173,6 +180,7 @@ export class HeraldPortal extends LitElement {
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     this.#tailAbort?.abort();
+    clearTimeout(this.#replayLook);
   }
 
   /** Runs an API step; a 401 ends the session, any other failure is shown. */
@@ -254,9 +262,23 @@ export class HeraldPortal extends LitElement {
 
   async #loadDeliveries(before?: number): Promise<void> {
     if (!this.selected) return;
-    const page = await this.#api.deliveries(this.selected, this.statusFilter, before);
+    const [page, replay] = await Promise.all([
+      this.#api.deliveries(this.selected, this.statusFilter, before),
+      before === undefined ? this.#api.lastReplay(this.selected) : this.replay,
+    ]);
     this.deliveries = before === undefined ? page.data : [...this.deliveries, ...page.data];
     this.next = page.next;
+    this.#showReplay(replay);
+  }
+
+  /** Shows `replay`, and while it runs looks at it (and at the deliveries) again every second. */
+  #showReplay(replay: Replay | undefined): void {
+    this.replay = replay;
+    clearTimeout(this.#replayLook);
+    if (replay?.status !== 'running') return;
+    this.#replayLook = setTimeout(() => {
+      if (this.view === 'deliveries' && this.replay?.id === replay.id) void this.#run(() => this.#loadDeliveries());
+    }, 1_000);
   }
 
   /** The health of every push subscription over the last 24 hours (the others have no deliveries: 404, left out). */
@@ -339,6 +361,10 @@ export class HeraldPortal extends LitElement {
     await this.#loadDeliveries();
   }
 
+  async #cancelReplay(): Promise<void> {
+    this.#showReplay(await this.#api.cancelReplay(this.selected));
+  }
+
   override render(): TemplateResult {
     if (this.ended) {
       return html`<main class="ended" data-testid="portal-ended" role="alert">
@@ -411,6 +437,21 @@ export class HeraldPortal extends LitElement {
       </label>
       ${field.help ? html`<p class="hint" id=${`filter-help-${key}`}>Optional. JSON, for example <code>{"data.country": "DE"}</code>; empty takes every event of its types.</p>` : nothing}
       ${reason ? html`<p class="field-error" id=${`filter-error-${key}`} role="alert" data-testid=${`${testId}-error`}>${reason}</p>` : nothing}`;
+  }
+
+  #renderReplay(): TemplateResult | typeof nothing {
+    const replay = this.replay;
+    if (!replay) return nothing;
+    const made = `${replay.replayed.toLocaleString('en')} ${replay.replayed === 1 ? 'delivery' : 'deliveries'} made`;
+    const range = `events after #${replay.after} up to #${replay.until}`;
+    return html`<p class="replay" role="status" data-testid="portal-replay-status" data-status=${replay.status}>
+      ${replay.status === 'running'
+        ? html`<strong>Replay running</strong> · ${range} · every one up to #${replay.position} has its delivery · ${made}
+            <button type="button" data-testid="portal-replay-cancel" @click=${() => this.#run(() => this.#cancelReplay())}>Cancel replay</button>`
+        : html`<strong>Last replay ${replay.status}</strong> · ${range} · ${made}${replay.status === 'completed' ? nothing : ` · stopped at #${replay.position}`}${
+            replay.error ? html` · ${replay.error}` : nothing
+          }`}
+    </p>`;
   }
 
   #renderTestResult(subscription: Subscription): TemplateResult {
@@ -540,6 +581,7 @@ export class HeraldPortal extends LitElement {
           <button type="submit" data-testid="portal-replay-since-submit">Replay since</button>
         </form>
       </div>
+      ${this.#renderReplay()}
       <ul class="deliveries">
         ${this.deliveries.map(
           (delivery) => html`<li class="card" data-testid="delivery-row" data-status=${delivery.status}>
@@ -632,6 +674,7 @@ export class HeraldPortal extends LitElement {
     .hint { color: var(--_muted); font-size: 0.85rem; margin: 0.2rem 0 0; }
     .field-error { color: var(--_danger); font-weight: 600; margin: 0.2rem 0 0; }
     .test-result { margin: 0.4rem 0 0; }
+    .replay { margin: 0.75rem 0 0; }
     .test-result:empty { margin: 0; }
     button.danger { border-color: var(--_danger); color: var(--_danger); }
     button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }

@@ -38,6 +38,23 @@ export interface TestAttempt {
 /** Where a replay starts: after a `seq`, or at a point in time (an ISO 8601 instant). */
 export type ReplayStart = { after: number } | { since: string };
 
+/** A replay as `GET /v1/subscriptions/:id/replay` shows it (on any node): how far it got, and how it ended. */
+export interface Replay {
+  id: string;
+  status: 'running' | 'completed' | 'cancelled' | 'failed';
+  /** Events after this seq, up to `until`, are replayed. */
+  after: number;
+  until: number;
+  /** Every matching event up to this seq has its delivery. */
+  position: number;
+  /** Deliveries made (or started again) so far. */
+  replayed: number;
+  startedAt: string;
+  finishedAt: string | null;
+  /** Why it was cancelled or failed. */
+  error?: string;
+}
+
 /** One reason of a problem answer: where in the request (`['filter', 'data.total']`), and what is wrong there. */
 export interface ProblemIssue {
   path: (string | number)[];
@@ -159,8 +176,23 @@ export class PortalApi {
     await this.#call('POST', `/v1/deliveries/${encodeURIComponent(deliveryId)}/retry`);
   }
 
-  async replay(id: string, start: ReplayStart): Promise<void> {
-    await this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/replay`, start);
+  replay(id: string, start: ReplayStart): Promise<Replay> {
+    return this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/replay`, start);
+  }
+
+  /** The running or last replay of push subscription `id`; undefined before any. */
+  async lastReplay(id: string): Promise<Replay | undefined> {
+    try {
+      return await this.#call<Replay>('GET', `/v1/subscriptions/${encodeURIComponent(id)}/replay`);
+    } catch (error) {
+      if (error instanceof ProblemError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Cancels the running replay of push subscription `id` (the deliveries it made stay). */
+  cancelReplay(id: string): Promise<Replay> {
+    return this.#call('DELETE', `/v1/subscriptions/${encodeURIComponent(id)}/replay`);
   }
 
   /** Sends push subscription `id` one test event now, outside its deliveries, and answers how the attempt went. */

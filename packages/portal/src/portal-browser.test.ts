@@ -388,10 +388,47 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await page.getByTestId('portal-replay-since-submit').click();
     await expect.poll(numbers, { timeout: 15_000 }).toEqual([1, 2, 2]);
     expect(await page.locator('p.error').count()).toBe(0);
+    await expect.poll(() => page.getByTestId('portal-replay-status').textContent()).toMatch(/Last replay completed.*1 delivery made/s);
     await page.waitForTimeout(500);
     expect(numbers()).toEqual([1, 2, 2]);
     await expectAccessible(page, 'deliveries after a replay since');
     await page.close();
+  }, 60_000);
+
+  it('shows a running replay as it goes, and cancels it', async () => {
+    // An endpoint that takes every request and never answers: the replay waits after its first two batches of 500.
+    const hanging = createServer(() => {});
+    await new Promise<void>((done) => hanging.listen(0, '127.0.0.1', done));
+    try {
+      for (let n = 0; n < 1_200; n += 200) {
+        await herald.bus.publishMany(Array.from({ length: 200 }, (_, i) => ({ type: 'order.created', data: { n: n + i }, consumer: 'eta' })) as never);
+      }
+      // Made after the events, so that only the replay sends them.
+      const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/hang`;
+      expect((await admin('POST', '/v1/subscriptions', { consumer: 'eta', transport: 'webhook', types: ['order.*'], config: { url } })).status).toBe(201);
+      const page = await openPortal('eta');
+      await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
+      await page.getByTestId('portal-replay-after').fill('0');
+      await page.getByTestId('portal-replay-submit').click();
+      const status = page.getByTestId('portal-replay-status');
+      await expect.poll(() => status.getAttribute('data-status')).toBe('running');
+      // Followed while it runs, without a click on Refresh.
+      await expect.poll(() => status.textContent(), { timeout: 15_000 }).toContain('1,000 deliveries made');
+      expect(await page.getByTestId('delivery-row').count()).toBeGreaterThan(0);
+      await screenshot(page, 'replay-running');
+      await expectAccessible(page, 'a running replay');
+
+      await page.getByTestId('portal-replay-cancel').click();
+      await expect.poll(() => status.getAttribute('data-status')).toBe('cancelled');
+      expect(await status.textContent()).toMatch(/Last replay cancelled.*1,000 deliveries made.*cancelled by request/s);
+      expect(await page.getByTestId('portal-replay-cancel').count()).toBe(0);
+      expect(await page.locator('p.error').count()).toBe(0);
+      await screenshot(page, 'replay-cancelled');
+      await page.close();
+    } finally {
+      hanging.closeAllConnections();
+      await new Promise((done) => hanging.close(done));
+    }
   }, 60_000);
 
   it('never shows A the subscriptions of B', async () => {

@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import type { LogHold } from './log-prune.js';
 import { agedEvent, day, now, pruneAll, rules } from './log-prune.test-support.js';
@@ -184,9 +184,15 @@ describe('the partitioned log (PostgreSQL)', () => {
     const stores = [await open(db.url), await open(db.url), await open(db.url)];
     const tailed: number[] = [];
     let appending = true;
+    let appended = 0;
+    // Should it ever hang (it failed so once, in a loaded CI run), say where it was.
+    onTestFailed(() => console.error(`appended ${appended} of 4500 events; the tail read ${tailed.length}, up to seq ${tailed.at(-1)}`));
     const tail = (async () => {
       const reader = stores[0] as SqlStore;
+      let appendedAt: number | undefined;
       while (appending || tailed.length < 4500) {
+        // Every append in, the tail has 20 s to read them all; if it does not, the expectations below say whether it skipped one or stopped.
+        if (!appending && Date.now() - (appendedAt ??= Date.now()) > 20_000) break;
         const read = await reader.read({ after: tailed.at(-1) ?? 0, limit: 500 });
         tailed.push(...read.map((e) => e.seq));
       }
@@ -194,7 +200,10 @@ describe('the partitioned log (PostgreSQL)', () => {
     const published = await Promise.all(
       stores.flatMap((store) => Array.from({ length: 5 }, async () => {
         const results = [];
-        for (let batch = 0; batch < 30; batch++) results.push(...(await store.append(many(10))));
+        for (let batch = 0; batch < 30; batch++) {
+          results.push(...(await store.append(many(10))));
+          appended += 10;
+        }
         return results;
       })),
     );

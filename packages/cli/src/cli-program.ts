@@ -114,6 +114,17 @@ function createProgram(): Command {
   withServer(subscriptions.command('delete').description('delete a subscription').argument('<id>', 'the subscription\'s id')).action(async (id, flags) =>
     (await import('./commands/subscriptions-command.js')).deleteSubscription(id, flags),
   );
+  withServer(
+    subscriptions
+      .command('replay')
+      .description('redeliver a push subscription\'s events after a seq or since a time, in the background; or show or cancel its replay')
+      .argument('<id>', 'the subscription\'s id')
+      .addOption(new Option('--after <seq>', 'replay every event after this seq').argParser(wholeNumber(0)).conflicts(['since', 'status', 'cancel']))
+      .addOption(new Option('--since <time>', 'replay every event published at or after this time (RFC 3339)').conflicts(['status', 'cancel']))
+      .addOption(new Option('--status', 'show the running or last replay').conflicts('cancel'))
+      .option('--cancel', 'cancel the running replay (the deliveries it made stay)')
+      .addOption(new Option('-w, --wait', 'follow the replay until it ends, its progress on stderr; exit 1 unless it completes').conflicts('cancel')),
+  ).action(async (id, flags) => (await import('./commands/subscriptions-command.js')).replaySubscription(id, flags));
 
   return program;
 }

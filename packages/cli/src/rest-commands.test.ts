@@ -1,4 +1,7 @@
-import { startTestApp, type TestApp } from '@herald/testkit';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { publishNumbered, startTestApp, type TestApp } from '@herald/testkit';
+import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAll, runCli } from './cli-process.test-support.js';
@@ -41,4 +44,43 @@ describe('herald keys and herald subscriptions', () => {
     expect(forbidden).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: [^\n]+ \(403\)\n$/) });
     expect(badConfig).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: --config is not JSON: [^\n]+\n$/) });
   });
+});
+
+describe('herald subscriptions replay', () => {
+  it('starts a replay and follows it to its end with --wait, shows it, and says in one line what it cannot do', async () => {
+    const hooks = await startTestApp([webhook({ pollInterval: 50 })], { env: { HERALD_ALLOW_PRIVATE: '1' } });
+    const received = new Set<string>();
+    const receiver = createServer((request, response) => {
+      received.add(String(request.headers['webhook-id']));
+      request.resume();
+      request.on('end', () => response.end());
+    });
+    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+    try {
+      const published = await publishNumbered(hooks, 1_200);
+      // Made after the events: only the replay sends them.
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+      const made = await hooks.api('POST', '/v1/subscriptions', { consumer: 'acme', transport: 'webhook', types: ['order.*'], config: { url } });
+      expect(made.status).toBe(201);
+      const admin = { HERALD_URL: hooks.baseUrl, HERALD_KEY: hooks.adminKey };
+      const replay = (...flags: string[]) => runCli(['subscriptions', 'replay', made.body.id, ...flags], { env: admin });
+
+      const waited = await replay('--after', '0', '--wait');
+      expect(waited.code, waited.stderr).toBe(0);
+      expect(JSON.parse(waited.stdout)).toMatchObject({ subscriptionId: made.body.id, status: 'completed', after: 0, replayed: 1_200 });
+      expect(waited.stderr).toMatch(/^replay rpl_\w+: every event up to #\d+ of #\d+ has its delivery \(\d+ made\)$/m);
+      await expect.poll(() => received.size, { timeout: 15_000 }).toBe(published.length);
+      expect(JSON.parse((await replay('--status')).stdout)).toMatchObject({ id: JSON.parse(waited.stdout).id, status: 'completed' });
+
+      const [nothingRunning, noAction, both, badSince] = await Promise.all([replay('--cancel'), replay(), replay('--after', '0', '--cancel'), replay('--since', 'yesterday')]);
+      expect(nothingRunning).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: [^\n]*running replay[^\n]* \(404\)\n$/) });
+      expect(noAction).toEqual({ code: 1, stdout: '', stderr: 'herald: say what to do: --after <seq> or --since <time> starts a replay, --status shows it, --cancel cancels it\n' });
+      expect(both).toMatchObject({ code: 1, stdout: '', stderr: expect.stringContaining("option '--after <seq>' cannot be used with option '--cancel'") });
+      expect(badSince).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: [^\n]* \(422\)\n$/) });
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((done) => receiver.close(done));
+      await hooks.close();
+    }
+  }, 60_000);
 });

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, oneLine } from '../cli-error.js';
 import { HeraldApi, type ServerOptions } from '../herald-api.js';
 import { terminal } from '../terminal-output.js';
@@ -43,4 +44,51 @@ export async function createSubscription(flags: SubscriptionCreateFlags): Promis
 export async function deleteSubscription(id: string, flags: ServerOptions): Promise<void> {
   await new HeraldApi(flags).delete(`/v1/subscriptions/${encodeURIComponent(id)}`);
   terminal.note(`Deleted ${id}`);
+}
+
+/** `herald subscriptions replay`'s flags: one of `after`, `since` (start one), `status` and `cancel`. */
+export interface ReplayFlags extends ServerOptions {
+  after?: number;
+  /** RFC 3339, e.g. `2026-12-06T09:00:00Z`. */
+  since?: string;
+  status?: boolean;
+  cancel?: boolean;
+  /** Follows the replay until it ends, its progress on stderr. */
+  wait?: boolean;
+}
+
+/** A replay as `/v1/subscriptions/:id/replay` answers it (the fields the command reads). */
+interface Replay {
+  id: string;
+  status: string;
+  until: number;
+  position: number;
+  replayed: number;
+  error?: string;
+}
+
+/**
+ * `herald subscriptions replay <id>`: `POST /v1/subscriptions/:id/replay` (`--after`, `--since`), `GET`
+ * (`--status`) or `DELETE` (`--cancel`); prints the replay. With `--wait` it follows the replay until it ends,
+ * and fails unless it completed.
+ */
+export async function replaySubscription(id: string, flags: ReplayFlags): Promise<void> {
+  const api = new HeraldApi(flags);
+  const path = `/v1/subscriptions/${encodeURIComponent(id)}/replay`;
+  let replay: Replay;
+  if (flags.after !== undefined) replay = await api.post(path, { after: flags.after });
+  else if (flags.since !== undefined) replay = await api.post(path, { since: flags.since });
+  else if (flags.status) replay = await api.get(path);
+  else if (flags.cancel) replay = await api.request('DELETE', path);
+  else throw new CliError('bad-input', 'say what to do: --after <seq> or --since <time> starts a replay, --status shows it, --cancel cancels it');
+  while (flags.wait && replay.status === 'running') {
+    terminal.waiting(`replay ${replay.id}: every event up to #${replay.position} of #${replay.until} has its delivery (${replay.replayed} made)`, { logged: true });
+    await sleep(1_000);
+    replay = await api.get(path);
+  }
+  terminal.doneWaiting();
+  terminal.printJson(replay);
+  if (flags.wait && replay.status !== 'completed') {
+    throw new CliError(`replay-${replay.status}`, `replay ${replay.id} ${replay.status}${replay.error ? `: ${replay.error}` : ''}`);
+  }
 }

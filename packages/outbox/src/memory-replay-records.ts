@@ -25,13 +25,11 @@ export class MemoryReplayRecords implements ReplayRecords {
   }
 
   async progress(replay: ReplayView, lease: Lease): Promise<boolean> {
-    const running = this.#ours(replay, lease.worker);
-    if (running) running.view = { ...replay };
-    return running !== undefined;
+    return this.#write(replay, lease.worker);
   }
 
   async finish(replay: ReplayView, worker: string): Promise<void> {
-    await this.progress(replay, { worker, now: 0, until: 0 });
+    this.#write(replay, worker);
   }
 
   async latest(subscriptionId: string): Promise<ReplayView | undefined> {
@@ -62,8 +60,11 @@ export class MemoryReplayRecords implements ReplayRecords {
     return recorded?.view.status === 'running' ? recorded : undefined;
   }
 
-  #ours(replay: ReplayView, worker: string): Recorded | undefined {
+  /** Records `replay` as it is now, if it still runs under `worker`; whether it did. */
+  #write(replay: ReplayView, worker: string): boolean {
     const running = this.#running(replay.subscriptionId);
-    return running?.view.id === replay.id && running.worker === worker ? running : undefined;
+    if (running?.view.id !== replay.id || running.worker !== worker) return false;
+    running.view = { ...replay };
+    return true;
   }
 }

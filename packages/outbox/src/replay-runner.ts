@@ -258,13 +258,16 @@ export class ReplayRunner {
       ended ??= { status: 'completed' };
     } catch (error) {
       const reason: unknown = abort.signal.aborted ? abort.signal.reason : error;
-      // Its lease ends at once, for the next look of any node to go on with it (should the write fail, when the lease runs out).
-      if (reason === handedOver) await this.#records.progress(view, { worker: this.#options.worker, now: Date.now(), until: 0 }).catch(() => {});
-      else if (reason !== superseded && abort.signal.aborted) ended = { status: 'cancelled', error: String(reason) };
-      else if (reason !== superseded) {
+      if (reason === handedOver) {
+        // Its lease ends at once, for the next look of any node to go on with it (should the write fail, when the lease runs out).
+        await this.#records.progress(view, { worker: this.#options.worker, now: Date.now(), until: 0 }).catch(() => {});
+      } else if (abort.signal.aborted) {
+        ended = { status: 'cancelled', error: String(reason) };
+      } else if (reason !== superseded) {
         logger.error({ err: error, subscription: view.subscriptionId, replay: view.id }, 'a replay failed');
         ended = { status: 'failed', error: `the log or the outbox could not be read; replay again with after=${view.position}` };
       }
+      // Superseded: whoever runs it now records it.
     }
     if (ended) await this.#finish(view, ended);
     span.setAttributes({ 'herald.replay.status': view.status, 'herald.replay.replayed': view.replayed });

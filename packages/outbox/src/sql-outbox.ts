@@ -104,6 +104,10 @@ function toDelivery(row: Pick<Selectable<DeliveriesTable>, (typeof deliveryColum
   };
 }
 
+/** The ids of replay holds begin with it (`rhld_…`), those of a fan-out's holds with `hld_`. */
+const replayHoldPrefix = 'rhld';
+const isReplayHold = (id: string) => id.startsWith(`${replayHoldPrefix}_`);
+
 /** What a claim reads of a delivery's row. */
 const claimedColumns = ['id', 'subscription_id', 'event_seq', 'event_id', 'attempts', 'next_attempt_at', 'locked_until', 'created_at'] as const;
 
@@ -255,8 +259,10 @@ export class SqlOutbox implements Outbox {
       if (batch.settle && batch.settle.length > 0) await settle(trx, lease, batch.settle, this.#insertAttempts, this.#insertSettled, this.#deliveredOnRow);
       if (batch.unhold && batch.unhold.length > 0) await createDeliveries(trx, this.#insertDeliveries, batch.unhold, lease.now);
       for (const ids of chunks(batch.dropHolds ?? [])) {
-        await trx.deleteFrom('herald_outbox_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
-        await trx.deleteFrom('herald_outbox_replay_holds').where('id', 'in', ids).where('worker', '=', lease.worker).execute();
+        const replayHolds = ids.filter(isReplayHold);
+        const fanOutHolds = ids.filter((id) => !isReplayHold(id));
+        if (fanOutHolds.length > 0) await trx.deleteFrom('herald_outbox_holds').where('id', 'in', fanOutHolds).where('worker', '=', lease.worker).execute();
+        if (replayHolds.length > 0) await trx.deleteFrom('herald_outbox_replay_holds').where('id', 'in', replayHolds).where('worker', '=', lease.worker).execute();
       }
       let fannedOut = false;
       let held: { ids: string[]; hold?: string } = { ids: [] };
@@ -337,7 +343,8 @@ export class SqlOutbox implements Outbox {
       if (request.rateLimit !== undefined && due.length > 0) rateLimitedRows.push({ subscriptionId: request.subscriptionId, rate: request.rateLimit, due });
       else rows.push(...due);
     }
-    const rateLimited = await takeTokens(trx, lease.now, rateLimitedRows, rows);
+    const { taken, rateLimited } = await takeTokens(trx, lease.now, rateLimitedRows);
+    rows.push(...taken);
     // Read, then written without RETURNING: SQLite's RETURNING costs more than the update itself.
     for (const ids of chunks(rows.map((row) => row.id))) {
       await trx
@@ -541,7 +548,7 @@ export class SqlOutbox implements Outbox {
       claim.claimed.sort((a, b) => a.delivery.eventSeq - b.delivery.eventSeq);
       const startingRound = claim.claimed.flatMap(({ delivery, startsRound }) => (startsRound ? [delivery.id] : []));
       if (lease && startingRound.length > 0) {
-        claim.hold = newId('rhld');
+        claim.hold = newId(replayHoldPrefix);
         await trx
           .insertInto('herald_outbox_replay_holds')
           .values({ id: claim.hold, worker: lease.worker, locked_until: lease.until, started_at: now, delivery_ids: JSON.stringify(startingRound) })
@@ -738,17 +745,17 @@ interface RateLimitedRows {
 }
 
 /**
- * Takes from each endpoint's shared token bucket what its due deliveries need, and adds to `rows` those it
- * had tokens for. The buckets are locked after every delivery row the transaction locks, and in
- * subscription order, so that two workers' claims cannot wait for each other. Returns, for the endpoints
- * that had more due than tokens, when each has a token again.
+ * Takes from each endpoint's shared token bucket what its due deliveries need: the rows it had tokens for,
+ * and, for the endpoints that had more due than tokens, when each has a token again. The buckets are locked
+ * after every delivery row the transaction locks, and in subscription order, so that two workers' claims
+ * cannot wait for each other.
  */
 async function takeTokens(
   trx: Transaction<OutboxDatabase>,
   now: number,
   limited: readonly RateLimitedRows[],
-  rows: ClaimedRow[],
-): Promise<Map<string, number> | undefined> {
+): Promise<{ taken: ClaimedRow[]; rateLimited?: Map<string, number> }> {
+  const rows: ClaimedRow[] = [];
   let waits: Map<string, number> | undefined;
   for (const { subscriptionId, rate, due } of [...limited].sort((a, b) => (a.subscriptionId < b.subscriptionId ? -1 : 1))) {
     // Read and locked in one statement by a do-nothing update; a new bucket was emptied long ago, so is full.
@@ -769,7 +776,7 @@ async function takeTokens(
       .execute();
     if (taken < due.length) (waits ??= new Map()).set(subscriptionId, now + untilToken(tokens - taken, rate));
   }
-  return waits;
+  return { taken: rows, ...(waits ? { rateLimited: waits } : {}) };
 }
 
 /** Starts a new round of the deliveries `ids` (their rows' attempts moved out already): due at `now`, claimed under `lease` when given. */

@@ -21,7 +21,7 @@ export class SqlReplayRecords implements ReplayRecords {
 
   async begin(replay: ReplayView, lease: Lease): Promise<ReplayView | undefined> {
     for (;;) {
-      const begun = await this.#transaction(async (trx) => {
+      const other = await this.#transaction(async (trx) => {
         // The subscription's last replay, finished, makes way; a running one stays, and the insert does nothing.
         await trx.deleteFrom('herald_outbox_replays').where('subscription_id', '=', replay.subscriptionId).where('status', '<>', running).execute();
         const inserted = await trx
@@ -29,11 +29,10 @@ export class SqlReplayRecords implements ReplayRecords {
           .values({ id: replay.id, subscription_id: replay.subscriptionId, status: running, worker: lease.worker, locked_until: lease.until, view: JSON.stringify(replay) })
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
-        if (Number(inserted.numInsertedOrUpdatedRows) === 1) return { other: undefined };
-        return { other: await runningOf(trx, replay.subscriptionId) };
+        return Number(inserted.numInsertedOrUpdatedRows) === 1 ? undefined : runningOf(trx, replay.subscriptionId);
       });
-      // Nothing inserted and nothing running: the other replay finished in between, so this one can begin now.
-      if (begun.other !== null) return begun.other;
+      // Null: nothing inserted and nothing running, as the other replay finished in between; this one can begin now.
+      if (other !== null) return other;
     }
   }
 

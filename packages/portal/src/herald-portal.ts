@@ -674,8 +674,8 @@ export class HeraldPortal extends LitElement {
     .hint { color: var(--_muted); font-size: 0.85rem; margin: 0.2rem 0 0; }
     .field-error { color: var(--_danger); font-weight: 600; margin: 0.2rem 0 0; }
     .test-result { margin: 0.4rem 0 0; }
-    .replay { margin: 0.75rem 0 0; }
     .test-result:empty { margin: 0; }
+    .replay { margin: 0.75rem 0 0; }
     button.danger { border-color: var(--_danger); color: var(--_danger); }
     button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
     input, select { font: inherit; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }

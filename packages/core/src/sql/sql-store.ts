@@ -104,21 +104,7 @@ export class SqlStore implements Store {
    */
   #migrating(run: (db: Kysely<unknown>) => Promise<void>): Promise<void> {
     const db = this.#db as Kysely<unknown>;
-    const migrating =
-      this.#flavor.name === 'sqlite'
-        ? () =>
-            db.connection().execute(async (connection) => {
-              await sql`begin immediate`.execute(connection);
-              try {
-                await run(connection);
-              } catch (error) {
-                await sql`rollback`.execute(connection);
-                throw error;
-              }
-              await sql`commit`.execute(connection);
-            })
-        : () => run(db);
-    return this.#gate.run(migrating, Date.now(), initLockTimeout);
+    return this.#gate.run(() => (this.#flavor.name === 'sqlite' ? withWriteLock(db, run) : run(db)), Date.now(), initLockTimeout);
   }
 
   /**
@@ -701,4 +687,22 @@ function toKey(row: Selectable<ApiKeysTable>): ApiKeyRecord {
     ...(row.parent_id !== null ? { parentId: row.parent_id } : {}),
     ...(row.types !== null ? { types: JSON.parse(row.types) as string[] } : {}),
   };
+}
+
+/**
+ * Runs `work` on one connection in a `begin immediate` transaction: SQLite's write lock, held to the commit.
+ * By hand, as kysely's Migrator needs a connection of its own and refuses a transaction.
+ */
+async function withWriteLock(db: Kysely<unknown>, work: (connection: Kysely<unknown>) => Promise<void>): Promise<void> {
+  await db.connection().execute(async (connection) => {
+    await sql`begin immediate`.execute(connection);
+    try {
+      await work(connection);
+    } catch (error) {
+      // SQLite may have rolled back itself (SQLITE_FULL, SQLITE_IOERR): the error to report is the work's.
+      await sql`rollback`.execute(connection).catch(() => {});
+      throw error;
+    }
+    await sql`commit`.execute(connection);
+  });
 }

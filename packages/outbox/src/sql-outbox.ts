@@ -208,7 +208,7 @@ export class SqlOutbox implements Outbox {
     this.#flavor = flavor;
     this.#rows = rows;
     this.#gate = gate;
-    this.replays = new SqlReplayRecords(this.#db, gate);
+    this.replays = new SqlReplayRecords(this.#db, gate, (work) => this.#unsyncedTransaction(work));
     this.#deliveredOnRow = new DeliveredOnRow(flavor.name === 'sqlite');
     holdLog(() => this.neededFrom());
   }
@@ -485,7 +485,7 @@ export class SqlOutbox implements Outbox {
     return this.#replay(deliveries, lease.now, lease);
   }
 
-  /** Unsynced: a replay lives in this process, so a batch lost to a power failure is lost with the replay itself. */
+  /** Unsynced: a batch lost to a power failure is lost with the replay's progress recorded after it, so it is sent again. */
   #replay(deliveries: readonly NewDelivery[], now: number, lease?: Lease): Promise<ReplayClaim> {
     return this.#unsyncedTransaction(async (trx) => {
       const claim: ReplayClaim = { replayed: 0, claimed: [] };

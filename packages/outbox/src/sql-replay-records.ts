@@ -6,6 +6,9 @@ import type { OutboxDatabase } from './sql-outbox-schema.js';
 
 const running = 'running';
 
+/** Runs `work` in a transaction whose commit is not waited to reach the disk (the outbox's own). */
+type UnsyncedTransaction = <T>(work: (trx: Transaction<OutboxDatabase>) => Promise<T>) => Promise<T>;
+
 /**
  * The replays of every node on the SQL store, in `herald_outbox_replays`: a row per subscription, its running
  * replay or else its last one. A unique index on the running ones keeps two nodes from starting two.
@@ -13,10 +16,12 @@ const running = 'running';
 export class SqlReplayRecords implements ReplayRecords {
   readonly #db: Kysely<OutboxDatabase>;
   readonly #gate: WriteGate;
+  readonly #unsynced: UnsyncedTransaction;
 
-  constructor(db: Kysely<OutboxDatabase>, gate: WriteGate) {
+  constructor(db: Kysely<OutboxDatabase>, gate: WriteGate, unsynced: UnsyncedTransaction) {
     this.#db = db;
     this.#gate = gate;
+    this.#unsynced = unsynced;
   }
 
   async begin(replay: ReplayView, lease: Lease): Promise<ReplayView | undefined> {
@@ -89,10 +94,14 @@ export class SqlReplayRecords implements ReplayRecords {
     return taken;
   }
 
-  /** Writes `replay` with `columns`, if it still runs under `worker`; whether it did. */
+  /**
+   * Writes `replay` with `columns`, if it still runs under `worker`; whether it did. Unsynced, as the replay's
+   * batches are: a power failure loses the end of the log's WAL, never a batch without the progress after it,
+   * so a replay taken over after one sends at most its last batches again.
+   */
   async #write(replay: ReplayView, worker: string, columns: { status: string; locked_until: number }): Promise<boolean> {
-    const { numUpdatedRows } = await this.#gate.run(() =>
-      this.#db
+    const { numUpdatedRows } = await this.#unsynced((trx) =>
+      trx
         .updateTable('herald_outbox_replays')
         .set({ ...columns, view: JSON.stringify(replay) })
         .where('id', '=', replay.id)

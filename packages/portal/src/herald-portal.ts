@@ -142,6 +142,10 @@ export class HeraldPortal extends LitElement {
   #tailAbort: AbortController | undefined;
   /** Looks at a running replay again, while the deliveries view shows it. */
   #replayLook: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the deliveries view shows pages loaded with Older, which a look at a running replay keeps. */
+  #olderShown = false;
+  /** Counts the loads of deliveries begun: one that ends after a later one began is dropped. */
+  #deliveriesLoads = 0;
 
   constructor() {
     super();
@@ -262,23 +266,38 @@ export class HeraldPortal extends LitElement {
 
   async #loadDeliveries(before?: number): Promise<void> {
     if (!this.selected) return;
+    clearTimeout(this.#replayLook);
+    const load = ++this.#deliveriesLoads;
     const [page, replay] = await Promise.all([
       this.#api.deliveries(this.selected, this.statusFilter, before),
       before === undefined ? this.#api.lastReplay(this.selected) : this.replay,
     ]);
+    if (load !== this.#deliveriesLoads) return;
     this.deliveries = before === undefined ? page.data : [...this.deliveries, ...page.data];
     this.next = page.next;
+    this.#olderShown = before !== undefined;
     this.#showReplay(replay);
   }
 
-  /** Shows `replay`, and while it runs looks at it (and at the deliveries) again every second. */
+  /**
+   * Shows `replay`, and while it runs looks at it again every second: at the first page of deliveries too,
+   * unless older pages are shown, which the reload would drop.
+   */
   #showReplay(replay: Replay | undefined): void {
     this.replay = replay;
     clearTimeout(this.#replayLook);
     if (replay?.status !== 'running') return;
     this.#replayLook = setTimeout(() => {
-      if (this.view === 'deliveries' && this.replay?.id === replay.id) void this.#run(() => this.#loadDeliveries());
+      const subscription = this.selected;
+      if (this.view !== 'deliveries' || this.replay?.id !== replay.id || !subscription) return;
+      void this.#run(() => (this.#olderShown ? this.#lookAtReplay(subscription) : this.#loadDeliveries()));
     }, 1_000);
+  }
+
+  /** Shows the replay of `subscription` as it is now, unless another subscription was selected meanwhile. */
+  async #lookAtReplay(subscription: string): Promise<void> {
+    const replay = await this.#api.lastReplay(subscription);
+    if (this.selected === subscription) this.#showReplay(replay);
   }
 
   /** The health of every push subscription over the last 24 hours (the others have no deliveries: 404, left out). */

@@ -414,9 +414,17 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       await expect.poll(() => status.getAttribute('data-status')).toBe('running');
       // Followed while it runs, without a click on Refresh.
       await expect.poll(() => status.textContent(), { timeout: 15_000 }).toContain('1,000 deliveries made');
-      expect(await page.getByTestId('delivery-row').count()).toBeGreaterThan(0);
+      expect(await page.getByTestId('delivery-row').count()).toBe(20);
       await screenshot(page, 'replay-running');
       await expectAccessible(page, 'a running replay');
+      // Older pages stay while it runs: the next looks read the replay alone, not the first page again.
+      await page.getByRole('button', { name: 'Older', exact: true }).click();
+      await expect.poll(() => page.getByTestId('delivery-row').count()).toBe(40);
+      const replayLook = () => page.waitForResponse((response) => response.request().method() === 'GET' && new URL(response.url()).pathname.endsWith('/replay'));
+      await replayLook();
+      await replayLook();
+      expect(await page.getByTestId('delivery-row').count()).toBe(40);
+      expect(await status.getAttribute('data-status')).toBe('running');
 
       await page.getByTestId('portal-replay-cancel').click();
       await expect.poll(() => status.getAttribute('data-status')).toBe('cancelled');

@@ -5,13 +5,14 @@ import { websocket } from '@herald/websocket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
-/** A transport that reports through the metrics seam what a real one would: two deliveries and a backlog. */
+/** A transport that reports through the metrics seam what a real one would: two deliveries and a backlog of each scope. */
 function probeTransport(): Transport & { context?: TransportContext } {
   const probe: Transport & { context?: TransportContext } = {
     name: 'probe',
     async start(context) {
       probe.context = context;
       context.metrics.backlog(() => 7);
+      context.metrics.backlog(() => 5, 'shared');
     },
     async stop() {},
   };
@@ -133,6 +134,7 @@ describe('/metrics', () => {
     expect(series.get('herald_delivery_latency_seconds_bucket{le="0.1",transport="probe"}')).toBe(1);
     expect(series.get('herald_delivery_latency_seconds_bucket{le="0.25",transport="probe"}')).toBe(2);
     expect(series.get('herald_delivery_latency_seconds_sum{transport="probe"}')).toBeCloseTo(0.124, 6);
-    expect(series.get('herald_transport_backlog{transport="probe"}')).toBe(7);
+    expect(series.get('herald_transport_backlog{transport="probe",scope="node"}')).toBe(7);
+    expect(series.get('herald_transport_backlog{transport="probe",scope="shared"}')).toBe(5);
   });
 });

@@ -161,8 +161,14 @@ export interface TransportMetrics {
    * Optional: without it, {@link delivered} is called for each.
    */
   deliveredAll?(outcome: string, publishedAt: readonly number[], atMs: number): void;
-  /** Reads the transport's backlog (e.g. webhook deliveries waiting in the outbox) each time metrics are scraped. */
-  backlog(read: () => number | Promise<number>): void;
+  /**
+   * Reads the transport's backlog (e.g. webhook deliveries waiting in the outbox) each time metrics are scraped.
+   * `scope` says whose it is: `node`, work this node holds (in its memory), which adds up across nodes; or
+   * `shared`, work that every node sharing the store reads alike (the outbox's pending rows), which does not.
+   * A transport may report one backlog of each scope.
+   * @default 'node'
+   */
+  backlog(read: () => number | Promise<number>, scope?: 'node' | 'shared'): void;
   /** A durable subscription attached with a cursor older than the log keeps, and was reset. */
   cursorReset?(): void;
 }

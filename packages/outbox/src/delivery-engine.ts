@@ -102,7 +102,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   start(): void {
-    this.#context.metrics?.backlog(async () => (await this.#outbox.backlog(this.#transport)) + this.#unstored());
+    this.#context.metrics?.backlog(() => this.#outbox.backlog(this.#transport), 'shared');
+    this.#context.metrics?.backlog(() => this.#unstored(), 'node');
     this.#pollTimer = setInterval(() => void this.#poll(), this.#options.pollInterval);
     this.#pollTimer.unref();
     this.#pruneTimer = setInterval(() => void this.#prune(), pruneInterval);

@@ -28,7 +28,8 @@ export class HeraldMetrics {
   /** Each transport's deliveries, counted in plain numbers and read into the two metrics below when scraped. */
   readonly #tallies = new Map<string, DeliveryTally>();
   readonly #connections: Gauge<'transport'>;
-  readonly #backlogs = new Map<string, () => number | Promise<number>>();
+  /** The backlog readers, with the labels of their series. */
+  readonly #backlogs = new Map<string, { labels: { transport: string; scope: string }; read: () => number | Promise<number> }>();
   readonly #cursorResets: Counter<'transport'>;
 
   constructor(latestSeq: () => number, cachedCredentials: () => number) {
@@ -85,13 +86,13 @@ export class HeraldMetrics {
     const backlogs = this.#backlogs;
     new Gauge({
       name: 'herald_transport_backlog',
-      help: 'Work waiting in a transport, e.g. webhook deliveries not yet made',
-      labelNames: ['transport'],
+      help: 'Work waiting in a transport, e.g. webhook deliveries not yet made; scope="node" adds up across nodes, scope="shared" is the same on each',
+      labelNames: ['transport', 'scope'],
       registers,
       async collect() {
-        for (const [transport, read] of backlogs) {
+        for (const { labels, read } of backlogs.values()) {
           try {
-            this.set({ transport }, await read());
+            this.set(labels, await read());
           } catch {
             // A backlog that cannot be read now is left out of this scrape rather than failing it.
           }
@@ -158,8 +159,8 @@ export class HeraldMetrics {
     return {
       delivered: (outcome, latencyMs) => tally.add(outcome, latencyMs / 1000),
       deliveredAll: (outcome, publishedAt, atMs) => tally.addAll(outcome, publishedAt, atMs),
-      backlog: (read) => {
-        this.#backlogs.set(transport, read);
+      backlog: (read, scope = 'node') => {
+        this.#backlogs.set(`${transport} ${scope}`, { labels: { transport, scope }, read });
       },
       cursorReset: () => {
         this.#cursorResets.inc({ transport });

@@ -178,7 +178,7 @@ export async function deliveryAttempts(app: TestApp, subscriptionId: string): Pr
 }
 
 /**
- * The value of one series on the app's `/metrics` now, e.g. `herald_transport_backlog{transport="webhook"}`
+ * The value of one series on the app's `/metrics` now, e.g. `herald_transport_backlog{transport="webhook",scope="shared"}`
  * (labels as the server writes them); undefined when it has none.
  */
 export async function metricValue(app: { baseUrl: string }, series: string): Promise<number | undefined> {

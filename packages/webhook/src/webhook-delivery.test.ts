@@ -461,7 +461,9 @@ describe('per endpoint', () => {
 });
 
 describe('the backlog metric', () => {
-  const backlog = (target: TestApp) => metricValue(target, 'herald_transport_backlog{transport="webhook"}');
+  const series = (target: TestApp, scope: 'node' | 'shared') => metricValue(target, `herald_transport_backlog{transport="webhook",scope="${scope}"}`);
+  /** What the node shows: the outbox's pending rows and what it holds itself. */
+  const backlog = async (target: TestApp) => ((await series(target, 'shared')) ?? Number.NaN) + ((await series(target, 'node')) ?? Number.NaN);
 
   it('counts every delivery not yet made: stored pending, held by a fan-out, handed over by a replay', async () => {
     // The first four requests of each round answer after 4 s: until then the engine holds them in flight, and the rest wait.
@@ -483,5 +485,22 @@ describe('the backlog metric', () => {
     expect(slow.requests).toHaveLength(34);
     await waitFor(async () => (await backlog(server)) === 0, 'no backlog once the replay is sent');
     expect(slow.requests).toHaveLength(60);
+  });
+
+  it('shows the stored rows as one shared backlog on every node sharing the database, and apart what each node holds', async () => {
+    const down = await receiver(() => ({ status: 503 }));
+    const database = tempDatabase();
+    const options = { pollInterval: 50, retrySchedule: [0, 3_600] };
+    const a = await startTestApp([createWebhook(options)], { env: allowPrivate, database });
+    const b = await startTestApp([createWebhook(options)], { env: allowPrivate, database });
+    cleanups.push(() => a.close(), () => b.close());
+    // Through B, whose admin key is the one stored last.
+    await subscribeWebhook(b, { url: down.url });
+    for (let n = 0; n < 10; n++) await publish(a, n);
+    // Each delivery failed once and waits an hour for its retry, pending in the outbox, held by no node.
+    await waitFor(() => down.requests.length === 10, 'the first attempts');
+    await waitFor(async () => (await series(a, 'shared')) === 10 && (await series(a, 'node')) === 0, 'the ten rows pending on A');
+    expect(await series(b, 'shared')).toBe(10);
+    expect(await series(b, 'node')).toBe(0);
   });
 });

@@ -1,12 +1,27 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { redisRateLimits } from '@herald/redis';
 import { memoryTransport, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
+import { machineRedisUrl, ownRedis } from './multi-node-cluster.js';
 
 const apps: TestApp[] = [];
+const directories: string[] = [];
 afterEach(async () => {
   for (const app of apps.splice(0)) await app.close();
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 });
+
+/** A SQLite file in a folder of its own, removed after the test. */
+function tempDatabase(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'herald-rate-limits-'));
+  directories.push(directory);
+  return join(directory, 'herald.db');
+}
 
 async function start(options: Parameters<typeof startTestApp>[1] = {}): Promise<TestApp> {
   const app = await startTestApp([memoryTransport(), websocket()], options);
@@ -172,5 +187,85 @@ describe('rate limits (issue 13)', () => {
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(3);
     await waitFor(async () => (await call(app, 'GET', '/v1/subscriptions', key)).status === 200, 'the next window', 10_000);
+  });
+});
+
+describe('rate limits across nodes, counted in Redis', () => {
+  /** Two nodes on one SQLite file (so one key works on both), each with its own connection to the Redis at `url`. */
+  async function twoNodes(url: string, options: Parameters<typeof startTestApp>[1] = {}) {
+    const database = tempDatabase();
+    const logger = recordingLogger();
+    // A prefix of the test's own keeps its counts apart from other runs' on the machine's Redis.
+    const node = () => start({ database, logger, rateLimitStore: redisRateLimits({ url, maxReconnectDelay: 100, prefix: `${database}:` }), ...options });
+    const a = await node();
+    const b = await node();
+    return { a, b, logger };
+  }
+
+  it('counts a key’s requests on every node against one quota, and each node on its own while Redis is down', async () => {
+    const redis = await ownRedis();
+    try {
+      const { a, b, logger } = await twoNodes(redis.url, { rateLimit: { requests: 6, window: 60 } });
+      // Through B, whose admin key is the one stored last; the consumer's key works on both.
+      const key = await b.consumerKey('acme');
+      const answers = [];
+      for (let n = 0; n < 6; n++) answers.push(await call(n % 2 === 0 ? a : b, 'GET', '/v1/subscriptions', key));
+      expect(answers.map((answer) => [answer.status, rateLimitOf(answer)?.remaining])).toEqual([
+        [200, 5],
+        [200, 4],
+        [200, 3],
+        [200, 2],
+        [200, 1],
+        [200, 0],
+      ]);
+      for (const node of [a, b]) {
+        const refused = await call(node, 'GET', '/v1/subscriptions', key);
+        expect(refused.status).toBe(429);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+
+      // Redis away: the API still answers, each node counting the key on its own.
+      await redis.kill();
+      expect(rateLimitOf(await call(a, 'GET', '/v1/subscriptions', key))?.remaining).toBe(5);
+      expect(rateLimitOf(await call(a, 'GET', '/v1/subscriptions', key))?.remaining).toBe(4);
+      expect(rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining).toBe(5);
+      expect(rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining).toBe(4);
+      expect(logger.lines.filter((line) => line.level === 'warn' && /rate-limit store failed/.test(line.message))).toHaveLength(2);
+
+      // Redis back, empty: the nodes count together again (on its own, A would be at 3 left, B at 3).
+      await redis.start();
+      await waitFor(async () => rateLimitOf(await call(a, 'GET', '/v1/subscriptions', key))?.remaining === 5, 'A counting in Redis again', 10_000);
+      const fromB = await call(b, 'GET', '/v1/subscriptions', key);
+      expect(rateLimitOf(fromB)?.remaining).toBe(4);
+      expect(logger.lines.some((line) => line.level === 'info' && /rate-limit store answers again/.test(line.message))).toBe(true);
+    } finally {
+      await redis.kill();
+    }
+  });
+
+  it('counts the failed authentications of an address on every node', async () => {
+    const { a, b } = await twoNodes(machineRedisUrl, { authFailureLimit: { requests: 3, window: 60 } });
+    const key = await b.consumerKey('acme');
+    const failures = [await call(a, 'GET', '/v1/subscriptions', wrongKey), await call(b, 'GET', '/v1/subscriptions', wrongKey), await call(a, 'GET', '/v1/subscriptions', wrongKey)];
+    expect(failures.map((answer) => [answer.status, rateLimitOf(answer)?.remaining])).toEqual([
+      [401, 2],
+      [401, 1],
+      [401, 0],
+    ]);
+    // Now neither node looks at a credential from this address, a right key as a wrong one.
+    expect((await call(b, 'GET', '/v1/subscriptions', key)).status).toBe(429);
+    expect((await call(a, 'GET', '/v1/subscriptions', key)).status).toBe(429);
+  });
+
+  it('takes the store from HERALD_RATE_LIMIT_STORE, and refuses one it does not know', async () => {
+    const database = tempDatabase();
+    const env = { HERALD_RATE_LIMIT: '4/1m', HERALD_RATE_LIMIT_STORE: machineRedisUrl };
+    const a = await start({ database, env });
+    const b = await start({ database, env });
+    const key = await b.consumerKey('acme');
+    const remaining = [];
+    for (const node of [a, b, a, b]) remaining.push(rateLimitOf(await call(node, 'GET', '/v1/subscriptions', key))?.remaining);
+    expect(remaining).toEqual([3, 2, 1, 0]);
+    await expect(startTestApp([], { env: { HERALD_RATE_LIMIT_STORE: 'memcached://127.0.0.1' } })).rejects.toThrow(/HERALD_RATE_LIMIT_STORE/);
   });
 });

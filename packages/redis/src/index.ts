@@ -1,1 +1,2 @@
 export * from './redis-broker.js';
+export * from './redis-rate-limits.js';

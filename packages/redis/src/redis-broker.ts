@@ -1,5 +1,6 @@
 import type { Broker, Logger, Unsubscribe } from '@herald/core';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { connectAll, redisConnection } from './redis-connection.js';
 
 export interface RedisBrokerOptions {
   /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
@@ -62,12 +63,10 @@ class RedisBroker implements Broker {
     this.#subscriber = subscriber;
     subscriber.on('message', (channel: string, message: string) => this.#dispatch(channel, message));
     try {
-      await Promise.all([this.#connect(publisher), this.#connect(subscriber)]);
+      await connectAll([publisher, subscriber], this.#url, this.#connectTimeout);
     } catch (error) {
-      publisher.disconnect();
-      subscriber.disconnect();
       this.#publisher = this.#subscriber = undefined;
-      throw new Error(`Redis is not reachable at ${redacted(this.#url)}: ${(error as Error).message}`, { cause: error });
+      throw error;
     }
     publisher.on('ready', () => this.#sendHeld());
     subscriber.on('ready', () => void this.#resubscribe());
@@ -120,40 +119,16 @@ class RedisBroker implements Broker {
   }
 
   #connection(role: 'publisher' | 'subscriber'): Redis {
-    const connection = new Redis(this.#url, {
-      lazyConnect: true,
-      connectionName: `herald-${role}`,
+    // Commands are never queued while disconnected: a ring is held by this broker instead, and sent once.
+    return redisConnection({
+      url: this.#url,
+      role,
       connectTimeout: this.#connectTimeout,
-      // Commands are never queued while disconnected: a ring is held by this broker instead, and sent once.
-      enableOfflineQueue: false,
-      autoResubscribe: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
       commandTimeout: this.#publishTimeout,
-      retryStrategy: (attempt) => (this.#closed ? null : Math.min(50 * 2 ** Math.min(attempt, 10), this.#maxReconnectDelay)),
+      maxReconnectDelay: this.#maxReconnectDelay,
+      closed: () => this.#closed,
+      ...(this.#logger ? { logger: this.#logger } : {}),
     });
-    let down = false;
-    connection.on('error', (error: Error) => {
-      if (!down) this.#logger?.warn({ err: error, role }, 'the connection to Redis failed; reconnecting');
-      down = true;
-    });
-    connection.on('ready', () => {
-      if (down) this.#logger?.info({ role }, 'reconnected to Redis');
-      down = false;
-    });
-    return connection;
-  }
-
-  async #connect(connection: Redis): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#connectTimeout} ms`)), this.#connectTimeout);
-    });
-    try {
-      await Promise.race([connection.connect(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   #dispatch(prefixed: string, message: string): void {
@@ -202,8 +177,4 @@ class RedisBroker implements Broker {
       }
     }
   }
-}
-
-function redacted(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

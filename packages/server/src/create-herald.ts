@@ -11,11 +11,13 @@ import {
   type Logger,
   LogPruner,
   memoryBroker,
+  memoryRateLimits,
   NotFoundError,
   type PublishInput,
   postgresStore,
   type PublishedInTransaction,
   type PublishResult,
+  type RateLimitStore,
   SqlStore,
   type Store,
   SubscriptionRegistry,
@@ -31,6 +33,7 @@ import type { ApiSurface } from './api-surface.js';
 import { type HeraldHandlers, heraldHandlers, type MountOptions } from './herald-handlers.js';
 import { refuseUpgrade, TransportMount } from './http-mount.js';
 import { lazyBroker } from './lazy-broker.js';
+import { lazyRateLimits } from './lazy-rate-limits.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
@@ -150,6 +153,19 @@ function brokerFrom(url: string): Broker {
   throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
 }
 
+function rateLimitStoreFrom(url: string): RateLimitStore {
+  if (url === 'memory') return memoryRateLimits();
+  if (/^rediss?:\/\//.test(url)) {
+    return lazyRateLimits(async () => {
+      const { redisRateLimits } = await import('@herald/redis').catch((error: unknown) => {
+        throw new Error('HERALD_RATE_LIMIT_STORE: a redis:// URL needs the @herald/redis package', { cause: error });
+      });
+      return redisRateLimits({ url });
+    });
+  }
+  throw new Error(`HERALD_RATE_LIMIT_STORE: "${url}" is not a rate-limit store this server knows (memory, or a redis:// URL)`);
+}
+
 /** Prunes the log of a store that can be pruned (the SQL store), by the log's and each type's retention. */
 function logPruner(store: Store, catalog: EventCatalog, resolved: ResolvedOptions, logger: Logger): LogPruner | undefined {
   if (!isPrunable(store)) return undefined;
@@ -171,6 +187,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' });
   const store = options.store ?? storeFrom(resolved, logger.child({ component: 'store' }));
   const broker = options.broker ?? brokerFrom(resolved.brokerUrl);
+  const rateLimitStore = options.rateLimitStore ?? rateLimitStoreFrom(resolved.rateLimitStoreUrl);
   const catalog = new EventCatalog(options.eventTypes ?? []);
   const bus = new EventBus({
     store,
@@ -211,7 +228,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const pruner = logPruner(store, catalog, resolved, logger.child({ component: 'retention' }));
   if (pruner && isPrunable(store)) metrics.log(store, pruner);
   bus.onEvents(metrics.published);
-  const limiter = new RequestLimiter(resolved.rateLimits);
+  const limiter = new RequestLimiter(resolved.rateLimits, rateLimitStore, logger.child({ component: 'rate-limits' }));
   const routeOptions: RouteMountOptions = { authenticate, limiter, readBody: jsonBody(resolved.bodyLimit) };
   // A credential a transport got from a request of its own (a WebSocket upgrade): its address counts as the REST API's would.
   const authenticateFrom = (credential: string, from?: IncomingMessage) =>
@@ -225,6 +242,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const ready = (async () => {
     await store.init();
     await broker.init?.();
+    await rateLimitStore.init?.();
     await loadStoredEventTypes(context);
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
     broker.onReconnect?.(() => void loadStoredEventTypes(context));
@@ -307,6 +325,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       await subscriptions.stop();
       keys.stop();
       await broker.close();
+      await rateLimitStore.close?.();
       await store.close();
     })());
 

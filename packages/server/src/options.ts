@@ -1,4 +1,4 @@
-import { type Broker, checkLogPartitionSize, type EventTypeDefinition, type Logger, retentionDuration, type Store, type Transport } from '@herald/core';
+import { type Broker, checkLogPartitionSize, type EventTypeDefinition, type Logger, type RateLimitStore, retentionDuration, type Store, type Transport } from '@herald/core';
 import type { RateLimits } from './rate-limiter.js';
 
 /** A quota: at most `requests` in each `window` of seconds. */
@@ -21,6 +21,14 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   database?: string;
   /** `HERALD_BROKER` is read when this is absent: `memory`, or a `redis://` URL. @default memoryBroker() */
   broker?: Broker;
+  /**
+   * Where the REST rate limits are counted (`rateLimit`, `adminRateLimit`, `authFailureLimit`): each node in
+   * its own memory, or in a store the nodes share, such as `redisRateLimits()` of `@herald/redis`, so that a
+   * limit holds across the cluster. `HERALD_RATE_LIMIT_STORE` is read when this is absent: `memory`, or a
+   * `redis://` URL.
+   * @default memoryRateLimits()
+   */
+  rateLimitStore?: RateLimitStore;
   /** The transports to mount, e.g. `[webhook(), websocket(), sse()]`. @default [] */
   transports?: readonly Transport[];
   /** Event types defined in code with `defineEventType`. @default [] */
@@ -96,6 +104,7 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
 export interface ResolvedOptions {
   database: string;
   brokerUrl: string;
+  rateLimitStoreUrl: string;
   adminKey?: string;
   port: number;
   logLevel: string;
@@ -185,6 +194,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
     brokerUrl: env.HERALD_BROKER || 'memory',
+    rateLimitStoreUrl: env.HERALD_RATE_LIMIT_STORE || 'memory',
     ...(adminKey !== undefined ? { adminKey } : {}),
     port,
     logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { type Principal, RateLimitedError, UnauthorizedError } from '@herald/core';
+import { type Logger, memoryRateLimits, type Principal, type RateLimitStore, RateLimitedError, UnauthorizedError, type WindowCount } from '@herald/core';
 import type { RateLimit } from './options.js';
 
 /** The state of one client's quota, as the `RateLimit` header tells it. */
@@ -24,83 +24,6 @@ function rateLimitHeaders({ policy, limit, remaining, reset }: Quota): Record<st
 
 /** Over a quota: 429 with `Retry-After` and the quota's RateLimit fields. */
 const rateLimited = (message: string, quota: Quota) => new RateLimitedError(message, quota.reset, rateLimitHeaders(quota));
-
-/** How many clients one policy keeps count of at most; past it the oldest windows are forgotten. */
-const defaultMaxKeys = 100_000;
-
-/**
- * Fixed-window counters by key. A window that has ended is forgotten (it counts as nothing), so what is
- * kept is the keys that made requests within one window, and never more than `maxKeys` of them.
- */
-export class WindowCounter {
-  readonly #windows = new Map<string, { start: number; used: number }>();
-  readonly #policy: string;
-  readonly #limit: RateLimit;
-  readonly #windowMs: number;
-  readonly #now: () => number;
-  readonly #maxKeys: number;
-  #sweptAt: number;
-
-  constructor(policy: string, limit: RateLimit, now: () => number = Date.now, maxKeys = defaultMaxKeys) {
-    this.#policy = policy;
-    this.#limit = limit;
-    this.#windowMs = limit.window * 1000;
-    this.#now = now;
-    this.#maxKeys = maxKeys;
-    this.#sweptAt = now();
-  }
-
-  /** Keys with a window still open. */
-  get size(): number {
-    return this.#windows.size;
-  }
-
-  /** The quota of `key` without counting a request: `remaining` 0 means the next one is refused. */
-  peek(key: string): Quota {
-    const now = this.#now();
-    return this.#quota(this.#live(key, now), now);
-  }
-
-  /** Counts one request of `key`, unless its quota is used up: then `allowed` is false and the request must be refused. */
-  take(key: string): { quota: Quota; allowed: boolean } {
-    const now = this.#now();
-    this.#sweep(now);
-    let window = this.#live(key, now);
-    if (window === undefined) {
-      if (this.#windows.size >= this.#maxKeys) this.#forgetOldest();
-      window = { start: now, used: 0 };
-      this.#windows.set(key, window);
-    }
-    const allowed = window.used < this.#limit.requests;
-    if (allowed) window.used += 1;
-    return { quota: this.#quota(window, now), allowed };
-  }
-
-  #live(key: string, now: number): { start: number; used: number } | undefined {
-    const window = this.#windows.get(key);
-    if (window === undefined || now - window.start < this.#windowMs) return window;
-    this.#windows.delete(key);
-    return undefined;
-  }
-
-  #quota(window: { start: number; used: number } | undefined, now: number): Quota {
-    const reset = window ? Math.max(1, Math.ceil((window.start + this.#windowMs - now) / 1000)) : this.#limit.window;
-    return { policy: this.#policy, limit: this.#limit, remaining: this.#limit.requests - (window?.used ?? 0), reset };
-  }
-
-  /** Forgets ended windows, at most once per window length. */
-  #sweep(now: number): void {
-    if (now - this.#sweptAt < this.#windowMs) return;
-    this.#sweptAt = now;
-    for (const [key, window] of this.#windows) if (now - window.start >= this.#windowMs) this.#windows.delete(key);
-  }
-
-  /** Windows are added in the order they open: the first is the oldest. */
-  #forgetOldest(): void {
-    const oldest = this.#windows.keys().next();
-    if (!oldest.done) this.#windows.delete(oldest.value);
-  }
-}
 
 /** The rate limits of the REST API; `false` turns one off. */
 export interface RateLimits {
@@ -134,27 +57,42 @@ function addressBlock(ip: string): string {
     .join(':')}::/64`;
 }
 
+/** One rate limit as the store counts it: its name in the headers and before each key. */
+interface Policy {
+  name: string;
+  limit: RateLimit;
+}
+
 /**
- * Authenticates REST requests within the rate limits, on this node: an address that failed too often is
- * refused before its credential is even looked at; an authenticated key spends one request of its quota.
+ * Authenticates REST requests within the rate limits: an address that failed too often is refused before
+ * its credential is even looked at; an authenticated key spends one request of its quota. The counts are
+ * kept in `store` (shared by the nodes, or each node's own). While the store fails, each node counts in its
+ * own memory, and says so in the log once.
  */
 export class RequestLimiter {
-  readonly #key?: WindowCounter;
-  readonly #admin?: WindowCounter;
-  readonly #failures?: WindowCounter;
+  readonly #key?: Policy;
+  readonly #admin?: Policy;
+  readonly #failures?: Policy;
+  readonly #store: RateLimitStore;
+  readonly #fallback: RateLimitStore;
+  readonly #logger?: Logger;
+  #storeFailing = false;
 
-  constructor(limits: RateLimits, now: () => number = Date.now) {
-    if (limits.key) this.#key = new WindowCounter('key', limits.key, now);
-    if (limits.admin) this.#admin = new WindowCounter('admin', limits.admin, now);
-    if (limits.authFailures) this.#failures = new WindowCounter('auth-failures', limits.authFailures, now);
+  constructor(limits: RateLimits, store: RateLimitStore = memoryRateLimits(), logger?: Logger) {
+    if (limits.key) this.#key = { name: 'key', limit: limits.key };
+    if (limits.admin) this.#admin = { name: 'admin', limit: limits.admin };
+    if (limits.authFailures) this.#failures = { name: 'auth-failures', limit: limits.authFailures };
+    this.#store = store;
+    this.#fallback = memoryRateLimits();
+    if (logger) this.#logger = logger;
   }
 
   /** Runs `authenticate` for the request unless its address is over its failures; sets the RateLimit fields on `response`. */
   async authenticate(request: IncomingMessage, response: ServerResponse, authenticate: () => Promise<Principal>): Promise<Principal> {
     const principal = await this.credential(requestIp(request), authenticate, (quota) => setHeaders(response, quota));
-    const counter = principal.role === 'admin' ? this.#admin : this.#key;
-    if (counter) {
-      const { quota, allowed } = counter.take(principal.keyId);
+    const policy = principal.role === 'admin' ? this.#admin : this.#key;
+    if (policy) {
+      const { quota, allowed } = await this.#take(policy, principal.keyId);
       if (!allowed) throw rateLimited(`This key used its ${quota.limit.requests} requests per ${quota.limit.window} s; try again in ${quota.reset} s`, quota);
       setHeaders(response, quota);
     }
@@ -169,18 +107,47 @@ export class RequestLimiter {
     const failures = this.#failures;
     if (!failures) return authenticate();
     const address = addressBlock(ip);
-    const before = failures.peek(address);
+    const before = quotaOf(failures, await this.#counted((store) => store.peek(`${failures.name}:${address}`)));
     if (before.remaining <= 0) throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
     try {
       return await authenticate();
     } catch (error) {
       if (error instanceof UnauthorizedError) {
-        const { quota } = failures.take(address);
+        const { quota } = await this.#take(failures, address);
         failed?.(quota);
       }
       throw error;
     }
   }
+
+  async #take(policy: Policy, key: string): Promise<{ quota: Quota; allowed: boolean }> {
+    const count = await this.#counted((store) => store.take(`${policy.name}:${key}`, policy.limit.requests, policy.limit.window * 1000));
+    return { quota: quotaOf(policy, count), allowed: count.allowed };
+  }
+
+  /** `count` in the store, or in this node's memory while the store fails. */
+  async #counted<T>(count: (store: RateLimitStore) => Promise<T>): Promise<T> {
+    try {
+      const counted = await count(this.#store);
+      if (this.#storeFailing) {
+        this.#storeFailing = false;
+        this.#logger?.info('the rate-limit store answers again; the rate limits are counted in it again');
+      }
+      return counted;
+    } catch (error) {
+      if (!this.#storeFailing) {
+        this.#storeFailing = true;
+        this.#logger?.warn({ err: error }, 'the rate-limit store failed; this node counts the rate limits on its own until it answers');
+      }
+      return count(this.#fallback);
+    }
+  }
+}
+
+/** The quota of `policy` in `window`: the whole quota when none is open. */
+function quotaOf({ name, limit }: Policy, window: WindowCount): Quota {
+  const reset = window.resetMs > 0 ? Math.max(1, Math.ceil(window.resetMs / 1000)) : limit.window;
+  return { policy: name, limit, remaining: Math.max(0, limit.requests - window.used), reset };
 }
 
 function setHeaders(response: ServerResponse, quota: Quota): void {

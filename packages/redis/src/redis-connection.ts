@@ -1,0 +1,60 @@
+import type { Logger } from '@herald/core';
+import { Redis } from 'ioredis';
+
+/** How a connection to Redis is made and kept. */
+export interface RedisConnectionOptions {
+  url: string;
+  /** Its name in Redis's `CLIENT LIST`, after `herald-`. */
+  role: string;
+  connectTimeout: number;
+  /** A command that takes longer fails. */
+  commandTimeout: number;
+  maxReconnectDelay: number;
+  /** Whether its owner closed: it stops reconnecting then. */
+  closed: () => boolean;
+  logger?: Logger;
+}
+
+/**
+ * A connection that never queues commands while disconnected (they fail at once, and the caller decides)
+ * and reconnects with a capped backoff, logging once when it fails and once when it is back.
+ */
+export function redisConnection({ url, role, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
+  const connection = new Redis(url, {
+    lazyConnect: true,
+    connectionName: `herald-${role}`,
+    connectTimeout,
+    enableOfflineQueue: false,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    retryStrategy: (attempt) => (closed() ? null : Math.min(50 * 2 ** Math.min(attempt, 10), maxReconnectDelay)),
+  });
+  let down = false;
+  connection.on('error', (error: Error) => {
+    if (!down) logger?.warn({ err: error, role }, 'the connection to Redis failed; reconnecting');
+    down = true;
+  });
+  connection.on('ready', () => {
+    if (down) logger?.info({ role }, 'reconnected to Redis');
+    down = false;
+  });
+  return connection;
+}
+
+/** Connects `connections`, or fails within `timeout` ms saying where Redis was looked for (its password hidden). */
+export async function connectAll(connections: readonly Redis[], url: string, timeout: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
+  });
+  try {
+    await Promise.race([Promise.all(connections.map((connection) => connection.connect())), timedOut]);
+  } catch (error) {
+    for (const connection of connections) connection.disconnect();
+    throw new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * What counting the REST rate limits in Redis costs a request: `GET /v1/event-types` with a consumer key
+ * under autocannon, against Herald counting in its own memory (the default) and with no rate limit at
+ * all. Each server runs in a child process of its own; Redis is the machine's. Prints a markdown section.
+ * Run alone: `pnpm bench rate-limits`.
+ */
+import { randomBytes } from 'node:crypto';
+import { defineEventType } from '@herald/core';
+import { redisRateLimits } from '@herald/redis';
+import { createHerald } from '@herald/server';
+import autocannon from 'autocannon';
+import { z } from 'zod';
+import { type Child, serveRequests, spawnChild } from './lib/child-process.js';
+import { measuredWith } from './lib/machine.js';
+import { markdownTable } from './lib/markdown.js';
+import { type AlternateOptions, alternate, envNumber, progress } from './lib/rounds.js';
+import { formatCount, formatRatio, median, roundRatios } from './lib/stats.js';
+import { tempDirectory } from './lib/temp-directory.js';
+
+const schedule: AlternateOptions = {
+  rounds: envNumber('BENCH_ROUNDS', 3),
+  slices: envNumber('BENCH_SERVER_SLICES', 2),
+  sliceMilliseconds: envNumber('BENCH_SERVER_SLICE_SECONDS', 5) * 1000,
+};
+const warmupSeconds = 3;
+const connections = 64;
+const adminKey = 'bench-admin-key-0123456789abcdef0123';
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const path = '/v1/event-types';
+
+type Kind = 'off' | 'memory' | 'redis';
+const kinds: readonly Kind[] = ['off', 'memory', 'redis'];
+
+/** In a child process: a Herald whose rate limits are `kind`, on 127.0.0.1; tells the parent its port and a consumer key. */
+async function serve(kind: Kind): Promise<void> {
+  const dir = tempDirectory();
+  // A limit no run reaches: every request is counted, none refused.
+  const rateLimit = kind === 'off' ? false : { requests: 1_000_000_000, window: 3_600 };
+  const herald = createHerald({
+    database: dir.file('herald.db'),
+    logLevel: 'silent',
+    adminKey,
+    env: {},
+    eventTypes: [defineEventType('bench.event', z.object({ n: z.number() }))],
+    rateLimit,
+    ...(kind === 'redis' ? { rateLimitStore: redisRateLimits({ url: redisUrl, prefix: `bench-${randomBytes(6).toString('hex')}:` }) } : {}),
+  });
+  const { url, port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+  const created = await fetch(`${url}/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ role: 'consumer', consumer: 'bench' }),
+  });
+  const { key } = (await created.json()) as { key: string };
+  serveRequests({
+    port: () => port,
+    key: () => key,
+    cpu: () => {
+      const { user, system } = process.cpuUsage();
+      return user + system;
+    },
+    stop: async () => {
+      await herald.close();
+      dir.remove();
+    },
+  });
+  process.send?.('up');
+}
+
+interface Target {
+  kind: Kind;
+  port: number;
+  key: string;
+  child: Child;
+  cpuMicroseconds: number;
+  measuredRequests: number;
+  latencies: { p50: number; p99: number }[];
+}
+
+async function start(kind: Kind): Promise<Target> {
+  const child = await spawnChild(import.meta.url, ['serve', kind]);
+  return { kind, port: await child.call<number>('port'), key: await child.call<string>('key'), child, cpuMicroseconds: 0, measuredRequests: 0, latencies: [] };
+}
+
+/** Requests answered 200 in `seconds`; any other answer or error fails the benchmark. */
+async function load(target: Target, seconds: number, measured = true): Promise<number> {
+  const cpuBefore = await target.child.call<number>('cpu');
+  const result = await autocannon({
+    url: `http://127.0.0.1:${target.port}${path}`,
+    headers: { authorization: `Bearer ${target.key}` },
+    connections,
+    duration: seconds,
+  });
+  const cpuAfter = await target.child.call<number>('cpu');
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${target.kind}: ${result.non2xx} answers were not 2xx and ${result.errors} requests failed`);
+  if (measured) {
+    target.cpuMicroseconds += cpuAfter - cpuBefore;
+    target.measuredRequests += result['2xx'];
+    target.latencies.push({ p50: result.latency.p50, p99: result.latency.p99 });
+  }
+  return result['2xx'];
+}
+
+async function main(): Promise<void> {
+  const note = measuredWith('pnpm bench rate-limits');
+  progress(`rate limits: ${schedule.rounds} rounds × ${schedule.slices} turns × ${schedule.sliceMilliseconds / 1000} s per server, ${connections} connections`);
+  const targets = await Promise.all(kinds.map(start));
+  const [off, memory, redis] = targets as [Target, Target, Target];
+  try {
+    for (const target of targets) await load(target, warmupSeconds, false);
+    const rates = await alternate(schedule, {
+      off: (milliseconds) => load(off, milliseconds / 1000),
+      memory: (milliseconds) => load(memory, milliseconds / 1000),
+      redis: (milliseconds) => load(redis, milliseconds / 1000),
+    });
+    const row = (what: string, target: Target) => [
+      what,
+      formatCount(rates[target.kind].total),
+      rates[target.kind].rounds.map(formatCount).join(', '),
+      `${median(target.latencies.map((l) => l.p50))} ms / ${median(target.latencies.map((l) => l.p99))} ms`,
+      (target.cpuMicroseconds / target.measuredRequests).toFixed(0),
+    ];
+    const ratio = (of: Target, to: Target) => [
+      `${of.kind} ÷ ${to.kind}`,
+      formatRatio(rates[of.kind].total / rates[to.kind].total),
+      roundRatios(rates[of.kind], rates[to.kind]).map(formatRatio).join(', '),
+    ];
+    console.log(`## Rate limits: counted in memory and in Redis
+
+${note}
+
+\`GET ${path}\` with a consumer key under autocannon (${connections} connections, no pipelining), against three
+Herald servers, each a child process of its own on a SQLite file: rate limits off, counted in the node's memory
+(the default), and counted in the machine's Redis (\`redisRateLimits()\`: one script a request). The limit is
+one no run reaches, so every request is counted and none refused. A ${warmupSeconds} s warm-up each, then
+${schedule.rounds} rounds; in each, every server gets ${schedule.slices} turns of ${schedule.sliceMilliseconds / 1000} s, the turns alternating. Latency is the median
+over the turns; "server CPU µs/request" is the server process's CPU time per request.
+
+${markdownTable(
+  ['rate limits', 'requests/s', 'per round', 'latency p50 / p99', 'server CPU µs/request'],
+  [row('off', off), row('in memory (default)', memory), row('in Redis', redis)],
+)}
+
+${markdownTable(['ratio', 'value', 'per round'], [ratio(redis, memory), ratio(memory, off)])}
+`);
+    for (const target of targets) await target.child.call('stop');
+  } finally {
+    await Promise.all(targets.map((target) => target.child.kill()));
+  }
+}
+
+if (process.argv[2] === 'serve') await serve(process.argv[3] as Kind);
+else await main();

@@ -11,7 +11,6 @@ import {
   type Logger,
   LogPruner,
   memoryBroker,
-  memoryRateLimits,
   NotFoundError,
   type PublishInput,
   postgresStore,
@@ -153,8 +152,9 @@ function brokerFrom(url: string): Broker {
   throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
 }
 
-function rateLimitStoreFrom(url: string): RateLimitStore {
-  if (url === 'memory') return memoryRateLimits();
+/** The store `HERALD_RATE_LIMIT_STORE` names; undefined for `memory`, each node counting on its own. */
+function rateLimitStoreFrom(url: string): RateLimitStore | undefined {
+  if (url === 'memory') return undefined;
   if (/^rediss?:\/\//.test(url)) {
     return lazyRateLimits(async () => {
       const { redisRateLimits } = await import('@herald/redis').catch((error: unknown) => {
@@ -242,7 +242,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const ready = (async () => {
     await store.init();
     await broker.init?.();
-    await rateLimitStore.init?.();
+    await rateLimitStore?.init?.();
     await loadStoredEventTypes(context);
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
     broker.onReconnect?.(() => void loadStoredEventTypes(context));
@@ -325,7 +325,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       await subscriptions.stop();
       keys.stop();
       await broker.close();
-      await rateLimitStore.close?.();
+      await rateLimitStore?.close?.();
       await store.close();
     })());
 

@@ -22,11 +22,10 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   /** `HERALD_BROKER` is read when this is absent: `memory`, or a `redis://` URL. @default memoryBroker() */
   broker?: Broker;
   /**
-   * Where the REST rate limits are counted (`rateLimit`, `adminRateLimit`, `authFailureLimit`): each node in
-   * its own memory, or in a store the nodes share, such as `redisRateLimits()` of `@herald/redis`, so that a
-   * limit holds across the cluster. `HERALD_RATE_LIMIT_STORE` is read when this is absent: `memory`, or a
-   * `redis://` URL.
-   * @default memoryRateLimits()
+   * A store the nodes share to count the REST rate limits in (`rateLimit`, `adminRateLimit`,
+   * `authFailureLimit`), such as `redisRateLimits()` of `@herald/redis`, so that a limit holds across the
+   * cluster. `HERALD_RATE_LIMIT_STORE` is read when this is absent: `memory`, or a `redis://` URL.
+   * @default each node counts in its own memory
    */
   rateLimitStore?: RateLimitStore;
   /** The transports to mount, e.g. `[webhook(), websocket(), sse()]`. @default [] */

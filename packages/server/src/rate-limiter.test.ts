@@ -1,6 +1,26 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Principal, RateLimitedError, UnauthorizedError } from '@herald/core';
 import { describe, expect, it } from 'vitest';
-import { clientAddress } from './rate-limiter.js';
+import { clientAddress, RequestLimiter } from './rate-limiter.js';
+
+describe('RequestLimiter, each node counting on its own', () => {
+  it('counts each limit apart: a flood of failed authentications from many addresses leaves a key’s count as it was', async () => {
+    const limiter = new RequestLimiter({ key: { requests: 2, window: 60 }, admin: false, authFailures: { requests: 1, window: 60 } });
+    const consumer: Principal = { keyId: 'key_a', role: 'consumer', consumer: 'acme' };
+    const from = (remoteAddress: string) => ({ socket: { remoteAddress } }) as unknown as IncomingMessage;
+    const response = { setHeader() {} } as unknown as ServerResponse;
+    const request = () => limiter.authenticate(from('192.0.2.1'), response, async () => consumer);
+    await request();
+    await request();
+    await expect(request()).rejects.toBeInstanceOf(RateLimitedError);
+    // More addresses than a limit keeps windows of (100,000), each failing once.
+    for (let n = 0; n < 100_001; n++) {
+      const address = `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`;
+      await expect(limiter.credential(address, async () => Promise.reject(new UnauthorizedError()))).rejects.toBeInstanceOf(UnauthorizedError);
+    }
+    await expect(request()).rejects.toBeInstanceOf(RateLimitedError);
+  });
+});
 
 describe('clientAddress', () => {
   const of = (remoteAddress: string, ip?: string) => clientAddress({ socket: { remoteAddress }, ...(ip ? { ip } : {}) } as unknown as IncomingMessage);

@@ -57,33 +57,35 @@ function addressBlock(ip: string): string {
     .join(':')}::/64`;
 }
 
-/** One rate limit as the store counts it: its name in the headers and before each key. */
+/** One rate limit: its name in the headers and before each key, and this node's own counts of it. */
 interface Policy {
   name: string;
   limit: RateLimit;
+  /** Counts in this node's memory: when no store is shared, and while the shared one fails. */
+  own: RateLimitStore;
 }
+
+const policy = (name: string, limit: RateLimit): Policy => ({ name, limit, own: memoryRateLimits() });
 
 /**
  * Authenticates REST requests within the rate limits: an address that failed too often is refused before
- * its credential is even looked at; an authenticated key spends one request of its quota. The counts are
- * kept in `store` (shared by the nodes, or each node's own). While the store fails, each node counts in its
- * own memory, and says so in the log once.
+ * its credential is even looked at; an authenticated key spends one request of its quota. Each node counts
+ * in its own memory (each limit apart, so that a flood of one cannot push the others' counts out), or in
+ * `shared`, a store of the cluster; while that fails, each node counts on its own, and says so once.
  */
 export class RequestLimiter {
   readonly #key?: Policy;
   readonly #admin?: Policy;
   readonly #failures?: Policy;
-  readonly #store: RateLimitStore;
-  readonly #fallback: RateLimitStore;
+  readonly #shared?: RateLimitStore;
   readonly #logger?: Logger;
-  #storeFailing = false;
+  #sharedFailing = false;
 
-  constructor(limits: RateLimits, store: RateLimitStore = memoryRateLimits(), logger?: Logger) {
-    if (limits.key) this.#key = { name: 'key', limit: limits.key };
-    if (limits.admin) this.#admin = { name: 'admin', limit: limits.admin };
-    if (limits.authFailures) this.#failures = { name: 'auth-failures', limit: limits.authFailures };
-    this.#store = store;
-    this.#fallback = memoryRateLimits();
+  constructor(limits: RateLimits, shared?: RateLimitStore, logger?: Logger) {
+    if (limits.key) this.#key = policy('key', limits.key);
+    if (limits.admin) this.#admin = policy('admin', limits.admin);
+    if (limits.authFailures) this.#failures = policy('auth-failures', limits.authFailures);
+    if (shared) this.#shared = shared;
     if (logger) this.#logger = logger;
   }
 
@@ -107,7 +109,7 @@ export class RequestLimiter {
     const failures = this.#failures;
     if (!failures) return authenticate();
     const address = addressBlock(ip);
-    const before = quotaOf(failures, await this.#counted((store) => store.peek(`${failures.name}:${address}`)));
+    const before = quotaOf(failures, await this.#counted(failures, (store, key) => store.peek(key), address));
     if (before.remaining <= 0) throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
     try {
       return await authenticate();
@@ -120,26 +122,27 @@ export class RequestLimiter {
     }
   }
 
-  async #take(policy: Policy, key: string): Promise<{ quota: Quota; allowed: boolean }> {
-    const count = await this.#counted((store) => store.take(`${policy.name}:${key}`, policy.limit.requests, policy.limit.window * 1000));
+  async #take(policy: Policy, id: string): Promise<{ quota: Quota; allowed: boolean }> {
+    const count = await this.#counted(policy, (store, key) => store.take(key, policy.limit.requests, policy.limit.window * 1000), id);
     return { quota: quotaOf(policy, count), allowed: count.allowed };
   }
 
-  /** `count` in the store, or in this node's memory while the store fails. */
-  async #counted<T>(count: (store: RateLimitStore) => Promise<T>): Promise<T> {
+  /** `count` of `id` under `policy`: in the shared store, or in the node's own while there is none or it fails. */
+  async #counted<T>(policy: Policy, count: (store: RateLimitStore, key: string) => Promise<T>, id: string): Promise<T> {
+    if (!this.#shared) return count(policy.own, id);
     try {
-      const counted = await count(this.#store);
-      if (this.#storeFailing) {
-        this.#storeFailing = false;
+      const counted = await count(this.#shared, `${policy.name}:${id}`);
+      if (this.#sharedFailing) {
+        this.#sharedFailing = false;
         this.#logger?.info('the rate-limit store answers again; the rate limits are counted in it again');
       }
       return counted;
     } catch (error) {
-      if (!this.#storeFailing) {
-        this.#storeFailing = true;
+      if (!this.#sharedFailing) {
+        this.#sharedFailing = true;
         this.#logger?.warn({ err: error }, 'the rate-limit store failed; this node counts the rate limits on its own until it answers');
       }
-      return count(this.#fallback);
+      return count(policy.own, id);
     }
   }
 }

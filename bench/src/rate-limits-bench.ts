@@ -27,6 +27,8 @@ const connections = 64;
 const adminKey = 'bench-admin-key-0123456789abcdef0123';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const path = '/v1/event-types';
+/** A limit no run reaches: every request is counted, none refused. */
+const limit = 1_000_000_000;
 
 type Kind = 'off' | 'memory' | 'redis';
 const kinds: readonly Kind[] = ['off', 'memory', 'redis'];
@@ -34,8 +36,7 @@ const kinds: readonly Kind[] = ['off', 'memory', 'redis'];
 /** In a child process: a Herald whose rate limits are `kind`, on 127.0.0.1; tells the parent its port and a consumer key. */
 async function serve(kind: Kind): Promise<void> {
   const dir = tempDirectory();
-  // A limit no run reaches: every request is counted, none refused.
-  const rateLimit = kind === 'off' ? false : { requests: 1_000_000_000, window: 3_600 };
+  const rateLimit = kind === 'off' ? false : { requests: limit, window: 3_600 };
   const herald = createHerald({
     database: dir.file('herald.db'),
     logLevel: 'silent',
@@ -72,6 +73,8 @@ interface Target {
   port: number;
   key: string;
   child: Child;
+  /** Requests answered 200, warm-ups included. */
+  answered: number;
   cpuMicroseconds: number;
   measuredRequests: number;
   latencies: { p50: number; p99: number }[];
@@ -79,7 +82,7 @@ interface Target {
 
 async function start(kind: Kind): Promise<Target> {
   const child = await spawnChild(import.meta.url, ['serve', kind]);
-  return { kind, port: await child.call<number>('port'), key: await child.call<string>('key'), child, cpuMicroseconds: 0, measuredRequests: 0, latencies: [] };
+  return { kind, port: await child.call<number>('port'), key: await child.call<string>('key'), child, answered: 0, cpuMicroseconds: 0, measuredRequests: 0, latencies: [] };
 }
 
 /** Requests answered 200 in `seconds`; any other answer or error fails the benchmark. */
@@ -93,12 +96,25 @@ async function load(target: Target, seconds: number, measured = true): Promise<n
   });
   const cpuAfter = await target.child.call<number>('cpu');
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${target.kind}: ${result.non2xx} answers were not 2xx and ${result.errors} requests failed`);
+  target.answered += result['2xx'];
   if (measured) {
     target.cpuMicroseconds += cpuAfter - cpuBefore;
     target.measuredRequests += result['2xx'];
     target.latencies.push({ p50: result.latency.p50, p99: result.latency.p99 });
   }
   return result['2xx'];
+}
+
+/** Fails unless `target` counted every request it answered (or, with the limits off, none). */
+async function checkCounted(target: Target): Promise<void> {
+  const answer = await fetch(`http://127.0.0.1:${target.port}${path}`, { headers: { authorization: `Bearer ${target.key}` } });
+  const remaining = /;r=(\d+);/.exec(answer.headers.get('ratelimit') ?? '')?.[1];
+  if (target.kind === 'off') {
+    if (remaining !== undefined) throw new Error('off: a request was counted');
+    return;
+  }
+  const counted = limit - Number(remaining);
+  if (remaining === undefined || counted < target.answered) throw new Error(`${target.kind}: ${target.answered} requests answered, ${remaining === undefined ? 'none' : counted} counted`);
 }
 
 async function main(): Promise<void> {
@@ -113,6 +129,7 @@ async function main(): Promise<void> {
       memory: (milliseconds) => load(memory, milliseconds / 1000),
       redis: (milliseconds) => load(redis, milliseconds / 1000),
     });
+    for (const target of targets) await checkCounted(target);
     const row = (what: string, target: Target) => [
       what,
       formatCount(rates[target.kind].total),

@@ -8,22 +8,15 @@ import { randomBytes } from 'node:crypto';
 import { defineEventType } from '@herald/core';
 import { redisRateLimits } from '@herald/redis';
 import { createHerald } from '@herald/server';
-import autocannon from 'autocannon';
 import { z } from 'zod';
-import { type Child, serveRequests, spawnChild } from './lib/child-process.js';
+import { serveRequests } from './lib/child-process.js';
+import { cpuPerRequest, type LoadedServer, latencyOf, loadServer, serverConnections, serverSchedule, serverWarmupSeconds, startServer } from './lib/loaded-server.js';
 import { measuredWith } from './lib/machine.js';
 import { markdownTable } from './lib/markdown.js';
-import { type AlternateOptions, alternate, envNumber, progress } from './lib/rounds.js';
-import { formatCount, formatRatio, median, roundRatios } from './lib/stats.js';
+import { alternate, progress } from './lib/rounds.js';
+import { formatCount, formatRatio, roundRatios } from './lib/stats.js';
 import { tempDirectory } from './lib/temp-directory.js';
 
-const schedule: AlternateOptions = {
-  rounds: envNumber('BENCH_ROUNDS', 3),
-  slices: envNumber('BENCH_SERVER_SLICES', 2),
-  sliceMilliseconds: envNumber('BENCH_SERVER_SLICE_SECONDS', 5) * 1000,
-};
-const warmupSeconds = 3;
-const connections = 64;
 const adminKey = 'bench-admin-key-0123456789abcdef0123';
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const path = '/v1/event-types';
@@ -68,42 +61,16 @@ async function serve(kind: Kind): Promise<void> {
   process.send?.('up');
 }
 
-interface Target {
-  kind: Kind;
-  port: number;
-  key: string;
-  child: Child;
-  /** Requests answered 200, warm-ups included. */
-  answered: number;
-  cpuMicroseconds: number;
-  measuredRequests: number;
-  latencies: { p50: number; p99: number }[];
-}
+type Target = LoadedServer<Kind> & { key: string };
 
 async function start(kind: Kind): Promise<Target> {
-  const child = await spawnChild(import.meta.url, ['serve', kind]);
-  return { kind, port: await child.call<number>('port'), key: await child.call<string>('key'), child, answered: 0, cpuMicroseconds: 0, measuredRequests: 0, latencies: [] };
+  const server = await startServer(import.meta.url, kind);
+  return { ...server, key: await server.child.call<string>('key') };
 }
 
-/** Requests answered 200 in `seconds`; any other answer or error fails the benchmark. */
-async function load(target: Target, seconds: number, measured = true): Promise<number> {
-  const cpuBefore = await target.child.call<number>('cpu');
-  const result = await autocannon({
-    url: `http://127.0.0.1:${target.port}${path}`,
-    headers: { authorization: `Bearer ${target.key}` },
-    connections,
-    duration: seconds,
-  });
-  const cpuAfter = await target.child.call<number>('cpu');
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${target.kind}: ${result.non2xx} answers were not 2xx and ${result.errors} requests failed`);
-  target.answered += result['2xx'];
-  if (measured) {
-    target.cpuMicroseconds += cpuAfter - cpuBefore;
-    target.measuredRequests += result['2xx'];
-    target.latencies.push({ p50: result.latency.p50, p99: result.latency.p99 });
-  }
-  return result['2xx'];
-}
+/** Requests answered 200 in `seconds` of `GET path` with the consumer key. */
+const load = (target: Target, seconds: number, measured = true) =>
+  loadServer(target, { path, headers: { authorization: `Bearer ${target.key}` } }, serverConnections, seconds, measured);
 
 /** Fails unless `target` counted every request it answered (or, with the limits off, none). */
 async function checkCounted(target: Target): Promise<void> {
@@ -119,12 +86,12 @@ async function checkCounted(target: Target): Promise<void> {
 
 async function main(): Promise<void> {
   const note = measuredWith('pnpm bench rate-limits');
-  progress(`rate limits: ${schedule.rounds} rounds × ${schedule.slices} turns × ${schedule.sliceMilliseconds / 1000} s per server, ${connections} connections`);
+  progress(`rate limits: ${serverSchedule.rounds} rounds × ${serverSchedule.slices} turns × ${serverSchedule.sliceMilliseconds / 1000} s per server, ${serverConnections} connections`);
   const targets = await Promise.all(kinds.map(start));
   const [off, memory, redis] = targets as [Target, Target, Target];
   try {
-    for (const target of targets) await load(target, warmupSeconds, false);
-    const rates = await alternate(schedule, {
+    for (const target of targets) await load(target, serverWarmupSeconds, false);
+    const rates = await alternate(serverSchedule, {
       off: (milliseconds) => load(off, milliseconds / 1000),
       memory: (milliseconds) => load(memory, milliseconds / 1000),
       redis: (milliseconds) => load(redis, milliseconds / 1000),
@@ -134,8 +101,8 @@ async function main(): Promise<void> {
       what,
       formatCount(rates[target.kind].total),
       rates[target.kind].rounds.map(formatCount).join(', '),
-      `${median(target.latencies.map((l) => l.p50))} ms / ${median(target.latencies.map((l) => l.p99))} ms`,
-      (target.cpuMicroseconds / target.measuredRequests).toFixed(0),
+      latencyOf(target),
+      cpuPerRequest(target),
     ];
     const ratio = (of: Target, to: Target) => [
       `${of.kind} ÷ ${to.kind}`,
@@ -146,11 +113,11 @@ async function main(): Promise<void> {
 
 ${note}
 
-\`GET ${path}\` with a consumer key under autocannon (${connections} connections, no pipelining), against three
+\`GET ${path}\` with a consumer key under autocannon (${serverConnections} connections, no pipelining), against three
 Herald servers, each a child process of its own on a SQLite file: rate limits off, counted in the node's memory
 (the default), and counted in the machine's Redis (\`redisRateLimits()\`: one script a request). The limit is
-one no run reaches, so every request is counted and none refused. A ${warmupSeconds} s warm-up each, then
-${schedule.rounds} rounds; in each, every server gets ${schedule.slices} turns of ${schedule.sliceMilliseconds / 1000} s, the turns alternating. Latency is the median
+one no run reaches, so every request is counted and none refused. A ${serverWarmupSeconds} s warm-up each, then
+${serverSchedule.rounds} rounds; in each, every server gets ${serverSchedule.slices} turns of ${serverSchedule.sliceMilliseconds / 1000} s, the turns alternating. Latency is the median
 over the turns; "server CPU µs/request" is the server process's CPU time per request.
 
 ${markdownTable(

@@ -1,3 +1,4 @@
+import type { RateLimit } from '@herald/server';
 import { z } from 'zod';
 
 /**
@@ -36,6 +37,14 @@ export interface HeraldConfig {
   shutdownTimeout?: number;
   /** `HERALD_MAX_CONNECTIONS_PER_KEY`: long-lived connections per key, every transport together. @default 1000 */
   maxConnectionsPerKey?: number;
+  /** `HERALD_RATE_LIMIT`: REST requests per consumer key and per stream token, `window` in seconds; `false` for none. @default { requests: 600, window: 60 } */
+  rateLimit?: RateLimit | false;
+  /** `HERALD_ADMIN_RATE_LIMIT`: REST requests per admin key. @default false */
+  adminRateLimit?: RateLimit | false;
+  /** `HERALD_AUTH_FAILURE_LIMIT`: failed authentications per client address. @default { requests: 60, window: 60 } */
+  authFailureLimit?: RateLimit | false;
+  /** `HERALD_RATE_LIMIT_STORE`: where the rate limits are counted: `memory`, each node on its own, or a `redis://` URL, the nodes together. @default 'memory' */
+  rateLimitStore?: string;
   /**
    * The transports to mount, each with its factory's options (`true` for the defaults). A short name is
    * a package of Herald's: `amqp` is `@herald/amqp`, whose export `amqp` is the factory. A module path
@@ -72,6 +81,12 @@ export const eventTypeObject = z.strictObject({
 /** A transport's options: `true` for the defaults, or an object. */
 export const transportOptions = z.union([z.literal(true), z.record(z.string(), z.unknown())]);
 
+/** `memory`, or a `redis://` URL: where the broker rings, or where the rate limits are counted. */
+const storeUrl = z.string().regex(/^(?:memory|rediss?:\/\/.+)$/, 'expected "memory" or a redis:// URL');
+
+/** A rate limit as `createHerald` takes it: `requests` per `window` seconds, or `false` for none. */
+const rateLimitSchema = z.union([z.literal(false), z.strictObject({ requests: z.number().int().min(1), window: z.number().int().min(1) })]);
+
 /**
  * Checks a config's fields; every unknown field is a problem too. The entries of `transports` and
  * `eventTypes` are checked one by one as they are loaded, so that one bad entry hides no other problem.
@@ -80,16 +95,17 @@ export const heraldConfigSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).optional(),
   host: z.string().min(1).optional(),
   database: z.string().min(1).optional(),
-  broker: z
-    .string()
-    .regex(/^(?:memory|rediss?:\/\/.+)$/, 'expected "memory" or a redis:// URL')
-    .optional(),
+  broker: storeUrl.optional(),
   adminKey: z.string().min(32, 'must be at least 32 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   source: z.string().min(1).optional(),
   bodyLimit: z.number().int().positive().optional(),
   shutdownTimeout: z.number().int().nonnegative().optional(),
   maxConnectionsPerKey: z.number().int().positive().optional(),
+  rateLimit: rateLimitSchema.optional(),
+  adminRateLimit: rateLimitSchema.optional(),
+  authFailureLimit: rateLimitSchema.optional(),
+  rateLimitStore: storeUrl.optional(),
   transports: z.record(z.string(), z.unknown()).optional(),
   eventTypes: z.unknown().optional(),
 });

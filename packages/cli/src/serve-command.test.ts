@@ -78,6 +78,8 @@ describe('herald serve', () => {
           port: 0,
           database: './herald.db',
           logLevel: 'info',
+          adminRateLimit: { requests: 500, window: 60 },
+          rateLimitStore: 'memory',
           transports: { websocket: {}, echo: { greeting: 'hello from echo' } },
           eventTypes: [
             ${JSON.stringify(demoEventTypes)},
@@ -96,7 +98,9 @@ describe('herald serve', () => {
     expect(`${serve.stdout()}${serve.stderr()}`.split(adminKey)).toHaveLength(2);
     expect(existsSync(join(dir, 'config/herald.db'))).toBe(true);
 
-    const catalog = (await (await fetch(`${url}/v1/event-types`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { data: { name: string }[] };
+    const catalogAnswer = await fetch(`${url}/v1/event-types`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(catalogAnswer.headers.get('ratelimit-policy')).toBe('"admin";q=500;w=60');
+    const catalog = (await catalogAnswer.json()) as { data: { name: string }[] };
     expect(catalog.data.map((type) => type.name)).toEqual(['invoice.paid', 'invoice.sent', 'note.added', 'order.created', 'order.paid', 'order.shipped', 'ping.sent']);
     expect(await (await fetch(`${url}/v1/echo`, { headers: { authorization: `Bearer ${adminKey}` } })).json()).toEqual({ greeting: 'hello from echo' });
 
@@ -125,6 +129,9 @@ describe('herald serve', () => {
         port: 70000,
         databse: './typo.db',
         broker: 'kafka://localhost',
+        rateLimit: { requests: 0, window: 60 },
+        authFailureLimit: '60/1m',
+        rateLimitStore: 'memcached://localhost',
         transports: { websocket: {}, carrierpigeon: {}, 'Bad Name': {}, sse: 5 },
         eventTypes: [{ name: 'Order Created' }, { name: 'ping.sent', schema: './missing.json' }, './missing-module.ts', { name: 'x.y', schema: 5 }],
       }),
@@ -133,10 +140,13 @@ describe('herald serve', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
-    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (10 problems)');
+    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (13 problems)');
     expect(lines.slice(1).map((line) => line.trim())).toEqual([
       'herald.config.json: port: Too big: expected number to be <=65535',
       expect.stringMatching(/^herald\.config\.json: broker: expected "memory" or a redis:\/\/ URL/),
+      'herald.config.json: rateLimit.requests: Too small: expected number to be >=1',
+      'herald.config.json: authFailureLimit: expected false or an object',
+      'herald.config.json: rateLimitStore: expected "memory" or a redis:// URL',
       'herald.config.json: databse: not a field Herald knows',
       expect.stringMatching(/^herald\.config\.json: eventTypes\[0\]\.name: "Order Created" is not a valid event-type name/),
       expect.stringMatching(/^herald\.config\.json: eventTypes\[1\]\.schema: cannot read ".*missing\.json": no such file/),
@@ -146,6 +156,13 @@ describe('herald serve', () => {
       expect.stringMatching(/^herald\.config\.json: transports\["Bad Name"\]: a transport is a short name like "webhook"/),
       'herald.config.json: transports.sse: expected true or an object',
     ]);
+  });
+
+  it('counts the rate limits where the config says: a Redis it cannot reach stops the start, naming it', async () => {
+    const dir = project({ 'herald.config.json': JSON.stringify({ port: 0, database: ':memory:', rateLimitStore: 'redis://127.0.0.1:1' }) });
+    const { code, stderr } = await runCli(['serve'], { cwd: dir });
+    expect(code).toBe(1);
+    expect(stderr).toContain('Redis is not reachable at redis://127.0.0.1:1');
   });
 
   it('without a config file, runs from the environment with the default transports; --port and --database win over it', async () => {

@@ -68,14 +68,14 @@ export async function loadServeConfig(cwd: string, given?: string, env: NodeJS.P
   problems.push(...loadedTypes.problems, ...loadedTransports.problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file ?? 'herald.config', problems);
 
-  const { transports: _transports, eventTypes: _eventTypes, broker, database, ...options } = parsed.data;
+  const { transports: _transports, eventTypes: _eventTypes, broker, rateLimitStore, database, ...options } = parsed.data;
   return {
     ...(file !== undefined ? { file } : {}),
     options: {
       ...options,
       // A SQLite file is relative to the config, as every path in it; `:memory:` and URLs stay as they are.
       ...(database !== undefined ? { database: /^(?::memory:$|[a-z][a-z0-9+.-]*:)/i.test(database) ? database : resolve(directory, database) } : {}),
-      env: broker !== undefined ? { ...env, HERALD_BROKER: broker } : env,
+      env: { ...env, ...(broker !== undefined ? { HERALD_BROKER: broker } : {}), ...(rateLimitStore !== undefined ? { HERALD_RATE_LIMIT_STORE: rateLimitStore } : {}) },
       transports: loadedTransports.transports,
       eventTypes: loadedTypes.eventTypes,
     },

@@ -502,5 +502,17 @@ describe('the backlog metric', () => {
     await waitFor(async () => (await series(a, 'shared')) === 10 && (await series(a, 'node')) === 0, 'the ten rows pending on A');
     expect(await series(b, 'shared')).toBe(10);
     expect(await series(b, 'node')).toBe(0);
+
+    // Five more events, also to a second endpoint that answers after 5 s: those deliveries are held in memory by
+    // whichever node fanned them out, with no row yet; the first endpoint's fail and wait as before.
+    const slow = await receiver(() => ({ status: 204, delay: 5_000 }));
+    await subscribeWebhook(b, { url: slow.url });
+    for (let n = 10; n < 15; n++) await publish(a, n);
+    await waitFor(() => slow.requests.length === 5, 'five attempts in flight');
+    await waitFor(async () => (await series(a, 'shared')) === 15, 'fifteen rows pending');
+    const held = async () => ((await series(a, 'node')) ?? Number.NaN) + ((await series(b, 'node')) ?? Number.NaN);
+    expect(await held()).toBe(5);
+    expect(await series(b, 'shared')).toBe(15);
+    await waitFor(async () => (await held()) === 0, 'the five answered');
   });
 });

@@ -192,11 +192,12 @@ describe('rate limits (issue 13)', () => {
 
 describe('rate limits across nodes, counted in Redis', () => {
   /** Two nodes on one SQLite file (so one key works on both), each with its own connection to the Redis at `url`. */
-  async function twoNodes(url: string, options: Parameters<typeof startTestApp>[1] = {}) {
+  async function twoNodes(url: string, options: Parameters<typeof startTestApp>[1] = {}, commandTimeout = 500) {
     const database = tempDatabase();
     const logger = recordingLogger();
     // A prefix of the test's own keeps its counts apart from other runs' on the machine's Redis.
-    const node = () => start({ database, logger, rateLimitStore: redisRateLimits({ url, maxReconnectDelay: 100, prefix: `${database}:` }), ...options });
+    const store = () => redisRateLimits({ url, maxReconnectDelay: 100, commandTimeout, prefix: `${database}:` });
+    const node = () => start({ database, logger, rateLimitStore: store(), ...options });
     const a = await node();
     const b = await node();
     return { a, b, logger };
@@ -232,12 +233,32 @@ describe('rate limits across nodes, counted in Redis', () => {
       expect(rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining).toBe(4);
       expect(logger.lines.filter((line) => line.level === 'warn' && /rate-limit store failed/.test(line.message))).toHaveLength(2);
 
-      // Redis back, empty: the nodes count together again (on its own, A would be at 3 left, B at 3).
+      // Redis back, empty: once each node asks it again (a second after its last failure), they count together
+      // again. On its own, a node has 3 left at most by now, so 5 and 4 come from Redis only.
       await redis.start();
       await waitFor(async () => rateLimitOf(await call(a, 'GET', '/v1/subscriptions', key))?.remaining === 5, 'A counting in Redis again', 10_000);
-      const fromB = await call(b, 'GET', '/v1/subscriptions', key);
-      expect(rateLimitOf(fromB)?.remaining).toBe(4);
+      await waitFor(async () => rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining === 4, 'B counting in Redis with A', 10_000);
       expect(logger.lines.some((line) => line.level === 'info' && /rate-limit store answers again/.test(line.message))).toBe(true);
+    } finally {
+      await redis.kill();
+    }
+  });
+
+  it('asks a Redis that hangs again a second later, so that it costs one request its timeout, not every request', async () => {
+    const redis = await ownRedis();
+    try {
+      const { a, b } = await twoNodes(redis.url, { rateLimit: { requests: 100, window: 60 } }, 1_000);
+      const key = await b.consumerKey('acme');
+      expect((await call(a, 'GET', '/v1/subscriptions', key)).status).toBe(200);
+      const timed = async () => {
+        const started = performance.now();
+        const { status } = await call(a, 'GET', '/v1/subscriptions', key);
+        return { status, waited: performance.now() - started >= 900 };
+      };
+      redis.freeze();
+      expect(await timed()).toEqual({ status: 200, waited: true });
+      expect([await timed(), await timed(), await timed()]).toEqual(Array(3).fill({ status: 200, waited: false }));
+      redis.thaw();
     } finally {
       await redis.kill();
     }

@@ -67,6 +67,9 @@ interface Policy {
 
 const policy = (name: string, limit: RateLimit): Policy => ({ name, limit, own: memoryRateLimits() });
 
+/** How long after a failure of the shared store the node counts on its own before it asks the store again, in ms. */
+const sharedRetryDelay = 1_000;
+
 /**
  * Authenticates REST requests within the rate limits: an address that failed too often is refused before
  * its credential is even looked at; an authenticated key spends one request of its quota. Each node counts
@@ -80,6 +83,8 @@ export class RequestLimiter {
   readonly #shared?: RateLimitStore;
   readonly #logger?: Logger;
   #sharedFailing = false;
+  /** While the shared store fails, when to ask it again: until then requests do not wait on it. */
+  #sharedRetryAt = 0;
 
   constructor(limits: RateLimits, shared?: RateLimitStore, logger?: Logger) {
     if (limits.key) this.#key = policy('key', limits.key);
@@ -127,9 +132,13 @@ export class RequestLimiter {
     return { quota: quotaOf(policy, count), allowed: count.allowed };
   }
 
-  /** `count` of `id` under `policy`: in the shared store, or in the node's own while there is none or it fails. */
+  /**
+   * `count` of `id` under `policy`: in the shared store, or in the node's own while there is none or it
+   * fails. A store that failed is asked again a second later, so that a hung one costs one request its
+   * timeout, not every request.
+   */
   async #counted<T>(policy: Policy, count: (store: RateLimitStore, key: string) => Promise<T>, id: string): Promise<T> {
-    if (!this.#shared) return count(policy.own, id);
+    if (!this.#shared || Date.now() < this.#sharedRetryAt) return count(policy.own, id);
     try {
       const counted = await count(this.#shared, `${policy.name}:${id}`);
       if (this.#sharedFailing) {
@@ -138,6 +147,7 @@ export class RequestLimiter {
       }
       return counted;
     } catch (error) {
+      this.#sharedRetryAt = Date.now() + sharedRetryDelay;
       if (!this.#sharedFailing) {
         this.#sharedFailing = true;
         this.#logger?.warn({ err: error }, 'the rate-limit store failed; this node counts the rate limits on its own until it answers');

@@ -82,8 +82,7 @@ export class RequestLimiter {
   readonly #failures?: Policy;
   readonly #shared?: RateLimitStore;
   readonly #logger?: Logger;
-  #sharedFailing = false;
-  /** While the shared store fails, when to ask it again: until then requests do not wait on it. */
+  /** While the shared store fails, when to ask it again (until then requests do not wait on it); 0 while it answers. */
   #sharedRetryAt = 0;
 
   constructor(limits: RateLimits, shared?: RateLimitStore, logger?: Logger) {
@@ -114,7 +113,7 @@ export class RequestLimiter {
     const failures = this.#failures;
     if (!failures) return authenticate();
     const address = addressBlock(ip);
-    const before = quotaOf(failures, await this.#counted(failures, (store, key) => store.peek(key), address));
+    const before = quotaOf(failures, await this.#counted(failures, address, (store, key) => store.peek(key)));
     if (before.remaining <= 0) throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
     try {
       return await authenticate();
@@ -128,7 +127,7 @@ export class RequestLimiter {
   }
 
   async #take(policy: Policy, id: string): Promise<{ quota: Quota; allowed: boolean }> {
-    const count = await this.#counted(policy, (store, key) => store.take(key, policy.limit.requests, policy.limit.window * 1000), id);
+    const count = await this.#counted(policy, id, (store, key) => store.take(key, policy.limit.requests, policy.limit.window * 1000));
     return { quota: quotaOf(policy, count), allowed: count.allowed };
   }
 
@@ -137,21 +136,18 @@ export class RequestLimiter {
    * fails. A store that failed is asked again a second later, so that a hung one costs one request its
    * timeout, not every request.
    */
-  async #counted<T>(policy: Policy, count: (store: RateLimitStore, key: string) => Promise<T>, id: string): Promise<T> {
+  async #counted<T>(policy: Policy, id: string, count: (store: RateLimitStore, key: string) => Promise<T>): Promise<T> {
     if (!this.#shared || Date.now() < this.#sharedRetryAt) return count(policy.own, id);
     try {
       const counted = await count(this.#shared, `${policy.name}:${id}`);
-      if (this.#sharedFailing) {
-        this.#sharedFailing = false;
+      if (this.#sharedRetryAt !== 0) {
+        this.#sharedRetryAt = 0;
         this.#logger?.info('the rate-limit store answers again; the rate limits are counted in it again');
       }
       return counted;
     } catch (error) {
+      if (this.#sharedRetryAt === 0) this.#logger?.warn({ err: error }, 'the rate-limit store failed; this node counts the rate limits on its own until it answers');
       this.#sharedRetryAt = Date.now() + sharedRetryDelay;
-      if (!this.#sharedFailing) {
-        this.#sharedFailing = true;
-        this.#logger?.warn({ err: error }, 'the rate-limit store failed; this node counts the rate limits on its own until it answers');
-      }
       return count(policy.own, id);
     }
   }

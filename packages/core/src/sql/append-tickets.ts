@@ -40,33 +40,60 @@ export function appendHorizonMigration(dialect: 'sqlite' | 'postgres'): Migratio
     async up(db: Kysely<unknown>) {
       if (dialect !== 'postgres') return;
       await sql.raw(claimSeqs({ marked: true })).execute(db);
-      const high = Math.floor(appendingLockKey / 2 ** 32);
-      const low = appendingLockKey % 2 ** 32;
-      // A transaction in the snapshot that is no longer running when pg_locks is read may have been an
-      // append that committed in between: it counts, as the rows it wrote are not in the snapshot.
-      await sql
-        .raw(`
-          create function herald_read_horizon() returns bigint language sql stable as $$
-            with snapshot as (select pg_current_snapshot() as s),
-            running as (
-              select transactionid::text::bigint as xid, virtualtransaction from pg_locks
-              where locktype = 'transactionid' and mode = 'ExclusiveLock' and granted
-            ),
-            appending as (
-              select running.xid from pg_locks marker join running using (virtualtransaction)
-              where marker.locktype = 'advisory' and marker.granted and marker.classid = ${high} and marker.objid = ${low}
-                and marker.objsubid = 1 and marker.database = (select oid from pg_database where datname = current_database())
-            )
-            select least(
-              pg_snapshot_xmax(s)::text::bigint,
-              (select min(x::text::bigint) from pg_snapshot_xip(s) as x
-                where x::text::bigint % 4294967296 in (select xid from appending)
-                   or x::text::bigint % 4294967296 not in (select xid from running))
-            ) from snapshot
-          $$`)
-        .execute(db);
+      await sql.raw(readHorizon()).execute(db);
     },
   };
+}
+
+/**
+ * `herald_read_horizon()` made again, reading the lock table once. It read it twice before (the running
+ * transactions, then the markers), and an append that committed between the two looked like a transaction
+ * that never appended: a reader could then read past its rows (seen: a dozen seqs skipped in a few seconds
+ * of appends from 24 connections).
+ */
+export function readHorizonOneLookMigration(dialect: 'sqlite' | 'postgres'): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      if (dialect === 'postgres') await sql.raw(readHorizon()).execute(db);
+    },
+  };
+}
+
+/**
+ * The oldest append in flight as a reader's snapshot sees it: the smallest transaction id in the snapshot
+ * that holds the marker, or that is no longer running when the lock table is read (it may have been an
+ * append that ended in between: the rows it wrote are not in the snapshot); the snapshot's xmax when none.
+ * The lock table is read once, so that a transaction's id lock and its marker are seen at one instant (a
+ * transaction releases its id lock before its advisory locks).
+ */
+function readHorizon(): string {
+  const high = Math.floor(appendingLockKey / 2 ** 32);
+  const low = appendingLockKey % 2 ** 32;
+  return `
+    create or replace function herald_read_horizon() returns bigint language sql stable as $$
+      with snapshot as (select pg_current_snapshot() as s),
+      locks as materialized (
+        select locktype, transactionid, virtualtransaction, database from pg_locks
+        where granted and (
+          (locktype = 'transactionid' and mode = 'ExclusiveLock')
+          or (locktype = 'advisory' and classid = ${high} and objid = ${low} and objsubid = 1)
+        )
+      ),
+      running as (select transactionid::text::bigint as xid, virtualtransaction from locks where locktype = 'transactionid'),
+      appending as (
+        select running.xid from locks marker join running using (virtualtransaction)
+        where marker.locktype = 'advisory' and marker.database = (select oid from pg_database where datname = current_database())
+      )
+      select least(
+        pg_snapshot_xmax(s)::text::bigint,
+        (select min(x::text::bigint) from pg_snapshot_xip(s) as x
+          where case
+            when x::text::bigint % 4294967296 in (select xid from appending) then true
+            -- Asked after the locks were read: one whose marker was gone then had ended, though its id lock may still show.
+            else x::text::bigint % 4294967296 not in (select xid from running) or pg_xact_status(x) <> 'in progress'
+          end)
+      ) from snapshot
+    $$`;
 }
 
 /** `herald_claim_seqs(n)`; `marked`: it takes {@link appendingLockKey} for the rest of the transaction first. */

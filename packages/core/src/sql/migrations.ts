@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
-import { appendHorizonMigration, appendTicketsMigration } from './append-tickets.js';
+import { appendHorizonMigration, appendTicketsMigration, readHorizonOneLookMigration } from './append-tickets.js';
 import { logPartitionsMigration } from './log-partitions.js';
 import type { SqlFlavor } from './sql-flavor.js';
 
@@ -121,6 +121,8 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
     '0021_log_partitions': logPartitionsMigration(flavor.name),
     // PostgreSQL: readers wait only for the appends in flight in this database, not every transaction of the cluster.
     '0022_append_horizon': appendHorizonMigration(flavor.name),
+    // PostgreSQL: the readers' horizon reads the lock table once, so that an append ending meanwhile is never missed.
+    '0023_read_horizon_one_look': readHorizonOneLookMigration(flavor.name),
   };
 }
 

@@ -180,6 +180,48 @@ describe('resume across concurrent writers', () => {
     60_000,
   );
 
+  it(
+    'a reader never reads past an append that is ending: 24 appenders for 8 s, and not one seq skipped',
+    async () => {
+      // Before the horizon read the lock table once and asked ended transactions their status, a reader skipped a
+      // committing append's rows about once every 8 s of this load (its marker was gone, its id lock still shown).
+      const url = await database();
+      const stores = await Promise.all(Array.from({ length: 4 }, () => open(url, 2)));
+      const reader = stores[0] as SqlStore;
+      let appending = true;
+      const skips: string[] = [];
+      let last = 0;
+      const tail = (async () => {
+        for (let idle = 0; appending || idle < 2; ) {
+          const page = await reader.read({ after: last, limit: 500 });
+          if (page.length === 0) idle += appending ? 0 : 1;
+          for (const event of page) {
+            if (event.seq !== last + 1) skips.push(`after ${last} came ${event.seq}`);
+            last = event.seq;
+          }
+        }
+      })();
+      const until = Date.now() + 8_000;
+      let appended = 0;
+      await Promise.all(
+        stores.flatMap((store) =>
+          Array.from({ length: 6 }, async () => {
+            while (Date.now() < until) {
+              const results = await store.append([newEvent('tick'), newEvent('tick')]);
+              appended += results.length;
+            }
+          }),
+        ),
+      );
+      appending = false;
+      await tail;
+      // Every append here succeeds, so the log has no gaps: a jump in what the reader saw is a skip.
+      expect(skips).toEqual([]);
+      expect(last).toBe(appended);
+    },
+    60_000,
+  );
+
   it('two nodes appending the same id at once store it once, and both get its first result', async () => {
     const url = await database();
     const [a, b] = await Promise.all([open(url, 2), open(url, 2)]);

@@ -168,6 +168,14 @@ describe.each(['memory', 'file'] as const)('SqlStore on SQLite (%s)', (where) =>
       expect(seqsOf(await store.read({ after: 0, limit: 1000 }))).toEqual(seqs);
     });
 
+    it('reads a page larger than a function takes arguments (200,000 events)', async () => {
+      const store = await open(where);
+      for (let n = 0; n < 200_000; n += 5_000) await store.append(Array.from({ length: 5_000 }, (_, i) => event('page.item', { i: n + i })));
+      const page = await store.read({ after: 0, limit: 250_000 });
+      expect(page).toHaveLength(200_000);
+      expect(page.at(-1)?.data).toEqual({ i: 199_999 });
+    }, 60_000);
+
     describe('by type', () => {
       // Includes names the catalog would refuse (`%`, upper case): the store must still filter them exactly,
       // and LIKE's `_` and `%` must not act as wildcards, nor its case-insensitivity leak through.

@@ -218,12 +218,13 @@ export class SqlStore implements Store {
    * just committed is read at once, and returns what it may read by then.
    */
   async read(options: ReadOptions): Promise<HeraldEvent[]> {
-    const found: HeraldEvent[] = [];
+    let found: HeraldEvent[] = [];
     for (let wait = 1; ; wait *= 2) {
       // Each attempt goes on from what the last one found.
       const after = found.at(-1)?.seq ?? options.after;
       const read = await this.#readDecided({ ...options, after, limit: options.limit - found.length });
-      found.push(...read.found);
+      // Not push(...): a page of a few hundred thousand events would overflow the stack as arguments.
+      found = found.length === 0 ? read.found : found.concat(read.found);
       if (!read.heldBack || found.length === options.limit || wait > maxHeldBackWait) return found;
       await delay(wait);
     }

@@ -113,6 +113,7 @@ describe.each([
       '0020_event_trace_context',
       '0021_log_partitions',
       '0022_append_horizon',
+      '0023_read_horizon_one_look',
     ]);
   });
 

@@ -179,6 +179,45 @@ describe('the partitioned log (PostgreSQL)', () => {
     expect((await store.read({ after: 0, limit: 1000, types: ['account.updated'] })).map((e) => e.seq)).toEqual([newer[0]?.event.seq, update?.event.seq]);
   });
 
+  it('makes partitions while an app transaction that published is open: the other appends never wait for it', async () => {
+    const db = await database();
+    const store = await open(db.url);
+    const app = new Kysely<HeraldDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }) });
+    cleanups.push(() => app.destroy());
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let published = () => {};
+    const publishedIn = new Promise<void>((resolve) => {
+      published = resolve;
+    });
+    const appTransaction = app.transaction().execute(async (trx) => {
+      await store.appendIn(trx, many(1));
+      published();
+      await released;
+    });
+    cleanups.push(async () => {
+      release();
+      await appTransaction;
+    });
+    await publishedIn;
+    // Past the two partitions made at start: the store makes more, while the app's transaction holds its append open.
+    const appends = (async () => {
+      for (let n = 0; n < 25; n++) await store.append(many(100));
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve('stalled'), 20_000);
+    });
+    expect(await Promise.race([appends.then(() => 'appended'), stalled])).toBe('appended');
+    clearTimeout(timer);
+    expect(await db.partitions()).toContain('herald_events_from_2001');
+    release();
+    await appTransaction;
+    expect(await db.count('herald_events')).toBe(2_501);
+  }, 60_000);
+
   it('appends from several stores at once across partition boundaries: every event once, in seq order, no reader skips one', async () => {
     const db = await database();
     const stores = [await open(db.url), await open(db.url), await open(db.url)];

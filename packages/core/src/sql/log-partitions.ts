@@ -14,8 +14,12 @@ import type { HeraldDatabase } from './schema.js';
 /** Seqs per partition. @default 100_000 */
 export const defaultLogPartitionSize = 100_000;
 
-/** The transaction lock taken while partitions are made or dropped: the append lock's key ("herald") plus one. */
-const partitionsLockKey = appendLockKey + 1;
+/**
+ * The transaction lock taken while partitions are made or dropped: the append lock's key ("herald") plus two.
+ * It was plus one before, the key of the appends' own marker (`appendingLockKey`): a maker then waited for
+ * every append in flight, an app's open transaction too, and every new append waited for the maker.
+ */
+const partitionsLockKey = appendLockKey + 2;
 
 /** A partition of the log: the seqs from `from` up to, not including, `to`. */
 export interface LogPartition {

@@ -20,6 +20,8 @@ import { WriteGate } from './write-gate.js';
 
 /** The longest of the doubling waits of a read whose end of the log is held back, in ms (1 + 2 + ... + 256: about half a second). */
 const maxHeldBackWait = 256;
+/** How many times an append that found no partition for its seqs is run, partitions made before each retry. */
+const partitionTries = 8;
 
 /** Types read as one index range each; more are read with one filtered scan of the log (SQLite allows 500 parts in a compound select). */
 const maxTypeRanges = 64;
@@ -189,7 +191,8 @@ export class SqlStore implements Store {
   }
 
   /**
-   * Runs an append; on PostgreSQL, makes the partitions it found missing and runs it again, and makes more
+   * Runs an append; on PostgreSQL, makes the partitions it found missing and runs it again (up to
+   * {@link partitionTries} times in all), and makes more
    * in the background once its seqs come near the end of the last one.
    */
   async #withPartitions(write: () => Promise<PublishResult[]>, rows: number): Promise<PublishResult[]> {
@@ -197,13 +200,16 @@ export class SqlStore implements Store {
     if (!partitions) return write();
     // A group larger than a partition would not fit: its partitions are made first.
     if (rows > partitions.size && partitions.endsNear(rows)) await partitions.ensure(rows);
-    let results: PublishResult[];
-    try {
-      results = await write();
-    } catch (error) {
-      if (!isMissingPartition(error)) throw error;
-      await partitions.ensure(rows);
-      results = await write();
+    let results: PublishResult[] | undefined;
+    // Other appends draw seqs while partitions are made, and may pass the new end first: each try makes
+    // twice as many seqs' worth past the last drawn as the one before.
+    for (let tries = 1; results === undefined; tries++) {
+      try {
+        results = await write();
+      } catch (error) {
+        if (!isMissingPartition(error) || tries === partitionTries) throw error;
+        await partitions.ensure(Math.max(rows, partitions.size * 2 ** (tries - 1)));
+      }
     }
     partitions.appended(results.reduce((max, result) => Math.max(max, result.event.seq), 0));
     if (partitions.endsNear()) {

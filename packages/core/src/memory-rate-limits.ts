@@ -10,7 +10,8 @@ export interface MemoryRateLimitsOptions {
 /**
  * Rate-limit counters in this process's memory: each node counts its own. A window that has ended is
  * forgotten (it counts as nothing), so what is kept is the keys hit within one window, never more than
- * `maxKeys` of them.
+ * `maxKeys` of them. The server keeps one of these for each of its limits by itself, so that a flood of one
+ * cannot push out the others' counts: there is no need to give it one as `rateLimitStore`.
  */
 export function memoryRateLimits(options: MemoryRateLimitsOptions = {}): RateLimitStore & { readonly size: number } {
   return new MemoryRateLimits(options.maxKeys ?? 100_000, options.now ?? Date.now);

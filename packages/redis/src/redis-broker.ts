@@ -1,22 +1,12 @@
 import type { Broker, Logger, Unsubscribe } from '@herald/core';
 import type { Redis } from 'ioredis';
-import { connectAll, redisConnection } from './redis-connection.js';
+import { connectAll, type RedisOptions, redisConnection, redisDefaults } from './redis-connection.js';
 
-export interface RedisBrokerOptions {
-  /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
-  url?: string;
-  /** Put before every channel name, so several Herald deployments can share one Redis. @default '' */
-  prefix?: string;
-  /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */
-  connectTimeout?: number;
-  /** The longest wait between two reconnection attempts, in ms. @default 2000 */
-  maxReconnectDelay?: number;
+export interface RedisBrokerOptions extends RedisOptions {
   /** How long a ring may take to send before it is given up (the nodes then find the event by polling), in ms. @default 2000 */
   publishTimeout?: number;
   /** Rings kept while Redis is unreachable, sent once it is back; past this the oldest are dropped. @default 1000 */
   maxHeldRings?: number;
-  /** @default silent */
-  logger?: Logger;
 }
 
 /**
@@ -45,14 +35,14 @@ class RedisBroker implements Broker {
   #closed = false;
 
   constructor(options: RedisBrokerOptions) {
-    this.#url = options.url ?? 'redis://127.0.0.1:6379';
-    if (!/^rediss?:\/\//.test(this.#url)) throw new Error('redisBroker: `url` must start with redis:// or rediss://');
-    this.#prefix = options.prefix ?? '';
-    this.#connectTimeout = options.connectTimeout ?? 10_000;
-    this.#maxReconnectDelay = options.maxReconnectDelay ?? 2_000;
+    const { url, prefix, connectTimeout, maxReconnectDelay, logger } = redisDefaults(options, 'redisBroker');
+    this.#url = url;
+    this.#prefix = prefix;
+    this.#connectTimeout = connectTimeout;
+    this.#maxReconnectDelay = maxReconnectDelay;
     this.#publishTimeout = options.publishTimeout ?? 2_000;
     this.#maxHeldRings = options.maxHeldRings ?? 1_000;
-    if (options.logger) this.#logger = options.logger;
+    if (logger) this.#logger = logger;
   }
 
   async init(): Promise<void> {

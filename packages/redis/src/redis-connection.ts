@@ -1,6 +1,33 @@
 import type { Logger } from '@herald/core';
 import { Redis } from 'ioredis';
 
+/** Where Redis is and how to reach it: what the broker and the rate-limit store take alike. */
+export interface RedisOptions {
+  /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
+  url?: string;
+  /** Put before every channel name and key, so several Herald deployments can share one Redis. @default '' */
+  prefix?: string;
+  /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */
+  connectTimeout?: number;
+  /** The longest wait between two reconnection attempts, in ms. @default 2000 */
+  maxReconnectDelay?: number;
+  /** @default silent */
+  logger?: Logger;
+}
+
+/** `options` with their defaults; throws, naming `owner`, unless the URL is Redis's. */
+export function redisDefaults(options: RedisOptions, owner: string): Required<Omit<RedisOptions, 'logger'>> & Pick<RedisOptions, 'logger'> {
+  const url = options.url ?? 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(url)) throw new Error(`${owner}: \`url\` must start with redis:// or rediss://`);
+  return {
+    url,
+    prefix: options.prefix ?? '',
+    connectTimeout: options.connectTimeout ?? 10_000,
+    maxReconnectDelay: options.maxReconnectDelay ?? 2_000,
+    ...(options.logger ? { logger: options.logger } : {}),
+  };
+}
+
 /** How a connection to Redis is made and kept. */
 export interface RedisConnectionOptions {
   url: string;

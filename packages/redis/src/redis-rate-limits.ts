@@ -1,20 +1,10 @@
-import type { Logger, RateLimitStore, WindowCount } from '@herald/core';
+import type { RateLimitStore, WindowCount } from '@herald/core';
 import type { Redis } from 'ioredis';
-import { connectAll, redisConnection } from './redis-connection.js';
+import { connectAll, type RedisOptions, redisConnection, redisDefaults } from './redis-connection.js';
 
-export interface RedisRateLimitsOptions {
-  /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
-  url?: string;
-  /** Put before every key, so several Herald deployments can share one Redis. @default '' */
-  prefix?: string;
-  /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */
-  connectTimeout?: number;
+export interface RedisRateLimitsOptions extends RedisOptions {
   /** How long a count may take before it fails (the server then counts on its own node), in ms. @default 500 */
   commandTimeout?: number;
-  /** The longest wait between two reconnection attempts, in ms. @default 2000 */
-  maxReconnectDelay?: number;
-  /** @default silent */
-  logger?: Logger;
 }
 
 /**
@@ -54,19 +44,11 @@ class RedisRateLimits implements RateLimitStore {
   #closed = false;
 
   constructor(options: RedisRateLimitsOptions) {
-    this.#url = options.url ?? 'redis://127.0.0.1:6379';
-    if (!/^rediss?:\/\//.test(this.#url)) throw new Error('redisRateLimits: `url` must start with redis:// or rediss://');
-    this.#prefix = options.prefix ?? '';
-    this.#connectTimeout = options.connectTimeout ?? 10_000;
-    const redis = redisConnection({
-      url: this.#url,
-      role: 'rate-limits',
-      connectTimeout: this.#connectTimeout,
-      commandTimeout: options.commandTimeout ?? 500,
-      maxReconnectDelay: options.maxReconnectDelay ?? 2_000,
-      closed: () => this.#closed,
-      ...(options.logger ? { logger: options.logger } : {}),
-    });
+    const { prefix, ...connection } = redisDefaults(options, 'redisRateLimits');
+    this.#url = connection.url;
+    this.#prefix = prefix;
+    this.#connectTimeout = connection.connectTimeout;
+    const redis = redisConnection({ ...connection, role: 'rate-limits', commandTimeout: options.commandTimeout ?? 500, closed: () => this.#closed });
     redis.defineCommand('heraldTake', { numberOfKeys: 1, lua: takeScript });
     this.#redis = redis as CountingRedis;
   }

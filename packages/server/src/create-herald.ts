@@ -140,30 +140,24 @@ function storeFrom({ database, logPartitionSize }: ResolvedOptions, logger: Logg
 
 function brokerFrom(url: string): Broker {
   if (url === 'memory') return memoryBroker();
-  if (/^rediss?:\/\//.test(url)) {
-    return lazyBroker(async () => {
-      // An optional peer dependency: only a server that rings over Redis installs it.
-      const { redisBroker } = await import('@herald/redis').catch((error: unknown) => {
-        throw new Error('HERALD_BROKER: a redis:// URL needs the @herald/redis package', { cause: error });
-      });
-      return redisBroker({ url });
-    });
-  }
+  if (isRedisUrl(url)) return lazyBroker(async () => (await redisPackage('HERALD_BROKER')).redisBroker({ url }));
   throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
 }
 
 /** The store `HERALD_RATE_LIMIT_STORE` names; undefined for `memory`, each node counting on its own. */
 function rateLimitStoreFrom(url: string): RateLimitStore | undefined {
   if (url === 'memory') return undefined;
-  if (/^rediss?:\/\//.test(url)) {
-    return lazyRateLimits(async () => {
-      const { redisRateLimits } = await import('@herald/redis').catch((error: unknown) => {
-        throw new Error('HERALD_RATE_LIMIT_STORE: a redis:// URL needs the @herald/redis package', { cause: error });
-      });
-      return redisRateLimits({ url });
-    });
-  }
+  if (isRedisUrl(url)) return lazyRateLimits(async () => (await redisPackage('HERALD_RATE_LIMIT_STORE')).redisRateLimits({ url }));
   throw new Error(`HERALD_RATE_LIMIT_STORE: "${url}" is not a rate-limit store this server knows (memory, or a redis:// URL)`);
+}
+
+const isRedisUrl = (url: string) => /^rediss?:\/\//.test(url);
+
+/** `@herald/redis`, an optional peer dependency that only a server using Redis installs; `variable` named the URL. */
+function redisPackage(variable: string): Promise<typeof import('@herald/redis')> {
+  return import('@herald/redis').catch((error: unknown) => {
+    throw new Error(`${variable}: a redis:// URL needs the @herald/redis package`, { cause: error });
+  });
 }
 
 /** Prunes the log of a store that can be pruned (the SQL store), by the log's and each type's retention. */

@@ -192,8 +192,8 @@ export class SqlStore implements Store {
 
   /**
    * Runs an append; on PostgreSQL, makes the partitions it found missing and runs it again (up to
-   * {@link partitionTries} times in all), and makes more
-   * in the background once its seqs come near the end of the last one.
+   * {@link partitionTries} times in all), and makes more in the background once its seqs come near the end
+   * of the last one.
    */
   async #withPartitions(write: () => Promise<PublishResult[]>, rows: number): Promise<PublishResult[]> {
     const partitions = this.#partitions;

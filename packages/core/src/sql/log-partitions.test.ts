@@ -179,6 +179,29 @@ describe('the partitioned log (PostgreSQL)', () => {
     expect((await store.read({ after: 0, limit: 1000, types: ['account.updated'] })).map((e) => e.seq)).toEqual([newer[0]?.event.seq, update?.event.seq]);
   });
 
+  it('goes on when another maker, not taking its lock, made the same partition meanwhile (a node of an earlier version)', async () => {
+    const db = await database();
+    const store = await open(db.url);
+    // A node of an earlier version took another lock to make partitions: it makes the next one in a transaction still open.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    cleanups.push(() => other.end());
+    await other.query('begin');
+    await other.query('create table herald_events_from_2001 (like herald_events)');
+    await other.query('alter table herald_events attach partition herald_events_from_2001 for values from (2001) to (3001)');
+    // 3,000 rows go past both partitions made at start: the append makes 2001 on, and waits on the other's table.
+    const appended = store.append(many(3000));
+    await expect
+      .poll(async () => (await db.query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like 'create table herald_events_from_2001%'`)).length)
+      .toBe(1);
+    await other.query('commit');
+    const results = await appended;
+    expect(results.map((r) => r.event.seq)).toEqual(Array.from({ length: 3000 }, (_, at) => 1 + at));
+    // The other's partition kept, and the store's next one made after it.
+    expect(await db.partitions()).toEqual(['herald_events_from_1', 'herald_events_from_1001', 'herald_events_from_2001', 'herald_events_from_3001']);
+    expect(await db.count('herald_events')).toBe(3_000);
+  });
+
   it('makes partitions while an app transaction that published is open: the other appends never wait for it', async () => {
     const db = await database();
     const store = await open(db.url);

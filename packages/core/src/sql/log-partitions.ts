@@ -112,6 +112,15 @@ export function isMissingPartition(error: unknown): boolean {
 }
 
 /**
+ * Whether `error` is PostgreSQL's for a partition another transaction made first: its table's name taken
+ * (`42P07`, or `23505` on the catalog when both made it at once), or its range (`42P17`).
+ */
+function isMadeMeanwhile(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return code === '42P07' || code === '23505' || code === '42P17';
+}
+
+/**
  * Makes the log's partitions ahead of its appends, `size` seqs each. Appends never make one in their own
  * transaction (it would lock the log for every other append until they commit): the store makes them
  * at start, in the background once the seqs drawn reach the last partition, and when an append found none.
@@ -157,7 +166,20 @@ export class LogPartitionMaker {
   }
 
   async #make(room: number): Promise<void> {
-    this.#end = await this.#db.transaction().execute(async (trx) => {
+    // A maker that does not take this lock (a node of an earlier version, during a rolling upgrade) may make
+    // the same partition meanwhile: the next try sees it made, and goes on from it.
+    for (let tries = 1; ; tries++) {
+      try {
+        this.#end = await this.#makeOnce(room);
+        return;
+      } catch (error) {
+        if (!isMadeMeanwhile(error) || tries === 3) throw error;
+      }
+    }
+  }
+
+  #makeOnce(room: number): Promise<number> {
+    return this.#db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(${partitionsLockKey})`.execute(trx);
       const partitions = await logPartitions(trx);
       const { rows } = await sql<{ next: string }>`select case when is_called then last_value + 1 else last_value end as next from herald_events_seq_seq`.execute(trx);

@@ -278,6 +278,22 @@ describe('rate limits across nodes, counted in Redis', () => {
     expect((await call(a, 'GET', '/v1/subscriptions', key)).status).toBe(429);
   });
 
+  it('logs when the Redis of HERALD_RATE_LIMIT_STORE and HERALD_BROKER goes away, and when it is back', async () => {
+    const redis = await ownRedis();
+    try {
+      const logger = recordingLogger();
+      await start({ database: tempDatabase(), logger, env: { HERALD_RATE_LIMIT_STORE: redis.url, HERALD_BROKER: redis.url } });
+      const roles = (message: string) => logger.lines.filter((line) => line.message === message).map((line) => line.fields.role);
+      await redis.kill();
+      await waitFor(() => roles('the connection to Redis failed; reconnecting').length === 3, 'three connections saying they failed', 10_000);
+      expect(roles('the connection to Redis failed; reconnecting').sort()).toEqual(['publisher', 'rate-limits', 'subscriber']);
+      await redis.start();
+      await waitFor(() => roles('reconnected to Redis').length === 3, 'three connections saying they are back', 10_000);
+    } finally {
+      await redis.kill();
+    }
+  });
+
   it('takes the store from HERALD_RATE_LIMIT_STORE, and refuses one it does not know', async () => {
     const database = tempDatabase();
     const env = { HERALD_RATE_LIMIT: '4/1m', HERALD_RATE_LIMIT_STORE: machineRedisUrl };

@@ -138,16 +138,17 @@ function storeFrom({ database, logPartitionSize }: ResolvedOptions, logger: Logg
   return sqliteStore({ path: database, logger });
 }
 
-function brokerFrom(url: string): Broker {
+/** The broker `HERALD_BROKER` names; a Redis one logs when its connection fails, and when it is back. */
+function brokerFrom(url: string, logger: Logger): Broker {
   if (url === 'memory') return memoryBroker();
-  if (isRedisUrl(url)) return lazyBroker(async () => (await redisPackage('HERALD_BROKER')).redisBroker({ url }));
+  if (isRedisUrl(url)) return lazyBroker(async () => (await redisPackage('HERALD_BROKER')).redisBroker({ url, logger }));
   throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
 }
 
-/** The store `HERALD_RATE_LIMIT_STORE` names; undefined for `memory`, each node counting on its own. */
-function rateLimitStoreFrom(url: string): RateLimitStore | undefined {
+/** The store `HERALD_RATE_LIMIT_STORE` names, logging as the broker does; undefined for `memory`, each node counting on its own. */
+function rateLimitStoreFrom(url: string, logger: Logger): RateLimitStore | undefined {
   if (url === 'memory') return undefined;
-  if (isRedisUrl(url)) return lazyRateLimits(async () => (await redisPackage('HERALD_RATE_LIMIT_STORE')).redisRateLimits({ url }));
+  if (isRedisUrl(url)) return lazyRateLimits(async () => (await redisPackage('HERALD_RATE_LIMIT_STORE')).redisRateLimits({ url, logger }));
   throw new Error(`HERALD_RATE_LIMIT_STORE: "${url}" is not a rate-limit store this server knows (memory, or a redis:// URL)`);
 }
 
@@ -180,8 +181,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const resolved = resolveOptions(options, env);
   const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' });
   const store = options.store ?? storeFrom(resolved, logger.child({ component: 'store' }));
-  const broker = options.broker ?? brokerFrom(resolved.brokerUrl);
-  const rateLimitStore = options.rateLimitStore ?? rateLimitStoreFrom(resolved.rateLimitStoreUrl);
+  const broker = options.broker ?? brokerFrom(resolved.brokerUrl, logger.child({ component: 'broker' }));
+  const rateLimitStore = options.rateLimitStore ?? rateLimitStoreFrom(resolved.rateLimitStoreUrl, logger.child({ component: 'rate-limits' }));
   const catalog = new EventCatalog(options.eventTypes ?? []);
   const bus = new EventBus({
     store,

@@ -238,7 +238,8 @@ export interface SocketClient {
   close(): void;
 }
 
-export async function socketClient(node: NodeProcess, key: string, types: string[]): Promise<SocketClient> {
+/** `after`: resume after that `seq`, as a client does on another node when its own is gone. */
+export async function socketClient(node: NodeProcess, key: string, types: string[], after?: number): Promise<SocketClient> {
   const socket = new WebSocket(`${node.url.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
   const events: HeraldEvent[] = [];
   await new Promise<void>((done, fail) => {
@@ -246,7 +247,7 @@ export async function socketClient(node: NodeProcess, key: string, types: string
     socket.once('close', (code, reason) => fail(new Error(`the WebSocket closed with ${code} ${reason.toString()}`)));
     socket.on('message', (data) => {
       const message = JSON.parse(data.toString()) as { type: string; event?: HeraldEvent };
-      if (message.type === 'ready') socket.send(JSON.stringify({ type: 'subscribe', id: 'multi-node', types }));
+      if (message.type === 'ready') socket.send(JSON.stringify({ type: 'subscribe', id: 'multi-node', types, ...(after !== undefined ? { after } : {}) }));
       else if (message.type === 'subscribed') done();
       else if (message.type === 'event') events.push(message.event as HeraldEvent);
       else if (message.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
@@ -261,9 +262,11 @@ export interface StreamClient {
   close(): void;
 }
 
-export async function streamClient(node: NodeProcess, key: string, types: string[]): Promise<StreamClient> {
+/** `after`: resume after that `seq` (as `Last-Event-ID`), as a client does on another node when its own is gone. */
+export async function streamClient(node: NodeProcess, key: string, types: string[], after?: number): Promise<StreamClient> {
+  const resume: Record<string, string> = after !== undefined ? { 'last-event-id': String(after) } : {};
   const source = new EventSource(`${node.url}/v1/stream?types=${encodeURIComponent(types.join(','))}`, {
-    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${key}` } }),
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${key}`, ...resume } }),
   });
   const events: HeraldEvent[] = [];
   const take = (message: MessageEvent) => events.push(JSON.parse(message.data as string) as HeraldEvent);

@@ -7,6 +7,7 @@ import {
   freshDatabase,
   machineRedisUrl,
   type NodeProcess,
+  type Published,
   publishMany,
   socketClient,
   startNodes,
@@ -225,4 +226,38 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
     expect(sentTwice.filter((id) => !heldEvents.has(id))).toEqual([]);
     expect(a.errors + c.errors).not.toMatch(/error/i);
   }, 180_000);
+
+  // After the SIGKILL test: B is gone, and this one kills C.
+  it('SIGKILL of the node under WebSocket and SSE clients: they resume on another node from their last seq, and miss nothing', async () => {
+    const [a, , c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const key = (await api(a, adminKey, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).body.key as string;
+    const socket = await socketClient(c, key, ['order.*']);
+    const stream = await streamClient(c, key, ['order.*']);
+    const published: Published[] = [];
+    const publishing = publishMany(a, adminKey, { count: 600, concurrency: 4, into: published });
+    publishing.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+    await waitFor(() => socket.events.length >= 100 && stream.events.length >= 100, 'both clients receiving from C');
+    expect(await c.kill('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+    socket.close();
+    stream.close();
+    // Each resumes on A after the last event it got from C, while A goes on publishing.
+    expect(published.length, 'still publishing when C died').toBeLessThan(600);
+    const resumedSocket = await socketClient(a, key, ['order.*'], socket.events.at(-1)?.seq);
+    const resumedStream = await streamClient(a, key, ['order.*'], stream.events.at(-1)?.seq);
+    try {
+      await publishing;
+      const all = published.sort((x, y) => x.seq - y.seq);
+      await waitFor(() => socket.events.length + resumedSocket.events.length >= all.length, 'every event over the WebSockets');
+      await waitFor(() => stream.events.length + resumedStream.events.length >= all.length, 'every event over SSE');
+      await new Promise((done) => setTimeout(done, 1_000));
+      expect(exactlyOnceInOrder([...socket.events, ...resumedSocket.events], all)).toEqual([]);
+      expect(exactlyOnceInOrder([...stream.events, ...resumedStream.events], all)).toEqual([]);
+      expect(resumedSocket.events.length).toBeGreaterThan(0);
+      expect(resumedStream.events.length).toBeGreaterThan(0);
+    } finally {
+      resumedSocket.close();
+      resumedStream.close();
+    }
+    expect(a.errors).not.toMatch(/error/i);
+  }, 120_000);
 });

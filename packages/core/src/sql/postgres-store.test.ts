@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 // By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
 import { runStoreSuite } from '../../../testkit/src/store-suite.js';
@@ -280,4 +281,31 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     const [stored] = await store.append([newEvent('order.created')]);
     expect(stored?.created).toBe(true);
   });
+});
+
+describe('PostgreSQL ending a connection in use', () => {
+  it.each(['url', 'pool'] as const)(
+    'a transaction whose connection PostgreSQL ends between two statements fails; the process and the store go on (store made with %s)',
+    async (made) => {
+      const url = await database();
+      const store = made === 'url' ? postgresStore({ url, maxConnections: 2 }) : postgresStore({ pool: new pg.Pool({ connectionString: url, max: 2 }) });
+      cleanups.push(() => store.close());
+      await store.init();
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      cleanups.push(() => admin.end());
+      // An app's transaction on Herald's pool, held between two statements while PostgreSQL ends its connection
+      // (a restart, a failover, an operator): the client then has no query to fail, and emits `error` alone.
+      const transaction = store.database.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+        await admin.query('select pg_terminate_backend($1)', [rows[0]?.pid]);
+        await vi.waitFor(async () => expect((await admin.query('select 1 from pg_stat_activity where pid = $1', [rows[0]?.pid])).rowCount).toBe(0));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await sql`select 1`.execute(trx);
+      });
+      await expect(transaction).rejects.toThrow();
+      const [stored] = await store.append([newEvent('order.created')]);
+      expect(stored?.created).toBe(true);
+    },
+  );
 });

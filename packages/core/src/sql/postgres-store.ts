@@ -39,6 +39,7 @@ export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const { url, pool } = options;
   if ((url === undefined) === (pool === undefined)) throw new Error('postgresStore: give either `url` or `pool`');
   if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new Error('postgresStore: `url` must start with postgres://');
+  if (pool) listenToConnections(pool);
   const dialect = new PostgresDialect({
     pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
   });
@@ -58,5 +59,17 @@ async function createPool(url: string, max: number, onError: ((error: Error) => 
   const created = new Pool({ connectionString: url, max });
   // Without a listener, an idle connection that breaks (a database restart) would crash the process.
   created.on('error', (error) => onError?.(error));
+  listenToConnections(created);
   return created;
+}
+
+/**
+ * A connection in use (a transaction's, between its statements) that breaks, the database restarting or an
+ * operator ending it, emits `error` on its client, which `pg`'s pool listens to only while the connection is
+ * idle: without a listener of its own, the process would crash. Its statements fail anyway (the next one as
+ * not queryable), and the pool drops it when it is released. A pool without `on` (not `pg`'s) is left as it is.
+ */
+function listenToConnections(pool: unknown): void {
+  const { on } = pool as { on?: (event: 'connect', listener: (client: { on(event: 'error', listener: () => void): unknown }) => void) => unknown };
+  on?.call(pool, 'connect', (client) => client.on('error', () => {}));
 }

@@ -12,7 +12,8 @@ export interface PostgresStoreOptions {
   url?: string;
   /**
    * A pool to use instead of `url`: `pg`'s `Pool`, or anything kysely's `PostgresDialect` takes.
-   * The store owns it from then on: `close()` ends it.
+   * The store owns it from then on: `close()` ends it, and each connection it opens gets a listener for
+   * its `error` (a connection the database ends while in use then fails its statements, not the process).
    */
   pool?: PostgresPool;
   /** Connections in the pool made from `url`. @default 10 */

@@ -11,6 +11,7 @@ import { recordingLogger } from '../logger.test-support.js';
 import { memoryBroker } from '../memory-broker.js';
 import { postgresStore } from './postgres-store.js';
 import { adminUrl, freshDatabase } from './postgres.test-support.js';
+import { postgresFlavor } from './sql-flavor.js';
 import type { SqlStore } from './sql-store.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -308,4 +309,25 @@ describe('PostgreSQL ending a connection in use', () => {
       expect(stored?.created).toBe(true);
     },
   );
+});
+
+describe("pg's errors for a lost connection, which carry no SQLSTATE", () => {
+  it('are refusals of the store (a 503), as PostgreSQL’s own connection errors are', async () => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    client.on('error', () => {});
+    await client.connect();
+    cleanups.push(() => client.end());
+    // The socket gone under a running statement, as when the network drops or the server dies without a word.
+    const running = client.query('select pg_sleep(5)');
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    const ended = await running.then(() => expect.fail('the statement finished'), (error: unknown) => error);
+    expect(ended).toMatchObject({ message: 'Connection terminated unexpectedly' });
+    const after = await client.query('select 1').then(() => expect.fail('the statement ran'), (error: unknown) => error);
+    expect(after).toMatchObject({ message: 'Client has encountered a connection error and is not queryable' });
+    for (const error of [ended, after]) {
+      expect((error as { code?: unknown }).code).toBeUndefined();
+      expect(postgresFlavor.refusal(error)).toBe('unavailable');
+    }
+    expect(postgresFlavor.refusal(new Error('Connection to the moon terminated'))).toBeUndefined();
+  });
 });

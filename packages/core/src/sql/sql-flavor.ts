@@ -102,6 +102,10 @@ export const postgresFlavor: SqlFlavor = {
     // insufficient resources, connection exceptions, shutting down or starting up, a read-only server
     if (/^(53|08|57P0)/.test(code) || code === '25006') return 'unavailable';
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code)) return 'unavailable';
+    // pg's own, without a code: the connection ended under a statement, or a statement came after it ended.
+    if (code === '' && connectionLost.test(String((error as { message?: unknown } | null)?.message))) return 'unavailable';
     return undefined;
   },
 };
+
+const connectionLost = /^(Connection terminated|Client has encountered a connection error and is not queryable)/;

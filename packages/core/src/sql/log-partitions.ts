@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, sql } from 'kysely';
 import { appendLockKey } from './append-tickets.js';
 import type { HeraldDatabase } from './schema.js';
+import { errorCode } from './sql-flavor.js';
 
 /**
  * PostgreSQL keeps the log in partitions by range of `seq`, so that pruning drops a whole partition
@@ -20,6 +21,9 @@ export const defaultLogPartitionSize = 100_000;
  * every append in flight, an app's open transaction too, and every new append waited for the maker.
  */
 const partitionsLockKey = appendLockKey + 2;
+
+/** How many times partitions are made when another maker made the same ones meanwhile. */
+const makeTries = 3;
 
 /** A partition of the log: the seqs from `from` up to, not including, `to`. */
 export interface LogPartition {
@@ -107,8 +111,7 @@ export async function logPartitions(db: Kysely<HeraldDatabase>): Promise<LogPart
 
 /** Whether `error` is PostgreSQL's for a row whose `seq` no partition of the log takes. */
 export function isMissingPartition(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return code === '23514' && typeof message === 'string' && message.includes('no partition of relation');
+  return errorCode(error) === '23514' && String((error as { message?: unknown }).message).includes('no partition of relation');
 }
 
 /**
@@ -116,8 +119,7 @@ export function isMissingPartition(error: unknown): boolean {
  * (`42P07`, or `23505` on the catalog when both made it at once), or its range (`42P17`).
  */
 function isMadeMeanwhile(error: unknown): boolean {
-  const { code } = (error ?? {}) as { code?: unknown };
-  return code === '42P07' || code === '23505' || code === '42P17';
+  return ['42P07', '23505', '42P17'].includes(errorCode(error));
 }
 
 /**
@@ -173,7 +175,7 @@ export class LogPartitionMaker {
         this.#end = await this.#makeOnce(room);
         return;
       } catch (error) {
-        if (!isMadeMeanwhile(error) || tries === 3) throw error;
+        if (!isMadeMeanwhile(error) || tries === makeTries) throw error;
       }
     }
   }
@@ -218,7 +220,7 @@ export async function dropLogPartition(db: Kysely<HeraldDatabase>, partition: Lo
       return Number(numAffectedRows ?? 0);
     });
   } catch (error) {
-    if ((error as { code?: unknown }).code === '55P03') return false;
+    if (errorCode(error) === '55P03') return false;
     throw error;
   }
 }

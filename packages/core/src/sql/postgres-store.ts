@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
@@ -68,9 +69,8 @@ async function createPool(url: string, max: number, onError: ((error: Error) => 
  * A connection in use (a transaction's, between its statements) that breaks, the database restarting or an
  * operator ending it, emits `error` on its client, which `pg`'s pool listens to only while the connection is
  * idle: without a listener of its own, the process would crash. Its statements fail anyway (the next one as
- * not queryable), and the pool drops it when it is released. A pool without `on` (not `pg`'s) is left as it is.
+ * not queryable), and the pool drops it when it is released. A pool that is no EventEmitter (not `pg`'s) is left as it is.
  */
-function listenToConnections(pool: unknown): void {
-  const { on } = pool as { on?: (event: 'connect', listener: (client: { on(event: 'error', listener: () => void): unknown }) => void) => unknown };
-  on?.call(pool, 'connect', (client) => client.on('error', () => {}));
+function listenToConnections(pool: PostgresPool): void {
+  if (pool instanceof EventEmitter) pool.on('connect', (client: EventEmitter) => client.on('error', () => {}));
 }

@@ -47,7 +47,8 @@ export interface SqlFlavor {
   refusal(error: unknown): StoreRefusal | undefined;
 }
 
-const errorCode = (error: unknown): string => String((error as { code?: unknown } | null)?.code ?? '');
+/** The `code` of a database driver's error (a SQLSTATE, SQLite's `SQLITE_…`, Node's `E…`); '' when it has none. */
+export const errorCode = (error: unknown): string => String((error as { code?: unknown } | null)?.code ?? '');
 
 export const sqliteFlavor: SqlFlavor = {
   name: 'sqlite',

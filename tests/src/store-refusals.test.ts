@@ -8,10 +8,14 @@ import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald, type HeraldOptions } from '@herald/server';
 import { restClient, testEventTypes, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
+import { websocket } from '@herald/websocket';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { z } from 'zod';
 // By path: core's test support (which has better-sqlite3 at hand).
 import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
+import { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
 import { holdSqliteLock, openSqlite } from '../../packages/core/src/sql/sqlite.test-support.js';
 import { cpuWaitMs } from '../../packages/core/src/stall.test-support.js';
 
@@ -34,7 +38,7 @@ async function start(options: Partial<HeraldOptions>) {
   cleanups.push(() => herald.close());
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   const baseUrl = `http://127.0.0.1:${port}`;
-  return { baseUrl, ...restClient(baseUrl, adminKey) };
+  return { baseUrl, adminKey, ...restClient(baseUrl, adminKey) };
 }
 
 /** A webhook receiver that answers 200, or holds its answers back while `holding`. */
@@ -201,5 +205,72 @@ describe('the server on a full SQLite database (issue 13)', () => {
     const stored = await publish(big);
     expect(stored.status).toBe(202);
     expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual([...acked, stored.body.id]);
+  });
+});
+
+describe('the server on PostgreSQL when a read loses its connection', () => {
+  it('answers the read with 503 and Retry-After, refuses a WebSocket subscribe as unavailable, stays ready, and reads again after', async () => {
+    const database = await freshDatabase();
+    cleanups.push(() => database.drop());
+    const logger = recordingLogger();
+    const { baseUrl, adminKey, api, request } = await start({ database: database.url, logger, transports: [websocket()] });
+    const subscription = await api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'], consumer: 'acme' });
+    expect(subscription.status).toBe(201);
+    const published = await api('POST', '/v1/events', { type: 'order.created', data: { n: 1 } });
+    expect(published.status).toBe(202);
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    cleanups.push(() => admin.end());
+
+    // `read` waits for a lock another session holds on `table`, and PostgreSQL ends the connections waiting for it.
+    const endedUnder = async <T>(table: string, read: () => Promise<T>): Promise<T> => {
+      await admin.query('begin');
+      await admin.query(`lock table ${table} in access exclusive mode`);
+      const reading = read();
+      // pg_locks, not pg_stat_activity, whose figures stay as first read for the rest of a transaction.
+      const waiting = 'select pid from pg_locks where not granted and relation = $1::regclass';
+      await waitFor(async () => ((await admin.query(waiting, [table])).rowCount ?? 0) > 0, `a read waiting for ${table}`);
+      await admin.query(`select pg_terminate_backend(pid) from (${waiting}) as waiting`, [table]);
+      const answer = await reading;
+      await admin.query('rollback');
+      return answer;
+    };
+    for (const [table, path] of [
+      ['herald_subscriptions', '/v1/subscriptions'],
+      ['herald_events', '/v1/events?after=0'],
+    ] as const) {
+      const refused = await endedUnder(table, () => request('GET', path));
+      expect(refused.status, path).toBe(503);
+      expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.body).toMatchObject({ type: 'urn:herald:problem:store-unavailable', status: 503 });
+      expect(JSON.stringify(refused.body)).not.toMatch(/terminat|57P01/);
+    }
+
+    const socket = new WebSocket(`${baseUrl.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${adminKey}` } });
+    cleanups.push(() => socket.close());
+    const messages: { type: string; id?: string; code?: string }[] = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    await waitFor(() => messages.some((message) => message.type === 'ready'), 'the WebSocket to be ready');
+    const subscribe = (id: string) => socket.send(JSON.stringify({ type: 'subscribe', id, subscription: subscription.body.id }));
+    const answerTo = async (id: string) => {
+      await waitFor(() => messages.some((message) => message.id === id && message.type !== 'event'), `the answer to subscribe ${id}`);
+      return messages.find((message) => message.id === id && message.type !== 'event');
+    };
+    const refused = await endedUnder('herald_subscriptions', () => {
+      subscribe('s1');
+      return answerTo('s1');
+    });
+    expect(refused).toMatchObject({ type: 'error', code: 'unavailable' });
+    expect(socket.readyState).toBe(WebSocket.OPEN);
+
+    // Nothing was lost or changed, the store takes writes all along, and the same reads answer.
+    expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
+    // A refused read is answered, not logged as a failure, and is no refused write.
+    expect(logger.lines.filter((line) => line.level === 'error' || line.message.startsWith('the store refuses writes'))).toEqual([]);
+    expect((await api('GET', '/v1/subscriptions')).body.data.map((found: { id: string }) => found.id)).toEqual([subscription.body.id]);
+    expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual([published.body.id]);
+    subscribe('s2');
+    expect(await answerTo('s2')).toMatchObject({ type: 'subscribed' });
   });
 });

@@ -165,14 +165,15 @@ export type StoreRefusal = 'locked' | 'full' | 'unavailable';
 const storeRefusals: Record<StoreRefusal, { code: string; message: string }> = {
   locked: { code: 'store-locked', message: 'The database is locked by another process; try again shortly' },
   full: { code: 'store-full', message: 'The database is full; it takes no more writes until space is freed' },
-  unavailable: { code: 'store-unavailable', message: 'The database refuses writes for now' },
+  unavailable: { code: 'store-unavailable', message: 'The database is unavailable for now; try again shortly' },
 };
 
 /**
  * The store refused a write: another process held its lock for longer than the store waits (`locked`),
  * its disk or size limit is full (`full`), or it takes no writes for another reason (`unavailable`: an
- * I/O error, a read-only database, a lost connection). 503 with `Retry-After`; `cause` is the database's
- * own error, for the log. Nothing of the refused write was stored.
+ * I/O error, a read-only database, a lost connection). On PostgreSQL a read on a lost connection is
+ * `unavailable` too. 503 with `Retry-After`; `cause` is the database's own error, for the log. Nothing
+ * of the refused write was stored.
  */
 export class StoreUnavailableError extends UnavailableError {
   override readonly name: string = 'StoreUnavailableError';

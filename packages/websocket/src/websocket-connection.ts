@@ -74,6 +74,7 @@ const refusals: Readonly<Record<string, ErrorCode>> = {
   'unknown-event-type': 'unknown-event-type',
   'not-found': 'subscription-not-found',
   'wrong-transport': 'wrong-transport',
+  'store-unavailable': 'unavailable',
 };
 
 /**
@@ -317,8 +318,9 @@ export class Connection implements StreamSink {
         return this.close(CloseCode.BadMessage, error.message);
       }
       const code = error instanceof HeraldError ? refusals[error.code] : undefined;
-      if (code === undefined) throw error;
-      return this.#error(code, (error as HeraldError).message, id);
+      if (code !== undefined) return this.#error(code, (error as HeraldError).message, id);
+      this.#host.context.logger.error({ err: error }, 'subscribing failed');
+      return this.#error('unavailable', 'the subscription could not be looked up; subscribe again', id);
     }
     if (subscription.closed) return;
     try {

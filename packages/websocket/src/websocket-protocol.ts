@@ -53,7 +53,7 @@ export type ErrorCode =
   | 'wrong-transport'
   /** The connection already has `maxSubscriptions` subscriptions. */
   | 'too-many-subscriptions'
-  /** The server could not read the log for the replay; subscribe again. */
+  /** The server could not read the subscription or the log for the replay (its database is unavailable for now); subscribe again. */
   | 'unavailable'
   /** A `subscribe` whose `filter` does not fit (an unknown operator or path, a wrong operand, too deep): sent just before the connection closes with 4400. */
   | 'invalid-filter';

@@ -304,9 +304,47 @@ describe('PostgreSQL ending a connection in use', () => {
         await new Promise((resolve) => setTimeout(resolve, 200));
         await sql`select 1`.execute(trx);
       });
-      await expect(transaction).rejects.toThrow();
+      await expect(transaction).rejects.toBeInstanceOf(StoreUnavailableError);
       const [stored] = await store.append([newEvent('order.created')]);
       expect(stored?.created).toBe(true);
+    },
+  );
+
+  it.each(['url', 'pool'] as const)(
+    'a read whose connection PostgreSQL ends under it is a 503 with the error as its cause; the store reads and stays ready (store made with %s)',
+    async (made) => {
+      const url = await database();
+      const store = made === 'url' ? postgresStore({ url, maxConnections: 2 }) : postgresStore({ pool: new pg.Pool({ connectionString: url, max: 2 }) });
+      cleanups.push(() => store.close());
+      await store.init();
+      const [kept] = await store.append([newEvent('order.created')]);
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      cleanups.push(() => admin.end());
+      // Each read waits for a lock another session holds, and PostgreSQL ends its connection meanwhile.
+      const endedUnder = async <T>(read: () => Promise<T>, table: string): Promise<unknown> => {
+        await admin.query('begin');
+        await admin.query(`lock table ${table} in access exclusive mode`);
+        const reading = read().then(() => expect.fail("the read finished"), (error: unknown) => error);
+        const waiting = await vi.waitFor(async () => {
+          // pg_locks, not pg_stat_activity, whose figures stay as first read for the rest of a transaction.
+          const { rows } = await admin.query<{ pid: number }>('select pid from pg_locks where not granted and relation = $1::regclass', [table]);
+          expect(rows).toHaveLength(1);
+          return rows[0]?.pid;
+        });
+        await admin.query('select pg_terminate_backend($1)', [waiting]);
+        const error = await reading;
+        await admin.query('rollback');
+        return error;
+      };
+      for (const error of [await endedUnder(() => store.subscriptions.list(), 'herald_subscriptions'), await endedUnder(() => store.read({ after: 0, limit: 10 }), 'herald_events')]) {
+        expect(error).toBeInstanceOf(StoreUnavailableError);
+        expect(error).toMatchObject({ status: 503, code: 'store-unavailable', cause: { code: '57P01' } });
+      }
+      // A read refused is no refused write: the store stays ready, and reads as before.
+      await store.ping();
+      expect(await store.subscriptions.list()).toEqual([]);
+      expect((await store.read({ after: 0, limit: 10 })).map((event) => event.id)).toEqual([kept?.event.id]);
     },
   );
 });

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { Kysely, PostgresDialect, type PostgresPool } from 'kysely';
+import { Kysely, type PostgresPool } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
+import { RefusingPostgresDialect } from './postgres-refusing-dialect.js';
 import { postgresFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
 
@@ -35,14 +36,15 @@ export interface PostgresStoreOptions {
  * log and one outbox. Appends draw their `seq`s in order across nodes and readers keep to the prefix of the
  * log that is decided (see `append-tickets.ts`); the log is partitioned by range of `seq` (see
  * `log-partitions.ts`), and outbox claims use `FOR UPDATE SKIP LOCKED`. A write PostgreSQL refuses (a full disk,
- * a read-only server, a lost connection) is a 503 `StoreUnavailableError`, as on SQLite.
+ * a read-only server, a lost connection) is a 503 `StoreUnavailableError`, as on SQLite; so is a read on a lost
+ * connection or a server shutting down, the app's own statements on `database` included.
  */
 export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const { url, pool } = options;
   if ((url === undefined) === (pool === undefined)) throw new Error('postgresStore: give either `url` or `pool`');
   if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new Error('postgresStore: `url` must start with postgres://');
   if (pool) listenToConnections(pool);
-  const dialect = new PostgresDialect({
+  const dialect = new RefusingPostgresDialect({
     pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
   });
   return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), postgresFlavor, {

@@ -58,6 +58,8 @@ export class WriteGate {
       this.#accepted();
       return result;
     } catch (error) {
+      // The driver may have said so already (see postgres-refusing-dialect.ts).
+      if (error instanceof StoreUnavailableError) throw this.#refuse(error);
       const refusal = this.#flavor.refusal(error);
       if (refusal === undefined) throw error;
       throw this.#refuse(new StoreUnavailableError(refusal, error));

@@ -1,0 +1,139 @@
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  PostgresDialect,
+  type PostgresDialectConfig,
+  PostgresDriver,
+  type QueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+import { StoreUnavailableError } from '../errors.js';
+import { postgresFlavor } from './sql-flavor.js';
+
+/** kysely's PostgreSQL dialect, on a {@link RefusingPostgresDriver}. */
+export class RefusingPostgresDialect extends PostgresDialect {
+  readonly #config: PostgresDialectConfig;
+
+  constructor(config: PostgresDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new RefusingPostgresDriver(new PostgresDriver(this.#config));
+  }
+}
+
+/**
+ * A kysely driver for PostgreSQL whose statements, reads as well as writes, throw a
+ * {@link StoreUnavailableError} (a 503) when the database refuses them for a reason other than a lock: a
+ * lost connection, a server shutting down, a full disk. A write gets that from the {@link WriteGate}
+ * anyway; a read passes no gate, and its driver's own error would otherwise be a 500. A lock held
+ * elsewhere stays the driver's error, for the gate and the pruner to wait out.
+ */
+class RefusingPostgresDriver implements Driver {
+  readonly #driver: Required<Driver>;
+
+  constructor(driver: Required<Driver>) {
+    this.#driver = driver;
+  }
+
+  init(): Promise<void> {
+    return this.#driver.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new RefusingConnection(await this.#refusing(this.#driver.acquireConnection()), this.#refused);
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.#refusing(this.#driver.beginTransaction(inner(connection), settings));
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#refusing(this.#driver.commitTransaction(inner(connection)));
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#refusing(this.#driver.rollbackTransaction(inner(connection)));
+  }
+
+  savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#refusing(this.#driver.savepoint(inner(connection), name, compile));
+  }
+
+  rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#refusing(this.#driver.rollbackToSavepoint(inner(connection), name, compile));
+  }
+
+  releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#refusing(this.#driver.releaseSavepoint(inner(connection), name, compile));
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    // A refused connection may be one the database has ended, which pg's pool would hand out again until its
+    // socket's end arrives. kysely's driver discards a connection whose rollback fails (outside a transaction,
+    // a rollback on a live connection only warns).
+    if (connection instanceof RefusingConnection && connection.refused) await this.#driver.rollbackTransaction(connection.inner).catch(() => {});
+    return this.#driver.releaseConnection(inner(connection));
+  }
+
+  destroy(): Promise<void> {
+    return this.#driver.destroy();
+  }
+
+  /** `error`, or the StoreUnavailableError it is. */
+  readonly #refused = (error: unknown): unknown => {
+    const refusal = postgresFlavor.refusal(error);
+    return refusal === undefined || refusal === 'locked' ? error : new StoreUnavailableError(refusal, error);
+  };
+
+  async #refusing<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      throw this.#refused(error);
+    }
+  }
+}
+
+/** The driver's own connection under a {@link RefusingConnection}, which the driver's methods take. */
+function inner(connection: DatabaseConnection): DatabaseConnection {
+  return connection instanceof RefusingConnection ? connection.inner : connection;
+}
+
+/** One use of a connection of the pool: `refused` once the database refused a statement on it. */
+class RefusingConnection implements DatabaseConnection {
+  readonly inner: DatabaseConnection;
+  refused = false;
+  readonly #refusal: (error: unknown) => unknown;
+
+  constructor(connection: DatabaseConnection, refusal: (error: unknown) => unknown) {
+    this.inner = connection;
+    this.#refusal = refusal;
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.inner.executeQuery<R>(query);
+    } catch (error) {
+      throw this.#refused(error);
+    }
+  }
+
+  async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    try {
+      yield* this.inner.streamQuery<R>(query, chunkSize);
+    } catch (error) {
+      throw this.#refused(error);
+    }
+  }
+
+  #refused(error: unknown): unknown {
+    const thrown = this.#refusal(error);
+    if (thrown instanceof StoreUnavailableError) this.refused = true;
+    return thrown;
+  }
+}

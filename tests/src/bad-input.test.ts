@@ -1,7 +1,11 @@
 import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
-import { type LogEntry, memoryTransport, recordingLogger, startTestApp, type TestApp } from '@herald/testkit';
+import { type LogEntry, memoryTransport, recordingLogger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { websocket } from '@herald/websocket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+// By path: core's test support, for a PostgreSQL database of the test's own.
+import { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
 import { storeSnapshot } from './store-snapshot.js';
 
 let app: TestApp;
@@ -187,3 +191,56 @@ function deepSchema(levels: number): Record<string, unknown> {
 function stackTraces(entries: readonly LogEntry[]): LogEntry[] {
   return entries.filter((entry) => entry.level === 'error' || Object.values(entry.fields).some((value) => value instanceof Error));
 }
+
+describe('text PostgreSQL takes in no column: U+0000, and control characters in a subject', () => {
+  it.each(['sqlite', 'postgres'] as const)('is refused or found nowhere, the same on %s, and nothing is stored', async (kind) => {
+    const database = kind === 'postgres' ? await freshDatabase() : undefined;
+    const target = await startTestApp([memoryTransport(), websocket()], database ? { database: database.url } : {});
+    try {
+      const key = await target.consumerKey('alpha');
+      const subscription = (await target.api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key)).body.id;
+      const before = await storeSnapshot(target.herald.store);
+      const answers = {
+        'a subject with U+0000': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\u0000b' }),
+        'a subject with a line break': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\nb' }),
+        'a description with U+0000': await target.api('POST', '/v1/event-types', { name: 'odd.type', description: 'x\u0000' }),
+        'a list of a transport with U+0000': await target.api('GET', '/v1/subscriptions?transport=a%00b'),
+        'a subscription id with U+0000': await target.api('GET', '/v1/subscriptions/sub_%00'),
+        'a change of it': await target.api('PATCH', '/v1/subscriptions/sub_%00', { status: 'paused' }),
+        'its deliveries': await target.api('GET', '/v1/subscriptions/sub_%00/deliveries'),
+        'a delivery id with U+0000': await target.api('GET', '/v1/deliveries/dlv_%00'),
+        'an SSE stream of it': await target.api('GET', '/v1/stream?subscription=sub_%00'),
+      };
+      expect(Object.fromEntries(Object.entries(answers).map(([name, answer]) => [name, [answer.status, answer.body?.type]]))).toEqual({
+        'a subject with U+0000': [422, 'urn:herald:problem:validation-failed'],
+        'a subject with a line break': [422, 'urn:herald:problem:validation-failed'],
+        'a description with U+0000': [422, 'urn:herald:problem:validation-failed'],
+        'a list of a transport with U+0000': [422, 'urn:herald:problem:validation-failed'],
+        'a subscription id with U+0000': [404, 'urn:herald:problem:not-found'],
+        'a change of it': [404, 'urn:herald:problem:not-found'],
+        'its deliveries': [404, 'urn:herald:problem:not-found'],
+        'a delivery id with U+0000': [404, 'urn:herald:problem:not-found'],
+        'an SSE stream of it': [404, 'urn:herald:problem:not-found'],
+      });
+      expect(answers['a subject with a line break'].body.errors).toEqual([expect.objectContaining({ path: ['subject'] })]);
+
+      // A WebSocket subscribe of such an id is told the subscription is not found; the connection goes on.
+      const socket = new WebSocket(`${target.baseUrl.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
+      const messages: { type: string; id?: string; code?: string }[] = [];
+      socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+      await waitFor(() => messages.some((message) => message.type === 'ready'), 'the WebSocket to be ready');
+      socket.send(JSON.stringify({ type: 'subscribe', id: 's1', subscription: 'sub_\u0000' }));
+      socket.send(JSON.stringify({ type: 'subscribe', id: 's2', subscription }));
+      await waitFor(() => messages.some((message) => message.id === 's2'), 'the answer to the second subscribe');
+      expect(messages.filter((message) => message.id !== undefined)).toEqual([
+        expect.objectContaining({ type: 'error', id: 's1', code: 'subscription-not-found' }),
+        expect.objectContaining({ type: 'subscribed', id: 's2' }),
+      ]);
+      socket.close();
+      expect(await storeSnapshot(target.herald.store)).toEqual(before);
+    } finally {
+      await target.close();
+      await database?.drop();
+    }
+  });
+});

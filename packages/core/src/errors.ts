@@ -58,8 +58,10 @@ export class ValidationError extends HeraldError {
     message: string,
     readonly issues: Issue[],
     code = 'validation-failed',
+    cause?: unknown,
   ) {
     super(code, 422, message, 'Validation failed');
+    if (cause !== undefined) this.cause = cause;
   }
   protected override extensions() {
     return { errors: this.issues };

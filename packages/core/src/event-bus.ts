@@ -24,7 +24,12 @@ export const publishInputSchema = z.strictObject({
     .string()
     .regex(/^[\x21-\x7e]{1,256}$/, 'must be 1 to 256 visible ASCII characters')
     .optional(),
-  subject: z.string().min(1).max(1024).optional(),
+  subject: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^\P{Cc}*$/u, 'must hold no control characters (U+0000 to U+001F, U+007F to U+009F), as CloudEvents asks of every string')
+    .optional(),
   consumer: consumerId.optional(),
 });
 

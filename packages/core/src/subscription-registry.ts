@@ -1,7 +1,7 @@
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
 import { compileFilter, type EventPredicate } from './event-filter.js';
-import { newId } from './ids.js';
+import { mayNameStored, newId } from './ids.js';
 import type { Store } from './store.js';
 import { addressedTo, affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
 import { SubscriptionMatcher } from './subscription-matcher.js';
@@ -80,7 +80,7 @@ export class SubscriptionRegistry {
   }
 
   get(id: string): Promise<Subscription | undefined> {
-    return this.#store.subscriptions.get(id);
+    return mayNameStored(id) ? this.#store.subscriptions.get(id) : Promise.resolve(undefined);
   }
 
   list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]> {

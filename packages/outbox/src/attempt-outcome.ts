@@ -27,6 +27,20 @@ export interface RetryPolicy {
   jitter: number;
 }
 
+/**
+ * `text` from outside (a destination's answer, an error's message) as every store can keep it: PostgreSQL's
+ * text holds no U+0000, and one such character in an attempt would fail the commit of every attempt with it.
+ * Each becomes U+FFFD, as an undecodable byte does.
+ */
+export function storableText(text: string): string {
+  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text;
+}
+
+/** Why the attempt of `result` failed, as kept with it. */
+export function attemptError(result: PushResult): string {
+  return storableText(result.error ?? 'the attempt failed');
+}
+
 /** The attempt `delivery.attempts` of `delivery`, started at `startedAt`, with `result`; no error or next attempt on it yet. */
 export function attemptOf(delivery: Delivery, startedAt: number, durationMs: number, result: PushResult): DeliveryAttempt {
   const attempt: DeliveryAttempt = {
@@ -38,7 +52,7 @@ export function attemptOf(delivery: Delivery, startedAt: number, durationMs: num
     outcome: result.delivered ? 'succeeded' : 'failed',
   };
   if (result.responseStatus !== undefined) attempt.responseStatus = result.responseStatus;
-  if (result.responseBody !== undefined) attempt.responseBody = result.responseBody;
+  if (result.responseBody !== undefined) attempt.responseBody = storableText(result.responseBody);
   return attempt;
 }
 
@@ -60,7 +74,7 @@ export function settledAttempt(
   const attempt = attemptOf(delivery, startedAt, durationMs, result);
   let status: DeliveryStatus = 'delivered';
   if (!result.delivered) {
-    const error = result.error ?? 'the attempt failed';
+    const error = attemptError(result);
     const scheduled = result.final || result.disable !== undefined ? undefined : retryDelay(retry.retrySchedule, delivery.attempts + 1, retry.jitter);
     if (scheduled !== undefined) {
       status = 'pending';

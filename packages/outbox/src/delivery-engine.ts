@@ -1,5 +1,5 @@
 import { type HeraldEvent, newId, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
-import { attemptOf, type PushResult, settledAttempt } from './attempt-outcome.js';
+import { attemptError, attemptOf, type PushResult, settledAttempt, storableText } from './attempt-outcome.js';
 import { attemptSpan, endAttemptSpan } from './attempt-span.js';
 import { CommitLoop } from './commit-loop.js';
 import { Endpoint, type Queued, type Unsent } from './endpoint-state.js';
@@ -174,7 +174,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       }
       endAttemptSpan(span, result);
       const attempt = attemptOf(delivery, startedAt, Date.now() - startedAt, result);
-      if (!result.delivered) attempt.error = result.error ?? 'the attempt failed';
+      if (!result.delivered) attempt.error = attemptError(result);
       return attempt;
     })();
     // The engine stops once it ends, as it does for deliveries.
@@ -582,7 +582,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     if (attempt.nextAttemptAt !== undefined) this.#wakeAt(endpoint, attempt.nextAttemptAt);
     const checked =
       result.disable !== undefined
-        ? this.#failures.disable(endpoint.id, endpoint.failure, result.disable)
+        ? this.#failures.disable(endpoint.id, endpoint.failure, storableText(result.disable))
         : this.#failures.failed(endpoint.id, endpoint.failure, attempt.startedAt);
     checked.catch((error: unknown) => this.#context.logger.warn({ err: error, subscription: endpoint.id }, 'checking a failing endpoint failed'));
   }

@@ -5,6 +5,8 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
 import { cleanupsAfterEach, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
+// By path: core's test support, for a PostgreSQL database of the test's own.
+import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook as createWebhook } from './webhook-transport.js';
 
@@ -321,6 +323,39 @@ describe('delivery', () => {
     expect(verifiedEvent(original, after).data).toEqual({ n: 2 });
     expect(() => verifiedEvent(next, after)).toThrow();
     expect((await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, { secret: 'whsec_nope' }, key)).status).toBe(422);
+  });
+});
+
+describe('an answer with NUL bytes, which PostgreSQL cannot keep as text', () => {
+  it.each(['sqlite', 'postgres'] as const)("is kept with U+FFFD in their place, and no endpoint's deliveries stall (%s)", async (kind) => {
+    const database = kind === 'postgres' ? await freshDatabase() : undefined;
+    if (database) cleanups.push(() => database.drop());
+    const server = await startTestApp([createWebhook({ pollInterval: 50, retrySchedule: [0, 0.1], jitter: 0 })], {
+      env: allowPrivate,
+      ...(database ? { database: database.url } : {}),
+    });
+    cleanups.push(() => server.close());
+    // A binary answer (a zip's first bytes), and a 2xx whose text ends in a NUL.
+    const tried = new Set<string>();
+    const binary = await receiver((request) => {
+      const first = !tried.has(eventOf(request).id);
+      tried.add(eventOf(request).id);
+      return eventOf(request).data.n === 0 && first ? { status: 500, body: 'PK\0\u0001\0' } : { status: 200, body: 'ok\0' };
+    });
+    const plain = await receiver();
+    const nul = await subscribeWebhook(server, { url: binary.url });
+    const other = await subscribeWebhook(server, { url: plain.url });
+    const published: HeraldEvent[] = [];
+    for (let n = 0; n < 5; n++) published.push(await publish(server, n));
+
+    const delivered = async (id: string) => (await deliveries(server, id)).filter((d) => d.status === 'delivered').length;
+    await waitFor(async () => (await delivered(nul.id)) === 5 && (await delivered(other.id)) === 5, 'every delivery to both endpoints, recorded');
+    const first = (await deliveries(server, nul.id)).find((d) => d.eventId === published[0]?.id);
+    expect(first.attempts.map((a: any) => [a.responseStatus, a.responseBody])).toEqual([
+      [500, 'PK\uFFFD\u0001\uFFFD'],
+      [200, 'ok\uFFFD'],
+    ]);
+    expect(plain.ids()).toEqual(new Set(published.map((event) => event.id)));
   });
 });
 

@@ -9,8 +9,10 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
-import { StoreUnavailableError } from '../errors.js';
-import { postgresFlavor } from './sql-flavor.js';
+import { StoreUnavailableError, ValidationError } from '../errors.js';
+import { errorCode, postgresFlavor } from './sql-flavor.js';
+
+const unstorableText = 'The request holds the character U+0000 (NUL), which the database takes in no text';
 
 /** kysely's PostgreSQL dialect, on a {@link RefusingPostgresDriver}. */
 export class RefusingPostgresDialect extends PostgresDialect {
@@ -31,7 +33,8 @@ export class RefusingPostgresDialect extends PostgresDialect {
  * {@link StoreUnavailableError} (a 503) when the database refuses them for a reason other than a lock: a
  * lost connection, a server shutting down, a full disk. A write gets that from the {@link WriteGate}
  * anyway; a read passes no gate, and its driver's own error would otherwise be a 500. A lock held
- * elsewhere stays the driver's error, for the gate and the pruner to wait out.
+ * elsewhere stays the driver's error, for the gate and the pruner to wait out. A statement with text that
+ * holds U+0000, which input the routes did not check may bring, is a {@link ValidationError} (a 422).
  */
 class RefusingPostgresDriver implements Driver {
   readonly #driver: Required<Driver>;
@@ -84,8 +87,10 @@ class RefusingPostgresDriver implements Driver {
     return this.#driver.destroy();
   }
 
-  /** `error`, or the StoreUnavailableError it is. */
+  /** `error`, or the StoreUnavailableError or ValidationError it is. */
   readonly #refused = (error: unknown): unknown => {
+    // character_not_in_repertoire: text with U+0000, which PostgreSQL takes in no text, not even to compare.
+    if (errorCode(error) === '22021') return new ValidationError(unstorableText, [], 'validation-failed', error);
     const refusal = postgresFlavor.refusal(error);
     return refusal === undefined || refusal === 'locked' ? error : new StoreUnavailableError(refusal, error);
   };

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 // By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
 import { runStoreSuite } from '../../../testkit/src/store-suite.js';
 import type { HeraldEvent, NewEvent } from '../envelope.js';
-import { StoreUnavailableError } from '../errors.js';
+import { StoreUnavailableError, ValidationError } from '../errors.js';
 import { EventBus } from '../event-bus.js';
 import { EventCatalog, eventTypeFromJsonSchema } from '../event-type-catalog.js';
 import { recordingLogger } from '../logger.test-support.js';
@@ -347,6 +347,24 @@ describe('PostgreSQL ending a connection in use', () => {
       expect((await store.read({ after: 0, limit: 10 })).map((event) => event.id)).toEqual([kept?.event.id]);
     },
   );
+});
+
+describe('text with U+0000, which PostgreSQL takes in no column', () => {
+  it('a statement with it is a 422 with PostgreSQL’s error as the cause, a write as well as a read; the store stays ready', async () => {
+    const store = await open(await database());
+    const refusedBy = (work: Promise<unknown>) => work.then(() => expect.fail('the statement ran'), (error: unknown) => error);
+    const refused = [
+      await refusedBy(store.subscriptions.list({ transport: 'a\u0000b' })),
+      await refusedBy(store.eventTypes.insert({ name: 'odd.type', description: 'a\u0000b', createdAt: new Date().toISOString() })),
+      await refusedBy(sql`select ${'a\u0000b'}::text`.execute(store.database)),
+    ];
+    for (const error of refused) {
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error).toMatchObject({ status: 422, code: 'validation-failed', cause: { code: '22021' } });
+    }
+    await store.ping();
+    expect(await store.eventTypes.list()).toEqual([]);
+  });
 });
 
 describe("pg's errors for a lost connection, which carry no SQLSTATE", () => {

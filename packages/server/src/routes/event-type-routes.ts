@@ -5,7 +5,11 @@ import type { ServerContext } from '../server-context.js';
 
 const registerBody = z.strictObject({
   name: z.string(),
-  description: z.string().max(1024).optional(),
+  description: z
+    .string()
+    .max(1024)
+    .refine((text) => !text.includes('\0'), 'must hold no U+0000 (NUL)')
+    .optional(),
   schema: z.record(z.string(), z.unknown()).optional(),
   retention: retentionDuration.optional().describe("How long this type's events are kept, instead of HERALD_LOG_RETENTION (e.g. 90d)"),
   compaction: compactionMode.optional().describe('`subject`: beyond the retention, the newest event of each subject is kept'),

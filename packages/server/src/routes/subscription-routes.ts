@@ -7,6 +7,7 @@ import {
   eventFilterSchema,
   ForbiddenError,
   HeraldError,
+  mayNameStored,
   NotFoundError,
   type Principal,
   type RouteDefinition,
@@ -44,7 +45,7 @@ const updateBody = z
 
 const listQuery = z.object({
   consumer: consumerId.optional(),
-  transport: z.string().min(1).optional(),
+  transport: z.string().min(1).refine(mayNameStored, 'must hold no U+0000 (NUL)').optional(),
 });
 
 const emptyConfig = z.strictObject({});

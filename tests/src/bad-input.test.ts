@@ -203,6 +203,8 @@ describe('text PostgreSQL takes in no column: U+0000, and control characters in 
       const answers = {
         'a subject with U+0000': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\u0000b' }),
         'a subject with a line break': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\nb' }),
+        // Which each store would keep as U+FFFD, a subject other than the one acknowledged.
+        'a subject with an unpaired surrogate': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\ud800' }),
         'a description with U+0000': await target.api('POST', '/v1/event-types', { name: 'odd.type', description: 'x\u0000' }),
         'a list of a transport with U+0000': await target.api('GET', '/v1/subscriptions?transport=a%00b'),
         'a subscription id with U+0000': await target.api('GET', '/v1/subscriptions/sub_%00'),
@@ -214,6 +216,7 @@ describe('text PostgreSQL takes in no column: U+0000, and control characters in 
       expect(Object.fromEntries(Object.entries(answers).map(([name, answer]) => [name, [answer.status, answer.body?.type]]))).toEqual({
         'a subject with U+0000': [422, 'urn:herald:problem:validation-failed'],
         'a subject with a line break': [422, 'urn:herald:problem:validation-failed'],
+        'a subject with an unpaired surrogate': [422, 'urn:herald:problem:validation-failed'],
         'a description with U+0000': [422, 'urn:herald:problem:validation-failed'],
         'a list of a transport with U+0000': [422, 'urn:herald:problem:validation-failed'],
         'a subscription id with U+0000': [404, 'urn:herald:problem:not-found'],

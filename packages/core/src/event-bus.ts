@@ -28,7 +28,7 @@ export const publishInputSchema = z.strictObject({
     .string()
     .min(1)
     .max(1024)
-    .regex(/^\P{Cc}*$/u, 'must hold no control characters (U+0000 to U+001F, U+007F to U+009F), as CloudEvents asks of every string')
+    .regex(/^[^\p{Cc}\p{Cs}]*$/u, 'must hold no control characters (U+0000 to U+001F, U+007F to U+009F) and no unpaired surrogates, as CloudEvents asks of every string')
     .optional(),
   consumer: consumerId.optional(),
 });

@@ -192,7 +192,10 @@ function stackTraces(entries: readonly LogEntry[]): LogEntry[] {
   return entries.filter((entry) => entry.level === 'error' || Object.values(entry.fields).some((value) => value instanceof Error));
 }
 
-describe('text PostgreSQL takes in no column: U+0000, and control characters in a subject', () => {
+/** `count` different CJK characters (3 bytes each in UTF-8), which PostgreSQL cannot compress away in an index. */
+const cjk = (count: number) => Array.from({ length: count }, (_, at) => String.fromCharCode(0x4e00 + ((at * 7919) % 20_000))).join('');
+
+describe('text PostgreSQL takes in no column: U+0000, control characters and long subjects', () => {
   it.each(['sqlite', 'postgres'] as const)('is refused or found nowhere, the same on %s, and nothing is stored', async (kind) => {
     const database = kind === 'postgres' ? await freshDatabase() : undefined;
     const target = await startTestApp([memoryTransport(), websocket()], database ? { database: database.url } : {});
@@ -203,6 +206,8 @@ describe('text PostgreSQL takes in no column: U+0000, and control characters in 
       const answers = {
         'a subject with U+0000': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\u0000b' }),
         'a subject with a line break': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\nb' }),
+        // 1,024 characters, 3,072 bytes: more than PostgreSQL's index on (type, subject) takes in a row.
+        'a subject over 1,024 bytes': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: cjk(1024) }),
         // Which each store would keep as U+FFFD, a subject other than the one acknowledged.
         'a subject with an unpaired surrogate': await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: 'a\ud800' }),
         'a description with U+0000': await target.api('POST', '/v1/event-types', { name: 'odd.type', description: 'x\u0000' }),
@@ -216,6 +221,7 @@ describe('text PostgreSQL takes in no column: U+0000, and control characters in 
       expect(Object.fromEntries(Object.entries(answers).map(([name, answer]) => [name, [answer.status, answer.body?.type]]))).toEqual({
         'a subject with U+0000': [422, 'urn:herald:problem:validation-failed'],
         'a subject with a line break': [422, 'urn:herald:problem:validation-failed'],
+        'a subject over 1,024 bytes': [422, 'urn:herald:problem:validation-failed'],
         'a subject with an unpaired surrogate': [422, 'urn:herald:problem:validation-failed'],
         'a description with U+0000': [422, 'urn:herald:problem:validation-failed'],
         'a list of a transport with U+0000': [422, 'urn:herald:problem:validation-failed'],
@@ -241,6 +247,11 @@ describe('text PostgreSQL takes in no column: U+0000, and control characters in 
       ]);
       socket.close();
       expect(await storeSnapshot(target.herald.store)).toEqual(before);
+      // A subject of 1,024 bytes, the most there is, is stored on either.
+      const longest = `${cjk(341)}x`;
+      const published = await target.api('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, subject: longest });
+      expect(published.status).toBe(202);
+      expect((await target.api('GET', `/v1/events?after=${published.body.seq - 1}`)).body.data[0].subject).toBe(longest);
     } finally {
       await target.close();
       await database?.drop();

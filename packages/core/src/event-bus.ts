@@ -28,6 +28,8 @@ export const publishInputSchema = z.strictObject({
     .string()
     .min(1)
     .max(1024)
+    // Bytes, not characters: PostgreSQL's index on (type, subject) takes rows of at most 2,704 bytes.
+    .refine((text) => Buffer.byteLength(text) <= 1024, 'must be at most 1024 bytes in UTF-8')
     .regex(/^[^\p{Cc}\p{Cs}]*$/u, 'must hold no control characters (U+0000 to U+001F, U+007F to U+009F) and no unpaired surrogates, as CloudEvents asks of every string')
     .optional(),
   consumer: consumerId.optional(),

@@ -365,6 +365,16 @@ describe('text with U+0000, which PostgreSQL takes in no column', () => {
     await store.ping();
     expect(await store.eventTypes.list()).toEqual([]);
   });
+
+  it('an append with it fails alone: the appends committed in the same group are stored', async () => {
+    const store = await open(await database());
+    const [first, bad, last] = [newEvent('order.created'), { ...newEvent('order.created'), subject: 'a\u0000b' }, newEvent('order.created')];
+    // Asked in the same tick: one group, one statement.
+    const settled = await Promise.allSettled([store.append([first]), store.append([bad]), store.append([last])]);
+    expect(settled.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(ValidationError);
+    expect((await store.read({ after: 0, limit: 10 })).map((event) => event.id)).toEqual([first.id, last.id]);
+  });
 });
 
 describe("pg's errors for a lost connection, which carry no SQLSTATE", () => {

@@ -1,6 +1,7 @@
 import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
+import { StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
 import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
@@ -168,26 +169,36 @@ export class SqlStore implements Store {
     while (this.#pending.length > 0) {
       const group = this.#pending;
       this.#pending = [];
-      const events = group.flatMap((p) => p.events);
-      const rows = group.flatMap((p) => p.rows);
-      // PostgreSQL appends up to a chunk of rows in one statement, which needs no transaction around it.
-      const oneStatement = this.#flavor.appendRows !== undefined && rows.length <= (this.#flavor.appendChunk ?? 0);
-      const write = () =>
-        oneStatement
-          ? insertEvents(this.#db, events, rows, this.#insertEvents, this.#flavor)
-          : this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor));
       try {
-        const results = await this.#gate.run(() => this.#withPartitions(write, rows.length), (group[0] as PendingAppend).since);
-        let at = 0;
-        for (const pending of group) {
-          pending.resolve(results.slice(at, at + pending.events.length));
-          at += pending.events.length;
-        }
+        await this.#commit(group);
       } catch (error) {
-        for (const pending of group) pending.reject(error);
+        if (group.length === 1 || error instanceof StoreUnavailableError) {
+          for (const pending of group) pending.reject(error);
+          continue;
+        }
+        // Rows of one append that the database refused (input the routes did not catch) fail that append alone.
+        for (const pending of group) await this.#commit([pending]).catch((alone: unknown) => pending.reject(alone));
       }
     }
     this.#flushing = undefined;
+  }
+
+  /** Appends the group in one commit and resolves its appends; or throws, with nothing of the group stored. */
+  async #commit(group: readonly PendingAppend[]): Promise<void> {
+    const events = group.flatMap((p) => p.events);
+    const rows = group.flatMap((p) => p.rows);
+    // PostgreSQL appends up to a chunk of rows in one statement, which needs no transaction around it.
+    const oneStatement = this.#flavor.appendRows !== undefined && rows.length <= (this.#flavor.appendChunk ?? 0);
+    const write = () =>
+      oneStatement
+        ? insertEvents(this.#db, events, rows, this.#insertEvents, this.#flavor)
+        : this.#db.transaction().execute((trx) => insertEvents(trx, events, rows, this.#insertEvents, this.#flavor));
+    const results = await this.#gate.run(() => this.#withPartitions(write, rows.length), (group[0] as PendingAppend).since);
+    let at = 0;
+    for (const pending of group) {
+      pending.resolve(results.slice(at, at + pending.events.length));
+      at += pending.events.length;
+    }
   }
 
   /**

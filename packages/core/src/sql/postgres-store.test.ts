@@ -349,6 +349,29 @@ describe('PostgreSQL ending a connection in use', () => {
   );
 });
 
+describe('a write PostgreSQL rolls back to end a deadlock', () => {
+  it('runs again at once, and succeeds once the other transaction is through', async () => {
+    const url = await database();
+    const store = await open(url);
+    const subscription = await store.subscriptions.create({ id: 'sub_deadlocked', consumer: 'acme', transport: 'memory', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    cleanups.push(() => other.end());
+    // The other transaction holds the subscriptions' version row, which the store's change moves last; it
+    // looks for deadlocks later than the store's session does, so that the store's change is the one rolled back.
+    await other.query('begin');
+    await other.query(`set local deadlock_timeout = '30s'`);
+    await other.query(`update herald_counters set value = value where name = 'subscriptions'`);
+    const changing = store.subscriptions.update(subscription.id, { status: 'paused' });
+    await vi.waitFor(async () => expect((await other.query(`select 1 from pg_locks where not granted and locktype = 'transactionid'`)).rowCount).toBe(1));
+    // It waits for the subscription's row, which the store's change holds: a deadlock, found by the store's session.
+    await other.query(`update herald_subscriptions set updated_at = updated_at where id = $1`, [subscription.id]);
+    await other.query('commit');
+    expect(await changing).toMatchObject({ id: subscription.id, status: 'paused' });
+    expect((await store.subscriptions.get(subscription.id))?.status).toBe('paused');
+  });
+});
+
 describe('text with U+0000, which PostgreSQL takes in no column', () => {
   it('a statement with it is a 422 with PostgreSQL’s error as the cause, a write as well as a read; the store stays ready', async () => {
     const store = await open(await database());

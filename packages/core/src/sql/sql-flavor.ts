@@ -45,6 +45,12 @@ export interface SqlFlavor {
    * every other error (bad input, a bug), which is thrown as it is.
    */
   refusal(error: unknown): StoreRefusal | undefined;
+  /**
+   * Whether the database rolled the transaction back to end a conflict with another one (a deadlock, a
+   * serialization failure): running it again at once is the remedy, and its refusal is `locked`. Absent:
+   * never (SQLite's single writer has its lock instead).
+   */
+  conflicted?(error: unknown): boolean;
 }
 
 /** The `code` of a database driver's error (a SQLSTATE, SQLite's `SQLITE_…`, Node's `E…`); '' when it has none. */
@@ -95,10 +101,12 @@ export const postgresFlavor: SqlFlavor = {
       await sql`set local synchronous_commit = off`.execute(trx);
       return work(trx);
     }),
+  conflicted: (error) => conflictCodes.includes(errorCode(error)),
   // SQLSTATEs from pg's errors, and Node's from a connection that failed.
   refusal(error) {
     const code = errorCode(error);
     if (code === '55P03') return 'locked'; // lock_not_available, after the session's lock_timeout
+    if (conflictCodes.includes(code)) return 'locked';
     if (code === '53100') return 'full'; // disk_full
     // insufficient resources, connection exceptions, shutting down or starting up, a read-only server
     if (/^(53|08|57P0)/.test(code) || code === '25006') return 'unavailable';
@@ -109,4 +117,6 @@ export const postgresFlavor: SqlFlavor = {
   },
 };
 
+/** deadlock_detected, serialization_failure: the transaction was rolled back for another's sake. */
+const conflictCodes = ['40P01', '40001'];
 const connectionLost = /^(Connection terminated|Client has encountered a connection error and is not queryable)/;

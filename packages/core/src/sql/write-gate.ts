@@ -6,17 +6,23 @@ import type { SqlFlavor } from './sql-flavor.js';
 /** The first wait for a lock held elsewhere, in ms; each next one is twice as long, up to `longestWait`. */
 const firstWait = 2;
 const longestWait = 50;
+/** Tries of a write that the database rolls back to end a conflict, run again at once (a deadlock takes a second to find). */
+const conflictTries = 3;
 
 /**
  * Runs `attempt`, again after a wait on a timer each time the database is locked elsewhere, until
- * `lockTimeout` after `since`; then throws what the last attempt threw. `attempt` must fail before it has
- * done anything when it finds the lock taken (a transaction, which SQLite begins by taking the lock).
+ * `lockTimeout` after `since`, and again at once (up to {@link conflictTries} in all) when the database
+ * rolled it back to end a conflict; then throws what the last attempt threw. `attempt` must fail before it
+ * has done anything when it finds the lock taken or is rolled back (a transaction, which SQLite begins by
+ * taking the lock).
  */
-export async function retryWhileLocked<T>(flavor: Pick<SqlFlavor, 'refusal'>, attempt: () => Promise<T>, since: number, lockTimeout: number): Promise<T> {
+export async function retryWhileLocked<T>(flavor: Pick<SqlFlavor, 'refusal' | 'conflicted'>, attempt: () => Promise<T>, since: number, lockTimeout: number): Promise<T> {
+  let conflicts = 0;
   for (let wait = firstWait; ; wait = Math.min(wait * 2, longestWait)) {
     try {
       return await attempt();
     } catch (error) {
+      if (flavor.conflicted?.(error) && ++conflicts < conflictTries) continue;
       if (flavor.refusal(error) !== 'locked' || Date.now() + wait >= since + lockTimeout) throw error;
       await delay(wait);
     }

@@ -18,7 +18,7 @@ export interface StreamReset {
 
 /** Why the server ended a stream: its `end` frame. */
 export interface StreamEnd {
-  reason: 'token-expired' | 'revoked' | 'stopping';
+  reason: 'token-expired' | 'revoked' | 'stopping' | 'deleted';
   message: string;
 }
 
@@ -65,7 +65,7 @@ export interface EventStreamHandlers<TEvent> {
   /**
    * The server ended the stream. `stopping`: the EventSource reconnects by itself. `token-expired`: with a
    * token function, a new stream opens with a fresh token; with a fixed token the stream is closed, as it is
-   * when the credential was `revoked`.
+   * when the credential was `revoked` or the durable subscription `deleted`.
    */
   end?(end: StreamEnd): void;
   /** The token function threw or rejected; the stream is closed. */

@@ -47,6 +47,7 @@ export class StreamSessions {
   readonly #offered = new Set<StreamSubscription>();
   readonly #stopListening: () => void;
   readonly #stopRevocations: () => void;
+  readonly #stopRemovals: () => void;
   #stopped = false;
 
   constructor(context: StreamContext, options: StreamSessionsOptions) {
@@ -67,6 +68,9 @@ export class StreamSessions {
     });
     this.#stopRevocations = context.onKeyRevoked((keyId) => {
       for (const session of this.#sessions) if (actsWithKey(session.principal, keyId)) session.end('revoked');
+    });
+    this.#stopRemovals = context.subscriptions.onRemoved((id) => {
+      for (const subscription of this.#offered) if (subscription.durable === id) subscription.removed();
     });
   }
 
@@ -98,6 +102,7 @@ export class StreamSessions {
     this.#stopped = true;
     this.#stopListening();
     this.#stopRevocations();
+    this.#stopRemovals();
     for (const session of [...this.#sessions]) session.end('stopping');
     try {
       await drain?.();

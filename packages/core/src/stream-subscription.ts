@@ -56,6 +56,8 @@ export interface StreamSink {
   reset(subscription: StreamSubscription, reason: ResetReason, latest: number, oldest?: number): void;
   /** The server ends the session for `reason`: say so in the wire format and close the connection. */
   end(reason: StreamEndReason): void;
+  /** The durable subscription `subscription` attaches to was deleted: say so; it is closed after. @default nothing said */
+  removed?(subscription: StreamSubscription): void;
   /** Resolves once the client has room again: a replay reads its next page then. @default no wait */
   drained?(subscription: StreamSubscription): Promise<void>;
 }
@@ -290,6 +292,13 @@ export class StreamSubscription {
   }
 
   /** Stops delivering (an `unsubscribe`, or the session ending). */
+  /** The durable subscription it attaches to was deleted: the sink says so, and it closes. */
+  removed(): void {
+    if (this.#closed) return;
+    this.#sink?.removed?.(this);
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Broker } from './broker.js';
 import { memoryBroker } from './memory-broker.js';
@@ -168,6 +171,46 @@ describe('two SubscriptionRegistry instances sharing one store and one memory br
     await b.update('sub_1', { status: 'active' });
     await vi.waitFor(() => expect(ids(a.match({ type: 'invoice.paid', consumer: 'acme' }, 'webhook'))).toEqual(['sub_1']));
     expect(a.match({ type: 'invoice.paid', consumer: 'globex' }, 'webhook')).toEqual([]);
+  });
+
+  it('tells each its listeners of a deletion, made on it or on the other; a store that fails a ring’s read deletes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-registry-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'herald.db');
+    const store = sqliteStore({ path });
+    await store.init();
+    cleanups.push(() => store.close());
+    const broker = memoryBroker();
+    const a = await registry(store, broker);
+    const b = await registry(store, broker);
+    const heard = { a: new Set<string>(), b: new Set<string>() };
+    a.onRemoved((id) => heard.a.add(id));
+    const stop = b.onRemoved((id) => heard.b.add(id));
+    await a.create(input('sub_1', ['order.*']));
+    await a.create(input('sub_2', ['order.*']));
+    await a.update('sub_1', { status: 'paused' });
+    await linger();
+    expect(heard).toEqual({ a: new Set(), b: new Set() });
+
+    await a.delete('sub_1');
+    expect(heard.a).toEqual(new Set(['sub_1']));
+    await vi.waitFor(() => expect(heard.b).toEqual(new Set(['sub_1'])));
+
+    // A node whose store fails the read a ring starts (here: its connection closed) keeps the subscription as it was.
+    const elsewhere = sqliteStore({ path });
+    const c = await registry(elsewhere, broker);
+    const heardOnC: string[] = [];
+    c.onRemoved((id) => heardOnC.push(id));
+    await elsewhere.close();
+    await broker.publish('herald:subscriptions', 'sub_2');
+    await linger();
+    expect(heardOnC).toEqual([]);
+    expect(ids(c.match({ type: 'order.created' }, 'webhook'))).toEqual(['sub_2']);
+
+    stop();
+    await b.delete('sub_2');
+    await linger();
+    expect(heard).toEqual({ a: new Set(['sub_1', 'sub_2']), b: new Set(['sub_1']) });
   });
 
   it('a cursor update rings nobody; every other change rings once', async () => {

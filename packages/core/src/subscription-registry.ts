@@ -28,6 +28,7 @@ export class SubscriptionRegistry {
   readonly #matchedIds = new WeakMap<HeraldEvent, Map<string, ReadonlySet<string>>>();
   readonly #store: Store;
   readonly #broker: Broker;
+  readonly #removedListeners = new Set<(id: string) => void>();
   #unsubscribe?: Unsubscribe;
   #stopReconnect?: () => void;
 
@@ -70,6 +71,16 @@ export class SubscriptionRegistry {
    */
   advanceCursor(id: string, seq: number): Promise<boolean> {
     return this.#store.subscriptions.advanceCursor(id, seq);
+  }
+
+  /**
+   * Calls `listener` with the id of each subscription deleted: on this node as it is deleted, on the others
+   * as its ring arrives (or a reload finds it gone); perhaps more than once. For the stream transports,
+   * which tell the clients attached to it. Returns the function that stops it.
+   */
+  onRemoved(listener: (id: string) => void): () => void {
+    this.#removedListeners.add(listener);
+    return () => this.#removedListeners.delete(listener);
   }
 
   async delete(id: string): Promise<boolean> {
@@ -142,7 +153,13 @@ export class SubscriptionRegistry {
   }
 
   async #reloadOne(id: string): Promise<void> {
-    const subscription = await this.#store.subscriptions.get(id).catch(() => undefined);
+    let subscription: Subscription | undefined;
+    try {
+      subscription = await this.#store.subscriptions.get(id);
+    } catch {
+      // Kept as it was, rather than taken for deleted: the next reload (a fan-out's, a reconnection's) reads it again.
+      return;
+    }
     if (subscription) this.#index(subscription);
     else this.#unindex(id);
   }
@@ -167,5 +184,6 @@ export class SubscriptionRegistry {
 
   #unindex(id: string): void {
     for (const matcher of this.#matchers.values()) matcher.delete(id);
+    for (const listener of this.#removedListeners) listener(id);
   }
 }

@@ -26,16 +26,20 @@ export const frames = {
         'The resume position cannot be served; the stream goes on after `latest`. `expired`: the events before `oldest` (the oldest the log holds in full) were pruned',
       ),
     end: z
-      .object({ reason: z.enum(['token-expired', 'revoked', 'stopping']), message: z.string() })
+      .object({ reason: z.enum(['token-expired', 'revoked', 'stopping', 'deleted']), message: z.string() })
       .describe('The server ends the stream, for `reason`: the last frame before it does'),
   },
 } satisfies TransportFrames;
 
-/** What the `end` frame tells the client, by why the session ended. */
-const endMessages: Record<StreamEndReason, string> = {
+/** Why the stream ends: the session's reasons, or the durable subscription it attaches to was deleted. */
+type EndReason = StreamEndReason | 'deleted';
+
+/** What the `end` frame tells the client, by why the stream ended. */
+const endMessages: Record<EndReason, string> = {
   'token-expired': 'the stream token expired: open the stream again with a new token and lastEventId',
   revoked: 'the key was revoked',
   stopping: 'the server is stopping: reconnect',
+  deleted: 'the subscription was deleted',
 };
 
 /**
@@ -103,9 +107,13 @@ export class SseConnection implements StreamSink {
    * Ends the stream with an `end` frame that says why. The frame has no `id`, so the client's last event
    * ID stays that of the last event it received, ready for a new stream that resumes after it.
    */
-  end(reason: StreamEndReason): void {
+  end(reason: EndReason): void {
     this.stream.write(encodeFrame({ event: 'end', data: JSON.stringify({ reason, message: endMessages[reason] }) }));
     this.stream.end();
+  }
+
+  removed(): void {
+    this.end('deleted');
   }
 
   drained(): Promise<void> {

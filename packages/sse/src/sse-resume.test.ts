@@ -171,6 +171,30 @@ describe('durable subscriptions', () => {
     expect(idsOf(firstEvents)).toEqual([before.id]);
   });
 
+  it('ends the stream of a durable subscription that is deleted, with an `end` frame that says so; the client cannot come back', async () => {
+    const app = await start({ retry: 50 });
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] }, key);
+    const source = track(eventSourceWithKey(`${app.baseUrl}/v1/stream?subscription=${created.body.id}`, key));
+    const events = collectEvents(source, ['order.created']);
+    const ended = ends(source);
+    const failures: (number | undefined)[] = [];
+    source.addEventListener('error', (error) => failures.push((error as { code?: number }).code));
+    await opened(source);
+    const { event: before } = await app.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => events.length === 1, 'the event before the deletion');
+
+    expect((await app.api('DELETE', `/v1/subscriptions/${created.body.id}`, undefined, key)).status).toBe(204);
+    await waitFor(() => source.readyState === EventSource.CLOSED, 'the EventSource to give up', 15_000);
+    expect(ended).toEqual([{ reason: 'deleted', message: 'the subscription was deleted' }]);
+    // It came back once, and the subscription was not found.
+    expect(failures.at(-1)).toBe(404);
+    await app.herald.publish({ type: 'order.created', data: { n: 2 } });
+    await linger();
+    expect(idsOf(events)).toEqual([before.id]);
+    expect(app.sse.connections).toBe(0);
+  });
+
   it('ends the streams of a revoked key, and the client cannot come back', async () => {
     const app = await start({ retry: 50 });
     const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });

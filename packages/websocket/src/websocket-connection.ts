@@ -383,6 +383,10 @@ export class Connection implements StreamSink {
     this.send(serverMessage.reset(subscription.id, reason, latest, oldest));
   }
 
+  removed(subscription: StreamSubscription): void {
+    this.#error('subscription-not-found', 'the subscription was deleted: it receives nothing more', subscription.id);
+  }
+
   #ack({ id, seq }: AckMessage, session: StreamSession): void {
     const subscription = session.find(id);
     if (!subscription) return void this.#error('unknown-subscription', `no subscription "${id}" on this connection`, id);

@@ -290,6 +290,27 @@ describe('durable subscriptions', () => {
     expect(client.events('d').map((event) => event.id)).toEqual([before.id]);
   });
 
+  it('tell an attached client when the subscription is deleted, and send it nothing more; the connection goes on', async () => {
+    const ws = await start();
+    const key = await ws.app.consumerKey('acme');
+    const durable = await ws.durable('acme', ['order.*']);
+    const client = await connect(ws.url, { bearer: key });
+    await client.subscribe({ id: 'd', subscription: durable.id });
+    await client.subscribe({ id: 'adhoc', types: ['order.*'] });
+    const before = await publish(ws, 'order.created', 1);
+    await waitFor(() => client.events('d').length === 1, 'the event before the deletion');
+
+    expect((await ws.app.api('DELETE', `/v1/subscriptions/${durable.id}`, undefined, key)).status).toBe(204);
+    expect(await client.next('error', (message) => message.id === 'd')).toMatchObject({ code: 'subscription-not-found', message: expect.stringMatching(/deleted/) });
+    const after = await publish(ws, 'order.created', 2);
+    await waitFor(() => client.events('adhoc').length === 2, 'the event after the deletion, on the other subscription');
+    expect(client.events('d').map((event) => event.id)).toEqual([before.id]);
+    // Its id is free again on the connection.
+    client.send({ type: 'subscribe', id: 'd', types: ['order.*'], after: before.seq });
+    await waitFor(() => client.messages.filter((message) => message.type === 'subscribed' && message.id === 'd').length === 2, 'the second subscribe of d');
+    expect(client.events('d').map((event) => event.id)).toEqual([before.id, after.id]);
+  });
+
   it('cannot be attached by another consumer, nor over another transport; acks need a durable subscription', async () => {
     const ws = await start({}, [memoryTransport()]);
     const durable = await ws.durable('acme', ['order.*']);

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { EventSource } from 'eventsource';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import {
   api,
   checkMachineRedis,
@@ -80,6 +82,39 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
     }
     for (const node of nodes) expect(node.errors).not.toMatch(/error/i);
   }, 120_000);
+
+  it('a durable subscription deleted on A is said to its WebSocket and SSE clients on C, through Redis', async () => {
+    const [a, , c] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const key = (await api(a, adminKey, 'POST', '/v1/keys', { role: 'consumer', consumer: 'deleted' })).body.key as string;
+    const overWebSocket = (await api(a, key, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] })).body.id as string;
+    const overSse = (await api(a, key, 'POST', '/v1/subscriptions', { transport: 'sse', types: ['order.*'] })).body.id as string;
+    const socket = new WebSocket(`${c.url.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
+    const messages: { type: string; id?: string; code?: string }[] = [];
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString());
+      messages.push(message);
+      if (message.type === 'ready') socket.send(JSON.stringify({ type: 'subscribe', id: 'd', subscription: overWebSocket }));
+    });
+    const source = new EventSource(`${c.url}/v1/stream?subscription=${overSse}`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${key}` } }),
+    });
+    const opened = new Promise<void>((done) => source.addEventListener('open', () => done(), { once: true }));
+    const ends: { reason: string }[] = [];
+    source.addEventListener('end', (message) => ends.push(JSON.parse(message.data)));
+    try {
+      await waitFor(() => messages.some((message) => message.type === 'subscribed'), 'the WebSocket to attach on C');
+      await opened;
+      for (const id of [overWebSocket, overSse]) expect((await api(a, key, 'DELETE', `/v1/subscriptions/${id}`)).status).toBe(204);
+      await waitFor(() => messages.some((message) => message.type === 'error' && message.id === 'd'), 'the WebSocket on C to be told');
+      expect(messages.filter((message) => message.type === 'error')).toEqual([expect.objectContaining({ id: 'd', code: 'subscription-not-found' })]);
+      await waitFor(() => ends.length > 0, 'the SSE stream on C to end');
+      expect(ends).toEqual([expect.objectContaining({ reason: 'deleted' })]);
+      expect(socket.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      socket.close();
+      source.close();
+    }
+  }, 60_000);
 
   /** A webhook subscription to `types` on a receiver of its own, created through node A. */
   async function subscribe(types: string[], delay: number, config: object = {}): Promise<{ receiver: WebhookReceiver; subscriptionId: string }> {

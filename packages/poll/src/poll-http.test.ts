@@ -105,6 +105,21 @@ describe('GET /v1/poll, ad hoc', () => {
 });
 
 describe('GET /v1/poll, durable', () => {
+  it('answers a poll waiting on a subscription at once when it is deleted; the next poll gets 404', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['order.*'] }, key);
+    const began = Date.now();
+    const waiting = app.poll({ subscription: created.body.id, wait: '30' }, key);
+    await waitingFor(app, 1);
+    expect((await app.api('DELETE', `/v1/subscriptions/${created.body.id}`, undefined, key)).status).toBe(204);
+    const answer = await waiting;
+    expect(Date.now() - began).toBeLessThan(20_000);
+    expect(answer.status).toBe(200);
+    expect(answer.body.data).toEqual([]);
+    expect((await app.poll({ subscription: created.body.id, wait: '0' }, key)).status).toBe(404);
+  });
+
   it("moves the cursor only when the consumer polls again with after=next, and keeps it across a restart", async () => {
     const directory = mkdtempSync(join(tmpdir(), 'herald-poll-'));
     directories.push(directory);

@@ -291,7 +291,6 @@ export class StreamSubscription {
     else for (const event of events) held.push(event);
   }
 
-  /** Stops delivering (an `unsubscribe`, or the session ending). */
   /** The durable subscription it attaches to was deleted: the sink says so, and it closes. */
   removed(): void {
     if (this.#closed) return;
@@ -299,6 +298,7 @@ export class StreamSubscription {
     this.close();
   }
 
+  /** Stops delivering (an `unsubscribe`, or the session ending). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -40,11 +40,3 @@ export function newId(prefix: string): string {
   }
   return `${prefix}_${head}${randomPair()}${randomPair()}${randomPair()}${randomPair()}${randomPair()}${randomPair()}${randomPair()}${randomPair()}`;
 }
-
-/**
- * Whether `text` may be the id or name of something stored. None holds U+0000, which PostgreSQL takes in no
- * text, not even to look one up: such a lookup finds nothing on every store.
- */
-export function mayNameStored(text: string): boolean {
-  return !text.includes('\0');
-}

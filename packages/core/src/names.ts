@@ -17,6 +17,17 @@ export const eventTypePattern = z
     'must be an event type, or a pattern with "*" for one segment and a final "**" for one or more',
   );
 
+/**
+ * Whether every store can keep `text`: it holds no U+0000, which PostgreSQL takes in no text, not even to
+ * compare. An id or a name with one names nothing stored, on any store.
+ */
+export function isStorableText(text: string): boolean {
+  return !text.includes('\0');
+}
+
+/** A string every store can keep (see {@link isStorableText}). */
+export const storableString = z.string().refine(isStorableText, 'must hold no U+0000 (NUL)');
+
 /** Consumer ids: what a provider calls its customers, e.g. `acme` or `cus_123`. */
 export const consumerId = z
   .string()

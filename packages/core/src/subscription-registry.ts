@@ -1,7 +1,8 @@
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
 import { compileFilter, type EventPredicate } from './event-filter.js';
-import { mayNameStored, newId } from './ids.js';
+import { newId } from './ids.js';
+import { isStorableText } from './names.js';
 import type { Store } from './store.js';
 import { addressedTo, affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
 import { SubscriptionMatcher } from './subscription-matcher.js';
@@ -91,7 +92,7 @@ export class SubscriptionRegistry {
   }
 
   get(id: string): Promise<Subscription | undefined> {
-    return mayNameStored(id) ? this.#store.subscriptions.get(id) : Promise.resolve(undefined);
+    return isStorableText(id) ? this.#store.subscriptions.get(id) : Promise.resolve(undefined);
   }
 
   list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]> {

@@ -1,3 +1,4 @@
+import { isStorableText } from '@herald/core';
 import type { Delivery, DeliveryAttempt, DeliveryStatus, NewDelivery, SettledAttempt } from './outbox.js';
 import { retryDelay } from './retry-schedule.js';
 
@@ -28,12 +29,12 @@ export interface RetryPolicy {
 }
 
 /**
- * `text` from outside (a destination's answer, an error's message) as every store can keep it: PostgreSQL's
- * text holds no U+0000, and one such character in an attempt would fail the commit of every attempt with it.
- * Each becomes U+FFFD, as an undecodable byte does.
+ * `text` from outside (a destination's answer, an error's message) as every store can keep it (see
+ * `isStorableText`): one U+0000 in an attempt would fail, on PostgreSQL, the commit of every attempt with
+ * it. Each becomes U+FFFD, as an undecodable byte does.
  */
 export function storableText(text: string): string {
-  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text;
+  return isStorableText(text) ? text : text.replaceAll('\0', '\uFFFD');
 }
 
 /** Why the attempt of `result` failed, as kept with it. */

@@ -4,7 +4,7 @@ import {
   HeraldError,
   isPortalToken,
   isStreamToken,
-  mayNameStored,
+  isStorableText,
   NotFoundError,
   PortalTokenForbiddenError,
   type Principal,
@@ -91,7 +91,7 @@ async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, op
   if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
   if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
   if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
-  for (const [name, value] of Object.entries(input.params)) if (!mayNameStored(value)) throw new NotFoundError(`The ${name} ${JSON.stringify(value)}`);
+  for (const [name, value] of Object.entries(input.params)) if (!isStorableText(value)) throw new NotFoundError(`The ${name} ${JSON.stringify(value)}`);
   const body = route.body ? parseInput(route.body, input.body, 'body') : (input.body as TBody);
   const query = route.query ? parseInput(route.query, input.query, 'query') : (input.query as TQuery);
   return route.handle({ principal, params: input.params, body, query, raw: req, response: res });

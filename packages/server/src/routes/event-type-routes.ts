@@ -1,15 +1,11 @@
-import { ConflictError, compactionMode, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition, retentionDuration, type TypeRetention } from '@herald/core';
+import { ConflictError, compactionMode, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition, retentionDuration, storableString, type TypeRetention } from '@herald/core';
 import { z } from 'zod';
 import { eventTypeInfoSchema, listOf } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const registerBody = z.strictObject({
   name: z.string(),
-  description: z
-    .string()
-    .max(1024)
-    .refine((text) => !text.includes('\0'), 'must hold no U+0000 (NUL)')
-    .optional(),
+  description: storableString.max(1024).optional(),
   schema: z.record(z.string(), z.unknown()).optional(),
   retention: retentionDuration.optional().describe("How long this type's events are kept, instead of HERALD_LOG_RETENTION (e.g. 90d)"),
   compaction: compactionMode.optional().describe('`subject`: beyond the retention, the newest event of each subject is kept'),

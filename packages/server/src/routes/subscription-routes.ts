@@ -7,10 +7,10 @@ import {
   eventFilterSchema,
   ForbiddenError,
   HeraldError,
-  mayNameStored,
   NotFoundError,
   type Principal,
   type RouteDefinition,
+  storableString,
   type Subscription,
   type SubscriptionStatus,
   subscriptionTypes,
@@ -45,7 +45,7 @@ const updateBody = z
 
 const listQuery = z.object({
   consumer: consumerId.optional(),
-  transport: z.string().min(1).refine(mayNameStored, 'must hold no U+0000 (NUL)').optional(),
+  transport: storableString.min(1).optional(),
 });
 
 const emptyConfig = z.strictObject({});

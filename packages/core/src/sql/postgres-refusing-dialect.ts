@@ -48,31 +48,31 @@ class RefusingPostgresDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new RefusingConnection(await this.#refusing(this.#driver.acquireConnection()), this.#refused);
+    return new RefusingConnection(await refusing(this.#driver.acquireConnection()));
   }
 
   beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.#refusing(this.#driver.beginTransaction(inner(connection), settings));
+    return refusing(this.#driver.beginTransaction(inner(connection), settings));
   }
 
   commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#refusing(this.#driver.commitTransaction(inner(connection)));
+    return refusing(this.#driver.commitTransaction(inner(connection)));
   }
 
   rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#refusing(this.#driver.rollbackTransaction(inner(connection)));
+    return refusing(this.#driver.rollbackTransaction(inner(connection)));
   }
 
   savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    return this.#refusing(this.#driver.savepoint(inner(connection), name, compile));
+    return refusing(this.#driver.savepoint(inner(connection), name, compile));
   }
 
   rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    return this.#refusing(this.#driver.rollbackToSavepoint(inner(connection), name, compile));
+    return refusing(this.#driver.rollbackToSavepoint(inner(connection), name, compile));
   }
 
   releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    return this.#refusing(this.#driver.releaseSavepoint(inner(connection), name, compile));
+    return refusing(this.#driver.releaseSavepoint(inner(connection), name, compile));
   }
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
@@ -86,21 +86,22 @@ class RefusingPostgresDriver implements Driver {
   destroy(): Promise<void> {
     return this.#driver.destroy();
   }
+}
 
-  /** `error`, or the StoreUnavailableError or ValidationError it is. */
-  readonly #refused = (error: unknown): unknown => {
-    // character_not_in_repertoire: text with U+0000, which PostgreSQL takes in no text, not even to compare.
-    if (errorCode(error) === '22021') return new ValidationError(unstorableText, [], 'validation-failed', error);
-    const refusal = postgresFlavor.refusal(error);
-    return refusal === undefined || refusal === 'locked' ? error : new StoreUnavailableError(refusal, error);
-  };
+/** `error`, or the StoreUnavailableError or ValidationError it is. */
+function asRefusal(error: unknown): unknown {
+  // character_not_in_repertoire: text with U+0000, which PostgreSQL takes in no text, not even to compare.
+  if (errorCode(error) === '22021') return new ValidationError(unstorableText, [], 'validation-failed', error);
+  const refusal = postgresFlavor.refusal(error);
+  return refusal === undefined || refusal === 'locked' ? error : new StoreUnavailableError(refusal, error);
+}
 
-  async #refusing<T>(work: Promise<T>): Promise<T> {
-    try {
-      return await work;
-    } catch (error) {
-      throw this.#refused(error);
-    }
+/** `work`, whose error is thrown as {@link asRefusal} makes it. */
+async function refusing<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw asRefusal(error);
   }
 }
 
@@ -113,18 +114,16 @@ function inner(connection: DatabaseConnection): DatabaseConnection {
 class RefusingConnection implements DatabaseConnection {
   readonly inner: DatabaseConnection;
   refused = false;
-  readonly #refusal: (error: unknown) => unknown;
 
-  constructor(connection: DatabaseConnection, refusal: (error: unknown) => unknown) {
+  constructor(connection: DatabaseConnection) {
     this.inner = connection;
-    this.#refusal = refusal;
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     try {
       return await this.inner.executeQuery<R>(query);
     } catch (error) {
-      throw this.#refused(error);
+      throw this.#thrown(error);
     }
   }
 
@@ -132,12 +131,13 @@ class RefusingConnection implements DatabaseConnection {
     try {
       yield* this.inner.streamQuery<R>(query, chunkSize);
     } catch (error) {
-      throw this.#refused(error);
+      throw this.#thrown(error);
     }
   }
 
-  #refused(error: unknown): unknown {
-    const thrown = this.#refusal(error);
+  /** What to throw for `error`; a refusal marks the connection `refused`. */
+  #thrown(error: unknown): unknown {
+    const thrown = asRefusal(error);
     if (thrown instanceof StoreUnavailableError) this.refused = true;
     return thrown;
   }

@@ -285,13 +285,19 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
 });
 
 describe('PostgreSQL ending a connection in use', () => {
+  /** An initialised store of two connections on a fresh database, made from its url or given a pg Pool; closed after the test. */
+  async function storeMadeWith(made: 'url' | 'pool'): Promise<{ url: string; store: SqlStore }> {
+    const url = await database();
+    const store = made === 'url' ? postgresStore({ url, maxConnections: 2 }) : postgresStore({ pool: new pg.Pool({ connectionString: url, max: 2 }) });
+    cleanups.push(() => store.close());
+    await store.init();
+    return { url, store };
+  }
+
   it.each(['url', 'pool'] as const)(
     'a transaction whose connection PostgreSQL ends between two statements fails; the process and the store go on (store made with %s)',
     async (made) => {
-      const url = await database();
-      const store = made === 'url' ? postgresStore({ url, maxConnections: 2 }) : postgresStore({ pool: new pg.Pool({ connectionString: url, max: 2 }) });
-      cleanups.push(() => store.close());
-      await store.init();
+      const { store } = await storeMadeWith(made);
       const admin = new pg.Client({ connectionString: adminUrl });
       await admin.connect();
       cleanups.push(() => admin.end());
@@ -313,10 +319,7 @@ describe('PostgreSQL ending a connection in use', () => {
   it.each(['url', 'pool'] as const)(
     'a read whose connection PostgreSQL ends under it is a 503 with the error as its cause; the store reads and stays ready (store made with %s)',
     async (made) => {
-      const url = await database();
-      const store = made === 'url' ? postgresStore({ url, maxConnections: 2 }) : postgresStore({ pool: new pg.Pool({ connectionString: url, max: 2 }) });
-      cleanups.push(() => store.close());
-      await store.init();
+      const { url, store } = await storeMadeWith(made);
       const [kept] = await store.append([newEvent('order.created')]);
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();

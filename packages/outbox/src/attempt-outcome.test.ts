@@ -43,6 +43,17 @@ describe('what an attempt leaves its delivery in', () => {
     expect(settledAttempt(delivery(3), undefined, now, 3, busy, retry, now).status).toBe('failed');
   });
 
+  it("keeps of a transport's numbers only those a store can keep: a whole status, a wait from 0 to a day", () => {
+    const status = (responseStatus: number) => settledAttempt(delivery(1), undefined, now, 3, { delivered: true, responseStatus }, retry, now).attempt.responseStatus;
+    expect([0, 250, 2 ** 31 - 1].map(status)).toEqual([0, 250, 2 ** 31 - 1]);
+    expect([-1, 1.5, 2 ** 31, Number.NaN, Number.POSITIVE_INFINITY].map(status)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    const due = (retryAfter: number) => settledAttempt(delivery(1), undefined, now, 3, { delivered: false, retryAfter }, retry, now).attempt.nextAttemptAt;
+    expect([0, 1_500.6, 86_400_000].map(due)).toEqual([now, now + 1_501, now + 86_400_000]);
+    expect([1e300, Number.POSITIVE_INFINITY].map(due)).toEqual([now + 86_400_000, now + 86_400_000]);
+    // Not a wait: the schedule's is taken.
+    expect([-1, Number.NaN].map(due)).toEqual([now + 5_000, now + 5_000]);
+  });
+
   it('failed at once when the result is final or disables the subscription', () => {
     expect(settledAttempt(delivery(1), undefined, now, 3, { delivered: false, error: 'too large for the queue', final: true }, retry, now)).toMatchObject({
       status: 'failed',

@@ -8,17 +8,26 @@ export interface PushResult {
   delivered: boolean;
   /** Why it was not delivered, in words a consumer understands: kept with the attempt. @default 'the attempt failed' */
   error?: string;
-  /** The status the destination answered with (an HTTP status), kept with the attempt. */
+  /** The status the destination answered with (an HTTP status), kept with the attempt when it is a whole number from 0 to 2³¹ − 1. */
   responseStatus?: number;
   /** The start of the destination's answer (a few KiB at most), kept with the attempt. */
   responseBody?: string;
-  /** Try again after this many ms rather than the schedule's wait, while the schedule has attempts left (HTTP `Retry-After`). */
+  /**
+   * Try again after this many ms rather than the schedule's wait, while the schedule has attempts left
+   * (HTTP `Retry-After`): at most {@link maxRetryAfter}; ignored unless a number from 0 up.
+   */
   retryAfter?: number;
   /** No attempt will ever deliver it: the delivery fails now, without the attempts left in the schedule. */
   final?: boolean;
   /** The destination is gone for good (HTTP 410): the delivery fails now and the subscription is disabled, with this reason. */
   disable?: string;
 }
+
+/** The longest wait a {@link PushResult.retryAfter} asks for that is honoured, in ms: one day. */
+export const maxRetryAfter = 86_400_000;
+
+/** The largest status an attempt keeps: the store's column is a 32-bit integer. */
+const maxResponseStatus = 2 ** 31 - 1;
 
 /** How failed attempts are tried again. */
 export interface RetryPolicy {
@@ -52,7 +61,9 @@ export function attemptOf(delivery: Delivery, startedAt: number, durationMs: num
     durationMs: Math.round(durationMs),
     outcome: result.delivered ? 'succeeded' : 'failed',
   };
-  if (result.responseStatus !== undefined) attempt.responseStatus = result.responseStatus;
+  const status = result.responseStatus;
+  // A transport's numbers are checked as a request's are: one the store cannot keep would fail the commit of every attempt with it.
+  if (status !== undefined && Number.isInteger(status) && status >= 0 && status <= maxResponseStatus) attempt.responseStatus = status;
   if (result.responseBody !== undefined) attempt.responseBody = storableText(result.responseBody);
   return attempt;
 }
@@ -80,11 +91,15 @@ export function settledAttempt(
     if (scheduled !== undefined) {
       status = 'pending';
       attempt.error = error;
-      attempt.nextAttemptAt = now + (result.retryAfter ?? scheduled);
+      attempt.nextAttemptAt = now + (honouredRetryAfter(result.retryAfter) ?? scheduled);
     } else {
       status = 'failed';
       attempt.error = result.final || result.disable !== undefined ? error : `${error}; gave up after ${delivery.attempts} attempts`;
     }
   }
   return held ? { attempt, status, held } : { attempt, status };
+}
+
+function honouredRetryAfter(ms: number | undefined): number | undefined {
+  return ms !== undefined && ms >= 0 ? Math.round(Math.min(ms, maxRetryAfter)) : undefined;
 }

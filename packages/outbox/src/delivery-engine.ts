@@ -1,4 +1,4 @@
-import { type HeraldEvent, newId, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
+import { type HeraldEvent, newId, StoreUnavailableError, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
 import { attemptError, attemptOf, type PushResult, settledAttempt, storableText } from './attempt-outcome.js';
 import { attemptSpan, endAttemptSpan } from './attempt-span.js';
 import { CommitLoop } from './commit-loop.js';
@@ -7,7 +7,8 @@ import { FailurePolicy } from './failure-policy.js';
 import { recoverHold } from './hold-recovery.js';
 import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Delivery, type DeliveryAttempt, type Lease, type NewDelivery, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
 import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
-import { hasWrites, PendingWrites } from './pending-writes.js';
+import { hasWrites, PendingWrites, type Writes } from './pending-writes.js';
+import { writeApart } from './refused-writes.js';
 import type { ResolvedPushOptions } from './push-options.js';
 import type { HandedOver } from './replay-runner.js';
 import type { PushConfig, PushMessage } from './push-transport.js';
@@ -329,15 +330,24 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     const rest = prepared ? this.#claimInFanOut(prepared, claim) : claim;
     if (!prepared && rest.length === 0 && !hasWrites(writes)) return false;
     const lease = { worker: this.worker, now, until: now + this.#options.lease };
+    const batch = { lease, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest };
     let result: OutboxBatchResult;
+    let refused: { error: unknown } | undefined;
     try {
-      result = await this.#outbox.commit({ lease, ...writes, ...(prepared ? { fanOut: prepared.fanOut } : {}), claim: rest });
+      result = await this.#outbox.commit({ ...batch, ...writes });
     } catch (error) {
-      // Written next time, before what has come since.
-      this.#writes.restore(writes);
-      this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
-      this.#loop.retryLater();
-      return false;
+      try {
+        // Refused for something it writes rather than because the store is away: the rest goes ahead, the writes apart.
+        if (error instanceof StoreUnavailableError || !hasWrites(writes)) throw error;
+        result = await this.#outbox.commit(batch);
+        refused = { error };
+      } catch (again) {
+        // Written next time, before what has come since.
+        this.#writes.restore(writes);
+        this.#context.logger.error({ err: again }, 'the outbox could not commit; retrying in 1 s');
+        this.#loop.retryLater();
+        return false;
+      }
     }
     if (prepared) {
       this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
@@ -347,7 +357,24 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     const fromFanOut = prepared && result.hold ? heldFromFanOut(prepared, result.claimedInFanOut, lease, result.hold) : [];
     if (result.hold) this.#writes.held(result.hold, fromFanOut.length);
     this.#takeClaims(rest, result, fromFanOut, now);
+    if (refused) await this.#writeApart(lease, writes, refused.error);
     return prepared !== undefined || this.#loop.again;
+  }
+
+  /**
+   * Writes what a commit the store refused held one write at a time (see `writeApart`). The endpoints of
+   * its attempts claim again: their claims went ahead before their attempts were written.
+   */
+  async #writeApart(lease: Lease, writes: Writes, error: unknown): Promise<void> {
+    this.#context.logger.error({ err: error }, 'the store refused a commit; writing its attempts one at a time');
+    const left = await writeApart((part) => this.#outbox.commit({ lease, ...part }), writes, this.#context.logger);
+    if (left) {
+      this.#writes.restore(left);
+      this.#loop.retryLater();
+      return;
+    }
+    for (const { attempt } of writes.settle) this.#setIdle(this.#endpoint(attempt.subscriptionId), false);
+    this.#loop.now();
   }
 
   /**

@@ -1,5 +1,4 @@
-/** The longest `Retry-After` honoured: one day. */
-const maxRetryAfterMs = 86_400_000;
+import { maxRetryAfter } from '@herald/outbox';
 
 /** A `Retry-After` header (seconds or an HTTP date) as ms from `now`, capped at one day; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
@@ -13,5 +12,5 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
     if (Number.isNaN(at)) return undefined;
     ms = at - now;
   }
-  return Math.min(Math.max(ms, 0), maxRetryAfterMs);
+  return Math.min(Math.max(ms, 0), maxRetryAfter);
 }

@@ -118,7 +118,8 @@ describe('failed attempts', () => {
   it('fails the attempts while the exchange is gone (the channel closes), then delivers everything once it is back', async () => {
     const queue = await consumer();
     const errors: string[] = [];
-    const server = await app({ retrySchedule: Array(30).fill(0.2), onAttempt: (attempt) => void (attempt.error && errors.push(attempt.error)) });
+    // Attempts for 20 s: a broker slow to take the exchange back (a loaded machine) fails no delivery for good.
+    const server = await app({ retrySchedule: Array(100).fill(0.2), onAttempt: (attempt) => void (attempt.error && errors.push(attempt.error)) });
     await subscribe(server, { url: brokerUrl, exchange: queue.exchange });
     const before = await publishNumbered(server, 50);
     await waitFor(() => queue.received.length >= 10, 'the first messages');
@@ -127,9 +128,12 @@ describe('failed attempts', () => {
     await waitFor(() => errors.length > 0, 'a failed attempt');
     await queue.removeExchange(false);
     const all = [...before, ...during].map((event) => event.id);
-    await waitFor(() => all.every((eventId) => queue.ids().has(eventId)), 'every event', 30_000);
+    await waitFor(() => all.every((eventId) => queue.ids().has(eventId)), 'every event', 30_000).catch((error: Error) => {
+      const missing = all.filter((eventId) => !queue.ids().has(eventId)).length;
+      throw new Error(`${error.message}: ${missing} of ${all.length} missing; the attempts failed with: ${[...new Set(errors)].join('; ')}`);
+    });
     expect(errors.some((error) => /NOT.FOUND/.test(error)), errors.join('\n')).toBe(true);
-  });
+  }, 60_000);
 });
 
 describe('a restart of the broker', () => {

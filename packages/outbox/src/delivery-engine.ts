@@ -77,6 +77,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   readonly #failures: FailurePolicy;
   #stopping = false;
   #pollTimer?: NodeJS.Timeout;
+  #stopRemovals?: () => void;
   #pruneTimer?: NodeJS.Timeout;
   #polling = false;
   #fannedOutAt = 0;
@@ -109,6 +110,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     this.#pollTimer.unref();
     this.#pruneTimer = setInterval(() => void this.#prune(), pruneInterval);
     this.#pruneTimer.unref();
+    this.#stopRemovals = this.#context.subscriptions.onRemoved((id) => this.#removed(id));
     void this.#poll();
   }
 
@@ -118,6 +120,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#stopRemovals?.();
     clearInterval(this.#pollTimer);
     clearInterval(this.#pruneTimer);
     this.#loop.cancelTimers();
@@ -577,7 +580,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       const wait = this.#settleWaits.get(endpoint);
       if (wait && item.delivery.eventSeq <= wait.seq && --wait.left <= 0) this.#settleWaitDone(endpoint, wait);
       endpoint.throughput.finished(now, concurrency);
-      this.#pump(endpoint);
+      if (endpoint.removed) void this.#forget(endpoint);
+      else this.#pump(endpoint);
       const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
       if (item.subscription.config.ordered || (more && endpoint.queue.length <= endpoint.throughput.ahead(concurrency) / 2)) this.#loop.now();
       else this.#loop.soon();
@@ -673,10 +677,25 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   /** Drops a deleted subscription's endpoint and deliveries. */
+  /**
+   * A subscription was deleted (on this node or another): what it has queued goes back unsent (its rows are
+   * purged), and its endpoint, which holds the subscription, its secrets and its state, is forgotten once
+   * its attempts in flight end.
+   */
+  #removed(id: string): void {
+    const endpoint = this.#endpoints.get(id);
+    if (!endpoint) return;
+    endpoint.removed = true;
+    const queued = endpoint.queue.splice(0);
+    if (queued.length > 0) void this.#release(queued);
+    void this.#forget(endpoint);
+  }
+
   async #forget(endpoint: Endpoint<TConfig>): Promise<void> {
     if (endpoint.busy > 0) return;
     endpoint.sleep();
     this.#setIdle(endpoint, true);
+    this.#settleWaits.get(endpoint)?.resolve();
     this.#endpoints.delete(endpoint.id);
     await this.#outbox
       .purge(endpoint.id)

@@ -35,6 +35,8 @@ export class Endpoint<TConfig extends PushConfig> {
   readonly queue: Queued<TConfig>[] = [];
   readonly throughput: ThroughputEstimate;
   readonly failure: FailureState = {};
+  /** The subscription was deleted: the endpoint is forgotten once nothing of it is in flight. */
+  removed = false;
   readonly #wake: () => void;
   #timer?: NodeJS.Timeout;
   #timerAt = 0;

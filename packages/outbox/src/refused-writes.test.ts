@@ -4,12 +4,10 @@ import { join } from 'node:path';
 import type { HeraldEvent } from '@herald/core';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { startTestApp, type TestApp, waitFor } from '../../testkit/src/index.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
-import type { PushResult } from './attempt-outcome.js';
-import { definePushTransport, pushConfigFields } from './push-transport.js';
+import { scripted, subscribe } from './scripted-transport.test-support.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -18,27 +16,6 @@ afterEach(async () => {
 
 /** Words no store here keeps: the test makes its database refuse an attempt with them, or with status 599. */
 const unkept = 'kept by no store';
-
-/**
- * A push transport whose destinations answer as `answer` says, for the `n` of an event's data and
- * how many times that event was sent to the destination before.
- */
-function scripted(answer: (destination: string, n: number, sentBefore: number) => PushResult) {
-  const sent = new Map<string, number>();
-  const transport = definePushTransport({
-    name: 'scripted',
-    configSchema: z.strictObject({ destination: z.string(), ...pushConfigFields }),
-    // A lease short enough for a claimed delivery whose attempt was not kept to be claimed again soon.
-    options: { pollInterval: 50, retrySchedule: [0, 0.1, 0.1], jitter: 0, timeout: 1_000, lease: 3_000 },
-    async send({ event, subscription }) {
-      const key = `${subscription.config.destination} ${event.id}`;
-      const before = sent.get(key) ?? 0;
-      sent.set(key, before + 1);
-      return answer(subscription.config.destination, (event.data as { n: number }).n, before);
-    },
-  });
-  return { transport, timesSent: (destination: string, eventId: string) => sent.get(`${destination} ${eventId}`) ?? 0 };
-}
 
 /** A store of `kind` whose attempts table refuses, as a database refuses a value it cannot keep, an attempt with {@link unkept} or status 599. */
 async function refusingDatabase(kind: 'sqlite' | 'postgres'): Promise<{ database: string; refuse(): Promise<void> }> {
@@ -67,12 +44,6 @@ async function refusingDatabase(kind: 'sqlite' | 'postgres'): Promise<{ database
       db.close();
     },
   };
-}
-
-async function subscribe(app: TestApp, destination: string): Promise<string> {
-  const { status, body } = await app.api('POST', '/v1/subscriptions', { transport: 'scripted', types: ['order.created'], config: { destination } }, await app.consumerKey('acme'));
-  expect(status).toBe(201);
-  return body.id;
 }
 
 async function deliveries(app: TestApp, id: string): Promise<any[]> {

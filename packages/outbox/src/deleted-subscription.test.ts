@@ -1,0 +1,50 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestApp, waitFor } from '../../testkit/src/index.js';
+import { scripted, subscribe } from './scripted-transport.test-support.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+describe('a subscription deleted while its deliveries are under way', () => {
+  it('is sent nothing more than its attempts in flight, and its endpoint is forgotten', async () => {
+    let started = 0;
+    let collected = false;
+    const finalized = new FinalizationRegistry<string>(() => {
+      collected = true;
+    });
+    // One at a time and slowly: what the fan-out gave the endpoint waits in its queue.
+    const { transport, timesSent } = scripted(
+      async () => {
+        started += 1;
+        await sleep(300);
+        return { delivered: true, responseStatus: 200 };
+      },
+      { concurrency: 1 },
+      (target, destination) => destination === 'slow' && finalized.register(target, destination),
+    );
+    const app = await startTestApp([transport]);
+    cleanups.push(() => app.close());
+    const id = await subscribe(app, 'slow');
+    const published = [];
+    for (let n = 0; n < 5; n++) published.push((await app.herald.publish({ type: 'order.created', data: { n } })).event);
+    await waitFor(() => started === 1, 'the first attempt');
+    expect((await app.api('DELETE', `/v1/subscriptions/${id}`)).status).toBe(204);
+
+    await sleep(1_000);
+    expect(published.map((event) => timesSent('slow', event.id))).toEqual([1, 0, 0, 0, 0]);
+    // Nothing of the endpoint is kept: the target worked out for its config is collected.
+    await waitFor(async () => {
+      gc();
+      await sleep(20);
+      return collected;
+    }, "the deleted subscription's target collected");
+  });
+});

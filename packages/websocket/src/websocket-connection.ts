@@ -93,8 +93,9 @@ export class HeraldWebSocket extends WebSocket {
    * extension (permessage-deflate) changes the payload; otherwise each frame goes through `send`.
    */
   sendFrames(bytes: Buffer, frames: readonly Buffer[]): void {
-    const sender = (this as unknown as { _sender: WsSender | null })._sender;
-    if (sender !== null && sender._state === senderIdle && sender._firstFragment && this.extensions === '') sender.sendFrame([bytes]);
+    // ws's own sender, a private field: absent from another release of ws, every frame goes through `send`.
+    const sender = (this as unknown as { _sender?: WsSender | null })._sender;
+    if (sender && sender._state === senderIdle && sender._firstFragment && this.extensions === '') sender.sendFrame([bytes]);
     else for (const frame of frames) this.send(textPayload(frame), textFrame);
   }
 

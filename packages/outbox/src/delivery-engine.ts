@@ -8,10 +8,10 @@ import { recoverHold } from './hold-recovery.js';
 import { type ClaimedDelivery, type ClaimRequest, createdDelivery, type Delivery, type DeliveryAttempt, type Lease, type NewDelivery, type Outbox, type OutboxBatchResult, type SettledAttempt } from './outbox.js';
 import type { OutboxDispatcher, PreparedFanOut } from './outbox-dispatcher.js';
 import { hasWrites, PendingWrites, type Writes } from './pending-writes.js';
-import { writeApart } from './refused-writes.js';
 import type { ResolvedPushOptions } from './push-options.js';
 import type { HandedOver } from './replay-runner.js';
 import type { PushConfig, PushMessage } from './push-transport.js';
+import { writeApart } from './refused-writes.js';
 
 /** Retries due later than this are left to the poll rather than given a timer. */
 const timerHorizon = 60_000;
@@ -676,7 +676,6 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     }
   }
 
-  /** Drops a deleted subscription's endpoint and deliveries. */
   /**
    * A subscription was deleted (on this node or another): what it has queued goes back unsent (its rows are
    * purged), and its endpoint, which holds the subscription, its secrets and its state, is forgotten once
@@ -691,6 +690,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     void this.#forget(endpoint);
   }
 
+  /** Drops a deleted subscription's endpoint and deliveries. */
   async #forget(endpoint: Endpoint<TConfig>): Promise<void> {
     if (endpoint.busy > 0) return;
     endpoint.sleep();

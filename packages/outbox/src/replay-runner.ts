@@ -1,4 +1,4 @@
-import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, type Subscription, startSpan, type TransportContext } from '@herald/core';
+import { endSpan, type HeraldEvent, HeraldError, messagingAttributes, newId, passesFilter, readByPatterns, StoreUnavailableError, type Subscription, startSpan, type TransportContext } from '@herald/core';
 import { type Context, context, type Span, SpanKind } from '@opentelemetry/api';
 import { MemoryReplayRecords } from './memory-replay-records.js';
 import type { Lease, NewDelivery, Outbox, ReplayedDelivery, ReplayRecords } from './outbox.js';
@@ -81,6 +81,8 @@ interface Replay {
 const quickWait = 25;
 const quickLooks = 2_000;
 const slowWait = 1_000;
+/** How long a replay waits, when the store is unavailable, before it tries again. */
+const storeWait = 1_000;
 
 /** Why a replay stops running here without finishing: its node stops, and hands it over. */
 const handedOver = new Error('the server stopped; another node goes on with the replay');
@@ -220,7 +222,7 @@ export class ReplayRunner {
     return replay;
   }
 
-  /** Makes the replay's batches, from `drainedUpTo` on, and records how it ended. */
+  /** Makes the replay's batches, from `drainedUpTo` on (waiting out a store unavailable a moment), and records how it ended. */
   async #batches(replay: Replay, drainedUpTo: number): Promise<void> {
     const { view, span, abort } = replay;
     const { store, catalog, subscriptions, logger } = this.#context;
@@ -229,31 +231,38 @@ export class ReplayRunner {
     let ended: Pick<ReplayView, 'status' | 'error'> | undefined;
     try {
       while (view.position < view.until) {
-        await this.#drained(replay, drainedUpTo);
-        // Cancelled on another node while it waited: no further batch.
-        await this.#renew(replay);
-        // The subscription as it is now: its types, its consumer, and whether it still exists.
-        const subscription = await subscriptions.get(view.subscriptionId);
-        if (!subscription) {
-          ended = { status: 'cancelled', error: 'the subscription was deleted' };
-          break;
+        try {
+          await this.#drained(replay, drainedUpTo);
+          // Cancelled on another node while it waited: no further batch.
+          await this.#renew(replay);
+          // The subscription as it is now: its types, its consumer, and whether it still exists.
+          const subscription = await subscriptions.get(view.subscriptionId);
+          if (!subscription) {
+            ended = { status: 'cancelled', error: 'the subscription was deleted' };
+            break;
+          }
+          const events = (
+            await readByPatterns(store, catalog, { after: view.position, limit: this.#options.batchSize, patterns: subscription.types, visibleTo: subscription.consumer })
+          ).filter((event) => event.seq <= view.until);
+          abort.signal.throwIfAborted();
+          const taken = events.filter((event) => passesFilter(subscription.filter, event));
+          if (taken.length > 0) {
+            const { replayed, handedOver } = await this.#replayBatch(subscription, taken);
+            view.replayed += replayed;
+            span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
+            // The engine has every delivery handed over already: waking it would only have it look for more in the store.
+            if (handedOver < replayed) this.#options.wake(subscription);
+          }
+          drainedUpTo = lastBatchEnd;
+          view.position = events.length < this.#options.batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
+          lastBatchEnd = view.position;
+          if (view.position < view.until) await this.#renew(replay);
+        } catch (error) {
+          // The store is away a moment (a lost connection, a lock held too long): the replay waits, then goes on from where it is.
+          if (!(error instanceof StoreUnavailableError) || abort.signal.aborted) throw error;
+          logger.warn({ err: error, subscription: view.subscriptionId, replay: view.id, position: view.position }, 'a replay waits for the store; going on in 1 s');
+          await wakeOrSleep(undefined, storeWait, abort.signal);
         }
-        const events = (
-          await readByPatterns(store, catalog, { after: view.position, limit: this.#options.batchSize, patterns: subscription.types, visibleTo: subscription.consumer })
-        ).filter((event) => event.seq <= view.until);
-        abort.signal.throwIfAborted();
-        const taken = events.filter((event) => passesFilter(subscription.filter, event));
-        if (taken.length > 0) {
-          const { replayed, handedOver } = await this.#replayBatch(subscription, taken);
-          view.replayed += replayed;
-          span.addEvent('batch', { 'herald.replay.position': (events.at(-1) as { seq: number }).seq, 'herald.replay.replayed': replayed });
-          // The engine has every delivery handed over already: waking it would only have it look for more in the store.
-          if (handedOver < replayed) this.#options.wake(subscription);
-        }
-        drainedUpTo = lastBatchEnd;
-        view.position = events.length < this.#options.batchSize ? view.until : (events.at(-1) as { seq: number }).seq;
-        lastBatchEnd = view.position;
-        if (view.position < view.until) await this.#renew(replay);
       }
       ended ??= { status: 'completed' };
     } catch (error) {

@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, waitFor } from '../../testkit/src/index.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
@@ -14,7 +18,7 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 describe('a subscription deleted while its deliveries are under way', () => {
-  it('is sent nothing more than its attempts in flight, and its endpoint is forgotten', async () => {
+  it('is sent nothing more than its attempts in flight; its endpoint is forgotten, its deliveries purged', async () => {
     let started = 0;
     let collected = false;
     const finalized = new FinalizationRegistry<string>(() => {
@@ -30,7 +34,10 @@ describe('a subscription deleted while its deliveries are under way', () => {
       { concurrency: 1 },
       (target, destination) => destination === 'slow' && finalized.register(target, destination),
     );
-    const app = await startTestApp([transport]);
+    const dir = mkdtempSync(join(tmpdir(), 'herald-deleted-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const database = join(dir, 'herald.db');
+    const app = await startTestApp([transport], { database });
     cleanups.push(() => app.close());
     const id = await subscribe(app, 'slow');
     const published = [];
@@ -40,6 +47,10 @@ describe('a subscription deleted while its deliveries are under way', () => {
 
     await sleep(1_000);
     expect(published.map((event) => timesSent('slow', event.id))).toEqual([1, 0, 0, 0, 0]);
+    // The attempt in flight made its delivery's row as it settled: purged after it, none is left.
+    const reader = new Database(database, { readonly: true });
+    cleanups.push(() => reader.close());
+    await waitFor(() => (reader.prepare('select count(*) as n from herald_deliveries where subscription_id = ?').get(id) as { n: number }).n === 0, 'no delivery row left');
     // Nothing of the endpoint is kept: the target worked out for its config is collected.
     await waitFor(async () => {
       gc();

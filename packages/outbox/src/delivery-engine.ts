@@ -69,8 +69,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   /** Endpoints that are not idle (idle: no due delivery known, nothing to claim until a fan-out, a timer, the poll or a route says otherwise). */
   readonly #wanted = new Set<Endpoint<TConfig>>();
   readonly #settleWaits = new Map<Endpoint<TConfig>, SettleWait>();
-  /** Waits whose deliveries are all settled: resolved by the next commit. */
-  #settledWaits: SettleWait[] = [];
+  /** What runs once the next round has committed what was recorded before it: waits whose deliveries are all settled, purges. */
+  #afterCommit: (() => void)[] = [];
   readonly #tasks = new Set<Promise<void>>();
   readonly #writes = new PendingWrites();
   readonly #loop: CommitLoop;
@@ -282,7 +282,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
 
   #settleWaitDone(endpoint: Endpoint<TConfig>, wait: SettleWait): void {
     this.#settleWaits.delete(endpoint);
-    this.#settledWaits.push(wait);
+    this.#afterCommit.push(wait.resolve);
     this.#loop.now();
   }
 
@@ -309,12 +309,12 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     for (;;) {
       this.#loop.clearAgain();
       // Taken before the writes: the commit of this round writes every attempt they wait for.
-      const settledWaits = this.#settledWaits;
-      this.#settledWaits = [];
+      const afterCommit = this.#afterCommit;
+      this.#afterCommit = [];
       try {
         if (!(await this.#round())) return;
       } finally {
-        for (const wait of settledWaits) wait.resolve();
+        for (const run of afterCommit) run();
       }
     }
   }
@@ -487,7 +487,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       }
     }
     // Once per deleted subscription, and before pumping, so that its endpoint is not made again.
-    for (const endpoint of deleted) void this.#forget(endpoint);
+    for (const endpoint of deleted) this.#forget(endpoint);
     for (const endpoint of supplied) if (this.#endpoints.get(endpoint.id) === endpoint) this.#pump(endpoint);
     if (release.length > 0) void this.#release(release);
   }
@@ -580,7 +580,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       const wait = this.#settleWaits.get(endpoint);
       if (wait && item.delivery.eventSeq <= wait.seq && --wait.left <= 0) this.#settleWaitDone(endpoint, wait);
       endpoint.throughput.finished(now, concurrency);
-      if (endpoint.removed) void this.#forget(endpoint);
+      if (endpoint.removed) this.#forget(endpoint);
       else this.#pump(endpoint);
       const more = this.#wanted.has(endpoint) || !this.#dispatcher.caughtUp;
       if (item.subscription.config.ordered || (more && endpoint.queue.length <= endpoint.throughput.ahead(concurrency) / 2)) this.#loop.now();
@@ -687,18 +687,26 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     endpoint.removed = true;
     const queued = endpoint.queue.splice(0);
     if (queued.length > 0) void this.#release(queued);
-    void this.#forget(endpoint);
+    this.#forget(endpoint);
   }
 
-  /** Drops a deleted subscription's endpoint and deliveries. */
-  async #forget(endpoint: Endpoint<TConfig>): Promise<void> {
+  /**
+   * Drops a deleted subscription's endpoint and, once its last attempts are committed (a held delivery's
+   * makes its row), its deliveries.
+   */
+  #forget(endpoint: Endpoint<TConfig>): void {
     if (endpoint.busy > 0) return;
     endpoint.sleep();
     this.#setIdle(endpoint, true);
     this.#settleWaits.get(endpoint)?.resolve();
     this.#endpoints.delete(endpoint.id);
+    this.#afterCommit.push(() => void this.#purge(endpoint.id));
+    this.#loop.now();
+  }
+
+  async #purge(subscriptionId: string): Promise<void> {
     await this.#outbox
-      .purge(endpoint.id)
+      .purge(subscriptionId)
       .catch((error: unknown) => this.#context.logger.warn({ err: error }, 'purging the deliveries of a deleted subscription failed'));
   }
 

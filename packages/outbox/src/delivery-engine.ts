@@ -376,7 +376,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       this.#loop.retryLater();
       return;
     }
-    for (const { attempt } of writes.settle) this.#setIdle(this.#endpoint(attempt.subscriptionId), false);
+    for (const { attempt } of writes.settle) {
+      const endpoint = this.#endpoints.get(attempt.subscriptionId);
+      if (endpoint) this.#setIdle(endpoint, false);
+    }
     this.#loop.now();
   }
 

@@ -490,7 +490,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       }
     }
     // Once per deleted subscription, and before pumping, so that its endpoint is not made again.
-    for (const endpoint of deleted) this.#forget(endpoint);
+    for (const endpoint of deleted) this.#removed(endpoint.id);
     for (const endpoint of supplied) if (this.#endpoints.get(endpoint.id) === endpoint) this.#pump(endpoint);
     if (release.length > 0) void this.#release(release);
   }
@@ -664,7 +664,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
           const endpoint = this.#endpoint(id);
           if (!endpoint.subscription || !this.#deliverable(endpoint.subscription) || now - endpoint.refreshedAt > subscriptionTtl) {
             const subscription = await this.#context.subscriptions.get(id);
-            if (!subscription) return this.#forget(endpoint);
+            if (!subscription) return this.#removed(id);
             if (!this.#ours(subscription)) return;
             endpoint.refresh(subscription, now);
           }
@@ -680,9 +680,9 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   }
 
   /**
-   * A subscription was deleted (on this node or another): what it has queued goes back unsent (its rows are
-   * purged), and its endpoint, which holds the subscription, its secrets and its state, is forgotten once
-   * its attempts in flight end.
+   * A subscription was deleted (on this node or another, told by the registry, or found gone by a claim or
+   * the poll): what it has queued goes back unsent (its rows are purged), and its endpoint, which holds the
+   * subscription, its secrets and its state, is forgotten once its attempts in flight end.
    */
   #removed(id: string): void {
     const endpoint = this.#endpoints.get(id);

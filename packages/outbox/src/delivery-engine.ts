@@ -339,18 +339,14 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     try {
       result = await this.#outbox.commit({ ...batch, ...writes });
     } catch (error) {
+      // Refused for something it writes rather than because the store is away: the rest goes ahead, the writes apart.
+      if (error instanceof StoreUnavailableError || !hasWrites(writes)) return this.#commitFailed(writes, error);
       try {
-        // Refused for something it writes rather than because the store is away: the rest goes ahead, the writes apart.
-        if (error instanceof StoreUnavailableError || !hasWrites(writes)) throw error;
         result = await this.#outbox.commit(batch);
-        refused = { error };
       } catch (again) {
-        // Written next time, before what has come since.
-        this.#writes.restore(writes);
-        this.#context.logger.error({ err: again }, 'the outbox could not commit; retrying in 1 s');
-        this.#loop.retryLater();
-        return false;
+        return this.#commitFailed(writes, again);
       }
+      refused = { error };
     }
     if (prepared) {
       this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
@@ -362,6 +358,14 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
     this.#takeClaims(rest, result, fromFanOut, now);
     if (refused) await this.#writeApart(lease, writes, refused.error);
     return prepared !== undefined || this.#loop.again;
+  }
+
+  /** A round whose commit failed: its writes are written first by the next one, in a second. */
+  #commitFailed(writes: Writes, error: unknown): false {
+    this.#writes.restore(writes);
+    this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
+    this.#loop.retryLater();
+    return false;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { type Logger, StoreUnavailableError } from '@herald/core';
-import type { SettledAttempt } from './outbox.js';
+import type { NewDelivery, SettledAttempt } from './outbox.js';
 import type { Writes } from './pending-writes.js';
 
 /** Commits `writes` (and nothing else) under the engine's lease. */
@@ -15,31 +15,34 @@ export type CommitWrites = (writes: Partial<Writes>) => Promise<unknown>;
  * the engine writes it with its next commit.
  */
 export async function writeApart(commit: CommitWrites, writes: Writes, logger: Logger): Promise<Writes | undefined> {
-  const settle = [...writes.settle];
-  const unhold = [...writes.unhold];
+  const { settle, unhold, dropHolds } = writes;
+  let settled = 0;
+  let unheld = 0;
   let leftOut = false;
   try {
-    for (let settled = settle[0]; settled !== undefined; settle.shift(), settled = settle[0]) {
-      if (await taken(commit, { settle: [settled] })) continue;
-      if (await taken(commit, { settle: [withoutOutsideText(settled)] })) {
-        logger.warn({ delivery: settled.attempt.deliveryId }, "the store refused an attempt's record; kept without what the destination returned");
+    for (; settled < settle.length; settled++) {
+      const attempt = settle[settled] as SettledAttempt;
+      if (await taken(commit, { settle: [attempt] })) continue;
+      if (await taken(commit, { settle: [withoutOutsideText(attempt)] })) {
+        logger.warn({ delivery: attempt.attempt.deliveryId }, "the store refused an attempt's record; kept without what the destination returned");
         continue;
       }
-      const recreated = settled.held !== undefined && (await taken(commit, { unhold: [settled.held] }));
+      const recreated = attempt.held !== undefined && (await taken(commit, { unhold: [attempt.held] }));
       if (!recreated) leftOut = true;
-      logger.error({ delivery: settled.attempt.deliveryId }, `the store refused an attempt's record; not kept, the delivery is sent again ${recreated ? 'now' : 'once its lease ends'}`);
+      logger.error({ delivery: attempt.attempt.deliveryId }, `the store refused an attempt's record; not kept, the delivery is sent again ${recreated ? 'now' : 'once its lease ends'}`);
     }
-    for (let delivery = unhold[0]; delivery !== undefined; unhold.shift(), delivery = unhold[0]) {
+    for (; unheld < unhold.length; unheld++) {
+      const delivery = unhold[unheld] as NewDelivery;
       if (await taken(commit, { unhold: [delivery] })) continue;
       leftOut = true;
       logger.error({ delivery: delivery.id }, 'the store refused a delivery given back unsent; its hold creates it once its lease ends');
     }
-    if (!leftOut && writes.dropHolds.length > 0 && !(await taken(commit, { dropHolds: writes.dropHolds }))) {
-      logger.error({ holds: writes.dropHolds }, 'the store refused to drop holds; they are recovered once their lease ends');
+    if (!leftOut && dropHolds.length > 0 && !(await taken(commit, { dropHolds }))) {
+      logger.error({ holds: dropHolds }, 'the store refused to drop holds; they are recovered once their lease ends');
     }
     return undefined;
   } catch {
-    return { settle, unhold, dropHolds: leftOut ? [] : writes.dropHolds };
+    return { settle: settle.slice(settled), unhold: unhold.slice(unheld), dropHolds: leftOut ? [] : dropHolds };
   }
 }
 

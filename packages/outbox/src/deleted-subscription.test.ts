@@ -1,18 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestApp, waitFor } from '../../testkit/src/index.js';
+import { cleanupsAfterEach } from './cleanups.test-support.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, tempDatabase } = cleanupsAfterEach();
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -34,9 +29,7 @@ describe('a subscription deleted while its deliveries are under way', () => {
       { concurrency: 1 },
       (target, destination) => destination === 'slow' && finalized.register(target, destination),
     );
-    const dir = mkdtempSync(join(tmpdir(), 'herald-deleted-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const database = join(dir, 'herald.db');
+    const database = tempDatabase();
     const app = await startTestApp([transport], { database });
     cleanups.push(() => app.close());
     const id = await subscribe(app, 'slow');

@@ -1,18 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { HeraldEvent } from '@herald/core';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp, waitFor } from '../../testkit/src/index.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
+import { cleanupsAfterEach } from './cleanups.test-support.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups, tempDatabase } = cleanupsAfterEach();
 
 /** Words no store here keeps: the test makes its database refuse an attempt with them, or with status 599. */
 const unkept = 'kept by no store';
@@ -31,9 +26,7 @@ async function refusingDatabase(kind: 'sqlite' | 'postgres'): Promise<{ database
       },
     };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'herald-refused-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const database = join(dir, 'herald.db');
+  const database = tempDatabase();
   return {
     database,
     refuse: async () => {

@@ -1,15 +1,13 @@
 import type { HeraldEvent } from '@herald/core';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestApp, waitFor } from '../../testkit/src/index.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
+import { cleanupsAfterEach } from './cleanups.test-support.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const { cleanups } = cleanupsAfterEach();
 
 describe('a replay whose store is unavailable a moment', () => {
   it('waits, then goes on and completes (PostgreSQL: its connection terminated under a statement)', async () => {

@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHerald } from '@herald/server';
 import { recordingLogger, restClient, testEventTypes } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
 
 const running: { close(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -36,21 +34,16 @@ describe('HERALD_ADMIN_KEY (issue 13)', () => {
   });
 
   it('replaces the previous one on a restart with another value, key-shaped or not', async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'herald-admin-key-'));
-    try {
-      const database = join(directory, 'herald.db');
-      const first = keyShaped();
-      const firstRun = await serve({ HERALD_ADMIN_KEY: first }, database);
-      expect((await restClient(firstRun.baseUrl, first).api('GET', '/v1/keys')).status).toBe(200);
-      await firstRun.herald.close();
+    const database = tempDatabase();
+    const first = keyShaped();
+    const firstRun = await serve({ HERALD_ADMIN_KEY: first }, database);
+    expect((await restClient(firstRun.baseUrl, first).api('GET', '/v1/keys')).status).toBe(200);
+    await firstRun.herald.close();
 
-      const second = `a plain phrase of more than thirty-two characters`.replaceAll(' ', '-');
-      const secondRun = await serve({ HERALD_ADMIN_KEY: second }, database);
-      expect((await restClient(secondRun.baseUrl, second).api('GET', '/v1/keys')).status).toBe(200);
-      expect((await restClient(secondRun.baseUrl, first).api('GET', '/v1/keys')).status).toBe(401);
-    } finally {
-      rmSync(directory, { recursive: true, force: true });
-    }
+    const second = `a plain phrase of more than thirty-two characters`.replaceAll(' ', '-');
+    const secondRun = await serve({ HERALD_ADMIN_KEY: second }, database);
+    expect((await restClient(secondRun.baseUrl, second).api('GET', '/v1/keys')).status).toBe(200);
+    expect((await restClient(secondRun.baseUrl, first).api('GET', '/v1/keys')).status).toBe(401);
   });
 
   it('stops startup on a value under 32 characters, or one that cannot be sent as a bearer token', () => {
@@ -66,29 +59,24 @@ describe('HERALD_ADMIN_KEY (issue 13)', () => {
 
 describe('a generated admin key (issue 17)', () => {
   it('is logged by createHerald once, at warn level, and not again on the next start', async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'herald-generated-key-'));
-    try {
-      const database = join(directory, 'herald.db');
-      const start = async () => {
-        const logger = recordingLogger();
-        const herald = createHerald({ database, logger, env: {}, eventTypes: testEventTypes });
-        running.push(herald);
-        await herald.ready;
-        return { herald, logged: logger.entries.filter((entry) => JSON.stringify(entry).includes('hk_')) };
-      };
-      const first = await start();
-      const key = await first.herald.generatedAdminKey;
-      expect(key).toMatch(/^hk_/);
-      expect(first.logged).toEqual([{ level: 'warn', fields: {}, message: expect.stringContaining(key as string) }]);
-      const { url } = await first.herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
-      expect((await restClient(url, key as string).api('GET', '/v1/keys')).status).toBe(200);
-      await first.herald.close();
+    const database = tempDatabase();
+    const start = async () => {
+      const logger = recordingLogger();
+      const herald = createHerald({ database, logger, env: {}, eventTypes: testEventTypes });
+      running.push(herald);
+      await herald.ready;
+      return { herald, logged: logger.entries.filter((entry) => JSON.stringify(entry).includes('hk_')) };
+    };
+    const first = await start();
+    const key = await first.herald.generatedAdminKey;
+    expect(key).toMatch(/^hk_/);
+    expect(first.logged).toEqual([{ level: 'warn', fields: {}, message: expect.stringContaining(key as string) }]);
+    const { url } = await first.herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+    expect((await restClient(url, key as string).api('GET', '/v1/keys')).status).toBe(200);
+    await first.herald.close();
 
-      const second = await start();
-      expect(await second.herald.generatedAdminKey).toBeUndefined();
-      expect(second.logged).toEqual([]);
-    } finally {
-      rmSync(directory, { recursive: true, force: true });
-    }
+    const second = await start();
+    expect(await second.herald.generatedAdminKey).toBeUndefined();
+    expect(second.logged).toEqual([]);
   });
 });

@@ -10,16 +10,10 @@ import { websocket } from '@herald/websocket';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { EventSource } from 'eventsource';
 import express, { type Express } from 'express';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 
 const adminKey = 'admin-key-of-the-attach-tests-0123456789abcdef';
-
-let cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
 
 function startHerald(): Herald<any> {
   const herald = createHerald({
@@ -30,13 +24,13 @@ function startHerald(): Herald<any> {
     eventTypes: testEventTypes,
     transports: [websocket(), sse()],
   });
-  cleanup.push(() => herald.close());
+  onTestFinished(() => herald.close());
   return herald;
 }
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanup.push(() => {
+  onTestFinished(() => {
     server.closeAllConnections();
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
@@ -47,7 +41,7 @@ async function listen(server: Server): Promise<string> {
 function echoSockets(server: Server, path: string): WebSocketServer {
   const sockets = new WebSocketServer({ server, path });
   sockets.on('connection', (socket) => socket.on('message', (data) => socket.send(`${path} echoes ${data}`)));
-  cleanup.push(() => new Promise<void>((resolve) => sockets.close(() => resolve())));
+  onTestFinished(() => new Promise<void>((resolve) => sockets.close(() => resolve())));
   return sockets;
 }
 
@@ -121,7 +115,7 @@ function receiveOverWebSocket(url: string): Promise<{ events: HeraldEvent[]; soc
       if (message.type === 'event') events.push(message.event);
     });
     socket.once('error', reject);
-    cleanup.push(() => socket.close());
+    onTestFinished(() => socket.close());
   });
 }
 
@@ -129,7 +123,7 @@ function receiveOverSse(url: string): { events: HeraldEvent[]; opened: Promise<v
   const source = new EventSource(url, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${adminKey}` } }),
   });
-  cleanup.push(() => source.close());
+  onTestFinished(() => source.close());
   const events: HeraldEvent[] = [];
   source.addEventListener('order.created', (message) => events.push(JSON.parse(message.data)));
   const opened = new Promise<void>((resolve, reject) => {

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { sqliteStore } from '@herald/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -45,19 +44,13 @@ async function startDemo(database: string): Promise<Running> {
   return { child, exited, output: () => output, ...found };
 }
 
-let cleanup: (() => void)[] = [];
-afterEach(() => {
-  for (const step of cleanup) step();
-  cleanup = [];
-});
-
 describe('the demo process', () => {
   it('starts like `pnpm start`, answers /healthz, and stops gracefully on SIGTERM without losing an acknowledged publish', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-demo-'));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    const database = join(dir, 'herald.db');
+    const database = tempDatabase();
     const demo = await startDemo(database);
-    cleanup.push(() => demo.child.kill('SIGKILL'));
+    onTestFinished(() => {
+      demo.child.kill('SIGKILL');
+    });
 
     expect(await (await fetch(`${demo.url}/healthz`)).json()).toEqual({ status: 'ok' });
     // createHerald logs the generated key once, at warn level; the demo does not print it again.

@@ -1,20 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sqliteStore } from '@herald/core';
 import { redisBroker } from '@herald/redis';
 import { createHerald } from '@herald/server';
 import { testEventTypes } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { ownRedis, waitFor } from './multi-node-cluster.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempFolder } from '../../packages/core/src/temp-folder.test-support.js';
 
 /** A node on the shared SQLite file, ringing through `redisUrl` and holding no rings while Redis is away. */
 async function node(database: string, redisUrl: string, adminKey: string) {
@@ -27,17 +21,16 @@ async function node(database: string, redisUrl: string, adminKey: string) {
     eventTypes: testEventTypes,
     transports: [websocket()],
   });
-  cleanups.push(() => herald.close());
+  onTestFinished(() => herald.close());
   const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   return url;
 }
 
 describe('key revocation through a Redis outage', () => {
   it('a key revoked on one node while Redis is down closes its WebSocket on another node once Redis is back', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-revocation-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempFolder();
     const redis = await ownRedis();
-    cleanups.push(() => redis.kill());
+    onTestFinished(() => redis.kill());
     const adminKey = `admin-${randomBytes(16).toString('hex')}`;
     const database = join(dir, 'herald.db');
     const a = await node(database, redis.url, adminKey);
@@ -50,7 +43,7 @@ describe('key revocation through a Redis outage', () => {
     });
     const { id, key } = (await created.json()) as { id: string; key: string };
     const socket = new WebSocket(`${b.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${key}` } });
-    cleanups.push(() => socket.terminate());
+    onTestFinished(() => socket.terminate());
     let closed: number | undefined;
     socket.on('close', (code) => {
       closed = code;

@@ -6,15 +6,10 @@ import { sse } from '@herald/sse';
 import { startTestApp, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
-
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 const adminKey = `admin-${'r'.repeat(40)}`;
 
@@ -28,7 +23,7 @@ const databases: [string, () => Promise<{ database: string; logPartitionSize?: n
     'PostgreSQL',
     async () => {
       const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
+      onTestFinished(drop);
       return { database: url, logPartitionSize: 1000 };
     },
   ],
@@ -47,13 +42,13 @@ async function endpoint(): Promise<{ url: string; received: Set<number>; down: b
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   return state;
 }
 
 async function started(herald: Pick<Herald, 'listen' | 'close'>): Promise<string> {
-  cleanups.push(() => herald.close());
+  onTestFinished(() => herald.close());
   const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   return url;
 }
@@ -70,7 +65,7 @@ async function api(url: string, method: string, path: string, body?: unknown) {
 /** The first message of type `reset` a WebSocket subscription `after` gets. */
 async function websocketReset(url: string, after: number): Promise<Record<string, unknown>> {
   const socket = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${adminKey}` } });
-  cleanups.push(() => socket.terminate());
+  onTestFinished(() => socket.terminate());
   return new Promise((resolve, reject) => {
     socket.on('error', reject);
     socket.on('message', (data) => {
@@ -84,7 +79,7 @@ async function websocketReset(url: string, after: number): Promise<Record<string
 /** The `reset` frame of an SSE stream opened with `Last-Event-ID`, and the id of the first event after it. */
 async function sseReset(url: string, lastEventId: number): Promise<{ reset: string; firstEventId: string }> {
   const abort = new AbortController();
-  cleanups.push(() => abort.abort());
+  onTestFinished(() => abort.abort());
   const response = await fetch(`${url}/v1/stream?types=order.*`, {
     headers: { authorization: `Bearer ${adminKey}`, 'last-event-id': String(lastEventId) },
     signal: abort.signal,
@@ -210,7 +205,7 @@ describe('bad retention input (issue 16)', () => {
 
   it('POST /v1/event-types answers 422 for a bad retention or compaction, and registers nothing', async () => {
     const app = await startTestApp([]);
-    cleanups.push(() => app.close());
+    onTestFinished(() => app.close());
     for (const [field, value] of [
       ['retention', '0'],
       ['retention', '-1d'],

@@ -1,11 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
 
 /** A webhook endpoint that answers 200 but never echoes the verification challenge: it stays unverified. */
 interface Inbox {
@@ -84,8 +82,7 @@ describe('a pending subscription (issue 13)', () => {
   });
 
   it('stays pending when its transport stops verifying: a config change that names no status keeps it pending', async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'herald-pending-'));
-    const database = join(directory, 'herald.db');
+    const database = tempDatabase();
     const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
     const verifying = await startTestApp([webhook({ verifyEndpoints: true })], { database, env: allowPrivate });
     const created = await verifying.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], consumer: 'acme', config: { url: inbox.url } });
@@ -102,7 +99,6 @@ describe('a pending subscription (issue 13)', () => {
       expect(changed.body.status).toBe('pending');
     } finally {
       await relaxed.close();
-      rmSync(directory, { recursive: true, force: true });
     }
   });
 });

@@ -1,31 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { redisRateLimits } from '@herald/redis';
 import { memoryTransport, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
+import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
 import { machineRedisUrl, ownRedis } from './multi-node-cluster.js';
-
-const apps: TestApp[] = [];
-const directories: string[] = [];
-afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close();
-  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
-});
-
-/** A SQLite file in a folder of its own, removed after the test. */
-function tempDatabase(): string {
-  const directory = mkdtempSync(join(tmpdir(), 'herald-rate-limits-'));
-  directories.push(directory);
-  return join(directory, 'herald.db');
-}
 
 async function start(options: Parameters<typeof startTestApp>[1] = {}): Promise<TestApp> {
   const app = await startTestApp([memoryTransport(), websocket()], options);
-  apps.push(app);
+  onTestFinished(() => app.close());
   return app;
 }
 

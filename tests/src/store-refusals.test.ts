@@ -1,16 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald, type HeraldOptions } from '@herald/server';
 import { restClient, testEventTypes, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
 // By path: core's test support (which has better-sqlite3 at hand).
@@ -18,24 +15,14 @@ import { recordingLogger } from '../../packages/core/src/logger.test-support.js'
 import { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
 import { holdSqliteLock, openSqlite } from '../../packages/core/src/sql/sqlite.test-support.js';
 import { cpuWaitMs } from '../../packages/core/src/stall.test-support.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-store-refusals-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'herald.db');
-}
+import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
 
 const blobType = defineEventType('blob.stored', z.object({ text: z.string() }));
 
 async function start(options: Partial<HeraldOptions>) {
   const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const herald = createHerald({ adminKey, env: {}, eventTypes: [...testEventTypes, blobType], ...options });
-  cleanups.push(() => herald.close());
+  onTestFinished(() => herald.close());
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   const baseUrl = `http://127.0.0.1:${port}`;
   return { baseUrl, adminKey, ...restClient(baseUrl, adminKey) };
@@ -54,7 +41,7 @@ async function startReceiver() {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     ids,
@@ -77,7 +64,7 @@ async function timed<T>(work: () => Promise<T>): Promise<T & { took: number }> {
 
 describe('the server while another process holds the SQLite write lock (issue 13)', () => {
   it('answers /healthz within 100 ms throughout, refuses writes with 503 and Retry-After, keeps reading, and loses or repeats nothing after', async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const logger = recordingLogger();
     const receiver = await startReceiver();
     const { baseUrl, api, request } = await start({ database: path, logger, transports: [webhook({ allowPrivate: true })] });
@@ -100,7 +87,7 @@ describe('the server while another process holds the SQLite write lock (issue 13
     await waitFor(() => receiver.held() === 5, 'the held deliveries');
 
     const holder = await holdSqliteLock(path);
-    cleanups.push(() => holder.kill());
+    onTestFinished(() => holder.kill());
     const lockedAt = performance.now();
     receiver.answerHeld();
 
@@ -172,7 +159,7 @@ describe('the server while another process holds the SQLite write lock (issue 13
 
 describe('the server on a full SQLite database (issue 13)', () => {
   it("answers publish with 503 and Retry-After, is not ready until writes succeed again, and logs SQLite's error", async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const database = openSqlite(path);
     const logger = recordingLogger();
     const { baseUrl, api, request } = await start({ store: sqliteStore({ database, logger }), logger });
@@ -211,7 +198,7 @@ describe('the server on a full SQLite database (issue 13)', () => {
 describe('the server on PostgreSQL when a read loses its connection', () => {
   it('answers the read with 503 and Retry-After, refuses a WebSocket subscribe as unavailable, stays ready, and reads again after', async () => {
     const database = await freshDatabase();
-    cleanups.push(() => database.drop());
+    onTestFinished(() => database.drop());
     const logger = recordingLogger();
     const { baseUrl, adminKey, api, request } = await start({ database: database.url, logger, transports: [websocket()] });
     const subscription = await api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'], consumer: 'acme' });
@@ -220,7 +207,7 @@ describe('the server on PostgreSQL when a read loses its connection', () => {
     expect(published.status).toBe(202);
     const admin = new pg.Client({ connectionString: database.url });
     await admin.connect();
-    cleanups.push(() => admin.end());
+    onTestFinished(() => admin.end());
 
     // `read` waits for a lock another session holds on `table`, and PostgreSQL ends the connections waiting for it.
     const endedUnder = async <T>(table: string, read: () => Promise<T>): Promise<T> => {
@@ -248,7 +235,7 @@ describe('the server on PostgreSQL when a read loses its connection', () => {
     }
 
     const socket = new WebSocket(`${baseUrl.replace('http', 'ws')}/v1/ws`, 'herald.v1', { headers: { authorization: `Bearer ${adminKey}` } });
-    cleanups.push(() => socket.close());
+    onTestFinished(() => socket.close());
     const messages: { type: string; id?: string; code?: string }[] = [];
     socket.on('message', (data) => messages.push(JSON.parse(String(data))));
     await waitFor(() => messages.some((message) => message.type === 'ready'), 'the WebSocket to be ready');

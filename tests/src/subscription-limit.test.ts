@@ -1,25 +1,18 @@
 import { memoryTransport, startTestApp, type TestApp } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
-
-const apps: TestApp[] = [];
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
 
 /** Where the subscriptions are stored: SQLite answers without I/O; PostgreSQL's round trips let creates interleave. */
 async function databaseOf(kind: 'sqlite' | 'postgres'): Promise<string> {
   if (kind === 'sqlite') return ':memory:';
   const database = await freshDatabase();
-  cleanups.push(() => database.drop());
+  onTestFinished(() => database.drop());
   return database.url;
 }
 
 async function start(options: Parameters<typeof startTestApp>[1] = {}): Promise<TestApp> {
   const app = await startTestApp([memoryTransport()], options);
-  apps.push(app);
+  onTestFinished(() => app.close());
   return app;
 }
 

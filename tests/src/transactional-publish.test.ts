@@ -5,32 +5,25 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HeraldSocket } from '@herald/client';
 import type { HeraldEvent } from '@herald/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { api, freshDatabase, type NodeProcess, startNode, waitFor, webhookReceiver } from './multi-node-cluster.js';
+import { tempFolder } from '../../packages/core/src/temp-folder.test-support.js';
 
 const here = import.meta.dirname;
 const shopNode = resolve(here, 'transactional-orders-node.ts');
 const tsxLoader = pathToFileURL(createRequire(resolve(here, '../package.json')).resolve('tsx')).href;
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 const backends: { name: string; database(): Promise<string> }[] = [
   {
     name: 'SQLite',
     async database() {
-      const dir = mkdtempSync(join(tmpdir(), 'herald-shop-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const dir = tempFolder();
       return join(dir, 'shop.db');
     },
   },
@@ -38,7 +31,7 @@ const backends: { name: string; database(): Promise<string> }[] = [
     name: 'PostgreSQL',
     async database() {
       const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
+      onTestFinished(drop);
       return url;
     },
   },
@@ -46,7 +39,7 @@ const backends: { name: string; database(): Promise<string> }[] = [
 
 async function shop(env: Record<string, string>): Promise<NodeProcess> {
   const node = await startNode('shop', env, shopNode);
-  cleanups.push(() => node.stop());
+  onTestFinished(() => node.stop());
   return node;
 }
 
@@ -79,7 +72,7 @@ describe.each(backends)('an order and its event in one transaction, on $name', (
       const adminKey = `hk_admin_${randomBytes(12).toString('hex')}`;
       const env = { HERALD_DATABASE: await database(), HERALD_ADMIN_KEY: adminKey };
       const receiver = await webhookReceiver();
-      cleanups.push(() => receiver.close());
+      onTestFinished(() => receiver.close());
       const node = await shop(env);
 
       const key = await api(node, adminKey, 'POST', '/v1/keys', { role: 'consumer', consumer: 'shop-ui' });
@@ -92,7 +85,7 @@ describe.each(backends)('an order and its event in one transaction, on $name', (
       });
       expect(subscription.status).toBe(201);
       const socket = new HeraldSocket({ url: `${node.url}/v1/ws`, token: key.body.key as string, WebSocket });
-      cleanups.push(() => socket.close());
+      onTestFinished(() => socket.close());
       const overSocket: HeraldEvent[] = [];
       socket.subscribe(['order.created'], (event) => void overSocket.push(event as HeraldEvent), { after: 0 });
       // A first order, to see both receivers working.

@@ -3,26 +3,21 @@ import { promisify } from 'node:util';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
 import { deliveryAttempts, publishNumbered, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { brokerUrl, type QueueConsumer, startConsumer, uniqueName } from './amqp-broker.test-support.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
 
 const run = promisify(execFile);
 const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 async function app(options: AmqpOptions = {}, env: Record<string, string> = allowPrivate, logger?: Logger): Promise<TestApp> {
   const started = await startTestApp([amqp({ pollInterval: 50, ...options })], { env, ...(logger ? { logger } : {}) });
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
 async function consumer(options: Parameters<typeof startConsumer>[0] = {}): Promise<QueueConsumer> {
   const started = await startConsumer(options);
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { closedPort, jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 /** A local webhook endpoint that verifies every request with the `standardwebhooks` package. */
@@ -48,16 +48,12 @@ async function startReceiver(secret: () => string): Promise<Receiver> {
 }
 
 let app: TestApp;
-const cleanups: (() => Promise<void>)[] = [];
 beforeEach(async () => {
   // testkit's event types: order.created and invoice.paid among them, with data { n: number }.
   app = await startTestApp([websocket()]);
-  cleanups.push(() => app.close());
+  onTestFinished(() => app.close());
 });
-afterEach(async () => {
-  killAll();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+afterEach(killAll);
 
 function publish(type: 'order.created' | 'invoice.paid', n: number) {
   return app.herald.publish({ type, data: { n } });
@@ -69,7 +65,7 @@ describe('herald listen --forward-to', () => {
     const { body: subscription } = await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, consumerKey);
     let secret = '';
     const receiver = await startReceiver(() => secret);
-    cleanups.push(() => receiver.close());
+    onTestFinished(() => receiver.close());
     const args = ['listen', '--forward-to', receiver.url, '--subscription', subscription.id, '--url', app.baseUrl, '--key', consumerKey];
 
     const first = startCli(args);
@@ -97,7 +93,7 @@ describe('herald listen --forward-to', () => {
 
   it('retries a local endpoint that answers 5xx or is down, reports each attempt as a JSON line, and goes on with the stream', async () => {
     const receiver = await startReceiver(() => secret);
-    cleanups.push(() => receiver.close());
+    onTestFinished(() => receiver.close());
     // The first order event fails twice (503, then no answer at all), then gets through.
     receiver.failWith = ({ seq }, attempt) => (seq !== 1 ? undefined : attempt === 1 ? 503 : attempt === 2 ? 'drop' : undefined);
     let secret = '';

@@ -1,25 +1,20 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
+import { tempFolder } from '../../core/src/temp-folder.test-support.js';
 
 const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
 const cliIndex = fileURLToPath(new URL('./index.ts', import.meta.url));
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  killAll();
-  for (const cleanup of cleanups.splice(0)) cleanup();
-});
+afterEach(killAll);
 
 /** A project directory holding `files` (path → content). */
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempFolder();
   for (const [path, content] of Object.entries(files)) {
     mkdirSync(join(dir, path, '..'), { recursive: true });
     writeFileSync(join(dir, path), content);

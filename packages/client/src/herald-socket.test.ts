@@ -5,7 +5,7 @@ import type { EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { linger, testEventTypes, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
-import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HeraldSocket, type HeraldSocketEvents, type MatchingEvent, type SocketEvent } from './herald-socket.js';
 
@@ -35,20 +35,15 @@ async function api(server: Server, method: string, path: string, body?: unknown,
   return response.json();
 }
 
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 async function tempDatabase(): Promise<string> {
   const directory = await mkdtemp(join(tmpdir(), 'herald-socket-'));
-  cleanups.push(() => rm(directory, { recursive: true, force: true }));
+  onTestFinished(() => rm(directory, { recursive: true, force: true }));
   return join(directory, 'herald.db');
 }
 
 function socketFor<TMap = Events>(options: ConstructorParameters<typeof HeraldSocket>[0]): HeraldSocket<TMap> {
   const socket = new HeraldSocket<TMap>({ WebSocket, initialDelay: 50, maxDelay: 400, ...options });
-  cleanups.push(() => socket.close());
+  onTestFinished(() => socket.close());
   return socket;
 }
 
@@ -63,7 +58,7 @@ const ids = (events: readonly { id: string }[]) => events.map((event) => event.i
 describe('HeraldSocket', () => {
   it('authenticates with a token function, subscribes, and receives typed events once each', async () => {
     const server = await startServer(':memory:');
-    cleanups.push(() => server.close());
+    onTestFinished(() => server.close());
     const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
     let tokens = 0;
     const socket = socketFor({
@@ -109,7 +104,7 @@ describe('HeraldSocket', () => {
     const database = await tempDatabase();
     let server = await startServer(database);
     const port = server.port;
-    cleanups.push(() => server.close());
+    onTestFinished(() => server.close());
     const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
     const durable = await api(server, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key);
     let connects = 0;
@@ -161,7 +156,7 @@ describe('HeraldSocket', () => {
 
   it('runs handlers one at a time in seq order, reports one that throws and goes on, and passes resets on', async () => {
     const server = await startServer(':memory:');
-    cleanups.push(() => server.close());
+    onTestFinished(() => server.close());
     const socket = socketFor({ url: server.url, token: adminKey });
     const errors = record(socket, 'error');
     const resets = record(socket, 'reset');
@@ -189,7 +184,7 @@ describe('HeraldSocket', () => {
 
   it('stops reconnecting after a close that retrying cannot fix', async () => {
     const server = await startServer(':memory:');
-    cleanups.push(() => server.close());
+    onTestFinished(() => server.close());
     const socket = socketFor({ url: server.url, token: `hk_00000000000000000000_${'0'.repeat(64)}` });
     const closes = record(socket, 'close');
     await waitFor(() => closes.length === 1, 'the close');
@@ -202,8 +197,8 @@ describe('HeraldSocket', () => {
     const connections: WebSocket[] = [];
     const subscribes: any[] = [];
     const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    cleanups.push(() => {
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    onTestFinished(() => {
       for (const connection of connections) connection.terminate();
     });
     server.on('connection', (connection) => {

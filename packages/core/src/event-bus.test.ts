@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
 import type { Broker } from './broker.js';
 import type { HeraldEvent } from './envelope.js';
@@ -11,17 +8,7 @@ import { defineEventType, EventCatalog } from './event-type-catalog.js';
 import { memoryBroker } from './memory-broker.js';
 import type { SqlStore } from './sql/sql-store.js';
 import { sqliteStore } from './sql/sqlite-store.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-event-bus-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'herald.db');
-}
+import { tempDatabase } from './temp-folder.test-support.js';
 
 const catalog = () =>
   new EventCatalog([
@@ -51,7 +38,7 @@ async function node(options: { path?: string; broker?: Broker; pollInterval?: nu
     stopped = true;
     await stop();
   };
-  cleanups.push(async () => {
+  onTestFinished(async () => {
     if (!stopped) await bus.stop();
     await store.close();
   });
@@ -163,7 +150,7 @@ describe('EventBus.publish', () => {
 
 describe('EventBus listeners', () => {
   it('start from the end of the log: earlier events are not replayed', async () => {
-    const path = tempFile();
+    const path = tempDatabase();
     const first = await node({ path });
     await first.bus.publish({ type: 'order.paid', data: { orderId: 'old' } });
     await first.bus.stop();
@@ -176,7 +163,7 @@ describe('EventBus listeners', () => {
   });
 
   it('get every event once, in seq order, under 50 concurrent publishers', async () => {
-    const { bus, store, received } = await node({ path: tempFile() });
+    const { bus, store, received } = await node({ path: tempDatabase() });
     const other: HeraldEvent[] = [];
     bus.onEvents((events) => other.push(...events));
     const perPublisher = 20;
@@ -238,7 +225,7 @@ describe('two EventBus nodes on one SQLite file', () => {
   }
 
   it('with separate brokers (no shared ring), the second catches up by polling the log', async () => {
-    const path = tempFile();
+    const path = tempDatabase();
     const a = await node({ path, broker: memoryBroker(), pollInterval: 20 });
     const b = await node({ path, broker: memoryBroker(), pollInterval: 20 });
     const events = await publishSome(a.bus, 30);
@@ -252,7 +239,7 @@ describe('two EventBus nodes on one SQLite file', () => {
   });
 
   it('with a shared broker, the ring delivers at once: no polling needed', async () => {
-    const path = tempFile();
+    const path = tempDatabase();
     const broker = memoryBroker();
     // Polling every minute: only the broker's ring can bring the events within the wait below.
     const a = await node({ path, broker, pollInterval: 60_000 });
@@ -264,7 +251,7 @@ describe('two EventBus nodes on one SQLite file', () => {
   });
 
   it('with separate brokers and no polling, nothing arrives: the polling above is what delivered', async () => {
-    const path = tempFile();
+    const path = tempDatabase();
     const a = await node({ path, broker: memoryBroker() });
     const b = await node({ path, broker: memoryBroker(), pollInterval: 60_000 });
     await publishSome(a.bus, 5);
@@ -302,7 +289,7 @@ describe.each([
   ['a broker that drops rings', droppingBroker],
 ] as const)('EventBus.stop (%s)', (_name, broker) => {
   it('waits for in-flight publishes and hands their events to listeners, then refuses new ones', async () => {
-    const { bus, store, received } = await node({ path: tempFile(), broker: broker() });
+    const { bus, store, received } = await node({ path: tempDatabase(), broker: broker() });
     const resolved: boolean[] = [];
     const publishes = Array.from({ length: 50 }, (_, i) =>
       bus.publish({ type: 'order.paid', data: { orderId: `o${i}` } }).finally(() => {

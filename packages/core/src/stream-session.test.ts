@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
 import type { HeraldEvent } from './envelope.js';
 import { ForbiddenError, UnavailableError, ValidationError } from './errors.js';
@@ -20,11 +17,7 @@ import { type StreamContext, StreamSessions, type StreamSessionsOptions } from '
 import type { ResetReason, StreamRequest, StreamSink, StreamSubscription } from './stream-subscription.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
 import { type ConnectionLimiter, TooManyConnectionsError, type TransportMetrics } from './transport.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempDatabase } from './temp-folder.test-support.js';
 
 const eventTypes = ['order.created', 'order.shipped', 'invoice.paid'] as const;
 type EventType = (typeof eventTypes)[number];
@@ -93,7 +86,7 @@ async function streaming(
     stopped = true;
     return stop(drain);
   };
-  cleanups.push(async () => {
+  onTestFinished(async () => {
     if (!stopped) await sessions.stop();
     await registry.stop();
     await bus.stop();
@@ -395,9 +388,7 @@ describe('resume', () => {
   }
 
   it('resets when the resume position is past the end of the log (then goes on live), or older than the log keeps (then goes on with what it holds)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-stream-session-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'herald.db');
+    const path = tempDatabase();
     const streams = await streaming({ path });
     for (let n = 0; n < 5; n++) await streams.publish('order.created', n);
     const ahead = await subscribe(streams, admin, { id: 'ahead', types: ['**'], after: 99 });

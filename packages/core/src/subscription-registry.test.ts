@@ -1,30 +1,23 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Broker } from './broker.js';
 import { memoryBroker } from './memory-broker.js';
 import type { SqlStore } from './sql/sql-store.js';
 import { sqliteStore } from './sql/sqlite-store.js';
 import type { Subscription } from './subscription.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempDatabase } from './temp-folder.test-support.js';
 
 async function openStore(): Promise<SqlStore> {
   const store = sqliteStore({ path: ':memory:' });
   await store.init();
-  cleanups.push(() => store.close());
+  onTestFinished(() => store.close());
   return store;
 }
 
 async function registry(store: SqlStore, broker: Broker = memoryBroker()): Promise<SubscriptionRegistry> {
   const r = new SubscriptionRegistry(store, broker);
   await r.start();
-  cleanups.push(() => r.stop());
+  onTestFinished(() => r.stop());
   return r;
 }
 
@@ -174,12 +167,10 @@ describe('two SubscriptionRegistry instances sharing one store and one memory br
   });
 
   it('tells each its listeners of a deletion, made on it or on the other; a store that fails a ring’s read deletes nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-registry-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'herald.db');
+    const path = tempDatabase();
     const store = sqliteStore({ path });
     await store.init();
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     const broker = memoryBroker();
     const a = await registry(store, broker);
     const b = await registry(store, broker);

@@ -1,7 +1,7 @@
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
@@ -11,11 +11,6 @@ import { freshDatabase } from './sql/postgres.test-support.js';
 import type { SqlStore } from './sql/sql-store.js';
 import { sqliteStore } from './sql/sqlite-store.js';
 import { deliverySpan, eventTraceContext, heraldTracer, parseTraceparent, requestTraceContext, traceFields } from './tracing.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
 const callerSpan = '00f067aa0ba902b7';
@@ -27,7 +22,7 @@ async function bus(): Promise<EventBus> {
   const catalog = new EventCatalog([defineEventType('order.created', z.object({ n: z.number() }))]);
   const started = new EventBus({ store, broker: memoryBroker(), catalog, pollInterval: 60_000 });
   await started.start();
-  cleanups.push(async () => {
+  onTestFinished(async () => {
     await started.stop();
     await store.close();
   });
@@ -70,7 +65,7 @@ describe.each([
     'PostgreSQL',
     async (): Promise<SqlStore> => {
       const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
+      onTestFinished(drop);
       return postgresStore({ url });
     },
   ],
@@ -78,7 +73,7 @@ describe.each([
   it('keeps the trace context of each event, and none for an event without', async () => {
     const store = await makeStore();
     await store.init();
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     const base = { specversion: '1.0', type: 'order.created', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: {} } as const;
     await store.append([
       { ...base, id: 'evt_traced', traceparent: callerTraceparent, tracestate: 'a=1,b=2' },

@@ -1,9 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import type { HeraldEvent } from './envelope.js';
 import { ValidationError } from './errors.js';
@@ -14,11 +11,7 @@ import { postgresStore } from './sql/postgres-store.js';
 import { adminUrl, freshDatabase } from './sql/postgres.test-support.js';
 import type { SqlStore } from './sql/sql-store.js';
 import { sqliteStore } from './sql/sqlite-store.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempDatabase } from './temp-folder.test-support.js';
 
 const catalog = () =>
   new EventCatalog([
@@ -41,10 +34,8 @@ const backends: Backend[] = [
   {
     name: 'SQLite',
     async open() {
-      const dir = mkdtempSync(join(tmpdir(), 'herald-tx-publish-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      const store = sqliteStore({ path: join(dir, 'herald.db') });
-      cleanups.push(() => store.close());
+      const store = sqliteStore({ path: tempDatabase() });
+      onTestFinished(() => store.close());
       await store.init();
       // The app shares Herald's connection: its transactions and Herald's writes take turns on it.
       const app = store.database.withTables<OrdersDatabase>();
@@ -56,17 +47,17 @@ const backends: Backend[] = [
     name: 'PostgreSQL',
     async open() {
       const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
+      onTestFinished(drop);
       const open = async () => {
         const store = postgresStore({ url });
-        cleanups.push(() => store.close());
+        onTestFinished(() => store.close());
         await store.init();
         return store;
       };
       const store = await open();
       // The app's own pool, as an app that has one already.
       const app = new Kysely<OrdersDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) });
-      cleanups.push(() => app.destroy());
+      onTestFinished(() => app.destroy());
       await app.schema.createTable('orders').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('total', 'real').execute();
       return { store, app, another: open };
     },
@@ -108,7 +99,7 @@ async function startBus(store: SqlStore, pollInterval = 1000): Promise<{ bus: Ev
   const heard: HeraldEvent[] = [];
   bus.onEvents((events) => heard.push(...events));
   await bus.start();
-  cleanups.push(() => bus.stop());
+  onTestFinished(() => bus.stop());
   return { bus, heard };
 }
 
@@ -317,11 +308,11 @@ describe('PostgreSQL commits that finish out of seq order (issue 21)', () => {
     const { store, app } = await backends[1]!.open();
     // Both older than the append, both with a transaction id: an app transaction that wrote an order, and one in another database.
     const here = openTransaction(app);
-    cleanups.push(() => here.rollback());
+    onTestFinished(() => here.rollback());
     await (await here.ready).insertInto('orders').values({ id: 'unrelated', total: 1 }).execute();
     const elsewhere = new pg.Client({ connectionString: adminUrl });
     await elsewhere.connect();
-    cleanups.push(() => elsewhere.end());
+    onTestFinished(() => elsewhere.end());
     await elsewhere.query('begin');
     await elsewhere.query('select pg_current_xact_id()');
 

@@ -1,30 +1,24 @@
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
 import { deliveryAttempts, publishNumbered, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
 import { type NatsOptions, nats } from './nats-transport.js';
 
 const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 async function app(options: NatsOptions = {}, env: Record<string, string> = allowPrivate, logger?: Logger): Promise<TestApp> {
   const started = await startTestApp([nats({ pollInterval: 50, ...options })], { env, ...(logger ? { logger } : {}) });
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
 async function consumer(server = natsServer): Promise<StreamConsumer> {
   const started = await startStreamConsumer(server);
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
 const subscribe = async (target: TestApp, config: Record<string, unknown>, types?: string[]) => (await subscribeConsumer(target, 'nats', config, { types })).id;
-
 
 describe('messages', () => {
   it('publishes each event to its subject with Nats-Msg-Id = the event id, and the envelope as JSON', async () => {
@@ -88,9 +82,9 @@ describe('a restart of the NATS server', () => {
   it('loses nothing: attempts fail while the server is down, and every event arrives once it is back (default subject herald.{type})', async () => {
     // The test's own nats-server on a port of its own, with its own store: the machine's, which other work uses, is never stopped.
     const own = await startOwnNatsServer();
-    cleanups.push(() => own.close());
+    onTestFinished(() => own.close());
     const stream = await startStreamConsumer(own.server);
-    cleanups.push(() => stream.close());
+    onTestFinished(() => stream.close());
     // The default subject: a stream capturing herald.> on the test's own server.
     const { connect } = await import('nats');
     const admin = await connect({ servers: own.server });

@@ -2,12 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { startTestApp, waitFor } from '../../testkit/src/index.js';
-import { cleanupsAfterEach } from './cleanups.test-support.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
-
-const { cleanups, tempDatabase } = cleanupsAfterEach();
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -31,7 +29,7 @@ describe('a subscription deleted while its deliveries are under way', () => {
     );
     const database = tempDatabase();
     const app = await startTestApp([transport], { database });
-    cleanups.push(() => app.close());
+    onTestFinished(() => app.close());
     const id = await subscribe(app, 'slow');
     const published = [];
     for (let n = 0; n < 5; n++) published.push((await app.herald.publish({ type: 'order.created', data: { n } })).event);
@@ -42,7 +40,9 @@ describe('a subscription deleted while its deliveries are under way', () => {
     expect(published.map((event) => timesSent('slow', event.id))).toEqual([1, 0, 0, 0, 0]);
     // The attempt in flight made its delivery's row as it settled: purged after it, none is left.
     const reader = new Database(database, { readonly: true });
-    cleanups.push(() => reader.close());
+    onTestFinished(() => {
+      reader.close();
+    });
     await waitFor(() => (reader.prepare('select count(*) as n from herald_deliveries where subscription_id = ?').get(id) as { n: number }).n === 0, 'no delivery row left');
     // Nothing of the endpoint is kept: the target worked out for its config is collected.
     await waitFor(async () => {

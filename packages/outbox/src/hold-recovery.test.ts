@@ -1,19 +1,14 @@
 import { sqliteStore } from '@herald/core';
 import { createTransportContext, newEvent } from '../../testkit/src/index.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { recoverHold } from './hold-recovery.js';
 import { sqlOutbox } from './sql-outbox.js';
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 describe('recoverHold', () => {
   it("creates the missing deliveries of an expired hold, pending, for the events its subscriptions take now, once", async () => {
     const store = sqliteStore({ path: ':memory:' });
     const context = await createTransportContext({ store });
-    cleanups.push(() => context.close());
+    onTestFinished(() => context.close());
     const outbox = await sqlOutbox(store);
     const { subscriptions } = context;
     const alpha = await subscriptions.create({ consumer: 'alpha', transport: 'webhook', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
@@ -43,7 +38,7 @@ describe('recoverHold', () => {
   it("leaves out the events the subscription's filter refuses", async () => {
     const store = sqliteStore({ path: ':memory:' });
     const context = await createTransportContext({ store });
-    cleanups.push(() => context.close());
+    onTestFinished(() => context.close());
     const outbox = await sqlOutbox(store);
     const { subscriptions } = context;
     const big = await subscriptions.create({

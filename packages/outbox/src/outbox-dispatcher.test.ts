@@ -1,14 +1,9 @@
 import { type Subscription, sqliteStore } from '@herald/core';
 import { createTransportContext, newEvent } from '../../testkit/src/index.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { OutboxDispatcher } from './outbox-dispatcher.js';
 import type { PushConfig } from './push-transport.js';
 import { sqlOutbox } from './sql-outbox.js';
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 /** An event of `type`, addressed to `consumer` when one is given. */
 const event = (type: string, consumer?: string) => newEvent(type, consumer !== undefined ? { consumer } : {});
@@ -17,7 +12,7 @@ describe('OutboxDispatcher', () => {
   it('matches every event of a fan-out by its type and consumer, whatever the others in it', async () => {
     const store = sqliteStore({ path: ':memory:' });
     const { subscriptions: registry, close } = await createTransportContext({ store });
-    cleanups.push(close);
+    onTestFinished(close);
     const subscription = (consumer: string, types: string[], status: 'active' | 'paused' = 'active') =>
       registry.create({ consumer, transport: 'webhook', types, status, config: {}, cursor: 0 });
     const alpha = await subscription('alpha', ['order.*']);

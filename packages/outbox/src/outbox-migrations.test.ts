@@ -1,19 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type HeraldDatabase, postgresFlavor, type SqlFlavor, SqlStore, sqliteFlavor } from '@herald/core';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import { legacyMigrate } from './legacy-migrations.test-support.js';
 import { sqlOutbox } from './sql-outbox.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 
 interface Backend {
   db: Kysely<HeraldDatabase>;
@@ -25,9 +18,7 @@ interface Backend {
 }
 
 async function sqliteBackend(): Promise<Backend> {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-migrations-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const database = new Database(join(dir, 'herald.db'));
+  const database = new Database(tempDatabase());
   return {
     db: new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database }) }),
     flavor: sqliteFlavor,
@@ -42,7 +33,7 @@ async function sqliteBackend(): Promise<Backend> {
 
 async function postgresBackend(): Promise<Backend> {
   const { url, drop } = await freshDatabase();
-  cleanups.push(drop);
+  onTestFinished(drop);
   const db = new Kysely<HeraldDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
   const names = async (query: ReturnType<typeof sql<{ name: string }>>) => (await query.execute(db)).rows.map((row) => row.name);
   return {
@@ -59,7 +50,7 @@ async function postgresBackend(): Promise<Backend> {
 /** The store on `db`, initialised, and its outbox: the upgrade. */
 async function upgraded(db: Kysely<HeraldDatabase>, flavor: SqlFlavor) {
   const store = new SqlStore(db, flavor);
-  cleanups.push(() => store.close());
+  onTestFinished(() => store.close());
   await store.init();
   return { store, outbox: await sqlOutbox(store) };
 }

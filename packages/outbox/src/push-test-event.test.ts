@@ -1,16 +1,11 @@
 import { memoryTransport, startTestApp, type TestApp } from '../../testkit/src/index.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { jsonlReceiver, jsonlTransport, quickDelivery } from './jsonl-transport.test-support.js';
 import { sqlOutbox } from './sql-outbox.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 async function app(source?: string): Promise<TestApp> {
   const started = await startTestApp([jsonlTransport(quickDelivery), memoryTransport()], source !== undefined ? { source } : {});
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
@@ -18,7 +13,7 @@ describe('POST /v1/subscriptions/:id/test on a push transport that is not HTTP',
   it("sends one test envelope through the transport's send, stores nothing, and reports a failing destination", async () => {
     const server = await app();
     const receiver = await jsonlReceiver(server, { consumer: 'acme', types: ['order.*'] });
-    cleanups.push(() => receiver.close());
+    onTestFinished(() => receiver.close());
     const key = await server.consumerKey('acme');
     const id = receiver.subscriptionId;
 
@@ -45,7 +40,7 @@ describe('POST /v1/subscriptions/:id/test on a push transport that is not HTTP',
   it("carries the server's source, as the events it publishes do", async () => {
     const server = await app('https://shop.example/events');
     const receiver = await jsonlReceiver(server, { consumer: 'acme', types: ['order.*'] });
-    cleanups.push(() => receiver.close());
+    onTestFinished(() => receiver.close());
     const sent = await server.api('POST', `/v1/subscriptions/${receiver.subscriptionId}/test`, {}, await server.consumerKey('acme'));
     expect(sent.body.event.source).toBe('https://shop.example/events');
     expect(receiver.events[0]?.source).toBe('https://shop.example/events');

@@ -1,13 +1,11 @@
 import type { HeraldEvent } from '@herald/core';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { startTestApp, type TestApp, waitFor } from '../../testkit/src/index.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
-import { cleanupsAfterEach } from './cleanups.test-support.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
-
-const { cleanups, tempDatabase } = cleanupsAfterEach();
 
 /** Words no store here keeps: the test makes its database refuse an attempt with them, or with status 599. */
 const unkept = 'kept by no store';
@@ -16,7 +14,7 @@ const unkept = 'kept by no store';
 async function refusingDatabase(kind: 'sqlite' | 'postgres'): Promise<{ database: string; refuse(): Promise<void> }> {
   if (kind === 'postgres') {
     const made = await freshDatabase();
-    cleanups.push(() => made.drop());
+    onTestFinished(() => made.drop());
     return {
       database: made.url,
       refuse: async () => {
@@ -62,7 +60,7 @@ describe('an attempt the store refuses to keep', () => {
         return ok;
       });
       const app = await startTestApp([transport], { database });
-      cleanups.push(() => app.close());
+      onTestFinished(() => app.close());
       await refuse();
       const picky = await subscribe(app, 'picky');
       const plain = await subscribe(app, 'plain');

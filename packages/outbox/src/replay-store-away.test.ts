@@ -1,21 +1,18 @@
 import type { HeraldEvent } from '@herald/core';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { startTestApp, waitFor } from '../../testkit/src/index.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
-import { cleanupsAfterEach } from './cleanups.test-support.js';
 import { scripted, subscribe } from './scripted-transport.test-support.js';
-
-const { cleanups } = cleanupsAfterEach();
 
 describe('a replay whose store is unavailable a moment', () => {
   it('waits, then goes on and completes (PostgreSQL: its connection terminated under a statement)', async () => {
     const database = await freshDatabase();
-    cleanups.push(() => database.drop());
+    onTestFinished(() => database.drop());
     const { transport, timesSent } = scripted(() => ({ delivered: true, responseStatus: 200 }));
     const app = await startTestApp([transport], { database: database.url });
-    cleanups.push(() => app.close());
+    onTestFinished(() => app.close());
     const id = await subscribe(app, 'replayed');
     const published: HeraldEvent[] = [];
     for (let n = 0; n < 5; n++) published.push((await app.herald.publish({ type: 'order.created', data: { n } })).event);
@@ -24,7 +21,7 @@ describe('a replay whose store is unavailable a moment', () => {
     // Another session locks the deliveries' rows: the replay's write waits for them, and its connection is then terminated.
     const locker = new pg.Client({ connectionString: database.url });
     await locker.connect();
-    cleanups.push(() => locker.end());
+    onTestFinished(() => locker.end());
     await locker.query('begin');
     await locker.query('select id from herald_deliveries where subscription_id = $1 for update', [id]);
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 })).status).toBe(202);

@@ -1,16 +1,11 @@
 import { startTestApp, type TestApp, waitFor } from '../../testkit/src/index.js';
 import { memoryTransport } from '../../testkit/src/index.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { jsonlReceiver, jsonlTransport, quickDelivery } from './jsonl-transport.test-support.js';
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 async function app(): Promise<TestApp> {
   const started = await startTestApp([jsonlTransport(quickDelivery, 'jsonl-a'), jsonlTransport(quickDelivery, 'jsonl-b'), memoryTransport()]);
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
@@ -19,7 +14,8 @@ describe('several push transports on one server', () => {
     const server = await app();
     const a = await jsonlReceiver(server, { consumer: 'acme', types: ['order.*'] }, 'jsonl-a');
     const b = await jsonlReceiver(server, { consumer: 'acme', types: ['order.*'] }, 'jsonl-b');
-    cleanups.push(() => a.close(), () => b.close());
+    onTestFinished(() => a.close());
+    onTestFinished(() => b.close());
     const key = await server.consumerKey('acme');
     const { body: memory } = await server.api('POST', '/v1/subscriptions', { transport: 'memory', types: ['order.*'] }, key);
     const published = [];

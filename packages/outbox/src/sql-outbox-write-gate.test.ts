@@ -1,29 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sqliteStore, StoreUnavailableError } from '@herald/core';
 import { newEvent } from '../../testkit/src/index.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 // By path, as the integration tests do: core's helpers for a lock held by another process and for stalls of the event loop.
 import { holdSqliteLock } from '../../core/src/sql/sqlite.test-support.js';
 import { longestStall } from '../../core/src/stall.test-support.js';
 import type { NewDelivery, Outbox } from './outbox.js';
 import { sqlOutbox } from './sql-outbox.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 
 let counter = 0;
 
 /** A store on a file, with an event, a subscription and a delivery, so that every outbox write has something to act on. */
 async function withData(lockTimeout: number) {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-gate-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const path = join(dir, 'herald.db');
+  const path = tempDatabase();
   const store = sqliteStore({ path, lockTimeout });
-  cleanups.push(() => store.close());
+  onTestFinished(() => store.close());
   await store.init();
   const outbox = await sqlOutbox(store);
   const [appended] = await store.append([newEvent('order.created')]);
@@ -58,7 +49,7 @@ describe('the SQL outbox while another process holds the write lock', () => {
   it("refuses every write with the store's 503 after its lock timeout, never blocking the event loop; reads go on", async () => {
     const { path, store, outbox, event } = await withData(300);
     const holder = await holdSqliteLock(path);
-    cleanups.push(() => holder.kill());
+    onTestFinished(() => holder.kill());
 
     const { result: outcomes, stall } = await longestStall(() =>
       Promise.all(Object.entries(everyWrite(outbox, event)).map(async ([name, write]) => ({ name, error: await write().then(() => undefined, (error: unknown) => error) }))),
@@ -80,7 +71,7 @@ describe('the SQL outbox while another process holds the write lock', () => {
   it('a commit waits out a lock shorter than its timeout on timers, and then commits once', async () => {
     const { path, outbox, store } = await withData(10_000);
     const holder = await holdSqliteLock(path);
-    cleanups.push(() => holder.kill());
+    onTestFinished(() => holder.kill());
     const { result, stall } = await longestStall(async () => {
       const committed = outbox.commit({ lease: { worker: 'wrk_wait', now: Date.now(), until: Date.now() + 60_000 }, claim: [{ subscriptionId: 'sub_gate', limit: 10 }] });
       let done = false;

@@ -4,23 +4,13 @@ import { join } from 'node:path';
 import { postgresStore, sqliteStore } from '@herald/core';
 import { newEvent, runOutboxSuite } from '../../testkit/src/index.js';
 import { sql } from 'kysely';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 // By path, as the integration tests do: the one helper that makes PostgreSQL databases for tests.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import { commitLevelsStore } from '../../core/src/sql/sqlite.test-support.js';
 import type { Outbox } from './outbox.js';
 import { sqlOutbox } from './sql-outbox.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 
 runOutboxSuite('SQLite', {
   async create() {
@@ -42,7 +32,7 @@ runOutboxSuite('PostgreSQL', {
 describe('sqlOutbox', () => {
   it('is one outbox per store, made once however many push transports ask for it', async () => {
     const store = sqliteStore({ path: ':memory:' });
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     const [first, second] = await Promise.all([sqlOutbox(store), sqlOutbox(store)]);
     expect(first).toBe(second);
@@ -51,7 +41,7 @@ describe('sqlOutbox', () => {
 
   it('refuses a store that is not the SQL store, saying what to give instead', async () => {
     const store = sqliteStore({ path: ':memory:' });
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     // Any other Store: one without the SQL store's extensions.
     const other = new Proxy(store, { get: (target, key) => (key === 'extend' ? undefined : Reflect.get(target, key)) });
     await expect(sqlOutbox(other)).rejects.toThrow(/`outbox` of their own/);
@@ -60,8 +50,8 @@ describe('sqlOutbox', () => {
 
 describe('the outbox on SQLite with synchronous=FULL', () => {
   it('commits unsynced (NORMAL), and the store is back to FULL after each commit, a failed one too', async () => {
-    const { store, level, levels } = await commitLevelsStore(join(tempDir(), 'herald.db'));
-    cleanups.push(() => store.close());
+    const { store, level, levels } = await commitLevelsStore(tempDatabase());
+    onTestFinished(() => store.close());
     const outbox = await sqlOutbox(store);
 
     const [appended] = await store.append([newEvent('sync.one')]);
@@ -83,8 +73,8 @@ describe('the outbox on SQLite with synchronous=FULL', () => {
   });
 
   it("commits a replay's batch unsynced too: a replay lives in this process, and one cut short is asked again", async () => {
-    const { store, levels } = await commitLevelsStore(join(tempDir(), 'herald.db'));
-    cleanups.push(() => store.close());
+    const { store, levels } = await commitLevelsStore(tempDatabase());
+    onTestFinished(() => store.close());
     const outbox = await sqlOutbox(store);
     const [appended] = await store.append([newEvent('sync.replayed')]);
     const now = Date.now();
@@ -98,12 +88,12 @@ describe('the outbox on SQLite with synchronous=FULL', () => {
 
 /** A new store on a fresh SQLite file, and one on a fresh PostgreSQL database, each dropped after the test. */
 const freshStores = [
-  ['SQLite', async () => sqliteStore({ path: join(tempDir(), 'herald.db') })],
+  ['SQLite', async () => sqliteStore({ path: tempDatabase() })],
   [
     'PostgreSQL',
     async () => {
       const { url, drop } = await freshDatabase();
-      cleanups.push(drop);
+      onTestFinished(drop);
       return postgresStore({ url });
     },
   ],
@@ -113,7 +103,7 @@ describe.each(freshStores)('stored deliveries on %s (issue 21)', (_name, open) =
   /** A store whose outbox holds one stored delivery, due, of each of `count` events to sub_out. */
   async function withStored(count: number) {
     const store = await open();
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     await store.subscriptions.create({ id: 'sub_out', transport: 'webhook', consumer: 'acme', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
     const outbox = await sqlOutbox(store);
@@ -144,7 +134,7 @@ describe.each(freshStores)('stored deliveries on %s (issue 21)', (_name, open) =
 
   it("gives each claimed delivery its event's JSON from the stored text: the same as the event read, written again", async () => {
     const store = await open();
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     await store.subscriptions.create({ id: 'sub_out', transport: 'webhook', consumer: 'acme', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
     const outbox = await sqlOutbox(store);
@@ -405,7 +395,7 @@ describe.each(freshStores)('stored deliveries on %s (issue 21)', (_name, open) =
 describe.each(freshStores)('replays recorded on %s, for every node', (_name, open) => {
   async function records() {
     const store = await open();
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     await store.subscriptions.create({ id: 'sub_rpl', transport: 'webhook', consumer: 'acme', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
     const { replays } = await sqlOutbox(store);

@@ -1,21 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { memoryTransport, metricValue, waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { type PollApp, seqs, startPollApp } from './poll-app.test-support.js';
 import { poll } from './poll-transport.js';
 
-const apps: PollApp[] = [];
-const directories: string[] = [];
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
-});
-
 async function started(...args: Parameters<typeof startPollApp>): Promise<PollApp> {
   const app = await startPollApp(...args);
-  apps.push(app);
+  onTestFinished(() => app.close());
   return app;
 }
 
@@ -121,9 +112,7 @@ describe('GET /v1/poll, durable', () => {
   });
 
   it("moves the cursor only when the consumer polls again with after=next, and keeps it across a restart", async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'herald-poll-'));
-    directories.push(directory);
-    const database = join(directory, 'herald.db');
+    const database = tempDatabase();
     let app = await started({}, { database });
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['order.*'] }, key);
@@ -142,13 +131,11 @@ describe('GET /v1/poll, durable', () => {
 
     // Restarted on the same file: the cursor is where the last poll acknowledged, not past `later`.
     await app.close();
-    apps.splice(apps.indexOf(app), 1);
     app = await started({}, { database });
     const again = await app.poll({ subscription, wait: '0' }, key);
     expect(again.body).toEqual(second.body);
     await app.poll({ subscription, after: String(again.body.next), wait: '0' }, key);
     await app.close();
-    apps.splice(apps.indexOf(app), 1);
     app = await started({}, { database });
     const waiting = app.poll({ subscription, wait: '30' }, key);
     await waitingFor(app, 1);
@@ -326,7 +313,6 @@ describe('stopping', () => {
     await waitingFor(app, 3);
     const began = Date.now();
     await app.close();
-    apps.splice(apps.indexOf(app), 1);
     expect(Date.now() - began).toBeLessThan(10_000);
     for (const answer of await Promise.all(waiting)) expect(answer).toEqual({ status: 200, contentType: 'application/json; charset=utf-8', body: { data: [], next: published.seq } });
     await expect(app.poll({ types: 'order.*', wait: '0' }, key)).rejects.toThrow();

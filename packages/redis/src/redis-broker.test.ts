@@ -1,7 +1,5 @@
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type Broker,
@@ -14,17 +12,13 @@ import {
   sqliteStore,
 } from '@herald/core';
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { freePort, type OwnRedis, ownRedis as startOwnRedis } from './own-redis.test-support.js';
 import { type RedisBrokerOptions, redisBroker } from './redis-broker.js';
+import { tempFolder } from '../../core/src/temp-folder.test-support.js';
 
 /** The machine's Redis, for the tests that do not restart it. */
 const sharedRedisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeout = 15_000): Promise<void> {
   const deadline = Date.now() + timeout;
@@ -38,7 +32,7 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 async function broker(options: RedisBrokerOptions = {}): Promise<Broker> {
   const created = redisBroker({ url: sharedRedisUrl, maxReconnectDelay: 100, ...options });
   await created.init?.();
-  cleanups.push(() => created.close());
+  onTestFinished(() => created.close());
   return created;
 }
 
@@ -47,7 +41,7 @@ const testPrefix = () => `test-${randomBytes(6).toString('hex')}:`;
 /** A redis-server of this test's own, killed after the test. */
 async function ownRedis(): Promise<OwnRedis> {
   const redis = await startOwnRedis();
-  cleanups.push(redis.kill);
+  onTestFinished(redis.kill);
   return redis;
 }
 
@@ -126,7 +120,7 @@ describe('redisBroker', () => {
     await waitFor(() => reconnectsOfB === 1, 'B to say it reconnected');
     // The restarted Redis counts from zero: A sent the rings it held, each once, with no new publish.
     const admin = new Redis(redis.url);
-    cleanups.push(() => void admin.disconnect());
+    onTestFinished(() => void admin.disconnect());
     const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
     await waitFor(async () => (await publishes()) === 2, 'A to send its two held rings');
     await a?.publish('herald:events', '4');
@@ -155,7 +149,7 @@ describe('redisBroker with the event bus and the subscription registry', () => {
     const subscriptions = new SubscriptionRegistry(store, nodeBroker);
     await bus.start();
     await subscriptions.start();
-    cleanups.push(async () => {
+    onTestFinished(async () => {
       await bus.stop();
       await subscriptions.stop();
       await store.close();
@@ -167,8 +161,7 @@ describe('redisBroker with the event bus and the subscription registry', () => {
 
   /** Two nodes on one SQLite file and a redis-server of their own. */
   async function twoNodes() {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempFolder();
     const redis = await ownRedis();
     return { redis, a: await node(join(dir, 'herald.db'), redis.url), b: await node(join(dir, 'herald.db'), redis.url) };
   }
@@ -178,7 +171,7 @@ describe('redisBroker with the event bus and the subscription registry', () => {
 
     // Stopped, not killed: the connections stay open and every command waits (up to publishTimeout, 2 s).
     redis.freeze();
-    cleanups.push(() => redis.thaw());
+    onTestFinished(() => redis.thaw());
     const started = Date.now();
     await a.bus.publish({ type: 'tick', data: { n: 1 } });
     expect(Date.now() - started).toBeLessThan(500);

@@ -1,22 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { RateLimitStore } from '@herald/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { freePort, ownRedis } from './own-redis.test-support.js';
 import { type RedisRateLimitsOptions, redisRateLimits } from './redis-rate-limits.js';
 
 /** The machine's Redis, for the tests that do not stop it. */
 const sharedRedisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 /** A store as one node has it, initialised, closed after the test. */
 async function node(options: RedisRateLimitsOptions): Promise<RateLimitStore> {
   const store = redisRateLimits({ url: sharedRedisUrl, maxReconnectDelay: 100, ...options });
   await store.init?.();
-  cleanups.push(() => store.close?.());
+  onTestFinished(() => store.close?.());
   return store;
 }
 
@@ -65,7 +60,7 @@ describe('redisRateLimits', () => {
 
   it('fails a count at once while Redis is down, or within its timeout while Redis hangs, and counts again once it is back', async () => {
     const redis = await ownRedis();
-    cleanups.push(redis.kill);
+    onTestFinished(redis.kill);
     const store = await node({ url: redis.url, commandTimeout: 300 });
     expect((await store.take('k', 10, 60_000)).used).toBe(1);
 

@@ -1,20 +1,15 @@
 import { type WebSocketTransport, websocket } from '@herald/websocket';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { type SseTransport, sse } from './sse-transport.js';
 import { eventSourceWithKey, opened } from './stream-app.test-support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 /** A WebSocket with `herald.v1`: resolves once open, or with the HTTP status that refused the upgrade. */
 function openSocket(url: string, key?: string): Promise<{ ws: WebSocket } | { refused: number }> {
   const ws = new WebSocket(url, 'herald.v1', key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } });
-  cleanups.push(() => ws.terminate());
+  onTestFinished(() => ws.terminate());
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve({ ws }));
     ws.once('unexpected-response', (_request, response) => resolve({ refused: response.statusCode ?? 0 }));
@@ -24,7 +19,7 @@ function openSocket(url: string, key?: string): Promise<{ ws: WebSocket } | { re
 
 function openStream(app: TestApp, key: string): EventSource {
   const source = eventSourceWithKey(`${app.baseUrl}/v1/stream?types=order.*`, key);
-  cleanups.push(() => source.close());
+  onTestFinished(() => source.close());
   return source;
 }
 
@@ -34,7 +29,7 @@ it('counts WebSocket and SSE connections of one key against one limit, and frees
   const sseStreams = 3;
   // 1 WebSocket + 3 streams: the limit, set through createHerald.
   const app = await startTestApp([streams as SseTransport, sockets], { maxConnectionsPerKey: sseStreams + 1 });
-  cleanups.push(() => app.close());
+  onTestFinished(() => app.close());
   const wsUrl = `${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`;
   const key = await app.consumerKey('acme');
 

@@ -3,16 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { type VerifiedWebhookRequest, webhookMiddleware } from '@herald/client';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import express from 'express';
-import { describe, expect, it } from 'vitest';
-import { cleanupsAfterEach, type ReceivedRequest, type ReplyFn, verifiedEvent } from './test-receiver.test-support.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
 import type { StoredWebhookConfig } from './webhook-config.js';
 import { webhook } from './webhook-transport.js';
 
-const { cleanups, receiver } = cleanupsAfterEach();
-
 async function verifyingApp(): Promise<TestApp> {
   const app = await startTestApp([webhook({ verifyEndpoints: true, pollInterval: 50 })], { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } });
-  cleanups.push(() => app.close());
+  onTestFinished(() => app.close());
   return app;
 }
 
@@ -33,7 +31,7 @@ describe('endpoint verification', () => {
   it('keeps a new subscription pending until its endpoint echoes the signed challenge', async () => {
     const app = await verifyingApp();
     let echo = false;
-    const inbox = await receiver(challengeReply(() => echo));
+    const inbox = await startReceiver(challengeReply(() => echo));
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: inbox.url } }, key);
     expect(created.status).toBe(201);
@@ -80,7 +78,7 @@ describe('endpoint verification', () => {
     receiver.use(express.json());
     const server: Server = createServer(receiver);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+    onTestFinished(() => new Promise((resolve) => server.close(() => resolve())));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
 
     const key = await app.consumerKey('acme');
@@ -96,9 +94,9 @@ describe('endpoint verification', () => {
 
   it('never sends to an endpoint that has not passed verification, whatever its status says (issue 13)', async () => {
     const app = await verifyingApp();
-    const verified = await receiver(challengeReply(() => true));
+    const verified = await startReceiver(challengeReply(() => true));
     let echo = false;
-    const unverified = await receiver(challengeReply(() => echo));
+    const unverified = await startReceiver(challengeReply(() => echo));
     const key = await app.consumerKey('acme');
     const created = await app.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url: verified.url } }, key);
     const { id } = created.body;

@@ -8,7 +8,6 @@ describe('the guard at connect time', () => {
   const senders: HttpSender[] = [];
   afterEach(async () => {
     await Promise.all(senders.splice(0).map((sender) => sender.close()));
-    await receiver?.close();
   });
   const sender = (options: ConstructorParameters<typeof HttpSender>[0]) => {
     const created = new HttpSender(options);

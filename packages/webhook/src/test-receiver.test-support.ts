@@ -1,11 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type HeraldEvent, type SqlStore, sqliteStore } from '@herald/core';
 import { Webhook } from 'standardwebhooks';
-import { afterEach } from 'vitest';
+import { onTestFinished } from 'vitest';
 
 /** One request as a test receiver saw it. */
 export interface ReceivedRequest {
@@ -38,7 +35,7 @@ export interface TestReceiver {
 
 const ok: ReplyFn = () => ({ status: 204 });
 
-/** Starts a receiver; by default it answers every request 204. */
+/** Starts a receiver, closed when the test finishes; by default it answers every request 204. */
 export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<TestReceiver> {
   let reply = replyFn;
   const requests: ReceivedRequest[] = [];
@@ -69,6 +66,13 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const address = server.address() as AddressInfo;
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const res of hanging) res.destroy();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  onTestFinished(close);
   return {
     url: `http://127.0.0.1:${address.port}/hook`,
     port: address.port,
@@ -77,45 +81,16 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
     reply(fn) {
       reply = fn;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const res of hanging) res.destroy();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close,
   };
 }
 
-/**
- * A test file's cleanups, run after each test, the last added first. `receiver` starts a receiver
- * (as {@link startReceiver}) and adds its close; `tempDatabase` makes a SQLite file in a folder of its own,
- * removed after the test, for nodes that share it; `openStore` opens one as another node (or a node started
- * again) would, and closes it after the test.
- */
-export function cleanupsAfterEach() {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
-  return {
-    cleanups,
-    async receiver(...args: Parameters<typeof startReceiver>): Promise<TestReceiver> {
-      const started = await startReceiver(...args);
-      cleanups.push(() => started.close());
-      return started;
-    },
-    tempDatabase(): string {
-      const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      return join(dir, 'herald.db');
-    },
-    async openStore(database: string): Promise<SqlStore> {
-      const store = sqliteStore({ path: database });
-      await store.init();
-      cleanups.push(() => store.close());
-      return store;
-    },
-  };
+/** Opens the SQLite store at `database` as another node (or a node started again) would; closed when the test finishes. */
+export async function openStore(database: string): Promise<SqlStore> {
+  const store = sqliteStore({ path: database });
+  await store.init();
+  onTestFinished(() => store.close());
+  return store;
 }
 
 /** Checks a request with the independent `standardwebhooks` package and returns the event it carries. */

@@ -2,20 +2,20 @@ import type { HeraldEvent } from '@herald/core';
 import { type LookupFunction, sqlOutbox } from '@herald/outbox';
 import { metricValue, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { cleanupsAfterEach, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
+import { openStore, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook as createWebhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate): Promise<TestApp> {
   const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env });
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
@@ -127,7 +127,7 @@ describe('webhook subscriptions over REST', () => {
 describe('delivery', () => {
   it('sends the envelope with Standard Webhooks headers that standardwebhooks verifies, and the extra headers', async () => {
     const server = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { secret } = await subscribeWebhook(server, { url: inbox.url, headers: { 'x-tenant': 'acme' } });
     const event = await publish(server, 7);
     await waitFor(() => inbox.requests.length === 1, 'the delivery');
@@ -152,7 +152,7 @@ describe('delivery', () => {
       4: [{ destroy: true }],
       5: [{ status: 301, headers: { location: '/elsewhere' } }],
     };
-    const inbox = await receiver((request) => {
+    const inbox = await startReceiver((request) => {
       const id = String(request.headers['webhook-id']);
       const k = tries.get(id) ?? 0;
       tries.set(id, k + 1);
@@ -200,7 +200,7 @@ describe('delivery', () => {
     const { id } = await subscribeWebhook(server, { url: `http://127.0.0.1:${port}/hook` });
     const event = await publish(server, 1);
     await waitFor(async () => ((await deliveries(server, id))[0]?.attempts.length ?? 0) >= 2, 'two refused attempts');
-    const inbox = await receiver(undefined, port);
+    const inbox = await startReceiver(undefined, port);
     await waitFor(() => inbox.ids().has(event.id), 'the delivery once the endpoint is up');
     const [delivery] = await deliveries(server, id);
     await waitFor(async () => (await deliveries(server, id))[0].status === 'delivered', 'the delivery to be recorded as delivered');
@@ -209,7 +209,7 @@ describe('delivery', () => {
 
   it('disables the subscription when the endpoint answers 410, and stops sending', async () => {
     const server = await app();
-    const inbox = await receiver(() => ({ status: 410 }));
+    const inbox = await startReceiver(() => ({ status: 410 }));
     const { id } = await subscribeWebhook(server, { url: inbox.url });
     await publish(server, 1);
     await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}`)).body.status === 'disabled', 'the subscription to be disabled');
@@ -223,7 +223,7 @@ describe('delivery', () => {
 
   it('disables a subscription whose every attempt failed for the window', async () => {
     const server = await app({ disableAfter: 800, retrySchedule: Array(50).fill(0.1), jitter: 0 });
-    const inbox = await receiver(() => ({ status: 500 }));
+    const inbox = await startReceiver(() => ({ status: 500 }));
     const { id } = await subscribeWebhook(server, { url: inbox.url });
     await publish(server, 1);
     await waitFor(async () => (await server.api('GET', `/v1/subscriptions/${id}`)).body.status === 'disabled', 'the subscription to be disabled');
@@ -236,7 +236,7 @@ describe('delivery', () => {
 
   it('retries one delivery by hand and replays the events after a seq', async () => {
     const server = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const early = await publish(server, 0);
     const { id, key } = await subscribeWebhook(server, { url: inbox.url }, { types: ['order.*'] });
     const events = [await publish(server, 1), await publish(server, 2, 'invoice.paid'), await publish(server, 3)];
@@ -269,7 +269,7 @@ describe('delivery', () => {
 
   it('shows deliveries, retries and replays only to the subscription owner (and admins)', async () => {
     const server = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id } = await subscribeWebhook(server, { url: inbox.url });
     await publish(server, 1);
     await waitFor(async () => (await deliveries(server, id)).length === 1, 'the delivery');
@@ -295,7 +295,7 @@ describe('delivery', () => {
 
   it('signs with both secrets during the grace period of a rotation', async () => {
     const server = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id, secret: original, key } = await subscribeWebhook(server, { url: inbox.url });
     const rotated = await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, undefined, key);
     expect(rotated.status).toBe(200);
@@ -329,20 +329,20 @@ describe('delivery', () => {
 describe('an answer with NUL bytes, which PostgreSQL cannot keep as text', () => {
   it.each(['sqlite', 'postgres'] as const)("is kept with U+FFFD in their place, and no endpoint's deliveries stall (%s)", async (kind) => {
     const database = kind === 'postgres' ? await freshDatabase() : undefined;
-    if (database) cleanups.push(() => database.drop());
+    if (database) onTestFinished(() => database.drop());
     const server = await startTestApp([createWebhook({ pollInterval: 50, retrySchedule: [0, 0.1], jitter: 0 })], {
       env: allowPrivate,
       ...(database ? { database: database.url } : {}),
     });
-    cleanups.push(() => server.close());
+    onTestFinished(() => server.close());
     // A binary answer (a zip's first bytes), and a 2xx whose text ends in a NUL.
     const tried = new Set<string>();
-    const binary = await receiver((request) => {
+    const binary = await startReceiver((request) => {
       const first = !tried.has(eventOf(request).id);
       tried.add(eventOf(request).id);
       return eventOf(request).data.n === 0 && first ? { status: 500, body: 'PK\0\u0001\0' } : { status: 200, body: 'ok\0' };
     });
-    const plain = await receiver();
+    const plain = await startReceiver();
     const nul = await subscribeWebhook(server, { url: binary.url });
     const other = await subscribeWebhook(server, { url: plain.url });
     const published: HeraldEvent[] = [];
@@ -363,7 +363,7 @@ describe('stopping', () => {
   it('lets attempts in flight finish, records them, and gives back the claims not started', async () => {
     const database = tempDatabase();
     const server = await startTestApp([createWebhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
-    const inbox = await receiver(() => ({ status: 200, delay: 400 }));
+    const inbox = await startReceiver(() => ({ status: 200, delay: 400 }));
     const { id } = await subscribeWebhook(server, { url: inbox.url });
     await Promise.all(Array.from({ length: 10 }, (_, n) => publish(server, n)));
     await waitFor(() => inbox.requests.length === 2, 'two requests in flight');
@@ -388,10 +388,10 @@ describe('several nodes on one database', () => {
   it('delivers to a subscription that another node created, without waiting for its ring', async () => {
     const database = tempDatabase();
     const server = await startTestApp([createWebhook({ pollInterval: 50 })], { env: allowPrivate, database });
-    cleanups.push(() => server.close());
-    const inbox = await receiver();
+    onTestFinished(() => server.close());
+    const inbox = await startReceiver();
     // Once this node's own subscription has the first event, its fan-out has passed it.
-    const witness = await receiver();
+    const witness = await startReceiver();
     await subscribeWebhook(server, { url: witness.url });
     await publish(server, 0);
     await waitFor(() => witness.requests.length === 1, 'the first event');
@@ -411,14 +411,14 @@ describe('several nodes on one database, while every endpoint this node knows is
   it("delivers to another node's new subscription within a second", async () => {
     const database = tempDatabase();
     const server = await startTestApp([createWebhook({ concurrency: 2, timeout: 20_000, pollInterval: 50 })], { env: allowPrivate, database });
-    cleanups.push(() => server.close());
-    const stuck = await receiver(() => ({ hang: true }));
+    onTestFinished(() => server.close());
+    const stuck = await startReceiver(() => ({ hang: true }));
     await subscribeWebhook(server, { url: stuck.url }, { types: ['order.created'] });
     for (let n = 0; n < 10; n++) await publish(server, n);
     await waitFor(() => stuck.requests.length === 2, 'the stuck endpoint to hold its slots');
     // Made on the other node: no ring reaches this one, so only its fan-out's version check finds it.
     const other = await openStore(database);
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     await other.subscriptions.create({ id: 'sub_other_busy', consumer: 'acme', transport: 'webhook', types: ['invoice.paid'], status: 'active', config: { url: inbox.url, secret }, cursor: 0 });
     const started = Date.now();
@@ -433,8 +433,8 @@ describe('several nodes on one database, while every endpoint this node knows is
 describe('per endpoint', () => {
   it('a hanging endpoint does not delay another one', async () => {
     const server = await app({ concurrency: 2, timeout: 20_000 });
-    const stuck = await receiver(() => ({ hang: true }));
-    const fast = await receiver();
+    const stuck = await startReceiver(() => ({ hang: true }));
+    const fast = await startReceiver();
     await subscribeWebhook(server, { url: stuck.url });
     await subscribeWebhook(server, { url: fast.url });
     const started = Date.now();
@@ -446,11 +446,11 @@ describe('per endpoint', () => {
 
   it('fans out for a new subscription while every endpoint it knows is busy', async () => {
     const server = await app({ concurrency: 2, timeout: 20_000 });
-    const stuck = await receiver(() => ({ hang: true }));
+    const stuck = await startReceiver(() => ({ hang: true }));
     await subscribeWebhook(server, { url: stuck.url }, { types: ['order.created'] });
     for (let n = 0; n < 10; n++) await publish(server, n);
     await waitFor(() => stuck.requests.length === 2, 'the stuck endpoint to hold its slots');
-    const late = await receiver();
+    const late = await startReceiver();
     await subscribeWebhook(server, { url: late.url }, { types: ['invoice.paid'] });
     const started = Date.now();
     await publish(server, 0, 'invoice.paid');
@@ -470,13 +470,13 @@ describe('per endpoint', () => {
       setTimeout(() => open.set(name, (open.get(name) as number) - 1), 40);
       return { status: 200, delay: 40 };
     };
-    const parallel = await receiver(slow('parallel'));
+    const parallel = await startReceiver(slow('parallel'));
     await subscribeWebhook(server, { url: parallel.url }, { types: ['order.created'] });
     await Promise.all(Array.from({ length: 15 }, (_, n) => publish(server, n)));
     await waitFor(() => parallel.requests.length === 15, 'the unordered deliveries');
     expect(peaks.get('parallel')).toBe(3);
 
-    const ordered = await receiver(slow('ordered'));
+    const ordered = await startReceiver(slow('ordered'));
     await subscribeWebhook(server, { url: ordered.url, ordered: true }, { types: ['invoice.paid'] });
     const sent: HeraldEvent[] = [];
     sent.push(...(await Promise.all(Array.from({ length: 10 }, (_, n) => publish(server, n, 'invoice.paid')))));
@@ -485,7 +485,7 @@ describe('per endpoint', () => {
     expect(peaks.get('ordered')).toBe(1);
     expect(ordered.requests.map((request) => eventOf(request).seq)).toEqual(sent.map((event) => event.seq));
 
-    const limited = await receiver();
+    const limited = await startReceiver();
     await subscribeWebhook(server, { url: limited.url, rateLimit: 10 }, { consumer: 'globex', types: ['order.created'] });
     await Promise.all(Array.from({ length: 20 }, (_, n) => publish(server, n)));
     await waitFor(() => limited.requests.length === 20, 'the rate-limited deliveries');
@@ -503,7 +503,7 @@ describe('the backlog metric', () => {
   it('counts every delivery not yet made: stored pending, held by a fan-out, handed over by a replay', async () => {
     // The first four requests of each round answer after 4 s: until then the engine holds them in flight, and the rest wait.
     let slowFrom = 1;
-    const slow = await receiver((request) => (request.n >= slowFrom && request.n < slowFrom + 4 ? { status: 204, delay: 4_000 } : { status: 204 }));
+    const slow = await startReceiver((request) => (request.n >= slowFrom && request.n < slowFrom + 4 ? { status: 204, delay: 4_000 } : { status: 204 }));
     const server = await app({ concurrency: 4 });
     const { id } = await subscribeWebhook(server, { url: slow.url });
     for (let n = 0; n < 30; n++) await publish(server, n);
@@ -523,12 +523,13 @@ describe('the backlog metric', () => {
   });
 
   it('shows the stored rows as one shared backlog on every node sharing the database, and apart what each node holds', async () => {
-    const down = await receiver(() => ({ status: 503 }));
+    const down = await startReceiver(() => ({ status: 503 }));
     const database = tempDatabase();
     const options = { pollInterval: 50, retrySchedule: [0, 3_600] };
     const a = await startTestApp([createWebhook(options)], { env: allowPrivate, database });
     const b = await startTestApp([createWebhook(options)], { env: allowPrivate, database });
-    cleanups.push(() => a.close(), () => b.close());
+    onTestFinished(() => a.close());
+    onTestFinished(() => b.close());
     // Through B, whose admin key is the one stored last.
     await subscribeWebhook(b, { url: down.url });
     for (let n = 0; n < 10; n++) await publish(a, n);
@@ -540,7 +541,7 @@ describe('the backlog metric', () => {
 
     // Five more events, also to a second endpoint that answers after 5 s: those deliveries are held in memory by
     // whichever node fanned them out, with no row yet; the first endpoint's fail and wait as before.
-    const slow = await receiver(() => ({ status: 204, delay: 5_000 }));
+    const slow = await startReceiver(() => ({ status: 204, delay: 5_000 }));
     await subscribeWebhook(b, { url: slow.url });
     for (let n = 10; n < 15; n++) await publish(a, n);
     await waitFor(() => slow.requests.length === 5, 'five attempts in flight');

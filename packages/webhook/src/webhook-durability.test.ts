@@ -6,17 +6,16 @@ import { defineEventType } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { createHerald } from '@herald/server';
 import { waitFor } from '@herald/testkit';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { z } from 'zod';
-import { cleanupsAfterEach } from './test-receiver.test-support.js';
+import { openStore, startReceiver } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 
 const nodeScript = fileURLToPath(new URL('./webhook-node.test-support.ts', import.meta.url));
 /** tsx as a loader of this very process (`node --import`), so that SIGKILL hits the Herald node itself. */
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const loadTick = defineEventType('load.tick', z.object({ n: z.number() }));
-
-const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 interface Node {
   process: ChildProcess;
@@ -40,7 +39,7 @@ async function startNode(database: string, { publish = 0, timeout = 3_000, lease
     ['--conditions=herald-source', '--import', tsxLoader, nodeScript, JSON.stringify({ database, publish, timeout, lease })],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
-  cleanups.push(() => {
+  onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let replaying = false;
@@ -113,7 +112,7 @@ async function deliveredInOutbox(database: string): Promise<Set<string>> {
 
 describe('the durable outbox', () => {
   it('delivers every acknowledged event after a SIGKILL in the middle of delivering 1,000 events and a restart', async () => {
-    const inbox = await receiver(() => ({ status: 200, delay: 5 }));
+    const inbox = await startReceiver(() => ({ status: 200, delay: 5 }));
     const { database } = await prepareDatabase(inbox.url);
 
     const first = await startNode(database, { publish: 1000 });
@@ -148,7 +147,7 @@ describe('the durable outbox', () => {
 
   it("goes on with a replay whose node was killed with SIGKILL, and sends again what it held unsent, once their leases end", async () => {
     let stalled = false;
-    const inbox = await receiver(() => (stalled ? { hang: true } : { status: 200 }));
+    const inbox = await startReceiver(() => (stalled ? { hang: true } : { status: 200 }));
     const { database } = await prepareDatabase(inbox.url);
     const first = await startNode(database, { publish: 1_500 });
     await waitFor(async () => (await deliveredInOutbox(database)).size === 1_500, 'every event delivered and recorded', 30_000);
@@ -171,13 +170,13 @@ describe('the durable outbox', () => {
   }, 90_000);
 
   it('sends no attempt twice with two worker processes on one database', async () => {
-    const inbox = await receiver(() => ({ status: 200 }));
+    const inbox = await startReceiver(() => ({ status: 200 }));
     const { database, adminKey } = await prepareDatabase(inbox.url);
     // A lease far longer than any attempt, however loaded the machine: in normal operation none runs out.
     const workers = await Promise.all([startNode(database, { timeout: 10_000, lease: 30_000 }), startNode(database, { timeout: 10_000, lease: 30_000 })]);
 
     const publisher = createHerald({ database, adminKey, logLevel: 'silent', eventTypes: [loadTick] });
-    cleanups.push(() => publisher.close());
+    onTestFinished(() => publisher.close());
     const published: string[] = [];
     for (let n = 0; n < 1000; n += 20) {
       const results = await publisher.bus.publishMany(Array.from({ length: 20 }, (_, i) => ({ type: 'load.tick', data: { n: n + i } })));

@@ -1,14 +1,14 @@
 import { type HeraldEvent, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { linger, newEvent, publishNumbered, startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { cleanupsAfterEach, type TestReceiver } from './test-receiver.test-support.js';
+import { openStore, startReceiver, type TestReceiver } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
-const { cleanups, receiver, tempDatabase, openStore } = cleanupsAfterEach();
 
 /** A Herald whose log already holds `logged` order.created events, appended through the store in big batches. */
 async function appWithLog(logged: number, options: WebhookOptions = {}): Promise<TestApp> {
@@ -18,7 +18,7 @@ async function appWithLog(logged: number, options: WebhookOptions = {}): Promise
     await store.append(Array.from({ length: Math.min(10_000, logged - n) }, (_, i) => newEvent('order.created', { data: { n: n + i } })));
   }
   const app = await startTestApp([webhook({ pollInterval: 50, ...options })], { store, env: allowPrivate });
-  cleanups.push(() => app.close());
+  onTestFinished(() => app.close());
   return app;
 }
 
@@ -31,7 +31,7 @@ describe('replay (issue 13)', () => {
     const asked = logged - after;
     // One request at a time: the outbox is claimed oldest event first, so arrival order is seq order.
     const app = await appWithLog(logged, { concurrency: 1 });
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
 
     const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after }, key);
@@ -74,7 +74,7 @@ describe('replay (issue 13)', () => {
     // The first 32 events are answered at `release`, the rest at once: by then the replay, waiting for its first batch,
     // looks at the outbox once a second, and what is left to send after the release is those 32 answers.
     let release = 0;
-    const inbox = await receiver((request) => ({ status: 204, delay: seqOf(request.body) <= 32 ? Math.max(0, release - Date.now()) : 0 }));
+    const inbox = await startReceiver((request) => ({ status: 204, delay: seqOf(request.body) <= 32 ? Math.max(0, release - Date.now()) : 0 }));
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     release = Date.now() + 2_100;
     expect((await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key)).status).toBe(202);
@@ -89,7 +89,7 @@ describe('replay (issue 13)', () => {
 
   it('holds at two batches while the endpoint takes nothing, and can be cancelled', async () => {
     const app = await appWithLog(3_000, { retrySchedule: [0, 3600] });
-    const inbox = await receiver(() => ({ status: 503 }));
+    const inbox = await startReceiver(() => ({ status: 503 }));
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     const started = await app.api('POST', `/v1/subscriptions/${id}/replay`, { after: 0 }, key);
     expect(started.status).toBe(202);
@@ -135,7 +135,7 @@ describe('replay of delivered events (issue 21)', () => {
     // Room for more than a batch: the engine takes each batch whole, and none of it is pending in the outbox.
     const app = await appWithLog(0, { concurrency: 600 });
     let release = 0;
-    const inbox = await receiver(() => ({ status: 204, delay: Math.max(0, release - Date.now()) }));
+    const inbox = await startReceiver(() => ({ status: 204, delay: Math.max(0, release - Date.now()) }));
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     await publishNumbered(app, 3_000);
     const outbox = await sqlOutbox(app.herald.store);
@@ -170,7 +170,7 @@ describe('replay of delivered events (issue 21)', () => {
     const database = tempDatabase();
     const app = await startTestApp([webhook({ concurrency: 2, pollInterval: 50 })], { env: allowPrivate, database });
     let delay = 0;
-    const inbox = await receiver(() => ({ status: 200, delay }));
+    const inbox = await startReceiver(() => ({ status: 200, delay }));
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     await publishNumbered(app, 10);
     await waitFor(() => inbox.requests.length === 10, 'the first round');
@@ -204,7 +204,7 @@ describe('replay since a time (issue 19)', () => {
     await store.init();
     await store.append(minutes.map((minute, i) => newEvent(i % 3 === 2 ? 'invoice.paid' : 'order.created', { time: at(minute), data: { n: i + 1 } })));
     const app = await startTestApp([webhook({ pollInterval: 50 })], { store, env: allowPrivate });
-    cleanups.push(() => app.close());
+    onTestFinished(() => app.close());
     return app;
   }
 
@@ -222,7 +222,7 @@ describe('replay since a time (issue 19)', () => {
   it('replays exactly the events published at or after `since`, ties included', async () => {
     // seq:        1  2  3  4  5  6  7  8  9 10 11 12   (3, 6, 9, 12 are invoice.paid)
     const app = await appAtMinutes([0, 1, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8]);
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
 
     const fromThree = await replayed(app, inbox, id, key, { since: at(3) });
@@ -240,7 +240,7 @@ describe('replay since a time (issue 19)', () => {
 
   it('completes at once with nothing for a `since` in the future, and answers 422 to anything but exactly one of after and since', async () => {
     const app = await appAtMinutes([0, 1, 2]);
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
     const future = await app.api('POST', `/v1/subscriptions/${id}/replay`, { since: new Date(Date.now() + 60_000).toISOString() }, key);
     expect(future).toMatchObject({ status: 202, body: { status: 'completed', after: 3, until: 3, replayed: 0 } });
@@ -269,10 +269,10 @@ describe('a replay seen from every node', () => {
     // A lease of 3 s: a node looks for replays to take over every 1.5 s.
     const options: WebhookOptions = { pollInterval: 50, timeout: 1_000, lease: 3_000, retrySchedule: [0, 3600] };
     const a = await startTestApp([webhook(options)], { env: allowPrivate, database });
-    cleanups.push(() => a.close());
+    onTestFinished(() => a.close());
     const b = await startTestApp([webhook(options)], { env: allowPrivate, database });
-    cleanups.push(() => b.close());
-    const inbox = await receiver(answer);
+    onTestFinished(() => b.close());
+    const inbox = await startReceiver(answer);
     // Through B, whose admin key is the one stored last; the consumer's key works on both.
     const { id, key } = await subscribeWebhook(b, { url: inbox.url }, { types: ['order.*'] });
     return { a, b, inbox, id, key };

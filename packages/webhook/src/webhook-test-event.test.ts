@@ -2,14 +2,12 @@ import type { LookupFunction } from '@herald/outbox';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { sqlOutbox } from '@herald/outbox';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { cleanupsAfterEach, type ReceivedRequest, verifiedEvent } from './test-receiver.test-support.js';
+import { type ReceivedRequest, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
 import { webhook } from './webhook-transport.js';
-
-const { cleanups, receiver } = cleanupsAfterEach();
 
 // `order.created` sorts first but has no example of its own; `order.shipped` has one, so it is the default.
 const eventTypes = [
@@ -21,7 +19,7 @@ const eventTypes = [
 async function app(options: WebhookOptions = {}): Promise<TestApp<typeof eventTypes>> {
   const store = sqliteStore({ path: ':memory:' });
   const started = await startTestApp([webhook({ pollInterval: 50, ...options })], { store, eventTypes, env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } });
-  cleanups.push(() => started.close());
+  onTestFinished(() => started.close());
   return started;
 }
 
@@ -35,7 +33,7 @@ async function leftBehind(app: TestApp<typeof eventTypes>, id: string) {
 describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it('sends the example of the first matching type that has one, signed and marked as a test, and keeps nothing', async () => {
     const herald = await app();
-    const inbox = await receiver(() => ({ status: 204 }));
+    const inbox = await startReceiver(() => ({ status: 204 }));
     const { id, key, secret } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
 
     const { status, body } = await herald.api('POST', `/v1/subscriptions/${id}/test`, {}, key);
@@ -57,7 +55,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
 
   it('sends the type and data given; a failing endpoint shows what it answered, and is not tried again', async () => {
     const herald = await app({ retrySchedule: [0, 0.05, 0.05] });
-    const inbox = await receiver(() => ({ status: 500, body: 'the database is down' }));
+    const inbox = await startReceiver(() => ({ status: 500, body: 'the database is down' }));
     const { id, key } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
 
     const { status, body } = await herald.api('POST', `/v1/subscriptions/${id}/test`, { type: 'order.created', data: { n: 7 } }, key);
@@ -75,7 +73,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
 
   it('answers a type the subscription does not match, data its schema refuses, or an unknown field with 422, sending nothing', async () => {
     const herald = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id, key } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     const refused = [
       [{ type: 'invoice.paid' }, 'type'],
@@ -96,7 +94,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
 
   it("answers another consumer's subscription with 404", async () => {
     const herald = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     const otherKey = await herald.consumerKey('globex');
     expect(await herald.api('POST', `/v1/subscriptions/${id}/test`, {}, otherKey)).toMatchObject({ status: 404, body: { type: 'urn:herald:problem:not-found' } });
@@ -106,7 +104,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
 
   it('sends to a paused subscription, and answers more than 3 a second with 429 and Retry-After', async () => {
     const herald = await app();
-    const inbox = await receiver();
+    const inbox = await startReceiver();
     const { id, key } = await subscribeWebhook(herald, { url: inbox.url }, { types: ['order.*'] });
     expect((await herald.api('PATCH', `/v1/subscriptions/${id}`, { status: 'paused' }, key)).status).toBe(200);
 
@@ -131,7 +129,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
   it('sends nothing to an endpoint that has not passed verification: 409', async () => {
     const herald = await app({ verifyEndpoints: true });
     // Answers the challenge without echoing it: the endpoint stays unverified.
-    const inbox = await receiver(() => ({ status: 200, body: 'ok' }));
+    const inbox = await startReceiver(() => ({ status: 200, body: 'ok' }));
     const key = await herald.consumerKey('acme');
     const created = await herald.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url: inbox.url } }, key);
     expect(created.status).toBe(201);
@@ -145,7 +143,7 @@ describe('POST /v1/subscriptions/:id/test (issue 19)', () => {
     const rebinding: LookupFunction = (_hostname, options, callback) =>
       options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
     const herald = await startTestApp([webhook({ lookup: rebinding })], { store: sqliteStore({ path: ':memory:' }), eventTypes });
-    cleanups.push(() => herald.close());
+    onTestFinished(() => herald.close());
     const key = await herald.consumerKey('acme');
     const created = await herald.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['order.*'], config: { url: 'https://hooks.rebind.example/in' } }, key);
     expect(created.status).toBe(201);

@@ -2,9 +2,9 @@ import type { HeraldEvent } from '@herald/core';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
-import { cleanupsAfterEach, type TestReceiver } from './test-receiver.test-support.js';
+import { startReceiver, type TestReceiver } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 
 const exporter = new InMemorySpanExporter();
@@ -17,9 +17,8 @@ afterAll(async () => {
   await provider.shutdown();
 });
 
-// Registered first, so that it runs last (vitest runs after-hooks as a stack): spans ended by the cleanups go too.
-afterEach(() => exporter.reset());
-const { cleanups, receiver } = cleanupsAfterEach();
+// Before each test rather than after: a test's cleanups run after its hooks, and the spans they end go too.
+beforeEach(() => exporter.reset());
 
 /** The caller's trace: the span that made the publish request. */
 const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -28,8 +27,8 @@ const callerTraceparent = `00-${callerTrace}-${callerSpan}-01`;
 
 async function setup(): Promise<{ app: TestApp; inbox: TestReceiver; subscription: string; key: string }> {
   const app = await startTestApp([webhook({ pollInterval: 50 })], { env: { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' } });
-  cleanups.push(() => app.close());
-  const inbox = await receiver();
+  onTestFinished(() => app.close());
+  const inbox = await startReceiver();
   const { id: subscription, key } = await subscribeWebhook(app, { url: inbox.url }, { types: ['order.*'] });
   return { app, inbox, subscription, key };
 }

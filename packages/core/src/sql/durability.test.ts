@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { sqliteStore } from './sqlite-store.js';
+import { tempFolder } from '../temp-folder.test-support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const source = (file: string) => pathToFileURL(resolve(here, '..', file)).href;
@@ -48,23 +48,17 @@ async function worker(w) {
 await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
 `;
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
-
 describe('durability of acknowledged publishes', () => {
   it(
     'every event acknowledged before SIGKILL is in the log, in order, and the database is intact',
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'herald-durability-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const dir = tempFolder();
       const script = join(dir, 'child.mjs');
       const path = join(dir, 'herald.db');
       writeFileSync(script, child);
 
       const proc = spawn(process.execPath, ['--import', tsxLoader, script, path], { stdio: ['ignore', 'pipe', 'pipe'] });
-      cleanups.push(() => {
+      onTestFinished(() => {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       });
       let stdout = '';

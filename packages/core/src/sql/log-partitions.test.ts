@@ -1,6 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
+import { describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import type { LogHold } from './log-prune.js';
 import { agedEvent, day, now, pruneAll, rules } from './log-prune.test-support.js';
@@ -11,18 +11,13 @@ import { postgresFlavor } from './sql-flavor.js';
 import type { SqlStore } from './sql-store.js';
 import { migrate } from './migrations.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 const event = agedEvent;
 const many = (count: number, type = 'order.created', age = 0) => Array.from({ length: count }, () => event(type, age));
 
 /** A fresh database, and a way to query it as an operator would. */
 async function database() {
   const fresh = await freshDatabase();
-  cleanups.push(fresh.drop);
+  onTestFinished(fresh.drop);
   return {
     ...fresh,
     /** The log's partitions as PostgreSQL has them: their names, lowest first. */
@@ -42,7 +37,7 @@ async function database() {
 /** A store with partitions of 1,000 seqs (the smallest allowed), closed after the test. */
 async function open(url: string, logPartitionSize = 1000): Promise<SqlStore> {
   const store = postgresStore({ url, logPartitionSize });
-  cleanups.push(() => store.close());
+  onTestFinished(() => store.close());
   await store.init();
   return store;
 }
@@ -185,7 +180,7 @@ describe('the partitioned log (PostgreSQL)', () => {
     // A node of an earlier version took another lock to make partitions: it makes the next one in a transaction still open.
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
-    cleanups.push(() => other.end());
+    onTestFinished(() => other.end());
     await other.query('begin');
     await other.query('create table herald_events_from_2001 (like herald_events)');
     await other.query('alter table herald_events attach partition herald_events_from_2001 for values from (2001) to (3001)');
@@ -206,7 +201,7 @@ describe('the partitioned log (PostgreSQL)', () => {
     const db = await database();
     const store = await open(db.url);
     const app = new Kysely<HeraldDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }) });
-    cleanups.push(() => app.destroy());
+    onTestFinished(() => app.destroy());
     let release = () => {};
     const released = new Promise<void>((resolve) => {
       release = resolve;
@@ -220,7 +215,7 @@ describe('the partitioned log (PostgreSQL)', () => {
       published();
       await released;
     });
-    cleanups.push(async () => {
+    onTestFinished(async () => {
       release();
       await appTransaction;
     });

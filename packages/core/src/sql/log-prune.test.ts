@@ -1,15 +1,9 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { statSync } from 'node:fs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../temp-folder.test-support.js';
 import { agedEvent, day, now, pruneAll, rules } from './log-prune.test-support.js';
 import type { SqlStore } from './sql-store.js';
 import { sqliteStore } from './sqlite-store.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
 
 const event = agedEvent;
 
@@ -18,10 +12,8 @@ const stores: [string, () => Promise<SqlStore>][] = [
   [
     'SQLite',
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'herald-prune-'));
-      const store = sqliteStore({ path: join(dir, 'herald.db') });
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      cleanups.push(() => store.close());
+      const store = sqliteStore({ path: tempDatabase() });
+      onTestFinished(() => store.close());
       await store.init();
       return store;
     },
@@ -100,11 +92,9 @@ describe.each(stores)('pruning the log (%s)', (_name, open) => {
 
 describe('pruning SQLite', () => {
   it('stops the file from growing: new events reuse the pages of pruned ones', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-prune-size-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'herald.db');
+    const path = tempDatabase();
     const store = sqliteStore({ path });
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     const limit = rules({ maxEvents: 2000 });
     const fileSize = () => statSync(path).size + statSync(`${path}-wal`).size;

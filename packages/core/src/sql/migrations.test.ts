@@ -1,21 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { freshDatabase } from './postgres.test-support.js';
 import type { HeraldDatabase } from './schema.js';
 import type { SqlStoreExtension } from './sql-extension.js';
 import { postgresFlavor, type SqlFlavor, sqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
 import { sqliteStore } from './sqlite-store.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+import { tempDatabase } from '../temp-folder.test-support.js';
 
 interface Backend {
   db: Kysely<HeraldDatabase>;
@@ -25,9 +18,7 @@ interface Backend {
 }
 
 async function sqliteBackend(): Promise<Backend> {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-migrations-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const database = new Database(join(dir, 'herald.db'));
+  const database = new Database(tempDatabase());
   return {
     db: new Kysely<HeraldDatabase>({ dialect: new SqliteDialect({ database }) }),
     flavor: sqliteFlavor,
@@ -37,7 +28,7 @@ async function sqliteBackend(): Promise<Backend> {
 
 async function postgresBackend(): Promise<Backend> {
   const { url, drop } = await freshDatabase();
-  cleanups.push(drop);
+  onTestFinished(drop);
   const db = new Kysely<HeraldDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
   return {
     db,
@@ -81,7 +72,7 @@ describe.each([
   it("makes the store's tables, records every migration name (those whose tables moved to @herald/outbox too), and no outbox table", async () => {
     const { db, flavor, tables } = await backend();
     const store = new SqlStore(db, flavor);
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     // PostgreSQL: the ids of the partitioned log, and its first two partitions (100,000 seqs each).
     const partitioned = flavor.name === 'postgres' ? ['herald_event_ids', 'herald_events_from_1', 'herald_events_from_100001'] : [];
@@ -120,7 +111,7 @@ describe.each([
   it("runs an extension's migrations with a history of their own, makes it once, and runs them again after one failed", async () => {
     const { db, flavor, tables } = await backend();
     const store = new SqlStore(db, flavor);
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     const { extension, state } = thingsExtension();
     await expect(store.extend(extension)).rejects.toThrow('the migration failed');
@@ -141,11 +132,9 @@ describe('two processes starting on one new SQLite file at once', () => {
   it('migrate it one after the other: both start, and each migration is recorded once', async () => {
     // Two connections of their own, as two processes have; ten fresh files, since an unguarded race is lost only now and then.
     for (let round = 0; round < 10; round++) {
-      const dir = mkdtempSync(join(tmpdir(), 'herald-migrations-race-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-      const path = join(dir, 'herald.db');
+      const path = tempDatabase();
       const stores = [sqliteStore({ path }), sqliteStore({ path })];
-      for (const store of stores) cleanups.push(() => store.close());
+      for (const store of stores) onTestFinished(() => store.close());
       await Promise.all(stores.map((store) => store.init()));
       const { extension, state } = thingsExtension();
       state.failing = false;

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { sql } from 'kysely';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 // By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
 import { runStoreSuite } from '../../../testkit/src/store-suite.js';
 import type { HeraldEvent, NewEvent } from '../envelope.js';
@@ -14,14 +14,9 @@ import { adminUrl, freshDatabase } from './postgres.test-support.js';
 import { postgresFlavor } from './sql-flavor.js';
 import type { SqlStore } from './sql-store.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 async function database(): Promise<string> {
   const { url, drop } = await freshDatabase();
-  cleanups.push(drop);
+  onTestFinished(drop);
   return url;
 }
 
@@ -34,7 +29,7 @@ async function open(url: string, maxConnections?: number): Promise<SqlStore> {
     closed = true;
     await close();
   };
-  cleanups.push(async () => {
+  onTestFinished(async () => {
     if (!closed) await store.close();
   });
   await store.init();
@@ -108,7 +103,7 @@ describe('postgresStore', () => {
     // Hold the lock from outside: an append must wait for it to draw its seqs.
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
-    cleanups.push(() => holder.end());
+    onTestFinished(() => holder.end());
     await holder.query('begin');
     await holder.query('select pg_advisory_xact_lock($1)', [0x6865_7261_6c64]);
     let appended = false;
@@ -141,7 +136,7 @@ describe('resume across concurrent writers', () => {
       // An EventBus on its own store and broker hears no ring from the writers: it finds their events by polling.
       const bus = new EventBus({ store: readerStore, broker: memoryBroker(), catalog, pollInterval: 5, batchSize: 50 });
       await bus.start();
-      cleanups.push(() => bus.stop());
+      onTestFinished(() => bus.stop());
       const heardByBus: number[] = [];
       bus.onEvents((events) => heardByBus.push(...events.map((event) => event.seq)));
 
@@ -241,7 +236,7 @@ describe('resume across concurrent writers', () => {
 describe('PostgreSQL refusing writes (issue 13)', () => {
   it('a write refused by a read-only database is a 503 with its error as the cause; ping fails until writes succeed', async () => {
     const { url, query, drop } = await freshDatabase();
-    cleanups.push(drop);
+    onTestFinished(drop);
     const name = new URL(url).pathname.slice(1);
     const migrated = postgresStore({ url });
     await migrated.init();
@@ -252,7 +247,7 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     const logger = recordingLogger();
     let poolErrors = 0;
     const store = postgresStore({ url, maxConnections: 1, logger, onPoolError: () => void poolErrors++ });
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.ping();
 
     const refused = await store.append([newEvent('order.created')]).then(
@@ -289,7 +284,7 @@ describe('PostgreSQL ending a connection in use', () => {
   async function storeMadeWith(made: 'url' | 'pool'): Promise<{ url: string; store: SqlStore }> {
     const url = await database();
     const store = made === 'url' ? postgresStore({ url, maxConnections: 2 }) : postgresStore({ pool: new pg.Pool({ connectionString: url, max: 2 }) });
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     await store.init();
     return { url, store };
   }
@@ -300,7 +295,7 @@ describe('PostgreSQL ending a connection in use', () => {
       const { store } = await storeMadeWith(made);
       const admin = new pg.Client({ connectionString: adminUrl });
       await admin.connect();
-      cleanups.push(() => admin.end());
+      onTestFinished(() => admin.end());
       // An app's transaction on Herald's pool, held between two statements while PostgreSQL ends its connection
       // (a restart, a failover, an operator): the client then has no query to fail, and emits `error` alone.
       const transaction = store.database.transaction().execute(async (trx) => {
@@ -323,7 +318,7 @@ describe('PostgreSQL ending a connection in use', () => {
       const [kept] = await store.append([newEvent('order.created')]);
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();
-      cleanups.push(() => admin.end());
+      onTestFinished(() => admin.end());
       // Each read waits for a lock another session holds, and PostgreSQL ends its connection meanwhile.
       const endedUnder = async <T>(read: () => Promise<T>, table: string): Promise<unknown> => {
         await admin.query('begin');
@@ -359,7 +354,7 @@ describe('a write PostgreSQL rolls back to end a deadlock', () => {
     const subscription = await store.subscriptions.create({ id: 'sub_deadlocked', consumer: 'acme', transport: 'memory', types: ['order.*'], status: 'active', config: {}, cursor: 0 });
     const other = new pg.Client({ connectionString: url });
     await other.connect();
-    cleanups.push(() => other.end());
+    onTestFinished(() => other.end());
     // The other transaction holds the subscriptions' version row, which the store's change moves last; it
     // looks for deadlocks later than the store's session does, so that the store's change is the one rolled back.
     await other.query('begin');
@@ -408,7 +403,7 @@ describe("pg's errors for a lost connection, which carry no SQLSTATE", () => {
     const client = new pg.Client({ connectionString: adminUrl });
     client.on('error', () => {});
     await client.connect();
-    cleanups.push(() => client.end());
+    onTestFinished(() => client.end());
     // The socket gone under a running statement, as when the network drops or the server dies without a word.
     const running = client.query('select pg_sleep(5)');
     (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { HeraldEvent, NewEvent } from '../envelope.js';
 import { matchesPattern } from '../names.js';
 // By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
@@ -14,21 +14,11 @@ import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
 import { commitLevelsStore } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-sql-store-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDatabase, tempFolder } from '../temp-folder.test-support.js';
 
 /** An initialised store on `:memory:` or a fresh temp file; closed after the test. */
 async function open(where: 'memory' | 'file' | string): Promise<SqlStore> {
-  const path = where === 'memory' ? ':memory:' : where === 'file' ? join(tempDir(), 'db', 'herald.db') : where;
+  const path = where === 'memory' ? ':memory:' : where === 'file' ? join(tempFolder(), 'db', 'herald.db') : where;
   const store = sqliteStore({ path });
   let closed = false;
   const close = store.close.bind(store);
@@ -36,7 +26,7 @@ async function open(where: 'memory' | 'file' | string): Promise<SqlStore> {
     closed = true;
     await close();
   };
-  cleanups.push(async () => {
+  onTestFinished(async () => {
     if (!closed) await store.close();
   });
   await store.init();
@@ -446,7 +436,7 @@ describe.each(['memory', 'file'] as const)('SqlStore on SQLite (%s)', (where) =>
 
 describe('SqlStore on a SQLite file', () => {
   it('keeps everything across close and reopen, and continues the seq', async () => {
-    const path = join(tempDir(), 'nested', 'dir', 'herald.db');
+    const path = join(tempFolder(), 'nested', 'dir', 'herald.db');
     const store = await open(path);
     const appended = (await store.append([event('keep.one', { a: 1 }), event('keep.two', { b: [2] }, { consumer: 'acme', subject: 's' })])).map(
       (r) => r.event,
@@ -488,7 +478,7 @@ describe('SqlStore on a SQLite file', () => {
   });
 
   it('keeps its statement journals in memory, on a database it is given too', async () => {
-    const database = new Database(join(tempDir(), 'herald.db'));
+    const database = new Database(tempDatabase());
     const store = sqliteStore({ database });
     await store.init();
     await store.append([event('journal.one')]);
@@ -498,7 +488,7 @@ describe('SqlStore on a SQLite file', () => {
   });
 
   it('close waits for appends that are still pending', async () => {
-    const path = join(tempDir(), 'herald.db');
+    const path = tempDatabase();
     const store = await open(path);
     const pending = Array.from({ length: 20 }, (_, i) => store.append([event('close.pending', { i })]));
     await store.close();
@@ -520,7 +510,7 @@ describe('SqlStore group commit', () => {
     });
     const store = new SqlStore(db, sqliteFlavor);
     await store.init();
-    cleanups.push(() => store.close());
+    onTestFinished(() => store.close());
     queries.length = 0;
     return {
       store,
@@ -572,8 +562,8 @@ describe('SqlStore group commit', () => {
 
 describe('SqlStore on SQLite with synchronous=FULL', () => {
   async function watched() {
-    const watching = await commitLevelsStore(join(tempDir(), 'herald.db'));
-    cleanups.push(() => watching.store.close());
+    const watching = await commitLevelsStore(tempDatabase());
+    onTestFinished(() => watching.store.close());
     return watching;
   }
 

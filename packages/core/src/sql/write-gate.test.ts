@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { sql } from 'kysely';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
 import { recordingLogger } from '../logger.test-support.js';
@@ -15,27 +14,17 @@ import { longestStall } from '../stall.test-support.js';
 import type { SqlStore } from './sql-store.js';
 import { holdSqliteLock, type LockHolder } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
-
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'herald-write-gate-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return join(dir, 'herald.db');
-}
+import { tempDatabase } from '../temp-folder.test-support.js';
 
 async function holdLock(path: string): Promise<LockHolder> {
   const holder = await holdSqliteLock(path);
-  cleanups.push(() => holder.kill());
+  onTestFinished(() => holder.kill());
   return holder;
 }
 
 async function open(options: Parameters<typeof sqliteStore>[0]): Promise<SqlStore> {
   const store = sqliteStore(options);
-  cleanups.push(() => store.close());
+  onTestFinished(() => store.close());
   await store.init();
   return store;
 }
@@ -89,7 +78,7 @@ function everyWrite(store: SqlStore, { seq }: { seq: number }): Record<string, (
 
 describe('SQLite store while another process holds the write lock (issue 13)', () => {
   it('refuses every write with a 503 after its lock timeout, never blocking the event loop; reads go on', async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const logger = recordingLogger();
     const store = await open({ path, lockTimeout: 300, logger });
     const data = await withData(store);
@@ -148,7 +137,7 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
   });
 
   it('a write waits out a lock shorter than its timeout on timers, and then commits once', async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const store = await open({ path, lockTimeout: 10_000 });
     const data = await withData(store);
     const holder = await holdLock(path);
@@ -172,7 +161,7 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
   });
 
   it("an app's transaction on the store's database waits out the lock on timers, up to the lock timeout, and then fails with SQLite's error", async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const store = await open({ path, lockTimeout: 10_000 });
     await sql`create table app_orders (id integer primary key, note text)`.execute(store.database);
     const holder = await holdLock(path);
@@ -216,7 +205,7 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
 
 describe('SQLite store on a full database (issue 13)', () => {
   it("refuses writes with a 503 that carries SQLite's own error, is not ready, and recovers when there is room", async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const database = new Database(path);
     const logger = recordingLogger();
     const store = await open({ database, logger });
@@ -282,7 +271,7 @@ process.stdout.write(JSON.stringify({ acked, refused, ping, log }));
 
 describe('SQLite store when the file system refuses to grow its files (issue 13)', () => {
   it("the refused commit's own error comes out, as a 503, not the failed rollback after it", async () => {
-    const path = tempPath();
+    const path = tempDatabase();
     const script = join(dirname(path), 'filler.mjs');
     writeFileSync(script, filler);
     // ulimit -f: the files this process writes may not grow past 2,048 blocks (1 or 2 MiB, as the shell counts).

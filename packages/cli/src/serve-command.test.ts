@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 import { tempFolder } from '../../core/src/temp-folder.test-support.js';
+import { startReceiver, testCaPath, verifiedEvent } from '../../webhook/src/test-receiver.test-support.js';
+import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
 const cliIndex = fileURLToPath(new URL('./index.ts', import.meta.url));
@@ -116,6 +117,31 @@ describe('herald serve', () => {
     // Logs are pino's JSON lines, to the last one.
     const logs = jsonLines<{ msg: string }>(serve.stdout());
     expect(logs.map((log) => log.msg)).toEqual(expect.arrayContaining(['Herald is listening', 'stopping']));
+  });
+
+  it('delivers webhooks over HTTPS to an endpoint whose certificate authority the process trusts, signed', async () => {
+    const receiver = await startReceiver(undefined, 0, { tls: true });
+    const adminKey = `admin-${'k'.repeat(40)}`;
+    const env = { PORT: '0', HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: adminKey, HERALD_ALLOW_PRIVATE: '1', NODE_EXTRA_CA_CERTS: testCaPath };
+    const serve = startCli(['serve'], { cwd: tempFolder(), env });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+    const api = async (path: string, body: unknown) => {
+      const response = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    expect((await api('/v1/event-types', { name: 'order.created', schema: { type: 'object' } })).status).toBe(201);
+    const subscription = await api('/v1/subscriptions', { transport: 'webhook', types: ['order.*'], consumer: 'acme', config: { url: receiver.url } });
+    expect(subscription.status).toBe(201);
+    expect(receiver.url).toMatch(/^https:\/\/localhost:/);
+    expect(await publish(url, adminKey, 'order.created', { orderId: 'o-1' })).toBe(202);
+
+    await waitFor(() => receiver.requests.length > 0, 'the webhook over HTTPS');
+    const event = verifiedEvent(subscription.body.config.secret, receiver.requests[0] as (typeof receiver.requests)[number]);
+    expect(event).toMatchObject({ type: 'order.created', data: { orderId: 'o-1' } });
   });
 
   it('lists every problem of a config that does not validate, each with the file and the path, and does not start', async () => {

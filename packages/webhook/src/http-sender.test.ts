@@ -50,6 +50,17 @@ describe('the guard at connect time', () => {
     expect(receiver.requests).toHaveLength(0);
   });
 
+  it('over HTTPS, fails an attempt to an endpoint whose certificate it does not trust with the reason, before sending', async () => {
+    // Signed by the test CA, which this process does not trust (serve-command.test.ts runs a server that does).
+    receiver = await startReceiver(undefined, 0, { tls: true });
+    const result = await post(sender({ allowPrivate: true }), receiver.url);
+    expect(result).toMatchObject({ error: 'unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)' });
+    expect(result.status).toBeUndefined();
+    expect(receiver.requests).toHaveLength(0);
+    // The guard looks at the address before TLS does.
+    expect((await post(sender({}), receiver.url)).error).toMatch(/^localhost \(.+\) is a loopback address/);
+  });
+
   it('does not follow redirects, and keeps only the start of the response body', async () => {
     receiver = await startReceiver((request) =>
       request.n === 1 ? { status: 302, headers: { location: 'http://127.0.0.1:1/elsewhere' } } : { status: 200, body: 'x'.repeat(100_000) },

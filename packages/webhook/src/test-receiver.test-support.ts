@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { type HeraldEvent, type SqlStore, sqliteStore } from '@herald/core';
 import { Webhook } from 'standardwebhooks';
 import { onTestFinished } from 'vitest';
@@ -35,12 +38,19 @@ export interface TestReceiver {
 
 const ok: ReplyFn = () => ({ status: 204 });
 
-/** Starts a receiver, closed when the test finishes; by default it answers every request 204. */
-export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<TestReceiver> {
+/** The test certificate authority of `test-tls/` (see its README), which signed the receiver's certificate for `localhost`. */
+export const testCaPath = fileURLToPath(new URL('../test-tls/ca.pem', import.meta.url));
+
+/**
+ * Starts a receiver, closed when the test finishes; by default it answers every request 204. With `tls`,
+ * it answers HTTPS at `https://localhost:<port>` with a certificate signed by {@link testCaPath}.
+ */
+export async function startReceiver(replyFn: ReplyFn = ok, port = 0, { tls = false } = {}): Promise<TestReceiver> {
   let reply = replyFn;
   const requests: ReceivedRequest[] = [];
   const hanging = new Set<ServerResponse>();
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const certificate = (name: string) => readFileSync(new URL(`../test-tls/${name}`, import.meta.url));
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -62,7 +72,8 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
       if (answer.delay) setTimeout(send, answer.delay);
       else send();
     });
-  });
+  };
+  const server = tls ? createHttpsServer({ key: certificate('localhost-key.pem'), cert: certificate('localhost.pem') }, handle) : createServer(handle);
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const address = server.address() as AddressInfo;
@@ -74,7 +85,7 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0): Promise<Te
     });
   onTestFinished(close);
   return {
-    url: `http://127.0.0.1:${address.port}/hook`,
+    url: tls ? `https://localhost:${address.port}/hook` : `http://127.0.0.1:${address.port}/hook`,
     port: address.port,
     requests,
     ids: () => new Set(requests.map((request) => String(request.headers['webhook-id']))),

@@ -7,8 +7,8 @@ import { testEventTypes } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
-import { ownRedis, waitFor } from './multi-node-cluster.js';
 import { tempFolder } from '../../packages/core/src/temp-folder.test-support.js';
+import { ownRedis, waitFor } from './multi-node-cluster.js';
 
 /** A node on the shared SQLite file, ringing through `redisUrl` and holding no rings while Redis is away. */
 async function node(database: string, redisUrl: string, adminKey: string) {

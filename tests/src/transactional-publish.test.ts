@@ -12,8 +12,8 @@ import { HeraldSocket } from '@herald/client';
 import type { HeraldEvent } from '@herald/core';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
-import { api, freshDatabase, type NodeProcess, startNode, waitFor, webhookReceiver } from './multi-node-cluster.js';
 import { tempFolder } from '../../packages/core/src/temp-folder.test-support.js';
+import { api, freshDatabase, type NodeProcess, startNode, waitFor, webhookReceiver } from './multi-node-cluster.js';
 
 const here = import.meta.dirname;
 const shopNode = resolve(here, 'transactional-orders-node.ts');

@@ -16,8 +16,8 @@ import type { StreamEndReason, StreamSession } from './stream-session.js';
 import { type StreamContext, StreamSessions, type StreamSessionsOptions } from './stream-sessions.js';
 import type { ResetReason, StreamRequest, StreamSink, StreamSubscription } from './stream-subscription.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
-import { type ConnectionLimiter, TooManyConnectionsError, type TransportMetrics } from './transport.js';
 import { tempDatabase } from './temp-folder.test-support.js';
+import { type ConnectionLimiter, TooManyConnectionsError, type TransportMetrics } from './transport.js';
 
 const eventTypes = ['order.created', 'order.shipped', 'invoice.paid'] as const;
 type EventType = (typeof eventTypes)[number];

@@ -4,9 +4,9 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { legacyMigrate } from './legacy-migrations.test-support.js';
 import { sqlOutbox } from './sql-outbox.js';
-import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 
 interface Backend {
   db: Kysely<HeraldDatabase>;

@@ -1,4 +1,5 @@
 import { sqliteStore, StoreUnavailableError } from '@herald/core';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { newEvent } from '../../testkit/src/index.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
 // By path, as the integration tests do: core's helpers for a lock held by another process and for stalls of the event loop.
@@ -6,7 +7,6 @@ import { holdSqliteLock } from '../../core/src/sql/sqlite.test-support.js';
 import { longestStall } from '../../core/src/stall.test-support.js';
 import type { NewDelivery, Outbox } from './outbox.js';
 import { sqlOutbox } from './sql-outbox.js';
-import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 
 let counter = 0;
 

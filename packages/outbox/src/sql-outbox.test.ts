@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postgresStore, sqliteStore } from '@herald/core';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { newEvent, runOutboxSuite } from '../../testkit/src/index.js';
 import { sql } from 'kysely';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -10,7 +11,6 @@ import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import { commitLevelsStore } from '../../core/src/sql/sqlite.test-support.js';
 import type { Outbox } from './outbox.js';
 import { sqlOutbox } from './sql-outbox.js';
-import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 
 runOutboxSuite('SQLite', {
   async create() {

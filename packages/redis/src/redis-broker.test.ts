@@ -13,9 +13,9 @@ import {
 } from '@herald/core';
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempFolder } from '../../core/src/temp-folder.test-support.js';
 import { freePort, type OwnRedis, ownRedis as startOwnRedis } from './own-redis.test-support.js';
 import { type RedisBrokerOptions, redisBroker } from './redis-broker.js';
-import { tempFolder } from '../../core/src/temp-folder.test-support.js';
 
 /** The machine's Redis, for the tests that do not restart it. */
 const sharedRedisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

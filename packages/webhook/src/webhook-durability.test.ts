@@ -7,8 +7,8 @@ import { sqlOutbox } from '@herald/outbox';
 import { createHerald } from '@herald/server';
 import { waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { z } from 'zod';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { openStore, startReceiver } from './test-receiver.test-support.js';
 import { webhook } from './webhook-transport.js';
 

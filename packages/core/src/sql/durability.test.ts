@@ -5,8 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { sqliteStore } from './sqlite-store.js';
 import { tempFolder } from '../temp-folder.test-support.js';
+import { sqliteStore } from './sqlite-store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const source = (file: string) => pathToFileURL(resolve(here, '..', file)).href;

@@ -2,13 +2,13 @@ import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../temp-folder.test-support.js';
 import { freshDatabase } from './postgres.test-support.js';
 import type { HeraldDatabase } from './schema.js';
 import type { SqlStoreExtension } from './sql-extension.js';
 import { postgresFlavor, type SqlFlavor, sqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
 import { sqliteStore } from './sqlite-store.js';
-import { tempDatabase } from '../temp-folder.test-support.js';
 
 interface Backend {
   db: Kysely<HeraldDatabase>;

@@ -9,12 +9,12 @@ import { matchesPattern } from '../names.js';
 // By path rather than by package name: @herald/testkit depends on @herald/core, so a dependency back would be a cycle.
 import { runStoreSuite } from '../../../testkit/src/store-suite.js';
 import type { ApiKeyRecord } from '../store.js';
+import { tempDatabase, tempFolder } from '../temp-folder.test-support.js';
 import type { HeraldDatabase } from './schema.js';
 import { sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore } from './sql-store.js';
 import { commitLevelsStore } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
-import { tempDatabase, tempFolder } from '../temp-folder.test-support.js';
 
 /** An initialised store on `:memory:` or a fresh temp file; closed after the test. */
 async function open(where: 'memory' | 'file' | string): Promise<SqlStore> {

@@ -11,10 +11,10 @@ import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
 import { recordingLogger } from '../logger.test-support.js';
 import { longestStall } from '../stall.test-support.js';
+import { tempDatabase } from '../temp-folder.test-support.js';
 import type { SqlStore } from './sql-store.js';
 import { holdSqliteLock, type LockHolder } from './sqlite.test-support.js';
 import { sqliteStore } from './sqlite-store.js';
-import { tempDatabase } from '../temp-folder.test-support.js';
 
 async function holdLock(path: string): Promise<LockHolder> {
   const holder = await holdSqliteLock(path);

@@ -189,11 +189,16 @@ export class StoreUnavailableError extends UnavailableError {
   }
 }
 
-/** Turns any zod-style issue list into Herald issues. */
-export function toIssues(issues: readonly { path: readonly PropertyKey[]; message: string; code?: string }[]): Issue[] {
-  return issues.map((issue) => ({
-    path: issue.path.map((key) => (typeof key === 'number' ? key : String(key))),
-    message: issue.message,
-    ...(issue.code ? { code: issue.code } : {}),
-  }));
+/** Turns any zod-style issue list into Herald issues. A record's key that fails says why, where zod says only "Invalid key in record". */
+export function toIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string; code?: string; issues?: readonly { message: string }[] }[],
+): Issue[] {
+  return issues.map((issue) => {
+    const keyReasons = issue.code === 'invalid_key' ? (issue.issues ?? []).map((reason) => reason.message) : [];
+    return {
+      path: issue.path.map((key) => (typeof key === 'number' ? key : String(key))),
+      message: keyReasons.length > 0 ? keyReasons.join('; ') : issue.message,
+      ...(issue.code ? { code: issue.code } : {}),
+    };
+  });
 }

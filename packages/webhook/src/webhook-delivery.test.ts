@@ -48,6 +48,20 @@ describe('webhook subscriptions over REST', () => {
     expect(given.secret).toBeUndefined();
   });
 
+  it('refuses extra headers Herald sets itself or that are no header names, saying which and why', async () => {
+    const server = await app();
+    const key = await server.consumerKey('acme');
+    const headers = { 'Webhook-Id': 'mine', 'content-type': 'text/plain', 'bad name': 'x', 'x-tenant': 'acme' };
+    const { status, body } = await server.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: 'http://127.0.0.1:9/hook', headers } }, key);
+    expect(status).toBe(422);
+    expect(body.errors).toEqual([
+      { path: ['config', 'headers', 'Webhook-Id'], message: 'is set by Herald', code: 'invalid_key' },
+      { path: ['config', 'headers', 'content-type'], message: 'is set by Herald', code: 'invalid_key' },
+      { path: ['config', 'headers', 'bad name'], message: 'must be an HTTP header name', code: 'invalid_key' },
+    ]);
+    expect((await server.api('GET', '/v1/subscriptions', undefined, key)).body.data).toEqual([]);
+  });
+
   it('refuses private targets and plain http with a 422 unless they are allowed', async () => {
     const strict = await app({}, {});
     const key = await strict.consumerKey('acme');

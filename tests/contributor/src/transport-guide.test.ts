@@ -50,7 +50,15 @@ describe(`${guide} (issue 14)`, () => {
   it('has a sample of each kind of transport and its test, each block a file of its own', () => {
     const files = samples().map(({ file }) => file);
     expect(files).toEqual(
-      expect.arrayContaining(['mqtt-transport.ts', 'ndjson-transport.ts', 'long-poll-transport.ts', 'mqtt-transport.test.ts', 'mqtt-node.test-support.ts', 'long-poll-transport.test.ts']),
+      expect.arrayContaining([
+        'mqtt-transport.ts',
+        'ndjson-transport.ts',
+        'long-poll-transport.ts',
+        'mqtt-transport.test.ts',
+        'mqtt-node.test-support.ts',
+        'ndjson-transport.test.ts',
+        'long-poll-transport.test.ts',
+      ]),
     );
     expect(new Set(files).size, 'two blocks claim one file').toBe(files.length);
   });
@@ -71,6 +79,11 @@ describe(`${guide} (issue 14)`, () => {
   it('has an MQTT transport that passes the transport suite, push cases included, against the broker on 127.0.0.1:1883', async () => {
     const titles = await runGuideTest('mqtt-transport.test.ts');
     expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^loses nothing when killed with SIGKILL/), expect.stringMatching(/^retries a delivery/)]));
+  }, 240_000);
+
+  it('has an ndjson streaming transport that passes the transport suite through its connect harness, revocation and limits included', async () => {
+    const titles = await runGuideTest('ndjson-transport.test.ts');
+    expect(titles).toEqual(expect.arrayContaining([expect.stringMatching(/^ends the connections of a revoked key/), 'delivers exactly the matching events, in seq order']));
   }, 240_000);
 
   it('has a long-poll transport that passes the transport suite through the pull harness, its stop case included', async () => {

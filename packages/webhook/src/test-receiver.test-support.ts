@@ -38,8 +38,10 @@ export interface TestReceiver {
 
 const ok: ReplyFn = () => ({ status: 204 });
 
+const testTlsFile = (name: string) => fileURLToPath(new URL(`../test-tls/${name}`, import.meta.url));
+
 /** The test certificate authority of `test-tls/` (see its README), which signed the receiver's certificate for `localhost`. */
-export const testCaPath = fileURLToPath(new URL('../test-tls/ca.pem', import.meta.url));
+export const testCaPath = testTlsFile('ca.pem');
 
 /**
  * Starts a receiver, closed when the test finishes; by default it answers every request 204. With `tls`,
@@ -49,7 +51,6 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0, { tls = fal
   let reply = replyFn;
   const requests: ReceivedRequest[] = [];
   const hanging = new Set<ServerResponse>();
-  const certificate = (name: string) => readFileSync(new URL(`../test-tls/${name}`, import.meta.url));
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -73,7 +74,7 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0, { tls = fal
       else send();
     });
   };
-  const server = tls ? createHttpsServer({ key: certificate('localhost-key.pem'), cert: certificate('localhost.pem') }, handle) : createServer(handle);
+  const server = tls ? createHttpsServer({ key: readFileSync(testTlsFile('localhost-key.pem')), cert: readFileSync(testTlsFile('localhost.pem')) }, handle) : createServer(handle);
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const address = server.address() as AddressInfo;

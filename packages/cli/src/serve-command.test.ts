@@ -144,6 +144,25 @@ describe('herald serve', () => {
     expect(event).toMatchObject({ type: 'order.created', data: { orderId: 'o-1' } });
   });
 
+  it("serves the consumer portal where a portal session's link leads", async () => {
+    const adminKey = `admin-${'p'.repeat(40)}`;
+    const serve = startCli(['serve'], { cwd: tempFolder(), env: { PORT: '0', HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: adminKey } });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+    const session = await fetch(`${url}/v1/portal-sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ consumer: 'acme' }),
+    });
+    expect(session.status).toBe(201);
+    const link = new URL(((await session.json()) as { url: string }).url);
+    expect(link.hash).toMatch(/^#token=hp_/);
+    const page = await fetch(new URL(link.pathname, url));
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>Event portal</title>');
+    // Herald's own routes are still answered next to it.
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  });
+
   it('lists every problem of a config that does not validate, each with the file and the path, and does not start', async () => {
     const dir = project({
       'herald.config.json': JSON.stringify({

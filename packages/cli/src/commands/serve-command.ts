@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { portal, portalAppDirectory } from '@herald/portal';
 import { createHerald } from '@herald/server';
+import express from 'express';
 import { CliError, oneLine } from '../cli-error.js';
 import { loadServeConfig } from '../serve-config.js';
 import { shutdownSignal } from '../shutdown-signal.js';
@@ -11,8 +14,8 @@ export interface ServeFlags {
 }
 
 /**
- * Runs Herald from `herald.config.{ts,js,json}` (or the environment) until SIGTERM or SIGINT, then
- * stops gracefully. Logs are pino's JSON lines on stdout, among them the generated admin key, once, at warn level.
+ * Runs Herald from `herald.config.{ts,js,json}` (or the environment), with the consumer portal at `/portal`,
+ * until SIGTERM or SIGINT, then stops gracefully. Logs are pino's JSON lines on stdout, among them the generated admin key, once, at warn level.
  */
 export async function serve(flags: ServeFlags): Promise<void> {
   const { file, options } = await loadServeConfig(process.cwd(), flags.config);
@@ -25,7 +28,11 @@ export async function serve(flags: ServeFlags): Promise<void> {
   let url: string;
   try {
     await herald.ready;
-    ({ url } = await herald.listen({ handleSignals: false }));
+    // The consumer portal, where the links of `POST /v1/portal-sessions` lead (built when packed; in Herald's repository, by `pnpm build`).
+    const app = express();
+    if (existsSync(portalAppDirectory)) app.use('/portal', portal());
+    app.use(herald.app);
+    ({ url } = await herald.listen({ handler: app, handleSignals: false }));
   } catch (error) {
     await herald.close().catch(() => {});
     throw new CliError('start-failed', `Herald could not start: ${oneLine(error)}`, 503);

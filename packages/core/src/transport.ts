@@ -64,6 +64,12 @@ export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
    * counts it, as it counts streaming responses and upgraded sockets. @default false
    */
   longPoll?: boolean;
+  /**
+   * Headers for every answer of the route, whatever its status: set before the request is authenticated,
+   * rate-limited or validated, so that those refusals carry them as well as the route's own answers do
+   * (CORS headers, which a page on another origin needs to read why it was refused). @default none
+   */
+  headers?(request: IncomingMessage): Readonly<Record<string, string>> | undefined;
   handle(request: RouteRequest<TBody, TQuery>): Promise<RouteResult | undefined> | RouteResult | undefined;
 }
 

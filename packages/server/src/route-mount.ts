@@ -83,6 +83,7 @@ interface RouteInput {
 async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions, input: RouteInput): Promise<RouteResult | undefined> {
   const { authenticate, limiter } = options;
   const { req, res } = input;
+  for (const [name, value] of Object.entries(route.headers?.(req) ?? {})) res.setHeader(name, value);
   const principalOf = () => {
     const credential = credentialOf(req.headers, input.query, route.queryToken ?? false);
     return credential === undefined ? Promise.reject(new UnauthorizedError()) : authenticate(credential);

@@ -112,6 +112,8 @@ class ServerSentEvents implements SseTransport {
         queryToken: true,
         streamToken: true,
         query: streamQuery,
+        // On every answer: the server refuses some requests (no credential, a bad query, a limit) before `handle` runs.
+        headers: (request) => this.#cors?.headers(request.headers.origin),
         handle: (request) => this.#track(this.#open(context, request)),
       }),
     );
@@ -157,8 +159,6 @@ class ServerSentEvents implements SseTransport {
 
   async #open(context: TransportContext, { principal, query, raw, response }: RouteRequest<unknown, StreamQuery>): Promise<undefined> {
     if (this.#stopping) throw new StoppingError();
-    // Set first, so a problem answer can be read cross-origin too.
-    for (const [name, value] of Object.entries(this.#cors?.headers(raw.headers.origin) ?? {})) response.setHeader(name, value);
     const fromHeader = parseLastEventId(raw.headers['last-event-id'], 'The Last-Event-ID header');
     const fromQuery = parseLastEventId(query.lastEventId, 'The lastEventId parameter');
     const after = fromHeader ?? fromQuery;

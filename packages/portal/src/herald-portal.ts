@@ -120,7 +120,8 @@ export class HeraldPortal extends LitElement {
   /** The transports offered when creating a subscription, comma-separated. @default '' (every transport the server mounts, `GET /v1/transports`) */
   declare transports: string;
   declare view: View;
-  declare ended: boolean;
+  /** Why no view is shown: `ended`, a token that worked expired or was revoked; `refused`, the token is missing or one the server never knew. */
+  declare ended: 'ended' | 'refused' | undefined;
   declare error: string;
   declare types: EventType[];
   declare subscriptions: Subscription[];
@@ -140,6 +141,7 @@ export class HeraldPortal extends LitElement {
   /** The running or last replay of the selected subscription. */
   declare replay: Replay | undefined;
   #tailAbort: AbortController | undefined;
+  #client: PortalApi | undefined;
   /** Looks at a running replay again, while the deliveries view shows it. */
   #replayLook: ReturnType<typeof setTimeout> | undefined;
   /** Whether the deliveries view shows pages loaded with Older, which a look at a running replay keeps. */
@@ -154,7 +156,7 @@ export class HeraldPortal extends LitElement {
     this.token = '';
     this.transports = '';
     this.view = 'subscriptions';
-    this.ended = false;
+    this.ended = undefined;
     this.error = '';
     this.types = [];
     this.subscriptions = [];
@@ -172,8 +174,10 @@ export class HeraldPortal extends LitElement {
     this.replay = undefined;
   }
 
+  /** The client of the base URL and token as they are now: kept, for it knows whether the server took the token. */
   get #api(): PortalApi {
-    return new PortalApi(this.baseUrl, this.token);
+    if (this.#client?.baseUrl !== this.baseUrl || this.#client.token !== this.token) this.#client = new PortalApi(this.baseUrl, this.token);
+    return this.#client;
   }
 
   override connectedCallback(): void {
@@ -194,7 +198,7 @@ export class HeraldPortal extends LitElement {
       await step();
     } catch (error) {
       if (error instanceof SessionEndedError) {
-        this.ended = true;
+        this.ended = error.ended ? 'ended' : 'refused';
         this.#tailAbort?.abort();
       } else this.error = messageOf(error);
     }
@@ -227,10 +231,16 @@ export class HeraldPortal extends LitElement {
     return this.mounted.find((transport) => transport.name === subscription.transport)?.kind === 'push';
   }
 
-  /** Runs a step that sends the filter of form `key`; a refused filter is shown by its field, not as the page's error. */
-  async #withFilter(key: string, step: () => Promise<void>): Promise<void> {
+  /** Drops the reason shown by the filter field of form `key`. */
+  #forgetFilterError(key: string): void {
+    if (!(key in this.filterErrors)) return;
     const { [key]: _shown, ...others } = this.filterErrors;
     this.filterErrors = others;
+  }
+
+  /** Runs a step that sends the filter of form `key`; a refused filter is shown by its field, not as the page's error. */
+  async #withFilter(key: string, step: () => Promise<void>): Promise<void> {
+    this.#forgetFilterError(key);
     try {
       await step();
     } catch (error) {
@@ -385,10 +395,16 @@ export class HeraldPortal extends LitElement {
   }
 
   override render(): TemplateResult {
-    if (this.ended) {
+    if (this.ended === 'ended') {
       return html`<main class="ended" data-testid="portal-ended" role="alert">
         <h1>Session ended</h1>
         <p>This portal session has expired or was revoked. Open the portal again from the application that sent you here.</p>
+      </main>`;
+    }
+    if (this.ended === 'refused') {
+      return html`<main class="ended" data-testid="portal-no-session" role="alert">
+        <h1>No portal session</h1>
+        <p>This page has no valid portal session token. Open the portal from the application that sent you here: it makes a new session for you.</p>
       </main>`;
     }
     return html`<div class="portal">
@@ -452,7 +468,8 @@ export class HeraldPortal extends LitElement {
     return html`<label>${field.label}
         <textarea name="filter" rows="2" spellcheck="false" .value=${field.value}
           placeholder=${field.help ? '{"data.total": {"$gte": 100}}' : 'No filter: every event of its types'}
-          aria-invalid=${reason ? 'true' : 'false'} aria-describedby=${describedBy || nothing} data-testid=${testId}></textarea>
+          aria-invalid=${reason ? 'true' : 'false'} aria-describedby=${describedBy || nothing} data-testid=${testId}
+          @input=${() => this.#forgetFilterError(key)}></textarea>
       </label>
       ${field.help ? html`<p class="hint" id=${`filter-help-${key}`}>Optional. JSON, for example <code>{"data.country": "DE"}</code>; empty takes every event of its types.</p>` : nothing}
       ${reason ? html`<p class="field-error" id=${`filter-error-${key}`} role="alert" data-testid=${`${testId}-error`}>${reason}</p>` : nothing}`;
@@ -678,6 +695,7 @@ export class HeraldPortal extends LitElement {
       background: var(--_bg);
       color: var(--_fg);
       font: 15px/1.5 var(--herald-font, system-ui, sans-serif);
+      overflow-wrap: break-word;
     }
     .portal, .ended { max-width: 72rem; margin: 0 auto; padding: 1rem; }
     header { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; justify-content: space-between; }
@@ -697,8 +715,8 @@ export class HeraldPortal extends LitElement {
     .replay { margin: 0.75rem 0 0; }
     button.danger { border-color: var(--_danger); color: var(--_danger); }
     button:focus-visible, input:focus-visible, select:focus-visible, textarea:focus-visible, summary:focus-visible { outline: 3px solid var(--_accent); outline-offset: 2px; }
-    input, select { font: inherit; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }
-    label { display: flex; flex-direction: column; gap: 0.2rem; color: var(--_fg); }
+    input, select { font: inherit; padding: 0.3rem; border: 1px solid var(--_muted); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); box-sizing: border-box; max-width: 100%; }
+    label { display: flex; flex-direction: column; gap: 0.2rem; color: var(--_fg); min-width: 0; max-width: 100%; }
     .card { border: 1px solid var(--_border); border-radius: var(--_radius); padding: 0.75rem; margin: 0.75rem 0; }
     .create { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap: 0.75rem; align-items: end; }
     .create h3 { grid-column: 1 / -1; margin: 0; }

@@ -82,8 +82,29 @@ export interface Delivery {
   attempts: Attempt[];
 }
 
-/** The portal token was refused (401): the session expired or was revoked. */
-export class SessionEndedError extends Error {}
+/** The portal token was refused (401), or the live tail ended for it; the message is the server's reason. */
+export class SessionEndedError extends Error {
+  constructor(
+    message: string,
+    /** Whether the token worked and then stopped (it expired, or was revoked), rather than missing or never known to the server. */
+    readonly ended: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** How the server refuses a token that was good once: "The portal token has expired", "The key that issued this portal token was revoked". */
+const tokenEnded = /\b(expired|revoked)\b/;
+
+/** The `detail` of a 401 answer, or '' when it has none. */
+async function refusalOf(response: Response): Promise<string> {
+  try {
+    const detail = (await response.json())?.detail;
+    return typeof detail === 'string' ? detail : '';
+  } catch {
+    return '';
+  }
+}
 
 /** The API refused a request with a problem+json answer: its `detail` is the message, with its status and issues. */
 export class ProblemError extends Error {
@@ -98,10 +119,18 @@ export class ProblemError extends Error {
 
 /** The consumer routes of a Herald server, called with a portal token. */
 export class PortalApi {
+  /** Whether the server has taken the token in an answer to this client. */
+  #accepted = false;
+
   constructor(
-    private readonly baseUrl: string,
-    private readonly token: string,
+    readonly baseUrl: string,
+    readonly token: string,
   ) {}
+
+  async #refused(response: Response): Promise<SessionEndedError> {
+    const reason = await refusalOf(response);
+    return new SessionEndedError(reason, this.#accepted || tokenEnded.test(reason));
+  }
 
   async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const response = await fetch(`${this.baseUrl}${path}`, {
@@ -109,7 +138,8 @@ export class PortalApi {
       headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
-    if (response.status === 401) throw new SessionEndedError();
+    if (response.status === 401) throw await this.#refused(response);
+    this.#accepted = true;
     const text = await response.text();
     const parsed = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
@@ -212,7 +242,8 @@ export class PortalApi {
       if (signal.aborted) return;
       throw error;
     }
-    if (response.status === 401) throw new SessionEndedError();
+    if (response.status === 401) throw await this.#refused(response);
+    this.#accepted = true;
     if (!response.ok || !response.body) throw new Error(`The live tail answered ${response.status}`);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
@@ -227,7 +258,7 @@ export class PortalApi {
           buffer = buffer.slice(end + 2);
           const field = (name: string) => frame.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
           const type = field('event');
-          if (type === 'end') throw new SessionEndedError();
+          if (type === 'end') throw new SessionEndedError(field('data'), true);
           if (field('id') && type && type !== 'ready' && type !== 'reset') onEvent({ seq: field('id'), type, data: field('data') });
           end = buffer.indexOf('\n\n');
         }

@@ -242,6 +242,11 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     expect((await admin('GET', '/v1/subscriptions?consumer=gamma')).body.data).toEqual([]);
     await screenshot(page, 'filter-refused');
     await expectAccessible(page, 'filter refused');
+    // Once the field is edited, the reason for what it held before goes.
+    await field.fill('');
+    await expect.poll(() => filterError.count()).toBe(0);
+    expect(await field.getAttribute('aria-invalid')).toBe('false');
+    expect((await field.getAttribute('aria-describedby'))?.split(' ')).toEqual(['filter-help-create']);
 
     await field.fill('{"data.n": {"$gte": 10}}');
     await page.getByTestId('portal-create-submit').click();
@@ -277,6 +282,10 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     expect(await row.getByTestId('subscription-filter').getAttribute('aria-invalid')).toBe('true');
     await expectAccessible(page, 'filter refused in the edit form');
     expect((await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter).toEqual({ 'data.n': { $gte: 10 } });
+    await row.getByTestId('subscription-filter').press('End');
+    await row.getByTestId('subscription-filter').press('Backspace');
+    await expect.poll(() => row.getByTestId('subscription-filter-error').count()).toBe(0);
+    expect(await row.getByTestId('subscription-filter').getAttribute('aria-invalid')).toBe('false');
     await row.getByTestId('subscription-filter').fill('');
     await row.getByRole('button', { name: 'Save changes' }).click();
     await expect.poll(async () => (await admin('GET', `/v1/subscriptions/${stored.id}`)).body.filter ?? null).toBeNull();
@@ -360,6 +369,82 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expectAccessible(page, 'embedded at 375 px');
     await page.close();
   }, 60_000);
+
+  it('fits every view in a 375 px phone, long subscription ids, URLs and answers included', async () => {
+    // An unbroken path, so that only wrapping anywhere keeps the health view's heading in the screen.
+    const url = `${hookUrl}/theta/${'x'.repeat(90)}`;
+    const hook = await admin('POST', '/v1/subscriptions', { consumer: 'theta', transport: 'webhook', types: ['order.*'], config: { url } });
+    expect(hook.status).toBe(201);
+    expect((await admin('POST', '/v1/subscriptions', { consumer: 'theta', transport: 'sse', types: ['invoice.*'] })).status).toBe(201);
+    receiverFails = true;
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'theta' })).status).toBe(202);
+    await expect.poll(() => (received.get(new URL(url).pathname) ?? []).length, { timeout: 15_000 }).toBeGreaterThan(0);
+    receiverFails = false;
+
+    const page = await openPortal('theta');
+    await page.setViewportSize({ width: 375, height: 800 });
+    const views = page.getByRole('navigation', { name: 'Portal views' });
+    const widths: Record<string, number> = {};
+    const measure = async (view: string) => {
+      widths[view] = await page.evaluate(() => document.documentElement.scrollWidth);
+      await screenshot(page, `phone-${view}`);
+    };
+
+    const row = page.getByTestId('subscription-row').filter({ hasText: hook.body.id });
+    await row.getByTestId('portal-test-send').click();
+    await expect.poll(() => row.getByTestId('portal-test-result').getAttribute('data-status')).toBe('succeeded');
+    await page.getByTestId('portal-create-types').fill('order.*');
+    await page.getByTestId('portal-create-url').fill(url);
+    await page.getByTestId('portal-create-filter').fill(`{"data.${'z'.repeat(60)}": {"$near": 1}}`);
+    await page.getByTestId('portal-create-submit').click();
+    await page.getByTestId('portal-create-filter-error').waitFor();
+    await measure('subscriptions');
+    await page.getByTestId('portal-create-transport').selectOption('sse');
+    await measure('subscriptions-sse');
+
+    await row.getByRole('button', { name: 'Deliveries' }).click();
+    await refreshUntil(page, '[data-testid="delivery-attempt"][data-status="failed"]');
+    const picked = await page.getByTestId('portal-deliveries').getByRole('combobox', { name: 'Subscription' }).evaluate((select: HTMLSelectElement) => select.selectedOptions[0]?.textContent);
+    expect(picked).toBe(`${hook.body.id} (webhook)`);
+    await page.getByTestId('portal-replay-submit').click();
+    await page.getByTestId('portal-replay-status').waitFor();
+    await measure('deliveries');
+
+    await views.getByRole('button', { name: 'Health' }).click();
+    await page.getByTestId('health-endpoint').waitFor();
+    await measure('health');
+    await views.getByRole('button', { name: 'Catalog' }).click();
+    await page.getByTestId('portal-catalog').locator('details').first().waitFor();
+    await page.getByTestId('portal-catalog').locator('details').evaluateAll((all) => {
+      for (const details of all) (details as HTMLDetailsElement).open = true;
+    });
+    await measure('catalog');
+    await views.getByRole('button', { name: 'Live tail' }).click();
+    await page.getByTestId('portal-tail').waitFor();
+    await page.waitForTimeout(500);
+    expect((await admin('POST', '/v1/events', { type: 'invoice.paid', data: { n: 2 }, consumer: 'theta' })).status).toBe(202);
+    await expect.poll(() => page.getByTestId('portal-tail').textContent(), { timeout: 15_000 }).toContain('invoice.paid');
+    await measure('tail');
+    expect(Object.keys(widths)).toEqual(['subscriptions', 'subscriptions-sse', 'deliveries', 'health', 'catalog', 'tail']);
+    expect(Object.entries(widths).filter(([, width]) => width > 375)).toEqual([]);
+    await expectAccessible(page, 'tail at 375 px');
+
+    // The same views on a desktop, for the eye: the fixes for the phone leave them as they were.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    for (const [label, view] of [
+      ['Subscriptions', 'subscriptions'],
+      ['Deliveries', 'deliveries'],
+      ['Health', 'health'],
+      ['Catalog', 'catalog'],
+      ['Live tail', 'tail'],
+    ] as const) {
+      await views.getByRole('button', { name: label }).click();
+      await page.getByTestId(`portal-${view}`).waitFor();
+      expect(await page.evaluate(() => document.documentElement.scrollWidth), view).toBeLessThanOrEqual(1280);
+      await screenshot(page, `desktop-${view}`);
+    }
+    await page.close();
+  }, 90_000);
 
   it('replays every event since a date and time entered in the browser\'s time zone', async () => {
     const subscription = await admin('POST', '/v1/subscriptions', { consumer: 'zeta', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/zeta` } });
@@ -474,5 +559,40 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expired.getByTestId('portal-ended').waitFor();
     expect(await expired.getByTestId('portal-ended').textContent()).toContain('Session ended');
     await expired.close();
+  }, 60_000);
+
+  it('says that a link without a token, or with one the server never issued, has no session, rather than that it ended', async () => {
+    for (const address of [`${baseUrl}/portal/`, `${baseUrl}/portal#token=hp_bogus`, `${baseUrl}/portal#token=hp_${'0'.repeat(20)}_${'a'.repeat(64)}`]) {
+      // Not bypassing the CSP: the page is seen as it is served.
+      const page = await browser.newPage({ viewport: { width: 375, height: 800 } });
+      const problems: string[] = [];
+      // The API's 401s aside, every answer the page gets is a success: no 404 for an icon, say.
+      const failed: string[] = [];
+      page.on('pageerror', (error) => problems.push(error.message));
+      page.on('console', (message) => {
+        if (/Content Security Policy|favicon/i.test(message.text())) problems.push(message.text());
+      });
+      page.on('response', (response) => {
+        const path = new URL(response.url()).pathname;
+        if (response.status() >= 400 && !path.startsWith('/v1/')) failed.push(`${response.status()} ${path}`);
+      });
+      await page.goto(address);
+      const shown = page.getByTestId('portal-no-session');
+      await shown.waitFor();
+      expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('No portal session');
+      expect(await shown.textContent()).toContain('This page has no valid portal session token');
+      expect(await shown.textContent()).not.toMatch(/expired|revoked/);
+      expect(await page.getByTestId('portal-ended').count()).toBe(0);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await page.waitForTimeout(250);
+      expect({ address, problems, failed }).toEqual({ address, problems: [], failed: [] });
+      // Its own icon, from its origin, which the CSP allows: so the browser does not ask for /favicon.ico.
+      const icon = await page.evaluate(() => document.querySelector<HTMLLinkElement>('link[rel~="icon"]')?.href);
+      expect(icon).toBe(`${baseUrl}/portal/favicon.svg`);
+      const iconAnswer = await page.request.get(icon ?? '');
+      expect([iconAnswer.status(), iconAnswer.headers()['content-type']]).toEqual([200, 'image/svg+xml']);
+      await screenshot(page, 'no-session');
+      await page.close();
+    }
   }, 60_000);
 });

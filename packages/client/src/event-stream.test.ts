@@ -1,9 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
-import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { linger, restClient, startTestApp, type TestApp, testEventTypes, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type EventStream, openEventStream, type StreamEnd, type StreamedEvent, type StreamReset } from './event-stream.js';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { type EventStream, openEventStream, type StreamEnd, type StreamError, type StreamedEvent, type StreamReset } from './event-stream.js';
 
 type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number } };
 
@@ -18,16 +22,24 @@ afterEach(async () => {
   app = proxy = undefined;
 });
 
-/** A TCP proxy in front of `target`, whose connections can be cut as a network failure would. */
-async function startProxy(target: string): Promise<{ url: string; drop(): void; close(): Promise<void> }> {
+/**
+ * A TCP proxy in front of `target`, whose connections can be cut as a network failure would. While the
+ * target refuses connections it answers 502, as a reverse proxy in front of a stopped server does.
+ */
+async function startProxy(target: string): Promise<{ url: string; connections: () => number; drop(): void; close(): Promise<void> }> {
   const { hostname, port } = new URL(target);
   const sockets = new Set<Socket>();
+  let connections = 0;
   const server = createServer((client) => {
+    connections++;
     const upstream = connect(Number(port), hostname);
+    let reached = false;
+    upstream.once('connect', () => (reached = true));
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => {
+        if (socket === upstream && !reached) return void client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
         client.destroy();
         upstream.destroy();
       });
@@ -38,11 +50,46 @@ async function startProxy(target: string): Promise<{ url: string; drop(): void; 
   const address = server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${address.port}`,
+    connections: () => connections,
     drop: () => {
       for (const socket of sockets) socket.destroy();
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+const adminKey = 'admin-event-stream-test-0123456789abcdef';
+
+/** A Herald with SSE on the SQLite file `database`, not listening yet: it publishes while clients cannot reach it. */
+function heraldOn(database: string): TestApp['herald'] {
+  const herald = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse({ retry: 100 })] });
+  onTestFinished(() => herald.close());
+  return herald;
+}
+
+/** `herald` listening on 127.0.0.1:`port` (0: any free one), the same way as `startTestApp`'s. */
+async function listen(herald: TestApp['herald'], port = 0): Promise<TestApp> {
+  const { server, port: listening } = await herald.listen({ port, host: '127.0.0.1', handleSignals: false });
+  const baseUrl = `http://127.0.0.1:${listening}`;
+  return { herald, server, baseUrl, adminKey, ...restClient(baseUrl, adminKey), close: () => herald.close() };
+}
+
+async function tempDatabase(): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), 'herald-event-stream-'));
+  onTestFinished(() => rm(directory, { recursive: true, force: true }));
+  return join(directory, 'herald.db');
+}
+
+/** What one stream's handlers saw. */
+function recorder() {
+  const seen = { events: [] as StreamedEvent[], ends: [] as StreamEnd[], errors: [] as StreamError[], opens: 0 };
+  const handlers = {
+    event: (event: StreamedEvent) => seen.events.push(event),
+    end: (end: StreamEnd) => seen.ends.push(end),
+    error: (error: StreamError) => seen.errors.push(error),
+    open: () => seen.opens++,
+  };
+  return { seen, handlers };
 }
 
 /** A consumer's stream token for the test server. */
@@ -200,6 +247,141 @@ describe('openEventStream', () => {
     expect(transport.connections).toBe(0);
   }, 30_000);
 
+  it('opens a new stream with a fresh token when the EventSource gives up on a token that expired while the server was down', async () => {
+    const database = await tempDatabase();
+    const first = await listen(heraldOn(database));
+    const { port } = new URL(first.baseUrl);
+    const key = await first.consumerKey('acme');
+    let expiresAt = 0;
+    const issue = async () => {
+      const { body } = await first.api('POST', '/v1/stream-tokens', { ttl: 10 }, key);
+      expiresAt = Math.max(expiresAt, Date.parse(body.expiresAt));
+      return body.token as string;
+    };
+    let tokens = 0;
+    const freshToken = () => {
+      tokens++;
+      return issue();
+    };
+    const renewing = recorder();
+    const fixed = recorder();
+    const options = { url: first.baseUrl, types: ['order.*'], EventSource, initialDelay: 50, maxDelay: 400 };
+    const stream = openEventStream({ ...options, token: freshToken }, renewing.handlers);
+    const fixedStream = openEventStream({ ...options, token: await issue() }, fixed.handlers);
+    streams.push(stream, fixedStream);
+    await waitFor(() => renewing.seen.opens === 1 && fixed.seen.opens === 1, 'both streams to open');
+    const firstSource = stream.source;
+    const before = await first.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => renewing.seen.events.length === 1 && fixed.seen.events.length === 1, 'the event before the stop');
+
+    await first.close();
+    await waitFor(() => renewing.seen.ends.length === 1 && fixed.seen.ends.length === 1, 'the end frames');
+    expect([...renewing.seen.ends, ...fixed.seen.ends].map((end) => end.reason)).toEqual(['stopping', 'stopping']);
+    const second = heraldOn(database);
+    const shipped = await second.publish({ type: 'order.shipped', data: { n: 2 } });
+    await second.publish({ type: 'invoice.paid', data: { n: 3 } });
+    const created = await second.publish({ type: 'order.created', data: { n: 4 } });
+    await waitFor(() => Date.now() > expiresAt, 'the stream tokens to expire while the server is down', 15_000);
+    // Meanwhile each EventSource kept reconnecting by itself into refused connections.
+    expect(renewing.seen.errors.length).toBeGreaterThan(0);
+    expect([...renewing.seen.errors, ...fixed.seen.errors].every((error) => !error.closed && error.delay === undefined)).toBe(true);
+    expect(tokens).toBe(1);
+
+    const restarted = await listen(second, Number(port));
+    expect(restarted.baseUrl).toBe(first.baseUrl);
+    await waitFor(() => renewing.seen.opens === 2, 'the stream to open again with a fresh token');
+    const after = await second.publish({ type: 'order.shipped', data: { n: 5 } });
+    const published = [before, shipped, created, after].map(({ event }) => event);
+    await waitFor(() => renewing.seen.events.length >= published.length, `${published.length} events`);
+    await linger();
+    expect(renewing.seen.events.map((event) => event.id)).toEqual(published.map((event) => event.id));
+    expect(stream.lastSeq).toBe(after.event.seq);
+    expect(tokens).toBe(2);
+    expect(renewing.seen.errors.filter((error) => error.status !== undefined)).toEqual([{ closed: false, status: 401, delay: expect.any(Number) }]);
+    expect(stream.source).not.toBe(firstSource);
+    expect(firstSource?.readyState).toBe(2);
+
+    // A fixed token can never work again: its stream is over, and no new EventSource is opened.
+    await waitFor(() => fixed.seen.errors.some((error) => error.closed), 'the fixed token to be refused');
+    expect(fixed.seen.errors.at(-1)).toEqual({ closed: true, status: 401 });
+    expect(fixedStream.source?.readyState).toBe(2);
+    const refusals = fixed.seen.errors.length;
+    await linger(500);
+    expect(fixed.seen.errors.length).toBe(refusals);
+    expect(fixed.seen.opens).toBe(1);
+    expect(fixed.seen.events.map((event) => event.id)).toEqual([before.event.id]);
+  }, 30_000);
+
+  it('opens new streams with backoff while a proxy answers 502 for a stopped server, until it is back or the stream is closed', async () => {
+    const database = await tempDatabase();
+    const first = await listen(heraldOn(database));
+    const { port } = new URL(first.baseUrl);
+    const tcp = await startProxy(first.baseUrl);
+    proxy = tcp;
+    const token = await first.streamToken(await first.consumerKey('acme'));
+    const { seen, handlers } = recorder();
+    const stream = openEventStream({ url: tcp.url, types: ['order.*'], token, EventSource, initialDelay: 20, maxDelay: 200 }, handlers);
+    streams.push(stream);
+    await waitFor(() => seen.opens === 1, 'the stream to open');
+    const before = await first.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => seen.events.length === 1, 'the event before the stop');
+
+    await first.close();
+    const reopening = () => seen.errors.filter((error) => error.delay !== undefined);
+    await waitFor(() => reopening().length >= 6, 'several new streams refused with 502');
+    reopening().forEach((error, attempt) => {
+      expect(error).toMatchObject({ closed: false, status: 502 });
+      expect(error.delay).toBeLessThanOrEqual(Math.min(200, 20 * 2 ** attempt));
+    });
+    const second = heraldOn(database);
+    const down = await second.publish({ type: 'order.shipped', data: { n: 2 } });
+    await listen(second, Number(port));
+    const after = await second.publish({ type: 'order.created', data: { n: 3 } });
+    const published = [before, down, after].map(({ event }) => event);
+    await waitFor(() => seen.events.length >= published.length, `${published.length} events`);
+    await linger();
+    expect(seen.events.map((event) => event.id)).toEqual(published.map((event) => event.id));
+    expect(seen.opens).toBe(2);
+    expect(seen.errors.some((error) => error.closed)).toBe(false);
+
+    // Stopped again: it keeps trying until close(), then opens nothing more.
+    await second.close();
+    const refused = reopening().length;
+    await waitFor(() => reopening().length >= refused + 2, 'new streams refused again');
+    stream.close();
+    const connections = tcp.connections();
+    await linger(500);
+    expect(tcp.connections()).toBe(connections);
+    expect(seen.errors.some((error) => error.closed)).toBe(false);
+  }, 30_000);
+
+  it('closes the stream on a refusal a fresh token cannot change, even with a token function', async () => {
+    app = await startTestApp([sse()]);
+    const server = app;
+    const key = await server.consumerKey('acme');
+    let tokens = 0;
+    const { seen, handlers } = recorder();
+    const stream = openEventStream(
+      {
+        url: server.baseUrl,
+        types: ['order.*'],
+        token: () => {
+          tokens++;
+          return server.streamToken(key, { types: ['invoice.*'] });
+        },
+        EventSource,
+        initialDelay: 1,
+      },
+      handlers,
+    );
+    streams.push(stream);
+    await waitFor(() => seen.errors.length >= 1, 'the refusal');
+    await linger();
+    expect(seen.errors).toEqual([{ closed: true, status: 403 }]);
+    expect(tokens).toBe(1);
+    expect(stream.source?.readyState).toBe(2);
+  });
+
   it('reports a token function that fails, and opens nothing', async () => {
     app = await startTestApp([sse()]);
     const failures: unknown[] = [];
@@ -213,14 +395,18 @@ describe('openEventStream', () => {
     expect(stream.source).toBeUndefined();
   });
 
-  it('reports a stream that fails for good', async () => {
+  it('reports a stream that fails for good, and does not reconnect with a fixed token that is refused', async () => {
     app = await startTestApp([sse()]);
-    const errors: boolean[] = [];
+    const errors: StreamError[] = [];
     streams.push(
-      openEventStream({ url: app.baseUrl, types: ['order.*'], token: 'hs_nope', EventSource }, { event: () => {}, error: ({ closed }) => errors.push(closed) }),
+      openEventStream(
+        { url: app.baseUrl, types: ['order.*'], token: 'hs_nope', EventSource, initialDelay: 1 },
+        { event: () => {}, error: (error) => errors.push(error) },
+      ),
     );
-    await waitFor(() => errors.length === 1, 'the error');
-    expect(errors).toEqual([true]);
+    await waitFor(() => errors.length >= 1, 'the error');
+    await linger();
+    expect(errors).toEqual([{ closed: true, status: 401 }]);
   });
 
   it('needs an EventSource', () => {

@@ -25,7 +25,8 @@ export interface StreamEnd {
 /** The part of the WHATWG `EventSource` the helper uses: the browser's, or the `eventsource` package's. */
 export interface EventSourceLike {
   readonly readyState: number;
-  addEventListener(type: string, listener: (event: { data?: unknown }) => void): void;
+  /** `code`: the HTTP status of a refused connection, on the `eventsource` package's `error` events. */
+  addEventListener(type: string, listener: (event: { data?: unknown; code?: unknown }) => void): void;
   close(): void;
 }
 
@@ -41,7 +42,9 @@ export interface EventStreamOptions {
   /**
    * A stream token (`POST /v1/stream-tokens`), sent as `?access_token=`; or a function that returns a fresh
    * one, called for every stream opened: when a token expires the server ends the stream, and the helper
-   * opens a new one with a fresh token that resumes after the last event received.
+   * opens a new one with a fresh token that resumes after the last event received. The same happens when
+   * the EventSource gives up after a refused reconnection (say a `401` because the token expired while the
+   * server was down): see `error`. A token function that throws stops the stream (`tokenError`).
    */
   token?: string | (() => string | Promise<string>);
   /** Resume after this seq on the first connection; reconnections resume from the last event received. */
@@ -52,6 +55,30 @@ export interface EventStreamOptions {
   EventSource?: EventSourceConstructor;
   /** The constructor's second argument, e.g. `{ withCredentials: true }`, or the `eventsource` package's `{ fetch }`. */
   init?: unknown;
+  /** After the EventSource gave up, the first new one opens after a random wait up to this long, in ms. @default 500 */
+  initialDelay?: number;
+  /** No wait before a new EventSource is longer than this, in ms. @default 30000 */
+  maxDelay?: number;
+  /** How much the longest wait grows after each EventSource that gave up without opening. @default 2 */
+  backoffFactor?: number;
+}
+
+/**
+ * A connection dropped or refused. The EventSource reconnects by itself after a dropped connection or a
+ * network error; after an HTTP answer other than a stream it gives up for good, and the helper then opens a
+ * new one after `delay` ms (exponential backoff with full jitter, reset by each `open`), resuming after the
+ * last event received, with a fresh token from a token function. It does, whatever the credential, after
+ * `408`, `429` or a `5xx`; with a token function also after a `401`, or when the status is not known
+ * (browsers do not tell it). Any other refusal closes the stream: a `401` with a fixed token or no
+ * token, a `403`, a `404` (a deleted durable subscription).
+ */
+export interface StreamError {
+  /** The stream is over: nothing connects again. */
+  closed: boolean;
+  /** The HTTP status that made the EventSource give up, when it tells it (the `eventsource` package does). */
+  status?: number;
+  /** The EventSource gave up, and a new one opens after this many ms. */
+  delay?: number;
 }
 
 export interface EventStreamHandlers<TEvent> {
@@ -60,15 +87,16 @@ export interface EventStreamHandlers<TEvent> {
   reset?(reset: StreamReset): void;
   /** The stream is open (again). */
   open?(): void;
-  /** The connection dropped (the EventSource reconnects by itself) or failed for good (`closed`). */
-  error?(info: { closed: boolean }): void;
+  /** The connection dropped or was refused; `closed` once the stream is over for good. */
+  error?(info: StreamError): void;
   /**
-   * The server ended the stream. `stopping`: the EventSource reconnects by itself. `token-expired`: with a
-   * token function, a new stream opens with a fresh token; with a fixed token the stream is closed, as it is
-   * when the credential was `revoked` or the durable subscription `deleted`.
+   * The server ended the stream. `stopping`: the EventSource reconnects by itself (should it give up, a new
+   * one opens, as `error` tells). `token-expired`: with a token function, a new stream opens with a fresh
+   * token; with a fixed token the stream is closed, as it is when the credential was `revoked` or the
+   * durable subscription `deleted`.
    */
   end?(end: StreamEnd): void;
-  /** The token function threw or rejected; the stream is closed. */
+  /** The token function threw or rejected; the stream is closed (throw to stop it, e.g. once signed out). */
   tokenError?(error: unknown): void;
 }
 
@@ -76,7 +104,7 @@ export interface EventStreamHandlers<TEvent> {
 export interface EventStream {
   /** The seq of the last event received. */
   readonly lastSeq: number | undefined;
-  /** The EventSource of the stream open now (a new one after a token expired); none while a token function runs for the first stream. */
+  /** The EventSource of the stream open now (a new one after a token expired or an EventSource gave up); none while a token function runs for the first stream. */
   readonly source: EventSourceLike | undefined;
   close(): void;
 }
@@ -84,9 +112,16 @@ export interface EventStream {
 /** 2 is `EventSource.CLOSED`: failed for good, no more reconnections. */
 const closedState = 2;
 
+/** Whether a new EventSource may get a stream where one was refused with `status` (`undefined`: not told). */
+function worthReopening(status: number | undefined, freshToken: boolean): boolean {
+  if (status === undefined || status === 401) return freshToken;
+  return status === 408 || status === 429 || status >= 500;
+}
+
 /**
  * Opens an EventSource on Herald's `/v1/stream` and hands over parsed envelopes; the EventSource
- * reconnects by itself and resumes with `Last-Event-ID`, so nothing is missed or repeated.
+ * reconnects by itself and resumes with `Last-Event-ID`, so nothing is missed or repeated. When it gives
+ * up for good, a new one opens with backoff, until `close()` or a refusal that cannot change ({@link StreamError}).
  *
  * ```ts
  * const stream = openEventStream<EventMap>({ url, types: ['order.*'], token }, { event: (e) => render(e) });
@@ -103,9 +138,13 @@ export function openEventStream<TMap = Record<string, unknown>>(
   if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
   // One `message` listener for every type: patterns cannot be listed as event names.
   base.searchParams.set('named', 'false');
+  const { initialDelay = 500, maxDelay = 30_000, backoffFactor = 2 } = options;
 
   let lastSeq = options.after;
   let closed = false;
+  let source: EventSourceLike | undefined;
+  let attempt = 0;
+  let reopenTimer: ReturnType<typeof setTimeout> | undefined;
   const parse = (data: unknown): unknown => (typeof data === 'string' ? JSON.parse(data) : undefined);
   const open = (token: string | undefined): EventSourceLike => {
     const url = new URL(base);
@@ -126,26 +165,41 @@ export function openEventStream<TMap = Record<string, unknown>>(
       const end = parse(data) as StreamEnd;
       if (end.reason !== 'stopping') opened.close();
       handlers.end?.(end);
-      if (end.reason === 'token-expired' && typeof options.token === 'function') void reopen();
+      if (end.reason === 'token-expired' && typeof options.token === 'function') void connect();
     });
-    opened.addEventListener('open', () => handlers.open?.());
-    opened.addEventListener('error', () => handlers.error?.({ closed: opened.readyState === closedState }));
+    opened.addEventListener('open', () => {
+      attempt = 0;
+      handlers.open?.();
+    });
+    opened.addEventListener('error', ({ code }) => {
+      if (opened.readyState !== closedState) return handlers.error?.({ closed: false });
+      const status = typeof code === 'number' ? code : undefined;
+      const told = status !== undefined ? { status } : {};
+      if (closed || !worthReopening(status, typeof options.token === 'function')) return handlers.error?.({ closed: true, ...told });
+      const delay = Math.round(Math.random() * Math.min(maxDelay, initialDelay * backoffFactor ** attempt));
+      attempt += 1;
+      handlers.error?.({ closed: false, ...told, delay });
+      reopenTimer = setTimeout(() => void connect(), delay);
+    });
     return opened;
   };
-  const reopen = async () => {
-    let token: string;
+  const connect = async () => {
+    const { token } = options;
+    if (typeof token !== 'function') {
+      source = open(token);
+      return;
+    }
+    let fresh: string;
     try {
-      token = await (options.token as () => string | Promise<string>)();
+      fresh = await token();
     } catch (error) {
       handlers.tokenError?.(error);
       return;
     }
-    if (!closed) source = open(token);
+    if (!closed) source = open(fresh);
   };
 
-  let source: EventSourceLike | undefined;
-  if (typeof options.token === 'function') void reopen();
-  else source = open(options.token);
+  void connect();
   return {
     get lastSeq() {
       return lastSeq;
@@ -155,6 +209,7 @@ export function openEventStream<TMap = Record<string, unknown>>(
     },
     close: () => {
       closed = true;
+      clearTimeout(reopenTimer);
       source?.close();
     },
   };

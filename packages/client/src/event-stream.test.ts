@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
 import { linger, restClient, startTestApp, type TestApp, testEventTypes, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { type EventStream, openEventStream, type StreamEnd, type StreamError, type StreamedEvent, type StreamReset } from './event-stream.js';
 
 type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number } };
@@ -72,12 +70,6 @@ async function listen(herald: TestApp['herald'], port = 0): Promise<TestApp> {
   const { server, port: listening } = await herald.listen({ port, host: '127.0.0.1', handleSignals: false });
   const baseUrl = `http://127.0.0.1:${listening}`;
   return { herald, server, baseUrl, adminKey, ...restClient(baseUrl, adminKey), close: () => herald.close() };
-}
-
-async function tempDatabase(): Promise<string> {
-  const directory = await mkdtemp(join(tmpdir(), 'herald-event-stream-'));
-  onTestFinished(() => rm(directory, { recursive: true, force: true }));
-  return join(directory, 'herald.db');
 }
 
 /** What one stream's handlers saw. */
@@ -248,7 +240,7 @@ describe('openEventStream', () => {
   }, 30_000);
 
   it('opens a new stream with a fresh token when the EventSource gives up on a token that expired while the server was down', async () => {
-    const database = await tempDatabase();
+    const database = tempDatabase();
     const first = await listen(heraldOn(database));
     const { port } = new URL(first.baseUrl);
     const key = await first.consumerKey('acme');
@@ -313,7 +305,7 @@ describe('openEventStream', () => {
   }, 30_000);
 
   it('opens new streams with backoff while a proxy answers 502 for a stopped server, until it is back or the stream is closed', async () => {
-    const database = await tempDatabase();
+    const database = tempDatabase();
     const first = await listen(heraldOn(database));
     const { port } = new URL(first.baseUrl);
     const tcp = await startProxy(first.baseUrl);

@@ -7,8 +7,13 @@ export interface PollEventsOptions {
   types?: readonly string[];
   /** A durable `poll` subscription's id: each poll after the first acknowledges the events of the one before. */
   subscription?: string;
-  /** An API key or a stream token (`hs_…`), sent as `Authorization: Bearer`. */
-  token: string;
+  /**
+   * An API key or a stream token (`hs_…`), sent as `Authorization: Bearer`; or a function that returns a
+   * fresh stream token, called for the first poll and again when a poll is refused with 401 (the token
+   * expired): polling goes on from where it was. A 401 for a token just fetched throws {@link PollError},
+   * and so does the function when it throws.
+   */
+  token: string | (() => string | Promise<string>);
   /** Start after this seq. @default a durable subscription's cursor; for `types`, the end of the log (only new events) */
   after?: number;
   /** Seconds each poll waits for an event when there is none yet. @default the server's (25 s unless configured) */
@@ -76,29 +81,42 @@ export async function* pollEvents<TMap = Record<string, unknown>>(options: PollE
   if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
   if (options.wait !== undefined) base.searchParams.set('wait', String(options.wait));
   if (options.limit !== undefined) base.searchParams.set('limit', String(options.limit));
+  const renew = typeof options.token === 'function' ? options.token : undefined;
+  let token = renew ? await renew() : (options.token as string);
+  /** Whether the token in use was fetched after a 401, and has not been taken yet. */
+  let renewed = false;
   let after = options.after;
   while (!signal?.aborted) {
     const url = new URL(base);
     if (after !== undefined) url.searchParams.set('after', String(after));
-    let answer: { page: PollPage<StreamedEventOf<TMap>> } | { retryIn: number };
+    let answer: { page: PollPage<StreamedEventOf<TMap>> } | { retryIn: number } | { renew: () => string | Promise<string> };
     try {
-      const response = await request(url, { headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' }, ...(signal ? { signal } : {}) });
+      const response = await request(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, ...(signal ? { signal } : {}) });
       if (response.status === 200) answer = { page: (await response.json()) as PollPage<StreamedEventOf<TMap>> };
       else {
         const problem = await response.json().catch(() => undefined);
-        if (response.status !== 429 && response.status < 500) throw new PollError(response.status, problem);
-        const retryAfter = Number(response.headers.get('retry-after'));
-        answer = { retryIn: retryAfter > 0 ? retryAfter * 1000 : retryDelay };
+        if (response.status === 401 && renew && !renewed) answer = { renew };
+        else if (response.status !== 429 && response.status < 500) throw new PollError(response.status, problem);
+        else {
+          const retryAfter = Number(response.headers.get('retry-after'));
+          answer = { retryIn: retryAfter > 0 ? retryAfter * 1000 : retryDelay };
+        }
       }
     } catch (error) {
       if (error instanceof PollError) throw error;
       if (signal?.aborted) return;
       answer = { retryIn: retryDelay };
     }
+    if ('renew' in answer) {
+      token = await answer.renew();
+      renewed = true;
+      continue;
+    }
     if ('retryIn' in answer) {
       await pause(answer.retryIn, signal);
       continue;
     }
+    renewed = false;
     const { page } = answer;
     if (page.reset) options.onReset?.(page.reset);
     for (const event of page.data) yield event;

@@ -1,20 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createHerald } from '@herald/server';
 import { recordingLogger, restClient, testEventTypes } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
-
-const running: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const herald of running.splice(0)) await herald.close();
-});
 
 /** A key in the shape the server issues: `hk_<20 hex>_<64 hex>`. */
 const keyShaped = () => `hk_${randomBytes(10).toString('hex')}_${randomBytes(32).toString('hex')}`;
 
 async function serve(env: Record<string, string>, database = ':memory:') {
   const herald = createHerald({ database, logLevel: 'silent', env, eventTypes: testEventTypes });
-  running.push(herald);
+  onTestFinished(() => herald.close());
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   return { herald, baseUrl: `http://127.0.0.1:${port}` };
 }
@@ -63,7 +58,7 @@ describe('a generated admin key (issue 17)', () => {
     const start = async () => {
       const logger = recordingLogger();
       const herald = createHerald({ database, logger, env: {}, eventTypes: testEventTypes });
-      running.push(herald);
+      onTestFinished(() => herald.close());
       await herald.ready;
       return { herald, logged: logger.entries.filter((entry) => JSON.stringify(entry).includes('hk_')) };
     };

@@ -6,6 +6,7 @@ import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { type EventStream, openEventStream, type StreamEnd, type StreamError, type StreamedEvent, type StreamReset } from './event-stream.js';
+import { shortLivedTokens } from './stream-tokens.test-support.js';
 
 type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number } };
 
@@ -244,22 +245,12 @@ describe('openEventStream', () => {
     const first = await listen(heraldOn(database));
     const { port } = new URL(first.baseUrl);
     const key = await first.consumerKey('acme');
-    let expiresAt = 0;
-    const issue = async () => {
-      const { body } = await first.api('POST', '/v1/stream-tokens', { ttl: 10 }, key);
-      expiresAt = Math.max(expiresAt, Date.parse(body.expiresAt));
-      return body.token as string;
-    };
-    let tokens = 0;
-    const freshToken = () => {
-      tokens++;
-      return issue();
-    };
+    const tokens = shortLivedTokens(first, key);
     const renewing = recorder();
     const fixed = recorder();
     const options = { url: first.baseUrl, types: ['order.*'], EventSource, initialDelay: 50, maxDelay: 400 };
-    const stream = openEventStream({ ...options, token: freshToken }, renewing.handlers);
-    const fixedStream = openEventStream({ ...options, token: await issue() }, fixed.handlers);
+    const stream = openEventStream({ ...options, token: tokens.renew }, renewing.handlers);
+    const fixedStream = openEventStream({ ...options, token: await tokens.issue() }, fixed.handlers);
     streams.push(stream, fixedStream);
     await waitFor(() => renewing.seen.opens === 1 && fixed.seen.opens === 1, 'both streams to open');
     const firstSource = stream.source;
@@ -273,11 +264,11 @@ describe('openEventStream', () => {
     const shipped = await second.publish({ type: 'order.shipped', data: { n: 2 } });
     await second.publish({ type: 'invoice.paid', data: { n: 3 } });
     const created = await second.publish({ type: 'order.created', data: { n: 4 } });
-    await waitFor(() => Date.now() > expiresAt, 'the stream tokens to expire while the server is down', 15_000);
+    await waitFor(() => Date.now() > tokens.expiresAt, 'the stream tokens to expire while the server is down', 15_000);
     // Meanwhile each EventSource kept reconnecting by itself into refused connections.
     expect(renewing.seen.errors.length).toBeGreaterThan(0);
     expect([...renewing.seen.errors, ...fixed.seen.errors].every((error) => !error.closed && error.delay === undefined)).toBe(true);
-    expect(tokens).toBe(1);
+    expect(tokens.renewals).toBe(1);
 
     const restarted = await listen(second, Number(port));
     expect(restarted.baseUrl).toBe(first.baseUrl);
@@ -288,7 +279,7 @@ describe('openEventStream', () => {
     await linger();
     expect(renewing.seen.events.map((event) => event.id)).toEqual(published.map((event) => event.id));
     expect(stream.lastSeq).toBe(after.event.seq);
-    expect(tokens).toBe(2);
+    expect(tokens.renewals).toBe(2);
     expect(renewing.seen.errors.filter((error) => error.status !== undefined)).toEqual([{ closed: false, status: 401, delay: expect.any(Number) }]);
     expect(stream.source).not.toBe(firstSource);
     expect(firstSource?.readyState).toBe(2);

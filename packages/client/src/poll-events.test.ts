@@ -3,6 +3,7 @@ import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamedEvent, StreamReset } from './event-stream.js';
 import { PollError, pollEvents } from './poll-events.js';
+import { shortLivedTokens } from './stream-tokens.test-support.js';
 
 type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number }; 'invoice.paid': { n: number } };
 
@@ -102,31 +103,21 @@ describe('pollEvents', () => {
     app = await startTestApp([poll()]);
     const server = app;
     const key = await server.consumerKey('acme');
-    let expiresAt = 0;
-    const issue = async () => {
-      const { body } = await server.api('POST', '/v1/stream-tokens', { ttl: 10 }, key);
-      expiresAt = Math.max(expiresAt, Date.parse(body.expiresAt));
-      return body.token as string;
-    };
-    let issued = 0;
+    const tokens = shortLivedTokens(server, key);
     const stop = aborter();
     const renewing: StreamedEvent[] = [];
     const fixed: StreamedEvent[] = [];
     const options = { url: server.baseUrl, types: ['order.*'], after: 0, wait: 1, signal: stop.signal };
-    const renew = () => {
-      issued++;
-      return issue();
-    };
-    const polling = drain(pollEvents({ ...options, token: renew }), renewing);
-    const fixedPolling = drain(pollEvents({ ...options, token: await issue() }), fixed).catch((error: unknown) => error);
+    const polling = drain(pollEvents({ ...options, token: tokens.renew }), renewing);
+    const fixedPolling = drain(pollEvents({ ...options, token: await tokens.issue() }), fixed).catch((error: unknown) => error);
     const published = [await publish(server, 'order.created', 1)];
     await waitFor(() => renewing.length === 1 && fixed.length === 1, 'the first event');
-    const firstExpiry = expiresAt;
+    const firstExpiry = tokens.expiresAt;
     await waitFor(() => Date.now() > firstExpiry + 1_000, 'the stream tokens to expire', 15_000);
     published.push(await publish(server, 'order.shipped', 2), await publish(server, 'order.created', 3));
     await waitFor(() => renewing.length === published.length, `${published.length} events`);
     expect(renewing.map((event) => event.id)).toEqual(published.map((event) => event.id));
-    expect(issued).toBe(2);
+    expect(tokens.renewals).toBe(2);
     // The fixed token's loop ends on the first poll after its token expired, with nothing after it.
     expect(await fixedPolling).toMatchObject({ status: 401 });
     expect(fixed.map((event) => event.id)).toEqual([published[0]?.id]);

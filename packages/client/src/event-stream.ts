@@ -185,6 +185,7 @@ export function openEventStream<TMap = Record<string, unknown>>(
   };
   const connect = async () => {
     const { token } = options;
+    if (closed) return;
     if (typeof token !== 'function') {
       source = open(token);
       return;

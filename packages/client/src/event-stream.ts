@@ -1,4 +1,5 @@
 import type { DeliveredEvent } from './delivered-event.js';
+import { type BackoffOptions, ReconnectBackoff } from './reconnect-backoff.js';
 
 /** An event as it arrives on a Herald stream. */
 export type StreamedEvent<TType extends string = string, TData = unknown> = DeliveredEvent<TType, TData>;
@@ -32,7 +33,8 @@ export interface EventSourceLike {
 
 export type EventSourceConstructor = new (url: string, init?: any) => EventSourceLike;
 
-export interface EventStreamOptions {
+/** Options of {@link openEventStream}; the backoff's say how long it waits before a new EventSource, after one gave up (see {@link StreamError}). */
+export interface EventStreamOptions extends BackoffOptions {
   /** The Herald server, e.g. `https://api.example.com`. */
   url: string;
   /** Event types and patterns for an ad hoc stream; or give `subscription`. */
@@ -55,12 +57,6 @@ export interface EventStreamOptions {
   EventSource?: EventSourceConstructor;
   /** The constructor's second argument, e.g. `{ withCredentials: true }`, or the `eventsource` package's `{ fetch }`. */
   init?: unknown;
-  /** After the EventSource gave up, the first new one opens after a random wait up to this long, in ms. @default 500 */
-  initialDelay?: number;
-  /** No wait before a new EventSource is longer than this, in ms. @default 30000 */
-  maxDelay?: number;
-  /** How much the longest wait grows after each EventSource that gave up without opening. @default 2 */
-  backoffFactor?: number;
 }
 
 /**
@@ -138,12 +134,11 @@ export function openEventStream<TMap = Record<string, unknown>>(
   if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
   // One `message` listener for every type: patterns cannot be listed as event names.
   base.searchParams.set('named', 'false');
-  const { initialDelay = 500, maxDelay = 30_000, backoffFactor = 2 } = options;
+  const backoff = new ReconnectBackoff(options);
 
   let lastSeq = options.after;
   let closed = false;
   let source: EventSourceLike | undefined;
-  let attempt = 0;
   let reopenTimer: ReturnType<typeof setTimeout> | undefined;
   const parse = (data: unknown): unknown => (typeof data === 'string' ? JSON.parse(data) : undefined);
   const open = (token: string | undefined): EventSourceLike => {
@@ -168,7 +163,7 @@ export function openEventStream<TMap = Record<string, unknown>>(
       if (end.reason === 'token-expired' && typeof options.token === 'function') void connect();
     });
     opened.addEventListener('open', () => {
-      attempt = 0;
+      backoff.reset();
       handlers.open?.();
     });
     opened.addEventListener('error', ({ code }) => {
@@ -176,8 +171,7 @@ export function openEventStream<TMap = Record<string, unknown>>(
       const status = typeof code === 'number' ? code : undefined;
       const told = status !== undefined ? { status } : {};
       if (closed || !worthReopening(status, typeof options.token === 'function')) return handlers.error?.({ closed: true, ...told });
-      const delay = Math.round(Math.random() * Math.min(maxDelay, initialDelay * backoffFactor ** attempt));
-      attempt += 1;
+      const delay = backoff.next();
       handlers.error?.({ closed: false, ...told, delay });
       reopenTimer = setTimeout(() => void connect(), delay);
     });

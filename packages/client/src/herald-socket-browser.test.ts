@@ -33,12 +33,16 @@ let pageOrigin: string;
 let directory: string;
 
 beforeAll(async () => {
-  const source = await readFile(new URL('./herald-socket.ts', import.meta.url), 'utf8');
-  const script = ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+  // herald-socket.js and the modules it imports, each from its source in this folder.
+  const scripts = new Map<string, string>();
+  for (const name of ['herald-socket', 'reconnect-backoff']) {
+    const source = await readFile(new URL(`./${name}.ts`, import.meta.url), 'utf8');
+    scripts.set(`/${name}.js`, ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText);
+  }
   pageServer = createServer((request, response) => {
-    const isScript = request.url === '/herald-socket.js';
-    response.writeHead(200, { 'content-type': isScript ? 'text/javascript' : 'text/html; charset=utf-8' });
-    response.end(isScript ? script : page);
+    const script = scripts.get(request.url ?? '');
+    response.writeHead(200, { 'content-type': script !== undefined ? 'text/javascript' : 'text/html; charset=utf-8' });
+    response.end(script ?? page);
   });
   await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
   pageOrigin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;

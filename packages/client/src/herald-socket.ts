@@ -6,6 +6,7 @@
  */
 
 import type { DeliveredEvent } from './delivered-event.js';
+import { type BackoffOptions, ReconnectBackoff } from './reconnect-backoff.js';
 
 const subprotocol = 'herald.v1';
 
@@ -53,19 +54,13 @@ export type WebSocketConstructor = new (url: string, protocols: string | string[
 /** A credential: an API key or stream token, or a function that returns a fresh one on every connect. */
 export type TokenSource = string | (() => string | Promise<string>);
 
-export interface HeraldSocketOptions {
+export interface HeraldSocketOptions extends BackoffOptions {
   /** The WebSocket endpoint, e.g. `wss://api.example.com/v1/ws`; `http(s)://` is switched to `ws(s)://`. */
   url: string;
   /** An API key (server side), a stream token, or a function returning a fresh stream token (browsers). */
   token: TokenSource;
   /** @default globalThis.WebSocket */
   WebSocket?: WebSocketConstructor;
-  /** The first reconnect waits up to this long, in ms. @default 500 */
-  initialDelay?: number;
-  /** No reconnect waits longer than this, in ms. @default 30000 */
-  maxDelay?: number;
-  /** How much the longest wait grows after each failed attempt. @default 2 */
-  backoffFactor?: number;
   /** A JSON `ping` is sent this often, in ms. @default 25000 */
   pingInterval?: number;
   /** With nothing received for `pingInterval` + this, the connection is taken for dead and replaced, in ms. @default 10000 */
@@ -152,9 +147,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   readonly #url: string;
   readonly #token: TokenSource;
   readonly #WebSocket: WebSocketConstructor;
-  readonly #initialDelay: number;
-  readonly #maxDelay: number;
-  readonly #backoffFactor: number;
+  readonly #backoff: ReconnectBackoff;
   readonly #pingInterval: number;
   readonly #pongTimeout: number;
   readonly #ackInterval: number;
@@ -164,7 +157,6 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   #ws?: WebSocketLike;
   #ready = false;
   #closed = false;
-  #attempt = 0;
   #nextId = 1;
   #lastReceived = 0;
   #reconnectTimer?: ReturnType<typeof setTimeout>;
@@ -178,9 +170,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#WebSocket = Constructor;
     this.#url = options.url.replace(/^http(s?):/i, 'ws$1:');
     this.#token = options.token;
-    this.#initialDelay = options.initialDelay ?? 500;
-    this.#maxDelay = options.maxDelay ?? 30_000;
-    this.#backoffFactor = options.backoffFactor ?? 2;
+    this.#backoff = new ReconnectBackoff(options);
     this.#pingInterval = options.pingInterval ?? 25_000;
     this.#pongTimeout = options.pongTimeout ?? 10_000;
     this.#ackInterval = options.ackInterval ?? 1_000;
@@ -350,7 +340,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   #onReady(consumer: string | null, expiresAt: string | undefined): void {
     const firstReady = !this.#ready;
     this.#ready = true;
-    this.#attempt = 0;
+    this.#backoff.reset();
     clearTimeout(this.#refreshTimer);
     if (expiresAt !== undefined && typeof this.#token === 'function') {
       const left = Date.parse(expiresAt) - Date.now();
@@ -373,7 +363,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       this.#entries.delete(entry.id);
     }
     if (entry && code === 'unavailable') {
-      setTimeout(() => entry.active && this.#ready && this.#sendSubscribe(entry), this.#initialDelay);
+      setTimeout(() => entry.active && this.#ready && this.#sendSubscribe(entry), this.#backoff.initialDelay);
     }
     this.#emit('error', { code, message, ...(entry ? { subscription: entry.handle } : {}) });
   }
@@ -486,9 +476,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       this.#emit('close', { code, reason, reconnecting: false });
       return;
     }
-    const ceiling = Math.min(this.#maxDelay, this.#initialDelay * this.#backoffFactor ** this.#attempt);
-    const delay = Math.round(Math.random() * ceiling);
-    this.#attempt += 1;
+    const delay = this.#backoff.next();
     this.#emit('close', { code, reason, reconnecting: true, delay });
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
   }

@@ -127,9 +127,13 @@ export class PortalApi {
     readonly token: string,
   ) {}
 
-  async #refused(response: Response): Promise<SessionEndedError> {
-    const reason = await refusalOf(response);
-    return new SessionEndedError(reason, this.#accepted || tokenEnded.test(reason));
+  /** Throws SessionEndedError when the server refused the token (401); otherwise notes that it took it. */
+  async #tokenTaken(response: Response): Promise<void> {
+    if (response.status === 401) {
+      const reason = await refusalOf(response);
+      throw new SessionEndedError(reason, this.#accepted || tokenEnded.test(reason));
+    }
+    this.#accepted = true;
   }
 
   async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -138,8 +142,7 @@ export class PortalApi {
       headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
-    if (response.status === 401) throw await this.#refused(response);
-    this.#accepted = true;
+    await this.#tokenTaken(response);
     const text = await response.text();
     const parsed = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
@@ -242,8 +245,7 @@ export class PortalApi {
       if (signal.aborted) return;
       throw error;
     }
-    if (response.status === 401) throw await this.#refused(response);
-    this.#accepted = true;
+    await this.#tokenTaken(response);
     if (!response.ok || !response.body) throw new Error(`The live tail answered ${response.status}`);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';

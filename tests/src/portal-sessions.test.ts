@@ -140,7 +140,7 @@ describe('portal sessions (issue 19)', () => {
     expect((await app.api('GET', '/v1/subscriptions', undefined, key)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const expired = await app.api('GET', '/v1/subscriptions', undefined, key);
-    expect(expired).toMatchObject({ status: 401, body: { type: 'urn:herald:problem:unauthorized', detail: 'The portal token has expired' } });
+    expect(expired).toMatchObject({ status: 401, body: { type: 'urn:herald:problem:unauthorized', detail: 'The portal token has expired', reason: 'token-expired' } });
   });
 
   it('end when the admin key that opened them is revoked', async () => {
@@ -149,7 +149,10 @@ describe('portal sessions (issue 19)', () => {
     const other = (await session('alpha')).token;
     expect((await app.api('GET', '/v1/subscriptions', undefined, token)).status).toBe(200);
     expect((await app.api('DELETE', `/v1/keys/${admin.id}`)).status).toBe(204);
-    expect((await app.api('GET', '/v1/subscriptions', undefined, token)).status).toBe(401);
+    expect(await app.api('GET', '/v1/subscriptions', undefined, token)).toMatchObject({
+      status: 401,
+      body: { detail: 'The key that issued this portal token was revoked', reason: 'revoked' },
+    });
     expect((await app.api('GET', '/v1/subscriptions', undefined, other)).status).toBe(200);
   });
 });

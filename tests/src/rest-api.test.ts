@@ -161,9 +161,23 @@ describe('the REST API', () => {
     const token = (await app.api('POST', '/v1/stream-tokens', {}, key.key)).body.token;
     expect((await app.api('GET', '/v1/events', undefined, token)).status).toBe(200);
     expect((await app.api('DELETE', `/v1/keys/${key.id}`)).status).toBe(204);
-    expect((await app.api('GET', '/v1/subscriptions', undefined, key.key)).status).toBe(401);
-    expect((await app.api('GET', '/v1/events', undefined, token)).status).toBe(401);
+    // The holder of a credential that was good once is told why, in words and in `reason`.
+    expect(await app.api('GET', '/v1/subscriptions', undefined, key.key)).toMatchObject({
+      status: 401,
+      body: { type: 'urn:herald:problem:unauthorized', detail: 'The API key was revoked', reason: 'revoked' },
+    });
+    expect(await app.api('GET', '/v1/events', undefined, token)).toMatchObject({
+      status: 401,
+      body: { detail: 'The key that issued this stream token was revoked', reason: 'revoked' },
+    });
     expect((await app.api('DELETE', `/v1/keys/${key.id}`)).status).toBe(404);
+    // A key the server never issued has no reason to give.
+    expect((await app.api('GET', '/v1/subscriptions', undefined, `hk_${'0'.repeat(20)}_${'0'.repeat(64)}`)).body).toEqual({
+      type: 'urn:herald:problem:unauthorized',
+      title: 'Unauthorized',
+      status: 401,
+      detail: 'The API key is not valid',
+    });
   });
 
   it('lets a stream token only read (issue 13): every other route answers 403 with its own problem type', async () => {

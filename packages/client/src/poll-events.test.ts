@@ -119,7 +119,7 @@ describe('pollEvents', () => {
     expect(renewing.map((event) => event.id)).toEqual(published.map((event) => event.id));
     expect(tokens.renewals).toBe(2);
     // The fixed token's loop ends on the first poll after its token expired, with nothing after it.
-    expect(await fixedPolling).toMatchObject({ status: 401 });
+    expect(await fixedPolling).toMatchObject({ status: 401, problem: { reason: 'token-expired' } });
     expect(fixed.map((event) => event.id)).toEqual([published[0]?.id]);
     stop.abort();
     await polling;

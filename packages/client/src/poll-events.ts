@@ -37,8 +37,11 @@ export class PollError extends Error {
   override readonly name = 'PollError';
   constructor(
     readonly status: number,
-    /** The problem+json answer (`type`, `title`, `detail`, `errors`), when there was one. */
-    readonly problem: { type?: string; title?: string; detail?: string; errors?: unknown } | undefined,
+    /**
+     * The problem+json answer (`type`, `title`, `detail`, `errors`), when there was one; a 401 for a
+     * credential that was good once gives `reason`: `token-expired` or `revoked`.
+     */
+    readonly problem: { type?: string; title?: string; detail?: string; errors?: unknown; reason?: 'token-expired' | 'revoked' } | undefined,
   ) {
     super(`polling answered ${status}${problem?.detail ? `: ${problem.detail}` : ''}`);
   }

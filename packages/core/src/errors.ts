@@ -89,10 +89,21 @@ export class ConflictError extends HeraldError {
   }
 }
 
+/** Why a credential that was good once is refused: its token expired, or it or the key that issued it was revoked. */
+export const credentialEndReasons = ['token-expired', 'revoked'] as const;
+export type CredentialEndReason = (typeof credentialEndReasons)[number];
+
+/** No credential, or one the server refuses: 401, with `reason` when the credential was good once. */
 export class UnauthorizedError extends HeraldError {
   override readonly name: string = 'UnauthorizedError';
-  constructor(message = 'A valid API key is required: Authorization: Bearer <key>') {
+  constructor(
+    message = 'A valid API key is required: Authorization: Bearer <key>',
+    readonly reason?: CredentialEndReason,
+  ) {
     super('unauthorized', 401, message, 'Unauthorized');
+  }
+  protected override extensions() {
+    return this.reason === undefined ? {} : { reason: this.reason };
   }
 }
 

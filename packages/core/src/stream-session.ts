@@ -1,4 +1,4 @@
-import { ForbiddenError } from './errors.js';
+import { type CredentialEndReason, ForbiddenError } from './errors.js';
 import { outsideScope } from './names.js';
 import type { Principal } from './principal.js';
 import type { StreamSessions } from './stream-sessions.js';
@@ -6,7 +6,7 @@ import { type StreamRequest, type StreamSink, StreamSubscription } from './strea
 import { TooManyConnectionsError } from './transport.js';
 
 /** Why the server ends a session: its key was revoked, its stream token expired, or the server is stopping. */
-export type StreamEndReason = 'revoked' | 'token-expired' | 'stopping';
+export type StreamEndReason = CredentialEndReason | 'stopping';
 
 const maxTimer = 2_147_483_647;
 

@@ -24,9 +24,7 @@ function credentialOf(id: string): NonNullable<Principal['credential']> {
   return 'api-key';
 }
 
-function tokenName(id: string): string {
-  return credentialOf(id) === 'portal-token' ? 'portal token' : 'stream token';
-}
+const credentialName = { 'api-key': 'API key', 'stream-token': 'stream token', 'portal-token': 'portal token' } as const;
 
 /** What a stream token may be limited to. */
 export interface StreamTokenRequest {
@@ -174,15 +172,16 @@ export class ApiKeys {
   /** The principal of an API key, stream token or portal token; throws UnauthorizedError for anything else. */
   async authenticate(key: string): Promise<Principal> {
     const record = await this.#recordOf(key);
-    if (!record || record.revokedAt) throw new UnauthorizedError('The API key is not valid');
+    if (!record) throw new UnauthorizedError('The API key is not valid');
+    const credential = credentialOf(record.id);
+    if (record.revokedAt) throw new UnauthorizedError(`The ${credentialName[credential]} was revoked`, 'revoked');
     if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now()) {
-      throw new UnauthorizedError(`The ${tokenName(record.id)} has expired`);
+      throw new UnauthorizedError(`The ${credentialName[credential]} has expired`, 'token-expired');
     }
     if (record.parentId !== undefined) {
       const parent = await this.#lookup(record.parentId);
-      if (!parent || parent.revokedAt) throw new UnauthorizedError(`The key that issued this ${tokenName(record.id)} was revoked`);
+      if (!parent || parent.revokedAt) throw new UnauthorizedError(`The key that issued this ${credentialName[credential]} was revoked`, 'revoked');
     }
-    const credential = credentialOf(record.id);
     return {
       keyId: record.id,
       // Tokens stored by earlier versions may say `admin`; a token never acts as one.

@@ -1,4 +1,4 @@
-import { eventFilterJsonSchemas, publishInputSchema } from '@herald/core';
+import { credentialEndReasons, eventFilterJsonSchemas, publishInputSchema } from '@herald/core';
 import { z } from 'zod';
 import type { ApiSurface, DocumentedRoute, PlainRoute } from './api-surface.js';
 import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
@@ -14,6 +14,10 @@ const problemSchema = z.object({
     .array(z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string(), code: z.string().optional() }))
     .optional()
     .describe('The validation issues'),
+  reason: z
+    .enum(credentialEndReasons)
+    .optional()
+    .describe('On a 401, why a credential that was good once is refused: its token expired, or it or the key that issued it was revoked'),
 });
 
 const problem = (description: string) => ({
@@ -107,7 +111,7 @@ function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation 
     responses['400'] = problem('The body is not valid JSON');
     responses['415'] = problem('The body is not application/json');
   }
-  responses['401'] = problem('No valid API key (or stream or portal token)');
+  responses['401'] = problem('No valid API key (or stream or portal token); `reason` tells an expired token or a revoked key');
   if (definition.role === 'admin') responses['403'] = problem('Only an admin key may do this');
   else if (!(definition.portalToken ?? definition.streamToken)) responses['403'] = problem('Not for a portal token (`portal-token-forbidden`) or a stream token');
   if (params.length > 0) responses['404'] = problem('Not found, or not this key’s to see');

@@ -1,9 +1,9 @@
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defineRoute, type Transport } from '@herald/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
-import { createHerald, type Herald } from './create-herald.js';
+import { createHerald } from './create-herald.js';
 
 /** What the test stream's handler saw of each request it answered. */
 interface Seen {
@@ -43,19 +43,8 @@ function recordingTransport(seen: Seen[]): Transport {
   };
 }
 
-let herald: Herald | undefined;
-const servers: { close(): void; closeAllConnections(): void }[] = [];
-afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    server.close();
-  }
-  await herald?.close();
-  herald = undefined;
-});
-
 async function start(seen: Seen[], errors: unknown[] = []) {
-  herald = createHerald({
+  const herald = createHerald({
     database: ':memory:',
     logLevel: 'silent',
     env: {},
@@ -68,9 +57,10 @@ async function start(seen: Seen[], errors: unknown[] = []) {
     errors.push(args[0]);
     return (error as (...a: unknown[]) => void)(...args);
   }) as typeof logger.error;
+  onTestFinished(() => herald.close());
   const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
   const { key } = await herald.keys.create('consumer', 'acme');
-  return { url, key };
+  return { url, key, herald };
 }
 
 /** GETs `url`, reading the first chunk of a stream (then dropping it) or the whole of any other answer. */
@@ -136,14 +126,17 @@ describe('a streaming route', () => {
 
   it('goes through express when the app trusts a proxy, and under an attached base path is answered directly', async () => {
     const seen: Seen[] = [];
-    const { url, key } = await start(seen);
-    const app = (herald as Herald).app;
+    const { url, key, herald } = await start(seen);
+    const { app } = herald;
     app.set('trust proxy', 'loopback');
     expect(await get(`${url}/v1/test-stream?n=1`, { authorization: `Bearer ${key}` })).toMatchObject({ status: 200 });
     app.set('trust proxy', false);
     const server = createServer((_request, response) => response.writeHead(418).end());
-    servers.push(server);
-    await (herald as Herald).attach(server, { basePath: '/events' });
+    onTestFinished(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    await herald.attach(server, { basePath: '/events' });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const attached = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     expect(await get(`${attached}/events/v1/test-stream?n=2`, { authorization: `Bearer ${key}` })).toMatchObject({ status: 200, text: 'data: 2\n\n' });

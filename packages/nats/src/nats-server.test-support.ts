@@ -1,18 +1,27 @@
 /** The machine's NATS with JetStream, nats-server processes of the tests' own, and JetStream consumers made with the `nats` client. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
-import { AckPolicy, type ConsumerMessages, connect, type JsMsg, type NatsConnection } from 'nats';
+import { AckPolicy, type ConnectionOptions, type ConsumerMessages, connect, type JsMsg, type NatsConnection } from 'nats';
 
 export const natsServer = process.env.HERALD_TEST_NATS_SERVER ?? '127.0.0.1:4222';
 
 /** A name no other test uses: streams outlive a test that fails. */
 export const uniqueName = () => `herald_test_${randomBytes(6).toString('hex')}`;
+
+const testTlsFile = (name: string) => fileURLToPath(new URL(`../../webhook/test-tls/${name}`, import.meta.url));
+
+/**
+ * The test certificate authority of `packages/webhook/test-tls/` (see its README), and the certificate it signed
+ * for `localhost`, `127.0.0.1` and `::1` with its key. Nothing outside the tests trusts them.
+ */
+export const testTls = { ca: testTlsFile('ca.pem'), cert: testTlsFile('localhost.pem'), key: testTlsFile('localhost-key.pem') };
 
 /** A message as the consumer got it. */
 export interface Received {
@@ -38,7 +47,8 @@ export interface StreamConsumer {
   close(): Promise<void>;
 }
 
-export async function startStreamConsumer(server = natsServer): Promise<StreamConsumer> {
+/** Starts a {@link StreamConsumer} on `server`, connecting with `options` too (e.g. `tls: { ca }`). */
+export async function startStreamConsumer(server = natsServer, options: Partial<ConnectionOptions> = {}): Promise<StreamConsumer> {
   const stream = uniqueName();
   const prefix = `herald-test.${stream}`;
   const received: Received[] = [];
@@ -61,7 +71,7 @@ export async function startStreamConsumer(server = natsServer): Promise<StreamCo
     })().catch(() => {});
   };
   const open = async () => {
-    connection = await connect({ servers: server, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    connection = await connect({ ...options, servers: server, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     const manager = await connection.jetstreamManager();
     const exists = await manager.streams.info(stream).then(() => true, () => false);
     if (!exists) await declare();
@@ -95,7 +105,10 @@ export async function startStreamConsumer(server = natsServer): Promise<StreamCo
 
 /** A nats-server with JetStream of the test's own, on a port of its own, which the test may stop and start again. */
 export interface OwnNatsServer {
+  /** `127.0.0.1:<port>`; with TLS, `tls://localhost:<port>`. */
   server: string;
+  /** What a client needs to connect besides `server`: with TLS, `tls: { ca }` trusting {@link testTls}'s authority. */
+  clientOptions: Partial<ConnectionOptions>;
   stop(): Promise<void>;
   start(): Promise<void>;
   close(): Promise<void>;
@@ -109,9 +122,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function reachable(port: number): Promise<boolean> {
+async function reachable(server: string, options: Partial<ConnectionOptions>): Promise<boolean> {
   try {
-    const connection = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 500 });
+    const connection = await connect({ ...options, servers: server, reconnect: false, timeout: 500 });
     await connection.close();
     return true;
   } catch {
@@ -119,14 +132,21 @@ async function reachable(port: number): Promise<boolean> {
   }
 }
 
-export async function startOwnNatsServer(binary = process.env.HERALD_TEST_NATS_BINARY ?? '/usr/sbin/nats-server'): Promise<OwnNatsServer> {
+/**
+ * Starts a nats-server of the test's own. With `tls`, it requires TLS of every client and presents {@link testTls}'s
+ * certificate for `localhost`.
+ */
+export async function startOwnNatsServer({ tls = false, binary = process.env.HERALD_TEST_NATS_BINARY ?? '/usr/sbin/nats-server' } = {}): Promise<OwnNatsServer> {
   const port = await freePort();
   const storage = mkdtempSync(join(tmpdir(), 'herald-nats-'));
+  const server = tls ? `tls://localhost:${port}` : `127.0.0.1:${port}`;
+  const clientOptions: Partial<ConnectionOptions> = tls ? { tls: { ca: readFileSync(testTls.ca, 'utf8') } } : {};
+  const tlsArguments = tls ? ['--tls', '--tlscert', testTls.cert, '--tlskey', testTls.key] : [];
   let child: ChildProcess | undefined;
   const start = async () => {
-    const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage], { stdio: 'ignore' });
+    const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage, ...tlsArguments], { stdio: 'ignore' });
     child = started;
-    await waitFor(() => started.exitCode !== null || reachable(port), 'nats-server to listen', 20_000);
+    await waitFor(() => started.exitCode !== null || reachable(server, clientOptions), 'nats-server to listen', 20_000);
     if (started.exitCode !== null) throw new Error(`nats-server exited with ${started.exitCode}`);
   };
   const stop = async () => {
@@ -138,7 +158,8 @@ export async function startOwnNatsServer(binary = process.env.HERALD_TEST_NATS_B
   };
   await start();
   return {
-    server: `127.0.0.1:${port}`,
+    server,
+    clientOptions,
     start,
     stop,
     async close() {

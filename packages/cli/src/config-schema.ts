@@ -46,6 +46,11 @@ export interface HeraldConfig {
   /** `HERALD_RATE_LIMIT_STORE`: where the rate limits are counted: `memory`, each node on its own, or a `redis://` URL, the nodes together. @default 'memory' */
   rateLimitStore?: string;
   /**
+   * `HERALD_TRUST_PROXY`: the reverse proxies in front of Herald whose `X-Forwarded-*` headers it believes: how
+   * many (`1`), or their addresses and subnets (`'loopback'`, `['10.0.0.0/8', 'fd00::/8']`). @default none
+   */
+  trustProxy?: number | string | string[];
+  /**
    * The transports to mount, each with its factory's options (`true` for the defaults). A short name is
    * a package of Herald's: `amqp` is `@herald/amqp`, whose export `amqp` is the factory. A module path
    * (`./mqtt-transport.js`) or a scoped package (`@acme/herald-mqtt`) is called through its default export.
@@ -106,6 +111,7 @@ export const heraldConfigSchema = z.strictObject({
   adminRateLimit: rateLimitSchema.optional(),
   authFailureLimit: rateLimitSchema.optional(),
   rateLimitStore: storeUrl.optional(),
+  trustProxy: z.union([z.number().int().min(1), z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   transports: z.record(z.string(), z.unknown()).optional(),
   eventTypes: z.unknown().optional(),
 });

@@ -163,6 +163,19 @@ describe('herald serve', () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 
+  it('links the portal by the scheme and host the proxies of its trustProxy forwarded', async () => {
+    const adminKey = `admin-${'t'.repeat(40)}`;
+    const dir = project({ 'herald.config.json': JSON.stringify({ port: 0, database: ':memory:', adminKey, trustProxy: 'loopback' }) });
+    const serve = startCli(['serve'], { cwd: dir });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+    const session = await fetch(`${url}/v1/portal-sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'events.example.com' },
+      body: JSON.stringify({ consumer: 'acme' }),
+    });
+    expect(((await session.json()) as { url: string }).url).toMatch(/^https:\/\/events\.example\.com\/portal#token=hp_/);
+  });
+
   it('lists every problem of a config that does not validate, each with the file and the path, and does not start', async () => {
     const dir = project({
       'herald.config.json': JSON.stringify({
@@ -172,6 +185,7 @@ describe('herald serve', () => {
         rateLimit: { requests: 0, window: 60 },
         authFailureLimit: '60/1m',
         rateLimitStore: 'memcached://localhost',
+        trustProxy: true,
         transports: { websocket: {}, carrierpigeon: {}, 'Bad Name': {}, sse: 5 },
         eventTypes: [{ name: 'Order Created' }, { name: 'ping.sent', schema: './missing.json' }, './missing-module.ts', { name: 'x.y', schema: 5 }],
       }),
@@ -180,13 +194,14 @@ describe('herald serve', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
-    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (13 problems)');
+    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (14 problems)');
     expect(lines.slice(1).map((line) => line.trim())).toEqual([
       'herald.config.json: port: Too big: expected number to be <=65535',
       expect.stringMatching(/^herald\.config\.json: broker: expected "memory" or a redis:\/\/ URL/),
       'herald.config.json: rateLimit.requests: Too small: expected number to be >=1',
       'herald.config.json: authFailureLimit: expected false or an object',
       'herald.config.json: rateLimitStore: expected "memory" or a redis:// URL',
+      'herald.config.json: trustProxy: expected a number or a string or an array',
       'herald.config.json: databse: not a field Herald knows',
       expect.stringMatching(/^herald\.config\.json: eventTypes\[0\]\.name: "Order Created" is not a valid event-type name/),
       expect.stringMatching(/^herald\.config\.json: eventTypes\[1\]\.schema: cannot read ".*missing\.json": no such file/),

@@ -217,6 +217,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  if (resolved.trustProxy !== undefined) app.set('trust proxy', resolved.trustProxy);
   const api = express.Router();
   const transportRouter = express.Router();
   const metrics = new HeraldMetrics(() => bus.latest, () => keys.cachedCredentials());

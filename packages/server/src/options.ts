@@ -1,4 +1,5 @@
 import { type Broker, checkLogPartitionSize, type EventTypeDefinition, type Logger, type RateLimitStore, retentionDuration, type Store, type Transport } from '@herald/core';
+import proxyaddr from 'proxy-addr';
 import type { RateLimits } from './rate-limiter.js';
 
 /** A quota: at most `requests` in each `window` of seconds. */
@@ -98,6 +99,15 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * @default `/portal` on the host and under the path the `POST /v1/portal-sessions` request came by
    */
   portalUrl?: string;
+  /**
+   * `HERALD_TRUST_PROXY`: the reverse proxies in front of Herald, whose `X-Forwarded-For`, `X-Forwarded-Proto`
+   * and `X-Forwarded-Host` it believes: how many there are (`1`: the one next to Herald), or their addresses and
+   * subnets, comma-separated in the variable (`loopback`, `10.0.0.0/8`, `fd00::/8`; `loopback`, `linklocal` and
+   * `uniquelocal` name those ranges). Behind a proxy without it, every client shares the proxy's address in the
+   * per-address limits, and a portal link behind a TLS proxy is `http:`. Sets express's `trust proxy`.
+   * @default none: a request's client is the address it came from
+   */
+  trustProxy?: number | string | readonly string[];
 }
 
 export interface ResolvedOptions {
@@ -115,6 +125,7 @@ export interface ResolvedOptions {
   logMaxEvents?: number;
   logPartitionSize?: number;
   portalUrl?: string;
+  trustProxy?: number | string[];
 }
 
 /** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
@@ -168,6 +179,27 @@ function checkPortalUrl(text: string): void {
   }
 }
 
+/** `trustProxy`, else `HERALD_TRUST_PROXY`, as express's `trust proxy` takes it; throws on a hop count below 1 or an address that is none. */
+function trustProxyOf(option: HeraldOptions['trustProxy'], env: Readonly<Record<string, string | undefined>>): number | string[] | undefined {
+  const text = env.HERALD_TRUST_PROXY?.trim();
+  const value = option ?? (text ? (/^\d+$/.test(text) ? Number(text) : text) : undefined);
+  if (value === undefined) return undefined;
+  const refuse = (why: string) =>
+    new Error(`HERALD_TRUST_PROXY must be a number of proxies (1 or more) or addresses and subnets such as loopback, 10.0.0.0/8: ${why}`);
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 1) throw refuse(`not ${value}`);
+    return value;
+  }
+  const list = (typeof value === 'string' ? value.split(',') : [...value]).map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (list.length === 0) throw refuse('none is given');
+  try {
+    proxyaddr.compile(list);
+  } catch (error) {
+    throw refuse((error as Error).message);
+  }
+  return list;
+}
+
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
 export function resolveOptions(options: HeraldOptions, env: Readonly<Record<string, string | undefined>>): ResolvedOptions {
   const port = options.port ?? Number(env.PORT ?? 3000);
@@ -190,6 +222,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (adminKey !== undefined) checkAdminKey(adminKey);
   const portalUrl = options.portalUrl ?? (env.HERALD_PORTAL_URL?.trim() || undefined);
   if (portalUrl !== undefined) checkPortalUrl(portalUrl);
+  const trustProxy = trustProxyOf(options.trustProxy, env);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
     brokerUrl: env.HERALD_BROKER || 'memory',
@@ -204,6 +237,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     ...(logMaxEvents !== undefined ? { logMaxEvents } : {}),
     ...(logPartitionSize !== undefined ? { logPartitionSize } : {}),
     ...(portalUrl !== undefined ? { portalUrl } : {}),
+    ...(trustProxy !== undefined ? { trustProxy } : {}),
     rateLimits: {
       key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),
       admin: rateLimitOf('HERALD_ADMIN_RATE_LIMIT', options.adminRateLimit, env, false),

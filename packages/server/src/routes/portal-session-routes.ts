@@ -12,9 +12,12 @@ const sessionBody = z.strictObject({
   ttl: z.number().int().min(portalSessionTtl.min).max(portalSessionTtl.max).default(portalSessionTtl.default),
 });
 
-/** The configured portal URL, else `/portal` next to the API, on the host and under the path the request came by. */
+/**
+ * The configured portal URL, else `/portal` next to the API, on the host and under the path the request came by
+ * (by the scheme and host a trusted proxy forwarded, with `trustProxy`).
+ */
 function portalUrl(configured: string | undefined, request: Request, token: string): string {
-  const base = configured ?? `${request.protocol}://${request.get('host') ?? 'localhost'}${request.baseUrl}/portal`;
+  const base = configured ?? `${request.protocol}://${request.host ?? 'localhost'}${request.baseUrl}/portal`;
   return `${base}#token=${token}`;
 }
 

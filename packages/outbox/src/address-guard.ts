@@ -37,8 +37,12 @@ const ipv4Ranges: Range[] = [
   v4('169.254.0.0/16', 'link-local'),
   v4('172.16.0.0/12', 'private'),
   v4('192.0.0.0/24', 'reserved'),
+  // The documentation ranges (TEST-NET-1 to 3) reach no one on the internet; some networks use them inside.
+  v4('192.0.2.0/24', 'reserved'),
   v4('192.168.0.0/16', 'private'),
   v4('198.18.0.0/15', 'reserved'),
+  v4('198.51.100.0/24', 'reserved'),
+  v4('203.0.113.0/24', 'reserved'),
   v4('224.0.0.0/4', 'multicast'),
   v4('240.0.0.0/4', 'reserved'),
 ];
@@ -52,6 +56,8 @@ const ipv6Ranges: Range[] = [
   v6('64:ff9b::/96', 'ipv4-mapped'),
   v6('64:ff9b:1::/48', 'ipv4-mapped'),
   v6('100::/64', 'reserved'),
+  v6('2001:db8::/32', 'reserved'),
+  v6('3fff::/20', 'reserved'),
   v6('fc00::/7', 'unique-local'),
   v6('fe80::/10', 'link-local'),
   v6('fec0::/10', 'link-local'),

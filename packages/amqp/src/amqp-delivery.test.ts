@@ -1,10 +1,12 @@
-import { execFile } from 'node:child_process';
+import { execFile, } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, publishNumbered, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { brokerUrl, type QueueConsumer, startConsumer, uniqueName } from './amqp-broker.test-support.js';
+import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
+import { testTls } from '../../webhook/src/test-tls.test-support.js';
+import { brokerUrl, type QueueConsumer, startConsumer, startTlsProxy, uniqueName } from './amqp-broker.test-support.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
 
 const run = promisify(execFile);
@@ -21,7 +23,10 @@ async function consumer(options: Parameters<typeof startConsumer>[0] = {}): Prom
   return started;
 }
 
-const subscribe = async (target: TestApp, config: Record<string, unknown>, types?: string[]) => (await subscribeConsumer(target, 'amqp', config, { types })).id;
+const subscribe = async (target: RestClient, config: Record<string, unknown>, types?: string[]) => (await subscribeConsumer(target, 'amqp', config, { types })).id;
+
+/** The transport, for Herald nodes in processes of their own. */
+const transportModule = new URL('./amqp-transport.ts', import.meta.url);
 
 describe('messages', () => {
   it('publishes each event as one persistent message: the envelope as CloudEvents JSON, its id, type, time and seq as properties', async () => {
@@ -129,6 +134,34 @@ describe('failed attempts', () => {
     });
     expect(errors.some((error) => /NOT.FOUND/.test(error)), errors.join('\n')).toBe(true);
   }, 60_000);
+});
+
+describe('a broker behind TLS (amqps)', () => {
+  it('takes the events over amqps:// from a Herald process that trusts its private authority (NODE_EXTRA_CA_CERTS), checking the certificate against the host name; without it, the attempt fails for the certificate and nothing arrives', async () => {
+    // A TLS-terminating endpoint in front of the machine's RabbitMQ, with a certificate for localhost that the test authority signed.
+    const proxy = await startTlsProxy();
+    onTestFinished(() => proxy.close());
+    expect(proxy.url).toMatch(/^amqps:\/\/[^@]+@localhost:\d+$/);
+    const [trusted, untrusted] = await Promise.all([consumer(), consumer()]);
+    // Node reads NODE_EXTRA_CA_CERTS only when a process starts: two Herald processes, the same but for it.
+    const [trusting, distrusting] = await Promise.all([startPushNodeProcess(transportModule, 'amqp', { NODE_EXTRA_CA_CERTS: testTls.ca }), startPushNodeProcess(transportModule, 'amqp', { NODE_EXTRA_CA_CERTS: undefined })]);
+
+    const toTrusted = await subscribe(trusting, { url: proxy.url, exchange: trusted.exchange, ordered: true });
+    const toUntrusted = await subscribe(distrusting, { url: proxy.url, exchange: untrusted.exchange });
+    const [published, [refused]] = await Promise.all([publishOverRest(trusting, 20), publishOverRest(distrusting, 1)]);
+
+    await expectDeliveredInOrder(trusting, toTrusted, () => trusted.events, published);
+    // The connection asked for the host name (SNI), which the certificate is checked against, not for the address it dialled.
+    expect(proxy.servernames).toEqual(['localhost']);
+
+    // Without the authority: TLS refuses the certificate, so nothing is sent, and the attempt says why.
+    const shown = new URL(proxy.url);
+    shown.password = '';
+    expect(await onlyFailedAttempt(distrusting, toUntrusted, refused as string)).toBe(
+      `cannot connect to ${shown.href}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+    );
+    expect(untrusted.received).toHaveLength(0);
+  });
 });
 
 describe('a restart of the broker', () => {

@@ -5,7 +5,8 @@ import { waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { tempFolder } from '../../core/src/temp-folder.test-support.js';
-import { startReceiver, testCaPath, verifiedEvent } from '../../webhook/src/test-receiver.test-support.js';
+import { startReceiver, verifiedEvent } from '../../webhook/src/test-receiver.test-support.js';
+import { testTls } from '../../webhook/src/test-tls.test-support.js';
 import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
@@ -122,7 +123,7 @@ describe('herald serve', () => {
   it('delivers webhooks over HTTPS to an endpoint whose certificate authority the process trusts, signed', async () => {
     const receiver = await startReceiver(undefined, 0, { tls: true });
     const adminKey = `admin-${'k'.repeat(40)}`;
-    const env = { PORT: '0', HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: adminKey, HERALD_ALLOW_PRIVATE: '1', NODE_EXTRA_CA_CERTS: testCaPath };
+    const env = { PORT: '0', HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: adminKey, HERALD_ALLOW_PRIVATE: '1', NODE_EXTRA_CA_CERTS: testTls.ca };
     const serve = startCli(['serve'], { cwd: tempFolder(), env });
     const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
     const api = async (path: string, body: unknown) => {

@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, linger, publishNumbered, type RestClient, restClient, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, type RestClient, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer, testTls } from './nats-server.test-support.js';
+import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
+import { testTls } from '../../webhook/src/test-tls.test-support.js';
+import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
 import { type NatsOptions, nats } from './nats-transport.js';
 
 const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
@@ -23,61 +22,8 @@ async function consumer(server = natsServer): Promise<StreamConsumer> {
 
 const subscribe = async (target: RestClient, config: Record<string, unknown>, types?: string[]) => (await subscribeConsumer(target, 'nats', config, { types })).id;
 
-const natsNodeScript = fileURLToPath(new URL('./nats-node.test-support.ts', import.meta.url));
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-
-/**
- * A Herald with the NATS transport in a process of its own (nats-node.test-support.ts), started with `env` on top of
- * this process's environment (undefined removes a variable), and HERALD_ALLOW_PRIVATE=1; stopped when the test finishes.
- */
-async function startNatsNode(env: Record<string, string | undefined>): Promise<RestClient> {
-  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsx, natsNodeScript], {
-    env: { ...process.env, HERALD_ALLOW_PRIVATE: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  onTestFinished(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    await exited;
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  await waitFor(() => stdout.includes('\n') || child.exitCode !== null, 'the Herald process to start', 20_000);
-  if (!stdout.includes('\n')) throw new Error(`the Herald process did not start: ${stderr}`);
-  const { baseUrl, adminKey } = JSON.parse(stdout.split('\n')[0] as string) as { baseUrl: string; adminKey: string };
-  return restClient(baseUrl, adminKey);
-}
-
-/** Publishes `count` events of order.created with data `{ n }` (0, 1, ...) over the REST API, one at a time; resolves with their ids. */
-async function publishOverRest(node: RestClient, count: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let n = 0; n < count; n++) {
-    const { status, body } = await node.api('POST', '/v1/events', { type: 'order.created', data: { n } });
-    expect(status).toBe(202);
-    ids.push(body.id as string);
-  }
-  return ids;
-}
-
-interface DeliveryView {
-  eventId: string;
-  status: string;
-  attempts: { status: string; error: string | null }[];
-}
-
-/** A subscription's deliveries, as its node's admin sees them. */
-async function deliveries(node: RestClient, subscriptionId: string): Promise<DeliveryView[]> {
-  const { status, body } = await node.api('GET', `/v1/subscriptions/${subscriptionId}/deliveries`);
-  expect(status).toBe(200);
-  return body.data as DeliveryView[];
-}
+/** The transport, for Herald nodes in processes of their own. */
+const transportModule = new URL('./nats-transport.ts', import.meta.url);
 
 describe('messages', () => {
   it('publishes each event to its subject with Nats-Msg-Id = the event id, and the envelope as JSON', async () => {
@@ -229,29 +175,19 @@ describe('a NATS server that requires TLS', () => {
     const [trusted, untrusted] = await Promise.all([startStreamConsumer(own.server, own.clientOptions), startStreamConsumer(own.server, own.clientOptions)]);
     onTestFinished(() => Promise.all([trusted.close(), untrusted.close()]).then(() => {}));
     // Node reads NODE_EXTRA_CA_CERTS only when a process starts: two Herald processes, the same but for it.
-    const [trusting, distrusting] = await Promise.all([startNatsNode({ NODE_EXTRA_CA_CERTS: testTls.ca }), startNatsNode({ NODE_EXTRA_CA_CERTS: undefined })]);
+    const [trusting, distrusting] = await Promise.all([startPushNodeProcess(transportModule, 'nats', { NODE_EXTRA_CA_CERTS: testTls.ca }), startPushNodeProcess(transportModule, 'nats', { NODE_EXTRA_CA_CERTS: undefined })]);
 
     const toTrusted = await subscribe(trusting, { servers: own.server, subject: `${trusted.prefix}.{type}`, ordered: true });
     const toUntrusted = await subscribe(distrusting, { servers: own.server, subject: `${untrusted.prefix}.{type}` });
     const [published, [refused]] = await Promise.all([publishOverRest(trusting, 20), publishOverRest(distrusting, 1)]);
 
-    await waitFor(() => trusted.received.length >= 20, 'the 20 events over TLS');
-    await waitFor(async () => ((await deliveries(distrusting, toUntrusted))[0]?.attempts.length ?? 0) > 0, 'the attempt without the authority');
-    await linger(300);
-    // Once each, in order, each delivery done at its first attempt.
-    expect(trusted.events.map((event) => event.id)).toEqual(published);
-    expect(trusted.events.map((event) => (event.data as { n: number }).n)).toEqual(published.map((_, n) => n));
+    await expectDeliveredInOrder(trusting, toTrusted, () => trusted.events, published);
     expect(trusted.received.every(({ message }) => message.subject === `${trusted.prefix}.order.created`)).toBe(true);
-    const done = await deliveries(trusting, toTrusted);
-    expect(done).toHaveLength(20);
-    expect(done.every((delivery) => delivery.status === 'delivered' && delivery.attempts.length === 1)).toBe(true);
 
     // Without the authority: TLS refuses the certificate, so nothing is sent, and the attempt says why.
-    const [failed] = await deliveries(distrusting, toUntrusted);
-    expect(failed?.eventId).toBe(refused);
-    expect(failed?.attempts).toHaveLength(1);
-    expect(failed?.attempts[0]?.status).toBe('failed');
-    expect(failed?.attempts[0]?.error).toBe(`cannot connect to NATS at ${own.server}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect(await onlyFailedAttempt(distrusting, toUntrusted, refused as string)).toBe(
+      `cannot connect to NATS at ${own.server}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+    );
     expect(untrusted.received).toHaveLength(0);
   });
 });

@@ -5,23 +5,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
 import { AckPolicy, type ConnectionOptions, type ConsumerMessages, connect, type JsMsg, type NatsConnection } from 'nats';
+import { testTls } from '../../webhook/src/test-tls.test-support.js';
 
 export const natsServer = process.env.HERALD_TEST_NATS_SERVER ?? '127.0.0.1:4222';
 
 /** A name no other test uses: streams outlive a test that fails. */
 export const uniqueName = () => `herald_test_${randomBytes(6).toString('hex')}`;
-
-const testTlsFile = (name: string) => fileURLToPath(new URL(`../../webhook/test-tls/${name}`, import.meta.url));
-
-/**
- * The test certificate authority of `packages/webhook/test-tls/` (see its README), and the certificate it signed
- * for `localhost`, `127.0.0.1` and `::1` with its key. Nothing outside the tests trusts them.
- */
-export const testTls = { ca: testTlsFile('ca.pem'), cert: testTlsFile('localhost.pem'), key: testTlsFile('localhost-key.pem') };
 
 /** A message as the consumer got it. */
 export interface Received {

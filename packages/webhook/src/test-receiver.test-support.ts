@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { type HeraldEvent, type SqlStore, sqliteStore } from '@herald/core';
 import { Webhook } from 'standardwebhooks';
 import { onTestFinished } from 'vitest';
+import { testTls } from './test-tls.test-support.js';
 
 /** One request as a test receiver saw it. */
 export interface ReceivedRequest {
@@ -38,14 +38,9 @@ export interface TestReceiver {
 
 const ok: ReplyFn = () => ({ status: 204 });
 
-const testTlsFile = (name: string) => fileURLToPath(new URL(`../test-tls/${name}`, import.meta.url));
-
-/** The test certificate authority of `test-tls/` (see its README), which signed the receiver's certificate for `localhost`. */
-export const testCaPath = testTlsFile('ca.pem');
-
 /**
  * Starts a receiver, closed when the test finishes; by default it answers every request 204. With `tls`,
- * it answers HTTPS at `https://localhost:<port>` with a certificate signed by {@link testCaPath}.
+ * it answers HTTPS at `https://localhost:<port>` with a certificate signed by {@link testTls}'s authority.
  */
 export async function startReceiver(replyFn: ReplyFn = ok, port = 0, { tls = false } = {}): Promise<TestReceiver> {
   let reply = replyFn;
@@ -74,7 +69,7 @@ export async function startReceiver(replyFn: ReplyFn = ok, port = 0, { tls = fal
       else send();
     });
   };
-  const server = tls ? createHttpsServer({ key: readFileSync(testTlsFile('localhost-key.pem')), cert: readFileSync(testTlsFile('localhost.pem')) }, handle) : createServer(handle);
+  const server = tls ? createHttpsServer({ key: readFileSync(testTls.key), cert: readFileSync(testTls.cert) }, handle) : createServer(handle);
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const address = server.address() as AddressInfo;

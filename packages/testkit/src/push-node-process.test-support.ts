@@ -1,0 +1,88 @@
+/** Herald nodes with one push transport in processes of their own, for what Node reads only when a process starts, such as `NODE_EXTRA_CA_CERTS`. */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { expect, onTestFinished } from 'vitest';
+import { type RestClient, restClient } from './test-app.js';
+import { linger, waitFor } from './wait-for.js';
+
+const mainScript = fileURLToPath(new URL('./push-node-process-main.test-support.ts', import.meta.url));
+
+/**
+ * Starts a Herald whose one transport is `factory` of `module` (called with a fast poll, a 3 s timeout and a
+ * retry a minute after the first attempt), with `env` on top of this process's environment (undefined removes a
+ * variable) and HERALD_ALLOW_PRIVATE=1; stopped when the test finishes.
+ */
+export async function startPushNodeProcess(module: URL, factory: string, env: Record<string, string | undefined>): Promise<RestClient> {
+  // tsx as the transport's package has it.
+  const tsx = pathToFileURL(createRequire(module).resolve('tsx')).href;
+  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsx, mainScript, module.href, factory], {
+    env: { ...process.env, HERALD_ALLOW_PRIVATE: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  onTestFinished(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await exited;
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  await waitFor(() => stdout.includes('\n') || child.exitCode !== null, 'the Herald process to start', 20_000);
+  if (!stdout.includes('\n')) throw new Error(`the Herald process did not start: ${stderr}`);
+  const { baseUrl, adminKey } = JSON.parse(stdout.split('\n')[0] as string) as { baseUrl: string; adminKey: string };
+  return restClient(baseUrl, adminKey);
+}
+
+/** Publishes `count` events of order.created with data `{ n }` (0, 1, ...) over the REST API, one at a time; resolves with their ids. */
+export async function publishOverRest(node: RestClient, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let n = 0; n < count; n++) {
+    const { status, body } = await node.api('POST', '/v1/events', { type: 'order.created', data: { n } });
+    expect(status).toBe(202);
+    ids.push(body.id as string);
+  }
+  return ids;
+}
+
+interface DeliveryView {
+  eventId: string;
+  status: string;
+  attempts: { status: string; error: string | null }[];
+}
+
+/** A subscription's deliveries, as its node's admin sees them. */
+async function deliveries(node: RestClient, subscriptionId: string): Promise<DeliveryView[]> {
+  const { status, body } = await node.api('GET', `/v1/subscriptions/${subscriptionId}/deliveries`);
+  expect(status).toBe(200);
+  return body.data as DeliveryView[];
+}
+
+/**
+ * Waits until `received()` holds as many events as `published`, then checks that they came once each and in
+ * order, and that each delivery of `subscriptionId` was done at its first attempt.
+ */
+export async function expectDeliveredInOrder(node: RestClient, subscriptionId: string, received: () => readonly { id: string }[], published: string[]): Promise<void> {
+  await waitFor(() => received().length >= published.length, `the ${published.length} events`);
+  await linger(300);
+  expect(received().map((event) => event.id)).toEqual(published);
+  const done = await deliveries(node, subscriptionId);
+  expect(done).toHaveLength(published.length);
+  expect(done.every((delivery) => delivery.status === 'delivered' && delivery.attempts.length === 1)).toBe(true);
+}
+
+/** Waits for the first attempt of the delivery of `subscriptionId`, its only one, checks that it failed and is `eventId`'s; resolves with its error. */
+export async function onlyFailedAttempt(node: RestClient, subscriptionId: string, eventId: string): Promise<string | null> {
+  await waitFor(async () => ((await deliveries(node, subscriptionId))[0]?.attempts.length ?? 0) > 0, `the attempt of ${eventId}`);
+  const [failed] = await deliveries(node, subscriptionId);
+  expect(failed?.eventId).toBe(eventId);
+  expect(failed?.attempts).toHaveLength(1);
+  expect(failed?.attempts[0]?.status).toBe('failed');
+  return failed?.attempts[0]?.error ?? null;
+}

@@ -142,8 +142,8 @@ export class HeraldPortal extends LitElement {
   declare replay: Replay | undefined;
   #tailAbort: AbortController | undefined;
   #client: PortalApi | undefined;
-  /** Looks at a running replay again, while the deliveries view shows it. */
-  #replayLook: ReturnType<typeof setTimeout> | undefined;
+  /** Looks again, while the deliveries view shows it, at a running replay or at deliveries being sent. */
+  #nextLook: ReturnType<typeof setTimeout> | undefined;
   /** Whether the deliveries view shows pages loaded with Older, which a look at a running replay keeps. */
   #olderShown = false;
   /** Counts the loads of deliveries begun: one that ends after a later one began is dropped. */
@@ -188,7 +188,7 @@ export class HeraldPortal extends LitElement {
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     this.#tailAbort?.abort();
-    clearTimeout(this.#replayLook);
+    clearTimeout(this.#nextLook);
   }
 
   /** Runs an API step; a 401 ends the session, any other failure is shown. */
@@ -276,7 +276,7 @@ export class HeraldPortal extends LitElement {
 
   async #loadDeliveries(before?: number): Promise<void> {
     if (!this.selected) return;
-    clearTimeout(this.#replayLook);
+    clearTimeout(this.#nextLook);
     const load = ++this.#deliveriesLoads;
     const [page, replay] = await Promise.all([
       this.#api.deliveries(this.selected, this.statusFilter, before),
@@ -290,18 +290,29 @@ export class HeraldPortal extends LitElement {
   }
 
   /**
-   * Shows `replay`, and while it runs looks at it again every second: at the first page of deliveries too,
-   * unless older pages are shown, which the reload would drop.
+   * Shows `replay`, and looks again in a second while it runs, or while the first page of deliveries has one
+   * being sent or due soon (a replay ends once it has made its deliveries, before they are sent): at that page
+   * too, unless older pages are shown, which the reload would drop.
    */
   #showReplay(replay: Replay | undefined): void {
     this.replay = replay;
-    clearTimeout(this.#replayLook);
-    if (replay?.status !== 'running') return;
-    this.#replayLook = setTimeout(() => {
+    clearTimeout(this.#nextLook);
+    if (replay?.status !== 'running' && !this.#sending()) return;
+    this.#nextLook = setTimeout(() => {
       const subscription = this.selected;
-      if (this.view !== 'deliveries' || this.replay?.id !== replay.id || !subscription) return;
+      if (this.view !== 'deliveries' || this.replay?.id !== replay?.id || !subscription) return;
       void this.#run(() => (this.#olderShown ? this.#lookAtReplay(subscription) : this.#loadDeliveries()));
     }, 1_000);
+  }
+
+  /** Whether the first page of deliveries shows one being sent, or due within a minute, to an active subscription. */
+  #sending(): boolean {
+    const soon = Date.now() + 60_000;
+    return (
+      !this.#olderShown &&
+      this.subscriptions.some((subscription) => subscription.id === this.selected && subscription.status === 'active') &&
+      this.deliveries.some((delivery) => delivery.status === 'pending' && Date.parse(delivery.nextAttemptAt ?? '') < soon)
+    );
   }
 
   /** Shows the replay of `subscription` as it is now, unless another subscription was selected meanwhile. */
@@ -310,11 +321,11 @@ export class HeraldPortal extends LitElement {
     if (this.selected === subscription) this.#showReplay(replay);
   }
 
-  /** The health of every push subscription over the last 24 hours (the others have no deliveries: 404, left out). */
+  /** The health of every push subscription over the last 24 hours (the others have no deliveries; one deleted meanwhile, 404, is left out). */
   async #loadHealth(): Promise<void> {
     const now = Date.now();
     const rows: { subscription: Subscription; health: EndpointHealth }[] = [];
-    for (const subscription of this.subscriptions) {
+    for (const subscription of this.subscriptions.filter((subscription) => this.#isPush(subscription))) {
       try {
         rows.push({ subscription, health: endpointHealth(await this.#api.deliveriesSince(subscription.id, now - 86_400_000), now) });
       } catch (error) {

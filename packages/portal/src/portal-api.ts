@@ -79,6 +79,8 @@ export interface Delivery {
   eventSeq: number;
   status: string;
   attemptCount: number;
+  /** When a pending delivery is due (past while it is being sent); null once it is settled. */
+  nextAttemptAt?: string | null;
   attempts: Attempt[];
 }
 
@@ -93,16 +95,16 @@ export class SessionEndedError extends Error {
   }
 }
 
-/** How the server refuses a token that was good once: "The portal token has expired", "The key that issued this portal token was revoked". */
-const tokenEnded = /\b(expired|revoked)\b/;
+/** Whether a `reason` (of a 401 answer, or of the live tail's `end` frame) says that a token that was good once stopped: it expired, or it or the key that issued it was revoked. */
+const tokenEnded = (reason: unknown) => reason === 'token-expired' || reason === 'revoked';
 
-/** The `detail` of a 401 answer, or '' when it has none. */
-async function refusalOf(response: Response): Promise<string> {
+/** The members of the JSON object in `text` (a 401's problem, an `end` frame's data), or none when it holds no JSON object. */
+function membersOf(text: string): Record<string, unknown> {
   try {
-    const detail = (await response.json())?.detail;
-    return typeof detail === 'string' ? detail : '';
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
   } catch {
-    return '';
+    return {};
   }
 }
 
@@ -130,8 +132,8 @@ export class PortalApi {
   /** Throws SessionEndedError when the server refused the token (401); otherwise notes that it took it. */
   async #tokenTaken(response: Response): Promise<void> {
     if (response.status === 401) {
-      const reason = await refusalOf(response);
-      throw new SessionEndedError(reason, this.#accepted || tokenEnded.test(reason));
+      const { detail, reason } = membersOf(await response.text().catch(() => ''));
+      throw new SessionEndedError(typeof detail === 'string' ? detail : '', this.#accepted || tokenEnded(reason));
     }
     this.#accepted = true;
   }
@@ -235,7 +237,8 @@ export class PortalApi {
 
   /**
    * Reads `GET /v1/stream` (SSE) with the token in a header, never in the URL, calling `onEvent` for each
-   * event until `signal` aborts. Throws SessionEndedError when the token is refused or the stream ends for it.
+   * event until `signal` aborts. Throws SessionEndedError when the token is refused or the stream ends for it
+   * (expired, revoked), and an Error with the server's reason when it ends for another (the server stops).
    */
   async stream(signal: AbortSignal, onEvent: (event: { seq: string; type: string; data: string }) => void): Promise<void> {
     let response: Response;
@@ -260,7 +263,12 @@ export class PortalApi {
           buffer = buffer.slice(end + 2);
           const field = (name: string) => frame.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
           const type = field('event');
-          if (type === 'end') throw new SessionEndedError(field('data'), true);
+          if (type === 'end') {
+            // Only a token that ended ends the session: a server that stops (`stopping`) ends the tail alone.
+            const { reason, message } = membersOf(field('data'));
+            const why = typeof message === 'string' ? message : field('data');
+            throw tokenEnded(reason) ? new SessionEndedError(why, true) : new Error(`The live tail ended (${why}). Open Live tail again to go on.`);
+          }
           if (field('id') && type && type !== 'ready' && type !== 'reset') onEvent({ seq: field('id'), type, data: field('data') });
           end = buffer.indexOf('\n\n');
         }

@@ -33,8 +33,8 @@ let browser: Browser;
 /** The element built from src/herald-portal.ts as one ES module, for the embedded page. */
 let elementBundle: string;
 
-async function admin(method: string, path: string, body?: unknown, key = adminKey) {
-  const response = await fetch(`${baseUrl}${path}`, {
+async function admin(method: string, path: string, body?: unknown, key = adminKey, server = baseUrl) {
+  const response = await fetch(`${server}${path}`, {
     method,
     headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -67,7 +67,7 @@ async function expectAccessible(page: Page, view: string): Promise<void> {
 
 const screenshot = (page: Page, name: string) => page.screenshot({ path: resolve(imagesDirectory, `portal-${name}.png`), fullPage: true });
 
-/** Clicks Refresh until `selector` shows (the deliveries view does not poll). */
+/** Clicks Refresh until `selector` shows (the deliveries view looks again by itself only at deliveries due within a minute, and at a running replay). */
 async function refreshUntil(page: Page, selector: string, timeout = 30_000): Promise<void> {
   const deadline = Date.now() + timeout;
   while ((await page.locator(selector).count()) === 0) {
@@ -318,6 +318,18 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await page.evaluate(() => document.querySelector('herald-portal')?.setAttribute('transports', 'webhook'));
     await expect.poll(() => transport.locator('option').allTextContents()).toEqual(['webhook']);
     expect(await page.getByTestId('portal-create-url').count()).toBe(1);
+
+    // The health view asks for the deliveries of the push subscription alone: a 404 for the stream one's would be in the console.
+    await page.getByTestId('portal-create-types').fill('order.*');
+    await page.getByTestId('portal-create-url').fill(`${hookUrl}/delta`);
+    await page.getByTestId('portal-create-submit').click();
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(2);
+    const logged: string[] = [];
+    page.on('console', (message) => logged.push(message.text()));
+    await page.getByRole('button', { name: 'Health' }).click();
+    await page.getByTestId('health-endpoint').waitFor();
+    expect(await page.getByTestId('health-endpoint').count()).toBe(1);
+    expect(logged).toEqual([]);
     await page.close();
   }, 60_000);
 
@@ -524,6 +536,45 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     }
   }, 60_000);
 
+  it('follows the deliveries a replay made until they are sent, without a click on Refresh', async () => {
+    // An endpoint that answers after 3 s: the replay has made its deliveries, and ended, well before they are delivered.
+    const slow = createServer((req, res) => {
+      req.resume();
+      setTimeout(() => res.end('late thanks'), 3_000);
+    });
+    await new Promise<void>((done) => slow.listen(0, '127.0.0.1', done));
+    try {
+      for (const n of [1, 2, 3]) expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n }, consumer: 'iota' })).status).toBe(202);
+      // Made after the events, so that only the replay sends them.
+      const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/slow`;
+      expect((await admin('POST', '/v1/subscriptions', { consumer: 'iota', transport: 'webhook', types: ['order.*'], config: { url } })).status).toBe(201);
+      const page = await openPortal('iota');
+      await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
+      await page.getByTestId('portal-deliveries').waitFor();
+      await page.getByTestId('portal-replay-after').fill('0');
+      await page.getByTestId('portal-replay-submit').click();
+      await expect.poll(() => page.getByTestId('portal-replay-status').textContent()).toMatch(/Last replay completed.*3 deliveries made/s);
+      // The replay is over, its deliveries are not: they are being sent.
+      expect(await page.locator('[data-testid="delivery-row"][data-status="pending"]').count()).toBe(3);
+      await screenshot(page, 'replay-sending');
+
+      const rows = page.getByTestId('delivery-row');
+      await expect.poll(() => page.locator('[data-testid="delivery-row"][data-status="delivered"]').count(), { timeout: 15_000 }).toBe(3);
+      for (const row of await rows.all()) expect(await row.textContent()).toMatch(/delivered · 1 attempt\(s\)[\s\S]*succeeded · HTTP 200[\s\S]*late thanks/);
+      expect(await page.locator('p.error').count()).toBe(0);
+      await screenshot(page, 'replay-settled');
+      // Every delivery shown is settled: the view stops looking.
+      const looks: string[] = [];
+      page.on('request', (request) => looks.push(new URL(request.url()).pathname));
+      await page.waitForTimeout(2_500);
+      expect(looks).toEqual([]);
+      await page.close();
+    } finally {
+      slow.closeAllConnections();
+      await new Promise((done) => slow.close(done));
+    }
+  }, 60_000);
+
   it('never shows A the subscriptions of B', async () => {
     const theirs = await admin('POST', '/v1/subscriptions', { consumer: 'beta', transport: 'webhook', types: ['invoice.*'], config: { url: hookUrl } });
     expect(theirs.status).toBe(201);
@@ -537,8 +588,9 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await betaPage.close();
   }, 60_000);
 
-  it('shows "session ended" when the admin key that opened it is revoked, or the token expired', async () => {
+  it('shows "session ended" when the admin key that opened it is revoked, or the token expired, as the 401\'s reason says', async () => {
     const minting = await admin('POST', '/v1/keys', { role: 'admin' });
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'alpha', ttl: 600 }, minting.body.key);
     const page = await openPortal('alpha', minting.body.key);
     expect((await admin('DELETE', `/v1/keys/${minting.body.id}`)).status).toBe(204);
     await page.getByRole('button', { name: 'Catalog' }).click();
@@ -551,14 +603,62 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expectAccessible(page, 'session-ended');
     await page.close();
 
+    // Opened afresh, so that the token was never taken in the page: only the answer's reason tells that it ended.
     const issuer = await herald.keys.authenticate(adminKey);
     const { key } = await herald.keys.createPortalToken(issuer, 'alpha', 1);
     await new Promise((done) => setTimeout(done, 1_500));
-    const expired = await browser.newPage();
-    await expired.goto(`${baseUrl}/portal#token=${key}`);
-    await expired.getByTestId('portal-ended').waitFor();
-    expect(await expired.getByTestId('portal-ended').textContent()).toContain('Session ended');
-    await expired.close();
+    for (const [token, reason] of [
+      [session.body.token, 'revoked'],
+      [key, 'token-expired'],
+    ]) {
+      expect((await admin('GET', '/v1/event-types', undefined, token)).body).toMatchObject({ status: 401, reason });
+      const fresh = await browser.newPage();
+      await fresh.goto(`${baseUrl}/portal#token=${token}`);
+      await fresh.locator('[data-testid="portal-ended"], [data-testid="portal-no-session"]').first().waitFor();
+      expect({ reason, heading: await fresh.getByRole('heading', { level: 1 }).textContent() }).toEqual({ reason, heading: 'Session ended' });
+      await fresh.close();
+    }
+  }, 60_000);
+
+  it('ends the session when the live tail ends for the token, and only the tail when the server stops', async () => {
+    const minting = await admin('POST', '/v1/keys', { role: 'admin' });
+    const revoked = await openPortal('alpha', minting.body.key);
+    const tailOpen = (page: Page) => page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/stream');
+    let open = tailOpen(revoked);
+    await revoked.getByRole('button', { name: 'Live tail' }).click();
+    await open;
+    expect((await admin('DELETE', `/v1/keys/${minting.body.id}`)).status).toBe(204);
+    await revoked.locator('p.error, [data-testid="portal-ended"]').first().waitFor();
+    expect(await revoked.getByRole('heading', { level: 1 }).textContent()).toBe('Session ended');
+    await revoked.close();
+
+    // A server of its own, to stop: its streams end with reason `stopping`, which ends no session.
+    const stopping = createHerald({ database: ':memory:', logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse()] });
+    const app = express();
+    app.use('/portal', portal());
+    app.use(stopping.app);
+    const { port } = await stopping.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
+    let stopped = false;
+    try {
+      const session = await admin('POST', '/v1/portal-sessions', { consumer: 'alpha', ttl: 600 }, adminKey, `http://127.0.0.1:${port}`);
+      const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+      await page.goto(session.body.url);
+      open = tailOpen(page);
+      await page.getByRole('button', { name: 'Live tail' }).click();
+      await open;
+      await stopping.close();
+      stopped = true;
+      await page.locator('p.error, [data-testid="portal-ended"]').first().waitFor();
+      expect(await page.getByTestId('portal-ended').count()).toBe(0);
+      expect(await page.locator('p.error').textContent()).toBe('The live tail ended (the server is stopping: reconnect). Open Live tail again to go on.');
+      expect(await page.getByTestId('portal-no-session').count()).toBe(0);
+      expect(await page.getByTestId('portal-tail').count()).toBe(1);
+      await screenshot(page, 'tail-stopped');
+      await expectAccessible(page, 'the live tail, stopped by the server');
+      await page.close();
+    } finally {
+      if (!stopped) await stopping.close();
+    }
   }, 60_000);
 
   it('says that a link without a token, or with one the server never issued, has no session, rather than that it ended', async () => {
@@ -570,7 +670,8 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       const failed: string[] = [];
       page.on('pageerror', (error) => problems.push(error.message));
       page.on('console', (message) => {
-        if (/Content Security Policy|favicon/i.test(message.text())) problems.push(message.text());
+        // Lit's development build warns of itself: the app is built as it ships, whatever NODE_ENV the test runs under.
+        if (/Content Security Policy|favicon|dev mode/i.test(message.text())) problems.push(message.text());
       });
       page.on('response', (response) => {
         const path = new URL(response.url()).pathname;

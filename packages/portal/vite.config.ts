@@ -4,6 +4,8 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   root: 'app',
   base: './',
+  // Lit's production build whatever NODE_ENV says: a build run by the tests (NODE_ENV=test) would otherwise take its development build.
+  resolve: { conditions: ['module', 'browser', 'production'] },
   logLevel: 'warn',
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', reportCompressedSize: false },
 });

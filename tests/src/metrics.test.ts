@@ -2,7 +2,7 @@ import type { Transport, TransportContext } from '@herald/core';
 import { sse } from '@herald/sse';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 
 /** A transport that reports through the metrics seam what a real one would: two deliveries and a backlog of each scope. */
@@ -28,8 +28,8 @@ beforeAll(async () => {
 afterAll(() => app?.close());
 
 /** `name{labels} value` lines of the Prometheus text format, by series. */
-async function scrape(): Promise<Map<string, number>> {
-  const response = await fetch(`${app.baseUrl}/metrics`);
+async function scrape(from: TestApp = app): Promise<Map<string, number>> {
+  const response = await fetch(`${from.baseUrl}/metrics`);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const series = new Map<string, number>();
@@ -50,6 +50,24 @@ describe('/metrics', () => {
     expect(series.get('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     expect(series.has('process_cpu_user_seconds_total')).toBe(true);
     expect(series.get('herald_connected_clients{transport="websocket"}')).toBe(0);
+  });
+
+  it('counts the requests the rate limits refuse, by limit, and the credentials refused', async () => {
+    const limited = await startTestApp([], { rateLimit: { requests: 2, window: 60 }, authFailureLimit: { requests: 2, window: 60 } });
+    onTestFinished(() => limited.close());
+    const key = await limited.consumerKey('acme');
+    const statuses = async (credential: string, times: number) => {
+      const answers: number[] = [];
+      for (let n = 0; n < times; n++) answers.push((await limited.api('GET', '/v1/subscriptions', undefined, credential)).status);
+      return answers;
+    };
+    expect(await statuses(key, 3)).toEqual([200, 200, 429]);
+    expect(await statuses(`hk_0123456789abcdef0123_${'0'.repeat(64)}`, 3)).toEqual([401, 401, 429]);
+    const series = await scrape(limited);
+    expect(series.get('herald_rate_limited_total{limit="key"}')).toBe(1);
+    expect(series.get('herald_rate_limited_total{limit="auth-failures"}')).toBe(1);
+    // The third wrong key was refused unlooked at: not a failure of its own.
+    expect(series.get('herald_authentication_failures_total')).toBe(2);
   });
 
   it('counts the events that enter the log, by type', async () => {

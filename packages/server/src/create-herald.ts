@@ -224,7 +224,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const pruner = logPruner(store, catalog, resolved, logger.child({ component: 'retention' }));
   if (pruner && isPrunable(store)) metrics.log(store, pruner);
   bus.onEvents(metrics.published);
-  const limiter = new RequestLimiter(resolved.rateLimits, rateLimitStore, logger.child({ component: 'rate-limits' }));
+  const limiter = new RequestLimiter(resolved.rateLimits, rateLimitStore, logger.child({ component: 'rate-limits' }), metrics.limits);
   const routeOptions: RouteMountOptions = { authenticate, limiter, readBody: jsonBody(resolved.bodyLimit) };
   // A credential a transport got from a request of its own (a WebSocket upgrade): its address counts as the REST API's would.
   const authenticateFrom = (credential: string, from?: IncomingMessage) =>

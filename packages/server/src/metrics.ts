@@ -1,6 +1,7 @@
 import type { HeraldEvent, PrunableLog, TransportMetrics } from '@herald/core';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DeliveryTally, TalliedHistogram } from './delivery-tally.js';
+import type { LimitEvents } from './rate-limiter.js';
 
 /** Seconds from publication to delivery: webhooks that wait out retries land in the last buckets. */
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
@@ -31,6 +32,8 @@ export class HeraldMetrics {
   /** The backlog readers, with the labels of their series. */
   readonly #backlogs = new Map<string, { labels: { transport: string; scope: string }; read: () => number | Promise<number> }>();
   readonly #cursorResets: Counter<'transport'>;
+  readonly #rateLimited: Counter<'limit'>;
+  readonly #authenticationFailures: Counter;
 
   constructor(latestSeq: () => number, cachedCredentials: () => number) {
     const registers = [this.#registry];
@@ -83,6 +86,17 @@ export class HeraldMetrics {
       labelNames: ['transport'],
       registers,
     });
+    this.#rateLimited = new Counter({
+      name: 'herald_rate_limited_total',
+      help: 'Requests and WebSocket credentials refused (429) by a rate limit: the key\'s, the admin key\'s, or the address\'s failed authentications',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.#authenticationFailures = new Counter({
+      name: 'herald_authentication_failures_total',
+      help: 'Credentials refused (401): missing, malformed, unknown, revoked or expired, on the REST API and on WebSocket upgrades and auth messages',
+      registers,
+    });
     const backlogs = this.#backlogs;
     new Gauge({
       name: 'herald_transport_backlog',
@@ -100,6 +114,12 @@ export class HeraldMetrics {
       },
     });
   }
+
+  /** What the rate limits count: a request refused by the limit named `limit` (`key`, `admin`, `auth-failures`), a credential refused. */
+  readonly limits: LimitEvents = {
+    limited: (limit) => this.#rateLimited.inc({ limit }),
+    authenticationFailed: () => this.#authenticationFailures.inc(),
+  };
 
   /** The log's size and pruning, read each time metrics are scraped. */
   log(log: PrunableLog & { bounds(): Promise<{ oldest: number | null }> }, pruner: { readonly pruned: number }): void {

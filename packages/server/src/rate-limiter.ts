@@ -22,9 +22,6 @@ function rateLimitHeaders({ policy, limit, remaining, reset }: Quota): Record<st
   return { 'RateLimit-Policy': `"${policy}";q=${limit.requests};w=${limit.window}`, RateLimit: `"${policy}";r=${remaining};t=${reset}` };
 }
 
-/** Over a quota: 429 with `Retry-After` and the quota's RateLimit fields. */
-const rateLimited = (message: string, quota: Quota) => new RateLimitedError(message, quota.reset, rateLimitHeaders(quota));
-
 /** The rate limits of the REST API; `false` turns one off. */
 export interface RateLimits {
   /** Requests per window of each consumer key and each stream token. */
@@ -57,6 +54,14 @@ function addressBlock(ip: string): string {
     .join(':')}::/64`;
 }
 
+/** Told of what the limits refuse, for the metrics. */
+export interface LimitEvents {
+  /** A request (or a WebSocket credential) refused with 429 by the limit of that name. */
+  limited(limit: string): void;
+  /** A credential refused with 401. */
+  authenticationFailed(): void;
+}
+
 /** One rate limit: its name in the headers and before each key, and this node's own counts of it. */
 interface Policy {
   name: string;
@@ -82,15 +87,17 @@ export class RequestLimiter {
   readonly #failures?: Policy;
   readonly #shared?: RateLimitStore;
   readonly #logger?: Logger;
+  readonly #events?: LimitEvents;
   /** While the shared store fails, when to ask it again (until then requests do not wait on it); 0 while it answers. */
   #sharedRetryAt = 0;
 
-  constructor(limits: RateLimits, shared?: RateLimitStore, logger?: Logger) {
+  constructor(limits: RateLimits, shared?: RateLimitStore, logger?: Logger, events?: LimitEvents) {
     if (limits.key) this.#key = policy('key', limits.key);
     if (limits.admin) this.#admin = policy('admin', limits.admin);
     if (limits.authFailures) this.#failures = policy('auth-failures', limits.authFailures);
     if (shared) this.#shared = shared;
     if (logger) this.#logger = logger;
+    if (events) this.#events = events;
   }
 
   /** Runs `authenticate` for the request unless its address is over its failures; sets the RateLimit fields on `response`. */
@@ -99,7 +106,7 @@ export class RequestLimiter {
     const policy = principal.role === 'admin' ? this.#admin : this.#key;
     if (policy) {
       const { quota, allowed } = await this.#take(policy, principal.keyId);
-      if (!allowed) throw rateLimited(`This key used its ${quota.limit.requests} requests per ${quota.limit.window} s; try again in ${quota.reset} s`, quota);
+      if (!allowed) throw this.#limited(`This key used its ${quota.limit.requests} requests per ${quota.limit.window} s; try again in ${quota.reset} s`, quota);
       setHeaders(response, quota);
     }
     return principal;
@@ -111,19 +118,29 @@ export class RequestLimiter {
    */
   async credential(ip: string, authenticate: () => Promise<Principal>, failed?: (quota: Quota) => void): Promise<Principal> {
     const failures = this.#failures;
-    if (!failures) return authenticate();
     const address = addressBlock(ip);
-    const before = quotaOf(failures, await this.#counted(failures, address, (store, key) => store.peek(key)));
-    if (before.remaining <= 0) throw rateLimited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
+    if (failures) {
+      const before = quotaOf(failures, await this.#counted(failures, address, (store, key) => store.peek(key)));
+      if (before.remaining <= 0) throw this.#limited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
+    }
     try {
       return await authenticate();
     } catch (error) {
       if (error instanceof UnauthorizedError) {
-        const { quota } = await this.#take(failures, address);
-        failed?.(quota);
+        this.#events?.authenticationFailed();
+        if (failures) {
+          const { quota } = await this.#take(failures, address);
+          failed?.(quota);
+        }
       }
       throw error;
     }
+  }
+
+  /** Over a quota: 429 with `Retry-After` and the quota's RateLimit fields, counted. */
+  #limited(message: string, quota: Quota): RateLimitedError {
+    this.#events?.limited(quota.policy);
+    return new RateLimitedError(message, quota.reset, rateLimitHeaders(quota));
   }
 
   async #take(policy: Policy, id: string): Promise<{ quota: Quota; allowed: boolean }> {

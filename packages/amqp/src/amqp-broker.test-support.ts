@@ -1,60 +1,19 @@
 /** The machine's RabbitMQ, consumers on it made with amqplib, and a TLS endpoint in front of it, for the tests. */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { connect as connectTcp, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import type { HeraldEvent } from '@herald/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
-import { testTls } from '../../webhook/src/test-tls.test-support.js';
+import { startTlsProxy, type TlsProxy } from '../../webhook/src/test-tls.test-support.js';
 
 export const brokerUrl = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 /** A name no other test uses: exchanges and queues outlive a test that fails. */
 export const uniqueName = (prefix: string) => `herald-test.${prefix}.${randomBytes(6).toString('hex')}`;
 
-/** A TLS endpoint in front of the machine's RabbitMQ, as stunnel or a load balancer is in real deployments. */
-export interface TlsProxy {
-  /** `amqps://user:password@localhost:<port>`, with {@link brokerUrl}'s credentials. */
-  url: string;
-  /** The SNI server name of each connection the handshake completed for (`false`: the client sent none). */
-  servernames: (string | false | null)[];
-  close(): Promise<void>;
-}
-
-/**
- * Starts a {@link TlsProxy} on 127.0.0.1 and an ephemeral port: it presents {@link testTls}'s certificate for
- * `localhost` and pipes each connection to {@link brokerUrl}'s host and port.
- */
-export async function startTlsProxy(): Promise<TlsProxy> {
+/** A TLS endpoint in front of the machine's RabbitMQ, and the `amqps://` URL (with {@link brokerUrl}'s credentials) that reaches it by the name its certificate is for. */
+export async function startAmqpsProxy(): Promise<TlsProxy & { url: string }> {
   const broker = new URL(brokerUrl);
-  const sockets = new Set<Socket>();
-  const servernames: TlsProxy['servernames'] = [];
-  const server = createTlsServer({ cert: readFileSync(testTls.cert), key: readFileSync(testTls.key) }, (client) => {
-    servernames.push(client.servername);
-    const upstream = connectTcp(Number(broker.port || 5672), broker.hostname);
-    for (const [socket, other] of [[client, upstream], [upstream, client]] as const) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('close', () => {
-        sockets.delete(socket);
-        other.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  // A client that refuses the certificate ends its handshake: nothing to do here.
-  server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `amqps://${broker.username}:${broker.password}@localhost:${port}`,
-    servernames,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
+  const proxy = await startTlsProxy({ host: broker.hostname, port: Number(broker.port || 5672) });
+  return Object.assign(proxy, { url: `amqps://${broker.username}:${broker.password}@localhost:${proxy.port}` });
 }
 
 /** A message as the consumer got it. */

@@ -6,7 +6,7 @@ import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, st
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { brokerUrl, type QueueConsumer, startConsumer, startTlsProxy, uniqueName } from './amqp-broker.test-support.js';
+import { brokerUrl, type QueueConsumer, startConsumer, startAmqpsProxy, uniqueName } from './amqp-broker.test-support.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
 
 const run = promisify(execFile);
@@ -139,7 +139,7 @@ describe('failed attempts', () => {
 describe('a broker behind TLS (amqps)', () => {
   it('takes the events over amqps:// from a Herald process that trusts its private authority (NODE_EXTRA_CA_CERTS), checking the certificate against the host name; without it, the attempt fails for the certificate and nothing arrives', async () => {
     // A TLS-terminating endpoint in front of the machine's RabbitMQ, with a certificate for localhost that the test authority signed.
-    const proxy = await startTlsProxy();
+    const proxy = await startAmqpsProxy();
     onTestFinished(() => proxy.close());
     expect(proxy.url).toMatch(/^amqps:\/\/[^@]+@localhost:\d+$/);
     const [trusted, untrusted] = await Promise.all([consumer(), consumer()]);

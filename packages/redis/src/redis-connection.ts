@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Logger } from '@herald/core';
 import { Redis } from 'ioredis';
 
@@ -47,7 +48,11 @@ export interface RedisConnectionOptions {
  * and reconnects with a capped backoff, logging once when it fails and once when it is back.
  */
 export function redisConnection({ url, role, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
+  const { protocol, hostname } = new URL(url);
+  // ioredis names no server in the TLS handshake: a TLS front that routes by name (SNI) needs it.
+  const tls = protocol === 'rediss:' && isIP(hostname) === 0 ? { tls: { servername: hostname } } : {};
   const connection = new Redis(url, {
+    ...tls,
     lazyConnect: true,
     connectionName: `herald-${role}`,
     connectTimeout,
@@ -70,18 +75,30 @@ export function redisConnection({ url, role, connectTimeout, commandTimeout, max
   return connection;
 }
 
-/** Connects `connections`, or fails within `timeout` ms saying where Redis was looked for (its password hidden). */
+/**
+ * Connects `connections`, or fails within `timeout` ms saying where Redis was looked for (its password hidden)
+ * and why: the first error a connection reported (a refused connection, a certificate TLS refused...), since
+ * ioredis's `connect()` itself fails with only "Connection is closed.".
+ */
 export async function connectAll(connections: readonly Redis[], url: string, timeout: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
   });
+  let reported: (Error & { code?: unknown }) | undefined;
+  const report = (error: Error) => {
+    reported ??= error;
+  };
+  for (const connection of connections) connection.on('error', report);
   try {
     await Promise.race([Promise.all(connections.map((connection) => connection.connect())), timedOut]);
   } catch (error) {
     for (const connection of connections) connection.disconnect();
-    throw new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${(error as Error).message}`, { cause: error });
+    const cause = reported ?? (error as Error);
+    const code = reported && typeof reported.code === 'string' && !reported.message.includes(reported.code) ? ` (${reported.code})` : '';
+    throw new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${cause.message}${code}`, { cause });
   } finally {
     clearTimeout(timer);
+    for (const connection of connections) connection.off('error', report);
   }
 }

@@ -1,4 +1,5 @@
 import { Agent, type IncomingMessage, request } from 'node:http';
+import { sse } from '@herald/sse';
 import { memoryTransport, startTestApp } from '@herald/testkit';
 import { describe, expect, it } from 'vitest';
 
@@ -9,9 +10,13 @@ const answer = (response: IncomingMessage) =>
   });
 
 describe('close()', () => {
-  it('closes a keep-alive connection after its next answer, instead of waiting for the client to go quiet', async () => {
+  it.each([
+    ['a REST route', '/healthz', 200],
+    // Answered before express (a stream's route): the 503 a reconnecting EventSource gets while the server stops.
+    ['a stream', '/v1/stream?types=order.*', 503],
+  ])('closes a keep-alive connection after its next answer, on %s, instead of waiting for the client to go quiet', async (_what, path, status) => {
     // Long enough that waiting for the client would time the test out.
-    const app = await startTestApp([memoryTransport()], { shutdownTimeout: 120_000 });
+    const app = await startTestApp([memoryTransport(), sse()], { shutdownTimeout: 120_000 });
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
       // A request under way when close() begins keeps its connection open past closeIdleConnections().
@@ -25,8 +30,12 @@ describe('close()', () => {
       expect(first).toEqual({ status: 202, connection: 'keep-alive' });
 
       // The client asks again on the same connection: the answer says it closes.
-      const again = await new Promise<IncomingMessage>((resolve, reject) => request(`${app.baseUrl}/healthz`, { agent }, resolve).on('error', reject).end());
-      expect((await answer(again)).connection).toBe('close');
+      const again = await new Promise<IncomingMessage>((resolve, reject) =>
+        request(`${app.baseUrl}${path}`, { agent, headers: { authorization: `Bearer ${app.adminKey}` } }, resolve)
+          .on('error', reject)
+          .end(),
+      );
+      expect(await answer(again)).toEqual({ status, connection: 'close' });
       await closed;
     } finally {
       agent.destroy();

@@ -230,7 +230,11 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const authenticateFrom = (credential: string, from?: IncomingMessage) =>
     from ? limiter.credential(proxyaddr(from, app.get('trust proxy fn')), () => authenticate(credential)) : authenticate(credential);
   const mount = new TransportMount(transportRouter, routeOptions, metrics.connection);
-  mount.answerFirst(app, (error) => logger.error({ err: error }, 'unexpected error'));
+  mount.answerFirst(
+    app,
+    (error) => logger.error({ err: error }, 'unexpected error'),
+    () => stopping,
+  );
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
 
   let started: Transport[] = [];
@@ -269,10 +273,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   })();
   ready.catch((error: unknown) => logger.error({ err: error }, 'Herald failed to start'));
 
-  app.use(async (_req, res, next) => {
+  app.use(async (_req, _res, next) => {
     await ready;
-    // Once closing, a keep-alive connection closes after its answer: close() need not wait out a client that keeps asking.
-    if (stopping) res.setHeader('Connection', 'close');
     next();
   });
   mountHealthRoutes(app, store, () => stopping);

@@ -91,14 +91,16 @@ export class TransportMount implements HttpMount {
    * are on `app` all the same, for the requests this leaves to it: those with a body, those whose path
    * is written differently (a trailing slash, other case), and all of them when `app` trusts a proxy
    * (the client address the rate limits use is then express's to read). Call it before the routes are
-   * added; `onUnexpected` is told of the errors that become a 500.
+   * added; `onUnexpected` is told of the errors that become a 500. Once `stopping()`, every answer, these and
+   * express's, closes its keep-alive connection: close() need not wait out a client that keeps asking.
    */
-  answerFirst(app: Express, onUnexpected: (error: unknown) => void): void {
+  answerFirst(app: Express, onUnexpected: (error: unknown) => void, stopping: () => boolean): void {
     this.#onUnexpected = onUnexpected;
     const expressApp = app as unknown as ExpressHandle;
     const handle = expressApp.handle;
     const direct = this.#direct;
     expressApp.handle = function (this: ExpressHandle, request, response, next) {
+      if (stopping()) response.setHeader('Connection', 'close');
       if (direct.size === 0 || !answerDirectly(direct, app, request, response)) handle.call(this, request, response, next);
     };
   }

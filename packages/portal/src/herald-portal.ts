@@ -11,6 +11,7 @@ import {
   type ReplayStart,
   SessionEndedError,
   type Subscription,
+  type TailEvent,
   type TestAttempt,
 } from './portal-api.js';
 
@@ -78,11 +79,8 @@ const views: { id: View; label: string }[] = [
   { id: 'tail', label: 'Live tail' },
 ];
 
-interface TailEvent {
-  seq: string;
-  type: string;
-  data: string;
-}
+/** ` · HTTP 200` for an attempt that got an answer; nothing for one that got none (refused, timed out) or went by another protocol. */
+const httpStatus = (status: number | null) => (status === null ? '' : ` · HTTP ${status}`);
 
 /**
  * `<herald-portal base-url="https://events.example.com" token="hp_…">`: a consumer's own portal, acting
@@ -105,6 +103,7 @@ export class HeraldPortal extends LitElement {
     next: { state: true },
     secret: { state: true },
     tail: { state: true },
+    tailReconnecting: { state: true },
     health: { state: true },
     mounted: { state: true },
     createTransport: { state: true },
@@ -131,6 +130,8 @@ export class HeraldPortal extends LitElement {
   declare next: number | null;
   declare secret: string;
   declare tail: TailEvent[];
+  /** Whether the live tail lost its stream and is opening a new one, which resumes after the last event shown. */
+  declare tailReconnecting: boolean;
   declare health: { subscription: Subscription; health: EndpointHealth }[];
   declare mounted: MountedTransport[];
   declare createTransport: string;
@@ -166,6 +167,7 @@ export class HeraldPortal extends LitElement {
     this.next = null;
     this.secret = '';
     this.tail = [];
+    this.tailReconnecting = false;
     this.health = [];
     this.mounted = [];
     this.createTransport = '';
@@ -339,11 +341,23 @@ export class HeraldPortal extends LitElement {
     this.#tailAbort?.abort();
     const abort = new AbortController();
     this.#tailAbort = abort;
-    void this.#run(() =>
-      this.#api.stream(abort.signal, (event) => {
-        this.tail = [event, ...this.tail].slice(0, 100);
-      }),
-    );
+    this.tailReconnecting = false;
+    void this.#run(async () => {
+      try {
+        await this.#api.stream(
+          abort.signal,
+          (event) => {
+            this.tail = [event, ...this.tail].slice(0, 100);
+          },
+          (state) => {
+            if (!abort.signal.aborted) this.tailReconnecting = state === 'reconnecting';
+          },
+        );
+      } finally {
+        // Ended for good, or left: no reconnect is under way (unless a newer tail has begun one).
+        if (this.#tailAbort === abort) this.tailReconnecting = false;
+      }
+    });
   }
 
   async #create(form: HTMLFormElement): Promise<void> {
@@ -505,7 +519,7 @@ export class HeraldPortal extends LitElement {
     const result = this.testResults[subscription.id];
     return html`<p class="test-result" role="status" data-testid="portal-test-result" data-status=${result?.status ?? ''}>${
       result
-        ? html`Test event${result.event?.type ? html` <code>${result.event.type}</code>` : nothing}: <strong>${result.status}</strong> · HTTP ${result.responseStatus ?? '–'} · ${result.durationMs} ms
+        ? html`Test event${result.event?.type ? html` <code>${result.event.type}</code>` : nothing}: <strong>${result.status}</strong>${httpStatus(result.responseStatus)} · ${result.durationMs} ms
             ${result.responseBody ? html`<pre>${result.responseBody}</pre>` : nothing}
             ${result.error ? html`<pre>${result.error}</pre>` : nothing}`
         : nothing
@@ -638,7 +652,7 @@ export class HeraldPortal extends LitElement {
             <ol>
               ${delivery.attempts.map(
                 (attempt) => html`<li data-testid="delivery-attempt" data-status=${attempt.status}>
-                  ${attempt.status} · HTTP ${attempt.responseStatus ?? '–'} · ${attempt.durationMs} ms
+                  ${attempt.status}${httpStatus(attempt.responseStatus)} · ${attempt.durationMs} ms
                   ${attempt.responseBody ? html`<pre>${attempt.responseBody}</pre>` : nothing}
                   ${attempt.error ? html`<pre>${attempt.error}</pre>` : nothing}
                 </li>`,
@@ -686,7 +700,8 @@ export class HeraldPortal extends LitElement {
   #renderTail(): TemplateResult {
     return html`<section data-testid="portal-tail" aria-labelledby="tail-title">
       <h2 id="tail-title">Live tail</h2>
-      <p>Events for you, as they are published.</p>
+      <p>Events for you, as they are published.
+        <span class="tail-status" role="status" data-testid="portal-tail-status">${this.tailReconnecting ? 'Reconnecting…' : nothing}</span></p>
       <ol class="tail" aria-live="polite">
         ${this.tail.map((event) => html`<li><code>#${event.seq}</code> <strong>${event.type}</strong> <code>${event.data}</code></li>`)}
       </ol>
@@ -748,6 +763,7 @@ export class HeraldPortal extends LitElement {
     .chart .latency-point { fill: var(--_fg); }
     .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; vertical-align: middle; }
     .legend { color: var(--_muted); font-size: 0.85rem; }
+    .tail-status { color: var(--_muted); font-weight: 600; }
     .tail { font-family: ui-monospace, monospace; font-size: 0.85rem; }
     @media (max-width: 40rem) {
       thead { display: none; }

@@ -1,3 +1,5 @@
+import { ReconnectBackoff, retryAfterOf } from './reconnect-backoff.js';
+
 /** An event type as `GET /v1/event-types` lists it. */
 export interface EventType {
   name: string;
@@ -82,6 +84,40 @@ export interface Delivery {
   /** When a pending delivery is due (past while it is being sent); null once it is settled. */
   nextAttemptAt?: string | null;
   attempts: Attempt[];
+}
+
+/** An event of the live tail: its `seq`, its type, and its envelope as JSON. */
+export interface TailEvent {
+  seq: string;
+  type: string;
+  data: string;
+}
+
+/** What the live tail is doing: a stream is `open`, or it is `reconnecting` (waiting to open a new one). */
+export type TailState = 'open' | 'reconnecting';
+
+/** A stream of the live tail ended for a reason that passes: a new one resumes it, after `retryAfter` ms at least when the server said so. */
+class StreamInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Waits `ms`, or less when `signal` aborts meanwhile (the timer is cleared then). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((done) => {
+    if (signal.aborted) return done();
+    const finish = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', finish);
+      done();
+    };
+    const timer = setTimeout(finish, ms);
+    signal.addEventListener('abort', finish, { once: true });
+  });
 }
 
 /** The portal token was refused (401), or the live tail ended for it; the message is the server's reason. */
@@ -237,45 +273,100 @@ export class PortalApi {
 
   /**
    * Reads `GET /v1/stream` (SSE) with the token in a header, never in the URL, calling `onEvent` for each
-   * event until `signal` aborts. Throws SessionEndedError when the token is refused or the stream ends for it
-   * (expired, revoked), and an Error with the server's reason when it ends for another (the server stops).
+   * event until `signal` aborts. When a stream ends for a reason that passes (an `end` frame with reason
+   * `stopping`, a connection that fails or closes without an `end` frame, an answer of 408, 429 or 5xx), it
+   * calls `onState('reconnecting')` and opens a new one after a jittered exponential backoff (at least the
+   * `Retry-After` of the answer, when it has one), resuming after the last event seen (`lastEventId`), so that
+   * no event is missed or seen twice; `onState('open')` once a stream is open. Throws SessionEndedError when
+   * the token is refused or a stream ends for it (expired, revoked), and an Error for any other end (a 403, a 404).
    */
-  async stream(signal: AbortSignal, onEvent: (event: { seq: string; type: string; data: string }) => void): Promise<void> {
+  async stream(
+    signal: AbortSignal,
+    onEvent: (event: TailEvent) => void,
+    onState: (state: TailState) => void = () => {},
+    backoff = new ReconnectBackoff(),
+  ): Promise<void> {
+    // The position the next stream resumes after: the `id` of the last frame seen (an event's seq, or where a `ready` or `reset` frame put it).
+    let position: string | undefined;
+    while (!signal.aborted) {
+      try {
+        await this.#streamOnce(signal, position, {
+          position: (id) => {
+            position = id;
+          },
+          event: onEvent,
+          open: () => {
+            backoff.reset();
+            onState('open');
+          },
+        });
+        return;
+      } catch (error) {
+        if (signal.aborted) return;
+        if (!(error instanceof StreamInterrupted)) throw error;
+        onState('reconnecting');
+        await pause(Math.max(error.retryAfter ?? 0, backoff.next()), signal);
+      }
+    }
+  }
+
+  /** One stream, after `position` when given: returns once `signal` aborts, throws StreamInterrupted when it ends for a reason that passes. */
+  async #streamOnce(
+    signal: AbortSignal,
+    position: string | undefined,
+    on: { position: (id: string) => void; event: (event: TailEvent) => void; open: () => void },
+  ): Promise<void> {
+    // The position goes in the query, not in a Last-Event-ID header, which a CORS preflight in front of the API would have to allow.
+    const query = new URLSearchParams({ types: '**', ...(position !== undefined ? { lastEventId: position } : {}) });
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}/v1/stream?types=**`, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal });
+      response = await fetch(`${this.baseUrl}/v1/stream?${query}`, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal });
     } catch (error) {
       if (signal.aborted) return;
-      throw error;
+      throw new StreamInterrupted(`the connection failed: ${error instanceof Error ? error.message : String(error)}`);
     }
     await this.#tokenTaken(response);
-    if (!response.ok || !response.body) throw new Error(`The live tail answered ${response.status}`);
+    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+      await response.body?.cancel().catch(() => {});
+      throw new StreamInterrupted(`the live tail answered ${response.status}`, retryAfterOf(response.headers.get('retry-after')));
+    }
+    if (!response.ok || !response.body) {
+      const { detail } = membersOf(await response.text().catch(() => ''));
+      throw new Error(`The live tail answered ${response.status}${typeof detail === 'string' && detail ? `: ${detail}` : ''}`);
+    }
+    on.open();
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        let end = buffer.indexOf('\n\n');
-        while (end >= 0) {
-          const frame = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const field = (name: string) => frame.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
-          const type = field('event');
-          if (type === 'end') {
-            // Only a token that ended ends the session: a server that stops (`stopping`) ends the tail alone.
-            const { reason, message } = membersOf(field('data'));
-            const why = typeof message === 'string' ? message : field('data');
-            throw tokenEnded(reason) ? new SessionEndedError(why, true) : new Error(`The live tail ended (${why}). Open Live tail again to go on.`);
-          }
-          if (field('id') && type && type !== 'ready' && type !== 'reset') onEvent({ seq: field('id'), type, data: field('data') });
-          end = buffer.indexOf('\n\n');
-        }
+    for (;;) {
+      let chunk: ReadableStreamReadResult<string>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (signal.aborted) return;
+        throw new StreamInterrupted(`the connection dropped: ${error instanceof Error ? error.message : String(error)}`);
       }
-    } catch (error) {
-      if (signal.aborted) return;
-      throw error;
+      if (chunk.done) throw new StreamInterrupted('the stream closed without an end frame');
+      buffer += chunk.value;
+      let end = buffer.indexOf('\n\n');
+      while (end >= 0) {
+        // Only whole frames count: one cut off by a dropped connection is read again from the position, on the next stream.
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const field = (name: string) => frame.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
+        const type = field('event');
+        if (type === 'end') {
+          // Only a token that ended ends the session; a server that stops (`stopping`) is reconnected to.
+          const { reason, message } = membersOf(field('data'));
+          const why = typeof message === 'string' ? message : field('data');
+          if (tokenEnded(reason)) throw new SessionEndedError(why, true);
+          if (reason === 'stopping') throw new StreamInterrupted(why);
+          throw new Error(`The live tail ended (${why}). Open Live tail again to go on.`);
+        }
+        const id = field('id');
+        if (id) on.position(id);
+        if (id && type && type !== 'ready' && type !== 'reset') on.event({ seq: id, type, data: field('data') });
+        end = buffer.indexOf('\n\n');
+      }
     }
   }
 }

@@ -12,6 +12,7 @@ import express from 'express';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { portal } from './portal-app.js';
 
 const packageDirectory = resolve(import.meta.dirname, '..');
@@ -27,6 +28,8 @@ let receiver: Server;
 let hookUrl: string;
 /** What the receiver answers: 200 "thanks", or 500 "receiver down". */
 let receiverFails = false;
+/** What the test server answers new requests of `/v1/stream` with, as a proxy in front of a server that is down would; none: Herald's stream. */
+let streamAnswer: { status: number; retryAfter?: string } | undefined;
 /** The bodies the receiver was sent, by path. */
 const received = new Map<string, string[]>();
 let browser: Browser;
@@ -116,6 +119,11 @@ beforeAll(async () => {
     res.type('html').send(page);
   });
   app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+  app.use('/v1/stream', (_req, res, next) => {
+    if (!streamAnswer) return next();
+    if (streamAnswer.retryAfter) res.setHeader('retry-after', streamAnswer.retryAfter);
+    res.status(streamAnswer.status).type('text/plain').send('the stream is not available');
+  });
   app.use(herald.app);
   const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
   baseUrl = `http://127.0.0.1:${port}`;
@@ -536,6 +544,19 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     }
   }, 60_000);
 
+  it('shows an attempt that got no HTTP answer without an HTTP status', async () => {
+    // Nothing listens on port 1: the connection is refused, and no HTTP status comes back.
+    expect((await admin('POST', '/v1/subscriptions', { consumer: 'kappa', transport: 'webhook', types: ['order.*'], config: { url: 'http://127.0.0.1:1/hook' } })).status).toBe(201);
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'kappa' })).status).toBe(202);
+    const page = await openPortal('kappa');
+    await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
+    const attempt = page.getByTestId('delivery-attempt').first();
+    await expect.poll(() => attempt.getAttribute('data-status'), { timeout: 10_000 }).toBe('failed');
+    expect(await attempt.textContent()).toMatch(/^\s*failed · \d+ ms\s+\S/);
+    expect(await attempt.textContent()).not.toContain('HTTP');
+    await page.close();
+  });
+
   it('follows the deliveries a replay made until they are sent, without a click on Refresh', async () => {
     // An endpoint that answers after 3 s: the replay has made its deliveries, and ended, well before they are delivered.
     const slow = createServer((req, res) => {
@@ -620,46 +641,151 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     }
   }, 60_000);
 
-  it('ends the session when the live tail ends for the token, and only the tail when the server stops', async () => {
+  it('ends the session when the live tail ends for the token', async () => {
     const minting = await admin('POST', '/v1/keys', { role: 'admin' });
     const revoked = await openPortal('alpha', minting.body.key);
-    const tailOpen = (page: Page) => page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/stream');
-    let open = tailOpen(revoked);
+    const open = revoked.waitForResponse((response) => new URL(response.url()).pathname === '/v1/stream');
     await revoked.getByRole('button', { name: 'Live tail' }).click();
     await open;
     expect((await admin('DELETE', `/v1/keys/${minting.body.id}`)).status).toBe(204);
     await revoked.locator('p.error, [data-testid="portal-ended"]').first().waitFor();
     expect(await revoked.getByRole('heading', { level: 1 }).textContent()).toBe('Session ended');
     await revoked.close();
-
-    // A server of its own, to stop: its streams end with reason `stopping`, which ends no session.
-    const stopping = createHerald({ database: ':memory:', logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse()] });
-    const app = express();
-    app.use('/portal', portal());
-    app.use(stopping.app);
-    const { port } = await stopping.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
-    let stopped = false;
-    try {
-      const session = await admin('POST', '/v1/portal-sessions', { consumer: 'alpha', ttl: 600 }, adminKey, `http://127.0.0.1:${port}`);
-      const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
-      await page.goto(session.body.url);
-      open = tailOpen(page);
-      await page.getByRole('button', { name: 'Live tail' }).click();
-      await open;
-      await stopping.close();
-      stopped = true;
-      await page.locator('p.error, [data-testid="portal-ended"]').first().waitFor();
-      expect(await page.getByTestId('portal-ended').count()).toBe(0);
-      expect(await page.locator('p.error').textContent()).toBe('The live tail ended (the server is stopping: reconnect). Open Live tail again to go on.');
-      expect(await page.getByTestId('portal-no-session').count()).toBe(0);
-      expect(await page.getByTestId('portal-tail').count()).toBe(1);
-      await screenshot(page, 'tail-stopped');
-      await expectAccessible(page, 'the live tail, stopped by the server');
-      await page.close();
-    } finally {
-      if (!stopped) await stopping.close();
-    }
   }, 60_000);
+
+  it('resumes the live tail by itself when the server restarts, with every event once and in order; a reconnect refused with 401 ends the session', async () => {
+    const database = tempDatabase();
+    /** A Herald with SSE on the SQLite file, not listening yet. */
+    const heraldOn = () => createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse()] });
+    const listening = async (server: ReturnType<typeof heraldOn>, port = 0) => {
+      const app = express();
+      app.use('/portal', portal());
+      app.use(server.app);
+      return (await server.listen({ port, host: '127.0.0.1', handler: app, handleSignals: false })).port;
+    };
+    const first = heraldOn();
+    let second: ReturnType<typeof heraldOn> | undefined;
+    try {
+      const port = await listening(first);
+      const server = `http://127.0.0.1:${port}`;
+      const minting = await admin('POST', '/v1/keys', { role: 'admin' }, adminKey, server);
+      /** A page on the live tail of a session opened with `key`, and the addresses of its requests of /v1/stream. */
+      const tailOf = async (key: string) => {
+        const session = await admin('POST', '/v1/portal-sessions', { consumer: 'alpha', ttl: 600 }, key, server);
+        const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+        const streams: URL[] = [];
+        page.on('request', (request) => {
+          const url = new URL(request.url());
+          if (url.pathname === '/v1/stream') streams.push(url);
+        });
+        await page.goto(session.body.url);
+        await page.getByTestId('portal-subscriptions').waitFor();
+        const open = page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/stream');
+        await page.getByRole('button', { name: 'Live tail' }).click();
+        await open;
+        return { page, streams, status: page.getByTestId('portal-tail-status') };
+      };
+      const resumed = await tailOf(adminKey);
+      const revoked = await tailOf(minting.body.key);
+      const shown = () => resumed.page.locator('ol.tail > li > code:first-child').allTextContents();
+      const publish = async (n: number) => {
+        const answer = await admin('POST', '/v1/events', { type: 'order.created', data: { n }, consumer: 'alpha' }, adminKey, server);
+        expect(answer.status).toBe(202);
+        return answer.body.seq as number;
+      };
+      const published = [await publish(1)];
+      await expect.poll(shown).toEqual([`#${published[0]}`]);
+      expect(await resumed.status.textContent()).toBe('');
+      // One just before the stop: whether it goes out before the end frame or not, it is shown once.
+      published.push(await publish(2));
+      await first.close();
+
+      // The end frame (`stopping`) ended the stream; nothing is clicked from here on.
+      await expect.poll(() => resumed.status.textContent()).toBe('Reconnecting…');
+      await expect.poll(() => revoked.status.textContent()).toBe('Reconnecting…');
+      expect(await resumed.page.locator('p.error').count()).toBe(0);
+      await screenshot(resumed.page, 'tail-reconnecting');
+      await expectAccessible(resumed.page, 'the live tail, reconnecting');
+
+      // While the server is down: an event into the log, and the key that opened the second session revoked.
+      second = heraldOn();
+      published.push((await second.publish({ type: 'order.created', data: { n: 3 }, consumer: 'alpha' })).event.seq);
+      expect(await second.keys.revoke(minting.body.id)).toBe(true);
+      expect(await listening(second, port)).toBe(port);
+      published.push(await publish(4));
+
+      const newestFirst = published.map((seq) => `#${seq}`).reverse();
+      await expect.poll(shown, { timeout: 15_000 }).toEqual(newestFirst);
+      await expect.poll(() => resumed.status.textContent()).toBe('');
+      expect(await resumed.page.locator('p.error').count()).toBe(0);
+      // Every new stream resumed from where the last one got: none starts from "now".
+      expect(resumed.streams.length).toBeGreaterThan(1);
+      expect(resumed.streams.slice(1).every((url) => Number(url.searchParams.get('lastEventId')) >= published[0]!)).toBe(true);
+      await screenshot(resumed.page, 'tail-resumed');
+
+      // The other session's reconnect got a 401: the session ended, and nothing more is asked for.
+      await revoked.page.getByTestId('portal-ended').waitFor({ timeout: 15_000 });
+      expect(await revoked.page.getByRole('heading', { level: 1 }).textContent()).toBe('Session ended');
+      const asked = revoked.streams.length;
+      await resumed.page.waitForTimeout(1_000);
+      expect(await shown()).toEqual(newestFirst);
+      expect(revoked.streams.length).toBe(asked);
+      await resumed.page.close();
+      await revoked.page.close();
+    } finally {
+      await first.close();
+      await second?.close();
+    }
+  }, 30_000);
+
+  it('reconnects the live tail after a 429 no sooner than its Retry-After, and stops trying once the view is left or the element removed', async () => {
+    const streams: number[] = [];
+    const count = (page: Page) =>
+      page.on('request', (request) => {
+        if (new URL(request.url()).pathname === '/v1/stream') streams.push(Date.now());
+      });
+    /** Waits a little for a request under way to be seen, then checks that no other is made for a while. */
+    const expectNoMoreStreams = async (page: Page) => {
+      await page.waitForTimeout(100);
+      const made = streams.length;
+      await page.waitForTimeout(2_500);
+      expect(streams.length).toBe(made);
+    };
+    try {
+      streamAnswer = { status: 502 };
+      const page = await openPortal('kappa');
+      count(page);
+      const status = page.getByTestId('portal-tail-status');
+      await page.getByRole('button', { name: 'Live tail' }).click();
+      await expect.poll(() => status.textContent()).toBe('Reconnecting…');
+      await page.getByRole('button', { name: 'Catalog' }).click();
+      await expectNoMoreStreams(page);
+
+      await page.getByRole('button', { name: 'Live tail' }).click();
+      await expect.poll(() => status.textContent()).toBe('Reconnecting…');
+      expect(await page.locator('p.error').count()).toBe(0);
+      await page.evaluate(() => document.querySelector('herald-portal')?.remove());
+      await expectNoMoreStreams(page);
+      await page.close();
+
+      streams.length = 0;
+      streamAnswer = { status: 429, retryAfter: '2' };
+      const waiting = await openPortal('kappa');
+      count(waiting);
+      await waiting.getByRole('button', { name: 'Live tail' }).click();
+      await expect.poll(() => streams.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+      expect(streams[1]! - streams[0]!).toBeGreaterThanOrEqual(1_900);
+      streamAnswer = undefined;
+      const tailStatus = waiting.getByTestId('portal-tail-status');
+      await expect.poll(() => tailStatus.textContent(), { timeout: 10_000 }).toBe('');
+      expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'kappa' })).status).toBe(202);
+      await expect.poll(() => waiting.getByTestId('portal-tail').textContent()).toContain('order.created');
+      expect(await waiting.locator('p.error').count()).toBe(0);
+      await waiting.close();
+    } finally {
+      streamAnswer = undefined;
+    }
+  }, 30_000);
 
   it('says that a link without a token, or with one the server never issued, has no session, rather than that it ended', async () => {
     for (const address of [`${baseUrl}/portal/`, `${baseUrl}/portal#token=hp_bogus`, `${baseUrl}/portal#token=hp_${'0'.repeat(20)}_${'a'.repeat(64)}`]) {

@@ -37,6 +37,8 @@ export interface HeraldConfig {
   shutdownTimeout?: number;
   /** `HERALD_MAX_CONNECTIONS_PER_KEY`: long-lived connections per key, every transport together. @default 1000 */
   maxConnectionsPerKey?: number;
+  /** `HERALD_MAX_CONNECTIONS`: long-lived connections in all, every key and transport together. @default no limit */
+  maxConnections?: number;
   /** `HERALD_RATE_LIMIT`: REST requests per consumer key and per stream token, `window` in seconds; `false` for none. @default { requests: 600, window: 60 } */
   rateLimit?: RateLimit | false;
   /** `HERALD_ADMIN_RATE_LIMIT`: REST requests per admin key. @default false */
@@ -107,6 +109,7 @@ export const heraldConfigSchema = z.strictObject({
   bodyLimit: z.number().int().positive().optional(),
   shutdownTimeout: z.number().int().nonnegative().optional(),
   maxConnectionsPerKey: z.number().int().positive().optional(),
+  maxConnections: z.number().int().positive().optional(),
   rateLimit: rateLimitSchema.optional(),
   adminRateLimit: rateLimitSchema.optional(),
   authFailureLimit: rateLimitSchema.optional(),

@@ -187,6 +187,7 @@ describe('herald serve', () => {
         authFailureLimit: '60/1m',
         rateLimitStore: 'memcached://localhost',
         trustProxy: true,
+        maxConnections: 0,
         transports: { websocket: {}, carrierpigeon: {}, 'Bad Name': {}, sse: 5 },
         eventTypes: [{ name: 'Order Created' }, { name: 'ping.sent', schema: './missing.json' }, './missing-module.ts', { name: 'x.y', schema: 5 }],
       }),
@@ -195,10 +196,11 @@ describe('herald serve', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
-    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (14 problems)');
+    expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (15 problems)');
     expect(lines.slice(1).map((line) => line.trim())).toEqual([
       'herald.config.json: port: Too big: expected number to be <=65535',
       expect.stringMatching(/^herald\.config\.json: broker: expected "memory" or a redis:\/\/ URL/),
+      'herald.config.json: maxConnections: Too small: expected number to be >0',
       'herald.config.json: rateLimit.requests: Too small: expected number to be >=1',
       'herald.config.json: authFailureLimit: expected false or an object',
       'herald.config.json: rateLimitStore: expected "memory" or a redis:// URL',

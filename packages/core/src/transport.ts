@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import type { EventBus } from './event-bus.js';
-import { HeraldError } from './errors.js';
+import { HeraldError, UnavailableError } from './errors.js';
 import type { EventCatalog } from './event-type-catalog.js';
 import type { Logger } from './logger.js';
 import type { Principal } from './principal.js';
@@ -133,9 +133,18 @@ export interface ConnectionLimiter {
   /**
    * Counts one more connection for `principal`'s credential. Returns the function that releases it
    * (call it once, when the connection closes), or `undefined` when the credential is at its limit:
-   * then refuse the connection with {@link TooManyConnectionsError} (HTTP 429).
+   * then refuse the connection with {@link TooManyConnectionsError} (HTTP 429). Throws
+   * {@link NodeAtCapacityError} (HTTP 503) when the server holds as many connections as it allows in all.
    */
   acquire(principal: Principal): (() => void) | undefined;
+}
+
+/** The server holds as many long-lived connections as it allows in all (`HERALD_MAX_CONNECTIONS`): 503, to try again later or another node. */
+export class NodeAtCapacityError extends UnavailableError {
+  override readonly name: string = 'NodeAtCapacityError';
+  constructor(max: number) {
+    super(`This server holds the ${max} open connections it allows; try again later, or another node`, 5, 'node-at-capacity');
+  }
 }
 
 /** The credential already holds as many connections as the server allows ({@link ConnectionLimiter}): 429. */

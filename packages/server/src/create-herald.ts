@@ -235,7 +235,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     (error) => logger.error({ err: error }, 'unexpected error'),
     () => stopping,
   );
-  const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey);
+  const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey, resolved.maxConnections);
 
   let started: Transport[] = [];
   let generatedAdminKey: string | undefined;

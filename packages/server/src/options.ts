@@ -59,6 +59,13 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    */
   maxConnectionsPerKey?: number;
   /**
+   * `HERALD_MAX_CONNECTIONS`: open WebSocket, SSE and other long-lived connections this server holds in all,
+   * every key and transport together; past it, a new one is refused with 503 `node-at-capacity` and
+   * `Retry-After`. Keep it under the process's open-files limit, so that clients are told rather than left
+   * waiting. @default no limit
+   */
+  maxConnections?: number;
+  /**
    * `HERALD_MAX_SUBSCRIPTIONS`: durable subscriptions one consumer may hold, every transport and status
    * together; past it, creating one answers 409. @default 100
    */
@@ -119,6 +126,7 @@ export interface ResolvedOptions {
   logLevel: string;
   bodyLimit: number;
   maxConnectionsPerKey: number;
+  maxConnections?: number;
   maxSubscriptions: number;
   rateLimits: RateLimits;
   logRetention: string;
@@ -208,6 +216,8 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
   const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
   const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
+  const maxConnections =
+    options.maxConnections !== undefined || env.HERALD_MAX_CONNECTIONS?.trim() ? positiveWhole('HERALD_MAX_CONNECTIONS', options.maxConnections, env, 1) : undefined;
   const logRetention = options.logRetention ?? (env.HERALD_LOG_RETENTION?.trim() || '30d');
   if (!retentionDuration.safeParse(logRetention).success) {
     throw new Error(`HERALD_LOG_RETENTION must be a whole number of at least 1 and a unit, s, m, h or d (e.g. 90s, 15m, 12h, 30d), not "${logRetention}"`);
@@ -232,6 +242,7 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),
     bodyLimit,
     maxConnectionsPerKey,
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
     maxSubscriptions,
     logRetention,
     ...(logMaxEvents !== undefined ? { logMaxEvents } : {}),

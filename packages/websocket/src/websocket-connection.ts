@@ -16,6 +16,7 @@ import {
   type StreamSessions,
   type StreamSink,
   type StreamSubscription,
+  NodeAtCapacityError,
   TooManyConnectionsError,
   type TransportContext,
 } from '@herald/core';
@@ -275,6 +276,7 @@ export class Connection implements StreamSink {
       } catch (error) {
         if (error instanceof ForbiddenError) return this.close(CloseCode.Forbidden, error.message);
         if (error instanceof TooManyConnectionsError) return this.close(CloseCode.TryAgainLater, tooManyConnections);
+        if (error instanceof NodeAtCapacityError) return this.close(CloseCode.TryAgainLater, error.message);
         return this.close(CloseCode.GoingAway, 'the server is stopping');
       }
       this.#authenticated(this.#session);

@@ -31,12 +31,15 @@ const problem = (status: number, code: string, detail: string): Problem => ({
   detail,
 });
 
-/** Answers an upgrade request with an HTTP error (problem+json) instead of switching protocols. */
-function refuseUpgrade(socket: Duplex, body: Problem): void {
+/** Answers an upgrade request with an HTTP error (problem+json, and `headers` such as `Retry-After`) instead of switching protocols. */
+function refuseUpgrade(socket: Duplex, body: Problem, headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
   const json = JSON.stringify(body);
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
-    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? 'Error'}\r\nConnection: close\r\n` +
+    `HTTP/1.1 ${body.status} ${STATUS_CODES[body.status] ?? 'Error'}\r\nConnection: close\r\n${extra}` +
       `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
   );
 }
@@ -71,7 +74,7 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
       try {
         session = (host as ConnectionHost).sessions.open(await context.authenticate(bearerCredential(header), request));
       } catch (error) {
-        if (error instanceof HeraldError) return refuseUpgrade(socket, error.toProblem());
+        if (error instanceof HeraldError) return refuseUpgrade(socket, error.toProblem(), error.headers());
         context.logger.error({ err: error }, 'authenticating a websocket upgrade failed');
         return refuseUpgrade(socket, problem(503, 'unavailable', 'The credential could not be checked'));
       }

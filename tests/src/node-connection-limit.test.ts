@@ -40,7 +40,7 @@ describe('the connections a node holds in all (maxConnections, HERALD_MAX_CONNEC
 
     const refused = await openStream(app, c);
     expect(refused).toMatchObject({ status: 503, retryAfter: '5', problem: { type: 'urn:herald:problem:node-at-capacity', status: 503 } });
-    expect(refused.problem.detail).toBe('This server holds the 2 open connections it allows; try again later, or another node');
+    expect(refused.problem.detail).toBe('This server holds as many open connections as it allows (2); try again later, or another node');
     expect(await openSocket(app, { bearer: c })).toEqual({ refused: 503, retryAfter: '5' });
     expect(await openSocket(app, { token: c })).toEqual({ closed: { code: 1013, reason: refused.problem.detail } });
     // The REST API is not a long-lived connection: it answers.

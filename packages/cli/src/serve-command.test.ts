@@ -160,6 +160,9 @@ describe('herald serve', () => {
     const page = await fetch(new URL(link.pathname, url));
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<title>Event portal</title>');
+    // Nothing in an answer names what serves it.
+    expect(page.headers.get('x-powered-by')).toBeNull();
+    expect((await fetch(`${url}/v1/stream?types=order.*`)).headers.get('x-powered-by')).toBeNull();
     // Herald's own routes are still answered next to it.
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });

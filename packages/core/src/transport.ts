@@ -143,7 +143,11 @@ export interface ConnectionLimiter {
 export class NodeAtCapacityError extends UnavailableError {
   override readonly name: string = 'NodeAtCapacityError';
   constructor(max: number) {
-    super(`This server holds the ${max} open connections it allows; try again later, or another node`, 5, 'node-at-capacity');
+    super(`This server holds as many open connections as it allows (${max}); try again later, or another node`, 5, 'node-at-capacity');
+  }
+  /** `Retry-After`, and the connection closed after the answer: a client kept waiting would hold one of the server's files. */
+  override headers(): Record<string, string> {
+    return { ...super.headers(), connection: 'close' };
   }
 }
 

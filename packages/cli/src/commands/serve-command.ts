@@ -29,7 +29,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
   try {
     await herald.ready;
     // The consumer portal, where the links of `POST /v1/portal-sessions` lead (built when packed; in Herald's repository, by `pnpm build`).
-    const app = express();
+    const app = express().disable('x-powered-by');
     if (existsSync(portalAppDirectory)) app.use('/portal', portal());
     app.use(herald.app);
     ({ url } = await herald.listen({ handler: app, handleSignals: false }));

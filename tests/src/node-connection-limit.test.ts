@@ -10,7 +10,7 @@ async function openStream(app: TestApp, key: string) {
   onTestFinished(() => abort.abort());
   const response = await fetch(`${app.baseUrl}/v1/stream?types=order.*`, { headers: { authorization: `Bearer ${key}` }, signal: abort.signal });
   const problem = response.status === 200 ? undefined : await response.json();
-  return { status: response.status, retryAfter: response.headers.get('retry-after'), problem, close: () => abort.abort() };
+  return { status: response.status, retryAfter: response.headers.get('retry-after'), connection: response.headers.get('connection'), problem, close: () => abort.abort() };
 }
 
 /** A WebSocket with `bearer` on the upgrade or `token` in an auth message: ready, refused (status, `Retry-After`), or closed. */
@@ -39,7 +39,8 @@ describe('the connections a node holds in all (maxConnections, HERALD_MAX_CONNEC
     expect(await openSocket(app, { bearer: b })).toEqual({ ready: true });
 
     const refused = await openStream(app, c);
-    expect(refused).toMatchObject({ status: 503, retryAfter: '5', problem: { type: 'urn:herald:problem:node-at-capacity', status: 503 } });
+    // Its connection closes with the answer: a refused client does not keep one of the server's files.
+    expect(refused).toMatchObject({ status: 503, retryAfter: '5', connection: 'close', problem: { type: 'urn:herald:problem:node-at-capacity', status: 503 } });
     expect(refused.problem.detail).toBe('This server holds as many open connections as it allows (2); try again later, or another node');
     expect(await openSocket(app, { bearer: c })).toEqual({ refused: 503, retryAfter: '5' });
     expect(await openSocket(app, { token: c })).toEqual({ closed: { code: 1013, reason: refused.problem.detail } });

@@ -66,6 +66,8 @@ describe('/metrics', () => {
     const series = await scrape(limited);
     expect(series.get('herald_rate_limited_total{limit="key"}')).toBe(1);
     expect(series.get('herald_rate_limited_total{limit="auth-failures"}')).toBe(1);
+    // A limit that refused nothing has its series all the same, at 0, for an alert on its rate.
+    expect(series.get('herald_rate_limited_total{limit="admin"}')).toBe(0);
     // The third wrong key was refused unlooked at: not a failure of its own.
     expect(series.get('herald_authentication_failures_total')).toBe(2);
   });

@@ -1,7 +1,7 @@
 import type { HeraldEvent, PrunableLog, TransportMetrics } from '@herald/core';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DeliveryTally, TalliedHistogram } from './delivery-tally.js';
-import type { LimitEvents } from './rate-limiter.js';
+import { type LimitEvents, limitNames } from './rate-limiter.js';
 
 /** Seconds from publication to delivery: webhooks that wait out retries land in the last buckets. */
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
@@ -92,6 +92,8 @@ export class HeraldMetrics {
       labelNames: ['limit'],
       registers,
     });
+    // Each limit's series from the start, at 0: an alert on its rate needs one before the first refusal.
+    for (const limit of limitNames) this.#rateLimited.inc({ limit }, 0);
     this.#authenticationFailures = new Counter({
       name: 'herald_authentication_failures_total',
       help: 'Credentials refused (401): missing, malformed, unknown, revoked or expired, on the REST API and on WebSocket upgrades and auth messages',

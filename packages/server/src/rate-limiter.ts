@@ -3,10 +3,14 @@ import { isIPv6 } from 'node:net';
 import { type Logger, memoryRateLimits, type Principal, type RateLimitStore, RateLimitedError, UnauthorizedError, type WindowCount } from '@herald/core';
 import type { RateLimit } from './options.js';
 
+/** The limits' names, in the `RateLimit` fields and in the metrics. */
+export type LimitName = 'key' | 'admin' | 'auth-failures';
+export const limitNames: readonly LimitName[] = ['key', 'admin', 'auth-failures'];
+
 /** The state of one client's quota, as the `RateLimit` header tells it. */
 interface Quota {
   /** The policy's name in the headers. */
-  policy: string;
+  policy: LimitName;
   limit: RateLimit;
   /** Requests left in this window (after the one being answered). */
   remaining: number;
@@ -57,20 +61,20 @@ function addressBlock(ip: string): string {
 /** Told of what the limits refuse, for the metrics. */
 export interface LimitEvents {
   /** A request (or a WebSocket credential) refused with 429 by the limit of that name. */
-  limited(limit: string): void;
+  limited(limit: LimitName): void;
   /** A credential refused with 401. */
   authenticationFailed(): void;
 }
 
 /** One rate limit: its name in the headers and before each key, and this node's own counts of it. */
 interface Policy {
-  name: string;
+  name: LimitName;
   limit: RateLimit;
   /** Counts in this node's memory: when no store is shared, and while the shared one fails. */
   own: RateLimitStore;
 }
 
-const policy = (name: string, limit: RateLimit): Policy => ({ name, limit, own: memoryRateLimits() });
+const policy = (name: LimitName, limit: RateLimit): Policy => ({ name, limit, own: memoryRateLimits() });
 
 /** How long after a failure of the shared store the node counts on its own before it asks the store again, in ms. */
 const sharedRetryDelay = 1_000;

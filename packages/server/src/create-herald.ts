@@ -35,6 +35,7 @@ import { lazyBroker } from './lazy-broker.js';
 import { lazyRateLimits } from './lazy-rate-limits.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
+import { openFilesShortfall } from './open-files-limit.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
 import { problemHandler } from './problem.js';
 import { RequestLimiter } from './rate-limiter.js';
@@ -246,6 +247,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     await loadStoredEventTypes(context);
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
     broker.onReconnect?.(() => void loadStoredEventTypes(context));
+    const shortfall = openFilesShortfall(resolved.maxConnections);
+    if (shortfall) logger.warn(shortfall);
     generatedAdminKey = await keys.bootstrap(resolved.adminKey);
     if (generatedAdminKey) logger.warn(`Generated an admin key, shown only this once: keep it (or set HERALD_ADMIN_KEY): ${generatedAdminKey}`);
     await keys.start();

@@ -341,6 +341,8 @@ export class HeraldPortal extends LitElement {
     this.#tailAbort?.abort();
     const abort = new AbortController();
     this.#tailAbort = abort;
+    // A tail opened again starts afresh: the list of before would sit above what it missed meanwhile.
+    this.tail = [];
     this.tailReconnecting = false;
     void this.#run(async () => {
       try {

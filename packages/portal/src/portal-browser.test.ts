@@ -217,6 +217,13 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await expect.poll(() => page.getByTestId('portal-tail').textContent(), { timeout: 15_000 }).toContain('invoice.paid');
     await screenshot(page, 'tail');
     await expectAccessible(page, 'tail');
+    // Opened again, the tail starts afresh: no list of before above what it missed while the view was left.
+    await page.getByRole('button', { name: 'Catalog' }).click();
+    expect((await admin('POST', '/v1/events', { type: 'invoice.paid', data: { n: 4 }, consumer: 'alpha' })).status).toBe(202);
+    await page.getByRole('button', { name: 'Live tail' }).click();
+    await page.waitForTimeout(500);
+    const latest = await admin('POST', '/v1/events', { type: 'invoice.paid', data: { n: 5 }, consumer: 'alpha' });
+    await expect.poll(() => page.locator('ol.tail > li > code:first-child').allTextContents()).toEqual([`#${latest.body.seq}`]);
 
     await page.setViewportSize({ width: 375, height: 740 });
     await page.getByRole('button', { name: 'Subscriptions' }).click();

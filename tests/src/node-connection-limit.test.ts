@@ -15,12 +15,13 @@ async function openStream(app: TestApp, key: string) {
 
 /** A WebSocket with `bearer` on the upgrade or `token` in an auth message: ready, refused (status, `Retry-After`), or closed. */
 function openSocket(app: TestApp, credential: { bearer?: string; token?: string }) {
-  return new Promise<{ ready?: true; refused?: number; retryAfter?: string; closed?: { code: number; reason: string } }>((resolve) => {
+  return new Promise<{ ready?: true; refused?: number; retryAfter?: string; connectionHeaders?: number; closed?: { code: number; reason: string } }>((resolve) => {
     const socket = new WebSocket(`${app.baseUrl.replace(/^http/, 'ws')}/v1/ws`, 'herald.v1', credential.bearer ? { headers: { authorization: `Bearer ${credential.bearer}` } } : {});
     onTestFinished(() => socket.terminate());
     socket.on('unexpected-response', (_request, response) => {
       response.resume();
-      resolve({ refused: response.statusCode ?? 0, retryAfter: String(response.headers['retry-after']) });
+      const connectionHeaders = response.rawHeaders.filter((field, n) => n % 2 === 0 && field.toLowerCase() === 'connection').length;
+      resolve({ refused: response.statusCode ?? 0, retryAfter: String(response.headers['retry-after']), connectionHeaders });
     });
     socket.on('error', () => {});
     socket.on('open', () => credential.token && socket.send(JSON.stringify({ type: 'auth', token: credential.token })));
@@ -42,7 +43,7 @@ describe('the connections a node holds in all (maxConnections, HERALD_MAX_CONNEC
     // Its connection closes with the answer: a refused client does not keep one of the server's files.
     expect(refused).toMatchObject({ status: 503, retryAfter: '5', connection: 'close', problem: { type: 'urn:herald:problem:node-at-capacity', status: 503 } });
     expect(refused.problem.detail).toBe('This server holds as many open connections as it allows (2); try again later, or another node');
-    expect(await openSocket(app, { bearer: c })).toEqual({ refused: 503, retryAfter: '5' });
+    expect(await openSocket(app, { bearer: c })).toEqual({ refused: 503, retryAfter: '5', connectionHeaders: 1 });
     expect(await openSocket(app, { token: c })).toEqual({ closed: { code: 1013, reason: refused.problem.detail } });
     // The REST API is not a long-lived connection: it answers.
     expect((await app.api('GET', '/v1/subscriptions', undefined, c)).status).toBe(200);

@@ -36,6 +36,7 @@ function refuseUpgrade(socket: Duplex, body: Problem, headers: Record<string, st
   if (socket.destroyed) return;
   const json = JSON.stringify(body);
   const extra = Object.entries(headers)
+    .filter(([name]) => name.toLowerCase() !== 'connection')
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
   socket.end(

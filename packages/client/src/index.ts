@@ -2,6 +2,6 @@ export * from './delivered-event.js';
 export * from './event-stream.js';
 export * from './herald-socket.js';
 export * from './poll-events.js';
-export type { BackoffOptions } from './reconnect-backoff.js';
+export * from './reconnect-backoff.js';
 export * from './webhook-middleware.js';
 export * from './webhook-verify.js';

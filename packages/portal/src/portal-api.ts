@@ -1,4 +1,5 @@
-import { ReconnectBackoff, retryAfterOf } from './reconnect-backoff.js';
+import { ReconnectBackoff } from '@herald/client';
+import { retryAfterOf } from './retry-after.js';
 
 /** An event type as `GET /v1/event-types` lists it. */
 export interface EventType {
@@ -284,8 +285,8 @@ export class PortalApi {
     signal: AbortSignal,
     onEvent: (event: TailEvent) => void,
     onState: (state: TailState) => void = () => {},
-    backoff = new ReconnectBackoff(),
   ): Promise<void> {
+    const backoff = new ReconnectBackoff({});
     // The position the next stream resumes after: the `id` of the last frame seen (an event's seq, or where a `ready` or `reset` frame put it).
     let position: string | undefined;
     while (!signal.aborted) {

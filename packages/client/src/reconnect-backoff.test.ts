@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ReconnectBackoff, retryAfterOf } from './reconnect-backoff.js';
+import { ReconnectBackoff } from './reconnect-backoff.js';
 
-describe('the live tail\'s backoff', () => {
+describe('the reconnect backoff', () => {
   it('waits at random up to 500 ms, then up to twice as long after each failure, never over 30 s, and from 500 ms again once reset', () => {
     const samples = (calls: number) =>
       Array.from({ length: 300 }, () => {
-        const backoff = new ReconnectBackoff();
+        const backoff = new ReconnectBackoff({});
         for (let call = 1; call < calls; call++) backoff.next();
         return backoff.next();
       });
@@ -21,21 +21,12 @@ describe('the live tail\'s backoff', () => {
       // Full jitter: the waits spread over the whole range, up to near the ceiling.
       expect(Math.max(...waits)).toBeGreaterThan(ceiling * 0.9);
     }
-    const backoff = new ReconnectBackoff();
+    const backoff = new ReconnectBackoff({});
     const afterReset = Array.from({ length: 50 }, () => {
       for (let call = 0; call < 10; call++) backoff.next();
       backoff.reset();
       return backoff.next();
     });
     expect(Math.max(...afterReset)).toBeLessThanOrEqual(500);
-  });
-
-  it('reads a Retry-After of seconds or of an HTTP date, and nothing else', () => {
-    const now = Date.parse('2026-12-07T08:00:00Z');
-    expect(retryAfterOf('2', now)).toBe(2_000);
-    expect(retryAfterOf(' 120 ', now)).toBe(120_000);
-    expect(retryAfterOf('Mon, 07 Dec 2026 08:00:05 GMT', now)).toBe(5_000);
-    expect(retryAfterOf('Mon, 07 Dec 2026 07:59:00 GMT', now)).toBe(0);
-    for (const header of [null, '', 'soon', '-1', '1.5']) expect(retryAfterOf(header, now)).toBeUndefined();
   });
 });

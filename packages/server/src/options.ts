@@ -136,9 +136,12 @@ export interface ResolvedOptions {
   trustProxy?: number | string[];
 }
 
-/** The option, else the environment variable, else the default; throws unless it is a whole number of at least 1. */
-function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number {
-  const value = option ?? Number(env[name] || fallback);
+/** The option, else the environment variable, else `fallback` (none: undefined); throws unless it is a whole number of at least 1. */
+function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number;
+function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>): number | undefined;
+function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback?: number): number | undefined {
+  if (option === undefined && !env[name]?.trim()) return fallback;
+  const value = option ?? Number(env[name]);
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number, not "${option ?? env[name]}"`);
   return value;
 }
@@ -216,18 +219,14 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
   const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
   const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
-  const maxConnections =
-    options.maxConnections !== undefined || env.HERALD_MAX_CONNECTIONS?.trim() ? positiveWhole('HERALD_MAX_CONNECTIONS', options.maxConnections, env, 1) : undefined;
+  const maxConnections = positiveWhole('HERALD_MAX_CONNECTIONS', options.maxConnections, env);
   const logRetention = options.logRetention ?? (env.HERALD_LOG_RETENTION?.trim() || '30d');
   if (!retentionDuration.safeParse(logRetention).success) {
     throw new Error(`HERALD_LOG_RETENTION must be a whole number of at least 1 and a unit, s, m, h or d (e.g. 90s, 15m, 12h, 30d), not "${logRetention}"`);
   }
-  const logMaxEvents =
-    options.logMaxEvents !== undefined || env.HERALD_LOG_MAX_EVENTS?.trim() ? positiveWhole('HERALD_LOG_MAX_EVENTS', options.logMaxEvents, env, 1) : undefined;
-  const logPartitionSize =
-    options.logPartitionSize !== undefined || env.HERALD_LOG_PARTITION_SIZE?.trim()
-      ? checkLogPartitionSize(positiveWhole('HERALD_LOG_PARTITION_SIZE', options.logPartitionSize, env, 1), 'HERALD_LOG_PARTITION_SIZE')
-      : undefined;
+  const logMaxEvents = positiveWhole('HERALD_LOG_MAX_EVENTS', options.logMaxEvents, env);
+  const partitionSize = positiveWhole('HERALD_LOG_PARTITION_SIZE', options.logPartitionSize, env);
+  const logPartitionSize = partitionSize === undefined ? undefined : checkLogPartitionSize(partitionSize, 'HERALD_LOG_PARTITION_SIZE');
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
   if (adminKey !== undefined) checkAdminKey(adminKey);
   const portalUrl = options.portalUrl ?? (env.HERALD_PORTAL_URL?.trim() || undefined);

@@ -6,18 +6,20 @@ import { type ConnectionLimiter, NodeAtCapacityError, type Principal } from '@he
  */
 export class PerKeyConnectionLimiter implements ConnectionLimiter {
   readonly #open = new Map<string, number>();
+  readonly #max: number;
+  readonly #maxTotal: number | undefined;
   #total = 0;
 
-  constructor(
-    readonly max: number,
-    readonly maxTotal?: number,
-  ) {}
+  constructor(max: number, maxTotal?: number) {
+    this.#max = max;
+    this.#maxTotal = maxTotal;
+  }
 
   acquire(principal: Principal): (() => void) | undefined {
     const key = principal.keyId;
     const open = this.#open.get(key) ?? 0;
-    if (this.maxTotal !== undefined && this.#total >= this.maxTotal) throw new NodeAtCapacityError(this.maxTotal);
-    if (open >= this.max) return undefined;
+    if (this.#maxTotal !== undefined && this.#total >= this.#maxTotal) throw new NodeAtCapacityError(this.#maxTotal);
+    if (open >= this.#max) return undefined;
     this.#open.set(key, open + 1);
     this.#total += 1;
     let released = false;

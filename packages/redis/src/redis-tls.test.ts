@@ -3,7 +3,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { waitFor } from '../../testkit/src/wait-for.js';
 import { startTlsProxy, testTls } from '../../webhook/src/test-tls.test-support.js';
-import { type HeraldNode, spawnHeraldNode } from './herald-node.test-support.js';
+import { type HeraldNode, spawnHeraldNode } from '../../testkit/src/herald-node.test-support.js';
 
 /** The machine's Redis, plain TCP: the proxy puts TLS in front of it. */
 const machineRedis = new URL(process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -47,6 +47,10 @@ async function openStream(node: HeraldNode, key: string, types: string): Promise
   };
 }
 
+/** A node of herald-node-main.test-support.ts, configured by `env` and logging at warn. */
+const startNode = (env: Record<string, string | undefined>) =>
+  spawnHeraldNode(new URL('./herald-node-main.test-support.ts', import.meta.url), [], { HERALD_LOG_LEVEL: 'warn', ...env });
+
 /** A consumer key made on `node`: its id and the key. */
 async function consumerKey(node: HeraldNode, consumer: string): Promise<{ id: string; key: string }> {
   const { status, body } = await node.api('POST', '/v1/keys', { role: 'consumer', consumer });
@@ -77,9 +81,9 @@ describe('Redis behind TLS (rediss://)', () => {
     };
     // Node reads NODE_EXTRA_CA_CERTS only when a process starts: three Herald processes, the same but for it.
     const [nodeA, nodeB, distrusting] = [
-      spawnHeraldNode({ ...env, NODE_EXTRA_CA_CERTS: testTls.ca }),
-      spawnHeraldNode({ ...env, NODE_EXTRA_CA_CERTS: testTls.ca }),
-      spawnHeraldNode({ ...env, NODE_EXTRA_CA_CERTS: undefined }),
+      startNode({ ...env, NODE_EXTRA_CA_CERTS: testTls.ca }),
+      startNode({ ...env, NODE_EXTRA_CA_CERTS: testTls.ca }),
+      startNode({ ...env, NODE_EXTRA_CA_CERTS: undefined }),
     ];
     const [a, b] = await Promise.all([nodeA.started, nodeB.started]);
     // Each trusting node's three connections (the broker's publisher and subscriber, the rate-limit store's) went

@@ -1,43 +1,18 @@
 /** Herald nodes with one push transport in processes of their own, for what Node reads only when a process starts, such as `NODE_EXTRA_CA_CERTS`. */
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { expect, onTestFinished } from 'vitest';
-import { type RestClient, restClient } from './test-app.js';
+import { expect } from 'vitest';
+import { spawnHeraldNode } from './herald-node.test-support.js';
+import type { RestClient } from './test-app.js';
 import { linger, waitFor } from './wait-for.js';
 
-const mainScript = fileURLToPath(new URL('./push-node-process-main.test-support.ts', import.meta.url));
+const mainScript = new URL('./push-node-process-main.test-support.ts', import.meta.url);
 
 /**
  * Starts a Herald whose one transport is `factory` of `module` (called with a fast poll, a 3 s timeout and a
  * retry a minute after the first attempt), with `env` on top of this process's environment (undefined removes a
  * variable) and HERALD_ALLOW_PRIVATE=1; stopped when the test finishes.
  */
-export async function startPushNodeProcess(module: URL, factory: string, env: Record<string, string | undefined>): Promise<RestClient> {
-  // tsx as the transport's package has it.
-  const tsx = pathToFileURL(createRequire(module).resolve('tsx')).href;
-  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsx, mainScript, module.href, factory], {
-    env: { ...process.env, HERALD_ALLOW_PRIVATE: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  onTestFinished(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    await exited;
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  await waitFor(() => stdout.includes('\n') || child.exitCode !== null, 'the Herald process to start', 20_000);
-  if (!stdout.includes('\n')) throw new Error(`the Herald process did not start: ${stderr}`);
-  const { baseUrl, adminKey } = JSON.parse(stdout.split('\n')[0] as string) as { baseUrl: string; adminKey: string };
-  return restClient(baseUrl, adminKey);
+export function startPushNodeProcess(module: URL, factory: string, env: Record<string, string | undefined>): Promise<RestClient> {
+  return spawnHeraldNode(mainScript, [module.href, factory], { HERALD_ALLOW_PRIVATE: '1', ...env }).started;
 }
 
 /** Publishes `count` events of order.created with data `{ n }` (0, 1, ...) over the REST API, one at a time; resolves with their ids. */

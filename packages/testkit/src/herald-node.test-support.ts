@@ -1,16 +1,13 @@
 /**
- * Herald nodes in processes of their own (herald-node-main.test-support.ts), configured by their environment,
- * for what Node reads only when a process starts, such as `NODE_EXTRA_CA_CERTS`.
+ * Herald nodes in processes of their own, for what Node reads only when a process starts, such as
+ * `NODE_EXTRA_CA_CERTS`. A node's script prints `{"baseUrl":...,"adminKey":...}` as one line once it listens
+ * (its logs, pino's JSON lines, may go to stdout too), closes on SIGTERM, and exits when it cannot start.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { onTestFinished } from 'vitest';
-import { type RestClient, restClient } from '../../testkit/src/test-app.js';
-
-const mainScript = fileURLToPath(new URL('./herald-node-main.test-support.ts', import.meta.url));
-/** tsx's loader, as the workspace has it: the node is `node --import <loader>`, one process, so SIGTERM reaches the node itself. */
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+import { type RestClient, restClient } from './test-app.js';
 
 /** A node that started: where it listens, and its REST API. */
 export type HeraldNode = RestClient & { baseUrl: string };
@@ -26,12 +23,14 @@ export interface HeraldNodeProcess {
 }
 
 /**
- * Starts a node with `env` on top of this process's environment (undefined removes a variable), logging at
- * warn; stopped with SIGTERM when the test finishes.
+ * Runs `script` (TypeScript, through tsx as the package of `script` has it) with `args`, and `env` on top of this
+ * process's environment (undefined removes a variable); stopped with SIGTERM when the test finishes.
  */
-export function spawnHeraldNode(env: Record<string, string | undefined>): HeraldNodeProcess {
-  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, mainScript], {
-    env: { ...process.env, HERALD_LOG_LEVEL: 'warn', ...env },
+export function spawnHeraldNode(script: URL, args: readonly string[], env: Record<string, string | undefined>): HeraldNodeProcess {
+  // `node --import <loader>`: one process, so that SIGTERM reaches the node itself.
+  const tsx = pathToFileURL(createRequire(script).resolve('tsx')).href;
+  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsx, fileURLToPath(script), ...args], {
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -1,4 +1,5 @@
 import type { StreamedEventOf, StreamReset } from './event-stream.js';
+import { retryAfterOf } from './retry-after.js';
 
 export interface PollEventsOptions {
   /** The Herald server, e.g. `https://api.example.com`. */
@@ -101,8 +102,7 @@ export async function* pollEvents<TMap = Record<string, unknown>>(options: PollE
         if (response.status === 401 && renew && !renewed) answer = { renew };
         else if (response.status !== 429 && response.status < 500) throw new PollError(response.status, problem);
         else {
-          const retryAfter = Number(response.headers.get('retry-after'));
-          answer = { retryIn: retryAfter > 0 ? retryAfter * 1000 : retryDelay };
+          answer = { retryIn: retryAfterOf(response.headers.get('retry-after')) || retryDelay };
         }
       }
     } catch (error) {

@@ -1,5 +1,4 @@
-import { ReconnectBackoff } from '@herald/client';
-import { retryAfterOf } from './retry-after.js';
+import { ReconnectBackoff, retryAfterOf } from '@herald/client';
 
 /** An event type as `GET /v1/event-types` lists it. */
 export interface EventType {

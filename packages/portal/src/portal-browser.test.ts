@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { EventMapOf } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { sse } from '@herald/sse';
@@ -80,8 +81,11 @@ async function refreshUntil(page: Page, selector: string, timeout = 30_000): Pro
   }
 }
 
+/** The app built from the sources under test, apart from app/dist: other packages' tests serve that one meanwhile (`herald serve`). */
+const appDirectory = mkdtempSync(join(tmpdir(), 'herald-portal-app-'));
+
 beforeAll(async () => {
-  await build({ root: resolve(packageDirectory, 'app'), configFile: resolve(packageDirectory, 'vite.config.ts') });
+  await build({ root: resolve(packageDirectory, 'app'), configFile: resolve(packageDirectory, 'vite.config.ts'), build: { outDir: appDirectory, emptyOutDir: true } });
   receiver = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
@@ -110,7 +114,7 @@ beforeAll(async () => {
   if (chunk?.type !== 'chunk') throw new Error('vite built no module of the element');
   elementBundle = chunk.code;
   const app = express();
-  app.use('/portal', portal());
+  app.use('/portal', portal({ directory: appDirectory }));
   // docs/portal-embedded.html as a provider would serve it: with the API's address and a portal token written in.
   app.get('/embedded/', (req, res) => {
     const page = readFileSync(embeddedPage, 'utf8')
@@ -137,6 +141,7 @@ afterAll(async () => {
   await browser?.close();
   await herald?.close();
   await new Promise((done) => receiver?.close(done));
+  rmSync(appDirectory, { recursive: true, force: true });
 });
 
 describe('the consumer portal in Chromium (issue 19)', () => {
@@ -666,7 +671,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     const heraldOn = () => createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse()] });
     const listening = async (server: ReturnType<typeof heraldOn>, port = 0) => {
       const app = express();
-      app.use('/portal', portal());
+      app.use('/portal', portal({ directory: appDirectory }));
       app.use(server.app);
       return (await server.listen({ port, host: '127.0.0.1', handler: app, handleSignals: false })).port;
     };

@@ -165,6 +165,8 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
     expect(sentTwice, `${failedAttempts.length} failed attempts`).toEqual([]);
     expect(receiver.requests).toBe(2_000);
     expect(deliveries?.length).toBe(2_000);
+    // A node reports an attempt on its stdout once the answer is in: a little after the receiver counted the request.
+    await waitFor(() => nodes.reduce((sum, node) => sum + attemptsOf(node, ids), 0) >= 2_000, 'the nodes to report their attempts');
     const perNode = nodes.map((node) => attemptsOf(node, ids));
     // Workers on all three nodes took part, and together made exactly one attempt per delivery.
     expect(perNode.every((count) => count > 0), `attempts per node: ${perNode.join(', ')}`).toBe(true);
@@ -186,6 +188,7 @@ describe('three Herald nodes on PostgreSQL and Redis', () => {
     const ids = new Set(
       (await database?.query<{ id: string }>(`select id from herald_deliveries where subscription_id = '${subscriptionId}'`))?.map((row) => row.id),
     );
+    await waitFor(() => nodes.reduce((sum, node) => sum + attemptsOf(node, ids), 0) >= published.length, 'the nodes to report their attempts');
     const perNode = nodes.map((node) => attemptsOf(node, ids));
     expect(perNode.filter((count) => count > 0).length, `attempts per node: ${perNode.join(', ')}`).toBeGreaterThan(1);
     expect(perNode.reduce((sum, count) => sum + count, 0)).toBe(published.length);

@@ -185,6 +185,8 @@ export class HeraldPortal extends LitElement {
   override connectedCallback(): void {
     super.connectedCallback();
     void this.#run(() => this.#loadAll());
+    // Taken out of the page and put back: the view takes up what it stopped doing (the live tail, looking at deliveries).
+    if (this.hasUpdated && !this.ended) this.#show(this.view);
   }
 
   override disconnectedCallback(): void {

@@ -12,7 +12,7 @@ import { webhook } from '@herald/webhook';
 import express from 'express';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { portal } from './portal-app.js';
 
@@ -801,6 +801,46 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     } finally {
       streamAnswer = undefined;
     }
+  }, 30_000);
+
+  it('takes up the live tail and the deliveries view again when the element is taken out of the page and put back', async () => {
+    // An endpoint that fails the first attempt, and takes the retry (5 s later, as the default schedule has it).
+    let answered = 0;
+    const flaky = createServer((req, res) => {
+      req.resume();
+      answered += 1;
+      res.statusCode = answered === 1 ? 500 : 200;
+      res.end(answered === 1 ? 'not yet' : 'thanks');
+    });
+    await new Promise<void>((done) => flaky.listen(0, '127.0.0.1', done));
+    onTestFinished(() => new Promise<void>((done) => flaky.close(() => done())));
+    const url = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}/flaky`;
+    expect((await admin('POST', '/v1/subscriptions', { consumer: 'lambda', transport: 'webhook', types: ['order.*'], config: { url } })).status).toBe(201);
+    const page = await openPortal('lambda');
+    const streamOpened = () => page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/stream', { timeout: 5_000 });
+    const reattach = () =>
+      page.evaluate(() => {
+        const element = document.querySelector('herald-portal') as Element;
+        const parent = element.parentNode as Node;
+        element.remove();
+        parent.appendChild(element);
+      });
+    let opened = streamOpened();
+    await page.getByRole('button', { name: 'Live tail' }).click();
+    await opened;
+    opened = streamOpened();
+    await reattach();
+    await opened;
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'lambda' })).status).toBe(202);
+    await expect.poll(() => page.getByTestId('portal-tail').textContent()).toContain('order.created');
+
+    // The view looks again and again at a delivery whose retry is due soon, and goes on doing so after a move.
+    await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
+    await expect.poll(() => page.locator('[data-testid="delivery-row"][data-status="pending"]').count(), { timeout: 5_000 }).toBe(1);
+    await reattach();
+    await expect.poll(() => page.locator('[data-testid="delivery-row"][data-status="delivered"]').count(), { timeout: 15_000 }).toBe(1);
+    expect(await page.locator('p.error').count()).toBe(0);
+    await page.close();
   }, 30_000);
 
   it('says that a link without a token, or with one the server never issued, has no session, rather than that it ended', async () => {

@@ -23,11 +23,19 @@ export interface OwnRedis {
   thaw(): void;
 }
 
-export async function ownRedis(): Promise<OwnRedis> {
+/**
+ * With `tls` (the paths of its certificate, its key and an authority), it takes TLS connections only, at
+ * `rediss://localhost:<port>`, from clients that present a certificate the authority signed. It listens on
+ * 127.0.0.1, and on ::1 where the machine has it.
+ */
+export async function ownRedis({ tls }: { tls?: { cert: string; key: string; ca: string } } = {}): Promise<OwnRedis> {
   const port = await freePort();
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'yes']
+    : ['--port', String(port)];
   let child: ChildProcess | undefined;
   const start = async () => {
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const proc = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '-::1', '--save', '', '--appendonly', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
@@ -49,5 +57,5 @@ export async function ownRedis(): Promise<OwnRedis> {
     await exited;
   };
   await start();
-  return { url: `redis://127.0.0.1:${port}`, kill, start, freeze: () => child?.kill('SIGSTOP'), thaw: () => child?.kill('SIGCONT') };
+  return { url: tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`, kill, start, freeze: () => child?.kill('SIGSTOP'), thaw: () => child?.kill('SIGCONT') };
 }

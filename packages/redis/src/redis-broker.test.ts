@@ -14,6 +14,8 @@ import {
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempFolder } from '../../core/src/temp-folder.test-support.js';
+import { recordingLogger } from '../../testkit/src/recording-logger.js';
+import { linger } from '../../testkit/src/wait-for.js';
 import { freePort, type OwnRedis, ownRedis as startOwnRedis } from './own-redis.test-support.js';
 import { type RedisBrokerOptions, redisBroker } from './redis-broker.js';
 
@@ -92,18 +94,24 @@ describe('redisBroker', () => {
     expect(first).toEqual(['1']);
   });
 
-  it('fails init loudly when Redis is not there, saying why', async () => {
+  it('fails init loudly when Redis is not there, saying why, and logs nothing of reconnecting, which it does not do', async () => {
     const port = await freePort();
-    const unreachable = redisBroker({ url: `redis://127.0.0.1:${port}`, connectTimeout: 1_000 });
-    await expect(unreachable.init?.()).rejects.toThrow(`Redis is not reachable at redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`);
+    const logger = recordingLogger();
+    const unreachable = redisBroker({ url: `redis://127.0.0.1:${port}`, connectTimeout: 1_000, logger });
+    const failure = await unreachable.init?.().catch((error: unknown) => error);
+    expect(failure).toMatchObject({ message: `Redis is not reachable at redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`, code: 'ECONNREFUSED' });
+    await linger();
+    expect(logger.entries).toEqual([]);
     await unreachable.close();
     expect(() => redisBroker({ url: 'http://127.0.0.1:6379' })).toThrow(/redis:\/\//);
   });
 
   it('survives a Redis restart: publishing never hangs, then it subscribes again, sends held rings, and says it reconnected', async () => {
     const redis = await ownRedis();
-    const [a, b] = await Promise.all([broker({ url: redis.url }), broker({ url: redis.url })]);
+    const logger = recordingLogger();
+    const [a, b] = await Promise.all([broker({ url: redis.url }), broker({ url: redis.url, logger })]);
     const onB = await received(b as Broker, 'herald:events');
+    const logged = () => logger.entries.map(({ level, message, fields }) => [level, message, fields.role]);
     let reconnectsOfB = 0;
     b?.onReconnect?.(() => reconnectsOfB++);
     await a?.publish('herald:events', '1');
@@ -116,8 +124,18 @@ describe('redisBroker', () => {
     await a?.publish('herald:events', '3');
     expect(Date.now() - started).toBeLessThan(1_000);
 
+    await waitFor(() => logged().length === 2, "B's connections to say they failed");
+
     await redis.start();
     await waitFor(() => reconnectsOfB === 1, 'B to say it reconnected');
+    await waitFor(() => logged().length === 4, "B's connections to say they are back");
+    const failed = 'the connection to Redis failed; reconnecting';
+    expect(logged().sort()).toEqual([
+      ['info', 'reconnected to Redis', 'publisher'],
+      ['info', 'reconnected to Redis', 'subscriber'],
+      ['warn', failed, 'publisher'],
+      ['warn', failed, 'subscriber'],
+    ]);
     // The restarted Redis counts from zero: A sent the rings it held, each once, with no new publish.
     const admin = new Redis(redis.url);
     onTestFinished(() => void admin.disconnect());

@@ -20,6 +20,7 @@ export function redisBroker(options: RedisBrokerOptions = {}): Broker {
 
 class RedisBroker implements Broker {
   readonly #url: string;
+  readonly #tls: RedisOptions['tls'];
   readonly #prefix: string;
   readonly #connectTimeout: number;
   readonly #publishTimeout: number;
@@ -35,8 +36,9 @@ class RedisBroker implements Broker {
   #closed = false;
 
   constructor(options: RedisBrokerOptions) {
-    const { url, prefix, connectTimeout, maxReconnectDelay, logger } = redisDefaults(options, 'redisBroker');
+    const { url, tls, prefix, connectTimeout, maxReconnectDelay, logger } = redisDefaults(options, 'redisBroker');
     this.#url = url;
+    this.#tls = tls;
     this.#prefix = prefix;
     this.#connectTimeout = connectTimeout;
     this.#maxReconnectDelay = maxReconnectDelay;
@@ -112,6 +114,7 @@ class RedisBroker implements Broker {
     // Commands are never queued while disconnected: a ring is held by this broker instead, and sent once.
     return redisConnection({
       url: this.#url,
+      tls: this.#tls,
       role,
       connectTimeout: this.#connectTimeout,
       commandTimeout: this.#publishTimeout,

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '@herald/core';
 import { Redis } from 'ioredis';
 
@@ -6,6 +7,14 @@ import { Redis } from 'ioredis';
 export interface RedisOptions {
   /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
   url?: string;
+  /**
+   * What TLS trusts and presents, for every connection of a `rediss://` URL: `ca`, the authorities (PEM) the
+   * server's certificate must be signed by, which replace those Node.js trusts (`NODE_EXTRA_CA_CERTS` too), as in
+   * `tls.connect` (to add one: `[...tls.rootCertificates, pem]`); `cert` and `key`, the client certificate and its
+   * key, for a Redis that requires one (mutual TLS). Refused with a `redis://` URL, which is not TLS.
+   * @default Node.js's trusted authorities, no client certificate
+   */
+  tls?: Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>;
   /** Put before every channel name and key, so several Herald deployments can share one Redis. @default '' */
   prefix?: string;
   /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */
@@ -16,15 +25,18 @@ export interface RedisOptions {
   logger?: Logger;
 }
 
-/** `options` with their defaults; throws, naming `owner`, unless the URL is Redis's. */
-export function redisDefaults(options: RedisOptions, owner: string): Required<Omit<RedisOptions, 'logger'>> & Pick<RedisOptions, 'logger'> {
+/** `options` with their defaults; throws, naming `owner`, unless the URL is Redis's, and for `tls` without TLS. */
+export function redisDefaults(options: RedisOptions, owner: string): Required<Omit<RedisOptions, 'logger' | 'tls'>> & Pick<RedisOptions, 'logger' | 'tls'> {
   const url = options.url ?? 'redis://127.0.0.1:6379';
   if (!/^rediss?:\/\//.test(url)) throw new Error(`${owner}: \`url\` must start with redis:// or rediss://`);
+  // Not ignored: the connection would be in the clear, the certificates unused, and no one told.
+  if (options.tls && !url.startsWith('rediss://')) throw new Error(`${owner}: \`tls\` needs a rediss:// URL; \`url\` is redis://, without TLS`);
   return {
     url,
     prefix: options.prefix ?? '',
     connectTimeout: options.connectTimeout ?? 10_000,
     maxReconnectDelay: options.maxReconnectDelay ?? 2_000,
+    ...(options.tls ? { tls: options.tls } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   };
 }
@@ -32,6 +44,8 @@ export function redisDefaults(options: RedisOptions, owner: string): Required<Om
 /** How a connection to Redis is made and kept. */
 export interface RedisConnectionOptions {
   url: string;
+  /** Merged with the URL's host as the server name, over `rediss://`. */
+  tls?: RedisOptions['tls'];
   /** Its name in Redis's `CLIENT LIST`, after `herald-`. */
   role: string;
   connectTimeout: number;
@@ -45,14 +59,15 @@ export interface RedisConnectionOptions {
 
 /**
  * A connection that never queues commands while disconnected (they fail at once, and the caller decides)
- * and reconnects with a capped backoff, logging once when it fails and once when it is back.
+ * and, once it has connected, reconnects with a capped backoff, logging once when it fails and once when it is back.
  */
-export function redisConnection({ url, role, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
+export function redisConnection({ url, tls, role, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
   const { protocol, hostname } = new URL(url);
-  // ioredis names no server in the TLS handshake: a TLS front that routes by name (SNI) needs it.
-  const tls = protocol === 'rediss:' && isIP(hostname) === 0 ? { tls: { servername: hostname } } : {};
+  const host = hostname.replace(/^\[|\]$/g, '');
+  // ioredis names no server in the TLS handshake: a TLS front that routes by name (SNI) needs it. An address is no name.
+  const servername = isIP(host) === 0 ? { servername: host } : {};
   const connection = new Redis(url, {
-    ...tls,
+    ...(protocol === 'rediss:' ? { tls: { ...tls, ...servername } } : {}),
     lazyConnect: true,
     connectionName: `herald-${role}`,
     connectTimeout,
@@ -63,29 +78,31 @@ export function redisConnection({ url, role, connectTimeout, commandTimeout, max
     commandTimeout,
     retryStrategy: (attempt) => (closed() ? null : Math.min(50 * 2 ** Math.min(attempt, 10), maxReconnectDelay)),
   });
-  let down = false;
+  // Before it is first ready, a failure fails the start (`connectAll` says why), and no reconnection follows.
+  let state: 'starting' | 'up' | 'down' = 'starting';
   connection.on('error', (error: Error) => {
-    if (!down) logger?.warn({ err: error, role }, 'the connection to Redis failed; reconnecting');
-    down = true;
+    if (state !== 'up') return;
+    logger?.warn({ err: error, role }, 'the connection to Redis failed; reconnecting');
+    state = 'down';
   });
   connection.on('ready', () => {
-    if (down) logger?.info({ role }, 'reconnected to Redis');
-    down = false;
+    if (state === 'down') logger?.info({ role }, 'reconnected to Redis');
+    state = 'up';
   });
   return connection;
 }
 
 /**
  * Connects `connections`, or fails within `timeout` ms saying where Redis was looked for (its password hidden)
- * and why: the first error a connection reported (a refused connection, a certificate TLS refused...), since
- * ioredis's `connect()` itself fails with only "Connection is closed.".
+ * and why: the first error a connection reported (a refused connection, a certificate TLS refused...), with its
+ * `code`, since ioredis's `connect()` itself fails with only "Connection is closed.".
  */
 export async function connectAll(connections: readonly Redis[], url: string, timeout: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
   });
-  let reported: (Error & { code?: unknown }) | undefined;
+  let reported: (Error & { code?: unknown; library?: unknown; reason?: unknown }) | undefined;
   const report = (error: Error) => {
     reported ??= error;
   };
@@ -94,9 +111,12 @@ export async function connectAll(connections: readonly Redis[], url: string, tim
     await Promise.race([Promise.all(connections.map((connection) => connection.connect())), timedOut]);
   } catch (error) {
     for (const connection of connections) connection.disconnect();
-    const cause = reported ?? (error as Error);
-    const code = reported && typeof reported.code === 'string' && !reported.message.includes(reported.code) ? ` (${reported.code})` : '';
-    throw new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${cause.message}${code}`, { cause });
+    const code = typeof reported?.code === 'string' ? reported.code : undefined;
+    // OpenSSL's message is a line of its error queue (a source path, a line break): its `reason` says it alone.
+    const why = typeof reported?.library === 'string' && typeof reported.reason === 'string' ? reported.reason : (reported ?? (error as Error)).message;
+    // Not the reported error as `cause`: pino, for one, would log its message again after this one's.
+    const failed = new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}`);
+    throw code ? Object.assign(failed, { code }) : failed;
   } finally {
     clearTimeout(timer);
     for (const connection of connections) connection.off('error', report);

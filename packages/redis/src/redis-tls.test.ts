@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { waitFor } from '../../testkit/src/wait-for.js';
-import { startTlsProxy, testTls } from '../../webhook/src/test-tls.test-support.js';
+import { startTlsProxy, type TlsProxy, testTls } from '../../webhook/src/test-tls.test-support.js';
 import { type HeraldNode, spawnHeraldNode } from '../../testkit/src/herald-node.test-support.js';
+import { ownRedis } from './own-redis.test-support.js';
+import { redisBroker } from './redis-broker.js';
+import type { RedisOptions } from './redis-connection.js';
+import { redisRateLimits } from './redis-rate-limits.js';
 
 /** The machine's Redis, plain TCP: the proxy puts TLS in front of it. */
 const machineRedis = new URL(process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -47,6 +52,24 @@ async function openStream(node: HeraldNode, key: string, types: string): Promise
   };
 }
 
+/**
+ * A TLS-terminating endpoint in front of the machine's Redis, with a certificate for localhost that the test authority
+ * signed, closed after the test; and the machine's Redis URL (its credentials and database, if any) over TLS to it,
+ * by the name its certificate is for.
+ */
+async function redisBehindTls(): Promise<{ proxy: TlsProxy; url: string }> {
+  const proxy = await startTlsProxy({ host: machineRedis.hostname, port: Number(machineRedis.port || 6379) });
+  onTestFinished(() => proxy.close());
+  const url = new URL(machineRedis.href);
+  url.protocol = 'rediss:';
+  url.hostname = 'localhost';
+  url.port = String(proxy.port);
+  return { proxy, url: url.href };
+}
+
+/** `url` as Herald shows it, its password hidden. */
+const shown = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');
+
 /** A node of herald-node-main.test-support.ts, configured by `env` and logging at warn. */
 const startNode = (env: Record<string, string | undefined>) =>
   spawnHeraldNode(new URL('./herald-node-main.test-support.ts', import.meta.url), [], { HERALD_LOG_LEVEL: 'warn', ...env });
@@ -60,15 +83,7 @@ async function consumerKey(node: HeraldNode, consumer: string): Promise<{ id: st
 
 describe('Redis behind TLS (rediss://)', () => {
   it('rings the other node and counts its rate limits over rediss:// from nodes that trust the private authority (NODE_EXTRA_CA_CERTS); a node without it does not start, and says the certificate is why', async () => {
-    // A TLS-terminating endpoint in front of the machine's Redis, with a certificate for localhost that the test authority signed.
-    const proxy = await startTlsProxy({ host: machineRedis.hostname, port: Number(machineRedis.port || 6379) });
-    onTestFinished(() => proxy.close());
-    // The machine's Redis URL (its credentials and database, if any), over TLS to the proxy, by the name its certificate is for.
-    const tlsUrl = new URL(machineRedis.href);
-    tlsUrl.protocol = 'rediss:';
-    tlsUrl.hostname = 'localhost';
-    tlsUrl.port = String(proxy.port);
-    const redisUrl = tlsUrl.href;
+    const { proxy, url: redisUrl } = await redisBehindTls();
     const env = {
       // One SQLite file for the nodes: Herald's SQLite store takes several processes (it waits out the write lock of another).
       HERALD_DATABASE: tempDatabase(),
@@ -108,12 +123,75 @@ describe('Redis behind TLS (rediss://)', () => {
     const refused = await b.api('GET', '/v1/subscriptions', undefined, spender.key);
     expect(refused.status).toBe(429);
 
-    // Without the authority: TLS refuses the certificate, and the node does not start, saying so.
+    // Without the authority: TLS refuses the certificate, and the node does not start, saying so in one line of its
+    // log (pino's): no connection says it is reconnecting, as none is, and the reason is said once.
     expect(await distrusting.exited).toBe(1);
-    const failed = distrusting.logs.find((log) => log.msg === 'Herald failed to start') as { err: { message: string } } | undefined;
-    const shownUrl = redisUrl.replace(/\/\/[^@/]*@/, '//***@');
-    expect(failed?.err.message).toContain(`Redis is not reachable at ${shownUrl}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect(distrusting.logs.filter((log) => JSON.stringify(log).includes('Redis'))).toEqual([
+      expect.objectContaining({
+        msg: 'Herald failed to start',
+        err: expect.objectContaining({ message: `Redis is not reachable at ${shown(redisUrl)}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)` }),
+      }),
+    ]);
     // None of its handshakes completed: still only the trusting nodes' six.
     expect(proxy.servernames).toHaveLength(6);
+  });
+});
+
+/**
+ * Starts a broker and a rate-limit store with `options`, closed after the test: a ring the broker's publisher
+ * connection sends, its subscriber connection hears, and the rate-limit store's connection counts.
+ */
+async function ringAndCount(options: RedisOptions): Promise<void> {
+  const broker = redisBroker(options);
+  const limits = redisRateLimits(options);
+  onTestFinished(() => broker.close());
+  onTestFinished(async () => {
+    await limits.close?.();
+  });
+  await Promise.all([broker.init?.(), limits.init?.()]);
+  const heard: string[] = [];
+  await broker.subscribe('ch', (message) => heard.push(message));
+  await broker.publish('ch', 'ring');
+  await waitFor(() => heard.length === 1, 'the ring', 5_000);
+  expect(await limits.take('k', 5, 60_000)).toMatchObject({ used: 1, allowed: true });
+}
+
+describe('the tls option', () => {
+  const ca = readFileSync(testTls.ca);
+
+  it('trusts the authority of `ca` on every connection, without NODE_EXTRA_CA_CERTS; without it, init fails, saying the certificate is why', async () => {
+    const { proxy, url } = await redisBehindTls();
+    const prefix = `test-${randomBytes(6).toString('hex')}:`;
+    await ringAndCount({ url, prefix, tls: { ca } });
+    // Each connection's TLS still names the URL's host (SNI).
+    expect(proxy.servernames).toEqual(['localhost', 'localhost', 'localhost']);
+
+    const distrusting = redisBroker({ url, prefix });
+    await expect(distrusting.init?.()).rejects.toThrow(`Redis is not reachable at ${shown(url)}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    await distrusting.close();
+    expect(proxy.servernames).toHaveLength(3);
+  });
+
+  it('presents the client certificate of `cert` and `key` to a Redis that requires one (mutual TLS); without one, Redis refuses the connection and init fails', async () => {
+    // A redis-server taking TLS only, from clients with a certificate the test authority signed: here, its own.
+    const redis = await ownRedis({ tls: testTls });
+    onTestFinished(redis.kill);
+    const mutual = { ca, cert: readFileSync(testTls.cert), key: readFileSync(testTls.key) };
+    await ringAndCount({ url: redis.url, tls: mutual });
+    // By an IPv6 address, which the certificate names too: no server name is sent for it (it had its brackets).
+    await ringAndCount({ url: redis.url.replace('localhost', '[::1]'), prefix: 'by-address:', tls: mutual });
+
+    const anonymous = redisRateLimits({ url: redis.url, tls: { ca } });
+    // Redis ends the connection of a client that presented none. Under TLS 1.3 the client may have written its first
+    // command by then, and hear only that the connection was reset.
+    const certificateRequired = 'tlsv13 alert certificate required \\(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED\\)';
+    await expect(anonymous.init?.()).rejects.toThrow(new RegExp(`^Redis is not reachable at ${redis.url}: (${certificateRequired}|write ECONNRESET)$`));
+    await anonymous.close?.();
+  });
+
+  it('is refused with a redis:// URL, which is not TLS', () => {
+    for (const make of [redisBroker, redisRateLimits]) {
+      expect(() => make({ url: 'redis://127.0.0.1:6379', tls: { ca } })).toThrow('`tls` needs a rediss:// URL; `url` is redis://, without TLS');
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -485,6 +485,27 @@ describe('SqlStore on a SQLite file', () => {
     // 2: MEMORY. With the default (a temporary file), each UPDATE … RETURNING in a transaction wrote its pages to a file.
     expect(database.pragma('temp_store', { simple: true })).toBe(2);
     await store.close();
+  });
+
+  it('says which file it cannot open and why, once, and leaves a file that is not a database as it was', async () => {
+    const folder = tempFolder();
+    const notADatabase = join(folder, 'notes.txt');
+    writeFileSync(notADatabase, 'not a database, and kept as it is');
+    for (const [path, reason] of [
+      [folder, 'unable to open database file (SQLITE_CANTOPEN)'],
+      [notADatabase, 'file is not a database (SQLITE_NOTADB)'],
+      // Its folder cannot be made: a file is in the way.
+      [join(notADatabase, 'herald.db'), `EEXIST: file already exists, mkdir '${notADatabase}'`],
+    ] as const) {
+      const store = sqliteStore({ path });
+      const failure = await store.init().catch((error: unknown) => error);
+      // Said as it is rather than as a 503 "unavailable for now" (no `code`), and without the reason again as a `cause`.
+      expect(failure).toEqual(new Error(`sqliteStore cannot open the database at ${path}: ${reason}`));
+      expect(failure).not.toHaveProperty('code');
+      expect(failure).not.toHaveProperty('cause');
+      await store.close();
+    }
+    expect(readFileSync(notADatabase, 'utf8')).toBe('not a database, and kept as it is');
   });
 
   it('close waits for appends that are still pending', async () => {

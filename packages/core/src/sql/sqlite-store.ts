@@ -15,12 +15,12 @@ import {
 } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
-import { type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
+import { errorCode, type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 import { retryWhileLocked } from './write-gate.js';
 
 export interface SqliteStoreOptions {
-  /** A file path, or `:memory:`. The file's folder is created when missing. @default './data/herald.db' */
+  /** A file path, or `:memory:`. The file's folder is made by `init()` when missing. @default './data/herald.db' */
   path?: string;
   /**
    * A better-sqlite3 database to use instead of opening `path`. The store sets its pragmas (WAL mode,
@@ -52,7 +52,6 @@ export interface SqliteStoreOptions {
 export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   const given = options.database;
   const path = options.path ?? './data/herald.db';
-  if (!given && path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
   let database: Database.Database | undefined;
   const open = async (): Promise<SqliteDatabase> => {
     const opened = given ?? (await openDatabase(path));
@@ -66,7 +65,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
     } catch (error) {
       // Opened again when the store next reaches for it (a lock held elsewhere is waited out).
       if (!given) opened.close();
-      throw error;
+      throw sqliteFlavor.refusal(error) === 'locked' ? error : cannotOpen(given ? 'the database it was given' : path, error);
     }
     database = opened;
     return keepingStatements(opened);
@@ -107,11 +106,22 @@ async function openDatabase(path: string): Promise<Database.Database> {
     throw new Error('sqliteStore() needs the `better-sqlite3` package, which @herald/core depends on: reinstall your dependencies', { cause: error });
   }
   try {
+    if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
     return new Sqlite(path);
   } catch (error) {
-    // Not a refused write (the store has not started): said as it is, not as a 503.
-    throw new Error(`sqliteStore cannot open the database at ${path}: ${(error as Error).message}`, { cause: error });
+    throw cannotOpen(path, error);
   }
+}
+
+/**
+ * SQLite's error on opening `path`, saying which file. Not a refused write (the store has not started): said as
+ * it is, not as a 503, so without its `code`; nor with it as `cause`, whose message a logger such as pino would
+ * write again after this one's.
+ */
+function cannotOpen(path: string, error: unknown): Error {
+  const code = errorCode(error);
+  const reason = error instanceof Error ? error.message : String(error);
+  return new Error(`sqliteStore cannot open the database at ${path}: ${reason}${code && !reason.includes(code) ? ` (${code})` : ''}`);
 }
 
 /** kysely's SQLite dialect on one driver made beforehand, which the app's view of the store shares. */

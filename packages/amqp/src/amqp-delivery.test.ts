@@ -1,4 +1,5 @@
 import { execFile, } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
@@ -158,6 +159,27 @@ describe('a broker behind TLS (amqps)', () => {
     const shown = new URL(proxy.url);
     shown.password = '';
     expect(await onlyFailedAttempt(distrusting, toUntrusted, refused as string)).toBe(
+      `cannot connect to ${shown.href}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+    );
+    expect(untrusted.received).toHaveLength(0);
+  });
+
+  it('takes the events over amqps:// in this process with `tls: { ca }`, naming the host in the handshake (SNI); without it, the attempt fails for the certificate', async () => {
+    const proxy = await startAmqpsProxy();
+    onTestFinished(() => proxy.close());
+    const [trusted, untrusted] = await Promise.all([consumer(), consumer()]);
+    const [trusting, distrusting] = await Promise.all([app({ tls: { ca: readFileSync(testTls.ca) } }), app({ retrySchedule: [0, 60] })]);
+
+    const toTrusted = await subscribe(trusting, { url: proxy.url, exchange: trusted.exchange, ordered: true });
+    const toUntrusted = await subscribe(distrusting, { url: proxy.url, exchange: untrusted.exchange });
+    const published = (await publishNumbered(trusting, 20)).map((event) => event.id);
+    const [refused] = await publishNumbered(distrusting, 1);
+
+    await expectDeliveredInOrder(trusting, toTrusted, () => trusted.events, published);
+    expect(proxy.servernames).toEqual(['localhost']);
+    const shown = new URL(proxy.url);
+    shown.password = '';
+    expect(await onlyFailedAttempt(distrusting, toUntrusted, refused?.id as string)).toBe(
       `cannot connect to ${shown.href}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
     );
     expect(untrusted.received).toHaveLength(0);

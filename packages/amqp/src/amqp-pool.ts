@@ -1,3 +1,4 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options } from 'amqplib';
@@ -16,6 +17,8 @@ export interface AmqpPoolOptions {
   allowPrivate?: boolean;
   /** Resolves broker host names; the address guard checks what it returns. @default dns.lookup */
   lookup?: LookupFunction;
+  /** What TLS trusts and presents, for every `amqps://` connection: the certificate authorities, a client certificate and its key. @default Node.js's trusted authorities, no client certificate */
+  tls?: Pick<TlsConnectionOptions, 'ca' | 'cert' | 'key'>;
   /** How long connecting may take, in ms. @default 15000 */
   connectTimeout?: number;
   /** Told when a connection opens, fails or closes, with the broker's URL without its password. @default silent */
@@ -128,7 +131,7 @@ export class AmqpPool {
   }
 
   async #connect(url: string): Promise<ChannelModel> {
-    const { allowPrivate = false, lookup, connectTimeout = 15_000 } = this.#options;
+    const { allowPrivate = false, lookup, tls, connectTimeout = 15_000 } = this.#options;
     const host = new URL(url).hostname;
     if (!allowPrivate) {
       // net.connect does not look literal addresses up, so the guard checks them here.
@@ -137,7 +140,8 @@ export class AmqpPool {
     }
     try {
       const guarded = allowPrivate ? lookup : guardedLookup(lookup);
-      const model = await connect(url, { timeout: connectTimeout, noDelay: true, ...(guarded ? { lookup: guarded } : {}), clientProperties: { connection_name: 'herald' } });
+      // amqplib hands these to tls.connect for amqps:// (with the host as the server name), to net.connect for amqp://.
+      const model = await connect(url, { ...tls, timeout: connectTimeout, noDelay: true, ...(guarded ? { lookup: guarded } : {}), clientProperties: { connection_name: 'herald' } });
       // Without a listener an `error` event would throw; `close` follows it and drops the connection.
       model.on('error', () => {});
       this.#options.logger?.info({ broker: redactedUrl(url) }, 'connected to the AMQP broker');

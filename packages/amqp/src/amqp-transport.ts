@@ -1,11 +1,20 @@
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig } from './amqp-config.js';
-import { AmqpPool } from './amqp-pool.js';
+import { AmqpPool, type AmqpPoolOptions } from './amqp-pool.js';
 
 /** Options of {@link amqp}: those of every push transport, and the AMQP transport's own. */
 export interface AmqpOptions extends PushOptions {
   /** Resolves broker host names; the address guard checks every address it returns. @default dns.lookup */
   lookup?: LookupFunction;
+  /**
+   * What TLS trusts and presents, for every `amqps://` connection to the brokers of this transport's
+   * subscriptions: `ca`, the authorities (PEM) a broker's certificate must be signed by, which replace those
+   * Node.js trusts (`NODE_EXTRA_CA_CERTS` too), as in `tls.connect` (to add one: `[...tls.rootCertificates, pem]`);
+   * `cert` and `key`, the client certificate and its key, for brokers that require one (mutual TLS). The brokers
+   * are the subscriptions' own: every one of them gets the same settings.
+   * @default Node.js's trusted authorities, no client certificate
+   */
+  tls?: AmqpPoolOptions['tls'];
 }
 
 /** The AMQP transport: a push transport whose subscriptions store an {@link AmqpConfig}. */
@@ -75,6 +84,7 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
         connectTimeout: settings.timeout,
         logger: context.logger.child({ transport: 'amqp' }),
         ...(options.lookup ? { lookup: options.lookup } : {}),
+        ...(options.tls ? { tls: options.tls } : {}),
       });
     },
 

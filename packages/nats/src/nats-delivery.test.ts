@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
 import { deliveryAttempts, publishNumbered, type RestClient, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
@@ -111,6 +113,64 @@ describe('a restart of the NATS server', () => {
   }, 180_000);
 });
 
+describe('a server that moves', () => {
+  it('is found at its new address: a connection that cannot reconnect gives up, and the next one resolves the name again', async () => {
+    // The server stays where it is; the name leads to it through a relay at one loopback address, then at another.
+    const own = await startOwnNatsServer();
+    onTestFinished(() => own.close());
+    const port = Number(own.server.split(':')[1]);
+    const stream = await consumer(own.server);
+    const first = await startRelay('127.0.0.3', port, own.server);
+    onTestFinished(() => first.close());
+    let answer = '127.0.0.3';
+    const lookup: LookupFunction = (_hostname, options, callback) => (options.all ? callback(null, [{ address: answer, family: 4 }]) : callback(null, answer, 4));
+    const server = await app({ lookup, retrySchedule: Array(60).fill(1), timeout: 2_000 });
+    await subscribe(server, { servers: `nats://nats.herald.test:${port}`, subject: `${stream.prefix}.{type}`, ordered: true });
+    const published = (await publishNumbered(server, 3)).map((event) => event.id);
+    await waitFor(() => stream.events.length === 3, 'the events through the first address');
+
+    // The first address answers no more; the name now resolves to the second.
+    await first.close();
+    const second = await startRelay('127.0.0.2', port, own.server);
+    onTestFinished(() => second.close());
+    answer = '127.0.0.2';
+    published.push(...(await publishNumbered(server, 3)).map((event) => event.id));
+    await waitFor(() => stream.events.length === 6, 'the events through the second address', 60_000);
+    expect(stream.events.map((event) => event.id)).toEqual(published);
+    expect(second.connections()).toBeGreaterThan(0);
+  }, 90_000);
+});
+
+/** A TCP relay listening at `address`:`port` to `target` (`host:port`); `close` ends its connections too. */
+async function startRelay(address: string, port: number, target: string) {
+  const [targetHost, targetPort] = target.split(':') as [string, string];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const relay = createNetServer((client) => {
+    connections += 1;
+    const upstream = connectTcp(Number(targetPort), targetHost);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => relay.listen(port, address, resolve));
+  return {
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        relay.close(() => resolve());
+      }),
+  };
+}
+
 describe('the servers', () => {
   it('never shows credentials in the API or the errors', async () => {
     const server = await app({ retrySchedule: [0, 60] });
@@ -189,5 +249,73 @@ describe('a NATS server that requires TLS', () => {
       `cannot connect to NATS at ${own.server}: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
     );
     expect(untrusted.received).toHaveLength(0);
+  });
+
+  it('with `tls: { ca }`, takes the events in order over tls://localhost and over nats://localhost (an upgrade the server requires), each connection made to the address of one lookup; and over nats:// from a server without TLS', async () => {
+    const own = await startOwnNatsServer({ tls: true });
+    onTestFinished(() => own.close());
+    const { port } = new URL(own.server);
+    const [overTls, upgraded] = await Promise.all([startStreamConsumer(own.server, own.clientOptions), startStreamConsumer(own.server, own.clientOptions)]);
+    onTestFinished(() => Promise.all([overTls.close(), upgraded.close()]).then(() => {}));
+    const plain = await consumer();
+    // The test's nats-server listens on 127.0.0.1 only.
+    const lookedUp: string[] = [];
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      lookedUp.push(hostname);
+      return options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
+    };
+    const server = await app({ tls: { ca: readFileSync(testTls.ca) }, lookup });
+
+    const toTls = await subscribe(server, { servers: `tls://localhost:${port}`, subject: `${overTls.prefix}.{type}`, ordered: true });
+    const toUpgraded = await subscribe(server, { servers: `nats://localhost:${port}`, subject: `${upgraded.prefix}.{type}`, ordered: true });
+    const toPlain = await subscribe(server, { servers: `nats://${natsServer}`, subject: `${plain.prefix}.{type}`, ordered: true });
+    const published = (await publishNumbered(server, 20)).map((event) => event.id);
+
+    await expectDeliveredInOrder(server, toTls, () => overTls.events, published);
+    await expectDeliveredInOrder(server, toUpgraded, () => upgraded.events, published);
+    await expectDeliveredInOrder(server, toPlain, () => plain.events, published);
+    // One connection for each list of servers, each to the address its one lookup answered.
+    expect(lookedUp).toEqual(['localhost', 'localhost']);
+  });
+
+  it('checks the certificate against the name the server is listed by, not the address dialled: a name that resolves to the server but is not in its certificate is refused, over tls:// and nats://', async () => {
+    const own = await startOwnNatsServer({ tls: true });
+    onTestFinished(() => own.close());
+    const { port } = new URL(own.server);
+    const stream = await startStreamConsumer(own.server, own.clientOptions);
+    onTestFinished(() => stream.close());
+    // nats.herald.test is no name outside this lookup (.test is reserved): a connection that got as far as the certificate
+    // went to the address the lookup answered. That address, 127.0.0.1, is in the certificate: only the name fails.
+    const lookup: LookupFunction = (_hostname, options, callback) => (options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4));
+    const server = await app({ tls: { ca: readFileSync(testTls.ca) }, lookup, retrySchedule: [0, 60] });
+
+    const servers = [`tls://nats.herald.test:${port}`, `nats://nats.herald.test:${port}`];
+    const ids = await Promise.all(servers.map((listed) => subscribe(server, { servers: listed, subject: `${stream.prefix}.{type}` })));
+    const [event] = await publishNumbered(server, 1);
+    for (const [index, listed] of servers.entries()) {
+      expect(await onlyFailedAttempt(server, ids[index] as string, event?.id as string)).toBe(
+        `cannot connect to NATS at ${listed}: Hostname/IP does not match certificate's altnames: Host: nats.herald.test. is not in the cert's altnames: DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1 (ERR_TLS_CERT_ALTNAME_INVALID)`,
+      );
+    }
+    expect(stream.received).toHaveLength(0);
+  });
+
+  it('presents the client certificate of `tls: { cert, key }` to a server that requires one; without it, no connection is made', async () => {
+    const own = await startOwnNatsServer({ tls: true, clientCertificate: true });
+    onTestFinished(() => own.close());
+    const stream = await startStreamConsumer(own.server, own.clientOptions);
+    onTestFinished(() => stream.close());
+    const ca = readFileSync(testTls.ca);
+    const [presenting, withoutCertificate] = await Promise.all([app({ tls: { ca, cert: readFileSync(testTls.cert), key: readFileSync(testTls.key) } }), app({ tls: { ca }, retrySchedule: [0, 60], timeout: 2_000 })]);
+
+    const delivered = await subscribe(presenting, { servers: own.server, subject: `${stream.prefix}.{type}`, ordered: true });
+    const refused = await subscribe(withoutCertificate, { servers: own.server, subject: `${stream.prefix}.refused.{type}` });
+    const published = (await publishNumbered(presenting, 5)).map((event) => event.id);
+    const [unsent] = await publishNumbered(withoutCertificate, 1);
+
+    await expectDeliveredInOrder(presenting, delivered, () => stream.events, published);
+    // The server closes the connection once TLS has refused the client; nats.js says nothing of it and tries again until the connect timeout.
+    expect(await onlyFailedAttempt(withoutCertificate, refused, unsent?.id as string)).toBe(`cannot connect to NATS at ${own.server}: TIMEOUT`);
+    expect(stream.received).toHaveLength(published.length);
   });
 });

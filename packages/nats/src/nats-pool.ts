@@ -1,7 +1,9 @@
-import { isIP } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns';
+import { connect as connectTcp, isIP } from 'node:net';
+import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
-import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection } from 'nats';
+import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
 export interface NatsPoolOptions {
@@ -9,7 +11,9 @@ export interface NatsPoolOptions {
   allowPrivate?: boolean;
   /** Resolves server host names; the address guard checks what it returns. @default dns.lookup */
   lookup?: LookupFunction;
-  /** How long connecting may take, in ms. @default 15000 */
+  /** What TLS trusts and presents, for every TLS connection: the certificate authorities, a client certificate and its key. @default Node.js's trusted authorities, no client certificate */
+  tls?: Pick<TlsConnectionOptions, 'ca' | 'cert' | 'key'>;
+  /** How long connecting may take (resolving names included), in ms. @default 15000 */
   connectTimeout?: number;
   /** Told when a connection opens, fails or closes, with the servers without their credentials. @default silent */
   logger?: Logger;
@@ -35,6 +39,16 @@ export class NatsPublishError extends Error {
 interface Client {
   connection: NatsConnection;
   jetstream: JetStreamClient;
+}
+
+/** Attempts to reconnect to each address, 500 ms apart, before a connection closes for good. */
+const reconnectAttempts = 20;
+
+/** An address a server's name resolved to (or the address it was listed by), and that name. */
+interface ServerAddress {
+  name: string;
+  address: string;
+  port: number;
 }
 
 /**
@@ -90,12 +104,18 @@ export class NatsPool {
     const where = servers.map(redactedServer);
     const urls = servers.map((text) => serverUrl(text) as URL);
     const { allowPrivate = false, connectTimeout = 15_000, logger } = this.#options;
+    const deadline = Date.now() + connectTimeout;
     const credentials = urls.find((url) => url.username !== '');
     const options: ConnectionOptions = {
       name: 'herald',
-      timeout: connectTimeout,
-      maxReconnectAttempts: -1,
+      // Reconnections go to the addresses resolved when the connection opened: a connection that cannot reconnect
+      // for about 10 s closes, and the next publish resolves the names again (a server that moved is found).
+      maxReconnectAttempts: reconnectAttempts,
       reconnectTimeWait: 500,
+      // nats.js dials the addresses Herald resolved, and the guard checked: it does not resolve names again.
+      resolve: false,
+      // With the guard on, the servers a cluster gossips about are not taken on: they were not checked.
+      ...(allowPrivate ? {} : { ignoreClusterUpdates: true }),
       ...(credentials
         ? credentials.password === ''
           ? { token: decoded(credentials.username) }
@@ -103,11 +123,12 @@ export class NatsPool {
         : {}),
     };
     try {
-      options.servers = allowPrivate ? urls.map((url) => (url.protocol === 'tls:' ? `tls://${url.host}` : url.host)) : await this.#guardedServers(urls);
-      // A tls:// server makes the connection require TLS.
-      if (urls.some((url) => url.protocol === 'tls:')) options.tls = {};
-      // With the guard on, the servers a cluster gossips about are not taken on: they were not checked.
-      if (!allowPrivate) Object.assign(options, { ignoreClusterUpdates: true, resolve: false });
+      const addresses = await this.#addresses(urls);
+      options.servers = addresses.map(({ address, port }) => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`));
+      // nats.js requires TLS of a connection given TLS options, and a server without TLS is refused: they are given
+      // when a server is tls://, or when the server first reached says it requires or offers TLS.
+      if (urls.some((url) => url.protocol === 'tls:') || (await offersTls(addresses, deadline))) options.tls = this.#tlsOptions(addresses);
+      options.timeout = Math.max(1, deadline - Date.now());
       const connection = await connect(options);
       logger?.info({ servers: where }, 'connected to NATS');
       return { connection, jetstream: connection.jetstream() };
@@ -119,32 +140,93 @@ export class NatsPool {
   }
 
   /**
-   * The servers as the addresses their names resolve to, each checked by the address guard, so that the
-   * connection goes where the guard looked (no DNS rebinding). TLS servers keep their names, which their
-   * certificates must match, once their addresses have passed the guard.
+   * Every address of every server, each with the name the server was listed by: its host names resolved, and,
+   * unless private addresses are allowed, checked by the address guard, so that the connection goes where the
+   * guard looked (no DNS rebinding).
    */
-  async #guardedServers(urls: readonly URL[]): Promise<string[]> {
-    const lookup = guardedLookup(this.#options.lookup);
-    const servers: string[] = [];
+  async #addresses(urls: readonly URL[]): Promise<ServerAddress[]> {
+    const { allowPrivate = false } = this.#options;
+    const lookup = allowPrivate ? (this.#options.lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(this.#options.lookup);
+    const addresses: ServerAddress[] = [];
     for (const url of urls) {
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      const port = url.port || '4222';
-      const refused = refusedHost(host);
+      const name = url.hostname.replace(/^\[|\]$/g, '');
+      const port = Number(url.port || 4222);
+      const refused = allowPrivate ? undefined : refusedHost(name);
       if (refused) throw new NatsPublishError(refused.message);
-      if (isIP(host) !== 0) {
-        servers.push(url.host);
-        continue;
-      }
-      const addresses = await new Promise<string[]>((resolve, reject) =>
-        lookup(host, { all: true }, (error, found) =>
-          error ? reject(error) : resolve((found as { address: string }[]).map(({ address }) => address)),
-        ),
-      );
-      if (url.protocol === 'tls:') servers.push(`tls://${url.host}`);
-      else servers.push(...addresses.map((address) => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`)));
+      const found =
+        isIP(name) !== 0
+          ? [name]
+          : await new Promise<string[]>((resolve, reject) =>
+              lookup(name, { all: true }, (error, list) => (error ? reject(error) : resolve((list as { address: string }[]).map(({ address }) => address)))),
+            );
+      addresses.push(...found.map((address) => ({ name, address, port })));
     }
-    return servers;
+    return addresses;
   }
+
+  /**
+   * The TLS options of a connection: the pool's `tls`, and the certificate checked against the name a server was
+   * listed by rather than the address dialled. When every server was listed by one name (one cluster name, several
+   * addresses), that name is also sent as the server name (SNI), which Node.js checks the certificate against; a
+   * connection sends one server name, so servers listed by different names get none, and the certificate of each
+   * address is checked against the names that resolved to it (a listed address, against itself).
+   */
+  #tlsOptions(addresses: readonly ServerAddress[]): TlsOptions {
+    const namesByAddress = new Map<string, string[]>();
+    for (const { name, address } of addresses) namesByAddress.set(address, [...(namesByAddress.get(address) ?? []), name]);
+    const names = [...new Set(addresses.map(({ name }) => name))];
+    const oneName = names.length === 1 && isIP(names[0] as string) === 0 ? names[0] : undefined;
+    const options: TlsConnectionOptions = {
+      ...this.#options.tls,
+      ...(oneName ? { servername: oneName } : {}),
+      // Called with the server name when one was sent, else with the address dialled.
+      checkServerIdentity: (host, certificate) => {
+        const failures = (namesByAddress.get(host) ?? [host]).map((candidate) => checkServerIdentity(candidate, certificate));
+        return failures.includes(undefined) ? undefined : failures[0];
+      },
+    };
+    // nats.js hands its `tls` to tls.connect as they are, beyond the few options its type names.
+    return options as TlsOptions;
+  }
+}
+
+/**
+ * Whether the first of `addresses` that answers says, in the INFO a NATS server sends first, that it requires
+ * or offers TLS; false when none answers before `deadline` (the connection then fails on its own).
+ */
+async function offersTls(addresses: readonly ServerAddress[], deadline: number): Promise<boolean> {
+  for (const address of addresses) {
+    const info = await serverInfo(address, deadline).catch(() => undefined);
+    if (info) return info.tls_required === true || info.tls_available === true;
+  }
+  return false;
+}
+
+/** More than any INFO: a peer that sends as much without ending a line is no NATS server. */
+const longestInfo = 1_048_576;
+
+/** The INFO of the NATS server at `address`, read on a connection of its own, closed then. */
+function serverInfo({ address, port }: ServerAddress, deadline: number): Promise<{ tls_required?: unknown; tls_available?: unknown }> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp({ host: address, port, signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      const end = received.indexOf('\r\n');
+      if (end === -1 && received.length < longestInfo) return;
+      socket.destroy();
+      const info = /^INFO\s+(.*)$/.exec(end === -1 ? '' : received.slice(0, end));
+      if (!info) return reject(new Error('not a NATS server'));
+      try {
+        resolve(JSON.parse(info[1] as string));
+      } catch (error) {
+        reject(error);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error('closed before its INFO')));
+  });
 }
 
 /** A URL's user or password as the server expects it: percent-decoded when it is validly encoded. */

@@ -99,7 +99,7 @@ export async function startStreamConsumer(server = natsServer, options: Partial<
 export interface OwnNatsServer {
   /** `127.0.0.1:<port>`; with TLS, `tls://localhost:<port>`. */
   server: string;
-  /** What a client needs to connect besides `server`: with TLS, `tls: { ca }` trusting {@link testTls}'s authority. */
+  /** What a client needs to connect besides `server`: with TLS, `tls: { ca }` trusting {@link testTls}'s authority (and its `cert` and `key` when the server requires a client certificate). */
   clientOptions: Partial<ConnectionOptions>;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -126,14 +126,20 @@ async function reachable(server: string, options: Partial<ConnectionOptions>): P
 
 /**
  * Starts a nats-server of the test's own. With `tls`, it requires TLS of every client and presents {@link testTls}'s
- * certificate for `localhost`.
+ * certificate for `localhost`; with `clientCertificate` too, it requires of every client a certificate that
+ * {@link testTls}'s authority signed (its certificate for `localhost` will do).
  */
-export async function startOwnNatsServer({ tls = false, binary = process.env.HERALD_TEST_NATS_BINARY ?? '/usr/sbin/nats-server' } = {}): Promise<OwnNatsServer> {
+export async function startOwnNatsServer({
+  tls = false,
+  clientCertificate = false,
+  binary = process.env.HERALD_TEST_NATS_BINARY ?? '/usr/sbin/nats-server',
+} = {}): Promise<OwnNatsServer> {
   const port = await freePort();
   const storage = mkdtempSync(join(tmpdir(), 'herald-nats-'));
   const server = tls ? `tls://localhost:${port}` : `127.0.0.1:${port}`;
-  const clientOptions: Partial<ConnectionOptions> = tls ? { tls: { ca: readFileSync(testTls.ca, 'utf8') } } : {};
-  const tlsArguments = tls ? ['--tls', '--tlscert', testTls.cert, '--tlskey', testTls.key] : [];
+  const presented = clientCertificate ? { cert: readFileSync(testTls.cert, 'utf8'), key: readFileSync(testTls.key, 'utf8') } : {};
+  const clientOptions: Partial<ConnectionOptions> = tls ? { tls: { ca: readFileSync(testTls.ca, 'utf8'), ...presented } } : {};
+  const tlsArguments = tls ? ['--tls', '--tlscert', testTls.cert, '--tlskey', testTls.key, ...(clientCertificate ? ['--tlsverify', '--tlscacert', testTls.ca] : [])] : [];
   let child: ChildProcess | undefined;
   const start = async () => {
     const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage, ...tlsArguments], { stdio: 'ignore' });

@@ -1,11 +1,20 @@
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { checkNatsConfig, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, serverList } from './nats-config.js';
-import { NatsPool } from './nats-pool.js';
+import { NatsPool, type NatsPoolOptions } from './nats-pool.js';
 
 /** Options of {@link nats}: those of every push transport, and the NATS transport's own. */
 export interface NatsOptions extends PushOptions {
   /** Resolves server host names; the address guard checks every address it returns. @default dns.lookup */
   lookup?: LookupFunction;
+  /**
+   * What TLS trusts and presents, for every TLS connection to the servers of this transport's subscriptions
+   * (`tls://` servers, and servers that require or offer TLS): `ca`, the authorities (PEM) a server's certificate
+   * must be signed by, which replace those Node.js trusts (`NODE_EXTRA_CA_CERTS` too), as in `tls.connect` (to add
+   * one: `[...tls.rootCertificates, pem]`); `cert` and `key`, the client certificate and its key, for servers that
+   * require one (mutual TLS). The servers are the subscriptions' own: every one of them gets the same settings.
+   * @default Node.js's trusted authorities, no client certificate
+   */
+  tls?: NatsPoolOptions['tls'];
 }
 
 /** The NATS transport: a push transport whose subscriptions store a {@link NatsConfig}. */
@@ -61,6 +70,7 @@ export function nats(options: NatsOptions = {}): NatsTransport {
         connectTimeout: settings.timeout,
         logger: context.logger.child({ transport: 'nats' }),
         ...(options.lookup ? { lookup: options.lookup } : {}),
+        ...(options.tls ? { tls: options.tls } : {}),
       });
     },
 

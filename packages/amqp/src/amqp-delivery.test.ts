@@ -230,6 +230,9 @@ describe('the broker URL', () => {
     const lines = logger.entries.map((entry) => JSON.stringify(entry, (_, value) => (value instanceof Error ? { message: value.message, stack: value.stack } : value)));
     expect(lines.some((line) => line.includes('amqp://herald@127.0.0.1:1/vhost') && line.includes('ECONNREFUSED'))).toBe(true);
     expect(lines.join('\n')).not.toContain('pa55-w0rd-secret');
+    // Under the transport's name, bound once (pino would write a key bound twice twice in one line).
+    expect(logger.entries.find((entry) => entry.message === 'cannot connect to the AMQP broker')?.fields.transport).toBe('amqp');
+    expect(logger.boundAgain).toEqual([]);
   });
 
   it('refuses loopback, private and plain amqp brokers with a 422 unless HERALD_ALLOW_PRIVATE=1 or allowPrivate', async () => {

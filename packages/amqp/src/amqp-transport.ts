@@ -82,7 +82,7 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
       pool = new AmqpPool({
         allowPrivate: settings.allowPrivate,
         connectTimeout: settings.timeout,
-        logger: context.logger.child({ transport: 'amqp' }),
+        logger: context.logger,
         ...(options.lookup ? { lookup: options.lookup } : {}),
         ...(options.tls ? { tls: options.tls } : {}),
       });

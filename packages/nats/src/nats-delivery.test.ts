@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, publishNumbered, type RestClient, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
@@ -111,6 +111,21 @@ describe('a restart of the NATS server', () => {
     expect(stream.ids().size).toBe(600);
     expect(stream.received.every(({ message }) => message.subject.startsWith('herald.order.'))).toBe(true);
   }, 180_000);
+});
+
+describe('the log', () => {
+  it('says it connected, with the servers, under the name of the transport (bound once)', async () => {
+    const stream = await consumer();
+    const logger = recordingLogger();
+    const server = await app({}, allowPrivate, logger);
+    await subscribe(server, { servers: natsServer, subject: `${stream.prefix}.{type}` });
+    await publishNumbered(server, 1);
+    await waitFor(() => stream.received.length === 1, 'the message');
+    expect(logger.entries.filter((entry) => entry.message === 'connected to NATS')).toEqual([
+      { level: 'info', fields: expect.objectContaining({ transport: 'nats', servers: [natsServer] }), message: 'connected to NATS' },
+    ]);
+    expect(logger.boundAgain).toEqual([]);
+  });
 });
 
 describe('a server that moves', () => {

@@ -68,7 +68,7 @@ export function nats(options: NatsOptions = {}): NatsTransport {
       pool = new NatsPool({
         allowPrivate: settings.allowPrivate,
         connectTimeout: settings.timeout,
-        logger: context.logger.child({ transport: 'nats' }),
+        logger: context.logger,
         ...(options.lookup ? { lookup: options.lookup } : {}),
         ...(options.tls ? { tls: options.tls } : {}),
       });

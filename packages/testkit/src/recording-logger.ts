@@ -7,9 +7,14 @@ export interface LogEntry {
   message?: string;
 }
 
-/** A Logger that keeps every entry (its children's too, with their bindings in `fields`), so a test can read what the server logged. */
-export function recordingLogger(): Logger & { entries: LogEntry[] } {
+/**
+ * A Logger that keeps every entry (its children's too, with their bindings in `fields`), so a test can read what the
+ * server logged; and in `boundAgain` the keys a child bound that its parent had bound already, which pino would
+ * write twice in one line.
+ */
+export function recordingLogger(): Logger & { entries: LogEntry[]; boundAgain: string[] } {
   const entries: LogEntry[] = [];
+  const boundAgain: string[] = [];
   const make = (bindings: Record<string, unknown>): Logger => {
     const at =
       (level: LogEntry['level']) =>
@@ -17,7 +22,11 @@ export function recordingLogger(): Logger & { entries: LogEntry[] } {
         if (typeof fieldsOrMessage === 'string') entries.push({ level, fields: { ...bindings }, message: fieldsOrMessage });
         else entries.push({ level, fields: { ...bindings, ...fieldsOrMessage }, ...(message !== undefined ? { message } : {}) });
       };
-    return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => make({ ...bindings, ...more }) };
+    return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => {
+        boundAgain.push(...Object.keys(more).filter((key) => key in bindings));
+        return make({ ...bindings, ...more });
+      },
+    };
   };
-  return Object.assign(make({}), { entries });
+  return Object.assign(make({}), { entries, boundAgain });
 }

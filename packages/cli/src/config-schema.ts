@@ -1,3 +1,4 @@
+import type { Broker, RateLimitStore } from '@herald/core';
 import type { RateLimit } from '@herald/server';
 import { z } from 'zod';
 
@@ -23,8 +24,11 @@ export interface HeraldConfig {
   host?: string;
   /** `HERALD_DATABASE`: a SQLite file (relative to the config), `:memory:`, or a `postgres://` URL. @default './data/herald.db' */
   database?: string;
-  /** `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several. @default 'memory' */
-  broker?: string;
+  /**
+   * `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several; in a `.ts` or `.js` config, a broker
+   * too, such as `redisBroker({ url, tls })`. @default 'memory'
+   */
+  broker?: string | Broker;
   /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and logged once, at warn level. */
   adminKey?: string;
   /** `HERALD_LOG_LEVEL`: pino's level. @default 'info' */
@@ -45,8 +49,11 @@ export interface HeraldConfig {
   adminRateLimit?: RateLimit | false;
   /** `HERALD_AUTH_FAILURE_LIMIT`: failed authentications per client address. @default { requests: 60, window: 60 } */
   authFailureLimit?: RateLimit | false;
-  /** `HERALD_RATE_LIMIT_STORE`: where the rate limits are counted: `memory`, each node on its own, or a `redis://` URL, the nodes together. @default 'memory' */
-  rateLimitStore?: string;
+  /**
+   * `HERALD_RATE_LIMIT_STORE`: where the rate limits are counted: `memory`, each node on its own, or a `redis://` URL,
+   * the nodes together; in a `.ts` or `.js` config, a store too, such as `redisRateLimits({ url, tls })`. @default 'memory'
+   */
+  rateLimitStore?: string | RateLimitStore;
   /**
    * `HERALD_TRUST_PROXY`: the reverse proxies in front of Herald whose `X-Forwarded-*` headers it believes: how
    * many (`1`), or their addresses and subnets (`'loopback'`, `['10.0.0.0/8', 'fd00::/8']`). @default none
@@ -89,7 +96,18 @@ export const eventTypeObject = z.strictObject({
 export const transportOptions = z.union([z.literal(true), z.record(z.string(), z.unknown())]);
 
 /** `memory`, or a `redis://` URL: where the broker rings, or where the rate limits are counted. */
-const storeUrl = z.string().regex(/^(?:memory|rediss?:\/\/.+)$/, 'expected "memory" or a redis:// URL');
+const storeUrl = /^(?:memory|rediss?:\/\/.+)$/;
+
+/** `memory`, a `redis://` URL, or an object with the named methods (`redisBroker(...)`, `redisRateLimits(...)`). */
+function urlOr<T>(methods: readonly string[], example: string) {
+  return z.custom<string | T>(
+    (value) =>
+      typeof value === 'string'
+        ? storeUrl.test(value)
+        : typeof value === 'object' && value !== null && methods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+    `expected "memory", a redis:// URL, or ${example}`,
+  );
+}
 
 /** A rate limit as `createHerald` takes it: `requests` per `window` seconds, or `false` for none. */
 const rateLimitSchema = z.union([z.literal(false), z.strictObject({ requests: z.number().int().min(1), window: z.number().int().min(1) })]);
@@ -102,7 +120,7 @@ export const heraldConfigSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).optional(),
   host: z.string().min(1).optional(),
   database: z.string().min(1).optional(),
-  broker: storeUrl.optional(),
+  broker: urlOr<Broker>(['publish', 'subscribe', 'close'], 'a broker such as redisBroker({ url })').optional(),
   adminKey: z.string().min(32, 'must be at least 32 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   source: z.string().min(1).optional(),
@@ -113,7 +131,7 @@ export const heraldConfigSchema = z.strictObject({
   rateLimit: rateLimitSchema.optional(),
   adminRateLimit: rateLimitSchema.optional(),
   authFailureLimit: rateLimitSchema.optional(),
-  rateLimitStore: storeUrl.optional(),
+  rateLimitStore: urlOr<RateLimitStore>(['take', 'peek'], 'a store such as redisRateLimits({ url })').optional(),
   trustProxy: z.union([z.number().int().min(1), z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   transports: z.record(z.string(), z.unknown()).optional(),
   eventTypes: z.unknown().optional(),

@@ -1,16 +1,19 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@herald/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket } from 'ws';
 import { tempFolder } from '../../core/src/temp-folder.test-support.js';
+import { ownRedis } from '../../redis/src/own-redis.test-support.js';
 import { startReceiver, verifiedEvent } from '../../webhook/src/test-receiver.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
 const cliIndex = fileURLToPath(new URL('./index.ts', import.meta.url));
+const redisIndex = fileURLToPath(new URL('../../redis/src/index.ts', import.meta.url));
 
 afterEach(killAll);
 
@@ -145,6 +148,31 @@ describe('herald serve', () => {
     expect(event).toMatchObject({ type: 'order.created', data: { orderId: 'o-1' } });
   });
 
+  it('takes a broker and a rate-limit store made in a .ts config, as to a Redis that requires a client certificate', async () => {
+    // TLS only, from clients with a certificate the test authority signed: no redis:// URL in HERALD_BROKER can say that.
+    const redis = await ownRedis({ tls: testTls });
+    onTestFinished(redis.kill);
+    const dir = project({
+      'herald.config.ts': `
+        import { readFileSync } from 'node:fs';
+        import { defineConfig } from ${JSON.stringify(cliIndex)};
+        import { redisBroker, redisRateLimits } from ${JSON.stringify(redisIndex)};
+        const tls = { ca: readFileSync(${JSON.stringify(testTls.ca)}), cert: readFileSync(${JSON.stringify(testTls.cert)}), key: readFileSync(${JSON.stringify(testTls.key)}) };
+        const url = ${JSON.stringify(redis.url)};
+        export default defineConfig({ port: 0, database: ':memory:', broker: redisBroker({ url, tls }), rateLimitStore: redisRateLimits({ url, tls }) });`,
+    });
+    const serve = startCli(['serve'], { cwd: dir, env: { HERALD_ADMIN_KEY: `admin-${'r'.repeat(40)}` } });
+    await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout');
+    // ioredis as @herald/redis has it: the CLI does not depend on it.
+    const { Redis } = createRequire(redisIndex)('ioredis') as { Redis: new (url: string, options: object) => { client(command: 'LIST'): Promise<string>; disconnect(): void } };
+    const admin = new Redis(redis.url, { tls: { ca: readFileSync(testTls.ca), cert: readFileSync(testTls.cert), key: readFileSync(testTls.key) } });
+    onTestFinished(() => void admin.disconnect());
+    const names = (await admin.client('LIST')).match(/name=herald-[\w-]+/g)?.sort();
+    expect(names).toEqual(['name=herald-publisher', 'name=herald-rate-limits', 'name=herald-subscriber']);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+  });
+
   it("serves the consumer portal where a portal session's link leads", async () => {
     const adminKey = `admin-${'p'.repeat(40)}`;
     const serve = startCli(['serve'], { cwd: tempFolder(), env: { PORT: '0', HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: adminKey } });
@@ -202,11 +230,11 @@ describe('herald serve', () => {
     expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (15 problems)');
     expect(lines.slice(1).map((line) => line.trim())).toEqual([
       'herald.config.json: port: Too big: expected number to be <=65535',
-      expect.stringMatching(/^herald\.config\.json: broker: expected "memory" or a redis:\/\/ URL/),
+      'herald.config.json: broker: expected "memory", a redis:// URL, or a broker such as redisBroker({ url })',
       'herald.config.json: maxConnections: Too small: expected number to be >0',
       'herald.config.json: rateLimit.requests: Too small: expected number to be >=1',
       'herald.config.json: authFailureLimit: expected false or an object',
-      'herald.config.json: rateLimitStore: expected "memory" or a redis:// URL',
+      'herald.config.json: rateLimitStore: expected "memory", a redis:// URL, or a store such as redisRateLimits({ url })',
       'herald.config.json: trustProxy: expected a number or a string or an array',
       'herald.config.json: databse: not a field Herald knows',
       expect.stringMatching(/^herald\.config\.json: eventTypes\[0\]\.name: "Order Created" is not a valid event-type name/),

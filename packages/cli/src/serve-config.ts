@@ -75,7 +75,14 @@ export async function loadServeConfig(cwd: string, given?: string, env: NodeJS.P
       ...options,
       // A SQLite file is relative to the config, as every path in it; `:memory:` and URLs stay as they are.
       ...(database !== undefined ? { database: /^(?::memory:$|[a-z][a-z0-9+.-]*:)/i.test(database) ? database : resolve(directory, database) } : {}),
-      env: { ...env, ...(broker !== undefined ? { HERALD_BROKER: broker } : {}), ...(rateLimitStore !== undefined ? { HERALD_RATE_LIMIT_STORE: rateLimitStore } : {}) },
+      // A URL goes where createHerald reads it; a broker or a store made in the config is given as it is.
+      ...(typeof broker === 'object' ? { broker } : {}),
+      ...(typeof rateLimitStore === 'object' ? { rateLimitStore } : {}),
+      env: {
+        ...env,
+        ...(typeof broker === 'string' ? { HERALD_BROKER: broker } : {}),
+        ...(typeof rateLimitStore === 'string' ? { HERALD_RATE_LIMIT_STORE: rateLimitStore } : {}),
+      },
       transports: loadedTransports.transports,
       eventTypes: loadedTypes.eventTypes,
     },

@@ -76,6 +76,21 @@ describe('postgresStore', () => {
     expect(() => postgresStore({ url: 'mysql://localhost/db' })).toThrow(/postgres:\/\//);
   });
 
+  it('says where it cannot start and why, without the password, rather than "unavailable for now"', async () => {
+    const refused = postgresStore({ url: 'postgres://herald:s3cret@127.0.0.1:1/herald' });
+    await expect(refused.init()).rejects.toThrow(
+      new Error('postgresStore cannot start on the database at postgres://***@127.0.0.1:1/herald: connect ECONNREFUSED 127.0.0.1:1'),
+    );
+    await refused.close();
+    const unknown = new URL(adminUrl);
+    unknown.pathname = '/herald_no_such_database';
+    const missing = postgresStore({ pool: new pg.Pool({ connectionString: unknown.href }) });
+    await expect(missing.init()).rejects.toThrow(
+      new Error('postgresStore cannot start on the database of the pool it was given: database "herald_no_such_database" does not exist (3D000)'),
+    );
+    await missing.close();
+  });
+
   it('runs on a pg Pool it is given, and ends it on close', async () => {
     const url = await database();
     const pool = new pg.Pool({ connectionString: url, max: 2 });

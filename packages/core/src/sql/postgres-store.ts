@@ -3,8 +3,9 @@ import { Kysely, type PostgresPool } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { RefusingPostgresDialect } from './postgres-refusing-dialect.js';
-import { postgresFlavor } from './sql-flavor.js';
-import { SqlStore } from './sql-store.js';
+import { StoreUnavailableError } from '../errors.js';
+import { errorCode, postgresFlavor } from './sql-flavor.js';
+import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 
 export interface PostgresStoreOptions {
   /**
@@ -47,10 +48,37 @@ export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const dialect = new RefusingPostgresDialect({
     pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
   });
-  return new SqlStore(new Kysely<HeraldDatabase>({ dialect }), postgresFlavor, {
-    logger: options.logger,
-    ...(options.logPartitionSize !== undefined ? { logPartitionSize: options.logPartitionSize } : {}),
-  });
+  const where = url !== undefined ? `the database at ${url.replace(/\/\/[^@/]*@/, '//***@')}` : 'the database of the pool it was given';
+  return new PostgresSqlStore(
+    new Kysely<HeraldDatabase>({ dialect }),
+    {
+      logger: options.logger,
+      ...(options.logPartitionSize !== undefined ? { logPartitionSize: options.logPartitionSize } : {}),
+    },
+    where,
+  );
+}
+
+/** The SQL store on PostgreSQL, whose failure to start says where it was to start, and why. */
+class PostgresSqlStore extends SqlStore {
+  readonly #where: string;
+
+  constructor(db: Kysely<HeraldDatabase>, options: SqlStoreOptions, where: string) {
+    super(db, postgresFlavor, options);
+    this.#where = where;
+  }
+
+  override async init(): Promise<void> {
+    try {
+      await super.init();
+    } catch (error) {
+      // A refused start is said as it is, not as a 503 "unavailable for now", whose cause says why.
+      const reason = error instanceof StoreUnavailableError ? error.cause : error;
+      const message = reason instanceof Error ? reason.message : String(reason);
+      const code = errorCode(reason);
+      throw new Error(`postgresStore cannot start on ${this.#where}: ${message}${code && !message.includes(code) ? ` (${code})` : ''}`);
+    }
+  }
 }
 
 async function createPool(url: string, max: number, onError: ((error: Error) => void) | undefined): Promise<PostgresPool> {

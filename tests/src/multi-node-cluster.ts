@@ -49,7 +49,8 @@ export async function checkMachineRedis(): Promise<void> {
 }
 
 // Its own redis-server, shared with packages/redis's tests (by path: a test-support file is no package export).
-export { freePort, type OwnRedis, ownRedis } from '../../packages/redis/src/own-redis.test-support.js';
+export { freePort } from '../../packages/testkit/src/free-port.test-support.js';
+export { type OwnRedis, ownRedis } from '../../packages/redis/src/own-redis.test-support.js';
 
 /** A Herald node running as a child process. */
 export interface NodeProcess {

@@ -1,18 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../../testkit/src/free-port.test-support.js';
 
 // A redis-server of a test's own, for the tests that stop Redis (packages/redis and the integration tests).
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A redis-server on a free port, with no persistence, that a test can kill and start again, or freeze (SIGSTOP) and thaw. */
 export interface OwnRedis {

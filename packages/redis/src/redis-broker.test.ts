@@ -16,7 +16,8 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempFolder } from '../../core/src/temp-folder.test-support.js';
 import { recordingLogger } from '../../testkit/src/recording-logger.js';
 import { linger } from '../../testkit/src/wait-for.js';
-import { freePort, type OwnRedis, ownRedis as startOwnRedis } from './own-redis.test-support.js';
+import { freePort } from '../../testkit/src/free-port.test-support.js';
+import { type OwnRedis, ownRedis as startOwnRedis } from './own-redis.test-support.js';
 import { type RedisBrokerOptions, redisBroker } from './redis-broker.js';
 
 /** The machine's Redis, for the tests that do not restart it. */

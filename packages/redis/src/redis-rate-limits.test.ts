@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { RateLimitStore } from '@herald/core';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { freePort, ownRedis } from './own-redis.test-support.js';
+import { freePort } from '../../testkit/src/free-port.test-support.js';
+import { ownRedis } from './own-redis.test-support.js';
 import { type RedisRateLimitsOptions, redisRateLimits } from './redis-rate-limits.js';
 
 /** The machine's Redis, for the tests that do not stop it. */

@@ -1,10 +1,10 @@
 /** A PostgreSQL cluster of the test's own, made with the machine's initdb and pg_ctl, that takes TLS connections only. */
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../../../testkit/src/free-port.test-support.js';
 import { testTls } from '../../../webhook/src/test-tls.test-support.js';
 
 const run = promisify(execFile);
@@ -44,15 +44,4 @@ export async function ownPostgresWithTls(): Promise<OwnPostgres> {
       rmSync(folder, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { RefusingPostgresDialect } from './postgres-refusing-dialect.js';
 import { StoreUnavailableError } from '../errors.js';
-import { errorCode, postgresFlavor } from './sql-flavor.js';
+import { postgresFlavor, reasonOf } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 
 export interface PostgresStoreOptions {
@@ -73,10 +73,7 @@ class PostgresSqlStore extends SqlStore {
       await super.init();
     } catch (error) {
       // A refused start is said as it is, not as a 503 "unavailable for now", whose cause says why.
-      const reason = error instanceof StoreUnavailableError ? error.cause : error;
-      const message = reason instanceof Error ? reason.message : String(reason);
-      const code = errorCode(reason);
-      throw new Error(`postgresStore cannot start on ${this.#where}: ${message}${code && !message.includes(code) ? ` (${code})` : ''}`);
+      throw new Error(`postgresStore cannot start on ${this.#where}: ${reasonOf(error instanceof StoreUnavailableError ? error.cause : error)}`);
     }
   }
 }

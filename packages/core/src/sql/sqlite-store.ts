@@ -15,7 +15,7 @@ import {
 } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
-import { errorCode, type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
+import { reasonOf, type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 import { retryWhileLocked } from './write-gate.js';
 
@@ -119,9 +119,7 @@ async function openDatabase(path: string): Promise<Database.Database> {
  * write again after this one's.
  */
 function cannotOpen(path: string, error: unknown): Error {
-  const code = errorCode(error);
-  const reason = error instanceof Error ? error.message : String(error);
-  return new Error(`sqliteStore cannot open the database at ${path}: ${reason}${code && !reason.includes(code) ? ` (${code})` : ''}`);
+  return new Error(`sqliteStore cannot open the database at ${path}: ${reasonOf(error)}`);
 }
 
 /** kysely's SQLite dialect on one driver made beforehand, which the app's view of the store shares. */

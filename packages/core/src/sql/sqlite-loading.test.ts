@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cpSync, mkdirSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempFolder } from '../temp-folder.test-support.js';
 import { freshDatabase } from './postgres.test-support.js';
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -56,5 +59,35 @@ describe('better-sqlite3 is loaded only when SQLite is used', () => {
     const loaded = await betterSqliteFilesLoaded(['sqlite']);
     expect(loaded.some((path) => path.endsWith('better_sqlite3.node'))).toBe(true);
     expect(loaded.some((path) => path.endsWith('lib/index.js'))).toBe(true);
+  }, 60_000);
+});
+
+describe('better-sqlite3 installed without its native module', () => {
+  it('is said as such, with what to run, as pnpm leaves it when its build script was not allowed', async () => {
+    // A copy of the package as pnpm installs it when it runs no build script: its JavaScript, no build/ folder.
+    const folder = tempFolder();
+    const installed = dirname(createRequire(join(packageDir, 'package.json')).resolve('better-sqlite3/package.json'));
+    const copy = join(folder, 'node_modules', 'better-sqlite3');
+    mkdirSync(copy, { recursive: true });
+    cpSync(join(installed, 'package.json'), join(copy, 'package.json'));
+    cpSync(join(installed, 'lib'), join(copy, 'lib'), { recursive: true });
+    for (const dependency of ['bindings', 'file-uri-to-path']) {
+      symlinkSync(dirname(createRequire(join(installed, 'package.json')).resolve(`${dependency}/package.json`)), join(folder, 'node_modules', dependency));
+    }
+    // The store's `import('better-sqlite3')` is led to the copy.
+    const hooks = `export async function resolve(specifier, context, next) {
+      return specifier === 'better-sqlite3' ? { url: ${JSON.stringify(pathToFileURL(join(copy, 'lib/index.js')).href)}, shortCircuit: true } : next(specifier, context);
+    }`;
+    const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const script = `const { sqliteStore } = await import('@herald/core');
+      await sqliteStore({ path: ':memory:' }).init().then(() => console.log('opened'), (error) => console.log(error.message));`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--conditions=herald-source', '--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', script],
+      { cwd: packageDir, timeout: 60_000 },
+    );
+    expect(stdout.trim()).toBe(
+      'sqliteStore cannot open the database at :memory:: better-sqlite3 is installed without its native module (its build script did not run): allow it and install again (pnpm: `pnpm approve-builds`; npm: `npm rebuild better-sqlite3`)',
+    );
   }, 60_000);
 });

@@ -119,8 +119,15 @@ async function openDatabase(path: string): Promise<Database.Database> {
  * write again after this one's.
  */
 function cannotOpen(path: string, error: unknown): Error {
-  return new Error(`sqliteStore cannot open the database at ${path}: ${reasonOf(error)}`);
+  const reason = reasonOf(error);
+  return new Error(`sqliteStore cannot open the database at ${path}: ${notBuilt.test(reason) ? notBuiltReason : reason}`);
 }
+
+/** What the `bindings` package says when better-sqlite3's native module was never built. */
+const notBuilt = /^Could not locate the bindings file/;
+/** pnpm (since version 10) runs no dependency's build script it was not told to; it then lists tried paths, not this. */
+const notBuiltReason =
+  'better-sqlite3 is installed without its native module (its build script did not run): allow it and install again (pnpm: `pnpm approve-builds`; npm: `npm rebuild better-sqlite3`)';
 
 /** kysely's SQLite dialect on one driver made beforehand, which the app's view of the store shares. */
 class OneDriverSqliteDialect extends SqliteDialect {

@@ -157,7 +157,8 @@ describe('SQLite: an app connection of its own, from another process (docs/guide
     let failure = '';
     writer.stdout.on('data', (chunk: Buffer) => (restocked += chunk.toString()));
     writer.stderr.on('data', (chunk: Buffer) => (failure += chunk.toString()));
-    const exited = new Promise<number | null>((done) => writer.once('exit', done));
+    // 'close' rather than 'exit': what it printed last is read by then.
+    const exited = new Promise<number | null>((done) => writer.once('close', done));
 
     // Each order is a transaction of the app's on herald.database that publishes; the stock may run out (409) if the restocker falls behind.
     const placed: { status: number; body: any }[] = [];

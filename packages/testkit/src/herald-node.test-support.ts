@@ -16,7 +16,7 @@ export type HeraldNode = RestClient & { baseUrl: string };
 export interface HeraldNodeProcess {
   /** Resolves once the node listens; rejects, with what it printed, when it exits first. */
   started: Promise<HeraldNode>;
-  /** Its exit code, once it exited. */
+  /** Its exit code, once it exited and its output was read to the end. */
   exited: Promise<number | null>;
   /** The lines of its log (pino's JSON) so far. */
   readonly logs: readonly Record<string, unknown>[];
@@ -33,7 +33,8 @@ export function spawnHeraldNode(script: URL, args: readonly string[], env: Recor
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // 'close' rather than 'exit': its last lines of output are read by then.
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
   onTestFinished(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');

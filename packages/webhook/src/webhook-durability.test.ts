@@ -52,7 +52,8 @@ async function startNode(database: string, { publish = 0, timeout = 3_000, lease
     acked: [],
     attempts: 0,
     failedAttempts: 0,
-    exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
+    // 'close' rather than 'exit': the attempts it reported last are counted by then.
+    exited: new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal }))),
     stderr: () => stderr,
   };
   let stderr = '';

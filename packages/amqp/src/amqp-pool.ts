@@ -1,5 +1,4 @@
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import type { Logger } from '@herald/core';
+import type { Logger, TlsSettings } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
@@ -17,8 +16,8 @@ export interface AmqpPoolOptions {
   allowPrivate?: boolean;
   /** Resolves broker host names; the address guard checks what it returns. @default dns.lookup */
   lookup?: LookupFunction;
-  /** What TLS trusts and presents, for every `amqps://` connection: the certificate authorities, a client certificate and its key. @default Node.js's trusted authorities, no client certificate */
-  tls?: Pick<TlsConnectionOptions, 'ca' | 'cert' | 'key'>;
+  /** What TLS trusts and presents, for every `amqps://` connection. @default Node.js's trusted authorities, no client certificate */
+  tls?: TlsSettings;
   /** How long connecting may take, in ms. @default 15000 */
   connectTimeout?: number;
   /** Told when a connection opens, fails or closes, with the broker's URL without its password. @default silent */

@@ -1,20 +1,18 @@
+import type { TlsSettings } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig } from './amqp-config.js';
-import { AmqpPool, type AmqpPoolOptions } from './amqp-pool.js';
+import { AmqpPool } from './amqp-pool.js';
 
 /** Options of {@link amqp}: those of every push transport, and the AMQP transport's own. */
 export interface AmqpOptions extends PushOptions {
   /** Resolves broker host names; the address guard checks every address it returns. @default dns.lookup */
   lookup?: LookupFunction;
   /**
-   * What TLS trusts and presents, for every `amqps://` connection to the brokers of this transport's
-   * subscriptions: `ca`, the authorities (PEM) a broker's certificate must be signed by, which replace those
-   * Node.js trusts (`NODE_EXTRA_CA_CERTS` too), as in `tls.connect` (to add one: `[...tls.rootCertificates, pem]`);
-   * `cert` and `key`, the client certificate and its key, for brokers that require one (mutual TLS). The brokers
-   * are the subscriptions' own: every one of them gets the same settings.
+   * What TLS trusts and presents (see {@link TlsSettings}), for every `amqps://` connection to the brokers of this
+   * transport's subscriptions. The brokers are the subscriptions' own: every one of them gets the same settings.
    * @default Node.js's trusted authorities, no client certificate
    */
-  tls?: AmqpPoolOptions['tls'];
+  tls?: TlsSettings;
 }
 
 /** The AMQP transport: a push transport whose subscriptions store an {@link AmqpConfig}. */

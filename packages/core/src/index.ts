@@ -36,5 +36,6 @@ export * from './stream-subscription.js';
 export * from './subscription.js';
 export * from './subscription-matcher.js';
 export * from './subscription-registry.js';
+export * from './tls-settings.js';
 export * from './tracing.js';
 export * from './transport.js';

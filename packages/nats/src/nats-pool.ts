@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { connect as connectTcp, isIP } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import type { Logger } from '@herald/core';
+import type { Logger, TlsSettings } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
@@ -11,8 +11,8 @@ export interface NatsPoolOptions {
   allowPrivate?: boolean;
   /** Resolves server host names; the address guard checks what it returns. @default dns.lookup */
   lookup?: LookupFunction;
-  /** What TLS trusts and presents, for every TLS connection: the certificate authorities, a client certificate and its key. @default Node.js's trusted authorities, no client certificate */
-  tls?: Pick<TlsConnectionOptions, 'ca' | 'cert' | 'key'>;
+  /** What TLS trusts and presents, for every TLS connection. @default Node.js's trusted authorities, no client certificate */
+  tls?: TlsSettings;
   /** How long connecting may take (resolving names included), in ms. @default 15000 */
   connectTimeout?: number;
   /** Told when a connection opens, fails or closes, with the servers without their credentials. @default silent */

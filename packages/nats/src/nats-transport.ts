@@ -1,20 +1,19 @@
+import type { TlsSettings } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
 import { checkNatsConfig, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, serverList } from './nats-config.js';
-import { NatsPool, type NatsPoolOptions } from './nats-pool.js';
+import { NatsPool } from './nats-pool.js';
 
 /** Options of {@link nats}: those of every push transport, and the NATS transport's own. */
 export interface NatsOptions extends PushOptions {
   /** Resolves server host names; the address guard checks every address it returns. @default dns.lookup */
   lookup?: LookupFunction;
   /**
-   * What TLS trusts and presents, for every TLS connection to the servers of this transport's subscriptions
-   * (`tls://` servers, and servers that require or offer TLS): `ca`, the authorities (PEM) a server's certificate
-   * must be signed by, which replace those Node.js trusts (`NODE_EXTRA_CA_CERTS` too), as in `tls.connect` (to add
-   * one: `[...tls.rootCertificates, pem]`); `cert` and `key`, the client certificate and its key, for servers that
-   * require one (mutual TLS). The servers are the subscriptions' own: every one of them gets the same settings.
+   * What TLS trusts and presents (see {@link TlsSettings}), for every TLS connection to the servers of this
+   * transport's subscriptions (`tls://` servers, and servers that require or offer TLS). The servers are the
+   * subscriptions' own: every one of them gets the same settings.
    * @default Node.js's trusted authorities, no client certificate
    */
-  tls?: NatsPoolOptions['tls'];
+  tls?: TlsSettings;
 }
 
 /** The NATS transport: a push transport whose subscriptions store a {@link NatsConfig}. */

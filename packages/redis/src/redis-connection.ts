@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
-import type { Logger } from '@herald/core';
+import type { Logger, TlsSettings } from '@herald/core';
 import { Redis } from 'ioredis';
 
 /** Where Redis is and how to reach it: what the broker and the rate-limit store take alike. */
@@ -8,13 +7,11 @@ export interface RedisOptions {
   /** Where Redis is: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. @default 'redis://127.0.0.1:6379' */
   url?: string;
   /**
-   * What TLS trusts and presents, for every connection of a `rediss://` URL: `ca`, the authorities (PEM) the
-   * server's certificate must be signed by, which replace those Node.js trusts (`NODE_EXTRA_CA_CERTS` too), as in
-   * `tls.connect` (to add one: `[...tls.rootCertificates, pem]`); `cert` and `key`, the client certificate and its
-   * key, for a Redis that requires one (mutual TLS). Refused with a `redis://` URL, which is not TLS.
+   * What TLS trusts and presents (see {@link TlsSettings}), for every connection of a `rediss://` URL. Refused with a
+   * `redis://` URL, which is not TLS.
    * @default Node.js's trusted authorities, no client certificate
    */
-  tls?: Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>;
+  tls?: TlsSettings;
   /** Put before every channel name and key, so several Herald deployments can share one Redis. @default '' */
   prefix?: string;
   /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */

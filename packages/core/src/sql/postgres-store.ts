@@ -4,7 +4,8 @@ import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { RefusingPostgresDialect } from './postgres-refusing-dialect.js';
 import { StoreUnavailableError } from '../errors.js';
-import { postgresFlavor, reasonOf } from './sql-flavor.js';
+import { reasonOf } from './error-reason.js';
+import { postgresFlavor } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 
 export interface PostgresStoreOptions {

@@ -56,13 +56,6 @@ export interface SqlFlavor {
 /** The `code` of a database driver's error (a SQLSTATE, SQLite's `SQLITE_…`, Node's `E…`); '' when it has none. */
 export const errorCode = (error: unknown): string => String((error as { code?: unknown } | null)?.code ?? '');
 
-/** An error's message, followed by its `code` when the message does not say it. */
-export function reasonOf(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = errorCode(error);
-  return code && !message.includes(code) ? `${message} (${code})` : message;
-}
-
 export const sqliteFlavor: SqlFlavor = {
   name: 'sqlite',
   addSeqColumn: (table) => table.addColumn('seq', 'integer', (column) => column.primaryKey().autoIncrement()),

@@ -15,7 +15,8 @@ import {
 } from 'kysely';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
-import { reasonOf, type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
+import { reasonOf } from './error-reason.js';
+import { type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 import { retryWhileLocked } from './write-gate.js';
 

@@ -1,5 +1,6 @@
 import type { DeliveredEvent } from './delivered-event.js';
 import { type BackoffOptions, ReconnectBackoff } from './reconnect-backoff.js';
+import { passingStatus } from './retry-after.js';
 
 /** An event as it arrives on a Herald stream. */
 export type StreamedEvent<TType extends string = string, TData = unknown> = DeliveredEvent<TType, TData>;
@@ -111,7 +112,7 @@ const closedState = 2;
 /** Whether a new EventSource may get a stream where one was refused with `status` (`undefined`: not told). */
 function worthReopening(status: number | undefined, freshToken: boolean): boolean {
   if (status === undefined || status === 401) return freshToken;
-  return status === 408 || status === 429 || status >= 500;
+  return passingStatus(status);
 }
 
 /**

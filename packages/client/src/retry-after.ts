@@ -7,3 +7,8 @@ export function retryAfterOf(header: string | null, now = Date.now()): number | 
   const at = /[a-z]/i.test(value) ? Date.parse(value) : Number.NaN;
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
+
+/** Whether an answer of `status` passes, so that asking again later may succeed: 408, 429 or a 5xx. */
+export function passingStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}

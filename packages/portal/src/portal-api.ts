@@ -1,4 +1,4 @@
-import { ReconnectBackoff, retryAfterOf } from '@herald/client';
+import { passingStatus, ReconnectBackoff, retryAfterOf } from '@herald/client';
 
 /** An event type as `GET /v1/event-types` lists it. */
 export interface EventType {
@@ -326,7 +326,7 @@ export class PortalApi {
       throw new StreamInterrupted(`the connection failed: ${error instanceof Error ? error.message : String(error)}`);
     }
     await this.#tokenTaken(response);
-    if (response.status === 408 || response.status === 429 || response.status >= 500) {
+    if (passingStatus(response.status)) {
       await response.body?.cancel().catch(() => {});
       throw new StreamInterrupted(`the live tail answered ${response.status}`, retryAfterOf(response.headers.get('retry-after')));
     }

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { poll } from '@herald/poll';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -150,5 +152,42 @@ describe('pollEvents', () => {
     expect(received[0]?.id).toBe(first.id);
     stop.abort();
     await polling;
+  });
+
+  it('tries again after a proxy in front answers 408, and goes on from where it was', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const first = await publish(server, 'order.created', 1);
+    // A proxy that times out the first two polls (as nginx's 408 does), then passes them on to Herald.
+    let timedOut = 0;
+    const proxy = createServer((request, response) => {
+      if (timedOut < 2) {
+        timedOut++;
+        response.writeHead(408, { 'content-type': 'text/html', connection: 'close' }).end('<html>408 Request Time-out</html>');
+        return;
+      }
+      fetch(new URL(request.url ?? '/', server.baseUrl), { headers: { authorization: request.headers.authorization ?? '' } }).then(
+        async (answer) => response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(await answer.text()),
+        () => response.writeHead(502).end(),
+      );
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const stop = aborter();
+      const received: StreamedEvent[] = [];
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const polling = drain(pollEvents({ url, token, types: ['order.*'], after: 0, wait: 1, retryDelay: 20, signal: stop.signal }), received);
+      await waitFor(() => received.length === 1, 'the event after two 408 answers');
+      expect(timedOut).toBe(2);
+      const second = await publish(server, 'order.shipped', 2);
+      await waitFor(() => received.length === 2, 'the next event');
+      expect(received.map((event) => event.id)).toEqual([first.id, second.id]);
+      stop.abort();
+      await polling;
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });

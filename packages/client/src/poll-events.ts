@@ -1,5 +1,5 @@
 import type { StreamedEventOf, StreamReset } from './event-stream.js';
-import { retryAfterOf } from './retry-after.js';
+import { passingStatus, retryAfterOf } from './retry-after.js';
 
 export interface PollEventsOptions {
   /** The Herald server, e.g. `https://api.example.com`. */
@@ -25,7 +25,7 @@ export interface PollEventsOptions {
   path?: string;
   /** Ends the polling: the loop returns (a `for await` ends) without an error. */
   signal?: AbortSignal;
-  /** Milliseconds before polling again after a network error, a 429 or a 5xx (a `Retry-After` answer wins). @default 1000 */
+  /** Milliseconds before polling again after a network error, a 408, a 429 or a 5xx (a `Retry-After` answer wins). @default 1000 */
   retryDelay?: number;
   /** Told when `after` could not be served and polling went on from `latest`: events before it were not read. */
   onReset?(reset: StreamReset): void;
@@ -33,7 +33,7 @@ export interface PollEventsOptions {
   fetch?: typeof fetch;
 }
 
-/** A poll that will not succeed by trying again: 400-499 but 429 (bad parameters, credentials, scope, an unknown subscription). */
+/** A poll that will not succeed by trying again: 400-499 but 408 and 429 (bad parameters, credentials, scope, an unknown subscription). */
 export class PollError extends Error {
   override readonly name = 'PollError';
   constructor(
@@ -71,7 +71,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * Long-polls Herald's `GET /v1/poll`, following `next` from one answer to the next, and yields each
  * event in `seq` order. On a durable subscription the next poll acknowledges an answer only once the loop
  * has taken every event of it, so an event is never skipped (it may come again after a crash: dedupe by `id`).
- * Network errors, 429 and 5xx answers are retried; other refusals throw {@link PollError}.
+ * Network errors and the answers {@link passingStatus} takes (408, 429, 5xx) are retried; other refusals throw {@link PollError}.
  *
  * ```ts
  * for await (const event of pollEvents<EventMap>({ url, token, types: ['order.*'], signal })) render(event);
@@ -100,7 +100,7 @@ export async function* pollEvents<TMap = Record<string, unknown>>(options: PollE
       else {
         const problem = await response.json().catch(() => undefined);
         if (response.status === 401 && renew && !renewed) answer = { renew };
-        else if (response.status !== 429 && response.status < 500) throw new PollError(response.status, problem);
+        else if (!passingStatus(response.status)) throw new PollError(response.status, problem);
         else {
           answer = { retryIn: retryAfterOf(response.headers.get('retry-after')) || retryDelay };
         }

@@ -46,7 +46,11 @@ describe('HERALD_ADMIN_KEY (issue 13)', () => {
       createHerald({ database: ':memory:', logLevel: 'silent', env, ...(adminKey !== undefined ? { adminKey } : {}) });
     expect(start({ HERALD_ADMIN_KEY: 'secret' })).toThrow(/HERALD_ADMIN_KEY must be at least 32 characters/);
     expect(start({ HERALD_ADMIN_KEY: 'x'.repeat(31) })).toThrow(/HERALD_ADMIN_KEY must be at least 32 characters/);
-    expect(start({}, 'admin-short')).toThrow(/HERALD_ADMIN_KEY must be at least 32 characters/);
+    // Given as an option, the error names the option rather than the variable it was not read from.
+    expect(start({}, 'admin-short')).toThrow(/^adminKey must be at least 32 characters \(it has 11\)/);
+    expect(start({}, 'admin short key of more than thirty-two characters')).toThrow(/^adminKey must be .*without spaces/);
+    expect(() => createHerald({ database: ':memory:', logLevel: 'silent', env: {}, port: 70_000 })).toThrow(/^port must be a port number, not "70000"/);
+    expect(() => createHerald({ database: ':memory:', logLevel: 'silent', env: { PORT: 'eighty' } })).toThrow(/^PORT must be a port number, not "eighty"/);
     expect(start({ HERALD_ADMIN_KEY: `${'x'.repeat(20)} ${'y'.repeat(20)}` })).toThrow(/HERALD_ADMIN_KEY must be .*without spaces/);
     expect(start({ HERALD_ADMIN_KEY: `${'é'.repeat(40)}` })).toThrow(/HERALD_ADMIN_KEY must be .*without spaces/);
   });

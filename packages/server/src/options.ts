@@ -136,28 +136,54 @@ export interface ResolvedOptions {
   trustProxy?: number | string[];
 }
 
+/** The environment variable each option falls back to. */
+const variables = {
+  port: 'PORT',
+  maxConnectionsPerKey: 'HERALD_MAX_CONNECTIONS_PER_KEY',
+  maxSubscriptions: 'HERALD_MAX_SUBSCRIPTIONS',
+  maxConnections: 'HERALD_MAX_CONNECTIONS',
+  logRetention: 'HERALD_LOG_RETENTION',
+  logMaxEvents: 'HERALD_LOG_MAX_EVENTS',
+  logPartitionSize: 'HERALD_LOG_PARTITION_SIZE',
+  adminKey: 'HERALD_ADMIN_KEY',
+  portalUrl: 'HERALD_PORTAL_URL',
+  trustProxy: 'HERALD_TRUST_PROXY',
+  rateLimit: 'HERALD_RATE_LIMIT',
+  adminRateLimit: 'HERALD_ADMIN_RATE_LIMIT',
+  authFailureLimit: 'HERALD_AUTH_FAILURE_LIMIT',
+} as const satisfies Partial<Record<keyof HeraldOptions, string>>;
+
+type EnvOption = keyof typeof variables;
+
+/** What an error calls a setting: the option when it was given, else its environment variable. */
+function settingName(option: EnvOption, value: unknown): string {
+  return value === undefined ? variables[option] : option;
+}
+
 /** The option, else the environment variable, else `fallback` (none: undefined); throws unless it is a whole number of at least 1. */
-function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number;
-function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>): number | undefined;
-function positiveWhole(name: string, option: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback?: number): number | undefined {
-  if (option === undefined && !env[name]?.trim()) return fallback;
-  const value = option ?? Number(env[name]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive whole number, not "${option ?? env[name]}"`);
-  return value;
+function positiveWhole(option: EnvOption, value: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number;
+function positiveWhole(option: EnvOption, value: number | undefined, env: Readonly<Record<string, string | undefined>>): number | undefined;
+function positiveWhole(option: EnvOption, value: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback?: number): number | undefined {
+  const text = env[variables[option]];
+  if (value === undefined && !text?.trim()) return fallback;
+  const whole = value ?? Number(text);
+  if (!Number.isInteger(whole) || whole < 1) throw new Error(`${settingName(option, value)} must be a positive whole number, not "${value ?? text}"`);
+  return whole;
 }
 
 const durationUnits = { s: 1, m: 60, h: 3600 } as const;
 
 /** The option, else the environment variable (`<requests>/<window>` with `s`, `m` or `h`, e.g. `600/1m`; or `off`), else the default. */
 function rateLimitOf(
-  name: string,
-  option: RateLimit | false | undefined,
+  option: 'rateLimit' | 'adminRateLimit' | 'authFailureLimit',
+  value: RateLimit | false | undefined,
   env: Readonly<Record<string, string | undefined>>,
   fallback: RateLimit | false,
 ): RateLimit | false {
-  const text = env[name]?.trim();
-  let limit = option ?? fallback;
-  if (option === undefined && text) {
+  const name = settingName(option, value);
+  const text = env[variables[option]]?.trim();
+  let limit = value ?? fallback;
+  if (value === undefined && text) {
     const parsed = /^(\d+)\/(\d+)([smh])$/.exec(text);
     if (text === 'off') limit = false;
     else if (parsed) limit = { requests: Number(parsed[1]), window: Number(parsed[2]) * durationUnits[parsed[3] as keyof typeof durationUnits] };
@@ -172,21 +198,21 @@ function rateLimitOf(
 /** Shorter configured admin keys are refused: guessable, or typed in as a placeholder. */
 const minAdminKeyLength = 32;
 
-function checkAdminKey(key: string): void {
+function checkAdminKey(key: string, name: string): void {
   if (!/^[\x21-\x7e]+$/.test(key)) {
-    throw new Error('HERALD_ADMIN_KEY must be visible ASCII characters without spaces: it is sent as "Authorization: Bearer <key>"');
+    throw new Error(`${name} must be visible ASCII characters without spaces: it is sent as "Authorization: Bearer <key>"`);
   }
   if (key.length < minAdminKeyLength) {
     throw new Error(
-      `HERALD_ADMIN_KEY must be at least ${minAdminKeyLength} characters (it has ${key.length}); e.g. \`openssl rand -hex 32\`, or leave it unset to have one generated`,
+      `${name} must be at least ${minAdminKeyLength} characters (it has ${key.length}); e.g. \`openssl rand -hex 32\`, or leave it unset to have one generated`,
     );
   }
 }
 
-function checkPortalUrl(text: string): void {
+function checkPortalUrl(text: string, name: string): void {
   const url = URL.canParse(text) ? new URL(text) : undefined;
   if (!url || !['http:', 'https:'].includes(url.protocol) || url.hash !== '' || text.includes('#')) {
-    throw new Error(`HERALD_PORTAL_URL must be an absolute http(s) URL without a fragment (the token goes there), e.g. https://api.example.com/portal, not "${text}"`);
+    throw new Error(`${name} must be an absolute http(s) URL without a fragment (the token goes there), e.g. https://api.example.com/portal, not "${text}"`);
   }
 }
 
@@ -196,7 +222,7 @@ function trustProxyOf(option: HeraldOptions['trustProxy'], env: Readonly<Record<
   const value = option ?? (text ? (/^\d+$/.test(text) ? Number(text) : text) : undefined);
   if (value === undefined) return undefined;
   const refuse = (why: string) =>
-    new Error(`HERALD_TRUST_PROXY must be a number of proxies (1 or more) or addresses and subnets such as loopback, 10.0.0.0/8: ${why}`);
+    new Error(`${settingName('trustProxy', option)} must be a number of proxies (1 or more) or addresses and subnets such as loopback, 10.0.0.0/8: ${why}`);
   if (typeof value === 'number') {
     if (!Number.isInteger(value) || value < 1) throw refuse(`not ${value}`);
     return value;
@@ -214,23 +240,25 @@ function trustProxyOf(option: HeraldOptions['trustProxy'], env: Readonly<Record<
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
 export function resolveOptions(options: HeraldOptions, env: Readonly<Record<string, string | undefined>>): ResolvedOptions {
   const port = options.port ?? Number(env.PORT ?? 3000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not "${env.PORT}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${settingName('port', options.port)} must be a port number, not "${options.port ?? env.PORT}"`);
   const bodyLimit = options.bodyLimit ?? 256 * 1024;
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
-  const maxConnectionsPerKey = positiveWhole('HERALD_MAX_CONNECTIONS_PER_KEY', options.maxConnectionsPerKey, env, 1000);
-  const maxSubscriptions = positiveWhole('HERALD_MAX_SUBSCRIPTIONS', options.maxSubscriptions, env, 100);
-  const maxConnections = positiveWhole('HERALD_MAX_CONNECTIONS', options.maxConnections, env);
+  const maxConnectionsPerKey = positiveWhole('maxConnectionsPerKey', options.maxConnectionsPerKey, env, 1000);
+  const maxSubscriptions = positiveWhole('maxSubscriptions', options.maxSubscriptions, env, 100);
+  const maxConnections = positiveWhole('maxConnections', options.maxConnections, env);
   const logRetention = options.logRetention ?? (env.HERALD_LOG_RETENTION?.trim() || '30d');
   if (!retentionDuration.safeParse(logRetention).success) {
-    throw new Error(`HERALD_LOG_RETENTION must be a whole number of at least 1 and a unit, s, m, h or d (e.g. 90s, 15m, 12h, 30d), not "${logRetention}"`);
+    throw new Error(
+      `${settingName('logRetention', options.logRetention)} must be a whole number of at least 1 and a unit, s, m, h or d (e.g. 90s, 15m, 12h, 30d), not "${logRetention}"`,
+    );
   }
-  const logMaxEvents = positiveWhole('HERALD_LOG_MAX_EVENTS', options.logMaxEvents, env);
-  const partitionSize = positiveWhole('HERALD_LOG_PARTITION_SIZE', options.logPartitionSize, env);
-  const logPartitionSize = partitionSize === undefined ? undefined : checkLogPartitionSize(partitionSize, 'HERALD_LOG_PARTITION_SIZE');
+  const logMaxEvents = positiveWhole('logMaxEvents', options.logMaxEvents, env);
+  const partitionSize = positiveWhole('logPartitionSize', options.logPartitionSize, env);
+  const logPartitionSize = partitionSize === undefined ? undefined : checkLogPartitionSize(partitionSize, settingName('logPartitionSize', options.logPartitionSize));
   const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
-  if (adminKey !== undefined) checkAdminKey(adminKey);
+  if (adminKey !== undefined) checkAdminKey(adminKey, settingName('adminKey', options.adminKey));
   const portalUrl = options.portalUrl ?? (env.HERALD_PORTAL_URL?.trim() || undefined);
-  if (portalUrl !== undefined) checkPortalUrl(portalUrl);
+  if (portalUrl !== undefined) checkPortalUrl(portalUrl, settingName('portalUrl', options.portalUrl));
   const trustProxy = trustProxyOf(options.trustProxy, env);
   return {
     database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
@@ -249,9 +277,9 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
     ...(portalUrl !== undefined ? { portalUrl } : {}),
     ...(trustProxy !== undefined ? { trustProxy } : {}),
     rateLimits: {
-      key: rateLimitOf('HERALD_RATE_LIMIT', options.rateLimit, env, { requests: 600, window: 60 }),
-      admin: rateLimitOf('HERALD_ADMIN_RATE_LIMIT', options.adminRateLimit, env, false),
-      authFailures: rateLimitOf('HERALD_AUTH_FAILURE_LIMIT', options.authFailureLimit, env, { requests: 60, window: 60 }),
+      key: rateLimitOf('rateLimit', options.rateLimit, env, { requests: 600, window: 60 }),
+      admin: rateLimitOf('adminRateLimit', options.adminRateLimit, env, false),
+      authFailures: rateLimitOf('authFailureLimit', options.authFailureLimit, env, { requests: 60, window: 60 }),
     },
   };
 }

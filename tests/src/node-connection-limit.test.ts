@@ -1,11 +1,12 @@
 import { sse } from '@herald/sse';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { envConfiguredNode, spawnHeraldNode } from '../../packages/testkit/src/herald-node.test-support.js';
 import { websocket } from '@herald/websocket';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 
 /** An SSE stream of `app`'s, open or refused: its status, `Retry-After` and problem; closed when the test finishes. */
-async function openStream(app: TestApp, key: string) {
+async function openStream(app: { baseUrl: string }, key: string) {
   const abort = new AbortController();
   onTestFinished(() => abort.abort());
   const response = await fetch(`${app.baseUrl}/v1/stream?types=order.*`, { headers: { authorization: `Bearer ${key}` }, signal: abort.signal });
@@ -52,7 +53,23 @@ describe('the connections a node holds in all (maxConnections, HERALD_MAX_CONNEC
     await waitFor(async () => (await openStream(app, c)).status === 200, 'a slot once the first stream closed');
   });
 
-  it('holds no limit in all unless told, and refuses one that is not a whole number of at least 1', async () => {
+  it("holds, unless told, as many as the process's open-files limit leaves room for: one more is told to come back, not dropped", async () => {
+    const adminKey = 'connection-limit-test-admin-key-0123456789';
+    const env = { HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: adminKey, HERALD_LOG_LEVEL: 'warn', HERALD_MAX_CONNECTIONS_PER_KEY: '1000' };
+    // 300 open files leave room for 200 connections: the other 100 for the process's own files and the requests of the moment.
+    const node = await spawnHeraldNode(envConfiguredNode, [], env, { openFiles: 300 }).started;
+    const key = await node.consumerKey('acme');
+    const streams = [];
+    for (let n = 0; n < 200; n++) streams.push(await openStream(node, key));
+    expect(streams.filter((stream) => stream.status === 200)).toHaveLength(200);
+    const refused = await openStream(node, key);
+    expect(refused).toMatchObject({ status: 503, retryAfter: '5', problem: { type: 'urn:herald:problem:node-at-capacity' } });
+    expect(refused.problem.detail).toBe('This server holds as many open connections as it allows (200); try again later, or another node');
+    streams[0]?.close();
+    await waitFor(async () => (await openStream(node, key)).status === 200, 'a slot once a stream closed');
+  }, 30_000);
+
+  it('holds no other limit in all unless told, and refuses one that is not a whole number of at least 1', async () => {
     const app = await startTestApp([sse()], { maxConnectionsPerKey: 5 });
     onTestFinished(() => app.close());
     const streams = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map(async (consumer) => openStream(app, await app.consumerKey(consumer))));

@@ -4,7 +4,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { waitFor } from '../../testkit/src/wait-for.js';
 import { startTlsProxy, type TlsProxy, testTls } from '../../webhook/src/test-tls.test-support.js';
-import { type HeraldNode, spawnHeraldNode } from '../../testkit/src/herald-node.test-support.js';
+import { envConfiguredNode, type HeraldNode, spawnHeraldNode } from '../../testkit/src/herald-node.test-support.js';
 import { ownRedis } from './own-redis.test-support.js';
 import { redisBroker } from './redis-broker.js';
 import type { RedisOptions } from './redis-connection.js';
@@ -70,9 +70,9 @@ async function redisBehindTls(): Promise<{ proxy: TlsProxy; url: string }> {
 /** `url` as Herald shows it, its password hidden. */
 const shown = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');
 
-/** A node of herald-node-main.test-support.ts, configured by `env` and logging at warn. */
+/** A node configured by `env` and logging at warn. */
 const startNode = (env: Record<string, string | undefined>) =>
-  spawnHeraldNode(new URL('./herald-node-main.test-support.ts', import.meta.url), [], { HERALD_LOG_LEVEL: 'warn', ...env });
+  spawnHeraldNode(envConfiguredNode, [], { HERALD_LOG_LEVEL: 'warn', ...env });
 
 /** A consumer key made on `node`: its id and the key. */
 async function consumerKey(node: HeraldNode, consumer: string): Promise<{ id: string; key: string }> {

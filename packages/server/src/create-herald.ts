@@ -35,7 +35,7 @@ import { lazyBroker } from './lazy-broker.js';
 import { lazyRateLimits } from './lazy-rate-limits.js';
 import { HeraldMetrics } from './metrics.js';
 import type { HeraldOptions } from './options.js';
-import { openFilesShortfall } from './open-files-limit.js';
+import { connectionsWithin, openFilesLimit, openFilesShortfall } from './open-files-limit.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
 import { problemHandler } from './problem.js';
 import { RequestLimiter } from './rate-limiter.js';
@@ -236,7 +236,9 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     (error) => logger.error({ err: error }, 'unexpected error'),
     () => stopping,
   );
-  const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey, resolved.maxConnections);
+  const openFiles = openFilesLimit();
+  const maxConnections = resolved.maxConnections ?? (openFiles === undefined ? undefined : connectionsWithin(openFiles));
+  const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey, maxConnections);
 
   let started: Transport[] = [];
   let generatedAdminKey: string | undefined;
@@ -247,7 +249,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     await loadStoredEventTypes(context);
     await broker.subscribe(eventTypesChannel, () => void loadStoredEventTypes(context));
     broker.onReconnect?.(() => void loadStoredEventTypes(context));
-    const shortfall = openFilesShortfall(resolved.maxConnections);
+    const shortfall = openFilesShortfall(resolved.maxConnections, openFiles);
     if (shortfall) logger.warn(shortfall);
     generatedAdminKey = await keys.bootstrap(resolved.adminKey);
     if (generatedAdminKey) logger.warn(`Generated an admin key, shown only this once: keep it (or set HERALD_ADMIN_KEY): ${generatedAdminKey}`);

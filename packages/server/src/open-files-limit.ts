@@ -10,11 +10,16 @@ export function openFilesLimit(limits = '/proc/self/limits'): number | undefined
   }
 }
 
-/** The share of the open-files limit that `maxConnections` may take: the rest is for the requests, refusals and files of the moment. */
-const connectionsShare = 0.9;
+/**
+ * The connections `limit` open files leave room for: all but a tenth of them, and at least 100, which are for
+ * the process's own files and the requests and refusals of the moment.
+ */
+export function connectionsWithin(limit: number): number {
+  return Math.max(1, Math.min(Math.floor(limit * 0.9), limit - 100));
+}
 
 /** Why `maxConnections` cannot be held with `limit` open files, or undefined when it can (or either is unknown). */
 export function openFilesShortfall(maxConnections: number | undefined, limit = openFilesLimit()): string | undefined {
-  if (maxConnections === undefined || limit === undefined || maxConnections <= limit * connectionsShare) return undefined;
-  return `HERALD_MAX_CONNECTIONS (${maxConnections}) leaves too little of this process's open-files limit (${limit}): connections past the limit wait unanswered; raise it (ulimit -n, LimitNOFILE) or lower HERALD_MAX_CONNECTIONS`;
+  if (maxConnections === undefined || limit === undefined || maxConnections <= connectionsWithin(limit)) return undefined;
+  return `HERALD_MAX_CONNECTIONS (${maxConnections}) leaves too little of this process's open-files limit (${limit}): connections past the limit hang or are dropped; raise it (ulimit -n, LimitNOFILE) or lower HERALD_MAX_CONNECTIONS`;
 }

@@ -62,7 +62,9 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * `HERALD_MAX_CONNECTIONS`: open WebSocket, SSE and other long-lived connections this server holds in all,
    * every key and transport together; past it, a new one is refused with 503 `node-at-capacity` and
    * `Retry-After`. Keep it under the process's open-files limit, so that clients are told rather than left
-   * waiting. @default no limit
+   * hanging or dropped.
+   * @default what the open-files limit leaves room for: 9/10 of it, and at least 100 files fewer (on Linux, where
+   * Herald can read it; no limit elsewhere)
    */
   maxConnections?: number;
   /**

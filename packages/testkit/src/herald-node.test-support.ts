@@ -9,6 +9,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { onTestFinished } from 'vitest';
 import { type RestClient, restClient } from './test-app.js';
 
+/** A node's script configured by its environment as the server app is, with the SSE transport (herald-node-main.test-support.ts). */
+export const envConfiguredNode = new URL('./herald-node-main.test-support.ts', import.meta.url);
+
 /** A node that started: where it listens, and its REST API. */
 export type HeraldNode = RestClient & { baseUrl: string };
 
@@ -24,12 +27,20 @@ export interface HeraldNodeProcess {
 
 /**
  * Runs `script` (TypeScript, through tsx as the package of `script` has it) with `args`, and `env` on top of this
- * process's environment (undefined removes a variable); stopped with SIGTERM when the test finishes.
+ * process's environment (undefined removes a variable); stopped with SIGTERM when the test finishes. `openFiles`
+ * sets the process's open-files limit (`prlimit --nofile`).
  */
-export function spawnHeraldNode(script: URL, args: readonly string[], env: Record<string, string | undefined>): HeraldNodeProcess {
-  // `node --import <loader>`: one process, so that SIGTERM reaches the node itself.
+export function spawnHeraldNode(
+  script: URL,
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  { openFiles }: { openFiles?: number } = {},
+): HeraldNodeProcess {
+  // `node --import <loader>`: one process, so that SIGTERM reaches the node itself (prlimit runs it in its own place).
   const tsx = pathToFileURL(createRequire(script).resolve('tsx')).href;
-  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsx, fileURLToPath(script), ...args], {
+  const node = [process.execPath, '--conditions=herald-source', '--import', tsx, fileURLToPath(script), ...args];
+  const [command, ...commandArgs] = openFiles === undefined ? node : ['prlimit', `--nofile=${openFiles}`, ...node];
+  const child = spawn(command as string, commandArgs, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

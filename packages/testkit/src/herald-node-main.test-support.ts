@@ -1,5 +1,5 @@
 /**
- * A Herald node in a process of its own (testkit's herald-node.test-support.ts), configured by its environment as
+ * A Herald node in a process of its own (herald-node.test-support.ts), configured by its environment as
  * the server app is: `HERALD_DATABASE`, `HERALD_BROKER`, `HERALD_RATE_LIMIT_STORE`, `HERALD_ADMIN_KEY`,
  * `HERALD_RATE_LIMIT`, `HERALD_LOG_LEVEL`... with the SSE transport and one event type, `order.created`.
  * It listens on 127.0.0.1 with an ephemeral port, prints `{"baseUrl":...,"adminKey":...}` as one line once it

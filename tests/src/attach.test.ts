@@ -249,7 +249,7 @@ describe('herald.app mounted in express with app.use(path, herald.app)', () => {
 });
 
 describe('errorHandler() for the routes of the app', () => {
-  it("turns Herald's errors into problem+json and passes any other error on", async () => {
+  it("turns Herald's errors and the body parser's into problem+json, and passes any other error on", async () => {
     const herald = startHerald();
     const app = express();
     app.post('/orders', express.json(), async (req, res) => {
@@ -258,6 +258,9 @@ describe('errorHandler() for the routes of the app', () => {
     });
     app.get('/broken', () => {
       throw new Error('a bug of the app');
+    });
+    app.get('/missing', () => {
+      throw Object.assign(new Error('no such order'), { status: 404 });
     });
     app.use(errorHandler());
     app.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
@@ -276,5 +279,16 @@ describe('errorHandler() for the routes of the app', () => {
     expect(JSON.stringify(problem)).not.toMatch(/at .*\.ts/);
 
     expect(await (await fetch(`${baseUrl}/broken`)).json()).toEqual({ appHandled: 'a bug of the app' });
+    // An error of the app's own with a client status is the app's to answer, too.
+    expect(await (await fetch(`${baseUrl}/missing`)).json()).toEqual({ appHandled: 'no such order' });
+
+    // express.json()'s refusals, as Herald's own routes answer them: no HTML page, no stack.
+    const malformed = await fetch(`${baseUrl}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{bad' });
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await malformed.json()).toEqual({ type: 'urn:herald:problem:malformed-json', title: 'Malformed JSON', status: 400, detail: 'The request body is not valid JSON' });
+    const large = await post({ n: 1, pad: 'x'.repeat(200 * 1024) });
+    expect(large.status).toBe(413);
+    expect(await large.json()).toMatchObject({ type: 'urn:herald:problem:body-too-large', status: 413 });
   });
 });

@@ -71,14 +71,21 @@ export function problemHandler(onUnexpected: (error: unknown) => void): ErrorReq
   };
 }
 
+/** Whether `error` is one of express's body parsers' (`express.json()`...): a body that is not JSON, too large, undecodable. */
+function isBodyParserError(error: unknown): boolean {
+  return isExpressClientError(error) && ((error.type !== undefined && error.type in bodyParserProblems) || typeof error.errno === 'number');
+}
+
 /**
  * For the routes of your own express app, after them: `app.use(errorHandler())`. An error of Herald's (a
  * `ValidationError` thrown by `herald.publish`, a `NotFoundError`, ...) becomes RFC 9457 problem+json with
- * its status; any other error goes on to your next error handler, untouched.
+ * its status, as does one of express's body parsers on your routes (`express.json()`: a body that is not
+ * JSON, 400 `malformed-json`; over its limit, 413 `body-too-large`), as Herald's own routes answer them;
+ * any other error goes on to your next error handler, untouched.
  */
 export function errorHandler(): ErrorRequestHandler {
   return (error, _req, res, next) => {
-    if (error instanceof HeraldError) sendError(res, error);
+    if (error instanceof HeraldError || isBodyParserError(error)) sendError(res, error);
     else next(error);
   };
 }

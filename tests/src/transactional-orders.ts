@@ -3,8 +3,8 @@
  * publishes `order.created` in one transaction, with Herald on the same database (kysely). Tested by
  * transactional-publish.test.ts; the guide quotes it.
  */
-import { defineEventType, type EventMapOf, ValidationError } from '@herald/core';
-import type { Herald } from '@herald/server';
+import { defineEventType, type EventMapOf } from '@herald/core';
+import { errorHandler, type Herald } from '@herald/server';
 import express, { type Express } from 'express';
 import { z } from 'zod';
 
@@ -42,7 +42,8 @@ export async function createShopTables(herald: ShopHerald): Promise<void> {
     .execute();
 }
 
-class OutOfStock extends Error {}
+/** An order the shop turns down (409); its transaction rolls back. */
+class Refused extends Error {}
 
 /** `POST /orders {orderId, sku, quantity, total}`: stores the order, publishes `order.created` and reserves the stock, all or nothing. */
 export function shopApp(herald: ShopHerald): Express {
@@ -56,7 +57,12 @@ export function shopApp(herald: ShopHerald): Express {
     const { orderId, sku, quantity, total } = req.body as { orderId: string; sku: string; quantity: number; total: number };
     try {
       const published = await db.transaction().execute(async (trx) => {
-        await trx.insertInto('orders').values({ id: orderId, sku, quantity, total }).execute();
+        const stored = await trx
+          .insertInto('orders')
+          .values({ id: orderId, sku, quantity, total })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .executeTakeFirst();
+        if (Number(stored.numInsertedOrUpdatedRows) === 0) throw new Refused('Order already placed');
         // Validated first: invalid data throws here, before anything is written, and the transaction rolls back.
         const result = await herald.publish({ type: 'order.created', data: { orderId, sku, quantity, total } }, { transaction: trx });
         const reserved = await trx
@@ -66,17 +72,18 @@ export function shopApp(herald: ShopHerald): Express {
           .where('available', '>=', quantity)
           .executeTakeFirst();
         // Thrown after the publish: the order and its event roll back together.
-        if (Number(reserved.numUpdatedRows) === 0) throw new OutOfStock(sku);
+        if (Number(reserved.numUpdatedRows) === 0) throw new Refused('Out of stock');
         return result;
       });
       // Committed: deliver now rather than at the next poll of the log.
       published.afterCommit();
       res.status(201).json({ orderId, eventId: published.event.id, seq: published.event.seq });
     } catch (error) {
-      if (error instanceof OutOfStock) res.status(409).json({ title: 'Out of stock', sku });
-      else if (error instanceof ValidationError) res.status(400).json({ title: error.message, errors: error.issues });
-      else throw error;
+      if (!(error instanceof Refused)) throw error;
+      res.status(409).json({ title: error.message, orderId, sku });
     }
   });
+  // Invalid event data (publish's ValidationError): 422 problem+json, with the issues, as Herald's own routes answer.
+  app.use(errorHandler());
   return app;
 }

@@ -98,10 +98,13 @@ describe.each(backends)('an order and its event in one transaction, on $name', (
       expect(placed.status).toBe(201);
       // Rolled back after the publish: out of stock.
       const refused = await order(node, { orderId: 'o2', sku: 'A', quantity: 50, total: 500 });
-      expect(refused.status).toBe(409);
+      expect(refused).toEqual({ status: 409, body: { title: 'Out of stock', orderId: 'o2', sku: 'A' } });
+      // An order id already placed: turned down, the stored order unchanged.
+      expect(await order(node, { orderId: 'o1', sku: 'A', quantity: 1, total: 99 })).toEqual({ status: 409, body: { title: 'Order already placed', orderId: 'o1', sku: 'A' } });
       // Invalid event data: the publish throws, the transaction rolls back.
       const invalid = await order(node, { orderId: 'o3', sku: 'A', quantity: 1, total: -1 });
-      expect(invalid.status).toBe(400);
+      expect(invalid.status).toBe(422);
+      expect(invalid.body.type).toBe('urn:herald:problem:validation-failed');
       expect(invalid.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: ['data', 'total'] })]));
       const last = await order(node, { orderId: 'o4', sku: 'A', quantity: 1, total: 10 });
       expect(last.status).toBe(201);
@@ -112,6 +115,7 @@ describe.each(backends)('an order and its event in one transaction, on $name', (
       expect([...receiver.received.keys()].sort()).toEqual([probe.body.eventId, placed.body.eventId, last.body.eventId].sort());
       const orders = await fetch(`${node.url}/orders`).then((response) => response.json());
       expect(orders.map((row: { id: string }) => row.id)).toEqual(['o1', 'o4', 'probe']);
+      expect(orders[0]).toMatchObject({ id: 'o1', total: 20 });
       const log = await api(node, adminKey, 'GET', '/v1/events?after=0');
       expect(log.body.data.map((event: HeraldEvent) => (event.data as { orderId: string }).orderId)).toEqual(['probe', 'o1', 'o4']);
 

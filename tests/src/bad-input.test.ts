@@ -91,6 +91,32 @@ describe('bad input', () => {
   });
 });
 
+describe('bad input, said in words a client knows', () => {
+  const errorsOf = async (path: string, body?: unknown) => {
+    const response = await fetch(`${app.baseUrl}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { authorization: `Bearer ${app.adminKey}`, ...(body === undefined ? {} : json) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    expect(response.status).toBe(422);
+    return ((await response.json()) as { errors: { path: unknown[]; message: string }[] }).errors.map(({ path, message }) => ({ path, message }));
+  };
+
+  it('names a missing field, a number that is none, a whole number that is not, a parameter given twice', async () => {
+    const before = await storeSnapshot(app.herald.store);
+    expect(await errorsOf('/v1/events', { type: 'order.created' })).toEqual([{ path: ['data'], message: 'required' }]);
+    expect(await errorsOf('/v1/event-types', { name: 'Bad Name!' })).toEqual([{ path: ['name'], message: 'must be dot-separated segments of letters, digits, "_" and "-"' }]);
+    expect(await errorsOf('/v1/events?after=abc')).toEqual([{ path: ['after'], message: 'must be a number, not "abc"' }]);
+    expect(await errorsOf('/v1/events?limit=2.5')).toEqual([{ path: ['limit'], message: 'must be a whole number' }]);
+    expect(await errorsOf('/v1/events?after=1&after=2')).toEqual([{ path: ['after'], message: 'given more than once; give it once' }]);
+    expect(await errorsOf('/v1/events?types=order.*&types=invoice.*')).toEqual([{ path: ['types'], message: 'given more than once; give it once' }]);
+    // Numerals still read as numbers.
+    const read = await fetch(`${app.baseUrl}/v1/events?after=0&limit=1`, { headers: { authorization: `Bearer ${app.adminKey}` } });
+    expect(((await read.json()) as { data: unknown[] }).data).toHaveLength(1);
+    expect(await storeSnapshot(app.herald.store)).toEqual(before);
+  });
+});
+
 /** Sends a request exactly as given, path and body bytes included. */
 function rawRequest(
   target: TestApp,

@@ -140,7 +140,8 @@ function checkCondition(condition: unknown, at: Path, issue: (path: Path, messag
     } else if (operator === '$eq' || operator === '$ne') {
       if (!isScalar(operand)) issue(path, `${operator} takes a string, number, boolean or null`);
     } else if (operator === '$in' || operator === '$nin') {
-      if (!Array.isArray(operand) || operand.length > maxListLength) issue(path, `${operator} takes a list of at most ${maxListLength} values`);
+      if (!Array.isArray(operand)) issue(path, `${operator} takes a list of values, e.g. ["a", "b"]`);
+      else if (operand.length > maxListLength) issue(path, `${operator} takes a list of at most ${maxListLength} values`);
       else for (const [index, item] of operand.entries()) if (!isScalar(item)) issue([...path, index], `${operator} lists strings, numbers, booleans or null`);
     } else if (operator === '$exists') {
       if (typeof operand !== 'boolean') issue(path, '$exists takes true or false');

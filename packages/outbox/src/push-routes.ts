@@ -5,6 +5,7 @@ import {
   NotFoundError,
   RateLimitedError,
   type Principal,
+  queryNumber,
   type RouteDefinition,
   requestTraceContext,
   type Subscription,
@@ -33,9 +34,9 @@ const testsPerSecond = 3;
 
 const deliveriesQuery = z.object({
   status: z.enum(['pending', 'delivered', 'failed']).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: queryNumber(z.number().int().min(1).max(200).default(50)),
   /** Only deliveries of events with a smaller seq: the `next` of the previous page. */
-  before: z.coerce.number().int().positive().optional(),
+  before: queryNumber(z.number().int().positive()).optional(),
 });
 
 const replayBody = z

@@ -1,4 +1,4 @@
-import { eventEnvelopeSchema, eventFilterQuery, eventTypePattern } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterQuery, eventTypePattern, queryNumber } from '@herald/core';
 import { z } from 'zod';
 
 const typeList = z
@@ -31,7 +31,7 @@ export const pollQuery = z
       .optional()
       .describe("Answer the events after this seq: the previous answer's `next`. On a durable subscription it also moves the cursor there. Default: the cursor; for `types`, the end of the log"),
     wait: seconds.optional().describe('Seconds to wait for the first event when none follows `after` yet. Default 25; the server cuts a longer wait to its cap (60 unless configured)'),
-    limit: z.coerce.number().int().min(1).max(1000).default(100).describe('At most this many events'),
+    limit: queryNumber(z.number().int().min(1).max(1000).default(100)).describe('At most this many events'),
     filter: eventFilterQuery.optional(),
   })
   .superRefine((query, issues) => {

@@ -2,12 +2,14 @@ import {
   bearerCredential,
   ForbiddenError,
   HeraldError,
+  inputError,
   isPortalToken,
   isStreamToken,
   isStorableText,
   NotFoundError,
   PortalTokenForbiddenError,
   type Principal,
+  queryInputError,
   type RouteDefinition,
   type RouteResult,
   StreamTokenForbiddenError,
@@ -65,7 +67,7 @@ function credentialOf(headers: IncomingHttpHeaders, query: Record<string, unknow
 
 /** Parses `value` with `schema`, or throws a ValidationError naming `where`. */
 export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
-  const result = schema.safeParse(value);
+  const result = schema.safeParse(value, { error: where === 'query' ? queryInputError : inputError });
   if (!result.success) throw new ValidationError(`The request ${where} is not valid`, toIssues(result.error.issues));
   return result.data;
 }

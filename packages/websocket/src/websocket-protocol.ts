@@ -1,4 +1,4 @@
-import { eventEnvelopeSchema, eventFilterSchema, eventTypePattern, type HeraldEvent, type Issue, type TransportFrames, toIssues } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterSchema, eventTypePattern, type HeraldEvent, type Issue, inputError, type TransportFrames, toIssues } from '@herald/core';
 import { z } from 'zod';
 import { encodeTextFrame } from './shared-frames.js';
 
@@ -112,7 +112,7 @@ export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[
   const type = (value as { type?: unknown }).type;
   const schema = typeof type === 'string' && Object.hasOwn(clientMessages, type) ? clientMessages[type as keyof typeof clientMessages] : undefined;
   if (!schema) return { ok: false, reason: `unknown message type ${JSON.stringify(type)}` };
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value, { error: inputError });
   if (!parsed.success) {
     const issues = toIssues(parsed.error.issues);
     const first = issues[0];

@@ -9,6 +9,7 @@ import {
   type HeraldEvent,
   outsideScope,
   publishInputSchema,
+  queryNumber,
   readByPatterns,
   type RouteDefinition,
   requestTraceContext,
@@ -25,9 +26,9 @@ export const typeList = z
   .pipe(z.array(eventTypePattern).min(1).max(100));
 
 const readQuery = z.object({
-  after: z.coerce.number().int().min(0).default(0),
+  after: queryNumber(z.number().int().min(0).default(0)),
   types: typeList.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: queryNumber(z.number().int().min(1).max(1000).default(100)),
   filter: eventFilterQuery.optional(),
 });
 

@@ -1,10 +1,10 @@
-import { ConflictError, compactionMode, defineRoute, eventTypeFromJsonSchema, NotFoundError, type RouteDefinition, retentionDuration, storableString, type TypeRetention } from '@herald/core';
+import { ConflictError, compactionMode, defineRoute, eventTypeFromJsonSchema, eventTypeName, NotFoundError, type RouteDefinition, retentionDuration, storableString, type TypeRetention } from '@herald/core';
 import { z } from 'zod';
 import { eventTypeInfoSchema, listOf } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const registerBody = z.strictObject({
-  name: z.string(),
+  name: eventTypeName,
   description: storableString.max(1024).optional(),
   schema: z.record(z.string(), z.unknown()).optional(),
   retention: retentionDuration.optional().describe("How long this type's events are kept, instead of HERALD_LOG_RETENTION (e.g. 90d)"),

@@ -367,6 +367,83 @@ describe('openEventStream', () => {
     expect(stream.source?.readyState).toBe(2);
   });
 
+  it('streams only the events its filter lets through, also when the EventSource resumes and when a new one opens', async () => {
+    const database = tempDatabase();
+    const first = await listen(heraldOn(database));
+    const { port } = new URL(first.baseUrl);
+    const tcp = await startProxy(first.baseUrl);
+    proxy = tcp;
+    const token = await first.streamToken(await first.consumerKey('acme'));
+    const options = { url: tcp.url, types: ['order.*'], token, EventSource, initialDelay: 20, maxDelay: 200 };
+    // Passes n of 100 and more, and the subject that needs every kind of escaping in a query string.
+    const filtered = recorder();
+    const everything = recorder();
+    streams.push(
+      openEventStream({ ...options, filter: { $or: [{ 'data.n': { $gte: 100 } }, { subject: 'eu west+1&x=ü#' }] } }, filtered.handlers),
+      openEventStream(options, everything.handlers),
+    );
+    await waitFor(() => filtered.seen.opens === 1 && everything.seen.opens === 1, 'both streams to open');
+
+    const published: StreamedEvent[] = [];
+    // Of each five, three pass: n 150, n 100, and n 7 for its subject.
+    const publishSome = async (herald: TestApp['herald']) => {
+      for (const [i, n] of [1, 150, 7, 100, 99].entries()) {
+        const subject = i === 2 ? 'eu west+1&x=ü#' : i === 4 ? 'eu west 1' : undefined;
+        const type = i % 2 ? 'order.shipped' : 'order.created';
+        published.push((await herald.publish({ type, data: { n }, ...(subject ? { subject } : {}) })).event as StreamedEvent);
+      }
+    };
+    const passes = (event: StreamedEvent) => (event.data as { n: number }).n >= 100 || event.subject === 'eu west+1&x=ü#';
+    const caughtUp = () => waitFor(() => everything.seen.events.length === published.length, `${published.length} events`);
+    await publishSome(first.herald);
+    await caughtUp();
+
+    // The connections drop: each EventSource reconnects by itself with Last-Event-ID, and the events published meanwhile are replayed.
+    tcp.drop();
+    await publishSome(first.herald);
+    await waitFor(() => filtered.seen.opens === 2, 'the filtered stream to resume');
+    await caughtUp();
+
+    // The server stops: the EventSources give up on the proxy's 502, and new ones open once it is back, after the last event.
+    await first.close();
+    const second = heraldOn(database);
+    await publishSome(second);
+    await waitFor(() => filtered.seen.errors.some((error) => error.status === 502), 'a new stream refused with 502');
+    await listen(second, Number(port));
+    await waitFor(() => filtered.seen.opens === 3, 'a new stream to open');
+    await publishSome(second);
+    await caughtUp();
+    await linger();
+    expect(everything.seen.events.map((event) => event.id)).toEqual(published.map((event) => event.id));
+    expect(filtered.seen.events.map((event) => event.id)).toEqual(published.filter(passes).map((event) => event.id));
+    expect(filtered.seen.events).toHaveLength(12);
+    expect(filtered.seen.errors.some((error) => error.closed)).toBe(false);
+  }, 30_000);
+
+  it('closes the stream on a filter the server refuses (422), even with a token function', async () => {
+    app = await startTestApp([sse()]);
+    const server = app;
+    const key = await server.consumerKey('acme');
+    for (const filter of [{ 'data.n': { $regex: 'x' } }, { 'data.nope': 1 }]) {
+      let tokens = 0;
+      const { seen, handlers } = recorder();
+      const token = () => {
+        tokens++;
+        return server.streamToken(key);
+      };
+      const stream = openEventStream({ url: server.baseUrl, types: ['order.*'], token, filter, EventSource, initialDelay: 1 }, handlers);
+      streams.push(stream);
+      await waitFor(() => seen.errors.length >= 1, 'the refusal');
+      await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+      await linger();
+      expect(seen.errors).toEqual([{ closed: true, status: 422 }]);
+      expect(seen.opens).toBe(0);
+      expect(seen.events).toEqual([]);
+      expect(tokens).toBe(1);
+      expect(stream.source?.readyState).toBe(2);
+    }
+  });
+
   it('reports a token function that fails, and opens nothing', async () => {
     app = await startTestApp([sse()]);
     const failures: unknown[] = [];

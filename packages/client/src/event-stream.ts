@@ -1,4 +1,5 @@
 import type { DeliveredEvent } from './delivered-event.js';
+import type { EventFilter } from './event-filter.js';
 import { type BackoffOptions, ReconnectBackoff } from './reconnect-backoff.js';
 import { passingStatus } from './retry-after.js';
 
@@ -52,6 +53,14 @@ export interface EventStreamOptions extends BackoffOptions {
   token?: string | (() => string | Promise<string>);
   /** Resume after this seq on the first connection; reconnections resume from the last event received. */
   after?: number;
+  /**
+   * A payload filter (docs/guides/filters.md), sent as the URL-encoded JSON `?filter=`: only the events it
+   * lets through are streamed, on every resume too; with `subscription`, on top of its own filter. A filter
+   * the server refuses (an unknown operator or path) is answered 422, which closes the stream: `error`
+   * gets `{ closed: true, status: 422 }` (browsers do not tell the status: see {@link StreamError}).
+   * @default none: every event of the types
+   */
+  filter?: EventFilter;
   /** @default '/v1/stream' */
   path?: string;
   /** @default globalThis.EventSource */
@@ -133,6 +142,7 @@ export function openEventStream<TMap = Record<string, unknown>>(
   const base = new URL(options.path ?? '/v1/stream', options.url);
   if (options.types !== undefined) base.searchParams.set('types', options.types.join(','));
   if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
+  if (options.filter !== undefined) base.searchParams.set('filter', JSON.stringify(options.filter));
   // One `message` listener for every type: patterns cannot be listed as event names.
   base.searchParams.set('named', 'false');
   const backoff = new ReconnectBackoff(options);

@@ -1,12 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EventMapOf, HeraldEvent } from '@herald/core';
+import type { EventFilter as CoreEventFilter, FilterCondition as CoreFilterCondition, EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { linger, testEventTypes, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { describe, expect, expectTypeOf, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import type { EventFilter, FilterCondition } from './event-filter.js';
 import { HeraldSocket, type HeraldSocketEvents, type MatchingEvent, type SocketEvent } from './herald-socket.js';
 
 type Events = EventMapOf<typeof testEventTypes>;
@@ -193,6 +194,108 @@ describe('HeraldSocket', () => {
     expect(socket.ready).toBe(false);
   });
 
+  it('receives only the events its filter lets through, replayed and live, also after the server dropped the connection', async () => {
+    const database = await tempDatabase();
+    let server = await startServer(database);
+    const port = server.port;
+    onTestFinished(() => server.close());
+    const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
+    let connects = 0;
+    const socket = socketFor({
+      url: server.url,
+      token: () => {
+        connects += 1;
+        return key;
+      },
+    });
+    const closes = record(socket, 'close');
+    const subscribed = record(socket, 'subscribed');
+    const filtered: SocketEvent[] = [];
+    const everything: SocketEvent[] = [];
+    const filter = { $or: [{ 'data.n': { $gte: 100 } }, { subject: 'eu west+1&x=ü' }] };
+    socket.subscribe(['order.*'], (event) => void filtered.push(event), { filter });
+    socket.subscribe(['order.*'], (event) => void everything.push(event));
+    await waitFor(() => subscribed.length === 2, 'both subscriptions');
+
+    const published: HeraldEvent[] = [];
+    // Of each five, three pass: n 150, n 100, and n 7 for its subject.
+    const publishSome = async (herald: Herald<Events>) => {
+      for (const [i, n] of [1, 150, 7, 100, 99].entries()) {
+        const subject = i === 2 ? 'eu west+1&x=ü' : i === 4 ? 'eu west 1' : undefined;
+        published.push((await herald.publish({ type: i % 2 ? 'order.shipped' : 'order.created', data: { n }, ...(subject ? { subject } : {}) })).event);
+      }
+    };
+    const passes = (event: HeraldEvent) => (event.data as { n: number }).n >= 100 || event.subject === 'eu west+1&x=ü';
+    await publishSome(server.herald);
+    await waitFor(() => everything.length === published.length, 'the events before the drop');
+
+    // The server goes away; the events published meanwhile are replayed on the resubscription, then live ones follow.
+    await server.close();
+    await waitFor(() => closes.length > 0, 'the socket to see the close');
+    expect(closes[0]).toMatchObject({ code: 1001, reconnecting: true });
+    const restarted = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [websocket()] });
+    server = { ...server, herald: restarted, close: () => restarted.close() };
+    await publishSome(restarted);
+    await restarted.listen({ port, host: '127.0.0.1', handleSignals: false });
+    await waitFor(() => subscribed.length === 4, 'both subscriptions again');
+    await publishSome(restarted);
+    await waitFor(() => everything.length === published.length, 'every event');
+    await linger();
+    expect(connects).toBe(2);
+    expect(ids(everything)).toEqual(ids(published));
+    expect(ids(filtered)).toEqual(ids(published.filter(passes)));
+    expect(filtered).toHaveLength(9);
+  });
+
+  it('attaches to a durable subscription with a filter on top of its own', async () => {
+    const server = await startServer(':memory:');
+    onTestFinished(() => server.close());
+    const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
+    const durable = await api(server, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'], filter: { 'data.n': { $lt: 100 } } }, key);
+    const published: HeraldEvent[] = [];
+    for (const n of [1, 150, 7, 50, 99, 10]) published.push((await server.herald.publish({ type: 'order.created', data: { n } })).event);
+    const socket = socketFor({ url: server.url, token: key, ackInterval: 50 });
+    const received: SocketEvent[] = [];
+    socket.subscribe({ subscription: durable.id, filter: { 'data.n': { $gte: 10 } } }, (event) => void received.push(event));
+    await waitFor(() => received.length >= 3, 'the events both filters let through');
+    await linger();
+    expect(ids(received)).toEqual(ids(published.filter(({ data }) => (data as { n: number }).n >= 10 && (data as { n: number }).n < 100)));
+    await waitFor(async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor === published.at(-1)?.seq, 'the cursor to move');
+  });
+
+  it('reports a filter the server refuses as an error of its subscription, and does not reconnect', async () => {
+    const server = await startServer(':memory:');
+    onTestFinished(() => server.close());
+    for (const [filter, path] of [
+      [{ 'data.n': { $regex: 'x' } }, 'filter.data.n.$regex'],
+      [{ 'data.nope': 1 }, 'filter.data.nope'],
+    ] as const) {
+      let connects = 0;
+      const socket = socketFor({
+        url: server.url,
+        token: () => {
+          connects += 1;
+          return adminKey;
+        },
+      });
+      const errors = record(socket, 'error');
+      const closes = record(socket, 'close');
+      const received: SocketEvent[] = [];
+      const refused = socket.subscribe(['order.*'], (event) => void received.push(event), { filter });
+      await waitFor(() => closes.length === 1, 'the close');
+      await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+      await linger(300);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ code: 'invalid-filter', subscription: refused });
+      expect(errors[0]?.message).toContain(path);
+      expect(closes).toEqual([{ code: 4400, reason: expect.any(String), reconnecting: false }]);
+      expect(refused.active).toBe(false);
+      expect(socket.ready).toBe(false);
+      expect(connects).toBe(1);
+      expect(received).toEqual([]);
+    }
+  });
+
   it('replaces a connection whose server stopped answering, and resubscribes from where it was', async () => {
     const connections: WebSocket[] = [];
     const subscribes: any[] = [];
@@ -236,5 +339,12 @@ describe('MatchingEvent', () => {
     expectTypeOf<MatchingEvent<Map, '**'>['type']>().toEqualTypeOf<keyof Map>();
     expectTypeOf<MatchingEvent<Map, string>['type']>().toEqualTypeOf<keyof Map>();
     expectTypeOf<MatchingEvent<Record<string, unknown>, 'x.*'>['type']>().toEqualTypeOf<string>();
+  });
+});
+
+describe('EventFilter', () => {
+  it("is @herald/core's filter type, which the client copies to depend on nothing at run time", () => {
+    expectTypeOf<EventFilter>().toEqualTypeOf<CoreEventFilter>();
+    expectTypeOf<FilterCondition>().toEqualTypeOf<CoreFilterCondition>();
   });
 });

@@ -6,6 +6,7 @@
  */
 
 import type { DeliveredEvent } from './delivered-event.js';
+import type { EventFilter } from './event-filter.js';
 import { type BackoffOptions, ReconnectBackoff } from './reconnect-backoff.js';
 
 const subprotocol = 'herald.v1';
@@ -71,6 +72,21 @@ export interface HeraldSocketOptions extends BackoffOptions {
   refreshBefore?: number;
 }
 
+/** Options of {@link HeraldSocket.subscribe}; a durable subscription's target takes them too. */
+export interface SocketSubscribeOptions {
+  /** Start after this `seq` (replayed from the log); reconnections resume from the last `seq` seen. @default the end of the log (live); a durable subscription's stored cursor */
+  after?: number;
+  /**
+   * A payload filter (docs/guides/filters.md): only the events it lets through are received, live and
+   * replayed, and again on every resubscription after a reconnect; on a durable subscription, on top of
+   * its own filter. A filter the server refuses (an unknown operator or path) is reported as an `error`
+   * with code `invalid-filter` and a message naming the path; the server then closes the connection
+   * with 4400 and the socket does not reconnect (`close` with `reconnecting: false`), which ends its
+   * other subscriptions too. @default none: every event of the types
+   */
+  filter?: EventFilter;
+}
+
 /** A subscription made with {@link HeraldSocket.subscribe}. */
 export interface SocketSubscription {
   /** The id on the wire (`subscribe {id}`), unique on this socket. */
@@ -104,7 +120,7 @@ type Listener<K extends keyof HeraldSocketEvents> = (event: HeraldSocketEvents[K
 /** Close codes after which reconnecting cannot help. 4401 also, unless the token comes from a function. */
 const fatalCloseCodes = new Set([1007, 1009, 4400, 4403, 4409]);
 /** Subscription errors after which subscribing again cannot help. */
-const fatalSubscriptionErrors = new Set(['forbidden', 'unknown-event-type', 'subscription-not-found', 'wrong-transport', 'too-many-subscriptions']);
+const fatalSubscriptionErrors = new Set(['forbidden', 'unknown-event-type', 'subscription-not-found', 'wrong-transport', 'too-many-subscriptions', 'invalid-filter']);
 const OPEN = 1;
 
 interface Entry {
@@ -112,6 +128,7 @@ interface Entry {
   id: string;
   types?: readonly string[];
   subscription?: string;
+  filter?: EventFilter;
   handler: (event: SocketEvent) => unknown;
   lastSeq: number | undefined;
   active: boolean;
@@ -187,30 +204,34 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
    * Subscribes to event types and patterns (`order.*`, `order.**`), from now or after `options.after`;
    * or, with `{ subscription }`, attaches to a durable `websocket` subscription, which resumes from its
    * stored cursor and is acknowledged as events are handled. Handlers run in `seq` order, one at a
-   * time per subscription (an async handler is awaited); each event reaches them once.
+   * time per subscription (an async handler is awaited); each event reaches them once. With
+   * `filter`, only the events a payload filter lets through: `{ filter: { 'data.total': { $gte: 1000 } } }`.
    */
   subscribe<const TTypes extends readonly string[]>(
     types: TTypes,
     handler: (event: MatchingEvent<TMap, TTypes[number]>) => unknown,
-    options?: { after?: number },
+    options?: SocketSubscribeOptions,
   ): SocketSubscription;
   subscribe(
-    target: { subscription: string; after?: number },
+    target: { subscription: string } & SocketSubscribeOptions,
     handler: (event: MatchingEvent<TMap, '**'>) => unknown,
   ): SocketSubscription;
   subscribe(
-    target: readonly string[] | { subscription: string; after?: number },
+    target: readonly string[] | ({ subscription: string } & SocketSubscribeOptions),
     handler: (event: never) => unknown,
-    options: { after?: number } = {},
+    options: SocketSubscribeOptions = {},
   ): SocketSubscription {
     if (this.#closed) throw new Error('HeraldSocket: subscribe() after close()');
     const id = `s${this.#nextId++}`;
     const durable = 'subscription' in target ? target : undefined;
+    const { after, filter } = durable ?? options;
     const entry: Entry = {
       id,
       ...(durable ? { subscription: durable.subscription } : { types: [...(target as readonly string[])] }),
+      // A copy: the filter sent again after a reconnect is the one given here.
+      ...(filter !== undefined ? { filter: JSON.parse(JSON.stringify(filter)) as EventFilter } : {}),
       handler: handler as (event: SocketEvent) => unknown,
-      lastSeq: durable ? durable.after : options.after,
+      lastSeq: after,
       active: true,
       confirmed: false,
       queue: [],
@@ -375,6 +396,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       id: entry.id,
       ...(entry.subscription !== undefined ? { subscription: entry.subscription } : { types: entry.types }),
       ...(entry.lastSeq !== undefined ? { after: entry.lastSeq } : {}),
+      ...(entry.filter !== undefined ? { filter: entry.filter } : {}),
     });
   }
 

@@ -1,4 +1,5 @@
 export * from './delivered-event.js';
+export * from './event-filter.js';
 export * from './event-stream.js';
 export * from './herald-socket.js';
 export * from './poll-events.js';

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { poll } from '@herald/poll';
-import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamedEvent, StreamReset } from './event-stream.js';
 import { PollError, pollEvents } from './poll-events.js';
@@ -99,6 +99,72 @@ describe('pollEvents', () => {
     expect(received[0]?.id).toBe(fresh.id);
     stop.abort();
     await polling;
+  });
+
+  it('yields only the events its filter lets through, poll after poll, from the log and live', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const published: StreamedEvent[] = [];
+    // Of each five, three pass: n 150, n 100, and n 7 for its subject, which needs every kind of escaping in a query string.
+    const publishSome = async () => {
+      for (const [i, n] of [1, 150, 7, 100, 99].entries()) {
+        const subject = i === 2 ? 'eu west+1&x=ü#' : i === 4 ? 'eu west 1' : undefined;
+        const type = i % 2 ? 'order.shipped' : 'order.created';
+        published.push((await server.herald.publish({ type, data: { n }, ...(subject ? { subject } : {}) })).event as StreamedEvent);
+      }
+    };
+    const passes = (event: StreamedEvent) => (event.data as { n: number }).n >= 100 || event.subject === 'eu west+1&x=ü#';
+    await publishSome();
+    await publishSome();
+    let polls = 0;
+    const counting: typeof fetch = (input, init) => {
+      polls++;
+      return fetch(input, init);
+    };
+    const stop = aborter();
+    const filtered: StreamedEvent[] = [];
+    const everything: StreamedEvent[] = [];
+    const options = { url: server.baseUrl, token, types: ['order.*'], after: 0, wait: 5, limit: 2, signal: stop.signal };
+    const polling = Promise.all([
+      drain(pollEvents({ ...options, filter: { $or: [{ 'data.n': { $gte: 100 } }, { subject: 'eu west+1&x=ü#' }] }, fetch: counting }), filtered),
+      drain(pollEvents(options), everything),
+    ]);
+    await waitFor(() => everything.length === published.length, 'the events in the log');
+    await publishSome();
+    await waitFor(() => everything.length === published.length, 'the live events');
+    await waitFor(() => filtered.length === published.filter(passes).length, 'the filtered events');
+    await linger();
+    stop.abort();
+    await polling;
+    expect(everything.map((event) => event.id)).toEqual(published.map((event) => event.id));
+    expect(filtered.map((event) => event.id)).toEqual(published.filter(passes).map((event) => event.id));
+    expect(filtered).toHaveLength(9);
+    expect(polls).toBeGreaterThanOrEqual(5);
+  });
+
+  it('throws a PollError for a filter the server refuses, at the first poll', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    for (const [filter, type, path] of [
+      [{ 'data.n': { $regex: 'x' } }, 'urn:herald:problem:validation-failed', ['filter', 'data.n', '$regex']],
+      [{ 'data.nope': 1 }, 'urn:herald:problem:invalid-filter', ['filter', 'data.nope']],
+    ] as const) {
+      let polls = 0;
+      const counting: typeof fetch = (input, init) => {
+        polls++;
+        return fetch(input, init);
+      };
+      // Were the filter not sent, the loop would poll on until this aborts it, and end without an error.
+      const stop = AbortSignal.timeout(2_000);
+      const refused = await drain(pollEvents({ url: server.baseUrl, token, types: ['order.*'], after: 0, wait: 0, filter, signal: stop, fetch: counting }), []).catch(
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(PollError);
+      expect(refused).toMatchObject({ status: 422, problem: { type, errors: [expect.objectContaining({ path })] } });
+      expect(polls).toBe(1);
+    }
   });
 
   it('polls on with a fresh stream token from a token function once one expires; a fixed token that expires ends it with 401', async () => {

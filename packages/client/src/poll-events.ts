@@ -1,3 +1,4 @@
+import type { EventFilter } from './event-filter.js';
 import type { StreamedEventOf, StreamReset } from './event-stream.js';
 import { passingStatus, retryAfterOf } from './retry-after.js';
 
@@ -21,6 +22,14 @@ export interface PollEventsOptions {
   wait?: number;
   /** At most this many events per poll. @default 100 */
   limit?: number;
+  /**
+   * A payload filter (docs/guides/filters.md), sent with every poll as the URL-encoded JSON `?filter=`:
+   * only the events it lets through are yielded, and `next` moves past the others; with `subscription`, on
+   * top of its own filter. A filter the server refuses (an unknown operator or path) throws a
+   * {@link PollError} with status 422 and the problem's `errors` (the path of the mistake).
+   * @default none: every event of the types
+   */
+  filter?: EventFilter;
   /** @default '/v1/poll' */
   path?: string;
   /** Ends the polling: the loop returns (a `for await` ends) without an error. */
@@ -85,6 +94,7 @@ export async function* pollEvents<TMap = Record<string, unknown>>(options: PollE
   if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
   if (options.wait !== undefined) base.searchParams.set('wait', String(options.wait));
   if (options.limit !== undefined) base.searchParams.set('limit', String(options.limit));
+  if (options.filter !== undefined) base.searchParams.set('filter', JSON.stringify(options.filter));
   const renew = typeof options.token === 'function' ? options.token : undefined;
   let token = renew ? await renew() : (options.token as string);
   /** Whether the token in use was fetched after a 401, and has not been taken yet. */

@@ -227,16 +227,22 @@ describe.each(badFilters)('a filter with $name is refused on every entry point, 
     expectProblem(await api('GET', `/v1/events?types=order.created&filter=${encodeURIComponent(JSON.stringify(bad))}`, undefined, key));
   });
 
-  it('the WebSocket subscribe message: an invalid-filter error, then close code 4400', async () => {
+  it("the WebSocket subscribe message: an invalid-filter error for that subscription; the connection and its others go on", async () => {
     const socket = await connect(baseUrl, key);
     sockets.push(socket);
+    socket.send({ type: 'subscribe', id: 'good', types: ['order.created'] });
+    await waitFor(() => socket.messages.some((message) => message.type === 'subscribed' && message.id === 'good'), 'the first subscription');
     socket.send({ type: 'subscribe', id: 'bad', types: ['order.created'], filter: bad });
-    await waitFor(() => socket.closed !== undefined, 'the close');
-    expect(socket.closed?.code).toBe(4400);
-    expect(socket.closed?.reason).toContain(path.join('.'));
+    await waitFor(() => socket.messages.some((message) => message.type === 'error'), 'the refusal');
     const error = socket.messages.find((message) => message.type === 'error');
     expect(error).toMatchObject({ id: 'bad', code: 'invalid-filter' });
     expect(error.message).toContain(path.join('.'));
+    // The id is free again: the refused subscription was never made.
+    socket.send({ type: 'subscribe', id: 'bad', types: ['order.created'], filter });
+    await waitFor(() => socket.messages.some((message) => message.type === 'subscribed' && message.id === 'bad'), 'the subscription with a filter that fits');
+    await herald.publish({ type: 'order.created', data: { total: 150 } });
+    await waitFor(() => socket.events('good').length === 1 && socket.events('bad').length === 1, 'the event on both subscriptions');
+    expect(socket.closed).toBeUndefined();
   });
 });
 

@@ -263,7 +263,7 @@ describe('HeraldSocket', () => {
     await waitFor(async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor === published.at(-1)?.seq, 'the cursor to move');
   });
 
-  it('reports a filter the server refuses as an error of its subscription, and does not reconnect', async () => {
+  it('reports a filter the server refuses as an error of its subscription, which ends; the socket and its other subscriptions go on', async () => {
     const server = await startServer(':memory:');
     onTestFinished(() => server.close());
     for (const [filter, path] of [
@@ -281,18 +281,23 @@ describe('HeraldSocket', () => {
       const errors = record(socket, 'error');
       const closes = record(socket, 'close');
       const received: SocketEvent[] = [];
+      const others: SocketEvent[] = [];
+      const other = socket.subscribe(['order.*'], (event) => void others.push(event));
       const refused = socket.subscribe(['order.*'], (event) => void received.push(event), { filter });
-      await waitFor(() => closes.length === 1, 'the close');
-      await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+      await waitFor(() => errors.length === 1, 'the refusal');
+      const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+      await waitFor(() => others.length === 1, 'the event on the other subscription');
       await linger(300);
-      expect(errors).toHaveLength(1);
       expect(errors[0]).toMatchObject({ code: 'invalid-filter', subscription: refused });
       expect(errors[0]?.message).toContain(path);
-      expect(closes).toEqual([{ code: 4400, reason: expect.any(String), reconnecting: false }]);
       expect(refused.active).toBe(false);
-      expect(socket.ready).toBe(false);
-      expect(connects).toBe(1);
+      expect(other.active).toBe(true);
+      expect(ids(others)).toEqual([published.event.id]);
       expect(received).toEqual([]);
+      expect(closes).toEqual([]);
+      expect(socket.ready).toBe(true);
+      expect(connects).toBe(1);
+      socket.close();
     }
   });
 

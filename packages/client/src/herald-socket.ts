@@ -80,9 +80,8 @@ export interface SocketSubscribeOptions {
    * A payload filter (docs/guides/filters.md): only the events it lets through are received, live and
    * replayed, and again on every resubscription after a reconnect; on a durable subscription, on top of
    * its own filter. A filter the server refuses (an unknown operator or path) is reported as an `error`
-   * with code `invalid-filter` and a message naming the path; the server then closes the connection
-   * with 4400 and the socket does not reconnect (`close` with `reconnecting: false`), which ends its
-   * other subscriptions too. @default none: every event of the types
+   * with code `invalid-filter` and a message naming the path, and that subscription ends; the connection
+   * and its other subscriptions go on. @default none: every event of the types
    */
   filter?: EventFilter;
 }

@@ -4,7 +4,6 @@ import {
   ForbiddenError,
   HeraldError,
   type HeraldEvent,
-  InvalidFilterError,
   type MatchedBatch,
   type Principal,
   publishedAt,
@@ -75,6 +74,7 @@ const refusals: Readonly<Record<string, ErrorCode>> = {
   'unknown-event-type': 'unknown-event-type',
   'not-found': 'subscription-not-found',
   'wrong-transport': 'wrong-transport',
+  'invalid-filter': 'invalid-filter',
   'store-unavailable': 'unavailable',
 };
 
@@ -226,7 +226,8 @@ export class Connection implements StreamSink {
     }
     const parsed = parseClientMessage(data, isBinary);
     if (!parsed.ok) {
-      if (parsed.filter) this.#error('invalid-filter', parsed.reason, parsed.filter.id);
+      // A subscribe whose filter alone does not fit is refused like the other refusals; the connection goes on.
+      if (parsed.filter) return void this.#error('invalid-filter', parsed.reason, parsed.filter.id);
       return void this.close(CloseCode.BadMessage, parsed.reason);
     }
     const message = parsed.message;
@@ -316,10 +317,6 @@ export class Connection implements StreamSink {
     } catch (error) {
       if (subscription.closed) return;
       subscription.close();
-      if (error instanceof InvalidFilterError) {
-        this.#error('invalid-filter', error.message, id);
-        return this.close(CloseCode.BadMessage, error.message);
-      }
       const code = error instanceof HeraldError ? refusals[error.code] : undefined;
       if (code !== undefined) return this.#error(code, (error as HeraldError).message, id);
       this.#host.context.logger.error({ err: error }, 'subscribing failed');

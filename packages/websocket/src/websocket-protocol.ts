@@ -55,7 +55,7 @@ export type ErrorCode =
   | 'too-many-subscriptions'
   /** The server could not read the subscription or the log for the replay (its database is unavailable for now); subscribe again. */
   | 'unavailable'
-  /** A `subscribe` whose `filter` does not fit (an unknown operator or path, a wrong operand, too deep): sent just before the connection closes with 4400. */
+  /** A `subscribe` whose `filter` does not fit (an unknown operator or path, a wrong operand, too deep): that subscription is refused. */
   | 'invalid-filter';
 
 const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');

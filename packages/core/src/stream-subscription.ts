@@ -15,20 +15,20 @@ export type ResetReason = 'ahead' | 'expired';
 /** What a client asks for: an ad hoc subscription (`types`) or a durable one (`subscription`), and where to resume. */
 export interface StreamRequest {
   /** The client's name for it (a WebSocket `subscribe` message's `id`), for the transport's frames. @default '' */
-  id?: string;
+  id?: string | undefined;
   /** Event types and patterns: an ad hoc subscription. Give exactly one of `types` and `subscription`. */
-  types?: readonly string[];
+  types?: readonly string[] | undefined;
   /** The id of a durable subscription of this transport to attach to. */
-  subscription?: string;
+  subscription?: string | undefined;
   /** Resume after this `seq`. @default a durable subscription's cursor; an ad hoc one starts live, at the end of the log */
-  after?: number;
+  after?: number | undefined;
   /**
    * A last say on each event, after types, visibility and (durable) status and filter: a payload filter
    * (checked against the catalog's schemas of the types it will see by {@link StreamSubscription.resolve},
    * `InvalidFilterError`, then compiled once), or a predicate. It applies to the replay and to live events
    * alike, and the events it refuses still move a durable subscription's cursor. @default every event
    */
-  filter?: EventFilter | EventPredicate;
+  filter?: EventFilter | EventPredicate | undefined;
 }
 
 /**

@@ -25,9 +25,9 @@ export interface RouteRequest<TBody = unknown, TQuery = unknown> {
 /** A JSON answer; a handler that writes to `response` itself (a stream) returns nothing. */
 export interface RouteResult {
   /** @default 200 */
-  status?: number;
+  status?: number | undefined;
   body?: unknown;
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
 }
 
 /**

@@ -25,9 +25,9 @@ import { sqlOutbox } from './sql-outbox.js';
  */
 export interface PushConfig extends Record<string, unknown> {
   /** One delivery at a time, in `seq` order: a failing event holds back the ones after it. */
-  ordered?: boolean;
+  ordered?: boolean | undefined;
   /** At most this many deliveries per second to this destination, across all nodes (one token bucket in the outbox). */
-  rateLimit?: number;
+  rateLimit?: number | undefined;
 }
 
 /** `ordered` and `rateLimit`, for a push transport's `configSchema`: `z.strictObject({ url: ..., ...pushConfigFields })`. */

@@ -33,10 +33,18 @@ function nodeArguments(push: PushHarness): readonly string[] {
   return ['--conditions=herald-source', '--import', tsx];
 }
 
+/** What to do when the process could not load a package its Node arguments name (tsx, unless `push.nodeArguments` says otherwise). */
+function missingLoaderHint(args: readonly string[], stderr: string): string | undefined {
+  const missing = /Cannot find package '([^']+)'/.exec(stderr)?.[1];
+  if (missing === undefined || !args.includes(missing)) return undefined;
+  return `it could not load ${missing} (node ${args.join(' ')}): install it (npm i -D ${missing}) or set push.nodeArguments.`;
+}
+
 /** Starts a Herald with the push transport of `push.module` on `database`; resolves once it is ready. */
 async function startPushNode(harness: TransportHarness, push: PushHarness, database: string): Promise<PushNode> {
   const module = push.module instanceof URL ? push.module.href : push.module.startsWith('file:') ? push.module : pathToFileURL(push.module).href;
-  const child = spawn(process.execPath, [...nodeArguments(push), pushNode, JSON.stringify({ module, database, env: harness.options?.env ?? {} })], {
+  const args = nodeArguments(push);
+  const child = spawn(process.execPath, [...args, pushNode, JSON.stringify({ module, database, env: harness.options?.env ?? {} })], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -61,7 +69,10 @@ async function startPushNode(harness: TransportHarness, push: PushHarness, datab
     }
   });
   await waitFor(() => ready || child.exitCode !== null, 'the Herald process to start', 30_000);
-  if (!ready) throw new Error(`the Herald process did not start: ${stderr}`);
+  if (!ready) {
+    const hint = missingLoaderHint(args, stderr);
+    throw new Error(`the Herald process did not start: ${hint ? `${hint}\n` : ''}${stderr}`);
+  }
   return node;
 }
 

@@ -121,7 +121,10 @@ export interface PushHarness {
    * back when its lease ends.
    */
   module: string | URL;
-  /** Node's arguments for that process. @default ['--conditions=herald-source', '--import', 'tsx'] (tsx resolved from the module) */
+  /**
+   * Node's arguments for that process. @default ['--conditions=herald-source', '--import', 'tsx'] (tsx resolved from
+   * the module: a devDependency of its package)
+   */
   nodeArguments?: readonly string[];
   /** How long a restarted process may take to deliver what the killed one left, in ms (its lease, and then some). @default 60000 */
   recoveryTime?: number;

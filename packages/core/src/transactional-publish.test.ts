@@ -1,4 +1,5 @@
-import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import Database from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
@@ -28,6 +29,8 @@ interface Backend {
   name: 'SQLite' | 'PostgreSQL';
   /** A new store on a new database, and the app's kysely on that database. */
   open(): Promise<{ store: SqlStore; app: Kysely<OrdersDatabase>; another(): Promise<SqlStore> }>;
+  /** The app's kysely on a database of its own, without Herald's tables. */
+  elsewhere(): Promise<Kysely<OrdersDatabase>>;
 }
 
 const backends: Backend[] = [
@@ -41,6 +44,11 @@ const backends: Backend[] = [
       const app = store.database.withTables<OrdersDatabase>();
       await app.schema.createTable('orders').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('total', 'real').execute();
       return { store, app, another: async () => store };
+    },
+    async elsewhere() {
+      const app = new Kysely<OrdersDatabase>({ dialect: new SqliteDialect({ database: new Database(tempDatabase()) }) });
+      onTestFinished(() => app.destroy());
+      return app;
     },
   },
   {
@@ -60,6 +68,15 @@ const backends: Backend[] = [
       onTestFinished(() => app.destroy());
       await app.schema.createTable('orders').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('total', 'real').execute();
       return { store, app, another: open };
+    },
+    async elsewhere() {
+      const { url, drop } = await freshDatabase();
+      const app = new Kysely<OrdersDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
+      onTestFinished(async () => {
+        await app.destroy();
+        await drop();
+      });
+      return app;
     },
   },
 ];
@@ -148,6 +165,20 @@ describe.each(backends)('publishing in the app’s transaction on $name', (backe
     expect(heard.map((event) => event.id)).toEqual([after.event.id]);
     expect(await app.selectFrom('orders').selectAll().execute()).toEqual([]);
     expect((await store.read({ after: 0, limit: 10 })).map((event) => event.id)).toEqual([after.event.id]);
+  });
+
+  it("a transaction on another database is said to be one, and nothing is stored", async () => {
+    const { store } = await backend.open();
+    const { bus } = await startBus(store);
+    const app = await backend.elsewhere();
+    await app.schema.createTable('orders').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('total', 'real').execute();
+    const attempt = app.transaction().execute(async (trx) => {
+      await trx.insertInto('orders').values({ id: 'ord_9', total: 9 }).execute();
+      await bus.publish({ type: 'order.created', data: { orderId: 'ord_9', total: 9 } }, { transaction: trx });
+    });
+    await expect(attempt).rejects.toThrow(/^The transaction given to publish is not on Herald's database \(.*herald_.*\): publish in a transaction of herald\.database/);
+    expect(await app.selectFrom('orders').selectAll().execute()).toEqual([]);
+    expect(await store.bounds()).toEqual({ oldest: null, latest: 0 });
   });
 
   it('invalid data throws before anything is written; the app rolls back and nothing is stored', async () => {

@@ -356,7 +356,9 @@ export class SqlStore implements Store {
   async appendIn<DB>(transaction: Transaction<DB>, events: readonly NewEvent[]): Promise<PublishResult[]> {
     if (events.length === 0) return [];
     const rows = events.map(fromEvent);
-    return insertEvents(transaction as unknown as Kysely<HeraldDatabase>, events, rows, this.#insertEvents, this.#flavor);
+    return insertEvents(transaction as unknown as Kysely<HeraldDatabase>, events, rows, this.#insertEvents, this.#flavor).catch((error: unknown) => {
+      throw elsewhereError(error) ?? error;
+    });
   }
 
   /**
@@ -597,6 +599,20 @@ function typeFilter(types: readonly string[]): { sql?: { exact: string[]; prefix
 
 function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
+/**
+ * What a publish in a transaction on another database than the store's meets, Herald's tables and functions
+ * missing there (SQLite's "no such table: herald_events", PostgreSQL's 42P01 and 42883), said as such.
+ */
+function elsewhereError(error: unknown): Error | undefined {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const missing = (code === '42P01' || code === '42883' || /^no such table/.test(String(message))) && String(message).includes('herald_');
+  if (!missing) return undefined;
+  return new Error(
+    `The transaction given to publish is not on Herald's database (${String(message)}): publish in a transaction of herald.database, or of a connection to the same database`,
+    { cause: error },
+  );
 }
 
 function fromEvent(event: NewEvent): EventRow {

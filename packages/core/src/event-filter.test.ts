@@ -219,4 +219,60 @@ describe('filter paths against the event types', () => {
   it('cannot judge patterns that match no type yet, and refuses nothing for them', () => {
     expect(unknownPaths({ 'data.whatever': 1 }, ['invoice.*'])).toEqual([]);
   });
+
+  describe('operands of a type no value at the path has', () => {
+    const typed = new EventCatalog([
+      defineEventType(
+        'invoice.paid',
+        z.object({
+          total: z.number(),
+          count: z.number().int(),
+          status: z.enum(['open', 'paid']),
+          paidAt: z.iso.datetime(),
+          discount: z.number().nullable(),
+          code: z.union([z.string(), z.number()]),
+          urgent: z.boolean(),
+          meta: z.unknown(),
+          customer: z.object({ country: z.string() }),
+          tags: z.array(z.string()),
+          notes: z.array(z.unknown()),
+        }),
+      ),
+      defineEventType('invoice.voided', z.object({ total: z.string() })),
+    ]).list();
+    const issuesOf = (filter: EventFilter, patterns = ['invoice.paid']) => filterPathIssues(filter, patterns, typed).map(({ path, message }) => ({ path, message }));
+
+    it('refuses them at the operand, saying what the path holds', () => {
+      expect(issuesOf({ 'data.total': '150' })).toEqual([
+        { path: ['data.total'], message: 'is number in these types\' schemas: "150" (string) never matches it, for a filter compares without converting' },
+      ]);
+      expect(issuesOf({ 'data.total': { $gte: '100' } }).map(({ path }) => path)).toEqual([['data.total', '$gte']]);
+      expect(issuesOf({ 'data.status': { $in: ['open', 1] } }).map(({ path }) => path)).toEqual([['data.status', '$in', 1]]);
+      expect(issuesOf({ 'data.count': { $startsWith: '1' } }).map(({ path }) => path)).toEqual([['data.count', '$startsWith']]);
+      expect(issuesOf({ 'data.urgent': 'yes' }).map(({ path }) => path)).toEqual([['data.urgent']]);
+      expect(issuesOf({ 'data.customer': 'DE' }).map(({ path }) => path)).toEqual([['data.customer']]);
+      expect(issuesOf({ 'data.tags': 1 }).map(({ message }) => message)).toEqual([
+        'is array or string in these types\' schemas: 1 (number) never matches it, for a filter compares without converting',
+      ]);
+      expect(issuesOf({ $or: [{ 'data.discount': { $lt: '5' } }] })).toEqual([
+        { path: ['$or', 0, 'data.discount', '$lt'], message: 'is number or null in these types\' schemas: "5" (string) never matches it, for a filter compares without converting' },
+      ]);
+    });
+
+    it('takes operands a value at the path may have, null, $exists, and any operand where the schemas do not say', () => {
+      const fits: EventFilter[] = [
+        { 'data.total': { $gte: 100.5 }, 'data.count': { $in: [1, 2] }, 'data.status': 'paid', 'data.urgent': true },
+        { 'data.paidAt': { $gte: '2026-01-01T00:00:00Z' }, 'data.code': { $in: ['A1', 7] }, 'data.discount': null },
+        { 'data.total': { $exists: false }, 'data.meta': 'anything', 'data.meta.deep': 1, 'data.status': { $ne: null } },
+        // A condition on an array holds for one of its elements.
+        { 'data.tags': 'vip', 'data.notes': { $in: [1, 'x', true] } },
+      ];
+      for (const filter of fits) expect(issuesOf(filter), JSON.stringify(filter)).toEqual([]);
+      // One type holds a number there, the other a string: either operand may match.
+      expect(issuesOf({ 'data.total': '150' }, ['invoice.*'])).toEqual([]);
+      expect(issuesOf({ 'data.total': true }, ['invoice.*']).map(({ message }) => message)).toEqual([
+        'is number or string in these types\' schemas: true (boolean) never matches it, for a filter compares without converting',
+      ]);
+    });
+  });
 });

@@ -259,8 +259,17 @@ export function filterPathIssues(filter: EventFilter, patterns: readonly string[
     for (const [key, member] of Object.entries(at)) {
       if (key === '$and' || key === '$or') for (const [index, item] of (member as EventFilter[]).entries()) visit(item, [...path, key, index]);
       else if (key === '$not') visit(member as EventFilter, [...path, key]);
-      else if (key.startsWith('data.') && !schemas.some((schema) => dataPathExists(schema, key.split('.').slice(1)))) {
-        issues.push({ path: [...path, key], message: `unknown path: no event type these types match has "${key}" in its schema`, code: 'invalid-filter' });
+      else if (key.startsWith('data.')) {
+        const leaves: Leaf[] = [];
+        let exists = false;
+        for (const schema of schemas) exists = leavesAt(schema, key.split('.').slice(1), leaves) || exists;
+        if (!exists) {
+          issues.push({ path: [...path, key], message: `unknown path: no event type these types match has "${key}" in its schema`, code: 'invalid-filter' });
+          continue;
+        }
+        const kinds = kindsOfLeaves(leaves);
+        const mismatch = kinds && operandMismatch(member as FilterCondition, kinds);
+        if (mismatch) issues.push({ path: [...path, key, ...mismatch.at], message: mismatch.message, code: 'invalid-filter' });
       }
     }
   };
@@ -274,30 +283,98 @@ export function filterPathIssues(filter: EventFilter, patterns: readonly string[
  * an index into `items`. A level that lists no properties at all (no schema, `{}`, `z.unknown()`) is
  * open: anything below it exists. `anyOf`, `oneOf` and `allOf` branches each count; local `$ref`s are followed.
  */
-export function dataPathExists(schema: unknown, segments: readonly string[], root: unknown = schema, hops = 0): boolean {
-  if (schema === true || schema === undefined) return true;
+export function dataPathExists(schema: unknown, segments: readonly string[]): boolean {
+  return leavesAt(schema, segments, []);
+}
+
+/** A schema a path leads to, and the schema its `$ref`s are resolved in; `true` where a level is open. */
+type Leaf = { schema: unknown; root: unknown };
+
+/** {@link dataPathExists}, pushing onto `leaves` the schemas the path leads to. */
+function leavesAt(schema: unknown, segments: readonly string[], leaves: Leaf[], root: unknown = schema, hops = 0): boolean {
+  const leaf = () => leaves.push({ schema, root }) > 0;
+  if (schema === true || schema === undefined) return leaf();
   if (!isRecord(schema) || hops > 32) return false;
-  if (typeof schema.$ref === 'string') return dataPathExists(resolveRef(root, schema.$ref), segments, root, hops + 1);
+  if (typeof schema.$ref === 'string') return leavesAt(resolveRef(root, schema.$ref), segments, leaves, root, hops + 1);
   const [segment, ...rest] = segments;
-  if (segment === undefined) return true;
+  if (segment === undefined) return leaf();
   const branches = [schema.anyOf, schema.oneOf, schema.allOf].filter(Array.isArray).flat();
-  if (branches.some((branch) => dataPathExists(branch, segments, root, hops + 1))) return true;
+  // Every branch, for the leaves of each.
+  let inBranch = false;
+  for (const branch of branches) inBranch = leavesAt(branch, segments, leaves, root, hops + 1) || inBranch;
+  if (inBranch) return true;
   const { properties, patternProperties, additionalProperties, items, prefixItems } = schema;
-  if (isRecord(properties) && Object.hasOwn(properties, segment)) return dataPathExists(properties[segment], rest, root, hops + 1);
+  if (isRecord(properties) && Object.hasOwn(properties, segment)) return leavesAt(properties[segment], rest, leaves, root, hops + 1);
   if (isRecord(patternProperties)) {
     for (const [pattern, member] of Object.entries(patternProperties)) {
-      if (safeRegExp(pattern)?.test(segment) && dataPathExists(member, rest, root, hops + 1)) return true;
+      if (safeRegExp(pattern)?.test(segment) && leavesAt(member, rest, leaves, root, hops + 1)) return true;
     }
   }
-  if (additionalProperties === true || isRecord(additionalProperties)) return dataPathExists(additionalProperties, rest, root, hops + 1);
+  if (additionalProperties === true || isRecord(additionalProperties)) return leavesAt(additionalProperties, rest, leaves, root, hops + 1);
   if (/^(0|[1-9]\d*)$/.test(segment)) {
-    if (Array.isArray(prefixItems) && Number(segment) < prefixItems.length) return dataPathExists(prefixItems[Number(segment)], rest, root, hops + 1);
-    if (items !== undefined && items !== false) return dataPathExists(items, rest, root, hops + 1);
+    if (Array.isArray(prefixItems) && Number(segment) < prefixItems.length) return leavesAt(prefixItems[Number(segment)], rest, leaves, root, hops + 1);
+    if (items !== undefined && items !== false) return leavesAt(items, rest, leaves, root, hops + 1);
   }
   const describesMembers = properties !== undefined || patternProperties !== undefined || additionalProperties !== undefined;
   const describesItems = items !== undefined || prefixItems !== undefined;
   const closedType = schema.type !== undefined && schema.type !== 'object' && !(Array.isArray(schema.type) && schema.type.includes('object'));
-  return !describesMembers && !describesItems && !closedType && branches.length === 0 && schema.const === undefined && schema.enum === undefined;
+  const open = !describesMembers && !describesItems && !closedType && branches.length === 0 && schema.const === undefined && schema.enum === undefined;
+  return open && leaves.push({ schema: true, root }) > 0;
+}
+
+/** A JSON value's type, as JSON Schema names it (`integer` is a `number` here). */
+function jsonKind(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? 'object' : typeof value;
+}
+
+/** The JSON types the values of every leaf may have; undefined when one of them does not say (anything may be there). */
+function kindsOfLeaves(leaves: readonly Leaf[]): Set<string> | undefined {
+  const kinds = new Set<string>();
+  for (const { schema, root } of leaves) {
+    const found = kindsOf(schema, root);
+    if (!found) return undefined;
+    for (const kind of found) kinds.add(kind);
+  }
+  return kinds;
+}
+
+function kindsOf(schema: unknown, root: unknown, hops = 0): Set<string> | undefined {
+  if (!isRecord(schema) || hops > 32) return undefined;
+  if (typeof schema.$ref === 'string') return kindsOf(resolveRef(root, schema.$ref), root, hops + 1);
+  const { type } = schema;
+  if (typeof type === 'string' || Array.isArray(type)) {
+    const kinds = new Set((Array.isArray(type) ? type : [type]).map((kind) => (kind === 'integer' ? 'number' : String(kind))));
+    if (!kinds.has('array')) return kinds;
+    // A condition on an array holds for one of its elements: what they may be counts too.
+    const items = schema.prefixItems === undefined ? kindsOf(schema.items, root, hops + 1) : undefined;
+    return items && new Set([...kinds, ...items]);
+  }
+  const values = schema.const !== undefined ? [schema.const] : Array.isArray(schema.enum) ? schema.enum : undefined;
+  if (values) return new Set(values.map(jsonKind));
+  const branches = [schema.anyOf, schema.oneOf].filter(Array.isArray).flat();
+  return branches.length === 0 ? undefined : kindsOfLeaves(branches.map((branch) => ({ schema: branch, root })));
+}
+
+/**
+ * The first operand of `condition` that no value of `kinds` can ever match, for a filter compares without
+ * converting (`"150"` is not `150`): where it is in the condition, and why. `null` and `$exists` are left be.
+ */
+function operandMismatch(condition: FilterCondition, kinds: ReadonlySet<string>): { at: Path; message: string } | undefined {
+  const operands: [Path, unknown][] = [];
+  if (!isRecord(condition)) operands.push([[], condition]);
+  else {
+    for (const [operator, operand] of Object.entries(condition)) {
+      if (operator === '$exists') continue;
+      if (Array.isArray(operand)) for (const [index, item] of operand.entries()) operands.push([[operator, index], item]);
+      else operands.push([[operator], operand]);
+    }
+  }
+  for (const [at, operand] of operands) {
+    const kind = jsonKind(operand);
+    if (operand === null || kinds.has(kind)) continue;
+    return { at, message: `is ${[...kinds].join(' or ')} in these types' schemas: ${JSON.stringify(operand)} (${kind}) never matches it, for a filter compares without converting` };
+  }
+  return undefined;
 }
 
 function resolveRef(root: unknown, ref: string): unknown {

@@ -48,6 +48,18 @@ function socketFor<TMap = Events>(options: ConstructorParameters<typeof HeraldSo
   return socket;
 }
 
+/** A token function that hands out `token`, and how many connections asked it. */
+function countingToken(token: string): { token: () => string; connects: number } {
+  const counting = {
+    connects: 0,
+    token: () => {
+      counting.connects += 1;
+      return token;
+    },
+  };
+  return counting;
+}
+
 function record<K extends keyof HeraldSocketEvents>(socket: HeraldSocket<any>, type: K): HeraldSocketEvents[K][] {
   const seen: HeraldSocketEvents[K][] = [];
   socket.on(type, (event) => seen.push(event));
@@ -108,13 +120,10 @@ describe('HeraldSocket', () => {
     onTestFinished(() => server.close());
     const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
     const durable = await api(server, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key);
-    let connects = 0;
+    const tokens = countingToken(key);
     const socket = socketFor({
       url: server.url,
-      token: () => {
-        connects += 1;
-        return key;
-      },
+      token: tokens.token,
       ackInterval: 50,
     });
     const closes = record(socket, 'close');
@@ -126,7 +135,7 @@ describe('HeraldSocket', () => {
       attached.push(event);
     });
     await waitFor(() => socket.ready, 'the socket to be ready');
-    expect(connects).toBe(1);
+    expect(tokens.connects).toBe(1);
 
     const published: HeraldEvent[] = [];
     const publishSome = async (from: number, count: number) => {
@@ -145,7 +154,7 @@ describe('HeraldSocket', () => {
     await publishSome(40, 40);
     await waitFor(() => adHoc.length >= 80 && attached.length >= 60, 'the events after the restart', 20_000);
     await linger(200);
-    expect(connects).toBeGreaterThanOrEqual(2);
+    expect(tokens.connects).toBeGreaterThanOrEqual(2);
     expect(ids(adHoc)).toEqual(ids(published));
     expect(ids(attached)).toEqual(ids(published.filter((event) => event.type === 'order.created')));
 
@@ -200,13 +209,10 @@ describe('HeraldSocket', () => {
     const port = server.port;
     onTestFinished(() => server.close());
     const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
-    let connects = 0;
+    const tokens = countingToken(key);
     const socket = socketFor({
       url: server.url,
-      token: () => {
-        connects += 1;
-        return key;
-      },
+      token: tokens.token,
     });
     const closes = record(socket, 'close');
     const subscribed = record(socket, 'subscribed');
@@ -241,7 +247,7 @@ describe('HeraldSocket', () => {
     await publishSome(restarted);
     await waitFor(() => everything.length === published.length, 'every event');
     await linger();
-    expect(connects).toBe(2);
+    expect(tokens.connects).toBe(2);
     expect(ids(everything)).toEqual(ids(published));
     expect(ids(filtered)).toEqual(ids(published.filter(passes)));
     expect(filtered).toHaveLength(9);
@@ -270,13 +276,10 @@ describe('HeraldSocket', () => {
       [{ 'data.n': { $regex: 'x' } }, 'filter.data.n.$regex'],
       [{ 'data.nope': 1 }, 'filter.data.nope'],
     ] as const) {
-      let connects = 0;
+      const tokens = countingToken(adminKey);
       const socket = socketFor({
         url: server.url,
-        token: () => {
-          connects += 1;
-          return adminKey;
-        },
+        token: tokens.token,
       });
       const errors = record(socket, 'error');
       const closes = record(socket, 'close');
@@ -296,7 +299,7 @@ describe('HeraldSocket', () => {
       expect(received).toEqual([]);
       expect(closes).toEqual([]);
       expect(socket.ready).toBe(true);
-      expect(connects).toBe(1);
+      expect(tokens.connects).toBe(1);
       socket.close();
     }
   });

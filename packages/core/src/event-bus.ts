@@ -8,6 +8,7 @@ import type { EventCatalog } from './event-type-catalog.js';
 import { newId } from './ids.js';
 import { type Logger, silentLogger } from './logger.js';
 import { consumerId } from './names.js';
+import { RepeatedFailure } from './repeated-failure.js';
 import type { Store } from './store.js';
 import { endSpan, inSpan, messagingAttributes, startSpan, type TraceFields, traceFields } from './tracing.js';
 
@@ -89,6 +90,7 @@ export class EventBus {
   readonly #pollInterval: number;
   readonly #batchSize: number;
   readonly #logger: Logger;
+  readonly #pollFailure: RepeatedFailure;
   readonly #listeners = new Set<EventListener>();
   /** Events this node appended and has not yet handed to listeners, by seq. */
   readonly #appended = new Map<number, HeraldEvent>();
@@ -119,6 +121,7 @@ export class EventBus {
     this.#pollInterval = options.pollInterval ?? 1000;
     this.#batchSize = options.batchSize ?? 500;
     this.#logger = options.logger ?? silentLogger;
+    this.#pollFailure = new RepeatedFailure(this.#logger, 'warn', 'polling the log failed');
   }
 
   /** The `source` of the envelopes it makes (the server's `source` option). */
@@ -298,10 +301,11 @@ export class EventBus {
   async #poll(ringOthers = false): Promise<void> {
     try {
       const { latest } = await this.#store.bounds();
+      this.#pollFailure.succeeded();
       this.#readUpTo(latest);
       if (ringOthers && latest > 0 && !this.#stopped) this.#ringOthers(latest);
     } catch (error) {
-      this.#logger.warn({ err: error }, 'polling the log failed');
+      this.#pollFailure.failed(error);
     }
   }
 

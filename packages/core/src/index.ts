@@ -16,6 +16,7 @@ export * from './memory-store.js';
 export * from './names.js';
 export * from './principal.js';
 export * from './rate-limit-store.js';
+export * from './repeated-failure.js';
 export * from './request-input.js';
 export { checkLogPartitionSize } from './sql/log-partitions.js';
 export * from './shared-batches.js';

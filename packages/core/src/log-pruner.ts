@@ -1,5 +1,6 @@
 import type { RetentionRules } from './log-retention.js';
 import { type Logger, silentLogger } from './logger.js';
+import { RepeatedFailure } from './repeated-failure.js';
 import type { PruneResult } from './sql/log-prune.js';
 
 /** A store whose log can be pruned: the SQL store is one. */
@@ -35,6 +36,7 @@ export interface LogPrunerOptions {
 export class LogPruner {
   readonly #options: LogPrunerOptions;
   readonly #logger: Logger;
+  readonly #failure: RepeatedFailure;
   #timer?: NodeJS.Timeout;
   #round?: Promise<void>;
   #stopped = false;
@@ -44,6 +46,7 @@ export class LogPruner {
   constructor(options: LogPrunerOptions) {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
+    this.#failure = new RepeatedFailure(this.#logger, 'warn', 'pruning the log failed');
   }
 
   start(): void {
@@ -73,12 +76,13 @@ export class LogPruner {
       for (;;) {
         const { pruned, floor, more } = await log.prune(rules, Date.now(), batchSize);
         this.pruned += pruned;
+        this.#failure.succeeded();
         if (pruned > 0) this.#logger.debug({ pruned, floor }, 'pruned the log');
         if (!more || this.#stopped) return;
         await new Promise((resolve) => setTimeout(resolve, pause));
       }
     } catch (error) {
-      this.#logger.warn({ err: error }, 'pruning the log failed; trying again at the next round');
+      this.#failure.failed(error);
     }
   }
 }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
 import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
+import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
 import { type NatsOptions, nats } from './nats-transport.js';
@@ -135,7 +135,7 @@ describe('a server that moves', () => {
     onTestFinished(() => own.close());
     const port = Number(own.server.split(':')[1]);
     const stream = await consumer(own.server);
-    const first = await startRelay('127.0.0.3', port, own.server);
+    const first = await startTcpRelay(own.server, { host: '127.0.0.3', port });
     onTestFinished(() => first.close());
     let answer = '127.0.0.3';
     const lookup: LookupFunction = (_hostname, options, callback) => (options.all ? callback(null, [{ address: answer, family: 4 }]) : callback(null, answer, 4));
@@ -146,7 +146,7 @@ describe('a server that moves', () => {
 
     // The first address answers no more; the name now resolves to the second.
     await first.close();
-    const second = await startRelay('127.0.0.2', port, own.server);
+    const second = await startTcpRelay(own.server, { host: '127.0.0.2', port });
     onTestFinished(() => second.close());
     answer = '127.0.0.2';
     published.push(...(await publishNumbered(server, 3)).map((event) => event.id));
@@ -157,35 +157,6 @@ describe('a server that moves', () => {
 });
 
 /** A TCP relay listening at `address`:`port` to `target` (`host:port`); `close` ends its connections too. */
-async function startRelay(address: string, port: number, target: string) {
-  const [targetHost, targetPort] = target.split(':') as [string, string];
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const relay = createNetServer((client) => {
-    connections += 1;
-    const upstream = connectTcp(Number(targetPort), targetHost);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('close', () => {
-        sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => relay.listen(port, address, resolve));
-  return {
-    connections: () => connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        relay.close(() => resolve());
-      }),
-  };
-}
-
 describe('the servers', () => {
   it('never shows credentials in the API or the errors', async () => {
     const server = await app({ retrySchedule: [0, 60] });

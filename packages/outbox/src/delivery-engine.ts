@@ -1,4 +1,4 @@
-import { type HeraldEvent, newId, StoreUnavailableError, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
+import { type HeraldEvent, newId, RepeatedFailure, StoreUnavailableError, type Subscription, type TransportContext, traceFields, UnavailableError } from '@herald/core';
 import { attemptError, attemptOf, type PushResult, settledAttempt, storableText } from './attempt-outcome.js';
 import { attemptSpan, endAttemptSpan } from './attempt-span.js';
 import { CommitLoop } from './commit-loop.js';
@@ -57,6 +57,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   readonly worker = newId('wkr');
   readonly #transport: string;
   readonly #context: TransportContext;
+  readonly #pollFailure: RepeatedFailure;
+  readonly #commitFailure: RepeatedFailure;
   readonly #outbox: Outbox;
   readonly #options: ResolvedPushOptions;
   readonly #dispatcher: OutboxDispatcher<TConfig>;
@@ -85,6 +87,8 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   constructor(dependencies: EngineDependencies<TConfig, TTarget>) {
     this.#transport = dependencies.transport;
     this.#context = dependencies.context;
+    this.#pollFailure = new RepeatedFailure(this.#context.logger, 'warn', 'polling the outbox failed');
+    this.#commitFailure = new RepeatedFailure(this.#context.logger, 'error', 'the outbox could not commit; retrying every second');
     this.#outbox = dependencies.outbox;
     this.#options = dependencies.options;
     this.#dispatcher = dependencies.dispatcher;
@@ -348,6 +352,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
       }
       refused = { error };
     }
+    this.#commitFailure.succeeded();
     if (prepared) {
       this.#dispatcher.committed(result.position ?? prepared.fanOut.to);
       // Another node fanned these events out first: their deliveries are in the store, for any worker to claim.
@@ -363,7 +368,7 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
   /** A round whose commit failed: its writes are written first by the next one, in a second. */
   #commitFailed(writes: Writes, error: unknown): false {
     this.#writes.restore(writes);
-    this.#context.logger.error({ err: error }, 'the outbox could not commit; retrying in 1 s');
+    this.#commitFailure.failed(error);
     this.#loop.retryLater();
     return false;
   }
@@ -675,9 +680,10 @@ export class DeliveryEngine<TConfig extends PushConfig, TTarget> {
           this.#setIdle(endpoint, false);
         }),
       );
+      this.#pollFailure.succeeded();
       this.#loop.now();
     } catch (error) {
-      this.#context.logger.warn({ err: error }, 'polling the outbox failed');
+      this.#pollFailure.failed(error);
     } finally {
       this.#polling = false;
     }

@@ -107,6 +107,14 @@ describe('redisBroker', () => {
     expect(() => redisBroker({ url: 'http://127.0.0.1:6379' })).toThrow(/redis:\/\//);
   });
 
+  it('asks whether the server takes TLS when a rediss:// URL leads to one that does not answer', async () => {
+    // The machine's Redis, which speaks no TLS: the handshake waits for an answer that never comes.
+    const plain = redisBroker({ url: `rediss://${sharedRedisUrl.replace(/^redis:\/\//, '')}`, connectTimeout: 1_000 });
+    const failure = await plain.init?.().catch((error: unknown) => error);
+    await plain.close();
+    expect((failure as Error).message).toMatch(/^Redis is not reachable at rediss:\/\/.*: .*\(the URL says rediss:\/\/: does the server take TLS there\?\)$/);
+  });
+
   it('survives a Redis restart: publishing never hangs, then it subscribes again, sends held rings, and says it reconnected', async () => {
     const redis = await ownRedis();
     const logger = recordingLogger();

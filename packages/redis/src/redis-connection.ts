@@ -112,7 +112,9 @@ export async function connectAll(connections: readonly Redis[], url: string, tim
     // OpenSSL's message is a line of its error queue (a source path, a line break): its `reason` says it alone.
     const why = typeof reported?.library === 'string' && typeof reported.reason === 'string' ? reported.reason : (reported ?? (error as Error)).message;
     // Not the reported error as `cause`: pino, for one, would log its message again after this one's.
-    const failed = new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}`);
+    // A TLS handshake with a server that does not speak TLS waits for an answer that never comes.
+    const tls = url.startsWith('rediss:') && (reported === undefined || code === 'ETIMEDOUT') ? ' (the URL says rediss://: does the server take TLS there?)' : '';
+    const failed = new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}${tls}`);
     throw code ? Object.assign(failed, { code }) : failed;
   } finally {
     clearTimeout(timer);

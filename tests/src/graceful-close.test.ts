@@ -2,6 +2,7 @@ import { Agent, type IncomingMessage, request } from 'node:http';
 import { sse } from '@herald/sse';
 import { memoryTransport, startTestApp } from '@herald/testkit';
 import { describe, expect, it } from 'vitest';
+import { envConfiguredNode, spawnHeraldNode } from '../../packages/testkit/src/herald-node.test-support.js';
 
 const answer = (response: IncomingMessage) =>
   new Promise<{ status: number; connection: string | undefined }>((resolve) => {
@@ -41,4 +42,16 @@ describe('close()', () => {
       agent.destroy();
     }
   }, 30_000);
+});
+
+describe('a node that listens with handleSignals', () => {
+  it('logs that it is stopping on SIGTERM, and that it stopped, as its last line, before it exits 0', async () => {
+    const env = { HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: 'graceful-close-test-admin-key-0123456789', HERALD_LOG_LEVEL: 'info' };
+    const node = spawnHeraldNode(envConfiguredNode, [], env);
+    const { baseUrl } = await node.started;
+    expect((await fetch(`${baseUrl}/healthz`)).status).toBe(200);
+    node.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    expect(node.logs.map((line) => line.msg).slice(-2)).toEqual(['stopping', 'stopped']);
+  });
 });

@@ -156,7 +156,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       process.once(signal, () => {
         herald.logger.info({ signal }, 'stopping');
         close().then(
-          () => process.exit(0),
+          () => {
+            herald.logger.info('stopped');
+            process.exit(0);
+          },
           (error: unknown) => {
             herald.logger.error({ err: error }, 'stopping failed');
             process.exit(1);

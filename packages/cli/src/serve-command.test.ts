@@ -121,6 +121,8 @@ describe('herald serve', () => {
     // Logs are pino's JSON lines, to the last one.
     const logs = jsonLines<{ msg: string }>(serve.stdout());
     expect(logs.map((log) => log.msg)).toEqual(expect.arrayContaining(['Herald is listening', 'stopping']));
+    // The last line says it stopped, before the process exits.
+    expect(logs.at(-1)?.msg).toBe('stopped');
   });
 
   it('delivers webhooks over HTTPS to an endpoint whose certificate authority the process trusts, signed', async () => {

@@ -361,7 +361,10 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
           const handler = () => {
             logger.info({ signal }, 'stopping');
             close().then(
-              () => process.exit(0),
+              () => {
+                logger.info('stopped');
+                process.exit(0);
+              },
               (error: unknown) => {
                 logger.error({ err: error }, 'stopping failed');
                 process.exit(1);

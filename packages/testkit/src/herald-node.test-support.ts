@@ -23,6 +23,8 @@ export interface HeraldNodeProcess {
   exited: Promise<number | null>;
   /** The lines of its log (pino's JSON) so far. */
   readonly logs: readonly Record<string, unknown>[];
+  /** Sends it `signal`. */
+  kill(signal: NodeJS.Signals): void;
 }
 
 /**
@@ -76,5 +78,5 @@ export function spawnHeraldNode(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
-  return { started, exited, logs };
+  return { started, exited, logs, kill: (signal) => void child.kill(signal) };
 }

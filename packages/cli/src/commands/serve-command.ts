@@ -45,4 +45,5 @@ export async function serve(flags: ServeFlags): Promise<void> {
   const signal = await stopped;
   herald.logger.info({ signal }, 'stopping');
   await herald.close();
+  herald.logger.info('stopped');
 }

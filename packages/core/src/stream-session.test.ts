@@ -1,3 +1,5 @@
+import { context, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import Database from 'better-sqlite3';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { z } from 'zod';
@@ -178,6 +180,26 @@ const seqs = (events: readonly HeraldEvent[]) => events.map((event) => event.seq
 
 /** Lets the bus hand over what was published, and the broker's messages and timers due now run. */
 const linger = (ms = 30) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the span of a live batch', () => {
+  it('is made only when the transport has a subscription to offer the batch to', async () => {
+    const exporter = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+    onTestFinished(() => {
+      trace.disable();
+      context.disable();
+    });
+    const delivers = () => exporter.getFinishedSpans().filter((span) => span.name.startsWith('deliver'));
+    const streams = await streaming();
+    await streams.publish('order.created', 1);
+    await linger();
+    expect(delivers()).toEqual([]);
+    const { sink } = await subscribe(streams, consumerKey('acme'), { id: 'orders', types: ['order.*'] });
+    await streams.publish('order.created', 2);
+    await vi.waitFor(() => expect(sink.events('orders')).toHaveLength(1));
+    expect(delivers().map((span) => [span.name, span.attributes['herald.transport']])).toEqual([['deliver order.created', 'test']]);
+  });
+});
 
 describe('ad hoc subscriptions', () => {
   it('deliver the types asked for, live from now, in order, each batch in one write', async () => {

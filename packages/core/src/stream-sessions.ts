@@ -58,6 +58,8 @@ export class StreamSessions {
     this.cursors = new CursorWriter(context.subscriptions, context.logger, options.cursorInterval ?? 1_000);
     this.groups = new MatchGroups((event, id) => this.matchesDurable(event, id));
     this.#stopListening = context.bus.onEvents((events) => {
+      // No span for a batch no subscription of this transport is offered.
+      if (this.#offered.size === 0) return;
       const span = deliverySpan(this.transport, events);
       try {
         for (const subscription of this.#offered) subscription.offer(events);

@@ -77,10 +77,13 @@ describe('postgresStore', () => {
   });
 
   it('says where it cannot start and why, without the password, rather than "unavailable for now"', async () => {
-    const refused = postgresStore({ url: 'postgres://herald:s3cret@127.0.0.1:1/herald' });
+    const logger = recordingLogger();
+    const refused = postgresStore({ url: 'postgres://herald:s3cret@127.0.0.1:1/herald', logger });
     await expect(refused.init()).rejects.toThrow(
       new Error('postgresStore cannot start on the database at postgres://***@127.0.0.1:1/herald: connect ECONNREFUSED 127.0.0.1:1'),
     );
+    // Its start says it, alone: no "the store refuses writes … try again shortly" before it.
+    expect(logger.lines).toEqual([]);
     await refused.close();
     const unknown = new URL(adminUrl);
     unknown.pathname = '/herald_no_such_database';

@@ -107,7 +107,8 @@ export class SqlStore implements Store {
    */
   #migrating(run: (db: Kysely<unknown>) => Promise<void>): Promise<void> {
     const db = this.#db as Kysely<unknown>;
-    return this.#gate.run(() => (this.#flavor.name === 'sqlite' ? withWriteLock(db, run) : run(db)), Date.now(), initLockTimeout);
+    // Quiet: a store that cannot start says so and why as its start fails.
+    return this.#gate.run(() => (this.#flavor.name === 'sqlite' ? withWriteLock(db, run) : run(db)), Date.now(), initLockTimeout, { quiet: true });
   }
 
   /**

@@ -41,6 +41,8 @@ export class WriteGate {
   readonly #lockTimeout: number;
   readonly #logger: Logger;
   #refused?: StoreUnavailableError;
+  /** Whether the refusal was logged, for its end to be. */
+  #refusalLogged = false;
 
   constructor(flavor: SqlFlavor, lockTimeout: number, logger: Logger) {
     this.#flavor = flavor;
@@ -56,19 +58,20 @@ export class WriteGate {
   /**
    * Runs `write`, again while the database is locked elsewhere, until `lockTimeout` after `since`. The
    * write must be safe to run again after a lock failure: one transaction (which SQLite begins by taking
-   * the lock, so it fails before doing anything), or statements that each are.
+   * the lock, so it fails before doing anything), or statements that each are. `quiet`: a refusal is not
+   * logged, for a write whose caller says why it failed (a store's start).
    */
-  async run<T>(write: () => Promise<T>, since = Date.now(), lockTimeout = this.#lockTimeout): Promise<T> {
+  async run<T>(write: () => Promise<T>, since = Date.now(), lockTimeout = this.#lockTimeout, { quiet = false }: { quiet?: boolean } = {}): Promise<T> {
     try {
       const result = await retryWhileLocked(this.#flavor, write, since, lockTimeout);
       this.#accepted();
       return result;
     } catch (error) {
       // The driver may have said so already (see postgres-refusing-dialect.ts).
-      if (error instanceof StoreUnavailableError) throw this.#refuse(error);
+      if (error instanceof StoreUnavailableError) throw this.#refuse(error, quiet);
       const refusal = this.#flavor.refusal(error);
       if (refusal === undefined) throw error;
-      throw this.#refuse(new StoreUnavailableError(refusal, error));
+      throw this.#refuse(new StoreUnavailableError(refusal, error), quiet);
     }
   }
 
@@ -77,10 +80,11 @@ export class WriteGate {
     await this.run(write, Date.now(), 0);
   }
 
-  #refuse(error: StoreUnavailableError): StoreUnavailableError {
-    if (!this.#refused) {
+  #refuse(error: StoreUnavailableError, quiet: boolean): StoreUnavailableError {
+    if (!this.#refusalLogged && !quiet) {
       const log = error.refusal === 'locked' ? this.#logger.warn : this.#logger.error;
       log.call(this.#logger, { err: error.cause, refusal: error.refusal }, `the store refuses writes: ${error.message}`);
+      this.#refusalLogged = true;
     }
     this.#refused = error;
     return error;
@@ -89,6 +93,7 @@ export class WriteGate {
   #accepted(): void {
     if (!this.#refused) return;
     this.#refused = undefined;
-    this.#logger.info('the store accepts writes again');
+    if (this.#refusalLogged) this.#logger.info('the store accepts writes again');
+    this.#refusalLogged = false;
   }
 }

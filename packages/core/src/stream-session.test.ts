@@ -279,9 +279,9 @@ describe('durable subscriptions', () => {
     expect(sink.resets).toEqual([{ id: 'd', reason: 'expired', latest: 0, oldest: 4 }]);
     expect(seqs(sink.events('d'))).toEqual([4, 5]);
     expect(cursorResets).toBe(1);
-    expect(logger.lines).toContainEqual(
-      expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ subscription: id, cursor: 0, oldest: 4 }) }),
-    );
+    const warned = logger.lines.find((line) => line.level === 'warn');
+    // Not the transport: the transport's logger has it bound, and pino would write it twice.
+    expect(warned?.fields).toEqual({ subscription: id, cursor: 0, oldest: 4 });
     // Reset at once to where the log is whole, then moved on as the client acknowledges.
     await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(3));
     expect(subscription.acknowledge(5)).toBe(true);

@@ -385,8 +385,9 @@ export class StreamSubscription {
     const durable = this.#durable;
     if (durable === undefined) return;
     // A durable cursor left behind by retention: said, counted, and moved to where the log is whole.
+    // The transport's logger, which names the transport already (createHerald binds it).
     sessions.context.logger.warn(
-      { subscription: durable.id, transport: sessions.transport, cursor: after, oldest },
+      { subscription: durable.id, cursor: after, oldest },
       "a durable subscription's cursor is older than the log keeps: it is reset, and goes on with the oldest events kept",
     );
     sessions.context.metrics?.cursorReset?.();

@@ -2,6 +2,7 @@ import {
   canAccess,
   defineRoute,
   type HeraldEvent,
+  HeraldError,
   NotFoundError,
   RateLimitedError,
   type Principal,
@@ -126,7 +127,16 @@ function pushRoutes(
   const reachable = async (principal: Principal, id: string) => {
     const subscription = await subscriptions.get(id);
     const handler = subscription && transports.get(subscription.transport);
-    if (!subscription || !handler || !canAccess(principal, subscription)) throw new NotFoundError(`Subscription ${id} of a push transport`);
+    if (!subscription || !canAccess(principal, subscription)) throw new NotFoundError(`Subscription ${id}`);
+    if (!handler) {
+      const pushTransports = [...transports.keys()].join(', ');
+      throw new HeraldError(
+        'not-found',
+        404,
+        `Subscription ${id} is of the ${subscription.transport} transport, which sends no deliveries: tests, deliveries and replays are for push transports (${pushTransports})`,
+        'Not found',
+      );
+    }
     return { subscription, handler };
   };
 

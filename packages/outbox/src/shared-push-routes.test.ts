@@ -52,7 +52,13 @@ describe('several push transports on one server', () => {
     ] as const) {
       const answer = await server.api(method, path, method === 'POST' ? { after: 0 } : undefined, key);
       expect({ path, status: answer.status, type: answer.body.type }).toEqual({ path, status: 404, type: 'urn:herald:problem:not-found' });
+      // It exists: the answer says what it is, and what these routes are for.
+      expect(answer.body.detail).toBe(
+        `Subscription ${memory.id} is of the memory transport, which sends no deliveries: tests, deliveries and replays are for push transports (jsonl-a, jsonl-b)`,
+      );
     }
+    const unknown = await server.api('GET', '/v1/subscriptions/sub_unknown/deliveries', undefined, key);
+    expect(unknown.body.detail).toBe('Subscription sub_unknown was not found');
     // The routes are in the API document once.
     const { body: openapi } = await server.api('GET', '/openapi.json');
     expect(Object.keys(openapi.paths).filter((path) => path.startsWith('/v1/deliveries'))).toEqual(['/v1/deliveries/{id}', '/v1/deliveries/{id}/retry']);

@@ -79,6 +79,18 @@ const views: { id: View; label: string }[] = [
   { id: 'tail', label: 'Live tail' },
 ];
 
+/** `1 attempt`, `3 attempts`. */
+const attemptsOf = (count: number) => `${count} ${count === 1 ? 'attempt' : 'attempts'}`;
+
+/**
+ * How many attempts a delivery lists (`attempts`: every one kept, of every round), and, when a retry or a replay
+ * started a new round since, how many the API counts in that latest round (`attemptCount`).
+ */
+function attemptsSummary(delivery: Delivery): string {
+  const listed = delivery.attempts.length;
+  return delivery.attemptCount === listed ? attemptsOf(listed) : `${attemptsOf(listed)} listed, ${delivery.attemptCount} in its latest round`;
+}
+
 /** ` · HTTP 200` for an attempt that got an answer; nothing for one that got none (refused, timed out) or went by another protocol. */
 const httpStatus = (status: number | null) => (status === null ? '' : ` · HTTP ${status}`);
 
@@ -110,6 +122,7 @@ export class HeraldPortal extends LitElement {
     filterErrors: { state: true },
     testResults: { state: true },
     replay: { state: true },
+    loaded: { state: true },
   };
 
   /** Where the Herald API is. @default '' (this page's origin) */
@@ -141,6 +154,8 @@ export class HeraldPortal extends LitElement {
   declare testResults: Record<string, TestAttempt>;
   /** The running or last replay of the selected subscription. */
   declare replay: Replay | undefined;
+  /** Whether the event types, the subscriptions and the transports the server mounts are loaded (`yes`), being loaded at first, or failed to load (and were never loaded). */
+  declare loaded: 'yes' | 'loading' | 'failed';
   #tailAbort: AbortController | undefined;
   #client: PortalApi | undefined;
   /** Looks again, while the deliveries view shows it, at a running replay or at deliveries being sent. */
@@ -174,6 +189,7 @@ export class HeraldPortal extends LitElement {
     this.filterErrors = {};
     this.testResults = {};
     this.replay = undefined;
+    this.loaded = 'loading';
   }
 
   /** The client of the base URL and token as they are now: kept, for it knows whether the server took the token. */
@@ -209,10 +225,18 @@ export class HeraldPortal extends LitElement {
   }
 
   async #loadAll(): Promise<void> {
-    const [types, subscriptions, mounted] = await Promise.all([this.#api.eventTypes(), this.#api.subscriptions(), this.#api.transports()]);
+    let loaded: [EventType[], Subscription[], MountedTransport[]];
+    try {
+      loaded = await Promise.all([this.#api.eventTypes(), this.#api.subscriptions(), this.#api.transports()]);
+    } catch (error) {
+      if (this.loaded !== 'yes') this.loaded = 'failed';
+      throw error;
+    }
+    const [types, subscriptions, mounted] = loaded;
     this.types = types;
     this.subscriptions = subscriptions;
     this.mounted = mounted;
+    this.loaded = 'yes';
     if (!this.selected) this.selected = subscriptions.find((subscription) => this.#isPush(subscription))?.id ?? '';
   }
 
@@ -530,86 +554,105 @@ export class HeraldPortal extends LitElement {
     }</p>`;
   }
 
-  #renderSubscriptions(): TemplateResult {
+  /** The form that creates a subscription; without a transport to offer (the server's list did not load, or it mounts none), why there is none. */
+  #renderCreate(): TemplateResult {
     const offered = this.#offered();
+    if (offered.length === 0 && this.loaded !== 'loading') {
+      return html`<div class="card" data-testid="portal-create-unavailable">
+        <h3>New subscription</h3>
+        ${this.loaded === 'failed'
+          ? html`<p>The portal could not load the transports the server offers, so no subscription can be made yet.</p>
+              <button type="button" @click=${() => this.#run(() => this.#loadAll())}>Try again</button>`
+          : html`<p>The server offers no transport to subscribe with.</p>`}
+      </div>`;
+    }
     const chosen = offered.includes(this.createTransport) ? this.createTransport : (offered[0] ?? '');
+    return html`<form class="card create" @submit=${this.#onSubmit((form) => this.#create(form))}>
+      <h3>New subscription</h3>
+      <label>Transport
+        <select name="transport" data-testid="portal-create-transport" @change=${(event: Event) => {
+          this.createTransport = (event.target as HTMLSelectElement).value;
+        }}>${offered.map((name) => html`<option ?selected=${name === chosen}>${name}</option>`)}</select>
+      </label>
+      <label>Event types (comma-separated, patterns allowed)
+        <input name="types" required data-testid="portal-create-types" placeholder="order.*" />
+      </label>
+      ${chosen === 'webhook'
+        ? html`<label>Endpoint URL
+            <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
+          </label>`
+        : html`<div class="wide">
+            <label>Config (JSON)
+              <textarea name="config" rows="2" spellcheck="false" placeholder="{}" aria-describedby="config-help" data-testid="portal-create-config"></textarea>
+            </label>
+            <p class="hint" id="config-help">What the ${chosen ? `${chosen} ` : ''}transport takes, as its documentation says; empty for nothing.</p>
+          </div>`}
+      <div class="wide">${this.#filterField({ key: 'create', value: '', testId: 'portal-create-filter', label: html`Filter (JSON)`, help: true })}</div>
+      <button type="submit" data-testid="portal-create-submit">Create</button>
+    </form>`;
+  }
+
+  #renderSubscriptions(): TemplateResult {
     return html`<section data-testid="portal-subscriptions" aria-labelledby="subscriptions-title">
       <h2 id="subscriptions-title">Subscriptions</h2>
-      <form class="card create" @submit=${this.#onSubmit((form) => this.#create(form))}>
-        <h3>New subscription</h3>
-        <label>Transport
-          <select name="transport" data-testid="portal-create-transport" @change=${(event: Event) => {
-            this.createTransport = (event.target as HTMLSelectElement).value;
-          }}>${offered.map((name) => html`<option ?selected=${name === chosen}>${name}</option>`)}</select>
-        </label>
-        <label>Event types (comma-separated, patterns allowed)
-          <input name="types" required data-testid="portal-create-types" placeholder="order.*" />
-        </label>
-        ${chosen === 'webhook'
-          ? html`<label>Endpoint URL
-              <input name="url" type="url" data-testid="portal-create-url" placeholder="https://example.com/hook" />
-            </label>`
-          : html`<div class="wide">
-              <label>Config (JSON)
-                <textarea name="config" rows="2" spellcheck="false" placeholder="{}" aria-describedby="config-help" data-testid="portal-create-config"></textarea>
-              </label>
-              <p class="hint" id="config-help">What the ${chosen} transport takes, as its documentation says; empty for nothing.</p>
-            </div>`}
-        <div class="wide">${this.#filterField({ key: 'create', value: '', testId: 'portal-create-filter', label: html`Filter (JSON)`, help: true })}</div>
-        <button type="submit" data-testid="portal-create-submit">Create</button>
-      </form>
+      ${this.#renderCreate()}
       ${this.secret
         ? html`<div class="card secret" role="status">
             <p>Signing secret, shown only now: keep it.</p>
             <code data-testid="portal-secret">${this.secret}</code>
           </div>`
         : nothing}
-      <table>
-        <caption class="visually-hidden">Your subscriptions</caption>
-        <thead><tr><th scope="col">Id</th><th scope="col">Transport</th><th scope="col">Types and filter</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
-        <tbody>
-          ${this.subscriptions.map(
-            (subscription) => html`<tr data-testid="subscription-row" data-id=${subscription.id}>
-              <td data-label="Id"><code>${subscription.id}</code></td>
-              <td data-label="Transport">${subscription.transport}</td>
-              <td data-label="Types and filter">
-                <form class="edit" @submit=${this.#onSubmit((form) => this.#edit(subscription, form))}>
-                  <label><span class="visually-hidden">Event types of ${subscription.id}</span>
-                    <input name="types" required .value=${subscription.types.join(', ')} data-testid="subscription-types" />
-                  </label>
-                  ${this.#filterField({
-                    key: subscription.id,
-                    value: subscription.filter ? JSON.stringify(subscription.filter) : '',
-                    testId: 'subscription-filter',
-                    label: html`<span class="visually-hidden">Filter (JSON) of ${subscription.id}</span>`,
-                    help: false,
-                  })}
-                  <button type="submit" class="secondary">Save changes</button>
-                </form>
-              </td>
-              <td data-label="Status">${subscription.status}</td>
-              <td data-label="Actions">
-                <div class="actions">
-                  ${subscription.status === 'paused'
-                    ? html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'active'))}>Resume</button>`
-                    : html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'paused'))}>Pause</button>`}
-                  ${subscription.transport === 'webhook'
-                    ? html`<button type="button" @click=${() => this.#run(() => this.#rotate(subscription))}>Rotate secret</button>`
-                    : nothing}
-                  ${this.#isPush(subscription)
-                    ? html`<button type="button" data-testid="portal-test-send" @click=${() => this.#run(() => this.#sendTest(subscription))}>Send a test event</button>
-                        <button type="button" @click=${() => this.#showDeliveriesOf(subscription.id)}>Deliveries</button>`
-                    : nothing}
-                  <button type="button" class="danger" @click=${() => this.#run(() => this.#delete(subscription))}>Delete</button>
-                </div>
-                ${this.#isPush(subscription) ? this.#renderTestResult(subscription) : nothing}
-              </td>
-            </tr>`,
-          )}
-        </tbody>
-      </table>
-      ${this.subscriptions.length === 0 ? html`<p>No subscriptions yet.</p>` : nothing}
+      ${this.loaded === 'failed' ? nothing : this.#renderSubscriptionsTable()}
     </section>`;
+  }
+
+  /** The subscriptions, a row each, with their edit forms, actions, and the last test event's result. */
+  #renderSubscriptionsTable(): TemplateResult {
+    return html`<table>
+      <caption class="visually-hidden">Your subscriptions</caption>
+      <thead><tr><th scope="col">Id</th><th scope="col">Transport</th><th scope="col">Types and filter</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
+      <tbody>
+        ${this.subscriptions.map(
+          (subscription) => html`<tr data-testid="subscription-row" data-id=${subscription.id}>
+            <td data-label="Id"><code>${subscription.id}</code></td>
+            <td data-label="Transport">${subscription.transport}</td>
+            <td data-label="Types and filter">
+              <form class="edit" @submit=${this.#onSubmit((form) => this.#edit(subscription, form))}>
+                <label><span class="visually-hidden">Event types of ${subscription.id}</span>
+                  <input name="types" required .value=${subscription.types.join(', ')} data-testid="subscription-types" />
+                </label>
+                ${this.#filterField({
+                  key: subscription.id,
+                  value: subscription.filter ? JSON.stringify(subscription.filter) : '',
+                  testId: 'subscription-filter',
+                  label: html`<span class="visually-hidden">Filter (JSON) of ${subscription.id}</span>`,
+                  help: false,
+                })}
+                <button type="submit" class="secondary">Save changes</button>
+              </form>
+            </td>
+            <td data-label="Status">${subscription.status}</td>
+            <td data-label="Actions">
+              <div class="actions">
+                ${subscription.status === 'paused'
+                  ? html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'active'))}>Resume</button>`
+                  : html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'paused'))}>Pause</button>`}
+                ${subscription.transport === 'webhook'
+                  ? html`<button type="button" @click=${() => this.#run(() => this.#rotate(subscription))}>Rotate secret</button>`
+                  : nothing}
+                ${this.#isPush(subscription)
+                  ? html`<button type="button" data-testid="portal-test-send" @click=${() => this.#run(() => this.#sendTest(subscription))}>Send a test event</button>
+                      <button type="button" @click=${() => this.#showDeliveriesOf(subscription.id)}>Deliveries</button>`
+                  : nothing}
+                <button type="button" class="danger" @click=${() => this.#run(() => this.#delete(subscription))}>Delete</button>
+              </div>
+              ${this.#isPush(subscription) ? this.#renderTestResult(subscription) : nothing}
+            </td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${this.subscriptions.length === 0 && this.loaded === 'yes' ? html`<p>No subscriptions yet.</p>` : nothing}`;
   }
 
   #renderDeliveries(): TemplateResult {
@@ -650,7 +693,7 @@ export class HeraldPortal extends LitElement {
       <ul class="deliveries">
         ${this.deliveries.map(
           (delivery) => html`<li class="card" data-testid="delivery-row" data-status=${delivery.status}>
-            <p><strong>Event #${delivery.eventSeq}</strong> · <span class="status">${delivery.status}</span> · ${delivery.attemptCount} attempt(s)
+            <p><strong>Event #${delivery.eventSeq}</strong> · <span class="status">${delivery.status}</span> · ${attemptsSummary(delivery)}
               <button type="button" data-testid="delivery-retry" @click=${() => this.#run(() => this.#retry(delivery))}>Retry</button>
             </p>
             <ol>
@@ -725,8 +768,14 @@ export class HeraldPortal extends LitElement {
       background: var(--_bg);
       color: var(--_fg);
       font: 15px/1.5 var(--herald-font, system-ui, sans-serif);
-      overflow-wrap: break-word;
+      /*
+       * A long word (a URL, an id, a server's reason) may break anywhere, so that it counts for nothing in how
+       * narrow the element can be: inside a page's grid or flex layout, it never makes the page wider than the window.
+       */
+      overflow-wrap: anywhere;
     }
+    /* The subscriptions table sizes its columns by their words, which stay whole there unless a line cannot hold them. */
+    table { overflow-wrap: break-word; }
     .portal, .ended { max-width: 72rem; margin: 0 auto; padding: 1rem; }
     header { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; justify-content: space-between; }
     h1 { font-size: 1.4rem; margin: 0; }
@@ -741,6 +790,8 @@ export class HeraldPortal extends LitElement {
     .hint { color: var(--_muted); font-size: 0.85rem; margin: 0.2rem 0 0; }
     .field-error { color: var(--_danger); font-weight: 600; margin: 0.2rem 0 0; }
     .test-result { margin: 0.4rem 0 0; }
+    /* As wide as the column the line above and the buttons make, however long: a long answer leaves the other columns their room. */
+    .test-result pre { contain: inline-size; }
     .test-result:empty { margin: 0; }
     .replay { margin: 0.75rem 0 0; }
     button.danger { border-color: var(--_danger); color: var(--_danger); }
@@ -751,11 +802,14 @@ export class HeraldPortal extends LitElement {
     .create { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap: 0.75rem; align-items: end; }
     .create h3 { grid-column: 1 / -1; margin: 0; }
     .toolbar { display: flex; flex-wrap: wrap; gap: 0.75rem; align-items: end; margin: 0.5rem 0; }
+    /* A select as wide as its longest option (a subscription's id) may shrink: it never widens a narrow page, nor the page around the element. */
+    .toolbar select { width: 100%; }
     table { width: 100%; border-collapse: collapse; }
     th, td { text-align: left; padding: 0.4rem; border-bottom: 1px solid var(--_border); vertical-align: top; }
     .actions { display: flex; flex-wrap: wrap; gap: 0.25rem; }
-    pre { background: color-mix(in srgb, var(--_fg) 6%, var(--_bg)); padding: 0.5rem; overflow: auto; border-radius: var(--_radius); max-height: 16rem; }
-    code { overflow-wrap: anywhere; }
+    /* An endpoint's answer or error wraps, however long its lines and words: it never widens the page, nor the subscriptions table. */
+    pre { background: color-mix(in srgb, var(--_fg) 6%, var(--_bg)); padding: 0.5rem; overflow: auto; border-radius: var(--_radius); max-height: 16rem; white-space: pre-wrap; overflow-wrap: anywhere; }
+    code, .field-error { overflow-wrap: anywhere; }
     .deliveries { list-style: none; padding: 0; }
     .error { color: var(--_danger); font-weight: 600; }
     .secret code { font-size: 1.05rem; }

@@ -155,6 +155,24 @@ export class ProblemError extends Error {
   }
 }
 
+/**
+ * The browser got no answer at all from the API at `baseUrl`: it is down or out of reach, or, on another origin than
+ * the page, it answers without the CORS headers that let the page read it (a browser tells the page no more than
+ * that a fetch failed: "Failed to fetch", "NetworkError…", "Load failed"). The message says what to check.
+ */
+export class UnreachableError extends Error {
+  constructor(baseUrl: string) {
+    const page = globalThis.location;
+    const api = new URL(baseUrl || page.origin, page.href);
+    const where = api.href.replace(/\/$/, '');
+    super(
+      api.origin === page.origin
+        ? `Herald did not answer at ${where}. Check that it is running and reachable from this page.`
+        : `Herald did not answer at ${where}. Check that it is running and reachable from this page; it is on another origin than this page (${page.origin}), so a CORS layer in front of it must allow that origin (Herald's docs/portal.md, "Another origin: CORS").`,
+    );
+  }
+}
+
 /** The consumer routes of a Herald server, called with a portal token. */
 export class PortalApi {
   /** Whether the server has taken the token in an answer to this client. */
@@ -175,11 +193,16 @@ export class PortalApi {
   }
 
   async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch {
+      throw new UnreachableError(this.baseUrl);
+    }
     await this.#tokenTaken(response);
     const text = await response.text();
     const parsed = text ? JSON.parse(text) : undefined;

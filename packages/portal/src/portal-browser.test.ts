@@ -61,6 +61,22 @@ async function openPortal(consumer: string, key = adminKey, timezoneId?: string)
   return page;
 }
 
+/** docs/portal-embedded.html with a session of `consumer`, in a window `width` px wide, once its subscriptions are shown. */
+async function openEmbedded(consumer: string, width: number): Promise<Page> {
+  const session = await admin('POST', '/v1/portal-sessions', { consumer, ttl: 600 });
+  expect(session.status).toBe(201);
+  const page = await browser.newPage({ viewport: { width, height: 800 }, bypassCSP: true });
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.goto(`${baseUrl}/embedded/?token=${session.body.token}`);
+  await page.getByTestId('portal-subscriptions').waitFor();
+  expect(problems).toEqual([]);
+  return page;
+}
+
+/** How wide the page is laid out: wider than the window, it scrolls sideways. */
+const pageWidth = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth);
+
 /** axe-core on the page as it is now (injected, which is why the pages bypass the CSP): no serious or critical violations. */
 async function expectAccessible(page: Page, view: string): Promise<void> {
   if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ content: axeSource });
@@ -481,6 +497,145 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await page.close();
   }, 90_000);
 
+  it('keeps the page as wide as the window after a failing test event with a long answer, on a desktop and on a phone', async () => {
+    // An endpoint that fails with a long answer: a line of words, and a token that has no place to break.
+    const answer = `upstream order service unavailable, try again later: ${'trace-0123456789abcdef'.repeat(12)} (ECONNRESET)`;
+    const failing = createServer((req, res) => {
+      req.resume();
+      res.statusCode = 502;
+      res.end(answer);
+    });
+    await new Promise<void>((done) => failing.listen(0, '127.0.0.1', done));
+    onTestFinished(() => new Promise<void>((done) => failing.close(() => done())));
+    const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/hook`;
+    for (const types of [['order.*'], ['order.created']]) {
+      expect((await admin('POST', '/v1/subscriptions', { consumer: 'nu', transport: 'webhook', types, config: { url } })).status).toBe(201);
+    }
+    const page = await openPortal('nu');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    const row = page.getByTestId('subscription-row').first();
+    const idWidths = () => page.locator('td[data-label="Id"]').evaluateAll((cells) => cells.map((cell) => Math.round(cell.getBoundingClientRect().width)));
+    const idWidthsBefore = await idWidths();
+    await row.getByTestId('portal-test-send').click();
+    await expect.poll(() => row.getByTestId('portal-test-result').getAttribute('data-status')).toBe('failed');
+    expect(await row.getByTestId('portal-test-result').textContent()).toContain('(ECONNRESET)');
+    expect(await pageWidth(page)).toBeLessThanOrEqual(1280);
+    // The answer does not take the room of the other columns: the ids' stays as wide as it was.
+    expect(await idWidths()).toEqual(idWidthsBefore);
+    await screenshot(page, 'test-event-failing');
+    await expectAccessible(page, 'a failing test event');
+
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await pageWidth(page)).toBeLessThanOrEqual(375);
+    // Sent again at this width, and from the other row: the page stays as wide as the phone.
+    await page.getByTestId('subscription-row').nth(1).getByTestId('portal-test-send').click();
+    await expect.poll(() => page.locator('[data-testid="portal-test-result"][data-status="failed"]').count()).toBe(2);
+    expect(await pageWidth(page)).toBeLessThanOrEqual(375);
+    await screenshot(page, 'phone-test-event-failing');
+    await page.close();
+  }, 60_000);
+
+  it('fits the embedded portal\'s Deliveries view, and its other views, in a 375 px phone', async () => {
+    const hook = await admin('POST', '/v1/subscriptions', { consumer: 'xi', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/xi` } });
+    expect(hook.status).toBe(201);
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'xi' })).status).toBe(202);
+    const page = await openEmbedded('xi', 375);
+    const views = page.getByRole('navigation', { name: 'Portal views' });
+    await views.getByRole('button', { name: 'Deliveries' }).click();
+    await refreshUntil(page, '[data-testid="delivery-row"][data-status="delivered"]');
+    const picked = await page.getByRole('combobox', { name: 'Subscription' }).evaluate((select: HTMLSelectElement) => select.selectedOptions[0]?.textContent);
+    expect(picked).toBe(`${hook.body.id} (webhook)`);
+    expect(await pageWidth(page)).toBeLessThanOrEqual(375);
+    await screenshot(page, 'embedded-phone-deliveries');
+    await expectAccessible(page, 'embedded deliveries at 375 px');
+    for (const [label, view] of [
+      ['Health', 'health'],
+      ['Catalog', 'catalog'],
+      ['Live tail', 'tail'],
+      ['Subscriptions', 'subscriptions'],
+    ] as const) {
+      await views.getByRole('button', { name: label }).click();
+      await page.getByTestId(`portal-${view}`).waitFor();
+      expect(await pageWidth(page), view).toBeLessThanOrEqual(375);
+      await screenshot(page, `embedded-phone-${view}`);
+    }
+    await page.close();
+  }, 60_000);
+
+  it('says how many attempts a delivery lists, and how many of them are in its latest round, once a retry started a new one', async () => {
+    const hook = await admin('POST', '/v1/subscriptions', { consumer: 'omicron', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/omicron` } });
+    expect(hook.status).toBe(201);
+    const first = await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'omicron' });
+    const second = await admin('POST', '/v1/events', { type: 'order.created', data: { n: 2 }, consumer: 'omicron' });
+    const deliveryOf = async (seq: number) =>
+      (await admin('GET', `/v1/subscriptions/${hook.body.id}/deliveries`)).body.data.find((delivery: { eventSeq: number }) => delivery.eventSeq === seq);
+    await expect.poll(async () => (await deliveryOf(first.body.seq))?.status, { timeout: 15_000 }).toBe('delivered');
+    await expect.poll(async () => (await deliveryOf(second.body.seq))?.status, { timeout: 15_000 }).toBe('delivered');
+    // Two retries by hand: three rounds of one attempt each, every attempt kept.
+    for (let round = 2; round <= 3; round++) {
+      expect((await admin('POST', `/v1/deliveries/${(await deliveryOf(first.body.seq)).id}/retry`)).status).toBe(202);
+      await expect
+        .poll(async () => {
+          const delivery = await deliveryOf(first.body.seq);
+          return [delivery.status, delivery.attempts.length];
+        }, { timeout: 15_000 })
+        .toEqual(['delivered', round]);
+    }
+    expect((await deliveryOf(first.body.seq)).attemptCount).toBe(1);
+
+    const page = await openPortal('omicron');
+    await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
+    await refreshUntil(page, '[data-testid="delivery-row"][data-status="delivered"]');
+    const retried = page.getByTestId('delivery-row').filter({ hasText: `Event #${first.body.seq}` });
+    const once = page.getByTestId('delivery-row').filter({ hasText: `Event #${second.body.seq}` });
+    await expect.poll(() => retried.getByTestId('delivery-attempt').count()).toBe(3);
+    expect((await retried.locator('p').first().textContent())?.replace(/\s+/g, ' ').trim()).toBe(
+      `Event #${first.body.seq} · delivered · 3 attempts listed, 1 in its latest round Retry`,
+    );
+    expect((await once.locator('p').first().textContent())?.replace(/\s+/g, ' ').trim()).toBe(`Event #${second.body.seq} · delivered · 1 attempt Retry`);
+    await screenshot(page, 'deliveries-rounds');
+    await page.close();
+  }, 60_000);
+
+  it('says what to check when Herald does not answer the page: on another origin without CORS, or not at all', async () => {
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'pi', ttl: 600 });
+    // A provider's page on another origin (another port) than Herald, which answers no CORS; and a path of its own where nothing answers.
+    const pageOf = (base: string) =>
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Another origin</title></head><body><main><herald-portal base-url="${base}" token="${session.body.token}"></herald-portal></main><script type="module" src="/herald-portal.js"></script></body></html>`;
+    const other = express();
+    other.get('/cors', (_req, res) => res.type('html').send(pageOf(baseUrl)));
+    other.get('/down', (_req, res) => res.type('html').send(pageOf('/nothing-here')));
+    other.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+    other.use('/nothing-here', (req) => req.socket.destroy());
+    const server = createServer(other);
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    onTestFinished(() => new Promise<void>((done) => server.close(() => done())));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${origin}/cors`);
+    const error = page.locator('p.error');
+    await error.waitFor();
+    const said = await error.textContent();
+    expect(said).toContain(`Herald did not answer at ${baseUrl}`);
+    expect(said).toContain('CORS');
+    expect(said).toContain(origin);
+    expect(said).not.toMatch(/^Failed to fetch$/);
+    // No create form without a transport to offer, and no hint about the transport of none.
+    expect(await page.getByTestId('portal-subscriptions').textContent()).not.toMatch(/What the\s+transport/);
+    expect(await page.getByTestId('portal-create-transport').count()).toBe(0);
+    expect(await page.getByTestId('portal-create-unavailable').textContent()).toContain('could not load');
+    await screenshot(page, 'cross-origin-no-cors');
+    await expectAccessible(page, 'another origin without CORS');
+
+    await page.goto(`${origin}/down`);
+    await error.waitFor();
+    const down = await error.textContent();
+    expect(down).toContain(`Herald did not answer at ${origin}/nothing-here`);
+    expect(down).not.toContain('CORS');
+    await page.close();
+  }, 60_000);
+
   it('replays every event since a date and time entered in the browser\'s time zone', async () => {
     const subscription = await admin('POST', '/v1/subscriptions', { consumer: 'zeta', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/zeta` } });
     expect(subscription.status).toBe(201);
@@ -596,7 +751,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
 
       const rows = page.getByTestId('delivery-row');
       await expect.poll(() => page.locator('[data-testid="delivery-row"][data-status="delivered"]').count(), { timeout: 15_000 }).toBe(3);
-      for (const row of await rows.all()) expect(await row.textContent()).toMatch(/delivered · 1 attempt\(s\)[\s\S]*succeeded · HTTP 200[\s\S]*late thanks/);
+      for (const row of await rows.all()) expect(await row.textContent()).toMatch(/delivered · 1 attempt\s+Retry[\s\S]*succeeded · HTTP 200[\s\S]*late thanks/);
       expect(await page.locator('p.error').count()).toBe(0);
       await screenshot(page, 'replay-settled');
       // Every delivery shown is settled: the view stops looking.

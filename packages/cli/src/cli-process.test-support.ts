@@ -6,8 +6,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { waitFor } from '@herald/testkit';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-/** tsx as a loader of the command's own process (`node --import`), as `pnpm herald` runs it, so that signals reach it. */
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+/**
+ * tsx's ESM hooks as a loader of the command's own process (`node --import`), so that signals reach it: they
+ * compile Herald's own sources, which are ESM. Not tsx's CommonJS hook (`--import tsx` adds it): the published
+ * command runs without it, so a project's files must load here as they do there, a `.ts` config of a
+ * CommonJS package among them.
+ */
+const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm')).href;
 
 export interface CliOptions {
   /** Added to this process's environment (without its colour settings). */
@@ -33,7 +38,7 @@ export function killAll(): void {
   running.clear();
 }
 
-/** Starts `herald ...args` from the TypeScript sources, as `pnpm herald` does. */
+/** Starts `herald ...args` from the TypeScript sources. */
 export function startCli(args: string[], options: CliOptions = {}): CliProcess {
   const { FORCE_COLOR: _force, NO_COLOR: _no, ...env } = process.env;
   const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, main, ...args], {

@@ -46,7 +46,7 @@ function createProgram(): Command {
 
   program
     .command('serve')
-    .description('run a Herald server from herald.config.{ts,js,json}, or from the environment (PORT, HERALD_DATABASE, ...)')
+    .description('run a Herald server from herald.config.{ts,mts,js,mjs,json}, or from the environment (PORT, HERALD_DATABASE, ...)')
     .option('-c, --config <file>', 'the config file (default: herald.config.ts, .mts, .js, .mjs or .json in this directory)')
     .option('-p, --port <port>', 'the port to listen on (over the config and PORT)', port)
     .option('--database <url>', 'a SQLite file, :memory: or a postgres:// URL (over the config and HERALD_DATABASE)')

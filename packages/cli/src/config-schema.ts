@@ -1,4 +1,4 @@
-import type { Broker, RateLimitStore } from '@herald/core';
+import { type Broker, type CompactionMode, checkLogPartitionSize, compactionMode, type RateLimitStore, retentionDuration } from '@herald/core';
 import type { RateLimit } from '@herald/server';
 import { z } from 'zod';
 
@@ -14,9 +14,13 @@ export interface EventTypeObject {
   description?: string;
   /** The data's JSON Schema, the path of a file holding it (relative to the config), or a zod schema. @default any data */
   schema?: string | Record<string, unknown> | z.ZodType;
+  /** How long its events are kept, instead of the log's `logRetention`: `90s`, `15m`, `12h`, `365d`. @default the log's */
+  retention?: string;
+  /** `subject`: beyond its retention, the newest event of each subject is kept. @default none */
+  compaction?: CompactionMode;
 }
 
-/** `herald.config.{ts,js,json}`: what `herald serve` runs. Every field falls back to its environment variable, then its default. */
+/** `herald.config.{ts,mts,js,mjs,json}`: what `herald serve` runs. Every field falls back to its environment variable, then its default. */
 export interface HeraldConfig {
   /** `PORT`: the port to listen on. @default 3000 */
   port?: number;
@@ -41,8 +45,18 @@ export interface HeraldConfig {
   shutdownTimeout?: number;
   /** `HERALD_MAX_CONNECTIONS_PER_KEY`: long-lived connections per key, every transport together. @default 1000 */
   maxConnectionsPerKey?: number;
-  /** `HERALD_MAX_CONNECTIONS`: long-lived connections in all, every key and transport together. @default no limit */
+  /** `HERALD_MAX_CONNECTIONS`: long-lived connections in all, every key and transport together. @default what the open-files limit leaves room for (on Linux) */
   maxConnections?: number;
+  /** `HERALD_MAX_SUBSCRIPTIONS`: durable subscriptions one consumer may hold. @default 100 */
+  maxSubscriptions?: number;
+  /** `HERALD_LOG_RETENTION`: how long events stay in the log (`90s`, `15m`, `12h`, `30d`), unless their type has a retention of its own. @default '30d' */
+  logRetention?: string;
+  /** `HERALD_LOG_MAX_EVENTS`: at most this many of the newest events stay in the log, whatever their type. @default no limit */
+  logMaxEvents?: number;
+  /** `HERALD_LOG_PARTITION_SIZE`: seqs per partition of the log on PostgreSQL, from 1,000 to 100,000,000. @default 100000 */
+  logPartitionSize?: number;
+  /** `HERALD_PORTAL_URL`: where consumers open the portal; a portal session's `url` is it with `#token=hp_…`. @default `/portal` on the request's host */
+  portalUrl?: string;
   /** `HERALD_RATE_LIMIT`: REST requests per consumer key and per stream token, `window` in seconds; `false` for none. @default { requests: 600, window: 60 } */
   rateLimit?: RateLimit | false;
   /** `HERALD_ADMIN_RATE_LIMIT`: REST requests per admin key. @default false */
@@ -90,6 +104,8 @@ export const eventTypeObject = z.strictObject({
   name: z.string(),
   description: z.string().optional(),
   schema: z.union([z.string().min(1), z.record(z.string(), z.unknown()), z.custom<z.ZodType>(isZodSchema, 'a zod schema')]).optional(),
+  retention: retentionDuration.optional(),
+  compaction: compactionMode.optional(),
 });
 
 /** A transport's options: `true` for the defaults, or an object. */
@@ -112,6 +128,22 @@ function urlOr<T>(methods: readonly string[], example: string) {
 /** A rate limit as `createHerald` takes it: `requests` per `window` seconds, or `false` for none. */
 const rateLimitSchema = z.union([z.literal(false), z.strictObject({ requests: z.number().int().min(1), window: z.number().int().min(1) })]);
 
+/** A link the portal can be opened at, as createHerald checks `portalUrl`: absolute http(s), without a fragment (the token goes there). */
+function isPortalUrl(text: string): boolean {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  return url !== undefined && ['http:', 'https:'].includes(url.protocol) && !text.includes('#');
+}
+
+/** Whether createHerald takes it as `logPartitionSize`. */
+function isLogPartitionSize(size: number): boolean {
+  try {
+    checkLogPartitionSize(size);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Checks a config's fields; every unknown field is a problem too. The entries of `transports` and
  * `eventTypes` are checked one by one as they are loaded, so that one bad entry hides no other problem.
@@ -128,6 +160,14 @@ export const heraldConfigSchema = z.strictObject({
   shutdownTimeout: z.number().int().nonnegative().optional(),
   maxConnectionsPerKey: z.number().int().positive().optional(),
   maxConnections: z.number().int().positive().optional(),
+  maxSubscriptions: z.number().int().positive().optional(),
+  logRetention: retentionDuration.optional(),
+  logMaxEvents: z.number().int().positive().optional(),
+  logPartitionSize: z.number().refine(isLogPartitionSize, 'must be a whole number from 1,000 to 100,000,000').optional(),
+  portalUrl: z
+    .string()
+    .refine(isPortalUrl, 'must be an absolute http(s) URL without a fragment (the token goes there), e.g. https://api.example.com/portal')
+    .optional(),
   rateLimit: rateLimitSchema.optional(),
   adminRateLimit: rateLimitSchema.optional(),
   authFailureLimit: rateLimitSchema.optional(),

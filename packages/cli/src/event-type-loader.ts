@@ -43,7 +43,8 @@ export async function loadEventTypes(sources: unknown, directory: string): Promi
   const fromObject = async (value: unknown, path: Path): Promise<void> => {
     const parsed = eventTypeObject.safeParse(value);
     if (!parsed.success) return void problems.push(...zodProblems(parsed.error.issues, path));
-    const { name, description, schema } = parsed.data;
+    const { name, description, schema, retention, compaction } = parsed.data;
+    const kept = { ...(retention !== undefined ? { retention } : {}), ...(compaction !== undefined ? { compaction } : {}) };
     let jsonSchema = isZodSchema(schema) || typeof schema === 'string' ? undefined : schema;
     if (typeof schema === 'string') {
       try {
@@ -53,7 +54,9 @@ export async function loadEventTypes(sources: unknown, directory: string): Promi
       }
     }
     try {
-      const definition = isZodSchema(schema) ? defineEventType(name, schema, description ? { description } : {}) : eventTypeFromJsonSchema(name, jsonSchema, description);
+      const definition = isZodSchema(schema)
+        ? defineEventType(name, schema, { ...(description ? { description } : {}), ...kept })
+        : eventTypeFromJsonSchema(name, jsonSchema, description, kept);
       found.push({ definition, path });
     } catch (error) {
       if (!(error instanceof ValidationError)) return void problems.push({ path, message: oneLine(error) });
@@ -65,7 +68,7 @@ export async function loadEventTypes(sources: unknown, directory: string): Promi
     const path = Array.isArray(sources) ? ['eventTypes', index] : ['eventTypes'];
     if (typeof source !== 'string' || source === '') {
       if (typeof source === 'object' && source !== null && !Array.isArray(source)) await fromObject(source, path);
-      else problems.push({ path, message: 'expected a module path or an object { name, description?, schema? }' });
+      else problems.push({ path, message: 'expected a module path or an object { name, description?, schema?, retention?, compaction? }' });
       continue;
     }
     if (source.endsWith('.json')) {

@@ -129,4 +129,13 @@ describe('herald listen --forward-to', () => {
     expect(refused).toEqual({ code: 1, stdout: '', stderr: 'herald: the key was refused: The API key is not valid\n' });
     expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'herald: no subscription "sub_missing" for this consumer\n' });
   });
+
+  it('reports a pattern the server refuses with its whole message, which a WebSocket close reason would cut', async () => {
+    const forward = ['--forward-to', `http://127.0.0.1:${await closedPort()}/webhooks`];
+    expect(await runCli(['listen', ...forward, '--types', 'order.*,a..b', '--url', app.baseUrl, '--key', app.adminKey])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'herald: The request query is not valid: types.1: must be an event type, or a pattern with "*" for one segment and a final "**" for one or more (422)\n',
+    });
+  });
 });

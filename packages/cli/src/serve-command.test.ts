@@ -1,5 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@herald/testkit';
@@ -14,6 +16,24 @@ import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support
 const demoEventTypes = fileURLToPath(new URL('../../../apps/demo/src/event-types.ts', import.meta.url));
 const cliIndex = fileURLToPath(new URL('./index.ts', import.meta.url));
 const redisIndex = fileURLToPath(new URL('../../redis/src/index.ts', import.meta.url));
+
+/** The packages a project that installed the CLI has: `@herald/cli` (whose `@herald/core` and zod it imports too). */
+function installCli(dir: string): void {
+  mkdirSync(join(dir, 'node_modules/@herald'), { recursive: true });
+  symlinkSync(fileURLToPath(new URL('..', import.meta.url)), join(dir, 'node_modules/@herald/cli'), 'dir');
+  symlinkSync(fileURLToPath(new URL('../../core', import.meta.url)), join(dir, 'node_modules/@herald/core'), 'dir');
+  symlinkSync(fileURLToPath(new URL('../node_modules/zod', import.meta.url)), join(dir, 'node_modules/zod'), 'dir');
+}
+
+/** GET or POST with the admin key; the status and the JSON answer. */
+async function adminApi(url: string, key: string, method: 'GET' | 'POST', path: string, body?: unknown) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: response.status, body: (await response.json()) as any };
+}
 
 afterEach(killAll);
 
@@ -254,6 +274,163 @@ describe('herald serve', () => {
     const { code, stderr } = await runCli(['serve'], { cwd: dir });
     expect(code).toBe(1);
     expect(stderr).toContain('Redis is not reachable at redis://127.0.0.1:1');
+  });
+
+  it('runs a herald.config.ts of import and export default in a CommonJS project, a project whose package.json has no type, and an ESM one', async () => {
+    const adminKey = `admin-${'t'.repeat(40)}`;
+    const started = ['commonjs', undefined, 'module'].map(async (type) => {
+      const dir = project({
+        // What `npm init -y` writes, `{}`, and what an ESM project has.
+        'package.json': JSON.stringify(type === undefined ? {} : { name: 'shop', version: '1.0.0', type }),
+        'src/event-types.ts': `
+          import { defineEventType } from '@herald/core';
+          import { z } from 'zod';
+          export const orderCreated = defineEventType('order.created', z.object({ id: z.string() }), { retention: '90d' });
+          export const accountUpdated = defineEventType('account.updated', z.object({ id: z.string() }), { compaction: 'subject' });`,
+        'herald.config.ts': `
+          import { defineConfig, type HeraldConfig } from '@herald/cli';
+          import { orderCreated } from './src/event-types';
+          const port: HeraldConfig['port'] = 0;
+          export default defineConfig({
+            port,
+            database: ':memory:',
+            source: '/shop/' + orderCreated.name,
+            eventTypes: ['./src/event-types.ts', { name: 'ping.sent', retention: '1h' }],
+          });`,
+      });
+      installCli(dir);
+      const serve = startCli(['serve'], { cwd: dir, env: { HERALD_ADMIN_KEY: adminKey } });
+      const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+      return { type, serve, url };
+    });
+    for (const { type, serve, url } of await Promise.all(started)) {
+      const catalog = await adminApi(url, adminKey, 'GET', '/v1/event-types');
+      expect(catalog.body.data.map(({ name, retention, compaction }: Record<string, unknown>) => ({ name, retention, compaction })), String(type)).toEqual([
+        { name: 'account.updated', retention: undefined, compaction: 'subject' },
+        { name: 'order.created', retention: '90d', compaction: undefined },
+        { name: 'ping.sent', retention: '1h', compaction: undefined },
+      ]);
+      const published = await adminApi(url, adminKey, 'POST', '/v1/events', { type: 'order.created', data: { id: 'o-1' } });
+      expect(published.status).toBe(202);
+      const read = await adminApi(url, adminKey, 'GET', '/v1/events?after=0');
+      expect(read.body.data[0]).toMatchObject({ type: 'order.created', source: '/shop/order.created' });
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toEqual({ code: 0, signal: null });
+    }
+  });
+
+  it('refuses a herald.config.js of ESM syntax in a CommonJS project, saying to rename it .mjs or to set "type": "module"; as .mjs it runs', async () => {
+    const dir = project({
+      'package.json': JSON.stringify({ name: 'shop', version: '1.0.0', type: 'commonjs' }),
+      'herald.config.js': `export default { port: 0, database: ':memory:' };`,
+    });
+    const refused = await runCli(['serve'], { cwd: dir });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain('herald: herald.config.js is not a valid Herald config (1 problem)\n');
+    expect(refused.stderr).toContain(
+      `  herald.config.js: cannot load it: Unexpected token 'export': Node runs a .js file of a CommonJS package (${join(dir, 'package.json')} says "type": "commonjs") as CommonJS, without import or export; rename it herald.config.mjs, or set "type": "module" in ${join(dir, 'package.json')}\n`,
+    );
+
+    writeFileSync(join(dir, 'herald.config.mjs'), readFileSync(join(dir, 'herald.config.js')));
+    const serve = startCli(['serve', '--config', 'herald.config.mjs'], { cwd: dir, env: { HERALD_ADMIN_KEY: `admin-${'m'.repeat(40)}` } });
+    await serve.waitFor(/"config":"herald\.config\.mjs"/, 'stdout');
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it("runs createHerald's log, portal and subscription options and each type's retention from herald.config.json", async () => {
+    const adminKey = `admin-${'j'.repeat(40)}`;
+    const dir = project({
+      'herald.config.json': JSON.stringify({
+        port: 0,
+        database: './herald.db',
+        adminKey,
+        logRetention: '1s',
+        logMaxEvents: 3,
+        logPartitionSize: 50_000,
+        portalUrl: 'https://events.example.com/portal',
+        maxSubscriptions: 1,
+        eventTypes: [
+          { name: 'audit.logged', description: 'kept a year', retention: '365d' },
+          { name: 'account.updated', schema: { type: 'object' }, compaction: 'subject' },
+          { name: 'ping.sent' },
+        ],
+      }),
+    });
+    const serve = startCli(['serve'], { cwd: dir });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+
+    const catalog = await adminApi(url, adminKey, 'GET', '/v1/event-types');
+    expect(catalog.body.data.map(({ name, retention, compaction }: Record<string, unknown>) => ({ name, retention, compaction }))).toEqual([
+      { name: 'account.updated', retention: undefined, compaction: 'subject' },
+      { name: 'audit.logged', retention: '365d', compaction: undefined },
+      { name: 'ping.sent', retention: undefined, compaction: undefined },
+    ]);
+    const session = await adminApi(url, adminKey, 'POST', '/v1/portal-sessions', { consumer: 'acme' });
+    expect(session.body.url).toMatch(/^https:\/\/events\.example\.com\/portal#token=hp_/);
+    const subscription = { transport: 'websocket', types: ['audit.logged'], consumer: 'acme' };
+    expect((await adminApi(url, adminKey, 'POST', '/v1/subscriptions', subscription)).status).toBe(201);
+    expect((await adminApi(url, adminKey, 'POST', '/v1/subscriptions', subscription)).status).toBe(409);
+
+    // Four audit events (seq 1 to 4), a ping (5), an audit event (6): the log keeps the newest three (logMaxEvents), and
+    // of those not the ping, older than the log's retention of 1 s, but the audit events, which have a year of their own
+    // (and the newest event, the head of the log, stays).
+    for (const type of ['audit.logged', 'audit.logged', 'audit.logged', 'audit.logged', 'ping.sent', 'audit.logged']) {
+      expect((await adminApi(url, adminKey, 'POST', '/v1/events', { type, data: {} })).status).toBe(202);
+    }
+    const seqs = async () => (await adminApi(url, adminKey, 'GET', '/v1/events?after=0')).body.data.map((event: { seq: number }) => event.seq);
+    await waitFor(async () => (await seqs()).join() === '4,6', 'the log pruned to seq 4 and 6', 15_000);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses log, portal and retention settings that createHerald would refuse, each with its path', async () => {
+    const dir = project({
+      'herald.config.json': JSON.stringify({
+        logRetention: '30 days',
+        logMaxEvents: 0,
+        logPartitionSize: 10,
+        portalUrl: 'https://events.example.com/portal#here',
+        maxSubscriptions: -1,
+        eventTypes: [{ name: 'audit.logged', retention: '0d', compaction: 'latest' }],
+      }),
+    });
+    const { code, stderr } = await runCli(['serve'], { cwd: dir });
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toEqual([
+      'herald: herald.config.json is not a valid Herald config (7 problems)',
+      '  herald.config.json: maxSubscriptions: Too small: expected number to be >0',
+      '  herald.config.json: logRetention: must be a whole number of at least 1 and a unit: s, m, h or d (e.g. 90s, 15m, 12h, 30d)',
+      '  herald.config.json: logMaxEvents: Too small: expected number to be >0',
+      '  herald.config.json: logPartitionSize: must be a whole number from 1,000 to 100,000,000',
+      '  herald.config.json: portalUrl: must be an absolute http(s) URL without a fragment (the token goes there), e.g. https://api.example.com/portal',
+      '  herald.config.json: eventTypes[0].retention: must be a whole number of at least 1 and a unit: s, m, h or d (e.g. 90s, 15m, 12h, 30d)',
+      '  herald.config.json: eventTypes[0].compaction: must be "subject" (keep the newest event of each subject)',
+    ]);
+  });
+
+  it('says what to do when the port is taken: --port or PORT', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const { port } = taken.address() as AddressInfo;
+    const dir = project({ 'herald.config.json': JSON.stringify({ host: '127.0.0.1', port, database: ':memory:' }) });
+    const { code, stdout, stderr } = await runCli(['serve'], { cwd: dir, env: { HERALD_ADMIN_KEY: `admin-${'u'.repeat(40)}` } });
+    expect(code).toBe(1);
+    expect(stdout).not.toContain('Herald is listening');
+    expect(stderr).toBe(
+      `herald: Herald could not start: listen EADDRINUSE: address already in use 127.0.0.1:${port}; another process listens on port ${port}: stop it, or choose another port with --port <n> (or PORT, or "port" in the config)\n`,
+    );
+  });
+
+  it('names every config file it reads in its help: herald.config.{ts,mts,js,mjs,json}', async () => {
+    const { code, stdout } = await runCli(['serve', '--help']);
+    expect(code).toBe(0);
+    // As one line: commander wraps the help to the terminal's width.
+    const help = stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('run a Herald server from herald.config.{ts,mts,js,mjs,json}, or from the environment');
+    expect(help).toContain('--config <file> the config file (default: herald.config.ts, .mts, .js, .mjs or .json in this directory)');
   });
 
   it('without a config file, runs from the environment with the default transports; --port and --database win over it', async () => {

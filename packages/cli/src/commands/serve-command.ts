@@ -13,8 +13,16 @@ export interface ServeFlags {
   database?: string;
 }
 
+/** What to do about a start that failed, when there is something to say: a port that another process holds. */
+function startHint(error: unknown): string {
+  const { code, port } = error as { code?: unknown; port?: unknown };
+  if (code !== 'EADDRINUSE') return '';
+  const which = typeof port === 'number' && port > 0 ? `port ${port}` : 'the port';
+  return `; another process listens on ${which}: stop it, or choose another port with --port <n> (or PORT, or "port" in the config)`;
+}
+
 /**
- * Runs Herald from `herald.config.{ts,js,json}` (or the environment), with the consumer portal at `/portal`,
+ * Runs Herald from `herald.config.{ts,mts,js,mjs,json}` (or the environment), with the consumer portal at `/portal`,
  * until SIGTERM or SIGINT, then stops gracefully. Logs are pino's JSON lines on stdout, among them the generated admin key, once, at warn level.
  */
 export async function serve(flags: ServeFlags): Promise<void> {
@@ -35,7 +43,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
     ({ url } = await herald.listen({ handler: app, handleSignals: false }));
   } catch (error) {
     await herald.close().catch(() => {});
-    throw new CliError('start-failed', `Herald could not start: ${oneLine(error)}`, 503);
+    throw new CliError('start-failed', `Herald could not start: ${oneLine(error)}${startHint(error)}`, 503);
   }
   herald.logger.info(
     { url, config: file ?? null, transports: options.transports.map((transport) => transport.name), eventTypes: herald.catalog.list().length },

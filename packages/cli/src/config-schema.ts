@@ -1,5 +1,5 @@
 import { type Broker, type CompactionMode, checkLogPartitionSize, compactionMode, type RateLimitStore, retentionDuration } from '@herald/core';
-import type { RateLimit } from '@herald/server';
+import { isPortalUrl, type RateLimit } from '@herald/server';
 import { z } from 'zod';
 
 /**
@@ -127,12 +127,6 @@ function urlOr<T>(methods: readonly string[], example: string) {
 
 /** A rate limit as `createHerald` takes it: `requests` per `window` seconds, or `false` for none. */
 const rateLimitSchema = z.union([z.literal(false), z.strictObject({ requests: z.number().int().min(1), window: z.number().int().min(1) })]);
-
-/** A link the portal can be opened at, as createHerald checks `portalUrl`: absolute http(s), without a fragment (the token goes there). */
-function isPortalUrl(text: string): boolean {
-  const url = URL.canParse(text) ? new URL(text) : undefined;
-  return url !== undefined && ['http:', 'https:'].includes(url.protocol) && !text.includes('#');
-}
 
 /** Whether createHerald takes it as `logPartitionSize`. */
 function isLogPartitionSize(size: number): boolean {

@@ -211,9 +211,14 @@ function checkAdminKey(key: string, name: string): void {
   }
 }
 
-function checkPortalUrl(text: string, name: string): void {
+/** Whether `text` can be `portalUrl`: an absolute http(s) URL without a fragment (a portal session's token goes there). */
+export function isPortalUrl(text: string): boolean {
   const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (!url || !['http:', 'https:'].includes(url.protocol) || url.hash !== '' || text.includes('#')) {
+  return url !== undefined && ['http:', 'https:'].includes(url.protocol) && !text.includes('#');
+}
+
+function checkPortalUrl(text: string, name: string): void {
+  if (!isPortalUrl(text)) {
     throw new Error(`${name} must be an absolute http(s) URL without a fragment (the token goes there), e.g. https://api.example.com/portal, not "${text}"`);
   }
 }

@@ -9,7 +9,7 @@ import type { EventFilter } from '../event-filter.js';
 import { affectsMatching, type Subscription, type SubscriptionChanges, type SubscriptionStatus } from '../subscription.js';
 import { migrate, runMigrations } from './migrations.js';
 import type { ApiKeysTable, EventRow, EventsTable, HeraldDatabase, SubscriptionsTable } from './schema.js';
-import type { SqlFlavor } from './sql-flavor.js';
+import { errorCode, type SqlFlavor } from './sql-flavor.js';
 import type { RetentionRules } from '../log-retention.js';
 import { type LogHold, logFloor, type PruneResult, SqlLogPruner } from './log-prune.js';
 import { defaultLogPartitionSize, isMissingPartition, LogPartitionMaker } from './log-partitions.js';
@@ -607,11 +607,11 @@ function escapeLike(text: string): string {
  * missing there (SQLite's "no such table: herald_events", PostgreSQL's 42P01 and 42883), said as such.
  */
 function elsewhereError(error: unknown): Error | undefined {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  const missing = (code === '42P01' || code === '42883' || /^no such table/.test(String(message))) && String(message).includes('herald_');
+  const message = error instanceof Error ? error.message : String(error);
+  const missing = (['42P01', '42883'].includes(errorCode(error)) || message.startsWith('no such table')) && message.includes('herald_');
   if (!missing) return undefined;
   return new Error(
-    `The transaction given to publish is not on Herald's database (${String(message)}): publish in a transaction of herald.database, or of a connection to the same database`,
+    `The transaction given to publish is not on Herald's database (${message}): publish in a transaction of herald.database, or of a connection to the same database`,
     { cause: error },
   );
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageProblems, undeclaredTypes } from './package-rules.js';
-import { keepNativeBuild, type StrangerProject, strangersEnvironment, strangerProject } from './stranger-project.js';
+import { keepNativeBuild, type StrangerProject, strangersEnvironment, strangerProject, workspaceModule } from './stranger-project.js';
 import { type Packed, pack, publicPackages, readManifest, root, workspacePackages } from './workspace-packages.js';
 
 const packages = publicPackages();
@@ -75,8 +75,9 @@ describe('installed with npm into an existing app, outside the workspace (issue 
       },
       Object.fromEntries(ownTypes.map((name) => [name, workspaceRange(name)])),
     );
+    keepNativeBuild(workspaceModule('better-sqlite3'));
     await timed('npm install', () => project.run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error']));
-    keepNativeBuild(project);
+    keepNativeBuild(join(project.directory, 'node_modules/better-sqlite3'));
   }, 900_000);
   afterAll(() => {
     if (project) rmSync(project.directory, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { root } from './workspace-packages.js';
@@ -44,26 +45,30 @@ export function strangerProject(dependencies: Record<string, string>, devDepende
 
 /**
  * better-sqlite3 downloads a prebuilt binary from GitHub, which CI cannot reach, and then compiles SQLite
- * (a minute or two). After it compiled once, its binary goes where prebuild-install keeps the ones it
- * downloaded (`<npm cache>/_prebuilds`, named after the download URL, which holds the version, the Node
- * ABI and the platform), so that the next installs unpack it instead of compiling again.
+ * (two minutes and more on two cores). A binary compiled here goes where prebuild-install keeps the ones it
+ * downloaded (`<npm cache>/_prebuilds`, named after the download URL, which holds the version, the Node ABI
+ * and the platform), so that an install of the same version unpacks it, as a stranger's machine unpacks the
+ * one it downloads, instead of compiling again. `moduleDirectory` is an installed better-sqlite3: the
+ * workspace's own before the stranger installs, the stranger's after (for when npm picked another version).
  */
-export function keepNativeBuild(project: StrangerProject): void {
-  const module = join(project.directory, 'node_modules/better-sqlite3');
+export function keepNativeBuild(moduleDirectory: string): void {
   const binary = 'build/Release/better_sqlite3.node';
-  if (!existsSync(join(module, binary))) return;
-  const cached = project
-    .run(
-      process.execPath,
-      [
-        '-e',
-        `const pkg = require('./package.json'); const util = require('prebuild-install/util');
-         console.log(util.cachedPrebuild(util.getDownloadUrl({ ...require('prebuild-install/rc')(pkg), pkg })));`,
-      ],
-      { cwd: module },
-    )
-    .trim();
+  if (!existsSync(join(moduleDirectory, binary))) return;
+  const cached = execFileSync(
+    process.execPath,
+    [
+      '-e',
+      `const pkg = require('./package.json'); const util = require('prebuild-install/util');
+       console.log(util.cachedPrebuild(util.getDownloadUrl({ ...require('prebuild-install/rc')(pkg), pkg })));`,
+    ],
+    { cwd: moduleDirectory, env: strangersEnvironment(), encoding: 'utf8' },
+  ).trim();
   if (existsSync(cached)) return;
   mkdirSync(dirname(cached), { recursive: true });
-  execFileSync('tar', ['-czf', cached, '-C', module, binary]);
+  execFileSync('tar', ['-czf', cached, '-C', moduleDirectory, binary]);
+}
+
+/** Where the workspace's own copy of `name`, a dependency of `packages/core`, is installed. */
+export function workspaceModule(name: string): string {
+  return dirname(createRequire(join(root, 'packages/core/package.json')).resolve(`${name}/package.json`));
 }

@@ -269,12 +269,13 @@ describe('HeraldSocket', () => {
     await waitFor(async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor === published.at(-1)?.seq, 'the cursor to move');
   });
 
-  it('reports a filter the server refuses as an error of its subscription, which ends; the socket and its other subscriptions go on', async () => {
+  it('reports a filter or a pattern the server refuses as an error of its subscription, which ends; the socket and its other subscriptions go on', async () => {
     const server = await startServer(':memory:');
     onTestFinished(() => server.close());
-    for (const [filter, path] of [
-      [{ 'data.n': { $regex: 'x' } }, 'filter.data.n.$regex'],
-      [{ 'data.nope': 1 }, 'filter.data.nope'],
+    for (const [types, filter, code, path] of [
+      [['order.*'], { 'data.n': { $regex: 'x' } }, 'invalid-filter', 'filter.data.n.$regex'],
+      [['order.*'], { 'data.nope': 1 }, 'invalid-filter', 'filter.data.nope'],
+      [['order..created'], undefined, 'invalid-pattern', 'types.0 "order..created"'],
     ] as const) {
       const tokens = countingToken(adminKey);
       const socket = socketFor({
@@ -286,12 +287,12 @@ describe('HeraldSocket', () => {
       const received: SocketEvent[] = [];
       const others: SocketEvent[] = [];
       const other = socket.subscribe(['order.*'], (event) => void others.push(event));
-      const refused = socket.subscribe(['order.*'], (event) => void received.push(event), { filter });
+      const refused = socket.subscribe(types, (event) => void received.push(event), filter ? { filter } : {});
       await waitFor(() => errors.length === 1, 'the refusal');
       const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
       await waitFor(() => others.length === 1, 'the event on the other subscription');
       await linger(300);
-      expect(errors[0]).toMatchObject({ code: 'invalid-filter', subscription: refused });
+      expect(errors[0]).toMatchObject({ code, subscription: refused });
       expect(errors[0]?.message).toContain(path);
       expect(refused.active).toBe(false);
       expect(other.active).toBe(true);

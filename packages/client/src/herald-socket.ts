@@ -119,7 +119,7 @@ type Listener<K extends keyof HeraldSocketEvents> = (event: HeraldSocketEvents[K
 /** Close codes after which reconnecting cannot help. 4401 also, unless the token comes from a function. */
 const fatalCloseCodes = new Set([1007, 1009, 4400, 4403, 4409]);
 /** Subscription errors after which subscribing again cannot help. */
-const fatalSubscriptionErrors = new Set(['forbidden', 'unknown-event-type', 'subscription-not-found', 'wrong-transport', 'too-many-subscriptions', 'invalid-filter']);
+const fatalSubscriptionErrors = new Set(['forbidden', 'unknown-event-type', 'subscription-not-found', 'wrong-transport', 'too-many-subscriptions', 'invalid-filter', 'invalid-pattern']);
 const OPEN = 1;
 
 interface Entry {

@@ -45,7 +45,8 @@ describe('closed with a code', () => {
     ['JSON that is not an object', 'the message must be a JSON object', '[{"type":"ping"}]', false],
     ['an unknown message type', 'unknown message type "subscribe-all"', '{"type":"subscribe-all"}', false],
     ['a message without a type', 'unknown message type undefined', '{"id":"a"}', false],
-    ['an invalid pattern', /^invalid subscribe message: types\.0 must be an event type/, '{"type":"subscribe","id":"a","types":["order..x"]}', false],
+    ['a type that is not a string', /^invalid subscribe message: types\.0/, '{"type":"subscribe","id":"a","types":[5]}', false],
+    ['an invalid pattern beside another mistake', /^invalid subscribe message: types\.0 must be an event type/, '{"type":"subscribe","id":"a","types":["order..x"],"after":-1}', false],
     ['a field the message does not have', /^invalid ping message/, '{"type":"ping","extra":1}', false],
     ['both types and subscription', /^invalid subscribe message: types give either/, '{"type":"subscribe","id":"a","types":["a"],"subscription":"sub_1"}', false],
     ['a negative after', /^invalid subscribe message: after/, '{"type":"subscribe","id":"a","types":["a"],"after":-1}', false],
@@ -135,6 +136,22 @@ describe('answered with an error, the connection stays open', () => {
     client.send({ type: 'subscribe', id: 'typo', types: ['order.created', 'ordr.*'] });
     expect(await client.next('error')).toEqual({ type: 'error', id: 'typo', code: 'unknown-event-type', message: 'ordr.* matches no event type in the catalog' });
     await client.subscribe({ id: 'typo', types: ['order.created'] });
+  });
+
+  it('for a type or pattern that is not one, naming it; the id is free again', async () => {
+    const client = await connect();
+    await client.subscribe({ id: 'good', types: ['order.*'] });
+    client.send({ type: 'subscribe', id: 'bad', types: ['order.created', '**.created'] });
+    expect(await client.next('error')).toEqual({
+      type: 'error',
+      id: 'bad',
+      code: 'invalid-pattern',
+      message: 'invalid subscribe message: types.1 "**.created" must be an event type, or a pattern with "*" for one segment and a final "**" for one or more',
+    });
+    await client.subscribe({ id: 'bad', types: ['order.created'] });
+    const { event } = await ws.app.herald.publish({ type: 'order.created', data: { n: ++published } });
+    await waitFor(() => client.events('good').some((received) => received.id === event.id) && client.events('bad').some((received) => received.id === event.id), 'both subscriptions to receive');
+    expect(client.closedWith).toBeUndefined();
   });
 
   it('for unsubscribe of an unknown id', async () => {

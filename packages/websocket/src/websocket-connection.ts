@@ -226,8 +226,7 @@ export class Connection implements StreamSink {
     }
     const parsed = parseClientMessage(data, isBinary);
     if (!parsed.ok) {
-      // A subscribe whose filter alone does not fit is refused like the other refusals; the connection goes on.
-      if (parsed.filter) return void this.#error('invalid-filter', parsed.reason, parsed.filter.id);
+      if (parsed.refused) return void this.#error(parsed.refused.code, parsed.reason, parsed.refused.id);
       return void this.close(CloseCode.BadMessage, parsed.reason);
     }
     const message = parsed.message;

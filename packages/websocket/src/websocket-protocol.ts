@@ -56,7 +56,9 @@ export type ErrorCode =
   /** The server could not read the subscription or the log for the replay (its database is unavailable for now); subscribe again. */
   | 'unavailable'
   /** A `subscribe` whose `filter` does not fit (an unknown operator or path, a wrong operand, too deep): that subscription is refused. */
-  | 'invalid-filter';
+  | 'invalid-filter'
+  /** A `subscribe` with a type or pattern that is not one (`order..x`, `**.created`): that subscription is refused. */
+  | 'invalid-pattern';
 
 const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -96,8 +98,13 @@ export type AckMessage = z.infer<typeof ackMessage>;
 /** Every message a client may send. */
 export type ClientMessage = { [K in keyof typeof clientMessages]: z.infer<(typeof clientMessages)[K]> }[keyof typeof clientMessages];
 
-/** What {@link parseClientMessage} makes of a frame; `filter` names the `subscribe` whose filter was the mistake. */
-export type ParsedClientMessage = { ok: true; message: ClientMessage } | { ok: false; reason: string; issues?: Issue[]; filter?: { id: string } };
+/**
+ * What {@link parseClientMessage} makes of a frame. `refused` names a `subscribe` whose only mistakes are in
+ * its `filter` or in the text of its patterns: that subscription is refused, the connection goes on.
+ */
+export type ParsedClientMessage =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; reason: string; issues?: Issue[]; refused?: { id: string; code: 'invalid-filter' | 'invalid-pattern' } };
 
 /** Validates one frame from a client: a JSON text frame holding one of the client messages. */
 export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedClientMessage {
@@ -117,8 +124,14 @@ export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[
     const issues = toIssues(parsed.error.issues);
     const first = issues[0];
     const reason = `invalid ${type} message${first ? `: ${[...first.path].join('.') || '(root)'} ${first.message}` : ''}`;
-    const id = (value as { id?: unknown }).id;
-    if (type === 'subscribe' && first?.path[0] === 'filter' && typeof id === 'string') return { ok: false, reason, issues, filter: { id } };
+    const { id, types } = value as { id?: unknown; types?: unknown };
+    if (type !== 'subscribe' || typeof id !== 'string') return { ok: false, reason, issues };
+    if (issues.every((issue) => issue.path[0] === 'filter')) return { ok: false, reason, issues, refused: { id, code: 'invalid-filter' } };
+    const patternText = (issue: Issue) => (Array.isArray(types) && issue.path[0] === 'types' && typeof issue.path[1] === 'number' ? types[issue.path[1]] : undefined);
+    if (issues.every((issue) => typeof patternText(issue) === 'string')) {
+      const named = `types.${first?.path[1]} ${JSON.stringify(first && patternText(first))} ${first?.message}`;
+      return { ok: false, reason: `invalid subscribe message: ${named}`, issues, refused: { id, code: 'invalid-pattern' } };
+    }
     return { ok: false, reason, issues };
   }
   return { ok: true, message: parsed.data as ClientMessage };

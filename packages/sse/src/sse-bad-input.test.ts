@@ -63,6 +63,7 @@ const cases: BadRequest[] = [
   { name: 'a negative lastEventId', query: () => 'types=order.created&lastEventId=-1', status: 400, type: 'malformed-last-event-id' },
   { name: 'a lastEventId past safe integers', query: () => 'types=order.created&lastEventId=99999999999999999', status: 400, type: 'malformed-last-event-id' },
   { name: 'a repeated lastEventId', query: () => 'types=order.created&lastEventId=1&lastEventId=2', status: 400, type: 'malformed-last-event-id' },
+  { name: 'after, which resumes a poll but not a stream', query: () => 'types=order.created&after=5', status: 422, type: 'validation-failed', detail: /Last-Event-ID/ },
   { name: "another consumer's durable subscription", query: () => `subscription=${betaSubscription}`, status: 404, type: 'not-found' },
   { name: 'a subscription of another transport', query: () => `subscription=${memorySubscription}`, status: 404, type: 'not-found' },
   { name: 'an unknown subscription', query: () => 'subscription=sub_nope', status: 404, type: 'not-found' },

@@ -7,6 +7,7 @@ import {
   SubscriptionNotFoundError,
   type Transport,
   type TransportContext,
+  ValidationError,
   WrongTransportError,
 } from '@herald/core';
 import { CorsPolicy, type SseCorsOptions } from './cors-policy.js';
@@ -159,6 +160,12 @@ class ServerSentEvents implements SseTransport {
 
   async #open(context: TransportContext, { principal, query, raw, response }: RouteRequest<unknown, StreamQuery>): Promise<undefined> {
     if (this.#stopping) throw new StoppingError();
+    // `after` resumes a WebSocket subscription and a poll; here it would be ignored and the stream start live.
+    if (new URL(raw.url ?? '', 'http://stream').searchParams.has('after')) {
+      throw new ValidationError('The stream resumes with Last-Event-ID', [
+        { path: ['after'], message: 'is not a parameter of the stream: resume with the Last-Event-ID header or ?lastEventId=' },
+      ]);
+    }
     const fromHeader = parseLastEventId(raw.headers['last-event-id'], 'The Last-Event-ID header');
     const fromQuery = parseLastEventId(query.lastEventId, 'The lastEventId parameter');
     const after = fromHeader ?? fromQuery;

@@ -4,7 +4,7 @@ import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { waitFor } from '../../testkit/src/wait-for.js';
 import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
-import { recordingLogger } from './logger.test-support.js';
+import { recordingLogger } from '../../testkit/src/recording-logger.js';
 import { memoryBroker } from './memory-broker.js';
 import { RepeatedFailure } from './repeated-failure.js';
 import { postgresStore } from './sql/postgres-store.js';
@@ -15,7 +15,7 @@ describe('a failure that repeats', () => {
     const logger = recordingLogger();
     let now = 0;
     const failure = new RepeatedFailure(logger, 'warn', 'polling the log failed', () => now);
-    const lines = () => logger.lines.map(({ level, message, fields }) => ({ level, message, failures: fields.failures }));
+    const lines = () => logger.entries.map(({ level, message, fields }) => ({ level, message, failures: fields.failures }));
     failure.succeeded();
     expect(lines()).toEqual([]);
     // Once a second for 2 minutes and a half.
@@ -27,9 +27,9 @@ describe('a failure that repeats', () => {
       { level: 'warn', message: 'polling the log failed (60 times since the last line, 121 in all)', failures: 121 },
       { level: 'info', message: 'polling the log failed 151 times; it works again', failures: 151 },
     ]);
-    expect(logger.lines[0]?.fields.err).toBeInstanceOf(Error);
+    expect(logger.entries[0]?.fields.err).toBeInstanceOf(Error);
     // A new outage begins afresh.
-    logger.lines.length = 0;
+    logger.entries.length = 0;
     failure.failed(new Error('again'));
     failure.succeeded();
     expect(lines()).toEqual([
@@ -52,7 +52,7 @@ describe('a failure that repeats', () => {
     const bus = new EventBus({ store, broker: memoryBroker(), catalog: new EventCatalog([defineEventType('order.created', z.object({ n: z.number() }))]), pollInterval: 20, logger });
     await bus.start();
     onTestFinished(() => bus.stop());
-    const polling = () => logger.lines.filter(({ message }) => message.startsWith('polling the log failed'));
+    const polling = () => logger.entries.filter(({ message }) => message?.startsWith('polling the log failed'));
     await relay.cut();
     // About 50 polls fail meanwhile.
     await new Promise((resolve) => setTimeout(resolve, 1_000));

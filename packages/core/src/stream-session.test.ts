@@ -8,7 +8,7 @@ import { ForbiddenError, UnavailableError, ValidationError } from './errors.js';
 import { EventBus } from './event-bus.js';
 import { defineEventType, EventCatalog } from './event-type-catalog.js';
 import { type Logger, silentLogger } from './logger.js';
-import { recordingLogger } from './logger.test-support.js';
+import { recordingLogger } from '../../testkit/src/recording-logger.js';
 import { memoryBroker } from './memory-broker.js';
 import type { Principal } from './principal.js';
 import { sqliteStore } from './sql/sqlite-store.js';
@@ -266,7 +266,9 @@ describe('ad hoc subscriptions', () => {
 
 describe('durable subscriptions', () => {
   it('a cursor left behind by retention is reset, logged and counted, then moves on: never stuck (issue 16)', async () => {
-    const logger = recordingLogger();
+    const recorder = recordingLogger();
+    // As createHerald gives a transport its logger: with the transport bound.
+    const logger = recorder.child({ transport: 'test' });
     let cursorResets = 0;
     const metrics: TransportMetrics = { delivered: () => {}, backlog: () => {}, cursorReset: () => void (cursorResets += 1) };
     const streams = await streaming({ logger, metrics });
@@ -279,9 +281,9 @@ describe('durable subscriptions', () => {
     expect(sink.resets).toEqual([{ id: 'd', reason: 'expired', latest: 0, oldest: 4 }]);
     expect(seqs(sink.events('d'))).toEqual([4, 5]);
     expect(cursorResets).toBe(1);
-    const warned = logger.lines.find((line) => line.level === 'warn');
-    // Not the transport: the transport's logger has it bound, and pino would write it twice.
-    expect(warned?.fields).toEqual({ subscription: id, cursor: 0, oldest: 4 });
+    const warned = recorder.entries.find((line) => line.level === 'warn');
+    expect(warned?.fields).toEqual({ transport: 'test', subscription: id, cursor: 0, oldest: 4 });
+    expect(recorder.boundAgain).toEqual([]);
     // Reset at once to where the log is whole, then moved on as the client acknowledges.
     await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(3));
     expect(subscription.acknowledge(5)).toBe(true);

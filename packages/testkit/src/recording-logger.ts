@@ -9,8 +9,8 @@ export interface LogEntry {
 
 /**
  * A Logger that keeps every entry (its children's too, with their bindings in `fields`), so a test can read what the
- * server logged; and in `boundAgain` the keys a child bound that its parent had bound already, which pino would
- * write twice in one line.
+ * server logged; and in `boundAgain` the keys bound twice, which pino would write twice in one line: by a child
+ * whose parent had bound them already, or by an entry whose own fields repeat its logger's bindings.
  */
 export function recordingLogger(): Logger & { entries: LogEntry[]; boundAgain: string[] } {
   const entries: LogEntry[] = [];
@@ -19,8 +19,9 @@ export function recordingLogger(): Logger & { entries: LogEntry[]; boundAgain: s
     const at =
       (level: LogEntry['level']) =>
       (fieldsOrMessage: object | string, message?: string): void => {
-        if (typeof fieldsOrMessage === 'string') entries.push({ level, fields: { ...bindings }, message: fieldsOrMessage });
-        else entries.push({ level, fields: { ...bindings, ...fieldsOrMessage }, ...(message !== undefined ? { message } : {}) });
+        if (typeof fieldsOrMessage === 'string') return void entries.push({ level, fields: { ...bindings }, message: fieldsOrMessage });
+        boundAgain.push(...Object.keys(fieldsOrMessage).filter((key) => key in bindings));
+        entries.push({ level, fields: { ...bindings, ...fieldsOrMessage }, ...(message !== undefined ? { message } : {}) });
       };
     return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => {
         boundAgain.push(...Object.keys(more).filter((key) => key in bindings));

@@ -7,7 +7,7 @@ import type { HeraldEvent, NewEvent } from '../envelope.js';
 import { StoreUnavailableError, ValidationError } from '../errors.js';
 import { EventBus } from '../event-bus.js';
 import { EventCatalog, eventTypeFromJsonSchema } from '../event-type-catalog.js';
-import { recordingLogger } from '../logger.test-support.js';
+import { recordingLogger } from '../../../testkit/src/recording-logger.js';
 import { memoryBroker } from '../memory-broker.js';
 import { postgresStore } from './postgres-store.js';
 import { adminUrl, freshDatabase } from './postgres.test-support.js';
@@ -83,7 +83,7 @@ describe('postgresStore', () => {
       new Error('postgresStore cannot start on the database at postgres://***@127.0.0.1:1/herald: connect ECONNREFUSED 127.0.0.1:1'),
     );
     // Its start says it, alone: no "the store refuses writes … try again shortly" before it.
-    expect(logger.lines).toEqual([]);
+    expect(logger.entries).toEqual([]);
     await refused.close();
     const unknown = new URL(adminUrl);
     unknown.pathname = '/herald_no_such_database';
@@ -276,7 +276,7 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     expect(refused).toMatchObject({ status: 503, code: 'store-unavailable', cause: { code: '25006' } });
     await expect(store.subscriptions.advanceCursor('sub_none', 1)).rejects.toMatchObject({ status: 503 });
     await expect(store.ping()).rejects.toMatchObject({ status: 503, cause: { code: '25006' } });
-    expect(logger.lines).toEqual([{ level: 'error', fields: { err: expect.objectContaining({ code: '25006' }), refusal: 'unavailable' }, message: `the store refuses writes: ${(refused as Error).message}` }]);
+    expect(logger.entries).toEqual([{ level: 'error', fields: { err: expect.objectContaining({ code: '25006' }), refusal: 'unavailable' }, message: `the store refuses writes: ${(refused as Error).message}` }]);
     expect((await store.read({ after: 0, limit: 10 })).map((e) => e.id)).toEqual([kept?.event.id]);
 
     // Writable again, for new sessions (asked from another database: this one's are read-only): the pool's
@@ -291,7 +291,7 @@ describe('PostgreSQL refusing writes (issue 13)', () => {
     }
     await vi.waitFor(() => expect(poolErrors, 'the pool saw its connection end').toBeGreaterThan(0));
     await store.ping();
-    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    expect(logger.entries.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
     const [stored] = await store.append([newEvent('order.created')]);
     expect(stored?.created).toBe(true);
   });

@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { NewEvent } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
-import { recordingLogger } from '../logger.test-support.js';
+import { recordingLogger } from '../../../testkit/src/recording-logger.js';
 import { longestStall } from '../stall.test-support.js';
 import { tempDatabase } from '../temp-folder.test-support.js';
 import type { SqlStore } from './sql-store.js';
@@ -123,13 +123,13 @@ describe('SQLite store while another process holds the write lock (issue 13)', (
     const pinged = performance.now();
     expect(await rejection(store.ping())).toMatchObject({ status: 503, code: 'store-locked' });
     expect(performance.now() - pinged).toBeLessThan(100);
-    const refusals = logger.lines.filter((line) => line.message.startsWith('the store refuses writes'));
+    const refusals = logger.entries.filter((line) => line.message?.startsWith('the store refuses writes'));
     expect(refusals).toHaveLength(1);
     expect(refusals[0]).toMatchObject({ level: 'warn', fields: { refusal: 'locked', err: { code: 'SQLITE_BUSY' } } });
 
     await holder.release();
     await store.ping();
-    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    expect(logger.entries.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
     // Every write works again, and none of the refused ones left anything behind.
     expect(await store.read({ after: 0, limit: 10 })).toHaveLength(1);
     for (const [name, write] of Object.entries(everyWrite(store, data))) await expect(write(), name).resolves.not.toThrow();
@@ -220,7 +220,7 @@ describe('SQLite store on a full database (issue 13)', () => {
     expect(refused).toBeInstanceOf(StoreUnavailableError);
     expect(refused).toMatchObject({ status: 503, code: 'store-full', refusal: 'full' });
     expect((refused as StoreUnavailableError).cause).toMatchObject({ code: 'SQLITE_FULL', message: 'database or disk is full' });
-    const logged = logger.lines.filter((line) => line.level === 'error');
+    const logged = logger.entries.filter((line) => line.level === 'error');
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({ fields: { refusal: 'full', err: { code: 'SQLITE_FULL' } } });
     expect(logged[0]?.message).toMatch(/^the store refuses writes: /);
@@ -231,7 +231,7 @@ describe('SQLite store on a full database (issue 13)', () => {
 
     database.pragma(`max_page_count = ${pages * 100}`);
     await store.ping();
-    expect(logger.lines.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
+    expect(logger.entries.at(-1)).toMatchObject({ level: 'info', message: 'the store accepts writes again' });
     const [stored] = await store.append([big]);
     expect(stored?.created).toBe(true);
     expect((await store.read({ after: 0, limit: 10 })).map((e) => e.id)).toEqual([...kept.map((r) => r.event.id), big.id]);

@@ -5,7 +5,7 @@ import type { EventMapOf, Principal } from '@herald/core';
 import { poll } from '@herald/poll';
 import { portal, portalAppDirectory } from '@herald/portal';
 import { nats } from '@herald/nats';
-import { createHerald, type Herald, sendProblem, toProblem } from '@herald/server';
+import { createHerald, type Herald, sendProblem, stopOnSignals, toProblem } from '@herald/server';
 import { sse } from '@herald/sse';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
@@ -27,7 +27,7 @@ export interface DemoOptions {
   port?: number;
   /** `HOST`: the demo hands the page a consumer key and publishes for it, so it stays on loopback unless told. @default '127.0.0.1' */
   host?: string;
-  /** Stop on SIGTERM and SIGINT. @default true */
+  /** Stop on SIGTERM and SIGINT, then exit (`stopOnSignals`). @default true */
   handleSignals?: boolean;
 }
 
@@ -148,25 +148,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      stopHandlingSignals?.();
       inbox.closeStreams();
       await herald.close();
     })());
-  if (options.handleSignals ?? true) {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => {
-        herald.logger.info({ signal }, 'stopping');
-        close().then(
-          () => {
-            herald.logger.info('stopped');
-            process.exit(0);
-          },
-          (error: unknown) => {
-            herald.logger.error({ err: error }, 'stopping failed');
-            process.exit(1);
-          },
-        );
-      });
-    }
-  }
+  const stopHandlingSignals = (options.handleSignals ?? true) ? stopOnSignals(close, herald.logger) : undefined;
   return { herald, url: listening.url, adminKey, inbox, close };
 }

@@ -433,6 +433,15 @@ describe('herald serve', () => {
     expect(help).toContain('--config <file> the config file (default: herald.config.ts, .mts, .js, .mjs or .json in this directory)');
   });
 
+  it.each(['SIGTERM', 'SIGINT'] as const)('stops on %s when the reader of its stdout has gone, as `herald serve | head -1` leaves it', async (signal) => {
+    const serve = startCli(['serve'], { cwd: tempFolder(), env: { PORT: '0', HERALD_DATABASE: ':memory:', HERALD_ADMIN_KEY: `admin-${'h'.repeat(40)}` } });
+    await serve.waitFor(/Herald is listening/, 'stdout');
+    serve.child.stdout?.destroy();
+    serve.child.kill(signal);
+    const stillRunning = new Promise((resolve) => setTimeout(() => resolve('still running 10 s after the signal'), 10_000).unref());
+    expect(await Promise.race([serve.exited, stillRunning])).toEqual({ code: 0, signal: null });
+  });
+
   it('without a config file, runs from the environment with the default transports; --port and --database win over it', async () => {
     const dir = project({});
     const serve = startCli(['serve', '--port', '0', '--database', './flag.db'], {

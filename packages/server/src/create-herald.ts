@@ -51,6 +51,7 @@ import { subscriptionRoutes } from './routes/subscription-routes.js';
 import { transportRoutes } from './routes/transport-routes.js';
 import { attachHandlers, type HttpServer } from './server-attachment.js';
 import type { ServerContext } from './server-context.js';
+import { stopOnSignals } from './stop-on-signals.js';
 
 /** The typed `publish` input: `data` is checked against the type's schema at compile time too. */
 export type TypedPublishInput<TMap> = [keyof TMap] extends [never]
@@ -62,7 +63,11 @@ export interface ListenOptions {
   port?: number;
   /** @default the `host` option, then every interface */
   host?: string;
-  /** Close gracefully on SIGTERM and SIGINT, then exit. @default true */
+  /**
+   * Close gracefully on SIGTERM and SIGINT, then exit: `stopOnSignals(() => herald.close(), herald.logger)`. Set it
+   * false to stop your own way, such as `stopOnSignals` with more to finish after `close()`.
+   * @default true
+   */
   handleSignals?: boolean;
   /** What answers the requests: an app of yours that mounts `herald.app` (the upgrades still reach the transports). @default the `app` */
   handler?: (request: IncomingMessage, response: ServerResponse) => void;
@@ -180,7 +185,9 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
 ): Herald<EventMapOf<TEventTypes>> {
   const env = options.env ?? process.env;
   const resolved = resolveOptions(options, env);
-  const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' });
+  // Each line written as it is logged, not in the background: at exit, pino writes out what a background write left
+  // behind, and retried that forever on a stdout whose reader had gone (`herald serve | head -1`): the process never exited.
+  const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' }, pino.destination({ sync: true }));
   const store = options.store ?? storeFrom(resolved, logger.child({ component: 'store' }));
   const broker = options.broker ?? brokerFrom(resolved.brokerUrl, logger.child({ component: 'broker' }));
   const rateLimitStore = options.rateLimitStore ?? rateLimitStoreFrom(resolved.rateLimitStoreUrl, logger.child({ component: 'rate-limits' }));
@@ -237,7 +244,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     () => stopping,
   );
   const openFiles = openFilesLimit();
-  const maxConnections = resolved.maxConnections ?? (openFiles === undefined ? undefined : connectionsWithin(openFiles));
+  const maxConnections = resolved.maxConnections?.value ?? (openFiles === undefined ? undefined : connectionsWithin(openFiles));
   const connections = new PerKeyConnectionLimiter(resolved.maxConnectionsPerKey, maxConnections);
 
   let started: Transport[] = [];
@@ -306,14 +313,14 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
 
   let server: Server | undefined;
   let closing: Promise<void> | undefined;
-  const signalHandlers: [NodeJS.Signals, () => void][] = [];
+  const removeSignalHandlers: (() => void)[] = [];
 
   const close = () =>
     (closing ??= (async () => {
       stopping = true;
       for (const detach of detachments.splice(0)) detach();
       abort.abort();
-      for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+      for (const remove of removeSignalHandlers.splice(0)) remove();
       await ready.catch(() => {});
       const serverClosed = server ? new Promise<void>((resolve) => server?.close(() => resolve())) : Promise.resolve();
       server?.closeIdleConnections();
@@ -356,25 +363,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
         httpServer.listen(port, host, () => resolve());
       });
       server = httpServer;
-      if (listenOptions.handleSignals ?? true) {
-        for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-          const handler = () => {
-            logger.info({ signal }, 'stopping');
-            close().then(
-              () => {
-                logger.info('stopped');
-                process.exit(0);
-              },
-              (error: unknown) => {
-                logger.error({ err: error }, 'stopping failed');
-                process.exit(1);
-              },
-            );
-          };
-          process.once(signal, handler);
-          signalHandlers.push([signal, handler]);
-        }
-      }
+      if (listenOptions.handleSignals ?? true) removeSignalHandlers.push(stopOnSignals(close, logger));
       const address = httpServer.address() as AddressInfo;
       const shownHost = address.family === 'IPv6' ? (address.address === '::' ? 'localhost' : `[${address.address}]`) : address.address;
       return { server: httpServer, port: address.port, url: `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}` };

@@ -6,3 +6,4 @@ export * from './options.js';
 export * from './problem.js';
 export * from './route-mount.js';
 export type { HttpServer } from './server-attachment.js';
+export * from './stop-on-signals.js';

@@ -18,8 +18,12 @@ export function connectionsWithin(limit: number): number {
   return Math.max(1, Math.min(Math.floor(limit * 0.9), limit - 100));
 }
 
-/** Why `maxConnections` cannot be held with `limit` open files, or undefined when it can (or either is unknown). */
-export function openFilesShortfall(maxConnections: number | undefined, limit = openFilesLimit()): string | undefined {
-  if (maxConnections === undefined || limit === undefined || maxConnections <= connectionsWithin(limit)) return undefined;
-  return `HERALD_MAX_CONNECTIONS (${maxConnections}) leaves too little of this process's open-files limit (${limit}): connections past the limit hang or are dropped; raise it (ulimit -n, LimitNOFILE) or lower HERALD_MAX_CONNECTIONS`;
+/**
+ * Why `maxConnections` cannot be held with `limit` open files, or undefined when it can (or either is unknown); the
+ * message calls it by its `name`, the option's or the environment variable's, whichever set it.
+ */
+export function openFilesShortfall(maxConnections: { value: number; name: string } | undefined, limit = openFilesLimit()): string | undefined {
+  if (maxConnections === undefined || limit === undefined || maxConnections.value <= connectionsWithin(limit)) return undefined;
+  const { value, name } = maxConnections;
+  return `${name} (${value}) leaves too little of this process's open-files limit (${limit}): connections past the limit hang or are dropped; raise it (ulimit -n, LimitNOFILE) or lower ${name}`;
 }

@@ -128,7 +128,8 @@ export interface ResolvedOptions {
   logLevel: string;
   bodyLimit: number;
   maxConnectionsPerKey: number;
-  maxConnections?: number;
+  /** With the name it was given by, for messages: `maxConnections`, or `HERALD_MAX_CONNECTIONS`. */
+  maxConnections?: { value: number; name: string };
   maxSubscriptions: number;
   rateLimits: RateLimits;
   logRetention: string;
@@ -140,6 +141,10 @@ export interface ResolvedOptions {
 
 /** The environment variable each option falls back to. */
 const variables = {
+  database: 'HERALD_DATABASE',
+  broker: 'HERALD_BROKER',
+  rateLimitStore: 'HERALD_RATE_LIMIT_STORE',
+  logLevel: 'HERALD_LOG_LEVEL',
   port: 'PORT',
   maxConnectionsPerKey: 'HERALD_MAX_CONNECTIONS_PER_KEY',
   maxSubscriptions: 'HERALD_MAX_SUBSCRIPTIONS',
@@ -157,7 +162,12 @@ const variables = {
 
 type EnvOption = keyof typeof variables;
 
-/** What an error calls a setting: the option when it was given, else its environment variable. */
+/** The environment variable `option` falls back to, as it is set. */
+function fromEnv(env: Readonly<Record<string, string | undefined>>, option: EnvOption): string | undefined {
+  return env[variables[option]];
+}
+
+/** What a message calls a setting: the option when it was given, else its environment variable. */
 function settingName(option: EnvOption, value: unknown): string {
   return value === undefined ? variables[option] : option;
 }
@@ -166,7 +176,7 @@ function settingName(option: EnvOption, value: unknown): string {
 function positiveWhole(option: EnvOption, value: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback: number): number;
 function positiveWhole(option: EnvOption, value: number | undefined, env: Readonly<Record<string, string | undefined>>): number | undefined;
 function positiveWhole(option: EnvOption, value: number | undefined, env: Readonly<Record<string, string | undefined>>, fallback?: number): number | undefined {
-  const text = env[variables[option]];
+  const text = fromEnv(env, option);
   if (value === undefined && !text?.trim()) return fallback;
   const whole = value ?? Number(text);
   if (!Number.isInteger(whole) || whole < 1) throw new Error(`${settingName(option, value)} must be a positive whole number, not "${value ?? text}"`);
@@ -183,7 +193,7 @@ function rateLimitOf(
   fallback: RateLimit | false,
 ): RateLimit | false {
   const name = settingName(option, value);
-  const text = env[variables[option]]?.trim();
+  const text = fromEnv(env, option)?.trim();
   let limit = value ?? fallback;
   if (value === undefined && text) {
     const parsed = /^(\d+)\/(\d+)([smh])$/.exec(text);
@@ -225,7 +235,7 @@ function checkPortalUrl(text: string, name: string): void {
 
 /** `trustProxy`, else `HERALD_TRUST_PROXY`, as express's `trust proxy` takes it; throws on a hop count below 1 or an address that is none. */
 function trustProxyOf(option: HeraldOptions['trustProxy'], env: Readonly<Record<string, string | undefined>>): number | string[] | undefined {
-  const text = env.HERALD_TRUST_PROXY?.trim();
+  const text = fromEnv(env, 'trustProxy')?.trim();
   const value = option ?? (text ? (/^\d+$/.test(text) ? Number(text) : text) : undefined);
   if (value === undefined) return undefined;
   const refuse = (why: string) =>
@@ -246,14 +256,15 @@ function trustProxyOf(option: HeraldOptions['trustProxy'], env: Readonly<Record<
 
 /** Reads options, then the environment, then the defaults. Throws on values that make no sense. */
 export function resolveOptions(options: HeraldOptions, env: Readonly<Record<string, string | undefined>>): ResolvedOptions {
-  const port = options.port ?? Number(env.PORT ?? 3000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${settingName('port', options.port)} must be a port number, not "${options.port ?? env.PORT}"`);
+  const portText = fromEnv(env, 'port');
+  const port = options.port ?? Number(portText ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${settingName('port', options.port)} must be a port number, not "${options.port ?? portText}"`);
   const bodyLimit = options.bodyLimit ?? 256 * 1024;
   if (!Number.isInteger(bodyLimit) || bodyLimit <= 0) throw new Error('bodyLimit must be a positive number of bytes');
   const maxConnectionsPerKey = positiveWhole('maxConnectionsPerKey', options.maxConnectionsPerKey, env, 1000);
   const maxSubscriptions = positiveWhole('maxSubscriptions', options.maxSubscriptions, env, 100);
   const maxConnections = positiveWhole('maxConnections', options.maxConnections, env);
-  const logRetention = options.logRetention ?? (env.HERALD_LOG_RETENTION?.trim() || '30d');
+  const logRetention = options.logRetention ?? (fromEnv(env, 'logRetention')?.trim() || '30d');
   if (!retentionDuration.safeParse(logRetention).success) {
     throw new Error(
       `${settingName('logRetention', options.logRetention)} must be a whole number of at least 1 and a unit, s, m, h or d (e.g. 90s, 15m, 12h, 30d), not "${logRetention}"`,
@@ -262,21 +273,21 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   const logMaxEvents = positiveWhole('logMaxEvents', options.logMaxEvents, env);
   const partitionSize = positiveWhole('logPartitionSize', options.logPartitionSize, env);
   const logPartitionSize = partitionSize === undefined ? undefined : checkLogPartitionSize(partitionSize, settingName('logPartitionSize', options.logPartitionSize));
-  const adminKey = options.adminKey ?? (env.HERALD_ADMIN_KEY || undefined);
+  const adminKey = options.adminKey ?? (fromEnv(env, 'adminKey') || undefined);
   if (adminKey !== undefined) checkAdminKey(adminKey, settingName('adminKey', options.adminKey));
-  const portalUrl = options.portalUrl ?? (env.HERALD_PORTAL_URL?.trim() || undefined);
+  const portalUrl = options.portalUrl ?? (fromEnv(env, 'portalUrl')?.trim() || undefined);
   if (portalUrl !== undefined) checkPortalUrl(portalUrl, settingName('portalUrl', options.portalUrl));
   const trustProxy = trustProxyOf(options.trustProxy, env);
   return {
-    database: options.database ?? (env.HERALD_DATABASE || './data/herald.db'),
-    brokerUrl: env.HERALD_BROKER || 'memory',
-    rateLimitStoreUrl: env.HERALD_RATE_LIMIT_STORE || 'memory',
+    database: options.database ?? (fromEnv(env, 'database') || './data/herald.db'),
+    brokerUrl: fromEnv(env, 'broker') || 'memory',
+    rateLimitStoreUrl: fromEnv(env, 'rateLimitStore') || 'memory',
     ...(adminKey !== undefined ? { adminKey } : {}),
     port,
-    logLevel: options.logLevel ?? (env.HERALD_LOG_LEVEL || 'info'),
+    logLevel: options.logLevel ?? (fromEnv(env, 'logLevel') || 'info'),
     bodyLimit,
     maxConnectionsPerKey,
-    ...(maxConnections !== undefined ? { maxConnections } : {}),
+    ...(maxConnections !== undefined ? { maxConnections: { value: maxConnections, name: settingName('maxConnections', options.maxConnections) } } : {}),
     maxSubscriptions,
     logRetention,
     ...(logMaxEvents !== undefined ? { logMaxEvents } : {}),

@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
 import { portal, portalAppDirectory } from '@herald/portal';
-import { createHerald } from '@herald/server';
+import { createHerald, stopOnSignals } from '@herald/server';
 import express from 'express';
 import { CliError, oneLine } from '../cli-error.js';
 import { loadServeConfig } from '../serve-config.js';
-import { shutdownSignal } from '../shutdown-signal.js';
 
 /** `herald serve`'s flags, which win over the config file and the environment. */
 export interface ServeFlags {
@@ -23,16 +22,18 @@ function startHint(error: unknown): string {
 
 /**
  * Runs Herald from `herald.config.{ts,mts,js,mjs,json}` (or the environment), with the consumer portal at `/portal`,
- * until SIGTERM or SIGINT, then stops gracefully. Logs are pino's JSON lines on stdout, among them the generated admin key, once, at warn level.
+ * until SIGTERM or SIGINT, then stops gracefully and exits (`stopOnSignals`). Logs are pino's JSON lines on stdout, among
+ * them the generated admin key, once, at warn level.
  */
-export async function serve(flags: ServeFlags): Promise<void> {
+export async function serve(flags: ServeFlags): Promise<never> {
   const { file, options } = await loadServeConfig(process.cwd(), flags.config);
   const herald = createHerald({
     ...options,
     ...(flags.port !== undefined ? { port: flags.port } : {}),
     ...(flags.database !== undefined ? { database: flags.database } : {}),
   });
-  const stopped = shutdownSignal();
+  // From the start, so that a signal while it starts stops it too.
+  const stopHandlingSignals = stopOnSignals(() => herald.close(), herald.logger);
   let url: string;
   try {
     await herald.ready;
@@ -42,6 +43,7 @@ export async function serve(flags: ServeFlags): Promise<void> {
     app.use(herald.app);
     ({ url } = await herald.listen({ handler: app, handleSignals: false }));
   } catch (error) {
+    stopHandlingSignals();
     await herald.close().catch(() => {});
     throw new CliError('start-failed', `Herald could not start: ${oneLine(error)}${startHint(error)}`, 503);
   }
@@ -49,9 +51,6 @@ export async function serve(flags: ServeFlags): Promise<void> {
     { url, config: file ?? null, transports: options.transports.map((transport) => transport.name), eventTypes: herald.catalog.list().length },
     'Herald is listening',
   );
-
-  const signal = await stopped;
-  herald.logger.info({ signal }, 'stopping');
-  await herald.close();
-  herald.logger.info('stopped');
+  // Until a signal: stopOnSignals ends the process.
+  return new Promise<never>(() => {});
 }

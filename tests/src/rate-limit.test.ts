@@ -1,9 +1,8 @@
 import { redisRateLimits } from '@herald/redis';
-import { memoryTransport, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { memoryTransport, recordingLogger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
-import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
 import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
 import { machineRedisUrl, ownRedis } from './multi-node-cluster.js';
 
@@ -215,14 +214,14 @@ describe('rate limits across nodes, counted in Redis', () => {
       expect(rateLimitOf(await call(a, 'GET', '/v1/subscriptions', key))?.remaining).toBe(4);
       expect(rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining).toBe(5);
       expect(rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining).toBe(4);
-      expect(logger.lines.filter((line) => line.level === 'warn' && /rate-limit store failed/.test(line.message))).toHaveLength(2);
+      expect(logger.entries.filter((line) => line.level === 'warn' && /rate-limit store failed/.test(line.message ?? ''))).toHaveLength(2);
 
       // Redis back, empty: once each node asks it again (a second after its last failure), they count together
       // again. On its own, a node has 3 left at most by now, so 5 and 4 come from Redis only.
       await redis.start();
       await waitFor(async () => rateLimitOf(await call(a, 'GET', '/v1/subscriptions', key))?.remaining === 5, 'A counting in Redis again', 10_000);
       await waitFor(async () => rateLimitOf(await call(b, 'GET', '/v1/subscriptions', key))?.remaining === 4, 'B counting in Redis with A', 10_000);
-      expect(logger.lines.some((line) => line.level === 'info' && /rate-limit store answers again/.test(line.message))).toBe(true);
+      expect(logger.entries.some((line) => line.level === 'info' && /rate-limit store answers again/.test(line.message ?? ''))).toBe(true);
     } finally {
       await redis.kill();
     }
@@ -267,7 +266,7 @@ describe('rate limits across nodes, counted in Redis', () => {
     try {
       const logger = recordingLogger();
       await start({ database: tempDatabase(), logger, env: { HERALD_RATE_LIMIT_STORE: redis.url, HERALD_BROKER: redis.url } });
-      const roles = (message: string) => logger.lines.filter((line) => line.message === message).map((line) => line.fields.role);
+      const roles = (message: string) => logger.entries.filter((line) => line.message === message).map((line) => line.fields.role);
       await redis.kill();
       await waitFor(() => roles('the connection to Redis failed; reconnecting').length === 3, 'three connections saying they failed', 10_000);
       expect(roles('the connection to Redis failed; reconnecting').sort()).toEqual(['publisher', 'rate-limits', 'subscriber']);

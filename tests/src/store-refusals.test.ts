@@ -3,7 +3,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defineEventType, sqliteStore } from '@herald/core';
 import { createHerald, type HeraldOptions } from '@herald/server';
-import { restClient, testEventTypes, waitFor } from '@herald/testkit';
+import { recordingLogger, restClient, testEventTypes, waitFor } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
 import pg from 'pg';
@@ -11,7 +11,6 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
 // By path: core's test support (which has better-sqlite3 at hand).
-import { recordingLogger } from '../../packages/core/src/logger.test-support.js';
 import { freshDatabase } from '../../packages/core/src/sql/postgres.test-support.js';
 import { holdSqliteLock, openSqlite } from '../../packages/core/src/sql/sqlite.test-support.js';
 import { cpuWaitMs } from '../../packages/core/src/stall.test-support.js';
@@ -136,7 +135,7 @@ describe('the server while another process holds the SQLite write lock (issue 13
     }
     expect(healthz.length).toBeGreaterThanOrEqual(100);
     expect(Math.max(...healthz), `the slowest of ${healthz.length} /healthz answers, in ms (${slowestAsMeasured} as measured)`).toBeLessThan(100);
-    const storeLog = logger.lines.filter((line) => line.message.startsWith('the store refuses writes'));
+    const storeLog = logger.entries.filter((line) => line.message?.startsWith('the store refuses writes'));
     expect(storeLog[0]).toMatchObject({ level: 'warn', fields: { refusal: 'locked', err: { code: 'SQLITE_BUSY' } } });
 
     // Once the lock is gone: ready, publishing works, every event is delivered, nothing twice.
@@ -177,7 +176,7 @@ describe('the server on a full SQLite database (issue 13)', () => {
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(refused.body).toMatchObject({ type: 'urn:herald:problem:store-full', status: 503 });
     expect(JSON.stringify(refused.body)).not.toMatch(/SQLITE|sqlite/);
-    const logged = logger.lines.filter((line) => line.level === 'error');
+    const logged = logger.entries.filter((line) => line.level === 'error');
     expect(logged).toEqual([expect.objectContaining({ fields: expect.objectContaining({ err: expect.objectContaining({ code: 'SQLITE_FULL', message: 'database or disk is full' }) }) })]);
 
     for (let i = 0; i < 3; i++) {
@@ -254,7 +253,7 @@ describe('the server on PostgreSQL when a read loses its connection', () => {
     // Nothing was lost or changed, the store takes writes all along, and the same reads answer.
     expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
     // A refused read is answered, not logged as a failure, and is no refused write.
-    expect(logger.lines.filter((line) => line.level === 'error' || line.message.startsWith('the store refuses writes'))).toEqual([]);
+    expect(logger.entries.filter((line) => line.level === 'error' || line.message?.startsWith('the store refuses writes'))).toEqual([]);
     expect((await api('GET', '/v1/subscriptions')).body.data.map((found: { id: string }) => found.id)).toEqual([subscription.body.id]);
     expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual([published.body.id]);
     subscribe('s2');

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { recordingLogger } from '../../core/src/logger.test-support.js';
+import { recordingLogger } from '../../testkit/src/recording-logger.js';
 import { createHerald } from './create-herald.js';
 import { connectionsWithin, openFilesLimit } from './open-files-limit.js';
 
@@ -14,7 +14,7 @@ async function started(maxConnections: number, from: 'option' | 'env' = 'option'
   const herald = createHerald({ database: ':memory:', logger, adminKey: 'open-files-test-admin-key-0123456789abcdef', ...setting });
   onTestFinished(() => herald.close());
   await herald.ready;
-  return logger.lines.filter((line) => line.level === 'warn').map((line) => line.message);
+  return logger.entries.filter((line) => line.level === 'warn').map((line) => line.message);
 }
 
 describe('the open-files limit and HERALD_MAX_CONNECTIONS', () => {

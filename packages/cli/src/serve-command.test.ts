@@ -319,6 +319,32 @@ describe('herald serve', () => {
     }
   });
 
+  it("answers with its own problem type an error that a project's TypeScript transport throws, though that transport has @herald/core loaded apart", async () => {
+    const adminKey = `admin-${'p'.repeat(40)}`;
+    const dir = project({
+      'package.json': JSON.stringify({ type: 'module' }),
+      'teapot-transport.ts': `
+        import { ConflictError, defineRoute, type Transport } from '@herald/core';
+        export default function teapot(): Transport {
+          return {
+            name: 'teapot',
+            async start(context) {
+              context.http.route(defineRoute({ method: 'GET', path: '/v1/teapot', handle: () => { throw new ConflictError('the teapot is taken'); } }));
+            },
+            async stop() {},
+          };
+        }`,
+      'herald.config.json': JSON.stringify({ port: 0, database: ':memory:', transports: { websocket: {}, './teapot-transport.ts': {} } }),
+    });
+    installCli(dir);
+    const serve = startCli(['serve'], { cwd: dir, env: { HERALD_ADMIN_KEY: adminKey } });
+    const url = (await serve.waitFor(/"url":"(http:[^"]+)"/, 'stdout'))[1] as string;
+    const answer = await adminApi(url, adminKey, 'GET', '/v1/teapot');
+    expect(answer).toEqual({ status: 409, body: { type: 'urn:herald:problem:conflict', title: 'Conflict', status: 409, detail: 'the teapot is taken' } });
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('refuses a herald.config.js of ESM syntax in a CommonJS project, saying to rename it .mjs or to set "type": "module"; as .mjs it runs', async () => {
     const dir = project({
       'package.json': JSON.stringify({ name: 'shop', version: '1.0.0', type: 'commonjs' }),

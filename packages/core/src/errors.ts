@@ -15,12 +15,30 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
+/** Where a Herald error keeps the names of its classes, under a key every copy of this module shares. */
+const classNamesKey = Symbol.for('herald.error.classes');
+
 /**
  * The base of every error Herald throws on purpose. `code` is stable and machine-readable;
  * `status` is the HTTP status a server answers with.
+ *
+ * `instanceof` holds across copies of `@herald/core` in one process: two installed versions, or one loaded
+ * twice (`herald serve` loads a project's TypeScript in a module namespace of its own). An error of a
+ * transport's copy is then answered with its own problem type, and a store's refusal is known as one.
  */
 export class HeraldError extends Error {
   override readonly name: string = 'HeraldError';
+  declare readonly [classNamesKey]: readonly string[];
+
+  /** `this` is the class on the right of `instanceof`: a subclass inherits this check. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: the class asked about, HeraldError or a subclass
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    const names = typeof value === 'object' && value !== null ? (value as { [classNamesKey]?: unknown })[classNamesKey] : undefined;
+    // biome-ignore lint/complexity/noThisInStatic: as above
+    return Array.isArray(names) && names.includes(this.name);
+  }
+
   constructor(
     readonly code: string,
     readonly status: number,
@@ -28,6 +46,7 @@ export class HeraldError extends Error {
     readonly title = message,
   ) {
     super(message);
+    Object.defineProperty(this, classNamesKey, { value: classNamesOf(new.target) });
   }
 
   /** Extra members for the problem document. */
@@ -212,4 +231,11 @@ export function toIssues(
       ...(issue.code ? { code: issue.code } : {}),
     };
   });
+}
+
+/** The names of `target` and of the classes it extends, up to `Error`. */
+function classNamesOf(target: abstract new (...args: never[]) => unknown): string[] {
+  const names: string[] = [];
+  for (let type = target; type !== Error && type.name !== ''; type = Object.getPrototypeOf(type)) names.push(type.name);
+  return names;
 }

@@ -31,6 +31,7 @@ export function unreachableReason(error: unknown): string {
 }
 
 interface ProblemBody {
+  [extension: string]: unknown;
   type?: string;
   title?: string;
   detail?: string;
@@ -41,14 +42,14 @@ interface ProblemBody {
 function problemError(status: number, body: ProblemBody | undefined, url: string): CliError {
   const code = body?.type?.replace('urn:herald:problem:', '') ?? 'request-failed';
   const detail = body?.detail ?? body?.title;
-  if (detail === undefined) return new CliError(code, `${url} answered ${status}`, status);
+  if (detail === undefined) return new CliError(code, `${url} answered ${status}`, status, body);
   // The issues the detail does not say already, e.g. which field failed its schema.
   const issues = (body?.errors ?? [])
     .filter((issue) => issue.message && !detail.includes(issue.message))
     .map((issue) => `${(issue.path ?? []).join('.') || '(root)'}: ${issue.message}`);
   const shown = issues.length > 0 ? `${detail}: ${issues.join('; ')}` : detail;
-  if (status === 401) return new CliError('unauthorized', `the key was refused: ${shown}`, status);
-  return new CliError(code, `${shown} (${status})`, status);
+  if (status === 401) return new CliError('unauthorized', `the key was refused: ${shown}`, status, body);
+  return new CliError(code, `${shown} (${status})`, status, body);
 }
 
 /** Herald's REST API for the commands: JSON in and out, every failure a one-line {@link CliError}. */

@@ -1,6 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { generateSecret } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
@@ -118,6 +119,38 @@ describe('herald listen --forward-to', () => {
     ]);
     expect(lines[0]).toMatchObject({ retryIn: 1000, latency: expect.any(Number), time: expect.any(String), id: expect.stringMatching(/^evt_/) });
     expect(lines[1]).toMatchObject({ retryIn: 2000, error: expect.any(String) });
+  });
+
+  it('says which events retention pruned before a subscription resumed, in text and as JSON, then forwards what the log kept', async () => {
+    // At most 6 events in the log: of 20, retention prunes #1 to #14 within a second.
+    const pruned = await startTestApp([websocket()], { logMaxEvents: 6 });
+    onTestFinished(() => pruned.close());
+    const consumerKey = await pruned.consumerKey('acme');
+    const subscribe = async () => (await pruned.api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, consumerKey)).body.id as string;
+    const [text, json] = [await subscribe(), await subscribe()];
+    for (let n = 1; n <= 20; n++) await pruned.herald.publish({ type: 'order.created', data: { n } });
+    await waitFor(async () => (await pruned.api('GET', '/v1/events?limit=1')).body.oldest === 15, 'retention to prune #1 to #14');
+    const secret = generateSecret();
+    const receiver = await startReceiver(() => secret);
+    onTestFinished(() => receiver.close());
+
+    const listen = (subscription: string, ...flags: string[]) =>
+      startCli(['listen', '--forward-to', receiver.url, '--subscription', subscription, '--secret', secret, ...flags, '--url', pruned.baseUrl, '--key', consumerKey]);
+    const listeners = [listen(text), listen(json, '--json')];
+    await waitFor(() => receiver.verified.length === 12, 'events #15 to #20, for each listener', 30_000);
+    for (const listener of listeners) listener.child.kill('SIGINT');
+    await Promise.all(listeners.map((listener) => listener.exited));
+
+    // Said after the line that says the stream is ready, which stays the first JSON line.
+    expect(listeners[0]?.stderr()).toMatch(
+      /^Ready\. .*\nWebhook signing secret: .*\nLost to retention: events #1–#14 were pruned before this stream got them \(any a longer retention of their type kept still arrive\); going on from #15\n$/,
+    );
+    const lines = jsonLines(listeners[1]?.stdout() ?? '');
+    expect(lines.slice(0, 2)).toEqual([
+      expect.objectContaining({ ready: true }),
+      { time: expect.any(String), reset: true, reason: 'expired', after: 0, oldest: 15 },
+    ]);
+    expect(lines.filter((line) => line.outcome === 'delivered').map((line) => line.seq)).toEqual([15, 16, 17, 18, 19, 20]);
   });
 
   it('reports a refused key and an unknown subscription in one line on stderr, with exit code 1', async () => {

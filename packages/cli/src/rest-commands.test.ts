@@ -4,7 +4,7 @@ import { publishNumbered, startTestApp, type TestApp } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, runCli } from './cli-process.test-support.js';
+import { closedPort, killAll, runCli } from './cli-process.test-support.js';
 
 let app: TestApp;
 beforeAll(async () => {
@@ -44,6 +44,18 @@ describe('herald keys and herald subscriptions', () => {
     expect(forbidden).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: [^\n]+ \(403\)\n$/) });
     expect(badConfig).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: --config is not JSON: [^\n]+\n$/) });
   });
+
+  it('revokes a key, says that a key revoked already is, with exit code 0 as for the first revoke, and refuses an unknown key', async () => {
+    const admin = { HERALD_URL: app.baseUrl, HERALD_KEY: app.adminKey };
+    const { body: made } = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'globex' });
+    const revoked = await runCli(['keys', 'revoke', made.id], { env: admin });
+    expect(revoked).toEqual({ code: 0, stdout: '', stderr: `Revoked ${made.id}\n` });
+
+    const { revokedAt } = (await app.api('GET', '/v1/keys')).body.data.find((key: { id: string }) => key.id === made.id);
+    const [again, unknown] = await Promise.all([runCli(['keys', 'revoke', made.id], { env: admin }), runCli(['keys', 'revoke', 'key_0123456789abcdef0123'], { env: admin })]);
+    expect(again).toEqual({ code: 0, stdout: '', stderr: `${made.id} was already revoked (at ${revokedAt})\n` });
+    expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'herald: Key key_0123456789abcdef0123 was not found (404)\n' });
+  });
 });
 
 describe('herald subscriptions replay', () => {
@@ -80,6 +92,45 @@ describe('herald subscriptions replay', () => {
     } finally {
       receiver.closeAllConnections();
       await new Promise((done) => receiver.close(done));
+      await hooks.close();
+    }
+  }, 60_000);
+
+  it("says how to follow or cancel a replay that still runs, in the command's words, and that nothing comes after a seq at or past the log's end", async () => {
+    const hooks = await startTestApp([webhook({ pollInterval: 50 })], { env: { HERALD_ALLOW_PRIVATE: '1' } });
+    try {
+      await publishNumbered(hooks, 1_200);
+      // An endpoint that refuses every connection: the replay's first batches never leave the outbox, so it runs until cancelled.
+      const url = `http://127.0.0.1:${await closedPort()}/hook`;
+      const { body: subscription } = await hooks.api('POST', '/v1/subscriptions', { consumer: 'acme', transport: 'webhook', types: ['order.*'], config: { url } });
+      const running = await hooks.api('POST', `/v1/subscriptions/${subscription.id}/replay`, { after: 0 });
+      expect(running).toMatchObject({ status: 202, body: { status: 'running' } });
+      const admin = { HERALD_URL: hooks.baseUrl, HERALD_KEY: hooks.adminKey };
+      const replay = (...flags: string[]) => runCli(['subscriptions', 'replay', subscription.id, ...flags], { env: admin });
+
+      const command = `herald subscriptions replay ${subscription.id}`;
+      expect(await replay('--after', '0')).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: expect.stringMatching(
+          new RegExp(`^herald: replay ${running.body.id} of ${subscription.id} is still running \\(at #\\d+ of #1200\\): follow it with \`${command} --status --wait\`, or cancel it with \`${command} --cancel\` \\(409\\)\\n$`),
+        ),
+      });
+      const cancelled = await replay('--cancel');
+      expect(cancelled).toMatchObject({ code: 0, stderr: '' });
+      expect(JSON.parse(cancelled.stdout)).toMatchObject({ id: running.body.id, status: 'cancelled' });
+
+      const [atTheEnd, pastTheEnd, fromTheFuture] = await Promise.all([replay('--after', '1200'), replay('--after', '5000', '--wait'), replay('--since', '2999-01-01T00:00:00Z')]);
+      expect(JSON.parse(pastTheEnd.stdout)).toMatchObject({ status: 'completed', after: 5000, until: 1200, replayed: 0 });
+      const nothing = (result: typeof atTheEnd, start: string) => ({
+        code: 0,
+        stdout: result.stdout,
+        stderr: `replay ${JSON.parse(result.stdout).id}: nothing to replay: ${start} (the log ends at #1200)\n`,
+      });
+      expect(atTheEnd).toEqual(nothing(atTheEnd, 'there is no event after #1200'));
+      expect(pastTheEnd).toEqual(nothing(pastTheEnd, 'there is no event after #5000'));
+      expect(fromTheFuture).toEqual(nothing(fromTheFuture, 'no event was published at or after 2999-01-01T00:00:00.000Z'));
+    } finally {
       await hooks.close();
     }
   }, 60_000);

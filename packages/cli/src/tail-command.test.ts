@@ -1,6 +1,6 @@
 import { sse } from '@herald/sse';
-import { startTestApp, type TestApp } from '@herald/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { jsonLines, killAll, runCli, startCli } from './cli-process.test-support.js';
 
 let app: TestApp;
@@ -36,6 +36,21 @@ describe('herald tail', () => {
       { seq: 6, type: 'order.created', data: { n: 6 } },
     ]);
     expect(tail.stderr()).toBe(`Tailing order.* on ${app.baseUrl} (Ctrl-C to stop)\n`);
+  });
+
+  it('says which events retention pruned after --after, then prints what the log kept', async () => {
+    const pruned = await startTestApp([sse()], { logMaxEvents: 3 });
+    onTestFinished(() => pruned.close());
+    for (let n = 1; n <= 10; n++) await pruned.herald.publish({ type: 'order.created', data: { n } });
+    await waitFor(async () => (await pruned.api('GET', '/v1/events?limit=1')).body.oldest === 8, 'retention to prune #1 to #7');
+    const tail = startCli(['tail', '--after', '2', '--json', '--url', pruned.baseUrl, '--key', pruned.adminKey]);
+    await tail.waitFor(/"seq":10/, 'stdout');
+    tail.child.kill('SIGINT');
+    expect((await tail.exited).code).toBe(0);
+    expect(jsonLines<{ seq: number }>(tail.stdout()).map((event) => event.seq)).toEqual([8, 9, 10]);
+    expect(tail.stderr()).toBe(
+      `Tailing ** on ${pruned.baseUrl} (Ctrl-C to stop)\nLost to retention: events #3–#7 were pruned before this stream got them (any a longer retention of their type kept still arrive); going on from #8\n`,
+    );
   });
 
   it('reports a pattern that matches no event type in one line, with exit code 1', async () => {

@@ -1,3 +1,4 @@
+import { CliError } from '../cli-error.js';
 import { HeraldApi, type ServerOptions } from '../herald-api.js';
 import { terminal } from '../terminal-output.js';
 
@@ -17,8 +18,26 @@ export async function listKeys(flags: ServerOptions): Promise<void> {
   terminal.printJson(await new HeraldApi(flags).get('/v1/keys'));
 }
 
-/** `herald keys revoke <id>`: `DELETE /v1/keys/:id`. */
+/** A key as `GET /v1/keys` lists it (the fields the command reads). */
+interface ListedKey {
+  id: string;
+  revokedAt?: string;
+}
+
+/**
+ * `herald keys revoke <id>`: `DELETE /v1/keys/:id`. A key revoked already is done, as the revoke would have
+ * left it, and exits with 0; the API answers it 404 as an unknown key, so the list of keys tells them apart.
+ */
 export async function revokeKey(id: string, flags: ServerOptions): Promise<void> {
-  await new HeraldApi(flags).delete(`/v1/keys/${encodeURIComponent(id)}`);
+  const api = new HeraldApi(flags);
+  try {
+    await api.delete(`/v1/keys/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (!(error instanceof CliError) || error.status !== 404) throw error;
+    const listed = await api.get<{ data: ListedKey[] }>('/v1/keys').catch(() => undefined);
+    const revokedAt = listed?.data.find((key) => key.id === id)?.revokedAt;
+    if (revokedAt === undefined) throw error;
+    return terminal.note(`${id} was already revoked (at ${revokedAt})`);
+  }
   terminal.note(`Revoked ${id}`);
 }

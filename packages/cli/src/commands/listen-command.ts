@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { CliError } from '../cli-error.js';
 import { apiUrl, HeraldApi, type ServerOptions } from '../herald-api.js';
 import { shutdownSignal } from '../shutdown-signal.js';
+import { resetNote } from '../stream-reset.js';
 import { type Colors, terminal } from '../terminal-output.js';
 import { type ForwardAttempt, WebhookForwarder } from '../webhook-forwarder.js';
 
@@ -99,15 +100,25 @@ export async function listen(flags: ListenFlags): Promise<void> {
       else terminal.note(err.yellow(`${code}: ${message}`));
     });
   });
+  // The server resets a subscription before it confirms it: the reset is said after the line that confirmation brings.
+  let reset: { reason: string; after: number; oldest?: number } | undefined;
+  socket.on('reset', ({ reason, after, oldest }) => {
+    reset = { reason, after, ...(oldest !== undefined ? { oldest } : {}) };
+  });
   socket.on('subscribed', ({ after }) => {
     terminal.doneWaiting();
-    if (ready) return terminal.note(err.green(`Reconnected; resuming after #${after}`));
+    if (ready) terminal.note(err.green(`Reconnected; resuming after #${after}`));
+    else if (flags.json) terminal.print(JSON.stringify({ ready: true, source, forwardTo: target, secret, after }));
+    else {
+      terminal.note(`${err.green('Ready.')} Forwarding ${err.cyan(source)} to ${err.bold(target)} (Ctrl-C to stop)`);
+      terminal.note(`Webhook signing secret: ${err.bold(secret)}`);
+    }
     ready = true;
-    if (flags.json) return terminal.print(JSON.stringify({ ready: true, source, forwardTo: target, secret, after }));
-    terminal.note(`${err.green('Ready.')} Forwarding ${err.cyan(source)} to ${err.bold(target)} (Ctrl-C to stop)`);
-    terminal.note(`Webhook signing secret: ${err.bold(secret)}`);
+    if (reset === undefined) return;
+    if (flags.json) terminal.print(JSON.stringify({ time: new Date().toISOString(), reset: true, ...reset }));
+    else terminal.note(err.yellow(resetNote(reset.reason, reset.after, reset.oldest)));
+    reset = undefined;
   });
-  socket.on('reset', ({ reason, after }) => terminal.note(err.yellow(`The stream could not resume where it was (${reason}); going on after #${after}`)));
   const handle = (event: DeliveredEvent) => forwarder.forward(event);
   if (flags.subscription !== undefined) socket.subscribe({ subscription: flags.subscription }, handle);
   else socket.subscribe(flags.types ?? ['**'], handle);

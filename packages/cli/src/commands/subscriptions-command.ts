@@ -61,10 +61,46 @@ export interface ReplayFlags extends ServerOptions {
 interface Replay {
   id: string;
   status: string;
+  after: number;
+  since?: string;
   until: number;
   position: number;
   replayed: number;
   error?: string;
+}
+
+/**
+ * The server's 409 while a replay of the subscription runs, whose detail says to cancel it with `DELETE`: in the
+ * words of this command, which follows the replay with `--status --wait` and cancels it with `--cancel`.
+ */
+function replayInProgress(id: string, error: CliError): CliError {
+  const running = error.problem?.replay as Partial<Replay> | undefined;
+  const which = running?.id !== undefined ? `replay ${running.id}` : 'a replay';
+  const where = running?.position !== undefined && running.until !== undefined ? ` (at #${running.position} of #${running.until})` : '';
+  const command = `herald subscriptions replay ${id}`;
+  return new CliError(
+    error.code,
+    `${which} of ${id} is still running${where}: follow it with \`${command} --status --wait\`, or cancel it with \`${command} --cancel\` (${error.status})`,
+    error.status,
+    error.problem,
+  );
+}
+
+/** Starts a replay, or says in the command's words that one still runs. */
+async function startReplay(api: HeraldApi, id: string, path: string, body: { after: number } | { since: string }): Promise<Replay> {
+  try {
+    return await api.post(path, body);
+  } catch (error) {
+    if (error instanceof CliError && error.code === 'replay-in-progress') throw replayInProgress(id, error);
+    throw error;
+  }
+}
+
+/** A replay that completed at once because nothing came after its start: the log ended there. */
+function nothingReplayed(replay: Replay): string | undefined {
+  if (replay.status !== 'completed' || replay.after < replay.until) return undefined;
+  const start = replay.since !== undefined ? `no event was published at or after ${replay.since}` : `there is no event after #${replay.after}`;
+  return `replay ${replay.id}: nothing to replay: ${start} (the log ends at #${replay.until})`;
 }
 
 /**
@@ -76,8 +112,8 @@ export async function replaySubscription(id: string, flags: ReplayFlags): Promis
   const api = new HeraldApi(flags);
   const path = `/v1/subscriptions/${encodeURIComponent(id)}/replay`;
   let replay: Replay;
-  if (flags.after !== undefined) replay = await api.post(path, { after: flags.after });
-  else if (flags.since !== undefined) replay = await api.post(path, { since: flags.since });
+  if (flags.after !== undefined) replay = await startReplay(api, id, path, { after: flags.after });
+  else if (flags.since !== undefined) replay = await startReplay(api, id, path, { since: flags.since });
   else if (flags.status) replay = await api.get(path);
   else if (flags.cancel) replay = await api.request('DELETE', path);
   else throw new CliError('bad-input', 'say what to do: --after <seq> or --since <time> starts a replay, --status shows it, --cancel cancels it');
@@ -88,6 +124,8 @@ export async function replaySubscription(id: string, flags: ReplayFlags): Promis
   }
   terminal.doneWaiting();
   terminal.printJson(replay);
+  const nothing = nothingReplayed(replay);
+  if (nothing !== undefined) terminal.note(terminal.err.yellow(nothing));
   if (flags.wait && replay.status !== 'completed') {
     throw new CliError(`replay-${replay.status}`, `replay ${replay.id} ${replay.status}${replay.error ? `: ${replay.error}` : ''}`);
   }

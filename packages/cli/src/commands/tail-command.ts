@@ -3,6 +3,7 @@ import { EventSource, type FetchLike } from 'eventsource';
 import { CliError } from '../cli-error.js';
 import { HeraldApi, responseError, type ServerOptions, unreachableReason } from '../herald-api.js';
 import { shutdownSignal } from '../shutdown-signal.js';
+import { resetNote } from '../stream-reset.js';
 import { terminal } from '../terminal-output.js';
 
 /** `herald tail`'s flags. */
@@ -52,8 +53,8 @@ export async function tail(flags: TailFlags): Promise<void> {
           const time = new Date(event.time).toTimeString().slice(0, 8);
           terminal.print(`${out.dim(time)}  ${out.bold(`#${event.seq}`)}  ${out.cyan(event.type)}  ${JSON.stringify(event.data)}`);
         },
-        reset({ reason, latest }) {
-          terminal.note(err.yellow(`The stream could not resume where it was (${reason}); going on after #${latest}`));
+        reset({ reason, latest, oldest }) {
+          terminal.note(err.yellow(resetNote(reason, latest, oldest)));
         },
         error({ closed: forGood }) {
           if (forGood) reject(failure ?? new CliError('disconnected', 'the stream was closed', 502));

@@ -12,6 +12,7 @@ import {
   SessionEndedError,
   type Subscription,
   type TailEvent,
+  type TailState,
   type TestAttempt,
 } from './portal-api.js';
 
@@ -91,6 +92,55 @@ function attemptsSummary(delivery: Delivery): string {
   return delivery.attemptCount === listed ? attemptsOf(listed) : `${attemptsOf(listed)} listed, ${delivery.attemptCount} in its latest round`;
 }
 
+/**
+ * Where a subscription's events go, as its config names it, to tell it apart: a webhook's or a broker's URL
+ * (which the API shows without credentials), the exchange or the subject; empty for a stream, which the consumer
+ * connects to.
+ */
+function targetOf(config: Record<string, unknown>): string {
+  const servers = Array.isArray(config.servers) ? config.servers.join(', ') : config.servers;
+  const parts: [string, unknown][] = [
+    ['', config.url],
+    ['', servers],
+    ['exchange ', config.exchange],
+    ['routing key ', config.routingKey],
+    ['subject ', config.subject],
+  ];
+  return parts
+    .filter(([, value]) => typeof value === 'string' && value !== '')
+    .map(([label, value]) => `${label}${value}`)
+    .join(' · ');
+}
+
+/** A URL, say, that may wrap after each `/`, `?`, `&` and `#` (not inside `//`), rather than wherever its line ends. */
+const breakable = (text: string) => text.split(/(?<=[/?&#])(?!\/)/).map((part, index) => (index === 0 ? part : html`<wbr>${part}`));
+
+/** A subscription's id, and where its events go when its config names it: `sub_… (https://…)`. */
+function named(subscription: Subscription): TemplateResult {
+  const target = targetOf(subscription.config);
+  return html`<code>${subscription.id}</code>${target ? html` (<code>${breakable(target)}</code>)` : nothing}`;
+}
+
+/** A signing secret shown once: of a subscription just made, or made by a rotation. */
+interface ShownSecret {
+  value: string;
+  subscription: Subscription;
+  /** A rotation's: until when the secret it replaced goes on signing alongside it (null: it stopped at once). */
+  previousUntil?: string | null;
+}
+
+/** An action that waits for the user to confirm it. */
+interface Confirmation {
+  action: 'delete' | 'rotate';
+  subscription: Subscription;
+}
+
+/** The live tail's stream: being opened at first, open, waiting to open a new one, or ended (the view was left, or it failed for good). */
+type TailStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Tries in a row that got no stream before the live tail says why and what to check: one alone may be a restart. */
+const tailFailuresExplained = 2;
+
 /** ` · HTTP 200` for an attempt that got an answer; nothing for one that got none (refused, timed out) or went by another protocol. */
 const httpStatus = (status: number | null) => (status === null ? '' : ` · HTTP ${status}`);
 
@@ -114,8 +164,10 @@ export class HeraldPortal extends LitElement {
     statusFilter: { state: true },
     next: { state: true },
     secret: { state: true },
+    confirming: { state: true },
     tail: { state: true },
-    tailReconnecting: { state: true },
+    tailStatus: { state: true },
+    tailProblem: { state: true },
     health: { state: true },
     mounted: { state: true },
     createTransport: { state: true },
@@ -141,10 +193,15 @@ export class HeraldPortal extends LitElement {
   declare deliveries: Delivery[];
   declare statusFilter: string;
   declare next: number | null;
-  declare secret: string;
+  /** The signing secret shown once, and whose it is. */
+  declare secret: ShownSecret | undefined;
+  /** The delete or the rotation that asks to be confirmed. */
+  declare confirming: Confirmation | undefined;
   declare tail: TailEvent[];
-  /** Whether the live tail lost its stream and is opening a new one, which resumes after the last event shown. */
-  declare tailReconnecting: boolean;
+  /** What the live tail's stream is doing; a new stream, after `reconnecting`, resumes after the last event shown. */
+  declare tailStatus: TailStatus;
+  /** Why the live tail got no stream for the last few tries, and what to check; empty while nothing needs saying. */
+  declare tailProblem: string;
   declare health: { subscription: Subscription; health: EndpointHealth }[];
   declare mounted: MountedTransport[];
   declare createTransport: string;
@@ -157,6 +214,8 @@ export class HeraldPortal extends LitElement {
   /** Whether the event types, the subscriptions and the transports the server mounts are loaded (`yes`), being loaded at first, or failed to load (and were never loaded). */
   declare loaded: 'yes' | 'loading' | 'failed';
   #tailAbort: AbortController | undefined;
+  /** Opens the live tail's next stream now, rather than at the end of its wait. */
+  #tailRetryNow: (() => void) | undefined;
   #client: PortalApi | undefined;
   /** Looks again, while the deliveries view shows it, at a running replay or at deliveries being sent. */
   #nextLook: ReturnType<typeof setTimeout> | undefined;
@@ -180,9 +239,11 @@ export class HeraldPortal extends LitElement {
     this.deliveries = [];
     this.statusFilter = '';
     this.next = null;
-    this.secret = '';
+    this.secret = undefined;
+    this.confirming = undefined;
     this.tail = [];
-    this.tailReconnecting = false;
+    this.tailStatus = 'closed';
+    this.tailProblem = '';
     this.health = [];
     this.mounted = [];
     this.createTransport = '';
@@ -242,6 +303,7 @@ export class HeraldPortal extends LitElement {
 
   #show(view: View): void {
     this.view = view;
+    this.confirming = undefined;
     if (view === 'deliveries') void this.#run(() => this.#loadDeliveries());
     if (view === 'health') void this.#run(() => this.#loadHealth());
     if (view === 'tail') this.#startTail();
@@ -369,7 +431,7 @@ export class HeraldPortal extends LitElement {
     this.#tailAbort = abort;
     // A tail opened again starts afresh: the list of before would sit above what it missed meanwhile.
     this.tail = [];
-    this.tailReconnecting = false;
+    this.#showTailStatus('connecting');
     void this.#run(async () => {
       try {
         await this.#api.stream(
@@ -378,17 +440,26 @@ export class HeraldPortal extends LitElement {
             this.tail = [event, ...this.tail].slice(0, 100);
           },
           (state) => {
-            if (!abort.signal.aborted) this.tailReconnecting = state === 'reconnecting';
+            if (!abort.signal.aborted) this.#showTailStatus(state.state, state.state === 'reconnecting' ? state : undefined);
           },
         );
       } finally {
         // Ended for good, or left: no reconnect is under way (unless a newer tail has begun one).
-        if (this.#tailAbort === abort) this.tailReconnecting = false;
+        if (this.#tailAbort === abort) this.#showTailStatus('closed');
       }
     });
   }
 
+  /** Shows what the live tail's stream does, and, while it waits to `reconnect`, why it got none when the last few tries all failed. */
+  #showTailStatus(status: TailStatus, reconnect?: Extract<TailState, { state: 'reconnecting' }>): void {
+    this.tailStatus = status;
+    this.tailProblem = reconnect && reconnect.failures >= tailFailuresExplained ? reconnect.reason : '';
+    this.#tailRetryNow = reconnect?.retryNow;
+  }
+
   async #create(form: HTMLFormElement): Promise<void> {
+    // A secret shown before is not taken for the one of this subscription, whether it is made or refused.
+    this.secret = undefined;
     await this.#withFilter('create', async () => {
       const data = new FormData(form);
       const transport = String(data.get('transport'));
@@ -396,7 +467,7 @@ export class HeraldPortal extends LitElement {
       const config = transport === 'webhook' ? { url: String(data.get('url') ?? '').trim() } : configOf(form);
       const filter = filterOf(form);
       const created = await this.#api.createSubscription({ transport, types, config, ...(filter ? { filter } : {}) });
-      this.secret = typeof created.config.secret === 'string' ? created.config.secret : '';
+      if (typeof created.config.secret === 'string') this.secret = { value: created.config.secret, subscription: created };
       if (this.#isPush(created)) this.selected = created.id;
       form.reset();
       this.createTransport = '';
@@ -426,11 +497,45 @@ export class HeraldPortal extends LitElement {
   async #delete(subscription: Subscription): Promise<void> {
     await this.#api.deleteSubscription(subscription.id);
     if (this.selected === subscription.id) this.selected = '';
+    if (this.secret?.subscription.id === subscription.id) this.secret = undefined;
     this.subscriptions = await this.#api.subscriptions();
   }
 
   async #rotate(subscription: Subscription): Promise<void> {
-    this.secret = await this.#api.rotateSecret(subscription.id);
+    this.secret = undefined;
+    const { secret, previousSecretExpiresAt } = await this.#api.rotateSecret(subscription.id);
+    this.secret = { value: secret, subscription, previousUntil: previousSecretExpiresAt };
+  }
+
+  /** Asks, in the row of `subscription`, to confirm `action`; the focus goes to Cancel. */
+  async #confirm(action: Confirmation['action'], subscription: Subscription): Promise<void> {
+    this.confirming = { action, subscription };
+    await this.#focus('[data-testid="portal-confirm-cancel"]');
+  }
+
+  /** Drops the question asked, and takes the focus back to the button that asked it. */
+  async #cancelConfirm(): Promise<void> {
+    const asked = this.confirming;
+    this.confirming = undefined;
+    if (asked) await this.#focus(`tr[data-id="${CSS.escape(asked.subscription.id)}"] button[data-action="${asked.action}"]`);
+  }
+
+  /** Does what was confirmed. The focus goes where the work shows: the rotated row's button, or the list a row left. */
+  #confirmed({ action, subscription }: Confirmation): void {
+    this.confirming = undefined;
+    if (action === 'rotate') {
+      void this.#focus(`tr[data-id="${CSS.escape(subscription.id)}"] button[data-action="rotate"]`);
+      void this.#run(() => this.#rotate(subscription));
+    } else {
+      void this.#focus('#subscriptions-title');
+      void this.#run(() => this.#delete(subscription));
+    }
+  }
+
+  /** Focuses the element of `selector` in the view, once it is rendered. */
+  async #focus(selector: string): Promise<void> {
+    await this.updateComplete;
+    this.renderRoot.querySelector<HTMLElement>(selector)?.focus();
   }
 
   async #retry(delivery: Delivery): Promise<void> {
@@ -594,27 +699,56 @@ export class HeraldPortal extends LitElement {
 
   #renderSubscriptions(): TemplateResult {
     return html`<section data-testid="portal-subscriptions" aria-labelledby="subscriptions-title">
-      <h2 id="subscriptions-title">Subscriptions</h2>
+      <h2 id="subscriptions-title" tabindex="-1">Subscriptions</h2>
       ${this.#renderCreate()}
-      ${this.secret
-        ? html`<div class="card secret" role="status">
-            <p>Signing secret, shown only now: keep it.</p>
-            <code data-testid="portal-secret">${this.secret}</code>
-          </div>`
-        : nothing}
+      ${this.#renderSecret()}
       ${this.loaded === 'failed' ? nothing : this.#renderSubscriptionsTable()}
     </section>`;
+  }
+
+  /** The signing secret shown once, and whose it is. */
+  #renderSecret(): TemplateResult | typeof nothing {
+    const shown = this.secret;
+    if (!shown) return nothing;
+    const until = shown.previousUntil ? new Date(shown.previousUntil) : undefined;
+    return html`<div class="card secret" role="status" data-testid="portal-secret-card" data-id=${shown.subscription.id}>
+      <p>${shown.previousUntil === undefined ? 'Signing secret' : 'New signing secret'} of ${named(shown.subscription)}, shown only now: keep it.</p>
+      <code data-testid="portal-secret">${shown.value}</code>
+      ${until ? html`<p class="hint">The secret it replaces goes on signing alongside it until ${until.toLocaleString()}.</p>` : nothing}
+    </div>`;
+  }
+
+  /** The question asked before a delete or a rotation, in the row, with its confirm and cancel buttons; Escape cancels too. */
+  #renderConfirm(confirming: Confirmation): TemplateResult {
+    const { action, subscription } = confirming;
+    const questionId = `confirm-${subscription.id}`;
+    return html`<div class=${`confirm ${action}`} role="group" aria-labelledby=${questionId} data-testid="portal-confirm"
+      @keydown=${(event: KeyboardEvent) => {
+        if (event.key === 'Escape') void this.#cancelConfirm();
+      }}>
+      <p id=${questionId}>${
+        action === 'delete'
+          ? html`Delete subscription ${named(subscription)}? It stops deliveries; its events stay in the log.`
+          : html`Rotate the signing secret of ${named(subscription)}? A new secret signs its deliveries from now on; the current one goes on signing alongside it for a grace period, while your endpoint switches over.`
+      }</p>
+      <div class="actions">
+        <button type="button" class=${action === 'delete' ? 'confirm-yes danger' : 'confirm-yes'} data-testid="portal-confirm-yes" @click=${() => this.#confirmed(confirming)}>${
+          action === 'delete' ? 'Yes, delete' : 'Yes, rotate'
+        }</button>
+        <button type="button" data-testid="portal-confirm-cancel" @click=${() => this.#cancelConfirm()}>Cancel</button>
+      </div>
+    </div>`;
   }
 
   /** The subscriptions, a row each, with their edit forms, actions, and the last test event's result. */
   #renderSubscriptionsTable(): TemplateResult {
     return html`<table>
       <caption class="visually-hidden">Your subscriptions</caption>
-      <thead><tr><th scope="col">Id</th><th scope="col">Transport</th><th scope="col">Types and filter</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
+      <thead><tr><th scope="col">Subscription</th><th scope="col">Transport</th><th scope="col">Types and filter</th><th scope="col">Status</th><th scope="col">Actions</th></tr></thead>
       <tbody>
         ${this.subscriptions.map(
           (subscription) => html`<tr data-testid="subscription-row" data-id=${subscription.id}>
-            <td data-label="Id"><code>${subscription.id}</code></td>
+            <td data-label="Subscription"><code>${subscription.id}</code>${this.#renderTarget(subscription)}</td>
             <td data-label="Transport">${subscription.transport}</td>
             <td data-label="Types and filter">
               <form class="edit" @submit=${this.#onSubmit((form) => this.#edit(subscription, form))}>
@@ -638,14 +772,15 @@ export class HeraldPortal extends LitElement {
                   ? html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'active'))}>Resume</button>`
                   : html`<button type="button" @click=${() => this.#run(() => this.#setStatus(subscription, 'paused'))}>Pause</button>`}
                 ${subscription.transport === 'webhook'
-                  ? html`<button type="button" @click=${() => this.#run(() => this.#rotate(subscription))}>Rotate secret</button>`
+                  ? html`<button type="button" data-action="rotate" @click=${() => this.#confirm('rotate', subscription)}>Rotate secret</button>`
                   : nothing}
                 ${this.#isPush(subscription)
                   ? html`<button type="button" data-testid="portal-test-send" @click=${() => this.#run(() => this.#sendTest(subscription))}>Send a test event</button>
                       <button type="button" @click=${() => this.#showDeliveriesOf(subscription.id)}>Deliveries</button>`
                   : nothing}
-                <button type="button" class="danger" @click=${() => this.#run(() => this.#delete(subscription))}>Delete</button>
+                <button type="button" class="danger" data-action="delete" @click=${() => this.#confirm('delete', subscription)}>Delete</button>
               </div>
+              ${this.confirming?.subscription.id === subscription.id ? this.#renderConfirm(this.confirming) : nothing}
               ${this.#isPush(subscription) ? this.#renderTestResult(subscription) : nothing}
             </td>
           </tr>`,
@@ -653,6 +788,12 @@ export class HeraldPortal extends LitElement {
       </tbody>
     </table>
     ${this.subscriptions.length === 0 && this.loaded === 'yes' ? html`<p>No subscriptions yet.</p>` : nothing}`;
+  }
+
+  /** Where the events of `subscription` go, under its id: it never widens the column, however long. */
+  #renderTarget(subscription: Subscription): TemplateResult | typeof nothing {
+    const target = targetOf(subscription.config);
+    return target ? html`<code class="target" data-testid="subscription-target">${breakable(target)}</code>` : nothing;
   }
 
   #renderDeliveries(): TemplateResult {
@@ -744,11 +885,31 @@ export class HeraldPortal extends LitElement {
     </section>`;
   }
 
+  /** What the live tail says of its stream: a tail with no event yet tells whether it is connected and waiting for one. */
+  #tailStatusText(): string {
+    switch (this.tailStatus) {
+      case 'connecting':
+        return 'Connecting…';
+      case 'open':
+        return this.tail.length === 0 ? 'Connected: waiting for events.' : 'Connected.';
+      case 'reconnecting':
+        return 'Reconnecting…';
+      case 'closed':
+        return 'Not connected.';
+    }
+  }
+
   #renderTail(): TemplateResult {
     return html`<section data-testid="portal-tail" aria-labelledby="tail-title">
       <h2 id="tail-title">Live tail</h2>
       <p>Events for you, as they are published.
-        <span class="tail-status" role="status" data-testid="portal-tail-status">${this.tailReconnecting ? 'Reconnecting…' : nothing}</span></p>
+        <span class="tail-status" role="status" data-testid="portal-tail-status">${this.#tailStatusText()}</span></p>
+      ${this.tailProblem
+        ? html`<div class="card tail-problem" role="alert" data-testid="portal-tail-problem">
+            <p class="problem">${this.tailProblem}</p>
+            <p>The live tail tries again by itself. <button type="button" @click=${() => this.#tailRetryNow?.()}>Try again</button></p>
+          </div>`
+        : nothing}
       <ol class="tail" aria-live="polite">
         ${this.tail.map((event) => html`<li><code>#${event.seq}</code> <strong>${event.type}</strong> <code>${event.data}</code></li>`)}
       </ol>
@@ -813,6 +974,19 @@ export class HeraldPortal extends LitElement {
     .deliveries { list-style: none; padding: 0; }
     .error { color: var(--_danger); font-weight: 600; }
     .secret code { font-size: 1.05rem; }
+    .secret p code { font-size: inherit; }
+    .secret p:first-child { margin-top: 0; }
+    /* As wide as its column is made by the rest of the row, however long: a URL never widens the page, nor takes the other columns' room. */
+    .target, .confirm { display: block; contain: inline-size; }
+    .target { color: var(--_muted); font-size: 0.85rem; margin-top: 0.2rem; }
+    .confirm { border-left: 3px solid var(--_accent); padding: 0.1rem 0 0.1rem 0.6rem; margin-top: 0.5rem; }
+    .confirm.delete { border-left-color: var(--_danger); }
+    .confirm p { margin: 0 0 0.4rem; }
+    button.confirm-yes { background: var(--_accent); color: #fff; }
+    button.confirm-yes.danger { background: var(--_danger); border-color: var(--_danger); }
+    h2[tabindex='-1']:focus { outline: none; }
+    .tail-problem .problem { color: var(--_danger); font-weight: 600; margin-top: 0; }
+    .tail-problem p:last-child { margin-bottom: 0; }
     .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
     .chart { width: 100%; max-width: 36rem; height: auto; border-bottom: 1px solid var(--_border); }
     .chart .succeeded, .swatch.succeeded { fill: var(--_accent); background: var(--_accent); }

@@ -93,8 +93,12 @@ export interface TailEvent {
   data: string;
 }
 
-/** What the live tail is doing: a stream is `open`, or it is `reconnecting` (waiting to open a new one). */
-export type TailState = 'open' | 'reconnecting';
+/**
+ * What the live tail is doing: a stream is `open`, or it is `reconnecting`, waiting to open a new one. Then
+ * `failures` counts the tries in a row that got no stream (0 when an open stream ended), `reason` says why the
+ * last one got none, and `retryNow` cuts the wait short.
+ */
+export type TailState = { state: 'open' } | { state: 'reconnecting'; failures: number; reason: string; retryNow: () => void };
 
 /** A stream of the live tail ended for a reason that passes: a new one resumes it, after `retryAfter` ms at least when the server said so. */
 class StreamInterrupted extends Error {
@@ -118,6 +122,11 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(finish, ms);
     signal.addEventListener('abort', finish, { once: true });
   });
+}
+
+/** The address of the API at `baseUrl` (the page's origin when empty), without a trailing slash. */
+function apiAddress(baseUrl: string): string {
+  return new URL(baseUrl || globalThis.location.origin, globalThis.location.href).href.replace(/\/$/, '');
 }
 
 /** The portal token was refused (401), or the live tail ended for it; the message is the server's reason. */
@@ -163,20 +172,31 @@ export class ProblemError extends Error {
 export class UnreachableError extends Error {
   constructor(baseUrl: string) {
     const page = globalThis.location;
-    const api = new URL(baseUrl || page.origin, page.href);
-    const where = api.href.replace(/\/$/, '');
+    const where = apiAddress(baseUrl);
     super(
-      api.origin === page.origin
+      new URL(where).origin === page.origin
         ? `Herald did not answer at ${where}. Check that it is running and reachable from this page.`
         : `Herald did not answer at ${where}. Check that it is running and reachable from this page; it is on another origin than this page (${page.origin}), so a CORS layer in front of it must allow that origin (Herald's docs/portal.md, "Another origin: CORS").`,
     );
   }
 }
 
+/** Why a stream of the live tail at `baseUrl` got an answer of `status` instead of events. */
+function streamRefusal(baseUrl: string, status: number): string {
+  const where = apiAddress(baseUrl);
+  return status === 429
+    ? `Herald at ${where} answered HTTP 429: this session opened too many requests or streams just now.`
+    : `Herald at ${where} answered HTTP ${status} instead of the live tail's stream. Check that it is running, and that what stands in front of it (a proxy) reaches it.`;
+}
+
 /** The consumer routes of a Herald server, called with a portal token. */
 export class PortalApi {
   /** Whether the server has taken the token in an answer to this client. */
   #accepted = false;
+  /** Why the server refused the token, once it did: every later request fails so, without asking again. */
+  #refusal: SessionEndedError | undefined;
+  /** Until the server has taken the token: the answer to the last request sent, which the next ones wait for. */
+  #lastAsked: Promise<unknown> | undefined;
 
   constructor(
     readonly baseUrl: string,
@@ -187,23 +207,42 @@ export class PortalApi {
   async #tokenTaken(response: Response): Promise<void> {
     if (response.status === 401) {
       const { detail, reason } = membersOf(await response.text().catch(() => ''));
-      throw new SessionEndedError(typeof detail === 'string' ? detail : '', this.#accepted || tokenEnded(reason));
+      this.#refusal = new SessionEndedError(typeof detail === 'string' ? detail : '', this.#accepted || tokenEnded(reason));
+      throw this.#refusal;
     }
     this.#accepted = true;
+  }
+
+  /**
+   * Fetches `path` with the token. Until the server has taken it, a request waits for the answer to the one
+   * before, so that a token it refuses costs one 401, not one for each request a view makes at once; without a
+   * token, nothing is asked. Throws SessionEndedError when the token is refused, and what fetch throws.
+   */
+  async #ask(path: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    // Only awaited when there is an answer to wait for: the first request must take its place before the next one looks.
+    const before = this.#accepted ? undefined : this.#lastAsked;
+    if (before) await before.catch(() => {});
+    if (!this.token) this.#refusal ??= new SessionEndedError('', false);
+    if (this.#refusal) throw this.#refusal;
+    const answer = fetch(`${this.baseUrl}${path}`, { ...init, headers: { ...init.headers, authorization: `Bearer ${this.token}` } }).then(async (response) => {
+      await this.#tokenTaken(response);
+      return response;
+    });
+    if (!this.#accepted) this.#lastAsked = answer;
+    return answer;
   }
 
   async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
+      response = await this.#ask(path, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
       });
-    } catch {
+    } catch (error) {
+      if (error instanceof SessionEndedError) throw error;
       throw new UnreachableError(this.baseUrl);
     }
-    await this.#tokenTaken(response);
     const text = await response.text();
     const parsed = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
@@ -243,8 +282,9 @@ export class PortalApi {
     await this.#call('DELETE', `/v1/subscriptions/${encodeURIComponent(id)}`);
   }
 
-  async rotateSecret(id: string): Promise<string> {
-    return (await this.#call<{ secret: string }>('POST', `/v1/subscriptions/${encodeURIComponent(id)}/secret/rotate`, {})).secret;
+  /** A new signing secret for webhook subscription `id`, and until when the one it replaces goes on signing (null: not at all). */
+  rotateSecret(id: string): Promise<{ secret: string; previousSecretExpiresAt: string | null }> {
+    return this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/secret/rotate`, {});
   }
 
   deliveries(id: string, status: string, before?: number, limit = 20): Promise<{ data: Delivery[]; next: number | null }> {
@@ -298,10 +338,11 @@ export class PortalApi {
    * Reads `GET /v1/stream` (SSE) with the token in a header, never in the URL, calling `onEvent` for each
    * event until `signal` aborts. When a stream ends for a reason that passes (an `end` frame with reason
    * `stopping`, a connection that fails or closes without an `end` frame, an answer of 408, 429 or 5xx), it
-   * calls `onState('reconnecting')` and opens a new one after a jittered exponential backoff (at least the
-   * `Retry-After` of the answer, when it has one), resuming after the last event seen (`lastEventId`), so that
-   * no event is missed or seen twice; `onState('open')` once a stream is open. Throws SessionEndedError when
-   * the token is refused or a stream ends for it (expired, revoked), and an Error for any other end (a 403, a 404).
+   * calls `onState` with `reconnecting` and opens a new one after a jittered exponential backoff (at least the
+   * `Retry-After` of the answer, when it has one; at once on `retryNow`), resuming after the last event seen
+   * (`lastEventId`), so that no event is missed or seen twice; with `open` once a stream is open. Throws
+   * SessionEndedError when the token is refused or a stream ends for it (expired, revoked), and an Error for any
+   * other end (a 403, a 404).
    */
   async stream(
     signal: AbortSignal,
@@ -311,7 +352,9 @@ export class PortalApi {
     const backoff = new ReconnectBackoff({});
     // The position the next stream resumes after: the `id` of the last frame seen (an event's seq, or where a `ready` or `reset` frame put it).
     let position: string | undefined;
+    let failures = 0;
     while (!signal.aborted) {
+      let opened = false;
       try {
         await this.#streamOnce(signal, position, {
           position: (id) => {
@@ -319,16 +362,19 @@ export class PortalApi {
           },
           event: onEvent,
           open: () => {
+            opened = true;
             backoff.reset();
-            onState('open');
+            onState({ state: 'open' });
           },
         });
         return;
       } catch (error) {
         if (signal.aborted) return;
         if (!(error instanceof StreamInterrupted)) throw error;
-        onState('reconnecting');
-        await pause(Math.max(error.retryAfter ?? 0, backoff.next()), signal);
+        failures = opened ? 0 : failures + 1;
+        const wake = new AbortController();
+        onState({ state: 'reconnecting', failures, reason: error.message, retryNow: () => wake.abort() });
+        await pause(Math.max(error.retryAfter ?? 0, backoff.next()), AbortSignal.any([signal, wake.signal]));
       }
     }
   }
@@ -343,15 +389,15 @@ export class PortalApi {
     const query = new URLSearchParams({ types: '**', ...(position !== undefined ? { lastEventId: position } : {}) });
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}/v1/stream?${query}`, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal });
+      response = await this.#ask(`/v1/stream?${query}`, { headers: { accept: 'text/event-stream' }, signal });
     } catch (error) {
+      if (error instanceof SessionEndedError) throw error;
       if (signal.aborted) return;
-      throw new StreamInterrupted(`the connection failed: ${error instanceof Error ? error.message : String(error)}`);
+      throw new StreamInterrupted(new UnreachableError(this.baseUrl).message);
     }
-    await this.#tokenTaken(response);
     if (passingStatus(response.status)) {
       await response.body?.cancel().catch(() => {});
-      throw new StreamInterrupted(`the live tail answered ${response.status}`, retryAfterOf(response.headers.get('retry-after')));
+      throw new StreamInterrupted(streamRefusal(this.baseUrl, response.status), retryAfterOf(response.headers.get('retry-after')));
     }
     if (!response.ok || !response.body) {
       const { detail } = membersOf(await response.text().catch(() => ''));

@@ -10,7 +10,7 @@ import { sse } from '@herald/sse';
 import { testEventTypes } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import express from 'express';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
@@ -31,6 +31,8 @@ let hookUrl: string;
 let receiverFails = false;
 /** What the test server answers new requests of `/v1/stream` with, as a proxy in front of a server that is down would; none: Herald's stream. */
 let streamAnswer: { status: number; retryAfter?: string } | undefined;
+/** Whether the test server drops every request of the API made with a portal token, unanswered, as when Herald is down or out of reach. */
+let portalUnreachable = false;
 /** When the test server took each request of `/v1/stream` it answered with `streamAnswer` (`performance.now()`). */
 const streamAnswerTimes: number[] = [];
 /** The bodies the receiver was sent, by path. */
@@ -76,6 +78,20 @@ async function openEmbedded(consumer: string, width: number): Promise<Page> {
 
 /** How wide the page is laid out: wider than the window, it scrolls sideways. */
 const pageWidth = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth);
+
+/** The text of `locator`, each run of white space one space. */
+const wordsOf = async (locator: Locator) => (await locator.textContent())?.replace(/\s+/g, ' ').trim();
+
+/** The subscription `row` shows the endpoint `url` under its id, wrapped in its cell: none of it sticks out. */
+async function expectTarget(row: Locator, url: string): Promise<void> {
+  const target = row.getByTestId('subscription-target');
+  expect(await target.textContent()).toBe(url);
+  const fits = await target.evaluate((element) => {
+    const cell = element.closest('td')?.getBoundingClientRect();
+    return element.scrollWidth <= element.clientWidth && cell !== undefined && element.getBoundingClientRect().right <= cell.right;
+  });
+  expect(fits).toBe(true);
+}
 
 /** axe-core on the page as it is now (injected, which is why the pages bypass the CSP): no serious or critical violations. */
 async function expectAccessible(page: Page, view: string): Promise<void> {
@@ -141,6 +157,7 @@ beforeAll(async () => {
     res.type('html').send(page);
   });
   app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+  app.use('/v1', (req, _res, next) => (portalUnreachable && req.headers.authorization?.startsWith('Bearer hp_') ? req.socket.destroy() : next()));
   app.use('/v1/stream', (_req, res, next) => {
     if (!streamAnswer) return next();
     streamAnswerTimes.push(performance.now());
@@ -442,6 +459,9 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     };
 
     const row = page.getByTestId('subscription-row').filter({ hasText: hook.body.id });
+    await expectTarget(row, url);
+    // A stream subscription has no endpoint: its consumer connects to it.
+    expect(await page.getByTestId('subscription-row').filter({ hasNotText: hook.body.id }).getByTestId('subscription-target').count()).toBe(0);
     await row.getByTestId('portal-test-send').click();
     await expect.poll(() => row.getByTestId('portal-test-result').getAttribute('data-status')).toBe('succeeded');
     await page.getByTestId('portal-create-types').fill('order.*');
@@ -494,6 +514,17 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       expect(await page.evaluate(() => document.documentElement.scrollWidth), view).toBeLessThanOrEqual(1280);
       await screenshot(page, `desktop-${view}`);
     }
+    // The long URL, in its row and in the question asked before a delete, on a desktop and on a phone.
+    await views.getByRole('button', { name: 'Subscriptions' }).click();
+    await expectTarget(row, url);
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => row.getByTestId('portal-confirm').textContent()).toContain(url);
+    expect(await pageWidth(page)).toBeLessThanOrEqual(1280);
+    await page.setViewportSize({ width: 375, height: 800 });
+    await expectTarget(row, url);
+    expect(await pageWidth(page)).toBeLessThanOrEqual(375);
+    await row.getByTestId('portal-confirm-cancel').click();
+    expect((await admin('GET', `/v1/subscriptions/${hook.body.id}`)).status).toBe(200);
     await page.close();
   }, 90_000);
 
@@ -507,14 +538,14 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     });
     await new Promise<void>((done) => failing.listen(0, '127.0.0.1', done));
     onTestFinished(() => new Promise<void>((done) => failing.close(() => done())));
-    const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/hook`;
+    const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/hook/${'endpoint-'.repeat(6)}${'y'.repeat(80)}?tenant=${'t'.repeat(40)}`;
     for (const types of [['order.*'], ['order.created']]) {
       expect((await admin('POST', '/v1/subscriptions', { consumer: 'nu', transport: 'webhook', types, config: { url } })).status).toBe(201);
     }
     const page = await openPortal('nu');
     await page.setViewportSize({ width: 1280, height: 800 });
     const row = page.getByTestId('subscription-row').first();
-    const idWidths = () => page.locator('td[data-label="Id"]').evaluateAll((cells) => cells.map((cell) => Math.round(cell.getBoundingClientRect().width)));
+    const idWidths = () => page.locator('td[data-label="Subscription"]').evaluateAll((cells) => cells.map((cell) => Math.round(cell.getBoundingClientRect().width)));
     const idWidthsBefore = await idWidths();
     await row.getByTestId('portal-test-send').click();
     await expect.poll(() => row.getByTestId('portal-test-result').getAttribute('data-status')).toBe('failed');
@@ -522,6 +553,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     expect(await pageWidth(page)).toBeLessThanOrEqual(1280);
     // The answer does not take the room of the other columns: the ids' stays as wide as it was.
     expect(await idWidths()).toEqual(idWidthsBefore);
+    await expectTarget(row, url);
     await screenshot(page, 'test-event-failing');
     await expectAccessible(page, 'a failing test event');
 
@@ -531,6 +563,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
     await page.getByTestId('subscription-row').nth(1).getByTestId('portal-test-send').click();
     await expect.poll(() => page.locator('[data-testid="portal-test-result"][data-status="failed"]').count()).toBe(2);
     expect(await pageWidth(page)).toBeLessThanOrEqual(375);
+    await expectTarget(row, url);
     await screenshot(page, 'phone-test-event-failing');
     await page.close();
   }, 60_000);
@@ -865,7 +898,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       };
       const published = [await publish(1)];
       await expect.poll(shown).toEqual([`#${published[0]}`]);
-      expect(await resumed.status.textContent()).toBe('');
+      expect(await resumed.status.textContent()).toBe('Connected.');
       // One just before the stop: whether it goes out before the end frame or not, it is shown once.
       published.push(await publish(2));
       await first.close();
@@ -886,7 +919,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
 
       const newestFirst = published.map((seq) => `#${seq}`).reverse();
       await expect.poll(shown, { timeout: 15_000 }).toEqual(newestFirst);
-      await expect.poll(() => resumed.status.textContent()).toBe('');
+      await expect.poll(() => resumed.status.textContent()).toBe('Connected.');
       expect(await resumed.page.locator('p.error').count()).toBe(0);
       // Every new stream resumed from where the last one got: none starts from "now".
       expect(resumed.streams.length).toBeGreaterThan(1);
@@ -948,7 +981,7 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       expect(streamAnswerTimes[1]! - streamAnswerTimes[0]!).toBeGreaterThanOrEqual(1_990);
       streamAnswer = undefined;
       const tailStatus = waiting.getByTestId('portal-tail-status');
-      await expect.poll(() => tailStatus.textContent(), { timeout: 10_000 }).toBe('');
+      await expect.poll(() => tailStatus.textContent(), { timeout: 10_000 }).toBe('Connected: waiting for events.');
       expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'kappa' })).status).toBe(202);
       await expect.poll(() => waiting.getByTestId('portal-tail').textContent()).toContain('order.created');
       expect(await waiting.locator('p.error').count()).toBe(0);
@@ -1005,6 +1038,11 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       const problems: string[] = [];
       // The API's 401s aside, every answer the page gets is a success: no 404 for an icon, say.
       const failed: string[] = [];
+      const asked: string[] = [];
+      page.on('request', (request) => {
+        const path = new URL(request.url()).pathname;
+        if (path.startsWith('/v1/')) asked.push(path);
+      });
       page.on('pageerror', (error) => problems.push(error.message));
       page.on('console', (message) => {
         // Lit's development build warns of itself: the app is built as it ships, whatever NODE_ENV the test runs under.
@@ -1024,6 +1062,8 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
       await page.waitForTimeout(250);
       expect({ address, problems, failed }).toEqual({ address, problems: [], failed: [] });
+      // One request tells that the server never issued the token; without one, nothing is asked.
+      expect({ address, asked: asked.length }).toEqual({ address, asked: address.includes('#token=') ? 1 : 0 });
       // Its own icon, from its origin, which the CSP allows: so the browser does not ask for /favicon.ico.
       const icon = await page.evaluate(() => document.querySelector<HTMLLinkElement>('link[rel~="icon"]')?.href);
       expect(icon).toBe(`${baseUrl}/portal/favicon.svg`);
@@ -1032,5 +1072,192 @@ describe('the consumer portal in Chromium (issue 19)', () => {
       await screenshot(page, 'no-session');
       await page.close();
     }
+  }, 60_000);
+
+  it('asks in the page before a delete or a rotation: Cancel changes nothing, the confirm button does it', async () => {
+    const url = `${hookUrl}/rho`;
+    const hook = await admin('POST', '/v1/subscriptions', { consumer: 'rho', transport: 'webhook', types: ['order.*'], config: { url } });
+    const stream = await admin('POST', '/v1/subscriptions', { consumer: 'rho', transport: 'sse', types: ['invoice.*'] });
+    expect([hook.status, stream.status]).toEqual([201, 201]);
+    const page = await openPortal('rho');
+    // No window.confirm: the question is in the page.
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    /** The focused element's text, and the id of its row. */
+    const focused = () =>
+      page.evaluate(() => {
+        const active = document.querySelector('herald-portal')?.shadowRoot?.activeElement;
+        return [active?.textContent?.trim(), active?.closest('tr')?.getAttribute('data-id')];
+      });
+    const storedStatus = async (id: string) => (await admin('GET', `/v1/subscriptions/${id}`)).status;
+    const hookRow = page.getByTestId('subscription-row').filter({ hasText: hook.body.id });
+    const streamRow = page.getByTestId('subscription-row').filter({ hasText: stream.body.id });
+
+    // Delete, cancelled by its button, then by Escape: the subscription stays, as the API says.
+    await hookRow.getByRole('button', { name: 'Delete' }).click();
+    const question = hookRow.getByTestId('portal-confirm');
+    await question.waitFor();
+    expect(await wordsOf(question.locator('p'))).toBe(`Delete subscription ${hook.body.id} (${url})? It stops deliveries; its events stay in the log.`);
+    expect(await focused()).toEqual(['Cancel', hook.body.id]);
+    await screenshot(page, 'confirm-delete');
+    await expectAccessible(page, 'a delete to confirm');
+    await question.getByRole('button', { name: 'Cancel' }).click();
+    expect(await question.count()).toBe(0);
+    expect(await focused()).toEqual(['Delete', hook.body.id]);
+    await page.keyboard.press('Enter');
+    await question.waitFor();
+    await page.keyboard.press('Escape');
+    expect(await question.count()).toBe(0);
+    await page.waitForTimeout(250);
+    expect(await storedStatus(hook.body.id)).toBe(200);
+    expect(await page.getByTestId('subscription-row').count()).toBe(2);
+
+    // Rotate secret, cancelled: no new secret, the old one does not stop signing.
+    await hookRow.getByRole('button', { name: 'Rotate secret' }).click();
+    const rotation = hookRow.getByTestId('portal-confirm');
+    expect(await wordsOf(rotation.locator('p'))).toBe(
+      `Rotate the signing secret of ${hook.body.id} (${url})? A new secret signs its deliveries from now on; the current one goes on signing alongside it for a grace period, while your endpoint switches over.`,
+    );
+    await rotation.getByRole('button', { name: 'Cancel' }).click();
+    await page.waitForTimeout(250);
+    expect(await page.getByTestId('portal-secret').count()).toBe(0);
+    expect((await admin('GET', `/v1/subscriptions/${hook.body.id}`)).body.config.previousSecretExpiresAt).toBeUndefined();
+    // Confirmed: a new secret, and the old one signs alongside it for the grace period.
+    await hookRow.getByRole('button', { name: 'Rotate secret' }).click();
+    await rotation.getByRole('button', { name: 'Yes, rotate' }).click();
+    await expect.poll(() => page.getByTestId('portal-secret').textContent()).toMatch(/^whsec_/);
+    expect((await admin('GET', `/v1/subscriptions/${hook.body.id}`)).body.config.previousSecretExpiresAt).toEqual(expect.any(String));
+    expect(await focused()).toEqual(['Rotate secret', hook.body.id]);
+
+    // A question asked in another row replaces the first; confirmed, the delete is done.
+    await hookRow.getByRole('button', { name: 'Delete' }).click();
+    await streamRow.getByRole('button', { name: 'Delete' }).click();
+    expect(await page.getByTestId('portal-confirm').count()).toBe(1);
+    expect(await wordsOf(streamRow.getByTestId('portal-confirm').locator('p'))).toBe(`Delete subscription ${stream.body.id}? It stops deliveries; its events stay in the log.`);
+    await streamRow.getByRole('button', { name: 'Yes, delete' }).click();
+    await expect.poll(() => storedStatus(stream.body.id)).toBe(404);
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    expect(await storedStatus(hook.body.id)).toBe(200);
+    expect(await page.locator('p.error').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it('says whose signing secret it shows, and drops it once a later create or rotation fails', async () => {
+    const page = await openPortal('sigma');
+    const card = page.getByTestId('portal-secret-card');
+    const secretWords = () => wordsOf(card.locator('p').first());
+    const create = async (url: string) => {
+      await page.getByTestId('portal-create-transport').selectOption('webhook');
+      await page.getByTestId('portal-create-types').fill('order.*');
+      await page.getByTestId('portal-create-url').fill(url);
+      await page.getByTestId('portal-create-submit').click();
+    };
+    const idOf = async (url: string) =>
+      (await admin('GET', '/v1/subscriptions?consumer=sigma')).body.data.find((subscription: { config: { url?: string } }) => subscription.config.url === url)?.id as string;
+
+    const firstUrl = `${hookUrl}/sigma-first`;
+    await create(firstUrl);
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(1);
+    const first = await idOf(firstUrl);
+    expect(await secretWords()).toBe(`Signing secret of ${first} (${firstUrl}), shown only now: keep it.`);
+    expect(await card.getAttribute('data-id')).toBe(first);
+
+    // A create the server refuses: the secret of the first is not left there, to be taken for this one's.
+    await create('ftp://example.com/hook');
+    await page.locator('p.error').waitFor();
+    expect(await card.count()).toBe(0);
+
+    const secondUrl = `${hookUrl}/sigma-second`;
+    await create(secondUrl);
+    await expect.poll(() => page.getByTestId('subscription-row').count()).toBe(2);
+    const second = await idOf(secondUrl);
+    await expect.poll(secretWords).toBe(`Signing secret of ${second} (${secondUrl}), shown only now: keep it.`);
+
+    // A rotation replaces it, and says until when the secret it replaces goes on signing.
+    const firstRow = page.getByTestId('subscription-row').filter({ hasText: first });
+    await firstRow.getByRole('button', { name: 'Rotate secret' }).click();
+    await firstRow.getByRole('button', { name: 'Yes, rotate' }).click();
+    await expect.poll(secretWords).toBe(`New signing secret of ${first} (${firstUrl}), shown only now: keep it.`);
+    expect(await card.textContent()).toContain('The secret it replaces goes on signing alongside it until');
+    await screenshot(page, 'secret-rotated');
+    await expectAccessible(page, 'a rotated secret');
+
+    // A rotation that fails (the subscription was deleted meanwhile) leaves no secret shown.
+    expect((await admin('DELETE', `/v1/subscriptions/${second}`)).status).toBe(204);
+    const secondRow = page.getByTestId('subscription-row').filter({ hasText: second });
+    await secondRow.getByRole('button', { name: 'Rotate secret' }).click();
+    await secondRow.getByRole('button', { name: 'Yes, rotate' }).click();
+    await page.locator('p.error').waitFor();
+    expect(await card.count()).toBe(0);
+    await page.close();
+  }, 60_000);
+
+  it('says where the live tail asked and what to check when Herald does not answer, and that an empty one is connected and waiting', async () => {
+    const page = await openPortal('upsilon');
+    const status = page.getByTestId('portal-tail-status');
+    const problem = page.getByTestId('portal-tail-problem');
+    await page.getByRole('button', { name: 'Live tail' }).click();
+    await expect.poll(() => status.textContent()).toBe('Connected: waiting for events.');
+    expect(await problem.count()).toBe(0);
+    await page.getByRole('button', { name: 'Catalog' }).click();
+    try {
+      portalUnreachable = true;
+      await page.getByRole('button', { name: 'Live tail' }).click();
+      await problem.waitFor({ timeout: 10_000 });
+      expect(await status.textContent()).toBe('Reconnecting…');
+      expect(await problem.textContent()).toContain(`Herald did not answer at ${baseUrl}. Check that it is running and reachable from this page.`);
+      expect(await problem.getAttribute('role')).toBe('alert');
+      await screenshot(page, 'tail-unreachable');
+      await expectAccessible(page, 'the live tail, Herald unreachable');
+
+      // A proxy in front of it asks to wait a minute: the tail says what it answered, and Try again does not wait.
+      streamAnswer = { status: 429, retryAfter: '60' };
+      portalUnreachable = false;
+      await expect.poll(() => problem.textContent(), { timeout: 10_000 }).toContain(`Herald at ${baseUrl} answered HTTP 429`);
+      streamAnswer = undefined;
+      await problem.getByRole('button', { name: 'Try again' }).click();
+      await expect.poll(() => status.textContent(), { timeout: 5_000 }).toBe('Connected: waiting for events.');
+      expect(await problem.count()).toBe(0);
+    } finally {
+      portalUnreachable = false;
+      streamAnswer = undefined;
+    }
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'upsilon' })).status).toBe(202);
+    await expect.poll(() => page.getByTestId('portal-tail').textContent()).toContain('order.created');
+    expect(await status.textContent()).toBe('Connected.');
+    expect(await page.locator('p.error').count()).toBe(0);
+    await page.close();
+  }, 60_000);
+
+  it('brings the views back with Try again once Herald, down when the page opened, answers again', async () => {
+    const hook = await admin('POST', '/v1/subscriptions', { consumer: 'tau', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/tau` } });
+    expect(hook.status).toBe(201);
+    let page: Page;
+    const error = () => page.locator('p.error');
+    try {
+      portalUnreachable = true;
+      page = await openPortal('tau');
+      await error().waitFor();
+      expect(await error().textContent()).toBe(`Herald did not answer at ${baseUrl}. Check that it is running and reachable from this page.`);
+      expect(await page.getByTestId('subscription-row').count()).toBe(0);
+      // Still down: Try again says so again.
+      await page.getByRole('button', { name: 'Try again' }).click();
+      await error().waitFor();
+      expect(await page.getByTestId('portal-create-unavailable').count()).toBe(1);
+    } finally {
+      portalUnreachable = false;
+    }
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await expect.poll(() => page.getByTestId('subscription-row').getAttribute('data-id')).toBe(hook.body.id);
+    expect(await error().count()).toBe(0);
+    expect(await page.getByTestId('portal-create-unavailable').count()).toBe(0);
+    expect(await page.getByTestId('portal-create-transport').locator('option').allTextContents()).toEqual(['webhook', 'sse']);
+    await page.getByRole('button', { name: 'Catalog' }).click();
+    expect(await page.getByTestId('portal-catalog').textContent()).toContain('order.created');
+    await page.close();
   }, 60_000);
 });

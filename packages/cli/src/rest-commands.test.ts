@@ -130,6 +130,16 @@ describe('herald subscriptions replay', () => {
       expect(atTheEnd).toEqual(nothing(atTheEnd, 'there is no event after #1200'));
       expect(pastTheEnd).toEqual(nothing(pastTheEnd, 'there is no event after #5000'));
       expect(fromTheFuture).toEqual(nothing(fromTheFuture, 'no event was published at or after 2999-01-01T00:00:00.000Z'));
+
+      // Events after its start, none of them of its types.
+      const { body: invoices } = await hooks.api('POST', '/v1/subscriptions', { consumer: 'acme', transport: 'webhook', types: ['invoice.*'], config: { url } });
+      const unmatched = await runCli(['subscriptions', 'replay', invoices.id, '--after', '0', '--wait'], { env: admin });
+      expect(JSON.parse(unmatched.stdout)).toMatchObject({ status: 'completed', after: 0, until: 1200, replayed: 0 });
+      expect(unmatched.code).toBe(0);
+      // Under the lines --wait printed while it ran.
+      expect(unmatched.stderr).toMatch(
+        new RegExp(`\\nreplay ${JSON.parse(unmatched.stdout).id}: nothing to replay: no event from #1 to #1200 is of the subscription's types and passes its filter\\n$`),
+      );
     } finally {
       await hooks.close();
     }

@@ -96,9 +96,12 @@ async function startReplay(api: HeraldApi, id: string, path: string, body: { aft
   }
 }
 
-/** A replay that completed at once because nothing came after its start: the log ended there. */
+/** A replay that completed with nothing sent: the log ended at its start, or no event after it was for the subscription. */
 function nothingReplayed(replay: Replay): string | undefined {
-  if (replay.status !== 'completed' || replay.after < replay.until) return undefined;
+  if (replay.status !== 'completed' || replay.replayed > 0) return undefined;
+  if (replay.after < replay.until) {
+    return `replay ${replay.id}: nothing to replay: no event from #${replay.after + 1} to #${replay.until} is of the subscription's types and passes its filter`;
+  }
   const start = replay.since !== undefined ? `no event was published at or after ${replay.since}` : `there is no event after #${replay.after}`;
   return `replay ${replay.id}: nothing to replay: ${start} (the log ends at #${replay.until})`;
 }

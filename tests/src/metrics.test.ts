@@ -5,10 +5,11 @@ import { websocket } from '@herald/websocket';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 
-/** A transport that reports through the metrics seam what a real one would: two deliveries and a backlog of each scope. */
+/** A push transport that reports through the metrics seam what a real one would: two deliveries and a backlog of each scope. */
 function probeTransport(): Transport & { context?: TransportContext } {
   const probe: Transport & { context?: TransportContext } = {
     name: 'probe',
+    kind: 'push',
     async start(context) {
       probe.context = context;
       context.metrics.backlog(() => 7);
@@ -50,6 +51,11 @@ describe('/metrics', () => {
     expect(series.get('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     expect(series.has('process_cpu_user_seconds_total')).toBe(true);
     expect(series.get('herald_connected_clients{transport="websocket"}')).toBe(0);
+    // Clients do not connect to a push transport: no series that would always say 0.
+    expect([...series.keys()].filter((name) => name.startsWith('herald_connected_clients'))).toEqual([
+      'herald_connected_clients{transport="websocket"}',
+      'herald_connected_clients{transport="sse"}',
+    ]);
   });
 
   it('counts the requests the rate limits refuse, by limit, and the credentials refused', async () => {

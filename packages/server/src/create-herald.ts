@@ -275,7 +275,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
         onKeyRevoked: (listener) => keys.onRevoked(listener),
         env,
         signal: abort.signal,
-        metrics: metrics.forTransport(transport.name),
+        metrics: metrics.forTransport(transport.name, transport.kind ?? 'stream'),
         connections,
       });
       started = [...started, transport];

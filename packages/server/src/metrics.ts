@@ -1,4 +1,4 @@
-import type { HeraldEvent, PrunableLog, TransportMetrics } from '@herald/core';
+import type { HeraldEvent, PrunableLog, TransportKind, TransportMetrics } from '@herald/core';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DeliveryTally, TalliedHistogram } from './delivery-tally.js';
 import { type LimitEvents, limitNames } from './rate-limiter.js';
@@ -173,9 +173,9 @@ export class HeraldMetrics {
     this.#connections.inc({ transport }, delta);
   };
 
-  /** The metrics one transport reports, labelled with its name. */
-  forTransport(transport: string): TransportMetrics {
-    this.#connections.set({ transport }, 0);
+  /** The metrics one transport reports, labelled with its name; a push transport, which clients do not connect to, has no connections series. */
+  forTransport(transport: string, kind: TransportKind): TransportMetrics {
+    if (kind !== 'push') this.#connections.set({ transport }, 0);
     let tally = this.#tallies.get(transport);
     if (!tally) this.#tallies.set(transport, (tally = new DeliveryTally(latencyBuckets)));
     return {

@@ -1,7 +1,8 @@
-import { css, html, LitElement, nothing, svg, type TemplateResult } from 'lit';
+import { css, html, LitElement, nothing, type PropertyValues, svg, type TemplateResult } from 'lit';
 import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
 import {
   type Delivery,
+  defaultTimeout,
   type EventType,
   type MountedTransport,
   PortalApi,
@@ -146,17 +147,21 @@ const httpStatus = (status: number | null) => (status === null ? '' : ` · HTTP 
 
 /**
  * `<herald-portal base-url="https://events.example.com" token="hp_…">`: a consumer's own portal, acting
- * with a portal token (`POST /v1/portal-sessions`). Themed with CSS custom properties: `--herald-accent`,
- * `--herald-bg`, `--herald-fg`, `--herald-muted`, `--herald-border`, `--herald-danger`, `--herald-radius`, `--herald-font`.
+ * with a portal token (`POST /v1/portal-sessions`). A new `token` or `base-url`, set at any time, starts afresh: what
+ * the session before loaded goes, its live tail stops, and the view loads with the new one. Themed with CSS custom
+ * properties: `--herald-accent`, `--herald-bg`, `--herald-fg`, `--herald-muted`, `--herald-border`, `--herald-danger`,
+ * `--herald-radius`, `--herald-font`.
  */
 export class HeraldPortal extends LitElement {
   static override properties = {
     baseUrl: { attribute: 'base-url' },
     token: {},
     transports: {},
+    requestTimeout: { attribute: 'request-timeout', type: Number },
     view: { state: true },
     ended: { state: true },
     error: { state: true },
+    loadFailed: { state: true },
     types: { state: true },
     subscriptions: { state: true },
     selected: { state: true },
@@ -179,14 +184,21 @@ export class HeraldPortal extends LitElement {
 
   /** Where the Herald API is. @default '' (this page's origin) */
   declare baseUrl: string;
-  /** The portal token (`hp_…`). */
+  /** The portal token (`hp_…`); set it again, from a script say, to start a new session. @default '' (no session) */
   declare token: string;
   /** The transports offered when creating a subscription, comma-separated. @default '' (every transport the server mounts, `GET /v1/transports`) */
   declare transports: string;
+  /**
+   * How long the portal waits for Herald to answer a request, and the live tail for a stream's first answer, in ms;
+   * then the view says that Herald did not answer in time. @default 15000
+   */
+  declare requestTimeout: number;
   declare view: View;
   /** Why no view is shown: `ended`, a token that worked expired or was revoked; `refused`, the token is missing or one the server never knew. */
   declare ended: 'ended' | 'refused' | undefined;
   declare error: string;
+  /** Whether `error` says why the view could not load what it shows, which Try again loads again. */
+  declare loadFailed: boolean;
   declare types: EventType[];
   declare subscriptions: Subscription[];
   declare selected: string;
@@ -216,7 +228,10 @@ export class HeraldPortal extends LitElement {
   #tailAbort: AbortController | undefined;
   /** Opens the live tail's next stream now, rather than at the end of its wait. */
   #tailRetryNow: (() => void) | undefined;
+  /** The client of the session shown: of the base URL and the token it began with. */
   #client: PortalApi | undefined;
+  /** The load of the event types, the subscriptions and the transports under way, which a view shown meanwhile waits for too. */
+  #listsLoad: Promise<void> | undefined;
   /** Looks again, while the deliveries view shows it, at a running replay or at deliveries being sent. */
   #nextLook: ReturnType<typeof setTimeout> | undefined;
   /** Whether the deliveries view shows pages loaded with Older, which a look at a running replay keeps. */
@@ -230,9 +245,16 @@ export class HeraldPortal extends LitElement {
     this.baseUrl = '';
     this.token = '';
     this.transports = '';
+    this.requestTimeout = defaultTimeout;
     this.view = 'subscriptions';
+    this.#forget();
+  }
+
+  /** Drops what a session loaded and showed: each view as it is before its first load. */
+  #forget(): void {
     this.ended = undefined;
     this.error = '';
+    this.loadFailed = false;
     this.types = [];
     this.subscriptions = [];
     this.selected = '';
@@ -251,19 +273,49 @@ export class HeraldPortal extends LitElement {
     this.testResults = {};
     this.replay = undefined;
     this.loaded = 'loading';
+    this.#olderShown = false;
+    this.#tailRetryNow = undefined;
+    this.#listsLoad = undefined;
   }
 
-  /** The client of the base URL and token as they are now: kept, for it knows whether the server took the token. */
+  /** The client of the session shown: kept, for it knows whether the server took the token. */
   get #api(): PortalApi {
-    if (this.#client?.baseUrl !== this.baseUrl || this.#client.token !== this.token) this.#client = new PortalApi(this.baseUrl, this.token);
+    this.#client ??= new PortalApi(this.baseUrl, this.token, this.requestTimeout);
     return this.#client;
+  }
+
+  /** Whether the base URL or the token is not the one the session shown began with (or none began yet). */
+  #sessionChanged(): boolean {
+    return this.#client?.baseUrl !== this.baseUrl || this.#client.token !== this.token;
   }
 
   override connectedCallback(): void {
     super.connectedCallback();
-    void this.#run(() => this.#loadAll());
-    // Taken out of the page and put back: the view takes up what it stopped doing (the live tail, looking at deliveries).
-    if (this.hasUpdated && !this.ended) this.#show(this.view);
+    if (this.#sessionChanged()) this.#begin();
+    // Taken out of the page and put back: the view takes up what it stopped doing (the live tail, looking at deliveries), with the lists as they are now.
+    else if (!this.ended) this.#show(this.view, true);
+  }
+
+  override willUpdate(changed: PropertyValues<this>): void {
+    // Out of the page, a change waits: connectedCallback begins the session once it is back.
+    if (!this.isConnected) return;
+    if (this.#sessionChanged()) this.#begin();
+    else if (changed.has('requestTimeout')) this.#api.timeout = this.requestTimeout;
+  }
+
+  /**
+   * Begins a session with the base URL and the token as they are now: stops what the one before did (its live
+   * tail, its requests under way, its looks at deliveries), drops what it loaded and showed, and loads the view.
+   */
+  #begin(): void {
+    this.#tailAbort?.abort();
+    this.#tailAbort = undefined;
+    clearTimeout(this.#nextLook);
+    this.#deliveriesLoads += 1;
+    this.#client?.close();
+    this.#client = new PortalApi(this.baseUrl, this.token, this.requestTimeout);
+    this.#forget();
+    this.#show(this.view);
   }
 
   override disconnectedCallback(): void {
@@ -272,17 +324,32 @@ export class HeraldPortal extends LitElement {
     clearTimeout(this.#nextLook);
   }
 
-  /** Runs an API step; a 401 ends the session, any other failure is shown. */
-  async #run(step: () => Promise<void>): Promise<void> {
+  /** Runs an API step; a 401 ends the session, any other failure is shown, with Try again when the step `loads` the view. */
+  async #run(step: () => Promise<void>, loads = false): Promise<void> {
     this.error = '';
+    this.loadFailed = false;
     try {
       await step();
     } catch (error) {
       if (error instanceof SessionEndedError) {
         this.ended = error.ended ? 'ended' : 'refused';
         this.#tailAbort?.abort();
-      } else this.error = messageOf(error);
+      } else {
+        this.error = messageOf(error);
+        this.loadFailed = loads;
+      }
     }
+  }
+
+  /** The event types, the subscriptions and the transports, loaded once at a time: a view shown meanwhile waits for the same load. */
+  #loadLists(): Promise<void> {
+    if (!this.#listsLoad) {
+      const load = this.#loadAll().finally(() => {
+        if (this.#listsLoad === load) this.#listsLoad = undefined;
+      });
+      this.#listsLoad = load;
+    }
+    return this.#listsLoad;
   }
 
   async #loadAll(): Promise<void> {
@@ -301,13 +368,28 @@ export class HeraldPortal extends LitElement {
     if (!this.selected) this.selected = subscriptions.find((subscription) => this.#isPush(subscription))?.id ?? '';
   }
 
-  #show(view: View): void {
+  /** Shows `view`, and loads what it shows (see #load). */
+  #show(view: View, lists = false): void {
     this.view = view;
     this.confirming = undefined;
-    if (view === 'deliveries') void this.#run(() => this.#loadDeliveries());
-    if (view === 'health') void this.#run(() => this.#loadHealth());
     if (view === 'tail') this.#startTail();
     else this.#tailAbort?.abort();
+    void this.#load(view, lists);
+  }
+
+  /**
+   * Loads what `view` shows: the event types, the subscriptions and the transports, which every view but the live
+   * tail stands on, unless they are loaded (`lists` loads them again anyway), then the deliveries or the health.
+   * What fails is shown with Try again, which loads it all again: the one way back for every view.
+   */
+  async #load(view: View, lists = false): Promise<void> {
+    const loadLists = lists || (view !== 'tail' && this.loaded !== 'yes');
+    if (!loadLists && view !== 'deliveries' && view !== 'health') return;
+    await this.#run(async () => {
+      if (loadLists) await this.#loadLists();
+      if (view === 'deliveries') await this.#loadDeliveries();
+      if (view === 'health') await this.#loadHealth();
+    }, true);
   }
 
   /** The transports to offer: the `transports` attribute's, or else every one the server mounts. */
@@ -360,7 +442,7 @@ export class HeraldPortal extends LitElement {
   #onPick(set: (value: string) => void): (event: Event) => void {
     return (event) => {
       set((event.target as HTMLSelectElement).value);
-      void this.#run(() => this.#loadDeliveries());
+      void this.#load('deliveries');
     };
   }
 
@@ -419,7 +501,7 @@ export class HeraldPortal extends LitElement {
       try {
         rows.push({ subscription, health: endpointHealth(await this.#api.deliveriesSince(subscription.id, now - 86_400_000), now) });
       } catch (error) {
-        if (error instanceof SessionEndedError) throw error;
+        if (!(error instanceof ProblemError && error.status === 404)) throw error;
       }
     }
     this.health = rows;
@@ -437,7 +519,7 @@ export class HeraldPortal extends LitElement {
         await this.#api.stream(
           abort.signal,
           (event) => {
-            this.tail = [event, ...this.tail].slice(0, 100);
+            if (!abort.signal.aborted) this.tail = [event, ...this.tail].slice(0, 100);
           },
           (state) => {
             if (!abort.signal.aborted) this.#showTailStatus(state.state, state.state === 'reconnecting' ? state : undefined);
@@ -575,8 +657,17 @@ export class HeraldPortal extends LitElement {
           )}
         </nav>
       </header>
-      ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing}
+      ${this.#renderError()}
       <main>${this.#renderView()}</main>
+    </div>`;
+  }
+
+  /** What went wrong last; when it is why the view could not load, with Try again, whichever the view. */
+  #renderError(): TemplateResult | typeof nothing {
+    if (!this.error) return nothing;
+    return html`<div class="failure">
+      <p class="error" role="alert">${this.error}</p>
+      ${this.loadFailed ? html`<button type="button" data-testid="portal-try-again" @click=${() => this.#load(this.view, true)}>Try again</button>` : nothing}
     </div>`;
   }
 
@@ -666,8 +757,7 @@ export class HeraldPortal extends LitElement {
       return html`<div class="card" data-testid="portal-create-unavailable">
         <h3>New subscription</h3>
         ${this.loaded === 'failed'
-          ? html`<p>The portal could not load the transports the server offers, so no subscription can be made yet.</p>
-              <button type="button" @click=${() => this.#run(() => this.#loadAll())}>Try again</button>`
+          ? html`<p>The portal could not load the transports the server offers, so no subscription can be made yet.</p>`
           : html`<p>The server offers no transport to subscribe with.</p>`}
       </div>`;
     }
@@ -814,7 +904,7 @@ export class HeraldPortal extends LitElement {
             ${['', 'pending', 'delivered', 'failed'].map((status) => html`<option value=${status} ?selected=${status === this.statusFilter}>${status || 'any'}</option>`)}
           </select>
         </label>
-        <button type="button" @click=${() => this.#run(() => this.#loadDeliveries())}>Refresh</button>
+        <button type="button" @click=${() => this.#load('deliveries')}>Refresh</button>
       </div>
       <div class="toolbar">
         <form class="toolbar" @submit=${this.#onSubmit((form) => this.#replay({ after: Number(new FormData(form).get('after')) }))}>
@@ -849,7 +939,7 @@ export class HeraldPortal extends LitElement {
           </li>`,
         )}
       </ul>
-      ${this.deliveries.length === 0 ? html`<p>No deliveries yet.</p>` : nothing}
+      ${this.deliveries.length === 0 && !this.loadFailed ? html`<p>No deliveries yet.</p>` : nothing}
       ${this.next !== null ? html`<button type="button" @click=${() => this.#run(() => this.#loadDeliveries(this.next ?? undefined))}>Older</button>` : nothing}
     </section>`;
   }
@@ -858,7 +948,7 @@ export class HeraldPortal extends LitElement {
     const percent = (rate: number | null) => (rate === null ? '–' : `${Math.round(rate * 100)}%`);
     return html`<section data-testid="portal-health" aria-labelledby="health-title">
       <h2 id="health-title">Health, last 24 hours</h2>
-      ${this.health.length === 0 ? html`<p>No push subscriptions.</p>` : nothing}
+      ${this.health.length === 0 && !this.loadFailed ? html`<p>No push subscriptions.</p>` : nothing}
       ${this.health.map(({ subscription, health }) => {
         const summary = `${percent(health.successRate)} of ${health.attempts} attempts succeeded, median latency ${health.medianMs ?? '–'} ms`;
         const slowest = Math.max(1, ...health.hours.map((hour) => hour.medianMs ?? 0));
@@ -973,6 +1063,7 @@ export class HeraldPortal extends LitElement {
     code, .field-error { overflow-wrap: anywhere; }
     .deliveries { list-style: none; padding: 0; }
     .error { color: var(--_danger); font-weight: 600; }
+    .failure { display: flex; flex-wrap: wrap; gap: 0 0.75rem; align-items: center; }
     .secret code { font-size: 1.05rem; }
     .secret p code { font-size: inherit; }
     .secret p:first-child { margin-top: 0; }

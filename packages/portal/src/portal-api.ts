@@ -124,6 +124,27 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Resolves once `signal` aborts. */
+function abortOf(signal: AbortSignal): Promise<void> {
+  return new Promise((done) => {
+    if (signal.aborted) return done();
+    signal.addEventListener('abort', () => done(), { once: true });
+  });
+}
+
+/** A signal that aborts `ms` from now, unless `clear` comes first: how long a request waits for its answer. */
+function deadlineOf(ms: number): { signal: AbortSignal; clear: () => void } {
+  const expiry = new AbortController();
+  const timer = setTimeout(() => expiry.abort(), ms);
+  return { signal: expiry.signal, clear: () => clearTimeout(timer) };
+}
+
+/** How long the portal waits for Herald to answer a request, and the live tail for a stream's first answer, in ms. */
+export const defaultTimeout = 15_000;
+
+/** `15 s`, `1.5 s`, `500 ms`. */
+const durationOf = (ms: number) => (ms < 1_000 ? `${ms} ms` : `${ms / 1_000} s`);
+
 /** The address of the API at `baseUrl` (the page's origin when empty), without a trailing slash. */
 function apiAddress(baseUrl: string): string {
   return new URL(baseUrl || globalThis.location.origin, globalThis.location.href).href.replace(/\/$/, '');
@@ -181,6 +202,18 @@ export class UnreachableError extends Error {
   }
 }
 
+/**
+ * Herald at `baseUrl` gave no answer within `timeout` ms, though nothing failed either: it hangs or is overloaded,
+ * or something in front of it holds the request. The message says what to check.
+ */
+export class NoAnswerInTimeError extends Error {
+  constructor(baseUrl: string, timeout: number) {
+    super(
+      `Herald did not answer at ${apiAddress(baseUrl)} within ${durationOf(timeout)}. Check that it is running and not overloaded, and that nothing in front of it (a proxy, a firewall) holds requests back.`,
+    );
+  }
+}
+
 /** Why a stream of the live tail at `baseUrl` got an answer of `status` instead of events. */
 function streamRefusal(baseUrl: string, status: number): string {
   const where = apiAddress(baseUrl);
@@ -197,11 +230,47 @@ export class PortalApi {
   #refusal: SessionEndedError | undefined;
   /** Until the server has taken the token: the answer to the last request sent, which the next ones wait for. */
   #lastAsked: Promise<unknown> | undefined;
+  /** Aborted by close(): ends every request under way. */
+  readonly #closed = new AbortController();
+  #timeout = defaultTimeout;
 
   constructor(
     readonly baseUrl: string,
     readonly token: string,
-  ) {}
+    timeout = defaultTimeout,
+  ) {
+    this.timeout = timeout;
+  }
+
+  /**
+   * How long a request waits for Herald's answer (and the live tail for a stream's first answer), in ms, from
+   * when it is made; then it fails with NoAnswerInTimeError. Anything but a positive number sets the default.
+   * @default 15000
+   */
+  get timeout(): number {
+    return this.#timeout;
+  }
+
+  set timeout(ms: number) {
+    this.#timeout = Number.isFinite(ms) && ms > 0 ? ms : defaultTimeout;
+  }
+
+  /**
+   * Ends every request under way, and answers none from now on: their promises never settle, so that nothing asked
+   * for a session that was replaced lands in the view of the next one. A live tail's `stream` returns.
+   */
+  close(): void {
+    this.#closed.abort();
+  }
+
+  /** What `work` settles with, unless the client was closed meanwhile: then it never settles (see close). */
+  #unlessClosed<T>(work: Promise<T>): Promise<T> {
+    const never = () => new Promise<T>(() => {});
+    return work.then(
+      (value) => (this.#closed.signal.aborted ? never() : value),
+      (error: unknown) => (this.#closed.signal.aborted ? never() : Promise.reject(error)),
+    );
+  }
 
   /** Throws SessionEndedError when the server refused the token (401); otherwise notes that it took it. */
   async #tokenTaken(response: Response): Promise<void> {
@@ -214,17 +283,20 @@ export class PortalApi {
   }
 
   /**
-   * Fetches `path` with the token. Until the server has taken it, a request waits for the answer to the one
-   * before, so that a token it refuses costs one 401, not one for each request a view makes at once; without a
-   * token, nothing is asked. Throws SessionEndedError when the token is refused, and what fetch throws.
+   * Fetches `path` with the token, until `signal` (or close) aborts. Until the server has taken the token, a
+   * request waits for the answer to the one before, so that a token it refuses costs one 401, not one for each
+   * request a view makes at once; without a token, nothing is asked. Throws SessionEndedError when the token is
+   * refused, and what fetch throws (an AbortError once `signal` aborts, while it waits too).
    */
-  async #ask(path: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  async #ask(path: string, init: { method?: string; headers?: Record<string, string>; body?: string }, until: AbortSignal): Promise<Response> {
+    const signal = AbortSignal.any([until, this.#closed.signal]);
     // Only awaited when there is an answer to wait for: the first request must take its place before the next one looks.
     const before = this.#accepted ? undefined : this.#lastAsked;
-    if (before) await before.catch(() => {});
+    if (before) await Promise.race([before.catch(() => {}), abortOf(signal)]);
     if (!this.token) this.#refusal ??= new SessionEndedError('', false);
     if (this.#refusal) throw this.#refusal;
-    const answer = fetch(`${this.baseUrl}${path}`, { ...init, headers: { ...init.headers, authorization: `Bearer ${this.token}` } }).then(async (response) => {
+    signal.throwIfAborted();
+    const answer = fetch(`${this.baseUrl}${path}`, { ...init, signal, headers: { ...init.headers, authorization: `Bearer ${this.token}` } }).then(async (response) => {
       await this.#tokenTaken(response);
       return response;
     });
@@ -232,18 +304,29 @@ export class PortalApi {
     return answer;
   }
 
-  async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  #call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.#unlessClosed(this.#callOnce<T>(method, path, body));
+  }
+
+  /** One request, answered in full within the timeout, or failed with why: SessionEndedError, NoAnswerInTimeError, UnreachableError, ProblemError. */
+  async #callOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const timeout = this.timeout;
+    const deadline = deadlineOf(timeout);
     let response: Response;
+    let text: string;
     try {
-      response = await this.#ask(path, {
-        method,
-        ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
-      });
+      response = await this.#ask(
+        path,
+        { method, ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) },
+        deadline.signal,
+      );
+      text = await response.text();
     } catch (error) {
       if (error instanceof SessionEndedError) throw error;
-      throw new UnreachableError(this.baseUrl);
+      throw deadline.signal.aborted ? new NoAnswerInTimeError(this.baseUrl, timeout) : new UnreachableError(this.baseUrl);
+    } finally {
+      deadline.clear();
     }
-    const text = await response.text();
     const parsed = text ? JSON.parse(text) : undefined;
     if (!response.ok) {
       const issues = Array.isArray(parsed?.errors) ? (parsed.errors as ProblemIssue[]) : [];
@@ -340,15 +423,17 @@ export class PortalApi {
    * `stopping`, a connection that fails or closes without an `end` frame, an answer of 408, 429 or 5xx), it
    * calls `onState` with `reconnecting` and opens a new one after a jittered exponential backoff (at least the
    * `Retry-After` of the answer, when it has one; at once on `retryNow`), resuming after the last event seen
-   * (`lastEventId`), so that no event is missed or seen twice; with `open` once a stream is open. Throws
-   * SessionEndedError when the token is refused or a stream ends for it (expired, revoked), and an Error for any
-   * other end (a 403, a 404).
+   * (`lastEventId`), so that no event is missed or seen twice; with `open` once a stream is open. A try whose
+   * answer does not come within the timeout fails as one that got no connection does. Throws SessionEndedError
+   * when the token is refused or a stream ends for it (expired, revoked), and an Error for any other end (a 403, a
+   * 404). Returns once `signal` aborts, or the client is closed.
    */
   async stream(
-    signal: AbortSignal,
+    until: AbortSignal,
     onEvent: (event: TailEvent) => void,
     onState: (state: TailState) => void = () => {},
   ): Promise<void> {
+    const signal = AbortSignal.any([until, this.#closed.signal]);
     const backoff = new ReconnectBackoff({});
     // The position the next stream resumes after: the `id` of the last frame seen (an event's seq, or where a `ready` or `reset` frame put it).
     let position: string | undefined;
@@ -387,13 +472,18 @@ export class PortalApi {
   ): Promise<void> {
     // The position goes in the query, not in a Last-Event-ID header, which a CORS preflight in front of the API would have to allow.
     const query = new URLSearchParams({ types: '**', ...(position !== undefined ? { lastEventId: position } : {}) });
+    // The timeout is for the answer's headers alone: once they came, the stream stays open as long as it goes on.
+    const timeout = this.timeout;
+    const deadline = deadlineOf(timeout);
     let response: Response;
     try {
-      response = await this.#ask(`/v1/stream?${query}`, { headers: { accept: 'text/event-stream' }, signal });
+      response = await this.#ask(`/v1/stream?${query}`, { headers: { accept: 'text/event-stream' } }, AbortSignal.any([signal, deadline.signal]));
     } catch (error) {
       if (error instanceof SessionEndedError) throw error;
       if (signal.aborted) return;
-      throw new StreamInterrupted(new UnreachableError(this.baseUrl).message);
+      throw new StreamInterrupted((deadline.signal.aborted ? new NoAnswerInTimeError(this.baseUrl, timeout) : new UnreachableError(this.baseUrl)).message);
+    } finally {
+      deadline.clear();
     }
     if (passingStatus(response.status)) {
       await response.body?.cancel().catch(() => {});

@@ -100,8 +100,13 @@ export async function listen(flags: ListenFlags): Promise<void> {
       else terminal.note(err.yellow(`${code}: ${message}`));
     });
   });
-  // The server resets a subscription before it confirms it: the reset is said after the line that confirmation brings.
+  // The server resets a subscription and replays what it missed before it confirms it: the reset is said, and the
+  // replayed events forwarded, after the line that confirmation brings (handlers run one at a time, so the first waits).
   let reset: { reason: string; after: number; oldest?: number } | undefined;
+  let confirm = () => {};
+  const confirmed = new Promise<void>((resolve) => {
+    confirm = resolve;
+  });
   socket.on('reset', ({ reason, after, oldest }) => {
     reset = { reason, after, ...(oldest !== undefined ? { oldest } : {}) };
   });
@@ -114,12 +119,17 @@ export async function listen(flags: ListenFlags): Promise<void> {
       terminal.note(`Webhook signing secret: ${err.bold(secret)}`);
     }
     ready = true;
-    if (reset === undefined) return;
-    if (flags.json) terminal.print(JSON.stringify({ time: new Date().toISOString(), reset: true, ...reset }));
-    else terminal.note(err.yellow(resetNote(reset.reason, reset.after, reset.oldest)));
-    reset = undefined;
+    if (reset !== undefined) {
+      if (flags.json) terminal.print(JSON.stringify({ time: new Date().toISOString(), reset: true, ...reset }));
+      else terminal.note(err.yellow(resetNote(reset.reason, reset.after, reset.oldest)));
+      reset = undefined;
+    }
+    confirm();
   });
-  const handle = (event: DeliveredEvent) => forwarder.forward(event);
+  const handle = async (event: DeliveredEvent) => {
+    await confirmed;
+    await forwarder.forward(event);
+  };
   if (flags.subscription !== undefined) socket.subscribe({ subscription: flags.subscription }, handle);
   else socket.subscribe(flags.types ?? ['**'], handle);
 

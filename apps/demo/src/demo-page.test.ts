@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../../../packages/testkit/src/chromium.test-support.js';
 
 const demoDirectory = resolve(import.meta.dirname, '..');
 /** The README's docs/images/demo.png is a copy of this file, taken by hand when the page changes. */
@@ -46,10 +47,7 @@ async function startDemo(): Promise<void> {
 
 beforeAll(async () => {
   await startDemo();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1360, height: 840 } });
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(error.message));

@@ -7,9 +7,10 @@ import type { EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { linger, testEventTypes, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import ts from 'typescript';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { launchChromium } from '../../testkit/src/chromium.test-support.js';
 
 /** The page: loads HeraldSocket as the browser sees it (types stripped), with the browser's own WebSocket. */
 const page = `<!doctype html><meta charset="utf-8"><title>herald socket</title>
@@ -47,10 +48,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
   pageOrigin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;
   directory = await mkdtemp(join(tmpdir(), 'herald-socket-browser-'));
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

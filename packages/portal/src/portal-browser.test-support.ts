@@ -10,9 +10,10 @@ import { type SseTransport, sse } from '@herald/sse';
 import { testEventTypes } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import express from 'express';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, expect } from 'vitest';
+import { launchChromium } from '../../testkit/src/chromium.test-support.js';
 import { portal } from './portal-app.js';
 
 /*
@@ -194,10 +195,7 @@ export function usePortalBrowser(): void {
     app.use(herald.app);
     const { port } = await herald.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
     baseUrl = `http://127.0.0.1:${port}`;
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

@@ -1,14 +1,18 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { HeraldEvent } from '@herald/core';
 import { type LookupFunction, sqlOutbox } from '@herald/outbox';
 import { metricValue, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
+import { tempDatabase, tempFolder } from '../../core/src/temp-folder.test-support.js';
 import { subscribeWebhook } from './subscribe-webhook.test-support.js';
 import { openStore, type ReceivedRequest, type ReplyFn, startReceiver, verifiedEvent } from './test-receiver.test-support.js';
 // By path: core's test support, for a PostgreSQL database of the test's own.
 import { freshDatabase } from '../../core/src/sql/postgres.test-support.js';
 import type { WebhookOptions } from './webhook-options.js';
+import { signature } from './webhook-signature.js';
 import { webhook as createWebhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
@@ -27,6 +31,18 @@ async function deliveries(target: TestApp, subscriptionId: string, key = target.
   const { status, body } = await target.api('GET', `/v1/subscriptions/${subscriptionId}/deliveries?limit=200`, undefined, key);
   expect(status).toBe(200);
   return body.data as any[];
+}
+
+type Verify = (secret: string, rawBody: string, headers: Record<string, unknown>) => boolean;
+
+/** The verifier docs/protocol/webhooks.md gives a consumer who writes their own, as the page has it. */
+async function docsVerifier(): Promise<Verify> {
+  const page = readFileSync(new URL('../../../docs/protocol/webhooks.md', import.meta.url), 'utf8');
+  const sample = /```js\n(import \{ createHmac[\s\S]*?)```/.exec(page)?.[1];
+  if (!sample) throw new Error("webhooks.md's verifier sample is not where the test looks for it");
+  const file = join(tempFolder(), 'verify.mjs');
+  writeFileSync(file, `${sample}\nexport { verify };\n`);
+  return (await import(pathToFileURL(file).href)).verify as Verify;
 }
 
 const eventOf = (request: ReceivedRequest) => JSON.parse(request.body) as HeraldEvent<{ n: number }>;
@@ -307,7 +323,7 @@ describe('delivery', () => {
     expect((await server.api('GET', `/v1/subscriptions/${id}/deliveries?limit=0`)).status).toBe(422);
   });
 
-  it('signs with both secrets during the grace period of a rotation', async () => {
+  it('signs with both secrets during the grace period of a rotation; a later shorter grace, or none, cuts the earlier secrets\' too', async () => {
     const server = await app();
     const inbox = await startReceiver();
     const { id, secret: original, key } = await subscribeWebhook(server, { url: inbox.url });
@@ -325,17 +341,35 @@ describe('delivery', () => {
     expect(String(during.headers['webhook-signature']).split(' ')).toHaveLength(2);
     expect(verifiedEvent(original, during).data).toEqual({ n: 1 });
     expect(verifiedEvent(next, during).data).toEqual({ n: 1 });
+    // The docs' own verifier takes either secret, and refuses the request sent again six minutes later, or altered.
+    const verify = await docsVerifier();
+    expect([verify(original, during.body, during.headers), verify(next, during.body, during.headers)]).toEqual([true, true]);
+    const sentEarlier = Number(during.headers['webhook-timestamp']) - 360;
+    const late = {
+      ...during.headers,
+      'webhook-timestamp': String(sentEarlier),
+      'webhook-signature': signature(next, String(during.headers['webhook-id']), sentEarlier, during.body),
+    };
+    expect(verify(next, during.body, late)).toBe(false);
+    expect(verify(next, during.body.replace('"n":1', '"n":2'), during.headers)).toBe(false);
+
+    // A shorter grace cuts the earlier secrets' grace too: the first one's day ends in a minute, with the second's.
+    const short = await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, { gracePeriod: 60 }, key);
+    expect(Math.abs(Date.parse(short.body.previousSecretExpiresAt) - (Date.now() + 60_000))).toBeLessThan(10_000);
 
     const immediate = await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, { gracePeriod: 0 }, key);
     const latest = immediate.body.secret as string;
     await publish(server, 2);
     await waitFor(() => inbox.requests.length === 2, 'a delivery after the second rotation');
     const after = inbox.requests[1] as ReceivedRequest;
-    // The first secret is still in its grace period; the second was replaced with none.
-    expect(String(after.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    // No grace: the new secret alone signs, the first one too stops though its grace period had not ended (a leak).
+    expect(String(after.headers['webhook-signature']).split(' ')).toHaveLength(1);
     expect(verifiedEvent(latest, after).data).toEqual({ n: 2 });
-    expect(verifiedEvent(original, after).data).toEqual({ n: 2 });
+    expect(() => verifiedEvent(original, after)).toThrow();
     expect(() => verifiedEvent(next, after)).toThrow();
+    expect(() => verifiedEvent(short.body.secret, after)).toThrow();
+    expect(immediate.body.previousSecretExpiresAt).toBeNull();
+    expect((await server.api('GET', `/v1/subscriptions/${id}`, undefined, key)).body.config.previousSecretExpiresAt).toBeUndefined();
     expect((await server.api('POST', `/v1/subscriptions/${id}/secret/rotate`, { secret: 'whsec_nope' }, key)).status).toBe(422);
   });
 });

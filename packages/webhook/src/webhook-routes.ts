@@ -9,7 +9,7 @@ const rotateBody = z
   .strictObject({
     /** The new secret; generated when absent. */
     secret: webhookSecret.optional(),
-    /** Seconds the old secret keeps signing next to the new one. */
+    /** Seconds the replaced secrets (the old one, and any still signing from earlier rotations) keep signing next to the new one. */
     gracePeriod: z.number().int().min(0).max(7 * 86_400).optional(),
   })
   .optional();
@@ -52,9 +52,15 @@ export function webhookRoutes(
         const now = Date.now();
         const grace = body?.gracePeriod !== undefined ? body.gracePeriod * 1000 : rotationGracePeriod;
         const secret = body?.secret ?? generateSecret();
-        const kept = livePreviousSecrets(config, now).filter((old) => old.secret !== secret);
+        // Every secret replaced so far signs for `gracePeriod` at most from now: 0 leaves the new one alone, as after a leak.
+        const graceEnds = new Date(now + grace).toISOString();
         const previousSecrets =
-          grace > 0 && config.secret !== secret ? [{ secret: config.secret, expiresAt: new Date(now + grace).toISOString() }, ...kept].slice(0, 10) : kept;
+          grace === 0
+            ? []
+            : [{ secret: config.secret, expiresAt: graceEnds }, ...livePreviousSecrets(config, now)]
+                .filter((old) => old.secret !== secret)
+                .map((old) => (old.expiresAt > graceEnds ? { ...old, expiresAt: graceEnds } : old))
+                .slice(0, 10);
         const updated = await subscriptions.update(id, {
           config: { ...config, secret, previousSecrets: previousSecrets.length > 0 ? previousSecrets : undefined },
         });

@@ -276,7 +276,7 @@ describe('the broker URL', () => {
     const id = await subscribe(server, { url: 'amqps://guest:guest@rabbit.rebind.example:5672', exchange: queue.exchange });
     await publishNumbered(server, 1);
     await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the first attempt');
-    expect((await deliveryAttempts(server, id))[0]?.error).toMatch(/rabbit\.rebind\.example \(127\.0\.0\.1\) is a loopback address/);
+    expect((await deliveryAttempts(server, id))[0]?.error).toMatch(/rabbit\.rebind\.example resolves to a loopback address/);
     expect(queue.received).toHaveLength(0);
   });
 });

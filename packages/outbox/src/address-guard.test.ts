@@ -1,5 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { privateTargetsAllowed, refusedAddressClass, refusedHost, refusedUrlTarget } from './address-guard.js';
+import { connect, createServer } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  guardedLookup,
+  type LookupFunction,
+  privateTargetsAllowed,
+  RefusedTargetError,
+  refusedAddressClass,
+  refusedHost,
+  refusedUrlTarget,
+} from './address-guard.js';
 
 /** Every address class the guard refuses, with examples (checked as values only: nothing connects to them). */
 const refused: [string, string][] = [
@@ -23,8 +32,23 @@ const refused: [string, string][] = [
   ['::ffff:7f00:1', 'ipv4-mapped'],
   ['::ffff:10.0.0.1', 'ipv4-mapped'],
   ['::ffff:8.8.8.8', 'ipv4-mapped'],
-  ['64:ff9b::a00:1', 'ipv4-mapped'],
-  ['::127.0.0.1', 'ipv4-mapped'],
+  ['::127.0.0.1', 'ipv4-compatible'],
+  ['::8.8.8.8', 'ipv4-compatible'],
+  // NAT64 and 6to4 addresses, as the IPv4 address they carry.
+  ['64:ff9b::a00:1', 'private'],
+  ['64:ff9b::127.0.0.1', 'loopback'],
+  ['64:ff9b::a9fe:a9fe', 'link-local'],
+  ['2002:7f00:1::', 'loopback'],
+  ['2002:a00:1:5::1', 'private'],
+  ['2002:a9fe:a9fe::1', 'link-local'],
+  ['2002:6440:1::', 'shared (CGNAT)'],
+  ['2002::1', 'unspecified'],
+  ['2002:e000:1::', 'multicast'],
+  ['2002:c000:201::', 'reserved'],
+  ['64:ff9b:1::a00:1', 'local-use NAT64'],
+  ['64:ff9b:1:ffff::808:808', 'local-use NAT64'],
+  ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'Teredo'],
+  ['2001::1', 'Teredo'],
   ['0.0.0.0', 'unspecified'],
   ['0.1.2.3', 'unspecified'],
   ['::', 'unspecified'],
@@ -55,6 +79,12 @@ const allowed = [
   '2001:db9::1',
   '4000::1',
   'fbff::1',
+  // NAT64 and 6to4 addresses of public IPv4 addresses.
+  '64:ff9b::808:808',
+  '64:ff9b::93.184.216.34',
+  '2002:808:808::1',
+  '2001:1::1',
+  '2003::1',
 ];
 
 describe('the address guard', () => {
@@ -73,6 +103,9 @@ describe('the address guard', () => {
       'https://0x7f.1/hook',
       'https://[::1]/hook',
       'https://[::ffff:127.0.0.1]/hook',
+      'https://[2002:7f00:1::]/',
+      'https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/',
+      'https://[64:ff9b::127.0.0.1]/hook',
       'https://169.254.169.254/latest/meta-data',
       'https://10.1.2.3:8443/hook',
       'https://[fd00::1]/hook',
@@ -83,7 +116,7 @@ describe('the address guard', () => {
     ]) {
       expect(refusedUrlTarget(new URL(url)), url).toBeDefined();
     }
-    for (const url of ['https://hooks.example.com/in', 'https://93.184.216.34/hook', 'https://[2606:4700::1]/hook']) {
+    for (const url of ['https://hooks.example.com/in', 'https://93.184.216.34/hook', 'https://[2606:4700::1]/hook', 'https://[2002:808:808::1]/hook']) {
       expect(refusedUrlTarget(new URL(url)), url).toBeUndefined();
     }
   });
@@ -104,5 +137,73 @@ describe('allowing private targets', () => {
     expect(refusedHost('10.0.0.1')?.message).toMatch(/10\.0\.0\.1 is a private address; push transports may not reach it \(HERALD_ALLOW_PRIVATE=1/);
     expect(refusedHost('Localhost')?.refused).toBe('local name');
     expect(refusedHost('nats.example.com')).toBeUndefined();
+  });
+});
+
+/** How every refusal's message ends. */
+const allows = '; push transports may not reach it (HERALD_ALLOW_PRIVATE=1 allows it for development)';
+
+describe("the guard's messages", () => {
+  it('name the class of a literal address, with the right article', () => {
+    expect(refusedHost('::')?.message).toBe(`:: is an unspecified address${allows}`);
+    expect(refusedHost('0.0.0.0')?.message).toBe(`0.0.0.0 is an unspecified address${allows}`);
+    expect(refusedHost('[::ffff:127.0.0.1]')?.message).toBe(`::ffff:127.0.0.1 is an ipv4-mapped address${allows}`);
+    expect(refusedHost('::127.0.0.1')?.message).toBe(`::127.0.0.1 is an ipv4-compatible address${allows}`);
+    expect(refusedHost('fd00::1')?.message).toBe(`fd00::1 is a unique-local address${allows}`);
+    expect(refusedHost('2001::1')?.message).toBe(`2001::1 is a Teredo address${allows}`);
+    expect(refusedUrlTarget(new URL('https://[2002:7f00:1::]/'))?.message).toBe(`2002:7f00:1:: is a loopback address${allows}`);
+  });
+
+  it('call localhost a local name', () => {
+    expect(refusedHost('api.localhost')?.message).toBe(`api.localhost is a local name${allows}`);
+  });
+});
+
+describe('the guard at connect time', () => {
+  const refusal = (lookup: LookupFunction, hostname: string) =>
+    new Promise<unknown>((resolve) => lookup(hostname, {}, (error, address) => resolve(error ?? address)));
+
+  it('refuses a name that resolves to loopback, and keeps the address out of the message, in `address`', async () => {
+    const error = await refusal(guardedLookup(), 'localhost');
+    expect(error).toBeInstanceOf(RefusedTargetError);
+    const refused = error as RefusedTargetError;
+    expect(refused.message).toBe(`localhost resolves to a loopback address${allows}`);
+    expect(refused).toMatchObject({ target: 'localhost', refused: 'loopback', code: 'ERR_HERALD_REFUSED_TARGET' });
+    expect(['127.0.0.1', '::1']).toContain(refused.address);
+  });
+
+  it('fails a real connection to a name that resolves to loopback, before it is made', async () => {
+    const server = createServer((socket) => socket.destroy());
+    let connections = 0;
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as { port: number };
+    const error = await new Promise<Error>((resolve, reject) => {
+      const socket = connect({ host: 'localhost', port, family: 4, lookup: guardedLookup() });
+      socket.on('connect', () => reject(new Error('connected')));
+      socket.on('error', resolve);
+    });
+    expect(error).toMatchObject({ refused: 'loopback', address: '127.0.0.1' });
+    expect(error.message).not.toContain('127.0.0.1');
+    expect(connections).toBe(0);
+  });
+
+  it('checks what a name resolves to as a literal address: 6to4 and NAT64 by the IPv4 address they carry, Teredo not at all', async () => {
+    const answers: Record<string, string> = {
+      'six.example': '2002:7f00:1::',
+      'nat.example': '64:ff9b::a00:1',
+      'teredo.example': '2001:0:4136:e378:8000:63bf:80ff:fffe',
+      'public.example': '2002:808:808::1',
+    };
+    const resolver: LookupFunction = (hostname, options, callback) => {
+      const address = answers[hostname] as string;
+      return options.all ? callback(null, [{ address, family: 6 }]) : callback(null, address, 6);
+    };
+    const lookup = guardedLookup(resolver);
+    expect(await refusal(lookup, 'six.example')).toMatchObject({ refused: 'loopback', address: '2002:7f00:1::', message: `six.example resolves to a loopback address${allows}` });
+    expect(await refusal(lookup, 'nat.example')).toMatchObject({ refused: 'private', address: '64:ff9b::a00:1' });
+    expect(await refusal(lookup, 'teredo.example')).toMatchObject({ refused: 'Teredo' });
+    expect(await refusal(lookup, 'public.example')).toBe('2002:808:808::1');
   });
 });

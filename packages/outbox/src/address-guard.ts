@@ -10,26 +10,34 @@ export type RefusedAddressClass =
   | 'shared (CGNAT)'
   | 'unique-local'
   | 'ipv4-mapped'
+  | 'ipv4-compatible'
+  | 'local-use NAT64'
+  | 'Teredo'
   | 'multicast'
   | 'reserved';
 
-interface Range {
+/** The IPv4 address an IPv6 range carries, at this byte, says whether it is refused. */
+interface CarriesIPv4 {
+  ipv4At: number;
+}
+
+interface Range<Refused> {
   /** The network, as 4 or 16 bytes. */
   bytes: number[];
   bits: number;
-  refused: RefusedAddressClass;
+  refused: Refused;
 }
 
-const v4 = (cidr: string, refused: RefusedAddressClass): Range => {
+const v4 = (cidr: string, refused: RefusedAddressClass): Range<RefusedAddressClass> => {
   const [address, bits] = cidr.split('/') as [string, string];
   return { bytes: parseIPv4(address) as number[], bits: Number(bits), refused };
 };
-const v6 = (cidr: string, refused: RefusedAddressClass): Range => {
+const v6 = (cidr: string, refused: RefusedAddressClass | CarriesIPv4): Range<RefusedAddressClass | CarriesIPv4> => {
   const [address, bits] = cidr.split('/') as [string, string];
   return { bytes: parseIPv6(address) as number[], bits: Number(bits), refused };
 };
 
-const ipv4Ranges: Range[] = [
+const ipv4Ranges = [
   v4('0.0.0.0/8', 'unspecified'),
   v4('10.0.0.0/8', 'private'),
   v4('100.64.0.0/10', 'shared (CGNAT)'),
@@ -47,14 +55,18 @@ const ipv4Ranges: Range[] = [
   v4('240.0.0.0/4', 'reserved'),
 ];
 
-const ipv6Ranges: Range[] = [
+const ipv6Ranges = [
   v6('::/128', 'unspecified'),
   v6('::1/128', 'loopback'),
   v6('::ffff:0:0/96', 'ipv4-mapped'),
-  // IPv4-compatible (deprecated) and NAT64 addresses carry an IPv4 address too.
-  v6('::/96', 'ipv4-mapped'),
-  v6('64:ff9b::/96', 'ipv4-mapped'),
-  v6('64:ff9b:1::/48', 'ipv4-mapped'),
+  // Deprecated (RFC 4291): refused whatever IPv4 address they carry.
+  v6('::/96', 'ipv4-compatible'),
+  // NAT64 (RFC 6052) and 6to4 (RFC 3056) lead to the IPv4 address they carry; a public one is allowed.
+  v6('64:ff9b::/96', { ipv4At: 12 }),
+  v6('2002::/16', { ipv4At: 2 }),
+  // Where these lead depends on the network's own translator (RFC 8215) or on a Teredo relay (RFC 4380).
+  v6('64:ff9b:1::/48', 'local-use NAT64'),
+  v6('2001::/32', 'Teredo'),
   v6('100::/64', 'reserved'),
   v6('2001:db8::/32', 'reserved'),
   v6('3fff::/20', 'reserved'),
@@ -101,7 +113,7 @@ function parseIPv6(address: string): number[] | undefined {
   return bytes;
 }
 
-function inRange(bytes: number[], range: Range): boolean {
+function inRange(bytes: number[], range: Range<unknown>): boolean {
   let bits = range.bits;
   for (let i = 0; bits > 0; i++, bits -= 8) {
     const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
@@ -112,32 +124,50 @@ function inRange(bytes: number[], range: Range): boolean {
 
 /**
  * Why an IP address may not be a push transport's target (loopback, private, link-local, CGNAT, IPv6
- * unique-local, IPv4-mapped, unspecified, multicast, reserved), or undefined when it may be.
- * Text that is not an IP address is refused as `reserved`.
+ * unique-local, IPv4-mapped or -compatible, local-use NAT64, Teredo, unspecified, multicast, reserved), or
+ * undefined when it may be. A NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address is refused as the IPv4
+ * address it carries is. Text that is not an IP address is refused as `reserved`.
  */
 export function refusedAddressClass(address: string): RefusedAddressClass | undefined {
   const family = isIP(address);
   const bytes = family === 4 ? parseIPv4(address) : family === 6 ? parseIPv6(address) : undefined;
   if (!bytes) return 'reserved';
-  // The most specific range names the class: ::1 is loopback, not "IPv4-compatible".
-  let best: Range | undefined;
-  for (const range of family === 4 ? ipv4Ranges : ipv6Ranges) {
+  if (family === 4) return mostSpecific(bytes, ipv4Ranges);
+  const refused = mostSpecific(bytes, ipv6Ranges);
+  return typeof refused === 'object' ? mostSpecific(bytes.slice(refused.ipv4At, refused.ipv4At + 4), ipv4Ranges) : refused;
+}
+
+/** What the most specific range the address is in says: ::1 is loopback, not IPv4-compatible. */
+function mostSpecific<Refused>(bytes: number[], ranges: Range<Refused>[]): Refused | undefined {
+  let best: Range<Refused> | undefined;
+  for (const range of ranges) {
     if (inRange(bytes, range) && (!best || range.bits > best.bits)) best = range;
   }
   return best?.refused;
 }
 
-/** A connection or URL refused by the address (SSRF) guard. */
+/**
+ * A connection or URL refused by the address (SSRF) guard. Its message may reach the consumer (as an
+ * attempt's error), so it names the class but not the address a name resolved to: that is in `address`.
+ */
 export class RefusedTargetError extends Error {
   override readonly name = 'RefusedTargetError';
   readonly code = 'ERR_HERALD_REFUSED_TARGET';
+  /**
+   * @param target The host as given: an address, or a name.
+   * @param refused Why it is refused.
+   * @param address The refused address the name resolved to, for the provider's logs.
+   */
   constructor(
     readonly target: string,
     readonly refused: RefusedAddressClass | 'local name',
+    readonly address?: string,
   ) {
-    super(
-      `${target} is a ${refused} address; push transports may not reach it (HERALD_ALLOW_PRIVATE=1 allows it for development)`,
-    );
+    const what =
+      refused === 'local name'
+        ? 'is a local name'
+        : `${address === undefined ? 'is' : 'resolves to'} ${refused === 'unspecified' || refused.startsWith('ipv4') ? 'an' : 'a'} ${refused} address`;
+    super(`${target} ${what}; push transports may not reach it (HERALD_ALLOW_PRIVATE=1 allows it for development)`);
   }
 }
 
@@ -181,7 +211,7 @@ export function guardedLookup(lookup: LookupFunction = dnsLookup as unknown as L
       const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: isIP(addresses) }]) as LookupAddress[];
       for (const { address } of list) {
         const refused = refusedAddressClass(address);
-        if (refused) return callback(new RefusedTargetError(`${hostname} (${address})`, refused), options.all ? [] : '', 0);
+        if (refused) return callback(new RefusedTargetError(hostname, refused, address), options.all ? [] : '', 0);
       }
       if (list.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), options.all ? [] : '', 0);
       if (options.all) return callback(null, list);

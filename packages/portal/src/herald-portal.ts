@@ -2,7 +2,9 @@ import { css, html, LitElement, nothing, type PropertyValues, svg, type Template
 import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
 import {
   type Delivery,
+  defaultIdleTimeout,
   defaultTimeout,
+  durationOf,
   type EventType,
   type MountedTransport,
   PortalApi,
@@ -81,6 +83,9 @@ const views: { id: View; label: string }[] = [
   { id: 'tail', label: 'Live tail' },
 ];
 
+/** An instant as the Health chart's time axis shows it: its weekday and time of day, in the browser's time zone and locale (`Mon 14:05`). */
+const clockOf = (ms: number) => new Date(ms).toLocaleString(undefined, { weekday: 'short', hour: 'numeric', minute: '2-digit' });
+
 /** `1 attempt`, `3 attempts`. */
 const attemptsOf = (count: number) => `${count} ${count === 1 ? 'attempt' : 'attempts'}`;
 
@@ -158,6 +163,7 @@ export class HeraldPortal extends LitElement {
     token: {},
     transports: {},
     requestTimeout: { attribute: 'request-timeout', type: Number },
+    tailIdleTimeout: { attribute: 'tail-idle-timeout', type: Number },
     view: { state: true },
     ended: { state: true },
     error: { state: true },
@@ -173,6 +179,7 @@ export class HeraldPortal extends LitElement {
     tail: { state: true },
     tailStatus: { state: true },
     tailProblem: { state: true },
+    tailSilentFor: { state: true },
     health: { state: true },
     mounted: { state: true },
     createTransport: { state: true },
@@ -184,8 +191,6 @@ export class HeraldPortal extends LitElement {
 
   /** Where the Herald API is. @default '' (this page's origin) */
   declare baseUrl: string;
-  /** The portal token (`hp_…`); set it again, from a script say, to start a new session. @default '' (no session) */
-  declare token: string;
   /** The transports offered when creating a subscription, comma-separated. @default '' (every transport the server mounts, `GET /v1/transports`) */
   declare transports: string;
   /**
@@ -193,6 +198,13 @@ export class HeraldPortal extends LitElement {
    * then the view says that Herald did not answer in time. @default 15000
    */
   declare requestTimeout: number;
+  /**
+   * How long, in ms, the live tail's stream may send nothing, no event and no `: keep-alive` comment, before the tail
+   * takes it for dropped (a half-dead connection, a proxy that holds it) and opens a new one, which resumes after the
+   * last event shown. Keep it above the server's keep-alive interval (the SSE transport's `keepAlive`, 15 s by
+   * default); 0 turns the check off, for a server that sends no keep-alive. @default 45000
+   */
+  declare tailIdleTimeout: number;
   declare view: View;
   /** Why no view is shown: `ended`, a token that worked expired or was revoked; `refused`, the token is missing or one the server never knew. */
   declare ended: 'ended' | 'refused' | undefined;
@@ -214,6 +226,8 @@ export class HeraldPortal extends LitElement {
   declare tailStatus: TailStatus;
   /** Why the live tail got no stream for the last few tries, and what to check; empty while nothing needs saying. */
   declare tailProblem: string;
+  /** While the live tail reconnects because its stream sent nothing for so long: how long, in ms. */
+  declare tailSilentFor: number | undefined;
   declare health: { subscription: Subscription; health: EndpointHealth }[];
   declare mounted: MountedTransport[];
   declare createTransport: string;
@@ -225,6 +239,9 @@ export class HeraldPortal extends LitElement {
   declare replay: Replay | undefined;
   /** Whether the event types, the subscriptions and the transports the server mounts are loaded (`yes`), being loaded at first, or failed to load (and were never loaded). */
   declare loaded: 'yes' | 'loading' | 'failed';
+  #token = '';
+  /** Whether a token was given (the property set, or the attribute), an empty one too: until then the element waits for one. */
+  #tokenGiven = false;
   #tailAbort: AbortController | undefined;
   /** Opens the live tail's next stream now, rather than at the end of its wait. */
   #tailRetryNow: (() => void) | undefined;
@@ -243,11 +260,29 @@ export class HeraldPortal extends LitElement {
     super();
     // Lit's reactive properties must not be class fields (they would shadow its accessors).
     this.baseUrl = '';
-    this.token = '';
     this.transports = '';
     this.requestTimeout = defaultTimeout;
+    this.tailIdleTimeout = defaultIdleTimeout;
     this.view = 'subscriptions';
     this.#forget();
+  }
+
+  /**
+   * The portal token (`hp_…`); set it again, from a script say, to start a new session. Until it is given (the
+   * property set, or the attribute), the element waits for it and asks nothing; given empty, it says there is no
+   * session. Removing the attribute goes back to waiting. @default '' (none given yet: waiting for one)
+   */
+  get token(): string {
+    return this.#token;
+  }
+
+  set token(value: string) {
+    // Lit sets null when the attribute is removed.
+    const given = value !== null && value !== undefined;
+    // An empty token given while waiting is no change of value, but one of what the element shows.
+    if (given !== this.#tokenGiven) this.requestUpdate();
+    this.#tokenGiven = given;
+    this.#token = value ?? '';
   }
 
   /** Drops what a session loaded and showed: each view as it is before its first load. */
@@ -266,6 +301,7 @@ export class HeraldPortal extends LitElement {
     this.tail = [];
     this.tailStatus = 'closed';
     this.tailProblem = '';
+    this.tailSilentFor = undefined;
     this.health = [];
     this.mounted = [];
     this.createTransport = '';
@@ -280,12 +316,22 @@ export class HeraldPortal extends LitElement {
 
   /** The client of the session shown: kept, for it knows whether the server took the token. */
   get #api(): PortalApi {
-    this.#client ??= new PortalApi(this.baseUrl, this.token, this.requestTimeout);
+    this.#client ??= this.#newClient();
     return this.#client;
   }
 
-  /** Whether the base URL or the token is not the one the session shown began with (or none began yet). */
+  #newClient(): PortalApi {
+    const client = new PortalApi(this.baseUrl, this.token, this.requestTimeout);
+    client.idleTimeout = this.tailIdleTimeout;
+    return client;
+  }
+
+  /**
+   * Whether the base URL or the token is not the one the session shown began with (or none began yet); while no
+   * token is given, whether a session is shown, which goes.
+   */
   #sessionChanged(): boolean {
+    if (!this.#tokenGiven) return this.#client !== undefined;
     return this.#client?.baseUrl !== this.baseUrl || this.#client.token !== this.token;
   }
 
@@ -293,14 +339,17 @@ export class HeraldPortal extends LitElement {
     super.connectedCallback();
     if (this.#sessionChanged()) this.#begin();
     // Taken out of the page and put back: the view takes up what it stopped doing (the live tail, looking at deliveries), with the lists as they are now.
-    else if (!this.ended) this.#show(this.view, true);
+    else if (this.#client && !this.ended) this.#show(this.view, true);
   }
 
   override willUpdate(changed: PropertyValues<this>): void {
     // Out of the page, a change waits: connectedCallback begins the session once it is back.
     if (!this.isConnected) return;
     if (this.#sessionChanged()) this.#begin();
-    else if (changed.has('requestTimeout')) this.#api.timeout = this.requestTimeout;
+    else if (this.#client) {
+      if (changed.has('requestTimeout')) this.#client.timeout = this.requestTimeout;
+      if (changed.has('tailIdleTimeout')) this.#client.idleTimeout = this.tailIdleTimeout;
+    }
   }
 
   /**
@@ -313,9 +362,13 @@ export class HeraldPortal extends LitElement {
     clearTimeout(this.#nextLook);
     this.#deliveriesLoads += 1;
     this.#client?.close();
-    this.#client = new PortalApi(this.baseUrl, this.token, this.requestTimeout);
+    this.#client = undefined;
     this.#forget();
-    this.#show(this.view);
+    if (!this.#tokenGiven) return;
+    this.#client = this.#newClient();
+    // No token, no session: said at once, without asking.
+    if (!this.token) this.ended = 'refused';
+    else this.#show(this.view);
   }
 
   override disconnectedCallback(): void {
@@ -536,6 +589,7 @@ export class HeraldPortal extends LitElement {
   #showTailStatus(status: TailStatus, reconnect?: Extract<TailState, { state: 'reconnecting' }>): void {
     this.tailStatus = status;
     this.tailProblem = reconnect && reconnect.failures >= tailFailuresExplained ? reconnect.reason : '';
+    this.tailSilentFor = reconnect?.silentFor;
     this.#tailRetryNow = reconnect?.retryNow;
   }
 
@@ -635,6 +689,12 @@ export class HeraldPortal extends LitElement {
   }
 
   override render(): TemplateResult {
+    if (!this.#tokenGiven) {
+      return html`<main class="ended" data-testid="portal-waiting">
+        <h1>Event portal</h1>
+        <p role="status">Waiting for a session…</p>
+      </main>`;
+    }
     if (this.ended === 'ended') {
       return html`<main class="ended" data-testid="portal-ended" role="alert">
         <h1>Session ended</h1>
@@ -952,10 +1012,14 @@ export class HeraldPortal extends LitElement {
       ${this.health.map(({ subscription, health }) => {
         const summary = `${percent(health.successRate)} of ${health.attempts} attempts succeeded, median latency ${health.medianMs ?? '–'} ms`;
         const slowest = Math.max(1, ...health.hours.map((hour) => hour.medianMs ?? 0));
+        // The chart's start, middle and end: 24 hours ago, 12 hours ago, now.
+        const since = health.hours[0]?.start ?? 0;
+        const now = since + 24 * 3_600_000;
+        const ticks = [since, (since + now) / 2, now];
         return html`<article class="card" data-testid="health-endpoint" data-id=${subscription.id}>
           <h3><code>${subscription.id}</code> ${String(subscription.config.url ?? subscription.transport)}</h3>
           <p data-testid="health-summary">${summary}</p>
-          <svg class="chart" viewBox="0 0 240 60" role="img" aria-label=${`Hour by hour: ${summary}`}>
+          <svg class="chart" viewBox="0 0 240 60" role="img" aria-label=${`Hour by hour from ${clockOf(since)} to ${clockOf(now)}: ${summary}`}>
             ${health.hours.map((hour, index) => {
               const height = hour.attempts === 0 ? 0 : (hour.succeeded / hour.attempts) * 50;
               return svg`<rect class="failed" x=${index * 10 + 1} y="5" width="8" height=${hour.attempts === 0 ? 0 : 50 - height}></rect>
@@ -968,7 +1032,9 @@ export class HeraldPortal extends LitElement {
             ${health.hours.map((hour, index) =>
               hour.medianMs === null ? nothing : svg`<circle class="latency-point" cx=${index * 10 + 5} cy=${55 - (hour.medianMs / slowest) * 50} r="2"></circle>`,
             )}
+            ${[0.5, 120, 239.5].map((x) => svg`<line class="tick" x1=${x} x2=${x} y1="55" y2="60"></line>`)}
           </svg>
+          <p class="axis" data-testid="health-axis">${ticks.map((at) => html`<time datetime=${new Date(at).toISOString()}>${clockOf(at)}</time>`)}</p>
           <p class="legend"><span class="swatch succeeded"></span> succeeded · <span class="swatch failed"></span> failed · line and dots: median latency (top: ${slowest} ms)</p>
         </article>`;
       })}
@@ -983,7 +1049,7 @@ export class HeraldPortal extends LitElement {
       case 'open':
         return this.tail.length === 0 ? 'Connected: waiting for events.' : 'Connected.';
       case 'reconnecting':
-        return 'Reconnecting…';
+        return this.tailSilentFor ? `Reconnecting… (the stream sent nothing for ${durationOf(this.tailSilentFor)})` : 'Reconnecting…';
       case 'closed':
         return 'Not connected.';
     }
@@ -1084,6 +1150,10 @@ export class HeraldPortal extends LitElement {
     .chart .failed, .swatch.failed { fill: var(--_danger); background: var(--_danger); }
     .chart .latency { fill: none; stroke: var(--_fg); stroke-width: 1.5; }
     .chart .latency-point { fill: var(--_fg); }
+    .chart .tick { stroke: var(--_muted); stroke-width: 1; vector-effect: non-scaling-stroke; }
+    /* Under the chart, as wide: the first time at its left edge, the middle one centred, the last at its right edge. */
+    .axis { display: grid; grid-template-columns: 1fr auto 1fr; gap: 0.5rem; max-width: 36rem; margin: 0.2rem 0 0; color: var(--_muted); font-size: 0.8rem; white-space: nowrap; }
+    .axis time:last-child { justify-self: end; }
     .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; vertical-align: middle; }
     .legend { color: var(--_muted); font-size: 0.85rem; }
     .tail-status { color: var(--_muted); font-weight: 600; }

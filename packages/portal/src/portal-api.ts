@@ -96,15 +96,19 @@ export interface TailEvent {
 /**
  * What the live tail is doing: a stream is `open`, or it is `reconnecting`, waiting to open a new one. Then
  * `failures` counts the tries in a row that got no stream (0 when an open stream ended), `reason` says why the
- * last one got none, and `retryNow` cuts the wait short.
+ * last one got none, `silentFor` is set (in ms) when the stream was dropped for sending nothing that long, and
+ * `retryNow` cuts the wait short.
  */
-export type TailState = { state: 'open' } | { state: 'reconnecting'; failures: number; reason: string; retryNow: () => void };
+export type TailState = { state: 'open' } | { state: 'reconnecting'; failures: number; reason: string; silentFor?: number; retryNow: () => void };
 
-/** A stream of the live tail ended for a reason that passes: a new one resumes it, after `retryAfter` ms at least when the server said so. */
+/**
+ * A stream of the live tail ended for a reason that passes: a new one resumes it, after `retryAfter` ms at least
+ * when the server said so. `silentFor`: it was taken for dropped after sending nothing for that many ms.
+ */
 class StreamInterrupted extends Error {
   constructor(
     message: string,
-    readonly retryAfter?: number,
+    readonly options: { retryAfter?: number | undefined; silentFor?: number } = {},
   ) {
     super(message);
   }
@@ -142,8 +146,14 @@ function deadlineOf(ms: number): { signal: AbortSignal; clear: () => void } {
 /** How long the portal waits for Herald to answer a request, and the live tail for a stream's first answer, in ms. */
 export const defaultTimeout = 15_000;
 
+/**
+ * How long the live tail's stream may send nothing, not an event nor a `: keep-alive` comment, before the tail takes
+ * it for dropped, in ms: three times the SSE transport's keep-alive interval (15 s by default).
+ */
+export const defaultIdleTimeout = 45_000;
+
 /** `15 s`, `1.5 s`, `500 ms`. */
-const durationOf = (ms: number) => (ms < 1_000 ? `${ms} ms` : `${ms / 1_000} s`);
+export const durationOf = (ms: number) => (ms < 1_000 ? `${ms} ms` : `${ms / 1_000} s`);
 
 /** The address of the API at `baseUrl` (the page's origin when empty), without a trailing slash. */
 function apiAddress(baseUrl: string): string {
@@ -214,12 +224,51 @@ export class NoAnswerInTimeError extends Error {
   }
 }
 
+/**
+ * Herald at `baseUrl`, or something in front of it (a proxy's error page, a website at the wrong address), answered
+ * a request with a body that is not JSON. The message says so, with the status, rather than the parser's error.
+ */
+export class NotJsonError extends Error {
+  constructor(
+    baseUrl: string,
+    readonly status: number,
+  ) {
+    super(
+      `Herald at ${apiAddress(baseUrl)} answered HTTP ${status} (not JSON). ${
+        status >= 200 && status < 300
+          ? "Check that the portal's base-url is the address of Herald's API, not of a web page."
+          : 'Check that it is running, and that what stands in front of it (a proxy) reaches it.'
+      }`,
+    );
+  }
+}
+
 /** Why a stream of the live tail at `baseUrl` got an answer of `status` instead of events. */
 function streamRefusal(baseUrl: string, status: number): string {
   const where = apiAddress(baseUrl);
   return status === 429
     ? `Herald at ${where} answered HTTP 429: this session opened too many requests or streams just now.`
     : `Herald at ${where} answered HTTP ${status} instead of the live tail's stream. Check that it is running, and that what stands in front of it (a proxy) reaches it.`;
+}
+
+/** Why a stream of the live tail at `baseUrl` got an answer of `status`, of content type `type`, that is not an event stream. */
+function notAStream(baseUrl: string, status: number, type: string): string {
+  return `Herald at ${apiAddress(baseUrl)} answered HTTP ${status} (${type || 'no content type'}) instead of the live tail's stream (text/event-stream). Check that the portal's base-url is the address of Herald's API, and that what stands in front of it (a proxy) passes the stream on.`;
+}
+
+/** Why the live tail took a stream at `baseUrl` that opened and then sent nothing for `idleTimeout` ms for dropped. */
+function silentStream(baseUrl: string, idleTimeout: number): string {
+  return `Herald at ${apiAddress(baseUrl)} opened the live tail's stream, then sent nothing for ${durationOf(idleTimeout)}, not even a keep-alive. Check that what stands in front of it (a proxy) passes the stream on as it comes, without buffering it.`;
+}
+
+/** Whether `text` is JSON. */
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The consumer routes of a Herald server, called with a portal token. */
@@ -233,6 +282,7 @@ export class PortalApi {
   /** Aborted by close(): ends every request under way. */
   readonly #closed = new AbortController();
   #timeout = defaultTimeout;
+  #idleTimeout = defaultIdleTimeout;
 
   constructor(
     readonly baseUrl: string,
@@ -253,6 +303,20 @@ export class PortalApi {
 
   set timeout(ms: number) {
     this.#timeout = Number.isFinite(ms) && ms > 0 ? ms : defaultTimeout;
+  }
+
+  /**
+   * How long, in ms, a live tail's stream may send nothing (no event, no `: keep-alive` comment) before it is taken for
+   * dropped and a new one resumes it; keep it above the server's keep-alive interval. 0 turns the check off; anything
+   * else that is not a positive number sets the default. A stream that opens next uses the value set.
+   * @default 45000
+   */
+  get idleTimeout(): number {
+    return this.#idleTimeout;
+  }
+
+  set idleTimeout(ms: number) {
+    this.#idleTimeout = ms === 0 ? 0 : Number.isFinite(ms) && ms > 0 ? ms : defaultIdleTimeout;
   }
 
   /**
@@ -327,7 +391,12 @@ export class PortalApi {
     } finally {
       deadline.clear();
     }
-    const parsed = text ? JSON.parse(text) : undefined;
+    let parsed: { errors?: unknown; detail?: string } | undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new NotJsonError(this.baseUrl, response.status);
+    }
     if (!response.ok) {
       const issues = Array.isArray(parsed?.errors) ? (parsed.errors as ProblemIssue[]) : [];
       throw new ProblemError(parsed?.detail ?? `${method} ${path} answered ${response.status}`, response.status, issues);
@@ -424,7 +493,9 @@ export class PortalApi {
    * calls `onState` with `reconnecting` and opens a new one after a jittered exponential backoff (at least the
    * `Retry-After` of the answer, when it has one; at once on `retryNow`), resuming after the last event seen
    * (`lastEventId`), so that no event is missed or seen twice; with `open` once a stream is open. A try whose
-   * answer does not come within the timeout fails as one that got no connection does. Throws SessionEndedError
+   * answer does not come within the timeout fails as one that got no connection does, and so does one answered
+   * with something else than an event stream; a stream that sends nothing for `idleTimeout` (no event, no
+   * keep-alive: a half-dead connection, a proxy that holds it) is dropped and resumed so too. Throws SessionEndedError
    * when the token is refused or a stream ends for it (expired, revoked), and an Error for any other end (a 403, a
    * 404). Returns once `signal` aborts, or the client is closed.
    */
@@ -456,10 +527,11 @@ export class PortalApi {
       } catch (error) {
         if (signal.aborted) return;
         if (!(error instanceof StreamInterrupted)) throw error;
+        const { retryAfter, silentFor } = error.options;
         failures = opened ? 0 : failures + 1;
         const wake = new AbortController();
-        onState({ state: 'reconnecting', failures, reason: error.message, retryNow: () => wake.abort() });
-        await pause(Math.max(error.retryAfter ?? 0, backoff.next()), AbortSignal.any([signal, wake.signal]));
+        onState({ state: 'reconnecting', failures, reason: error.message, ...(silentFor ? { silentFor } : {}), retryNow: () => wake.abort() });
+        await pause(Math.max(retryAfter ?? 0, backoff.next()), AbortSignal.any([signal, wake.signal]));
       }
     }
   }
@@ -472,12 +544,18 @@ export class PortalApi {
   ): Promise<void> {
     // The position goes in the query, not in a Last-Event-ID header, which a CORS preflight in front of the API would have to allow.
     const query = new URLSearchParams({ types: '**', ...(position !== undefined ? { lastEventId: position } : {}) });
-    // The timeout is for the answer's headers alone: once they came, the stream stays open as long as it goes on.
+    // The timeout is for the answer's headers alone: once they came, the stream stays open as long as it sends something within idleTimeout.
     const timeout = this.timeout;
+    const idleTimeout = this.idleTimeout;
     const deadline = deadlineOf(timeout);
+    const silence = new AbortController();
     let response: Response;
     try {
-      response = await this.#ask(`/v1/stream?${query}`, { headers: { accept: 'text/event-stream' } }, AbortSignal.any([signal, deadline.signal]));
+      response = await this.#ask(
+        `/v1/stream?${query}`,
+        { headers: { accept: 'text/event-stream' } },
+        AbortSignal.any([signal, deadline.signal, silence.signal]),
+      );
     } catch (error) {
       if (error instanceof SessionEndedError) throw error;
       if (signal.aborted) return;
@@ -487,24 +565,43 @@ export class PortalApi {
     }
     if (passingStatus(response.status)) {
       await response.body?.cancel().catch(() => {});
-      throw new StreamInterrupted(streamRefusal(this.baseUrl, response.status), retryAfterOf(response.headers.get('retry-after')));
+      throw new StreamInterrupted(streamRefusal(this.baseUrl, response.status), { retryAfter: retryAfterOf(response.headers.get('retry-after')) });
     }
     if (!response.ok || !response.body) {
-      const { detail } = membersOf(await response.text().catch(() => ''));
+      const text = await response.text().catch(() => '');
+      if (text && !isJson(text)) throw new NotJsonError(this.baseUrl, response.status);
+      const { detail } = membersOf(text);
       throw new Error(`The live tail answered ${response.status}${typeof detail === 'string' && detail ? `: ${detail}` : ''}`);
     }
-    on.open();
+    const contentType = response.headers.get('content-type') ?? '';
+    if (!/^text\/event-stream\b/i.test(contentType)) {
+      // A proxy's page, a website at the wrong address: not the stream, which a later try may get.
+      await response.body.cancel().catch(() => {});
+      throw new StreamInterrupted(notAStream(this.baseUrl, response.status, contentType));
+    }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
+    let received = false;
+    let quiet: ReturnType<typeof setTimeout> | undefined;
     for (;;) {
       let chunk: ReadableStreamReadResult<string>;
       try {
+        if (idleTimeout > 0) quiet = setTimeout(() => silence.abort(), idleTimeout);
         chunk = await reader.read();
       } catch (error) {
         if (signal.aborted) return;
+        if (silence.signal.aborted) {
+          const reason = received ? `the stream sent nothing for ${durationOf(idleTimeout)}` : silentStream(this.baseUrl, idleTimeout);
+          throw new StreamInterrupted(reason, { silentFor: idleTimeout });
+        }
         throw new StreamInterrupted(`the connection dropped: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        clearTimeout(quiet);
       }
       if (chunk.done) throw new StreamInterrupted('the stream closed without an end frame');
+      // Open once something came (Herald sends its first frame at once): a stream that never sends a byte is a try that got none.
+      if (!received) on.open();
+      received = true;
       buffer += chunk.value;
       let end = buffer.indexOf('\n\n');
       while (end >= 0) {

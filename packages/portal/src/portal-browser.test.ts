@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
 import { testEventTypes } from '@herald/testkit';
@@ -241,6 +241,50 @@ describe('the consumer portal in Chromium (issue 19): subscriptions and layout',
     await page.getByTestId('health-endpoint').waitFor();
     expect(await page.getByTestId('health-endpoint').count()).toBe(1);
     expect(logged).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it('labels the Health chart\'s time axis, 24 hours ago, 12 hours ago and now, in the browser\'s time zone, within a 375 px phone', async () => {
+    const hook = await admin('POST', '/v1/subscriptions', { consumer: 'axis', transport: 'webhook', types: ['order.*'], config: { url: `${hookUrl}/axis` } });
+    expect(hook.status).toBe(201);
+    expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'axis' })).status).toBe(202);
+    await expect.poll(() => (received.get('/hook/axis') ?? []).length, { timeout: 15_000 }).toBe(1);
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'axis', ttl: 600 });
+    // Half an hour off UTC, so that an axis in UTC, or rounded to the hour, reads wrong; a 24-hour clock, as en-GB has it.
+    const page = await browser.newPage({ viewport: { width: 375, height: 800 }, bypassCSP: true, timezoneId: 'Asia/Kolkata', locale: 'en-GB' });
+    await page.goto(session.body.url);
+    await page.getByTestId('portal-subscriptions').waitFor();
+    const asked = Date.now();
+    await page.getByRole('button', { name: 'Health' }).click();
+    const axis = page.getByTestId('health-axis');
+    await axis.waitFor();
+    const answered = Date.now();
+    const local = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Kolkata', weekday: 'short', hour: 'numeric', minute: '2-digit' });
+    const labelsFit = async () => {
+      const [chart, ...labels] = await page
+        .locator('[data-testid="health-endpoint"] svg.chart, [data-testid="health-axis"] time')
+        .evaluateAll((all) => all.map((element) => element.getBoundingClientRect().toJSON() as DOMRect));
+      const [start, middle, end] = labels as [DOMRect, DOMRect, DOMRect];
+      const chartBox = chart as DOMRect;
+      // At the chart's left edge, its middle and its right edge, apart from one another.
+      expect(Math.abs(start.left - chartBox.left)).toBeLessThanOrEqual(1);
+      expect(Math.abs(middle.left + middle.width / 2 - (chartBox.left + chartBox.width / 2))).toBeLessThanOrEqual(2);
+      expect(Math.abs(end.right - chartBox.right)).toBeLessThanOrEqual(1);
+      expect(start.right).toBeLessThan(middle.left);
+      expect(middle.right).toBeLessThan(end.left);
+      expect(await pageWidth(page)).toBeLessThanOrEqual(page.viewportSize()?.width ?? 0);
+    };
+    const times = await axis.locator('time').evaluateAll((all) => all.map((time) => [time.getAttribute('datetime') ?? '', time.textContent ?? '']));
+    expect(times.map(([, text]) => text)).toEqual(times.map(([at]) => local.format(new Date(at ?? ''))));
+    const [start, middle, end] = times.map(([at]) => Date.parse(at ?? ''));
+    expect(end).toBeGreaterThanOrEqual(asked - 1_000);
+    expect(end).toBeLessThanOrEqual(answered);
+    expect([end! - middle!, end! - start!]).toEqual([12 * 3_600_000, 24 * 3_600_000]);
+    expect(await page.locator('svg.chart').getAttribute('aria-label')).toContain(`from ${times[0]?.[1]} to ${times[2]?.[1]}`);
+    await labelsFit();
+    await expectAccessible(page, 'health at 375 px, its time axis');
+    await page.setViewportSize({ width: 1200, height: 800 });
+    await labelsFit();
     await page.close();
   }, 60_000);
 
@@ -658,6 +702,56 @@ describe('the consumer portal in Chromium (issue 19): deliveries, replay, and a 
     const down = await error.textContent();
     expect(down).toContain(`Herald did not answer at ${origin}/nothing-here`);
     expect(down).not.toContain('CORS');
+    await page.close();
+  }, 60_000);
+
+  it('says what stands in front of Herald answered when it is not JSON, a proxy\'s error page or a web page, on a view and in the live tail', async () => {
+    const errorPage = '<!doctype html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr><p>nginx</p></body></html>';
+    let answer = { status: 502, page: errorPage };
+    const other = express();
+    other.get('/page', (_req, res) =>
+      res
+        .type('html')
+        .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Behind a proxy</title></head><body><main><herald-portal base-url="/gateway" token="hp_behind_a_proxy"></herald-portal></main><script type="module" src="/herald-portal.js"></script></body></html>'),
+    );
+    other.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+    other.use('/gateway', (_req, res) => res.status(answer.status).type('html').send(answer.page));
+    const server = createServer(other);
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    onTestFinished(() => new Promise<void>((done) => server.close(() => done())));
+    const gateway = `http://127.0.0.1:${(server.address() as AddressInfo).port}/gateway`;
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(gateway.replace(/gateway$/, 'page'));
+    const error = page.locator('p.error');
+    await error.waitFor();
+    expect(await error.textContent()).toBe(`Herald at ${gateway} answered HTTP 502 (not JSON). Check that it is running, and that what stands in front of it (a proxy) reaches it.`);
+    expect(await page.getByTestId('portal-try-again').count()).toBe(1);
+    await screenshot(page, 'not-json');
+    await expectAccessible(page, 'a proxy\'s error page');
+
+    const problem = page.getByTestId('portal-tail-problem');
+    await page.getByRole('button', { name: 'Live tail' }).click();
+    await problem.waitFor({ timeout: 10_000 });
+    expect(await problem.textContent()).toContain(`Herald at ${gateway} answered HTTP 502 instead of the live tail's stream.`);
+
+    // A web page where the API should be (a proxy's sign-in page, a wrong base-url): answered 200, still not what was asked.
+    answer = { status: 200, page: '<!doctype html><html><head><title>Sign in</title></head><body><form>Sign in to continue</form></body></html>' };
+    await problem.getByRole('button', { name: 'Try again' }).click();
+    await expect
+      .poll(() => problem.textContent(), { timeout: 10_000 })
+      .toContain(
+        `Herald at ${gateway} answered HTTP 200 (text/html; charset=utf-8) instead of the live tail's stream (text/event-stream). Check that the portal's base-url is the address of Herald's API`,
+      );
+    expect(await page.getByTestId('portal-tail-status').textContent()).toBe('Reconnecting…');
+    await page.getByRole('button', { name: 'Subscriptions' }).click();
+    await expect
+      .poll(() => error.textContent())
+      .toBe(`Herald at ${gateway} answered HTTP 200 (not JSON). Check that the portal's base-url is the address of Herald's API, not of a web page.`);
+    expect(await page.locator('herald-portal').evaluate((element) => element.shadowRoot?.textContent ?? '')).not.toMatch(/SyntaxError|Unexpected token|JSON\.parse/);
+    expect(problems).toEqual([]);
     await page.close();
   }, 60_000);
 
@@ -1124,6 +1218,123 @@ describe('the consumer portal in Chromium (issue 19): live tail and sessions', (
     }
   }, 60_000);
 
+  it('takes a live tail stream that sends nothing, not even a keep-alive, for tail-idle-timeout for dropped: it says so, and resumes after the last event shown', async () => {
+    // A Herald whose streams send a keep-alive every 200 ms, with the provider's page, behind a TCP proxy that can stall
+    // the streams open now (nothing more of theirs reaches the page: a half-dead connection), or answer new ones with a
+    // stream's headers and then nothing, as a proxy that holds the stream does.
+    const quiet = createHerald({ database: ':memory:', logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse({ keepAlive: 200 })] });
+    const app = express();
+    app.get('/element/', (_req, res) =>
+      res.type('html').send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A provider\'s page</title></head><body><main></main><script type="module" src="/herald-portal.js"></script></body></html>'),
+    );
+    app.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+    app.use(quiet.app);
+    const { port } = await quiet.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
+    const proxy = { holdNew: false, stalled: new Set<Socket>(), streams: new Set<Socket>() };
+    const sockets = new Set<Socket>();
+    const track = (socket: Socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+    };
+    const front = createNetServer((client) => {
+      track(client);
+      const upstream = connect(port, '127.0.0.1');
+      track(upstream);
+      upstream.on('close', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('data', (chunk) => {
+        if (!proxy.stalled.has(client)) client.write(chunk);
+      });
+      client.on('data', (chunk) => {
+        if (chunk.toString('latin1').startsWith('GET /v1/stream')) {
+          proxy.streams.add(client);
+          if (proxy.holdNew) {
+            proxy.stalled.add(client);
+            client.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\n');
+            return;
+          }
+        }
+        if (!proxy.stalled.has(client)) upstream.write(chunk);
+      });
+    });
+    await new Promise<void>((done) => front.listen(0, '127.0.0.1', done));
+    onTestFinished(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((done) => front.close(() => done()));
+      await quiet.close();
+    });
+    const origin = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    const publish = async (n: number) => {
+      const answer = await admin('POST', '/v1/events', { type: 'order.created', data: { n }, consumer: 'mu' }, adminKey, origin);
+      expect(answer.status).toBe(202);
+      return answer.body.seq as number;
+    };
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'mu', ttl: 600 }, adminKey, origin);
+    expect(session.status).toBe(201);
+
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+    const streams: URL[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/v1/stream') streams.push(url);
+    });
+    await page.goto(`${origin}/element/`);
+    await page.evaluate((token) => {
+      const element = document.createElement('herald-portal');
+      element.setAttribute('token', token);
+      element.setAttribute('tail-idle-timeout', '1500');
+      document.querySelector('main')?.append(element);
+    }, session.body.token as string);
+    const status = page.getByTestId('portal-tail-status');
+    const problem = page.getByTestId('portal-tail-problem');
+    const shown = () => page.locator('ol.tail > li > code:first-child').allTextContents();
+    await page.getByRole('button', { name: 'Live tail' }).click();
+    await expect.poll(() => status.textContent()).toBe('Connected: waiting for events.');
+    // Every status the line shows from here on, however briefly.
+    await page.evaluate(() => {
+      const line = document.querySelector('herald-portal')?.shadowRoot?.querySelector('[data-testid="portal-tail-status"]') as Element;
+      const said = window as unknown as { statuses: string[] };
+      said.statuses = [];
+      new MutationObserver(() => said.statuses.push(line.textContent ?? '')).observe(line, { childList: true, characterData: true, subtree: true });
+    });
+    const statuses = () => page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
+
+    // Quiet but alive: the keep-alives hold the stream, twice as long as the bound.
+    await page.waitForTimeout(3_000);
+    expect(streams).toHaveLength(1);
+    const first = await publish(1);
+    await expect.poll(shown).toEqual([`#${first}`]);
+
+    // The stream stalls: the tail notices within the bound, says so, and a new stream resumes after the last event shown.
+    for (const stream of proxy.streams) proxy.stalled.add(stream);
+    const second = await publish(2);
+    await expect.poll(shown, { timeout: 10_000 }).toEqual([`#${second}`, `#${first}`]);
+    expect(streams).toHaveLength(2);
+    expect(streams[1]?.searchParams.get('lastEventId')).toBe(String(first));
+    expect(await statuses()).toContain('Reconnecting… (the stream sent nothing for 1.5 s)');
+    await expect.poll(() => status.textContent()).toBe('Connected.');
+
+    // Streams that open and send nothing at all are tries that got none: after two, the tail says why, and goes on trying.
+    proxy.holdNew = true;
+    for (const stream of proxy.streams) proxy.stalled.add(stream);
+    await problem.waitFor({ timeout: 10_000 });
+    expect(await problem.textContent()).toContain(
+      `Herald at ${origin} opened the live tail's stream, then sent nothing for 1.5 s, not even a keep-alive. Check that what stands in front of it (a proxy) passes the stream on as it comes, without buffering it.`,
+    );
+    expect(await status.textContent()).toBe('Reconnecting… (the stream sent nothing for 1.5 s)');
+    await expectAccessible(page, 'the live tail, its streams silent');
+    // Once the streams pass again, the next try gets one, by itself, and it resumes where the tail was.
+    proxy.holdNew = false;
+    const third = await publish(3);
+    await expect.poll(shown, { timeout: 20_000 }).toEqual([`#${third}`, `#${second}`, `#${first}`]);
+    expect(streams.at(-1)?.searchParams.get('lastEventId')).toBe(String(second));
+    await expect.poll(() => status.textContent()).toBe('Connected.');
+    expect(await problem.count()).toBe(0);
+    expect(await page.locator('p.error').count()).toBe(0);
+    await page.close();
+  }, 60_000);
+
   it('reconnects the live tail after a 429 no sooner than its Retry-After, and stops trying once the view is left or the element removed', async () => {
     const streams: number[] = [];
     const count = (page: Page) =>
@@ -1280,19 +1491,43 @@ describe('the consumer portal in Chromium (issue 19): live tail and sessions', (
         if (element) element.token = value;
       }, token);
 
-    // Added by the provider's script before it has a token: no session, and nothing asked.
+    // Added by the provider's script before it has a token: it waits for one, and asks nothing. It never says "No portal
+    // session" meanwhile, which it says at once of a token given empty, as the /portal app gives a link without one.
     await page.evaluate((base) => {
       const element = document.createElement('herald-portal');
       element.baseUrl = base;
       document.querySelector('main')?.append(element);
+      const seen = window as unknown as { noSessionShown: boolean };
+      seen.noSessionShown = false;
+      new MutationObserver(() => {
+        seen.noSessionShown ||= element.shadowRoot?.querySelector('[data-testid="portal-no-session"]') !== null;
+      }).observe(element.shadowRoot as ShadowRoot, { childList: true, subtree: true });
     }, baseUrl);
-    await page.getByTestId('portal-no-session').waitFor();
+    const waiting = page.getByTestId('portal-waiting');
+    await waiting.waitFor();
+    expect(await wordsOf(waiting)).toBe('Event portal Waiting for a session…');
+    expect(await waiting.getByRole('status').count()).toBe(1);
+    await expectAccessible(page, 'waiting for a session');
+    await page.waitForTimeout(500);
+    expect(await page.getByTestId('portal-no-session').count()).toBe(0);
+    expect(asked).toEqual([]);
+    await page.evaluate((base) => {
+      const empty = document.createElement('herald-portal');
+      empty.id = 'given-empty';
+      empty.setAttribute('base-url', base);
+      empty.setAttribute('token', '');
+      document.querySelector('main')?.append(empty);
+    }, baseUrl);
+    await page.locator('#given-empty').getByTestId('portal-no-session').waitFor();
+    await page.evaluate(() => document.getElementById('given-empty')?.remove());
     expect(asked).toEqual([]);
 
     // The token it fetched after the page rendered: the session of phi.
     await setToken(await tokenOf('phi'));
     await expect.poll(rowIds).toEqual([mine.body.id]);
     expect(await page.getByTestId('portal-no-session').count()).toBe(0);
+    expect(await waiting.count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { noSessionShown: boolean }).noSessionShown)).toBe(false);
     // What phi's session shows by now: a secret, a question, a live tail with an event, a stream open on the server.
     await page.getByTestId('portal-create-types').fill('order.*');
     await page.getByTestId('portal-create-url').fill(`${hookUrl}/phi-second`);

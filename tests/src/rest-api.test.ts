@@ -20,7 +20,7 @@ describe('the REST API', () => {
     expect(created.body.key).toMatch(/^hk_/);
     expect(created.body).not.toHaveProperty('hash');
     const listed = await app.api('GET', '/v1/subscriptions', undefined, created.body.key);
-    expect(listed).toEqual({ status: 200, body: { data: [] } });
+    expect(listed).toEqual({ status: 200, body: { data: [], next: null, hasMore: false } });
     const keys = await app.api('GET', '/v1/keys');
     expect(keys.body.data.map((key: { id: string }) => key.id)).toContain(created.body.id);
   });

@@ -1,6 +1,6 @@
 import type { HeraldEvent, NewEvent, PublishResult } from './envelope.js';
 import { matchesPattern } from './names.js';
-import type { ApiKeyRecord, LogBounds, ReadOptions, Store, StoredEventType } from './store.js';
+import type { ApiKeyRecord, LogBounds, ReadOptions, Store, StoredEventType, SubscriptionListOptions } from './store.js';
 import { affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
 
 /**
@@ -120,11 +120,17 @@ class MemoryStore implements Store {
       const found = this.#open.subscriptions.get(id);
       return found && clone(found);
     },
-    list: async (filter = {}) =>
+    list: async (options: SubscriptionListOptions = {}) =>
       [...this.#open.subscriptions.values()]
-        .filter((subscription) => filter.consumer === undefined || subscription.consumer === filter.consumer)
-        .filter((subscription) => filter.transport === undefined || subscription.transport === filter.transport)
-        .sort((a, b) => compare(a.createdAt, b.createdAt) || compare(a.id, b.id))
+        .filter(
+          (subscription) =>
+            (options.consumer === undefined || subscription.consumer === options.consumer) &&
+            (options.transport === undefined || subscription.transport === options.transport) &&
+            (options.status === undefined || subscription.status === options.status) &&
+            (options.after === undefined || subscription.id > options.after),
+        )
+        .sort((a, b) => compare(a.id, b.id))
+        .slice(0, options.limit)
         .map(clone),
     update: async (id, changes: SubscriptionChanges) => {
       const data = this.#open;

@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { HeraldEvent, NewEvent, PublishResult } from './envelope.js';
-import type { NewSubscription, Subscription, SubscriptionChanges } from './subscription.js';
+import type { NewSubscription, Subscription, SubscriptionChanges, SubscriptionStatus } from './subscription.js';
 
 /** Which part of the log to read. */
 export interface ReadOptions {
@@ -15,6 +15,20 @@ export interface ReadOptions {
    * everyone; see `visibleTo(principal)`). @default everything
    */
   visibleTo?: string;
+}
+
+/** Which subscriptions `subscriptions.list` gives, and how many. */
+export interface SubscriptionListOptions {
+  /** Only this consumer's. @default every consumer's */
+  consumer?: string;
+  /** Only those of this transport. @default every transport's */
+  transport?: string;
+  /** Only those in this status. @default every status */
+  status?: SubscriptionStatus;
+  /** Only those whose id sorts after this one: the last id of the previous page. @default from the first */
+  after?: string;
+  /** At most this many. @default all of them */
+  limit?: number;
 }
 
 /** An event type registered over the API, as stored. */
@@ -101,7 +115,8 @@ export interface Store {
   readonly subscriptions: {
     create(subscription: NewSubscription): Promise<Subscription>;
     get(id: string): Promise<Subscription | undefined>;
-    list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]>;
+    /** In `id` order (generated ids sort by creation time), so that `after` and `limit` page through them. */
+    list(options?: SubscriptionListOptions): Promise<Subscription[]>;
     update(id: string, changes: SubscriptionChanges): Promise<Subscription | undefined>;
     /**
      * Moves the subscription's cursor forward to `seq`, never back: true when it moved (false when the

@@ -3,7 +3,7 @@ import type { HeraldEvent } from './envelope.js';
 import { compileFilter, type EventPredicate } from './event-filter.js';
 import { newId } from './ids.js';
 import { isStorableText } from './names.js';
-import type { Store } from './store.js';
+import type { Store, SubscriptionListOptions } from './store.js';
 import { addressedTo, affectsMatching, type NewSubscription, type Subscription, type SubscriptionChanges } from './subscription.js';
 import { SubscriptionMatcher } from './subscription-matcher.js';
 
@@ -95,8 +95,9 @@ export class SubscriptionRegistry {
     return isStorableText(id) ? this.#store.subscriptions.get(id) : Promise.resolve(undefined);
   }
 
-  list(filter?: { consumer?: string; transport?: string }): Promise<Subscription[]> {
-    return this.#store.subscriptions.list(filter);
+  /** See the store's `subscriptions.list`. */
+  list(options?: SubscriptionListOptions): Promise<Subscription[]> {
+    return this.#store.subscriptions.list(options);
   }
 
   /**

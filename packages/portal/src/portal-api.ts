@@ -408,8 +408,18 @@ export class PortalApi {
     return (await this.#call<{ data: EventType[] }>('GET', '/v1/event-types')).data;
   }
 
+  /** Every subscription of the consumer, page after page (one holds them all unless the server's cap was lowered since). */
   async subscriptions(): Promise<Subscription[]> {
-    return (await this.#call<{ data: Subscription[] }>('GET', '/v1/subscriptions')).data;
+    const all: Subscription[] = [];
+    for (let after: string | null = null; ; ) {
+      const page: { data: Subscription[]; next?: string | null; hasMore?: boolean } = await this.#call(
+        'GET',
+        `/v1/subscriptions${after ? `?after=${encodeURIComponent(after)}` : ''}`,
+      );
+      all.push(...page.data);
+      if (!page.hasMore || !page.next) return all;
+      after = page.next;
+    }
   }
 
   /** The transports the server mounts; an older server, without the route, is taken to mount a webhook transport only. */

@@ -628,6 +628,46 @@ describe('the consumer portal in Chromium (issue 19): subscriptions and layout',
     expect(await card.count()).toBe(0);
     await page.close();
   }, 60_000);
+
+  it("lists every subscription of a consumer that holds more than a page of them, the server's cap lowered since they were made", async () => {
+    const database = tempDatabase();
+    const start = async (maxSubscriptions: number) => {
+      const started = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse()], maxSubscriptions });
+      const app = express();
+      app.get('/element/', (_req, res) =>
+        res.type('html').send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A provider\'s page</title></head><body><main></main><script type="module" src="/herald-portal.js"></script></body></html>'),
+      );
+      app.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+      app.use(started.app);
+      const { url } = await started.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
+      return { started, url };
+    };
+    const before = await start(10);
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const created = await admin('POST', '/v1/subscriptions', { consumer: 'nu', transport: 'sse', types: ['order.*'] }, adminKey, before.url);
+      expect(created.status).toBe(201);
+      made.push(created.body.id as string);
+    }
+    await before.started.close();
+    // A page is as long as the cap: two now, for a consumer that holds five.
+    const after = await start(2);
+    onTestFinished(() => after.started.close());
+    expect((await admin('GET', '/v1/subscriptions?consumer=nu', undefined, adminKey, after.url)).body.data).toHaveLength(2);
+    const session = await admin('POST', '/v1/portal-sessions', { consumer: 'nu', ttl: 600 }, adminKey, after.url);
+    expect(session.status).toBe(201);
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+    await page.goto(`${after.url}/element/`);
+    await page.evaluate((token) => {
+      const element = document.createElement('herald-portal');
+      element.setAttribute('token', token);
+      document.querySelector('main')?.append(element);
+    }, session.body.token as string);
+    const rows = page.getByTestId('subscription-row');
+    await expect.poll(() => rows.count()).toBe(5);
+    expect(await rows.evaluateAll((shown) => shown.map((row) => row.getAttribute('data-id')))).toEqual(made);
+    await page.close();
+  }, 30_000);
 });
 
 describe('the consumer portal in Chromium (issue 19): deliveries, replay, and a Herald that does not answer', () => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 // What the REST API answers, as zod schemas: the generated OpenAPI document describes its responses with them.
 
-/** `{ data: [...] }`, the shape of every list. */
+/** `{ data: [...] }`, the shape of the lists that come whole (a paged one adds `next` and `hasMore`). */
 export function listOf<T extends z.ZodType>(item: T) {
   return z.object({ data: z.array(item) });
 }
@@ -71,3 +71,12 @@ export const subscriptionSchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
   });
+
+export const subscriptionPageSchema = z.object({
+  data: z.array(subscriptionSchema),
+  next: z
+    .string()
+    .nullable()
+    .describe('The id of the last subscription in `data`: pass it as `after` to read on; null when there was nothing to read'),
+  hasMore: z.boolean(),
+});

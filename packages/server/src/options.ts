@@ -69,7 +69,8 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   maxConnections?: number;
   /**
    * `HERALD_MAX_SUBSCRIPTIONS`: durable subscriptions one consumer may hold, every transport and status
-   * together; past it, creating one answers 409. @default 100
+   * together; past it, creating one answers 409. Also the default page of `GET /v1/subscriptions`, so that
+   * one consumer's list comes whole. @default 100
    */
   maxSubscriptions?: number;
   /**

@@ -35,10 +35,14 @@ class UnsupportedMediaTypeError extends HeraldError {
 
 const jsonTypes = ['application/json', 'application/*+json'];
 
+/** Whether a request with these headers carries a body: an empty one (`Content-Length: 0`) does not. */
+function carriesBody(headers: IncomingHttpHeaders): boolean {
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] ?? '0') !== '0';
+}
+
 /** Refuses request bodies that are not JSON with 415, before they are read. */
 export const requireJsonBody: RequestHandler = (req, _res, next) => {
-  const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-  if (hasBody && !req.is(jsonTypes)) throw new UnsupportedMediaTypeError();
+  if (carriesBody(req.headers) && !req.is(jsonTypes)) throw new UnsupportedMediaTypeError();
   next();
 };
 
@@ -65,11 +69,24 @@ function credentialOf(headers: IncomingHttpHeaders, query: Record<string, unknow
   return undefined;
 }
 
-/** Parses `value` with `schema`, or throws a ValidationError naming `where`. */
-export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+/**
+ * Parses `value` with `schema`, or throws a ValidationError naming `where`; `sentNone`: the request had no
+ * body (`where` is the body), which the error then asks for.
+ */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown, where: string, sentNone = false): T {
   const result = schema.safeParse(value, { error: where === 'query' ? queryInputError : inputError });
-  if (!result.success) throw new ValidationError(`The request ${where} is not valid`, toIssues(result.error.issues));
-  return result.data;
+  if (result.success) return result.data;
+  if (sentNone) throw missingBody(schema);
+  throw new ValidationError(`The request ${where} is not valid`, toIssues(result.error.issues));
+}
+
+/** The error for a request that sent no body to a route that needs one: send a JSON object, and what an empty one lacks. */
+function missingBody(schema: z.ZodType): ValidationError {
+  const empty = schema.safeParse({}, { error: inputError });
+  return new ValidationError('The request needs a JSON body (Content-Type: application/json), and it sent none', [
+    { path: [], message: 'required: a JSON object', code: 'invalid_type' },
+    ...(empty.success ? [] : toIssues(empty.error.issues)),
+  ]);
 }
 
 /** What a route is run with: the request as read by express, or as {@link answerDirectly} reads it. */
@@ -95,7 +112,7 @@ async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, op
   if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
   if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
   for (const [name, value] of Object.entries(input.params)) if (!isStorableText(value)) throw new NotFoundError(`The ${name} ${JSON.stringify(value)}`);
-  const body = route.body ? parseInput(route.body, input.body, 'body') : (input.body as TBody);
+  const body = route.body ? parseInput(route.body, input.body, 'body', input.body === undefined || !carriesBody(req.headers)) : (input.body as TBody);
   const query = route.query ? parseInput(route.query, input.query, 'query') : (input.query as TQuery);
   return route.handle({ principal, params: input.params, body, query, raw: req, response: res });
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { NewEvent, Store } from '@herald/core';
+import type { NewEvent, Store, SubscriptionListOptions, SubscriptionStatus } from '@herald/core';
 import { describe, it } from 'vitest';
 import { type StoreHarness, withStore } from './store-harness.js';
 import type { SuiteCase } from './transport-suite.js';
@@ -91,6 +91,36 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
           assert.deepEqual(await read({ after: stored.at(-1)?.seq as number, limit: 10 }), []);
           const bounds = await store.bounds();
           assert.deepEqual(bounds, { oldest: stored[0]?.seq, latest: stored.at(-1)?.seq });
+          return store;
+        }),
+    },
+    {
+      name: 'lists subscriptions in id order, filtered by consumer, transport and status, a page at a time with after and limit',
+      run: () =>
+        withStore(harness, async (store) => {
+          const made: [string, string, SubscriptionStatus][] = [
+            ['sub_e', 'acme', 'active'],
+            ['sub_b', 'acme', 'paused'],
+            ['sub_d', 'globex', 'active'],
+            ['sub_a', 'acme', 'disabled'],
+            ['sub_c', 'acme', 'active'],
+          ];
+          for (const [id, consumer, status] of made) {
+            await store.subscriptions.create({ id, consumer, transport: 'webhook', types: ['order.*'], status, config: {}, cursor: 0 });
+          }
+          const ids = async (options: SubscriptionListOptions) => (await store.subscriptions.list(options)).map(({ id }) => id);
+          assert.deepEqual(await ids({}), ['sub_a', 'sub_b', 'sub_c', 'sub_d', 'sub_e']);
+          assert.deepEqual(await ids({ limit: 2 }), ['sub_a', 'sub_b']);
+          assert.deepEqual(await ids({ after: 'sub_b', limit: 2 }), ['sub_c', 'sub_d']);
+          assert.deepEqual(await ids({ after: 'sub_d', limit: 2 }), ['sub_e']);
+          assert.deepEqual(await ids({ after: 'sub_e' }), []);
+          // `after` need not be an id that is stored: ids sort after it.
+          assert.deepEqual(await ids({ after: 'sub_bb' }), ['sub_c', 'sub_d', 'sub_e']);
+          assert.deepEqual(await ids({ status: 'active' }), ['sub_c', 'sub_d', 'sub_e']);
+          assert.deepEqual(await ids({ status: 'pending' }), []);
+          assert.deepEqual(await ids({ transport: 'sse' }), []);
+          assert.deepEqual(await ids({ consumer: 'acme', status: 'active', transport: 'webhook', after: 'sub_a', limit: 1 }), ['sub_c']);
+          assert.deepEqual(await ids({ consumer: 'acme', status: 'active', after: 'sub_c', limit: 1 }), ['sub_e']);
           return store;
         }),
     },

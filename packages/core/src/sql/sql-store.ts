@@ -4,7 +4,7 @@ import type { HeraldEvent, NewEvent, PublishResult } from '../envelope.js';
 import { StoreUnavailableError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { matchesPattern } from '../names.js';
-import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType } from '../store.js';
+import type { ApiKeyRecord, LogBounds, ReadOptions, Role, Store, StoredEventType, SubscriptionListOptions } from '../store.js';
 import type { EventFilter } from '../event-filter.js';
 import { affectsMatching, type Subscription, type SubscriptionChanges, type SubscriptionStatus } from '../subscription.js';
 import { migrate, runMigrations } from './migrations.js';
@@ -435,10 +435,13 @@ export class SqlStore implements Store {
       const row = await this.#db.selectFrom('herald_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
       return row && toSubscription(row);
     },
-    list: async (filter: { consumer?: string; transport?: string } = {}): Promise<Subscription[]> => {
-      let query = this.#db.selectFrom('herald_subscriptions').selectAll().orderBy('created_at').orderBy('id');
-      if (filter.consumer !== undefined) query = query.where('consumer', '=', filter.consumer);
-      if (filter.transport !== undefined) query = query.where('transport', '=', filter.transport);
+    list: async (options: SubscriptionListOptions = {}): Promise<Subscription[]> => {
+      let query = this.#db.selectFrom('herald_subscriptions').selectAll().orderBy('id');
+      if (options.consumer !== undefined) query = query.where('consumer', '=', options.consumer);
+      if (options.transport !== undefined) query = query.where('transport', '=', options.transport);
+      if (options.status !== undefined) query = query.where('status', '=', options.status);
+      if (options.after !== undefined) query = query.where('id', '>', options.after);
+      if (options.limit !== undefined) query = query.limit(options.limit);
       return (await query.execute()).map(toSubscription);
     },
     update: async (id: string, changes: SubscriptionChanges): Promise<Subscription | undefined> => {

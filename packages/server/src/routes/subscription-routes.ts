@@ -9,17 +9,19 @@ import {
   HeraldError,
   NotFoundError,
   type Principal,
+  queryNumber,
   type RouteDefinition,
   storableString,
   type Subscription,
   type SubscriptionStatus,
+  subscriptionStatus,
   subscriptionTypes,
   type Transport,
   toIssues,
   ValidationError,
 } from '@herald/core';
 import { z } from 'zod';
-import { listOf, subscriptionSchema } from '../api-schemas.js';
+import { subscriptionPageSchema, subscriptionSchema } from '../api-schemas.js';
 import { KeyedLock } from '../keyed-lock.js';
 import type { ServerContext } from '../server-context.js';
 
@@ -43,10 +45,17 @@ const updateBody = z
   })
   .refine((body) => Object.keys(body).length > 0, { message: 'name at least one of types, config, status, filter' });
 
-const listQuery = z.object({
-  consumer: consumerId.optional(),
-  transport: storableString.min(1).optional(),
-});
+/** A page is as long as one consumer's subscriptions may be, by default: that list comes whole. */
+const listQuery = (maxSubscriptions: number) =>
+  z.object({
+    consumer: consumerId.optional().describe("Only this consumer's (an admin key; a consumer key sees its own)"),
+    transport: storableString.min(1).optional(),
+    status: subscriptionStatus.optional(),
+    after: storableString.min(1).optional().describe('The `next` of the previous page: subscriptions whose id sorts after it'),
+    limit: queryNumber(z.number().int().min(1).max(Math.max(1000, maxSubscriptions)).default(maxSubscriptions)).describe(
+      'Subscriptions per page; by default as many as one consumer may hold (`HERALD_MAX_SUBSCRIPTIONS`)',
+    ),
+  });
 
 const emptyConfig = z.strictObject({});
 
@@ -141,7 +150,9 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
         if (body.filter !== undefined) assertFilterFits(body.filter, body.types, catalog.list());
         const prepared = await prepare(transport, body.config);
         const subscription = await creates.run(owner, async () => {
-          if ((await subscriptions.list({ consumer: owner })).length >= maxSubscriptions) throw new SubscriptionLimitError(maxSubscriptions);
+          if ((await subscriptions.list({ consumer: owner, limit: maxSubscriptions })).length >= maxSubscriptions) {
+            throw new SubscriptionLimitError(maxSubscriptions);
+          }
           return subscriptions.create({
             consumer: owner,
             transport: transport.name,
@@ -160,16 +171,22 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
       method: 'GET',
       path: '/v1/subscriptions',
       portalToken: true,
-      query: listQuery,
-      summary: 'List subscriptions (a consumer sees its own)',
-      response: { body: listOf(subscriptionSchema) },
+      query: listQuery(maxSubscriptions),
+      summary: 'List subscriptions in id order, a page at a time (a consumer sees its own)',
+      response: { body: subscriptionPageSchema },
       async handle({ query, principal }) {
         const consumer = principal.role === 'admin' ? query.consumer : principal.consumer;
-        const list = await subscriptions.list({
+        // One more than the page, to tell whether there is more.
+        const found = await subscriptions.list({
           ...(consumer !== undefined ? { consumer } : {}),
           ...(query.transport !== undefined ? { transport: query.transport } : {}),
+          ...(query.status !== undefined ? { status: query.status } : {}),
+          ...(query.after !== undefined ? { after: query.after } : {}),
+          limit: query.limit + 1,
         });
-        return { body: { data: list.map((subscription) => present(subscription)) } };
+        const page = found.slice(0, query.limit);
+        const next = page.at(-1)?.id ?? query.after ?? null;
+        return { body: { data: page.map((subscription) => present(subscription)), next, hasMore: found.length > query.limit } };
       },
     }),
     defineRoute({

@@ -181,6 +181,17 @@ describe('GET /v1/poll, credentials', () => {
     expect(everyone.body).toEqual({ data: [published[0]], next: acme.seq });
   });
 
+  it('takes the Authorization header over access_token when both are sent', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const token = await app.streamToken(key);
+    const bogus = `hs_${'0'.repeat(20)}_${'1'.repeat(64)}`;
+    const poll = (query: string, authorization: string) => fetch(`${app.baseUrl}/v1/poll?types=order.*&wait=0&${query}`, { headers: { authorization } });
+    expect((await poll(`access_token=${bogus}`, `Bearer ${key}`)).status).toBe(200);
+    expect((await poll(`access_token=${token}`, `Bearer ${bogus}`)).status).toBe(401);
+    expect((await poll(`access_token=${token}`, 'Basic abc')).status).toBe(401);
+  });
+
   it('answers a waiting poll at once when its key is revoked, and refuses the next one', async () => {
     const app = await started();
     const made = await app.api('POST', '/v1/keys', { role: 'consumer', consumer: 'acme' });
@@ -272,6 +283,37 @@ describe('GET /v1/poll, bad parameters', () => {
     const { status, contentType, body } = await app.poll(query as Record<string, string>);
     expect([status, contentType, body.type]).toEqual([422, 'application/problem+json; charset=utf-8', 'urn:herald:problem:validation-failed']);
     expect(body.errors.length).toBeGreaterThan(0);
+  });
+
+  it('refuses lastEventId and a Last-Event-ID header, which resume a stream: a poll resumes with after', async () => {
+    const app = await started();
+    await app.publish('order.created', 1);
+    const inQuery = await app.poll({ types: '**', lastEventId: '0', wait: '0' });
+    expect([inQuery.status, inQuery.body.type]).toEqual([422, 'urn:herald:problem:validation-failed']);
+    expect(inQuery.body.errors).toEqual([{ code: 'custom', path: ['lastEventId'], message: expect.stringMatching(/resume with after=/) }]);
+
+    const url = `${app.baseUrl}/v1/poll?types=**&wait=0`;
+    const inHeader = await fetch(url, { headers: { authorization: `Bearer ${app.adminKey}`, 'last-event-id': '0' } });
+    const problem = await inHeader.json();
+    expect([inHeader.status, problem.type, problem.detail]).toEqual([422, 'urn:herald:problem:validation-failed', expect.stringMatching(/after/)]);
+    expect(problem.errors).toEqual([{ path: ['Last-Event-ID'], message: expect.stringMatching(/resume with after=/) }]);
+  });
+
+  it.each(['types[]', 'types[0]', 'types[a]'])('says how to give types when it comes as %s', async (name) => {
+    const app = await started();
+    const queries: Record<string, string>[] = [{ [name]: 'order.*' }, { types: 'order.created', [name]: 'order.*' }];
+    for (const query of queries) {
+      const { status, body } = await app.poll({ ...query, wait: '0' });
+      expect([status, body.type]).toEqual([422, 'urn:herald:problem:validation-failed']);
+      expect(body.errors).toEqual([{ code: 'custom', path: [name], message: expect.stringContaining('comma-separated (types=a,b) or repeated (types=a&types=b)') }]);
+    }
+  });
+
+  it('ignores parameters it does not know, such as a cache buster', async () => {
+    const app = await started();
+    const event = await app.publish('order.created', 1);
+    const { status, body } = await app.poll({ types: 'order.*', after: '0', wait: '0', _: '1700000000000', since: 'x' });
+    expect([status, body]).toEqual([200, { data: [event], next: event.seq }]);
   });
 
   it('answers only what a payload filter lets through, moves next past the rest, and refuses a filter that does not fit', async () => {

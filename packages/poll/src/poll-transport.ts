@@ -7,6 +7,7 @@ import {
   SubscriptionNotFoundError,
   type Transport,
   type TransportContext,
+  ValidationError,
   WrongTransportError,
 } from '@herald/core';
 import { type PollAnswer, type PollQuery, pollAnswerSchema, pollQuery } from './poll-query.js';
@@ -104,7 +105,11 @@ class LongPolling implements PollTransport {
   }
 
   async #answer(sessions: StreamSessions, context: TransportContext, request: RouteRequest<unknown, PollQuery>): Promise<RouteResult | undefined> {
-    const { principal, query, response } = request;
+    const { principal, query, raw, response } = request;
+    // SSE's resume header: a poll that ignored it would start at the end of the log and miss the events in between.
+    if (raw.headers['last-event-id'] !== undefined) {
+      throw new ValidationError('A poll resumes with after', [{ path: ['Last-Event-ID'], message: "is not read by a poll: resume with after=<seq> (the previous answer's next)" }]);
+    }
     // The poll holds one of the key's connections while it waits, as a WebSocket or an SSE stream does.
     const session = sessions.open(principal);
     // A client that gives up waiting frees its slot at once.

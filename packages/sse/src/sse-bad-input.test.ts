@@ -37,7 +37,11 @@ interface BadRequest {
   status: number;
   type: string;
   detail?: RegExp;
+  /** The problem's `errors`, each with at least these fields. */
+  errors?: { path: string[]; message: string }[];
 }
+
+const bracketsMessage = 'is not a parameter: give types comma-separated (types=a,b) or repeated (types=a&types=b)';
 
 const cases: BadRequest[] = [
   { name: 'no credential', query: () => 'types=order.created', key: () => undefined, status: 401, type: 'unauthorized' },
@@ -57,6 +61,20 @@ const cases: BadRequest[] = [
   { name: 'a pattern that matches no type', query: () => 'types=nope.*', status: 422, type: 'unknown-event-type' },
   { name: 'empty types', query: () => 'types=', status: 422, type: 'validation-failed' },
   { name: 'neither types nor subscription', query: () => '', status: 422, type: 'validation-failed' },
+  ...['types[]', 'types[0]', 'types[a]'].map((name) => ({
+    name: `types given as ${name}`,
+    query: () => `${encodeURIComponent(name)}=order.created`,
+    status: 422,
+    type: 'validation-failed',
+    errors: [{ path: [name], message: bracketsMessage }],
+  })),
+  {
+    name: 'types given with brackets next to types',
+    query: () => 'types=order.created&types[]=order.shipped',
+    status: 422,
+    type: 'validation-failed',
+    errors: [{ path: ['types[]'], message: bracketsMessage }],
+  },
   { name: 'both types and subscription', query: () => `types=order.created&subscription=${acmeSubscription}`, status: 422, type: 'validation-failed' },
   { name: 'a bad named flag', query: () => 'types=order.created&named=maybe', status: 422, type: 'validation-failed' },
   { name: 'a malformed Last-Event-ID header', query: () => 'types=order.created', headers: { 'last-event-id': 'abc' }, status: 400, type: 'malformed-last-event-id' },
@@ -70,17 +88,20 @@ const cases: BadRequest[] = [
 ];
 
 describe('bad stream requests get a problem, never a stream', () => {
-  it.each(cases)('$name → $status $type', async ({ query, key, headers, status, type, detail }) => {
+  it.each(cases)('$name → $status $type', async ({ query, key, headers, status, type, detail, errors }) => {
     const credential = key ? key() : acmeKey;
     const response = await fetch(`${app.baseUrl}/v1/stream?${query()}`, {
       headers: { accept: 'text/event-stream', ...(credential !== undefined ? { authorization: `Bearer ${credential}` } : {}), ...headers },
     });
+    // A stream opened by mistake is closed, so that it fails its own case and not the ones after it.
+    if (response.ok) await response.body?.cancel();
     expect(response.status).toBe(status);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    const problem = (await response.json()) as { type: string; status: number; detail?: string };
+    const problem = (await response.json()) as { type: string; status: number; detail?: string; errors?: unknown };
     expect(problem.type).toBe(`urn:herald:problem:${type}`);
     expect(problem.status).toBe(status);
     if (detail) expect(problem.detail).toMatch(detail);
+    if (errors) expect(problem.errors).toMatchObject(errors);
     expect(app.sse.connections).toBe(0);
   });
 

@@ -16,12 +16,17 @@ const commaSeparated = z
   .transform((types) => [...new Set(types)])
   .describe('Event types and patterns, comma-separated: `*` one segment, a final `**` one or more');
 
+/** A `types` given with brackets (`types[]=a`), which the query string does not read as `types`. */
+const bracketedTypes = (query: object) => Object.keys(query).filter((name) => name.startsWith('types['));
+
 /**
  * The query of `GET /v1/stream`: either `types` (comma-separated, or repeated) for an ad hoc stream,
- * or `subscription` to attach to a durable one. `access_token` is read by the server's auth.
+ * or `subscription` to attach to a durable one. `access_token` is read by the server's auth. Other
+ * parameters pass (EventSource polyfills add their own), but `types[]`, which would leave the stream
+ * asking for something else than what was meant.
  */
 export const streamQuery = z
-  .object({
+  .looseObject({
     types: commaSeparated.optional(),
     subscription: z.string().min(1).max(128).optional().describe('A durable SSE subscription to attach to, instead of `types`'),
     /** Checked by {@link parseLastEventId}, so a bad value is the same 400 here as in the header. */
@@ -31,6 +36,10 @@ export const streamQuery = z
     named: z.enum(['true', 'false']).default('true').describe('`false`: plain `message` events instead of `event: <type>`'),
   })
   .superRefine((query, issues) => {
+    for (const name of bracketedTypes(query)) {
+      issues.addIssue({ code: 'custom', path: [name], message: 'is not a parameter: give types comma-separated (types=a,b) or repeated (types=a&types=b)' });
+    }
+    if (query.types === undefined && bracketedTypes(query).length > 0) return;
     if ((query.types === undefined) === (query.subscription === undefined)) {
       issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
     }

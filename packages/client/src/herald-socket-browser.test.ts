@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,10 +12,15 @@ import ts from 'typescript';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { launchChromium } from '../../testkit/src/chromium.test-support.js';
 
-/** The page: loads HeraldSocket as the browser sees it (types stripped), with the browser's own WebSocket. */
+/**
+ * The page: loads the package as the README tells a page without a bundler to, through an import map (so
+ * no module of it may import a bare name), each module as the browser sees it (types stripped), and runs
+ * HeraldSocket on the browser's own WebSocket.
+ */
 const page = `<!doctype html><meta charset="utf-8"><title>herald socket</title>
+<script type="importmap">{"imports": {"@herald/client": "/client/index.js"}}</script>
 <script type="module">
-  import { HeraldSocket } from '/herald-socket.js';
+  import { HeraldSocket } from '@herald/client';
   window.received = [];
   window.opens = 0;
   window.closes = [];
@@ -34,11 +39,13 @@ let pageOrigin: string;
 let directory: string;
 
 beforeAll(async () => {
-  // herald-socket.js and the modules it imports, each from its source in this folder.
+  // Every module of the package, each from its source in this folder.
   const scripts = new Map<string, string>();
-  for (const name of ['herald-socket', 'reconnect-backoff']) {
-    const source = await readFile(new URL(`./${name}.ts`, import.meta.url), 'utf8');
-    scripts.set(`/${name}.js`, ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText);
+  for (const file of await readdir(new URL('.', import.meta.url))) {
+    if (!file.endsWith('.ts') || /\.test(-support)?\.ts$/.test(file)) continue;
+    const source = await readFile(new URL(`./${file}`, import.meta.url), 'utf8');
+    const module = ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } });
+    scripts.set(`/client/${file.replace(/\.ts$/, '.js')}`, module.outputText);
   }
   pageServer = createServer((request, response) => {
     const script = scripts.get(request.url ?? '');

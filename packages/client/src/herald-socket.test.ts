@@ -201,6 +201,50 @@ describe('HeraldSocket', () => {
     await linger(300);
     expect(closes).toEqual([{ code: 4401, reason: 'The API key is not valid', reconnecting: false }]);
     expect(socket.ready).toBe(false);
+    expect(() => socket.subscribe(['order.*'], () => {})).toThrow('HeraldSocket: subscribe() after the server closed the connection for good: 4401 "The API key is not valid"');
+    socket.close();
+    expect(() => socket.subscribe(['order.*'], () => {})).toThrow('HeraldSocket: subscribe() after the server closed the connection for good: 4401');
+    const closedByUser = socketFor({ url: server.url, token: adminKey });
+    closedByUser.close();
+    expect(() => closedByUser.subscribe(['order.*'], () => {})).toThrow('HeraldSocket: subscribe() after close()');
+  });
+
+  it('throws at the call for a subscribe whose form the server would refuse, sending nothing; the socket and its subscriptions go on', async () => {
+    const server = await startServer(':memory:');
+    onTestFinished(() => server.close());
+    const tokens = countingToken(adminKey);
+    const socket = socketFor({ url: server.url, token: tokens.token });
+    const closes = record(socket, 'close');
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const received: SocketEvent[] = [];
+    socket.subscribe(['order.*'], (event) => void received.push(event));
+    await waitFor(() => subscribed.length === 1, 'the subscription');
+    const tooMany = Array.from({ length: 101 }, (_, n) => `order.t${n}`);
+    const subscribe = socket.subscribe.bind(socket) as (target: unknown, handler: () => void, options?: unknown) => unknown;
+    for (const [target, options, message] of [
+      [tooMany, undefined, 'takes 1 to 100 event types and patterns, not 101'],
+      [[], undefined, 'takes 1 to 100 event types and patterns, not 0'],
+      [[5], undefined, 'takes event types and patterns as strings'],
+      [['order.*'], { after: 1.5 }, 'takes an `after` that is a seq, a whole number from 0, not 1.5'],
+      [['order.*'], { after: -1 }, 'takes an `after` that is a seq, a whole number from 0, not -1'],
+      [{ subscription: 's'.repeat(129) }, undefined, 'takes the id of a durable subscription, 1 to 128 characters'],
+      [{ subscription: 'sub_1', after: 2 ** 53 }, undefined, `takes an \`after\` that is a seq, a whole number from 0, not ${2 ** 53}`],
+      [['order.*'], { filter: [{ 'data.n': 1 }] }, 'takes a `filter` that is an object of paths and conditions'],
+    ] as const) {
+      expect(() => subscribe(target, () => {}, options), message).toThrow(new TypeError(`HeraldSocket: subscribe() ${message}`));
+    }
+    const later = socket.subscribe(['order.created'], () => {});
+    await waitFor(() => subscribed.length === 2, 'a subscription after them');
+    expect(subscribed[1]?.subscription).toBe(later);
+    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event');
+    await linger(200);
+    expect(ids(received)).toEqual([published.event.id]);
+    expect(errors).toEqual([]);
+    expect(closes).toEqual([]);
+    expect(socket.ready).toBe(true);
+    expect(tokens.connects).toBe(1);
   });
 
   it('receives only the events its filter lets through, replayed and live, also after the server dropped the connection', async () => {
@@ -303,6 +347,43 @@ describe('HeraldSocket', () => {
       expect(tokens.connects).toBe(1);
       socket.close();
     }
+  });
+
+  it('ends a subscription the server refuses as invalid-subscribe (its limits may be stricter than the client knows), and does not send it again', async () => {
+    const connections: WebSocket[] = [];
+    const subscribes: any[] = [];
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    onTestFinished(() => {
+      for (const connection of connections) connection.terminate();
+    });
+    server.on('connection', (connection) => {
+      connections.push(connection);
+      connection.on('message', (data) => {
+        const message = JSON.parse(data.toString());
+        if (message.type === 'auth') connection.send(JSON.stringify({ type: 'ready', consumer: 'acme' }));
+        if (message.type !== 'subscribe') return;
+        subscribes.push(message);
+        if (message.types.length > 2) {
+          connection.send(JSON.stringify({ type: 'error', id: message.id, code: 'invalid-subscribe', message: 'invalid subscribe message: types must list 1 to 2 event types and patterns' }));
+        } else connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 }));
+      });
+    });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as { port: number };
+    const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x' });
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const refused = socket.subscribe(['a.b', 'a.c', 'a.d'], () => {});
+    const other = socket.subscribe(['a.b'], () => {});
+    await waitFor(() => errors.length === 1 && subscribed.length === 1, 'the refusal and the other subscription');
+    expect(errors[0]).toMatchObject({ code: 'invalid-subscribe', subscription: refused });
+    expect(refused.active).toBe(false);
+    expect(other.active).toBe(true);
+    // A dropped connection: only the other subscription is sent again.
+    connections[0]?.terminate();
+    await waitFor(() => subscribed.length === 2, 'the other subscription again');
+    expect(subscribes.map((message) => message.id)).toEqual([refused.id, other.id, other.id]);
   });
 
   it('replaces a connection whose server stopped answering, and resubscribes from where it was', async () => {

@@ -119,8 +119,20 @@ type Listener<K extends keyof HeraldSocketEvents> = (event: HeraldSocketEvents[K
 /** Close codes after which reconnecting cannot help. 4401 also, unless the token comes from a function. */
 const fatalCloseCodes = new Set([1007, 1009, 4400, 4403, 4409]);
 /** Subscription errors after which subscribing again cannot help. */
-const fatalSubscriptionErrors = new Set(['forbidden', 'unknown-event-type', 'subscription-not-found', 'wrong-transport', 'too-many-subscriptions', 'invalid-filter', 'invalid-pattern']);
+const fatalSubscriptionErrors = new Set([
+  'forbidden',
+  'unknown-event-type',
+  'subscription-not-found',
+  'wrong-transport',
+  'too-many-subscriptions',
+  'invalid-filter',
+  'invalid-pattern',
+  'invalid-subscribe',
+]);
 const OPEN = 1;
+/** The server's limits on a `subscribe`: patterns in `types`, and characters of a durable subscription's id. */
+const maxTypes = 100;
+const maxSubscriptionIdLength = 128;
 
 interface Entry {
   handle: SocketSubscription;
@@ -173,6 +185,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   #ws?: WebSocketLike;
   #ready = false;
   #closed = false;
+  /** Why the socket closed when the server closed it for good: its close code and reason. */
+  #closedBy?: string;
   #nextId = 1;
   #lastReceived = 0;
   #reconnectTimer?: ReturnType<typeof setTimeout>;
@@ -205,6 +219,10 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
    * stored cursor and is acknowledged as events are handled. Handlers run in `seq` order, one at a
    * time per subscription (an async handler is awaited); each event reaches them once. With
    * `filter`, only the events a payload filter lets through: `{ filter: { 'data.total': { $gte: 1000 } } }`.
+   *
+   * Throws a `TypeError` for what the server would refuse in the form (no types or over 100, an `after`
+   * that is not a whole number from 0, a durable subscription id over 128 characters), and an `Error` once
+   * the socket is closed: by `close()`, or by the server for good (the message gives its code and reason).
    */
   subscribe<const TTypes extends readonly string[]>(
     types: TTypes,
@@ -220,10 +238,11 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     handler: (event: never) => unknown,
     options: SocketSubscribeOptions = {},
   ): SocketSubscription {
-    if (this.#closed) throw new Error('HeraldSocket: subscribe() after close()');
-    const id = `s${this.#nextId++}`;
+    if (this.#closed) throw new Error(`HeraldSocket: subscribe() after ${this.#closedBy ?? 'close()'}`);
     const durable = 'subscription' in target ? target : undefined;
     const { after, filter } = durable ?? options;
+    checkSubscribe(target, after, filter);
+    const id = `s${this.#nextId++}`;
     const entry: Entry = {
       id,
       ...(durable ? { subscription: durable.subscription } : { types: [...(target as readonly string[])] }),
@@ -493,6 +512,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     const fatal = fatalCloseCodes.has(code) || (code === 4401 && typeof this.#token === 'string');
     if (fatal) {
       this.#closed = true;
+      this.#closedBy = `the server closed the connection for good: ${code}${reason ? ` "${reason}"` : ''}`;
       for (const entry of this.#entries.values()) entry.active = false;
       this.#emit('close', { code, reason, reconnecting: false });
       return;
@@ -506,4 +526,23 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     const ws = this.#ws;
     if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(message));
   }
+}
+
+/**
+ * Throws, at the call, for what the server would refuse in the form of a `subscribe`. The text of patterns and
+ * filters is the server's to judge, with its event catalog: it refuses that subscription alone.
+ */
+function checkSubscribe(target: readonly string[] | { subscription: string }, after: number | undefined, filter: EventFilter | undefined): void {
+  const fail = (message: string) => {
+    throw new TypeError(`HeraldSocket: subscribe() ${message}`);
+  };
+  if (!Array.isArray(target)) {
+    const { subscription } = target as { subscription: unknown };
+    if (typeof subscription !== 'string' || subscription.length === 0 || subscription.length > maxSubscriptionIdLength) {
+      fail(`takes the id of a durable subscription, 1 to ${maxSubscriptionIdLength} characters`);
+    }
+  } else if (target.length === 0 || target.length > maxTypes) fail(`takes 1 to ${maxTypes} event types and patterns, not ${target.length}`);
+  else if (target.some((type) => typeof type !== 'string')) fail('takes event types and patterns as strings');
+  if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) fail(`takes an \`after\` that is a seq, a whole number from 0, not ${String(after)}`);
+  if (filter !== undefined && (typeof filter !== 'object' || filter === null || Array.isArray(filter))) fail('takes a `filter` that is an object of paths and conditions');
 }

@@ -44,12 +44,12 @@ describe('closed with a code', () => {
     ['not JSON', 'the message is not JSON', '{"type":"ping"', false],
     ['JSON that is not an object', 'the message must be a JSON object', '[{"type":"ping"}]', false],
     ['an unknown message type', 'unknown message type "subscribe-all"', '{"type":"subscribe-all"}', false],
-    ['a message without a type', 'unknown message type undefined', '{"id":"a"}', false],
-    ['a type that is not a string', /^invalid subscribe message: types\.0/, '{"type":"subscribe","id":"a","types":[5]}', false],
-    ['an invalid pattern beside another mistake', /^invalid subscribe message: types\.0 must be an event type/, '{"type":"subscribe","id":"a","types":["order..x"],"after":-1}', false],
+    ['a message without a type', 'a message needs a "type": one of auth, subscribe, unsubscribe, ack, ping, pong', '{"id":"a"}', false],
     ['a field the message does not have', /^invalid ping message/, '{"type":"ping","extra":1}', false],
-    ['both types and subscription', /^invalid subscribe message: types give either/, '{"type":"subscribe","id":"a","types":["a"],"subscription":"sub_1"}', false],
-    ['a negative after', /^invalid subscribe message: after/, '{"type":"subscribe","id":"a","types":["a"],"after":-1}', false],
+    ['a subscribe without an id', 'invalid subscribe message: id required', '{"type":"subscribe","types":["order.*"],"after":-1}', false],
+    ['a subscribe whose id is not a string', /^invalid subscribe message: id /, '{"type":"subscribe","id":5,"types":["order.*"]}', false],
+    ['a subscribe whose id is over 128 characters', 'invalid subscribe message: id must be 1 to 128 characters', `{"type":"subscribe","id":"${'i'.repeat(129)}","types":["order.*"]}`, false],
+    ['an ack whose seq is not one', /^invalid ack message: seq must be a seq/, '{"type":"ack","id":"a","seq":1.5}', false],
     ['a binary frame', /^binary frames are not part of herald\.v1/, Buffer.from('{"type":"ping"}'), true],
   ];
   for (const [name, reason, frame, binary] of frames) {
@@ -93,11 +93,19 @@ describe('closed with a code', () => {
     expect(await client.closed).toEqual({ code: 4408, reason: 'no auth message in time' });
   });
 
-  it('4409 for a subscription id already in use', async () => {
-    const client = await connect();
-    await client.subscribe({ id: 'a', types: ['order.*'] });
-    client.send({ type: 'subscribe', id: 'a', types: ['invoice.*'] });
-    expect(await client.closed).toEqual({ code: 4409, reason: 'subscription id "a" is already in use' });
+  it('4409 for a subscription id already in use, also by a subscribe that would be refused', async () => {
+    for (const subscribe of [{ types: ['invoice.*'] }, { types: ['invoice.*'], after: -1 }, { types: ['order..x'] }]) {
+      const client = await connect();
+      await client.subscribe({ id: 'a', types: ['order.*'] });
+      client.send({ type: 'subscribe', id: 'a', ...subscribe });
+      expect(await client.closed).toEqual({ code: 4409, reason: 'subscription id "a" is already in use' });
+    }
+  });
+
+  it('4401 for a subscribe before auth, also one that would be refused', async () => {
+    const client = await connect({});
+    client.send({ type: 'subscribe', id: 'a', types: ['order.*'], after: 1.5 });
+    expect(await client.closed).toEqual({ code: 4401, reason: 'subscribe before auth: send auth {token} first' });
   });
 });
 
@@ -148,6 +156,37 @@ describe('answered with an error, the connection stays open', () => {
       code: 'invalid-pattern',
       message: 'invalid subscribe message: types.1 "**.created" must be an event type, or a pattern with "*" for one segment and a final "**" for one or more',
     });
+    await client.subscribe({ id: 'bad', types: ['order.created'] });
+    const { event } = await ws.app.herald.publish({ type: 'order.created', data: { n: ++published } });
+    await waitFor(() => client.events('good').some((received) => received.id === event.id) && client.events('bad').some((received) => received.id === event.id), 'both subscriptions to receive');
+    expect(client.closedWith).toBeUndefined();
+  });
+
+  it('for a subscribe with a usable id that does not fit otherwise, naming the mistake; the id is free again', async () => {
+    const client = await connect();
+    await client.subscribe({ id: 'good', types: ['order.*'] });
+    const tooMany = Array.from({ length: 101 }, (_, n) => `order.t${n}`);
+    const refusals: [Record<string, unknown>, string][] = [
+      [{ types: tooMany }, 'types must list 1 to 100 event types and patterns'],
+      [{ types: [] }, 'types must list 1 to 100 event types and patterns'],
+      [{ types: ['order.*'], after: 1.5 }, `after must be a seq: a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`],
+      [{ types: ['order.*'], after: -1 }, `after must be a seq: a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`],
+      [{ types: ['order.*'], after: '5' }, 'after must be a number, not "5"'],
+      [{ subscription: 's'.repeat(129) }, 'subscription must be 1 to 128 characters'],
+      [{ types: [5] }, 'types.0 Invalid input: expected string, received number'],
+      [{ types: 'order.*' }, 'types Invalid input: expected array, received string'],
+      [{ types: ['order.*'], subscription: 'sub_1' }, 'types give either types or subscription'],
+      [{}, 'types give either types or subscription'],
+      [{ types: ['order.*'], since: 5 }, '(root) Unrecognized key: "since"'],
+      [{ types: ['order..x'], after: -1 }, 'types.0 must be an event type, or a pattern with "*" for one segment and a final "**" for one or more'],
+    ];
+    for (const [fields, mistake] of refusals) {
+      client.messages.length = 0;
+      client.send({ type: 'subscribe', id: 'bad', ...fields });
+      const error = await client.next('error');
+      expect(error).toMatchObject({ type: 'error', id: 'bad', code: 'invalid-subscribe' });
+      expect(error.message).toBe(`invalid subscribe message: ${mistake}`);
+    }
     await client.subscribe({ id: 'bad', types: ['order.created'] });
     const { event } = await ws.app.herald.publish({ type: 'order.created', data: { n: ++published } });
     await waitFor(() => client.events('good').some((received) => received.id === event.id) && client.events('bad').some((received) => received.id === event.id), 'both subscriptions to receive');

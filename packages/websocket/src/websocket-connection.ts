@@ -226,7 +226,7 @@ export class Connection implements StreamSink {
     }
     const parsed = parseClientMessage(data, isBinary);
     if (!parsed.ok) {
-      if (parsed.refused) return void this.#error(parsed.refused.code, parsed.reason, parsed.refused.id);
+      if (parsed.refused) return void this.#refuse(parsed.refused.id, parsed.refused.code, parsed.reason);
       return void this.close(CloseCode.BadMessage, parsed.reason);
     }
     const message = parsed.message;
@@ -298,9 +298,21 @@ export class Connection implements StreamSink {
     this.send(serverMessage.ready(consumer, expiresAt));
   }
 
+  /** A `subscribe` that does not fit but names its `id`: refused alone, once the connection could have made it. */
+  #refuse(id: string, code: ErrorCode, reason: string): void {
+    const session = this.#session;
+    if (!session) this.close(CloseCode.Unauthorized, 'subscribe before auth: send auth {token} first');
+    else if (session.find(id)) this.#duplicate(id);
+    else this.#error(code, reason, id);
+  }
+
+  #duplicate(id: string): void {
+    this.close(CloseCode.DuplicateSubscription, `subscription id "${id}" is already in use`);
+  }
+
   async #subscribe(message: SubscribeMessage, session: StreamSession): Promise<void> {
     const { id } = message;
-    if (session.find(id)) return this.close(CloseCode.DuplicateSubscription, `subscription id "${id}" is already in use`);
+    if (session.find(id)) return this.#duplicate(id);
     if (session.subscriptions.length >= this.#host.options.maxSubscriptions) {
       return this.#error('too-many-subscriptions', `a connection may hold ${this.#host.options.maxSubscriptions} subscriptions`, id);
     }

@@ -27,13 +27,14 @@ describe('parseClientMessage', () => {
       [{ type: 'subscribe', id: '', types: ['a'] }, /^invalid subscribe message: id/],
       [{ type: 'subscribe', id: 's1', types: [] }, /^invalid subscribe message: types/],
       [{ type: 'subscribe', id: 's1', types: ['a.**.b'] }, /^invalid subscribe message: types\.0/],
-      [{ type: 'subscribe', id: 's1', types: ['a'], after: 1.5 }, /^invalid subscribe message: after must be a whole number$/],
+      [{ type: 'subscribe', id: 's1', types: ['a'], after: 1.5 }, /^invalid subscribe message: after must be a seq: a whole number from 0 to 9007199254740991$/],
       [{ type: 'subscribe', types: ['a'] }, /^invalid subscribe message: id required$/],
       [{ type: 'ack', id: 's1', seq: '5' }, /^invalid ack message: seq must be a number, not "5"$/],
       [{ type: 'auth' }, /^invalid auth message: token required$/],
       [{ type: 'toString' }, /^unknown message type "toString"/],
       [{ type: '__proto__' }, /^unknown message type "__proto__"/],
       [{ type: 7 }, /^unknown message type 7/],
+      [{ id: 's1' }, /^a message needs a "type": one of auth, subscribe, unsubscribe, ack, ping, pong$/],
       [null, /must be a JSON object/],
       ['ping', /must be a JSON object/],
     ];
@@ -43,6 +44,17 @@ describe('parseClientMessage', () => {
       if (!result.ok) expect(result.reason).toMatch(reason);
     }
     expect(parseClientMessage('{', false)).toEqual({ ok: false, reason: 'the message is not JSON' });
+    // A subscribe with a usable id is refused alone; without one, or another message, it is not.
+    const refusedAs = (value: unknown) => {
+      const result = parse(value);
+      return result.ok ? undefined : result.refused;
+    };
+    expect(refusedAs({ type: 'subscribe', id: 's1', types: [] })).toEqual({ id: 's1', code: 'invalid-subscribe' });
+    expect(refusedAs({ type: 'subscribe', id: 's1', types: ['a.**.b'] })).toEqual({ id: 's1', code: 'invalid-pattern' });
+    expect(refusedAs({ type: 'subscribe', id: 's1', types: ['a'], filter: { $bad: 1 } })).toEqual({ id: 's1', code: 'invalid-filter' });
+    expect(refusedAs({ type: 'subscribe', id: '', types: [] })).toBeUndefined();
+    expect(refusedAs({ type: 'subscribe', id: 's'.repeat(129), types: ['a'] })).toBeUndefined();
+    expect(refusedAs({ type: 'ack', id: 's1', seq: -1 })).toBeUndefined();
     expect(parseClientMessage(Buffer.from('{"type":"ping"}'), true).ok).toBe(false);
     expect(parseClientMessage(Buffer.from('{"type":"ping"}'), false)).toEqual({ ok: true, message: { type: 'ping' } });
   });

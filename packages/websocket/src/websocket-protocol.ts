@@ -58,18 +58,31 @@ export type ErrorCode =
   /** A `subscribe` whose `filter` does not fit (an unknown operator or path, a wrong operand, too deep): that subscription is refused. */
   | 'invalid-filter'
   /** A `subscribe` with a type or pattern that is not one (`order..x`, `**.created`): that subscription is refused. */
-  | 'invalid-pattern';
+  | 'invalid-pattern'
+  /**
+   * A `subscribe` whose other fields do not fit (over 100 types, an `after` that is not a seq, a field it does
+   * not have, …): that subscription is refused.
+   */
+  | 'invalid-subscribe';
 
-const subscriptionId = z.string().min(1).max(128).describe('The client’s name for this subscription on the connection');
-const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** Patterns one `subscribe` may list in `types`. */
+const maxSubscribeTypes = 100;
+/** Characters of a subscription id: the `id` of a `subscribe`, or the durable subscription it names. */
+const maxSubscriptionIdLength = 128;
+
+const idLength = `must be 1 to ${maxSubscriptionIdLength} characters`;
+const subscriptionId = z.string().min(1, idLength).max(maxSubscriptionIdLength, idLength).describe('The client’s name for this subscription on the connection');
+const seqRange = `must be a seq: a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`;
+const seq = z.number().int(seqRange).nonnegative(seqRange).max(Number.MAX_SAFE_INTEGER, seqRange);
+const typesCount = `must list 1 to ${maxSubscribeTypes} event types and patterns`;
 
 const authMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096).describe('A stream token (`hs_...`) or an API key') });
 const subscribeMessage = z
   .strictObject({
     type: z.literal('subscribe'),
     id: subscriptionId,
-    types: z.array(eventTypePattern).min(1).max(100).optional().describe('Event types and patterns (ad hoc); or give `subscription`'),
-    subscription: z.string().min(1).max(128).optional().describe('Attach to a durable subscription by id; the server keeps its cursor'),
+    types: z.array(eventTypePattern).min(1, typesCount).max(maxSubscribeTypes, typesCount).optional().describe('Event types and patterns (ad hoc); or give `subscription`'),
+    subscription: z.string().min(1, idLength).max(maxSubscriptionIdLength, idLength).optional().describe('Attach to a durable subscription by id; the server keeps its cursor'),
     after: seq.optional().describe('Resume after this seq'),
     filter: eventFilterSchema.optional(),
   })
@@ -99,12 +112,12 @@ export type AckMessage = z.infer<typeof ackMessage>;
 export type ClientMessage = { [K in keyof typeof clientMessages]: z.infer<(typeof clientMessages)[K]> }[keyof typeof clientMessages];
 
 /**
- * What {@link parseClientMessage} makes of a frame. `refused` names a `subscribe` whose only mistakes are in
- * its `filter` or in the text of its patterns: that subscription is refused, the connection goes on.
+ * What {@link parseClientMessage} makes of a frame. `refused` names a `subscribe` that carries a usable `id`
+ * but does not fit otherwise: that subscription is refused, the connection goes on.
  */
 export type ParsedClientMessage =
   | { ok: true; message: ClientMessage }
-  | { ok: false; reason: string; issues?: Issue[]; refused?: { id: string; code: 'invalid-filter' | 'invalid-pattern' } };
+  | { ok: false; reason: string; issues?: Issue[]; refused?: { id: string; code: 'invalid-filter' | 'invalid-pattern' | 'invalid-subscribe' } };
 
 /** Validates one frame from a client: a JSON text frame holding one of the client messages. */
 export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedClientMessage {
@@ -117,6 +130,7 @@ export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'the message must be a JSON object' };
   const type = (value as { type?: unknown }).type;
+  if (type === undefined) return { ok: false, reason: `a message needs a "type": one of ${Object.keys(clientMessages).join(', ')}` };
   const schema = typeof type === 'string' && Object.hasOwn(clientMessages, type) ? clientMessages[type as keyof typeof clientMessages] : undefined;
   if (!schema) return { ok: false, reason: `unknown message type ${JSON.stringify(type)}` };
   const parsed = schema.safeParse(value, { error: inputError });
@@ -125,14 +139,21 @@ export function parseClientMessage(data: string | Buffer | ArrayBuffer | Buffer[
     const first = issues[0];
     const reason = `invalid ${type} message${first ? `: ${[...first.path].join('.') || '(root)'} ${first.message}` : ''}`;
     const { id, types } = value as { id?: unknown; types?: unknown };
-    if (type !== 'subscribe' || typeof id !== 'string') return { ok: false, reason, issues };
-    if (issues.every((issue) => issue.path[0] === 'filter')) return { ok: false, reason, issues, refused: { id, code: 'invalid-filter' } };
+    // Without an id to answer with, a refusal could not say which subscribe it refuses.
+    const usable = type === 'subscribe' ? subscriptionId.safeParse(id) : undefined;
+    if (!usable?.success) return { ok: false, reason, issues };
+    const refused = (code: 'invalid-filter' | 'invalid-pattern' | 'invalid-subscribe', text = reason): ParsedClientMessage => ({
+      ok: false,
+      reason: text,
+      issues,
+      refused: { id: usable.data, code },
+    });
+    if (issues.every((issue) => issue.path[0] === 'filter')) return refused('invalid-filter');
     const patternText = (issue: Issue) => (Array.isArray(types) && issue.path[0] === 'types' && typeof issue.path[1] === 'number' ? types[issue.path[1]] : undefined);
     if (issues.every((issue) => typeof patternText(issue) === 'string')) {
-      const named = `types.${first?.path[1]} ${JSON.stringify(first && patternText(first))} ${first?.message}`;
-      return { ok: false, reason: `invalid subscribe message: ${named}`, issues, refused: { id, code: 'invalid-pattern' } };
+      return refused('invalid-pattern', `invalid subscribe message: types.${first?.path[1]} ${JSON.stringify(first && patternText(first))} ${first?.message}`);
     }
-    return { ok: false, reason, issues };
+    return refused('invalid-subscribe');
   }
   return { ok: true, message: parsed.data as ClientMessage };
 }

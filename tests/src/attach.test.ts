@@ -1,9 +1,10 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Parser } from '@asyncapi/parser';
+import { openEventStream, pollEvents, type StreamError, type StreamedEvent } from '@herald/client';
 import type { HeraldEvent } from '@herald/core';
-import { createHerald, errorHandler, type Herald } from '@herald/server';
+import { createHerald, errorHandler, type Herald, type HeraldOptions } from '@herald/server';
 import { sse } from '@herald/sse';
 import { testEventTypes, waitFor } from '@herald/testkit';
 import { websocket } from '@herald/websocket';
@@ -12,10 +13,13 @@ import { EventSource } from 'eventsource';
 import express, { type Express } from 'express';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+// By path: the tests' package does not depend on @herald/poll, nor on core's test support.
+import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
+import { poll } from '../../packages/poll/src/index.js';
 
 const adminKey = 'admin-key-of-the-attach-tests-0123456789abcdef';
 
-function startHerald(): Herald<any> {
+function startHerald(options: HeraldOptions = {}): Herald<any> {
   const herald = createHerald({
     database: ':memory:',
     logLevel: 'silent',
@@ -23,6 +27,7 @@ function startHerald(): Herald<any> {
     adminKey,
     eventTypes: testEventTypes,
     transports: [websocket(), sse()],
+    ...options,
   });
   onTestFinished(() => herald.close());
   return herald;
@@ -77,7 +82,7 @@ function upgradeStatus(url: string, headers: Record<string, string> = {}): Promi
  * An existing express app with its own routes and WebSocket server, and Herald attached to its server under
  * `/events`. One `{ server, path }` ws server per HTTP server: two would answer each other's upgrades 400.
  */
-async function existingAppWithHerald(ownSocketsMade: 'before Herald' | 'after Herald' = 'before Herald') {
+async function existingAppWithHerald(ownSocketsMade: 'before Herald' | 'after Herald' = 'before Herald', basePath = '/events') {
   const app: Express = express();
   app.get('/before', (_req, res) => {
     res.json({ route: 'before' });
@@ -85,7 +90,7 @@ async function existingAppWithHerald(ownSocketsMade: 'before Herald' | 'after He
   const server = createServer(app);
   if (ownSocketsMade === 'before Herald') echoSockets(server, '/app-ws');
   const herald = startHerald();
-  await herald.attach(server, { basePath: '/events' });
+  await herald.attach(server, { basePath });
 
   app.get('/after', (_req, res) => {
     res.json({ route: 'after' });
@@ -216,11 +221,157 @@ describe('herald.attach(server, { basePath }) on an existing express app (issue 
     expect(diagnostics.filter((diagnostic) => diagnostic.severity <= 1)).toEqual([]);
   });
 
-  it('stops answering when closed, and leaves the server to the app', async () => {
-    const { herald, baseUrl } = await existingAppWithHerald();
+  it.each([
+    ['/events', '/events'],
+    ['the root', ''],
+  ])('once closed, answers its own routes and upgrades under %s 503 with Retry-After, not the app (healthz 200, readyz 503), and leaves every other request to the app', async (_under, basePath) => {
+    const { herald, baseUrl, wsUrl } = await existingAppWithHerald('before Herald', basePath);
     await herald.close();
-    expect(await (await fetch(`${baseUrl}/events/healthz`)).json()).toEqual({ answeredBy: 'the app' });
+    const authorised = { headers: { authorization: `Bearer ${adminKey}` } };
+
+    for (const path of ['/v1/event-types', '/v1/events?after=0', '/v1/stream?types=order.*', '/openapi.json', '/metrics']) {
+      const refused = await fetch(`${baseUrl}${basePath}${path}`, authorised);
+      expect({ path, status: refused.status, type: refused.headers.get('content-type'), retryAfter: refused.headers.get('retry-after') }).toEqual({
+        path,
+        status: 503,
+        type: expect.stringMatching(/^application\/problem\+json/),
+        retryAfter: '1',
+      });
+      expect(await refused.json()).toMatchObject({ type: 'urn:herald:problem:unavailable', status: 503 });
+      // The app's server goes on: its keep-alive connection is not closed for Herald's refusal.
+      expect(refused.headers.get('connection')).not.toBe('close');
+    }
+    const publish = await fetch(`${baseUrl}${basePath}/v1/events`, {
+      method: 'POST',
+      headers: { ...authorised.headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'order.created', data: { n: 1 } }),
+    });
+    expect(publish.status).toBe(503);
+    // The app's own WebSocket server, on the same HTTP server, never sees Herald's upgrades.
+    expect(await upgradeStatus(`${wsUrl}${basePath}/v1/ws`, authorised.headers)).toBe(503);
+    expect(await (await fetch(`${baseUrl}${basePath}/healthz`)).json()).toEqual({ status: 'ok' });
+    const readyz = await fetch(`${baseUrl}${basePath}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(await readyz.json()).toMatchObject({ type: 'urn:herald:problem:not-ready' });
+
+    // Everything else is the app's, as it was.
     expect(await (await fetch(`${baseUrl}/before`)).json()).toEqual({ route: 'before' });
+    expect(await (await fetch(`${baseUrl}/after`)).json()).toEqual({ route: 'after' });
+    const note = await fetch(`${baseUrl}/events/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"mine"}' });
+    expect(await note.json()).toEqual({ note: { text: 'mine' } });
+    expect(await (await fetch(`${baseUrl}${basePath}/v1/nothing-here`)).json()).toEqual({ answeredBy: 'the app' });
+    expect(await echoOver(`${wsUrl}/app-ws`, 'hello')).toBe('/app-ws echoes hello');
+  });
+
+  it('while it stops, refuses new requests to its routes with 503 and lets one under way finish before it closes the store', async () => {
+    const { herald, baseUrl } = await existingAppWithHerald();
+    // A publish under way when close() begins: its body is still coming.
+    const publish = request(`${baseUrl}/events/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' } });
+    const published = new Promise<IncomingMessage>((resolve, reject) => publish.on('response', resolve).on('error', reject));
+    publish.write('{"type": "order.created", ');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    let closed = false;
+    const closing = herald.close().then(() => (closed = true));
+
+    const refused = await fetch(`${baseUrl}/events/v1/event-types`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.json()).toMatchObject({ type: 'urn:herald:problem:unavailable' });
+    expect((await fetch(`${baseUrl}/events/readyz`)).status).toBe(503);
+    expect(await (await fetch(`${baseUrl}/before`)).json()).toEqual({ route: 'before' });
+    expect(closed).toBe(false);
+
+    publish.end('"data": {"n": 1}}');
+    const answer = await published;
+    answer.resume();
+    expect(answer.statusCode).toBe(202);
+    await closing;
+  });
+
+  it('keeps pollEvents and openEventStream going while Herald is closed and a new one on the same database takes its place: every event once, in order', async () => {
+    const database = tempDatabase();
+    const heraldOn = () => startHerald({ database, transports: [sse({ retry: 100 }), poll()] });
+    const app = express();
+    app.get('/own', (_req, res) => {
+      res.json({ route: 'own' });
+    });
+    const server = createServer(app);
+    const first = heraldOn();
+    await first.attach(server, { basePath: '/events' });
+    const baseUrl = await listen(server);
+
+    const stop = new AbortController();
+    onTestFinished(() => stop.abort());
+    const polled: StreamedEvent[] = [];
+    const pollStatuses: number[] = [];
+    const recordingFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      pollStatuses.push(response.status);
+      return response;
+    };
+    let pollFailure: unknown;
+    const polling = (async () => {
+      const options = { url: baseUrl, path: '/events/v1/poll', token: adminKey, types: ['order.*'], after: 0, wait: 5, retryDelay: 100, signal: stop.signal, fetch: recordingFetch };
+      for await (const event of pollEvents(options)) polled.push(event);
+    })().catch((error: unknown) => (pollFailure = error));
+
+    const streamed: StreamedEvent[] = [];
+    const streamErrors: StreamError[] = [];
+    const authorisedFetch: typeof fetch = (input, init) => fetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${adminKey}` } });
+    const stream = openEventStream(
+      { url: baseUrl, path: '/events/v1/stream', types: ['order.*'], after: 0, EventSource, init: { fetch: authorisedFetch }, initialDelay: 100, maxDelay: 400 },
+      { event: (event) => streamed.push(event), error: (error) => streamErrors.push(error) },
+    );
+    onTestFinished(() => stream.close());
+
+    const published: string[] = [];
+    for (const n of [1, 2]) published.push((await first.publish({ type: 'order.created', data: { n } })).event.id);
+    await waitFor(() => polled.length === 2 && streamed.length === 2, 'the first two events polled and streamed');
+
+    const pollsBefore = pollStatuses.length;
+    await first.close();
+    // Both clients are refused while no Herald is there, with a status they retry, and keep trying.
+    const refusals = () => [...pollStatuses.slice(pollsBefore).filter((status) => status !== 200), ...streamErrors.flatMap((error) => error.status ?? [])];
+    await waitFor(() => pollStatuses.slice(pollsBefore).some((status) => status !== 200) && streamErrors.some((error) => error.status !== undefined), 'both clients refused');
+    expect(new Set(refusals())).toEqual(new Set([503]));
+    expect(pollFailure).toBeUndefined();
+    expect(streamErrors.filter((error) => error.closed)).toEqual([]);
+    expect(await (await fetch(`${baseUrl}/own`)).json()).toEqual({ route: 'own' });
+
+    const second = heraldOn();
+    await second.attach(server, { basePath: '/events' });
+    // It took the closed one's place: only its own listener is left on the server.
+    expect(server.listenerCount('upgrade')).toBe(1);
+    for (const n of [3, 4]) published.push((await second.publish({ type: 'order.created', data: { n } })).event.id);
+    await waitFor(() => polled.length >= 4 && streamed.length >= 4, 'the events published after, polled and streamed', 20_000);
+
+    expect(pollFailure).toBeUndefined();
+    expect(streamErrors.filter((error) => error.closed)).toEqual([]);
+    expect(polled.map((event) => event.id)).toEqual(published);
+    expect(streamed.map((event) => event.id)).toEqual(published);
+    stop.abort();
+    await polling;
+  }, 30_000);
+
+  it('lets go of the server when closed after another Herald was attached under the same base path', async () => {
+    const server = createServer((_req, res) => res.end('the app'));
+    const first = startHerald();
+    await first.attach(server, { basePath: '/events' });
+    const second = startHerald();
+    await second.attach(server, { basePath: '/events' });
+    await first.close();
+    expect(server.listenerCount('upgrade')).toBe(1);
+    const baseUrl = await listen(server);
+    expect((await fetch(`${baseUrl}/events/v1/event-types`, { headers: { authorization: `Bearer ${adminKey}` } })).status).toBe(200);
+  });
+
+  it('answers 404 to an upgrade nobody takes when two Heralds are attached under different base paths, and nothing else listens', async () => {
+    const server = createServer();
+    await startHerald().attach(server, { basePath: '/a' });
+    await startHerald().attach(server, { basePath: '/b' });
+    const wsUrl = (await listen(server)).replace('http', 'ws');
+    expect(await upgradeStatus(`${wsUrl}/elsewhere`)).toBe(404);
+    expect(await upgradeStatus(`${wsUrl}/b/v1/ws`, { authorization: `Bearer ${adminKey}` })).toBe(101);
   });
 
   it('refuses a base path that is not a path', async () => {

@@ -109,7 +109,8 @@ describe('bad input, said in words a client knows', () => {
     expect(await errorsOf('/v1/events?after=abc')).toEqual([{ path: ['after'], message: 'must be a number, not "abc"' }]);
     expect(await errorsOf('/v1/events?limit=2.5')).toEqual([{ path: ['limit'], message: 'must be a whole number' }]);
     expect(await errorsOf('/v1/events?after=1&after=2')).toEqual([{ path: ['after'], message: 'given more than once; give it once' }]);
-    expect(await errorsOf('/v1/events?types=order.*&types=invoice.*')).toEqual([{ path: ['types'], message: 'given more than once; give it once' }]);
+    // `types` is a list: given twice, it is both (see request-refusals.test.ts).
+    expect(await errorsOf('/v1/events?limit=1&limit=2')).toEqual([{ path: ['limit'], message: 'given more than once; give it once' }]);
     // Numerals still read as numbers.
     const read = await fetch(`${app.baseUrl}/v1/events?after=0&limit=1`, { headers: { authorization: `Bearer ${app.adminKey}` } });
     expect(((await read.json()) as { data: unknown[] }).data).toHaveLength(1);

@@ -148,6 +148,20 @@ export class EventCatalog {
     return [...names];
   }
 
+  /**
+   * Refuses patterns that match no type of the catalog (a typo, most likely) with a 422
+   * `unknown-event-type` whose issues point at each one, at `["types", index]`.
+   */
+  assertKnown(patterns: readonly string[]): void {
+    const unknown = patterns.filter((pattern) => ![...this.#entries.keys()].some((name) => patternMatches(pattern, name)));
+    if (unknown.length === 0) return;
+    throw new ValidationError(
+      `${unknown.join(', ')} matches no event type in the catalog`,
+      unknown.map((pattern) => ({ path: ['types', patterns.indexOf(pattern)], message: `${pattern} matches no event type in the catalog` })),
+      'unknown-event-type',
+    );
+  }
+
   /** The rules the pruner applies: the log's limits, with the retention and compaction of each type that has its own. */
   retentionRules(log: { retention: string; maxEvents?: number }): RetentionRules {
     const types = new Map<string, { maxAge?: number; compaction?: TypeRetention['compaction'] }>();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { eventTypePattern } from './names.js';
 
 /**
  * Words for what zod says of a request's input in terms of its own ("Invalid input: expected nonoptional,
@@ -28,4 +29,29 @@ export function queryInputError(issue: { code?: string; expected?: string; input
  */
 export function queryNumber<T extends z.ZodType<number>>(schema: T) {
   return z.preprocess((value) => (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value), schema);
+}
+
+/**
+ * The `types` parameter of a query string, given comma-separated (`types=a,b`), repeated (`types=a&types=b`)
+ * or both: event types and patterns, at most 100, each once. Pair it with {@link refuseBracketedTypes}.
+ */
+export const queryTypes = z
+  .union([z.string(), z.array(z.string())])
+  .transform((value) => (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(',')).map((item) => item.trim()))
+  .pipe(z.array(eventTypePattern).min(1, 'name at least one event type or pattern').max(100))
+  .transform((types) => [...new Set(types)])
+  .describe('Event types and patterns, comma-separated (or repeated): `*` one segment, a final `**` one or more');
+
+/**
+ * For the `superRefine` of a query (a `z.looseObject`, which keeps the keys it does not name): refuses
+ * `types[]=a`, which the query string does not read as `types`, so that a filter is never silently lost, with an
+ * issue at `["types[]"]` saying how `types` is given. Returns whether it refused one: a check that `types` was
+ * given would then say so twice.
+ */
+export function refuseBracketedTypes(query: object, issues: z.RefinementCtx): boolean {
+  const bracketed = Object.keys(query).filter((name) => name.startsWith('types['));
+  for (const name of bracketed) {
+    issues.addIssue({ code: 'custom', path: [name], message: 'is not a parameter: give types comma-separated (types=a,b) or repeated (types=a&types=b)' });
+  }
+  return bracketed.length > 0;
 }

@@ -1,7 +1,6 @@
 import { CursorWriter } from './cursor-writer.js';
 import type { HeraldEvent } from './envelope.js';
-import { UnavailableError, ValidationError } from './errors.js';
-import { patternMatches } from './pattern-cache.js';
+import { UnavailableError } from './errors.js';
 import { actsWithKey, type Principal } from './principal.js';
 import { MatchGroups } from './stream-match-group.js';
 import { StreamSession } from './stream-session.js';
@@ -113,19 +112,9 @@ export class StreamSessions {
     }
   }
 
-  /**
-   * Refuses patterns that match no event type in the catalog (a typo, most likely) with a 422
-   * `unknown-event-type` whose issues point at each one.
-   */
+  /** Refuses patterns that match no event type in the catalog: the catalog's `assertKnown`. */
   assertKnown(patterns: readonly string[]): void {
-    const known = this.context.catalog.list().map((info) => info.name);
-    const unknown = patterns.filter((pattern) => !known.some((name) => patternMatches(pattern, name)));
-    if (unknown.length === 0) return;
-    throw new ValidationError(
-      `${unknown.join(', ')} matches no event type in the catalog`,
-      unknown.map((pattern) => ({ path: ['types', patterns.indexOf(pattern)], message: `${pattern} matches no event type in the catalog` })),
-      'unknown-event-type',
-    );
+    this.context.catalog.assertKnown(patterns);
   }
 
   /** Whether the durable subscription `id` is active and matches `event` right now (worked out once per event). */

@@ -1,11 +1,5 @@
-import { eventEnvelopeSchema, eventFilterQuery, eventTypePattern, queryNumber } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterQuery, queryNumber, queryTypes, refuseBracketedTypes } from '@herald/core';
 import { z } from 'zod';
-
-const typeList = z
-  .union([z.string(), z.array(z.string())])
-  .transform((value) => (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(',')).map((item) => item.trim()))
-  .pipe(z.array(eventTypePattern).min(1, 'name at least one event type or pattern').max(100))
-  .transform((types) => [...new Set(types)]);
 
 const seq = z
   .string()
@@ -18,9 +12,6 @@ const seconds = z
   .regex(/^\d{1,6}(\.\d{1,3})?$/, 'seconds: a non-negative number, at most 3 decimals')
   .transform(Number);
 
-/** A `types` given with brackets (`types[]=a`), which the query string does not read as `types`. */
-const bracketedTypes = (query: object) => Object.keys(query).filter((name) => name.startsWith('types['));
-
 /**
  * The query of `GET /v1/poll`: either `types` (comma-separated, or repeated) for an ad hoc poll, or
  * `subscription` for a durable one; `after`, `wait` and `limit` for both. `access_token` is read by the
@@ -29,7 +20,7 @@ const bracketedTypes = (query: object) => Object.keys(query).filter((name) => na
  */
 export const pollQuery = z
   .looseObject({
-    types: typeList.optional().describe('Event types and patterns, comma-separated: `*` one segment, a final `**` one or more'),
+    types: queryTypes.optional(),
     subscription: z.string().min(1).max(128).optional().describe('A durable `poll` subscription, instead of `types`'),
     after: seq
       .optional()
@@ -39,14 +30,12 @@ export const pollQuery = z
     filter: eventFilterQuery.optional(),
   })
   .superRefine((query, issues) => {
-    for (const name of bracketedTypes(query)) {
-      issues.addIssue({ code: 'custom', path: [name], message: 'is not a parameter: give types comma-separated (types=a,b) or repeated (types=a&types=b)' });
-    }
+    const bracketed = refuseBracketedTypes(query, issues);
     // SSE's name: a poll that ignored it would start at the end of the log and miss the events in between.
     if (query.lastEventId !== undefined) {
       issues.addIssue({ code: 'custom', path: ['lastEventId'], message: "is not a parameter of a poll: resume with after=<seq> (the previous answer's next)" });
     }
-    if (query.types === undefined && bracketedTypes(query).length > 0) return;
+    if (query.types === undefined && bracketed) return;
     if ((query.types === undefined) === (query.subscription === undefined)) {
       issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
     }

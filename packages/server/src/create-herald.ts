@@ -22,11 +22,13 @@ import {
   SubscriptionRegistry,
   sqliteStore,
   type Transport,
+  UnavailableError,
 } from '@herald/core';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import { pino } from 'pino';
 import proxyaddr from 'proxy-addr';
 import { ApiKeys } from './api-keys.js';
+import { answerClientError } from './client-errors.js';
 import { PerKeyConnectionLimiter } from './connection-limiter.js';
 import type { ApiSurface } from './api-surface.js';
 import { type HeraldHandlers, heraldHandlers, type MountOptions } from './herald-handlers.js';
@@ -49,7 +51,7 @@ import { portalSessionRoutes } from './routes/portal-session-routes.js';
 import { streamTokenRoutes } from './routes/stream-token-routes.js';
 import { subscriptionRoutes } from './routes/subscription-routes.js';
 import { transportRoutes } from './routes/transport-routes.js';
-import { attachHandlers, type HttpServer } from './server-attachment.js';
+import { type Attachment, attachHandlers, type HttpServer } from './server-attachment.js';
 import type { ServerContext } from './server-context.js';
 import { stopOnSignals } from './stop-on-signals.js';
 
@@ -104,8 +106,10 @@ export interface Herald<TMap = Record<never, never>> {
   /**
    * Attaches Herald to an HTTP server your app already has: its REST routes, WebSocket and SSE answer under
    * `basePath`, ahead of the server's own listeners, whether they were added before or after; every other
-   * request and upgrade reaches them as it came. Resolves once Herald is ready. `close()` detaches it and
-   * leaves the server, still listening, to your app.
+   * request and upgrade reaches them as it came. Resolves once Herald is ready. From `close()` on, Herald's
+   * own routes and upgrades on the server, still listening, are answered 503 `unavailable` with `Retry-After`
+   * (but `/healthz`, 200; `/readyz` is 503 `not-ready`), which clients retry, until a new Herald is attached under
+   * the same base path and takes its place; every other request still reaches your app.
    */
   attach(server: HttpServer, options?: MountOptions): Promise<void>;
   /** The request handler and the upgrade handler that `attach` is made of, for a server or framework of yours. */
@@ -133,7 +137,9 @@ export interface Herald<TMap = Record<never, never>> {
   readonly database: SqlStore['database'];
   /**
    * Stops gracefully: stops accepting, lets in-flight requests and publishes finish, stops the
-   * transports, then closes the broker and the store. Safe to call more than once.
+   * transports, then closes the broker and the store. `listen()`'s server stops taking connections and
+   * serves the requests of those still open until they close; anywhere else (`attach`, `handlers()`, `app`),
+   * new requests to Herald's routes are answered 503 with `Retry-After`. Safe to call more than once.
    */
   close(): Promise<void>;
 }
@@ -221,6 +227,26 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const authenticate = (credential: string) => keys.authenticate(credential);
   const abort = new AbortController();
   let stopping = false;
+  /** The requests of `listen()`'s own server, which it serves until their connections close, stopping or not. */
+  const ownRequests = new WeakSet<IncomingMessage>();
+  /** The answers under way on Herald's routes, which close() lets finish before it closes the store. */
+  const answering = new Set<ServerResponse>();
+  let allAnswered: (() => void) | undefined;
+  // Once stopping, a request that reaches Herald by another way than `listen()`'s server (`attach`, `handlers()`, `herald.app`
+  // in an app of yours) is refused: that server goes on taking them, and Herald's store closes.
+  const admit = (request: IncomingMessage, response?: ServerResponse) => {
+    if (stopping && !ownRequests.has(request)) throw new UnavailableError('Herald is stopping (or stopped) here; try again shortly, or on another node');
+    if (!response || answering.has(response)) return;
+    answering.add(response);
+    response.once('close', () => {
+      answering.delete(response);
+      if (answering.size === 0) allAnswered?.();
+    });
+  };
+  const admitted: RequestHandler = (req, res, next) => {
+    admit(req, res);
+    next();
+  };
 
   const app = express();
   app.disable('x-powered-by');
@@ -233,7 +259,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   if (pruner && isPrunable(store)) metrics.log(store, pruner);
   bus.onEvents(metrics.published);
   const limiter = new RequestLimiter(resolved.rateLimits, rateLimitStore, logger.child({ component: 'rate-limits' }), metrics.limits);
-  const routeOptions: RouteMountOptions = { authenticate, limiter, readBody: jsonBody(resolved.bodyLimit) };
+  const routeOptions: RouteMountOptions = { authenticate, limiter, readBody: jsonBody(resolved.bodyLimit), admit };
   // A credential a transport got from a request of its own (a WebSocket upgrade): its address counts as the REST API's would.
   const authenticateFrom = (credential: string, from?: IncomingMessage) =>
     from ? limiter.credential(proxyaddr(from, app.get('trust proxy fn')), () => authenticate(credential)) : authenticate(credential);
@@ -241,7 +267,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   mount.answerFirst(
     app,
     (error) => logger.error({ err: error }, 'unexpected error'),
-    () => stopping,
+    (request) => stopping && ownRequests.has(request),
   );
   const openFiles = openFilesLimit();
   const maxConnections = resolved.maxConnections?.value ?? (openFiles === undefined ? undefined : connectionsWithin(openFiles));
@@ -299,7 +325,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     catalog,
     transports,
   });
-  mountDocsRoutes(app, surface, metrics);
+  mountDocsRoutes(app, surface, metrics, admitted);
   app.use(api);
   app.use(transportRouter);
   // What no route takes: 404, unless an app of yours mounts this one, or a handler hands it on.
@@ -308,8 +334,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const passOn = new WeakSet<IncomingMessage>();
   app.use((req, _res, next) => next(mounted || passOn.has(req) ? undefined : new NotFoundError(`Route ${req.method} ${req.path}`)));
   app.use(problemHandler((error) => logger.error({ err: error }, 'unexpected error')));
+  const attachments: Attachment[] = [];
   const handlers = (mountOptions?: MountOptions) => heraldHandlers(app, passOn, (...upgrade) => mount.takeUpgrade(...upgrade), mountOptions);
-  const detachments: (() => void)[] = [];
 
   let server: Server | undefined;
   let closing: Promise<void> | undefined;
@@ -318,7 +344,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   const close = () =>
     (closing ??= (async () => {
       stopping = true;
-      for (const detach of detachments.splice(0)) detach();
+      // Attached, Herald stays in front of the server, answering its own routes 503, until another takes its place.
+      for (const attachment of attachments) attachment.retire();
       abort.abort();
       for (const remove of removeSignalHandlers.splice(0)) remove();
       await ready.catch(() => {});
@@ -327,8 +354,12 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       for (const transport of [...started].reverse()) {
         await transport.stop().catch((error: unknown) => logger.error({ err: error, transport: transport.name }, 'a transport failed to stop'));
       }
-      const timeout = setTimeout(() => server?.closeAllConnections(), options.shutdownTimeout ?? 10_000);
-      await serverClosed;
+      const answered = answering.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (allAnswered = resolve));
+      const timeout = setTimeout(() => {
+        server?.closeAllConnections();
+        for (const response of answering) response.destroy();
+      }, options.shutdownTimeout ?? 10_000);
+      await Promise.all([serverClosed, answered]);
       clearTimeout(timeout);
       await pruner?.stop();
       await bus.stop();
@@ -351,7 +382,12 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     generatedAdminKey: ready.then(() => generatedAdminKey),
     async listen(listenOptions = {}) {
       await ready;
-      const httpServer = createServer(listenOptions.handler ?? app);
+      const handler = listenOptions.handler ?? app;
+      const httpServer = createServer((request, response) => {
+        ownRequests.add(request);
+        handler(request, response);
+      });
+      httpServer.on('clientError', answerClientError);
       const { handleUpgrade } = handlers();
       httpServer.on('upgrade', (request, socket, head) => {
         if (!handleUpgrade(request, socket, head)) refuseUpgrade(socket);
@@ -370,12 +406,12 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     },
     async attach(server, attachOptions) {
       if (stopping) throw new Error('This Herald is closed: attach a new one');
-      const detach = attachHandlers(server, handlers(attachOptions));
-      detachments.push(detach);
+      const attachment = attachHandlers(server, handlers(attachOptions));
+      attachments.push(attachment);
       try {
         await ready;
       } catch (error) {
-        detach();
+        attachment.detach();
         throw error;
       }
     },

@@ -1,7 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { Duplex } from 'node:stream';
-import type { HttpMount, PlainHandler, RouteDefinition, UpgradeHandler } from '@herald/core';
+import { HeraldError, type HttpMount, type PlainHandler, type RouteDefinition, type UpgradeHandler } from '@herald/core';
 import type { Express, Router } from 'express';
 import { type DirectRoute, directRoute, mountRoute, type RouteMountOptions } from './route-mount.js';
 
@@ -91,16 +91,17 @@ export class TransportMount implements HttpMount {
    * are on `app` all the same, for the requests this leaves to it: those with a body, those whose path
    * is written differently (a trailing slash, other case), and all of them when `app` trusts a proxy
    * (the client address the rate limits use is then express's to read). Call it before the routes are
-   * added; `onUnexpected` is told of the errors that become a 500. Once `stopping()`, every answer, these and
-   * express's, closes its keep-alive connection: close() need not wait out a client that keeps asking.
+   * added; `onUnexpected` is told of the errors that become a 500. Every answer to a request that
+   * `closesConnection`, these and express's, closes its keep-alive connection: once the server is stopping,
+   * close() need not wait out a client that keeps asking.
    */
-  answerFirst(app: Express, onUnexpected: (error: unknown) => void, stopping: () => boolean): void {
+  answerFirst(app: Express, onUnexpected: (error: unknown) => void, closesConnection: (request: IncomingMessage) => boolean): void {
     this.#onUnexpected = onUnexpected;
     const expressApp = app as unknown as ExpressHandle;
     const handle = expressApp.handle;
     const direct = this.#direct;
     expressApp.handle = function (this: ExpressHandle, request, response, next) {
-      if (stopping()) response.setHeader('Connection', 'close');
+      if (closesConnection(request)) response.setHeader('Connection', 'close');
       if (direct.size === 0 || !answerDirectly(direct, app, request, response)) handle.call(this, request, response, next);
     };
   }
@@ -114,10 +115,20 @@ export class TransportMount implements HttpMount {
     this.#upgrades.set(path, handler);
   }
 
-  /** Hands an upgrade request for `path` to the transport that added it; returns false, touching nothing, when none did. */
+  /**
+   * Hands an upgrade request for `path` to the transport that added it, unless the route options' `admit`
+   * refuses it (answered with its problem); returns false, touching nothing, when no transport added `path`.
+   */
   takeUpgrade(path: string, request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const handler = this.#upgrades.get(path);
     if (!handler) return false;
+    try {
+      this.#routeOptions.admit?.(request);
+    } catch (error) {
+      if (!(error instanceof HeraldError)) throw error;
+      refuseUpgrade(socket, error);
+      return true;
+    }
     const transport = this.#upgradeOwners.get(path) ?? '';
     this.#countConnection(transport, 1);
     socket.once('close', () => this.#countConnection(transport, -1));
@@ -149,7 +160,16 @@ function answerDirectly(direct: ReadonlyMap<string, DirectRoute>, app: Express, 
   return true;
 }
 
-/** Answers an upgrade request that nobody takes with 404, and closes its socket. */
-export function refuseUpgrade(socket: Duplex): void {
-  socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+/** Answers an upgrade request that nobody takes with 404, or one refused with `error`'s problem+json and headers, and closes its socket. */
+export function refuseUpgrade(socket: Duplex, error?: HeraldError): void {
+  if (!error) {
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    return;
+  }
+  const body = JSON.stringify(error.toProblem());
+  const headers = Object.entries(error.headers()).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\nConnection: close\r\n${headers.join('')}` +
+      `Content-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

@@ -1,4 +1,5 @@
 export * from './api-keys.js';
+export * from './client-errors.js';
 export * from './connection-limiter.js';
 export * from './create-herald.js';
 export * from './herald-handlers.js';

@@ -58,15 +58,26 @@ export interface RouteMountOptions {
   limiter?: RequestLimiter;
   /** Run before the route, only for requests to it: e.g. {@link jsonBody}. @default [] (the body is not read) */
   readBody?: readonly RequestHandler[];
+  /**
+   * Told first of each request to a route (with its response) and of each upgrade (without), before its body is
+   * read or its credential checked; throws a `HeraldError` to refuse it, e.g. an `UnavailableError` while the server stops.
+   * @default every request is taken
+   */
+  admit?: (request: IncomingMessage, response?: ServerResponse) => void;
 }
 
-/** The request's credential: its `Authorization` header, or its `?access_token=` on a route that takes one. */
-function credentialOf(headers: IncomingHttpHeaders, query: Record<string, unknown>, queryToken: boolean): string | undefined {
+/**
+ * The request's credential: its `Authorization` header, or its `?access_token=` on a route that takes one.
+ * Throws {@link UnauthorizedError} saying what to send when there is none, or `access_token` was given twice.
+ */
+function credentialOf(headers: IncomingHttpHeaders, query: Record<string, unknown>, queryToken: boolean): string {
   const header = headers.authorization;
   if (header !== undefined) return bearerCredential(header);
+  if (!queryToken) throw new UnauthorizedError();
   const fromQuery = query.access_token;
-  if (queryToken && typeof fromQuery === 'string' && fromQuery !== '') return fromQuery;
-  return undefined;
+  if (Array.isArray(fromQuery)) throw new UnauthorizedError('access_token was given more than once: give it once');
+  if (typeof fromQuery === 'string' && fromQuery !== '') return fromQuery;
+  throw new UnauthorizedError('A valid API key or stream token is required: Authorization: Bearer <key>, or ?access_token=<stream token>');
 }
 
 /**
@@ -98,15 +109,17 @@ interface RouteInput {
   body: unknown;
 }
 
+/** Sets the route's own headers (CORS), which a refusal needs as much as an answer, then lets `admit` refuse the request. */
+function enter(route: Pick<RouteDefinition, 'headers'>, options: RouteMountOptions, req: IncomingMessage, res: ServerResponse): void {
+  for (const [name, value] of Object.entries(route.headers?.(req) ?? {})) res.setHeader(name, value);
+  options.admit?.(req, res);
+}
+
 /** Authenticates (within the limits), checks the role, validates the input and runs the route. */
 async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions, input: RouteInput): Promise<RouteResult | undefined> {
   const { authenticate, limiter } = options;
   const { req, res } = input;
-  for (const [name, value] of Object.entries(route.headers?.(req) ?? {})) res.setHeader(name, value);
-  const principalOf = () => {
-    const credential = credentialOf(req.headers, input.query, route.queryToken ?? false);
-    return credential === undefined ? Promise.reject(new UnauthorizedError()) : authenticate(credential);
-  };
+  const principalOf = async () => authenticate(credentialOf(req.headers, input.query, route.queryToken ?? false));
   const principal = await (limiter ? limiter.authenticate(req, res, principalOf) : principalOf());
   if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
   if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
@@ -123,7 +136,11 @@ async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, op
  */
 export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions): void {
   const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
-  router[method](route.path, ...(options.readBody ?? []), async (req, res) => {
+  const entered: RequestHandler = (req, res, next) => {
+    enter(route, options, req, res);
+    next();
+  };
+  router[method](route.path, entered, ...(options.readBody ?? []), async (req, res) => {
     const result = await runRoute(route, options, { req, res, query: req.query, params: req.params as Record<string, string>, body: req.body });
     if (result === undefined) return;
     for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
@@ -145,7 +162,11 @@ export type DirectRoute = (req: IncomingMessage, res: ServerResponse, query: Rec
  */
 export function directRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions, onUnexpected: (error: unknown) => void): DirectRoute {
   return (req, res, query) => {
-    runRoute(route, options, { req, res, query, params: {}, body: undefined }).then(
+    const answered = async () => {
+      enter(route, options, req, res);
+      return runRoute(route, options, { req, res, query, params: {}, body: undefined });
+    };
+    answered().then(
       (result) => {
         if (result === undefined) return;
         const json = result.body === undefined ? undefined : JSON.stringify(result.body);

@@ -1,4 +1,4 @@
-import { eventFilterQuery, eventTypePattern, HeraldError } from '@herald/core';
+import { eventFilterQuery, HeraldError, queryTypes, refuseBracketedTypes } from '@herald/core';
 import { z } from 'zod';
 
 /** A `Last-Event-ID` (or `?lastEventId=`) that is not a log position: 400. */
@@ -9,16 +9,6 @@ export class MalformedLastEventIdError extends HeraldError {
   }
 }
 
-const commaSeparated = z
-  .union([z.string(), z.array(z.string())])
-  .transform((value) => (Array.isArray(value) ? value : [value]).flatMap((item) => item.split(',')).map((item) => item.trim()))
-  .pipe(z.array(eventTypePattern).min(1, 'name at least one event type or pattern').max(100))
-  .transform((types) => [...new Set(types)])
-  .describe('Event types and patterns, comma-separated: `*` one segment, a final `**` one or more');
-
-/** A `types` given with brackets (`types[]=a`), which the query string does not read as `types`. */
-const bracketedTypes = (query: object) => Object.keys(query).filter((name) => name.startsWith('types['));
-
 /**
  * The query of `GET /v1/stream`: either `types` (comma-separated, or repeated) for an ad hoc stream,
  * or `subscription` to attach to a durable one. `access_token` is read by the server's auth. Other
@@ -27,7 +17,7 @@ const bracketedTypes = (query: object) => Object.keys(query).filter((name) => na
  */
 export const streamQuery = z
   .looseObject({
-    types: commaSeparated.optional(),
+    types: queryTypes.optional(),
     subscription: z.string().min(1).max(128).optional().describe('A durable SSE subscription to attach to, instead of `types`'),
     /** Checked by {@link parseLastEventId}, so a bad value is the same 400 here as in the header. */
     lastEventId: z.unknown().optional().describe('Resume after this seq; the `Last-Event-ID` header wins'),
@@ -36,10 +26,8 @@ export const streamQuery = z
     named: z.enum(['true', 'false']).default('true').describe('`false`: plain `message` events instead of `event: <type>`'),
   })
   .superRefine((query, issues) => {
-    for (const name of bracketedTypes(query)) {
-      issues.addIssue({ code: 'custom', path: [name], message: 'is not a parameter: give types comma-separated (types=a,b) or repeated (types=a&types=b)' });
-    }
-    if (query.types === undefined && bracketedTypes(query).length > 0) return;
+    const bracketed = refuseBracketedTypes(query, issues);
+    if (query.types === undefined && bracketed) return;
     if ((query.types === undefined) === (query.subscription === undefined)) {
       issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
     }

@@ -1,4 +1,4 @@
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { z } from 'zod';
 import type { ApiSurface, PlainRoute } from '../api-surface.js';
 import { asyncApiDocument } from '../asyncapi-document.js';
@@ -16,20 +16,23 @@ export const operationalRoutes: readonly PlainRoute[] = [
   { path: '/docs', summary: 'Both documents as a page', tag: 'documents', mediaType: 'text/html' },
 ];
 
-/** Mounts `/openapi.json`, `/asyncapi.json`, `/docs` and `/metrics`, without authentication; the documents name the path they are served under. */
-export function mountDocsRoutes(router: Router, surface: () => ApiSurface, metrics: HeraldMetrics): void {
+/**
+ * Mounts `/openapi.json`, `/asyncapi.json`, `/docs` and `/metrics`, without authentication, each behind `admitted`
+ * (which refuses them while the server stops); the documents name the path they are served under.
+ */
+export function mountDocsRoutes(router: Router, surface: () => ApiSurface, metrics: HeraldMetrics, admitted: RequestHandler): void {
   // `baseUrl` is the path Herald is mounted under, whether by `attach` or by an express app of yours.
-  router.get('/openapi.json', (req, res) => {
+  router.get('/openapi.json', admitted, (req, res) => {
     res.json(openApiDocument(surface(), { basePath: req.baseUrl }));
   });
-  router.get('/asyncapi.json', (req, res) => {
+  router.get('/asyncapi.json', admitted, (req, res) => {
     const host = req.get('host');
     res.json(asyncApiDocument(surface(), { basePath: req.baseUrl, ...(host ? { host } : {}) }));
   });
-  router.get('/docs', (_req, res) => {
+  router.get('/docs', admitted, (_req, res) => {
     res.type('html').send(docsPage);
   });
-  router.get('/metrics', async (_req, res) => {
+  router.get('/metrics', admitted, async (_req, res) => {
     const text = await metrics.text();
     res.type(metrics.contentType).send(text);
   });

@@ -9,7 +9,7 @@ const tokenBody = z.strictObject({
   ttl: z.number().int().min(10).max(86_400).default(300),
 });
 
-export function streamTokenRoutes({ keys }: ServerContext): RouteDefinition[] {
+export function streamTokenRoutes({ catalog, keys }: ServerContext): RouteDefinition[] {
   return [
     defineRoute({
       method: 'POST',
@@ -21,6 +21,8 @@ export function streamTokenRoutes({ keys }: ServerContext): RouteDefinition[] {
         if (principal.role !== 'admin' && body.consumer !== undefined && body.consumer !== principal.consumer) {
           throw new ForbiddenError('A consumer key may only issue tokens for its own consumer');
         }
+        // As a stream subscribing to them would be: a token for types that match none could read nothing.
+        if (body.types !== undefined) catalog.assertKnown(body.types);
         const { record, key } = await keys.createStreamToken(principal, {
           ...(body.consumer !== undefined ? { consumer: body.consumer } : {}),
           ...(body.types !== undefined ? { types: body.types } : {}),

@@ -1,5 +1,6 @@
 /** The machine's RabbitMQ, consumers on it made with amqplib, and a TLS endpoint in front of it, for the tests. */
 import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
 import { startTlsProxy, type TlsProxy } from '../../webhook/src/test-tls.test-support.js';
@@ -108,6 +109,54 @@ export async function startConsumer({ durable = false, pattern = '#', queueArgum
       await channel.deleteExchange(fallback).catch(() => {});
       if (durable) await channel.deleteQueue(queue).catch(() => {});
       await model.close().catch(() => {});
+    },
+  };
+}
+
+/** A server that takes TCP connections and never completes the AMQP handshake, and the sockets it holds open. */
+export interface Tarpit {
+  port: number;
+  /** How many connections it took. */
+  readonly accepted: number;
+  /** How many of them are still open. */
+  readonly open: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a {@link Tarpit}. Silent, it says nothing; `dribble`, it starts a frame and sends it a byte every 100 ms,
+ * so that a socket is never idle. It reads what it is sent, so that it sees a client close.
+ */
+export async function startTarpit({ dribble = false }: { dribble?: boolean } = {}): Promise<Tarpit> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.resume();
+    socket.on('error', () => {});
+    if (dribble) {
+      // A method frame on channel 0 of 65,536 bytes: amqplib waits for all of it.
+      socket.write(Buffer.from([1, 0, 0, 0, 1, 0, 0]));
+      const timer = setInterval(() => socket.write(Buffer.from([0])), 100);
+      socket.on('close', () => clearInterval(timer));
+    }
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('the tarpit has no port');
+  return {
+    port: address.port,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return sockets.size;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     },
   };
 }

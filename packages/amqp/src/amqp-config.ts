@@ -2,13 +2,43 @@ import { ValidationError } from '@herald/core';
 import { destinationUrl, pushConfigFields, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
 
-/** An AMQP 0-9-1 short string: exchange names and routing keys. */
-const shortString = z.string().max(255);
+/** An AMQP 0-9-1 short string (at most 255 bytes of UTF-8), without control characters: exchange names and routing keys. */
+const shortString = z
+  .string()
+  .regex(/^[^\p{Cc}\p{Cs}]*$/u, 'must hold no control characters (U+0000 to U+001F, U+007F to U+009F) and no unpaired surrogates')
+  .refine((text) => Buffer.byteLength(text) <= 255, 'must be at most 255 bytes in UTF-8');
+
+/** The query parameters amqplib reads from a broker URL, each with what its value must be. */
+const queryParameters: Record<string, (value: string) => boolean> = {
+  /** Seconds between heartbeats; 0 turns them off. */
+  heartbeat: (value) => unsignedAtMost(value, 0xffff),
+  channelMax: (value) => unsignedAtMost(value, 0xffff),
+  /** 0 (the broker's limit) or at least the protocol's minimum frame, 4096 bytes. */
+  frameMax: (value) => unsignedAtMost(value, 0xffffffff) && (Number(value) === 0 || Number(value) >= 4096),
+  locale: (value) => /^[A-Za-z]{2,8}(?:[_-][A-Za-z0-9]{1,8})*$/.test(value),
+};
+
+const queryRule =
+  'must have no #fragment, and no query parameters but those amqplib reads, each once: heartbeat and channelMax (0 to 65535), frameMax (0, or 4096 to 4294967295), locale (e.g. en_US)';
+
+function unsignedAtMost(value: string, max: number): boolean {
+  return /^\d{1,10}$/.test(value) && Number(value) <= max;
+}
+
+/** Whether the URL has only query parameters amqplib reads, each once with a valid value, and no fragment. The values are not echoed: they could be secrets. */
+function knownQuery(text: string): boolean {
+  // destinationUrl refuses a URL that does not parse.
+  if (!URL.canParse(text)) return true;
+  if (text.includes('#')) return false;
+  const query = new URL(text).searchParams;
+  const keys = [...query.keys()];
+  return new Set(keys).size === keys.length && keys.every((key) => Object.hasOwn(queryParameters, key) && queryParameters[key]?.(query.get(key) ?? '') === true);
+}
 
 /** An AMQP subscription's `config`, as validated on create and change. */
 export const amqpConfigSchema = z.strictObject({
   /** The broker: `amqps://user:password@host:port/vhost` (`amqp://` only when private targets are allowed). The password is never shown again. */
-  url: destinationUrl(['amqp:', 'amqps:'], 'must be an absolute amqp:// or amqps:// URL'),
+  url: destinationUrl(['amqp:', 'amqps:'], 'must be an absolute amqp:// or amqps:// URL').refine(knownQuery, queryRule),
   /** The exchange each event is published to; it must exist (Herald does not declare it). `''` is the default exchange. */
   exchange: shortString,
   /** The routing key of every message. @default the event's type */
@@ -38,11 +68,17 @@ export function checkAmqpConfig(config: AmqpConfig, allowPrivate: boolean): Amqp
   return config;
 }
 
-/** The URL without its password: what the API, the logs and the errors show. */
+/**
+ * The URL without its password and fragment, and with `***` for the value of any query parameter amqplib does
+ * not read (a config stored before they were refused): what the API, the logs and the errors show.
+ */
 export function redactedUrl(text: string): string {
   const url = new URL(text);
-  if (url.password === '') return text;
+  const unknown = [...url.searchParams.keys()].filter((key) => !Object.hasOwn(queryParameters, key));
+  if (url.password === '' && !text.includes('#') && unknown.length === 0) return text;
   url.password = '';
+  url.hash = '';
+  for (const key of unknown) url.searchParams.set(key, '***');
   return url.href;
 }
 

@@ -1,4 +1,4 @@
-import { execFile, } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '@herald/core';
@@ -7,7 +7,8 @@ import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, st
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { brokerUrl, type QueueConsumer, startConsumer, startAmqpsProxy, uniqueName } from './amqp-broker.test-support.js';
+import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startTarpit, uniqueName } from './amqp-broker.test-support.js';
+import { redactedUrl } from './amqp-config.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
 
 const run = promisify(execFile);
@@ -47,6 +48,22 @@ describe('messages', () => {
       timestamp: Math.floor(Date.parse(event?.time as string) / 1000),
       headers: { 'herald-seq': event?.seq },
     });
+    expect(message.properties.headers).not.toHaveProperty('herald-test');
+  });
+
+  it('sends a test event (POST /v1/subscriptions/:id/test) as a message like the others, with seq 0, an evt_test_ id and the header herald-test: 1', async () => {
+    const queue = await consumer();
+    const server = await app();
+    const key = await server.consumerKey('acme');
+    const created = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['order.*'], config: { url: brokerUrl, exchange: queue.exchange } }, key);
+    const { status, body } = await server.api('POST', `/v1/subscriptions/${created.body.id}/test`, {}, key);
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ status: 'succeeded', error: null, event: { seq: 0, id: expect.stringMatching(/^evt_test_/) } });
+    await waitFor(() => queue.received.length === 1, 'the test message');
+    const { event, message } = queue.received[0] as (typeof queue.received)[number];
+    expect(event).toEqual(body.event);
+    expect(message.fields.routingKey).toBe(body.event.type);
+    expect(message.properties).toMatchObject({ messageId: body.event.id, type: body.event.type, headers: { 'herald-seq': 0, 'herald-test': 1 } });
   });
 
   it('routes by the event type unless the config names a routing key', async () => {
@@ -90,6 +107,51 @@ describe('failed attempts', () => {
     expect(refused).toMatch(/cannot connect to amqp:\/\/guest@127\.0\.0\.1:1\/: connection refused \(ECONNREFUSED\)/);
     expect(refused).not.toContain('s3cret');
     expect((await deliveryAttempts(server, toFull))[0]?.error).toMatch(/the broker refused the message \(nack\)/);
+  });
+
+  it('fails an attempt to a broker that takes the connection and never answers with "the connection was not made", as the log says, and closes the socket', async () => {
+    const logger = recordingLogger();
+    const server = await app({ timeout: 1_000, retrySchedule: [0, 60] }, allowPrivate, logger);
+    // One says nothing (amqplib's idle timeout would end it); one sends a byte every 100 ms, so that its socket is never idle.
+    const tarpits = await Promise.all([startTarpit(), startTarpit({ dribble: true })]);
+    for (const tarpit of tarpits) onTestFinished(() => tarpit.close());
+    const ids = await Promise.all(tarpits.map((tarpit) => subscribe(server, { url: `amqp://guest:guest@127.0.0.1:${tarpit.port}`, exchange: 'orders' })));
+    await publishNumbered(server, 1);
+    for (const [index, tarpit] of tarpits.entries()) {
+      const id = ids[index] as string;
+      await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the attempt');
+      const broker = `amqp://guest@127.0.0.1:${tarpit.port}`;
+      const why = 'the connection was not made within 1000 ms (ETIMEDOUT)';
+      expect((await deliveryAttempts(server, id))[0]?.error).toBe(`cannot connect to ${broker}: ${why}`);
+      const logged = logger.entries.filter((entry) => entry.fields.broker === broker).map((entry) => [entry.message, entry.fields.error]);
+      expect(logged).toEqual([['cannot connect to the AMQP broker', why]]);
+      expect(tarpit.accepted).toBe(1);
+      // Closed once the attempt has failed: the tarpit sees the close a moment later.
+      await waitFor(() => tarpit.open === 0, 'the socket closed', 1_000);
+    }
+  });
+
+  it('says why a connection is refused: an unknown vhost, amqps:// to a plain port, amqp:// to a TLS port', async () => {
+    const proxy = await startAmqpsProxy();
+    onTestFinished(() => proxy.close());
+    const server = await app({ retrySchedule: [0, 60] });
+    const plain = new URL(brokerUrl);
+    const broker = `${plain.username}@${plain.host}`;
+    const toVhost = await subscribe(server, { url: `${brokerUrl}/novhost`, exchange: 'orders' });
+    const toPlainPort = await subscribe(server, { url: brokerUrl.replace(/^amqp:/, 'amqps:'), exchange: 'orders' });
+    const toTlsPort = await subscribe(server, { url: `amqp://${plain.username}:${plain.password}@127.0.0.1:${proxy.port}`, exchange: 'orders' });
+    await publishNumbered(server, 1);
+    const error = async (id: string) => {
+      await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the attempt');
+      return (await deliveryAttempts(server, id))[0]?.error;
+    };
+    expect(await error(toVhost)).toBe(
+      `cannot connect to amqp://${broker}/novhost: the broker refused to open the vhost "novhost": it does not exist, the user "${plain.username}" may not use it, or a connection limit is reached`,
+    );
+    expect(await error(toPlainPort)).toBe(`cannot connect to amqps://${broker}: the server on port ${plain.port} does not speak TLS: is it a plain amqp:// port? (ERR_SSL_WRONG_VERSION_NUMBER)`);
+    expect(await error(toTlsPort)).toBe(
+      `cannot connect to amqp://${plain.username}@127.0.0.1:${proxy.port}: the server closed the connection during the AMQP handshake: if port ${proxy.port} takes TLS, use amqps://`,
+    );
   });
 
   it('with mandatory, fails a message no queue takes with the reason the broker returned it, and delivers it once one does; without, the broker confirms and drops it', async () => {
@@ -265,6 +327,64 @@ describe('the broker URL', () => {
     ] as const) {
       const open = await app(options, env);
       expect((await open.api('POST', '/v1/subscriptions', local, await open.consumerKey('acme'))).status, JSON.stringify(env)).toBe(201);
+    }
+  });
+
+  it('refuses a fragment and query parameters amqplib does not read (or bad values) with a 422, echoing no value; takes those it reads', async () => {
+    const logger = recordingLogger();
+    const server = await app({}, allowPrivate, logger);
+    const key = await server.consumerKey('acme');
+    const refused = [
+      `${brokerUrl}?password=qsecret`,
+      `${brokerUrl}/?heartbeat=30&token=qsecret`,
+      `${brokerUrl}#qsecret`,
+      `${brokerUrl}?heartbeat=30#`,
+      `${brokerUrl}?heartbeat=qsecret`,
+      `${brokerUrl}?heartbeat=30&heartbeat=60`,
+      `${brokerUrl}?frameMax=1`,
+      `${brokerUrl}?channelMax=65536`,
+      `${brokerUrl}?maxFrameSize=8192`,
+    ];
+    for (const url of refused) {
+      const { status, body } = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url, exchange: 'events' } }, key);
+      expect(status, url).toBe(422);
+      expect(body.errors.map((issue: { path: string[] }) => issue.path), url).toEqual([['config', 'url']]);
+      expect(JSON.stringify(body), url).not.toContain('qsecret');
+    }
+    const created = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url: brokerUrl, exchange: 'events' } }, key);
+    const patched = await server.api('PATCH', `/v1/subscriptions/${created.body.id}`, { config: { url: `${brokerUrl}?password=qsecret` } }, key);
+    expect(patched.status).toBe(422);
+    expect(JSON.stringify(patched.body)).not.toContain('qsecret');
+    expect(JSON.stringify(logger.entries)).not.toContain('qsecret');
+
+    // Those amqplib reads, with values it can use: the broker takes the connection.
+    const queue = await consumer();
+    const tuned = `${brokerUrl}/?heartbeat=30&frameMax=131072&channelMax=64&locale=en_US`;
+    const id = await subscribe(server, { url: tuned, exchange: queue.exchange });
+    expect((await server.api('GET', `/v1/subscriptions/${id}`, undefined, key)).body.config.url).toBe(tuned.replace(`:${new URL(brokerUrl).password}@`, '@'));
+    await publishNumbered(server, 1);
+    await waitFor(() => queue.received.length === 1, 'the message');
+
+    // A URL stored before these were refused is shown without the fragment, and with *** for the values amqplib does not read.
+    expect(redactedUrl('amqp://herald:pa55@rabbit.example.com/vhost?heartbeat=30&password=qsecret#token')).toBe('amqp://herald@rabbit.example.com/vhost?heartbeat=30&password=***');
+  });
+
+  it('refuses an exchange or routing key with a control character, an unpaired surrogate or more than 255 bytes, with a 422 at the field', async () => {
+    const server = await app();
+    const key = await server.consumerKey('acme');
+    const bad = ['a\u0000b', 'tab\there', 'line\n', 'del\u007f', 'c1\u0085', 'half\ud800', 'é'.repeat(128)];
+    for (const field of ['exchange', 'routingKey']) {
+      for (const value of bad) {
+        const config = { url: brokerUrl, exchange: 'events', [field]: value };
+        const { status, body } = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config }, key);
+        expect(status, JSON.stringify(config)).toBe(422);
+        expect(body.errors.map((issue: { path: string[] }) => issue.path), JSON.stringify(config)).toEqual([['config', field]]);
+      }
+    }
+    // 254 bytes, and the punctuation RabbitMQ names take.
+    for (const value of ['é'.repeat(127), 'orders.v2:eu-west_1/main', 'amq.topic']) {
+      const config = { url: brokerUrl, exchange: value, routingKey: value };
+      expect((await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config }, key)).status, value).toBe(201);
     }
   });
 

@@ -1,6 +1,6 @@
 import type { Logger, TlsSettings } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
-import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options } from 'amqplib';
+import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options, type SocketOptions } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
 /** Where one message goes. */
@@ -18,11 +18,20 @@ export interface AmqpPoolOptions {
   lookup?: LookupFunction;
   /** What TLS trusts and presents, for every `amqps://` connection. @default Node.js's trusted authorities, no client certificate */
   tls?: TlsSettings;
-  /** How long connecting may take, in ms. @default 15000 */
+  /** How long connecting may take in all (TCP, TLS and the AMQP handshake), in ms; then the socket is closed. @default 15000 */
   connectTimeout?: number;
   /** Told when a connection opens, fails or closes, with the broker's URL without its password. @default silent */
   logger?: Logger;
 }
+
+/** What {@link AmqpPool.publish} is given besides the message. */
+export interface PublishOptions {
+  /** How long the publish may take in all, connecting included, in ms. @default no limit */
+  timeout?: number;
+}
+
+/** What a publish is waiting for. */
+type Stage = 'connect' | 'channel' | 'confirm';
 
 /** A failed publish, in words that name the broker without its password. */
 export class AmqpPublishError extends Error {
@@ -53,6 +62,8 @@ export class AmqpPool {
   readonly #connections: SharedConnections<ChannelModel>;
   /** By the broker's URL and the exchange: `${url}\n${exchange}`. */
   readonly #channels = new SharedConnections<OpenChannel>((open, _key, gone) => open.channel.once('close', gone));
+  /** Ends a connect still pending, by the broker's URL, with the time it was given (ms): its socket closes, and it fails. */
+  readonly #connecting = new Map<string, AbortController>();
   #closed = false;
 
   constructor(options: AmqpPoolOptions = {}) {
@@ -68,24 +79,29 @@ export class AmqpPool {
 
   /**
    * Publishes one message and resolves once the broker confirms it; rejects with an {@link AmqpPublishError},
-   * also when the message is `mandatory` and the broker returned it.
+   * also when the message is `mandatory` and the broker returned it, or when `timeout` (ms) passes first, saying
+   * what it was waiting for: the connection, a channel, or the confirm.
    */
-  async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish): Promise<void> {
-    const open = await this.#channels.get(`${destination.url}\n${destination.exchange}`, () => this.#openChannel(destination));
-    await new Promise<void>((resolve, reject) => {
-      const failed = (error: unknown) => reject(new AmqpPublishError(publishFailure(destination, error, open.closedBecause)));
-      const answered = (error: unknown) => {
-        const returned = properties.mandatory ? takeReturned(open, returnKey(destination.routingKey, properties.messageId)) : undefined;
-        if (error) failed(error);
-        else if (returned !== undefined) reject(new AmqpPublishError(returned));
-        else resolve();
-      };
-      try {
-        open.channel.publish(destination.exchange, destination.routingKey, content, properties, answered);
-      } catch (error) {
-        failed(error);
-      }
+  async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish, { timeout }: PublishOptions = {}): Promise<void> {
+    let stage: Stage = 'connect';
+    const publishing = (async () => {
+      await this.#connection(destination.url);
+      stage = 'channel';
+      const open = await this.#channels.get(`${destination.url}\n${destination.exchange}`, () => this.#openChannel(destination));
+      stage = 'confirm';
+      await confirmed(open, destination, content, properties);
+    })();
+    if (timeout === undefined) return publishing;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const connecting = stage === 'connect' ? this.#connecting.get(destination.url) : undefined;
+        // The connect then fails at once, closing its socket, and says why in the log and in `publishing`'s rejection.
+        if (connecting) connecting.abort(timeout);
+        else reject(new AmqpPublishError(timedOut(stage, destination, timeout)));
+      }, timeout);
     });
+    return Promise.race([publishing, late]).finally(() => clearTimeout(timer));
   }
 
   /** Closes every connection; publishes still waiting for a confirm fail. */
@@ -137,19 +153,65 @@ export class AmqpPool {
       const refused = refusedHost(host);
       if (refused) throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${refused.message}`);
     }
+    // Aborting destroys the socket, also in the middle of the TLS or AMQP handshake; amqplib's own `timeout` would
+    // only end a socket that stays silent, and leave one that a broker dribbles bytes on open and its connect pending.
+    const deadline = new AbortController();
+    this.#connecting.set(url, deadline);
+    const timer = setTimeout(() => deadline.abort(connectTimeout), connectTimeout);
     try {
       const guarded = allowPrivate ? lookup : guardedLookup(lookup);
-      // amqplib hands these to tls.connect for amqps:// (with the host as the server name), to net.connect for amqp://.
-      const model = await connect(url, { ...tls, timeout: connectTimeout, noDelay: true, ...(guarded ? { lookup: guarded } : {}), clientProperties: { connection_name: 'herald' } });
+      // amqplib hands these to tls.connect for amqps:// (with the host as the server name), to net.connect for amqp://;
+      // their sockets take `signal`, which amqplib's types leave out.
+      const socketOptions: SocketOptions & { signal: AbortSignal } = {
+        ...tls,
+        signal: deadline.signal,
+        noDelay: true,
+        ...(guarded ? { lookup: guarded } : {}),
+        clientProperties: { connection_name: 'herald' },
+      };
+      const model = await connect(url, socketOptions);
       // Without a listener an `error` event would throw; `close` follows it and drops the connection.
       model.on('error', () => {});
       this.#options.logger?.info({ broker: redactedUrl(url) }, 'connected to the AMQP broker');
       return model;
     } catch (error) {
-      this.#options.logger?.warn({ broker: redactedUrl(url), error: reason(error, url) }, 'cannot connect to the AMQP broker');
-      throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${reason(error, url)}`);
+      const why = deadline.signal.aborted ? notConnectedWithin(Number(deadline.signal.reason)) : reason(error, url);
+      this.#options.logger?.warn({ broker: redactedUrl(url), error: why }, 'cannot connect to the AMQP broker');
+      throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${why}`);
+    } finally {
+      clearTimeout(timer);
+      this.#connecting.delete(url);
     }
   }
+}
+
+/** Publishes on an open channel and resolves once the broker confirms. */
+function confirmed(open: OpenChannel, destination: AmqpDestination, content: Buffer, properties: Options.Publish): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const failed = (error: unknown) => reject(new AmqpPublishError(publishFailure(destination, error, open.closedBecause)));
+    const answered = (error: unknown) => {
+      const returned = properties.mandatory ? takeReturned(open, returnKey(destination.routingKey, properties.messageId)) : undefined;
+      if (error) failed(error);
+      else if (returned !== undefined) reject(new AmqpPublishError(returned));
+      else resolve();
+    };
+    try {
+      open.channel.publish(destination.exchange, destination.routingKey, content, properties, answered);
+    } catch (error) {
+      failed(error);
+    }
+  });
+}
+
+function notConnectedWithin(ms: number): string {
+  return `the connection was not made within ${ms} ms (ETIMEDOUT)`;
+}
+
+function timedOut(stage: Stage, destination: AmqpDestination, ms: number): string {
+  const broker = redactedUrl(destination.url);
+  if (stage === 'connect') return `cannot connect to ${broker}: ${notConnectedWithin(ms)}`;
+  if (stage === 'channel') return `the broker did not open a channel to the exchange "${destination.exchange}" within ${ms} ms on ${broker}`;
+  return `the broker did not confirm within ${ms} ms`;
 }
 
 /** A message the broker returned (`basic.return`), as amqplib emits it; its types have no such message. */
@@ -191,20 +253,48 @@ function publishFailure(destination: AmqpDestination, error: unknown, closedBeca
   return `the channel to ${redactedUrl(destination.url)} closed before the broker confirmed (${reason(error, destination.url)})`;
 }
 
-/** An error's message with a code when it has one, and never the URL's password. */
+/** An error's message with a code when it has one, in words where amqplib's or OpenSSL's are obscure, and never the URL's password. */
 function reason(error: unknown, url: string): string {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
-  let message = error instanceof Error ? error.message : String(error);
-  if (code === 'ECONNREFUSED') message = 'connection refused (ECONNREFUSED)';
-  else if (code === 'ENOTFOUND') message = 'the host name does not resolve (ENOTFOUND)';
-  else if (code && !message.includes(code) && !/^\d+$/.test(code)) message = `${message} (${code})`;
-  const password = new URL(url).password;
-  if (password === '') return message;
-  let decoded = password;
-  try {
-    decoded = decodeURIComponent(password);
-  } catch {
-    // Not percent-encoded as URLs are: amqplib sends it as written.
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
+  if (code === 'ENOTFOUND') return 'the host name does not resolve (ENOTFOUND)';
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return `the server on port ${port(url)} does not speak TLS: is it a plain amqp:// port? (${code})`;
+  if (message.startsWith('Expected ConnectionOpenOk; got <ConnectionClose')) return vhostRefused(url);
+  if (message === 'Socket closed abruptly during opening handshake' && new URL(url).protocol === 'amqp:') {
+    return `the server closed the connection during the AMQP handshake: if port ${port(url)} takes TLS, use amqps://`;
   }
-  return message.split(password).join('***').split(decoded).join('***');
+  // OpenSSL's errors carry their reason in words, and a message that is a dump of its error queue.
+  const openSslReason = typeof error === 'object' && error !== null && 'library' in error && 'reason' in error ? error.reason : undefined;
+  let why = typeof openSslReason === 'string' ? openSslReason : message;
+  if (code && !why.includes(code) && !/^\d+$/.test(code)) why = `${why} (${code})`;
+  const password = new URL(url).password;
+  if (password === '') return why;
+  return why.split(password).join('***').split(decoded(password)).join('***');
+}
+
+function port(url: string): number {
+  const { protocol, port } = new URL(url);
+  return Number(port || (protocol === 'amqps:' ? 5671 : 5672));
+}
+
+/**
+ * The broker closed the connection in answer to connection.open, which names the vhost. amqplib leaves the broker's
+ * reason out of its error (RabbitMQ's is e.g. `530 NOT_ALLOWED - vhost novhost not found`), so this says what it can be.
+ */
+function vhostRefused(url: string): string {
+  const { pathname, username, password } = new URL(url);
+  const vhost = pathname.length > 1 ? decoded(pathname.slice(1)) : '/';
+  // amqplib's defaults when the URL names no one.
+  const user = username === '' && password === '' ? 'guest' : decoded(username);
+  return `the broker refused to open the vhost "${vhost}": it does not exist, the user "${user}" may not use it, or a connection limit is reached`;
+}
+
+/** A part of the URL as amqplib sends it: percent-decoded, or as written when it is not percent-encoded as URLs are. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }

@@ -21,14 +21,8 @@ export type AmqpTransport = PushTransport<AmqpConfig>;
 /** The content type of every message: the body is the event's envelope, a CloudEvent in JSON. */
 export const amqpContentType = 'application/cloudevents+json';
 
-/** Rejects after `ms` unless `work` settles first. */
-function within<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
+/** The header that marks a test event (`POST /v1/subscriptions/:id/test`): `herald-test: 1`, as on a webhook. */
+export const amqpTestHeader = 'herald-test';
 
 /**
  * Delivers events to RabbitMQ (or any AMQP 0-9-1 broker): each delivery is one persistent message,
@@ -53,21 +47,22 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
 
     target: (config) => ({ url: config.url, exchange: config.exchange, routingKey: config.routingKey, mandatory: config.mandatory === true }),
 
-    async send({ event, body }, { url, exchange, routingKey, mandatory }) {
+    async send({ event, body, test }, { url, exchange, routingKey, mandatory }) {
       if (!pool || !settings) throw new Error('the amqp transport is not started');
-      const { timeout } = settings;
-      const published = pool.publish({ url, exchange, routingKey: routingKey ?? event.type }, Buffer.from(body), {
+      const headers: Record<string, number> = { 'herald-seq': event.seq };
+      if (test) headers[amqpTestHeader] = 1;
+      const properties = {
         persistent: true,
         contentType: amqpContentType,
         messageId: event.id,
         type: event.type,
         // Parsed, not cached by `publishedAt`: one message a delivery, as the outbox counts it.
         timestamp: Math.floor(Date.parse(event.time) / 1000),
-        headers: { 'herald-seq': event.seq },
+        headers,
         mandatory,
-      });
+      };
       try {
-        await within(published, timeout, `the broker did not confirm within ${timeout} ms`);
+        await pool.publish({ url, exchange, routingKey: routingKey ?? event.type }, Buffer.from(body), properties, { timeout: settings.timeout });
         return { delivered: true };
       } catch (error) {
         return { delivered: false, error: error instanceof Error ? error.message : String(error) };

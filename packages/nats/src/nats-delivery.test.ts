@@ -6,7 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer } from './nats-server.test-support.js';
+import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer, startTarpit, uniqueName } from './nats-server.test-support.js';
 import { type NatsOptions, nats } from './nats-transport.js';
 
 const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
@@ -41,7 +41,24 @@ describe('messages', () => {
     expect(second?.message.subject).toBe(`${stream.prefix}.invoice.paid`);
     expect(first?.message.headers?.get('Nats-Msg-Id')).toBe(created?.id);
     expect(first?.message.headers?.get('Herald-Seq')).toBe(String(created?.seq));
+    expect(first?.message.headers?.has('Herald-Test')).toBe(false);
     expect(second?.event.id).toBe(paid?.id);
+  });
+
+  it('publishes a test event (POST /v1/subscriptions/:id/test) as an event: seq 0, an evt_test_ id, and the header Herald-Test: 1', async () => {
+    const stream = await consumer();
+    const server = await app();
+    const id = await subscribe(server, { servers: natsServer, subject: `${stream.prefix}.{type}` });
+    const tested = await server.api('POST', `/v1/subscriptions/${id}/test`, {}, await server.consumerKey('acme'));
+    expect(tested.status).toBe(200);
+    expect(tested.body.status).toBe('succeeded');
+    await waitFor(() => stream.received.length === 1, 'the test event');
+    const [{ event, message }] = stream.received as [(typeof stream.received)[number]];
+    expect(event).toEqual(tested.body.event);
+    expect(event.seq).toBe(0);
+    expect(event.id).toMatch(/^evt_test_/);
+    expect(message.subject).toBe(`${stream.prefix}.${event.type}`);
+    expect([message.headers?.get('Nats-Msg-Id'), message.headers?.get('Herald-Seq'), message.headers?.get('Herald-Test')]).toEqual([event.id, '0', '1']);
   });
 
   it('delivers 1,000 events, none lost, and the stream drops the duplicates of a replay', async () => {
@@ -78,11 +95,76 @@ describe('failed attempts', () => {
       `no JetStream stream captures the subject "herald-test.nobody-listens.order.created" on ${natsServer} (no responders)`,
     );
     const refused = (await deliveryAttempts(server, toNowhere))[0]?.error;
-    expect(refused).toMatch(/cannot connect to NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1: connection refused/);
+    expect(refused).toBe('cannot connect to NATS at nats://herald:***@127.0.0.1:1: connection refused (CONNECTION_REFUSED)');
     expect(refused).not.toContain('s3cret');
     await waitFor(async () => (await deliveryAttempts(server, overTls)).length > 0, 'the attempt over TLS');
-    expect((await deliveryAttempts(server, overTls))[0]?.error).toMatch(new RegExp(`^cannot connect to NATS at tls://${natsServer.replaceAll('.', '\\.')}: .*TLS`, 'i'));
+    expect((await deliveryAttempts(server, overTls))[0]?.error).toBe(`cannot connect to NATS at tls://${natsServer}: the server does not offer TLS, which tls:// requires (SERVER_OPT_NA)`);
   });
+
+  it('fails an attempt that a plain subscriber of the subject answers, not a stream: only a PubAck naming the stream and the seq delivers', async () => {
+    // The machine's NATS: a subscriber of its own answers every request on the subjects, as a JetStream stream would, but with `{}`.
+    const { connect } = await import('nats');
+    const responder = await connect({ servers: natsServer });
+    onTestFinished(() => responder.close());
+    const prefix = `herald-test.${uniqueName()}`;
+    responder.subscribe(`${prefix}.>`, { callback: (_error, message) => void message.respond(new TextEncoder().encode('{}')) });
+    await responder.flush();
+    const server = await app({ retrySchedule: [0, 60] });
+    const id = await subscribe(server, { servers: natsServer, subject: `${prefix}.{type}` });
+    const [event] = await publishNumbered(server, 1);
+    expect(await onlyFailedAttempt(server, id, event?.id as string)).toBe(
+      `the answer to "${prefix}.order.created" from ${natsServer} is no JetStream PubAck, which names the stream and the message's seq: a subscriber of the subject, not a stream, may have answered`,
+    );
+  });
+});
+
+describe('a server that takes connections and never answers', () => {
+  /** Sends `count` test events to the subscription, one after the other, and resolves with their errors. */
+  async function testErrors(server: TestApp, id: string, count: number): Promise<(string | null)[]> {
+    const key = await server.consumerKey('acme');
+    const errors: (string | null)[] = [];
+    for (let index = 0; index < count; index++) {
+      const { status, body } = await server.api('POST', `/v1/subscriptions/${id}/test`, {}, key);
+      expect(status).toBe(200);
+      errors.push(body.error);
+      await new Promise((resolve) => setTimeout(resolve, 350));
+    }
+    return errors;
+  }
+
+  it('fails each attempt within half the timeout, since no INFO came, and closes every socket it opened', async () => {
+    const tarpit = await startTarpit();
+    onTestFinished(() => tarpit.close());
+    const server = await app({ timeout: 1_000 });
+    const id = await subscribe(server, { servers: tarpit.server, subject: 'herald-test.tarpit.{type}' });
+    const errors = await testErrors(server, id, 3);
+    for (const error of errors) expect(error).toMatch(new RegExp(`^cannot connect to NATS at ${tarpit.server}: no INFO from ${tarpit.server} within (4\\d\\d|500) ms \\(TIMEOUT\\)$`));
+    expect(tarpit.accepted()).toBe(3);
+    await waitFor(() => tarpit.open() === 0, 'every socket of the attempts closed', 2_000);
+  });
+
+  it('closes the socket of a connection that nats.js gave up on: the server sent the INFO once, then nothing', async () => {
+    const tarpit = await startTarpit('info-once');
+    onTestFinished(() => tarpit.close());
+    const server = await app({ timeout: 1_000 });
+    const id = await subscribe(server, { servers: tarpit.server, subject: 'herald-test.tarpit.{type}' });
+    expect(await testErrors(server, id, 2)).toEqual([`cannot connect to NATS at ${tarpit.server}: TIMEOUT`, expect.stringMatching(/no INFO from .* \(TIMEOUT\)$/)]);
+    expect(tarpit.accepted()).toBe(3);
+    await waitFor(() => tarpit.open() === 0, 'every socket of the attempts closed', 2_000);
+  });
+
+  it('closes the socket of each reconnection that got no INFO, as the connection tries again', async () => {
+    const stream = await consumer();
+    const relay = await startTarpit('relay');
+    onTestFinished(() => relay.close());
+    const server = await app({ timeout: 1_000 });
+    await subscribe(server, { servers: relay.server, subject: `${stream.prefix}.{type}` });
+    await publishNumbered(server, 1);
+    await waitFor(() => stream.received.length === 1, 'the event through the relay');
+    relay.stopRelaying();
+    await waitFor(() => relay.accepted() >= 6, 'four reconnections', 20_000);
+    await waitFor(() => relay.open() <= 1, 'only the last reconnection open', 2_000);
+  }, 40_000);
 });
 
 describe('a restart of the NATS server', () => {
@@ -156,7 +238,6 @@ describe('a server that moves', () => {
   }, 90_000);
 });
 
-/** A TCP relay listening at `address`:`port` to `target` (`host:port`); `close` ends its connections too. */
 describe('the servers', () => {
   it('never shows credentials in the API or the errors', async () => {
     const server = await app({ retrySchedule: [0, 60] });
@@ -164,7 +245,7 @@ describe('the servers', () => {
     const config = { servers: ['nats://herald:pa55-w0rd-secret@127.0.0.1:1', 'nats://t0ken-secret@127.0.0.1:2'], subject: 'x.{type}' };
     const created = await server.api('POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config }, key);
     expect(created.status).toBe(201);
-    expect(created.body.config.servers).toEqual(['nats://***@127.0.0.1:1', 'nats://***@127.0.0.1:2']);
+    expect(created.body.config.servers).toEqual(['nats://herald:***@127.0.0.1:1', 'nats://***@127.0.0.1:2']);
     await publishNumbered(server, 1);
     await waitFor(async () => (await deliveryAttempts(server, created.body.id)).length === 1, 'the failed attempt');
     const shown = JSON.stringify([
@@ -196,6 +277,62 @@ describe('the servers', () => {
       const open = await app(options, env);
       expect((await create(open, { servers: natsServer }, await open.consumerKey('acme'))).status, JSON.stringify(env)).toBe(201);
     }
+  });
+
+  it('keeps the stored password or token when a PATCH sends the servers back as the API shows them; a *** that stands for none is a 422', async () => {
+    const [withPassword, withToken] = await Promise.all([startOwnNatsServer({ auth: { user: 'herald', pass: 'pa55-w0rd' } }), startOwnNatsServer({ auth: { token: 't0ken-secret' } })]);
+    onTestFinished(() => Promise.all([withPassword.close(), withToken.close()]).then(() => {}));
+    const streams = await Promise.all([startStreamConsumer(withPassword.server, withPassword.clientOptions), startStreamConsumer(withToken.server, withToken.clientOptions)]);
+    onTestFinished(() => Promise.all(streams.map((stream) => stream.close())).then(() => {}));
+    const server = await app({ retrySchedule: [0, 60] });
+    const key = await server.consumerKey('acme');
+    const given = [`nats://herald:pa55-w0rd@${withPassword.server}`, `nats://t0ken-secret@${withToken.server}`];
+    const shown = [`nats://herald:***@${withPassword.server}`, `nats://***@${withToken.server}`];
+    const ids: string[] = [];
+    for (const [index, servers] of given.entries()) {
+      const created = await server.api('POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config: { servers, subject: `${streams[index]?.prefix}.{type}` } }, key);
+      expect(created.body.config.servers).toBe(shown[index]);
+      // As a client that edits the subscription it read sends it back: the servers as shown, and a change.
+      const patched = await server.api('PATCH', `/v1/subscriptions/${created.body.id}`, { config: { ...created.body.config, ordered: true } }, key);
+      expect(patched.status).toBe(200);
+      expect(patched.body.config).toMatchObject({ servers: shown[index], ordered: true });
+      ids.push(created.body.id);
+    }
+    const published = (await publishNumbered(server, 2)).map((event) => event.id);
+    for (const [index, id] of ids.entries()) await expectDeliveredInOrder(server, id, () => streams[index]?.events ?? [], published);
+
+    // A *** for another server, or another user, or on create, stands for nothing stored.
+    const refusals = [
+      ['PATCH', `/v1/subscriptions/${ids[0]}`, { config: { servers: `nats://herald:***@127.0.0.1:1` } }, ['config', 'servers'], 'password of herald', 'nats://herald:***@127.0.0.1:1'],
+      ['PATCH', `/v1/subscriptions/${ids[0]}`, { config: { servers: [`nats://other:***@${withPassword.server}`] } }, ['config', 'servers', 0], 'password of other', `nats://other:***@${withPassword.server}`],
+      ['POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config: { servers: shown[1] } }, ['config', 'servers'], 'token', shown[1]],
+    ] as const;
+    for (const [method, path, body, at, what, listed] of refusals) {
+      const { status, body: problem } = await server.api(method, path, body, key);
+      expect(status, JSON.stringify(body)).toBe(422);
+      expect(problem.errors).toEqual([
+        { path: at, message: `*** stands for the ${what} stored for this server, and none is stored for ${listed}: give the ${what === 'token' ? 'token' : 'password'} itself` },
+      ]);
+    }
+  });
+
+  it('says what it wants of servers, and refuses system subjects ($JS., $SYS., ..., _INBOX.), with a 422 at the field', async () => {
+    const server = await app();
+    const key = await server.consumerKey('acme');
+    const create = (config: unknown) => server.api('POST', '/v1/subscriptions', { transport: 'nats', types: ['**'], config }, key);
+    for (const servers of [undefined, 4222, Array(11).fill(natsServer), []]) {
+      const { status, body } = await create(servers === undefined ? {} : { servers });
+      expect(status, JSON.stringify(servers)).toBe(422);
+      expect(body.errors, JSON.stringify(servers)).toEqual([
+        expect.objectContaining({ path: ['config', 'servers'], message: 'must be a server (host:port, or a nats:// or tls:// URL) or a list of 1 to 10 servers of one cluster' }),
+      ]);
+    }
+    for (const subject of ['$JS.API.STREAM.PURGE.WALKDEL', '$SYS.REQ.SERVER.PING', '$KV.bucket.{type}', '$O.store.{type}', '_INBOX.abc.{type}']) {
+      const { status, body } = await create({ servers: natsServer, subject });
+      expect(status, subject).toBe(422);
+      expect(body.errors, subject).toEqual([expect.objectContaining({ path: ['config', 'subject'], message: expect.stringMatching(/^must not be a system subject: /) })]);
+    }
+    expect((await create({ servers: natsServer, subject: 'JS.inbox.{type}' })).status).toBe(201);
   });
 
   it('refuses at connect time a public-looking server name that resolves to 127.0.0.1 (DNS rebinding)', async () => {

@@ -1,5 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { subscribe } from 'node:diagnostics_channel';
 import { lookup as dnsLookup } from 'node:dns';
-import { connect as connectTcp, isIP } from 'node:net';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger, TlsSettings } from '@herald/core';
 import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
@@ -27,6 +29,8 @@ export interface NatsMessage {
   msgID: string;
   /** `Herald-Seq`. */
   seq: number;
+  /** A test event (`POST /v1/subscriptions/:id/test`), marked with `Herald-Test: 1`. @default false */
+  test?: boolean;
   /** When the PubAck must have come, connecting included (ms since the epoch). */
   deadline: number;
 }
@@ -75,14 +79,22 @@ export class NatsPool {
   async publish(servers: readonly string[], message: NatsMessage): Promise<string> {
     const { jetstream } = await this.#client(servers);
     const timeout = Math.max(1, message.deadline - Date.now());
+    const where = servers.map(redactedServer).join(', ');
     const meta = headers();
     meta.set('Herald-Seq', String(message.seq));
+    if (message.test) meta.set('Herald-Test', '1');
     try {
       const ack = await jetstream.publish(message.subject, message.body, { msgID: message.msgID, timeout, headers: meta });
+      // nats.js takes any answer without an error for a PubAck: a plain subscriber of the subject may have answered.
+      if (typeof ack.stream !== 'string' || ack.stream === '' || !Number.isSafeInteger(ack.seq) || ack.seq < 1 || 'error' in ack) {
+        throw new NatsPublishError(
+          `the answer to "${message.subject}" from ${where} is no JetStream PubAck, which names the stream and the message's seq: a subscriber of the subject, not a stream, may have answered`,
+        );
+      }
       return ack.stream;
     } catch (error) {
+      if (error instanceof NatsPublishError) throw error;
       const code = codeOf(error);
-      const where = servers.map(redactedServer).join(', ');
       if (code === '503') throw new NatsPublishError(`no JetStream stream captures the subject "${message.subject}" on ${where} (no responders)`);
       if (code === 'TIMEOUT') throw new NatsPublishError(`no PubAck for "${message.subject}" from ${where} within ${timeout} ms`);
       throw new NatsPublishError(`publishing to "${message.subject}" on ${where} failed: ${describe(error)}`);
@@ -125,11 +137,20 @@ export class NatsPool {
     try {
       const addresses = await this.#addresses(urls);
       options.servers = addresses.map(({ address, port }) => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`));
+      // The INFO takes at most half of the time left, so that connecting has the other half. No INFO, no connection:
+      // nats.js is not asked to connect where no server answers.
+      const info = await firstInfo(addresses, Date.now() + (deadline - Date.now()) / 2);
       // nats.js requires TLS of a connection given TLS options, and a server without TLS is refused: they are given
       // when a server is tls://, or when the server first reached says it requires or offers TLS.
-      if (urls.some((url) => url.protocol === 'tls:') || (await offersTls(addresses, deadline))) options.tls = this.#tlsOptions(addresses);
+      if (urls.some((url) => url.protocol === 'tls:') || info.tls_required === true || info.tls_available === true) options.tls = this.#tlsOptions(addresses);
       options.timeout = Math.max(1, deadline - Date.now());
-      const connection = await connect(options);
+      const dial: Dial = { timeout: options.timeout, sockets: [] };
+      watchNatsSockets();
+      const connection = await dialling.run(dial, () => connect(options)).catch((error: unknown) => {
+        closeSockets(dial);
+        throw error;
+      });
+      void connection.closed().then(() => closeSockets(dial));
       logger?.info({ servers: where }, 'connected to NATS');
       return { connection, jetstream: connection.jetstream() };
     } catch (error) {
@@ -190,25 +211,74 @@ export class NatsPool {
   }
 }
 
+/** A connection's dials: how long nats.js waits for a server's INFO, and the sockets it opened. */
+interface Dial {
+  timeout: number;
+  sockets: Socket[];
+}
+
+/** The dials of the connection whose nats.js calls run in it. */
+const dialling = new AsyncLocalStorage<Dial>();
+let watching = false;
+
 /**
- * Whether the first of `addresses` that answers says, in the INFO a NATS server sends first, that it requires
- * or offers TLS; false when none answers before `deadline` (the connection then fails on its own).
+ * Watches the sockets nats.js opens for the pools' connections, which nats.js leaves open when a server's INFO does not
+ * come in time: it gives up on the dial, but closes only sockets it connected. nats.js writes nothing before the INFO,
+ * so a socket that has written nothing once the dial's time is up is closed.
  */
-async function offersTls(addresses: readonly ServerAddress[], deadline: number): Promise<boolean> {
-  for (const address of addresses) {
-    const info = await serverInfo(address, deadline).catch(() => undefined);
-    if (info) return info.tls_required === true || info.tls_available === true;
+function watchNatsSockets(): void {
+  if (watching) return;
+  watching = true;
+  subscribe('net.client.socket', (message) => {
+    const dial = dialling.getStore();
+    if (!dial) return;
+    const { socket } = message as { socket: Socket };
+    dial.sockets = dial.sockets.filter((open) => !open.destroyed);
+    dial.sockets.push(socket);
+    setTimeout(() => socket.bytesWritten === 0 && socket.destroy(), dial.timeout).unref();
+  });
+}
+
+/** Closes what is left of the sockets of a connection that failed or closed. */
+function closeSockets(dial: Dial): void {
+  for (const socket of dial.sockets) socket.destroy();
+  dial.sockets = [];
+}
+
+/** What Herald reads of a server's INFO. */
+interface ServerInfo {
+  tls_required?: unknown;
+  tls_available?: unknown;
+}
+
+/**
+ * The INFO of the first of `addresses` that sends one before `deadline`, each given an equal share of the time left;
+ * rejects with the last one's failure when none does.
+ */
+async function firstInfo(addresses: readonly ServerAddress[], deadline: number): Promise<ServerInfo> {
+  let failure: unknown;
+  for (const [index, address] of addresses.entries()) {
+    try {
+      return await serverInfo(address, Math.max(1, Math.floor((deadline - Date.now()) / (addresses.length - index))));
+    } catch (error) {
+      failure = error;
+    }
   }
-  return false;
+  throw failure;
 }
 
 /** More than any INFO: a peer that sends as much without ending a line is no NATS server. */
 const longestInfo = 1_048_576;
 
-/** The INFO of the NATS server at `address`, read on a connection of its own, closed then. */
-function serverInfo({ address, port }: ServerAddress, deadline: number): Promise<{ tls_required?: unknown; tls_available?: unknown }> {
+/** The INFO of the NATS server at `address`, read within `timeout` ms on a connection of its own, closed then. */
+function serverInfo({ address, port }: ServerAddress, timeout: number): Promise<ServerInfo> {
   return new Promise((resolve, reject) => {
-    const socket = connectTcp({ host: address, port, signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+    const socket = connectTcp({ host: address, port });
+    const where = isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+    const timer = setTimeout(() => {
+      reject(new NatsPublishError(`${socket.connecting ? 'no TCP connection to' : 'no INFO from'} ${where} within ${timeout} ms (TIMEOUT)`));
+      socket.destroy();
+    }, timeout);
     let received = '';
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
@@ -217,15 +287,18 @@ function serverInfo({ address, port }: ServerAddress, deadline: number): Promise
       if (end === -1 && received.length < longestInfo) return;
       socket.destroy();
       const info = /^INFO\s+(.*)$/.exec(end === -1 ? '' : received.slice(0, end));
-      if (!info) return reject(new Error('not a NATS server'));
+      if (!info) return reject(new NatsPublishError(`${where} is not a NATS server: it sent no INFO first`));
       try {
         resolve(JSON.parse(info[1] as string));
-      } catch (error) {
-        reject(error);
+      } catch {
+        reject(new NatsPublishError(`${where} is not a NATS server: its INFO is not JSON`));
       }
     });
     socket.on('error', reject);
-    socket.on('close', () => reject(new Error('closed before its INFO')));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      reject(new NatsPublishError(`${where} closed the connection before its INFO`));
+    });
   });
 }
 
@@ -246,5 +319,6 @@ function describe(error: unknown): string {
   const code = codeOf(error);
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'CONNECTION_REFUSED' || code === 'ECONNREFUSED') return 'connection refused (CONNECTION_REFUSED)';
+  if (code === 'SERVER_OPT_NA' && message === 'tls') return 'the server does not offer TLS, which tls:// requires (SERVER_OPT_NA)';
   return code && !message.includes(code) ? `${message} (${code})` : message;
 }

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HeraldEvent } from '@herald/core';
@@ -124,25 +124,30 @@ async function reachable(server: string, options: Partial<ConnectionOptions>): P
   }
 }
 
+/** The credentials a nats-server of the test's own requires: a user and password, or a token. */
+export type OwnNatsAuth = { user: string; pass: string } | { token: string };
+
 /**
  * Starts a nats-server of the test's own. With `tls`, it requires TLS of every client and presents {@link testTls}'s
  * certificate for `localhost`; with `clientCertificate` too, it requires of every client a certificate that
- * {@link testTls}'s authority signed (its certificate for `localhost` will do).
+ * {@link testTls}'s authority signed (its certificate for `localhost` will do). With `auth`, it requires those credentials.
  */
 export async function startOwnNatsServer({
   tls = false,
   clientCertificate = false,
+  auth,
   binary = process.env.HERALD_TEST_NATS_BINARY ?? '/usr/sbin/nats-server',
-} = {}): Promise<OwnNatsServer> {
+}: { tls?: boolean; clientCertificate?: boolean; auth?: OwnNatsAuth; binary?: string } = {}): Promise<OwnNatsServer> {
   const port = await freePort();
   const storage = mkdtempSync(join(tmpdir(), 'herald-nats-'));
   const server = tls ? `tls://localhost:${port}` : `127.0.0.1:${port}`;
   const presented = clientCertificate ? { cert: readFileSync(testTls.cert, 'utf8'), key: readFileSync(testTls.key, 'utf8') } : {};
-  const clientOptions: Partial<ConnectionOptions> = tls ? { tls: { ca: readFileSync(testTls.ca, 'utf8'), ...presented } } : {};
+  const clientOptions: Partial<ConnectionOptions> = { ...(tls ? { tls: { ca: readFileSync(testTls.ca, 'utf8'), ...presented } } : {}), ...auth };
   const tlsArguments = tls ? ['--tls', '--tlscert', testTls.cert, '--tlskey', testTls.key, ...(clientCertificate ? ['--tlsverify', '--tlscacert', testTls.ca] : [])] : [];
+  const authArguments = !auth ? [] : 'token' in auth ? ['--auth', auth.token] : ['--user', auth.user, '--pass', auth.pass];
   let child: ChildProcess | undefined;
   const start = async () => {
-    const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage, ...tlsArguments], { stdio: 'ignore' });
+    const started = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage, ...tlsArguments, ...authArguments], { stdio: 'ignore' });
     child = started;
     await waitFor(() => started.exitCode !== null || reachable(server, clientOptions), 'nats-server to listen', 20_000);
     if (started.exitCode !== null) throw new Error(`nats-server exited with ${started.exitCode}`);
@@ -163,6 +168,59 @@ export async function startOwnNatsServer({
     async close() {
       await stop();
       rmSync(storage, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A TCP server of the test's own that takes every connection and never closes one: it answers nothing (a tarpit), or
+ * sends its first connection a NATS server's INFO and the others nothing, or relays to the machine's NATS until told not to.
+ */
+export interface Tarpit {
+  /** `127.0.0.1:<port>`. */
+  server: string;
+  /** How many connections it took. */
+  accepted(): number;
+  /** How many of them are open: it closes none but those it relayed. */
+  open(): number;
+  /** Cuts the relayed connections and answers nothing from now on. */
+  stopRelaying(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a {@link Tarpit}: `silent`, `info-once` (INFO to the first connection only) or `relay` (to {@link natsServer}). */
+export async function startTarpit(mode: 'silent' | 'info-once' | 'relay' = 'silent'): Promise<Tarpit> {
+  const open = new Set<Socket>();
+  const relayed = new Set<Socket>();
+  let accepted = 0;
+  let relaying = mode === 'relay';
+  const listener = createServer((socket) => {
+    accepted += 1;
+    open.add(socket);
+    socket.on('error', () => {});
+    socket.once('close', () => open.delete(socket));
+    if (mode === 'info-once' && accepted === 1) socket.write(`INFO {"server_id":"tarpit","version":"2.10.0","max_payload":1048576}\r\n`);
+    if (relaying) {
+      const [host, port] = natsServer.split(':') as [string, string];
+      const upstream = connectTcp(Number(port), host);
+      upstream.on('error', () => {});
+      upstream.once('close', () => socket.destroy());
+      relayed.add(upstream);
+      socket.pipe(upstream).pipe(socket);
+    }
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  return {
+    server: `127.0.0.1:${(listener.address() as { port: number }).port}`,
+    accepted: () => accepted,
+    open: () => open.size,
+    stopRelaying() {
+      relaying = false;
+      for (const upstream of relayed) upstream.destroy();
+    },
+    async close() {
+      for (const socket of [...open, ...relayed]) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
     },
   };
 }

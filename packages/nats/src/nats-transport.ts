@@ -1,6 +1,6 @@
 import type { TlsSettings } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
-import { checkNatsConfig, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, serverList } from './nats-config.js';
+import { checkNatsConfig, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, restoreNatsCredentials, serverList } from './nats-config.js';
 import { NatsPool } from './nats-pool.js';
 
 /** Options of {@link nats}: those of every push transport, and the NATS transport's own. */
@@ -38,13 +38,14 @@ export function nats(options: NatsOptions = {}): NatsTransport {
     configSchema: natsConfigSchema,
     options,
 
-    prepareConfig: (config) => ({ config: checkNatsConfig(config, privateAllowed()) }),
+    // A PATCH may send the servers back as the API shows them: a masked credential stands for the stored one.
+    prepareConfig: (config, previous) => ({ config: checkNatsConfig(restoreNatsCredentials(config, previous?.config), privateAllowed()) }),
 
     publicConfig: publicNatsConfig,
 
     target: (config) => ({ servers: serverList(config), subject: config.subject }),
 
-    async send({ event, body }, { servers, subject }) {
+    async send({ event, body, test }, { servers, subject }) {
       if (!pool || !settings) throw new Error('the nats transport is not started');
       const { timeout } = settings;
       try {
@@ -53,6 +54,7 @@ export function nats(options: NatsOptions = {}): NatsTransport {
           body: encoder.encode(body),
           msgID: event.id,
           seq: event.seq,
+          ...(test ? { test } : {}),
           deadline: Date.now() + timeout,
         });
         return { delivered: true };

@@ -71,7 +71,7 @@ export interface PushMessage<TConfig extends PushConfig> {
   /**
    * A test event sent by `POST /v1/subscriptions/:id/test`: in no log (its `seq` is 0, its id starts with
    * `evt_test_`), not in the outbox, sent once. A transport may mark it on the wire too (the webhook
-   * and AMQP transports send the header `herald-test: 1`).
+   * and AMQP transports send the header `herald-test: 1`, the NATS transport `Herald-Test: 1`).
    */
   readonly test?: boolean;
   /**

@@ -9,7 +9,7 @@ import { createHerald, type Herald } from '@herald/server';
 import { type SseTransport, sse } from '@herald/sse';
 import { testEventTypes } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
-import express from 'express';
+import express, { type Express } from 'express';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -136,6 +136,16 @@ export async function openElementPage(width = 1280): Promise<Page> {
   return page;
 }
 
+/** Serves a provider's page with the element's module and no element yet, at `/element/` of `app`: a test's script adds the element. */
+export function serveElementPage(app: Express): void {
+  app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+  app.get('/element/', (_req, res) =>
+    res
+      .type('html')
+      .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A provider\'s page</title></head><body><main></main><script type="module" src="/embedded/herald-portal.js"></script></body></html>'),
+  );
+}
+
 /** Starts, before the file's tests, the Herald, the receiver and the Chromium they share, and closes them after. */
 export function usePortalBrowser(): void {
   beforeAll(async () => {
@@ -178,12 +188,7 @@ export function usePortalBrowser(): void {
         .replace('token="hp_from_your_backend"', `token="${String(req.query.token)}"`);
       res.type('html').send(page);
     });
-    app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
-    app.get('/element/', (_req, res) =>
-      res
-        .type('html')
-        .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A provider\'s page</title></head><body><main></main><script type="module" src="/embedded/herald-portal.js"></script></body></html>'),
-    );
+    serveElementPage(app);
     app.use('/v1', (req, _res, next) => (testServer.portalUnreachable && req.headers.authorization?.startsWith('Bearer hp_') ? req.socket.destroy() : next()));
     app.use('/v1/stream', (_req, res, next) => {
       const answer = testServer.streamAnswer;

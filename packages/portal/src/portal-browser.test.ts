@@ -25,6 +25,7 @@ import {
   received,
   refreshUntil,
   screenshot,
+  serveElementPage,
   sseTransport,
   streamAnswerTimes,
   testServer,
@@ -634,10 +635,7 @@ describe('the consumer portal in Chromium (issue 19): subscriptions and layout',
     const start = async (maxSubscriptions: number) => {
       const started = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse()], maxSubscriptions });
       const app = express();
-      app.get('/element/', (_req, res) =>
-        res.type('html').send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A provider\'s page</title></head><body><main></main><script type="module" src="/herald-portal.js"></script></body></html>'),
-      );
-      app.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+      serveElementPage(app);
       app.use(started.app);
       const { url } = await started.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
       return { started, url };
@@ -1264,10 +1262,7 @@ describe('the consumer portal in Chromium (issue 19): live tail and sessions', (
     // stream's headers and then nothing, as a proxy that holds the stream does.
     const quiet = createHerald({ database: ':memory:', logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [sse({ keepAlive: 200 })] });
     const app = express();
-    app.get('/element/', (_req, res) =>
-      res.type('html').send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A provider\'s page</title></head><body><main></main><script type="module" src="/herald-portal.js"></script></body></html>'),
-    );
-    app.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
+    serveElementPage(app);
     app.use(quiet.app);
     const { port } = await quiet.listen({ port: 0, host: '127.0.0.1', handler: app, handleSignals: false });
     const proxy = { holdNew: false, stalled: new Set<Socket>(), streams: new Set<Socket>() };

@@ -36,6 +36,32 @@ async function api(server: Server, method: string, path: string, body?: unknown,
   return response.json();
 }
 
+/**
+ * A server of the test's own that speaks the protocol's first steps (it answers `auth` with `ready`), and hands each
+ * `subscribe` to `onSubscribe`; it keeps the connections and the subscribes it got.
+ */
+async function startProtocolServer(onSubscribe: (connection: WebSocket, message: any) => void) {
+  const connections: WebSocket[] = [];
+  const subscribes: any[] = [];
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  onTestFinished(() => {
+    for (const connection of connections) connection.terminate();
+  });
+  server.on('connection', (connection) => {
+    connections.push(connection);
+    connection.on('message', (data) => {
+      const message = JSON.parse(data.toString());
+      if (message.type === 'auth') connection.send(JSON.stringify({ type: 'ready', consumer: 'acme' }));
+      if (message.type !== 'subscribe') return;
+      subscribes.push(message);
+      onSubscribe(connection, message);
+    });
+  });
+  await new Promise((resolve) => server.once('listening', resolve));
+  return { port: (server.address() as { port: number }).port, connections, subscribes };
+}
+
 async function tempDatabase(): Promise<string> {
   const directory = await mkdtemp(join(tmpdir(), 'herald-socket-'));
   onTestFinished(() => rm(directory, { recursive: true, force: true }));
@@ -350,27 +376,11 @@ describe('HeraldSocket', () => {
   });
 
   it('ends a subscription the server refuses as invalid-subscribe (its limits may be stricter than the client knows), and does not send it again', async () => {
-    const connections: WebSocket[] = [];
-    const subscribes: any[] = [];
-    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
-    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    onTestFinished(() => {
-      for (const connection of connections) connection.terminate();
+    const { port, connections, subscribes } = await startProtocolServer((connection, message) => {
+      if (message.types.length > 2) {
+        connection.send(JSON.stringify({ type: 'error', id: message.id, code: 'invalid-subscribe', message: 'invalid subscribe message: types must list 1 to 2 event types and patterns' }));
+      } else connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 }));
     });
-    server.on('connection', (connection) => {
-      connections.push(connection);
-      connection.on('message', (data) => {
-        const message = JSON.parse(data.toString());
-        if (message.type === 'auth') connection.send(JSON.stringify({ type: 'ready', consumer: 'acme' }));
-        if (message.type !== 'subscribe') return;
-        subscribes.push(message);
-        if (message.types.length > 2) {
-          connection.send(JSON.stringify({ type: 'error', id: message.id, code: 'invalid-subscribe', message: 'invalid subscribe message: types must list 1 to 2 event types and patterns' }));
-        } else connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 }));
-      });
-    });
-    await new Promise((resolve) => server.once('listening', resolve));
-    const { port } = server.address() as { port: number };
     const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x' });
     const errors = record(socket, 'error');
     const subscribed = record(socket, 'subscribed');
@@ -387,30 +397,12 @@ describe('HeraldSocket', () => {
   });
 
   it('replaces a connection whose server stopped answering, and resubscribes from where it was', async () => {
-    const connections: WebSocket[] = [];
-    const subscribes: any[] = [];
-    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
-    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    onTestFinished(() => {
-      for (const connection of connections) connection.terminate();
+    const { port, connections, subscribes } = await startProtocolServer((connection, message) => {
+      if (connections.length > 1) return;
+      connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 10 }));
+      connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 11, id: 'evt_11', type: 'order.created', data: { n: 1 } } }));
+      connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 11, id: 'evt_11', type: 'order.created', data: { n: 1 } } }));
     });
-    server.on('connection', (connection) => {
-      connections.push(connection);
-      connection.on('message', (data) => {
-        const message = JSON.parse(data.toString());
-        if (message.type === 'auth') connection.send(JSON.stringify({ type: 'ready', consumer: 'acme' }));
-        if (message.type === 'subscribe') {
-          subscribes.push(message);
-          if (connections.length === 1) {
-            connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 10 }));
-            connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 11, id: 'evt_11', type: 'order.created', data: { n: 1 } } }));
-            connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 11, id: 'evt_11', type: 'order.created', data: { n: 1 } } }));
-          }
-        }
-      });
-    });
-    await new Promise((resolve) => server.once('listening', resolve));
-    const { port } = server.address() as { port: number };
     const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x', pingInterval: 100, pongTimeout: 100 });
     const received: SocketEvent[] = [];
     socket.subscribe(['order.*'], (event) => void received.push(event));

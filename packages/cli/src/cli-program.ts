@@ -98,9 +98,14 @@ function createProgram(): Command {
   );
 
   const subscriptions = program.command('subscriptions').description('subscriptions (REST: /v1/subscriptions); prints the API\'s JSON');
-  withServer(subscriptions.command('list').description('list the subscriptions the key may see')).action(async (flags) =>
-    (await import('./commands/subscriptions-command.js')).listSubscriptions(flags),
-  );
+  withServer(
+    subscriptions
+      .command('list')
+      .description('list the subscriptions the key may see, every page of them')
+      .option('--consumer <id>', "only this consumer's (an admin key)")
+      .option('--transport <name>', 'only those of this transport')
+      .option('--status <status>', 'only those in this status: active, paused, disabled or pending'),
+  ).action(async (flags) => (await import('./commands/subscriptions-command.js')).listSubscriptions(flags));
   withServer(
     subscriptions
       .command('create')

@@ -35,6 +35,36 @@ describe('herald keys and herald subscriptions', () => {
     expect((await app.api('GET', '/v1/subscriptions?consumer=acme')).body.data).toEqual([]);
   });
 
+  it("lists every page of the subscriptions, filtered as asked: an admin's list of every consumer's is longer than a page", async () => {
+    // A page is as long as a consumer's subscriptions may be: two here.
+    const paged = await startTestApp([websocket()], { maxSubscriptions: 2 });
+    try {
+      const made: string[] = [];
+      for (const consumer of ['acme', 'globex', 'initech']) {
+        for (const types of [['order.*'], ['invoice.paid']]) {
+          const { status, body } = await paged.api('POST', '/v1/subscriptions', { consumer, transport: 'websocket', types });
+          expect(status).toBe(201);
+          made.push(body.id as string);
+        }
+      }
+      await paged.api('PATCH', `/v1/subscriptions/${made[5]}`, { status: 'paused' });
+      const admin = { HERALD_URL: paged.baseUrl, HERALD_KEY: paged.adminKey };
+      const ids = async (args: string[]) => {
+        const listed = await runCli(['subscriptions', 'list', ...args], { env: admin });
+        expect(listed).toMatchObject({ code: 0, stderr: '' });
+        return (JSON.parse(listed.stdout) as { data: { id: string }[] }).data.map((item) => item.id);
+      };
+      const [all, paused, globex] = await Promise.all([ids([]), ids(['--status', 'paused']), ids(['--consumer', 'globex'])]);
+      expect(all).toEqual([...made].sort());
+      expect(paused).toEqual([made[5]]);
+      expect(globex).toEqual(made.slice(2, 4).sort());
+      const refused = await runCli(['subscriptions', 'list', '--status', 'sleeping'], { env: admin });
+      expect(refused).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: [^\n]*status[^\n]* \(422\)\n$/) });
+    } finally {
+      await paged.close();
+    }
+  });
+
   it('refuses what the API refuses, in one line with exit code 1', async () => {
     const consumerKey = await app.consumerKey('acme');
     const [forbidden, badConfig] = await Promise.all([

@@ -23,9 +23,30 @@ function parseJsonFlag(name: string, text: string): unknown {
   }
 }
 
-/** `herald subscriptions list`: `GET /v1/subscriptions`. */
-export async function listSubscriptions(flags: ServerOptions): Promise<void> {
-  terminal.printJson(await new HeraldApi(flags).get('/v1/subscriptions'));
+/** `herald subscriptions list`'s flags: the API's filters. */
+export interface SubscriptionListFlags extends ServerOptions {
+  /** Only this consumer's (an admin key; a consumer key sees its own). */
+  consumer?: string;
+  transport?: string;
+  status?: string;
+}
+
+/** `herald subscriptions list`: every page of `GET /v1/subscriptions`, printed as one list, `{ data: [...] }`. */
+export async function listSubscriptions(flags: SubscriptionListFlags): Promise<void> {
+  const api = new HeraldApi(flags);
+  const filters = Object.entries({ consumer: flags.consumer, transport: flags.transport, status: flags.status }).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined,
+  );
+  const data: unknown[] = [];
+  for (let after: string | undefined; ; ) {
+    const query = new URLSearchParams(filters);
+    if (after !== undefined) query.set('after', after);
+    const page = await api.get<{ data: unknown[]; next?: string | null; hasMore?: boolean }>(`/v1/subscriptions${query.size > 0 ? `?${query}` : ''}`);
+    data.push(...page.data);
+    if (!page.hasMore || !page.next) break;
+    after = page.next;
+  }
+  terminal.printJson({ data });
 }
 
 /** `herald subscriptions create`: `POST /v1/subscriptions`; a webhook's generated secret is in the answer, once. */

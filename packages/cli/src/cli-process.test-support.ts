@@ -15,7 +15,10 @@ const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm')).href;
 
 export interface CliOptions {
-  /** Added to this process's environment (without its colour settings). */
+  /**
+   * Added to this process's environment, without its colour settings, nor the NODE_PATH that pnpm's bin shim gave
+   * vitest: every package of the workspace, which `herald serve` would take for packages of the project's own.
+   */
   env?: Record<string, string | undefined>;
   cwd?: string;
 }
@@ -40,7 +43,7 @@ export function killAll(): void {
 
 /** Starts `herald ...args` from the TypeScript sources. */
 export function startCli(args: string[], options: CliOptions = {}): CliProcess {
-  const { FORCE_COLOR: _force, NO_COLOR: _no, ...env } = process.env;
+  const { FORCE_COLOR: _force, NO_COLOR: _no, NODE_PATH: _path, ...env } = process.env;
   const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, main, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...env, ...options.env },

@@ -97,10 +97,12 @@ function isNotFound(error: unknown, specifier: string): boolean {
 
 /**
  * Imports a package as the project in `directory` sees it (its node_modules), else as this command
- * sees it (the packages installed with it). `undefined` when neither has it.
+ * sees it (the packages installed with it). `undefined` when neither has it. For a package this command
+ * depends on, `own` imports it as the command's own modules are imported, where the project has none.
  */
-export async function importPackage(specifier: string, directory: string): Promise<ModuleNamespace | undefined> {
+export async function importPackage(specifier: string, directory: string, own?: () => Promise<ModuleNamespace>): Promise<ModuleNamespace | undefined> {
   for (const from of [join(directory, 'package.json'), import.meta.filename]) {
+    if (from === import.meta.filename && own) return own();
     let path: string;
     try {
       path = createRequire(from).resolve(specifier);

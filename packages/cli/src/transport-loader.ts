@@ -8,6 +8,18 @@ import { importFile, importPackage, type ModuleNamespace } from './module-loader
 /** The transports `herald serve` mounts when the config names none. */
 export const defaultTransports: Readonly<Record<string, true>> = { webhook: true, websocket: true, sse: true };
 
+/**
+ * The transport packages this command depends on, imported as its own modules are: with one @herald/core, the
+ * command's. Built, they are the same modules as the files they resolve to; in this repository, where Herald's
+ * packages resolve to their TypeScript sources, importing those files took them through the loader of a project's
+ * TypeScript, a second copy of @herald/core and all it imports.
+ */
+const ownTransports: Readonly<Record<string, () => Promise<ModuleNamespace>>> = {
+  '@herald/webhook': () => import('@herald/webhook'),
+  '@herald/websocket': () => import('@herald/websocket'),
+  '@herald/sse': () => import('@herald/sse'),
+};
+
 /** What the config's `transports` gave: the started-to-be transports, and what was wrong. */
 export interface LoadedTransports {
   transports: Transport[];
@@ -48,7 +60,7 @@ export async function loadTransports(entries: Readonly<Record<string, unknown>>,
     const { specifier, exportName, isFile } = transportSource(key);
     let module: ModuleNamespace | undefined;
     try {
-      module = isFile ? await importFile(resolve(directory, specifier)) : await importPackage(specifier, directory);
+      module = isFile ? await importFile(resolve(directory, specifier)) : await importPackage(specifier, directory, ownTransports[specifier]);
     } catch (error) {
       problems.push({ path, message: `cannot load ${specifier}: ${oneLine(error)}` });
       continue;

@@ -95,6 +95,29 @@ function record<K extends keyof HeraldSocketEvents>(socket: HeraldSocket<any>, t
 const ids = (events: readonly { id: string }[]) => events.map((event) => event.id);
 
 describe('HeraldSocket', () => {
+  it('reconnects with a fresh token when its token function gave an empty one (a session not yet there, say)', async () => {
+    const server = await startServer(':memory:');
+    onTestFinished(() => server.close());
+    const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
+    const given: string[] = [];
+    const socket = socketFor({
+      url: server.url.replace(/^ws/, 'http'),
+      token: () => {
+        given.push(given.length === 0 ? '' : key);
+        return given.at(-1) as string;
+      },
+    });
+    const closes = record(socket, 'close');
+    const received: SocketEvent[] = [];
+    socket.subscribe(['order.created'], (event) => void received.push(event));
+    await waitFor(() => socket.ready, 'the second connection');
+    expect(closes).toMatchObject([{ code: 4401, reason: 'The API key is not valid', reconnecting: true }]);
+    const { event } = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event');
+    expect(ids(received)).toEqual([event.id]);
+    expect(given).toEqual(['', key]);
+  });
+
   it('authenticates with a token function, subscribes, and receives typed events once each', async () => {
     const server = await startServer(':memory:');
     onTestFinished(() => server.close());

@@ -81,9 +81,12 @@ describe('closed with a code', () => {
     expect(await client.closed).toEqual({ code: 4401, reason: 'subscribe before auth: send auth {token} first' });
   });
 
-  it('4401 for a bad token in the auth message', async () => {
-    const client = await connect({ token: `hk_00000000000000000000_${'0'.repeat(64)}`, waitReady: false });
-    expect(await client.closed).toEqual({ code: 4401, reason: 'The API key is not valid' });
+  it('4401 for a bad token in the auth message, an empty one too (a token function may give one: a client retries with a fresh token)', async () => {
+    for (const token of [`hk_00000000000000000000_${'0'.repeat(64)}`, '']) {
+      const client = await connect({});
+      client.send({ type: 'auth', token });
+      expect(await client.closed, JSON.stringify(token)).toEqual({ code: 4401, reason: 'The API key is not valid' });
+    }
   });
 
   it('4408 when no auth message comes in time', async () => {

@@ -76,7 +76,7 @@ const seqRange = `must be a seq: a whole number from 0 to ${Number.MAX_SAFE_INTE
 const seq = z.number().int(seqRange).nonnegative(seqRange).max(Number.MAX_SAFE_INTEGER, seqRange);
 const typesCount = `must list 1 to ${maxSubscribeTypes} event types and patterns`;
 
-const authMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096).describe('A stream token (`hs_...`) or an API key') });
+const authMessage = z.strictObject({ type: z.literal('auth'), token: z.string().max(4096).describe('A stream token (`hs_...`) or an API key; an empty one is a bad credential (4401)') });
 const subscribeMessage = z
   .strictObject({
     type: z.literal('subscribe'),

@@ -82,6 +82,32 @@ export function redactedUrl(text: string): string {
   return url.href;
 }
 
+/** The URL's port, the scheme's default when it names none. */
+const portOf = (url: URL) => url.port || (url.protocol === 'amqps:' ? '5671' : '5672');
+
+/**
+ * The config with the password `previous` stores put back into a URL sent without one (as the API shows it, sent back
+ * by a `PATCH`), when the URL names the same user at the same scheme, host, port and vhost as the stored URL. Any other
+ * URL without a password is kept as given.
+ */
+export function restoreAmqpPassword(config: AmqpConfig, previous: AmqpConfig | undefined): AmqpConfig {
+  if (!previous || !URL.canParse(previous.url) || !URL.canParse(config.url)) return config;
+  const url = new URL(config.url);
+  const stored = new URL(previous.url);
+  const same =
+    url.password === '' &&
+    url.username !== '' &&
+    stored.password !== '' &&
+    url.username === stored.username &&
+    url.protocol === stored.protocol &&
+    url.hostname.toLowerCase() === stored.hostname.toLowerCase() &&
+    portOf(url) === portOf(stored) &&
+    url.pathname === stored.pathname;
+  if (!same) return config;
+  url.password = stored.password;
+  return { ...config, url: url.href };
+}
+
 /** The config as the API shows it: the URL without its password. */
 export function publicAmqpConfig(config: AmqpConfig): Record<string, unknown> {
   return { ...config, url: redactedUrl(config.url) };

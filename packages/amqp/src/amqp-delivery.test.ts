@@ -297,6 +297,35 @@ describe('the broker URL', () => {
     expect(logger.boundAgain).toEqual([]);
   });
 
+  it('keeps the stored password when PATCH sends the URL back as the API shows it, and only for the same user, host, port and vhost', async () => {
+    const queue = await consumer({ pattern: 'billing' });
+    const server = await app();
+    const key = await server.consumerKey('acme');
+    const password = new URL(brokerUrl).password;
+    const created = await server.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['order.*'], config: { url: brokerUrl, exchange: queue.exchange } }, key);
+    expect(created.status).toBe(201);
+    const path = `/v1/subscriptions/${created.body.id}`;
+    const shown = (await server.api('GET', path, undefined, key)).body.config;
+    expect(shown.url).toBe(redactedUrl(brokerUrl));
+    expect(new URL(shown.url).password).toBe('');
+    const patched = await server.api('PATCH', path, { config: { ...shown, routingKey: 'billing' } }, key);
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(patched.body.config).toEqual({ ...shown, routingKey: 'billing' });
+    expect(JSON.stringify(patched.body)).not.toContain(`:${password}@`);
+    const test = await server.api('POST', `${path}/test`, {}, key);
+    expect(test.body, JSON.stringify(test.body)).toMatchObject({ status: 'succeeded', error: null });
+    await waitFor(() => queue.received.length === 1, 'the test message, routed by the new key');
+    expect(queue.received[0]?.message.fields.routingKey).toBe('billing');
+    // Another user without a password is stored as given: amqplib then sends an empty password, which the broker refuses.
+    const otherUser = new URL(brokerUrl);
+    otherUser.username = 'herald-nobody';
+    otherUser.password = '';
+    expect((await server.api('PATCH', path, { config: { url: otherUser.href } }, key)).status).toBe(200);
+    const refused = await server.api('POST', `${path}/test`, {}, key);
+    expect(refused.body).toMatchObject({ status: 'failed', error: expect.stringMatching(/herald-nobody@.*ACCESS.REFUSED/) });
+    expect(JSON.stringify(refused.body)).not.toContain(`:${password}@`);
+  });
+
   it('refuses loopback, private and plain amqp brokers with a 422 unless HERALD_ALLOW_PRIVATE=1 or allowPrivate', async () => {
     const strict = await app({}, {});
     const key = await strict.consumerKey('acme');

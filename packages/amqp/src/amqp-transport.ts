@@ -1,6 +1,6 @@
 import type { TlsSettings } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
-import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig } from './amqp-config.js';
+import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig, restoreAmqpPassword } from './amqp-config.js';
 import { AmqpPool } from './amqp-pool.js';
 
 /** Options of {@link amqp}: those of every push transport, and the AMQP transport's own. */
@@ -41,7 +41,8 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
     configSchema: amqpConfigSchema,
     options,
 
-    prepareConfig: (config) => ({ config: checkAmqpConfig(config, privateAllowed()) }),
+    // A PATCH may send the URL back as the API shows it, without its password: the stored one stands for it.
+    prepareConfig: (config, previous) => ({ config: checkAmqpConfig(restoreAmqpPassword(config, previous?.config), privateAllowed()) }),
 
     publicConfig: publicAmqpConfig,
 

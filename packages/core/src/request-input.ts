@@ -45,8 +45,7 @@ export const queryTypes = z
 /**
  * For the `superRefine` of a query (a `z.looseObject`, which keeps the keys it does not name): refuses
  * `types[]=a`, which the query string does not read as `types`, so that a filter is never silently lost, with an
- * issue at `["types[]"]` saying how `types` is given. Returns whether it refused one: a check that `types` was
- * given would then say so twice.
+ * issue at `["types[]"]` saying how `types` is given. Returns whether it refused one.
  */
 export function refuseBracketedTypes(query: object, issues: z.RefinementCtx): boolean {
   const bracketed = Object.keys(query).filter((name) => name.startsWith('types['));
@@ -54,4 +53,16 @@ export function refuseBracketedTypes(query: object, issues: z.RefinementCtx): bo
     issues.addIssue({ code: 'custom', path: [name], message: 'is not a parameter: give types comma-separated (types=a,b) or repeated (types=a&types=b)' });
   }
   return bracketed.length > 0;
+}
+
+/**
+ * For the `superRefine` of a stream's query (SSE, poll): {@link refuseBracketedTypes}, then exactly one of `types`
+ * (ad hoc) and `subscription` (durable); a bracketed `types` counts as given, so that it is not refused twice.
+ */
+export function requireTypesOrSubscription(query: { types?: unknown; subscription?: unknown }, issues: z.RefinementCtx): void {
+  const bracketed = refuseBracketedTypes(query, issues);
+  if (query.types === undefined && bracketed) return;
+  if ((query.types === undefined) === (query.subscription === undefined)) {
+    issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
+  }
 }

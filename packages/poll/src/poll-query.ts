@@ -1,4 +1,4 @@
-import { eventEnvelopeSchema, eventFilterQuery, queryNumber, queryTypes, refuseBracketedTypes } from '@herald/core';
+import { eventEnvelopeSchema, eventFilterQuery, queryNumber, queryTypes, requireTypesOrSubscription } from '@herald/core';
 import { z } from 'zod';
 
 const seq = z
@@ -30,14 +30,10 @@ export const pollQuery = z
     filter: eventFilterQuery.optional(),
   })
   .superRefine((query, issues) => {
-    const bracketed = refuseBracketedTypes(query, issues);
+    requireTypesOrSubscription(query, issues);
     // SSE's name: a poll that ignored it would start at the end of the log and miss the events in between.
     if (query.lastEventId !== undefined) {
       issues.addIssue({ code: 'custom', path: ['lastEventId'], message: "is not a parameter of a poll: resume with after=<seq> (the previous answer's next)" });
-    }
-    if (query.types === undefined && bracketed) return;
-    if ((query.types === undefined) === (query.subscription === undefined)) {
-      issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
     }
   });
 

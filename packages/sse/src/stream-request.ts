@@ -1,4 +1,4 @@
-import { eventFilterQuery, HeraldError, queryTypes, refuseBracketedTypes } from '@herald/core';
+import { eventFilterQuery, HeraldError, queryTypes, requireTypesOrSubscription } from '@herald/core';
 import { z } from 'zod';
 
 /** A `Last-Event-ID` (or `?lastEventId=`) that is not a log position: 400. */
@@ -25,13 +25,7 @@ export const streamQuery = z
     /** `false` sends every event as a plain `message` (one `onmessage` handler for every type). @default 'true' */
     named: z.enum(['true', 'false']).default('true').describe('`false`: plain `message` events instead of `event: <type>`'),
   })
-  .superRefine((query, issues) => {
-    const bracketed = refuseBracketedTypes(query, issues);
-    if (query.types === undefined && bracketed) return;
-    if ((query.types === undefined) === (query.subscription === undefined)) {
-      issues.addIssue({ code: 'custom', path: ['types'], message: 'give either types or subscription (exactly one of them)' });
-    }
-  });
+  .superRefine(requireTypesOrSubscription);
 
 export type StreamQuery = z.output<typeof streamQuery>;
 

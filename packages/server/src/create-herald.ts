@@ -229,13 +229,15 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   let stopping = false;
   /** The requests of `listen()`'s own server, which it serves until their connections close, stopping or not. */
   const ownRequests = new WeakSet<IncomingMessage>();
-  /** The answers under way on Herald's routes, which close() lets finish before it closes the store. */
+  /** The answers under way on Herald's routes reached another way than `listen()`'s server, which close() lets finish before it closes the store. */
   const answering = new Set<ServerResponse>();
   let allAnswered: (() => void) | undefined;
   // Once stopping, a request that reaches Herald by another way than `listen()`'s server (`attach`, `handlers()`, `herald.app`
   // in an app of yours) is refused: that server goes on taking them, and Herald's store closes.
   const admit = (request: IncomingMessage, response?: ServerResponse) => {
-    if (stopping && !ownRequests.has(request)) throw new UnavailableError('Herald is stopping (or stopped) here; try again shortly, or on another node');
+    // close() waits for the connections of `listen()`'s own server: nothing to count for them.
+    if (ownRequests.has(request)) return;
+    if (stopping) throw new UnavailableError('Herald is stopping (or stopped) here; try again shortly, or on another node');
     if (!response || answering.has(response)) return;
     answering.add(response);
     response.once('close', () => {

@@ -68,8 +68,8 @@ export function attachHandlers(server: HttpServer, handlers: HeraldHandlers): At
     retired: false,
     retire() {
       attached.retired = true;
-      const later = [...all].slice([...all].indexOf(attached) + 1);
-      if (later.some((other) => other.basePath === basePath)) attached.detach();
+      const made = [...all];
+      if (made.slice(made.indexOf(attached) + 1).some((other) => other.basePath === basePath)) attached.detach();
     },
     detach() {
       taking = undefined;

@@ -261,13 +261,12 @@ function silentStream(baseUrl: string, idleTimeout: number): string {
   return `Herald at ${apiAddress(baseUrl)} opened the live tail's stream, then sent nothing for ${durationOf(idleTimeout)}, not even a keep-alive. Check that what stands in front of it (a proxy) passes the stream on as it comes, without buffering it.`;
 }
 
-/** Whether `text` is JSON. */
-function isJson(text: string): boolean {
+/** An answer's body as JSON (undefined when empty); a body that is not JSON, such as a proxy's page, throws {@link NotJsonError}. */
+function jsonOf(text: string, baseUrl: string, status: number): { errors?: unknown; detail?: unknown } | undefined {
   try {
-    JSON.parse(text);
-    return true;
+    return text ? JSON.parse(text) : undefined;
   } catch {
-    return false;
+    throw new NotJsonError(baseUrl, status);
   }
 }
 
@@ -391,15 +390,11 @@ export class PortalApi {
     } finally {
       deadline.clear();
     }
-    let parsed: { errors?: unknown; detail?: string } | undefined;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      throw new NotJsonError(this.baseUrl, response.status);
-    }
+    const parsed = jsonOf(text, this.baseUrl, response.status);
     if (!response.ok) {
       const issues = Array.isArray(parsed?.errors) ? (parsed.errors as ProblemIssue[]) : [];
-      throw new ProblemError(parsed?.detail ?? `${method} ${path} answered ${response.status}`, response.status, issues);
+      const detail = typeof parsed?.detail === 'string' ? parsed.detail : undefined;
+      throw new ProblemError(detail ?? `${method} ${path} answered ${response.status}`, response.status, issues);
     }
     return parsed as T;
   }
@@ -578,9 +573,7 @@ export class PortalApi {
       throw new StreamInterrupted(streamRefusal(this.baseUrl, response.status), { retryAfter: retryAfterOf(response.headers.get('retry-after')) });
     }
     if (!response.ok || !response.body) {
-      const text = await response.text().catch(() => '');
-      if (text && !isJson(text)) throw new NotJsonError(this.baseUrl, response.status);
-      const { detail } = membersOf(text);
+      const detail = jsonOf(await response.text().catch(() => ''), this.baseUrl, response.status)?.detail;
       throw new Error(`The live tail answered ${response.status}${typeof detail === 'string' && detail ? `: ${detail}` : ''}`);
     }
     const contentType = response.headers.get('content-type') ?? '';

@@ -1432,7 +1432,8 @@ describe('the consumer portal in Chromium (issue 19): live tail and sessions', (
     await new Promise<void>((done) => flaky.listen(0, '127.0.0.1', done));
     onTestFinished(() => new Promise<void>((done) => flaky.close(() => done())));
     const url = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}/flaky`;
-    expect((await admin('POST', '/v1/subscriptions', { consumer: 'lambda', transport: 'webhook', types: ['order.*'], config: { url } })).status).toBe(201);
+    const subscribed = await admin('POST', '/v1/subscriptions', { consumer: 'lambda', transport: 'webhook', types: ['order.*'], config: { url } });
+    expect(subscribed.status).toBe(201);
     const page = await openPortal('lambda');
     const streamOpened = () => page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/stream', { timeout: 5_000 });
     const reattach = () =>
@@ -1451,7 +1452,10 @@ describe('the consumer portal in Chromium (issue 19): live tail and sessions', (
     expect((await admin('POST', '/v1/events', { type: 'order.created', data: { n: 1 }, consumer: 'lambda' })).status).toBe(202);
     await expect.poll(() => page.getByTestId('portal-tail').textContent()).toContain('order.created');
 
-    // The view looks again and again at a delivery whose retry is due soon, and goes on doing so after a move.
+    // The view looks again and again at a delivery whose retry is due soon, and goes on doing so after a move. The
+    // delivery is listed once its first attempt settled (docs/protocol/webhooks.md): on a loaded machine, after the tail shows it.
+    const listed = async () => (await admin('GET', `/v1/subscriptions/${subscribed.body.id}/deliveries`)).body.data.length;
+    await expect.poll(listed, { timeout: 15_000 }).toBe(1);
     await page.getByRole('button', { name: 'Deliveries', exact: true }).first().click();
     await expect.poll(() => page.locator('[data-testid="delivery-row"][data-status="pending"]').count(), { timeout: 15_000 }).toBe(1);
     await reattach();

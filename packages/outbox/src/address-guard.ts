@@ -7,13 +7,22 @@ export type RefusedAddressClass =
   | 'loopback'
   | 'private'
   | 'link-local'
+  | 'site-local'
   | 'shared (CGNAT)'
   | 'unique-local'
-  | 'ipv4-mapped'
   | 'ipv4-compatible'
   | 'local-use NAT64'
   | 'Teredo'
+  | '6to4 relay anycast'
+  | 'IETF protocol assignment'
+  | 'documentation'
+  | 'benchmarking'
+  | 'discard-only'
+  | 'dummy'
+  | 'ORCHID'
+  | 'segment routing (SRv6)'
   | 'multicast'
+  | 'broadcast'
   | 'reserved';
 
 /** The IPv4 address an IPv6 range carries, at this byte, says whether it is refused. */
@@ -25,18 +34,24 @@ interface Range<Refused> {
   /** The network, as 4 or 16 bytes. */
   bytes: number[];
   bits: number;
-  refused: Refused;
+  /** Why its addresses are refused; undefined: they are not, though a wider range's are. */
+  refused: Refused | undefined;
 }
 
-const v4 = (cidr: string, refused: RefusedAddressClass): Range<RefusedAddressClass> => {
+/** A range the IANA registries mark globally reachable inside a wider one they do not. */
+const globallyReachable = undefined;
+
+const v4 = (cidr: string, refused: RefusedAddressClass | undefined): Range<RefusedAddressClass> => {
   const [address, bits] = cidr.split('/') as [string, string];
   return { bytes: parseIPv4(address) as number[], bits: Number(bits), refused };
 };
-const v6 = (cidr: string, refused: RefusedAddressClass | CarriesIPv4): Range<RefusedAddressClass | CarriesIPv4> => {
+const v6 = (cidr: string, refused: RefusedAddressClass | CarriesIPv4 | undefined): Range<RefusedAddressClass | CarriesIPv4> => {
   const [address, bits] = cidr.split('/') as [string, string];
   return { bytes: parseIPv6(address) as number[], bits: Number(bits), refused };
 };
 
+// The IANA IPv4 and IPv6 special-purpose address registries: every range not globally reachable, and the
+// deprecated ones; and multicast.
 const ipv4Ranges = [
   v4('0.0.0.0/8', 'unspecified'),
   v4('10.0.0.0/8', 'private'),
@@ -44,35 +59,55 @@ const ipv4Ranges = [
   v4('127.0.0.0/8', 'loopback'),
   v4('169.254.0.0/16', 'link-local'),
   v4('172.16.0.0/12', 'private'),
-  v4('192.0.0.0/24', 'reserved'),
+  v4('192.0.0.0/24', 'IETF protocol assignment'),
+  v4('192.0.0.8/32', 'dummy'),
+  // Port Control Protocol and TURN anycast.
+  v4('192.0.0.9/32', globallyReachable),
+  v4('192.0.0.10/32', globallyReachable),
   // The documentation ranges (TEST-NET-1 to 3) reach no one on the internet; some networks use them inside.
-  v4('192.0.2.0/24', 'reserved'),
+  v4('192.0.2.0/24', 'documentation'),
+  v4('192.88.99.0/24', '6to4 relay anycast'),
   v4('192.168.0.0/16', 'private'),
-  v4('198.18.0.0/15', 'reserved'),
-  v4('198.51.100.0/24', 'reserved'),
-  v4('203.0.113.0/24', 'reserved'),
+  v4('198.18.0.0/15', 'benchmarking'),
+  v4('198.51.100.0/24', 'documentation'),
+  v4('203.0.113.0/24', 'documentation'),
   v4('224.0.0.0/4', 'multicast'),
   v4('240.0.0.0/4', 'reserved'),
+  v4('255.255.255.255/32', 'broadcast'),
 ];
 
 const ipv6Ranges = [
   v6('::/128', 'unspecified'),
   v6('::1/128', 'loopback'),
-  v6('::ffff:0:0/96', 'ipv4-mapped'),
-  // Deprecated (RFC 4291): refused whatever IPv4 address they carry.
-  v6('::/96', 'ipv4-compatible'),
-  // NAT64 (RFC 6052) and 6to4 (RFC 3056) lead to the IPv4 address they carry; a public one is allowed.
+  // IPv4-mapped (RFC 4291), NAT64 (RFC 6052) and 6to4 (RFC 3056) addresses lead to the IPv4 address they
+  // carry, which a connection to them reaches: they are refused as it is, and a public one is allowed.
+  v6('::ffff:0:0/96', { ipv4At: 12 }),
   v6('64:ff9b::/96', { ipv4At: 12 }),
   v6('2002::/16', { ipv4At: 2 }),
+  // Deprecated (RFC 4291): refused whatever IPv4 address they carry.
+  v6('::/96', 'ipv4-compatible'),
   // Where these lead depends on the network's own translator (RFC 8215) or on a Teredo relay (RFC 4380).
   v6('64:ff9b:1::/48', 'local-use NAT64'),
   v6('2001::/32', 'Teredo'),
-  v6('100::/64', 'reserved'),
-  v6('2001:db8::/32', 'reserved'),
-  v6('3fff::/20', 'reserved'),
+  v6('100::/64', 'discard-only'),
+  v6('100:0:0:1::/64', 'dummy'),
+  v6('2001::/23', 'IETF protocol assignment'),
+  // Port Control Protocol, TURN and DNS-SD registration anycast; AMT; AS112; ORCHIDv2; drone entity tags.
+  v6('2001:1::1/128', globallyReachable),
+  v6('2001:1::2/128', globallyReachable),
+  v6('2001:1::3/128', globallyReachable),
+  v6('2001:3::/32', globallyReachable),
+  v6('2001:4:112::/48', globallyReachable),
+  v6('2001:20::/28', globallyReachable),
+  v6('2001:30::/28', globallyReachable),
+  v6('2001:2::/48', 'benchmarking'),
+  v6('2001:10::/28', 'ORCHID'),
+  v6('2001:db8::/32', 'documentation'),
+  v6('3fff::/20', 'documentation'),
+  v6('5f00::/16', 'segment routing (SRv6)'),
   v6('fc00::/7', 'unique-local'),
   v6('fe80::/10', 'link-local'),
-  v6('fec0::/10', 'link-local'),
+  v6('fec0::/10', 'site-local'),
   v6('ff00::/8', 'multicast'),
 ];
 
@@ -123,10 +158,12 @@ function inRange(bytes: number[], range: Range<unknown>): boolean {
 }
 
 /**
- * Why an IP address may not be a push transport's target (loopback, private, link-local, CGNAT, IPv6
- * unique-local, IPv4-mapped or -compatible, local-use NAT64, Teredo, unspecified, multicast, reserved), or
- * undefined when it may be. A NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address is refused as the IPv4
- * address it carries is. Text that is not an IP address is refused as `reserved`.
+ * Why an IP address may not be a push transport's target, or undefined when it may be: the ranges the IANA
+ * special-purpose address registries do not mark globally reachable (loopback, private, link-local, CGNAT,
+ * unique-local, documentation, benchmarking...), the deprecated ones (IPv4-compatible, site-local, 6to4 relay
+ * anycast, ORCHID, Teredo), and multicast. An IPv4-mapped (`::ffff:0:0/96`), NAT64 (`64:ff9b::/96`) or 6to4
+ * (`2002::/16`) address is refused as the IPv4 address it carries is. Text that is not an IP address is
+ * refused as `reserved`.
  */
 export function refusedAddressClass(address: string): RefusedAddressClass | undefined {
   const family = isIP(address);
@@ -147,12 +184,15 @@ function mostSpecific<Refused>(bytes: number[], ranges: Range<Refused>[]): Refus
 }
 
 /**
- * A connection or URL refused by the address (SSRF) guard. Its message may reach the consumer (as an
- * attempt's error), so it names the class but not the address a name resolved to: that is in `address`.
+ * A connection or URL refused by the address (SSRF) guard. Its message may reach the consumer (in a 422, as
+ * an attempt's error), so it names the class, but neither the address a name resolved to (`address`) nor how
+ * the provider allows it (`hint`): those are for the provider's logs.
  */
 export class RefusedTargetError extends Error {
   override readonly name = 'RefusedTargetError';
   readonly code = 'ERR_HERALD_REFUSED_TARGET';
+  /** For the provider's operator, not the consumer: how push transports may reach the target. */
+  readonly hint = 'HERALD_ALLOW_PRIVATE=1 allows it for development';
   /**
    * @param target The host as given: an address, or a name.
    * @param refused Why it is refused.
@@ -163,12 +203,14 @@ export class RefusedTargetError extends Error {
     readonly refused: RefusedAddressClass | 'local name',
     readonly address?: string,
   ) {
-    const what =
-      refused === 'local name'
-        ? 'is a local name'
-        : `${address === undefined ? 'is' : 'resolves to'} ${refused === 'unspecified' || refused.startsWith('ipv4') ? 'an' : 'a'} ${refused} address`;
-    super(`${target} ${what}; push transports may not reach it (HERALD_ALLOW_PRIVATE=1 allows it for development)`);
+    const what = refused === 'local name' ? 'is a local name' : `${address === undefined ? 'is' : 'resolves to'} ${article(refused)} ${refused} address`;
+    super(`${target} ${what}; push transports may not reach it`);
   }
+}
+
+/** The article a class is said with: an unspecified, an ORCHID, but a unique-local address. */
+function article(refused: RefusedAddressClass): 'a' | 'an' {
+  return /^(?:[aeio]|un(?!i))/i.test(refused) ? 'an' : 'a';
 }
 
 /** The hostname of a URL without IPv6 brackets. */
@@ -203,7 +245,10 @@ export type LookupFunction = (
   callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
 ) => void;
 
-/** Wraps a lookup so that a name resolving to any refused address fails to connect. */
+/**
+ * Wraps a lookup so that a name resolving to any refused address fails to connect. The connection goes to
+ * the addresses it checked: it hands on `lookup`'s answer as it was, and asks `lookup` once per connection.
+ */
 export function guardedLookup(lookup: LookupFunction = dnsLookup as unknown as LookupFunction): LookupFunction {
   return (hostname, options, callback) => {
     lookup(hostname, { ...options, all: true }, (error, addresses) => {

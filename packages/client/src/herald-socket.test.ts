@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { EventFilter as CoreEventFilter, FilterCondition as CoreFilterCondition, EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { linger, testEventTypes, waitFor } from '@herald/testkit';
-import { websocket } from '@herald/websocket';
+import { type WebSocketOptions, websocket } from '@herald/websocket';
 import { describe, expect, expectTypeOf, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { EventFilter, FilterCondition } from './event-filter.js';
@@ -20,9 +20,9 @@ interface Server {
   close(): Promise<void>;
 }
 
-/** A Herald with the WebSocket transport on `database`, on `port` (0: any free one). */
-async function startServer(database: string, port = 0): Promise<Server> {
-  const herald = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [websocket()] });
+/** A Herald with the WebSocket transport (and its `options`) on `database`, on `port` (0: any free one). */
+async function startServer(database: string, port = 0, options: WebSocketOptions = {}): Promise<Server> {
+  const herald = createHerald({ database, logLevel: 'silent', env: {}, adminKey, eventTypes: testEventTypes, transports: [websocket(options)] });
   const listening = await herald.listen({ port, host: '127.0.0.1', handleSignals: false });
   return { herald, port: listening.port, url: `ws://127.0.0.1:${listening.port}/v1/ws`, close: () => herald.close() };
 }
@@ -93,6 +93,17 @@ function record<K extends keyof HeraldSocketEvents>(socket: HeraldSocket<any>, t
 }
 
 const ids = (events: readonly { id: string }[]) => events.map((event) => event.id);
+
+/** The size HeraldSocket counts for the `subscribe` of `id` to `order.*`: UTF-8 bytes, with the longest `after` it may carry. */
+function subscribeBytes(id: string, filter: EventFilter): number {
+  return Buffer.byteLength(JSON.stringify({ type: 'subscribe', id, types: ['order.*'], after: Number.MAX_SAFE_INTEGER, filter }));
+}
+
+/** A filter on `subject` that makes the `subscribe` of `id` to `order.*` `bytes` long, mostly of `ü`s (2 bytes of UTF-8 each). */
+function filterMaking(bytes: number, id: string): EventFilter {
+  const padding = bytes - subscribeBytes(id, { subject: { $in: [''] } });
+  return { subject: { $in: [`${padding % 2 ? 'x' : ''}${'ü'.repeat(Math.floor(padding / 2))}`] } };
+}
 
 describe('HeraldSocket', () => {
   it('reconnects with a fresh token when its token function gave an empty one (a session not yet there, say)', async () => {
@@ -294,6 +305,131 @@ describe('HeraldSocket', () => {
     expect(closes).toEqual([]);
     expect(socket.ready).toBe(true);
     expect(tokens.connects).toBe(1);
+  });
+
+  it('throws at the call for a subscribe over maxMessageBytes, counted in UTF-8 bytes, sending nothing; the socket and its subscriptions go on', async () => {
+    const server = await startServer(':memory:', 0, { maxPayload: 4096 });
+    onTestFinished(() => server.close());
+    expect(() => socketFor({ url: server.url, token: adminKey, maxMessageBytes: 0 })).toThrow(
+      new TypeError('HeraldSocket: maxMessageBytes must be a positive number of bytes, not 0'),
+    );
+    const tokens = countingToken(adminKey);
+    const socket = socketFor({ url: server.url, token: tokens.token, maxMessageBytes: 4096 });
+    const closes = record(socket, 'close');
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const received: SocketEvent[] = [];
+    socket.subscribe(['order.*'], (event) => void received.push(event));
+    await waitFor(() => subscribed.length === 1, 'the subscription');
+
+    // s2 is refused: 4097 bytes, in 2,000-odd characters. s3, 4096 bytes, is taken, by the server too.
+    const over = filterMaking(4097, 's2');
+    expect(subscribeBytes('s2', over)).toBe(4097);
+    expect(JSON.stringify(over).length).toBeLessThan(2100);
+    expect(() => socket.subscribe(['order.*'], () => {}, { filter: over })).toThrow(
+      new RangeError(
+        'HeraldSocket: subscribe() makes a message of 4097 bytes, over the limit of 4096 bytes (maxMessageBytes): the server would close the connection (1009); make its filter or types smaller, or split it',
+      ),
+    );
+    const atLimit = filterMaking(4096, 's3');
+    expect(subscribeBytes('s3', atLimit)).toBe(4096);
+    const taken = socket.subscribe(['order.*'], () => {}, { filter: atLimit });
+    await waitFor(() => subscribed.length === 2, 'the subscription at the limit');
+    expect(subscribed[1]?.subscription).toBe(taken);
+
+    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event');
+    await linger(200);
+    expect(ids(received)).toEqual([published.event.id]);
+    expect(errors).toEqual([]);
+    expect(closes).toEqual([]);
+    expect(socket.ready).toBe(true);
+    expect(tokens.connects).toBe(1);
+  });
+
+  it('when the server closes with 1009 (its limit is below maxMessageBytes), ends the subscribe it was for and reconnects with the others, without sending it again', async () => {
+    const server = await startServer(':memory:', 0, { maxPayload: 4096 });
+    onTestFinished(() => server.close());
+    const tokens = countingToken(adminKey);
+    const socket = socketFor({ url: server.url, token: tokens.token });
+    const closes = record(socket, 'close');
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const received: SocketEvent[] = [];
+    const other = socket.subscribe(['order.*'], (event) => void received.push(event));
+    await waitFor(() => subscribed.length === 1, 'the subscription');
+
+    // All three go out on this connection, which the server closes at s2. The client blames the largest message sent,
+    // which has to be over the server's limit: s2, the first of the two largest.
+    const big = socket.subscribe(['order.*'], () => {}, { filter: { subject: { $in: ['x'.repeat(6000)] } } });
+    const asBig = socket.subscribe(['order.*'], () => {}, { filter: { subject: { $in: ['y'.repeat(6000)] } } });
+    const lessBig = socket.subscribe(['order.*'], () => {}, { filter: { subject: { $in: ['z'.repeat(5000)] } } });
+    // The second connection does not send s3, over the limit now known; the server closes it at s4; the third one goes on.
+    await waitFor(() => errors.length === 3 && closes.length === 2 && socket.ready, 'the three ended and a third connection');
+    const sent = (id: string, length: number) => JSON.stringify({ type: 'subscribe', id, types: ['order.*'], filter: { subject: { $in: ['x'.repeat(length)] } } }).length;
+    expect(errors).toEqual([
+      {
+        code: 'message-too-big',
+        message: `the server closed the connection with 1009 (message too big) after the subscribe of s2, ${sent('s2', 6000)} bytes: over its limit, which is lower than maxMessageBytes; the subscription ended, the others are sent again`,
+        subscription: big,
+      },
+      {
+        code: 'message-too-big',
+        message: `the subscribe message of s3 is ${sent('s3', 6000)} bytes, over the limit of ${sent('s2', 6000) - 1} bytes (the server closed a connection with 1009 after a subscribe of ${sent('s2', 6000)} bytes); the subscription ended`,
+        subscription: asBig,
+      },
+      {
+        code: 'message-too-big',
+        message: `the server closed the connection with 1009 (message too big) after the subscribe of s4, ${sent('s4', 5000)} bytes: over its limit, which is lower than maxMessageBytes; the subscription ended, the others are sent again`,
+        subscription: lessBig,
+      },
+    ]);
+    expect(closes).toMatchObject([
+      { code: 1009, reason: '', reconnecting: true },
+      { code: 1009, reason: '', reconnecting: true },
+    ]);
+    expect([big.active, asBig.active, lessBig.active, other.active]).toEqual([false, false, false, true]);
+    expect(new Set(subscribed.map(({ subscription }) => subscription))).toEqual(new Set([other]));
+
+    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event on the other subscription');
+    await linger(300);
+    expect(ids(received)).toEqual([published.event.id]);
+    expect(closes).toHaveLength(2);
+    expect(tokens.connects).toBe(3);
+    // What the server refused is refused at the call from now on; smaller ones are sent.
+    expect(() => socket.subscribe(['order.*'], () => {}, { filter: { subject: { $in: ['z'.repeat(5000)] } } })).toThrow(
+      /^HeraldSocket: subscribe\(\) makes a message of \d+ bytes, over the limit of \d+ bytes \(the server closed a connection with 1009 after a subscribe of \d+ bytes\)/,
+    );
+    const smaller = socket.subscribe(['order.*'], () => {}, { filter: { subject: { $in: ['w'.repeat(3000)] } } });
+    await waitFor(() => subscribed.some(({ subscription }) => subscription === smaller), 'the smaller subscription');
+    expect(closes).toHaveLength(2);
+    expect(tokens.connects).toBe(3);
+  });
+
+  it('ends when its auth message is over the limit: unsent over maxMessageBytes, or closed with 1009 by the server', async () => {
+    const server = await startServer(':memory:', 0, { maxPayload: 512 });
+    onTestFinished(() => server.close());
+    const token = `hk_${'x'.repeat(600)}`;
+    const auth = JSON.stringify({ type: 'auth', token }).length;
+
+    const unsent = socketFor({ url: server.url, token, maxMessageBytes: 512 });
+    const unsentCloses = record(unsent, 'close');
+    const unsentErrors = record(unsent, 'error');
+    await waitFor(() => unsentCloses.length === 1, 'the end of the first socket');
+    const notSent = `the auth message is ${auth} bytes, over the limit of 512 bytes (maxMessageBytes)`;
+    expect(unsentErrors).toEqual([{ code: 'message-too-big', message: notSent }]);
+    expect(unsentCloses).toEqual([{ code: 1000, reason: 'auth message too big', reconnecting: false }]);
+    expect(() => unsent.subscribe(['order.*'], () => {})).toThrow(`HeraldSocket: subscribe() after ${notSent}, so it was not sent`);
+
+    const refused = socketFor({ url: server.url, token });
+    const refusedCloses = record(refused, 'close');
+    await waitFor(() => refusedCloses.length === 1, 'the end of the second socket');
+    await linger(200);
+    expect(refusedCloses).toEqual([{ code: 1009, reason: '', reconnecting: false }]);
+    expect(() => refused.subscribe(['order.*'], () => {})).toThrow(
+      `HeraldSocket: subscribe() after the server closed the connection for good: 1009 (message too big) after its auth message of ${auth} bytes`,
+    );
   });
 
   it('receives only the events its filter lets through, replayed and live, also after the server dropped the connection', async () => {

@@ -70,6 +70,15 @@ export interface HeraldSocketOptions extends BackoffOptions {
   ackInterval?: number;
   /** With a token function, a fresh token is sent this long before the current one expires, in ms. @default 30000 */
   refreshBefore?: number;
+  /**
+   * The largest message the server takes, in bytes of UTF-8: its `maxPayload` (`websocket({ maxPayload })`,
+   * which it does not tell clients). A `subscribe()` over it throws a `RangeError` at the call, as the server
+   * would close the connection (1009) for it; an `auth` over it ends the socket. Should the server close a
+   * connection with 1009 all the same (its limit is lower), the largest `subscribe` sent on it ends with an
+   * `error` `message-too-big`, the limit drops below its size, and the socket reconnects with the others.
+   * @default 65536 (64 KiB, the server's default)
+   */
+  maxMessageBytes?: number;
 }
 
 /** Options of {@link HeraldSocket.subscribe}; a durable subscription's target takes them too. */
@@ -110,14 +119,19 @@ export interface HeraldSocketEvents {
   /** The resume position could not be used (`expired`: older than the log keeps); delivery goes on from `after`. */
   /** `oldest`, when `expired`: the oldest seq the log holds in full (the events before it were pruned). */
   reset: { subscription: SocketSubscription; reason: string; after: number; oldest?: number };
-  /** An `error` from the server, a handler that threw, or a token function that failed. */
+  /**
+   * An `error` from the server, a handler that threw, a token function that failed, or a message over the size
+   * limit (`message-too-big`: the server closed the connection with 1009 for a `subscribe`, which ends).
+   */
   error: { code: string; message: string; subscription?: SocketSubscription; cause?: unknown };
 }
 
 type Listener<K extends keyof HeraldSocketEvents> = (event: HeraldSocketEvents[K]) => void;
 
 /** Close codes after which reconnecting cannot help. 4401 also, unless the token comes from a function. */
-const fatalCloseCodes = new Set([1007, 1009, 4400, 4403, 4409]);
+const fatalCloseCodes = new Set([1007, 4400, 4403, 4409]);
+/** The close code of a message over the server's `maxPayload` (sent by `ws`). */
+const messageTooBig = 1009;
 /** Subscription errors after which subscribing again cannot help. */
 const fatalSubscriptionErrors = new Set([
   'forbidden',
@@ -128,11 +142,13 @@ const fatalSubscriptionErrors = new Set([
   'invalid-filter',
   'invalid-pattern',
   'invalid-subscribe',
+  'message-too-big',
 ]);
 const OPEN = 1;
 /** The server's limits on a `subscribe`: patterns in `types`, and characters of a durable subscription's id. */
 const maxTypes = 100;
 const maxSubscriptionIdLength = 128;
+const encoder = new TextEncoder();
 
 interface Entry {
   handle: SocketSubscription;
@@ -162,6 +178,14 @@ type ServerMessage =
   | { type: 'ping' }
   | { type: 'pong' };
 
+type ClientMessage =
+  | { type: 'auth'; token: string }
+  | { type: 'subscribe'; id: string; types?: readonly string[]; subscription?: string; after?: number; filter?: EventFilter }
+  | { type: 'unsubscribe'; id: string }
+  | { type: 'ack'; id: string; seq: number }
+  | { type: 'ping' }
+  | { type: 'pong' };
+
 /**
  * A resuming client for herald.v1, typed by an event map (`EventMapOf<typeof eventTypes>` from
  * `@herald/core`, or any `{ 'order.created': OrderData, ... }`):
@@ -180,6 +204,12 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   readonly #pongTimeout: number;
   readonly #ackInterval: number;
   readonly #refreshBefore: number;
+  /** The size limit of a message; lowered when the server closes a connection with 1009. */
+  #maxMessageBytes: number;
+  /** Where `#maxMessageBytes` comes from, for the errors that quote it. */
+  #maxMessageBytesSource = 'maxMessageBytes';
+  /** The largest message sent on the current connection, and the subscription when it was a `subscribe`. */
+  #largestSent?: { bytes: number; type: string; entry?: Entry };
   readonly #entries = new Map<string, Entry>();
   readonly #listeners = new Map<keyof HeraldSocketEvents, Set<(event: never) => void>>();
   #ws?: WebSocketLike;
@@ -205,6 +235,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#pongTimeout = options.pongTimeout ?? 10_000;
     this.#ackInterval = options.ackInterval ?? 1_000;
     this.#refreshBefore = options.refreshBefore ?? 30_000;
+    this.#maxMessageBytes = options.maxMessageBytes ?? 65_536;
+    if (!(this.#maxMessageBytes > 0)) throw new TypeError(`HeraldSocket: maxMessageBytes must be a positive number of bytes, not ${options.maxMessageBytes}`);
     this.#connect();
   }
 
@@ -223,6 +255,9 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
    * Throws a `TypeError` for what the server would refuse in the form (no types or over 100, an `after`
    * that is not a whole number from 0, a durable subscription id over 128 characters), and an `Error` once
    * the socket is closed: by `close()`, or by the server for good (the message gives its code and reason).
+   * Throws a `RangeError` for a `subscribe` message over `maxMessageBytes` (the message gives its size and
+   * the limit), counting the longest `after` a resubscription may carry; the socket and its other
+   * subscriptions go on.
    */
   subscribe<const TTypes extends readonly string[]>(
     types: TTypes,
@@ -256,6 +291,10 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       running: false,
       handle: undefined as unknown as SocketSubscription,
     };
+    const bytes = utf8Bytes(JSON.stringify(subscribeMessage(entry, Number.MAX_SAFE_INTEGER)));
+    if (bytes > this.#maxMessageBytes) {
+      throw new RangeError(`HeraldSocket: subscribe() makes a message of ${this.#tooBig(bytes)}: the server would close the connection (1009); make its filter or types smaller, or split it`);
+    }
     entry.handle = {
       id,
       ...(durable ? { subscription: durable.subscription } : {}),
@@ -311,6 +350,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       return void this.#scheduleReconnect(1006, 'could not connect');
     }
     this.#ws = ws;
+    this.#largestSent = undefined;
     this.#lastReceived = Date.now();
     ws.onopen = () => void this.#authenticate(ws);
     ws.onmessage = ({ data }: { data: unknown }) => {
@@ -327,6 +367,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     ws.onclose = ({ code, reason }: { code: number; reason: string }) => {
       if (ws !== this.#ws) return;
       this.#drop();
+      if (code === messageTooBig) return void this.#closedTooBig(reason);
       this.#scheduleReconnect(code, reason);
     };
     ws.onerror = () => {};
@@ -342,7 +383,15 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       this.#abandon(4000, 'no token');
       return;
     }
-    if (ws === this.#ws && ws.readyState === OPEN) ws.send(JSON.stringify({ type: 'auth', token }));
+    if (ws !== this.#ws) return;
+    const bytes = this.#send({ type: 'auth', token });
+    if (bytes === undefined) return;
+    // Sending it again cannot help: a token function gives tokens of one kind.
+    const message = `the auth message is ${this.#tooBig(bytes)}`;
+    this.#emit('error', { code: 'message-too-big', message });
+    this.#drop();
+    ws.close(1000, 'auth message too big');
+    this.#end(1000, 'auth message too big', `${message}, so it was not sent`);
   }
 
   #receive(message: ServerMessage): void {
@@ -409,13 +458,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 
   #sendSubscribe(entry: Entry): void {
     entry.confirmed = false;
-    this.#send({
-      type: 'subscribe',
-      id: entry.id,
-      ...(entry.subscription !== undefined ? { subscription: entry.subscription } : { types: entry.types }),
-      ...(entry.lastSeq !== undefined ? { after: entry.lastSeq } : {}),
-      ...(entry.filter !== undefined ? { filter: entry.filter } : {}),
-    });
+    const bytes = this.#send(subscribeMessage(entry, entry.lastSeq), entry);
+    if (bytes !== undefined) this.#onError('message-too-big', `the subscribe message of ${entry.id} is ${this.#tooBig(bytes)}; the subscription ended`, entry.id);
   }
 
   #handle(entry: Entry, event: SocketEvent): void {
@@ -510,22 +554,83 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   #scheduleReconnect(code: number, reason: string): void {
     if (this.#closed) return;
     const fatal = fatalCloseCodes.has(code) || (code === 4401 && typeof this.#token === 'string');
-    if (fatal) {
-      this.#closed = true;
-      this.#closedBy = `the server closed the connection for good: ${code}${reason ? ` "${reason}"` : ''}`;
-      for (const entry of this.#entries.values()) entry.active = false;
-      this.#emit('close', { code, reason, reconnecting: false });
-      return;
-    }
+    if (fatal) return void this.#end(code, reason, `the server closed the connection for good: ${closeText(code, reason)}`);
     const delay = this.#backoff.next();
     this.#emit('close', { code, reason, reconnecting: true, delay });
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
   }
 
-  #send(message: Record<string, unknown>): void {
-    const ws = this.#ws;
-    if (ws && ws.readyState === OPEN) ws.send(JSON.stringify(message));
+  /**
+   * The server closed the connection with 1009: a message was over its limit, so the largest one sent on the
+   * connection is, whichever it was, and the limit becomes one byte less than that one. A `subscribe` ends, and
+   * the others are sent again on a new connection; the `auth` message would be sent again as it is, so then the
+   * socket ends.
+   */
+  #closedTooBig(reason: string): void {
+    const largest = this.#largestSent;
+    const close = `${closeText(messageTooBig, reason)} (message too big)`;
+    if (!largest?.entry) {
+      const after = largest ? ` after its ${largest.type} message of ${largest.bytes} bytes` : '';
+      return void this.#end(messageTooBig, reason, `the server closed the connection for good: ${close}${after}`);
+    }
+    const { bytes, entry } = largest;
+    this.#maxMessageBytes = bytes - 1;
+    this.#maxMessageBytesSource = `the server closed a connection with 1009 after a subscribe of ${bytes} bytes`;
+    if (entry.active) {
+      const message = `the server closed the connection with ${close} after the subscribe of ${entry.id}, ${bytes} bytes: over its limit, which is lower than maxMessageBytes; the subscription ended, the others are sent again`;
+      this.#onError('message-too-big', message, entry.id);
+    }
+    this.#scheduleReconnect(messageTooBig, reason);
   }
+
+  /** Stops for good once the connection is gone: nothing reconnects, and `subscribe()` throws naming `closedBy`. */
+  #end(code: number, reason: string, closedBy: string): void {
+    this.#closed = true;
+    this.#closedBy = closedBy;
+    clearTimeout(this.#reconnectTimer);
+    for (const entry of this.#entries.values()) entry.active = false;
+    this.#emit('close', { code, reason, reconnecting: false });
+  }
+
+  /** `N bytes, over the limit of M bytes (where M comes from)`, for the errors about a message of `bytes`. */
+  #tooBig(bytes: number): string {
+    return `${bytes} bytes, over the limit of ${this.#maxMessageBytes} bytes (${this.#maxMessageBytesSource})`;
+  }
+
+  /**
+   * Sends `message` on the open connection, and remembers it (with `entry`, its subscription) if it is the largest
+   * so far. One over the size limit is not sent: it returns that one's size.
+   */
+  #send(message: ClientMessage, entry?: Entry): number | undefined {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    const data = JSON.stringify(message);
+    const bytes = utf8Bytes(data);
+    if (bytes > this.#maxMessageBytes) return bytes;
+    if (bytes > (this.#largestSent?.bytes ?? 0)) this.#largestSent = { bytes, type: message.type, ...(entry ? { entry } : {}) };
+    ws.send(data);
+  }
+}
+
+/** The `subscribe` message of `entry`, resuming after `after`. */
+function subscribeMessage(entry: Entry, after: number | undefined): ClientMessage {
+  return {
+    type: 'subscribe',
+    id: entry.id,
+    ...(entry.subscription !== undefined ? { subscription: entry.subscription } : { types: entry.types }),
+    ...(after !== undefined ? { after } : {}),
+    ...(entry.filter !== undefined ? { filter: entry.filter } : {}),
+  };
+}
+
+/** A message's size as the server counts it against its `maxPayload`: bytes of UTF-8. */
+function utf8Bytes(data: string): number {
+  return encoder.encode(data).byteLength;
+}
+
+/** `1009 "reason"`, or the code alone. */
+function closeText(code: number, reason: string): string {
+  return `${code}${reason ? ` "${reason}"` : ''}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Parser } from '@asyncapi/parser';
 import { openEventStream, pollEvents, type StreamError, type StreamedEvent } from '@herald/client';
 import type { HeraldEvent } from '@herald/core';
+import { poll } from '@herald/poll';
 import { createHerald, errorHandler, type Herald, type HeraldOptions } from '@herald/server';
 import { sse } from '@herald/sse';
 import { testEventTypes, waitFor } from '@herald/testkit';
@@ -13,9 +14,8 @@ import { EventSource } from 'eventsource';
 import express, { type Express } from 'express';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-// By path: the tests' package does not depend on @herald/poll, nor on core's test support.
+// By path: core's test support is not part of the package.
 import { tempDatabase } from '../../packages/core/src/temp-folder.test-support.js';
-import { poll } from '../../packages/poll/src/index.js';
 
 const adminKey = 'admin-key-of-the-attach-tests-0123456789abcdef';
 

@@ -1,9 +1,8 @@
 import { connect } from 'node:net';
+import { poll } from '@herald/poll';
 import { sse } from '@herald/sse';
 import { startTestApp, type TestApp } from '@herald/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// By path: the tests' package does not depend on @herald/poll.
-import { poll } from '../../packages/poll/src/index.js';
 
 let app: TestApp;
 beforeAll(async () => {

@@ -7,3 +7,4 @@ export * from './reconnect-backoff.js';
 export * from './retry-after.js';
 export * from './webhook-middleware.js';
 export * from './webhook-verify.js';
+export * from './type-patterns.js';

@@ -1,3 +1,4 @@
+import { matchesPattern } from '@herald/client';
 import { css, html, LitElement, nothing, type PropertyValues, svg, type TemplateResult } from 'lit';
 import { type EndpointHealth, endpointHealth } from './endpoint-health.js';
 import {
@@ -141,6 +142,17 @@ interface Confirmation {
   subscription: Subscription;
 }
 
+/** An event the live tail shows, and when it came (`Date.now()`). */
+interface ShownEvent extends TailEvent {
+  shownAt: number;
+}
+
+/**
+ * How long, in ms, the deliveries view looks for the delivery of an event the live tail showed: a live event's
+ * delivery is listed once its first attempt settles, well within that (a push transport's `timeout`, 15 s by default).
+ */
+const firstAttemptWait = 60_000;
+
 /** The live tail's stream: being opened at first, open, waiting to open a new one, or ended (the view was left, or it failed for good). */
 type TailStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -221,7 +233,7 @@ export class HeraldPortal extends LitElement {
   declare secret: ShownSecret | undefined;
   /** The delete or the rotation that asks to be confirmed. */
   declare confirming: Confirmation | undefined;
-  declare tail: TailEvent[];
+  declare tail: ShownEvent[];
   /** What the live tail's stream is doing; a new stream, after `reconnecting`, resumes after the last event shown. */
   declare tailStatus: TailStatus;
   /** Why the live tail got no stream for the last few tries, and what to check; empty while nothing needs saying. */
@@ -425,6 +437,7 @@ export class HeraldPortal extends LitElement {
   #show(view: View, lists = false): void {
     this.view = view;
     this.confirming = undefined;
+    if (view !== 'deliveries') clearTimeout(this.#nextLook);
     if (view === 'tail') this.#startTail();
     else this.#tailAbort?.abort();
     void this.#load(view, lists);
@@ -516,13 +529,14 @@ export class HeraldPortal extends LitElement {
 
   /**
    * Shows `replay`, and looks again in a second while it runs, or while the first page of deliveries has one
-   * being sent or due soon (a replay ends once it has made its deliveries, before they are sent): at that page
-   * too, unless older pages are shown, which the reload would drop.
+   * being sent or due soon (a replay ends once it has made its deliveries, before they are sent), or lacks the
+   * delivery of an event the live tail just showed (see #unlisted): at that page too, unless older pages are shown,
+   * which the reload would drop.
    */
   #showReplay(replay: Replay | undefined): void {
     this.replay = replay;
     clearTimeout(this.#nextLook);
-    if (replay?.status !== 'running' && !this.#sending()) return;
+    if (!this.isConnected || this.view !== 'deliveries' || (replay?.status !== 'running' && !this.#sending() && !this.#unlisted())) return;
     this.#nextLook = setTimeout(() => {
       const subscription = this.selected;
       if (this.view !== 'deliveries' || this.replay?.id !== replay?.id || !subscription) return;
@@ -530,14 +544,32 @@ export class HeraldPortal extends LitElement {
     }, 1_000);
   }
 
+  /** The selected subscription while it is active, and the view shows the first page of its deliveries. */
+  #activeFirstPage(): Subscription | undefined {
+    if (this.#olderShown) return undefined;
+    return this.subscriptions.find((subscription) => subscription.id === this.selected && subscription.status === 'active');
+  }
+
   /** Whether the first page of deliveries shows one being sent, or due within a minute, to an active subscription. */
   #sending(): boolean {
     const soon = Date.now() + 60_000;
     return (
-      !this.#olderShown &&
-      this.subscriptions.some((subscription) => subscription.id === this.selected && subscription.status === 'active') &&
+      this.#activeFirstPage() !== undefined &&
       this.deliveries.some((delivery) => delivery.status === 'pending' && Date.parse(delivery.nextAttemptAt ?? '') < soon)
     );
+  }
+
+  /**
+   * The newest event the live tail showed within firstAttemptWait, of a type the active subscription selected takes,
+   * that is after every delivery on the first page (of every status): its delivery, in its first attempt, is not
+   * listed yet (docs/protocol/webhooks.md, "managing deliveries").
+   */
+  #unlisted(): ShownEvent | undefined {
+    const subscription = this.#activeFirstPage();
+    if (!subscription || this.statusFilter) return undefined;
+    const since = Date.now() - firstAttemptWait;
+    const listed = Math.max(0, ...this.deliveries.map((delivery) => delivery.eventSeq));
+    return this.tail.find((event) => event.shownAt > since && Number(event.seq) > listed && subscription.types.some((pattern) => matchesPattern(pattern, event.type)));
   }
 
   /** Shows the replay of `subscription` as it is now, unless another subscription was selected meanwhile. */
@@ -572,7 +604,7 @@ export class HeraldPortal extends LitElement {
         await this.#api.stream(
           abort.signal,
           (event) => {
-            if (!abort.signal.aborted) this.tail = [event, ...this.tail].slice(0, 100);
+            if (!abort.signal.aborted) this.tail = [{ ...event, shownAt: Date.now() }, ...this.tail].slice(0, 100);
           },
           (state) => {
             if (!abort.signal.aborted) this.#showTailStatus(state.state, state.state === 'reconnecting' ? state : undefined);
@@ -799,6 +831,17 @@ export class HeraldPortal extends LitElement {
     </p>`;
   }
 
+  /** The event the live tail showed whose delivery the view looks for, as it is not listed yet. */
+  #renderUnlisted(): TemplateResult | typeof nothing {
+    const event = this.#unlisted();
+    if (!event) return nothing;
+    const filtered = this.#activeFirstPage()?.filter;
+    return html`<p class="hint" role="status" data-testid="portal-deliveries-unlisted">
+      Event #${event.seq} <code>${event.type}</code>, shown by the live tail, is not listed yet: a delivery is listed once
+      its first attempt settles${filtered ? ', unless the filter passes the event over' : ''}. The view looks again every second meanwhile.
+    </p>`;
+  }
+
   #renderTestResult(subscription: Subscription): TemplateResult {
     const result = this.testResults[subscription.id];
     return html`<p class="test-result" role="status" data-testid="portal-test-result" data-status=${result?.status ?? ''}>${
@@ -981,6 +1024,7 @@ export class HeraldPortal extends LitElement {
         </form>
       </div>
       ${this.#renderReplay()}
+      ${this.#renderUnlisted()}
       <ul class="deliveries">
         ${this.deliveries.map(
           (delivery) => html`<li class="card" data-testid="delivery-row" data-status=${delivery.status}>

@@ -97,7 +97,8 @@ export interface TailEvent {
  * What the live tail is doing: a stream is `open`, or it is `reconnecting`, waiting to open a new one. Then
  * `failures` counts the tries in a row that got no stream (0 when an open stream ended), `reason` says why the
  * last one got none, `silentFor` is set (in ms) when the stream was dropped for sending nothing that long, and
- * `retryNow` cuts the wait short.
+ * `retryNow` makes a fresh try at once: it cuts the wait short, or, once the next try is under way and has no stream
+ * yet (a slow proxy holds it), drops that try, which counts as no failure, and makes another.
  */
 export type TailState = { state: 'open' } | { state: 'reconnecting'; failures: number; reason: string; silentFor?: number; retryNow: () => void };
 
@@ -174,13 +175,13 @@ export class SessionEndedError extends Error {
 /** Whether a `reason` (of a 401 answer, or of the live tail's `end` frame) says that a token that was good once stopped: it expired, or it or the key that issued it was revoked. */
 const tokenEnded = (reason: unknown) => reason === 'token-expired' || reason === 'revoked';
 
-/** The members of the JSON object in `text` (a 401's problem, an `end` frame's data), or none when it holds no JSON object. */
-function membersOf(text: string): Record<string, unknown> {
+/** The JSON object in `text` (a 401's problem, an `end` frame's data), or undefined when it holds none. */
+function objectOf(text: string): Record<string, unknown> | undefined {
   try {
     const parsed: unknown = JSON.parse(text);
-    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : undefined;
   } catch {
-    return {};
+    return undefined;
   }
 }
 
@@ -225,8 +226,9 @@ export class NoAnswerInTimeError extends Error {
 }
 
 /**
- * Herald at `baseUrl`, or something in front of it (a proxy's error page, a website at the wrong address), answered
- * a request with a body that is not JSON. The message says so, with the status, rather than the parser's error.
+ * Herald at `baseUrl`, or something in front of it (a proxy's error page or sign-in page, a website at the wrong
+ * address), answered a request with a body that is not JSON. The message says so, with the status, rather than the
+ * parser's error, or than that the session ended (a 401).
  */
 export class NotJsonError extends Error {
   constructor(
@@ -237,7 +239,9 @@ export class NotJsonError extends Error {
       `Herald at ${apiAddress(baseUrl)} answered HTTP ${status} (not JSON). ${
         status >= 200 && status < 300
           ? "Check that the portal's base-url is the address of Herald's API, not of a web page."
-          : 'Check that it is running, and that what stands in front of it (a proxy) reaches it.'
+          : status === 401
+            ? "Check that what stands in front of it (a proxy that signs users in) lets the portal's requests through to Herald, with their Authorization header."
+            : 'Check that it is running, and that what stands in front of it (a proxy) reaches it.'
       }`,
     );
   }
@@ -335,10 +339,16 @@ export class PortalApi {
     );
   }
 
-  /** Throws SessionEndedError when the server refused the token (401); otherwise notes that it took it. */
+  /**
+   * Throws SessionEndedError when the server refused the token (a 401 with a problem, JSON); otherwise notes that it
+   * took it. A 401 that is not Herald's (an auth proxy's sign-in page in front of it) throws NotJsonError: the session
+   * goes on, and the next request asks again.
+   */
   async #tokenTaken(response: Response): Promise<void> {
     if (response.status === 401) {
-      const { detail, reason } = membersOf(await response.text().catch(() => ''));
+      const problem = objectOf(await response.text().catch(() => ''));
+      if (!problem) throw new NotJsonError(this.baseUrl, response.status);
+      const { detail, reason } = problem;
       this.#refusal = new SessionEndedError(typeof detail === 'string' ? detail : '', this.#accepted || tokenEnded(reason));
       throw this.#refusal;
     }
@@ -385,7 +395,7 @@ export class PortalApi {
       );
       text = await response.text();
     } catch (error) {
-      if (error instanceof SessionEndedError) throw error;
+      if (error instanceof SessionEndedError || error instanceof NotJsonError) throw error;
       throw deadline.signal.aborted ? new NoAnswerInTimeError(this.baseUrl, timeout) : new UnreachableError(this.baseUrl);
     } finally {
       deadline.clear();
@@ -496,13 +506,14 @@ export class PortalApi {
    * event until `signal` aborts. When a stream ends for a reason that passes (an `end` frame with reason
    * `stopping`, a connection that fails or closes without an `end` frame, an answer of 408, 429 or 5xx), it
    * calls `onState` with `reconnecting` and opens a new one after a jittered exponential backoff (at least the
-   * `Retry-After` of the answer, when it has one; at once on `retryNow`), resuming after the last event seen
-   * (`lastEventId`), so that no event is missed or seen twice; with `open` once a stream is open. A try whose
+   * `Retry-After` of the answer, when it has one; at once on `retryNow`, which drops the try under way, too, while it
+   * has no stream yet), resuming after the last event seen (`lastEventId`), so that no event is missed or seen twice;
+   * with `open` once a stream is open. A try whose
    * answer does not come within the timeout fails as one that got no connection does, and so does one answered
    * with something else than an event stream; a stream that sends nothing for `idleTimeout` (no event, no
    * keep-alive: a half-dead connection, a proxy that holds it) is dropped and resumed so too. Throws SessionEndedError
    * when the token is refused or a stream ends for it (expired, revoked), and an Error for any other end (a 403, a
-   * 404). Returns once `signal` aborts, or the client is closed.
+   * 404, a 401 that is not Herald's: NotJsonError). Returns once `signal` aborts, or the client is closed.
    */
   async stream(
     until: AbortSignal,
@@ -514,28 +525,36 @@ export class PortalApi {
     // The position the next stream resumes after: the `id` of the last frame seen (an event's seq, or where a `ready` or `reset` frame put it).
     let position: string | undefined;
     let failures = 0;
+    // What retryNow ends, for a fresh try at once: the try under way while it has no stream yet, or the wait for the next one.
+    let current: AbortController | undefined;
+    const retryNow = () => current?.abort();
     while (!signal.aborted) {
+      const attempt = new AbortController();
+      current = attempt;
       let opened = false;
       try {
-        await this.#streamOnce(signal, position, {
+        // Returns once its signal aborts: the tail's, or retryNow's, after which a fresh try begins (never two side by side).
+        await this.#streamOnce(AbortSignal.any([signal, attempt.signal]), position, {
           position: (id) => {
             position = id;
           },
           event: onEvent,
           open: () => {
             opened = true;
+            current = undefined;
             backoff.reset();
             onState({ state: 'open' });
           },
         });
-        return;
       } catch (error) {
-        if (signal.aborted) return;
+        // A try dropped by retryNow is no failure: nothing is said of it.
+        if (signal.aborted || attempt.signal.aborted) continue;
         if (!(error instanceof StreamInterrupted)) throw error;
         const { retryAfter, silentFor } = error.options;
         failures = opened ? 0 : failures + 1;
         const wake = new AbortController();
-        onState({ state: 'reconnecting', failures, reason: error.message, ...(silentFor ? { silentFor } : {}), retryNow: () => wake.abort() });
+        current = wake;
+        onState({ state: 'reconnecting', failures, reason: error.message, ...(silentFor ? { silentFor } : {}), retryNow });
         await pause(Math.max(retryAfter ?? 0, backoff.next()), AbortSignal.any([signal, wake.signal]));
       }
     }
@@ -562,7 +581,7 @@ export class PortalApi {
         AbortSignal.any([signal, deadline.signal, silence.signal]),
       );
     } catch (error) {
-      if (error instanceof SessionEndedError) throw error;
+      if (error instanceof SessionEndedError || error instanceof NotJsonError) throw error;
       if (signal.aborted) return;
       throw new StreamInterrupted((deadline.signal.aborted ? new NoAnswerInTimeError(this.baseUrl, timeout) : new UnreachableError(this.baseUrl)).message);
     } finally {
@@ -615,7 +634,7 @@ export class PortalApi {
         const type = field('event');
         if (type === 'end') {
           // Only a token that ended ends the session; a server that stops (`stopping`) is reconnected to.
-          const { reason, message } = membersOf(field('data'));
+          const { reason, message } = objectOf(field('data')) ?? {};
           const why = typeof message === 'string' ? message : field('data');
           if (tokenEnded(reason)) throw new SessionEndedError(why, true);
           if (reason === 'stopping') throw new StreamInterrupted(why);

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
@@ -743,9 +743,12 @@ describe('the consumer portal in Chromium (issue 19): deliveries, replay, and a 
     await page.close();
   }, 60_000);
 
-  it('says what stands in front of Herald answered when it is not JSON, a proxy\'s error page or a web page, on a view and in the live tail', async () => {
+  it('says what stands in front of Herald answered when it is not JSON, a proxy\'s error page or sign-in page or a web page, on a view and in the live tail', async () => {
     const errorPage = '<!doctype html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr><p>nginx</p></body></html>';
-    let answer = { status: 502, page: errorPage };
+    const signInPage = '<!doctype html><html><head><title>Sign in</title></head><body><form>Sign in to continue</form></body></html>';
+    let answer: { status: number; page: string; holdStreams?: boolean } = { status: 502, page: errorPage };
+    /** How many requests of the live tail's stream the gateway holds unanswered now, as a slow proxy does. */
+    let heldStreams = 0;
     const other = express();
     other.get('/page', (_req, res) =>
       res
@@ -753,15 +756,39 @@ describe('the consumer portal in Chromium (issue 19): deliveries, replay, and a 
         .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Behind a proxy</title></head><body><main><herald-portal base-url="/gateway" token="hp_behind_a_proxy"></herald-portal></main><script type="module" src="/herald-portal.js"></script></body></html>'),
     );
     other.get('/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
-    other.use('/gateway', (_req, res) => res.status(answer.status).type('html').send(answer.page));
+    other.use('/gateway', (req, res) => {
+      if (!answer.holdStreams || req.path !== '/v1/stream') return res.status(answer.status).type('html').send(answer.page);
+      heldStreams += 1;
+      res.on('close', () => (heldStreams -= 1));
+    });
     const server = createServer(other);
     await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    onTestFinished(() => new Promise<void>((done) => server.close(() => done())));
+    onTestFinished(() => {
+      server.closeAllConnections();
+      return new Promise<void>((done) => server.close(() => done()));
+    });
     const gateway = `http://127.0.0.1:${(server.address() as AddressInfo).port}/gateway`;
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
+    // How many requests of the stream the page has made that got no answer yet, and the most at once.
+    await page.addInitScript(() => {
+      const tries = { waiting: 0, most: 0 };
+      (window as unknown as { streamTries: typeof tries }).streamTries = tries;
+      const fetchOf = window.fetch.bind(window);
+      window.fetch = (input, init) => {
+        const answered = fetchOf(input, init);
+        if (String(input).includes('/v1/stream')) {
+          tries.most = Math.max(tries.most, ++tries.waiting);
+          answered.then(
+            () => tries.waiting--,
+            () => tries.waiting--,
+          );
+        }
+        return answered;
+      };
+    });
     await page.goto(gateway.replace(/gateway$/, 'page'));
     const error = page.locator('p.error');
     await error.waitFor();
@@ -771,23 +798,52 @@ describe('the consumer portal in Chromium (issue 19): deliveries, replay, and a 
     await expectAccessible(page, 'a proxy\'s error page');
 
     const problem = page.getByTestId('portal-tail-problem');
+    // Every reason the live tail gives, however briefly.
+    await page.evaluate(() => {
+      const root = document.querySelector('herald-portal')?.shadowRoot as ShadowRoot;
+      const said = window as unknown as { tailProblems: Set<string> };
+      said.tailProblems = new Set();
+      new MutationObserver(() => {
+        const shown = root.querySelector('[data-testid="portal-tail-problem"] .problem')?.textContent;
+        if (shown) said.tailProblems.add(shown);
+      }).observe(root, { childList: true, characterData: true, subtree: true });
+    });
     await page.getByRole('button', { name: 'Live tail' }).click();
     await problem.waitFor({ timeout: 10_000 });
-    expect(await problem.textContent()).toContain(`Herald at ${gateway} answered HTTP 502 instead of the live tail's stream.`);
+    const refused = `Herald at ${gateway} answered HTTP 502 instead of the live tail's stream. Check that it is running, and that what stands in front of it (a proxy) reaches it.`;
+    expect(await problem.textContent()).toContain(refused);
 
-    // A web page where the API should be (a proxy's sign-in page, a wrong base-url): answered 200, still not what was asked.
-    answer = { status: 200, page: '<!doctype html><html><head><title>Sign in</title></head><body><form>Sign in to continue</form></body></html>' };
+    // A try that gets no answer (a slow proxy holds it) does not wait for its request-timeout (15 s) on Try again: it is
+    // dropped, and a fresh one made at once, never two side by side; the one dropped is no failure to tell of.
+    answer = { ...answer, holdStreams: true };
     await problem.getByRole('button', { name: 'Try again' }).click();
-    await expect
-      .poll(() => problem.textContent(), { timeout: 10_000 })
-      .toContain(
-        `Herald at ${gateway} answered HTTP 200 (text/html; charset=utf-8) instead of the live tail's stream (text/event-stream). Check that the portal's base-url is the address of Herald's API`,
-      );
+    await expect.poll(() => heldStreams).toBe(1);
+    // A web page where the API should be (a proxy's sign-in page, a wrong base-url): answered 200, still not what was asked.
+    answer = { status: 200, page: signInPage };
+    await problem.getByRole('button', { name: 'Try again' }).click();
+    const notAStream = `Herald at ${gateway} answered HTTP 200 (text/html; charset=utf-8) instead of the live tail's stream (text/event-stream). Check that the portal's base-url is the address of Herald's API, and that what stands in front of it (a proxy) passes the stream on.`;
+    await expect.poll(() => problem.textContent(), { timeout: 5_000 }).toContain(notAStream);
+    await expect.poll(() => heldStreams).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { streamTries: { most: number } }).streamTries.most)).toBe(1);
+    expect(await page.evaluate(() => [...(window as unknown as { tailProblems: Set<string> }).tailProblems])).toEqual([refused, notAStream]);
     expect(await page.getByTestId('portal-tail-status').textContent()).toBe('Reconnecting…');
     await page.getByRole('button', { name: 'Subscriptions' }).click();
     await expect
       .poll(() => error.textContent())
       .toBe(`Herald at ${gateway} answered HTTP 200 (not JSON). Check that the portal's base-url is the address of Herald's API, not of a web page.`);
+
+    // A proxy in front of Herald that signs users in answers 401 with its own page: that is what the view says, on every
+    // view and in the live tail, not that the session ended; Try again asks again.
+    answer = { status: 401, page: signInPage };
+    const signInAsked = `Herald at ${gateway} answered HTTP 401 (not JSON). Check that what stands in front of it (a proxy that signs users in) lets the portal's requests through to Herald, with their Authorization header.`;
+    const saidOrEnded = page.locator('p.error, [data-testid="portal-no-session"], [data-testid="portal-ended"]').first();
+    await page.getByTestId('portal-try-again').click();
+    await expect.poll(() => wordsOf(saidOrEnded)).toBe(signInAsked);
+    expect(await page.getByTestId('portal-try-again').count()).toBe(1);
+    await screenshot(page, 'proxy-sign-in');
+    await page.getByRole('button', { name: 'Live tail' }).click();
+    await expect.poll(() => page.getByTestId('portal-tail-status').textContent()).toBe('Not connected.');
+    expect(await wordsOf(saidOrEnded)).toBe(signInAsked);
     expect(await page.locator('herald-portal').evaluate((element) => element.shadowRoot?.textContent ?? '')).not.toMatch(/SyntaxError|Unexpected token|JSON\.parse/);
     expect(problems).toEqual([]);
     await page.close();
@@ -921,6 +977,70 @@ describe('the consumer portal in Chromium (issue 19): deliveries, replay, and a 
       slow.closeAllConnections();
       await new Promise((done) => slow.close(done));
     }
+  }, 60_000);
+
+  it('looks again, while it is shown, for the delivery of an event the live tail showed, which is listed once its first attempt settles', async () => {
+    // An endpoint that holds each request until the test answers it: meanwhile the live event's first attempt is under way.
+    const holding: ServerResponse[] = [];
+    const gate = createServer((req, res) => {
+      req.resume();
+      holding.push(res);
+    });
+    await new Promise<void>((done) => gate.listen(0, '127.0.0.1', done));
+    onTestFinished(() => {
+      gate.closeAllConnections();
+      return new Promise<void>((done) => gate.close(() => done()));
+    });
+    const url = `http://127.0.0.1:${(gate.address() as AddressInfo).port}/gate`;
+    const subscribed = await admin('POST', '/v1/subscriptions', { consumer: 'digamma', transport: 'webhook', types: ['order.*'], config: { url } });
+    expect(subscribed.status).toBe(201);
+    const page = await openPortal('digamma');
+    const views = page.getByRole('navigation', { name: 'Portal views' });
+    const unlisted = page.getByTestId('portal-deliveries-unlisted');
+    const asked: string[] = [];
+    page.on('request', (request) => asked.push(new URL(request.url()).pathname));
+    /** Publishes an event on the live tail, and returns its seq once the tail shows it and its first attempt is under way. */
+    const shownOnTail = async (n: number) => {
+      await views.getByRole('button', { name: 'Live tail' }).click();
+      await expect.poll(() => page.getByTestId('portal-tail-status').textContent()).toMatch(/^Connected/);
+      const { seq } = (await admin('POST', '/v1/events', { type: 'order.created', data: { n }, consumer: 'digamma' })).body;
+      await expect.poll(() => page.locator('ol.tail > li > code:first-child').first().textContent()).toBe(`#${seq}`);
+      await expect.poll(() => holding.length, { timeout: 10_000 }).toBe(n);
+      return seq as number;
+    };
+    const first = await shownOnTail(1);
+    expect((await admin('GET', `/v1/subscriptions/${subscribed.body.id}/deliveries`)).body.data).toEqual([]);
+    const loaded = page.waitForResponse((response) => new URL(response.url()).pathname.endsWith('/deliveries'));
+    await views.getByRole('button', { name: 'Deliveries' }).click();
+    await loaded;
+    await unlisted.waitFor();
+    expect(await wordsOf(unlisted)).toBe(
+      `Event #${first} order.created, shown by the live tail, is not listed yet: a delivery is listed once its first attempt settles. The view looks again every second meanwhile.`,
+    );
+    expect(await page.getByTestId('portal-deliveries').textContent()).toContain('No deliveries yet.');
+    await screenshot(page, 'deliveries-unlisted');
+    await expectAccessible(page, 'deliveries, one not listed yet');
+
+    // The attempt settles: the view shows the delivery without a click on Refresh, then stops looking.
+    holding[0]?.end('thanks');
+    await expect.poll(() => page.locator('[data-testid="delivery-row"][data-status="delivered"]').count(), { timeout: 15_000 }).toBe(1);
+    expect(await unlisted.count()).toBe(0);
+    await page.waitForTimeout(100);
+    asked.length = 0;
+    await page.waitForTimeout(1_500);
+    expect(asked).toEqual([]);
+
+    // Left while it looks for another, the view stops looking.
+    const second = await shownOnTail(2);
+    await views.getByRole('button', { name: 'Deliveries' }).click();
+    await expect.poll(() => wordsOf(unlisted)).toContain(`Event #${second} order.created`);
+    await views.getByRole('button', { name: 'Catalog' }).click();
+    await page.waitForTimeout(100);
+    asked.length = 0;
+    await page.waitForTimeout(1_500);
+    expect(asked).toEqual([]);
+    holding[1]?.end('thanks');
+    await page.close();
   }, 60_000);
 
   it('says where the live tail asked and what to check when Herald does not answer, and that an empty one is connected and waiting', async () => {

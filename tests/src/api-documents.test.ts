@@ -174,10 +174,10 @@ describe('/asyncapi.json', () => {
     expect(Object.keys(webhookMessage?.headers()?.properties() ?? {}).sort()).toEqual(['webhook-id', 'webhook-signature', 'webhook-timestamp']);
 
     const frames = channels.get('websocket')?.messages().all().map((message) => message.id()) ?? [];
-    for (const frame of ['auth', 'subscribe', 'unsubscribe', 'ack', 'ping', 'pong']) expect(frames).toContain(`ws.client.${frame}`);
-    for (const frame of ['ready', 'subscribed', 'event', 'reset', 'error', 'ping', 'pong']) expect(frames).toContain(`ws.server.${frame}`);
+    for (const frame of ['auth', 'subscribe', 'unsubscribe', 'ack', 'ping', 'pong']) expect(frames).toContain(`websocket.client.${frame}`);
+    for (const frame of ['ready', 'subscribed', 'event', 'reset', 'error', 'ping', 'pong']) expect(frames).toContain(`websocket.server.${frame}`);
     // The client frames are the transport's own validation schemas: strict, with its limits.
-    const subscribe = documents.asyncApi.components.messages['ws.client.subscribe'].payload;
+    const subscribe = documents.asyncApi.components.messages['websocket.client.subscribe'].payload;
     expect(subscribe.additionalProperties).toBe(false);
     expect(subscribe.properties.types.maxItems).toBe(100);
     expect(JSON.stringify(subscribe.properties.filter)).toContain('"$ref":"#/components/schemas/EventFilter"');

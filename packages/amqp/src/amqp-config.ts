@@ -37,17 +37,15 @@ function knownQuery(text: string): boolean {
 
 /** An AMQP subscription's `config`, as validated on create and change. */
 export const amqpConfigSchema = z.strictObject({
-  /** The broker: `amqps://user:password@host:port/vhost` (`amqp://` only when private targets are allowed). The password is never shown again. */
-  url: destinationUrl(['amqp:', 'amqps:'], 'must be an absolute amqp:// or amqps:// URL').refine(knownQuery, queryRule),
-  /** The exchange each event is published to; it must exist (Herald does not declare it). `''` is the default exchange. */
-  exchange: shortString,
-  /** The routing key of every message. @default the event's type */
-  routingKey: shortString.optional(),
-  /**
-   * Publish `mandatory`: the broker returns a message that no queue takes, and the attempt fails (and is
-   * retried) instead of the message being confirmed and dropped. @default false
-   */
-  mandatory: z.boolean().optional(),
+  url: destinationUrl(['amqp:', 'amqps:'], 'must be an absolute amqp:// or amqps:// URL')
+    .refine(knownQuery, queryRule)
+    .describe('The broker: `amqps://user:password@host:port/vhost` (`amqp://` only when private targets are allowed). The password is never shown again'),
+  exchange: shortString.describe('The exchange each event is published to; it must exist (Herald does not declare it). `""` is the default exchange'),
+  routingKey: shortString.optional().describe('The routing key of every message; by default the event’s type'),
+  mandatory: z
+    .boolean()
+    .optional()
+    .describe('Publish `mandatory`: the broker returns a message that no queue takes, and the attempt fails (and is retried) instead of the message being confirmed and dropped. Default: false'),
   /** `rateLimit` (messages per second, across all nodes) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
 });
@@ -61,10 +59,10 @@ export type AmqpConfig = z.infer<typeof amqpConfigSchema>;
 export function checkAmqpConfig(config: AmqpConfig, allowPrivate: boolean): AmqpConfig {
   if (allowPrivate) return config;
   const url = new URL(config.url);
-  const refuse = (message: string) => new ValidationError('The AMQP URL is not allowed', [{ path: ['config', 'url'], message }]);
+  const refuse = (message: string, cause?: Error) => new ValidationError('The AMQP URL is not allowed', [{ path: ['config', 'url'], message }], undefined, cause);
   if (url.protocol !== 'amqps:') throw refuse('must be amqps (amqp only when HERALD_ALLOW_PRIVATE=1)');
   const refused = refusedUrlTarget(url);
-  if (refused) throw refuse(refused.message);
+  if (refused) throw refuse(refused.message, refused);
   return config;
 }
 

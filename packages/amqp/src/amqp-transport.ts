@@ -1,5 +1,6 @@
-import type { TlsSettings } from '@herald/core';
+import type { TlsSettings, TransportChannel } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
+import { z } from 'zod';
 import { type AmqpConfig, amqpConfigSchema, checkAmqpConfig, publicAmqpConfig, restoreAmqpPassword } from './amqp-config.js';
 import { AmqpPool } from './amqp-pool.js';
 
@@ -24,6 +25,31 @@ export const amqpContentType = 'application/cloudevents+json';
 /** The header that marks a test event (`POST /v1/subscriptions/:id/test`): `herald-test: 1`, as on a webhook. */
 export const amqpTestHeader = 'herald-test';
 
+/** The headers of every message, for `/asyncapi.json`. */
+const amqpHeaders = z.object({
+  'herald-seq': z.number().int().nonnegative().describe('The event’s position in the log (`seq`); 0 on a test event'),
+  [amqpTestHeader]: z.literal(1).optional().describe('`1` on a test event (`POST /v1/subscriptions/:id/test`); absent otherwise'),
+});
+
+/** How `/asyncapi.json` describes the AMQP transport: a message to an exchange on each subscription's broker. */
+const amqpChannel: TransportChannel = {
+  title: 'AMQP 0-9-1 (RabbitMQ)',
+  description: `One persistent message per event, published with publisher confirms to the subscription’s \`config.exchange\` (which Herald does not declare) on its broker, with the routing key \`config.routingKey\`, or else the event’s type. The body is the envelope as JSON; the properties: \`contentType\` \`${amqpContentType}\`, \`messageId\` the event’s id (the same on every retry: dedupe by it), \`type\` the event’s type, \`timestamp\` its time in seconds, \`deliveryMode\` 2 (persistent).`,
+  server: {
+    protocol: 'amqp',
+    protocolVersion: '0-9-1',
+    host: '{broker}',
+    description: 'The consumer’s broker: a subscription’s `config.url` (`amqps://`; `amqp://` only where private targets are allowed).',
+  },
+  address: '{routingKey}',
+  variables: { broker: 'The host (and port) of the subscription’s `config.url`', routingKey: 'The subscription’s `config.routingKey`; by default the event’s type' },
+  events: { headers: amqpHeaders, contentType: amqpContentType },
+  bindings: {
+    channel: { amqp: { is: 'routingKey', exchange: {}, bindingVersion: '0.3.0' } },
+    operation: { amqp: { deliveryMode: 2, timestamp: true, bindingVersion: '0.3.0' } },
+  },
+};
+
 /**
  * Delivers events to RabbitMQ (or any AMQP 0-9-1 broker): each delivery is one persistent message,
  * published to the subscription's exchange with publisher confirms, and delivered once the broker
@@ -39,6 +65,7 @@ export function amqp(options: AmqpOptions = {}): AmqpTransport {
   return definePushTransport({
     name: 'amqp',
     configSchema: amqpConfigSchema,
+    channel: amqpChannel,
     options,
 
     // A PATCH may send the URL back as the API shows it, without its password: the stored one stands for it.

@@ -209,11 +209,67 @@ export interface PreparedConfig<TConfig extends Record<string, unknown> = Record
 
 /** The frames of a transport's wire protocol by name, for the AsyncAPI document. */
 export interface TransportFrames {
-  /** What clients send (the schemas the transport validates them with). */
-  client: Readonly<Record<string, z.ZodType>>;
-  /** What the server sends, besides the events of the catalog. */
-  server: Readonly<Record<string, z.ZodType>>;
+  /** What clients send (the schemas the transport validates them with). @default none */
+  readonly client?: Readonly<Record<string, z.ZodType>>;
+  /** What the transport sends, besides the events of the catalog. @default none */
+  readonly server?: Readonly<Record<string, z.ZodType>>;
 }
+
+/**
+ * How `/asyncapi.json` describes a transport: the channel its consumers get events on, the server that channel
+ * is on, and its messages. Every mounted transport has a channel: one that describes nothing gets the catalog's
+ * events, titled with its name.
+ */
+export interface TransportChannel {
+  /** @default the transport's name */
+  readonly title?: string;
+  /** How a consumer uses the channel (CommonMark). @default none */
+  readonly description?: string;
+  /** Where the messages travel. @default none named */
+  readonly server?: TransportServer;
+  /**
+   * Where the messages go on the server: a path, a routing key, a subject. `{name}` stands for what each
+   * subscription says (see `variables`). @default null: each subscription's own
+   */
+  readonly address?: string | null;
+  /** What each `{name}` of `server.host` and `address` stands for, by name. @default none */
+  readonly variables?: Readonly<Record<string, string>>;
+  /** The catalog's events, one message per type, as the transport sends them; `false` when it sends them only inside its frames. @default {} */
+  readonly events?: TransportEvents | false;
+  /** Its wire protocol's frames besides the events. @default none */
+  readonly frames?: TransportFrames;
+  /** AsyncAPI bindings by protocol (`{ amqp: { ... } }`): of the channel, and of the operation by which the transport sends. @default none */
+  readonly bindings?: { readonly channel?: Readonly<Record<string, unknown>>; readonly operation?: Readonly<Record<string, unknown>> };
+}
+
+/** The server a transport's channel is on, as AsyncAPI has it. */
+export interface TransportServer {
+  /** `ws`, `http`, `https`, `amqp`, `nats`, `mqtt`... */
+  readonly protocol: string;
+  /** @default none */
+  readonly protocolVersion?: string;
+  /**
+   * `host[:port]`; `{name}` for what each subscription says (a webhook's endpoint, a consumer's broker).
+   * @default the Herald server's own host, under the path Herald is served at
+   */
+  readonly host?: string;
+  /** @default none */
+  readonly description?: string;
+}
+
+/** How a transport sends the catalog's events, besides the envelope as the payload. */
+export interface TransportEvents {
+  /** The headers (or message properties) each message carries, as a zod object. @default none */
+  readonly headers?: z.ZodType;
+  /** The payload's media type. @default 'application/json' */
+  readonly contentType?: string;
+}
+
+/**
+ * How a transport reaches its consumers: Herald sends each event to a destination (`push`: webhook, queue),
+ * the client holds a connection open (`stream`: WebSocket, SSE), or the client asks (`pull`: long polling).
+ */
+export type TransportKind = 'push' | 'stream' | 'pull';
 
 /**
  * A way of delivering events: webhook, WebSocket, SSE, or a contributor's. Like a kysely
@@ -221,25 +277,19 @@ export interface TransportFrames {
  * subscriptions store, `TInput` what its `configSchema` gives (the same, unless `prepareConfig` completes
  * it, as the webhook transport fills in a generated secret). A server takes transports of any config.
  */
-/**
- * How a transport reaches its consumers: Herald sends each event to a destination (`push`: webhook, queue),
- * the client holds a connection open (`stream`: WebSocket, SSE), or the client asks (`pull`: long polling).
- */
-export type TransportKind = 'push' | 'stream' | 'pull';
-
 export interface Transport<TConfig extends Record<string, unknown> = Record<string, unknown>, TInput extends Record<string, unknown> = TConfig> {
   /** The `transport` value of its subscriptions. */
   readonly name: string;
   /** How it reaches its consumers, as `GET /v1/transports` tells clients such as the portal. `definePushTransport` sets `push`. @default 'stream' */
   readonly kind?: TransportKind;
-  /** Validates `Subscription.config`; its output is what is stored. @default config must be an empty object */
+  /** Validates `Subscription.config`; its output is what is stored, its input what `/openapi.json` describes. @default config must be an empty object */
   readonly configSchema?: z.ZodType<TInput>;
   /** Completes a validated config on create or change (generates secrets). @default stored as given */
   prepareConfig?(config: TInput, previous?: Subscription<TConfig>): Promise<PreparedConfig<TConfig>> | PreparedConfig<TConfig>;
   /** The config as the API shows it, secrets left out. @default the stored config */
   publicConfig?(config: TConfig): Record<string, unknown>;
-  /** Its wire protocol's frames, which `/asyncapi.json` describes. @default none */
-  readonly frames?: TransportFrames;
+  /** How `/asyncapi.json` describes it. @default a channel of the catalog's events, titled with its name */
+  readonly channel?: TransportChannel;
   start(context: TransportContext): Promise<void>;
   /** Graceful: finishes in-flight work and closes connections properly. */
   stop(): Promise<void>;

@@ -15,12 +15,9 @@ const serversWanted = 'must be a server (host:port, or a nats:// or tls:// URL) 
 
 /** A NATS subscription's `config`, as validated on create and change. */
 export const natsConfigSchema = z.strictObject({
-  /** The NATS servers to connect to (one cluster); credentials in them (`nats://user:pass@host`) are never shown again. */
-  servers: z.union([server, z.array(server).min(1, serversWanted).max(10, serversWanted)], { error: serversWanted }),
-  /**
-   * The subject each event is published to; `{type}` is replaced by the event's type. A JetStream
-   * stream must capture it. @default 'herald.{type}'
-   */
+  servers: z
+    .union([server, z.array(server).min(1, serversWanted).max(10, serversWanted)], { error: serversWanted })
+    .describe('The NATS servers to connect to (one cluster): `host:port`, `nats://` or `tls://` URLs; credentials in them (`nats://user:pass@host`) are never shown again'),
   subject: z
     .string()
     .max(255)
@@ -29,7 +26,8 @@ export const natsConfigSchema = z.strictObject({
       (subject) => !subject.startsWith('$') && !subject.startsWith('_INBOX.'),
       'must not be a system subject: those starting with $ ($JS., $SYS., $KV., ...) are the NATS and JetStream APIs, and _INBOX. is where replies go',
     )
-    .optional(),
+    .optional()
+    .describe(`The subject each event is published to; \`{type}\` is replaced by the event’s type. A JetStream stream must capture it. Default: \`${defaultNatsSubject}\``),
   /** `rateLimit` (publishes per second, across all nodes) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
 });
@@ -62,7 +60,7 @@ export function checkNatsConfig(config: NatsConfig, allowPrivate: boolean): Nats
   for (const [index, text] of serverList(config).entries()) {
     const refused = refusedHost((serverUrl(text) as URL).hostname);
     const path = typeof config.servers === 'string' ? ['config', 'servers'] : ['config', 'servers', index];
-    if (refused) throw new ValidationError('The NATS server is not allowed', [{ path, message: refused.message }]);
+    if (refused) throw new ValidationError('The NATS server is not allowed', [{ path, message: refused.message }], undefined, refused);
   }
   return config;
 }

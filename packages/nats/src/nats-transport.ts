@@ -1,6 +1,7 @@
-import type { TlsSettings } from '@herald/core';
+import type { TlsSettings, TransportChannel } from '@herald/core';
 import { definePushTransport, type LookupFunction, type PushOptions, type PushTransport, type ResolvedPushOptions, resolvePushOptions } from '@herald/outbox';
-import { checkNatsConfig, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, restoreNatsCredentials, serverList } from './nats-config.js';
+import { z } from 'zod';
+import { checkNatsConfig, defaultNatsSubject, type NatsConfig, natsConfigSchema, natsSubject, publicNatsConfig, restoreNatsCredentials, serverList } from './nats-config.js';
 import { NatsPool } from './nats-pool.js';
 
 /** Options of {@link nats}: those of every push transport, and the NATS transport's own. */
@@ -21,6 +22,31 @@ export type NatsTransport = PushTransport<NatsConfig>;
 
 const encoder = new TextEncoder();
 
+/** The headers of every message, for `/asyncapi.json`. */
+const natsHeaders = z.object({
+  'Nats-Msg-Id': z.string().describe('The event’s id: the stream drops a second message with the same id (within its duplicate window)'),
+  'Herald-Seq': z.string().describe('The event’s position in the log (`seq`), in decimal; `0` on a test event'),
+  'Herald-Test': z.literal('1').optional().describe('`1` on a test event (`POST /v1/subscriptions/:id/test`); absent otherwise'),
+});
+
+/** How `/asyncapi.json` describes the NATS transport: a JetStream publish to a subject on each subscription's servers. */
+const natsChannel: TransportChannel = {
+  title: 'NATS JetStream',
+  description:
+    'One JetStream publish per event to the subscription’s subject, whose body is the envelope as JSON; delivered once the stream’s PubAck arrives. A JetStream stream must capture the subject: none, or no PubAck within the timeout, is a failed attempt, retried on the schedule.',
+  server: {
+    protocol: 'nats',
+    host: '{server}',
+    description: 'The consumer’s NATS cluster: a subscription’s `config.servers` (`host:port`, `nats://` or `tls://`).',
+  },
+  address: '{subject}',
+  variables: {
+    server: 'A server (host and port) of the subscription’s `config.servers`',
+    subject: `The subscription’s \`config.subject\` (by default \`${defaultNatsSubject}\`), \`{type}\` replaced by the event’s type`,
+  },
+  events: { headers: natsHeaders, contentType: 'application/cloudevents+json' },
+};
+
 /**
  * Delivers events to NATS JetStream: each delivery is one JetStream publish to the subscription's
  * subject (`{type}` replaced by the event's type), with `Nats-Msg-Id` set to the event's id so that the
@@ -36,6 +62,7 @@ export function nats(options: NatsOptions = {}): NatsTransport {
   return definePushTransport({
     name: 'nats',
     configSchema: natsConfigSchema,
+    channel: natsChannel,
     options,
 
     // A PATCH may send the servers back as the API shows them: a masked credential stands for the stored one.

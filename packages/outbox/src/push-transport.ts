@@ -5,9 +5,9 @@ import {
   type PreparedConfig,
   type Subscription,
   type Transport,
+  type TransportChannel,
   type TransportContext,
   type TraceFields,
-  type TransportFrames,
 } from '@herald/core';
 import { z } from 'zod';
 import type { PushResult } from './attempt-outcome.js';
@@ -32,10 +32,13 @@ export interface PushConfig extends Record<string, unknown> {
 
 /** `ordered` and `rateLimit`, for a push transport's `configSchema`: `z.strictObject({ url: ..., ...pushConfigFields })`. */
 export const pushConfigFields = {
-  /** At most this many deliveries per second to this destination, across all nodes (one token bucket in the outbox). */
-  rateLimit: z.number().positive().max(10_000).optional(),
-  /** One delivery at a time, in `seq` order: a failing event holds back the ones after it. */
-  ordered: z.boolean().optional(),
+  rateLimit: z
+    .number()
+    .positive()
+    .max(10_000)
+    .optional()
+    .describe('At most this many deliveries per second to this destination, across all nodes (one token bucket in the outbox)'),
+  ordered: z.boolean().optional().describe('One delivery at a time, in `seq` order: a failing event holds back the ones after it'),
 };
 
 /**
@@ -102,8 +105,8 @@ interface PushTransportParts<TConfig extends PushConfig, TInput extends Record<s
   prepareConfig?(config: TInput, previous?: Subscription<TConfig>): Promise<PreparedConfig<TConfig>> | PreparedConfig<TConfig>;
   /** The config as the API shows it, secrets left out. @default the stored config */
   publicConfig?(config: TConfig): Record<string, unknown>;
-  /** Its wire protocol's frames, for `/asyncapi.json`. @default none */
-  readonly frames?: TransportFrames;
+  /** How `/asyncapi.json` describes it. @default a channel of the catalog's events, titled with its name */
+  readonly channel?: TransportChannel;
   /** How deliveries are made, or a function of the server's environment that says. @default the defaults of {@link PushOptions} */
   options?: PushOptions | ((env: Readonly<Record<string, string | undefined>>) => PushOptions);
   /** Whether an active subscription may be sent anything now (e.g. only once its endpoint is verified). @default always */
@@ -168,7 +171,7 @@ export function definePushTransport<TInput extends PushConfig, TConfig extends P
     configSchema: definition.configSchema,
     ...(definition.prepareConfig ? { prepareConfig: definition.prepareConfig.bind(definition) } : {}),
     ...(definition.publicConfig ? { publicConfig: definition.publicConfig.bind(definition) } : {}),
-    ...(definition.frames ? { frames: definition.frames } : {}),
+    ...(definition.channel ? { channel: definition.channel } : {}),
     get workerId() {
       return engine?.worker;
     },

@@ -6,6 +6,7 @@ import {
   StreamSessions,
   SubscriptionNotFoundError,
   type Transport,
+  type TransportChannel,
   type TransportContext,
   ValidationError,
   WrongTransportError,
@@ -47,6 +48,7 @@ function nonNegative(name: string, value: number): number {
 class LongPolling implements PollTransport {
   readonly name = 'poll' as const;
   readonly kind = 'pull';
+  readonly channel: TransportChannel;
   readonly #path: string;
   readonly #defaultWait: number;
   readonly #maxWait: number;
@@ -65,6 +67,12 @@ class LongPolling implements PollTransport {
     if (!Number.isSafeInteger(this.#cursorInterval) || this.#cursorInterval < 1) {
       throw new Error(`poll: cursorInterval must be a positive integer, not ${this.#cursorInterval}`);
     }
+    this.channel = {
+      title: 'Long polling',
+      description: `GET with \`?types=a,b\` (patterns allowed) or \`?subscription=<id>\`, and \`after=<seq>\`: the answer, \`{ events, next }\` in JSON, holds the events after that seq (these messages), at once or once the first is published, within \`wait\` seconds (${this.#defaultWait} by default, at most ${this.#maxWait}); poll again with \`after=next\`. Authorised by \`Authorization: Bearer\` or \`?access_token=\` (a stream token). The request and its answer are in \`/openapi.json\`.`,
+      server: { protocol: 'http', description: 'The long-polling transport: a JSON answer to each GET.' },
+      address: this.#path,
+    };
   }
 
   get waiting(): number {

@@ -85,13 +85,24 @@ function renderEvents(doc) {
   root.replaceChildren(el('h2', {}, 'Pushed events'), prose('p', doc.info.description));
   const resolve = (pointer) => pointer.slice(2).split('/').reduce((node, part) => node && node[part.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
   for (const [name, channel] of Object.entries(doc.channels)) {
-    root.append(el('h3', {}, channel.title || name), el('p', {}, el('code', {}, channel.address === null ? '(each subscription’s URL)' : channel.address)), prose('p', channel.description));
+    const server = channel.servers && channel.servers[0] ? resolve(channel.servers[0].$ref) : undefined;
+    // A path on the server makes one URL with it; a routing key or a subject is said beside it.
+    const origin = server ? server.protocol + '://' + server.host + (server.pathname || '') : '';
+    const address = channel.address === null ? '(each subscription’s own)' : channel.address;
+    const where = el('p', {}, ...(origin && address.startsWith('/') ? [el('code', {}, origin + address)] : origin ? [el('code', {}, origin), ' ', el('code', {}, address)] : [el('code', {}, address)]));
+    root.append(el('h3', {}, channel.title || name), where, prose('p', channel.description));
+    const variables = Object.entries(Object.assign({}, server && server.variables, channel.parameters));
+    if (variables.length > 0) {
+      const table = el('table', {});
+      for (const [variable, about] of variables) table.append(el('tr', {}, el('td', {}, el('code', {}, '{' + variable + '}')), prose('td', about.description)));
+      root.append(table);
+    }
     for (const op of Object.values(doc.operations).filter((op) => op.channel.$ref === '#/channels/' + name)) {
       root.append(el('h4', {}, el('span', { class: 'method ' + op.action }, op.action), op.title || ''));
       for (const ref of op.messages) {
         const message = resolve(resolve(ref.$ref).$ref);
         const payload = message.payload.$ref ? resolve(message.payload.$ref) : message.payload;
-        root.append(section(message.name + (message.summary ? ' — ' + message.summary : ''), el('div', {}, message.headers ? section('Headers', json(message.headers)) : '', json(payload))));
+        root.append(section(prose('span', message.name + (message.summary ? ' — ' + message.summary : '')), el('div', {}, message.headers ? section('Headers', json(message.headers)) : '', json(payload))));
       }
     }
   }

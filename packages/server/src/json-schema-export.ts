@@ -12,6 +12,19 @@ export function exportSchema(schema: z.ZodType, target: 'draft-2020-12' | 'draft
   return rest;
 }
 
+/**
+ * {@link exportSchema}, or `fallback` where `schema` cannot be exported (zod throws, or what it makes is not JSON)
+ * or exports as nothing (`z.custom()`): a schema that comes from a transport never breaks a document.
+ */
+export function exportSchemaOr(schema: z.ZodType, fallback: JsonSchema, target: 'draft-2020-12' | 'draft-7' = 'draft-2020-12'): JsonSchema {
+  try {
+    const json = JSON.parse(JSON.stringify(exportSchema(schema, target))) as JsonSchema;
+    return Object.keys(json).length > 0 ? json : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
 /** A stored JSON Schema (a catalog entry) without its `$schema`, to embed in a document. */
 export function embeddable(schema: JsonSchema): JsonSchema {
   const { $schema: _dialect, ...rest } = schema;

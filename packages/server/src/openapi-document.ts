@@ -1,7 +1,8 @@
-import { credentialEndReasons, eventFilterJsonSchemas, publishInputSchema } from '@herald/core';
+import { credentialEndReasons, eventFilterJsonSchemas, publishInputSchema, type Transport } from '@herald/core';
 import { z } from 'zod';
 import type { ApiSurface, DocumentedRoute, PlainRoute } from './api-surface.js';
-import { embeddable, exportSchema, type JsonSchema } from './json-schema-export.js';
+import { embeddable, exportSchema, exportSchemaOr, type JsonSchema } from './json-schema-export.js';
+import { emptyConfig } from './routes/subscription-routes.js';
 
 type Operation = Record<string, unknown>;
 
@@ -85,12 +86,69 @@ function publishBody(surface: ApiSurface): JsonSchema {
   };
 }
 
+/** The component name of a transport's subscription config. */
+function configSchemaName(transport: string): string {
+  return `SubscriptionConfig.${transport.replace(/[^A-Za-z0-9_.-]/g, '-')}`;
+}
+
+/** What a transport's `configSchema` takes, as JSON Schema; a free object where it cannot be exported. */
+function configSchemaOf(transport: Transport): JsonSchema {
+  const free = { type: 'object', description: `The config of a \`${transport.name}\` subscription (its schema cannot be shown as JSON Schema)` };
+  return exportSchemaOr(transport.configSchema ?? emptyConfig, free);
+}
+
+/** The body of `POST /v1/subscriptions`: its `transport` names one of the mounted transports, which says what its `config` is. */
+function createSubscriptionBody(base: JsonSchema, configs: ReadonlyMap<string, JsonSchema>): JsonSchema {
+  if (configs.size === 0) return base;
+  const properties = (base.properties ?? {}) as Record<string, JsonSchema>;
+  const anyConfig = { type: 'object', default: {}, description: 'What the `transport` takes: its form in `oneOf`' };
+  return {
+    ...base,
+    properties: { ...properties, config: anyConfig },
+    oneOf: [...configs].map(([name, config]) => ({
+      title: name,
+      properties: { transport: { const: name }, config: { $ref: `#/components/schemas/${configSchemaName(name)}` } },
+      // A config with required fields must be given; one without them may be left out (it is then `{}`).
+      ...(Array.isArray(config.required) && config.required.length > 0 ? { required: ['config'] } : {}),
+    })),
+  };
+}
+
+/** The body of `PATCH /v1/subscriptions/:id`: its `config` names the fields to change, of the subscription's transport's config. */
+function changeSubscriptionBody(base: JsonSchema, configs: ReadonlyMap<string, JsonSchema>): JsonSchema {
+  if (configs.size === 0) return base;
+  const properties = (base.properties ?? {}) as Record<string, JsonSchema>;
+  const fields = [...configs].map(([name, { required: _required, ...config }]) => ({ ...config, title: name }));
+  return {
+    ...base,
+    properties: {
+      ...properties,
+      config: {
+        description: 'The fields to change, merged into the stored config: any of the fields of the subscription’s transport’s config',
+        anyOf: fields,
+      },
+    },
+  };
+}
+
 /** The component name of an event type's data schema. */
 export function eventDataSchemaName(type: string): string {
   return `EventData.${type}`;
 }
 
-function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation {
+/** A route's JSON body; those of publishing and of subscriptions name each event type and each transport's config. */
+function requestBody(route: DocumentedRoute, surface: ApiSurface, configs: ReadonlyMap<string, JsonSchema>): JsonSchema | undefined {
+  const { body, method, path } = route.definition;
+  if (!body) return undefined;
+  if (body === publishInputSchema) return publishBody(surface);
+  const schema = exportSchema(body);
+  if (route.transport !== undefined) return schema;
+  if (method === 'POST' && path === '/v1/subscriptions') return createSubscriptionBody(schema, configs);
+  if (method === 'PATCH' && path === '/v1/subscriptions/:id') return changeSubscriptionBody(schema, configs);
+  return schema;
+}
+
+function routeOperation(route: DocumentedRoute, surface: ApiSurface, configs: ReadonlyMap<string, JsonSchema>): Operation {
   const { definition } = route;
   const { params } = openApiPath(definition.path);
   const success = definition.response ?? {};
@@ -129,7 +187,7 @@ function routeOperation(route: DocumentedRoute, surface: ApiSurface): Operation 
     ...params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
     ...(definition.query ? queryParameters(definition.query) : []),
   ];
-  const body = definition.body === publishInputSchema ? publishBody(surface) : definition.body ? exportSchema(definition.body) : undefined;
+  const body = requestBody(route, surface, configs);
   return {
     operationId: operationId(definition.method, definition.path),
     tags: [tagOf(route)],
@@ -187,10 +245,12 @@ export function openApiDocument(surface: ApiSurface, options: OpenApiOptions = {
     item[method.toLowerCase()] = operation;
   };
   for (const route of surface.plainRoutes) add('GET', route.path, plainOperation(route));
-  for (const route of surface.routes) add(route.definition.method, route.definition.path, routeOperation(route, surface));
+  const configs = new Map([...surface.transports.values()].map((transport) => [transport.name, configSchemaOf(transport)]));
+  for (const route of surface.routes) add(route.definition.method, route.definition.path, routeOperation(route, surface, configs));
   for (const upgrade of surface.upgrades) add('GET', upgrade.path, upgradeOperation(upgrade.path, upgrade.transport));
 
   const schemas: Record<string, JsonSchema> = { Problem: exportSchema(problemSchema), ...eventFilterJsonSchemas };
+  for (const [name, config] of configs) schemas[configSchemaName(name)] = config;
   for (const type of surface.catalog.list()) {
     schemas[eventDataSchemaName(type.name)] = { ...embeddable(type.schema), ...(type.description ? { description: type.description } : {}) };
   }

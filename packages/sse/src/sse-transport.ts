@@ -6,6 +6,7 @@ import {
   StreamSessions,
   SubscriptionNotFoundError,
   type Transport,
+  type TransportChannel,
   type TransportContext,
   ValidationError,
   WrongTransportError,
@@ -70,7 +71,7 @@ function positiveInteger(name: string, value: number, allowZero = false): number
 class ServerSentEvents implements SseTransport {
   readonly name = 'sse' as const;
   readonly kind = 'stream';
-  readonly frames = frames;
+  readonly channel: TransportChannel;
   readonly #path: string;
   readonly #keepAlive: number;
   readonly #retry: number;
@@ -92,6 +93,14 @@ class ServerSentEvents implements SseTransport {
     this.#maxBufferedBytes = positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 1_048_576);
     this.#cursorInterval = positiveInteger('cursorInterval', options.cursorInterval ?? 1_000);
     this.#cors = options.cors && new CorsPolicy(options.cors);
+    this.channel = {
+      title: 'Server-Sent Events',
+      description:
+        'GET with `?types=a,b` (patterns allowed) or `?subscription=<id>`, authorised by `Authorization: Bearer` or `?access_token=` (a stream token). Each event is `id: <seq>`, `event: <type>`, `data: <envelope JSON>`; `Last-Event-ID` (or `?lastEventId=`) resumes after that seq.',
+      server: { protocol: 'http', description: 'The SSE transport: a `text/event-stream` response.' },
+      address: this.#path,
+      frames,
+    };
   }
 
   get connections(): number {

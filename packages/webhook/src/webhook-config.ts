@@ -38,28 +38,30 @@ const headerName = z
 
 /** A webhook subscription's `config`, as validated on create and change. */
 export const webhookConfigSchema = z.strictObject({
-  /** Where events are POSTed: https, or http when private targets are allowed. */
-  url: destinationUrl(['https:', 'http:'], 'must be an absolute http(s) URL without credentials', { credentials: false }),
-  /** `whsec_` + base64 of 24 to 64 bytes; generated when absent and shown once. */
-  secret: webhookSecret.optional(),
-  /** Extra static headers sent with every delivery. */
+  url: destinationUrl(['https:', 'http:'], 'must be an absolute http(s) URL without credentials', { credentials: false }).describe(
+    'Where events are POSTed: https, or http when private targets are allowed',
+  ),
+  secret: webhookSecret.optional().describe('`whsec_` + base64 of 24 to 64 bytes; generated when absent and shown once'),
   headers: z
     .record(headerName, z.string().max(1024).regex(/^[^\r\n\0]*$/, 'must be one line'))
     .refine((headers) => Object.keys(headers).length <= 20, 'at most 20 headers')
-    .optional(),
+    .optional()
+    .describe('Extra static headers sent with every delivery (at most 20; not those Herald sets)'),
   /** `rateLimit` (deliveries per second to this endpoint, across all nodes) and `ordered` (one at a time, in `seq` order). */
   ...pushConfigFields,
-  /** Secrets replaced by a rotation, still signing until they expire. Managed by Herald. */
+  // Managed by Herald: what a request gives for them is ignored (`readOnly`, as the API documents say).
   previousSecrets: z
     .array(z.strictObject({ secret: webhookSecret, expiresAt: z.iso.datetime() }))
     .max(10)
-    .optional(),
-  /** When the endpoint echoed the verification challenge for this URL. Managed by Herald. */
-  verifiedAt: z.iso.datetime().optional(),
-  /** The URL whose endpoint echoed the challenge: with verification on, only it is sent anything. Managed by Herald. */
-  verifiedUrl: z.string().max(2048).optional(),
-  /** The endpoint must echo a challenge before it gets deliveries. Managed by Herald. */
-  unverified: z.literal(true).optional(),
+    .optional()
+    .meta({ readOnly: true, description: 'Secrets replaced by a rotation, still signing until they expire' }),
+  verifiedAt: z.iso.datetime().optional().meta({ readOnly: true, description: 'When the endpoint echoed the verification challenge for this URL' }),
+  verifiedUrl: z
+    .string()
+    .max(2048)
+    .optional()
+    .meta({ readOnly: true, description: 'The URL whose endpoint echoed the challenge: with verification on, only it is sent anything' }),
+  unverified: z.literal(true).optional().meta({ readOnly: true, description: 'The endpoint must echo a challenge before it gets deliveries' }),
 });
 
 export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
@@ -75,8 +77,8 @@ export interface ConfigPolicy {
   verifyEndpoints: boolean;
 }
 
-function invalidUrl(message: string): ValidationError {
-  return new ValidationError('The webhook URL is not allowed', [{ path: ['config', 'url'], message }]);
+function invalidUrl(message: string, cause?: Error): ValidationError {
+  return new ValidationError('The webhook URL is not allowed', [{ path: ['config', 'url'], message }], undefined, cause);
 }
 
 /** Checks what the schema cannot (scheme and literal address against the policy), and fills in the secret. */
@@ -89,7 +91,7 @@ export function prepareWebhookConfig(
   if (!policy.allowPrivate) {
     if (url.protocol !== 'https:') throw invalidUrl('must be https (http only when HERALD_ALLOW_PRIVATE=1)');
     const refused = refusedUrlTarget(url);
-    if (refused) throw invalidUrl(refused.message);
+    if (refused) throw invalidUrl(refused.message, refused);
   }
   const before = previous?.config;
   const generated = config.secret === undefined ? generateSecret() : undefined;

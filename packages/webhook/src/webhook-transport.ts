@@ -1,4 +1,6 @@
+import type { TransportChannel } from '@herald/core';
 import { definePushTransport, type PushTransport } from '@herald/outbox';
+import { z } from 'zod';
 import { EndpointVerifier } from './endpoint-verifier.js';
 import { HttpSender } from './http-sender.js';
 import { endpointVerified, prepareWebhookConfig, publicWebhookConfig, type StoredWebhookConfig, type WebhookConfig, webhookConfigSchema } from './webhook-config.js';
@@ -6,6 +8,26 @@ import { type ResolvedWebhookOptions, resolveWebhookOptions, type WebhookOptions
 import { webhookOutcome } from './webhook-outcome.js';
 import { testHeader, webhookHeaders, webhookTarget } from './webhook-request.js';
 import { webhookRoutes } from './webhook-routes.js';
+
+/** The Standard Webhooks headers of every delivery, for `/asyncapi.json`. */
+const signatureHeaders = z.object({
+  'webhook-id': z.string().describe('The event id: the same on every retry, for deduplication'),
+  'webhook-timestamp': z.string().describe('Unix seconds of this attempt'),
+  'webhook-signature': z
+    .string()
+    .describe('`v1,<base64 HMAC-SHA256 of id.timestamp.body>`; several, space-separated, while a rotated secret is in its grace period'),
+});
+
+/** How `/asyncapi.json` describes the webhook transport: a POST to each subscription's endpoint. */
+const webhookChannel: TransportChannel = {
+  title: 'Webhooks (Standard Webhooks)',
+  description:
+    'A POST to each matching webhook subscription’s `config.url`, with the envelope as the JSON body, signed per Standard Webhooks. 2xx is delivered; anything else is retried on a schedule.',
+  server: { protocol: 'https', host: '{endpoint}', description: 'The consumer’s endpoint: the `config.url` of a webhook subscription.' },
+  variables: { endpoint: 'The host of the subscription’s URL' },
+  events: { headers: signatureHeaders, contentType: 'application/json' },
+  bindings: { operation: { http: { method: 'POST', bindingVersion: '0.3.0' } } },
+};
 
 /** The webhook transport: a push transport whose subscriptions store a {@link StoredWebhookConfig}. */
 export type WebhookTransport = PushTransport<StoredWebhookConfig, WebhookConfig>;
@@ -25,6 +47,7 @@ export function webhook(options: WebhookOptions = {}): WebhookTransport {
   return definePushTransport({
     name: 'webhook',
     configSchema: webhookConfigSchema,
+    channel: webhookChannel,
     options: (env) => (resolved = resolveWebhookOptions(options, env)),
 
     prepareConfig(config, previous) {

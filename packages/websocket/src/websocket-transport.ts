@@ -97,7 +97,14 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
   return {
     name: 'websocket',
     kind: 'stream',
-    frames,
+    channel: {
+      title: `WebSocket (${subprotocol})`,
+      description: `Authenticate with \`auth\` within ${resolved.authTimeout / 1000} s (or \`Authorization\` on the upgrade), then \`subscribe\` to types or a durable subscription; events arrive as \`event\` frames. Close codes: 4400 bad message, 4401 unauthorized, 4403 forbidden, 4408 auth timeout, 4409 duplicate subscription id, 4429 too slow, 1009 message too big (over \`maxPayload\`, ${resolved.maxPayload} bytes), 1001 going away.`,
+      server: { protocol: 'ws', description: `The WebSocket transport; subprotocol \`${subprotocol}\`, JSON text frames.` },
+      address: resolved.path,
+      events: false,
+      frames,
+    },
 
     async start(context) {
       stopping = false;

@@ -57,7 +57,8 @@ const listQuery = (maxSubscriptions: number) =>
     ),
   });
 
-const emptyConfig = z.strictObject({});
+/** The config of a transport without a `configSchema`: an empty object. */
+export const emptyConfig = z.strictObject({});
 
 /** A PATCH named a status for a subscription that awaits endpoint verification: only verification moves it. */
 class SubscriptionPendingError extends HeraldError {

@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { HeraldEvent } from '@herald/core';
+import type { HeraldEvent, Logger } from '@herald/core';
 import { type LookupFunction, sqlOutbox } from '@herald/outbox';
-import { metricValue, startTestApp, type TestApp, waitFor } from '@herald/testkit';
+import { metricValue, recordingLogger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase, tempFolder } from '../../core/src/temp-folder.test-support.js';
@@ -17,8 +17,8 @@ import { webhook as createWebhook } from './webhook-transport.js';
 
 const allowPrivate = { HERALD_WEBHOOK_ALLOW_PRIVATE: '1' };
 
-async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate): Promise<TestApp> {
-  const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env });
+async function app(options: WebhookOptions = {}, env: Record<string, string> = allowPrivate, logger?: Logger): Promise<TestApp> {
+  const started = await startTestApp([createWebhook({ pollInterval: 50, ...options })], { env, ...(logger ? { logger } : {}) });
   onTestFinished(() => started.close());
   return started;
 }
@@ -128,10 +128,18 @@ describe('webhook subscriptions over REST', () => {
       [{}, { HERALD_ALLOW_PRIVATE: '0' }],
       [{ allowPrivate: false }, { HERALD_ALLOW_PRIVATE: '1' }],
     ] as const) {
-      const closed = await app(options, env);
+      const logger = recordingLogger();
+      const closed = await app(options, env, logger);
       const denied = await closed.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: 'https://127.0.0.1/hook' } }, await closed.consumerKey('acme'));
       expect(denied.status, JSON.stringify(env)).toBe(422);
+      // What the consumer reads says what the address is, not how the provider allows it: that is in the provider's log.
       expect(denied.body.errors[0].message).toBe('127.0.0.1 is a loopback address; push transports may not reach it');
+      expect(JSON.stringify(denied.body)).not.toContain('HERALD_ALLOW_PRIVATE');
+      expect(logger.entries).toContainEqual({
+        level: 'info',
+        fields: expect.objectContaining({ transport: 'webhook', refused: denied.body.errors[0].message, hint: 'HERALD_ALLOW_PRIVATE=1 allows it for development' }),
+        message: "refused a subscription's destination",
+      });
     }
   });
 

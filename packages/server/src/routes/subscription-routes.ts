@@ -87,7 +87,7 @@ class SubscriptionLimitError extends HeraldError {
   }
 }
 
-export function subscriptionRoutes({ bus, catalog, subscriptions, transports, maxSubscriptions }: ServerContext): RouteDefinition[] {
+export function subscriptionRoutes({ bus, catalog, subscriptions, transports, maxSubscriptions, logger }: ServerContext): RouteDefinition[] {
   // Creates by one consumer take turns, so that counting and storing are one step on this node.
   const creates = new KeyedLock();
 
@@ -110,7 +110,24 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
         toIssues(parsed.error.issues).map((issue) => ({ ...issue, path: ['config', ...issue.path] })),
       );
     }
-    return transport.prepareConfig ? transport.prepareConfig(parsed.data, previous) : { config: parsed.data };
+    if (!transport.prepareConfig) return { config: parsed.data };
+    try {
+      return await transport.prepareConfig(parsed.data, previous);
+    } catch (error) {
+      logRefusedTarget(error, transport.name);
+      throw error;
+    }
+  };
+
+  /**
+   * A destination the address guard refused: the consumer reads what it is (in the 422), the operator reads here
+   * the address it resolved to, if any, and how to allow it (the refusal's `hint`), which the consumer must not.
+   */
+  const logRefusedTarget = (error: unknown, transport: string) => {
+    const refused = error instanceof ValidationError ? error.cause : undefined;
+    if (!(refused instanceof Error) || typeof (refused as { hint?: unknown }).hint !== 'string') return;
+    const { address, hint } = refused as Error & { address?: string; hint: string };
+    logger.info({ transport, refused: refused.message, ...(address ? { address } : {}), hint }, "refused a subscription's destination");
   };
 
   const present = (subscription: Subscription, reveal: Record<string, unknown> = {}) => {

@@ -198,6 +198,21 @@ describe('allowing private targets', () => {
 /** How every refusal's message ends. */
 const allows = '; push transports may not reach it';
 
+/** A TCP server on 127.0.0.1 that counts the connections made to it (and closes them), closed after the test. */
+async function loopbackServer(): Promise<{ port: number; readonly connections: number }> {
+  const server = createServer((socket) => socket.destroy());
+  let connections = 0;
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return {
+    port: (server.address() as { port: number }).port,
+    get connections() {
+      return connections;
+    },
+  };
+}
+
 describe("the guard's messages", () => {
   it('name the class of a literal address, with the right article', () => {
     expect(refusedHost('::')?.message).toBe(`:: is an unspecified address${allows}`);
@@ -241,12 +256,8 @@ describe('the guard at connect time', () => {
   });
 
   it('fails a real connection to a name that resolves to loopback, before it is made', async () => {
-    const server = createServer((socket) => socket.destroy());
-    let connections = 0;
-    server.on('connection', () => connections++);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const { port } = server.address() as { port: number };
+    const server = await loopbackServer();
+    const { port } = server;
     const error = await new Promise<Error>((resolve, reject) => {
       const socket = connect({ host: 'localhost', port, family: 4, lookup: guardedLookup() });
       socket.on('connect', () => reject(new Error('connected')));
@@ -254,7 +265,7 @@ describe('the guard at connect time', () => {
     });
     expect(error).toMatchObject({ refused: 'loopback', address: '127.0.0.1' });
     expect(error.message).not.toContain('127.0.0.1');
-    expect(connections).toBe(0);
+    expect(server.connections).toBe(0);
   });
 
   it('checks what a name resolves to as a literal address: IPv4-mapped, 6to4 and NAT64 by the IPv4 address they carry, Teredo not at all', async () => {
@@ -280,12 +291,8 @@ describe('the guard at connect time', () => {
   });
 
   it('judges an IPv4-mapped answer by the IPv4 address a connection to it reaches, and dials the answer it judged', async () => {
-    const server = createServer((socket) => socket.destroy());
-    let connections = 0;
-    server.on('connection', () => connections++);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const { port } = server.address() as { port: number };
+    const server = await loopbackServer();
+    const { port } = server;
     // A name that rebinds: public the first time it is asked, loopback after; answered later, as DNS answers.
     let asked = 0;
     const rebinding: LookupFunction = (_hostname, options, callback) => {
@@ -314,9 +321,9 @@ describe('the guard at connect time', () => {
     // The loopback answer, asked for again by the next connection, is refused as loopback, before it is made.
     const refused = await attempt(lookup, false);
     expect(refused.error).toMatchObject({ refused: 'loopback', address: '::ffff:127.0.0.1', message: `rebind.example resolves to a loopback address${allows}` });
-    expect(connections).toBe(0);
+    expect(server.connections).toBe(0);
     // Unguarded, that answer reaches the IPv4 loopback server: why it is judged by the address it carries.
     expect(await attempt(rebinding, false)).toEqual({ connected: '::ffff:127.0.0.1' });
-    await vi.waitFor(() => expect(connections).toBe(1));
+    await vi.waitFor(() => expect(server.connections).toBe(1));
   });
 });

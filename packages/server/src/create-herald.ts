@@ -312,6 +312,9 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     pruner?.start();
   })();
   ready.catch((error: unknown) => logger.error({ err: error }, 'Herald failed to start'));
+  const generatedAdminKeyOnceReady = ready.then(() => generatedAdminKey);
+  // Rejects as `ready` does; an app that handles `ready` need not handle this one too.
+  generatedAdminKeyOnceReady.catch(() => {});
 
   app.use(async (_req, _res, next) => {
     await ready;
@@ -381,7 +384,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     subscriptions,
     logger,
     keys,
-    generatedAdminKey: ready.then(() => generatedAdminKey),
+    generatedAdminKey: generatedAdminKeyOnceReady,
     async listen(listenOptions = {}) {
       await ready;
       const handler = listenOptions.handler ?? app;

@@ -17,14 +17,18 @@ let directory: string;
 let browser: Browser;
 let page: Page;
 
-/** Starts the demo as `pnpm start` does (building the page), on an ephemeral port and a fresh database. */
-async function startDemo(): Promise<void> {
-  directory = mkdtempSync(join(tmpdir(), 'herald-demo-page-'));
-  demo = spawn('pnpm', ['start'], {
+/**
+ * Starts the demo as `pnpm start` does (building the page), on an ephemeral port and a fresh database; or,
+ * with `port`, starts it again on that port and the same database, without building anything.
+ */
+async function startDemo(port?: string): Promise<void> {
+  directory ??= mkdtempSync(join(tmpdir(), 'herald-demo-page-'));
+  const [command, ...args] = port === undefined ? ['pnpm', 'start'] : ['node', '--conditions=herald-source', '--import', 'tsx', 'src/main.ts'];
+  demo = spawn(command as string, args, {
     cwd: demoDirectory,
     // Its own process group, so the server under pnpm and tsx stops with it.
     detached: true,
-    env: { ...process.env, PORT: '0', HERALD_DATABASE: join(directory, 'herald.db'), HERALD_LOG_LEVEL: 'warn', HERALD_ADMIN_KEY: '' },
+    env: { ...process.env, PORT: port ?? '0', HERALD_DATABASE: join(directory, 'herald.db'), HERALD_LOG_LEVEL: 'warn', HERALD_ADMIN_KEY: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   exited = new Promise((done) => demo.once('exit', (code) => done(code)));
@@ -52,21 +56,26 @@ beforeAll(async () => {
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(error.message));
   await page.goto(url);
-  for (const panel of ['ws-status', 'sse-status', 'webhook-status']) {
+  for (const panel of ['ws-status', 'sse-status', 'poll-status', 'webhook-status']) {
     await page.locator(`[data-testid="${panel}"][data-state="live"]`).waitFor({ timeout: 20_000 });
   }
   expect(problems).toEqual([]);
 }, 120_000);
 
-afterAll(async () => {
-  await browser?.close();
+async function stopDemo(): Promise<void> {
   if (demo?.pid !== undefined && demo.exitCode === null) {
     process.kill(-demo.pid, 'SIGTERM');
     await exited;
   }
+}
+
+afterAll(async () => {
+  await browser?.close();
+  await stopDemo();
   if (directory) rmSync(directory, { recursive: true, force: true });
 }, 30_000);
 
+const logs = ['ws-log', 'sse-log', 'poll-log', 'webhook-log'];
 const item = (log: string, seq: number): Locator => page.locator(`[data-testid="${log}"] li[data-seq="${seq}"]`);
 
 /** Publishes through the form; returns the seq the server gave the event and when the button was clicked. */
@@ -85,11 +94,11 @@ async function publishThroughForm(type: string, data: unknown): Promise<{ seq: n
 }
 
 describe('the demo page', () => {
-  it('shows an event published through the form in the WebSocket, SSE and webhook panels within 2 s', async () => {
+  it('shows an event published through the form in the WebSocket, SSE, polling and webhook panels within 2 s', async () => {
     const { seq, clickedAt } = await publishThroughForm('order.created', { orderId: 'ord_test_1', total: 19.9, currency: 'EUR' });
-    await Promise.all(['ws-log', 'sse-log', 'webhook-log'].map((log) => item(log, seq).waitFor({ timeout: 5_000 })));
+    await Promise.all(logs.map((log) => item(log, seq).waitFor({ timeout: 5_000 })));
     // The page measures from just before its publish request to the event's arrival in each panel.
-    for (const log of ['ws-log', 'sse-log', 'webhook-log']) {
+    for (const log of logs) {
       expect(await item(log, seq).getAttribute('data-type')).toBe('order.created');
       const latency = /^(\d+) ms$/.exec((await item(log, seq).locator('.latency').textContent()) ?? '')?.[1];
       expect(Number(latency), `${log}: ${latency} ms`).toBeLessThan(2_000);
@@ -100,10 +109,9 @@ describe('the demo page', () => {
   });
 
   it('resumes after a disconnect: the events published meanwhile arrive on reconnect, none missing, none twice', async () => {
-    await page.getByTestId('ws-toggle').click();
-    await page.getByTestId('sse-toggle').click();
-    await expect.poll(() => page.getByTestId('ws-status').getAttribute('data-state')).toBe('disconnected');
-    await expect.poll(() => page.getByTestId('sse-status').getAttribute('data-state')).toBe('disconnected');
+    const resumable = ['ws', 'sse', 'poll'];
+    for (const panel of resumable) await page.getByTestId(`${panel}-toggle`).click();
+    for (const panel of resumable) await expect.poll(() => page.getByTestId(`${panel}-status`).getAttribute('data-state')).toBe('disconnected');
 
     const seqs: number[] = [];
     for (const [n, type] of ['order.paid', 'order.shipped', 'invoice.sent'].entries()) {
@@ -117,24 +125,17 @@ describe('the demo page', () => {
     }
     // The webhook panel was never disconnected: once it shows all three, they were delivered while the others were away.
     for (const seq of seqs) await item('webhook-log', seq).waitFor({ timeout: 10_000 });
-    for (const seq of seqs) {
-      expect(await item('ws-log', seq).count()).toBe(0);
-      expect(await item('sse-log', seq).count()).toBe(0);
-    }
+    for (const seq of seqs) for (const panel of resumable) expect(await item(`${panel}-log`, seq).count()).toBe(0);
 
-    await page.getByTestId('ws-toggle').click();
-    await page.getByTestId('sse-toggle').click();
+    for (const panel of resumable) await page.getByTestId(`${panel}-toggle`).click();
+    for (const seq of seqs) for (const panel of resumable) await item(`${panel}-log`, seq).waitFor({ timeout: 10_000 });
     for (const seq of seqs) {
-      await item('ws-log', seq).waitFor({ timeout: 10_000 });
-      await item('sse-log', seq).waitFor({ timeout: 10_000 });
+      for (const panel of resumable) {
+        expect(await item(`${panel}-log`, seq).count()).toBe(1);
+        expect(await item(`${panel}-log`, seq).getAttribute('data-resumed')).toBe('true');
+      }
     }
-    for (const seq of seqs) {
-      expect(await item('ws-log', seq).count()).toBe(1);
-      expect(await item('sse-log', seq).count()).toBe(1);
-      expect(await item('ws-log', seq).getAttribute('data-resumed')).toBe('true');
-    }
-    await expect.poll(() => page.getByTestId('ws-status').getAttribute('data-state')).toBe('live');
-    await expect.poll(() => page.getByTestId('sse-status').getAttribute('data-state')).toBe('live');
+    for (const panel of resumable) await expect.poll(() => page.getByTestId(`${panel}-status`).getAttribute('data-state')).toBe('live');
   });
 
   it('lists the subscriptions, creates and deletes one, and shows the webhook delivery attempts', async () => {
@@ -167,10 +168,75 @@ describe('the demo page', () => {
     await expect.poll(() => created.count(), { timeout: 10_000 }).toBe(1);
     await page.getByTestId('subscribe-filter').fill('{"data.amont": 1}');
     await page.getByTestId('subscribe-submit').click();
-    await expect.poll(() => page.getByTestId('publish-result').textContent(), { timeout: 10_000 }).toMatch(/filter\.data\.amont/);
+    // Said under the Subscribe form, not under Publish's.
+    const publishResult = await page.getByTestId('publish-result').textContent();
+    await expect.poll(() => page.getByTestId('subscribe-result').textContent(), { timeout: 10_000 }).toMatch(/filter\.data\.amont/);
+    expect(await page.getByTestId('publish-result').textContent()).toBe(publishResult);
     await created.getByRole('button', { name: 'delete' }).click();
     await expect.poll(() => created.count(), { timeout: 10_000 }).toBe(0);
     await page.getByTestId('subscribe-filter').fill('');
+  });
+
+  it('offers the transports the demo mounts: a panel polls, and the menu subscribes with each that needs no destination of its own', async () => {
+    const session = (await (await fetch(`${url}/demo/session`)).json()) as { consumerKey: string; transports: unknown };
+    const mounted = await fetch(`${url}/v1/transports`, { headers: { authorization: `Bearer ${session.consumerKey}` } });
+    const { data } = (await mounted.json()) as { data: { name: string; kind: string }[] };
+    expect(session.transports).toEqual(data);
+    expect(data.map(({ name }) => name)).toEqual(['webhook', 'websocket', 'sse', 'poll', 'amqp', 'nats']);
+    expect(await page.locator('h1').textContent()).toContain('six transports');
+    // AMQP and NATS deliver to a broker the form does not ask for: the hint tells how to subscribe them.
+    expect(await page.getByTestId('subscribe-transport').locator('option').allTextContents()).toEqual(['webhook', 'websocket', 'sse', 'poll']);
+    expect(await page.getByTestId('queue-hint').textContent()).toContain('consumer portal');
+
+    const rows = page.locator('[data-testid="subscriptions"] tr[data-subscription]');
+    await page.getByTestId('subscribe-transport').selectOption('poll');
+    await page.getByTestId('subscribe-types').fill('order.shipped');
+    await page.getByTestId('subscribe-submit').click();
+    await expect.poll(() => page.getByTestId('subscribe-result').textContent(), { timeout: 10_000 }).toMatch(/^subscribed: sub_\w+ \(poll\)$/);
+    const created = rows.filter({ hasText: 'order.shipped' });
+    await expect.poll(() => created.locator('td').nth(1).textContent(), { timeout: 10_000 }).toBe('poll');
+    await created.getByRole('button', { name: 'delete' }).click();
+    await expect.poll(() => created.count(), { timeout: 10_000 }).toBe(0);
+    expect(await page.getByTestId('subscribe-result').textContent()).toMatch(/^deleted sub_\w+$/);
+  });
+
+  it('answers bad input to its own routes with problem+json, and no stack trace or path', async () => {
+    const repository = resolve(demoDirectory, '../..');
+    const post = (path: string, body: string) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const cases: [path: string, body: string, status: number, problem: string][] = [
+      ['/demo/publish', '{"type": "order.created", ', 400, 'malformed-json'],
+      ['/demo/publish', JSON.stringify({ type: 'order.created', data: { note: 'x'.repeat(200_000) } }), 413, 'body-too-large'],
+      ['/demo/publish', '[]', 422, 'validation-failed'],
+      ['/demo/inbox', 'x'.repeat(1_100_000), 413, 'body-too-large'],
+    ];
+    for (const [path, body, status, problem] of cases) {
+      const response = await post(path, body);
+      const text = await response.text();
+      expect(response.status, text.slice(0, 300)).toBe(status);
+      expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(text).type).toBe(`urn:herald:problem:${problem}`);
+      expect(text).not.toContain(repository);
+      expect(text).not.toMatch(/\bat \S+ \(/);
+    }
+  });
+
+  it('fits a phone, 360 to 430 px wide: the panels in one column, nothing wider than the screen', async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    try {
+      await phone.goto(url);
+      await phone.locator('[data-testid="subscriptions"] tr[data-subscription]').first().waitFor({ timeout: 10_000 });
+      for (const width of [360, 390, 430]) {
+        await phone.setViewportSize({ width, height: 844 });
+        expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(width);
+        const rights = await phone.locator('button, textarea, select, input').evaluateAll((nodes) => nodes.map((node) => node.getBoundingClientRect().right));
+        expect(Math.max(...rights)).toBeLessThanOrEqual(width);
+        expect((await phone.getByTestId('publish-data').boundingBox())?.width).toBeGreaterThan(width * 0.75);
+        const lefts = await phone.locator('.panel').evaluateAll((nodes) => nodes.map((node) => node.getBoundingClientRect().left));
+        expect(new Set(lefts).size).toBe(1);
+      }
+    } finally {
+      await phone.close();
+    }
   });
 
   it('serves /docs, which renders every operation of /openapi.json and every channel of /asyncapi.json', async () => {
@@ -208,7 +274,31 @@ describe('the demo page', () => {
     await expect.poll(() => page.locator('[data-testid="ws-log"] li[data-seq]').count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(14);
     await expect.poll(() => page.locator('[data-testid="webhook-log"] li[data-seq]').count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(14);
     mkdirSync(resolve(screenshotPath, '..'), { recursive: true });
-    await page.screenshot({ path: screenshotPath });
+    await page.screenshot({ path: screenshotPath, fullPage: true });
     expect(statSync(screenshotPath).size).toBeGreaterThan(10_000);
   });
+
+  it('renews its session when the demo starts again: the new start\'s subscriptions are listed, the form works, the panels go on', async () => {
+    const rows = page.locator('[data-testid="subscriptions"] tr[data-subscription]');
+    const listed = () => rows.evaluateAll((nodes) => nodes.map((node) => (node as HTMLElement).dataset.subscription).sort());
+    const before = await listed();
+    const previousUrl = url;
+    await stopDemo();
+    await startDemo(new URL(url).port);
+    expect(url).toBe(previousUrl);
+
+    // The demo revoked the page's key and replaced its inbox subscription: the list follows without a reload.
+    const session = (await (await fetch(`${url}/demo/session`)).json()) as { consumerKey: string };
+    const answer = await fetch(`${url}/v1/subscriptions`, { headers: { authorization: `Bearer ${session.consumerKey}` } });
+    const current = ((await answer.json()) as { data: { id: string }[] }).data.map(({ id }) => id).sort();
+    expect(current).not.toEqual(before);
+    await expect.poll(listed, { timeout: 15_000 }).toEqual(current);
+    await page.getByTestId('subscribe-transport').selectOption('websocket');
+    await page.getByTestId('subscribe-types').fill('invoice.sent');
+    await page.getByTestId('subscribe-submit').click();
+    await expect.poll(() => page.getByTestId('subscribe-result').textContent(), { timeout: 10_000 }).toMatch(/^subscribed: sub_\w+ \(websocket\)$/);
+
+    const { seq } = await publishThroughForm('order.created', { orderId: 'ord_after_restart', total: 1, currency: 'EUR' });
+    await Promise.all(logs.map((log) => item(log, seq).waitFor({ timeout: 15_000 })));
+  }, 120_000);
 });

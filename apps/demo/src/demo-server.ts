@@ -5,7 +5,7 @@ import type { EventMapOf, Principal } from '@herald/core';
 import { poll } from '@herald/poll';
 import { portal, portalAppDirectory } from '@herald/portal';
 import { nats } from '@herald/nats';
-import { createHerald, type Herald, sendProblem, stopOnSignals, toProblem } from '@herald/server';
+import { createHerald, type Herald, problemHandler, stopOnSignals } from '@herald/server';
 import { sse } from '@herald/sse';
 import { webhook } from '@herald/webhook';
 import { websocket } from '@herald/websocket';
@@ -56,7 +56,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const env = { ...(options.env ?? process.env) };
   // The inbox is on this machine: webhooks to loopback are refused unless allowed.
   env.HERALD_WEBHOOK_ALLOW_PRIVATE ??= '1';
-  const herald = createHerald({ env, eventTypes: demoEventTypes, transports: [webhook(), websocket(), sse(), poll(), amqp(), nats()] });
+  const transports = [webhook(), websocket(), sse(), poll(), amqp(), nats()];
+  const herald = createHerald({ env, eventTypes: demoEventTypes, transports });
   await herald.ready;
   const adminKey = await herald.generatedAdminKey;
 
@@ -95,7 +96,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       consumerKey,
       latestSeq: herald.bus.latest,
       inboxUrl: `${baseUrl}/demo/inbox`,
-      transports: ['webhook', 'websocket', 'sse'],
+      transports: transports.map(({ name, kind }) => ({ name, kind: kind ?? 'stream' })),
       eventTypes: herald.catalog.list().map(({ name, description }) => ({
         name,
         ...(description ? { description } : {}),
@@ -108,13 +109,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     res.status(201).json({ token: key, expiresAt: token.expiresAt });
   });
   app.post('/demo/publish', express.json(), async (req, res) => {
-    try {
-      const body = publishBody.parse(req.body);
-      const { event, created } = await herald.publish(body as never);
-      res.status(created ? 202 : 200).json({ id: event.id, seq: event.seq });
-    } catch (error) {
-      sendProblem(res, toProblem(error));
-    }
+    const { event, created } = await herald.publish(publishBody.parse(req.body) as never);
+    res.status(created ? 202 : 200).json({ id: event.id, seq: event.seq });
   });
   // The consumer portal, opened for the page's consumer with a session issued by an admin key of the store.
   if (existsSync(portalAppDirectory)) app.use('/portal', portal());
@@ -131,6 +127,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     });
   }
   app.use(herald.app);
+  // The demo's own routes answer as Herald's do: problem+json (a body that is not JSON: 400; too large: 413), never a stack trace.
+  app.use(problemHandler((error) => herald.logger.error({ err: error }, 'unexpected error')));
 
   const host = options.host ?? env.HOST ?? '127.0.0.1';
   const listening = await herald.listen({ handler: app, host, handleSignals: false, ...(options.port !== undefined ? { port: options.port } : {}) });

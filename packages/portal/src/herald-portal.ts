@@ -1049,12 +1049,14 @@ export class HeraldPortal extends LitElement {
   }
 
   #renderHealth(): TemplateResult {
-    const percent = (rate: number | null) => (rate === null ? '–' : `${Math.round(rate * 100)}%`);
     return html`<section data-testid="portal-health" aria-labelledby="health-title">
       <h2 id="health-title">Health, last 24 hours</h2>
       ${this.health.length === 0 && !this.loadFailed ? html`<p>No push subscriptions.</p>` : nothing}
       ${this.health.map(({ subscription, health }) => {
-        const summary = `${percent(health.successRate)} of ${health.attempts} attempts succeeded, median latency ${health.medianMs ?? '–'} ms`;
+        const summary =
+          health.attempts === 0
+            ? 'No delivery attempts in the last 24 hours.'
+            : `${Math.round((health.succeeded / health.attempts) * 100)}% of ${health.attempts} attempts succeeded, median latency ${health.medianMs} ms`;
         const slowest = Math.max(1, ...health.hours.map((hour) => hour.medianMs ?? 0));
         // The chart's start, middle and end: 24 hours ago, 12 hours ago, now.
         const since = health.hours[0]?.start ?? 0;
@@ -1079,7 +1081,7 @@ export class HeraldPortal extends LitElement {
             ${[0.5, 120, 239.5].map((x) => svg`<line class="tick" x1=${x} x2=${x} y1="55" y2="60"></line>`)}
           </svg>
           <p class="axis" data-testid="health-axis">${ticks.map((at) => html`<time datetime=${new Date(at).toISOString()}>${clockOf(at)}</time>`)}</p>
-          <p class="legend"><span class="swatch succeeded"></span> succeeded · <span class="swatch failed"></span> failed · line and dots: median latency (top: ${slowest} ms)</p>
+          <p class="legend"><span class="swatch succeeded"></span> succeeded · <span class="swatch failed"></span> failed · line and dots: median latency${health.attempts === 0 ? '' : ` (top: ${slowest} ms)`}</p>
         </article>`;
       })}
     </section>`;

@@ -242,6 +242,9 @@ describe('the consumer portal in Chromium (issue 19): subscriptions and layout',
     await page.getByTestId('health-endpoint').waitFor();
     expect(await page.getByTestId('health-endpoint').count()).toBe(1);
     expect(logged).toEqual([]);
+    // Nothing was published for delta: its endpoint had no attempt, and the view says so in words.
+    expect(await page.getByTestId('health-summary').textContent()).toBe('No delivery attempts in the last 24 hours.');
+    expect(await page.getByTestId('health-endpoint').locator('.legend').textContent()).not.toContain('top:');
     await page.close();
   }, 60_000);
 

@@ -6,7 +6,8 @@ export interface DemoSession {
   /** The end of the log when the page loaded: where the streams start, so nothing after it is missed. */
   latestSeq: number;
   inboxUrl: string;
-  transports: string[];
+  /** Every transport the demo mounts, as `GET /v1/transports` lists them: `push` ones deliver to the destination their config names. */
+  transports: { name: string; kind: 'push' | 'stream' | 'pull' }[];
   eventTypes: { name: string; description?: string; example: unknown }[];
 }
 
@@ -16,15 +17,21 @@ export interface Answer<T = any> {
   body: T;
 }
 
+/** A request to the demo server; status 0 when it did not answer (it is stopped, or restarting). */
 async function call<T>(method: string, path: string, body?: unknown, key?: string): Promise<Answer<T>> {
-  const response = await fetch(path, {
-    method,
-    headers: {
-      ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: {
+        ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch {
+    return { status: 0, body: { detail: 'the demo server did not answer' } as T };
+  }
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
@@ -47,15 +54,27 @@ export function publish(input: { type: string; data: unknown; id: string }): Pro
   return call('POST', '/demo/publish', input);
 }
 
-/** The REST API with the demo consumer's key. */
-export function restApi(key: string) {
+/**
+ * The REST API with the demo consumer's key. The demo revokes that key when it starts again: a request
+ * refused with 401 fetches the new key from `GET /demo/session` and is sent once more.
+ */
+export function restApi(session: DemoSession) {
+  let key = session.consumerKey;
+  const asConsumer = async <T>(method: string, path: string, body?: unknown): Promise<Answer<T>> => {
+    const answer = await call<T>(method, path, body, key);
+    if (answer.status !== 401) return answer;
+    const renewed = await loadSession().catch(() => undefined);
+    if (renewed === undefined || renewed.consumerKey === key) return answer;
+    key = renewed.consumerKey;
+    return call<T>(method, path, body, key);
+  };
   return {
-    subscriptions: () => call<{ data: Subscription[] }>('GET', '/v1/subscriptions', undefined, key),
+    subscriptions: () => asConsumer<{ data: Subscription[] }>('GET', '/v1/subscriptions'),
     subscribe: (transport: string, types: string[], config: Record<string, unknown> = {}, filter?: unknown) =>
-      call<Subscription>('POST', '/v1/subscriptions', { transport, types, config, ...(filter !== undefined ? { filter } : {}) }, key),
-    unsubscribe: (id: string) => call('DELETE', `/v1/subscriptions/${encodeURIComponent(id)}`, undefined, key),
-    deliveries: (id: string) => call<{ data: Delivery[] }>('GET', `/v1/subscriptions/${encodeURIComponent(id)}/deliveries?limit=10`, undefined, key),
-    retry: (deliveryId: string) => call('POST', `/v1/deliveries/${encodeURIComponent(deliveryId)}/retry`, undefined, key),
+      asConsumer<Subscription>('POST', '/v1/subscriptions', { transport, types, config, ...(filter !== undefined ? { filter } : {}) }),
+    unsubscribe: (id: string) => asConsumer('DELETE', `/v1/subscriptions/${encodeURIComponent(id)}`),
+    deliveries: (id: string) => asConsumer<{ data: Delivery[] }>('GET', `/v1/subscriptions/${encodeURIComponent(id)}/deliveries?limit=10`),
+    retry: (deliveryId: string) => asConsumer('POST', `/v1/deliveries/${encodeURIComponent(deliveryId)}/retry`),
   };
 }
 

@@ -1,10 +1,10 @@
-import { type EventStream, HeraldSocket, openEventStream, type StreamedEvent } from '@herald/client';
+import { type EventStream, HeraldSocket, openEventStream, pollEvents, type StreamedEvent, type StreamReset } from '@herald/client';
 import { type DemoSession, describeProblem, loadSession, publish, restApi, streamToken } from './demo-api.js';
 import { EventLog } from './event-log.js';
 import { LatencyChart } from './latency-chart.js';
 import { SubscriptionsPanel } from './subscriptions-panel.js';
 
-type TransportKey = 'websocket' | 'sse' | 'webhook';
+type TransportKey = 'websocket' | 'sse' | 'poll' | 'webhook';
 
 function byTestId<T extends Element>(id: string): T {
   const node = document.querySelector<T>(`[data-testid="${id}"]`);
@@ -18,6 +18,13 @@ function setState(id: string, state: 'connecting' | 'live' | 'reconnecting' | 'd
   node.textContent = text;
 }
 
+/** Says how a form's request went, in the line under that form. */
+function report(id: string, text: string, ok: boolean): void {
+  const result = byTestId<HTMLElement>(id);
+  result.textContent = text;
+  result.className = `result ${ok ? 'ok' : 'error'}`;
+}
+
 const session: DemoSession = await loadSession();
 /** When this page published each event, by event id: the start of its publish-to-receipt latency. */
 const publishedAt = new Map<string, number>();
@@ -26,11 +33,13 @@ const reconnectedAt: Partial<Record<TransportKey, number>> = {};
 const chart = new LatencyChart(byTestId<SVGSVGElement>('latency-chart'), [
   { key: 'websocket', label: 'WebSocket', color: '#2563eb' },
   { key: 'sse', label: 'SSE', color: '#0d9488' },
+  { key: 'poll', label: 'Polling', color: '#9333ea' },
   { key: 'webhook', label: 'Webhook', color: '#c2410c' },
 ]);
 const logs: Record<TransportKey, EventLog> = {
   websocket: new EventLog(byTestId('ws-log')),
   sse: new EventLog(byTestId('sse-log')),
+  poll: new EventLog(byTestId('poll-log')),
   webhook: new EventLog(byTestId('webhook-log')),
 };
 
@@ -171,6 +180,63 @@ class SsePanel implements ResumablePanel {
   }
 }
 
+/** The long-polling panel: `pollEvents` polling every type; disconnecting aborts the poll in flight. */
+class PollPanel implements ResumablePanel {
+  position = session.latestSeq;
+  #stop: AbortController | undefined;
+
+  connect(): void {
+    const stop = new AbortController();
+    this.#stop = stop;
+    setState('poll-status', 'connecting');
+    void this.#follow(stop.signal);
+  }
+
+  async #follow(signal: AbortSignal): Promise<void> {
+    const state = (value: 'live' | 'reconnecting') => {
+      if (!signal.aborted) setState('poll-status', value);
+    };
+    // pollEvents tells nothing of its requests: this fetch shows whether they go through. A poll waits at the server for the next event.
+    const watched: typeof fetch = (input, init) => {
+      state('live');
+      return fetch(input, init).then(
+        (response) => {
+          if (!response.ok) state('reconnecting');
+          return response;
+        },
+        (error: unknown) => {
+          state('reconnecting');
+          throw error;
+        },
+      );
+    };
+    const onReset = ({ reason, latest }: StreamReset) => {
+      logs.poll.note(`reset (${reason}): going on after #${latest}`);
+      this.position = latest;
+    };
+    try {
+      for await (const event of pollEvents({ url: location.origin, types: ['**'], token: streamToken, after: this.position, signal, fetch: watched, onReset })) {
+        this.position = event.seq;
+        received('poll', event, Date.now());
+      }
+    } catch (error) {
+      // Refused for good (its stream token could not be renewed): start over, as the SSE panel does.
+      if (signal.aborted) return;
+      state('reconnecting');
+      logs.poll.note(`polling stopped (${error instanceof Error ? error.message : String(error)}): starting over`);
+      setTimeout(() => {
+        if (!signal.aborted) void this.#follow(signal);
+      }, 1000);
+    }
+  }
+
+  disconnect(): void {
+    this.#stop?.abort();
+    this.#stop = undefined;
+    setState('poll-status', 'disconnected');
+  }
+}
+
 /** What the inbox received, streamed by the demo server (`GET /demo/inbox/stream`). */
 interface InboxEntry {
   receivedAt: number;
@@ -201,7 +267,6 @@ function followInbox(): void {
 function publishForm(): void {
   const type = byTestId<HTMLSelectElement>('publish-type');
   const data = byTestId<HTMLTextAreaElement>('publish-data');
-  const result = byTestId<HTMLElement>('publish-result');
   const form = document.getElementById('publish-form') as HTMLFormElement;
   for (const eventType of session.eventTypes) {
     type.append(new Option(eventType.description ? `${eventType.name}: ${eventType.description}` : eventType.name, eventType.name));
@@ -212,27 +277,23 @@ function publishForm(): void {
   type.addEventListener('change', example);
   example();
 
-  const report = (text: string, ok: boolean) => {
-    result.textContent = text;
-    result.className = `result ${ok ? 'ok' : 'error'}`;
-  };
   const publishOnce = async (eventType = type.value, text = data.value): Promise<boolean> => {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      report('The data is not JSON', false);
+      report('publish-result', 'The data is not JSON', false);
       return false;
     }
     const id = `demo_${crypto.randomUUID()}`;
     publishedAt.set(id, Date.now());
     const { status, body } = await publish({ type: eventType, data: parsed, id });
     if (status === 202 || status === 200) {
-      report(`published #${body.seq} (${body.id})`, true);
+      report('publish-result', `published #${body.seq} (${body.id})`, true);
       return true;
     }
     publishedAt.delete(id);
-    report(`refused (${status}): ${describeProblem(body)}`, false);
+    report('publish-result', `refused (${status}): ${describeProblem(body)}`, false);
     return false;
   };
   form.addEventListener('submit', (event) => {
@@ -251,10 +312,13 @@ function publishForm(): void {
 publishForm();
 const websocketPanel = new WebSocketPanel();
 const ssePanel = new SsePanel();
+const pollPanel = new PollPanel();
 websocketPanel.connect();
 ssePanel.connect();
+pollPanel.connect();
 toggle('ws-toggle', 'websocket', websocketPanel, () => websocketPanel.position);
 toggle('sse-toggle', 'sse', ssePanel, () => ssePanel.position);
+toggle('poll-toggle', 'poll', pollPanel, () => pollPanel.position);
 followInbox();
 (document.getElementById('consumer-name') as HTMLElement).textContent = session.consumer;
 new SubscriptionsPanel({
@@ -264,10 +328,6 @@ new SubscriptionsPanel({
   types: byTestId('subscribe-types'),
   transports: session.transports,
   inboxUrl: session.inboxUrl,
-  api: restApi(session.consumerKey),
-  report: (text, ok) => {
-    const result = byTestId<HTMLElement>('publish-result');
-    result.textContent = text;
-    result.className = `result ${ok ? 'ok' : 'error'}`;
-  },
+  api: restApi(session),
+  report: (text, ok) => report('subscribe-result', text, ok),
 });

@@ -1,4 +1,4 @@
-import { type Delivery, describeProblem, type restApi, type Subscription } from './demo-api.js';
+import { type DemoSession, type Delivery, describeProblem, type restApi, type Subscription } from './demo-api.js';
 
 type RestApi = ReturnType<typeof restApi>;
 
@@ -35,7 +35,8 @@ export class SubscriptionsPanel {
     form: HTMLFormElement;
     transport: HTMLSelectElement;
     types: HTMLInputElement;
-    transports: readonly string[];
+    /** The form offers every transport but the push ones whose destination it does not ask for: webhooks go to the inbox. */
+    transports: DemoSession['transports'];
     /** Where webhook subscriptions made here deliver: the demo's inbox. */
     inboxUrl: string;
     api: RestApi;
@@ -45,7 +46,7 @@ export class SubscriptionsPanel {
     this.#api = options.api;
     this.#report = options.report;
     this.#inboxUrl = options.inboxUrl;
-    for (const transport of options.transports) options.transport.append(new Option(transport, transport));
+    for (const { name, kind } of options.transports) if (kind !== 'push' || name === 'webhook') options.transport.append(new Option(name, name));
     options.form.addEventListener('submit', (event) => {
       event.preventDefault();
       const types = options.types.value.split(',').map((type) => type.trim()).filter(Boolean);

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventFilter as CoreEventFilter, FilterCondition as CoreFilterCondition, EventMapOf, HeraldEvent } from '@herald/core';
@@ -37,19 +38,27 @@ async function api(server: Server, method: string, path: string, body?: unknown,
 }
 
 /**
- * A server of the test's own that speaks the protocol's first steps (it answers `auth` with `ready`), and hands each
- * `subscribe` to `onSubscribe`; it keeps the connections and the subscribes it got.
+ * A server of the test's own that speaks the protocol's first steps (it answers `auth` with `ready`, which does not
+ * say its `maxPayload`, as servers before it did not), and hands each `subscribe` to `onSubscribe`; it keeps the
+ * connections and the subscribes it got.
  */
-async function startProtocolServer(onSubscribe: (connection: WebSocket, message: any) => void) {
+async function startProtocolServer(onSubscribe: (connection: WebSocket, message: any) => void, { maxPayload }: { maxPayload?: number } = {}) {
   const connections: WebSocket[] = [];
   const subscribes: any[] = [];
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false) });
+  const server = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    ...(maxPayload !== undefined ? { maxPayload } : {}),
+    handleProtocols: (protocols) => (protocols.has('herald.v1') ? 'herald.v1' : false),
+  });
   onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
   onTestFinished(() => {
     for (const connection of connections) connection.terminate();
   });
   server.on('connection', (connection) => {
     connections.push(connection);
+    // A message over maxPayload is an error of the connection (ws closes it with 1009).
+    connection.on('error', () => {});
     connection.on('message', (data) => {
       const message = JSON.parse(data.toString());
       if (message.type === 'auth') connection.send(JSON.stringify({ type: 'ready', consumer: 'acme' }));
@@ -60,6 +69,41 @@ async function startProtocolServer(onSubscribe: (connection: WebSocket, message:
   });
   await new Promise((resolve) => server.once('listening', resolve));
   return { port: (server.address() as { port: number }).port, connections, subscribes };
+}
+
+/**
+ * A TCP relay to the server on `port`, which can lose what clients send (a network that drops it on the way) and
+ * drop every connection through it.
+ */
+async function startLossyRelay(port: number): Promise<{ url: string; lose(): void; lost(): number; drop(): void }> {
+  const sockets = new Set<Socket>();
+  let losing = false;
+  let lost = 0;
+  const relay = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk: Buffer) => void (losing ? (lost += chunk.length) : upstream.write(chunk)));
+    upstream.pipe(client);
+  });
+  onTestFinished(() => new Promise<void>((resolve) => relay.close(() => resolve())));
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${(relay.address() as { port: number }).port}/v1/ws`,
+    lose: () => void (losing = true),
+    lost: () => lost,
+    drop: () => {
+      losing = false;
+      for (const socket of sockets) socket.destroy();
+    },
+  };
 }
 
 async function tempDatabase(): Promise<string> {
@@ -347,11 +391,83 @@ describe('HeraldSocket', () => {
     expect(tokens.connects).toBe(1);
   });
 
-  it('when the server closes with 1009 (its limit is below maxMessageBytes), ends the subscribe it was for and reconnects with the others, without sending it again', async () => {
+  it("takes the server's maxPayload, which ready says, as its limit when it is below maxMessageBytes: a subscribe over it throws at the call", async () => {
     const server = await startServer(':memory:', 0, { maxPayload: 4096 });
     onTestFinished(() => server.close());
     const tokens = countingToken(adminKey);
     const socket = socketFor({ url: server.url, token: tokens.token });
+    const closes = record(socket, 'close');
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const received: SocketEvent[] = [];
+    socket.subscribe(['order.*'], (event) => void received.push(event));
+    await waitFor(() => subscribed.length === 1, 'the subscription');
+
+    expect(() => socket.subscribe(['order.*'], () => {}, { filter: filterMaking(4097, 's2') })).toThrow(
+      new RangeError(
+        "HeraldSocket: subscribe() makes a message of 4097 bytes, over the limit of 4096 bytes (the server's maxPayload): the server would close the connection (1009); make its filter or types smaller, or split it",
+      ),
+    );
+    const taken = socket.subscribe(['order.*'], () => {}, { filter: filterMaking(4096, 's3') });
+    await waitFor(() => subscribed.length === 2, 'the subscription at the limit');
+    expect(subscribed[1]?.subscription).toBe(taken);
+    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event');
+    expect(ids(received)).toEqual([published.event.id]);
+    expect(errors).toEqual([]);
+    expect(closes).toEqual([]);
+    expect(tokens.connects).toBe(1);
+
+    // A smaller maxMessageBytes stays the limit.
+    const stricter = socketFor({ url: server.url, token: adminKey, maxMessageBytes: 2048 });
+    await waitFor(() => stricter.ready, 'the stricter socket');
+    expect(() => stricter.subscribe(['order.*'], () => {}, { filter: filterMaking(2049, 's1') })).toThrow(/^HeraldSocket: subscribe\(\) makes a message of 2049 bytes, over the limit of 2048 bytes \(maxMessageBytes\)/);
+  });
+
+  it('ends a subscription it had made whose subscribe is over the limit the server it reconnects to says, and goes on with the others without a 1009', async () => {
+    const database = await tempDatabase();
+    let server = await startServer(database);
+    const port = server.port;
+    onTestFinished(() => server.close());
+    const tokens = countingToken(adminKey);
+    const socket = socketFor({ url: server.url, token: tokens.token });
+    const closes = record(socket, 'close');
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const received: SocketEvent[] = [];
+    const small = socket.subscribe(['order.*'], (event) => void received.push(event));
+    const filter = filterMaking(5000, 's2');
+    const big = socket.subscribe(['order.*'], () => {}, { filter });
+    await waitFor(() => subscribed.length === 2, 'both subscriptions on the first server');
+
+    await server.close();
+    await waitFor(() => closes.length === 1, 'the socket to see the close');
+    server = await startServer(database, port, { maxPayload: 4096 });
+    await waitFor(() => errors.length === 1 && subscribed.length === 3, 'the big subscription ended and the small one made again');
+    const bytes = Buffer.byteLength(JSON.stringify({ type: 'subscribe', id: 's2', types: ['order.*'], after: big.lastSeq, filter }));
+    expect(errors).toEqual([
+      {
+        code: 'message-too-big',
+        message: `the subscribe message of s2 is ${bytes} bytes, over the limit of 4096 bytes (the server's maxPayload); the subscription ended`,
+        subscription: big,
+      },
+    ]);
+    expect(subscribed[2]?.subscription).toBe(small);
+    expect([small.active, big.active]).toEqual([true, false]);
+    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    await waitFor(() => received.length === 1, 'the event on the small subscription');
+    await linger(200);
+    expect(ids(received)).toEqual([published.event.id]);
+    expect(closes).toMatchObject([{ code: 1001, reconnecting: true }]);
+    expect(tokens.connects).toBe(2);
+  });
+
+  it('when a server that does not say its limit closes with 1009, ends the subscribe it was for and reconnects with the others, without sending it again', async () => {
+    const { port, connections } = await startProtocolServer((connection, message) => connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 })), {
+      maxPayload: 4096,
+    });
+    const tokens = countingToken('hk_x');
+    const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: tokens.token });
     const closes = record(socket, 'close');
     const errors = record(socket, 'error');
     const subscribed = record(socket, 'subscribed');
@@ -391,10 +507,11 @@ describe('HeraldSocket', () => {
     expect([big.active, asBig.active, lessBig.active, other.active]).toEqual([false, false, false, true]);
     expect(new Set(subscribed.map(({ subscription }) => subscription))).toEqual(new Set([other]));
 
-    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+    const event = { specversion: '1.0', id: 'evt_1', seq: 1, type: 'order.created', source: '/herald', time: new Date().toISOString(), datacontenttype: 'application/json', data: { n: 1 } };
+    connections.at(-1)?.send(JSON.stringify({ type: 'event', id: other.id, event }));
     await waitFor(() => received.length === 1, 'the event on the other subscription');
     await linger(300);
-    expect(ids(received)).toEqual([published.event.id]);
+    expect(ids(received)).toEqual([event.id]);
     expect(closes).toHaveLength(2);
     expect(tokens.connects).toBe(3);
     // What the server refused is refused at the call from now on; smaller ones are sent.
@@ -480,6 +597,33 @@ describe('HeraldSocket', () => {
     expect(ids(everything)).toEqual(ids(published));
     expect(ids(filtered)).toEqual(ids(published.filter(passes)));
     expect(filtered).toHaveLength(9);
+  });
+
+  it('acknowledges again, on the next connection, what it acknowledged on one that dropped: the ack may have been lost with it', async () => {
+    const server = await startServer(':memory:', 0, { cursorFlushInterval: 50 });
+    onTestFinished(() => server.close());
+    const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
+    const durable = await api(server, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key);
+    const cursor = async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor as number;
+    const relay = await startLossyRelay(server.port);
+    const socket = socketFor({ url: relay.url, token: key, ackInterval: 20 });
+    const subscribed = record(socket, 'subscribed');
+    const errors = record(socket, 'error');
+    const handled: SocketEvent[] = [];
+    socket.subscribe({ subscription: durable.id }, (event) => void handled.push(event));
+    await waitFor(() => subscribed.length === 1, 'the subscription');
+    const first = (await server.herald.publish({ type: 'order.created', data: { n: 1 } })).event;
+    await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the first event');
+
+    // The ack of the second event is sent, and lost on the way; then the connection drops.
+    relay.lose();
+    const second = (await server.herald.publish({ type: 'order.created', data: { n: 2 } })).event;
+    await waitFor(() => handled.length === 2 && relay.lost() > 0, 'the second event handled, and its ack lost');
+    relay.drop();
+    await waitFor(() => subscribed.length === 2, 'the subscription on a new connection');
+    await waitFor(async () => (await cursor()) === second.seq, 'the cursor at the second event');
+    expect(ids(handled)).toEqual([first.id, second.id]);
+    expect(errors).toEqual([]);
   });
 
   it('attaches to a durable subscription with a filter on top of its own', async () => {

@@ -71,11 +71,14 @@ export interface HeraldSocketOptions extends BackoffOptions {
   /** With a token function, a fresh token is sent this long before the current one expires, in ms. @default 30000 */
   refreshBefore?: number;
   /**
-   * The largest message the server takes, in bytes of UTF-8: its `maxPayload` (`websocket({ maxPayload })`,
-   * which it does not tell clients). A `subscribe()` over it throws a `RangeError` at the call, as the server
-   * would close the connection (1009) for it; an `auth` over it ends the socket. Should the server close a
-   * connection with 1009 all the same (its limit is lower), the largest `subscribe` sent on it ends with an
-   * `error` `message-too-big`, the limit drops below its size, and the socket reconnects with the others.
+   * The largest message the server takes, in bytes of UTF-8: its `maxPayload` (`websocket({ maxPayload })`).
+   * The server says its own in `ready`; from then on the smaller of the two is the limit. A `subscribe()` over
+   * it throws a `RangeError` at the call, as the server would close the connection (1009) for it; one made
+   * earlier whose message is over it when it is sent (again) ends with an `error` `message-too-big`. The
+   * `auth` message goes before `ready`, so against the limit known then (this option, on the first
+   * connection): over it, the socket ends. Should a server close a connection with 1009 all the same (one that
+   * does not say its limit), the largest `subscribe` sent on it ends with an `error` `message-too-big`, the
+   * limit drops below its size, and the socket reconnects with the others.
    * @default 65536 (64 KiB, the server's default)
    */
   maxMessageBytes?: number;
@@ -167,10 +170,12 @@ interface Entry {
   running: boolean;
   /** The last handled `seq` not yet acknowledged (durable only). */
   toAck?: number;
+  /** The last `seq` acknowledged on the current connection: acknowledged again on the next if this one drops, as it may not have arrived. */
+  acked?: number;
 }
 
 type ServerMessage =
-  | { type: 'ready'; consumer: string | null; expiresAt?: string }
+  | { type: 'ready'; consumer: string | null; expiresAt?: string; maxPayload?: number }
   | { type: 'subscribed'; id: string; after: number }
   | { type: 'event'; id: string; event: SocketEvent }
   | { type: 'reset'; id: string; reason: string; after: number; oldest?: number }
@@ -204,7 +209,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   readonly #pongTimeout: number;
   readonly #ackInterval: number;
   readonly #refreshBefore: number;
-  /** The size limit of a message; lowered when the server closes a connection with 1009. */
+  /** The size limit of a message; lowered to the server's `maxPayload`, and when the server closes a connection with 1009. */
   #maxMessageBytes: number;
   /** Where `#maxMessageBytes` comes from, for the errors that quote it. */
   #maxMessageBytesSource = 'maxMessageBytes';
@@ -255,9 +260,9 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
    * Throws a `TypeError` for what the server would refuse in the form (no types or over 100, an `after`
    * that is not a whole number from 0, a durable subscription id over 128 characters), and an `Error` once
    * the socket is closed: by `close()`, or by the server for good (the message gives its code and reason).
-   * Throws a `RangeError` for a `subscribe` message over `maxMessageBytes` (the message gives its size and
-   * the limit), counting the longest `after` a resubscription may carry; the socket and its other
-   * subscriptions go on.
+   * Throws a `RangeError` for a `subscribe` message over `maxMessageBytes`, or over the server's `maxPayload`
+   * once its `ready` said a smaller one (the message gives its size and the limit), counting the longest
+   * `after` a resubscription may carry; the socket and its other subscriptions go on.
    */
   subscribe<const TTypes extends readonly string[]>(
     types: TTypes,
@@ -397,7 +402,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   #receive(message: ServerMessage): void {
     switch (message.type) {
       case 'ready':
-        return void this.#onReady(message.consumer, message.expiresAt);
+        return void this.#onReady(message);
       case 'subscribed': {
         const entry = this.#entries.get(message.id);
         if (!entry) return;
@@ -425,7 +430,11 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     }
   }
 
-  #onReady(consumer: string | null, expiresAt: string | undefined): void {
+  #onReady({ consumer, expiresAt, maxPayload }: Extract<ServerMessage, { type: 'ready' }>): void {
+    if (typeof maxPayload === 'number' && maxPayload > 0 && maxPayload < this.#maxMessageBytes) {
+      this.#maxMessageBytes = maxPayload;
+      this.#maxMessageBytesSource = "the server's maxPayload";
+    }
     const firstReady = !this.#ready;
     this.#ready = true;
     this.#backoff.reset();
@@ -506,6 +515,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     for (const entry of this.#entries.values()) {
       if (entry.toAck === undefined || !entry.confirmed) continue;
       this.#send({ type: 'ack', id: entry.id, seq: entry.toAck });
+      entry.acked = entry.toAck;
       entry.toAck = undefined;
     }
   }
@@ -545,7 +555,11 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     }
     this.#ws = undefined;
     this.#ready = false;
-    for (const entry of this.#entries.values()) entry.confirmed = false;
+    for (const entry of this.#entries.values()) {
+      entry.confirmed = false;
+      entry.toAck ??= entry.acked;
+      entry.acked = undefined;
+    }
     clearInterval(this.#pingTimer);
     clearInterval(this.#ackTimer);
     clearTimeout(this.#refreshTimer);

@@ -357,6 +357,28 @@ describe('durable subscriptions', () => {
     await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(another.seq));
   });
 
+  it('take an acknowledgement at or below the stored cursor as done, also before the replay reaches it; the cursor never goes back', async () => {
+    const streams = await streaming();
+    const id = await streams.durable('acme', ['order.*']);
+    const events = [await streams.publish('order.created', 1), await streams.publish('order.created', 2), await streams.publish('order.created', 3)];
+    const [first, second, third] = seqs(events) as [number, number, number];
+    await streams.registry.advanceCursor(id, second);
+    // Resolved, not started: the stored cursor is known, nothing is delivered yet.
+    const sink = new RecordingSink(streams.sessions.open(consumerKey('acme')));
+    const subscription = sink.session.subscribe({ subscription: id, after: 0 });
+    await subscription.resolve();
+    expect(subscription.acknowledge(second)).toBe(true);
+    expect(subscription.acknowledge(first)).toBe(true);
+    expect(subscription.acknowledge(third)).toBe(false);
+    await subscription.start();
+    expect(seqs(sink.events())).toEqual([first, second, third]);
+    expect(subscription.acknowledge(first)).toBe(true);
+    await linger(60);
+    expect(await streams.cursorOf(id)).toBe(second);
+    expect(subscription.acknowledge(third)).toBe(true);
+    await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(third));
+  });
+
   it('pass over, for good, what is published while paused and a client is attached (the one rule for paused subscriptions)', async () => {
     const streams = await streaming();
     const id = await streams.durable('acme', ['order.*']);

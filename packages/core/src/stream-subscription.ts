@@ -235,12 +235,14 @@ export class StreamSubscription {
   /**
    * The client has handled everything up to `seq`: a WebSocket `ack`, an SSE frame handed to the operating
    * system, a poll that goes on from `seq`. A durable subscription's cursor moves there, and past the
-   * events passed over after it when `seq` is the last one delivered. False when `seq` is ahead of
-   * {@link position} (nothing moves).
+   * events passed over after it when `seq` is the last one delivered. A `seq` at or below the cursor it
+   * has been told (the stored one once {@link resolve}d, before the replay reaches it too) moves nothing,
+   * as a cursor never goes back: true. False when `seq` is ahead of both it and {@link position} (nothing moves).
    */
   acknowledge(seq: number): boolean {
-    if (seq > this.position) return false;
     const durable = this.#durable;
+    if (durable !== undefined && seq <= durable.acknowledged) return true;
+    if (seq > this.position) return false;
     if (durable === undefined) return true;
     const upTo = seq >= durable.delivered ? this.position : seq;
     if (upTo > durable.acknowledged) {

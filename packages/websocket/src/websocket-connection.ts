@@ -48,6 +48,16 @@ export interface ConnectionHost {
 
 const textFrame = { binary: false } as const;
 
+/**
+ * The acks of a durable subscription that arrive while it is looked up, judged once its stored cursor is known, each
+ * kept as the highest of its kind (it covers the lower ones): those at or below the `after` its `subscribe` resumes
+ * from, where the replay starts, and those past it, which only the cursor may cover.
+ */
+interface EarlyAcks {
+  resumed?: number;
+  past?: number;
+}
+
 /** What {@link HeraldWebSocket.sendFrames} uses of ws's `Sender`, whose writes keep `bufferedAmount` right. */
 interface WsSender {
   /** 0 (DEFAULT): not compressing, not reading a Blob, so nothing is queued before what is written now. */
@@ -142,6 +152,8 @@ export class Connection implements StreamSink {
   /** While corked: the frames of the batch, and whether a replay brought any (the buffer limit waits for its drain). */
   #batch?: Buffer[];
   #batchLenient = false;
+  /** Durable subscriptions still being looked up, and the acks that wait for it. */
+  readonly #earlyAcks = new Map<StreamSubscription, EarlyAcks>();
 
   /** @param opened the session, when the upgrade carried a valid `Authorization` header; else the upgrade request. */
   constructor(ws: HeraldWebSocket, host: ConnectionHost, opened: StreamSession | IncomingMessage) {
@@ -295,7 +307,7 @@ export class Connection implements StreamSink {
     this.#authTimer = undefined;
     session.attach(this);
     const { consumer, expiresAt } = session.principal;
-    this.send(serverMessage.ready(consumer, expiresAt));
+    this.send(serverMessage.ready(consumer, this.#host.options.maxPayload, expiresAt));
   }
 
   /** A `subscribe` that does not fit but names its `id`: refused alone, once the connection could have made it. */
@@ -323,6 +335,8 @@ export class Connection implements StreamSink {
       after: message.after,
       filter: message.filter,
     });
+    if (subscription.durable !== undefined) this.#earlyAcks.set(subscription, {});
+    let early: EarlyAcks | undefined;
     try {
       await subscription.resolve();
     } catch (error) {
@@ -332,10 +346,16 @@ export class Connection implements StreamSink {
       if (code !== undefined) return this.#error(code, (error as HeraldError).message, id);
       this.#host.context.logger.error({ err: error }, 'subscribing failed');
       return this.#error('unavailable', 'the subscription could not be looked up; subscribe again', id);
+    } finally {
+      early = this.#earlyAcks.get(subscription);
+      this.#earlyAcks.delete(subscription);
     }
     if (subscription.closed) return;
     try {
-      await subscription.start();
+      // The replay starts at its resume position at once: the early acks are judged from there.
+      const started = subscription.start();
+      for (const seq of [early?.resumed, early?.past]) if (seq !== undefined) this.#acknowledge(subscription, seq);
+      await started;
     } catch (error) {
       if (subscription.closed) return;
       this.#host.context.logger.error({ err: error }, 'replaying the log failed');
@@ -402,7 +422,15 @@ export class Connection implements StreamSink {
     const subscription = session.find(id);
     if (!subscription) return void this.#error('unknown-subscription', `no subscription "${id}" on this connection`, id);
     if (subscription.durable === undefined) return void this.#error('not-durable', `subscription "${id}" is not attached to a durable subscription`, id);
-    if (!subscription.acknowledge(seq)) this.#error('ack-ahead', `seq ${seq} has not been delivered on "${id}"`, id);
+    const early = this.#earlyAcks.get(subscription);
+    if (!early) return void this.#acknowledge(subscription, seq);
+    const { after } = subscription;
+    if (after !== undefined && seq <= after) early.resumed = Math.max(seq, early.resumed ?? 0);
+    else early.past = Math.max(seq, early.past ?? 0);
+  }
+
+  #acknowledge(subscription: StreamSubscription, seq: number): void {
+    if (!subscription.acknowledge(seq)) this.#error('ack-ahead', `seq ${seq} is past the cursor and has not been delivered on "${subscription.id}"`, subscription.id);
   }
 
   #error(code: ErrorCode, message: string, id?: string): void {

@@ -166,7 +166,12 @@ function toBuffers(data: ArrayBuffer | Buffer[]): Buffer[] {
 export const frames = {
   client: clientMessages,
   server: {
-    ready: z.object({ type: z.literal('ready'), consumer: z.string().nullable(), expiresAt: z.string().optional() }),
+    ready: z.object({
+      type: z.literal('ready'),
+      consumer: z.string().nullable(),
+      expiresAt: z.string().optional(),
+      maxPayload: z.number().int().positive().describe('The largest message the server takes, in bytes of UTF-8 (its `maxPayload`): one over it closes the connection with 1009'),
+    }),
     subscribed: z.object({ type: z.literal('subscribed'), id: subscriptionId, after: seq }),
     event: z.object({ type: z.literal('event'), id: subscriptionId, event: eventEnvelopeSchema }),
     reset: z.object({
@@ -184,8 +189,8 @@ export const frames = {
 
 /** The server messages as JSON text. Events go through {@link EventFrames}, which serialises each envelope once. */
 export const serverMessage = {
-  ready: (consumer: string | undefined, expiresAt?: string) =>
-    JSON.stringify({ type: 'ready', consumer: consumer ?? null, ...(expiresAt !== undefined ? { expiresAt } : {}) }),
+  ready: (consumer: string | undefined, maxPayload: number, expiresAt?: string) =>
+    JSON.stringify({ type: 'ready', consumer: consumer ?? null, ...(expiresAt !== undefined ? { expiresAt } : {}), maxPayload }),
   subscribed: (id: string, after: number) => JSON.stringify({ type: 'subscribed', id, after }),
   reset: (id: string, reason: 'ahead' | 'expired', after: number, oldest?: number) =>
     JSON.stringify({ type: 'reset', id, reason, after, ...(oldest !== undefined ? { oldest } : {}) }),

@@ -85,7 +85,7 @@ describe('subscribe', () => {
     const ws = await start();
     await publish(ws, 'order.created', 0);
     const client = await connect(ws.url, { token: await ws.app.consumerKey('acme') });
-    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme' });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme', maxPayload: 65_536 });
     const { after } = await client.subscribe({ id: 'orders', types: ['order.*'] });
     expect(after).toBe(ws.app.herald.bus.latest);
 
@@ -108,7 +108,7 @@ describe('subscribe', () => {
     const first = await publish(ws, 'order.created', 1);
     const earlier = [await publish(ws, 'order.created', 2), await publish(ws, 'order.shipped', 3)];
     const client = await connect(ws.url, { bearer: ws.app.adminKey });
-    expect(client.messages[0]).toEqual({ type: 'ready', consumer: null });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: null, maxPayload: 65_536 });
     const { after } = await client.subscribe({ id: 'a', types: ['order.**'], after: first.seq });
     expect(after).toBe(earlier[1]?.seq);
     const later = await publish(ws, 'order.line.added', 4);
@@ -126,6 +126,22 @@ describe('subscribe', () => {
     const next = await publish(ws, 'order.created', 2);
     await waitFor(() => client.events('a').length === 1, 'the live event');
     expect(client.events('a')[0]?.id).toBe(next.id);
+  });
+
+  it('says its maxPayload in ready: a message of that many bytes is taken, one byte more closes with 1009', async () => {
+    const ws = await start({ maxPayload: 4096 });
+    const client = await connect(ws.url, { token: await ws.app.consumerKey('acme') });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme', maxPayload: 4096 });
+    /** A `subscribe` of `id` that is `bytes` long. */
+    const subscribe = (id: string, bytes: number) => {
+      const text = (padding: string) => JSON.stringify({ type: 'subscribe', id, types: ['order.*'], filter: { subject: { $in: [padding] } } });
+      return text('x'.repeat(bytes - text('').length));
+    };
+    expect(Buffer.byteLength(subscribe('a', 4096))).toBe(4096);
+    client.ws.send(subscribe('a', 4096));
+    await client.next('subscribed', (message) => message.id === 'a');
+    client.ws.send(subscribe('b', 4097));
+    expect((await client.closed).code).toBe(CloseCode.MessageTooBig);
   });
 
   it('stops delivering on unsubscribe and answers ping with pong', async () => {
@@ -265,6 +281,47 @@ describe('durable subscriptions', () => {
     expect(again.events('d').map((event) => event.id)).toEqual([missed[2]?.id]);
   });
 
+  it('take an ack sent before subscribed at or below the stored cursor as done, and one the resume position covers; one past both is ack-ahead', async () => {
+    const ws = await start({ cursorFlushInterval: 50 });
+    const key = await ws.app.consumerKey('acme');
+    const durable = await ws.durable('acme', ['order.*']);
+    const cursor = async () => (await ws.app.api('GET', `/v1/subscriptions/${durable.id}`, undefined, key)).body.cursor as number;
+    const events = [await publish(ws, 'order.created', 1), await publish(ws, 'order.created', 2), await publish(ws, 'order.created', 3), await publish(ws, 'order.created', 4)];
+    const [first, second, third, fourth] = seqs(events) as [number, number, number, number];
+    const handled = await connect(ws.url, { bearer: key });
+    await handled.subscribe({ id: 'd', subscription: durable.id });
+    handled.send({ type: 'ack', id: 'd', seq: second });
+    await waitFor(async () => (await cursor()) === second, 'the cursor at the second event');
+    await handled.close();
+
+    // Acks of what an earlier connection handled, sent right after a subscribe that resumes behind the cursor:
+    // at or below the cursor, there is nothing to do, and the cursor does not go back.
+    const again = await connect(ws.url, { bearer: key });
+    again.send({ type: 'subscribe', id: 'd', subscription: durable.id, after: first });
+    again.send({ type: 'ack', id: 'd', seq: second });
+    again.send({ type: 'ack', id: 'd', seq: first });
+    await again.next('subscribed', (message) => message.id === 'd');
+    expect(again.messages.filter((message) => message.type === 'error')).toEqual([]);
+    expect(seqs(again.events('d'))).toEqual([second, third, fourth]);
+    await linger(200);
+    expect(await cursor()).toBe(second);
+    await again.close();
+
+    // Past the cursor: taken up to where the subscribe resumes (what the client says it has), refused past that.
+    const resumed = await connect(ws.url, { bearer: key });
+    resumed.send({ type: 'subscribe', id: 'd', subscription: durable.id, after: third });
+    resumed.send({ type: 'ack', id: 'd', seq: third });
+    resumed.send({ type: 'ack', id: 'd', seq: fourth });
+    await resumed.next('subscribed', (message) => message.id === 'd');
+    expect(resumed.messages.filter((message) => message.type === 'error')).toEqual([
+      { type: 'error', id: 'd', code: 'ack-ahead', message: `seq ${fourth} is past the cursor and has not been delivered on "d"` },
+    ]);
+    await waitFor(async () => (await cursor()) === third, 'the cursor at the third event');
+    expect(seqs(resumed.events('d'))).toEqual([fourth]);
+    resumed.send({ type: 'ack', id: 'd', seq: fourth });
+    await waitFor(async () => (await cursor()) === fourth, 'the cursor at the fourth event');
+  });
+
   it('pass over what is published while paused, and a later attach does not replay it (the same rule as SSE)', async () => {
     const ws = await start({ cursorFlushInterval: 50 });
     const key = await ws.app.consumerKey('acme');
@@ -345,7 +402,7 @@ describe('stream tokens', () => {
     };
     const scoped = await token({ types: ['order.*'] });
     const client = await connect(ws.url, { token: scoped.token });
-    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme', expiresAt: scoped.expiresAt });
+    expect(client.messages[0]).toEqual({ type: 'ready', consumer: 'acme', expiresAt: scoped.expiresAt, maxPayload: 65_536 });
     client.send({ type: 'subscribe', id: 'wide', types: ['order.**'] });
     expect(await client.next('error', (message) => message.id === 'wide')).toMatchObject({ code: 'forbidden' });
     await client.subscribe({ id: 'narrow', types: ['order.created'] });

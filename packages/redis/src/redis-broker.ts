@@ -116,6 +116,7 @@ class RedisBroker implements Broker {
       url: this.#url,
       tls: this.#tls,
       role,
+      prefix: this.#prefix,
       connectTimeout: this.#connectTimeout,
       commandTimeout: this.#publishTimeout,
       maxReconnectDelay: this.#maxReconnectDelay,

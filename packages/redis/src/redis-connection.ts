@@ -12,7 +12,10 @@ export interface RedisOptions {
    * @default Node.js's trusted authorities, no client certificate
    */
   tls?: TlsSettings;
-  /** Put before every channel name and key, so several Herald deployments can share one Redis. @default '' */
+  /**
+   * Put before every channel name and key, so several Herald deployments can share one Redis, and before the name of
+   * each connection in Redis's `CLIENT LIST` (`<prefix>herald-publisher`, `-subscriber`, `-rate-limits`). @default ''
+   */
   prefix?: string;
   /** How long `init()` waits for Redis before it fails, in ms. @default 10000 */
   connectTimeout?: number;
@@ -43,8 +46,10 @@ export interface RedisConnectionOptions {
   url: string;
   /** Merged with the URL's host as the server name, over `rediss://`. */
   tls?: RedisOptions['tls'];
-  /** Its name in Redis's `CLIENT LIST`, after `herald-`. */
+  /** Which connection it is, in its log lines and its name in Redis's `CLIENT LIST`: `<prefix>herald-<role>`. */
   role: string;
+  /** The deployment's prefix, before its name in `CLIENT LIST`, so that an operator tells deployments apart. */
+  prefix: string;
   connectTimeout: number;
   /** A command that takes longer fails. */
   commandTimeout: number;
@@ -56,9 +61,11 @@ export interface RedisConnectionOptions {
 
 /**
  * A connection that never queues commands while disconnected (they fail at once, and the caller decides)
- * and, once it has connected, reconnects with a capped backoff, logging once when it fails and once when it is back.
+ * and, once it has connected, reconnects with a capped backoff. It logs once when it is lost, whether by an error
+ * or closed by Redis (`CLIENT KILL`, a restart), however long Redis stays away, and once when it is back; not when
+ * its owner closes it.
  */
-export function redisConnection({ url, tls, role, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
+export function redisConnection({ url, tls, role, prefix, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
   const { protocol, hostname } = new URL(url);
   const host = hostname.replace(/^\[|\]$/g, '');
   // ioredis names no server in the TLS handshake: a TLS front that routes by name (SNI) needs it. An address is no name.
@@ -66,7 +73,8 @@ export function redisConnection({ url, tls, role, connectTimeout, commandTimeout
   const connection = new Redis(url, {
     ...(protocol === 'rediss:' ? { tls: { ...tls, ...servername } } : {}),
     lazyConnect: true,
-    connectionName: `herald-${role}`,
+    // Redis refuses a name with a space or a character outside ASCII, and the connection would go unnamed.
+    connectionName: `${prefix}herald-${role}`.replace(/[^!-~]/g, '_'),
     connectTimeout,
     enableOfflineQueue: false,
     autoResubscribe: false,
@@ -77,10 +85,17 @@ export function redisConnection({ url, tls, role, connectTimeout, commandTimeout
   });
   // Before it is first ready, a failure fails the start (`connectAll` says why), and no reconnection follows.
   let state: 'starting' | 'up' | 'down' = 'starting';
+  // Every loss ends in 'close'; an error, when there is one, comes just before it. Redis closing it cleanly has none.
+  let lastError: Error | undefined;
   connection.on('error', (error: Error) => {
-    if (state !== 'up') return;
-    logger?.warn({ err: error, role }, 'the connection to Redis failed; reconnecting');
-    state = 'down';
+    lastError = error;
+  });
+  connection.on('close', () => {
+    if (state === 'up') {
+      if (!closed()) logger?.warn({ ...(lastError ? { err: lastError } : {}), role }, 'the connection to Redis failed; reconnecting');
+      state = 'down';
+    }
+    lastError = undefined;
   });
   connection.on('ready', () => {
     if (state === 'down') logger?.info({ role }, 'reconnected to Redis');
@@ -114,10 +129,15 @@ export async function connectAll(connections: readonly Redis[], url: string, tim
     // Not the reported error as `cause`: pino, for one, would log its message again after this one's.
     // A TLS handshake with a server that does not speak TLS waits for an answer that never comes.
     const tls = url.startsWith('rediss:') && (reported === undefined || code === 'ETIMEDOUT') ? ' (the URL says rediss://: does the server take TLS there?)' : '';
-    const failed = new Error(`Redis is not reachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}${tls}`);
+    const failed = new Error(`Redis is not reachable at ${shownUrl(url)}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}${tls}`);
     throw code ? Object.assign(failed, { code }) : failed;
   } finally {
     clearTimeout(timer);
     for (const connection of connections) connection.off('error', report);
   }
+}
+
+/** `url` with its password hidden, to say in an error or a log line. */
+export function shownUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

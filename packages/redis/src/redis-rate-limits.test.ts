@@ -59,7 +59,7 @@ describe('redisRateLimits', () => {
     expect(() => redisRateLimits({ url: 'http://127.0.0.1:6379' })).toThrow(/redis:\/\//);
   });
 
-  it('fails a count at once while Redis is down, or within its timeout while Redis hangs, and counts again once it is back', async () => {
+  it('fails a count at once while Redis is down, or within its timeout while Redis hangs, saying which, and counts again once it is back', async () => {
     const redis = await ownRedis();
     onTestFinished(redis.kill);
     const store = await node({ url: redis.url, commandTimeout: 300 });
@@ -67,14 +67,15 @@ describe('redisRateLimits', () => {
 
     redis.freeze();
     let startedAt = Date.now();
-    await expect(store.take('k', 10, 60_000)).rejects.toThrow();
+    await expect(store.take('k', 10, 60_000)).rejects.toThrow(`Redis at ${redis.url} did not answer within 300 ms`);
     expect(Date.now() - startedAt).toBeLessThan(2_000);
     redis.thaw();
 
     await redis.kill();
     startedAt = Date.now();
-    await expect(store.take('k', 10, 60_000)).rejects.toThrow();
-    await expect(store.peek('k')).rejects.toThrow();
+    const unreachable = `Redis is not reachable at ${redis.url}: the connection is lost; reconnecting`;
+    await expect(store.take('k', 10, 60_000)).rejects.toThrow(unreachable);
+    await expect(store.peek('k')).rejects.toThrow(unreachable);
     expect(Date.now() - startedAt).toBeLessThan(2_000);
 
     await redis.start();

@@ -1,6 +1,6 @@
 import type { RateLimitStore, WindowCount } from '@herald/core';
-import type { Redis } from 'ioredis';
-import { connectAll, type RedisOptions, redisConnection, redisDefaults } from './redis-connection.js';
+import { type Redis, ReplyError } from 'ioredis';
+import { connectAll, type RedisOptions, redisConnection, redisDefaults, shownUrl } from './redis-connection.js';
 
 export interface RedisRateLimitsOptions extends RedisOptions {
   /** How long a count may take before it fails (the server then counts on its own node), in ms. @default 500 */
@@ -39,6 +39,7 @@ class RedisRateLimits implements RateLimitStore {
   readonly #url: string;
   readonly #prefix: string;
   readonly #connectTimeout: number;
+  readonly #commandTimeout: number;
   readonly #redis: CountingRedis;
   #connected?: Promise<void>;
   #closed = false;
@@ -48,7 +49,8 @@ class RedisRateLimits implements RateLimitStore {
     this.#url = connection.url;
     this.#prefix = prefix;
     this.#connectTimeout = connection.connectTimeout;
-    const redis = redisConnection({ ...connection, role: 'rate-limits', commandTimeout: options.commandTimeout ?? 500, closed: () => this.#closed });
+    this.#commandTimeout = options.commandTimeout ?? 500;
+    const redis = redisConnection({ ...connection, role: 'rate-limits', prefix, commandTimeout: this.#commandTimeout, closed: () => this.#closed });
     redis.defineCommand('heraldTake', { numberOfKeys: 1, lua: takeScript });
     this.#redis = redis as CountingRedis;
   }
@@ -62,12 +64,17 @@ class RedisRateLimits implements RateLimitStore {
   }
 
   async take(key: string, limit: number, windowMs: number): Promise<WindowCount & { allowed: boolean }> {
-    const [used, ttl, allowed] = await this.#redis.heraldTake(this.#key(key), limit, windowMs);
+    const [used, ttl, allowed] = await this.#redis.heraldTake(this.#key(key), limit, windowMs).catch((error: unknown) => this.#failed(error));
     return { used, resetMs: Math.max(0, ttl), allowed: allowed === 1 };
   }
 
   async peek(key: string): Promise<WindowCount> {
-    const [[, used], [, ttl]] = (await this.#redis.multi().get(this.#key(key)).pttl(this.#key(key)).exec()) as [[null, string | null], [null, number]];
+    const [[, used], [, ttl]] = (await this.#redis
+      .multi()
+      .get(this.#key(key))
+      .pttl(this.#key(key))
+      .exec()
+      .catch((error: unknown) => this.#failed(error))) as [[null, string | null], [null, number]];
     return ttl > 0 ? { used: Number(used ?? 0), resetMs: ttl } : { used: 0, resetMs: 0 };
   }
 
@@ -75,6 +82,19 @@ class RedisRateLimits implements RateLimitStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  /**
+   * Throws what a count's failure means for the operator, rather than ioredis's words ("Stream isn't writeable and
+   * enableOfflineQueue options is false"), which it keeps as `redisError`. An error Redis answered is its own words.
+   */
+  #failed(error: unknown): never {
+    if (error instanceof ReplyError || this.#closed) throw error;
+    const url = shownUrl(this.#url);
+    // ioredis's words for `commandTimeout`; any other failure is of the connection.
+    const timedOut = error instanceof Error && error.message === 'Command timed out';
+    const message = timedOut ? `Redis at ${url} did not answer within ${this.#commandTimeout} ms` : `Redis is not reachable at ${url}: the connection is lost; reconnecting`;
+    throw Object.assign(new Error(message), { redisError: error });
   }
 
   #key(key: string): string {

@@ -108,6 +108,12 @@ describe('bad input, said in words a client knows', () => {
     expect(await errorsOf('/v1/event-types', { name: 'Bad Name!' })).toEqual([{ path: ['name'], message: 'must be dot-separated segments of letters, digits, "_" and "-"' }]);
     expect(await errorsOf('/v1/events?after=abc')).toEqual([{ path: ['after'], message: 'must be a number, not "abc"' }]);
     expect(await errorsOf('/v1/events?limit=2.5')).toEqual([{ path: ['limit'], message: 'must be a whole number' }]);
+    // Only decimal numerals read as numbers: not an exponent, hex, or a space that Number() would skip.
+    for (const numeral of ['1e2', '0x10', '%2010', '10%20']) {
+      const given = decodeURIComponent(numeral);
+      expect(await errorsOf(`/v1/events?limit=${numeral}`), numeral).toEqual([{ path: ['limit'], message: `must be a number, not ${JSON.stringify(given)}` }]);
+    }
+    expect(await errorsOf(`/v1/events?filter=${encodeURIComponent('[]')}`)).toEqual([{ path: ['filter'], message: 'must be an object of paths and conditions' }]);
     expect(await errorsOf('/v1/events?after=1&after=2')).toEqual([{ path: ['after'], message: 'given more than once; give it once' }]);
     // `types` is a list: given twice, it is both (see request-refusals.test.ts).
     expect(await errorsOf('/v1/events?limit=1&limit=2')).toEqual([{ path: ['limit'], message: 'given more than once; give it once' }]);

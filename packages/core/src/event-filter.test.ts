@@ -181,6 +181,15 @@ describe('event filters', () => {
     expect(eventFilterQuery.safeParse('{"data.total":{"$foo":1}}').error?.issues[0]?.path).toEqual(['data.total', '$foo']);
   });
 
+  it('keeps every member of the filter it reads: a `__proto__` path is refused as unknown, not dropped to let every event through', () => {
+    const parsed = eventFilterQuery.safeParse('{"__proto__":{"data.total":999}}');
+    expect(parsed.error?.issues).toEqual([expect.objectContaining({ path: ['__proto__'], message: expect.stringMatching(/unknown path/) })]);
+    expect(eventFilterSchema.safeParse(JSON.parse('{"__proto__":{"$eq":1},"data.total":1}')).success).toBe(false);
+    for (const notAFilter of [[], 'text', null, 1]) {
+      expect(eventFilterSchema.safeParse(notAFilter).error?.issues[0]?.message, JSON.stringify(notAFilter)).toBe('must be an object of paths and conditions');
+    }
+  });
+
   it('says InvalidFilterError where the mistake is, under `filter`', () => {
     const error = new InvalidFilterError(filterIssues({ 'data.total': { $foo: 1 } }));
     expect(error.status).toBe(422);

@@ -161,7 +161,10 @@ const filterDescription =
  * `#/components/schemas/EventFilter` of the API documents ({@link eventFilterJsonSchemas}).
  */
 export const eventFilterSchema = z
-  .record(z.string(), z.unknown())
+  // Not z.record, which builds a new object and so loses an own `__proto__` member (a filter that then let every event through).
+  .custom<Record<string, unknown>>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), {
+    message: 'must be an object of paths and conditions',
+  })
   .superRefine((filter, context) => {
     for (const issue of filterIssues(filter)) context.addIssue({ code: 'custom', path: issue.path, message: issue.message });
   })

@@ -22,13 +22,16 @@ export function queryInputError(issue: { code?: string; expected?: string; input
   return inputError(issue);
 }
 
+/** A decimal numeral: `50`, `-1`, `2.5`; not ` 50`, `1e2` nor `0x10`, which `Number()` would read too. */
+const decimalNumeral = /^-?\d+(?:\.\d+)?$/;
+
 /**
- * A number in a query string (`?limit=50`), checked by `schema`: a numeral becomes its number, as with
- * `z.coerce.number()`, but anything else (a word, the parameter given twice) stays as it came, for the
- * error to say what it was ({@link queryInputError}).
+ * A number in a query string (`?limit=50`), checked by `schema`: a decimal numeral becomes its number, but
+ * anything else (a word, `1e2`, the parameter given twice) stays as it came, for the error to say what it was
+ * ({@link queryInputError}).
  */
 export function queryNumber<T extends z.ZodType<number>>(schema: T) {
-  return z.preprocess((value) => (typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value), schema);
+  return z.preprocess((value) => (typeof value === 'string' && decimalNumeral.test(value) ? Number(value) : value), schema);
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The machine's RabbitMQ, consumers on it made with amqplib, and a TLS endpoint in front of it, for the tests. */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
+import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
 import { startTlsProxy, type TlsProxy } from '../../webhook/src/test-tls.test-support.js';
@@ -153,6 +153,94 @@ export async function startTarpit({ dribble = false }: { dribble?: boolean } = {
     },
     get open() {
       return sockets.size;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A relay to the machine's RabbitMQ whose first connection stalls once the client sends a given method. */
+export interface StallingRelay {
+  /** `amqp://` with {@link brokerUrl}'s credentials, through the relay. */
+  url: string;
+  /** How many connections it took. */
+  readonly accepted: number;
+  /** How many of them are open: their client side. */
+  readonly open: number;
+  /** Whether the first connection has stalled: the client sent the method, and the broker's answers are no longer relayed. */
+  readonly stalled: boolean;
+  close(): Promise<void>;
+}
+
+/** The `class-id` and `method-id` of the methods a {@link StallingRelay} can stall on (AMQP 0-9-1). */
+const methods = { 'channel.open': [20, 10], 'basic.publish': [60, 40] } as const;
+
+/**
+ * Starts a {@link StallingRelay}: it relays every connection to {@link brokerUrl} both ways, but on the first one it
+ * reads the client's frames, and from the client's `stallOn` method on relays nothing the broker sends: with
+ * `channel.open`, the connection's handshake went through and the channel open is never answered; with `basic.publish`,
+ * the channel opened and the message is never confirmed. The connections after it are relayed in full.
+ */
+export async function startStallingRelay(stallOn: keyof typeof methods = 'channel.open'): Promise<StallingRelay> {
+  const [classId, methodId] = methods[stallOn];
+  const broker = new URL(brokerUrl);
+  const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  let accepted = 0;
+  let stalled = false;
+  const server = createServer((client) => {
+    accepted += 1;
+    const watched = accepted === 1;
+    const upstream = connectTcp(Number(broker.port || 5672), broker.hostname);
+    clients.add(client);
+    client.once('close', () => clients.delete(client));
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    // The client's bytes: the protocol header (8 bytes), then frames: type (1), channel (2), size (4), payload, end (1).
+    let unread = Buffer.alloc(0);
+    let headerRead = false;
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      if (!watched || stalled) return;
+      unread = Buffer.concat([unread, chunk]);
+      if (!headerRead) {
+        if (unread.length < 8) return;
+        unread = unread.subarray(8);
+        headerRead = true;
+      }
+      while (unread.length >= 7 && unread.length >= 8 + unread.readUInt32BE(3)) {
+        if (unread[0] === 1 && unread.length >= 11 && unread.readUInt16BE(7) === classId && unread.readUInt16BE(9) === methodId) {
+          stalled = true;
+          return;
+        }
+        unread = unread.subarray(8 + unread.readUInt32BE(3));
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!(watched && stalled)) client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `amqp://${broker.username}:${broker.password}@127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return clients.size;
+    },
+    get stalled() {
+      return stalled;
     },
     async close() {
       for (const socket of sockets) socket.destroy();

@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
+import { type AttemptView, deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startTarpit, uniqueName } from './amqp-broker.test-support.js';
+import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startStallingRelay, startTarpit, uniqueName } from './amqp-broker.test-support.js';
 import { redactedUrl } from './amqp-config.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
 
@@ -129,6 +129,50 @@ describe('failed attempts', () => {
       // Closed once the attempt has failed: the tarpit sees the close a moment later.
       await waitFor(() => tarpit.open === 0, 'the socket closed', 1_000);
     }
+  });
+
+  it('fails an attempt whose channel the broker never opens with "the channel was not opened" within the timeout, closes that connection, and delivers on a new one', async () => {
+    const queue = await consumer();
+    // The first connection through it goes through the handshake, then the broker's answer to channel.open never comes.
+    const relay = await startStallingRelay();
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const server = await app({ timeout: 1_000, retrySchedule: [0, 0.2, 0.2, 0.2, 0.2, 60] }, allowPrivate, logger);
+    const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
+    const [event] = await publishNumbered(server, 1);
+    await waitFor(() => queue.ids().has(event?.id as string), 'the message, over a new connection', 10_000);
+    expect(relay.stalled).toBe(true);
+    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the attempt recorded');
+    const attempts = (await deliveryAttempts(server, id)) as (AttemptView & { durationMs: number })[];
+    expect(attempts.map((attempt) => attempt.status)).toEqual(['failed', 'succeeded']);
+    const broker = redactedUrl(relay.url);
+    const why = 'the channel was not opened within 1000 ms (ETIMEDOUT)';
+    expect(attempts[0]?.error).toBe(`cannot open a channel to the exchange "${queue.exchange}" on ${broker}: ${why}`);
+    expect(attempts[0]?.durationMs).toBeLessThan(1_500);
+    // The wedged connection is closed (the relay sees its client go), and the message went over the second one.
+    expect(relay.accepted).toBe(2);
+    await waitFor(() => relay.open === 1, 'the stalled connection closed', 2_000);
+    const logged = logger.entries.filter((entry) => entry.fields.broker === broker && entry.level === 'warn').map((entry) => [entry.message, entry.fields.error]);
+    expect(logged).toEqual([
+      ['the AMQP broker did not open a channel: closing the connection', why],
+      ['the AMQP connection closed', `closed by Herald: ${why}`],
+    ]);
+  });
+
+  it('stops within the timeout while the broker confirms nothing: a connection whose close the broker does not answer has its socket closed', async () => {
+    const queue = await consumer();
+    // The channel opens; from the message on, the broker's answers never come: no confirm, and no answer to the close.
+    const relay = await startStallingRelay('basic.publish');
+    onTestFinished(() => relay.close());
+    const server = await app({ timeout: 1_000, retrySchedule: [0, 60] });
+    const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
+    await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the attempt');
+    expect((await deliveryAttempts(server, id))[0]?.error).toBe('the broker did not confirm within 1000 ms');
+    const stopping = Date.now();
+    await server.close();
+    expect(Date.now() - stopping).toBeLessThan(3_000);
+    await waitFor(() => relay.open === 0, 'the connection closed', 2_000);
   });
 
   it('says why a connection is refused: an unknown vhost, amqps:// to a plain port, amqp:// to a TLS port', async () => {

@@ -1,5 +1,5 @@
 import type { Logger, TlsSettings } from '@herald/core';
-import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
+import { guardedLookup, type LookupFunction, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options, type SocketOptions } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
@@ -18,7 +18,11 @@ export interface AmqpPoolOptions {
   lookup?: LookupFunction;
   /** What TLS trusts and presents, for every `amqps://` connection. @default Node.js's trusted authorities, no client certificate */
   tls?: TlsSettings;
-  /** How long connecting may take in all (TCP, TLS and the AMQP handshake), in ms; then the socket is closed. @default 15000 */
+  /**
+   * How long connecting may take in all (TCP, TLS and the AMQP handshake), in ms, and then how long opening a channel
+   * may take (`channel.open`, `confirm.select` and the check of the exchange); then the connection's socket is closed.
+   * @default 15000
+   */
   connectTimeout?: number;
   /** Told when a connection opens, fails or closes, with the broker's URL without its password. @default silent */
   logger?: Logger;
@@ -64,6 +68,10 @@ export class AmqpPool {
   readonly #channels = new SharedConnections<OpenChannel>((open, _key, gone) => open.channel.once('close', gone));
   /** Ends a connect still pending, by the broker's URL, with the time it was given (ms): its socket closes, and it fails. */
   readonly #connecting = new Map<string, AbortController>();
+  /** Ends a channel open still pending, by the channel's key, with the time it was given (ms): its connection closes, and it fails. */
+  readonly #openingChannels = new Map<string, AbortController>();
+  /** Destroys an open connection's socket, with a reason: amqplib then closes the connection, and the pool drops it. */
+  readonly #sockets = new WeakMap<ChannelModel, AbortController>();
   #closed = false;
 
   constructor(options: AmqpPoolOptions = {}) {
@@ -84,10 +92,11 @@ export class AmqpPool {
    */
   async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish, { timeout }: PublishOptions = {}): Promise<void> {
     let stage: Stage = 'connect';
+    const key = channelKey(destination);
     const publishing = (async () => {
       await this.#connection(destination.url);
       stage = 'channel';
-      const open = await this.#channels.get(`${destination.url}\n${destination.exchange}`, () => this.#openChannel(destination));
+      const open = await this.#channels.get(key, () => this.#openChannel(destination, key));
       stage = 'confirm';
       await confirmed(open, destination, content, properties);
     })();
@@ -95,29 +104,72 @@ export class AmqpPool {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const connecting = stage === 'connect' ? this.#connecting.get(destination.url) : undefined;
-        // The connect then fails at once, closing its socket, and says why in the log and in `publishing`'s rejection.
-        if (connecting) connecting.abort(timeout);
+        const pending = stage === 'connect' ? this.#connecting.get(destination.url) : stage === 'channel' ? this.#openingChannels.get(key) : undefined;
+        // The connect or channel open then fails at once, closing its socket, and says why in the log and in `publishing`'s rejection.
+        if (pending) pending.abort(timeout);
         else reject(new AmqpPublishError(timedOut(stage, destination, timeout)));
       }, timeout);
     });
     return Promise.race([publishing, late]).finally(() => clearTimeout(timer));
   }
 
-  /** Closes every connection; publishes still waiting for a confirm fail. */
+  /**
+   * Closes every connection; publishes still waiting for a confirm fail. A connection whose broker does not answer the
+   * close within the connect timeout has its socket closed.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#channels.forget(() => true);
-    await Promise.all(this.#connections.takeAll().map((connection) => connection.then((model) => model.close()).catch(() => {})));
+    const { connectTimeout = 15_000 } = this.#options;
+    const closing = async (model: ChannelModel) => {
+      const timer = setTimeout(() => this.#sockets.get(model)?.abort('closed by Herald: the broker did not answer the close'), connectTimeout);
+      try {
+        // A connection whose socket closes while it waits for the broker's answer emits `close`, and its close() never settles.
+        await Promise.race([model.close(), new Promise((resolve) => model.once('close', resolve))]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    await Promise.all(this.#connections.takeAll().map((connection) => connection.then(closing).catch(() => {})));
   }
 
-  async #openChannel(destination: AmqpDestination): Promise<OpenChannel> {
+  /**
+   * Opens the confirm channel of `key` within the connect timeout, or sooner if a publish waiting for it gives up. A broker
+   * that answers nothing in that time has a wedged connection: its socket is closed, so that the pool drops it, and the
+   * next publish connects again rather than waiting on this connection.
+   */
+  async #openChannel(destination: AmqpDestination, key: string): Promise<OpenChannel> {
+    const { connectTimeout = 15_000 } = this.#options;
     const model = await this.#connection(destination.url);
+    const deadline = new AbortController();
+    this.#openingChannels.set(key, deadline);
+    const timer = setTimeout(() => deadline.abort(connectTimeout), connectTimeout);
+    const late = new Promise<never>((_, reject) => deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason), { once: true }));
+    const opening = this.#setUpChannel(model, destination);
+    try {
+      return await Promise.race([opening, late]);
+    } catch (error) {
+      if (!deadline.signal.aborted) throw error;
+      // It fails once the socket is closed: nothing waits for it any more.
+      opening.catch(() => {});
+      const why = notOpenedWithin(Number(deadline.signal.reason));
+      const broker = redactedUrl(destination.url);
+      this.#options.logger?.warn({ broker, exchange: destination.exchange, error: why }, 'the AMQP broker did not open a channel: closing the connection');
+      this.#sockets.get(model)?.abort(`closed by Herald: ${why}`);
+      throw new AmqpPublishError(`cannot open a channel to the exchange "${destination.exchange}" on ${broker}: ${why}`);
+    } finally {
+      clearTimeout(timer);
+      this.#openingChannels.delete(key);
+    }
+  }
+
+  /** Opens a confirm channel on `model`, listens to what the broker says on it, and checks that the exchange exists. */
+  async #setUpChannel(model: ChannelModel, destination: AmqpDestination): Promise<OpenChannel> {
     let channel: ConfirmChannel;
     try {
       channel = await model.createConfirmChannel();
     } catch (error) {
-      throw new AmqpPublishError(`cannot open a channel on ${redactedUrl(destination.url)}: ${reason(error, destination.url)}`);
+      throw new AmqpPublishError(`cannot open a channel to the exchange "${destination.exchange}" on ${redactedUrl(destination.url)}: ${reason(error, destination.url)}`);
     }
     const open: OpenChannel = { channel, returned: new Map() };
     // A channel the broker closes emits `error` with the reason, before its pending confirms fail with "channel closed".
@@ -172,6 +224,8 @@ export class AmqpPool {
       const model = await connect(url, socketOptions);
       // Without a listener an `error` event would throw; `close` follows it and drops the connection.
       model.on('error', () => {});
+      // The socket still takes the signal: aborting it later closes a connection the broker has wedged.
+      this.#sockets.set(model, deadline);
       this.#options.logger?.info({ broker: redactedUrl(url) }, 'connected to the AMQP broker');
       return model;
     } catch (error) {
@@ -207,10 +261,19 @@ function notConnectedWithin(ms: number): string {
   return `the connection was not made within ${ms} ms (ETIMEDOUT)`;
 }
 
+function notOpenedWithin(ms: number): string {
+  return `the channel was not opened within ${ms} ms (ETIMEDOUT)`;
+}
+
+/** The key of a destination's channel: its broker's URL and its exchange. */
+function channelKey({ url, exchange }: AmqpDestination): string {
+  return `${url}\n${exchange}`;
+}
+
 function timedOut(stage: Stage, destination: AmqpDestination, ms: number): string {
   const broker = redactedUrl(destination.url);
   if (stage === 'connect') return `cannot connect to ${broker}: ${notConnectedWithin(ms)}`;
-  if (stage === 'channel') return `the broker did not open a channel to the exchange "${destination.exchange}" within ${ms} ms on ${broker}`;
+  if (stage === 'channel') return `cannot open a channel to the exchange "${destination.exchange}" on ${broker}: ${notOpenedWithin(ms)}`;
   return `the broker did not confirm within ${ms} ms`;
 }
 
@@ -258,15 +321,15 @@ function reason(error: unknown, url: string): string {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
+  // The pool closed the socket, saying why (a wedged connection).
+  if (code === 'ABORT_ERR' && error instanceof Error && typeof error.cause === 'string') return error.cause;
   if (code === 'ENOTFOUND') return 'the host name does not resolve (ENOTFOUND)';
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return `the server on port ${port(url)} does not speak TLS: is it a plain amqp:// port? (${code})`;
   if (message.startsWith('Expected ConnectionOpenOk; got <ConnectionClose')) return vhostRefused(url);
   if (message === 'Socket closed abruptly during opening handshake' && new URL(url).protocol === 'amqp:') {
     return `the server closed the connection during the AMQP handshake: if port ${port(url)} takes TLS, use amqps://`;
   }
-  // OpenSSL's errors carry their reason in words, and a message that is a dump of its error queue.
-  const openSslReason = typeof error === 'object' && error !== null && 'library' in error && 'reason' in error ? error.reason : undefined;
-  let why = typeof openSslReason === 'string' ? openSslReason : message;
+  let why = openSslReason(error) ?? message;
   if (code && !why.includes(code) && !/^\d+$/.test(code)) why = `${why} (${code})`;
   const password = new URL(url).password;
   if (password === '') return why;

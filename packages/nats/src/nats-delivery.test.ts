@@ -7,6 +7,7 @@ import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNo
 import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer, startTarpit, uniqueName } from './nats-server.test-support.js';
+import { NatsPool } from './nats-pool.js';
 import { type NatsOptions, nats } from './nats-transport.js';
 
 const allowPrivate = { HERALD_ALLOW_PRIVATE: '1' };
@@ -148,23 +149,63 @@ describe('a server that takes connections and never answers', () => {
     onTestFinished(() => tarpit.close());
     const server = await app({ timeout: 1_000 });
     const id = await subscribe(server, { servers: tarpit.server, subject: 'herald-test.tarpit.{type}' });
-    expect(await testErrors(server, id, 2)).toEqual([`cannot connect to NATS at ${tarpit.server}: TIMEOUT`, expect.stringMatching(/no INFO from .* \(TIMEOUT\)$/)]);
+    expect(await testErrors(server, id, 2)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^cannot connect to NATS at ${tarpit.server}: the connection was not made within \\d+ ms \\(TIMEOUT\\): the server's INFO, or its answer to CONNECT did not come in time$`),
+      ),
+      expect.stringMatching(/no INFO from .* \(TIMEOUT\)$/),
+    ]);
     expect(tarpit.accepted()).toBe(3);
     await waitFor(() => tarpit.open() === 0, 'every socket of the attempts closed', 2_000);
   });
 
-  it('closes the socket of each reconnection that got no INFO, as the connection tries again', async () => {
+  it('drops a connection the server cut, dials nothing until the next attempt, and abandons a TLS handshake that stalls within the timeout, closing its socket', async () => {
     const stream = await consumer();
     const relay = await startTarpit('relay');
     onTestFinished(() => relay.close());
-    const server = await app({ timeout: 1_000 });
-    await subscribe(server, { servers: relay.server, subject: `${stream.prefix}.{type}` });
+    const logger = recordingLogger();
+    const server = await app({ timeout: 1_000, retrySchedule: [0, 0.3, 0.3, 60] }, allowPrivate, logger);
+    const id = await subscribe(server, { servers: relay.server, subject: `${stream.prefix}.{type}` });
     await publishNumbered(server, 1);
     await waitFor(() => stream.received.length === 1, 'the event through the relay');
-    relay.stopRelaying();
-    await waitFor(() => relay.accepted() >= 6, 'four reconnections', 20_000);
-    await waitFor(() => relay.open() <= 1, 'only the last reconnection open', 2_000);
-  }, 40_000);
+    // The server goes, and another takes its address that requires TLS and never completes the handshake.
+    relay.stopRelaying('tls-stall');
+    await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the connection closed rather than reconnecting', 5_000);
+    const before = relay.accepted();
+    const [event] = await publishNumbered(server, 1);
+    const failed = async () => (await server.api('GET', `/v1/subscriptions/${id}/deliveries`)).body.data.find((delivery: { eventId: string }) => delivery.eventId === event?.id)?.attempts ?? [];
+    await waitFor(async () => (await failed()).length === 3, 'three attempts', 10_000);
+    for (const attempt of (await failed()) as { status: string; error: string; durationMs: number }[]) {
+      expect(attempt.status).toBe('failed');
+      expect(attempt.error).toMatch(
+        new RegExp(`^cannot connect to NATS at ${relay.server}: the connection was not made within \\d+ ms \\(TIMEOUT\\): the server's INFO, the TLS handshake, or its answer to CONNECT did not come in time$`),
+      );
+      expect(attempt.durationMs).toBeLessThan(1_500);
+    }
+    // Each attempt opened two sockets, to read the INFO and to connect, and closed both; nothing dialled in between.
+    await waitFor(() => relay.open() === 0, 'every socket of the attempts closed', 1_000);
+    expect(relay.accepted() - before).toBe(6);
+  });
+
+  it('delivers again once the server is back after the connection dropped: the attempts meanwhile fail as refused, and the next one connects anew', async () => {
+    const stream = await consumer();
+    const relay = await startTcpRelay(natsServer);
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const server = await app({ timeout: 1_000, retrySchedule: Array(60).fill(0.2) }, allowPrivate, logger);
+    const id = await subscribe(server, { servers: relay.address, subject: `${stream.prefix}.{type}`, ordered: true });
+    const published = (await publishNumbered(server, 2)).map((event) => event.id);
+    await waitFor(() => stream.events.length === 2, 'the first events');
+    await relay.cut();
+    await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the connection closed', 5_000);
+    published.push(...(await publishNumbered(server, 2)).map((event) => event.id));
+    const refused = async () => (await deliveryAttempts(server, id)).filter((attempt) => attempt.error?.endsWith('connection refused (CONNECTION_REFUSED)')).length;
+    await waitFor(async () => (await refused()) >= 2, 'attempts refused while the server is away');
+    await relay.resume();
+    await waitFor(() => stream.events.length === 4, 'the events once the server is back', 10_000);
+    expect(stream.events.map((event) => event.id)).toEqual(published);
+    expect((await deliveryAttempts(server, id)).filter((attempt) => attempt.status === 'failed' && !attempt.error?.endsWith('(CONNECTION_REFUSED)'))).toEqual([]);
+  });
 });
 
 describe('a restart of the NATS server', () => {
@@ -211,7 +252,7 @@ describe('the log', () => {
 });
 
 describe('a server that moves', () => {
-  it('is found at its new address: a connection that cannot reconnect gives up, and the next one resolves the name again', async () => {
+  it('is found at its new address: the connection to the old one closes, and the next attempt resolves the name again', async () => {
     // The server stays where it is; the name leads to it through a relay at one loopback address, then at another.
     const own = await startOwnNatsServer();
     onTestFinished(() => own.close());
@@ -423,6 +464,32 @@ describe('a NATS server that requires TLS', () => {
     expect(stream.received).toHaveLength(0);
   });
 
+  it('closes the socket of a dial whose TLS handshake stalled once the connection is made to the next server, not when the connection closes', async () => {
+    const own = await startOwnNatsServer({ tls: true });
+    onTestFinished(() => own.close());
+    const stream = await startStreamConsumer(own.server, own.clientOptions);
+    onTestFinished(() => stream.close());
+    const stall = await startTarpit('tls-stall');
+    onTestFinished(() => stall.close());
+    const servers = [`tls://localhost:${stall.server.split(':')[1]}`, own.server];
+    const lookup: LookupFunction = (_hostname, options, callback) => (options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4));
+    // nats.js dials the servers in a random order: connections are made until one dialled the stalling server first.
+    let dialled = false;
+    for (let round = 1; !dialled; round++) {
+      expect(round, 'a connection that dialled the stalling server first').toBeLessThanOrEqual(20);
+      const before = stall.accepted();
+      const pool = new NatsPool({ allowPrivate: true, lookup, tls: { ca: readFileSync(testTls.ca) }, connectTimeout: 2_000 });
+      onTestFinished(() => pool.close());
+      const message = { subject: `${stream.prefix}.order.created`, body: new TextEncoder().encode('{}'), msgID: `msg-${round}`, seq: round, deadline: Date.now() + 2_000 };
+      expect(await pool.publish(servers, message)).toBe(stream.stream);
+      // The INFO is read from the first server listed, the stalling one, on a socket of its own; a second socket is a dial.
+      dialled = stall.accepted() - before === 2;
+      // The stalled dial's socket is closed while the connection is open.
+      if (dialled) await waitFor(() => stall.open() === 0, 'the stalled dial closed', 1_000);
+      await pool.close();
+    }
+  });
+
   it('presents the client certificate of `tls: { cert, key }` to a server that requires one; without it, no connection is made', async () => {
     const own = await startOwnNatsServer({ tls: true, clientCertificate: true });
     onTestFinished(() => own.close());
@@ -437,8 +504,10 @@ describe('a NATS server that requires TLS', () => {
     const [unsent] = await publishNumbered(withoutCertificate, 1);
 
     await expectDeliveredInOrder(presenting, delivered, () => stream.events, published);
-    // The server closes the connection once TLS has refused the client; nats.js says nothing of it and tries again until the connect timeout.
-    expect(await onlyFailedAttempt(withoutCertificate, refused, unsent?.id as string)).toBe(`cannot connect to NATS at ${own.server}: TIMEOUT`);
+    // The server sends TLS's alert once it has refused the client, and closes the connection: the connect fails with it.
+    expect(await onlyFailedAttempt(withoutCertificate, refused, unsent?.id as string)).toBe(
+      `cannot connect to NATS at ${own.server}: the server refused the TLS handshake, wanting a client certificate it trusts: sslv3 alert bad certificate (ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE)`,
+    );
     expect(stream.received).toHaveLength(published.length);
   });
 });

@@ -4,7 +4,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger, TlsSettings } from '@herald/core';
-import { guardedLookup, type LookupFunction, refusedHost, SharedConnections } from '@herald/outbox';
+import { guardedLookup, type LookupFunction, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
@@ -45,9 +45,6 @@ interface Client {
   jetstream: JetStreamClient;
 }
 
-/** Attempts to reconnect to each address, 500 ms apart, before a connection closes for good. */
-const reconnectAttempts = 20;
-
 /** An address a server's name resolved to (or the address it was listed by), and that name. */
 interface ServerAddress {
   name: string;
@@ -56,8 +53,8 @@ interface ServerAddress {
 }
 
 /**
- * Connections to NATS, one per list of servers, each reconnecting by itself. A connection that closes
- * for good (refused credentials, say) is dropped, and the next publish opens a new one.
+ * Connections to NATS, one per list of servers. A connection that closes (the server went away, refused credentials)
+ * is dropped, and the next publish opens a new one: nats.js does not reconnect by itself.
  */
 export class NatsPool {
   readonly #options: NatsPoolOptions;
@@ -120,10 +117,11 @@ export class NatsPool {
     const credentials = urls.find((url) => url.username !== '');
     const options: ConnectionOptions = {
       name: 'herald',
-      // Reconnections go to the addresses resolved when the connection opened: a connection that cannot reconnect
-      // for about 10 s closes, and the next publish resolves the names again (a server that moved is found).
-      maxReconnectAttempts: reconnectAttempts,
-      reconnectTimeWait: 500,
+      // Herald retries each delivery on its own schedule, and each retry that finds no connection makes one within its
+      // timeout: names resolved and checked again (a server that moved is found), the INFO read first, and every socket
+      // of a failed connect closed. nats.js's reconnections would dial in the background, every 500 ms whether a delivery
+      // is due or not, to the addresses of the first connect, and leave the socket of a dial it gave up on open.
+      reconnect: false,
       // nats.js dials the addresses Herald resolved, and the guard checked: it does not resolve names again.
       resolve: false,
       // With the guard on, the servers a cluster gossips about are not taken on: they were not checked.
@@ -143,14 +141,18 @@ export class NatsPool {
       // nats.js requires TLS of a connection given TLS options, and a server without TLS is refused: they are given
       // when a server is tls://, or when the server first reached says it requires or offers TLS.
       if (urls.some((url) => url.protocol === 'tls:') || info.tls_required === true || info.tls_available === true) options.tls = this.#tlsOptions(addresses);
-      options.timeout = Math.max(1, deadline - Date.now());
-      const dial: Dial = { timeout: options.timeout, sockets: [] };
+      // nats.js gives each dial this long (TCP, TLS, CONNECT and its PONG), and tries each address once.
+      const dialTimeout = Math.max(1, Math.floor((deadline - Date.now()) / addresses.length));
+      options.timeout = dialTimeout;
+      const sockets: Socket[] = [];
       watchNatsSockets();
-      const connection = await dialling.run(dial, () => connect(options)).catch((error: unknown) => {
-        closeSockets(dial);
-        throw error;
+      const connection = await dialling.run(sockets, () => connect(options)).catch((error: unknown) => {
+        destroyAll(sockets);
+        throw codeOf(error) === 'TIMEOUT' ? new NatsPublishError(notConnectedWithin(dialTimeout, options.tls !== undefined)) : error;
       });
-      void connection.closed().then(() => closeSockets(dial));
+      // The last socket is the connection's; those before it are of dials nats.js gave up on, such as a TLS handshake that stalled.
+      destroyAll(sockets.slice(0, -1));
+      void connection.closed().then(() => destroyAll(sockets));
       logger?.info({ servers: where }, 'connected to NATS');
       return { connection, jetstream: connection.jetstream() };
     } catch (error) {
@@ -211,38 +213,30 @@ export class NatsPool {
   }
 }
 
-/** A connection's dials: how long nats.js waits for a server's INFO, and the sockets it opened. */
-interface Dial {
-  timeout: number;
-  sockets: Socket[];
-}
-
-/** The dials of the connection whose nats.js calls run in it. */
-const dialling = new AsyncLocalStorage<Dial>();
+/** The sockets nats.js opened for the connection whose nats.js calls run in it, in the order it opened them. */
+const dialling = new AsyncLocalStorage<Socket[]>();
 let watching = false;
 
 /**
- * Watches the sockets nats.js opens for the pools' connections, which nats.js leaves open when a server's INFO does not
- * come in time: it gives up on the dial, but closes only sockets it connected. nats.js writes nothing before the INFO,
- * so a socket that has written nothing once the dial's time is up is closed.
+ * Watches the sockets nats.js opens for the pools' connections. nats.js leaves one open when it gives up on a dial whose
+ * time is up (no INFO, a TLS handshake or a PONG that never comes): it closes only sockets it connected. The pool closes
+ * them once the connect has settled.
  */
 function watchNatsSockets(): void {
   if (watching) return;
   watching = true;
   subscribe('net.client.socket', (message) => {
-    const dial = dialling.getStore();
-    if (!dial) return;
-    const { socket } = message as { socket: Socket };
-    dial.sockets = dial.sockets.filter((open) => !open.destroyed);
-    dial.sockets.push(socket);
-    setTimeout(() => socket.bytesWritten === 0 && socket.destroy(), dial.timeout).unref();
+    dialling.getStore()?.push((message as { socket: Socket }).socket);
   });
 }
 
-/** Closes what is left of the sockets of a connection that failed or closed. */
-function closeSockets(dial: Dial): void {
-  for (const socket of dial.sockets) socket.destroy();
-  dial.sockets = [];
+function destroyAll(sockets: readonly Socket[]): void {
+  for (const socket of sockets) socket.destroy();
+}
+
+/** Why nats.js gave up on the dials of a connect: what each waits for, after its TCP connection, came too late. */
+function notConnectedWithin(ms: number, tls: boolean): string {
+  return `the connection was not made within ${ms} ms (TIMEOUT): the server's INFO, ${tls ? 'the TLS handshake, ' : ''}or its answer to CONNECT did not come in time`;
 }
 
 /** What Herald reads of a server's INFO. */
@@ -320,5 +314,10 @@ function describe(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'CONNECTION_REFUSED' || code === 'ECONNREFUSED') return 'connection refused (CONNECTION_REFUSED)';
   if (code === 'SERVER_OPT_NA' && message === 'tls') return 'the server does not offer TLS, which tls:// requires (SERVER_OPT_NA)';
+  const tlsReason = openSslReason(error);
+  if (tlsReason !== undefined) {
+    const refusedCertificate = code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' || code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED';
+    return `${refusedCertificate ? 'the server refused the TLS handshake, wanting a client certificate it trusts: ' : ''}${tlsReason} (${code})`;
+  }
   return code && !message.includes(code) ? `${message} (${code})` : message;
 }

@@ -174,7 +174,8 @@ export async function startOwnNatsServer({
 
 /**
  * A TCP server of the test's own that takes every connection and never closes one: it answers nothing (a tarpit), or
- * sends its first connection a NATS server's INFO and the others nothing, or relays to the machine's NATS until told not to.
+ * sends its first connection a NATS server's INFO and the others nothing, or sends each connection an INFO that requires
+ * TLS and then never answers the TLS handshake, or relays to the machine's NATS until told to answer otherwise.
  */
 export interface Tarpit {
   /** `127.0.0.1:<port>`. */
@@ -183,24 +184,30 @@ export interface Tarpit {
   accepted(): number;
   /** How many of them are open: it closes none but those it relayed. */
   open(): number;
-  /** Cuts the relayed connections and answers nothing from now on. */
-  stopRelaying(): void;
+  /** Cuts the relayed connections, and from now on answers as `mode` does: nothing, or an INFO that requires TLS. */
+  stopRelaying(mode?: 'silent' | 'tls-stall'): void;
   close(): Promise<void>;
 }
 
-/** Starts a {@link Tarpit}: `silent`, `info-once` (INFO to the first connection only) or `relay` (to {@link natsServer}). */
-export async function startTarpit(mode: 'silent' | 'info-once' | 'relay' = 'silent'): Promise<Tarpit> {
+/**
+ * Starts a {@link Tarpit}: `silent`, `info-once` (INFO to the first connection only), `tls-stall` (an INFO with
+ * `tls_required`, then nothing: the client's TLS handshake is never answered) or `relay` (to {@link natsServer}).
+ */
+export async function startTarpit(mode: 'silent' | 'info-once' | 'tls-stall' | 'relay' = 'silent'): Promise<Tarpit> {
   const open = new Set<Socket>();
   const relayed = new Set<Socket>();
   let accepted = 0;
-  let relaying = mode === 'relay';
+  let answering = mode;
   const listener = createServer((socket) => {
     accepted += 1;
     open.add(socket);
     socket.on('error', () => {});
     socket.once('close', () => open.delete(socket));
-    if (mode === 'info-once' && accepted === 1) socket.write(`INFO {"server_id":"tarpit","version":"2.10.0","max_payload":1048576}\r\n`);
-    if (relaying) {
+    const info = { server_id: 'tarpit', version: '2.10.0', max_payload: 1048576, ...(answering === 'tls-stall' ? { tls_required: true } : {}) };
+    if ((answering === 'info-once' && accepted === 1) || answering === 'tls-stall') socket.write(`INFO ${JSON.stringify(info)}\r\n`);
+    // It reads what it is sent (and drops it), so that it sees the client close: a socket with unread data never ends.
+    if (answering !== 'relay') socket.resume();
+    else {
       const [host, port] = natsServer.split(':') as [string, string];
       const upstream = connectTcp(Number(port), host);
       upstream.on('error', () => {});
@@ -214,8 +221,8 @@ export async function startTarpit(mode: 'silent' | 'info-once' | 'relay' = 'sile
     server: `127.0.0.1:${(listener.address() as { port: number }).port}`,
     accepted: () => accepted,
     open: () => open.size,
-    stopRelaying() {
-      relaying = false;
+    stopRelaying(next = 'silent') {
+      answering = next;
       for (const upstream of relayed) upstream.destroy();
     },
     async close() {

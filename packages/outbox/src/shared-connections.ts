@@ -39,3 +39,12 @@ export class SharedConnections<T> {
     return all;
   }
 }
+
+/**
+ * The reason in words of an OpenSSL error (`sslv3 alert bad certificate`), whose message is a dump of its error queue;
+ * undefined for any other error. For the errors a push transport's TLS connections fail with.
+ */
+export function openSslReason(error: unknown): string | undefined {
+  const reason = typeof error === 'object' && error !== null && 'library' in error && 'reason' in error ? error.reason : undefined;
+  return typeof reason === 'string' ? reason : undefined;
+}

@@ -558,12 +558,12 @@ describe('pull', () => {
     expect(seqs(rest.events)).toEqual(seqs(orders.slice(3)));
     // The invoice at the end of the log is passed over: `next` is past it.
     expect(rest.next).toBe(9);
-    expect(await pull(rest.next, 3)).toEqual({ events: [], next: 9 });
-    expect(await pull(99, 3)).toEqual({ events: [], next: 9, reset: { reason: 'ahead', latest: 9 } });
+    expect(await pull(rest.next, 3)).toEqual({ events: [], next: 9, waited: false });
+    expect(await pull(99, 3)).toEqual({ events: [], next: 9, reset: { reason: 'ahead', latest: 9 }, waited: false });
     // A reset does not wait for the next event.
     const ahead = session.subscribe({ types: ['order.*'], after: 99 });
     await ahead.resolve();
-    expect(await ahead.pull({ limit: 3, wait: 60_000 })).toEqual({ events: [], next: 9, reset: { reason: 'ahead', latest: 9 } });
+    expect(await ahead.pull({ limit: 3, wait: 60_000 })).toEqual({ events: [], next: 9, reset: { reason: 'ahead', latest: 9 }, waited: false });
     expect(session.subscriptions).toEqual([]);
   });
 
@@ -579,14 +579,16 @@ describe('pull', () => {
       { type: 'order.created', data: { n: 2 } },
       { type: 'order.shipped', data: { n: 3 } },
     ]);
-    const { events, next } = await answer;
+    const { events, next, waited } = await answer;
     expect(seqs(events)).toEqual([published[1]?.event.seq, published[2]?.event.seq]);
+    // Nothing followed its position: it waited, and live events answered it.
+    expect(waited).toBe(true);
     expect(next).toBe(published[2]?.event.seq);
 
     const empty = session.subscribe({ types: ['order.*'], after: next });
     await empty.resolve();
     const started = Date.now();
-    expect(await empty.pull({ limit: 10, wait: 100 })).toEqual({ events: [], next });
+    expect(await empty.pull({ limit: 10, wait: 100 })).toEqual({ events: [], next, waited: true });
     expect(Date.now() - started).toBeGreaterThanOrEqual(90);
   });
 
@@ -602,12 +604,14 @@ describe('pull', () => {
     };
     const first = await pull();
     expect(seqs(first.events)).toEqual([published[0]?.seq]);
+    // Answered at once, from the log.
+    expect(first.waited).toBe(false);
     expect(first.next).toBe(3);
     // Not acknowledged yet: pulling again from the cursor gets the same answer.
     expect(await streams.cursorOf(id)).toBe(0);
     expect(await pull()).toEqual(first);
     const second = await pull(first.next);
-    expect(second).toEqual({ events: [], next: 3 });
+    expect(second).toEqual({ events: [], next: 3, waited: false });
     await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(3));
   });
 
@@ -649,7 +653,7 @@ describe('pull', () => {
     const answer = subscription.pull({ limit: 10, wait: 60_000 });
     await linger();
     await streams.revoke('key_gone');
-    expect(await answer).toEqual({ events: [], next: streams.bus.latest });
+    expect(await answer).toEqual({ events: [], next: streams.bus.latest, waited: true });
     expect(session.ended).toBe('revoked');
   });
 });

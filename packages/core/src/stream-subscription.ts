@@ -83,6 +83,8 @@ export interface PullResult {
   next: number;
   /** Set when the resume position could not be served (see {@link StreamSink.reset}). */
   reset?: { reason: ResetReason; latest: number; oldest?: number };
+  /** Whether it found nothing at once and waited for live events (answered by one, or by the end of its `wait`). */
+  waited: boolean;
 }
 
 /** Pages of the log one pull reads at most before it answers with what it has (a very selective subscription). */
@@ -222,11 +224,12 @@ export class StreamSubscription {
       else caughtUp = await this.#catchUp(after, pullPages);
       if (after !== undefined && this.#durable !== undefined && collector.resetTo === undefined) this.acknowledge(after);
       // A reset answers at once, so that the client learns of it before the next event.
-      if (caughtUp && collector.events.length === 0 && collector.resetTo === undefined && wait > 0 && !this.#closed) {
+      const waited = caughtUp && collector.events.length === 0 && collector.resetTo === undefined && wait > 0 && !this.#closed;
+      if (waited) {
         await collector.waitForEvents(wait, () => true);
         if (batchWait > 0 && collector.events.length > 0 && !this.#closed) await collector.waitForEvents(batchWait, () => this.#closed || collector.full);
       }
-      return { events: collector.events, next: this.position, ...(collector.resetTo ? { reset: collector.resetTo } : {}) };
+      return { events: collector.events, next: this.position, waited, ...(collector.resetTo ? { reset: collector.resetTo } : {}) };
     } finally {
       this.close();
     }

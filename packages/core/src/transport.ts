@@ -28,6 +28,12 @@ export interface RouteResult {
   status?: number | undefined;
   body?: unknown;
   headers?: Record<string, string> | undefined;
+  /**
+   * For a `longPoll` route: whether the answer spends a request of the key's rate limit. A poll that waited and was
+   * answered by a live event, or waited a while for none, is bounded by the key's connections as a stream is, and
+   * spends none. @default true
+   */
+  countsAgainstRateLimit?: boolean;
 }
 
 /**
@@ -61,7 +67,9 @@ export interface RouteDefinition<TBody = unknown, TQuery = unknown> {
   response?: RouteResponse;
   /**
    * Each request is a client connection until its answer (a long poll): `herald_connected_clients`
-   * counts it, as it counts streaming responses and upgraded sockets. @default false
+   * counts it, as it counts streaming responses and upgraded sockets. A key with no request left is refused
+   * before it is answered; one is spent once it is answered, unless its `RouteResult.countsAgainstRateLimit`
+   * is false. Its answers are sent with `Cache-Control: no-store` and no ETag. @default false
    */
   longPoll?: boolean;
   /**

@@ -1,5 +1,8 @@
+import type { HeraldEvent } from '@herald/core';
 import { memoryTransport, metricValue, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { z } from 'zod';
+import { pollEvents } from '../../client/src/poll-events.js';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
 import { type PollApp, seqs, startPollApp } from './poll-app.test-support.js';
 import { poll } from './poll-transport.js';
@@ -29,18 +32,20 @@ describe('GET /v1/poll, ad hoc', () => {
     expect(app.transport.waiting).toBe(0);
   });
 
-  it('answers empty data and the same next when nothing comes within wait, and cuts a longer wait to maxWait', async () => {
+  it('answers empty data and the same next when nothing comes within wait, and cuts a longer wait (any length) to maxWait', async () => {
     const app = await started({ maxWait: 1 });
     const order = await app.publish('order.created', 1);
     let began = Date.now();
     expect((await app.poll({ types: 'order.*', after: String(order.seq), wait: '0.3' })).body).toEqual({ data: [], next: order.seq });
     expect(Date.now() - began).toBeGreaterThanOrEqual(280);
 
-    began = Date.now();
-    expect((await app.poll({ types: 'order.*', after: String(order.seq), wait: '600' })).body).toEqual({ data: [], next: order.seq });
-    const waited = Date.now() - began;
-    expect(waited).toBeGreaterThanOrEqual(950);
-    expect(waited).toBeLessThan(15_000);
+    for (const wait of ['600', '99999999', '9999999999999999.999']) {
+      began = Date.now();
+      expect((await app.poll({ types: 'order.*', after: String(order.seq), wait })).body, wait).toEqual({ data: [], next: order.seq });
+      const waited = Date.now() - began;
+      expect(waited).toBeGreaterThanOrEqual(950);
+      expect(waited).toBeLessThan(15_000);
+    }
     // wait=0 answers at once, with what there is.
     expect((await app.poll({ types: 'order.*', after: '0', wait: '0' })).body).toEqual({ data: [order], next: order.seq });
   });
@@ -92,6 +97,26 @@ describe('GET /v1/poll, ad hoc', () => {
     await waitingFor(app, 1);
     const fresh = await app.publish('order.shipped', 2);
     expect((await answer).body).toEqual({ data: [fresh], next: fresh.seq });
+  });
+});
+
+describe('GET /v1/poll, a resume point the log no longer holds', () => {
+  it('answers what the log still holds after `after`, with reset { reason: expired, latest: after, oldest }, as /openapi.json describes it', async () => {
+    const app = await started({}, { env: { HERALD_LOG_MAX_EVENTS: '3' } });
+    const published: HeraldEvent[] = [];
+    for (let n = 0; n < 8; n++) published.push(await app.publish('order.created', n));
+    await waitFor(async () => (await app.api('GET', '/v1/events?after=0')).body.oldest === published[5]?.seq, 'the log to keep its newest 3 events', 20_000);
+
+    const answer = await app.poll({ types: 'order.*', after: '0', wait: '0' });
+    const oldest = published[5]?.seq;
+    expect(answer.body).toEqual({ data: published.slice(5), next: published[7]?.seq, reset: { reason: 'expired', latest: 0, oldest } });
+
+    const document = await (await fetch(`${app.baseUrl}/openapi.json`)).json();
+    const schema = document.paths['/v1/poll'].get.responses['200'].content['application/json'].schema;
+    expect(z.fromJSONSchema(schema).safeParse(answer.body).error).toBeUndefined();
+    // The schema names every field the answer has (it does not refuse the ones it does not name).
+    expect(Object.keys(schema.properties.reset.properties)).toEqual(Object.keys(answer.body.reset));
+    expect(schema.properties.reset.properties.oldest.description).toMatch(/pruned/);
   });
 });
 
@@ -265,6 +290,128 @@ describe('GET /v1/poll, metrics', () => {
   });
 });
 
+describe('GET /v1/poll, rate limits', () => {
+  /** `RateLimit: "key";r=R;t=T` → R, the requests the key has left. */
+  const remaining = (headers: Headers) => Number(/;r=(\d+);/.exec(headers.get('ratelimit') ?? '')?.[1]);
+
+  it('spends no request on a poll a live event answered: pollEvents keeps up with 200 events, one poll each, on a key of 20 requests a minute', async () => {
+    const app = await started({}, { rateLimit: { requests: 20, window: 60 } });
+    const key = await app.consumerKey('acme');
+    const statuses: number[] = [];
+    const stop = new AbortController();
+    // A refusal ends the polling at once: pollEvents would wait out its Retry-After and try again.
+    const counted: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      statuses.push(response.status);
+      if (response.status !== 200) stop.abort();
+      return response;
+    };
+    const received: number[] = [];
+    const polling = (async () => {
+      for await (const event of pollEvents({ url: app.baseUrl, token: key, types: ['order.*'], wait: 5, signal: stop.signal, fetch: counted })) {
+        received.push(event.seq);
+      }
+    })();
+    // A live stream the poller keeps up with: each event is published while its poll waits.
+    const published: number[] = [];
+    for (let n = 0; n < 200 && !stop.signal.aborted; n++) {
+      await waitFor(() => app.transport.waiting === 1 || stop.signal.aborted, 'the poll to wait');
+      published.push((await app.publish('order.created', n)).seq);
+      await waitFor(() => received.length === published.length || stop.signal.aborted, 'the poller to have the event');
+    }
+    stop.abort();
+    await polling;
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    expect(received).toEqual(published);
+    expect(statuses.length).toBeGreaterThanOrEqual(200);
+    expect(remaining((await app.pollWith({ types: 'order.*', wait: '0' }, key)).headers)).toBe(19);
+  }, 90_000);
+
+  it('spends one on each poll answered at once with what the log holds: reading the log in a loop is bounded as GET /v1/events is', async () => {
+    const app = await started({}, { rateLimit: { requests: 3, window: 60 } });
+    const key = await app.consumerKey('acme');
+    await app.publish('order.created', 1);
+    const history = { types: 'order.*', after: '0', wait: '5' };
+    for (let n = 1; n <= 3; n++) {
+      const { status, headers, body } = await app.pollWith(history, key);
+      expect([status, body.data.length, remaining(headers)]).toEqual([200, 1, 3 - n]);
+    }
+    expect((await app.pollWith(history, key)).status).toBe(429);
+  });
+
+  it('spends no request on a poll that waited a second or more for nothing', async () => {
+    const app = await started({}, { rateLimit: { requests: 2, window: 60 } });
+    const key = await app.consumerKey('acme');
+    for (let n = 0; n < 3; n++) {
+      const { status, headers, body } = await app.pollWith({ types: 'order.*', after: '0', wait: '1.1' }, key);
+      expect([status, body.data, remaining(headers)]).toEqual([200, [], 2]);
+    }
+  });
+
+  it('spends one on each poll that brings nothing without waiting, or is refused: a wait=0 loop is refused past the quota', async () => {
+    const app = await started({}, { rateLimit: { requests: 5, window: 60 } });
+    const key = await app.consumerKey('acme');
+    const event = await app.publish('order.created', 1);
+    const empty = { types: 'order.*', after: String(event.seq), wait: '0' };
+    for (let n = 1; n <= 4; n++) {
+      const { status, headers, body } = await app.pollWith(empty, key);
+      expect([status, body.data, remaining(headers)]).toEqual([200, [], 5 - n]);
+    }
+    const refused = await app.pollWith({ ...empty, wait: 'forever' }, key);
+    expect([refused.status, remaining(refused.headers)]).toEqual([422, 0]);
+    const limited = await app.pollWith(empty, key);
+    expect([limited.status, limited.body.type]).toEqual([429, 'urn:herald:problem:rate-limited']);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Over its quota, the key is refused whatever the poll would bring, until the window ends, as on every route.
+    expect((await app.pollWith({ types: 'order.*', after: '0', wait: '0' }, key)).status).toBe(429);
+    // Another key has its own quota.
+    expect((await app.pollWith(empty, await app.consumerKey('other'))).status).toBe(200);
+  });
+});
+
+describe('GET /v1/poll, HTTP', () => {
+  it('answers with Cache-Control: no-store and no ETag, so that no If-None-Match turns an answer into a 304', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const event = await app.publish('order.created', 1);
+    const query = { types: 'order.*', after: '0', wait: '0' };
+    const first = await app.pollWith(query, key);
+    expect([first.status, first.headers.get('cache-control'), first.headers.get('etag')]).toEqual([200, 'no-store', null]);
+    for (const tag of ['*', 'W/"d7-0000000000000000000000000000"']) {
+      const again = await app.pollWith(query, key, { headers: { 'if-none-match': tag } });
+      expect([again.status, again.body], tag).toEqual([200, { data: [event], next: event.seq }]);
+    }
+  });
+
+  it('answers HEAD as GET would, without its side effects: at once, with no body, and the cursor left where it was', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    const created = await app.api('POST', '/v1/subscriptions', { transport: 'poll', types: ['order.*'] }, key);
+    const subscription: string = created.body.id;
+    const published = [await app.publish('order.created', 1), await app.publish('order.created', 2), await app.publish('order.created', 3)];
+    const began = Date.now();
+    const queries: Record<string, string>[] = [{ subscription, after: String(published[1]?.seq), wait: '30' }, { types: 'order.*', wait: '30' }];
+    for (const query of queries) {
+      const head = await app.pollWith(query, key, { method: 'HEAD' });
+      expect([head.status, head.contentType, head.body]).toEqual([200, 'application/json; charset=utf-8', undefined]);
+    }
+    expect(Date.now() - began).toBeLessThan(15_000);
+    expect(app.transport.waiting).toBe(0);
+    // The HEAD with after acknowledged nothing: the subscription starts from its cursor still.
+    expect((await app.poll({ subscription, wait: '0' }, key)).body).toEqual({ data: published, next: published[2]?.seq });
+    expect((await app.pollWith({ subscription: 'sub_01aaaaaaaaaaaaaaaaaaaaaaaa', wait: '0' }, key, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('answers another method with 405 and Allow: GET, HEAD', async () => {
+    const app = await started();
+    const key = await app.consumerKey('acme');
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const { status, headers, body } = await app.pollWith({ types: 'order.*', wait: '0' }, key, { method });
+      expect([status, headers.get('allow'), body.type], method).toEqual([405, 'GET, HEAD', 'urn:herald:problem:method-not-allowed']);
+    }
+  });
+});
+
 describe('GET /v1/poll, bad parameters', () => {
   it.each([
     ['neither types nor subscription', {}],
@@ -283,6 +430,20 @@ describe('GET /v1/poll, bad parameters', () => {
     const { status, contentType, body } = await app.poll(query as Record<string, string>);
     expect([status, contentType, body.type]).toEqual([422, 'application/problem+json; charset=utf-8', 'urn:herald:problem:validation-failed']);
     expect(body.errors.length).toBeGreaterThan(0);
+  });
+
+  it('says the range of after and the bound of wait when they are out of them', async () => {
+    const app = await started();
+    const range = `a seq: an integer from 0 to ${Number.MAX_SAFE_INTEGER}`;
+    for (const after of ['99999999999999999', '9007199254740992', '-1']) {
+      const { status, body } = await app.poll({ types: 'order.*', after, wait: '0' });
+      expect([status, body.errors], after).toEqual([422, [expect.objectContaining({ path: ['after'], message: range })]]);
+    }
+    expect((await app.poll({ types: 'order.*', after: String(Number.MAX_SAFE_INTEGER), wait: '0' })).status).toBe(200);
+    for (const wait of ['1'.repeat(17), '1.2345', '-1', '1e3']) {
+      const { status, body } = await app.poll({ types: 'order.*', wait }, app.adminKey);
+      expect([status, body.errors], wait).toEqual([422, [expect.objectContaining({ path: ['wait'], message: expect.stringContaining('at most 16 digits before the point and 3 after it') })]]);
+    }
   });
 
   it('refuses lastEventId and a Last-Event-ID header, which resume a stream: a poll resumes with after', async () => {

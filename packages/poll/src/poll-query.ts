@@ -1,15 +1,13 @@
 import { eventEnvelopeSchema, eventFilterQuery, queryNumber, queryTypes, requireTypesOrSubscription } from '@herald/core';
 import { z } from 'zod';
 
-const seq = z
-  .string()
-  .regex(/^\d{1,16}$/, 'a seq: a non-negative integer')
-  .transform(Number)
-  .refine(Number.isSafeInteger, 'a seq: a non-negative integer');
+const seqMessage = `a seq: an integer from 0 to ${Number.MAX_SAFE_INTEGER}`;
+const seq = z.string().regex(/^\d{1,16}$/, seqMessage).transform(Number).refine(Number.isSafeInteger, seqMessage);
 
+/** Seconds; any length of wait is cut to the server's cap, so its bound only keeps the parameter short. */
 const seconds = z
   .string()
-  .regex(/^\d{1,6}(\.\d{1,3})?$/, 'seconds: a non-negative number, at most 3 decimals')
+  .regex(/^\d{1,16}(\.\d{1,3})?$/, 'seconds: a non-negative number with at most 16 digits before the point and 3 after it')
   .transform(Number);
 
 /**
@@ -41,12 +39,23 @@ export type PollQuery = z.output<typeof pollQuery>;
 
 /** What `GET /v1/poll` answers. */
 export const pollAnswerSchema = z.object({
-  data: z.array(eventEnvelopeSchema).describe('The events after `after`, in `seq` order; empty when none came within `wait`'),
+  data: z.array(eventEnvelopeSchema).describe('The events after `after`, in `seq` order, at most `limit`; empty when none came within `wait`'),
   next: z.number().int().nonnegative().describe('Pass as `after` to poll on (on a durable subscription, that acknowledges `data`)'),
   reset: z
-    .object({ reason: z.enum(['ahead', 'expired']), latest: z.number().int().nonnegative() })
+    .object({
+      reason: z.enum(['ahead', 'expired']),
+      latest: z.number().int().nonnegative().describe('Where the answer went on from. `ahead`: the end of the log. `expired`: `after` all the same'),
+      oldest: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe('`expired` only: the oldest `seq` the log holds in full; the events between `latest` and it were pruned'),
+    })
     .optional()
-    .describe('`after` could not be served (`expired`: older than the log keeps; `ahead`: past its end); polling goes on from `latest`, which is `next`'),
+    .describe(
+      '`after` could not be served as asked. `ahead`: it is past the end of the log (the log was replaced). `expired`: it is older than the log keeps; `data` holds what the log still has after it',
+    ),
 });
 
 /** What `GET /v1/poll` answers. */

@@ -1,4 +1,5 @@
 import {
+  countDeliveries,
   defineRoute,
   publishedAt,
   type RouteRequest,
@@ -39,6 +40,9 @@ export interface PollTransport extends Transport {
   /** Polls being answered now: most of them waiting for an event. */
   readonly waiting: number;
 }
+
+/** How long a poll answered with nothing must have waited to spend no request of its key's rate limit: a `wait=0.001` loop spends. */
+const freeEmptyPollMs = 1_000;
 
 function nonNegative(name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new Error(`poll: ${name} must be a non-negative number, not ${value}`);
@@ -132,16 +136,22 @@ class LongPolling implements PollTransport {
         // Another transport's subscription is as unknown here as one that does not exist.
         throw error instanceof WrongTransportError ? new SubscriptionNotFoundError(error.subscriptionId) : error;
       }
+      // HEAD is answered as GET would be, without its side effects: no wait, no read, no cursor moved.
+      if (raw.method === 'HEAD') return { headers: { 'Content-Type': 'application/json; charset=utf-8' } };
       const wait = Math.min(query.wait ?? this.#defaultWait, this.#maxWait);
-      const { events, next, reset } = await subscription.pull({ limit: query.limit, wait: Math.round(wait * 1000), batchWait: this.#batchWait });
+      const began = Date.now();
+      const { events, next, reset, waited } = await subscription.pull({ limit: query.limit, wait: Math.round(wait * 1000), batchWait: this.#batchWait });
       if (response.destroyed) return undefined;
-      const now = Date.now();
-      for (const event of events) context.metrics.delivered('delivered', now - publishedAt(event));
+      // As SSE and WebSocket count a replay: every event handed over, its latency from its publication.
+      countDeliveries(context.metrics, 'delivered', events.map(publishedAt));
       const answer: PollAnswer = { data: events, next, ...(reset ? { reset } : {}) };
-      const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
+      const headers: Record<string, string> = {};
       // A stopping server closes the connection after the answer, so that it need not wait for the client to.
       if (session.ended === 'stopping') headers.Connection = 'close';
-      return { headers, body: answer };
+      // A poll that waited and a live event answered, or that waited a while for none, is bounded by the key's
+      // connections, as a stream is. One answered at once (a read of the log, or nothing) is a request like any other.
+      const free = waited && (events.length > 0 || Date.now() - began >= freeEmptyPollMs);
+      return { headers, body: answer, countsAgainstRateLimit: !free };
     } finally {
       session.close();
     }

@@ -36,6 +36,7 @@ import { refuseUpgrade, TransportMount } from './http-mount.js';
 import { lazyBroker } from './lazy-broker.js';
 import { lazyRateLimits } from './lazy-rate-limits.js';
 import { HeraldMetrics } from './metrics.js';
+import { refuseOtherMethods } from './method-not-allowed.js';
 import type { HeraldOptions } from './options.js';
 import { connectionsWithin, openFilesLimit, openFilesShortfall } from './open-files-limit.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
@@ -333,11 +334,17 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   mountDocsRoutes(app, surface, metrics, admitted);
   app.use(api);
   app.use(transportRouter);
-  // What no route takes: 404, unless an app of yours mounts this one, or a handler hands it on.
+  // What no route takes: 405 for a path served with other methods, else 404; unless an app of yours mounts
+  // this one, or a handler hands it on. Read once the transports have added their routes (every request waits for `ready`).
   let mounted = false;
   app.on('mount', () => (mounted = true));
   const passOn = new WeakSet<IncomingMessage>();
-  app.use((req, _res, next) => next(mounted || passOn.has(req) ? undefined : new NotFoundError(`Route ${req.method} ${req.path}`)));
+  let otherMethods: RequestHandler | undefined;
+  app.use((req, res, next) => {
+    if (mounted || passOn.has(req)) return next();
+    otherMethods ??= refuseOtherMethods(surface());
+    otherMethods(req, res, (error?: unknown) => next(error ?? new NotFoundError(`Route ${req.method} ${req.path}`)));
+  });
   app.use(problemHandler((error) => logger.error({ err: error }, 'unexpected error')));
   const attachments: Attachment[] = [];
   const handlers = (mountOptions?: MountOptions) => heraldHandlers(app, passOn, (...upgrade) => mount.takeUpgrade(...upgrade), mountOptions);

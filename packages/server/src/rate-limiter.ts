@@ -104,16 +104,35 @@ export class RequestLimiter {
     if (events) this.#events = events;
   }
 
-  /** Runs `authenticate` for the request unless its address is over its failures; sets the RateLimit fields on `response`. */
-  async authenticate(request: IncomingMessage, response: ServerResponse, authenticate: () => Promise<Principal>): Promise<Principal> {
+  /**
+   * Runs `authenticate` for the request unless its address is over its failures, and spends one request of
+   * the key's quota; sets the RateLimit fields on `response`. `spend: false` only refuses a key that has no
+   * request left: a long poll, which {@link spend}s one once answered if it was a wasted one.
+   */
+  async authenticate(request: IncomingMessage, response: ServerResponse, authenticate: () => Promise<Principal>, spend = true): Promise<Principal> {
     const principal = await this.credential(requestIp(request), authenticate, (quota) => setHeaders(response, quota));
-    const policy = principal.role === 'admin' ? this.#admin : this.#key;
+    const policy = this.#policyOf(principal);
     if (policy) {
-      const { quota, allowed } = await this.#take(policy, principal.keyId);
+      const { quota, allowed } = spend ? await this.#take(policy, principal.keyId) : await this.#peek(policy, principal.keyId);
       if (!allowed) throw this.#limited(`This key used its ${quota.limit.requests} requests per ${quota.limit.window} s; try again in ${quota.reset} s`, quota);
       setHeaders(response, quota);
     }
     return principal;
+  }
+
+  /**
+   * Spends one request of the key's quota after its request was answered (see {@link authenticate}'s `spend`),
+   * and sets the RateLimit fields on `response` while they can still be sent. Refuses nothing: the next request does.
+   */
+  async spend(principal: Principal, response: ServerResponse): Promise<void> {
+    const policy = this.#policyOf(principal);
+    if (!policy) return;
+    const { quota } = await this.#take(policy, principal.keyId);
+    if (!response.headersSent) setHeaders(response, quota);
+  }
+
+  #policyOf(principal: Principal): Policy | undefined {
+    return principal.role === 'admin' ? this.#admin : this.#key;
   }
 
   /**
@@ -124,8 +143,8 @@ export class RequestLimiter {
     const failures = this.#failures;
     const address = addressBlock(ip);
     if (failures) {
-      const before = quotaOf(failures, await this.#counted(failures, address, (store, key) => store.peek(key)));
-      if (before.remaining <= 0) throw this.#limited(`Too many failed authentications from this address; try again in ${before.reset} s`, before);
+      const { quota, allowed } = await this.#peek(failures, address);
+      if (!allowed) throw this.#limited(`Too many failed authentications from this address; try again in ${quota.reset} s`, quota);
     }
     try {
       return await authenticate();
@@ -150,6 +169,12 @@ export class RequestLimiter {
   async #take(policy: Policy, id: string): Promise<{ quota: Quota; allowed: boolean }> {
     const count = await this.#counted(policy, id, (store, key) => store.take(key, policy.limit.requests, policy.limit.window * 1000));
     return { quota: quotaOf(policy, count), allowed: count.allowed };
+  }
+
+  /** The key's quota as it stands, counting nothing: allowed while a request is left. */
+  async #peek(policy: Policy, id: string): Promise<{ quota: Quota; allowed: boolean }> {
+    const quota = quotaOf(policy, await this.#counted(policy, id, (store, key) => store.peek(key)));
+    return { quota, allowed: quota.remaining > 0 };
   }
 
   /**

@@ -109,18 +109,39 @@ interface RouteInput {
   body: unknown;
 }
 
-/** Sets the route's own headers (CORS), which a refusal needs as much as an answer, then lets `admit` refuse the request. */
-function enter(route: Pick<RouteDefinition, 'headers'>, options: RouteMountOptions, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * Sets the route's own headers (CORS), which a refusal needs as much as an answer, then lets `admit` refuse the
+ * request. A long poll's answers are never stored: what it answers depends on when it is asked.
+ */
+function enter(route: Pick<RouteDefinition, 'headers' | 'longPoll'>, options: RouteMountOptions, req: IncomingMessage, res: ServerResponse): void {
+  if (route.longPoll) res.setHeader('Cache-Control', 'no-store');
   for (const [name, value] of Object.entries(route.headers?.(req) ?? {})) res.setHeader(name, value);
   options.admit?.(req, res);
 }
 
-/** Authenticates (within the limits), checks the role, validates the input and runs the route. */
+/**
+ * Authenticates (within the limits), checks the role, validates the input and runs the route. A request
+ * spends one of its key's quota; a long poll once answered, unless its answer says it counts for none.
+ */
 async function runRoute<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, options: RouteMountOptions, input: RouteInput): Promise<RouteResult | undefined> {
   const { authenticate, limiter } = options;
   const { req, res } = input;
   const principalOf = async () => authenticate(credentialOf(req.headers, input.query, route.queryToken ?? false));
-  const principal = await (limiter ? limiter.authenticate(req, res, principalOf) : principalOf());
+  if (!limiter) return answer(route, input, await principalOf());
+  const principal = await limiter.authenticate(req, res, principalOf, !route.longPoll);
+  if (!route.longPoll) return answer(route, input, principal);
+  let result: RouteResult | undefined;
+  try {
+    result = await answer(route, input, principal);
+    return result;
+  } finally {
+    if (result?.countsAgainstRateLimit !== false) await limiter.spend(principal, res);
+  }
+}
+
+/** Checks the principal's role, validates the input and runs the route. */
+async function answer<TBody, TQuery>(route: RouteDefinition<TBody, TQuery>, input: RouteInput, principal: Principal): Promise<RouteResult | undefined> {
+  const { req, res } = input;
   if (isStreamToken(principal) && !route.streamToken) throw new StreamTokenForbiddenError();
   if (isPortalToken(principal) && !(route.portalToken ?? route.streamToken)) throw new PortalTokenForbiddenError();
   if (route.role === 'admin' && principal.role !== 'admin') throw new ForbiddenError('Only an admin key may do this');
@@ -146,6 +167,8 @@ export function mountRoute<TBody, TQuery>(router: Router, route: RouteDefinition
     for (const [name, value] of Object.entries(result.headers ?? {})) res.setHeader(name, value);
     res.status(result.status ?? 200);
     if (result.body === undefined) res.end();
+    // Without express's ETag, which would let `If-None-Match` turn a poll's answer into a 304.
+    else if (route.longPoll) res.type('json').end(JSON.stringify(result.body));
     else res.json(result.body);
   });
 }

@@ -1,0 +1,60 @@
+import type { AddressInfo } from 'node:net';
+import { defineRoute, type Transport } from '@herald/core';
+import express from 'express';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createHerald } from './create-herald.js';
+
+/** A transport with one route of its own, `GET /v1/test-json`. */
+const jsonTransport: Transport = {
+  name: 'json',
+  async start(context) {
+    context.http.route(defineRoute({ method: 'GET', path: '/v1/test-json', handle: () => ({ body: { ok: true } }) }));
+  },
+  async stop() {},
+};
+
+async function start() {
+  const herald = createHerald({ database: ':memory:', logLevel: 'silent', env: {}, transports: [jsonTransport] });
+  onTestFinished(() => herald.close());
+  const { url } = await herald.listen({ port: 0, host: '127.0.0.1', handleSignals: false });
+  return { url, herald };
+}
+
+async function ask(url: string, method: string) {
+  const response = await fetch(url, { method });
+  const text = await response.text();
+  return { status: response.status, allow: response.headers.get('allow'), type: text ? (JSON.parse(text) as { type?: string }).type : undefined };
+}
+
+describe('a request with a method its path is not served with', () => {
+  it('is answered 405 with the methods it is served with in Allow, on every kind of route; a path not served is 404', async () => {
+    const { url } = await start();
+    const refused = (allow: string) => ({ status: 405, allow, type: 'urn:herald:problem:method-not-allowed' });
+    expect(await ask(`${url}/v1/events`, 'PUT')).toEqual(refused('GET, HEAD, POST'));
+    expect(await ask(`${url}/v1/subscriptions/sub_x`, 'POST')).toEqual(refused('DELETE, GET, HEAD, PATCH'));
+    expect(await ask(`${url}/v1/stream-tokens`, 'GET')).toEqual(refused('POST'));
+    expect(await ask(`${url}/v1/test-json`, 'DELETE')).toEqual(refused('GET, HEAD'));
+    expect(await ask(`${url}/healthz`, 'POST')).toEqual(refused('GET, HEAD'));
+    expect(await ask(`${url}/openapi.json`, 'PATCH')).toEqual(refused('GET, HEAD'));
+    expect(await ask(`${url}/v1/nothing-here`, 'POST')).toEqual({ status: 404, allow: null, type: 'urn:herald:problem:not-found' });
+    expect(await ask(`${url}/v1/subscriptions/sub_x/nothing`, 'GET')).toMatchObject({ status: 404 });
+  });
+
+  it('is handed on, as a path not served is, by Herald mounted in an app of yours', async () => {
+    const { herald } = await start();
+    const app = express();
+    app.use('/events', herald.app);
+    app.use((_req, res) => {
+      res.status(418).end();
+    });
+    const server = app.listen(0, '127.0.0.1');
+    onTestFinished(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+    expect((await ask(`${url}/v1/events`, 'PUT')).status).toBe(418);
+    expect((await ask(`${url}/healthz`, 'GET')).status).toBe(200);
+  });
+});

@@ -1,6 +1,7 @@
 import { type Broker, type CompactionMode, checkLogPartitionSize, compactionMode, type RateLimitStore, retentionDuration } from '@herald/core';
 import { isPortalUrl, type RateLimit } from '@herald/server';
 import { z } from 'zod';
+import type { ConfigTls } from './tls-files.js';
 
 /**
  * An event type in `herald.config`: a module path (relative to the config) or a package whose exported
@@ -20,6 +21,17 @@ export interface EventTypeObject {
   compaction?: CompactionMode;
 }
 
+/**
+ * A Redis broker or rate-limit store that a JSON config can describe: its URL and its TLS settings, whose
+ * `{ "file": ... }` members are read at start. The CLI makes it with `@herald/redis`, installed beside it or in the project.
+ */
+export interface RedisConfig {
+  /** `rediss://host:port` for TLS (`redis://` takes no `tls`). */
+  url: string;
+  /** What TLS trusts and presents: `ca`, `cert` and `key`, each PEM text or `{ "file": path }`. @default Node.js's trusted authorities, no client certificate */
+  tls?: ConfigTls;
+}
+
 /** `herald.config.{ts,mts,js,mjs,json}`: what `herald serve` runs. Every field falls back to its environment variable, then its default. */
 export interface HeraldConfig {
   /** `PORT`: the port to listen on. @default 3000 */
@@ -29,10 +41,10 @@ export interface HeraldConfig {
   /** `HERALD_DATABASE`: a SQLite file (relative to the config), `:memory:`, or a `postgres://` URL. @default './data/herald.db' */
   database?: string;
   /**
-   * `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several; in a `.ts` or `.js` config, a broker
-   * too, such as `redisBroker({ url, tls })`. @default 'memory'
+   * `HERALD_BROKER`: `memory` for one process, a `redis://` URL for several, or `{ url, tls }` for a Redis over TLS
+   * (see {@link RedisConfig}); in a `.ts` or `.js` config, a broker too, such as `redisBroker({ url, tls })`. @default 'memory'
    */
-  broker?: string | Broker;
+  broker?: string | RedisConfig | Broker;
   /** `HERALD_ADMIN_KEY`: the first admin key. When absent and none is stored, one is generated and logged once, at warn level. */
   adminKey?: string;
   /** `HERALD_LOG_LEVEL`: pino's level. @default 'info' */
@@ -64,10 +76,11 @@ export interface HeraldConfig {
   /** `HERALD_AUTH_FAILURE_LIMIT`: failed authentications per client address. @default { requests: 60, window: 60 } */
   authFailureLimit?: RateLimit | false;
   /**
-   * `HERALD_RATE_LIMIT_STORE`: where the rate limits are counted: `memory`, each node on its own, or a `redis://` URL,
-   * the nodes together; in a `.ts` or `.js` config, a store too, such as `redisRateLimits({ url, tls })`. @default 'memory'
+   * `HERALD_RATE_LIMIT_STORE`: where the rate limits are counted: `memory`, each node on its own, or a `redis://` URL
+   * or `{ url, tls }` (see {@link RedisConfig}), the nodes together; in a `.ts` or `.js` config, a store too, such as
+   * `redisRateLimits({ url, tls })`. @default 'memory'
    */
-  rateLimitStore?: string | RateLimitStore;
+  rateLimitStore?: string | RedisConfig | RateLimitStore;
   /**
    * `HERALD_TRUST_PROXY`: the reverse proxies in front of Herald whose `X-Forwarded-*` headers it believes: how
    * many (`1`), or their addresses and subnets (`'loopback'`, `['10.0.0.0/8', 'fd00::/8']`). @default none
@@ -77,6 +90,7 @@ export interface HeraldConfig {
    * The transports to mount, each with its factory's options (`true` for the defaults). A short name is
    * a package of Herald's: `amqp` is `@herald/amqp`, whose export `amqp` is the factory. A module path
    * (`./mqtt-transport.js`) or a scoped package (`@acme/herald-mqtt`) is called through its default export.
+   * An option `tls` ({@link ConfigTls}) has its `{ "file": ... }` members read, as PEM text, before the factory is called.
    * @default { webhook: {}, websocket: {}, sse: {} }
    */
   transports?: Record<string, true | Record<string, unknown>>;
@@ -114,14 +128,47 @@ export const transportOptions = z.union([z.literal(true), z.record(z.string(), z
 /** `memory`, or a `redis://` URL: where the broker rings, or where the rate limits are counted. */
 const storeUrl = /^(?:memory|rediss?:\/\/.+)$/;
 
-/** `memory`, a `redis://` URL, or an object with the named methods (`redisBroker(...)`, `redisRateLimits(...)`). */
+/** A PEM value of {@link ConfigTls}: PEM text, `{ file }` (read later); in a `.ts` config, a Buffer or a key's `{ pem, passphrase }` too. */
+function isPemSource(value: unknown): boolean {
+  if (typeof value === 'string') return value !== '';
+  if (Buffer.isBuffer(value)) return true;
+  if (!isDataObject(value)) return false;
+  return 'pem' in value || (Object.keys(value).length === 1 && typeof value.file === 'string' && value.file !== '');
+}
+
+const pemMember = z.custom((value) => isPemSource(value) || (Array.isArray(value) && value.length > 0 && value.every(isPemSource)), {
+  message: 'expected PEM text, { "file": "<path of a PEM file>" }, or a list of them',
+});
+
+/** Checks a {@link RedisConfig} (`urlOr` lets any data object with a `url` through, for this to say what is wrong in it). */
+export const redisConfigSchema = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL'),
+  tls: z.strictObject({ ca: pemMember.optional(), cert: pemMember.optional(), key: pemMember.optional() }).optional(),
+});
+
+/** A plain object of data: what JSON gives, and no broker or store an app made (those have methods). */
+function isDataObject(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.getPrototypeOf(value) === Object.prototype &&
+    !Object.values(value).some((member) => typeof member === 'function')
+  );
+}
+
+/** Whether the config gives a {@link RedisConfig} (rather than a broker or a store it made). */
+export function isRedisConfig(value: unknown): value is RedisConfig {
+  return isDataObject(value) && 'url' in value;
+}
+
+/** `memory`, a `redis://` URL, `{ url, tls }`, or an object with the named methods (`redisBroker(...)`, `redisRateLimits(...)`). */
 function urlOr<T>(methods: readonly string[], example: string) {
-  return z.custom<string | T>(
+  return z.custom<string | RedisConfig | T>(
     (value) =>
       typeof value === 'string'
         ? storeUrl.test(value)
-        : typeof value === 'object' && value !== null && methods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
-    `expected "memory", a redis:// URL, or ${example}`,
+        : isRedisConfig(value) || (typeof value === 'object' && value !== null && methods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function')),
+    `expected "memory", a redis:// URL, { "url": "rediss://...", "tls": {...} }, or ${example}`,
   );
 }
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestApp, type TestApp, waitFor } from '@herald/testkit';
-import { generateSecret } from '@herald/webhook';
+import { generateSecret } from '@herald/webhook/signing';
 import { websocket } from '@herald/websocket';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';

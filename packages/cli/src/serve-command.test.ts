@@ -252,11 +252,11 @@ describe('herald serve', () => {
     expect(lines[0]).toBe('herald: herald.config.json is not a valid Herald config (15 problems)');
     expect(lines.slice(1).map((line) => line.trim())).toEqual([
       'herald.config.json: port: Too big: expected number to be <=65535',
-      'herald.config.json: broker: expected "memory", a redis:// URL, or a broker such as redisBroker({ url })',
+      'herald.config.json: broker: expected "memory", a redis:// URL, { "url": "rediss://...", "tls": {...} }, or a broker such as redisBroker({ url })',
       'herald.config.json: maxConnections: Too small: expected number to be >0',
       'herald.config.json: rateLimit.requests: Too small: expected number to be >=1',
       'herald.config.json: authFailureLimit: expected false or an object',
-      'herald.config.json: rateLimitStore: expected "memory", a redis:// URL, or a store such as redisRateLimits({ url })',
+      'herald.config.json: rateLimitStore: expected "memory", a redis:// URL, { "url": "rediss://...", "tls": {...} }, or a store such as redisRateLimits({ url })',
       'herald.config.json: trustProxy: expected a number or a string or an array',
       'herald.config.json: databse: not a field Herald knows',
       expect.stringMatching(/^herald\.config\.json: eventTypes\[0\]\.name: "Order Created" is not a valid event-type name/),

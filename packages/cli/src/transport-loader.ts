@@ -4,6 +4,7 @@ import { oneLine } from './cli-error.js';
 import { type ConfigProblem, zodProblems } from './config-problems.js';
 import { transportKey, transportOptions } from './config-schema.js';
 import { importFile, importPackage, type ModuleNamespace } from './module-loader.js';
+import { readTlsFiles } from './tls-files.js';
 
 /** The transports `herald serve` mounts when the config names none. */
 export const defaultTransports: Readonly<Record<string, true>> = { webhook: true, websocket: true, sse: true };
@@ -44,7 +45,8 @@ function isTransport(value: unknown): value is Transport {
 
 /**
  * Imports each transport's package or module (as the project in `directory` sees it, else as this
- * command does) and calls its factory with the options. New transport packages need no change here.
+ * command does) and calls its factory with the options, their `tls` files read (see {@link readTlsFiles}).
+ * New transport packages need no change here.
  */
 export async function loadTransports(entries: Readonly<Record<string, unknown>>, directory: string): Promise<LoadedTransports> {
   const transports: Transport[] = [];
@@ -56,7 +58,16 @@ export async function loadTransports(entries: Readonly<Record<string, unknown>>,
       problems.push(...checked);
       continue;
     }
-    const options = value === true ? undefined : value;
+    let options = value === true ? undefined : (value as Record<string, unknown>);
+    // `tls: { ca: { "file": ... } }`: the files' PEM text, as the transport's factory takes it.
+    if (typeof options?.tls === 'object' && options.tls !== null && !Array.isArray(options.tls)) {
+      const read = await readTlsFiles(options.tls as Record<string, unknown>, [...path, 'tls'], directory);
+      if (read.problems.length > 0) {
+        problems.push(...read.problems);
+        continue;
+      }
+      options = { ...options, tls: read.tls };
+    }
     const { specifier, exportName, isFile } = transportSource(key);
     let module: ModuleNamespace | undefined;
     try {

@@ -1,5 +1,5 @@
 import type { DeliveredEvent } from '@herald/client';
-import { type StoredWebhookConfig, webhookRequest } from '@herald/webhook';
+import { type StoredWebhookConfig, webhookRequest } from '@herald/webhook/signing';
 import { unreachableReason } from './herald-api.js';
 
 /** One attempt to hand an event to the local endpoint, as reported. */
@@ -38,8 +38,9 @@ function retryable(status: number | undefined): boolean {
 
 /**
  * Forwards events to a local endpoint as Herald's webhook transport delivers them: the envelope as
- * the body, signed after Standard Webhooks with `@herald/webhook`'s own request builder. An endpoint
- * that is down, times out or answers 5xx gets a few more attempts; then the event is reported failed.
+ * the body, signed after Standard Webhooks with the transport's own request builder, from
+ * `@herald/webhook/signing` (which loads none of the transport). An endpoint that is down, times out
+ * or answers 5xx gets a few more attempts; then the event is reported failed.
  */
 export class WebhookForwarder {
   readonly #config: StoredWebhookConfig;

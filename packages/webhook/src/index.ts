@@ -11,9 +11,9 @@ export {
 export * from './endpoint-verifier.js';
 export * from './http-sender.js';
 export * from './retry-after.js';
+export * from './secret-rotation.js';
+export * from './signing.js';
 export * from './webhook-config.js';
 export * from './webhook-options.js';
 export * from './webhook-outcome.js';
-export * from './webhook-request.js';
-export * from './webhook-signature.js';
 export * from './webhook-transport.js';

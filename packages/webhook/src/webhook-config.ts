@@ -1,6 +1,7 @@
 import { type PreparedConfig, type Subscription, ValidationError } from '@herald/core';
 import { destinationUrl, pushConfigFields, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
+import { graceEnd, livePreviousSecrets } from './secret-rotation.js';
 import { generateSecret, secretKey, secretPattern } from './webhook-signature.js';
 
 /** Headers Herald sets itself; `config.headers` may not name them. */
@@ -68,8 +69,6 @@ export type WebhookConfig = z.infer<typeof webhookConfigSchema>;
 
 /** A stored webhook config: the secret is always there. */
 export type StoredWebhookConfig = WebhookConfig & { secret: string };
-/** A rotated secret and when it stops signing. */
-type PreviousSecret = NonNullable<WebhookConfig['previousSecrets']>[number];
 
 /** What the config checks depend on. */
 export interface ConfigPolicy {
@@ -133,14 +132,3 @@ export function publicWebhookConfig(stored: StoredWebhookConfig, verifying = fal
 export function endpointVerified(config: StoredWebhookConfig): boolean {
   return config.verifiedUrl !== undefined && config.verifiedUrl === config.url;
 }
-
-/** The rotated secrets still in their grace period at `now`. */
-export function livePreviousSecrets(config: StoredWebhookConfig, now: number): PreviousSecret[] {
-  return (config.previousSecrets ?? []).filter((old) => Date.parse(old.expiresAt) > now);
-}
-
-/** When the last of `previousSecrets` stops signing; undefined when there is none. */
-export function graceEnd(previousSecrets: readonly PreviousSecret[]): string | undefined {
-  return previousSecrets.map((old) => old.expiresAt).sort().at(-1);
-}
-

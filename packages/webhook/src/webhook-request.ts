@@ -1,5 +1,6 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import { livePreviousSecrets, type StoredWebhookConfig } from './webhook-config.js';
+import { livePreviousSecrets } from './secret-rotation.js';
+import type { StoredWebhookConfig } from './webhook-config.js';
 import { secretKey, signedHeaders } from './webhook-signature.js';
 
 const userAgent = 'Herald-Webhooks/0.1';

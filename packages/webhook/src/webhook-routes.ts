@@ -2,7 +2,8 @@ import { canAccess, defineRoute, HeraldError, NotFoundError, type Principal, typ
 import type { PushContext } from '@herald/outbox';
 import { z } from 'zod';
 import type { EndpointVerifier } from './endpoint-verifier.js';
-import { graceEnd, livePreviousSecrets, type StoredWebhookConfig, webhookSecret } from './webhook-config.js';
+import { graceEnd, livePreviousSecrets } from './secret-rotation.js';
+import { type StoredWebhookConfig, webhookSecret } from './webhook-config.js';
 import { generateSecret } from './webhook-signature.js';
 
 const rotateBody = z

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { type DeliveredEvent, HeraldSocket } from '@herald/client';
-import { generateSecret, secretPattern } from '@herald/webhook';
+import { generateSecret, secretPattern } from '@herald/webhook/signing';
 import { WebSocket } from 'ws';
 import { CliError } from '../cli-error.js';
 import { apiUrl, HeraldApi, type ServerOptions } from '../herald-api.js';

@@ -9,8 +9,6 @@ async function app(): Promise<TestApp> {
   return started;
 }
 
-const getJson = async (server: TestApp, path: string) => (await (await fetch(`${server.baseUrl}${path}`)).json()) as any;
-
 describe('the API documents', () => {
   it('/asyncapi.json describes the AMQP channel, and the messages it describes are those a queue gets: content type, headers', async () => {
     const queue = await startConsumer();
@@ -21,7 +19,7 @@ describe('the API documents', () => {
     expect((await server.api('POST', `/v1/subscriptions/${id}/test`, {}, key)).status).toBe(200);
     await waitFor(() => queue.received.length === 2, 'an event and a test event');
 
-    const document = await getJson(server, '/asyncapi.json');
+    const document = (await server.api('GET', '/asyncapi.json')).body;
     expect(document.servers.amqp).toMatchObject({ host: '{broker}', protocol: 'amqp', protocolVersion: '0-9-1', variables: { broker: { description: expect.any(String) } } });
     const channel = document.channels.amqp;
     expect(channel).toMatchObject({ address: '{routingKey}', servers: [{ $ref: '#/servers/amqp' }], parameters: { routingKey: { description: expect.stringMatching(/event’s type/) } } });
@@ -43,7 +41,7 @@ describe('the API documents', () => {
   });
 
   it('/openapi.json names the fields of an AMQP subscription’s config', async () => {
-    const document = await getJson(await app(), '/openapi.json');
+    const document = (await (await app()).api('GET', '/openapi.json')).body;
     const body = document.paths['/v1/subscriptions'].post.requestBody.content['application/json'].schema;
     expect(body.oneOf).toEqual([
       { title: 'amqp', properties: { transport: { const: 'amqp' }, config: { $ref: '#/components/schemas/SubscriptionConfig.amqp' } }, required: ['config'] },

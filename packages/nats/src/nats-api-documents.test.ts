@@ -9,8 +9,6 @@ async function app(): Promise<TestApp> {
   return started;
 }
 
-const getJson = async (server: TestApp, path: string) => (await (await fetch(`${server.baseUrl}${path}`)).json()) as any;
-
 describe('the API documents', () => {
   it('/asyncapi.json describes the NATS channel, and the messages it describes are those a stream gets: headers', async () => {
     const stream = await startStreamConsumer();
@@ -21,7 +19,7 @@ describe('the API documents', () => {
     expect((await server.api('POST', `/v1/subscriptions/${id}/test`, {}, key)).status).toBe(200);
     await waitFor(() => stream.received.length === 2, 'an event and a test event');
 
-    const document = await getJson(server, '/asyncapi.json');
+    const document = (await server.api('GET', '/asyncapi.json')).body;
     expect(document.servers.nats).toMatchObject({ host: '{server}', protocol: 'nats', variables: { server: { description: expect.any(String) } } });
     const channel = document.channels.nats;
     expect(channel).toMatchObject({ address: '{subject}', servers: [{ $ref: '#/servers/nats' }], parameters: { subject: { description: expect.stringMatching(/herald\.\{type\}/) } } });
@@ -41,7 +39,7 @@ describe('the API documents', () => {
   });
 
   it('/openapi.json names the fields of a NATS subscription’s config', async () => {
-    const document = await getJson(await app(), '/openapi.json');
+    const document = (await (await app()).api('GET', '/openapi.json')).body;
     const body = document.paths['/v1/subscriptions'].post.requestBody.content['application/json'].schema;
     expect(body.oneOf).toEqual([
       { title: 'nats', properties: { transport: { const: 'nats' }, config: { $ref: '#/components/schemas/SubscriptionConfig.nats' } }, required: ['config'] },

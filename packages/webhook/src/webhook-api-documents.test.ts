@@ -10,8 +10,6 @@ async function app(): Promise<TestApp> {
   return started;
 }
 
-const getJson = async (server: TestApp, path: string) => (await (await fetch(`${server.baseUrl}${path}`)).json()) as any;
-
 describe('the API documents', () => {
   it('/asyncapi.json describes webhooks: a POST to each endpoint, with the content type and Standard Webhooks headers a delivery carries', async () => {
     const server = await app();
@@ -20,7 +18,7 @@ describe('the API documents', () => {
     await publishNumbered(server, 1);
     await waitFor(() => inbox.requests.length === 1, 'the delivery');
 
-    const document = await getJson(server, '/asyncapi.json');
+    const document = (await server.api('GET', '/asyncapi.json')).body;
     expect(document.servers.webhook).toMatchObject({ host: '{endpoint}', protocol: 'https', variables: { endpoint: { description: expect.any(String) } } });
     const channel = document.channels.webhook;
     expect(channel).toMatchObject({ address: null, title: 'Webhooks (Standard Webhooks)', servers: [{ $ref: '#/servers/webhook' }] });
@@ -35,7 +33,7 @@ describe('the API documents', () => {
   });
 
   it('/openapi.json names the fields of a webhook subscription’s config, `url` required, and those Herald manages as read-only', async () => {
-    const document = await getJson(await app(), '/openapi.json');
+    const document = (await (await app()).api('GET', '/openapi.json')).body;
     const body = document.paths['/v1/subscriptions'].post.requestBody.content['application/json'].schema;
     expect(body.oneOf).toEqual([
       { title: 'webhook', properties: { transport: { const: 'webhook' }, config: { $ref: '#/components/schemas/SubscriptionConfig.webhook' } }, required: ['config'] },

@@ -15,7 +15,10 @@ export interface StreamReset {
   reason: 'ahead' | 'expired';
   /** The stream goes on after this seq. */
   latest: number;
-  /** `expired`: the oldest seq the log holds in full; the events before it were pruned. */
+  /**
+   * `expired`: the oldest seq the log holds in full. Retention pruned the events between `latest` and it, but
+   * for those a type keeps longer or by compaction, which come all the same.
+   */
   oldest?: number;
 }
 

@@ -119,8 +119,12 @@ export interface HeraldSocketEvents {
   close: { code: number; reason: string; reconnecting: boolean; delay?: number };
   /** The server confirmed a subscription; live events continue after `after`. */
   subscribed: { subscription: SocketSubscription; after: number };
-  /** The resume position could not be used (`expired`: older than the log keeps); delivery goes on from `after`. */
-  /** `oldest`, when `expired`: the oldest seq the log holds in full (the events before it were pruned). */
+  /**
+   * The resume position `after` could not be used as asked. `expired`: it is older than the log keeps, and
+   * retention pruned the events between it and `oldest` (the oldest seq the log holds in full); delivery goes
+   * on after `after` with what the log still holds. `ahead`: it is past the end of the log; delivery goes on
+   * after `after`, the end of the log.
+   */
   reset: { subscription: SocketSubscription; reason: string; after: number; oldest?: number };
   /**
    * An `error` from the server, a handler that threw, a token function that failed, or a message over the size

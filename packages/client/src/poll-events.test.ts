@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { poll } from '@herald/poll';
 import { linger, startTestApp, type TestApp, waitFor } from '@herald/testkit';
@@ -11,11 +11,33 @@ type TestEvents = { 'order.created': { n: number }; 'order.shipped': { n: number
 
 let app: TestApp | undefined;
 const stops: AbortController[] = [];
+const proxies: ReturnType<typeof createServer>[] = [];
 afterEach(async () => {
   for (const stop of stops.splice(0)) stop.abort();
+  for (const proxy of proxies.splice(0)) {
+    proxy.closeAllConnections();
+    await new Promise((resolve) => proxy.close(resolve));
+  }
   await app?.close();
   app = undefined;
 });
+
+/**
+ * A proxy in front of `target` on an ephemeral port, closed after the test: `intercept` sees each request
+ * first, and either answers it (or never does) and returns true, or returns false to pass it on.
+ */
+async function startProxy(target: TestApp, intercept: (request: IncomingMessage, response: ServerResponse) => boolean): Promise<string> {
+  const proxy = createServer((request, response) => {
+    if (intercept(request, response)) return;
+    fetch(new URL(request.url ?? '/', target.baseUrl), { headers: { authorization: request.headers.authorization ?? '' } }).then(
+      async (answer) => response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(await answer.text()),
+      () => response.writeHead(502).end(),
+    );
+  });
+  proxies.push(proxy);
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+}
 
 function aborter(): AbortController {
   const controller = new AbortController();
@@ -227,33 +249,91 @@ describe('pollEvents', () => {
     const first = await publish(server, 'order.created', 1);
     // A proxy that times out the first two polls (as nginx's 408 does), then passes them on to Herald.
     let timedOut = 0;
-    const proxy = createServer((request, response) => {
-      if (timedOut < 2) {
-        timedOut++;
-        response.writeHead(408, { 'content-type': 'text/html', connection: 'close' }).end('<html>408 Request Time-out</html>');
-        return;
-      }
-      fetch(new URL(request.url ?? '/', server.baseUrl), { headers: { authorization: request.headers.authorization ?? '' } }).then(
-        async (answer) => response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(await answer.text()),
-        () => response.writeHead(502).end(),
-      );
+    const url = await startProxy(server, (_request, response) => {
+      if (timedOut === 2) return false;
+      timedOut++;
+      response.writeHead(408, { 'content-type': 'text/html', connection: 'close' }).end('<html>408 Request Time-out</html>');
+      return true;
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    try {
-      const stop = aborter();
-      const received: StreamedEvent[] = [];
-      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-      const polling = drain(pollEvents({ url, token, types: ['order.*'], after: 0, wait: 1, retryDelay: 20, signal: stop.signal }), received);
-      await waitFor(() => received.length === 1, 'the event after two 408 answers');
-      expect(timedOut).toBe(2);
-      const second = await publish(server, 'order.shipped', 2);
-      await waitFor(() => received.length === 2, 'the next event');
-      expect(received.map((event) => event.id)).toEqual([first.id, second.id]);
+    const stop = aborter();
+    const received: StreamedEvent[] = [];
+    const polling = drain(pollEvents({ url, token, types: ['order.*'], after: 0, wait: 1, retryDelay: 20, signal: stop.signal }), received);
+    await waitFor(() => received.length === 1, 'the event after two 408 answers');
+    expect(timedOut).toBe(2);
+    const second = await publish(server, 'order.shipped', 2);
+    await waitFor(() => received.length === 2, 'the next event');
+    expect(received.map((event) => event.id)).toEqual([first.id, second.id]);
+    stop.abort();
+    await polling;
+  });
+
+  it('gives up a poll that goes unanswered for requestTimeout, and polls again from the same after', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const first = await publish(server, 'order.created', 1);
+    // A proxy that takes the first poll and never answers it (a hung server, a host gone), then passes polls on.
+    const held: { url?: string; closed: boolean } = { closed: false };
+    const polled: string[] = [];
+    const url = await startProxy(server, (request) => {
+      polled.push(request.url ?? '');
+      if (held.url !== undefined) return false;
+      held.url = request.url;
+      request.socket.once('close', () => {
+        held.closed = true;
+      });
+      return true;
+    });
+    const stop = aborter();
+    const received: StreamedEvent[] = [];
+    const polling = drain(pollEvents({ url, token, types: ['order.*'], after: 0, wait: 1, requestTimeout: 1_500, retryDelay: 20, signal: stop.signal }), received);
+    await waitFor(() => received.length === 1, 'the event after the unanswered poll');
+    expect(held.closed).toBe(true);
+    expect(polled[1]).toBe(held.url);
+    const second = await publish(server, 'order.shipped', 2);
+    await waitFor(() => received.length === 2, 'the next event');
+    expect(received.map((event) => event.id)).toEqual([first.id, second.id]);
+    stop.abort();
+    await polling;
+  });
+
+  it('names what is wrong in the message of a PollError, and keeps the problem', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const refused = await drain(pollEvents({ url: server.baseUrl, token, types: ['order.*'], wait: 0.0001, limit: 0 }), []).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(PollError);
+    expect(refused).toMatchObject({ status: 422, problem: { detail: 'The request query is not valid', errors: [{ path: ['wait'] }, { path: ['limit'] }] } });
+    expect((refused as PollError).message).toMatch(/^polling answered 422: The request query is not valid: wait: .*seconds.*; limit: .+$/);
+    // An issue the detail already says is not said twice.
+    const unknown = await drain(pollEvents({ url: server.baseUrl, token, types: ['nope.*'] }), []).catch((error: unknown) => error);
+    expect(unknown).toMatchObject({ status: 422, problem: { type: 'urn:herald:problem:unknown-event-type', errors: [{ path: ['types', 0] }] } });
+    expect((unknown as PollError).message).toBe(`polling answered 422: ${(unknown as PollError).problem?.detail}`);
+  });
+
+  it('ends at once when aborted before the wait a Retry-After asks for', async () => {
+    const transport = poll();
+    app = await startTestApp([transport], { maxConnections: 1 });
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const holder = aborter();
+    const holding = fetch(`${server.baseUrl}/v1/poll?types=invoice.paid&wait=30`, { headers: { authorization: `Bearer ${token}` }, signal: holder.signal }).catch(() => undefined);
+    await waitFor(() => transport.waiting === 1, 'the poll that holds the only connection');
+    const stop = aborter();
+    let retryAfter: string | null = null;
+    let abortedAt = 0;
+    // Aborts as the server's 503 (node-at-capacity, Retry-After: 5) arrives, before the loop starts waiting.
+    const aborting: typeof fetch = async (input, init) => {
+      const answer = await fetch(input, init);
+      retryAfter = answer.headers.get('retry-after');
+      abortedAt = Date.now();
       stop.abort();
-      await polling;
-    } finally {
-      proxy.closeAllConnections();
-      await new Promise((resolve) => proxy.close(resolve));
-    }
+      return answer;
+    };
+    await drain(pollEvents({ url: server.baseUrl, token, types: ['order.*'], signal: stop.signal, fetch: aborting }), []);
+    expect(retryAfter).toBe('5');
+    expect(Date.now() - abortedAt).toBeLessThan(2_000);
+    holder.abort();
+    await holding;
   });
 });

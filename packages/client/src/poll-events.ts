@@ -34,27 +34,66 @@ export interface PollEventsOptions {
   path?: string;
   /** Ends the polling: the loop returns (a `for await` ends) without an error. */
   signal?: AbortSignal;
-  /** Milliseconds before polling again after a network error, a 408, a 429 or a 5xx (a `Retry-After` answer wins). @default 1000 */
+  /** Milliseconds before polling again after a network error, a timeout, a 408, a 429 or a 5xx (a `Retry-After` answer wins). @default 1000 */
   retryDelay?: number;
-  /** Told when `after` could not be served and polling went on from `latest`: events before it were not read. */
+  /**
+   * Milliseconds a poll may take, answer and body, before it is given up (a server that hangs, a host that
+   * is gone) and polled again after `retryDelay`, from the same `after`: nothing is lost. Keep it above `wait`,
+   * or polls that wait for an event are cut short and asked again.
+   * @default `wait` + 15 s; without `wait`, 75 s (60 s, the server's default cap of `wait`, + 15 s)
+   */
+  requestTimeout?: number;
+  /**
+   * Told when `after` could not be served as asked (the answer's `reset`), before the events of that answer.
+   * `expired`: `after` is older than the log keeps, and retention pruned the events between `latest` (which
+   * is `after`) and `oldest`; polling goes on from `after` all the same, with what the log still holds after it
+   * (events a type keeps longer or by compaction, then everything from `oldest` on), so nothing kept is
+   * skipped. `ahead`: `after` is past the end of the log (the log was replaced: a new database); polling goes
+   * on from `latest`, the end of the log.
+   */
   onReset?(reset: StreamReset): void;
   /** @default globalThis.fetch */
   fetch?: typeof fetch;
 }
 
-/** A poll that will not succeed by trying again: 400-499 but 408 and 429 (bad parameters, credentials, scope, an unknown subscription). */
+/** A refused poll's problem+json answer. */
+export interface PollProblem {
+  type?: string;
+  title?: string;
+  detail?: string;
+  /** A 422's issues: where in the request (`["wait"]`, `["filter", "data.n", "$regex"]`) and what is wrong there. */
+  errors?: { path?: (string | number)[]; message?: string }[];
+  /** A 401 for a credential that was good once: why it is no longer. */
+  reason?: 'token-expired' | 'revoked';
+}
+
+/**
+ * A poll that will not succeed by trying again: 400-499 but 408 and 429 (bad parameters, credentials, scope,
+ * an unknown subscription). Its message gives the problem's `detail` and its first issues, e.g.
+ * `polling answered 422: The request query is not valid: wait: seconds: a non-negative number…`.
+ */
 export class PollError extends Error {
   override readonly name = 'PollError';
   constructor(
     readonly status: number,
-    /**
-     * The problem+json answer (`type`, `title`, `detail`, `errors`), when there was one; a 401 for a
-     * credential that was good once gives `reason`: `token-expired` or `revoked`.
-     */
-    readonly problem: { type?: string; title?: string; detail?: string; errors?: unknown; reason?: 'token-expired' | 'revoked' } | undefined,
+    /** The problem+json answer, when there was one. */
+    readonly problem: PollProblem | undefined,
   ) {
-    super(`polling answered ${status}${problem?.detail ? `: ${problem.detail}` : ''}`);
+    super([`polling answered ${status}`, ...reasonsOf(problem)].join(': '));
   }
+}
+
+/** The problem's `detail`, and its first three issues (`path: message`) that the detail does not already say. */
+function reasonsOf(problem: PollProblem | undefined): string[] {
+  const detail = typeof problem?.detail === 'string' ? problem.detail : '';
+  const issues: string[] = [];
+  for (const issue of Array.isArray(problem?.errors) ? problem.errors : []) {
+    const message = issue?.message;
+    if (typeof message !== 'string' || detail.includes(message)) continue;
+    issues.push(Array.isArray(issue.path) && issue.path.length > 0 ? `${issue.path.join('.')}: ${message}` : message);
+  }
+  const more = issues.length > 3 ? `; and ${issues.length - 3} more` : '';
+  return [detail, issues.slice(0, 3).join('; ') + more].filter((reason) => reason !== '');
 }
 
 interface PollPage<TEvent> {
@@ -63,15 +102,19 @@ interface PollPage<TEvent> {
   reset?: StreamReset;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** The longest delay `setTimeout` takes: a longer one fires at once. */
+const longestTimer = 2 ** 31 - 1;
+
+/** Resolves after `ms`, or at once when `signal` aborts or has aborted. */
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, Math.min(ms, longestTimer));
     signal?.addEventListener('abort', done, { once: true });
   });
 }
@@ -80,7 +123,8 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * Long-polls Herald's `GET /v1/poll`, following `next` from one answer to the next, and yields each
  * event in `seq` order. On a durable subscription the next poll acknowledges an answer only once the loop
  * has taken every event of it, so an event is never skipped (it may come again after a crash: dedupe by `id`).
- * Network errors and the answers {@link passingStatus} takes (408, 429, 5xx) are retried; other refusals throw {@link PollError}.
+ * Network errors, polls that outlast `requestTimeout` and the answers {@link passingStatus} takes (408, 429, 5xx) are
+ * retried; other refusals throw {@link PollError}. Aborting `signal` ends the loop at once, whatever it is doing.
  *
  * ```ts
  * for await (const event of pollEvents<EventMap>({ url, token, types: ['order.*'], signal })) render(event);
@@ -88,7 +132,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
  */
 export async function* pollEvents<TMap = Record<string, unknown>>(options: PollEventsOptions): AsyncGenerator<StreamedEventOf<TMap>, void, undefined> {
   const request = options.fetch ?? globalThis.fetch;
-  const { signal, retryDelay = 1_000 } = options;
+  const { signal, retryDelay = 1_000, requestTimeout = ((options.wait ?? 60) + 15) * 1_000 } = options;
   const base = new URL(options.path ?? '/v1/poll', options.url);
   if (options.types !== undefined) base.searchParams.set('types', options.types.join(','));
   if (options.subscription !== undefined) base.searchParams.set('subscription', options.subscription);
@@ -104,8 +148,13 @@ export async function* pollEvents<TMap = Record<string, unknown>>(options: PollE
     const url = new URL(base);
     if (after !== undefined) url.searchParams.set('after', String(after));
     let answer: { page: PollPage<StreamedEventOf<TMap>> } | { retryIn: number } | { renew: () => string | Promise<string> };
+    // Aborted by `signal`, or once the poll took `requestTimeout`.
+    const attempt = new AbortController();
+    const giveUp = () => attempt.abort();
+    signal?.addEventListener('abort', giveUp, { once: true });
+    const timer = setTimeout(giveUp, Math.min(requestTimeout, longestTimer));
     try {
-      const response = await request(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, ...(signal ? { signal } : {}) });
+      const response = await request(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, signal: attempt.signal });
       if (response.status === 200) answer = { page: (await response.json()) as PollPage<StreamedEventOf<TMap>> };
       else {
         const problem = await response.json().catch(() => undefined);
@@ -116,9 +165,12 @@ export async function* pollEvents<TMap = Record<string, unknown>>(options: PollE
         }
       }
     } catch (error) {
-      if (error instanceof PollError) throw error;
       if (signal?.aborted) return;
+      if (error instanceof PollError) throw error;
       answer = { retryIn: retryDelay };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', giveUp);
     }
     if ('renew' in answer) {
       token = await answer.renew();

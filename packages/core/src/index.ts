@@ -20,6 +20,7 @@ export * from './repeated-failure.js';
 export * from './request-input.js';
 export { checkLogPartitionSize } from './sql/log-partitions.js';
 export * from './shared-batches.js';
+export * from './shown-url.js';
 export * from './sql/log-prune.js';
 export * from './sql/many-row-insert.js';
 export * from './sql/postgres-store.js';

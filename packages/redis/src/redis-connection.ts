@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { Logger, TlsSettings } from '@herald/core';
+import { type Logger, shownUrl, type TlsSettings } from '@herald/core';
 import { Redis } from 'ioredis';
 
 /** Where Redis is and how to reach it: what the broker and the rate-limit store take alike. */
@@ -135,9 +135,4 @@ export async function connectAll(connections: readonly Redis[], url: string, tim
     clearTimeout(timer);
     for (const connection of connections) connection.off('error', report);
   }
-}
-
-/** `url` with its password hidden, to say in an error or a log line. */
-export function shownUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

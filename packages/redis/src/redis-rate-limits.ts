@@ -1,6 +1,6 @@
-import type { RateLimitStore, WindowCount } from '@herald/core';
+import { type RateLimitStore, shownUrl, type WindowCount } from '@herald/core';
 import { type Redis, ReplyError } from 'ioredis';
-import { connectAll, type RedisOptions, redisConnection, redisDefaults, shownUrl } from './redis-connection.js';
+import { connectAll, type RedisOptions, redisConnection, redisDefaults } from './redis-connection.js';
 
 export interface RedisRateLimitsOptions extends RedisOptions {
   /** How long a count may take before it fails (the server then counts on its own node), in ms. @default 500 */

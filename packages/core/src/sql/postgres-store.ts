@@ -5,6 +5,7 @@ import type { HeraldDatabase } from './schema.js';
 import { RefusingPostgresDialect } from './postgres-refusing-dialect.js';
 import { StoreUnavailableError } from '../errors.js';
 import { reasonOf } from './error-reason.js';
+import { shownUrl } from '../shown-url.js';
 import { postgresFlavor } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 
@@ -49,7 +50,7 @@ export function postgresStore(options: PostgresStoreOptions): SqlStore {
   const dialect = new RefusingPostgresDialect({
     pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
   });
-  const where = url !== undefined ? `the database at ${url.replace(/\/\/[^@/]*@/, '//***@')}` : 'the database of the pool it was given';
+  const where = url !== undefined ? `the database at ${shownUrl(url)}` : 'the database of the pool it was given';
   return new PostgresSqlStore(
     new Kysely<HeraldDatabase>({ dialect }),
     {

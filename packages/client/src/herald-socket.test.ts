@@ -138,6 +138,22 @@ function record<K extends keyof HeraldSocketEvents>(socket: HeraldSocket<any>, t
 
 const ids = (events: readonly { id: string }[]) => events.map((event) => event.id);
 
+/** Publishes an event and checks that its one subscription got it, on the socket's first connection, with no error and no close. */
+async function expectWentOn(
+  server: Server,
+  socket: HeraldSocket<any>,
+  seen: { received: SocketEvent[]; errors: unknown[]; closes: unknown[]; tokens: { connects: number } },
+): Promise<void> {
+  const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
+  await waitFor(() => seen.received.length === 1, 'the event');
+  await linger(200);
+  expect(ids(seen.received)).toEqual([published.event.id]);
+  expect(seen.errors).toEqual([]);
+  expect(seen.closes).toEqual([]);
+  expect(socket.ready).toBe(true);
+  expect(seen.tokens.connects).toBe(1);
+}
+
 /** The size HeraldSocket counts for the `subscribe` of `id` to `order.*`: UTF-8 bytes, with the longest `after` it may carry. */
 function subscribeBytes(id: string, filter: EventFilter): number {
   return Buffer.byteLength(JSON.stringify({ type: 'subscribe', id, types: ['order.*'], after: Number.MAX_SAFE_INTEGER, filter }));
@@ -341,14 +357,7 @@ describe('HeraldSocket', () => {
     const later = socket.subscribe(['order.created'], () => {});
     await waitFor(() => subscribed.length === 2, 'a subscription after them');
     expect(subscribed[1]?.subscription).toBe(later);
-    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
-    await waitFor(() => received.length === 1, 'the event');
-    await linger(200);
-    expect(ids(received)).toEqual([published.event.id]);
-    expect(errors).toEqual([]);
-    expect(closes).toEqual([]);
-    expect(socket.ready).toBe(true);
-    expect(tokens.connects).toBe(1);
+    await expectWentOn(server, socket, { received, errors, closes, tokens });
   });
 
   it('throws at the call for a subscribe over maxMessageBytes, counted in UTF-8 bytes, sending nothing; the socket and its subscriptions go on', async () => {
@@ -381,14 +390,7 @@ describe('HeraldSocket', () => {
     await waitFor(() => subscribed.length === 2, 'the subscription at the limit');
     expect(subscribed[1]?.subscription).toBe(taken);
 
-    const published = await server.herald.publish({ type: 'order.created', data: { n: 1 } });
-    await waitFor(() => received.length === 1, 'the event');
-    await linger(200);
-    expect(ids(received)).toEqual([published.event.id]);
-    expect(errors).toEqual([]);
-    expect(closes).toEqual([]);
-    expect(socket.ready).toBe(true);
-    expect(tokens.connects).toBe(1);
+    await expectWentOn(server, socket, { received, errors, closes, tokens });
   });
 
   it("takes the server's maxPayload, which ready says, as its limit when it is below maxMessageBytes: a subscribe over it throws at the call", async () => {

@@ -15,6 +15,13 @@ import { storeSnapshot } from './store-snapshot.js';
 // no 5xx, no crash, and a refused request stores nothing. A fixed seed and a bounded number of runs keep
 // it repeatable and quick; a failure prints the seed and path that replay it.
 const seed = 13;
+/**
+ * Each pass's bound, well above its time alone (4 s on SQLite or PostgreSQL), for a CI machine whose other tests load
+ * PostgreSQL's disk as well (over 30 s seen). fast-check stops at the bound and fails, so that a pass cut short does not
+ * go on in the background and change the store under the next test.
+ */
+const passTimeout = 150_000;
+const assertOptions = { seed, interruptAfterTimeLimit: passTimeout - 10_000, markInterruptAsFailure: true };
 
 let app: TestApp;
 let logged: ReturnType<typeof recordingLogger>;
@@ -252,13 +259,13 @@ describe.each(['sqlite', 'postgres'] as const)('fuzzing on %s (issue 13)', (kind
         }
       },
     );
-    await fc.assert(runs, { seed, numRuns: 500 });
+    await fc.assert(runs, { ...assertOptions, numRuns: 500 });
     // Enough requests got past validation to reach the handlers, or the pass would prove little.
     expect(answered).toBeGreaterThan(50);
     expect(unexpectedErrors(logged.entries)).toEqual([]);
     expect((await fetch(`${app.baseUrl}/healthz`)).status).toBe(200);
     expect((await app.api('GET', '/v1/event-types', undefined, credentials.fuzz)).status).toBe(200);
-  });
+  }, passTimeout);
 
   it('answers every WebSocket frame without crashing, closing only with a protocol code, and stores nothing', async () => {
     const owner = await app.consumerKey('fuzz-ws');
@@ -335,11 +342,11 @@ describe.each(['sqlite', 'postgres'] as const)('fuzzing on %s (issue 13)', (kind
       await closed;
       expect(await storeSnapshot(app.herald.store)).toEqual(before);
     });
-    await fc.assert(runs, { seed, numRuns: 200 });
+    await fc.assert(runs, { ...assertOptions, numRuns: 200 });
     // Enough connections lived through their frames to the pong, or the pass would prove little.
     expect(answered).toBeGreaterThan(20);
     expect(unexpectedErrors(logged.entries)).toEqual([]);
     expect((await fetch(`${app.baseUrl}/healthz`)).status).toBe(200);
     expect((await app.api('POST', '/v1/events', { type: 'order.created', data: { n: 2 } })).status).toBe(202);
-  });
+  }, passTimeout);
 });

@@ -1,18 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { waitFor } from '@herald/testkit';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-/**
- * tsx's ESM hooks as a loader of the command's own process (`node --import`), so that signals reach it: they
- * compile Herald's own sources, which are ESM. Not tsx's CommonJS hook (`--import tsx` adds it): the published
- * command runs without it, so a project's files must load here as they do there, a `.ts` config of a
- * CommonJS package among them.
- */
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm')).href;
+/** The published command (`bin/herald.js`, which runs `dist/main.js`): the tests' global setup builds it. */
+const bin = fileURLToPath(new URL('../bin/herald.js', import.meta.url));
 
 export interface CliOptions {
   /**
@@ -41,10 +34,10 @@ export function killAll(): void {
   running.clear();
 }
 
-/** Starts `herald ...args` from the TypeScript sources. */
+/** Starts `herald ...args`, as built. */
 export function startCli(args: string[], options: CliOptions = {}): CliProcess {
   const { FORCE_COLOR: _force, NO_COLOR: _no, NODE_PATH: _path, ...env } = process.env;
-  const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, main, ...args], {
+  const child = spawn(process.execPath, [bin, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

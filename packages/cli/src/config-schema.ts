@@ -23,7 +23,7 @@ export interface EventTypeObject {
 
 /**
  * A Redis broker or rate-limit store that a JSON config can describe: its URL and its TLS settings, whose
- * `{ "file": ... }` members are read at start. The CLI makes it with `@herald/redis`, installed beside it or in the project.
+ * `{ "file": ... }` members are read at start. Herald makes it with `@herald/redis`, installed beside the CLI.
  */
 export interface RedisConfig {
   /** `rediss://host:port` for TLS (`redis://` takes no `tls`). */
@@ -141,10 +141,12 @@ const pemMember = z.custom((value) => isPemSource(value) || (Array.isArray(value
 });
 
 /** Checks a {@link RedisConfig} (`urlOr` lets any data object with a `url` through, for this to say what is wrong in it). */
-export const redisConfigSchema = z.strictObject({
-  url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL'),
-  tls: z.strictObject({ ca: pemMember.optional(), cert: pemMember.optional(), key: pemMember.optional() }).optional(),
-});
+export const redisConfigSchema = z
+  .strictObject({
+    url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL'),
+    tls: z.strictObject({ ca: pemMember.optional(), cert: pemMember.optional(), key: pemMember.optional() }).optional(),
+  })
+  .refine(({ url, tls }) => !tls || url.startsWith('rediss://'), { path: ['tls'], message: 'needs a rediss:// URL; url is redis://, without TLS' });
 
 /** A plain object of data: what JSON gives, and no broker or store an app made (those have methods). */
 function isDataObject(value: unknown): value is Record<string, unknown> {

@@ -1,13 +1,12 @@
 import { existsSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import type { Broker, EventTypeDefinition, Logger, RateLimitStore, TlsSettings, Transport } from '@herald/core';
-import type { HeraldOptions } from '@herald/server';
+import type { EventTypeDefinition, TlsSettings, Transport } from '@herald/core';
+import type { HeraldOptions, RedisEndpoint } from '@herald/server';
 import { CliError, oneLine } from './cli-error.js';
 import { type ConfigProblem, ConfigError, zodProblems } from './config-problems.js';
 import { heraldConfigSchema, isRedisConfig, type RedisConfig, redisConfigSchema } from './config-schema.js';
-import { deferredLogger } from './deferred-logger.js';
 import { loadEventTypes } from './event-type-loader.js';
-import { importFile, importPackage, readJsonFile } from './module-loader.js';
+import { importFile, readJsonFile } from './module-loader.js';
 import { checkDatabaseFiles, readTlsFiles } from './tls-files.js';
 import { defaultTransports, loadTransports } from './transport-loader.js';
 
@@ -19,8 +18,6 @@ export interface ServeConfig {
   /** The config file read, as given or relative to the working directory; none without one. */
   file?: string;
   options: HeraldOptions & { transports: Transport[]; eventTypes: EventTypeDefinition[] };
-  /** Gives Herald's logger to what the config had made before there was one (a Redis broker of `{ url, tls }`), which logs to it from then on. */
-  logTo(logger: Logger): void;
 }
 
 /** The config file `--config` names, or the first of {@link configFileNames} in `cwd`. */
@@ -43,46 +40,14 @@ async function readConfig(path: string): Promise<unknown> {
   return module.default;
 }
 
-/** What the CLI takes from `@herald/redis` for a config's `{ url, tls }`: a package it does not depend on, which a project that uses Redis installs. */
-interface RedisPackage {
-  redisBroker(options: RedisMade): Broker;
-  redisRateLimits(options: RedisMade): RateLimitStore;
-}
-
-/** The options the CLI gives `redisBroker` and `redisRateLimits`. */
-interface RedisMade {
-  url: string;
-  tls?: TlsSettings;
-  logger: Logger;
-}
-
-/**
- * The Redis broker or rate-limit store of a config's `{ url, tls }` at `field`, its TLS files read, made with the
- * `@herald/redis` of the project (else the one beside the CLI) by `make`.
- */
-async function redisFromConfig<T>(
-  config: RedisConfig,
-  field: 'broker' | 'rateLimitStore',
-  directory: string,
-  make: (redis: RedisPackage, options: Omit<RedisMade, 'logger'>) => T,
-): Promise<{ made?: T; problems: ConfigProblem[] }> {
+/** A config's `{ url, tls }` at `field`, checked, its TLS files read: what createHerald makes a Redis broker or rate-limit store of. */
+async function redisEndpoint(config: RedisConfig, field: 'broker' | 'rateLimitStore', directory: string): Promise<{ endpoint?: RedisEndpoint; problems: ConfigProblem[] }> {
   const checked = redisConfigSchema.safeParse(config);
   if (!checked.success) return { problems: zodProblems(checked.error.issues, [field]) };
   const { url, tls } = checked.data;
-  const read = tls ? await readTlsFiles(tls, [field, 'tls'], directory) : { tls: undefined, problems: [] };
-  let redis: RedisPackage | undefined;
-  try {
-    redis = (await importPackage('@herald/redis', directory)) as RedisPackage | undefined;
-  } catch (error) {
-    return { problems: [...read.problems, { path: [field], message: `cannot load @herald/redis: ${oneLine(error)}` }] };
-  }
-  if (!redis) return { problems: [...read.problems, { path: [field], message: 'the package @herald/redis is not installed (npm install @herald/redis)' }] };
-  if (read.problems.length > 0) return { problems: read.problems };
-  try {
-    return { made: make(redis, { url, ...(read.tls ? { tls: read.tls as TlsSettings } : {}) }), problems: [] };
-  } catch (error) {
-    return { problems: [{ path: [field], message: oneLine(error) }] };
-  }
+  if (!tls) return { endpoint: { url }, problems: [] };
+  const read = await readTlsFiles(tls, [field, 'tls'], directory);
+  return read.problems.length > 0 ? { problems: read.problems } : { endpoint: { url, tls: read.tls as TlsSettings }, problems: [] };
 }
 
 /**
@@ -112,34 +77,23 @@ export async function loadServeConfig(cwd: string, given?: string, env: NodeJS.P
   const loadedTypes = record.eventTypes !== undefined ? await loadEventTypes(record.eventTypes, directory) : { eventTypes: [], problems: [] };
   const loadedTransports = await loadTransports(record.transports === undefined ? defaultTransports : isObject(record.transports) ? record.transports : {}, directory);
   problems.push(...loadedTypes.problems, ...loadedTransports.problems);
-  // Made here, before createHerald has a logger: they log to the one it makes (`logTo`).
-  const logger = deferredLogger();
-  const madeBroker = isRedisConfig(record.broker)
-    ? await redisFromConfig<Broker>(record.broker, 'broker', directory, (redis, options) => redis.redisBroker({ ...options, logger: logger.child({ component: 'broker' }) }))
-    : { problems: [] };
-  const madeRateLimits = isRedisConfig(record.rateLimitStore)
-    ? await redisFromConfig<RateLimitStore>(
-        record.rateLimitStore,
-        'rateLimitStore',
-        directory,
-        (redis, options) => redis.redisRateLimits({ ...options, logger: logger.child({ component: 'rate-limits' }) }),
-      )
-    : { problems: [] };
+  // createHerald makes a Redis broker or rate-limit store of `{ url, tls }`; the files of `tls` are relative to the config.
+  const brokerRedis = isRedisConfig(record.broker) ? await redisEndpoint(record.broker, 'broker', directory) : { problems: [] };
+  const rateLimitsRedis = isRedisConfig(record.rateLimitStore) ? await redisEndpoint(record.rateLimitStore, 'rateLimitStore', directory) : { problems: [] };
   const database = typeof record.database === 'string' ? await checkDatabaseFiles(record.database, ['database'], directory) : undefined;
-  problems.push(...madeBroker.problems, ...madeRateLimits.problems, ...(database?.problems ?? []));
+  problems.push(...brokerRedis.problems, ...rateLimitsRedis.problems, ...(database?.problems ?? []));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file ?? 'herald.config', problems);
 
   const { transports: _transports, eventTypes: _eventTypes, broker, rateLimitStore, database: _database, ...options } = parsed.data;
-  const brokerObject = madeBroker.made ?? (typeof broker === 'object' && !isRedisConfig(broker) ? broker : undefined);
-  const rateLimitObject = madeRateLimits.made ?? (typeof rateLimitStore === 'object' && !isRedisConfig(rateLimitStore) ? rateLimitStore : undefined);
+  const brokerObject = brokerRedis.endpoint ?? (typeof broker === 'object' && !isRedisConfig(broker) ? broker : undefined);
+  const rateLimitObject = rateLimitsRedis.endpoint ?? (typeof rateLimitStore === 'object' && !isRedisConfig(rateLimitStore) ? rateLimitStore : undefined);
   return {
     ...(file !== undefined ? { file } : {}),
-    logTo: logger.writeTo,
     options: {
       ...options,
       // A SQLite file is relative to the config, as every path in it; `:memory:` and URLs stay as they are.
       ...(database !== undefined ? { database: /^(?::memory:$|[a-z][a-z0-9+.-]*:)/i.test(database.url) ? database.url : resolve(directory, database.url) } : {}),
-      // A URL goes where createHerald reads it; a broker or a store made in the config (or here, of `{ url, tls }`) is given as it is.
+      // A URL goes where createHerald reads it; a broker or a store made in the config, or `{ url, tls }` (its files read), is given as it is.
       ...(brokerObject ? { broker: brokerObject } : {}),
       ...(rateLimitObject ? { rateLimitStore: rateLimitObject } : {}),
       env: {

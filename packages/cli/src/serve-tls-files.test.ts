@@ -55,7 +55,7 @@ describe('herald serve: TLS files of a JSON config', () => {
     const names = (await admin.client('LIST')).match(/name=herald-[\w-]+/g)?.sort();
     expect(names).toEqual(['name=herald-publisher', 'name=herald-rate-limits', 'name=herald-subscriber']);
 
-    // Made by the command before createHerald made its logger, they log to it as the broker of a URL does.
+    // Made by createHerald of the `{ url, tls }` the command read, they log to its logger as the broker of a URL does.
     admin.disconnect();
     await redis.kill();
     const lost = () => jsonLines<{ component?: string; role?: string; msg: string }>(herald.stdout()).filter((log) => log.msg === 'the connection to Redis failed; reconnecting');
@@ -113,7 +113,6 @@ describe('herald serve: TLS files of a JSON config', () => {
         },
         database: 'postgres://localhost/herald?sslmode=verify-full&sslrootcert=missing-ca.pem&sslkey=tls/localhost.pem',
       },
-      ['redis'],
     );
     const config = join(dir, 'config');
     writeFileSync(join(config, 'not-pem.json'), '{}');
@@ -138,6 +137,17 @@ describe('herald serve: TLS files of a JSON config', () => {
       `${file}: rateLimitStore.prefix: not a field Herald knows`,
       `${file}: database: sslrootcert: cannot read "${config}/missing-ca.pem": no such file`,
       `${file}: database: sslkey: "${tls}/localhost.pem" holds no PEM private key (-----BEGIN PRIVATE KEY-----)`,
+    ]);
+  });
+
+  it('refuses tls with a redis:// URL, which is not TLS, as a problem of the config', async () => {
+    const { dir } = project({ broker: { url: 'redis://localhost:6379', tls: tlsFiles } });
+    const { code, stdout, stderr } = await runCli(['serve', '--config', 'config/herald.config.json'], { cwd: dir });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n').map((line) => line.trim())).toEqual([
+      'herald: config/herald.config.json is not a valid Herald config (1 problem)',
+      'config/herald.config.json: broker.tls: needs a rediss:// URL; url is redis://, without TLS',
     ]);
   });
 });

@@ -37,9 +37,8 @@ import { lazyBroker } from './lazy-broker.js';
 import { lazyRateLimits } from './lazy-rate-limits.js';
 import { HeraldMetrics } from './metrics.js';
 import { refuseOtherMethods } from './method-not-allowed.js';
-import type { HeraldOptions } from './options.js';
 import { connectionsWithin, openFilesLimit, openFilesShortfall } from './open-files-limit.js';
-import { type ResolvedOptions, resolveOptions } from './options.js';
+import { type HeraldOptions, type RedisEndpoint, type ResolvedOptions, resolveOptions, type SeamSource } from './options.js';
 import { problemHandler } from './problem.js';
 import { RequestLimiter } from './rate-limiter.js';
 import { jsonBody, mountRoute, type RouteMountOptions } from './route-mount.js';
@@ -151,26 +150,33 @@ function storeFrom({ database, logPartitionSize }: ResolvedOptions, logger: Logg
   return sqliteStore({ path: database, logger });
 }
 
-/** The broker `HERALD_BROKER` names; a Redis one logs when its connection fails, and when it is back. */
-function brokerFrom(url: string, logger: Logger): Broker {
-  if (url === 'memory') return memoryBroker();
-  if (isRedisUrl(url)) return lazyBroker(async () => (await redisPackage('HERALD_BROKER')).redisBroker({ url, logger }));
-  throw new Error(`HERALD_BROKER: "${url}" is not a broker this server knows (memory, or a redis:// URL)`);
+/** The broker of `source`; one made of a Redis logs when its connection fails, and when it is back. */
+function brokerFrom(source: SeamSource<Broker>, logger: Logger): Broker {
+  if (source === 'memory') return memoryBroker();
+  if ('made' in source) return source.made;
+  return lazyBroker(async () => (await redisPackage(source.name)).redisBroker(redisOptions(source, logger)));
 }
 
-/** The store `HERALD_RATE_LIMIT_STORE` names, logging as the broker does; undefined for `memory`, each node counting on its own. */
-function rateLimitStoreFrom(url: string, logger: Logger): RateLimitStore | undefined {
-  if (url === 'memory') return undefined;
-  if (isRedisUrl(url)) return lazyRateLimits(async () => (await redisPackage('HERALD_RATE_LIMIT_STORE')).redisRateLimits({ url, logger }));
-  throw new Error(`HERALD_RATE_LIMIT_STORE: "${url}" is not a rate-limit store this server knows (memory, or a redis:// URL)`);
+/** The rate-limit store of `source`, logging as the broker does; undefined for `memory`, each node counting on its own. */
+function rateLimitStoreFrom(source: SeamSource<RateLimitStore>, logger: Logger): RateLimitStore | undefined {
+  if (source === 'memory') return undefined;
+  if ('made' in source) return source.made;
+  return lazyRateLimits(async () => (await redisPackage(source.name)).redisRateLimits(redisOptions(source, logger)));
 }
 
-const isRedisUrl = (url: string) => /^rediss?:\/\//.test(url);
+const redisOptions = ({ url, tls }: RedisEndpoint, logger: Logger) => ({ url, ...(tls ? { tls } : {}), logger });
 
-/** `@herald/redis`, an optional peer dependency that only a server using Redis installs; `variable` named the URL. */
-function redisPackage(variable: string): Promise<typeof import('@herald/redis')> {
+/** `@herald/redis`, an optional peer dependency that only a server using Redis installs; `name`, the option or variable that gave the Redis. */
+function redisPackage(name: string): Promise<typeof import('@herald/redis')> {
   return import('@herald/redis').catch((error: unknown) => {
-    throw new Error(`${variable}: a redis:// URL needs the @herald/redis package`, { cause: error });
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    const missing = code === 'ERR_MODULE_NOT_FOUND' && typeof message === 'string' && message.includes("'@herald/redis'");
+    throw new Error(
+      missing
+        ? `${name}: a Redis needs the @herald/redis package, which is not installed (npm install @herald/redis, where @herald/server or @herald/cli is)`
+        : `${name}: cannot load @herald/redis, which a Redis needs: ${String(message ?? error)}`,
+      { cause: error },
+    );
   });
 }
 
@@ -196,8 +202,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
   // behind, and retried that forever on a stdout whose reader had gone (`herald serve | head -1`): the process never exited.
   const logger: Logger = options.logger ?? pino({ level: resolved.logLevel, name: 'herald' }, pino.destination({ sync: true }));
   const store = options.store ?? storeFrom(resolved, logger.child({ component: 'store' }));
-  const broker = options.broker ?? brokerFrom(resolved.brokerUrl, logger.child({ component: 'broker' }));
-  const rateLimitStore = options.rateLimitStore ?? rateLimitStoreFrom(resolved.rateLimitStoreUrl, logger.child({ component: 'rate-limits' }));
+  const broker = brokerFrom(resolved.broker, logger.child({ component: 'broker' }));
+  const rateLimitStore = rateLimitStoreFrom(resolved.rateLimitStore, logger.child({ component: 'rate-limits' }));
   const catalog = new EventCatalog(options.eventTypes ?? []);
   const bus = new EventBus({
     store,

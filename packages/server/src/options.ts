@@ -1,4 +1,15 @@
-import { type Broker, checkLogPartitionSize, type EventTypeDefinition, type Logger, type RateLimitStore, retentionDuration, type Store, type Transport } from '@herald/core';
+import {
+  type Broker,
+  checkLogPartitionSize,
+  type EventTypeDefinition,
+  type Logger,
+  type RateLimitStore,
+  retentionDuration,
+  type Store,
+  shownUrl,
+  type TlsSettings,
+  type Transport,
+} from '@herald/core';
 import proxyaddr from 'proxy-addr';
 import type { RateLimits } from './rate-limiter.js';
 
@@ -7,6 +18,20 @@ export interface RateLimit {
   requests: number;
   /** Seconds. */
   window: number;
+}
+
+/**
+ * A Redis that createHerald makes the broker or the rate-limit store of, with `@herald/redis` (an optional peer
+ * dependency: install it beside the server) as `redisBroker({ url, tls })` and `redisRateLimits({ url, tls })` would.
+ */
+export interface RedisEndpoint {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
+  url: string;
+  /**
+   * What TLS trusts and presents: `ca`, `cert` and `key`, as `tls.connect` takes them. Needs a `rediss://` URL.
+   * @default Node.js's trusted authorities, no client certificate
+   */
+  tls?: TlsSettings;
 }
 
 /** Everything `createHerald` takes. Each option named after an environment variable falls back to it. */
@@ -20,15 +45,22 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
    * @default './data/herald.db'
    */
   database?: string;
-  /** `HERALD_BROKER` is read when this is absent: `memory`, or a `redis://` URL. @default memoryBroker() */
-  broker?: Broker;
+  /**
+   * What rings the nodes: a broker, such as `redisBroker({ url, prefix })` of `@herald/redis`, or `{ url, tls }` of
+   * a Redis, which Herald makes the broker of with `@herald/redis`, logging as `component: 'broker'`.
+   * `HERALD_BROKER` is read when this is absent: `memory`, or a `redis://` or `rediss://` URL.
+   * @default memoryBroker()
+   */
+  broker?: Broker | RedisEndpoint;
   /**
    * A store the nodes share to count the REST rate limits in (`rateLimit`, `adminRateLimit`,
-   * `authFailureLimit`), such as `redisRateLimits()` of `@herald/redis`, so that a limit holds across the
-   * cluster. `HERALD_RATE_LIMIT_STORE` is read when this is absent: `memory`, or a `redis://` URL.
+   * `authFailureLimit`), so that a limit holds across the cluster: a store, such as `redisRateLimits()` of
+   * `@herald/redis`, or `{ url, tls }` of a Redis, which Herald makes the store of with `@herald/redis`, logging as
+   * `component: 'rate-limits'`. `HERALD_RATE_LIMIT_STORE` is read when this is absent: `memory`, or a `redis://`
+   * or `rediss://` URL.
    * @default each node counts in its own memory
    */
-  rateLimitStore?: RateLimitStore;
+  rateLimitStore?: RateLimitStore | RedisEndpoint;
   /** The transports to mount, e.g. `[webhook(), websocket(), sse()]`. @default [] */
   transports?: readonly Transport[];
   /** Event types defined in code with `defineEventType`. @default [] */
@@ -120,10 +152,16 @@ export interface HeraldOptions<TEventTypes extends readonly EventTypeDefinition[
   trustProxy?: number | string | readonly string[];
 }
 
+/**
+ * A broker or a rate-limit store as createHerald has it: made already, to be made in memory, or to be made of a Redis
+ * (`name`: the option or the variable that gave it, for messages).
+ */
+export type SeamSource<T> = { made: T } | 'memory' | (RedisEndpoint & { name: string });
+
 export interface ResolvedOptions {
   database: string;
-  brokerUrl: string;
-  rateLimitStoreUrl: string;
+  broker: SeamSource<Broker>;
+  rateLimitStore: SeamSource<RateLimitStore>;
   adminKey?: string;
   port: number;
   logLevel: string;
@@ -208,6 +246,44 @@ function rateLimitOf(
   return limit;
 }
 
+const isRedisUrl = (url: string) => /^rediss?:\/\//.test(url);
+
+/** What each seam made of a Redis is called: for messages, and for the `@herald/redis` function to give more options to. */
+const seams = {
+  broker: { what: 'a broker', maker: 'redisBroker' },
+  rateLimitStore: { what: 'a rate-limit store', maker: 'redisRateLimits' },
+} as const;
+
+/**
+ * The broker or the rate-limit store of `value`: made already when it has `method`; else `{ url, tls }` of a Redis;
+ * without it, `memory` or the Redis URL of the variable. Throws, naming the option or the variable, on any other URL,
+ * on members besides `url` and `tls`, and on `tls` with a `redis://` URL.
+ */
+function seamSource<T extends object>(
+  option: keyof typeof seams,
+  value: T | RedisEndpoint | undefined,
+  method: keyof T & string,
+  env: Readonly<Record<string, string | undefined>>,
+): SeamSource<T> {
+  const { what, maker } = seams[option];
+  if (value === undefined) {
+    const url = fromEnv(env, option) || 'memory';
+    if (url === 'memory') return 'memory';
+    if (!isRedisUrl(url)) throw new Error(`${variables[option]}: "${shownUrl(url)}" is not ${what} this server knows (memory, or a redis:// or rediss:// URL)`);
+    return { url, name: variables[option] };
+  }
+  if (typeof (value as Record<string, unknown>)[method] === 'function') return { made: value as T };
+  const { url, tls, ...others } = value as Partial<RedisEndpoint>;
+  if (typeof url !== 'string' || !isRedisUrl(url)) {
+    throw new Error(`${option} must be ${what} or { url, tls } of a Redis, whose url is a redis:// or rediss:// URL${typeof url === 'string' ? `, not "${shownUrl(url)}"` : ''}`);
+  }
+  const extra = Object.keys(others);
+  if (extra.length > 0) throw new Error(`${option}: { url, tls } takes no ${extra.join(', ')}; for more options, give ${maker}({ url, ... }) of @herald/redis`);
+  // Not ignored: the connection would be in the clear, the certificates unused, and no one told.
+  if (tls && !url.startsWith('rediss://')) throw new Error(`${option}: tls needs a rediss:// URL; url is redis://, without TLS`);
+  return { url, ...(tls ? { tls } : {}), name: option };
+}
+
 /** Shorter configured admin keys are refused: guessable, or typed in as a placeholder. */
 const minAdminKeyLength = 32;
 
@@ -281,8 +357,8 @@ export function resolveOptions(options: HeraldOptions, env: Readonly<Record<stri
   const trustProxy = trustProxyOf(options.trustProxy, env);
   return {
     database: options.database ?? (fromEnv(env, 'database') || './data/herald.db'),
-    brokerUrl: fromEnv(env, 'broker') || 'memory',
-    rateLimitStoreUrl: fromEnv(env, 'rateLimitStore') || 'memory',
+    broker: seamSource<Broker>('broker', options.broker, 'publish', env),
+    rateLimitStore: seamSource<RateLimitStore>('rateLimitStore', options.rateLimitStore, 'take', env),
     ...(adminKey !== undefined ? { adminKey } : {}),
     port,
     logLevel: options.logLevel ?? (fromEnv(env, 'logLevel') || 'info'),

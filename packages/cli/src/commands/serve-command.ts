@@ -26,13 +26,12 @@ function startHint(error: unknown): string {
  * them the generated admin key, once, at warn level.
  */
 export async function serve(flags: ServeFlags): Promise<never> {
-  const { file, options, logTo } = await loadServeConfig(process.cwd(), flags.config);
+  const { file, options } = await loadServeConfig(process.cwd(), flags.config);
   const herald = createHerald({
     ...options,
     ...(flags.port !== undefined ? { port: flags.port } : {}),
     ...(flags.database !== undefined ? { database: flags.database } : {}),
   });
-  logTo(herald.logger);
   // From the start, so that a signal while it starts stops it too.
   const stopHandlingSignals = stopOnSignals(() => herald.close(), herald.logger);
   let url: string;

@@ -161,7 +161,10 @@ export async function startTarpit({ dribble = false }: { dribble?: boolean } = {
   };
 }
 
-/** A relay to the machine's RabbitMQ whose first connection stalls once the client sends a given method. */
+/**
+ * A relay to the machine's RabbitMQ that can stop relaying what the broker sends on a connection, holding it: the
+ * TCP connection stays up and the client's frames still reach the broker, but no answer reaches the client.
+ */
 export interface StallingRelay {
   /** `amqp://` with {@link brokerUrl}'s credentials, through the relay. */
   url: string;
@@ -171,6 +174,10 @@ export interface StallingRelay {
   readonly open: number;
   /** Whether the first connection has stalled: the client sent the method, and the broker's answers are no longer relayed. */
   readonly stalled: boolean;
+  /** Stops relaying what the broker sends on the connections open now, holding it; connections made after are relayed in full. */
+  hold(): void;
+  /** Relays what the held connections' broker sent meanwhile, and goes on relaying. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -178,21 +185,23 @@ export interface StallingRelay {
 const methods = { 'channel.open': [20, 10], 'basic.publish': [60, 40] } as const;
 
 /**
- * Starts a {@link StallingRelay}: it relays every connection to {@link brokerUrl} both ways, but on the first one it
- * reads the client's frames, and from the client's `stallOn` method on relays nothing the broker sends: with
+ * Starts a {@link StallingRelay}: it relays every connection to {@link brokerUrl} both ways. With `stallOn`, it reads
+ * the first connection's client frames, and from the client's `stallOn` method on holds what the broker sends: with
  * `channel.open`, the connection's handshake went through and the channel open is never answered; with `basic.publish`,
  * the channel opened and the message is never confirmed. The connections after it are relayed in full.
  */
-export async function startStallingRelay(stallOn: keyof typeof methods = 'channel.open'): Promise<StallingRelay> {
-  const [classId, methodId] = methods[stallOn];
+export async function startStallingRelay(stallOn?: keyof typeof methods): Promise<StallingRelay> {
+  const [classId, methodId] = stallOn ? methods[stallOn] : [];
   const broker = new URL(brokerUrl);
   const sockets = new Set<Socket>();
   const clients = new Set<Socket>();
+  /** What the broker sent while held, by the client's socket of a held connection. */
+  const held = new Map<Socket, Buffer[]>();
   let accepted = 0;
   let stalled = false;
   const server = createServer((client) => {
     accepted += 1;
-    const watched = accepted === 1;
+    const watched = accepted === 1 && stallOn !== undefined;
     const upstream = connectTcp(Number(broker.port || 5672), broker.hostname);
     clients.add(client);
     client.once('close', () => clients.delete(client));
@@ -201,6 +210,7 @@ export async function startStallingRelay(stallOn: keyof typeof methods = 'channe
       socket.on('error', () => {});
       socket.once('close', () => {
         sockets.delete(socket);
+        held.delete(client);
         client.destroy();
         upstream.destroy();
       });
@@ -220,13 +230,16 @@ export async function startStallingRelay(stallOn: keyof typeof methods = 'channe
       while (unread.length >= 7 && unread.length >= 8 + unread.readUInt32BE(3)) {
         if (unread[0] === 1 && unread.length >= 11 && unread.readUInt16BE(7) === classId && unread.readUInt16BE(9) === methodId) {
           stalled = true;
+          held.set(client, []);
           return;
         }
         unread = unread.subarray(8 + unread.readUInt32BE(3));
       }
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!(watched && stalled)) client.write(chunk);
+      const holding = held.get(client);
+      if (holding) holding.push(chunk);
+      else client.write(chunk);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -241,6 +254,13 @@ export async function startStallingRelay(stallOn: keyof typeof methods = 'channe
     },
     get stalled() {
       return stalled;
+    },
+    hold() {
+      for (const client of clients) if (!held.has(client)) held.set(client, []);
+    },
+    release() {
+      for (const [client, chunks] of held) for (const chunk of chunks) client.write(chunk);
+      held.clear();
     },
     async close() {
       for (const socket of sockets) socket.destroy();

@@ -9,6 +9,7 @@ import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNo
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startStallingRelay, startTarpit, uniqueName } from './amqp-broker.test-support.js';
 import { redactedUrl } from './amqp-config.js';
+import { AmqpPool, AmqpPublishError } from './amqp-pool.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
 
 const run = promisify(execFile);
@@ -134,7 +135,7 @@ describe('failed attempts', () => {
   it('fails an attempt whose channel the broker never opens with "the channel was not opened" within the timeout, closes that connection, and delivers on a new one', async () => {
     const queue = await consumer();
     // The first connection through it goes through the handshake, then the broker's answer to channel.open never comes.
-    const relay = await startStallingRelay();
+    const relay = await startStallingRelay('channel.open');
     onTestFinished(() => relay.close());
     const logger = recordingLogger();
     const server = await app({ timeout: 1_000, retrySchedule: [0, 0.2, 0.2, 0.2, 0.2, 60] }, allowPrivate, logger);
@@ -159,16 +160,85 @@ describe('failed attempts', () => {
     ]);
   });
 
-  it('stops within the timeout while the broker confirms nothing: a connection whose close the broker does not answer has its socket closed', async () => {
+  it('fails an attempt whose confirm does not come within the timeout, and the retry publishes over a new connection; the stalled one is closed, though the broker answers not even its close', async () => {
     const queue = await consumer();
-    // The channel opens; from the message on, the broker's answers never come: no confirm, and no answer to the close.
+    // The channel opens; from the message on, the broker's answers never reach Herald: no confirm, and no answer to the
+    // close. The connection stays up, and RabbitMQ's heartbeats (60 s) would take two minutes to end it.
     const relay = await startStallingRelay('basic.publish');
     onTestFinished(() => relay.close());
-    const server = await app({ timeout: 1_000, retrySchedule: [0, 60] });
+    const logger = recordingLogger();
+    const server = await app({ timeout: 2_000, retrySchedule: [0, 0.2, 0.2, 0.2, 60] }, allowPrivate, logger);
+    const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
+    const [event] = await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the attempt over a new connection', 10_000);
+    expect(relay.stalled).toBe(true);
+    const attempts = await deliveryAttempts(server, id);
+    expect(attempts.map((attempt) => [attempt.status, attempt.error])).toEqual([
+      ['failed', 'the broker did not confirm within 2000 ms'],
+      ['succeeded', null],
+    ]);
+    expect(relay.accepted).toBe(2);
+    // The first message reached the broker too, its confirm held back: the queue has it twice, by the same id.
+    await waitFor(() => queue.received.length === 2, 'both messages');
+    expect([...queue.ids()]).toEqual([event?.id]);
+    // The stalled connection is closed once its attempt is over: its socket, when the broker has not answered the close within the timeout.
+    await waitFor(() => relay.open === 1, 'the stalled connection closed', 5_000);
+    const broker = redactedUrl(relay.url);
+    await waitFor(() => logger.entries.some((entry) => entry.message === 'the AMQP connection closed'), 'the close logged');
+    const logged = logger.entries.filter((entry) => entry.fields.broker === broker && entry.level === 'warn').map((entry) => [entry.message, entry.fields.error]);
+    expect(logged).toEqual([
+      [
+        'the AMQP broker did not confirm in time: new publishes go to a new connection, and this one closes once the publishes on it have settled',
+        'the broker did not confirm within 2000 ms',
+      ],
+      ['the AMQP connection closed', 'closed by Herald: the broker did not answer the close'],
+    ]);
+  });
+
+  it('takes a connection whose confirm came too late out of the pool, yet the publishes still on it get their confirms, and closes it once they have', async () => {
+    const queue = await consumer();
+    const relay = await startStallingRelay();
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const pool = new AmqpPool({ allowPrivate: true, logger });
+    onTestFinished(() => pool.close());
+    const destination = { url: relay.url, exchange: queue.exchange, routingKey: 'order.created' };
+    const publish = (id: string, timeout: number) => pool.publish(destination, Buffer.from(JSON.stringify({ id })), { messageId: id }, { timeout });
+    await publish('first', 10_000);
+    // The broker is slow, not gone: its answers on that connection come, but only once released.
+    relay.hold();
+    const slow = publish('slow', 500);
+    const patient = publish('patient', 60_000);
+    await expect(slow).rejects.toThrow(new AmqpPublishError('the broker did not confirm within 500 ms'));
+    // The next publish goes over a new connection, while the one before stays open for the publish still waiting on it.
+    await publish('fresh', 10_000);
+    expect([relay.accepted, relay.open]).toEqual([2, 2]);
+    relay.release();
+    await expect(patient).resolves.toBeUndefined();
+    await waitFor(() => relay.open === 1, 'the connection taken out closed, once its last publish settled', 5_000);
+    await waitFor(() => queue.ids().size === 4, 'every message');
+    await waitFor(() => logger.entries.some((entry) => entry.message === 'the AMQP connection closed'), 'the close logged');
+    const logged = logger.entries.filter((entry) => entry.level === 'warn').map(({ message, fields }) => [message, fields.error, fields.publishing]);
+    expect(logged).toEqual([
+      [
+        'the AMQP broker did not confirm in time: new publishes go to a new connection, and this one closes once the publishes on it have settled',
+        'the broker did not confirm within 500 ms',
+        2,
+      ],
+      ['the AMQP connection closed', undefined, undefined],
+    ]);
+  });
+
+  it('stops within the timeout while the broker answers nothing: a connection whose close the broker does not answer has its socket closed', async () => {
+    const queue = await consumer();
+    const relay = await startStallingRelay();
+    onTestFinished(() => relay.close());
+    const server = await app({ timeout: 1_000 });
     const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
     await publishNumbered(server, 1);
-    await waitFor(async () => (await deliveryAttempts(server, id)).length === 1, 'the attempt');
-    expect((await deliveryAttempts(server, id))[0]?.error).toBe('the broker did not confirm within 1000 ms');
+    await waitFor(async () => (await deliveryAttempts(server, id))[0]?.status === 'succeeded', 'the message confirmed');
+    // The connection stays up; from now on the broker's answers never reach Herald, its answer to the close neither.
+    relay.hold();
     const stopping = Date.now();
     await server.close();
     expect(Date.now() - stopping).toBeLessThan(3_000);

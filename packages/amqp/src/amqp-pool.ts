@@ -50,6 +50,26 @@ interface OpenChannel {
   returned: Map<string, string[]>;
 }
 
+/** An open connection of the pool, its confirm channels, and the publishes using it. */
+interface PooledConnection {
+  url: string;
+  model: ChannelModel;
+  /** Destroys the socket, with a reason: amqplib then closes the connection, and the pool drops it. */
+  socket: AbortController;
+  /** By exchange. */
+  channels: SharedConnections<OpenChannel>;
+  /** Ends a channel open still pending, by exchange, with the time it was given (ms): the connection closes, and the open fails. */
+  openingChannels: Map<string, AbortController>;
+  /** How many publishes took this connection and have not settled yet. */
+  publishing: number;
+  /** No publish takes it any more: a confirm did not come in time. It closes once {@link publishing} is 0. */
+  retired: boolean;
+  /** The connection emitted `close`. */
+  closed: boolean;
+  /** Its close, once begun. */
+  closing?: Promise<void>;
+}
+
 /** What tells a returned message from the others on its channel (one exchange): its routing key and id. */
 function returnKey(routingKey: string, messageId: unknown): string {
   return `${routingKey}\n${String(messageId ?? '')}`;
@@ -58,29 +78,28 @@ function returnKey(routingKey: string, messageId: unknown): string {
 /**
  * Connections to AMQP brokers, one per URL, with one confirm channel per exchange on each. A connection
  * or channel that closes (a broker restart, a missing exchange) is dropped, and the next publish opens
- * a new one.
+ * a new one. A connection on which a confirm did not come within its publish's timeout is retired: the
+ * next publish opens a new one, and it is closed once the publishes still on it have settled (their
+ * confirms may yet come: a broker that is slow, not wedged, loses none of them).
  */
 export class AmqpPool {
   readonly #options: AmqpPoolOptions;
   /** By the broker's URL. */
-  readonly #connections: SharedConnections<ChannelModel>;
-  /** By the broker's URL and the exchange: `${url}\n${exchange}`. */
-  readonly #channels = new SharedConnections<OpenChannel>((open, _key, gone) => open.channel.once('close', gone));
+  readonly #connections: SharedConnections<PooledConnection>;
+  /** Retired connections not closed yet. */
+  readonly #retired = new Set<PooledConnection>();
   /** Ends a connect still pending, by the broker's URL, with the time it was given (ms): its socket closes, and it fails. */
   readonly #connecting = new Map<string, AbortController>();
-  /** Ends a channel open still pending, by the channel's key, with the time it was given (ms): its connection closes, and it fails. */
-  readonly #openingChannels = new Map<string, AbortController>();
-  /** Destroys an open connection's socket, with a reason: amqplib then closes the connection, and the pool drops it. */
-  readonly #sockets = new WeakMap<ChannelModel, AbortController>();
   #closed = false;
 
   constructor(options: AmqpPoolOptions = {}) {
     this.#options = options;
-    this.#connections = new SharedConnections((model, url, gone) =>
-      model.once('close', (error?: unknown) => {
+    this.#connections = new SharedConnections((connection, url, gone) =>
+      connection.model.once('close', (error?: unknown) => {
+        connection.closed = true;
+        this.#retired.delete(connection);
         if (!this.#closed) this.#options.logger?.warn({ broker: redactedUrl(url), ...(error ? { error: reason(error, url) } : {}) }, 'the AMQP connection closed');
         gone();
-        this.#channels.forget((key) => key.startsWith(`${url}\n`));
       }),
     );
   }
@@ -88,64 +107,104 @@ export class AmqpPool {
   /**
    * Publishes one message and resolves once the broker confirms it; rejects with an {@link AmqpPublishError},
    * also when the message is `mandatory` and the broker returned it, or when `timeout` (ms) passes first, saying
-   * what it was waiting for: the connection, a channel, or the confirm.
+   * what it was waiting for: the connection, a channel, or the confirm. A publish that fails publishes nothing after.
    */
   async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish, { timeout }: PublishOptions = {}): Promise<void> {
     let stage: Stage = 'connect';
-    const key = channelKey(destination);
+    let connection: PooledConnection | undefined;
+    let settled = false;
     const publishing = (async () => {
-      await this.#connection(destination.url);
+      const taken = await this.#connection(destination.url);
+      if (settled) return;
+      connection = taken;
+      taken.publishing += 1;
       stage = 'channel';
-      const open = await this.#channels.get(key, () => this.#openChannel(destination, key));
+      const open = await taken.channels.get(destination.exchange, () => this.#openChannel(taken, destination));
+      if (settled) return;
       stage = 'confirm';
       await confirmed(open, destination, content, properties);
     })();
-    if (timeout === undefined) return publishing;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
+      if (timeout === undefined) return;
       timer = setTimeout(() => {
-        const pending = stage === 'connect' ? this.#connecting.get(destination.url) : stage === 'channel' ? this.#openingChannels.get(key) : undefined;
+        const pending = stage === 'connect' ? this.#connecting.get(destination.url) : stage === 'channel' ? connection?.openingChannels.get(destination.exchange) : undefined;
         // The connect or channel open then fails at once, closing its socket, and says why in the log and in `publishing`'s rejection.
-        if (pending) pending.abort(timeout);
-        else reject(new AmqpPublishError(timedOut(stage, destination, timeout)));
+        if (pending) return pending.abort(timeout);
+        const why = timedOut(stage, destination, timeout);
+        if (stage === 'confirm' && connection) this.#retire(connection, why);
+        reject(new AmqpPublishError(why));
       }, timeout);
     });
-    return Promise.race([publishing, late]).finally(() => clearTimeout(timer));
+    return Promise.race([publishing, late]).finally(() => {
+      settled = true;
+      clearTimeout(timer);
+      if (connection) this.#release(connection);
+    });
   }
 
   /**
-   * Closes every connection; publishes still waiting for a confirm fail. A connection whose broker does not answer the
-   * close within the connect timeout has its socket closed.
+   * Closes every connection, retired ones too; publishes still waiting for a confirm fail. A connection whose broker
+   * does not answer the close within the connect timeout has its socket closed.
    */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#channels.forget(() => true);
-    const { connectTimeout = 15_000 } = this.#options;
-    const closing = async (model: ChannelModel) => {
-      const timer = setTimeout(() => this.#sockets.get(model)?.abort('closed by Herald: the broker did not answer the close'), connectTimeout);
-      try {
-        // A connection whose socket closes while it waits for the broker's answer emits `close`, and its close() never settles.
-        await Promise.race([model.close(), new Promise((resolve) => model.once('close', resolve))]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    await Promise.all(this.#connections.takeAll().map((connection) => connection.then(closing).catch(() => {})));
+    const open = this.#connections.takeAll().map((connection) => connection.then((opened) => this.#shut(opened)).catch(() => {}));
+    await Promise.all([...open, ...[...this.#retired].map((connection) => this.#shut(connection))]);
   }
 
   /**
-   * Opens the confirm channel of `key` within the connect timeout, or sooner if a publish waiting for it gives up. A broker
-   * that answers nothing in that time has a wedged connection: its socket is closed, so that the pool drops it, and the
-   * next publish connects again rather than waiting on this connection.
+   * Takes `connection` out of the pool, since a confirm on it did not come in time (a broker or a proxy that stopped
+   * answering, or a broker too slow): the next publish opens a new connection rather than waiting on this one.
    */
-  async #openChannel(destination: AmqpDestination, key: string): Promise<OpenChannel> {
+  #retire(connection: PooledConnection, why: string): void {
+    if (connection.retired || connection.closed || this.#closed) return;
+    connection.retired = true;
+    // Neither retired nor closed, it is the connection the pool holds for its URL.
+    this.#connections.forget((url) => url === connection.url);
+    this.#retired.add(connection);
+    this.#options.logger?.warn(
+      { broker: redactedUrl(connection.url), error: why, publishing: connection.publishing },
+      'the AMQP broker did not confirm in time: new publishes go to a new connection, and this one closes once the publishes on it have settled',
+    );
+  }
+
+  /** A publish that took `connection` has settled: a retired connection closes with the last of them. */
+  #release(connection: PooledConnection): void {
+    connection.publishing -= 1;
+    if (connection.retired && connection.publishing === 0) void this.#shut(connection);
+  }
+
+  /** Closes `connection`, and its socket if the broker does not answer the close within the connect timeout. */
+  #shut(connection: PooledConnection): Promise<void> {
+    if (connection.closed) return Promise.resolve();
+    connection.closing ??= (async () => {
+      const { connectTimeout = 15_000 } = this.#options;
+      const timer = setTimeout(() => connection.socket.abort('closed by Herald: the broker did not answer the close'), connectTimeout);
+      try {
+        // A connection whose socket closes while it waits for the broker's answer emits `close`, and its close() never settles.
+        await Promise.race([connection.model.close(), new Promise((resolve) => connection.model.once('close', resolve))]);
+      } catch {
+        // It closed already.
+      } finally {
+        clearTimeout(timer);
+      }
+    })();
+    return connection.closing;
+  }
+
+  /**
+   * Opens the confirm channel of `destination`'s exchange on `connection` within the connect timeout, or sooner if a
+   * publish waiting for it gives up. A broker that answers nothing in that time has a wedged connection: its socket is
+   * closed, so that the pool drops it, and the next publish connects again rather than waiting on this connection.
+   */
+  async #openChannel(connection: PooledConnection, destination: AmqpDestination): Promise<OpenChannel> {
     const { connectTimeout = 15_000 } = this.#options;
-    const model = await this.#connection(destination.url);
     const deadline = new AbortController();
-    this.#openingChannels.set(key, deadline);
+    connection.openingChannels.set(destination.exchange, deadline);
     const timer = setTimeout(() => deadline.abort(connectTimeout), connectTimeout);
     const late = new Promise<never>((_, reject) => deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason), { once: true }));
-    const opening = this.#setUpChannel(model, destination);
+    const opening = this.#setUpChannel(connection.model, destination);
     try {
       return await Promise.race([opening, late]);
     } catch (error) {
@@ -155,11 +214,11 @@ export class AmqpPool {
       const why = notOpenedWithin(Number(deadline.signal.reason));
       const broker = redactedUrl(destination.url);
       this.#options.logger?.warn({ broker, exchange: destination.exchange, error: why }, 'the AMQP broker did not open a channel: closing the connection');
-      this.#sockets.get(model)?.abort(`closed by Herald: ${why}`);
+      connection.socket.abort(`closed by Herald: ${why}`);
       throw new AmqpPublishError(`cannot open a channel to the exchange "${destination.exchange}" on ${broker}: ${why}`);
     } finally {
       clearTimeout(timer);
-      this.#openingChannels.delete(key);
+      connection.openingChannels.delete(destination.exchange);
     }
   }
 
@@ -192,12 +251,12 @@ export class AmqpPool {
     return open;
   }
 
-  #connection(url: string): Promise<ChannelModel> {
+  #connection(url: string): Promise<PooledConnection> {
     if (this.#closed) return Promise.reject(new AmqpPublishError('the AMQP transport is stopped'));
     return this.#connections.get(url, () => this.#connect(url));
   }
 
-  async #connect(url: string): Promise<ChannelModel> {
+  async #connect(url: string): Promise<PooledConnection> {
     const { allowPrivate = false, lookup, tls, connectTimeout = 15_000 } = this.#options;
     const host = new URL(url).hostname;
     if (!allowPrivate) {
@@ -224,10 +283,18 @@ export class AmqpPool {
       const model = await connect(url, socketOptions);
       // Without a listener an `error` event would throw; `close` follows it and drops the connection.
       model.on('error', () => {});
-      // The socket still takes the signal: aborting it later closes a connection the broker has wedged.
-      this.#sockets.set(model, deadline);
       this.#options.logger?.info({ broker: redactedUrl(url) }, 'connected to the AMQP broker');
-      return model;
+      return {
+        url,
+        model,
+        // The socket still takes the signal: aborting it later closes a connection the broker has wedged.
+        socket: deadline,
+        channels: new SharedConnections((open, _exchange, gone) => open.channel.once('close', gone)),
+        openingChannels: new Map(),
+        publishing: 0,
+        retired: false,
+        closed: false,
+      };
     } catch (error) {
       const why = deadline.signal.aborted ? notConnectedWithin(Number(deadline.signal.reason)) : reason(error, url);
       this.#options.logger?.warn({ broker: redactedUrl(url), error: why }, 'cannot connect to the AMQP broker');
@@ -263,11 +330,6 @@ function notConnectedWithin(ms: number): string {
 
 function notOpenedWithin(ms: number): string {
   return `the channel was not opened within ${ms} ms (ETIMEDOUT)`;
-}
-
-/** The key of a destination's channel: its broker's URL and its exchange. */
-function channelKey({ url, exchange }: AmqpDestination): string {
-  return `${url}\n${exchange}`;
 }
 
 function timedOut(stage: Stage, destination: AmqpDestination, ms: number): string {

@@ -6,7 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { natsServer, type StreamConsumer, startOwnNatsServer, startStreamConsumer, startTarpit, uniqueName } from './nats-server.test-support.js';
+import { natsServer, type StreamConsumer, startOwnNatsServer, startStallingRelay, startStreamConsumer, startTarpit, uniqueName } from './nats-server.test-support.js';
 import { NatsPool } from './nats-pool.js';
 import { type NatsOptions, nats } from './nats-transport.js';
 
@@ -205,6 +205,73 @@ describe('a server that takes connections and never answers', () => {
     await waitFor(() => stream.events.length === 4, 'the events once the server is back', 10_000);
     expect(stream.events.map((event) => event.id)).toEqual(published);
     expect((await deliveryAttempts(server, id)).filter((attempt) => attempt.status === 'failed' && !attempt.error?.endsWith('(CONNECTION_REFUSED)'))).toEqual([]);
+  });
+});
+
+describe('a connection whose PubAcks stop coming', () => {
+  /** The error of an attempt whose PubAck for `subject` from `server` did not come in time. */
+  const noPubAck = (subject: string, server: string) => new RegExp(`^no PubAck for "${subject.replaceAll('.', '\\.')}" from ${server.replaceAll('.', '\\.')} within \\d+ ms$`);
+
+  it('fails the attempt whose PubAck does not come within the timeout, and the retry publishes over a new connection; the stalled one is closed', async () => {
+    const stream = await consumer();
+    // The connection is set up; from the first publish on, the server's answers never reach Herald. The connection
+    // stays up, and nats.js's pings (every 2 minutes, 2 unanswered) would take minutes to end it.
+    const relay = await startStallingRelay({ stallOnPublish: true });
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const server = await app({ timeout: 2_000, retrySchedule: [0, 0.2, 0.2, 0.2, 60] }, allowPrivate, logger);
+    const id = await subscribe(server, { servers: relay.server, subject: `${stream.prefix}.{type}` });
+    const [event] = await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the attempt over a new connection', 10_000);
+    expect(relay.stalled()).toBe(true);
+    const why = noPubAck(`${stream.prefix}.order.created`, relay.server);
+    expect((await deliveryAttempts(server, id)).map((attempt) => [attempt.status, attempt.error])).toEqual([
+      ['failed', expect.stringMatching(why)],
+      ['succeeded', null],
+    ]);
+    // Two connections, each with the socket Herald reads the INFO on, and the stalled one closed once its attempt is over.
+    expect(relay.accepted()).toBe(4);
+    await waitFor(() => relay.open() === 1, 'the stalled connection closed', 5_000);
+    // The first message reached the stream too, and the retry's was dropped as a duplicate (the same Nats-Msg-Id).
+    expect([...stream.ids()]).toEqual([event?.id]);
+    await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the close logged');
+    const logged = logger.entries.filter((entry) => entry.level === 'warn').map(({ message, fields }) => [message, fields.servers, fields.error]);
+    expect(logged).toEqual([
+      ['no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled', [relay.server], expect.stringMatching(why)],
+      ['the NATS connection closed', [relay.server], undefined],
+    ]);
+  });
+
+  it('takes a connection whose PubAck came too late out of the pool, yet the publishes still on it get their PubAcks, and closes it once they have', async () => {
+    const stream = await consumer();
+    const relay = await startStallingRelay();
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const pool = new NatsPool({ allowPrivate: true, logger });
+    onTestFinished(() => pool.close());
+    const publish = (id: string, timeout: number) =>
+      pool.publish([relay.server], { subject: `${stream.prefix}.order.created`, body: new TextEncoder().encode(JSON.stringify({ id })), msgID: id, seq: 1, deadline: Date.now() + timeout });
+    expect(await publish('first', 10_000)).toBe(stream.stream);
+    // The server is slow, not gone: its answers on that connection come, but only once released.
+    relay.hold();
+    const slow = publish('slow', 500);
+    const patient = publish('patient', 60_000);
+    const why = noPubAck(`${stream.prefix}.order.created`, relay.server);
+    await expect(slow).rejects.toThrow(why);
+    // The next publish goes over a new connection (and a socket to read the INFO on), while the one before stays open
+    // for the publish still waiting on it.
+    expect(await publish('fresh', 10_000)).toBe(stream.stream);
+    expect([relay.accepted(), relay.open()]).toEqual([4, 2]);
+    relay.release();
+    await expect(patient).resolves.toBe(stream.stream);
+    await waitFor(() => relay.open() === 1, 'the connection taken out closed, once its last publish settled', 5_000);
+    await waitFor(() => stream.ids().size === 4, 'every message');
+    await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the close logged');
+    const logged = logger.entries.filter((entry) => entry.level === 'warn').map(({ message, fields }) => [message, fields.error, fields.publishing]);
+    expect(logged).toEqual([
+      ['no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled', expect.stringMatching(why), 2],
+      ['the NATS connection closed', undefined, undefined],
+    ]);
   });
 });
 

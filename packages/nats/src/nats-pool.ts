@@ -40,9 +40,16 @@ export class NatsPublishError extends Error {
   override readonly name = 'NatsPublishError';
 }
 
+/** An open connection of the pool, and the publishes using it. */
 interface Client {
+  /** Its {@link clientKey}. */
+  key: string;
   connection: NatsConnection;
   jetstream: JetStreamClient;
+  /** How many publishes took this connection and have not settled yet. */
+  publishing: number;
+  /** No publish takes it any more: a PubAck did not come in time. It closes once {@link publishing} is 0. */
+  retired: boolean;
 }
 
 /** An address a server's name resolved to (or the address it was listed by), and that name. */
@@ -54,19 +61,24 @@ interface ServerAddress {
 
 /**
  * Connections to NATS, one per list of servers. A connection that closes (the server went away, refused credentials)
- * is dropped, and the next publish opens a new one: nats.js does not reconnect by itself.
+ * is dropped, and the next publish opens a new one: nats.js does not reconnect by itself. A connection on which a
+ * PubAck did not come in time is retired: the next publish opens a new one, and it is closed once the publishes still
+ * on it have settled (their PubAcks may yet come: a server that is slow, not wedged, loses none of them).
  */
 export class NatsPool {
   readonly #options: NatsPoolOptions;
-  /** By the list of servers, joined by newlines. */
+  /** By {@link clientKey}. */
   readonly #clients: SharedConnections<Client>;
+  /** Retired connections not closed yet. */
+  readonly #retired = new Set<Client>();
   #closed = false;
 
   constructor(options: NatsPoolOptions = {}) {
     this.#options = options;
-    this.#clients = new SharedConnections(({ connection }, key, gone) => {
-      void connection.closed().then((error) => {
-        if (!this.#closed) this.#options.logger?.warn({ servers: key.split('\n').map(redactedServer), ...(error ? { error: describe(error) } : {}) }, 'the NATS connection closed');
+    this.#clients = new SharedConnections((client, key, gone) => {
+      void client.connection.closed().then((error) => {
+        this.#retired.delete(client);
+        if (!this.#closed) this.#options.logger?.warn({ servers: shownServers(key), ...(error ? { error: describe(error) } : {}) }, 'the NATS connection closed');
         gone();
       });
     });
@@ -74,7 +86,28 @@ export class NatsPool {
 
   /** Publishes one message to JetStream and resolves with the PubAck's stream; rejects with a {@link NatsPublishError}. */
   async publish(servers: readonly string[], message: NatsMessage): Promise<string> {
-    const { jetstream } = await this.#client(servers);
+    const client = await this.#client(servers);
+    client.publishing += 1;
+    try {
+      return await this.#publishOn(client, servers, message);
+    } finally {
+      client.publishing -= 1;
+      if (client.retired && client.publishing === 0) client.connection.close().catch(() => {});
+    }
+  }
+
+  /**
+   * Closes every connection, retired ones too; publishes still waiting for a PubAck fail. nats.js closes the socket at
+   * once, without waiting for the server: a server that answers nothing does not hold up the close.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const clients = [...this.#clients.takeAll(), ...[...this.#retired].map((client) => Promise.resolve(client))];
+    await Promise.all(clients.map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
+  }
+
+  async #publishOn(client: Client, servers: readonly string[], message: NatsMessage): Promise<string> {
+    const { jetstream } = client;
     const timeout = Math.max(1, message.deadline - Date.now());
     const where = servers.map(redactedServer).join(', ');
     const meta = headers();
@@ -93,20 +126,34 @@ export class NatsPool {
       if (error instanceof NatsPublishError) throw error;
       const code = codeOf(error);
       if (code === '503') throw new NatsPublishError(`no JetStream stream captures the subject "${message.subject}" on ${where} (no responders)`);
-      if (code === 'TIMEOUT') throw new NatsPublishError(`no PubAck for "${message.subject}" from ${where} within ${timeout} ms`);
+      if (code === 'TIMEOUT') {
+        const why = `no PubAck for "${message.subject}" from ${where} within ${timeout} ms`;
+        this.#retire(client, why);
+        throw new NatsPublishError(why);
+      }
       throw new NatsPublishError(`publishing to "${message.subject}" on ${where} failed: ${describe(error)}`);
     }
   }
 
-  /** Drains and closes every connection. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all(this.#clients.takeAll().map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
+  /**
+   * Takes `client` out of the pool, since a PubAck on it did not come in time (a server or a proxy that stopped
+   * answering, or a stream too slow): the next publish opens a new connection rather than waiting on this one.
+   */
+  #retire(client: Client, why: string): void {
+    if (client.retired || client.connection.isClosed() || this.#closed) return;
+    client.retired = true;
+    // Neither retired nor closed, it is the connection the pool holds for its servers.
+    this.#clients.forget((key) => key === client.key);
+    this.#retired.add(client);
+    this.#options.logger?.warn(
+      { servers: shownServers(client.key), error: why, publishing: client.publishing },
+      'no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled',
+    );
   }
 
   #client(servers: readonly string[]): Promise<Client> {
     if (this.#closed) return Promise.reject(new NatsPublishError('the NATS transport is stopped'));
-    return this.#clients.get(servers.join('\n'), () => this.#connect(servers));
+    return this.#clients.get(clientKey(servers), () => this.#connect(servers));
   }
 
   async #connect(servers: readonly string[]): Promise<Client> {
@@ -154,7 +201,7 @@ export class NatsPool {
       destroyAll(sockets.slice(0, -1));
       void connection.closed().then(() => destroyAll(sockets));
       logger?.info({ servers: where }, 'connected to NATS');
-      return { connection, jetstream: connection.jetstream() };
+      return { key: clientKey(servers), connection, jetstream: connection.jetstream(), publishing: 0, retired: false };
     } catch (error) {
       const why = error instanceof NatsPublishError ? error.message : describe(error);
       logger?.warn({ servers: where, error: why }, 'cannot connect to NATS');
@@ -211,6 +258,16 @@ export class NatsPool {
     // nats.js hands its `tls` to tls.connect as they are, beyond the few options its type names.
     return options as TlsOptions;
   }
+}
+
+/** The key of a list of servers' connection in the pool. */
+function clientKey(servers: readonly string[]): string {
+  return servers.join('\n');
+}
+
+/** The servers of a {@link clientKey}, without their credentials. */
+function shownServers(key: string): string[] {
+  return key.split('\n').map(redactedServer);
 }
 
 /** The sockets nats.js opened for the connection whose nats.js calls run in it, in the order it opened them. */

@@ -231,3 +231,92 @@ export async function startTarpit(mode: 'silent' | 'info-once' | 'tls-stall' | '
     },
   };
 }
+
+/**
+ * A relay to the machine's NATS that can stop relaying what the server sends on a connection, holding it: the TCP
+ * connection stays up and the client's messages still reach the server, but no answer (PubAck, PONG) reaches the client.
+ */
+export interface StallingRelay {
+  /** `127.0.0.1:<port>`. */
+  server: string;
+  /** How many connections it took. */
+  accepted(): number;
+  /** How many of them are open: their client side. */
+  open(): number;
+  /** Whether a connection has stalled on its first publish. */
+  stalled(): boolean;
+  /** Stops relaying what the server sends on the connections open now, holding it; connections made after are relayed in full. */
+  hold(): void;
+  /** Relays what the held connections' server sent meanwhile, and goes on relaying. */
+  release(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a {@link StallingRelay} to {@link natsServer}. With `stallOnPublish`, the first connection on which the client
+ * publishes (`PUB` or `HPUB`) holds what the server sends from that publish on: it was set up (INFO, CONNECT, PONG and
+ * the reply subscription went through), and the PubAck never comes. The connections after it are relayed in full.
+ */
+export async function startStallingRelay({ stallOnPublish = false }: { stallOnPublish?: boolean } = {}): Promise<StallingRelay> {
+  const [host, port] = natsServer.split(':') as [string, string];
+  const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  /** What the server sent while held, by the client's socket of a held connection. */
+  const held = new Map<Socket, Buffer[]>();
+  let accepted = 0;
+  let stalled = false;
+  const listener = createServer((client) => {
+    accepted += 1;
+    const upstream = connectTcp(Number(port), host);
+    clients.add(client);
+    client.once('close', () => clients.delete(client));
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        sockets.delete(socket);
+        held.delete(client);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    // The client's lines up to its first publish: CONNECT, PING, PONG, SUB and UNSUB, none of which carries a payload.
+    let unread = '';
+    client.on('data', (chunk: Buffer) => {
+      upstream.write(chunk);
+      if (!stallOnPublish || stalled) return;
+      unread += chunk.toString('latin1');
+      for (let end = unread.indexOf('\r\n'); end !== -1; end = unread.indexOf('\r\n')) {
+        if (/^H?PUB\s/i.test(unread.slice(0, end))) {
+          stalled = true;
+          held.set(client, []);
+          return;
+        }
+        unread = unread.slice(end + 2);
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      const holding = held.get(client);
+      if (holding) holding.push(chunk);
+      else client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  return {
+    server: `127.0.0.1:${(listener.address() as { port: number }).port}`,
+    accepted: () => accepted,
+    open: () => clients.size,
+    stalled: () => stalled,
+    hold() {
+      for (const client of clients) if (!held.has(client)) held.set(client, []);
+    },
+    release() {
+      for (const [client, chunks] of held) for (const chunk of chunks) client.write(chunk);
+      held.clear();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
+    },
+  };
+}

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventFilter as CoreEventFilter, FilterCondition as CoreFilterCondition, EventMapOf, HeraldEvent } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
-import { linger, testEventTypes, waitFor } from '@herald/testkit';
+import { linger, startTestApp, testEventTypes, waitFor } from '@herald/testkit';
 import { type WebSocketOptions, websocket } from '@herald/websocket';
 import { describe, expect, expectTypeOf, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -71,27 +71,52 @@ async function startProtocolServer(onSubscribe: (connection: WebSocket, message:
   return { port: (server.address() as { port: number }).port, connections, subscribes };
 }
 
+interface LossyRelay {
+  url: string;
+  /** Loses what clients send from now on, until {@link drop}. */
+  lose(): void;
+  /** Bytes lost so far. */
+  lost(): number;
+  /** Holds what goes through, both ways, from now on until {@link release}: a network that stalls for a while. */
+  hold(): void;
+  /** Bytes held on the way to the server. */
+  heldForServer(): number;
+  /** Passes on what it held, each way at once: the messages of a while come in one read. */
+  release(): void;
+  /** Connections open through it. */
+  open(): number;
+  drop(): void;
+}
+
 /**
- * A TCP relay to the server on `port`, which can lose what clients send (a network that drops it on the way) and
- * drop every connection through it.
+ * A TCP relay to the server on `port`, which can lose what clients send (a network that drops it on the way), hold
+ * what the server sends, and drop every connection through it.
  */
-async function startLossyRelay(port: number): Promise<{ url: string; lose(): void; lost(): number; drop(): void }> {
+async function startLossyRelay(port: number): Promise<LossyRelay> {
   const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  const upstreams = new Set<Socket>();
   let losing = false;
   let lost = 0;
+  let held: Map<Socket, Buffer[]> | undefined;
   const relay = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
+    clients.add(client);
+    upstreams.add(upstream);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('error', () => {});
       socket.once('close', () => {
         sockets.delete(socket);
+        clients.delete(client);
+        upstreams.delete(upstream);
         client.destroy();
         upstream.destroy();
       });
     }
-    client.on('data', (chunk: Buffer) => void (losing ? (lost += chunk.length) : upstream.write(chunk)));
-    upstream.pipe(client);
+    const pass = (to: Socket, chunk: Buffer) => void (held ? held.set(to, [...(held.get(to) ?? []), chunk]) : to.write(chunk));
+    client.on('data', (chunk: Buffer) => void (losing ? (lost += chunk.length) : pass(upstream, chunk)));
+    upstream.on('data', (chunk: Buffer) => pass(client, chunk));
   });
   onTestFinished(() => new Promise<void>((resolve) => relay.close(() => resolve())));
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
@@ -99,6 +124,14 @@ async function startLossyRelay(port: number): Promise<{ url: string; lose(): voi
     url: `ws://127.0.0.1:${(relay.address() as { port: number }).port}/v1/ws`,
     lose: () => void (losing = true),
     lost: () => lost,
+    hold: () => void (held ??= new Map()),
+    heldForServer: () => [...upstreams].reduce((bytes, upstream) => bytes + Buffer.concat(held?.get(upstream) ?? []).length, 0),
+    release: () => {
+      const chunks = held ?? new Map<Socket, Buffer[]>();
+      held = undefined;
+      for (const [to, list] of chunks) to.write(Buffer.concat(list));
+    },
+    open: () => clients.size,
     drop: () => {
       losing = false;
       for (const socket of sockets) socket.destroy();
@@ -163,6 +196,29 @@ function subscribeBytes(id: string, filter: EventFilter): number {
 function filterMaking(bytes: number, id: string): EventFilter {
   const padding = bytes - subscribeBytes(id, { subject: { $in: [''] } });
   return { subject: { $in: [`${padding % 2 ? 'x' : ''}${'ü'.repeat(Math.floor(padding / 2))}`] } };
+}
+
+/**
+ * A consumer's durable WebSocket subscription on a test app that writes cursors every 50 ms, and a socket attached to
+ * it through a lossy relay, which acknowledges only when told to (its `ackInterval` is a minute), and has handled one
+ * event: its ack waits in the socket.
+ */
+async function handledOneBehindRelay() {
+  const app = await startTestApp([websocket({ cursorFlushInterval: 50 })]);
+  onTestFinished(() => app.close());
+  const key = await app.consumerKey('acme');
+  const durable = (await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key)).body;
+  const cursor = async () => (await app.api('GET', `/v1/subscriptions/${durable.id}`, undefined, key)).body.cursor as number;
+  const relay = await startLossyRelay(Number(new URL(app.baseUrl).port));
+  const socket = socketFor({ url: relay.url, token: key, ackInterval: 60_000 });
+  const seen = { opens: record(socket, 'open'), closes: record(socket, 'close'), subscribed: record(socket, 'subscribed'), errors: record(socket, 'error') };
+  const handled: SocketEvent[] = [];
+  const subscription = socket.subscribe({ subscription: durable.id }, (event) => void handled.push(event));
+  await waitFor(() => seen.subscribed.length === 1, 'the subscription');
+  const first = (await app.herald.publish({ type: 'order.created', data: { n: 1 } })).event;
+  await waitFor(() => handled.length === 1, 'the first event handled');
+  expect(await cursor()).toBe(0);
+  return { app, cursor, relay, socket, subscription, handled, first, ...seen };
 }
 
 describe('HeraldSocket', () => {
@@ -626,6 +682,68 @@ describe('HeraldSocket', () => {
     await waitFor(async () => (await cursor()) === second.seq, 'the cursor at the second event');
     expect(ids(handled)).toEqual([first.id, second.id]);
     expect(errors).toEqual([]);
+  });
+
+  it('acknowledges what it handled before an unsubscribe() made after a reconnect, before the server answered the subscribe', async () => {
+    const { app, cursor, relay, socket, subscription, handled, first, opens, subscribed, errors } = await handledOneBehindRelay();
+    // The network stalls once the next connection is ready, before the subscribe goes out on it.
+    socket.on('open', () => relay.hold());
+    relay.drop();
+    await waitFor(() => opens.length === 2, 'the second connection');
+    // Its subscribe is out, and the server's subscribed has not come. The server gets the subscribe and what
+    // unsubscribe() sent in one read: it is still looking the subscription up when the messages after it come.
+    await waitFor(() => relay.heldForServer() > 0, 'the subscribe');
+    const subscribe = relay.heldForServer();
+    subscription.unsubscribe();
+    expect(subscription.active).toBe(false);
+    await waitFor(() => relay.heldForServer() > subscribe, 'what unsubscribe() sent');
+    relay.release();
+    await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the event handled');
+    await app.herald.publish({ type: 'order.created', data: { n: 2 } });
+    await linger();
+    expect(ids(handled)).toEqual([first.id]);
+    expect(subscribed).toHaveLength(1);
+    expect(errors).toEqual([]);
+    expect(socket.ready).toBe(true);
+  });
+
+  it('acknowledges, on the next connection, what it handled before an unsubscribe() made while it was reconnecting', async () => {
+    const { app, cursor, relay, socket, subscription, handled, first, closes, subscribed, errors } = await handledOneBehindRelay();
+    socket.on('close', () => subscription.unsubscribe());
+    relay.drop();
+    await waitFor(() => closes.length === 1, 'the socket to see the drop');
+    expect(subscription.active).toBe(false);
+    await app.herald.publish({ type: 'order.created', data: { n: 2 } });
+    await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the event handled');
+    await app.herald.publish({ type: 'order.created', data: { n: 3 } });
+    await linger();
+    expect(await cursor()).toBe(first.seq);
+    expect(ids(handled)).toEqual([first.id]);
+    expect(subscribed).toHaveLength(1);
+    expect(errors).toEqual([]);
+    expect(socket.ready).toBe(true);
+  });
+
+  it('acknowledges what it handled on close() after a reconnect, before the server answered the subscribe, then closes the connection', async () => {
+    const { cursor, relay, socket, handled, first, opens, closes, errors } = await handledOneBehindRelay();
+    socket.on('open', () => relay.hold());
+    relay.drop();
+    await waitFor(() => opens.length === 2, 'the second connection');
+    await waitFor(() => relay.heldForServer() > 0, 'the subscribe');
+    const subscribe = relay.heldForServer();
+    socket.close();
+    expect(socket.ready).toBe(false);
+    expect(closes.at(-1)).toEqual({ code: 1000, reason: 'client closed', reconnecting: false });
+    await waitFor(() => relay.heldForServer() > subscribe, 'what close() sent');
+    // The connection waits for the server's answer.
+    expect(relay.open()).toBe(1);
+    relay.release();
+    await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the event handled');
+    await waitFor(() => relay.open() === 0, 'the connection to close');
+    expect(closes.filter(({ reconnecting }) => !reconnecting)).toHaveLength(1);
+    expect(ids(handled)).toEqual([first.id]);
+    expect(errors).toEqual([]);
+    expect(() => socket.subscribe(['order.*'], () => {})).toThrow('HeraldSocket: subscribe() after close()');
   });
 
   it('attaches to a durable subscription with a filter on top of its own', async () => {

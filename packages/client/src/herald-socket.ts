@@ -64,7 +64,10 @@ export interface HeraldSocketOptions extends BackoffOptions {
   WebSocket?: WebSocketConstructor;
   /** A JSON `ping` is sent this often, in ms. @default 25000 */
   pingInterval?: number;
-  /** With nothing received for `pingInterval` + this, the connection is taken for dead and replaced, in ms. @default 10000 */
+  /**
+   * With nothing received for `pingInterval` + this, the connection is taken for dead and replaced, in ms; and the
+   * longest `close()` keeps the connection open for the server to take its acks. @default 10000
+   */
   pongTimeout?: number;
   /** Durable subscriptions are acknowledged at most this often, in ms. @default 1000 */
   ackInterval?: number;
@@ -108,6 +111,11 @@ export interface SocketSubscription {
   readonly lastSeq: number | undefined;
   /** False once unsubscribed, or refused by the server. */
   readonly active: boolean;
+  /**
+   * Stops handing events over at once. A durable subscription acknowledges first what was handled; right after
+   * a reconnect, before the server confirmed it again, the `unsubscribe` waits for the server to take that ack,
+   * and while the socket is reconnecting it attaches once more on the next connection to send it.
+   */
   unsubscribe(): void;
 }
 
@@ -168,6 +176,14 @@ interface Entry {
   active: boolean;
   /** The server confirmed it on the current connection. */
   confirmed: boolean;
+  /** Its `subscribe` went out on the current connection, and the server has neither confirmed nor refused it yet. */
+  subscribing: boolean;
+  /**
+   * Ended by the app (`unsubscribe()`, `close()`) with an ack that the server could not take yet: kept until its
+   * `subscribe` on a connection has been answered (by then the server has taken the ack sent right after it), then
+   * unsubscribed.
+   */
+  leaving: boolean;
   /** Received, not yet handed to the handler. */
   queue: SocketEvent[];
   /** The handler is running (an async handler has not finished). */
@@ -232,6 +248,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   #pingTimer?: ReturnType<typeof setInterval>;
   #ackTimer?: ReturnType<typeof setInterval>;
   #refreshTimer?: ReturnType<typeof setTimeout>;
+  /** After `close()`, the longest the connection stays open for the answers that acks wait for. */
+  #closingTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: HeraldSocketOptions) {
     const Constructor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -249,9 +267,9 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#connect();
   }
 
-  /** True while authenticated on an open connection. */
+  /** True while authenticated on an open connection, until `close()`. */
   get ready(): boolean {
-    return this.#ready;
+    return this.#ready && !this.#closed;
   }
 
   /**
@@ -296,6 +314,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       lastSeq: after,
       active: true,
       confirmed: false,
+      subscribing: false,
+      leaving: false,
       queue: [],
       running: false,
       handle: undefined as unknown as SocketSubscription,
@@ -328,16 +348,41 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     return () => set.delete(listener as (event: never) => void);
   }
 
-  /** Acknowledges what was handled, closes the connection and stops reconnecting. */
+  /**
+   * Acknowledges what was handled, closes the connection and stops reconnecting. A durable subscription whose
+   * `subscribe` the server has not answered yet (just after a reconnect) is acknowledged all the same: the
+   * connection stays open until the server has answered it, for at most `pongTimeout`. What was handled while no
+   * connection was open (between two) is not acknowledged: it comes again on the next attach.
+   */
   close(): void {
     if (this.#closed) return;
-    this.#flushAcks();
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
+    for (const entry of this.#entries.values()) {
+      entry.active = false;
+      if (entry.confirmed) this.#sendAck(entry);
+      else if (entry.subscribing && entry.toAck !== undefined) {
+        entry.leaving = true;
+        this.#sendAck(entry);
+      }
+      if (!(entry.leaving && entry.subscribing)) this.#entries.delete(entry.id);
+    }
+    this.#emit('close', { code: 1000, reason: 'client closed', reconnecting: false });
+    this.#closeWhenAnswered();
+  }
+
+  /** After `close()`: closes the connection once no ack waits for an answer, or after `pongTimeout`. */
+  #closeWhenAnswered(): void {
+    if (this.#entries.size > 0) {
+      this.#closingTimer ??= setTimeout(() => {
+        this.#entries.clear();
+        this.#closeWhenAnswered();
+      }, this.#pongTimeout);
+      return;
+    }
     const ws = this.#ws;
     this.#drop();
     if (ws) ws.close(1000, 'client closed');
-    this.#emit('close', { code: 1000, reason: 'client closed', reconnecting: false });
   }
 
   #emit<K extends keyof HeraldSocketEvents>(type: K, event: HeraldSocketEvents[K]): void {
@@ -376,6 +421,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     ws.onclose = ({ code, reason }: { code: number; reason: string }) => {
       if (ws !== this.#ws) return;
       this.#drop();
+      if (this.#closed) return;
       if (code === messageTooBig) return void this.#closedTooBig(reason);
       this.#scheduleReconnect(code, reason);
     };
@@ -410,12 +456,15 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       case 'subscribed': {
         const entry = this.#entries.get(message.id);
         if (!entry) return;
+        if (entry.leaving) return void this.#detach(entry);
+        entry.subscribing = false;
         entry.confirmed = true;
         if (entry.lastSeq === undefined || message.after > entry.lastSeq) entry.lastSeq = message.after;
         return void this.#emit('subscribed', { subscription: entry.handle, after: message.after });
       }
       case 'event': {
         const entry = this.#entries.get(message.id);
+        if (entry?.leaving) return void this.#detach(entry);
         if (!entry?.active || (entry.lastSeq !== undefined && message.event.seq <= entry.lastSeq)) return;
         entry.lastSeq = message.event.seq;
         return void this.#handle(entry, message.event);
@@ -423,6 +472,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       case 'reset': {
         const entry = this.#entries.get(message.id);
         if (!entry) return;
+        if (entry.leaving) return void this.#detach(entry);
         entry.lastSeq = message.after;
         const { reason, after, oldest } = message;
         return void this.#emit('reset', { subscription: entry.handle, reason, after, ...(oldest !== undefined ? { oldest } : {}) });
@@ -459,20 +509,34 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 
   #onError(code: string, message: string, id: string | undefined): void {
     const entry = id === undefined ? undefined : this.#entries.get(id);
+    // The server dropped the subscription, or never made it.
+    const dropped = fatalSubscriptionErrors.has(code) || code === 'unavailable';
+    if (entry && dropped) entry.subscribing = false;
     if (entry && fatalSubscriptionErrors.has(code)) {
       entry.active = false;
-      this.#entries.delete(entry.id);
+      this.#forget(entry);
+    } else if (entry?.leaving && !dropped) {
+      // An error of its own once attached (`ack-ahead`): the server has judged the ack.
+      this.#detach(entry);
     }
     if (entry && code === 'unavailable') {
-      setTimeout(() => entry.active && this.#ready && this.#sendSubscribe(entry), this.#backoff.initialDelay);
+      setTimeout(() => {
+        const unanswered = this.#entries.get(entry.id) === entry && !entry.subscribing && !entry.confirmed;
+        if (unanswered && this.#ready) this.#sendSubscribe(entry);
+      }, this.#backoff.initialDelay);
     }
     this.#emit('error', { code, message, ...(entry ? { subscription: entry.handle } : {}) });
   }
 
+  /** Sends the `subscribe` of `entry`; one that is leaving acknowledges right after it, which the server takes before `subscribed`. */
   #sendSubscribe(entry: Entry): void {
     entry.confirmed = false;
     const bytes = this.#send(subscribeMessage(entry, entry.lastSeq), entry);
-    if (bytes !== undefined) this.#onError('message-too-big', `the subscribe message of ${entry.id} is ${this.#tooBig(bytes)}; the subscription ended`, entry.id);
+    if (bytes !== undefined) {
+      return void this.#onError('message-too-big', `the subscribe message of ${entry.id} is ${this.#tooBig(bytes)}; the subscription ended`, entry.id);
+    }
+    entry.subscribing = true;
+    if (entry.leaving) this.#sendAck(entry);
   }
 
   #handle(entry: Entry, event: SocketEvent): void {
@@ -516,20 +580,41 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 
   #flushAcks(): void {
     if (!this.#ready) return;
-    for (const entry of this.#entries.values()) {
-      if (entry.toAck === undefined || !entry.confirmed) continue;
-      this.#send({ type: 'ack', id: entry.id, seq: entry.toAck });
-      entry.acked = entry.toAck;
-      entry.toAck = undefined;
-    }
+    for (const entry of this.#entries.values()) if (entry.confirmed) this.#sendAck(entry);
   }
 
+  /** Sends the ack `entry` has waiting, on the current connection, which the server has its `subscribe` on. */
+  #sendAck(entry: Entry): void {
+    if (entry.toAck === undefined) return;
+    this.#send({ type: 'ack', id: entry.id, seq: entry.toAck });
+    entry.acked = entry.toAck;
+    entry.toAck = undefined;
+  }
+
+  /**
+   * Ends `entry` for the app. An ack that waits for the server to answer its `subscribe` (it reconnected) goes
+   * first: sent now when the `subscribe` is out (the server takes it before `subscribed`), else right after the
+   * `subscribe` on the next connection; `unsubscribe` follows the answer. An `unsubscribe` sent at once could
+   * reach a server still looking the subscription up, which forgets the ack with it.
+   */
   #unsubscribe(entry: Entry): void {
     if (!entry.active) return;
-    if (entry.confirmed && entry.toAck !== undefined) this.#send({ type: 'ack', id: entry.id, seq: entry.toAck });
     entry.active = false;
+    if (entry.confirmed || entry.toAck === undefined) return void this.#detach(entry);
+    entry.leaving = true;
+    if (entry.subscribing) this.#sendAck(entry);
+  }
+
+  /** Forgets `entry` after it acknowledged what it has waiting, and unsubscribes it where the server holds it. */
+  #detach(entry: Entry): void {
+    if (entry.confirmed) this.#sendAck(entry);
+    if (entry.confirmed || entry.subscribing) this.#send({ type: 'unsubscribe', id: entry.id });
+    this.#forget(entry);
+  }
+
+  #forget(entry: Entry): void {
     this.#entries.delete(entry.id);
-    if (this.#ready) this.#send({ type: 'unsubscribe', id: entry.id });
+    if (this.#closed && this.#entries.size === 0) this.#closeWhenAnswered();
   }
 
   #heartbeat(): void {
@@ -559,14 +644,18 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     }
     this.#ws = undefined;
     this.#ready = false;
+    // After close(), nothing waits for another connection.
+    if (this.#closed) this.#entries.clear();
     for (const entry of this.#entries.values()) {
       entry.confirmed = false;
+      entry.subscribing = false;
       entry.toAck ??= entry.acked;
       entry.acked = undefined;
     }
     clearInterval(this.#pingTimer);
     clearInterval(this.#ackTimer);
     clearTimeout(this.#refreshTimer);
+    clearTimeout(this.#closingTimer);
   }
 
   #scheduleReconnect(code: number, reason: string): void {

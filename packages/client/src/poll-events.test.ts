@@ -311,6 +311,98 @@ describe('pollEvents', () => {
     expect((unknown as PollError).message).toBe(`polling answered 422: ${(unknown as PollError).problem?.detail}`);
   });
 
+  it('backs off while polls fail, exponentially with full jitter up to maxRetryDelay; starts over after an answer; a Retry-After wins', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const token = await server.consumerKey('acme');
+    const first = await publish(server, 'order.created', 1);
+    // A server that is down (503) for 20 polls, answers the next, is down for 7 more (the last with Retry-After: 1), then answers.
+    const polled: number[] = [];
+    const url = await startProxy(server, (_request, response) => {
+      const poll = polled.push(performance.now()) - 1;
+      if (poll === 20 || poll >= 28) return false;
+      response.writeHead(503, { 'content-type': 'application/problem+json', ...(poll === 27 ? { 'retry-after': '1' } : {}) }).end('{}');
+      return true;
+    });
+    const stop = aborter();
+    const received: StreamedEvent[] = [];
+    const polling = drain(pollEvents({ url, token, types: ['order.*'], after: 0, wait: 1, retryDelay: 5, maxRetryDelay: 500, signal: stop.signal }), received);
+    await waitFor(() => received.length === 1, 'the event after 20 failed polls', 20_000);
+    // 19 waits, random below 5, 10, 20, … 320 ms, then 500 ms twelve times: some 3.3 s on average, under 1 s about once in two million.
+    // (Every 5 ms, 20 polls take 0.1 s; with no cap, the 20th waits up to 40 minutes.)
+    expect(polled[19]! - polled[0]!).toBeGreaterThan(1_000);
+    await waitFor(() => polled.length >= 29, 'the polls after the second outage', 20_000);
+    // After the answer, from 5 ms again: 5 waits below 5, 10, 20, 40 and 80 ms, at most 155 ms. (Not starting over, they are
+    // random below 500 ms each: under 500 ms together one time in 120.)
+    expect(polled[26]! - polled[21]!).toBeLessThan(500);
+    // Retry-After: 1 is longer than maxRetryDelay, and wins.
+    expect(polled[28]! - polled[27]!).toBeGreaterThanOrEqual(990);
+    const second = await publish(server, 'order.shipped', 2);
+    await waitFor(() => received.length === 2, 'the event after the second outage');
+    expect(received.map((event) => event.id)).toEqual([first.id, second.id]);
+    stop.abort();
+    await polling;
+  }, 60_000);
+
+  it('ends at once when aborted while its token function runs: the function is given the signal to cancel its own work with', async () => {
+    app = await startTestApp([poll()]);
+    const server = app;
+    const key = await server.consumerKey('acme');
+    // The app's backend, which takes a request for a stream token and never answers it.
+    const asked: IncomingMessage[] = [];
+    const givenUp: IncomingMessage[] = [];
+    const backend = createServer((request) => {
+      asked.push(request);
+      request.socket.once('close', () => givenUp.push(request));
+    });
+    proxies.push(backend);
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}/stream-token`;
+
+    // The first token, fetched with the signal it is given.
+    const stop = aborter();
+    const given: AbortSignal[] = [];
+    let ended = false;
+    const polling = drain(
+      pollEvents({
+        url: server.baseUrl,
+        types: ['order.*'],
+        signal: stop.signal,
+        token: async (signal) => {
+          given.push(signal);
+          return (await fetch(backendUrl, { method: 'POST', signal })).text();
+        },
+      }),
+      [],
+    ).then(() => void (ended = true));
+    await waitFor(() => asked.length === 1, 'the request for a token');
+    stop.abort();
+    await waitFor(() => ended, 'the polling to end');
+    await polling;
+    expect(given).toEqual([stop.signal]);
+    await waitFor(() => givenUp.length === 1, 'the request for a token to be given up');
+
+    // A fresh token after a 401, from a function that takes no signal and never settles.
+    let polls = 0;
+    const url = await startProxy(server, (_request, response) => {
+      if (++polls > 1) return false;
+      response.writeHead(401, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ reason: 'token-expired' }));
+      return true;
+    });
+    const renewing = aborter();
+    let calls = 0;
+    let renewingEnded = false;
+    const renewal = drain(
+      pollEvents({ url, types: ['order.*'], wait: 1, signal: renewing.signal, token: () => (++calls === 1 ? key : new Promise<string>(() => {})) }),
+      [],
+    ).then(() => void (renewingEnded = true));
+    await waitFor(() => calls === 2, 'the token function called after the 401');
+    renewing.abort();
+    await waitFor(() => renewingEnded, 'the polling to end');
+    await renewal;
+    expect(polls).toBe(1);
+  });
+
   it('ends at once when aborted before the wait a Retry-After asks for', async () => {
     const transport = poll();
     app = await startTestApp([transport], { maxConnections: 1 });

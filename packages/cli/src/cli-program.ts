@@ -90,9 +90,10 @@ function createProgram(): Command {
       .command('create')
       .description('make an API key; the key is shown this once')
       .addOption(new Option('--role <role>', 'what the key may do').choices(['admin', 'consumer']).makeOptionMandatory())
-      .option('--consumer <id>', 'the consumer a consumer key acts for'),
+      .option('--consumer <id>', 'the consumer a consumer key acts for')
+      .option('--name <label>', 'what the key is for, listed with it (1 to 100 characters)'),
   ).action(async (flags) => (await import('./commands/keys-command.js')).createKey(flags));
-  withServer(keys.command('list').description('list the API keys')).action(async (flags) => (await import('./commands/keys-command.js')).listKeys(flags));
+  withServer(keys.command('list').description('list the API keys: each one\'s name, who made it, when it was last used')).action(async (flags) => (await import('./commands/keys-command.js')).listKeys(flags));
   withServer(keys.command('revoke').description('revoke an API key').argument('<id>', 'the key\'s id (key_...)')).action(async (id, flags) =>
     (await import('./commands/keys-command.js')).revokeKey(id, flags),
   );

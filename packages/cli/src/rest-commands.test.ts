@@ -65,6 +65,20 @@ describe('herald keys and herald subscriptions', () => {
     }
   });
 
+  it('names a key with --name, and lists it with its name and the admin key that made it', async () => {
+    const admin = { HERALD_URL: app.baseUrl, HERALD_KEY: app.adminKey };
+    const created = await runCli(['keys', 'create', '--role', 'consumer', '--consumer', 'acme', '--name', 'Billing sync'], { env: admin });
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    const made = JSON.parse(created.stdout) as { id: string; key: string };
+    expect(made).toMatchObject({ name: 'Billing sync', createdBy: 'key_admin' });
+
+    const list = await runCli(['keys', 'list'], { env: admin });
+    const { key: _key, ...record } = made;
+    expect((JSON.parse(list.stdout) as { data: { id: string }[] }).data.find((key) => key.id === made.id)).toEqual(record);
+    const blank = await runCli(['keys', 'create', '--role', 'admin', '--name', ' '], { env: admin });
+    expect(blank).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^herald: [^\n]*name[^\n]* \(422\)\n$/) });
+  });
+
   it('refuses what the API refuses, in one line with exit code 1', async () => {
     const consumerKey = await app.consumerKey('acme');
     const [forbidden, badConfig] = await Promise.all([

@@ -165,9 +165,9 @@ class MemoryStore implements Store {
   readonly keys: Store['keys'] = {
     put: async (key) => {
       const { keys } = this.#open;
-      // As an upsert: a replaced key keeps when it was first created.
-      const createdAt = keys.get(key.id)?.createdAt ?? key.createdAt;
-      keys.set(key.id, clone({ ...key, createdAt }));
+      // As an upsert: a replaced key keeps when it was first created, and when it was last used.
+      const replaced = keys.get(key.id);
+      keys.set(key.id, clone({ ...key, createdAt: replaced?.createdAt ?? key.createdAt, lastUsedAt: key.lastUsedAt ?? replaced?.lastUsedAt }));
     },
     get: async (id) => {
       const found = this.#open.keys.get(id);
@@ -190,6 +190,10 @@ class MemoryStore implements Store {
       if (!key || key.revokedAt !== undefined) return false;
       key.revokedAt = new Date().toISOString();
       return true;
+    },
+    markUsed: async (id, at) => {
+      const key = this.#open.keys.get(id);
+      if (key && (key.lastUsedAt === undefined || key.lastUsedAt < at)) key.lastUsedAt = at;
     },
   };
 }

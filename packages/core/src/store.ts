@@ -54,7 +54,13 @@ export interface ApiKeyRecord {
   consumer?: string;
   /** Hex SHA-256 of the key. */
   hash: string;
+  /** What the key is for, in the words of whoever made it (1 to 100 characters). */
+  name?: string;
+  /** The id of the admin key that made it (`key_admin`: the environment's admin key); absent for a key made without a request. */
+  createdBy?: string;
   createdAt: string;
+  /** When it last authenticated a request, as often as the server records it (see `keys.markUsed`). */
+  lastUsedAt?: string;
   revokedAt?: string;
   /** Stream tokens: when the token stops working. */
   expiresAt?: string;
@@ -133,7 +139,7 @@ export interface Store {
   };
 
   readonly keys: {
-    /** Inserts, or replaces the key with the same id. */
+    /** Inserts, or replaces the key with the same id; a replaced key keeps its `createdAt`, and its `lastUsedAt` unless `key` has one. */
     put(key: ApiKeyRecord): Promise<void>;
     get(id: string): Promise<ApiKeyRecord | undefined>;
     list(): Promise<ApiKeyRecord[]>;
@@ -141,5 +147,10 @@ export interface Store {
     deleteExpired(before: string): Promise<number>;
     /** True when there was an unrevoked key to revoke. */
     revoke(id: string): Promise<boolean>;
+    /**
+     * Records that the key authenticated a request at `at` (RFC 3339): moves its `lastUsedAt` forward, never back.
+     * Nothing happens to a key that is not stored.
+     */
+    markUsed(id: string, at: string): Promise<void>;
   };
 }

@@ -124,6 +124,7 @@ describe.each([
       '0021_log_partitions',
       '0022_append_horizon',
       '0023_read_horizon_one_look',
+      '0024_key_labels_and_last_use',
     ]);
     expect(await appliedMigrations(db, 'herald_outbox_migration')).toEqual(['0001_adopt', '0002_successes', '0003_replay_holds', '0004_rate_limits', '0005_replays']);
   });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { type ApiKeyRecord, type Broker, type Principal, type Role, type Store, UnauthorizedError } from '@herald/core';
+import { type ApiKeyRecord, type Broker, type Logger, type Principal, type Role, silentLogger, type Store, UnauthorizedError } from '@herald/core';
 
 const keyFormat = /^(hk|hs|hp)_([0-9a-f]{20})_([0-9a-f]{64})$/;
 const idPrefix = { hk: 'key', hs: 'stk', hp: 'ptl' } as const;
@@ -12,6 +12,8 @@ const clockSkewMargin = 60_000;
 const cacheMilliseconds = 5_000;
 /** How often the cache is swept of what it may no longer use. */
 const sweepMilliseconds = 1_000;
+/** How long after a key's recorded use its next use is written: at most once a minute per key and node. */
+const defaultLastUseInterval = 60_000;
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -36,35 +38,70 @@ export interface StreamTokenRequest {
   ttl?: number;
 }
 
+/** What {@link ApiKeys} works with besides its store and broker. */
+export interface ApiKeysOptions {
+  /** Told, as a warning, when a key's last use could not be written. @default silentLogger */
+  logger?: Logger;
+  /**
+   * How long after a key's last recorded use, in ms, its next use is written (`lastUsedAt`): uses in between write
+   * nothing, so a key writes at most once per interval on each node, and not while another node wrote it lately.
+   * @default 60_000
+   */
+  lastUseInterval?: number;
+  /** The clock, in ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+/** What a new API key says about itself besides its role and consumer. */
+export interface NewKeyDetails {
+  /** What it is for (1 to 100 characters). @default none */
+  name?: string;
+  /** The id of the admin key that asked for it. @default none: made by code, not by a request */
+  createdBy?: string;
+}
+
 /**
  * Issues and checks API keys (`hk_<id>_<secret>`), stream tokens (`hs_<id>_<secret>`, short-lived,
  * for browsers that cannot send headers) and portal tokens (`hp_<id>_<secret>`, a consumer's session in
- * the portal). Only their SHA-256 is stored, compared in constant time.
+ * the portal). Only their SHA-256 is stored, compared in constant time. An API key's use is written as its
+ * `lastUsedAt`, off the request's path and at most once per `lastUseInterval`.
  */
 export class ApiKeys {
   readonly #store: Store;
   readonly #broker: Broker;
   readonly #cache = new Map<string, { record: ApiKeyRecord; at: number }>();
   readonly #revokeListeners = new Set<(keyId: string) => void>();
+  /** When this node last wrote each API key's use (ms); dropped once older than the interval, when it no longer holds a write back. */
+  readonly #usesWritten = new Map<string, number>();
+  /** The writes of uses still under way, for `stop` to wait for. */
+  readonly #writing = new Set<Promise<void>>();
+  readonly #logger: Logger;
+  readonly #lastUseInterval: number;
+  readonly #now: () => number;
   #sweptAt = 0;
   /** Revocations up to about this time (ms) have reached this node's listeners. */
   #caughtUpAt = 0;
   #stopReconnect?: () => void;
 
-  constructor(store: Store, broker: Broker) {
+  constructor(store: Store, broker: Broker, options: ApiKeysOptions = {}) {
     this.#store = store;
     this.#broker = broker;
+    this.#logger = options.logger ?? silentLogger;
+    this.#lastUseInterval = options.lastUseInterval ?? defaultLastUseInterval;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Listens for revocations made on any node, and after the broker was away, finds those it missed in the store. */
   async start(): Promise<void> {
-    this.#caughtUpAt = Date.now();
+    this.#caughtUpAt = this.#now();
     await this.#broker.subscribe(revokedChannel, (keyId) => this.#revoked(keyId));
     this.#stopReconnect = this.#broker.onReconnect?.(() => void this.#catchUp());
   }
 
-  stop(): void {
+  /** Stops listening for reconnects; resolves once the writes of keys' uses under way are done, before the store may close. */
+  async stop(): Promise<void> {
     this.#stopReconnect?.();
+    await Promise.all(this.#writing);
   }
 
   #revoked(keyId: string): void {
@@ -75,7 +112,7 @@ export class ApiKeys {
   /** Tells the listeners of the keys revoked since the last catch-up (or the start): their rings may have been lost. */
   async #catchUp(): Promise<void> {
     const since = this.#caughtUpAt - clockSkewMargin;
-    const now = Date.now();
+    const now = this.#now();
     try {
       const keys = await this.#store.keys.list();
       this.#cache.clear();
@@ -102,7 +139,7 @@ export class ApiKeys {
         id: envAdminKeyId,
         role: 'admin',
         hash: sha256(configuredAdminKey).toString('hex'),
-        createdAt: new Date().toISOString(),
+        createdAt: new Date(this.#now()).toISOString(),
       });
       this.#cache.delete(envAdminKeyId);
       return undefined;
@@ -112,13 +149,14 @@ export class ApiKeys {
     return (await this.create('admin')).key;
   }
 
-  create(role: Role, consumer?: string): Promise<{ record: ApiKeyRecord; key: string }> {
-    return this.#issue('hk', { role, ...(consumer !== undefined ? { consumer } : {}) });
+  /** A new API key, acting as `consumer` for a consumer key. */
+  create(role: Role, consumer?: string, details: NewKeyDetails = {}): Promise<{ record: ApiKeyRecord; key: string }> {
+    return this.#issue('hk', { role, ...(consumer !== undefined ? { consumer } : {}), ...details });
   }
 
   /** A stream token acting for `issuer` (an API key's principal), limited as asked. */
   async createStreamToken(issuer: Principal, request: StreamTokenRequest): Promise<{ record: ApiKeyRecord; key: string }> {
-    const now = Date.now();
+    const now = this.#now();
     await this.#store.keys.deleteExpired(new Date(now - 3_600_000).toISOString());
     const consumer = request.consumer ?? issuer.consumer;
     return this.#issue('hs', {
@@ -132,7 +170,7 @@ export class ApiKeys {
 
   /** A portal token acting as `consumer` for `ttl` seconds, issued by the admin key `issuer`; revoking that key ends it. */
   async createPortalToken(issuer: Principal, consumer: string, ttl: number): Promise<{ record: ApiKeyRecord; key: string }> {
-    const now = Date.now();
+    const now = this.#now();
     await this.#store.keys.deleteExpired(new Date(now - 3_600_000).toISOString());
     return this.#issue('hp', { role: 'consumer', consumer, parentId: issuer.keyId, expiresAt: new Date(now + ttl * 1000).toISOString() });
   }
@@ -144,7 +182,7 @@ export class ApiKeys {
       id: `${idPrefix[kind]}_${idPart}`,
       ...fields,
       hash: sha256(key).toString('hex'),
-      createdAt: new Date().toISOString(),
+      createdAt: new Date(this.#now()).toISOString(),
     };
     await this.#store.keys.put(record);
     return { record, key };
@@ -175,13 +213,14 @@ export class ApiKeys {
     if (!record) throw new UnauthorizedError('The API key is not valid');
     const credential = credentialOf(record.id);
     if (record.revokedAt) throw new UnauthorizedError(`The ${credentialName[credential]} was revoked`, 'revoked');
-    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now()) {
+    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= this.#now()) {
       throw new UnauthorizedError(`The ${credentialName[credential]} has expired`, 'token-expired');
     }
     if (record.parentId !== undefined) {
       const parent = await this.#lookup(record.parentId);
       if (!parent || parent.revokedAt) throw new UnauthorizedError(`The key that issued this ${credentialName[credential]} was revoked`, 'revoked');
     }
+    if (credential === 'api-key') this.#used(record);
     return {
       keyId: record.id,
       // Tokens stored by earlier versions may say `admin`; a token never acts as one.
@@ -196,26 +235,43 @@ export class ApiKeys {
 
   /** How many keys and stream tokens this node holds in its cache, for `/metrics`. */
   cachedCredentials(): number {
-    this.#sweep(Date.now());
+    this.#sweep(this.#now());
     return this.#cache.size;
   }
 
-  /** Drops, at most once a second, what the cache may no longer answer with: stale records and expired tokens. */
+  /**
+   * Writes that the API key authenticated a request, in the background, unless its use was written less than
+   * `lastUseInterval` ago, by this node or (as the record read says) another. A failed write is a warning.
+   */
+  #used(record: ApiKeyRecord): void {
+    const now = this.#now();
+    const storedAt = record.lastUsedAt === undefined ? Number.NEGATIVE_INFINITY : Date.parse(record.lastUsedAt);
+    if (now - Math.max(storedAt, this.#usesWritten.get(record.id) ?? Number.NEGATIVE_INFINITY) < this.#lastUseInterval) return;
+    this.#usesWritten.set(record.id, now);
+    const writing = this.#store.keys
+      .markUsed(record.id, new Date(now).toISOString())
+      .catch((error: unknown) => this.#logger.warn({ err: error, keyId: record.id }, 'could not record when the key was last used; the request went on'))
+      .finally(() => this.#writing.delete(writing));
+    this.#writing.add(writing);
+  }
+
+  /** Drops, at most once a second, what the cache may no longer answer with (stale records and expired tokens), and the uses that no longer hold a write back. */
   #sweep(now: number): void {
     if (now - this.#sweptAt < sweepMilliseconds) return;
     this.#sweptAt = now;
     for (const [id, { record, at }] of this.#cache) {
       if (now - at >= cacheMilliseconds || (record.expiresAt !== undefined && Date.parse(record.expiresAt) <= now)) this.#cache.delete(id);
     }
+    for (const [id, at] of this.#usesWritten) if (now - at >= this.#lastUseInterval) this.#usesWritten.delete(id);
   }
 
   async #lookup(id: string): Promise<ApiKeyRecord | undefined> {
-    const now = Date.now();
+    const now = this.#now();
     this.#sweep(now);
     const cached = this.#cache.get(id);
     if (cached && now - cached.at < cacheMilliseconds) return cached.record;
     const record = await this.#store.keys.get(id);
-    if (record) this.#cache.set(id, { record, at: Date.now() });
+    if (record) this.#cache.set(id, { record, at: this.#now() });
     else this.#cache.delete(id);
     return record;
   }

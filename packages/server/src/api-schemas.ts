@@ -32,12 +32,30 @@ export const eventTypeInfoSchema = z
     origin: z.enum(['code', 'api']),
   });
 
+/** An API key's label, as `POST /v1/keys` takes it: trimmed, 1 to 100 characters, no control characters. */
+export const keyName = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty (or only spaces)')
+  .max(100, 'must be at most 100 characters')
+  .regex(/^\P{Cc}*$/u, 'must not contain control characters (line breaks, tabs)')
+  .describe('What the key is for, as a label (1 to 100 characters, trimmed)');
+
 export const apiKeySchema = z
   .object({
     id: z.string(),
     role: z.enum(['admin', 'consumer']),
     consumer: z.string().optional(),
+    name: z.string().optional().describe('What the key is for, as given when it was made'),
+    createdBy: z
+      .string()
+      .optional()
+      .describe("The id of the admin key that made it (`key_admin`: the environment's admin key); absent for a key Herald made itself"),
     createdAt: z.string(),
+    lastUsedAt: z
+      .string()
+      .optional()
+      .describe('When it last authenticated a request, to within a minute (each node writes it at most once a minute per key); absent while unused'),
     revokedAt: z.string().optional(),
   });
 

@@ -213,7 +213,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     ...(options.source !== undefined ? { source: options.source } : {}),
   });
   const subscriptions = new SubscriptionRegistry(store, broker);
-  const keys = new ApiKeys(store, broker);
+  const keys = new ApiKeys(store, broker, { logger: logger.child({ component: 'keys' }) });
   const transports = new Map<string, Transport>();
   for (const transport of options.transports ?? []) {
     if (transports.has(transport.name)) throw new Error(`Two transports are named "${transport.name}"`);
@@ -382,7 +382,7 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
       await pruner?.stop();
       await bus.stop();
       await subscriptions.stop();
-      keys.stop();
+      await keys.stop();
       await broker.close();
       await rateLimitStore?.close?.();
       await store.close();

@@ -159,6 +159,38 @@ export function storeSuiteCases(harness: StoreHarness): SuiteCase[] {
         }),
     },
     {
+      name: "keeps a key's name and maker, moves its last use forward only, and keeps the last use when the key is replaced",
+      run: () =>
+        withStore(harness, async (store) => {
+          const key = {
+            id: 'key_labelled',
+            role: 'consumer' as const,
+            consumer: 'alpha',
+            hash: 'cd'.repeat(32),
+            name: 'Billing sync — ünïcødé ✓',
+            createdBy: 'key_admin',
+            createdAt: '2026-01-01T00:00:00.000Z',
+          };
+          await store.keys.put(key);
+          assert.deepEqual(await store.keys.get(key.id), key);
+          await store.keys.markUsed(key.id, '2026-01-02T00:00:00.000Z');
+          await store.keys.markUsed(key.id, '2026-01-01T12:00:00.000Z');
+          assert.equal((await store.keys.get(key.id))?.lastUsedAt, '2026-01-02T00:00:00.000Z', 'never back');
+          await store.keys.markUsed(key.id, '2026-01-03T00:00:00.000Z');
+          assert.deepEqual(await store.keys.list(), [{ ...key, lastUsedAt: '2026-01-03T00:00:00.000Z' }]);
+          await store.keys.markUsed('key_missing', '2026-01-03T00:00:00.000Z');
+          assert.equal(await store.keys.get('key_missing'), undefined, 'marking an unknown key stores none');
+          const { name: _name, createdBy: _createdBy, ...unlabelled } = key;
+          await store.keys.put({ ...unlabelled, hash: 'ef'.repeat(32), createdAt: '2026-02-01T00:00:00.000Z' });
+          assert.deepEqual(
+            await store.keys.get(key.id),
+            { ...unlabelled, hash: 'ef'.repeat(32), lastUsedAt: '2026-01-03T00:00:00.000Z' },
+            'a replaced key keeps when it was made and last used',
+          );
+          return store;
+        }),
+    },
+    {
       name: 'versions the subscriptions: creates, deletes and changes move it, cursors do not',
       run: () =>
         withStore(harness, async (store) => {

@@ -6,14 +6,19 @@ import { terminal } from '../terminal-output.js';
 export interface KeyCreateFlags extends ServerOptions {
   role: 'admin' | 'consumer';
   consumer?: string;
+  /** What the key is for, as a label. */
+  name?: string;
 }
 
 /** `herald keys create`: `POST /v1/keys`; prints `{id, key, ...}` (the key is shown this once). */
 export async function createKey(flags: KeyCreateFlags): Promise<void> {
-  terminal.printJson(await new HeraldApi(flags).post('/v1/keys', { role: flags.role, ...(flags.consumer !== undefined ? { consumer: flags.consumer } : {}) }));
+  const { role, consumer, name } = flags;
+  terminal.printJson(
+    await new HeraldApi(flags).post('/v1/keys', { role, ...(consumer !== undefined ? { consumer } : {}), ...(name !== undefined ? { name } : {}) }),
+  );
 }
 
-/** `herald keys list`: `GET /v1/keys`. */
+/** `herald keys list`: `GET /v1/keys`, each key with its `name`, `createdBy` and `lastUsedAt` where it has them. */
 export async function listKeys(flags: ServerOptions): Promise<void> {
   terminal.printJson(await new HeraldApi(flags).get('/v1/keys'));
 }

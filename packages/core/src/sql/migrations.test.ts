@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../temp-folder.test-support.js';
+import { migrate } from './migrations.js';
 import { freshDatabase } from './postgres.test-support.js';
 import type { HeraldDatabase } from './schema.js';
 import type { SqlStoreExtension } from './sql-extension.js';
@@ -105,7 +106,45 @@ describe.each([
       '0021_log_partitions',
       '0022_append_horizon',
       '0023_read_horizon_one_look',
+      '0024_key_labels_and_last_use',
     ]);
+  });
+
+  it('keeps every key of a database at the last release (0023): no name, maker or last use, until the server records them', async () => {
+    const { db, flavor } = await backend();
+    await migrate(db as Kysely<unknown>, flavor, '0023_read_horizon_one_look');
+    // Rows as that release wrote them: an admin and a consumer key, a revoked one, and a stream token of the consumer key.
+    await sql`insert into herald_api_keys (id, role, consumer, hash, created_at, revoked_at, expires_at, parent_id, types) values
+      ('key_admin', 'admin', null, 'h-admin', '2026-01-01T00:00:00.000Z', null, null, null, null),
+      ('key_acme', 'consumer', 'acme', 'h-acme', '2026-01-02T00:00:00.000Z', null, null, null, null),
+      ('key_gone', 'consumer', 'globex', 'h-gone', '2026-01-03T00:00:00.000Z', '2026-01-04T00:00:00.000Z', null, null, null),
+      ('stk_acme', 'consumer', 'acme', 'h-stk', '2026-01-05T00:00:00.000Z', null, '2026-01-05T00:05:00.000Z', 'key_acme', '["order.*"]')`.execute(db);
+
+    const store = new SqlStore(db, flavor);
+    onTestFinished(() => store.close());
+    await store.init();
+    const before = [
+      { id: 'key_admin', role: 'admin', hash: 'h-admin', createdAt: '2026-01-01T00:00:00.000Z' },
+      { id: 'key_acme', role: 'consumer', consumer: 'acme', hash: 'h-acme', createdAt: '2026-01-02T00:00:00.000Z' },
+      { id: 'key_gone', role: 'consumer', consumer: 'globex', hash: 'h-gone', createdAt: '2026-01-03T00:00:00.000Z', revokedAt: '2026-01-04T00:00:00.000Z' },
+      {
+        id: 'stk_acme',
+        role: 'consumer',
+        consumer: 'acme',
+        hash: 'h-stk',
+        createdAt: '2026-01-05T00:00:00.000Z',
+        expiresAt: '2026-01-05T00:05:00.000Z',
+        parentId: 'key_acme',
+        types: ['order.*'],
+      },
+    ];
+    expect(await store.keys.list()).toEqual(before);
+    // The old keys take the new fields from then on.
+    await store.keys.markUsed('key_acme', '2026-02-01T00:00:00.000Z');
+    expect(await store.keys.get('key_acme')).toEqual({ ...before[1], lastUsedAt: '2026-02-01T00:00:00.000Z' });
+    const labelled = { id: 'key_new', role: 'consumer' as const, consumer: 'acme', hash: 'h-new', name: 'billing', createdBy: 'key_admin', createdAt: '2026-02-02T00:00:00.000Z' };
+    await store.keys.put(labelled);
+    expect(await store.keys.get('key_new')).toEqual(labelled);
   });
 
   it("runs an extension's migrations with a history of their own, makes it once, and runs them again after one failed", async () => {

@@ -123,6 +123,14 @@ function migrations(flavor: SqlFlavor): Record<string, Migration> {
     '0022_append_horizon': appendHorizonMigration(flavor.name),
     // PostgreSQL: the readers' horizon reads the lock table once, so that an append ending meanwhile is never missed.
     '0023_read_horizon_one_look': readHorizonOneLookMigration(flavor.name),
+    '0024_key_labels_and_last_use': {
+      // What a key is for, the admin key that made it, and when it last authenticated a request; none for the keys made before.
+      async up(db: Kysely<unknown>) {
+        for (const column of ['name', 'created_by', 'last_used_at']) {
+          await db.schema.alterTable('herald_api_keys').addColumn(column, 'text').execute();
+        }
+      },
+    },
   };
 }
 

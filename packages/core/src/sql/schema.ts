@@ -60,7 +60,11 @@ export interface ApiKeysTable {
   role: string;
   consumer: string | null;
   hash: string;
+  /** Added by 0024_key_labels_and_last_use, as `created_by` and `last_used_at`. */
+  name: string | null;
+  created_by: string | null;
   created_at: string;
+  last_used_at: string | null;
   revoked_at: string | null;
   expires_at: string | null;
   parent_id: string | null;

@@ -490,12 +490,13 @@ export class SqlStore implements Store {
   readonly keys = {
     put: async (key: ApiKeyRecord): Promise<void> => {
       const row = fromKey(key);
-      const { id: _id, created_at: _createdAt, ...changes } = row;
+      // A replaced key keeps when it was made, and when it was last used unless `key` says.
+      const { id: _id, created_at: _createdAt, last_used_at: lastUsedAt, ...changes } = row;
       await this.#gate.run(() =>
         this.#db
           .insertInto('herald_api_keys')
           .values(row)
-          .onConflict((oc) => oc.column('id').doUpdateSet(changes))
+          .onConflict((oc) => oc.column('id').doUpdateSet(lastUsedAt === null ? changes : { ...changes, last_used_at: lastUsedAt }))
           .execute(),
       );
     },
@@ -521,6 +522,16 @@ export class SqlStore implements Store {
           .executeTakeFirst(),
       );
       return Number(result.numUpdatedRows) > 0;
+    },
+    markUsed: async (id: string, at: string): Promise<void> => {
+      await this.#gate.run(() =>
+        this.#db
+          .updateTable('herald_api_keys')
+          .set({ last_used_at: at })
+          .where('id', '=', id)
+          .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', at)]))
+          .execute(),
+      );
     },
   };
 }
@@ -705,7 +716,10 @@ function fromKey(key: ApiKeyRecord): ApiKeysTable {
     role: key.role,
     consumer: key.consumer ?? null,
     hash: key.hash,
+    name: key.name ?? null,
+    created_by: key.createdBy ?? null,
     created_at: key.createdAt,
+    last_used_at: key.lastUsedAt ?? null,
     revoked_at: key.revokedAt ?? null,
     expires_at: key.expiresAt ?? null,
     parent_id: key.parentId ?? null,
@@ -719,7 +733,10 @@ function toKey(row: Selectable<ApiKeysTable>): ApiKeyRecord {
     role: row.role as Role,
     ...(row.consumer !== null ? { consumer: row.consumer } : {}),
     hash: row.hash,
+    ...(row.name !== null ? { name: row.name } : {}),
+    ...(row.created_by !== null ? { createdBy: row.created_by } : {}),
     createdAt: row.created_at,
+    ...(row.last_used_at !== null ? { lastUsedAt: row.last_used_at } : {}),
     ...(row.revoked_at !== null ? { revokedAt: row.revoked_at } : {}),
     ...(row.expires_at !== null ? { expiresAt: row.expires_at } : {}),
     ...(row.parent_id !== null ? { parentId: row.parent_id } : {}),

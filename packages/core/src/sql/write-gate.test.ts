@@ -73,6 +73,7 @@ function everyWrite(store: SqlStore, { seq }: { seq: number }): Record<string, (
     'keys.put': () => store.keys.put({ id: `key_gate_${counter++}`, role: 'admin', hash: 'h', createdAt: new Date().toISOString() }),
     'keys.revoke': () => store.keys.revoke('key_gate'),
     'keys.deleteExpired': () => store.keys.deleteExpired(new Date().toISOString()),
+    'keys.markUsed': () => store.keys.markUsed('key_gate', new Date().toISOString()),
   };
 }
 

@@ -1,10 +1,10 @@
 import { type ApiKeyRecord, consumerId, defineRoute, NotFoundError, type RouteDefinition } from '@herald/core';
 import { z } from 'zod';
-import { apiKeySchema, createdKeySchema, listOf } from '../api-schemas.js';
+import { apiKeySchema, createdKeySchema, keyName, listOf } from '../api-schemas.js';
 import type { ServerContext } from '../server-context.js';
 
 const createKeyBody = z
-  .strictObject({ role: z.enum(['admin', 'consumer']), consumer: consumerId.optional() })
+  .strictObject({ role: z.enum(['admin', 'consumer']), consumer: consumerId.optional(), name: keyName.optional() })
   .refine((body) => (body.role === 'consumer') === (body.consumer !== undefined), {
     message: 'a consumer key needs `consumer`; an admin key takes none',
     path: ['consumer'],
@@ -23,8 +23,9 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       body: createKeyBody,
       summary: 'Create an API key (shown only in this response)',
       response: { status: 201, body: createdKeySchema },
-      async handle({ body }) {
-        const { record, key } = await keys.create(body.role, body.consumer);
+      async handle({ body, principal }) {
+        const details = { ...(body.name !== undefined ? { name: body.name } : {}), createdBy: principal.keyId };
+        const { record, key } = await keys.create(body.role, body.consumer, details);
         return { status: 201, body: { ...publicKey(record), key } };
       },
     }),
@@ -32,7 +33,7 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       method: 'GET',
       path: '/v1/keys',
       role: 'admin',
-      summary: 'List the API keys (never the keys themselves)',
+      summary: 'List the API keys (never the keys themselves): what each is for, who made it, when it was last used',
       response: { body: listOf(apiKeySchema) },
       async handle() {
         return { body: { data: (await store.keys.list()).filter((key) => key.parentId === undefined).map(publicKey) } };

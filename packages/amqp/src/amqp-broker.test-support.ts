@@ -1,8 +1,9 @@
 /** The machine's RabbitMQ, consumers on it made with amqplib, and a TLS endpoint in front of it, for the tests. */
 import { randomBytes } from 'node:crypto';
-import { connect as connectTcp, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
+import { startTcpRelay, type TcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { startTlsProxy, type TlsProxy } from '../../webhook/src/test-tls.test-support.js';
 
 export const brokerUrl = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -161,110 +162,60 @@ export async function startTarpit({ dribble = false }: { dribble?: boolean } = {
   };
 }
 
-/**
- * A relay to the machine's RabbitMQ that can stop relaying what the broker sends on a connection, holding it: the
- * TCP connection stays up and the client's frames still reach the broker, but no answer reaches the client.
- */
-export interface StallingRelay {
+/** A {@link TcpRelay} to the machine's RabbitMQ that may stall the first connection on a method the client sends. */
+export interface StallingRelay extends TcpRelay {
   /** `amqp://` with {@link brokerUrl}'s credentials, through the relay. */
   url: string;
-  /** How many connections it took. */
-  readonly accepted: number;
-  /** How many of them are open: their client side. */
-  readonly open: number;
-  /** Whether the first connection has stalled: the client sent the method, and the broker's answers are no longer relayed. */
-  readonly stalled: boolean;
-  /** Stops relaying what the broker sends on the connections open now, holding it; connections made after are relayed in full. */
-  hold(): void;
-  /** Relays what the held connections' broker sent meanwhile, and goes on relaying. */
-  release(): void;
-  close(): Promise<void>;
+  /** Whether the first connection has stalled: the client sent the method, and the broker's answers are held. */
+  stalled(): boolean;
 }
 
 /** The `class-id` and `method-id` of the methods a {@link StallingRelay} can stall on (AMQP 0-9-1). */
 const methods = { 'channel.open': [20, 10], 'basic.publish': [60, 40] } as const;
 
+/** Reads the bytes a client sends, chunk by chunk, and tells whether the method of `class-id` and `method-id` came. */
+function methodSeen([classId, methodId]: readonly [number, number]): (chunk: Buffer) => boolean {
+  // The protocol header (8 bytes), then frames: type (1), channel (2), size (4), payload, end (1).
+  let unread = Buffer.alloc(0);
+  let headerRead = false;
+  return (chunk) => {
+    unread = Buffer.concat([unread, chunk]);
+    if (!headerRead) {
+      if (unread.length < 8) return false;
+      unread = unread.subarray(8);
+      headerRead = true;
+    }
+    while (unread.length >= 7 && unread.length >= 8 + unread.readUInt32BE(3)) {
+      if (unread[0] === 1 && unread.length >= 11 && unread.readUInt16BE(7) === classId && unread.readUInt16BE(9) === methodId) return true;
+      unread = unread.subarray(8 + unread.readUInt32BE(3));
+    }
+    return false;
+  };
+}
+
 /**
- * Starts a {@link StallingRelay}: it relays every connection to {@link brokerUrl} both ways. With `stallOn`, it reads
- * the first connection's client frames, and from the client's `stallOn` method on holds what the broker sends: with
- * `channel.open`, the connection's handshake went through and the channel open is never answered; with `basic.publish`,
- * the channel opened and the message is never confirmed. The connections after it are relayed in full.
+ * Starts a {@link StallingRelay} to {@link brokerUrl}. With `stallOn`, it reads the first connection's client frames,
+ * and from the client's `stallOn` method on holds what the broker sends: with `channel.open`, the connection's
+ * handshake went through and the channel open is never answered; with `basic.publish`, the channel opened and the
+ * message is never confirmed. The connections after it are relayed in full.
  */
 export async function startStallingRelay(stallOn?: keyof typeof methods): Promise<StallingRelay> {
-  const [classId, methodId] = stallOn ? methods[stallOn] : [];
   const broker = new URL(brokerUrl);
-  const sockets = new Set<Socket>();
-  const clients = new Set<Socket>();
-  /** What the broker sent while held, by the client's socket of a held connection. */
-  const held = new Map<Socket, Buffer[]>();
-  let accepted = 0;
   let stalled = false;
-  const server = createServer((client) => {
-    accepted += 1;
-    const watched = accepted === 1 && stallOn !== undefined;
-    const upstream = connectTcp(Number(broker.port || 5672), broker.hostname);
-    clients.add(client);
-    client.once('close', () => clients.delete(client));
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('close', () => {
-        sockets.delete(socket);
-        held.delete(client);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    // The client's bytes: the protocol header (8 bytes), then frames: type (1), channel (2), size (4), payload, end (1).
-    let unread = Buffer.alloc(0);
-    let headerRead = false;
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      if (!watched || stalled) return;
-      unread = Buffer.concat([unread, chunk]);
-      if (!headerRead) {
-        if (unread.length < 8) return;
-        unread = unread.subarray(8);
-        headerRead = true;
-      }
-      while (unread.length >= 7 && unread.length >= 8 + unread.readUInt32BE(3)) {
-        if (unread[0] === 1 && unread.length >= 11 && unread.readUInt16BE(7) === classId && unread.readUInt16BE(9) === methodId) {
-          stalled = true;
-          held.set(client, []);
-          return;
-        }
-        unread = unread.subarray(8 + unread.readUInt32BE(3));
-      }
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      const holding = held.get(client);
-      if (holding) holding.push(chunk);
-      else client.write(chunk);
-    });
+  const relay = await startTcpRelay(`${broker.hostname}:${broker.port || 5672}`, {
+    onConnection(connection) {
+      if (stallOn === undefined || relay.connections() > 1) return undefined;
+      const seen = methodSeen(methods[stallOn]);
+      return {
+        fromClient(chunk) {
+          if (!stalled && seen(chunk)) {
+            stalled = true;
+            connection.hold('server-to-client');
+          }
+          return undefined;
+        },
+      };
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `amqp://${broker.username}:${broker.password}@127.0.0.1:${port}`,
-    get accepted() {
-      return accepted;
-    },
-    get open() {
-      return clients.size;
-    },
-    get stalled() {
-      return stalled;
-    },
-    hold() {
-      for (const client of clients) if (!held.has(client)) held.set(client, []);
-    },
-    release() {
-      for (const [client, chunks] of held) for (const chunk of chunks) client.write(chunk);
-      held.clear();
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  return Object.assign(relay, { url: `amqp://${broker.username}:${broker.password}@${relay.address}`, stalled: () => stalled });
 }

@@ -142,7 +142,7 @@ describe('failed attempts', () => {
     const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
     const [event] = await publishNumbered(server, 1);
     await waitFor(() => queue.ids().has(event?.id as string), 'the message, over a new connection', 10_000);
-    expect(relay.stalled).toBe(true);
+    expect(relay.stalled()).toBe(true);
     await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the attempt recorded');
     const attempts = (await deliveryAttempts(server, id)) as (AttemptView & { durationMs: number })[];
     expect(attempts.map((attempt) => attempt.status)).toEqual(['failed', 'succeeded']);
@@ -151,8 +151,8 @@ describe('failed attempts', () => {
     expect(attempts[0]?.error).toBe(`cannot open a channel to the exchange "${queue.exchange}" on ${broker}: ${why}`);
     expect(attempts[0]?.durationMs).toBeLessThan(1_500);
     // The wedged connection is closed (the relay sees its client go), and the message went over the second one.
-    expect(relay.accepted).toBe(2);
-    await waitFor(() => relay.open === 1, 'the stalled connection closed', 2_000);
+    expect(relay.connections()).toBe(2);
+    await waitFor(() => relay.open().length === 1, 'the stalled connection closed', 2_000);
     const logged = logger.entries.filter((entry) => entry.fields.broker === broker && entry.level === 'warn').map((entry) => [entry.message, entry.fields.error]);
     expect(logged).toEqual([
       ['the AMQP broker did not open a channel: closing the connection', why],
@@ -171,18 +171,18 @@ describe('failed attempts', () => {
     const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
     const [event] = await publishNumbered(server, 1);
     await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the attempt over a new connection', 10_000);
-    expect(relay.stalled).toBe(true);
+    expect(relay.stalled()).toBe(true);
     const attempts = await deliveryAttempts(server, id);
     expect(attempts.map((attempt) => [attempt.status, attempt.error])).toEqual([
       ['failed', 'the broker did not confirm within 2000 ms'],
       ['succeeded', null],
     ]);
-    expect(relay.accepted).toBe(2);
+    expect(relay.connections()).toBe(2);
     // The first message reached the broker too, its confirm held back: the queue has it twice, by the same id.
     await waitFor(() => queue.received.length === 2, 'both messages');
     expect([...queue.ids()]).toEqual([event?.id]);
     // The stalled connection is closed once its attempt is over: its socket, when the broker has not answered the close within the timeout.
-    await waitFor(() => relay.open === 1, 'the stalled connection closed', 5_000);
+    await waitFor(() => relay.open().length === 1, 'the stalled connection closed', 5_000);
     const broker = redactedUrl(relay.url);
     await waitFor(() => logger.entries.some((entry) => entry.message === 'the AMQP connection closed'), 'the close logged');
     const logged = logger.entries.filter((entry) => entry.fields.broker === broker && entry.level === 'warn').map((entry) => [entry.message, entry.fields.error]);
@@ -206,16 +206,16 @@ describe('failed attempts', () => {
     const publish = (id: string, timeout: number) => pool.publish(destination, Buffer.from(JSON.stringify({ id })), { messageId: id }, { timeout });
     await publish('first', 10_000);
     // The broker is slow, not gone: its answers on that connection come, but only once released.
-    relay.hold();
+    relay.hold('server-to-client');
     const slow = publish('slow', 500);
     const patient = publish('patient', 60_000);
     await expect(slow).rejects.toThrow(new AmqpPublishError('the broker did not confirm within 500 ms'));
     // The next publish goes over a new connection, while the one before stays open for the publish still waiting on it.
     await publish('fresh', 10_000);
-    expect([relay.accepted, relay.open]).toEqual([2, 2]);
+    expect([relay.connections(), relay.open().length]).toEqual([2, 2]);
     relay.release();
     await expect(patient).resolves.toBeUndefined();
-    await waitFor(() => relay.open === 1, 'the connection taken out closed, once its last publish settled', 5_000);
+    await waitFor(() => relay.open().length === 1, 'the connection taken out closed, once its last publish settled', 5_000);
     await waitFor(() => queue.ids().size === 4, 'every message');
     await waitFor(() => logger.entries.some((entry) => entry.message === 'the AMQP connection closed'), 'the close logged');
     const logged = logger.entries.filter((entry) => entry.level === 'warn').map(({ message, fields }) => [message, fields.error, fields.publishing]);
@@ -238,11 +238,11 @@ describe('failed attempts', () => {
     await publishNumbered(server, 1);
     await waitFor(async () => (await deliveryAttempts(server, id))[0]?.status === 'succeeded', 'the message confirmed');
     // The connection stays up; from now on the broker's answers never reach Herald, its answer to the close neither.
-    relay.hold();
+    relay.hold('server-to-client');
     const stopping = Date.now();
     await server.close();
     expect(Date.now() - stopping).toBeLessThan(3_000);
-    await waitFor(() => relay.open === 0, 'the connection closed', 2_000);
+    await waitFor(() => relay.open().length === 0, 'the connection closed', 2_000);
   });
 
   it('says why a connection is refused: an unknown vhost, amqps:// to a plain port, amqp:// to a TLS port', async () => {

@@ -161,30 +161,32 @@ describe('a server that takes connections and never answers', () => {
 
   it('drops a connection the server cut, dials nothing until the next attempt, and abandons a TLS handshake that stalls within the timeout, closing its socket', async () => {
     const stream = await consumer();
-    const relay = await startTarpit('relay');
+    const relay = await startTcpRelay(natsServer);
     onTestFinished(() => relay.close());
     const logger = recordingLogger();
     const server = await app({ timeout: 1_000, retrySchedule: [0, 0.3, 0.3, 60] }, allowPrivate, logger);
-    const id = await subscribe(server, { servers: relay.server, subject: `${stream.prefix}.{type}` });
+    const id = await subscribe(server, { servers: relay.address, subject: `${stream.prefix}.{type}` });
     await publishNumbered(server, 1);
     await waitFor(() => stream.received.length === 1, 'the event through the relay');
     // The server goes, and another takes its address that requires TLS and never completes the handshake.
-    relay.stopRelaying('tls-stall');
+    await relay.close();
+    const stall = await startTarpit('tls-stall', { port: Number(relay.address.split(':')[1]) });
+    onTestFinished(() => stall.close());
     await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the connection closed rather than reconnecting', 5_000);
-    const before = relay.accepted();
+    const before = stall.accepted();
     const [event] = await publishNumbered(server, 1);
     const failed = async () => (await server.api('GET', `/v1/subscriptions/${id}/deliveries`)).body.data.find((delivery: { eventId: string }) => delivery.eventId === event?.id)?.attempts ?? [];
     await waitFor(async () => (await failed()).length === 3, 'three attempts', 10_000);
     for (const attempt of (await failed()) as { status: string; error: string; durationMs: number }[]) {
       expect(attempt.status).toBe('failed');
       expect(attempt.error).toMatch(
-        new RegExp(`^cannot connect to NATS at ${relay.server}: the connection was not made within \\d+ ms \\(TIMEOUT\\): the server's INFO, the TLS handshake, or its answer to CONNECT did not come in time$`),
+        new RegExp(`^cannot connect to NATS at ${stall.server}: the connection was not made within \\d+ ms \\(TIMEOUT\\): the server's INFO, the TLS handshake, or its answer to CONNECT did not come in time$`),
       );
       expect(attempt.durationMs).toBeLessThan(1_500);
     }
     // Each attempt opened two sockets, to read the INFO and to connect, and closed both; nothing dialled in between.
-    await waitFor(() => relay.open() === 0, 'every socket of the attempts closed', 1_000);
-    expect(relay.accepted() - before).toBe(6);
+    await waitFor(() => stall.open() === 0, 'every socket of the attempts closed', 1_000);
+    expect(stall.accepted() - before).toBe(6);
   });
 
   it('delivers again once the server is back after the connection dropped: the attempts meanwhile fail as refused, and the next one connects anew', async () => {
@@ -220,25 +222,25 @@ describe('a connection whose PubAcks stop coming', () => {
     onTestFinished(() => relay.close());
     const logger = recordingLogger();
     const server = await app({ timeout: 2_000, retrySchedule: [0, 0.2, 0.2, 0.2, 60] }, allowPrivate, logger);
-    const id = await subscribe(server, { servers: relay.server, subject: `${stream.prefix}.{type}` });
+    const id = await subscribe(server, { servers: relay.address, subject: `${stream.prefix}.{type}` });
     const [event] = await publishNumbered(server, 1);
     await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the attempt over a new connection', 10_000);
     expect(relay.stalled()).toBe(true);
-    const why = noPubAck(`${stream.prefix}.order.created`, relay.server);
+    const why = noPubAck(`${stream.prefix}.order.created`, relay.address);
     expect((await deliveryAttempts(server, id)).map((attempt) => [attempt.status, attempt.error])).toEqual([
       ['failed', expect.stringMatching(why)],
       ['succeeded', null],
     ]);
     // Two connections, each with the socket Herald reads the INFO on, and the stalled one closed once its attempt is over.
-    expect(relay.accepted()).toBe(4);
-    await waitFor(() => relay.open() === 1, 'the stalled connection closed', 5_000);
+    expect(relay.connections()).toBe(4);
+    await waitFor(() => relay.open().length === 1, 'the stalled connection closed', 5_000);
     // The first message reached the stream too, and the retry's was dropped as a duplicate (the same Nats-Msg-Id).
     expect([...stream.ids()]).toEqual([event?.id]);
     await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the close logged');
     const logged = logger.entries.filter((entry) => entry.level === 'warn').map(({ message, fields }) => [message, fields.servers, fields.error]);
     expect(logged).toEqual([
-      ['no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled', [relay.server], expect.stringMatching(why)],
-      ['the NATS connection closed', [relay.server], undefined],
+      ['no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled', [relay.address], expect.stringMatching(why)],
+      ['the NATS connection closed', [relay.address], undefined],
     ]);
   });
 
@@ -250,21 +252,21 @@ describe('a connection whose PubAcks stop coming', () => {
     const pool = new NatsPool({ allowPrivate: true, logger });
     onTestFinished(() => pool.close());
     const publish = (id: string, timeout: number) =>
-      pool.publish([relay.server], { subject: `${stream.prefix}.order.created`, body: new TextEncoder().encode(JSON.stringify({ id })), msgID: id, seq: 1, deadline: Date.now() + timeout });
+      pool.publish([relay.address], { subject: `${stream.prefix}.order.created`, body: new TextEncoder().encode(JSON.stringify({ id })), msgID: id, seq: 1, deadline: Date.now() + timeout });
     expect(await publish('first', 10_000)).toBe(stream.stream);
     // The server is slow, not gone: its answers on that connection come, but only once released.
-    relay.hold();
+    relay.hold('server-to-client');
     const slow = publish('slow', 500);
     const patient = publish('patient', 60_000);
-    const why = noPubAck(`${stream.prefix}.order.created`, relay.server);
+    const why = noPubAck(`${stream.prefix}.order.created`, relay.address);
     await expect(slow).rejects.toThrow(why);
     // The next publish goes over a new connection (and a socket to read the INFO on), while the one before stays open
     // for the publish still waiting on it.
     expect(await publish('fresh', 10_000)).toBe(stream.stream);
-    expect([relay.accepted(), relay.open()]).toEqual([4, 2]);
+    expect([relay.connections(), relay.open().length]).toEqual([4, 2]);
     relay.release();
     await expect(patient).resolves.toBe(stream.stream);
-    await waitFor(() => relay.open() === 1, 'the connection taken out closed, once its last publish settled', 5_000);
+    await waitFor(() => relay.open().length === 1, 'the connection taken out closed, once its last publish settled', 5_000);
     await waitFor(() => stream.ids().size === 4, 'every message');
     await waitFor(() => logger.entries.some((entry) => entry.message === 'the NATS connection closed'), 'the close logged');
     const logged = logger.entries.filter((entry) => entry.level === 'warn').map(({ message, fields }) => [message, fields.error, fields.publishing]);

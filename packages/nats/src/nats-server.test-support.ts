@@ -2,12 +2,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect as connectTcp, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
 import { AckPolicy, type ConnectionOptions, type ConsumerMessages, connect, type JsMsg, type NatsConnection } from 'nats';
+import { freePort } from '../../testkit/src/free-port.test-support.js';
+import { startTcpRelay, type TcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 
 export const natsServer = process.env.HERALD_TEST_NATS_SERVER ?? '127.0.0.1:4222';
@@ -106,14 +108,6 @@ export interface OwnNatsServer {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 async function reachable(server: string, options: Partial<ConnectionOptions>): Promise<boolean> {
   try {
     const connection = await connect({ ...options, servers: server, reconnect: false, timeout: 500 });
@@ -175,148 +169,88 @@ export async function startOwnNatsServer({
 /**
  * A TCP server of the test's own that takes every connection and never closes one: it answers nothing (a tarpit), or
  * sends its first connection a NATS server's INFO and the others nothing, or sends each connection an INFO that requires
- * TLS and then never answers the TLS handshake, or relays to the machine's NATS until told to answer otherwise.
+ * TLS and then never answers the TLS handshake.
  */
 export interface Tarpit {
   /** `127.0.0.1:<port>`. */
   server: string;
   /** How many connections it took. */
   accepted(): number;
-  /** How many of them are open: it closes none but those it relayed. */
+  /** How many of them are open. */
   open(): number;
-  /** Cuts the relayed connections, and from now on answers as `mode` does: nothing, or an INFO that requires TLS. */
-  stopRelaying(mode?: 'silent' | 'tls-stall'): void;
   close(): Promise<void>;
 }
 
 /**
- * Starts a {@link Tarpit}: `silent`, `info-once` (INFO to the first connection only), `tls-stall` (an INFO with
- * `tls_required`, then nothing: the client's TLS handshake is never answered) or `relay` (to {@link natsServer}).
+ * Starts a {@link Tarpit} on `port` (an ephemeral one unless given): `silent`, `info-once` (INFO to the first
+ * connection only), or `tls-stall` (an INFO with `tls_required`, then nothing: the client's TLS handshake is never answered).
  */
-export async function startTarpit(mode: 'silent' | 'info-once' | 'tls-stall' | 'relay' = 'silent'): Promise<Tarpit> {
+export async function startTarpit(mode: 'silent' | 'info-once' | 'tls-stall' = 'silent', { port = 0 }: { port?: number } = {}): Promise<Tarpit> {
   const open = new Set<Socket>();
-  const relayed = new Set<Socket>();
   let accepted = 0;
-  let answering = mode;
   const listener = createServer((socket) => {
     accepted += 1;
     open.add(socket);
     socket.on('error', () => {});
     socket.once('close', () => open.delete(socket));
-    const info = { server_id: 'tarpit', version: '2.10.0', max_payload: 1048576, ...(answering === 'tls-stall' ? { tls_required: true } : {}) };
-    if ((answering === 'info-once' && accepted === 1) || answering === 'tls-stall') socket.write(`INFO ${JSON.stringify(info)}\r\n`);
+    const info = { server_id: 'tarpit', version: '2.10.0', max_payload: 1048576, ...(mode === 'tls-stall' ? { tls_required: true } : {}) };
+    if ((mode === 'info-once' && accepted === 1) || mode === 'tls-stall') socket.write(`INFO ${JSON.stringify(info)}\r\n`);
     // It reads what it is sent (and drops it), so that it sees the client close: a socket with unread data never ends.
-    if (answering !== 'relay') socket.resume();
-    else {
-      const [host, port] = natsServer.split(':') as [string, string];
-      const upstream = connectTcp(Number(port), host);
-      upstream.on('error', () => {});
-      upstream.once('close', () => socket.destroy());
-      relayed.add(upstream);
-      socket.pipe(upstream).pipe(socket);
-    }
+    socket.resume();
   });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => listener.listen(port, '127.0.0.1', resolve));
   return {
     server: `127.0.0.1:${(listener.address() as { port: number }).port}`,
     accepted: () => accepted,
     open: () => open.size,
-    stopRelaying(next = 'silent') {
-      answering = next;
-      for (const upstream of relayed) upstream.destroy();
-    },
     async close() {
-      for (const socket of [...open, ...relayed]) socket.destroy();
+      for (const socket of open) socket.destroy();
       await new Promise((resolve) => listener.close(resolve));
     },
   };
 }
 
-/**
- * A relay to the machine's NATS that can stop relaying what the server sends on a connection, holding it: the TCP
- * connection stays up and the client's messages still reach the server, but no answer (PubAck, PONG) reaches the client.
- */
-export interface StallingRelay {
-  /** `127.0.0.1:<port>`. */
-  server: string;
-  /** How many connections it took. */
-  accepted(): number;
-  /** How many of them are open: their client side. */
-  open(): number;
+/** A {@link TcpRelay} to the machine's NATS that may stall a connection on its first publish. */
+export interface StallingRelay extends TcpRelay {
   /** Whether a connection has stalled on its first publish. */
   stalled(): boolean;
-  /** Stops relaying what the server sends on the connections open now, holding it; connections made after are relayed in full. */
-  hold(): void;
-  /** Relays what the held connections' server sent meanwhile, and goes on relaying. */
-  release(): void;
-  close(): Promise<void>;
+}
+
+/** Reads the lines a client sends, chunk by chunk, and tells whether it published (`PUB` or `HPUB`). */
+function publishSeen(): (chunk: Buffer) => boolean {
+  // The client's lines up to its first publish: CONNECT, PING, PONG, SUB and UNSUB, none of which carries a payload.
+  let unread = '';
+  return (chunk) => {
+    unread += chunk.toString('latin1');
+    for (let end = unread.indexOf('\r\n'); end !== -1; end = unread.indexOf('\r\n')) {
+      if (/^H?PUB\s/i.test(unread.slice(0, end))) return true;
+      unread = unread.slice(end + 2);
+    }
+    return false;
+  };
 }
 
 /**
  * Starts a {@link StallingRelay} to {@link natsServer}. With `stallOnPublish`, the first connection on which the client
- * publishes (`PUB` or `HPUB`) holds what the server sends from that publish on: it was set up (INFO, CONNECT, PONG and
- * the reply subscription went through), and the PubAck never comes. The connections after it are relayed in full.
+ * publishes holds what the server sends from that publish on: it was set up (INFO, CONNECT, PONG and the reply
+ * subscription went through), and the PubAck never comes. The connections after it are relayed in full.
  */
 export async function startStallingRelay({ stallOnPublish = false }: { stallOnPublish?: boolean } = {}): Promise<StallingRelay> {
-  const [host, port] = natsServer.split(':') as [string, string];
-  const sockets = new Set<Socket>();
-  const clients = new Set<Socket>();
-  /** What the server sent while held, by the client's socket of a held connection. */
-  const held = new Map<Socket, Buffer[]>();
-  let accepted = 0;
   let stalled = false;
-  const listener = createServer((client) => {
-    accepted += 1;
-    const upstream = connectTcp(Number(port), host);
-    clients.add(client);
-    client.once('close', () => clients.delete(client));
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('close', () => {
-        sockets.delete(socket);
-        held.delete(client);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    // The client's lines up to its first publish: CONNECT, PING, PONG, SUB and UNSUB, none of which carries a payload.
-    let unread = '';
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      if (!stallOnPublish || stalled) return;
-      unread += chunk.toString('latin1');
-      for (let end = unread.indexOf('\r\n'); end !== -1; end = unread.indexOf('\r\n')) {
-        if (/^H?PUB\s/i.test(unread.slice(0, end))) {
-          stalled = true;
-          held.set(client, []);
-          return;
-        }
-        unread = unread.slice(end + 2);
-      }
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      const holding = held.get(client);
-      if (holding) holding.push(chunk);
-      else client.write(chunk);
-    });
+  const relay = await startTcpRelay(natsServer, {
+    onConnection(connection) {
+      if (!stallOnPublish) return undefined;
+      const seen = publishSeen();
+      return {
+        fromClient(chunk) {
+          if (!stalled && seen(chunk)) {
+            stalled = true;
+            connection.hold('server-to-client');
+          }
+          return undefined;
+        },
+      };
+    },
   });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  return {
-    server: `127.0.0.1:${(listener.address() as { port: number }).port}`,
-    accepted: () => accepted,
-    open: () => clients.size,
-    stalled: () => stalled,
-    hold() {
-      for (const client of clients) if (!held.has(client)) held.set(client, []);
-    },
-    release() {
-      for (const [client, chunks] of held) for (const chunk of chunks) client.write(chunk);
-      held.clear();
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => listener.close(resolve));
-    },
-  };
+  return Object.assign(relay, { stalled: () => stalled });
 }

@@ -1,10 +1,10 @@
-import { connect, createServer, type Socket } from 'node:net';
 import { createHerald } from '@herald/server';
 import { sse } from '@herald/sse';
 import { linger, restClient, startTestApp, type TestApp, testEventTypes, waitFor } from '@herald/testkit';
 import { EventSource } from 'eventsource';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { tempDatabase } from '../../core/src/temp-folder.test-support.js';
+import { startTcpRelay, type TcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { type EventStream, openEventStream, type StreamEnd, type StreamError, type StreamedEvent, type StreamReset } from './event-stream.js';
 import { shortLivedTokens } from './stream-tokens.test-support.js';
 
@@ -15,46 +15,19 @@ let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
 const streams: EventStream[] = [];
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.close();
-  proxy?.drop();
   await proxy?.close();
   await app?.close();
   app = proxy = undefined;
 });
 
 /**
- * A TCP proxy in front of `target`, whose connections can be cut as a network failure would. While the
- * target refuses connections it answers 502, as a reverse proxy in front of a stopped server does.
+ * A TCP relay in front of `target` (a URL), whose connections can be cut as a network failure would. While the
+ * target refuses connections it answers 502, as a reverse proxy in front of a stopped server does. Closed after the test.
  */
-async function startProxy(target: string): Promise<{ url: string; connections: () => number; drop(): void; close(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createServer((client) => {
-    connections++;
-    const upstream = connect(Number(port), hostname);
-    let reached = false;
-    upstream.once('connect', () => (reached = true));
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => {
-        if (socket === upstream && !reached) return void client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    connections: () => connections,
-    drop: () => {
-      for (const socket of sockets) socket.destroy();
-    },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+async function startProxy(target: string): Promise<TcpRelay & { url: string }> {
+  const relay = await startTcpRelay(new URL(target).host, { unreachable: 'HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n' });
+  proxy = Object.assign(relay, { url: `http://${relay.address}` });
+  return proxy;
 }
 
 const adminKey = 'admin-event-stream-test-0123456789abcdef';
@@ -95,7 +68,6 @@ describe('openEventStream', () => {
     app = await startTestApp([sse({ retry: 100 })]);
     const server = app;
     const tcp = await startProxy(server.baseUrl);
-    proxy = tcp;
     const token = await tokenFor(server, 'acme');
     const received: StreamedEvent[] = [];
     let opens = 0;
@@ -300,7 +272,6 @@ describe('openEventStream', () => {
     const first = await listen(heraldOn(database));
     const { port } = new URL(first.baseUrl);
     const tcp = await startProxy(first.baseUrl);
-    proxy = tcp;
     const token = await first.streamToken(await first.consumerKey('acme'));
     const { seen, handlers } = recorder();
     const stream = openEventStream({ url: tcp.url, types: ['order.*'], token, EventSource, initialDelay: 20, maxDelay: 200 }, handlers);
@@ -372,7 +343,6 @@ describe('openEventStream', () => {
     const first = await listen(heraldOn(database));
     const { port } = new URL(first.baseUrl);
     const tcp = await startProxy(first.baseUrl);
-    proxy = tcp;
     const token = await first.streamToken(await first.consumerKey('acme'));
     const options = { url: tcp.url, types: ['order.*'], token, EventSource, initialDelay: 20, maxDelay: 200 };
     // Passes n of 100 and more, and the subject that needs every kind of escaping in a query string.

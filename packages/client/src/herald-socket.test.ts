@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventFilter as CoreEventFilter, FilterCondition as CoreFilterCondition, EventMapOf, HeraldEvent } from '@herald/core';
@@ -8,6 +7,7 @@ import { linger, startTestApp, testEventTypes, waitFor } from '@herald/testkit';
 import { type WebSocketOptions, websocket } from '@herald/websocket';
 import { describe, expect, expectTypeOf, it, onTestFinished } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { startTcpRelay, type TcpRelay, type TcpRelayOptions } from '../../testkit/src/tcp-relay.test-support.js';
 import type { EventFilter, FilterCondition } from './event-filter.js';
 import { HeraldSocket, type HeraldSocketEvents, type MatchingEvent, type SocketEvent } from './herald-socket.js';
 
@@ -71,72 +71,16 @@ async function startProtocolServer(onSubscribe: (connection: WebSocket, message:
   return { port: (server.address() as { port: number }).port, connections, subscribes };
 }
 
-interface LossyRelay {
-  url: string;
-  /** Loses what clients send from now on, until {@link drop}. */
-  lose(): void;
-  /** Bytes lost so far. */
-  lost(): number;
-  /** Holds what goes through, both ways, from now on until {@link release}: a network that stalls for a while. */
-  hold(): void;
-  /** Bytes held on the way to the server. */
-  heldForServer(): number;
-  /** Passes on what it held, each way at once: the messages of a while come in one read. */
-  release(): void;
-  /** Connections open through it. */
-  open(): number;
-  drop(): void;
+/** Bytes `relay` holds on their way to the server, on the connections open now. */
+function heldForServer(relay: TcpRelay): number {
+  return relay.open().reduce((bytes, connection) => bytes + connection.held('client-to-server'), 0);
 }
 
-/**
- * A TCP relay to the server on `port`, which can lose what clients send (a network that drops it on the way), hold
- * what the server sends, and drop every connection through it.
- */
-async function startLossyRelay(port: number): Promise<LossyRelay> {
-  const sockets = new Set<Socket>();
-  const clients = new Set<Socket>();
-  const upstreams = new Set<Socket>();
-  let losing = false;
-  let lost = 0;
-  let held: Map<Socket, Buffer[]> | undefined;
-  const relay = createServer((client) => {
-    const upstream = connect(port, '127.0.0.1');
-    clients.add(client);
-    upstreams.add(upstream);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.once('close', () => {
-        sockets.delete(socket);
-        clients.delete(client);
-        upstreams.delete(upstream);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    const pass = (to: Socket, chunk: Buffer) => void (held ? held.set(to, [...(held.get(to) ?? []), chunk]) : to.write(chunk));
-    client.on('data', (chunk: Buffer) => void (losing ? (lost += chunk.length) : pass(upstream, chunk)));
-    upstream.on('data', (chunk: Buffer) => pass(client, chunk));
-  });
-  onTestFinished(() => new Promise<void>((resolve) => relay.close(() => resolve())));
-  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `ws://127.0.0.1:${(relay.address() as { port: number }).port}/v1/ws`,
-    lose: () => void (losing = true),
-    lost: () => lost,
-    hold: () => void (held ??= new Map()),
-    heldForServer: () => [...upstreams].reduce((bytes, upstream) => bytes + Buffer.concat(held?.get(upstream) ?? []).length, 0),
-    release: () => {
-      const chunks = held ?? new Map<Socket, Buffer[]>();
-      held = undefined;
-      for (const [to, list] of chunks) to.write(Buffer.concat(list));
-    },
-    open: () => clients.size,
-    drop: () => {
-      losing = false;
-      for (const socket of sockets) socket.destroy();
-    },
-  };
+/** A TCP relay to `server`, closed after the test, and the URL of its WebSocket endpoint through it. */
+async function relayTo(server: string, options: TcpRelayOptions = {}): Promise<{ relay: TcpRelay; url: string }> {
+  const relay = await startTcpRelay(server, options);
+  onTestFinished(() => relay.close());
+  return { relay, url: `ws://${relay.address}/v1/ws` };
 }
 
 async function tempDatabase(): Promise<string> {
@@ -200,7 +144,7 @@ function filterMaking(bytes: number, id: string): EventFilter {
 
 /**
  * A consumer's durable WebSocket subscription on a test app that writes cursors every 50 ms, and a socket attached to
- * it through a lossy relay, which acknowledges only when told to (its `ackInterval` is a minute), and has handled one
+ * it through a TCP relay, which acknowledges only when told to (its `ackInterval` is a minute), and has handled one
  * event: its ack waits in the socket.
  */
 async function handledOneBehindRelay() {
@@ -209,8 +153,8 @@ async function handledOneBehindRelay() {
   const key = await app.consumerKey('acme');
   const durable = (await app.api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key)).body;
   const cursor = async () => (await app.api('GET', `/v1/subscriptions/${durable.id}`, undefined, key)).body.cursor as number;
-  const relay = await startLossyRelay(Number(new URL(app.baseUrl).port));
-  const socket = socketFor({ url: relay.url, token: key, ackInterval: 60_000 });
+  const { relay, url } = await relayTo(new URL(app.baseUrl).host);
+  const socket = socketFor({ url, token: key, ackInterval: 60_000 });
   const seen = { opens: record(socket, 'open'), closes: record(socket, 'close'), subscribed: record(socket, 'subscribed'), errors: record(socket, 'error') };
   const handled: SocketEvent[] = [];
   const subscription = socket.subscribe({ subscription: durable.id }, (event) => void handled.push(event));
@@ -663,8 +607,19 @@ describe('HeraldSocket', () => {
     const key = (await api(server, 'POST', '/v1/keys', { role: 'consumer', consumer: 'acme' })).key as string;
     const durable = await api(server, 'POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'] }, key);
     const cursor = async () => (await api(server, 'GET', `/v1/subscriptions/${durable.id}`, undefined, key)).cursor as number;
-    const relay = await startLossyRelay(server.port);
-    const socket = socketFor({ url: relay.url, token: key, ackInterval: 20 });
+    // A network that loses what the client sends while `losing`.
+    let losing = false;
+    let lost = 0;
+    const { relay, url } = await relayTo(`127.0.0.1:${server.port}`, {
+      onConnection: () => ({
+        fromClient(chunk) {
+          if (!losing) return undefined;
+          lost += chunk.length;
+          return 'drop';
+        },
+      }),
+    });
+    const socket = socketFor({ url, token: key, ackInterval: 20 });
     const subscribed = record(socket, 'subscribed');
     const errors = record(socket, 'error');
     const handled: SocketEvent[] = [];
@@ -674,9 +629,10 @@ describe('HeraldSocket', () => {
     await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the first event');
 
     // The ack of the second event is sent, and lost on the way; then the connection drops.
-    relay.lose();
+    losing = true;
     const second = (await server.herald.publish({ type: 'order.created', data: { n: 2 } })).event;
-    await waitFor(() => handled.length === 2 && relay.lost() > 0, 'the second event handled, and its ack lost');
+    await waitFor(() => handled.length === 2 && lost > 0, 'the second event handled, and its ack lost');
+    losing = false;
     relay.drop();
     await waitFor(() => subscribed.length === 2, 'the subscription on a new connection');
     await waitFor(async () => (await cursor()) === second.seq, 'the cursor at the second event');
@@ -692,11 +648,11 @@ describe('HeraldSocket', () => {
     await waitFor(() => opens.length === 2, 'the second connection');
     // Its subscribe is out, and the server's subscribed has not come. The server gets the subscribe and what
     // unsubscribe() sent in one read: it is still looking the subscription up when the messages after it come.
-    await waitFor(() => relay.heldForServer() > 0, 'the subscribe');
-    const subscribe = relay.heldForServer();
+    await waitFor(() => heldForServer(relay) > 0, 'the subscribe');
+    const subscribe = heldForServer(relay);
     subscription.unsubscribe();
     expect(subscription.active).toBe(false);
-    await waitFor(() => relay.heldForServer() > subscribe, 'what unsubscribe() sent');
+    await waitFor(() => heldForServer(relay) > subscribe, 'what unsubscribe() sent');
     relay.release();
     await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the event handled');
     await app.herald.publish({ type: 'order.created', data: { n: 2 } });
@@ -729,17 +685,17 @@ describe('HeraldSocket', () => {
     socket.on('open', () => relay.hold());
     relay.drop();
     await waitFor(() => opens.length === 2, 'the second connection');
-    await waitFor(() => relay.heldForServer() > 0, 'the subscribe');
-    const subscribe = relay.heldForServer();
+    await waitFor(() => heldForServer(relay) > 0, 'the subscribe');
+    const subscribe = heldForServer(relay);
     socket.close();
     expect(socket.ready).toBe(false);
     expect(closes.at(-1)).toEqual({ code: 1000, reason: 'client closed', reconnecting: false });
-    await waitFor(() => relay.heldForServer() > subscribe, 'what close() sent');
+    await waitFor(() => heldForServer(relay) > subscribe, 'what close() sent');
     // The connection waits for the server's answer.
-    expect(relay.open()).toBe(1);
+    expect(relay.open()).toHaveLength(1);
     relay.release();
     await waitFor(async () => (await cursor()) === first.seq, 'the cursor at the event handled');
-    await waitFor(() => relay.open() === 0, 'the connection to close');
+    await waitFor(() => relay.open().length === 0, 'the connection to close');
     expect(closes.filter(({ reconnecting }) => !reconnecting)).toHaveLength(1);
     expect(ids(handled)).toEqual([first.id]);
     expect(errors).toEqual([]);

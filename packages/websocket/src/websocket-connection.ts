@@ -42,6 +42,8 @@ export interface ConnectionHost {
   readonly batches: SharedBatches;
   /** Opens each authenticated connection's session. */
   readonly sessions: StreamSessions;
+  /** Holds `stop()` (within `stopTimeout`) until `work` ends: a `subscribe` whose look-up may yet move a cursor. */
+  hold(work: Promise<void>): void;
   /** Forgets a closed connection. */
   release(connection: Connection): void;
 }
@@ -254,9 +256,11 @@ export class Connection implements StreamSink {
     if (!session) return void this.close(CloseCode.Unauthorized, `${message.type} before auth: send auth {token} first`);
     switch (message.type) {
       case 'subscribe':
-        return void this.#subscribe(message, session).catch((error: unknown) => {
-          this.#host.context.logger.error({ err: error }, 'subscribing failed');
-        });
+        return void this.#host.hold(
+          this.#subscribe(message, session).catch((error: unknown) => {
+            this.#host.context.logger.error({ err: error }, 'subscribing failed');
+          }),
+        );
       case 'unsubscribe': {
         const subscription = session.find(message.id);
         if (!subscription) return void this.#error('unknown-subscription', `no subscription "${message.id}" on this connection`, message.id);
@@ -350,7 +354,7 @@ export class Connection implements StreamSink {
       early = this.#earlyAcks.get(subscription);
       this.#earlyAcks.delete(subscription);
     }
-    if (subscription.closed) return;
+    if (subscription.closed) return this.#keepResumedAck(subscription, early);
     try {
       // The replay starts at its resume position at once: the early acks are judged from there.
       const started = subscription.start();
@@ -427,6 +431,17 @@ export class Connection implements StreamSink {
     const { after } = subscription;
     if (after !== undefined && seq <= after) early.resumed = Math.max(seq, early.resumed ?? 0);
     else early.past = Math.max(seq, early.past ?? 0);
+  }
+
+  /**
+   * The client unsubscribed, or the connection closed, while the subscription was looked up: an early ack at or
+   * below the `after` it resumed from is the client's word for what it handled, and moves the cursor there (a
+   * cursor write only ever moves it forward). One past it was never delivered: it moves nothing, and nothing more
+   * is said about a subscription that has ended.
+   */
+  #keepResumedAck(subscription: StreamSubscription, early: EarlyAcks | undefined): void {
+    const { durable } = subscription;
+    if (durable !== undefined && early?.resumed !== undefined) this.#host.sessions.cursors.advance(durable, early.resumed);
   }
 
   #acknowledge(subscription: StreamSubscription, seq: number): void {

@@ -20,7 +20,11 @@ export interface WebSocketOptions {
   maxSubscriptions?: number;
   /** How often acknowledged positions are written to durable subscriptions' cursors, in ms. @default 1000 */
   cursorFlushInterval?: number;
-  /** How long `stop()` waits for clients to answer the 1001 close before terminating them, in ms. @default 2000 */
+  /**
+   * How long `stop()` waits for clients to answer the 1001 close, and for the durable subscriptions still being
+   * looked up (the acks sent with them move their cursors once it ends), before terminating the clients, in ms.
+   * @default 2000
+   */
   stopTimeout?: number;
 }
 

@@ -57,6 +57,8 @@ function offeredProtocols(request: IncomingMessage): string[] {
 export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
   const resolved: ResolvedWebSocketOptions = resolveWebSocketOptions(options);
   const connections = new Set<Connection>();
+  /** The `subscribe`s under way, of open connections and of closed ones: `stop()` waits for them. */
+  const subscribing = new Set<Promise<void>>();
   let server: WebSocketServer | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let host: ConnectionHost | undefined;
@@ -118,6 +120,10 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
         release(connection) {
           connections.delete(connection);
         },
+        hold(work) {
+          subscribing.add(work);
+          void work.finally(() => subscribing.delete(work));
+        },
       };
       server = new WebSocketServer({
         noServer: true,
@@ -143,12 +149,14 @@ export function websocket(options: WebSocketOptions = {}): WebSocketTransport {
       stopping = true;
       clearInterval(heartbeat);
       // Ending the sessions closes their connections with 1001; the drain closes the unauthenticated ones too.
+      // It waits for the subscribes being looked up as well: the acks they hold move cursors once they end, and the
+      // cursors are written after the drain.
       await host?.sessions.stop(async () => {
         const open = [...connections];
         for (const connection of open) connection.close(CloseCode.GoingAway, 'the server is stopping');
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
-          Promise.all(open.map((connection) => connection.whenClosed())),
+          Promise.all([...open.map((connection) => connection.whenClosed()), ...subscribing]),
           new Promise((resolve) => (timer = setTimeout(resolve, resolved.stopTimeout))),
         ]);
         clearTimeout(timer);

@@ -153,6 +153,9 @@ interface ShownEvent extends TailEvent {
  */
 const firstAttemptWait = 60_000;
 
+/** Why a view loads the lists though they are loaded: it was put back in the page (`lists`), or Try again was pressed (`again`). */
+type Reload = 'lists' | 'again';
+
 /** The live tail's stream: being opened at first, open, waiting to open a new one, or ended (the view was left, or it failed for good). */
 type TailStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -180,6 +183,7 @@ export class HeraldPortal extends LitElement {
     ended: { state: true },
     error: { state: true },
     loadFailed: { state: true },
+    retrying: { state: true },
     types: { state: true },
     subscriptions: { state: true },
     selected: { state: true },
@@ -223,6 +227,8 @@ export class HeraldPortal extends LitElement {
   declare error: string;
   /** Whether `error` says why the view could not load what it shows, which Try again loads again. */
   declare loadFailed: boolean;
+  /** Whether the load Try again made is under way: the view says so, with Try again, which drops it for a fresh one. */
+  declare retrying: boolean;
   declare types: EventType[];
   declare subscriptions: Subscription[];
   declare selected: string;
@@ -259,8 +265,8 @@ export class HeraldPortal extends LitElement {
   #tailRetryNow: (() => void) | undefined;
   /** The client of the session shown: of the base URL and the token it began with. */
   #client: PortalApi | undefined;
-  /** The load of the event types, the subscriptions and the transports under way, which a view shown meanwhile waits for too. */
-  #listsLoad: Promise<void> | undefined;
+  /** The load of the view under way (see #load), which the next one drops. */
+  #viewLoad: AbortController | undefined;
   /** Looks again, while the deliveries view shows it, at a running replay or at deliveries being sent. */
   #nextLook: ReturnType<typeof setTimeout> | undefined;
   /** Whether the deliveries view shows pages loaded with Older, which a look at a running replay keeps. */
@@ -302,6 +308,7 @@ export class HeraldPortal extends LitElement {
     this.ended = undefined;
     this.error = '';
     this.loadFailed = false;
+    this.retrying = false;
     this.types = [];
     this.subscriptions = [];
     this.selected = '';
@@ -323,7 +330,8 @@ export class HeraldPortal extends LitElement {
     this.loaded = 'loading';
     this.#olderShown = false;
     this.#tailRetryNow = undefined;
-    this.#listsLoad = undefined;
+    this.#viewLoad?.abort();
+    this.#viewLoad = undefined;
   }
 
   /** The client of the session shown: kept, for it knows whether the server took the token. */
@@ -351,7 +359,7 @@ export class HeraldPortal extends LitElement {
     super.connectedCallback();
     if (this.#sessionChanged()) this.#begin();
     // Taken out of the page and put back: the view takes up what it stopped doing (the live tail, looking at deliveries), with the lists as they are now.
-    else if (this.#client && !this.ended) this.#show(this.view, true);
+    else if (this.#client && !this.ended) this.#show(this.view, 'lists');
   }
 
   override willUpdate(changed: PropertyValues<this>): void {
@@ -389,40 +397,34 @@ export class HeraldPortal extends LitElement {
     clearTimeout(this.#nextLook);
   }
 
-  /** Runs an API step; a 401 ends the session, any other failure is shown, with Try again when the step `loads` the view. */
-  async #run(step: () => Promise<void>, loads = false): Promise<void> {
+  /**
+   * Runs an API step; a 401 ends the session, any other failure is shown, with Try again when the step is the `load`
+   * of the view. A load dropped meanwhile (aborted) says nothing: the one that dropped it is what the view shows.
+   */
+  async #run(step: () => Promise<void>, load?: AbortSignal): Promise<void> {
     this.error = '';
     this.loadFailed = false;
     try {
       await step();
     } catch (error) {
+      if (load?.aborted) return;
       if (error instanceof SessionEndedError) {
         this.ended = error.ended ? 'ended' : 'refused';
         this.#tailAbort?.abort();
       } else {
         this.error = messageOf(error);
-        this.loadFailed = loads;
+        this.loadFailed = load !== undefined;
       }
     }
   }
 
-  /** The event types, the subscriptions and the transports, loaded once at a time: a view shown meanwhile waits for the same load. */
-  #loadLists(): Promise<void> {
-    if (!this.#listsLoad) {
-      const load = this.#loadAll().finally(() => {
-        if (this.#listsLoad === load) this.#listsLoad = undefined;
-      });
-      this.#listsLoad = load;
-    }
-    return this.#listsLoad;
-  }
-
-  async #loadAll(): Promise<void> {
+  /** The event types, the subscriptions and the transports, unless `signal` drops the load. */
+  async #loadLists(signal: AbortSignal): Promise<void> {
     let loaded: [EventType[], Subscription[], MountedTransport[]];
     try {
-      loaded = await Promise.all([this.#api.eventTypes(), this.#api.subscriptions(), this.#api.transports()]);
+      loaded = await Promise.all([this.#api.eventTypes({ signal }), this.#api.subscriptions({ signal }), this.#api.transports({ signal })]);
     } catch (error) {
-      if (this.loaded !== 'yes') this.loaded = 'failed';
+      if (!signal.aborted && this.loaded !== 'yes') this.loaded = 'failed';
       throw error;
     }
     const [types, subscriptions, mounted] = loaded;
@@ -434,28 +436,40 @@ export class HeraldPortal extends LitElement {
   }
 
   /** Shows `view`, and loads what it shows (see #load). */
-  #show(view: View, lists = false): void {
+  #show(view: View, reload?: Reload): void {
     this.view = view;
     this.confirming = undefined;
     if (view !== 'deliveries') clearTimeout(this.#nextLook);
     if (view === 'tail') this.#startTail();
     else this.#tailAbort?.abort();
-    void this.#load(view, lists);
+    void this.#load(view, reload);
   }
 
   /**
    * Loads what `view` shows: the event types, the subscriptions and the transports, which every view but the live
-   * tail stands on, unless they are loaded (`lists` loads them again anyway), then the deliveries or the health.
-   * What fails is shown with Try again, which loads it all again: the one way back for every view.
+   * tail stands on, unless they are loaded (`reload` loads them again anyway), then the deliveries or the health.
+   * What fails is shown with Try again, which loads it all `again`: the one way back for every view. One load at a
+   * time: each drops the one under way, whose requests end and which says nothing, so that none waits on a load
+   * that hangs (Herald takes the connections and says nothing, until `request-timeout`).
    */
-  async #load(view: View, lists = false): Promise<void> {
-    const loadLists = lists || (view !== 'tail' && this.loaded !== 'yes');
-    if (!loadLists && view !== 'deliveries' && view !== 'health') return;
+  async #load(view: View, reload?: Reload): Promise<void> {
+    this.#viewLoad?.abort();
+    this.#viewLoad = undefined;
+    const loadLists = reload !== undefined || (view !== 'tail' && this.loaded !== 'yes');
+    const loads = loadLists || view === 'deliveries' || view === 'health';
+    this.retrying = loads && reload === 'again';
+    if (!loads) return;
+    const load = new AbortController();
+    this.#viewLoad = load;
+    const { signal } = load;
     await this.#run(async () => {
-      if (loadLists) await this.#loadLists();
-      if (view === 'deliveries') await this.#loadDeliveries();
-      if (view === 'health') await this.#loadHealth();
-    }, true);
+      if (loadLists) await this.#loadLists(signal);
+      if (view === 'deliveries') await this.#loadDeliveries(undefined, signal);
+      if (view === 'health') await this.#loadHealth(signal);
+    }, signal);
+    if (this.#viewLoad !== load) return;
+    this.#viewLoad = undefined;
+    this.retrying = false;
   }
 
   /** The transports to offer: the `transports` attribute's, or else every one the server mounts. */
@@ -512,13 +526,14 @@ export class HeraldPortal extends LitElement {
     };
   }
 
-  async #loadDeliveries(before?: number): Promise<void> {
+  /** A page of the deliveries of the subscription selected (the first, or the one `before`), unless `signal` drops the load. */
+  async #loadDeliveries(before?: number, signal?: AbortSignal): Promise<void> {
     if (!this.selected) return;
     clearTimeout(this.#nextLook);
     const load = ++this.#deliveriesLoads;
     const [page, replay] = await Promise.all([
-      this.#api.deliveries(this.selected, this.statusFilter, before),
-      before === undefined ? this.#api.lastReplay(this.selected) : this.replay,
+      this.#api.deliveries(this.selected, { status: this.statusFilter, before, signal }),
+      before === undefined ? this.#api.lastReplay(this.selected, { signal }) : this.replay,
     ]);
     if (load !== this.#deliveriesLoads) return;
     this.deliveries = before === undefined ? page.data : [...this.deliveries, ...page.data];
@@ -578,13 +593,16 @@ export class HeraldPortal extends LitElement {
     if (this.selected === subscription) this.#showReplay(replay);
   }
 
-  /** The health of every push subscription over the last 24 hours (the others have no deliveries; one deleted meanwhile, 404, is left out). */
-  async #loadHealth(): Promise<void> {
+  /**
+   * The health of every push subscription over the last 24 hours (the others have no deliveries; one deleted
+   * meanwhile, 404, is left out), unless `signal` drops the load.
+   */
+  async #loadHealth(signal: AbortSignal): Promise<void> {
     const now = Date.now();
     const rows: { subscription: Subscription; health: EndpointHealth }[] = [];
     for (const subscription of this.subscriptions.filter((subscription) => this.#isPush(subscription))) {
       try {
-        rows.push({ subscription, health: endpointHealth(await this.#api.deliveriesSince(subscription.id, now - 86_400_000), now) });
+        rows.push({ subscription, health: endpointHealth(await this.#api.deliveriesSince(subscription.id, now - 86_400_000, { signal }), now) });
       } catch (error) {
         if (!(error instanceof ProblemError && error.status === 404)) throw error;
       }
@@ -754,12 +772,20 @@ export class HeraldPortal extends LitElement {
     </div>`;
   }
 
-  /** What went wrong last; when it is why the view could not load, with Try again, whichever the view. */
+  /**
+   * What went wrong last; when it is why the view could not load, with Try again, whichever the view. While the load
+   * Try again made is under way, the view says so, in a status there from the start, and keeps Try again (the same
+   * button, which keeps the focus), which drops that load for a fresh one.
+   */
   #renderError(): TemplateResult | typeof nothing {
-    if (!this.error) return nothing;
+    const offersTryAgain = this.loadFailed || this.retrying;
+    if (!this.error && !offersTryAgain) return nothing;
     return html`<div class="failure">
-      <p class="error" role="alert">${this.error}</p>
-      ${this.loadFailed ? html`<button type="button" data-testid="portal-try-again" @click=${() => this.#load(this.view, true)}>Try again</button>` : nothing}
+      ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing}
+      ${offersTryAgain
+        ? html`<button type="button" data-testid="portal-try-again" @click=${() => this.#load(this.view, 'again')}>Try again</button>
+            <p class="trying" role="status" data-testid="portal-trying-again">${this.retrying ? 'Trying again…' : ''}</p>`
+        : nothing}
     </div>`;
   }
 
@@ -1175,6 +1201,7 @@ export class HeraldPortal extends LitElement {
     code, .field-error { overflow-wrap: anywhere; }
     .deliveries { list-style: none; padding: 0; }
     .error { color: var(--_danger); font-weight: 600; }
+    .trying { color: var(--_muted); font-weight: 600; margin: 0; }
     .failure { display: flex; flex-wrap: wrap; gap: 0 0.75rem; align-items: center; }
     .secret code { font-size: 1.05rem; }
     .secret p code { font-size: inherit; }

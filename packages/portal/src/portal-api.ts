@@ -274,6 +274,25 @@ function jsonOf(text: string, baseUrl: string, status: number): { errors?: unkno
   }
 }
 
+/** What a read of the API may be given. */
+export interface ReadOptions {
+  /**
+   * Drops the read once it aborts: its requests end, and it rejects with the signal's reason (an AbortError) rather
+   * than with what it got, or with why it failed, so that a load dropped for a fresh one shows nothing of its own.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+/** Which page of a subscription's deliveries to read, newest first. */
+export interface DeliveriesQuery extends ReadOptions {
+  /** Only the deliveries of this status (`pending`, `delivered`, `failed`). @default '' (any) */
+  status?: string;
+  /** Only those older than this: the `next` of the page before. @default undefined (the newest) */
+  before?: number | undefined;
+  /** How many at most. @default 20 */
+  limit?: number;
+}
+
 /** The consumer routes of a Herald server, called with a portal token. */
 export class PortalApi {
   /** Whether the server has taken the token in an answer to this client. */
@@ -377,12 +396,15 @@ export class PortalApi {
     return answer;
   }
 
-  #call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return this.#unlessClosed(this.#callOnce<T>(method, path, body));
+  #call<T>(method: string, path: string, body?: unknown, dropped?: AbortSignal): Promise<T> {
+    return this.#unlessClosed(this.#callOnce<T>(method, path, body, dropped));
   }
 
-  /** One request, answered in full within the timeout, or failed with why: SessionEndedError, NoAnswerInTimeError, UnreachableError, ProblemError. */
-  async #callOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * One request, answered in full within the timeout, or failed with why: SessionEndedError, NoAnswerInTimeError,
+   * UnreachableError, ProblemError; once `dropped` aborts, the reason it aborted with, whatever came (see ReadOptions).
+   */
+  async #callOnce<T>(method: string, path: string, body?: unknown, dropped?: AbortSignal): Promise<T> {
     const timeout = this.timeout;
     const deadline = deadlineOf(timeout);
     let response: Response;
@@ -391,15 +413,17 @@ export class PortalApi {
       response = await this.#ask(
         path,
         { method, ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) },
-        deadline.signal,
+        dropped ? AbortSignal.any([deadline.signal, dropped]) : deadline.signal,
       );
       text = await response.text();
     } catch (error) {
+      dropped?.throwIfAborted();
       if (error instanceof SessionEndedError || error instanceof NotJsonError) throw error;
       throw deadline.signal.aborted ? new NoAnswerInTimeError(this.baseUrl, timeout) : new UnreachableError(this.baseUrl);
     } finally {
       deadline.clear();
     }
+    dropped?.throwIfAborted();
     const parsed = jsonOf(text, this.baseUrl, response.status);
     if (!response.ok) {
       const issues = Array.isArray(parsed?.errors) ? (parsed.errors as ProblemIssue[]) : [];
@@ -409,17 +433,19 @@ export class PortalApi {
     return parsed as T;
   }
 
-  async eventTypes(): Promise<EventType[]> {
-    return (await this.#call<{ data: EventType[] }>('GET', '/v1/event-types')).data;
+  async eventTypes({ signal }: ReadOptions = {}): Promise<EventType[]> {
+    return (await this.#call<{ data: EventType[] }>('GET', '/v1/event-types', undefined, signal)).data;
   }
 
   /** Every subscription of the consumer, page after page (one holds them all unless the server's cap was lowered since). */
-  async subscriptions(): Promise<Subscription[]> {
+  async subscriptions({ signal }: ReadOptions = {}): Promise<Subscription[]> {
     const all: Subscription[] = [];
     for (let after: string | null = null; ; ) {
       const page: { data: Subscription[]; next?: string | null; hasMore?: boolean } = await this.#call(
         'GET',
         `/v1/subscriptions${after ? `?after=${encodeURIComponent(after)}` : ''}`,
+        undefined,
+        signal,
       );
       all.push(...page.data);
       if (!page.hasMore || !page.next) return all;
@@ -428,9 +454,9 @@ export class PortalApi {
   }
 
   /** The transports the server mounts; an older server, without the route, is taken to mount a webhook transport only. */
-  async transports(): Promise<MountedTransport[]> {
+  async transports({ signal }: ReadOptions = {}): Promise<MountedTransport[]> {
     try {
-      return (await this.#call<{ data: MountedTransport[] }>('GET', '/v1/transports')).data;
+      return (await this.#call<{ data: MountedTransport[] }>('GET', '/v1/transports', undefined, signal)).data;
     } catch (error) {
       if (error instanceof ProblemError && error.status === 404) return [{ name: 'webhook', kind: 'push' }];
       throw error;
@@ -454,17 +480,18 @@ export class PortalApi {
     return this.#call('POST', `/v1/subscriptions/${encodeURIComponent(id)}/secret/rotate`, {});
   }
 
-  deliveries(id: string, status: string, before?: number, limit = 20): Promise<{ data: Delivery[]; next: number | null }> {
+  /** A page of the deliveries of subscription `id` (see DeliveriesQuery), and the `before` of the next one (null: it is the last). */
+  deliveries(id: string, { status = '', before, limit = 20, signal }: DeliveriesQuery = {}): Promise<{ data: Delivery[]; next: number | null }> {
     const query = new URLSearchParams({ limit: String(limit), ...(status ? { status } : {}), ...(before !== undefined ? { before: String(before) } : {}) });
-    return this.#call('GET', `/v1/subscriptions/${encodeURIComponent(id)}/deliveries?${query}`);
+    return this.#call('GET', `/v1/subscriptions/${encodeURIComponent(id)}/deliveries?${query}`, undefined, signal);
   }
 
   /** The deliveries of subscription `id` made since `since` (ms), newest first: at most `pages` pages of 200. */
-  async deliveriesSince(id: string, since: number, pages = 10): Promise<Delivery[]> {
+  async deliveriesSince(id: string, since: number, { pages = 10, signal }: ReadOptions & { pages?: number } = {}): Promise<Delivery[]> {
     const all: Delivery[] = [];
     let before: number | undefined;
     for (let page = 0; page < pages; page++) {
-      const { data, next } = await this.deliveries(id, '', before, 200);
+      const { data, next } = await this.deliveries(id, { before, limit: 200, signal });
       all.push(...data);
       const oldest = data.at(-1);
       if (next === null || !oldest || Date.parse(oldest.createdAt ?? '') < since) break;
@@ -482,9 +509,9 @@ export class PortalApi {
   }
 
   /** The running or last replay of push subscription `id`; undefined before any. */
-  async lastReplay(id: string): Promise<Replay | undefined> {
+  async lastReplay(id: string, { signal }: ReadOptions = {}): Promise<Replay | undefined> {
     try {
-      return await this.#call<Replay>('GET', `/v1/subscriptions/${encodeURIComponent(id)}/replay`);
+      return await this.#call<Replay>('GET', `/v1/subscriptions/${encodeURIComponent(id)}/replay`, undefined, signal);
     } catch (error) {
       if (error instanceof ProblemError && error.status === 404) return undefined;
       throw error;

@@ -1,9 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { EventMapOf } from '@herald/core';
 import { createHerald, type Herald } from '@herald/server';
 import { type SseTransport, sse } from '@herald/sse';
@@ -11,15 +10,15 @@ import { testEventTypes } from '@herald/testkit';
 import { webhook } from '@herald/webhook';
 import express, { type Express } from 'express';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { build } from 'vite';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { launchChromium } from '../../testkit/src/chromium.test-support.js';
 import { portal } from './portal-app.js';
 
 /*
- * What the portal's browser test (portal-browser.test.ts) runs on: a Herald with the webhook and SSE transports
+ * What the portal's browser tests (portal-browser-*.test.ts) run on: a Herald with the webhook and SSE transports
  * behind the portal app, a webhook receiver, Chromium, and the helpers that drive them, started by
- * usePortalBrowser(). One file, so that one Chromium and one build of the page serve every test.
+ * usePortalBrowser() for each file: one Chromium serves every test of a file, and the files, each with its own, run
+ * side by side, on the app and the element that the global setup (built-portal.test-support.ts) built once.
  */
 
 const packageDirectory = resolve(import.meta.dirname, '..');
@@ -43,16 +42,23 @@ export const testServer = {
   streamAnswer: undefined as { status: number; retryAfter?: string } | undefined,
   /** Whether the test server drops every request of the API made with a portal token, unanswered, as when Herald is down or out of reach. */
   portalUnreachable: false,
+  /**
+   * The paths of the API (`/./`: every one) whose requests made with a portal token the test server takes and never
+   * answers, as a Herald that hangs does (see heldRequests); none: it answers them.
+   */
+  portalHangs: undefined as RegExp | undefined,
 };
+/** The requests the test server holds unanswered while `testServer.portalHangs`, until the browser ends them. */
+export const heldRequests = new Set<ServerResponse>();
 /** When the test server took each request of `/v1/stream` it answered with `testServer.streamAnswer` (`performance.now()`). */
 export const streamAnswerTimes: number[] = [];
 /** The bodies the receiver was sent, by path. */
 export const received = new Map<string, string[]>();
 export let browser: Browser;
-/** The element built from src/herald-portal.ts as one ES module, for the embedded page. */
-export let elementBundle: string;
-/** The app built from the sources under test, apart from app/dist: other packages' tests serve that one meanwhile (`herald serve`). */
-export let appDirectory: string;
+/** The element built from src/herald-portal.ts as one ES module, for the embedded page (by built-portal.test-support.ts). */
+export const elementBundle = inject('portalElementBundle');
+/** The app built from the sources under test, apart from app/dist (by built-portal.test-support.ts). */
+export const appDirectory = inject('portalAppDirectory');
 
 export async function admin(method: string, path: string, body?: unknown, key = adminKey, server = baseUrl) {
   const response = await fetch(`${server}${path}`, {
@@ -136,6 +142,15 @@ export async function openElementPage(width = 1280): Promise<Page> {
   return page;
 }
 
+/** Adds, as a provider's script does, a `<herald-portal>` with `attributes` to `page`, a provider's page of serveElementPage(). */
+export async function addPortal(page: Page, attributes: Record<string, string>): Promise<void> {
+  await page.evaluate((given) => {
+    const element = document.createElement('herald-portal');
+    for (const [name, value] of Object.entries(given)) element.setAttribute(name, value);
+    document.querySelector('main')?.append(element);
+  }, attributes);
+}
+
 /** Serves a provider's page with the element's module and no element yet, at `/element/` of `app`: a test's script adds the element. */
 export function serveElementPage(app: Express): void {
   app.get('/embedded/herald-portal.js', (_req, res) => res.type('text/javascript').send(elementBundle));
@@ -146,11 +161,9 @@ export function serveElementPage(app: Express): void {
   );
 }
 
-/** Starts, before the file's tests, the Herald, the receiver and the Chromium they share, and closes them after. */
+/** Starts, before the file's tests, the Herald, the receiver and the Chromium they share, and closes them after (the page is built once, by the global setup). */
 export function usePortalBrowser(): void {
   beforeAll(async () => {
-    appDirectory = mkdtempSync(join(tmpdir(), 'herald-portal-app-'));
-    await build({ root: resolve(packageDirectory, 'app'), configFile: resolve(packageDirectory, 'vite.config.ts'), build: { outDir: appDirectory, emptyOutDir: true } });
     receiver = createServer((req, res) => {
       let body = '';
       req.on('data', (chunk) => (body += chunk));
@@ -171,14 +184,6 @@ export function usePortalBrowser(): void {
       eventTypes: testEventTypes,
       transports: [webhook({ allowPrivate: true, pollInterval: 50 }), sseTransport],
     });
-    const bundled = await build({
-      configFile: false,
-      logLevel: 'warn',
-      build: { write: false, minify: false, lib: { entry: resolve(packageDirectory, 'src/herald-portal.ts'), formats: ['es'], fileName: 'herald-portal' } },
-    });
-    const chunk = (Array.isArray(bundled) ? bundled : [bundled]).flatMap((output) => ('output' in output ? output.output : [])).find((file) => file.type === 'chunk');
-    if (chunk?.type !== 'chunk') throw new Error('vite built no module of the element');
-    elementBundle = chunk.code;
     const app = express();
     app.use('/portal', portal({ directory: appDirectory }));
     // docs/portal-embedded.html as a provider would serve it: with the API's address and a portal token written in.
@@ -189,7 +194,13 @@ export function usePortalBrowser(): void {
       res.type('html').send(page);
     });
     serveElementPage(app);
-    app.use('/v1', (req, _res, next) => (testServer.portalUnreachable && req.headers.authorization?.startsWith('Bearer hp_') ? req.socket.destroy() : next()));
+    app.use('/v1', (req, res, next) => {
+      if (!req.headers.authorization?.startsWith('Bearer hp_')) return next();
+      if (testServer.portalUnreachable) return req.socket.destroy();
+      if (!testServer.portalHangs?.test(new URL(req.originalUrl, 'http://test').pathname)) return next();
+      heldRequests.add(res);
+      res.on('close', () => heldRequests.delete(res));
+    });
     app.use('/v1/stream', (_req, res, next) => {
       const answer = testServer.streamAnswer;
       if (!answer) return next();
@@ -207,6 +218,5 @@ export function usePortalBrowser(): void {
     await browser?.close();
     await herald?.close();
     await new Promise((done) => receiver?.close(done));
-    if (appDirectory) rmSync(appDirectory, { recursive: true, force: true });
   });
 }

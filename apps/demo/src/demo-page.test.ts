@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Browser, Locator, Page } from 'playwright-core';
+import type { Browser, Locator, Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../../../packages/testkit/src/chromium.test-support.js';
 
@@ -67,6 +67,14 @@ async function stopDemo(): Promise<void> {
     process.kill(-demo.pid, 'SIGTERM');
     await exited;
   }
+}
+
+/** Stops the demo and starts it again on the same port and database, as a user restarting `pnpm start` would. */
+async function restartDemo(): Promise<void> {
+  const previousUrl = url;
+  await stopDemo();
+  await startDemo(new URL(url).port);
+  expect(url).toBe(previousUrl);
 }
 
 afterAll(async () => {
@@ -278,20 +286,18 @@ describe('the demo page', () => {
     expect(statSync(screenshotPath).size).toBeGreaterThan(10_000);
   });
 
-  it('renews its session when the demo starts again: the new start\'s subscriptions are listed, the form works, the panels go on', async () => {
+  it('renews its session when the demo starts again: the subscriptions are listed, the form works, the panels go on', async () => {
     const rows = page.locator('[data-testid="subscriptions"] tr[data-subscription]');
     const listed = () => rows.evaluateAll((nodes) => nodes.map((node) => (node as HTMLElement).dataset.subscription).sort());
-    const before = await listed();
-    const previousUrl = url;
-    await stopDemo();
-    await startDemo(new URL(url).port);
-    expect(url).toBe(previousUrl);
+    const consumerKey = async () => ((await (await fetch(`${url}/demo/session`)).json()) as { consumerKey: string }).consumerKey;
+    const previousKey = await consumerKey();
+    await restartDemo();
 
-    // The demo revoked the page's key and replaced its inbox subscription: the list follows without a reload.
-    const session = (await (await fetch(`${url}/demo/session`)).json()) as { consumerKey: string };
-    const answer = await fetch(`${url}/v1/subscriptions`, { headers: { authorization: `Bearer ${session.consumerKey}` } });
+    // The demo revoked the page's key, and kept its inbox subscription at the same address: the list follows without a reload.
+    const key = await consumerKey();
+    expect(key).not.toBe(previousKey);
+    const answer = await fetch(`${url}/v1/subscriptions`, { headers: { authorization: `Bearer ${key}` } });
     const current = ((await answer.json()) as { data: { id: string }[] }).data.map(({ id }) => id).sort();
-    expect(current).not.toEqual(before);
     await expect.poll(listed, { timeout: 15_000 }).toEqual(current);
     await page.getByTestId('subscribe-transport').selectOption('websocket');
     await page.getByTestId('subscribe-types').fill('invoice.sent');
@@ -300,5 +306,65 @@ describe('the demo page', () => {
 
     const { seq } = await publishThroughForm('order.created', { orderId: 'ord_after_restart', total: 1, currency: 'EUR' });
     await Promise.all(logs.map((log) => item(log, seq).waitFor({ timeout: 15_000 })));
+  }, 120_000);
+
+  /** The webhook panel's requests, oldest first: the inbox's id of each, `<start>-<n>`, and the seq of its event. */
+  const webhookReceipts = () =>
+    page.locator('[data-testid="webhook-log"] li[data-receipt]').evaluateAll((nodes) =>
+      nodes.map((node) => ({ receipt: (node as HTMLElement).dataset.receipt ?? '', seq: Number((node as HTMLElement).dataset.seq) })).reverse(),
+    );
+
+  /** Whether the inbox ids, in the order the panel lists them, only go up: by start, then by number. */
+  const inReceiptOrder = (receipts: { receipt: string }[]) =>
+    receipts.every(({ receipt }, n) => {
+      if (n === 0) return true;
+      const [start, number] = receipt.split('-').map(Number) as [number, number];
+      const [previousStart, previousNumber] = (receipts[n - 1]?.receipt ?? '').split('-').map(Number) as [number, number];
+      return start > previousStart || (start === previousStart && number > previousNumber);
+    });
+
+  it('lists what the inbox received once each, in order, across a restart: the new start takes no id the page showed', async () => {
+    const { seq: before } = await publishThroughForm('order.paid', { orderId: 'ord_inbox_1', amount: 5, currency: 'EUR', method: 'card' });
+    await item('webhook-log', before).waitFor({ timeout: 10_000 });
+    const shownBefore = await webhookReceipts();
+    await restartDemo();
+
+    const { seq: after } = await publishThroughForm('order.paid', { orderId: 'ord_inbox_2', amount: 6, currency: 'EUR', method: 'card' });
+    await item('webhook-log', after).waitFor({ timeout: 15_000 });
+    const shown = await webhookReceipts();
+    expect(shown.slice(0, shownBefore.length)).toEqual(shownBefore);
+    expect(new Set(shown.map(({ receipt }) => receipt)).size, JSON.stringify(shown)).toBe(shown.length);
+    expect(inReceiptOrder(shown), JSON.stringify(shown)).toBe(true);
+    expect(shown.filter(({ seq }) => seq === after)).toHaveLength(1);
+  }, 120_000);
+
+  it('shows the webhooks that landed while its inbox stream was reconnecting, once each, in the order they came', async () => {
+    // The page's reconnection to the inbox stream is held until the webhooks have landed.
+    const held: Route[] = [];
+    const inboxStream = (address: URL) => address.pathname === '/demo/inbox/stream';
+    await page.route(inboxStream, (route) => void held.push(route));
+    const seqs: number[] = [];
+    try {
+      await restartDemo();
+      await expect.poll(() => held.length, { timeout: 15_000 }).toBeGreaterThan(0);
+      for (const n of [1, 2, 3]) seqs.push((await publishThroughForm('order.shipped', { orderId: `ord_landed_${n}`, carrier: 'DHL' })).seq);
+      const { consumerKey } = (await (await fetch(`${url}/demo/session`)).json()) as { consumerKey: string };
+      const asConsumer = async <T>(path: string) => (await (await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${consumerKey}` } })).json()) as T;
+      const [inbox] = (await asConsumer<{ data: { id: string }[] }>('/v1/subscriptions?transport=webhook')).data;
+      const delivered = async () => {
+        const { data } = await asConsumer<{ data: { eventSeq: number; status: string }[] }>(`/v1/subscriptions/${inbox?.id}/deliveries?limit=50`);
+        return seqs.every((seq) => data.some((delivery) => delivery.eventSeq === seq && delivery.status === 'delivered'));
+      };
+      await expect.poll(delivered, { timeout: 20_000 }).toBe(true);
+      for (const seq of seqs) expect(await item('webhook-log', seq).count()).toBe(0);
+    } finally {
+      await page.unroute(inboxStream);
+      for (const route of held) await route.continue().catch(() => {});
+    }
+    for (const seq of seqs) await item('webhook-log', seq).waitFor({ timeout: 15_000 });
+    await expect.poll(() => page.getByTestId('webhook-status').getAttribute('data-state')).toBe('live');
+    const shown = await webhookReceipts();
+    for (const seq of seqs) expect(shown.filter((receipt) => receipt.seq === seq)).toHaveLength(1);
+    expect(inReceiptOrder(shown), JSON.stringify(shown)).toBe(true);
   }, 120_000);
 });

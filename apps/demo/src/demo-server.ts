@@ -134,20 +134,28 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const listening = await herald.listen({ handler: app, host, handleSignals: false, ...(options.port !== undefined ? { port: options.port } : {}) });
   baseUrl = `http://${host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host}:${listening.port}`;
 
-  // The page's inbox subscription, made through the REST API as a consumer would; those of earlier
-  // starts may point at another port.
+  // The page's inbox subscription, made through the REST API as a consumer would. An active one of an
+  // earlier start at this address is kept, with the deliveries it still owes (those the inbox refused while
+  // the demo stopped); the other inbox subscriptions, at another port or made in the page, are deleted.
+  const inboxUrl = `${baseUrl}/demo/inbox`;
   const { body: existing } = await api('GET', '/v1/subscriptions?transport=webhook');
-  for (const subscription of (existing?.data ?? []) as { id: string; config: { url?: unknown } }[]) {
-    if (isInboxUrl(subscription.config.url)) await api('DELETE', `/v1/subscriptions/${subscription.id}`);
+  let kept = false;
+  for (const subscription of (existing?.data ?? []) as { id: string; types: string[]; status: string; config: { url?: unknown } }[]) {
+    if (!isInboxUrl(subscription.config.url)) continue;
+    const pages = subscription.config.url === inboxUrl && subscription.types.join() === '**' && subscription.status === 'active';
+    if (pages && !kept) kept = true;
+    else await api('DELETE', `/v1/subscriptions/${subscription.id}`);
   }
-  const created = await api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: `${baseUrl}/demo/inbox` } });
-  if (created.status !== 201) throw new Error(`subscribing the inbox failed: ${JSON.stringify(created.body)}`);
+  if (!kept) {
+    const created = await api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: inboxUrl } });
+    if (created.status !== 201) throw new Error(`subscribing the inbox failed: ${JSON.stringify(created.body)}`);
+  }
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       stopHandlingSignals?.();
-      inbox.closeStreams();
+      inbox.close();
       await herald.close();
     })());
   const stopHandlingSignals = (options.handleSignals ?? true) ? stopOnSignals(close, herald.logger) : undefined;

@@ -10,6 +10,8 @@ export interface Receipt {
   resumed?: boolean;
   /** Webhooks: whether the signature verified, and with whose secret. */
   signature?: { verified: boolean; detail: string };
+  /** Webhooks: the inbox's id of the request, `<start>-<n>`. */
+  receipt?: string;
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text: string): HTMLElementTagNameMap[K] {
@@ -37,7 +39,8 @@ export class EventLog {
     item.dataset.type = receipt.type;
     item.dataset.eventId = receipt.id;
     if (receipt.resumed) item.dataset.resumed = 'true';
-    item.title = receipt.id;
+    if (receipt.receipt) item.dataset.receipt = receipt.receipt;
+    item.title = receipt.receipt ? `${receipt.id}, inbox receipt ${receipt.receipt}` : receipt.id;
     item.append(
       element('span', 'seq', `#${receipt.seq}`),
       element('span', 'type', receipt.type),

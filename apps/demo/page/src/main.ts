@@ -1,6 +1,6 @@
 import { type EventStream, HeraldSocket, openEventStream, pollEvents, type StreamedEvent, type StreamReset } from '@herald/client';
 import { type DemoSession, describeProblem, loadSession, publish, restApi, streamToken } from './demo-api.js';
-import { EventLog } from './event-log.js';
+import { EventLog, type Receipt } from './event-log.js';
 import { LatencyChart } from './latency-chart.js';
 import { SubscriptionsPanel } from './subscriptions-panel.js';
 
@@ -51,7 +51,7 @@ interface ReceivedEvent {
 }
 
 /** Shows an event in a panel, with its latency from publish (or from its `time`, for events published elsewhere). */
-function received(transport: TransportKey, event: ReceivedEvent, at: number, signature?: { verified: boolean; detail: string }): void {
+function received(transport: TransportKey, event: ReceivedEvent, at: number, webhook?: Pick<Receipt, 'signature' | 'receipt'>): void {
   const published = publishedAt.get(event.id);
   const latencyMs = Math.max(0, at - (published ?? Date.parse(event.time)));
   const resumed = published !== undefined && published < (reconnectedAt[transport] ?? 0);
@@ -64,7 +64,7 @@ function received(transport: TransportKey, event: ReceivedEvent, at: number, sig
     latencyMs,
     estimated: published === undefined,
     resumed,
-    ...(signature ? { signature } : {}),
+    ...webhook,
   });
 }
 
@@ -246,22 +246,42 @@ interface InboxEntry {
   event?: Partial<ReceivedEvent> & { data?: unknown };
 }
 
+/** The start of the demo an inbox id (`<start>-<n>`) is of. */
+const startOf = (receipt: string) => receipt.split('-')[0];
+
+/**
+ * The webhook panel: the inbox's stream, resumed after the last request shown, by the EventSource itself
+ * (`Last-Event-ID`) or, once it has given up (the demo answered 503 while it stopped), by a new one (`?after=`).
+ */
 function followInbox(): void {
-  const source = new EventSource('/demo/inbox/stream');
-  source.addEventListener('open', () => setState('webhook-status', 'live'));
-  source.addEventListener('error', () => setState('webhook-status', 'reconnecting'));
-  source.addEventListener('message', ({ data }) => {
-    const entry = JSON.parse(data as string) as InboxEntry;
-    const event = entry.event;
-    if (event?.type === 'herald.endpoint.verification') {
-      logs.webhook.note(`endpoint verification challenge ${entry.verified ? 'answered' : 'refused'}`);
-      return;
-    }
-    const signature = entry.verified
-      ? { verified: true, detail: `✓ signature verified (${entry.subscriptionId?.slice(-8) ?? ''})` }
-      : { verified: false, detail: `✗ ${entry.problem ?? 'not verified'}` };
-    received('webhook', { seq: event?.seq ?? 0, id: event?.id ?? '', type: event?.type ?? '(refused)', time: event?.time ?? '' }, entry.receivedAt, signature);
-  });
+  let last = '';
+  const open = () => {
+    const source = new EventSource(`/demo/inbox/stream?after=${encodeURIComponent(last)}`);
+    source.addEventListener('open', () => setState('webhook-status', 'live'));
+    source.addEventListener('error', () => {
+      setState('webhook-status', 'reconnecting');
+      if (source.readyState === EventSource.CLOSED) setTimeout(open, 1000);
+    });
+    source.addEventListener('message', ({ data, lastEventId }) => {
+      if (last !== '' && startOf(last) !== startOf(lastEventId)) logs.webhook.note('the demo started again: what its inbox received since');
+      last = lastEventId;
+      showInboxEntry(JSON.parse(data as string) as InboxEntry, lastEventId);
+    });
+  };
+  open();
+}
+
+function showInboxEntry(entry: InboxEntry, receipt: string): void {
+  const event = entry.event;
+  if (event?.type === 'herald.endpoint.verification') {
+    logs.webhook.note(`endpoint verification challenge ${entry.verified ? 'answered' : 'refused'}`);
+    return;
+  }
+  const signature = entry.verified
+    ? { verified: true, detail: `✓ signature verified (${entry.subscriptionId?.slice(-8) ?? ''})` }
+    : { verified: false, detail: `✗ ${entry.problem ?? 'not verified'}` };
+  const shown = { seq: event?.seq ?? 0, id: event?.id ?? '', type: event?.type ?? '(refused)', time: event?.time ?? '' };
+  received('webhook', shown, entry.receivedAt, { signature, receipt });
 }
 
 function publishForm(): void {

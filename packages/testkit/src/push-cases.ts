@@ -92,6 +92,8 @@ export function pushCases(harness: TransportHarness): SuiteCase[] {
     {
       name: 'loses nothing when killed with SIGKILL in the middle of delivering: every event published arrives after a restart',
       needs: ['push'],
+      // Its waits, the recovery's included (60 s unless the harness says), end before the case does, and say which.
+      timeout: 150_000,
       async run() {
         const push = harness.push as PushHarness;
         const dir = mkdtempSync(join(tmpdir(), 'herald-push-'));
@@ -132,7 +134,11 @@ export function pushCases(harness: TransportHarness): SuiteCase[] {
             },
             'every event published before the kill to arrive after the restart',
             push.recoveryTime ?? 60_000,
-          );
+          ).catch((error: unknown) => {
+            const received = receivedIds(target);
+            const missing = acked.filter((id) => !received.has(id));
+            throw new Error(`${(error as Error).message}: ${missing.length} of ${acked.length} missing; the restarted process said:\n${second.stderr()}`);
+          });
           second.process.kill('SIGTERM');
           assert.deepEqual(await second.exited, { code: 0, signal: null }, `a graceful stop after SIGTERM: ${second.stderr()}`);
         } finally {

@@ -138,5 +138,7 @@ export interface SuiteCase {
   name: string;
   /** What the case needs of the harness; it does not apply to a transport without it. @default nothing */
   needs?: readonly HarnessCapability[];
+  /** How long the case may take, in ms: longer than the waits it bounds itself, so that they say what did not happen. @default 60000 */
+  timeout?: number;
   run(): Promise<void>;
 }

@@ -148,6 +148,6 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
   const left = [...missing].map(([needs, count]) => `${count} that need ${needs}`);
   const title = `transport suite: ${name}, ${applicable.length} of ${cases.length} cases${left.length > 0 ? ` (not applicable: ${left.join(', ')})` : ''}`;
   describe(title, () => {
-    for (const check of applicable) it(check.name, check.run, 60_000);
+    for (const check of applicable) it(check.name, check.run, check.timeout ?? 60_000);
   });
 }

@@ -115,6 +115,22 @@ function record<K extends keyof HeraldSocketEvents>(socket: HeraldSocket<any>, t
 
 const ids = (events: readonly { id: string }[]) => events.map((event) => event.id);
 
+/**
+ * A socket of `server` with `options`, its token counted and its closes, errors and subscriptions recorded, once its
+ * first subscription (to `order.*`, into `received`) is confirmed.
+ */
+async function subscribedSocket(server: Server, options: Partial<ConstructorParameters<typeof HeraldSocket>[0]> = {}) {
+  const tokens = countingToken(adminKey);
+  const socket = socketFor({ url: server.url, token: tokens.token, ...options });
+  const closes = record(socket, 'close');
+  const errors = record(socket, 'error');
+  const subscribed = record(socket, 'subscribed');
+  const received: SocketEvent[] = [];
+  socket.subscribe(['order.*'], (event) => void received.push(event));
+  await waitFor(() => subscribed.length === 1, 'the subscription');
+  return { socket, tokens, closes, errors, subscribed, received };
+}
+
 /** Publishes an event and checks that its one subscription got it, on the socket's first connection, with no error and no close. */
 async function expectWentOn(
   server: Server,
@@ -332,14 +348,7 @@ describe('HeraldSocket', () => {
   it('throws at the call for a subscribe whose form the server would refuse, sending nothing; the socket and its subscriptions go on', async () => {
     const server = await startServer(':memory:');
     onTestFinished(() => server.close());
-    const tokens = countingToken(adminKey);
-    const socket = socketFor({ url: server.url, token: tokens.token });
-    const closes = record(socket, 'close');
-    const errors = record(socket, 'error');
-    const subscribed = record(socket, 'subscribed');
-    const received: SocketEvent[] = [];
-    socket.subscribe(['order.*'], (event) => void received.push(event));
-    await waitFor(() => subscribed.length === 1, 'the subscription');
+    const { socket, tokens, closes, errors, subscribed, received } = await subscribedSocket(server);
     const tooMany = Array.from({ length: 101 }, (_, n) => `order.t${n}`);
     const subscribe = socket.subscribe.bind(socket) as (target: unknown, handler: () => void, options?: unknown) => unknown;
     for (const [target, options, message] of [
@@ -366,14 +375,7 @@ describe('HeraldSocket', () => {
     expect(() => socketFor({ url: server.url, token: adminKey, maxMessageBytes: 0 })).toThrow(
       new TypeError('HeraldSocket: maxMessageBytes must be a positive number of bytes, not 0'),
     );
-    const tokens = countingToken(adminKey);
-    const socket = socketFor({ url: server.url, token: tokens.token, maxMessageBytes: 4096 });
-    const closes = record(socket, 'close');
-    const errors = record(socket, 'error');
-    const subscribed = record(socket, 'subscribed');
-    const received: SocketEvent[] = [];
-    socket.subscribe(['order.*'], (event) => void received.push(event));
-    await waitFor(() => subscribed.length === 1, 'the subscription');
+    const { socket, tokens, closes, errors, subscribed, received } = await subscribedSocket(server, { maxMessageBytes: 4096 });
 
     // s2 is refused: 4097 bytes, in 2,000-odd characters. s3, 4096 bytes, is taken, by the server too.
     const over = filterMaking(4097, 's2');
@@ -396,14 +398,7 @@ describe('HeraldSocket', () => {
   it("takes the server's maxPayload, which ready says, as its limit when it is below maxMessageBytes: a subscribe over it throws at the call", async () => {
     const server = await startServer(':memory:', 0, { maxPayload: 4096 });
     onTestFinished(() => server.close());
-    const tokens = countingToken(adminKey);
-    const socket = socketFor({ url: server.url, token: tokens.token });
-    const closes = record(socket, 'close');
-    const errors = record(socket, 'error');
-    const subscribed = record(socket, 'subscribed');
-    const received: SocketEvent[] = [];
-    socket.subscribe(['order.*'], (event) => void received.push(event));
-    await waitFor(() => subscribed.length === 1, 'the subscription');
+    const { socket, tokens, closes, errors, subscribed, received } = await subscribedSocket(server);
 
     expect(() => socket.subscribe(['order.*'], () => {}, { filter: filterMaking(4097, 's2') })).toThrow(
       new RangeError(

@@ -50,7 +50,7 @@ interface OpenChannel {
   returned: Map<string, string[]>;
 }
 
-/** An open connection of the pool, its confirm channels, and the publishes using it. */
+/** An open connection of the pool, and its confirm channels. */
 interface PooledConnection {
   url: string;
   model: ChannelModel;
@@ -60,10 +60,6 @@ interface PooledConnection {
   channels: SharedConnections<OpenChannel>;
   /** Ends a channel open still pending, by exchange, with the time it was given (ms): the connection closes, and the open fails. */
   openingChannels: Map<string, AbortController>;
-  /** How many publishes took this connection and have not settled yet. */
-  publishing: number;
-  /** No publish takes it any more: a confirm did not come in time. It closes once {@link publishing} is 0. */
-  retired: boolean;
   /** The connection emitted `close`. */
   closed: boolean;
   /** Its close, once begun. */
@@ -86,21 +82,20 @@ export class AmqpPool {
   readonly #options: AmqpPoolOptions;
   /** By the broker's URL. */
   readonly #connections: SharedConnections<PooledConnection>;
-  /** Retired connections not closed yet. */
-  readonly #retired = new Set<PooledConnection>();
   /** Ends a connect still pending, by the broker's URL, with the time it was given (ms): its socket closes, and it fails. */
   readonly #connecting = new Map<string, AbortController>();
   #closed = false;
 
   constructor(options: AmqpPoolOptions = {}) {
     this.#options = options;
-    this.#connections = new SharedConnections((connection, url, gone) =>
-      connection.model.once('close', (error?: unknown) => {
-        connection.closed = true;
-        this.#retired.delete(connection);
-        if (!this.#closed) this.#options.logger?.warn({ broker: redactedUrl(url), ...(error ? { error: reason(error, url) } : {}) }, 'the AMQP connection closed');
-        gone();
-      }),
+    this.#connections = new SharedConnections(
+      (connection, url, gone) =>
+        connection.model.once('close', (error?: unknown) => {
+          connection.closed = true;
+          if (!this.#closed) this.#options.logger?.warn({ broker: redactedUrl(url), ...(error ? { error: reason(error, url) } : {}) }, 'the AMQP connection closed');
+          gone();
+        }),
+      (retired) => void this.#shut(retired),
     );
   }
 
@@ -112,12 +107,13 @@ export class AmqpPool {
   async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish, { timeout }: PublishOptions = {}): Promise<void> {
     let stage: Stage = 'connect';
     let connection: PooledConnection | undefined;
+    let release: (() => void) | undefined;
     let settled = false;
     const publishing = (async () => {
       const taken = await this.#connection(destination.url);
       if (settled) return;
       connection = taken;
-      taken.publishing += 1;
+      release = this.#connections.sending(taken);
       stage = 'channel';
       const open = await taken.channels.get(destination.exchange, () => this.#openChannel(taken, destination));
       if (settled) return;
@@ -139,7 +135,7 @@ export class AmqpPool {
     return Promise.race([publishing, late]).finally(() => {
       settled = true;
       clearTimeout(timer);
-      if (connection) this.#release(connection);
+      release?.();
     });
   }
 
@@ -149,8 +145,7 @@ export class AmqpPool {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    const open = this.#connections.takeAll().map((connection) => connection.then((opened) => this.#shut(opened)).catch(() => {}));
-    await Promise.all([...open, ...[...this.#retired].map((connection) => this.#shut(connection))]);
+    await Promise.all(this.#connections.takeAll().map((connection) => connection.then((opened) => this.#shut(opened)).catch(() => {})));
   }
 
   /**
@@ -158,21 +153,13 @@ export class AmqpPool {
    * answering, or a broker too slow): the next publish opens a new connection rather than waiting on this one.
    */
   #retire(connection: PooledConnection, why: string): void {
-    if (connection.retired || connection.closed || this.#closed) return;
-    connection.retired = true;
-    // Neither retired nor closed, it is the connection the pool holds for its URL.
-    this.#connections.forget((url) => url === connection.url);
-    this.#retired.add(connection);
+    if (this.#closed) return;
+    const publishing = this.#connections.retire(connection.url, connection);
+    if (publishing === undefined) return;
     this.#options.logger?.warn(
-      { broker: redactedUrl(connection.url), error: why, publishing: connection.publishing },
+      { broker: redactedUrl(connection.url), error: why, publishing },
       'the AMQP broker did not confirm in time: new publishes go to a new connection, and this one closes once the publishes on it have settled',
     );
-  }
-
-  /** A publish that took `connection` has settled: a retired connection closes with the last of them. */
-  #release(connection: PooledConnection): void {
-    connection.publishing -= 1;
-    if (connection.retired && connection.publishing === 0) void this.#shut(connection);
   }
 
   /** Closes `connection`, and its socket if the broker does not answer the close within the connect timeout. */
@@ -291,8 +278,6 @@ export class AmqpPool {
         socket: deadline,
         channels: new SharedConnections((open, _exchange, gone) => open.channel.once('close', gone)),
         openingChannels: new Map(),
-        publishing: 0,
-        retired: false,
         closed: false,
       };
     } catch (error) {

@@ -40,16 +40,12 @@ export class NatsPublishError extends Error {
   override readonly name = 'NatsPublishError';
 }
 
-/** An open connection of the pool, and the publishes using it. */
+/** An open connection of the pool. */
 interface Client {
   /** Its {@link clientKey}. */
   key: string;
   connection: NatsConnection;
   jetstream: JetStreamClient;
-  /** How many publishes took this connection and have not settled yet. */
-  publishing: number;
-  /** No publish takes it any more: a PubAck did not come in time. It closes once {@link publishing} is 0. */
-  retired: boolean;
 }
 
 /** An address a server's name resolved to (or the address it was listed by), and that name. */
@@ -69,30 +65,29 @@ export class NatsPool {
   readonly #options: NatsPoolOptions;
   /** By {@link clientKey}. */
   readonly #clients: SharedConnections<Client>;
-  /** Retired connections not closed yet. */
-  readonly #retired = new Set<Client>();
   #closed = false;
 
   constructor(options: NatsPoolOptions = {}) {
     this.#options = options;
-    this.#clients = new SharedConnections((client, key, gone) => {
-      void client.connection.closed().then((error) => {
-        this.#retired.delete(client);
-        if (!this.#closed) this.#options.logger?.warn({ servers: shownServers(key), ...(error ? { error: describe(error) } : {}) }, 'the NATS connection closed');
-        gone();
-      });
-    });
+    this.#clients = new SharedConnections(
+      (client, key, gone) => {
+        void client.connection.closed().then((error) => {
+          if (!this.#closed) this.#options.logger?.warn({ servers: shownServers(key), ...(error ? { error: describe(error) } : {}) }, 'the NATS connection closed');
+          gone();
+        });
+      },
+      (retired) => void retired.connection.close().catch(() => {}),
+    );
   }
 
   /** Publishes one message to JetStream and resolves with the PubAck's stream; rejects with a {@link NatsPublishError}. */
   async publish(servers: readonly string[], message: NatsMessage): Promise<string> {
     const client = await this.#client(servers);
-    client.publishing += 1;
+    const release = this.#clients.sending(client);
     try {
       return await this.#publishOn(client, servers, message);
     } finally {
-      client.publishing -= 1;
-      if (client.retired && client.publishing === 0) client.connection.close().catch(() => {});
+      release();
     }
   }
 
@@ -102,8 +97,7 @@ export class NatsPool {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    const clients = [...this.#clients.takeAll(), ...[...this.#retired].map((client) => Promise.resolve(client))];
-    await Promise.all(clients.map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
+    await Promise.all(this.#clients.takeAll().map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
   }
 
   async #publishOn(client: Client, servers: readonly string[], message: NatsMessage): Promise<string> {
@@ -140,13 +134,11 @@ export class NatsPool {
    * answering, or a stream too slow): the next publish opens a new connection rather than waiting on this one.
    */
   #retire(client: Client, why: string): void {
-    if (client.retired || client.connection.isClosed() || this.#closed) return;
-    client.retired = true;
-    // Neither retired nor closed, it is the connection the pool holds for its servers.
-    this.#clients.forget((key) => key === client.key);
-    this.#retired.add(client);
+    if (this.#closed) return;
+    const publishing = this.#clients.retire(client.key, client);
+    if (publishing === undefined) return;
     this.#options.logger?.warn(
-      { servers: shownServers(client.key), error: why, publishing: client.publishing },
+      { servers: shownServers(client.key), error: why, publishing },
       'no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled',
     );
   }
@@ -201,7 +193,7 @@ export class NatsPool {
       destroyAll(sockets.slice(0, -1));
       void connection.closed().then(() => destroyAll(sockets));
       logger?.info({ servers: where }, 'connected to NATS');
-      return { key: clientKey(servers), connection, jetstream: connection.jetstream(), publishing: 0, retired: false };
+      return { key: clientKey(servers), connection, jetstream: connection.jetstream() };
     } catch (error) {
       const why = error instanceof NatsPublishError ? error.message : describe(error);
       logger?.warn({ servers: where, error: why }, 'cannot connect to NATS');

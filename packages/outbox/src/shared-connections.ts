@@ -1,15 +1,24 @@
 /**
  * Connections (or channels) by key, each opened once and shared by every delivery to it. One that fails to
- * open, or that `watch` reports gone, is forgotten, and the next `get` opens a new one. For push transports
+ * open, or that `watch` reports gone, is forgotten, and the next `get` opens a new one. One that is {@link retire}d
+ * (it stopped answering) is forgotten too, and closed once the sends still on it have ended. For push transports
  * that keep connections to their destinations (AMQP brokers, NATS servers).
  */
 export class SharedConnections<T> {
   readonly #open = new Map<string, Promise<T>>();
+  /** What each key's open resolved to, while it is the one `get` gives. */
+  readonly #held = new Map<string, T>();
+  /** How many sends are under way on each connection that has any. */
+  readonly #sending = new Map<T, number>();
+  /** Retired connections not closed yet: each closes with its last send. */
+  readonly #retired = new Set<T>();
   readonly #watch: (connection: T, key: string, gone: () => void) => void;
+  readonly #close: (connection: T) => void;
 
-  /** `watch` is handed each connection once open, with `gone` to call when it closes. */
-  constructor(watch: (connection: T, key: string, gone: () => void) => void) {
+  /** `watch` is handed each connection once open, with `gone` to call when it closes; `close` closes a retired one. */
+  constructor(watch: (connection: T, key: string, gone: () => void) => void, close: (connection: T) => void = () => {}) {
     this.#watch = watch;
+    this.#close = close;
   }
 
   /** The connection of `key`, opened with `open` when there is none. */
@@ -19,23 +28,57 @@ export class SharedConnections<T> {
       const opening = open();
       connection = opening;
       this.#open.set(key, opening);
-      const gone = () => {
-        if (this.#open.get(key) === opening) this.#open.delete(key);
+      const forget = () => {
+        if (this.#open.get(key) !== opening) return;
+        this.#open.delete(key);
+        this.#held.delete(key);
       };
-      opening.then((opened) => this.#watch(opened, key, gone), gone);
+      opening.then((opened) => {
+        if (this.#open.get(key) === opening) this.#held.set(key, opened);
+        this.#watch(opened, key, () => {
+          forget();
+          this.#retired.delete(opened);
+        });
+      }, forget);
     }
     return connection;
   }
 
-  /** Forgets the connections whose key `which` picks (their owner closed them). */
-  forget(which: (key: string) => boolean): void {
-    for (const key of this.#open.keys()) if (which(key)) this.#open.delete(key);
+  /** A send on `connection` begins; the function returned ends it (once). A retired connection closes with its last send. */
+  sending(connection: T): () => void {
+    this.#sending.set(connection, (this.#sending.get(connection) ?? 0) + 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const left = (this.#sending.get(connection) ?? 1) - 1;
+      if (left > 0) return void this.#sending.set(connection, left);
+      this.#sending.delete(connection);
+      if (this.#retired.delete(connection)) this.#close(connection);
+    };
   }
 
-  /** Every connection, forgotten: for closing them. */
+  /**
+   * Takes `connection` out of the pool when it is the one held for `key` (it stopped answering): the next `get`
+   * opens a new one, and it is closed once the sends on it have ended. Returns how many are; undefined when it was
+   * not held (retired already, closed, or replaced).
+   */
+  retire(key: string, connection: T): number | undefined {
+    if (this.#held.get(key) !== connection) return undefined;
+    this.#open.delete(key);
+    this.#held.delete(key);
+    const sending = this.#sending.get(connection) ?? 0;
+    if (sending === 0) this.#close(connection);
+    else this.#retired.add(connection);
+    return sending;
+  }
+
+  /** Every connection, retired ones too, forgotten: for closing them. */
   takeAll(): Promise<T>[] {
-    const all = [...this.#open.values()];
+    const all = [...this.#open.values(), ...[...this.#retired].map((connection) => Promise.resolve(connection))];
     this.#open.clear();
+    this.#held.clear();
+    this.#retired.clear();
     return all;
   }
 }

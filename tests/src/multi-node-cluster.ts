@@ -59,6 +59,8 @@ export interface NodeProcess {
   pid: number;
   /** Its webhook worker's id, as stored in the leases it takes. */
   workerId: string;
+  /** The `application_name` of its PostgreSQL sessions (`pg_stat_activity`). */
+  applicationName: string;
   /** Webhook attempts it reported, in order. */
   readonly attempts: readonly { deliveryId: string; outcome: string }[];
   /** What it printed on stderr, for failure messages. */
@@ -71,9 +73,10 @@ export interface NodeProcess {
 
 /** Starts a node; resolves once it listens. `env` configures it (see multi-node-node.ts); `script`: another node of the same protocol. */
 export async function startNode(name: string, env: Record<string, string>, script = nodeScript): Promise<NodeProcess> {
+  const applicationName = `herald-node-${name}-${randomBytes(4).toString('hex')}`;
   const child = spawn(process.execPath, ['--conditions=herald-source', '--import', tsxLoader, script], {
     cwd: here,
-    env: { ...process.env, HERALD_LOG_LEVEL: process.env.HERALD_TEST_LOG_LEVEL ?? 'warn', ...env },
+    env: { ...process.env, HERALD_LOG_LEVEL: process.env.HERALD_TEST_LOG_LEVEL ?? 'warn', PGAPPNAME: applicationName, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let errors = '';
@@ -114,6 +117,7 @@ export async function startNode(name: string, env: Record<string, string>, scrip
     url: `http://127.0.0.1:${port}`,
     pid: child.pid as number,
     workerId,
+    applicationName,
     attempts,
     get errors() {
       return errors;

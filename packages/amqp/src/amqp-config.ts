@@ -1,5 +1,5 @@
 import { ValidationError } from '@herald/core';
-import { destinationUrl, pushConfigFields, refusedUrlTarget } from '@herald/outbox';
+import { destinationUrl, pushConfigFields, refusedScheme, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
 
 /** An AMQP 0-9-1 short string (at most 255 bytes of UTF-8), without control characters: exchange names and routing keys. */
@@ -59,10 +59,8 @@ export type AmqpConfig = z.infer<typeof amqpConfigSchema>;
 export function checkAmqpConfig(config: AmqpConfig, allowPrivate: boolean): AmqpConfig {
   if (allowPrivate) return config;
   const url = new URL(config.url);
-  const refuse = (message: string, cause?: Error) => new ValidationError('The AMQP URL is not allowed', [{ path: ['config', 'url'], message }], undefined, cause);
-  if (url.protocol !== 'amqps:') throw refuse('must be amqps (amqp only when HERALD_ALLOW_PRIVATE=1)');
-  const refused = refusedUrlTarget(url);
-  if (refused) throw refuse(refused.message, refused);
+  const refused = refusedScheme(url, 'amqps') ?? refusedUrlTarget(url);
+  if (refused) throw new ValidationError('The AMQP URL is not allowed', [{ path: ['config', 'url'], message: refused.message }], undefined, refused);
   return config;
 }
 

@@ -441,7 +441,8 @@ describe('the broker URL', () => {
   });
 
   it('refuses loopback, private and plain amqp brokers with a 422 unless HERALD_ALLOW_PRIVATE=1 or allowPrivate', async () => {
-    const strict = await app({}, {});
+    const logger = recordingLogger();
+    const strict = await app({}, {}, logger);
     const key = await strict.consumerKey('acme');
     for (const url of [
       'amqps://guest:guest@127.0.0.1:5671',
@@ -457,6 +458,15 @@ describe('the broker URL', () => {
       expect(status, url).toBe(422);
       expect(body.errors[0].path, url).toEqual(['config', 'url']);
     }
+    // The consumer reads what the scheme must be; how the provider allows amqp:// is in the provider's log.
+    const plain = await strict.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config: { url: 'amqp://rabbit.example.com', exchange: 'events' } }, key);
+    expect(plain.body.errors).toEqual([{ path: ['config', 'url'], message: 'must be amqps' }]);
+    expect(JSON.stringify(plain.body)).not.toContain('HERALD_ALLOW_PRIVATE');
+    expect(logger.entries).toContainEqual({
+      level: 'info',
+      fields: expect.objectContaining({ transport: 'amqp', refused: 'must be amqps', hint: 'HERALD_ALLOW_PRIVATE=1 allows amqp for development' }),
+      message: "refused a subscription's destination",
+    });
     for (const config of [{ url: 'amqps://rabbit.example.com' }, { url: 'amqps://rabbit.example.com', exchange: 'x'.repeat(256) }, { url: 'amqps://rabbit.example.com', exchange: 'e', surprise: 1 }, { url: 'amqps://rabbit.example.com', exchange: 'e', mandatory: 'yes' }]) {
       expect((await strict.api('POST', '/v1/subscriptions', { transport: 'amqp', types: ['**'], config }, key)).status, JSON.stringify(config)).toBe(422);
     }

@@ -4,9 +4,11 @@ import {
   guardedLookup,
   type LookupFunction,
   privateTargetsAllowed,
+  RefusedSchemeError,
   RefusedTargetError,
   refusedAddressClass,
   refusedHost,
+  refusedScheme,
   refusedUrlTarget,
 } from './address-guard.js';
 
@@ -235,6 +237,14 @@ describe("the guard's messages", () => {
     expect(refused.message).not.toContain('HERALD_ALLOW_PRIVATE');
     expect(refused.hint).toBe('HERALD_ALLOW_PRIVATE=1 allows it for development');
     expect(refusedHost('localhost')?.hint).toBe(refused.hint);
+  });
+
+  it('refuse a scheme without TLS, saying what it must be, and keep how the provider allows it in `hint`', () => {
+    expect(refusedScheme(new URL('https://hooks.example.com/in'), 'https')).toBeUndefined();
+    const refused = refusedScheme(new URL('amqp://rabbit.example.com'), 'amqps') as RefusedSchemeError;
+    expect(refused).toBeInstanceOf(RefusedSchemeError);
+    expect(refused).toMatchObject({ message: 'must be amqps', scheme: 'amqp', required: 'amqps', code: 'ERR_HERALD_REFUSED_SCHEME' });
+    expect(refused.hint).toBe('HERALD_ALLOW_PRIVATE=1 allows amqp for development');
   });
 
   it('call localhost a local name', () => {

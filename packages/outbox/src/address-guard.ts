@@ -192,7 +192,7 @@ export class RefusedTargetError extends Error {
   override readonly name = 'RefusedTargetError';
   readonly code = 'ERR_HERALD_REFUSED_TARGET';
   /** For the provider's operator, not the consumer: how push transports may reach the target. */
-  readonly hint = 'HERALD_ALLOW_PRIVATE=1 allows it for development';
+  readonly hint = allowPrivateHint('it');
   /**
    * @param target The host as given: an address, or a name.
    * @param refused Why it is refused.
@@ -206,6 +206,33 @@ export class RefusedTargetError extends Error {
     const what = refused === 'local name' ? 'is a local name' : `${address === undefined ? 'is' : 'resolves to'} ${article(refused)} ${refused} address`;
     super(`${target} ${what}; push transports may not reach it`);
   }
+}
+
+/**
+ * A destination URL without TLS (`http:`, `amqp:`) where the guard requires it. As with
+ * {@link RefusedTargetError}, its message is for the consumer (`must be https`), its `hint` for the provider's logs.
+ */
+export class RefusedSchemeError extends Error {
+  override readonly name = 'RefusedSchemeError';
+  readonly code = 'ERR_HERALD_REFUSED_SCHEME';
+  /** For the provider's operator, not the consumer: how push transports may use the scheme. */
+  readonly hint: string;
+  /**
+   * @param scheme The URL's scheme, without the colon: `http`.
+   * @param required The scheme the guard requires: `https`.
+   */
+  constructor(
+    readonly scheme: string,
+    readonly required: string,
+  ) {
+    super(`must be ${required}`);
+    this.hint = allowPrivateHint(scheme);
+  }
+}
+
+/** How the provider allows what the guard refuses, for its logs: the consumer can do nothing with it. */
+function allowPrivateHint(what: string): string {
+  return `HERALD_ALLOW_PRIVATE=1 allows ${what} for development`;
 }
 
 /** The article a class is said with: an unspecified, an ORCHID, but a unique-local address. */
@@ -224,6 +251,11 @@ export function bareHostname(hostname: string): string {
  */
 export function refusedUrlTarget(url: URL): RefusedTargetError | undefined {
   return refusedHost(url.hostname);
+}
+
+/** The check of a URL's scheme made with {@link refusedUrlTarget}: it must be `required` (`https`, `amqps`), with TLS. */
+export function refusedScheme(url: URL, required: string): RefusedSchemeError | undefined {
+  return url.protocol === `${required}:` ? undefined : new RefusedSchemeError(url.protocol.slice(0, -1), required);
 }
 
 /** {@link refusedUrlTarget} for a bare host name or address (`[::1]` or `::1`), as in a `host:port` pair. */

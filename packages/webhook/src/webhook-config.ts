@@ -1,5 +1,5 @@
 import { type PreparedConfig, type Subscription, ValidationError } from '@herald/core';
-import { destinationUrl, pushConfigFields, refusedUrlTarget } from '@herald/outbox';
+import { destinationUrl, pushConfigFields, refusedScheme, refusedUrlTarget } from '@herald/outbox';
 import { z } from 'zod';
 import { graceEnd, livePreviousSecrets } from './secret-rotation.js';
 import { generateSecret, secretKey, secretPattern } from './webhook-signature.js';
@@ -76,10 +76,6 @@ export interface ConfigPolicy {
   verifyEndpoints: boolean;
 }
 
-function invalidUrl(message: string, cause?: Error): ValidationError {
-  return new ValidationError('The webhook URL is not allowed', [{ path: ['config', 'url'], message }], undefined, cause);
-}
-
 /** Checks what the schema cannot (scheme and literal address against the policy), and fills in the secret. */
 export function prepareWebhookConfig(
   config: WebhookConfig,
@@ -88,9 +84,8 @@ export function prepareWebhookConfig(
 ): PreparedConfig<StoredWebhookConfig> {
   const url = new URL(config.url);
   if (!policy.allowPrivate) {
-    if (url.protocol !== 'https:') throw invalidUrl('must be https (http only when HERALD_ALLOW_PRIVATE=1)');
-    const refused = refusedUrlTarget(url);
-    if (refused) throw invalidUrl(refused.message, refused);
+    const refused = refusedScheme(url, 'https') ?? refusedUrlTarget(url);
+    if (refused) throw new ValidationError('The webhook URL is not allowed', [{ path: ['config', 'url'], message: refused.message }], undefined, refused);
   }
   const before = previous?.config;
   const generated = config.secret === undefined ? generateSecret() : undefined;

@@ -140,6 +140,16 @@ describe('webhook subscriptions over REST', () => {
         fields: expect.objectContaining({ transport: 'webhook', refused: denied.body.errors[0].message, hint: 'HERALD_ALLOW_PRIVATE=1 allows it for development' }),
         message: "refused a subscription's destination",
       });
+      // So with a plain http URL: the consumer reads what the scheme must be, the provider's log how to allow it.
+      const plain = await closed.api('POST', '/v1/subscriptions', { transport: 'webhook', types: ['**'], config: { url: 'http://hooks.example.com/in' } }, await closed.consumerKey('acme'));
+      expect(plain.status, JSON.stringify(env)).toBe(422);
+      expect(plain.body.errors).toEqual([{ path: ['config', 'url'], message: 'must be https' }]);
+      expect(JSON.stringify(plain.body)).not.toContain('HERALD_ALLOW_PRIVATE');
+      expect(logger.entries).toContainEqual({
+        level: 'info',
+        fields: expect.objectContaining({ transport: 'webhook', refused: 'must be https', hint: 'HERALD_ALLOW_PRIVATE=1 allows http for development' }),
+        message: "refused a subscription's destination",
+      });
     }
   });
 

@@ -478,12 +478,15 @@ describe('herald serve', () => {
     expect(url).not.toMatch(/:1$/);
     expect(existsSync(join(dir, 'flag.db'))).toBe(true);
     expect(existsSync(join(dir, 'env.db'))).toBe(false);
-    for (const transport of ['webhook', 'websocket', 'sse']) {
-      const response = await fetch(`${url}/v1/subscriptions`, {
+    const post = (path: string, body: unknown) =>
+      fetch(`${url}${path}`, {
         method: 'POST',
         headers: { authorization: 'Bearer admin-from-env-0123456789abcdef0123', 'content-type': 'application/json' },
-        body: JSON.stringify({ transport, types: ['**'], consumer: 'c', config: transport === 'webhook' ? { url: 'https://example.com/hooks' } : {} }),
+        body: JSON.stringify(body),
       });
+    expect((await post('/v1/event-types', { name: 'order.created' })).status).toBe(201);
+    for (const transport of ['webhook', 'websocket', 'sse']) {
+      const response = await post('/v1/subscriptions', { transport, types: ['**'], consumer: 'c', config: transport === 'webhook' ? { url: 'https://example.com/hooks' } : {} });
       expect(response.status, transport).toBe(201);
     }
     expect(`${serve.stdout()}${serve.stderr()}`).not.toMatch(/admin key|hk_/i);

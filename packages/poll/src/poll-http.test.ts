@@ -402,12 +402,12 @@ describe('GET /v1/poll, HTTP', () => {
     expect((await app.pollWith({ subscription: 'sub_01aaaaaaaaaaaaaaaaaaaaaaaa', wait: '0' }, key, { method: 'HEAD' })).status).toBe(404);
   });
 
-  it('answers another method with 405 and Allow: GET, HEAD', async () => {
+  it('answers another method with 405 and Allow: GET, HEAD, OPTIONS', async () => {
     const app = await started();
     const key = await app.consumerKey('acme');
     for (const method of ['POST', 'PUT', 'DELETE']) {
       const { status, headers, body } = await app.pollWith({ types: 'order.*', wait: '0' }, key, { method });
-      expect([status, headers.get('allow'), body.type], method).toEqual([405, 'GET, HEAD', 'urn:herald:problem:method-not-allowed']);
+      expect([status, headers.get('allow'), body.type], method).toEqual([405, 'GET, HEAD, OPTIONS', 'urn:herald:problem:method-not-allowed']);
     }
   });
 });

@@ -36,7 +36,7 @@ import { refuseUpgrade, TransportMount } from './http-mount.js';
 import { lazyBroker } from './lazy-broker.js';
 import { lazyRateLimits } from './lazy-rate-limits.js';
 import { HeraldMetrics } from './metrics.js';
-import { refuseOtherMethods } from './method-not-allowed.js';
+import { answerOptions, refuseOtherMethods } from './method-not-allowed.js';
 import { connectionsWithin, openFilesLimit, openFilesShortfall } from './open-files-limit.js';
 import { type HeraldOptions, type RedisEndpoint, type ResolvedOptions, resolveOptions, type SeamSource } from './options.js';
 import { problemHandler } from './problem.js';
@@ -336,6 +336,14 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     plainRoutes: operationalRoutes,
     catalog,
     transports,
+  });
+  // OPTIONS on a served path: its methods, unless a transport answers it itself (a CORS preflight). Read once the
+  // transports have added their routes (every request waits for `ready`).
+  let optionsAnswers: RequestHandler | undefined;
+  app.use((req, res, next) => {
+    if (req.method !== 'OPTIONS') return next();
+    optionsAnswers ??= answerOptions(surface(), mount.preflights);
+    optionsAnswers(req, res, next);
   });
   mountDocsRoutes(app, surface, metrics, admitted);
   app.use(api);

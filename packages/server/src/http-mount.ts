@@ -27,6 +27,7 @@ export class TransportMount implements HttpMount {
   readonly #upgrades = new Map<string, UpgradeHandler>();
   readonly #upgradeOwners = new Map<string, string>();
   readonly #routes: MountedRoute[] = [];
+  readonly #preflights = new Set<string>();
   /** The streaming routes answered before express sees the request, by path. */
   readonly #direct = new Map<string, DirectRoute>();
   #onUnexpected: ((error: unknown) => void) | undefined;
@@ -106,7 +107,13 @@ export class TransportMount implements HttpMount {
     };
   }
 
+  /** The paths whose `OPTIONS` a transport answers itself (CORS preflights). */
+  get preflights(): ReadonlySet<string> {
+    return this.#preflights;
+  }
+
   preflight(path: string, handler: PlainHandler): void {
+    this.#preflights.add(path);
     this.#router.options(path, (req, res) => handler(req, res));
   }
 

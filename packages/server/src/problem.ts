@@ -1,6 +1,5 @@
 import { HeraldError, type Problem, toIssues } from '@herald/core';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { ZodError } from 'zod';
 
 /** Errors of express and its body parser carry a client-error `status`, and the body parser's a `type`. */
 interface ExpressError {
@@ -34,10 +33,31 @@ function expressProblem(error: ExpressError): { code: string; title: string; det
   return { code: 'bad-request', title: 'Bad request', detail: 'The request could not be read' };
 }
 
+/** What {@link toIssues} reads of a zod issue. */
+interface ZodIssueShape {
+  path: PropertyKey[];
+  message: string;
+}
+
+/**
+ * Whether `error` is zod's, of whichever copy of zod threw it: zod 4's `ZodError` (`$ZodError` of zod mini and
+ * zod/v4/core) and zod 3's, with their issues. An app's schemas may use a zod other than the server's, whose
+ * classes `instanceof` does not know.
+ */
+function isZodError(error: unknown): error is { issues: ZodIssueShape[] } {
+  if (typeof error !== 'object' || error === null) return false;
+  const { name, issues } = error as { name?: unknown; issues?: unknown };
+  return (name === 'ZodError' || name === '$ZodError') && Array.isArray(issues) && issues.every(isZodIssue);
+}
+
+function isZodIssue(issue: unknown): issue is ZodIssueShape {
+  return typeof issue === 'object' && issue !== null && Array.isArray((issue as ZodIssueShape).path) && typeof (issue as ZodIssueShape).message === 'string';
+}
+
 /** Turns any error into an RFC 9457 problem. Unexpected errors become a bare 500 with no internals. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof HeraldError) return error.toProblem();
-  if (error instanceof ZodError) {
+  if (isZodError(error)) {
     return { type: 'urn:herald:problem:validation-failed', title: 'Validation failed', status: 422, errors: toIssues(error.issues) };
   }
   if (isExpressClientError(error)) {

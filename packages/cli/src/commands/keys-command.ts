@@ -1,4 +1,3 @@
-import { CliError } from '../cli-error.js';
 import { HeraldApi, type ServerOptions } from '../herald-api.js';
 import { terminal } from '../terminal-output.js';
 
@@ -35,14 +34,10 @@ interface ListedKey {
  */
 export async function revokeKey(id: string, flags: ServerOptions): Promise<void> {
   const api = new HeraldApi(flags);
-  try {
-    await api.delete(`/v1/keys/${encodeURIComponent(id)}`);
-  } catch (error) {
-    if (!(error instanceof CliError) || error.status !== 404) throw error;
-    const listed = await api.get<{ data: ListedKey[] }>('/v1/keys').catch(() => undefined);
-    const revokedAt = listed?.data.find((key) => key.id === id)?.revokedAt;
-    if (revokedAt === undefined) throw error;
-    return terminal.note(`${id} was already revoked (at ${revokedAt})`);
-  }
+  // The server answers a second revoke as the first (DELETE is idempotent): the list says whether it was.
+  const listed = await api.get<{ data: ListedKey[] }>('/v1/keys');
+  const revokedAt = listed.data.find((key) => key.id === id)?.revokedAt;
+  if (revokedAt !== undefined) return terminal.note(`${id} was already revoked (at ${revokedAt})`);
+  await api.delete(`/v1/keys/${encodeURIComponent(id)}`);
   terminal.note(`Revoked ${id}`);
 }

@@ -43,10 +43,12 @@ export function keyRoutes({ keys, store }: ServerContext): RouteDefinition[] {
       method: 'DELETE',
       path: '/v1/keys/:id',
       role: 'admin',
-      summary: 'Revoke an API key and the stream tokens it issued',
+      summary: 'Revoke an API key and the stream tokens it issued; one revoked before answers 204 again',
       response: { status: 204 },
       async handle({ params }) {
-        if (!(await keys.revoke(params.id as string))) throw new NotFoundError(`Key ${params.id}`);
+        const id = params.id as string;
+        // As DELETE is idempotent, a key revoked before is answered as it was the first time.
+        if (!(await keys.revoke(id)) && (await store.keys.get(id))?.revokedAt === undefined) throw new NotFoundError(`Key ${id}`);
         return { status: 204 };
       },
     }),

@@ -17,7 +17,9 @@ const serversWanted = 'must be a server (host:port, or a nats:// or tls:// URL) 
 export const natsConfigSchema = z.strictObject({
   servers: z
     .union([server, z.array(server).min(1, serversWanted).max(10, serversWanted)], { error: serversWanted })
-    .describe('The NATS servers to connect to (one cluster): `host:port`, `nats://` or `tls://` URLs; credentials in them (`nats://user:pass@host`) are never shown again'),
+    .describe(
+      'The NATS servers to connect to (one cluster): `host:port`, `nats://` or `tls://` URLs, each reached over TLS whatever the scheme (without it only when private targets are allowed); credentials in them (`nats://user:pass@host`) are never shown again',
+    ),
   subject: z
     .string()
     .max(255)

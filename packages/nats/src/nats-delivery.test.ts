@@ -559,6 +559,38 @@ describe('a NATS server that requires TLS', () => {
     }
   });
 
+  it('requires TLS of a nats:// server too unless private targets are allowed: one with TLS is reached over it, one without fails the attempt and is sent nothing in the clear, credentials included; with them allowed, it is reached in the clear as before', async () => {
+    const own = await startOwnNatsServer({ tls: true });
+    onTestFinished(() => own.close());
+    const overTls = await startStreamConsumer(own.server, own.clientOptions);
+    onTestFinished(() => overTls.close());
+    const plain = await consumer();
+    // The machine's NATS offers no TLS, as a server whose INFO someone on the way rewrote seems to: the relay sees what Herald sends it.
+    const sent: Buffer[] = [];
+    const relay = await startTcpRelay(natsServer, { onConnection: () => ({ fromClient: (chunk) => void sent.push(chunk) }) });
+    onTestFinished(() => relay.close());
+    const plaintext = [`nats://herald:pa55-w0rd-secret@${relay.address}`];
+    const message = (prefix: string, seq: number) => ({ subject: `${prefix}.order.created`, body: new TextEncoder().encode('{}'), msgID: uniqueName(), seq, deadline: Date.now() + 5_000 });
+    const lookup: LookupFunction = (_hostname, options, callback) => (options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4));
+
+    // As without private targets (which the test's servers, on 127.0.0.1, are not), but with the guard off.
+    const requiring = new NatsPool({ allowPrivate: true, requireTls: true, lookup, tls: { ca: readFileSync(testTls.ca) }, connectTimeout: 5_000 });
+    onTestFinished(() => requiring.close());
+    expect(await requiring.publish([`nats://localhost:${new URL(own.server).port}`], message(overTls.prefix, 1))).toBe(overTls.stream);
+    await expect(requiring.publish(plaintext, message(plain.prefix, 1))).rejects.toMatchObject({
+      message: `cannot connect to NATS at nats://herald:***@${relay.address}: the server does not offer TLS, which Herald requires (SERVER_OPT_NA)`,
+    });
+    // Herald read the INFO and sent nothing: no CONNECT, no credentials.
+    expect(relay.connections()).toBe(2);
+    expect(Buffer.concat(sent).length).toBe(0);
+    expect(plain.received).toHaveLength(0);
+
+    const allowing = new NatsPool({ allowPrivate: true });
+    onTestFinished(() => allowing.close());
+    expect(await allowing.publish(plaintext, message(plain.prefix, 1))).toBe(plain.stream);
+    await waitFor(() => plain.received.length === 1, 'the message sent in the clear');
+  });
+
   it('presents the client certificate of `tls: { cert, key }` to a server that requires one; without it, no connection is made', async () => {
     const own = await startOwnNatsServer({ tls: true, clientCertificate: true });
     onTestFinished(() => own.close());

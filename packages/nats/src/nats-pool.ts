@@ -4,13 +4,19 @@ import { lookup as dnsLookup } from 'node:dns';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger, TlsSettings } from '@herald/core';
-import { guardedLookup, type LookupFunction, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { allowPrivateHint, guardedLookup, type LookupFunction, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
 export interface NatsPoolOptions {
   /** Connect to loopback, private and link-local addresses too. @default false */
   allowPrivate?: boolean;
+  /**
+   * Connect over TLS only, whatever a server's scheme and INFO say: a server without TLS fails the connect. With it
+   * off, a `nats://` server is reached over TLS only when its INFO, read in the clear, says it requires or offers TLS.
+   * @default true, unless `allowPrivate`
+   */
+  requireTls?: boolean;
   /** Resolves server host names; the address guard checks what it returns. @default dns.lookup */
   lookup?: LookupFunction;
   /** What TLS trusts and presents, for every TLS connection. @default Node.js's trusted authorities, no client certificate */
@@ -151,7 +157,9 @@ export class NatsPool {
   async #connect(servers: readonly string[]): Promise<Client> {
     const where = servers.map(redactedServer);
     const urls = servers.map((text) => serverUrl(text) as URL);
-    const { allowPrivate = false, connectTimeout = 15_000, logger } = this.#options;
+    const { allowPrivate = false, requireTls = !allowPrivate, connectTimeout = 15_000, logger } = this.#options;
+    // Anyone on the way may rewrite the INFO, which comes in the clear: only what Herald requires is sure to use TLS.
+    const tlsRequiredBy = urls.some((url) => url.protocol === 'tls:') ? 'tls://' : requireTls ? 'Herald' : undefined;
     const deadline = Date.now() + connectTimeout;
     const credentials = urls.find((url) => url.username !== '');
     const options: ConnectionOptions = {
@@ -178,8 +186,8 @@ export class NatsPool {
       // nats.js is not asked to connect where no server answers.
       const info = await firstInfo(addresses, Date.now() + (deadline - Date.now()) / 2);
       // nats.js requires TLS of a connection given TLS options, and a server without TLS is refused: they are given
-      // when a server is tls://, or when the server first reached says it requires or offers TLS.
-      if (urls.some((url) => url.protocol === 'tls:') || info.tls_required === true || info.tls_available === true) options.tls = this.#tlsOptions(addresses);
+      // when TLS is required, or when the server first reached says it requires or offers TLS.
+      if (tlsRequiredBy !== undefined || info.tls_required === true || info.tls_available === true) options.tls = this.#tlsOptions(addresses);
       // nats.js gives each dial this long (TCP, TLS, CONNECT and its PONG), and tries each address once.
       const dialTimeout = Math.max(1, Math.floor((deadline - Date.now()) / addresses.length));
       options.timeout = dialTimeout;
@@ -195,8 +203,10 @@ export class NatsPool {
       logger?.info({ servers: where }, 'connected to NATS');
       return { key: clientKey(servers), connection, jetstream: connection.jetstream() };
     } catch (error) {
-      const why = error instanceof NatsPublishError ? error.message : describe(error);
-      logger?.warn({ servers: where, error: why }, 'cannot connect to NATS');
+      const why = error instanceof NatsPublishError ? error.message : describe(error, tlsRequiredBy);
+      // How the provider reaches a server without TLS, for its logs only: the consumer can do nothing with it.
+      const hint = tlsRequiredBy === 'Herald' && this.#options.requireTls === undefined && codeOf(error) === 'SERVER_OPT_NA' ? plaintextHint : undefined;
+      logger?.warn({ servers: where, error: why, ...(hint ? { hint } : {}) }, 'cannot connect to NATS');
       throw new NatsPublishError(`cannot connect to NATS at ${where.join(', ')}: ${why}`);
     }
   }
@@ -358,11 +368,15 @@ function codeOf(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
 }
 
-function describe(error: unknown): string {
+/** What the provider's operator is told when a server without TLS was refused because private targets are not allowed. */
+const plaintextHint = allowPrivateHint('NATS without TLS');
+
+/** The error in words; `tlsRequiredBy` is what required TLS of a server that offers none: `tls://` or Herald. */
+function describe(error: unknown, tlsRequiredBy = 'tls://'): string {
   const code = codeOf(error);
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'CONNECTION_REFUSED' || code === 'ECONNREFUSED') return 'connection refused (CONNECTION_REFUSED)';
-  if (code === 'SERVER_OPT_NA' && message === 'tls') return 'the server does not offer TLS, which tls:// requires (SERVER_OPT_NA)';
+  if (code === 'SERVER_OPT_NA' && message === 'tls') return `the server does not offer TLS, which ${tlsRequiredBy} requires (SERVER_OPT_NA)`;
   const tlsReason = openSslReason(error);
   if (tlsReason !== undefined) {
     const refusedCertificate = code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' || code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED';

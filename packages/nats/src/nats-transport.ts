@@ -10,8 +10,9 @@ export interface NatsOptions extends PushOptions {
   lookup?: LookupFunction;
   /**
    * What TLS trusts and presents (see {@link TlsSettings}), for every TLS connection to the servers of this
-   * transport's subscriptions (`tls://` servers, and servers that require or offer TLS). The servers are the
-   * subscriptions' own: every one of them gets the same settings.
+   * transport's subscriptions: every connection unless private targets are allowed, and then those to `tls://`
+   * servers and to servers that require or offer TLS. The servers are the subscriptions' own: every one of them
+   * gets the same settings.
    * @default Node.js's trusted authorities, no client certificate
    */
   tls?: TlsSettings;
@@ -37,7 +38,7 @@ const natsChannel: TransportChannel = {
   server: {
     protocol: 'nats',
     host: '{server}',
-    description: 'The consumer’s NATS cluster: a subscription’s `config.servers` (`host:port`, `nats://` or `tls://`).',
+    description: 'The consumer’s NATS cluster: a subscription’s `config.servers` (`host:port`, `nats://` or `tls://`), reached over TLS whatever the scheme (without it only when private targets are allowed).',
   },
   address: '{subject}',
   variables: {

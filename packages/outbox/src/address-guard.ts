@@ -230,8 +230,8 @@ export class RefusedSchemeError extends Error {
   }
 }
 
-/** How the provider allows what the guard refuses, for its logs: the consumer can do nothing with it. */
-function allowPrivateHint(what: string): string {
+/** How the provider allows `what` the guard refuses, for its logs: the consumer can do nothing with it. */
+export function allowPrivateHint(what: string): string {
   return `HERALD_ALLOW_PRIVATE=1 allows ${what} for development`;
 }
 

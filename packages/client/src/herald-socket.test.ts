@@ -770,6 +770,63 @@ describe('HeraldSocket', () => {
     expect(subscribes.map((message) => message.id)).toEqual([refused.id, other.id, other.id]);
   });
 
+  it('subscribes again, initialDelay later on the same connection, a subscribe the server answered unavailable', async () => {
+    const answers: number[] = [];
+    const { port, connections, subscribes } = await startProtocolServer((connection, message) => {
+      answers.push(Date.now());
+      const unavailable = { type: 'error', id: message.id, code: 'unavailable', message: 'the subscription could not be looked up; subscribe again' };
+      connection.send(JSON.stringify(subscribes.length === 1 ? unavailable : { type: 'subscribed', id: message.id, after: 0 }));
+    });
+    const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x' });
+    const errors = record(socket, 'error');
+    const subscribed = record(socket, 'subscribed');
+    const subscription = socket.subscribe(['order.*'], () => {});
+    await waitFor(() => subscribed.length === 1, 'the subscription, the second time');
+    expect(errors).toMatchObject([{ code: 'unavailable', subscription }]);
+    expect(subscription.active).toBe(true);
+    expect(subscribes.map((message) => message.id)).toEqual([subscription.id, subscription.id]);
+    expect(connections).toHaveLength(1);
+    expect(answers[1]! - answers[0]!).toBeGreaterThanOrEqual(45);
+  });
+
+  it('acknowledges again, with its next subscribe, what unsubscribe() acknowledged after a subscribe the server answered unavailable', async () => {
+    // The server took no ack then; when the ack came after its answer, it answers the ack too: unknown-subscription.
+    for (const ackAnswered of [false, true]) {
+      const secondConnection: any[] = [];
+      const { port, connections } = await startProtocolServer((connection, message) => {
+        if (connections.length === 1) {
+          connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 }));
+          return void connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 1, id: 'evt_1', type: 'order.created', data: { n: 1 } } }));
+        }
+        secondConnection.push(message);
+        if (secondConnection.length > 1) return void connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 1 }));
+        // The first subscribe is answered once the ack after it came.
+        connection.on('message', (data) => {
+          const next = JSON.parse(data.toString());
+          if (next.type === 'subscribe') return;
+          secondConnection.push(next);
+          if (secondConnection.length !== 2) return;
+          connection.send(JSON.stringify({ type: 'error', id: message.id, code: 'unavailable', message: 'the subscription could not be looked up; subscribe again' }));
+          if (ackAnswered) connection.send(JSON.stringify({ type: 'error', id: message.id, code: 'unknown-subscription', message: `no subscription "${message.id}" on this connection` }));
+        });
+      });
+      const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x', ackInterval: 60_000 });
+      const errors = record(socket, 'error');
+      const handled: SocketEvent[] = [];
+      const subscription = socket.subscribe({ subscription: 'sub_1' }, (event) => void handled.push(event));
+      await waitFor(() => handled.length === 1, 'the event handled');
+      connections[0]?.terminate();
+      await waitFor(() => secondConnection.length === 1, 'the subscribe on the next connection');
+      subscription.unsubscribe();
+      await waitFor(() => secondConnection.some((message) => message.type === 'unsubscribe'), 'the unsubscribe', 3_000);
+      const subscribe = { type: 'subscribe', id: subscription.id, subscription: 'sub_1', after: 1 };
+      const ack = { type: 'ack', id: subscription.id, seq: 1 };
+      expect(secondConnection).toEqual([subscribe, ack, subscribe, ack, { type: 'unsubscribe', id: subscription.id }]);
+      expect(errors.map(({ code }) => code)).toEqual(ackAnswered ? ['unavailable', 'unknown-subscription'] : ['unavailable']);
+      socket.close();
+    }
+  });
+
   it('replaces a connection whose server stopped answering, and resubscribes from where it was', async () => {
     const { port, connections, subscribes } = await startProtocolServer((connection, message) => {
       if (connections.length > 1) return;

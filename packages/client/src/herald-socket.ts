@@ -165,6 +165,21 @@ const maxTypes = 100;
 const maxSubscriptionIdLength = 128;
 const encoder = new TextEncoder();
 
+/**
+ * Where a subscription stands with the server, on the current connection:
+ * - `idle`: its `subscribe` is not out: no connection is ready yet, or the server answered `unavailable`;
+ * - `subscribing`: its `subscribe` is out, and the server has neither confirmed nor refused it yet;
+ * - `confirmed`: the server confirmed it;
+ * - `leaving`: ended by the app (`unsubscribe()`, `close()`) with an ack the server could not take yet: its
+ *   `subscribe` goes out again when it can, the ack right after it;
+ * - `leaving-subscribing`: leaving, with that `subscribe` and ack out: unsubscribed once the server answered the
+ *   `subscribe` (by then it has taken the ack);
+ * - `ended`: unsubscribed, refused, or the socket closed.
+ *
+ * The first three are active: their events are handed to the handler.
+ */
+type EntryState = 'idle' | 'subscribing' | 'confirmed' | 'leaving' | 'leaving-subscribing' | 'ended';
+
 interface Entry {
   handle: SocketSubscription;
   id: string;
@@ -173,24 +188,17 @@ interface Entry {
   filter?: EventFilter;
   handler: (event: SocketEvent) => unknown;
   lastSeq: number | undefined;
-  active: boolean;
-  /** The server confirmed it on the current connection. */
-  confirmed: boolean;
-  /** Its `subscribe` went out on the current connection, and the server has neither confirmed nor refused it yet. */
-  subscribing: boolean;
-  /**
-   * Ended by the app (`unsubscribe()`, `close()`) with an ack that the server could not take yet: kept until its
-   * `subscribe` on a connection has been answered (by then the server has taken the ack sent right after it), then
-   * unsubscribed.
-   */
-  leaving: boolean;
+  state: EntryState;
   /** Received, not yet handed to the handler. */
   queue: SocketEvent[];
   /** The handler is running (an async handler has not finished). */
   running: boolean;
   /** The last handled `seq` not yet acknowledged (durable only). */
   toAck?: number;
-  /** The last `seq` acknowledged on the current connection: acknowledged again on the next if this one drops, as it may not have arrived. */
+  /**
+   * The last `seq` acknowledged since its `subscribe` on the current connection: acknowledged again after the next
+   * one if this connection drops or the server answers that `subscribe` `unavailable`, as it may not have been taken.
+   */
   acked?: number;
 }
 
@@ -312,10 +320,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       ...(filter !== undefined ? { filter: JSON.parse(JSON.stringify(filter)) as EventFilter } : {}),
       handler: handler as (event: SocketEvent) => unknown,
       lastSeq: after,
-      active: true,
-      confirmed: false,
-      subscribing: false,
-      leaving: false,
+      state: 'idle',
       queue: [],
       running: false,
       handle: undefined as unknown as SocketSubscription,
@@ -331,7 +336,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
         return entry.lastSeq;
       },
       get active() {
-        return entry.active;
+        return isActive(entry);
       },
       unsubscribe: () => this.#unsubscribe(entry),
     };
@@ -359,13 +364,11 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
     for (const entry of this.#entries.values()) {
-      entry.active = false;
-      if (entry.confirmed) this.#sendAck(entry);
-      else if (entry.subscribing && entry.toAck !== undefined) {
-        entry.leaving = true;
-        this.#sendAck(entry);
-      }
-      if (!(entry.leaving && entry.subscribing)) this.#entries.delete(entry.id);
+      if (entry.state === 'subscribing' && entry.toAck !== undefined) entry.state = 'leaving-subscribing';
+      if (entry.state === 'confirmed' || entry.state === 'leaving-subscribing') this.#sendAck(entry);
+      if (entry.state === 'leaving-subscribing') continue;
+      entry.state = 'ended';
+      this.#entries.delete(entry.id);
     }
     this.#emit('close', { code: 1000, reason: 'client closed', reconnecting: false });
     this.#closeWhenAnswered();
@@ -456,23 +459,22 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       case 'subscribed': {
         const entry = this.#entries.get(message.id);
         if (!entry) return;
-        if (entry.leaving) return void this.#detach(entry);
-        entry.subscribing = false;
-        entry.confirmed = true;
+        if (isLeaving(entry)) return void this.#detach(entry);
+        entry.state = 'confirmed';
         if (entry.lastSeq === undefined || message.after > entry.lastSeq) entry.lastSeq = message.after;
         return void this.#emit('subscribed', { subscription: entry.handle, after: message.after });
       }
       case 'event': {
         const entry = this.#entries.get(message.id);
-        if (entry?.leaving) return void this.#detach(entry);
-        if (!entry?.active || (entry.lastSeq !== undefined && message.event.seq <= entry.lastSeq)) return;
+        if (entry && isLeaving(entry)) return void this.#detach(entry);
+        if (!entry || !isActive(entry) || (entry.lastSeq !== undefined && message.event.seq <= entry.lastSeq)) return;
         entry.lastSeq = message.event.seq;
         return void this.#handle(entry, message.event);
       }
       case 'reset': {
         const entry = this.#entries.get(message.id);
         if (!entry) return;
-        if (entry.leaving) return void this.#detach(entry);
+        if (isLeaving(entry)) return void this.#detach(entry);
         entry.lastSeq = message.after;
         const { reason, after, oldest } = message;
         return void this.#emit('reset', { subscription: entry.handle, reason, after, ...(oldest !== undefined ? { oldest } : {}) });
@@ -509,34 +511,33 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 
   #onError(code: string, message: string, id: string | undefined): void {
     const entry = id === undefined ? undefined : this.#entries.get(id);
-    // The server dropped the subscription, or never made it.
-    const dropped = fatalSubscriptionErrors.has(code) || code === 'unavailable';
-    if (entry && dropped) entry.subscribing = false;
     if (entry && fatalSubscriptionErrors.has(code)) {
-      entry.active = false;
+      // The server dropped the subscription, or never made it, for good.
+      entry.state = 'ended';
       this.#forget(entry);
-    } else if (entry?.leaving && !dropped) {
-      // An error of its own once attached (`ack-ahead`): the server has judged the ack.
-      this.#detach(entry);
-    }
-    if (entry && code === 'unavailable') {
+    } else if (entry && code === 'unavailable') {
+      // It did not make it this time: subscribed again in a moment, unless a new connection did it first.
+      subscribeLost(entry);
       setTimeout(() => {
-        const unanswered = this.#entries.get(entry.id) === entry && !entry.subscribing && !entry.confirmed;
-        if (unanswered && this.#ready) this.#sendSubscribe(entry);
+        const unsent = this.#entries.get(entry.id) === entry && (entry.state === 'idle' || entry.state === 'leaving');
+        if (unsent && this.#ready) this.#sendSubscribe(entry);
       }, this.#backoff.initialDelay);
+    } else if (entry?.state === 'leaving-subscribing') {
+      // An error of its own once attached (`ack-ahead`): the server has judged the ack. One left `leaving` waits on
+      // for its next `subscribe`: an error then is about the last one (its ack came too late), whose ack was not taken.
+      this.#detach(entry);
     }
     this.#emit('error', { code, message, ...(entry ? { subscription: entry.handle } : {}) });
   }
 
   /** Sends the `subscribe` of `entry`; one that is leaving acknowledges right after it, which the server takes before `subscribed`. */
   #sendSubscribe(entry: Entry): void {
-    entry.confirmed = false;
     const bytes = this.#send(subscribeMessage(entry, entry.lastSeq), entry);
     if (bytes !== undefined) {
       return void this.#onError('message-too-big', `the subscribe message of ${entry.id} is ${this.#tooBig(bytes)}; the subscription ended`, entry.id);
     }
-    entry.subscribing = true;
-    if (entry.leaving) this.#sendAck(entry);
+    entry.state = entry.state === 'leaving' ? 'leaving-subscribing' : 'subscribing';
+    if (entry.state === 'leaving-subscribing') this.#sendAck(entry);
   }
 
   #handle(entry: Entry, event: SocketEvent): void {
@@ -547,7 +548,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   /** Hands queued events to the handler in order; an async handler is awaited before the next. */
   #drain(entry: Entry): void {
     entry.running = true;
-    for (let event = entry.queue.shift(); event && entry.active; event = entry.queue.shift()) {
+    for (let event = entry.queue.shift(); event && isActive(entry); event = entry.queue.shift()) {
       let result: unknown;
       try {
         result = entry.handler(event);
@@ -580,7 +581,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 
   #flushAcks(): void {
     if (!this.#ready) return;
-    for (const entry of this.#entries.values()) if (entry.confirmed) this.#sendAck(entry);
+    for (const entry of this.#entries.values()) if (entry.state === 'confirmed') this.#sendAck(entry);
   }
 
   /** Sends the ack `entry` has waiting, on the current connection, which the server has its `subscribe` on. */
@@ -598,17 +599,18 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
    * reach a server still looking the subscription up, which forgets the ack with it.
    */
   #unsubscribe(entry: Entry): void {
-    if (!entry.active) return;
-    entry.active = false;
-    if (entry.confirmed || entry.toAck === undefined) return void this.#detach(entry);
-    entry.leaving = true;
-    if (entry.subscribing) this.#sendAck(entry);
+    if (!isActive(entry)) return;
+    if (entry.state === 'confirmed' || entry.toAck === undefined) return void this.#detach(entry);
+    entry.state = entry.state === 'subscribing' ? 'leaving-subscribing' : 'leaving';
+    if (entry.state === 'leaving-subscribing') this.#sendAck(entry);
   }
 
   /** Forgets `entry` after it acknowledged what it has waiting, and unsubscribes it where the server holds it. */
   #detach(entry: Entry): void {
-    if (entry.confirmed) this.#sendAck(entry);
-    if (entry.confirmed || entry.subscribing) this.#send({ type: 'unsubscribe', id: entry.id });
+    const { state } = entry;
+    entry.state = 'ended';
+    if (state === 'confirmed') this.#sendAck(entry);
+    if (state === 'confirmed' || state === 'subscribing' || state === 'leaving-subscribing') this.#send({ type: 'unsubscribe', id: entry.id });
     this.#forget(entry);
   }
 
@@ -646,12 +648,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#ready = false;
     // After close(), nothing waits for another connection.
     if (this.#closed) this.#entries.clear();
-    for (const entry of this.#entries.values()) {
-      entry.confirmed = false;
-      entry.subscribing = false;
-      entry.toAck ??= entry.acked;
-      entry.acked = undefined;
-    }
+    for (const entry of this.#entries.values()) subscribeLost(entry);
     clearInterval(this.#pingTimer);
     clearInterval(this.#ackTimer);
     clearTimeout(this.#refreshTimer);
@@ -683,7 +680,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     const { bytes, entry } = largest;
     this.#maxMessageBytes = bytes - 1;
     this.#maxMessageBytesSource = `the server closed a connection with 1009 after a subscribe of ${bytes} bytes`;
-    if (entry.active) {
+    if (isActive(entry)) {
       const message = `the server closed the connection with ${close} after the subscribe of ${entry.id}, ${bytes} bytes: over its limit, which is lower than maxMessageBytes; the subscription ended, the others are sent again`;
       this.#onError('message-too-big', message, entry.id);
     }
@@ -695,7 +692,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#closed = true;
     this.#closedBy = closedBy;
     clearTimeout(this.#reconnectTimer);
-    for (const entry of this.#entries.values()) entry.active = false;
+    for (const entry of this.#entries.values()) entry.state = 'ended';
     this.#emit('close', { code, reason, reconnecting: false });
   }
 
@@ -717,6 +714,27 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     if (bytes > (this.#largestSent?.bytes ?? 0)) this.#largestSent = { bytes, type: message.type, ...(entry ? { entry } : {}) };
     ws.send(data);
   }
+}
+
+/** Whether `entry` hands its events to its handler: it was neither ended nor left. */
+function isActive(entry: Entry): boolean {
+  return entry.state === 'idle' || entry.state === 'subscribing' || entry.state === 'confirmed';
+}
+
+/** Whether `entry` was ended by the app with an ack the server has yet to take. */
+function isLeaving(entry: Entry): boolean {
+  return entry.state === 'leaving' || entry.state === 'leaving-subscribing';
+}
+
+/**
+ * The server no longer holds the `subscribe` of `entry`: the connection dropped, or it answered `unavailable`. The
+ * acks sent since may not have been taken: they are sent again on the next one.
+ */
+function subscribeLost(entry: Entry): void {
+  if (entry.state === 'leaving-subscribing') entry.state = 'leaving';
+  else if (entry.state === 'subscribing' || entry.state === 'confirmed') entry.state = 'idle';
+  entry.toAck ??= entry.acked;
+  entry.acked = undefined;
 }
 
 /** The `subscribe` message of `entry`, resuming after `after`. */

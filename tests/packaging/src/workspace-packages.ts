@@ -59,13 +59,16 @@ export interface Packed {
   unpacked: string;
 }
 
-/** Packs `found` as `pnpm publish` would (its `prepack` runs) into a folder of its own below `destination`, and unpacks it there. */
+/**
+ * Packs `found` as `pnpm publish` would into a folder of its own below `destination`, and unpacks it there.
+ * Its `prepack` does not run: pack it once its prepack has built it (`pnpm release --dry-run` runs them all).
+ */
 export function pack(found: WorkspacePackage, destination: string): Packed {
   const folder = join(destination, found.name.replace('/', '__'));
   rmSync(folder, { recursive: true, force: true });
   const unpacked = join(folder, 'package');
   mkdirSync(unpacked, { recursive: true });
-  execFileSync('pnpm', ['pack', '--pack-destination', folder], { cwd: found.directory, stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('pnpm', ['pack', '--config.ignore-scripts=true', '--pack-destination', folder], { cwd: found.directory, stdio: ['ignore', 'ignore', 'pipe'] });
   const tarball = join(folder, readdirSync(folder).find((file) => file.endsWith('.tgz')) as string);
   execFileSync('tar', ['-xzf', tarball, '-C', folder]);
   return { tarball, unpacked };

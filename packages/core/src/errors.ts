@@ -191,7 +191,7 @@ export class UnavailableError extends HeraldError {
   }
 }
 
-/** Why the store refused a write: see {@link StoreUnavailableError}. */
+/** Why the store refused a write or a read: see {@link StoreUnavailableError}. */
 export type StoreRefusal = 'locked' | 'full' | 'unavailable';
 
 const storeRefusals: Record<StoreRefusal, { code: string; message: string }> = {
@@ -203,9 +203,9 @@ const storeRefusals: Record<StoreRefusal, { code: string; message: string }> = {
 /**
  * The store refused a write: another process held its lock for longer than the store waits (`locked`),
  * its disk or size limit is full (`full`), or it takes no writes for another reason (`unavailable`: an
- * I/O error, a read-only database, a lost connection). On PostgreSQL a read on a lost connection is
- * `unavailable` too. 503 with `Retry-After`; `cause` is the database's own error, for the log. Nothing
- * of the refused write was stored.
+ * I/O error, a read-only or damaged database, a lost connection). A read the database refuses so (a lost
+ * connection, an I/O error, a damaged SQLite file) is `unavailable` too. 503 with `Retry-After`; `cause` is
+ * the database's own error, for the log. Nothing of the refused write was stored.
  */
 export class StoreUnavailableError extends UnavailableError {
   override readonly name: string = 'StoreUnavailableError';

@@ -379,6 +379,30 @@ describe('durable subscriptions', () => {
     await vi.waitFor(async () => expect(await streams.cursorOf(id)).toBe(third));
   });
 
+  it('take an acknowledgement within a resume position past the end of the log only up to that end: the cursor never passes it', async () => {
+    const streams = await streaming();
+    const id = await streams.durable('acme', ['order.*']);
+    for (let n = 0; n < 3; n++) await streams.publish('order.created', n);
+    const sink = new RecordingSink(streams.sessions.open(consumerKey('acme')));
+    const subscription = sink.session.subscribe({ subscription: id, after: 99 });
+    await subscription.resolve();
+    // As a WebSocket client's ack sent with its subscribe: the resume position covers it, but is past the end of the log.
+    const started = subscription.start();
+    expect(subscription.acknowledge(99)).toBe(true);
+    await started;
+    expect(sink.resets).toEqual([{ id: '', reason: 'ahead', latest: 3 }]);
+    await linger(60);
+    expect(await streams.cursorOf(id)).toBe(3);
+
+    // The next event is delivered, and, not acknowledged, delivered again to the next session.
+    const next = await streams.publish('order.created', 3);
+    await vi.waitFor(() => expect(seqs(sink.events())).toEqual([next.seq]));
+    sink.session.close();
+    const again = await subscribe(streams, consumerKey('acme'), { subscription: id });
+    expect(again.sink.resets).toEqual([]);
+    expect(seqs(again.sink.events())).toEqual([next.seq]);
+  });
+
   it('pass over, for good, what is published while paused and a client is attached (the one rule for paused subscriptions)', async () => {
     const streams = await streaming();
     const id = await streams.durable('acme', ['order.*']);

@@ -99,6 +99,11 @@ interface DurableAttachment {
   delivered: number;
   /** Everything up to here is acknowledged or passed over: the cursor is (being written) there. */
   acknowledged: number;
+  /**
+   * While a replay has yet to learn whether its resume position is past the end of the log: the highest
+   * acknowledgement it covers (0: none), held until then so that the cursor never passes the log's end.
+   */
+  heldAck?: number | undefined;
 }
 
 /**
@@ -241,12 +246,18 @@ export class StreamSubscription {
    * events passed over after it when `seq` is the last one delivered. A `seq` at or below the cursor it
    * has been told (the stored one once {@link resolve}d, before the replay reaches it too) moves nothing,
    * as a cursor never goes back: true. False when `seq` is ahead of both it and {@link position} (nothing moves).
+   * One that the resume position covers, before the replay has checked that position against the log, moves the
+   * cursor once it has, no further than the end of the log (a position past it is reset: `ahead`).
    */
   acknowledge(seq: number): boolean {
     const durable = this.#durable;
     if (durable !== undefined && seq <= durable.acknowledged) return true;
     if (seq > this.position) return false;
     if (durable === undefined) return true;
+    if (durable.heldAck !== undefined) {
+      durable.heldAck = Math.max(durable.heldAck, seq);
+      return true;
+    }
     const upTo = seq >= durable.delivered ? this.position : seq;
     if (upTo > durable.acknowledged) {
       durable.acknowledged = upTo;
@@ -328,23 +339,29 @@ export class StreamSubscription {
   async #catchUp(after: number, pages: number): Promise<boolean> {
     const { sessions } = this.session;
     const { store, bus } = sessions.context;
+    const durable = this.#durable;
     this.position = after;
-    if (this.#durable !== undefined) this.#durable.delivered = after;
+    if (durable !== undefined) {
+      durable.delivered = after;
+      durable.heldAck = 0;
+    }
     if (this.#closed) return false;
     this.#held = [];
     sessions.offer(this);
     const sink = this.#sink as StreamSink;
     try {
       const { latest, oldest } = await store.bounds();
+      const ahead = after > latest;
+      if (ahead) this.position = Math.max(latest, bus.latest);
+      if (durable !== undefined) this.#releaseHeld(durable);
       if (this.#closed) return false;
-      if (after > latest) {
-        this.position = Math.max(latest, bus.latest);
+      if (ahead) {
         sink.reset(this, 'ahead', this.position);
-        if (this.#durable !== undefined) this.#passOver(this.#durable);
+        if (durable !== undefined) this.#passOver(durable);
       } else {
         if (oldest !== null && after < oldest - 1) this.#expired(after, oldest);
         // A durable subscription judges types as it hands over.
-        const patterns = this.#durable !== undefined ? undefined : this.#patterns;
+        const patterns = durable !== undefined ? undefined : this.#patterns;
         const visible = this.#visibleTo;
         let read = 0;
         let holding: HeraldEvent[] | undefined;
@@ -373,7 +390,7 @@ export class StreamSubscription {
       // Every event up to the bus's latest was read or held: those not handed over are passed over.
       if (bus.latest > this.position) {
         this.position = bus.latest;
-        if (this.#durable !== undefined) this.#passOver(this.#durable);
+        if (durable !== undefined) this.#passOver(durable);
       }
       return !this.#closed;
     } catch (error) {
@@ -381,6 +398,13 @@ export class StreamSubscription {
       this.close();
       throw error;
     }
+  }
+
+  /** Acknowledges what was held while the resume position was unchecked, up to where the replay goes on from. */
+  #releaseHeld(durable: DurableAttachment): void {
+    const acked = durable.heldAck ?? 0;
+    durable.heldAck = undefined;
+    if (acked > 0) this.acknowledge(Math.min(acked, this.position));
   }
 
   /** The log was pruned past the resume position: the client is told, and goes on with what the log holds. */

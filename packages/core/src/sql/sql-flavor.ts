@@ -40,9 +40,9 @@ export interface SqlFlavor {
    */
   unsyncedTransaction?<DB, T>(db: Kysely<DB>, work: (trx: Transaction<DB>) => Promise<T>): Promise<T>;
   /**
-   * Why the database refused a write, when it did: `locked` (another connection holds the lock: the
-   * write may simply run again), `full`, `unavailable` (it takes no writes for now). Undefined for
-   * every other error (bad input, a bug), which is thrown as it is.
+   * Why the database refused a statement, a write or a read, when it did: `locked` (another connection
+   * holds the lock: the write may simply run again), `full`, `unavailable` (it serves no statement for
+   * now). Undefined for every other error (bad input, a bug), which is thrown as it is.
    */
   refusal(error: unknown): StoreRefusal | undefined;
   /**
@@ -65,7 +65,9 @@ export const sqliteFlavor: SqlFlavor = {
     const code = errorCode(error);
     if (/^SQLITE_(BUSY|LOCKED)/.test(code)) return 'locked';
     if (code === 'SQLITE_FULL') return 'full';
-    if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code)) return 'unavailable';
+    // The file, or what is under it, fails: I/O, a read-only or unopenable file, a damaged one (CORRUPT,
+    // NOTADB), memory, the WAL's shared-memory locks (PROTOCOL), file permissions, a file too large (NOLFS).
+    if (/^SQLITE_(IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|NOMEM|PROTOCOL|PERM|NOLFS)/.test(code)) return 'unavailable';
     return undefined;
   },
 };

@@ -12,10 +12,13 @@ import {
   type SqliteDialectConfig,
   SqliteDriver,
   type SqliteStatement,
+  type TransactionSettings,
 } from 'kysely';
+import { StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { HeraldDatabase } from './schema.js';
 import { reasonOf } from './error-reason.js';
+import { asStoreRefusal, RefusingDriver } from './refusing-driver.js';
 import { type SqlFlavor, sqliteFlavor, syncedSqliteFlavor } from './sql-flavor.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 import { retryWhileLocked } from './write-gate.js';
@@ -49,10 +52,13 @@ export interface SqliteStoreOptions {
 /**
  * The SQL store on an embedded SQLite database (better-sqlite3, WAL mode): Herald's default. better-sqlite3
  * is loaded when the store first reaches its database (`init`), so that an app on another store never loads it.
+ * A statement SQLite refuses for a reason other than a lock (an I/O error, a damaged or vanished file, a full
+ * disk), a read as well as a write, the app's own on `database` included, throws a 503 `StoreUnavailableError`.
  */
 export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   const given = options.database;
   const path = options.path ?? './data/herald.db';
+  const where = given ? 'the database it was given' : path;
   let database: Database.Database | undefined;
   const open = async (): Promise<SqliteDatabase> => {
     const opened = given ?? (await openDatabase(path));
@@ -66,7 +72,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
     } catch (error) {
       // Opened again when the store next reaches for it (a lock held elsewhere is waited out).
       if (!given) opened.close();
-      throw sqliteFlavor.refusal(error) === 'locked' ? error : cannotOpen(given ? 'the database it was given' : path, error);
+      throw sqliteFlavor.refusal(error) === 'locked' ? error : cannotOpen(where, error);
     }
     database = opened;
     return keepingStatements(opened);
@@ -74,9 +80,10 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   const flavor = options.synchronous === 'normal' ? sqliteFlavor : syncedSqliteFlavor;
   const lockTimeout = options.lockTimeout ?? 1000;
   const config: SqliteDialectConfig = { database: open };
-  const driver = new LockFirstSqliteDriver(config, () => database?.inTransaction ?? false);
+  const lockFirst = new LockFirstSqliteDriver(config, () => database?.inTransaction ?? false);
+  const driver = new RefusingDriver(lockFirst, (error) => asStoreRefusal(sqliteFlavor, error));
   const dialect = new OneDriverSqliteDialect(config, driver);
-  return new SqliteSqlStore(new Kysely<HeraldDatabase>({ dialect }), dialect, flavor, { lockTimeout, logger: options.logger });
+  return new SqliteSqlStore(new Kysely<HeraldDatabase>({ dialect }), dialect, flavor, { lockTimeout, logger: options.logger }, where);
 }
 
 /**
@@ -87,11 +94,23 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
  */
 class SqliteSqlStore extends SqlStore {
   readonly #appDatabase: Kysely<Record<never, never>>;
+  /** The file, for a failed start to say. */
+  readonly #where: string;
 
-  constructor(db: Kysely<HeraldDatabase>, dialect: OneDriverSqliteDialect, flavor: SqlFlavor, options: SqlStoreOptions & { lockTimeout: number }) {
+  constructor(db: Kysely<HeraldDatabase>, dialect: OneDriverSqliteDialect, flavor: SqlFlavor, options: SqlStoreOptions & { lockTimeout: number }, where: string) {
     super(db, flavor, options);
     const driver = new LockWaitingDriver(dialect.driver, () => db.destroy(), options.lockTimeout);
     this.#appDatabase = new Kysely({ config: { dialect }, dialect, driver, executor: db.getExecutor() });
+    this.#where = where;
+  }
+
+  override async init(): Promise<void> {
+    try {
+      await super.init();
+    } catch (error) {
+      // A refused start (a damaged file, a lock held all along) is said as it is, not as a 503 "unavailable for now".
+      throw error instanceof StoreUnavailableError ? cannotOpen(this.#where, error.cause) : error;
+    }
   }
 
   override get database(): Kysely<Record<never, never>> {
@@ -132,9 +151,9 @@ const notBuiltReason =
 
 /** kysely's SQLite dialect on one driver made beforehand, which the app's view of the store shares. */
 class OneDriverSqliteDialect extends SqliteDialect {
-  readonly driver: LockFirstSqliteDriver;
+  readonly driver: RefusingDriver;
 
-  constructor(config: SqliteDialectConfig, driver: LockFirstSqliteDriver) {
+  constructor(config: SqliteDialectConfig, driver: RefusingDriver) {
     super(config);
     this.driver = driver;
   }
@@ -176,11 +195,11 @@ class LockFirstSqliteDriver extends SqliteDriver {
  * do not wait in here, with the connection held: the app's view is the only way in.
  */
 class LockWaitingDriver implements Driver {
-  readonly #driver: LockFirstSqliteDriver;
+  readonly #driver: RefusingDriver;
   readonly #destroy: () => Promise<void>;
   readonly #lockTimeout: number;
 
-  constructor(driver: LockFirstSqliteDriver, destroy: () => Promise<void>, lockTimeout: number) {
+  constructor(driver: RefusingDriver, destroy: () => Promise<void>, lockTimeout: number) {
     this.#driver = driver;
     this.#destroy = destroy;
     this.#lockTimeout = lockTimeout;
@@ -193,8 +212,8 @@ class LockWaitingDriver implements Driver {
     return this.#driver.acquireConnection();
   }
 
-  beginTransaction(connection: DatabaseConnection): Promise<void> {
-    return retryWhileLocked(sqliteFlavor, () => this.#driver.beginTransaction(connection), Date.now(), this.#lockTimeout);
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return retryWhileLocked(sqliteFlavor, () => this.#driver.beginTransaction(connection, settings), Date.now(), this.#lockTimeout);
   }
 
   commitTransaction(connection: DatabaseConnection): Promise<void> {
@@ -217,8 +236,8 @@ class LockWaitingDriver implements Driver {
     return this.#driver.releaseSavepoint(connection, name, compile);
   }
 
-  releaseConnection(): Promise<void> {
-    return this.#driver.releaseConnection();
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.#driver.releaseConnection(connection);
   }
 
   /** Destroying the app's view closes the store's connection, as it did when both were one instance. */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -299,5 +299,95 @@ describe('SQLite store when the file system refuses to grow its files (issue 13)
     } finally {
       database.close();
     }
+  });
+});
+
+describe('SQLite store whose file is damaged under it', () => {
+  /** The store's data, by every read it has. */
+  const readAll = (store: SqlStore) => ({
+    read: () => store.read({ after: 0, limit: 10 }),
+    'read by type': () => store.read({ after: 0, limit: 10, types: ['order.created'] }),
+    bounds: () => store.bounds(),
+    'subscriptions.list': () => store.subscriptions.list(),
+    'subscriptions.get': () => store.subscriptions.get('sub_gate'),
+    'subscriptions.version': () => store.subscriptions.version(),
+    'keys.get': () => store.keys.get('key_gate'),
+    'keys.list': () => store.keys.list(),
+    'eventTypes.list': () => store.eventTypes.list(),
+    // The app's own read on the store's database.
+    'database (the app)': async () => (await sql<{ n: number }>`select count(*) as n from herald_events`.execute(store.database)).rows,
+  });
+
+  it.each([
+    ['cut to its first page', 1, /^SQLITE_CORRUPT/],
+    ['emptied', 0, /^SQLITE_NOTADB$/],
+  ])("answers every read of a file %s with a 503 that carries SQLite's error, stays ready, writes nothing, and reads as before once the file is back", async (_, pages, code) => {
+    const path = tempDatabase();
+    const store = await open({ path });
+    await withData(store);
+    const reads = readAll(store);
+    const before = Object.fromEntries(await Promise.all(Object.entries(reads).map(async ([name, read]) => [name, await read()])));
+
+    // Another process's connection moves everything from the WAL into the file (so reads go to the file, and the
+    // store drops the pages it has cached); then the file loses its pages, as a failing disk or a bad copy may leave it.
+    const other = new Database(path);
+    onTestFinished(() => void other.close());
+    other.pragma('wal_checkpoint(TRUNCATE)');
+    const whole = readFileSync(path);
+    truncateSync(path, pages * (other.pragma('page_size', { simple: true }) as number));
+    const damaged = readFileSync(path);
+
+    for (const [name, read] of Object.entries(reads)) {
+      const error = await rejection(read());
+      expect(error, name).toBeInstanceOf(StoreUnavailableError);
+      const refused = error as StoreUnavailableError;
+      expect({ name, status: refused.status, type: refused.toProblem().type, retryAfter: refused.headers()['retry-after'] }).toEqual({
+        name,
+        status: 503,
+        type: 'urn:herald:problem:store-unavailable',
+        retryAfter: '1',
+      });
+      expect((refused.cause as { code?: string }).code, name).toMatch(code);
+    }
+    // A refused read is no refused write: the store stays ready.
+    await store.ping();
+    // Nothing was written: the file is as it was left, and the WAL empty.
+    expect(readFileSync(path).equals(damaged)).toBe(true);
+    expect(statSync(`${path}-wal`).size).toBe(0);
+
+    // A write is refused alike (with nothing of it written), and the store is not ready until one succeeds.
+    const refusedWrite = await rejection(store.append([event({ during: 'damage' })]));
+    expect(refusedWrite).toMatchObject({ status: 503, code: 'store-unavailable', cause: { code: expect.stringMatching(code) } });
+    expect(await rejection(store.ping())).toMatchObject({ status: 503, code: 'store-unavailable' });
+    expect(readFileSync(path).equals(damaged)).toBe(true);
+
+    // The file back as it was (and a checkpoint of the other connection's, by whose WAL index SQLite knows its cache
+    // is stale): every read answers as before, and the store takes writes again.
+    writeFileSync(path, whole);
+    other.pragma('wal_checkpoint(TRUNCATE)');
+    const after = Object.fromEntries(await Promise.all(Object.entries(reads).map(async ([name, read]) => [name, await read()])));
+    expect(after).toEqual(before);
+    await store.ping();
+    expect(other.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+
+  it('says which file a store cannot start on, and why, when the file is damaged', async () => {
+    const path = tempDatabase();
+    const first = await open({ path });
+    await withData(first);
+    await first.close();
+    // The page of the table of its migrations, the first it reads as it starts, overwritten.
+    const other = new Database(path);
+    const pageSize = other.pragma('page_size', { simple: true }) as number;
+    const { rootpage } = other.prepare("select rootpage from sqlite_master where name = 'herald_migration'").get() as { rootpage: number };
+    other.close();
+    const file = openSync(path, 'r+');
+    writeSync(file, Buffer.alloc(pageSize, 0x5a), 0, pageSize, (rootpage - 1) * pageSize);
+    closeSync(file);
+
+    const store = sqliteStore({ path });
+    onTestFinished(() => store.close());
+    const failure = await rejection(store.init());
+    expect(failure).toEqual(new Error(`sqliteStore cannot open the database at ${path}: database disk image is malformed (SQLITE_CORRUPT)`));
   });
 });

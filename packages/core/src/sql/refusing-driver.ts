@@ -1,0 +1,133 @@
+import type { CompiledQuery, DatabaseConnection, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely';
+import { StoreUnavailableError } from '../errors.js';
+import type { SqlFlavor } from './sql-flavor.js';
+
+/**
+ * `error`, or the {@link StoreUnavailableError} it is when `flavor` says the database refused the statement
+ * for a reason other than a lock. A lock held elsewhere stays the driver's error, for the {@link WriteGate},
+ * the pruner and the app's transactions to wait out.
+ */
+export function asStoreRefusal(flavor: Pick<SqlFlavor, 'refusal'>, error: unknown): unknown {
+  const refusal = flavor.refusal(error);
+  return refusal === undefined || refusal === 'locked' ? error : new StoreUnavailableError(refusal, error);
+}
+
+/** How a {@link RefusingDriver} treats a connection a statement was refused on. */
+export interface RefusingDriverOptions {
+  /**
+   * Rolls back a connection a statement was refused on as it is released: kysely's PostgreSQL driver then
+   * discards it when the database has ended it, which `pg`'s pool would hand out again until the socket's end
+   * arrives (outside a transaction, a rollback on a live connection only warns). @default false
+   */
+  rollBackRefused?: boolean;
+}
+
+/**
+ * A kysely driver whose statements, reads as well as writes, and transaction commands throw what `refused`
+ * makes of the database's error: a {@link StoreUnavailableError} (a 503) when the database refuses them (see
+ * {@link asStoreRefusal}). A write gets that from the {@link WriteGate} anyway; a read passes no gate, and its
+ * driver's own error would otherwise be a 500.
+ */
+export class RefusingDriver implements Driver {
+  readonly #driver: Required<Driver>;
+  readonly #refused: (error: unknown) => unknown;
+  readonly #rollBackRefused: boolean;
+
+  constructor(driver: Required<Driver>, refused: (error: unknown) => unknown, { rollBackRefused = false }: RefusingDriverOptions = {}) {
+    this.#driver = driver;
+    this.#refused = refused;
+    this.#rollBackRefused = rollBackRefused;
+  }
+
+  init(): Promise<void> {
+    return this.#driver.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new RefusingConnection(await this.#refusing(this.#driver.acquireConnection()), this.#refused);
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.#refusing(this.#driver.beginTransaction(inner(connection), settings));
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#refusing(this.#driver.commitTransaction(inner(connection)));
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#refusing(this.#driver.rollbackTransaction(inner(connection)));
+  }
+
+  savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#refusing(this.#driver.savepoint(inner(connection), name, compile));
+  }
+
+  rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#refusing(this.#driver.rollbackToSavepoint(inner(connection), name, compile));
+  }
+
+  releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
+    return this.#refusing(this.#driver.releaseSavepoint(inner(connection), name, compile));
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    if (this.#rollBackRefused && connection instanceof RefusingConnection && connection.refused) {
+      await this.#driver.rollbackTransaction(connection.inner).catch(() => {});
+    }
+    return this.#driver.releaseConnection(inner(connection));
+  }
+
+  destroy(): Promise<void> {
+    return this.#driver.destroy();
+  }
+
+  /** `work`, whose error is thrown as `refused` makes it. */
+  async #refusing<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      throw this.#refused(error);
+    }
+  }
+}
+
+/** The driver's own connection under a {@link RefusingConnection}, which the driver's methods take. */
+function inner(connection: DatabaseConnection): DatabaseConnection {
+  return connection instanceof RefusingConnection ? connection.inner : connection;
+}
+
+/** One use of a connection: `refused` once the database refused a statement on it. */
+class RefusingConnection implements DatabaseConnection {
+  readonly inner: DatabaseConnection;
+  readonly #refused: (error: unknown) => unknown;
+  refused = false;
+
+  constructor(connection: DatabaseConnection, refused: (error: unknown) => unknown) {
+    this.inner = connection;
+    this.#refused = refused;
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.inner.executeQuery<R>(query);
+    } catch (error) {
+      throw this.#thrown(error);
+    }
+  }
+
+  async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    try {
+      yield* this.inner.streamQuery<R>(query, chunkSize);
+    } catch (error) {
+      throw this.#thrown(error);
+    }
+  }
+
+  /** What to throw for `error`; a refusal marks the connection `refused`. */
+  #thrown(error: unknown): unknown {
+    const thrown = this.#refused(error);
+    if (thrown instanceof StoreUnavailableError) this.refused = true;
+    return thrown;
+  }
+}

@@ -71,7 +71,7 @@ export class ApiKeys {
   readonly #broker: Broker;
   readonly #cache = new Map<string, { record: ApiKeyRecord; at: number }>();
   readonly #revokeListeners = new Set<(keyId: string) => void>();
-  /** When this node last wrote each API key's use (ms); dropped once older than the interval, when it no longer holds a write back. */
+  /** When each API key's use was last written (ms), by this node or, as a record read said, another; dropped once older than the interval, when it no longer holds a write back. */
   readonly #usesWritten = new Map<string, number>();
   /** The writes of uses still under way, for `stop` to wait for. */
   readonly #writing = new Set<Promise<void>>();
@@ -245,8 +245,10 @@ export class ApiKeys {
    */
   #used(record: ApiKeyRecord): void {
     const now = this.#now();
+    const known = this.#usesWritten.get(record.id);
+    if (known !== undefined && now - known < this.#lastUseInterval) return;
     const storedAt = record.lastUsedAt === undefined ? Number.NEGATIVE_INFINITY : Date.parse(record.lastUsedAt);
-    if (now - Math.max(storedAt, this.#usesWritten.get(record.id) ?? Number.NEGATIVE_INFINITY) < this.#lastUseInterval) return;
+    if (now - storedAt < this.#lastUseInterval) return void this.#usesWritten.set(record.id, storedAt);
     this.#usesWritten.set(record.id, now);
     const writing = this.#store.keys
       .markUsed(record.id, new Date(now).toISOString())

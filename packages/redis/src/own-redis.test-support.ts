@@ -15,16 +15,16 @@ export interface OwnRedis {
 /**
  * With `tls` (the paths of its certificate, its key and an authority), it takes TLS connections only, at
  * `rediss://localhost:<port>`, from clients that present a certificate the authority signed. It listens on
- * 127.0.0.1, and on ::1 where the machine has it.
+ * 127.0.0.1, and on ::1 where the machine has it. `config` is more of redis-server's arguments: `['--timeout', '1']`.
  */
-export async function ownRedis({ tls }: { tls?: { cert: string; key: string; ca: string } } = {}): Promise<OwnRedis> {
+export async function ownRedis({ tls, config = [] }: { tls?: { cert: string; key: string; ca: string }; config?: string[] } = {}): Promise<OwnRedis> {
   const port = await freePort();
   const listen = tls
     ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'yes']
     : ['--port', String(port)];
   let child: ChildProcess | undefined;
   const start = async () => {
-    const proc = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '-::1', '--save', '', '--appendonly', 'no'], {
+    const proc = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '-::1', '--save', '', '--appendonly', 'no', ...config], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;

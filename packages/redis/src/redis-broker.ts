@@ -1,4 +1,4 @@
-import type { Broker, Logger, Unsubscribe } from '@herald/core';
+import type { Broker, Unsubscribe } from '@herald/core';
 import type { Redis } from 'ioredis';
 import { connectAll, type RedisOptions, redisConnection, redisDefaults } from './redis-connection.js';
 
@@ -19,14 +19,10 @@ export function redisBroker(options: RedisBrokerOptions = {}): Broker {
 }
 
 class RedisBroker implements Broker {
-  readonly #url: string;
-  readonly #tls: RedisOptions['tls'];
-  readonly #prefix: string;
-  readonly #connectTimeout: number;
+  /** How its connections are made, and what they log to. */
+  readonly #redis: ReturnType<typeof redisDefaults>;
   readonly #publishTimeout: number;
   readonly #maxHeldRings: number;
-  readonly #maxReconnectDelay: number;
-  readonly #logger?: Logger;
   readonly #listeners = new Map<string, Set<(message: string) => void>>();
   readonly #reconnectListeners = new Set<() => void>();
   /** Rings that could not be sent while Redis was away, oldest first, by channel and message. */
@@ -36,15 +32,9 @@ class RedisBroker implements Broker {
   #closed = false;
 
   constructor(options: RedisBrokerOptions) {
-    const { url, tls, prefix, connectTimeout, maxReconnectDelay, logger } = redisDefaults(options, 'redisBroker');
-    this.#url = url;
-    this.#tls = tls;
-    this.#prefix = prefix;
-    this.#connectTimeout = connectTimeout;
-    this.#maxReconnectDelay = maxReconnectDelay;
+    this.#redis = redisDefaults(options, 'redisBroker');
     this.#publishTimeout = options.publishTimeout ?? 2_000;
     this.#maxHeldRings = options.maxHeldRings ?? 1_000;
-    if (logger) this.#logger = logger;
   }
 
   async init(): Promise<void> {
@@ -55,7 +45,7 @@ class RedisBroker implements Broker {
     this.#subscriber = subscriber;
     subscriber.on('message', (channel: string, message: string) => this.#dispatch(channel, message));
     try {
-      await connectAll([publisher, subscriber], this.#url, this.#connectTimeout);
+      await connectAll([publisher, subscriber], this.#redis.url, this.#redis.connectTimeout);
     } catch (error) {
       this.#publisher = this.#subscriber = undefined;
       throw error;
@@ -69,9 +59,9 @@ class RedisBroker implements Broker {
     if (!publisher || this.#closed) return;
     if (publisher.status !== 'ready') return this.#hold(channel, message);
     try {
-      await publisher.publish(this.#prefix + channel, message);
+      await publisher.publish(this.#redis.prefix + channel, message);
     } catch (error) {
-      this.#logger?.warn({ err: error, channel }, 'a ring could not be sent to Redis; it is sent again once Redis answers');
+      this.#redis.logger?.warn({ err: error, channel }, 'a ring could not be sent to Redis; it is sent again once Redis answers');
       this.#hold(channel, message);
     }
   }
@@ -82,8 +72,8 @@ class RedisBroker implements Broker {
       this.#listeners.set(channel, (listeners = new Set()));
       // While Redis is away the channel is subscribed on reconnection, with all the others.
       if (this.#subscriber?.status === 'ready') {
-        await this.#subscriber.subscribe(this.#prefix + channel).catch((error: unknown) => {
-          this.#logger?.warn({ err: error, channel }, 'subscribing failed; it is tried again when the connection to Redis is back');
+        await this.#subscriber.subscribe(this.#redis.prefix + channel).catch((error: unknown) => {
+          this.#redis.logger?.warn({ err: error, channel }, 'subscribing failed; it is tried again when the connection to Redis is back');
         });
       }
     }
@@ -93,7 +83,7 @@ class RedisBroker implements Broker {
       listeners.delete(own);
       if (listeners.size > 0 || this.#listeners.get(channel) !== listeners) return;
       this.#listeners.delete(channel);
-      if (this.#subscriber?.status === 'ready') await this.#subscriber.unsubscribe(this.#prefix + channel).catch(() => {});
+      if (this.#subscriber?.status === 'ready') await this.#subscriber.unsubscribe(this.#redis.prefix + channel).catch(() => {});
     };
   }
 
@@ -112,26 +102,16 @@ class RedisBroker implements Broker {
 
   #connection(role: 'publisher' | 'subscriber'): Redis {
     // Commands are never queued while disconnected: a ring is held by this broker instead, and sent once.
-    return redisConnection({
-      url: this.#url,
-      tls: this.#tls,
-      role,
-      prefix: this.#prefix,
-      connectTimeout: this.#connectTimeout,
-      commandTimeout: this.#publishTimeout,
-      maxReconnectDelay: this.#maxReconnectDelay,
-      closed: () => this.#closed,
-      ...(this.#logger ? { logger: this.#logger } : {}),
-    });
+    return redisConnection({ ...this.#redis, role, commandTimeout: this.#publishTimeout, closed: () => this.#closed });
   }
 
   #dispatch(prefixed: string, message: string): void {
-    if (!prefixed.startsWith(this.#prefix)) return;
-    for (const listener of this.#listeners.get(prefixed.slice(this.#prefix.length)) ?? []) {
+    if (!prefixed.startsWith(this.#redis.prefix)) return;
+    for (const listener of this.#listeners.get(prefixed.slice(this.#redis.prefix.length)) ?? []) {
       try {
         listener(message);
       } catch (error) {
-        this.#logger?.error({ err: error, channel: prefixed }, 'a broker listener threw');
+        this.#redis.logger?.error({ err: error, channel: prefixed }, 'a broker listener threw');
       }
     }
   }
@@ -155,19 +135,19 @@ class RedisBroker implements Broker {
   async #resubscribe(): Promise<void> {
     const subscriber = this.#subscriber;
     if (!subscriber || this.#closed) return;
-    const channels = [...this.#listeners.keys()].map((channel) => this.#prefix + channel);
+    const channels = [...this.#listeners.keys()].map((channel) => this.#redis.prefix + channel);
     try {
       if (channels.length > 0) await subscriber.subscribe(...channels);
     } catch (error) {
       // The connection broke again; the next 'ready' tries again.
-      this.#logger?.warn({ err: error }, 'subscribing again after reconnecting to Redis failed');
+      this.#redis.logger?.warn({ err: error }, 'subscribing again after reconnecting to Redis failed');
       return;
     }
     for (const listener of this.#reconnectListeners) {
       try {
         listener();
       } catch (error) {
-        this.#logger?.error({ err: error }, 'a reconnect listener threw');
+        this.#redis.logger?.error({ err: error }, 'a reconnect listener threw');
       }
     }
   }

@@ -5,17 +5,19 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { type LogEntry, recordingLogger } from '../../testkit/src/recording-logger.js';
 import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { linger, waitFor } from '../../testkit/src/wait-for.js';
+import { ownRedis } from './own-redis.test-support.js';
 import { redisBroker } from './redis-broker.js';
+import type { RedisOptions } from './redis-connection.js';
 import { redisRateLimits } from './redis-rate-limits.js';
 
 /** The machine's Redis: the tests end only their own connections, never the server. */
 const sharedRedisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A broker and a rate-limit store as one node has them, logging to one logger, closed after the test unless before. */
-async function node(url: string, prefix: string) {
+async function node(url: string, prefix: string, options: RedisOptions = {}) {
   const logger = recordingLogger();
-  const broker = redisBroker({ url, prefix, maxReconnectDelay: 100, logger });
-  const limits = redisRateLimits({ url, prefix, maxReconnectDelay: 100, logger });
+  const broker = redisBroker({ url, prefix, maxReconnectDelay: 100, logger, ...options });
+  const limits = redisRateLimits({ url, prefix, maxReconnectDelay: 100, logger, ...options });
   await Promise.all([broker.init?.(), limits.init?.()]);
   const close = async () => {
     await Promise.all([broker.close(), limits.close?.()]);
@@ -98,5 +100,44 @@ describe('the connections to Redis', () => {
       ['info', back, 'subscriber'],
     ]);
     expect((await limits.take('k', 10, 60_000)).used).toBe(2);
+  });
+
+  describe("are kept from Redis's `timeout` for idle clients (1 s here) by a PING", () => {
+    /** Idle past the server's `timeout`, the node's connections say nothing, and ring and count at once after. */
+    async function staysUp(config: string[], options: RedisOptions) {
+      const redis = await ownRedis({ config: ['--timeout', '1', ...config] });
+      onTestFinished(redis.kill);
+      const { broker, limits, logger } = await node(redis.url, 'test:', options);
+      const rings: string[] = [];
+      await broker.subscribe('ch', (message) => rings.push(message));
+      let reconnects = 0;
+      broker.onReconnect?.(() => reconnects++);
+      // A client that sends nothing is closed meanwhile: the server's timeout holds.
+      const idle = new Redis(redis.url, { retryStrategy: () => null });
+      onTestFinished(() => void idle.disconnect());
+      let idleClosed = false;
+      idle.on('close', () => {
+        idleClosed = true;
+      });
+
+      await linger(3_500);
+      expect(idleClosed).toBe(true);
+      expect(logger.entries).toEqual([]);
+      expect(reconnects).toBe(0);
+      await broker.publish('ch', 'after the idle time');
+      await waitFor(() => rings.length === 1, 'the ring after the idle time');
+      expect((await limits.take('k', 1, 60_000)).allowed).toBe(true);
+    }
+
+    it('as often as Redis says its `timeout` needs', () => staysUp([], {}), 15_000);
+
+    it('every `pingInterval` ms where Redis refuses CONFIG, as managed Redis often does', () => staysUp(['--rename-command', 'CONFIG', ''], { pingInterval: 400 }), 15_000);
+
+    it('refuse a `pingInterval` that is no number of ms a timer takes', () => {
+      for (const pingInterval of [-1, Number.NaN, 2 ** 31]) {
+        expect(() => redisBroker({ pingInterval })).toThrow('redisBroker: `pingInterval` must be from 0 to 2147483647 ms');
+        expect(() => redisRateLimits({ pingInterval })).toThrow('redisRateLimits: `pingInterval` must be from 0 to 2147483647 ms');
+      }
+    });
   });
 });

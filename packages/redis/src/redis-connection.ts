@@ -21,6 +21,13 @@ export interface RedisOptions {
   connectTimeout?: number;
   /** The longest wait between two reconnection attempts, in ms. @default 2000 */
   maxReconnectDelay?: number;
+  /**
+   * How often each connection sends a `PING` while it is up, in ms, so that Redis's `timeout` for idle clients (or a
+   * proxy's idle timeout) never closes it. More often when Redis's `CONFIG GET timeout` answers: at least twice per
+   * `timeout`. `0` sends none.
+   * @default 60000
+   */
+  pingInterval?: number;
   /** @default silent */
   logger?: Logger;
 }
@@ -31,11 +38,15 @@ export function redisDefaults(options: RedisOptions, owner: string): Required<Om
   if (!/^rediss?:\/\//.test(url)) throw new Error(`${owner}: \`url\` must start with redis:// or rediss://`);
   // Not ignored: the connection would be in the clear, the certificates unused, and no one told.
   if (options.tls && !url.startsWith('rediss://')) throw new Error(`${owner}: \`tls\` needs a rediss:// URL; \`url\` is redis://, without TLS`);
+  const pingInterval = options.pingInterval ?? 60_000;
+  // Node.js would run a longer interval every millisecond.
+  if (!(pingInterval >= 0 && pingInterval <= 2 ** 31 - 1)) throw new Error(`${owner}: \`pingInterval\` must be from 0 to 2147483647 ms`);
   return {
     url,
     prefix: options.prefix ?? '',
     connectTimeout: options.connectTimeout ?? 10_000,
     maxReconnectDelay: options.maxReconnectDelay ?? 2_000,
+    pingInterval,
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   };
@@ -54,6 +65,8 @@ export interface RedisConnectionOptions {
   /** A command that takes longer fails. */
   commandTimeout: number;
   maxReconnectDelay: number;
+  /** How often it sends a `PING` while it is up, in ms, or more often for Redis's `timeout`; `0` for never. */
+  pingInterval: number;
   /** Whether its owner closed: it stops reconnecting then. */
   closed: () => boolean;
   logger?: Logger;
@@ -63,9 +76,20 @@ export interface RedisConnectionOptions {
  * A connection that never queues commands while disconnected (they fail at once, and the caller decides)
  * and, once it has connected, reconnects with a capped backoff. It logs once when it is lost, whether by an error
  * or closed by Redis (`CLIENT KILL`, a restart), however long Redis stays away, and once when it is back; not when
- * its owner closes it.
+ * its owner closes it. It sends a `PING` every `pingInterval` ms while it is up, so that Redis does not close it as idle.
  */
-export function redisConnection({ url, tls, role, prefix, connectTimeout, commandTimeout, maxReconnectDelay, closed, logger }: RedisConnectionOptions): Redis {
+export function redisConnection({
+  url,
+  tls,
+  role,
+  prefix,
+  connectTimeout,
+  commandTimeout,
+  maxReconnectDelay,
+  pingInterval,
+  closed,
+  logger,
+}: RedisConnectionOptions): Redis {
   const { protocol, hostname } = new URL(url);
   const host = hostname.replace(/^\[|\]$/g, '');
   // ioredis names no server in the TLS handshake: a TLS front that routes by name (SNI) needs it. An address is no name.
@@ -101,7 +125,26 @@ export function redisConnection({ url, tls, role, prefix, connectTimeout, comman
     if (state === 'down') logger?.info({ role }, 'reconnected to Redis');
     state = 'up';
   });
+  if (pingInterval > 0) keepBusy(connection, pingInterval);
   return connection;
+}
+
+/**
+ * Has `connection` send a `PING` every `pingInterval` ms while it is up, or at least twice within the `timeout` after
+ * which Redis closes an idle client (pub/sub clients aside), when `CONFIG GET` says it: managed Redis often refuses it.
+ * TCP keepalive would not do: Redis counts the time since a client's last command.
+ */
+function keepBusy(connection: Redis, pingInterval: number): void {
+  let pinging: NodeJS.Timeout | undefined;
+  connection.on('ready', async () => {
+    // Sent before its owner's first command after 'ready': before the subscriber subscribes, after which it is refused.
+    const [, timeout] = ((await connection.config('GET', 'timeout').catch(() => [])) ?? []) as string[];
+    if (connection.status !== 'ready') return;
+    clearInterval(pinging);
+    const every = Math.min(pingInterval, Number(timeout) > 0 ? Number(timeout) * 500 : pingInterval);
+    pinging = setInterval(() => void connection.ping().catch(() => {}), every).unref();
+  });
+  connection.on('close', () => clearInterval(pinging));
 }
 
 /**

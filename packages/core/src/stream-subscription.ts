@@ -266,6 +266,26 @@ export class StreamSubscription {
     return true;
   }
 
+  /**
+   * For a durable subscription that ended after it was {@link resolve}d, before its replay started (the client left
+   * while it was looked up): moves the cursor to `seq`, an ack at or below the `after` it resumed from, and no further
+   * than the end of the log, as the replay would have (a position past it is reset: `ahead`), so that the next attach
+   * still gets the events published since. A cursor never goes back.
+   */
+  async keepAcknowledged(seq: number): Promise<void> {
+    const durable = this.#durable;
+    if (durable === undefined || seq <= durable.acknowledged) return;
+    const upTo = seq > this.#endOfLog() ? Math.min(seq, this.#endOfLog((await this.session.sessions.context.store.bounds()).latest)) : seq;
+    if (upTo <= durable.acknowledged) return;
+    durable.acknowledged = upTo;
+    this.session.sessions.cursors.advance(durable.id, upTo);
+  }
+
+  /** The end of the log: the last `seq` the bus has seen, or the store's `latest`, if later. */
+  #endOfLog(latest = 0): number {
+    return Math.max(latest, this.session.sessions.context.bus.latest);
+  }
+
   #compiledFilter(patterns: readonly string[]): EventPredicate | undefined {
     const filter = this.#filter;
     if (filter === undefined || typeof filter === 'function') return filter;
@@ -352,7 +372,7 @@ export class StreamSubscription {
     try {
       const { latest, oldest } = await store.bounds();
       const ahead = after > latest;
-      if (ahead) this.position = Math.max(latest, bus.latest);
+      if (ahead) this.position = this.#endOfLog(latest);
       if (durable !== undefined) this.#releaseHeld(durable);
       if (this.#closed) return false;
       if (ahead) {

@@ -436,12 +436,12 @@ export class Connection implements StreamSink {
   /**
    * The client unsubscribed, or the connection closed, while the subscription was looked up: an early ack at or
    * below the `after` it resumed from is the client's word for what it handled, and moves the cursor there (a
-   * cursor write only ever moves it forward). One past it was never delivered: it moves nothing, and nothing more
-   * is said about a subscription that has ended.
+   * cursor write only ever moves it forward), no further than the end of the log: an `after` past it would be
+   * reset (`ahead`), and a cursor past it would skip the events published next. One past the `after` was never
+   * delivered: it moves nothing, and nothing more is said about a subscription that has ended.
    */
-  #keepResumedAck(subscription: StreamSubscription, early: EarlyAcks | undefined): void {
-    const { durable } = subscription;
-    if (durable !== undefined && early?.resumed !== undefined) this.#host.sessions.cursors.advance(durable, early.resumed);
+  async #keepResumedAck(subscription: StreamSubscription, early: EarlyAcks | undefined): Promise<void> {
+    if (early?.resumed !== undefined) await subscription.keepAcknowledged(early.resumed);
   }
 
   #acknowledge(subscription: StreamSubscription, seq: number): void {

@@ -123,6 +123,30 @@ describe('an ack sent while its durable subscription is looked up', () => {
     expect(client.messages.filter((message) => message.id === 'd')).toEqual([]);
   });
 
+  it('moves the cursor no further than the end of the log when the `after` it resumed from is past it: the next attach gets the events published since', async () => {
+    const { ws, client, id, seqs, cursor, holdLookUps, lookUpWaiting } = await attached();
+    const end = seqs[3];
+    const ahead = end + 1000;
+    const before = await cursor();
+    const lock = await holdLookUps();
+    await sendAll(
+      client,
+      { type: 'subscribe', id: 'd', subscription: id, after: ahead },
+      { type: 'ack', id: 'd', seq: ahead },
+      { type: 'unsubscribe', id: 'd' },
+    );
+    await lookUpWaiting();
+    await lock.release();
+    let moved = before;
+    await waitFor(async () => (moved = await cursor()) !== before, 'the cursor to move');
+    const published = await ws.app.herald.bus.publishMany([5, 6, 7].map((n) => ({ type: 'order.created', data: { n } })) as never);
+    const later = published.map(({ event }) => event.seq);
+    expect(later.every((seq) => seq <= ahead)).toBe(true);
+    await client.subscribe({ id: 'next', subscription: id });
+    expect(client.events('next').map((event) => event.seq)).toEqual(later);
+    expect(moved).toBe(end);
+  });
+
   it('moves the cursor to it when the server stops before the look-up ends: stop() waits for the look-up, then writes the cursor', async () => {
     const { ws, client, id, seqs, storedCursor, holdLookUps, lookUpWaiting } = await attached({ stopTimeout: 60_000 });
     const third = seqs[2];
@@ -136,5 +160,20 @@ describe('an ack sent while its durable subscription is looked up', () => {
     await lock.release();
     await closing;
     expect(await storedCursor()).toBe(third);
+  });
+
+  it('moves the cursor no further than the end of the log when the server stops before the look-up of an `after` past it ends', async () => {
+    const { ws, client, id, seqs, storedCursor, holdLookUps, lookUpWaiting } = await attached({ stopTimeout: 60_000 });
+    const ahead = seqs[3] + 1000;
+    const lock = await holdLookUps();
+    await sendAll(client, { type: 'subscribe', id: 'd', subscription: id, after: ahead }, { type: 'ack', id: 'd', seq: ahead });
+    await lookUpWaiting();
+    const closing = ws.close();
+    forget();
+    expect((await client.closed).code).toBe(CloseCode.GoingAway);
+    await waitFor(() => ws.transport.stats().connections === 0, 'the server to see the close');
+    await lock.release();
+    await closing;
+    expect(await storedCursor()).toBe(seqs[3]);
   });
 });

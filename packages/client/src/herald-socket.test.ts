@@ -459,6 +459,28 @@ describe('HeraldSocket', () => {
     expect(tokens.connects).toBe(2);
   });
 
+  it("takes a higher maxPayload again from the server it reconnects to: a subscribe the last one's limit refused is made", async () => {
+    const database = await tempDatabase();
+    let server = await startServer(database, 0, { maxPayload: 4096 });
+    const port = server.port;
+    onTestFinished(() => server.close());
+    const socket = socketFor({ url: server.url, token: adminKey });
+    const closes = record(socket, 'close');
+    const subscribed = record(socket, 'subscribed');
+    socket.subscribe(['order.*'], () => {});
+    await waitFor(() => subscribed.length === 1, 'a subscription on the server that takes 4096 bytes');
+    const filter = filterMaking(5000, 's2');
+    expect(() => socket.subscribe(['order.*'], () => {}, { filter })).toThrow(RangeError);
+
+    await server.close();
+    await waitFor(() => closes.length === 1, 'the socket to see the close');
+    server = await startServer(database, port);
+    await waitFor(() => subscribed.length === 2, 'the subscription made again on the server with the default limit');
+    const big = socket.subscribe(['order.*'], () => {}, { filter });
+    await waitFor(() => subscribed.length === 3, 'the big subscription made');
+    expect(subscribed[2]?.subscription).toBe(big);
+  });
+
   it('when a server that does not say its limit closes with 1009, ends the subscribe it was for and reconnects with the others, without sending it again', async () => {
     const { port, connections } = await startProtocolServer((connection, message) => connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 })), {
       maxPayload: 4096,

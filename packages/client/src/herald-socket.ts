@@ -237,7 +237,9 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   readonly #pongTimeout: number;
   readonly #ackInterval: number;
   readonly #refreshBefore: number;
-  /** The size limit of a message; lowered to the server's `maxPayload`, and when the server closes a connection with 1009. */
+  /** The `maxMessageBytes` option. */
+  readonly #maxMessageBytesOption: number;
+  /** The size limit of a message: the option, or the server's `maxPayload` when lower; lowered when the server closes a connection with 1009. */
   #maxMessageBytes: number;
   /** Where `#maxMessageBytes` comes from, for the errors that quote it. */
   #maxMessageBytesSource = 'maxMessageBytes';
@@ -270,7 +272,7 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#pongTimeout = options.pongTimeout ?? 10_000;
     this.#ackInterval = options.ackInterval ?? 1_000;
     this.#refreshBefore = options.refreshBefore ?? 30_000;
-    this.#maxMessageBytes = options.maxMessageBytes ?? 65_536;
+    this.#maxMessageBytesOption = this.#maxMessageBytes = options.maxMessageBytes ?? 65_536;
     if (!(this.#maxMessageBytes > 0)) throw new TypeError(`HeraldSocket: maxMessageBytes must be a positive number of bytes, not ${options.maxMessageBytes}`);
     this.#connect();
   }
@@ -487,9 +489,11 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
   }
 
   #onReady({ consumer, expiresAt, maxPayload }: Extract<ServerMessage, { type: 'ready' }>): void {
-    if (typeof maxPayload === 'number' && maxPayload > 0 && maxPayload < this.#maxMessageBytes) {
-      this.#maxMessageBytes = maxPayload;
-      this.#maxMessageBytesSource = "the server's maxPayload";
+    // Each server says its own limit: one restarted with a higher one, or another node, takes larger messages again.
+    if (typeof maxPayload === 'number' && maxPayload > 0) {
+      const lower = maxPayload < this.#maxMessageBytesOption;
+      this.#maxMessageBytes = lower ? maxPayload : this.#maxMessageBytesOption;
+      this.#maxMessageBytesSource = lower ? "the server's maxPayload" : 'maxMessageBytes';
     }
     const firstReady = !this.#ready;
     this.#ready = true;

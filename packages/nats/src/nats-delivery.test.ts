@@ -6,7 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { natsServer, type StreamConsumer, startOwnNatsServer, startStallingRelay, startStreamConsumer, startTarpit, uniqueName } from './nats-server.test-support.js';
+import { natsServer, type StreamConsumer, startOwnNatsServer, startSlowRelay, startStallingRelay, startStreamConsumer, startTarpit, uniqueName } from './nats-server.test-support.js';
 import { NatsPool } from './nats-pool.js';
 import { type NatsOptions, nats } from './nats-transport.js';
 
@@ -81,6 +81,10 @@ describe('messages', () => {
     expect(stream.received).toHaveLength(1000);
   }, 150_000);
 });
+
+/** The error of an attempt whose PubAck for `subject` from `server` did not come in time, and what the error says after that. */
+const noPubAck = (subject: string, server: string, after = '') =>
+  new RegExp(`^no PubAck for "${subject.replaceAll('.', '\\.')}" from ${server.replaceAll('.', '\\.')} within \\d+ ms${after}$`);
 
 describe('failed attempts', () => {
   it('fails an attempt when no stream captures the subject, or the server refuses connections, with a clear error, and retries', async () => {
@@ -211,9 +215,6 @@ describe('a server that takes connections and never answers', () => {
 });
 
 describe('a connection whose PubAcks stop coming', () => {
-  /** The error of an attempt whose PubAck for `subject` from `server` did not come in time. */
-  const noPubAck = (subject: string, server: string) => new RegExp(`^no PubAck for "${subject.replaceAll('.', '\\.')}" from ${server.replaceAll('.', '\\.')} within \\d+ ms$`);
-
   it('fails the attempt whose PubAck does not come within the timeout, and the retry publishes over a new connection; the stalled one is closed', async () => {
     const stream = await consumer();
     // The connection is set up; from the first publish on, the server's answers never reach Herald. The connection
@@ -274,6 +275,32 @@ describe('a connection whose PubAcks stop coming', () => {
       ['no PubAck from NATS in time: new publishes go to a new connection, and this one closes once the publishes on it have settled', expect.stringMatching(why), 2],
       ['the NATS connection closed', undefined, undefined],
     ]);
+  });
+});
+
+describe('a server slow to connect', () => {
+  it('keeps a new connection whose PubAck wait connecting cut short: the attempt fails saying so, and the retry publishes on it', async () => {
+    const stream = await consumer();
+    // Each answer takes 800 ms: the INFO Herald reads, then nats.js's INFO and the PONG to its CONNECT leave the
+    // PubAck about 400 ms of the 2800 ms timeout, and it takes 800. The connection is healthy: the retry, which
+    // publishes on it, waits up to 2800 ms. Were it taken out, each attempt would connect as slowly, and fail again.
+    const relay = await startSlowRelay(800);
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const server = await app({ timeout: 2_800, retrySchedule: [0, 0.2, 60] }, allowPrivate, logger);
+    const id = await subscribe(server, { servers: relay.address, subject: `${stream.prefix}.{type}` });
+    const [event] = await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the retry on the same connection', 10_000);
+    const why = noPubAck(`${stream.prefix}.order.created`, relay.address, ", as connecting took (1[6-9]|2[0-7])\\d\\d ms of the attempt's 2800 ms: the connection is kept for the next attempt");
+    expect((await deliveryAttempts(server, id)).map((attempt) => [attempt.status, attempt.error])).toEqual([
+      ['failed', expect.stringMatching(why)],
+      ['succeeded', null],
+    ]);
+    // One connection, and the socket Herald read the INFO on.
+    expect(relay.connections()).toBe(2);
+    expect(relay.open()).toHaveLength(1);
+    expect([...stream.ids()]).toEqual([event?.id]);
+    expect(logger.entries.filter((entry) => entry.level === 'warn')).toEqual([]);
   });
 });
 

@@ -64,8 +64,9 @@ interface ServerAddress {
 /**
  * Connections to NATS, one per list of servers. A connection that closes (the server went away, refused credentials)
  * is dropped, and the next publish opens a new one: nats.js does not reconnect by itself. A connection on which a
- * PubAck did not come in time is retired: the next publish opens a new one, and it is closed once the publishes still
- * on it have settled (their PubAcks may yet come: a server that is slow, not wedged, loses none of them).
+ * PubAck did not come in time, though the publish waited for it at least half of its time, is retired: the next publish
+ * opens a new one, and it is closed once the publishes still on it have settled (their PubAcks may yet come: a server
+ * that is slow, not wedged, loses none of them).
  */
 export class NatsPool {
   readonly #options: NatsPoolOptions;
@@ -88,10 +89,11 @@ export class NatsPool {
 
   /** Publishes one message to JetStream and resolves with the PubAck's stream; rejects with a {@link NatsPublishError}. */
   async publish(servers: readonly string[], message: NatsMessage): Promise<string> {
+    const started = Date.now();
     const client = await this.#client(servers);
     const release = this.#clients.sending(client);
     try {
-      return await this.#publishOn(client, servers, message);
+      return await this.#publishOn(client, servers, message, started);
     } finally {
       release();
     }
@@ -106,9 +108,11 @@ export class NatsPool {
     await Promise.all(this.#clients.takeAll().map((client) => client.then(({ connection }) => connection.close()).catch(() => {})));
   }
 
-  async #publishOn(client: Client, servers: readonly string[], message: NatsMessage): Promise<string> {
+  /** Publishes `message` on `client`, within what is left of the attempt that `started` then (ms since the epoch). */
+  async #publishOn(client: Client, servers: readonly string[], message: NatsMessage, started: number): Promise<string> {
     const { jetstream } = client;
-    const timeout = Math.max(1, message.deadline - Date.now());
+    const connected = Date.now();
+    const timeout = Math.max(1, message.deadline - connected);
     const where = servers.map(redactedServer).join(', ');
     const meta = headers();
     meta.set('Herald-Seq', String(message.seq));
@@ -128,6 +132,12 @@ export class NatsPool {
       if (code === '503') throw new NatsPublishError(`no JetStream stream captures the subject "${message.subject}" on ${where} (no responders)`);
       if (code === 'TIMEOUT') {
         const why = `no PubAck for "${message.subject}" from ${where} within ${timeout} ms`;
+        const attempt = message.deadline - started;
+        // A wait that connecting cut short says nothing of the connection: taken out, a server slow to connect would
+        // be connected to again by every attempt, each failing the same way.
+        if (timeout < attempt / 2) {
+          throw new NatsPublishError(`${why}, as connecting took ${connected - started} ms of the attempt's ${attempt} ms: the connection is kept for the next attempt`);
+        }
         this.#retire(client, why);
         throw new NatsPublishError(why);
       }

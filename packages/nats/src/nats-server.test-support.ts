@@ -254,3 +254,29 @@ export async function startStallingRelay({ stallOnPublish = false }: { stallOnPu
   });
   return Object.assign(relay, { stalled: () => stalled });
 }
+
+/**
+ * Starts a {@link TcpRelay} to {@link natsServer} over a slow link: what the server sends reaches the client `latency` ms
+ * later (what comes meanwhile, with it). A server that is healthy, but whose every answer, the INFO, the PONG to CONNECT
+ * and each PubAck, takes that long.
+ */
+export function startSlowRelay(latency: number): Promise<TcpRelay> {
+  return startTcpRelay(natsServer, {
+    onConnection(connection) {
+      let holding = false;
+      return {
+        fromServer() {
+          if (holding) return undefined;
+          // Held before the relay passes the chunk on: it goes with what follows once the latency is over.
+          holding = true;
+          connection.hold('server-to-client');
+          setTimeout(() => {
+            holding = false;
+            connection.release();
+          }, latency);
+          return undefined;
+        },
+      };
+    },
+  });
+}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
-import { startTcpRelay, type TcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
+import { startTcpRelay, type TcpRelay, type TcpRelayOptions } from '../../testkit/src/tcp-relay.test-support.js';
 import { startTlsProxy, type TlsProxy } from '../../webhook/src/test-tls.test-support.js';
 
 export const brokerUrl = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -162,10 +162,21 @@ export async function startTarpit({ dribble = false }: { dribble?: boolean } = {
   };
 }
 
-/** A {@link TcpRelay} to the machine's RabbitMQ that may stall the first connection on a method the client sends. */
-export interface StallingRelay extends TcpRelay {
+/** A {@link TcpRelay} to the machine's RabbitMQ. */
+export interface BrokerRelay extends TcpRelay {
   /** `amqp://` with {@link brokerUrl}'s credentials, through the relay. */
   url: string;
+}
+
+/** Starts a {@link BrokerRelay} to {@link brokerUrl}, whose connections `options` see, hold or lose. */
+async function startBrokerRelay(options: TcpRelayOptions): Promise<BrokerRelay> {
+  const broker = new URL(brokerUrl);
+  const relay = await startTcpRelay(`${broker.hostname}:${broker.port || 5672}`, options);
+  return Object.assign(relay, { url: `amqp://${broker.username}:${broker.password}@${relay.address}` });
+}
+
+/** A {@link BrokerRelay} that may stall the first connection on a method the client sends. */
+export interface StallingRelay extends BrokerRelay {
   /** Whether the first connection has stalled: the client sent the method, and the broker's answers are held. */
   stalled(): boolean;
 }
@@ -200,9 +211,8 @@ function methodSeen([classId, methodId]: readonly [number, number]): (chunk: Buf
  * message is never confirmed. The connections after it are relayed in full.
  */
 export async function startStallingRelay(stallOn?: keyof typeof methods): Promise<StallingRelay> {
-  const broker = new URL(brokerUrl);
   let stalled = false;
-  const relay = await startTcpRelay(`${broker.hostname}:${broker.port || 5672}`, {
+  const relay = await startBrokerRelay({
     onConnection(connection) {
       if (stallOn === undefined || relay.connections() > 1) return undefined;
       const seen = methodSeen(methods[stallOn]);
@@ -217,5 +227,31 @@ export async function startStallingRelay(stallOn?: keyof typeof methods): Promis
       };
     },
   });
-  return Object.assign(relay, { url: `amqp://${broker.username}:${broker.password}@${relay.address}`, stalled: () => stalled });
+  return Object.assign(relay, { stalled: () => stalled });
+}
+
+/**
+ * Starts a {@link BrokerRelay} over a slow link: what the broker sends reaches the client `latency` ms later (what
+ * comes meanwhile, with it). A broker that is healthy, but whose every answer, in the handshake, to each channel
+ * method and each confirm, takes that long.
+ */
+export function startSlowRelay(latency: number): Promise<BrokerRelay> {
+  return startBrokerRelay({
+    onConnection(connection) {
+      let holding = false;
+      return {
+        fromServer() {
+          if (holding) return undefined;
+          // Held before the relay passes the chunk on: it goes with what follows once the latency is over.
+          holding = true;
+          connection.hold('server-to-client');
+          setTimeout(() => {
+            holding = false;
+            connection.release();
+          }, latency);
+          return undefined;
+        },
+      };
+    },
+  });
 }

@@ -7,7 +7,7 @@ import { type AttemptView, deliveryAttempts, publishNumbered, type RestClient, r
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
-import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startStallingRelay, startTarpit, uniqueName } from './amqp-broker.test-support.js';
+import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startSlowRelay, startStallingRelay, startTarpit, uniqueName } from './amqp-broker.test-support.js';
 import { redactedUrl } from './amqp-config.js';
 import { AmqpPool, AmqpPublishError } from './amqp-pool.js';
 import { type AmqpOptions, amqp } from './amqp-transport.js';
@@ -311,6 +311,38 @@ describe('failed attempts', () => {
     });
     expect(errors.some((error) => /NOT.FOUND/.test(error)), errors.join('\n')).toBe(true);
   }, 60_000);
+});
+
+describe('a broker slow to answer', () => {
+  it('keeps a new connection whose confirm wait connecting cut short: the attempt fails saying so, and the retry publishes on it', async () => {
+    const queue = await consumer();
+    // Each answer takes 800 ms: the three of the handshake and the three of the channel (channel.open, confirm.select,
+    // the check of the exchange) leave the confirm about 400 ms of the 5200 ms timeout, and it takes 800. The
+    // connection is healthy: the retry, which publishes on it, waits up to 5200 ms. Were it taken out, each attempt
+    // would connect as slowly, and fail again.
+    const relay = await startSlowRelay(800);
+    onTestFinished(() => relay.close());
+    const logger = recordingLogger();
+    const server = await app({ timeout: 5_200, retrySchedule: [0, 0.2, 60] }, allowPrivate, logger);
+    const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
+    const [event] = await publishNumbered(server, 1);
+    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the retry on the same connection', 15_000);
+    const attempts = await deliveryAttempts(server, id);
+    expect(attempts.map((attempt) => [attempt.status, attempt.error])).toEqual([
+      ['failed', expect.stringMatching(/^the broker did not confirm within \d+ ms, as connecting and opening the channel took \d+ ms of the attempt's 5200 ms: the connection is kept for the next attempt$/)],
+      ['succeeded', null],
+    ]);
+    // The two numbers are the attempt's timeout, split where the time went.
+    const [waited = 0, setUp = 0] = attempts[0]?.error?.match(/\d+(?= ms)/g)?.map(Number) ?? [];
+    expect(waited + setUp).toBe(5_200);
+    expect(setUp).toBeGreaterThanOrEqual(6 * 800);
+    // One connection in all; the first message reached the broker too, its confirm late: the queue has it twice, by the same id.
+    expect(relay.connections()).toBe(1);
+    expect(relay.open()).toHaveLength(1);
+    await waitFor(() => queue.received.length === 2, 'both messages');
+    expect([...queue.ids()]).toEqual([event?.id]);
+    expect(logger.entries.filter((entry) => entry.level === 'warn')).toEqual([]);
+  });
 });
 
 describe('a broker behind TLS (amqps)', () => {

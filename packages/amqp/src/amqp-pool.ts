@@ -74,9 +74,10 @@ function returnKey(routingKey: string, messageId: unknown): string {
 /**
  * Connections to AMQP brokers, one per URL, with one confirm channel per exchange on each. A connection
  * or channel that closes (a broker restart, a missing exchange) is dropped, and the next publish opens
- * a new one. A connection on which a confirm did not come within its publish's timeout is retired: the
- * next publish opens a new one, and it is closed once the publishes still on it have settled (their
- * confirms may yet come: a broker that is slow, not wedged, loses none of them).
+ * a new one. A connection on which a confirm did not come within its publish's timeout, though the publish
+ * waited for it at least half of that time, is retired: the next publish opens a new one, and it is closed
+ * once the publishes still on it have settled (their confirms may yet come: a broker that is slow, not
+ * wedged, loses none of them).
  */
 export class AmqpPool {
   readonly #options: AmqpPoolOptions;
@@ -105,7 +106,10 @@ export class AmqpPool {
    * what it was waiting for: the connection, a channel, or the confirm. A publish that fails publishes nothing after.
    */
   async publish(destination: AmqpDestination, content: Buffer, properties: Options.Publish, { timeout }: PublishOptions = {}): Promise<void> {
+    const started = Date.now();
     let stage: Stage = 'connect';
+    /** How long connecting and opening the channel took, once the confirm is awaited (ms). */
+    let setUp = 0;
     let connection: PooledConnection | undefined;
     let release: (() => void) | undefined;
     let settled = false;
@@ -118,6 +122,7 @@ export class AmqpPool {
       const open = await taken.channels.get(destination.exchange, () => this.#openChannel(taken, destination));
       if (settled) return;
       stage = 'confirm';
+      setUp = Date.now() - started;
       await confirmed(open, destination, content, properties);
     })();
     let timer: NodeJS.Timeout | undefined;
@@ -128,7 +133,18 @@ export class AmqpPool {
         // The connect or channel open then fails at once, closing its socket, and says why in the log and in `publishing`'s rejection.
         if (pending) return pending.abort(timeout);
         const why = timedOut(stage, destination, timeout);
-        if (stage === 'confirm' && connection) this.#retire(connection, why);
+        if (stage === 'confirm' && connection) {
+          // A wait that connecting cut short says nothing of the connection: taken out, a broker slow to connect would
+          // be connected to again by every attempt, each failing the same way.
+          if (timeout - setUp < timeout / 2) {
+            return reject(
+              new AmqpPublishError(
+                `the broker did not confirm within ${timeout - setUp} ms, as connecting and opening the channel took ${setUp} ms of the attempt's ${timeout} ms: the connection is kept for the next attempt`,
+              ),
+            );
+          }
+          this.#retire(connection, why);
+        }
         reject(new AmqpPublishError(why));
       }, timeout);
     });

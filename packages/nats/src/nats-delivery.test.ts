@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
-import { deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
+import { deliveryAttempts, linger, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { resolverLookup, startTestDnsServer } from '../../outbox/src/dns-server.test-support.js';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
@@ -373,6 +374,43 @@ describe('a server that moves', () => {
     expect(stream.events.map((event) => event.id)).toEqual(published);
     expect(second.connections()).toBeGreaterThan(0);
   }, 90_000);
+});
+
+describe('a server name that does not resolve in time', () => {
+  it('fails the attempt within its timeout, saying so, connects nowhere when the answer comes late, and the next attempt publishes', async () => {
+    const stream = await consumer();
+    const relay = await startTcpRelay(natsServer);
+    onTestFinished(() => relay.close());
+    const servers = [`nats.herald.test:${relay.address.split(':')[1]}`];
+    // A real resolver asks a DNS server of the test's own, which answers the first query only after the attempt's timeout.
+    const dns = await startTestDnsServer({ address: '127.0.0.1', delay: 1_500 });
+    onTestFinished(() => dns.close());
+    const resolver = resolverLookup(dns.server);
+    onTestFinished(() => resolver.cancel());
+    const pool = new NatsPool({ allowPrivate: true, lookup: resolver.lookup, connectTimeout: 1_000 });
+    onTestFinished(() => pool.close());
+    const message = (seq: number) => ({ subject: `${stream.prefix}.order.created`, body: new TextEncoder().encode('{}'), msgID: `msg-${seq}`, seq, deadline: Date.now() + 1_000 });
+    const notResolved = /^cannot connect to NATS at nats\.herald\.test:\d+: the name nats\.herald\.test was not resolved within (9\d\d|1000) ms \(ETIMEOUT\)$/;
+
+    const started = Date.now();
+    await expect(pool.publish(servers, message(1))).rejects.toThrow(notResolved);
+    expect(Date.now() - started).toBeLessThan(1_200);
+    await waitFor(() => dns.answered() === 1, 'the late answer');
+    await linger(200);
+    expect(relay.connections()).toBe(0);
+
+    // Behind the address guard too (it would refuse 127.0.0.1, were the name resolved): a server that never answers.
+    dns.answer('never');
+    const guarded = new NatsPool({ lookup: resolver.lookup, connectTimeout: 1_000 });
+    onTestFinished(() => guarded.close());
+    await expect(guarded.publish(servers, message(2))).rejects.toThrow(notResolved);
+
+    dns.answer({ address: '127.0.0.1' });
+    expect(await pool.publish(servers, message(3))).toBe(stream.stream);
+    // The socket Herald reads the INFO on, and the connection's.
+    expect(relay.connections()).toBe(2);
+    expect(dns.queries()).toBe(3);
+  });
 });
 
 describe('the servers', () => {

@@ -4,7 +4,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger, TlsSettings } from '@herald/core';
-import { allowPrivateHint, guardedLookup, type LookupFunction, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { allowPrivateHint, guardedLookup, type LookupFunction, lookupWithin, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
@@ -190,7 +190,7 @@ export class NatsPool {
         : {}),
     };
     try {
-      const addresses = await this.#addresses(urls);
+      const addresses = await this.#addresses(urls, deadline);
       options.servers = addresses.map(({ address, port }) => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`));
       // The INFO takes at most half of the time left, so that connecting has the other half. No INFO, no connection:
       // nats.js is not asked to connect where no server answers.
@@ -222,11 +222,11 @@ export class NatsPool {
   }
 
   /**
-   * Every address of every server, each with the name the server was listed by: its host names resolved, and,
-   * unless private addresses are allowed, checked by the address guard, so that the connection goes where the
-   * guard looked (no DNS rebinding).
+   * Every address of every server, each with the name the server was listed by: its host names resolved before
+   * `deadline` (ms since the epoch), and, unless private addresses are allowed, checked by the address guard, so that
+   * the connection goes where the guard looked (no DNS rebinding).
    */
-  async #addresses(urls: readonly URL[]): Promise<ServerAddress[]> {
+  async #addresses(urls: readonly URL[], deadline: number): Promise<ServerAddress[]> {
     const { allowPrivate = false } = this.#options;
     const lookup = allowPrivate ? (this.#options.lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(this.#options.lookup);
     const addresses: ServerAddress[] = [];
@@ -239,7 +239,9 @@ export class NatsPool {
         isIP(name) !== 0
           ? [name]
           : await new Promise<string[]>((resolve, reject) =>
-              lookup(name, { all: true }, (error, list) => (error ? reject(error) : resolve((list as { address: string }[]).map(({ address }) => address)))),
+              lookupWithin(lookup, Math.max(1, deadline - Date.now()))(name, { all: true }, (error, list) =>
+                error ? reject(error) : resolve((list as { address: string }[]).map(({ address }) => address)),
+              ),
             );
       addresses.push(...found.map((address) => ({ name, address, port })));
     }

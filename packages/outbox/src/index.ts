@@ -1,5 +1,6 @@
 export * from './address-guard.js';
 export * from './attempt-outcome.js';
+export * from './lookup-within.js';
 export * from './outbox.js';
 export * from './push-options.js';
 export * from './push-transport.js';

@@ -1,0 +1,40 @@
+import type { LookupFunction } from './address-guard.js';
+
+/** A name that a lookup did not resolve in the time it was given. */
+export class LookupTimeoutError extends Error {
+  override readonly name = 'LookupTimeoutError';
+  /** As `dns` says of a DNS server that did not answer in time. */
+  readonly code = 'ETIMEOUT';
+  constructor(
+    readonly hostname: string,
+    readonly ms: number,
+  ) {
+    super(`the name ${hostname} was not resolved within ${ms} ms`);
+  }
+}
+
+/**
+ * `lookup`, failing with a {@link LookupTimeoutError} when it has not answered within `ms`, and ignoring its answer
+ * when it comes later: a DNS server that does not answer holds `dns.lookup` for seconds per try and search domain.
+ * The lookup itself goes on (`dns.lookup` cannot be cancelled, and keeps one of libuv's threads until it ends).
+ */
+export function lookupWithin(lookup: LookupFunction, ms: number): LookupFunction {
+  return (hostname, options, callback) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      callback(new LookupTimeoutError(hostname, ms), options.all ? [] : '', 0);
+    }, ms);
+    try {
+      lookup(hostname, options, (error, address, family) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        callback(error, address, family);
+      });
+    } catch (error) {
+      clearTimeout(timer);
+      throw error;
+    }
+  };
+}

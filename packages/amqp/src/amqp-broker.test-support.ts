@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import type { HeraldEvent } from '@herald/core';
 import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
-import { startTcpRelay, type TcpRelay, type TcpRelayOptions } from '../../testkit/src/tcp-relay.test-support.js';
+import { slowLink, startTcpRelay, type TcpRelay, type TcpRelayOptions } from '../../testkit/src/tcp-relay.test-support.js';
 import { startTlsProxy, type TlsProxy } from '../../webhook/src/test-tls.test-support.js';
 
 export const brokerUrl = process.env.HERALD_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -236,22 +236,5 @@ export async function startStallingRelay(stallOn?: keyof typeof methods): Promis
  * method and each confirm, takes that long.
  */
 export function startSlowRelay(latency: number): Promise<BrokerRelay> {
-  return startBrokerRelay({
-    onConnection(connection) {
-      let holding = false;
-      return {
-        fromServer() {
-          if (holding) return undefined;
-          // Held before the relay passes the chunk on: it goes with what follows once the latency is over.
-          holding = true;
-          connection.hold('server-to-client');
-          setTimeout(() => {
-            holding = false;
-            connection.release();
-          }, latency);
-          return undefined;
-        },
-      };
-    },
-  });
+  return startBrokerRelay({ onConnection: slowLink(latency) });
 }

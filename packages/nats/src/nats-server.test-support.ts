@@ -9,7 +9,7 @@ import type { HeraldEvent } from '@herald/core';
 import { waitFor } from '@herald/testkit';
 import { AckPolicy, type ConnectionOptions, type ConsumerMessages, connect, type JsMsg, type NatsConnection } from 'nats';
 import { freePort } from '../../testkit/src/free-port.test-support.js';
-import { startTcpRelay, type TcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
+import { slowLink, startTcpRelay, type TcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 
 export const natsServer = process.env.HERALD_TEST_NATS_SERVER ?? '127.0.0.1:4222';
@@ -261,22 +261,5 @@ export async function startStallingRelay({ stallOnPublish = false }: { stallOnPu
  * and each PubAck, takes that long.
  */
 export function startSlowRelay(latency: number): Promise<TcpRelay> {
-  return startTcpRelay(natsServer, {
-    onConnection(connection) {
-      let holding = false;
-      return {
-        fromServer() {
-          if (holding) return undefined;
-          // Held before the relay passes the chunk on: it goes with what follows once the latency is over.
-          holding = true;
-          connection.hold('server-to-client');
-          setTimeout(() => {
-            holding = false;
-            connection.release();
-          }, latency);
-          return undefined;
-        },
-      };
-    },
-  });
+  return startTcpRelay(natsServer, { onConnection: slowLink(latency) });
 }

@@ -138,3 +138,26 @@ export async function startTcpRelay(target: string, { host = '127.0.0.1', port =
     close: cut,
   };
 }
+
+/**
+ * {@link TcpRelayOptions.onConnection} for a slow link: what the server sends reaches the client `latency` ms later
+ * (what comes meanwhile, with it), as from a server that is healthy but far away.
+ */
+export function slowLink(latency: number): NonNullable<TcpRelayOptions['onConnection']> {
+  return (connection) => {
+    let holding = false;
+    return {
+      fromServer() {
+        if (holding) return undefined;
+        // Held before the relay passes the chunk on: it goes with what follows once the latency is over.
+        holding = true;
+        connection.hold('server-to-client');
+        setTimeout(() => {
+          holding = false;
+          connection.release();
+        }, latency);
+        return undefined;
+      },
+    };
+  };
+}

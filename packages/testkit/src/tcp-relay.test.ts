@@ -1,7 +1,7 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { freePort } from './free-port.test-support.js';
-import { startTcpRelay } from './tcp-relay.test-support.js';
+import { slowLink, startTcpRelay } from './tcp-relay.test-support.js';
 import { waitFor } from './wait-for.js';
 
 /** A server that echoes what it gets, upper-cased, and keeps what it got. */
@@ -133,5 +133,20 @@ describe('startTcpRelay', () => {
     const client = await connectTo(relay.address);
     await waitFor(() => client.closed(), 'the connection closed');
     expect(client.received()).toBe('HTTP/1.1 502 Bad Gateway\r\n\r\n');
+  });
+
+  it('over a slowLink, passes what the server sends latency ms late, and what came meanwhile with it', async () => {
+    const echo = await startEchoServer();
+    const relay = await startTcpRelay(echo.address, { onConnection: slowLink(400) });
+    onTestFinished(() => relay.close());
+    const client = await connectTo(relay.address);
+    const sent = Date.now();
+    client.socket.write('one');
+    await waitFor(() => echo.received() === 'one', 'the chunk at the server');
+    client.socket.write('two');
+    await waitFor(() => echo.received() === 'onetwo', 'the second chunk at the server, at once');
+    expect(client.received()).toBe('');
+    await waitFor(() => client.received() === 'ONETWO', 'both echoes, together', 2_000);
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(400);
   });
 });

@@ -191,9 +191,11 @@ export class EventBus {
     const inside = trace.setSpan(parent, span);
     if ('transaction' in options) {
       const { transaction } = options;
+      // The catalog is not reloaded for a type it lacks: on SQLite, Herald's one connection is the app's transaction's until it ends.
       return this.#publish(inputs, span, inside, (events) => this.#appendIn(transaction, events));
     }
-    const work = this.#publish(inputs, span, inside, (events) => this.#append(events));
+    const missing = [...types].filter((type) => typeof type === 'string' && !this.#catalog.has(type));
+    const work = this.#publish(inputs, span, inside, (events) => this.#append(events), missing);
     this.#inFlight.add(work);
     try {
       return await work;
@@ -202,9 +204,19 @@ export class EventBus {
     }
   }
 
-  /** Validates (synchronously: the publish is in flight from the call on) and appends, traced under `span` (in `inside`). */
-  async #publish<R extends PublishResult>(inputs: readonly PublishInput[], span: Span, inside: Context, append: (events: NewEvent[]) => Promise<R[]>): Promise<R[]> {
+  /**
+   * Validates (synchronously: the publish is in flight from the call on) and appends, traced under `span` (in `inside`).
+   * For types `missing` from the catalog (registered on another node, maybe), the catalog reloads first (`loadMissing`).
+   */
+  async #publish<R extends PublishResult>(
+    inputs: readonly PublishInput[],
+    span: Span,
+    inside: Context,
+    append: (events: NewEvent[]) => Promise<R[]>,
+    missing: readonly string[] = [],
+  ): Promise<R[]> {
     try {
+      if (missing.length > 0) await this.#catalog.loadMissing(missing);
       const traced = traceFields(span);
       const events = inSpan('validate', inside, () => inputs.map((input) => this.#envelope(input, traced)));
       const results = await inSpan('append', inside, () => append(events));

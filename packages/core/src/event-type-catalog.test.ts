@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { ConflictError, HeraldError, UnknownEventTypeError, ValidationError } from './errors.js';
-import { defineEventType, EventCatalog, eventTypeFromJsonSchema } from './event-type-catalog.js';
+import { defineEventType, EventCatalog, type EventTypeDefinition, eventTypeFromJsonSchema } from './event-type-catalog.js';
 
 /** Runs `fn`, expecting it to throw an instance of `type`, and returns the error. */
 function thrown<T extends Error>(type: new (...args: never[]) => T, fn: () => unknown): T {
@@ -213,5 +213,82 @@ describe('EventCatalog.typesMatching', () => {
 
   it('answers undefined (every type) for `**`', () => {
     expect(catalog.typesMatching(['order.*', '**'])).toBeUndefined();
+  });
+});
+
+describe('EventCatalog.reloadOnMiss', () => {
+  const parcelSent = defineEventType('parcel.sent', z.object({ n: z.number() }));
+
+  /**
+   * A catalog that reloads from `stored` (the types another node registered): each reload reads what is stored
+   * as it starts, then waits for `release()` before adding it, as a read of the store takes its time.
+   */
+  function reloading(recheckAfter?: number) {
+    const catalog = new EventCatalog([orderCreated]);
+    const stored: EventTypeDefinition[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const reload = vi.fn(async () => {
+      const read = [...stored];
+      await released;
+      for (const definition of read) if (!catalog.has(definition.name)) catalog.add(definition, 'api');
+    });
+    catalog.reloadOnMiss(reload, recheckAfter === undefined ? {} : { recheckAfter });
+    return { catalog, stored, reload, release };
+  }
+
+  it('looks for a type it lacks with one reload before refusing it, and reloads nothing for the types it has', async () => {
+    const { catalog, stored, reload, release } = reloading();
+    release();
+    stored.push(parcelSent);
+    await catalog.loadMissing(['parcel.sent']);
+    expect(catalog.validate('parcel.sent', { n: 1 })).toEqual({ n: 1 });
+    await catalog.ensureKnown(['parcel.*', 'order.created']);
+    expect(reload).toHaveBeenCalledTimes(1);
+
+    const refused = await catalog.ensureKnown(['parcel.sent', 'parcel.snet']).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect(refused).toMatchObject({ code: 'unknown-event-type', issues: [{ path: ['types', 1], message: 'parcel.snet matches no event type in the catalog' }] });
+    expect(reload).toHaveBeenCalledTimes(2);
+  });
+
+  it('answers a miss that comes while a reload runs with the next reload, which the misses meanwhile share', async () => {
+    const { catalog, stored, reload, release } = reloading();
+    const early = catalog.ensureKnown(['parcel.sent']);
+    await vi.waitFor(() => expect(reload).toHaveBeenCalledTimes(1));
+    // Registered elsewhere while the first reload, which read the store before it, runs.
+    stored.push(parcelSent);
+    const late = [catalog.ensureKnown(['parcel.sent']), catalog.ensureKnown(['parcel.*']), catalog.loadMissing(['parcel.sent'])];
+    release();
+    await expect(early).rejects.toMatchObject({ code: 'unknown-event-type' });
+    await Promise.all(late);
+    expect(reload).toHaveBeenCalledTimes(2);
+  });
+
+  it('reloads for a name that a reload left unknown only once recheckAfter has passed', async () => {
+    const { catalog, stored, reload, release } = reloading(100);
+    release();
+    for (let i = 0; i < 3; i++) await expect(catalog.ensureKnown(['parcel.sent'])).rejects.toMatchObject({ code: 'unknown-event-type' });
+    expect(reload).toHaveBeenCalledTimes(1);
+    // Another name is looked for at once, even with the one left unknown.
+    await expect(catalog.ensureKnown(['parcel.sent', 'parcel.*'])).rejects.toMatchObject({ code: 'unknown-event-type' });
+    expect(reload).toHaveBeenCalledTimes(2);
+
+    stored.push(parcelSent);
+    await new Promise((resolve) => setTimeout(resolve, 110));
+    await catalog.ensureKnown(['parcel.sent']);
+    expect(reload).toHaveBeenCalledTimes(3);
+  });
+
+  it('rejects with the error of a reload that fails, and reloads again at the next miss', async () => {
+    const catalog = new EventCatalog([orderCreated]);
+    const unreachable = new Error('the store is unreachable');
+    const reload = vi.fn().mockRejectedValueOnce(unreachable).mockImplementation(async () => {
+      catalog.add(parcelSent, 'api');
+    });
+    catalog.reloadOnMiss(reload);
+    await expect(catalog.ensureKnown(['parcel.sent'])).rejects.toBe(unreachable);
+    await catalog.ensureKnown(['parcel.sent']);
+    expect(reload).toHaveBeenCalledTimes(2);
   });
 });

@@ -82,9 +82,23 @@ interface Entry {
   info: EventTypeInfo;
 }
 
+/** How a catalog reloads on a miss (see {@link EventCatalog.reloadOnMiss}). */
+export interface ReloadOnMissOptions {
+  /** How long, in ms, a name or pattern that a reload left unknown is refused without another reload. @default 1000 */
+  recheckAfter?: number;
+}
+
 /** The event types a Herald accepts. Unknown types and data failing their schema are refused. */
 export class EventCatalog {
   readonly #entries = new Map<string, Entry>();
+  #reload: (() => Promise<void>) | undefined;
+  #recheckAfter = 1000;
+  /** Names and patterns that a reload left unknown → when that reload started; oldest first. */
+  readonly #unknownSince = new Map<string, number>();
+  /** The next reload, not started yet: every miss until it starts shares it. Resolves to when it started. */
+  #nextReload: Promise<number> | undefined;
+  /** The last reload, running or done: the next one starts after it. */
+  #lastReload: Promise<unknown> = Promise.resolve();
 
   constructor(definitions: readonly EventTypeDefinition[] = []) {
     for (const definition of definitions) this.add(definition, 'code');
@@ -153,13 +167,75 @@ export class EventCatalog {
    * `unknown-event-type` whose issues point at each one, at `["types", index]`.
    */
   assertKnown(patterns: readonly string[]): void {
-    const unknown = patterns.filter((pattern) => ![...this.#entries.keys()].some((name) => patternMatches(pattern, name)));
+    const unknown = this.#unmatched(patterns);
     if (unknown.length === 0) return;
     throw new ValidationError(
       `${unknown.join(', ')} matches no event type in the catalog`,
       unknown.map((pattern) => ({ path: ['types', patterns.indexOf(pattern)], message: `${pattern} matches no event type in the catalog` })),
       'unknown-event-type',
     );
+  }
+
+  /** {@link assertKnown}, once a miss has reloaded the catalog (see {@link reloadOnMiss}): only patterns still unknown are refused. */
+  async ensureKnown(patterns: readonly string[]): Promise<void> {
+    await this.loadMissing(patterns);
+    this.assertKnown(patterns);
+  }
+
+  /**
+   * Makes the catalog read the types defined elsewhere (`reload`: a server's stored types, which
+   * another node may have just registered) when it is asked for one it does not have, before refusing it:
+   * see {@link loadMissing}.
+   */
+  reloadOnMiss(reload: () => Promise<void>, options: ReloadOnMissOptions = {}): void {
+    this.#reload = reload;
+    this.#recheckAfter = options.recheckAfter ?? 1000;
+  }
+
+  /**
+   * Resolves at once when each of `patterns` (type names, or patterns) matches a type, or no reload is set
+   * ({@link reloadOnMiss}). Otherwise resolves after a reload that started after this call, so that it finds
+   * what was stored before: one reload runs at a time, and the misses that come meanwhile share the next.
+   * A name or pattern that a reload left unknown is not reloaded for again within `recheckAfter` ms, so
+   * that a client repeating a typo does not read the store on every request. Rejects when the reload does.
+   */
+  async loadMissing(patterns: readonly string[]): Promise<void> {
+    if (!this.#reload) return;
+    const missing = this.#unmatched(patterns);
+    const now = Date.now();
+    if (missing.every((pattern) => now - (this.#unknownSince.get(pattern) ?? Number.NEGATIVE_INFINITY) < this.#recheckAfter)) return;
+    const started = await this.#reloadAfterNow(this.#reload);
+    for (const pattern of this.#unmatched(missing)) {
+      // Set again, not updated: the map stays in the order of the reloads, oldest first.
+      this.#unknownSince.delete(pattern);
+      this.#unknownSince.set(pattern, started);
+    }
+    const forgotten = Date.now() - this.#recheckAfter;
+    for (const [pattern, since] of this.#unknownSince) {
+      if (since > forgotten) break;
+      this.#unknownSince.delete(pattern);
+    }
+  }
+
+  /** A reload that starts after this call: the one not started yet, else a new one after the last. Resolves to when it started. */
+  #reloadAfterNow(reload: () => Promise<void>): Promise<number> {
+    if (this.#nextReload) return this.#nextReload;
+    const next = this.#lastReload
+      .catch(() => {})
+      .then(async () => {
+        this.#nextReload = undefined;
+        const started = Date.now();
+        await reload();
+        return started;
+      });
+    this.#nextReload = next;
+    this.#lastReload = next;
+    return next;
+  }
+
+  #unmatched(patterns: readonly string[]): string[] {
+    const names = [...this.#entries.keys()];
+    return patterns.filter((pattern) => !names.some((name) => patternMatches(pattern, name)));
   }
 
   /** The rules the pruner applies: the log's limits, with the retention and compaction of each type that has its own. */

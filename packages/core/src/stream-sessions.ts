@@ -112,9 +112,9 @@ export class StreamSessions {
     }
   }
 
-  /** Refuses patterns that match no event type in the catalog: the catalog's `assertKnown`. */
-  assertKnown(patterns: readonly string[]): void {
-    this.context.catalog.assertKnown(patterns);
+  /** Refuses patterns that match no event type in the catalog, once a miss has reloaded it: the catalog's `ensureKnown`. */
+  ensureKnown(patterns: readonly string[]): Promise<void> {
+    return this.context.catalog.ensureKnown(patterns);
   }
 
   /** Whether the durable subscription `id` is active and matches `event` right now (worked out once per event). */

@@ -183,7 +183,7 @@ export class StreamSubscription {
     if (id === undefined) {
       const outside = outsideScope(principal.types, this.#patterns);
       if (outside.length > 0) throw new ForbiddenError(`This token may not stream ${outside.join(', ')}`);
-      sessions.assertKnown(this.#patterns);
+      await sessions.ensureKnown(this.#patterns);
       this.#visibleTo = visibleTo(principal);
       this.#join(this.#filter, this.#compiledFilter(this.#patterns));
       return;

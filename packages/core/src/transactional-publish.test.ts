@@ -199,6 +199,18 @@ describe.each(backends)('publishing in the app’s transaction on $name', (backe
     expect(await store.bounds()).toEqual({ oldest: null, latest: 0 });
   });
 
+  it('a type the catalog lacks is refused at once: the catalog is not reloaded from the store inside the app’s transaction', async () => {
+    const { store, app } = await backend.open();
+    const lacking = catalog();
+    // As a server's catalog reloads: from the store, which on SQLite is the connection the transaction holds.
+    lacking.reloadOnMiss(async () => void (await store.eventTypes.list()));
+    const bus = new EventBus({ store, broker: memoryBroker(), catalog: lacking });
+    await bus.start();
+    onTestFinished(() => bus.stop());
+    const attempt = app.transaction().execute((trx) => bus.publish({ type: 'parcel.sent', data: {} }, { transaction: trx }));
+    await expect(attempt).rejects.toMatchObject({ code: 'unknown-event-type' });
+  });
+
   it('publishMany in a transaction: idempotent on id, in order', async () => {
     const { store, app } = await backend.open();
     const { bus } = await startBus(store);

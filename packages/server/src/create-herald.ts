@@ -231,6 +231,8 @@ export function createHerald<const TEventTypes extends readonly EventTypeDefinit
     maxSubscriptions: resolved.maxSubscriptions,
     ...(resolved.portalUrl !== undefined ? { portalUrl: resolved.portalUrl } : {}),
   };
+  // A type this node has not heard of yet may have just been registered on another: the store says.
+  catalog.reloadOnMiss(() => loadStoredEventTypes(context));
   const authenticate = (credential: string) => keys.authenticate(credential);
   const abort = new AbortController();
   let stopping = false;

@@ -50,7 +50,8 @@ export function eventTypeRoutes(context: ServerContext): RouteDefinition[] {
       streamToken: true,
       summary: 'Read one event type',
       response: { body: eventTypeInfoSchema },
-      handle({ params }) {
+      async handle({ params }) {
+        await catalog.loadMissing([params.name as string]);
         const info = catalog.get(params.name as string);
         if (!info) throw new NotFoundError(`Event type ${params.name}`);
         return { body: info };

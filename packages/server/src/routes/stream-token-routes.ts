@@ -22,7 +22,7 @@ export function streamTokenRoutes({ catalog, keys }: ServerContext): RouteDefini
           throw new ForbiddenError('A consumer key may only issue tokens for its own consumer');
         }
         // As a stream subscribing to them would be: a token for types that match none could read nothing.
-        if (body.types !== undefined) catalog.assertKnown(body.types);
+        if (body.types !== undefined) await catalog.ensureKnown(body.types);
         const { record, key } = await keys.createStreamToken(principal, {
           ...(body.consumer !== undefined ? { consumer: body.consumer } : {}),
           ...(body.types !== undefined ? { types: body.types } : {}),

@@ -165,7 +165,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
         }
         const owner = consumer as string;
         const transport = transportOf(body.transport);
-        catalog.assertKnown(body.types);
+        await catalog.ensureKnown(body.types);
         if (body.filter !== undefined) assertFilterFits(body.filter, body.types, catalog.list());
         const prepared = await prepare(transport, body.config);
         const subscription = await creates.run(owner, async () => {
@@ -229,7 +229,7 @@ export function subscriptionRoutes({ bus, catalog, subscriptions, transports, ma
         const current = await reachable(principal, params.id as string);
         const pending = current.status === 'pending';
         if (pending && body.status !== undefined) throw new SubscriptionPendingError(current.id);
-        if (body.types !== undefined) catalog.assertKnown(body.types);
+        if (body.types !== undefined) await catalog.ensureKnown(body.types);
         // The filter, new or kept, must fit the types, new or kept.
         const filter: EventFilter | null | undefined = body.filter === undefined ? current.filter : body.filter;
         if (filter && (body.filter !== undefined || body.types !== undefined)) assertFilterFits(filter, body.types ?? current.types, catalog.list());

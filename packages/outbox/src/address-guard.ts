@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
+import { sharedLookup } from './shared-lookup.js';
 
 /** Why an address is not a push transport's target (a webhook endpoint, a broker). */
 export type RefusedAddressClass =
@@ -279,11 +280,13 @@ export type LookupFunction = (
 
 /**
  * Wraps a lookup so that a name resolving to any refused address fails to connect. The connection goes to
- * the addresses it checked: it hands on `lookup`'s answer as it was, and asks `lookup` once per connection.
+ * the addresses it checked: it hands on `lookup`'s answer as it was, and checks it for each connection. The
+ * connections that ask for one name at once share one call of `lookup` ({@link sharedLookup}).
  */
 export function guardedLookup(lookup: LookupFunction = dnsLookup as unknown as LookupFunction): LookupFunction {
+  const shared = sharedLookup(lookup);
   return (hostname, options, callback) => {
-    lookup(hostname, { ...options, all: true }, (error, addresses) => {
+    shared(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, options.all ? [] : '', 0);
       const list = (Array.isArray(addresses) ? addresses : [{ address: addresses, family: isIP(addresses) }]) as LookupAddress[];
       for (const { address } of list) {

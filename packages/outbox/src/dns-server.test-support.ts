@@ -3,10 +3,13 @@ import { createSocket } from 'node:dgram';
 import { type LookupAddress, Resolver } from 'node:dns';
 import type { LookupFunction } from './address-guard.js';
 
-/** How a {@link TestDnsServer} answers: with `address`, after `delay` ms (at once unless given); or never. */
-export type DnsAnswer = { address: string; delay?: number } | 'never';
+/**
+ * How a {@link TestDnsServer} answers: with `address`, or refusing (`REFUSED`), after `delay` ms (at once unless
+ * given); or never.
+ */
+export type DnsAnswer = { address: string; delay?: number } | { refused: true; delay?: number } | 'never';
 
-/** A DNS server on a UDP port of 127.0.0.1 that answers every A query with one address, late, or not at all. */
+/** A DNS server on a UDP port of 127.0.0.1 that answers every A query with one address or a refusal, late, or not at all. */
 export interface TestDnsServer {
   /** `127.0.0.1:<port>`, for `Resolver.setServers`. */
   server: string;
@@ -27,7 +30,7 @@ export async function startTestDnsServer(how: DnsAnswer = 'never'): Promise<Test
   socket.on('message', (query, peer) => {
     queries++;
     if (how === 'never') return;
-    const response = answerTo(query, how.address);
+    const response = answerTo(query, how);
     const send = () => socket.send(response, peer.port, peer.address, () => answered++);
     if (!how.delay) return send();
     const timer = setTimeout(() => {
@@ -51,20 +54,21 @@ export async function startTestDnsServer(how: DnsAnswer = 'never'): Promise<Test
   };
 }
 
-/** The answer to `query`: `address` for an A question, no record for any other. */
-function answerTo(query: Buffer, address: string): Buffer {
+/** The answer to `query`: REFUSED, or `address` for an A question and no record for any other. */
+function answerTo(query: Buffer, how: Exclude<DnsAnswer, 'never'>): Buffer {
   let end = 12;
   while ((query[end] as number) !== 0) end += (query[end] as number) + 1;
   const question = query.subarray(12, end + 5);
   const isA = question.readUInt16BE(question.length - 4) === 1;
   const header = Buffer.alloc(12);
   query.copy(header, 0, 0, 2);
-  header.writeUInt16BE(0x8180, 2); // a response, recursion desired and available, no error
+  // A response, recursion desired and available; no error, or REFUSED (5).
+  header.writeUInt16BE('refused' in how ? 0x8185 : 0x8180, 2);
   header.writeUInt16BE(1, 4);
-  header.writeUInt16BE(isA ? 1 : 0, 6);
-  if (!isA) return Buffer.concat([header, question]);
+  if (!isA || 'refused' in how) return Buffer.concat([header, question]);
+  header.writeUInt16BE(1, 6);
   // The name is the question's (a pointer to offset 12), class IN, a TTL of 60 s, and the 4 bytes of the address.
-  const record = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...address.split('.').map(Number)]);
+  const record = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...how.address.split('.').map(Number)]);
   return Buffer.concat([header, question, record]);
 }
 

@@ -8,5 +8,6 @@ export * from './replay-runner.js';
 export * from './replay-view.js';
 export * from './retry-schedule.js';
 export * from './shared-connections.js';
+export * from './shared-lookup.js';
 export * from './sql-outbox-schema.js';
 export * from './sql-outbox.js';

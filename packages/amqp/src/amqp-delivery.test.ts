@@ -5,6 +5,7 @@ import type { Logger } from '@herald/core';
 import type { LookupFunction } from '@herald/outbox';
 import { type AttemptView, deliveryAttempts, publishNumbered, type RestClient, recordingLogger, startTestApp, subscribeConsumer, type TestApp, waitFor } from '@herald/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { resolverLookup, startTestDnsServer } from '../../outbox/src/dns-server.test-support.js';
 import { expectDeliveredInOrder, onlyFailedAttempt, publishOverRest, startPushNodeProcess } from '../../testkit/src/push-node-process.test-support.js';
 import { testTls } from '../../webhook/src/test-tls.test-support.js';
 import { brokerUrl, type QueueConsumer, startAmqpsProxy, startConsumer, startSlowRelay, startStallingRelay, startTarpit, uniqueName } from './amqp-broker.test-support.js';
@@ -130,6 +131,47 @@ describe('failed attempts', () => {
       // Closed once the attempt has failed: the tarpit sees the close a moment later.
       await waitFor(() => tarpit.open === 0, 'the socket closed', 1_000);
     }
+  });
+
+  it('fails an attempt whose broker name is not resolved in time with "the name was not resolved", as the log says, with the address guard on or off', async () => {
+    const queue = await consumer();
+    // A real resolver asks a DNS server of the test's own, which does not answer.
+    const dns = await startTestDnsServer('never');
+    onTestFinished(() => dns.close());
+    const resolver = resolverLookup(dns.server);
+    onTestFinished(() => resolver.cancel());
+    const logger = recordingLogger();
+    const pool = new AmqpPool({ allowPrivate: true, lookup: resolver.lookup, connectTimeout: 1_000, logger });
+    onTestFinished(() => pool.close());
+    const destination = { url: 'amqp://guest:guest@rabbit.herald.test:5672', exchange: queue.exchange, routingKey: 'order.created' };
+    const publish = (target: AmqpPool, timeout?: number) => target.publish(destination, Buffer.from('{}'), {}, timeout === undefined ? {} : { timeout });
+    const notResolved = (ms: number) => `the name rabbit.herald.test was not resolved within ${ms} ms (ETIMEOUT)`;
+    const broker = 'amqp://guest@rabbit.herald.test:5672';
+
+    // Ended by the connect timeout, and by the attempt's own, shorter.
+    const started = Date.now();
+    await expect(publish(pool)).rejects.toThrow(new AmqpPublishError(`cannot connect to ${broker}: ${notResolved(1_000)}`));
+    expect(Date.now() - started).toBeLessThan(1_200);
+    await expect(publish(pool, 500)).rejects.toThrow(new AmqpPublishError(`cannot connect to ${broker}: ${notResolved(500)}`));
+    expect(logger.entries.map((entry) => [entry.message, entry.fields.error])).toEqual([
+      ['cannot connect to the AMQP broker', notResolved(1_000)],
+      ['cannot connect to the AMQP broker', notResolved(500)],
+    ]);
+    // Behind the address guard too (it would refuse 127.0.0.1, were the name resolved).
+    const guarded = new AmqpPool({ lookup: resolver.lookup, connectTimeout: 1_000 });
+    onTestFinished(() => guarded.close());
+    await expect(publish(guarded)).rejects.toThrow(new AmqpPublishError(`cannot connect to ${broker}: ${notResolved(1_000)}`));
+
+    // A name resolved at once, on a broker that answers nothing: the connection is what was not made.
+    const tarpit = await startTarpit();
+    onTestFinished(() => tarpit.close());
+    dns.answer({ address: '127.0.0.1' });
+    const toTarpit = { ...destination, url: `amqp://guest:guest@rabbit.herald.test:${tarpit.port}` };
+    await expect(pool.publish(toTarpit, Buffer.from('{}'), {})).rejects.toThrow(
+      new AmqpPublishError(`cannot connect to amqp://guest@rabbit.herald.test:${tarpit.port}: the connection was not made within 1000 ms (ETIMEDOUT)`),
+    );
+    await publish(pool);
+    await waitFor(() => queue.received.length === 1, 'the message');
   });
 
   it('fails an attempt whose channel the broker never opens with "the channel was not opened" within the timeout, closes that connection, and delivers on a new one', async () => {

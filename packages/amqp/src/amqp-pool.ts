@@ -1,5 +1,6 @@
+import { lookup as dnsLookup } from 'node:dns';
 import type { Logger, TlsSettings } from '@herald/core';
-import { guardedLookup, type LookupFunction, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { guardedLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options, type SocketOptions } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
@@ -272,15 +273,24 @@ export class AmqpPool {
     const deadline = new AbortController();
     this.#connecting.set(url, deadline);
     const timer = setTimeout(() => deadline.abort(connectTimeout), connectTimeout);
+    const resolve = allowPrivate ? (lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(lookup);
+    /** The name the connect waits for the lookup of, while it does. */
+    let unresolved: string | undefined;
+    const tracked: LookupFunction = (hostname, options, callback) => {
+      unresolved = hostname;
+      resolve(hostname, options, (error, address, family) => {
+        unresolved = undefined;
+        callback(error, address, family);
+      });
+    };
     try {
-      const guarded = allowPrivate ? lookup : guardedLookup(lookup);
       // amqplib hands these to tls.connect for amqps:// (with the host as the server name), to net.connect for amqp://;
       // their sockets take `signal`, which amqplib's types leave out.
       const socketOptions: SocketOptions & { signal: AbortSignal } = {
         ...tls,
         signal: deadline.signal,
         noDelay: true,
-        ...(guarded ? { lookup: guarded } : {}),
+        lookup: tracked,
         clientProperties: { connection_name: 'herald' },
       };
       const model = await connect(url, socketOptions);
@@ -297,7 +307,7 @@ export class AmqpPool {
         closed: false,
       };
     } catch (error) {
-      const why = deadline.signal.aborted ? notConnectedWithin(Number(deadline.signal.reason)) : reason(error, url);
+      const why = deadline.signal.aborted ? notConnectedWithin(Number(deadline.signal.reason), unresolved) : reason(error, url);
       this.#options.logger?.warn({ broker: redactedUrl(url), error: why }, 'cannot connect to the AMQP broker');
       throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${why}`);
     } finally {
@@ -325,7 +335,9 @@ function confirmed(open: OpenChannel, destination: AmqpDestination, content: Buf
   });
 }
 
-function notConnectedWithin(ms: number): string {
+/** Why a connect that `ms` ended failed: the name it was still looking up, `unresolved`, or else the connection. */
+function notConnectedWithin(ms: number, unresolved?: string): string {
+  if (unresolved !== undefined) return `${new LookupTimeoutError(unresolved, ms).message} (ETIMEOUT)`;
   return `the connection was not made within ${ms} ms (ETIMEDOUT)`;
 }
 

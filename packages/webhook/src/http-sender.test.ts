@@ -1,19 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
 import type { LookupFunction } from '@herald/outbox';
-import { HttpSender } from './http-sender.js';
+import { linger, waitFor } from '@herald/testkit';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { resolverLookup, startTestDnsServer } from '../../outbox/src/dns-server.test-support.js';
+import { slowLink, startTcpRelay } from '../../testkit/src/tcp-relay.test-support.js';
+import { HttpSender, type HttpSenderOptions } from './http-sender.js';
 import { startReceiver, type TestReceiver } from './test-receiver.test-support.js';
+
+/** A sender, closed when the test finishes. */
+function sender(options: HttpSenderOptions): HttpSender {
+  const created = new HttpSender(options);
+  onTestFinished(() => created.close());
+  return created;
+}
 
 describe('the guard at connect time', () => {
   let receiver: TestReceiver;
-  const senders: HttpSender[] = [];
-  afterEach(async () => {
-    await Promise.all(senders.splice(0).map((sender) => sender.close()));
-  });
-  const sender = (options: ConstructorParameters<typeof HttpSender>[0]) => {
-    const created = new HttpSender(options);
-    senders.push(created);
-    return created;
-  };
   /** A DNS rebinding attacker's name: it looks public at create time, then resolves to loopback. */
   const rebinding: LookupFunction = (hostname, options, callback) => {
     if (hostname !== 'rebind.example') return callback(Object.assign(new Error('unknown'), { code: 'ENOTFOUND' }), options.all ? [] : '', 0);
@@ -101,4 +102,47 @@ describe('the guard at connect time', () => {
     expect(late.error).toBe('timed out after 1500 ms');
     expect(late.durationMs).toBeGreaterThanOrEqual(1_500);
   });
+});
+
+describe('a name that does not resolve in time', () => {
+  it('fails the attempt within its timeout saying so, with the guard on or off, and connects nowhere when the answer comes late', async () => {
+    const receiver = await startReceiver();
+    const relay = await startTcpRelay(`127.0.0.1:${receiver.port}`);
+    onTestFinished(() => relay.close());
+    // A real resolver asks a DNS server of the test's own, which answers the first query only after the attempt's timeout.
+    const dns = await startTestDnsServer({ address: '127.0.0.1', delay: 1_500 });
+    onTestFinished(() => dns.close());
+    const resolver = resolverLookup(dns.server);
+    onTestFinished(() => resolver.cancel());
+    const url = new URL(`http://hooks.herald.test:${relay.address.split(':')[1]}/hook`);
+    const notResolved = 'the name hooks.herald.test was not resolved within 1000 ms (ETIMEOUT)';
+    const open = sender({ allowPrivate: true, lookup: resolver.lookup });
+
+    const late = await open.post(url, {}, '{}', 1_000);
+    expect(late.error).toBe(notResolved);
+    expect(late.durationMs).toBeLessThan(1_200);
+    await waitFor(() => dns.answered() === 1, 'the late answer');
+    await linger(200);
+    expect(relay.connections()).toBe(0);
+
+    // Behind the address guard too (it would refuse 127.0.0.1, were the name resolved): a DNS server that never answers.
+    dns.answer('never');
+    expect((await sender({ lookup: resolver.lookup }).post(url, {}, '{}', 1_000)).error).toBe(notResolved);
+
+    dns.answer({ address: '127.0.0.1' });
+    expect((await open.post(url, {}, '{}', 1_000)).status).toBe(204);
+    expect(relay.connections()).toBe(1);
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it("gives connecting the whole timeout, also past undici's default connect timeout (10 s)", async () => {
+    const receiver = await startReceiver(undefined, 0, { tls: true });
+    // What the endpoint sends reaches the sender 11 s later: the TLS handshake ends then.
+    const relay = await startTcpRelay(`127.0.0.1:${receiver.port}`, { onConnection: slowLink(11_000) });
+    onTestFinished(() => relay.close());
+    const result = await sender({ allowPrivate: true }).post(new URL(`https://${relay.address}/hook`), {}, '{}', 13_000);
+    // The handshake ran to its end, and failed for the certificate, whose authority this process does not trust.
+    expect(result.error).toBe('unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)');
+    expect(result.durationMs).toBeGreaterThanOrEqual(11_000);
+  }, 20_000);
 });

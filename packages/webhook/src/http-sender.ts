@@ -1,6 +1,15 @@
+import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
-import { bareHostname, guardedLookup, type LookupFunction, RefusedTargetError, refusedAddressClass } from '@herald/outbox';
+import {
+  bareHostname,
+  guardedLookup,
+  type LookupFunction,
+  LookupTimeoutError,
+  lookupWithin,
+  RefusedTargetError,
+  refusedAddressClass,
+} from '@herald/outbox';
 
 export interface HttpSenderOptions {
   /** Connect to loopback, private and link-local addresses too. @default false */
@@ -29,17 +38,64 @@ const drainLimit = 64 * 1024;
 
 /**
  * POSTs webhooks with undici: keep-alive connections per origin, no redirects, a timeout for the
- * whole exchange, a capped body read, and the SSRF guard on every new connection.
+ * whole exchange (connecting, the name's lookup included), a capped body read, and the SSRF guard on every
+ * new connection.
  */
 export class HttpSender {
-  readonly #agent: Agent;
+  readonly #options: HttpSenderOptions;
   readonly #keepBytes: number;
+  /** By the timeout of the POSTs that use them: the transport gives every POST the same one. */
+  readonly #connections = new Map<number, Connections>();
+  #closed = false;
 
   constructor(options: HttpSenderOptions = {}) {
+    this.#options = options;
     this.#keepBytes = options.keepBytes ?? 4096;
-    const allowPrivate = options.allowPrivate ?? false;
-    const lookup = allowPrivate ? options.lookup : guardedLookup(options.lookup);
-    const base = buildConnector({ ...(lookup ? { lookup } : {}) } as buildConnector.BuildOptions);
+  }
+
+  /** POSTs `body` to `url`, within `timeout` (ms) in all; never throws. */
+  post(url: URL, headers: Record<string, string>, body: string, timeout: number): Promise<SendResult> {
+    if (this.#closed) return Promise.resolve({ error: 'the webhook sender is closed', durationMs: 0 });
+    let connections = this.#connections.get(timeout);
+    if (!connections) {
+      connections = new Connections(timeout, this.#options);
+      this.#connections.set(timeout, connections);
+    }
+    const { agent } = connections;
+    const unresolved = () => (connections.resolving(url.hostname) ? url.hostname : undefined);
+    return new Promise((resolve) => {
+      const exchange = new Exchange(this.#keepBytes, timeout, unresolved, resolve);
+      // undici's dispatch API with a plain handler: no response stream and no abort signal per request.
+      agent.dispatch(
+        // The exchange's own timer bounds the whole of it: undici's header and body timers are off.
+        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, headersTimeout: 0, bodyTimeout: 0 },
+        exchange,
+      );
+    });
+  }
+
+  /** Closes idle connections and waits for the ones in use. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#connections.values()].map(({ agent }) => agent.close()));
+  }
+}
+
+/**
+ * The connections of the POSTs given one timeout: each is made, its name's lookup included, within that timeout
+ * or not at all, so that an attempt that gave up leaves no connection behind it, and a timeout over undici's
+ * default connect timeout (10 s) is not cut short by it.
+ */
+class Connections {
+  readonly agent: Agent;
+  /** The names being looked up for a connection, with how many lookups of each. */
+  readonly #resolving = new Map<string, number>();
+
+  constructor(timeout: number, { allowPrivate = false, lookup }: HttpSenderOptions) {
+    // The guard hands on the answer it checked, so the connection goes where it looked (no DNS rebinding); an answer
+    // later than the timeout is dropped, and connects nowhere.
+    const resolve = lookupWithin(allowPrivate ? (lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(lookup), timeout);
+    const base = buildConnector({ timeout, lookup: this.#counted(resolve) } as buildConnector.BuildOptions);
     const connect: buildConnector.connector = (connectOptions, callback) => {
       const host = bareHostname(connectOptions.hostname);
       // net.connect does not look literal addresses up, so the guard checks them here.
@@ -49,25 +105,24 @@ export class HttpSender {
       }
       return base(connectOptions, callback);
     };
-    this.#agent = new Agent({ connect, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000 });
+    this.agent = new Agent({ connect, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000 });
   }
 
-  /** POSTs `body` to `url`; never throws. */
-  post(url: URL, headers: Record<string, string>, body: string, timeout: number): Promise<SendResult> {
-    return new Promise((resolve) => {
-      const exchange = new Exchange(this.#keepBytes, timeout, resolve);
-      // undici's dispatch API with a plain handler: no response stream and no abort signal per request.
-      this.#agent.dispatch(
-        // The exchange's own timer bounds the whole of it: undici's header and body timers are off.
-        { origin: url.origin, path: `${url.pathname}${url.search}`, method: 'POST', headers, body, headersTimeout: 0, bodyTimeout: 0 },
-        exchange,
-      );
-    });
+  /** Whether a connection is waiting for `hostname` to be looked up. */
+  resolving(hostname: string): boolean {
+    return this.#resolving.has(hostname);
   }
 
-  /** Closes idle connections and waits for the ones in use. */
-  close(): Promise<void> {
-    return this.#agent.close();
+  #counted(lookup: LookupFunction): LookupFunction {
+    return (hostname, options, callback) => {
+      this.#resolving.set(hostname, (this.#resolving.get(hostname) ?? 0) + 1);
+      lookup(hostname, options, (error, address, family) => {
+        const left = (this.#resolving.get(hostname) ?? 1) - 1;
+        if (left === 0) this.#resolving.delete(hostname);
+        else this.#resolving.set(hostname, left);
+        callback(error, address, family);
+      });
+    };
   }
 }
 
@@ -76,6 +131,7 @@ class Exchange {
   readonly #started = performance.now();
   readonly #keepBytes: number;
   readonly #timeout: number;
+  readonly #unresolved: () => string | undefined;
   readonly #resolve: (result: SendResult) => void;
   #timer: NodeJS.Timeout;
   #abort?: (reason?: Error) => void;
@@ -84,12 +140,15 @@ class Exchange {
   readonly #kept: Buffer[] = [];
   #keptBytes = 0;
   #read = 0;
-  #timedOut = false;
+  /** Why it timed out, once it has. */
+  #timedOut?: string;
   #done = false;
 
-  constructor(keepBytes: number, timeout: number, resolve: (result: SendResult) => void) {
+  /** `unresolved` gives the URL's host name while a connection waits for its lookup. */
+  constructor(keepBytes: number, timeout: number, unresolved: () => string | undefined, resolve: (result: SendResult) => void) {
     this.#keepBytes = keepBytes;
     this.#timeout = timeout;
+    this.#unresolved = unresolved;
     this.#resolve = resolve;
     this.#timer = setTimeout(() => this.#expire(), timeout);
   }
@@ -101,7 +160,10 @@ class Exchange {
       this.#timer = setTimeout(() => this.#expire(), Math.ceil(left));
       return;
     }
-    this.#timedOut = true;
+    // Not connected while the name is still being looked up: the lookup is what ran out (its own timer, set just after
+    // this one, has not fired yet).
+    const unresolved = this.#abort === undefined ? this.#unresolved() : undefined;
+    this.#timedOut = unresolved ? `${new LookupTimeoutError(unresolved, this.#timeout).message} (ETIMEOUT)` : `timed out after ${this.#timeout} ms`;
     // A request still waiting for a connection has no abort yet: onConnect aborts it.
     this.#abort?.(new Error('timed out'));
     this.onError(new Error('timed out'));
@@ -142,7 +204,7 @@ class Exchange {
 
   onError(error: Error): void {
     // A body that breaks off after the status line does not change the answer.
-    this.#finish(this.#status === undefined ? (this.#timedOut ? `timed out after ${this.#timeout} ms` : describe(error, this.#timeout)) : undefined);
+    this.#finish(this.#status === undefined ? (this.#timedOut ?? describe(error, this.#timeout)) : undefined);
   }
 
   #finish(error?: string): void {

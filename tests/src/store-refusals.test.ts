@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defineEventType, sqliteStore } from '@herald/core';
@@ -258,5 +259,55 @@ describe('the server on PostgreSQL when a read loses its connection', () => {
     expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual([published.body.id]);
     subscribe('s2');
     expect(await answerTo('s2')).toMatchObject({ type: 'subscribed' });
+  });
+});
+
+describe('the server on a SQLite file damaged under it', () => {
+  it.each([
+    ['cut to its first page', 1],
+    ['emptied', 0],
+  ])('answers reads of a file %s with 503 and Retry-After, stays live, and reads as before once the file is back', async (_, pages) => {
+    const path = tempDatabase();
+    const logger = recordingLogger();
+    const { baseUrl, api, request } = await start({ database: path, logger, transports: [websocket()] });
+    for (let n = 0; n < 3; n++) expect((await api('POST', '/v1/events', { type: 'order.created', data: { n } })).status).toBe(202);
+    const subscription = await api('POST', '/v1/subscriptions', { transport: 'websocket', types: ['order.*'], consumer: 'acme' });
+    expect(subscription.status).toBe(201);
+    const reads = ['/v1/events?after=0', '/v1/subscriptions', `/v1/subscriptions/${subscription.body.id}`];
+    const readAll = () => Promise.all(reads.map((read) => api('GET', read)));
+    const before = await readAll();
+    expect(before.map((read) => read.status)).toEqual([200, 200, 200]);
+    expect(before[0]?.body.data).toHaveLength(3);
+
+    // As core's test of the store does: another connection moves the WAL into the file (so the server's
+    // connection reads the file, not the pages it has cached), and then the file loses its pages.
+    const other = openSqlite(path);
+    onTestFinished(() => void other.close());
+    other.pragma('wal_checkpoint(TRUNCATE)');
+    const whole = readFileSync(path);
+    truncateSync(path, pages * (other.pragma('page_size', { simple: true }) as number));
+    const damaged = readFileSync(path);
+
+    for (const read of reads) {
+      const refused = await request('GET', read);
+      expect({ read, status: refused.status, retryAfter: refused.headers.get('retry-after') }).toEqual({ read, status: 503, retryAfter: '1' });
+      expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(refused.body).toMatchObject({ type: 'urn:herald:problem:store-unavailable', status: 503 });
+      expect(JSON.stringify(refused.body)).not.toMatch(/SQLITE|sqlite|malformed/);
+    }
+    // Live, and ready (a refused read is no refused write); the refusals are answered, not logged as failures
+    // (a 500 logs "unexpected error").
+    expect((await fetch(`${baseUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
+    expect(logger.entries.filter((line) => line.level === 'error')).toEqual([]);
+    // Nothing was written to the damaged file.
+    expect(readFileSync(path).equals(damaged)).toBe(true);
+
+    // The file back as it was, and a checkpoint of the other connection's, by whose WAL index the server's
+    // connection knows its cache is stale: the same reads answer as before.
+    writeFileSync(path, whole);
+    other.pragma('wal_checkpoint(TRUNCATE)');
+    expect(await readAll()).toEqual(before);
+    expect(other.pragma('integrity_check', { simple: true })).toBe('ok');
   });
 });

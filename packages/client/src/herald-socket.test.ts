@@ -849,6 +849,57 @@ describe('HeraldSocket', () => {
     }
   });
 
+  it('acknowledges what it handled on close() on an open connection its subscribe is not out on: sent now, the ack after it', async () => {
+    // Right after the server answered it unavailable (as it was, or unsubscribed first), before the subscribe goes
+    // again initialDelay later; or in an open listener, before the subscribes of the new connection go.
+    for (const [closeOn, unsubscribeFirst] of [['error', false], ['error', true], ['open', false]] as const) {
+      const secondConnection: any[] = [];
+      const closedWith: number[] = [];
+      const { port, connections } = await startProtocolServer((connection, message) => {
+        if (connections.length === 1) {
+          connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 0 }));
+          return void connection.send(JSON.stringify({ type: 'event', id: message.id, event: { seq: 1, id: 'evt_1', type: 'order.created', data: { n: 1 } } }));
+        }
+        if (secondConnection.length > 0) return void connection.send(JSON.stringify({ type: 'subscribed', id: message.id, after: 1 }));
+        secondConnection.push(message);
+        connection.on('message', (data) => void secondConnection.push(JSON.parse(data.toString())));
+        connection.on('close', (code) => void closedWith.push(code));
+        const unavailable = { type: 'error', id: message.id, code: 'unavailable', message: 'the subscription could not be looked up; subscribe again' };
+        connection.send(JSON.stringify(closeOn === 'error' ? unavailable : { type: 'subscribed', id: message.id, after: 1 }));
+      });
+      const socket = socketFor({ url: `ws://127.0.0.1:${port}/v1/ws`, token: 'hk_x', ackInterval: 60_000 });
+      const errors = record(socket, 'error');
+      const handled: SocketEvent[] = [];
+      const subscription = socket.subscribe({ subscription: 'sub_1' }, (event) => void handled.push(event));
+      await waitFor(() => handled.length === 1, 'the event handled');
+      socket.on(closeOn, () => {
+        if (unsubscribeFirst) subscription.unsubscribe();
+        socket.close();
+      });
+      connections[0]?.terminate();
+      await waitFor(() => closedWith.length === 1, 'the second connection to close');
+      const subscribe = { type: 'subscribe', id: subscription.id, subscription: 'sub_1', after: 1 };
+      const acked = [subscribe, { type: 'ack', id: subscription.id, seq: 1 }, { type: 'unsubscribe', id: subscription.id }];
+      expect(secondConnection).toEqual(closeOn === 'error' ? [subscribe, ...acked] : acked);
+      expect(closedWith).toEqual([1000]);
+      expect(connections).toHaveLength(2);
+      expect(errors.map(({ code }) => code)).toEqual(closeOn === 'error' ? ['unavailable'] : []);
+    }
+  });
+
+  it('sends once the subscribe of a subscription made in an open listener, which the server would close the connection for (4409)', async () => {
+    const server = await startServer(':memory:');
+    onTestFinished(() => server.close());
+    const tokens = countingToken(adminKey);
+    const socket = socketFor({ url: server.url, token: tokens.token });
+    const seen = { closes: record(socket, 'close'), errors: record(socket, 'error'), received: [] as SocketEvent[], tokens };
+    socket.on('open', () => void socket.subscribe(['order.*'], (event) => void seen.received.push(event)));
+    const subscribed = record(socket, 'subscribed');
+    await waitFor(() => subscribed.length === 1 || seen.closes.length > 0, 'the subscription');
+    expect(seen.closes).toEqual([]);
+    await expectWentOn(server, socket, seen);
+  });
+
   it('replaces a connection whose server stopped answering, and resubscribes from where it was', async () => {
     const { port, connections, subscribes } = await startProtocolServer((connection, message) => {
       if (connections.length > 1) return;

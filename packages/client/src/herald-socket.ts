@@ -357,8 +357,9 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 
   /**
    * Acknowledges what was handled, closes the connection and stops reconnecting. A durable subscription whose
-   * `subscribe` the server has not answered yet (just after a reconnect) is acknowledged all the same: the
-   * connection stays open until the server has answered it, for at most `pongTimeout`. What was handled while no
+   * `subscribe` the server has not answered yet (just after a reconnect), or answered `unavailable`, is
+   * acknowledged all the same, right after that `subscribe` (sent again at once for the latter): the connection
+   * stays open until the server has answered it, for at most `pongTimeout`. What was handled while no
    * connection was open (between two) is not acknowledged: it comes again on the next attach.
    */
   close(): void {
@@ -366,7 +367,10 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
     for (const entry of this.#entries.values()) {
-      if (entry.state === 'subscribing' && entry.toAck !== undefined) entry.state = 'leaving-subscribing';
+      // An ack waiting for the server's answer to a `subscribe` makes it leave, as unsubscribe() does.
+      if (entry.state !== 'confirmed' && entry.toAck !== undefined) this.#unsubscribe(entry);
+      // Answered `unavailable` on this connection: subscribed again now rather than initialDelay later.
+      if (entry.state === 'leaving' && this.#ready) this.#sendSubscribe(entry);
       if (entry.state === 'confirmed' || entry.state === 'leaving-subscribing') this.#sendAck(entry);
       if (entry.state === 'leaving-subscribing') continue;
       entry.state = 'ended';
@@ -510,7 +514,8 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
     this.#pingTimer = setInterval(() => this.#heartbeat(), this.#pingInterval);
     clearInterval(this.#ackTimer);
     this.#ackTimer = setInterval(() => this.#flushAcks(), this.#ackInterval);
-    for (const entry of this.#entries.values()) this.#sendSubscribe(entry);
+    // An `open` listener may have subscribed, or closed, already: those subscribes are out.
+    for (const entry of this.#entries.values()) if (isUnsent(entry)) this.#sendSubscribe(entry);
   }
 
   #onError(code: string, message: string, id: string | undefined): void {
@@ -520,11 +525,10 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
       entry.state = 'ended';
       this.#forget(entry);
     } else if (entry && code === 'unavailable') {
-      // It did not make it this time: subscribed again in a moment, unless a new connection did it first.
+      // It did not make it this time: subscribed again in a moment, unless a new connection or close() did it first.
       subscribeLost(entry);
       setTimeout(() => {
-        const unsent = this.#entries.get(entry.id) === entry && (entry.state === 'idle' || entry.state === 'leaving');
-        if (unsent && this.#ready) this.#sendSubscribe(entry);
+        if (this.#entries.get(entry.id) === entry && isUnsent(entry) && this.#ready) this.#sendSubscribe(entry);
       }, this.#backoff.initialDelay);
     } else if (entry?.state === 'leaving-subscribing') {
       // An error of its own once attached (`ack-ahead`): the server has judged the ack. One left `leaving` waits on
@@ -723,6 +727,11 @@ export class HeraldSocket<TMap = Record<string, unknown>> {
 /** Whether `entry` hands its events to its handler: it was neither ended nor left. */
 function isActive(entry: Entry): boolean {
   return entry.state === 'idle' || entry.state === 'subscribing' || entry.state === 'confirmed';
+}
+
+/** Whether the `subscribe` of `entry` waits to be sent: on the connection's `ready`, or again after `unavailable`. */
+function isUnsent(entry: Entry): boolean {
+  return entry.state === 'idle' || entry.state === 'leaving';
 }
 
 /** Whether `entry` was ended by the app with an ack the server has yet to take. */

@@ -358,33 +358,33 @@ describe('failed attempts', () => {
 describe('a broker slow to answer', () => {
   it('keeps a new connection whose confirm wait connecting cut short: the attempt fails saying so, and the retry publishes on it', async () => {
     const queue = await consumer();
-    // Each answer takes 800 ms: the three of the handshake and the three of the channel (channel.open, confirm.select,
-    // the check of the exchange) leave the confirm about 400 ms of the 5200 ms timeout, and it takes 800. The
-    // connection is healthy: the retry, which publishes on it, waits up to 5200 ms. Were it taken out, each attempt
-    // would connect as slowly, and fail again.
-    const relay = await startSlowRelay(800);
+    // Each answer takes 1600 ms: the three of the handshake and the three of the channel (channel.open, confirm.select,
+    // the check of the exchange) take at least 9600 ms of the 10800 ms timeout, which leaves the confirm at most 1200,
+    // and it takes 1600 (a busy machine has 1200 ms to spare for the setting up). The connection is healthy: the retry,
+    // which publishes on it, waits up to 10800 ms. Were it taken out, each attempt would connect as slowly, and fail again.
+    const relay = await startSlowRelay(1_600);
     onTestFinished(() => relay.close());
     const logger = recordingLogger();
-    const server = await app({ timeout: 5_200, retrySchedule: [0, 0.2, 60] }, allowPrivate, logger);
+    const server = await app({ timeout: 10_800, retrySchedule: [0, 0.2, 60] }, allowPrivate, logger);
     const id = await subscribe(server, { url: relay.url, exchange: queue.exchange });
     const [event] = await publishNumbered(server, 1);
-    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the retry on the same connection', 15_000);
+    await waitFor(async () => (await deliveryAttempts(server, id)).some((attempt) => attempt.status === 'succeeded'), 'the retry on the same connection', 30_000);
     const attempts = await deliveryAttempts(server, id);
     expect(attempts.map((attempt) => [attempt.status, attempt.error])).toEqual([
-      ['failed', expect.stringMatching(/^the broker did not confirm within \d+ ms, as connecting and opening the channel took \d+ ms of the attempt's 5200 ms: the connection is kept for the next attempt$/)],
+      ['failed', expect.stringMatching(/^the broker did not confirm within \d+ ms, as connecting and opening the channel took \d+ ms of the attempt's 10800 ms: the connection is kept for the next attempt$/)],
       ['succeeded', null],
     ]);
     // The two numbers are the attempt's timeout, split where the time went.
     const [waited = 0, setUp = 0] = attempts[0]?.error?.match(/\d+(?= ms)/g)?.map(Number) ?? [];
-    expect(waited + setUp).toBe(5_200);
-    expect(setUp).toBeGreaterThanOrEqual(6 * 800);
+    expect(waited + setUp).toBe(10_800);
+    expect(setUp).toBeGreaterThanOrEqual(6 * 1_600);
     // One connection in all; the first message reached the broker too, its confirm late: the queue has it twice, by the same id.
     expect(relay.connections()).toBe(1);
     expect(relay.open()).toHaveLength(1);
     await waitFor(() => queue.received.length === 2, 'both messages');
     expect([...queue.ids()]).toEqual([event?.id]);
     expect(logger.entries.filter((entry) => entry.level === 'warn')).toEqual([]);
-  });
+  }, 60_000);
 });
 
 describe('a broker behind TLS (amqps)', () => {

@@ -110,7 +110,7 @@ describe('a name that does not resolve in time', () => {
     const relay = await startTcpRelay(`127.0.0.1:${receiver.port}`);
     onTestFinished(() => relay.close());
     // A real resolver asks a DNS server of the test's own, which answers the first query only after the attempt's timeout.
-    const dns = await startTestDnsServer({ address: '127.0.0.1', delay: 1_500 });
+    const dns = await startTestDnsServer({ address: '127.0.0.1', delay: 2_000 });
     onTestFinished(() => dns.close());
     const resolver = resolverLookup(dns.server);
     onTestFinished(() => resolver.cancel());
@@ -120,7 +120,8 @@ describe('a name that does not resolve in time', () => {
 
     const late = await open.post(url, {}, '{}', 1_000);
     expect(late.error).toBe(notResolved);
-    expect(late.durationMs).toBeLessThan(1_200);
+    // Its 1000 ms, not the 2000 of the answer (some to spare for a busy machine).
+    expect(late.durationMs).toBeLessThan(1_800);
     await waitFor(() => dns.answered() === 1, 'the late answer');
     await linger(200);
     expect(relay.connections()).toBe(0);

@@ -253,12 +253,19 @@ describe('the server on PostgreSQL when a read loses its connection', () => {
 
     // Nothing was lost or changed, the store takes writes all along, and the same reads answer.
     expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
-    // A refused read is answered, not logged as a failure, and is no refused write.
+    // A refused read is answered, not logged as an error (as a 500 is), and is no refused write.
     expect(logger.entries.filter((line) => line.level === 'error' || line.message?.startsWith('the store refuses writes'))).toEqual([]);
     expect((await api('GET', '/v1/subscriptions')).body.data.map((found: { id: string }) => found.id)).toEqual([subscription.body.id]);
     expect((await api('GET', '/v1/events?after=0')).body.data.map((event: { id: string }) => event.id)).toEqual([published.body.id]);
     subscribe('s2');
     expect(await answerTo('s2')).toMatchObject({ type: 'subscribed' });
+    // Each ended connection is logged as a warning with PostgreSQL's error, and then once as the next statements succeed.
+    const refusedLine = { level: 'warn', message: 'the database refused a statement', fields: { component: 'store', err: { code: '57P01' } } };
+    const worksAgainLine = { level: 'info', message: expect.stringMatching(/^the database refused a statement (once|\d+ times); it works again$/) };
+    const refusedStatements = logger.entries.filter((line) => line.message?.startsWith('the database refused a statement'));
+    expect(refusedStatements.length).toBeGreaterThanOrEqual(2);
+    expect(refusedStatements.length % 2).toBe(0);
+    for (const [at, line] of refusedStatements.entries()) expect(line).toMatchObject(at % 2 === 0 ? refusedLine : worksAgainLine);
   });
 });
 
@@ -295,11 +302,15 @@ describe('the server on a SQLite file damaged under it', () => {
       expect(refused.body).toMatchObject({ type: 'urn:herald:problem:store-unavailable', status: 503 });
       expect(JSON.stringify(refused.body)).not.toMatch(/SQLITE|sqlite|malformed/);
     }
-    // Live, and ready (a refused read is no refused write); the refusals are answered, not logged as failures
+    // Live, and ready (a refused read is no refused write); the refusals are answered, not logged as errors
     // (a 500 logs "unexpected error").
     expect((await fetch(`${baseUrl}/healthz`)).status).toBe(200);
     expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
     expect(logger.entries.filter((line) => line.level === 'error')).toEqual([]);
+    // Logged once as a warning, with SQLite's error, however many reads (and readiness checks) come after.
+    const refusedStatements = () => logger.entries.filter((line) => line.message?.startsWith('the database refused a statement'));
+    const sqliteError = { code: expect.stringMatching(/^SQLITE_(CORRUPT|NOTADB)/) };
+    expect(refusedStatements()).toMatchObject([{ level: 'warn', message: 'the database refused a statement', fields: { component: 'store', err: sqliteError } }]);
     // Nothing was written to the damaged file.
     expect(readFileSync(path).equals(damaged)).toBe(true);
 
@@ -309,5 +320,10 @@ describe('the server on a SQLite file damaged under it', () => {
     other.pragma('wal_checkpoint(TRUNCATE)');
     expect(await readAll()).toEqual(before);
     expect(other.pragma('integrity_check', { simple: true })).toBe('ok');
+    // And once when the database takes statements again.
+    expect(refusedStatements().map(({ level, message }) => ({ level, message }))).toEqual([
+      { level: 'warn', message: 'the database refused a statement' },
+      { level: 'info', message: expect.stringMatching(/^the database refused a statement \d+ times; it works again$/) },
+    ]);
   });
 });

@@ -25,7 +25,11 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Called with the errors of idle connections in the pool made from `url` (the pool replaces them). @default ignored */
   onPoolError?: (error: Error) => void;
-  /** Told when the store starts refusing writes (with PostgreSQL's own error) and when it takes them again. @default silentLogger */
+  /**
+   * Told when the store starts refusing writes (with PostgreSQL's own error) and when it takes them again; and of
+   * the statements PostgreSQL refuses, reads too (see `RefusingDriver`): the first, at most a line a minute after,
+   * and when one succeeds again. @default silentLogger
+   */
   logger?: Logger;
   /**
    * Seqs per partition of the log (from 1,000 to 100,000,000): pruning drops a partition once all of it
@@ -47,9 +51,10 @@ export function postgresStore(options: PostgresStoreOptions): SqlStore {
   if ((url === undefined) === (pool === undefined)) throw new Error('postgresStore: give either `url` or `pool`');
   if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) throw new Error('postgresStore: `url` must start with postgres://');
   if (pool) listenToConnections(pool);
-  const dialect = new RefusingPostgresDialect({
-    pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)),
-  });
+  const dialect = new RefusingPostgresDialect(
+    { pool: pool ?? (() => createPool(url as string, options.maxConnections ?? 10, options.onPoolError)) },
+    options.logger,
+  );
   const where = url !== undefined ? `the database at ${shownUrl(url)}` : 'the database of the pool it was given';
   return new PostgresSqlStore(
     new Kysely<HeraldDatabase>({ dialect }),

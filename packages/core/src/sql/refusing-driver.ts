@@ -1,6 +1,14 @@
-import type { CompiledQuery, DatabaseConnection, Driver, QueryCompiler, QueryResult, TransactionSettings } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, type QueryCompiler, type QueryResult, type TransactionSettings } from 'kysely';
 import { StoreUnavailableError } from '../errors.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { RepeatedFailure } from '../repeated-failure.js';
 import type { SqlFlavor } from './sql-flavor.js';
+
+/**
+ * The statement of a store's `ping`. It reads nothing of the database (SQLite answers it from a damaged file),
+ * so its success does not end a run of refused statements, which a readiness check would otherwise end at each try.
+ */
+export const pingStatement = CompiledQuery.raw('select 1');
 
 /**
  * `error`, or the {@link StoreUnavailableError} it is when `flavor` says the database refused the statement
@@ -12,7 +20,7 @@ export function asStoreRefusal(flavor: Pick<SqlFlavor, 'refusal'>, error: unknow
   return refusal === undefined || refusal === 'locked' ? error : new StoreUnavailableError(refusal, error);
 }
 
-/** How a {@link RefusingDriver} treats a connection a statement was refused on. */
+/** How a {@link RefusingDriver} treats a connection a statement was refused on, and where it logs refusals. */
 export interface RefusingDriverOptions {
   /**
    * Rolls back a connection a statement was refused on as it is released: kysely's PostgreSQL driver then
@@ -20,22 +28,29 @@ export interface RefusingDriverOptions {
    * arrives (outside a transaction, a rollback on a live connection only warns). @default false
    */
   rollBackRefused?: boolean;
+  /**
+   * Told of refused statements: the first (at `warn`, with the database's own error as `err`), then at most one
+   * line a minute with their count, and one line (`info`) when a statement succeeds again. Refusals before the
+   * database took any statement are not logged: they fail a store's start, which says why. @default silentLogger
+   */
+  logger?: Logger;
 }
 
 /**
  * A kysely driver whose statements, reads as well as writes, and transaction commands throw what `refused`
  * makes of the database's error: a {@link StoreUnavailableError} (a 503) when the database refuses them (see
  * {@link asStoreRefusal}). A write gets that from the {@link WriteGate} anyway; a read passes no gate, and its
- * driver's own error would otherwise be a 500.
+ * driver's own error would otherwise be a 500. The refusals are logged as a {@link RepeatedFailure} (see
+ * `logger`): a refused read, answered with a 503, would otherwise leave the database's error nowhere.
  */
 export class RefusingDriver implements Driver {
   readonly #driver: Required<Driver>;
-  readonly #refused: (error: unknown) => unknown;
+  readonly #refusals: Refusals;
   readonly #rollBackRefused: boolean;
 
-  constructor(driver: Required<Driver>, refused: (error: unknown) => unknown, { rollBackRefused = false }: RefusingDriverOptions = {}) {
+  constructor(driver: Required<Driver>, refused: (error: unknown) => unknown, { rollBackRefused = false, logger = silentLogger }: RefusingDriverOptions = {}) {
     this.#driver = driver;
-    this.#refused = refused;
+    this.#refusals = new Refusals(refused, logger);
     this.#rollBackRefused = rollBackRefused;
   }
 
@@ -44,7 +59,7 @@ export class RefusingDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new RefusingConnection(await this.#refusing(this.#driver.acquireConnection()), this.#refused);
+    return new RefusingConnection(await this.#refusing(this.#driver.acquireConnection()), this.#refusals);
   }
 
   beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -87,8 +102,38 @@ export class RefusingDriver implements Driver {
     try {
       return await work;
     } catch (error) {
-      throw this.#refused(error);
+      throw this.#refusals.thrown(error);
     }
+  }
+}
+
+/**
+ * What the database's errors are thrown as, and the log of its refusals. Only a statement's success ends a
+ * run of them, not a transaction command's: SQLite begins a transaction on a damaged file.
+ */
+class Refusals {
+  readonly #refused: (error: unknown) => unknown;
+  readonly #log: RepeatedFailure;
+  /** Whether the database took a statement yet: refusals before fail a store's start, which says why. */
+  #tookOne = false;
+
+  constructor(refused: (error: unknown) => unknown, logger: Logger) {
+    this.#refused = refused;
+    this.#log = new RepeatedFailure(logger, 'warn', 'the database refused a statement');
+  }
+
+  /** What to throw for `error`; a refusal is logged. */
+  thrown(error: unknown): unknown {
+    const thrown = this.#refused(error);
+    if (thrown instanceof StoreUnavailableError && this.#tookOne) this.#log.failed(error);
+    return thrown;
+  }
+
+  /** The database took `query`. */
+  took(query: CompiledQuery): void {
+    if (query === pingStatement) return;
+    this.#tookOne = true;
+    this.#log.succeeded();
   }
 }
 
@@ -100,17 +145,19 @@ function inner(connection: DatabaseConnection): DatabaseConnection {
 /** One use of a connection: `refused` once the database refused a statement on it. */
 class RefusingConnection implements DatabaseConnection {
   readonly inner: DatabaseConnection;
-  readonly #refused: (error: unknown) => unknown;
+  readonly #refusals: Refusals;
   refused = false;
 
-  constructor(connection: DatabaseConnection, refused: (error: unknown) => unknown) {
+  constructor(connection: DatabaseConnection, refusals: Refusals) {
     this.inner = connection;
-    this.#refused = refused;
+    this.#refusals = refusals;
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     try {
-      return await this.inner.executeQuery<R>(query);
+      const result = await this.inner.executeQuery<R>(query);
+      this.#refusals.took(query);
+      return result;
     } catch (error) {
       throw this.#thrown(error);
     }
@@ -119,6 +166,7 @@ class RefusingConnection implements DatabaseConnection {
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     try {
       yield* this.inner.streamQuery<R>(query, chunkSize);
+      this.#refusals.took(query);
     } catch (error) {
       throw this.#thrown(error);
     }
@@ -126,7 +174,7 @@ class RefusingConnection implements DatabaseConnection {
 
   /** What to throw for `error`; a refusal marks the connection `refused`. */
   #thrown(error: unknown): unknown {
-    const thrown = this.#refused(error);
+    const thrown = this.#refusals.thrown(error);
     if (thrown instanceof StoreUnavailableError) this.refused = true;
     return thrown;
   }

@@ -16,6 +16,7 @@ import { defaultLogPartitionSize, isMissingPartition, LogPartitionMaker } from '
 import { logBytes } from './log-size.js';
 import { ManyRowInsert } from './many-row-insert.js';
 import type { SqlStoreContext, SqlStoreExtension } from './sql-extension.js';
+import { pingStatement } from './refusing-driver.js';
 import { bumpSubscriptionVersion, subscriptionVersion } from './subscription-version.js';
 import { WriteGate } from './write-gate.js';
 
@@ -141,7 +142,7 @@ export class SqlStore implements Store {
 
   /** Fails while the store refuses writes: then it tries a write of its own, whose success ends that. */
   async ping(): Promise<void> {
-    await sql`select 1`.execute(this.#db);
+    await this.#db.executeQuery(pingStatement);
     if (!this.#gate.refused) return;
     await this.#gate.probe(async () => {
       // Committed, so that it is written out (deleted in the same transaction, most of it would never be).

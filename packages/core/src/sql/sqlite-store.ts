@@ -45,7 +45,11 @@ export interface SqliteStoreOptions {
    * @default 1000
    */
   lockTimeout?: number;
-  /** Told when the store starts refusing writes (with SQLite's own error) and when it takes them again. @default silentLogger */
+  /**
+   * Told when the store starts refusing writes (with SQLite's own error) and when it takes them again; and of the
+   * statements SQLite refuses, reads too (see `RefusingDriver`): the first, at most a line a minute after, and when
+   * one succeeds again. @default silentLogger
+   */
   logger?: Logger;
 }
 
@@ -81,7 +85,7 @@ export function sqliteStore(options: SqliteStoreOptions = {}): SqlStore {
   const lockTimeout = options.lockTimeout ?? 1000;
   const config: SqliteDialectConfig = { database: open };
   const lockFirst = new LockFirstSqliteDriver(config, () => database?.inTransaction ?? false);
-  const driver = new RefusingDriver(lockFirst, (error) => asStoreRefusal(sqliteFlavor, error));
+  const driver = new RefusingDriver(lockFirst, (error) => asStoreRefusal(sqliteFlavor, error), { logger: options.logger });
   const dialect = new OneDriverSqliteDialect(config, driver);
   return new SqliteSqlStore(new Kysely<HeraldDatabase>({ dialect }), dialect, flavor, { lockTimeout, logger: options.logger }, where);
 }

@@ -289,7 +289,12 @@ describe('SQLite store when the file system refuses to grow its files (issue 13)
     expect(refused?.cause.code).toMatch(/^SQLITE_(FULL|IOERR_WRITE)$/);
     expect(refused?.code).toBe(refused?.cause.code === 'SQLITE_FULL' ? 'store-full' : 'store-unavailable');
     expect(ping).toMatchObject({ status: 503, cause: { code: refused?.cause.code } });
-    expect(log).toEqual([{ level: 'error', message: `the store refuses writes: ${refused?.message}`, code: refused?.cause.code, errorMessage: refused?.cause.message }]);
+    // SQLite's error, logged once as the statement the database refused, and once as the store's refusal of writes.
+    const logged = { code: refused?.cause.code, errorMessage: refused?.cause.message };
+    expect(log).toEqual([
+      { level: 'warn', message: 'the database refused a statement', ...logged },
+      { level: 'error', message: `the store refuses writes: ${refused?.message}`, ...logged },
+    ]);
 
     // Every acknowledged event is there, and only those.
     const database = new Database(path);
@@ -323,7 +328,8 @@ describe('SQLite store whose file is damaged under it', () => {
     ['emptied', 0, /^SQLITE_NOTADB$/],
   ])("answers every read of a file %s with a 503 that carries SQLite's error, stays ready, writes nothing, and reads as before once the file is back", async (_, pages, code) => {
     const path = tempDatabase();
-    const store = await open({ path });
+    const logger = recordingLogger();
+    const store = await open({ path, logger });
     await withData(store);
     const reads = readAll(store);
     const before = Object.fromEntries(await Promise.all(Object.entries(reads).map(async ([name, read]) => [name, await read()])));
@@ -349,7 +355,10 @@ describe('SQLite store whose file is damaged under it', () => {
       });
       expect((refused.cause as { code?: string }).code, name).toMatch(code);
     }
-    // A refused read is no refused write: the store stays ready.
+    // Logged once, with SQLite's error: the reads after it, within the minute, add no line.
+    const refusedStatement = { level: 'warn', message: 'the database refused a statement', fields: { err: expect.objectContaining({ code: expect.stringMatching(code) }), failures: 1 } };
+    expect(logger.entries).toEqual([refusedStatement]);
+    // A refused read is no refused write: the store stays ready (its ping, which reads nothing, ends no refusals).
     await store.ping();
     // Nothing was written: the file is as it was left, and the WAL empty.
     expect(readFileSync(path).equals(damaged)).toBe(true);
@@ -369,6 +378,13 @@ describe('SQLite store whose file is damaged under it', () => {
     expect(after).toEqual(before);
     await store.ping();
     expect(other.pragma('integrity_check', { simple: true })).toBe('ok');
+    // The write's refusal has its own line, from the store's gate; the first statement taken again ends the refusals, in one line.
+    expect(logger.entries.map(({ level, message }) => ({ level, message }))).toEqual([
+      { level: 'warn', message: 'the database refused a statement' },
+      { level: 'error', message: 'the store refuses writes: The database is unavailable for now; try again shortly' },
+      { level: 'info', message: expect.stringMatching(/^the database refused a statement \d+ times; it works again$/) },
+      { level: 'info', message: 'the store accepts writes again' },
+    ]);
   });
 
   it('says which file a store cannot start on, and why, when the file is damaged', async () => {

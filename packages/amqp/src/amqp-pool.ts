@@ -1,6 +1,5 @@
-import { lookup as dnsLookup } from 'node:dns';
 import type { Logger, TlsSettings } from '@herald/core';
-import { guardedLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { destinationLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options, type SocketOptions } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
@@ -261,7 +260,7 @@ export class AmqpPool {
   }
 
   async #connect(url: string): Promise<PooledConnection> {
-    const { allowPrivate = false, lookup, tls, connectTimeout = 15_000 } = this.#options;
+    const { allowPrivate = false, tls, connectTimeout = 15_000 } = this.#options;
     const host = new URL(url).hostname;
     if (!allowPrivate) {
       // net.connect does not look literal addresses up, so the guard checks them here.
@@ -273,7 +272,7 @@ export class AmqpPool {
     const deadline = new AbortController();
     this.#connecting.set(url, deadline);
     const timer = setTimeout(() => deadline.abort(connectTimeout), connectTimeout);
-    const resolve = allowPrivate ? (lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(lookup);
+    const resolve = destinationLookup(this.#options);
     /** The name the connect waits for the lookup of, while it does. */
     let unresolved: string | undefined;
     const tracked: LookupFunction = (hostname, options, callback) => {
@@ -337,7 +336,7 @@ function confirmed(open: OpenChannel, destination: AmqpDestination, content: Buf
 
 /** Why a connect that `ms` ended failed: the name it was still looking up, `unresolved`, or else the connection. */
 function notConnectedWithin(ms: number, unresolved?: string): string {
-  if (unresolved !== undefined) return `${new LookupTimeoutError(unresolved, ms).message} (ETIMEOUT)`;
+  if (unresolved !== undefined) return new LookupTimeoutError(unresolved, ms).reason;
   return `the connection was not made within ${ms} ms (ETIMEDOUT)`;
 }
 

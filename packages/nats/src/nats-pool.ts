@@ -1,10 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { subscribe } from 'node:diagnostics_channel';
-import { lookup as dnsLookup } from 'node:dns';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger, TlsSettings } from '@herald/core';
-import { allowPrivateHint, guardedLookup, type LookupFunction, lookupWithin, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { allowPrivateHint, destinationLookup, type LookupFunction, lookupWithin, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
@@ -228,7 +227,7 @@ export class NatsPool {
    */
   async #addresses(urls: readonly URL[], deadline: number): Promise<ServerAddress[]> {
     const { allowPrivate = false } = this.#options;
-    const lookup = allowPrivate ? (this.#options.lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(this.#options.lookup);
+    const lookup = destinationLookup(this.#options);
     const addresses: ServerAddress[] = [];
     for (const url of urls) {
       const name = url.hostname.replace(/^\[|\]$/g, '');

@@ -301,6 +301,19 @@ export function guardedLookup(lookup: LookupFunction = dnsLookup as unknown as L
   };
 }
 
+/** Where a push transport's destination names are looked up, and whether the address guard checks them. */
+export interface DestinationLookupOptions {
+  /** Let names resolve to loopback, private and link-local addresses too: no guard. @default false */
+  allowPrivate?: boolean;
+  /** Resolves names. @default dns.lookup */
+  lookup?: LookupFunction;
+}
+
+/** The `lookup` of a push transport's connections: {@link guardedLookup}, or, with private targets allowed, `lookup` as it is. */
+export function destinationLookup({ allowPrivate = false, lookup }: DestinationLookupOptions): LookupFunction {
+  return allowPrivate ? (lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(lookup);
+}
+
 /**
  * Whether push transports may reach loopback, private and link-local addresses: `allowPrivate` when
  * given, else `HERALD_ALLOW_PRIVATE=1` or its alias `HERALD_WEBHOOK_ALLOW_PRIVATE=1`.

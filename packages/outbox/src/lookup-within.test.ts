@@ -57,3 +57,9 @@ describe('lookupWithin', () => {
     expect(answers[0]?.error?.message).toBe('the name silent.herald.test was not resolved within 200 ms');
   });
 });
+
+describe('LookupTimeoutError', () => {
+  it('gives its message with its code as its reason', () => {
+    expect(new LookupTimeoutError('slow.herald.test', 250).reason).toBe('the name slow.herald.test was not resolved within 250 ms (ETIMEOUT)');
+  });
+});

@@ -11,6 +11,11 @@ export class LookupTimeoutError extends Error {
   ) {
     super(`the name ${hostname} was not resolved within ${ms} ms`);
   }
+
+  /** The message with its code, as an attempt's error says it: `the name X was not resolved within N ms (ETIMEOUT)`. */
+  get reason(): string {
+    return `${this.message} (${this.code})`;
+  }
 }
 
 /**

@@ -1,9 +1,8 @@
-import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import {
   bareHostname,
-  guardedLookup,
+  destinationLookup,
   type LookupFunction,
   LookupTimeoutError,
   lookupWithin,
@@ -94,7 +93,7 @@ class Connections {
   constructor(timeout: number, { allowPrivate = false, lookup }: HttpSenderOptions) {
     // The guard hands on the answer it checked, so the connection goes where it looked (no DNS rebinding); an answer
     // later than the timeout is dropped, and connects nowhere.
-    const resolve = lookupWithin(allowPrivate ? (lookup ?? (dnsLookup as unknown as LookupFunction)) : guardedLookup(lookup), timeout);
+    const resolve = lookupWithin(destinationLookup({ allowPrivate, lookup }), timeout);
     const base = buildConnector({ timeout, lookup: this.#counted(resolve) } as buildConnector.BuildOptions);
     const connect: buildConnector.connector = (connectOptions, callback) => {
       const host = bareHostname(connectOptions.hostname);
@@ -163,7 +162,7 @@ class Exchange {
     // Not connected while the name is still being looked up: the lookup is what ran out (its own timer, set just after
     // this one, has not fired yet).
     const unresolved = this.#abort === undefined ? this.#unresolved() : undefined;
-    this.#timedOut = unresolved ? `${new LookupTimeoutError(unresolved, this.#timeout).message} (ETIMEOUT)` : `timed out after ${this.#timeout} ms`;
+    this.#timedOut = unresolved ? new LookupTimeoutError(unresolved, this.#timeout).reason : `timed out after ${this.#timeout} ms`;
     // A request still waiting for a connection has no abort yet: onConnect aborts it.
     this.#abort?.(new Error('timed out'));
     this.onError(new Error('timed out'));

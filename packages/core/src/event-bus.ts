@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import type { Broker, Unsubscribe } from './broker.js';
 import type { HeraldEvent, NewEvent, PublishInput, PublishResult } from './envelope.js';
-import { toIssues, ValidationError } from './errors.js';
+import { toIssues, UnknownEventTypeError, ValidationError } from './errors.js';
 import type { EventCatalog } from './event-type-catalog.js';
 import { newId } from './ids.js';
 import { type Logger, silentLogger } from './logger.js';
@@ -192,10 +192,9 @@ export class EventBus {
     if ('transaction' in options) {
       const { transaction } = options;
       // The catalog is not reloaded for a type it lacks: on SQLite, Herald's one connection is the app's transaction's until it ends.
-      return this.#publish(inputs, span, inside, (events) => this.#appendIn(transaction, events));
+      return this.#publish(inputs, span, inside, (events) => this.#appendIn(transaction, events), false);
     }
-    const missing = [...types].filter((type) => typeof type === 'string' && !this.#catalog.has(type));
-    const work = this.#publish(inputs, span, inside, (events) => this.#append(events), missing);
+    const work = this.#publish(inputs, span, inside, (events) => this.#append(events), true);
     this.#inFlight.add(work);
     try {
       return await work;
@@ -206,19 +205,27 @@ export class EventBus {
 
   /**
    * Validates (synchronously: the publish is in flight from the call on) and appends, traced under `span` (in `inside`).
-   * For types `missing` from the catalog (registered on another node, maybe), the catalog reloads first (`loadMissing`).
+   * With `reload`, a type the catalog lacks (registered on another node, maybe) makes it read the stored types once
+   * (`loadMissing`), and the events are validated again.
    */
   async #publish<R extends PublishResult>(
     inputs: readonly PublishInput[],
     span: Span,
     inside: Context,
     append: (events: NewEvent[]) => Promise<R[]>,
-    missing: readonly string[] = [],
+    reload: boolean,
   ): Promise<R[]> {
     try {
-      if (missing.length > 0) await this.#catalog.loadMissing(missing);
       const traced = traceFields(span);
-      const events = inSpan('validate', inside, () => inputs.map((input) => this.#envelope(input, traced)));
+      const validate = () => inSpan('validate', inside, () => inputs.map((input) => this.#envelope(input, traced)));
+      let events: NewEvent[];
+      try {
+        events = validate();
+      } catch (error) {
+        if (!reload || !(error instanceof UnknownEventTypeError)) throw error;
+        await this.#catalog.loadMissing(inputs.flatMap(({ type }) => (typeof type === 'string' ? [type] : [])));
+        events = validate();
+      }
       const results = await inSpan('append', inside, () => append(events));
       if (results.length === 1) span.setAttribute('messaging.message.id', (results[0] as PublishResult).event.id);
       endSpan(span);

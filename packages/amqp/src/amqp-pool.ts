@@ -1,5 +1,5 @@
 import type { Logger, TlsSettings } from '@herald/core';
-import { destinationLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { destinationLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections, waitCutShort } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options, type SocketOptions } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
@@ -134,15 +134,8 @@ export class AmqpPool {
         if (pending) return pending.abort(timeout);
         const why = timedOut(stage, destination, timeout);
         if (stage === 'confirm' && connection) {
-          // A wait that connecting cut short says nothing of the connection: taken out, a broker slow to connect would
-          // be connected to again by every attempt, each failing the same way.
-          if (timeout - setUp < timeout / 2) {
-            return reject(
-              new AmqpPublishError(
-                `the broker did not confirm within ${timeout - setUp} ms, as connecting and opening the channel took ${setUp} ms of the attempt's ${timeout} ms: the connection is kept for the next attempt`,
-              ),
-            );
-          }
+          const cutShort = waitCutShort(`the broker did not confirm within ${timeout - setUp} ms`, { what: 'connecting and opening the channel', took: setUp }, timeout);
+          if (cutShort) return reject(new AmqpPublishError(cutShort));
           this.#retire(connection, why);
         }
         reject(new AmqpPublishError(why));

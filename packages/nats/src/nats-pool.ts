@@ -3,7 +3,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Logger, TlsSettings } from '@herald/core';
-import { allowPrivateHint, destinationLookup, type LookupFunction, lookupWithin, openSslReason, refusedHost, SharedConnections } from '@herald/outbox';
+import { allowPrivateHint, destinationLookup, type LookupFunction, lookupWithin, openSslReason, refusedHost, SharedConnections, waitCutShort } from '@herald/outbox';
 import { type ConnectionOptions, connect, headers, type JetStreamClient, type NatsConnection, type TlsOptions } from 'nats';
 import { redactedServer, serverUrl } from './nats-config.js';
 
@@ -131,12 +131,8 @@ export class NatsPool {
       if (code === '503') throw new NatsPublishError(`no JetStream stream captures the subject "${message.subject}" on ${where} (no responders)`);
       if (code === 'TIMEOUT') {
         const why = `no PubAck for "${message.subject}" from ${where} within ${timeout} ms`;
-        const attempt = message.deadline - started;
-        // A wait that connecting cut short says nothing of the connection: taken out, a server slow to connect would
-        // be connected to again by every attempt, each failing the same way.
-        if (timeout < attempt / 2) {
-          throw new NatsPublishError(`${why}, as connecting took ${connected - started} ms of the attempt's ${attempt} ms: the connection is kept for the next attempt`);
-        }
+        const cutShort = waitCutShort(why, { what: 'connecting', took: connected - started }, message.deadline - started);
+        if (cutShort) throw new NatsPublishError(cutShort);
         this.#retire(client, why);
         throw new NatsPublishError(why);
       }

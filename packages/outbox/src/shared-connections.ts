@@ -91,3 +91,15 @@ export function openSslReason(error: unknown): string | undefined {
   const reason = typeof error === 'object' && error !== null && 'library' in error && 'reason' in error ? error.reason : undefined;
   return typeof reason === 'string' ? reason : undefined;
 }
+
+/**
+ * Whether a send's wait for its answer (a confirm, a PubAck) that did not come says anything of its connection: not
+ * when setting the connection up (`setUp`: what it was, and the ms it `took`) used more than half of the `attempt`'s
+ * ms, leaving the wait too little. Then the error to give, the connection kept for the next attempt (taken out, a
+ * destination slow to connect would be connected to again by every attempt, each failing the same way); else
+ * undefined: retire it. `why` says what did not come in time.
+ */
+export function waitCutShort(why: string, setUp: { what: string; took: number }, attempt: number): string | undefined {
+  if (attempt - setUp.took >= attempt / 2) return undefined;
+  return `${why}, as ${setUp.what} took ${setUp.took} ms of the attempt's ${attempt} ms: the connection is kept for the next attempt`;
+}

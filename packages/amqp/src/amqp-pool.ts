@@ -1,5 +1,5 @@
 import type { Logger, TlsSettings } from '@herald/core';
-import { destinationLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections, waitCutShort } from '@herald/outbox';
+import { destinationLookup, type LookupFunction, LookupTimeoutError, openSslReason, refusedHost, SharedConnections, trackedLookup, waitCutShort } from '@herald/outbox';
 import { type ChannelModel, type ConfirmChannel, connect, type MessageProperties, type Options, type SocketOptions } from 'amqplib';
 import { redactedUrl } from './amqp-config.js';
 
@@ -265,16 +265,7 @@ export class AmqpPool {
     const deadline = new AbortController();
     this.#connecting.set(url, deadline);
     const timer = setTimeout(() => deadline.abort(connectTimeout), connectTimeout);
-    const resolve = destinationLookup(this.#options);
-    /** The name the connect waits for the lookup of, while it does. */
-    let unresolved: string | undefined;
-    const tracked: LookupFunction = (hostname, options, callback) => {
-      unresolved = hostname;
-      resolve(hostname, options, (error, address, family) => {
-        unresolved = undefined;
-        callback(error, address, family);
-      });
-    };
+    const names = trackedLookup(destinationLookup(this.#options));
     try {
       // amqplib hands these to tls.connect for amqps:// (with the host as the server name), to net.connect for amqp://;
       // their sockets take `signal`, which amqplib's types leave out.
@@ -282,7 +273,7 @@ export class AmqpPool {
         ...tls,
         signal: deadline.signal,
         noDelay: true,
-        lookup: tracked,
+        lookup: names.lookup,
         clientProperties: { connection_name: 'herald' },
       };
       const model = await connect(url, socketOptions);
@@ -299,6 +290,8 @@ export class AmqpPool {
         closed: false,
       };
     } catch (error) {
+      const { hostname } = new URL(url);
+      const unresolved = names.resolving(hostname) ? hostname : undefined;
       const why = deadline.signal.aborted ? notConnectedWithin(Number(deadline.signal.reason), unresolved) : reason(error, url);
       this.#options.logger?.warn({ broker: redactedUrl(url), error: why }, 'cannot connect to the AMQP broker');
       throw new AmqpPublishError(`cannot connect to ${redactedUrl(url)}: ${why}`);

@@ -43,3 +43,30 @@ export function lookupWithin(lookup: LookupFunction, ms: number): LookupFunction
     }
   };
 }
+
+/** A lookup that says which names it is looking up now: see {@link trackedLookup}. */
+export interface TrackedLookup {
+  lookup: LookupFunction;
+  /** Whether a lookup of `hostname` is under way. */
+  resolving(hostname: string): boolean;
+}
+
+/**
+ * `lookup`, counting the lookups under way by name: an attempt that ran out while its connection waited for its name
+ * says the name was not resolved in time (its own timer may fire before the lookup's bound, set just after it).
+ */
+export function trackedLookup(lookup: LookupFunction): TrackedLookup {
+  const underWay = new Map<string, number>();
+  return {
+    lookup: (hostname, options, callback) => {
+      underWay.set(hostname, (underWay.get(hostname) ?? 0) + 1);
+      lookup(hostname, options, (error, address, family) => {
+        const left = (underWay.get(hostname) ?? 1) - 1;
+        if (left === 0) underWay.delete(hostname);
+        else underWay.set(hostname, left);
+        callback(error, address, family);
+      });
+    },
+    resolving: (hostname) => underWay.has(hostname),
+  };
+}

@@ -8,6 +8,8 @@ import {
   lookupWithin,
   RefusedTargetError,
   refusedAddressClass,
+  type TrackedLookup,
+  trackedLookup,
 } from '@herald/outbox';
 
 export interface HttpSenderOptions {
@@ -87,14 +89,14 @@ export class HttpSender {
  */
 class Connections {
   readonly agent: Agent;
-  /** The names being looked up for a connection, with how many lookups of each. */
-  readonly #resolving = new Map<string, number>();
+  /** The names being looked up for a connection. */
+  readonly #names: TrackedLookup;
 
   constructor(timeout: number, { allowPrivate = false, lookup }: HttpSenderOptions) {
     // The guard hands on the answer it checked, so the connection goes where it looked (no DNS rebinding); an answer
     // later than the timeout is dropped, and connects nowhere.
-    const resolve = lookupWithin(destinationLookup({ allowPrivate, lookup }), timeout);
-    const base = buildConnector({ timeout, lookup: this.#counted(resolve) } as buildConnector.BuildOptions);
+    this.#names = trackedLookup(lookupWithin(destinationLookup({ allowPrivate, lookup }), timeout));
+    const base = buildConnector({ timeout, lookup: this.#names.lookup } as buildConnector.BuildOptions);
     const connect: buildConnector.connector = (connectOptions, callback) => {
       const host = bareHostname(connectOptions.hostname);
       // net.connect does not look literal addresses up, so the guard checks them here.
@@ -109,19 +111,7 @@ class Connections {
 
   /** Whether a connection is waiting for `hostname` to be looked up. */
   resolving(hostname: string): boolean {
-    return this.#resolving.has(hostname);
-  }
-
-  #counted(lookup: LookupFunction): LookupFunction {
-    return (hostname, options, callback) => {
-      this.#resolving.set(hostname, (this.#resolving.get(hostname) ?? 0) + 1);
-      lookup(hostname, options, (error, address, family) => {
-        const left = (this.#resolving.get(hostname) ?? 1) - 1;
-        if (left === 0) this.#resolving.delete(hostname);
-        else this.#resolving.set(hostname, left);
-        callback(error, address, family);
-      });
-    };
+    return this.#names.resolving(hostname);
   }
 }
 
